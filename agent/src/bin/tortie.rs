@@ -1,0 +1,2 @@
+//! `tortie`: the node agent and its CLI.
+fn main() {}

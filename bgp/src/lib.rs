@@ -1,0 +1,8 @@
+//! tortie-bgp: a BGP-4 speaker (RFC 4271) that knows nothing of Linux.
+//!
+//! Data flow: bytes from a peer are framed and decoded by [`wire`], fed as events
+//! to the sans-IO session FSM, and the UPDATEs it accepts go to the RIB task,
+//! which runs the decision process and emits best-path changes to the caller.
+
+pub mod types;
+pub mod wire;

@@ -1,0 +1,350 @@
+//! Protocol-level types shared by the codec, the FSM and the RIB: prefixes,
+//! address families, AS paths and path attributes (RFC 4271 §4.3, §5).
+//!
+//! These are plain data; the codec in [`crate::wire`] turns bytes into them and
+//! back, the RIB compares them. Attribute sets are shared between the routes
+//! that carry them through `Arc<PathAttributes>`.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Address Family Identifier (IANA; RFC 4760 §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Afi {
+    Ipv4,
+    Ipv6,
+}
+
+impl Afi {
+    pub fn code(self) -> u16 {
+        match self {
+            Afi::Ipv4 => 1,
+            Afi::Ipv6 => 2,
+        }
+    }
+    pub fn from_code(code: u16) -> Option<Afi> {
+        match code {
+            1 => Some(Afi::Ipv4),
+            2 => Some(Afi::Ipv6),
+            _ => None,
+        }
+    }
+}
+
+/// Subsequent Address Family Identifier; only unicast is carried (RFC 4760 §6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Safi {
+    Unicast,
+}
+
+impl Safi {
+    pub fn code(self) -> u8 {
+        1
+    }
+    pub fn from_code(code: u8) -> Option<Safi> {
+        (code == 1).then_some(Safi::Unicast)
+    }
+}
+
+/// An (AFI, SAFI) pair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AddressFamily {
+    pub afi: Afi,
+    pub safi: Safi,
+}
+
+impl AddressFamily {
+    pub const IPV4_UNICAST: AddressFamily = AddressFamily { afi: Afi::Ipv4, safi: Safi::Unicast };
+    pub const IPV6_UNICAST: AddressFamily = AddressFamily { afi: Afi::Ipv6, safi: Safi::Unicast };
+}
+
+/// An IPv4 prefix in 8 bytes; host bits are always zero.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ipv4Prefix {
+    addr: u32,
+    len: u8,
+}
+
+/// An IPv6 prefix; host bits are always zero.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ipv6Prefix {
+    addr: u128,
+    len: u8,
+}
+
+impl Ipv4Prefix {
+    /// Returns `None` when `len > 32`. Host bits are cleared.
+    pub fn new(addr: Ipv4Addr, len: u8) -> Option<Self> {
+        if len > 32 {
+            return None;
+        }
+        let raw = u32::from(addr);
+        let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+        Some(Ipv4Prefix { addr: raw & mask, len })
+    }
+    pub fn addr(&self) -> Ipv4Addr {
+        Ipv4Addr::from(self.addr)
+    }
+    pub fn len(&self) -> u8 {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        let mask = if self.len == 0 { 0 } else { u32::MAX << (32 - self.len) };
+        (u32::from(ip) & mask) == self.addr
+    }
+}
+
+impl Ipv6Prefix {
+    /// Returns `None` when `len > 128`. Host bits are cleared.
+    pub fn new(addr: Ipv6Addr, len: u8) -> Option<Self> {
+        if len > 128 {
+            return None;
+        }
+        let raw = u128::from(addr);
+        let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+        Some(Ipv6Prefix { addr: raw & mask, len })
+    }
+    pub fn addr(&self) -> Ipv6Addr {
+        Ipv6Addr::from(self.addr)
+    }
+    pub fn len(&self) -> u8 {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// A unicast prefix of either family.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Prefix {
+    V4(Ipv4Prefix),
+    V6(Ipv6Prefix),
+}
+
+impl Prefix {
+    pub fn new(addr: IpAddr, len: u8) -> Option<Prefix> {
+        match addr {
+            IpAddr::V4(a) => Ipv4Prefix::new(a, len).map(Prefix::V4),
+            IpAddr::V6(a) => Ipv6Prefix::new(a, len).map(Prefix::V6),
+        }
+    }
+    pub fn addr(&self) -> IpAddr {
+        match self {
+            Prefix::V4(p) => IpAddr::V4(p.addr()),
+            Prefix::V6(p) => IpAddr::V6(p.addr()),
+        }
+    }
+    pub fn len(&self) -> u8 {
+        match self {
+            Prefix::V4(p) => p.len(),
+            Prefix::V6(p) => p.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn family(&self) -> AddressFamily {
+        match self {
+            Prefix::V4(_) => AddressFamily::IPV4_UNICAST,
+            Prefix::V6(_) => AddressFamily::IPV6_UNICAST,
+        }
+    }
+}
+
+impl fmt::Display for Ipv4Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr(), self.len)
+    }
+}
+impl fmt::Debug for Ipv4Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+impl fmt::Display for Ipv6Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr(), self.len)
+    }
+}
+impl fmt::Debug for Ipv6Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Prefix::V4(p) => fmt::Display::fmt(p, f),
+            Prefix::V6(p) => fmt::Display::fmt(p, f),
+        }
+    }
+}
+impl fmt::Debug for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::str::FromStr for Prefix {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (a, l) = s.split_once('/').ok_or_else(|| format!("{s:?}: expected ADDRESS/LENGTH"))?;
+        let addr: IpAddr = a.parse().map_err(|e| format!("{s:?}: {e}"))?;
+        let len: u8 = l.parse().map_err(|e| format!("{s:?}: bad length: {e}"))?;
+        Prefix::new(addr, len).ok_or_else(|| format!("{s:?}: length out of range"))
+    }
+}
+
+/// ORIGIN (RFC 4271 §5.1.1); lower is preferred.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Origin {
+    Igp = 0,
+    Egp = 1,
+    Incomplete = 2,
+}
+
+/// One AS_PATH segment (RFC 4271 §4.3, RFC 5065 for the confederation types).
+/// ASNs are always held as 4-octet values; the codec narrows/widens (RFC 6793).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum AsPathSegment {
+    Set(Vec<u32>),
+    Sequence(Vec<u32>),
+    ConfedSequence(Vec<u32>),
+    ConfedSet(Vec<u32>),
+}
+
+/// AS_PATH (RFC 4271 §5.1.2), after any RFC 6793 AS4_PATH merge.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AsPath {
+    pub segments: Vec<AsPathSegment>,
+}
+
+impl AsPath {
+    /// Path length for the decision process (RFC 4271 §9.1.2.2 a): an AS_SET
+    /// counts 1 whatever its size; confederation segments count 0 (RFC 5065 §5.3).
+    pub fn path_len(&self) -> usize {
+        self.segments
+            .iter()
+            .map(|s| match s {
+                AsPathSegment::Sequence(v) => v.len(),
+                AsPathSegment::Set(_) => 1,
+                AsPathSegment::ConfedSequence(_) | AsPathSegment::ConfedSet(_) => 0,
+            })
+            .sum()
+    }
+    /// True when `asn` appears anywhere in the path (loop detection, RFC 4271 §9.1.2).
+    pub fn contains(&self, asn: u32) -> bool {
+        self.segments.iter().any(|s| match s {
+            AsPathSegment::Set(v)
+            | AsPathSegment::Sequence(v)
+            | AsPathSegment::ConfedSequence(v)
+            | AsPathSegment::ConfedSet(v) => v.contains(&asn),
+        })
+    }
+    /// The neighbouring AS: the first AS of the first AS_SEQUENCE segment, used
+    /// to scope MED comparison (RFC 4271 §9.1.2.2 c).
+    pub fn neighbor_as(&self) -> Option<u32> {
+        match self.segments.first() {
+            Some(AsPathSegment::Sequence(v)) => v.first().copied(),
+            _ => None,
+        }
+    }
+    /// Prepends `asn` as RFC 4271 §5.1.2 says when advertising to an external peer.
+    /// A leading sequence that is already full (255 ASNs) gets a new segment in front.
+    pub fn prepend(&mut self, asn: u32) {
+        match self.segments.first_mut() {
+            Some(AsPathSegment::Sequence(v)) if v.len() < 255 => v.insert(0, asn),
+            _ => self.segments.insert(0, AsPathSegment::Sequence(vec![asn])),
+        }
+    }
+}
+
+impl fmt::Display for AsPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for seg in &self.segments {
+            if !first {
+                f.write_str(" ")?;
+            }
+            first = false;
+            let (open, close, v) = match seg {
+                AsPathSegment::Sequence(v) => ("", "", v),
+                AsPathSegment::Set(v) => ("{", "}", v),
+                AsPathSegment::ConfedSequence(v) => ("(", ")", v),
+                AsPathSegment::ConfedSet(v) => ("[", "]", v),
+            };
+            f.write_str(open)?;
+            for (i, a) in v.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(if open == "{" || open == "[" { "," } else { " " })?;
+                }
+                write!(f, "{a}")?;
+            }
+            f.write_str(close)?;
+        }
+        Ok(())
+    }
+}
+
+/// An attribute this speaker does not interpret, kept to be passed on when it is
+/// optional transitive (RFC 4271 §5, with the Partial bit set on the way out).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RawAttribute {
+    pub flags: u8,
+    pub type_code: u8,
+    pub value: Vec<u8>,
+}
+
+/// One route's path attributes (RFC 4271 §5 and the RFCs named per field).
+/// Shared between routes as `Arc<PathAttributes>`; equal sets pack into one UPDATE.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PathAttributes {
+    pub origin: Origin,
+    pub as_path: AsPath,
+    /// NEXT_HOP (type 3) for IPv4 NLRI, or the MP_REACH next hop (RFC 4760 §3).
+    pub next_hop: Option<IpAddr>,
+    /// IPv6 link-local next hop from a 32-byte MP_REACH next hop (RFC 2545 §3).
+    pub link_local_next_hop: Option<Ipv6Addr>,
+    pub med: Option<u32>,
+    pub local_pref: Option<u32>,
+    pub atomic_aggregate: bool,
+    /// AGGREGATOR (RFC 4271 §5.1.7; 4-octet AS per RFC 6793).
+    pub aggregator: Option<(u32, Ipv4Addr)>,
+    /// COMMUNITIES (RFC 1997).
+    pub communities: Vec<u32>,
+    /// EXTENDED_COMMUNITIES (RFC 4360).
+    pub extended_communities: Vec<[u8; 8]>,
+    /// LARGE_COMMUNITY (RFC 8092).
+    pub large_communities: Vec<[u32; 3]>,
+    /// ORIGINATOR_ID (RFC 4456 §8).
+    pub originator_id: Option<Ipv4Addr>,
+    /// CLUSTER_LIST (RFC 4456 §8).
+    pub cluster_list: Vec<Ipv4Addr>,
+    /// Unrecognised optional attributes, in the order received.
+    pub unknown: Vec<RawAttribute>,
+}
+
+impl Default for PathAttributes {
+    fn default() -> Self {
+        PathAttributes {
+            origin: Origin::Igp,
+            as_path: AsPath::default(),
+            next_hop: None,
+            link_local_next_hop: None,
+            med: None,
+            local_pref: None,
+            atomic_aggregate: false,
+            aggregator: None,
+            communities: Vec::new(),
+            extended_communities: Vec::new(),
+            large_communities: Vec::new(),
+            originator_id: None,
+            cluster_list: Vec::new(),
+            unknown: Vec::new(),
+        }
+    }
+}

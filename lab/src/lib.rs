@@ -1,0 +1,1 @@
+//! tortie-lab: containerlab topologies, the netns runner, interop/e2e test support.

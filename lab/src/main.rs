@@ -1,0 +1,2 @@
+//! `tortie-lab`: plays containerlab topology files with network namespaces.
+fn main() {}
