@@ -1,0 +1,269 @@
+//! The local API's wire types: what `tortie` (the CLI), `tortie-cni` and the
+//! daemon exchange as JSON over HTTP/1.1 on the unix socket (`api.socket`).
+//!
+//! Data flow: the CLI/CNI build a request type, [`client`] sends it; the
+//! [`server`] decodes it and calls the daemon's [`Backend`]; the answer (or an
+//! [`ApiError`]) travels back as JSON. These types are the contract documented
+//! in `docs/cli.md`; add fields with `#[serde(default)]` to stay compatible.
+
+pub mod client;
+pub mod server;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+
+/// The default socket path (DESIGN.md §6, `api.socket`).
+pub const DEFAULT_SOCKET: &str = "/run/tortie/tortie.sock";
+
+/// `POST /v1/attach`: give a container an address and a veth.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachRequest {
+    /// Attachment id: unique per container interface (the CNI plugin uses
+    /// `CNI_CONTAINERID/CNI_IFNAME`).
+    pub id: String,
+    /// Path of the container's network namespace (e.g. `/run/netns/c1`).
+    pub netns: String,
+    /// Interface name inside the container; `eth0` when absent.
+    #[serde(default)]
+    pub ifname: Option<String>,
+    /// A requested static address; allocated from the pool when absent.
+    #[serde(default)]
+    pub ip: Option<String>,
+}
+
+/// What an attachment looks like; returned by attach and check.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachResult {
+    pub id: String,
+    /// The container's address, without a prefix length (it is a /32).
+    pub ip: String,
+    pub prefix_len: u8,
+    /// The gateway the container routes through (link-local, proxy-ARPed).
+    pub gateway: String,
+    pub netns: String,
+    pub host_ifname: String,
+    #[serde(default)]
+    pub host_mac: Option<String>,
+    pub container_ifname: String,
+    #[serde(default)]
+    pub container_mac: Option<String>,
+    #[serde(default)]
+    pub mtu: Option<u32>,
+    /// True when the /32 is advertised on its own (outside the block, or
+    /// `advertise = "hosts"`).
+    #[serde(default)]
+    pub advertised: bool,
+}
+
+/// `POST /v1/detach`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetachRequest {
+    pub id: String,
+}
+
+/// Answer to detach: what was released. Detaching an unknown id is not an
+/// error (CNI DEL is idempotent): both fields are then empty/false.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DetachResult {
+    pub id: String,
+    #[serde(default)]
+    pub released_ip: Option<String>,
+    /// A veth was found and removed.
+    #[serde(default)]
+    pub removed_interface: bool,
+}
+
+/// `POST /v1/check` (CNI CHECK): is the attachment still as we made it?
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRequest {
+    pub id: String,
+    #[serde(default)]
+    pub netns: Option<String>,
+}
+
+/// `POST /v1/gc` (CNI GC): detach every CNI attachment whose id is not listed.
+/// Only ids in the CNI plugin's form (`CONTAINERID/IFNAME`, i.e. containing a
+/// `/`) are candidates: containers attached with `tortie attach` are never
+/// collected.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GcRequest {
+    pub valid_ids: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcResult {
+    pub removed: Vec<String>,
+}
+
+/// `GET /v1/health`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    pub ok: bool,
+    pub version: String,
+}
+
+/// `GET /v1/status`: the node and its peers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatusView {
+    pub version: String,
+    pub node: NodeView,
+    /// Initial convergence done (End-of-RIB from every peer or the timer):
+    /// routes adopted at start-up that were not re-learned have been swept.
+    pub converged: bool,
+    pub peers: Vec<PeerView>,
+    pub containers: u64,
+    pub ipam: IpamView,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeView {
+    pub name: String,
+    pub address: String,
+    pub asn: u32,
+    pub router_id: String,
+    pub pod_cidr: String,
+    pub encapsulation: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpamView {
+    pub allocated: u64,
+    pub free: u64,
+    pub reserved: u64,
+}
+
+/// One BGP neighbour, as `tortie status` shows it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PeerView {
+    pub address: String,
+    pub name: String,
+    pub asn: u32,
+    pub local_asn: u32,
+    /// RFC 4271 §8 state name: Idle, Connect, Active, OpenSent, OpenConfirm, Established.
+    pub state: String,
+    /// When the state was entered, seconds since the Unix epoch.
+    pub since: u64,
+    pub routes_received: u64,
+    pub routes_advertised: u64,
+    #[serde(default)]
+    pub remote_id: Option<String>,
+    #[serde(default)]
+    pub hold_time: Option<u16>,
+    pub established_transitions: u64,
+    #[serde(default)]
+    pub messages_received: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub messages_sent: BTreeMap<String, u64>,
+    /// The last error (NOTIFICATION sent/received, connect failure…).
+    #[serde(default)]
+    pub info: Option<String>,
+}
+
+/// `GET /v1/routes`: one Loc-RIB prefix with every candidate path.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RouteView {
+    pub prefix: String,
+    pub paths: Vec<PathView>,
+    /// A kernel route for the prefix carries our protocol number.
+    pub installed: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PathView {
+    /// Peer address; `None` for a locally originated path.
+    #[serde(default)]
+    pub peer: Option<String>,
+    #[serde(default)]
+    pub next_hop: Option<String>,
+    pub as_path: String,
+    pub origin: String,
+    #[serde(default)]
+    pub local_pref: Option<u32>,
+    #[serde(default)]
+    pub med: Option<u32>,
+    pub best: bool,
+    pub ecmp: bool,
+    pub stale: bool,
+    /// Why it lost against the best path.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// What went wrong, by kind; the server maps kinds to HTTP statuses and the
+/// CNI plugin to CNI error codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    BadRequest,
+    NotFound,
+    Conflict,
+    Exhausted,
+    Unavailable,
+    Internal,
+}
+
+impl ErrorKind {
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorKind::BadRequest => 400,
+            ErrorKind::NotFound => 404,
+            ErrorKind::Conflict => 409,
+            ErrorKind::Exhausted => 507,
+            ErrorKind::Unavailable => 503,
+            ErrorKind::Internal => 500,
+        }
+    }
+}
+
+/// The JSON error body of every non-2xx answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub kind: ErrorKind,
+    #[serde(rename = "error")]
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ApiError {
+            kind,
+            message: message.into(),
+        }
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::BadRequest, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, message)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, message)
+    }
+}
+
+/// What the daemon offers the API server. Implemented by the agent; the
+/// server owns HTTP, JSON and routing only.
+pub trait Backend: Send + Sync + 'static {
+    fn status(&self) -> impl Future<Output = Result<StatusView, ApiError>> + Send;
+    fn routes(&self) -> impl Future<Output = Result<Vec<RouteView>, ApiError>> + Send;
+    fn attach(
+        &self,
+        req: AttachRequest,
+    ) -> impl Future<Output = Result<AttachResult, ApiError>> + Send;
+    fn detach(
+        &self,
+        req: DetachRequest,
+    ) -> impl Future<Output = Result<DetachResult, ApiError>> + Send;
+    fn check(
+        &self,
+        req: CheckRequest,
+    ) -> impl Future<Output = Result<AttachResult, ApiError>> + Send;
+    fn gc(&self, req: GcRequest) -> impl Future<Output = Result<GcResult, ApiError>> + Send;
+}

@@ -1,0 +1,320 @@
+//! The local API server: HTTP/1.1 (hyper) on a unix socket, JSON in and out.
+//!
+//! Data flow: [`bind`] prepares the socket (directory created, a stale socket
+//! file replaced only when nobody listens on it, mode 0600); [`serve`] accepts
+//! connections, routes each request by method and path to the [`Backend`], and
+//! answers JSON. Malformed requests get a 400 with an [`ApiError`] body; the
+//! server never panics on input.
+
+use std::convert::Infallible;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::net::UnixListener;
+
+use super::{ApiError, Backend, Health};
+
+/// Largest request body accepted (a GC request with many ids fits easily).
+const MAX_BODY: usize = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("creating socket directory {dir}: {source}")]
+    Dir { dir: PathBuf, source: io::Error },
+    #[error("another process is already listening on {0}")]
+    InUse(PathBuf),
+    #[error("removing stale socket {path}: {source}")]
+    Stale { path: PathBuf, source: io::Error },
+    #[error("binding {path}: {source}")]
+    Bind { path: PathBuf, source: io::Error },
+    #[error("setting mode 0600 on {path}: {source}")]
+    Mode { path: PathBuf, source: io::Error },
+}
+
+/// Binds the API socket at `path`. Must be called inside a tokio runtime.
+pub fn bind(path: &Path) -> Result<UnixListener, BindError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| BindError::Dir {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    if path.exists() {
+        // A live agent answers; a stale file from a crash refuses the connection.
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(BindError::InUse(path.to_path_buf()));
+        }
+        std::fs::remove_file(path).map_err(|source| BindError::Stale {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    }
+    let listener = UnixListener::bind(path).map_err(|source| BindError::Bind {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|source| {
+        BindError::Mode {
+            path: path.to_path_buf(),
+            source,
+        }
+    })?;
+    Ok(listener)
+}
+
+/// Serves the API until the task is dropped/aborted.
+pub async fn serve<B: Backend>(listener: UnixListener, backend: Arc<B>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "api: accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let backend = backend.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let backend = backend.clone();
+                async move { Ok::<_, Infallible>(handle(&*backend, req).await) }
+            });
+            if let Err(e) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await
+            {
+                tracing::debug!(error = %e, "api: connection ended with an error");
+            }
+        });
+    }
+}
+
+/// Routes one request. Public for tests that drive the server without a socket.
+pub async fn handle<B: Backend>(backend: &B, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return error(&ApiError::bad_request(format!("reading request body: {e}"))),
+    };
+    dispatch(backend, &method, &path, &body).await
+}
+
+/// Routing and decoding, separated from hyper's body type so it can be unit-tested.
+pub async fn dispatch<B: Backend>(
+    backend: &B,
+    method: &Method,
+    path: &str,
+    body: &[u8],
+) -> Response<Full<Bytes>> {
+    let result = match (method, path) {
+        (&Method::GET, "/v1/health") => Ok(json(&Health {
+            ok: true,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        })),
+        (&Method::GET, "/v1/status") => backend.status().await.map(|s| json(&s)),
+        (&Method::GET, "/v1/peers") => backend.status().await.map(|s| json(&s.peers)),
+        (&Method::GET, "/v1/routes") => backend.routes().await.map(|r| json(&r)),
+        (&Method::POST, "/v1/attach") => match decode(body) {
+            Ok(r) => backend.attach(r).await.map(|a| json(&a)),
+            Err(e) => Err(e),
+        },
+        (&Method::POST, "/v1/detach") => match decode(body) {
+            Ok(r) => backend.detach(r).await.map(|a| json(&a)),
+            Err(e) => Err(e),
+        },
+        (&Method::POST, "/v1/check") => match decode(body) {
+            Ok(r) => backend.check(r).await.map(|a| json(&a)),
+            Err(e) => Err(e),
+        },
+        (&Method::POST, "/v1/gc") => match decode(body) {
+            Ok(r) => backend.gc(r).await.map(|a| json(&a)),
+            Err(e) => Err(e),
+        },
+        (
+            _,
+            "/v1/health" | "/v1/status" | "/v1/peers" | "/v1/routes" | "/v1/attach" | "/v1/detach"
+            | "/v1/check" | "/v1/gc",
+        ) => {
+            let mut r = error(&ApiError::bad_request(format!(
+                "method {method} not allowed on {path}"
+            )));
+            *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+            return r;
+        }
+        _ => Err(ApiError::not_found(format!(
+            "no such endpoint: {method} {path}"
+        ))),
+    };
+    result.unwrap_or_else(|e| error(&e))
+}
+
+fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON request: {e}")))
+}
+
+fn json<T: Serialize>(value: &T) -> Response<Full<Bytes>> {
+    match serde_json::to_vec(value) {
+        Ok(v) => respond(StatusCode::OK, v),
+        Err(e) => error(&ApiError::internal(format!("encoding response: {e}"))),
+    }
+}
+
+fn error(e: &ApiError) -> Response<Full<Bytes>> {
+    let status =
+        StatusCode::from_u16(e.kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = serde_json::to_vec(e)
+        .unwrap_or_else(|_| b"{\"error\":\"internal\",\"kind\":\"internal\"}".to_vec());
+    respond(status, body)
+}
+
+fn respond(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{
+        AttachRequest, AttachResult, CheckRequest, DetachRequest, DetachResult, GcRequest,
+        GcResult, RouteView, StatusView,
+    };
+
+    /// A test double that echoes what it was asked.
+    struct Echo;
+
+    impl Backend for Echo {
+        async fn status(&self) -> Result<StatusView, ApiError> {
+            Ok(StatusView {
+                version: "t".into(),
+                ..Default::default()
+            })
+        }
+        async fn routes(&self) -> Result<Vec<RouteView>, ApiError> {
+            Ok(Vec::new())
+        }
+        async fn attach(&self, req: AttachRequest) -> Result<AttachResult, ApiError> {
+            Err(ApiError::new(
+                crate::api::ErrorKind::Exhausted,
+                format!("no address for {}", req.id),
+            ))
+        }
+        async fn detach(&self, req: DetachRequest) -> Result<DetachResult, ApiError> {
+            Ok(DetachResult {
+                id: req.id,
+                ..Default::default()
+            })
+        }
+        async fn check(&self, req: CheckRequest) -> Result<AttachResult, ApiError> {
+            Err(ApiError::not_found(format!("{} is not attached", req.id)))
+        }
+        async fn gc(&self, req: GcRequest) -> Result<GcResult, ApiError> {
+            Ok(GcResult {
+                removed: req.valid_ids,
+            })
+        }
+    }
+
+    async fn call(method: Method, path: &str, body: &str) -> (u16, serde_json::Value) {
+        let r = dispatch(&Echo, &method, path, body.as_bytes()).await;
+        let status = r.status().as_u16();
+        let bytes = r.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn routes_requests_and_reports_errors_as_json() {
+        let (s, v) = call(Method::GET, "/v1/health", "").await;
+        assert_eq!((s, v["ok"].as_bool()), (200, Some(true)));
+        let (s, v) = call(Method::POST, "/v1/detach", r#"{"id":"c1"}"#).await;
+        assert_eq!((s, v["id"].as_str()), (200, Some("c1")));
+        let (s, v) = call(Method::POST, "/v1/detach", "{not json").await;
+        assert_eq!((s, v["kind"].as_str()), (400, Some("bad_request")));
+        assert!(v["error"].as_str().unwrap().contains("invalid JSON"));
+        let (s, _) = call(
+            Method::POST,
+            "/v1/attach",
+            r#"{"id":"c1","netns":"/x","bogus":1}"#,
+        )
+        .await;
+        assert_eq!(s, 400, "unknown fields are refused");
+        let (s, v) = call(Method::POST, "/v1/attach", r#"{"id":"c1","netns":"/x"}"#).await;
+        assert_eq!((s, v["kind"].as_str()), (507, Some("exhausted")));
+        let (s, _) = call(Method::POST, "/v1/check", r#"{"id":"c9"}"#).await;
+        assert_eq!(s, 404);
+        let (s, _) = call(Method::GET, "/v1/attach", "").await;
+        assert_eq!(s, 405);
+        let (s, v) = call(Method::GET, "/v2/nothing", "").await;
+        assert_eq!((s, v["kind"].as_str()), (404, Some("not_found")));
+    }
+
+    #[tokio::test]
+    async fn client_and_server_talk_over_a_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/api.sock");
+        let listener = bind(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let server = tokio::spawn(serve(listener, Arc::new(Echo)));
+        let client = crate::api::client::Client::new(&path);
+        assert_eq!(client.status().await.unwrap().version, "t");
+        let gc = client
+            .gc(&GcRequest {
+                valid_ids: vec!["a/eth0".into()],
+            })
+            .await
+            .unwrap();
+        assert_eq!(gc.removed, vec!["a/eth0".to_string()]);
+        match client
+            .check(&CheckRequest {
+                id: "x".into(),
+                netns: None,
+            })
+            .await
+        {
+            Err(crate::api::client::ClientError::Api(e)) => {
+                assert_eq!(e.kind, crate::api::ErrorKind::NotFound)
+            }
+            other => panic!("{other:?}"),
+        }
+        // A second agent must not steal a live socket.
+        assert!(matches!(bind(&path), Err(BindError::InUse(_))));
+        server.abort();
+        let _ = server.await;
+        // Once nobody listens, the stale file is replaced.
+        let again = bind(&path);
+        assert!(again.is_ok(), "{again:?}");
+    }
+
+    #[tokio::test]
+    async fn unreachable_agent_message_names_the_socket() {
+        let e = crate::api::client::Client::new("/nonexistent/tortie.sock")
+            .status()
+            .await
+            .unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.starts_with("cannot reach the tortie agent at /nonexistent/tortie.sock: No such file or directory"),
+            "{text}"
+        );
+        assert!(text.ends_with("is `tortie run` running?"), "{text}");
+    }
+}

@@ -1,0 +1,386 @@
+//! The `tortie` command line: clap definitions and the human-readable output
+//! of `status` and `routes` (`-o json` prints the API's JSON unchanged).
+//!
+//! Data flow: `bin/tortie.rs` parses [`Cli`], runs the daemon for `run`, the
+//! config check for `check`, and for the other subcommands calls the API
+//! through [`crate::api::client`] and renders the answer with the functions here.
+
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::api::{AttachResult, PeerView, RouteView, StatusView};
+use crate::logging::LogFormat;
+
+/// tortie: routed layer-3 container networking with BGP.
+#[derive(Debug, Parser)]
+#[command(name = "tortie", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+/// Output format of `status`, `routes` and `attach`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Aligned columns for people.
+    #[default]
+    Table,
+    /// The API's JSON, for scripts.
+    Json,
+}
+
+/// Where to reach the agent.
+#[derive(Clone, Debug, clap::Args)]
+pub struct SocketArg {
+    /// The agent's API socket (`api.socket` in the config).
+    #[arg(long, env = "TORTIE_SOCKET", default_value = crate::api::DEFAULT_SOCKET, value_name = "PATH")]
+    pub socket: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Run the node agent in the foreground (what the systemd unit starts).
+    Run {
+        /// The configuration file.
+        #[arg(
+            long,
+            short = 'c',
+            value_name = "FILE",
+            default_value = "/etc/tortie/tortie.toml"
+        )]
+        config: PathBuf,
+        /// Log line format; the level comes from RUST_LOG (default: info).
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+    },
+    /// Validate a configuration file: exit 0 when valid, 2 when not (every problem is printed).
+    Check {
+        /// The configuration file.
+        #[arg(
+            long,
+            short = 'c',
+            value_name = "FILE",
+            default_value = "/etc/tortie/tortie.toml"
+        )]
+        config: PathBuf,
+    },
+    /// Show the BGP peers (like `birdc show protocols`).
+    Status {
+        /// Output format.
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+        output: Output,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Show the Loc-RIB: prefixes, next hops, AS paths, and whether installed in the kernel.
+    Routes {
+        /// Output format.
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+        output: Output,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Attach a container (network namespace) and print its address.
+    Attach {
+        /// Path of the container's network namespace, e.g. /run/netns/c1.
+        #[arg(long, value_name = "PATH")]
+        netns: String,
+        /// Attachment id, unique per container interface ('/' is reserved for CNI ids).
+        #[arg(long, value_name = "ID")]
+        id: String,
+        /// Interface name inside the container.
+        #[arg(long, default_value = "eth0", value_name = "NAME")]
+        ifname: String,
+        /// Request this IPv4 address instead of the next free one of the block.
+        #[arg(long, value_name = "ADDR")]
+        ip: Option<String>,
+        /// Output format (table prints the address only).
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+        output: Output,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Detach a container: remove its veth, withdraw its route, release its address.
+    Detach {
+        /// Attachment id given to `attach`.
+        #[arg(long, value_name = "ID")]
+        id: String,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// "2026-11-23 19:40:00" (UTC) for a Unix time.
+pub fn format_utc(unix: u64) -> String {
+    let days = i64::try_from(unix / 86_400).unwrap_or(0);
+    let secs = unix % 86_400;
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// "3d04h", "02:13:07" style age of a Unix time relative to `now`.
+pub fn format_age(since: u64, now: u64) -> String {
+    let d = now.saturating_sub(since);
+    if d >= 86_400 {
+        format!("{}d{:02}h", d / 86_400, d % 86_400 / 3600)
+    } else {
+        format!("{:02}:{:02}:{:02}", d / 3600, d % 3600 / 60, d % 60)
+    }
+}
+
+pub fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Renders rows as left-aligned columns separated by two spaces.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let last = cells.len().saturating_sub(1);
+        let mut l = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            l.push_str(c);
+            if i < last {
+                let pad = widths
+                    .get(i)
+                    .copied()
+                    .unwrap_or(0)
+                    .saturating_sub(c.chars().count())
+                    + 2;
+                l.push_str(&" ".repeat(pad));
+            }
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(header.to_vec());
+    for r in rows {
+        line(r.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+/// `tortie status`: a node line, then one row per peer.
+pub fn render_status(s: &StatusView, now: u64) -> String {
+    let converged = if s.converged {
+        "converged"
+    } else {
+        "converging"
+    };
+    let mut out = format!(
+        "node {} AS{} router-id {} block {} ({}, {} containers, {} addresses free)\n",
+        s.node.name,
+        s.node.asn,
+        s.node.router_id,
+        s.node.pod_cidr,
+        converged,
+        s.containers,
+        s.ipam.free
+    );
+    out.push_str(&render_peers(&s.peers, now));
+    out
+}
+
+pub fn render_peers(peers: &[PeerView], now: u64) -> String {
+    let rows: Vec<Vec<String>> = peers
+        .iter()
+        .map(|p| {
+            vec![
+                p.address.clone(),
+                p.name.clone(),
+                p.asn.to_string(),
+                p.state.clone(),
+                format!("{} ({})", format_utc(p.since), format_age(p.since, now)),
+                format!("{}/{}", p.routes_received, p.routes_advertised),
+                p.info.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    table(
+        &["Peer", "Name", "ASN", "State", "Since", "Rcvd/Adv", "Info"],
+        &rows,
+    )
+}
+
+/// `tortie routes`: one row per path; the prefix and kernel flag on the first.
+pub fn render_routes(routes: &[RouteView]) -> String {
+    let mut rows = Vec::new();
+    for r in routes {
+        for (i, p) in r.paths.iter().enumerate() {
+            let mut flags = Vec::new();
+            if p.best {
+                flags.push("best");
+            }
+            if p.ecmp && !p.best {
+                flags.push("ecmp");
+            }
+            if p.stale {
+                flags.push("stale");
+            }
+            let from = p.peer.clone().unwrap_or_else(|| "local".to_string());
+            let as_path = if p.as_path.is_empty() {
+                "-".to_string()
+            } else {
+                p.as_path.clone()
+            };
+            rows.push(vec![
+                if i == 0 {
+                    r.prefix.clone()
+                } else {
+                    String::new()
+                },
+                p.next_hop.clone().unwrap_or_else(|| "-".into()),
+                from,
+                as_path,
+                flags.join(","),
+                if i == 0 {
+                    (if r.installed { "yes" } else { "no" }).to_string()
+                } else {
+                    String::new()
+                },
+                p.reason.clone().unwrap_or_default(),
+            ]);
+        }
+    }
+    table(
+        &[
+            "Prefix", "Next hop", "From", "AS path", "Flags", "Kernel", "Note",
+        ],
+        &rows,
+    )
+}
+
+/// `tortie attach` without `-o json`: just the address.
+pub fn render_attach(a: &AttachResult) -> String {
+    format!("{}\n", a.ip)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::PathView;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(format_utc(0), "1970-01-01 00:00:00");
+        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00");
+        assert_eq!(format_utc(1_795_462_822), "2026-11-23 19:40:22");
+    }
+
+    #[test]
+    fn ages() {
+        assert_eq!(format_age(100, 100 + 3 * 3600 + 61), "03:01:01");
+        assert_eq!(format_age(0, 2 * 86_400 + 4 * 3600), "2d04h");
+        assert_eq!(format_age(200, 100), "00:00:00");
+    }
+
+    #[test]
+    fn peer_table_has_every_column() {
+        let p = PeerView {
+            address: "192.0.2.1".into(),
+            name: "tor1".into(),
+            asn: 65001,
+            state: "Established".into(),
+            since: 0,
+            routes_received: 3,
+            routes_advertised: 1,
+            info: Some("Hold timer expired".into()),
+            ..Default::default()
+        };
+        let t = render_peers(&[p], 60);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].starts_with("Peer"));
+        assert!(
+            lines[1].contains("192.0.2.1")
+                && lines[1].contains("tor1")
+                && lines[1].contains("65001")
+        );
+        assert!(
+            lines[1].contains("Established")
+                && lines[1].contains("3/1")
+                && lines[1].contains("Hold timer expired")
+        );
+        assert!(lines[1].contains("1970-01-01 00:00:00 (00:01:00)"));
+        // Columns line up: "Name" starts where "tor1" starts.
+        assert_eq!(lines[0].find("Name"), lines[1].find("tor1"));
+    }
+
+    #[test]
+    fn route_table_marks_best_and_kernel() {
+        let r = RouteView {
+            prefix: "10.244.2.0/26".into(),
+            installed: true,
+            paths: vec![PathView {
+                peer: Some("192.0.2.12".into()),
+                next_hop: Some("192.0.2.12".into()),
+                as_path: String::new(),
+                origin: "igp".into(),
+                best: true,
+                ecmp: true,
+                ..Default::default()
+            }],
+        };
+        let t = render_routes(&[r]);
+        let row = t.lines().nth(1).unwrap();
+        assert!(
+            row.contains("10.244.2.0/26") && row.contains("best") && row.contains("yes"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn cli_parses() {
+        let c = Cli::try_parse_from([
+            "tortie",
+            "attach",
+            "--netns",
+            "/run/netns/c1",
+            "--id",
+            "c1",
+            "-o",
+            "json",
+        ])
+        .unwrap();
+        match c.command {
+            Cmd::Attach { ifname, output, .. } => {
+                assert_eq!(ifname, "eth0");
+                assert_eq!(output, Output::Json);
+            }
+            other => panic!("parsed {other:?}"),
+        }
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,479 @@
+//! Prometheus metrics (DESIGN.md §6), collected at scrape time.
+//!
+//! Data flow: on each `GET /metrics` the HTTP handler asks a [`MetricsSource`]
+//! (the daemon) for a fresh [`MetricsSnapshot`] — peer counters from the
+//! speaker, route counts from the route table, IPAM counts — and encodes it
+//! with prometheus-client's text encoder through a one-shot [`Collector`]. No
+//! value is ever cached, so a scrape is never stale.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+
+/// RFC 4271 §8 session states, as `tortie_bgp_session_state{state}` labels.
+pub const SESSION_STATES: [&str; 6] = [
+    "Idle",
+    "Connect",
+    "Active",
+    "OpenSent",
+    "OpenConfirm",
+    "Established",
+];
+
+/// One peer's figures.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PeerMetrics {
+    pub address: String,
+    pub asn: u32,
+    /// One of [`SESSION_STATES`].
+    pub state: String,
+    pub received_routes: u64,
+    pub advertised_routes: u64,
+    /// `(type, count)`: open, update, notification, keepalive, route_refresh.
+    pub messages_received: Vec<(String, u64)>,
+    pub messages_sent: Vec<(String, u64)>,
+    pub established_transitions: u64,
+}
+
+/// Everything a scrape reports.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MetricsSnapshot {
+    pub peers: Vec<PeerMetrics>,
+    pub routes_learned: u64,
+    pub routes_local: u64,
+    pub routes_blackhole: u64,
+    pub netlink_errors: u64,
+    pub containers: u64,
+    /// `(state, count)`: allocated, free, reserved.
+    pub ipam: Vec<(String, u64)>,
+}
+
+/// Where a scrape gets its figures (implemented by the daemon).
+pub trait MetricsSource: Send + Sync + 'static {
+    fn snapshot(&self) -> impl Future<Output = MetricsSnapshot> + Send;
+}
+
+/// A snapshot as a prometheus-client [`Collector`].
+#[derive(Debug)]
+struct SnapshotCollector(MetricsSnapshot);
+
+type Labels = Vec<(&'static str, String)>;
+
+fn peer_labels(p: &PeerMetrics) -> Labels {
+    vec![("peer", p.address.clone()), ("peer_asn", p.asn.to_string())]
+}
+
+fn gauge_family(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: &[(Labels, i64)],
+) -> fmt::Result {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, v) in rows {
+        ConstGauge::new(*v).encode(m.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+/// `name` without the `_total` suffix: the encoder appends it for counters.
+fn counter_family(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: &[(Labels, u64)],
+) -> fmt::Result {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, v) in rows {
+        ConstCounter::new(*v).encode(m.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+fn clamp(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl Collector for SnapshotCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
+        let s = &self.0;
+        let per_peer = |f: &dyn Fn(&PeerMetrics) -> i64| -> Vec<(Labels, i64)> {
+            s.peers.iter().map(|p| (peer_labels(p), f(p))).collect()
+        };
+        gauge_family(
+            &mut enc,
+            "tortie_bgp_session_up",
+            "1 when the BGP session with the peer is Established, 0 otherwise.",
+            &per_peer(&|p| i64::from(p.state == "Established")),
+        )?;
+        let mut states = Vec::new();
+        for p in &s.peers {
+            for st in SESSION_STATES {
+                let mut l = peer_labels(p);
+                l.push(("state", st.to_string()));
+                states.push((l, i64::from(p.state == st)));
+            }
+        }
+        gauge_family(
+            &mut enc,
+            "tortie_bgp_session_state",
+            "BGP session state (RFC 4271 section 8): 1 for the current state, 0 for the others.",
+            &states,
+        )?;
+        gauge_family(
+            &mut enc,
+            "tortie_bgp_received_routes",
+            "Prefixes in the peer's Adj-RIB-In (received and kept).",
+            &per_peer(&|p| clamp(p.received_routes)),
+        )?;
+        gauge_family(
+            &mut enc,
+            "tortie_bgp_advertised_routes",
+            "Prefixes in the peer's Adj-RIB-Out (advertised to it).",
+            &per_peer(&|p| clamp(p.advertised_routes)),
+        )?;
+        let msgs = |pick: &dyn Fn(&PeerMetrics) -> &Vec<(String, u64)>| -> Vec<(Labels, u64)> {
+            let mut rows = Vec::new();
+            for p in &s.peers {
+                for (t, n) in pick(p) {
+                    let mut l = peer_labels(p);
+                    l.push(("type", t.clone()));
+                    rows.push((l, *n));
+                }
+            }
+            rows
+        };
+        counter_family(
+            &mut enc,
+            "tortie_bgp_messages_received",
+            "BGP messages received from the peer, by type.",
+            &msgs(&|p| &p.messages_received),
+        )?;
+        counter_family(
+            &mut enc,
+            "tortie_bgp_messages_sent",
+            "BGP messages sent to the peer, by type.",
+            &msgs(&|p| &p.messages_sent),
+        )?;
+        let transitions: Vec<(Labels, u64)> = s
+            .peers
+            .iter()
+            .map(|p| (peer_labels(p), p.established_transitions))
+            .collect();
+        counter_family(
+            &mut enc,
+            "tortie_bgp_established_transitions",
+            "Times the session with the peer entered Established.",
+            &transitions,
+        )?;
+        gauge_family(
+            &mut enc,
+            "tortie_dataplane_routes",
+            "Kernel routes owned by tortie, by kind: learned (BGP), local (container /32s), blackhole (own block).",
+            &[
+                (
+                    vec![("kind", "learned".to_string())],
+                    clamp(s.routes_learned),
+                ),
+                (vec![("kind", "local".to_string())], clamp(s.routes_local)),
+                (
+                    vec![("kind", "blackhole".to_string())],
+                    clamp(s.routes_blackhole),
+                ),
+            ],
+        )?;
+        counter_family(
+            &mut enc,
+            "tortie_dataplane_netlink_errors",
+            "Netlink requests that failed.",
+            &[(Vec::new(), s.netlink_errors)],
+        )?;
+        gauge_family(
+            &mut enc,
+            "tortie_containers",
+            "Containers (interfaces) attached by this agent.",
+            &[(Vec::new(), clamp(s.containers))],
+        )?;
+        let ipam: Vec<(Labels, i64)> = s
+            .ipam
+            .iter()
+            .map(|(st, n)| (vec![("state", st.clone())], clamp(*n)))
+            .collect();
+        gauge_family(
+            &mut enc,
+            "tortie_ipam_addresses",
+            "Addresses of the node's pod block, by state (allocated, free, reserved).",
+            &ipam,
+        )?;
+        gauge_family(
+            &mut enc,
+            "tortie_build_info",
+            "Always 1; the version label says which tortie build runs.",
+            &[(vec![("version", env!("CARGO_PKG_VERSION").to_string())], 1)],
+        )?;
+        Ok(())
+    }
+}
+
+/// Encodes a snapshot in the Prometheus text exposition format 0.0.4 (what
+/// `promtool check metrics` lints and every Prometheus scrapes).
+pub fn render(snapshot: MetricsSnapshot) -> Result<String, fmt::Error> {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(SnapshotCollector(snapshot)));
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &registry)?;
+    Ok(openmetrics_to_prometheus(&out))
+}
+
+/// prometheus-client writes OpenMetrics, where a counter family `x` has
+/// samples `x_total`. The Prometheus text format names the family after its
+/// samples (`# TYPE x_total counter`) and has no `# EOF`; promtool insists.
+fn openmetrics_to_prometheus(text: &str) -> String {
+    let counters: std::collections::HashSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(text.len() + 64);
+    for line in text.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let rewritten = ["# HELP ", "# TYPE "].iter().find_map(|tag| {
+            let rest = line.strip_prefix(tag)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{tag}{name}_total {tail}"))
+        });
+        out.push_str(rewritten.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
+/// Content type of [`render`]'s output.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Binds the metrics listener. `listen` is `metrics.listen`, already non-empty.
+pub async fn bind(listen: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(listen).await
+}
+
+/// Serves `GET /metrics` (and `/` with a pointer to it) until aborted.
+pub async fn serve<S: MetricsSource>(listener: TcpListener, source: Arc<S>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics: accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let source = source.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let source = source.clone();
+                async move {
+                    let resp = match (req.method(), req.uri().path()) {
+                        (&Method::GET, "/metrics") => match render(source.snapshot().await) {
+                            Ok(text) => reply(StatusCode::OK, CONTENT_TYPE, text),
+                            Err(_) => reply(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                "text/plain",
+                                "encoding failed\n".into(),
+                            ),
+                        },
+                        (&Method::GET, "/") => reply(
+                            StatusCode::OK,
+                            "text/plain",
+                            "tortie metrics: GET /metrics\n".into(),
+                        ),
+                        _ => reply(
+                            StatusCode::NOT_FOUND,
+                            "text/plain",
+                            "not found; try /metrics\n".into(),
+                        ),
+                    };
+                    Ok::<_, Infallible>(resp)
+                }
+            });
+            if let Err(e) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await
+            {
+                tracing::debug!(error = %e, "metrics: connection ended with an error");
+            }
+        });
+    }
+}
+
+fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(content_type),
+    );
+    r
+}
+
+#[cfg(test)]
+fn tests_sample() -> MetricsSnapshot {
+    MetricsSnapshot {
+        peers: vec![PeerMetrics {
+            address: "192.0.2.1".into(),
+            asn: 65001,
+            state: "Established".into(),
+            received_routes: 3,
+            advertised_routes: 1,
+            messages_received: vec![("open".into(), 1), ("update".into(), 4)],
+            messages_sent: vec![("open".into(), 1), ("keepalive".into(), 7)],
+            established_transitions: 2,
+        }],
+        routes_learned: 3,
+        routes_local: 2,
+        routes_blackhole: 1,
+        netlink_errors: 0,
+        containers: 2,
+        ipam: vec![
+            ("allocated".into(), 2),
+            ("free".into(), 61),
+            ("reserved".into(), 1),
+        ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> MetricsSnapshot {
+        tests_sample()
+    }
+
+    #[test]
+    fn renders_every_design_metric_with_help() {
+        let text = render(sample()).unwrap();
+        for name in [
+            "tortie_bgp_session_up",
+            "tortie_bgp_session_state",
+            "tortie_bgp_received_routes",
+            "tortie_bgp_advertised_routes",
+            "tortie_bgp_messages_received_total",
+            "tortie_bgp_messages_sent_total",
+            "tortie_bgp_established_transitions_total",
+            "tortie_dataplane_routes",
+            "tortie_dataplane_netlink_errors_total",
+            "tortie_containers",
+            "tortie_ipam_addresses",
+            "tortie_build_info",
+        ] {
+            assert!(
+                text.contains(&format!("\n{name}")),
+                "{name} missing in\n{text}"
+            );
+        }
+        assert!(
+            text.contains("tortie_bgp_session_up{peer=\"192.0.2.1\",peer_asn=\"65001\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "tortie_bgp_session_state{peer=\"192.0.2.1\",peer_asn=\"65001\",state=\"Idle\"} 0"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("tortie_bgp_messages_received_total{peer=\"192.0.2.1\",peer_asn=\"65001\",type=\"update\"} 4"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tortie_dataplane_routes{kind=\"blackhole\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tortie_ipam_addresses{state=\"free\"} 61"),
+            "{text}"
+        );
+        assert!(text.contains("# HELP tortie_containers "), "{text}");
+        assert!(
+            text.contains("# TYPE tortie_bgp_messages_received_total counter\n"),
+            "{text}"
+        );
+        assert!(!text.contains("# EOF"), "{text}");
+    }
+
+    #[test]
+    fn a_down_peer_is_zero() {
+        let mut s = sample();
+        s.peers[0].state = "Active".into();
+        let text = render(s).unwrap();
+        assert!(
+            text.contains("tortie_bgp_session_up{peer=\"192.0.2.1\",peer_asn=\"65001\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "tortie_bgp_session_state{peer=\"192.0.2.1\",peer_asn=\"65001\",state=\"Active\"} 1"
+            ),
+            "{text}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod promtool {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    /// `promtool check metrics` (Debian package `prometheus`) accepts a scrape.
+    #[test]
+    fn promtool_accepts_the_exposition() {
+        let text = super::render(super::tests_sample()).unwrap();
+        let child = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn();
+        let mut child = match child {
+            Ok(c) => c,
+            Err(e) if std::env::var_os("CI").is_none() => {
+                eprintln!("skipped: promtool not available: {e}");
+                return;
+            }
+            Err(e) => panic!("promtool not available in CI: {e}"),
+        };
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "promtool: {}{}\n{text}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
