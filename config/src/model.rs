@@ -1,0 +1,161 @@
+//! The resolved configuration: every default applied, every value typed.
+//!
+//! Data flow: built only by the validator ([`crate::parse`]); read by the agent,
+//! which turns it into the speaker's and the dataplane's own settings. `PartialEq`
+//! lets a SIGHUP reload diff the old and new peers.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use ipnetwork::Ipv4Network;
+
+/// Defaults of DESIGN.md §6, in one place (the docs and the tests use them too).
+pub mod defaults {
+    pub const LISTEN_PORT: u16 = 179;
+    pub const HOLD_TIME: u16 = 90;
+    pub const CONNECT_RETRY: u16 = 5;
+    pub const GRACEFUL_RESTART: bool = true;
+    pub const RESTART_TIME: u16 = 120;
+    pub const PEER_PORT: u16 = 179;
+    pub const MTU: u16 = 0;
+    pub const ROUTE_PROTOCOL: u8 = 149;
+    pub const VETH_PREFIX: &str = "tt";
+    pub const API_SOCKET: &str = "/run/tortie/tortie.sock";
+    pub const METRICS_LISTEN: &str = "127.0.0.1:9642";
+    pub const STATE_DIR: &str = "/var/lib/tortie";
+}
+
+/// The whole file, resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub node: Node,
+    pub bgp: Bgp,
+    pub peers: Vec<Peer>,
+    pub dataplane: Dataplane,
+    pub api: Api,
+    pub metrics: Metrics,
+    pub state: State,
+}
+
+/// `[node]`: who this node is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    /// `name`, default: the kernel hostname.
+    pub name: String,
+    /// `address`: the node's IP *and* its subnet's prefix length (host bits kept):
+    /// BGP source address, advertised next hop, and the cross-subnet test.
+    pub address: Ipv4Network,
+    pub asn: u32,
+    /// `router_id`, default: `address`'s IP.
+    pub router_id: Ipv4Addr,
+    /// `pod_cidr`: this node's block (host bits zero).
+    pub pod_cidr: Ipv4Network,
+    /// `cluster_id` (RFC 4456 route reflection), default: `router_id`.
+    pub cluster_id: Ipv4Addr,
+}
+
+/// `[bgp]`: the speaker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bgp {
+    /// `listen_port`; 0 means do not listen (active sessions only).
+    pub listen_port: u16,
+    /// `listen_address`, default 0.0.0.0 (every local IPv4 address).
+    pub listen_address: IpAddr,
+    /// Hold time we propose, seconds (RFC 4271 §4.2: 0 or ≥ 3).
+    pub hold_time: u16,
+    /// ConnectRetryTime, seconds (≥ 1).
+    pub connect_retry: u16,
+    pub graceful_restart: bool,
+    /// Restart Time advertised in the graceful restart capability (RFC 4724 §3: ≤ 4095).
+    pub restart_time: u16,
+    pub advertise: Advertise,
+}
+
+impl Bgp {
+    /// Where the speaker accepts sessions; `None` when `listen_port = 0`.
+    pub fn listen(&self) -> Option<SocketAddr> {
+        (self.listen_port != 0).then(|| SocketAddr::new(self.listen_address, self.listen_port))
+    }
+}
+
+/// What the node originates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Advertise {
+    /// The block, plus every container /32 outside it.
+    Block,
+    /// The block and every container /32.
+    Hosts,
+}
+
+/// One `[[peer]]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    pub address: IpAddr,
+    pub asn: u32,
+    /// `name`, default: the address.
+    pub name: String,
+    /// Remote TCP port for outgoing connections.
+    pub port: u16,
+    /// TCP MD5 key (RFC 2385): `password`, or the contents of `password_file`
+    /// (one trailing newline removed). At most 80 bytes (Linux TCP_MD5SIG_MAXKEYLEN).
+    pub password: Option<Vec<u8>>,
+    pub passive: bool,
+    /// GTSM (RFC 5082): the peer is at most this many hops away (1..=254).
+    pub ttl_security: Option<u8>,
+    pub route_reflector_client: bool,
+    /// Close the session (Cease, RFC 4486 subcode 1) when the peer sends more prefixes.
+    pub max_prefixes: Option<u32>,
+    /// Overrides `bgp.hold_time` for this peer.
+    pub hold_time: Option<u16>,
+}
+
+/// `[dataplane]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dataplane {
+    pub encapsulation: Encapsulation,
+    /// 0: the underlay MTU minus the encapsulation overhead; else 576..=65535.
+    pub mtu: u16,
+    /// Kernel route protocol number marking the routes tortie owns.
+    pub route_protocol: u8,
+    /// Host-side veth names are this prefix + 11 hex characters (≤ 15 in all).
+    pub veth_prefix: String,
+}
+
+/// How traffic to other nodes' blocks is carried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Encapsulation {
+    /// Plain routing: the fabric routes pod addresses.
+    None,
+    /// IP-in-IP through `tunl0` to every other node.
+    IpIp,
+    /// IP-in-IP only when the next hop is outside `node.address`'s subnet.
+    IpIpCrossSubnet,
+}
+
+impl Encapsulation {
+    /// Whether `tunl0` is used at all (and an address of the block reserved for it).
+    pub fn uses_tunnel(self) -> bool {
+        !matches!(self, Encapsulation::None)
+    }
+}
+
+/// `[api]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Api {
+    /// Unix socket of the local API (created with mode 0600).
+    pub socket: PathBuf,
+}
+
+/// `[metrics]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Metrics {
+    /// `None` when `listen = ""` (metrics disabled).
+    pub listen: Option<SocketAddr>,
+}
+
+/// `[state]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct State {
+    /// Where IPAM keeps its allocations.
+    pub dir: PathBuf,
+}

@@ -1,0 +1,594 @@
+//! Meaning checks and defaults: raw sections in, a resolved [`Config`] out.
+//!
+//! Data flow: `lib::parse` hands the [`RawConfig`] from `raw::read`; each section
+//! is resolved on its own (recording every problem at the offending value's
+//! span, with a hint), then cross-section checks run (`peers`). A `Config` is
+//! returned only when no problem at all was found.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::ops::Range;
+
+use ipnetwork::Ipv4Network;
+use toml::Spanned;
+
+use crate::error::Locator;
+use crate::model::{
+    Advertise, Api, Bgp, Config, Dataplane, Encapsulation, Metrics, Node, State, defaults,
+};
+use crate::raw::{Field, RawBgp, RawConfig, RawDataplane, RawNode, suggest};
+use crate::values;
+
+/// Longest unix socket path (`sun_path` is 108 bytes with its NUL).
+const SUN_PATH_MAX: usize = 107;
+/// Linux IFNAMSIZ (16) minus the NUL.
+const IFNAME_MAX: usize = 15;
+/// The veth name is the prefix plus this many hex characters (DESIGN.md §4).
+const VETH_HASH_LEN: usize = 11;
+/// RFC 6793 §9: AS_TRANS, a placeholder that must not be configured.
+pub(crate) const AS_TRANS: i64 = 23456;
+
+/// Kernel route protocol numbers already owned by the kernel or by another
+/// routing daemon (linux/rtnetlink.h): using one would make tortie delete (or
+/// adopt) routes that are not its own.
+const RESERVED_PROTOCOLS: &[(u8, &str)] = &[
+    (0, "unspec"),
+    (1, "redirect"),
+    (2, "kernel"),
+    (3, "boot"),
+    (4, "static"),
+    (8, "gated"),
+    (9, "ra"),
+    (10, "mrt"),
+    (11, "zebra"),
+    (12, "bird"),
+    (13, "dnrouted"),
+    (14, "xorp"),
+    (15, "ntk"),
+    (16, "dhcp"),
+    (17, "mrouted"),
+    (18, "keepalived"),
+    (42, "babel"),
+    (99, "openr"),
+    (186, "bgp (FRR)"),
+    (187, "isis (FRR)"),
+    (188, "ospf (FRR)"),
+    (189, "rip (FRR)"),
+    (192, "eigrp (FRR)"),
+];
+
+/// Resolves everything; `hostname` supplies the default node name.
+pub(crate) fn resolve(
+    loc: &mut Locator<'_>,
+    raw: &RawConfig,
+    hostname: &dyn Fn() -> Option<String>,
+) -> Option<Config> {
+    let node_span = raw.node_span.clone().unwrap_or(0..0);
+    if raw.node_span.is_none() {
+        loc.at(
+            0..0,
+            "the [node] table is missing",
+            "every node needs at least [node] address, asn and pod_cidr",
+        );
+    }
+    let node = node(loc, &raw.node, node_span.clone(), hostname);
+    let bgp = bgp(loc, &raw.bgp);
+    let dataplane = dataplane(loc, &raw.dataplane);
+    let api = Api {
+        socket: path_or(
+            loc,
+            &raw.api.socket,
+            "api.socket",
+            defaults::API_SOCKET,
+            Some(SUN_PATH_MAX),
+        ),
+    };
+    let metrics = Metrics {
+        listen: match &raw.metrics.listen {
+            None => defaults::METRICS_LISTEN.parse().ok(),
+            Some(v) if v.get_ref().is_empty() => None,
+            Some(v) => match values::socket_addr("metrics.listen", v.get_ref()) {
+                Ok(a) if a.port() == 0 => {
+                    loc.at(
+                        v.span(),
+                        format!("metrics.listen `{}` has port 0", v.get_ref()),
+                        "pick a fixed port so Prometheus can find it (default 9642); \"\" disables metrics",
+                    );
+                    None
+                }
+                Ok(a) => Some(a),
+                Err((m, h)) => {
+                    loc.at(v.span(), m, &h);
+                    None
+                }
+            },
+        },
+    };
+    let state = State {
+        dir: path_or(loc, &raw.state.dir, "state.dir", defaults::STATE_DIR, None),
+    };
+    if let (Some(node), Some(dp)) = (&node, &dataplane) {
+        check_pool_size(loc, node, dp, &raw.node);
+    }
+    let peers = crate::peers::resolve(loc, raw, node.as_ref(), &bgp);
+    match (node, dataplane) {
+        (Some(node), Some(dataplane)) if loc.problems.is_empty() => Some(Config {
+            node,
+            bgp,
+            peers,
+            dataplane,
+            api,
+            metrics,
+            state,
+        }),
+        _ => None,
+    }
+}
+
+fn node(
+    loc: &mut Locator<'_>,
+    raw: &RawNode,
+    section: Range<usize>,
+    hostname: &dyn Fn() -> Option<String>,
+) -> Option<Node> {
+    let name = match &raw.name {
+        Some(v) => {
+            check_name(loc, v, "node.name");
+            Some(v.get_ref().clone())
+        }
+        None => {
+            let h = hostname();
+            if h.is_none() {
+                loc.at(
+                    section.clone(),
+                    "node.name is not set and the hostname cannot be read",
+                    "set [node] name = \"…\"",
+                );
+            }
+            h
+        }
+    };
+
+    let address = match &raw.address {
+        None => {
+            loc.at(
+                section.clone(),
+                "node.address is missing",
+                "add the node's IP with its subnet's prefix length, e.g. address = \"192.0.2.11/24\"",
+            );
+            None
+        }
+        Some(v) => match values::cidr("node.address", v.get_ref(), "\"192.0.2.11/24\"") {
+            Err((m, h)) => {
+                loc.at(v.span(), m, &h);
+                None
+            }
+            Ok(net) => check_node_address(loc, v, net),
+        },
+    };
+
+    let asn = asn(loc, &raw.asn, "node.asn", &section);
+
+    let router_id = match &raw.router_id {
+        Some(v) => router_id_like(loc, v, "node.router_id"),
+        None => match address {
+            Some(a) => Some(a.ip()),
+            None if raw.address.is_none() => None, // "node.address is missing" says it
+            None => {
+                loc.at(
+                    section.clone(),
+                    "node.router_id is not set and node.address gives no usable address to take it from",
+                    "fix node.address, or set router_id = \"192.0.2.11\" (a unique, non-zero IPv4 address)",
+                );
+                None
+            }
+        },
+    };
+    let cluster_id = match &raw.cluster_id {
+        Some(v) => router_id_like(loc, v, "node.cluster_id"),
+        None => router_id,
+    };
+
+    let pod_cidr =
+        match &raw.pod_cidr {
+            None => {
+                loc.at(
+                section,
+                "node.pod_cidr is missing",
+                "add this node's block of container addresses, e.g. pod_cidr = \"10.244.1.0/26\"",
+            );
+                None
+            }
+            Some(v) => match values::cidr("node.pod_cidr", v.get_ref(), "\"10.244.1.0/26\"") {
+                Err((m, h)) => {
+                    loc.at(v.span(), m, &h);
+                    None
+                }
+                Ok(net) if net.ip() != net.network() => {
+                    loc.at(
+                        v.span(),
+                        format!("node.pod_cidr `{}` has host bits set", v.get_ref()),
+                        &format!("did you mean \"{}\"?", values::network_of(net)),
+                    );
+                    None
+                }
+                Ok(net) => {
+                    if let Some(a) = address
+                        && net.contains(a.ip())
+                    {
+                        loc.at(
+                        v.span(),
+                        format!("node.pod_cidr {net} contains the node's own address {}", a.ip()),
+                        "the block is for containers only: pick a range outside the node's subnet",
+                    );
+                    }
+                    Some(net)
+                }
+            },
+        };
+
+    Some(Node {
+        name: name?,
+        address: address?,
+        asn: asn?,
+        router_id: router_id?,
+        pod_cidr: pod_cidr?,
+        cluster_id: cluster_id?,
+    })
+}
+
+fn check_node_address(
+    loc: &mut Locator<'_>,
+    v: &Spanned<String>,
+    net: Ipv4Network,
+) -> Option<Ipv4Network> {
+    let ip = net.ip();
+    let problem =
+        if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || ip.is_loopback() {
+            Some(format!("node.address {ip} cannot be a node's address"))
+        } else if net.prefix() == 0 {
+            Some(format!(
+                "node.address `{}` has prefix length 0",
+                v.get_ref()
+            ))
+        } else if net.prefix() <= 30 && (ip == net.network() || ip == net.broadcast()) {
+            Some(format!(
+                "node.address `{}` is the subnet's {} address, not a node's",
+                v.get_ref(),
+                if ip == net.network() {
+                    "network"
+                } else {
+                    "broadcast"
+                }
+            ))
+        } else {
+            None
+        };
+    match problem {
+        Some(m) => {
+            loc.at(
+                v.span(),
+                m,
+                "write the node's own IP with its subnet's prefix length, e.g. \"192.0.2.11/24\"",
+            );
+            None
+        }
+        None => Some(net),
+    }
+}
+
+/// Router id and cluster id: a non-zero IPv4 address (RFC 6286 §2.1).
+fn router_id_like(loc: &mut Locator<'_>, v: &Spanned<String>, key: &str) -> Option<Ipv4Addr> {
+    match values::ipv4(key, v.get_ref()) {
+        Ok(a) if a.is_unspecified() => {
+            loc.at(
+                v.span(),
+                format!("{key} must not be 0.0.0.0"),
+                "BGP identifiers are non-zero (RFC 6286 §2.1); use the node's address",
+            );
+            None
+        }
+        Ok(a) => Some(a),
+        Err((m, h)) => {
+            loc.at(v.span(), m, &h);
+            None
+        }
+    }
+}
+
+/// A 4-octet AS number (RFC 6793): 1..=4294967295, not AS_TRANS.
+pub(crate) fn asn(
+    loc: &mut Locator<'_>,
+    field: &Field<i64>,
+    key: &str,
+    section: &Range<usize>,
+) -> Option<u32> {
+    let Some(v) = field else {
+        loc.at(
+            section.clone(),
+            format!("{key} is missing"),
+            "add the AS number, e.g. asn = 64512 (private ASNs: 64512-65534, 4200000000-4294967294)",
+        );
+        return None;
+    };
+    let n = *v.get_ref();
+    let hint = if n == AS_TRANS {
+        "23456 is AS_TRANS, a placeholder for 4-octet ASNs (RFC 6793); use the real AS number"
+    } else {
+        "AS numbers go from 1 to 4294967295; private ones: 64512-65534, 4200000000-4294967294"
+    };
+    match u32::try_from(n) {
+        Ok(a) if a != 0 && n != AS_TRANS => Some(a),
+        _ => {
+            loc.at(
+                v.span(),
+                format!("{key} {n} is not a valid AS number"),
+                hint,
+            );
+            None
+        }
+    }
+}
+
+pub(crate) fn check_name(loc: &mut Locator<'_>, v: &Spanned<String>, key: &str) {
+    let s = v.get_ref();
+    if s.trim().is_empty() || s.chars().any(char::is_control) || s.len() > 64 {
+        loc.at(
+            v.span(),
+            format!(
+                "{key} `{}` is empty, too long or has control characters",
+                s.escape_debug()
+            ),
+            "use up to 64 printable characters, e.g. \"tor1\"",
+        );
+    }
+}
+
+/// An integer checked by `ok`, or `default` when the key is absent.
+pub(crate) fn int<T: TryFrom<i64> + Copy>(
+    loc: &mut Locator<'_>,
+    field: &Field<i64>,
+    default: T,
+    ok: impl Fn(i64) -> bool,
+    message: impl Fn(i64) -> String,
+    hint: &str,
+) -> T {
+    let Some(v) = field else {
+        return default;
+    };
+    let n = *v.get_ref();
+    match T::try_from(n) {
+        Ok(t) if ok(n) => t,
+        _ => {
+            loc.at(v.span(), message(n), hint);
+            default
+        }
+    }
+}
+
+/// RFC 4271 §4.2: the Hold Time is 0 or at least 3 seconds.
+pub(crate) fn hold_time_ok(n: i64) -> bool {
+    n == 0 || (3..=65535).contains(&n)
+}
+
+pub(crate) const HOLD_TIME_HINT: &str =
+    "RFC 4271 §4.2: 0 (no keepalives) or 3 to 65535 seconds; 90 is usual, 9-30 for fast failover";
+
+fn bgp(loc: &mut Locator<'_>, raw: &RawBgp) -> Bgp {
+    let listen_port = int(
+        loc,
+        &raw.listen_port,
+        defaults::LISTEN_PORT,
+        |n| (0..=65535).contains(&n),
+        |n| format!("bgp.listen_port {n} is out of range"),
+        "0 to 65535; 179 is BGP's port, 0 means do not listen",
+    );
+    let listen_address = match &raw.listen_address {
+        None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        Some(v) => match values::ip("bgp.listen_address", v.get_ref()) {
+            Ok(a) => a,
+            Err((m, h)) => {
+                loc.at(v.span(), m, &h);
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+            }
+        },
+    };
+    let hold_time = int(
+        loc,
+        &raw.hold_time,
+        defaults::HOLD_TIME,
+        hold_time_ok,
+        |n| format!("bgp.hold_time {n} is not a valid hold time"),
+        HOLD_TIME_HINT,
+    );
+    let connect_retry = int(
+        loc,
+        &raw.connect_retry,
+        defaults::CONNECT_RETRY,
+        |n| (1..=65535).contains(&n),
+        |n| format!("bgp.connect_retry {n} is out of range"),
+        "seconds between connection attempts, 1 to 65535 (failures back off from there)",
+    );
+    let restart_time = int(
+        loc,
+        &raw.restart_time,
+        defaults::RESTART_TIME,
+        |n| (0..=4095).contains(&n),
+        |n| format!("bgp.restart_time {n} is out of range"),
+        "the graceful restart capability has 12 bits for it (RFC 4724 §3): 0 to 4095 seconds",
+    );
+    let advertise = match &raw.advertise {
+        None => Advertise::Block,
+        Some(v) => match v.get_ref().as_str() {
+            "block" => Advertise::Block,
+            "hosts" => Advertise::Hosts,
+            other => {
+                loc.at(
+                    v.span(),
+                    format!("bgp.advertise `{other}` is not one of \"block\", \"hosts\""),
+                    &choice_hint(other, &["block", "hosts"]),
+                );
+                Advertise::Block
+            }
+        },
+    };
+    Bgp {
+        listen_port,
+        listen_address,
+        hold_time,
+        connect_retry,
+        graceful_restart: raw
+            .graceful_restart
+            .as_ref()
+            .map_or(defaults::GRACEFUL_RESTART, |v| *v.get_ref()),
+        restart_time,
+        advertise,
+    }
+}
+
+fn choice_hint(word: &str, choices: &[&str]) -> String {
+    match suggest(word, choices) {
+        Some(s) => format!("did you mean \"{s}\"?"),
+        None => format!("one of: \"{}\"", choices.join("\", \"")),
+    }
+}
+
+fn dataplane(loc: &mut Locator<'_>, raw: &RawDataplane) -> Option<Dataplane> {
+    const ENCAPS: &[&str] = &["none", "ipip", "ipip-cross-subnet"];
+    let encapsulation = match &raw.encapsulation {
+        None => Some(Encapsulation::None),
+        Some(v) => match v.get_ref().as_str() {
+            "none" => Some(Encapsulation::None),
+            "ipip" => Some(Encapsulation::IpIp),
+            "ipip-cross-subnet" => Some(Encapsulation::IpIpCrossSubnet),
+            other => {
+                loc.at(
+                    v.span(),
+                    format!("dataplane.encapsulation `{other}` is not one of \"none\", \"ipip\", \"ipip-cross-subnet\""),
+                    &choice_hint(other, ENCAPS),
+                );
+                None
+            }
+        },
+    };
+    let mtu = int(
+        loc,
+        &raw.mtu,
+        defaults::MTU,
+        |n| n == 0 || (576..=65535).contains(&n),
+        |n| format!("dataplane.mtu {n} is out of range"),
+        "0 (the underlay MTU minus the encapsulation overhead) or 576 to 65535",
+    );
+    let route_protocol = match &raw.route_protocol {
+        None => defaults::ROUTE_PROTOCOL,
+        Some(v) => {
+            let n = *v.get_ref();
+            match u8::try_from(n) {
+                Err(_) => {
+                    loc.at(
+                        v.span(),
+                        format!("dataplane.route_protocol {n} is out of range"),
+                        "a kernel route protocol number is 0 to 255; tortie's default is 149",
+                    );
+                    defaults::ROUTE_PROTOCOL
+                }
+                Ok(p) => match RESERVED_PROTOCOLS.iter().find(|(r, _)| *r == p) {
+                    Some((_, owner)) => {
+                        loc.at(
+                            v.span(),
+                            format!("dataplane.route_protocol {p} belongs to \"{owner}\""),
+                            "tortie deletes routes of its protocol that it did not ask for: pick an unused number such as 149 (see /etc/iproute2/rt_protos)",
+                        );
+                        defaults::ROUTE_PROTOCOL
+                    }
+                    None => p,
+                },
+            }
+        }
+    };
+    let veth_prefix = match &raw.veth_prefix {
+        None => defaults::VETH_PREFIX.to_string(),
+        Some(v) => {
+            let s = v.get_ref();
+            let max = IFNAME_MAX - VETH_HASH_LEN;
+            if s.is_empty() || s.len() > max {
+                loc.at(
+                    v.span(),
+                    format!("dataplane.veth_prefix `{s}` must have 1 to {max} characters"),
+                    &format!(
+                        "interface names have at most {IFNAME_MAX} characters and {VETH_HASH_LEN} are the container id's hash"
+                    ),
+                );
+            } else if !s
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                loc.at(
+                    v.span(),
+                    format!(
+                        "dataplane.veth_prefix `{}` has characters not allowed in interface names",
+                        s.escape_debug()
+                    ),
+                    "use letters, digits, '-' or '_', e.g. \"tt\"",
+                );
+            }
+            s.clone()
+        }
+    };
+    Some(Dataplane {
+        encapsulation: encapsulation?,
+        mtu,
+        route_protocol,
+        veth_prefix,
+    })
+}
+
+/// The block must leave at least one address for containers.
+fn check_pool_size(loc: &mut Locator<'_>, node: &Node, dp: &Dataplane, raw: &RawNode) {
+    let reserved = u64::from(dp.encapsulation.uses_tunnel());
+    let size = 1u64 << (32 - u32::from(node.pod_cidr.prefix()));
+    if size <= reserved
+        && let Some(v) = &raw.pod_cidr
+    {
+        loc.at(
+            v.span(),
+            format!(
+                "node.pod_cidr {} leaves no address for containers: IP-in-IP takes one for tunl0",
+                node.pod_cidr
+            ),
+            "use a larger block, e.g. a /26",
+        );
+    }
+}
+
+fn path_or(
+    loc: &mut Locator<'_>,
+    field: &Field<String>,
+    key: &str,
+    default: &str,
+    max_len: Option<usize>,
+) -> std::path::PathBuf {
+    let Some(v) = field else {
+        return default.into();
+    };
+    match values::absolute_path(key, v.get_ref(), default) {
+        Ok(p) => {
+            if let Some(max) = max_len
+                && v.get_ref().len() > max
+            {
+                loc.at(
+                    v.span(),
+                    format!(
+                        "{key} is {} bytes long; unix socket paths have at most {max}",
+                        v.get_ref().len()
+                    ),
+                    &format!("use a shorter path, e.g. \"{default}\""),
+                );
+            }
+            p
+        }
+        Err((m, h)) => {
+            loc.at(v.span(), m, &h);
+            default.into()
+        }
+    }
+}
