@@ -141,4 +141,35 @@ pub struct Update {
     pub announced: Vec<Prefix>,
     /// This UPDATE is an End-of-RIB marker for the family (RFC 4724 §2).
     pub end_of_rib: Option<AddressFamily>,
+    /// Malformed attributes handled without a session reset (RFC 7606), for the
+    /// log and counters. Empty (no allocation) on well-formed UPDATEs; ignored by
+    /// the encoder.
+    pub malformed: Vec<MalformedAttribute>,
+}
+
+impl Update {
+    /// True when the UPDATE carries nothing: no prefixes and no End-of-RIB.
+    pub fn is_empty(&self) -> bool {
+        self.withdrawn.is_empty() && self.announced.is_empty() && self.end_of_rib.is_none()
+    }
+}
+
+/// How a malformed attribute was handled (RFC 7606 §2). Session reset is not
+/// listed: it is a [`super::DecodeError`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Rfc7606Action {
+    /// The attribute was dropped and the UPDATE processed without it.
+    AttributeDiscard,
+    /// Every prefix the UPDATE announced was handled as withdrawn.
+    TreatAsWithdraw,
+}
+
+/// One RFC 7606 event in a received UPDATE.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MalformedAttribute {
+    /// Attribute type code (0 for errors of the attribute list as a whole).
+    pub type_code: u8,
+    pub action: Rfc7606Action,
+    /// What was wrong, e.g. "AS_PATH segment overruns the attribute".
+    pub reason: &'static str,
 }
