@@ -105,7 +105,7 @@ fn frr_like_open() -> Vec<u8> {
         vec![128, 0],
         vec![2, 0],
         vec![65, 4, 0, 0, 0xfd, 0xe9],
-        vec![64, 6, 0x80 | 0x40 | 0x00, 120, 0, 1, 1, 0x80],
+        vec![64, 6, 0x80 | 0x40, 120, 0, 1, 1, 0x80],
     ];
     let mut params = Vec::new();
     for c in &caps {
