@@ -1,0 +1,381 @@
+//! BIRD 2 in a namespace: configuration from a struct, its own control socket
+//! and pid file, and `birdc` output parsed into protocol states and routes.
+//!
+//! Run with `bird -f` (foreground) so the [`Daemon`] guard owns the PID.
+//! Timers are shortened (connect delay 1 s, error wait 1–5 s) so tests do not
+//! sit in BIRD's defaults (5 s, 60–300 s).
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::{LabError, Result};
+use crate::netns::{Netns, run};
+use crate::process::Daemon;
+
+/// One `protocol bgp` block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BirdNeighbor {
+    /// Protocol name (`show protocols NAME`).
+    pub name: String,
+    pub address: IpAddr,
+    pub asn: u32,
+    pub port: u16,
+    pub passive: bool,
+    pub password: Option<String>,
+    pub graceful_restart: bool,
+    pub hold_time: Option<u16>,
+    pub rr_client: bool,
+    /// Set the next hop to ourselves on export (default for eBGP anyway).
+    pub next_hop_self: bool,
+    /// Declare the protocol `disabled;` (enable later with [`Bird::enable`]).
+    pub disabled: bool,
+}
+
+impl BirdNeighbor {
+    pub fn new(name: &str, address: IpAddr, asn: u32) -> Self {
+        BirdNeighbor {
+            name: name.to_string(),
+            address,
+            asn,
+            port: 179,
+            passive: false,
+            password: None,
+            graceful_restart: false,
+            hold_time: None,
+            rr_client: false,
+            next_hop_self: false,
+            disabled: false,
+        }
+    }
+}
+
+/// A whole `bird.conf`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BirdConfig {
+    pub router_id: Ipv4Addr,
+    pub local_asn: u32,
+    pub neighbors: Vec<BirdNeighbor>,
+    /// Prefixes originated through a static protocol (`route P blackhole;`).
+    pub static_routes: Vec<String>,
+    /// Export BGP routes into the namespace's kernel table.
+    pub kernel_export: bool,
+}
+
+impl BirdConfig {
+    pub fn new(router_id: Ipv4Addr, local_asn: u32) -> Self {
+        BirdConfig {
+            router_id,
+            local_asn,
+            neighbors: Vec::new(),
+            static_routes: Vec::new(),
+            kernel_export: false,
+        }
+    }
+
+    /// The configuration text.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "router id {};", self.router_id);
+        s.push_str("log stderr all;\n");
+        s.push_str("protocol device { scan time 10; }\n");
+        if self.kernel_export {
+            s.push_str(
+                "protocol kernel {\n  merge paths on;\n  ipv4 { import none; export filter { if source = RTS_BGP then accept; reject; }; };\n}\n",
+            );
+        }
+        if !self.static_routes.is_empty() {
+            s.push_str("protocol static originated {\n  ipv4;\n");
+            for r in &self.static_routes {
+                let _ = writeln!(s, "  route {r} blackhole;");
+            }
+            s.push_str("}\n");
+        }
+        for n in &self.neighbors {
+            let _ = writeln!(s, "protocol bgp {} {{", n.name);
+            if n.disabled {
+                s.push_str("  disabled;\n");
+            }
+            let _ = writeln!(s, "  local as {};", self.local_asn);
+            let _ = writeln!(s, "  neighbor {} port {} as {};", n.address, n.port, n.asn);
+            if n.passive {
+                s.push_str("  passive on;\n");
+            }
+            if let Some(p) = &n.password {
+                let _ = writeln!(s, "  password \"{}\";", p.replace('"', "\\\""));
+            }
+            if n.graceful_restart {
+                s.push_str("  graceful restart on;\n  graceful restart time 120;\n");
+            }
+            if let Some(h) = n.hold_time {
+                let _ = writeln!(s, "  hold time {h};");
+                let _ = writeln!(s, "  keepalive time {};", (h / 3).max(1));
+            }
+            if n.rr_client {
+                s.push_str("  rr client;\n");
+            }
+            s.push_str(
+                "  connect delay time 1;\n  connect retry time 2;\n  error wait time 1, 5;\n",
+            );
+            s.push_str("  ipv4 {\n    import all;\n    export all;\n    gateway direct;\n");
+            if n.next_hop_self {
+                s.push_str("    next hop self;\n");
+            }
+            s.push_str("  };\n}\n");
+        }
+        s
+    }
+}
+
+/// A route as `birdc show route … all` prints it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BirdRoute {
+    pub prefix: String,
+    /// The protocol that gave it (`[NAME time]`).
+    pub protocol: String,
+    /// Marked `*`: the selected best path.
+    pub best: bool,
+    /// `BGP.as_path`, empty for locally originated routes.
+    pub as_path: Vec<u32>,
+    /// `BGP.next_hop`.
+    pub next_hop: Option<String>,
+    /// `via GW on IF`.
+    pub gateway: Option<String>,
+}
+
+/// A running BIRD with its own control socket.
+#[derive(Debug)]
+pub struct Bird {
+    pub socket: PathBuf,
+    pub config_path: PathBuf,
+    netns: String,
+    daemon: Daemon,
+}
+
+impl Bird {
+    /// Writes `bird.conf` in `dir`, starts `bird -f` in `ns` and waits until
+    /// its control socket answers.
+    pub fn start(ns: &Netns, dir: &Path, cfg: &BirdConfig) -> Result<Bird> {
+        let config_path = dir.join("bird.conf");
+        std::fs::write(&config_path, cfg.render())
+            .map_err(|e| LabError::io(format!("writing {}", config_path.display()), e))?;
+        Self::start_with_file(ns, dir, &config_path)
+    }
+
+    /// Starts BIRD with an existing configuration file (the runner's binds).
+    pub fn start_with_file(ns: &Netns, dir: &Path, config_path: &Path) -> Result<Bird> {
+        let socket = dir.join("bird.ctl");
+        let pidfile = dir.join("bird.pid");
+        let mut cmd = ns.command("bird");
+        cmd.arg("-f")
+            .arg("-c")
+            .arg(config_path)
+            .arg("-s")
+            .arg(&socket)
+            .arg("-P")
+            .arg(&pidfile);
+        let daemon = Daemon::spawn("bird", cmd, &dir.join("bird.log"))?;
+        let bird = Bird {
+            socket,
+            config_path: config_path.to_path_buf(),
+            netns: ns.name().to_string(),
+            daemon,
+        };
+        crate::wait::wait_for("bird control socket", Duration::from_secs(10), || {
+            bird.birdc(&["show", "status"]).is_ok()
+        })
+        .map_err(|e| LabError::Invalid(format!("{e}; bird log:\n{}", bird.daemon.log_tail(20))))?;
+        Ok(bird)
+    }
+
+    pub fn daemon(&mut self) -> &mut Daemon {
+        &mut self.daemon
+    }
+
+    pub fn netns(&self) -> &str {
+        &self.netns
+    }
+
+    /// Runs `birdc -s SOCK <args>` and returns its output.
+    pub fn birdc(&self, args: &[&str]) -> Result<String> {
+        let mut cmd = std::process::Command::new("birdc");
+        cmd.arg("-s").arg(&self.socket).args(args);
+        run(&mut cmd)
+    }
+
+    /// The `BGP state:` of protocol `name` (e.g. "Established", "Active").
+    pub fn protocol_state(&self, name: &str) -> Result<String> {
+        let out = self.birdc(&["show", "protocols", "all", name])?;
+        parse_bgp_state(&out).ok_or_else(|| {
+            LabError::parse(
+                "birdc show protocols all",
+                format!("no BGP state in:\n{out}"),
+            )
+        })
+    }
+
+    /// Every route in the master table (or only those from protocol `from`).
+    pub fn routes(&self, from: Option<&str>) -> Result<Vec<BirdRoute>> {
+        let out = match from {
+            Some(p) => self.birdc(&["show", "route", "protocol", p, "all"])?,
+            None => self.birdc(&["show", "route", "all"])?,
+        };
+        Ok(parse_routes(&out))
+    }
+
+    /// Routes BIRD would export to protocol `to`.
+    pub fn exported(&self, to: &str) -> Result<Vec<BirdRoute>> {
+        Ok(parse_routes(
+            &self.birdc(&["show", "route", "export", to, "all"])?,
+        ))
+    }
+
+    pub fn enable(&self, name: &str) -> Result<()> {
+        self.birdc(&["enable", name]).map(|_| ())
+    }
+
+    pub fn disable(&self, name: &str) -> Result<()> {
+        self.birdc(&["disable", name]).map(|_| ())
+    }
+
+    /// Re-reads the configuration file (after [`Bird::rewrite`]).
+    pub fn configure(&self) -> Result<()> {
+        let out = self.birdc(&["configure"])?;
+        if out.contains("Reconfigured") || out.contains("Reconfiguration in progress") {
+            Ok(())
+        } else {
+            Err(LabError::parse("birdc configure", out))
+        }
+    }
+
+    /// Writes a new configuration and reconfigures.
+    pub fn rewrite(&self, cfg: &BirdConfig) -> Result<()> {
+        std::fs::write(&self.config_path, cfg.render())
+            .map_err(|e| LabError::io(format!("writing {}", self.config_path.display()), e))?;
+        self.configure()
+    }
+}
+
+/// `BGP state:          Established` → "Established".
+pub fn parse_bgp_state(out: &str) -> Option<String> {
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix("BGP state:"))
+        .map(|s| s.trim().to_string())
+}
+
+/// Parses `show route … all` output. Tolerates the `BIRD x ready.` banner,
+/// `Table` headers and several paths per prefix.
+pub fn parse_routes(out: &str) -> Vec<BirdRoute> {
+    let mut routes: Vec<BirdRoute> = Vec::new();
+    let mut prefix = String::new();
+    for line in out.lines() {
+        if line.trim().is_empty() || line.starts_with("BIRD ") || line.starts_with("Table ") {
+            continue;
+        }
+        let head = line.starts_with(|c: char| !c.is_whitespace());
+        let indented_path = !head && line.starts_with(' ') && line.contains('[');
+        if head || indented_path {
+            let mut rest = line.trim_start();
+            if head {
+                let (p, r) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+                prefix = p.to_string();
+                rest = r;
+            }
+            let protocol = rest
+                .split_once('[')
+                .and_then(|(_, r)| r.split_whitespace().next())
+                .unwrap_or("")
+                .trim_end_matches(']')
+                .to_string();
+            let best = rest
+                .split_once(']')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('*'));
+            routes.push(BirdRoute {
+                prefix: prefix.clone(),
+                protocol,
+                best,
+                ..BirdRoute::default()
+            });
+            continue;
+        }
+        let Some(cur) = routes.last_mut() else {
+            continue;
+        };
+        let t = line.trim();
+        if let Some(v) = t.strip_prefix("BGP.as_path:") {
+            cur.as_path = v
+                .split_whitespace()
+                .filter_map(|a| a.parse().ok())
+                .collect();
+        } else if let Some(v) = t.strip_prefix("BGP.next_hop:") {
+            cur.next_hop = v.split_whitespace().next().map(str::to_string);
+        } else if let Some(v) = t.strip_prefix("via ") {
+            cur.gateway = v.split_whitespace().next().map(str::to_string);
+        }
+    }
+    routes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "BIRD 2.0.12 ready.
+Table master4:
+10.244.1.0/26        unicast [tortie 19:50:01.234] * (100) [AS64512i]
+\tvia 198.51.100.2 on eth1
+\tType: BGP univ
+\tBGP.origin: IGP
+\tBGP.as_path: 64512 64513
+\tBGP.next_hop: 198.51.100.2
+\tBGP.local_pref: 100
+                     unicast [other 19:50:02.000] (100) [AS64514i]
+\tvia 198.51.100.3 on eth1
+\tBGP.as_path: 64514
+\tBGP.next_hop: 198.51.100.3
+10.9.0.0/24          blackhole [originated 19:49:00.000] * (200)
+\tType: static univ
+";
+
+    #[test]
+    fn parses_routes_with_several_paths() {
+        let r = parse_routes(SAMPLE);
+        assert_eq!(r.len(), 3);
+        assert_eq!(r[0].prefix, "10.244.1.0/26");
+        assert_eq!(r[0].protocol, "tortie");
+        assert!(r[0].best);
+        assert_eq!(r[0].as_path, vec![64512, 64513]);
+        assert_eq!(r[0].next_hop.as_deref(), Some("198.51.100.2"));
+        assert_eq!(r[0].gateway.as_deref(), Some("198.51.100.2"));
+        assert_eq!(r[1].prefix, "10.244.1.0/26");
+        assert_eq!(r[1].protocol, "other");
+        assert!(!r[1].best);
+        assert_eq!(r[1].as_path, vec![64514]);
+        assert_eq!(r[2].prefix, "10.9.0.0/24");
+        assert!(r[2].as_path.is_empty());
+    }
+
+    #[test]
+    fn parses_state() {
+        let out = "BIRD 2.0.12 ready.\nName Proto\ntortie BGP --- up\n  BGP state:          Established\n    Neighbor address: 1.2.3.4\n";
+        assert_eq!(parse_bgp_state(out).as_deref(), Some("Established"));
+    }
+
+    #[test]
+    fn renders_neighbor_options() {
+        let mut c = BirdConfig::new(Ipv4Addr::new(192, 0, 2, 1), 65001);
+        let mut n = BirdNeighbor::new("tortie", "192.0.2.2".parse().unwrap(), 64512);
+        n.passive = true;
+        n.password = Some("s3cret".into());
+        n.graceful_restart = true;
+        c.neighbors.push(n);
+        c.static_routes.push("10.9.0.0/24".into());
+        let text = c.render();
+        assert!(text.contains("neighbor 192.0.2.2 port 179 as 64512;"));
+        assert!(text.contains("passive on;"));
+        assert!(text.contains("password \"s3cret\";"));
+        assert!(text.contains("graceful restart on;"));
+        assert!(text.contains("route 10.9.0.0/24 blackhole;"));
+    }
+}

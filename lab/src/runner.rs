@@ -1,0 +1,539 @@
+//! The netns lab runner: plays a containerlab topology on one Linux machine
+//! with network namespaces, no Docker.
+//!
+//! `up`: one namespace per node (`clab-<lab>-<node>`), a veth per link with
+//! the file's interface names, the node's `exec` lines, then its daemon
+//! (tortie, BIRD, FRR, GoBGP or ExaBGP) from its bound config, then the
+//! containers listed in `TORTIE_CONTAINERS`, each a namespace
+//! `clab-<lab>-<node>-<id>` attached through the node's agent.
+//!
+//! Everything runs inside the node through a wrapper that gives the process a
+//! private mount namespace (`ip netns exec` makes one) in which the node's
+//! work dir `<root>/<lab>/<node>/run/{tortie,bird,frr}` is bind-mounted on
+//! `/run/tortie`, `/run/bird` and `/run/frr`: each node has its own default
+//! sockets, so `tortie status`, `birdc` and `vtysh` typed in a node work as in
+//! a container. tortie's `state.dir` is rewritten into the node's work dir.
+//!
+//! Crash safety: the state file `<root>/<lab>/state.json` is written before
+//! every creation, so `down` removes everything a crashed `up` made; `down`
+//! of a lab that is not up is a no-op.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{LabError, Result};
+use crate::netns::{self, Netns, delete_namespace, run, veth_by_name};
+use crate::process::Daemon;
+use crate::topology::{Node, Role, Topology};
+
+/// Where labs keep their work dirs unless env `TORTIE_LAB_DIR` says otherwise.
+pub const DEFAULT_ROOT: &str = "/run/tortie-lab";
+
+/// A daemon the runner started.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DaemonRecord {
+    pub node: String,
+    pub name: String,
+    pub pid: i32,
+}
+
+/// A container namespace attached to a node.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ContainerRecord {
+    pub node: String,
+    pub id: String,
+    pub netns: String,
+    pub address: Option<String>,
+}
+
+/// What `up` made, recorded before each creation.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LabState {
+    pub lab: String,
+    pub topology: PathBuf,
+    pub namespaces: Vec<String>,
+    pub daemons: Vec<DaemonRecord>,
+    pub containers: Vec<ContainerRecord>,
+}
+
+/// The lab work-dir root: env `TORTIE_LAB_DIR` or [`DEFAULT_ROOT`].
+pub fn default_root() -> PathBuf {
+    std::env::var_os("TORTIE_LAB_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT))
+}
+
+/// A topology and its work dir.
+#[derive(Debug)]
+pub struct Lab {
+    pub topo: Topology,
+    pub workdir: PathBuf,
+    pub state: LabState,
+}
+
+const WRAPPER: &str = r#"set -e
+for m in tortie bird frr; do
+  mkdir -p "/run/$m"
+  mount --bind "$TORTIE_LAB_NODE_DIR/run/$m" "/run/$m"
+done
+exec "$@""#;
+
+impl Lab {
+    /// A handle on `topo` with work dir `<root>/<lab>`, loading its state
+    /// file when the lab is up.
+    pub fn open(topo: Topology, root: &Path) -> Result<Lab> {
+        let workdir = root.join(&topo.name);
+        let state_path = workdir.join("state.json");
+        let state = match std::fs::read_to_string(&state_path) {
+            Ok(text) => serde_json::from_str(&text)
+                .map_err(|e| LabError::parse(state_path.display().to_string(), e.to_string()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => LabState::default(),
+            Err(e) => return Err(LabError::io(format!("reading {}", state_path.display()), e)),
+        };
+        Ok(Lab {
+            topo,
+            workdir,
+            state,
+        })
+    }
+
+    /// True when a state file exists (the lab is up, or an `up` crashed).
+    pub fn is_up(&self) -> bool {
+        self.workdir.join("state.json").exists()
+    }
+
+    fn save(&self) -> Result<()> {
+        let path = self.workdir.join("state.json");
+        let tmp = self.workdir.join("state.json.tmp");
+        let text = serde_json::to_string_pretty(&self.state)
+            .map_err(|e| LabError::Invalid(format!("serializing lab state: {e}")))?;
+        std::fs::write(&tmp, text)
+            .map_err(|e| LabError::io(format!("writing {}", tmp.display()), e))?;
+        std::fs::rename(&tmp, &path)
+            .map_err(|e| LabError::io(format!("renaming to {}", path.display()), e))
+    }
+
+    /// The work dir of `node`.
+    pub fn node_dir(&self, node: &str) -> PathBuf {
+        self.workdir.join(node)
+    }
+
+    /// A command running `argv` inside `node` (its namespace and its private
+    /// `/run/{tortie,bird,frr}`), with the tortie binary's folder on PATH.
+    pub fn node_command(&self, node: &str, argv: &[String]) -> Command {
+        let mut c = Command::new("ip");
+        c.args([
+            "netns",
+            "exec",
+            &self.topo.namespace(node),
+            "sh",
+            "-c",
+            WRAPPER,
+            "sh",
+        ]);
+        c.args(argv);
+        c.env("TORTIE_LAB_NODE_DIR", self.node_dir(node));
+        if let Ok(bin) = crate::tortie::tortie_bin()
+            && let Some(dir) = bin.parent()
+        {
+            let path = std::env::var("PATH").unwrap_or_default();
+            c.env("PATH", format!("{}:{path}", dir.display()));
+        }
+        c
+    }
+
+    /// Runs `argv` in `node` (or in container `node/id`) and returns its output.
+    pub fn exec(&self, target: &str, argv: &[String]) -> Result<Output> {
+        netns::output(&mut self.command(target, argv)?)
+    }
+
+    /// The command [`Lab::exec`] runs, for callers that want its stdio.
+    pub fn command(&self, target: &str, argv: &[String]) -> Result<Command> {
+        let cmd = match target.split_once('/') {
+            Some((node, id)) => {
+                let ns = self.topo.container_namespace(node, id);
+                let (p, rest) = argv
+                    .split_first()
+                    .ok_or_else(|| LabError::Invalid("empty command".into()))?;
+                let mut c = Netns::existing(&ns).command(p);
+                c.args(rest);
+                c
+            }
+            None => {
+                if self.topo.node(target).is_none() {
+                    return Err(LabError::Invalid(format!(
+                        "no node {target} in lab {}",
+                        self.topo.name
+                    )));
+                }
+                self.node_command(target, argv)
+            }
+        };
+        Ok(cmd)
+    }
+
+    /// Runs `sh -c script` in `node`; error on non-zero exit.
+    pub fn sh(&self, node: &str, script: &str) -> Result<String> {
+        run(&mut self.node_command(node, &["sh".into(), "-c".into(), script.into()]))
+    }
+
+    /// Builds the whole lab. On error the partial lab stays recorded: call
+    /// [`Lab::down`].
+    pub fn up(&mut self) -> Result<()> {
+        if self.is_up() {
+            return Err(LabError::Invalid(format!(
+                "lab {} is already up (state in {}); run down first",
+                self.topo.name,
+                self.workdir.display()
+            )));
+        }
+        std::fs::create_dir_all(&self.workdir)
+            .map_err(|e| LabError::io(format!("creating {}", self.workdir.display()), e))?;
+        self.state = LabState {
+            lab: self.topo.name.clone(),
+            topology: self.topo.path.clone(),
+            ..LabState::default()
+        };
+        self.save()?;
+        let nodes = self.topo.nodes.clone();
+        for node in &nodes {
+            self.create_node(node)?;
+        }
+        for link in self.topo.links.clone() {
+            let (a, b) = (
+                self.topo.namespace(&link.a.0),
+                self.topo.namespace(&link.b.0),
+            );
+            veth_by_name(&a, &link.a.1, &b, &link.b.1)?;
+            if let Some(mtu) = link.mtu {
+                let m = mtu.to_string();
+                Netns::existing(&a).run(&["ip", "link", "set", &link.a.1, "mtu", &m])?;
+                Netns::existing(&b).run(&["ip", "link", "set", &link.b.1, "mtu", &m])?;
+            }
+        }
+        for node in &nodes {
+            for line in &node.exec {
+                self.sh(&node.name, line).map_err(|e| {
+                    LabError::Invalid(format!("node {}: exec {line:?}: {e}", node.name))
+                })?;
+            }
+        }
+        for node in &nodes {
+            self.start_daemon(node)?;
+        }
+        for node in &nodes {
+            for c in &node.containers {
+                self.add_container(node, &c.id, c.ip.as_deref())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn create_node(&mut self, node: &Node) -> Result<()> {
+        let ns = self.topo.namespace(&node.name);
+        self.state.namespaces.push(ns.clone());
+        self.save()?;
+        Netns::create(&ns)?.persist();
+        let dir = self.node_dir(&node.name);
+        for m in ["tortie", "bird", "frr"] {
+            let d = dir.join("run").join(m);
+            std::fs::create_dir_all(&d)
+                .map_err(|e| LabError::io(format!("creating {}", d.display()), e))?;
+        }
+        if node.role == Role::Frr {
+            run(Command::new("chown")
+                .args(["-R", "frr:frr"])
+                .arg(dir.join("run/frr")))?;
+        }
+        Ok(())
+    }
+
+    fn config_for(&self, node: &Node, suffixes: &[&str]) -> Result<PathBuf> {
+        suffixes
+            .iter()
+            .find_map(|s| node.bound(s))
+            .map(Path::to_path_buf)
+            .ok_or_else(|| {
+                LabError::Invalid(format!(
+                    "node {}: no bind ending in one of {suffixes:?}",
+                    node.name
+                ))
+            })
+    }
+
+    /// Copies a bound config into the node dir, readable by daemons that drop
+    /// privileges (FRR).
+    fn copy_config(&self, node: &str, src: &Path, name: &str) -> Result<PathBuf> {
+        let dst = self.node_dir(node).join(name);
+        std::fs::copy(src, &dst).map_err(|e| {
+            LabError::io(format!("copying {} to {}", src.display(), dst.display()), e)
+        })?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| LabError::io(format!("chmod {}", dst.display()), e))?;
+        Ok(dst)
+    }
+
+    fn spawn(&mut self, node: &str, name: &str, argv: Vec<String>) -> Result<()> {
+        let cmd = self.node_command(node, &argv);
+        let log = self.node_dir(node).join(format!("{name}.log"));
+        let d = Daemon::spawn(name, cmd, &log)?;
+        self.state.daemons.push(DaemonRecord {
+            node: node.to_string(),
+            name: name.to_string(),
+            pid: d.release(),
+        });
+        self.save()
+    }
+
+    fn start_daemon(&mut self, node: &Node) -> Result<()> {
+        let dir = self.node_dir(&node.name);
+        let s = |p: &Path| p.display().to_string();
+        match node.role {
+            Role::Linux => {}
+            Role::Tortie => {
+                let src = self.config_for(node, &["tortie.toml"])?;
+                let text = std::fs::read_to_string(&src)
+                    .map_err(|e| LabError::io(format!("reading {}", src.display()), e))?;
+                let mut t: toml::Table = text
+                    .parse()
+                    .map_err(|e| LabError::parse(src.display().to_string(), format!("{e}")))?;
+                let mut st = toml::Table::new();
+                st.insert("dir".into(), toml::Value::String(s(&dir.join("state"))));
+                t.insert("state".into(), toml::Value::Table(st));
+                let cfg = dir.join("tortie.toml");
+                std::fs::write(&cfg, t.to_string())
+                    .map_err(|e| LabError::io(format!("writing {}", cfg.display()), e))?;
+                let bin = crate::tortie::tortie_bin()?;
+                self.spawn(
+                    &node.name,
+                    "tortie",
+                    vec![s(&bin), "run".into(), "--config".into(), s(&cfg)],
+                )?;
+                let name = node.name.clone();
+                crate::wait::wait_for(
+                    &format!("tortie API on {name}"),
+                    Duration::from_secs(20),
+                    || {
+                        self.exec(&name, &["tortie".into(), "status".into()])
+                            .is_ok_and(|o| o.status.success())
+                    },
+                )?;
+            }
+            Role::Bird => {
+                let src = self.config_for(node, &["bird.conf"])?;
+                let cfg = self.copy_config(&node.name, &src, "bird.conf")?;
+                self.spawn(
+                    &node.name,
+                    "bird",
+                    vec!["bird".into(), "-f".into(), "-c".into(), s(&cfg)],
+                )?;
+            }
+            Role::Frr => {
+                let src = self.config_for(node, &["frr.conf", "bgpd.conf"])?;
+                let cfg = self.copy_config(&node.name, &src, "frr.conf")?;
+                let zconf = dir.join("zebra.conf");
+                std::fs::write(&zconf, "")
+                    .map_err(|e| LabError::io(format!("writing {}", zconf.display()), e))?;
+                self.spawn(
+                    &node.name,
+                    "zebra",
+                    vec!["/usr/lib/frr/zebra".into(), "-f".into(), s(&zconf)],
+                )?;
+                let zsock = dir.join("run/frr/zserv.api");
+                crate::wait::wait_for("zebra socket", Duration::from_secs(10), || zsock.exists())?;
+                self.spawn(
+                    &node.name,
+                    "bgpd",
+                    vec!["/usr/lib/frr/bgpd".into(), "-f".into(), s(&cfg)],
+                )?;
+            }
+            Role::Gobgp => {
+                let src = self.config_for(node, &["gobgpd.toml", "gobgpd.conf", "gobgp.toml"])?;
+                self.spawn(
+                    &node.name,
+                    "gobgpd",
+                    vec!["gobgpd".into(), "-f".into(), s(&src), "-p".into()],
+                )?;
+            }
+            Role::Exabgp => {
+                let src = self.config_for(node, &["exabgp.conf"])?;
+                self.spawn(
+                    &node.name,
+                    "exabgp",
+                    vec![
+                        "env".into(),
+                        "exabgp_api_cli=false".into(),
+                        "exabgp_daemon_drop=false".into(),
+                        "exabgp".into(),
+                        s(&src),
+                    ],
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates container `id`'s namespace beside `node` and attaches it
+    /// through the node's agent (`tortie attach`). Returns its address.
+    pub fn add_container(&mut self, node: &Node, id: &str, ip: Option<&str>) -> Result<String> {
+        if node.role != Role::Tortie {
+            return Err(LabError::Invalid(format!(
+                "node {}: containers need a tortie node",
+                node.name
+            )));
+        }
+        let ns = self.topo.container_namespace(&node.name, id);
+        self.state.namespaces.push(ns.clone());
+        self.save()?;
+        let path = Netns::create(&ns)?.persist();
+        let mut argv: Vec<String> = [
+            "tortie",
+            "attach",
+            "--netns",
+            &format!("/run/netns/{path}"),
+            "--id",
+            id,
+            "-o",
+            "json",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if let Some(ip) = ip {
+            argv.extend(["--ip".to_string(), ip.to_string()]);
+        }
+        let out = run(&mut self.node_command(&node.name, &argv))?;
+        let address = crate::tortie::attached_address(&out)
+            .ok_or_else(|| LabError::parse("tortie attach -o json", out.clone()))?;
+        self.state.containers.push(ContainerRecord {
+            node: node.name.clone(),
+            id: id.to_string(),
+            netns: ns,
+            address: Some(address.clone()),
+        });
+        self.save()?;
+        Ok(address)
+    }
+
+    /// Removes everything the state file records: daemons (by PID, only if
+    /// the PID still lives in one of the lab's namespaces), namespaces (with
+    /// their veths), FRR's and the lab's work dirs. A lab that is not up: no-op.
+    pub fn down(&mut self) -> Result<()> {
+        if !self.is_up() {
+            return Ok(());
+        }
+        for d in self.state.daemons.iter().rev() {
+            let ns = pid_namespace(d.pid);
+            if ns
+                .as_ref()
+                .is_some_and(|n| self.state.namespaces.contains(n))
+            {
+                stop_pid(d.pid);
+            }
+        }
+        let mut errors = Vec::new();
+        for ns in self.state.namespaces.iter().rev() {
+            if let Err(e) = delete_namespace(ns) {
+                errors.push(e.to_string());
+            }
+        }
+        if !errors.is_empty() {
+            return Err(LabError::Invalid(format!("down: {}", errors.join("; "))));
+        }
+        std::fs::remove_dir_all(&self.workdir)
+            .map_err(|e| LabError::io(format!("removing {}", self.workdir.display()), e))?;
+        self.state = LabState::default();
+        Ok(())
+    }
+
+    /// A human summary: per node its namespace, daemons and a status query.
+    pub fn status(&self) -> String {
+        let mut s = format!(
+            "lab {} ({})\n",
+            self.topo.name,
+            if self.is_up() { "up" } else { "down" }
+        );
+        if !self.is_up() {
+            return s;
+        }
+        let existing = netns::list_namespaces();
+        for node in &self.topo.nodes {
+            let ns = self.topo.namespace(&node.name);
+            let present = existing.contains(&ns);
+            s.push_str(&format!(
+                "\n== {} [{:?}] netns {ns}{}\n",
+                node.name,
+                node.role,
+                if present { "" } else { " (MISSING)" }
+            ));
+            for d in self.state.daemons.iter().filter(|d| d.node == node.name) {
+                let alive = pid_namespace(d.pid).is_some_and(|n| n == ns);
+                s.push_str(&format!(
+                    "   {} pid {} {}\n",
+                    d.name,
+                    d.pid,
+                    if alive { "running" } else { "NOT RUNNING" }
+                ));
+            }
+            for c in self.state.containers.iter().filter(|c| c.node == node.name) {
+                s.push_str(&format!(
+                    "   container {} {} netns {}\n",
+                    c.id,
+                    c.address.as_deref().unwrap_or("-"),
+                    c.netns
+                ));
+            }
+            let query: Option<&[&str]> = match node.role {
+                Role::Tortie => Some(&["tortie", "status"]),
+                Role::Bird => Some(&["birdc", "show", "protocols"]),
+                Role::Frr => Some(&["vtysh", "-c", "show bgp ipv4 unicast summary"]),
+                Role::Gobgp => Some(&["gobgp", "neighbor"]),
+                _ => None,
+            };
+            if let (true, Some(q)) = (present, query) {
+                let argv: Vec<String> = q.iter().map(|a| a.to_string()).collect();
+                match self.exec(&node.name, &argv) {
+                    Ok(o) => {
+                        s.push_str(&String::from_utf8_lossy(&o.stdout));
+                        s.push_str(&String::from_utf8_lossy(&o.stderr));
+                    }
+                    Err(e) => s.push_str(&format!("   {e}\n")),
+                }
+            }
+        }
+        s
+    }
+
+    /// The address of container `id` on `node`, from the state file.
+    pub fn container_address(&self, node: &str, id: &str) -> Option<&str> {
+        self.state
+            .containers
+            .iter()
+            .find(|c| c.node == node && c.id == id)
+            .and_then(|c| c.address.as_deref())
+    }
+}
+
+/// The name of the namespace (under /run/netns) process `pid` lives in.
+pub fn pid_namespace(pid: i32) -> Option<String> {
+    let out = run(Command::new("ip").args(["netns", "identify", &pid.to_string()])).ok()?;
+    let name = out.trim();
+    (!name.is_empty()).then(|| name.to_string())
+}
+
+/// SIGTERM, up to 3 s, then SIGKILL, by PID.
+fn stop_pid(pid: i32) {
+    use nix::sys::signal::{Signal, kill};
+    let p = nix::unistd::Pid::from_raw(pid);
+    if kill(p, Signal::SIGTERM).is_err() {
+        return;
+    }
+    let gone = crate::wait::wait_for("exit", Duration::from_secs(3), || kill(p, None).is_err());
+    if gone.is_err() {
+        let _ = kill(p, Signal::SIGKILL);
+    }
+}
