@@ -4,5 +4,15 @@
 //! to the sans-IO session FSM, and the UPDATEs it accepts go to the RIB task,
 //! which runs the decision process and emits best-path changes to the caller.
 
+pub mod error;
+pub mod fsm;
+pub mod rib;
+mod session;
+pub mod speaker;
 pub mod types;
 pub mod wire;
+
+pub use error::BgpError;
+pub use fsm::SessionState;
+pub use speaker::*;
+pub use types::*;

@@ -1,0 +1,404 @@
+//! Session plumbing: the tasks behind [`crate::Speaker`].
+//!
+//! [`Runtime::start`] spawns the RIB task ([`rib_task`], sole owner of the
+//! RIB), one [`peer::PeerTask`] per configured peer and the [`listener`].
+//! Accepted connections go from the listener to the peer task owning the
+//! source address; received UPDATEs go from peer tasks to the RIB task;
+//! outbound UPDATEs go back from the RIB task to each established session.
+//! API calls are messages to these tasks. All channels are bounded.
+
+mod conn;
+mod listener;
+mod msg;
+mod peer;
+mod rib_task;
+pub mod socket;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::info;
+
+use crate::BgpError;
+use crate::fsm::{FsmConfig, codes, notify};
+use crate::speaker::{
+    GracefulRestartConfig, PeerConfig, PeerStatus, RouteInfo, SpeakerConfig, SpeakerEvent,
+};
+use crate::types::{AddressFamily, Prefix};
+use crate::wire::GracefulRestartCapability;
+use msg::{PeerCmd, RibMsg};
+
+/// Largest connect-retry back-off.
+const CONNECT_RETRY_MAX: Duration = Duration::from_secs(120);
+
+/// Speaker-wide settings every task reads.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) local_asn: u32,
+    pub(crate) router_id: Ipv4Addr,
+    pub(crate) local_address: Option<IpAddr>,
+    pub(crate) hold_time: u16,
+    pub(crate) connect_retry: Duration,
+    pub(crate) graceful_restart: Option<GracefulRestartConfig>,
+    pub(crate) cluster_id: Option<Ipv4Addr>,
+}
+
+/// The FSM settings for `peer`. `first_session`: set the GR Restart State bit
+/// when we restarted with forwarding state preserved (RFC 4724 §4.1).
+pub(crate) fn fsm_config(shared: &Shared, peer: &PeerConfig, first_session: bool) -> FsmConfig {
+    let families = vec![AddressFamily::IPV4_UNICAST, AddressFamily::IPV6_UNICAST];
+    let graceful_restart = shared
+        .graceful_restart
+        .as_ref()
+        .map(|g| GracefulRestartCapability {
+            restart_state: first_session && g.forwarding_preserved,
+            notification: false,
+            restart_time: g.restart_time.min(4095),
+            families: families
+                .iter()
+                .map(|f| (*f, g.forwarding_preserved))
+                .collect(),
+        });
+    FsmConfig {
+        local_asn: shared.local_asn,
+        router_id: shared.router_id,
+        peer_asn: peer.asn,
+        hold_time: peer.hold_time.unwrap_or(shared.hold_time),
+        passive: peer.passive,
+        connect_retry: shared.connect_retry,
+        connect_retry_max: CONNECT_RETRY_MAX,
+        families,
+        graceful_restart,
+        extended_message: true,
+    }
+}
+
+/// Scales `d` by a pseudo-random factor in [0.75, 1.0] (RFC 4271 §10 jitter).
+pub(crate) fn jitter(d: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    let r = (h.finish() % 1000) as f64 / 1000.0;
+    d.mul_f64(0.75 + 0.25 * r)
+}
+
+pub(crate) fn validate(cfg: &SpeakerConfig) -> Result<(), BgpError> {
+    if cfg.local_asn == 0 {
+        return Err(BgpError::Config(
+            "local ASN 0 is reserved (RFC 7607)".into(),
+        ));
+    }
+    if cfg.router_id.is_unspecified() {
+        return Err(BgpError::Config(
+            "router id 0.0.0.0 is not allowed (RFC 6286)".into(),
+        ));
+    }
+    validate_peers(&cfg.peers, cfg.hold_time)
+}
+
+fn validate_peers(peers: &[PeerConfig], hold_time: u16) -> Result<(), BgpError> {
+    let check_hold = |h: u16, who: &str| {
+        if h == 1 || h == 2 {
+            Err(BgpError::Config(format!(
+                "{who}: hold time {h} is not allowed (0 or at least 3, RFC 4271 §4.2)"
+            )))
+        } else {
+            Ok(())
+        }
+    };
+    check_hold(hold_time, "speaker")?;
+    let mut seen = std::collections::HashSet::new();
+    for p in peers {
+        let who = format!("peer {} ({})", p.name, p.address);
+        if !seen.insert(p.address) {
+            return Err(BgpError::Config(format!("{who}: configured twice")));
+        }
+        if p.asn == 0 {
+            return Err(BgpError::Config(format!("{who}: ASN 0 is reserved")));
+        }
+        if let Some(h) = p.hold_time {
+            check_hold(h, &who)?;
+        }
+        if p.password
+            .as_ref()
+            .is_some_and(|k| k.len() > socket::MD5_MAX_KEY_LEN || k.is_empty())
+        {
+            return Err(BgpError::Config(format!(
+                "{who}: TCP MD5 key must be 1..=80 bytes"
+            )));
+        }
+        if p.ttl_security == Some(0) {
+            return Err(BgpError::Config(format!(
+                "{who}: ttl_security hop count must be 1..=255"
+            )));
+        }
+    }
+    Ok(())
+}
+
+struct PeerHandle {
+    cfg: PeerConfig,
+    cmd: mpsc::Sender<PeerCmd>,
+    status: Arc<Mutex<PeerStatus>>,
+    task: JoinHandle<()>,
+}
+
+/// The running tasks of one speaker.
+pub(crate) struct Runtime {
+    shared: Arc<Shared>,
+    rib: mpsc::Sender<RibMsg>,
+    rib_task: JoinHandle<()>,
+    peers: tokio::sync::Mutex<Vec<PeerHandle>>,
+    listener: Option<listener::Listener>,
+    /// Peer address → session task, read by the listener.
+    dispatch: listener::Dispatch,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.rib_task.abort();
+        if let Some(l) = &self.listener {
+            l.abort();
+        }
+        for p in self.peers.get_mut().iter() {
+            p.task.abort();
+        }
+    }
+}
+
+impl Runtime {
+    pub(crate) async fn start(
+        cfg: SpeakerConfig,
+    ) -> Result<(Runtime, mpsc::Receiver<SpeakerEvent>), BgpError> {
+        validate(&cfg)?;
+        let shared = Arc::new(Shared {
+            local_asn: cfg.local_asn,
+            router_id: cfg.router_id,
+            local_address: cfg.local_address,
+            hold_time: cfg.hold_time,
+            connect_retry: cfg.connect_retry,
+            graceful_restart: cfg.graceful_restart.clone(),
+            cluster_id: cfg.cluster_id,
+        });
+        let dispatch = listener::Dispatch::default();
+        let listener = match cfg.listen {
+            Some(addr) if addr.port() != 0 => {
+                Some(listener::Listener::start(addr, dispatch.clone())?)
+            }
+            _ => None,
+        };
+        let (ev_tx, ev_rx) = mpsc::channel(1024);
+        let (rib_tx, rib_rx) = mpsc::channel(1024);
+        let rib_task = tokio::spawn(rib_task::run(
+            shared.clone(),
+            cfg.peers.clone(),
+            rib_rx,
+            ev_tx,
+        ));
+        let rt = Runtime {
+            shared,
+            rib: rib_tx,
+            rib_task,
+            peers: tokio::sync::Mutex::new(Vec::new()),
+            listener,
+            dispatch,
+        };
+        {
+            let mut peers = rt.peers.lock().await;
+            for p in cfg.peers {
+                let h = rt.spawn_peer(p)?;
+                peers.push(h);
+            }
+        }
+        info!(asn = rt.shared.local_asn, router_id = %rt.shared.router_id, "BGP speaker started");
+        Ok((rt, ev_rx))
+    }
+
+    fn spawn_peer(&self, p: PeerConfig) -> Result<PeerHandle, BgpError> {
+        if let Some(l) = &self.listener {
+            l.set_md5(p.address, p.password.as_deref())?;
+        }
+        let (cmd_tx, cmd_rx) = mpsc::channel(16);
+        let status = Arc::new(Mutex::new(peer::initial_status(&p, self.shared.local_asn)));
+        let task = peer::PeerTask::new(
+            p.clone(),
+            self.shared.clone(),
+            self.rib.clone(),
+            status.clone(),
+            cmd_rx,
+        );
+        self.dispatch.insert(p.address, cmd_tx.clone());
+        let task = tokio::spawn(task.run());
+        Ok(PeerHandle {
+            cfg: p,
+            cmd: cmd_tx,
+            status,
+            task,
+        })
+    }
+
+    async fn stop_peer(&self, h: PeerHandle, notification: Option<crate::wire::Notification>) {
+        self.dispatch.remove(h.cfg.address);
+        if let Some(l) = &self.listener {
+            let _ = l.set_md5(h.cfg.address, None);
+        }
+        let (tx, rx) = oneshot::channel();
+        if h.cmd
+            .send(PeerCmd::Stop {
+                notification,
+                reply: tx,
+            })
+            .await
+            .is_ok()
+        {
+            let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
+        }
+        h.task.abort();
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> RibMsg) -> Result<T, BgpError> {
+        let (tx, rx) = oneshot::channel();
+        self.rib
+            .send(make(tx))
+            .await
+            .map_err(|_| BgpError::Shutdown)?;
+        rx.await.map_err(|_| BgpError::Shutdown)
+    }
+
+    pub(crate) async fn originate(
+        &self,
+        prefix: Prefix,
+        next_hop: Option<IpAddr>,
+    ) -> Result<(), BgpError> {
+        self.ask(|reply| RibMsg::Originate {
+            prefix,
+            next_hop,
+            reply,
+        })
+        .await?
+    }
+
+    pub(crate) async fn withdraw(&self, prefix: Prefix) -> Result<(), BgpError> {
+        self.ask(|reply| RibMsg::Withdraw { prefix, reply }).await?
+    }
+
+    pub(crate) async fn routes(&self) -> Vec<RouteInfo> {
+        self.ask(|reply| RibMsg::Routes { reply })
+            .await
+            .unwrap_or_default()
+    }
+
+    pub(crate) async fn peers(&self) -> Vec<PeerStatus> {
+        let counts: HashMap<IpAddr, (u64, u64)> = self
+            .ask(|reply| RibMsg::Counts { reply })
+            .await
+            .unwrap_or_default();
+        let peers = self.peers.lock().await;
+        peers
+            .iter()
+            .filter_map(|h| {
+                let mut st = h.status.lock().ok()?.clone();
+                if let Some((rx, tx)) = counts.get(&st.address) {
+                    st.routes_received = *rx;
+                    st.routes_advertised = *tx;
+                }
+                Some(st)
+            })
+            .collect()
+    }
+
+    pub(crate) async fn route_refresh(&self, peer: IpAddr) -> Result<(), BgpError> {
+        let cmd = {
+            let peers = self.peers.lock().await;
+            peers
+                .iter()
+                .find(|h| h.cfg.address == peer)
+                .map(|h| h.cmd.clone())
+        };
+        let cmd = cmd.ok_or(BgpError::UnknownPeer(peer))?;
+        let (tx, rx) = oneshot::channel();
+        cmd.send(PeerCmd::RouteRefresh { reply: tx })
+            .await
+            .map_err(|_| BgpError::Shutdown)?;
+        rx.await.map_err(|_| BgpError::Shutdown)?
+    }
+
+    pub(crate) async fn reconfigure(&self, new: Vec<PeerConfig>) -> Result<(), BgpError> {
+        validate_peers(&new, self.shared.hold_time)?;
+        let mut peers = self.peers.lock().await;
+        let old = std::mem::take(&mut *peers);
+        let mut kept = Vec::new();
+        for h in old {
+            match new.iter().find(|p| p.address == h.cfg.address) {
+                Some(p) if *p == h.cfg => kept.push(h),
+                Some(_) => {
+                    info!(peer = %h.cfg.address, "peer configuration changed: resetting the session");
+                    self.stop_peer(
+                        h,
+                        Some(notify(
+                            codes::CEASE,
+                            codes::CEASE_OTHER_CONFIG_CHANGE,
+                            Vec::new(),
+                        )),
+                    )
+                    .await
+                }
+                None => {
+                    info!(peer = %h.cfg.address, "peer removed from the configuration");
+                    self.stop_peer(
+                        h,
+                        Some(notify(
+                            codes::CEASE,
+                            codes::CEASE_PEER_DECONFIGURED,
+                            Vec::new(),
+                        )),
+                    )
+                    .await
+                }
+            }
+        }
+        self.rib
+            .send(RibMsg::SetPeers { peers: new.clone() })
+            .await
+            .map_err(|_| BgpError::Shutdown)?;
+        // Keep configuration order.
+        for p in new {
+            if let Some(i) = kept.iter().position(|h| h.cfg.address == p.address) {
+                peers.push(kept.swap_remove(i));
+            } else {
+                info!(peer = %p.address, "peer added to the configuration");
+                let h = self.spawn_peer(p)?;
+                peers.push(h);
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn shutdown(self, graceful: bool) {
+        if let Some(l) = &self.listener {
+            l.abort();
+        }
+        let handles = std::mem::take(&mut *self.peers.lock().await);
+        let notification =
+            (!graceful).then(|| notify(codes::CEASE, codes::CEASE_ADMIN_SHUTDOWN, Vec::new()));
+        for h in handles {
+            self.stop_peer(h, notification.clone()).await;
+        }
+        info!(graceful, "BGP speaker stopped");
+        // Dropping self aborts the RIB task.
+    }
+}
+
+/// Address used to find a peer from a socket's source address.
+pub(crate) fn canonical(addr: SocketAddr) -> IpAddr {
+    addr.ip().to_canonical()
+}

@@ -1,0 +1,818 @@
+//! The per-peer session task: drives one [`Fsm`] over real sockets.
+//!
+//! It turns socket readiness, timer deadlines, accepted connections (from the
+//! listener) and outbound UPDATEs (from the RIB task) into FSM events, and
+//! carries out the FSM's actions. Received UPDATEs are queued to the RIB task
+//! through a bounded channel; while that queue is long the task stops reading
+//! the socket, so a slow RIB pushes back on the peer through TCP rather than
+//! growing memory. A second, peer-initiated connection that arrives while the
+//! first is in OpenSent/OpenConfirm is run as a collision candidate until one
+//! of them receives an OPEN, then RFC 4271 §6.8 decides which survives.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::conn::{Conn, IoDone, OUT_HIGH_WATER};
+use super::msg::{PeerCmd, PeerOut, RibMsg};
+use super::socket::{self, ConnectOptions};
+use super::{Shared, fsm_config, jitter};
+use crate::fsm::{
+    Action, CollisionOutcome, DownReason, Event, Fsm, Negotiated, SessionState, Timer, codes,
+    notify, resolve_collision,
+};
+use crate::speaker::{CapabilitySummary, PeerConfig, PeerStatus, SpeakerEvent};
+use crate::wire::{CodecContext, Message, MessageType, Notification, RouteRefresh};
+
+/// Stop reading the socket while this many messages wait for the RIB task.
+const MAX_PENDING_TO_RIB: usize = 256;
+/// How long a collision candidate may wait for the peer's OPEN.
+const CANDIDATE_OPEN_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long closing a connection may spend flushing (e.g. a NOTIFICATION).
+const CLOSE_FLUSH: Duration = Duration::from_secs(2);
+
+/// What woke the session loop.
+enum Wake {
+    Cmd(Option<PeerCmd>),
+    Connected(io::Result<TcpStream>),
+    Read(io::Result<usize>),
+    Wrote(io::Result<()>),
+    CandRead(io::Result<usize>),
+    CandWrote(io::Result<()>),
+    Out(Option<PeerOut>),
+    Timer,
+    RibGone,
+    Nothing,
+}
+
+type Connecting = Pin<Box<dyn Future<Output = io::Result<TcpStream>> + Send>>;
+
+pub(crate) struct PeerTask {
+    pub(crate) peer: PeerConfig,
+    shared: Arc<Shared>,
+    fsm: Fsm,
+    conn: Option<Conn>,
+    /// Collision candidate: a peer-initiated connection, its FSM and deadline.
+    cand: Option<(Fsm, Conn, Instant)>,
+    connecting: Option<Connecting>,
+    timers: [Option<Instant>; 4],
+    rib: mpsc::Sender<RibMsg>,
+    to_rib: VecDeque<RibMsg>,
+    out_rx: Option<mpsc::Receiver<PeerOut>>,
+    status: Arc<Mutex<PeerStatus>>,
+    cmd_rx: mpsc::Receiver<PeerCmd>,
+    /// Negotiated parameters of the current Established session.
+    session: Option<Negotiated>,
+    reason: String,
+}
+
+fn timer_index(t: Timer) -> usize {
+    match t {
+        Timer::ConnectRetry => 0,
+        Timer::Hold => 1,
+        Timer::Keepalive => 2,
+        Timer::IdleHold => 3,
+    }
+}
+
+const TIMER_EVENTS: [(Timer, Event); 4] = [
+    (Timer::ConnectRetry, Event::ConnectRetryTimerExpires),
+    (Timer::Hold, Event::HoldTimerExpires),
+    (Timer::Keepalive, Event::KeepaliveTimerExpires),
+    (Timer::IdleHold, Event::IdleHoldTimerExpires),
+];
+
+/// A fresh status record for a peer that has not connected yet.
+pub(crate) fn initial_status(peer: &PeerConfig, local_asn: u32) -> PeerStatus {
+    PeerStatus {
+        address: peer.address,
+        name: peer.name.clone(),
+        remote_asn: peer.asn,
+        local_asn,
+        remote_id: None,
+        state: SessionState::Idle,
+        since: SystemTime::now(),
+        routes_received: 0,
+        routes_advertised: 0,
+        messages_received: Default::default(),
+        messages_sent: Default::default(),
+        established_transitions: 0,
+        last_error: None,
+        hold_time: None,
+        capabilities: None,
+    }
+}
+
+fn count(c: &mut crate::speaker::MessageCounters, t: MessageType) {
+    match t {
+        MessageType::Open => c.open += 1,
+        MessageType::Update => c.update += 1,
+        MessageType::Notification => c.notification += 1,
+        MessageType::Keepalive => c.keepalive += 1,
+        MessageType::RouteRefresh => c.route_refresh += 1,
+    }
+}
+
+async fn io_opt(c: &mut Option<Conn>, read: bool, write: bool) -> IoDone {
+    match c {
+        Some(c) => c.io(read, write).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn cand_io(c: &mut Option<(Fsm, Conn, Instant)>) -> IoDone {
+    match c {
+        Some((_, c, _)) => c.io(true, true).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv_opt(rx: &mut Option<mpsc::Receiver<PeerOut>>) -> Option<PeerOut> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn connect_opt(c: &mut Option<Connecting>) -> io::Result<TcpStream> {
+    match c {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Codec settings for an established session (RFC 6793, RFC 8654, RFC 4760).
+fn codec_context(shared: &Shared, n: &Negotiated) -> CodecContext {
+    let ibgp = n.peer_asn == shared.local_asn;
+    CodecContext {
+        four_octet_as: n.four_octet_as,
+        extended_message: n.extended_message,
+        ibgp,
+        families: n.families.clone(),
+        local_asn: shared.local_asn,
+        peer_asn: n.peer_asn,
+        enforce_first_as: !ibgp,
+    }
+}
+
+impl PeerTask {
+    pub(crate) fn new(
+        peer: PeerConfig,
+        shared: Arc<Shared>,
+        rib: mpsc::Sender<RibMsg>,
+        status: Arc<Mutex<PeerStatus>>,
+        cmd_rx: mpsc::Receiver<PeerCmd>,
+    ) -> Self {
+        let fsm = Fsm::new(fsm_config(&shared, &peer, true));
+        PeerTask {
+            peer,
+            shared,
+            fsm,
+            conn: None,
+            cand: None,
+            connecting: None,
+            timers: [None; 4],
+            rib,
+            to_rib: VecDeque::new(),
+            out_rx: None,
+            status,
+            cmd_rx,
+            session: None,
+            reason: String::from("configured"),
+        }
+    }
+
+    fn addr(&self) -> IpAddr {
+        self.peer.address
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let cand = self.cand.as_ref().map(|c| c.2);
+        self.timers.iter().flatten().copied().chain(cand).min()
+    }
+
+    pub(crate) async fn run(mut self) {
+        self.feed(Event::ManualStart);
+        loop {
+            let deadline = self.next_deadline();
+            let reading = self.to_rib.len() < MAX_PENDING_TO_RIB
+                && self
+                    .conn
+                    .as_ref()
+                    .is_some_and(|c| c.pending_out() < OUT_HIGH_WATER);
+            let writing = self.conn.as_ref().is_some_and(|c| c.pending_out() > 0);
+            let taking_out = self
+                .conn
+                .as_ref()
+                .is_some_and(|c| c.pending_out() < OUT_HIGH_WATER);
+            let wake = tokio::select! {
+                cmd = self.cmd_rx.recv() => Wake::Cmd(cmd),
+                res = connect_opt(&mut self.connecting) => Wake::Connected(res),
+                io = io_opt(&mut self.conn, reading, writing), if reading || writing => match io {
+                    IoDone::Read(r) => Wake::Read(r),
+                    IoDone::Wrote(r) => Wake::Wrote(r),
+                },
+                io = cand_io(&mut self.cand) => match io {
+                    IoDone::Read(r) => Wake::CandRead(r),
+                    IoDone::Wrote(r) => Wake::CandWrote(r),
+                },
+                permit = self.rib.reserve(), if !self.to_rib.is_empty() => match permit {
+                    Ok(p) => {
+                        if let Some(m) = self.to_rib.pop_front() {
+                            p.send(m);
+                        }
+                        Wake::Nothing
+                    }
+                    Err(_) => Wake::RibGone,
+                },
+                out = recv_opt(&mut self.out_rx), if taking_out => Wake::Out(out),
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => Wake::Timer,
+            };
+            match wake {
+                Wake::Cmd(Some(PeerCmd::Stop {
+                    notification,
+                    reply,
+                })) => {
+                    self.stop(notification).await;
+                    let _ = reply.send(());
+                    return;
+                }
+                Wake::Cmd(Some(cmd)) => self.on_cmd(cmd),
+                Wake::Cmd(None) | Wake::RibGone => {
+                    // The speaker is gone: close without NOTIFICATION.
+                    self.stop(None).await;
+                    return;
+                }
+                Wake::Connected(res) => {
+                    self.connecting = None;
+                    self.on_connected(res);
+                }
+                Wake::Read(Ok(0)) => self.conn_failed("connection closed by peer".into()),
+                Wake::Read(Ok(_)) => self.process_main(),
+                Wake::Read(Err(e)) => self.conn_failed(format!("read: {e}")),
+                Wake::Wrote(Err(e)) => self.conn_failed(format!("write: {e}")),
+                Wake::Wrote(Ok(())) | Wake::Nothing => {}
+                Wake::CandRead(Ok(n)) if n > 0 => self.process_cand(),
+                Wake::CandRead(_) | Wake::CandWrote(Err(_)) => self.drop_cand(),
+                Wake::CandWrote(Ok(())) => {}
+                Wake::Out(Some(o)) => self.on_out(o),
+                Wake::Out(None) => self.out_rx = None,
+                Wake::Timer => self.fire_timers(),
+            }
+        }
+    }
+
+    // ----- inputs -------------------------------------------------------
+
+    fn on_cmd(&mut self, cmd: PeerCmd) {
+        match cmd {
+            PeerCmd::Accepted(stream) => self.on_accepted(stream),
+            PeerCmd::RouteRefresh { reply } => {
+                let res = self.send_route_refresh();
+                let _ = reply.send(res);
+            }
+            PeerCmd::Stop { .. } => {} // handled in run()
+        }
+    }
+
+    fn send_route_refresh(&mut self) -> Result<(), crate::BgpError> {
+        let peer = self.addr();
+        let (Some(n), Some(conn)) = (self.session.as_ref(), self.conn.as_mut()) else {
+            return Err(crate::BgpError::PeerState {
+                peer,
+                reason: "session is not Established".into(),
+            });
+        };
+        if !n.route_refresh {
+            return Err(crate::BgpError::PeerState {
+                peer,
+                reason: "peer did not advertise the route refresh capability".into(),
+            });
+        }
+        let mut sent = 0;
+        for family in n.families.clone() {
+            let msg = Message::RouteRefresh(RouteRefresh { family, subtype: 0 });
+            if conn.queue(&msg).is_ok() {
+                sent += 1;
+            }
+        }
+        if let Ok(mut st) = self.status.lock() {
+            st.messages_sent.route_refresh += sent;
+        }
+        Ok(())
+    }
+
+    fn on_connected(&mut self, res: io::Result<TcpStream>) {
+        match res {
+            Ok(stream) => {
+                if self.conn.is_some()
+                    || !matches!(
+                        self.fsm.state(),
+                        SessionState::Connect | SessionState::Active
+                    )
+                {
+                    return; // an accepted connection won meanwhile
+                }
+                match Conn::new(stream, true) {
+                    Ok(c) => {
+                        debug!(peer = %self.addr(), local = %c.local, "connected");
+                        self.conn = Some(c);
+                        self.feed(Event::TcpCrAcked);
+                    }
+                    Err(e) => self.connect_failed(format!("connect: {e}")),
+                }
+            }
+            Err(e) => self.connect_failed(format!("connect to {}: {e}", self.remote())),
+        }
+    }
+
+    fn remote(&self) -> SocketAddr {
+        SocketAddr::new(self.peer.address, self.peer.port)
+    }
+
+    fn connect_failed(&mut self, why: String) {
+        debug!(peer = %self.addr(), "{why}");
+        self.set_error(why.clone());
+        self.reason = why;
+        if self.conn.is_none() {
+            self.feed(Event::TcpConnectionFails);
+        }
+    }
+
+    fn conn_failed(&mut self, why: String) {
+        info!(peer = %self.addr(), state = %self.fsm.state(), "{why}");
+        self.reason = why;
+        if let Some(c) = self.conn.take() {
+            c.abort();
+        }
+        self.feed(Event::TcpConnectionFails);
+    }
+
+    fn on_accepted(&mut self, stream: TcpStream) {
+        let peer = self.addr();
+        if let Err(e) = socket::prepare_accepted(&stream, self.peer.ttl_security) {
+            warn!(%peer, "accepted connection: socket options: {e}");
+            return;
+        }
+        let conn = match Conn::new(stream, false) {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(%peer, "accepted connection: {e}");
+                return;
+            }
+        };
+        match self.fsm.state() {
+            SessionState::Idle => {
+                self.feed(Event::AutomaticStart);
+                if self.fsm.state() == SessionState::Idle {
+                    debug!(%peer, "refusing connection: session administratively stopped");
+                    return;
+                }
+                self.attach_accepted(conn);
+            }
+            SessionState::Connect | SessionState::Active => self.attach_accepted(conn),
+            SessionState::OpenSent | SessionState::OpenConfirm => {
+                if self.cand.is_some() {
+                    debug!(%peer, "refusing third connection during collision");
+                    return;
+                }
+                let mut fsm = Fsm::new(fsm_config(&self.shared, &self.peer, false));
+                let mut conn = conn;
+                fsm.handle(Event::ManualStart);
+                for a in fsm.handle(Event::TcpConnectionConfirmed) {
+                    if let Action::SendOpen(o) = a {
+                        let _ = conn.queue(&Message::Open(o));
+                    }
+                }
+                self.count_sent(MessageType::Open);
+                self.cand = Some((fsm, conn, Instant::now() + CANDIDATE_OPEN_TIMEOUT));
+            }
+            SessionState::Established => {
+                let gr = self
+                    .session
+                    .as_ref()
+                    .is_some_and(|n| n.peer_graceful_restart.is_some());
+                if gr {
+                    // RFC 4724 §4.2: a new connection from a GR-capable peer
+                    // whose session is Established means it restarted: treat
+                    // the old session as a TCP failure (routes kept stale).
+                    info!(%peer, "new connection while Established: peer restarted (graceful restart)");
+                    self.conn_failed("peer restarted (new connection)".into());
+                    self.feed(Event::IdleHoldTimerExpires);
+                    self.attach_accepted(conn);
+                } else {
+                    debug!(%peer, "collision with an Established session: closing the new connection");
+                    let mut conn = conn;
+                    let n = notify(codes::CEASE, codes::CEASE_CONNECTION_COLLISION, Vec::new());
+                    let _ = conn.queue(&Message::Notification(n));
+                    tokio::spawn(conn.close(CLOSE_FLUSH));
+                }
+            }
+        }
+    }
+
+    fn attach_accepted(&mut self, conn: Conn) {
+        self.connecting = None;
+        self.conn = Some(conn);
+        self.reason = "peer connected".into();
+        self.feed(Event::TcpConnectionConfirmed);
+    }
+
+    /// Decodes and handles every complete message on the main connection.
+    fn process_main(&mut self) {
+        while let Some(res) = self.conn.as_mut().and_then(|c| c.next_message()) {
+            match res {
+                Ok(msg) => {
+                    let t = msg.message_type();
+                    if let Ok(mut st) = self.status.lock() {
+                        count(&mut st.messages_received, t);
+                    }
+                    if let Message::Open(o) = &msg
+                        && self.cand.is_some()
+                        && !self.collide_on_main_open(o.bgp_identifier)
+                    {
+                        // The main connection lost; the candidate took over.
+                        continue;
+                    }
+                    let ev = match msg {
+                        Message::Open(o) => Event::BGPOpen(o),
+                        Message::Update(u) => Event::UpdateMsg(u),
+                        Message::Notification(n) => {
+                            self.reason = format!(
+                                "received NOTIFICATION {}",
+                                crate::fsm::notification_text(&n)
+                            );
+                            Event::NotifMsg(n)
+                        }
+                        Message::Keepalive => Event::KeepAliveMsg,
+                        Message::RouteRefresh(r) => Event::RouteRefreshMsg(r),
+                    };
+                    self.feed(ev);
+                }
+                Err(e) if e.is_ignorable() => debug!(peer = %self.addr(), "ignored message: {e}"),
+                Err(e) => {
+                    warn!(peer = %self.addr(), "bad message: {e}");
+                    self.reason = e.to_string();
+                    let n = e.notification.clone();
+                    let ev = match n.code {
+                        codes::MESSAGE_HEADER_ERROR => Event::BGPHeaderErr(n),
+                        codes::OPEN_MESSAGE_ERROR => Event::BGPOpenMsgErr(n),
+                        _ => Event::UpdateMsgErr(n),
+                    };
+                    self.feed(ev);
+                }
+            }
+        }
+    }
+
+    /// The main connection received an OPEN while a candidate exists. Returns
+    /// true when the main connection survives and should process the OPEN.
+    fn collide_on_main_open(&mut self, remote_id: std::net::Ipv4Addr) -> bool {
+        let main_local = self.conn.as_ref().is_some_and(|c| c.locally_initiated);
+        let keep_main = !main_local
+            || resolve_collision(self.shared.router_id, remote_id)
+                == CollisionOutcome::KeepLocallyInitiated;
+        if keep_main {
+            self.dump_cand();
+            true
+        } else {
+            self.promote_cand();
+            false
+        }
+    }
+
+    fn process_cand(&mut self) {
+        let Some(res) = self.cand.as_mut().and_then(|c| c.1.next_message()) else {
+            return;
+        };
+        let Ok(Message::Open(o)) = res else {
+            // Anything but an OPEN first (or garbage): not worth a session.
+            self.drop_cand();
+            return;
+        };
+        if let Ok(mut st) = self.status.lock() {
+            count(&mut st.messages_received, MessageType::Open);
+        }
+        let main_local = self.conn.as_ref().is_some_and(|c| c.locally_initiated);
+        let keep_cand = main_local
+            && resolve_collision(self.shared.router_id, o.bgp_identifier)
+                == CollisionOutcome::KeepRemotelyInitiated;
+        if keep_cand {
+            self.promote_cand();
+            self.feed(Event::BGPOpen(o));
+            // Anything after the OPEN is now the main connection's.
+            self.process_main();
+        } else {
+            self.dump_cand();
+        }
+    }
+
+    /// Closes the candidate with Cease/7 (§6.8).
+    fn dump_cand(&mut self) {
+        if let Some((mut fsm, mut conn, _)) = self.cand.take() {
+            info!(peer = %self.addr(), "connection collision: closing the peer-initiated connection");
+            for a in fsm.handle(Event::OpenCollisionDump) {
+                if let Action::SendNotification(n) = a {
+                    let _ = conn.queue(&Message::Notification(n));
+                    self.count_sent(MessageType::Notification);
+                }
+            }
+            tokio::spawn(conn.close(CLOSE_FLUSH));
+        }
+    }
+
+    fn drop_cand(&mut self) {
+        if let Some((_, conn, _)) = self.cand.take() {
+            conn.abort();
+        }
+    }
+
+    /// Dumps the main connection (Cease/7) and makes the candidate the main one.
+    fn promote_cand(&mut self) {
+        let Some((fsm, conn, _)) = self.cand.take() else {
+            return;
+        };
+        info!(peer = %self.addr(), "connection collision: keeping the peer-initiated connection");
+        self.reason = "connection collision resolution".into();
+        self.feed(Event::OpenCollisionDump);
+        self.connecting = None;
+        self.timers = [None; 4];
+        self.timers[timer_index(Timer::Hold)] = Some(Instant::now() + crate::fsm::OPEN_HOLD_TIME);
+        self.fsm = fsm;
+        self.conn = Some(conn);
+        self.note_state(self.fsm.state());
+    }
+
+    fn fire_timers(&mut self) {
+        let now = Instant::now();
+        if self.cand.as_ref().is_some_and(|c| c.2 <= now) {
+            debug!(peer = %self.addr(), "collision candidate sent no OPEN in time");
+            self.drop_cand();
+        }
+        for (t, ev) in TIMER_EVENTS {
+            let i = timer_index(t);
+            if self.timers[i].is_some_and(|d| d <= now) {
+                self.timers[i] = None;
+                if t == Timer::Hold {
+                    self.reason = "hold timer expired".into();
+                }
+                self.feed(ev);
+            }
+        }
+    }
+
+    fn on_out(&mut self, out: PeerOut) {
+        match out {
+            PeerOut::Updates(updates) => {
+                let Some(conn) = self.conn.as_mut() else {
+                    return;
+                };
+                let mut sent = 0u64;
+                for u in updates {
+                    match conn.queue_update(&u) {
+                        Ok(n) => sent += n as u64,
+                        Err(e) => warn!(peer = %self.peer.address, "cannot encode UPDATE: {e}"),
+                    }
+                }
+                if let Ok(mut st) = self.status.lock() {
+                    st.messages_sent.update += sent;
+                }
+            }
+            PeerOut::MaxPrefixes { family, limit } => {
+                // RFC 4486 §4: data = AFI (2), SAFI (1), upper bound (4).
+                let mut data = family.afi.code().to_be_bytes().to_vec();
+                data.push(family.safi.code());
+                data.extend_from_slice(&limit.to_be_bytes());
+                warn!(peer = %self.addr(), limit, "maximum number of prefixes reached");
+                self.reason = format!("maximum number of prefixes ({limit}) reached");
+                self.feed(Event::AutomaticStop(Some(notify(
+                    codes::CEASE,
+                    codes::CEASE_MAX_PREFIXES,
+                    data,
+                ))));
+            }
+        }
+    }
+
+    async fn stop(&mut self, notification: Option<Notification>) {
+        self.drop_cand();
+        self.connecting = None;
+        match notification {
+            Some(n) => {
+                self.reason = format!("stopped: {}", crate::fsm::notification_text(&n));
+                self.feed(Event::AutomaticStop(Some(n)));
+            }
+            None => {
+                // Graceful: close TCP without NOTIFICATION (RFC 4724 restart).
+                if let Some(c) = self.conn.take() {
+                    c.abort();
+                }
+                if self.session.take().is_some() {
+                    self.to_rib.push_back(RibMsg::PeerDown {
+                        peer: self.addr(),
+                        retain_for: None,
+                        families: Vec::new(),
+                    });
+                }
+            }
+        }
+        // Deliver what the RIB must still learn (PeerDown), best effort.
+        while let Some(m) = self.to_rib.pop_front() {
+            if self.rib.send(m).await.is_err() {
+                break;
+            }
+        }
+    }
+
+    // ----- the FSM and its actions ---------------------------------------
+
+    fn feed(&mut self, ev: Event) {
+        let before = self.fsm.state();
+        let actions = self.fsm.handle(ev);
+        for a in actions {
+            self.exec(a);
+        }
+        let after = self.fsm.state();
+        if after == SessionState::OpenConfirm
+            && let (Some(n), Some(c)) = (self.fsm.negotiated(), self.conn.as_mut())
+        {
+            c.ctx = codec_context(&self.shared, n);
+        }
+        if before != after {
+            self.note_state(after);
+        }
+    }
+
+    fn note_state(&mut self, state: SessionState) {
+        if let Ok(mut st) = self.status.lock() {
+            st.state = state;
+            st.since = SystemTime::now();
+            if state != SessionState::Established {
+                st.hold_time = None;
+            }
+        }
+        debug!(peer = %self.addr(), %state, reason = %self.reason, "state change");
+        self.to_rib
+            .push_back(RibMsg::Event(SpeakerEvent::PeerStateChanged {
+                peer: self.addr(),
+                state,
+                reason: self.reason.clone(),
+            }));
+    }
+
+    fn set_error(&self, e: String) {
+        if let Ok(mut st) = self.status.lock() {
+            st.last_error = Some(e);
+        }
+    }
+
+    fn count_sent(&self, t: MessageType) {
+        if let Ok(mut st) = self.status.lock() {
+            count(&mut st.messages_sent, t);
+        }
+    }
+
+    fn send(&mut self, msg: Message) {
+        let t = msg.message_type();
+        if let Some(c) = self.conn.as_mut() {
+            match c.queue(&msg) {
+                Ok(()) => self.count_sent(t),
+                Err(e) => warn!(peer = %self.peer.address, "cannot encode {}: {e}", t.name()),
+            }
+        }
+    }
+
+    fn exec(&mut self, a: Action) {
+        match a {
+            Action::Connect => {
+                if self.connecting.is_none() && self.conn.is_none() {
+                    let opts = ConnectOptions {
+                        remote: self.remote(),
+                        local: self.shared.local_address,
+                        password: self.peer.password.clone(),
+                        ttl_security: self.peer.ttl_security,
+                    };
+                    let limit = self
+                        .shared
+                        .connect_retry
+                        .clamp(Duration::from_secs(1), Duration::from_secs(30));
+                    self.connecting = Some(Box::pin(async move {
+                        match tokio::time::timeout(limit, socket::connect(&opts)).await {
+                            Ok(r) => r,
+                            Err(_) => {
+                                Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))
+                            }
+                        }
+                    }));
+                }
+            }
+            Action::SendOpen(o) => self.send(Message::Open(o)),
+            Action::SendKeepalive => self.send(Message::Keepalive),
+            Action::SendNotification(n) => {
+                self.reason = format!("sent NOTIFICATION {}", crate::fsm::notification_text(&n));
+                self.send(Message::Notification(n));
+            }
+            Action::CloseConnection => {
+                self.connecting = None;
+                if let Some(c) = self.conn.take() {
+                    tokio::spawn(c.close(CLOSE_FLUSH));
+                }
+            }
+            Action::StartTimer(t, d) => {
+                let d = match t {
+                    Timer::ConnectRetry | Timer::IdleHold => jitter(d),
+                    _ => d,
+                };
+                self.timers[timer_index(t)] = Some(Instant::now() + d);
+            }
+            Action::StopTimer(t) => self.timers[timer_index(t)] = None,
+            Action::SessionEstablished(n) => self.on_established(n),
+            Action::SessionDown {
+                reason,
+                was_established,
+            } => self.on_down(reason, was_established),
+            Action::DeliverUpdate(u) => self.to_rib.push_back(RibMsg::Update {
+                peer: self.addr(),
+                update: u,
+            }),
+            Action::DeliverRouteRefresh(r) => self.to_rib.push_back(RibMsg::RouteRefresh {
+                peer: self.addr(),
+                family: r.family,
+            }),
+        }
+    }
+
+    fn on_established(&mut self, n: Negotiated) {
+        let peer = self.addr();
+        let local_addr = self.conn.as_ref().map(|c| c.local.ip().to_canonical());
+        let local_addr = self
+            .shared
+            .local_address
+            .or(local_addr)
+            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        info!(%peer, asn = n.peer_asn, hold = n.hold_time, families = ?n.families, "session Established");
+        self.reason = "OPEN exchanged".into();
+        if let Ok(mut st) = self.status.lock() {
+            st.established_transitions += 1;
+            st.hold_time = Some(n.hold_time);
+            st.remote_id = Some(n.peer_id);
+            st.capabilities = Some(CapabilitySummary {
+                families: n.families.clone(),
+                four_octet_as: n.four_octet_as,
+                route_refresh: n.route_refresh,
+                extended_message: n.extended_message,
+                peer_restart_time: n.peer_graceful_restart.as_ref().map(|g| g.restart_time),
+            });
+        }
+        // RFC 4724 §4.1: the Restart State bit only on the first session after our restart.
+        self.fsm.config_mut().graceful_restart =
+            fsm_config(&self.shared, &self.peer, false).graceful_restart;
+        let (tx, rx) = mpsc::channel(64);
+        self.out_rx = Some(rx);
+        self.session = Some(n.clone());
+        self.to_rib.push_back(RibMsg::PeerUp {
+            peer,
+            negotiated: n,
+            local_addr,
+            out: tx,
+        });
+    }
+
+    fn on_down(&mut self, reason: DownReason, was_established: bool) {
+        let peer = self.addr();
+        if !matches!(reason, DownReason::Stopped) {
+            self.set_error(reason.to_string());
+        }
+        self.reason = reason.to_string();
+        self.out_rx = None;
+        let session = self.session.take();
+        if !was_established {
+            return;
+        }
+        info!(%peer, "session down: {reason}");
+        let gr = session
+            .as_ref()
+            .and_then(|n| n.peer_graceful_restart.clone());
+        let (retain_for, families) = match gr {
+            Some(g) if reason.retains_routes() && g.restart_time > 0 => (
+                Some(Duration::from_secs(u64::from(g.restart_time))),
+                g.families.iter().map(|(f, _)| *f).collect(),
+            ),
+            _ => (None, Vec::new()),
+        };
+        self.to_rib.push_back(RibMsg::PeerDown {
+            peer,
+            retain_for,
+            families,
+        });
+    }
+}

@@ -1,0 +1,375 @@
+//! The RIB task: the single owner of the [`Rib`]. Session tasks and API calls
+//! send it [`RibMsg`]s; it applies them, hands outbound UPDATEs to each
+//! established session's channel, and reports best-path changes, peer state
+//! changes and initial convergence on the speaker's event channel.
+//!
+//! It also runs the two clocks the pure RIB has not got: the graceful-restart
+//! stale timers of restarting peers (RFC 4724 §4.2: sweep on End-of-RIB or when
+//! the peer's Restart Time runs out) and the initial-convergence timer.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::Shared;
+use super::msg::{PeerOut, RibMsg};
+use crate::rib::{PeerId, PeerInfo, Rib, RibConfig, RibError, RibOutput};
+use crate::speaker::{PeerConfig, RouteCandidate, RouteInfo, SpeakerEvent};
+use crate::types::AddressFamily;
+use crate::wire::Update;
+
+/// Without graceful restart configured, how long to wait for every peer's
+/// End-of-RIB before declaring convergence anyway.
+const DEFAULT_CONVERGENCE_TIMEOUT: Duration = Duration::from_secs(120);
+/// A peer that did not advertise graceful restart may never send End-of-RIB:
+/// count it converged this long after Established (unless EoR comes first).
+const NON_GR_PEER_SETTLE: Duration = Duration::from_secs(5);
+
+struct PeerEntry {
+    cfg: PeerConfig,
+    id: PeerId,
+    out: Option<mpsc::Sender<PeerOut>>,
+    /// Families still awaiting End-of-RIB in the current session.
+    awaiting_eor: HashSet<AddressFamily>,
+    /// Graceful-restart stale deadline (RFC 4724 §4.2).
+    stale_until: Option<Instant>,
+    /// A non-GR peer counts as converged at this time.
+    settle_at: Option<Instant>,
+    converged: bool,
+}
+
+struct RibTask {
+    shared: Arc<Shared>,
+    rib: Rib,
+    peers: HashMap<IpAddr, PeerEntry>,
+    next_id: u32,
+    events: mpsc::Sender<SpeakerEvent>,
+    converged: bool,
+    converge_deadline: Instant,
+}
+
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    peers: Vec<PeerConfig>,
+    mut rx: mpsc::Receiver<RibMsg>,
+    events: mpsc::Sender<SpeakerEvent>,
+) {
+    let mut cfg = RibConfig::new(shared.local_asn, shared.router_id);
+    cfg.cluster_id = shared.cluster_id;
+    let timeout = shared
+        .graceful_restart
+        .as_ref()
+        .map_or(DEFAULT_CONVERGENCE_TIMEOUT, |g| {
+            Duration::from_secs(u64::from(g.restart_time))
+        });
+    let mut t = RibTask {
+        shared,
+        rib: Rib::new(cfg),
+        peers: HashMap::new(),
+        next_id: 0,
+        events,
+        converged: false,
+        converge_deadline: Instant::now() + timeout,
+    };
+    t.set_peers(peers);
+    t.check_converged().await;
+    loop {
+        let deadline = t.next_deadline();
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                Some(m) => t.handle(m).await,
+                None => return,
+            },
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                t.on_timers().await;
+            }
+        }
+    }
+}
+
+impl RibTask {
+    fn set_peers(&mut self, peers: Vec<PeerConfig>) {
+        let keep: HashSet<IpAddr> = peers.iter().map(|p| p.address).collect();
+        let gone: Vec<IpAddr> = self
+            .peers
+            .keys()
+            .filter(|a| !keep.contains(a))
+            .copied()
+            .collect();
+        for a in gone {
+            if let Some(e) = self.peers.remove(&a) {
+                // The session task sends PeerDown first; this is a backstop.
+                let _ = self.rib.peer_down(e.id, false);
+            }
+        }
+        for p in peers {
+            match self.peers.get_mut(&p.address) {
+                Some(e) => e.cfg = p,
+                None => {
+                    let id = PeerId(self.next_id);
+                    self.next_id += 1;
+                    self.peers.insert(
+                        p.address,
+                        PeerEntry {
+                            cfg: p.clone(),
+                            id,
+                            out: None,
+                            awaiting_eor: HashSet::new(),
+                            stale_until: None,
+                            settle_at: None,
+                            converged: false,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let peer_deadlines = self
+            .peers
+            .values()
+            .flat_map(|e| [e.stale_until, e.settle_at])
+            .flatten();
+        let conv = (!self.converged).then_some(self.converge_deadline);
+        peer_deadlines.chain(conv).min()
+    }
+
+    async fn on_timers(&mut self) {
+        let now = Instant::now();
+        let mut sweeps = Vec::new();
+        for (addr, e) in self.peers.iter_mut() {
+            if e.stale_until.is_some_and(|d| d <= now) {
+                e.stale_until = None;
+                info!(peer = %addr, "graceful restart timer expired: removing stale routes");
+                sweeps.push(e.id);
+            }
+            if e.settle_at.is_some_and(|d| d <= now) {
+                e.settle_at = None;
+                e.converged = true;
+            }
+        }
+        for id in sweeps {
+            let out = self.rib.sweep_stale(id);
+            self.emit(out).await;
+        }
+        if !self.converged && self.converge_deadline <= now {
+            info!("initial convergence timer expired");
+            self.converged = true;
+            self.send_event(SpeakerEvent::Converged).await;
+        }
+        self.check_converged().await;
+    }
+
+    async fn check_converged(&mut self) {
+        if !self.converged && self.peers.values().all(|e| e.converged) {
+            info!("initial convergence: End-of-RIB from every peer");
+            self.converged = true;
+            self.send_event(SpeakerEvent::Converged).await;
+        }
+    }
+
+    async fn send_event(&self, ev: SpeakerEvent) {
+        // The receiver may be gone (owner not listening): nothing to do then.
+        let _ = self.events.send(ev).await;
+    }
+
+    async fn handle(&mut self, m: RibMsg) {
+        match m {
+            RibMsg::PeerUp {
+                peer,
+                negotiated,
+                local_addr,
+                out,
+            } => {
+                let Some(e) = self.peers.get_mut(&peer) else {
+                    return;
+                };
+                let mut info =
+                    PeerInfo::new(peer, negotiated.peer_asn, negotiated.peer_id, local_addr);
+                info.families = negotiated.families.clone();
+                info.rr_client = e.cfg.route_reflector_client;
+                info.max_prefixes = e.cfg.max_prefixes;
+                info.alternate_next_hop = self
+                    .shared
+                    .local_address
+                    .filter(|a| a.is_ipv4() != local_addr.is_ipv4());
+                e.out = Some(out);
+                e.awaiting_eor = negotiated.families.iter().copied().collect();
+                if negotiated.peer_graceful_restart.is_none() && !e.converged {
+                    e.settle_at = Some(Instant::now() + NON_GR_PEER_SETTLE);
+                }
+                let id = e.id;
+                match self.rib.peer_up(id, info) {
+                    Ok(out) => self.emit(out).await,
+                    Err(err) => warn!(%peer, "RIB refused peer: {err}"),
+                }
+            }
+            RibMsg::PeerDown {
+                peer,
+                retain_for,
+                families,
+            } => {
+                let Some(e) = self.peers.get_mut(&peer) else {
+                    return;
+                };
+                e.out = None;
+                e.settle_at = None;
+                let id = e.id;
+                let retain = retain_for.is_some() && !families.is_empty();
+                if let Some(d) = retain_for.filter(|_| retain) {
+                    info!(%peer, secs = d.as_secs(), "peer restarting gracefully: keeping its routes as stale");
+                    e.stale_until = Some(Instant::now() + d);
+                } else {
+                    e.stale_until = None;
+                }
+                let out = self.rib.peer_down(id, retain);
+                self.emit(out).await;
+            }
+            RibMsg::Update { peer, update } => self.apply_update(peer, update).await,
+            RibMsg::RouteRefresh { peer, family } => {
+                let Some(e) = self.peers.get(&peer) else {
+                    return;
+                };
+                let out = self.rib.route_refresh(e.id, family);
+                self.emit(out).await;
+            }
+            RibMsg::Event(ev) => self.send_event(ev).await,
+            RibMsg::Originate {
+                prefix,
+                next_hop,
+                reply,
+            } => {
+                let out = self.rib.originate(prefix, next_hop);
+                let _ = reply.send(Ok(()));
+                self.emit(out).await;
+            }
+            RibMsg::Withdraw { prefix, reply } => {
+                let out = self.rib.withdraw_local(prefix);
+                let _ = reply.send(Ok(()));
+                self.emit(out).await;
+            }
+            RibMsg::Routes { reply } => {
+                let _ = reply.send(self.routes());
+            }
+            RibMsg::Counts { reply } => {
+                let counts = self
+                    .peers
+                    .iter()
+                    .map(|(a, e)| {
+                        (
+                            *a,
+                            (
+                                self.rib.received_count(e.id) as u64,
+                                self.rib.advertised_count(e.id) as u64,
+                            ),
+                        )
+                    })
+                    .collect();
+                let _ = reply.send(counts);
+            }
+            RibMsg::SetPeers { peers } => {
+                self.set_peers(peers);
+                self.check_converged().await;
+            }
+        }
+    }
+
+    async fn apply_update(&mut self, peer: IpAddr, update: Update) {
+        let Some(e) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let id = e.id;
+        let eor = update.end_of_rib;
+        match self.rib.apply_update(id, &update) {
+            Ok(out) => self.emit(out).await,
+            Err(RibError::MaxPrefix {
+                limit, would_have, ..
+            }) => {
+                let family = update
+                    .announced
+                    .first()
+                    .map(|p| p.family())
+                    .unwrap_or(AddressFamily::IPV4_UNICAST);
+                warn!(%peer, limit, would_have, "prefix limit exceeded");
+                if let Some(tx) = e.out.as_ref() {
+                    let _ = tx.send(PeerOut::MaxPrefixes { family, limit }).await;
+                }
+                return;
+            }
+            Err(err) => {
+                debug!(%peer, "UPDATE not applied: {err}");
+                return;
+            }
+        }
+        if let Some(f) = eor
+            && let Some(e) = self.peers.get_mut(&peer)
+        {
+            debug!(%peer, family = ?f, "End-of-RIB received");
+            e.awaiting_eor.remove(&f);
+            if e.awaiting_eor.is_empty() {
+                e.stale_until = None;
+                e.settle_at = None;
+                e.converged = true;
+            }
+            self.check_converged().await;
+        }
+    }
+
+    /// Delivers a RIB operation's output: UPDATEs to sessions, then best-path
+    /// changes to the owner.
+    async fn emit(&mut self, out: RibOutput) {
+        if !out.outbound.is_empty() {
+            let mut per_peer: HashMap<PeerId, Vec<Update>> = HashMap::new();
+            for (id, u) in out.outbound {
+                per_peer.entry(id).or_default().push(u);
+            }
+            for e in self.peers.values_mut() {
+                if let Some(updates) = per_peer.remove(&e.id)
+                    && let Some(tx) = e.out.as_ref()
+                    && tx.send(PeerOut::Updates(updates)).await.is_err()
+                {
+                    e.out = None;
+                }
+            }
+        }
+        for c in out.best_changes {
+            self.send_event(SpeakerEvent::BestPathChanged {
+                prefix: c.prefix,
+                next_hops: c.next_hops,
+                attributes: c.attributes,
+            })
+            .await;
+        }
+    }
+
+    fn routes(&self) -> Vec<RouteInfo> {
+        let mut v: Vec<RouteInfo> = self
+            .rib
+            .loc_rib()
+            .map(|b| RouteInfo {
+                prefix: b.prefix,
+                candidates: self
+                    .rib
+                    .explain(b.prefix)
+                    .into_iter()
+                    .map(|c| RouteCandidate {
+                        peer: c.peer_address,
+                        attributes: c.attributes,
+                        best: c.best,
+                        ecmp: c.ecmp,
+                        stale: c.stale,
+                        reason: c.lost_because.map(|r| r.as_str().to_string()),
+                    })
+                    .collect(),
+            })
+            .collect();
+        v.sort_by_key(|r| r.prefix);
+        v
+    }
+}

@@ -1,0 +1,262 @@
+//! The public face of the speaker: [`Speaker`], its configuration and what it
+//! reports ([`SpeakerEvent`], [`PeerStatus`], [`RouteInfo`]).
+//!
+//! Data flow: [`Speaker::start`] spawns one RIB task (the single owner of the
+//! RIBs), one session task per configured peer and, when `listen` is set, one
+//! listener task that hands accepted connections to the peer task owning the
+//! source address. API calls are messages to those tasks; best-path changes and
+//! peer state changes come back on the `SpeakerEvent` receiver.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::fsm::SessionState;
+use crate::types::{AddressFamily, PathAttributes, Prefix};
+
+/// Graceful restart (RFC 4724) settings for this speaker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GracefulRestartConfig {
+    /// Restart Time advertised to peers, seconds (12 bits: at most 4095).
+    pub restart_time: u16,
+    /// We kept our forwarding state (kernel routes) across our own restart: sets
+    /// the F bit for IPv4/IPv6 unicast and the R bit on the first sessions.
+    pub forwarding_preserved: bool,
+}
+
+/// How the speaker runs. Plain data; the agent builds it from its TOML.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpeakerConfig {
+    pub local_asn: u32,
+    pub router_id: Ipv4Addr,
+    /// Source address of outgoing sessions, and the next hop ("next-hop self")
+    /// we advertise. `None`: the kernel picks the source; next hop is the
+    /// session's local address.
+    pub local_address: Option<IpAddr>,
+    /// Where to accept sessions; `None` (or port 0) means do not listen.
+    pub listen: Option<SocketAddr>,
+    /// Hold time we propose (RFC 4271 §4.2); 0 or >= 3.
+    pub hold_time: u16,
+    /// ConnectRetryTime base (RFC 4271 §8); failures back off exponentially.
+    pub connect_retry: Duration,
+    pub graceful_restart: Option<GracefulRestartConfig>,
+    /// Route reflector cluster id (RFC 4456); defaults to the router id when
+    /// a peer is a route-reflector client.
+    pub cluster_id: Option<Ipv4Addr>,
+    pub peers: Vec<PeerConfig>,
+}
+
+/// One configured neighbour.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerConfig {
+    pub address: IpAddr,
+    pub asn: u32,
+    pub name: String,
+    /// Remote TCP port for outgoing connections (normally 179).
+    pub port: u16,
+    /// TCP MD5 signature key (RFC 2385), at most 80 bytes.
+    pub password: Option<Vec<u8>>,
+    /// Never connect; only accept.
+    pub passive: bool,
+    /// GTSM (RFC 5082): the peer is at most this many hops away.
+    pub ttl_security: Option<u8>,
+    pub route_reflector_client: bool,
+    /// Cease/1 (RFC 4486) when the peer sends more prefixes than this.
+    pub max_prefixes: Option<u32>,
+    /// Overrides [`SpeakerConfig::hold_time`] for this peer.
+    pub hold_time: Option<u16>,
+}
+
+impl PeerConfig {
+    /// A peer with the defaults an operator expects: port 179, active, no
+    /// password, no GTSM, no limit, the address as its name.
+    pub fn new(address: IpAddr, asn: u32) -> Self {
+        PeerConfig {
+            address,
+            asn,
+            name: address.to_string(),
+            port: 179,
+            password: None,
+            passive: false,
+            ttl_security: None,
+            route_reflector_client: false,
+            max_prefixes: None,
+            hold_time: None,
+        }
+    }
+}
+
+/// What the speaker tells its owner.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SpeakerEvent {
+    /// The Loc-RIB best path(s) for `prefix` changed. `next_hops` is the ECMP
+    /// set to install; empty means nothing to install: the prefix is gone
+    /// (`attributes` None) or our own origination is best (`attributes` Some).
+    BestPathChanged {
+        prefix: Prefix,
+        next_hops: Vec<IpAddr>,
+        attributes: Option<Arc<PathAttributes>>,
+    },
+    /// A session changed state (RFC 4271 §8 names), with a human reason.
+    PeerStateChanged {
+        peer: IpAddr,
+        state: SessionState,
+        reason: String,
+    },
+    /// Initial convergence: End-of-RIB received from every configured peer, or
+    /// the restart/initial timer expired. Sent once.
+    Converged,
+}
+
+/// Messages by type (RFC 4271 §4.1, RFC 2918).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MessageCounters {
+    pub open: u64,
+    pub update: u64,
+    pub notification: u64,
+    pub keepalive: u64,
+    pub route_refresh: u64,
+}
+
+impl MessageCounters {
+    /// `(type label, count)` pairs, labels as [`crate::wire::MessageType::name`].
+    pub fn by_type(&self) -> [(&'static str, u64); 5] {
+        [
+            ("open", self.open),
+            ("update", self.update),
+            ("notification", self.notification),
+            ("keepalive", self.keepalive),
+            ("route_refresh", self.route_refresh),
+        ]
+    }
+    pub fn total(&self) -> u64 {
+        self.open + self.update + self.notification + self.keepalive + self.route_refresh
+    }
+}
+
+/// What was negotiated in the OPEN exchange (RFC 5492), for display.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CapabilitySummary {
+    pub families: Vec<AddressFamily>,
+    pub four_octet_as: bool,
+    pub route_refresh: bool,
+    pub extended_message: bool,
+    /// The peer's graceful restart time, when it advertised GR.
+    pub peer_restart_time: Option<u16>,
+}
+
+/// A snapshot of one peer, for `tortie status` and metrics.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PeerStatus {
+    pub address: IpAddr,
+    pub name: String,
+    pub remote_asn: u32,
+    pub local_asn: u32,
+    pub remote_id: Option<Ipv4Addr>,
+    pub state: SessionState,
+    /// When `state` was entered.
+    pub since: SystemTime,
+    /// Prefixes in this peer's Adj-RIB-In (stale ones included).
+    pub routes_received: u64,
+    /// Prefixes in this peer's Adj-RIB-Out.
+    pub routes_advertised: u64,
+    pub messages_received: MessageCounters,
+    pub messages_sent: MessageCounters,
+    pub established_transitions: u64,
+    pub last_error: Option<String>,
+    /// Negotiated hold time (seconds) while OpenConfirm/Established.
+    pub hold_time: Option<u16>,
+    pub capabilities: Option<CapabilitySummary>,
+}
+
+/// One candidate path for a prefix, as the decision process ranked it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RouteCandidate {
+    /// The peer it came from; `None` for a locally originated route.
+    pub peer: Option<IpAddr>,
+    pub attributes: Arc<PathAttributes>,
+    /// Selected as the best path.
+    pub best: bool,
+    /// Part of the ECMP set installed in the kernel.
+    pub ecmp: bool,
+    /// Kept from a restarting peer (RFC 4724), awaiting refresh.
+    pub stale: bool,
+    /// Why it lost against the best path (RFC 4271 §9.1.2.2 step), if it did.
+    pub reason: Option<String>,
+}
+
+/// One Loc-RIB entry with every candidate, best first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RouteInfo {
+    pub prefix: Prefix,
+    pub candidates: Vec<RouteCandidate>,
+}
+
+/// A running BGP speaker. Dropping it without [`Speaker::shutdown`] aborts
+/// its tasks (sessions close without NOTIFICATION).
+pub struct Speaker {
+    inner: crate::session::Runtime,
+}
+
+impl std::fmt::Debug for Speaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Speaker").finish_non_exhaustive()
+    }
+}
+
+impl Speaker {
+    /// Validates `cfg`, binds the listener (if any) and starts the RIB task
+    /// and one session task per peer. Events arrive on the returned receiver;
+    /// keep draining it (the RIB task waits when it is full).
+    pub async fn start(
+        cfg: SpeakerConfig,
+    ) -> Result<(Speaker, tokio::sync::mpsc::Receiver<SpeakerEvent>), crate::BgpError> {
+        let (inner, events) = crate::session::Runtime::start(cfg).await?;
+        Ok((Speaker { inner }, events))
+    }
+
+    /// Originates `prefix` locally (ORIGIN IGP, empty AS_PATH). `next_hop`
+    /// `None` means "this speaker" (local address / session address).
+    pub async fn originate(
+        &self,
+        prefix: Prefix,
+        next_hop: Option<IpAddr>,
+    ) -> Result<(), crate::BgpError> {
+        self.inner.originate(prefix, next_hop).await
+    }
+
+    /// Withdraws a locally originated prefix (no-op if not originated).
+    pub async fn withdraw(&self, prefix: Prefix) -> Result<(), crate::BgpError> {
+        self.inner.withdraw(prefix).await
+    }
+
+    /// Snapshot of every configured peer, in configuration order.
+    pub async fn peers(&self) -> Vec<PeerStatus> {
+        self.inner.peers().await
+    }
+
+    /// The Loc-RIB: every prefix with all candidate paths, best first.
+    pub async fn routes(&self) -> Vec<RouteInfo> {
+        self.inner.routes().await
+    }
+
+    /// Applies a new peer list: new peers start, removed peers stop with
+    /// Cease/3 (Peer De-configured), changed peers restart with Cease/6;
+    /// unchanged peers are not touched.
+    pub async fn reconfigure(&self, peers: Vec<PeerConfig>) -> Result<(), crate::BgpError> {
+        self.inner.reconfigure(peers).await
+    }
+
+    /// Asks `peer` to resend its routes (RFC 2918 ROUTE-REFRESH, every
+    /// negotiated family).
+    pub async fn route_refresh(&self, peer: IpAddr) -> Result<(), crate::BgpError> {
+        self.inner.route_refresh(peer).await
+    }
+
+    /// Stops every session. `graceful`: close the TCP connections without a
+    /// NOTIFICATION so that graceful-restart peers keep our routes (RFC 4724,
+    /// agent restart); otherwise send Cease/2 (Administrative Shutdown).
+    pub async fn shutdown(self, graceful: bool) {
+        self.inner.shutdown(graceful).await
+    }
+}
