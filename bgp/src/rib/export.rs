@@ -1,0 +1,235 @@
+//! Outbound rules: which best path goes to which peer, with which attributes
+//! (RFC 4271 §9.1.3 and §5.1, RFC 4456 §6 and §8), and the packing of the
+//! resulting changes into UPDATEs per attribute set.
+//!
+//! The Adj-RIB-Out is not stored (RFC 4271 §3.2 allows sharing storage):
+//! what a peer was sent for a prefix is exactly [`export`] of the previous best
+//! path, because every best-path change is run through `export` for every up
+//! peer and the rules only depend on the path and on peer data that cannot
+//! change while the peer is up. Comparing the export of the old and the new
+//! best path gives the diff to send; the per-peer counters track the size.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::PeerId;
+use super::decision::{DEFAULT_LOCAL_PREF, SourceInfo};
+use super::hash::FastMap;
+use super::intern::Interner;
+use super::peer::PeerState;
+use super::table::Path;
+use crate::types::{AddressFamily, PathAttributes, Prefix};
+use crate::wire::Update;
+
+/// Optional attribute flag bits (RFC 4271 §4.3).
+const FLAG_TRANSITIVE: u8 = 0x40;
+const FLAG_PARTIAL: u8 = 0x20;
+
+/// Speaker-wide values the export rules need.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ExportCtx {
+    pub local_asn: u32,
+    pub cluster_id: std::net::Ipv4Addr,
+}
+
+/// NEXT_HOP handling for one export.
+#[derive(Clone, Copy)]
+enum NextHop {
+    Keep,
+    SelfAddr(IpAddr),
+}
+
+/// The attribute set to advertise `path` (learned from `src`) with to peer
+/// `target_id`, or `None` when it must not be advertised to that peer.
+pub(crate) fn export(
+    target_id: u32,
+    target: &mut PeerState,
+    path: &Path,
+    src: &SourceInfo,
+    prefix: Prefix,
+    ctx: ExportCtx,
+    interner: &mut Interner,
+) -> Option<Arc<PathAttributes>> {
+    // Never back to the peer it came from.
+    if path.source == target_id {
+        return None;
+    }
+    let a = &path.attrs;
+    let afi = prefix.family().afi;
+    let nh = if target.is_ebgp() {
+        // Sending it would be legal, but the peer's loop detection (RFC 4271
+        // §9.1.2) drops it; withdrawing instead keeps its view exact.
+        if a.as_path.contains(target.info.remote_asn) {
+            return None;
+        }
+        // RFC 4271 §5.1.3: to an external peer, our own address.
+        NextHop::SelfAddr(target.next_hop_self(afi)?)
+    } else {
+        if !src.local && !src.ebgp {
+            // RFC 4456 §6: iBGP-learned routes go to internal peers only by
+            // reflection: from a client to everyone, from a non-client to clients.
+            if !src.rr_client && !target.info.rr_client {
+                return None;
+            }
+            // Not back to the router that originated it into the AS (RFC 4456 §8).
+            if a.originator_id.unwrap_or(src.router_id) == target.info.remote_router_id {
+                return None;
+            }
+        }
+        let wrong_family = a
+            .next_hop
+            .is_some_and(|n| n.is_ipv4() != (afi == crate::types::Afi::Ipv4));
+        let reflected = !src.local && !src.ebgp;
+        if (src.local && a.next_hop.is_none())
+            || wrong_family
+            || (target.info.next_hop_self && !reflected)
+        {
+            NextHop::SelfAddr(target.next_hop_self(afi)?)
+        } else {
+            // RFC 4271 §5.1.3: learned routes keep their NEXT_HOP toward internal peers.
+            NextHop::Keep
+        }
+    };
+    let key = (Arc::as_ptr(a) as usize, path.source, afi);
+    if let Some((_, out)) = target.export_cache.get(&key) {
+        return Some(out.clone());
+    }
+    let out = interner.intern_value(transform(a, src, target, nh, ctx));
+    target.export_cache.insert(key, (a.clone(), out.clone()));
+    Some(out)
+}
+
+fn transform(
+    a: &PathAttributes,
+    src: &SourceInfo,
+    target: &PeerState,
+    nh: NextHop,
+    ctx: ExportCtx,
+) -> PathAttributes {
+    let mut o = a.clone();
+    // RFC 4271 §5: unrecognised optional transitive attributes are passed on
+    // with the Partial bit set; non-transitive ones are not.
+    o.unknown.retain(|u| u.flags & FLAG_TRANSITIVE != 0);
+    for u in &mut o.unknown {
+        u.flags |= FLAG_PARTIAL;
+    }
+    if let NextHop::SelfAddr(addr) = nh {
+        o.next_hop = Some(addr);
+        o.link_local_next_hop = None;
+    }
+    if target.is_ebgp() {
+        // RFC 4271 §5.1.2: prepend our AS toward external peers.
+        o.as_path.prepend(ctx.local_asn);
+        // §5.1.5: LOCAL_PREF is not sent to external peers.
+        o.local_pref = None;
+        // §5.1.4: a MED received from a neighbouring AS is not propagated to
+        // other neighbouring ASes; one we set ourselves may be.
+        if !src.local {
+            o.med = None;
+        }
+        // RFC 4456 §8: ORIGINATOR_ID and CLUSTER_LIST are internal to the AS.
+        o.originator_id = None;
+        o.cluster_list.clear();
+    } else {
+        // §5.1.5: LOCAL_PREF is included in every UPDATE to internal peers.
+        o.local_pref = Some(a.local_pref.unwrap_or(DEFAULT_LOCAL_PREF));
+        if !src.local && !src.ebgp {
+            // RFC 4456 §8: reflecting: set ORIGINATOR_ID if absent, prepend our
+            // CLUSTER_ID to CLUSTER_LIST.
+            o.originator_id = Some(a.originator_id.unwrap_or(src.router_id));
+            o.cluster_list.insert(0, ctx.cluster_id);
+        } else {
+            o.originator_id = None;
+            o.cluster_list.clear();
+        }
+    }
+    o
+}
+
+/// Collects outbound changes per peer and packs them into UPDATEs: one with all
+/// withdrawals, then one per attribute set with all its prefixes (the codec
+/// splits them to the message size), then End-of-RIB markers.
+#[derive(Default)]
+pub(crate) struct OutboundBuilder {
+    peers: Vec<(u32, PeerBatch)>,
+}
+
+#[derive(Default)]
+struct PeerBatch {
+    withdrawn: Vec<Prefix>,
+    groups: Vec<(Arc<PathAttributes>, Vec<Prefix>)>,
+    index: FastMap<usize, usize>,
+    end_of_rib: Vec<AddressFamily>,
+}
+
+impl OutboundBuilder {
+    fn batch(&mut self, peer: u32) -> &mut PeerBatch {
+        let pos = match self.peers.iter().position(|(p, _)| *p == peer) {
+            Some(i) => i,
+            None => {
+                self.peers.push((peer, PeerBatch::default()));
+                self.peers.len() - 1
+            }
+        };
+        &mut self.peers[pos].1
+    }
+
+    pub(crate) fn withdraw(&mut self, peer: u32, prefix: Prefix) {
+        self.batch(peer).withdrawn.push(prefix);
+    }
+
+    pub(crate) fn announce(&mut self, peer: u32, prefix: Prefix, attrs: &Arc<PathAttributes>) {
+        let b = self.batch(peer);
+        let key = Arc::as_ptr(attrs) as usize;
+        match b.index.get(&key) {
+            Some(&i) => {
+                if let Some((_, v)) = b.groups.get_mut(i) {
+                    v.push(prefix);
+                }
+            }
+            None => {
+                b.index.insert(key, b.groups.len());
+                b.groups.push((attrs.clone(), vec![prefix]));
+            }
+        }
+    }
+
+    pub(crate) fn end_of_rib(&mut self, peer: u32, family: AddressFamily) {
+        self.batch(peer).end_of_rib.push(family);
+    }
+
+    pub(crate) fn finish(self) -> Vec<(PeerId, Update)> {
+        let mut out = Vec::new();
+        for (peer, b) in self.peers {
+            if !b.withdrawn.is_empty() {
+                out.push((
+                    PeerId(peer),
+                    Update {
+                        withdrawn: b.withdrawn,
+                        ..Update::default()
+                    },
+                ));
+            }
+            for (attrs, announced) in b.groups {
+                out.push((
+                    PeerId(peer),
+                    Update {
+                        attributes: Some(attrs),
+                        announced,
+                        ..Update::default()
+                    },
+                ));
+            }
+            for f in b.end_of_rib {
+                out.push((
+                    PeerId(peer),
+                    Update {
+                        end_of_rib: Some(f),
+                        ..Update::default()
+                    },
+                ));
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,108 @@
+//! A fast, non-cryptographic hasher for the RIB's tables (prefix → paths,
+//! attribute interning, export caches).
+//!
+//! The state is combined Fx-style per word and finished with the MurmurHash3
+//! 64-bit finaliser, so every input bit reaches the low bits hashbrown uses to
+//! pick a bucket (plain Fx leaves them weak for keys like /24 prefixes whose
+//! low address bits are all zero). Keys come from configured peers only; this
+//! is not meant to resist deliberate collision flooding.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+
+const SEED_MUL: u64 = 0xf135_7aea_2e62_a9c5;
+
+/// The RIB's hasher; see the module doc.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct RibHasher {
+    state: u64,
+}
+
+impl RibHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.state = (self.state.rotate_left(5) ^ word).wrapping_mul(SEED_MUL);
+    }
+}
+
+impl Hasher for RibHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 56));
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(i as u64);
+    }
+    #[inline]
+    fn write_u16(&mut self, i: u16) {
+        self.add(i as u64);
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.add(i as u64);
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    #[inline]
+    fn write_u128(&mut self, i: u128) {
+        self.add(i as u64);
+        self.add((i >> 64) as u64);
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        // MurmurHash3 fmix64.
+        let mut x = self.state;
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        x ^= x >> 33;
+        x
+    }
+}
+
+/// `BuildHasher` for [`RibHasher`].
+pub type RibBuildHasher = BuildHasherDefault<RibHasher>;
+/// A `HashMap` with the RIB's hasher.
+pub type FastMap<K, V> = HashMap<K, V, RibBuildHasher>;
+/// A `HashSet` with the RIB's hasher.
+pub type FastSet<K> = HashSet<K, RibBuildHasher>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::{BuildHasher, Hash};
+
+    #[test]
+    fn slash24_prefixes_spread_over_low_bits() {
+        let b = RibBuildHasher::default();
+        let mut buckets = [0u32; 256];
+        for i in 0u32..65536 {
+            let mut h = b.build_hasher();
+            (i << 8).hash(&mut h);
+            24u8.hash(&mut h);
+            buckets[(h.finish() & 0xff) as usize] += 1;
+        }
+        // 65536 keys over 256 buckets: 256 each on average; a weak low-bit hash
+        // would put them all in one bucket.
+        assert!(buckets.iter().all(|&n| n > 150 && n < 380), "{buckets:?}");
+    }
+}

@@ -1,0 +1,618 @@
+//! The operations of [`Rib`]: peer lifecycle, UPDATE import, origination,
+//! graceful-restart sweeps, route refresh and the read-only views.
+//!
+//! Every mutating operation follows the same path: change the table through
+//! `table::apply_op` / `table::bulk_remove` (which report best-path moves and
+//! kernel-visible changes), then [`propagate`] each move to every up peer.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::*;
+use crate::types::{Afi, Ipv4Prefix, Ipv6Prefix};
+
+impl Rib {
+    pub fn new(cfg: RibConfig) -> Rib {
+        Rib {
+            cfg,
+            peers: FastMap::default(),
+            v4: FastMap::default(),
+            v6: FastMap::default(),
+            interner: Interner::default(),
+            scratch: Scratch::default(),
+        }
+    }
+
+    pub fn config(&self) -> &RibConfig {
+        &self.cfg
+    }
+
+    /// A session reached Established. Returns the peer's full initial
+    /// Adj-RIB-Out followed by End-of-RIB for each of its families (RFC 4724 §2).
+    /// If the peer was in graceful restart with unchanged identity its stale
+    /// routes stay until its End-of-RIB; if its identity changed they are
+    /// dropped first. A peer that was still up is taken down first.
+    pub fn peer_up(&mut self, peer: PeerId, info: PeerInfo) -> Result<RibOutput, RibError> {
+        if peer.0 == LOCAL_SOURCE {
+            return Err(RibError::ReservedPeerId(peer));
+        }
+        let mut out = RibOutput::default();
+        let mut ob = OutboundBuilder::default();
+        if let Some(st) = self.peers.get(&peer.0) {
+            if st.up {
+                self.take_down(peer.0, false, &mut out, &mut ob);
+            } else if !st.same_source_identity(&info) {
+                self.remove_paths(peer.0, None, false, &mut out, &mut ob);
+            }
+        }
+        let families = info.families.clone();
+        let st = self
+            .peers
+            .entry(peer.0)
+            .or_insert_with(|| PeerState::new(info.clone(), self.cfg.local_asn));
+        st.info = info;
+        st.local_asn = self.cfg.local_asn;
+        st.up = true;
+        st.advertised = 0;
+        st.export_cache.clear();
+        let mut sent = 0;
+        for f in &families {
+            sent += self.full_export(peer.0, *f, &mut ob);
+        }
+        if let Some(st) = self.peers.get_mut(&peer.0) {
+            st.advertised = sent;
+        }
+        for f in families {
+            ob.end_of_rib(peer.0, f);
+        }
+        out.outbound.extend(ob.finish());
+        self.maintain();
+        Ok(out)
+    }
+
+    /// A session ended. With `retain_stale` (the peer is graceful-restart
+    /// capable, RFC 4724 §4.2) its routes stay in use, marked stale; otherwise
+    /// they are withdrawn now.
+    pub fn peer_down(&mut self, peer: PeerId, retain_stale: bool) -> RibOutput {
+        let mut out = RibOutput::default();
+        let mut ob = OutboundBuilder::default();
+        self.take_down(peer.0, retain_stale, &mut out, &mut ob);
+        out.outbound.extend(ob.finish());
+        self.maintain();
+        out
+    }
+
+    /// Applies one UPDATE from an up peer (RFC 4271 §9): withdrawals, then the
+    /// announced prefixes with the shared attribute set, then End-of-RIB.
+    /// Refused as a whole (nothing applied) with [`RibError::MaxPrefix`] when it
+    /// would take the peer past its prefix limit.
+    pub fn apply_update(&mut self, peer: PeerId, update: &Update) -> Result<RibOutput, RibError> {
+        let st = self.peers.get(&peer.0).ok_or(RibError::UnknownPeer(peer))?;
+        if !st.up {
+            return Err(RibError::PeerNotUp(peer));
+        }
+        let src = st.source_info();
+        let limit = st.info.max_prefixes;
+        let attrs = update
+            .attributes
+            .as_ref()
+            .and_then(|a| self.import(&src, a));
+        if let (Some(limit), Some(_)) = (limit, &attrs) {
+            self.check_max_prefix(peer, limit, update)?;
+        }
+        let mut out = RibOutput::default();
+        let mut ob = OutboundBuilder::default();
+        let mut delta = 0i64;
+        // A prefix both withdrawn and announced in one UPDATE ends up announced
+        // (RFC 4271 §9: the new route replaces the old); skip its withdrawal so
+        // each prefix changes at most once per call.
+        let announced: Option<FastSet<Prefix>> =
+            (!update.withdrawn.is_empty() && !update.announced.is_empty() && attrs.is_some())
+                .then(|| update.announced.iter().copied().collect());
+        for p in &update.withdrawn {
+            if announced.as_ref().is_some_and(|s| s.contains(p)) {
+                continue;
+            }
+            delta += self.op(*p, PathOp::Remove(peer.0), &mut out, &mut ob);
+        }
+        for p in &update.announced {
+            // A rejected attribute set (loop, RFC 4271 §9.1.2 / RFC 4456 §8)
+            // makes the announcement a withdrawal of any earlier route.
+            let op = match &attrs {
+                Some(a) => PathOp::Upsert(Path::new(a.clone(), peer.0)),
+                None => PathOp::Remove(peer.0),
+            };
+            delta += self.op(*p, op, &mut out, &mut ob);
+        }
+        if let Some(st) = self.peers.get_mut(&peer.0) {
+            st.received = (st.received as i64 + delta).max(0) as usize;
+        }
+        if let Some(f) = update.end_of_rib {
+            self.remove_paths(peer.0, Some(f), true, &mut out, &mut ob);
+        }
+        out.outbound.extend(ob.finish());
+        self.maintain();
+        Ok(out)
+    }
+
+    /// The peer sent End-of-RIB for `family` (RFC 4724 §4.2): its stale routes of
+    /// that family that were not re-learned are removed.
+    pub fn end_of_rib(&mut self, peer: PeerId, family: AddressFamily) -> RibOutput {
+        let mut out = RibOutput::default();
+        let mut ob = OutboundBuilder::default();
+        self.remove_paths(peer.0, Some(family), true, &mut out, &mut ob);
+        out.outbound.extend(ob.finish());
+        self.maintain();
+        out
+    }
+
+    /// The peer's restart (or stale-path) timer expired: all its stale routes go.
+    pub fn sweep_stale(&mut self, peer: PeerId) -> RibOutput {
+        let mut out = RibOutput::default();
+        let mut ob = OutboundBuilder::default();
+        self.remove_paths(peer.0, None, true, &mut out, &mut ob);
+        out.outbound.extend(ob.finish());
+        self.maintain();
+        out
+    }
+
+    /// Originates `prefix` with ORIGIN IGP, an empty AS_PATH and `next_hop`
+    /// (`None`: next-hop self toward every peer). Replaces an earlier origination.
+    pub fn originate(&mut self, prefix: Prefix, next_hop: Option<IpAddr>) -> RibOutput {
+        self.originate_with(
+            prefix,
+            PathAttributes {
+                origin: Origin::Igp,
+                next_hop,
+                ..PathAttributes::default()
+            },
+        )
+    }
+
+    /// Originates `prefix` with the given attributes (communities, MED…).
+    pub fn originate_with(&mut self, prefix: Prefix, attributes: PathAttributes) -> RibOutput {
+        let mut out = RibOutput::default();
+        let mut ob = OutboundBuilder::default();
+        let a = self.interner.intern_value(attributes);
+        self.op(
+            prefix,
+            PathOp::Upsert(Path::new(a, LOCAL_SOURCE)),
+            &mut out,
+            &mut ob,
+        );
+        out.outbound.extend(ob.finish());
+        self.maintain();
+        out
+    }
+
+    /// Stops originating `prefix`.
+    pub fn withdraw_local(&mut self, prefix: Prefix) -> RibOutput {
+        let mut out = RibOutput::default();
+        let mut ob = OutboundBuilder::default();
+        self.op(prefix, PathOp::Remove(LOCAL_SOURCE), &mut out, &mut ob);
+        out.outbound.extend(ob.finish());
+        self.maintain();
+        out
+    }
+
+    /// ROUTE-REFRESH (RFC 2918 §4): the peer's Adj-RIB-Out for `family` again.
+    /// Empty if the peer is not up or the family is not negotiated.
+    pub fn route_refresh(&mut self, peer: PeerId, family: AddressFamily) -> RibOutput {
+        let mut ob = OutboundBuilder::default();
+        let ok = self
+            .peers
+            .get(&peer.0)
+            .is_some_and(|s| s.up && s.info.families.contains(&family));
+        if ok {
+            self.full_export(peer.0, family, &mut ob);
+        }
+        RibOutput {
+            best_changes: Vec::new(),
+            outbound: ob.finish(),
+        }
+    }
+
+    /// The Loc-RIB: one entry per prefix with a route, as a change that would
+    /// install it (for a full resync of the kernel table).
+    pub fn loc_rib(&self) -> impl Iterator<Item = BestPathChange> + '_ {
+        let mut nh = Vec::new();
+        let v4 = self.v4.iter().map(|(k, d)| (k.prefix(), d));
+        let v6 = self.v6.iter().map(|(k, d)| (k.prefix(), d));
+        v4.chain(v6)
+            .map(move |(p, d)| table::change_for(p, d.paths(), &mut nh))
+    }
+
+    /// Number of prefixes in the Loc-RIB.
+    pub fn loc_rib_len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    /// The Loc-RIB entry for one prefix.
+    pub fn best(&self, prefix: Prefix) -> Option<BestPathChange> {
+        let mut nh = Vec::new();
+        self.dest(prefix)
+            .map(|d| table::change_for(prefix, d.paths(), &mut nh))
+    }
+
+    /// Every candidate path of `prefix`, best first, with why each loser lost.
+    pub fn explain(&self, prefix: Prefix) -> Vec<Candidate> {
+        let Some(d) = self.dest(prefix) else {
+            return Vec::new();
+        };
+        let paths = d.paths();
+        let ctx = self.decision_ctx();
+        let mut dec = Decision::default();
+        decide(paths, &ctx, &mut dec);
+        let mut v: Vec<Candidate> = paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let local = p.source == LOCAL_SOURCE;
+                Candidate {
+                    peer: (!local).then_some(PeerId(p.source)),
+                    peer_address: (!local).then(|| ctx.source(p.source).address),
+                    attributes: p.attrs.clone(),
+                    best: i == dec.best,
+                    ecmp: dec.ecmp.get(i).copied().unwrap_or(false),
+                    stale: p.is_stale(),
+                    lost_because: dec.lost.get(i).copied().flatten(),
+                }
+            })
+            .collect();
+        v.sort_by_key(|c| (!c.best, !c.ecmp));
+        v
+    }
+
+    /// Prefixes in the peer's Adj-RIB-In (0 for an unknown peer).
+    pub fn received_count(&self, peer: PeerId) -> usize {
+        self.peers.get(&peer.0).map_or(0, |s| s.received)
+    }
+
+    /// Prefixes in the peer's Adj-RIB-Out (0 for an unknown or down peer).
+    pub fn advertised_count(&self, peer: PeerId) -> usize {
+        self.peers.get(&peer.0).map_or(0, |s| s.advertised)
+    }
+
+    /// All the peer's counters; `None` for a peer the RIB does not know.
+    /// Counting stale paths walks the table: for status, not per UPDATE.
+    pub fn peer_counters(&self, peer: PeerId) -> Option<PeerCounters> {
+        let s = self.peers.get(&peer.0)?;
+        let stale = self
+            .v4
+            .values()
+            .chain(self.v6.values())
+            .flat_map(|d| d.paths())
+            .filter(|p| p.source == peer.0 && p.is_stale())
+            .count();
+        Some(PeerCounters {
+            up: s.up,
+            received: s.received,
+            stale,
+            advertised: s.advertised,
+        })
+    }
+
+    /// Distinct attribute sets held (received and built for export).
+    pub fn attribute_sets(&self) -> usize {
+        self.interner.len()
+    }
+
+    // ---- internals ----
+
+    fn decision_ctx(&self) -> DecisionCtx<'_> {
+        DecisionCtx {
+            local_asn: self.cfg.local_asn,
+            router_id: self.cfg.router_id,
+            max_paths: self.cfg.max_paths.max(1),
+            peers: &self.peers,
+        }
+    }
+
+    fn export_ctx(&self) -> ExportCtx {
+        ExportCtx {
+            local_asn: self.cfg.local_asn,
+            cluster_id: self.cfg.cluster_id.unwrap_or(self.cfg.router_id),
+        }
+    }
+
+    fn dest(&self, prefix: Prefix) -> Option<&Dest> {
+        match prefix {
+            Prefix::V4(k) => self.v4.get(&k),
+            Prefix::V6(k) => self.v6.get(&k),
+        }
+    }
+
+    /// Inbound checks and normalisation of an attribute set from `src`;
+    /// `None` rejects the routes that carry it.
+    fn import(&mut self, src: &SourceInfo, a: &Arc<PathAttributes>) -> Option<Arc<PathAttributes>> {
+        // RFC 4271 §9.1.2: a route whose AS_PATH contains our AS is not used.
+        if a.as_path.contains(self.cfg.local_asn) {
+            return None;
+        }
+        if src.ebgp {
+            // §5.1.5: LOCAL_PREF from an external peer is ignored; ORIGINATOR_ID
+            // and CLUSTER_LIST are internal to an AS (RFC 4456 §8).
+            if a.local_pref.is_some() || a.originator_id.is_some() || !a.cluster_list.is_empty() {
+                let mut n = PathAttributes::clone(a);
+                n.local_pref = None;
+                n.originator_id = None;
+                n.cluster_list.clear();
+                return Some(self.interner.intern_value(n));
+            }
+        } else {
+            // RFC 4456 §8: our own route reflected back, or a reflection loop.
+            let cluster_id = self.cfg.cluster_id.unwrap_or(self.cfg.router_id);
+            if a.originator_id == Some(self.cfg.router_id) || a.cluster_list.contains(&cluster_id) {
+                return None;
+            }
+        }
+        Some(self.interner.intern(a))
+    }
+
+    fn check_max_prefix(&self, peer: PeerId, limit: u32, u: &Update) -> Result<(), RibError> {
+        let Some(st) = self.peers.get(&peer.0) else {
+            return Err(RibError::UnknownPeer(peer));
+        };
+        let limit_n = limit as usize;
+        if st.received + u.announced.len() <= limit_n {
+            return Ok(());
+        }
+        // Exact count: distinct announced prefixes new for this peer, minus
+        // withdrawn ones it has that are not re-announced.
+        let has = |p: &Prefix| {
+            self.dest(*p)
+                .is_some_and(|d| d.paths().iter().any(|x| x.source == peer.0))
+        };
+        let announced: FastSet<Prefix> = u.announced.iter().copied().collect();
+        let added = announced.iter().filter(|p| !has(p)).count();
+        let withdrawn: FastSet<Prefix> = u
+            .withdrawn
+            .iter()
+            .copied()
+            .filter(|p| !announced.contains(p))
+            .collect();
+        let removed = withdrawn.iter().filter(|p| has(p)).count();
+        let would_have = (st.received + added).saturating_sub(removed);
+        if would_have > limit_n {
+            return Err(RibError::MaxPrefix {
+                peer,
+                address: st.info.address,
+                limit,
+                would_have,
+            });
+        }
+        Ok(())
+    }
+
+    /// Applies one path change and propagates the best-path move; returns the
+    /// change in the source's Adj-RIB-In size.
+    fn op(
+        &mut self,
+        prefix: Prefix,
+        op: PathOp,
+        out: &mut RibOutput,
+        ob: &mut OutboundBuilder,
+    ) -> i64 {
+        let ctx = DecisionCtx {
+            local_asn: self.cfg.local_asn,
+            router_id: self.cfg.router_id,
+            max_paths: self.cfg.max_paths.max(1),
+            peers: &self.peers,
+        };
+        let r = match prefix {
+            Prefix::V4(k) => table::apply_op(
+                &mut self.v4,
+                k,
+                op,
+                &ctx,
+                &mut self.scratch,
+                &mut out.best_changes,
+            ),
+            Prefix::V6(k) => table::apply_op(
+                &mut self.v6,
+                k,
+                op,
+                &ctx,
+                &mut self.scratch,
+                &mut out.best_changes,
+            ),
+        };
+        if let Some(m) = r.moved {
+            let ectx = self.export_ctx();
+            propagate(&mut self.peers, &mut self.interner, &self.cfg, ectx, &m, ob);
+        }
+        r.received_delta
+    }
+
+    /// Removes `source`'s paths (of one family, or all; stale ones only, or
+    /// all) and propagates. A down peer left with no paths is forgotten.
+    fn remove_paths(
+        &mut self,
+        source: u32,
+        family: Option<AddressFamily>,
+        stale_only: bool,
+        out: &mut RibOutput,
+        ob: &mut OutboundBuilder,
+    ) {
+        if !self.peers.contains_key(&source) {
+            return;
+        }
+        let ctx = DecisionCtx {
+            local_asn: self.cfg.local_asn,
+            router_id: self.cfg.router_id,
+            max_paths: self.cfg.max_paths.max(1),
+            peers: &self.peers,
+        };
+        let sel = |p: &Path| p.source == source && (!stale_only || p.is_stale());
+        let mut moves = Vec::new();
+        let mut removed = 0;
+        if family.is_none_or(|f| f.afi == Afi::Ipv4) {
+            removed += table::bulk_remove(
+                &mut self.v4,
+                sel,
+                &ctx,
+                &mut self.scratch,
+                &mut out.best_changes,
+                &mut moves,
+            );
+        }
+        if family.is_none_or(|f| f.afi == Afi::Ipv6) {
+            removed += table::bulk_remove(
+                &mut self.v6,
+                sel,
+                &ctx,
+                &mut self.scratch,
+                &mut out.best_changes,
+                &mut moves,
+            );
+        }
+        let ectx = self.export_ctx();
+        for m in &moves {
+            propagate(&mut self.peers, &mut self.interner, &self.cfg, ectx, m, ob);
+        }
+        if let Some(st) = self.peers.get_mut(&source) {
+            st.received = st.received.saturating_sub(removed);
+            if !st.up && st.received == 0 {
+                self.peers.remove(&source);
+            }
+        }
+    }
+
+    fn take_down(
+        &mut self,
+        source: u32,
+        retain_stale: bool,
+        out: &mut RibOutput,
+        ob: &mut OutboundBuilder,
+    ) {
+        let Some(st) = self.peers.get_mut(&source) else {
+            return;
+        };
+        st.up = false;
+        st.advertised = 0;
+        st.export_cache.clear();
+        if retain_stale {
+            let sel = |p: &Path| p.source == source;
+            table::mark_stale(&mut self.v4, sel);
+            table::mark_stale(&mut self.v6, sel);
+            if st.received == 0 {
+                self.peers.remove(&source);
+            }
+        } else {
+            self.remove_paths(source, None, false, out, ob);
+            self.peers.remove(&source);
+        }
+    }
+
+    /// Announces the whole Loc-RIB of `family` to `target`; returns how many
+    /// prefixes were sent.
+    fn full_export(
+        &mut self,
+        target: u32,
+        family: AddressFamily,
+        ob: &mut OutboundBuilder,
+    ) -> usize {
+        // Take the target out of the map so the sources can be read meanwhile.
+        let Some(mut st) = self.peers.remove(&target) else {
+            return 0;
+        };
+        let ectx = self.export_ctx();
+        let ctx = DecisionCtx {
+            local_asn: self.cfg.local_asn,
+            router_id: self.cfg.router_id,
+            max_paths: self.cfg.max_paths.max(1),
+            peers: &self.peers,
+        };
+        let mut sent = 0;
+        let mut one = |prefix: Prefix, d: &Dest, interner: &mut Interner| {
+            if let Some(best) = d.best() {
+                let src = ctx.source(best.source);
+                if let Some(a) = export::export(target, &mut st, best, &src, prefix, ectx, interner)
+                {
+                    ob.announce(target, prefix, &a);
+                    sent += 1;
+                }
+            }
+        };
+        match family.afi {
+            Afi::Ipv4 => {
+                for (k, d) in &self.v4 {
+                    one(Ipv4Prefix::prefix(*k), d, &mut self.interner);
+                }
+            }
+            Afi::Ipv6 => {
+                for (k, d) in &self.v6 {
+                    one(Ipv6Prefix::prefix(*k), d, &mut self.interner);
+                }
+            }
+        }
+        self.peers.insert(target, st);
+        sent
+    }
+
+    /// Drops unused attribute sets once the interner has doubled. Export caches
+    /// hold references, so they are cleared first (they refill on demand).
+    fn maintain(&mut self) {
+        if self.interner.purge_due() {
+            for st in self.peers.values_mut() {
+                st.export_cache.clear();
+            }
+            self.interner.purge();
+        }
+    }
+}
+
+/// Sends one best-path move to every up peer that negotiated the family: the
+/// export of the old best path is what the peer has (see `export`), the export
+/// of the new one is what it should have; differences go out.
+fn propagate(
+    peers: &mut FastMap<u32, PeerState>,
+    interner: &mut Interner,
+    cfg: &RibConfig,
+    ectx: ExportCtx,
+    m: &BestMove,
+    ob: &mut OutboundBuilder,
+) {
+    let family = m.prefix.family();
+    let (old_src, new_src) = {
+        let ctx = DecisionCtx {
+            local_asn: cfg.local_asn,
+            router_id: cfg.router_id,
+            max_paths: 1,
+            peers,
+        };
+        (
+            m.old_best.as_ref().map(|p| ctx.source(p.source)),
+            m.new_best.as_ref().map(|p| ctx.source(p.source)),
+        )
+    };
+    for (&id, st) in peers.iter_mut() {
+        if !st.up || !st.info.families.contains(&family) {
+            continue;
+        }
+        let old = match (&m.old_best, &old_src) {
+            (Some(p), Some(s)) => export::export(id, st, p, s, m.prefix, ectx, interner),
+            _ => None,
+        };
+        let new = match (&m.new_best, &new_src) {
+            (Some(p), Some(s)) => export::export(id, st, p, s, m.prefix, ectx, interner),
+            _ => None,
+        };
+        match (old, new) {
+            (None, None) => {}
+            (Some(_), None) => {
+                ob.withdraw(id, m.prefix);
+                st.advertised = st.advertised.saturating_sub(1);
+            }
+            (None, Some(n)) => {
+                ob.announce(id, m.prefix, &n);
+                st.advertised += 1;
+            }
+            (Some(o), Some(n)) => {
+                if !Arc::ptr_eq(&o, &n) && *o != *n {
+                    ob.announce(id, m.prefix, &n);
+                }
+            }
+        }
+    }
+}

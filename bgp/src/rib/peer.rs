@@ -1,0 +1,83 @@
+//! Per-peer state the RIB keeps: the session's [`PeerInfo`], whether it is up,
+//! its counters and its export cache.
+//!
+//! A peer whose session went down with graceful restart (RFC 4724 §4.2) stays
+//! here, not up, for as long as it has stale paths: the decision process and
+//! the export rules still need its AS, router id and address.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::PeerInfo;
+use super::decision::SourceInfo;
+use super::hash::FastMap;
+use crate::types::{Afi, PathAttributes};
+
+/// Export cache key: (attribute set pointer, source, AFI). The entry keeps the
+/// source `Arc` alive so the pointer cannot be reused while cached.
+pub(crate) type ExportKey = (usize, u32, Afi);
+
+#[derive(Debug)]
+pub(crate) struct PeerState {
+    pub info: PeerInfo,
+    pub local_asn: u32,
+    pub up: bool,
+    /// Paths in the Adj-RIB-In (stale ones included).
+    pub received: usize,
+    /// Prefixes in the Adj-RIB-Out.
+    pub advertised: usize,
+    /// Attribute sets already built for this peer (RFC 4271 §9.1.3 / §5.1 rules).
+    pub export_cache: FastMap<ExportKey, (Arc<PathAttributes>, Arc<PathAttributes>)>,
+}
+
+impl PeerState {
+    pub(crate) fn new(info: PeerInfo, local_asn: u32) -> PeerState {
+        PeerState {
+            info,
+            local_asn,
+            up: false,
+            received: 0,
+            advertised: 0,
+            export_cache: FastMap::default(),
+        }
+    }
+
+    /// External session (RFC 4271 §3: different AS numbers).
+    pub(crate) fn is_ebgp(&self) -> bool {
+        self.info.remote_asn != self.local_asn
+    }
+
+    pub(crate) fn source_info(&self) -> SourceInfo {
+        SourceInfo {
+            local: false,
+            ebgp: self.is_ebgp(),
+            rr_client: self.info.rr_client && !self.is_ebgp(),
+            router_id: self.info.remote_router_id,
+            address: self.info.address,
+        }
+    }
+
+    /// Our address to use as NEXT_HOP toward this peer for a family, if known.
+    pub(crate) fn next_hop_self(&self, afi: Afi) -> Option<IpAddr> {
+        let fits = |a: &IpAddr| {
+            matches!(
+                (afi, a),
+                (Afi::Ipv4, IpAddr::V4(_)) | (Afi::Ipv6, IpAddr::V6(_))
+            )
+        };
+        if fits(&self.info.local_address) {
+            Some(self.info.local_address)
+        } else {
+            self.info.alternate_next_hop.filter(fits)
+        }
+    }
+
+    /// Whether a returning peer's stale paths can stay: everything the decision
+    /// process and export rules read about a source is unchanged.
+    pub(crate) fn same_source_identity(&self, other: &PeerInfo) -> bool {
+        self.info.address == other.address
+            && self.info.remote_asn == other.remote_asn
+            && self.info.remote_router_id == other.remote_router_id
+            && self.info.rr_client == other.rr_client
+    }
+}

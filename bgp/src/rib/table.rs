@@ -1,0 +1,400 @@
+//! Storage of the Adj-RIBs-In and the Loc-RIB: one hash table per address
+//! family, prefix → [`Dest`], the candidate paths of that prefix.
+//!
+//! RFC 4271 §3.2 lets the three conceptual RIBs share storage. Here each path
+//! stored under a prefix is one peer's Adj-RIB-In entry (an `Arc` to an
+//! interned attribute set, the source peer and flags: 16 bytes); the Loc-RIB is
+//! the first path of each `Dest` (kept first by [`reorder`]) together with the
+//! paths flagged ECMP. A prefix with a single path, the common case, stores it
+//! inline. Every change of a `Dest` goes through [`apply_op`] or [`bulk_remove`],
+//! which rerun the decision process and report how the best path changed.
+
+use std::collections::hash_map::Entry;
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::BestPathChange;
+use super::decision::{Decision, DecisionCtx, decide};
+use super::hash::FastMap;
+use crate::types::{Ipv4Prefix, Ipv6Prefix, PathAttributes, Prefix};
+
+/// The `source` of a locally originated path.
+pub(crate) const LOCAL_SOURCE: u32 = u32::MAX;
+
+/// Path flag: kept across a graceful restart, not yet re-learned (RFC 4724 §4.2).
+pub(crate) const STALE: u8 = 1;
+/// Path flag: member of the ECMP set (the best path included).
+pub(crate) const ECMP: u8 = 2;
+/// Path flag: the best path (always at index 0).
+pub(crate) const BEST: u8 = 4;
+
+/// One candidate path: a peer's Adj-RIB-In entry for a prefix.
+#[derive(Clone, Debug)]
+pub(crate) struct Path {
+    pub attrs: Arc<PathAttributes>,
+    pub source: u32,
+    pub flags: u8,
+}
+
+impl Path {
+    pub(crate) fn new(attrs: Arc<PathAttributes>, source: u32) -> Path {
+        Path {
+            attrs,
+            source,
+            flags: 0,
+        }
+    }
+    /// Same source and the same (interned) attribute set.
+    pub(crate) fn same_route(&self, other: &Path) -> bool {
+        self.source == other.source && Arc::ptr_eq(&self.attrs, &other.attrs)
+    }
+    pub(crate) fn is_stale(&self) -> bool {
+        self.flags & STALE != 0
+    }
+}
+
+/// The candidate paths of one prefix; never empty (an empty one is removed).
+#[derive(Debug)]
+pub(crate) enum Dest {
+    One(Path),
+    Many(Box<[Path]>),
+}
+
+impl Dest {
+    pub(crate) fn paths(&self) -> &[Path] {
+        match self {
+            Dest::One(p) => std::slice::from_ref(p),
+            Dest::Many(v) => v,
+        }
+    }
+    fn paths_mut(&mut self) -> &mut [Path] {
+        match self {
+            Dest::One(p) => std::slice::from_mut(p),
+            Dest::Many(v) => v,
+        }
+    }
+    pub(crate) fn best(&self) -> Option<&Path> {
+        self.paths().first()
+    }
+    fn position(&self, source: u32) -> Option<usize> {
+        self.paths().iter().position(|p| p.source == source)
+    }
+    fn take_vec(&mut self) -> Vec<Path> {
+        match std::mem::replace(self, Dest::Many(Box::new([]))) {
+            Dest::One(p) => {
+                let mut v = Vec::with_capacity(2);
+                v.push(p);
+                v
+            }
+            Dest::Many(b) => b.into_vec(),
+        }
+    }
+    /// Rebuilds from a list; `None` when it is empty.
+    fn from_vec(mut v: Vec<Path>) -> Option<Dest> {
+        match v.len() {
+            0 => None,
+            1 => v.pop().map(Dest::One),
+            _ => Some(Dest::Many(v.into_boxed_slice())),
+        }
+    }
+}
+
+/// A table key: the prefix type of one address family.
+pub(crate) trait RibKey: Copy + Eq + Hash {
+    fn prefix(self) -> Prefix;
+}
+impl RibKey for Ipv4Prefix {
+    fn prefix(self) -> Prefix {
+        Prefix::V4(self)
+    }
+}
+impl RibKey for Ipv6Prefix {
+    fn prefix(self) -> Prefix {
+        Prefix::V6(self)
+    }
+}
+
+/// A change to one path of a prefix.
+pub(crate) enum PathOp {
+    /// Add or replace the path of `path.source` (a re-learned stale path loses its stale flag).
+    Upsert(Path),
+    /// Remove the path of this source.
+    Remove(u32),
+}
+
+/// How a prefix's best path changed; `old_best`/`new_best` are `None` when there
+/// was / is no route. Only produced when the best path differs.
+#[derive(Debug)]
+pub(crate) struct BestMove {
+    pub prefix: Prefix,
+    pub old_best: Option<Path>,
+    pub new_best: Option<Path>,
+}
+
+/// Scratch space reused between prefixes.
+#[derive(Default, Debug)]
+pub(crate) struct Scratch {
+    pub decision: Decision,
+    old_nh: Vec<IpAddr>,
+    new_nh: Vec<IpAddr>,
+}
+
+/// Result of [`apply_op`]: paths added (+1) or removed (-1) for the op's source,
+/// and the best-path move if there was one.
+pub(crate) struct OpResult {
+    pub received_delta: i64,
+    pub moved: Option<BestMove>,
+}
+
+/// Applies one path change to `key`'s destination, reruns the decision process,
+/// and appends a [`BestPathChange`] when the forwarding view changed.
+pub(crate) fn apply_op<K: RibKey>(
+    map: &mut FastMap<K, Dest>,
+    key: K,
+    op: PathOp,
+    ctx: &DecisionCtx<'_>,
+    scratch: &mut Scratch,
+    best_changes: &mut Vec<BestPathChange>,
+) -> OpResult {
+    let prefix = key.prefix();
+    let mut occupied = match map.entry(key) {
+        Entry::Vacant(v) => {
+            let PathOp::Upsert(mut path) = op else {
+                return OpResult {
+                    received_delta: 0,
+                    moved: None,
+                };
+            };
+            path.flags = BEST | ECMP;
+            best_changes.push(change_for(
+                prefix,
+                std::slice::from_ref(&path),
+                &mut scratch.new_nh,
+            ));
+            let new_best = path.clone();
+            v.insert(Dest::One(path));
+            return OpResult {
+                received_delta: 1,
+                moved: Some(BestMove {
+                    prefix,
+                    old_best: None,
+                    new_best: Some(new_best),
+                }),
+            };
+        }
+        Entry::Occupied(o) => o,
+    };
+    let dest = occupied.get_mut();
+    let Some(old_best) = dest.best().cloned() else {
+        occupied.remove();
+        return OpResult {
+            received_delta: 0,
+            moved: None,
+        };
+    };
+    collect_next_hops(dest.paths(), &mut scratch.old_nh);
+    let delta = match op {
+        PathOp::Upsert(path) => match dest.position(path.source) {
+            Some(i) => {
+                let Some(slot) = dest.paths_mut().get_mut(i) else {
+                    return OpResult {
+                        received_delta: 0,
+                        moved: None,
+                    };
+                };
+                if Arc::ptr_eq(&slot.attrs, &path.attrs) {
+                    // Idempotent; a re-learned stale path just stops being stale.
+                    slot.flags &= !STALE;
+                    return OpResult {
+                        received_delta: 0,
+                        moved: None,
+                    };
+                }
+                slot.attrs = path.attrs;
+                slot.flags &= !STALE;
+                0
+            }
+            None => {
+                let mut v = dest.take_vec();
+                v.push(path);
+                if let Some(d) = Dest::from_vec(v) {
+                    *dest = d;
+                }
+                1
+            }
+        },
+        PathOp::Remove(source) => {
+            let Some(i) = dest.position(source) else {
+                return OpResult {
+                    received_delta: 0,
+                    moved: None,
+                };
+            };
+            let mut v = dest.take_vec();
+            v.remove(i);
+            match Dest::from_vec(v) {
+                Some(d) => *dest = d,
+                None => {
+                    occupied.remove();
+                    best_changes.push(BestPathChange::gone(prefix));
+                    return OpResult {
+                        received_delta: -1,
+                        moved: Some(BestMove {
+                            prefix,
+                            old_best: Some(old_best),
+                            new_best: None,
+                        }),
+                    };
+                }
+            }
+            -1
+        }
+    };
+    let moved = rerun(prefix, dest, old_best, ctx, scratch, best_changes);
+    OpResult {
+        received_delta: delta,
+        moved,
+    }
+}
+
+/// Removes, from every prefix of `map`, the paths `remove` selects; reports the
+/// best-path moves into `moves` and returns how many paths were removed.
+pub(crate) fn bulk_remove<K: RibKey>(
+    map: &mut FastMap<K, Dest>,
+    remove: impl Fn(&Path) -> bool,
+    ctx: &DecisionCtx<'_>,
+    scratch: &mut Scratch,
+    best_changes: &mut Vec<BestPathChange>,
+    moves: &mut Vec<BestMove>,
+) -> usize {
+    let mut removed = 0;
+    map.retain(|key, dest| {
+        if !dest.paths().iter().any(&remove) {
+            return true;
+        }
+        let prefix = key.prefix();
+        let Some(old_best) = dest.best().cloned() else {
+            return false;
+        };
+        collect_next_hops(dest.paths(), &mut scratch.old_nh);
+        let mut v = dest.take_vec();
+        let before = v.len();
+        v.retain(|p| !remove(p));
+        removed += before - v.len();
+        match Dest::from_vec(v) {
+            None => {
+                best_changes.push(BestPathChange::gone(prefix));
+                moves.push(BestMove {
+                    prefix,
+                    old_best: Some(old_best),
+                    new_best: None,
+                });
+                false
+            }
+            Some(d) => {
+                *dest = d;
+                if let Some(m) = rerun(prefix, dest, old_best, ctx, scratch, best_changes) {
+                    moves.push(m);
+                }
+                true
+            }
+        }
+    });
+    removed
+}
+
+/// Sets or clears STALE on the paths `select` picks; returns how many changed.
+pub(crate) fn mark_stale<K: RibKey>(
+    map: &mut FastMap<K, Dest>,
+    select: impl Fn(&Path) -> bool,
+) -> usize {
+    let mut n = 0;
+    for dest in map.values_mut() {
+        for p in dest.paths_mut() {
+            if select(p) && !p.is_stale() {
+                p.flags |= STALE;
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// Reruns the decision process on `dest` after a change and reports what moved.
+fn rerun(
+    prefix: Prefix,
+    dest: &mut Dest,
+    old_best: Path,
+    ctx: &DecisionCtx<'_>,
+    scratch: &mut Scratch,
+    best_changes: &mut Vec<BestPathChange>,
+) -> Option<BestMove> {
+    decide(dest.paths(), ctx, &mut scratch.decision);
+    reorder(dest.paths_mut(), &scratch.decision);
+    let new_best = dest.best()?.clone();
+    collect_next_hops(dest.paths(), &mut scratch.new_nh);
+    let forwarding_changed = !Arc::ptr_eq(&old_best.attrs, &new_best.attrs)
+        || (old_best.source == LOCAL_SOURCE) != (new_best.source == LOCAL_SOURCE)
+        || scratch.old_nh != scratch.new_nh;
+    if forwarding_changed {
+        best_changes.push(BestPathChange {
+            prefix,
+            next_hops: scratch.new_nh.clone(),
+            attributes: Some(new_best.attrs.clone()),
+            locally_originated: new_best.source == LOCAL_SOURCE,
+        });
+    }
+    if old_best.same_route(&new_best) {
+        None
+    } else {
+        Some(BestMove {
+            prefix,
+            old_best: Some(old_best),
+            new_best: Some(new_best),
+        })
+    }
+}
+
+/// Puts the best path first, then the rest of the ECMP set, then the losers,
+/// and sets the BEST/ECMP flags accordingly.
+fn reorder(paths: &mut [Path], d: &Decision) {
+    for (i, p) in paths.iter_mut().enumerate() {
+        p.flags &= STALE;
+        if i == d.best {
+            p.flags |= BEST;
+        }
+        if d.ecmp.get(i).copied().unwrap_or(false) {
+            p.flags |= ECMP;
+        }
+    }
+    paths.sort_by_key(|p| (p.flags & BEST == 0, p.flags & ECMP == 0));
+}
+
+/// The distinct next hops of the ECMP set, sorted; empty for a locally
+/// originated best path (nothing to install).
+pub(crate) fn collect_next_hops(paths: &[Path], out: &mut Vec<IpAddr>) {
+    out.clear();
+    if paths.first().is_some_and(|p| p.source == LOCAL_SOURCE) {
+        return;
+    }
+    for p in paths.iter().take_while(|p| p.flags & ECMP != 0) {
+        if let Some(nh) = p.attrs.next_hop {
+            out.push(nh);
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+}
+
+/// The Loc-RIB entry of `paths` as a [`BestPathChange`].
+pub(crate) fn change_for(prefix: Prefix, paths: &[Path], nh: &mut Vec<IpAddr>) -> BestPathChange {
+    collect_next_hops(paths, nh);
+    let best = paths.first();
+    BestPathChange {
+        prefix,
+        next_hops: nh.clone(),
+        attributes: best.map(|p| p.attrs.clone()),
+        locally_originated: best.is_some_and(|p| p.source == LOCAL_SOURCE),
+    }
+}
