@@ -2,3 +2,42 @@
 //!
 //! Data flow: intents (a container to attach; a desired set of kernel routes)
 //! come in; netlink requests go out; a monitor restores what others remove.
+//!
+//! - [`attach`] / [`detach`] / [`list_attachments`]: container veths ([`attach`](mod@attach)).
+//! - [`RouteTable`]: the desired-state reconciler for routes of our protocol
+//!   ([`table`], [`reconcile`], [`wire`]).
+//! - [`ensure_tunl0`], [`underlay_mtu`]: IP-in-IP ([`tunnel`]).
+//! - [`set_sysctl`]: kernel parameters ([`sysctl`]).
+//! - [`route_for_learned`]: pure helper from BGP next hops to a kernel route.
+//!
+//! Everything acts on the network namespace of the calling thread, except
+//! the container side of `attach`, which uses a dedicated thread that entered
+//! the container's namespace ([`netns`]).
+
+pub mod attach;
+pub mod error;
+mod netns;
+mod reconcile;
+pub mod sysctl;
+pub mod table;
+pub mod tunnel;
+pub mod types;
+mod wire;
+
+pub use attach::{
+    AttachRequest, Attachment, GATEWAY, attach, detach, host_ifname, list_attachments,
+};
+pub use error::RoutesError;
+pub use ipnetwork::Ipv4Network;
+pub use sysctl::{get_sysctl, set_sysctl};
+pub use table::RouteTable;
+pub use tunnel::{IPIP_OVERHEAD, ensure_tunl0, underlay_mtu};
+pub use types::{
+    Encapsulation, KernelRoute, NextHop, RouteKind, RouteStats, TUNNEL_DEV, route_for_learned,
+};
+pub use wire::RT_TABLE_MAIN;
+
+/// Default protocol number of our routes (`proto 149` in `ip route`).
+pub const DEFAULT_ROUTE_PROTOCOL: u8 = 149;
+/// Default host veth prefix.
+pub const DEFAULT_VETH_PREFIX: &str = "tt";

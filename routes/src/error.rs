@@ -1,0 +1,107 @@
+//! The crate's one error type. Every variant carries a context string that
+//! names the object (container, interface, prefix) and the step, and kernel
+//! errors carry the errno in words ("File exists"), e.g.
+//! `attach c1: creating veth tt1a2b… in /run/netns/c1: File exists (EEXIST)`.
+
+use std::fmt;
+
+/// Errors from the Linux dataplane.
+#[derive(Debug, thiserror::Error)]
+pub enum RoutesError {
+    /// The kernel refused a netlink request.
+    #[error("{context}: {}", errno_words(*errno))]
+    Netlink {
+        /// What we were doing ("attach c1: creating veth ttX in /run/netns/c1").
+        context: String,
+        /// Positive errno (EEXIST = 17, ...).
+        errno: i32,
+    },
+    /// A system call or file operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What we were doing.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The kernel answered something we did not expect, or input was invalid.
+    #[error("{context}: {message}")]
+    Invalid {
+        /// What we were doing.
+        context: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// The route table task is gone (runtime shut down or task panicked).
+    #[error("route table task has stopped")]
+    TableStopped,
+    /// `flush` finished a full attempt but some desired routes are not installed.
+    #[error("{failed} desired route(s) not installed; first: {first}")]
+    Incomplete {
+        /// How many desired routes are not in the kernel.
+        failed: usize,
+        /// Description of one of them, with its error.
+        first: String,
+    },
+}
+
+/// `"File exists (EEXIST)"` for 17.
+pub(crate) fn errno_words(errno: i32) -> String {
+    let e = nix::errno::Errno::from_raw(errno);
+    format!("{} ({:?})", e.desc(), e)
+}
+
+impl RoutesError {
+    pub(crate) fn io(context: impl fmt::Display, source: std::io::Error) -> Self {
+        RoutesError::Io {
+            context: context.to_string(),
+            source,
+        }
+    }
+
+    pub(crate) fn invalid(context: impl fmt::Display, message: impl fmt::Display) -> Self {
+        RoutesError::Invalid {
+            context: context.to_string(),
+            message: message.to_string(),
+        }
+    }
+
+    /// Convert an rtnetlink error, keeping the errno when the kernel sent one.
+    pub(crate) fn from_rtnl(context: impl fmt::Display, e: rtnetlink::Error) -> Self {
+        match e {
+            rtnetlink::Error::NetlinkError(msg) => RoutesError::Netlink {
+                context: context.to_string(),
+                errno: msg.raw_code().saturating_abs(),
+            },
+            other => RoutesError::invalid(context, other),
+        }
+    }
+
+    /// The positive errno, if this error came from the kernel.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            RoutesError::Netlink { errno, .. } => Some(*errno),
+            RoutesError::Io { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_in_words() {
+        let e = RoutesError::Netlink {
+            context: "attach c1: creating veth tt0 in /run/netns/c1".into(),
+            errno: libc::EEXIST,
+        };
+        assert_eq!(
+            e.to_string(),
+            "attach c1: creating veth tt0 in /run/netns/c1: File exists (EEXIST)"
+        );
+        assert_eq!(e.errno(), Some(libc::EEXIST));
+    }
+}

@@ -1,0 +1,697 @@
+//! The reconciler task: sole writer of kernel routes with our protocol.
+//!
+//! State: `desired` (from the caller), `kernel` (our routes in the table as
+//! last seen: start-up dump, our successful writes, others' notifications),
+//! `foreign` (prefixes held at metric 0 by another protocol: never
+//! overwritten), `dirty` (prefixes to look at), `failed` (desired but not
+//! installed, with why; retried every second and when links come up).
+//!
+//! Loop: take a burst of commands (coalesced: only the last desire per
+//! prefix matters), drain notifications, then for each dirty prefix compute
+//! replace / delete / nothing and write them in batches of many requests per
+//! `sendmsg` (see [`crate::wire`]). Deletes answered "no such route" are done.
+//! Adopted routes are kept until `converged`. Notifications caused by our own
+//! socket are skipped unparsed; a route of ours removed or changed by anyone
+//! else is put back at once and counted as restored. Link down/removal (the
+//! kernel then drops routes without notifying) and lost notifications
+//! (ENOBUFS) trigger a full re-dump.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ipnetwork::Ipv4Network;
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use netlink_packet_route::route::RouteMessage;
+use rtnetlink::packet_core::NetlinkPayload;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::error::{RoutesError, errno_words};
+use crate::table::Command;
+use crate::types::{KernelRoute, RouteKind, RouteStats};
+use crate::wire::{self, Drain, NlSocket, Received};
+
+const RTMGRP_LINK: u32 = 0x1;
+const RTMGRP_IPV4_ROUTE: u32 = 0x40;
+/// Bytes of requests per `sendmsg`.
+const BATCH_BYTES: usize = 64 * 1024;
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+const RESYNC_DELAY: Duration = Duration::from_millis(50);
+const STATS_EVERY: Duration = Duration::from_millis(200);
+
+enum Op {
+    Replace(KernelRoute),
+    Delete,
+}
+
+enum Waiter {
+    Flush(oneshot::Sender<Result<(), RoutesError>>),
+    Converged(oneshot::Sender<()>),
+    Installed(oneshot::Sender<HashMap<Ipv4Network, KernelRoute>>),
+}
+
+struct Link {
+    name: String,
+    up: bool,
+}
+
+pub(crate) struct Reconciler {
+    proto: u8,
+    table: u32,
+    cmd: NlSocket,
+    mon: NlSocket,
+    links: HashMap<u32, Link>,
+    by_name: HashMap<String, u32>,
+    desired: HashMap<Ipv4Network, KernelRoute>,
+    kernel: HashMap<Ipv4Network, KernelRoute>,
+    foreign: HashSet<Ipv4Network>,
+    adopted: HashSet<Ipv4Network>,
+    dirty: HashSet<Ipv4Network>,
+    failed: HashMap<Ipv4Network, String>,
+    restoring: HashSet<Ipv4Network>,
+    /// Desired prefixes whose route names a device, by device name.
+    by_dev: HashMap<String, HashSet<Ipv4Network>>,
+    converged: bool,
+    resync_at: Option<Instant>,
+    counters: RouteStats,
+    shared: Arc<Mutex<RouteStats>>,
+    waiters: Vec<Waiter>,
+}
+
+fn devs_of(route: &KernelRoute) -> Vec<&str> {
+    match route {
+        KernelRoute::Local { dev } => vec![dev.as_str()],
+        KernelRoute::Unicast { next_hops } => {
+            next_hops.iter().filter_map(|n| n.dev.as_deref()).collect()
+        }
+        KernelRoute::Blackhole => Vec::new(),
+    }
+}
+
+impl Reconciler {
+    pub(crate) async fn open(
+        proto: u8,
+        table: u32,
+        shared: Arc<Mutex<RouteStats>>,
+    ) -> Result<Reconciler, RoutesError> {
+        // Subscribe first, so nothing that happens during the dump is lost.
+        let mon = NlSocket::open(RTMGRP_LINK | RTMGRP_IPV4_ROUTE, 64 << 20)
+            .map_err(|e| RoutesError::io("route table: opening netlink monitor socket", e))?;
+        let cmd = NlSocket::open(0, 16 << 20)
+            .map_err(|e| RoutesError::io("route table: opening netlink socket", e))?;
+        let mut r = Reconciler {
+            proto,
+            table,
+            cmd,
+            mon,
+            links: HashMap::new(),
+            by_name: HashMap::new(),
+            desired: HashMap::new(),
+            kernel: HashMap::new(),
+            foreign: HashSet::new(),
+            adopted: HashSet::new(),
+            dirty: HashSet::new(),
+            failed: HashMap::new(),
+            restoring: HashSet::new(),
+            by_dev: HashMap::new(),
+            converged: false,
+            resync_at: None,
+            counters: RouteStats::default(),
+            shared,
+            waiters: Vec::new(),
+        };
+        r.resync()
+            .await
+            .map_err(|e| RoutesError::io("route table: dumping links and routes", e))?;
+        r.adopted = r.kernel.keys().copied().collect();
+        r.counters.adopted = r.adopted.len() as u64;
+        r.publish();
+        Ok(r)
+    }
+
+    pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let mut last_publish = Instant::now();
+        let mut next_retry = Instant::now() + RETRY_EVERY;
+        loop {
+            let deadline = match self.resync_at {
+                Some(t) => t.min(next_retry),
+                None => next_retry,
+            };
+            tokio::select! {
+                cmd = rx.recv() => {
+                    let Some(cmd) = cmd else { break };
+                    self.command(cmd);
+                    // Coalesce the burst that is already queued.
+                    for _ in 0..65536 {
+                        match rx.try_recv() {
+                            Ok(c) => self.command(c),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                r = self.mon.readable() => {
+                    if let Err(e) = r {
+                        tracing::error!("route monitor socket failed: {e}");
+                        break;
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+            self.drain_monitor();
+            let now = Instant::now();
+            if self.resync_at.is_some_and(|t| t <= now) {
+                self.resync_at = None;
+                if let Err(e) = self.resync().await {
+                    tracing::warn!("route table re-dump failed: {e}; retrying");
+                    self.resync_at = Some(now + RETRY_EVERY);
+                }
+            }
+            if next_retry <= now {
+                next_retry = now + RETRY_EVERY;
+                self.dirty.extend(self.failed.keys().copied());
+            }
+            for _ in 0..4 {
+                if self.dirty.is_empty() {
+                    break;
+                }
+                self.apply().await;
+                self.drain_monitor();
+            }
+            self.answer_waiters();
+            if rx.is_empty() || last_publish.elapsed() >= STATS_EVERY {
+                self.publish();
+                last_publish = Instant::now();
+            }
+        }
+        self.publish();
+    }
+
+    fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Set(p, r) => self.set(p, r.normalized()),
+            Command::Remove(p) => self.unset(p),
+            Command::ReplaceAll(map) => {
+                let gone: Vec<_> = self
+                    .desired
+                    .keys()
+                    .filter(|p| !map.contains_key(p))
+                    .copied()
+                    .collect();
+                for p in gone {
+                    self.unset(p);
+                }
+                for (p, r) in map {
+                    self.set(p, r.normalized());
+                }
+            }
+            Command::Converged(tx) => {
+                self.converged = true;
+                let sweep: Vec<_> = self
+                    .kernel
+                    .keys()
+                    .filter(|p| !self.desired.contains_key(p))
+                    .copied()
+                    .collect();
+                self.dirty.extend(sweep);
+                self.waiters.push(Waiter::Converged(tx));
+            }
+            Command::Flush(tx) => self.waiters.push(Waiter::Flush(tx)),
+            Command::Installed(tx) => self.waiters.push(Waiter::Installed(tx)),
+        }
+    }
+
+    fn set(&mut self, p: Ipv4Network, r: KernelRoute) {
+        if self.desired.get(&p) == Some(&r) {
+            return;
+        }
+        self.unindex(p);
+        for d in devs_of(&r) {
+            self.by_dev.entry(d.to_string()).or_default().insert(p);
+        }
+        self.desired.insert(p, r);
+        self.dirty.insert(p);
+    }
+
+    fn unset(&mut self, p: Ipv4Network) {
+        self.unindex(p);
+        if self.desired.remove(&p).is_some() || self.kernel.contains_key(&p) {
+            self.dirty.insert(p);
+        }
+        self.failed.remove(&p);
+    }
+
+    fn unindex(&mut self, p: Ipv4Network) {
+        if let Some(old) = self.desired.get(&p) {
+            for d in devs_of(old) {
+                if let Some(set) = self.by_dev.get_mut(d) {
+                    set.remove(&p);
+                    if set.is_empty() {
+                        self.by_dev.remove(d);
+                    }
+                }
+            }
+        }
+    }
+
+    fn answer_waiters(&mut self) {
+        if !self.dirty.is_empty() {
+            return;
+        }
+        for w in std::mem::take(&mut self.waiters) {
+            match w {
+                Waiter::Converged(tx) => {
+                    let _ = tx.send(());
+                }
+                Waiter::Installed(tx) => {
+                    let _ = tx.send(self.kernel.clone());
+                }
+                Waiter::Flush(tx) => {
+                    let missing = self
+                        .failed
+                        .iter()
+                        .find(|(p, _)| self.desired.contains_key(p));
+                    let result = match missing {
+                        None => Ok(()),
+                        Some((p, why)) => Err(RoutesError::Incomplete {
+                            failed: self
+                                .failed
+                                .keys()
+                                .filter(|p| self.desired.contains_key(p))
+                                .count(),
+                            first: format!("{p}: {why}"),
+                        }),
+                    };
+                    let _ = tx.send(result);
+                }
+            }
+        }
+    }
+
+    /// Write the difference for every dirty prefix.
+    async fn apply(&mut self) {
+        let dirty: Vec<Ipv4Network> = self.dirty.drain().collect();
+        let mut ops: Vec<(Ipv4Network, Op)> = Vec::with_capacity(dirty.len());
+        for p in dirty {
+            match (self.desired.get(&p), self.kernel.get(&p)) {
+                (Some(d), Some(k)) if d == k => {
+                    self.failed.remove(&p);
+                    self.restoring.remove(&p);
+                }
+                (Some(d), _) => {
+                    if self.foreign.contains(&p) {
+                        if !self.failed.contains_key(&p) {
+                            self.counters.conflicts += 1;
+                        }
+                        self.failed.insert(
+                            p,
+                            "a route of another protocol holds this prefix; not overwritten".into(),
+                        );
+                    } else {
+                        ops.push((p, Op::Replace(d.clone())));
+                    }
+                }
+                (None, Some(_)) if self.converged || !self.adopted.contains(&p) => {
+                    ops.push((p, Op::Delete));
+                }
+                _ => {
+                    self.failed.remove(&p);
+                }
+            }
+        }
+        if ops.is_empty() {
+            return;
+        }
+        let base = self.cmd.next_seq();
+        let mut buf = Vec::with_capacity(BATCH_BYTES + 4096);
+        let mut errors: HashMap<usize, i32> = HashMap::new();
+        let mut unsent: HashMap<usize, String> = HashMap::new();
+        let mut overrun = false;
+        let mut rx = Vec::new();
+        let mut i = 0;
+        while i < ops.len() {
+            buf.clear();
+            let start = i;
+            while i < ops.len() && buf.len() < BATCH_BYTES {
+                let (p, op) = &ops[i];
+                let seq = base.wrapping_add(i as u32);
+                match op {
+                    Op::Replace(route) => {
+                        let links = &self.by_name;
+                        let usable = |d: &str| {
+                            links
+                                .get(d)
+                                .copied()
+                                .filter(|ix| self.links.get(ix).is_some_and(|l| l.up))
+                        };
+                        match wire::route_message(*p, route, self.proto, self.table, &usable) {
+                            Ok(m) => self.cmd.encode(
+                                &mut buf,
+                                seq,
+                                RouteNetlinkMessage::NewRoute(m),
+                                wire::REPLACE_FLAGS,
+                            ),
+                            Err(e) => {
+                                unsent.insert(i, format!("{e} or is down"));
+                            }
+                        }
+                    }
+                    Op::Delete => self.cmd.encode(
+                        &mut buf,
+                        seq,
+                        RouteNetlinkMessage::DelRoute(wire::delete_message(
+                            *p, self.proto, self.table,
+                        )),
+                        0,
+                    ),
+                }
+                i += 1;
+            }
+            if buf.is_empty() {
+                continue;
+            }
+            self.counters.writes +=
+                (i - start - unsent.keys().filter(|k| **k >= start).count()) as u64;
+            if let Err(e) = self.cmd.send(&buf).await {
+                tracing::warn!("netlink send failed: {e}; will re-dump");
+                overrun = true;
+                break;
+            }
+            // The kernel handled the whole buffer inside sendmsg: every
+            // failure is queued now.
+            rx.clear();
+            match self.cmd.drain(&mut rx) {
+                Ok(Drain::Empty) => {}
+                Ok(Drain::Overrun) => overrun = true,
+                Err(e) => {
+                    tracing::warn!("netlink receive failed: {e}");
+                    overrun = true;
+                }
+            }
+            for m in rx.drain(..) {
+                if let NetlinkPayload::Error(e) = m.payload
+                    && let Some(code) = e.code
+                {
+                    let seq = wire::error_seq(&e).unwrap_or(m.header.sequence_number);
+                    let idx = seq.wrapping_sub(base) as usize;
+                    if idx < ops.len() {
+                        errors.insert(idx, -code.get());
+                    }
+                }
+            }
+            // Keep the monitor's queue short while we flood it.
+            self.drain_monitor();
+        }
+        for (idx, (p, op)) in ops.into_iter().enumerate() {
+            if idx >= i {
+                self.dirty.insert(p);
+                continue;
+            }
+            if let Some(why) = unsent.remove(&idx) {
+                self.failed.insert(p, why);
+                continue;
+            }
+            match (op, errors.get(&idx)) {
+                (Op::Replace(route), None) => {
+                    self.kernel.insert(p, route);
+                    self.adopted.remove(&p);
+                    self.failed.remove(&p);
+                    if self.restoring.remove(&p) {
+                        self.counters.restored += 1;
+                    }
+                }
+                (Op::Replace(_), Some(&errno)) => {
+                    self.counters.netlink_errors += 1;
+                    let why = format!("kernel refused the route: {}", errno_words(errno));
+                    tracing::debug!(prefix = %p, "{why}");
+                    self.failed.insert(p, why);
+                }
+                (Op::Delete, e) => {
+                    let done = match e {
+                        None => true,
+                        Some(&errno) => errno == libc::ESRCH || errno == libc::ENOENT,
+                    };
+                    if done {
+                        self.kernel.remove(&p);
+                        if self.adopted.remove(&p) {
+                            self.counters.swept += 1;
+                        }
+                    } else if let Some(&errno) = e {
+                        self.counters.netlink_errors += 1;
+                        self.failed
+                            .insert(p, format!("delete refused: {}", errno_words(errno)));
+                    }
+                }
+            }
+        }
+        if overrun {
+            self.resync_at = Some(Instant::now());
+        }
+    }
+
+    /// Read queued notifications and apply the ones others caused.
+    fn drain_monitor(&mut self) {
+        let mut msgs = Vec::new();
+        let skip = self.cmd.portid();
+        loop {
+            msgs.clear();
+            match self.mon.drain_filtered(&mut msgs, skip) {
+                Ok(Drain::Empty) => {
+                    for m in msgs.drain(..) {
+                        self.event(m);
+                    }
+                    return;
+                }
+                Ok(Drain::Overrun) => {
+                    // Lost notifications: apply what we have, re-dump soon.
+                    for m in msgs.drain(..) {
+                        self.event(m);
+                    }
+                    self.resync_at = Some(Instant::now());
+                }
+                Err(e) => {
+                    tracing::warn!("route monitor receive failed: {e}");
+                    self.resync_at = Some(Instant::now() + RESYNC_DELAY);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn event(&mut self, m: Received) {
+        let NetlinkPayload::InnerMessage(msg) = m.payload else {
+            return;
+        };
+        match msg {
+            RouteNetlinkMessage::NewLink(l) => self.link_event(&l, false),
+            RouteNetlinkMessage::DelLink(l) => self.link_event(&l, true),
+            RouteNetlinkMessage::NewRoute(r) => self.route_event(&r, false),
+            RouteNetlinkMessage::DelRoute(r) => self.route_event(&r, true),
+            _ => {}
+        }
+    }
+
+    fn link_event(&mut self, l: &LinkMessage, deleted: bool) {
+        let index = l.header.index;
+        let name = l.attributes.iter().find_map(|a| match a {
+            LinkAttribute::IfName(n) => Some(n.clone()),
+            _ => None,
+        });
+        let up = l.header.flags.contains(LinkFlags::Up);
+        let old = self.links.remove(&index);
+        if let Some(o) = &old
+            && self.by_name.get(&o.name) == Some(&index)
+        {
+            self.by_name.remove(&o.name);
+        }
+        let was_up = old.as_ref().is_some_and(|o| o.up);
+        let name = name.or(old.map(|o| o.name));
+        if deleted || (was_up && !up) {
+            // The kernel drops routes through the link without telling us.
+            if let Some(n) = &name
+                && let Some(set) = self.by_dev.get(n)
+            {
+                self.dirty.extend(set.iter().copied());
+            }
+            self.resync_at.get_or_insert(Instant::now() + RESYNC_DELAY);
+        }
+        if deleted {
+            return;
+        }
+        let Some(name) = name else { return };
+        if up && !was_up {
+            if let Some(set) = self.by_dev.get(&name) {
+                self.dirty.extend(set.iter().copied());
+            }
+            self.dirty.extend(self.failed.keys().copied());
+        }
+        self.by_name.insert(name.clone(), index);
+        self.links.insert(index, Link { name, up });
+    }
+
+    fn route_event(&mut self, r: &RouteMessage, deleted: bool) {
+        let links = &self.links;
+        let Some(d) = wire::decode_route(r, &|i| links.get(&i).map(|l| l.name.clone())) else {
+            return;
+        };
+        if d.table != self.table || d.priority != 0 || d.tos != 0 {
+            return;
+        }
+        let p = d.prefix;
+        if d.protocol != self.proto {
+            if deleted {
+                if self.foreign.remove(&p) && self.desired.contains_key(&p) {
+                    self.dirty.insert(p);
+                }
+            } else {
+                // Same prefix and metric: a replace by someone else may have
+                // taken our route's place; we never fight it.
+                self.foreign.insert(p);
+                if let Some(route) = self.kernel.remove(&p)
+                    && self.desired.get(&p) == Some(&route)
+                {
+                    self.dirty.insert(p);
+                }
+            }
+            return;
+        }
+        if deleted {
+            self.kernel.remove(&p);
+            if self.desired.contains_key(&p) {
+                self.restoring.insert(p);
+                self.dirty.insert(p);
+            }
+            return;
+        }
+        match d.route {
+            Some(route) => {
+                let differs = self.desired.get(&p).is_some_and(|want| *want != route);
+                if !self.desired.contains_key(&p) {
+                    // Not ours to delete until a sweep: e.g. attach's host
+                    // route before the caller sets it here.
+                    self.adopted.insert(p);
+                }
+                self.kernel.insert(p, route);
+                if differs {
+                    self.restoring.insert(p);
+                    self.dirty.insert(p);
+                }
+            }
+            None => {
+                self.kernel.remove(&p);
+                if self.desired.contains_key(&p) {
+                    self.restoring.insert(p);
+                    self.dirty.insert(p);
+                }
+            }
+        }
+    }
+
+    /// Re-dump links and routes and rebuild `kernel` and `foreign`.
+    async fn resync(&mut self) -> std::io::Result<()> {
+        self.counters.resyncs += 1;
+        // Notifications queued before the dump are superseded by it.
+        let mut scratch = Vec::new();
+        let _ = self.mon.drain_filtered(&mut scratch, self.cmd.portid());
+        let links = self
+            .cmd
+            .dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))
+            .await?;
+        self.links.clear();
+        self.by_name.clear();
+        for m in links {
+            if let RouteNetlinkMessage::NewLink(l) = m {
+                let name = l.attributes.iter().find_map(|a| match a {
+                    LinkAttribute::IfName(n) => Some(n.clone()),
+                    _ => None,
+                });
+                if let Some(name) = name {
+                    self.by_name.insert(name.clone(), l.header.index);
+                    self.links.insert(
+                        l.header.index,
+                        Link {
+                            name,
+                            up: l.header.flags.contains(LinkFlags::Up),
+                        },
+                    );
+                }
+            }
+        }
+        let mut req = RouteMessage::default();
+        req.header.address_family = netlink_packet_route::AddressFamily::Inet;
+        let routes = self.cmd.dump(RouteNetlinkMessage::GetRoute(req)).await?;
+        let mut kernel = HashMap::new();
+        let mut foreign = HashSet::new();
+        let links = &self.links;
+        for m in routes {
+            let RouteNetlinkMessage::NewRoute(r) = m else {
+                continue;
+            };
+            let Some(d) = wire::decode_route(&r, &|i| links.get(&i).map(|l| l.name.clone())) else {
+                continue;
+            };
+            if d.table != self.table || d.priority != 0 || d.tos != 0 {
+                continue;
+            }
+            if d.protocol == self.proto {
+                if let Some(route) = d.route {
+                    kernel.insert(d.prefix, route);
+                }
+            } else {
+                foreign.insert(d.prefix);
+            }
+        }
+        for (p, want) in &self.desired {
+            match kernel.get(p) {
+                Some(k) if k == want => {}
+                _ => {
+                    if self.kernel.get(p) == Some(want) {
+                        // It was installed and is gone or changed.
+                        self.restoring.insert(*p);
+                    }
+                    self.dirty.insert(*p);
+                }
+            }
+        }
+        for p in kernel.keys() {
+            if !self.desired.contains_key(p) && !self.kernel.contains_key(p) {
+                self.adopted.insert(*p);
+            }
+        }
+        if self.converged {
+            // Strays of ours that are not desired go.
+            self.dirty.extend(
+                kernel
+                    .keys()
+                    .filter(|p| !self.desired.contains_key(p))
+                    .copied(),
+            );
+        }
+        self.kernel = kernel;
+        self.foreign = foreign;
+        Ok(())
+    }
+
+    fn publish(&mut self) {
+        let mut s = self.counters.clone();
+        s.desired = self.desired.len() as u64;
+        s.installed_learned = 0;
+        s.installed_local = 0;
+        s.installed_blackhole = 0;
+        for (p, want) in &self.desired {
+            if self.kernel.get(p) == Some(want) {
+                match want.kind() {
+                    RouteKind::Learned => s.installed_learned += 1,
+                    RouteKind::Local => s.installed_local += 1,
+                    RouteKind::Blackhole => s.installed_blackhole += 1,
+                }
+            }
+        }
+        s.pending = s.desired - s.installed_learned - s.installed_local - s.installed_blackhole;
+        match self.shared.lock() {
+            Ok(mut g) => *g = s,
+            Err(poisoned) => *poisoned.into_inner() = s,
+        }
+    }
+}

@@ -1,0 +1,563 @@
+//! Netlink wire helpers for IPv4 routes: encode a [`KernelRoute`] as an
+//! `RTM_NEWROUTE`/`RTM_DELROUTE` message, decode a dumped or notified route
+//! back, and a small raw `NETLINK_ROUTE` socket that sends many requests in
+//! one `sendmsg` (the kernel processes the whole buffer synchronously, so the
+//! errors are queued by the time `sendmsg` returns) and reads dumps and
+//! multicast notifications. Requests are sent without `NLM_F_ACK`: the kernel
+//! only answers failures, each answer carrying the request's sequence number.
+
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+
+use ipnetwork::Ipv4Network;
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteNextHop,
+    RouteNextHopFlags, RouteProtocol, RouteScope, RouteType,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+use rtnetlink::packet_core::{
+    NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage,
+    NetlinkPayload,
+};
+use tokio::io::unix::AsyncFd;
+
+use crate::types::{KernelRoute, NextHop};
+
+/// Flag the kernel sets on a dump part when the dump was interrupted by a change.
+const NLM_F_DUMP_INTR: u16 = 0x10;
+
+/// Main routing table id.
+pub const RT_TABLE_MAIN: u32 = 254;
+
+/// A decoded IPv4 route: what the reconciler needs to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DecodedRoute {
+    pub prefix: Ipv4Network,
+    pub table: u32,
+    pub protocol: u8,
+    pub priority: u32,
+    pub tos: u8,
+    /// `None` for route types we never install (local, broadcast, ...).
+    pub route: Option<KernelRoute>,
+    /// Output interfaces referenced (for link-down handling).
+    pub oifs: Vec<u32>,
+}
+
+/// Build the message that installs `route` for `prefix`. `ifindex` resolves
+/// device names; a missing device is an error string naming it.
+pub(crate) fn route_message(
+    prefix: Ipv4Network,
+    route: &KernelRoute,
+    protocol: u8,
+    table: u32,
+    ifindex: &dyn Fn(&str) -> Option<u32>,
+) -> Result<RouteMessage, String> {
+    let mut msg = base_message(prefix, protocol, table);
+    let index_of = |dev: &str| ifindex(dev).ok_or_else(|| format!("device {dev} does not exist"));
+    match route {
+        KernelRoute::Blackhole => {
+            msg.header.kind = RouteType::BlackHole;
+        }
+        KernelRoute::Local { dev } => {
+            msg.header.scope = RouteScope::Link;
+            msg.attributes.push(RouteAttribute::Oif(index_of(dev)?));
+        }
+        KernelRoute::Unicast { next_hops } => match next_hops.as_slice() {
+            [] => return Err("unicast route without next hops".into()),
+            [nh] => {
+                msg.attributes
+                    .push(RouteAttribute::Gateway(RouteAddress::Inet(nh.gateway)));
+                if let Some(dev) = &nh.dev {
+                    msg.attributes.push(RouteAttribute::Oif(index_of(dev)?));
+                }
+                if nh.onlink {
+                    msg.header.flags |= RouteFlags::Onlink;
+                }
+            }
+            many => {
+                let mut hops = Vec::with_capacity(many.len());
+                for nh in many {
+                    let mut hop = RouteNextHop::default();
+                    if let Some(dev) = &nh.dev {
+                        hop.interface_index = index_of(dev)?;
+                    }
+                    if nh.onlink {
+                        hop.flags |= RouteNextHopFlags::Onlink;
+                    }
+                    hop.attributes
+                        .push(RouteAttribute::Gateway(RouteAddress::Inet(nh.gateway)));
+                    hops.push(hop);
+                }
+                msg.attributes.push(RouteAttribute::MultiPath(hops));
+            }
+        },
+    }
+    Ok(msg)
+}
+
+/// The message that deletes our route for `prefix` (protocol set, so the
+/// kernel never matches a route of another protocol).
+pub(crate) fn delete_message(prefix: Ipv4Network, protocol: u8, table: u32) -> RouteMessage {
+    let mut msg = base_message(prefix, protocol, table);
+    msg.header.scope = RouteScope::NoWhere;
+    msg.header.kind = RouteType::Unspec;
+    msg
+}
+
+fn base_message(prefix: Ipv4Network, protocol: u8, table: u32) -> RouteMessage {
+    let mut msg = RouteMessage::default();
+    msg.header.address_family = AddressFamily::Inet;
+    msg.header.destination_prefix_length = prefix.prefix();
+    msg.header.table = u8::try_from(table).unwrap_or(RouteHeader::RT_TABLE_UNSPEC);
+    msg.header.protocol = RouteProtocol::from(protocol);
+    msg.header.scope = RouteScope::Universe;
+    msg.header.kind = RouteType::Unicast;
+    if prefix.prefix() > 0 {
+        msg.attributes
+            .push(RouteAttribute::Destination(RouteAddress::Inet(
+                prefix.network(),
+            )));
+    }
+    msg.attributes.push(RouteAttribute::Table(table));
+    msg
+}
+
+/// Decode an IPv4 route message. `ifname` maps an ifindex to its name.
+pub(crate) fn decode_route(
+    msg: &RouteMessage,
+    ifname: &dyn Fn(u32) -> Option<String>,
+) -> Option<DecodedRoute> {
+    if msg.header.address_family != AddressFamily::Inet {
+        return None;
+    }
+    let mut dst = Ipv4Addr::UNSPECIFIED;
+    let mut table = u32::from(msg.header.table);
+    let mut gateway = None;
+    let mut oif = None;
+    let mut priority = 0;
+    let mut multipath = None;
+    for attr in &msg.attributes {
+        match attr {
+            RouteAttribute::Destination(RouteAddress::Inet(a)) => dst = *a,
+            RouteAttribute::Table(t) => table = *t,
+            RouteAttribute::Gateway(RouteAddress::Inet(g)) => gateway = Some(*g),
+            RouteAttribute::Oif(i) => oif = Some(*i),
+            RouteAttribute::Priority(p) => priority = *p,
+            RouteAttribute::MultiPath(hops) => multipath = Some(hops),
+            _ => {}
+        }
+    }
+    let prefix = Ipv4Network::new(dst, msg.header.destination_prefix_length).ok()?;
+    let name = |i: u32| ifname(i).unwrap_or_else(|| format!("#{i}"));
+    let mut oifs = Vec::new();
+    let route = match msg.header.kind {
+        RouteType::BlackHole => Some(KernelRoute::Blackhole),
+        RouteType::Unicast => {
+            if let Some(hops) = multipath {
+                let mut next_hops = Vec::with_capacity(hops.len());
+                for hop in hops {
+                    let gw = hop.attributes.iter().find_map(|a| match a {
+                        RouteAttribute::Gateway(RouteAddress::Inet(g)) => Some(*g),
+                        _ => None,
+                    });
+                    if hop.interface_index != 0 {
+                        oifs.push(hop.interface_index);
+                    }
+                    next_hops.push(NextHop {
+                        gateway: gw.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                        dev: (hop.interface_index != 0).then(|| name(hop.interface_index)),
+                        onlink: hop.flags.contains(RouteNextHopFlags::Onlink),
+                    });
+                }
+                Some(KernelRoute::Unicast { next_hops })
+            } else if let Some(gateway) = gateway {
+                oifs.extend(oif);
+                Some(KernelRoute::Unicast {
+                    next_hops: vec![NextHop {
+                        gateway,
+                        dev: oif.map(name),
+                        onlink: msg.header.flags.contains(RouteFlags::Onlink),
+                    }],
+                })
+            } else if let (Some(i), RouteScope::Link) = (oif, msg.header.scope) {
+                oifs.push(i);
+                Some(KernelRoute::Local { dev: name(i) })
+            } else {
+                oifs.extend(oif);
+                None
+            }
+        }
+        _ => None,
+    };
+    Some(DecodedRoute {
+        prefix,
+        table,
+        protocol: u8::from(msg.header.protocol),
+        priority,
+        tos: msg.header.tos,
+        route: route.map(KernelRoute::normalized),
+        oifs,
+    })
+}
+
+/// Decide whether a dumped route carries a next-hop device flagged as the
+/// dev-only route that `route_message` would produce; used by tests.
+#[cfg(test)]
+pub(crate) fn roundtrip(route: &KernelRoute) -> Option<KernelRoute> {
+    let prefix: Ipv4Network = "10.1.0.0/24".parse().ok()?;
+    let msg = route_message(prefix, route, 149, RT_TABLE_MAIN, &|d| {
+        (d == "tunl0").then_some(7)
+    })
+    .ok()?;
+    decode_route(&msg, &|i| (i == 7).then(|| "tunl0".to_string()))?.route
+}
+
+/// A raw, non-blocking `NETLINK_ROUTE` socket driven by tokio.
+pub(crate) struct NlSocket {
+    fd: AsyncFd<Socket>,
+    portid: u32,
+    seq: u32,
+    rbuf: Vec<u8>,
+}
+
+/// One received netlink message, with the header fields we route on.
+pub(crate) struct Received {
+    pub header: NetlinkHeader,
+    pub payload: NetlinkPayload<RouteNetlinkMessage>,
+}
+
+/// Result of reading everything that is queued.
+pub(crate) enum Drain {
+    /// All queued messages were read.
+    Empty,
+    /// The kernel dropped messages (ENOBUFS): state must be re-dumped.
+    Overrun,
+}
+
+fn setsockopt_int(sock: &Socket, opt: libc::c_int, value: libc::c_int) -> io::Result<()> {
+    // SAFETY: plain setsockopt on a socket we own, with a pointer to a local int.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            opt,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+impl NlSocket {
+    /// Open a socket in the calling thread's network namespace, joined to
+    /// `groups` (a bitmask of RTMGRP_* values, 0 for none). Buffers are made
+    /// large: big batches of failures, and bursts of notifications, must fit.
+    pub(crate) fn open(groups: u32, rcvbuf: usize) -> io::Result<NlSocket> {
+        let mut sock = Socket::new(NETLINK_ROUTE)?;
+        let addr = SocketAddr::new(0, groups);
+        sock.bind(&addr)?;
+        let mut bound = SocketAddr::new(0, 0);
+        sock.get_address(&mut bound)?;
+        let size = libc::c_int::try_from(rcvbuf).unwrap_or(libc::c_int::MAX);
+        // SO_RCVBUFFORCE needs CAP_NET_ADMIN; fall back to the capped SO_RCVBUF.
+        if setsockopt_int(&sock, libc::SO_RCVBUFFORCE, size).is_err() {
+            setsockopt_int(&sock, libc::SO_RCVBUF, size)?;
+        }
+        if setsockopt_int(&sock, libc::SO_SNDBUFFORCE, 4 << 20).is_err() {
+            setsockopt_int(&sock, libc::SO_SNDBUF, 4 << 20)?;
+        }
+        // Failures echo only the header of the request, not all of it.
+        sock.set_cap_ack(true)?;
+        sock.set_non_blocking(true)?;
+        Ok(NlSocket {
+            portid: bound.port_number(),
+            // SAFETY: the socket is moved into the AsyncFd and owned by it, so
+            // the descriptor stays open for as long as it is registered.
+            fd: unsafe { AsyncFd::register(sock) }?,
+            seq: 1,
+            rbuf: vec![0; 1 << 20],
+        })
+    }
+
+    /// Our netlink port id: notifications caused by our requests carry it.
+    pub(crate) fn portid(&self) -> u32 {
+        self.portid
+    }
+
+    /// Next sequence number.
+    pub(crate) fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1).max(1);
+        self.seq
+    }
+
+    /// Serialize one request into `out`. `replace` adds CREATE|REPLACE.
+    pub(crate) fn encode(
+        &self,
+        out: &mut Vec<u8>,
+        seq: u32,
+        msg: RouteNetlinkMessage,
+        extra_flags: u16,
+    ) {
+        let mut nl = NetlinkMessage::from(msg);
+        nl.header.flags = NLM_F_REQUEST | extra_flags;
+        nl.header.sequence_number = seq;
+        nl.finalize();
+        let start = out.len();
+        out.resize(start + nl.buffer_len(), 0);
+        if let Some(slot) = out.get_mut(start..) {
+            nl.serialize(slot);
+        }
+    }
+
+    /// Send a buffer of requests in one `sendmsg`.
+    pub(crate) async fn send(&self, buf: &[u8]) -> io::Result<()> {
+        loop {
+            let mut guard = self.fd.writable().await?;
+            match guard.try_io(|s| s.get_ref().send(buf, 0)) {
+                Ok(Ok(n)) if n == buf.len() => return Ok(()),
+                Ok(Ok(n)) => {
+                    return Err(io::Error::other(format!(
+                        "short netlink send: {n} of {} bytes",
+                        buf.len()
+                    )));
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    /// Read every message already queued, without waiting.
+    pub(crate) fn drain(&mut self, out: &mut Vec<Received>) -> io::Result<Drain> {
+        loop {
+            match self.recv_once(out, false) {
+                Ok(true) => continue,
+                Ok(false) => return Ok(Drain::Empty),
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => return Ok(Drain::Overrun),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Like [`drain`](Self::drain) but only parses messages not sent by
+    /// `skip_portid`; the others are counted and dropped unparsed (cheap).
+    pub(crate) fn drain_filtered(
+        &mut self,
+        out: &mut Vec<Received>,
+        skip_portid: u32,
+    ) -> io::Result<Drain> {
+        loop {
+            match self.recv_filtered(out, skip_portid) {
+                Ok(true) => continue,
+                Ok(false) => return Ok(Drain::Empty),
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => return Ok(Drain::Overrun),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Wait until the socket is readable.
+    pub(crate) async fn readable(&self) -> io::Result<()> {
+        let mut guard = self.fd.readable().await?;
+        guard.clear_ready_matching(tokio::io::Ready::READABLE);
+        Ok(())
+    }
+
+    fn recv_raw(&mut self) -> io::Result<Option<usize>> {
+        // SAFETY: recv into our own buffer of the given length.
+        let n = unsafe {
+            libc::recv(
+                self.fd.get_ref().as_raw_fd(),
+                self.rbuf.as_mut_ptr().cast(),
+                self.rbuf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::WouldBlock {
+                return Ok(None);
+            }
+            return Err(e);
+        }
+        Ok(Some(usize::try_from(n).unwrap_or(0)))
+    }
+
+    fn recv_filtered(&mut self, out: &mut Vec<Received>, skip: u32) -> io::Result<bool> {
+        let Some(n) = self.recv_raw()? else {
+            return Ok(false);
+        };
+        parse_buffer(self.rbuf.get(..n).unwrap_or(&[]), Some(skip), out);
+        Ok(true)
+    }
+
+    fn recv_once(&mut self, out: &mut Vec<Received>, _wait: bool) -> io::Result<bool> {
+        let Some(n) = self.recv_raw()? else {
+            return Ok(false);
+        };
+        parse_buffer(self.rbuf.get(..n).unwrap_or(&[]), None, out);
+        Ok(true)
+    }
+
+    /// Dump a table (`RTM_GETROUTE` or `RTM_GETLINK` request given as
+    /// `request`); returns the inner messages. Retries when the kernel flags
+    /// the dump as interrupted.
+    pub(crate) async fn dump(
+        &mut self,
+        request: RouteNetlinkMessage,
+    ) -> io::Result<Vec<RouteNetlinkMessage>> {
+        'again: for _attempt in 0..5 {
+            let seq = self.next_seq();
+            let mut buf = Vec::new();
+            self.encode(&mut buf, seq, request.clone(), NLM_F_DUMP);
+            self.send(&buf).await?;
+            let mut result = Vec::new();
+            let mut msgs = Vec::new();
+            loop {
+                msgs.clear();
+                let got = self.recv_once(&mut msgs, true);
+                match got {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        self.readable().await?;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
+                for m in msgs.drain(..) {
+                    if m.header.sequence_number != seq {
+                        continue;
+                    }
+                    if m.header.flags & NLM_F_DUMP_INTR != 0 {
+                        // Drain the rest of this dump, then start over.
+                        if matches!(m.payload, NetlinkPayload::Done(_)) {
+                            continue 'again;
+                        }
+                    }
+                    match m.payload {
+                        NetlinkPayload::Done(_) => return Ok(result),
+                        NetlinkPayload::Error(e) => {
+                            if let Some(code) = e.code {
+                                return Err(io::Error::from_raw_os_error(-code.get()));
+                            }
+                        }
+                        NetlinkPayload::InnerMessage(inner) => result.push(inner),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        Err(io::Error::other(
+            "netlink dump interrupted five times in a row",
+        ))
+    }
+}
+
+/// Replace flags for route writes.
+pub(crate) const REPLACE_FLAGS: u16 = NLM_F_CREATE | NLM_F_REPLACE;
+
+/// Split a datagram into netlink messages. With `skip`, messages whose
+/// header port id equals it are not parsed.
+fn parse_buffer(mut buf: &[u8], skip: Option<u32>, out: &mut Vec<Received>) {
+    while buf.len() >= 16 {
+        let len = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+        if len < 16 || len > buf.len() {
+            return;
+        }
+        let pid = u32::from_ne_bytes([buf[12], buf[13], buf[14], buf[15]]);
+        let this = &buf[..len];
+        if skip != Some(pid) || pid == 0 {
+            match NetlinkMessage::<RouteNetlinkMessage>::deserialize(this) {
+                Ok(m) => out.push(Received {
+                    header: m.header,
+                    payload: m.payload,
+                }),
+                Err(e) => tracing::debug!("undecodable netlink message: {e}"),
+            }
+        }
+        let step = (len + 3) & !3;
+        buf = buf.get(step..).unwrap_or(&[]);
+    }
+}
+
+/// The sequence number of the request an error message answers.
+pub(crate) fn error_seq(e: &rtnetlink::packet_core::ErrorMessage) -> Option<u32> {
+    let h = e.header.get(8..12)?;
+    Some(u32::from_ne_bytes([h[0], h[1], h[2], h[3]]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encode_decode_roundtrip() {
+        let gw: Ipv4Addr = "192.0.2.1".parse().unwrap();
+        let routes = [
+            KernelRoute::Blackhole,
+            KernelRoute::Local {
+                dev: "tunl0".into(),
+            },
+            KernelRoute::Unicast {
+                next_hops: vec![NextHop {
+                    gateway: gw,
+                    dev: None,
+                    onlink: false,
+                }],
+            },
+            KernelRoute::Unicast {
+                next_hops: vec![NextHop {
+                    gateway: gw,
+                    dev: Some("tunl0".into()),
+                    onlink: true,
+                }],
+            },
+            KernelRoute::Unicast {
+                next_hops: vec![
+                    NextHop {
+                        gateway: gw,
+                        dev: None,
+                        onlink: false,
+                    },
+                    NextHop {
+                        gateway: "192.0.2.2".parse().unwrap(),
+                        dev: Some("tunl0".into()),
+                        onlink: true,
+                    },
+                ],
+            },
+        ];
+        for r in routes {
+            assert_eq!(roundtrip(&r), Some(r.clone().normalized()), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn missing_device_is_named() {
+        let err = route_message(
+            "10.0.0.0/24".parse().unwrap(),
+            &KernelRoute::Local {
+                dev: "ttabc".into(),
+            },
+            149,
+            254,
+            &|_| None,
+        )
+        .unwrap_err();
+        assert_eq!(err, "device ttabc does not exist");
+    }
+
+    #[test]
+    fn parse_buffer_ignores_garbage() {
+        let mut out = Vec::new();
+        parse_buffer(&[0xff; 40], None, &mut out);
+        parse_buffer(&[1, 0, 0, 0], None, &mut out);
+        assert!(out.is_empty());
+    }
+}
