@@ -1,2 +1,137 @@
-//! `tortie`: the node agent and its CLI.
-fn main() {}
+//! `tortie`: the node agent (`tortie run`) and its CLI (`check`, `status`,
+//! `routes`, `attach`, `detach`, `completions`). The CLI subcommands are thin
+//! clients of the agent's local API; see `docs/cli.md`.
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+use tortie_agent::api::client::Client;
+use tortie_agent::api::{AttachRequest, DetachRequest};
+use tortie_agent::cli::{self, Cli, Cmd, Output};
+use tortie_agent::{daemon, logging};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "tortie", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Cmd::Check { config } => match daemon::load_or_report(&config) {
+            Ok(_) => {
+                println!("{}: valid", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(code) => ExitCode::from(code),
+        },
+        Cmd::Run { config, log_format } => {
+            logging::init(log_format);
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("tortie: starting the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            ExitCode::from(runtime.block_on(daemon::run(config)))
+        }
+        other => client_command(other),
+    }
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(v).map_err(|e| format!("encoding JSON: {e}"))?;
+    println!("{text}");
+    Ok(())
+}
+
+fn client_command(cmd: Cmd) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tortie: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result: Result<(), String> = runtime.block_on(async {
+        match cmd {
+            Cmd::Status { output, socket } => {
+                let s = Client::new(socket.socket)
+                    .status()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                match output {
+                    Output::Json => print_json(&s),
+                    Output::Table => {
+                        print!("{}", cli::render_status(&s, cli::now_unix()));
+                        Ok(())
+                    }
+                }
+            }
+            Cmd::Routes { output, socket } => {
+                let r = Client::new(socket.socket)
+                    .routes()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                match output {
+                    Output::Json => print_json(&r),
+                    Output::Table => {
+                        print!("{}", cli::render_routes(&r));
+                        Ok(())
+                    }
+                }
+            }
+            Cmd::Attach {
+                netns,
+                id,
+                ifname,
+                ip,
+                output,
+                socket,
+            } => {
+                let req = AttachRequest {
+                    id,
+                    netns,
+                    ifname: Some(ifname),
+                    ip,
+                };
+                let a = Client::new(socket.socket)
+                    .attach(&req)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                match output {
+                    Output::Json => print_json(&a),
+                    Output::Table => {
+                        print!("{}", cli::render_attach(&a));
+                        Ok(())
+                    }
+                }
+            }
+            Cmd::Detach { id, socket } => {
+                let d = Client::new(socket.socket)
+                    .detach(&DetachRequest { id })
+                    .await
+                    .map_err(|e| e.to_string())?;
+                match d.released_ip {
+                    Some(ip) => println!("{}: released {ip}", d.id),
+                    None => println!("{}: nothing was attached", d.id),
+                }
+                Ok(())
+            }
+            Cmd::Run { .. } | Cmd::Check { .. } | Cmd::Completions { .. } => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tortie: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,453 @@
+//! The running agent: the one place where IPAM, the dataplane and the BGP
+//! speaker meet (DESIGN.md §2). Implements the API [`Backend`] and the
+//! [`MetricsSource`].
+//!
+//! Data flow: attach = IPAM allocate (persisted) → `routes::attach` (veth,
+//! /32) → route table `Local` entry → `speaker.originate(/32)` when the address
+//! is outside the block or `advertise = "hosts"`; any failure rolls the earlier
+//! steps back. Detach runs the same steps in reverse. One async mutex (around
+//! IPAM) serialises attach/detach/gc so two calls for one id never interleave.
+//! Learned best paths arrive through [`Agent::on_speaker_event`] and become
+//! kernel routes in the route table.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use ipnetwork::Ipv4Network;
+use tokio::sync::Mutex;
+use tortie_bgp::{Prefix, Speaker, SpeakerEvent};
+use tortie_config::Config;
+use tortie_routes::{KernelRoute, RouteTable};
+
+use super::convert;
+use crate::api::{
+    ApiError, AttachRequest, AttachResult, Backend, CheckRequest, DetachRequest, DetachResult,
+    ErrorKind, GcRequest, GcResult, IpamView, NodeView, RouteView, StatusView,
+};
+use crate::ipam::Ipam;
+use crate::metrics::{MetricsSnapshot, MetricsSource};
+
+/// The container's default gateway (DESIGN.md §4): link-local, answered by
+/// proxy ARP on the host side of the veth.
+pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
+
+/// A container interface this agent made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Local {
+    pub ip: Ipv4Addr,
+    pub host_ifname: String,
+}
+
+pub struct Agent {
+    cfg: RwLock<Arc<Config>>,
+    pub(crate) speaker: Speaker,
+    pub(crate) table: RouteTable,
+    /// IPAM, and the lock serialising attach/detach/gc.
+    ipam: Mutex<Ipam>,
+    /// Container /32s by address (learned routes never override them).
+    locals: RwLock<BTreeMap<Ipv4Addr, String>>,
+    converged: AtomicBool,
+    /// MTU for container interfaces.
+    mtu: u32,
+}
+
+impl Agent {
+    pub fn new(
+        cfg: Arc<Config>,
+        speaker: Speaker,
+        table: RouteTable,
+        ipam: Ipam,
+        mtu: u32,
+    ) -> Self {
+        Agent {
+            cfg: RwLock::new(cfg),
+            speaker,
+            table,
+            ipam: Mutex::new(ipam),
+            locals: RwLock::new(BTreeMap::new()),
+            converged: AtomicBool::new(false),
+            mtu,
+        }
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        match self.cfg.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn set_config(&self, cfg: Arc<Config>) {
+        match self.cfg.write() {
+            Ok(mut c) => *c = cfg,
+            Err(poisoned) => *poisoned.into_inner() = cfg,
+        }
+    }
+
+    fn locals_read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<Ipv4Addr, String>> {
+        self.locals.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn locals_write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<Ipv4Addr, String>> {
+        self.locals.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn is_converged(&self) -> bool {
+        self.converged.load(Ordering::Relaxed)
+    }
+
+    /// Marks initial convergence and sweeps adopted kernel routes that BGP did
+    /// not re-learn (DESIGN.md §3 graceful restart, restarting side).
+    pub async fn mark_converged(&self, why: &str) {
+        if self.converged.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        tracing::info!(reason = why, "BGP converged: sweeping stale kernel routes");
+        self.table.converged().await;
+    }
+
+    /// Registers an existing container interface (found at start-up or just
+    /// attached): kernel host route in the desired set, /32 originated if needed.
+    pub async fn adopt_local(&self, ip: Ipv4Addr, host_ifname: &str) -> Result<(), ApiError> {
+        let net = host_net(ip);
+        self.table
+            .set(
+                net,
+                KernelRoute::Local {
+                    dev: host_ifname.to_string(),
+                },
+            )
+            .await;
+        self.locals_write().insert(ip, host_ifname.to_string());
+        let cfg = self.config();
+        if convert::advertise_host(&cfg, ip)
+            && let Some(p) = convert::v4_prefix(ip, 32)
+        {
+            self.speaker
+                .originate(p, None)
+                .await
+                .map_err(|e| ApiError::internal(format!("originating {ip}/32: {e}")))?;
+        }
+        Ok(())
+    }
+
+    async fn forget_local(&self, ip: Ipv4Addr) {
+        self.locals_write().remove(&ip);
+        self.table.remove(host_net(ip)).await;
+        if let Some(p) = convert::v4_prefix(ip, 32)
+            && let Err(e) = self.speaker.withdraw(p).await
+        {
+            tracing::warn!(%ip, error = %e, "withdrawing the container /32");
+        }
+    }
+
+    /// Turns a speaker event into kernel routes / logs.
+    pub async fn on_speaker_event(&self, ev: SpeakerEvent) {
+        match ev {
+            SpeakerEvent::BestPathChanged {
+                prefix: Prefix::V4(p),
+                next_hops,
+                ..
+            } => {
+                let Ok(net) = Ipv4Network::new(p.addr(), p.len()) else {
+                    return;
+                };
+                let cfg = self.config();
+                if net == cfg.node.pod_cidr
+                    || (p.len() == 32 && self.locals_read().contains_key(&p.addr()))
+                {
+                    tracing::debug!(prefix = %net, "ignoring a learned route for our own block or container");
+                    return;
+                }
+                let hops: Vec<Ipv4Addr> = next_hops
+                    .iter()
+                    .filter_map(|h| match h {
+                        IpAddr::V4(a) => Some(*a),
+                        IpAddr::V6(_) => None,
+                    })
+                    .collect();
+                if hops.is_empty() {
+                    self.table.remove(net).await;
+                } else {
+                    let route = tortie_routes::route_for_learned(
+                        &hops,
+                        super::encapsulation(cfg.dataplane.encapsulation),
+                        cfg.node.address,
+                    );
+                    self.table.set(net, route).await;
+                }
+            }
+            SpeakerEvent::BestPathChanged {
+                prefix: Prefix::V6(p),
+                ..
+            } => {
+                tracing::debug!(prefix = %p, "IPv6 routes are not installed yet");
+            }
+            SpeakerEvent::PeerStateChanged {
+                peer,
+                state,
+                reason,
+            } => {
+                tracing::info!(%peer, state = state.name(), %reason, "BGP peer state changed");
+            }
+            SpeakerEvent::Converged => self.mark_converged("End-of-RIB from every peer").await,
+        }
+    }
+
+    fn attach_result(&self, id: &str, a: &tortie_routes::Attachment) -> AttachResult {
+        let cfg = self.config();
+        AttachResult {
+            id: id.to_string(),
+            ip: a.address.to_string(),
+            prefix_len: 32,
+            gateway: GATEWAY.to_string(),
+            netns: a.netns.display().to_string(),
+            host_ifname: a.host_ifname.clone(),
+            host_mac: None,
+            container_ifname: a.container_ifname.clone(),
+            container_mac: Some(a.container_mac.clone()),
+            mtu: Some(self.mtu),
+            advertised: convert::advertise_host(&cfg, a.address),
+        }
+    }
+
+    async fn detach_locked(&self, ipam: &mut Ipam, id: &str) -> Result<DetachResult, ApiError> {
+        let cfg = self.config();
+        let ip = ipam.get(id);
+        let host = tortie_routes::host_ifname(&cfg.dataplane.veth_prefix, id);
+        let removed = self.locals_read().values().any(|dev| *dev == host);
+        tortie_routes::detach(id, &cfg.dataplane.veth_prefix, cfg.dataplane.route_protocol)
+            .await
+            .map_err(|e| ApiError::internal(format!("detaching {id}: {e}")))?;
+        if let Some(ip) = ip {
+            self.forget_local(ip).await;
+        }
+        let released = ipam
+            .release(id)
+            .map_err(|e| ApiError::internal(format!("releasing the address of {id}: {e}")))?;
+        tracing::info!(id, ip = ?released, removed, "detached");
+        Ok(DetachResult {
+            id: id.to_string(),
+            released_ip: released.map(|i| i.to_string()),
+            removed_interface: removed,
+        })
+    }
+}
+
+pub fn host_net(ip: Ipv4Addr) -> Ipv4Network {
+    // A /32 is always a valid network.
+    Ipv4Network::new(ip, 32).unwrap_or_else(|_| Ipv4Network::from(ip))
+}
+
+/// Containers' addresses, the agent's own (tunl0) and the free ones.
+fn ipam_counts(ipam: &Ipam) -> IpamView {
+    let (allocated, free) = ipam.counts();
+    let reserved = ipam
+        .allocations()
+        .filter(|(id, _)| id.starts_with(crate::ipam::SYSTEM_PREFIX))
+        .count() as u64;
+    IpamView {
+        allocated: allocated.saturating_sub(reserved),
+        free,
+        reserved,
+    }
+}
+
+fn ipam_error(e: crate::ipam::IpamError) -> ApiError {
+    use crate::ipam::IpamError as E;
+    let kind = match &e {
+        E::Exhausted { .. } => ErrorKind::Exhausted,
+        E::InUse { .. } | E::Conflict { .. } => ErrorKind::Conflict,
+        E::InvalidId { .. } | E::Reserved { .. } | E::Unusable { .. } => ErrorKind::BadRequest,
+        E::Io { .. } | E::Corrupt { .. } | E::Locked { .. } => ErrorKind::Internal,
+    };
+    ApiError::new(kind, e.to_string())
+}
+
+impl Backend for Agent {
+    async fn status(&self) -> Result<StatusView, ApiError> {
+        let cfg = self.config();
+        let peers = self.speaker.peers().await;
+        let counts = ipam_counts(&*self.ipam.lock().await);
+        Ok(StatusView {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            node: NodeView {
+                name: cfg.node.name.clone(),
+                address: cfg.node.address.to_string(),
+                asn: cfg.node.asn,
+                router_id: cfg.node.router_id.to_string(),
+                pod_cidr: cfg.node.pod_cidr.to_string(),
+                encapsulation: super::encapsulation_name(cfg.dataplane.encapsulation).to_string(),
+            },
+            converged: self.is_converged(),
+            peers: peers.iter().map(convert::peer_view).collect(),
+            containers: self.locals_read().len() as u64,
+            ipam: counts,
+        })
+    }
+
+    async fn routes(&self) -> Result<Vec<RouteView>, ApiError> {
+        let routes = self.speaker.routes().await;
+        let installed = self.table.installed().await;
+        Ok(routes
+            .iter()
+            .map(|r| {
+                let inst = match r.prefix {
+                    Prefix::V4(p) => Ipv4Network::new(p.addr(), p.len())
+                        .is_ok_and(|n| installed.contains_key(&n)),
+                    Prefix::V6(_) => false,
+                };
+                convert::route_view(r, inst)
+            })
+            .collect())
+    }
+
+    async fn attach(&self, req: AttachRequest) -> Result<AttachResult, ApiError> {
+        if req.id.is_empty() {
+            return Err(ApiError::bad_request("id must not be empty"));
+        }
+        if req.netns.is_empty() {
+            return Err(ApiError::bad_request("netns must not be empty"));
+        }
+        let requested = match req.ip.as_deref() {
+            Some(s) => Some(s.parse::<Ipv4Addr>().map_err(|e| {
+                ApiError::bad_request(format!("ip {s:?} is not an IPv4 address: {e}"))
+            })?),
+            None => None,
+        };
+        let cfg = self.config();
+        let ifname = req.ifname.clone().unwrap_or_else(|| "eth0".to_string());
+        if req.id.starts_with(crate::ipam::SYSTEM_PREFIX) {
+            return Err(ApiError::bad_request(format!(
+                "ids starting with {:?} are reserved for the agent",
+                crate::ipam::SYSTEM_PREFIX
+            )));
+        }
+        let mut ipam = self.ipam.lock().await;
+        let ip = ipam.allocate(&req.id, requested).map_err(ipam_error)?;
+        let dp = tortie_routes::AttachRequest {
+            container_id: req.id.clone(),
+            netns: req.netns.clone().into(),
+            ifname: ifname.clone(),
+            address: ip,
+            mtu: self.mtu,
+            veth_prefix: cfg.dataplane.veth_prefix.clone(),
+            route_protocol: cfg.dataplane.route_protocol,
+        };
+        let attachment = match tortie_routes::attach(&dp).await {
+            Ok(a) => a,
+            Err(e) => {
+                if let Err(re) = ipam.release(&req.id) {
+                    tracing::error!(id = %req.id, error = %re, "rollback: releasing the address failed");
+                }
+                return Err(ApiError::internal(format!("attaching {}: {e}", req.id)));
+            }
+        };
+        if let Err(e) = self.adopt_local(ip, &attachment.host_ifname).await {
+            self.forget_local(ip).await;
+            let _ = tortie_routes::detach(
+                &req.id,
+                &cfg.dataplane.veth_prefix,
+                cfg.dataplane.route_protocol,
+            )
+            .await;
+            let _ = ipam.release(&req.id);
+            return Err(e);
+        }
+        tracing::info!(id = %req.id, %ip, host_ifname = %attachment.host_ifname, "attached");
+        Ok(self.attach_result(&req.id, &attachment))
+    }
+
+    async fn detach(&self, req: DetachRequest) -> Result<DetachResult, ApiError> {
+        if req.id.is_empty() {
+            return Err(ApiError::bad_request("id must not be empty"));
+        }
+        let mut ipam = self.ipam.lock().await;
+        self.detach_locked(&mut ipam, &req.id).await
+    }
+
+    async fn check(&self, req: CheckRequest) -> Result<AttachResult, ApiError> {
+        let ipam = self.ipam.lock().await;
+        let ip = ipam
+            .get(&req.id)
+            .ok_or_else(|| ApiError::not_found(format!("{} is not attached", req.id)))?;
+        let cfg = self.config();
+        let found = tortie_routes::list_attachments(
+            &cfg.dataplane.veth_prefix,
+            cfg.dataplane.route_protocol,
+        )
+        .await
+        .map_err(|e| ApiError::internal(format!("listing attachments: {e}")))?;
+        let host = tortie_routes::host_ifname(&cfg.dataplane.veth_prefix, &req.id);
+        match found.iter().find(|(dev, _)| *dev == host) {
+            None => Err(ApiError::not_found(format!(
+                "{}: veth {host} or its route is missing",
+                req.id
+            ))),
+            Some((_, addr)) if *addr != ip => Err(ApiError::new(
+                ErrorKind::Conflict,
+                format!("{}: {host} routes {addr}, IPAM says {ip}", req.id),
+            )),
+            Some(_) => Ok(AttachResult {
+                id: req.id.clone(),
+                ip: ip.to_string(),
+                prefix_len: 32,
+                gateway: GATEWAY.to_string(),
+                netns: req.netns.clone().unwrap_or_default(),
+                host_ifname: host,
+                host_mac: None,
+                container_ifname: String::new(),
+                container_mac: None,
+                mtu: Some(self.mtu),
+                advertised: convert::advertise_host(&cfg, ip),
+            }),
+        }
+    }
+
+    async fn gc(&self, req: GcRequest) -> Result<GcResult, ApiError> {
+        let mut ipam = self.ipam.lock().await;
+        let valid: std::collections::HashSet<&str> =
+            req.valid_ids.iter().map(String::as_str).collect();
+        let stale: Vec<String> = ipam
+            .allocations()
+            .map(|(id, _)| id)
+            .filter(|id| {
+                id.contains('/')
+                    && !id.starts_with(crate::ipam::SYSTEM_PREFIX)
+                    && !valid.contains(id)
+            })
+            .map(str::to_string)
+            .collect();
+        let mut removed = Vec::new();
+        for id in stale {
+            match self.detach_locked(&mut ipam, &id).await {
+                Ok(_) => removed.push(id),
+                Err(e) => tracing::warn!(%id, error = %e, "gc: detach failed"),
+            }
+        }
+        Ok(GcResult { removed })
+    }
+}
+
+impl MetricsSource for Agent {
+    async fn snapshot(&self) -> MetricsSnapshot {
+        let peers = self.speaker.peers().await;
+        let stats = self.table.stats();
+        let counts = ipam_counts(&*self.ipam.lock().await);
+        MetricsSnapshot {
+            peers: peers.iter().map(convert::peer_metrics).collect(),
+            routes_learned: stats.installed_learned,
+            routes_local: stats.installed_local,
+            routes_blackhole: stats.installed_blackhole,
+            netlink_errors: stats.netlink_errors,
+            containers: self.locals_read().len() as u64,
+            ipam: vec![
+                ("allocated".to_string(), counts.allocated),
+                ("free".to_string(), counts.free),
+                ("reserved".to_string(), counts.reserved),
+            ],
+        }
+    }
+}

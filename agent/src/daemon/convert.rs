@@ -1,0 +1,207 @@
+//! Pure conversions at the agent's seams: the resolved config into the
+//! speaker's settings, and the speaker's snapshots into API views and metric
+//! rows. No IO; unit-tested.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, UNIX_EPOCH};
+
+use tortie_bgp::{
+    GracefulRestartConfig, Ipv4Prefix, Origin, PeerConfig, PeerStatus, Prefix, RouteInfo,
+    SpeakerConfig,
+};
+use tortie_config::Config;
+
+use crate::api::{PathView, PeerView, RouteView};
+use crate::metrics::PeerMetrics;
+
+/// One configured peer as the speaker wants it.
+pub fn peer_config(p: &tortie_config::Peer) -> PeerConfig {
+    PeerConfig {
+        address: p.address,
+        asn: p.asn,
+        name: p.name.clone(),
+        port: p.port,
+        password: p.password.clone(),
+        passive: p.passive,
+        ttl_security: p.ttl_security,
+        route_reflector_client: p.route_reflector_client,
+        max_prefixes: p.max_prefixes,
+        hold_time: p.hold_time,
+    }
+}
+
+/// The speaker's settings. `forwarding_preserved`: kernel routes of ours were
+/// found at start-up (RFC 4724 §4.1, F bit).
+pub fn speaker_config(c: &Config, forwarding_preserved: bool) -> SpeakerConfig {
+    SpeakerConfig {
+        local_asn: c.node.asn,
+        router_id: c.node.router_id,
+        local_address: Some(IpAddr::V4(c.node.address.ip())),
+        listen: c.bgp.listen(),
+        hold_time: c.bgp.hold_time,
+        connect_retry: Duration::from_secs(u64::from(c.bgp.connect_retry.max(1))),
+        graceful_restart: c.bgp.graceful_restart.then_some(GracefulRestartConfig {
+            restart_time: c.bgp.restart_time,
+            forwarding_preserved,
+        }),
+        cluster_id: Some(c.node.cluster_id),
+        peers: c.peers.iter().map(peer_config).collect(),
+    }
+}
+
+/// The node's block as a BGP prefix.
+pub fn block_prefix(c: &Config) -> Option<Prefix> {
+    v4_prefix(c.node.pod_cidr.network(), c.node.pod_cidr.prefix())
+}
+
+/// `None` only when `len > 32`.
+pub fn v4_prefix(addr: Ipv4Addr, len: u8) -> Option<Prefix> {
+    Ipv4Prefix::new(addr, len).map(Prefix::V4)
+}
+
+/// Whether a container address gets its own /32 in BGP.
+pub fn advertise_host(c: &Config, ip: Ipv4Addr) -> bool {
+    c.bgp.advertise == tortie_config::Advertise::Hosts || !c.node.pod_cidr.contains(ip)
+}
+
+pub fn unix_secs(t: std::time::SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+pub fn peer_view(p: &PeerStatus) -> PeerView {
+    PeerView {
+        address: p.address.to_string(),
+        name: p.name.clone(),
+        asn: p.remote_asn,
+        local_asn: p.local_asn,
+        state: p.state.name().to_string(),
+        since: unix_secs(p.since),
+        routes_received: p.routes_received,
+        routes_advertised: p.routes_advertised,
+        remote_id: p.remote_id.map(|r| r.to_string()),
+        hold_time: p.hold_time,
+        established_transitions: p.established_transitions,
+        messages_received: p
+            .messages_received
+            .by_type()
+            .iter()
+            .map(|(t, n)| (t.to_string(), *n))
+            .collect(),
+        messages_sent: p
+            .messages_sent
+            .by_type()
+            .iter()
+            .map(|(t, n)| (t.to_string(), *n))
+            .collect(),
+        info: p.last_error.clone(),
+    }
+}
+
+pub fn peer_metrics(p: &PeerStatus) -> PeerMetrics {
+    PeerMetrics {
+        address: p.address.to_string(),
+        asn: p.remote_asn,
+        state: p.state.name().to_string(),
+        received_routes: p.routes_received,
+        advertised_routes: p.routes_advertised,
+        messages_received: p
+            .messages_received
+            .by_type()
+            .iter()
+            .map(|(t, n)| (t.to_string(), *n))
+            .collect(),
+        messages_sent: p
+            .messages_sent
+            .by_type()
+            .iter()
+            .map(|(t, n)| (t.to_string(), *n))
+            .collect(),
+        established_transitions: p.established_transitions,
+    }
+}
+
+fn origin_name(o: Origin) -> &'static str {
+    match o {
+        Origin::Igp => "igp",
+        Origin::Egp => "egp",
+        Origin::Incomplete => "incomplete",
+    }
+}
+
+/// A Loc-RIB entry for the API; `installed` comes from the route table.
+pub fn route_view(r: &RouteInfo, installed: bool) -> RouteView {
+    RouteView {
+        prefix: r.prefix.to_string(),
+        installed,
+        paths: r
+            .candidates
+            .iter()
+            .map(|c| PathView {
+                peer: c.peer.map(|p| p.to_string()),
+                next_hop: c.attributes.next_hop.map(|n| n.to_string()),
+                as_path: c.attributes.as_path.to_string(),
+                origin: origin_name(c.attributes.origin).to_string(),
+                local_pref: c.attributes.local_pref,
+                med: c.attributes.med,
+                best: c.best,
+                ecmp: c.ecmp,
+                stale: c.stale,
+                reason: c.reason.clone(),
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONF: &str = r#"
+[node]
+name = "n1"
+address = "192.0.2.11/24"
+asn = 64512
+pod_cidr = "10.244.1.0/26"
+
+[bgp]
+restart_time = 60
+
+[[peer]]
+address = "192.0.2.12"
+asn = 64512
+name = "n2"
+"#;
+
+    fn conf() -> Config {
+        tortie_config::parse(CONF, "t.toml").unwrap()
+    }
+
+    #[test]
+    fn speaker_settings_follow_the_config() {
+        let c = conf();
+        let s = speaker_config(&c, true);
+        assert_eq!(s.local_asn, 64512);
+        assert_eq!(s.router_id, Ipv4Addr::new(192, 0, 2, 11));
+        assert_eq!(s.local_address, Some("192.0.2.11".parse().unwrap()));
+        assert_eq!(
+            s.graceful_restart,
+            Some(GracefulRestartConfig {
+                restart_time: 60,
+                forwarding_preserved: true
+            })
+        );
+        assert_eq!(s.peers.len(), 1);
+        assert_eq!(s.peers[0].name, "n2");
+        assert_eq!(s.listen.map(|l| l.port()), Some(179));
+    }
+
+    #[test]
+    fn hosts_outside_the_block_are_advertised() {
+        let c = conf();
+        assert!(!advertise_host(&c, Ipv4Addr::new(10, 244, 1, 5)));
+        assert!(advertise_host(&c, Ipv4Addr::new(10, 99, 0, 1)));
+        assert_eq!(block_prefix(&c).unwrap().to_string(), "10.244.1.0/26");
+    }
+}

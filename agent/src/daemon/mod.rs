@@ -1,0 +1,270 @@
+//! `tortie run`: start-up order, the event loop and signals (DESIGN.md §5).
+//!
+//! Start-up: load the config (invalid → print, exit 2, touch nothing) → bind
+//! the API socket (refuse to run twice) and the metrics listener → route table
+//! (adopts our kernel routes) → IPAM open + reconcile with the veths found →
+//! blackhole for the block, tunl0 when encapsulating → BGP speaker with
+//! graceful restart (forwarding preserved when routes were adopted) →
+//! originate the block and container /32s → serve API and metrics → consume
+//! speaker events. SIGTERM/SIGINT: graceful speaker shutdown, containers and
+//! kernel routes left in place, exit 0. SIGHUP: reload; peers that changed are
+//! reset, nothing else is touched.
+
+pub mod agent;
+pub mod convert;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::signal::unix::{SignalKind, signal};
+use tortie_config::Config;
+use tortie_routes::{KernelRoute, RouteTable};
+
+use crate::ipam::Ipam;
+use agent::Agent;
+
+/// Exit code for an invalid configuration (same as `tortie check`).
+pub const EXIT_INVALID_CONFIG: u8 = 2;
+
+/// Main table (RT_TABLE_MAIN).
+const MAIN_TABLE: u32 = 254;
+/// Ethernet's MTU, when the underlay's cannot be read.
+const DEFAULT_MTU: u32 = 1500;
+
+pub fn encapsulation(e: tortie_config::Encapsulation) -> tortie_routes::Encapsulation {
+    match e {
+        tortie_config::Encapsulation::None => tortie_routes::Encapsulation::None,
+        tortie_config::Encapsulation::IpIp => tortie_routes::Encapsulation::IpIp,
+        tortie_config::Encapsulation::IpIpCrossSubnet => {
+            tortie_routes::Encapsulation::IpIpCrossSubnet
+        }
+    }
+}
+
+pub fn encapsulation_name(e: tortie_config::Encapsulation) -> &'static str {
+    match e {
+        tortie_config::Encapsulation::None => "none",
+        tortie_config::Encapsulation::IpIp => "ipip",
+        tortie_config::Encapsulation::IpIpCrossSubnet => "ipip-cross-subnet",
+    }
+}
+
+/// Loads the config; prints every problem and returns the exit code on error.
+pub fn load_or_report(path: &Path) -> Result<Config, u8> {
+    tortie_config::load(path).map_err(|e| {
+        eprintln!("{e}");
+        eprintln!(
+            "{}: {} problem(s); nothing was changed",
+            path.display(),
+            e.problems.len()
+        );
+        EXIT_INVALID_CONFIG
+    })
+}
+
+/// Runs the agent until SIGTERM/SIGINT. Returns the process exit code.
+pub async fn run(config_path: PathBuf) -> u8 {
+    let cfg = match load_or_report(&config_path) {
+        Ok(c) => Arc::new(c),
+        Err(code) => return code,
+    };
+    match run_with(config_path, cfg).await {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("tortie: {e:#}");
+            1
+        }
+    }
+}
+
+async fn run_with(config_path: PathBuf, cfg: Arc<Config>) -> anyhow::Result<()> {
+    tracing::info!(node = %cfg.node.name, asn = cfg.node.asn, block = %cfg.node.pod_cidr, "tortie starting");
+    // Fail fast, before touching the kernel, when another agent is running.
+    let api_listener = crate::api::server::bind(&cfg.api.socket).context("local API socket")?;
+    let metrics_listener = match cfg.metrics.listen {
+        Some(addr) => Some(
+            crate::metrics::bind(addr)
+                .await
+                .with_context(|| format!("metrics listener on {addr}"))?,
+        ),
+        None => None,
+    };
+
+    // Dataplane: adopt what a previous run left, before anything changes.
+    let proto = cfg.dataplane.route_protocol;
+    let table = RouteTable::start(proto, MAIN_TABLE)
+        .await
+        .context("starting the route table")?;
+    let adopted = table.stats().adopted;
+    tracing::info!(
+        adopted,
+        "kernel routes of ours found at start-up (kept until BGP converges)"
+    );
+
+    let mut ipam = Ipam::open(&cfg.state.dir, cfg.node.pod_cidr, &[])
+        .with_context(|| format!("opening IPAM state in {}", cfg.state.dir.display()))?;
+    let attached = tortie_routes::list_attachments(&cfg.dataplane.veth_prefix, proto)
+        .await
+        .context("listing attached containers")?;
+    let report = ipam
+        .reconcile(&attached)
+        .context("reconciling IPAM with the attached containers")?;
+    tracing::info!(
+        attached = attached.len(),
+        kept = report.kept.len(),
+        released = report.released.len(),
+        adopted = report.adopted.len(),
+        conflicts = ?report.conflicts,
+        "IPAM reconciled with the kernel"
+    );
+
+    table.set(cfg.node.pod_cidr, KernelRoute::Blackhole).await;
+    let underlay = match tortie_routes::underlay_mtu(cfg.node.address.ip()).await {
+        Ok(m) => Some(m),
+        Err(e) => {
+            tracing::warn!(error = %e, "underlay MTU unknown; assuming {DEFAULT_MTU}");
+            None
+        }
+    };
+    let mtu = container_mtu(&cfg, underlay);
+    if cfg.dataplane.encapsulation.uses_tunnel() {
+        let addr = ipam
+            .allocate(crate::ipam::TUNNEL_ID, None)
+            .context("allocating the tunl0 address")?;
+        tortie_routes::ensure_tunl0(addr, mtu)
+            .await
+            .context("configuring tunl0")?;
+        tracing::info!(%addr, mtu, "tunl0 ready");
+    }
+
+    let (speaker, mut events) =
+        tortie_bgp::Speaker::start(convert::speaker_config(&cfg, adopted > 0))
+            .await
+            .context("starting the BGP speaker")?;
+    if let Some(block) = convert::block_prefix(&cfg) {
+        speaker
+            .originate(block, None)
+            .await
+            .context("originating the block")?;
+    }
+    let agent = Arc::new(Agent::new(cfg.clone(), speaker, table, ipam, mtu));
+    for (dev, ip) in &attached {
+        if let Err(e) = agent.adopt_local(*ip, dev).await {
+            tracing::warn!(host_ifname = %dev, error = %e, "adopting a container failed");
+        }
+    }
+
+    let api_task = tokio::spawn(crate::api::server::serve(api_listener, agent.clone()));
+    let metrics_task =
+        metrics_listener.map(|l| tokio::spawn(crate::metrics::serve(l, agent.clone())));
+    tracing::info!(socket = %cfg.api.socket.display(), metrics = ?cfg.metrics.listen, "tortie running");
+
+    // Fallback for the sweep: the speaker reports Converged itself (End-of-RIB or
+    // its timer); never keep adopted routes longer than the restart time.
+    let fallback = {
+        let agent = agent.clone();
+        let wait = Duration::from_secs(u64::from(cfg.bgp.restart_time.max(1)) + 5);
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            agent.mark_converged("restart timer expired").await;
+        })
+    };
+
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+    loop {
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Some(ev) => agent.on_speaker_event(ev).await,
+                None => {
+                    tracing::error!("the BGP speaker stopped");
+                    break;
+                }
+            },
+            _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
+            _ = int.recv() => { tracing::info!("SIGINT: stopping"); break; }
+            _ = hup.recv() => reload(&agent, &config_path).await,
+        }
+    }
+
+    fallback.abort();
+    api_task.abort();
+    if let Some(t) = metrics_task {
+        t.abort();
+    }
+    let _ = std::fs::remove_file(&cfg.api.socket);
+    match Arc::try_unwrap(agent) {
+        Ok(agent) => {
+            let Agent { speaker, .. } = agent;
+            speaker.shutdown(true).await;
+        }
+        Err(_) => tracing::warn!("API calls still running; sessions close with the process"),
+    }
+    tracing::info!("stopped; containers and kernel routes left in place");
+    Ok(())
+}
+
+/// `dataplane.mtu`, else the underlay's (1500 when unknown) minus the
+/// tunnel overhead when encapsulating.
+pub fn container_mtu(cfg: &Config, underlay: Option<u32>) -> u32 {
+    let underlay = underlay.unwrap_or(DEFAULT_MTU);
+    if cfg.dataplane.mtu != 0 {
+        u32::from(cfg.dataplane.mtu)
+    } else if cfg.dataplane.encapsulation.uses_tunnel() {
+        underlay.saturating_sub(tortie_routes::IPIP_OVERHEAD)
+    } else {
+        underlay
+    }
+}
+
+/// SIGHUP: re-read the file; invalid → keep running as before. Only peer
+/// changes are applied live (the speaker resets just the peers that differ).
+async fn reload(agent: &Agent, path: &Path) {
+    let new = match tortie_config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            for p in &e.problems {
+                tracing::error!("{p}");
+            }
+            tracing::error!(
+                "SIGHUP: {} is invalid; keeping the running configuration",
+                path.display()
+            );
+            return;
+        }
+    };
+    let old = agent.config();
+    if new == *old {
+        tracing::info!("SIGHUP: configuration unchanged");
+        return;
+    }
+    let restart_needed: Vec<&str> = [
+        ("node", new.node != old.node),
+        ("bgp", new.bgp != old.bgp),
+        ("dataplane", new.dataplane != old.dataplane),
+        ("api", new.api != old.api),
+        ("metrics", new.metrics != old.metrics),
+        ("state", new.state != old.state),
+    ]
+    .into_iter()
+    .filter_map(|(k, changed)| changed.then_some(k))
+    .collect();
+    if !restart_needed.is_empty() {
+        tracing::warn!(sections = ?restart_needed, "SIGHUP: these sections changed and need a restart; not applied");
+    }
+    if new.peers != old.peers {
+        let peers = new.peers.iter().map(convert::peer_config).collect();
+        if let Err(e) = agent.speaker.reconfigure(peers).await {
+            tracing::error!(error = %e, "SIGHUP: applying the new peers failed; keeping the old ones");
+            return;
+        }
+        tracing::info!(peers = new.peers.len(), "SIGHUP: peers reconfigured");
+    }
+    let mut applied = (*old).clone();
+    applied.peers = new.peers;
+    agent.set_config(Arc::new(applied));
+}
