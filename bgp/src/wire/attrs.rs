@@ -295,8 +295,9 @@ pub(crate) fn parse_attributes(
             }
             if a.flags & flags::TRANSITIVE != 0 {
                 // RFC 4271 §5: passed on (with the Partial bit) by the encoder.
+                // Extended Length and the unused low bits (RFC 4271 §4.3) are not kept.
                 b.pa.unknown.push(RawAttribute {
-                    flags: a.flags,
+                    flags: a.flags & (flags::OPTIONAL | flags::TRANSITIVE | flags::PARTIAL),
                     type_code: t,
                     value: a.value.to_vec(),
                 });

@@ -121,10 +121,16 @@ pub(crate) fn encode_attributes(
         if ctx.four_octet_as {
             v.extend_from_slice(&asn.to_be_bytes());
         } else {
-            let a16 = u16::try_from(asn).unwrap_or_else(|_| {
-                as4_aggregator = Some((asn, ip));
-                AS_TRANS
-            });
+            // RFC 6793 §4.2.2: a non-mappable aggregator AS goes in AS4_AGGREGATOR.
+            // We do the same whenever AS4_PATH is sent: a receiver ignores
+            // AS4_PATH next to an AGGREGATOR that is not AS_TRANS (§4.2.3).
+            let a16 = match u16::try_from(asn) {
+                Ok(a) if !has_wide_asn(&pa.as_path) => a,
+                _ => {
+                    as4_aggregator = Some((asn, ip));
+                    AS_TRANS
+                }
+            };
             v.extend_from_slice(&a16.to_be_bytes());
         }
         v.extend_from_slice(&ip.octets());

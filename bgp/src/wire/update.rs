@@ -352,6 +352,18 @@ impl Decoder {
         }
 
         let mut withdraw = parsed.withdraw;
+        if let NextHopSource::Mp(nh, _) = nh_source
+            && mp_announced > 0
+            && (nh.is_unspecified() || nh.is_multicast() || nh == IpAddr::V4(Ipv4Addr::BROADCAST))
+        {
+            // The same semantic check as for NEXT_HOP (RFC 4271 §6.3): the routes are unusable.
+            withdraw = true;
+            events.push(MalformedAttribute {
+                type_code: attr::MP_REACH_NLRI,
+                action: Rfc7606Action::TreatAsWithdraw,
+                reason: "MP_REACH_NLRI next hop is not a unicast address",
+            });
+        }
         for (bad, t) in [
             (
                 reach.as_ref().is_some_and(|m| m.bad_flags),

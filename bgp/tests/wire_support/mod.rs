@@ -1,6 +1,8 @@
 //! Shared byte builders for the wire tests (included with `mod`).
 #![allow(dead_code)]
 
+pub mod fuzzcheck;
+
 pub fn msg(ty: u8, body: &[u8]) -> Vec<u8> {
     let mut m = vec![0xff; 16];
     let len = (19 + body.len()) as u16;
