@@ -487,3 +487,33 @@ fn updates_from_unknown_or_down_peers_and_reserved_ids_are_refused() {
     ));
     assert!(r.peer_up(PeerId(u32::MAX), peer_info(9, 65009)).is_err());
 }
+
+#[test]
+fn a_peer_returning_with_a_new_router_id_is_reflected_with_the_new_originator_id() {
+    let mut r = rib();
+    let mut c = peer_info(5, LOCAL_AS);
+    c.rr_client = true;
+    up(&mut r, 5, c.clone());
+    up(&mut r, 3, peer_info(3, LOCAL_AS));
+    let out = apply(
+        &mut r,
+        5,
+        announce(&["10.5.0.0/24"], attrs(&[], "192.0.2.5")),
+    );
+    assert_eq!(
+        announced_to(&out, 3, "10.5.0.0/24").unwrap().originator_id,
+        Some(v4("10.255.0.5"))
+    );
+    r.peer_down(PeerId(5), false);
+    c.remote_router_id = v4("10.255.9.9");
+    up(&mut r, 5, c);
+    let out = apply(
+        &mut r,
+        5,
+        announce(&["10.5.0.0/24"], attrs(&[], "192.0.2.5")),
+    );
+    assert_eq!(
+        announced_to(&out, 3, "10.5.0.0/24").unwrap().originator_id,
+        Some(v4("10.255.9.9"))
+    );
+}

@@ -45,6 +45,12 @@ impl Rib {
                 self.remove_paths(peer.0, None, false, &mut out, &mut ob);
             }
         }
+        // Cached exports are keyed by source peer id; what they were built
+        // from (the source's router id, client status) may differ for a peer
+        // coming back under the same id. Rebuilt on demand.
+        for st in self.peers.values_mut() {
+            st.export_cache.clear();
+        }
         let families = info.families.clone();
         let st = self
             .peers
@@ -54,7 +60,6 @@ impl Rib {
         st.local_asn = self.cfg.local_asn;
         st.up = true;
         st.advertised = 0;
-        st.export_cache.clear();
         let mut sent = 0;
         for f in &families {
             sent += self.full_export(peer.0, *f, &mut ob);
