@@ -86,6 +86,12 @@ impl Listener {
         })
     }
 
+    /// Some peer uses GTSM: answer every connection with TTL 255 (RFC 5082 §3).
+    pub(crate) fn enable_gtsm_ttl(&self) -> Result<(), BgpError> {
+        socket::set_ttl_255(self.fd, self.local.is_ipv6())
+            .map_err(|e| BgpError::io(format!("GTSM TTL 255 on listener {}", self.local), e))
+    }
+
     pub(crate) fn abort(&self) {
         self.task.abort();
     }

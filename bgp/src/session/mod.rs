@@ -226,6 +226,9 @@ impl Runtime {
     fn spawn_peer(&self, p: PeerConfig) -> Result<PeerHandle, BgpError> {
         if let Some(l) = &self.listener {
             l.set_md5(p.address, p.password.as_deref())?;
+            if p.ttl_security.is_some() {
+                l.enable_gtsm_ttl()?;
+            }
         }
         let (cmd_tx, cmd_rx) = mpsc::channel(16);
         let status = Arc::new(Mutex::new(peer::initial_status(&p, self.shared.local_asn)));

@@ -111,6 +111,19 @@ pub fn set_gtsm(fd: RawFd, v6: bool, hops: u8) -> io::Result<()> {
     }
 }
 
+/// Sends with TTL / hop limit 255 from this socket (a GTSM listener: its
+/// SYN-ACKs must arrive with TTL 255 at a peer that set IP_MINTTL).
+pub fn set_ttl_255(fd: RawFd, v6: bool) -> io::Result<()> {
+    if v6 {
+        setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, 255)?;
+        // Also covers IPv4 peers on a dual-stack socket.
+        let _ = setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_TTL, 255);
+        Ok(())
+    } else {
+        setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_TTL, 255)
+    }
+}
+
 /// Binds the session listener (SO_REUSEADDR; IPV6_V6ONLY off on `[::]` so one
 /// socket serves both families).
 pub fn bind_listener(addr: SocketAddr) -> Result<TcpListener, BgpError> {
