@@ -145,7 +145,6 @@ pub async fn attach(req: &AttachRequest) -> Result<Attachment, RoutesError> {
     let peer = LinkMessageBuilder::<LinkUnspec>::new()
         .name(req.ifname.clone())
         .mtu(req.mtu)
-        .up()
         .setns_by_fd(ns.as_raw_fd())
         .build();
     let veth = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
@@ -195,6 +194,12 @@ async fn configure(
         .ok_or_else(|| {
             RoutesError::invalid(step("looking up interface"), format!("{ifname} missing"))
         })?;
+    // (Asking for the peer to be up at creation is refused with ENOTCONN.)
+    c.link()
+        .set(LinkUnspec::new_with_index(c_index).up().build())
+        .execute()
+        .await
+        .map_err(|e| RoutesError::from_rtnl(step(&format!("setting {ifname} up")), e))?;
     if let Some((lo, _)) = link_by_name(c, "lo")
         .await
         .map_err(|e| RoutesError::from_rtnl(step("looking up lo"), e))?

@@ -295,7 +295,7 @@ impl Reconciler {
         let mut ops: Vec<(Ipv4Network, Op)> = Vec::with_capacity(dirty.len());
         for p in dirty {
             match (self.desired.get(&p), self.kernel.get(&p)) {
-                (Some(d), Some(k)) if d == k => {
+                (Some(d), Some(k)) if d.satisfied_by(k) => {
                     self.failed.remove(&p);
                     self.restoring.remove(&p);
                 }
@@ -549,7 +549,10 @@ impl Reconciler {
                 // taken our route's place; we never fight it.
                 self.foreign.insert(p);
                 if let Some(route) = self.kernel.remove(&p)
-                    && self.desired.get(&p) == Some(&route)
+                    && self
+                        .desired
+                        .get(&p)
+                        .is_some_and(|want| want.satisfied_by(&route))
                 {
                     self.dirty.insert(p);
                 }
@@ -566,7 +569,10 @@ impl Reconciler {
         }
         match d.route {
             Some(route) => {
-                let differs = self.desired.get(&p).is_some_and(|want| *want != route);
+                let differs = self
+                    .desired
+                    .get(&p)
+                    .is_some_and(|want| !want.satisfied_by(&route));
                 if !self.desired.contains_key(&p) {
                     // Not ours to delete until a sweep: e.g. attach's host
                     // route before the caller sets it here.
@@ -644,9 +650,9 @@ impl Reconciler {
         }
         for (p, want) in &self.desired {
             match kernel.get(p) {
-                Some(k) if k == want => {}
+                Some(k) if want.satisfied_by(k) => {}
                 _ => {
-                    if self.kernel.get(p) == Some(want) {
+                    if self.kernel.get(p).is_some_and(|k| want.satisfied_by(k)) {
                         // It was installed and is gone or changed.
                         self.restoring.insert(*p);
                     }
@@ -680,7 +686,7 @@ impl Reconciler {
         s.installed_local = 0;
         s.installed_blackhole = 0;
         for (p, want) in &self.desired {
-            if self.kernel.get(p) == Some(want) {
+            if self.kernel.get(p).is_some_and(|k| want.satisfied_by(k)) {
                 match want.kind() {
                     RouteKind::Learned => s.installed_learned += 1,
                     RouteKind::Local => s.installed_local += 1,

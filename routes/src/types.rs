@@ -71,6 +71,25 @@ impl KernelRoute {
         }
     }
 
+    /// Whether `kernel` (as dumped) fulfils this desired route. A next hop
+    /// without `dev` leaves the device to the kernel, so any device matches.
+    pub fn satisfied_by(&self, kernel: &KernelRoute) -> bool {
+        match (self, kernel) {
+            (
+                KernelRoute::Unicast { next_hops: want },
+                KernelRoute::Unicast { next_hops: have },
+            ) => {
+                want.len() == have.len()
+                    && want.iter().zip(have).all(|(w, h)| {
+                        w.gateway == h.gateway
+                            && w.onlink == h.onlink
+                            && (w.dev.is_none() || w.dev == h.dev)
+                    })
+            }
+            (a, b) => a == b,
+        }
+    }
+
     /// The same route with next hops sorted and de-duplicated, so that two
     /// descriptions of one ECMP set compare equal.
     pub fn normalized(mut self) -> Self {
@@ -232,5 +251,28 @@ mod tests {
             route_for_learned(&[a], Encapsulation::None, s).kind(),
             RouteKind::Learned
         );
+    }
+
+    #[test]
+    fn unspecified_device_matches_any() {
+        let gw: Ipv4Addr = "10.0.0.1".parse().unwrap();
+        let want = KernelRoute::Unicast {
+            next_hops: vec![NextHop {
+                gateway: gw,
+                dev: None,
+                onlink: false,
+            }],
+        };
+        let have = KernelRoute::Unicast {
+            next_hops: vec![NextHop {
+                gateway: gw,
+                dev: Some("eth0".into()),
+                onlink: false,
+            }],
+        };
+        assert!(want.satisfied_by(&have));
+        assert!(!have.satisfied_by(&want));
+        assert!(!want.satisfied_by(&KernelRoute::Blackhole));
+        assert!(KernelRoute::Blackhole.satisfied_by(&KernelRoute::Blackhole));
     }
 }

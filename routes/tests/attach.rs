@@ -1,0 +1,221 @@
+//! Root integration tests for container attach/detach, in throw-away
+//! namespaces: one plays the host, others the containers.
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use common::{Child, Netns, require_root};
+use tortie_routes::{AttachRequest, attach, detach, host_ifname, list_attachments};
+
+fn req(id: &str, netns: PathBuf, ip: Ipv4Addr) -> AttachRequest {
+    AttachRequest {
+        container_id: id.to_string(),
+        netns,
+        ifname: "eth0".into(),
+        address: ip,
+        mtu: 1400,
+        veth_prefix: "tt".into(),
+        route_protocol: 149,
+    }
+}
+
+#[test]
+fn attach_configures_both_sides_and_detach_is_idempotent() {
+    if !require_root() {
+        return;
+    }
+    let host = Netns::new("att-h");
+    let c1 = Netns::new("att-c");
+    let id = format!("ctr-basic-{}", host.name);
+    let ip: Ipv4Addr = "10.96.0.5".parse().unwrap();
+    let r = req(&id, c1.path(), ip);
+    let a = host.run(move || async move { attach(&r).await.expect("attach") });
+    let veth = host_ifname("tt", &id);
+    assert_eq!(a.host_ifname, veth);
+    assert_eq!(a.container_ifname, "eth0");
+    assert_eq!(a.address, ip);
+    assert_eq!(a.container_mac.len(), 17);
+
+    // Host side: up, MTU, no address, host route, sysctls.
+    let link = host.ip(&["link", "show", &veth]);
+    assert!(link.contains("mtu 1400") && link.contains("UP"), "{link}");
+    let addrs = host.ip(&["-4", "addr", "show", "dev", &veth]);
+    assert!(
+        !addrs.contains("inet "),
+        "host veth has an address: {addrs}"
+    );
+    let route = host.ip(&["route", "show", "10.96.0.5/32"]);
+    assert!(
+        route.contains(&format!("10.96.0.5 dev {veth} proto 149 scope link")),
+        "{route}"
+    );
+    assert_eq!(host.sysctl(&format!("net/ipv4/conf/{veth}/proxy_arp")), "1");
+    assert_eq!(
+        host.sysctl(&format!("net/ipv4/neigh/{veth}/proxy_delay")),
+        "0"
+    );
+    assert_eq!(
+        host.sysctl(&format!("net/ipv4/conf/{veth}/forwarding")),
+        "1"
+    );
+    assert_eq!(host.sysctl("net/ipv4/ip_forward"), "1");
+
+    // Container side.
+    let eth0 = c1.ip(&["addr", "show", "eth0"]);
+    assert!(
+        eth0.contains("inet 10.96.0.5/32") && eth0.contains("mtu 1400"),
+        "{eth0}"
+    );
+    assert!(eth0.contains(&a.container_mac), "{eth0}");
+    let routes = c1.ip(&["route", "show"]);
+    assert!(
+        routes.contains("default via 169.254.1.1 dev eth0"),
+        "{routes}"
+    );
+    assert!(routes.contains("169.254.1.1 dev eth0"), "{routes}");
+    assert!(routes.contains("scope link"), "{routes}");
+    let neigh = c1.ip(&["neigh", "show", "169.254.1.1"]);
+    assert!(neigh.contains("PERMANENT"), "{neigh}");
+    let lo = c1.ip(&["link", "show", "lo"]);
+    assert!(lo.contains("UP"), "{lo}");
+
+    let listed = host.run(|| async { list_attachments("tt", 149).await.expect("list") });
+    assert_eq!(listed, vec![(veth.clone(), ip)]);
+
+    let id2 = id.clone();
+    host.run(move || async move {
+        detach(&id2, "tt", 149).await.expect("detach");
+        detach(&id2, "tt", 149)
+            .await
+            .expect("second detach is success");
+    });
+    let (exists, _) = host.try_ip(&["link", "show", &veth]);
+    assert!(!exists, "host veth still there after detach");
+    assert!(
+        host.ip(&["route", "show", "10.96.0.5/32"])
+            .trim()
+            .is_empty()
+    );
+    let (exists, _) = c1.try_ip(&["link", "show", "eth0"]);
+    assert!(!exists, "container eth0 still there after detach");
+    let listed = host.run(|| async { list_attachments("tt", 149).await.expect("list") });
+    assert!(listed.is_empty());
+}
+
+#[test]
+fn containers_ping_host_and_each_other() {
+    if !require_root() {
+        return;
+    }
+    let host = Netns::new("png-h");
+    let c1 = Netns::new("png-a");
+    let c2 = Netns::new("png-b");
+    // An address on the host to ping; the host has no default route, which
+    // is the case where proxy ARP for 169.254.1.1 alone would stay silent.
+    host.ip(&["addr", "add", "10.97.0.1/32", "dev", "lo"]);
+    let (r1, r2) = (
+        req(
+            &format!("ping-a-{}", host.name),
+            c1.path(),
+            "10.96.1.2".parse().unwrap(),
+        ),
+        req(
+            &format!("ping-b-{}", host.name),
+            c2.path(),
+            "10.96.1.3".parse().unwrap(),
+        ),
+    );
+    host.run(move || async move {
+        attach(&r1).await.expect("attach 1");
+        attach(&r2).await.expect("attach 2");
+    });
+    for (ns, target) in [
+        (&c1, "10.97.0.1"),
+        (&c1, "10.96.1.3"),
+        (&c2, "10.96.1.2"),
+        (&host, "10.96.1.2"),
+        (&host, "10.96.1.3"),
+    ] {
+        let (ok, out) = ns.exec(&["ping", "-c1", "-W1", target]);
+        assert!(ok, "ping {target} from {}: {out}", ns.name);
+    }
+}
+
+#[test]
+fn attach_into_missing_netns_fails_cleanly() {
+    if !require_root() {
+        return;
+    }
+    let host = Netns::new("miss-h");
+    let id = format!("ghost-{}", host.name);
+    let path = PathBuf::from(format!("/run/netns/{}-does-not-exist", host.name));
+    let r = req(&id, path.clone(), "10.96.2.2".parse().unwrap());
+    let err = host.run(move || async move { attach(&r).await.expect_err("must fail") });
+    let text = err.to_string();
+    assert!(text.contains(&format!("attach {id}")), "{text}");
+    assert!(text.contains("opening network namespace"), "{text}");
+    assert!(text.contains("No such file or directory"), "{text}");
+    let links = host.ip(&["link", "show"]);
+    assert!(!links.contains(&host_ifname("tt", &id)), "{links}");
+    assert!(
+        host.ip(&["route", "show", "proto", "149"])
+            .trim()
+            .is_empty()
+    );
+}
+
+#[test]
+fn attach_by_proc_pid_path_and_duplicate_attach_is_refused() {
+    if !require_root() {
+        return;
+    }
+    let host = Netns::new("pid-h");
+    let c = Netns::new("pid-c");
+    host.ip(&["addr", "add", "10.97.0.1/32", "dev", "lo"]);
+    let child = Child(
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &c.name, "sleep", "30"])
+            .spawn()
+            .expect("spawn sleep"),
+    );
+    // `ip netns exec` enters the namespace and then execs sleep (same PID);
+    // wait until it has.
+    let ns_path = PathBuf::from(format!("/proc/{}/ns/net", child.0.id()));
+    let target = std::fs::metadata(c.path()).map(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.ino()
+    });
+    for _ in 0..100 {
+        let ino = std::fs::metadata(&ns_path).map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            m.ino()
+        });
+        if ino.is_ok() && ino.as_ref().ok() == target.as_ref().ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let id = format!("bypid-{}", host.name);
+    let r = req(&id, ns_path, "10.96.3.2".parse().unwrap());
+    let r2 = r.clone();
+    let (first, second) = host.run(move || async move {
+        let first = attach(&r).await;
+        let second = attach(&r2).await;
+        (first, second)
+    });
+    let a = first.expect("attach by /proc/PID/ns/net");
+    let eth0 = c.ip(&["addr", "show", "eth0"]);
+    assert!(eth0.contains("inet 10.96.3.2/32"), "{eth0}");
+    let err = second.expect_err("second attach of the same id must fail");
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("creating veth {}", a.host_ifname)) && text.contains("File exists"),
+        "{text}"
+    );
+    // The first attachment is intact.
+    let (ok, out) = host.exec(&["ping", "-c1", "-W1", "10.96.3.2"]);
+    assert!(ok, "{out}");
+    drop(child);
+}

@@ -1,0 +1,390 @@
+//! Root integration tests for the route reconciler. Each test runs the
+//! table inside its own namespace (a thread that entered it, with a
+//! current-thread runtime), so the host's routing table is never touched.
+//! The namespace has a veth pair `rt0`/`rt1` with 10.200.0.1/24 on `rt0`;
+//! gateways 10.200.0.2/.3 are on that connected subnet.
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use common::{Netns, require_root};
+use tortie_routes::{Ipv4Network, KernelRoute, NextHop, RouteTable, RoutesError};
+
+fn setup(tag: &str) -> Netns {
+    let ns = Netns::new(tag);
+    ns.ip(&["link", "add", "rt0", "type", "veth", "peer", "name", "rt1"]);
+    ns.ip(&["addr", "add", "10.200.0.1/24", "dev", "rt0"]);
+    ns.ip(&["link", "set", "rt0", "up"]);
+    ns.ip(&["link", "set", "rt1", "up"]);
+    ns
+}
+
+fn via(gw: &str) -> KernelRoute {
+    KernelRoute::Unicast {
+        next_hops: vec![NextHop {
+            gateway: gw.parse().unwrap(),
+            dev: None,
+            onlink: false,
+        }],
+    }
+}
+
+fn net(s: &str) -> Ipv4Network {
+    s.parse().unwrap()
+}
+
+/// 10.128.0.0 + i as /32.
+fn nth(i: u32) -> Ipv4Network {
+    Ipv4Network::new(
+        Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 128, 0, 0)) + i),
+        32,
+    )
+    .unwrap()
+}
+
+fn count_ours(ns: &Netns) -> usize {
+    ns.ip(&["route", "show", "proto", "149"]).lines().count()
+}
+
+#[test]
+fn add_replace_remove_10k() {
+    if !require_root() {
+        return;
+    }
+    let ns = setup("tbl-10k");
+    let name = ns.name.clone();
+    ns.run(move || async move {
+        let probe = Netns::borrowed(&name);
+        let t = RouteTable::start(149, 254).await.expect("start");
+        for i in 0..10_000 {
+            t.set(nth(i), via("10.200.0.2")).await;
+        }
+        t.flush().await.expect("flush add");
+        assert_eq!(count_ours(&probe), 10_000);
+        let s = t.stats();
+        assert_eq!(s.installed_learned, 10_000);
+        assert_eq!(s.pending, 0);
+
+        let all: HashMap<_, _> = (0..10_000).map(|i| (nth(i), via("10.200.0.3"))).collect();
+        t.replace_all(all).await;
+        t.flush().await.expect("flush replace");
+        let shown = probe.ip(&["route", "show", "10.128.0.77/32"]);
+        assert!(
+            shown.contains("via 10.200.0.3 dev rt0 proto 149"),
+            "{shown}"
+        );
+        assert_eq!(count_ours(&probe), 10_000);
+        assert_eq!(t.installed().await.len(), 10_000);
+
+        for i in 0..5_000 {
+            t.remove(nth(i)).await;
+        }
+        t.flush().await.expect("flush remove half");
+        assert_eq!(count_ours(&probe), 5_000);
+        t.replace_all(HashMap::new()).await;
+        t.flush().await.expect("flush remove all");
+        assert_eq!(count_ours(&probe), 0);
+        assert_eq!(t.stats().netlink_errors, 0);
+    });
+}
+
+#[test]
+fn ecmp_blackhole_onlink_and_local() {
+    if !require_root() {
+        return;
+    }
+    let ns = setup("tbl-kinds");
+    let name = ns.name.clone();
+    ns.run(move || async move {
+        let probe = Netns::borrowed(&name);
+        let t = RouteTable::start(149, 254).await.expect("start");
+        let ecmp = KernelRoute::Unicast {
+            next_hops: vec![
+                NextHop {
+                    gateway: "10.200.0.3".parse().unwrap(),
+                    dev: None,
+                    onlink: false,
+                },
+                NextHop {
+                    gateway: "10.200.0.2".parse().unwrap(),
+                    dev: None,
+                    onlink: false,
+                },
+            ],
+        };
+        let onlink = KernelRoute::Unicast {
+            next_hops: vec![NextHop {
+                gateway: "192.0.2.1".parse().unwrap(),
+                dev: Some("rt0".into()),
+                onlink: true,
+            }],
+        };
+        t.set(net("10.60.0.0/24"), ecmp.clone()).await;
+        t.set(net("10.61.0.0/24"), KernelRoute::Blackhole).await;
+        t.set(net("10.62.0.0/24"), onlink.clone()).await;
+        t.set(
+            net("10.63.0.9/32"),
+            KernelRoute::Local { dev: "rt0".into() },
+        )
+        .await;
+        t.flush().await.expect("flush");
+        let e = probe.ip(&["route", "show", "10.60.0.0/24"]);
+        assert!(e.contains("nexthop via 10.200.0.2 dev rt0"), "{e}");
+        assert!(e.contains("nexthop via 10.200.0.3 dev rt0"), "{e}");
+        let b = probe.ip(&["route", "show", "10.61.0.0/24"]);
+        assert!(b.contains("blackhole 10.61.0.0/24 proto 149"), "{b}");
+        let o = probe.ip(&["route", "show", "10.62.0.0/24"]);
+        assert!(o.contains("via 192.0.2.1 dev rt0 proto 149 onlink"), "{o}");
+        let l = probe.ip(&["route", "show", "10.63.0.9/32"]);
+        assert!(l.contains("10.63.0.9 dev rt0 proto 149 scope link"), "{l}");
+        let s = t.stats();
+        assert_eq!(
+            (
+                s.installed_learned,
+                s.installed_blackhole,
+                s.installed_local
+            ),
+            (2, 1, 1)
+        );
+        let inst = t.installed().await;
+        assert_eq!(
+            inst.get(&net("10.60.0.0/24")),
+            Some(&ecmp.clone().normalized())
+        );
+        assert_eq!(inst.get(&net("10.62.0.0/24")), Some(&onlink));
+
+        // Shrinking the ECMP set replaces the route in place.
+        t.set(net("10.60.0.0/24"), via("10.200.0.2")).await;
+        t.flush().await.expect("flush");
+        let e = probe.ip(&["route", "show", "10.60.0.0/24"]);
+        assert!(
+            e.contains("via 10.200.0.2 dev rt0 proto 149") && !e.contains("nexthop"),
+            "{e}"
+        );
+
+        // A route through a device that does not exist is reported, not faked.
+        t.set(
+            net("10.64.0.0/24"),
+            KernelRoute::Local {
+                dev: "nosuchdev0".into(),
+            },
+        )
+        .await;
+        match t.flush().await {
+            Err(RoutesError::Incomplete { failed: 1, first }) => {
+                assert!(first.contains("nosuchdev0"), "{first}")
+            }
+            other => panic!("expected Incomplete, got {other:?}"),
+        }
+        assert_eq!(t.stats().pending, 1);
+    });
+}
+
+#[test]
+fn foreign_routes_are_never_touched() {
+    if !require_root() {
+        return;
+    }
+    let ns = setup("tbl-foreign");
+    ns.ip(&[
+        "route",
+        "add",
+        "10.77.0.0/24",
+        "via",
+        "10.200.0.2",
+        "proto",
+        "static",
+    ]);
+    ns.ip(&[
+        "route",
+        "add",
+        "10.77.1.0/24",
+        "via",
+        "10.200.0.2",
+        "proto",
+        "150",
+    ]);
+    let name = ns.name.clone();
+    ns.run(move || async move {
+        let probe = Netns::borrowed(&name);
+        let t = RouteTable::start(149, 254).await.expect("start");
+        t.set(net("10.77.0.0/24"), via("10.200.0.3")).await;
+        t.set(net("10.77.2.0/24"), via("10.200.0.3")).await;
+        match t.flush().await {
+            Err(RoutesError::Incomplete { failed: 1, first }) => {
+                assert!(
+                    first.contains("10.77.0.0/24") && first.contains("another protocol"),
+                    "{first}"
+                )
+            }
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        t.converged().await;
+        t.replace_all(HashMap::new()).await;
+        let _ = t.flush().await;
+        let s = probe.ip(&["route", "show", "10.77.0.0/24"]);
+        assert!(s.contains("via 10.200.0.2 dev rt0 proto static"), "{s}");
+        let o = probe.ip(&["route", "show", "10.77.1.0/24"]);
+        assert!(o.contains("via 10.200.0.2 dev rt0 proto 150"), "{o}");
+        assert!(
+            probe
+                .ip(&["route", "show", "10.77.2.0/24"])
+                .trim()
+                .is_empty()
+        );
+        assert!(t.stats().conflicts >= 1);
+        // The connected route of rt0 is still there.
+        assert!(
+            probe
+                .ip(&["route", "show", "10.200.0.0/24"])
+                .contains("proto kernel")
+        );
+    });
+}
+
+#[test]
+fn adopted_routes_kept_until_converged_then_swept() {
+    if !require_root() {
+        return;
+    }
+    let ns = setup("tbl-adopt");
+    ns.ip(&[
+        "route",
+        "add",
+        "10.66.0.0/24",
+        "via",
+        "10.200.0.2",
+        "proto",
+        "149",
+    ]);
+    ns.ip(&[
+        "route",
+        "add",
+        "10.66.1.0/24",
+        "via",
+        "10.200.0.2",
+        "proto",
+        "149",
+    ]);
+    let name = ns.name.clone();
+    ns.run(move || async move {
+        let probe = Netns::borrowed(&name);
+        let t = RouteTable::start(149, 254).await.expect("start");
+        assert_eq!(t.stats().adopted, 2);
+        assert_eq!(t.installed().await.len(), 2);
+        t.set(net("10.66.0.0/24"), via("10.200.0.2")).await;
+        t.set(net("10.66.2.0/24"), via("10.200.0.2")).await;
+        t.flush().await.expect("flush");
+        // Not converged yet: the undesired adopted route stays.
+        assert_eq!(count_ours(&probe), 3);
+        t.converged().await;
+        assert_eq!(count_ours(&probe), 2);
+        assert!(
+            probe
+                .ip(&["route", "show", "10.66.1.0/24"])
+                .trim()
+                .is_empty()
+        );
+        let s = t.stats();
+        assert_eq!(s.swept, 1);
+        assert_eq!(s.writes, 2, "the identical adopted route is not rewritten");
+    });
+}
+
+async fn wait_for(probe: &Netns, args: &[&str], want: &str, limit: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let (_, out) = probe.try_ip(args);
+        if out.contains(want) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < limit,
+            "`ip {}` did not show {want:?} within {limit:?}: {out}",
+            args.join(" ")
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[test]
+fn external_changes_are_restored_within_a_second() {
+    if !require_root() {
+        return;
+    }
+    let ns = setup("tbl-restore");
+    let name = ns.name.clone();
+    ns.run(move || async move {
+        let probe = Netns::borrowed(&name);
+        let t = RouteTable::start(149, 254).await.expect("start");
+        t.set(net("10.55.0.0/24"), via("10.200.0.2")).await;
+        t.set(net("10.55.1.0/24"), via("10.200.0.2")).await;
+        t.set(
+            net("10.55.2.9/32"),
+            KernelRoute::Local { dev: "rt0".into() },
+        )
+        .await;
+        t.flush().await.expect("flush");
+        let one = Duration::from_secs(1);
+
+        probe.ip(&["route", "del", "10.55.0.0/24", "proto", "149"]);
+        wait_for(
+            &probe,
+            &["route", "show", "10.55.0.0/24"],
+            "via 10.200.0.2",
+            one,
+        )
+        .await;
+
+        probe.ip(&[
+            "route",
+            "replace",
+            "10.55.1.0/24",
+            "via",
+            "10.200.0.3",
+            "proto",
+            "149",
+        ]);
+        wait_for(
+            &probe,
+            &["route", "show", "10.55.1.0/24"],
+            "via 10.200.0.2",
+            one,
+        )
+        .await;
+
+        probe.ip(&["route", "del", "10.55.2.9/32", "dev", "rt0"]);
+        wait_for(
+            &probe,
+            &["route", "show", "10.55.2.9/32"],
+            "dev rt0 proto 149 scope link",
+            one,
+        )
+        .await;
+        t.flush().await.expect("flush");
+        assert_eq!(t.stats().restored, 3);
+
+        // Link down: the kernel drops the routes silently; up again: back.
+        probe.ip(&["link", "set", "rt0", "down"]);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        probe.ip(&["link", "set", "rt0", "up"]);
+        wait_for(
+            &probe,
+            &["route", "show", "10.55.0.0/24"],
+            "via 10.200.0.2",
+            one,
+        )
+        .await;
+        wait_for(
+            &probe,
+            &["route", "show", "10.55.2.9/32"],
+            "scope link",
+            one,
+        )
+        .await;
+        t.flush().await.expect("flush after link up");
+    });
+}
