@@ -202,6 +202,46 @@ mod tests {
     }
 
     #[test]
+    fn decode_never_panics_on_mutated_files() {
+        let snap = Snapshot {
+            pool: "10.244.1.0/26".into(),
+            cursor: 3,
+            allocations: (0..20u8)
+                .map(|i| (format!("c{i}"), Ipv4Addr::new(10, 244, 1, i)))
+                .collect(),
+        };
+        let good = encode(&snap).expect("encode");
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            usize::try_from(seed % 1_000_003).unwrap_or(0)
+        };
+        for _ in 0..5000 {
+            let mut bytes = good.clone();
+            for _ in 0..=next() % 3 {
+                if bytes.is_empty() {
+                    break;
+                }
+                let at = next() % bytes.len();
+                match next() % 3 {
+                    0 => bytes[at] = u8::try_from(next() % 256).unwrap_or(0),
+                    1 => {
+                        bytes.remove(at);
+                    }
+                    _ => bytes.truncate(at),
+                }
+            }
+            // Either a consistent snapshot or an error; never a panic.
+            if let Ok(s) = decode(&bytes) {
+                let addrs: std::collections::BTreeSet<_> = s.allocations.values().collect();
+                assert_eq!(addrs.len(), s.allocations.len());
+            }
+        }
+    }
+
+    #[test]
     fn decode_rejects_inconsistent_files() {
         let dup = br#"{"version":1,"pool":"10.0.0.0/24","cursor":0,"allocations":[
             {"id":"a","address":"10.0.0.1"},{"id":"b","address":"10.0.0.1"}]}"#;
