@@ -95,11 +95,21 @@ impl Exabgp {
         let script = dir.join("dump.sh");
         std::fs::write(
             &script,
-            format!("#!/bin/sh\nexec cat >> '{}'\n", received.display()),
+            format!(
+                "#!/bin/sh\n# the shell keeps stdout (ExaBGP watches it) open\ncat >> '{}'\n",
+                received.display()
+            ),
         )
         .map_err(|e| LabError::io(format!("writing {}", script.display()), e))?;
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
             .map_err(|e| LabError::io(format!("chmod {}", script.display()), e))?;
+        // ExaBGP runs its API processes without privileges: let them append.
+        std::fs::write(&received, "")
+            .map_err(|e| LabError::io(format!("creating {}", received.display()), e))?;
+        for (p, mode) in [(dir, 0o755), (received.as_path(), 0o666)] {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| LabError::io(format!("chmod {}", p.display()), e))?;
+        }
         let conf = dir.join("exabgp.conf");
         std::fs::write(&conf, cfg.render(&script))
             .map_err(|e| LabError::io(format!("writing {}", conf.display()), e))?;

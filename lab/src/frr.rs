@@ -194,7 +194,7 @@ impl Frr {
             cmd.args(["-N", &instance, "-P", "0", "-f"])
                 .arg(&zconf)
                 .arg("-i")
-                .arg(dir.join("zebra.pid"));
+                .arg(sockdir.join("zebra.pid"));
             frr.zebra = Some(Daemon::spawn("zebra", cmd, &dir.join("zebra.log"))?);
             let zsock = sockdir.join("zserv.api");
             crate::wait::wait_for("zebra socket", Duration::from_secs(10), || zsock.exists())?;
@@ -203,7 +203,7 @@ impl Frr {
         cmd.args(["-N", &instance, "-P", "0", "-f"])
             .arg(config_path)
             .arg("-i")
-            .arg(dir.join("bgpd.pid"));
+            .arg(sockdir.join("bgpd.pid"));
         if !with_zebra {
             cmd.arg("-Z");
         }

@@ -222,6 +222,17 @@ pub fn veth_by_name(a: &str, a_if: &str, b: &str, b_if: &str) -> Result<()> {
     Ok(())
 }
 
+/// Two fresh namespaces `<tag>a-…` and `<tag>b-…` joined by a veth `eth1`
+/// ↔ `eth1`, with `a_cidr` and `b_cidr` on the two ends.
+pub fn linked_pair(tag: &str, a_cidr: &str, b_cidr: &str) -> Result<(Netns, Netns)> {
+    let a = Netns::create(&unique_name(&format!("{tag}a")))?;
+    let b = Netns::create(&unique_name(&format!("{tag}b")))?;
+    veth(&a, "eth1", &b, "eth1")?;
+    a.add_address("eth1", a_cidr)?;
+    b.add_address("eth1", b_cidr)?;
+    Ok((a, b))
+}
+
 /// Names of all namespaces in `/run/netns`.
 pub fn list_namespaces() -> Vec<String> {
     std::fs::read_dir("/run/netns")

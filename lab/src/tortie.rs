@@ -281,6 +281,29 @@ impl TortieNode {
         Ok(peer_states(&self.status()?))
     }
 
+    /// `tortie routes -o json`, one entry per prefix (its best path).
+    pub fn routes(&self) -> Result<Vec<TortieRoute>> {
+        let out = self.cli("routes", &["-o", "json"])?;
+        let v: Value = serde_json::from_str(&out)
+            .map_err(|e| LabError::parse("tortie routes -o json", format!("{e}: {out}")))?;
+        Ok(parse_routes(&v))
+    }
+
+    /// The peer object of `tortie status -o json` for `addr`.
+    pub fn peer(&self, addr: &str) -> Result<Value> {
+        let v = self.status()?;
+        v.get("peers")
+            .and_then(Value::as_array)
+            .and_then(|ps| {
+                ps.iter()
+                    .find(|p| p.get("address").and_then(Value::as_str) == Some(addr))
+            })
+            .cloned()
+            .ok_or_else(|| {
+                LabError::parse("tortie status -o json", format!("no peer {addr} in {v}"))
+            })
+    }
+
     /// True when every configured peer is Established (and there is one).
     pub fn all_established(&self) -> bool {
         self.peer_states()
@@ -310,6 +333,66 @@ impl Drop for TortieNode {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The best path of one prefix in `tortie routes -o json`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TortieRoute {
+    pub prefix: String,
+    /// Peer it came from; `None` when locally originated.
+    pub peer: Option<String>,
+    pub as_path: Vec<u32>,
+    pub next_hop: Option<String>,
+    pub stale: bool,
+    /// A kernel route for it carries tortie's protocol number.
+    pub installed: bool,
+}
+
+/// Parses `tortie routes -o json` (an array, or an object with `routes`).
+pub fn parse_routes(v: &Value) -> Vec<TortieRoute> {
+    let list = v
+        .as_array()
+        .or_else(|| v.get("routes").and_then(Value::as_array));
+    let mut out = Vec::new();
+    for r in list.into_iter().flatten() {
+        let Some(prefix) = r.get("prefix").and_then(Value::as_str) else {
+            continue;
+        };
+        let paths = r.get("paths").and_then(Value::as_array);
+        let best = paths
+            .and_then(|ps| {
+                ps.iter()
+                    .find(|p| p.get("best").and_then(Value::as_bool) == Some(true))
+            })
+            .or_else(|| paths.and_then(|ps| ps.first()));
+        let s = |k: &str| {
+            best.and_then(|b| b.get(k))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        out.push(TortieRoute {
+            prefix: prefix.to_string(),
+            peer: s("peer"),
+            as_path: s("as_path")
+                .map(|a| {
+                    a.split_whitespace()
+                        .filter_map(|x| {
+                            x.trim_matches(|c| c == '{' || c == '}' || c == ',')
+                                .parse()
+                                .ok()
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            next_hop: s("next_hop"),
+            stale: best
+                .and_then(|b| b.get("stale"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            installed: r.get("installed").and_then(Value::as_bool).unwrap_or(false),
+        });
+    }
+    out
 }
 
 /// Extracts `(address, state)` pairs from `tortie status -o json`, accepting
@@ -359,6 +442,19 @@ mod tests {
         let b: Value =
             serde_json::from_str(r#"{"peers":[{"peer":"192.0.2.2","state":"Active"}]}"#).unwrap();
         assert_eq!(peer_states(&b), vec![("192.0.2.2".into(), "Active".into())]);
+    }
+
+    #[test]
+    fn parses_routes_json() {
+        let v: Value = serde_json::from_str(
+            r#"[{"prefix":"10.9.0.0/24","installed":true,"paths":[{"peer":"198.51.100.1","next_hop":"198.51.100.1","as_path":"65001 65002","origin":"igp","best":true,"ecmp":true,"stale":false}]}]"#,
+        )
+        .unwrap();
+        let r = parse_routes(&v);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].as_path, vec![65001, 65002]);
+        assert_eq!(r[0].next_hop.as_deref(), Some("198.51.100.1"));
+        assert!(r[0].installed);
     }
 
     #[test]

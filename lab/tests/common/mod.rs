@@ -1,0 +1,265 @@
+//! Shared fixture of the interop tests: two namespaces joined by a veth, the
+//! tortie agent in one ("ours", AS 64512, block 10.244.1.0/26) and a real
+//! daemon in the other ("theirs", AS 65001, originating 10.9.0.0/24), plus
+//! checks written once against any peer daemon through [`PeerView`].
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use tortie_lab::bird::Bird;
+use tortie_lab::frr::Frr;
+use tortie_lab::gobgp::Gobgp;
+use tortie_lab::netns::{Netns, linked_pair};
+use tortie_lab::tortie::{TortieConfig, TortieNode, TortiePeer, TortieRoute};
+use tortie_lab::{require_root, wait_until};
+
+pub const THEIRS: &str = "198.51.100.1";
+pub const OURS: &str = "198.51.100.2";
+pub const THEIR_ASN: u32 = 65001;
+pub const OUR_ASN: u32 = 64512;
+pub const BLOCK: &str = "10.244.1.0/26";
+pub const THEIR_PREFIX: &str = "10.9.0.0/24";
+pub const T: Duration = Duration::from_secs(30);
+
+/// The two namespaces and their work dirs; all removed on drop.
+pub struct Pair {
+    pub ours: Netns,
+    pub theirs: Netns,
+    pub our_dir: tempfile::TempDir,
+    pub their_dir: tempfile::TempDir,
+}
+
+/// A fresh pair, or `None` when not root (the test then returns).
+pub fn pair(tag: &str) -> Option<Pair> {
+    if !require_root() {
+        return None;
+    }
+    let (theirs, ours) =
+        linked_pair(tag, &format!("{THEIRS}/24"), &format!("{OURS}/24")).expect("namespaces");
+    Some(Pair {
+        ours,
+        theirs,
+        our_dir: tempfile::tempdir().expect("tempdir"),
+        their_dir: tempfile::tempdir().expect("tempdir"),
+    })
+}
+
+impl Pair {
+    /// tortie's config: one eBGP peer (theirs), short timers.
+    pub fn tortie_config(&self, passive: bool, password: Option<&str>) -> TortieConfig {
+        let mut c = TortieConfig::new(
+            "ours",
+            &format!("{OURS}/24"),
+            OUR_ASN,
+            BLOCK,
+            self.our_dir.path(),
+        );
+        let mut p = TortiePeer::new(THEIRS.parse().expect("addr"), THEIR_ASN);
+        p.passive = passive;
+        p.password = password.map(str::to_string);
+        p.name = Some("theirs".into());
+        c.peers.push(p);
+        c
+    }
+
+    pub fn start_tortie(&self, cfg: &TortieConfig) -> TortieNode {
+        TortieNode::start(&self.ours, self.our_dir.path(), cfg).expect("tortie starts")
+    }
+
+    /// The kernel route for `prefix` in our namespace (empty when none).
+    pub fn our_kernel_route(&self, prefix: &str) -> String {
+        self.ours
+            .run(&["ip", "route", "show", prefix])
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+}
+
+/// A peer daemon's view, whatever the daemon.
+pub trait PeerView {
+    fn established(&self) -> bool;
+    /// `(AS_PATH, NEXT_HOP)` of the best path the daemon has for `prefix`.
+    fn route(&self, prefix: &str) -> Option<(Vec<u32>, Option<String>)>;
+}
+
+impl PeerView for Bird {
+    fn established(&self) -> bool {
+        self.protocol_state("tortie")
+            .is_ok_and(|s| s == "Established")
+    }
+    fn route(&self, prefix: &str) -> Option<(Vec<u32>, Option<String>)> {
+        let r = self
+            .routes(Some("tortie"))
+            .ok()?
+            .into_iter()
+            .find(|r| r.prefix == prefix)?;
+        Some((r.as_path, r.next_hop))
+    }
+}
+
+impl PeerView for Frr {
+    fn established(&self) -> bool {
+        self.neighbor_state(OURS.parse().expect("addr"))
+            .is_ok_and(|s| s == "Established")
+    }
+    fn route(&self, prefix: &str) -> Option<(Vec<u32>, Option<String>)> {
+        let r = self
+            .routes()
+            .ok()?
+            .into_iter()
+            .find(|r| r.prefix == prefix)?;
+        Some((r.as_path, r.next_hop))
+    }
+}
+
+impl PeerView for Gobgp {
+    fn established(&self) -> bool {
+        self.neighbor_state(OURS.parse().expect("addr"))
+            .is_ok_and(|s| s == "established")
+    }
+    fn route(&self, prefix: &str) -> Option<(Vec<u32>, Option<String>)> {
+        let r = self
+            .routes()
+            .ok()?
+            .into_iter()
+            .find(|r| r.prefix == prefix)?;
+        Some((r.as_path, r.next_hop))
+    }
+}
+
+/// Waits until both sides are Established; panics with tortie's log if not.
+pub fn wait_established(peer: &dyn PeerView, node: &TortieNode) {
+    wait_until("both sides Established", T, || {
+        (peer.established() && node.all_established()).then_some(())
+    })
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}; tortie status: {:?}\ntortie log:\n{}",
+            node.status(),
+            node.log_tail(30)
+        )
+    });
+}
+
+/// tortie's best path for `prefix`, waiting for it.
+pub fn wait_our_route(node: &TortieNode, prefix: &str) -> TortieRoute {
+    wait_until(&format!("{prefix} in tortie's RIB"), T, || {
+        node.routes().ok()?.into_iter().find(|r| r.prefix == prefix)
+    })
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}; routes: {:?}\ntortie log:\n{}",
+            node.routes(),
+            node.log_tail(30)
+        )
+    })
+}
+
+/// Waits until tortie no longer has `prefix`.
+pub fn wait_our_route_gone(node: &TortieNode, prefix: &str) {
+    wait_until(&format!("{prefix} gone from tortie's RIB"), T, || {
+        node.routes()
+            .ok()
+            .filter(|rs| rs.iter().all(|r| r.prefix != prefix))
+    })
+    .unwrap_or_else(|e| panic!("{e}; routes: {:?}", node.routes()));
+}
+
+/// The peer's `(AS_PATH, NEXT_HOP)` for `prefix`, waiting for it.
+pub fn wait_their_route(peer: &dyn PeerView, prefix: &str) -> (Vec<u32>, Option<String>) {
+    wait_until(&format!("{prefix} at the peer"), T, || peer.route(prefix))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub fn wait_their_route_gone(peer: &dyn PeerView, prefix: &str) {
+    wait_until(&format!("{prefix} gone at the peer"), T, || {
+        peer.route(prefix).is_none().then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Routes flow both ways with the right AS_PATH and NEXT_HOP, and what tortie
+/// learned is in the kernel.
+pub fn check_routes_both_ways(pair: &Pair, peer: &dyn PeerView, node: &TortieNode) {
+    let r = wait_our_route(node, THEIR_PREFIX);
+    assert_eq!(r.as_path, vec![THEIR_ASN], "{r:?}");
+    assert_eq!(r.next_hop.as_deref(), Some(THEIRS), "{r:?}");
+    wait_until("learned route in our kernel", T, || {
+        pair.our_kernel_route(THEIR_PREFIX)
+            .contains(&format!("via {THEIRS}"))
+            .then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:?}", pair.our_kernel_route(THEIR_PREFIX)));
+    let (path, nh) = wait_their_route(peer, BLOCK);
+    assert_eq!(path, vec![OUR_ASN]);
+    assert_eq!(nh.as_deref(), Some(OURS));
+}
+
+/// A container whose /32 lies outside the block is advertised; detaching it
+/// withdraws the /32 at the peer.
+pub fn check_host_route_withdrawal(peer: &dyn PeerView, node: &TortieNode) {
+    let ctr = Netns::create(&tortie_lab::unique_name("tl-i-c")).expect("container netns");
+    let ip = node
+        .attach(&ctr.path(), "c-outside", Some("10.250.0.5"))
+        .expect("attach");
+    assert_eq!(ip, "10.250.0.5");
+    let (path, nh) = wait_their_route(peer, "10.250.0.5/32");
+    assert_eq!(path, vec![OUR_ASN]);
+    assert_eq!(nh.as_deref(), Some(OURS));
+    node.detach("c-outside").expect("detach");
+    wait_their_route_gone(peer, "10.250.0.5/32");
+}
+
+/// Messages of `kind` tortie counted from the peer.
+pub fn received(node: &TortieNode, kind: &str) -> u64 {
+    node.peer(THEIRS)
+        .ok()
+        .and_then(|p| p.get("messages_received")?.get(kind)?.as_u64())
+        .unwrap_or(0)
+}
+
+pub fn transitions(node: &TortieNode) -> u64 {
+    node.peer(THEIRS)
+        .ok()
+        .and_then(|p| p.get("established_transitions")?.as_u64())
+        .unwrap_or(0)
+}
+
+/// Graceful restart, receiving side at the peer: kill tortie (SIGKILL), the
+/// peer keeps BLOCK (stale) while we are down and our learned kernel route
+/// stays; restart; Established again; nothing lost, also seconds later (the
+/// peer swept nothing after our End-of-RIB).
+pub fn check_graceful_restart(pair: &Pair, peer: &dyn PeerView, node: &mut TortieNode) {
+    wait_established(peer, node);
+    wait_their_route(peer, BLOCK);
+    wait_our_route(node, THEIR_PREFIX);
+    node.kill_hard();
+    wait_until("peer sees the session down", T, || {
+        (!peer.established()).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    for _ in 0..20 {
+        assert!(
+            peer.route(BLOCK).is_some(),
+            "peer dropped our block while we restart"
+        );
+        assert!(
+            pair.our_kernel_route(THEIR_PREFIX).contains(THEIRS),
+            "our kernel route vanished while the agent was down"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    node.restart().expect("tortie restarts");
+    wait_established(peer, node);
+    for _ in 0..40 {
+        assert!(
+            peer.route(BLOCK).is_some(),
+            "peer lost our block after restart"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let r = wait_our_route(node, THEIR_PREFIX);
+    assert_eq!(r.as_path, vec![THEIR_ASN]);
+    assert!(pair.our_kernel_route(THEIR_PREFIX).contains(THEIRS));
+}
