@@ -262,7 +262,9 @@ fn openmetrics_to_prometheus(text: &str) -> String {
                 .contains(name)
                 .then(|| format!("{tag}{name}_total {tail}"))
         });
-        out.push_str(rewritten.as_deref().unwrap_or(line));
+        // A sample without labels is `name value`, not `name{} value`.
+        let line = rewritten.unwrap_or_else(|| line.replacen("{} ", " ", 1));
+        out.push_str(&line);
         out.push('\n');
     }
     out
@@ -419,6 +421,7 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("# EOF"), "{text}");
+        assert!(text.contains("\ntortie_containers 2\n"), "{text}");
     }
 
     #[test]

@@ -36,7 +36,11 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            ExitCode::from(runtime.block_on(daemon::run(config)))
+            let code = runtime.block_on(daemon::run(config));
+            // Tasks still parked (netlink threads, idle connections) must not
+            // delay the exit: everything worth keeping is on disk or in the kernel.
+            runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+            ExitCode::from(code)
         }
         other => client_command(other),
     }

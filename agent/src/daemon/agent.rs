@@ -42,7 +42,8 @@ pub struct Local {
 
 pub struct Agent {
     cfg: RwLock<Arc<Config>>,
-    pub(crate) speaker: Speaker,
+    /// `None` once [`Agent::shutdown_speaker`] ran.
+    speaker: tokio::sync::RwLock<Option<Speaker>>,
     pub(crate) table: RouteTable,
     /// IPAM, and the lock serialising attach/detach/gc.
     ipam: Mutex<Ipam>,
@@ -63,7 +64,7 @@ impl Agent {
     ) -> Self {
         Agent {
             cfg: RwLock::new(cfg),
-            speaker,
+            speaker: tokio::sync::RwLock::new(Some(speaker)),
             table,
             ipam: Mutex::new(ipam),
             locals: RwLock::new(BTreeMap::new()),
@@ -92,6 +93,21 @@ impl Agent {
 
     fn locals_write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<Ipv4Addr, String>> {
         self.locals.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The speaker, or an error once it has been shut down.
+    pub async fn speaker(&self) -> Result<tokio::sync::RwLockReadGuard<'_, Speaker>, ApiError> {
+        tokio::sync::RwLockReadGuard::try_map(self.speaker.read().await, Option::as_ref)
+            .map_err(|_| ApiError::new(ErrorKind::Unavailable, "the agent is shutting down"))
+    }
+
+    /// Stops every BGP session. `graceful`: no NOTIFICATION, so graceful
+    /// restart peers keep our routes (RFC 4724). Waits for API calls in flight.
+    pub async fn shutdown_speaker(&self, graceful: bool) {
+        let speaker = self.speaker.write().await.take();
+        if let Some(s) = speaker {
+            s.shutdown(graceful).await;
+        }
     }
 
     pub fn is_converged(&self) -> bool {
@@ -125,7 +141,8 @@ impl Agent {
         if convert::advertise_host(&cfg, ip)
             && let Some(p) = convert::v4_prefix(ip, 32)
         {
-            self.speaker
+            self.speaker()
+                .await?
                 .originate(p, None)
                 .await
                 .map_err(|e| ApiError::internal(format!("originating {ip}/32: {e}")))?;
@@ -137,7 +154,8 @@ impl Agent {
         self.locals_write().remove(&ip);
         self.table.remove(host_net(ip)).await;
         if let Some(p) = convert::v4_prefix(ip, 32)
-            && let Err(e) = self.speaker.withdraw(p).await
+            && let Ok(speaker) = self.speaker().await
+            && let Err(e) = speaker.withdraw(p).await
         {
             tracing::warn!(%ip, error = %e, "withdrawing the container /32");
         }
@@ -269,7 +287,7 @@ fn ipam_error(e: crate::ipam::IpamError) -> ApiError {
 impl Backend for Agent {
     async fn status(&self) -> Result<StatusView, ApiError> {
         let cfg = self.config();
-        let peers = self.speaker.peers().await;
+        let peers = self.speaker().await?.peers().await;
         let counts = ipam_counts(&*self.ipam.lock().await);
         Ok(StatusView {
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -289,7 +307,7 @@ impl Backend for Agent {
     }
 
     async fn routes(&self) -> Result<Vec<RouteView>, ApiError> {
-        let routes = self.speaker.routes().await;
+        let routes = self.speaker().await?.routes().await;
         let installed = self.table.installed().await;
         Ok(routes
             .iter()
@@ -433,7 +451,10 @@ impl Backend for Agent {
 
 impl MetricsSource for Agent {
     async fn snapshot(&self) -> MetricsSnapshot {
-        let peers = self.speaker.peers().await;
+        let peers = match self.speaker().await {
+            Ok(s) => s.peers().await,
+            Err(_) => Vec::new(),
+        };
         let stats = self.table.stats();
         let counts = ipam_counts(&*self.ipam.lock().await);
         MetricsSnapshot {

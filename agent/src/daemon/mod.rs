@@ -132,12 +132,17 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>) -> anyhow::Result<()> 
     let mtu = container_mtu(&cfg, underlay);
     if cfg.dataplane.encapsulation.uses_tunnel() {
         let addr = ipam
-            .allocate(crate::ipam::TUNNEL_ID, None)
+            .allocate_tunnel()
             .context("allocating the tunl0 address")?;
         tortie_routes::ensure_tunl0(addr, mtu)
             .await
             .context("configuring tunl0")?;
         tracing::info!(%addr, mtu, "tunl0 ready");
+    } else if let Some(addr) = ipam
+        .release_tunnel()
+        .context("releasing the tunl0 address")?
+    {
+        tracing::info!(%addr, "encapsulation is off: released the tunl0 address");
     }
 
     let (speaker, mut events) =
@@ -197,13 +202,7 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>) -> anyhow::Result<()> 
         t.abort();
     }
     let _ = std::fs::remove_file(&cfg.api.socket);
-    match Arc::try_unwrap(agent) {
-        Ok(agent) => {
-            let Agent { speaker, .. } = agent;
-            speaker.shutdown(true).await;
-        }
-        Err(_) => tracing::warn!("API calls still running; sessions close with the process"),
-    }
+    agent.shutdown_speaker(true).await;
     tracing::info!("stopped; containers and kernel routes left in place");
     Ok(())
 }
@@ -258,7 +257,11 @@ async fn reload(agent: &Agent, path: &Path) {
     }
     if new.peers != old.peers {
         let peers = new.peers.iter().map(convert::peer_config).collect();
-        if let Err(e) = agent.speaker.reconfigure(peers).await {
+        let result = match agent.speaker().await {
+            Ok(s) => s.reconfigure(peers).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = result {
             tracing::error!(error = %e, "SIGHUP: applying the new peers failed; keeping the old ones");
             return;
         }
