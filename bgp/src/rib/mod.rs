@@ -175,8 +175,9 @@ impl RibOutput {
     }
 }
 
-/// The step of the decision process at which a candidate lost.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// The step of the decision process at which a candidate lost, in the order
+/// the steps run (so `Ord` sorts by how early a candidate dropped out).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum LossReason {
     /// Another route is originated by this router (preferred like a weight).
     LocallyOriginated,
