@@ -425,7 +425,11 @@ fn bgp(loc: &mut Locator<'_>, raw: &RawBgp) -> Bgp {
                 loc.at(
                     v.span(),
                     format!("bgp.advertise `{other}` is not one of \"block\", \"hosts\""),
-                    &choice_hint(other, &["block", "hosts"]),
+                    &choice_hint(
+                        other,
+                        &["block", "hosts"],
+                        "\"block\": the block plus /32s outside it; \"hosts\": every container /32 too",
+                    ),
                 );
                 Advertise::Block
             }
@@ -445,10 +449,11 @@ fn bgp(loc: &mut Locator<'_>, raw: &RawBgp) -> Bgp {
     }
 }
 
-fn choice_hint(word: &str, choices: &[&str]) -> String {
+/// "did you mean" for a typo, else what the choices mean.
+fn choice_hint(word: &str, choices: &[&str], meaning: &str) -> String {
     match suggest(word, choices) {
         Some(s) => format!("did you mean \"{s}\"?"),
-        None => format!("one of: \"{}\"", choices.join("\", \"")),
+        None => meaning.to_string(),
     }
 }
 
@@ -464,7 +469,11 @@ fn dataplane(loc: &mut Locator<'_>, raw: &RawDataplane) -> Option<Dataplane> {
                 loc.at(
                     v.span(),
                     format!("dataplane.encapsulation `{other}` is not one of \"none\", \"ipip\", \"ipip-cross-subnet\""),
-                    &choice_hint(other, ENCAPS),
+                    &choice_hint(
+                        other,
+                        ENCAPS,
+                        "\"none\": plain routing; \"ipip\": IP-in-IP to every node; \"ipip-cross-subnet\": only across subnets (VXLAN is not supported)",
+                    ),
                 );
                 None
             }
