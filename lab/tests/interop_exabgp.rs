@@ -1,0 +1,93 @@
+//! Interop with ExaBGP (Debian's exabgp) against tortie, including RFC 7606:
+//! ExaBGP sends an UPDATE whose MULTI_EXIT_DISC has a bad length; tortie must
+//! treat only that UPDATE's routes as withdrawn and keep the session up.
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use common::*;
+use tortie_lab::exabgp::{ExaRoute, Exabgp, ExabgpConfig};
+
+const GOOD: &str = "10.6.0.0/24";
+const BAD: &str = "10.6.1.0/24";
+
+fn exabgp(pair: &Pair, passive: bool) -> Exabgp {
+    let cfg = ExabgpConfig {
+        router_id: Ipv4Addr::new(198, 51, 100, 1),
+        local_address: THEIRS.parse().unwrap(),
+        local_asn: THEIR_ASN,
+        peer_address: OURS.parse().unwrap(),
+        peer_asn: OUR_ASN,
+        passive,
+        password: None,
+        hold_time: 9,
+        graceful_restart: false,
+        routes: vec![
+            ExaRoute {
+                prefix: GOOD.into(),
+                raw_attribute: None,
+            },
+            // MULTI_EXIT_DISC (type 4, optional) with 2 octets instead of 4:
+            // RFC 7606 §7.4 says treat-as-withdraw.
+            ExaRoute {
+                prefix: BAD.into(),
+                raw_attribute: Some((4, 0x80, vec![0, 1])),
+            },
+        ],
+    };
+    Exabgp::start(&pair.theirs, pair.their_dir.path(), &cfg).unwrap()
+}
+
+#[test]
+fn exabgp_routes_both_ways_and_rfc7606_treat_as_withdraw() {
+    let Some(pair) = pair("tl-ie1") else { return };
+    let exa = exabgp(&pair, false);
+    let node = pair.start_tortie(&pair.tortie_config(true, None));
+    tortie_lab::wait_until("tortie Established with ExaBGP", T, || {
+        node.all_established().then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}; log:\n{}", node.log_tail(30)));
+    let r = wait_our_route(&node, GOOD);
+    assert_eq!(r.as_path, vec![THEIR_ASN]);
+    assert_eq!(r.next_hop.as_deref(), Some(THEIRS));
+    let got = tortie_lab::wait_until("our block at ExaBGP", T, || {
+        exa.received_routes().into_iter().find(|r| r.0 == BLOCK)
+    })
+    .unwrap();
+    assert_eq!(got.1, vec![OUR_ASN]);
+    assert_eq!(got.2, OURS);
+    // The malformed UPDATE: session stays up, its route is not used.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        node.all_established(),
+        "session reset by a malformed MED: {:?}",
+        node.status()
+    );
+    assert_eq!(transitions(&node), 1, "session flapped");
+    assert_eq!(exa.state().as_deref(), Some("up"));
+    let routes = node.routes().unwrap();
+    assert!(routes.iter().any(|r| r.prefix == GOOD));
+    assert!(
+        !routes.iter().any(|r| r.prefix == BAD),
+        "malformed route accepted: {routes:?}"
+    );
+    assert!(pair.our_kernel_route(BAD).is_empty());
+}
+
+#[test]
+fn exabgp_we_connect() {
+    let Some(pair) = pair("tl-ie2") else { return };
+    let exa = exabgp(&pair, true);
+    let node = pair.start_tortie(&pair.tortie_config(false, None));
+    tortie_lab::wait_until("tortie Established with ExaBGP", T, || {
+        node.all_established().then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}; log:\n{}", node.log_tail(30)));
+    wait_our_route(&node, GOOD);
+    tortie_lab::wait_until("our block at ExaBGP", T, || {
+        exa.received_routes().into_iter().find(|r| r.0 == BLOCK)
+    })
+    .unwrap();
+}

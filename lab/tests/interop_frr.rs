@@ -1,0 +1,149 @@
+//! Interop with FRR (Debian's frr: bgpd + zebra) in a namespace against tortie.
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use common::*;
+use tortie_lab::frr::{Frr, FrrConfig, FrrNeighbor};
+
+fn frr_config(passive: bool, password: Option<&str>, gr: bool) -> FrrConfig {
+    let mut c = FrrConfig::new("theirs", Ipv4Addr::new(198, 51, 100, 1), THEIR_ASN);
+    let mut n = FrrNeighbor::new(OURS.parse().unwrap(), OUR_ASN);
+    n.passive = passive;
+    n.password = password.map(str::to_string);
+    c.neighbors.push(n);
+    c.networks.push(THEIR_PREFIX.into());
+    c.graceful_restart = gr;
+    c.timers = Some((3, 9));
+    c.with_zebra = true;
+    c
+}
+
+#[test]
+fn frr_we_connect_routes_withdrawals_refresh() {
+    let Some(pair) = pair("tl-if1") else { return };
+    let frr = Frr::start(
+        &pair.theirs,
+        pair.their_dir.path(),
+        &frr_config(true, None, false),
+    )
+    .unwrap();
+    let node = pair.start_tortie(&pair.tortie_config(false, None));
+    wait_established(&frr, &node);
+    check_routes_both_ways(&pair, &frr, &node);
+    // zebra put our block into FRR's kernel table.
+    tortie_lab::wait_until("our block in FRR's kernel", T, || {
+        pair.theirs
+            .run(&["ip", "route", "show", BLOCK])
+            .ok()
+            .filter(|s| s.contains(OURS))
+    })
+    .unwrap();
+    check_host_route_withdrawal(&frr, &node);
+
+    let asn = THEIR_ASN.to_string();
+    let router = format!("router bgp {asn}");
+    let no_net = format!("no network {THEIR_PREFIX}");
+    frr.vtysh_many(&[
+        "configure terminal",
+        &router,
+        "address-family ipv4 unicast",
+        &no_net,
+    ])
+    .unwrap();
+    wait_our_route_gone(&node, THEIR_PREFIX);
+    let net = format!("network {THEIR_PREFIX}");
+    frr.vtysh_many(&[
+        "configure terminal",
+        &router,
+        "address-family ipv4 unicast",
+        &net,
+    ])
+    .unwrap();
+    wait_our_route(&node, THEIR_PREFIX);
+
+    let before = received(&node, "route_refresh");
+    let t0 = transitions(&node);
+    frr.soft_in(OURS.parse().unwrap()).unwrap();
+    tortie_lab::wait_until("ROUTE-REFRESH counted", T, || {
+        (received(&node, "route_refresh") > before).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}; status {:?}", node.status()));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(wait_their_route(&frr, BLOCK).0, vec![OUR_ASN]);
+    assert_eq!(
+        transitions(&node),
+        t0,
+        "route refresh must not reset the session"
+    );
+}
+
+#[test]
+fn frr_they_connect() {
+    let Some(pair) = pair("tl-if2") else { return };
+    let frr = Frr::start(
+        &pair.theirs,
+        pair.their_dir.path(),
+        &frr_config(false, None, false),
+    )
+    .unwrap();
+    let node = pair.start_tortie(&pair.tortie_config(true, None));
+    wait_established(&frr, &node);
+    check_routes_both_ways(&pair, &frr, &node);
+}
+
+#[test]
+fn frr_md5_right_key_connects() {
+    let Some(pair) = pair("tl-if3") else { return };
+    let frr = Frr::start(
+        &pair.theirs,
+        pair.their_dir.path(),
+        &frr_config(false, Some("s3cret-key"), false),
+    )
+    .unwrap();
+    let node = pair.start_tortie(&pair.tortie_config(false, Some("s3cret-key")));
+    wait_established(&frr, &node);
+}
+
+#[test]
+fn frr_md5_wrong_key_does_not_connect() {
+    let Some(pair) = pair("tl-if4") else { return };
+    let frr = Frr::start(
+        &pair.theirs,
+        pair.their_dir.path(),
+        &frr_config(false, Some("right-key"), false),
+    )
+    .unwrap();
+    let node = pair.start_tortie(&pair.tortie_config(false, Some("wrong-key")));
+    for _ in 0..60 {
+        assert!(
+            !PeerView::established(&frr),
+            "FRR Established despite the wrong MD5 key"
+        );
+        assert!(!node.all_established());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn frr_graceful_restart() {
+    let Some(pair) = pair("tl-if5") else { return };
+    let frr = Frr::start(
+        &pair.theirs,
+        pair.their_dir.path(),
+        &frr_config(false, None, true),
+    )
+    .unwrap();
+    let mut node = pair.start_tortie(&pair.tortie_config(false, None));
+    check_graceful_restart(&pair, &frr, &mut node);
+    // FRR marks nothing stale once we are back.
+    let stale: Vec<_> = frr
+        .routes()
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.stale)
+        .collect();
+    assert!(stale.is_empty(), "stale routes left at FRR: {stale:?}");
+}
