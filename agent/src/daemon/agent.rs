@@ -50,6 +50,9 @@ pub struct Agent {
     /// Container /32s by address (learned routes never override them).
     locals: RwLock<BTreeMap<Ipv4Addr, String>>,
     converged: AtomicBool,
+    /// What attach returned, by id, so that a repeated attach (a runtime
+    /// retrying ADD) gets the same answer without touching the dataplane.
+    results: RwLock<BTreeMap<String, AttachResult>>,
     /// MTU for container interfaces.
     mtu: u32,
 }
@@ -69,6 +72,7 @@ impl Agent {
             ipam: Mutex::new(ipam),
             locals: RwLock::new(BTreeMap::new()),
             converged: AtomicBool::new(false),
+            results: RwLock::new(BTreeMap::new()),
             mtu,
         }
     }
@@ -233,24 +237,97 @@ impl Agent {
 
     async fn detach_locked(&self, ipam: &mut Ipam, id: &str) -> Result<DetachResult, ApiError> {
         let cfg = self.config();
-        let ip = ipam.get(id);
         let host = tortie_routes::host_ifname(&cfg.dataplane.veth_prefix, id);
-        let removed = self.locals_read().values().any(|dev| *dev == host);
+        // Containers adopted at start-up may be known by their veth, not their id.
+        let local_ip = self.local_by_dev(&host);
+        let ip = ipam.get(id).or(local_ip);
         tortie_routes::detach(id, &cfg.dataplane.veth_prefix, cfg.dataplane.route_protocol)
             .await
             .map_err(|e| ApiError::internal(format!("detaching {id}: {e}")))?;
         if let Some(ip) = ip {
             self.forget_local(ip).await;
         }
-        let released = ipam
+        self.results
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        let mut released = ipam
             .release(id)
             .map_err(|e| ApiError::internal(format!("releasing the address of {id}: {e}")))?;
-        tracing::info!(id, ip = ?released, removed, "detached");
+        if released.is_none()
+            && let Some(lip) = local_ip
+        {
+            released = ipam
+                .release_address(lip)
+                .map_err(|e| ApiError::internal(format!("releasing {lip} of {id}: {e}")))?
+                .map(|_| lip);
+        }
+        tracing::info!(id, ip = ?released, removed = local_ip.is_some(), "detached");
         Ok(DetachResult {
             id: id.to_string(),
             released_ip: released.map(|i| i.to_string()),
-            removed_interface: removed,
+            removed_interface: local_ip.is_some(),
         })
+    }
+
+    /// A repeated attach: the id already has an address and its veth exists.
+    /// Same namespace (and address, if one was requested): the earlier answer.
+    fn existing(
+        &self,
+        ipam: &Ipam,
+        req: &AttachRequest,
+        requested: Option<Ipv4Addr>,
+    ) -> Result<Option<AttachResult>, ApiError> {
+        let cfg = self.config();
+        let host = tortie_routes::host_ifname(&cfg.dataplane.veth_prefix, &req.id);
+        let Some(ip) = ipam.get(&req.id).or_else(|| self.local_by_dev(&host)) else {
+            return Ok(None);
+        };
+        if self.local_by_dev(&host) != Some(ip) {
+            return Ok(None);
+        }
+        if requested.is_some_and(|r| r != ip) {
+            return Err(ApiError::new(
+                ErrorKind::Conflict,
+                format!("{} is already attached with {ip}; detach it first", req.id),
+            ));
+        }
+        let cached = self
+            .results
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&req.id)
+            .cloned();
+        let result = cached.unwrap_or_else(|| AttachResult {
+            id: req.id.clone(),
+            ip: ip.to_string(),
+            prefix_len: 32,
+            gateway: GATEWAY.to_string(),
+            netns: req.netns.clone(),
+            host_ifname: host,
+            host_mac: None,
+            container_ifname: req.ifname.clone().unwrap_or_else(|| "eth0".to_string()),
+            container_mac: None,
+            mtu: Some(self.mtu),
+            advertised: convert::advertise_host(&cfg, ip),
+        });
+        if result.netns != req.netns {
+            return Err(ApiError::new(
+                ErrorKind::Conflict,
+                format!(
+                    "{} is already attached in {}, not {}",
+                    req.id, result.netns, req.netns
+                ),
+            ));
+        }
+        Ok(Some(result))
+    }
+
+    fn local_by_dev(&self, dev: &str) -> Option<Ipv4Addr> {
+        self.locals_read()
+            .iter()
+            .find(|(_, d)| d.as_str() == dev)
+            .map(|(ip, _)| *ip)
     }
 }
 
@@ -344,6 +421,9 @@ impl Backend for Agent {
             )));
         }
         let mut ipam = self.ipam.lock().await;
+        if let Some(r) = self.existing(&ipam, &req, requested)? {
+            return Ok(r);
+        }
         let ip = ipam.allocate(&req.id, requested).map_err(ipam_error)?;
         let dp = tortie_routes::AttachRequest {
             container_id: req.id.clone(),
@@ -375,7 +455,12 @@ impl Backend for Agent {
             return Err(e);
         }
         tracing::info!(id = %req.id, %ip, host_ifname = %attachment.host_ifname, "attached");
-        Ok(self.attach_result(&req.id, &attachment))
+        let result = self.attach_result(&req.id, &attachment);
+        self.results
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(req.id.clone(), result.clone());
+        Ok(result)
     }
 
     async fn detach(&self, req: DetachRequest) -> Result<DetachResult, ApiError> {
@@ -388,10 +473,16 @@ impl Backend for Agent {
 
     async fn check(&self, req: CheckRequest) -> Result<AttachResult, ApiError> {
         let ipam = self.ipam.lock().await;
+        let cfg = self.config();
         let ip = ipam
             .get(&req.id)
+            .or_else(|| {
+                self.local_by_dev(&tortie_routes::host_ifname(
+                    &cfg.dataplane.veth_prefix,
+                    &req.id,
+                ))
+            })
             .ok_or_else(|| ApiError::not_found(format!("{} is not attached", req.id)))?;
-        let cfg = self.config();
         let found = tortie_routes::list_attachments(
             &cfg.dataplane.veth_prefix,
             cfg.dataplane.route_protocol,

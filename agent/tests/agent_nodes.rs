@@ -1,0 +1,261 @@
+//! Root integration tests: two `tortie run` agents in their own namespaces
+//! peering iBGP over a veth; containers attached with `tortie attach` ping
+//! each other across the nodes; status, routes and metrics are checked; the
+//! agent is SIGKILLed and restarted under a running ping without loss.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn two_nodes_peer_attach_ping_status_metrics() {
+    if !root_or_skip() {
+        return;
+    }
+    let t = TwoNodes::new("tn");
+    t.a.wait_established(Duration::from_secs(20));
+    t.b.wait_established(Duration::from_secs(20));
+
+    let ip_a = t.a.attach(&t.ca, "ca");
+    let ip_b = t.b.attach(&t.cb, "cb");
+    assert!(ip_a.starts_with("10.244.1."), "{ip_a}");
+    assert!(ip_b.starts_with("10.244.2."), "{ip_b}");
+    // Attaching the same id again is idempotent.
+    assert_eq!(t.a.attach(&t.ca, "ca"), ip_a);
+
+    wait_until(
+        Duration::from_secs(10),
+        "the remote block in A's kernel",
+        || sh(&["ip", "-n", &t.na.name, "route", "show", "10.244.2.0/26"]).contains("proto 149"),
+    );
+    let (tx, rx) = ping(&t.ca, &ip_b, 3, "0.2");
+    assert_eq!(
+        (tx, rx),
+        (3, 3),
+        "ping {ip_a} -> {ip_b}\nA log:\n{}",
+        t.a.log()
+    );
+    let (tx, rx) = ping(&t.cb, &ip_a, 3, "0.2");
+    assert_eq!((tx, rx), (3, 3));
+
+    // status -o json
+    let s = t.a.status_json();
+    assert_eq!(s["node"]["name"], "node-a");
+    assert_eq!(s["peers"][0]["address"], "192.0.2.12");
+    assert_eq!(s["peers"][0]["name"], "node-b");
+    assert_eq!(s["peers"][0]["state"], "Established");
+    assert_eq!(s["containers"], 1);
+    // the table form names the peer and its state
+    let table = cli(&t.a.socket(), &["status"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("192.0.2.12") && table.contains("Established"),
+        "{table}"
+    );
+
+    // routes -o json: the remote block is best and installed
+    let out = cli(&t.a.socket(), &["routes", "-o", "json"]);
+    let routes: serde_json::Value = serde_json::from_slice(&out.stdout).expect("routes JSON");
+    let remote = routes
+        .as_array()
+        .and_then(|rs| rs.iter().find(|r| r["prefix"] == "10.244.2.0/26"))
+        .unwrap_or_else(|| panic!("no 10.244.2.0/26 in {routes}"));
+    assert_eq!(remote["installed"], true);
+    assert_eq!(remote["paths"][0]["best"], true);
+    assert_eq!(remote["paths"][0]["next_hop"], "192.0.2.12");
+
+    // metrics
+    let m = t.a.scrape();
+    assert!(
+        m.contains("tortie_bgp_session_up{peer=\"192.0.2.12\",peer_asn=\"64512\"} 1"),
+        "{m}"
+    );
+    assert!(m.contains("tortie_containers 1"), "{m}");
+    assert!(
+        m.contains("tortie_dataplane_routes{kind=\"learned\"} 1"),
+        "{m}"
+    );
+    promtool_ok(&m);
+
+    // detach: veth gone, address released, route withdrawn from B
+    let out = cli(&t.a.socket(), &["detach", "--id", "ca"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&ip_a));
+    let links = sh(&["ip", "-n", &t.ca.name, "link"]);
+    assert!(!links.contains("eth0"), "{links}");
+    // detach is idempotent
+    assert!(
+        cli(&t.a.socket(), &["detach", "--id", "ca"])
+            .status
+            .success()
+    );
+    assert_eq!(t.a.status_json()["containers"], 0);
+}
+
+fn promtool_ok(scrape: &str) {
+    let mut child = match Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) if std::env::var_os("CI").is_none() => {
+            eprintln!("promtool not available ({e}); not linted");
+            return;
+        }
+        Err(e) => panic!("promtool missing in CI: {e}"),
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(scrape.as_bytes()).expect("promtool stdin");
+    }
+    let out = child.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn sigkill_and_restart_under_ping_loses_nothing() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut t = TwoNodes::new("rs");
+    t.a.wait_established(Duration::from_secs(20));
+    let ip_a = t.a.attach(&t.ca, "ca");
+    let ip_b = t.b.attach(&t.cb, "cb");
+    wait_until(Duration::from_secs(10), "routes both ways", || {
+        sh(&["ip", "-n", &t.na.name, "route", "show", "10.244.2.0/26"]).contains("proto 149")
+            && sh(&["ip", "-n", &t.nb.name, "route", "show", "10.244.1.0/26"]).contains("proto 149")
+    });
+    let before = sh(&["ip", "-n", &t.na.name, "route", "show", "proto", "149"]);
+
+    // 100 pings, 50 ms apart (5 s), while A is killed and restarted.
+    let ping_ns = t.ca.name.clone();
+    let dst = ip_b.clone();
+    let pinger = std::thread::spawn(move || {
+        let out = Command::new("ip")
+            .args([
+                "netns", "exec", &ping_ns, "ping", "-n", "-q", "-c", "100", "-i", "0.05", "-W",
+                "1", &dst,
+            ])
+            .output()
+            .expect("ping");
+        parse_ping(&String::from_utf8_lossy(&out.stdout))
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    t.a.kill9();
+    let after_kill = sh(&["ip", "-n", &t.na.name, "route", "show", "proto", "149"]);
+    assert_eq!(after_kill, before, "kernel routes must survive SIGKILL");
+    std::thread::sleep(Duration::from_millis(300));
+    t.a.spawn();
+    let (tx, rx) = pinger.join().expect("ping thread");
+    assert_eq!(tx, 100, "ping did not run");
+    assert_eq!(
+        rx,
+        100,
+        "lost {} pings across the restart\nA log:\n{}",
+        tx - rx,
+        t.a.log()
+    );
+
+    t.a.wait_established(Duration::from_secs(20));
+    let log = t.a.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("kernel routes of ours found at start-up")
+                && !l.contains("adopted=0")),
+        "the restarted agent did not adopt its routes:\n{log}"
+    );
+    // The container survived and is still known (IPAM reconciled, not re-used).
+    let s = t.a.status_json();
+    assert_eq!(s["containers"], 1, "{s}");
+    let (tx, rx) = ping(&t.cb, &ip_a, 3, "0.2");
+    assert_eq!((tx, rx), (3, 3));
+    let after = sh(&["ip", "-n", &t.na.name, "route", "show", "proto", "149"]);
+    assert_eq!(after, before, "routes differ after the restart");
+}
+
+#[test]
+fn sighup_applies_peer_changes_and_keeps_running_on_a_bad_file() {
+    if !root_or_skip() {
+        return;
+    }
+    let t = TwoNodes::new("hu");
+    t.a.wait_established(Duration::from_secs(20));
+    let good = std::fs::read_to_string(t.a.config_path()).expect("config");
+    // An invalid file: logged, the running config stays, the session stays up.
+    std::fs::write(t.a.config_path(), format!("{good}\nbogus = 1\n")).expect("write");
+    t.a.signal(nix::sys::signal::Signal::SIGHUP);
+    wait_until(
+        Duration::from_secs(5),
+        "the reload error in the log",
+        || t.a.log().contains("keeping the running configuration"),
+    );
+    assert_eq!(t.a.peer_states(), vec!["Established".to_string()]);
+    // A new (unreachable, passive) peer: added, the existing one untouched.
+    let transitions = t.a.status_json()["peers"][0]["established_transitions"].clone();
+    std::fs::write(
+        t.a.config_path(),
+        format!("{good}\n[[peer]]\naddress = \"192.0.2.99\"\nasn = 64513\nname = \"extra\"\npassive = true\n"),
+    )
+    .expect("write");
+    t.a.signal(nix::sys::signal::Signal::SIGHUP);
+    wait_until(Duration::from_secs(5), "the new peer", || {
+        t.a.status_json()["peers"].as_array().map(Vec::len) == Some(2)
+    });
+    let s = t.a.status_json();
+    let old = s["peers"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["address"] == "192.0.2.12"))
+        .cloned();
+    let old = old.expect("old peer still configured");
+    assert_eq!(old["state"], "Established");
+    assert_eq!(
+        old["established_transitions"], transitions,
+        "the unchanged peer was reset"
+    );
+}
+
+#[test]
+fn sigterm_leaves_routes_and_containers() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut t = TwoNodes::new("st");
+    t.a.wait_established(Duration::from_secs(20));
+    let ip_a = t.a.attach(&t.ca, "ca");
+    wait_until(Duration::from_secs(10), "the remote block", || {
+        sh(&["ip", "-n", &t.na.name, "route", "show", "10.244.2.0/26"]).contains("proto 149")
+    });
+    let before = sh(&["ip", "-n", &t.na.name, "route", "show", "proto", "149"]);
+    t.a.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(
+        t.a.wait(Duration::from_secs(10)),
+        Some(0),
+        "exit code after SIGTERM\n{}",
+        t.a.log()
+    );
+    assert_eq!(
+        sh(&["ip", "-n", &t.na.name, "route", "show", "proto", "149"]),
+        before
+    );
+    let addrs = sh(&["ip", "-n", &t.ca.name, "addr", "show", "eth0"]);
+    assert!(addrs.contains(&ip_a), "{addrs}");
+    assert!(
+        !t.a.socket().exists(),
+        "the API socket is removed on a clean stop"
+    );
+}
