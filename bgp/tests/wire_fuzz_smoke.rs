@@ -174,6 +174,16 @@ fn next_input(rng: &mut XorShift, base: &[u8], seeds: &[Vec<u8>]) -> Vec<u8> {
 }
 
 #[test]
+fn encode_smoke_2k() {
+    let mut rng = XorShift(0xe4c0_de00_0000_0001);
+    for _ in 0..2_000 {
+        let n = rng.below(200);
+        let data: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+        check_encode_from_bytes(&data);
+    }
+}
+
+#[test]
 fn fuzz_smoke_200k() {
     let seeds = seeds();
     let mut rng = XorShift(0x5eed_7071_e000_0001);

@@ -183,12 +183,18 @@ pub(crate) fn encode_attributes(
             .collect();
         put_attr(&mut post, OT, attr::LARGE_COMMUNITY, &v)?;
     }
+    let mut seen = [false; 256];
     for u in &pa.unknown {
         // RFC 4271 §5: unrecognized optional transitive attributes are passed on
-        // with the Partial bit; non-transitive ones are not passed on.
+        // with the Partial bit; non-transitive ones are not passed on. Each
+        // type at most once (RFC 4271 §5).
         let transitive_optional =
             u.flags & flags::OPTIONAL != 0 && u.flags & flags::TRANSITIVE != 0;
-        if transitive_optional && !generated(u.type_code) {
+        let dup = seen.get(usize::from(u.type_code)).copied().unwrap_or(true);
+        if let Some(x) = seen.get_mut(usize::from(u.type_code)) {
+            *x = true;
+        }
+        if transitive_optional && !generated(u.type_code) && !dup {
             put_attr(
                 &mut post,
                 (u.flags & (flags::OPTIONAL | flags::TRANSITIVE)) | flags::PARTIAL,
