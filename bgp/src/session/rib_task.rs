@@ -51,6 +51,11 @@ struct RibTask {
     events: mpsc::Sender<SpeakerEvent>,
     converged: bool,
     converge_deadline: Instant,
+    /// We restarted with forwarding state preserved and have not converged
+    /// yet: hold back our End-of-RIB markers (RFC 4724 §4.1 deferral), so
+    /// peers do not sweep our routes before we re-learned and re-sent ours.
+    restarting: bool,
+    deferred_eor: Vec<(PeerId, Update)>,
 }
 
 pub(crate) async fn run(
@@ -67,7 +72,13 @@ pub(crate) async fn run(
         .map_or(DEFAULT_CONVERGENCE_TIMEOUT, |g| {
             Duration::from_secs(u64::from(g.restart_time))
         });
+    let restarting = shared
+        .graceful_restart
+        .as_ref()
+        .is_some_and(|g| g.forwarding_preserved);
     let mut t = RibTask {
+        restarting,
+        deferred_eor: Vec::new(),
         shared,
         rib: Rib::new(cfg),
         peers: HashMap::new(),
@@ -160,8 +171,7 @@ impl RibTask {
         }
         if !self.converged && self.converge_deadline <= now {
             info!("initial convergence timer expired");
-            self.converged = true;
-            self.send_event(SpeakerEvent::Converged).await;
+            self.set_converged().await;
         }
         self.check_converged().await;
     }
@@ -169,9 +179,26 @@ impl RibTask {
     async fn check_converged(&mut self) {
         if !self.converged && self.peers.values().all(|e| e.converged) {
             info!("initial convergence: End-of-RIB from every peer");
-            self.converged = true;
-            self.send_event(SpeakerEvent::Converged).await;
+            self.set_converged().await;
         }
+    }
+
+    async fn set_converged(&mut self) {
+        self.converged = true;
+        self.restarting = false;
+        let deferred = std::mem::take(&mut self.deferred_eor);
+        if !deferred.is_empty() {
+            debug!(
+                count = deferred.len(),
+                "sending deferred End-of-RIB markers"
+            );
+            self.emit(RibOutput {
+                best_changes: Vec::new(),
+                outbound: deferred,
+            })
+            .await;
+        }
+        self.send_event(SpeakerEvent::Converged).await;
     }
 
     async fn send_event(&self, ev: SpeakerEvent) {
@@ -201,14 +228,18 @@ impl RibTask {
                     .filter(|a| a.is_ipv4() != local_addr.is_ipv4());
                 e.out = Some(out);
                 e.awaiting_eor = negotiated.families.iter().copied().collect();
-                if negotiated.peer_graceful_restart.is_none() && !e.converged {
-                    e.settle_at = Some(Instant::now() + NON_GR_PEER_SETTLE);
+                match &negotiated.peer_graceful_restart {
+                    None if !e.converged => e.settle_at = Some(Instant::now() + NON_GR_PEER_SETTLE),
+                    // RFC 4724 §4.1: do not wait for a peer that is restarting too.
+                    Some(g) if g.restart_state => e.converged = true,
+                    _ => {}
                 }
                 let id = e.id;
                 match self.rib.peer_up(id, info) {
                     Ok(out) => self.emit(out).await,
                     Err(err) => warn!(%peer, "RIB refused peer: {err}"),
                 }
+                self.check_converged().await;
             }
             RibMsg::PeerDown {
                 peer,
@@ -327,6 +358,14 @@ impl RibTask {
         if !out.outbound.is_empty() {
             let mut per_peer: HashMap<PeerId, Vec<Update>> = HashMap::new();
             for (id, u) in out.outbound {
+                if self.restarting
+                    && u.end_of_rib.is_some()
+                    && u.announced.is_empty()
+                    && u.withdrawn.is_empty()
+                {
+                    self.deferred_eor.push((id, u));
+                    continue;
+                }
                 per_peer.entry(id).or_default().push(u);
             }
             for e in self.peers.values_mut() {

@@ -26,10 +26,7 @@ use super::conn::{Conn, IoDone, OUT_HIGH_WATER};
 use super::msg::{PeerCmd, PeerOut, RibMsg};
 use super::socket::{self, ConnectOptions};
 use super::{Shared, fsm_config, jitter};
-use crate::fsm::{
-    Action, CollisionOutcome, DownReason, Event, Fsm, Negotiated, SessionState, Timer, codes,
-    notify, resolve_collision,
-};
+use crate::fsm::{Action, DownReason, Event, Fsm, Negotiated, SessionState, Timer, codes, notify};
 use crate::speaker::{CapabilitySummary, PeerConfig, PeerStatus, SpeakerEvent};
 use crate::wire::{CodecContext, Message, MessageType, Notification, RouteRefresh};
 
@@ -53,6 +50,8 @@ enum Wake {
     RibGone,
     Nothing,
 }
+
+mod collision;
 
 type Connecting = Pin<Box<dyn Future<Output = io::Result<TcpStream>> + Send>>;
 
@@ -423,7 +422,6 @@ impl PeerTask {
     fn attach_accepted(&mut self, conn: Conn) {
         self.connecting = None;
         self.conn = Some(conn);
-        self.reason = "peer connected".into();
         self.feed(Event::TcpConnectionConfirmed);
     }
 
@@ -474,84 +472,6 @@ impl PeerTask {
         }
     }
 
-    /// The main connection received an OPEN while a candidate exists. Returns
-    /// true when the main connection survives and should process the OPEN.
-    fn collide_on_main_open(&mut self, remote_id: std::net::Ipv4Addr) -> bool {
-        let main_local = self.conn.as_ref().is_some_and(|c| c.locally_initiated);
-        let keep_main = !main_local
-            || resolve_collision(self.shared.router_id, remote_id)
-                == CollisionOutcome::KeepLocallyInitiated;
-        if keep_main {
-            self.dump_cand();
-            true
-        } else {
-            self.promote_cand();
-            false
-        }
-    }
-
-    fn process_cand(&mut self) {
-        let Some(res) = self.cand.as_mut().and_then(|c| c.1.next_message()) else {
-            return;
-        };
-        let Ok(Message::Open(o)) = res else {
-            // Anything but an OPEN first (or garbage): not worth a session.
-            self.drop_cand();
-            return;
-        };
-        if let Ok(mut st) = self.status.lock() {
-            count(&mut st.messages_received, MessageType::Open);
-        }
-        let main_local = self.conn.as_ref().is_some_and(|c| c.locally_initiated);
-        let keep_cand = main_local
-            && resolve_collision(self.shared.router_id, o.bgp_identifier)
-                == CollisionOutcome::KeepRemotelyInitiated;
-        if keep_cand {
-            self.promote_cand();
-            self.feed(Event::BGPOpen(o));
-            // Anything after the OPEN is now the main connection's.
-            self.process_main();
-        } else {
-            self.dump_cand();
-        }
-    }
-
-    /// Closes the candidate with Cease/7 (§6.8).
-    fn dump_cand(&mut self) {
-        if let Some((mut fsm, mut conn, _)) = self.cand.take() {
-            info!(peer = %self.addr(), "connection collision: closing the peer-initiated connection");
-            for a in fsm.handle(Event::OpenCollisionDump) {
-                if let Action::SendNotification(n) = a {
-                    let _ = conn.queue(&Message::Notification(n));
-                    self.count_sent(MessageType::Notification);
-                }
-            }
-            tokio::spawn(conn.close(CLOSE_FLUSH));
-        }
-    }
-
-    fn drop_cand(&mut self) {
-        if let Some((_, conn, _)) = self.cand.take() {
-            conn.abort();
-        }
-    }
-
-    /// Dumps the main connection (Cease/7) and makes the candidate the main one.
-    fn promote_cand(&mut self) {
-        let Some((fsm, conn, _)) = self.cand.take() else {
-            return;
-        };
-        info!(peer = %self.addr(), "connection collision: keeping the peer-initiated connection");
-        self.reason = "connection collision resolution".into();
-        self.feed(Event::OpenCollisionDump);
-        self.connecting = None;
-        self.timers = [None; 4];
-        self.timers[timer_index(Timer::Hold)] = Some(Instant::now() + crate::fsm::OPEN_HOLD_TIME);
-        self.fsm = fsm;
-        self.conn = Some(conn);
-        self.note_state(self.fsm.state());
-    }
-
     fn fire_timers(&mut self) {
         let now = Instant::now();
         if self.cand.as_ref().is_some_and(|c| c.2 <= now) {
@@ -562,9 +482,6 @@ impl PeerTask {
             let i = timer_index(t);
             if self.timers[i].is_some_and(|d| d <= now) {
                 self.timers[i] = None;
-                if t == Timer::Hold {
-                    self.reason = "hold timer expired".into();
-                }
                 self.feed(ev);
             }
         }
@@ -636,6 +553,20 @@ impl PeerTask {
     // ----- the FSM and its actions ---------------------------------------
 
     fn feed(&mut self, ev: Event) {
+        let default_reason = match &ev {
+            Event::ManualStart => Some("started"),
+            Event::AutomaticStart | Event::IdleHoldTimerExpires => Some("automatic restart"),
+            Event::ConnectRetryTimerExpires => Some("connect retry timer expired"),
+            Event::TcpCrAcked => Some("connected to peer"),
+            Event::TcpConnectionConfirmed => Some("accepted connection from peer"),
+            Event::BGPOpen(_) => Some("OPEN received"),
+            Event::KeepAliveMsg => Some("OPEN exchanged"),
+            Event::HoldTimerExpires => Some("hold timer expired"),
+            _ => None,
+        };
+        if let Some(r) = default_reason {
+            self.reason = r.to_string();
+        }
         let before = self.fsm.state();
         let actions = self.fsm.handle(ev);
         for a in actions {
@@ -753,14 +684,17 @@ impl PeerTask {
 
     fn on_established(&mut self, n: Negotiated) {
         let peer = self.addr();
-        let local_addr = self.conn.as_ref().map(|c| c.local.ip().to_canonical());
-        let local_addr = self
-            .shared
-            .local_address
-            .or(local_addr)
-            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        // Next-hop self: the configured local address when it is of the
+        // session's family, else the session's own local address.
+        let session_local = self.conn.as_ref().map(|c| c.local.ip().to_canonical());
+        let configured = self.shared.local_address;
+        let local_addr = match (session_local, configured) {
+            (Some(s), Some(c)) if s.is_ipv4() == c.is_ipv4() => c,
+            (Some(s), _) => s,
+            (None, Some(c)) => c,
+            (None, None) => IpAddr::from([0, 0, 0, 0]),
+        };
         info!(%peer, asn = n.peer_asn, hold = n.hold_time, families = ?n.families, "session Established");
-        self.reason = "OPEN exchanged".into();
         if let Ok(mut st) = self.status.lock() {
             st.established_transitions += 1;
             st.hold_time = Some(n.hold_time);
