@@ -50,7 +50,11 @@ enum Cmd {
     Status { file: PathBuf },
 }
 
-fn open(cli_root: &Option<PathBuf>, name: &Option<String>, file: &std::path::Path) -> anyhow::Result<Lab> {
+fn open(
+    cli_root: &Option<PathBuf>,
+    name: &Option<String>,
+    file: &std::path::Path,
+) -> anyhow::Result<Lab> {
     let topo = Topology::load(file, name.as_deref())?;
     for w in &topo.warnings {
         eprintln!("warning: {}: {w}", file.display());

@@ -38,6 +38,9 @@ pub struct DaemonRecord {
     pub node: String,
     pub name: String,
     pub pid: i32,
+    /// What was run (inside the node wrapper), to restart it.
+    #[serde(default)]
+    pub argv: Vec<String>,
 }
 
 /// A container namespace attached to a node.
@@ -281,12 +284,46 @@ impl Lab {
         let cmd = self.node_command(node, &argv);
         let log = self.node_dir(node).join(format!("{name}.log"));
         let d = Daemon::spawn(name, cmd, &log)?;
+        let pid = d.release();
+        self.state
+            .daemons
+            .retain(|r| !(r.node == node && r.name == name));
         self.state.daemons.push(DaemonRecord {
             node: node.to_string(),
             name: name.to_string(),
-            pid: d.release(),
+            pid,
+            argv,
         });
         self.save()
+    }
+
+    /// SIGKILLs daemon `name` of `node` (a crash), by its recorded PID.
+    pub fn kill_daemon(&self, node: &str, name: &str) -> Result<()> {
+        let r = self.daemon_record(node, name)?;
+        if pid_namespace(r.pid).as_deref() == Some(self.topo.namespace(node).as_str()) {
+            use nix::sys::signal::{Signal, kill};
+            let _ = kill(nix::unistd::Pid::from_raw(r.pid), Signal::SIGKILL);
+            let gone =
+                crate::wait::wait_for("killed daemon to exit", Duration::from_secs(5), || {
+                    pid_namespace(r.pid).is_none()
+                });
+            gone?;
+        }
+        Ok(())
+    }
+
+    /// Starts daemon `name` of `node` again with its recorded command line.
+    pub fn restart_daemon(&mut self, node: &str, name: &str) -> Result<()> {
+        let argv = self.daemon_record(node, name)?.argv.clone();
+        self.spawn(node, name, argv)
+    }
+
+    fn daemon_record(&self, node: &str, name: &str) -> Result<&DaemonRecord> {
+        self.state
+            .daemons
+            .iter()
+            .find(|r| r.node == node && r.name == name)
+            .ok_or_else(|| LabError::Invalid(format!("no daemon {name} on node {node}")))
     }
 
     fn start_daemon(&mut self, node: &Node) -> Result<()> {
@@ -535,5 +572,105 @@ fn stop_pid(pid: i32) {
     let gone = crate::wait::wait_for("exit", Duration::from_secs(3), || kill(p, None).is_err());
     if gone.is_err() {
         let _ = kill(p, Signal::SIGKILL);
+    }
+}
+
+/// A lab brought up for a test under a private work-dir root with a unique
+/// name; `down` on drop (on panic too).
+#[derive(Debug)]
+pub struct LabGuard {
+    pub lab: Lab,
+    _root: tempfile::TempDir,
+}
+
+impl LabGuard {
+    /// Loads `path` as lab `name` and brings it up; on failure tears down
+    /// what was made and returns the error.
+    pub fn up(path: &Path, name: &str) -> Result<LabGuard> {
+        let root = tempfile::tempdir().map_err(|e| LabError::io("creating a lab root", e))?;
+        let topo = Topology::load(path, Some(name))?;
+        let mut lab = Lab::open(topo, root.path())?;
+        if let Err(e) = lab.up() {
+            let logs = lab.logs_tail(20);
+            let _ = lab.down();
+            return Err(LabError::Invalid(format!("{e}\n{logs}")));
+        }
+        Ok(LabGuard { lab, _root: root })
+    }
+}
+
+impl Drop for LabGuard {
+    fn drop(&mut self) {
+        if let Err(e) = self.lab.down() {
+            eprintln!("warning: lab down: {e}");
+        }
+    }
+}
+
+impl Lab {
+    /// The last lines of every daemon log, for failure messages.
+    pub fn logs_tail(&self, lines: usize) -> String {
+        let mut s = String::new();
+        for d in &self.state.daemons {
+            let log = self.node_dir(&d.node).join(format!("{}.log", d.name));
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let all: Vec<&str> = text.lines().collect();
+            s.push_str(&format!("--- {}/{} ({})\n", d.node, d.name, log.display()));
+            s.push_str(&all[all.len().saturating_sub(lines)..].join("\n"));
+            s.push('\n');
+        }
+        s
+    }
+
+    /// Pings every container from every other container (`count` probes
+    /// each). Returns the number of pairs tried and the failures as
+    /// `"node/id -> node/id (addr)"`.
+    pub fn ping_all(&self, count: u32) -> (usize, Vec<String>) {
+        let cs = &self.state.containers;
+        let mut tried = 0;
+        let mut failed = Vec::new();
+        for a in cs {
+            for b in cs {
+                if a == b {
+                    continue;
+                }
+                let Some(addr) = b.address.as_deref() else {
+                    continue;
+                };
+                tried += 1;
+                if !Netns::existing(&a.netns).ping(addr, count) {
+                    failed.push(format!(
+                        "{}/{} -> {}/{} ({addr})",
+                        a.node, a.id, b.node, b.id
+                    ));
+                }
+            }
+        }
+        (tried, failed)
+    }
+
+    /// `tortie status -o json` of a tortie node, via its default socket.
+    pub fn tortie_status(&self, node: &str) -> Result<serde_json::Value> {
+        let out = run(&mut self.node_command(
+            node,
+            &["tortie".into(), "status".into(), "-o".into(), "json".into()],
+        ))?;
+        serde_json::from_str(&out)
+            .map_err(|e| LabError::parse("tortie status -o json", format!("{e}: {out}")))
+    }
+
+    /// Anything the lab made that still exists: namespaces named after it
+    /// and processes from the state file. Empty after a clean `down`.
+    pub fn leftovers(&self) -> Vec<String> {
+        let prefix = format!("clab-{}-", self.topo.name);
+        let mut left: Vec<String> = netns::list_namespaces()
+            .into_iter()
+            .filter(|n| n.starts_with(&prefix))
+            .map(|n| format!("namespace {n}"))
+            .collect();
+        if self.workdir.exists() {
+            left.push(format!("work dir {}", self.workdir.display()));
+        }
+        left
     }
 }

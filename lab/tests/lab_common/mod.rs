@@ -1,0 +1,91 @@
+//! Shared steps of the lab end-to-end tests: bring a topology up under a
+//! unique name, check pings and peer states, tear down and check nothing is
+//! left.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tortie_lab::runner::LabGuard;
+use tortie_lab::topology::Role;
+use tortie_lab::{require_root, wait_until};
+
+pub const T: Duration = Duration::from_secs(45);
+
+pub fn topology(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("topologies")
+        .join(format!("{name}.clab.yml"))
+}
+
+/// Brings `topo` up as lab `<tag>-<pid>`, or `None` when not root.
+pub fn up(topo: &str, tag: &str) -> Option<LabGuard> {
+    if !require_root() {
+        return None;
+    }
+    let name = format!("{tag}-{}", std::process::id());
+    Some(LabGuard::up(&topology(topo), &name).unwrap_or_else(|e| panic!("up {topo}: {e}")))
+}
+
+/// Every tortie node shows every configured peer Established.
+pub fn wait_all_established(g: &LabGuard) {
+    for node in g.lab.topo.nodes.iter().filter(|n| n.role == Role::Tortie) {
+        wait_until(&format!("{}: all peers Established", node.name), T, || {
+            let st = g.lab.tortie_status(&node.name).ok()?;
+            let peers = tortie_lab::tortie::peer_states(&st);
+            (!peers.is_empty() && peers.iter().all(|(_, s)| s == "Established")).then_some(())
+        })
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e}: {:?}\n{}",
+                g.lab.tortie_status(&node.name),
+                g.lab.logs_tail(15)
+            )
+        });
+    }
+}
+
+/// Every container pings every other one: all must succeed. Waits for the
+/// first full round (routes converging), then demands a second clean round.
+pub fn ping_all(g: &LabGuard) {
+    let (n, _) = wait_until("a full ping round", T, || {
+        let (n, failed) = g.lab.ping_all(1);
+        failed.is_empty().then_some((n, ()))
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:?}\n{}", g.lab.ping_all(1).1, g.lab.status()));
+    let (n2, failed) = g.lab.ping_all(2);
+    assert_eq!(n, n2);
+    assert!(failed.is_empty(), "ping failures: {failed:?}");
+    let c = g.lab.state.containers.len();
+    assert_eq!(
+        n,
+        c * (c - 1),
+        "every ordered pair of containers was pinged"
+    );
+}
+
+/// Tears down and checks that no namespace, work dir or daemon is left, and
+/// that a second down is a no-op.
+pub fn down_leaves_nothing(mut g: LabGuard) {
+    let pids: Vec<i32> = g.lab.state.daemons.iter().map(|d| d.pid).collect();
+    g.lab.down().expect("down");
+    assert!(
+        g.lab.leftovers().is_empty(),
+        "left after down: {:?}",
+        g.lab.leftovers()
+    );
+    for pid in pids {
+        assert!(
+            tortie_lab::runner::pid_namespace(pid).is_none(),
+            "daemon pid {pid} still in a lab namespace"
+        );
+    }
+    g.lab.down().expect("second down is a no-op");
+}
+
+/// Output of a command run in a node.
+pub fn node_sh(g: &LabGuard, node: &str, script: &str) -> String {
+    g.lab
+        .sh(node, script)
+        .unwrap_or_else(|e| panic!("{node}: {script}: {e}"))
+}
