@@ -211,12 +211,44 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>) -> anyhow::Result<()> 
 /// tunnel overhead when encapsulating.
 pub fn container_mtu(cfg: &Config, underlay: Option<u32>) -> u32 {
     let underlay = underlay.unwrap_or(DEFAULT_MTU);
-    if cfg.dataplane.mtu != 0 {
+    let mtu = if cfg.dataplane.mtu != 0 {
         u32::from(cfg.dataplane.mtu)
     } else if cfg.dataplane.encapsulation.uses_tunnel() {
         underlay.saturating_sub(tortie_routes::IPIP_OVERHEAD)
     } else {
         underlay
+    };
+    // A veth takes 68..=65535 (lo reports 65536).
+    mtu.clamp(68, 65_535)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conf(extra: &str) -> Config {
+        let text = format!(
+            "[node]\nname = \"n\"\naddress = \"192.0.2.1/24\"\nasn = 64512\npod_cidr = \"10.244.0.0/26\"\n{extra}"
+        );
+        tortie_config::parse(&text, "t.toml").unwrap()
+    }
+
+    #[test]
+    fn container_mtu_rules() {
+        assert_eq!(container_mtu(&conf(""), Some(9000)), 9000);
+        assert_eq!(container_mtu(&conf(""), None), 1500);
+        assert_eq!(container_mtu(&conf(""), Some(65_536)), 65_535);
+        assert_eq!(
+            container_mtu(&conf("[dataplane]\nencapsulation = \"ipip\"\n"), Some(1500)),
+            1480
+        );
+        assert_eq!(
+            container_mtu(
+                &conf("[dataplane]\nmtu = 1400\nencapsulation = \"ipip\"\n"),
+                Some(1500)
+            ),
+            1400
+        );
     }
 }
 

@@ -1,0 +1,219 @@
+//! Root integration test of `tortie-cni` against a running agent, driven like
+//! a container runtime drives it: `CNI_*` environment variables and the
+//! network config on stdin; results and errors read from stdout.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::*;
+use serde_json::{Value, json};
+
+/// Runs the plugin; returns (exit success, stdout JSON or Null).
+fn cni(command: &str, env: &[(&str, &str)], conf: &Value) -> (bool, Value) {
+    let mut cmd = Command::new(TORTIE_CNI);
+    cmd.env_clear()
+        .env("CNI_COMMAND", command)
+        .env("CNI_PATH", "/usr/lib/cni")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("starting tortie-cni");
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(conf.to_string().as_bytes()).expect("stdin");
+    }
+    let out = child.wait_with_output().expect("tortie-cni");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v = if text.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("tortie-cni printed non-JSON {text:?}: {e}"))
+    };
+    (out.status.success(), v)
+}
+
+#[test]
+fn cni_add_check_del_status_gc_against_an_agent() {
+    if !root_or_skip() {
+        return;
+    }
+    let tg = tag("cn");
+    let dir = tempfile::Builder::new()
+        .prefix("tortie-cni-")
+        .tempdir()
+        .expect("tempdir");
+    let node = Netns::new(format!("{tg}-n"));
+    let c1 = Netns::new(format!("{tg}-c1"));
+    let c2 = Netns::new(format!("{tg}-c2"));
+    // The node's address (no fabric in this test: on lo).
+    sh(&[
+        "ip",
+        "-n",
+        &node.name,
+        "addr",
+        "add",
+        "192.0.2.11/32",
+        "dev",
+        "lo",
+    ]);
+    let mut agent = Agent::start(
+        dir.path().join("a"),
+        &node,
+        &NodeSpec {
+            name: "node-a",
+            address: "192.0.2.11/24",
+            pod_cidr: "10.244.7.0/28",
+            asn: 64512,
+            peers: vec![],
+        },
+    );
+    let sock = agent.socket().display().to_string();
+    let conf = json!({"cniVersion": "1.1.0", "name": "tortie", "type": "tortie", "socket": sock});
+
+    // VERSION
+    let (ok, v) = cni("VERSION", &[], &json!({"cniVersion": "1.1.0"}));
+    assert!(ok);
+    assert!(
+        v["supportedVersions"]
+            .as_array()
+            .is_some_and(|s| s.contains(&json!("1.1.0"))),
+        "{v}"
+    );
+
+    // STATUS: the agent answers
+    let (ok, v) = cni("STATUS", &[], &conf);
+    assert!(ok, "{v}");
+
+    // ADD
+    let c1_path = c1.path();
+    let env1 = [
+        ("CNI_CONTAINERID", "cid1"),
+        ("CNI_NETNS", c1_path.as_str()),
+        ("CNI_IFNAME", "eth0"),
+    ];
+    let (ok, add) = cni("ADD", &env1, &conf);
+    assert!(ok, "ADD failed: {add}\n{}", agent.log());
+    assert_eq!(add["cniVersion"], "1.1.0");
+    let addr = add["ips"][0]["address"]
+        .as_str()
+        .expect("ips[0].address")
+        .to_string();
+    assert!(
+        addr.starts_with("10.244.7.") && addr.ends_with("/32"),
+        "{add}"
+    );
+    assert_eq!(add["ips"][0]["gateway"], "169.254.1.1");
+    assert_eq!(add["ips"][0]["interface"], 1);
+    assert_eq!(add["interfaces"][1]["name"], "eth0");
+    assert_eq!(add["interfaces"][1]["sandbox"], c1_path);
+    let mac = add["interfaces"][1]["mac"].as_str().unwrap_or_default();
+    assert_eq!(mac.len(), 17, "a MAC is required by podman: {add}");
+    assert_eq!(add["routes"][0]["dst"], "0.0.0.0/0");
+    let ip_only = addr.trim_end_matches("/32");
+    assert!(sh(&["ip", "-n", &c1.name, "addr", "show", "eth0"]).contains(&addr));
+    assert!(sh(&["ip", "-n", &c1.name, "link", "show", "eth0"]).contains(mac));
+    // The container reaches the node through the veth.
+    let (tx, rx) = ping(&c1, "192.0.2.11", 2, "0.2");
+    assert_eq!((tx, rx), (2, 2), "container {ip_only} -> node");
+
+    // ADD again (runtime retry): the same answer.
+    let (ok, again) = cni("ADD", &env1, &conf);
+    assert!(ok, "{again}");
+    assert_eq!(again, add);
+
+    // CHECK with the ADD result as prevResult.
+    let mut check_conf = conf.clone();
+    check_conf["prevResult"] = add.clone();
+    let (ok, v) = cni("CHECK", &env1, &check_conf);
+    assert!(ok, "CHECK failed: {v}");
+    // CHECK with a prevResult that lists another address fails with 102.
+    let mut wrong = check_conf.clone();
+    wrong["prevResult"]["ips"][0]["address"] = json!("10.99.0.1/32");
+    let (ok, v) = cni("CHECK", &env1, &wrong);
+    assert!(!ok);
+    assert_eq!(v["code"], 102, "{v}");
+
+    // A second container, then GC keeping only the first.
+    let c2_path = c2.path();
+    let env2 = [
+        ("CNI_CONTAINERID", "cid2"),
+        ("CNI_NETNS", c2_path.as_str()),
+        ("CNI_IFNAME", "eth0"),
+    ];
+    let (ok, add2) = cni("ADD", &env2, &conf);
+    assert!(ok, "{add2}");
+    assert_ne!(add2["ips"][0]["address"], add["ips"][0]["address"]);
+    let mut gc = conf.clone();
+    gc["cni.dev/valid-attachments"] = json!([{"containerID": "cid1", "ifname": "eth0"}]);
+    let (ok, v) = cni("GC", &[], &gc);
+    assert!(ok, "GC failed: {v}");
+    assert!(
+        !sh(&["ip", "-n", &c2.name, "link"]).contains("eth0"),
+        "GC left cid2's interface"
+    );
+    assert!(
+        sh(&["ip", "-n", &c1.name, "link"]).contains("eth0"),
+        "GC removed a valid attachment"
+    );
+
+    // DEL, idempotent, also with an empty CNI_NETNS (ctr does that).
+    let (ok, v) = cni("DEL", &env1, &conf);
+    assert!(ok, "DEL failed: {v}");
+    assert_eq!(v, Value::Null);
+    assert!(!sh(&["ip", "-n", &c1.name, "link"]).contains("eth0"));
+    let (ok, v) = cni("DEL", &env1, &conf);
+    assert!(ok, "second DEL failed: {v}");
+    let (ok, v) = cni(
+        "DEL",
+        &[
+            ("CNI_CONTAINERID", "cid1"),
+            ("CNI_NETNS", ""),
+            ("CNI_IFNAME", "eth0"),
+        ],
+        &conf,
+    );
+    assert!(ok, "DEL with empty CNI_NETNS failed: {v}");
+    // CHECK after DEL: container unknown (3).
+    let (ok, v) = cni("CHECK", &env1, &check_conf);
+    assert!(!ok);
+    assert_eq!(v["code"], 3, "{v}");
+    assert_eq!(agent.status_json()["containers"], 0);
+
+    // Errors: bad env, bad config, old version.
+    let (ok, v) = cni(
+        "ADD",
+        &[("CNI_CONTAINERID", "x"), ("CNI_IFNAME", "eth0")],
+        &conf,
+    );
+    assert!(!ok);
+    assert_eq!(v["code"], 4, "{v}");
+    let (ok, v) = cni(
+        "ADD",
+        &env1,
+        &json!({"cniVersion": "9.0.0", "name": "tortie", "type": "tortie"}),
+    );
+    assert!(!ok);
+    assert_eq!(v["code"], 1, "{v}");
+
+    // 0.4.0 results carry "version": "4".
+    let old = json!({"cniVersion": "0.4.0", "name": "tortie", "type": "tortie", "socket": sock});
+    let (ok, v) = cni("ADD", &env1, &old);
+    assert!(ok, "{v}");
+    assert_eq!(v["ips"][0]["version"], "4");
+    let (ok, _) = cni("DEL", &env1, &old);
+    assert!(ok);
+
+    // Agent down: ADD says "try again later" (11), STATUS "not available" (50).
+    agent.kill9();
+    let (ok, v) = cni("ADD", &env1, &conf);
+    assert!(!ok);
+    assert_eq!(v["code"], 11, "{v}");
+    let (ok, v) = cni("STATUS", &[], &conf);
+    assert!(!ok);
+    assert_eq!(v["code"], 50, "{v}");
+}

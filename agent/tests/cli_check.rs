@@ -1,0 +1,118 @@
+//! The `tortie` binary without an agent: `check` exit codes and messages,
+//! `run` refusing an invalid file, completions, and the "agent not running" error.
+
+use std::process::Command;
+
+const TORTIE: &str = env!("CARGO_BIN_EXE_tortie");
+
+const VALID: &str = r#"
+[node]
+name = "n1"
+address = "192.0.2.11/24"
+asn = 64512
+pod_cidr = "10.244.1.0/26"
+
+[[peer]]
+address = "192.0.2.12"
+asn = 64512
+"#;
+
+#[test]
+fn check_exit_codes_and_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, VALID).unwrap();
+    let out = Command::new(TORTIE)
+        .args(["check", "--config"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        VALID
+            .replace("asn = 64512\npod_cidr", "asn = 0\npod_cidr")
+            .replace("10.244.1.0/26", "10.244.1.0/99"),
+    )
+    .unwrap();
+    let out = Command::new(TORTIE)
+        .args(["check", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    // Every problem, each with file:line:col.
+    let located: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("bad.toml:") && l.contains(": error: "))
+        .collect();
+    assert!(
+        located.len() >= 2,
+        "expected both problems with positions:\n{err}"
+    );
+    assert!(err.contains("bad.toml:5:"), "ASN 0 on line 5:\n{err}");
+    assert!(err.contains("bad.toml:6:"), "pod_cidr on line 6:\n{err}");
+}
+
+#[test]
+fn run_refuses_an_invalid_file_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, format!("{VALID}\nunknown_key = 1\n")).unwrap();
+    let out = Command::new(TORTIE)
+        .args(["run", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing was changed"));
+    let missing = Command::new(TORTIE)
+        .args(["check", "--config", "/nonexistent/tortie.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+}
+
+#[test]
+fn clients_say_when_the_agent_is_not_running() {
+    let out = Command::new(TORTIE)
+        .args(["status", "--socket", "/nonexistent/tortie.sock"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot reach the tortie agent at /nonexistent/tortie.sock"),
+        "{err}"
+    );
+    assert!(err.contains("is `tortie run` running?"), "{err}");
+    // TORTIE_SOCKET is honoured.
+    let out = Command::new(TORTIE)
+        .args(["routes"])
+        .env("TORTIE_SOCKET", "/nonexistent/env.sock")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/env.sock"));
+}
+
+#[test]
+fn completions_are_generated() {
+    let out = Command::new(TORTIE)
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("attach") && text.contains("--netns"),
+        "{text}"
+    );
+}
