@@ -128,9 +128,14 @@ fn ipip_datapath_in_a_qemu_guest() {
     let log = show("lab/vm/run-guest", &out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{log}");
-    assert!(
-        stdout.lines().any(|l| l.trim_end() == PASS_MARKER),
-        "run-guest succeeded without the guest's pass marker\n{log}"
+    let first_marker = stdout
+        .lines()
+        .map(str::trim_end)
+        .find(|l| l.starts_with("TORTIE-VM-RESULT:"));
+    assert_eq!(
+        first_marker,
+        Some(PASS_MARKER),
+        "run-guest succeeded but the guest's first result line is not a pass\n{log}"
     );
     eprintln!(
         "vm_ipip: setup {:.1} s, guest build {:.1} s, VM {:.1} s",
