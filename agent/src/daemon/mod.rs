@@ -222,36 +222,6 @@ pub fn container_mtu(cfg: &Config, underlay: Option<u32>) -> u32 {
     mtu.clamp(68, 65_535)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn conf(extra: &str) -> Config {
-        let text = format!(
-            "[node]\nname = \"n\"\naddress = \"192.0.2.1/24\"\nasn = 64512\npod_cidr = \"10.244.0.0/26\"\n{extra}"
-        );
-        tortie_config::parse(&text, "t.toml").unwrap()
-    }
-
-    #[test]
-    fn container_mtu_rules() {
-        assert_eq!(container_mtu(&conf(""), Some(9000)), 9000);
-        assert_eq!(container_mtu(&conf(""), None), 1500);
-        assert_eq!(container_mtu(&conf(""), Some(65_536)), 65_535);
-        assert_eq!(
-            container_mtu(&conf("[dataplane]\nencapsulation = \"ipip\"\n"), Some(1500)),
-            1480
-        );
-        assert_eq!(
-            container_mtu(
-                &conf("[dataplane]\nmtu = 1400\nencapsulation = \"ipip\"\n"),
-                Some(1500)
-            ),
-            1400
-        );
-    }
-}
-
 /// SIGHUP: re-read the file; invalid → keep running as before. Only peer
 /// changes are applied live (the speaker resets just the peers that differ).
 async fn reload(agent: &Agent, path: &Path) {
@@ -302,4 +272,34 @@ async fn reload(agent: &Agent, path: &Path) {
     let mut applied = (*old).clone();
     applied.peers = new.peers;
     agent.set_config(Arc::new(applied));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conf(extra: &str) -> Config {
+        let text = format!(
+            "[node]\nname = \"n\"\naddress = \"192.0.2.1/24\"\nasn = 64512\npod_cidr = \"10.244.0.0/26\"\n{extra}"
+        );
+        tortie_config::parse(&text, "t.toml").unwrap()
+    }
+
+    #[test]
+    fn container_mtu_rules() {
+        assert_eq!(container_mtu(&conf(""), Some(9000)), 9000);
+        assert_eq!(container_mtu(&conf(""), None), 1500);
+        assert_eq!(container_mtu(&conf(""), Some(65_536)), 65_535);
+        assert_eq!(
+            container_mtu(&conf("[dataplane]\nencapsulation = \"ipip\"\n"), Some(1500)),
+            1480
+        );
+        assert_eq!(
+            container_mtu(
+                &conf("[dataplane]\nmtu = 1400\nencapsulation = \"ipip\"\n"),
+                Some(1500)
+            ),
+            1400
+        );
+    }
 }
