@@ -102,7 +102,15 @@ pub(crate) fn validate(cfg: &SpeakerConfig) -> Result<(), BgpError> {
             "router id 0.0.0.0 is not allowed (RFC 6286)".into(),
         ));
     }
-    validate_peers(&cfg.peers, cfg.hold_time)
+    validate_peers(&cfg.peers, cfg.hold_time)?;
+    let listening = cfg.listen.is_some_and(|l| l.port() != 0);
+    if let Some(p) = cfg.peers.iter().find(|p| p.passive && !listening) {
+        return Err(BgpError::Config(format!(
+            "peer {} ({}) is passive but the speaker does not listen (listen port 0)",
+            p.name, p.address
+        )));
+    }
+    Ok(())
 }
 
 fn validate_peers(peers: &[PeerConfig], hold_time: u16) -> Result<(), BgpError> {
@@ -165,13 +173,14 @@ pub(crate) struct Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        self.rib_task.abort();
-        if let Some(l) = &self.listener {
-            l.abort();
-        }
+        // Sessions first, so none sees the RIB task vanish and resets with Cease.
         for p in self.peers.get_mut().iter() {
             p.task.abort();
         }
+        if let Some(l) = &self.listener {
+            l.abort();
+        }
+        self.rib_task.abort();
     }
 }
 
@@ -337,6 +346,14 @@ impl Runtime {
 
     pub(crate) async fn reconfigure(&self, new: Vec<PeerConfig>) -> Result<(), BgpError> {
         validate_peers(&new, self.shared.hold_time)?;
+        if self.listener.is_none()
+            && let Some(p) = new.iter().find(|p| p.passive)
+        {
+            return Err(BgpError::Config(format!(
+                "peer {} ({}) is passive but the speaker does not listen",
+                p.name, p.address
+            )));
+        }
         let mut peers = self.peers.lock().await;
         let old = std::mem::take(&mut *peers);
         let mut kept = Vec::new();

@@ -7,7 +7,7 @@
 //! stale timers of restarting peers (RFC 4724 §4.2: sweep on End-of-RIB or when
 //! the peer's Restart Time runs out) and the initial-convergence timer.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,11 +29,19 @@ const DEFAULT_CONVERGENCE_TIMEOUT: Duration = Duration::from_secs(120);
 /// A peer that did not advertise graceful restart may never send End-of-RIB:
 /// count it converged this long after Established (unless EoR comes first).
 const NON_GR_PEER_SETTLE: Duration = Duration::from_secs(5);
+/// Output batches held for a session whose channel is full before we give up
+/// on it (its task then resets it with Cease/8, Out of Resources). The RIB
+/// task never waits on a session, so one stuck peer cannot stall the others.
+const MAX_BACKLOG: usize = 65_536;
+/// How often backlogs are retried.
+const BACKLOG_RETRY: Duration = Duration::from_millis(5);
 
 struct PeerEntry {
     cfg: PeerConfig,
     id: PeerId,
     out: Option<mpsc::Sender<PeerOut>>,
+    /// Output that did not fit in `out` yet, in order.
+    backlog: VecDeque<PeerOut>,
     /// Families still awaiting End-of-RIB in the current session.
     awaiting_eor: HashSet<AddressFamily>,
     /// Graceful-restart stale deadline (RFC 4724 §4.2).
@@ -91,7 +99,9 @@ pub(crate) async fn run(
     t.check_converged().await;
     loop {
         let deadline = t.next_deadline();
+        let backlog = t.peers.values().any(|e| !e.backlog.is_empty());
         tokio::select! {
+            _ = tokio::time::sleep(BACKLOG_RETRY), if backlog => t.drain_backlogs(),
             msg = rx.recv() => match msg {
                 Some(m) => t.handle(m).await,
                 None => return,
@@ -130,6 +140,7 @@ impl RibTask {
                             cfg: p.clone(),
                             id,
                             out: None,
+                            backlog: VecDeque::new(),
                             awaiting_eor: HashSet::new(),
                             stale_until: None,
                             settle_at: None,
@@ -227,6 +238,7 @@ impl RibTask {
                     .local_address
                     .filter(|a| a.is_ipv4() != local_addr.is_ipv4());
                 e.out = Some(out);
+                e.backlog.clear();
                 e.awaiting_eor = negotiated.families.iter().copied().collect();
                 match &negotiated.peer_graceful_restart {
                     None if !e.converged => e.settle_at = Some(Instant::now() + NON_GR_PEER_SETTLE),
@@ -250,6 +262,7 @@ impl RibTask {
                     return;
                 };
                 e.out = None;
+                e.backlog.clear();
                 e.settle_at = None;
                 let id = e.id;
                 let retain = retain_for.is_some() && !families.is_empty();
@@ -328,9 +341,7 @@ impl RibTask {
                     .map(|p| p.family())
                     .unwrap_or(AddressFamily::IPV4_UNICAST);
                 warn!(%peer, limit, would_have, "prefix limit exceeded");
-                if let Some(tx) = e.out.as_ref() {
-                    let _ = tx.send(PeerOut::MaxPrefixes { family, limit }).await;
-                }
+                push_out(peer, e, PeerOut::MaxPrefixes { family, limit });
                 return;
             }
             Err(err) => {
@@ -368,12 +379,9 @@ impl RibTask {
                 }
                 per_peer.entry(id).or_default().push(u);
             }
-            for e in self.peers.values_mut() {
-                if let Some(updates) = per_peer.remove(&e.id)
-                    && let Some(tx) = e.out.as_ref()
-                    && tx.send(PeerOut::Updates(updates)).await.is_err()
-                {
-                    e.out = None;
+            for (addr, e) in self.peers.iter_mut() {
+                if let Some(updates) = per_peer.remove(&e.id) {
+                    push_out(*addr, e, PeerOut::Updates(updates));
                 }
             }
         }
@@ -384,6 +392,29 @@ impl RibTask {
                 attributes: c.attributes,
             })
             .await;
+        }
+    }
+
+    fn drain_backlogs(&mut self) {
+        for (addr, e) in self.peers.iter_mut() {
+            while let Some(m) = e.backlog.pop_front() {
+                let Some(tx) = e.out.as_ref() else {
+                    e.backlog.clear();
+                    break;
+                };
+                match tx.try_send(m) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(m)) => {
+                        e.backlog.push_front(m);
+                        break;
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                        debug!(peer = %addr, "session gone with output pending");
+                        e.out = None;
+                        e.backlog.clear();
+                    }
+                }
+            }
         }
     }
 
@@ -410,5 +441,29 @@ impl RibTask {
             .collect();
         v.sort_by_key(|r| r.prefix);
         v
+    }
+}
+
+/// Hands `m` to the peer's session without waiting: queue it behind earlier
+/// output when the channel is full; drop the session's channel (it resets)
+/// when the backlog grows past [`MAX_BACKLOG`].
+fn push_out(addr: IpAddr, e: &mut PeerEntry, m: PeerOut) {
+    let Some(tx) = e.out.as_ref() else { return };
+    if e.backlog.is_empty() {
+        match tx.try_send(m) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Full(m)) => e.backlog.push_back(m),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                e.out = None;
+                return;
+            }
+        }
+    } else {
+        e.backlog.push_back(m);
+    }
+    if e.backlog.len() > MAX_BACKLOG {
+        warn!(peer = %addr, "peer is not taking UPDATEs ({MAX_BACKLOG} batches queued): resetting its session");
+        e.out = None;
+        e.backlog.clear();
     }
 }

@@ -264,7 +264,7 @@ impl PeerTask {
                 Wake::CandRead(_) | Wake::CandWrote(Err(_)) => self.drop_cand(),
                 Wake::CandWrote(Ok(())) => {}
                 Wake::Out(Some(o)) => self.on_out(o),
-                Wake::Out(None) => self.out_rx = None,
+                Wake::Out(None) => self.on_out_closed(),
                 Wake::Timer => self.fire_timers(),
             }
         }
@@ -517,6 +517,18 @@ impl PeerTask {
                     data,
                 ))));
             }
+        }
+    }
+
+    /// The RIB task dropped this session's output channel while it is up:
+    /// it could not deliver our UPDATEs (or is gone). Reset the session.
+    fn on_out_closed(&mut self) {
+        self.out_rx = None;
+        if self.fsm.state() == SessionState::Established {
+            warn!(peer = %self.addr(), "cannot keep up with outbound UPDATEs: resetting the session");
+            self.reason = "outbound UPDATE backlog overflow".into();
+            let n = notify(codes::CEASE, codes::CEASE_OUT_OF_RESOURCES, Vec::new());
+            self.feed(Event::AutomaticStop(Some(n)));
         }
     }
 
