@@ -259,3 +259,76 @@ fn sigterm_leaves_routes_and_containers() {
         "the API socket is removed on a clean stop"
     );
 }
+
+#[test]
+fn static_address_outside_the_block_is_advertised_as_a_host_route() {
+    if !root_or_skip() {
+        return;
+    }
+    let t = TwoNodes::new("sa");
+    t.a.wait_established(Duration::from_secs(20));
+    let out = cli(
+        &t.a.socket(),
+        &[
+            "attach",
+            "--netns",
+            &t.ca.path(),
+            "--id",
+            "ca",
+            "--ip",
+            "10.99.0.5",
+            "-o",
+            "json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        t.a.log()
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("attach JSON");
+    assert_eq!(v["ip"], "10.99.0.5");
+    assert_eq!(v["advertised"], true);
+    let ip_b = t.b.attach(&t.cb, "cb");
+    // B learns the /32 from A and installs it.
+    wait_until(
+        Duration::from_secs(10),
+        "10.99.0.5/32 in B's kernel",
+        || sh(&["ip", "-n", &t.nb.name, "route", "show", "10.99.0.5"]).contains("via 192.0.2.11"),
+    );
+    let (tx, rx) = ping(&t.cb, "10.99.0.5", 3, "0.2");
+    assert_eq!((tx, rx), (3, 3), "B's container -> the static address on A");
+    let (tx, rx) = ping(&t.ca, &ip_b, 3, "0.2");
+    assert_eq!((tx, rx), (3, 3));
+    // A taken address is refused with a clear error.
+    let out = cli(
+        &t.a.socket(),
+        &[
+            "attach",
+            "--netns",
+            &t.cb.path(),
+            "--id",
+            "other",
+            "--ip",
+            "10.99.0.5",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already allocated"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Detach withdraws the /32 from B.
+    assert!(
+        cli(&t.a.socket(), &["detach", "--id", "ca"])
+            .status
+            .success()
+    );
+    wait_until(
+        Duration::from_secs(10),
+        "10.99.0.5/32 withdrawn from B",
+        || !sh(&["ip", "-n", &t.nb.name, "route", "show", "10.99.0.5"]).contains("via"),
+    );
+}
