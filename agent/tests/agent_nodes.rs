@@ -332,3 +332,110 @@ fn static_address_outside_the_block_is_advertised_as_a_host_route() {
         || !sh(&["ip", "-n", &t.nb.name, "route", "show", "10.99.0.5"]).contains("via"),
     );
 }
+
+/// BIRD 2 (Debian's package) in its own namespace, killed on drop.
+struct Bird {
+    child: std::process::Child,
+    sock: std::path::PathBuf,
+}
+
+impl Bird {
+    fn birdc(&self, args: &[&str]) -> String {
+        let out = Command::new("birdc")
+            .arg("-s")
+            .arg(&self.sock)
+            .args(args)
+            .output()
+            .expect("birdc");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Bird {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn agent_peers_with_bird_ebgp_both_ways() {
+    if !root_or_skip() {
+        return;
+    }
+    if Command::new("bird").arg("--version").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "bird is missing in CI");
+        eprintln!("skipped: bird not installed");
+        return;
+    }
+    let tg = tag("bd");
+    let dir = tempfile::Builder::new()
+        .prefix("tortie-bird-")
+        .tempdir()
+        .expect("tempdir");
+    let node = Netns::new(format!("{tg}-n"));
+    let rtr = Netns::new(format!("{tg}-r"));
+    let c = Netns::new(format!("{tg}-c"));
+    let (ia, ib) = (
+        format!("b{}a", std::process::id()),
+        format!("b{}b", std::process::id()),
+    );
+    link(&node, &ia, "192.0.2.11/24", &rtr, &ib, "192.0.2.1/24");
+    let conf = dir.path().join("bird.conf");
+    std::fs::write(
+        &conf,
+        "router id 192.0.2.1;\nprotocol device {}\nprotocol kernel { ipv4 { export all; }; }\n\
+         protocol static { ipv4; route 198.51.100.0/24 blackhole; }\n\
+         protocol bgp tortie {\n  local 192.0.2.1 as 65001;\n  neighbor 192.0.2.11 as 64512;\n  graceful restart on;\n  ipv4 { import all; export all; };\n}\n",
+    )
+    .expect("bird.conf");
+    let sock = dir.path().join("bird.ctl");
+    let child = Command::new("ip")
+        .args(["netns", "exec", &rtr.name, "bird", "-f", "-c"])
+        .arg(&conf)
+        .arg("-s")
+        .arg(&sock)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting bird");
+    let bird = Bird { child, sock };
+    let agent = Agent::start(
+        dir.path().join("a"),
+        &node,
+        &NodeSpec {
+            name: "node-a",
+            address: "192.0.2.11/24",
+            pod_cidr: "10.244.1.0/26",
+            asn: 64512,
+            peers: vec![("192.0.2.1", 65001, "bird")],
+        },
+    );
+    agent.wait_established(Duration::from_secs(30));
+    let ip = agent.attach(&c, "c1");
+    // BIRD learns the block from tortie…
+    wait_until(Duration::from_secs(10), "the block in BIRD", || {
+        bird.birdc(&["show", "route", "for", "10.244.1.0/26"])
+            .contains("10.244.1.0/26")
+    });
+    // …and tortie installs what BIRD sends, next hop the router.
+    wait_until(
+        Duration::from_secs(10),
+        "BIRD's route in the node's kernel",
+        || {
+            sh(&["ip", "-n", &node.name, "route", "show", "198.51.100.0/24"])
+                .contains("via 192.0.2.1")
+        },
+    );
+    // The router reaches the container through the block route.
+    let (tx, rx) = ping(&rtr, &ip, 2, "0.2");
+    assert_eq!((tx, rx), (2, 2), "router -> container {ip}");
+    let s = agent.status_json();
+    assert_eq!(s["peers"][0]["state"], "Established");
+    assert_eq!(s["peers"][0]["asn"], 65001);
+    let m = agent.scrape();
+    assert!(
+        m.contains("tortie_bgp_session_up{peer=\"192.0.2.1\",peer_asn=\"65001\"} 1"),
+        "{m}"
+    );
+}
