@@ -12,9 +12,10 @@
 //!   the containers found by `list_attachments` as `Local` routes, a
 //!   blackhole for the node's block, one `route_for_learned` route per peer
 //!   block; then `converged` (sweeps what is no longer desired) and `flush`.
-//!   It prints every route with the decision taken, and exits 1 if the kernel
-//!   refused any of them (expected for `none` across subnets: the kernel has no
-//!   on-link path to a next hop in another subnet).
+//!   It prints every route with the decision taken and a `stats:` line
+//!   (adopted, writes, …), and exits 1 if the kernel refused any of them
+//!   (expected for `none` across subnets: the kernel has no on-link path to a
+//!   next hop in another subnet).
 //!
 //! The scenario checks the resulting kernel state and datapath with `ip` and
 //! `ping`; this program only drives the tortie code.
@@ -249,6 +250,12 @@ async fn routes(
     for (prefix, route) in sorted(table.installed().await) {
         println!("installed {prefix} {}", describe(&route));
     }
+    let st = table.stats();
+    // One line the scenario greps: a re-run over an unchanged kernel must write nothing.
+    println!(
+        "stats: adopted {} writes {} swept {} restored {} netlink_errors {}",
+        st.adopted, st.writes, st.swept, st.restored, st.netlink_errors
+    );
     match result {
         Ok(()) => Ok(true),
         Err(e) => {
