@@ -1,9 +1,9 @@
 //! The operations of [`Rib`]: peer lifecycle, UPDATE import, origination,
 //! graceful-restart sweeps, route refresh and the read-only views.
 //!
-//! Every mutating operation follows the same path: change the table through
-//! `table::apply_op` / `table::bulk_remove` (which report best-path moves and
-//! kernel-visible changes), then [`propagate`] each move to every up peer.
+//! Every mutating operation follows the same path, prefix by prefix: change the
+//! table through `table::apply_op` (which reports the best-path move and any
+//! kernel-visible change), then [`propagate`] the move to every up peer.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -442,41 +442,48 @@ impl Rib {
         if !self.peers.contains_key(&source) {
             return;
         }
-        let ctx = DecisionCtx {
-            local_asn: self.cfg.local_asn,
-            router_id: self.cfg.router_id,
-            max_paths: self.cfg.max_paths.max(1),
-            peers: &self.peers,
+        let sel = |d: &Dest| {
+            d.paths()
+                .iter()
+                .any(|p| p.source == source && (!stale_only || p.is_stale()))
         };
-        let sel = |p: &Path| p.source == source && (!stale_only || p.is_stale());
-        let mut moves = Vec::new();
-        let mut removed = 0;
-        if family.is_none_or(|f| f.afi == Afi::Ipv4) {
-            removed += table::bulk_remove(
-                &mut self.v4,
-                sel,
-                &ctx,
-                &mut self.scratch,
-                &mut out.best_changes,
-                &mut moves,
-            );
-        }
-        if family.is_none_or(|f| f.afi == Afi::Ipv6) {
-            removed += table::bulk_remove(
-                &mut self.v6,
-                sel,
-                &ctx,
-                &mut self.scratch,
-                &mut out.best_changes,
-                &mut moves,
-            );
-        }
-        let ectx = self.export_ctx();
-        for m in &moves {
-            propagate(&mut self.peers, &mut self.interner, &self.cfg, ectx, m, ob);
+        // Collect the prefixes first (8 or 32 bytes each), then run each
+        // through the same per-prefix path as an UPDATE does.
+        let all = family.is_none();
+        let fam = |afi: Afi| all || family.is_some_and(|f| f.afi == afi);
+        let keys4: Vec<Ipv4Prefix> = match fam(Afi::Ipv4) {
+            true => self
+                .v4
+                .iter()
+                .filter(|(_, d)| sel(d))
+                .map(|(k, _)| *k)
+                .collect(),
+            false => Vec::new(),
+        };
+        let keys6: Vec<Ipv6Prefix> = match fam(Afi::Ipv6) {
+            true => self
+                .v6
+                .iter()
+                .filter(|(_, d)| sel(d))
+                .map(|(k, _)| *k)
+                .collect(),
+            false => Vec::new(),
+        };
+        let op = if stale_only {
+            PathOp::RemoveStale
+        } else {
+            PathOp::Remove
+        };
+        let mut delta = 0i64;
+        for p in keys4
+            .into_iter()
+            .map(Prefix::V4)
+            .chain(keys6.into_iter().map(Prefix::V6))
+        {
+            delta += self.op(p, op(source), out, ob);
         }
         if let Some(st) = self.peers.get_mut(&source) {
-            st.received = st.received.saturating_sub(removed);
+            st.received = (st.received as i64 + delta).max(0) as usize;
             if !st.up && st.received == 0 {
                 self.peers.remove(&source);
             }

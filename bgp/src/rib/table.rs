@@ -6,8 +6,8 @@
 //! interned attribute set, the source peer and flags: 16 bytes); the Loc-RIB is
 //! the first path of each `Dest` (kept first by [`reorder`]) together with the
 //! paths flagged ECMP. A prefix with a single path, the common case, stores it
-//! inline. Every change of a `Dest` goes through [`apply_op`] or [`bulk_remove`],
-//! which rerun the decision process and report how the best path changed.
+//! inline. Every change of a `Dest` goes through [`apply_op`], which reruns the
+//! decision process and reports how the best path changed.
 
 use std::collections::hash_map::Entry;
 use std::hash::Hash;
@@ -121,6 +121,8 @@ pub(crate) enum PathOp {
     Upsert(Path),
     /// Remove the path of this source.
     Remove(u32),
+    /// Remove the path of this source if it is stale (graceful-restart sweep).
+    RemoveStale(u32),
 }
 
 /// How a prefix's best path changed; `old_best`/`new_best` are `None` when there
@@ -194,6 +196,7 @@ pub(crate) fn apply_op<K: RibKey>(
         };
     };
     collect_next_hops(dest.paths(), &mut scratch.old_nh);
+    let stale_only = matches!(op, PathOp::RemoveStale(_));
     let delta = match op {
         PathOp::Upsert(path) => match dest.position(path.source) {
             Some(i) => {
@@ -224,13 +227,19 @@ pub(crate) fn apply_op<K: RibKey>(
                 1
             }
         },
-        PathOp::Remove(source) => {
+        PathOp::Remove(source) | PathOp::RemoveStale(source) => {
             let Some(i) = dest.position(source) else {
                 return OpResult {
                     received_delta: 0,
                     moved: None,
                 };
             };
+            if stale_only && !dest.paths().get(i).is_some_and(Path::is_stale) {
+                return OpResult {
+                    received_delta: 0,
+                    moved: None,
+                };
+            }
             let mut v = dest.take_vec();
             v.remove(i);
             match Dest::from_vec(v) {
@@ -258,53 +267,7 @@ pub(crate) fn apply_op<K: RibKey>(
     }
 }
 
-/// Removes, from every prefix of `map`, the paths `remove` selects; reports the
-/// best-path moves into `moves` and returns how many paths were removed.
-pub(crate) fn bulk_remove<K: RibKey>(
-    map: &mut FastMap<K, Dest>,
-    remove: impl Fn(&Path) -> bool,
-    ctx: &DecisionCtx<'_>,
-    scratch: &mut Scratch,
-    best_changes: &mut Vec<BestPathChange>,
-    moves: &mut Vec<BestMove>,
-) -> usize {
-    let mut removed = 0;
-    map.retain(|key, dest| {
-        if !dest.paths().iter().any(&remove) {
-            return true;
-        }
-        let prefix = key.prefix();
-        let Some(old_best) = dest.best().cloned() else {
-            return false;
-        };
-        collect_next_hops(dest.paths(), &mut scratch.old_nh);
-        let mut v = dest.take_vec();
-        let before = v.len();
-        v.retain(|p| !remove(p));
-        removed += before - v.len();
-        match Dest::from_vec(v) {
-            None => {
-                best_changes.push(BestPathChange::gone(prefix));
-                moves.push(BestMove {
-                    prefix,
-                    old_best: Some(old_best),
-                    new_best: None,
-                });
-                false
-            }
-            Some(d) => {
-                *dest = d;
-                if let Some(m) = rerun(prefix, dest, old_best, ctx, scratch, best_changes) {
-                    moves.push(m);
-                }
-                true
-            }
-        }
-    });
-    removed
-}
-
-/// Sets or clears STALE on the paths `select` picks; returns how many changed.
+/// Sets STALE on the paths `select` picks; returns how many changed.
 pub(crate) fn mark_stale<K: RibKey>(
     map: &mut FastMap<K, Dest>,
     select: impl Fn(&Path) -> bool,
