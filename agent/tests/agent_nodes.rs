@@ -439,3 +439,34 @@ fn agent_peers_with_bird_ebgp_both_ways() {
         "{m}"
     );
 }
+
+#[test]
+fn json_logs_one_object_per_line() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut t = TwoNodes::new("js");
+    t.a.wait_established(Duration::from_secs(20));
+    t.a.kill9();
+    std::fs::write(t.a.log_path(), "").expect("truncate log");
+    t.a.args = vec!["--log-format".into(), "json".into()];
+    t.a.spawn();
+    t.a.wait_established(Duration::from_secs(20));
+    let log = t.a.log();
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.len() >= 3, "{log}");
+    for l in &lines {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        assert!(
+            v.get("level").is_some() && v.get("message").is_some(),
+            "{l}"
+        );
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("BGP peer state changed") && l.contains("Established")),
+        "no peer state line:\n{log}"
+    );
+}

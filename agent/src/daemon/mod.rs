@@ -181,12 +181,14 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>) -> anyhow::Result<()> 
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+    let mut failure = None;
     loop {
         tokio::select! {
             ev = events.recv() => match ev {
                 Some(ev) => agent.on_speaker_event(ev).await,
                 None => {
-                    tracing::error!("the BGP speaker stopped");
+                    tracing::error!("the BGP speaker stopped unexpectedly");
+                    failure = Some("the BGP speaker stopped unexpectedly");
                     break;
                 }
             },
@@ -204,7 +206,11 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>) -> anyhow::Result<()> 
     let _ = std::fs::remove_file(&cfg.api.socket);
     agent.shutdown_speaker(true).await;
     tracing::info!("stopped; containers and kernel routes left in place");
-    Ok(())
+    match failure {
+        // Non-zero so that systemd (Restart=on-failure) starts us again.
+        Some(why) => Err(anyhow::anyhow!(why)),
+        None => Ok(()),
+    }
 }
 
 /// `dataplane.mtu`, else the underlay's (1500 when unknown) minus the

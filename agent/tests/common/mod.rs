@@ -104,6 +104,8 @@ pub struct NodeSpec {
 pub struct Agent {
     pub dir: PathBuf,
     pub ns: String,
+    /// Extra arguments after `tortie run --config F`.
+    pub args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -144,6 +146,7 @@ impl Agent {
         let mut a = Agent {
             dir,
             ns: ns.name.clone(),
+            args: Vec::new(),
             child: None,
         };
         a.spawn();
@@ -161,6 +164,7 @@ impl Agent {
         let child = Command::new("ip")
             .args(["netns", "exec", &self.ns, TORTIE, "run", "--config"])
             .arg(self.config_path())
+            .args(&self.args)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::from(log))
