@@ -462,14 +462,16 @@ impl Decoder {
         self.stats.attribute_cache_misses += 1;
         let parsed = parse_attributes(attr_bytes, ctx, nh, classic_nlri)?;
         if self.key.len() <= MAX_CACHED_KEY {
-            let entry = CacheEntry {
-                key: self.key.clone(),
-                parsed: parsed.clone(),
-            };
             if self.cache.len() < CACHE_SLOTS {
-                self.cache.push(entry);
+                self.cache.push(CacheEntry {
+                    key: self.key.clone(),
+                    parsed: parsed.clone(),
+                });
             } else if let Some(slot) = self.cache.get_mut(self.next_slot % CACHE_SLOTS) {
-                *slot = entry;
+                // Reuse the evicted key's buffer: no allocation once warm.
+                slot.key.clear();
+                slot.key.extend_from_slice(&self.key);
+                slot.parsed = parsed.clone();
             }
             self.next_slot = (self.next_slot + 1) % CACHE_SLOTS;
         }
