@@ -2,7 +2,7 @@
 //! attribute sets, then the same 1M from a second peer; then a third peer
 //! coming up (full Adj-RIB-Out export) and the first going down.
 //!
-//! Run: `cargo run -p tortie-bgp --release --example rib_bench [-- ROUTES]`
+//! Run: `cargo run -p tortie-bgp --release --example rib_bench [-- ROUTES [PREFIXES_PER_UPDATE]]`
 //! Reports routes/s per phase and RIB memory per route, counted by a global
 //! allocator (live heap bytes) and cross-checked with the RSS from /proc/self/statm.
 
@@ -38,7 +38,6 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-const PREFIXES_PER_UPDATE: usize = 500;
 const ATTR_SETS: usize = 1000;
 
 fn rss_bytes() -> usize {
@@ -51,7 +50,7 @@ fn rss_bytes() -> usize {
     pages * 4096
 }
 
-fn updates(routes: usize, peer_as: u32, next_hop: Ipv4Addr) -> Vec<Update> {
+fn updates(routes: usize, per_update: usize, peer_as: u32, next_hop: Ipv4Addr) -> Vec<Update> {
     let sets: Vec<Arc<PathAttributes>> = (0..ATTR_SETS as u32)
         .map(|k| {
             Arc::new(PathAttributes {
@@ -69,10 +68,10 @@ fn updates(routes: usize, peer_as: u32, next_hop: Ipv4Addr) -> Vec<Update> {
             })
         })
         .collect();
-    (0..routes.div_ceil(PREFIXES_PER_UPDATE))
+    (0..routes.div_ceil(per_update))
         .map(|chunk| {
-            let start = chunk * PREFIXES_PER_UPDATE;
-            let end = (start + PREFIXES_PER_UPDATE).min(routes);
+            let start = chunk * per_update;
+            let end = (start + per_update).min(routes);
             let announced = (start..end)
                 .map(|i| {
                     let addr = Ipv4Addr::from(0x1000_0000u32.wrapping_add((i as u32) << 8));
@@ -80,7 +79,7 @@ fn updates(routes: usize, peer_as: u32, next_hop: Ipv4Addr) -> Vec<Update> {
                 })
                 .collect();
             Update {
-                attributes: Some(sets[chunk % ATTR_SETS].clone()),
+                attributes: Some(sets[(start / 500) % ATTR_SETS].clone()),
                 announced,
                 ..Default::default()
             }
@@ -102,6 +101,11 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(1_000_000);
+    let per_update: usize = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(500)
+        .max(1);
     let mut rib = Rib::new(RibConfig::new(65000, Ipv4Addr::new(10, 0, 0, 1)));
     rib.peer_up(PeerId(1), peer(1, 65001)).expect("peer 1 up");
     rib.peer_up(PeerId(2), peer(2, 65002)).expect("peer 2 up");
@@ -112,7 +116,7 @@ fn main() {
         (1u32, 65001u32, Ipv4Addr::new(192, 0, 2, 1)),
         (2, 65002, Ipv4Addr::new(192, 0, 2, 2)),
     ] {
-        let input = updates(routes, asn, nh);
+        let input = updates(routes, per_update, asn, nh);
         let (heap0, rss0) = (LIVE.load(Ordering::Relaxed), rss_bytes());
         let t = Instant::now();
         for u in &input {
@@ -128,7 +132,7 @@ fn main() {
         let (heap1, rss1) = (LIVE.load(Ordering::Relaxed), rss_bytes());
         println!(
             "peer {id}: {routes} routes in {:.3}s = {:.0} routes/s; RIB heap +{:.1} B/route (RSS +{:.1} B/route); \
-             {} UPDATEs of {PREFIXES_PER_UPDATE}",
+             {} UPDATEs of {per_update}",
             dt.as_secs_f64(),
             routes as f64 / dt.as_secs_f64(),
             (heap1 as f64 - heap0 as f64) / routes as f64,
