@@ -49,6 +49,8 @@ struct PeerEntry {
     /// A non-GR peer counts as converged at this time.
     settle_at: Option<Instant>,
     converged: bool,
+    /// Its OPEN had the Restart State bit (RFC 4724 §4.1).
+    peer_restarting: bool,
 }
 
 struct RibTask {
@@ -145,6 +147,7 @@ impl RibTask {
                             stale_until: None,
                             settle_at: None,
                             converged: false,
+                            peer_restarting: false,
                         },
                     );
                 }
@@ -188,14 +191,23 @@ impl RibTask {
     }
 
     async fn check_converged(&mut self) {
+        // RFC 4724 §4.1: a restarting speaker defers its End-of-RIB until it
+        // has End-of-RIB from every peer, excluding peers that restart too.
+        if self.restarting
+            && self
+                .peers
+                .values()
+                .all(|e| e.converged || e.peer_restarting)
+        {
+            self.end_deferral().await;
+        }
         if !self.converged && self.peers.values().all(|e| e.converged) {
             info!("initial convergence: End-of-RIB from every peer");
             self.set_converged().await;
         }
     }
 
-    async fn set_converged(&mut self) {
-        self.converged = true;
+    async fn end_deferral(&mut self) {
         self.restarting = false;
         let deferred = std::mem::take(&mut self.deferred_eor);
         if !deferred.is_empty() {
@@ -208,6 +220,13 @@ impl RibTask {
                 outbound: deferred,
             })
             .await;
+        }
+    }
+
+    async fn set_converged(&mut self) {
+        self.converged = true;
+        if self.restarting {
+            self.end_deferral().await;
         }
         self.send_event(SpeakerEvent::Converged).await;
     }
@@ -240,12 +259,15 @@ impl RibTask {
                 e.out = Some(out);
                 e.backlog.clear();
                 e.awaiting_eor = negotiated.families.iter().copied().collect();
-                match &negotiated.peer_graceful_restart {
-                    None if !e.converged => e.settle_at = Some(Instant::now() + NON_GR_PEER_SETTLE),
-                    // RFC 4724 §4.1: do not wait for a peer that is restarting too.
-                    Some(g) if g.restart_state => e.converged = true,
-                    _ => {}
+                if negotiated.peer_graceful_restart.is_none() && !e.converged {
+                    e.settle_at = Some(Instant::now() + NON_GR_PEER_SETTLE);
                 }
+                // A peer restarting too (R bit) is not waited for before we
+                // send our End-of-RIB (RFC 4724 §4.1), or neither would send.
+                e.peer_restarting = negotiated
+                    .peer_graceful_restart
+                    .as_ref()
+                    .is_some_and(|g| g.restart_state);
                 let id = e.id;
                 match self.rib.peer_up(id, info) {
                     Ok(out) => self.emit(out).await,

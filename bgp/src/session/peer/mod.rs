@@ -581,16 +581,21 @@ impl PeerTask {
         }
         let before = self.fsm.state();
         let actions = self.fsm.handle(ev);
+        let after = self.fsm.state();
+        // Report Established before the RIB hears of the session (PeerUp),
+        // so the owner sees it before that peer's routes and Converged.
+        if before != after && after == SessionState::Established {
+            self.note_state(after);
+        }
         for a in actions {
             self.exec(a);
         }
-        let after = self.fsm.state();
         if after == SessionState::OpenConfirm
             && let (Some(n), Some(c)) = (self.fsm.negotiated(), self.conn.as_mut())
         {
             c.ctx = codec_context(&self.shared, n);
         }
-        if before != after {
+        if before != after && after != SessionState::Established {
             self.note_state(after);
         }
     }
