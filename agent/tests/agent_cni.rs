@@ -184,6 +184,25 @@ fn cni_add_check_del_status_gc_against_an_agent() {
     assert_eq!(v["code"], 3, "{v}");
     assert_eq!(agent.status_json()["containers"], 0);
 
+    // A namespace that does not exist: invalid (7), and the address is rolled back.
+    let gone = format!("/run/netns/{tg}-gone");
+    let (ok, v) = cni(
+        "ADD",
+        &[
+            ("CNI_CONTAINERID", "cid3"),
+            ("CNI_NETNS", gone.as_str()),
+            ("CNI_IFNAME", "eth0"),
+        ],
+        &conf,
+    );
+    assert!(!ok);
+    assert_eq!(v["code"], 7, "{v}");
+    assert_eq!(
+        agent.status_json()["ipam"]["allocated"],
+        0,
+        "the failed ADD kept its address"
+    );
+
     // Errors: bad env, bad config, old version.
     let (ok, v) = cni(
         "ADD",

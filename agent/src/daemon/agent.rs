@@ -350,6 +350,22 @@ fn ipam_counts(ipam: &Ipam) -> IpamView {
     }
 }
 
+/// What kind of failure a dataplane error is, for the API status (and the
+/// CNI code): a bad name or a missing namespace is the caller's; an existing
+/// interface is a conflict; the rest is ours.
+fn dataplane_kind(e: &tortie_routes::RoutesError) -> ErrorKind {
+    match e {
+        tortie_routes::RoutesError::Invalid { .. } => ErrorKind::BadRequest,
+        tortie_routes::RoutesError::Io { .. } if e.errno() == Some(libc::ENOENT) => {
+            ErrorKind::BadRequest
+        }
+        tortie_routes::RoutesError::Netlink { .. } if e.errno() == Some(libc::EEXIST) => {
+            ErrorKind::Conflict
+        }
+        _ => ErrorKind::Internal,
+    }
+}
+
 fn ipam_error(e: crate::ipam::IpamError) -> ApiError {
     use crate::ipam::IpamError as E;
     let kind = match &e {
@@ -440,7 +456,10 @@ impl Backend for Agent {
                 if let Err(re) = ipam.release(&req.id) {
                     tracing::error!(id = %req.id, error = %re, "rollback: releasing the address failed");
                 }
-                return Err(ApiError::internal(format!("attaching {}: {e}", req.id)));
+                return Err(ApiError::new(
+                    dataplane_kind(&e),
+                    format!("attaching {}: {e}", req.id),
+                ));
             }
         };
         if let Err(e) = self.adopt_local(ip, &attachment.host_ifname).await {
