@@ -476,3 +476,50 @@ fn unknown_optional_transitive_kept_with_partial_bit() {
         "Partial bit set, non-transitive one dropped"
     );
 }
+
+#[test]
+fn encode_updates_to_one_buffer_and_atomic_on_error() {
+    let attrs = Arc::new(PathAttributes {
+        as_path: AsPath {
+            segments: vec![AsPathSegment::Sequence(vec![65001])],
+        },
+        next_hop: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))),
+        ..PathAttributes::default()
+    });
+    let announced: Vec<Prefix> = (0..3000u32)
+        .map(|i| Prefix::new(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + (i << 8))), 24).unwrap())
+        .collect();
+    let u = Update {
+        attributes: Some(attrs.clone()),
+        announced,
+        ..Update::default()
+    };
+    let mut msgs = Vec::new();
+    let n = encode_updates(&u, &ctx4(), &mut msgs).unwrap();
+    let mut flat = vec![9];
+    assert_eq!(encode_updates_to(&u, &ctx4(), &mut flat).unwrap(), n);
+    assert_eq!(flat[1..], msgs.concat()[..]);
+    // Walk the flat buffer with `frame`.
+    let mut rest = &flat[1..];
+    let mut count = 0;
+    while let Some(len) = frame(rest, 4096).unwrap() {
+        rest = &rest[len..];
+        count += 1;
+    }
+    assert_eq!((count, rest.len()), (n, 0));
+    // IPv4 is encodable but IPv6 is not negotiated: nothing is appended at all.
+    let ctx = CodecContext {
+        families: vec![AddressFamily::IPV4_UNICAST],
+        ..ctx4()
+    };
+    let mixed = Update {
+        withdrawn: vec![p("10.0.0.0/8"), p("2001:db8::/32")],
+        ..Update::default()
+    };
+    let mut flat = vec![1, 2];
+    assert!(encode_updates_to(&mixed, &ctx, &mut flat).is_err());
+    assert_eq!(flat, vec![1, 2]);
+    let mut msgs = vec![vec![7]];
+    assert!(encode_updates(&mixed, &ctx, &mut msgs).is_err());
+    assert_eq!(msgs, vec![vec![7]]);
+}

@@ -32,7 +32,7 @@ pub use error::{DecodeError, EncodeError};
 pub use frame::{decode, encode, frame};
 pub use message::*;
 pub use open::BGP_VERSION;
-pub use pack::encode_updates;
+pub use pack::{encode_updates, encode_updates_to};
 pub use update::{Decoder, DecoderStats};
 
 /// Parses an AS_PATH attribute value with 2- or 4-octet ASNs (RFC 4271 §4.3,

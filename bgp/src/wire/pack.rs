@@ -333,13 +333,41 @@ fn mp_fixed(f: AddressFamily) -> Vec<u8> {
 /// Encodes `update` into as many UPDATE messages as needed, appending each
 /// complete message to `out`: withdrawals first, then announcements, then an
 /// End-of-RIB marker if `update.end_of_rib` is set. Returns the number of
-/// messages appended.
+/// messages appended; on error `out` is left as it was.
 pub fn encode_updates(
     update: &Update,
     ctx: &CodecContext,
     out: &mut Vec<Vec<u8>>,
 ) -> Result<usize, EncodeError> {
     let before = out.len();
+    let r = pack(update, ctx, &mut |m| out.push(m.to_vec()));
+    if r.is_err() {
+        out.truncate(before);
+    }
+    r
+}
+
+/// As [`encode_updates`], but appends the messages back to back to one
+/// buffer (e.g. a socket's output queue) without a Vec per message.
+pub fn encode_updates_to(
+    update: &Update,
+    ctx: &CodecContext,
+    out: &mut Vec<u8>,
+) -> Result<usize, EncodeError> {
+    let before = out.len();
+    let r = pack(update, ctx, &mut |m| out.extend_from_slice(m));
+    if r.is_err() {
+        out.truncate(before);
+    }
+    r
+}
+
+fn pack(
+    update: &Update,
+    ctx: &CodecContext,
+    emit: &mut dyn FnMut(&[u8]),
+) -> Result<usize, EncodeError> {
+    let mut n = 0;
     let max = ctx.max_message_len();
     let mut buf = Vec::new();
     let v4 = |p: &&Prefix| matches!(p, Prefix::V4(_));
@@ -361,7 +389,8 @@ pub fn encode_updates(
             write_u16_at(&mut buf, HEADER_LEN, wlen)?;
             buf.extend_from_slice(&[0, 0]);
             finish(&mut buf, max)?;
-            out.push(std::mem::take(&mut buf));
+            emit(&buf);
+            n += 1;
         }
     }
     if !w6.is_empty() {
@@ -375,7 +404,8 @@ pub fn encode_updates(
             let alen = buf.len() - UPDATE_OVERHEAD;
             write_u16_at(&mut buf, HEADER_LEN + 2, alen)?;
             finish(&mut buf, max)?;
-            out.push(std::mem::take(&mut buf));
+            emit(&buf);
+            n += 1;
         }
     }
     if !update.announced.is_empty() {
@@ -412,7 +442,8 @@ pub fn encode_updates(
                     nlri::write(p, &mut buf);
                 }
                 finish(&mut buf, max)?;
-                out.push(std::mem::take(&mut buf));
+                emit(&buf);
+                n += 1;
             }
         }
         if !a6.is_empty() {
@@ -442,7 +473,8 @@ pub fn encode_updates(
                 let alen = buf.len() - UPDATE_OVERHEAD;
                 write_u16_at(&mut buf, HEADER_LEN + 2, alen)?;
                 finish(&mut buf, max)?;
-                out.push(std::mem::take(&mut buf));
+                emit(&buf);
+                n += 1;
             }
         }
     }
@@ -451,9 +483,10 @@ pub fn encode_updates(
         begin(&mut buf);
         end_of_rib_body(f, &mut buf)?;
         finish(&mut buf, max)?;
-        out.push(std::mem::take(&mut buf));
+        emit(&buf);
+        n += 1;
     }
-    Ok(out.len() - before)
+    Ok(n)
 }
 
 fn write_u16_len(buf: &mut Vec<u8>, v: usize) -> Result<(), EncodeError> {
