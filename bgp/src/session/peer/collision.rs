@@ -42,8 +42,9 @@ impl PeerTask {
             count(&mut st.messages_received, MessageType::Open);
         }
         let main_local = self.conn.as_ref().is_some_and(|c| c.locally_initiated);
-        let keep_cand = main_local
-            && resolve_collision(self.shared.router_id, o.bgp_identifier)
+        // Two connections from the peer: it gave up on the older one.
+        let keep_cand = !main_local
+            || resolve_collision(self.shared.router_id, o.bgp_identifier)
                 == CollisionOutcome::KeepRemotelyInitiated;
         if keep_cand {
             self.promote_cand();
