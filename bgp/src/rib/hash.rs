@@ -4,11 +4,13 @@
 //! The state is combined Fx-style per word and finished with the MurmurHash3
 //! 64-bit finaliser, so every input bit reaches the low bits hashbrown uses to
 //! pick a bucket (plain Fx leaves them weak for keys like /24 prefixes whose
-//! low address bits are all zero). Keys come from configured peers only; this
-//! is not meant to resist deliberate collision flooding.
+//! low address bits are all zero). Each table starts from a random seed (taken
+//! from std's `RandomState`), so a peer cannot precompute prefixes that all
+//! land in one bucket; for a given prefix length, distinct addresses never
+//! collide on the full 64-bit hash (every step is a bijection).
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, Hasher};
 
 const SEED_MUL: u64 = 0xf135_7aea_2e62_a9c5;
 
@@ -79,8 +81,28 @@ impl Hasher for RibHasher {
     }
 }
 
-/// `BuildHasher` for [`RibHasher`].
-pub type RibBuildHasher = BuildHasherDefault<RibHasher>;
+/// `BuildHasher` for [`RibHasher`], with a per-table random seed.
+#[derive(Clone, Copy, Debug)]
+pub struct RibBuildHasher {
+    seed: u64,
+}
+
+impl Default for RibBuildHasher {
+    fn default() -> Self {
+        let seed = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        RibBuildHasher { seed }
+    }
+}
+
+impl BuildHasher for RibBuildHasher {
+    type Hasher = RibHasher;
+    #[inline]
+    fn build_hasher(&self) -> RibHasher {
+        RibHasher { state: self.seed }
+    }
+}
 /// A `HashMap` with the RIB's hasher.
 pub type FastMap<K, V> = HashMap<K, V, RibBuildHasher>;
 /// A `HashSet` with the RIB's hasher.
@@ -89,7 +111,7 @@ pub type FastSet<K> = HashSet<K, RibBuildHasher>;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::hash::{BuildHasher, Hash};
+    use std::hash::Hash;
 
     #[test]
     fn slash24_prefixes_spread_over_low_bits() {
