@@ -101,6 +101,11 @@ impl Reconciler {
             .map_err(|e| RoutesError::io("route table: opening netlink monitor socket", e))?;
         let cmd = NlSocket::open(0, 16 << 20)
             .map_err(|e| RoutesError::io("route table: opening netlink socket", e))?;
+        // Our own writes' notifications are filtered in the kernel; if that
+        // fails they are still skipped unparsed in userspace.
+        if let Err(e) = mon.ignore_sender(cmd.portid()) {
+            tracing::debug!("netlink socket filter not attached: {e}");
+        }
         let mut r = Reconciler {
             proto,
             table,
@@ -133,12 +138,16 @@ impl Reconciler {
 
     pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         let mut last_publish = Instant::now();
+        let mut stale = false;
         let mut next_retry = Instant::now() + RETRY_EVERY;
         loop {
-            let deadline = match self.resync_at {
+            let mut deadline = match self.resync_at {
                 Some(t) => t.min(next_retry),
                 None => next_retry,
             };
+            if stale {
+                deadline = deadline.min(last_publish + STATS_EVERY);
+            }
             tokio::select! {
                 cmd = rx.recv() => {
                     let Some(cmd) = cmd else { break };
@@ -179,10 +188,19 @@ impl Reconciler {
                 self.apply().await;
                 self.drain_monitor();
             }
-            self.answer_waiters();
-            if rx.is_empty() || last_publish.elapsed() >= STATS_EVERY {
+            // Counting is O(desired): do it at most every STATS_EVERY, and
+            // right before answering flush/converged/installed.
+            stale = true;
+            if self.dirty.is_empty() && !self.waiters.is_empty() {
                 self.publish();
                 last_publish = Instant::now();
+                stale = false;
+                self.answer_waiters();
+            }
+            if stale && last_publish.elapsed() >= STATS_EVERY {
+                self.publish();
+                last_publish = Instant::now();
+                stale = false;
             }
         }
         self.publish();

@@ -105,8 +105,8 @@ impl RouteTable {
         rx.await.unwrap_or_default()
     }
 
-    /// A snapshot of the counters (refreshed by the task when it goes idle,
-    /// and at least every 200 ms while busy).
+    /// A snapshot of the counters: refreshed at most every 200 ms, and
+    /// always before `flush`, `converged` and `installed` return.
     pub fn stats(&self) -> RouteStats {
         match self.stats.lock() {
             Ok(s) => s.clone(),

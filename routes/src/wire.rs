@@ -285,6 +285,64 @@ impl NlSocket {
         })
     }
 
+    /// Drop, in the kernel, every notification whose sender port id is
+    /// `portid` (our own writes), so they are neither queued nor read: a
+    /// classic BPF filter on the first message header of each datagram
+    /// (notifications carry one message each).
+    pub(crate) fn ignore_sender(&self, portid: u32) -> io::Result<()> {
+        // BPF_ABS loads are big-endian; nlmsg_pid is in host order.
+        let key = if cfg!(target_endian = "little") {
+            portid.swap_bytes()
+        } else {
+            portid
+        };
+        let mut prog = [
+            libc::sock_filter {
+                code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+                jt: 0,
+                jf: 0,
+                k: 12,
+            },
+            libc::sock_filter {
+                code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+                jt: 0,
+                jf: 1,
+                k: key,
+            },
+            libc::sock_filter {
+                code: (libc::BPF_RET | libc::BPF_K) as u16,
+                jt: 0,
+                jf: 0,
+                k: 0,
+            },
+            libc::sock_filter {
+                code: (libc::BPF_RET | libc::BPF_K) as u16,
+                jt: 0,
+                jf: 0,
+                k: u32::MAX,
+            },
+        ];
+        let fprog = libc::sock_fprog {
+            len: prog.len() as u16,
+            filter: prog.as_mut_ptr(),
+        };
+        // SAFETY: the program outlives the call; the kernel copies it.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.fd.get_ref().as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ATTACH_FILTER,
+                (&fprog as *const libc::sock_fprog).cast(),
+                std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
     /// Our netlink port id: notifications caused by our requests carry it.
     pub(crate) fn portid(&self) -> u32 {
         self.portid
