@@ -456,6 +456,27 @@ impl Lab {
         Ok(address)
     }
 
+    /// Detaches container `id` from `node` through the agent (`tortie detach`)
+    /// and deletes its namespace.
+    pub fn detach_container(&mut self, node: &str, id: &str) -> Result<()> {
+        let argv: Vec<String> = ["tortie", "detach", "--id", id]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        run(&mut self.node_command(node, &argv))?;
+        if let Some(pos) = self
+            .state
+            .containers
+            .iter()
+            .position(|c| c.node == node && c.id == id)
+        {
+            let c = self.state.containers.remove(pos);
+            delete_namespace(&c.netns)?;
+            self.state.namespaces.retain(|n| n != &c.netns);
+        }
+        self.save()
+    }
+
     /// Removes everything the state file records: daemons (by PID, only if
     /// the PID still lives in one of the lab's namespaces), namespaces (with
     /// their veths), FRR's and the lab's work dirs. A lab that is not up: no-op.

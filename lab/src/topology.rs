@@ -100,11 +100,11 @@ impl Role {
     }
 
     fn from_image(image: &str) -> Role {
+        // The repository's last path element, without the tag: daemons are
+        // checked before tortie so `tortie-lab/bird:2` is BIRD.
         let name = image.rsplit('/').next().unwrap_or(image);
         let name = name.split(':').next().unwrap_or(name);
-        if name.contains("tortie") {
-            Role::Tortie
-        } else if name.contains("bird") {
+        if name.contains("bird") {
             Role::Bird
         } else if name.contains("frr") {
             Role::Frr
@@ -112,6 +112,8 @@ impl Role {
             Role::Gobgp
         } else if name.contains("exabgp") {
             Role::Exabgp
+        } else if name.contains("tortie") {
+            Role::Tortie
         } else {
             Role::Linux
         }

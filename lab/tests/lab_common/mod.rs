@@ -53,7 +53,7 @@ pub fn ping_all(g: &LabGuard) {
         failed.is_empty().then_some((n, ()))
     })
     .unwrap_or_else(|e| panic!("{e}: {:?}\n{}", g.lab.ping_all(1).1, g.lab.status()));
-    let (n2, failed) = g.lab.ping_all(2);
+    let (n2, failed) = g.lab.ping_all(1);
     assert_eq!(n, n2);
     assert!(failed.is_empty(), "ping failures: {failed:?}");
     let c = g.lab.state.containers.len();

@@ -1,0 +1,179 @@
+//! Finding the binaries under test and talking to a running agent and BIRD
+//! over their control sockets without spawning a CLI per poll (a process
+//! per 10 ms poll would cost more than what it measures).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+/// The `tortie` binary (the lab harness's lookup: `TORTIE_BIN`, next to us,
+/// or built with cargo).
+pub fn tortie() -> Result<PathBuf> {
+    Ok(tortie_lab::tortie::tortie_bin()?)
+}
+
+/// `tortie-cni`: env `TORTIE_CNI_BIN`, else next to `tortie`.
+pub fn tortie_cni() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("TORTIE_CNI_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let t = tortie()?;
+    let p = t.with_file_name("tortie-cni");
+    if p.is_file() {
+        return Ok(p);
+    }
+    if let Some(cargo) = std::env::var_os("CARGO") {
+        let st = std::process::Command::new(cargo)
+            .args(["build", "-q", "-p", "tortie-agent", "--bin", "tortie-cni"])
+            .status()
+            .context("building tortie-cni")?;
+        if st.success() && p.is_file() {
+            return Ok(p);
+        }
+    }
+    bail!(
+        "tortie-cni not found at {}: build it (`cargo build -p tortie-agent`) or set TORTIE_CNI_BIN",
+        p.display()
+    )
+}
+
+/// `GET path` on the agent's API socket; the JSON body.
+pub fn agent_get(socket: &Path, path: &str) -> Result<Value> {
+    agent_call(socket, "GET", path, None)
+}
+
+/// `POST path` with a JSON body on the agent's API socket.
+pub fn agent_post(socket: &Path, path: &str, body: &Value) -> Result<Value> {
+    agent_call(socket, "POST", path, Some(body))
+}
+
+fn agent_call(socket: &Path, method: &str, path: &str, body: Option<&Value>) -> Result<Value> {
+    let mut s = UnixStream::connect(socket)
+        .with_context(|| format!("connecting to {}", socket.display()))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let payload = body.map(Value::to_string).unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: tortie\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{payload}",
+        payload.len()
+    );
+    s.write_all(req.as_bytes())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .context("agent answered without a header/body separator")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        bail!("{method} {path}: {} {body}", head.lines().next().unwrap_or(""));
+    }
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    serde_json::from_str(&body).with_context(|| format!("{method} {path}: bad JSON"))
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// `routes_received` summed over the agent's peers.
+pub fn agent_routes_received(socket: &Path) -> Result<u64> {
+    let v = agent_get(socket, "/v1/status")?;
+    Ok(v.get("peers")
+        .and_then(Value::as_array)
+        .map(|ps| {
+            ps.iter()
+                .filter_map(|p| p.get("routes_received").and_then(Value::as_u64))
+                .sum()
+        })
+        .unwrap_or(0))
+}
+
+/// A connection to BIRD's control socket (what `birdc` speaks).
+pub struct BirdCtl {
+    r: BufReader<UnixStream>,
+    w: UnixStream,
+}
+
+impl BirdCtl {
+    pub fn connect(socket: &Path) -> Result<BirdCtl> {
+        let w = UnixStream::connect(socket)
+            .with_context(|| format!("connecting to {}", socket.display()))?;
+        w.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let mut c = BirdCtl {
+            r: BufReader::new(w.try_clone()?),
+            w,
+        };
+        c.reply()?; // "0001 BIRD x ready."
+        Ok(c)
+    }
+
+    /// Sends one command; returns the reply lines (codes stripped).
+    pub fn cmd(&mut self, cmd: &str) -> Result<Vec<String>> {
+        writeln!(self.w, "{cmd}")?;
+        self.reply()
+    }
+
+    fn reply(&mut self) -> Result<Vec<String>> {
+        let mut lines = Vec::new();
+        loop {
+            let mut l = String::new();
+            if self.r.read_line(&mut l)? == 0 {
+                bail!("BIRD closed its control socket");
+            }
+            let l = l.trim_end_matches('\n');
+            // "NNNN-text" continues, "NNNN text" ends, " text" continues.
+            let b = l.as_bytes();
+            if b.len() >= 5 && b[..4].iter().all(u8::is_ascii_digit) {
+                lines.push(l[5..].to_string());
+                if b[4] == b' ' {
+                    if b[0] == b'8' || b[0] == b'9' {
+                        bail!("BIRD: {}", &l[5..]);
+                    }
+                    return Ok(lines);
+                }
+            } else {
+                lines.push(l.trim_start().to_string());
+            }
+        }
+    }
+
+    /// Networks in the master table (`show route count`).
+    pub fn route_count(&mut self) -> Result<u64> {
+        let lines = self.cmd("show route count")?;
+        // "N of M routes for K networks in table master4"
+        for l in &lines {
+            if let Some((_, rest)) = l.split_once(" routes for ")
+                && let Some(k) = rest.split_whitespace().next()
+            {
+                return k.parse().context("parsing show route count");
+            }
+        }
+        Ok(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dechunks() {
+        assert_eq!(dechunk("3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"), "abcde");
+    }
+}
