@@ -196,6 +196,26 @@ impl Harness {
             loc, self.kernel,
             "step {step}: kernel view drifted from the Loc-RIB"
         );
+        // Counters against a walk of every candidate.
+        let mut walk: HashMap<u32, (usize, usize)> = HashMap::new();
+        for p in prefixes() {
+            for c in self.rib.explain(p) {
+                if let Some(id) = c.peer {
+                    let e = walk.entry(id.0).or_default();
+                    e.0 += 1;
+                    e.1 += c.stale as usize;
+                }
+            }
+        }
+        for id in 1..=6u32 {
+            let (received, stale) = walk.get(&id).copied().unwrap_or_default();
+            let c = self.rib.peer_counters(PeerId(id)).unwrap_or_default();
+            assert_eq!(
+                (c.received, c.stale),
+                (received, stale),
+                "step {step}: peer {id} counters"
+            );
+        }
         for (&id, &is_up) in &self.up.clone() {
             if !is_up {
                 continue;

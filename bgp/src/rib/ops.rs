@@ -107,7 +107,6 @@ impl Rib {
         }
         let mut out = RibOutput::default();
         let mut ob = OutboundBuilder::default();
-        let mut delta = 0i64;
         // A prefix both withdrawn and announced in one UPDATE ends up announced
         // (RFC 4271 §9: the new route replaces the old); skip its withdrawal so
         // each prefix changes at most once per call.
@@ -118,7 +117,7 @@ impl Rib {
             if announced.as_ref().is_some_and(|s| s.contains(p)) {
                 continue;
             }
-            delta += self.op(*p, PathOp::Remove(peer.0), &mut out, &mut ob);
+            self.op(*p, PathOp::Remove(peer.0), &mut out, &mut ob);
         }
         for p in &update.announced {
             // A rejected attribute set (loop, RFC 4271 §9.1.2 / RFC 4456 §8)
@@ -127,10 +126,7 @@ impl Rib {
                 Some(a) => PathOp::Upsert(Path::new(a.clone(), peer.0)),
                 None => PathOp::Remove(peer.0),
             };
-            delta += self.op(*p, op, &mut out, &mut ob);
-        }
-        if let Some(st) = self.peers.get_mut(&peer.0) {
-            st.received = (st.received as i64 + delta).max(0) as usize;
+            self.op(*p, op, &mut out, &mut ob);
         }
         if let Some(f) = update.end_of_rib {
             self.remove_paths(peer.0, Some(f), true, &mut out, &mut ob);
@@ -279,20 +275,12 @@ impl Rib {
     }
 
     /// All the peer's counters; `None` for a peer the RIB does not know.
-    /// Counting stale paths walks the table: for status, not per UPDATE.
     pub fn peer_counters(&self, peer: PeerId) -> Option<PeerCounters> {
         let s = self.peers.get(&peer.0)?;
-        let stale = self
-            .v4
-            .values()
-            .chain(self.v6.values())
-            .flat_map(|d| d.paths())
-            .filter(|p| p.source == peer.0 && p.is_stale())
-            .count();
         Some(PeerCounters {
             up: s.up,
             received: s.received,
-            stale,
+            stale: s.stale,
             advertised: s.advertised,
         })
     }
@@ -389,15 +377,10 @@ impl Rib {
         Ok(())
     }
 
-    /// Applies one path change and propagates the best-path move; returns the
-    /// change in the source's Adj-RIB-In size.
-    fn op(
-        &mut self,
-        prefix: Prefix,
-        op: PathOp,
-        out: &mut RibOutput,
-        ob: &mut OutboundBuilder,
-    ) -> i64 {
+    /// Applies one path change, keeps the source's counters, and propagates
+    /// the best-path move.
+    fn op(&mut self, prefix: Prefix, op: PathOp, out: &mut RibOutput, ob: &mut OutboundBuilder) {
+        let source = op.source();
         let ctx = DecisionCtx {
             local_asn: self.cfg.local_asn,
             router_id: self.cfg.router_id,
@@ -422,11 +405,14 @@ impl Rib {
                 &mut out.best_changes,
             ),
         };
+        if let Some(st) = self.peers.get_mut(&source) {
+            st.received = st.received.saturating_add_signed(r.received_delta as isize);
+            st.stale = st.stale.saturating_add_signed(r.stale_delta as isize);
+        }
         if let Some(m) = r.moved {
             let ectx = self.export_ctx();
             propagate(&mut self.peers, &mut self.interner, &self.cfg, ectx, &m, ob);
         }
-        r.received_delta
     }
 
     /// Removes `source`'s paths (of one family, or all; stale ones only, or
@@ -474,19 +460,19 @@ impl Rib {
         } else {
             PathOp::Remove
         };
-        let mut delta = 0i64;
         for p in keys4
             .into_iter()
             .map(Prefix::V4)
             .chain(keys6.into_iter().map(Prefix::V6))
         {
-            delta += self.op(p, op(source), out, ob);
+            self.op(p, op(source), out, ob);
         }
-        if let Some(st) = self.peers.get_mut(&source) {
-            st.received = (st.received as i64 + delta).max(0) as usize;
-            if !st.up && st.received == 0 {
-                self.peers.remove(&source);
-            }
+        if self
+            .peers
+            .get(&source)
+            .is_some_and(|st| !st.up && st.received == 0)
+        {
+            self.peers.remove(&source);
         }
     }
 
@@ -505,8 +491,7 @@ impl Rib {
         st.export_cache.clear();
         if retain_stale {
             let sel = |p: &Path| p.source == source;
-            table::mark_stale(&mut self.v4, sel);
-            table::mark_stale(&mut self.v6, sel);
+            st.stale += table::mark_stale(&mut self.v4, sel) + table::mark_stale(&mut self.v6, sel);
             if st.received == 0 {
                 self.peers.remove(&source);
             }

@@ -24,6 +24,8 @@ pub(crate) struct PeerState {
     pub up: bool,
     /// Paths in the Adj-RIB-In (stale ones included).
     pub received: usize,
+    /// Stale paths in the Adj-RIB-In (RFC 4724 §4.2).
+    pub stale: usize,
     /// Prefixes in the Adj-RIB-Out.
     pub advertised: usize,
     /// Attribute sets already built for this peer (RFC 4271 §9.1.3 / §5.1 rules).
@@ -37,6 +39,7 @@ impl PeerState {
             local_asn,
             up: false,
             received: 0,
+            stale: 0,
             advertised: 0,
             export_cache: FastMap::default(),
         }

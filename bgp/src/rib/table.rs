@@ -125,6 +125,15 @@ pub(crate) enum PathOp {
     RemoveStale(u32),
 }
 
+impl PathOp {
+    pub(crate) fn source(&self) -> u32 {
+        match self {
+            PathOp::Upsert(p) => p.source,
+            PathOp::Remove(s) | PathOp::RemoveStale(s) => *s,
+        }
+    }
+}
+
 /// How a prefix's best path changed; `old_best`/`new_best` are `None` when there
 /// was / is no route. Only produced when the best path differs.
 #[derive(Debug)]
@@ -142,11 +151,20 @@ pub(crate) struct Scratch {
     new_nh: Vec<IpAddr>,
 }
 
-/// Result of [`apply_op`]: paths added (+1) or removed (-1) for the op's source,
-/// and the best-path move if there was one.
+/// Result of [`apply_op`]: the change in the op's source's Adj-RIB-In size
+/// (+1 added, -1 removed) and stale count, and the best-path move if any.
 pub(crate) struct OpResult {
     pub received_delta: i64,
+    pub stale_delta: i64,
     pub moved: Option<BestMove>,
+}
+
+impl OpResult {
+    const NOTHING: OpResult = OpResult {
+        received_delta: 0,
+        stale_delta: 0,
+        moved: None,
+    };
 }
 
 /// Applies one path change to `key`'s destination, reruns the decision process,
@@ -163,26 +181,22 @@ pub(crate) fn apply_op<K: RibKey>(
     let mut occupied = match map.entry(key) {
         Entry::Vacant(v) => {
             let PathOp::Upsert(mut path) = op else {
-                return OpResult {
-                    received_delta: 0,
-                    moved: None,
-                };
+                return OpResult::NOTHING;
             };
             path.flags = BEST | ECMP;
-            best_changes.push(change_for(
-                prefix,
-                std::slice::from_ref(&path),
-                &mut scratch.new_nh,
-            ));
+            let paths = std::slice::from_ref(&path);
+            best_changes.push(change_for(prefix, paths, &mut scratch.new_nh));
             let new_best = path.clone();
             v.insert(Dest::One(path));
+            let moved = BestMove {
+                prefix,
+                old_best: None,
+                new_best: Some(new_best),
+            };
             return OpResult {
                 received_delta: 1,
-                moved: Some(BestMove {
-                    prefix,
-                    old_best: None,
-                    new_best: Some(new_best),
-                }),
+                stale_delta: 0,
+                moved: Some(moved),
             };
         }
         Entry::Occupied(o) => o,
@@ -190,33 +204,27 @@ pub(crate) fn apply_op<K: RibKey>(
     let dest = occupied.get_mut();
     let Some(old_best) = dest.best().cloned() else {
         occupied.remove();
-        return OpResult {
-            received_delta: 0,
-            moved: None,
-        };
+        return OpResult::NOTHING;
     };
     collect_next_hops(dest.paths(), &mut scratch.old_nh);
     let stale_only = matches!(op, PathOp::RemoveStale(_));
-    let delta = match op {
+    let (received_delta, stale_delta) = match op {
         PathOp::Upsert(path) => match dest.position(path.source) {
             Some(i) => {
                 let Some(slot) = dest.paths_mut().get_mut(i) else {
-                    return OpResult {
-                        received_delta: 0,
-                        moved: None,
-                    };
+                    return OpResult::NOTHING;
                 };
+                // A re-learned stale path stops being stale (RFC 4724 §4.2).
+                let stale_delta = if slot.is_stale() { -1 } else { 0 };
+                slot.flags &= !STALE;
                 if Arc::ptr_eq(&slot.attrs, &path.attrs) {
-                    // Idempotent; a re-learned stale path just stops being stale.
-                    slot.flags &= !STALE;
                     return OpResult {
-                        received_delta: 0,
-                        moved: None,
+                        stale_delta,
+                        ..OpResult::NOTHING
                     };
                 }
                 slot.attrs = path.attrs;
-                slot.flags &= !STALE;
-                0
+                (0, stale_delta)
             }
             None => {
                 let mut v = dest.take_vec();
@@ -224,22 +232,18 @@ pub(crate) fn apply_op<K: RibKey>(
                 if let Some(d) = Dest::from_vec(v) {
                     *dest = d;
                 }
-                1
+                (1, 0)
             }
         },
         PathOp::Remove(source) | PathOp::RemoveStale(source) => {
             let Some(i) = dest.position(source) else {
-                return OpResult {
-                    received_delta: 0,
-                    moved: None,
-                };
+                return OpResult::NOTHING;
             };
-            if stale_only && !dest.paths().get(i).is_some_and(Path::is_stale) {
-                return OpResult {
-                    received_delta: 0,
-                    moved: None,
-                };
+            let was_stale = dest.paths().get(i).is_some_and(Path::is_stale);
+            if stale_only && !was_stale {
+                return OpResult::NOTHING;
             }
+            let stale_delta = if was_stale { -1 } else { 0 };
             let mut v = dest.take_vec();
             v.remove(i);
             match Dest::from_vec(v) {
@@ -247,22 +251,25 @@ pub(crate) fn apply_op<K: RibKey>(
                 None => {
                     occupied.remove();
                     best_changes.push(BestPathChange::gone(prefix));
+                    let moved = BestMove {
+                        prefix,
+                        old_best: Some(old_best),
+                        new_best: None,
+                    };
                     return OpResult {
                         received_delta: -1,
-                        moved: Some(BestMove {
-                            prefix,
-                            old_best: Some(old_best),
-                            new_best: None,
-                        }),
+                        stale_delta,
+                        moved: Some(moved),
                     };
                 }
             }
-            -1
+            (-1, stale_delta)
         }
     };
     let moved = rerun(prefix, dest, old_best, ctx, scratch, best_changes);
     OpResult {
-        received_delta: delta,
+        received_delta,
+        stale_delta,
         moved,
     }
 }
