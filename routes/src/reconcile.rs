@@ -17,11 +17,13 @@
 //! (ENOBUFS) trigger a full re-dump.
 
 use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ipnetwork::Ipv4Network;
 use netlink_packet_route::RouteNetlinkMessage;
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::route::RouteMessage;
 use rtnetlink::packet_core::NetlinkPayload;
@@ -34,6 +36,7 @@ use crate::types::{KernelRoute, RouteKind, RouteStats};
 use crate::wire::{self, Drain, NlSocket, Received};
 
 const RTMGRP_LINK: u32 = 0x1;
+const RTMGRP_IPV4_IFADDR: u32 = 0x10;
 const RTMGRP_IPV4_ROUTE: u32 = 0x40;
 /// Bytes of requests per `sendmsg`.
 const BATCH_BYTES: usize = 64 * 1024;
@@ -73,6 +76,9 @@ pub(crate) struct Reconciler {
     restoring: HashSet<Ipv4Network>,
     /// Desired prefixes whose route names a device, by device name.
     by_dev: HashMap<String, HashSet<Ipv4Network>>,
+    /// Links with IPv4 addresses: only those can carry the connected routes
+    /// that gateway routes resolve through.
+    addressed: HashSet<(u32, Ipv4Addr, u8)>,
     converged: bool,
     resync_at: Option<Instant>,
     counters: RouteStats,
@@ -90,6 +96,19 @@ fn devs_of(route: &KernelRoute) -> Vec<&str> {
     }
 }
 
+/// (ifindex, address, prefix length) of an IPv4 address message.
+fn addr_key(a: &AddressMessage) -> Option<(u32, Ipv4Addr, u8)> {
+    if a.header.family != netlink_packet_route::AddressFamily::Inet {
+        return None;
+    }
+    a.attributes.iter().find_map(|attr| match attr {
+        AddressAttribute::Local(IpAddr::V4(ip)) | AddressAttribute::Address(IpAddr::V4(ip)) => {
+            Some((a.header.index, *ip, a.header.prefix_len))
+        }
+        _ => None,
+    })
+}
+
 impl Reconciler {
     pub(crate) async fn open(
         proto: u8,
@@ -97,8 +116,11 @@ impl Reconciler {
         shared: Arc<Mutex<RouteStats>>,
     ) -> Result<Reconciler, RoutesError> {
         // Subscribe first, so nothing that happens during the dump is lost.
-        let mon = NlSocket::open(RTMGRP_LINK | RTMGRP_IPV4_ROUTE, 64 << 20)
-            .map_err(|e| RoutesError::io("route table: opening netlink monitor socket", e))?;
+        let mon = NlSocket::open(
+            RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE,
+            64 << 20,
+        )
+        .map_err(|e| RoutesError::io("route table: opening netlink monitor socket", e))?;
         let cmd = NlSocket::open(0, 16 << 20)
             .map_err(|e| RoutesError::io("route table: opening netlink socket", e))?;
         // Our own writes' notifications are filtered in the kernel; if that
@@ -121,6 +143,7 @@ impl Reconciler {
             failed: HashMap::new(),
             restoring: HashSet::new(),
             by_dev: HashMap::new(),
+            addressed: HashSet::new(),
             converged: false,
             resync_at: None,
             counters: RouteStats::default(),
@@ -504,6 +527,18 @@ impl Reconciler {
         match msg {
             RouteNetlinkMessage::NewLink(l) => self.link_event(&l, false),
             RouteNetlinkMessage::DelLink(l) => self.link_event(&l, true),
+            RouteNetlinkMessage::NewAddress(a) => {
+                if let Some(key) = addr_key(&a) {
+                    self.addressed.insert(key);
+                }
+            }
+            RouteNetlinkMessage::DelAddress(a) => {
+                if let Some(key) = addr_key(&a) {
+                    self.addressed.remove(&key);
+                }
+                // Routes through the address's subnet may be gone.
+                self.resync_at.get_or_insert(Instant::now() + RESYNC_DELAY);
+            }
             RouteNetlinkMessage::NewRoute(r) => self.route_event(&r, false),
             RouteNetlinkMessage::DelRoute(r) => self.route_event(&r, true),
             _ => {}
@@ -526,13 +561,29 @@ impl Reconciler {
         let was_up = old.as_ref().is_some_and(|o| o.up);
         let name = name.or(old.map(|o| o.name));
         if deleted || (was_up && !up) {
-            // The kernel drops routes through the link without telling us.
-            if let Some(n) = &name
-                && let Some(set) = self.by_dev.get(n)
-            {
-                self.dirty.extend(set.iter().copied());
+            // The kernel drops routes through the link without telling us:
+            // forget ours that name it, and re-dump if gateway routes may
+            // have resolved through it (only links with an IPv4 address).
+            if let Some(n) = &name {
+                let gone: Vec<Ipv4Network> = self
+                    .kernel
+                    .iter()
+                    .filter(|(_, r)| devs_of(r).contains(&n.as_str()))
+                    .map(|(p, _)| *p)
+                    .collect();
+                for p in gone {
+                    self.kernel.remove(&p);
+                    if self.desired.contains_key(&p) {
+                        self.dirty.insert(p);
+                    }
+                }
+                if let Some(set) = self.by_dev.get(n) {
+                    self.dirty.extend(set.iter().copied());
+                }
             }
-            self.resync_at.get_or_insert(Instant::now() + RESYNC_DELAY);
+            if self.addressed.iter().any(|(i, _, _)| *i == index) {
+                self.resync_at.get_or_insert(Instant::now() + RESYNC_DELAY);
+            }
         }
         if deleted {
             return;
@@ -642,6 +693,16 @@ impl Reconciler {
                 }
             }
         }
+        let mut areq = AddressMessage::default();
+        areq.header.family = netlink_packet_route::AddressFamily::Inet;
+        let addrs = self.cmd.dump(RouteNetlinkMessage::GetAddress(areq)).await?;
+        self.addressed = addrs
+            .iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewAddress(a) => addr_key(a),
+                _ => None,
+            })
+            .collect();
         let mut req = RouteMessage::default();
         req.header.address_family = netlink_packet_route::AddressFamily::Inet;
         let routes = self.cmd.dump(RouteNetlinkMessage::GetRoute(req)).await?;

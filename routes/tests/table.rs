@@ -386,5 +386,76 @@ fn external_changes_are_restored_within_a_second() {
         )
         .await;
         t.flush().await.expect("flush after link up");
+
+        // A veth without an address (a container's host side) going away
+        // takes its host route with it; no full re-dump is needed, and the
+        // route comes back when a veth of that name appears again.
+        probe.ip(&["link", "add", "lv0", "type", "veth", "peer", "name", "lv1"]);
+        probe.ip(&["link", "set", "lv0", "up"]);
+        t.set(
+            net("10.55.3.3/32"),
+            KernelRoute::Local { dev: "lv0".into() },
+        )
+        .await;
+        t.flush().await.expect("flush lv0");
+        let before = t.stats().resyncs;
+        probe.ip(&["link", "del", "lv0"]);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            t.flush().await.is_err(),
+            "route on a deleted device cannot be installed"
+        );
+        assert_eq!(t.stats().pending, 1);
+        assert_eq!(
+            t.stats().resyncs,
+            before,
+            "unaddressed link removal must not re-dump"
+        );
+        probe.ip(&["link", "add", "lv0", "type", "veth", "peer", "name", "lv1"]);
+        probe.ip(&["link", "set", "lv0", "up"]);
+        wait_for(
+            &probe,
+            &["route", "show", "10.55.3.3/32"],
+            "dev lv0 proto 149 scope link",
+            one,
+        )
+        .await;
+        t.flush().await.expect("flush after veth re-created");
+    });
+}
+
+#[test]
+fn underlay_mtu_and_tunl0() {
+    if !require_root() {
+        return;
+    }
+    let ns = setup("tbl-mtu");
+    ns.ip(&["link", "set", "rt0", "mtu", "1450"]);
+    let name = ns.name.clone();
+    ns.run(move || async move {
+        let probe = Netns::borrowed(&name);
+        let mtu = tortie_routes::underlay_mtu("10.200.0.1".parse().unwrap())
+            .await
+            .expect("mtu");
+        assert_eq!(mtu, 1450);
+        let err = tortie_routes::underlay_mtu("10.200.0.99".parse().unwrap())
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("no interface has that address"),
+            "{err}"
+        );
+        // This machine's kernel may lack ipip (VM-NOTES): then the error must
+        // say so clearly; with ipip, tunl0 must end up configured.
+        match tortie_routes::ensure_tunl0("10.244.1.0".parse().unwrap(), mtu - 20).await {
+            Ok(()) => {
+                let l = probe.ip(&["addr", "show", "tunl0"]);
+                assert!(l.contains("mtu 1430") && l.contains("10.244.1.0/32"), "{l}");
+            }
+            Err(e) => assert!(
+                e.to_string().starts_with("configuring tunl0: creating it:"),
+                "{e}"
+            ),
+        }
     });
 }
