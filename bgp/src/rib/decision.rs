@@ -7,6 +7,10 @@
 //! at ([`LossReason`]). The process eliminates candidates step by step over the
 //! whole set, as §9.1.2.2 describes, rather than sorting pairwise: the MED step
 //! only compares routes from the same neighbouring AS, which is not transitive.
+//!
+//! Stale paths (kept across a peer's graceful restart) are ordinary candidates:
+//! RFC 4724 §4.2 keeps using them for forwarding, and giving them a handicap
+//! would move traffic during every restart, which is what GR exists to avoid.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
