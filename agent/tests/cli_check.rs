@@ -116,3 +116,20 @@ fn completions_are_generated() {
         "{text}"
     );
 }
+
+#[test]
+fn a_closed_stdout_pipe_is_not_a_crash() {
+    use std::process::Stdio;
+    // `tortie completions bash | head -c1`: the reader goes away early.
+    let mut child = Command::new(TORTIE)
+        .args(["completions", "bash"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}

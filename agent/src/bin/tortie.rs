@@ -14,12 +14,19 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Cmd::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "tortie", &mut std::io::stdout());
-            ExitCode::SUCCESS
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "tortie", &mut script);
+            match out(&String::from_utf8_lossy(&script)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("tortie: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Cmd::Check { config } => match daemon::load_or_report(&config) {
             Ok(_) => {
-                println!("{}: valid", config.display());
+                let _ = out(&format!("{}: valid\n", config.display()));
                 ExitCode::SUCCESS
             }
             Err(code) => ExitCode::from(code),
@@ -46,10 +53,23 @@ fn main() -> ExitCode {
     }
 }
 
+/// Writes to stdout; a closed pipe (`tortie status | head -1`) is not an error.
+fn out(text: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(format!("writing to stdout: {e}")),
+    }
+}
+
 fn print_json<T: serde::Serialize>(v: &T) -> Result<(), String> {
     let text = serde_json::to_string_pretty(v).map_err(|e| format!("encoding JSON: {e}"))?;
-    println!("{text}");
-    Ok(())
+    out(&format!("{text}\n"))
 }
 
 fn client_command(cmd: Cmd) -> ExitCode {
@@ -72,10 +92,7 @@ fn client_command(cmd: Cmd) -> ExitCode {
                     .map_err(|e| e.to_string())?;
                 match output {
                     Output::Json => print_json(&s),
-                    Output::Table => {
-                        print!("{}", cli::render_status(&s, cli::now_unix()));
-                        Ok(())
-                    }
+                    Output::Table => out(&cli::render_status(&s, cli::now_unix())),
                 }
             }
             Cmd::Routes { output, socket } => {
@@ -85,10 +102,7 @@ fn client_command(cmd: Cmd) -> ExitCode {
                     .map_err(|e| e.to_string())?;
                 match output {
                     Output::Json => print_json(&r),
-                    Output::Table => {
-                        print!("{}", cli::render_routes(&r));
-                        Ok(())
-                    }
+                    Output::Table => out(&cli::render_routes(&r)),
                 }
             }
             Cmd::Attach {
@@ -111,10 +125,7 @@ fn client_command(cmd: Cmd) -> ExitCode {
                     .map_err(|e| e.to_string())?;
                 match output {
                     Output::Json => print_json(&a),
-                    Output::Table => {
-                        print!("{}", cli::render_attach(&a));
-                        Ok(())
-                    }
+                    Output::Table => out(&cli::render_attach(&a)),
                 }
             }
             Cmd::Detach { id, socket } => {
@@ -123,10 +134,9 @@ fn client_command(cmd: Cmd) -> ExitCode {
                     .await
                     .map_err(|e| e.to_string())?;
                 match d.released_ip {
-                    Some(ip) => println!("{}: released {ip}", d.id),
-                    None => println!("{}: nothing was attached", d.id),
+                    Some(ip) => out(&format!("{}: released {ip}\n", d.id)),
+                    None => out(&format!("{}: nothing was attached\n", d.id)),
                 }
-                Ok(())
             }
             Cmd::Run { .. } | Cmd::Check { .. } | Cmd::Completions { .. } => Ok(()),
         }
