@@ -7,6 +7,7 @@
 //! outbound UPDATEs go back from the RIB task to each established session.
 //! API calls are messages to these tasks. All channels are bounded.
 
+mod coalesce;
 mod conn;
 mod listener;
 mod msg;

@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::Shared;
+use super::coalesce::{self, Coalescer};
 use super::msg::{PeerOut, RibMsg};
 use crate::rib::{PeerId, PeerInfo, Rib, RibConfig, RibError, RibOutput};
 use crate::speaker::{PeerConfig, RouteCandidate, RouteInfo, SpeakerEvent};
@@ -42,6 +43,8 @@ struct PeerEntry {
     out: Option<mpsc::Sender<PeerOut>>,
     /// Output that did not fit in `out` yet, in order.
     backlog: VecDeque<PeerOut>,
+    /// Small outputs merged for a few milliseconds before they go out.
+    coalesce: Coalescer,
     /// Families still awaiting End-of-RIB in the current session.
     awaiting_eor: HashSet<AddressFamily>,
     /// Graceful-restart stale deadline (RFC 4724 §4.2).
@@ -143,6 +146,7 @@ impl RibTask {
                             id,
                             out: None,
                             backlog: VecDeque::new(),
+                            coalesce: Coalescer::default(),
                             awaiting_eor: HashSet::new(),
                             stale_until: None,
                             settle_at: None,
@@ -159,7 +163,7 @@ impl RibTask {
         let peer_deadlines = self
             .peers
             .values()
-            .flat_map(|e| [e.stale_until, e.settle_at])
+            .flat_map(|e| [e.stale_until, e.settle_at, e.coalesce.deadline()])
             .flatten();
         let conv = (!self.converged).then_some(self.converge_deadline);
         peer_deadlines.chain(conv).min()
@@ -169,6 +173,10 @@ impl RibTask {
         let now = Instant::now();
         let mut sweeps = Vec::new();
         for (addr, e) in self.peers.iter_mut() {
+            if e.coalesce.due(now) {
+                let pending = e.coalesce.take();
+                push_out(*addr, e, PeerOut::Updates(pending));
+            }
             if e.stale_until.is_some_and(|d| d <= now) {
                 e.stale_until = None;
                 info!(peer = %addr, "graceful restart timer expired: removing stale routes");
@@ -258,6 +266,7 @@ impl RibTask {
                     .filter(|a| a.is_ipv4() != local_addr.is_ipv4());
                 e.out = Some(out);
                 e.backlog.clear();
+                e.coalesce.clear();
                 e.awaiting_eor = negotiated.families.iter().copied().collect();
                 if negotiated.peer_graceful_restart.is_none() && !e.converged {
                     e.settle_at = Some(Instant::now() + NON_GR_PEER_SETTLE);
@@ -285,6 +294,7 @@ impl RibTask {
                 };
                 e.out = None;
                 e.backlog.clear();
+                e.coalesce.clear();
                 e.settle_at = None;
                 let id = e.id;
                 let retain = retain_for.is_some() && !families.is_empty();
@@ -401,9 +411,27 @@ impl RibTask {
                 }
                 per_peer.entry(id).or_default().push(u);
             }
+            let now = Instant::now();
             for (addr, e) in self.peers.iter_mut() {
-                if let Some(updates) = per_peer.remove(&e.id) {
+                let Some(updates) = per_peer.remove(&e.id) else {
+                    continue;
+                };
+                if e.out.is_none() {
+                    continue;
+                }
+                if coalesce::batch_size(&updates) >= coalesce::DIRECT {
+                    // Already packed: flush what waits before it, keep order.
+                    if !e.coalesce.is_empty() {
+                        let pending = e.coalesce.take();
+                        push_out(*addr, e, PeerOut::Updates(pending));
+                    }
                     push_out(*addr, e, PeerOut::Updates(updates));
+                } else {
+                    e.coalesce.add(updates);
+                    if e.coalesce.due(now) {
+                        let pending = e.coalesce.take();
+                        push_out(*addr, e, PeerOut::Updates(pending));
+                    }
                 }
             }
         }
