@@ -153,9 +153,22 @@ pub async fn attach(req: &AttachRequest) -> Result<Attachment, RoutesError> {
         .up()
         .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
         .build();
-    h.link().add(veth).execute().await.map_err(|e| {
-        RoutesError::from_rtnl(format!("{ctx}: creating veth {host} in {ns_name}"), e)
-    })?;
+    if let Err(e) = h.link().add(veth).execute().await {
+        let mut context = format!("{ctx}: creating veth {host} in {ns_name}");
+        let err = RoutesError::from_rtnl(&context, e);
+        if err.errno() == Some(libc::EEXIST) {
+            // Say which end exists: ours on the host, or the name inside.
+            context.push_str(match link_by_name(h, &host).await {
+                Ok(Some(_)) => " (the host veth exists: already attached?)",
+                _ => " (an interface of that name exists inside the namespace)",
+            });
+            return Err(RoutesError::Netlink {
+                context,
+                errno: libc::EEXIST,
+            });
+        }
+        return Err(err);
+    }
 
     match configure(req, &ctx, &host, &ns, &hconn).await {
         Ok(a) => Ok(a),
@@ -179,9 +192,8 @@ async fn configure(
     let (host_index, host_mac) = link_by_name(h, host)
         .await
         .map_err(|e| RoutesError::from_rtnl(format!("{ctx}: looking up {host}"), e))?
-        .ok_or_else(|| RoutesError::invalid(ctx, format!("{host} vanished after creation")))?;
-    sysctl::configure_host_veth(host)
-        .map_err(|e| RoutesError::invalid(format!("{ctx}: configuring {host}"), e))?;
+        .ok_or_else(|| RoutesError::unexpected(ctx, format!("{host} vanished after creation")))?;
+    sysctl::configure_host_veth(host).map_err(|e| e.within(ctx))?;
 
     // Inside the container.
     let cconn = netns::inside(ns, ctx).await?;
@@ -192,7 +204,7 @@ async fn configure(
         .await
         .map_err(|e| RoutesError::from_rtnl(step(&format!("looking up {ifname}")), e))?
         .ok_or_else(|| {
-            RoutesError::invalid(step("looking up interface"), format!("{ifname} missing"))
+            RoutesError::unexpected(step("looking up interface"), format!("{ifname} missing"))
         })?;
     // (Asking for the peer to be up at creation is refused with ENOTCONN.)
     c.link()
@@ -263,7 +275,7 @@ async fn configure(
     drop(cconn);
 
     // Host route last: once it exists, traffic can reach the container.
-    let prefix = Ipv4Network::new(req.address, 32).map_err(|e| RoutesError::invalid(ctx, e))?;
+    let prefix = Ipv4Network::new(req.address, 32).map_err(|e| RoutesError::unexpected(ctx, e))?;
     let route = KernelRoute::Local {
         dev: host.to_string(),
     };
@@ -274,7 +286,7 @@ async fn configure(
         wire::RT_TABLE_MAIN,
         &|_| Some(host_index),
     )
-    .map_err(|e| RoutesError::invalid(ctx, e))?;
+    .map_err(|e| RoutesError::unexpected(ctx, e))?;
     h.route().add(msg).replace().execute().await.map_err(|e| {
         RoutesError::from_rtnl(format!("{ctx}: adding host route {prefix} dev {host}"), e)
     })?;
@@ -337,7 +349,7 @@ pub async fn detach(
     let conn = netns::here(&ctx)?;
     delete_link(&conn.handle, &host)
         .await
-        .map_err(|e| RoutesError::invalid(&ctx, e))?;
+        .map_err(|e| e.within(&ctx))?;
     tracing::debug!(container = container_id, veth = %host, proto = route_protocol, "detached");
     Ok(())
 }

@@ -25,9 +25,18 @@ pub enum RoutesError {
         #[source]
         source: std::io::Error,
     },
-    /// The kernel answered something we did not expect, or input was invalid.
+    /// The caller's input is invalid (bad name, MTU, ...).
     #[error("{context}: {message}")]
     Invalid {
+        /// What we were doing.
+        context: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// The kernel's state or answer was not what we expected (a device
+    /// vanished, an attribute is missing, a helper thread died).
+    #[error("{context}: {message}")]
+    Unexpected {
         /// What we were doing.
         context: String,
         /// What was wrong.
@@ -67,6 +76,38 @@ impl RoutesError {
         }
     }
 
+    pub(crate) fn unexpected(context: impl fmt::Display, message: impl fmt::Display) -> Self {
+        RoutesError::Unexpected {
+            context: context.to_string(),
+            message: message.to_string(),
+        }
+    }
+
+    /// Prefix the context with `outer` ("attach c1"), keeping the variant
+    /// and errno.
+    pub(crate) fn within(self, outer: &str) -> Self {
+        let wrap = |c: String| format!("{outer}: {c}");
+        match self {
+            RoutesError::Netlink { context, errno } => RoutesError::Netlink {
+                context: wrap(context),
+                errno,
+            },
+            RoutesError::Io { context, source } => RoutesError::Io {
+                context: wrap(context),
+                source,
+            },
+            RoutesError::Invalid { context, message } => RoutesError::Invalid {
+                context: wrap(context),
+                message,
+            },
+            RoutesError::Unexpected { context, message } => RoutesError::Unexpected {
+                context: wrap(context),
+                message,
+            },
+            other => other,
+        }
+    }
+
     /// Convert an rtnetlink error, keeping the errno when the kernel sent one.
     pub(crate) fn from_rtnl(context: impl fmt::Display, e: rtnetlink::Error) -> Self {
         match e {
@@ -74,7 +115,7 @@ impl RoutesError {
                 context: context.to_string(),
                 errno: msg.raw_code().saturating_abs(),
             },
-            other => RoutesError::invalid(context, other),
+            other => RoutesError::unexpected(context, other),
         }
     }
 

@@ -73,7 +73,7 @@ pub(crate) async fn inside(ns: &File, context: &str) -> Result<NsConnection, Rou
     spawned.map_err(|e| RoutesError::io(format!("{context}: spawning netns thread"), e))?;
     let (conn, handle, _) = rx
         .await
-        .map_err(|_| RoutesError::invalid(context, "netns thread died"))??;
+        .map_err(|_| RoutesError::unexpected(context, "netns thread died"))??;
     Ok(NsConnection {
         handle,
         task: tokio::spawn(conn),

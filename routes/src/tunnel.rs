@@ -43,7 +43,7 @@ pub async fn ensure_tunl0(address: Ipv4Addr, mtu: u32) -> Result<(), RoutesError
             }
             find_link(h, TUNNEL_DEV)
                 .await?
-                .ok_or_else(|| RoutesError::invalid(&ctx, "device missing after creation"))?
+                .ok_or_else(|| RoutesError::unexpected(&ctx, "device missing after creation"))?
         }
     };
     h.link()
@@ -95,12 +95,12 @@ pub async fn underlay_mtu(node_address: Ipv4Addr) -> Result<u32, RoutesError> {
         .try_next()
         .await
         .map_err(|e| RoutesError::from_rtnl(format!("{ctx}: reading link {index}"), e))?
-        .ok_or_else(|| RoutesError::invalid(&ctx, format!("link {index} vanished")))?;
+        .ok_or_else(|| RoutesError::unexpected(&ctx, format!("link {index} vanished")))?;
     msg.attributes
         .iter()
         .find_map(|a| match a {
             LinkAttribute::Mtu(m) => Some(*m),
             _ => None,
         })
-        .ok_or_else(|| RoutesError::invalid(&ctx, "link has no MTU attribute"))
+        .ok_or_else(|| RoutesError::unexpected(&ctx, "link has no MTU attribute"))
 }

@@ -211,8 +211,21 @@ fn attach_by_proc_pid_path_and_duplicate_attach_is_refused() {
     let err = second.expect_err("second attach of the same id must fail");
     let text = err.to_string();
     assert!(
-        text.contains(&format!("creating veth {}", a.host_ifname)) && text.contains("File exists"),
+        text.contains(&format!("creating veth {}", a.host_ifname))
+            && text.contains("already attached?")
+            && text.contains("File exists"),
         "{text}"
+    );
+    // Another id, same namespace: eth0 is taken inside.
+    let r3 = req(
+        &format!("other-{}", host.name),
+        c.path(),
+        "10.96.3.3".parse().unwrap(),
+    );
+    let err = host.run(move || async move { attach(&r3).await.expect_err("eth0 exists") });
+    assert!(
+        err.to_string().contains("exists inside the namespace"),
+        "{err}"
     );
     // The first attachment is intact.
     let (ok, out) = host.exec(&["ping", "-c1", "-W1", "10.96.3.2"]);
