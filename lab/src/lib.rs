@@ -25,4 +25,4 @@ pub mod wait;
 pub use error::{LabError, Result};
 pub use netns::{Netns, require_root, unique_name};
 pub use process::Daemon;
-pub use wait::wait_until;
+pub use wait::{wait_for, wait_until};

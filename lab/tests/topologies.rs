@@ -1,0 +1,95 @@
+//! Every topology file is valid against containerlab's JSON schema, parses in
+//! the netns runner without warnings, and every bound file exists.
+
+use std::path::{Path, PathBuf};
+
+use tortie_lab::topology::{Role, Topology};
+
+fn topology_files() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(".clab.yml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn all_five_topologies_exist() {
+    let names: Vec<String> = topology_files()
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for want in [
+        "two-nodes",
+        "mesh3",
+        "leaf-spine",
+        "route-reflector",
+        "ipip-cross-subnet",
+    ] {
+        assert!(
+            names.contains(&format!("{want}.clab.yml")),
+            "missing {want}: {names:?}"
+        );
+    }
+}
+
+#[test]
+fn topologies_match_containerlab_schema() {
+    let schema_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/clab.schema.json");
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
+    let validator = jsonschema::draft7::new(&schema).expect("schema compiles");
+    for f in topology_files() {
+        let doc: serde_json::Value = serde_yaml_ng::from_str(&std::fs::read_to_string(&f).unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let errors: Vec<String> = validator
+            .iter_errors(&doc)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{}: {errors:#?}", f.display());
+    }
+}
+
+#[test]
+fn schema_rejects_an_invalid_topology() {
+    let schema_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/clab.schema.json");
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
+    let validator = jsonschema::draft7::new(&schema).unwrap();
+    let bad: serde_json::Value = serde_yaml_ng::from_str(
+        "name: x\ntopology:\n  nodes:\n    a: {kind: 7}\n  links: [{endpoints: 3}]\n",
+    )
+    .unwrap();
+    assert!(!validator.is_valid(&bad));
+}
+
+#[test]
+fn topologies_parse_without_warnings_and_binds_exist() {
+    for f in topology_files() {
+        let t = Topology::load(&f, None).unwrap_or_else(|e| panic!("{e}"));
+        assert!(t.warnings.is_empty(), "{}: {:?}", f.display(), t.warnings);
+        for n in &t.nodes {
+            for b in &n.binds {
+                assert!(
+                    b.source.is_file(),
+                    "{}: node {}: bind source {} missing",
+                    f.display(),
+                    n.name,
+                    b.source.display()
+                );
+            }
+            if n.role == Role::Tortie {
+                let cfg = n
+                    .bound("tortie.toml")
+                    .unwrap_or_else(|| panic!("{}: {} has no tortie.toml", f.display(), n.name));
+                let text = std::fs::read_to_string(cfg).unwrap();
+                let _: toml::Table = text
+                    .parse()
+                    .unwrap_or_else(|e| panic!("{}: {e}", cfg.display()));
+            }
+        }
+    }
+}
