@@ -22,9 +22,24 @@ fn cni(command: &str, env: &[(&str, &str)], conf: &Value) -> (bool, Value) {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().expect("starting tortie-cni");
+    // ETXTBSY: another test thread's fork may briefly hold a binary open for
+    // writing (a known Linux race with parallel tests); retry.
+    let mut attempt = 0;
+    let mut child = loop {
+        match cmd.spawn() {
+            Ok(c) => break c,
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && attempt < 20 => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => panic!("starting tortie-cni: {e}"),
+        }
+    };
     if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(conf.to_string().as_bytes()).expect("stdin");
+        // A plugin may exit before reading (it should not; a runtime ignores EPIPE too).
+        if let Err(e) = stdin.write_all(conf.to_string().as_bytes()) {
+            assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "stdin: {e}");
+        }
     }
     let out = child.wait_with_output().expect("tortie-cni");
     let text = String::from_utf8_lossy(&out.stdout);

@@ -23,12 +23,15 @@ fn main() -> ExitCode {
 
 /// Returns what to print and whether it is a success.
 fn invoke() -> (Option<String>, bool) {
+    // Read stdin first, even when the environment turns out to be invalid,
+    // so the runtime writing the config never hits a closed pipe.
+    let mut stdin = Vec::new();
+    let read = std::io::stdin().read_to_end(&mut stdin);
     let env = match cni::parse_env(|k| std::env::var(k).ok()) {
         Ok(e) => e,
         Err(e) => return (Some(e.to_json(LATEST)), false),
     };
-    let mut stdin = Vec::new();
-    if let Err(e) = std::io::stdin().read_to_end(&mut stdin) {
+    if let Err(e) = read {
         let err = cni::CniError::new(
             cni::code::IO_FAILURE,
             "reading the network config from stdin failed",
