@@ -358,14 +358,124 @@ impl Drop for Bird {
     }
 }
 
-#[test]
-fn agent_peers_with_bird_ebgp_both_ways() {
-    if !root_or_skip() {
-        return;
-    }
+/// Starts BIRD with `conf` (text) in `ns`; its control socket under `dir`.
+fn start_bird(ns: &Netns, dir: &std::path::Path, name: &str, conf: &str) -> Bird {
+    let path = dir.join(format!("{name}.conf"));
+    std::fs::write(&path, conf).expect("bird.conf");
+    let sock = dir.join(format!("{name}.ctl"));
+    let child = Command::new("ip")
+        .args(["netns", "exec", &ns.name, "bird", "-f", "-c"])
+        .arg(&path)
+        .arg("-s")
+        .arg(&sock)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting bird");
+    Bird { child, sock }
+}
+
+fn bird_missing() -> bool {
     if Command::new("bird").arg("--version").output().is_err() {
         assert!(std::env::var_os("CI").is_none(), "bird is missing in CI");
         eprintln!("skipped: bird not installed");
+        return true;
+    }
+    false
+}
+
+#[test]
+fn ecmp_from_two_routers_becomes_a_multipath_kernel_route() {
+    if !root_or_skip() || bird_missing() {
+        return;
+    }
+    let tg = tag("em");
+    let dir = tempfile::Builder::new()
+        .prefix("tortie-ecmp-")
+        .tempdir()
+        .expect("tempdir");
+    let node = Netns::new(format!("{tg}-n"));
+    let r1 = Netns::new(format!("{tg}-r1"));
+    let r2 = Netns::new(format!("{tg}-r2"));
+    let pid = std::process::id();
+    link(
+        &node,
+        &format!("e{pid}a"),
+        "192.0.2.11/24",
+        &r1,
+        &format!("e{pid}b"),
+        "192.0.2.1/24",
+    );
+    link(
+        &node,
+        &format!("e{pid}c"),
+        "198.51.100.11/24",
+        &r2,
+        &format!("e{pid}d"),
+        "198.51.100.2/24",
+    );
+    // r2 reaches the node's BGP address (192.0.2.11) over its own link.
+    sh(&[
+        "ip",
+        "-n",
+        &r2.name,
+        "route",
+        "add",
+        "192.0.2.11/32",
+        "via",
+        "198.51.100.11",
+    ]);
+    let common = "protocol device {}\nprotocol static { ipv4; route 203.0.113.0/24 blackhole; }\n";
+    let _b1 = start_bird(
+        &r1,
+        dir.path(),
+        "r1",
+        &format!(
+            "router id 192.0.2.1;\n{common}protocol bgp tortie {{\n  local 192.0.2.1 as 65001;\n  \
+             neighbor 192.0.2.11 as 64512;\n  ipv4 {{ import all; export all; }};\n}}\n"
+        ),
+    );
+    let _b2 = start_bird(
+        &r2,
+        dir.path(),
+        "r2",
+        &format!(
+            "router id 198.51.100.2;\n{common}protocol bgp tortie {{\n  local 198.51.100.2 as 65001;\n  \
+             neighbor 192.0.2.11 as 64512;\n  multihop 2;\n  ipv4 {{ import all; export all; }};\n}}\n"
+        ),
+    );
+    let agent = Agent::start(
+        dir.path().join("a"),
+        &node,
+        &NodeSpec {
+            name: "node-a",
+            address: "192.0.2.11/24",
+            pod_cidr: "10.244.1.0/26",
+            asn: 64512,
+            peers: vec![("192.0.2.1", 65001, "r1"), ("198.51.100.2", 65001, "r2")],
+        },
+    );
+    agent.wait_established(Duration::from_secs(30));
+    wait_until(Duration::from_secs(10), "a two-way multipath route", || {
+        let r = sh(&["ip", "-n", &node.name, "route", "show", "203.0.113.0/24"]);
+        r.contains("nexthop via 192.0.2.1") && r.contains("nexthop via 198.51.100.2")
+    });
+    let out = cli(&agent.socket(), &["routes", "-o", "json"]);
+    let routes: serde_json::Value = serde_json::from_slice(&out.stdout).expect("routes JSON");
+    let r = routes
+        .as_array()
+        .and_then(|rs| rs.iter().find(|r| r["prefix"] == "203.0.113.0/24"))
+        .unwrap_or_else(|| panic!("no 203.0.113.0/24 in {routes}"));
+    let ecmp = r["paths"]
+        .as_array()
+        .map(|p| p.iter().filter(|p| p["ecmp"] == true).count());
+    assert_eq!(ecmp, Some(2), "{r}");
+    assert_eq!(r["installed"], true);
+}
+
+#[test]
+fn agent_peers_with_bird_ebgp_both_ways() {
+    if !root_or_skip() || bird_missing() {
         return;
     }
     let tg = tag("bd");
@@ -381,25 +491,14 @@ fn agent_peers_with_bird_ebgp_both_ways() {
         format!("b{}b", std::process::id()),
     );
     link(&node, &ia, "192.0.2.11/24", &rtr, &ib, "192.0.2.1/24");
-    let conf = dir.path().join("bird.conf");
-    std::fs::write(
-        &conf,
+    let bird = start_bird(
+        &rtr,
+        dir.path(),
+        "bird",
         "router id 192.0.2.1;\nprotocol device {}\nprotocol kernel { ipv4 { export all; }; }\n\
          protocol static { ipv4; route 198.51.100.0/24 blackhole; }\n\
          protocol bgp tortie {\n  local 192.0.2.1 as 65001;\n  neighbor 192.0.2.11 as 64512;\n  graceful restart on;\n  ipv4 { import all; export all; };\n}\n",
-    )
-    .expect("bird.conf");
-    let sock = dir.path().join("bird.ctl");
-    let child = Command::new("ip")
-        .args(["netns", "exec", &rtr.name, "bird", "-f", "-c"])
-        .arg(&conf)
-        .arg("-s")
-        .arg(&sock)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting bird");
-    let bird = Bird { child, sock };
+    );
     let agent = Agent::start(
         dir.path().join("a"),
         &node,
