@@ -569,3 +569,32 @@ fn json_logs_one_object_per_line() {
         "no peer state line:\n{log}"
     );
 }
+
+#[test]
+fn advertise_hosts_sends_every_container_slash_32() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut t = TwoNodes::new("ah");
+    t.a.wait_established(Duration::from_secs(20));
+    let conf = std::fs::read_to_string(t.a.config_path()).expect("config");
+    std::fs::write(
+        t.a.config_path(),
+        conf.replace("[bgp]\n", "[bgp]\nadvertise = \"hosts\"\n"),
+    )
+    .expect("write");
+    t.a.kill9();
+    t.a.spawn();
+    t.a.wait_established(Duration::from_secs(20));
+    let ip = t.a.attach(&t.ca, "ca");
+    assert!(ip.starts_with("10.244.1."), "{ip}");
+    wait_until(
+        Duration::from_secs(10),
+        "the container /32 in B's kernel",
+        || sh(&["ip", "-n", &t.nb.name, "route", "show", &ip]).contains("via 192.0.2.11"),
+    );
+    // The block is still advertised too.
+    assert!(
+        sh(&["ip", "-n", &t.nb.name, "route", "show", "10.244.1.0/26"]).contains("via 192.0.2.11")
+    );
+}
