@@ -517,3 +517,22 @@ fn a_peer_returning_with_a_new_router_id_is_reflected_with_the_new_originator_id
         Some(v4("10.255.9.9"))
     );
 }
+
+#[test]
+fn a_med_we_set_ourselves_is_sent_to_ebgp() {
+    let mut r = three_peers();
+    let a = tortie_bgp::types::PathAttributes {
+        med: Some(7),
+        communities: vec![0xfde8_0063],
+        ..Default::default()
+    };
+    let out = r.originate_with(pfx("10.43.0.0/24"), a);
+    let e = announced_to(&out, 1, "10.43.0.0/24").unwrap();
+    assert_eq!(
+        e.med,
+        Some(7),
+        "RFC 4271 §5.1.4: our own MED may go to a neighbouring AS"
+    );
+    assert_eq!(e.communities, vec![0xfde8_0063]);
+    assert_eq!(announced_to(&out, 3, "10.43.0.0/24").unwrap().med, Some(7));
+}
