@@ -15,7 +15,7 @@ use crate::logging::LogFormat;
 
 /// tortie: routed layer-3 container networking with BGP.
 #[derive(Debug, Parser)]
-#[command(name = "tortie", version, about, long_about = None)]
+#[command(name = "tortie", version, long_about = None)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Cmd,
