@@ -598,3 +598,40 @@ fn advertise_hosts_sends_every_container_slash_32() {
         sh(&["ip", "-n", &t.nb.name, "route", "show", "10.244.1.0/26"]).contains("via 192.0.2.11")
     );
 }
+
+#[test]
+fn sighup_switches_advertise_live() {
+    if !root_or_skip() {
+        return;
+    }
+    let t = TwoNodes::new("av");
+    t.a.wait_established(Duration::from_secs(20));
+    let ip = t.a.attach(&t.ca, "ca");
+    let has_host_route =
+        || sh(&["ip", "-n", &t.nb.name, "route", "show", &ip]).contains("via 192.0.2.11");
+    let block_mode = std::fs::read_to_string(t.a.config_path()).expect("config");
+    let transitions = t.a.status_json()["peers"][0]["established_transitions"].clone();
+    std::fs::write(
+        t.a.config_path(),
+        block_mode.replace("[bgp]\n", "[bgp]\nadvertise = \"hosts\"\n"),
+    )
+    .expect("write");
+    t.a.signal(nix::sys::signal::Signal::SIGHUP);
+    wait_until(
+        Duration::from_secs(10),
+        "the /32 announced after SIGHUP",
+        has_host_route,
+    );
+    std::fs::write(t.a.config_path(), &block_mode).expect("write");
+    t.a.signal(nix::sys::signal::Signal::SIGHUP);
+    wait_until(
+        Duration::from_secs(10),
+        "the /32 withdrawn after SIGHUP",
+        || !has_host_route(),
+    );
+    // No session was reset for it.
+    assert_eq!(
+        t.a.status_json()["peers"][0]["established_transitions"],
+        transitions
+    );
+}

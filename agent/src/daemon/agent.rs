@@ -154,6 +154,32 @@ impl Agent {
         Ok(())
     }
 
+    /// `bgp.advertise` changed (SIGHUP): originate or withdraw each
+    /// container's /32 so BGP matches the new rule.
+    pub async fn readvertise(&self, old: &Config, new: &Config) {
+        let ips: Vec<Ipv4Addr> = self.locals_read().keys().copied().collect();
+        let Ok(speaker) = self.speaker().await else {
+            return;
+        };
+        for ip in ips {
+            let Some(p) = convert::v4_prefix(ip, 32) else {
+                continue;
+            };
+            let (was, now) = (
+                convert::advertise_host(old, ip),
+                convert::advertise_host(new, ip),
+            );
+            let result = match (was, now) {
+                (false, true) => speaker.originate(p, None).await,
+                (true, false) => speaker.withdraw(p).await,
+                _ => Ok(()),
+            };
+            if let Err(e) = result {
+                tracing::warn!(%ip, error = %e, "re-advertising a container /32");
+            }
+        }
+    }
+
     async fn forget_local(&self, ip: Ipv4Addr) {
         self.locals_write().remove(&ip);
         self.table.remove(host_net(ip)).await;

@@ -251,7 +251,14 @@ async fn reload(agent: &Agent, path: &Path) {
     }
     let restart_needed: Vec<&str> = [
         ("node", new.node != old.node),
-        ("bgp", new.bgp != old.bgp),
+        // `advertise` is applied live below; the rest of [bgp] shapes the speaker.
+        (
+            "bgp",
+            tortie_config::Bgp {
+                advertise: old.bgp.advertise,
+                ..new.bgp.clone()
+            } != old.bgp,
+        ),
         ("dataplane", new.dataplane != old.dataplane),
         ("api", new.api != old.api),
         ("metrics", new.metrics != old.metrics),
@@ -277,7 +284,13 @@ async fn reload(agent: &Agent, path: &Path) {
     }
     let mut applied = (*old).clone();
     applied.peers = new.peers;
-    agent.set_config(Arc::new(applied));
+    applied.bgp.advertise = new.bgp.advertise;
+    let applied = Arc::new(applied);
+    if applied.bgp.advertise != old.bgp.advertise {
+        agent.readvertise(&old, &applied).await;
+        tracing::info!(advertise = ?applied.bgp.advertise, "SIGHUP: container /32s re-advertised");
+    }
+    agent.set_config(applied);
 }
 
 #[cfg(test)]
