@@ -2,7 +2,11 @@
 //! prefixes (one API call each, like containers coming up); measures how long
 //! until speaker B has them all as best paths, and the UPDATE messages used.
 //!
+//! With `feed`, a scripted raw peer instead sends N prefixes in UPDATEs of
+//! PER prefixes each (inbound path: framing, decode, RIB, events).
+//!
 //! `cargo run --release -p tortie-bgp --example session_bench -- [N]`
+//! `cargo run --release -p tortie-bgp --example session_bench -- feed N PER`
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -25,8 +29,18 @@ fn cfg(asn: u32, ip: Ipv4Addr, listen: Option<u16>) -> SpeakerConfig {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let n: u32 = std::env::args()
-        .nth(1)
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("feed") {
+        let n = args
+            .get(1)
+            .map(|s| s.parse())
+            .transpose()?
+            .unwrap_or(1_000_000);
+        let per = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(500);
+        return feed(n, per).await;
+    }
+    let n: u32 = args
+        .first()
         .map(|s| s.parse())
         .transpose()?
         .unwrap_or(100_000);
@@ -88,5 +102,107 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     a.shutdown(false).await;
     b.shutdown(false).await;
+    Ok(())
+}
+
+/// A raw peer feeds `n` /24s in UPDATEs of `per` prefixes to a speaker.
+async fn feed(n: u32, per: usize) -> Result<(), Box<dyn std::error::Error>> {
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tortie_bgp::wire::{self, Capability, CodecContext, Message, Open, Update};
+    use tortie_bgp::{AddressFamily, AsPath, AsPathSegment, PathAttributes};
+
+    let (a_ip, r_ip) = (Ipv4Addr::new(127, 0, 98, 1), Ipv4Addr::new(127, 0, 98, 2));
+    let port = std::net::TcpListener::bind((a_ip, 0))?.local_addr()?.port();
+    let mut a_cfg = cfg(65001, a_ip, Some(port));
+    let mut p = PeerConfig::new(IpAddr::V4(r_ip), 65002);
+    p.passive = true;
+    a_cfg.peers.push(p);
+    let (a, mut a_rx) = Speaker::start(a_cfg).await?;
+
+    let ctx = CodecContext {
+        four_octet_as: true,
+        families: vec![AddressFamily::IPV4_UNICAST, AddressFamily::IPV6_UNICAST],
+        local_asn: 65002,
+        peer_asn: 65001,
+        ..CodecContext::default()
+    };
+    let mut bytes = Vec::new();
+    let open = Open {
+        version: 4,
+        my_as: 65002,
+        hold_time: 90,
+        bgp_identifier: r_ip,
+        capabilities: vec![
+            Capability::Multiprotocol(AddressFamily::IPV4_UNICAST),
+            Capability::FourOctetAs(65002),
+        ],
+    };
+    wire::encode(&Message::Open(open), &CodecContext::default(), &mut bytes)?;
+    wire::encode(&Message::Keepalive, &CodecContext::default(), &mut bytes)?;
+    let attrs = Arc::new(PathAttributes {
+        as_path: AsPath {
+            segments: vec![AsPathSegment::Sequence(vec![65002, 65100])],
+        },
+        next_hop: Some(IpAddr::V4(r_ip)),
+        ..PathAttributes::default()
+    });
+    let prefixes: Vec<Prefix> = (0..n)
+        .filter_map(|i| Prefix::new(IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + (i << 8))), 24))
+        .collect();
+    let mut msgs = Vec::new();
+    for chunk in prefixes.chunks(per.max(1)) {
+        let u = Update {
+            attributes: Some(attrs.clone()),
+            announced: chunk.to_vec(),
+            ..Update::default()
+        };
+        wire::encode_updates(&u, &ctx, &mut msgs)?;
+    }
+    let updates = msgs.len();
+    let body: Vec<u8> = msgs.concat();
+
+    let sock = tokio::net::TcpSocket::new_v4()?;
+    sock.bind(SocketAddr::new(IpAddr::V4(r_ip), 0))?;
+    let mut s = sock
+        .connect(SocketAddr::new(IpAddr::V4(a_ip), port))
+        .await?;
+    s.write_all(&bytes).await?;
+    // Drain what A sends (OPEN, KEEPALIVEs, its End-of-RIB) in the background.
+    let (mut rd, mut wr) = s.into_split();
+    tokio::spawn(async move {
+        let mut b = vec![0u8; 65536];
+        while matches!(rd.read(&mut b).await, Ok(n) if n > 0) {}
+    });
+    while let Some(ev) = a_rx.recv().await {
+        if matches!(
+            ev,
+            SpeakerEvent::PeerStateChanged {
+                state: tortie_bgp::SessionState::Established,
+                ..
+            }
+        ) {
+            break;
+        }
+    }
+    let t0 = Instant::now();
+    tokio::spawn(async move { wr.write_all(&body).await.map(|_| wr) });
+    let mut got = 0u32;
+    while got < n {
+        match a_rx.recv().await {
+            Some(SpeakerEvent::BestPathChanged { next_hops, .. }) if !next_hops.is_empty() => {
+                got += 1
+            }
+            Some(_) => {}
+            None => break,
+        }
+    }
+    let el = t0.elapsed();
+    println!(
+        "feed: {n} prefixes in {updates} UPDATEs ({per}/UPDATE): all best after {:.3}s ({:.0} prefixes/s)",
+        el.as_secs_f64(),
+        f64::from(n) / el.as_secs_f64()
+    );
+    a.shutdown(false).await;
     Ok(())
 }
