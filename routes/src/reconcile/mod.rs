@@ -1,4 +1,5 @@
-//! The reconciler task: sole writer of kernel routes with our protocol.
+//! The reconciler task: sole writer of kernel routes with our protocol
+//! (notification handling lives in [`monitor`]).
 //!
 //! State: `desired` (from the caller), `kernel` (our routes in the table as
 //! last seen: start-up dump, our successful writes, others' notifications),
@@ -17,13 +18,13 @@
 //! (ENOBUFS) trigger a full re-dump.
 
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ipnetwork::Ipv4Network;
 use netlink_packet_route::RouteNetlinkMessage;
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::AddressMessage;
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::route::RouteMessage;
 use rtnetlink::packet_core::NetlinkPayload;
@@ -33,7 +34,10 @@ use tokio::time::Instant;
 use crate::error::{RoutesError, errno_words};
 use crate::table::Command;
 use crate::types::{KernelRoute, RouteKind, RouteStats};
-use crate::wire::{self, Drain, NlSocket, Received};
+use crate::wire::{self, Drain, NlSocket};
+
+mod monitor;
+use monitor::addr_key;
 
 const RTMGRP_LINK: u32 = 0x1;
 const RTMGRP_IPV4_IFADDR: u32 = 0x10;
@@ -43,6 +47,8 @@ const BATCH_BYTES: usize = 64 * 1024;
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 const RESYNC_DELAY: Duration = Duration::from_millis(50);
 const STATS_EVERY: Duration = Duration::from_millis(200);
+/// Full re-dump as a safety net against changes the kernel does not notify.
+const RESYNC_EVERY: Duration = Duration::from_secs(300);
 
 enum Op {
     Replace(KernelRoute),
@@ -94,19 +100,6 @@ fn devs_of(route: &KernelRoute) -> Vec<&str> {
         }
         KernelRoute::Blackhole => Vec::new(),
     }
-}
-
-/// (ifindex, address, prefix length) of an IPv4 address message.
-fn addr_key(a: &AddressMessage) -> Option<(u32, Ipv4Addr, u8)> {
-    if a.header.family != netlink_packet_route::AddressFamily::Inet {
-        return None;
-    }
-    a.attributes.iter().find_map(|attr| match attr {
-        AddressAttribute::Local(IpAddr::V4(ip)) | AddressAttribute::Address(IpAddr::V4(ip)) => {
-            Some((a.header.index, *ip, a.header.prefix_len))
-        }
-        _ => None,
-    })
 }
 
 impl Reconciler {
@@ -163,10 +156,11 @@ impl Reconciler {
         let mut last_publish = Instant::now();
         let mut stale = false;
         let mut next_retry = Instant::now() + RETRY_EVERY;
+        let mut next_full = Instant::now() + RESYNC_EVERY;
         loop {
             let mut deadline = match self.resync_at {
-                Some(t) => t.min(next_retry),
-                None => next_retry,
+                Some(t) => t.min(next_retry).min(next_full),
+                None => next_retry.min(next_full),
             };
             if stale {
                 deadline = deadline.min(last_publish + STATS_EVERY);
@@ -200,6 +194,10 @@ impl Reconciler {
                     self.resync_at = Some(now + RETRY_EVERY);
                 }
             }
+            if next_full <= now {
+                next_full = now + RESYNC_EVERY;
+                self.resync_at.get_or_insert(now);
+            }
             if next_retry <= now {
                 next_retry = now + RETRY_EVERY;
                 self.dirty.extend(self.failed.keys().copied());
@@ -214,7 +212,8 @@ impl Reconciler {
             // Counting is O(desired): do it at most every STATS_EVERY, and
             // right before answering flush/converged/installed.
             stale = true;
-            if self.dirty.is_empty() && !self.waiters.is_empty() {
+            // Answers wait for a pending re-dump too (link loss, lost events).
+            if self.dirty.is_empty() && self.resync_at.is_none() && !self.waiters.is_empty() {
                 self.publish();
                 last_publish = Instant::now();
                 stale = false;
@@ -488,178 +487,6 @@ impl Reconciler {
         }
         if overrun {
             self.resync_at = Some(Instant::now());
-        }
-    }
-
-    /// Read queued notifications and apply the ones others caused.
-    fn drain_monitor(&mut self) {
-        let mut msgs = Vec::new();
-        let skip = self.cmd.portid();
-        loop {
-            msgs.clear();
-            match self.mon.drain_filtered(&mut msgs, skip) {
-                Ok(Drain::Empty) => {
-                    for m in msgs.drain(..) {
-                        self.event(m);
-                    }
-                    return;
-                }
-                Ok(Drain::Overrun) => {
-                    // Lost notifications: apply what we have, re-dump soon.
-                    for m in msgs.drain(..) {
-                        self.event(m);
-                    }
-                    self.resync_at = Some(Instant::now());
-                }
-                Err(e) => {
-                    tracing::warn!("route monitor receive failed: {e}");
-                    self.resync_at = Some(Instant::now() + RESYNC_DELAY);
-                    return;
-                }
-            }
-        }
-    }
-
-    fn event(&mut self, m: Received) {
-        let NetlinkPayload::InnerMessage(msg) = m.payload else {
-            return;
-        };
-        match msg {
-            RouteNetlinkMessage::NewLink(l) => self.link_event(&l, false),
-            RouteNetlinkMessage::DelLink(l) => self.link_event(&l, true),
-            RouteNetlinkMessage::NewAddress(a) => {
-                if let Some(key) = addr_key(&a) {
-                    self.addressed.insert(key);
-                }
-            }
-            RouteNetlinkMessage::DelAddress(a) => {
-                if let Some(key) = addr_key(&a) {
-                    self.addressed.remove(&key);
-                }
-                // Routes through the address's subnet may be gone.
-                self.resync_at.get_or_insert(Instant::now() + RESYNC_DELAY);
-            }
-            RouteNetlinkMessage::NewRoute(r) => self.route_event(&r, false),
-            RouteNetlinkMessage::DelRoute(r) => self.route_event(&r, true),
-            _ => {}
-        }
-    }
-
-    fn link_event(&mut self, l: &LinkMessage, deleted: bool) {
-        let index = l.header.index;
-        let name = l.attributes.iter().find_map(|a| match a {
-            LinkAttribute::IfName(n) => Some(n.clone()),
-            _ => None,
-        });
-        let up = l.header.flags.contains(LinkFlags::Up);
-        let old = self.links.remove(&index);
-        if let Some(o) = &old
-            && self.by_name.get(&o.name) == Some(&index)
-        {
-            self.by_name.remove(&o.name);
-        }
-        let was_up = old.as_ref().is_some_and(|o| o.up);
-        let name = name.or(old.map(|o| o.name));
-        if deleted || (was_up && !up) {
-            // The kernel drops routes through the link without telling us:
-            // forget ours that name it, and re-dump if gateway routes may
-            // have resolved through it (only links with an IPv4 address).
-            if let Some(n) = &name {
-                let gone: Vec<Ipv4Network> = self
-                    .kernel
-                    .iter()
-                    .filter(|(_, r)| devs_of(r).contains(&n.as_str()))
-                    .map(|(p, _)| *p)
-                    .collect();
-                for p in gone {
-                    self.kernel.remove(&p);
-                    if self.desired.contains_key(&p) {
-                        self.dirty.insert(p);
-                    }
-                }
-                if let Some(set) = self.by_dev.get(n) {
-                    self.dirty.extend(set.iter().copied());
-                }
-            }
-            if self.addressed.iter().any(|(i, _, _)| *i == index) {
-                self.resync_at.get_or_insert(Instant::now() + RESYNC_DELAY);
-            }
-        }
-        if deleted {
-            return;
-        }
-        let Some(name) = name else { return };
-        if up && !was_up {
-            if let Some(set) = self.by_dev.get(&name) {
-                self.dirty.extend(set.iter().copied());
-            }
-            self.dirty.extend(self.failed.keys().copied());
-        }
-        self.by_name.insert(name.clone(), index);
-        self.links.insert(index, Link { name, up });
-    }
-
-    fn route_event(&mut self, r: &RouteMessage, deleted: bool) {
-        let links = &self.links;
-        let Some(d) = wire::decode_route(r, &|i| links.get(&i).map(|l| l.name.clone())) else {
-            return;
-        };
-        if d.table != self.table || d.priority != 0 || d.tos != 0 {
-            return;
-        }
-        let p = d.prefix;
-        if d.protocol != self.proto {
-            if deleted {
-                if self.foreign.remove(&p) && self.desired.contains_key(&p) {
-                    self.dirty.insert(p);
-                }
-            } else {
-                // Same prefix and metric: a replace by someone else may have
-                // taken our route's place; we never fight it.
-                self.foreign.insert(p);
-                if let Some(route) = self.kernel.remove(&p)
-                    && self
-                        .desired
-                        .get(&p)
-                        .is_some_and(|want| want.satisfied_by(&route))
-                {
-                    self.dirty.insert(p);
-                }
-            }
-            return;
-        }
-        if deleted {
-            self.kernel.remove(&p);
-            if self.desired.contains_key(&p) {
-                self.restoring.insert(p);
-                self.dirty.insert(p);
-            }
-            return;
-        }
-        match d.route {
-            Some(route) => {
-                let differs = self
-                    .desired
-                    .get(&p)
-                    .is_some_and(|want| !want.satisfied_by(&route));
-                if !self.desired.contains_key(&p) {
-                    // Not ours to delete until a sweep: e.g. attach's host
-                    // route before the caller sets it here.
-                    self.adopted.insert(p);
-                }
-                self.kernel.insert(p, route);
-                if differs {
-                    self.restoring.insert(p);
-                    self.dirty.insert(p);
-                }
-            }
-            None => {
-                self.kernel.remove(&p);
-                if self.desired.contains_key(&p) {
-                    self.restoring.insert(p);
-                    self.dirty.insert(p);
-                }
-            }
         }
     }
 

@@ -1,0 +1,211 @@
+//! The netlink monitor half of the reconciler: notifications about links,
+//! IPv4 addresses and routes caused by anyone but us (our own writes are
+//! filtered in the kernel, see [`crate::wire::NlSocket::ignore_sender`]).
+//!
+//! - route of ours deleted or changed → put back (counted as restored);
+//! - route of another protocol at the same prefix and metric → never fought
+//!   (the prefix becomes a conflict until it goes away);
+//! - link deleted or down → forget our routes naming it; re-dump if gateway
+//!   routes could have resolved through it (it had an IPv4 address);
+//! - link up or new → retry routes waiting for it;
+//! - lost notifications (ENOBUFS) or an address removed → re-dump.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use ipnetwork::Ipv4Network;
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use netlink_packet_route::route::RouteMessage;
+use rtnetlink::packet_core::NetlinkPayload;
+use tokio::time::Instant;
+
+use super::{Link, RESYNC_DELAY, Reconciler, devs_of};
+use crate::wire::{self, Drain, Received};
+
+/// (ifindex, address, prefix length) of an IPv4 address message.
+pub(super) fn addr_key(a: &AddressMessage) -> Option<(u32, Ipv4Addr, u8)> {
+    if a.header.family != netlink_packet_route::AddressFamily::Inet {
+        return None;
+    }
+    a.attributes.iter().find_map(|attr| match attr {
+        AddressAttribute::Local(IpAddr::V4(ip)) | AddressAttribute::Address(IpAddr::V4(ip)) => {
+            Some((a.header.index, *ip, a.header.prefix_len))
+        }
+        _ => None,
+    })
+}
+
+impl Reconciler {
+    /// Read queued notifications and apply the ones others caused.
+    pub(super) fn drain_monitor(&mut self) {
+        let mut msgs = Vec::new();
+        let skip = self.cmd.portid();
+        loop {
+            msgs.clear();
+            match self.mon.drain_filtered(&mut msgs, skip) {
+                Ok(Drain::Empty) => {
+                    for m in msgs.drain(..) {
+                        self.event(m);
+                    }
+                    return;
+                }
+                Ok(Drain::Overrun) => {
+                    // Lost notifications: apply what we have, re-dump soon.
+                    for m in msgs.drain(..) {
+                        self.event(m);
+                    }
+                    self.resync_at = Some(Instant::now());
+                }
+                Err(e) => {
+                    tracing::warn!("route monitor receive failed: {e}");
+                    self.resync_at = Some(Instant::now() + RESYNC_DELAY);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn event(&mut self, m: Received) {
+        let NetlinkPayload::InnerMessage(msg) = m.payload else {
+            return;
+        };
+        match msg {
+            RouteNetlinkMessage::NewLink(l) => self.link_event(&l, false),
+            RouteNetlinkMessage::DelLink(l) => self.link_event(&l, true),
+            RouteNetlinkMessage::NewAddress(a) => {
+                if let Some(key) = addr_key(&a) {
+                    self.addressed.insert(key);
+                }
+            }
+            RouteNetlinkMessage::DelAddress(a) => {
+                if let Some(key) = addr_key(&a) {
+                    self.addressed.remove(&key);
+                }
+                // Routes through the address's subnet may be gone.
+                self.resync_at.get_or_insert(Instant::now() + RESYNC_DELAY);
+            }
+            RouteNetlinkMessage::NewRoute(r) => self.route_event(&r, false),
+            RouteNetlinkMessage::DelRoute(r) => self.route_event(&r, true),
+            _ => {}
+        }
+    }
+
+    fn link_event(&mut self, l: &LinkMessage, deleted: bool) {
+        let index = l.header.index;
+        let name = l.attributes.iter().find_map(|a| match a {
+            LinkAttribute::IfName(n) => Some(n.clone()),
+            _ => None,
+        });
+        let up = l.header.flags.contains(LinkFlags::Up);
+        let old = self.links.remove(&index);
+        if let Some(o) = &old
+            && self.by_name.get(&o.name) == Some(&index)
+        {
+            self.by_name.remove(&o.name);
+        }
+        let was_up = old.as_ref().is_some_and(|o| o.up);
+        let name = name.or(old.map(|o| o.name));
+        if deleted || (was_up && !up) {
+            // The kernel drops routes through the link without telling us:
+            // forget ours that name it, and re-dump if gateway routes may
+            // have resolved through it (only links with an IPv4 address).
+            if let Some(n) = &name {
+                let gone: Vec<Ipv4Network> = self
+                    .kernel
+                    .iter()
+                    .filter(|(_, r)| devs_of(r).contains(&n.as_str()))
+                    .map(|(p, _)| *p)
+                    .collect();
+                for p in gone {
+                    self.kernel.remove(&p);
+                    if self.desired.contains_key(&p) {
+                        self.dirty.insert(p);
+                    }
+                }
+                if let Some(set) = self.by_dev.get(n) {
+                    self.dirty.extend(set.iter().copied());
+                }
+            }
+            if self.addressed.iter().any(|(i, _, _)| *i == index) {
+                self.resync_at.get_or_insert(Instant::now() + RESYNC_DELAY);
+            }
+        }
+        if deleted {
+            return;
+        }
+        let Some(name) = name else { return };
+        if up && !was_up {
+            if let Some(set) = self.by_dev.get(&name) {
+                self.dirty.extend(set.iter().copied());
+            }
+            self.dirty.extend(self.failed.keys().copied());
+        }
+        self.by_name.insert(name.clone(), index);
+        self.links.insert(index, Link { name, up });
+    }
+
+    fn route_event(&mut self, r: &RouteMessage, deleted: bool) {
+        let links = &self.links;
+        let Some(d) = wire::decode_route(r, &|i| links.get(&i).map(|l| l.name.clone())) else {
+            return;
+        };
+        if d.table != self.table || d.priority != 0 || d.tos != 0 {
+            return;
+        }
+        let p = d.prefix;
+        if d.protocol != self.proto {
+            if deleted {
+                if self.foreign.remove(&p) && self.desired.contains_key(&p) {
+                    self.dirty.insert(p);
+                }
+            } else {
+                // Same prefix and metric: a replace by someone else may have
+                // taken our route's place; we never fight it.
+                self.foreign.insert(p);
+                if let Some(route) = self.kernel.remove(&p)
+                    && self
+                        .desired
+                        .get(&p)
+                        .is_some_and(|want| want.satisfied_by(&route))
+                {
+                    self.dirty.insert(p);
+                }
+            }
+            return;
+        }
+        if deleted {
+            self.kernel.remove(&p);
+            if self.desired.contains_key(&p) {
+                self.restoring.insert(p);
+                self.dirty.insert(p);
+            }
+            return;
+        }
+        match d.route {
+            Some(route) => {
+                let differs = self
+                    .desired
+                    .get(&p)
+                    .is_some_and(|want| !want.satisfied_by(&route));
+                if !self.desired.contains_key(&p) {
+                    // Not ours to delete until a sweep: e.g. attach's host
+                    // route before the caller sets it here.
+                    self.adopted.insert(p);
+                }
+                self.kernel.insert(p, route);
+                if differs {
+                    self.restoring.insert(p);
+                    self.dirty.insert(p);
+                }
+            }
+            None => {
+                self.kernel.remove(&p);
+                if self.desired.contains_key(&p) {
+                    self.restoring.insert(p);
+                    self.dirty.insert(p);
+                }
+            }
+        }
+    }
+}
