@@ -183,7 +183,11 @@ pub async fn connect(opts: &ConnectOptions) -> io::Result<TcpStream> {
 pub fn prepare_accepted(stream: &TcpStream, ttl_security: Option<u8>) -> io::Result<()> {
     stream.set_nodelay(true)?;
     if let Some(h) = ttl_security {
-        let v6 = stream.peer_addr()?.is_ipv6();
+        // A v4-mapped peer on a dual-stack socket travels as IPv4: IP_* options.
+        let v6 = match stream.peer_addr()?.ip() {
+            IpAddr::V6(a) => a.to_ipv4_mapped().is_none(),
+            IpAddr::V4(_) => false,
+        };
         set_gtsm(stream.as_raw_fd(), v6, h)?;
     }
     Ok(())
