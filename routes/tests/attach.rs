@@ -232,3 +232,87 @@ fn attach_by_proc_pid_path_and_duplicate_attach_is_refused() {
     assert!(ok, "{out}");
     drop(child);
 }
+
+#[test]
+fn attach_with_route_table_local_routes_are_kept_and_restored() {
+    if !require_root() {
+        return;
+    }
+    use std::time::{Duration, Instant};
+    use tortie_routes::{Ipv4Network, KernelRoute, RouteTable};
+    let host = Netns::new("tab-h");
+    let c1 = Netns::new("tab-a");
+    let c2 = Netns::new("tab-b");
+    let (r1, r2) = (
+        req(
+            &format!("tab-a-{}", host.name),
+            c1.path(),
+            "10.96.4.2".parse().unwrap(),
+        ),
+        req(
+            &format!("tab-b-{}", host.name),
+            c2.path(),
+            "10.96.4.3".parse().unwrap(),
+        ),
+    );
+    let hname = host.name.clone();
+    host.run(move || async move {
+        let probe = Netns::borrowed(&hname);
+        let table = RouteTable::start(149, 254).await.expect("start");
+        let a1 = attach(&r1).await.expect("attach 1");
+        // A container attached but never declared to the table (a leftover).
+        let a2 = attach(&r2).await.expect("attach 2");
+        let p1 = Ipv4Network::new(a1.address, 32).unwrap();
+        table
+            .set(
+                p1,
+                KernelRoute::Local {
+                    dev: a1.host_ifname.clone(),
+                },
+            )
+            .await;
+        table.flush().await.expect("flush");
+        assert_eq!(table.stats().installed_local, 1);
+        // Before converged the undeclared host route is kept, after it is swept.
+        assert!(
+            probe
+                .ip(&["route", "show", "10.96.4.3/32"])
+                .contains(&a2.host_ifname)
+        );
+        table.converged().await;
+        assert!(
+            probe
+                .ip(&["route", "show", "10.96.4.3/32"])
+                .trim()
+                .is_empty()
+        );
+        assert!(
+            probe
+                .ip(&["route", "show", "10.96.4.2/32"])
+                .contains(&a1.host_ifname)
+        );
+
+        // Someone deletes the declared host route: back within a second.
+        probe.ip(&["route", "del", "10.96.4.2/32"]);
+        let start = Instant::now();
+        while !probe
+            .ip(&["route", "show", "10.96.4.2/32"])
+            .contains(&a1.host_ifname)
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(1),
+                "host route not restored"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        table.flush().await.expect("flush");
+        assert!(table.stats().restored >= 1);
+
+        // Detach, then forget the route: nothing pending, nothing failed.
+        detach(&a1.container_id, "tt", 149).await.expect("detach");
+        table.remove(p1).await;
+        table.flush().await.expect("flush after detach");
+        let s = table.stats();
+        assert_eq!((s.pending, s.desired, s.netlink_errors), (0, 0, 0), "{s:?}");
+    });
+}
