@@ -141,6 +141,9 @@ fn sigkill_and_restart_under_ping_loses_nothing() {
             && sh(&["ip", "-n", &t.nb.name, "route", "show", "10.244.1.0/26"]).contains("proto 149")
     });
     let before = sh(&["ip", "-n", &t.na.name, "route", "show", "proto", "149"]);
+    // Every route change on both nodes while A restarts: nothing may be deleted.
+    let mon_a = RouteMonitor::start(&t.na);
+    let mon_b = RouteMonitor::start(&t.nb);
 
     // 100 pings, 50 ms apart (5 s), while A is killed and restarted.
     let ping_ns = t.ca.name.clone();
@@ -186,6 +189,61 @@ fn sigkill_and_restart_under_ping_loses_nothing() {
     assert_eq!((tx, rx), (3, 3));
     let after = sh(&["ip", "-n", &t.na.name, "route", "show", "proto", "149"]);
     assert_eq!(after, before, "routes differ after the restart");
+    // After the sweep (End-of-RIB), still no route was withdrawn anywhere.
+    wait_until(Duration::from_secs(40), "A converged", || {
+        t.a.status_json()["converged"] == true
+    });
+    for (node, mon) in [("A", mon_a), ("B", mon_b)] {
+        let events = mon.stop();
+        let deleted: Vec<&str> = events
+            .lines()
+            .filter(|l| l.starts_with("Deleted") && l.contains("10.244."))
+            .collect();
+        assert!(
+            deleted.is_empty(),
+            "routes flapped on {node}: {deleted:?}\nall events:\n{events}"
+        );
+    }
+}
+
+/// `ip monitor route` in a namespace; killed on drop.
+struct RouteMonitor {
+    child: Option<std::process::Child>,
+}
+
+impl RouteMonitor {
+    fn start(ns: &Netns) -> RouteMonitor {
+        let child = Command::new("ip")
+            .args(["-n", &ns.name, "monitor", "route"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ip monitor");
+        // Let it subscribe before anything happens.
+        std::thread::sleep(Duration::from_millis(100));
+        RouteMonitor { child: Some(child) }
+    }
+
+    /// Stops it and returns what it printed.
+    fn stop(mut self) -> String {
+        let Some(mut child) = self.child.take() else {
+            return String::new();
+        };
+        let _ = child.kill();
+        child
+            .wait_with_output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for RouteMonitor {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
 
 #[test]
