@@ -313,8 +313,13 @@ impl Lab {
     }
 
     /// Starts daemon `name` of `node` again with its recorded command line.
+    /// BIRD restarts with `-R` (graceful restart recovery: it keeps its
+    /// kernel routes and defers its End-of-RIB until its peers sent theirs).
     pub fn restart_daemon(&mut self, node: &str, name: &str) -> Result<()> {
-        let argv = self.daemon_record(node, name)?.argv.clone();
+        let mut argv = self.daemon_record(node, name)?.argv.clone();
+        if name == "bird" && !argv.iter().any(|a| a == "-R") {
+            argv.insert(1, "-R".into());
+        }
         self.spawn(node, name, argv)
     }
 
