@@ -278,6 +278,20 @@ impl RibTask {
                     .as_ref()
                     .is_some_and(|g| g.restart_state);
                 let id = e.id;
+                // RFC 4724 §4.2: stale routes survive the new session only for
+                // families the peer says it kept forwarding state for (F bit).
+                let kept_forwarding = negotiated.peer_graceful_restart.as_ref().is_some_and(|g| {
+                    negotiated
+                        .families
+                        .iter()
+                        .all(|f| g.families.iter().any(|(gf, fbit)| gf == f && *fbit))
+                });
+                if e.stale_until.is_some() && !kept_forwarding {
+                    info!(%peer, "peer did not preserve forwarding state: removing its stale routes");
+                    e.stale_until = None;
+                    let out = self.rib.sweep_stale(id);
+                    self.emit(out).await;
+                }
                 match self.rib.peer_up(id, info) {
                     Ok(out) => self.emit(out).await,
                     Err(err) => warn!(%peer, "RIB refused peer: {err}"),
