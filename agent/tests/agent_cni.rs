@@ -251,3 +251,43 @@ fn cni_add_check_del_status_gc_against_an_agent() {
     assert!(!ok);
     assert_eq!(v["code"], 50, "{v}");
 }
+
+#[test]
+fn cni_container_pings_a_cli_container_on_another_node() {
+    if !root_or_skip() {
+        return;
+    }
+    let t = TwoNodes::new("cx");
+    t.a.wait_established(std::time::Duration::from_secs(20));
+    let conf =
+        json!({"cniVersion": "1.1.0", "name": "tortie", "type": "tortie", "socket": t.a.socket()});
+    let ca = t.ca.path();
+    let env = [
+        ("CNI_CONTAINERID", "cx1"),
+        ("CNI_NETNS", ca.as_str()),
+        ("CNI_IFNAME", "eth0"),
+    ];
+    let (ok, add) = cni("ADD", &env, &conf);
+    assert!(ok, "ADD: {add}\n{}", t.a.log());
+    let ip_a = add["ips"][0]["address"]
+        .as_str()
+        .unwrap_or_default()
+        .trim_end_matches("/32")
+        .to_string();
+    let ip_b = t.b.attach(&t.cb, "cb");
+    wait_until(std::time::Duration::from_secs(10), "A's block on B", || {
+        sh(&["ip", "-n", &t.nb.name, "route", "show", "10.244.1.0/26"]).contains("via 192.0.2.11")
+    });
+    assert_eq!(
+        ping(&t.ca, &ip_b, 3, "0.2"),
+        (3, 3),
+        "CNI container {ip_a} -> {ip_b}"
+    );
+    assert_eq!(
+        ping(&t.cb, &ip_a, 3, "0.2"),
+        (3, 3),
+        "{ip_b} -> CNI container {ip_a}"
+    );
+    let (ok, v) = cni("DEL", &env, &conf);
+    assert!(ok, "DEL: {v}");
+}
