@@ -3,6 +3,10 @@
 //! Data flow: bytes from a peer are framed and decoded by [`wire`], fed as events
 //! to the sans-IO session FSM, and the UPDATEs it accepts go to the RIB task,
 //! which runs the decision process and emits best-path changes to the caller.
+//!
+//! Entry point: [`Speaker::start`] with a [`SpeakerConfig`]; it runs one RIB task
+//! (sole owner of [`rib::Rib`]), one session task per peer driving a
+//! [`fsm::Fsm`], and one listener. See [`speaker`] for the API the agent uses.
 
 pub mod error;
 pub mod fsm;

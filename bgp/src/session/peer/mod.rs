@@ -443,7 +443,19 @@ impl PeerTask {
                     }
                     let ev = match msg {
                         Message::Open(o) => Event::BGPOpen(o),
-                        Message::Update(u) => Event::UpdateMsg(u),
+                        Message::Update(u) => {
+                            for m in &u.malformed {
+                                // RFC 7606: handled without a reset, but worth a log line.
+                                warn!(
+                                    peer = %self.addr(),
+                                    attribute = m.type_code,
+                                    action = ?m.action,
+                                    "malformed attribute in UPDATE: {}",
+                                    m.reason
+                                );
+                            }
+                            Event::UpdateMsg(u)
+                        }
                         Message::Notification(n) => {
                             self.reason = format!(
                                 "received NOTIFICATION {}",
