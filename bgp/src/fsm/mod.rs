@@ -6,8 +6,8 @@
 //! hand an UPDATE to the RIB). There are no clocks and no sockets in here, so
 //! every transition is a plain function call and is unit-tested as such.
 //!
-//! OPEN construction, validation and capability negotiation live in [`open`];
-//! connection collision resolution (§6.8) in [`collision`].
+//! OPEN construction, validation and capability negotiation live in `open`;
+//! connection collision resolution (§6.8) in `collision`.
 
 mod collision;
 mod open;
