@@ -103,3 +103,44 @@ fn leaf_spine_end_to_end() {
 
     down_leaves_nothing(g);
 }
+
+/// The agent of a rack-2 node is SIGKILLed and restarted while a container of
+/// rack 1 pings one of its containers: its ToR keeps the node's routes
+/// (graceful restart) and the kernel keeps the node's routes, so nothing is lost.
+#[test]
+fn leaf_spine_agent_restart_under_ping_loses_nothing() {
+    let Some(mut g) = up("leaf-spine", "e2elsar") else {
+        return;
+    };
+    wait_all_established(&g);
+    ping_all(&g);
+    let src = g
+        .lab
+        .state
+        .containers
+        .iter()
+        .find(|c| c.node == "r1n1")
+        .unwrap()
+        .netns
+        .clone();
+    let dst = g.lab.container_address("r2n1", "c1").unwrap().to_string();
+    let pinger = std::thread::spawn(move || {
+        tortie_lab::netns::Netns::existing(&src)
+            .run(&[
+                "ping", "-n", "-q", "-c", "100", "-i", "0.05", "-W", "1", &dst,
+            ])
+            .unwrap_or_else(|e| e.to_string())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    g.lab.kill_daemon("r2n1", "tortie").unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    g.lab.restart_daemon("r2n1", "tortie").unwrap();
+    let out = pinger.join().unwrap();
+    assert!(
+        out.contains("100 packets transmitted, 100 received"),
+        "loss during agent restart: {out}"
+    );
+    wait_all_established(&g);
+    ping_all(&g);
+    down_leaves_nothing(g);
+}
