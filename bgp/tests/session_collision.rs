@@ -7,46 +7,12 @@ mod session_common;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use session_common::raw::{open, read_until};
 use session_common::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tortie_bgp::Speaker;
-use tortie_bgp::wire::{self, Capability, CodecContext, Message, Open};
-
-fn open(id: Ipv4Addr) -> Vec<u8> {
-    let o = Open {
-        version: 4,
-        my_as: 65002,
-        hold_time: 90,
-        bgp_identifier: id,
-        capabilities: vec![Capability::FourOctetAs(65002)],
-    };
-    let mut out = Vec::new();
-    wire::encode(&Message::Open(o), &CodecContext::default(), &mut out).unwrap();
-    out
-}
-
-/// Reads messages until one matches `pred` (or the connection ends).
-async fn read_until(s: &mut TcpStream, what: &str, pred: impl Fn(&Message) -> bool) -> Message {
-    let mut buf = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        while let Ok(Some(len)) = wire::frame(&buf, 4096) {
-            let m = wire::decode(&buf[..len], &CodecContext::default()).unwrap();
-            buf.drain(..len);
-            if pred(&m) {
-                return m;
-            }
-        }
-        let mut chunk = [0u8; 4096];
-        let n = tokio::time::timeout_at(deadline, s.read(&mut chunk))
-            .await
-            .unwrap_or_else(|_| panic!("timeout waiting for {what}"))
-            .unwrap_or(0);
-        assert!(n > 0, "connection closed while waiting for {what}");
-        buf.extend_from_slice(&chunk[..n]);
-    }
-}
+use tortie_bgp::wire::Message;
 
 fn is_cease7(m: &Message) -> bool {
     matches!(m, Message::Notification(n) if n.code == 6 && n.subcode == 7)
