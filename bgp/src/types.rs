@@ -54,8 +54,14 @@ pub struct AddressFamily {
 }
 
 impl AddressFamily {
-    pub const IPV4_UNICAST: AddressFamily = AddressFamily { afi: Afi::Ipv4, safi: Safi::Unicast };
-    pub const IPV6_UNICAST: AddressFamily = AddressFamily { afi: Afi::Ipv6, safi: Safi::Unicast };
+    pub const IPV4_UNICAST: AddressFamily = AddressFamily {
+        afi: Afi::Ipv4,
+        safi: Safi::Unicast,
+    };
+    pub const IPV6_UNICAST: AddressFamily = AddressFamily {
+        afi: Afi::Ipv6,
+        safi: Safi::Unicast,
+    };
 }
 
 /// An IPv4 prefix in 8 bytes; host bits are always zero.
@@ -80,7 +86,10 @@ impl Ipv4Prefix {
         }
         let raw = u32::from(addr);
         let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-        Some(Ipv4Prefix { addr: raw & mask, len })
+        Some(Ipv4Prefix {
+            addr: raw & mask,
+            len,
+        })
     }
     pub fn addr(&self) -> Ipv4Addr {
         Ipv4Addr::from(self.addr)
@@ -92,7 +101,11 @@ impl Ipv4Prefix {
         self.len == 0
     }
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        let mask = if self.len == 0 { 0 } else { u32::MAX << (32 - self.len) };
+        let mask = if self.len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - self.len)
+        };
         (u32::from(ip) & mask) == self.addr
     }
 }
@@ -104,8 +117,15 @@ impl Ipv6Prefix {
             return None;
         }
         let raw = u128::from(addr);
-        let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
-        Some(Ipv6Prefix { addr: raw & mask, len })
+        let mask = if len == 0 {
+            0
+        } else {
+            u128::MAX << (128 - len)
+        };
+        Some(Ipv6Prefix {
+            addr: raw & mask,
+            len,
+        })
     }
     pub fn addr(&self) -> Ipv6Addr {
         Ipv6Addr::from(self.addr)
@@ -192,7 +212,9 @@ impl fmt::Debug for Prefix {
 impl std::str::FromStr for Prefix {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (a, l) = s.split_once('/').ok_or_else(|| format!("{s:?}: expected ADDRESS/LENGTH"))?;
+        let (a, l) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?}: expected ADDRESS/LENGTH"))?;
         let addr: IpAddr = a.parse().map_err(|e| format!("{s:?}: {e}"))?;
         let len: u8 = l.parse().map_err(|e| format!("{s:?}: bad length: {e}"))?;
         Prefix::new(addr, len).ok_or_else(|| format!("{s:?}: length out of range"))
