@@ -112,3 +112,67 @@ async fn bad_peer_as_in_open_is_notified_2_2() {
     );
     a.shutdown(false).await;
 }
+
+/// An UPDATE for 10.21.0.0/24 from AS 65002 (4-octet AS_PATH) with `origin`.
+fn update_bytes(origin: u8) -> Vec<u8> {
+    let attrs: Vec<u8> = [
+        vec![0x40, 1, 1, origin],
+        vec![0x40, 2, 6, 2, 1, 0, 0, 0xfd, 0xea],
+        vec![0x40, 3, 4, 127, 0, 21, 2],
+    ]
+    .concat();
+    let nlri = [24u8, 10, 21, 0];
+    let body_len = 2 + 2 + attrs.len() + nlri.len();
+    let len = u16::try_from(19 + body_len).unwrap();
+    let mut m = vec![0xff; 16];
+    m.extend_from_slice(&len.to_be_bytes());
+    m.push(2);
+    m.extend_from_slice(&[0, 0]);
+    m.extend_from_slice(&u16::try_from(attrs.len()).unwrap().to_be_bytes());
+    m.extend_from_slice(&attrs);
+    m.extend_from_slice(&nlri);
+    m
+}
+
+#[tokio::test]
+async fn rfc7606_malformed_origin_withdraws_without_reset() {
+    use tortie_bgp::{SessionState, SpeakerEvent};
+    let (a_ip, r_ip) = (ip(21, 1), ip(21, 2));
+    let mut a_cfg = config(65001, a_ip, true);
+    let a_addr = a_cfg.listen.unwrap();
+    a_cfg.peers.push(peer(r_ip, 65002, 179, true));
+    let (a, mut rx) = Speaker::start(a_cfg).await.unwrap();
+    let sock = TcpSocket::new_v4().unwrap();
+    sock.bind(SocketAddr::new(r_ip, 0)).unwrap();
+    let mut s = sock.connect(a_addr).await.unwrap();
+    s.write_all(&open("127.0.21.2".parse().unwrap()))
+        .await
+        .unwrap();
+    let mut ka = Vec::new();
+    wire::encode(&Message::Keepalive, &CodecContext::default(), &mut ka).unwrap();
+    s.write_all(&ka).await.unwrap();
+    wait_established(&mut rx, r_ip).await;
+
+    let p: Prefix = "10.21.0.0/24".parse().unwrap();
+    s.write_all(&update_bytes(0)).await.unwrap();
+    wait_for(&mut rx, 5, "route learned", |e| {
+        matches!(e, SpeakerEvent::BestPathChanged { prefix, next_hops, .. } if *prefix == p && !next_hops.is_empty())
+    })
+    .await;
+    // ORIGIN 5 is malformed: RFC 7606 §7.1 treat-as-withdraw, no NOTIFICATION.
+    s.write_all(&update_bytes(5)).await.unwrap();
+    wait_for(&mut rx, 5, "route withdrawn", |e| {
+        matches!(e, SpeakerEvent::BestPathChanged { prefix, next_hops, attributes: None } if *prefix == p && next_hops.is_empty())
+    })
+    .await;
+    // The session is still up and still answers.
+    s.write_all(&ka).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let st = &a.peers().await[0];
+    assert_eq!(st.state, SessionState::Established);
+    assert_eq!(
+        (st.messages_sent.notification, st.established_transitions),
+        (0, 1)
+    );
+    a.shutdown(false).await;
+}
