@@ -86,18 +86,22 @@ impl ExabgpConfig {
 #[derive(Debug)]
 pub struct Exabgp {
     pub received: PathBuf,
+    /// Lines appended here are sent to ExaBGP as API commands.
+    pub commands: PathBuf,
     daemon: Daemon,
 }
 
 impl Exabgp {
     pub fn start(ns: &Netns, dir: &Path, cfg: &ExabgpConfig) -> Result<Exabgp> {
         let received = dir.join("received.jsonl");
+        let commands = dir.join("commands.txt");
         let script = dir.join("dump.sh");
         std::fs::write(
             &script,
             format!(
-                "#!/bin/sh\n# the shell keeps stdout (ExaBGP watches it) open\ncat >> '{}'\n",
-                received.display()
+                "#!/bin/sh\n# stdin: what ExaBGP received; stdout: API commands (ExaBGP watches it stay open)\nexec 3<&0\ncat <&3 >> '{}' &\nexec tail -n +1 -F '{}'\n",
+                received.display(),
+                commands.display()
             ),
         )
         .map_err(|e| LabError::io(format!("writing {}", script.display()), e))?;
@@ -106,7 +110,13 @@ impl Exabgp {
         // ExaBGP runs its API processes without privileges: let them append.
         std::fs::write(&received, "")
             .map_err(|e| LabError::io(format!("creating {}", received.display()), e))?;
-        for (p, mode) in [(dir, 0o755), (received.as_path(), 0o666)] {
+        std::fs::write(&commands, "")
+            .map_err(|e| LabError::io(format!("creating {}", commands.display()), e))?;
+        for (p, mode) in [
+            (dir, 0o755),
+            (received.as_path(), 0o666),
+            (commands.as_path(), 0o644),
+        ] {
             std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
                 .map_err(|e| LabError::io(format!("chmod {}", p.display()), e))?;
         }
@@ -129,11 +139,26 @@ impl Exabgp {
         cmd.arg("exabgp").arg(&conf);
         let mut daemon = Daemon::spawn("exabgp", cmd, &dir.join("exabgp.log"))?;
         daemon.set_grace(Duration::from_secs(1));
-        Ok(Exabgp { received, daemon })
+        Ok(Exabgp {
+            received,
+            commands,
+            daemon,
+        })
     }
 
     pub fn daemon(&mut self) -> &mut Daemon {
         &mut self.daemon
+    }
+
+    /// Sends one API command, e.g. `announce route P next-hop self attribute [ … ]`.
+    pub fn command(&self, line: &str) -> Result<()> {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.commands)
+            .map_err(|e| LabError::io(format!("opening {}", self.commands.display()), e))?;
+        writeln!(f, "{line}")
+            .map_err(|e| LabError::io(format!("writing {}", self.commands.display()), e))
     }
 
     /// Every JSON message the API process recorded so far.

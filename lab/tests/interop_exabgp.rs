@@ -12,6 +12,7 @@ use tortie_lab::exabgp::{ExaRoute, Exabgp, ExabgpConfig};
 
 const GOOD: &str = "10.6.0.0/24";
 const BAD: &str = "10.6.1.0/24";
+const LATER: &str = "10.6.2.0/24";
 
 fn exabgp(pair: &Pair, passive: bool) -> Exabgp {
     let cfg = ExabgpConfig {
@@ -74,6 +75,26 @@ fn exabgp_routes_both_ways_and_rfc7606_treat_as_withdraw() {
         "malformed route accepted: {routes:?}"
     );
     assert!(pair.our_kernel_route(BAD).is_empty());
+
+    // A route first announced well-formed, then re-announced with the
+    // malformed MED: treat-as-withdraw removes it (RIB and kernel); the
+    // other routes and the session stay.
+    exa.command(&format!("announce route {LATER} next-hop self"))
+        .unwrap();
+    let r = wait_our_route(&node, LATER);
+    assert_eq!(r.as_path, vec![THEIR_ASN]);
+    exa.command(&format!(
+        "announce route {LATER} next-hop self attribute [ 0x04 0x80 0x0001 ]"
+    ))
+    .unwrap();
+    wait_our_route_gone(&node, LATER);
+    tortie_lab::wait_until("kernel route of the withdrawn prefix removed", T, || {
+        pair.our_kernel_route(LATER).is_empty().then_some(())
+    })
+    .unwrap();
+    assert!(node.routes().unwrap().iter().any(|r| r.prefix == GOOD));
+    assert!(node.all_established());
+    assert_eq!(transitions(&node), 1, "session flapped");
 }
 
 #[test]
