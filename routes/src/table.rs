@@ -105,7 +105,7 @@ impl RouteTable {
         rx.await.unwrap_or_default()
     }
 
-    /// A snapshot of the counters: refreshed at most every 200 ms, and
+    /// A snapshot of the counters: refreshed at most every second, and
     /// always before `flush`, `converged` and `installed` return.
     pub fn stats(&self) -> RouteStats {
         match self.stats.lock() {

@@ -46,7 +46,7 @@ const RTMGRP_IPV4_ROUTE: u32 = 0x40;
 const BATCH_BYTES: usize = 64 * 1024;
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 const RESYNC_DELAY: Duration = Duration::from_millis(50);
-const STATS_EVERY: Duration = Duration::from_millis(200);
+const STATS_EVERY: Duration = Duration::from_secs(1);
 /// Full re-dump as a safety net against changes the kernel does not notify.
 const RESYNC_EVERY: Duration = Duration::from_secs(300);
 
@@ -92,14 +92,16 @@ pub(crate) struct Reconciler {
     waiters: Vec<Waiter>,
 }
 
-fn devs_of(route: &KernelRoute) -> Vec<&str> {
-    match route {
-        KernelRoute::Local { dev } => vec![dev.as_str()],
-        KernelRoute::Unicast { next_hops } => {
-            next_hops.iter().filter_map(|n| n.dev.as_deref()).collect()
-        }
-        KernelRoute::Blackhole => Vec::new(),
-    }
+/// Device names a route refers to (no allocation: hot path of `set`).
+fn devs_of(route: &KernelRoute) -> impl Iterator<Item = &str> {
+    let (local, hops) = match route {
+        KernelRoute::Local { dev } => (Some(dev.as_str()), &[][..]),
+        KernelRoute::Unicast { next_hops } => (None, next_hops.as_slice()),
+        KernelRoute::Blackhole => (None, &[][..]),
+    };
+    local
+        .into_iter()
+        .chain(hops.iter().filter_map(|n| n.dev.as_deref()))
 }
 
 impl Reconciler {
@@ -209,7 +211,7 @@ impl Reconciler {
                 self.apply().await;
                 self.drain_monitor();
             }
-            // Counting is O(desired): do it at most every STATS_EVERY, and
+            // Counting is O(desired): do it at most every STATS_EVERY (1 s), and
             // right before answering flush/converged/installed.
             stale = true;
             // Answers wait for a pending re-dump too (link loss, lost events).

@@ -114,7 +114,7 @@ impl Reconciler {
                 let gone: Vec<Ipv4Network> = self
                     .kernel
                     .iter()
-                    .filter(|(_, r)| devs_of(r).contains(&n.as_str()))
+                    .filter(|(_, r)| devs_of(r).any(|d| d == n))
                     .map(|(p, _)| *p)
                     .collect();
                 for p in gone {
