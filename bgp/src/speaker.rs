@@ -206,8 +206,10 @@ impl std::fmt::Debug for Speaker {
 
 impl Speaker {
     /// Validates `cfg`, binds the listener (if any) and starts the RIB task
-    /// and one session task per peer. Events arrive on the returned receiver;
-    /// keep draining it (the RIB task waits when it is full).
+    /// and one session task per peer. Events arrive on the returned receiver,
+    /// in order; events the channel has no room for wait in memory, so an
+    /// owner that is busy (even awaiting another call on this speaker) never
+    /// stalls the speaker. Keep draining it.
     pub async fn start(
         cfg: SpeakerConfig,
     ) -> Result<(Speaker, tokio::sync::mpsc::Receiver<SpeakerEvent>), crate::BgpError> {

@@ -139,3 +139,40 @@ async fn reconfigure_touches_only_changed_peers() {
     b.shutdown(false).await;
     c.shutdown(false).await;
 }
+
+#[tokio::test]
+async fn api_calls_answer_while_the_owner_is_not_draining_events() {
+    let (a_ip, b_ip) = (ip(22, 1), ip(22, 2));
+    let mut a_cfg = config(65001, a_ip, true);
+    let a_port = a_cfg.listen.unwrap().port();
+    a_cfg.peers.push(peer(b_ip, 65002, 179, true));
+    let mut b_cfg = config(65002, b_ip, false);
+    b_cfg.peers.push(peer(a_ip, 65001, a_port, false));
+    let (a, mut a_rx) = Speaker::start(a_cfg).await.unwrap();
+    // B's events are never read: far more than the channel holds arrive.
+    let (b, _b_rx_unread) = Speaker::start(b_cfg).await.unwrap();
+    wait_established(&mut a_rx, b_ip).await;
+    for i in 0..3000u32 {
+        let p =
+            tortie_bgp::Prefix::new(std::net::Ipv4Addr::from(0x0a16_0000 + (i << 8)).into(), 24)
+                .unwrap();
+        a.originate(p, None).await.unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let routes = tokio::time::timeout(Duration::from_secs(5), b.routes())
+            .await
+            .expect("routes() answered");
+        if routes.len() == 3000 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} routes at B",
+            routes.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    a.shutdown(false).await;
+    b.shutdown(false).await;
+}

@@ -62,6 +62,8 @@ struct RibTask {
     peers: HashMap<IpAddr, PeerEntry>,
     next_id: u32,
     events: mpsc::Sender<SpeakerEvent>,
+    /// Events the owner's channel had no room for yet, in order.
+    pending_events: VecDeque<SpeakerEvent>,
     converged: bool,
     converge_deadline: Instant,
     /// We restarted with forwarding state preserved and have not converged
@@ -97,23 +99,44 @@ pub(crate) async fn run(
         peers: HashMap::new(),
         next_id: 0,
         events,
+        pending_events: VecDeque::new(),
         converged: false,
         converge_deadline: Instant::now() + timeout,
     };
     t.set_peers(peers);
     t.check_converged().await;
+    enum Wake {
+        Backlog,
+        Msg(Option<RibMsg>),
+        Timer,
+        Nothing,
+    }
     loop {
         let deadline = t.next_deadline();
         let backlog = t.peers.values().any(|e| !e.backlog.is_empty());
-        tokio::select! {
-            _ = tokio::time::sleep(BACKLOG_RETRY), if backlog => t.drain_backlogs(),
-            msg = rx.recv() => match msg {
-                Some(m) => t.handle(m).await,
-                None => return,
-            },
-            _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                t.on_timers().await;
+        let wake = tokio::select! {
+            _ = tokio::time::sleep(BACKLOG_RETRY), if backlog => Wake::Backlog,
+            msg = rx.recv() => Wake::Msg(msg),
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => Wake::Timer,
+            permit = t.events.reserve(), if !t.pending_events.is_empty() => {
+                match permit {
+                    Ok(p) => {
+                        if let Some(ev) = t.pending_events.pop_front() {
+                            p.send(ev);
+                        }
+                    }
+                    // The owner dropped the receiver: nobody to tell.
+                    Err(_) => t.pending_events.clear(),
+                }
+                Wake::Nothing
             }
+        };
+        match wake {
+            Wake::Backlog => t.drain_backlogs(),
+            Wake::Msg(Some(m)) => t.handle(m).await,
+            Wake::Msg(None) => return,
+            Wake::Timer => t.on_timers().await,
+            Wake::Nothing => {}
         }
     }
 }
@@ -239,9 +262,19 @@ impl RibTask {
         self.send_event(SpeakerEvent::Converged).await;
     }
 
-    async fn send_event(&self, ev: SpeakerEvent) {
-        // The receiver may be gone (owner not listening): nothing to do then.
-        let _ = self.events.send(ev).await;
+    /// Queues an event for the owner without ever waiting: the RIB task
+    /// must keep serving API calls even when the owner is slow to drain
+    /// (e.g. it is awaiting one of those calls).
+    async fn send_event(&mut self, ev: SpeakerEvent) {
+        if self.pending_events.is_empty() {
+            match self.events.try_send(ev) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(ev)) => self.pending_events.push_back(ev),
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        } else {
+            self.pending_events.push_back(ev);
+        }
     }
 
     async fn handle(&mut self, m: RibMsg) {
