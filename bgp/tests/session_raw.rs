@@ -176,3 +176,35 @@ async fn rfc7606_malformed_origin_withdraws_without_reset() {
     );
     a.shutdown(false).await;
 }
+
+#[tokio::test]
+async fn garbage_gets_a_header_error_and_a_close() {
+    let (a_ip, r_ip) = (ip(23, 1), ip(23, 2));
+    let mut a_cfg = config(65001, a_ip, true);
+    let a_addr = a_cfg.listen.unwrap();
+    a_cfg.peers.push(peer(r_ip, 65002, 179, true));
+    let (a, _rx) = Speaker::start(a_cfg).await.unwrap();
+    let sock = TcpSocket::new_v4().unwrap();
+    sock.bind(SocketAddr::new(r_ip, 0)).unwrap();
+    let mut s = sock.connect(a_addr).await.unwrap();
+    // A header whose marker is not all ones (RFC 4271 §6.1: 1/1).
+    let mut junk = vec![0xffu8; 16];
+    junk[3] = 0;
+    junk.extend_from_slice(&[0, 19, 4]);
+    s.write_all(&junk).await.unwrap();
+    let m = read_until(&mut s, "NOTIFICATION", |m| {
+        matches!(m, Message::Notification(_))
+    })
+    .await;
+    assert!(
+        matches!(&m, Message::Notification(n) if (n.code, n.subcode) == (1, 1)),
+        "{m:?}"
+    );
+    let st = &a.peers().await[0];
+    assert!(
+        st.last_error.as_deref().unwrap_or("").contains("1/1"),
+        "{:?}",
+        st.last_error
+    );
+    a.shutdown(false).await;
+}
