@@ -497,9 +497,12 @@ impl PeerTask {
                 if t == Timer::Hold && self.to_rib.len() >= MAX_PENDING_TO_RIB {
                     // We stopped reading (the RIB is behind), so the peer's
                     // KEEPALIVEs sit unread behind its UPDATEs: not its fault.
-                    let hold = self.fsm.negotiated().map_or(crate::fsm::OPEN_HOLD_TIME, |n| {
-                        Duration::from_secs(u64::from(n.hold_time))
-                    });
+                    let hold = self
+                        .fsm
+                        .negotiated()
+                        .map_or(crate::fsm::OPEN_HOLD_TIME, |n| {
+                            Duration::from_secs(u64::from(n.hold_time))
+                        });
                     debug!(peer = %self.addr(), "hold timer deferred: reading paused for the RIB");
                     self.timers[i] = Some(now + hold);
                     continue;
