@@ -244,7 +244,8 @@ impl Speaker {
 
     /// Applies a new peer list: new peers start, removed peers stop with
     /// Cease/3 (Peer De-configured), changed peers restart with Cease/6;
-    /// unchanged peers are not touched.
+    /// unchanged peers are not touched. Speaker-wide settings (ASN, router
+    /// id, listen address, timers, GR) need a new `Speaker`.
     pub async fn reconfigure(&self, peers: Vec<PeerConfig>) -> Result<(), crate::BgpError> {
         self.inner.reconfigure(peers).await
     }
