@@ -373,6 +373,7 @@ impl Lab {
                     "bird",
                     vec!["bird".into(), "-f".into(), "-c".into(), s(&cfg)],
                 )?;
+                self.wait_ready(&node.name, &["birdc", "show", "status"])?;
             }
             Role::Frr => {
                 let src = self.config_for(node, &["frr.conf", "bgpd.conf"])?;
@@ -392,6 +393,10 @@ impl Lab {
                     "bgpd",
                     vec!["/usr/lib/frr/bgpd".into(), "-f".into(), s(&cfg)],
                 )?;
+                self.wait_ready(
+                    &node.name,
+                    &["vtysh", "-c", "show bgp ipv4 unicast summary"],
+                )?;
             }
             Role::Gobgp => {
                 let src = self.config_for(node, &["gobgpd.toml", "gobgpd.conf", "gobgp.toml"])?;
@@ -400,6 +405,7 @@ impl Lab {
                     "gobgpd",
                     vec!["gobgpd".into(), "-f".into(), s(&src), "-p".into()],
                 )?;
+                self.wait_ready(&node.name, &["gobgp", "global"])?;
             }
             Role::Exabgp => {
                 let src = self.config_for(node, &["exabgp.conf"])?;
@@ -417,6 +423,18 @@ impl Lab {
             }
         }
         Ok(())
+    }
+
+    /// Waits until `probe` succeeds in `node` (a daemon's CLI answering); on
+    /// timeout the error carries the node's daemon logs.
+    fn wait_ready(&self, node: &str, probe: &[&str]) -> Result<()> {
+        let argv: Vec<String> = probe.iter().map(|a| a.to_string()).collect();
+        crate::wait::wait_for(
+            &format!("`{}` in {node}", probe.join(" ")),
+            Duration::from_secs(20),
+            || self.exec(node, &argv).is_ok_and(|o| o.status.success()),
+        )
+        .map_err(|e| LabError::Invalid(format!("{e}\n{}", self.logs_tail(10))))
     }
 
     /// Creates container `id`'s namespace beside `node` and attaches it

@@ -128,3 +128,81 @@ impl Drop for Cleanup {
         let _ = lab(&self.0, &["down", &self.1]);
     }
 }
+
+/// BIRD and GoBGP nodes started by the runner from their bound configs peer
+/// with each other; `birdc`/`gobgp` typed in the node reach that node's daemon.
+#[test]
+fn bird_and_gobgp_nodes() {
+    if !require_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("tlbg{}", std::process::id());
+    std::fs::write(
+        dir.path().join("bird.conf"),
+        "router id 198.51.100.1;\nprotocol device {}\nprotocol static { ipv4; route 10.9.0.0/24 blackhole; }\n\
+         protocol bgp g { local as 65001; neighbor 198.51.100.2 as 65002; connect delay time 1;\n\
+         ipv4 { import all; export all; }; }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("gobgpd.toml"),
+        "[global.config]\n  as = 65002\n  router-id = \"198.51.100.2\"\n[[neighbors]]\n  [neighbors.config]\n\
+         neighbor-address = \"198.51.100.1\"\n    peer-as = 65001\n  [neighbors.transport.config]\n    passive-mode = true\n",
+    )
+    .unwrap();
+    let topo = format!(
+        "name: {name}\ntopology:\n  nodes:\n    b:\n      kind: linux\n      image: tortie-lab/bird:2\n\
+         \x20     binds: [\"bird.conf:/etc/bird/bird.conf\"]\n      exec: [\"ip addr add 198.51.100.1/30 dev eth1\"]\n\
+         \x20   g:\n      kind: linux\n      image: jauderho/gobgp:latest\n      binds: [\"gobgpd.toml:/etc/gobgp/gobgpd.toml\"]\n\
+         \x20     exec: [\"ip addr add 198.51.100.2/30 dev eth1\"]\n  links:\n    - endpoints: [\"b:eth1\", \"g:eth1\"]\n"
+    );
+    let file = dir.path().join("t.clab.yml");
+    std::fs::write(&file, topo).unwrap();
+    let f = file.to_str().unwrap();
+    let root = dir.path().join("root");
+    let up = lab(&root, &["up", f]);
+    let _cleanup = Cleanup(root.clone(), f.to_string());
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    tortie_lab::wait_until(
+        "BIRD node Established with the GoBGP node",
+        std::time::Duration::from_secs(30),
+        || {
+            let o = lab(
+                &root,
+                &[
+                    "exec",
+                    f,
+                    "b",
+                    "--",
+                    "birdc",
+                    "show",
+                    "protocols",
+                    "all",
+                    "g",
+                ],
+            );
+            String::from_utf8_lossy(&o.stdout)
+                .contains("BGP state:          Established")
+                .then_some(())
+        },
+    )
+    .unwrap();
+    tortie_lab::wait_until(
+        "10.9.0.0/24 in the GoBGP node",
+        std::time::Duration::from_secs(15),
+        || {
+            let o = lab(&root, &["exec", f, "g", "--", "gobgp", "global", "rib"]);
+            String::from_utf8_lossy(&o.stdout)
+                .contains("10.9.0.0/24")
+                .then_some(())
+        },
+    )
+    .unwrap();
+    assert!(lab(&root, &["down", f]).status.success());
+    assert!(ours(&name).is_empty());
+}
