@@ -71,6 +71,14 @@ fn main() -> anyhow::Result<()> {
             keep_on_error,
         } => {
             let mut lab = open(&cli.root, &cli.name, file)?;
+            if lab.is_up() {
+                // Never tear down a lab this invocation did not build.
+                bail!(
+                    "lab {} is already up (state in {}); run down first",
+                    lab.topo.name,
+                    lab.workdir.display()
+                );
+            }
             if let Err(e) = lab.up() {
                 if !keep_on_error {
                     eprintln!("up failed, tearing down: {e}");

@@ -109,8 +109,13 @@ fn failed_up_is_undone_by_down() {
     assert!(!up.status.success());
     assert_eq!(ours(&name).len(), 2, "the partial lab is kept and recorded");
     assert!(root.join(&name).join("state.json").is_file());
-    // A second up refuses to build over it.
+    // A second up refuses to build over it, and leaves it alone.
     assert!(!lab(&root, &["up", f]).status.success());
+    assert_eq!(
+        ours(&name).len(),
+        2,
+        "a refused up must not tear down the existing lab"
+    );
     assert!(lab(&root, &["down", f]).status.success());
     assert!(ours(&name).is_empty());
     assert!(!root.join(&name).exists());
