@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use tortie_bgp::wire::{self, Capability, CodecContext, Message, Open, Update};
-use tortie_bgp::{AddressFamily, AsPath, AsPathSegment, Ipv4Prefix, Origin, PathAttributes, Prefix};
+use tortie_bgp::{
+    AddressFamily, AsPath, AsPathSegment, Ipv4Prefix, Origin, PathAttributes, Prefix,
+};
 
 /// How prefixes are spread over UPDATEs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,6 +144,8 @@ impl Workload {
 pub enum FeedEvent {
     /// Listening; the DUT may be started.
     Listening,
+    /// Session Established; waiting for [`Feeder::go`] before sending.
+    Established,
     /// Session up; the first UPDATE byte is about to be written.
     Started(Instant),
     /// The last UPDATE byte was accepted by the socket.
@@ -152,8 +156,16 @@ pub enum FeedEvent {
 /// A running feeder; stops (and closes the session) on drop.
 pub struct Feeder {
     pub events: mpsc::Receiver<FeedEvent>,
+    go: mpsc::Sender<()>,
     stop: Arc<AtomicBool>,
     join: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Feeder {
+    /// Lets the feeder start sending (after [`FeedEvent::Established`]).
+    pub fn go(&self) {
+        let _ = self.go.send(());
+    }
 }
 
 impl Drop for Feeder {
@@ -176,6 +188,7 @@ pub fn start(
     let path = format!("/run/netns/{ns}");
     let file = std::fs::File::open(&path).with_context(|| format!("opening {path}"))?;
     let (tx, rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = stop.clone();
     let join = std::thread::spawn(move || {
@@ -188,12 +201,13 @@ pub fn start(
             )));
             return;
         }
-        if let Err(e) = serve(listen, asn, router_id, &work, &tx, &stop2) {
+        if let Err(e) = serve(listen, asn, router_id, &work, &tx, &go_rx, &stop2) {
             let _ = tx.send(FeedEvent::Failed(format!("{e:#}")));
         }
     });
     Ok(Feeder {
         events: rx,
+        go: go_tx,
         stop,
         join: Some(join),
     })
@@ -205,6 +219,7 @@ fn serve(
     router_id: Ipv4Addr,
     work: &Workload,
     tx: &mpsc::Sender<FeedEvent>,
+    go: &mpsc::Receiver<()>,
     stop: &AtomicBool,
 ) -> Result<()> {
     let listener = TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
@@ -234,7 +249,21 @@ fn serve(
     let ctx = context(asn);
     let mut keepalive = Vec::new();
     wire::encode(&Message::Keepalive, &ctx, &mut keepalive)?;
+    let _ = tx.send(FeedEvent::Established);
     let mut last_ka = Instant::now();
+    loop {
+        match go.recv_timeout(Duration::from_secs(5)) {
+            Ok(()) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                stream.write_all(&keepalive)?;
+                last_ka = Instant::now();
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
+        }
+        if stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+    }
     let t0 = Instant::now();
     let _ = tx.send(FeedEvent::Started(t0));
     let mut from = 0;
@@ -251,7 +280,14 @@ fn serve(
     let _ = tx.send(FeedEvent::Written(Instant::now()));
     // End-of-RIB for IPv4 unicast: an empty UPDATE (RFC 4724 §2).
     let mut eor = Vec::new();
-    wire::encode(&Message::Update(Update::default()), &ctx, &mut eor)?;
+    wire::encode(
+        &Message::Update(Update {
+            end_of_rib: Some(AddressFamily::IPV4_UNICAST),
+            ..Update::default()
+        }),
+        &ctx,
+        &mut eor,
+    )?;
     stream.write_all(&eor)?;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));

@@ -169,7 +169,9 @@ fn machine() -> Value {
 }
 
 fn dpkg(pkg: &str) -> String {
-    sh(&format!("dpkg-query -W -f '${{Version}}' {pkg} 2>/dev/null"))
+    sh(&format!(
+        "dpkg-query -W -f '${{Version}}' {pkg} 2>/dev/null"
+    ))
 }
 
 fn versions() -> Value {
@@ -223,6 +225,23 @@ pub fn cpu_seconds(pid: i32) -> Option<f64> {
     Some((ut + st) / hz.max(1.0))
 }
 
+/// On-CPU time of all live threads of a process, in seconds, with
+/// nanosecond resolution (`/proc/PID/task/*/schedstat`); for idle
+/// figures, where clock ticks are too coarse.
+pub fn cpu_seconds_precise(pid: i32) -> Option<f64> {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut ns = 0u64;
+    for e in dir.flatten() {
+        let s = std::fs::read_to_string(e.path().join("schedstat")).unwrap_or_default();
+        ns += s
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Some(ns as f64 / 1e9)
+}
+
 pub fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
@@ -263,5 +282,6 @@ mod tests {
         let pid = std::process::id() as i32;
         assert!(proc_kb(pid, "VmHWM").unwrap_or(0) > 0);
         assert!(cpu_seconds(pid).is_some());
+        assert!(cpu_seconds_precise(pid).unwrap_or(0.0) > 0.0);
     }
 }

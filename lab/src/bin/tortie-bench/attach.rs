@@ -1,0 +1,290 @@
+//! Benchmark 3, container attach through CNI: `tortie-cni` (forwarding to
+//! an agent running in the "host" namespace) against the standard `ptp`
+//! plugin with `host-local` IPAM, exec'd the same way: same environment
+//! (CNI_COMMAND, CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME, CNI_PATH, PATH),
+//! same stdin shape (a network config), spawned from a process that entered
+//! the host namespace with `setns` in `pre_exec`. One container namespace
+//! is reused; iterations alternate the two plugins so drift hits both.
+
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use tortie_lab::netns::{Netns, unique_name};
+use tortie_lab::tortie::{TortieConfig, TortieNode};
+
+use crate::report::{Section, ms, percentile, ratio};
+
+/// One CNI plugin as the runtime sees it.
+pub struct Plugin {
+    pub name: &'static str,
+    pub binary: PathBuf,
+    pub cni_path: String,
+    pub config: Value,
+}
+
+/// Runs the plugin once with `command`; returns the wall time and stdout.
+pub fn exec(
+    p: &Plugin,
+    host_ns: &std::fs::File,
+    command: &str,
+    id: &str,
+    netns: &Path,
+) -> Result<(Duration, String)> {
+    let fd = host_ns.as_raw_fd();
+    let mut cmd = Command::new(&p.binary);
+    cmd.env_clear()
+        .env("CNI_COMMAND", command)
+        .env("CNI_CONTAINERID", id)
+        .env("CNI_NETNS", netns)
+        .env("CNI_IFNAME", "eth0")
+        .env("CNI_PATH", &p.cni_path)
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: setns is async-signal-safe; fd stays open in the parent.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let stdin = p.config.to_string();
+    let t = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("starting {}", p.binary.display()))?;
+    if let Some(mut s) = child.stdin.take() {
+        s.write_all(stdin.as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
+    let el = t.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        bail!(
+            "{} {command} {id}: {} {stdout} {}",
+            p.name,
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    if command == "ADD" && !stdout.contains("\"ips\"") {
+        bail!("{} ADD {id}: no ips in the result: {stdout}", p.name);
+    }
+    Ok((el, stdout))
+}
+
+#[derive(Default)]
+struct Samples {
+    add: Vec<Duration>,
+    del: Vec<Duration>,
+    both: Vec<Duration>,
+}
+
+impl Samples {
+    fn sort(&mut self) {
+        self.add.sort();
+        self.del.sort();
+        self.both.sort();
+    }
+}
+
+pub fn run(iterations: u32) -> Result<Section> {
+    let host = Netns::create(&unique_name("tba"))?;
+    host.sh("ip link add eth1 type veth peer name eth1p && ip link set eth1 up && ip link set eth1p up && ip addr add 198.18.0.2/24 dev eth1")?;
+    let cont = Netns::create(&unique_name("tbc"))?;
+    let dir = tempfile::Builder::new()
+        .prefix("tortie-bench-attach")
+        .tempdir()?;
+    let mut cfg = TortieConfig::new("bench", "198.18.0.2/24", 64512, "10.244.0.0/22", dir.path());
+    cfg.listen_port = 0;
+    cfg.metrics_listen = String::new();
+    let agent = TortieNode::start(&host, dir.path(), &cfg)?;
+    let cni = crate::bins::tortie_cni()?;
+    let plugins = [
+        Plugin {
+            name: "ptp+host-local",
+            binary: PathBuf::from("/usr/lib/cni/ptp"),
+            cni_path: "/usr/lib/cni".into(),
+            config: json!({
+                "cniVersion": "1.0.0", "name": "benchnet", "type": "ptp", "ipMasq": false,
+                "ipam": { "type": "host-local", "subnet": "10.250.0.0/22",
+                          "dataDir": dir.path().join("host-local").to_string_lossy() }
+            }),
+        },
+        Plugin {
+            name: "tortie-cni",
+            binary: cni.clone(),
+            cni_path: cni
+                .parent()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            config: json!({
+                "cniVersion": "1.0.0", "name": "benchnet", "type": "tortie-cni",
+                "socket": agent.socket.to_string_lossy()
+            }),
+        },
+    ];
+    if !plugins[0].binary.is_file() {
+        bail!("/usr/lib/cni/ptp not found: install containernetworking-plugins");
+    }
+    let host_fd = std::fs::File::open(host.path()).context("opening the host namespace")?;
+    let cpath = cont.path();
+    let mut samples = [Samples::default(), Samples::default()];
+    let warmup = 3;
+    for i in 0..iterations + warmup {
+        let order: [usize; 2] = if i % 2 == 0 { [0, 1] } else { [1, 0] };
+        for k in order {
+            let id = format!("bench{i}");
+            let (a, _) = exec(&plugins[k], &host_fd, "ADD", &id, &cpath)?;
+            let (d, _) = exec(&plugins[k], &host_fd, "DEL", &id, &cpath)?;
+            if i >= warmup {
+                samples[k].add.push(a);
+                samples[k].del.push(d);
+                samples[k].both.push(a + d);
+            }
+        }
+    }
+    for s in &mut samples {
+        s.sort();
+    }
+    // Decomposition: the exec floor (VERSION: start, parse, answer) of each
+    // plugin, and the agent's own attach/detach through its API without a
+    // plugin process in between.
+    let mut floor = [Vec::new(), Vec::new()];
+    let mut api = Samples::default();
+    for i in 0..iterations.min(100) {
+        for (k, f) in floor.iter_mut().enumerate() {
+            f.push(exec(&plugins[k], &host_fd, "VERSION", "v", &cpath)?.0);
+        }
+        let id = format!("api{i}");
+        let t = Instant::now();
+        crate::bins::agent_post(
+            &agent.socket,
+            "/v1/attach",
+            &json!({ "id": id, "netns": cpath.to_string_lossy() }),
+        )?;
+        let a = t.elapsed();
+        let t = Instant::now();
+        crate::bins::agent_post(&agent.socket, "/v1/detach", &json!({ "id": id }))?;
+        let d = t.elapsed();
+        api.add.push(a);
+        api.del.push(d);
+        api.both.push(a + d);
+    }
+    api.sort();
+    for f in &mut floor {
+        f.sort();
+    }
+    drop(agent);
+    drop(cont);
+    drop(host);
+    let mut sec = Section::new(
+        "Container attach (CNI ADD / DEL)",
+        &format!(
+            "{iterations} sequential ADD+DEL pairs per plugin (after {warmup} warm-up pairs), alternating plugins, one reused container namespace; each exec'd with the same CNI_* environment and a network config on stdin, from the host namespace. tortie-cni forwards to the running agent (IPAM persisted with fsync, veth, routes); ptp uses host-local IPAM."
+        ),
+    );
+    sec.header = [
+        "plugin",
+        "ADD p50",
+        "ADD p99",
+        "DEL p50",
+        "DEL p99",
+        "ADD+DEL p50",
+        "ADD+DEL p99",
+    ]
+    .map(String::from)
+    .to_vec();
+    sec.sizes = json!({ "iterations": iterations });
+    let f = |d: Duration| format!("{:.2} ms", ms(d));
+    let mut figures = serde_json::Map::new();
+    for (k, p) in plugins.iter().enumerate() {
+        let s = &samples[k];
+        sec.rows.push(vec![
+            p.name.into(),
+            f(percentile(&s.add, 0.5)),
+            f(percentile(&s.add, 0.99)),
+            f(percentile(&s.del, 0.5)),
+            f(percentile(&s.del, 0.99)),
+            f(percentile(&s.both, 0.5)),
+            f(percentile(&s.both, 0.99)),
+        ]);
+        figures.insert(
+            p.name.into(),
+            json!({
+                "add_p50_ms": ms(percentile(&s.add, 0.5)), "add_p99_ms": ms(percentile(&s.add, 0.99)),
+                "del_p50_ms": ms(percentile(&s.del, 0.5)), "del_p99_ms": ms(percentile(&s.del, 0.99)),
+                "add_del_p50_ms": ms(percentile(&s.both, 0.5)), "add_del_p99_ms": ms(percentile(&s.both, 0.99)),
+            }),
+        );
+    }
+    let api_row = |name: &str, s: &Samples| {
+        vec![
+            name.to_string(),
+            f(percentile(&s.add, 0.5)),
+            f(percentile(&s.add, 0.99)),
+            f(percentile(&s.del, 0.5)),
+            f(percentile(&s.del, 0.99)),
+            f(percentile(&s.both, 0.5)),
+            f(percentile(&s.both, 0.99)),
+        ]
+    };
+    sec.rows
+        .push(api_row("(agent API alone, no plugin exec)", &api));
+    for (k, p) in plugins.iter().enumerate() {
+        sec.rows.push(vec![
+            format!("({} VERSION: exec floor)", p.name),
+            f(percentile(&floor[k], 0.5)),
+            f(percentile(&floor[k], 0.99)),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+        ]);
+        figures.insert(
+            format!("{}_version_exec", p.name),
+            json!({ "p50_ms": ms(percentile(&floor[k], 0.5)), "p99_ms": ms(percentile(&floor[k], 0.99)) }),
+        );
+    }
+    figures.insert(
+        "agent_api".into(),
+        json!({
+            "attach_p50_ms": ms(percentile(&api.add, 0.5)), "attach_p99_ms": ms(percentile(&api.add, 0.99)),
+            "detach_p50_ms": ms(percentile(&api.del, 0.5)), "detach_p99_ms": ms(percentile(&api.del, 0.99)),
+        }),
+    );
+    let t_add = ms(percentile(&samples[1].add, 0.5));
+    let speedup_add = ratio(ms(percentile(&samples[0].add, 0.5)), t_add);
+    let speedup_both = ratio(
+        ms(percentile(&samples[0].both, 0.5)),
+        ms(percentile(&samples[1].both, 0.5)),
+    );
+    sec.figures = Value::Object(figures);
+    sec.ratios = json!({
+        "add_p50_ptp_over_tortie": speedup_add,
+        "add_del_p50_ptp_over_tortie": speedup_both,
+        "add_p99_ptp_over_tortie": ratio(ms(percentile(&samples[0].add, 0.99)), ms(percentile(&samples[1].add, 0.99))),
+    });
+    sec.target(
+        "tortie-cni ADD p50",
+        "≤ 3 ms",
+        format!("{t_add:.2} ms"),
+        t_add <= 3.0,
+    );
+    sec.target(
+        "speed-up over ptp (ADD p50)",
+        "≥ 5×",
+        format!("{speedup_add:.2}×"),
+        speedup_add >= 5.0,
+    );
+    Ok(sec)
+}

@@ -1,0 +1,217 @@
+//! Benchmark 2, kernel route programming: N /32s via a connected gateway
+//! installed (and removed) by `tortie_routes::RouteTable` and, in the same
+//! run and the same throw-away namespace, by the reference pipelined
+//! netlink writer of [`crate::nl`] — the ceiling. Every pass is checked by
+//! dumping the table afterwards.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use tortie_lab::netns::{Netns, unique_name};
+use tortie_routes::{Ipv4Network, KernelRoute, NextHop, RouteTable};
+
+use crate::nl::{self, PassResult};
+use crate::report::{Section, ratio};
+
+const PROTO_TORTIE: u8 = 149;
+const PROTO_REF: u8 = 151;
+const GW: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 2);
+/// Requests per `send` for the reference writer.
+pub const REF_BATCH: u32 = 256;
+
+#[derive(Debug)]
+struct SizeResult {
+    n: u32,
+    ref_add: PassResult,
+    ref_del: PassResult,
+    acked_add: PassResult,
+    t_add: PassResult,
+    t_del: PassResult,
+}
+
+fn tortie_pass(rt: &tokio::runtime::Runtime, n: u32) -> Result<(PassResult, PassResult)> {
+    rt.block_on(async {
+        let table = RouteTable::start(PROTO_TORTIE, tortie_routes::RT_TABLE_MAIN)
+            .await
+            .context("starting RouteTable")?;
+        let route = KernelRoute::Unicast {
+            next_hops: vec![NextHop {
+                gateway: GW,
+                dev: None,
+                onlink: false,
+            }],
+        };
+        let prefixes: Vec<Ipv4Network> = (0..n)
+            .map(|i| Ipv4Network::new(nl::nth_host(i), 32).context("prefix"))
+            .collect::<Result<_>>()?;
+        let t = Instant::now();
+        for p in &prefixes {
+            table.set(*p, route.clone()).await;
+        }
+        table.flush().await.context("flushing RouteTable")?;
+        let add = t.elapsed();
+        let stats = table.stats();
+        let t = Instant::now();
+        table.replace_all(HashMap::new()).await;
+        table
+            .flush()
+            .await
+            .context("flushing RouteTable removals")?;
+        let del = t.elapsed();
+        Ok((
+            PassResult {
+                routes: n,
+                elapsed: add,
+                errors: stats.netlink_errors as u32,
+            },
+            PassResult {
+                routes: n,
+                elapsed: del,
+                errors: table.stats().netlink_errors as u32,
+            },
+        ))
+    })
+}
+
+fn measure(sizes: Vec<u32>) -> Result<Vec<SizeResult>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("building a runtime")?;
+    let mut out = Vec::new();
+    for n in sizes {
+        let acked_add = nl::pipelined(n, GW, PROTO_REF, false, REF_BATCH, true)?;
+        let got = nl::count_routes(PROTO_REF, Some(32))?;
+        if got != u64::from(n) || acked_add.errors > 0 {
+            bail!(
+                "acked writer: {got} of {n} routes installed, {} errors",
+                acked_add.errors
+            );
+        }
+        nl::pipelined(n, GW, PROTO_REF, true, REF_BATCH, true)?;
+        let ref_add = nl::pipelined(n, GW, PROTO_REF, false, REF_BATCH, false)?;
+        let got = nl::count_routes(PROTO_REF, Some(32))?;
+        if got != u64::from(n) || ref_add.errors > 0 {
+            bail!(
+                "reference writer: {got} of {n} routes installed, {} errors",
+                ref_add.errors
+            );
+        }
+        let ref_del = nl::pipelined(n, GW, PROTO_REF, true, REF_BATCH, false)?;
+        if nl::count_routes(PROTO_REF, Some(32))? != 0 {
+            bail!("reference writer left routes after deleting");
+        }
+        let (t_add, t_del) = tortie_pass(&rt, n)?;
+        let left = nl::count_routes(PROTO_TORTIE, Some(32))?;
+        if left != 0 {
+            bail!("RouteTable left {left} routes after removing all");
+        }
+        out.push(SizeResult {
+            n,
+            ref_add,
+            ref_del,
+            acked_add,
+            t_add,
+            t_del,
+        });
+    }
+    Ok(out)
+}
+
+/// Verifies RouteTable really installed N routes (run separately from the
+/// timed pass so the dump does not count against it).
+fn verify_tortie(n: u32) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let table = RouteTable::start(PROTO_TORTIE, tortie_routes::RT_TABLE_MAIN).await?;
+        let route = KernelRoute::Unicast {
+            next_hops: vec![NextHop {
+                gateway: GW,
+                dev: None,
+                onlink: false,
+            }],
+        };
+        for i in 0..n {
+            table
+                .set(Ipv4Network::new(nl::nth_host(i), 32)?, route.clone())
+                .await;
+        }
+        table.flush().await?;
+        let got = nl::count_routes(PROTO_TORTIE, Some(32))?;
+        table.replace_all(HashMap::new()).await;
+        table.flush().await?;
+        if got != u64::from(n) {
+            bail!("RouteTable: {got} of {n} routes in the kernel after flush");
+        }
+        Ok(())
+    })
+}
+
+pub fn run(sizes: &[u32]) -> Result<Section> {
+    let ns = Netns::create(&unique_name("tbk"))?;
+    ns.sh("ip link add rt0 type veth peer name rt1 && ip link set rt0 up && ip link set rt1 up && ip addr add 10.200.0.1/24 dev rt0")?;
+    let sizes_v = sizes.to_vec();
+    let check = *sizes.first().unwrap_or(&1000);
+    nl::in_netns(ns.name(), move || verify_tortie(check.min(10_000)))?;
+    let results = nl::in_netns(ns.name(), move || measure(sizes_v))?;
+    drop(ns);
+    let mut sec = Section::new(
+        "Kernel route programming",
+        &format!(
+            "N /32s via a connected gateway into the main table of a throw-away namespace: `tortie_routes::RouteTable` (set × N, then flush; then replace_all(∅) + flush) against the reference writer (raw rtnetlink, {REF_BATCH} requests per send, only the last one acknowledged — failures are still reported: the ceiling), in the same run and namespace, references first. \"acked\" is the same writer asking for an ACK per request (one recv per ack). Rates are routes/s."
+        ),
+    );
+    sec.header = [
+        "N",
+        "reference add/s",
+        "acked add/s",
+        "RouteTable add/s",
+        "add ratio",
+        "reference del/s",
+        "RouteTable del/s",
+        "del ratio",
+    ]
+    .map(String::from)
+    .to_vec();
+    sec.sizes = json!({ "routes": sizes });
+    let mut figures = Vec::new();
+    let mut ratios = Vec::new();
+    for r in &results {
+        let add_r = ratio(r.t_add.rate(), r.ref_add.rate());
+        let del_r = ratio(r.t_del.rate(), r.ref_del.rate());
+        sec.rows.push(vec![
+            r.n.to_string(),
+            format!("{:.0}", r.ref_add.rate()),
+            format!("{:.0}", r.acked_add.rate()),
+            format!("{:.0}", r.t_add.rate()),
+            format!("{add_r:.2}×"),
+            format!("{:.0}", r.ref_del.rate()),
+            format!("{:.0}", r.t_del.rate()),
+            format!("{del_r:.2}×"),
+        ]);
+        figures.push(json!({
+            "routes": r.n,
+            "reference_add_per_s": r.ref_add.rate(), "reference_del_per_s": r.ref_del.rate(),
+            "acked_reference_add_per_s": r.acked_add.rate(),
+            "tortie_add_per_s": r.t_add.rate(), "tortie_del_per_s": r.t_del.rate(),
+            "reference_add_s": r.ref_add.elapsed.as_secs_f64(), "tortie_add_s": r.t_add.elapsed.as_secs_f64(),
+            "tortie_netlink_errors": r.t_del.errors,
+        }));
+        ratios.push(json!({ "routes": r.n, "add_tortie_over_reference": add_r, "del_tortie_over_reference": del_r,
+            "add_tortie_over_acked_reference": ratio(r.t_add.rate(), r.acked_add.rate()) }));
+        sec.target(
+            &format!("add rate {}", r.n),
+            "≥ 0.8× the reference writer",
+            format!("{add_r:.2}×"),
+            add_r >= 0.8,
+        );
+    }
+    sec.figures = Value::Array(figures);
+    sec.ratios = Value::Array(ratios);
+    Ok(sec)
+}

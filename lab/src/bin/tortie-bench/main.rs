@@ -1,0 +1,158 @@
+//! `tortie-bench`: tortie side by side with its anchors, in one run, on one
+//! machine, so the ratios hold on a noisy shared host (issue 6).
+//!
+//! `tortie-bench <ingest|kernel|attach|convergence|idle|all> [--size N]…
+//! [--smoke] [--out FILE]` prints a markdown table per benchmark and writes
+//! the whole run (machine, versions, sizes, figures, ratios, targets) as
+//! JSON. Every benchmark builds its own namespaces (removed on drop, on
+//! failure too) and only starts processes it stops itself, by PID. See
+//! lab/bench/README.md for how to run and read each one.
+//!
+//! Modules: [`report`] (tables, JSON, /proc figures), [`nl`] (raw
+//! rtnetlink: the reference writer, counting, monitoring), [`feeder`] (the
+//! BGP feeder), [`bins`] (binaries, agent API and BIRD control socket),
+//! [`ping`] (ICMP probe), [`rib`] (in-process RIB memory), one module per
+//! benchmark.
+
+mod attach;
+mod bins;
+mod convergence;
+mod feeder;
+mod idle;
+mod ingest;
+mod kernel;
+mod nl;
+mod ping;
+mod report;
+mod rib;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use clap::{Parser, ValueEnum};
+
+use crate::feeder::Shape;
+use crate::report::Report;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Which {
+    /// BGP ingest vs BIRD 2 (RIB, kernel, memory).
+    Ingest,
+    /// Kernel route programming vs a pipelined netlink writer.
+    Kernel,
+    /// CNI attach+detach: tortie-cni vs ptp + host-local.
+    Attach,
+    /// Two nodes: attach on A → first ping from a container on B.
+    Convergence,
+    /// Agent RSS and CPU with 3 peers and containers, idle.
+    Idle,
+    /// All of the above, in that order.
+    All,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ShapeArg {
+    Packed,
+    Unique,
+    Both,
+}
+
+#[derive(Parser)]
+#[command(
+    name = "tortie-bench",
+    version,
+    about = "tortie benchmarks against BIRD, the netlink ceiling and the CNI ptp plugin"
+)]
+struct Cli {
+    which: Which,
+    /// Size(s): prefixes (ingest), routes (kernel), iterations (attach,
+    /// convergence), containers (idle). Repeatable. Default: the full sizes.
+    #[arg(long = "size")]
+    sizes: Vec<u32>,
+    /// Small sizes for CI: ingest 10k, kernel 10k, attach 20, convergence 5,
+    /// idle 10 containers for 5 s.
+    #[arg(long)]
+    smoke: bool,
+    /// Ingest UPDATE shape(s).
+    #[arg(long, value_enum, default_value = "both")]
+    shape: ShapeArg,
+    /// Idle: how long to measure, seconds.
+    #[arg(long)]
+    duration: Option<u64>,
+    /// Write the run as JSON here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn sizes(cli: &Cli, full: &[u32], smoke: &[u32]) -> Vec<u32> {
+    if !cli.sizes.is_empty() {
+        cli.sizes.clone()
+    } else if cli.smoke {
+        smoke.to_vec()
+    } else {
+        full.to_vec()
+    }
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    if !nix::unistd::geteuid().is_root() {
+        bail!("tortie-bench needs root: it creates network namespaces and runs daemons in them");
+    }
+    let mut report = Report::new();
+    let all = cli.which == Which::All;
+    let shapes = match cli.shape {
+        ShapeArg::Packed => vec![Shape::Packed],
+        ShapeArg::Unique => vec![Shape::Unique],
+        ShapeArg::Both => vec![Shape::Packed, Shape::Unique],
+    };
+    let mut run = |which: Which, f: &mut dyn FnMut() -> Result<report::Section>| {
+        if all || cli.which == which {
+            eprintln!("tortie-bench: running {which:?} …");
+            match f() {
+                Ok(sec) => {
+                    println!("{}", sec.markdown());
+                    report.sections.push(sec);
+                }
+                Err(e) => {
+                    eprintln!("tortie-bench: {which:?} failed: {e:#}");
+                    report.errors.push(format!("{which:?}: {e:#}"));
+                }
+            }
+        }
+    };
+    run(Which::Ingest, &mut || {
+        ingest::run(&sizes(&cli, &[100_000], &[10_000]), &shapes)
+    });
+    run(Which::Kernel, &mut || {
+        kernel::run(&sizes(&cli, &[10_000, 100_000, 1_000_000], &[10_000]))
+    });
+    run(Which::Attach, &mut || {
+        let n = sizes(&cli, &[500], &[20]);
+        attach::run(n.first().copied().unwrap_or(500))
+    });
+    run(Which::Convergence, &mut || {
+        let n = sizes(&cli, &[50], &[5]);
+        convergence::run(n.first().copied().unwrap_or(50))
+    });
+    run(Which::Idle, &mut || {
+        let n = sizes(&cli, &[100], &[10]);
+        let d = cli.duration.unwrap_or(if cli.smoke { 5 } else { 60 });
+        idle::run(n.first().copied().unwrap_or(100), Duration::from_secs(d))
+    });
+    let md = report.markdown();
+    eprintln!("\n{md}");
+    if let Some(out) = &cli.out {
+        report::write_json(&report, out)?;
+        eprintln!("tortie-bench: wrote {}", out.display());
+    }
+    if !report.errors.is_empty() {
+        bail!(
+            "{} benchmark(s) failed: {}",
+            report.errors.len(),
+            report.errors.join("; ")
+        );
+    }
+    Ok(())
+}

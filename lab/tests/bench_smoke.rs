@@ -1,0 +1,75 @@
+//! Smoke test of `tortie-bench` (root): every benchmark at its small CI size
+//! (`--smoke`: ingest 10k prefixes both shapes, kernel 10k routes, attach
+//! 20 pairs, convergence 5 attaches per mode, idle 10 containers for 5 s)
+//! must finish, print its table and write the JSON report with every
+//! section, figures and ratios. Figures are not judged here: benchmarks are
+//! not timed tests (issue 6); the full runs are recorded in lab/bench/.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+#[test]
+fn every_benchmark_runs_at_smoke_size() {
+    if !tortie_lab::require_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("smoke.json");
+    let run = Command::new(env!("CARGO_BIN_EXE_tortie-bench"))
+        .args(["all", "--smoke", "--out"])
+        .arg(&out)
+        .output()
+        .expect("running tortie-bench");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        run.status.success(),
+        "tortie-bench all --smoke failed ({}):\n{stdout}\n{stderr}",
+        run.status
+    );
+    for title in [
+        "### BGP ingest",
+        "### Kernel route programming",
+        "### Container attach",
+        "### Convergence",
+        "### Idle cost",
+    ] {
+        assert!(stdout.contains(title), "no {title:?} table in:\n{stdout}");
+    }
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&out).expect("JSON written"))
+        .expect("valid JSON");
+    assert!(report["machine"]["nproc"].as_u64().unwrap_or(0) > 0);
+    assert!(!report["versions"]["bird"].as_str().unwrap_or("").is_empty());
+    let sections = report["sections"].as_array().expect("sections");
+    assert_eq!(sections.len(), 5, "{report:#}");
+    assert!(report["errors"].as_array().is_some_and(Vec::is_empty));
+    for s in sections {
+        assert!(!s["rows"].as_array().expect("rows").is_empty(), "{s:#}");
+        assert!(!s["figures"].is_null());
+    }
+    // Ingest and kernel carry tortie/anchor ratios that must be real numbers.
+    let ratio = |name: &str, key: &str| -> f64 {
+        let s = sections
+            .iter()
+            .find(|s| s["name"].as_str().is_some_and(|n| n.starts_with(name)))
+            .expect("section");
+        s["ratios"][0][key].as_f64().expect("ratio")
+    };
+    assert!(ratio("BGP ingest", "rib_time_tortie_over_bird") > 0.0);
+    assert!(ratio("Kernel route programming", "add_tortie_over_reference") > 0.0);
+    let attach = sections
+        .iter()
+        .find(|s| {
+            s["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("Container attach"))
+        })
+        .expect("attach section");
+    assert!(
+        attach["ratios"]["add_p50_ptp_over_tortie"]
+            .as_f64()
+            .unwrap_or(0.0)
+            > 0.0
+    );
+}
