@@ -266,34 +266,41 @@ impl Reconciler {
         }
     }
 
+    /// Hot path of bulk loads: three hash operations per prefix.
     fn set(&mut self, p: Ipv4Network, r: KernelRoute) {
         if self.desired.get(&p) == Some(&r) {
             return;
         }
-        self.unindex(p);
-        for d in devs_of(&r) {
-            self.by_dev.entry(d.to_string()).or_default().insert(p);
+        // Empty (no allocation) unless the route names devices.
+        let new_devs: Vec<String> = devs_of(&r).map(str::to_string).collect();
+        if let Some(old) = self.desired.insert(p, r) {
+            self.unindex(p, &old);
         }
-        self.desired.insert(p, r);
+        for d in new_devs {
+            self.by_dev.entry(d).or_default().insert(p);
+        }
         self.dirty.insert(p);
     }
 
     fn unset(&mut self, p: Ipv4Network) {
-        self.unindex(p);
-        if self.desired.remove(&p).is_some() || self.kernel.contains_key(&p) {
+        if let Some(old) = self.desired.remove(&p) {
+            self.unindex(p, &old);
+            self.dirty.insert(p);
+        } else if self.kernel.contains_key(&p) {
             self.dirty.insert(p);
         }
-        self.failed.remove(&p);
+        if !self.failed.is_empty() {
+            self.failed.remove(&p);
+        }
     }
 
-    fn unindex(&mut self, p: Ipv4Network) {
-        if let Some(old) = self.desired.get(&p) {
-            for d in devs_of(old) {
-                if let Some(set) = self.by_dev.get_mut(d) {
-                    set.remove(&p);
-                    if set.is_empty() {
-                        self.by_dev.remove(d);
-                    }
+    /// Drop `p` from the device index of the devices `old` names.
+    fn unindex(&mut self, p: Ipv4Network, old: &KernelRoute) {
+        for d in devs_of(old) {
+            if let Some(set) = self.by_dev.get_mut(d) {
+                set.remove(&p);
+                if set.is_empty() {
+                    self.by_dev.remove(d);
                 }
             }
         }
@@ -369,7 +376,8 @@ impl Reconciler {
         }
         let base = self.cmd.next_seq();
         let mut buf = Vec::with_capacity(BATCH_BYTES + 4096);
-        let mut errors: HashMap<usize, i32> = HashMap::new();
+        // errno per op (0: none), indexed like `ops`.
+        let mut errors: Vec<i32> = vec![0; ops.len()];
         let mut unsent: HashMap<usize, String> = HashMap::new();
         let mut overrun = false;
         let mut rx = Vec::new();
@@ -439,8 +447,8 @@ impl Reconciler {
                 {
                     let seq = wire::error_seq(&e).unwrap_or(m.header.sequence_number);
                     let idx = seq.wrapping_sub(base) as usize;
-                    if idx < ops.len() {
-                        errors.insert(idx, -code.get());
+                    if let Some(slot) = errors.get_mut(idx) {
+                        *slot = -code.get();
                     }
                 }
             }
@@ -452,16 +460,24 @@ impl Reconciler {
                 self.dirty.insert(p);
                 continue;
             }
-            if let Some(why) = unsent.remove(&idx) {
+            if !unsent.is_empty()
+                && let Some(why) = unsent.remove(&idx)
+            {
                 self.failed.insert(p, why);
                 continue;
             }
-            match (op, errors.get(&idx)) {
+            let errno = errors.get(idx).copied().filter(|e| *e != 0);
+            match (op, errno.as_ref()) {
                 (Op::Replace(route), None) => {
                     self.kernel.insert(p, route);
-                    self.adopted.remove(&p);
-                    self.failed.remove(&p);
-                    if self.restoring.remove(&p) {
+                    // Skip hashing into sets that are empty (the bulk case).
+                    if !self.adopted.is_empty() {
+                        self.adopted.remove(&p);
+                    }
+                    if !self.failed.is_empty() {
+                        self.failed.remove(&p);
+                    }
+                    if !self.restoring.is_empty() && self.restoring.remove(&p) {
                         self.counters.restored += 1;
                     }
                 }
