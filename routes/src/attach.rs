@@ -5,7 +5,7 @@
 //! end created directly inside the container's namespace (`IFLA_NET_NS_FD`
 //! on the peer, never created then moved). Then, inside the container (via a
 //! netlink socket opened by a thread that entered the namespace, see
-//! [`crate::netns`]): `lo` up, the /32, `169.254.1.1 dev eth0 scope link`,
+//! `crate::netns`): `lo` up, the /32, `169.254.1.1 dev eth0 scope link`,
 //! `default via 169.254.1.1 dev eth0` and a permanent neighbour entry
 //! `169.254.1.1 lladdr <host veth MAC>`. On the host: no address,
 //! `proxy_arp=1`, `proxy_delay=0`, `forwarding=1`, `ip_forward=1` and the host

@@ -3,16 +3,16 @@
 //! Data flow: intents (a container to attach; a desired set of kernel routes)
 //! come in; netlink requests go out; a monitor restores what others remove.
 //!
-//! - [`attach`] / [`detach`] / [`list_attachments`]: container veths ([`attach`](mod@attach)).
+//! - [`attach()`] / [`detach`] / [`list_attachments`]: container veths ([`attach`](mod@attach)).
 //! - [`RouteTable`]: the desired-state reconciler for routes of our protocol
-//!   ([`table`], [`reconcile`], [`wire`]).
+//!   ([`table`]; internals in the private `reconcile` and `wire` modules).
 //! - [`ensure_tunl0`], [`underlay_mtu`]: IP-in-IP ([`tunnel`]).
 //! - [`set_sysctl`]: kernel parameters ([`sysctl`]).
 //! - [`route_for_learned`]: pure helper from BGP next hops to a kernel route.
 //!
 //! Everything acts on the network namespace of the calling thread, except
 //! the container side of `attach`, which uses a dedicated thread that entered
-//! the container's namespace ([`netns`]).
+//! the container's namespace (private `netns` module).
 
 pub mod attach;
 pub mod error;

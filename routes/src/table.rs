@@ -2,7 +2,7 @@
 //! every kernel route carrying our protocol number in one table.
 //!
 //! Callers state desired routes (`set`, `remove`, `replace_all`) over a
-//! bounded channel; the task ([`crate::reconcile`]) coalesces bursts, diffs
+//! bounded channel; the task (`crate::reconcile`) coalesces bursts, diffs
 //! desired against what the kernel holds, writes the difference in pipelined
 //! netlink batches and watches route/link notifications to put back what
 //! others remove. Queries (`flush`, `installed`, `converged`) travel the same
