@@ -459,3 +459,35 @@ fn underlay_mtu_and_tunl0() {
         }
     });
 }
+
+#[test]
+fn unreachable_gateway_installs_once_an_address_makes_it_reachable() {
+    if !require_root() {
+        return;
+    }
+    let ns = setup("tbl-unreach");
+    let name = ns.name.clone();
+    ns.run(move || async move {
+        let probe = Netns::borrowed(&name);
+        let t = RouteTable::start(149, 254).await.expect("start");
+        t.set(net("10.88.0.0/24"), via("10.201.0.2")).await;
+        match t.flush().await {
+            Err(RoutesError::Incomplete { failed: 1, first }) => {
+                assert!(first.contains("Network is unreachable"), "{first}")
+            }
+            other => panic!("expected the kernel to refuse, got {other:?}"),
+        }
+        assert!(t.stats().netlink_errors >= 1);
+        probe.ip(&["addr", "add", "10.201.0.1/24", "dev", "rt0"]);
+        wait_for(
+            &probe,
+            &["route", "show", "10.88.0.0/24"],
+            "via 10.201.0.2 dev rt0 proto 149",
+            Duration::from_millis(500),
+        )
+        .await;
+        t.flush()
+            .await
+            .expect("installed after the address appeared");
+    });
+}

@@ -74,8 +74,11 @@ impl Reconciler {
             RouteNetlinkMessage::NewLink(l) => self.link_event(&l, false),
             RouteNetlinkMessage::DelLink(l) => self.link_event(&l, true),
             RouteNetlinkMessage::NewAddress(a) => {
-                if let Some(key) = addr_key(&a) {
-                    self.addressed.insert(key);
+                if let Some(key) = addr_key(&a)
+                    && self.addressed.insert(key)
+                {
+                    // A new connected subnet may make refused gateways reachable.
+                    self.dirty.extend(self.failed.keys().copied());
                 }
             }
             RouteNetlinkMessage::DelAddress(a) => {
