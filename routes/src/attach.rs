@@ -71,12 +71,17 @@ pub struct Attachment {
     pub host_ifname: String,
     /// Host veth ifindex.
     pub host_ifindex: u32,
+    /// MAC of the host veth, `aa:bb:cc:dd:ee:ff` (the container's gateway
+    /// 169.254.1.1 resolves to it).
+    pub host_mac: String,
     /// Interface name inside the container.
     pub container_ifname: String,
     /// MAC of the container's interface, `aa:bb:cc:dd:ee:ff`.
     pub container_mac: String,
     /// The container's address.
     pub address: Ipv4Addr,
+    /// MTU set on both ends.
+    pub mtu: u32,
     /// The namespace path attached into.
     pub netns: PathBuf,
 }
@@ -295,9 +300,11 @@ async fn configure(
         container_id: req.container_id.clone(),
         host_ifname: host.to_string(),
         host_ifindex: host_index,
+        host_mac: mac_string(&host_mac),
         container_ifname: ifname.clone(),
         container_mac: mac_string(&c_mac),
         address: req.address,
+        mtu: req.mtu,
         netns: req.netns.clone(),
     })
 }

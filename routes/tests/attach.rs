@@ -37,6 +37,7 @@ fn attach_configures_both_sides_and_detach_is_idempotent() {
     assert_eq!(a.container_ifname, "eth0");
     assert_eq!(a.address, ip);
     assert_eq!(a.container_mac.len(), 17);
+    assert_eq!(a.mtu, 1400);
 
     // Host side: up, MTU, no address, host route, sysctls.
     let link = host.ip(&["link", "show", &veth]);
@@ -77,7 +78,11 @@ fn attach_configures_both_sides_and_detach_is_idempotent() {
     assert!(routes.contains("169.254.1.1 dev eth0"), "{routes}");
     assert!(routes.contains("scope link"), "{routes}");
     let neigh = c1.ip(&["neigh", "show", "169.254.1.1"]);
-    assert!(neigh.contains("PERMANENT"), "{neigh}");
+    assert!(
+        neigh.contains("PERMANENT") && neigh.contains(&a.host_mac),
+        "{neigh}"
+    );
+    assert!(host.ip(&["link", "show", &veth]).contains(&a.host_mac));
     let lo = c1.ip(&["link", "show", "lo"]);
     assert!(lo.contains("UP"), "{lo}");
 
