@@ -354,6 +354,13 @@ impl NlSocket {
         self.seq
     }
 
+    /// Reserve `n` consecutive sequence numbers; returns the first.
+    pub(crate) fn reserve_seqs(&mut self, n: usize) -> u32 {
+        let base = self.next_seq();
+        self.seq = base.wrapping_add(u32::try_from(n).unwrap_or(u32::MAX));
+        base
+    }
+
     /// Serialize one request into `out`. `replace` adds CREATE|REPLACE.
     pub(crate) fn encode(
         &self,

@@ -374,7 +374,7 @@ impl Reconciler {
         if ops.is_empty() {
             return;
         }
-        let base = self.cmd.next_seq();
+        let base = self.cmd.reserve_seqs(ops.len());
         let mut buf = Vec::with_capacity(BATCH_BYTES + 4096);
         // errno per op (0: none), indexed like `ops`.
         let mut errors: Vec<i32> = vec![0; ops.len()];
@@ -428,6 +428,8 @@ impl Reconciler {
             if let Err(e) = self.cmd.send(&buf).await {
                 tracing::warn!("netlink send failed: {e}; will re-dump");
                 overrun = true;
+                // Nothing of this chunk was applied: retry it with the rest.
+                i = start;
                 break;
             }
             // The kernel handled the whole buffer inside sendmsg: every
