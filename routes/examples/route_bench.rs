@@ -237,9 +237,18 @@ fn main() -> anyhow_free::Result<()> {
     };
     // Everything below happens in a namespace of our own.
     unshare(CloneFlags::CLONE_NEWNET)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    // BENCH_MT=1: a multi-thread runtime (producer and reconciler on
+    // different threads, as in the agent).
+    let rt = if std::env::var_os("BENCH_MT").is_some() {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    };
     rt.block_on(async {
         let (conn, h, _) = rtnetlink::new_connection()?;
         tokio::spawn(conn);

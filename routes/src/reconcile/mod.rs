@@ -47,6 +47,10 @@ const RTMGRP_IPV4_ROUTE: u32 = 0x40;
 /// kernel's buffer for such a large request is no longer a plain skb).
 const BATCH_BYTES: usize = 16 * 1024;
 const RETRY_EVERY: Duration = Duration::from_secs(1);
+/// How long a small burst of commands may wait for more before being written.
+const COALESCE: Duration = Duration::from_millis(1);
+/// A burst this large is written at once.
+const COALESCE_TARGET: usize = 1024;
 const RESYNC_DELAY: Duration = Duration::from_millis(50);
 const STATS_EVERY: Duration = Duration::from_secs(1);
 /// Full re-dump as a safety net against changes the kernel does not notify.
@@ -161,7 +165,11 @@ impl Reconciler {
         let mut stale = false;
         let mut next_retry = Instant::now() + RETRY_EVERY;
         let mut next_full = Instant::now() + RESYNC_EVERY;
+        let mut closed = false;
         loop {
+            if closed && self.dirty.is_empty() {
+                break;
+            }
             let mut deadline = match self.resync_at {
                 Some(t) => t.min(next_retry).min(next_full),
                 None => next_retry.min(next_full),
@@ -173,12 +181,8 @@ impl Reconciler {
                 cmd = rx.recv() => {
                     let Some(cmd) = cmd else { break };
                     self.command(cmd);
-                    // Coalesce the burst that is already queued.
-                    for _ in 0..65536 {
-                        match rx.try_recv() {
-                            Ok(c) => self.command(c),
-                            Err(_) => break,
-                        }
+                    if !self.coalesce(&mut rx).await {
+                        closed = true;
                     }
                 }
                 r = self.mon.readable() => {
@@ -230,6 +234,31 @@ impl Reconciler {
             }
         }
         self.publish();
+    }
+
+    /// Take the rest of a burst of commands before writing: everything
+    /// already queued, then, while the batch is still small, whatever
+    /// arrives within [`COALESCE`] (a producer on another thread sends one
+    /// command at a time). Returns false once the channel is closed.
+    async fn coalesce(&mut self, rx: &mut mpsc::Receiver<Command>) -> bool {
+        let until = Instant::now() + COALESCE;
+        loop {
+            for _ in 0..65536 {
+                match rx.try_recv() {
+                    Ok(c) => self.command(c),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => return false,
+                }
+            }
+            if self.dirty.len() >= COALESCE_TARGET || !self.waiters.is_empty() {
+                return true;
+            }
+            match tokio::time::timeout_at(until, rx.recv()).await {
+                Ok(Some(c)) => self.command(c),
+                Ok(None) => return false,
+                Err(_elapsed) => return true,
+            }
+        }
     }
 
     fn command(&mut self, cmd: Command) {
