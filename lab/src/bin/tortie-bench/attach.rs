@@ -63,7 +63,14 @@ pub fn exec(
         .spawn()
         .with_context(|| format!("starting {}", p.binary.display()))?;
     if let Some(mut s) = child.stdin.take() {
-        s.write_all(stdin.as_bytes())?;
+        // A plugin may answer (VERSION) without reading its stdin: EPIPE is
+        // not a failure, its exit status below is what counts.
+        match s.write_all(stdin.as_bytes()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                return Err(e).context(format!("writing the config to {}", p.name));
+            }
+            _ => {}
+        }
     }
     let out = child.wait_with_output()?;
     let el = t.elapsed();

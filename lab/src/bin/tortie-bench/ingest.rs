@@ -58,6 +58,8 @@ struct Run {
     written: Duration,
     rss_before: u64,
     hwm: u64,
+    /// VmRSS 1 s after the last route reached the kernel.
+    rss_after: u64,
     cpu: f64,
     monitor_fell_back: bool,
 }
@@ -215,6 +217,9 @@ fn one_run(dut: Dut, work: &Arc<Workload>) -> Result<Run> {
     }
     let hwm = proc_kb(pid, "VmHWM").unwrap_or(0);
     let cpu = crate::report::cpu_seconds(pid).unwrap_or(0.0) - cpu_before;
+    // Steady state: queues drained, the RIB and the kernel view remain.
+    std::thread::sleep(Duration::from_secs(1));
+    let rss_after = proc_kb(pid, "VmRSS").unwrap_or(0);
     drop(feeder);
     drop(ctl);
     drop(d);
@@ -227,16 +232,26 @@ fn one_run(dut: Dut, work: &Arc<Workload>) -> Result<Run> {
             .unwrap_or_default(),
         rss_before,
         hwm,
+        rss_after,
         cpu,
         monitor_fell_back: fell_back,
     })
 }
 
 /// Runs every (shape, size) against BIRD then tortie.
-pub fn run(sizes: &[u32], shapes: &[Shape]) -> Result<Section> {
+/// The run with the median RIB time.
+fn median(mut runs: Vec<Run>) -> Run {
+    runs.sort_by_key(|r| r.rib);
+    let mid = runs.len() / 2;
+    runs.swap_remove(mid)
+}
+
+/// Runs every (shape, size) against BIRD then tortie, `repeat` times each
+/// (alternating), and reports the median run of each.
+pub fn run(sizes: &[u32], shapes: &[Shape], repeat: u32) -> Result<Section> {
     let mut sec = Section::new(
         "BGP ingest (feeder → DUT, kernel export on)",
-        "One eBGP feeder (tortie's own encoder, pre-built UPDATEs over a veth) sends N /28s to BIRD 2 and then to the tortie agent, each in fresh namespaces. RIB = first UPDATE → all N in the RIB (BIRD: routes imported by the feeder protocol, `show protocols all`, on its control socket; tortie: `routes_received` from GET /v1/status; both polled every 10 ms); kernel = first UPDATE → all N in the DUT's kernel table (netlink route events); RSS = peak (VmHWM) of the DUT process; RSS B/route = (VmHWM − RSS before the load) / N, which includes the kernel-sync state and allocator slack. RIB-only = the same bytes decoded and applied to tortie's `Rib` inside the bench process (no IO, no kernel), its live heap counted by a global allocator: the \"bytes per route in the RIB\" figure.",
+        "One eBGP feeder (tortie's own encoder, pre-built UPDATEs over a veth) sends N /28s to BIRD 2 and then to the tortie agent, each in fresh namespaces. RIB = first UPDATE → all N in the RIB (BIRD: routes imported by the feeder protocol, `show protocols all`, on its control socket; tortie: `routes_received` from GET /v1/status; both polled every 10 ms); kernel = first UPDATE → all N in the DUT's kernel table (netlink route events); RSS = peak (VmHWM) of the DUT process, and VmRSS 1 s after the load; RSS B/route = (VmHWM − RSS before the load) / N, which includes the kernel-sync state and allocator slack. RIB-only = the same bytes decoded and applied to tortie's `Rib` inside the bench process (no IO, no kernel), its live heap counted by a global allocator: the \"bytes per route in the RIB\" figure.",
     );
     sec.header = [
         "shape",
@@ -246,6 +261,7 @@ pub fn run(sizes: &[u32], shapes: &[Shape]) -> Result<Section> {
         "RIB",
         "kernel",
         "peak RSS",
+        "RSS after",
         "RSS B/route",
         "CPU s",
         "RIB ratio",
@@ -255,8 +271,16 @@ pub fn run(sizes: &[u32], shapes: &[Shape]) -> Result<Section> {
     ]
     .map(String::from)
     .to_vec();
-    sec.sizes =
-        json!({ "prefixes": sizes, "shapes": shapes.iter().map(|s| s.name()).collect::<Vec<_>>() });
+    sec.sizes = json!({
+        "prefixes": sizes,
+        "shapes": shapes.iter().map(|s| s.name()).collect::<Vec<_>>(),
+        "repeat": repeat,
+    });
+    if repeat > 1 {
+        sec.notes.push(format!(
+            "each DUT ran {repeat} times, alternating; the run with the median RIB time is shown"
+        ));
+    }
     let mut figures = Vec::new();
     let mut ratios = Vec::new();
     for &shape in shapes {
@@ -264,8 +288,15 @@ pub fn run(sizes: &[u32], shapes: &[Shape]) -> Result<Section> {
             let work = Arc::new(Workload::build(shape, n, FEEDER_ASN, FEEDER_IP)?);
             let feeder_rate = feeder::self_rate(&work)?;
             let rib_only = crate::rib::ingest(&work, DUT_ASN, FEEDER_ASN, FEEDER_IP)?;
-            let bird = one_run(Dut::Bird, &work).context("BIRD run")?;
-            let tortie = one_run(Dut::Tortie, &work).context("tortie run")?;
+            // BIRD, tortie, BIRD, tortie, …: drift on a shared host hits both.
+            let mut birds = Vec::new();
+            let mut torties = Vec::new();
+            for _ in 0..repeat.max(1) {
+                birds.push(one_run(Dut::Bird, &work).context("BIRD run")?);
+                torties.push(one_run(Dut::Tortie, &work).context("tortie run")?);
+            }
+            let bird = median(birds);
+            let tortie = median(torties);
             let per_route = |r: &Run| r.hwm.saturating_sub(r.rss_before) as f64 / f64::from(n);
             let rib_r = ratio(tortie.rib.as_secs_f64(), bird.rib.as_secs_f64());
             let kern_r = ratio(tortie.kernel.as_secs_f64(), bird.kernel.as_secs_f64());
@@ -280,6 +311,7 @@ pub fn run(sizes: &[u32], shapes: &[Shape]) -> Result<Section> {
                     secs(r.rib),
                     secs(r.kernel),
                     mib(r.hwm),
+                    mib(r.rss_after),
                     format!("{:.0}", per_route(r)),
                     format!("{:.2}", r.cpu),
                     if is_t {
@@ -313,7 +345,7 @@ pub fn run(sizes: &[u32], shapes: &[Shape]) -> Result<Section> {
                     "feeder_updates": work.messages, "feeder_bytes": work.bytes.len(), "feeder_build_s": work.build_time.as_secs_f64(),
                     "rib_s": r.rib.as_secs_f64(), "kernel_s": r.kernel.as_secs_f64(),
                     "all_written_s": r.written.as_secs_f64(),
-                    "rss_before_bytes": r.rss_before, "peak_rss_bytes": r.hwm,
+                    "rss_before_bytes": r.rss_before, "peak_rss_bytes": r.hwm, "rss_after_1s_bytes": r.rss_after,
                     "bytes_per_route": per_route(r), "cpu_s": r.cpu,
                     "kernel_monitor_fell_back_to_dumps": r.monitor_fell_back,
                 }));

@@ -30,9 +30,12 @@ struct SizeResult {
     acked_add: PassResult,
     t_add: PassResult,
     t_del: PassResult,
+    /// RouteTable's live heap per installed route (desired + kernel view).
+    t_heap_per_route: f64,
 }
 
-fn tortie_pass(rt: &tokio::runtime::Runtime, n: u32) -> Result<(PassResult, PassResult)> {
+/// RouteTable's add and delete passes, and its live heap per installed route.
+fn tortie_pass(rt: &tokio::runtime::Runtime, n: u32) -> Result<(PassResult, PassResult, f64)> {
     rt.block_on(async {
         let table = RouteTable::start(PROTO_TORTIE, tortie_routes::RT_TABLE_MAIN)
             .await
@@ -47,12 +50,14 @@ fn tortie_pass(rt: &tokio::runtime::Runtime, n: u32) -> Result<(PassResult, Pass
         let prefixes: Vec<Ipv4Network> = (0..n)
             .map(|i| Ipv4Network::new(nl::nth_host(i), 32).context("prefix"))
             .collect::<Result<_>>()?;
+        let live0 = crate::rib::live_bytes();
         let t = Instant::now();
         for p in &prefixes {
             table.set(*p, route.clone()).await;
         }
         table.flush().await.context("flushing RouteTable")?;
         let add = t.elapsed();
+        let heap = crate::rib::live_bytes().saturating_sub(live0);
         let stats = table.stats();
         let t = Instant::now();
         table.replace_all(HashMap::new()).await;
@@ -72,51 +77,74 @@ fn tortie_pass(rt: &tokio::runtime::Runtime, n: u32) -> Result<(PassResult, Pass
                 elapsed: del,
                 errors: table.stats().netlink_errors as u32,
             },
+            heap as f64 / f64::from(n.max(1)),
         ))
     })
 }
 
-fn measure(sizes: Vec<u32>) -> Result<Vec<SizeResult>> {
+/// One round for size `n`: acked writer, reference, RouteTable (each
+/// checked by a dump).
+fn round(rt: &tokio::runtime::Runtime, n: u32) -> Result<SizeResult> {
+    let acked_add = nl::pipelined(n, GW, PROTO_REF, false, REF_BATCH, true)?;
+    let got = nl::count_routes(PROTO_REF, Some(32))?;
+    if got != u64::from(n) || acked_add.errors > 0 {
+        bail!(
+            "acked writer: {got} of {n} routes installed, {} errors",
+            acked_add.errors
+        );
+    }
+    nl::pipelined(n, GW, PROTO_REF, true, REF_BATCH, true)?;
+    let ref_add = nl::pipelined(n, GW, PROTO_REF, false, REF_BATCH, false)?;
+    let got = nl::count_routes(PROTO_REF, Some(32))?;
+    if got != u64::from(n) || ref_add.errors > 0 {
+        bail!(
+            "reference writer: {got} of {n} routes installed, {} errors",
+            ref_add.errors
+        );
+    }
+    let ref_del = nl::pipelined(n, GW, PROTO_REF, true, REF_BATCH, false)?;
+    if nl::count_routes(PROTO_REF, Some(32))? != 0 {
+        bail!("reference writer left routes after deleting");
+    }
+    let (t_add, t_del, t_heap_per_route) = tortie_pass(rt, n)?;
+    let left = nl::count_routes(PROTO_TORTIE, Some(32))?;
+    if left != 0 {
+        bail!("RouteTable left {left} routes after removing all");
+    }
+    Ok(SizeResult {
+        n,
+        ref_add,
+        ref_del,
+        acked_add,
+        t_add,
+        t_del,
+        t_heap_per_route,
+    })
+}
+
+fn best(a: PassResult, b: PassResult) -> PassResult {
+    if b.elapsed < a.elapsed { b } else { a }
+}
+
+/// `repeat` rounds per size; each writer's best (fastest) pass is kept:
+/// on a shared host the best of several is the least disturbed.
+fn measure(sizes: Vec<u32>, repeat: u32) -> Result<Vec<SizeResult>> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("building a runtime")?;
     let mut out = Vec::new();
     for n in sizes {
-        let acked_add = nl::pipelined(n, GW, PROTO_REF, false, REF_BATCH, true)?;
-        let got = nl::count_routes(PROTO_REF, Some(32))?;
-        if got != u64::from(n) || acked_add.errors > 0 {
-            bail!(
-                "acked writer: {got} of {n} routes installed, {} errors",
-                acked_add.errors
-            );
+        let mut acc = round(&rt, n)?;
+        for _ in 1..repeat.max(1) {
+            let r = round(&rt, n)?;
+            acc.ref_add = best(acc.ref_add, r.ref_add);
+            acc.ref_del = best(acc.ref_del, r.ref_del);
+            acc.acked_add = best(acc.acked_add, r.acked_add);
+            acc.t_add = best(acc.t_add, r.t_add);
+            acc.t_del = best(acc.t_del, r.t_del);
         }
-        nl::pipelined(n, GW, PROTO_REF, true, REF_BATCH, true)?;
-        let ref_add = nl::pipelined(n, GW, PROTO_REF, false, REF_BATCH, false)?;
-        let got = nl::count_routes(PROTO_REF, Some(32))?;
-        if got != u64::from(n) || ref_add.errors > 0 {
-            bail!(
-                "reference writer: {got} of {n} routes installed, {} errors",
-                ref_add.errors
-            );
-        }
-        let ref_del = nl::pipelined(n, GW, PROTO_REF, true, REF_BATCH, false)?;
-        if nl::count_routes(PROTO_REF, Some(32))? != 0 {
-            bail!("reference writer left routes after deleting");
-        }
-        let (t_add, t_del) = tortie_pass(&rt, n)?;
-        let left = nl::count_routes(PROTO_TORTIE, Some(32))?;
-        if left != 0 {
-            bail!("RouteTable left {left} routes after removing all");
-        }
-        out.push(SizeResult {
-            n,
-            ref_add,
-            ref_del,
-            acked_add,
-            t_add,
-            t_del,
-        });
+        out.push(acc);
     }
     Ok(out)
 }
@@ -152,18 +180,18 @@ fn verify_tortie(n: u32) -> Result<()> {
     })
 }
 
-pub fn run(sizes: &[u32]) -> Result<Section> {
+pub fn run(sizes: &[u32], repeat: u32) -> Result<Section> {
     let ns = Netns::create(&unique_name("tbk"))?;
     ns.sh("ip link add rt0 type veth peer name rt1 && ip link set rt0 up && ip link set rt1 up && ip addr add 10.200.0.1/24 dev rt0")?;
     let sizes_v = sizes.to_vec();
     let check = *sizes.first().unwrap_or(&1000);
     nl::in_netns(ns.name(), move || verify_tortie(check.min(10_000)))?;
-    let results = nl::in_netns(ns.name(), move || measure(sizes_v))?;
+    let results = nl::in_netns(ns.name(), move || measure(sizes_v, repeat))?;
     drop(ns);
     let mut sec = Section::new(
         "Kernel route programming",
         &format!(
-            "N /32s via a connected gateway into the main table of a throw-away namespace: `tortie_routes::RouteTable` (set × N, then flush; then replace_all(∅) + flush) against the reference writer (raw rtnetlink, {REF_BATCH} requests per send, only the last one acknowledged — failures are still reported: the ceiling), in the same run and namespace, references first. \"acked\" is the same writer asking for an ACK per request (one recv per ack). Rates are routes/s."
+            "N /32s via a connected gateway into the main table of a throw-away namespace: `tortie_routes::RouteTable` (set × N, then flush; then replace_all(∅) + flush) against the reference writer (raw rtnetlink, {REF_BATCH} requests per send, only the last one acknowledged — failures are still reported: the ceiling), in the same run and namespace, references first; with --repeat R, R rounds and the best pass of each writer. \"acked\" is the same writer asking for an ACK per request (one recv per ack). Rates are routes/s."
         ),
     );
     sec.header = [
@@ -175,10 +203,11 @@ pub fn run(sizes: &[u32]) -> Result<Section> {
         "reference del/s",
         "RouteTable del/s",
         "del ratio",
+        "RouteTable heap B/route",
     ]
     .map(String::from)
     .to_vec();
-    sec.sizes = json!({ "routes": sizes });
+    sec.sizes = json!({ "routes": sizes, "repeat": repeat });
     let mut figures = Vec::new();
     let mut ratios = Vec::new();
     for r in &results {
@@ -193,6 +222,7 @@ pub fn run(sizes: &[u32]) -> Result<Section> {
             format!("{:.0}", r.ref_del.rate()),
             format!("{:.0}", r.t_del.rate()),
             format!("{del_r:.2}×"),
+            format!("{:.0}", r.t_heap_per_route),
         ]);
         figures.push(json!({
             "routes": r.n,
@@ -201,6 +231,7 @@ pub fn run(sizes: &[u32]) -> Result<Section> {
             "tortie_add_per_s": r.t_add.rate(), "tortie_del_per_s": r.t_del.rate(),
             "reference_add_s": r.ref_add.elapsed.as_secs_f64(), "tortie_add_s": r.t_add.elapsed.as_secs_f64(),
             "tortie_netlink_errors": r.t_del.errors,
+            "tortie_heap_bytes_per_route": r.t_heap_per_route,
         }));
         ratios.push(json!({ "routes": r.n, "add_tortie_over_reference": add_r, "del_tortie_over_reference": del_r,
             "add_tortie_over_acked_reference": ratio(r.t_add.rate(), r.acked_add.rate()) }));

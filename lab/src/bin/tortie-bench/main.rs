@@ -77,6 +77,10 @@ struct Cli {
     /// Ingest UPDATE shape(s).
     #[arg(long, value_enum, default_value = "both")]
     shape: ShapeArg,
+    /// Ingest: runs per DUT (alternating BIRD and tortie), the median shown;
+    /// kernel: rounds per size, each writer's best pass shown.
+    #[arg(long, default_value_t = 1)]
+    repeat: u32,
     /// Idle: how long to measure, seconds.
     #[arg(long)]
     duration: Option<u64>,
@@ -112,7 +116,7 @@ fn main() -> Result<()> {
             eprintln!("tortie-bench: running {which:?} …");
             match f() {
                 Ok(sec) => {
-                    println!("{}", sec.markdown());
+                    eprintln!("{}", sec.markdown());
                     report.sections.push(sec);
                 }
                 Err(e) => {
@@ -123,10 +127,13 @@ fn main() -> Result<()> {
         }
     };
     run(Which::Ingest, &mut || {
-        ingest::run(&sizes(&cli, &[100_000], &[10_000]), &shapes)
+        ingest::run(&sizes(&cli, &[100_000], &[10_000]), &shapes, cli.repeat)
     });
     run(Which::Kernel, &mut || {
-        kernel::run(&sizes(&cli, &[10_000, 100_000, 1_000_000], &[10_000]))
+        kernel::run(
+            &sizes(&cli, &[10_000, 100_000, 1_000_000], &[10_000]),
+            cli.repeat,
+        )
     });
     run(Which::Attach, &mut || {
         let n = sizes(&cli, &[500], &[20]);
@@ -141,8 +148,7 @@ fn main() -> Result<()> {
         let d = cli.duration.unwrap_or(if cli.smoke { 5 } else { 60 });
         idle::run(n.first().copied().unwrap_or(100), Duration::from_secs(d))
     });
-    let md = report.markdown();
-    eprintln!("\n{md}");
+    print!("{}", report.markdown());
     if let Some(out) = &cli.out {
         report::write_json(&report, out)?;
         eprintln!("tortie-bench: wrote {}", out.display());

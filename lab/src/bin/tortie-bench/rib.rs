@@ -43,6 +43,11 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// Live heap bytes of this process (the counting allocator's figure).
+pub fn live_bytes() -> usize {
+    LIVE.load(Ordering::Relaxed)
+}
+
 /// In-process RIB ingest of a workload.
 #[derive(Clone, Copy, Debug)]
 pub struct RibOnly {
