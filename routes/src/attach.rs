@@ -8,7 +8,9 @@
 //! `crate::netns`): `lo` up, the /32, `169.254.1.1 dev eth0 scope link`,
 //! `default via 169.254.1.1 dev eth0` and a permanent neighbour entry
 //! `169.254.1.1 lladdr <host veth MAC>`. On the host: no address,
-//! `proxy_arp=1`, `proxy_delay=0`, `forwarding=1`, `ip_forward=1` and the host
+//! `proxy_arp=1`, `proxy_delay=0`, `forwarding=1`, `ip_forward=1`, a
+//! permanent neighbour entry `<ip> lladdr <container MAC> dev ttX`, a wait
+//! (bounded, 200 ms) until both ends are operationally up, and last the host
 //! route `<ip>/32 dev ttX scope link proto <ours>`.
 //!
 //! Why a permanent neighbour entry for the gateway: proxy ARP only answers
@@ -25,11 +27,14 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use futures::TryStreamExt;
 use ipnetwork::Ipv4Network;
 use netlink_packet_route::AddressFamily;
-use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage};
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkMessage,
+};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteScope};
 use rtnetlink::{LinkMessageBuilder, LinkUnspec, LinkVeth};
 use sha1::{Digest, Sha1};
@@ -277,7 +282,32 @@ async fn configure(
         .execute()
         .await
         .map_err(|e| RoutesError::from_rtnl(step(&format!("adding neighbour {GATEWAY}")), e))?;
+    // Host side: a permanent neighbour entry for the container, so the host
+    // never ARPs for it (Calico does the same). Without it the first ARP
+    // could go out before the fresh veth is ready and be lost, and the
+    // first packet to the container then waited for the 1 s retransmission.
+    h.neighbours()
+        .add(host_index, IpAddr::V4(req.address))
+        .link_layer_address(&c_mac)
+        .replace()
+        .execute()
+        .await
+        .map_err(|e| {
+            RoutesError::from_rtnl(
+                format!("{ctx}: adding neighbour {} dev {host}", req.address),
+                e,
+            )
+        })?;
+    // Both ends operationally up (the kernel's linkwatch has run: qdisc
+    // attached, carrier on) before traffic is routed to the container.
+    let deadline = tokio::time::Instant::now() + OPER_UP_WAIT;
+    wait_oper_up(c, c_index, deadline)
+        .await
+        .map_err(|e| RoutesError::from_rtnl(step(&format!("reading {ifname} state")), e))?;
     drop(cconn);
+    wait_oper_up(h, host_index, deadline)
+        .await
+        .map_err(|e| RoutesError::from_rtnl(format!("{ctx}: reading {host} state"), e))?;
 
     // Host route last: once it exists, traffic can reach the container.
     let prefix = Ipv4Network::new(req.address, 32).map_err(|e| RoutesError::unexpected(ctx, e))?;
@@ -307,6 +337,40 @@ async fn configure(
         mtu: req.mtu,
         netns: req.netns.clone(),
     })
+}
+
+/// Longest `attach` waits for both veth ends to be operationally up.
+const OPER_UP_WAIT: Duration = Duration::from_millis(200);
+
+/// Poll until link `index` is operationally up (`IFF_RUNNING`, which the
+/// kernel's linkwatch sets together with attaching the real qdisc, and
+/// `IFF_LOWER_UP`), or until `deadline`; running late is logged, not an
+/// error (traffic then flows a little later). Returns whether it came up.
+async fn wait_oper_up(
+    h: &rtnetlink::Handle,
+    index: u32,
+    deadline: tokio::time::Instant,
+) -> Result<bool, rtnetlink::Error> {
+    let mut pause = Duration::from_micros(200);
+    loop {
+        let mut stream = h.link().get().match_index(index).execute();
+        if let Some(msg) = stream.try_next().await? {
+            let f = msg.header.flags;
+            if f.contains(LinkFlags::Running) && f.contains(LinkFlags::LowerUp) {
+                return Ok(true);
+            }
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            tracing::warn!(
+                ifindex = index,
+                "veth not operationally up after {OPER_UP_WAIT:?}"
+            );
+            return Ok(false);
+        }
+        tokio::time::sleep(pause.min(deadline - now)).await;
+        pause = (pause * 2).min(Duration::from_millis(10));
+    }
 }
 
 /// (ifindex, MAC) of a link by name, `None` if it does not exist.

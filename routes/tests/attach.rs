@@ -321,3 +321,58 @@ fn attach_with_route_table_local_routes_are_kept_and_restored() {
         assert_eq!((s.pending, s.desired, s.netlink_errors), (0, 0, 0), "{s:?}");
     });
 }
+
+/// The first packet to a fresh container gets through: the host holds a
+/// permanent neighbour entry for the container (no ARP that a not-yet-ready
+/// veth could lose, which cost a 1 s ARP retransmission) and `attach`
+/// returns only once both ends are operationally up.
+#[test]
+fn first_ping_through_the_host_succeeds_right_after_attach() {
+    if !require_root() {
+        return;
+    }
+    let host = Netns::new("fp-h");
+    let peer = Netns::new("fp-p");
+    // A second "node" routed through the host: peer 192.0.2.2 -- host 192.0.2.1.
+    host.ip(&[
+        "link", "add", "tp0", "type", "veth", "peer", "name", "tp1", "netns", &peer.name,
+    ]);
+    host.ip(&["addr", "add", "192.0.2.1/24", "dev", "tp0"]);
+    host.ip(&["link", "set", "tp0", "up"]);
+    peer.ip(&["addr", "add", "192.0.2.2/24", "dev", "tp1"]);
+    peer.ip(&["link", "set", "tp1", "up"]);
+    peer.ip(&["route", "add", "default", "via", "192.0.2.1"]);
+    let (ok, out) = peer.exec(&["ping", "-c1", "-W2", "192.0.2.1"]);
+    assert!(ok, "warm-up ping to the host: {out}");
+
+    let mut failures = Vec::new();
+    for i in 0..30u32 {
+        let c = Netns::new("fp-c");
+        let ip = Ipv4Addr::new(10, 96, 7, 2 + i as u8);
+        let id = format!("first-{i}-{}", host.name);
+        let r = req(&id, c.path(), ip);
+        let a = host.run(move || async move { attach(&r).await.expect("attach") });
+        let (ok, out) = peer.exec(&["ping", "-c1", "-W1", &ip.to_string()]);
+        if !ok {
+            failures.push(format!("{ip}: {out}"));
+        }
+        let neigh = host.ip(&["neigh", "show", &ip.to_string(), "dev", &a.host_ifname]);
+        assert!(
+            neigh.contains("PERMANENT") && neigh.contains(&a.container_mac),
+            "host neighbour entry for {ip}: {neigh:?}"
+        );
+        let link = host.ip(&["link", "show", &a.host_ifname]);
+        assert!(
+            link.contains("LOWER_UP") && link.contains("state UP"),
+            "{link}"
+        );
+        let id2 = id.clone();
+        host.run(move || async move { detach(&id2, "tt", 149).await.expect("detach") });
+        let left = host.ip(&["neigh", "show", &ip.to_string()]);
+        assert!(
+            left.trim().is_empty(),
+            "neighbour left after detach: {left}"
+        );
+    }
+    assert!(failures.is_empty(), "first pings lost: {failures:#?}");
+}
