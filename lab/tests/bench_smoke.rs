@@ -1,6 +1,6 @@
 //! Smoke test of `tortie-bench` (root): every benchmark at its small CI size
 //! (`--smoke`: ingest 10k prefixes both shapes, kernel 10k routes, attach
-//! 20 pairs, convergence 5 attaches per mode, idle 10 containers for 5 s)
+//! 20 pairs, convergence 5 attaches per row (two-nodes block/hosts, leaf-spine), idle 10 containers for 5 s)
 //! must finish, print its table and write the JSON report with every
 //! section, figures and ratios. Figures are not judged here: benchmarks are
 //! not timed tests (issue 6); the full runs are recorded in lab/bench/.

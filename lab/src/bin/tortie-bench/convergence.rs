@@ -6,6 +6,11 @@
 //! Run twice: `advertise = "block"` (B already routes A's block: the figure
 //! is attach + datapath readiness) and `advertise = "hosts"` (each /32 goes
 //! through BGP and B's kernel first: the figure includes BGP convergence).
+//!
+//! Then the `leaf-spine` lab (lab/topologies, played by the netns runner:
+//! BIRD ToRs as route reflectors, an FRR spine): attach on rack 1's node
+//! `r1n1` with the runner (`tortie attach` CLI in the node), first reply at
+//! container `c1` of rack 2's node `r2n2` — three BGP hops for the block.
 
 use std::net::Ipv4Addr;
 use std::sync::mpsc;
@@ -14,6 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use tortie_lab::netns::{Netns, linked_pair, unique_name};
+use tortie_lab::runner::LabGuard;
 use tortie_lab::tortie::{TortieConfig, TortieNode, TortiePeer};
 use tortie_lab::wait_for;
 
@@ -109,16 +115,83 @@ fn one_mode(advertise: &'static str, count: u32) -> Result<Mode> {
     })
 }
 
+/// Leaf-spine: attach on r1n1 via the runner, probe from r2n2/c1.
+fn leaf_spine(count: u32) -> Result<Mode> {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/leaf-spine.clab.yml");
+    let name = unique_name("tbls");
+    let mut guard = LabGuard::up(&path, &name).context("bringing up the leaf-spine lab")?;
+    let lab = &mut guard.lab;
+    let probe_ns = lab
+        .state
+        .containers
+        .iter()
+        .find(|c| c.node == "r2n2" && c.id == "c1")
+        .map(|c| c.netns.clone())
+        .context("leaf-spine: no container c1 on r2n2")?;
+    let node = lab
+        .topo
+        .node("r1n1")
+        .cloned()
+        .context("leaf-spine: no node r1n1")?;
+    let mut attach_t = Vec::new();
+    let mut ping_t = Vec::new();
+    for i in 0..=count {
+        let warm = i == 0;
+        let ip = Ipv4Addr::new(10, 244, 11, (20 + i % 40) as u8);
+        let id = format!("conv{i}");
+        let (tx, rx) = mpsc::channel();
+        // The warm-up also waits for the fabric to converge after `up`.
+        let budget = if warm {
+            Duration::from_secs(60)
+        } else {
+            Duration::from_secs(10)
+        };
+        let pns = probe_ns.clone();
+        let prober = std::thread::spawn(move || {
+            crate::nl::in_netns(&pns, move || {
+                let _ = tx.send(());
+                crate::ping::first_reply(ip, Instant::now() + budget)
+            })
+        });
+        rx.recv_timeout(Duration::from_secs(5))
+            .context("prober did not start")?;
+        let t0 = Instant::now();
+        lab.add_container(&node, &id, Some(&ip.to_string()))?;
+        let t_attached = Instant::now();
+        let replied = prober
+            .join()
+            .map_err(|_| anyhow::anyhow!("prober panicked"))?
+            .with_context(|| {
+                format!("leaf-spine: container {ip} on r1n1 never answered r2n2/c1")
+            })?;
+        if !warm {
+            attach_t.push(t_attached - t0);
+            ping_t.push(replied.saturating_duration_since(t0));
+        }
+        lab.detach_container("r1n1", &id)?;
+    }
+    attach_t.sort();
+    ping_t.sort();
+    drop(guard);
+    Ok(Mode {
+        advertise: "block",
+        attach: attach_t,
+        ping: ping_t,
+    })
+}
+
 pub fn run(count: u32) -> Result<Section> {
     let mut sec = Section::new(
         "Convergence (two nodes)",
         &format!(
-            "Two agents in iBGP over a veth (the two-nodes lab's shape, built with the lab harness). {count} times: a container is attached on node A through the API (POST /v1/attach with a static address); a container on node B sends ICMP echo requests to it every 1 ms from just before the attach; figure = attach request → first reply. Fresh namespace per attach; one warm-up attach not counted."
+            "Two agents in iBGP over a veth (the two-nodes lab's shape, built with the lab harness). {count} times: a container is attached on node A through the API (POST /v1/attach with a static address); a container on node B sends ICMP echo requests to it every 1 ms from just before the attach; figure = attach request → first reply. Fresh namespace per attach; one warm-up attach not counted. Then the leaf-spine lab played by the netns runner (BIRD ToRs as route reflectors per rack, FRR spine): attach on r1n1 with the runner (`tortie attach` CLI run in the node, so the attach column includes the CLI), probe from r2n2/c1 in the other rack."
         ),
     );
     sec.header = [
+        "lab",
         "advertise",
-        "attach API p50",
+        "attach p50",
         "attach → first ping p50",
         "p99",
         "max",
@@ -127,10 +200,19 @@ pub fn run(count: u32) -> Result<Section> {
     .to_vec();
     sec.sizes = json!({ "attaches": count });
     let mut figures = serde_json::Map::new();
-    for adv in ["block", "hosts"] {
-        let m = one_mode(adv, count)?;
+    for (lab, adv) in [
+        ("two-nodes", "block"),
+        ("two-nodes", "hosts"),
+        ("leaf-spine", "block"),
+    ] {
+        let m = if lab == "leaf-spine" {
+            leaf_spine(count)?
+        } else {
+            one_mode(adv, count)?
+        };
         let f = |d: Duration| format!("{:.1} ms", ms(d));
         sec.rows.push(vec![
+            lab.into(),
             m.advertise.into(),
             f(percentile(&m.attach, 0.5)),
             f(percentile(&m.ping, 0.5)),
@@ -138,7 +220,7 @@ pub fn run(count: u32) -> Result<Section> {
             f(m.ping.last().copied().unwrap_or_default()),
         ]);
         figures.insert(
-            adv.into(),
+            format!("{lab}/{adv}"),
             json!({
                 "attach_api_p50_ms": ms(percentile(&m.attach, 0.5)),
                 "first_ping_p50_ms": ms(percentile(&m.ping, 0.5)),
