@@ -40,16 +40,8 @@ impl Drop for Podman {
 }
 
 /// A busybox root file system as a tar, for `podman import` (no registry).
-fn busybox_rootfs(dir: &Path) -> PathBuf {
-    let root = dir.join("rootfs");
-    for d in ["bin", "etc", "proc", "sys", "dev", "tmp"] {
-        std::fs::create_dir_all(root.join(d)).expect("rootfs dir");
-    }
-    std::fs::copy("/usr/bin/busybox", root.join("bin/busybox")).expect("static busybox");
-    for applet in ["sh", "ping", "ip", "cat", "sleep"] {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).expect("symlink");
-    }
-    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").expect("passwd");
+fn busybox_rootfs_tar(dir: &Path) -> PathBuf {
+    let root = busybox_rootfs(dir);
     let tar = dir.join("rootfs.tar");
     sh(&[
         "tar",
@@ -60,13 +52,6 @@ fn busybox_rootfs(dir: &Path) -> PathBuf {
         ".",
     ]);
     tar
-}
-
-fn available(bin: &str) -> bool {
-    Command::new(bin)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
 }
 
 #[test]
@@ -137,7 +122,7 @@ fn podman_runs_a_container_on_a_tortie_network() {
     )
     .expect("containers.conf");
     let podman = Podman { dir: dir.clone() };
-    let tar = busybox_rootfs(&dir);
+    let tar = busybox_rootfs_tar(&dir);
     let out = run(podman
         .cmd()
         .arg("import")

@@ -395,3 +395,26 @@ pub fn parse_ping(text: &str) -> (u32, u32) {
     }
     (0, 0)
 }
+
+/// A busybox root file system (static busybox and a few applets) in
+/// `dir/rootfs`, for runtimes that run from a directory or a tar.
+pub fn busybox_rootfs(dir: &Path) -> PathBuf {
+    let root = dir.join("rootfs");
+    for d in ["bin", "etc", "proc", "sys", "dev", "tmp"] {
+        std::fs::create_dir_all(root.join(d)).expect("rootfs dir");
+    }
+    std::fs::copy("/usr/bin/busybox", root.join("bin/busybox")).expect("static busybox");
+    for applet in ["sh", "ping", "ip", "cat", "sleep"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).expect("symlink");
+    }
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").expect("passwd");
+    root
+}
+
+/// True when `bin --version` runs and succeeds.
+pub fn available(bin: &str) -> bool {
+    Command::new(bin)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
