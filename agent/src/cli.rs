@@ -224,7 +224,7 @@ pub fn render_peers(peers: &[PeerView], now: u64) -> String {
                 p.state.clone(),
                 format!("{} ({})", format_utc(p.since), format_age(p.since, now)),
                 format!("{}/{}", p.routes_received, p.routes_advertised),
-                p.info.clone().unwrap_or_default(),
+                peer_info(p),
             ]
         })
         .collect();
@@ -232,6 +232,19 @@ pub fn render_peers(peers: &[PeerView], now: u64) -> String {
         &["Peer", "Name", "ASN", "State", "Since", "Rcvd/Adv", "Info"],
         &rows,
     )
+}
+
+/// The Info column: the last error only while the session is down (an agent
+/// fills `info` that way; older ones sent the error whatever the state).
+fn peer_info(p: &PeerView) -> String {
+    if p.state == "Established" {
+        String::new()
+    } else {
+        p.info
+            .clone()
+            .or_else(|| p.last_error.clone())
+            .unwrap_or_default()
+    }
 }
 
 /// `tortie routes`: one row per path; the prefix and kernel flag on the first.
@@ -300,6 +313,22 @@ mod tests {
     }
 
     #[test]
+    fn an_old_error_is_not_shown_next_to_established() {
+        let mut p = PeerView {
+            address: "192.0.2.1".into(),
+            name: "tor1".into(),
+            state: "Established".into(),
+            info: Some("connect: Connection refused".into()),
+            last_error: Some("connect: Connection refused".into()),
+            ..Default::default()
+        };
+        assert!(!render_peers(std::slice::from_ref(&p), 60).contains("refused"));
+        p.state = "Active".into();
+        p.info = None;
+        assert!(render_peers(&[p], 60).contains("connect: Connection refused"));
+    }
+
+    #[test]
     fn ages() {
         assert_eq!(format_age(100, 100 + 3 * 3600 + 61), "03:01:01");
         assert_eq!(format_age(0, 2 * 86_400 + 4 * 3600), "2d04h");
@@ -312,7 +341,7 @@ mod tests {
             address: "192.0.2.1".into(),
             name: "tor1".into(),
             asn: 65001,
-            state: "Established".into(),
+            state: "Active".into(),
             since: 0,
             routes_received: 3,
             routes_advertised: 1,
@@ -328,7 +357,7 @@ mod tests {
                 && lines[1].contains("65001")
         );
         assert!(
-            lines[1].contains("Established")
+            lines[1].contains("Active")
                 && lines[1].contains("3/1")
                 && lines[1].contains("Hold timer expired")
         );

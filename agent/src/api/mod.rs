@@ -160,9 +160,15 @@ pub struct PeerView {
     pub messages_received: BTreeMap<String, u64>,
     #[serde(default)]
     pub messages_sent: BTreeMap<String, u64>,
-    /// The last error (NOTIFICATION sent/received, connect failure…).
+    /// What `tortie status` shows in its Info column: the last error
+    /// (NOTIFICATION sent/received, connect failure…) while the session is
+    /// not Established, `None` once it is (as `birdc show protocols` does).
     #[serde(default)]
     pub info: Option<String>,
+    /// The last error whatever the state (it may predate the current
+    /// session), like FRR's "Last reset … due to …".
+    #[serde(default)]
+    pub last_error: Option<String>,
 }
 
 /// `GET /v1/routes`: one Loc-RIB prefix with every candidate path.

@@ -95,7 +95,14 @@ pub fn peer_view(p: &PeerStatus) -> PeerView {
             .iter()
             .map(|(t, n)| (t.to_string(), *n))
             .collect(),
-        info: p.last_error.clone(),
+        // An old error next to "Established" reads as a current problem:
+        // shown only while the session is down (BIRD's Info column does the same).
+        info: if p.state == tortie_bgp::SessionState::Established {
+            None
+        } else {
+            p.last_error.clone()
+        },
+        last_error: p.last_error.clone(),
     }
 }
 
@@ -195,6 +202,39 @@ name = "n2"
         assert_eq!(s.peers.len(), 1);
         assert_eq!(s.peers[0].name, "n2");
         assert_eq!(s.listen.map(|l| l.port()), Some(179));
+    }
+
+    fn status(state: tortie_bgp::SessionState, last_error: Option<&str>) -> PeerStatus {
+        PeerStatus {
+            address: "192.0.2.12".parse().unwrap(),
+            name: "n2".into(),
+            remote_asn: 64512,
+            local_asn: 64512,
+            remote_id: None,
+            state,
+            since: UNIX_EPOCH,
+            routes_received: 0,
+            routes_advertised: 0,
+            messages_received: Default::default(),
+            messages_sent: Default::default(),
+            established_transitions: 1,
+            last_error: last_error.map(str::to_string),
+            hold_time: None,
+            capabilities: None,
+        }
+    }
+
+    #[test]
+    fn info_shows_the_last_error_only_while_down() {
+        use tortie_bgp::SessionState;
+        let err = "connect: Connection refused";
+        let up = peer_view(&status(SessionState::Established, Some(err)));
+        assert_eq!(up.info, None);
+        assert_eq!(up.last_error.as_deref(), Some(err));
+        let down = peer_view(&status(SessionState::Active, Some(err)));
+        assert_eq!(down.info.as_deref(), Some(err));
+        assert_eq!(down.last_error.as_deref(), Some(err));
+        assert_eq!(peer_view(&status(SessionState::Active, None)).info, None);
     }
 
     #[test]
