@@ -97,6 +97,13 @@ fn one_mode(advertise: &'static str, count: u32) -> Result<Mode> {
             attach_t.push(t_attached - t0);
             ping_t.push(replied.saturating_duration_since(t0));
         }
+        if std::env::var_os("TORTIE_BENCH_TRACE").is_some() {
+            eprintln!(
+                "  {advertise} {ip}: first reply after {:?} (wall {:?})",
+                replied.saturating_duration_since(t0),
+                std::time::SystemTime::now()
+            );
+        }
         agent_post(&node_a.socket, "/v1/detach", &json!({ "id": id }))?;
         drop(ns);
     }
