@@ -291,3 +291,81 @@ fn cni_container_pings_a_cli_container_on_another_node() {
     let (ok, v) = cni("DEL", &env, &conf);
     assert!(ok, "DEL: {v}");
 }
+
+/// An ADD (or `tortie attach`) repeated after the agent restarted returns the
+/// same result, MACs included: podman rejects results without a MAC.
+#[test]
+fn add_repeated_after_a_restart_keeps_the_macs() {
+    if !root_or_skip() {
+        return;
+    }
+    let tg = tag("cr");
+    let dir = tempfile::Builder::new()
+        .prefix("tortie-cni-restart-")
+        .tempdir()
+        .expect("tempdir");
+    let node = Netns::new(format!("{tg}-n"));
+    let c1 = Netns::new(format!("{tg}-c1"));
+    let mut agent = Agent::start(
+        dir.path().join("a"),
+        &node,
+        &NodeSpec {
+            name: "node-a",
+            address: "192.0.2.11/24",
+            pod_cidr: "10.244.8.0/28",
+            asn: 64512,
+            peers: vec![],
+        },
+    );
+    let conf = json!({"cniVersion": "1.1.0", "name": "tortie", "type": "tortie", "socket": agent.socket()});
+    let c1_path = c1.path();
+    let env = [
+        ("CNI_CONTAINERID", "cr1"),
+        ("CNI_NETNS", c1_path.as_str()),
+        ("CNI_IFNAME", "eth0"),
+    ];
+    let (ok, add) = cni("ADD", &env, &conf);
+    assert!(ok, "ADD: {add}\n{}", agent.log());
+    let mac = add["interfaces"][1]["mac"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(mac.len(), 17, "{add}");
+    assert_eq!(
+        add["interfaces"][0]["mac"].as_str().map(str::len),
+        Some(17),
+        "{add}"
+    );
+    assert!(sh(&["ip", "-n", &c1.name, "link", "show", "eth0"]).contains(&mac));
+
+    for restart in ["SIGKILL", "SIGTERM"] {
+        if restart == "SIGKILL" {
+            agent.kill9();
+        } else {
+            agent.signal(nix::sys::signal::Signal::SIGTERM);
+            assert_eq!(agent.wait(std::time::Duration::from_secs(10)), Some(0));
+        }
+        agent.spawn();
+        let (ok, again) = cni("ADD", &env, &conf);
+        assert!(ok, "ADD after {restart}: {again}\n{}", agent.log());
+        assert_eq!(again, add, "ADD after {restart} and restart");
+        // The same id through the CLI.
+        let out = cli(
+            &agent.socket(),
+            &[
+                "attach", "--netns", &c1_path, "--id", "cr1/eth0", "-o", "json",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).expect("attach JSON");
+        assert_eq!(v["container_mac"], json!(mac), "{v}");
+        assert_eq!(v["host_mac"], add["interfaces"][0]["mac"], "{v}");
+    }
+    let (ok, v) = cni("DEL", &env, &conf);
+    assert!(ok, "DEL: {v}");
+    assert_eq!(agent.status_json()["ipam"]["allocated"], 0);
+}

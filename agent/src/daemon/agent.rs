@@ -52,6 +52,8 @@ pub struct Agent {
     converged: AtomicBool,
     /// What attach returned, by id, so that a repeated attach (a runtime
     /// retrying ADD) gets the same answer without touching the dataplane.
+    /// Saved under `state.dir` ([`super::results`]) so the answer, MACs
+    /// included, survives a restart.
     results: RwLock<BTreeMap<String, AttachResult>>,
     /// MTU for container interfaces.
     mtu: u32,
@@ -64,6 +66,7 @@ impl Agent {
         table: RouteTable,
         ipam: Ipam,
         mtu: u32,
+        results: BTreeMap<String, AttachResult>,
     ) -> Self {
         Agent {
             cfg: RwLock::new(cfg),
@@ -72,7 +75,7 @@ impl Agent {
             ipam: Mutex::new(ipam),
             locals: RwLock::new(BTreeMap::new()),
             converged: AtomicBool::new(false),
-            results: RwLock::new(BTreeMap::new()),
+            results: RwLock::new(results),
             mtu,
         }
     }
@@ -253,7 +256,7 @@ impl Agent {
             gateway: GATEWAY.to_string(),
             netns: a.netns.display().to_string(),
             host_ifname: a.host_ifname.clone(),
-            host_mac: None,
+            host_mac: Some(a.host_mac.clone()),
             container_ifname: a.container_ifname.clone(),
             container_mac: Some(a.container_mac.clone()),
             mtu: Some(self.mtu),
@@ -273,10 +276,7 @@ impl Agent {
         if let Some(ip) = ip {
             self.forget_local(ip).await;
         }
-        self.results
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
+        self.remember(id, None);
         let mut released = ipam
             .release(id)
             .map_err(|e| ApiError::internal(format!("releasing the address of {id}: {e}")))?;
@@ -318,12 +318,22 @@ impl Agent {
                 format!("{} is already attached with {ip}; detach it first", req.id),
             ));
         }
+        // The saved answer (MACs included) when it still describes this veth
+        // and address; else what IPAM and the route table know (no MACs).
         let cached = self
             .results
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&req.id)
-            .cloned();
+            .filter(|r| r.host_ifname == host && r.ip == ip.to_string())
+            .cloned()
+            .map(|r| AttachResult {
+                advertised: convert::advertise_host(&cfg, ip),
+                ..r
+            });
+        if cached.is_none() {
+            tracing::warn!(id = %req.id, %ip, "repeated attach without a saved result: answering without MACs");
+        }
         let result = cached.unwrap_or_else(|| AttachResult {
             id: req.id.clone(),
             ip: ip.to_string(),
@@ -347,6 +357,27 @@ impl Agent {
             ));
         }
         Ok(Some(result))
+    }
+
+    /// Records (`Some`) or forgets (`None`) the result for `id` and saves the
+    /// record. A failed save only costs the MACs of a repeated attach after a
+    /// restart: logged, not an error.
+    fn remember(&self, id: &str, result: Option<AttachResult>) {
+        let snapshot = {
+            let mut r = self.results.write().unwrap_or_else(|p| p.into_inner());
+            let changed = match result {
+                Some(res) => r.insert(id.to_string(), res.clone()) != Some(res),
+                None => r.remove(id).is_some(),
+            };
+            if !changed {
+                return;
+            }
+            r.clone()
+        };
+        let dir = self.config().state.dir.clone();
+        if let Err(e) = super::results::save(&dir, &snapshot) {
+            tracing::warn!(id, error = %e, "saving the attach results");
+        }
     }
 
     fn local_by_dev(&self, dev: &str) -> Option<Ipv4Addr> {
@@ -501,10 +532,7 @@ impl Backend for Agent {
         }
         tracing::info!(id = %req.id, %ip, host_ifname = %attachment.host_ifname, "attached");
         let result = self.attach_result(&req.id, &attachment);
-        self.results
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(req.id.clone(), result.clone());
+        self.remember(&req.id, Some(result.clone()));
         Ok(result)
     }
 

@@ -5,13 +5,15 @@
 //! (adopts our kernel routes) → IPAM open + reconcile with the veths found →
 //! blackhole for the block, tunl0 when encapsulating → BGP speaker with
 //! graceful restart (forwarding preserved when routes were adopted) →
-//! originate the block and container /32s → serve API and metrics → consume
+//! originate the block and container /32s (with the saved attach answers of
+//! the containers still attached, [`results`]) → serve API and metrics → consume
 //! speaker events. SIGTERM/SIGINT: graceful speaker shutdown, containers and
 //! kernel routes left in place, exit 0. SIGHUP: reload; peers that changed are
 //! reset, nothing else is touched.
 
 pub mod agent;
 pub mod convert;
+pub mod results;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -155,7 +157,10 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>) -> anyhow::Result<()> 
             .await
             .context("originating the block")?;
     }
-    let agent = Arc::new(Agent::new(cfg.clone(), speaker, table, ipam, mtu));
+    // Saved attach answers (MACs) of the containers still attached.
+    let mut results = results::load(&cfg.state.dir);
+    results.retain(|_, r| attached.iter().any(|(dev, _)| *dev == r.host_ifname));
+    let agent = Arc::new(Agent::new(cfg.clone(), speaker, table, ipam, mtu, results));
     for (dev, ip) in &attached {
         if let Err(e) = agent.adopt_local(*ip, dev).await {
             tracing::warn!(host_ifname = %dev, error = %e, "adopting a container failed");

@@ -1,0 +1,129 @@
+//! The agent's record of what attach returned, by attachment id, so that an
+//! attach repeated after a restart (a runtime retrying ADD, `tortie attach`
+//! with the same id) answers with the same MACs: podman rejects CNI results
+//! without one, and the container side's MAC lives in a namespace the agent
+//! does not otherwise read.
+//!
+//! File: `attachments.json` under `state.dir`, beside (never inside) IPAM's
+//! own files; `{"version": 1, "attachments": {id: AttachResult}}`. Written
+//! atomically (write `attachments.json.tmp`, fsync, rename, fsync the
+//! directory) after every attach and detach. It is a cache, not the source of
+//! truth: IPAM owns addresses and the kernel owns veths, so a missing or
+//! unreadable file only costs the MACs of repeated attaches (logged), and at
+//! start-up entries whose host veth is gone are dropped.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::AttachResult;
+
+pub const FILE: &str = "attachments.json";
+const VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct OnDisk {
+    version: u32,
+    attachments: BTreeMap<String, AttachResult>,
+}
+
+/// Parses the file's bytes; `Err` describes what is wrong. Never panics.
+pub fn decode(bytes: &[u8]) -> Result<BTreeMap<String, AttachResult>, String> {
+    let d: OnDisk = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    if d.version != VERSION {
+        return Err(format!("unsupported version {}", d.version));
+    }
+    Ok(d.attachments)
+}
+
+pub fn encode(results: &BTreeMap<String, AttachResult>) -> Vec<u8> {
+    let d = OnDisk {
+        version: VERSION,
+        attachments: results.clone(),
+    };
+    // Serialising strings, numbers and maps with string keys cannot fail.
+    serde_json::to_vec_pretty(&d).unwrap_or_default()
+}
+
+/// The saved results; empty (with a warning) when the file is missing or bad.
+pub fn load(dir: &Path) -> BTreeMap<String, AttachResult> {
+    let path = dir.join(FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => decode(&bytes).unwrap_or_else(|e| {
+            tracing::warn!(path = %path.display(), error = %e, "ignoring the saved attach results");
+            BTreeMap::new()
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "reading the saved attach results");
+            BTreeMap::new()
+        }
+    }
+}
+
+/// Replaces the file atomically.
+pub fn save(dir: &Path, results: &BTreeMap<String, AttachResult>) -> std::io::Result<()> {
+    let tmp = dir.join(format!("{FILE}.tmp"));
+    let ctx = |what: &str, e: std::io::Error| {
+        std::io::Error::new(e.kind(), format!("{what} {}: {e}", tmp.display()))
+    };
+    {
+        let mut f = std::fs::File::create(&tmp).map_err(|e| ctx("creating", e))?;
+        f.write_all(&encode(results))
+            .map_err(|e| ctx("writing", e))?;
+        f.sync_all().map_err(|e| ctx("syncing", e))?;
+    }
+    std::fs::rename(&tmp, dir.join(FILE)).map_err(|e| ctx("renaming", e))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| ctx("syncing the directory of", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(id: &str) -> AttachResult {
+        AttachResult {
+            id: id.into(),
+            ip: "10.244.1.2".into(),
+            prefix_len: 32,
+            gateway: "169.254.1.1".into(),
+            netns: "/run/netns/c1".into(),
+            host_ifname: "tt0123456789a".into(),
+            host_mac: Some("aa:bb:cc:dd:ee:01".into()),
+            container_ifname: "eth0".into(),
+            container_mac: Some("aa:bb:cc:dd:ee:02".into()),
+            mtu: Some(1500),
+            advertised: false,
+        }
+    }
+
+    #[test]
+    fn save_load_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(load(dir.path()).is_empty());
+        let mut m = BTreeMap::new();
+        m.insert("c1/eth0".to_string(), result("c1/eth0"));
+        save(dir.path(), &m).unwrap();
+        assert_eq!(load(dir.path()), m);
+        assert!(!dir.path().join(format!("{FILE}.tmp")).exists());
+    }
+
+    #[test]
+    fn bad_files_are_errors_not_panics() {
+        let mut m = BTreeMap::new();
+        m.insert("c1".to_string(), result("c1"));
+        let good = encode(&m);
+        assert_eq!(decode(&good).unwrap(), m);
+        for cut in 0..good.len() {
+            assert!(decode(&good[..cut]).is_err());
+        }
+        assert!(decode(br#"{"version":2,"attachments":{}}"#).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(FILE), b"\xff garbage").unwrap();
+        assert!(load(dir.path()).is_empty());
+    }
+}
