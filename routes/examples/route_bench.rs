@@ -26,6 +26,40 @@ use tortie_routes::{AttachRequest, Ipv4Network, KernelRoute, NextHop, RouteTable
 
 const PROTO: u8 = 149;
 
+/// Counts live heap bytes, to report the route table's bytes per route.
+struct Counting;
+
+static LIVE: std::sync::atomic::AtomicIsize = std::sync::atomic::AtomicIsize::new(0);
+
+// SAFETY: forwards to the system allocator; only adds bookkeeping.
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size() as isize, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
+        LIVE.fetch_sub(l.size() as isize, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: std::alloc::Layout, new: usize) -> *mut u8 {
+        LIVE.fetch_add(
+            new as isize - l.size() as isize,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.realloc(p, l, new) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn live() -> isize {
+    LIVE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 fn nth(i: u32) -> Ipv4Network {
     let base = u32::from(Ipv4Addr::new(10, 128, 0, 0));
     Ipv4Network::new(Ipv4Addr::from(base + i), 32).expect("valid /32")
@@ -97,6 +131,7 @@ async fn baseline(h: &rtnetlink::Handle, n: u32) -> anyhow_free::Result<(f64, f6
 }
 
 async fn pipelined(n: u32) -> anyhow_free::Result<(f64, f64)> {
+    let heap0 = live();
     let table = RouteTable::start(PROTO, 254).await?;
     let route = KernelRoute::Unicast {
         next_hops: vec![NextHop {
@@ -117,6 +152,12 @@ async fn pipelined(n: u32) -> anyhow_free::Result<(f64, f64)> {
     }
     table.flush().await?;
     let add = t.elapsed();
+    let heap = live() - heap0;
+    println!(
+        "{n:>7} routes: route table heap {:.1} MiB = {:.0} B/route (desired + kernel state, after flush)",
+        heap as f64 / 1048576.0,
+        heap as f64 / f64::from(n)
+    );
     let stats = table.stats();
     eprintln!("  [{n}] after add: {stats:?} (set+flush {:?})", add);
     if stats.installed_learned != u64::from(n) {

@@ -36,7 +36,9 @@ use crate::table::Command;
 use crate::types::{KernelRoute, RouteKind, RouteStats};
 use crate::wire::{self, Drain, NlSocket};
 
+mod hash;
 mod monitor;
+use hash::{FastMap, FastSet, Interner, Shared};
 use monitor::addr_key;
 
 const RTMGRP_LINK: u32 = 0x1;
@@ -57,7 +59,7 @@ const STATS_EVERY: Duration = Duration::from_secs(1);
 const RESYNC_EVERY: Duration = Duration::from_secs(300);
 
 enum Op {
-    Replace(KernelRoute),
+    Replace(Shared),
     Delete,
 }
 
@@ -79,15 +81,17 @@ pub(crate) struct Reconciler {
     mon: NlSocket,
     links: HashMap<u32, Link>,
     by_name: HashMap<String, u32>,
-    desired: HashMap<Ipv4Network, KernelRoute>,
-    kernel: HashMap<Ipv4Network, KernelRoute>,
-    foreign: HashSet<Ipv4Network>,
-    adopted: HashSet<Ipv4Network>,
-    dirty: HashSet<Ipv4Network>,
-    failed: HashMap<Ipv4Network, String>,
-    restoring: HashSet<Ipv4Network>,
+    /// Desired and kernel routes point into `routes` (see [`hash`]).
+    desired: FastMap<Ipv4Network, Shared>,
+    kernel: FastMap<Ipv4Network, Shared>,
+    routes: Interner,
+    foreign: FastSet<Ipv4Network>,
+    adopted: FastSet<Ipv4Network>,
+    dirty: FastSet<Ipv4Network>,
+    failed: FastMap<Ipv4Network, String>,
+    restoring: FastSet<Ipv4Network>,
     /// Desired prefixes whose route names a device, by device name.
-    by_dev: HashMap<String, HashSet<Ipv4Network>>,
+    by_dev: HashMap<String, FastSet<Ipv4Network>>,
     /// Links with IPv4 addresses: only those can carry the connected routes
     /// that gateway routes resolve through.
     addressed: HashSet<(u32, Ipv4Addr, u8)>,
@@ -136,13 +140,14 @@ impl Reconciler {
             mon,
             links: HashMap::new(),
             by_name: HashMap::new(),
-            desired: HashMap::new(),
-            kernel: HashMap::new(),
-            foreign: HashSet::new(),
-            adopted: HashSet::new(),
-            dirty: HashSet::new(),
-            failed: HashMap::new(),
-            restoring: HashSet::new(),
+            desired: FastMap::default(),
+            kernel: FastMap::default(),
+            routes: Interner::default(),
+            foreign: FastSet::default(),
+            adopted: FastSet::default(),
+            dirty: FastSet::default(),
+            failed: FastMap::default(),
+            restoring: FastSet::default(),
             by_dev: HashMap::new(),
             addressed: HashSet::new(),
             converged: false,
@@ -297,9 +302,10 @@ impl Reconciler {
 
     /// Hot path of bulk loads: three hash operations per prefix.
     fn set(&mut self, p: Ipv4Network, r: KernelRoute) {
-        if self.desired.get(&p) == Some(&r) {
+        if self.desired.get(&p).is_some_and(|d| **d == r) {
             return;
         }
+        let r = self.routes.intern(r);
         // Empty (no allocation) unless the route names devices.
         let new_devs: Vec<String> = devs_of(&r).map(str::to_string).collect();
         if let Some(old) = self.desired.insert(p, r) {
@@ -345,7 +351,12 @@ impl Reconciler {
                     let _ = tx.send(());
                 }
                 Waiter::Installed(tx) => {
-                    let _ = tx.send(self.kernel.clone());
+                    let _ = tx.send(
+                        self.kernel
+                            .iter()
+                            .map(|(p, r)| (*p, KernelRoute::clone(r)))
+                            .collect(),
+                    );
                 }
                 Waiter::Flush(tx) => {
                     let missing = self
@@ -372,10 +383,14 @@ impl Reconciler {
     /// Write the difference for every dirty prefix.
     async fn apply(&mut self) {
         let dirty: Vec<Ipv4Network> = self.dirty.drain().collect();
+        // Give back what a bulk load grew the set to.
+        if self.dirty.capacity() > 4096 {
+            self.dirty.shrink_to(1024);
+        }
         let mut ops: Vec<(Ipv4Network, Op)> = Vec::with_capacity(dirty.len());
         for p in dirty {
             match (self.desired.get(&p), self.kernel.get(&p)) {
-                (Some(d), Some(k)) if d.satisfied_by(k) => {
+                (Some(d), Some(k)) if Arc::ptr_eq(d, k) || d.satisfied_by(k) => {
                     self.failed.remove(&p);
                     self.restoring.remove(&p);
                 }
@@ -584,8 +599,8 @@ impl Reconciler {
         let mut req = RouteMessage::default();
         req.header.address_family = netlink_packet_route::AddressFamily::Inet;
         let routes = self.cmd.dump(RouteNetlinkMessage::GetRoute(req)).await?;
-        let mut kernel = HashMap::new();
-        let mut foreign = HashSet::new();
+        let mut kernel = FastMap::default();
+        let mut foreign = FastSet::default();
         let links = &self.links;
         for m in routes {
             let RouteNetlinkMessage::NewRoute(r) = m else {
@@ -599,7 +614,7 @@ impl Reconciler {
             }
             if d.protocol == self.proto {
                 if let Some(route) = d.route {
-                    kernel.insert(d.prefix, route);
+                    kernel.insert(d.prefix, self.routes.intern(route));
                 }
             } else {
                 foreign.insert(d.prefix);
@@ -642,8 +657,13 @@ impl Reconciler {
         s.installed_learned = 0;
         s.installed_local = 0;
         s.installed_blackhole = 0;
+        self.routes.purge();
         for (p, want) in &self.desired {
-            if self.kernel.get(p).is_some_and(|k| want.satisfied_by(k)) {
+            if self
+                .kernel
+                .get(p)
+                .is_some_and(|k| Arc::ptr_eq(want, k) || want.satisfied_by(k))
+            {
                 match want.kind() {
                     RouteKind::Learned => s.installed_learned += 1,
                     RouteKind::Local => s.installed_local += 1,

@@ -196,6 +196,7 @@ impl Reconciler {
                     // route before the caller sets it here.
                     self.adopted.insert(p);
                 }
+                let route = self.routes.intern(route);
                 self.kernel.insert(p, route);
                 if differs {
                     self.restoring.insert(p);
