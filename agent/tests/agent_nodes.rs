@@ -263,8 +263,9 @@ fn sighup_applies_peer_changes_and_keeps_running_on_a_bad_file() {
         || t.a.log().contains("keeping the running configuration"),
     );
     assert_eq!(t.a.peer_states(), vec!["Established".to_string()]);
-    // A new (unreachable, passive) peer: added, the existing one untouched.
-    let transitions = t.a.status_json()["peers"][0]["established_transitions"].clone();
+    // A new (unreachable, passive) peer: added, the existing one untouched
+    // (B's counter is the witness: A's restarts with a re-created peer).
+    let transitions = t_peer(&t.b, "192.0.2.11")["established_transitions"].clone();
     std::fs::write(
         t.a.config_path(),
         format!("{good}\n[[peer]]\naddress = \"192.0.2.99\"\nasn = 64513\nname = \"extra\"\npassive = true\n"),
@@ -282,9 +283,82 @@ fn sighup_applies_peer_changes_and_keeps_running_on_a_bad_file() {
     let old = old.expect("old peer still configured");
     assert_eq!(old["state"], "Established");
     assert_eq!(
-        old["established_transitions"], transitions,
+        t_peer(&t.b, "192.0.2.11")["established_transitions"],
+        transitions,
         "the unchanged peer was reset"
     );
+}
+
+#[test]
+fn sighup_renaming_a_peer_does_not_reset_the_session() {
+    if !root_or_skip() {
+        return;
+    }
+    let t = TwoNodes::new("rn");
+    t.a.wait_established(Duration::from_secs(20));
+    let good = std::fs::read_to_string(t.a.config_path()).expect("config");
+    let peer = |a: &Agent| t_peer(a, "192.0.2.12");
+    let before = peer(&t.a);
+    let b_before = t_peer(&t.b, "192.0.2.11");
+    assert_eq!(before["name"], "node-b");
+    // Only the name: held back (logged), the session is not touched.
+    let renamed = good.replace("name = \"node-b\"", "name = \"node-b-renamed\"");
+    assert_ne!(renamed, good);
+    std::fs::write(t.a.config_path(), &renamed).expect("write");
+    t.a.signal(nix::sys::signal::Signal::SIGHUP);
+    wait_until(
+        Duration::from_secs(5),
+        "the held-back rename in the log",
+        || t.a.log().contains("only the peer's name changed"),
+    );
+    // A reset would show within a second or two (connect_retry = 1 s).
+    std::thread::sleep(Duration::from_secs(2));
+    // A's own counter starts again with a re-created peer: B's is the witness.
+    assert_eq!(
+        t_peer(&t.b, "192.0.2.11")["established_transitions"],
+        b_before["established_transitions"],
+        "B saw the session reset"
+    );
+    let after = peer(&t.a);
+    assert_eq!(after["state"], "Established");
+    assert_eq!(
+        after["since"], before["since"],
+        "a rename reset the session"
+    );
+    assert_eq!(
+        after["established_transitions"], before["established_transitions"],
+        "a rename reset the session"
+    );
+    assert_eq!(
+        after["name"], "node-b",
+        "the old name is kept until a real change"
+    );
+    // A real change with it: the new name is applied (and the session reset).
+    std::fs::write(
+        t.a.config_path(),
+        renamed.replace(
+            "name = \"node-b-renamed\"",
+            "name = \"node-b-renamed\"\nhold_time = 30",
+        ),
+    )
+    .expect("write");
+    t.a.signal(nix::sys::signal::Signal::SIGHUP);
+    wait_until(
+        Duration::from_secs(10),
+        "the renamed peer re-established",
+        || {
+            let p = peer(&t.a);
+            p["name"] == "node-b-renamed" && p["state"] == "Established"
+        },
+    );
+}
+
+/// One peer's status JSON, by address.
+fn t_peer(a: &Agent, address: &str) -> serde_json::Value {
+    a.status_json()["peers"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["address"] == address).cloned())
+        .unwrap_or_else(|| panic!("peer {address} not in status"))
 }
 
 #[test]
@@ -668,7 +742,8 @@ fn sighup_switches_advertise_live() {
     let has_host_route =
         || sh(&["ip", "-n", &t.nb.name, "route", "show", &ip]).contains("via 192.0.2.11");
     let block_mode = std::fs::read_to_string(t.a.config_path()).expect("config");
-    let transitions = t.a.status_json()["peers"][0]["established_transitions"].clone();
+    // B's counter is the witness: A's restarts with a re-created peer.
+    let transitions = t_peer(&t.b, "192.0.2.11")["established_transitions"].clone();
     std::fs::write(
         t.a.config_path(),
         block_mode.replace("[bgp]\n", "[bgp]\nadvertise = \"hosts\"\n"),
@@ -689,7 +764,7 @@ fn sighup_switches_advertise_live() {
     );
     // No session was reset for it.
     assert_eq!(
-        t.a.status_json()["peers"][0]["established_transitions"],
+        t_peer(&t.b, "192.0.2.11")["established_transitions"],
         transitions
     );
 }

@@ -9,7 +9,8 @@
 //! the containers still attached, [`results`]) → serve API and metrics → consume
 //! speaker events. SIGTERM/SIGINT: graceful speaker shutdown, containers and
 //! kernel routes left in place, exit 0. SIGHUP: reload; peers that changed are
-//! reset, nothing else is touched.
+//! reset (a change of only a peer's name is held back, see
+//! [`hold_back_renames`]), nothing else is touched.
 
 pub mod agent;
 pub mod convert;
@@ -275,20 +276,33 @@ async fn reload(agent: &Agent, path: &Path) {
     if !restart_needed.is_empty() {
         tracing::warn!(sections = ?restart_needed, "SIGHUP: these sections changed and need a restart; not applied");
     }
-    if new.peers != old.peers {
-        let peers = new.peers.iter().map(convert::peer_config).collect();
+    let (peers, renames) = hold_back_renames(&old.peers, &new.peers);
+    for (address, kept, wanted) in &renames {
+        tracing::warn!(
+            peer = %address,
+            name = %kept,
+            new_name = %wanted,
+            "SIGHUP: only the peer's name changed; keeping the old name, since renaming \
+             would reset the session (applied with the next real change or restart)"
+        );
+    }
+    if peers != old.peers {
+        let speaker_peers = peers.iter().map(convert::peer_config).collect();
         let result = match agent.speaker().await {
-            Ok(s) => s.reconfigure(peers).await.map_err(|e| e.to_string()),
+            Ok(s) => s
+                .reconfigure(speaker_peers)
+                .await
+                .map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
         if let Err(e) = result {
             tracing::error!(error = %e, "SIGHUP: applying the new peers failed; keeping the old ones");
             return;
         }
-        tracing::info!(peers = new.peers.len(), "SIGHUP: peers reconfigured");
+        tracing::info!(peers = peers.len(), "SIGHUP: peers reconfigured");
     }
     let mut applied = (*old).clone();
-    applied.peers = new.peers;
+    applied.peers = peers;
     applied.bgp.advertise = new.bgp.advertise;
     let applied = Arc::new(applied);
     if applied.bgp.advertise != old.bgp.advertise {
@@ -296,6 +310,38 @@ async fn reload(agent: &Agent, path: &Path) {
         tracing::info!(advertise = ?applied.bgp.advertise, "SIGHUP: container /32s re-advertised");
     }
     agent.set_config(applied);
+}
+
+/// The peers a reload applies: a peer whose only change is its `name` keeps
+/// the old one, because the speaker compares whole peer settings and would
+/// reset the session (Cease/6, RFC 4486) for a cosmetic change. Returns them
+/// with (address, name kept, name wanted) for each rename held back; the
+/// rename goes through with the peer's next real change.
+pub fn hold_back_renames(
+    old: &[tortie_config::Peer],
+    new: &[tortie_config::Peer],
+) -> (
+    Vec<tortie_config::Peer>,
+    Vec<(std::net::IpAddr, String, String)>,
+) {
+    let mut renames = Vec::new();
+    let peers = new
+        .iter()
+        .map(|p| match old.iter().find(|o| o.address == p.address) {
+            Some(o)
+                if o.name != p.name
+                    && tortie_config::Peer {
+                        name: o.name.clone(),
+                        ..p.clone()
+                    } == *o =>
+            {
+                renames.push((p.address, o.name.clone(), p.name.clone()));
+                o.clone()
+            }
+            _ => p.clone(),
+        })
+        .collect();
+    (peers, renames)
 }
 
 #[cfg(test)]
@@ -307,6 +353,35 @@ mod tests {
             "[node]\nname = \"n\"\naddress = \"192.0.2.1/24\"\nasn = 64512\npod_cidr = \"10.244.0.0/26\"\n{extra}"
         );
         tortie_config::parse(&text, "t.toml").unwrap()
+    }
+
+    #[test]
+    fn a_rename_alone_is_held_back() {
+        let old = conf(
+            "[[peer]]\naddress = \"192.0.2.2\"\nasn = 64512\nname = \"a\"\n\
+             [[peer]]\naddress = \"192.0.2.3\"\nasn = 64512\nname = \"b\"\n",
+        );
+        // Only names: both kept, nothing for the speaker to do.
+        let renamed = conf(
+            "[[peer]]\naddress = \"192.0.2.2\"\nasn = 64512\nname = \"a2\"\n\
+             [[peer]]\naddress = \"192.0.2.3\"\nasn = 64512\nname = \"b2\"\n",
+        );
+        let (peers, renames) = hold_back_renames(&old.peers, &renamed.peers);
+        assert_eq!(peers, old.peers);
+        assert_eq!(renames.len(), 2);
+        assert_eq!((renames[0].1.as_str(), renames[0].2.as_str()), ("a", "a2"));
+        // A rename with a real change goes through whole; the other is held back.
+        let changed = conf(
+            "[[peer]]\naddress = \"192.0.2.2\"\nasn = 64512\nname = \"a2\"\nhold_time = 30\n\
+             [[peer]]\naddress = \"192.0.2.3\"\nasn = 64512\nname = \"b2\"\n",
+        );
+        let (peers, renames) = hold_back_renames(&old.peers, &changed.peers);
+        assert_eq!(peers[0], changed.peers[0]);
+        assert_eq!(peers[1], old.peers[1]);
+        assert_eq!(renames.len(), 1);
+        // New and unchanged peers pass through.
+        let (peers, renames) = hold_back_renames(&[], &changed.peers);
+        assert_eq!((peers, renames.len()), (changed.peers.clone(), 0));
     }
 
     #[test]
