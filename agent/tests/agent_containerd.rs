@@ -168,6 +168,8 @@ impl Drop for Containerd {
             let _ = c.kill();
             let _ = c.wait();
         }
+        // The shim's runc root for our namespace (fixed path); only if empty.
+        let _ = std::fs::remove_dir(format!("/run/containerd/runc/{CTR_NS}"));
     }
 }
 
