@@ -3,7 +3,9 @@
 //! back, and a small raw `NETLINK_ROUTE` socket that sends many requests in
 //! one `sendmsg` (the kernel processes the whole buffer synchronously, so the
 //! errors are queued by the time `sendmsg` returns) and reads dumps and
-//! multicast notifications. Requests are sent without `NLM_F_ACK`: the kernel
+//! multicast notifications. The bulk path encodes requests straight into
+//! the send buffer ([`encode_route`]), with no message structs or
+//! allocation per route. Requests are sent without `NLM_F_ACK`: the kernel
 //! only answers failures, each answer carrying the request's sequence number.
 
 use std::io;
@@ -98,7 +100,9 @@ pub(crate) fn route_message(
 }
 
 /// The message that deletes our route for `prefix` (protocol set, so the
-/// kernel never matches a route of another protocol).
+/// kernel never matches a route of another protocol). The reconciler writes
+/// the same bytes with [`encode_route`]; this is the reference for its test.
+#[cfg(test)]
 pub(crate) fn delete_message(prefix: Ipv4Network, protocol: u8, table: u32) -> RouteMessage {
     let mut msg = base_message(prefix, protocol, table);
     msg.header.scope = RouteScope::NoWhere;
@@ -122,6 +126,149 @@ fn base_message(prefix: Ipv4Network, protocol: u8, table: u32) -> RouteMessage {
     }
     msg.attributes.push(RouteAttribute::Table(table));
     msg
+}
+
+const RTM_NEWROUTE: u16 = 24;
+const RTM_DELROUTE: u16 = 25;
+const RTA_DST: u16 = 1;
+const RTA_OIF: u16 = 4;
+const RTA_GATEWAY: u16 = 5;
+const RTA_MULTIPATH: u16 = 9;
+const RTA_TABLE: u16 = 15;
+const RTN_UNSPEC: u8 = 0;
+const RTN_UNICAST: u8 = 1;
+const RTN_BLACKHOLE: u8 = 6;
+const RT_SCOPE_UNIVERSE: u8 = 0;
+const RT_SCOPE_LINK: u8 = 253;
+const RT_SCOPE_NOWHERE: u8 = 255;
+const RTNH_F_ONLINK: u8 = 4;
+
+/// Append a 4-byte-aligned route attribute (`struct rtattr` + payload).
+fn put_attr(out: &mut Vec<u8>, kind: u16, payload: &[u8]) {
+    let len = 4 + payload.len();
+    out.extend_from_slice(&(len as u16).to_ne_bytes());
+    out.extend_from_slice(&kind.to_ne_bytes());
+    out.extend_from_slice(payload);
+    out.resize(out.len() + ((4 - len % 4) % 4), 0);
+}
+
+/// Overwrite the native-endian u16 at `at` (a length filled in afterwards).
+fn patch_u16(out: &mut [u8], at: usize, v: usize) {
+    if let Some(slot) = out.get_mut(at..at + 2) {
+        slot.copy_from_slice(&(v as u16).to_ne_bytes());
+    }
+}
+
+/// Append one complete `RTM_NEWROUTE` (`route` is `Some`) or `RTM_DELROUTE`
+/// request to `out`, straight from the route, without building a
+/// [`RouteMessage`]: the bulk path of the reconciler. The bytes are exactly
+/// those `route_message`/`delete_message` serialize to (unit-tested). On
+/// error (a device that `ifindex` does not know) `out` is left as it was.
+pub(crate) fn encode_route(
+    out: &mut Vec<u8>,
+    seq: u32,
+    prefix: Ipv4Network,
+    route: Option<&KernelRoute>,
+    protocol: u8,
+    table: u32,
+    ifindex: &dyn Fn(&str) -> Option<u32>,
+) -> Result<(), String> {
+    let start = out.len();
+    let r = encode_route_inner(out, seq, prefix, route, protocol, table, ifindex);
+    if r.is_err() {
+        out.truncate(start);
+    }
+    r
+}
+
+fn encode_route_inner(
+    out: &mut Vec<u8>,
+    seq: u32,
+    prefix: Ipv4Network,
+    route: Option<&KernelRoute>,
+    protocol: u8,
+    table: u32,
+    ifindex: &dyn Fn(&str) -> Option<u32>,
+) -> Result<(), String> {
+    let index_of = |dev: &str| ifindex(dev).ok_or_else(|| format!("device {dev} does not exist"));
+    let start = out.len();
+    let (kind, flags) = match route {
+        Some(_) => (RTM_NEWROUTE, NLM_F_REQUEST | REPLACE_FLAGS),
+        None => (RTM_DELROUTE, NLM_F_REQUEST),
+    };
+    // struct nlmsghdr; the length is patched at the end.
+    out.extend_from_slice(&0u32.to_ne_bytes());
+    out.extend_from_slice(&kind.to_ne_bytes());
+    out.extend_from_slice(&flags.to_ne_bytes());
+    out.extend_from_slice(&seq.to_ne_bytes());
+    out.extend_from_slice(&0u32.to_ne_bytes());
+    // struct rtmsg.
+    let (scope, rtype, rflags) = match route {
+        None => (RT_SCOPE_NOWHERE, RTN_UNSPEC, 0u32),
+        Some(KernelRoute::Blackhole) => (RT_SCOPE_UNIVERSE, RTN_BLACKHOLE, 0),
+        Some(KernelRoute::Local { .. }) => (RT_SCOPE_LINK, RTN_UNICAST, 0),
+        Some(KernelRoute::Unicast { next_hops }) => match next_hops.as_slice() {
+            [nh] if nh.onlink => (RT_SCOPE_UNIVERSE, RTN_UNICAST, u32::from(RTNH_F_ONLINK)),
+            _ => (RT_SCOPE_UNIVERSE, RTN_UNICAST, 0),
+        },
+    };
+    out.extend_from_slice(&[
+        libc::AF_INET as u8,
+        prefix.prefix(),
+        0,
+        0,
+        u8::try_from(table).unwrap_or(RouteHeader::RT_TABLE_UNSPEC),
+        protocol,
+        scope,
+        rtype,
+    ]);
+    out.extend_from_slice(&rflags.to_ne_bytes());
+    if prefix.prefix() > 0 {
+        put_attr(out, RTA_DST, &prefix.network().octets());
+    }
+    put_attr(out, RTA_TABLE, &table.to_ne_bytes());
+    match route {
+        None | Some(KernelRoute::Blackhole) => {}
+        Some(KernelRoute::Local { dev }) => {
+            put_attr(out, RTA_OIF, &index_of(dev)?.to_ne_bytes());
+        }
+        Some(KernelRoute::Unicast { next_hops }) => match next_hops.as_slice() {
+            [] => return Err("unicast route without next hops".into()),
+            [nh] => {
+                put_attr(out, RTA_GATEWAY, &nh.gateway.octets());
+                if let Some(dev) = &nh.dev {
+                    put_attr(out, RTA_OIF, &index_of(dev)?.to_ne_bytes());
+                }
+            }
+            many => {
+                let attr = out.len();
+                out.extend_from_slice(&[0, 0]);
+                out.extend_from_slice(&RTA_MULTIPATH.to_ne_bytes());
+                for nh in many {
+                    // struct rtnexthop + a nested RTA_GATEWAY.
+                    let index = match &nh.dev {
+                        Some(dev) => index_of(dev)?,
+                        None => 0,
+                    };
+                    let hop = out.len();
+                    out.extend_from_slice(&[0, 0]);
+                    out.push(if nh.onlink { RTNH_F_ONLINK } else { 0 });
+                    out.push(0);
+                    out.extend_from_slice(&index.to_ne_bytes());
+                    put_attr(out, RTA_GATEWAY, &nh.gateway.octets());
+                    let len = out.len() - hop;
+                    patch_u16(out, hop, len);
+                }
+                let len = out.len() - attr;
+                patch_u16(out, attr, len);
+            }
+        },
+    }
+    let len = out.len() - start;
+    if let Some(slot) = out.get_mut(start..start + 4) {
+        slot.copy_from_slice(&(len as u32).to_ne_bytes());
+    }
+    Ok(())
 }
 
 /// Decode an IPv4 route message. `ifname` maps an ifindex to its name.
@@ -601,6 +748,81 @@ mod tests {
         for r in routes {
             assert_eq!(roundtrip(&r), Some(r.clone().normalized()), "{r:?}");
         }
+    }
+
+    /// The hand encoder writes exactly what netlink-packet-route would.
+    #[test]
+    fn encode_route_matches_the_message_serializer() {
+        let hop = |g: &str, dev: Option<&str>, onlink| NextHop {
+            gateway: g.parse().unwrap(),
+            dev: dev.map(str::to_string),
+            onlink,
+        };
+        let routes = [
+            KernelRoute::Blackhole,
+            KernelRoute::Local {
+                dev: "tunl0".into(),
+            },
+            KernelRoute::Unicast {
+                next_hops: vec![hop("192.0.2.1", None, false)],
+            },
+            KernelRoute::Unicast {
+                next_hops: vec![hop("192.0.2.1", Some("tunl0"), true)],
+            },
+            KernelRoute::Unicast {
+                next_hops: vec![
+                    hop("192.0.2.1", None, false),
+                    hop("192.0.2.2", Some("tunl0"), true),
+                    hop("192.0.2.3", Some("tunl0"), false),
+                ],
+            },
+        ];
+        let ifindex = |d: &str| (d == "tunl0").then_some(7);
+        let reference = |msg: RouteNetlinkMessage, flags: u16, seq: u32| {
+            let mut nl = NetlinkMessage::from(msg);
+            nl.header.flags = NLM_F_REQUEST | flags;
+            nl.header.sequence_number = seq;
+            nl.finalize();
+            let mut b = vec![0; nl.buffer_len()];
+            nl.serialize(&mut b);
+            b
+        };
+        for (i, prefix) in ["10.1.0.0/24", "10.9.8.7/32", "0.0.0.0/0"]
+            .iter()
+            .enumerate()
+        {
+            let prefix: Ipv4Network = prefix.parse().unwrap();
+            for (j, r) in routes.iter().enumerate() {
+                let seq = (i * 10 + j) as u32;
+                let mut ours = vec![0xee];
+                encode_route(&mut ours, seq, prefix, Some(r), 149, 254, &ifindex).unwrap();
+                let m = route_message(prefix, r, 149, 254, &ifindex).unwrap();
+                let want = reference(RouteNetlinkMessage::NewRoute(m), REPLACE_FLAGS, seq);
+                assert_eq!(ours[1..], want[..], "{prefix} {r:?}");
+            }
+            let mut ours = Vec::new();
+            encode_route(&mut ours, 5, prefix, None, 149, 254, &ifindex).unwrap();
+            let want = reference(
+                RouteNetlinkMessage::DelRoute(delete_message(prefix, 149, 254)),
+                0,
+                5,
+            );
+            assert_eq!(ours, want, "delete {prefix}");
+        }
+        // A missing device leaves the buffer untouched.
+        let mut buf = vec![1, 2, 3];
+        let err = encode_route(
+            &mut buf,
+            1,
+            "10.0.0.0/8".parse().unwrap(),
+            Some(&routes[4]),
+            149,
+            254,
+            &|_| None,
+        )
+        .unwrap_err();
+        assert_eq!(err, "device tunl0 does not exist");
+        assert_eq!(buf, [1, 2, 3]);
     }
 
     #[test]

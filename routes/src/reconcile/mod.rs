@@ -432,35 +432,21 @@ impl Reconciler {
             while i < ops.len() && buf.len() < BATCH_BYTES {
                 let (p, op) = &ops[i];
                 let seq = base.wrapping_add(i as u32);
-                match op {
-                    Op::Replace(route) => {
-                        let links = &self.by_name;
-                        let usable = |d: &str| {
-                            links
-                                .get(d)
-                                .copied()
-                                .filter(|ix| self.links.get(ix).is_some_and(|l| l.up))
-                        };
-                        match wire::route_message(*p, route, self.proto, self.table, &usable) {
-                            Ok(m) => self.cmd.encode(
-                                &mut buf,
-                                seq,
-                                RouteNetlinkMessage::NewRoute(m),
-                                wire::REPLACE_FLAGS,
-                            ),
-                            Err(e) => {
-                                unsent.insert(i, format!("{e} or is down"));
-                            }
-                        }
-                    }
-                    Op::Delete => self.cmd.encode(
-                        &mut buf,
-                        seq,
-                        RouteNetlinkMessage::DelRoute(wire::delete_message(
-                            *p, self.proto, self.table,
-                        )),
-                        0,
-                    ),
+                let route = match op {
+                    Op::Replace(route) => Some(&**route),
+                    Op::Delete => None,
+                };
+                let links = &self.by_name;
+                let usable = |d: &str| {
+                    links
+                        .get(d)
+                        .copied()
+                        .filter(|ix| self.links.get(ix).is_some_and(|l| l.up))
+                };
+                if let Err(e) =
+                    wire::encode_route(&mut buf, seq, *p, route, self.proto, self.table, &usable)
+                {
+                    unsent.insert(i, format!("{e} or is down"));
                 }
                 i += 1;
             }
