@@ -230,8 +230,15 @@ async fn attach_bench(count: u32) -> anyhow_free::Result<()> {
         lat.push(t.elapsed());
     }
     let mut det = Vec::new();
-    for i in 0..count {
+    // BENCH_DETACH_INSIDE=1: delete the container end from inside its
+    // namespace first (then detach, which finds the pair gone), to compare
+    // with deleting the host end.
+    let inside = std::env::var_os("BENCH_DETACH_INSIDE").is_some();
+    for (i, th) in threads.iter().enumerate() {
         let t = Instant::now();
+        if inside {
+            delete_inside(th.path.clone()).await?;
+        }
         detach(&format!("bench-{i}"), "tt", PROTO).await?;
         det.push(t.elapsed());
     }
@@ -250,6 +257,31 @@ async fn attach_bench(count: u32) -> anyhow_free::Result<()> {
         let _ = th.join.join();
     }
     Ok(())
+}
+
+/// Delete `eth0` from a thread inside the namespace at `path`.
+async fn delete_inside(path: PathBuf) -> anyhow_free::Result<()> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let r = (|| -> anyhow_free::Result<()> {
+            let f = std::fs::File::open(&path)?;
+            nix::sched::setns(&f, CloneFlags::CLONE_NEWNET)?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let (conn, h, _) = rtnetlink::new_connection()?;
+                tokio::spawn(conn);
+                h.link()
+                    .del_with_message(LinkUnspec::new_with_name("eth0").build())
+                    .execute()
+                    .await?;
+                Ok(())
+            })
+        })();
+        let _ = tx.send(r);
+    });
+    rx.await?
 }
 
 fn ms(d: Duration) -> f64 {
