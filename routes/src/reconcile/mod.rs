@@ -1,8 +1,9 @@
 //! The reconciler task: sole writer of kernel routes with our protocol
 //! (notification handling lives in [`monitor`]).
 //!
-//! State: `desired` (from the caller), `kernel` (our routes in the table as
-//! last seen: start-up dump, our successful writes, others' notifications),
+//! State: per prefix in one map ([`slots`]), `desired` (from the caller) and
+//! `kernel` (our routes in the table as last seen: start-up dump, our
+//! successful writes, others' notifications), both interned ([`hash`]);
 //! `foreign` (prefixes held at metric 0 by another protocol: never
 //! overwritten), `dirty` (prefixes to look at), `failed` (desired but not
 //! installed, with why; retried every second and when links come up).
@@ -38,8 +39,10 @@ use crate::wire::{self, Drain, NlSocket};
 
 mod hash;
 mod monitor;
+mod slots;
 use hash::{FastMap, FastSet, Interner, Shared};
 use monitor::addr_key;
+use slots::Slots;
 
 const RTMGRP_LINK: u32 = 0x1;
 const RTMGRP_IPV4_IFADDR: u32 = 0x10;
@@ -81,9 +84,9 @@ pub(crate) struct Reconciler {
     mon: NlSocket,
     links: HashMap<u32, Link>,
     by_name: HashMap<String, u32>,
-    /// Desired and kernel routes point into `routes` (see [`hash`]).
-    desired: FastMap<Ipv4Network, Shared>,
-    kernel: FastMap<Ipv4Network, Shared>,
+    /// Desired and kernel routes by prefix, pointing into `routes` (see
+    /// [`hash`] and [`slots`]).
+    slots: Slots,
     routes: Interner,
     foreign: FastSet<Ipv4Network>,
     adopted: FastSet<Ipv4Network>,
@@ -140,8 +143,7 @@ impl Reconciler {
             mon,
             links: HashMap::new(),
             by_name: HashMap::new(),
-            desired: FastMap::default(),
-            kernel: FastMap::default(),
+            slots: Slots::default(),
             routes: Interner::default(),
             foreign: FastSet::default(),
             adopted: FastSet::default(),
@@ -159,7 +161,7 @@ impl Reconciler {
         r.resync()
             .await
             .map_err(|e| RoutesError::io("route table: dumping links and routes", e))?;
-        r.adopted = r.kernel.keys().copied().collect();
+        r.adopted = r.slots.kernel_iter().map(|(p, _)| *p).collect();
         r.counters.adopted = r.adopted.len() as u64;
         r.publish();
         Ok(r)
@@ -272,10 +274,10 @@ impl Reconciler {
             Command::Remove(p) => self.unset(p),
             Command::ReplaceAll(map) => {
                 let gone: Vec<_> = self
-                    .desired
-                    .keys()
+                    .slots
+                    .desired_iter()
+                    .map(|(p, _)| *p)
                     .filter(|p| !map.contains_key(p))
-                    .copied()
                     .collect();
                 for p in gone {
                     self.unset(p);
@@ -287,10 +289,10 @@ impl Reconciler {
             Command::Converged(tx) => {
                 self.converged = true;
                 let sweep: Vec<_> = self
-                    .kernel
-                    .keys()
-                    .filter(|p| !self.desired.contains_key(p))
-                    .copied()
+                    .slots
+                    .iter()
+                    .filter(|(_, d, k)| d.is_none() && k.is_some())
+                    .map(|(p, _, _)| *p)
                     .collect();
                 self.dirty.extend(sweep);
                 self.waiters.push(Waiter::Converged(tx));
@@ -302,13 +304,13 @@ impl Reconciler {
 
     /// Hot path of bulk loads: three hash operations per prefix.
     fn set(&mut self, p: Ipv4Network, r: KernelRoute) {
-        if self.desired.get(&p).is_some_and(|d| **d == r) {
+        if self.slots.desired(&p).is_some_and(|d| **d == r) {
             return;
         }
         let r = self.routes.intern(r);
         // Empty (no allocation) unless the route names devices.
         let new_devs: Vec<String> = devs_of(&r).map(str::to_string).collect();
-        if let Some(old) = self.desired.insert(p, r) {
+        if let Some(old) = self.slots.set_desired(p, r) {
             self.unindex(p, &old);
         }
         for d in new_devs {
@@ -318,10 +320,10 @@ impl Reconciler {
     }
 
     fn unset(&mut self, p: Ipv4Network) {
-        if let Some(old) = self.desired.remove(&p) {
+        if let Some(old) = self.slots.take_desired(&p) {
             self.unindex(p, &old);
             self.dirty.insert(p);
-        } else if self.kernel.contains_key(&p) {
+        } else if self.slots.in_kernel(&p) {
             self.dirty.insert(p);
         }
         if !self.failed.is_empty() {
@@ -352,24 +354,21 @@ impl Reconciler {
                 }
                 Waiter::Installed(tx) => {
                     let _ = tx.send(
-                        self.kernel
-                            .iter()
+                        self.slots
+                            .kernel_iter()
                             .map(|(p, r)| (*p, KernelRoute::clone(r)))
                             .collect(),
                     );
                 }
                 Waiter::Flush(tx) => {
-                    let missing = self
-                        .failed
-                        .iter()
-                        .find(|(p, _)| self.desired.contains_key(p));
+                    let missing = self.failed.iter().find(|(p, _)| self.slots.is_desired(p));
                     let result = match missing {
                         None => Ok(()),
                         Some((p, why)) => Err(RoutesError::Incomplete {
                             failed: self
                                 .failed
                                 .keys()
-                                .filter(|p| self.desired.contains_key(p))
+                                .filter(|p| self.slots.is_desired(p))
                                 .count(),
                             first: format!("{p}: {why}"),
                         }),
@@ -389,7 +388,7 @@ impl Reconciler {
         }
         let mut ops: Vec<(Ipv4Network, Op)> = Vec::with_capacity(dirty.len());
         for p in dirty {
-            match (self.desired.get(&p), self.kernel.get(&p)) {
+            match self.slots.both(&p) {
                 (Some(d), Some(k)) if Arc::ptr_eq(d, k) || d.satisfied_by(k) => {
                     self.failed.remove(&p);
                     self.restoring.remove(&p);
@@ -501,7 +500,7 @@ impl Reconciler {
             let errno = errors.get(idx).copied().filter(|e| *e != 0);
             match (op, errno.as_ref()) {
                 (Op::Replace(route), None) => {
-                    self.kernel.insert(p, route);
+                    self.slots.set_kernel(p, route);
                     // Skip hashing into sets that are empty (the bulk case).
                     if !self.adopted.is_empty() {
                         self.adopted.remove(&p);
@@ -525,7 +524,7 @@ impl Reconciler {
                         Some(&errno) => errno == libc::ESRCH || errno == libc::ENOENT,
                     };
                     if done {
-                        self.kernel.remove(&p);
+                        self.slots.take_kernel(&p);
                         if self.adopted.remove(&p) {
                             self.counters.swept += 1;
                         }
@@ -606,11 +605,11 @@ impl Reconciler {
                 foreign.insert(d.prefix);
             }
         }
-        for (p, want) in &self.desired {
+        for (p, want) in self.slots.desired_iter() {
             match kernel.get(p) {
                 Some(k) if want.satisfied_by(k) => {}
                 _ => {
-                    if self.kernel.get(p).is_some_and(|k| want.satisfied_by(k)) {
+                    if self.slots.kernel(p).is_some_and(|k| want.satisfied_by(k)) {
                         // It was installed and is gone or changed.
                         self.restoring.insert(*p);
                     }
@@ -619,37 +618,30 @@ impl Reconciler {
             }
         }
         for p in kernel.keys() {
-            if !self.desired.contains_key(p) && !self.kernel.contains_key(p) {
+            if !self.slots.is_desired(p) && !self.slots.in_kernel(p) {
                 self.adopted.insert(*p);
             }
         }
         if self.converged {
             // Strays of ours that are not desired go.
-            self.dirty.extend(
-                kernel
-                    .keys()
-                    .filter(|p| !self.desired.contains_key(p))
-                    .copied(),
-            );
+            self.dirty
+                .extend(kernel.keys().filter(|p| !self.slots.is_desired(p)).copied());
         }
-        self.kernel = kernel;
+        self.slots.replace_kernel(kernel);
         self.foreign = foreign;
         Ok(())
     }
 
     fn publish(&mut self) {
         let mut s = self.counters.clone();
-        s.desired = self.desired.len() as u64;
+        s.desired = self.slots.desired_len() as u64;
         s.installed_learned = 0;
         s.installed_local = 0;
         s.installed_blackhole = 0;
         self.routes.purge();
-        for (p, want) in &self.desired {
-            if self
-                .kernel
-                .get(p)
-                .is_some_and(|k| Arc::ptr_eq(want, k) || want.satisfied_by(k))
-            {
+        for (_, want, kernel) in self.slots.iter() {
+            let Some(want) = want else { continue };
+            if kernel.is_some_and(|k| Arc::ptr_eq(want, k) || want.satisfied_by(k)) {
                 match want.kind() {
                     RouteKind::Learned => s.installed_learned += 1,
                     RouteKind::Local => s.installed_local += 1,

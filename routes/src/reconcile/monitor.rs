@@ -115,14 +115,14 @@ impl Reconciler {
             // have resolved through it (only links with an IPv4 address).
             if let Some(n) = &name {
                 let gone: Vec<Ipv4Network> = self
-                    .kernel
-                    .iter()
+                    .slots
+                    .kernel_iter()
                     .filter(|(_, r)| devs_of(r).any(|d| d == n))
                     .map(|(p, _)| *p)
                     .collect();
                 for p in gone {
-                    self.kernel.remove(&p);
-                    if self.desired.contains_key(&p) {
+                    self.slots.take_kernel(&p);
+                    if self.slots.is_desired(&p) {
                         self.dirty.insert(p);
                     }
                 }
@@ -159,17 +159,17 @@ impl Reconciler {
         let p = d.prefix;
         if d.protocol != self.proto {
             if deleted {
-                if self.foreign.remove(&p) && self.desired.contains_key(&p) {
+                if self.foreign.remove(&p) && self.slots.is_desired(&p) {
                     self.dirty.insert(p);
                 }
             } else {
                 // Same prefix and metric: a replace by someone else may have
                 // taken our route's place; we never fight it.
                 self.foreign.insert(p);
-                if let Some(route) = self.kernel.remove(&p)
+                if let Some(route) = self.slots.take_kernel(&p)
                     && self
-                        .desired
-                        .get(&p)
+                        .slots
+                        .desired(&p)
                         .is_some_and(|want| want.satisfied_by(&route))
                 {
                     self.dirty.insert(p);
@@ -178,8 +178,8 @@ impl Reconciler {
             return;
         }
         if deleted {
-            self.kernel.remove(&p);
-            if self.desired.contains_key(&p) {
+            self.slots.take_kernel(&p);
+            if self.slots.is_desired(&p) {
                 self.restoring.insert(p);
                 self.dirty.insert(p);
             }
@@ -188,24 +188,24 @@ impl Reconciler {
         match d.route {
             Some(route) => {
                 let differs = self
-                    .desired
-                    .get(&p)
+                    .slots
+                    .desired(&p)
                     .is_some_and(|want| !want.satisfied_by(&route));
-                if !self.desired.contains_key(&p) {
+                if !self.slots.is_desired(&p) {
                     // Not ours to delete until a sweep: e.g. attach's host
                     // route before the caller sets it here.
                     self.adopted.insert(p);
                 }
                 let route = self.routes.intern(route);
-                self.kernel.insert(p, route);
+                self.slots.set_kernel(p, route);
                 if differs {
                     self.restoring.insert(p);
                     self.dirty.insert(p);
                 }
             }
             None => {
-                self.kernel.remove(&p);
-                if self.desired.contains_key(&p) {
+                self.slots.take_kernel(&p);
+                if self.slots.is_desired(&p) {
                     self.restoring.insert(p);
                     self.dirty.insert(p);
                 }
