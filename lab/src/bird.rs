@@ -264,6 +264,57 @@ pub fn parse_bgp_state(out: &str) -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
+/// The Restart State (R) bit of the neighbor's graceful restart capability
+/// (RFC 4724 §3) as `show protocols all NAME` prints it: `Some(true)` when
+/// the neighbor's OPEN said it has just restarted ("Restart recovery" under
+/// "Neighbor capabilities" / "Graceful restart"), `Some(false)` when it
+/// advertised graceful restart without that bit, `None` when it advertised no
+/// graceful restart at all (or the session never got that far).
+///
+/// BIRD does not wait for End-of-RIB from a neighbor whose R bit is set
+/// (RFC 4724 §3: its peer "MUST NOT wait for the End-of-RIB marker" from
+/// it), which decides whether a restarting BIRD can finish its recovery
+/// without loss.
+pub fn neighbor_gr_restart_bit(out: &str) -> Option<bool> {
+    let mut in_neighbor_caps = false;
+    let mut gr_indent: Option<usize> = None;
+    let mut found = None;
+    for line in out.lines() {
+        let indent = line.len() - line.trim_start().len();
+        let t = line.trim();
+        if t.is_empty() {
+            continue;
+        }
+        if t == "Neighbor capabilities" {
+            in_neighbor_caps = true;
+            gr_indent = None;
+            continue;
+        }
+        if t == "Local capabilities" || t.starts_with("Session:") || t.starts_with("Channel ") {
+            in_neighbor_caps = false;
+            gr_indent = None;
+            continue;
+        }
+        if !in_neighbor_caps {
+            continue;
+        }
+        if let Some(gi) = gr_indent {
+            if indent > gi {
+                if t == "Restart recovery" {
+                    found = Some(true);
+                }
+                continue;
+            }
+            gr_indent = None;
+        }
+        if t == "Graceful restart" {
+            gr_indent = Some(indent);
+            found = found.or(Some(false));
+        }
+    }
+    found
+}
+
 /// Parses `show route … all` output. Tolerates the `BIRD x ready.` banner,
 /// `Table` headers and several paths per prefix.
 pub fn parse_routes(out: &str) -> Vec<BirdRoute> {
@@ -354,6 +405,44 @@ Table master4:
         assert_eq!(r[1].as_path, vec![64514]);
         assert_eq!(r[2].prefix, "10.9.0.0/24");
         assert!(r[2].as_path.is_empty());
+    }
+
+    const PROTO_ALL: &str = "BIRD 2.0.12 ready.
+Name       Proto      Table      State  Since         Info
+spine      BGP        ---        up     20:59:22.815  Established
+  BGP state:          Established
+    Local capabilities
+      Graceful restart
+        Restart time: 120
+        Restart recovery
+        AF supported: ipv4
+      4-octet AS numbers
+    Neighbor capabilities
+      Route refresh
+      Graceful restart
+        Restart time: 120
+        Restart recovery
+        AF supported: ipv4
+        AF preserved:
+      4-octet AS numbers
+    Session:          external AS4
+";
+
+    #[test]
+    fn reads_the_neighbors_restart_bit_only() {
+        assert_eq!(neighbor_gr_restart_bit(PROTO_ALL), Some(true));
+        let cleared = PROTO_ALL.replacen(
+            "        Restart time: 120\n        Restart recovery\n        AF supported: ipv4\n        AF preserved:",
+            "        Restart time: 120\n        AF supported: ipv4\n        AF preserved:",
+            1,
+        );
+        assert_ne!(cleared, PROTO_ALL);
+        // The local capability still says "Restart recovery"; only the
+        // neighbor's counts.
+        assert_eq!(neighbor_gr_restart_bit(&cleared), Some(false));
+        let no_gr = PROTO_ALL.replace("      Graceful restart\n", "      Something else\n");
+        assert_eq!(neighbor_gr_restart_bit(&no_gr), None);
+        assert_eq!(neighbor_gr_restart_bit("BIRD 2.0.12 ready.\n"), None);
     }
 
     #[test]
