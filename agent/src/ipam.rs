@@ -9,10 +9,12 @@
 //! or a mutex).
 //!
 //! Guarantees:
-//! - Never the same address twice: every change is on disk (write, fsync,
-//!   rename, fsync dir — see [`store`]) before the caller learns of it, so a
-//!   crash between allocation and attach leaves the address allocated; the
-//!   next start-up's `reconcile` frees it only if nothing is attached with it.
+//! - Never the same address twice: every change is on disk (one checksummed
+//!   journal record + `fdatasync` — see [`store`] and [`journal`]) before the
+//!   caller learns of it, so a crash between allocation and attach leaves the
+//!   address allocated; the next start-up's `reconcile` frees it only if
+//!   nothing is attached with it. A torn last record (crash mid-append) was
+//!   never acknowledged and is dropped; damage anywhere else is corruption.
 //! - No immediate re-use: a round-robin cursor (persisted) walks the block, so
 //!   a just-released address is handed out again only after every other free
 //!   one — stale ARP/neighbour entries and routes elsewhere expire meanwhile.
@@ -24,9 +26,10 @@
 //!   `reconcile`, the block's first free address.
 //! - Requested (static) addresses are honoured when free and not reserved, even
 //!   outside the block (the caller then advertises that /32).
-//! - A corrupt state file is an error ([`IpamError::Corrupt`]): the agent must
+//! - A corrupt state file or journal is an error ([`IpamError::Corrupt`]): the agent must
 //!   refuse to start rather than risk handing out an address twice.
 
+mod journal;
 mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -35,6 +38,7 @@ use std::path::{Path, PathBuf};
 
 use ipnetwork::Ipv4Network;
 
+use journal::Record;
 use store::{Snapshot, Store};
 
 /// Allocation id of the `tunl0` address (see [`Ipam::allocate_tunnel`]). Ids
@@ -129,17 +133,17 @@ pub struct Ipam {
 
 impl Ipam {
     /// Opens (creating if needed) the state under `state_dir`, locks it for this
-    /// process and loads the saved allocations. Allocations outside `pool`
-    /// (static ones, or from a previous block) are kept. The state file is
-    /// written at once, so an unwritable directory fails here, not at the first
-    /// container.
+    /// process and loads the saved allocations (snapshot + journal). Allocations
+    /// outside `pool` (static ones, or from a previous block) are kept. The
+    /// state is compacted at once (new snapshot, empty journal), so an
+    /// unwritable directory fails here, not at the first container.
     pub fn open(
         state_dir: &Path,
         pool: Ipv4Network,
         reserved: &[Ipv4Addr],
     ) -> Result<Ipam, IpamError> {
         let pool = Ipv4Network::new(pool.network(), pool.prefix()).unwrap_or(pool);
-        let store = Store::open(state_dir)?;
+        let mut store = Store::open(state_dir)?;
         let saved = store.load()?;
         let mut ipam = Ipam {
             store,
@@ -159,7 +163,7 @@ impl Ipam {
                 ipam.by_id.insert(id, address);
             }
         }
-        ipam.persist()?;
+        ipam.compact()?;
         Ok(ipam)
     }
 
@@ -214,7 +218,12 @@ impl Ipam {
         let previous_cursor = self.cursor;
         self.insert(container_id.to_string(), address);
         self.cursor = cursor;
-        if let Err(e) = self.persist() {
+        let record = Record::Allocate {
+            id: container_id.to_string(),
+            address,
+            cursor,
+        };
+        if let Err(e) = self.persist(&record) {
             // Not on disk: not allocated.
             self.remove(container_id);
             self.cursor = previous_cursor;
@@ -233,7 +242,11 @@ impl Ipam {
         let Some(address) = self.remove(container_id) else {
             return Ok(None);
         };
-        if let Err(e) = self.persist() {
+        let record = Record::Release {
+            id: container_id.to_string(),
+            address,
+        };
+        if let Err(e) = self.persist(&record) {
             self.insert(container_id.to_string(), address);
             return Err(e);
         }
@@ -284,11 +297,13 @@ impl Ipam {
     /// address: an allocation whose address is attached is kept; one with
     /// nothing attached is freed (system ids such as [`TUNNEL_ID`] are always
     /// kept); an attached address IPAM does not know is adopted under its key.
-    /// The result is persisted once, before returning.
+    /// The result is persisted once (compacted), before returning; if that
+    /// fails nothing changes.
     pub fn reconcile(
         &mut self,
         attached: &[(String, Ipv4Addr)],
     ) -> Result<ReconcileReport, IpamError> {
+        let before = (self.by_id.clone(), self.by_addr.clone());
         let attached_addrs: BTreeSet<Ipv4Addr> = attached.iter().map(|(_, a)| *a).collect();
         let mut report = ReconcileReport::default();
         let allocations: Vec<(String, Ipv4Addr)> =
@@ -316,7 +331,10 @@ impl Ipam {
                 report.conflicts.push((key.clone(), *address));
             }
         }
-        self.persist()?;
+        if let Err(e) = self.compact() {
+            (self.by_id, self.by_addr) = before;
+            return Err(e);
+        }
         Ok(report)
     }
 
@@ -393,12 +411,28 @@ impl Ipam {
         Some(address)
     }
 
-    fn persist(&self) -> Result<(), IpamError> {
-        self.store.save(&Snapshot {
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
             pool: self.pool.to_string(),
             cursor: self.cursor,
             allocations: self.by_id.clone(),
+        }
+    }
+
+    /// Makes one change (already applied in memory) durable.
+    fn persist(&mut self, record: &Record) -> Result<(), IpamError> {
+        let (pool, cursor, by_id) = (self.pool, self.cursor, &self.by_id);
+        self.store.append(record, || Snapshot {
+            pool: pool.to_string(),
+            cursor,
+            allocations: by_id.clone(),
         })
+    }
+
+    /// Writes the whole state as a new snapshot with an empty journal.
+    fn compact(&mut self) -> Result<(), IpamError> {
+        let snap = self.snapshot();
+        self.store.compact(&snap)
     }
 }
 
@@ -438,3 +472,6 @@ fn check_id(id: &str) -> Result<(), IpamError> {
         None => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,6 +1,7 @@
 //! IPAM across restarts and crashes: state reloaded, every returned address on
-//! disk (checked by SIGKILLing a child process mid-burst), reconcile with the
-//! attached containers, corrupt files refused, one process per state dir.
+//! disk (checked by SIGKILLing a child process mid-burst), torn journal tails
+//! recovered, reconcile with the attached containers, corrupt snapshots and
+//! journals refused, one process per state dir.
 
 use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
@@ -44,7 +45,7 @@ fn allocations_and_cursor_survive_a_restart() {
     let c = ipam.allocate("c", None).expect("c");
     assert!(c != a && c != b, "a={a} b={b} c={c}");
     let text = std::fs::read_to_string(dir.path().join("ipam.json")).expect("state file");
-    assert!(text.contains("\"version\": 1"), "{text}");
+    assert!(text.contains("\"version\": 2"), "{text}");
 }
 
 #[test]
@@ -69,19 +70,197 @@ fn a_stray_temp_file_from_a_crash_mid_write_is_ignored() {
 }
 
 #[test]
-fn a_failed_write_allocates_nothing() {
+fn a_failed_snapshot_write_changes_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
+    let a = {
+        let mut ipam = open(dir.path());
+        ipam.allocate("a", None).expect("a")
+    };
     let mut ipam = open(dir.path());
     // A directory where the temp file goes makes the write fail (even as root).
     let tmp = dir.path().join("ipam.json.tmp");
     std::fs::create_dir(&tmp).expect("mkdir");
-    let err = ipam.allocate("a", None).expect_err("write must fail");
+    // reconcile writes a snapshot: it fails, and forgets what it did.
+    let err = ipam.reconcile(&[]).expect_err("write must fail");
     assert!(matches!(err, IpamError::Io { .. }), "{err:?}");
     assert!(err.to_string().contains("ipam.json.tmp"), "{err}");
-    assert_eq!(ipam.get("a"), None);
+    assert_eq!(ipam.get("a"), Some(a));
+    // The journal is not trusted after a failed compaction: the next change
+    // compacts again, and fails the same way without allocating.
+    assert!(ipam.allocate("b", None).is_err());
+    assert_eq!(ipam.get("b"), None);
+    drop(ipam);
+    // Opening compacts too.
+    let err = Ipam::open(dir.path(), net("10.244.1.0/26"), &[]).expect_err("open");
+    assert!(err.to_string().contains("ipam.json.tmp"), "{err}");
     std::fs::remove_dir(&tmp).expect("rmdir");
-    // Nothing was consumed by the failed attempt: a fresh pool's first address.
-    assert_eq!(ipam.allocate("a", None).expect("a"), ip("10.244.1.0"));
+    let mut ipam = open(dir.path());
+    assert_eq!(ipam.get("a"), Some(a));
+    let b = ipam.allocate("b", None).expect("b");
+    assert_ne!(a, b);
+}
+
+/// Offsets [start, end) of the records of a journal file (format in
+/// agent/src/ipam/journal.rs: 24-byte header, then 8-aligned records of
+/// length u32 + crc u32 + payload).
+fn journal_records(bytes: &[u8]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut pos = 24;
+    while let Some(len) = bytes.get(pos..pos + 4) {
+        let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+        if len == 0 {
+            break;
+        }
+        let end = pos + (8 + len).div_ceil(8) * 8;
+        out.push((pos, end));
+        pos = end;
+    }
+    out
+}
+
+/// A state dir holding `snapshot` and `journal`.
+fn state_dir(snapshot: &[u8], journal: &[u8]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("ipam.json"), snapshot).expect("snapshot");
+    std::fs::write(dir.path().join("ipam.journal"), journal).expect("journal");
+    dir
+}
+
+#[test]
+fn a_torn_last_record_is_dropped_and_everything_before_it_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut returned = Vec::new();
+    {
+        let mut ipam = open(dir.path());
+        for i in 0..6 {
+            let id = format!("{i:064x}");
+            returned.push((id.clone(), ipam.allocate(&id, None).expect("alloc")));
+        }
+        ipam.release(&returned[1].0).expect("release");
+        // The record that gets torn.
+        returned.push(("last".into(), ipam.allocate("last", None).expect("last")));
+    }
+    let snapshot = std::fs::read(dir.path().join("ipam.json")).expect("snapshot");
+    let journal = std::fs::read(dir.path().join("ipam.journal")).expect("journal");
+    let records = journal_records(&journal);
+    assert_eq!(records.len(), 8);
+    let (start, end) = records[7];
+    let durable: Vec<_> = returned[..6]
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 1)
+        .map(|(_, r)| r.clone())
+        .collect();
+    for cut in start..=end {
+        // Two shapes of a crash mid-append: the file ends early (truncated),
+        // or the pre-zeroed file kept its size and the record is partial.
+        let mut zeroed = journal.clone();
+        zeroed[cut..end].fill(0);
+        for bytes in [&journal[..cut], &zeroed[..]] {
+            let dir = state_dir(&snapshot, bytes);
+            let mut ipam = Ipam::open(dir.path(), net("10.244.1.0/26"), &[])
+                .unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+            for (id, addr) in &durable {
+                assert_eq!(ipam.get(id), Some(*addr), "cut at {cut}: {id} lost");
+            }
+            assert_eq!(ipam.get(&returned[1].0), None, "cut at {cut}");
+            // The torn record is dropped; it may survive only whole (a cut
+            // in its zero padding of the zeroed variant loses nothing).
+            match ipam.get("last") {
+                Some(a) => assert_eq!(a, returned[6].1, "cut at {cut}"),
+                None => assert!(cut < end, "cut at {cut}: the whole record was dropped"),
+            }
+            if cut < start + 16 {
+                assert_eq!(ipam.get("last"), None, "cut at {cut}");
+            }
+            // Nothing durable is handed out again.
+            for i in 0..30 {
+                let a = ipam.allocate(&format!("new{i}"), None).expect("new");
+                assert!(
+                    durable.iter().all(|(_, d)| *d != a),
+                    "cut at {cut}: {a} handed out twice"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_damaged_record_before_good_ones_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let mut ipam = open(dir.path());
+        for i in 0..4 {
+            ipam.allocate(&format!("c{i}"), None).expect("alloc");
+        }
+    }
+    let snapshot = std::fs::read(dir.path().join("ipam.json")).expect("snapshot");
+    let journal = std::fs::read(dir.path().join("ipam.journal")).expect("journal");
+    let records = journal_records(&journal);
+    let (start, end) = records[1];
+    for offset in start..end {
+        let mut bad = journal.clone();
+        bad[offset] ^= 0x04;
+        let dir = state_dir(&snapshot, &bad);
+        let err = Ipam::open(dir.path(), net("10.244.1.0/26"), &[])
+            .expect_err(&format!("damage at {offset} accepted"));
+        assert!(matches!(err, IpamError::Corrupt { .. }), "{err:?}");
+        assert!(err.to_string().contains("ipam.journal"), "{err}");
+        assert_eq!(
+            std::fs::read(dir.path().join("ipam.journal")).expect("read"),
+            bad
+        );
+    }
+    // A record that does not apply (the same address twice) is corruption too.
+    let mut dup = journal.clone();
+    let (s2, e2) = records[2];
+    let (s3, _) = records[3];
+    dup.copy_within(s2..e2, s3);
+    let dir = state_dir(&snapshot, &dup);
+    let err = Ipam::open(dir.path(), net("10.244.1.0/26"), &[]).expect_err("dup");
+    assert!(err.to_string().contains("does not apply"), "{err}");
+    // A journal newer than its snapshot, or without one.
+    let mut newer = journal.clone();
+    newer[8] = newer[8].wrapping_add(1);
+    let dir = state_dir(&snapshot, &newer);
+    assert!(Ipam::open(dir.path(), net("10.244.1.0/26"), &[]).is_err());
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("ipam.journal"), &journal).expect("journal");
+    let err = Ipam::open(dir.path(), net("10.244.1.0/26"), &[]).expect_err("no snapshot");
+    assert!(err.to_string().contains("is missing"), "{err}");
+}
+
+#[test]
+fn a_journal_older_than_the_snapshot_is_ignored() {
+    // A crash during compaction, after the new snapshot and before the new
+    // journal: the old journal's records are all in the snapshot.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = {
+        let mut ipam = open(dir.path());
+        let a = ipam.allocate("a", None).expect("a");
+        let b = ipam.allocate("b", None).expect("b");
+        ipam.release("a").expect("release");
+        (a, b)
+    };
+    let old_journal = std::fs::read(dir.path().join("ipam.journal")).expect("journal");
+    drop(open(dir.path()));
+    std::fs::write(dir.path().join("ipam.journal"), &old_journal).expect("old journal");
+    let ipam = open(dir.path());
+    assert_eq!((ipam.get("a"), ipam.get("b")), (None, Some(b)));
+    assert_ne!(a, b);
+}
+
+#[test]
+fn a_version_1_state_file_is_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("ipam.json"),
+        br#"{"version":1,"pool":"10.244.1.0/26","cursor":5,"allocations":[{"id":"a","address":"10.244.1.3"}]}"#,
+    )
+    .expect("write");
+    let mut ipam = open(dir.path());
+    assert_eq!(ipam.get("a"), Some(ip("10.244.1.3")));
+    assert_eq!(ipam.allocate("b", None).expect("b"), ip("10.244.1.5"));
 }
 
 #[test]

@@ -1,15 +1,24 @@
-//! Durable IPAM state: the on-disk format, atomic replacement and the lock that
-//! keeps two agents from sharing one state directory.
+//! Durable IPAM state: the snapshot + journal on disk, compaction, and the
+//! lock that keeps two agents from sharing one state directory.
 //!
-//! Data flow: [`super::Ipam`] calls [`Store::save`] with its whole state after
-//! every change and *before* telling anyone the result; [`Store::open`] takes
-//! the lock and [`Store::load`] reads the last saved state back at start-up.
+//! Data flow: [`super::Ipam`] calls [`Store::append`] with one
+//! [`Record`] per change and *before* telling anyone the result; the record is
+//! on disk (one `fdatasync`) when it returns. [`Store::open`] takes the lock,
+//! [`Store::load`] reads the snapshot and replays the journal at start-up, and
+//! [`Store::compact`] writes a whole snapshot and starts an empty journal (at
+//! start-up, after `reconcile`, and whenever the journal is full).
 //!
-//! Format (`ipam.json`, JSON, `version` 1):
-//! `{"version":1,"pool":"10.244.1.0/26","cursor":5,"allocations":[{"id":"c1","address":"10.244.1.3"}]}`
+//! Snapshot (`ipam.json`, JSON, `version` 2; version 1 — no journal — is read):
+//! `{"version":2,"generation":4,"pool":"10.244.1.0/26","cursor":5,"allocations":[{"id":"c1","address":"10.244.1.3"}]}`
 //! Replacement is atomic: write `ipam.json.tmp`, fsync it, rename over
-//! `ipam.json`, fsync the directory. A crash leaves either the old or the new
-//! file, never a mix; a stray `.tmp` is ignored and overwritten.
+//! `ipam.json`, fsync the directory; a stray `.tmp` is ignored and overwritten.
+//!
+//! Journal (`ipam.journal`, see [`super::journal`]): its header carries the
+//! generation of the snapshot it extends. Compaction writes snapshot `g+1`
+//! first, then the journal `g+1` (also tmp + fsync + rename + fsync dir); a
+//! crash in between leaves journal `g`, whose records are all in snapshot
+//! `g+1`: a journal older than the snapshot is ignored, a newer one (or one
+//! without a snapshot) is corruption.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions, TryLockError};
@@ -20,10 +29,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::IpamError;
+use super::journal::{self, Journal, JournalError, Record};
 
 pub(crate) const STATE_FILE: &str = "ipam.json";
+pub(crate) const JOURNAL_FILE: &str = "ipam.journal";
 const LOCK_FILE: &str = "ipam.lock";
-const FORMAT_VERSION: u32 = 1;
+const FORMAT_VERSION: u32 = 2;
 
 /// What is persisted.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,8 +48,11 @@ pub(crate) struct Snapshot {
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FileV1 {
+struct FileV2 {
     version: u32,
+    /// Absent in version 1 files (which had no journal): 0.
+    #[serde(default)]
+    generation: u64,
     pool: String,
     cursor: u32,
     allocations: Vec<EntryV1>,
@@ -61,6 +75,16 @@ struct VersionOnly {
 pub(crate) struct Store {
     dir: PathBuf,
     path: PathBuf,
+    journal_path: PathBuf,
+    /// Generation of the last snapshot loaded or (attempted to be) written.
+    pub(crate) generation: u64,
+    /// `None` until the first compaction, and after any failed write: the
+    /// next change then compacts instead of appending (a failed append may
+    /// have left a partial record that later ones must not follow).
+    journal: Option<Journal>,
+    /// Test hook: make the next journal append fail.
+    #[cfg(test)]
+    pub(crate) fail_next_append: bool,
     /// Holds the exclusive `flock`; released when dropped (or the process dies).
     _lock: File,
 }
@@ -85,6 +109,11 @@ impl Store {
         Ok(Store {
             dir: dir.to_path_buf(),
             path: dir.join(STATE_FILE),
+            journal_path: dir.join(JOURNAL_FILE),
+            generation: 0,
+            journal: None,
+            #[cfg(test)]
+            fail_next_append: false,
             _lock: lock,
         })
     }
@@ -93,49 +122,159 @@ impl Store {
         &self.path
     }
 
-    /// The last saved state; `None` when no state was ever saved here.
-    pub(crate) fn load(&self) -> Result<Option<Snapshot>, IpamError> {
+    /// The last saved state (snapshot + journal replayed); `None` when no
+    /// state was ever saved here. Changes nothing on disk.
+    pub(crate) fn load(&mut self) -> Result<Option<Snapshot>, IpamError> {
+        let journal = match std::fs::read(&self.journal_path) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(IpamError::io("reading", &self.journal_path, e)),
+        };
         let text = match std::fs::read(&self.path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if journal.is_some() {
+                    return Err(IpamError::Corrupt {
+                        path: self.path.clone(),
+                        reason: format!(
+                            "it is missing but the journal {JOURNAL_FILE} exists (move both away to start afresh)"
+                        ),
+                    });
+                }
+                return Ok(None);
+            }
             Err(e) => return Err(IpamError::io("reading", &self.path, e)),
         };
-        decode(&text)
-            .map(Some)
-            .map_err(|reason| IpamError::Corrupt {
-                path: self.path.clone(),
-                reason,
-            })
+        let (generation, mut snap) = decode(&text).map_err(|reason| IpamError::Corrupt {
+            path: self.path.clone(),
+            reason,
+        })?;
+        self.generation = generation;
+        let Some(bytes) = journal else {
+            return Ok(Some(snap));
+        };
+        let corrupt = |reason: String| IpamError::Corrupt {
+            path: self.journal_path.clone(),
+            reason,
+        };
+        let contents = journal::read(&bytes).map_err(|JournalError::Corrupt(r)| corrupt(r))?;
+        if contents.generation > generation {
+            return Err(corrupt(format!(
+                "journal generation {} is newer than snapshot generation {generation}",
+                contents.generation
+            )));
+        }
+        if contents.generation < generation {
+            // Left by a crash during compaction: already in the snapshot.
+            return Ok(Some(snap));
+        }
+        for (i, record) in contents.records.iter().enumerate() {
+            replay(&mut snap, record)
+                .map_err(|reason| corrupt(format!("record {i} does not apply: {reason}")))?;
+        }
+        Ok(Some(snap))
     }
 
-    /// Atomically replaces the state file with `snap` (durable on return).
-    pub(crate) fn save(&self, snap: &Snapshot) -> Result<(), IpamError> {
-        let bytes = encode(snap).map_err(|e| IpamError::io("encoding state for", &self.path, e))?;
-        let tmp = self.dir.join(format!("{STATE_FILE}.tmp"));
+    /// Makes `record` durable (one `fdatasync`). When the journal is full (or
+    /// unusable after an error) writes `full` — the state with `record`
+    /// applied — as a new snapshot with a fresh journal instead.
+    pub(crate) fn append(
+        &mut self,
+        record: &Record,
+        full: impl FnOnce() -> Snapshot,
+    ) -> Result<(), IpamError> {
+        let Some(journal) = self.journal.as_mut().filter(|j| j.fits(record)) else {
+            return self.compact(&full());
+        };
+        #[cfg(test)]
+        if std::mem::take(&mut self.fail_next_append) {
+            self.journal = None;
+            return Err(IpamError::io(
+                "appending to",
+                &self.journal_path,
+                std::io::Error::other("injected failure"),
+            ));
+        }
+        if let Err(e) = journal.append(record) {
+            self.journal = None;
+            return Err(IpamError::io("appending to", &self.journal_path, e));
+        }
+        Ok(())
+    }
+
+    /// Writes `snap` as the next snapshot generation and starts an empty
+    /// journal for it (durable on return).
+    pub(crate) fn compact(&mut self, snap: &Snapshot) -> Result<(), IpamError> {
+        self.journal = None;
+        // A new number even if an earlier attempt failed half-way.
+        self.generation += 1;
+        let bytes = encode(self.generation, snap)
+            .map_err(|e| IpamError::io("encoding state for", &self.path, e))?;
+        self.replace(STATE_FILE, &bytes)?;
+        let file = self.replace(JOURNAL_FILE, &journal::fresh(self.generation))?;
+        self.journal = Some(Journal::new(file));
+        Ok(())
+    }
+
+    /// Atomically replaces `dir/name` with `bytes`: write `name.tmp`, fsync,
+    /// rename, fsync the directory. Returns the (renamed) file, open.
+    fn replace(&self, name: &str, bytes: &[u8]) -> Result<File, IpamError> {
+        let tmp = self.dir.join(format!("{name}.tmp"));
+        let path = self.dir.join(name);
         let mut file = OpenOptions::new()
             .create(true)
             .write(true)
             .truncate(true)
             .open(&tmp)
             .map_err(|e| IpamError::io("creating", &tmp, e))?;
-        file.write_all(&bytes)
+        file.write_all(bytes)
             .map_err(|e| IpamError::io("writing", &tmp, e))?;
         file.sync_all()
             .map_err(|e| IpamError::io("syncing", &tmp, e))?;
-        drop(file);
-        std::fs::rename(&tmp, &self.path)
-            .map_err(|e| IpamError::io("renaming into place", &self.path, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| IpamError::io("renaming into place", &path, e))?;
         // The rename is durable only once the directory entry is.
         File::open(&self.dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| IpamError::io("syncing directory", &self.dir, e))?;
-        Ok(())
+        Ok(file)
     }
 }
 
-fn encode(snap: &Snapshot) -> std::io::Result<Vec<u8>> {
-    let file = FileV1 {
+/// Applies one journaled change; the error says why it cannot apply.
+fn replay(snap: &mut Snapshot, record: &Record) -> Result<(), String> {
+    match record {
+        Record::Allocate {
+            id,
+            address,
+            cursor,
+        } => {
+            if let Some(current) = snap.allocations.get(id) {
+                return Err(format!(
+                    "{id:?} is allocated {address} but already has {current}"
+                ));
+            }
+            if let Some((owner, _)) = snap.allocations.iter().find(|(_, a)| *a == address) {
+                return Err(format!(
+                    "{address} is allocated to {id:?} but {owner:?} holds it"
+                ));
+            }
+            snap.allocations.insert(id.clone(), *address);
+            snap.cursor = *cursor;
+        }
+        Record::Release { id, address } => {
+            if snap.allocations.get(id) != Some(address) {
+                return Err(format!("{id:?} releases {address}, which it does not hold"));
+            }
+            snap.allocations.remove(id);
+        }
+    }
+    Ok(())
+}
+
+fn encode(generation: u64, snap: &Snapshot) -> std::io::Result<Vec<u8>> {
+    let file = FileV2 {
         version: FORMAT_VERSION,
+        generation,
         pool: snap.pool.clone(),
         cursor: snap.cursor,
         allocations: snap
@@ -153,16 +292,16 @@ fn encode(snap: &Snapshot) -> std::io::Result<Vec<u8>> {
 }
 
 /// Parses and checks a state file; the error says what is wrong.
-fn decode(bytes: &[u8]) -> Result<Snapshot, String> {
+fn decode(bytes: &[u8]) -> Result<(u64, Snapshot), String> {
     let version: VersionOnly =
         serde_json::from_slice(bytes).map_err(|e| format!("not a tortie IPAM file: {e}"))?;
-    if version.version != FORMAT_VERSION {
+    if !(1..=FORMAT_VERSION).contains(&version.version) {
         return Err(format!(
-            "format version {} is not supported (this tortie reads version {FORMAT_VERSION}); was it written by a newer tortie?",
+            "format version {} is not supported (this tortie reads versions 1 to {FORMAT_VERSION}); was it written by a newer tortie?",
             version.version
         ));
     }
-    let file: FileV1 = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let file: FileV2 = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     let mut allocations = BTreeMap::new();
     let mut owners: BTreeMap<Ipv4Addr, String> = BTreeMap::new();
     for entry in file.allocations {
@@ -179,11 +318,14 @@ fn decode(bytes: &[u8]) -> Result<Snapshot, String> {
             return Err(format!("container {:?} is listed twice", entry.id));
         }
     }
-    Ok(Snapshot {
-        pool: file.pool,
-        cursor: file.cursor,
-        allocations,
-    })
+    Ok((
+        file.generation,
+        Snapshot {
+            pool: file.pool,
+            cursor: file.cursor,
+            allocations,
+        },
+    ))
 }
 
 #[cfg(test)]
@@ -197,8 +339,8 @@ mod tests {
             cursor: 7,
             allocations: [("c1".to_string(), Ipv4Addr::new(10, 244, 1, 3))].into(),
         };
-        let bytes = encode(&snap).expect("encode");
-        assert_eq!(decode(&bytes), Ok(snap));
+        let bytes = encode(3, &snap).expect("encode");
+        assert_eq!(decode(&bytes), Ok((3, snap)));
     }
 
     #[test]
@@ -210,7 +352,7 @@ mod tests {
                 .map(|i| (format!("c{i}"), Ipv4Addr::new(10, 244, 1, i)))
                 .collect(),
         };
-        let good = encode(&snap).expect("encode");
+        let good = encode(1, &snap).expect("encode");
         let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
         let mut next = move || {
             seed ^= seed << 13;
@@ -234,7 +376,7 @@ mod tests {
                 }
             }
             // Either a consistent snapshot or an error; never a panic.
-            if let Ok(s) = decode(&bytes) {
+            if let Ok((_, s)) = decode(&bytes) {
                 let addrs: std::collections::BTreeSet<_> = s.allocations.values().collect();
                 assert_eq!(addrs.len(), s.allocations.len());
             }
@@ -249,8 +391,8 @@ mod tests {
         let twice = br#"{"version":1,"pool":"10.0.0.0/24","cursor":0,"allocations":[
             {"id":"a","address":"10.0.0.1"},{"id":"a","address":"10.0.0.2"}]}"#;
         assert!(decode(twice).is_err_and(|e| e.contains("listed twice")));
-        let newer = br#"{"version":2}"#;
-        assert!(decode(newer).is_err_and(|e| e.contains("version 2")));
+        let newer = br#"{"version":3}"#;
+        assert!(decode(newer).is_err_and(|e| e.contains("version 3")));
         assert!(decode(b"").is_err());
         assert!(decode(b"{\"version\":1,\"pool\":\"x\",\"cursor\":0,\"allocations\":[{\"id\":\"a\",\"address\":\"10.0.0.300\"}]}").is_err());
     }

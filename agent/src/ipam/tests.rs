@@ -1,0 +1,139 @@
+//! Unit tests of IPAM persistence that need the store's internals: failed
+//! appends, journal-full compaction, and a model test (replay == memory).
+
+use super::*;
+
+fn pool() -> Ipv4Network {
+    "10.244.1.0/26".parse().expect("pool")
+}
+
+/// The durable part of the in-memory state.
+fn state(ipam: &Ipam) -> (BTreeMap<String, Ipv4Addr>, u32) {
+    (ipam.by_id.clone(), ipam.cursor)
+}
+
+#[test]
+fn a_failed_append_allocates_nothing_and_the_next_change_compacts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut ipam = Ipam::open(dir.path(), pool(), &[]).expect("open");
+    let a = ipam.allocate("a", None).expect("a");
+    ipam.store.fail_next_append = true;
+    let err = ipam.allocate("b", None).expect_err("append must fail");
+    assert!(err.to_string().contains("ipam.journal"), "{err}");
+    assert_eq!(ipam.get("b"), None);
+    let b = ipam.allocate("b", None).expect("b");
+    assert_ne!(a, b);
+    ipam.store.fail_next_append = true;
+    assert!(ipam.release("a").is_err());
+    assert_eq!(ipam.get("a"), Some(a), "a failed release freed the address");
+    let c = ipam.allocate("c", None).expect("c");
+    let expected = state(&ipam);
+    drop(ipam);
+    let ipam = Ipam::open(dir.path(), pool(), &[]).expect("reopen");
+    assert_eq!(state(&ipam), expected);
+    assert_eq!(
+        (ipam.get("a"), ipam.get("b"), ipam.get("c")),
+        (Some(a), Some(b), Some(c))
+    );
+}
+
+#[test]
+fn a_full_journal_is_compacted_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut ipam = Ipam::open(dir.path(), pool(), &[]).expect("open");
+    let generation = ipam.store.generation;
+    // 64-character ids, like CNI's: each record takes 88 bytes.
+    let per_cycle = 2 * journal::encode(&Record::Release {
+        id: format!("{:064x}", 0),
+        address: Ipv4Addr::UNSPECIFIED,
+    })
+    .len();
+    let cycles = usize::try_from(journal::CAPACITY).unwrap_or(0) / per_cycle * 3 / 2;
+    let mut kept = Vec::new();
+    for i in 0..cycles {
+        let id = format!("{i:064x}");
+        let addr = ipam.allocate(&id, None).expect("alloc");
+        if i % 60 == 0 {
+            kept.push((id, addr));
+        } else {
+            ipam.release(&id).expect("release");
+        }
+    }
+    assert!(
+        ipam.store.generation > generation,
+        "the journal never filled up: generation {} → {}, {cycles} cycles",
+        generation,
+        ipam.store.generation
+    );
+    let journal_len = std::fs::metadata(dir.path().join(store::JOURNAL_FILE))
+        .expect("journal")
+        .len();
+    assert_eq!(journal_len, journal::CAPACITY, "the journal grew");
+    let expected = state(&ipam);
+    drop(ipam);
+    let ipam = Ipam::open(dir.path(), pool(), &[]).expect("reopen");
+    assert_eq!(state(&ipam), expected);
+    for (id, addr) in kept {
+        assert_eq!(ipam.get(&id), Some(addr));
+    }
+}
+
+#[test]
+fn replaying_random_operations_gives_the_in_memory_state() {
+    let mut seed = 0x853c_49e6_748f_ea9b_u64;
+    let mut next = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    for round in 0..20 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let small: Ipv4Network = "10.0.0.0/28".parse().expect("pool");
+        let mut ipam = Ipam::open(dir.path(), small, &[Ipv4Addr::new(10, 0, 0, 3)]).expect("open");
+        let mut handed_out: BTreeMap<Ipv4Addr, String> = BTreeMap::new();
+        for _ in 0..200 {
+            let id = format!("c{}", next(24));
+            match next(10) {
+                0..=4 => {
+                    if let Ok(a) = ipam.allocate(&id, None) {
+                        handed_out.insert(a, id);
+                    }
+                }
+                5 => {
+                    let wanted = Ipv4Addr::new(10, 0, u8::try_from(next(2)).unwrap_or(0), 7);
+                    if let Ok(a) = ipam.allocate(&id, Some(wanted)) {
+                        handed_out.insert(a, id);
+                    }
+                }
+                6..=8 => {
+                    if let Some(a) = ipam.release(&id).expect("release") {
+                        handed_out.remove(&a);
+                    }
+                }
+                _ => {
+                    // Reopen mid-sequence: replay, then compaction.
+                    let expected = state(&ipam);
+                    drop(ipam);
+                    ipam = Ipam::open(dir.path(), small, &[Ipv4Addr::new(10, 0, 0, 3)])
+                        .expect("reopen");
+                    assert_eq!(state(&ipam), expected, "round {round}");
+                }
+            }
+            let owners: BTreeMap<Ipv4Addr, String> = ipam
+                .allocations()
+                .map(|(i, a)| (a, i.to_string()))
+                .collect();
+            assert_eq!(owners, handed_out, "round {round}");
+        }
+        // Reload without compaction in between: snapshot + journal replay.
+        let expected = (state(&ipam), ipam.store.generation);
+        let locked = Store::open(dir.path()).expect_err("still locked");
+        assert!(matches!(locked, IpamError::Locked { .. }), "{locked:?}");
+        drop(ipam);
+        let mut fresh = Store::open(dir.path()).expect("store");
+        let snap = fresh.load().expect("load").expect("saved");
+        assert_eq!((snap.allocations, snap.cursor), expected.0, "round {round}");
+        assert_eq!(fresh.generation, expected.1);
+    }
+}
