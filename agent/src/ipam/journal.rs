@@ -105,9 +105,13 @@ impl Journal {
         }
     }
 
-    /// Whether `record` still fits.
+    /// Whether `record` still fits, and can be journaled at all (an id
+    /// longer than a record holds — only possible from a hand-edited
+    /// snapshot — must go through a snapshot instead).
     pub(crate) fn fits(&self, record: &Record) -> bool {
-        self.end + encode(record).len() as u64 <= CAPACITY
+        let (Record::Allocate { id, .. } | Record::Release { id, .. }) = record;
+        id.len() <= MAX_PAYLOAD - FIXED_PAYLOAD
+            && self.end + encode(record).len() as u64 <= CAPACITY
     }
 
     /// Writes `record` and waits until it is on disk (`fdatasync`).
@@ -130,8 +134,8 @@ pub(crate) fn encode(record: &Record) -> Vec<u8> {
         } => (OP_ALLOCATE, id, address, *cursor),
         Record::Release { id, address } => (OP_RELEASE, id, address, 0),
     };
-    // Ids are checked (≤ 256 bytes) before they get here; clamp regardless so
-    // the length field can never lie.
+    // `Journal::fits` keeps longer ids out; clamp regardless so the length
+    // field can never lie.
     let id = id.as_bytes();
     let id = &id[..id.len().min(MAX_PAYLOAD - FIXED_PAYLOAD)];
     let mut payload = Vec::with_capacity(FIXED_PAYLOAD + id.len());

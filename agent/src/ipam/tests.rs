@@ -137,3 +137,24 @@ fn replaying_random_operations_gives_the_in_memory_state() {
         assert_eq!(fresh.generation, expected.1);
     }
 }
+
+#[test]
+fn an_id_too_long_for_a_record_goes_through_a_snapshot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let long = "x".repeat(300);
+    std::fs::write(
+        dir.path().join(store::STATE_FILE),
+        format!(
+            r#"{{"version":1,"pool":"10.244.1.0/26","cursor":0,"allocations":[{{"id":"{long}","address":"10.244.1.9"}}]}}"#
+        ),
+    )
+    .expect("write");
+    let mut ipam = Ipam::open(dir.path(), pool(), &[]).expect("open");
+    let generation = ipam.store.generation;
+    let addr = "10.244.1.9".parse().expect("addr");
+    assert_eq!(ipam.release_address(addr).expect("release"), Some(long));
+    assert_eq!(ipam.store.generation, generation + 1, "not compacted");
+    drop(ipam);
+    let ipam = Ipam::open(dir.path(), pool(), &[]).expect("reopen");
+    assert_eq!(ipam.owner(addr), None);
+}
