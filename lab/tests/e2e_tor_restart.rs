@@ -94,27 +94,26 @@ fn ping_counts_parse() {
     assert_eq!(ping_counts("ping: connect: Network is unreachable"), None);
 }
 
-#[test]
-fn tor_bird_graceful_restart_under_ping_loses_nothing() {
-    let Some(mut g) = up("leaf-spine", "e2etor") else {
-        return;
-    };
-    wait_all_established(&g);
-    ping_all(&g);
+/// What one restart of tor1's BIRD under a cross-rack ping showed.
+struct RestartRun {
+    /// ping's output.
+    out: String,
+    /// (transmitted, received).
+    counts: Option<(u32, u32)>,
+    /// The spine held rack 1's block as stale while BIRD was away.
+    spine_kept_stale: bool,
+    /// `ip route show` of rack 2's block on tor1 and on r1n1 while BIRD was away.
+    tor1_fib: String,
+    r1n1_fib: String,
+}
 
-    // The spine's bgpd is young: its OPEN carried the R bit, which is what
-    // would make a restart now lossy (see the module doc).
-    assert_eq!(
-        spine_caps_r_bit(&g),
-        Some(true),
-        "FRR 8.4 is expected to set the R bit during its first 120 s"
-    );
-    let age = daemon_age(&g, "spine", "bgpd");
-    if let Some(rest) = FRR_STARTUP_WINDOW.checked_sub(age) {
-        eprintln!("waiting {rest:?} for the spine's bgpd to leave its startup window");
-        std::thread::sleep(rest);
-    }
+const RACK1_BLOCK: &str = "10.244.11.0/26";
+const RACK2_BLOCK: &str = "10.244.21.0/26";
 
+/// SIGKILLs tor1's BIRD 1 s into a 10 s ping from r1n1/c1 to r2n1/c1, looks
+/// at the spine and the kernels while it is away, starts it again with `-R`
+/// 1.5 s after the kill and waits for the ping to end.
+fn restart_tor1_under_ping(g: &mut LabGuard) -> RestartRun {
     let src = g
         .lab
         .state
@@ -129,8 +128,6 @@ fn tor_bird_graceful_restart_under_ping_loses_nothing() {
         .container_address("r2n1", "c1")
         .expect("r2n1/c1")
         .to_string();
-    let rack2_block = "10.244.21.0/26";
-    let rack1_block = "10.244.11.0/26";
     let count = PROBES.to_string();
     let pinger = std::thread::spawn(move || {
         tortie_lab::netns::Netns::existing(&src)
@@ -144,34 +141,88 @@ fn tor_bird_graceful_restart_under_ping_loses_nothing() {
     // Crash: SIGKILL closes BIRD's sockets without a NOTIFICATION.
     let t_kill = Instant::now();
     g.lab.kill_daemon("tor1", "bird").unwrap();
-    // While BIRD is away: the spine holds tor1's route as stale, tor1's and
-    // r1n1's kernels still route to rack 2.
     let stale = wait_until(
         "spine marks tor1's routes stale",
-        Duration::from_secs(3),
+        Duration::from_secs(1),
         || {
-            spine_routes(&g)
+            spine_routes(g)
                 .into_iter()
-                .find(|r| r.prefix == rack1_block && r.stale)
+                .find(|r| r.prefix == RACK1_BLOCK && r.stale)
         },
     );
-    let tor1_fib = node_sh(&g, "tor1", &format!("ip route show {rack2_block}"));
-    let r1n1_fib = node_sh(&g, "r1n1", &format!("ip route show {rack2_block}"));
-    let down_for = Duration::from_millis(1500).saturating_sub(t_kill.elapsed());
-    std::thread::sleep(down_for);
+    let tor1_fib = node_sh(g, "tor1", &format!("ip route show {RACK2_BLOCK}"));
+    let r1n1_fib = node_sh(g, "r1n1", &format!("ip route show {RACK2_BLOCK}"));
+    std::thread::sleep(Duration::from_millis(1500).saturating_sub(t_kill.elapsed()));
     g.lab.restart_daemon("tor1", "bird").unwrap();
     let out = pinger.join().unwrap();
-    eprintln!("ping across the ToR restart:\n{out}");
+    RestartRun {
+        counts: ping_counts(&out),
+        out,
+        spine_kept_stale: stale.is_ok(),
+        tor1_fib,
+        r1n1_fib,
+    }
+}
 
-    assert!(
-        stale.is_ok(),
-        "spine did not keep {rack1_block} as stale: {stale:?}"
+/// Waits until every session is back and the spine holds the four blocks,
+/// none stale, and every container pings every other.
+fn converged(g: &LabGuard) {
+    wait_all_established(g);
+    wait_until("four blocks, none stale, at the spine", T, || {
+        let r = spine_routes(g);
+        (r.iter().filter(|r| r.best).count() == 4 && r.iter().all(|r| !r.stale)).then_some(())
+    })
+    .unwrap();
+    ping_all(g);
+}
+
+#[test]
+fn tor_bird_graceful_restart_under_ping_loses_nothing() {
+    let Some(mut g) = up("leaf-spine", "e2etor") else {
+        return;
+    };
+    converged(&g);
+
+    // 1. Inside FRR's startup window the spine's OPEN carries the R bit, so
+    //    the restarted BIRD does not wait for the spine's End-of-RIB: a race
+    //    that loses some probes or none. Measured and shown, not asserted.
+    assert_eq!(
+        spine_caps_r_bit(&g),
+        Some(true),
+        "FRR 8.4 is expected to set the R bit during its first 120 s"
     );
-    assert!(!tor1_fib.trim().is_empty(), "tor1 lost {rack2_block}");
-    assert!(!r1n1_fib.trim().is_empty(), "r1n1 lost {rack2_block}");
-    let (tx, rx) = ping_counts(&out)
-        .unwrap_or_else(|| panic!("no ping summary: {out}\n{}", g.lab.logs_tail(20)));
-    assert_eq!(tx, PROBES, "{out}");
+    let early = restart_tor1_under_ping(&mut g);
+    let age = daemon_age(&g, "spine", "bgpd");
+    if age < Duration::from_secs(110) {
+        assert_eq!(spine_caps_r_bit(&g), Some(true), "spine bgpd {age:?} old");
+    }
+    if let Some((tx, rx)) = early.counts {
+        eprintln!(
+            "restart inside the spine's startup window (bgpd {age:?} old): {} of {tx} probes lost",
+            tx - rx
+        );
+    }
+    converged(&g);
+
+    // 2. Once the spine's bgpd is older than its startup window, as any spine
+    //    in service is: graceful restart must lose nothing.
+    let age = daemon_age(&g, "spine", "bgpd");
+    if let Some(rest) = FRR_STARTUP_WINDOW.checked_sub(age) {
+        eprintln!("waiting {rest:?} for the spine's bgpd to leave its startup window");
+        std::thread::sleep(rest);
+    }
+    let run = restart_tor1_under_ping(&mut g);
+    eprintln!("ping across the ToR restart:\n{}", run.out);
+    assert!(
+        run.spine_kept_stale,
+        "spine did not keep {RACK1_BLOCK} as stale"
+    );
+    assert!(!run.tor1_fib.trim().is_empty(), "tor1 lost {RACK2_BLOCK}");
+    assert!(!run.r1n1_fib.trim().is_empty(), "r1n1 lost {RACK2_BLOCK}");
+    let (tx, rx) = run
+        .counts
+        .unwrap_or_else(|| panic!("no ping summary: {}\n{}", run.out, g.lab.logs_tail(20)));
+    assert_eq!(tx, PROBES, "{}", run.out);
     assert_eq!(
         rx,
         tx,
@@ -179,17 +230,9 @@ fn tor_bird_graceful_restart_under_ping_loses_nothing() {
         tx - rx,
         g.lab.logs_tail(20)
     );
-
-    // Recovery really happened the graceful way: the spine's new OPEN had
-    // no R bit (so BIRD waited for its End-of-RIB), every session is back,
-    // nothing is left stale at the spine.
+    // The recovery was the graceful one: the spine's new OPEN had no R bit,
+    // so BIRD waited for its End-of-RIB.
     assert_eq!(spine_caps_r_bit(&g), Some(false));
-    wait_all_established(&g);
-    wait_until("no stale route at the spine", T, || {
-        let r = spine_routes(&g);
-        (r.iter().filter(|r| r.best).count() == 4 && r.iter().all(|r| !r.stale)).then_some(())
-    })
-    .unwrap();
-    ping_all(&g);
+    converged(&g);
     down_leaves_nothing(g);
 }
