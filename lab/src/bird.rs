@@ -267,9 +267,12 @@ pub fn parse_bgp_state(out: &str) -> Option<String> {
 /// The Restart State (R) bit of the neighbor's graceful restart capability
 /// (RFC 4724 §3) as `show protocols all NAME` prints it: `Some(true)` when
 /// the neighbor's OPEN said it has just restarted ("Restart recovery" under
-/// "Neighbor capabilities" / "Graceful restart"), `Some(false)` when it
-/// advertised graceful restart without that bit, `None` when it advertised no
-/// graceful restart at all (or the session never got that far).
+/// "Neighbor capabilities" / "Graceful restart"), `Some(false)` when the
+/// capability's details are printed without that line, `None` when they are
+/// not printed: no graceful restart capability (or no session yet), or a
+/// bare "Graceful restart" line, which BIRD 2.0.12 prints for a helper-only
+/// neighbor that lists no address family (FRR without `bgp graceful-restart`)
+/// and which says nothing about its R bit.
 ///
 /// BIRD does not wait for End-of-RIB from a neighbor whose R bit is set
 /// (RFC 4724 §3: its peer "MUST NOT wait for the End-of-RIB marker" from
@@ -300,16 +303,13 @@ pub fn neighbor_gr_restart_bit(out: &str) -> Option<bool> {
         }
         if let Some(gi) = gr_indent {
             if indent > gi {
-                if t == "Restart recovery" {
-                    found = Some(true);
-                }
+                found = Some(found == Some(true) || t == "Restart recovery");
                 continue;
             }
             gr_indent = None;
         }
         if t == "Graceful restart" {
             gr_indent = Some(indent);
-            found = found.or(Some(false));
         }
     }
     found
@@ -442,6 +442,9 @@ spine      BGP        ---        up     20:59:22.815  Established
         assert_eq!(neighbor_gr_restart_bit(&cleared), Some(false));
         let no_gr = PROTO_ALL.replace("      Graceful restart\n", "      Something else\n");
         assert_eq!(neighbor_gr_restart_bit(&no_gr), None);
+        // Helper-only neighbor: a bare line, the R bit is unknown.
+        let bare = "BIRD 2.0.12 ready.\n    Neighbor capabilities\n      Route refresh\n      Graceful restart\n      4-octet AS numbers\n    Session:          external AS4\n";
+        assert_eq!(neighbor_gr_restart_bit(bare), None);
         assert_eq!(neighbor_gr_restart_bit("BIRD 2.0.12 ready.\n"), None);
     }
 
