@@ -183,6 +183,29 @@ impl Exabgp {
             })
     }
 
+    /// How many UPDATEs ExaBGP received that announce `prefix` (re-sends
+    /// included, e.g. the answer to a ROUTE-REFRESH).
+    pub fn announcements(&self, prefix: &str) -> usize {
+        self.messages()
+            .iter()
+            .filter_map(|m| m.pointer("/neighbor/message/update/announce/ipv4 unicast"))
+            .filter_map(Value::as_object)
+            .filter(|a| {
+                a.values()
+                    .filter_map(Value::as_array)
+                    .flatten()
+                    .any(|n| n.get("nlri").and_then(Value::as_str) == Some(prefix))
+            })
+            .count()
+    }
+
+    /// Asks the peer to re-send its routes: ExaBGP's API command
+    /// `announce route-refresh ipv4 unicast` sends a ROUTE-REFRESH (RFC 2918)
+    /// to every established neighbor.
+    pub fn route_refresh(&self) -> Result<()> {
+        self.command("announce route-refresh ipv4 unicast")
+    }
+
     /// Prefixes currently announced to ExaBGP (announces minus withdrawals,
     /// in order), with the AS_PATH and next hop of the latest announcement.
     pub fn received_routes(&self) -> Vec<(String, Vec<u32>, String)> {
@@ -252,5 +275,12 @@ mod tests {
         let t = c.render(Path::new("/tmp/d.sh"));
         assert!(t.contains("route 10.9.1.0/24 next-hop self attribute [ 0x04 0x80 0x0001 ];"));
         assert!(t.contains("run /tmp/d.sh;"));
+        assert!(!t.contains("md5-password"));
+        let t = ExabgpConfig {
+            password: Some("k3y".into()),
+            ..c
+        }
+        .render(Path::new("/tmp/d.sh"));
+        assert!(t.contains("  md5-password \"k3y\";"));
     }
 }

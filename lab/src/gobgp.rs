@@ -176,9 +176,18 @@ impl Gobgp {
         ))
     }
 
-    /// Sends ROUTE-REFRESH to `addr` (`gobgp neighbor A softresetin`).
+    /// `gobgp neighbor A softresetin`: GoBGP 3.10 re-runs its own stored
+    /// Adj-RIB-In through import policy (`BgpServer.softResetIn`); it sends
+    /// nothing to the peer, in particular no ROUTE-REFRESH.
     pub fn soft_in(&self, addr: IpAddr) -> Result<()> {
         self.cli(&["neighbor", &addr.to_string(), "softresetin"])
+            .map(|_| ())
+    }
+
+    /// `gobgp neighbor A softresetout`: GoBGP re-sends its Adj-RIB-Out to
+    /// `addr` as UPDATEs (what it would do on receiving a ROUTE-REFRESH).
+    pub fn soft_out(&self, addr: IpAddr) -> Result<()> {
+        self.cli(&["neighbor", &addr.to_string(), "softresetout"])
             .map(|_| ())
     }
 }

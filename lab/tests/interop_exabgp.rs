@@ -1,6 +1,8 @@
 //! Interop with ExaBGP (Debian's exabgp) against tortie, including RFC 7606:
 //! ExaBGP sends an UPDATE whose MULTI_EXIT_DISC has a bad length; tortie must
 //! treat only that UPDATE's routes as withdrawn and keep the session up.
+//! Also: route refresh (ExaBGP's API sends a ROUTE-REFRESH, tortie re-sends
+//! its routes) and TCP MD5 with the right and a wrong key.
 
 mod common;
 
@@ -14,7 +16,7 @@ const GOOD: &str = "10.6.0.0/24";
 const BAD: &str = "10.6.1.0/24";
 const LATER: &str = "10.6.2.0/24";
 
-fn exabgp(pair: &Pair, passive: bool) -> Exabgp {
+fn exabgp(pair: &Pair, passive: bool, password: Option<&str>) -> Exabgp {
     let cfg = ExabgpConfig {
         router_id: Ipv4Addr::new(198, 51, 100, 1),
         local_address: THEIRS.parse().unwrap(),
@@ -22,7 +24,7 @@ fn exabgp(pair: &Pair, passive: bool) -> Exabgp {
         peer_address: OURS.parse().unwrap(),
         peer_asn: OUR_ASN,
         passive,
-        password: None,
+        password: password.map(str::to_string),
         hold_time: 9,
         graceful_restart: false,
         routes: vec![
@@ -44,7 +46,7 @@ fn exabgp(pair: &Pair, passive: bool) -> Exabgp {
 #[test]
 fn exabgp_routes_both_ways_and_rfc7606_treat_as_withdraw() {
     let Some(pair) = pair("tl-ie1") else { return };
-    let exa = exabgp(&pair, false);
+    let exa = exabgp(&pair, false, None);
     let node = pair.start_tortie(&pair.tortie_config(true, None));
     tortie_lab::wait_until("tortie Established with ExaBGP", T, || {
         node.all_established().then_some(())
@@ -100,7 +102,7 @@ fn exabgp_routes_both_ways_and_rfc7606_treat_as_withdraw() {
 #[test]
 fn exabgp_we_connect() {
     let Some(pair) = pair("tl-ie2") else { return };
-    let exa = exabgp(&pair, true);
+    let exa = exabgp(&pair, true, None);
     let node = pair.start_tortie(&pair.tortie_config(false, None));
     tortie_lab::wait_until("tortie Established with ExaBGP", T, || {
         node.all_established().then_some(())
@@ -111,4 +113,75 @@ fn exabgp_we_connect() {
         exa.received_routes().into_iter().find(|r| r.0 == BLOCK)
     })
     .unwrap();
+
+    // Route refresh (RFC 2918): ExaBGP sends ROUTE-REFRESH for IPv4
+    // unicast; tortie counts it and re-sends its Adj-RIB-Out, without
+    // resetting the session.
+    let refreshes = received(&node, "route_refresh");
+    let announced = exa.announcements(BLOCK);
+    let t0 = transitions(&node);
+    exa.route_refresh().unwrap();
+    tortie_lab::wait_until("ROUTE-REFRESH counted", T, || {
+        (received(&node, "route_refresh") > refreshes).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}; status {:?}", node.status()));
+    tortie_lab::wait_until("our block re-sent to ExaBGP", T, || {
+        (exa.announcements(BLOCK) > announced).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}; ExaBGP got {:?}", exa.received_routes()));
+    let got = exa
+        .received_routes()
+        .into_iter()
+        .find(|r| r.0 == BLOCK)
+        .expect("block still announced");
+    assert_eq!(got.1, vec![OUR_ASN]);
+    assert_eq!(got.2, OURS);
+    assert_eq!(
+        transitions(&node),
+        t0,
+        "route refresh must not reset the session"
+    );
+    assert!(node.all_established());
+    assert_eq!(exa.state().as_deref(), Some("up"));
+}
+
+/// TCP MD5 (RFC 2385), same key both sides: ExaBGP listens, tortie connects.
+#[test]
+fn exabgp_md5_right_key_connects() {
+    let Some(pair) = pair("tl-ie3") else { return };
+    let exa = exabgp(&pair, true, Some("s3cret-key"));
+    let node = pair.start_tortie(&pair.tortie_config(false, Some("s3cret-key")));
+    tortie_lab::wait_until("both sides Established", T, || {
+        (node.all_established() && exa.state().as_deref() == Some("up")).then_some(())
+    })
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}; status {:?}\nlog:\n{}",
+            node.status(),
+            node.log_tail(30)
+        )
+    });
+    wait_our_route(&node, GOOD);
+}
+
+/// Different keys, both sides connecting: no session for 6 s.
+#[test]
+fn exabgp_md5_wrong_key_does_not_connect() {
+    let Some(pair) = pair("tl-ie4") else { return };
+    let exa = exabgp(&pair, false, Some("right-key"));
+    let node = pair.start_tortie(&pair.tortie_config(false, Some("wrong-key")));
+    for _ in 0..60 {
+        assert_ne!(
+            exa.state().as_deref(),
+            Some("up"),
+            "ExaBGP Established despite the wrong MD5 key"
+        );
+        assert!(
+            !node.all_established(),
+            "tortie Established despite the wrong MD5 key: {:?}",
+            node.status()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(transitions(&node), 0);
 }
