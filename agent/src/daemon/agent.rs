@@ -7,11 +7,11 @@
 //! is outside the block or `advertise = "hosts"`; any failure rolls the earlier
 //! steps back. Detach runs the same steps in reverse. One async mutex (around
 //! IPAM) serialises attach/detach/gc so two calls for one id never interleave.
-//! Learned best paths arrive through [`Agent::on_speaker_event`] and become
-//! kernel routes in the route table.
+//! Learned best paths arrive in coalesced batches through
+//! [`Agent::apply_steps`] and become kernel routes in the route table.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -194,56 +194,58 @@ impl Agent {
         }
     }
 
-    /// Turns a speaker event into kernel routes / logs.
-    pub async fn on_speaker_event(&self, ev: SpeakerEvent) {
-        match ev {
-            SpeakerEvent::BestPathChanged {
-                prefix: Prefix::V4(p),
-                next_hops,
-                ..
-            } => {
-                let Ok(net) = Ipv4Network::new(p.addr(), p.len()) else {
-                    return;
-                };
-                let cfg = self.config();
-                if net == cfg.node.pod_cidr
-                    || (p.len() == 32 && self.locals_read().contains_key(&p.addr()))
-                {
-                    tracing::debug!(prefix = %net, "ignoring a learned route for our own block or container");
-                    return;
+    /// Applies a batch of coalesced speaker events ([`super::batch`]) in
+    /// order: route runs become route table `set`/`remove` calls, peer state
+    /// changes are logged, `Converged` runs the sweep after every route
+    /// change received before it.
+    pub async fn apply_steps(&self, steps: Vec<super::batch::Step>) {
+        use super::batch::Step;
+        for step in steps {
+            match step {
+                Step::Routes(routes) => self.apply_routes(routes).await,
+                Step::Event(SpeakerEvent::PeerStateChanged {
+                    peer,
+                    state,
+                    reason,
+                }) => {
+                    tracing::info!(%peer, state = state.name(), %reason, "BGP peer state changed");
                 }
-                let hops: Vec<Ipv4Addr> = next_hops
-                    .iter()
-                    .filter_map(|h| match h {
-                        IpAddr::V4(a) => Some(*a),
-                        IpAddr::V6(_) => None,
-                    })
-                    .collect();
-                if hops.is_empty() {
-                    self.table.remove(net).await;
-                } else {
-                    let route = tortie_routes::route_for_learned(
-                        &hops,
-                        super::encapsulation(cfg.dataplane.encapsulation),
-                        cfg.node.address,
-                    );
-                    self.table.set(net, route).await;
+                Step::Event(SpeakerEvent::Converged) => {
+                    self.mark_converged("End-of-RIB from every peer").await
                 }
+                // Route changes never come as a separate step.
+                Step::Event(SpeakerEvent::BestPathChanged { .. }) => {}
             }
-            SpeakerEvent::BestPathChanged {
-                prefix: Prefix::V6(p),
-                ..
-            } => {
-                tracing::debug!(prefix = %p, "IPv6 routes are not installed yet");
+        }
+    }
+
+    /// Latest next hops per prefix → kernel routes (empty = remove ours).
+    /// Learned routes for our own block or a container /32 are ignored.
+    async fn apply_routes(&self, routes: Vec<(Ipv4Network, Vec<Ipv4Addr>)>) {
+        let cfg = self.config();
+        let encap = super::encapsulation(cfg.dataplane.encapsulation);
+        // Filter under the (sync) locals lock, then write without holding it.
+        let routes: Vec<(Ipv4Network, Vec<Ipv4Addr>)> = {
+            let locals = self.locals_read();
+            routes
+                .into_iter()
+                .filter(|(net, _)| {
+                    let own = *net == cfg.node.pod_cidr
+                        || (net.prefix() == 32 && locals.contains_key(&net.ip()));
+                    if own {
+                        tracing::debug!(prefix = %net, "ignoring a learned route for our own block or container");
+                    }
+                    !own
+                })
+                .collect()
+        };
+        for (net, hops) in routes {
+            if hops.is_empty() {
+                self.table.remove(net).await;
+            } else {
+                let route = tortie_routes::route_for_learned(&hops, encap, cfg.node.address);
+                self.table.set(net, route).await;
             }
-            SpeakerEvent::PeerStateChanged {
-                peer,
-                state,
-                reason,
-            } => {
-                tracing::info!(%peer, state = state.name(), %reason, "BGP peer state changed");
-            }
-            SpeakerEvent::Converged => self.mark_converged("End-of-RIB from every peer").await,
         }
     }
 

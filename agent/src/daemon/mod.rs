@@ -13,6 +13,7 @@
 //! [`hold_back_renames`]), nothing else is touched.
 
 pub mod agent;
+pub mod batch;
 pub mod convert;
 pub mod results;
 
@@ -188,22 +189,55 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>) -> anyhow::Result<()> 
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
     let mut failure = None;
+    let mut coalescer = batch::Coalescer::new();
+    let mut applying: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>> =
+        None;
     loop {
         tokio::select! {
             ev = events.recv() => match ev {
-                Some(ev) => agent.on_speaker_event(ev).await,
+                Some(ev) => {
+                    // Drain what is queued into the coalescer (batch.rs), also
+                    // while an earlier batch is still being written, so the
+                    // speaker's backlog becomes one compact entry per prefix.
+                    coalescer.push(ev);
+                    while coalescer.len() < batch::MAX_BATCH {
+                        match events.try_recv() {
+                            Ok(ev) => coalescer.push(ev),
+                            Err(_) => break,
+                        }
+                    }
+                    if applying.is_none() {
+                        applying = Some(Box::pin(agent.apply_steps(coalescer.finish())));
+                    }
+                }
                 None => {
                     tracing::error!("the BGP speaker stopped unexpectedly");
                     failure = Some("the BGP speaker stopped unexpectedly");
                     break;
                 }
             },
+            () = async {
+                match applying.as_mut() {
+                    Some(batch) => batch.await,
+                    None => std::future::pending().await,
+                }
+            }, if applying.is_some() => {
+                // Batches are applied one after the other, in event order.
+                applying = if coalescer.is_empty() {
+                    None
+                } else {
+                    Some(Box::pin(agent.apply_steps(coalescer.finish())))
+                };
+            }
             _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
             _ = int.recv() => { tracing::info!("SIGINT: stopping"); break; }
             _ = hup.recv() => reload(&agent, &config_path).await,
         }
     }
 
+    // A batch still being written is abandoned: the kernel keeps what was
+    // written, as with any other routes on shutdown.
+    drop(applying);
     fallback.abort();
     api_task.abort();
     if let Some(t) = metrics_task {
