@@ -202,7 +202,7 @@ impl Agent {
         use super::batch::Step;
         for step in steps {
             match step {
-                Step::Routes(routes) => self.apply_routes(routes).await,
+                Step::Routes { routes, hops } => self.apply_routes(routes, &hops).await,
                 Step::Event(SpeakerEvent::PeerStateChanged {
                     peer,
                     state,
@@ -219,13 +219,21 @@ impl Agent {
         }
     }
 
-    /// Latest next hops per prefix → kernel routes (empty = remove ours).
-    /// Learned routes for our own block or a container /32 are ignored.
-    async fn apply_routes(&self, routes: Vec<(Ipv4Network, Vec<Ipv4Addr>)>) {
+    /// Latest next hops per prefix → kernel routes (empty set = remove
+    /// ours). Learned routes for our own block or a container /32 are ignored.
+    async fn apply_routes(&self, routes: Vec<(Ipv4Network, u32)>, hops: &[Vec<Ipv4Addr>]) {
         let cfg = self.config();
         let encap = super::encapsulation(cfg.dataplane.encapsulation);
+        // One kernel route per next-hop set (None = remove).
+        let kernel: Vec<Option<KernelRoute>> = hops
+            .iter()
+            .map(|h| {
+                (!h.is_empty())
+                    .then(|| tortie_routes::route_for_learned(h, encap, cfg.node.address))
+            })
+            .collect();
         // Filter under the (sync) locals lock, then write without holding it.
-        let routes: Vec<(Ipv4Network, Vec<Ipv4Addr>)> = {
+        let routes: Vec<(Ipv4Network, u32)> = {
             let locals = self.locals_read();
             routes
                 .into_iter()
@@ -239,12 +247,10 @@ impl Agent {
                 })
                 .collect()
         };
-        for (net, hops) in routes {
-            if hops.is_empty() {
-                self.table.remove(net).await;
-            } else {
-                let route = tortie_routes::route_for_learned(&hops, encap, cfg.node.address);
-                self.table.set(net, route).await;
+        for (net, id) in routes {
+            match kernel.get(id as usize) {
+                Some(Some(route)) => self.table.set(net, route.clone()).await,
+                _ => self.table.remove(net).await,
             }
         }
     }

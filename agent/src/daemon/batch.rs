@@ -16,7 +16,6 @@
 //! of adopted kernel routes) sees every route learned before it.
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::net::{IpAddr, Ipv4Addr};
 
 use ipnetwork::Ipv4Network;
@@ -25,22 +24,51 @@ use tortie_bgp::{Prefix, SpeakerEvent};
 /// Most events drained into one batch before it is applied.
 pub const MAX_BATCH: usize = 65_536;
 
+/// Interned next-hop sets kept from one batch to the next.
+const MAX_SETS: usize = 1024;
+
 /// One thing to do, in order.
 #[derive(Debug, PartialEq)]
 pub enum Step {
-    /// The latest IPv4 next hops per prefix; empty = nothing to install
-    /// (remove ours). Order inside is unspecified.
-    Routes(Vec<(Ipv4Network, Vec<Ipv4Addr>)>),
+    /// The latest IPv4 next hops per prefix, once per prefix, sorted by
+    /// prefix. Each entry names a next-hop set in `hops` by index; an empty
+    /// set = nothing to install (remove ours).
+    Routes {
+        routes: Vec<(Ipv4Network, u32)>,
+        hops: Vec<Vec<Ipv4Addr>>,
+    },
     /// A non-route event, after every route change received before it.
     Event(SpeakerEvent),
 }
 
-/// Folds speaker events into [`Step`]s (see the module doc).
+impl Step {
+    /// The routes of a [`Step::Routes`] with their next hops resolved
+    /// (empty for other steps).
+    pub fn resolved(&self) -> Vec<(Ipv4Network, Vec<Ipv4Addr>)> {
+        match self {
+            Step::Routes { routes, hops } => routes
+                .iter()
+                .map(|(n, h)| {
+                    let set = hops.get(*h as usize).cloned().unwrap_or_default();
+                    (*n, set)
+                })
+                .collect(),
+            Step::Event(_) => Vec::new(),
+        }
+    }
+}
+
+/// Folds speaker events into [`Step`]s (see the module doc). Per event it
+/// stores 12 bytes (prefix, next-hop set id) and allocates nothing: the
+/// next-hop sets are interned, deduplication happens at the end of a run.
 #[derive(Default)]
 pub struct Coalescer {
-    /// Index into `run` by prefix, for the current run of route changes.
-    index: HashMap<Ipv4Network, usize>,
-    run: Vec<(Ipv4Network, Vec<Ipv4Addr>)>,
+    /// Route changes of the current run, in arrival order.
+    run: Vec<(Ipv4Network, u32)>,
+    /// Interned next-hop sets, by id.
+    sets: Vec<Vec<Ipv4Addr>>,
+    ids: HashMap<Vec<Ipv4Addr>, u32>,
+    scratch: Vec<Ipv4Addr>,
     steps: Vec<Step>,
     /// Events folded in so far (route changes included).
     events: usize,
@@ -62,6 +90,16 @@ impl Coalescer {
         self.events == 0
     }
 
+    fn intern(&mut self) -> u32 {
+        if let Some(id) = self.ids.get(self.scratch.as_slice()) {
+            return *id;
+        }
+        let id = u32::try_from(self.sets.len()).unwrap_or(u32::MAX);
+        self.sets.push(self.scratch.clone());
+        self.ids.insert(self.scratch.clone(), id);
+        id
+    }
+
     pub fn push(&mut self, ev: SpeakerEvent) {
         self.events += 1;
         match ev {
@@ -73,24 +111,14 @@ impl Coalescer {
                 let Ok(net) = Ipv4Network::new(p.addr(), p.len()) else {
                     return;
                 };
-                let hops: Vec<Ipv4Addr> = next_hops
-                    .iter()
-                    .filter_map(|h| match h {
+                self.scratch.clear();
+                self.scratch
+                    .extend(next_hops.iter().filter_map(|h| match h {
                         IpAddr::V4(a) => Some(*a),
                         IpAddr::V6(_) => None,
-                    })
-                    .collect();
-                match self.index.entry(net) {
-                    Entry::Occupied(e) => {
-                        if let Some(slot) = self.run.get_mut(*e.get()) {
-                            slot.1 = hops;
-                        }
-                    }
-                    Entry::Vacant(e) => {
-                        e.insert(self.run.len());
-                        self.run.push((net, hops));
-                    }
-                }
+                    }));
+                let id = self.intern();
+                self.run.push((net, id));
             }
             SpeakerEvent::BestPathChanged {
                 prefix: Prefix::V6(_),
@@ -103,18 +131,35 @@ impl Coalescer {
         }
     }
 
+    /// Ends the current run: one entry per prefix, the last one received.
     fn close_run(&mut self) {
-        if !self.run.is_empty() {
-            self.index.clear();
-            self.steps.push(Step::Routes(std::mem::take(&mut self.run)));
+        if self.run.is_empty() {
+            return;
         }
+        let mut routes = std::mem::take(&mut self.run);
+        // Newest first, stable sort by prefix, keep the first of each prefix.
+        routes.reverse();
+        routes.sort_by_key(|(n, _)| *n);
+        routes.dedup_by_key(|(n, _)| *n);
+        routes.shrink_to_fit();
+        self.steps.push(Step::Routes {
+            routes,
+            hops: self.sets.clone(),
+        });
     }
 
-    /// The steps, in order; the coalescer is empty afterwards.
+    /// The steps, in order; the coalescer is empty afterwards (interned
+    /// next-hop sets are kept for the next batch).
     pub fn finish(&mut self) -> Vec<Step> {
         self.close_run();
-        self.index = HashMap::new();
+        self.run = Vec::new();
         self.events = 0;
+        // Next-hop sets are few (one per ECMP group); forget them if a
+        // churning peer made many, the steps own their copy.
+        if self.sets.len() > MAX_SETS {
+            self.sets = Vec::new();
+            self.ids = HashMap::new();
+        }
         std::mem::take(&mut self.steps)
     }
 }
@@ -146,11 +191,6 @@ mod tests {
         Ipv4Network::new(Ipv4Addr::from(a), len).unwrap()
     }
 
-    fn sorted(mut v: Vec<(Ipv4Network, Vec<Ipv4Addr>)>) -> Vec<(Ipv4Network, Vec<Ipv4Addr>)> {
-        v.sort();
-        v
-    }
-
     const H1: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
     const H2: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
     const H6: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);
@@ -165,11 +205,11 @@ mod tests {
             best([10, 3, 0, 0], 24, &[]),
             best([10, 2, 0, 0], 24, &[H1, H2]),
         ]);
-        let [Step::Routes(r)] = &steps[..] else {
+        let [r @ Step::Routes { .. }] = &steps[..] else {
             panic!("expected one routes step, got {steps:?}");
         };
         assert_eq!(
-            sorted(r.clone()),
+            r.resolved(),
             vec![
                 (net([10, 1, 0, 0], 24), vec![Ipv4Addr::new(192, 0, 2, 2)]),
                 (
@@ -194,10 +234,8 @@ mod tests {
         assert_eq!(c.ignored_v6, 1);
         let steps = c.finish();
         assert!(c.is_empty());
-        assert_eq!(
-            steps,
-            vec![Step::Routes(vec![(net([10, 1, 0, 0], 24), vec![])])]
-        );
+        assert_eq!(steps.len(), 1);
+        assert_eq!(steps[0].resolved(), vec![(net([10, 1, 0, 0], 24), vec![])]);
     }
 
     #[test]
@@ -219,28 +257,23 @@ mod tests {
         let h2 = Ipv4Addr::new(192, 0, 2, 2);
         assert_eq!(steps.len(), 5, "{steps:?}");
         assert_eq!(
-            steps[0],
-            Step::Routes(vec![(net([10, 1, 0, 0], 24), vec![h1])])
+            steps[0].resolved(),
+            vec![(net([10, 1, 0, 0], 24), vec![h1])]
         );
         assert!(matches!(
             &steps[1],
             Step::Event(SpeakerEvent::PeerStateChanged { peer: p, .. }) if *p == peer
         ));
-        let Step::Routes(r) = &steps[2] else {
-            panic!("expected routes before Converged, got {:?}", steps[2]);
-        };
+        assert!(matches!(steps[2], Step::Routes { .. }), "{:?}", steps[2]);
         assert_eq!(
-            sorted(r.clone()),
+            steps[2].resolved(),
             vec![
                 (net([10, 1, 0, 0], 24), vec![h2]),
                 (net([10, 2, 0, 0], 24), vec![h2]),
             ]
         );
         assert!(matches!(steps[3], Step::Event(SpeakerEvent::Converged)));
-        assert_eq!(
-            steps[4],
-            Step::Routes(vec![(net([10, 1, 0, 0], 24), vec![])])
-        );
+        assert_eq!(steps[4].resolved(), vec![(net([10, 1, 0, 0], 24), vec![])]);
     }
 
     #[test]
@@ -250,12 +283,11 @@ mod tests {
         assert_eq!(c.finish().len(), 1);
         assert!(c.finish().is_empty());
         c.push(best([10, 1, 0, 0], 24, &[H2]));
+        let steps = c.finish();
+        assert_eq!(steps.len(), 1);
         assert_eq!(
-            c.finish(),
-            vec![Step::Routes(vec![(
-                net([10, 1, 0, 0], 24),
-                vec![Ipv4Addr::new(192, 0, 2, 2)]
-            )])]
+            steps[0].resolved(),
+            vec![(net([10, 1, 0, 0], 24), vec![Ipv4Addr::new(192, 0, 2, 2)])]
         );
     }
 }
