@@ -40,6 +40,28 @@ pub struct ExabgpConfig {
     pub routes: Vec<ExaRoute>,
 }
 
+/// RFC 4648 §4 base64 with padding (the alphabet Python's `b64decode` reads).
+fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 impl ExabgpConfig {
     pub fn render(&self, dump_script: &Path) -> String {
         let mut s = String::new();
@@ -61,7 +83,16 @@ impl ExabgpConfig {
             s.push_str("  passive true;\n");
         }
         if let Some(p) = &self.password {
-            let _ = writeln!(s, "  md5-password \"{p}\";");
+            // Written base64-encoded with `md5-base64 true`: ExaBGP's
+            // tokeniser has no escapes for quotes, and without the flag its
+            // "auto" mode base64-decodes any key made only of [a-f0-9]
+            // (exabgp/reactor/network/tcp.py), so "abc123" would silently
+            // become another key.
+            let _ = writeln!(
+                s,
+                "  md5-password \"{}\";\n  md5-base64 true;",
+                base64(p.as_bytes())
+            );
         }
         s.push_str("  family {\n    ipv4 unicast;\n  }\n  capability {\n    route-refresh;\n");
         if self.graceful_restart {
@@ -281,6 +312,12 @@ mod tests {
             ..c
         }
         .render(Path::new("/tmp/d.sh"));
-        assert!(t.contains("  md5-password \"k3y\";"));
+        assert!(t.contains("  md5-password \"azN5\";\n  md5-base64 true;"));
+        // A key ExaBGP's auto mode would mistake for base64, and one with a quote.
+        for (key, b64) in [("abc123", "YWJjMTIz"), ("a\"b", "YSJi"), ("", "")] {
+            assert_eq!(base64(key.as_bytes()), b64);
+        }
+        assert_eq!(base64(b"ab"), "YWI=");
+        assert_eq!(base64(b"a"), "YQ==");
     }
 }
