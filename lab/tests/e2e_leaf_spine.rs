@@ -114,31 +114,12 @@ fn leaf_spine_agent_restart_under_ping_loses_nothing() {
     };
     wait_all_established(&g);
     ping_all(&g);
-    let src = g
-        .lab
-        .state
-        .containers
-        .iter()
-        .find(|c| c.node == "r1n1")
-        .unwrap()
-        .netns
-        .clone();
-    let dst = g.lab.container_address("r2n1", "c1").unwrap().to_string();
-    let pinger = std::thread::spawn(move || {
-        tortie_lab::netns::Netns::existing(&src)
-            .run(&[
-                "ping", "-n", "-q", "-c", "100", "-i", "0.05", "-W", "1", &dst,
-            ])
-            .unwrap_or_else(|e| e.to_string())
-    });
-    std::thread::sleep(Duration::from_millis(500));
-    g.lab.kill_daemon("r2n1", "tortie").unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    g.lab.restart_daemon("r2n1", "tortie").unwrap();
-    let out = pinger.join().unwrap();
-    assert!(
-        out.contains("100 packets transmitted, 100 received"),
-        "loss during agent restart: {out}"
+    agent_restart_under_ping_loses_nothing(
+        &mut g,
+        "r2n1",
+        ("r1n1", "c1"),
+        ("r2n1", "c1"),
+        Duration::from_millis(1500),
     );
     wait_all_established(&g);
     ping_all(&g);

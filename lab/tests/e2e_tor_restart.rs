@@ -114,28 +114,7 @@ const RACK2_BLOCK: &str = "10.244.21.0/26";
 /// at the spine and the kernels while it is away, starts it again with `-R`
 /// 1.5 s after the kill and waits for the ping to end.
 fn restart_tor1_under_ping(g: &mut LabGuard) -> RestartRun {
-    let src = g
-        .lab
-        .state
-        .containers
-        .iter()
-        .find(|c| c.node == "r1n1" && c.id == "c1")
-        .expect("r1n1/c1")
-        .netns
-        .clone();
-    let dst = g
-        .lab
-        .container_address("r2n1", "c1")
-        .expect("r2n1/c1")
-        .to_string();
-    let count = PROBES.to_string();
-    let pinger = std::thread::spawn(move || {
-        tortie_lab::netns::Netns::existing(&src)
-            .run(&[
-                "ping", "-n", "-q", "-c", &count, "-i", INTERVAL, "-W", "1", &dst,
-            ])
-            .unwrap_or_else(|e| e.to_string())
-    });
+    let pinger = Pinger::start(g, ("r1n1", "c1"), ("r2n1", "c1"), PROBES, INTERVAL);
     std::thread::sleep(Duration::from_secs(1));
 
     // Crash: SIGKILL closes BIRD's sockets without a NOTIFICATION.
@@ -154,7 +133,7 @@ fn restart_tor1_under_ping(g: &mut LabGuard) -> RestartRun {
     let r1n1_fib = node_sh(g, "r1n1", &format!("ip route show {RACK2_BLOCK}"));
     std::thread::sleep(Duration::from_millis(1500).saturating_sub(t_kill.elapsed()));
     g.lab.restart_daemon("tor1", "bird").unwrap();
-    let out = pinger.join().unwrap();
+    let out = pinger.finish();
     RestartRun {
         counts: ping_counts(&out),
         out,

@@ -89,3 +89,70 @@ pub fn node_sh(g: &LabGuard, node: &str, script: &str) -> String {
         .sh(node, script)
         .unwrap_or_else(|e| panic!("{node}: {script}: {e}"))
 }
+
+/// A `ping` from one lab container to another's address, running in a thread.
+pub struct Pinger(std::thread::JoinHandle<String>);
+
+impl Pinger {
+    /// Starts `count` probes every `interval` seconds (ping's `-i`) from
+    /// container `from` = (node, id) to container `to`; `-W 1` per probe.
+    pub fn start(
+        g: &LabGuard,
+        from: (&str, &str),
+        to: (&str, &str),
+        count: u32,
+        interval: &str,
+    ) -> Pinger {
+        let src = g
+            .lab
+            .state
+            .containers
+            .iter()
+            .find(|c| c.node == from.0 && c.id == from.1)
+            .unwrap_or_else(|| panic!("no container {}/{}", from.0, from.1))
+            .netns
+            .clone();
+        let dst = g
+            .lab
+            .container_address(to.0, to.1)
+            .unwrap_or_else(|| panic!("no container {}/{}", to.0, to.1))
+            .to_string();
+        let (count, interval) = (count.to_string(), interval.to_string());
+        Pinger(std::thread::spawn(move || {
+            tortie_lab::netns::Netns::existing(&src)
+                .run(&[
+                    "ping", "-n", "-q", "-c", &count, "-i", &interval, "-W", "1", &dst,
+                ])
+                .unwrap_or_else(|e| e.to_string())
+        }))
+    }
+
+    /// Waits for the last probe; ping's output (or the error running it).
+    pub fn finish(self) -> String {
+        self.0
+            .join()
+            .unwrap_or_else(|_| "the ping thread panicked".into())
+    }
+}
+
+/// SIGKILLs `node`'s agent while `from` pings `to` (100 probes, 50 ms apart),
+/// restarts it after `down`, and demands that not one probe was lost: the
+/// kernel keeps the routes and the peers keep ours (RFC 4724).
+pub fn agent_restart_under_ping_loses_nothing(
+    g: &mut LabGuard,
+    node: &str,
+    from: (&str, &str),
+    to: (&str, &str),
+    down: Duration,
+) {
+    let pinger = Pinger::start(g, from, to, 100, "0.05");
+    std::thread::sleep(Duration::from_millis(500));
+    g.lab.kill_daemon(node, "tortie").unwrap();
+    std::thread::sleep(down);
+    g.lab.restart_daemon(node, "tortie").unwrap();
+    let out = pinger.finish();
+    assert!(
+        out.contains("100 packets transmitted, 100 received"),
+        "loss during the restart of {node}'s agent: {out}"
+    );
+}
