@@ -3,8 +3,8 @@
 //!
 //! Data flow: the runtime sets `CNI_*` environment variables and writes the
 //! network config JSON on stdin; [`parse_env`] and [`parse_netconf`] turn them
-//! into a [`Invocation`]; [`run`] forwards it to the agent's API (socket from
-//! the config's `socket` key) and returns the spec's result JSON (or nothing),
+//! into a [`CniEnv`] and [`NetConf`]; [`run`] forwards it to the agent's API
+//! (socket from the config's `socket` key, blocking client, no async runtime) and returns the spec's result JSON (or nothing),
 //! or a [`CniError`] that the binary prints with [`CniError::to_json`] on
 //! stdout before exiting non-zero. Everything but [`run`] is pure.
 
@@ -13,7 +13,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::client::{Client, ClientError};
+use crate::api::blocking::BlockingClient;
+use crate::api::client::ClientError;
 use crate::api::{AttachRequest, AttachResult, CheckRequest, DetachRequest, ErrorKind, GcRequest};
 
 /// Versions this plugin speaks, oldest first.
@@ -304,8 +305,8 @@ pub fn check_prev_result(prev: Option<&Value>, a: &AttachResult) -> Result<(), C
 
 /// Runs one invocation against the agent. `Ok(Some(json))` is printed on
 /// stdout; `Ok(None)` prints nothing (DEL, CHECK, STATUS, GC).
-pub async fn run(env: &CniEnv, conf: &NetConf) -> Result<Option<String>, CniError> {
-    let client = Client::new(conf.socket());
+pub fn run(env: &CniEnv, conf: &NetConf) -> Result<Option<String>, CniError> {
+    let client = BlockingClient::new(conf.socket());
     let id = || {
         attachment_id(
             env.container_id.as_deref().unwrap_or_default(),
@@ -330,13 +331,12 @@ pub async fn run(env: &CniEnv, conf: &NetConf) -> Result<Option<String>, CniErro
                 ifname: env.ifname.clone(),
                 ip: env.args.get("IP").cloned(),
             };
-            let a = client.attach(&req).await.map_err(from_client_error)?;
+            let a = client.attach(&req).map_err(from_client_error)?;
             Ok(Some(format_result(&conf.cni_version, &a).to_string()))
         }
         Command::Del => {
             client
                 .detach(&DetachRequest { id: id() })
-                .await
                 .map_err(from_client_error)?;
             Ok(None)
         }
@@ -352,12 +352,11 @@ pub async fn run(env: &CniEnv, conf: &NetConf) -> Result<Option<String>, CniErro
                     id: id(),
                     netns: env.netns.clone(),
                 })
-                .await
                 .map_err(from_client_error)?;
             check_prev_result(conf.prev_result.as_ref(), &a)?;
             Ok(None)
         }
-        Command::Status => match client.health().await {
+        Command::Status => match client.health() {
             Ok(_) => Ok(None),
             Err(e) => Err(CniError::new(
                 code::PLUGIN_NOT_AVAILABLE,
@@ -378,7 +377,6 @@ pub async fn run(env: &CniEnv, conf: &NetConf) -> Result<Option<String>, CniErro
                 .collect();
             client
                 .gc(&GcRequest { valid_ids })
-                .await
                 .map_err(from_client_error)?;
             Ok(None)
         }

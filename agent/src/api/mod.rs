@@ -1,11 +1,13 @@
 //! The local API's wire types: what `tortie` (the CLI), `tortie-cni` and the
 //! daemon exchange as JSON over HTTP/1.1 on the unix socket (`api.socket`).
 //!
-//! Data flow: the CLI/CNI build a request type, [`client`] sends it; the
+//! Data flow: the CLI/CNI build a request type, [`client`] (async, the CLI)
+//! or [`blocking`] (`tortie-cni`, no runtime) sends it; the
 //! [`server`] decodes it and calls the daemon's [`Backend`]; the answer (or an
 //! [`ApiError`]) travels back as JSON. These types are the contract documented
 //! in `docs/cli.md`; add fields with `#[serde(default)]` to stay compatible.
 
+pub mod blocking;
 pub mod client;
 pub mod server;
 

@@ -1,6 +1,10 @@
 //! `tortie-cni`: the CNI plugin. The runtime sets `CNI_*` variables and writes
 //! the network config on stdin; we forward to the tortie agent's API and print
 //! the spec's result (or error JSON) on stdout. Logic lives in `tortie_agent::cni`.
+//!
+//! The runtime execs this binary for every ADD/DEL/CHECK, so its start-up
+//! is on the attach path: it talks to the agent with the blocking client
+//! (no async runtime, no threads).
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
@@ -46,21 +50,7 @@ fn invoke() -> (Option<String>, bool) {
         Ok(c) => c,
         Err(e) => return (Some(e.to_json(LATEST)), false),
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            let err =
-                cni::CniError::new(cni::code::IO_FAILURE, "starting the async runtime failed");
-            return (
-                Some(err.with_details(e.to_string()).to_json(&conf.cni_version)),
-                false,
-            );
-        }
-    };
-    match runtime.block_on(cni::run(&env, &conf)) {
+    match cni::run(&env, &conf) {
         Ok(out) => (out, true),
         Err(e) => (Some(e.to_json(&conf.cni_version)), false),
     }
