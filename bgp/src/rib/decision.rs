@@ -81,10 +81,10 @@ impl DecisionCtx<'_> {
     /// for a path with an empty AS_PATH (learned from an internal peer that
     /// originated it); `None` (comparable with nothing) otherwise.
     fn neighbor_as(&self, p: &Path) -> Option<u32> {
-        if p.attrs.as_path.segments.is_empty() {
+        if p.attrs.as_path_is_empty() {
             Some(self.local_asn)
         } else {
-            p.attrs.as_path.neighbor_as()
+            p.attrs.neighbor_as()
         }
     }
 }
@@ -126,14 +126,14 @@ pub(crate) fn decide(paths: &[Path], ctx: &DecisionCtx<'_>, out: &mut Decision) 
     });
     // RFC 4271 §9.1.1: degree of preference = LOCAL_PREF.
     keep_max(lost, LossReason::LocalPref, |i| {
-        paths[i].attrs.local_pref.unwrap_or(DEFAULT_LOCAL_PREF) as u64
+        paths[i].attrs.local_pref().unwrap_or(DEFAULT_LOCAL_PREF) as u64
     });
     // §9.1.2.2 a) fewest AS numbers in AS_PATH (AS_SET counts 1, confederation segments 0).
     keep_min(lost, LossReason::AsPathLength, |i| {
-        paths[i].attrs.as_path.path_len() as u64
+        paths[i].attrs.path_len() as u64
     });
     // §9.1.2.2 b) lowest ORIGIN.
-    keep_min(lost, LossReason::Origin, |i| paths[i].attrs.origin as u64);
+    keep_min(lost, LossReason::Origin, |i| paths[i].attrs.origin() as u64);
     // §9.1.2.2 c) among routes from the same neighbouring AS, lowest MED
     // (a missing MED is the lowest value, 0). Removals are decided over the set
     // as it is before this step, then applied together.
@@ -141,7 +141,10 @@ pub(crate) fn decide(paths: &[Path], ctx: &DecisionCtx<'_>, out: &mut Decision) 
         if lost[i].is_some() {
             continue;
         }
-        let (nas, med) = (ctx.neighbor_as(&paths[i]), paths[i].attrs.med.unwrap_or(0));
+        let (nas, med) = (
+            ctx.neighbor_as(&paths[i]),
+            paths[i].attrs.med().unwrap_or(0),
+        );
         if nas.is_none() {
             continue;
         }
@@ -149,7 +152,7 @@ pub(crate) fn decide(paths: &[Path], ctx: &DecisionCtx<'_>, out: &mut Decision) 
             j != i
                 && matches!(lost[j], None | Some(LossReason::Med))
                 && ctx.neighbor_as(&paths[j]) == nas
-                && paths[j].attrs.med.unwrap_or(0) < med
+                && paths[j].attrs.med().unwrap_or(0) < med
         });
         if beaten {
             lost[i] = Some(LossReason::Med);
@@ -167,11 +170,11 @@ pub(crate) fn decide(paths: &[Path], ctx: &DecisionCtx<'_>, out: &mut Decision) 
 
     // §9.1.2.2 f) lowest BGP Identifier, ORIGINATOR_ID standing in for it (RFC 4456 §9).
     keep_min(lost, LossReason::RouterId, |i| {
-        u32::from(paths[i].attrs.originator_id.unwrap_or(infos[i].router_id)) as u64
+        u32::from(paths[i].attrs.originator_id().unwrap_or(infos[i].router_id)) as u64
     });
     // RFC 4456 §9: shorter CLUSTER_LIST, between steps f) and g).
     keep_min(lost, LossReason::ClusterListLength, |i| {
-        paths[i].attrs.cluster_list.len() as u64
+        paths[i].attrs.cluster_list().len() as u64
     });
     // §9.1.2.2 g) lowest peer address. Two candidates can only tie here if they
     // come from the same address; the first one wins then.

@@ -59,7 +59,7 @@ pub(crate) fn export(
     let nh = if target.is_ebgp() {
         // Sending it would be legal, but the peer's loop detection (RFC 4271
         // §9.1.2) drops it; withdrawing instead keeps its view exact.
-        if a.as_path.contains(target.info.remote_asn) {
+        if a.as_path_contains(target.info.remote_asn) {
             return None;
         }
         // RFC 4271 §5.1.3: to an external peer, our own address.
@@ -72,15 +72,15 @@ pub(crate) fn export(
                 return None;
             }
             // Not back to the router that originated it into the AS (RFC 4456 §8).
-            if a.originator_id.unwrap_or(src.router_id) == target.info.remote_router_id {
+            if a.originator_id().unwrap_or(src.router_id) == target.info.remote_router_id {
                 return None;
             }
         }
         let wrong_family = a
-            .next_hop
+            .next_hop()
             .is_some_and(|n| n.is_ipv4() != (afi == crate::types::Afi::Ipv4));
         let reflected = !src.local && !src.ebgp;
-        if (src.local && a.next_hop.is_none())
+        if (src.local && a.next_hop().is_none())
             || wrong_family
             || (target.info.next_hop_self && !reflected)
         {
@@ -94,7 +94,7 @@ pub(crate) fn export(
     if let Some((_, out)) = target.export_cache.get(&key) {
         return Some(out.clone());
     }
-    let out = interner.intern_value(transform(a, src, target, nh, ctx));
+    let out = interner.intern_value(transform(&a.to_full(), src, target, nh, ctx));
     target.export_cache.insert(key, (a.clone(), out.clone()));
     Some(out)
 }

@@ -1,9 +1,9 @@
-//! Interning of path attribute sets.
+//! Interning of the attribute sets built for export.
 //!
-//! Every attribute set the RIB stores (received, after import normalisation,
-//! or built for export) goes through [`Interner`], so equal sets share one
-//! `Arc<PathAttributes>`: a million routes with a thousand distinct sets cost a
-//! thousand attribute allocations, and "same attributes" is a pointer compare.
+//! Every set [`super::export`] builds goes through [`Interner`], so equal sets
+//! share one `Arc<PathAttributes>` and pack into one UPDATE per peer: a
+//! million routes with a thousand distinct sets cost a thousand allocations.
+//! (Received sets are stored compactly instead, see [`super::stored`].)
 //! Sets no route refers to any more (only the interner holds them) are purged
 //! when the table has doubled since the last purge.
 
@@ -31,15 +31,6 @@ impl Default for Interner {
 }
 
 impl Interner {
-    /// The shared copy of `attrs` (possibly `attrs` itself).
-    pub(crate) fn intern(&mut self, attrs: &Arc<PathAttributes>) -> Arc<PathAttributes> {
-        if let Some(existing) = self.set.get(&**attrs) {
-            return existing.clone();
-        }
-        self.set.insert(attrs.clone());
-        attrs.clone()
-    }
-
     /// The shared copy of a freshly built set.
     pub(crate) fn intern_value(&mut self, attrs: PathAttributes) -> Arc<PathAttributes> {
         if let Some(existing) = self.set.get(&attrs) {
@@ -74,28 +65,21 @@ mod tests {
     #[test]
     fn equal_sets_share_one_arc_and_unused_ones_are_purged() {
         let mut i = Interner::default();
-        let a = Arc::new(PathAttributes {
+        let a = i.intern_value(PathAttributes {
             med: Some(1),
             ..Default::default()
         });
-        let b = Arc::new(PathAttributes {
-            med: Some(1),
-            ..Default::default()
-        });
-        let ia = i.intern(&a);
-        let ib = i.intern(&b);
-        assert!(Arc::ptr_eq(&ia, &ib));
         let c = i.intern_value(PathAttributes {
             med: Some(1),
             ..Default::default()
         });
-        assert!(Arc::ptr_eq(&ia, &c));
+        assert!(Arc::ptr_eq(&a, &c));
         let d = i.intern_value(PathAttributes {
             med: Some(2),
             ..Default::default()
         });
         assert_eq!(i.len(), 2);
-        drop((a, b, ia, ib, c));
+        drop((a, c));
         i.purge();
         assert_eq!(i.len(), 1);
         drop(d);

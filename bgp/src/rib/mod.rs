@@ -4,8 +4,8 @@
 //!
 //! Data flow: the session task hands each decoded [`Update`] of an established
 //! peer to [`Rib::apply_update`]. Import ([`Rib::apply_update`]) applies loop
-//! detection and normalisation and interns the attribute set
-//! ([`intern`]); [`table`] stores the path and reruns [`decision`] for the
+//! detection and normalisation and turns the attribute set into its compact
+//! shared form ([`stored`]); [`table`] stores the path and reruns [`decision`] for the
 //! prefix; a changed forwarding view becomes a [`BestPathChange`] for the
 //! kernel, a changed best path is run through [`export`] for every up peer and
 //! the differences become outbound [`Update`]s, packed per attribute set. Both
@@ -22,6 +22,7 @@ mod export;
 mod hash;
 mod intern;
 mod peer;
+mod stored;
 mod table;
 
 use std::fmt;
@@ -36,7 +37,8 @@ use export::{ExportCtx, OutboundBuilder};
 pub use hash::{FastMap, FastSet, RibBuildHasher, RibHasher};
 use intern::Interner;
 use peer::PeerState;
-use table::{BestMove, Dest, LOCAL_SOURCE, Path, PathOp, RibKey, Scratch};
+use stored::{StoredAttrs, StoredCache};
+use table::{BestMove, Dest, Imported, LOCAL_SOURCE, Path, PathOp, RibKey, Scratch};
 
 /// Identifies a peer to the RIB; the session layer picks the numbers.
 /// `u32::MAX` is reserved (it marks locally originated routes internally).
@@ -280,7 +282,10 @@ pub struct Rib {
     peers: FastMap<u32, PeerState>,
     v4: FastMap<crate::types::Ipv4Prefix, Dest>,
     v6: FastMap<crate::types::Ipv6Prefix, Dest>,
+    /// Export sets (full form), shared by content.
     interner: Interner,
+    /// Received and originated sets (stored form), shared best-effort.
+    stored: StoredCache,
     scratch: Scratch,
 }
 

@@ -19,6 +19,7 @@ impl Rib {
             v4: FastMap::default(),
             v6: FastMap::default(),
             interner: Interner::default(),
+            stored: StoredCache::default(),
             scratch: Scratch::default(),
         }
     }
@@ -117,16 +118,16 @@ impl Rib {
             if announced.as_ref().is_some_and(|s| s.contains(p)) {
                 continue;
             }
-            self.op(*p, PathOp::Remove(peer.0), &mut out, &mut ob);
+            self.op(*p, PathOp::Remove(peer.0), None, &mut out, &mut ob);
         }
         for p in &update.announced {
             // A rejected attribute set (loop, RFC 4271 §9.1.2 / RFC 4456 §8)
             // makes the announcement a withdrawal of any earlier route.
             let op = match &attrs {
-                Some(a) => PathOp::Upsert(Path::new(a.clone(), peer.0)),
+                Some(a) => PathOp::Upsert(Path::new(a.stored.clone(), peer.0)),
                 None => PathOp::Remove(peer.0),
             };
-            self.op(*p, op, &mut out, &mut ob);
+            self.op(*p, op, attrs.as_ref(), &mut out, &mut ob);
         }
         if let Some(f) = update.end_of_rib {
             self.remove_paths(peer.0, Some(f), true, &mut out, &mut ob);
@@ -174,10 +175,15 @@ impl Rib {
     pub fn originate_with(&mut self, prefix: Prefix, attributes: PathAttributes) -> RibOutput {
         let mut out = RibOutput::default();
         let mut ob = OutboundBuilder::default();
-        let a = self.interner.intern_value(attributes);
+        let stored = self.stored.share(StoredAttrs::from_value(attributes));
+        let hint = Imported {
+            full: stored.to_full(),
+            stored,
+        };
         self.op(
             prefix,
-            PathOp::Upsert(Path::new(a, LOCAL_SOURCE)),
+            PathOp::Upsert(Path::new(hint.stored.clone(), LOCAL_SOURCE)),
+            Some(&hint),
             &mut out,
             &mut ob,
         );
@@ -190,7 +196,13 @@ impl Rib {
     pub fn withdraw_local(&mut self, prefix: Prefix) -> RibOutput {
         let mut out = RibOutput::default();
         let mut ob = OutboundBuilder::default();
-        self.op(prefix, PathOp::Remove(LOCAL_SOURCE), &mut out, &mut ob);
+        self.op(
+            prefix,
+            PathOp::Remove(LOCAL_SOURCE),
+            None,
+            &mut out,
+            &mut ob,
+        );
         out.outbound.extend(ob.finish());
         self.maintain();
         out
@@ -220,7 +232,7 @@ impl Rib {
         let v4 = self.v4.iter().map(|(k, d)| (k.prefix(), d));
         let v6 = self.v6.iter().map(|(k, d)| (k.prefix(), d));
         v4.chain(v6)
-            .map(move |(p, d)| table::change_for(p, d.paths(), &mut nh))
+            .map(move |(p, d)| table::change_for(p, d.paths(), None, &mut nh))
     }
 
     /// Number of prefixes in the Loc-RIB.
@@ -232,7 +244,7 @@ impl Rib {
     pub fn best(&self, prefix: Prefix) -> Option<BestPathChange> {
         let mut nh = Vec::new();
         self.dest(prefix)
-            .map(|d| table::change_for(prefix, d.paths(), &mut nh))
+            .map(|d| table::change_for(prefix, d.paths(), None, &mut nh))
     }
 
     /// Every candidate path of `prefix`, best first, with why each loser lost.
@@ -252,7 +264,7 @@ impl Rib {
                 Candidate {
                     peer: (!local).then_some(PeerId(p.source)),
                     peer_address: (!local).then(|| ctx.source(p.source).address),
-                    attributes: p.attrs.clone(),
+                    attributes: p.attrs.to_full(),
                     best: i == dec.best,
                     ecmp: dec.ecmp.get(i).copied().unwrap_or(false),
                     stale: p.is_stale(),
@@ -285,7 +297,8 @@ impl Rib {
         })
     }
 
-    /// Distinct attribute sets held (received and built for export).
+    /// Distinct attribute sets built for export (received sets are stored
+    /// compactly and shared best-effort; see `rib::stored`).
     pub fn attribute_sets(&self) -> usize {
         self.interner.len()
     }
@@ -317,7 +330,7 @@ impl Rib {
 
     /// Inbound checks and normalisation of an attribute set from `src`;
     /// `None` rejects the routes that carry it.
-    fn import(&mut self, src: &SourceInfo, a: &Arc<PathAttributes>) -> Option<Arc<PathAttributes>> {
+    fn import(&mut self, src: &SourceInfo, a: &Arc<PathAttributes>) -> Option<Imported> {
         // RFC 4271 §9.1.2: a route whose AS_PATH contains our AS is not used.
         if a.as_path.contains(self.cfg.local_asn) {
             return None;
@@ -330,7 +343,7 @@ impl Rib {
                 n.local_pref = None;
                 n.originator_id = None;
                 n.cluster_list.clear();
-                return Some(self.interner.intern_value(n));
+                return Some(self.share(&Arc::new(n)));
             }
         } else {
             // RFC 4456 §8: our own route reflected back, or a reflection loop.
@@ -339,7 +352,14 @@ impl Rib {
                 return None;
             }
         }
-        Some(self.interner.intern(a))
+        Some(self.share(a))
+    }
+
+    fn share(&mut self, a: &Arc<PathAttributes>) -> Imported {
+        Imported {
+            stored: self.stored.share(StoredAttrs::new(a)),
+            full: a.clone(),
+        }
     }
 
     fn check_max_prefix(&self, peer: PeerId, limit: u32, u: &Update) -> Result<(), RibError> {
@@ -379,7 +399,14 @@ impl Rib {
 
     /// Applies one path change, keeps the source's counters, and propagates
     /// the best-path move.
-    fn op(&mut self, prefix: Prefix, op: PathOp, out: &mut RibOutput, ob: &mut OutboundBuilder) {
+    fn op(
+        &mut self,
+        prefix: Prefix,
+        op: PathOp,
+        hint: Option<&Imported>,
+        out: &mut RibOutput,
+        ob: &mut OutboundBuilder,
+    ) {
         let source = op.source();
         let ctx = DecisionCtx {
             local_asn: self.cfg.local_asn,
@@ -392,6 +419,7 @@ impl Rib {
                 &mut self.v4,
                 k,
                 op,
+                hint,
                 &ctx,
                 &mut self.scratch,
                 &mut out.best_changes,
@@ -400,6 +428,7 @@ impl Rib {
                 &mut self.v6,
                 k,
                 op,
+                hint,
                 &ctx,
                 &mut self.scratch,
                 &mut out.best_changes,
@@ -465,7 +494,7 @@ impl Rib {
             .map(Prefix::V4)
             .chain(keys6.into_iter().map(Prefix::V6))
         {
-            self.op(p, op(source), out, ob);
+            self.op(p, op(source), None, out, ob);
         }
         if self
             .peers

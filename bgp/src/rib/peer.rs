@@ -11,6 +11,7 @@ use std::sync::Arc;
 use super::PeerInfo;
 use super::decision::SourceInfo;
 use super::hash::FastMap;
+use super::stored::StoredAttrs;
 use crate::types::{Afi, PathAttributes};
 
 /// Export cache key: (attribute set pointer, source, AFI). The entry keeps the
@@ -29,7 +30,7 @@ pub(crate) struct PeerState {
     /// Prefixes in the Adj-RIB-Out.
     pub advertised: usize,
     /// Attribute sets already built for this peer (RFC 4271 §9.1.3 / §5.1 rules).
-    pub export_cache: FastMap<ExportKey, (Arc<PathAttributes>, Arc<PathAttributes>)>,
+    pub export_cache: FastMap<ExportKey, (Arc<StoredAttrs>, Arc<PathAttributes>)>,
 }
 
 impl PeerState {

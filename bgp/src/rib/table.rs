@@ -2,12 +2,13 @@
 //! family, prefix → [`Dest`], the candidate paths of that prefix.
 //!
 //! RFC 4271 §3.2 lets the three conceptual RIBs share storage. Here each path
-//! stored under a prefix is one peer's Adj-RIB-In entry (an `Arc` to an
-//! interned attribute set, the source peer and flags: 16 bytes); the Loc-RIB is
-//! the first path of each `Dest` (kept first by [`reorder`]) together with the
+//! stored under a prefix is one peer's Adj-RIB-In entry (an `Arc` to a shared
+//! [`StoredAttrs`], the source peer and flags: 16 bytes); the Loc-RIB is the
+//! first path of each `Dest` (kept first by [`reorder`]) together with the
 //! paths flagged ECMP. A prefix with a single path, the common case, stores it
-//! inline. Every change of a `Dest` goes through [`apply_op`], which reruns the
-//! decision process and reports how the best path changed.
+//! inline, and a `Dest` is 16 bytes either way. Every change of a `Dest` goes
+//! through [`apply_op`], which reruns the decision process and reports how the
+//! best path changed.
 
 use std::collections::hash_map::Entry;
 use std::hash::Hash;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use super::BestPathChange;
 use super::decision::{Decision, DecisionCtx, decide};
 use super::hash::FastMap;
+use super::stored::{StoredAttrs, same};
 use crate::types::{Ipv4Prefix, Ipv6Prefix, PathAttributes, Prefix};
 
 /// The `source` of a locally originated path.
@@ -32,22 +34,22 @@ pub(crate) const BEST: u8 = 4;
 /// One candidate path: a peer's Adj-RIB-In entry for a prefix.
 #[derive(Clone, Debug)]
 pub(crate) struct Path {
-    pub attrs: Arc<PathAttributes>,
+    pub attrs: Arc<StoredAttrs>,
     pub source: u32,
     pub flags: u8,
 }
 
 impl Path {
-    pub(crate) fn new(attrs: Arc<PathAttributes>, source: u32) -> Path {
+    pub(crate) fn new(attrs: Arc<StoredAttrs>, source: u32) -> Path {
         Path {
             attrs,
             source,
             flags: 0,
         }
     }
-    /// Same source and the same (interned) attribute set.
+    /// Same source and the same attribute set.
     pub(crate) fn same_route(&self, other: &Path) -> bool {
-        self.source == other.source && Arc::ptr_eq(&self.attrs, &other.attrs)
+        self.source == other.source && same(&self.attrs, &other.attrs)
     }
     pub(crate) fn is_stale(&self) -> bool {
         self.flags & STALE != 0
@@ -55,23 +57,42 @@ impl Path {
 }
 
 /// The candidate paths of one prefix; never empty (an empty one is removed).
+/// `Many` holds two or more behind one thin pointer, so a `Dest` is as small
+/// as a `Path`.
 #[derive(Debug)]
 pub(crate) enum Dest {
     One(Path),
-    Many(Box<[Path]>),
+    #[allow(clippy::box_collection)]
+    Many(Box<Vec<Path>>),
+}
+
+/// An imported attribute set in both forms: what the table stores and the
+/// public `Arc` it was made from, handed out for best-path changes of the
+/// paths that carry it (so those need no conversion back).
+pub(crate) struct Imported {
+    pub stored: Arc<StoredAttrs>,
+    pub full: Arc<PathAttributes>,
+}
+
+/// The public form of `p`'s attribute set (from `hint` when it is that set).
+pub(crate) fn full_attrs(p: &Path, hint: Option<&Imported>) -> Arc<PathAttributes> {
+    match hint {
+        Some(h) if same(&h.stored, &p.attrs) => h.full.clone(),
+        _ => p.attrs.to_full(),
+    }
 }
 
 impl Dest {
     pub(crate) fn paths(&self) -> &[Path] {
         match self {
             Dest::One(p) => std::slice::from_ref(p),
-            Dest::Many(v) => v,
+            Dest::Many(v) => v.as_slice(),
         }
     }
     fn paths_mut(&mut self) -> &mut [Path] {
         match self {
             Dest::One(p) => std::slice::from_mut(p),
-            Dest::Many(v) => v,
+            Dest::Many(v) => v.as_mut_slice(),
         }
     }
     pub(crate) fn best(&self) -> Option<&Path> {
@@ -81,13 +102,13 @@ impl Dest {
         self.paths().iter().position(|p| p.source == source)
     }
     fn take_vec(&mut self) -> Vec<Path> {
-        match std::mem::replace(self, Dest::Many(Box::new([]))) {
+        match std::mem::replace(self, Dest::Many(Box::default())) {
             Dest::One(p) => {
                 let mut v = Vec::with_capacity(2);
                 v.push(p);
                 v
             }
-            Dest::Many(b) => b.into_vec(),
+            Dest::Many(b) => *b,
         }
     }
     /// Rebuilds from a list; `None` when it is empty.
@@ -95,7 +116,10 @@ impl Dest {
         match v.len() {
             0 => None,
             1 => v.pop().map(Dest::One),
-            _ => Some(Dest::Many(v.into_boxed_slice())),
+            _ => {
+                v.shrink_to_fit();
+                Some(Dest::Many(Box::new(v)))
+            }
         }
     }
 }
@@ -173,6 +197,7 @@ pub(crate) fn apply_op<K: RibKey>(
     map: &mut FastMap<K, Dest>,
     key: K,
     op: PathOp,
+    hint: Option<&Imported>,
     ctx: &DecisionCtx<'_>,
     scratch: &mut Scratch,
     best_changes: &mut Vec<BestPathChange>,
@@ -185,7 +210,7 @@ pub(crate) fn apply_op<K: RibKey>(
             };
             path.flags = BEST | ECMP;
             let paths = std::slice::from_ref(&path);
-            best_changes.push(change_for(prefix, paths, &mut scratch.new_nh));
+            best_changes.push(change_for(prefix, paths, hint, &mut scratch.new_nh));
             let new_best = path.clone();
             v.insert(Dest::One(path));
             let moved = BestMove {
@@ -217,7 +242,7 @@ pub(crate) fn apply_op<K: RibKey>(
                 // A re-learned stale path stops being stale (RFC 4724 §4.2).
                 let stale_delta = if slot.is_stale() { -1 } else { 0 };
                 slot.flags &= !STALE;
-                if Arc::ptr_eq(&slot.attrs, &path.attrs) {
+                if same(&slot.attrs, &path.attrs) {
                     return OpResult {
                         stale_delta,
                         ..OpResult::NOTHING
@@ -266,7 +291,7 @@ pub(crate) fn apply_op<K: RibKey>(
             (-1, stale_delta)
         }
     };
-    let moved = rerun(prefix, dest, old_best, ctx, scratch, best_changes);
+    let moved = rerun(prefix, dest, old_best, hint, ctx, scratch, best_changes);
     OpResult {
         received_delta,
         stale_delta,
@@ -296,6 +321,7 @@ fn rerun(
     prefix: Prefix,
     dest: &mut Dest,
     old_best: Path,
+    hint: Option<&Imported>,
     ctx: &DecisionCtx<'_>,
     scratch: &mut Scratch,
     best_changes: &mut Vec<BestPathChange>,
@@ -304,14 +330,14 @@ fn rerun(
     reorder(dest.paths_mut(), &scratch.decision);
     let new_best = dest.best()?.clone();
     collect_next_hops(dest.paths(), &mut scratch.new_nh);
-    let forwarding_changed = !Arc::ptr_eq(&old_best.attrs, &new_best.attrs)
+    let forwarding_changed = !same(&old_best.attrs, &new_best.attrs)
         || (old_best.source == LOCAL_SOURCE) != (new_best.source == LOCAL_SOURCE)
         || scratch.old_nh != scratch.new_nh;
     if forwarding_changed {
         best_changes.push(BestPathChange {
             prefix,
             next_hops: scratch.new_nh.clone(),
-            attributes: Some(new_best.attrs.clone()),
+            attributes: Some(full_attrs(&new_best, hint)),
             locally_originated: new_best.source == LOCAL_SOURCE,
         });
     }
@@ -349,7 +375,7 @@ pub(crate) fn collect_next_hops(paths: &[Path], out: &mut Vec<IpAddr>) {
         return;
     }
     for p in paths.iter().take_while(|p| p.flags & ECMP != 0) {
-        if let Some(nh) = p.attrs.next_hop {
+        if let Some(nh) = p.attrs.next_hop() {
             out.push(nh);
         }
     }
@@ -358,13 +384,18 @@ pub(crate) fn collect_next_hops(paths: &[Path], out: &mut Vec<IpAddr>) {
 }
 
 /// The Loc-RIB entry of `paths` as a [`BestPathChange`].
-pub(crate) fn change_for(prefix: Prefix, paths: &[Path], nh: &mut Vec<IpAddr>) -> BestPathChange {
+pub(crate) fn change_for(
+    prefix: Prefix,
+    paths: &[Path],
+    hint: Option<&Imported>,
+    nh: &mut Vec<IpAddr>,
+) -> BestPathChange {
     collect_next_hops(paths, nh);
     let best = paths.first();
     BestPathChange {
         prefix,
         next_hops: nh.clone(),
-        attributes: best.map(|p| p.attrs.clone()),
+        attributes: best.map(|p| full_attrs(p, hint)),
         locally_originated: best.is_some_and(|p| p.source == LOCAL_SOURCE),
     }
 }
@@ -377,7 +408,7 @@ mod tests {
     #[test]
     fn compact_layout() {
         assert_eq!(std::mem::size_of::<Path>(), 16);
-        assert_eq!(std::mem::size_of::<Dest>(), 24);
-        assert_eq!(std::mem::size_of::<(Ipv4Prefix, Dest)>(), 32);
+        assert_eq!(std::mem::size_of::<Dest>(), 16);
+        assert_eq!(std::mem::size_of::<(Ipv4Prefix, Dest)>(), 24);
     }
 }

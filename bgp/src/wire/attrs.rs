@@ -143,7 +143,8 @@ pub(crate) struct ParsedAttrs {
 /// trailing bytes that do not form a segment make the path malformed.
 pub(crate) fn parse_as_path(value: &[u8], width: usize) -> Result<AsPath, &'static str> {
     let mut r = Reader::new(value);
-    let mut segments = Vec::new();
+    // Almost every path is one segment: no room for four of them up front.
+    let mut segments = Vec::with_capacity(1);
     while !r.is_empty() {
         let (Some(t), Some(n)) = (r.u8(), r.u8()) else {
             return Err("AS_PATH has trailing bytes after the last segment");

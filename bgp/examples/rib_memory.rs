@@ -1,0 +1,167 @@
+//! RIB memory breakdown: the ingest benchmark's two shapes (`packed`: ~500
+//! /28s per UPDATE sharing one attribute set; `unique`: one /28 per UPDATE,
+//! each with its own AS_PATH `65001 4200000000+i`) encoded to wire bytes,
+//! then decoded by `wire::Decoder` and applied to a `Rib`, with live heap
+//! bytes and allocation counts taken by a global allocator, the same way
+//! `tortie-bench`'s RIB-only column counts them.
+//!
+//! Run: `cargo run -p tortie-bgp --release --example rib_memory [-- ROUTES...]`
+//! (default 100000 and 1000000).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use tortie_bgp::AddressFamily;
+use tortie_bgp::rib::{PeerId, PeerInfo, Rib, RibConfig};
+use tortie_bgp::types::{AsPath, AsPathSegment, Ipv4Prefix, Origin, PathAttributes, Prefix};
+use tortie_bgp::wire::{self, CodecContext, Decoder, Message, Update};
+
+struct Counting;
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size(), Ordering::Relaxed);
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        LIVE.fetch_add(new, Ordering::Relaxed);
+        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(p, l, new) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const LOCAL_ASN: u32 = 64512;
+const PEER_ASN: u32 = 65001;
+
+fn ctx() -> CodecContext {
+    CodecContext {
+        four_octet_as: true,
+        families: vec![AddressFamily::IPV4_UNICAST],
+        local_asn: LOCAL_ASN,
+        peer_asn: PEER_ASN,
+        ..CodecContext::default()
+    }
+}
+
+fn nth_prefix(i: u32) -> Prefix {
+    let a = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 0, 0, 0)) + (i << 4));
+    Prefix::V4(Ipv4Prefix::new(a, 28).unwrap_or_else(|| unreachable!()))
+}
+
+fn workload(unique: bool, n: u32) -> Vec<Vec<u8>> {
+    let nh = Ipv4Addr::new(198, 18, 0, 1);
+    let attrs = |path: Vec<u32>| {
+        Arc::new(PathAttributes {
+            origin: Origin::Igp,
+            as_path: AsPath {
+                segments: vec![AsPathSegment::Sequence(path)],
+            },
+            next_hop: Some(nh.into()),
+            ..PathAttributes::default()
+        })
+    };
+    let c = ctx();
+    let mut msgs = Vec::new();
+    if unique {
+        for i in 0..n {
+            let u = Update {
+                attributes: Some(attrs(vec![PEER_ASN, 4_200_000_000 + i])),
+                announced: vec![nth_prefix(i)],
+                ..Update::default()
+            };
+            wire::encode_updates(&u, &c, &mut msgs).expect("encode");
+        }
+    } else {
+        let shared = attrs(vec![PEER_ASN]);
+        let mut i = 0;
+        while i < n {
+            let end = (i + 500).min(n);
+            let u = Update {
+                attributes: Some(shared.clone()),
+                announced: (i..end).map(nth_prefix).collect(),
+                ..Update::default()
+            };
+            wire::encode_updates(&u, &c, &mut msgs).expect("encode");
+            i = end;
+        }
+    }
+    msgs
+}
+
+fn run(unique: bool, n: u32) {
+    let msgs = workload(unique, n);
+    let c = ctx();
+    let before = LIVE.load(Ordering::Relaxed);
+    let allocs = ALLOCS.load(Ordering::Relaxed);
+    let t = Instant::now();
+    let mut dec = Decoder::new();
+    let mut rib = Rib::new(RibConfig::new(LOCAL_ASN, Ipv4Addr::new(198, 18, 0, 2)));
+    let peer = Ipv4Addr::new(198, 18, 0, 1);
+    rib.peer_up(
+        PeerId(1),
+        PeerInfo::new(
+            IpAddr::V4(peer),
+            PEER_ASN,
+            peer,
+            IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2)),
+        ),
+    )
+    .expect("peer_up");
+    for m in &msgs {
+        match dec.decode(m, &c) {
+            Ok(Message::Update(u)) => drop(rib.apply_update(PeerId(1), &u).expect("apply")),
+            other => panic!("{other:?}"),
+        }
+    }
+    let el = t.elapsed();
+    let bytes = LIVE.load(Ordering::Relaxed) - before;
+    let na = ALLOCS.load(Ordering::Relaxed) - allocs;
+    assert_eq!(rib.loc_rib_len(), n as usize);
+    println!(
+        "{:>6} {:>8}: {:>7.1} ms  {:>6.1} B/route  {:>5.2} allocations/route  {:>5.2} M routes/s",
+        if unique { "unique" } else { "packed" },
+        n,
+        el.as_secs_f64() * 1e3,
+        bytes as f64 / f64::from(n),
+        na as f64 / f64::from(n),
+        f64::from(n) / el.as_secs_f64() / 1e6
+    );
+    drop(rib);
+    drop(dec);
+}
+
+fn main() {
+    let sizes: Vec<u32> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![100_000, 1_000_000]
+    } else {
+        sizes
+    };
+    println!(
+        "size_of: PathAttributes {} B, AsPath {} B",
+        std::mem::size_of::<PathAttributes>(),
+        std::mem::size_of::<AsPath>()
+    );
+    for &n in &sizes {
+        let n = n.min(1 << 20);
+        run(false, n);
+        run(true, n);
+    }
+}
