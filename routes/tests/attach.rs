@@ -62,6 +62,18 @@ fn attach_configures_both_sides_and_detach_is_idempotent() {
         "1"
     );
     assert_eq!(host.sysctl("net/ipv4/ip_forward"), "1");
+    // The host never ARPs for the container: a permanent entry with its MAC.
+    let hn = host.ip(&["neigh", "show", "10.96.0.5", "dev", &veth]);
+    assert!(
+        hn.contains("PERMANENT") && hn.contains(&a.container_mac),
+        "{hn}"
+    );
+    // Both ends are operationally up when attach returns.
+    let state = host.ip(&["-o", "link", "show", &veth]);
+    assert!(
+        state.contains("LOWER_UP") && state.contains("state UP"),
+        "{state}"
+    );
 
     // Container side.
     let eth0 = c1.ip(&["addr", "show", "eth0"]);
@@ -70,6 +82,10 @@ fn attach_configures_both_sides_and_detach_is_idempotent() {
         "{eth0}"
     );
     assert!(eth0.contains(&a.container_mac), "{eth0}");
+    assert!(
+        eth0.contains("state UP") && eth0.contains("LOWER_UP"),
+        "{eth0}"
+    );
     let routes = c1.ip(&["route", "show"]);
     assert!(
         routes.contains("default via 169.254.1.1 dev eth0"),
