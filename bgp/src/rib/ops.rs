@@ -232,7 +232,7 @@ impl Rib {
         let v4 = self.v4.iter().map(|(k, d)| (k.prefix(), d));
         let v6 = self.v6.iter().map(|(k, d)| (k.prefix(), d));
         v4.chain(v6)
-            .map(move |(p, d)| table::change_for(p, d.paths(), None, &mut nh))
+            .map(move |(p, d)| table::change_for(p, d.paths(), None, None, &mut nh))
     }
 
     /// Number of prefixes in the Loc-RIB.
@@ -244,7 +244,7 @@ impl Rib {
     pub fn best(&self, prefix: Prefix) -> Option<BestPathChange> {
         let mut nh = Vec::new();
         self.dest(prefix)
-            .map(|d| table::change_for(prefix, d.paths(), None, &mut nh))
+            .map(|d| table::change_for(prefix, d.paths(), None, None, &mut nh))
     }
 
     /// Every candidate path of `prefix`, best first, with why each loser lost.

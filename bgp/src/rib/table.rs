@@ -62,8 +62,16 @@ impl Path {
 #[derive(Debug)]
 pub(crate) enum Dest {
     One(Path),
-    #[allow(clippy::box_collection)]
-    Many(Box<Vec<Path>>),
+    Many(Box<ManyPaths>),
+}
+
+/// Two or more paths. Two, the usual multi-path case (a prefix from two
+/// peers), cost exactly their 32 bytes: the `Vec` fits around the niche of
+/// the first path's `Arc`, so no tag is needed.
+#[derive(Debug)]
+pub(crate) enum ManyPaths {
+    Two([Path; 2]),
+    More(Vec<Path>),
 }
 
 /// An imported attribute set in both forms: what the table stores and the
@@ -74,11 +82,53 @@ pub(crate) struct Imported {
     pub full: Arc<PathAttributes>,
 }
 
-/// The public form of `p`'s attribute set (from `hint` when it is that set).
-pub(crate) fn full_attrs(p: &Path, hint: Option<&Imported>) -> Arc<PathAttributes> {
-    match hint {
-        Some(h) if same(&h.stored, &p.attrs) => h.full.clone(),
+/// The public form of `p`'s attribute set: from `hint` when it is that set,
+/// else converted (through `cache` when given).
+pub(crate) fn full_attrs(
+    p: &Path,
+    hint: Option<&Imported>,
+    cache: Option<&mut FullCache>,
+) -> Arc<PathAttributes> {
+    match (hint, cache) {
+        (Some(h), _) if same(&h.stored, &p.attrs) => h.full.clone(),
+        (_, Some(c)) => c.get(&p.attrs),
         _ => p.attrs.to_full(),
+    }
+}
+
+/// Slots of [`FullCache`] (a power of two).
+const FULL_CACHE_SLOTS: usize = 1024;
+
+/// Recently converted sets, direct-mapped by the stored set's address, so a
+/// burst of best-path changes onto paths that share a few sets (a peer going
+/// down, a withdrawal of many prefixes) converts each set once. Holding the
+/// stored `Arc` keeps its address from being reused while cached.
+#[derive(Debug, Default)]
+pub(crate) struct FullCache {
+    slots: Vec<Option<(Arc<StoredAttrs>, Arc<PathAttributes>)>>,
+}
+
+impl FullCache {
+    fn get(&mut self, s: &Arc<StoredAttrs>) -> Arc<PathAttributes> {
+        if let StoredAttrs::Full(a) = &**s {
+            return a.clone();
+        }
+        if self.slots.is_empty() {
+            self.slots.resize(FULL_CACHE_SLOTS, None);
+        }
+        // Stored sets are 40-byte allocations: the low 4 address bits carry nothing.
+        let i = (Arc::as_ptr(s) as usize >> 4) & (FULL_CACHE_SLOTS - 1);
+        let Some(slot) = self.slots.get_mut(i) else {
+            return s.to_full();
+        };
+        if let Some((k, v)) = slot
+            && Arc::ptr_eq(k, s)
+        {
+            return v.clone();
+        }
+        let v = s.to_full();
+        *slot = Some((s.clone(), v.clone()));
+        v
     }
 }
 
@@ -86,13 +136,19 @@ impl Dest {
     pub(crate) fn paths(&self) -> &[Path] {
         match self {
             Dest::One(p) => std::slice::from_ref(p),
-            Dest::Many(v) => v.as_slice(),
+            Dest::Many(m) => match &**m {
+                ManyPaths::Two(a) => a,
+                ManyPaths::More(v) => v,
+            },
         }
     }
     fn paths_mut(&mut self) -> &mut [Path] {
         match self {
             Dest::One(p) => std::slice::from_mut(p),
-            Dest::Many(v) => v.as_mut_slice(),
+            Dest::Many(m) => match &mut **m {
+                ManyPaths::Two(a) => a,
+                ManyPaths::More(v) => v,
+            },
         }
     }
     pub(crate) fn best(&self) -> Option<&Path> {
@@ -102,13 +158,20 @@ impl Dest {
         self.paths().iter().position(|p| p.source == source)
     }
     fn take_vec(&mut self) -> Vec<Path> {
-        match std::mem::replace(self, Dest::Many(Box::default())) {
+        // A clone of the best path (an `Arc` increment) holds the place.
+        let Some(placeholder) = self.best().cloned() else {
+            return Vec::new();
+        };
+        match std::mem::replace(self, Dest::One(placeholder)) {
             Dest::One(p) => {
                 let mut v = Vec::with_capacity(2);
                 v.push(p);
                 v
             }
-            Dest::Many(b) => *b,
+            Dest::Many(m) => match *m {
+                ManyPaths::Two(a) => Vec::from(a),
+                ManyPaths::More(v) => v,
+            },
         }
     }
     /// Rebuilds from a list; `None` when it is empty.
@@ -116,10 +179,13 @@ impl Dest {
         match v.len() {
             0 => None,
             1 => v.pop().map(Dest::One),
-            _ => {
-                v.shrink_to_fit();
-                Some(Dest::Many(Box::new(v)))
-            }
+            _ => Some(Dest::Many(Box::new(match <[Path; 2]>::try_from(v) {
+                Ok(two) => ManyPaths::Two(two),
+                Err(mut v) => {
+                    v.shrink_to_fit();
+                    ManyPaths::More(v)
+                }
+            }))),
         }
     }
 }
@@ -171,6 +237,7 @@ pub(crate) struct BestMove {
 #[derive(Default, Debug)]
 pub(crate) struct Scratch {
     pub decision: Decision,
+    full: FullCache,
     old_nh: Vec<IpAddr>,
     new_nh: Vec<IpAddr>,
 }
@@ -210,7 +277,13 @@ pub(crate) fn apply_op<K: RibKey>(
             };
             path.flags = BEST | ECMP;
             let paths = std::slice::from_ref(&path);
-            best_changes.push(change_for(prefix, paths, hint, &mut scratch.new_nh));
+            best_changes.push(change_for(
+                prefix,
+                paths,
+                hint,
+                Some(&mut scratch.full),
+                &mut scratch.new_nh,
+            ));
             let new_best = path.clone();
             v.insert(Dest::One(path));
             let moved = BestMove {
@@ -337,7 +410,7 @@ fn rerun(
         best_changes.push(BestPathChange {
             prefix,
             next_hops: scratch.new_nh.clone(),
-            attributes: Some(full_attrs(&new_best, hint)),
+            attributes: Some(full_attrs(&new_best, hint, Some(&mut scratch.full))),
             locally_originated: new_best.source == LOCAL_SOURCE,
         });
     }
@@ -388,6 +461,7 @@ pub(crate) fn change_for(
     prefix: Prefix,
     paths: &[Path],
     hint: Option<&Imported>,
+    cache: Option<&mut FullCache>,
     nh: &mut Vec<IpAddr>,
 ) -> BestPathChange {
     collect_next_hops(paths, nh);
@@ -395,7 +469,7 @@ pub(crate) fn change_for(
     BestPathChange {
         prefix,
         next_hops: nh.clone(),
-        attributes: best.map(|p| full_attrs(p, hint)),
+        attributes: best.map(|p| full_attrs(p, hint, cache)),
         locally_originated: best.is_some_and(|p| p.source == LOCAL_SOURCE),
     }
 }
@@ -409,6 +483,7 @@ mod tests {
     fn compact_layout() {
         assert_eq!(std::mem::size_of::<Path>(), 16);
         assert_eq!(std::mem::size_of::<Dest>(), 16);
+        assert_eq!(std::mem::size_of::<ManyPaths>(), 32);
         assert_eq!(std::mem::size_of::<(Ipv4Prefix, Dest)>(), 24);
     }
 }
