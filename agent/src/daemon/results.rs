@@ -5,18 +5,22 @@
 //! does not otherwise read.
 //!
 //! File: `attachments.json` under `state.dir`, beside (never inside) IPAM's
-//! own files; `{"version": 1, "attachments": {id: AttachResult}}`. Replaced
-//! atomically (write `attachments.json.tmp`, rename over the file) after
-//! every attach and detach, *without* fsync: it is a cache, not the source of
-//! truth (IPAM owns addresses, journalled with fdatasync; the kernel owns
-//! veths), and it sits on the attach path, where two fsyncs cost 0.5 ms on a
-//! quiet disk and several ms on a busy one. A crashed agent loses nothing
-//! (the page cache has the file); a crashed kernel may leave the previous or
-//! an empty file, which only costs the MACs of repeated attaches (logged),
-//! and at start-up entries whose host veth is gone are dropped.
+//! own files; `{"version": 1, "attachments": {id: AttachResult}}`. Rewritten
+//! in place (`pwrite` at 0, then `ftruncate` to the new length) after every
+//! attach and detach, without fsync and without a rename: it is a cache, not
+//! the source of truth (IPAM owns addresses, journalled with fdatasync; the
+//! kernel owns veths), and it sits on the attach path. Measured on ext4 under
+//! load: tmp + fsync + rename + directory fsync took 1–8 ms, and even a bare
+//! rename over the file (or an `O_TRUNC` rewrite) 0.6–4 ms, because ext4's
+//! `auto_da_alloc` flushes the data of a file replaced that way; the in-place
+//! write takes ~10 µs. A crashed agent loses nothing (the page cache has the
+//! file; if it died between the write and the truncate, [`decode`] reads the
+//! first JSON value and ignores the stale tail); a crashed kernel may leave a
+//! torn file, which only costs the MACs of repeated attaches (logged), and at
+//! start-up entries whose host veth is gone are dropped.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -32,9 +36,15 @@ struct OnDisk {
     attachments: BTreeMap<String, AttachResult>,
 }
 
-/// Parses the file's bytes; `Err` describes what is wrong. Never panics.
+/// Parses the file's bytes: the first JSON value (anything after it is the
+/// tail of a longer earlier version, see the module docs); `Err` describes
+/// what is wrong. Never panics.
 pub fn decode(bytes: &[u8]) -> Result<BTreeMap<String, AttachResult>, String> {
-    let d: OnDisk = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let d: OnDisk = serde_json::Deserializer::from_slice(bytes)
+        .into_iter::<OnDisk>()
+        .next()
+        .ok_or_else(|| "empty file".to_string())?
+        .map_err(|e| e.to_string())?;
     if d.version != VERSION {
         return Err(format!("unsupported version {}", d.version));
     }
@@ -66,18 +76,22 @@ pub fn load(dir: &Path) -> BTreeMap<String, AttachResult> {
     }
 }
 
-/// Replaces the file atomically (not durably: see the module docs).
+/// Rewrites the file in place (not atomically, not durably: see the module docs).
 pub fn save(dir: &Path, results: &BTreeMap<String, AttachResult>) -> std::io::Result<()> {
-    let tmp = dir.join(format!("{FILE}.tmp"));
+    let path = dir.join(FILE);
     let ctx = |what: &str, e: std::io::Error| {
-        std::io::Error::new(e.kind(), format!("{what} {}: {e}", tmp.display()))
+        std::io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()))
     };
-    {
-        let mut f = std::fs::File::create(&tmp).map_err(|e| ctx("creating", e))?;
-        f.write_all(&encode(results))
-            .map_err(|e| ctx("writing", e))?;
-    }
-    std::fs::rename(&tmp, dir.join(FILE)).map_err(|e| ctx("renaming", e))
+    let bytes = encode(results);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| ctx("opening", e))?;
+    f.write_all_at(&bytes, 0).map_err(|e| ctx("writing", e))?;
+    f.set_len(bytes.len() as u64)
+        .map_err(|e| ctx("truncating", e))
 }
 
 #[cfg(test)]
@@ -108,7 +122,20 @@ mod tests {
         m.insert("c1/eth0".to_string(), result("c1/eth0"));
         save(dir.path(), &m).unwrap();
         assert_eq!(load(dir.path()), m);
-        assert!(!dir.path().join(format!("{FILE}.tmp")).exists());
+        // Shrinking and growing rewrite the same file.
+        m.insert("c2/eth0".to_string(), result("c2/eth0"));
+        save(dir.path(), &m).unwrap();
+        assert_eq!(load(dir.path()), m);
+        m.remove("c1/eth0");
+        save(dir.path(), &m).unwrap();
+        assert_eq!(load(dir.path()), m);
+        m.clear();
+        save(dir.path(), &m).unwrap();
+        assert_eq!(load(dir.path()), m);
+        assert_eq!(
+            std::fs::read(dir.path().join(FILE)).unwrap(),
+            encode(&BTreeMap::new())
+        );
     }
 
     #[test]
@@ -121,6 +148,14 @@ mod tests {
             assert!(decode(&good[..cut]).is_err());
         }
         assert!(decode(br#"{"version":2,"attachments":{}}"#).is_err());
+        assert!(decode(b"").is_err());
+        // An agent that died between the write and the truncate left the
+        // tail of a longer earlier version: the first value is the file.
+        let mut longer = m.clone();
+        longer.insert("c2".to_string(), result("c2"));
+        let mut torn = encode(&m);
+        torn.extend_from_slice(&encode(&longer)[torn.len()..]);
+        assert_eq!(decode(&torn).unwrap(), m);
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(FILE), b"\xff garbage").unwrap();
         assert!(load(dir.path()).is_empty());
