@@ -2,20 +2,21 @@
 //! every kernel route carrying our protocol number in one table.
 //!
 //! Callers state desired routes (`set`, `remove`, `replace_all`) over a
-//! bounded channel; the task (`crate::reconcile`) coalesces bursts, diffs
+//! bounded command queue (`crate::reconcile::queue`: one lock and a push per
+//! command, emptied by the task in one swap); the task (`crate::reconcile`) coalesces bursts, diffs
 //! desired against what the kernel holds, writes the difference in pipelined
 //! netlink batches and watches route/link notifications to put back what
 //! others remove. Queries (`flush`, `installed`, `converged`) travel the same
-//! channel, so they observe every command sent before them.
+//! queue, so they observe every command sent before them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use ipnetwork::Ipv4Network;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::error::RoutesError;
-use crate::reconcile::Reconciler;
+use crate::reconcile::{Reconciler, queue};
 use crate::types::{KernelRoute, RouteStats};
 
 /// Commands to the reconciler task.
@@ -28,14 +29,11 @@ pub(crate) enum Command {
     Installed(oneshot::Sender<HashMap<Ipv4Network, KernelRoute>>),
 }
 
-/// Capacity of the command channel; senders wait when it is full.
-const CHANNEL: usize = 8192;
-
 /// Handle to the reconciler task. Cheap to clone; the task stops when the
 /// last handle is dropped, leaving kernel routes in place.
 #[derive(Clone)]
 pub struct RouteTable {
-    tx: mpsc::Sender<Command>,
+    tx: queue::Sender,
     stats: Arc<Mutex<RouteStats>>,
 }
 
@@ -50,7 +48,7 @@ impl RouteTable {
     pub async fn start(route_protocol: u8, table: u32) -> Result<RouteTable, RoutesError> {
         let stats = Arc::new(Mutex::new(RouteStats::default()));
         let reconciler = Reconciler::open(route_protocol, table, stats.clone()).await?;
-        let (tx, rx) = mpsc::channel(CHANNEL);
+        let (tx, rx) = queue::queue();
         tokio::spawn(reconciler.run(rx));
         Ok(RouteTable { tx, stats })
     }

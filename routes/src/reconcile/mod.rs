@@ -8,10 +8,11 @@
 //! overwritten), `dirty` (prefixes to look at), `failed` (desired but not
 //! installed, with why; retried every second and when links come up).
 //!
-//! Loop: take a burst of commands (coalesced: only the last desire per
-//! prefix matters), drain notifications, then for each dirty prefix compute
-//! replace / delete / nothing and write them in batches of many requests per
-//! `sendmsg` (see [`crate::wire`]). Deletes answered "no such route" are done.
+//! Loop: take a burst of commands from the [`queue`] (coalesced: only the
+//! last desire per prefix matters), drain notifications, then for each dirty
+//! prefix compute replace / delete / nothing and write them in batches of
+//! many requests per `sendmsg` ([`apply`], [`crate::wire`]). Deletes
+//! answered "no such route" are done.
 //! Adopted routes are kept until `converged`. Notifications caused by our own
 //! socket are skipped unparsed; a route of ours removed or changed by anyone
 //! else is put back at once and counted as restored. Link down/removal (the
@@ -28,19 +29,20 @@ use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::address::AddressMessage;
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::route::RouteMessage;
-use rtnetlink::packet_core::NetlinkPayload;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::error::{RoutesError, errno_words};
+use crate::error::RoutesError;
 use crate::table::Command;
 use crate::types::{KernelRoute, RouteKind, RouteStats};
-use crate::wire::{self, Drain, NlSocket};
+use crate::wire::{self, NlSocket};
 
+mod apply;
 mod hash;
 mod monitor;
+pub(crate) mod queue;
 mod slots;
-use hash::{FastMap, FastSet, Interner, Shared};
+use hash::{FastMap, FastSet, Interner};
 use monitor::addr_key;
 use slots::Slots;
 
@@ -60,11 +62,6 @@ const RESYNC_DELAY: Duration = Duration::from_millis(50);
 const STATS_EVERY: Duration = Duration::from_secs(1);
 /// Full re-dump as a safety net against changes the kernel does not notify.
 const RESYNC_EVERY: Duration = Duration::from_secs(300);
-
-enum Op {
-    Replace(Shared),
-    Delete,
-}
 
 enum Waiter {
     Flush(oneshot::Sender<Result<(), RoutesError>>),
@@ -90,7 +87,11 @@ pub(crate) struct Reconciler {
     routes: Interner,
     foreign: FastSet<Ipv4Network>,
     adopted: FastSet<Ipv4Network>,
-    dirty: FastSet<Ipv4Network>,
+    /// Prefixes to look at, in arrival order; may repeat (a repeat finds
+    /// its slot already written and costs one lookup).
+    dirty: Vec<Ipv4Network>,
+    /// Requests encoded but not yet sent ([`apply`]).
+    out: apply::Batch,
     failed: FastMap<Ipv4Network, String>,
     restoring: FastSet<Ipv4Network>,
     /// Desired prefixes whose route names a device, by device name.
@@ -147,7 +148,8 @@ impl Reconciler {
             routes: Interner::default(),
             foreign: FastSet::default(),
             adopted: FastSet::default(),
-            dirty: FastSet::default(),
+            dirty: Vec::new(),
+            out: apply::Batch::new(),
             failed: FastMap::default(),
             restoring: FastSet::default(),
             by_dev: HashMap::new(),
@@ -167,14 +169,15 @@ impl Reconciler {
         Ok(r)
     }
 
-    pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+    pub(crate) async fn run(mut self, rx: queue::Receiver) {
+        let mut cmds = Vec::new();
         let mut last_publish = Instant::now();
         let mut stale = false;
         let mut next_retry = Instant::now() + RETRY_EVERY;
         let mut next_full = Instant::now() + RESYNC_EVERY;
         let mut closed = false;
         loop {
-            if closed && self.dirty.is_empty() {
+            if closed && self.idle() {
                 break;
             }
             let mut deadline = match self.resync_at {
@@ -185,10 +188,13 @@ impl Reconciler {
                 deadline = deadline.min(last_publish + STATS_EVERY);
             }
             tokio::select! {
-                cmd = rx.recv() => {
-                    let Some(cmd) = cmd else { break };
-                    self.command(cmd);
-                    if !self.coalesce(&mut rx).await {
+                () = rx.wait(), if !closed => {
+                    let open = rx.take(&mut cmds);
+                    if cmds.is_empty() && !open {
+                        break;
+                    }
+                    self.commands(&mut cmds).await;
+                    if !open || !self.coalesce(&rx, &mut cmds).await {
                         closed = true;
                     }
                 }
@@ -218,7 +224,7 @@ impl Reconciler {
                 self.dirty.extend(self.failed.keys().copied());
             }
             for _ in 0..4 {
-                if self.dirty.is_empty() {
+                if self.idle() {
                     break;
                 }
                 self.apply().await;
@@ -228,7 +234,13 @@ impl Reconciler {
             // right before answering flush/converged/installed.
             stale = true;
             // Answers wait for a pending re-dump too (link loss, lost events).
-            if self.dirty.is_empty() && self.resync_at.is_none() && !self.waiters.is_empty() {
+            if self.idle() && self.resync_at.is_none() && !self.waiters.is_empty() {
+                // A burst is over: give back the buffers it grew.
+                if cmds.capacity() > queue::SMALL {
+                    cmds = Vec::new();
+                }
+                rx.shrink();
+                self.out.shrink();
                 self.publish();
                 last_publish = Instant::now();
                 stale = false;
@@ -247,23 +259,35 @@ impl Reconciler {
     /// already queued, then, while the batch is still small, whatever
     /// arrives within [`COALESCE`] (a producer on another thread sends one
     /// command at a time). Returns false once the channel is closed.
-    async fn coalesce(&mut self, rx: &mut mpsc::Receiver<Command>) -> bool {
+    async fn coalesce(&mut self, rx: &queue::Receiver, cmds: &mut Vec<Command>) -> bool {
         let until = Instant::now() + COALESCE;
         loop {
-            for _ in 0..65536 {
-                match rx.try_recv() {
-                    Ok(c) => self.command(c),
-                    Err(mpsc::error::TryRecvError::Empty) => break,
-                    Err(mpsc::error::TryRecvError::Disconnected) => return false,
-                }
+            let open = rx.take(cmds);
+            self.commands(cmds).await;
+            if !open {
+                return false;
             }
             if self.dirty.len() >= COALESCE_TARGET || !self.waiters.is_empty() {
                 return true;
             }
-            match tokio::time::timeout_at(until, rx.recv()).await {
-                Ok(Some(c)) => self.command(c),
-                Ok(None) => return false,
-                Err(_elapsed) => return true,
+            if tokio::time::timeout_at(until, rx.wait()).await.is_err() {
+                return true;
+            }
+        }
+    }
+
+    /// Nothing left to write: no dirty prefix, nothing encoded.
+    fn idle(&self) -> bool {
+        self.dirty.is_empty() && self.out.len() == 0
+    }
+
+    /// Apply taken commands, sending the buffer whenever write-through
+    /// filled it.
+    async fn commands(&mut self, cmds: &mut Vec<Command>) {
+        for c in cmds.drain(..) {
+            self.command(c);
+            if self.out.full() {
+                self.write().await;
             }
         }
     }
@@ -302,29 +326,50 @@ impl Reconciler {
         }
     }
 
-    /// Hot path of bulk loads: three hash operations per prefix.
+    /// Hot path of bulk loads: one hash operation per prefix. A new desire
+    /// the kernel does not hold yet is encoded into the send buffer at once
+    /// (write-through, see [`apply`]); anything else is left to `apply`.
     fn set(&mut self, p: Ipv4Network, r: KernelRoute) {
-        if self.slots.desired(&p).is_some_and(|d| **d == r) {
-            return;
-        }
-        let r = self.routes.intern(r);
         // Empty (no allocation) unless the route names devices.
         let new_devs: Vec<String> = devs_of(&r).map(str::to_string).collect();
-        if let Some(old) = self.slots.set_desired(p, r) {
+        let Some(ch) = self.slots.desire(p, r, &mut self.routes) else {
+            return;
+        };
+        let held = ch
+            .kernel
+            .as_ref()
+            .is_some_and(|k| Arc::ptr_eq(ch.new, k) || ch.new.satisfied_by(k));
+        let conflict = !self.foreign.is_empty() && self.foreign.contains(&p);
+        let written = !held
+            && !conflict
+            && apply::Writer {
+                out: &mut self.out,
+                cmd: &mut self.cmd,
+                links: &self.links,
+                by_name: &self.by_name,
+                proto: self.proto,
+                table: self.table,
+            }
+            .replace(p, ch.new, ch.kernel)
+            .is_ok();
+        if !written {
+            // Bookkeeping, conflicts and missing devices are apply's.
+            self.dirty.push(p);
+        }
+        if let Some(old) = ch.old {
             self.unindex(p, &old);
         }
         for d in new_devs {
             self.by_dev.entry(d).or_default().insert(p);
         }
-        self.dirty.insert(p);
     }
 
     fn unset(&mut self, p: Ipv4Network) {
         if let Some(old) = self.slots.take_desired(&p) {
             self.unindex(p, &old);
-            self.dirty.insert(p);
+            self.dirty.push(p);
         } else if self.slots.in_kernel(&p) {
-            self.dirty.insert(p);
+            self.dirty.push(p);
         }
         if !self.failed.is_empty() {
             self.failed.remove(&p);
@@ -344,7 +389,7 @@ impl Reconciler {
     }
 
     fn answer_waiters(&mut self) {
-        if !self.dirty.is_empty() {
+        if !self.idle() {
             return;
         }
         for w in std::mem::take(&mut self.waiters) {
@@ -379,171 +424,13 @@ impl Reconciler {
         }
     }
 
-    /// Write the difference for every dirty prefix.
-    async fn apply(&mut self) {
-        let dirty: Vec<Ipv4Network> = self.dirty.drain().collect();
-        // Give back what a bulk load grew the set to.
-        if self.dirty.capacity() > 4096 {
-            self.dirty.shrink_to(1024);
-        }
-        let mut ops: Vec<(Ipv4Network, Op)> = Vec::with_capacity(dirty.len());
-        for p in dirty {
-            match self.slots.both(&p) {
-                (Some(d), Some(k)) if Arc::ptr_eq(d, k) || d.satisfied_by(k) => {
-                    self.failed.remove(&p);
-                    self.restoring.remove(&p);
-                }
-                (Some(d), _) => {
-                    if self.foreign.contains(&p) {
-                        if !self.failed.contains_key(&p) {
-                            self.counters.conflicts += 1;
-                        }
-                        self.failed.insert(
-                            p,
-                            "a route of another protocol holds this prefix; not overwritten".into(),
-                        );
-                    } else {
-                        ops.push((p, Op::Replace(d.clone())));
-                    }
-                }
-                (None, Some(_)) if self.converged || !self.adopted.contains(&p) => {
-                    ops.push((p, Op::Delete));
-                }
-                _ => {
-                    self.failed.remove(&p);
-                }
-            }
-        }
-        if ops.is_empty() {
-            return;
-        }
-        let base = self.cmd.reserve_seqs(ops.len());
-        let mut buf = Vec::with_capacity(BATCH_BYTES + 4096);
-        // errno per op (0: none), indexed like `ops`.
-        let mut errors: Vec<i32> = vec![0; ops.len()];
-        let mut unsent: HashMap<usize, String> = HashMap::new();
-        let mut overrun = false;
-        let mut rx = Vec::new();
-        let mut i = 0;
-        while i < ops.len() {
-            buf.clear();
-            let start = i;
-            while i < ops.len() && buf.len() < BATCH_BYTES {
-                let (p, op) = &ops[i];
-                let seq = base.wrapping_add(i as u32);
-                let route = match op {
-                    Op::Replace(route) => Some(&**route),
-                    Op::Delete => None,
-                };
-                let links = &self.by_name;
-                let usable = |d: &str| {
-                    links
-                        .get(d)
-                        .copied()
-                        .filter(|ix| self.links.get(ix).is_some_and(|l| l.up))
-                };
-                if let Err(e) =
-                    wire::encode_route(&mut buf, seq, *p, route, self.proto, self.table, &usable)
-                {
-                    unsent.insert(i, format!("{e} or is down"));
-                }
-                i += 1;
-            }
-            if buf.is_empty() {
-                continue;
-            }
-            self.counters.writes +=
-                (i - start - unsent.keys().filter(|k| **k >= start).count()) as u64;
-            if let Err(e) = self.cmd.send(&buf).await {
-                tracing::warn!("netlink send failed: {e}; will re-dump");
-                overrun = true;
-                // Nothing of this chunk was applied: retry it with the rest.
-                i = start;
-                break;
-            }
-            // The kernel handled the whole buffer inside sendmsg: every
-            // failure is queued now.
-            rx.clear();
-            match self.cmd.drain(&mut rx) {
-                Ok(Drain::Empty) => {}
-                Ok(Drain::Overrun) => overrun = true,
-                Err(e) => {
-                    tracing::warn!("netlink receive failed: {e}");
-                    overrun = true;
-                }
-            }
-            for m in rx.drain(..) {
-                if let NetlinkPayload::Error(e) = m.payload
-                    && let Some(code) = e.code
-                {
-                    let seq = wire::error_seq(&e).unwrap_or(m.header.sequence_number);
-                    let idx = seq.wrapping_sub(base) as usize;
-                    if let Some(slot) = errors.get_mut(idx) {
-                        *slot = -code.get();
-                    }
-                }
-            }
-            // Keep the monitor's queue short while we flood it.
-            self.drain_monitor();
-        }
-        for (idx, (p, op)) in ops.into_iter().enumerate() {
-            if idx >= i {
-                self.dirty.insert(p);
-                continue;
-            }
-            if !unsent.is_empty()
-                && let Some(why) = unsent.remove(&idx)
-            {
-                self.failed.insert(p, why);
-                continue;
-            }
-            let errno = errors.get(idx).copied().filter(|e| *e != 0);
-            match (op, errno.as_ref()) {
-                (Op::Replace(route), None) => {
-                    self.slots.set_kernel(p, route);
-                    // Skip hashing into sets that are empty (the bulk case).
-                    if !self.adopted.is_empty() {
-                        self.adopted.remove(&p);
-                    }
-                    if !self.failed.is_empty() {
-                        self.failed.remove(&p);
-                    }
-                    if !self.restoring.is_empty() && self.restoring.remove(&p) {
-                        self.counters.restored += 1;
-                    }
-                }
-                (Op::Replace(_), Some(&errno)) => {
-                    self.counters.netlink_errors += 1;
-                    let why = format!("kernel refused the route: {}", errno_words(errno));
-                    tracing::debug!(prefix = %p, "{why}");
-                    self.failed.insert(p, why);
-                }
-                (Op::Delete, e) => {
-                    let done = match e {
-                        None => true,
-                        Some(&errno) => errno == libc::ESRCH || errno == libc::ENOENT,
-                    };
-                    if done {
-                        self.slots.take_kernel(&p);
-                        if self.adopted.remove(&p) {
-                            self.counters.swept += 1;
-                        }
-                    } else if let Some(&errno) = e {
-                        self.counters.netlink_errors += 1;
-                        self.failed
-                            .insert(p, format!("delete refused: {}", errno_words(errno)));
-                    }
-                }
-            }
-        }
-        if overrun {
-            self.resync_at = Some(Instant::now());
-        }
-    }
-
     /// Re-dump links and routes and rebuild `kernel` and `foreign`.
     async fn resync(&mut self) -> std::io::Result<()> {
         self.counters.resyncs += 1;
+        // Encoded requests go first, so the dump sees them.
+        if self.out.len() > 0 {
+            self.write().await;
+        }
         // Notifications queued before the dump are superseded by it.
         let mut scratch = Vec::new();
         let _ = self.mon.drain_filtered(&mut scratch, self.cmd.portid());
@@ -613,7 +500,7 @@ impl Reconciler {
                         // It was installed and is gone or changed.
                         self.restoring.insert(*p);
                     }
-                    self.dirty.insert(*p);
+                    self.dirty.push(*p);
                 }
             }
         }

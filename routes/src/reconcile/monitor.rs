@@ -123,7 +123,7 @@ impl Reconciler {
                 for p in gone {
                     self.slots.take_kernel(&p);
                     if self.slots.is_desired(&p) {
-                        self.dirty.insert(p);
+                        self.dirty.push(p);
                     }
                 }
                 if let Some(set) = self.by_dev.get(n) {
@@ -160,7 +160,7 @@ impl Reconciler {
         if d.protocol != self.proto {
             if deleted {
                 if self.foreign.remove(&p) && self.slots.is_desired(&p) {
-                    self.dirty.insert(p);
+                    self.dirty.push(p);
                 }
             } else {
                 // Same prefix and metric: a replace by someone else may have
@@ -172,7 +172,7 @@ impl Reconciler {
                         .desired(&p)
                         .is_some_and(|want| want.satisfied_by(&route))
                 {
-                    self.dirty.insert(p);
+                    self.dirty.push(p);
                 }
             }
             return;
@@ -181,7 +181,7 @@ impl Reconciler {
             self.slots.take_kernel(&p);
             if self.slots.is_desired(&p) {
                 self.restoring.insert(p);
-                self.dirty.insert(p);
+                self.dirty.push(p);
             }
             return;
         }
@@ -200,14 +200,14 @@ impl Reconciler {
                 self.slots.set_kernel(p, route);
                 if differs {
                     self.restoring.insert(p);
-                    self.dirty.insert(p);
+                    self.dirty.push(p);
                 }
             }
             None => {
                 self.slots.take_kernel(&p);
                 if self.slots.is_desired(&p) {
                     self.restoring.insert(p);
-                    self.dirty.insert(p);
+                    self.dirty.push(p);
                 }
             }
         }

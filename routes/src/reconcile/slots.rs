@@ -6,12 +6,25 @@
 
 use ipnetwork::Ipv4Network;
 
-use super::hash::{FastMap, Shared};
+use std::sync::Arc;
+
+use super::hash::{FastMap, Interner, Shared};
+use crate::types::KernelRoute;
 
 #[derive(Default)]
 struct Slot {
     desired: Option<Shared>,
     kernel: Option<Shared>,
+}
+
+/// A changed desire (see [`Slots::desire`]).
+pub(crate) struct Desired<'a> {
+    /// The previous desire.
+    pub(crate) old: Option<Shared>,
+    /// The new one.
+    pub(crate) new: &'a Shared,
+    /// The slot's kernel side.
+    pub(crate) kernel: &'a mut Option<Shared>,
 }
 
 /// Desired and kernel routes by prefix.
@@ -32,14 +45,6 @@ impl Slots {
         self.map.get(p).and_then(|s| s.kernel.as_ref())
     }
 
-    /// Both at once (one lookup).
-    pub(crate) fn both(&self, p: &Ipv4Network) -> (Option<&Shared>, Option<&Shared>) {
-        match self.map.get(p) {
-            Some(s) => (s.desired.as_ref(), s.kernel.as_ref()),
-            None => (None, None),
-        }
-    }
-
     pub(crate) fn is_desired(&self, p: &Ipv4Network) -> bool {
         self.desired(p).is_some()
     }
@@ -49,12 +54,89 @@ impl Slots {
     }
 
     /// Desire `r` for `p`; returns the previous desire.
+    #[cfg(test)]
     pub(crate) fn set_desired(&mut self, p: Ipv4Network, r: Shared) -> Option<Shared> {
         let old = self.map.entry(p).or_default().desired.replace(r);
         if old.is_none() {
             self.desired += 1;
         }
         old
+    }
+
+    /// Desire `r` for `p` with one hash operation (the bulk-load hot path):
+    /// `None` if `r` was already desired, else the change, with the slot's
+    /// kernel side writable (for write-through). `r` is interned only when
+    /// it changes something.
+    pub(crate) fn desire(
+        &mut self,
+        p: Ipv4Network,
+        r: KernelRoute,
+        routes: &mut Interner,
+    ) -> Option<Desired<'_>> {
+        let slot = self.map.entry(p).or_default();
+        if slot.desired.as_deref() == Some(&r) {
+            return None;
+        }
+        let old = slot.desired.replace(routes.intern(r));
+        if old.is_none() {
+            self.desired += 1;
+        }
+        let Slot { desired, kernel } = slot;
+        Some(Desired {
+            old,
+            new: desired.as_ref()?,
+            kernel,
+        })
+    }
+
+    /// The desired route and a writable kernel side of `p`'s slot (one hash
+    /// operation; the reconciler's write path). A slot left with neither
+    /// side must be dropped with [`remove_if_empty`](Self::remove_if_empty).
+    pub(crate) fn sides_mut(
+        &mut self,
+        p: &Ipv4Network,
+    ) -> Option<(Option<&Shared>, &mut Option<Shared>)> {
+        self.map
+            .get_mut(p)
+            .map(|s| (s.desired.as_ref(), &mut s.kernel))
+    }
+
+    /// Drop `p`'s slot if it holds neither a desired nor a kernel route.
+    pub(crate) fn remove_if_empty(&mut self, p: &Ipv4Network) {
+        if self
+            .map
+            .get(p)
+            .is_some_and(|s| s.desired.is_none() && s.kernel.is_none())
+        {
+            self.map.remove(p);
+        }
+    }
+
+    /// Undo an optimistic update of `p`'s kernel side: back to `prev`,
+    /// unless something (a notification) changed it since `wrote` (the
+    /// route the request wrote, `None` for a delete) was recorded.
+    pub(crate) fn undo_kernel(
+        &mut self,
+        p: Ipv4Network,
+        wrote: Option<&Shared>,
+        prev: Option<Shared>,
+    ) {
+        let unchanged = match (self.kernel(&p), wrote) {
+            (Some(now), Some(w)) => Arc::ptr_eq(now, w),
+            (None, None) => true,
+            _ => false,
+        };
+        if !unchanged {
+            return;
+        }
+        match prev {
+            Some(r) => {
+                self.set_kernel(p, r);
+            }
+            None => {
+                self.take_kernel(&p);
+            }
+        }
     }
 
     /// Stop desiring `p`; returns the previous desire.
@@ -162,5 +244,36 @@ mod tests {
         assert_eq!(s.kernel_iter().count(), 1);
         assert_eq!(s.desired_iter().count(), 1);
         assert_eq!(s.iter().count(), 2);
+    }
+
+    #[test]
+    fn desire_and_write_side_in_one_lookup() {
+        let p: Ipv4Network = "10.0.0.0/24".parse().unwrap();
+        let mut routes = Interner::default();
+        let mut s = Slots::default();
+        let ch = s.desire(p, KernelRoute::Blackhole, &mut routes).unwrap();
+        assert!(ch.old.is_none() && ch.kernel.is_none());
+        assert_eq!(**ch.new, KernelRoute::Blackhole);
+        assert!(s.desire(p, KernelRoute::Blackhole, &mut routes).is_none());
+        assert_eq!(s.desired_len(), 1);
+        let (d, k) = s.sides_mut(&p).unwrap();
+        assert!(d.is_some() && k.is_none());
+        let wrote = d.cloned().unwrap();
+        *k = Some(wrote.clone());
+        assert!(s.in_kernel(&p));
+        // Changed since (a notification): the undo leaves it alone.
+        let other = Arc::new(KernelRoute::Blackhole);
+        s.set_kernel(p, other.clone());
+        s.undo_kernel(p, Some(&wrote), None);
+        assert!(s.in_kernel(&p));
+        s.set_kernel(p, wrote.clone());
+        s.undo_kernel(p, Some(&wrote), None);
+        assert!(!s.in_kernel(&p) && s.is_desired(&p));
+        s.take_desired(&p);
+        s.undo_kernel(p, None, Some(other));
+        let (_, k) = s.sides_mut(&p).unwrap();
+        *k = None;
+        s.remove_if_empty(&p);
+        assert_eq!(s.map.len(), 0);
     }
 }

@@ -1,0 +1,331 @@
+//! The reconciler's write path: requests are encoded straight into a send
+//! buffer ([`Batch`]) and handed to the kernel a `sendmsg` per
+//! [`BATCH_BYTES`].
+//!
+//! Two ways in, each one hash lookup per prefix:
+//! - write-through: `set` of a new desire (the bulk-load hot path) encodes
+//!   the replace while it holds the prefix's slot ([`Reconciler::set`]);
+//! - [`Reconciler::apply`]: every dirty prefix (removals, notifications,
+//!   retries, re-dumps, anything `set` left alone) is looked at once and
+//!   gets a replace, a delete or nothing.
+//!
+//! The slot's kernel side is updated when the request is encoded (the
+//! kernel applies a whole buffer inside `sendmsg` and answers only
+//! failures), and put back for the requests it refused — read right after
+//! each `sendmsg`, before any notification is applied — and for a buffer
+//! that could not be sent (its prefixes become dirty again). A refused
+//! request leaves the prefix in `failed` with the kernel's reason; `flush`
+//! reports it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ipnetwork::Ipv4Network;
+use rtnetlink::packet_core::NetlinkPayload;
+use tokio::time::Instant;
+
+use super::hash::Shared;
+use super::{BATCH_BYTES, Link, Reconciler};
+use crate::error::errno_words;
+use crate::wire::{self, Drain, NlSocket};
+
+/// Smallest request [`wire::encode_route`] writes (a delete of 0.0.0.0/0:
+/// header, rtmsg, RTA_TABLE), so a buffer holds at most this many + 1.
+const MIN_REQUEST: usize = 16 + 12 + 8;
+const MAX_PER_SEND: usize = BATCH_BYTES / MIN_REQUEST + 1;
+
+/// A request in the buffer being filled.
+struct Sent {
+    prefix: Ipv4Network,
+    /// The route written (`None`: a delete).
+    route: Option<Shared>,
+    /// The slot's kernel side before the optimistic update.
+    prev: Option<Shared>,
+}
+
+/// The send buffer and what it holds.
+pub(super) struct Batch {
+    buf: Vec<u8>,
+    sent: Vec<Sent>,
+    /// First sequence number of the buffer (request i has `base + i`).
+    base: u32,
+    errors: Vec<i32>,
+    rx: Vec<wire::Received>,
+}
+
+impl Batch {
+    pub(super) fn new() -> Batch {
+        Batch {
+            buf: Vec::new(),
+            sent: Vec::new(),
+            base: 0,
+            errors: Vec::new(),
+            rx: Vec::new(),
+        }
+    }
+
+    /// Requests waiting to be sent.
+    pub(super) fn len(&self) -> usize {
+        self.sent.len()
+    }
+
+    /// Time to send.
+    pub(super) fn full(&self) -> bool {
+        self.buf.len() >= BATCH_BYTES || self.sent.len() >= MAX_PER_SEND
+    }
+
+    /// The sequence number of the next request (reserving a range for
+    /// the buffer when it is empty).
+    fn next_seq(&mut self, cmd: &mut NlSocket) -> u32 {
+        if self.sent.is_empty() {
+            if self.buf.capacity() == 0 {
+                self.buf.reserve(BATCH_BYTES + 4096);
+                self.sent.reserve(MAX_PER_SEND);
+            }
+            self.base = cmd.reserve_seqs(MAX_PER_SEND);
+        }
+        self.base.wrapping_add(self.sent.len() as u32)
+    }
+
+    /// Give back the buffers' memory (when idle).
+    pub(super) fn shrink(&mut self) {
+        if self.sent.is_empty() {
+            *self = Batch::new();
+        }
+    }
+}
+
+/// What encoding a replace needs besides the slot: the buffer, the
+/// socket (sequence numbers) and the links (device names → usable index).
+pub(super) struct Writer<'a> {
+    pub(super) out: &'a mut Batch,
+    pub(super) cmd: &'a mut NlSocket,
+    pub(super) links: &'a HashMap<u32, Link>,
+    pub(super) by_name: &'a HashMap<String, u32>,
+    pub(super) proto: u8,
+    pub(super) table: u32,
+}
+
+impl Writer<'_> {
+    /// Encode a replace of `p` with `route` and record the kernel side as
+    /// written. Fails (buffer untouched) when a device is missing or down.
+    pub(super) fn replace(
+        &mut self,
+        p: Ipv4Network,
+        route: &Shared,
+        kernel: &mut Option<Shared>,
+    ) -> Result<(), String> {
+        let seq = self.out.next_seq(self.cmd);
+        let (links, by_name) = (self.links, self.by_name);
+        let usable = |dev: &str| {
+            by_name
+                .get(dev)
+                .copied()
+                .filter(|ix| links.get(ix).is_some_and(|l| l.up))
+        };
+        wire::encode_route(
+            &mut self.out.buf,
+            seq,
+            p,
+            Some(route),
+            self.proto,
+            self.table,
+            &usable,
+        )
+        .map_err(|e| format!("{e} or is down"))?;
+        let prev = kernel.replace(route.clone());
+        self.out.sent.push(Sent {
+            prefix: p,
+            route: Some(route.clone()),
+            prev,
+        });
+        Ok(())
+    }
+
+    /// Encode a delete of our route for `p` and record the kernel side as
+    /// empty.
+    fn delete(&mut self, p: Ipv4Network, kernel: &mut Option<Shared>) {
+        let seq = self.out.next_seq(self.cmd);
+        let encoded = wire::encode_route(
+            &mut self.out.buf,
+            seq,
+            p,
+            None,
+            self.proto,
+            self.table,
+            &|_| None,
+        );
+        if encoded.is_ok() {
+            let prev = kernel.take();
+            self.out.sent.push(Sent {
+                prefix: p,
+                route: None,
+                prev,
+            });
+        }
+    }
+}
+
+impl Reconciler {
+    /// Write the difference for every dirty prefix, and everything
+    /// write-through left in the buffer.
+    pub(super) async fn apply(&mut self) {
+        let dirty = std::mem::take(&mut self.dirty);
+        let mut rest = dirty.into_iter();
+        while let Some(p) = rest.next() {
+            self.plan(p);
+            if self.out.full() && !self.write().await {
+                self.dirty.extend(rest);
+                return;
+            }
+        }
+        if self.out.len() > 0 {
+            self.write().await;
+        }
+    }
+
+    /// Decide what `p` needs and, if it is a write, encode it.
+    fn plan(&mut self, p: Ipv4Network) {
+        let Some((desired, kernel)) = self.slots.sides_mut(&p) else {
+            if !self.failed.is_empty() {
+                self.failed.remove(&p);
+            }
+            return;
+        };
+        let mut w = Writer {
+            out: &mut self.out,
+            cmd: &mut self.cmd,
+            links: &self.links,
+            by_name: &self.by_name,
+            proto: self.proto,
+            table: self.table,
+        };
+        match (desired, kernel.as_ref()) {
+            (Some(d), Some(k)) if Arc::ptr_eq(d, k) || d.satisfied_by(k) => {
+                // Skip hashing into sets that are empty (the bulk case).
+                if !self.failed.is_empty() {
+                    self.failed.remove(&p);
+                }
+                if !self.restoring.is_empty() {
+                    self.restoring.remove(&p);
+                }
+            }
+            (Some(d), _) => {
+                if !self.foreign.is_empty() && self.foreign.contains(&p) {
+                    if !self.failed.contains_key(&p) {
+                        self.counters.conflicts += 1;
+                    }
+                    self.failed.insert(
+                        p,
+                        "a route of another protocol holds this prefix; not overwritten".into(),
+                    );
+                } else if let Err(why) = w.replace(p, d, kernel) {
+                    self.failed.insert(p, why);
+                }
+            }
+            (None, Some(_)) if self.converged || !self.adopted.contains(&p) => {
+                w.delete(p, kernel);
+                self.slots.remove_if_empty(&p);
+            }
+            _ => {
+                if !self.failed.is_empty() {
+                    self.failed.remove(&p);
+                }
+            }
+        }
+    }
+
+    /// Send the buffer, read the kernel's refusals and settle every request
+    /// in it. Returns false if the buffer could not be sent (its prefixes
+    /// are dirty again and a re-dump is due).
+    pub(super) async fn write(&mut self) -> bool {
+        let b = &mut self.out;
+        self.counters.writes += b.sent.len() as u64;
+        if let Err(e) = self.cmd.send(&b.buf).await {
+            tracing::warn!("netlink send failed: {e}; will re-dump");
+            // Nothing of this buffer was applied: undo and retry it.
+            b.buf.clear();
+            for s in b.sent.drain(..) {
+                self.slots.undo_kernel(s.prefix, s.route.as_ref(), s.prev);
+                self.dirty.push(s.prefix);
+            }
+            self.resync_at = Some(Instant::now());
+            return false;
+        }
+        b.buf.clear();
+        // The kernel handled the whole buffer inside sendmsg: every
+        // failure is queued now.
+        b.rx.clear();
+        let lost = match self.cmd.drain(&mut b.rx) {
+            Ok(Drain::Empty) => false,
+            Ok(Drain::Overrun) => true,
+            Err(e) => {
+                tracing::warn!("netlink receive failed: {e}");
+                true
+            }
+        };
+        if lost {
+            // Some refusals may be lost: the re-dump finds those routes.
+            self.resync_at = Some(Instant::now());
+        }
+        b.errors.clear();
+        b.errors.resize(b.sent.len(), 0);
+        for m in b.rx.drain(..) {
+            if let NetlinkPayload::Error(e) = m.payload
+                && let Some(code) = e.code
+            {
+                let seq = wire::error_seq(&e).unwrap_or(m.header.sequence_number);
+                if let Some(slot) = b.errors.get_mut(seq.wrapping_sub(b.base) as usize) {
+                    *slot = -code.get();
+                }
+            }
+        }
+        let mut sent = std::mem::take(&mut b.sent);
+        let errors = std::mem::take(&mut b.errors);
+        for (s, &errno) in sent.drain(..).zip(errors.iter()) {
+            self.settle(s, errno);
+        }
+        // Keep the (emptied) vectors' capacity for the next buffer.
+        self.out.sent = sent;
+        self.out.errors = errors;
+        // Keep the monitor's queue short while we flood it.
+        self.drain_monitor();
+        true
+    }
+
+    /// Book one sent request given the kernel's answer (`errno` 0: done).
+    fn settle(&mut self, s: Sent, errno: i32) {
+        let p = s.prefix;
+        match (&s.route, errno) {
+            (Some(_), 0) => {
+                if !self.adopted.is_empty() {
+                    self.adopted.remove(&p);
+                }
+                if !self.failed.is_empty() {
+                    self.failed.remove(&p);
+                }
+                if !self.restoring.is_empty() && self.restoring.remove(&p) {
+                    self.counters.restored += 1;
+                }
+            }
+            (Some(_), errno) => {
+                self.slots.undo_kernel(p, s.route.as_ref(), s.prev);
+                self.counters.netlink_errors += 1;
+                let why = format!("kernel refused the route: {}", errno_words(errno));
+                tracing::debug!(prefix = %p, "{why}");
+                self.failed.insert(p, why);
+            }
+            (None, 0 | libc::ESRCH | libc::ENOENT) => {
+                if self.adopted.remove(&p) {
+                    self.counters.swept += 1;
+                }
+            }
+            (None, errno) => {
+                self.slots.undo_kernel(p, None, s.prev);
+                self.counters.netlink_errors += 1;
+                self.failed
+                    .insert(p, format!("delete refused: {}", errno_words(errno)));
+            }
+        }
+    }
+}
