@@ -486,4 +486,77 @@ mod tests {
         assert_eq!(std::mem::size_of::<ManyPaths>(), 32);
         assert_eq!(std::mem::size_of::<(Ipv4Prefix, Dest)>(), 24);
     }
+
+    /// The share cache is best-effort, so one set may live in two allocations:
+    /// re-announcing an equal set in another allocation is no change at all.
+    #[test]
+    fn equal_sets_in_two_allocations_are_the_same_route() {
+        use crate::types::{AsPath, AsPathSegment};
+        let peers = FastMap::default();
+        let ctx = DecisionCtx {
+            local_asn: 65000,
+            router_id: std::net::Ipv4Addr::new(10, 0, 0, 1),
+            max_paths: 16,
+            peers: &peers,
+        };
+        let attrs = || {
+            Arc::new(StoredAttrs::from_value(PathAttributes {
+                as_path: AsPath {
+                    segments: vec![AsPathSegment::Sequence(vec![65001, 65002])],
+                },
+                next_hop: Some("192.0.2.1".parse().unwrap()),
+                ..PathAttributes::default()
+            }))
+        };
+        let (a, b) = (attrs(), attrs());
+        assert!(!Arc::ptr_eq(&a, &b));
+        let mut map: FastMap<Ipv4Prefix, Dest> = FastMap::default();
+        let key = Ipv4Prefix::new("10.0.0.0".parse().unwrap(), 8).unwrap();
+        let mut scratch = Scratch::default();
+        let mut changes = Vec::new();
+        let r = apply_op(
+            &mut map,
+            key,
+            PathOp::Upsert(Path::new(a, 1)),
+            None,
+            &ctx,
+            &mut scratch,
+            &mut changes,
+        );
+        assert_eq!((r.received_delta, changes.len()), (1, 1));
+        assert!(r.moved.is_some());
+        let r = apply_op(
+            &mut map,
+            key,
+            PathOp::Upsert(Path::new(b, 1)),
+            None,
+            &ctx,
+            &mut scratch,
+            &mut changes,
+        );
+        assert_eq!((r.received_delta, changes.len()), (0, 1));
+        assert!(r.moved.is_none());
+        // A second source makes a two-path destination; removing it goes back to one.
+        let r = apply_op(
+            &mut map,
+            key,
+            PathOp::Upsert(Path::new(attrs(), 2)),
+            None,
+            &ctx,
+            &mut scratch,
+            &mut changes,
+        );
+        assert_eq!(r.received_delta, 1);
+        assert!(matches!(map.get(&key), Some(Dest::Many(m)) if matches!(**m, ManyPaths::Two(_))));
+        apply_op(
+            &mut map,
+            key,
+            PathOp::Remove(2),
+            None,
+            &ctx,
+            &mut scratch,
+            &mut changes,
+        );
+        assert!(matches!(map.get(&key), Some(Dest::One(p)) if p.source == 1));
+    }
 }
