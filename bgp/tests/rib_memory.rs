@@ -63,14 +63,12 @@ fn messages(unique: bool) -> Vec<Vec<u8>> {
             ..PathAttributes::default()
         })
     };
-    let prefix =
-        |i: u32| Prefix::V4(Ipv4Prefix::new(Ipv4Addr::from(0x0a00_0000 + (i << 4)), 28).unwrap());
     let mut msgs = Vec::new();
     let updates: Vec<Update> = if unique {
         (0..N)
             .map(|i| Update {
                 attributes: Some(attrs(vec![65001, 4_200_000_000 + i])),
-                announced: vec![prefix(i)],
+                announced: vec![prefix_of(i)],
                 ..Update::default()
             })
             .collect()
@@ -79,7 +77,7 @@ fn messages(unique: bool) -> Vec<Vec<u8>> {
         (0..N.div_ceil(500))
             .map(|c| Update {
                 attributes: Some(shared.clone()),
-                announced: (c * 500..((c + 1) * 500).min(N)).map(prefix).collect(),
+                announced: (c * 500..((c + 1) * 500).min(N)).map(prefix_of).collect(),
                 ..Update::default()
             })
             .collect()
