@@ -141,7 +141,7 @@ fn main() {
         );
     }
     println!(
-        "total: {} prefixes, {} paths, {} attribute sets, {} best changes, {} prefixes sent; RIB heap {:.1} B/prefix",
+        "total: {} prefixes, {} paths, {} export attribute sets, {} best changes, {} prefixes sent; RIB heap {:.1} B/prefix",
         rib.loc_rib_len(),
         rib.received_count(PeerId(1)) + rib.received_count(PeerId(2)),
         rib.attribute_sets(),
