@@ -421,12 +421,18 @@ impl Ipam {
 
     /// Makes one change (already applied in memory) durable.
     fn persist(&mut self, record: &Record) -> Result<(), IpamError> {
+        let started = std::time::Instant::now();
         let (pool, cursor, by_id) = (self.pool, self.cursor, &self.by_id);
-        self.store.append(record, || Snapshot {
+        let r = self.store.append(record, || Snapshot {
             pool: pool.to_string(),
             cursor,
             allocations: by_id.clone(),
-        })
+        });
+        tracing::debug!(
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "ipam change persisted"
+        );
+        r
     }
 
     /// Writes the whole state as a new snapshot with an empty journal.

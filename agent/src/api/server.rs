@@ -102,13 +102,22 @@ pub async fn serve<B: Backend>(listener: UnixListener, backend: Arc<B>) {
 
 /// Routes one request. Public for tests that drive the server without a socket.
 pub async fn handle<B: Backend>(backend: &B, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let started = std::time::Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => return error(&ApiError::bad_request(format!("reading request body: {e}"))),
     };
-    dispatch(backend, &method, &path, &body).await
+    let resp = dispatch(backend, &method, &path, &body).await;
+    tracing::debug!(
+        %method,
+        path,
+        status = resp.status().as_u16(),
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "api request"
+    );
+    resp
 }
 
 /// Routing and decoding, separated from hyper's body type so it can be unit-tested.
