@@ -106,6 +106,12 @@ impl Samples {
 
 pub fn run(iterations: u32) -> Result<Section> {
     let host = Netns::create(&unique_name("tba"))?;
+    // ptp's "host" is a namespace of its own: the agent's route monitor must
+    // not see the anchor's interfaces (ptp's host veth carries an IPv4
+    // address, and its removal makes the agent's RouteTable re-dump links,
+    // addresses and routes 50 ms later, in the middle of tortie's next
+    // ADD). A node runs one CNI network; each plugin gets one here.
+    let ptp_host = Netns::create(&unique_name("tbp"))?;
     host.sh("ip link add eth1 type veth peer name eth1p && ip link set eth1 up && ip link set eth1p up && ip addr add 198.18.0.2/24 dev eth1")?;
     let cont = Netns::create(&unique_name("tbc"))?;
     let dir = tempfile::Builder::new()
@@ -116,7 +122,7 @@ pub fn run(iterations: u32) -> Result<Section> {
     cfg.metrics_listen = String::new();
     let agent = TortieNode::start(&host, dir.path(), &cfg)?;
     let cni = crate::bins::tortie_cni()?;
-    let plugins = [
+    let mut plugins = vec![
         Plugin {
             name: "ptp+host-local",
             binary: PathBuf::from("/usr/lib/cni/ptp"),
@@ -140,19 +146,42 @@ pub fn run(iterations: u32) -> Result<Section> {
             }),
         },
     ];
+    // Optional: the same plugin linked statically (`TORTIE_CNI_STATIC_BIN`,
+    // see docs/cni.md), to show the exec cost of dynamic linking in the
+    // same run. The targets are judged on the default build.
+    if let Some(p) = std::env::var_os("TORTIE_CNI_STATIC_BIN") {
+        let binary = PathBuf::from(p);
+        if !binary.is_file() {
+            bail!("TORTIE_CNI_STATIC_BIN={} is not a file", binary.display());
+        }
+        plugins.push(Plugin {
+            name: "tortie-cni (static-pie)",
+            cni_path: binary
+                .parent()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            config: plugins[1].config.clone(),
+            binary,
+        });
+    }
     if !plugins[0].binary.is_file() {
         bail!("/usr/lib/cni/ptp not found: install containernetworking-plugins");
     }
     let host_fd = std::fs::File::open(host.path()).context("opening the host namespace")?;
+    let ptp_host_fd =
+        std::fs::File::open(ptp_host.path()).context("opening ptp's host namespace")?;
+    // Plugin k runs from the host namespace of its network.
+    let host_of = |k: usize| if k == 0 { &ptp_host_fd } else { &host_fd };
     let cpath = cont.path();
-    let mut samples = [Samples::default(), Samples::default()];
+    let n = plugins.len();
+    let mut samples: Vec<Samples> = (0..n).map(|_| Samples::default()).collect();
     let warmup = 3;
     for i in 0..iterations + warmup {
-        let order: [usize; 2] = if i % 2 == 0 { [0, 1] } else { [1, 0] };
-        for k in order {
+        // Rotate which plugin goes first so drift hits all alike.
+        for k in (0..n).map(|j| (j + i as usize) % n) {
             let id = format!("bench{i}");
-            let (a, _) = exec(&plugins[k], &host_fd, "ADD", &id, &cpath)?;
-            let (d, _) = exec(&plugins[k], &host_fd, "DEL", &id, &cpath)?;
+            let (a, _) = exec(&plugins[k], host_of(k), "ADD", &id, &cpath)?;
+            let (d, _) = exec(&plugins[k], host_of(k), "DEL", &id, &cpath)?;
             if i >= warmup {
                 samples[k].add.push(a);
                 samples[k].del.push(d);
@@ -166,11 +195,11 @@ pub fn run(iterations: u32) -> Result<Section> {
     // Decomposition: the exec floor (VERSION: start, parse, answer) of each
     // plugin, and the agent's own attach/detach through its API without a
     // plugin process in between.
-    let mut floor = [Vec::new(), Vec::new()];
+    let mut floor: Vec<Vec<Duration>> = vec![Vec::new(); n];
     let mut api = Samples::default();
     for i in 0..iterations.min(100) {
         for (k, f) in floor.iter_mut().enumerate() {
-            f.push(exec(&plugins[k], &host_fd, "VERSION", "v", &cpath)?.0);
+            f.push(exec(&plugins[k], host_of(k), "VERSION", "v", &cpath)?.0);
         }
         let id = format!("api{i}");
         let t = Instant::now();
@@ -194,6 +223,7 @@ pub fn run(iterations: u32) -> Result<Section> {
     drop(agent);
     drop(cont);
     drop(host);
+    drop(ptp_host);
     let mut sec = Section::new(
         "Container attach (CNI ADD / DEL)",
         &format!(
@@ -281,6 +311,15 @@ pub fn run(iterations: u32) -> Result<Section> {
         "add_del_p50_ptp_over_tortie": speedup_both,
         "add_p99_ptp_over_tortie": ratio(ms(percentile(&samples[0].add, 0.99)), ms(percentile(&samples[1].add, 0.99))),
     });
+    if let (Some(st), Some(obj)) = (samples.get(2), sec.ratios.as_object_mut()) {
+        obj.insert(
+            "add_p50_ptp_over_tortie_static".into(),
+            json!(ratio(
+                ms(percentile(&samples[0].add, 0.5)),
+                ms(percentile(&st.add, 0.5))
+            )),
+        );
+    }
     sec.target(
         "tortie-cni ADD p50",
         "≤ 3 ms",
