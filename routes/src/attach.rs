@@ -52,6 +52,7 @@ use crate::types::KernelRoute;
 use crate::wire;
 
 mod rtnl;
+mod worker;
 
 use rtnl::*;
 
@@ -151,24 +152,16 @@ fn validate(req: &AttachRequest, ctx: &str) -> Result<(), RoutesError> {
 
 /// Attach a container. See the module docs for exactly what is created.
 ///
-/// The work runs on a dedicated thread (it enters the container's
-/// namespace, and its netlink round trips and the oper-up wait block);
-/// the caller's task just awaits the answer.
+/// The work runs on a thread that is not the caller's (it enters the
+/// container's namespace, and its netlink round trips and the oper-up wait
+/// block): a persistent one for callers in the process's namespace, else a
+/// fresh one (see `worker`); the caller's task just awaits the answer.
 pub async fn attach(req: &AttachRequest) -> Result<Attachment, RoutesError> {
     let ctx = format!("attach {}", req.container_id);
     validate(req, &ctx)?;
     // Open the namespace first: a missing namespace fails before anything exists.
     let ns = netns::open_netns(&req.netns, &ctx)?;
-    let req = req.clone();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("tortie-attach".into())
-        .spawn(move || {
-            let _ = tx.send(attach_blocking(&req, &ns));
-        })
-        .map_err(|e| RoutesError::io(format!("{ctx}: spawning the attach thread"), e))?;
-    rx.await
-        .map_err(|_| RoutesError::unexpected(&ctx, "the attach thread died"))?
+    worker::run(req.clone(), ns, &ctx).await
 }
 
 /// Longest wait for the kernel to answer a batch of requests (it answers
@@ -218,7 +211,8 @@ struct Steps {
 }
 
 /// The whole attach, on the calling thread, which it moves into the
-/// container's namespace: call it only on a thread of its own.
+/// container's namespace: call it only on a thread of its own (which
+/// `worker` moves back, or lets exit).
 fn attach_blocking(req: &AttachRequest, ns: &File) -> Result<Attachment, RoutesError> {
     let t0 = Instant::now();
     let mut steps = Steps::default();

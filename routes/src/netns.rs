@@ -1,10 +1,10 @@
 //! Netlink connections inside another network namespace.
 //!
 //! A socket belongs to the namespace of the thread that created it. We never
-//! `setns` a runtime worker: attach runs on a dedicated `std::thread` that
+//! `setns` a runtime worker: attach runs on a `std::thread` of its own that
 //! opens its host-side socket, enters the container's namespace with
 //! [`enter`], opens the container-side socket there, does the work and
-//! exits. [`here`] is an rtnetlink connection in the caller's namespace
+//! then returns to its namespace (the persistent attach thread) or exits. [`here`] is an rtnetlink connection in the caller's namespace
 //! (listing, tunnels); it ends when the last `Handle` is dropped.
 
 use std::fs::File;
@@ -45,9 +45,10 @@ pub(crate) fn open_netns(path: &Path, context: &str) -> Result<File, RoutesError
     })
 }
 
-/// Moves the calling thread into the network namespace `ns`. Only for a
-/// thread of its own that exits afterwards (attach's): never a runtime
-/// worker, whose later tasks would then run in the container's namespace.
+/// Moves the calling thread into the network namespace `ns`. Only for
+/// attach's own threads (which go back home or exit afterwards): never a
+/// runtime worker, whose later tasks would then run in the container's
+/// namespace.
 pub(crate) fn enter(ns: &File, context: &str) -> Result<(), RoutesError> {
     setns(ns, CloneFlags::CLONE_NEWNET).map_err(|e| RoutesError::Netlink {
         context: format!("{context}: entering network namespace"),
