@@ -55,7 +55,7 @@ pub(super) async fn run(
     let (tx, rx) = tokio::sync::oneshot::channel();
     let job = Job { req, ns, reply: tx };
     let job = if in_process_netns() {
-        send_to_worker(job).err()
+        send_to_worker(job)
     } else {
         Some(job)
     };
@@ -73,12 +73,12 @@ pub(super) async fn run(
 }
 
 /// Queues `job` for the persistent thread, starting it if needed; gives the
-/// job back when that is impossible.
-fn send_to_worker(job: Job) -> Result<(), Job> {
+/// job back (`Some`) when that is impossible.
+fn send_to_worker(job: Job) -> Option<Job> {
     let mut worker = WORKER.lock().unwrap_or_else(|p| p.into_inner());
     let job = match worker.as_ref() {
         Some(tx) => match tx.send(job) {
-            Ok(()) => return Ok(()),
+            Ok(()) => return None,
             Err(mpsc::SendError(job)) => job,
         },
         None => job,
@@ -86,21 +86,21 @@ fn send_to_worker(job: Job) -> Result<(), Job> {
     *worker = None;
     // A new thread inherits the caller's namespace: the process's.
     let Ok(home) = File::open("/proc/thread-self/ns/net") else {
-        return Err(job);
+        return Some(job);
     };
     let (tx, rx) = mpsc::channel::<Job>();
     let spawned = std::thread::Builder::new()
         .name("tortie-attach".into())
         .spawn(move || serve(rx, home));
     if spawned.is_err() {
-        return Err(job);
+        return Some(job);
     }
     match tx.send(job) {
         Ok(()) => {
             *worker = Some(tx);
-            Ok(())
+            None
         }
-        Err(mpsc::SendError(job)) => Err(job),
+        Err(mpsc::SendError(job)) => Some(job),
     }
 }
 
