@@ -32,6 +32,8 @@ fn main() -> ExitCode {
             Err(code) => ExitCode::from(code),
         },
         Cmd::Run { config, log_format } => {
+            // Before any thread exists (the runtime's, the logger's).
+            daemon::memory::tune();
             logging::init(log_format);
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

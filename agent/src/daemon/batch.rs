@@ -1,11 +1,13 @@
 //! Batching of speaker events before they reach the route table.
 //!
-//! The event loop drains every event the speaker has queued (up to
+//! The event loop drains the events the speaker has ready (up to
 //! [`MAX_BATCH`]) into a [`Coalescer`] and hands the resulting [`Step`]s to
-//! [`super::agent::Agent::apply_steps`]. Each event is folded in and dropped
-//! at once (its next-hop `Vec` and its `Arc<PathAttributes>` are freed while
-//! draining), so the backlog the speaker keeps in memory while the kernel is
-//! programmed shrinks to one compact entry per distinct prefix.
+//! [`super::agent::Agent::apply_steps`]; while a batch is written it prepares
+//! the next one, at most [`MAX_BATCH`] events ahead. Each event is folded in
+//! and dropped at once (its next-hop `Vec` and its `Arc<PathAttributes>` are
+//! freed while draining). A longer backlog stays in the speaker, as one
+//! compact entry per changed prefix (`tortie_bgp` session outbox), and comes
+//! out with each prefix's latest best path when we take it.
 //!
 //! Semantics: for `BestPathChanged` only the latest state of a prefix matters
 //! (the Loc-RIB's current best, RFC 4271 §9.1.2), so the last event for a
@@ -164,6 +166,17 @@ impl Coalescer {
     }
 }
 
+/// Route changes in `steps` (one per prefix and run).
+pub fn route_count(steps: &[Step]) -> usize {
+    steps
+        .iter()
+        .map(|s| match s {
+            Step::Routes { routes, .. } => routes.len(),
+            Step::Event(_) => 0,
+        })
+        .sum()
+}
+
 /// Convenience: fold a whole sequence.
 pub fn coalesce(events: impl IntoIterator<Item = SpeakerEvent>) -> Vec<Step> {
     let mut c = Coalescer::new();
@@ -256,6 +269,7 @@ mod tests {
         let h1 = Ipv4Addr::new(192, 0, 2, 1);
         let h2 = Ipv4Addr::new(192, 0, 2, 2);
         assert_eq!(steps.len(), 5, "{steps:?}");
+        assert_eq!(route_count(&steps), 4);
         assert_eq!(
             steps[0].resolved(),
             vec![(net([10, 1, 0, 0], 24), vec![h1])]

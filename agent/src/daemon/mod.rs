@@ -15,6 +15,7 @@
 pub mod agent;
 pub mod batch;
 pub mod convert;
+pub mod memory;
 pub mod results;
 
 use std::path::{Path, PathBuf};
@@ -99,7 +100,8 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>) -> anyhow::Result<()> 
 
     // Dataplane: adopt what a previous run left, before anything changes.
     let proto = cfg.dataplane.route_protocol;
-    let table = RouteTable::start(proto, MAIN_TABLE)
+    // Held until we return: dropping it ends the route table's thread.
+    let (table, _kernel_thread) = start_route_table(proto, MAIN_TABLE)
         .await
         .context("starting the route table")?;
     let adopted = table.stats().adopted;
@@ -190,15 +192,19 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>) -> anyhow::Result<()> 
     let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
     let mut failure = None;
     let mut coalescer = batch::Coalescer::new();
+    let mut trimmer = memory::Trimmer::default();
     let mut applying: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>> =
         None;
     loop {
+        // Take events while nothing is being written, or to prepare the next
+        // batch while one is (at most MAX_BATCH ahead): a backlog beyond that
+        // stays in the speaker, which keeps one compact entry per changed
+        // prefix and reports its latest best path when we take it.
+        let take = applying.is_none() || coalescer.len() < batch::MAX_BATCH;
         tokio::select! {
-            ev = events.recv() => match ev {
+            ev = events.recv(), if take => match ev {
                 Some(ev) => {
-                    // Drain what is queued into the coalescer (batch.rs), also
-                    // while an earlier batch is still being written, so the
-                    // speaker's backlog becomes one compact entry per prefix.
+                    // Drain what is queued into the coalescer (batch.rs).
                     coalescer.push(ev);
                     while coalescer.len() < batch::MAX_BATCH {
                         match events.try_recv() {
@@ -207,7 +213,9 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>) -> anyhow::Result<()> 
                         }
                     }
                     if applying.is_none() {
-                        applying = Some(Box::pin(agent.apply_steps(coalescer.finish())));
+                        let steps = coalescer.finish();
+                        trimmer.applied(batch::route_count(&steps));
+                        applying = Some(Box::pin(agent.apply_steps(steps)));
                     }
                 }
                 None => {
@@ -224,9 +232,16 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>) -> anyhow::Result<()> 
             }, if applying.is_some() => {
                 // Batches are applied one after the other, in event order.
                 applying = if coalescer.is_empty() {
+                    // Caught up after a large batch: give its transient
+                    // memory back to the kernel.
+                    if events.is_empty() && trimmer.idle() {
+                        memory::trim();
+                    }
                     None
                 } else {
-                    Some(Box::pin(agent.apply_steps(coalescer.finish())))
+                    let steps = coalescer.finish();
+                    trimmer.applied(batch::route_count(&steps));
+                    Some(Box::pin(agent.apply_steps(steps)))
                 };
             }
             _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
@@ -251,6 +266,59 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>) -> anyhow::Result<()> 
         Some(why) => Err(anyhow::anyhow!(why)),
         None => Ok(()),
     }
+}
+
+/// Keeps the route table's thread running; dropping it stops the thread
+/// (routes stay in the kernel, as on any other exit).
+struct KernelThread {
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Starts the route table ([`RouteTable::start`]) on a thread of its own with
+/// a current-thread runtime. Its reconciler writes to the kernel in long
+/// bursts of netlink batches (the kernel's FIB insert is most of the cost);
+/// on a worker of the main runtime such a burst holds up every task queued
+/// behind it on that worker — BGP sessions and the RIB included (measured: a
+/// 1M-route ingest stalled for seconds on a 2-core host). On its own thread
+/// the OS shares the CPU instead. The thread inherits the process's network
+/// namespace.
+async fn start_route_table(proto: u8, table: u32) -> anyhow::Result<(RouteTable, KernelThread)> {
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("tortie-kernel".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(anyhow::anyhow!(
+                        "building the route table's runtime: {e}"
+                    )));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                match RouteTable::start(proto, table).await {
+                    Ok(t) => {
+                        let _ = ready_tx.send(Ok(t));
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.into()));
+                        return;
+                    }
+                }
+                // Until the agent drops its KernelThread (or panics).
+                let _ = stop_rx.await;
+            });
+        })
+        .context("spawning the route table thread")?;
+    let table = ready_rx
+        .await
+        .map_err(|_| anyhow::anyhow!("the route table thread ended before starting"))??;
+    Ok((table, KernelThread { _stop: stop_tx }))
 }
 
 /// `dataplane.mtu`, else the underlay's (1500 when unknown) minus the

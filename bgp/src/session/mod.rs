@@ -11,6 +11,7 @@ mod coalesce;
 mod conn;
 mod listener;
 mod msg;
+mod outbox;
 mod peer;
 mod rib_task;
 pub mod socket;

@@ -2,13 +2,21 @@
 //!
 //! Session tasks → RIB task: [`RibMsg`]. RIB task → one established session:
 //! [`PeerOut`]. API / listener → session task: [`PeerCmd`].
+//!
+//! UPDATEs a session has read but the RIB task has not applied yet are
+//! bounded by prefixes, not only by messages: each carries a [`Credit`] from
+//! its session's [`InFlight`] pool, returned when the RIB task is done with
+//! it. A channel of 1024 packed UPDATEs (500 prefixes each) would otherwise
+//! hold 25 MB of decoded prefixes while a large table loads.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::BgpError;
 use crate::fsm::Negotiated;
@@ -35,6 +43,8 @@ pub(crate) enum RibMsg {
     Update {
         peer: IpAddr,
         update: Update,
+        /// Returned (dropped) once the RIB task has applied `update`.
+        credit: Credit,
     },
     RouteRefresh {
         peer: IpAddr,
@@ -83,4 +93,97 @@ pub(crate) enum PeerCmd {
         notification: Option<Notification>,
         reply: oneshot::Sender<()>,
     },
+}
+
+/// A session stops reading its socket while this many prefixes of its
+/// UPDATEs wait for the RIB task (~32 ms of RIB work; 3 MB of prefixes).
+pub(crate) const MAX_IN_FLIGHT: usize = 65_536;
+
+/// Prefixes of one session's UPDATEs read but not yet applied by the RIB.
+#[derive(Debug, Default)]
+pub(crate) struct InFlight {
+    prefixes: AtomicUsize,
+    drained: Notify,
+}
+
+impl InFlight {
+    /// At or over [`MAX_IN_FLIGHT`]: stop reading until [`Self::drained`].
+    pub(crate) fn full(&self) -> bool {
+        self.prefixes.load(Ordering::Acquire) >= MAX_IN_FLIGHT
+    }
+
+    /// Counts `update`'s prefixes (at least one: End-of-RIB, attributes only)
+    /// until the returned credit is dropped.
+    pub(crate) fn take(self: &Arc<Self>, update: &Update) -> Credit {
+        let n = (update.announced.len() + update.withdrawn.len()).max(1);
+        self.prefixes.fetch_add(n, Ordering::AcqRel);
+        Credit {
+            pool: self.clone(),
+            n,
+        }
+    }
+
+    /// Resolves after the count went back under [`MAX_IN_FLIGHT`] (at once
+    /// if it did since the last call).
+    pub(crate) async fn drained(&self) {
+        self.drained.notified().await
+    }
+}
+
+/// Prefixes counted in an [`InFlight`] pool while a message travels.
+#[derive(Debug)]
+pub(crate) struct Credit {
+    pool: Arc<InFlight>,
+    n: usize,
+}
+
+impl Drop for Credit {
+    fn drop(&mut self) {
+        let before = self.pool.prefixes.fetch_sub(self.n, Ordering::AcqRel);
+        if before >= MAX_IN_FLIGHT && before.saturating_sub(self.n) < MAX_IN_FLIGHT {
+            // One waiter (the session task); remembered if it is not waiting yet.
+            self.pool.drained.notify_one();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Prefix;
+
+    fn update(n: usize) -> Update {
+        let p: Prefix = "10.0.0.0/24".parse().unwrap();
+        Update {
+            withdrawn: vec![p; n],
+            ..Update::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn credits_bound_prefixes_and_wake_the_reader() {
+        let pool = Arc::new(InFlight::default());
+        let eor = pool.take(&update(0));
+        assert_eq!(
+            pool.prefixes.load(Ordering::Relaxed),
+            1,
+            "counts at least one"
+        );
+        let big = pool.take(&update(MAX_IN_FLIGHT));
+        assert!(pool.full());
+        drop(eor);
+        assert!(pool.full(), "still {MAX_IN_FLIGHT} in flight");
+        let waiter = {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.drained().await })
+        };
+        tokio::task::yield_now().await;
+        drop(big);
+        assert!(!pool.full());
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("the reader is woken")
+            .unwrap();
+        assert_eq!(pool.prefixes.load(Ordering::Relaxed), 0);
+    }
 }

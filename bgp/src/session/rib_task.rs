@@ -1,7 +1,9 @@
 //! The RIB task: the single owner of the [`Rib`]. Session tasks and API calls
 //! send it [`RibMsg`]s; it applies them, hands outbound UPDATEs to each
 //! established session's channel, and reports best-path changes, peer state
-//! changes and initial convergence on the speaker's event channel.
+//! changes and initial convergence on the speaker's event channel, through
+//! the [`Outbox`] (compact while the owner is slower than the RIB: a changed
+//! prefix costs 8 bytes, not a queued event).
 //!
 //! It also runs the two clocks the pure RIB has not got: the graceful-restart
 //! stale timers of restarting peers (RFC 4724 §4.2: sweep on End-of-RIB or when
@@ -19,6 +21,7 @@ use tracing::{debug, info, warn};
 use super::Shared;
 use super::coalesce::{self, Coalescer};
 use super::msg::{PeerOut, RibMsg};
+use super::outbox::Outbox;
 use crate::rib::{PeerId, PeerInfo, Rib, RibConfig, RibError, RibOutput};
 use crate::speaker::{PeerConfig, RouteCandidate, RouteInfo, SpeakerEvent};
 use crate::types::AddressFamily;
@@ -62,8 +65,8 @@ struct RibTask {
     peers: HashMap<IpAddr, PeerEntry>,
     next_id: u32,
     events: mpsc::Sender<SpeakerEvent>,
-    /// Events the owner's channel had no room for yet, in order.
-    pending_events: VecDeque<SpeakerEvent>,
+    /// What the owner's channel had no room for yet.
+    outbox: Outbox,
     converged: bool,
     converge_deadline: Instant,
     /// We restarted with forwarding state preserved and have not converged
@@ -99,7 +102,7 @@ pub(crate) async fn run(
         peers: HashMap::new(),
         next_id: 0,
         events,
-        pending_events: VecDeque::new(),
+        outbox: Outbox::default(),
         converged: false,
         converge_deadline: Instant::now() + timeout,
     };
@@ -118,15 +121,11 @@ pub(crate) async fn run(
             _ = tokio::time::sleep(BACKLOG_RETRY), if backlog => Wake::Backlog,
             msg = rx.recv() => Wake::Msg(msg),
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => Wake::Timer,
-            permit = t.events.reserve(), if !t.pending_events.is_empty() => {
-                match permit {
-                    Ok(p) => {
-                        if let Some(ev) = t.pending_events.pop_front() {
-                            p.send(ev);
-                        }
-                    }
+            permits = t.events.reserve_many(Outbox::chunk(&t.events)), if !t.outbox.is_empty() => {
+                match permits {
+                    Ok(p) => t.outbox.deliver(p, &t.events, &t.rib),
                     // The owner dropped the receiver: nobody to tell.
-                    Err(_) => t.pending_events.clear(),
+                    Err(_) => t.outbox.close(),
                 }
                 Wake::Nothing
             }
@@ -266,15 +265,7 @@ impl RibTask {
     /// must keep serving API calls even when the owner is slow to drain
     /// (e.g. it is awaiting one of those calls).
     async fn send_event(&mut self, ev: SpeakerEvent) {
-        if self.pending_events.is_empty() {
-            match self.events.try_send(ev) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(ev)) => self.pending_events.push_back(ev),
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
-            }
-        } else {
-            self.pending_events.push_back(ev);
-        }
+        self.outbox.push(ev, &self.events);
     }
 
     async fn handle(&mut self, m: RibMsg) {
@@ -354,7 +345,14 @@ impl RibTask {
                 let out = self.rib.peer_down(id, retain);
                 self.emit(out).await;
             }
-            RibMsg::Update { peer, update } => self.apply_update(peer, update).await,
+            RibMsg::Update {
+                peer,
+                update,
+                credit,
+            } => {
+                self.apply_update(peer, update).await;
+                drop(credit);
+            }
             RibMsg::RouteRefresh { peer, family } => {
                 let Some(e) = self.peers.get(&peer) else {
                     return;

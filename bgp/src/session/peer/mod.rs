@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::conn::{Conn, IoDone, OUT_HIGH_WATER};
-use super::msg::{PeerCmd, PeerOut, RibMsg};
+use super::msg::{InFlight, PeerCmd, PeerOut, RibMsg};
 use super::socket::{self, ConnectOptions};
 use super::{Shared, fsm_config, jitter};
 use crate::fsm::{Action, DownReason, Event, Fsm, Negotiated, SessionState, Timer, codes, notify};
@@ -66,6 +66,8 @@ pub(crate) struct PeerTask {
     timers: [Option<Instant>; 4],
     rib: mpsc::Sender<RibMsg>,
     to_rib: VecDeque<RibMsg>,
+    /// Prefixes of our UPDATEs the RIB task has not applied yet.
+    in_flight: Arc<InFlight>,
     out_rx: Option<mpsc::Receiver<PeerOut>>,
     status: Arc<Mutex<PeerStatus>>,
     cmd_rx: mpsc::Receiver<PeerCmd>,
@@ -182,6 +184,7 @@ impl PeerTask {
             timers: [None; 4],
             rib,
             to_rib: VecDeque::new(),
+            in_flight: Arc::default(),
             out_rx: None,
             status,
             cmd_rx,
@@ -194,6 +197,12 @@ impl PeerTask {
         self.peer.address
     }
 
+    /// The RIB task is behind on our UPDATEs: too many messages queued
+    /// here, or too many prefixes read and not applied yet. We stop reading.
+    fn rib_behind(&self) -> bool {
+        self.to_rib.len() >= MAX_PENDING_TO_RIB || self.in_flight.full()
+    }
+
     fn next_deadline(&self) -> Option<Instant> {
         let cand = self.cand.as_ref().map(|c| c.2);
         self.timers.iter().flatten().copied().chain(cand).min()
@@ -203,7 +212,8 @@ impl PeerTask {
         self.feed(Event::ManualStart);
         loop {
             let deadline = self.next_deadline();
-            let reading = self.to_rib.len() < MAX_PENDING_TO_RIB
+            let rib_behind = self.rib_behind();
+            let reading = !rib_behind
                 && self
                     .conn
                     .as_ref()
@@ -224,6 +234,7 @@ impl PeerTask {
                     IoDone::Read(r) => Wake::CandRead(r),
                     IoDone::Wrote(r) => Wake::CandWrote(r),
                 },
+                () = self.in_flight.drained(), if rib_behind => Wake::Nothing,
                 permit = self.rib.reserve(), if !self.to_rib.is_empty() => match permit {
                     Ok(p) => {
                         if let Some(m) = self.to_rib.pop_front() {
@@ -494,7 +505,7 @@ impl PeerTask {
             let i = timer_index(t);
             if self.timers[i].is_some_and(|d| d <= now) {
                 self.timers[i] = None;
-                if t == Timer::Hold && self.to_rib.len() >= MAX_PENDING_TO_RIB {
+                if t == Timer::Hold && self.rib_behind() {
                     // We stopped reading (the RIB is behind), so the peer's
                     // KEEPALIVEs sit unread behind its UPDATEs: not its fault.
                     let hold = self
@@ -715,6 +726,7 @@ impl PeerTask {
             } => self.on_down(reason, was_established),
             Action::DeliverUpdate(u) => self.to_rib.push_back(RibMsg::Update {
                 peer: self.addr(),
+                credit: self.in_flight.take(&u),
                 update: u,
             }),
             Action::DeliverRouteRefresh(r) => self.to_rib.push_back(RibMsg::RouteRefresh {
