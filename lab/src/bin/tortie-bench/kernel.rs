@@ -3,9 +3,9 @@
 //! run and the same throw-away namespace, by the reference pipelined
 //! netlink writer of [`crate::nl`] — the ceiling. Every pass is checked by
 //! dumping the table afterwards. Ratios are given on wall time (the target)
-//! and on the writing thread's CPU time (RouteTable runs on a current-thread
-//! runtime, so its producer, reconciler and kernel work are all charged to
-//! the timed thread), which a shared host disturbs far less.
+//! and on the process's CPU time (RouteTable's producer, reconciler and the
+//! kernel work inside `sendmsg` all count), which a shared host disturbs
+//! less.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -54,17 +54,17 @@ fn tortie_pass(rt: &tokio::runtime::Runtime, n: u32) -> Result<(PassResult, Pass
             .map(|i| Ipv4Network::new(nl::nth_host(i), 32).context("prefix"))
             .collect::<Result<_>>()?;
         let live0 = crate::rib::live_bytes();
-        let cpu = nl::thread_cpu();
+        let cpu = nl::cpu_time();
         let t = Instant::now();
         for p in &prefixes {
             table.set(*p, route.clone()).await;
         }
         table.flush().await.context("flushing RouteTable")?;
         let add = t.elapsed();
-        let add_cpu = nl::thread_cpu().saturating_sub(cpu);
+        let add_cpu = nl::cpu_time().saturating_sub(cpu);
         let heap = crate::rib::live_bytes().saturating_sub(live0);
         let stats = table.stats();
-        let cpu = nl::thread_cpu();
+        let cpu = nl::cpu_time();
         let t = Instant::now();
         table.replace_all(HashMap::new()).await;
         table
@@ -72,7 +72,7 @@ fn tortie_pass(rt: &tokio::runtime::Runtime, n: u32) -> Result<(PassResult, Pass
             .await
             .context("flushing RouteTable removals")?;
         let del = t.elapsed();
-        let del_cpu = nl::thread_cpu().saturating_sub(cpu);
+        let del_cpu = nl::cpu_time().saturating_sub(cpu);
         Ok((
             PassResult {
                 routes: n,
@@ -204,7 +204,7 @@ pub fn run(sizes: &[u32], repeat: u32) -> Result<Section> {
     let mut sec = Section::new(
         "Kernel route programming",
         &format!(
-            "N /32s via a connected gateway into the main table of a throw-away namespace: `tortie_routes::RouteTable` (set × N, then flush; then replace_all(∅) + flush) against the reference writer (raw rtnetlink, {REF_BATCH} requests per send, only the last one acknowledged — failures are still reported: the ceiling), in the same run and namespace, references first; with --repeat R, R rounds and the best pass of each writer. \"acked\" is the same writer asking for an ACK per request (one recv per ack). Rates are routes/s of wall time; the (CPU) ratios compare routes per CPU second of the writing thread (user + system, kernel work included), which other jobs on a shared host disturb far less."
+            "N /32s via a connected gateway into the main table of a throw-away namespace: `tortie_routes::RouteTable` (set × N, then flush; then replace_all(∅) + flush) against the reference writer (raw rtnetlink, {REF_BATCH} requests per send, only the last one acknowledged — failures are still reported: the ceiling), in the same run and namespace, references first; with --repeat R, R rounds and the best pass of each writer. \"acked\" is the same writer asking for an ACK per request (one recv per ack). Rates are routes/s of wall time; the (CPU) ratios compare routes per CPU second of the process (all threads, user + system, kernel work included), which other jobs on a shared host disturb less."
         ),
     );
     sec.header = [
