@@ -163,6 +163,20 @@ fn cni_add_check_del_status_gc_against_an_agent() {
     let (ok, add2) = cni("ADD", &env2, &conf);
     assert!(ok, "{add2}");
     assert_ne!(add2["ips"][0]["address"], add["ips"][0]["address"]);
+    // Both host veths are in the agent's namespace (the agent's attach
+    // thread is reused: it must be back home after each attach), each with
+    // a permanent neighbour entry for its container.
+    for a in [&add, &add2] {
+        let veth = a["interfaces"][0]["name"].as_str().unwrap_or_default();
+        let ip = a["ips"][0]["address"]
+            .as_str()
+            .unwrap_or_default()
+            .trim_end_matches("/32");
+        let link = sh(&["ip", "-n", &node.name, "-o", "link", "show", veth]);
+        assert!(link.contains("LOWER_UP"), "{veth} in the node: {link}");
+        let neigh = sh(&["ip", "-n", &node.name, "neigh", "show", ip, "dev", veth]);
+        assert!(neigh.contains("PERMANENT"), "{neigh}");
+    }
     let mut gc = conf.clone();
     gc["cni.dev/valid-attachments"] = json!([{"containerID": "cid1", "ifname": "eth0"}]);
     let (ok, v) = cni("GC", &[], &gc);
