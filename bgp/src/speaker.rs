@@ -89,7 +89,8 @@ impl PeerConfig {
 /// What the speaker tells its owner.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SpeakerEvent {
-    /// The Loc-RIB best path(s) for `prefix` changed. `next_hops` is the ECMP
+    /// The Loc-RIB best path(s) for `prefix` changed (the state reported is
+    /// the current one; see [`Speaker::start`]). `next_hops` is the ECMP
     /// set to install; empty means nothing to install: the prefix is gone
     /// (`attributes` None) or our own origination is best (`attributes` Some).
     BestPathChanged {
@@ -207,9 +208,13 @@ impl std::fmt::Debug for Speaker {
 impl Speaker {
     /// Validates `cfg`, binds the listener (if any) and starts the RIB task
     /// and one session task per peer. Events arrive on the returned receiver,
-    /// in order; events the channel has no room for wait in memory, so an
-    /// owner that is busy (even awaiting another call on this speaker) never
-    /// stalls the speaker. Keep draining it.
+    /// in order, and an owner that is busy (even awaiting another call on
+    /// this speaker) never stalls the speaker. While the channel is full the
+    /// speaker only remembers which prefixes changed (a few bytes each) and
+    /// reports each with its best path *at delivery*: a prefix that changed
+    /// several times meanwhile is reported once, in its latest state, and
+    /// before any `PeerStateChanged`/`Converged` that came after the change.
+    /// Keep draining it.
     pub async fn start(
         cfg: SpeakerConfig,
     ) -> Result<(Speaker, tokio::sync::mpsc::Receiver<SpeakerEvent>), crate::BgpError> {
