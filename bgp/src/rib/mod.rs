@@ -22,6 +22,7 @@ mod export;
 mod hash;
 mod intern;
 mod peer;
+mod removal;
 mod stored;
 mod table;
 
@@ -37,6 +38,7 @@ use export::{ExportCtx, OutboundBuilder};
 pub use hash::{FastMap, FastSet, RibBuildHasher, RibHasher};
 use intern::Interner;
 use peer::PeerState;
+pub use removal::Removal;
 use stored::{StoredAttrs, StoredCache};
 use table::{BestMove, Dest, Imported, LOCAL_SOURCE, Path, PathOp, RibKey, Scratch};
 

@@ -41,7 +41,7 @@ impl Rib {
         let mut ob = OutboundBuilder::default();
         if let Some(st) = self.peers.get(&peer.0) {
             if st.up {
-                self.take_down(peer.0, false, &mut out, &mut ob);
+                self.take_down(peer.0, &mut out, &mut ob);
             } else if !st.same_source_identity(&info) {
                 self.remove_paths(peer.0, None, false, &mut out, &mut ob);
             }
@@ -80,12 +80,8 @@ impl Rib {
     /// capable, RFC 4724 §4.2) its routes stay in use, marked stale; otherwise
     /// they are withdrawn now.
     pub fn peer_down(&mut self, peer: PeerId, retain_stale: bool) -> RibOutput {
-        let mut out = RibOutput::default();
-        let mut ob = OutboundBuilder::default();
-        self.take_down(peer.0, retain_stale, &mut out, &mut ob);
-        out.outbound.extend(ob.finish());
-        self.maintain();
-        out
+        let mut r = self.peer_down_steps(peer, retain_stale);
+        self.remove_step(&mut r, usize::MAX).unwrap_or_default()
     }
 
     /// Applies one UPDATE from an up peer (RFC 4271 §9): withdrawals, then the
@@ -140,22 +136,14 @@ impl Rib {
     /// The peer sent End-of-RIB for `family` (RFC 4724 §4.2): its stale routes of
     /// that family that were not re-learned are removed.
     pub fn end_of_rib(&mut self, peer: PeerId, family: AddressFamily) -> RibOutput {
-        let mut out = RibOutput::default();
-        let mut ob = OutboundBuilder::default();
-        self.remove_paths(peer.0, Some(family), true, &mut out, &mut ob);
-        out.outbound.extend(ob.finish());
-        self.maintain();
-        out
+        let mut r = self.end_of_rib_steps(peer, family);
+        self.remove_step(&mut r, usize::MAX).unwrap_or_default()
     }
 
     /// The peer's restart (or stale-path) timer expired: all its stale routes go.
     pub fn sweep_stale(&mut self, peer: PeerId) -> RibOutput {
-        let mut out = RibOutput::default();
-        let mut ob = OutboundBuilder::default();
-        self.remove_paths(peer.0, None, true, &mut out, &mut ob);
-        out.outbound.extend(ob.finish());
-        self.maintain();
-        out
+        let mut r = self.sweep_stale_steps(peer);
+        self.remove_step(&mut r, usize::MAX).unwrap_or_default()
     }
 
     /// Originates `prefix` with ORIGIN IGP, an empty AS_PATH and `next_hop`
@@ -399,7 +387,7 @@ impl Rib {
 
     /// Applies one path change, keeps the source's counters, and propagates
     /// the best-path move.
-    fn op(
+    pub(super) fn op(
         &mut self,
         prefix: Prefix,
         op: PathOp,
@@ -445,7 +433,8 @@ impl Rib {
     }
 
     /// Removes `source`'s paths (of one family, or all; stale ones only, or
-    /// all) and propagates. A down peer left with no paths is forgotten.
+    /// all) and propagates, in one step. A down peer left with no paths is
+    /// forgotten.
     fn remove_paths(
         &mut self,
         source: u32,
@@ -454,80 +443,13 @@ impl Rib {
         out: &mut RibOutput,
         ob: &mut OutboundBuilder,
     ) {
-        if !self.peers.contains_key(&source) {
-            return;
-        }
-        let sel = |d: &Dest| {
-            d.paths()
-                .iter()
-                .any(|p| p.source == source && (!stale_only || p.is_stale()))
-        };
-        // Collect the prefixes first (8 or 32 bytes each), then run each
-        // through the same per-prefix path as an UPDATE does.
-        let all = family.is_none();
-        let fam = |afi: Afi| all || family.is_some_and(|f| f.afi == afi);
-        let keys4: Vec<Ipv4Prefix> = match fam(Afi::Ipv4) {
-            true => self
-                .v4
-                .iter()
-                .filter(|(_, d)| sel(d))
-                .map(|(k, _)| *k)
-                .collect(),
-            false => Vec::new(),
-        };
-        let keys6: Vec<Ipv6Prefix> = match fam(Afi::Ipv6) {
-            true => self
-                .v6
-                .iter()
-                .filter(|(_, d)| sel(d))
-                .map(|(k, _)| *k)
-                .collect(),
-            false => Vec::new(),
-        };
-        let op = if stale_only {
-            PathOp::RemoveStale
-        } else {
-            PathOp::Remove
-        };
-        for p in keys4
-            .into_iter()
-            .map(Prefix::V4)
-            .chain(keys6.into_iter().map(Prefix::V6))
-        {
-            self.op(p, op(source), None, out, ob);
-        }
-        if self
-            .peers
-            .get(&source)
-            .is_some_and(|st| !st.up && st.received == 0)
-        {
-            self.peers.remove(&source);
-        }
+        let mut r = self.removal(source, family, stale_only);
+        self.remove_into(&mut r, usize::MAX, out, ob);
     }
 
-    fn take_down(
-        &mut self,
-        source: u32,
-        retain_stale: bool,
-        out: &mut RibOutput,
-        ob: &mut OutboundBuilder,
-    ) {
-        let Some(st) = self.peers.get_mut(&source) else {
-            return;
-        };
-        st.up = false;
-        st.advertised = 0;
-        st.export_cache.clear();
-        if retain_stale {
-            let sel = |p: &Path| p.source == source;
-            st.stale += table::mark_stale(&mut self.v4, sel) + table::mark_stale(&mut self.v6, sel);
-            if st.received == 0 {
-                self.peers.remove(&source);
-            }
-        } else {
-            self.remove_paths(source, None, false, out, ob);
-            self.peers.remove(&source);
-        }
+    fn take_down(&mut self, source: u32, out: &mut RibOutput, ob: &mut OutboundBuilder) {
+        let mut r = self.peer_down_steps(PeerId(source), false);
+        self.remove_into(&mut r, usize::MAX, out, ob);
     }
 
     /// Announces the whole Loc-RIB of `family` to `target`; returns how many
@@ -578,7 +500,7 @@ impl Rib {
 
     /// Drops unused attribute sets once the interner has doubled. Export caches
     /// hold references, so they are cleared first (they refill on demand).
-    fn maintain(&mut self) {
+    pub(super) fn maintain(&mut self) {
         if self.interner.purge_due() {
             for st in self.peers.values_mut() {
                 st.export_cache.clear();

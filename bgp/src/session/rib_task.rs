@@ -5,6 +5,11 @@
 //! the [`Outbox`] (compact while the owner is slower than the RIB: a changed
 //! prefix costs 8 bytes, not a queued event).
 //!
+//! A peer's routes going in bulk (session down, graceful-restart sweeps) are
+//! removed in steps of [`REMOVAL_STEP`] prefixes ([`Removal`]), each step's
+//! UPDATEs and best-path changes handed on before the next, so a full-table
+//! teardown costs a few bytes per prefix, not a change record per prefix.
+//!
 //! It also runs the two clocks the pure RIB has not got: the graceful-restart
 //! stale timers of restarting peers (RFC 4724 §4.2: sweep on End-of-RIB or when
 //! the peer's Restart Time runs out) and the initial-convergence timer.
@@ -22,7 +27,7 @@ use super::Shared;
 use super::coalesce::{self, Coalescer};
 use super::msg::{PeerOut, RibMsg};
 use super::outbox::Outbox;
-use crate::rib::{PeerId, PeerInfo, Rib, RibConfig, RibError, RibOutput};
+use crate::rib::{PeerId, PeerInfo, Removal, Rib, RibConfig, RibError, RibOutput};
 use crate::speaker::{PeerConfig, RouteCandidate, RouteInfo, SpeakerEvent};
 use crate::types::AddressFamily;
 use crate::wire::Update;
@@ -39,6 +44,11 @@ const NON_GR_PEER_SETTLE: Duration = Duration::from_secs(5);
 const MAX_BACKLOG: usize = 65_536;
 /// How often backlogs are retried.
 const BACKLOG_RETRY: Duration = Duration::from_millis(5);
+/// Prefixes per step of a bulk removal ([`Rib::remove_step`]): the output
+/// of a step (~80 bytes per best-path change, 32 per withdrawal per peer)
+/// stays under a megabyte or so, and the UPDATEs stay packed (a step's
+/// withdrawals fill a few dozen messages).
+const REMOVAL_STEP: usize = 8192;
 
 struct PeerEntry {
     cfg: PeerConfig,
@@ -152,7 +162,8 @@ impl RibTask {
         for a in gone {
             if let Some(e) = self.peers.remove(&a) {
                 // The session task sends PeerDown first; this is a backstop.
-                let _ = self.rib.peer_down(e.id, false);
+                let mut r = self.rib.peer_down_steps(e.id, false);
+                while self.rib.remove_step(&mut r, REMOVAL_STEP).is_some() {}
             }
         }
         for p in peers {
@@ -210,8 +221,8 @@ impl RibTask {
             }
         }
         for id in sweeps {
-            let out = self.rib.sweep_stale(id);
-            self.emit(out).await;
+            let r = self.rib.sweep_stale_steps(id);
+            self.remove(r).await;
         }
         if !self.converged && self.converge_deadline <= now {
             info!("initial convergence timer expired");
@@ -313,9 +324,13 @@ impl RibTask {
                 if e.stale_until.is_some() && !kept_forwarding {
                     info!(%peer, "peer did not preserve forwarding state: removing its stale routes");
                     e.stale_until = None;
-                    let out = self.rib.sweep_stale(id);
-                    self.emit(out).await;
+                    let r = self.rib.sweep_stale_steps(id);
+                    self.remove(r).await;
                 }
+                // What `peer_up` would remove first (a session still up, or
+                // stale routes of a changed identity), in steps.
+                let r = self.rib.peer_up_steps(id, &info);
+                self.remove(r).await;
                 match self.rib.peer_up(id, info) {
                     Ok(out) => self.emit(out).await,
                     Err(err) => warn!(%peer, "RIB refused peer: {err}"),
@@ -342,8 +357,8 @@ impl RibTask {
                 } else {
                     e.stale_until = None;
                 }
-                let out = self.rib.peer_down(id, retain);
-                self.emit(out).await;
+                let r = self.rib.peer_down_steps(id, retain);
+                self.remove(r).await;
             }
             RibMsg::Update {
                 peer,
@@ -407,7 +422,24 @@ impl RibTask {
         };
         let id = e.id;
         let eor = update.end_of_rib;
-        match self.rib.apply_update(id, &update) {
+        let eor_only = update.attributes.is_none()
+            && update.announced.is_empty()
+            && update.withdrawn.is_empty();
+        let up = self.rib.peer_counters(id).is_some_and(|c| c.up);
+        let applied = match eor.filter(|_| eor_only && up) {
+            // End-of-RIB alone: its stale sweep (RFC 4724 §4.2), in steps;
+            // otherwise the same as `apply_update`.
+            Some(f) => {
+                let r = self.rib.end_of_rib_steps(id, f);
+                self.remove(r).await;
+                Ok(RibOutput::default())
+            }
+            None => self.rib.apply_update(id, &update),
+        };
+        let Some(e) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        match applied {
             Ok(out) => self.emit(out).await,
             Err(RibError::MaxPrefix {
                 limit, would_have, ..
@@ -437,6 +469,14 @@ impl RibTask {
                 e.converged = true;
             }
             self.check_converged().await;
+        }
+    }
+
+    /// Runs a bulk removal to its end, a step at a time, handing on each
+    /// step's output before the next.
+    async fn remove(&mut self, mut r: Removal) {
+        while let Some(out) = self.rib.remove_step(&mut r, REMOVAL_STEP) {
+            self.emit(out).await;
         }
     }
 

@@ -1,0 +1,164 @@
+//! Peak heap and time of a full-table peer teardown (`Rib::peer_down`): the
+//! one-shot form (one `RibOutput` for every prefix) against the stepped form
+//! the RIB task uses (`Rib::peer_down_steps` + `Rib::remove_step`, a chunk
+//! at a time). Peer 1 announces N /28s (~500 per UPDATE, one attribute set);
+//! peer 2 is up and receives the exports (so the teardown withdraws N
+//! prefixes from it); with `two`, peer 3 announces the same N prefixes too, so
+//! the teardown moves every best path to peer 3 instead of removing it.
+//!
+//! The consumer keeps what the RIB task keeps while the owner's channel is
+//! full: 8 bytes per changed IPv4 prefix (session/outbox.rs); UPDATEs count
+//! as sent. Peak = highest live heap during the teardown and that
+//! consumption, above the heap before it (the RIB).
+//!
+//! Run: `cargo run -p tortie-bgp --release --example rib_teardown [-- N [CHUNK]]`
+//! (default 1000000 and 8192).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use tortie_bgp::rib::{PeerId, PeerInfo, Rib, RibConfig, RibOutput};
+use tortie_bgp::types::{AsPath, AsPathSegment, Ipv4Prefix, Origin, PathAttributes, Prefix};
+use tortie_bgp::wire::Update;
+
+struct Counting;
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator; only counts sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        let now = LIVE.fetch_add(l.size(), Ordering::Relaxed) + l.size();
+        PEAK.fetch_max(now, Ordering::Relaxed);
+        // SAFETY: same layout contract as the caller's.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
+        // SAFETY: p was allocated by System with l.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        // The old block stays live until the copy is done.
+        let now = LIVE.fetch_add(new, Ordering::Relaxed) + new;
+        PEAK.fetch_max(now, Ordering::Relaxed);
+        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
+        // SAFETY: p was allocated by System with l.
+        unsafe { System.realloc(p, l, new) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const LOCAL: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 254);
+
+fn nth_prefix(i: u32) -> Prefix {
+    let a = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 0, 0, 0)) + (i << 4));
+    Prefix::V4(Ipv4Prefix::new(a, 28).unwrap_or_else(|| unreachable!()))
+}
+
+fn peer(rib: &mut Rib, id: u32, asn: u32) {
+    let a = Ipv4Addr::new(198, 18, 0, id as u8);
+    drop(rib.peer_up(
+        PeerId(id),
+        PeerInfo::new(IpAddr::V4(a), asn, a, IpAddr::V4(LOCAL)),
+    ));
+}
+
+fn announce(rib: &mut Rib, id: u32, asn: u32, n: u32) {
+    let attrs = Arc::new(PathAttributes {
+        origin: Origin::Igp,
+        as_path: AsPath {
+            segments: vec![AsPathSegment::Sequence(vec![asn])],
+        },
+        next_hop: Some(IpAddr::V4(Ipv4Addr::new(198, 18, 0, id as u8))),
+        ..PathAttributes::default()
+    });
+    let mut i = 0;
+    while i < n {
+        let end = (i + 500).min(n);
+        let u = Update {
+            attributes: Some(attrs.clone()),
+            announced: (i..end).map(nth_prefix).collect(),
+            ..Update::default()
+        };
+        drop(rib.apply_update(PeerId(id), &u));
+        i = end;
+    }
+}
+
+/// What the RIB task keeps of an output while the owner is slow: 8 bytes
+/// per changed prefix; the UPDATEs go to the sessions.
+fn consume(out: RibOutput, changed: &mut Vec<u64>, withdrawn: &mut usize, announced: &mut usize) {
+    for c in out.best_changes {
+        if let Prefix::V4(p) = c.prefix {
+            changed.push((u64::from(u32::from(p.addr())) << 8) | u64::from(p.len()));
+        }
+    }
+    for (_, u) in out.outbound {
+        *withdrawn += u.withdrawn.len();
+        *announced += u.announced.len();
+    }
+}
+
+fn run(n: u32, two: bool, chunk: Option<usize>) {
+    let mut rib = Rib::new(RibConfig::new(64512, LOCAL));
+    peer(&mut rib, 1, 65001);
+    peer(&mut rib, 2, 65002);
+    announce(&mut rib, 1, 65001, n);
+    if two {
+        peer(&mut rib, 3, 65003);
+        announce(&mut rib, 3, 65003, n);
+    }
+    let before = LIVE.load(Ordering::Relaxed);
+    PEAK.store(before, Ordering::Relaxed);
+    let mut changed = Vec::new();
+    let (mut withdrawn, mut announced) = (0, 0);
+    let t = Instant::now();
+    match chunk {
+        None => consume(
+            rib.peer_down(PeerId(1), false),
+            &mut changed,
+            &mut withdrawn,
+            &mut announced,
+        ),
+        Some(c) => {
+            let mut r = rib.peer_down_steps(PeerId(1), false);
+            while let Some(out) = rib.remove_step(&mut r, c) {
+                consume(out, &mut changed, &mut withdrawn, &mut announced);
+            }
+        }
+    }
+    let el = t.elapsed();
+    let peak = PEAK.load(Ordering::Relaxed) - before;
+    assert_eq!(changed.len(), n as usize);
+    assert_eq!(rib.loc_rib_len(), if two { n as usize } else { 0 });
+    println!(
+        "{:>3} {:>8} {:>12}: {:>7.1} ms  peak +{:>6.1} MiB = {:>5.1} B/prefix  (withdrawn {withdrawn}, announced {announced})",
+        if two { "two" } else { "one" },
+        n,
+        chunk.map_or("one-shot".to_string(), |c| format!("chunk {c}")),
+        el.as_secs_f64() * 1e3,
+        peak as f64 / (1 << 20) as f64,
+        peak as f64 / f64::from(n),
+    );
+}
+
+fn main() {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let n = args.first().copied().unwrap_or(1_000_000).min(1 << 22) as u32;
+    let chunk = args.get(1).copied().unwrap_or(8192);
+    for two in [false, true] {
+        run(n, two, None);
+        run(n, two, Some(chunk));
+        run(n, two, None);
+        run(n, two, Some(chunk));
+    }
+}
