@@ -1,8 +1,11 @@
 //! IPAM: which container owns which IPv4 address of this node's block.
 //!
 //! Owns the allocations (container id → address) and nothing else: no netlink,
-//! no BGP. Data flow: the API's attach handler calls [`Ipam::allocate`], which
-//! persists the allocation *before* returning it, then attaches the veth; detach
+//! no BGP. Data flow: the API's attach handler calls [`Ipam::allocate_pending`]
+//! (address decided, journal record written), runs [`Pending::sync`] (the
+//! `fdatasync`) on another thread while it attaches the veth, and
+//! [`Ipam::commit`]s before answering — the allocation is durable before
+//! anyone learns of it ([`Ipam::allocate`] does all three in a row); detach
 //! calls [`Ipam::release`]. At start-up the agent opens the state directory
 //! ([`Ipam::open`]), asks the dataplane what is attached and calls
 //! [`Ipam::reconcile`]. The caller serialises access (`&mut self`; one owner task
@@ -33,8 +36,10 @@ mod journal;
 mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use ipnetwork::Ipv4Network;
 
@@ -119,6 +124,51 @@ pub struct ReconcileReport {
     pub conflicts: Vec<(String, Ipv4Addr)>,
 }
 
+/// An allocation written but maybe not yet on disk
+/// ([`Ipam::allocate_pending`]): [`Pending::sync`] it, then [`Ipam::commit`].
+#[derive(Debug)]
+#[must_use = "the allocation is durable only once synced and committed"]
+pub struct Pending {
+    address: Ipv4Addr,
+    /// The id and the cursor before, to undo a failed sync; `None` when the
+    /// id already had its address.
+    undo: Option<(String, u32)>,
+    /// The journal, when the record still needs its `fdatasync`.
+    file: Option<Arc<File>>,
+    /// That `fdatasync`'s outcome, once [`Pending::sync`] ran.
+    outcome: Option<std::io::Result<()>>,
+}
+
+impl Pending {
+    fn durable(address: Ipv4Addr) -> Pending {
+        Pending {
+            address,
+            undo: None,
+            file: None,
+            outcome: None,
+        }
+    }
+
+    /// The address decided (not to be handed out before [`Ipam::commit`]).
+    pub fn address(&self) -> Ipv4Addr {
+        self.address
+    }
+
+    /// Waits until the record is on disk (`fdatasync`; blocking — run it
+    /// off the async runtime). Does nothing when there is nothing to sync.
+    pub fn sync(mut self) -> Pending {
+        if let Some(file) = self.file.as_ref().filter(|_| self.outcome.is_none()) {
+            let started = std::time::Instant::now();
+            self.outcome = Some(file.sync_data());
+            tracing::debug!(
+                elapsed_us = started.elapsed().as_micros() as u64,
+                "ipam change synced"
+            );
+        }
+        self
+    }
+}
+
 /// The node's allocations, persisted under the state directory.
 #[derive(Debug)]
 pub struct Ipam {
@@ -178,14 +228,59 @@ impl Ipam {
         container_id: &str,
         requested: Option<Ipv4Addr>,
     ) -> Result<Ipv4Addr, IpamError> {
+        let pending = self.allocate_pending(container_id, requested)?;
+        self.commit(pending.sync())
+    }
+
+    /// [`Ipam::allocate`] in two halves, so the disk wait can overlap other
+    /// work: decides the address and writes the journal record (`pwrite`,
+    /// no `fdatasync`). The address is taken in memory at once; run
+    /// [`Pending::sync`] (blocking, any thread — e.g. while the veth is
+    /// created) and hand the result to [`Ipam::commit`] before telling
+    /// anyone the address. Until then the allocation may not survive a crash
+    /// (start-up `reconcile` adopts an address that got attached meanwhile).
+    /// A `Pending` dropped uncommitted stays allocated; its record is synced
+    /// before the next one is written.
+    pub fn allocate_pending(
+        &mut self,
+        container_id: &str,
+        requested: Option<Ipv4Addr>,
+    ) -> Result<Pending, IpamError> {
         check_container_id(container_id)?;
         self.allocate_as(container_id, requested)
+    }
+
+    /// Finishes [`Ipam::allocate_pending`]: when the record's `fdatasync`
+    /// failed, the allocation is undone (memory and cursor) and the error
+    /// returned; else the address, now durable. A `Pending` that was never
+    /// synced is synced here.
+    pub fn commit(&mut self, pending: Pending) -> Result<Ipv4Addr, IpamError> {
+        let Pending {
+            address,
+            undo,
+            file,
+            outcome,
+        } = pending;
+        let Some(file) = file else {
+            return Ok(address);
+        };
+        let outcome = outcome.unwrap_or_else(|| file.sync_data());
+        if let Err(e) = self.store.synced(outcome) {
+            if let Some((id, previous_cursor)) = undo {
+                // Not (known to be) on disk: not allocated.
+                self.remove(&id);
+                self.cursor = previous_cursor;
+            }
+            return Err(e);
+        }
+        Ok(address)
     }
 
     /// The `tunl0` address (IP-in-IP), allocated under [`TUNNEL_ID`] on first
     /// use and the same ever after: the first free address of the block.
     pub fn allocate_tunnel(&mut self) -> Result<Ipv4Addr, IpamError> {
-        self.allocate_as(TUNNEL_ID, None)
+        let pending = self.allocate_as(TUNNEL_ID, None)?;
+        self.commit(pending.sync())
     }
 
     /// Frees the `tunl0` address (when encapsulation is switched off).
@@ -197,7 +292,7 @@ impl Ipam {
         &mut self,
         container_id: &str,
         requested: Option<Ipv4Addr>,
-    ) -> Result<Ipv4Addr, IpamError> {
+    ) -> Result<Pending, IpamError> {
         if let Some(&current) = self.by_id.get(container_id) {
             return match requested {
                 Some(r) if r != current => Err(IpamError::Conflict {
@@ -205,7 +300,7 @@ impl Ipam {
                     current,
                     requested: r,
                 }),
-                _ => Ok(current),
+                _ => Ok(Pending::durable(current)),
             };
         }
         let (address, cursor) = match requested {
@@ -223,13 +318,20 @@ impl Ipam {
             address,
             cursor,
         };
-        if let Err(e) = self.persist(&record) {
-            // Not on disk: not allocated.
-            self.remove(container_id);
-            self.cursor = previous_cursor;
-            return Err(e);
+        match self.write(&record) {
+            Ok(file) => Ok(Pending {
+                address,
+                undo: Some((container_id.to_string(), previous_cursor)),
+                file,
+                outcome: None,
+            }),
+            Err(e) => {
+                // Not on disk: not allocated.
+                self.remove(container_id);
+                self.cursor = previous_cursor;
+                Err(e)
+            }
         }
-        Ok(address)
     }
 
     /// Frees the address of `container_id`; `Ok(None)` when it had none.
@@ -433,6 +535,17 @@ impl Ipam {
             "ipam change persisted"
         );
         r
+    }
+
+    /// Writes one change (already applied in memory) without waiting for
+    /// the disk; `Some(file)` still needs its `fdatasync`.
+    fn write(&mut self, record: &Record) -> Result<Option<Arc<File>>, IpamError> {
+        let (pool, cursor, by_id) = (self.pool, self.cursor, &self.by_id);
+        self.store.write(record, || Snapshot {
+            pool: pool.to_string(),
+            cursor,
+            allocations: by_id.clone(),
+        })
     }
 
     /// Writes the whole state as a new snapshot with an empty journal.

@@ -2,8 +2,9 @@
 //! speaker meet (DESIGN.md §2). Implements the API [`Backend`] and the
 //! [`MetricsSource`].
 //!
-//! Data flow: attach = IPAM allocate (persisted) → `routes::attach` (veth,
-//! /32) → route table `Local` entry → `speaker.originate(/32)` when the address
+//! Data flow: attach = IPAM allocate (journal record written; its
+//! `fdatasync` overlaps `routes::attach` — veth, /32 — and is joined before
+//! the answer) → route table `Local` entry → `speaker.originate(/32)` when the address
 //! is outside the block or `advertise = "hosts"`; any failure rolls the earlier
 //! steps back. Detach runs the same steps in reverse. One async mutex (around
 //! IPAM) serialises attach/detach/gc so two calls for one id never interleave.
@@ -505,7 +506,14 @@ impl Backend for Agent {
         if let Some(r) = self.existing(&ipam, &req, requested)? {
             return Ok(r);
         }
-        let ip = ipam.allocate(&req.id, requested).map_err(ipam_error)?;
+        // The address is decided and its journal record written now; the
+        // record's fdatasync runs on the blocking pool while the veth is
+        // created, and is joined before anything is answered.
+        let pending = ipam
+            .allocate_pending(&req.id, requested)
+            .map_err(ipam_error)?;
+        let ip = pending.address();
+        let sync = tokio::task::spawn_blocking(move || pending.sync());
         let dp = tortie_routes::AttachRequest {
             container_id: req.id.clone(),
             netns: req.netns.clone().into(),
@@ -515,10 +523,35 @@ impl Backend for Agent {
             veth_prefix: cfg.dataplane.veth_prefix.clone(),
             route_protocol: cfg.dataplane.route_protocol,
         };
-        let attachment = match tortie_routes::attach(&dp).await {
-            Ok(a) => a,
-            Err(e) => {
-                if let Err(re) = ipam.release(&req.id) {
+        let attached = tortie_routes::attach(&dp).await;
+        let durable = match sync.await {
+            Ok(pending) => ipam.commit(pending),
+            Err(e) => Err(crate::ipam::IpamError::Io {
+                action: "syncing",
+                path: ipam.state_file().to_path_buf(),
+                source: std::io::Error::other(format!("the sync task failed: {e}")),
+            }),
+        };
+        let attachment = match (attached, durable) {
+            (Ok(a), Ok(_)) => a,
+            (Ok(_), Err(e)) => {
+                // Not durable: nothing attached may use the address.
+                if let Err(de) = tortie_routes::detach(
+                    &req.id,
+                    &cfg.dataplane.veth_prefix,
+                    cfg.dataplane.route_protocol,
+                )
+                .await
+                {
+                    tracing::error!(id = %req.id, error = %de, "rollback: removing the veth failed");
+                }
+                return Err(ipam_error(e));
+            }
+            (Err(e), durable) => {
+                // A failed sync already undid the allocation.
+                if durable.is_ok()
+                    && let Err(re) = ipam.release(&req.id)
+                {
                     tracing::error!(id = %req.id, error = %re, "rollback: releasing the address failed");
                 }
                 return Err(ApiError::new(

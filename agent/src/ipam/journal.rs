@@ -18,7 +18,8 @@
 //!   nor its block map and `fdatasync` only has to write the data block.
 //!
 //! Torn tails: records are written one at a time, each synced before the
-//! next, so after a crash only the last one can be incomplete. Reading stops
+//! next is written (the sync of the last one may run on another thread —
+//! [`Journal::syncer`] — while the caller does other work), so after a crash only the last one can be incomplete. Reading stops
 //! at the first record that is not valid (zero length, length out of range,
 //! truncated, bad checksum); whatever lies within one maximal record of that
 //! point is the torn tail of an unacknowledged change. Anything non-zero
@@ -27,6 +28,7 @@
 use std::fs::File;
 use std::net::Ipv4Addr;
 use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 
 pub(crate) const MAGIC: &[u8; 8] = b"TTIPAMJ1";
 pub(crate) const HEADER_LEN: u64 = 24;
@@ -65,9 +67,14 @@ pub(crate) enum JournalError {
 /// A journal open for appending.
 #[derive(Debug)]
 pub(crate) struct Journal {
-    file: File,
+    /// Shared with the [`Journal::syncer`] handles of records written but
+    /// not yet synced (their `fdatasync` may run on another thread).
+    file: Arc<File>,
     /// Where the next record goes.
     end: u64,
+    /// The last record was written but not (known to be) synced: the next
+    /// write syncs it first, so only the last record can ever be torn.
+    unsynced: bool,
 }
 
 /// Journal contents read at start-up.
@@ -100,8 +107,9 @@ impl Journal {
     /// Appends to `file`, a journal just written by [`fresh`] (so empty).
     pub(crate) fn new(file: File) -> Journal {
         Journal {
-            file,
+            file: Arc::new(file),
             end: HEADER_LEN,
+            unsynced: false,
         }
     }
 
@@ -114,13 +122,30 @@ impl Journal {
             && self.end + encode(record).len() as u64 <= CAPACITY
     }
 
-    /// Writes `record` and waits until it is on disk (`fdatasync`).
-    pub(crate) fn append(&mut self, record: &Record) -> std::io::Result<()> {
+    /// Writes `record` (`pwrite`) without waiting for the disk: the caller
+    /// makes it durable with [`Journal::syncer`] (on any thread) and reports
+    /// with [`Journal::synced`]. A previous record still unsynced is synced
+    /// first, so records reach the disk one at a time (the torn-tail rule).
+    pub(crate) fn write(&mut self, record: &Record) -> std::io::Result<()> {
+        if self.unsynced {
+            self.file.sync_data()?;
+            self.unsynced = false;
+        }
         let bytes = encode(record);
         self.file.write_all_at(&bytes, self.end)?;
-        self.file.sync_data()?;
         self.end += bytes.len() as u64;
+        self.unsynced = true;
         Ok(())
+    }
+
+    /// A handle on the file for the `fdatasync` of the last written record.
+    pub(crate) fn syncer(&self) -> Arc<File> {
+        Arc::clone(&self.file)
+    }
+
+    /// The last written record is on disk (its `fdatasync` succeeded).
+    pub(crate) fn synced(&mut self) {
+        self.unsynced = false;
     }
 }
 

@@ -25,6 +25,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -85,6 +86,9 @@ pub(crate) struct Store {
     /// Test hook: make the next journal append fail.
     #[cfg(test)]
     pub(crate) fail_next_append: bool,
+    /// Test hook: make the next journal sync fail.
+    #[cfg(test)]
+    pub(crate) fail_next_sync: bool,
     /// Holds the exclusive `flock`; released when dropped (or the process dies).
     _lock: File,
 }
@@ -114,6 +118,8 @@ impl Store {
             journal: None,
             #[cfg(test)]
             fail_next_append: false,
+            #[cfg(test)]
+            fail_next_sync: false,
             _lock: lock,
         })
     }
@@ -183,8 +189,28 @@ impl Store {
         record: &Record,
         full: impl FnOnce() -> Snapshot,
     ) -> Result<(), IpamError> {
+        match self.write(record, full)? {
+            Some(file) => {
+                let synced = file.sync_data();
+                self.synced(synced)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Writes `record` to the journal without waiting for the disk; returns
+    /// the file to `fdatasync` (on any thread), whose outcome goes to
+    /// [`Store::synced`] before the change is acknowledged. `None`: already
+    /// durable (the journal was full or unusable, so `full` — the state with
+    /// `record` applied — was written as a new snapshot instead).
+    pub(crate) fn write(
+        &mut self,
+        record: &Record,
+        full: impl FnOnce() -> Snapshot,
+    ) -> Result<Option<Arc<File>>, IpamError> {
         let Some(journal) = self.journal.as_mut().filter(|j| j.fits(record)) else {
-            return self.compact(&full());
+            self.compact(&full())?;
+            return Ok(None);
         };
         #[cfg(test)]
         if std::mem::take(&mut self.fail_next_append) {
@@ -195,11 +221,35 @@ impl Store {
                 std::io::Error::other("injected failure"),
             ));
         }
-        if let Err(e) = journal.append(record) {
+        if let Err(e) = journal.write(record) {
             self.journal = None;
             return Err(IpamError::io("appending to", &self.journal_path, e));
         }
-        Ok(())
+        Ok(Some(journal.syncer()))
+    }
+
+    /// The outcome of the `fdatasync` of the record [`Store::write`] wrote.
+    /// A failure makes the journal unusable: the next change compacts (the
+    /// record may or may not be on disk; a later snapshot without it wins).
+    pub(crate) fn synced(&mut self, outcome: std::io::Result<()>) -> Result<(), IpamError> {
+        #[cfg(test)]
+        let outcome = if std::mem::take(&mut self.fail_next_sync) {
+            Err(std::io::Error::other("injected sync failure"))
+        } else {
+            outcome
+        };
+        match outcome {
+            Ok(()) => {
+                if let Some(j) = self.journal.as_mut() {
+                    j.synced();
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.journal = None;
+                Err(IpamError::io("syncing", &self.journal_path, e))
+            }
+        }
     }
 
     /// Writes `snap` as the next snapshot generation and starts an empty

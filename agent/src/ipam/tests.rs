@@ -172,3 +172,52 @@ fn an_id_too_long_for_a_record_goes_through_a_snapshot() {
     let ipam = reopen(dir.path(), pool(), &[]);
     assert_eq!(ipam.owner(addr), None);
 }
+
+#[test]
+fn a_pending_allocation_is_taken_at_once_and_durable_once_committed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut ipam = Ipam::open(dir.path(), pool(), &[]).expect("open");
+    let pending = ipam.allocate_pending("a", None).expect("a");
+    let a = pending.address();
+    // Taken in memory before the sync: nobody else gets it meanwhile.
+    assert_eq!(ipam.get("a"), Some(a));
+    let synced = std::thread::spawn(move || pending.sync())
+        .join()
+        .expect("sync thread");
+    assert_eq!(ipam.commit(synced).expect("commit"), a);
+    // An uncommitted one is synced before the next record is written.
+    let b = ipam.allocate_pending("b", None).expect("b").address();
+    let c = ipam.allocate("c", None).expect("c");
+    // A repeat is already durable.
+    let again = ipam.allocate_pending("a", None).expect("a again");
+    assert_eq!(ipam.commit(again).expect("commit again"), a);
+    let expected = state(&ipam);
+    drop(ipam);
+    let ipam = reopen(dir.path(), pool(), &[]);
+    assert_eq!(state(&ipam), expected);
+    assert_eq!(
+        (ipam.get("a"), ipam.get("b"), ipam.get("c")),
+        (Some(a), Some(b), Some(c))
+    );
+}
+
+#[test]
+fn a_failed_sync_undoes_the_allocation_and_the_next_change_compacts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut ipam = Ipam::open(dir.path(), pool(), &[]).expect("open");
+    let a = ipam.allocate("a", None).expect("a");
+    let before = state(&ipam);
+    let generation = ipam.store.generation;
+    let pending = ipam.allocate_pending("b", None).expect("b");
+    ipam.store.fail_next_sync = true;
+    let err = ipam.commit(pending.sync()).expect_err("sync must fail");
+    assert!(err.to_string().contains("ipam.journal"), "{err}");
+    assert_eq!(state(&ipam), before, "a failed sync left the allocation");
+    let b = ipam.allocate("b", None).expect("b");
+    assert_eq!(ipam.store.generation, generation + 1, "no compaction");
+    let expected = state(&ipam);
+    drop(ipam);
+    let ipam = reopen(dir.path(), pool(), &[]);
+    assert_eq!(state(&ipam), expected);
+    assert_eq!((ipam.get("a"), ipam.get("b")), (Some(a), Some(b)));
+}
