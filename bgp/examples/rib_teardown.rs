@@ -7,12 +7,12 @@
 //! the teardown moves every best path to peer 3 instead of removing it.
 //!
 //! The consumer keeps what the RIB task keeps while the owner's channel is
-//! full: 8 bytes per changed IPv4 prefix (session/outbox.rs); UPDATEs count
-//! as sent. Peak = highest live heap during the teardown and that
+//! full (`owner slow`): 8 bytes per changed IPv4 prefix
+//! (session/outbox.rs), or nothing (`owner keeps up`); UPDATEs count as sent. Peak = highest live heap during the teardown and that
 //! consumption, above the heap before it (the RIB).
 //!
 //! Run: `cargo run -p tortie-bgp --release --example rib_teardown [-- N [CHUNK]]`
-//! (default 1000000 and 8192).
+//! (default 1000000 and 8192, the RIB task's step).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::{IpAddr, Ipv4Addr};
@@ -91,21 +91,34 @@ fn announce(rib: &mut Rib, id: u32, asn: u32, n: u32) {
     }
 }
 
-/// What the RIB task keeps of an output while the owner is slow: 8 bytes
-/// per changed prefix; the UPDATEs go to the sessions.
-fn consume(out: RibOutput, changed: &mut Vec<u64>, withdrawn: &mut usize, announced: &mut usize) {
-    for c in out.best_changes {
-        if let Prefix::V4(p) = c.prefix {
-            changed.push((u64::from(u32::from(p.addr())) << 8) | u64::from(p.len()));
+/// What the RIB task keeps of an output while the owner is slow (`keep`):
+/// 8 bytes per changed prefix; the UPDATEs go to the sessions.
+#[derive(Default)]
+struct Sink {
+    keep: bool,
+    changed: Vec<u64>,
+    changes: usize,
+    withdrawn: usize,
+    announced: usize,
+}
+
+impl Sink {
+    fn consume(&mut self, out: RibOutput) {
+        self.changes += out.best_changes.len();
+        for c in out.best_changes {
+            if let (true, Prefix::V4(p)) = (self.keep, c.prefix) {
+                self.changed
+                    .push((u64::from(u32::from(p.addr())) << 8) | u64::from(p.len()));
+            }
         }
-    }
-    for (_, u) in out.outbound {
-        *withdrawn += u.withdrawn.len();
-        *announced += u.announced.len();
+        for (_, u) in out.outbound {
+            self.withdrawn += u.withdrawn.len();
+            self.announced += u.announced.len();
+        }
     }
 }
 
-fn run(n: u32, two: bool, chunk: Option<usize>) {
+fn run(n: u32, two: bool, chunk: Option<usize>, keep: bool) {
     let mut rib = Rib::new(RibConfig::new(64512, LOCAL));
     peer(&mut rib, 1, 65001);
     peer(&mut rib, 2, 65002);
@@ -116,35 +129,35 @@ fn run(n: u32, two: bool, chunk: Option<usize>) {
     }
     let before = LIVE.load(Ordering::Relaxed);
     PEAK.store(before, Ordering::Relaxed);
-    let mut changed = Vec::new();
-    let (mut withdrawn, mut announced) = (0, 0);
+    let mut sink = Sink {
+        keep,
+        ..Sink::default()
+    };
     let t = Instant::now();
     match chunk {
-        None => consume(
-            rib.peer_down(PeerId(1), false),
-            &mut changed,
-            &mut withdrawn,
-            &mut announced,
-        ),
+        None => sink.consume(rib.peer_down(PeerId(1), false)),
         Some(c) => {
             let mut r = rib.peer_down_steps(PeerId(1), false);
             while let Some(out) = rib.remove_step(&mut r, c) {
-                consume(out, &mut changed, &mut withdrawn, &mut announced);
+                sink.consume(out);
             }
         }
     }
     let el = t.elapsed();
     let peak = PEAK.load(Ordering::Relaxed) - before;
-    assert_eq!(changed.len(), n as usize);
+    assert_eq!(sink.changes, n as usize);
     assert_eq!(rib.loc_rib_len(), if two { n as usize } else { 0 });
     println!(
-        "{:>3} {:>8} {:>12}: {:>7.1} ms  peak +{:>6.1} MiB = {:>5.1} B/prefix  (withdrawn {withdrawn}, announced {announced})",
+        "{:>3} {:>8} {:>12} {:>15}: {:>7.1} ms  peak +{:>6.1} MiB = {:>5.1} B/prefix  (withdrawn {}, announced {})",
         if two { "two" } else { "one" },
         n,
         chunk.map_or("one-shot".to_string(), |c| format!("chunk {c}")),
+        if keep { "owner slow" } else { "owner keeps up" },
         el.as_secs_f64() * 1e3,
         peak as f64 / (1 << 20) as f64,
         peak as f64 / f64::from(n),
+        sink.withdrawn,
+        sink.announced,
     );
 }
 
@@ -156,9 +169,10 @@ fn main() {
     let n = args.first().copied().unwrap_or(1_000_000).min(1 << 22) as u32;
     let chunk = args.get(1).copied().unwrap_or(8192);
     for two in [false, true] {
-        run(n, two, None);
-        run(n, two, Some(chunk));
-        run(n, two, None);
-        run(n, two, Some(chunk));
+        for _ in 0..2 {
+            run(n, two, None, true);
+            run(n, two, Some(chunk), true);
+            run(n, two, Some(chunk), false);
+        }
     }
 }

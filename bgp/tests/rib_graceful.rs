@@ -205,3 +205,81 @@ fn max_prefix_refuses_the_update_whole() {
         .unwrap_err();
     assert!(e.to_string().contains("maximum prefix count 3"), "{e}");
 }
+
+/// Runs a stepped removal one prefix per step; returns the steps' outputs merged.
+fn steps(r: &mut Rib, mut rem: tortie_bgp::rib::Removal) -> tortie_bgp::rib::RibOutput {
+    let mut all = tortie_bgp::rib::RibOutput::default();
+    while let Some(out) = r.remove_step(&mut rem, 1) {
+        all.append(out);
+    }
+    assert!(rem.is_done());
+    all
+}
+
+/// Sorted withdrawals and best-path changes, what a teardown's observer sees.
+fn seen(out: &tortie_bgp::rib::RibOutput) -> (Vec<String>, Vec<String>) {
+    let mut w: Vec<String> = out
+        .outbound
+        .iter()
+        .flat_map(|(p, u)| u.withdrawn.iter().map(move |x| format!("{p} -{x}")))
+        .collect();
+    let mut b: Vec<String> = out.best_changes.iter().map(|c| format!("{c:?}")).collect();
+    w.sort();
+    b.sort();
+    (w, b)
+}
+
+#[test]
+fn stepped_sweeps_and_restarts_match_the_one_shot_operations() {
+    // Timer expiry (RFC 4724 §4.2): all stale routes go.
+    let (mut a, mut b) = (setup(), setup());
+    a.peer_down(PeerId(1), true);
+    let r = b.peer_down_steps(PeerId(1), true);
+    assert!(steps(&mut b, r).is_empty(), "stale routes stay");
+    assert_eq!(b.peer_counters(PeerId(1)).unwrap().stale, 4);
+    let one = a.sweep_stale(PeerId(1));
+    let r = b.sweep_stale_steps(PeerId(1));
+    assert_eq!(seen(&one), seen(&steps(&mut b, r)));
+    assert!(b.peer_counters(PeerId(1)).is_none());
+    assert_eq!(b.loc_rib_len(), 0);
+
+    // End-of-RIB for one family sweeps only that family's stale routes.
+    let (mut a, mut b) = (setup(), setup());
+    a.peer_down(PeerId(1), true);
+    b.peer_down(PeerId(1), true);
+    let mut i1 = peer_info(1, 65001);
+    i1.families = vec![AddressFamily::IPV4_UNICAST, AddressFamily::IPV6_UNICAST];
+    up(&mut a, 1, i1.clone());
+    let r = b.peer_up_steps(PeerId(1), &i1);
+    assert!(
+        steps(&mut b, r).is_empty(),
+        "same identity: stale routes stay"
+    );
+    up(&mut b, 1, i1);
+    let one = a.end_of_rib(PeerId(1), AddressFamily::IPV4_UNICAST);
+    let r = b.end_of_rib_steps(PeerId(1), AddressFamily::IPV4_UNICAST);
+    assert_eq!(seen(&one), seen(&steps(&mut b, r)));
+    assert_eq!(b.loc_rib_len(), 1, "the IPv6 stale route stays");
+    assert_eq!(b.peer_counters(PeerId(1)).unwrap().stale, 1);
+
+    // Another identity: its stale routes go before it comes up.
+    let (mut a, mut b) = (setup(), setup());
+    a.peer_down(PeerId(1), true);
+    b.peer_down(PeerId(1), true);
+    let one = up(&mut a, 1, peer_info(1, 65111));
+    let r = b.peer_up_steps(PeerId(1), &peer_info(1, 65111));
+    let stepped = steps(&mut b, r);
+    assert_eq!(seen(&one).1, seen(&stepped).1);
+    assert_eq!(stepped.best_changes.len(), 4);
+    let rest = up(&mut b, 1, peer_info(1, 65111));
+    assert!(rest.best_changes.is_empty(), "nothing left for peer_up");
+    assert_eq!(b.received_count(PeerId(1)), 0);
+
+    // A session still up: taken down first.
+    let mut b = setup();
+    let r = b.peer_up_steps(PeerId(1), &peer_info(1, 65001));
+    let stepped = steps(&mut b, r);
+    assert_eq!(stepped.best_changes.len(), 4);
+    assert_eq!(sent_to(&stepped, 2)[0].withdrawn.len(), 1, "one per step");
+    assert!(b.peer_counters(PeerId(1)).is_none());
+}

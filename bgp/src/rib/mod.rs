@@ -16,6 +16,9 @@
 //! the full initial Adj-RIB-Out and End-of-RIB), [`Rib::peer_down`] when it
 //! ends (with `retain_stale` for graceful restart, RFC 4724 §4.2: its routes
 //! stay, marked stale, until [`Rib::end_of_rib`] or [`Rib::sweep_stale`]).
+//! Those bulk removals also come in steps ([`removal`]: `*_steps` +
+//! [`Rib::remove_step`]), so that a full-table peer going away never holds
+//! a change per prefix at once.
 
 mod decision;
 mod export;
