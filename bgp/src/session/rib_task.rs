@@ -46,8 +46,9 @@ const MAX_BACKLOG: usize = 65_536;
 const BACKLOG_RETRY: Duration = Duration::from_millis(5);
 /// Prefixes per step of a bulk removal ([`Rib::remove_step`]): the output
 /// of a step (~80 bytes per best-path change, 32 per withdrawal per peer)
-/// stays under a megabyte or so, and the UPDATEs stay packed (a step's
-/// withdrawals fill a few dozen messages).
+/// stays around a megabyte, and the UPDATEs stay packed (a step's IPv4
+/// withdrawals fill about eight 4 KiB messages, so at most one per step is
+/// not full).
 const REMOVAL_STEP: usize = 8192;
 
 struct PeerEntry {
