@@ -537,11 +537,18 @@ impl Backend for Agent {
         let (attached, dataplane) = attached;
         let durable = match synced {
             Ok(pending) => ipam.commit(pending),
-            Err(e) => Err(crate::ipam::IpamError::Io {
-                action: "syncing",
-                path: ipam.state_file().to_path_buf(),
-                source: std::io::Error::other(format!("the sync task failed: {e}")),
-            }),
+            Err(e) => {
+                // The sync task died (panic, shutdown): give the address
+                // back (its record is synced before the release is written).
+                if let Err(re) = ipam.release(&req.id) {
+                    tracing::error!(id = %req.id, error = %re, "rollback: releasing the address failed");
+                }
+                Err(crate::ipam::IpamError::Io {
+                    action: "syncing",
+                    path: ipam.state_file().to_path_buf(),
+                    source: std::io::Error::other(format!("the sync task failed: {e}")),
+                })
+            }
         };
         let synced = started.elapsed();
         let attachment = match (attached, durable) {
