@@ -6,37 +6,17 @@
 //! Reports routes/s per phase and RIB memory per route, counted by a global
 //! allocator (live heap bytes) and cross-checked with the RSS from /proc/self/statm.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use tortie_bgp::heap;
 use tortie_bgp::rib::{PeerId, PeerInfo, Rib, RibConfig};
 use tortie_bgp::types::{AsPath, AsPathSegment, Ipv4Prefix, PathAttributes, Prefix};
 use tortie_bgp::wire::Update;
 
-struct Counting;
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size(), Ordering::Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        LIVE.fetch_add(new, Ordering::Relaxed);
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        unsafe { System.realloc(p, l, new) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: tortie_bgp::heap::CountingAlloc = tortie_bgp::heap::CountingAlloc;
 
 const ATTR_SETS: usize = 1000;
 
@@ -117,7 +97,7 @@ fn main() {
         (2, 65002, Ipv4Addr::new(192, 0, 2, 2)),
     ] {
         let input = updates(routes, per_update, asn, nh);
-        let (heap0, rss0) = (LIVE.load(Ordering::Relaxed), rss_bytes());
+        let (heap0, rss0) = (heap::live_bytes(), rss_bytes());
         let t = Instant::now();
         for u in &input {
             let out = rib.apply_update(PeerId(id), u).expect("apply");
@@ -129,7 +109,7 @@ fn main() {
                 .sum::<usize>();
         }
         let dt = t.elapsed();
-        let (heap1, rss1) = (LIVE.load(Ordering::Relaxed), rss_bytes());
+        let (heap1, rss1) = (heap::live_bytes(), rss_bytes());
         println!(
             "peer {id}: {routes} routes in {:.3}s = {:.0} routes/s; RIB heap +{:.1} B/route (RSS +{:.1} B/route); \
              {} UPDATEs of {per_update}",
@@ -147,7 +127,7 @@ fn main() {
         rib.attribute_sets(),
         changes,
         sent,
-        LIVE.load(Ordering::Relaxed) as f64 / rib.loc_rib_len().max(1) as f64,
+        heap::live_bytes() as f64 / rib.loc_rib_len().max(1) as f64,
     );
 
     let t = Instant::now();

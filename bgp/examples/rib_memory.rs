@@ -8,41 +8,18 @@
 //! Run: `cargo run -p tortie-bgp --release --example rib_memory [-- ROUTES...]`
 //! (default 100000 and 1000000).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use tortie_bgp::AddressFamily;
+use tortie_bgp::heap;
 use tortie_bgp::rib::{PeerId, PeerInfo, Rib, RibConfig};
 use tortie_bgp::types::{AsPath, AsPathSegment, Ipv4Prefix, Origin, PathAttributes, Prefix};
 use tortie_bgp::wire::{self, CodecContext, Decoder, Message, Update};
 
-struct Counting;
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size(), Ordering::Relaxed);
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        LIVE.fetch_add(new, Ordering::Relaxed);
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.realloc(p, l, new) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: tortie_bgp::heap::CountingAlloc = tortie_bgp::heap::CountingAlloc;
 
 const LOCAL_ASN: u32 = 64512;
 const PEER_ASN: u32 = 65001;
@@ -105,8 +82,8 @@ fn workload(unique: bool, n: u32) -> Vec<Vec<u8>> {
 fn run(unique: bool, n: u32) {
     let msgs = workload(unique, n);
     let c = ctx();
-    let before = LIVE.load(Ordering::Relaxed);
-    let allocs = ALLOCS.load(Ordering::Relaxed);
+    let before = heap::live_bytes();
+    let allocs = heap::allocations();
     let t = Instant::now();
     let mut dec = Decoder::new();
     let mut rib = Rib::new(RibConfig::new(LOCAL_ASN, Ipv4Addr::new(198, 18, 0, 2)));
@@ -128,8 +105,8 @@ fn run(unique: bool, n: u32) {
         }
     }
     let el = t.elapsed();
-    let bytes = LIVE.load(Ordering::Relaxed) - before;
-    let na = ALLOCS.load(Ordering::Relaxed) - allocs;
+    let bytes = heap::live_bytes() - before;
+    let na = heap::allocations() - allocs;
     assert_eq!(rib.loc_rib_len(), n as usize);
     println!(
         "{:>6} {:>8}: {:>7.1} ms  {:>6.1} B/route  {:>5.2} allocations/route  {:>5.2} M routes/s",

@@ -14,45 +14,17 @@
 //! Run: `cargo run -p tortie-bgp --release --example rib_teardown [-- N [CHUNK]]`
 //! (default 1000000 and 8192, the RIB task's step).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use tortie_bgp::heap;
 use tortie_bgp::rib::{PeerId, PeerInfo, Rib, RibConfig, RibOutput};
 use tortie_bgp::types::{AsPath, AsPathSegment, Ipv4Prefix, Origin, PathAttributes, Prefix};
 use tortie_bgp::wire::Update;
 
-struct Counting;
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator; only counts sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        let now = LIVE.fetch_add(l.size(), Ordering::Relaxed) + l.size();
-        PEAK.fetch_max(now, Ordering::Relaxed);
-        // SAFETY: same layout contract as the caller's.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        // SAFETY: p was allocated by System with l.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        // The old block stays live until the copy is done.
-        let now = LIVE.fetch_add(new, Ordering::Relaxed) + new;
-        PEAK.fetch_max(now, Ordering::Relaxed);
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        // SAFETY: p was allocated by System with l.
-        unsafe { System.realloc(p, l, new) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: tortie_bgp::heap::CountingAlloc = tortie_bgp::heap::CountingAlloc;
 
 const LOCAL: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 254);
 
@@ -127,8 +99,7 @@ fn run(n: u32, two: bool, chunk: Option<usize>, keep: bool) {
         peer(&mut rib, 3, 65003);
         announce(&mut rib, 3, 65003, n);
     }
-    let before = LIVE.load(Ordering::Relaxed);
-    PEAK.store(before, Ordering::Relaxed);
+    let before = heap::reset_peak();
     let mut sink = Sink {
         keep,
         ..Sink::default()
@@ -144,7 +115,7 @@ fn run(n: u32, two: bool, chunk: Option<usize>, keep: bool) {
         }
     }
     let el = t.elapsed();
-    let peak = PEAK.load(Ordering::Relaxed) - before;
+    let peak = heap::peak_bytes() - before;
     assert_eq!(sink.changes, n as usize);
     assert_eq!(rib.loc_rib_len(), if two { n as usize } else { 0 });
     println!(

@@ -10,6 +10,7 @@
 
 pub mod error;
 pub mod fsm;
+pub mod heap;
 pub mod rib;
 mod session;
 pub mod speaker;

@@ -3,41 +3,17 @@
 //! and applied to a `Rib`, with the live heap counted by a global allocator
 //! (this file holds a single test, so nothing else allocates meanwhile).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tortie_bgp::AddressFamily;
+use tortie_bgp::heap;
 use tortie_bgp::rib::{PeerId, PeerInfo, Rib, RibConfig};
 use tortie_bgp::types::{AsPath, AsPathSegment, Ipv4Prefix, PathAttributes, Prefix};
 use tortie_bgp::wire::{self, CodecContext, Decoder, Message, Update};
 
-struct Counting;
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator; only counts sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size(), Ordering::Relaxed);
-        // SAFETY: same layout contract as the caller's.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        // SAFETY: p was allocated by System with l.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        LIVE.fetch_add(new, Ordering::Relaxed);
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        // SAFETY: p was allocated by System with l.
-        unsafe { System.realloc(p, l, new) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: tortie_bgp::heap::CountingAlloc = tortie_bgp::heap::CountingAlloc;
 
 const N: u32 = 20_000;
 
@@ -91,7 +67,7 @@ fn messages(unique: bool) -> Vec<Vec<u8>> {
 fn bytes_per_route(unique: bool) -> f64 {
     let msgs = messages(unique);
     let c = ctx();
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = heap::live_bytes();
     let mut dec = Decoder::new();
     let mut rib = Rib::new(RibConfig::new(64512, Ipv4Addr::new(198, 18, 0, 2)));
     let peer = Ipv4Addr::new(198, 18, 0, 1);
@@ -113,7 +89,7 @@ fn bytes_per_route(unique: bool) -> f64 {
         };
         drop(rib.apply_update(PeerId(1), &u).unwrap());
     }
-    let bytes = LIVE.load(Ordering::Relaxed) - before;
+    let bytes = heap::live_bytes() - before;
     assert_eq!(rib.loc_rib_len(), N as usize);
     let best = rib.best(prefix_of(N - 1)).unwrap();
     let a = best.attributes.unwrap();

@@ -5,45 +5,17 @@
 //! Live heap is counted by a global allocator; this file holds a single
 //! test, so nothing else allocates meanwhile.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
+use tortie_bgp::heap;
 use tortie_bgp::rib::{PeerId, PeerInfo, Rib, RibConfig, RibOutput};
 use tortie_bgp::types::{AsPath, AsPathSegment, Ipv4Prefix, PathAttributes, Prefix};
 use tortie_bgp::wire::Update;
 
-struct Counting;
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator; only counts sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        let now = LIVE.fetch_add(l.size(), Ordering::Relaxed) + l.size();
-        PEAK.fetch_max(now, Ordering::Relaxed);
-        // SAFETY: same layout contract as the caller's.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        // SAFETY: p was allocated by System with l.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        // The old block stays live until the copy is done.
-        let now = LIVE.fetch_add(new, Ordering::Relaxed) + new;
-        PEAK.fetch_max(now, Ordering::Relaxed);
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        // SAFETY: p was allocated by System with l.
-        unsafe { System.realloc(p, l, new) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: tortie_bgp::heap::CountingAlloc = tortie_bgp::heap::CountingAlloc;
 
 const N: u32 = 40_000;
 const STEP: usize = 1024;
@@ -143,15 +115,14 @@ impl Seen {
 /// of the output (the RIB task hands each step on before the next).
 fn stepped_peak_bytes_per_prefix() -> f64 {
     let mut rib = build();
-    let before = LIVE.load(Ordering::Relaxed);
-    PEAK.store(before, Ordering::Relaxed);
+    let before = heap::reset_peak();
     let mut r = rib.peer_down_steps(PeerId(1), false);
     let mut steps = 0;
     while let Some(out) = rib.remove_step(&mut r, STEP) {
         drop(out);
         steps += 1;
     }
-    let peak = PEAK.load(Ordering::Relaxed) - before;
+    let peak = heap::peak_bytes() - before;
     assert_eq!(steps, (N as usize).div_ceil(STEP));
     assert_eq!(rib.loc_rib_len(), (N / 2) as usize);
     peak as f64 / f64::from(N)
@@ -159,10 +130,9 @@ fn stepped_peak_bytes_per_prefix() -> f64 {
 
 fn one_shot_peak_bytes_per_prefix() -> f64 {
     let mut rib = build();
-    let before = LIVE.load(Ordering::Relaxed);
-    PEAK.store(before, Ordering::Relaxed);
+    let before = heap::reset_peak();
     drop(rib.peer_down(PeerId(1), false));
-    let peak = PEAK.load(Ordering::Relaxed) - before;
+    let peak = heap::peak_bytes() - before;
     peak as f64 / f64::from(N)
 }
 

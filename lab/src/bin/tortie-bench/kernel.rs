@@ -53,7 +53,7 @@ fn tortie_pass(rt: &tokio::runtime::Runtime, n: u32) -> Result<(PassResult, Pass
         let prefixes: Vec<Ipv4Network> = (0..n)
             .map(|i| Ipv4Network::new(nl::nth_host(i), 32).context("prefix"))
             .collect::<Result<_>>()?;
-        let live0 = crate::rib::live_bytes();
+        let live0 = tortie_bgp::heap::live_bytes();
         let cpu = nl::cpu_time();
         let t = Instant::now();
         for p in &prefixes {
@@ -62,7 +62,7 @@ fn tortie_pass(rt: &tokio::runtime::Runtime, n: u32) -> Result<(PassResult, Pass
         table.flush().await.context("flushing RouteTable")?;
         let add = t.elapsed();
         let add_cpu = nl::cpu_time().saturating_sub(cpu);
-        let heap = crate::rib::live_bytes().saturating_sub(live0);
+        let heap = tortie_bgp::heap::live_bytes().saturating_sub(live0);
         let stats = table.stats();
         let cpu = nl::cpu_time();
         let t = Instant::now();

@@ -6,47 +6,18 @@
 //! attribute cache) and not the agent's RSS, which also holds the kernel
 //! reconciler's state and allocator slack.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
+use tortie_bgp::heap;
 use tortie_bgp::rib::{PeerId, PeerInfo, Rib, RibConfig};
 use tortie_bgp::wire::{self, Decoder, Message};
 
 use crate::feeder::Workload;
 
-struct Counting;
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator; only counts sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size(), Ordering::Relaxed);
-        // SAFETY: same layout contract as the caller's.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        // SAFETY: p was allocated by System with l.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        LIVE.fetch_add(new, Ordering::Relaxed);
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        // SAFETY: p was allocated by System with l.
-        unsafe { System.realloc(p, l, new) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// Live heap bytes of this process (the counting allocator's figure).
-pub fn live_bytes() -> usize {
-    LIVE.load(Ordering::Relaxed)
-}
+static GLOBAL: tortie_bgp::heap::CountingAlloc = tortie_bgp::heap::CountingAlloc;
 
 /// In-process RIB ingest of a workload.
 #[derive(Clone, Copy, Debug)]
@@ -65,7 +36,7 @@ impl RibOnly {
 pub fn ingest(work: &Workload, local_asn: u32, peer_asn: u32, peer: Ipv4Addr) -> Result<RibOnly> {
     let mut ctx = crate::feeder::context(local_asn);
     ctx.peer_asn = peer_asn;
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = heap::live_bytes();
     let t = Instant::now();
     let mut dec = Decoder::new();
     let mut rib = Rib::new(RibConfig::new(local_asn, Ipv4Addr::new(198, 18, 0, 2)));
@@ -101,7 +72,7 @@ pub fn ingest(work: &Workload, local_asn: u32, peer_asn: u32, peer: Ipv4Addr) ->
     }
     let elapsed = t.elapsed();
     let routes = rib.loc_rib_len();
-    let bytes = LIVE.load(Ordering::Relaxed).saturating_sub(before);
+    let bytes = heap::live_bytes().saturating_sub(before);
     drop(rib);
     drop(dec);
     if routes != work.prefixes as usize {
