@@ -3,9 +3,16 @@
 //! allocator and keeps the live heap, its peak and the allocation count in
 //! process-wide counters. Nothing in the speaker uses it; a binary opts in:
 //!
-//! ```ignore
+//! ```
 //! #[global_allocator]
 //! static GLOBAL: tortie_bgp::heap::CountingAlloc = tortie_bgp::heap::CountingAlloc;
+//!
+//! fn main() {
+//!     let before = tortie_bgp::heap::reset_peak();
+//!     let v = vec![0u8; 4096];
+//!     assert!(tortie_bgp::heap::peak_bytes() >= before + 4096);
+//!     drop(v);
+//! }
 //! ```
 
 use std::alloc::{GlobalAlloc, Layout, System};
