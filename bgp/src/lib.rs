@@ -8,6 +8,7 @@
 //! (sole owner of [`rib::Rib`]), one session task per peer driving a
 //! [`fsm::Fsm`], and one listener. See [`speaker`] for the API the agent uses.
 
+pub mod bfd;
 pub mod error;
 pub mod fsm;
 pub mod heap;
