@@ -17,6 +17,12 @@ use crate::logging::LogFormat;
 #[derive(Debug, Parser)]
 #[command(name = "tortie", version, long_about = None)]
 pub struct Cli {
+    /// The agent's API socket (`api.socket` in the config); before or after the subcommand.
+    #[arg(long, global = true, env = "TORTIE_SOCKET", default_value = crate::api::DEFAULT_SOCKET, value_name = "PATH")]
+    pub socket: PathBuf,
+    /// Output format of status, routes and attach; before or after the subcommand.
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
     #[command(subcommand)]
     pub command: Cmd,
 }
@@ -29,14 +35,6 @@ pub enum Output {
     Table,
     /// The API's JSON, for scripts.
     Json,
-}
-
-/// Where to reach the agent.
-#[derive(Clone, Debug, clap::Args)]
-pub struct SocketArg {
-    /// The agent's API socket (`api.socket` in the config).
-    #[arg(long, env = "TORTIE_SOCKET", default_value = crate::api::DEFAULT_SOCKET, value_name = "PATH")]
-    pub socket: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -67,21 +65,9 @@ pub enum Cmd {
         config: PathBuf,
     },
     /// Show the BGP peers (like `birdc show protocols`).
-    Status {
-        /// Output format.
-        #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
-        output: Output,
-        #[command(flatten)]
-        socket: SocketArg,
-    },
+    Status,
     /// Show the Loc-RIB: prefixes, next hops, AS paths, and whether installed in the kernel.
-    Routes {
-        /// Output format.
-        #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
-        output: Output,
-        #[command(flatten)]
-        socket: SocketArg,
-    },
+    Routes,
     /// Attach a container (network namespace) and print its address.
     Attach {
         /// Path of the container's network namespace, e.g. /run/netns/c1.
@@ -96,19 +82,12 @@ pub enum Cmd {
         /// Request this IPv4 address instead of the next free one of the block.
         #[arg(long, value_name = "ADDR")]
         ip: Option<String>,
-        /// Output format (table prints the address only).
-        #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
-        output: Output,
-        #[command(flatten)]
-        socket: SocketArg,
     },
     /// Detach a container: remove its veth, withdraw its route, release its address.
     Detach {
         /// Attachment id given to `attach`.
         #[arg(long, value_name = "ID")]
         id: String,
-        #[command(flatten)]
-        socket: SocketArg,
     },
     /// Print a shell completion script.
     Completions {
@@ -403,13 +382,26 @@ mod tests {
         ])
         .unwrap();
         match c.command {
-            Cmd::Attach { ifname, output, .. } => {
-                assert_eq!(ifname, "eth0");
-                assert_eq!(output, Output::Json);
-            }
+            Cmd::Attach { ifname, .. } => assert_eq!(ifname, "eth0"),
             other => panic!("parsed {other:?}"),
         }
+        assert_eq!(c.output, Output::Json);
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    /// `--socket` and `-o` are accepted before or after the subcommand.
+    #[test]
+    fn global_flags_go_anywhere() {
+        for args in [
+            &["tortie", "--socket", "/s", "-o", "json", "status"][..],
+            &["tortie", "status", "--socket", "/s", "-o", "json"],
+            &["tortie", "-o", "json", "status", "--socket", "/s"],
+            &["tortie", "--socket=/s", "routes", "--output", "json"],
+        ] {
+            let c = Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            assert_eq!(c.socket, PathBuf::from("/s"), "{args:?}");
+            assert_eq!(c.output, Output::Json, "{args:?}");
+        }
     }
 }

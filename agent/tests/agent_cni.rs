@@ -320,6 +320,17 @@ fn add_repeated_after_a_restart_keeps_the_macs() {
         .expect("tempdir");
     let node = Netns::new(format!("{tg}-n"));
     let c1 = Netns::new(format!("{tg}-c1"));
+    // `tortie run` refuses a node.address on no interface of the node.
+    sh(&[
+        "ip",
+        "-n",
+        &node.name,
+        "addr",
+        "add",
+        "192.0.2.11/32",
+        "dev",
+        "lo",
+    ]);
     let mut agent = Agent::start(
         dir.path().join("a"),
         &node,

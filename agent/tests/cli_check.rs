@@ -81,6 +81,65 @@ fn run_refuses_an_invalid_file_with_exit_2() {
     assert_eq!(missing.status.code(), Some(2));
 }
 
+/// A node.address that no interface carries: a hint at `check` (the file may
+/// be another node's), an error at `run` before anything is touched.
+#[test]
+fn node_address_on_no_interface_is_a_hint_at_check_and_an_error_at_run() {
+    // 192.0.2.0/24 is TEST-NET-1 (RFC 5737); .254 is on no interface here.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let file = dir.path().join("away.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "{}\n[api]\nsocket = \"{d}/s.sock\"\n[state]\ndir = \"{d}/state\"\n[metrics]\nlisten = \"\"\n",
+            VALID.replace("192.0.2.11/24", "192.0.2.254/24")
+        ),
+    )
+    .unwrap();
+    let check = Command::new(TORTIE)
+        .args(["check", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&check.stderr);
+    assert_eq!(check.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("hint: node.address 192.0.2.254 is on no interface of this node"),
+        "{err}"
+    );
+    let run = Command::new(TORTIE)
+        .args(["run", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("error: node.address 192.0.2.254 is on no interface of this node"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("state").exists(),
+        "run touched its state dir"
+    );
+    assert!(!dir.path().join("s.sock").exists(), "run bound its socket");
+}
+
+/// `--socket` and `-o` go before or after the subcommand.
+#[test]
+fn global_flags_before_the_subcommand() {
+    let out = Command::new(TORTIE)
+        .args(["--socket", "/nonexistent/g.sock", "-o", "json", "status"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot reach the tortie agent at /nonexistent/g.sock"),
+        "{err}"
+    );
+}
+
 #[test]
 fn clients_say_when_the_agent_is_not_running() {
     let out = Command::new(TORTIE)

@@ -62,6 +62,10 @@ pub(crate) struct Locator<'a> {
     file: &'a str,
     text: &'a str,
     pub(crate) problems: Vec<Problem>,
+    /// Keys present in the file whose value was already reported as wrongly
+    /// typed, as (start of their table's span, key): the validator must not
+    /// call them missing as well (one message per problem).
+    invalid: std::collections::HashSet<(usize, String)>,
 }
 
 impl<'a> Locator<'a> {
@@ -70,6 +74,26 @@ impl<'a> Locator<'a> {
             file,
             text,
             problems: Vec::new(),
+            invalid: std::collections::HashSet::new(),
+        }
+    }
+
+    /// The source text at `span` (empty when out of bounds).
+    pub(crate) fn text_at(&self, span: Range<usize>) -> &'a str {
+        self.text.get(span).unwrap_or("")
+    }
+
+    /// Records that `key` of the table starting at `table` had a wrongly typed
+    /// value (already reported): it is present, not missing.
+    pub(crate) fn mark_invalid(&mut self, table: usize, key: &str) {
+        self.invalid.insert((table, key.to_string()));
+    }
+
+    /// Reports `key` of the table at `table` as missing, unless it is present
+    /// with a value already reported as wrongly typed.
+    pub(crate) fn missing(&mut self, table: Range<usize>, key: &str, message: String, hint: &str) {
+        if !self.invalid.contains(&(table.start, key.to_string())) {
+            self.at(table, message, hint);
         }
     }
 

@@ -47,6 +47,18 @@ pub(crate) fn resolve(
                 ),
             );
         }
+        if let (Some(node), Some(rid)) = (node, &raw.node.router_id)
+            && peer.address == IpAddr::V4(node.router_id)
+        {
+            loc.at(
+                rid.span(),
+                format!(
+                    "node.router_id {} is the address of peer `{}`",
+                    node.router_id, peer.name
+                ),
+                "that peer would refuse our OPEN: its own BGP Identifier comes back (RFC 4271 §6.2, Bad BGP Identifier); use this node's own address",
+            );
+        }
         let name_span = rp.name.as_ref().map_or(address_span, |v| v.span());
         // A duplicate address already explains a duplicate default name.
         if let Some(first) = by_name.insert(peer.name.clone(), line)
@@ -72,9 +84,10 @@ fn peer(
 ) -> Option<Peer> {
     let address = match &rp.address {
         None => {
-            loc.at(
+            loc.missing(
                 header.clone(),
-                "[[peer]] has no address",
+                "address",
+                "[[peer]] has no address".into(),
                 "add the neighbour's IP, e.g. address = \"192.0.2.1\"",
             );
             None

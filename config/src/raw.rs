@@ -238,6 +238,20 @@ fn report_syntax(loc: &mut Locator<'_>, errors: &[toml::de::Error]) {
             continue;
         }
         last_line = Some(line);
+        if e.message().starts_with("duplicate key") {
+            let key = loc
+                .text_at(span.clone())
+                .trim()
+                .trim_matches(['[', ']', '"']);
+            loc.at(
+                span.clone(),
+                format!("`{key}` is set twice"),
+                &format!(
+                    "a key (or table) may appear only once: keep one `{key}` and delete the other"
+                ),
+            );
+            continue;
+        }
         loc.at(
             span,
             format!("TOML syntax: {}", e.message()),
@@ -262,6 +276,7 @@ fn section<'i, T: Deserialize<'i> + Default>(
         );
         return T::default();
     }
+    let table_start = value.span().start;
     let mut value = value.clone();
     loop {
         let err = match T::deserialize(ValueDeserializer::from(value.clone())) {
@@ -295,11 +310,9 @@ fn section<'i, T: Deserialize<'i> + Default>(
             Some(key) => {
                 let example = keys.iter().find(|(k, _)| k == key).map(|(_, e)| *e);
                 let hint = example.map_or(String::new(), |e| format!("for example: {e}"));
-                loc.at(
-                    span.clone().unwrap_or(0..0),
-                    format!("{name}.{key}: {message}"),
-                    &hint,
-                );
+                let (message, hint) = type_problem(&format!("{name}.{key}"), message, hint);
+                loc.at(span.clone().unwrap_or(0..0), message, &hint);
+                loc.mark_invalid(table_start, key);
             }
             None => {
                 loc.report(span, format!("[{name}]: {message}"), None);
@@ -310,6 +323,63 @@ fn section<'i, T: Deserialize<'i> + Default>(
             table.remove(key.as_str());
         }
     }
+}
+
+/// The range of each integer key, for a value too large to be read at all.
+const INT_RANGES: &[(&str, &str)] = &[
+    ("node.asn", "1 to 4294967295"),
+    ("peer.asn", "1 to 4294967295"),
+    ("bgp.listen_port", "0 to 65535"),
+    ("bgp.hold_time", "0 or 3 to 65535"),
+    ("peer.hold_time", "0 or 3 to 65535"),
+    ("bgp.connect_retry", "1 to 65535"),
+    ("bgp.restart_time", "0 to 4095"),
+    ("peer.port", "1 to 65535"),
+    ("peer.ttl_security", "1 to 254"),
+    ("peer.max_prefixes", "1 to 4294967295"),
+    ("dataplane.mtu", "0 or 576 to 65535"),
+    ("dataplane.route_protocol", "0 to 255"),
+];
+
+/// A serde type error in an operator's words: "node.asn must be a number, not a
+/// string"; an integer too large for any field says the key's range.
+fn type_problem(key: &str, message: &str, hint: String) -> (String, String) {
+    let Some(rest) = message.strip_prefix("invalid type: ") else {
+        return (format!("{key}: {message}"), hint);
+    };
+    let (found, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
+    if found.starts_with("integer") && found.ends_with("as i128") {
+        let digits = found.split('`').nth(1).unwrap_or("this number");
+        let range = INT_RANGES
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or("a smaller number", |(_, r)| r);
+        return (format!("{key} {digits} is out of range: {range}"), hint);
+    }
+    let kind = |what: &str, found: bool| -> &'static str {
+        match what
+            .split([' ', '`'])
+            .find(|w| !w.is_empty() && *w != "a" && *w != "an")
+        {
+            Some("string") => "a string",
+            Some("integer" | "i64" | "u64" | "u32" | "u16" | "u8") => "a number",
+            Some("floating") | Some("f64") => "a decimal number",
+            Some("boolean") if found => "a boolean",
+            Some("boolean") => "true or false",
+            Some("sequence") => "an array",
+            Some("map") => "a table",
+            Some("false,") => "true, false or a number",
+            _ => "a value of another type",
+        }
+    };
+    (
+        format!(
+            "{key} must be {}, not {}",
+            kind(expected, false),
+            kind(found, true)
+        ),
+        hint,
+    )
 }
 
 fn within(outer: &Range<usize>, inner: &Range<usize>) -> bool {

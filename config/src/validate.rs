@@ -150,9 +150,10 @@ fn node(
 
     let address = match &raw.address {
         None => {
-            loc.at(
+            loc.missing(
                 section.clone(),
-                "node.address is missing",
+                "address",
+                "node.address is missing".into(),
                 "add the node's IP with its subnet's prefix length, e.g. address = \"192.0.2.11/24\"",
             );
             None
@@ -172,7 +173,8 @@ fn node(
         Some(v) => router_id_like(loc, v, "node.router_id"),
         None => match address {
             Some(a) => Some(a.ip()),
-            None if raw.address.is_none() => None, // "node.address is missing" says it
+            // "node.address is missing" (or its type error) says it.
+            None if raw.address.is_none() => None,
             None => {
                 loc.at(
                     section.clone(),
@@ -188,43 +190,32 @@ fn node(
         None => router_id,
     };
 
-    let pod_cidr =
-        match &raw.pod_cidr {
-            None => {
-                loc.at(
+    let pod_cidr = match &raw.pod_cidr {
+        None => {
+            loc.missing(
                 section,
-                "node.pod_cidr is missing",
+                "pod_cidr",
+                "node.pod_cidr is missing".into(),
                 "add this node's block of container addresses, e.g. pod_cidr = \"10.244.1.0/26\"",
             );
+            None
+        }
+        Some(v) => match values::cidr("node.pod_cidr", v.get_ref(), "\"10.244.1.0/26\"") {
+            Err((m, h)) => {
+                loc.at(v.span(), m, &h);
                 None
             }
-            Some(v) => match values::cidr("node.pod_cidr", v.get_ref(), "\"10.244.1.0/26\"") {
-                Err((m, h)) => {
-                    loc.at(v.span(), m, &h);
-                    None
-                }
-                Ok(net) if net.ip() != net.network() => {
-                    loc.at(
-                        v.span(),
-                        format!("node.pod_cidr `{}` has host bits set", v.get_ref()),
-                        &format!("did you mean \"{}\"?", values::network_of(net)),
-                    );
-                    None
-                }
-                Ok(net) => {
-                    if let Some(a) = address
-                        && net.contains(a.ip())
-                    {
-                        loc.at(
-                        v.span(),
-                        format!("node.pod_cidr {net} contains the node's own address {}", a.ip()),
-                        "the block is for containers only: pick a range outside the node's subnet",
-                    );
-                    }
-                    Some(net)
-                }
-            },
-        };
+            Ok(net) if net.ip() != net.network() => {
+                loc.at(
+                    v.span(),
+                    format!("node.pod_cidr `{}` has host bits set", v.get_ref()),
+                    &format!("did you mean \"{}\"?", values::network_of(net)),
+                );
+                None
+            }
+            Ok(net) => check_pod_cidr(loc, v, net, address),
+        },
+    };
 
     Some(Node {
         name: name?,
@@ -234,6 +225,69 @@ fn node(
         pod_cidr: pod_cidr?,
         cluster_id: cluster_id?,
     })
+}
+
+/// Ranges a container block must not take (RFC 6890): the node would route
+/// them to veths and lose its own loopback, "this network", multicast, the
+/// reserved space or the link-local range that holds the containers' gateway.
+const FORBIDDEN_BLOCKS: &[(&str, &str)] = &[
+    ("0.0.0.0/8", "\"this network\" (RFC 6890)"),
+    ("127.0.0.0/8", "loopback"),
+    (
+        "169.254.0.0/16",
+        "link-local, where the containers' gateway 169.254.1.1 lives",
+    ),
+    ("224.0.0.0/4", "multicast"),
+    ("240.0.0.0/4", "reserved (and the broadcast address)"),
+];
+
+/// The block must be a unicast range of its own: not a reserved range, not
+/// overlapping the node's subnet (its hosts would become unreachable).
+fn check_pod_cidr(
+    loc: &mut Locator<'_>,
+    v: &Spanned<String>,
+    net: Ipv4Network,
+    address: Option<Ipv4Network>,
+) -> Option<Ipv4Network> {
+    let overlaps =
+        |a: Ipv4Network, b: Ipv4Network| a.contains(b.network()) || b.contains(a.network());
+    for (range, what) in FORBIDDEN_BLOCKS {
+        let Ok(range) = range.parse::<Ipv4Network>() else {
+            continue;
+        };
+        if overlaps(net, range) {
+            loc.at(
+                v.span(),
+                format!("node.pod_cidr {net} overlaps {range}, {what}"),
+                "give the node a block of private unicast addresses, e.g. pod_cidr = \"10.244.1.0/26\"",
+            );
+            // Reported; keep the block so the cross checks still run.
+            return Some(net);
+        }
+    }
+    if let Some(a) = address {
+        let subnet = values::network_of(a);
+        let problem = if net.contains(a.ip()) {
+            Some(format!(
+                "node.pod_cidr {net} contains the node's own address {}",
+                a.ip()
+            ))
+        } else if overlaps(net, subnet) {
+            Some(format!(
+                "node.pod_cidr {net} overlaps the node's subnet {subnet}"
+            ))
+        } else {
+            None
+        };
+        if let Some(m) = problem {
+            loc.at(
+                v.span(),
+                m,
+                "the block is for containers only: pick a range outside the node's subnet",
+            );
+        }
+    }
+    Some(net)
 }
 
 fn check_node_address(
@@ -303,8 +357,9 @@ pub(crate) fn asn(
     section: &Range<usize>,
 ) -> Option<u32> {
     let Some(v) = field else {
-        loc.at(
+        loc.missing(
             section.clone(),
+            key.rsplit('.').next().unwrap_or(key),
             format!("{key} is missing"),
             "add the AS number, e.g. asn = 64512 (private ASNs: 64512-65534, 4200000000-4294967294)",
         );

@@ -22,7 +22,23 @@ fn cases() -> Vec<(&'static str, String, &'static str, usize, usize)> {
         ("unknown top-level table", n("[bgpp]\nhold_time = 3\n"), "unknown table or key `bgpp`", 6, 2),
         ("[peer] instead of [[peer]]", n("[peer]\naddress = \"192.0.2.1\"\n"), "must be an array of tables", 6, 1),
         ("unknown key", n("[bgp]\nholdtime = 30\n"), "unknown key `holdtime` in [bgp]", 7, 1),
-        ("wrong type", n("[bgp]\nhold_time = \"90\"\n"), "bgp.hold_time: invalid type", 7, 13),
+        ("wrong type", n("[bgp]\nhold_time = \"90\"\n"), "bgp.hold_time must be a number, not a string", 7, 13),
+        ("asn as a string", "[node]\nname = \"n\"\naddress = \"192.0.2.11/24\"\nasn = \"64512\"\npod_cidr = \"10.244.1.0/26\"\n".into(), "node.asn must be a number, not a string", 4, 7),
+        ("boolean as a string", n("[bgp]\ngraceful_restart = \"yes\"\n"), "bgp.graceful_restart must be true or false, not a string", 7, 20),
+        ("string as a number", n("[[peer]]\naddress = 1\nasn = 65001\n"), "peer.address must be a string, not a number", 7, 11),
+        ("array for a number", n("[bgp]\nhold_time = [90]\n"), "bgp.hold_time must be a number, not an array", 7, 13),
+        ("integer beyond i64", n("[bgp]\nhold_time = 99999999999999999999\n"), "bgp.hold_time 99999999999999999999 is out of range: 0 or 3 to 65535", 7, 13),
+        ("asn beyond i64", "[node]\nname = \"n\"\naddress = \"192.0.2.11/24\"\nasn = 18446744073709551616\npod_cidr = \"10.244.1.0/26\"\n".into(), "node.asn 18446744073709551616 is out of range: 1 to 4294967295", 4, 7),
+        ("duplicate key", "[node]\nname = \"n\"\nname = \"m\"\naddress = \"192.0.2.11/24\"\nasn = 1\npod_cidr = \"10.244.1.0/26\"\n".into(), "`name` is set twice", 3, 1),
+        ("duplicate table", n("[bgp]\nhold_time = 30\n[bgp]\nconnect_retry = 3\n"), "`bgp` is set twice", 8, 2),
+        ("pod_cidr loopback", NODE.replace("10.244.1.0/26", "127.0.0.0/24"), "node.pod_cidr 127.0.0.0/24 overlaps 127.0.0.0/8, loopback", 5, 12),
+        ("pod_cidr this network", NODE.replace("10.244.1.0/26", "0.0.0.0/26"), "overlaps 0.0.0.0/8", 5, 12),
+        ("pod_cidr link-local", NODE.replace("10.244.1.0/26", "169.254.1.0/26"), "overlaps 169.254.0.0/16, link-local", 5, 12),
+        ("pod_cidr multicast", NODE.replace("10.244.1.0/26", "224.1.0.0/26"), "overlaps 224.0.0.0/4, multicast", 5, 12),
+        ("pod_cidr reserved", NODE.replace("10.244.1.0/26", "240.0.0.0/26"), "overlaps 240.0.0.0/4", 5, 12),
+        ("pod_cidr covering reserved", NODE.replace("10.244.1.0/26", "0.0.0.0/0"), "overlaps 0.0.0.0/8", 5, 12),
+        ("pod_cidr in the node's subnet", NODE.replace("10.244.1.0/26", "192.0.2.128/26"), "node.pod_cidr 192.0.2.128/26 overlaps the node's subnet 192.0.2.0/24", 5, 12),
+        ("router_id is a peer", n("[[peer]]\naddress = \"192.0.2.1\"\nasn = 65001\nname = \"tor1\"\n").replace("asn = 64512\n", "asn = 64512\nrouter_id = \"192.0.2.1\"\n"), "node.router_id 192.0.2.1 is the address of peer `tor1`", 5, 13),
         ("missing node", "[bgp]\nhold_time = 90\n".into(), "the [node] table is missing", 1, 1),
         ("missing address", "[node]\nasn = 1\npod_cidr = \"10.244.1.0/26\"\n".into(), "node.address is missing", 1, 1),
         ("address without prefix", "[node]\nname = \"n\"\naddress = \"192.0.2.11\"\nasn = 1\npod_cidr = \"10.244.1.0/26\"\n".into(), "has no prefix length", 3, 11),
@@ -50,7 +66,7 @@ fn cases() -> Vec<(&'static str, String, &'static str, usize, usize)> {
         ("password too long", n(&format!("[[peer]]\naddress = \"192.0.2.1\"\nasn = 65001\npassword = \"{}\"\n", "k".repeat(81))), "password is 81 bytes long", 9, 12),
         ("ttl_security 0", n("[[peer]]\naddress = \"192.0.2.1\"\nasn = 65001\nttl_security = 0\n"), "ttl_security hop count 0 cannot be met", 9, 16),
         ("ttl_security 255", n("[[peer]]\naddress = \"192.0.2.1\"\nasn = 65001\nttl_security = 255\n"), "ttl_security hop count 255 cannot be met", 9, 16),
-        ("ttl_security string", n("[[peer]]\naddress = \"192.0.2.1\"\nasn = 65001\nttl_security = \"yes\"\n"), "peer.ttl_security: invalid type", 9, 16),
+        ("ttl_security string", n("[[peer]]\naddress = \"192.0.2.1\"\nasn = 65001\nttl_security = \"yes\"\n"), "peer.ttl_security must be true, false or a number, not a string", 9, 16),
         ("peer port 0", n("[[peer]]\naddress = \"192.0.2.1\"\nasn = 65001\nport = 0\n"), "port 0 is out of range", 9, 8),
         ("peer port 65536", n("[[peer]]\naddress = \"192.0.2.1\"\nasn = 65001\nport = 65536\n"), "port 65536 is out of range", 9, 8),
         ("listen_port 70000", n("[bgp]\nlisten_port = 70000\n"), "bgp.listen_port 70000 is out of range", 7, 15),
@@ -120,7 +136,7 @@ fn all_problems_are_reported_not_just_the_first() {
     for expected in [
         "unknown key `holdtime`",
         "unknown key `bogus`",
-        "bgp.advertise: invalid type",
+        "bgp.advertise must be a string, not a number",
         "bgp.hold_time 2",
         "peer.asn 0",
         "port 0",
@@ -154,4 +170,31 @@ fn unreadable_config_file_is_one_problem_naming_the_file() {
             .starts_with("/nonexistent/tortie.toml: error: cannot read the configuration"),
         "{err}"
     );
+}
+
+/// One message per problem: a wrongly typed value is not also "missing", and
+/// no message shows serde's or Rust's type names.
+#[test]
+fn a_type_error_is_one_message_in_operator_words() {
+    let text = "[node]\nname = \"n\"\naddress = 7\nasn = \"64512\"\npod_cidr = true\n[[peer]]\naddress = [1]\nasn = \"65001\"\n";
+    let err = errors(text);
+    let shown: Vec<String> = err
+        .problems
+        .iter()
+        .map(|p| format!("{}:{}: {}", p.line, p.column, p.message))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "3:11: node.address must be a string, not a number",
+            "4:7: node.asn must be a number, not a string",
+            "5:12: node.pod_cidr must be a string, not a boolean",
+            "7:11: peer.address must be a string, not an array",
+            "8:7: peer.asn must be a number, not a string",
+        ],
+        "{err}"
+    );
+    for word in ["i64", "i128", "invalid type", "missing", "expected"] {
+        assert!(!err.to_string().contains(word), "{word} in:\n{err}");
+    }
 }

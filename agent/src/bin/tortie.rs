@@ -25,7 +25,8 @@ fn main() -> ExitCode {
             }
         }
         Cmd::Check { config } => match daemon::load_or_report(&config) {
-            Ok(_) => {
+            Ok(cfg) => {
+                daemon::check_node_address(&config, &cfg, false);
                 let _ = out(&format!("{}: valid\n", config.display()));
                 ExitCode::SUCCESS
             }
@@ -51,7 +52,7 @@ fn main() -> ExitCode {
             runtime.shutdown_timeout(std::time::Duration::from_millis(500));
             ExitCode::from(code)
         }
-        other => client_command(other),
+        other => client_command(other, cli.socket, cli.output),
     }
 }
 
@@ -74,7 +75,7 @@ fn print_json<T: serde::Serialize>(v: &T) -> Result<(), String> {
     out(&format!("{text}\n"))
 }
 
-fn client_command(cmd: Cmd) -> ExitCode {
+fn client_command(cmd: Cmd, socket: std::path::PathBuf, output: Output) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -87,8 +88,8 @@ fn client_command(cmd: Cmd) -> ExitCode {
     };
     let result: Result<(), String> = runtime.block_on(async {
         match cmd {
-            Cmd::Status { output, socket } => {
-                let s = Client::new(socket.socket)
+            Cmd::Status => {
+                let s = Client::new(socket)
                     .status()
                     .await
                     .map_err(|e| e.to_string())?;
@@ -97,8 +98,8 @@ fn client_command(cmd: Cmd) -> ExitCode {
                     Output::Table => out(&cli::render_status(&s, cli::now_unix())),
                 }
             }
-            Cmd::Routes { output, socket } => {
-                let r = Client::new(socket.socket)
+            Cmd::Routes => {
+                let r = Client::new(socket)
                     .routes()
                     .await
                     .map_err(|e| e.to_string())?;
@@ -112,8 +113,6 @@ fn client_command(cmd: Cmd) -> ExitCode {
                 id,
                 ifname,
                 ip,
-                output,
-                socket,
             } => {
                 let req = AttachRequest {
                     id,
@@ -121,7 +120,7 @@ fn client_command(cmd: Cmd) -> ExitCode {
                     ifname: Some(ifname),
                     ip,
                 };
-                let a = Client::new(socket.socket)
+                let a = Client::new(socket)
                     .attach(&req)
                     .await
                     .map_err(|e| e.to_string())?;
@@ -130,8 +129,8 @@ fn client_command(cmd: Cmd) -> ExitCode {
                     Output::Table => out(&cli::render_attach(&a)),
                 }
             }
-            Cmd::Detach { id, socket } => {
-                let d = Client::new(socket.socket)
+            Cmd::Detach { id } => {
+                let d = Client::new(socket)
                     .detach(&DetachRequest { id })
                     .await
                     .map_err(|e| e.to_string())?;

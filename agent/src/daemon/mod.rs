@@ -1,6 +1,7 @@
 //! `tortie run`: start-up order, the event loop and signals (DESIGN.md §5).
 //!
-//! Start-up: load the config (invalid → print, exit 2, touch nothing) → bind
+//! Start-up: load the config (invalid, or `node.address` on no interface →
+//! print, exit 2, touch nothing) → bind
 //! the API socket (refuse to run twice) and the metrics listener → route table
 //! (adopts our kernel routes) → IPAM open + reconcile with the veths found →
 //! blackhole for the block, tunl0 when encapsulating → BGP speaker with
@@ -69,12 +70,52 @@ pub fn load_or_report(path: &Path) -> Result<Config, u8> {
     })
 }
 
+/// Whether `ip` is an address of one of this node's interfaces (getifaddrs,
+/// in the network namespace the process runs in).
+pub fn address_is_local(ip: std::net::Ipv4Addr) -> Result<bool, String> {
+    let addrs = nix::ifaddrs::getifaddrs().map_err(|e| format!("listing addresses: {e}"))?;
+    Ok(addrs
+        .filter_map(|a| a.address)
+        .filter_map(|a| a.as_sockaddr_in().map(|s| s.ip()))
+        .any(|a| a == ip))
+}
+
+/// `node.address` must be on an interface of this node: the BGP sessions, the
+/// advertised next hop and the containers' routes all depend on it. For
+/// `tortie check` (`fatal` false) a hint, as the file may be for another
+/// node; for `tortie run` an error. Returns false when `run` must stop.
+pub fn check_node_address(path: &Path, cfg: &Config, fatal: bool) -> bool {
+    let ip = cfg.node.address.ip();
+    let problem = match address_is_local(ip) {
+        Ok(true) => return true,
+        Ok(false) => format!("node.address {ip} is on no interface of this node"),
+        Err(e) => format!("cannot tell whether node.address {ip} is on this node: {e}"),
+    };
+    if fatal {
+        eprintln!(
+            "{}: error: {problem}\n  hint: add it to the node's uplink (ip addr add {} dev IFACE) or fix node.address",
+            path.display(),
+            cfg.node.address
+        );
+        false
+    } else {
+        eprintln!(
+            "{}: hint: {problem}; `tortie run` refuses to start until it is (fine when checking another node's file)",
+            path.display()
+        );
+        true
+    }
+}
+
 /// Runs the agent until SIGTERM/SIGINT. Returns the process exit code.
 pub async fn run(config_path: PathBuf) -> u8 {
     let cfg = match load_or_report(&config_path) {
         Ok(c) => Arc::new(c),
         Err(code) => return code,
     };
+    if !check_node_address(&config_path, &cfg, true) {
+        return EXIT_INVALID_CONFIG;
+    }
     match run_with(config_path, cfg).await {
         Ok(()) => 0,
         Err(e) => {
