@@ -35,14 +35,13 @@
 //! peer, its addresses and routes): a failed attach leaves nothing behind.
 
 use std::fs::File;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use netlink_packet_route::link::LinkAttribute;
-use rtnetlink::packet_core::Emitable;
 use sha1::{Digest, Sha1};
 
 use crate::error::RoutesError;
@@ -55,6 +54,8 @@ mod rtnl;
 mod worker;
 
 use rtnl::*;
+
+const AF_INET: u8 = libc::AF_INET as u8;
 
 /// The gateway address every container routes through.
 pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
@@ -378,7 +379,7 @@ fn configure(
             .end()
             .end()
             .end(),
-        Msg::new(RTM_SETNEIGHTBL, 0, &ndtmsg())
+        Msg::new(RTM_SETNEIGHTBL, 0, &ndtmsg(AF_INET))
             .str(NDTA_NAME, "arp_cache")
             .nest(NDTA_PARMS)
             .u32(NDTPA_IFINDEX, host_index)
@@ -387,9 +388,9 @@ fn configure(
         Msg::new(
             RTM_NEWNEIGH,
             NLM_F_CREATE | NLM_F_REPLACE,
-            &ndmsg(host_index, NUD_PERMANENT),
+            &ndmsg(AF_INET, host_index, NUD_PERMANENT),
         )
-        .ipv4(NDA_DST, req.address)
+        .ip(NDA_DST, IpAddr::V4(req.address))
         .attr(NDA_LLADDR, &c_mac),
     ];
     let what = [format!(
@@ -428,30 +429,38 @@ fn configure(
         Msg::new(
             RTM_NEWADDR,
             NLM_F_CREATE | NLM_F_REPLACE,
-            &ifaddrmsg(32, RT_SCOPE_UNIVERSE, c_index),
+            &ifaddrmsg(AF_INET, 32, RT_SCOPE_UNIVERSE, c_index),
         )
-        .ipv4(IFA_LOCAL, req.address)
-        .ipv4(IFA_ADDRESS, req.address),
+        .ip(IFA_LOCAL, IpAddr::V4(req.address))
+        .ip(IFA_ADDRESS, IpAddr::V4(req.address)),
         Msg::new(
             RTM_NEWROUTE,
             NLM_F_CREATE | NLM_F_REPLACE,
-            &rtmsg(32, 254, RTPROT_BOOT, RT_SCOPE_LINK),
+            &rtmsg(AF_INET, 32, 254, RTPROT_BOOT, RT_SCOPE_LINK, RTN_UNICAST, 0),
         )
-        .ipv4(RTA_DST, GATEWAY)
+        .ip(RTA_DST, IpAddr::V4(GATEWAY))
         .u32(RTA_OIF, c_index),
         Msg::new(
             RTM_NEWROUTE,
             NLM_F_CREATE | NLM_F_REPLACE,
-            &rtmsg(0, 254, RTPROT_BOOT, RT_SCOPE_UNIVERSE),
+            &rtmsg(
+                AF_INET,
+                0,
+                254,
+                RTPROT_BOOT,
+                RT_SCOPE_UNIVERSE,
+                RTN_UNICAST,
+                0,
+            ),
         )
-        .ipv4(RTA_GATEWAY, GATEWAY)
+        .ip(RTA_GATEWAY, IpAddr::V4(GATEWAY))
         .u32(RTA_OIF, c_index),
         Msg::new(
             RTM_NEWNEIGH,
             NLM_F_CREATE | NLM_F_REPLACE,
-            &ndmsg(c_index, NUD_PERMANENT),
+            &ndmsg(AF_INET, c_index, NUD_PERMANENT),
         )
-        .ipv4(NDA_DST, GATEWAY)
+        .ip(NDA_DST, IpAddr::V4(GATEWAY))
         .attr(NDA_LLADDR, &host_mac),
     ];
     let what = [
@@ -493,17 +502,17 @@ fn configure(
     let local = KernelRoute::Local {
         dev: host.to_string(),
     };
-    let rt = wire::route_message(
-        net,
-        &local,
-        req.route_protocol,
-        wire::RT_TABLE_MAIN,
-        &|_| Some(host_index),
-    )
+    let mut body = Vec::new();
+    crate::nl::RouteEncoder {
+        protocol: req.route_protocol,
+        table: RT_TABLE_MAIN,
+        extra_flags: NLM_F_ACK,
+    }
+    .encode(&mut body, 0, net.into(), Some(&local), &|_| {
+        Some(host_index)
+    })
     .map_err(|e| RoutesError::unexpected(ctx, e))?;
-    let mut body = vec![0u8; rt.buffer_len()];
-    rt.emit(&mut body);
-    let route = Msg::new(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, &body);
+    let route = Msg::from_bytes(body);
     let prefix = format!("{}/32", req.address);
     let r = h
         .transact(vec![route], nl_deadline())
@@ -555,7 +564,7 @@ fn wait_oper_up(
         if up(h, hi) && up(c, ci) {
             return Ok(true);
         }
-        if !rtnl::poll_readable(&[h.raw_fd(), c.raw_fd()], deadline)? {
+        if !crate::nl::poll_readable(&[h.raw_fd(), c.raw_fd()], deadline)? {
             tracing::warn!(
                 host_ifindex = hi,
                 container_ifindex = ci,

@@ -17,6 +17,7 @@
 pub mod attach;
 pub mod error;
 mod netns;
+pub mod nl;
 mod reconcile;
 pub mod sysctl;
 pub mod table;
@@ -28,7 +29,7 @@ pub use attach::{
     AttachRequest, Attachment, GATEWAY, attach, detach, host_ifname, list_attachments,
 };
 pub use error::RoutesError;
-pub use ipnetwork::Ipv4Network;
+pub use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 pub use sysctl::{get_sysctl, set_sysctl};
 pub use table::RouteTable;
 pub use tunnel::{IPIP_OVERHEAD, ensure_tunl0, underlay_mtu};

@@ -1,37 +1,34 @@
-//! Netlink wire helpers for IPv4 routes: encode a [`KernelRoute`] as an
-//! `RTM_NEWROUTE`/`RTM_DELROUTE` message, decode a dumped or notified route
-//! back, and a small raw `NETLINK_ROUTE` socket that sends many requests in
-//! one `sendmsg` (the kernel processes the whole buffer synchronously, so the
+//! The reconciler's netlink plumbing on top of [`crate::nl`]: decode a
+//! dumped or notified route into a [`KernelRoute`] (with the rtnetlink
+//! crates' codec, `netlink-packet-route`), and [`NlSocket`], an
+//! [`nl::Socket`] driven by tokio that sends many requests in one
+//! `sendmsg` (the kernel processes the whole buffer synchronously, so the
 //! errors are queued by the time `sendmsg` returns) and reads dumps and
-//! multicast notifications. The bulk path encodes requests straight into
-//! the send buffer ([`encode_route`]), with no message structs or
-//! allocation per route. Requests are sent without `NLM_F_ACK`: the kernel
-//! only answers failures, each answer carrying the request's sequence number.
+//! multicast notifications. Route requests are encoded by
+//! [`nl::RouteEncoder`] straight into the send buffer and sent without
+//! `NLM_F_ACK`: the kernel only answers failures, each answer carrying the
+//! request's sequence number.
 
 use std::io;
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd;
 
 use ipnetwork::Ipv4Network;
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteNextHop,
-    RouteNextHopFlags, RouteProtocol, RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteNextHopFlags, RouteScope,
+    RouteType,
 };
+#[cfg(test)]
+use netlink_packet_route::route::{RouteHeader, RouteNextHop, RouteProtocol};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
-use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 use rtnetlink::packet_core::{
-    NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage,
-    NetlinkPayload,
+    NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
 };
 use tokio::io::unix::AsyncFd;
 
+use crate::nl::{self, consts::NLM_F_DUMP_INTR};
 use crate::types::{KernelRoute, NextHop};
 
-/// Flag the kernel sets on a dump part when the dump was interrupted by a change.
-const NLM_F_DUMP_INTR: u16 = 0x10;
-
-/// Main routing table id.
-pub const RT_TABLE_MAIN: u32 = 254;
+pub use crate::nl::consts::RT_TABLE_MAIN;
 
 /// A decoded IPv4 route: what the reconciler needs to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,8 +44,11 @@ pub(crate) struct DecodedRoute {
     pub oifs: Vec<u32>,
 }
 
-/// Build the message that installs `route` for `prefix`. `ifindex` resolves
-/// device names; a missing device is an error string naming it.
+/// The message that installs `route` for `prefix`, built with the
+/// rtnetlink crates' codec: the reference [`nl::RouteEncoder`] is tested
+/// against. `ifindex` resolves device names; a missing device is an error
+/// string naming it.
+#[cfg(test)]
 pub(crate) fn route_message(
     prefix: Ipv4Network,
     route: &KernelRoute,
@@ -101,7 +101,7 @@ pub(crate) fn route_message(
 
 /// The message that deletes our route for `prefix` (protocol set, so the
 /// kernel never matches a route of another protocol). The reconciler writes
-/// the same bytes with [`encode_route`]; this is the reference for its test.
+/// the same bytes with [`nl::RouteEncoder`]; this is the reference for its test.
 #[cfg(test)]
 pub(crate) fn delete_message(prefix: Ipv4Network, protocol: u8, table: u32) -> RouteMessage {
     let mut msg = base_message(prefix, protocol, table);
@@ -110,6 +110,7 @@ pub(crate) fn delete_message(prefix: Ipv4Network, protocol: u8, table: u32) -> R
     msg
 }
 
+#[cfg(test)]
 fn base_message(prefix: Ipv4Network, protocol: u8, table: u32) -> RouteMessage {
     let mut msg = RouteMessage::default();
     msg.header.address_family = AddressFamily::Inet;
@@ -126,149 +127,6 @@ fn base_message(prefix: Ipv4Network, protocol: u8, table: u32) -> RouteMessage {
     }
     msg.attributes.push(RouteAttribute::Table(table));
     msg
-}
-
-const RTM_NEWROUTE: u16 = 24;
-const RTM_DELROUTE: u16 = 25;
-const RTA_DST: u16 = 1;
-const RTA_OIF: u16 = 4;
-const RTA_GATEWAY: u16 = 5;
-const RTA_MULTIPATH: u16 = 9;
-const RTA_TABLE: u16 = 15;
-const RTN_UNSPEC: u8 = 0;
-const RTN_UNICAST: u8 = 1;
-const RTN_BLACKHOLE: u8 = 6;
-const RT_SCOPE_UNIVERSE: u8 = 0;
-const RT_SCOPE_LINK: u8 = 253;
-const RT_SCOPE_NOWHERE: u8 = 255;
-const RTNH_F_ONLINK: u8 = 4;
-
-/// Append a 4-byte-aligned route attribute (`struct rtattr` + payload).
-fn put_attr(out: &mut Vec<u8>, kind: u16, payload: &[u8]) {
-    let len = 4 + payload.len();
-    out.extend_from_slice(&(len as u16).to_ne_bytes());
-    out.extend_from_slice(&kind.to_ne_bytes());
-    out.extend_from_slice(payload);
-    out.resize(out.len() + ((4 - len % 4) % 4), 0);
-}
-
-/// Overwrite the native-endian u16 at `at` (a length filled in afterwards).
-fn patch_u16(out: &mut [u8], at: usize, v: usize) {
-    if let Some(slot) = out.get_mut(at..at + 2) {
-        slot.copy_from_slice(&(v as u16).to_ne_bytes());
-    }
-}
-
-/// Append one complete `RTM_NEWROUTE` (`route` is `Some`) or `RTM_DELROUTE`
-/// request to `out`, straight from the route, without building a
-/// [`RouteMessage`]: the bulk path of the reconciler. The bytes are exactly
-/// those `route_message`/`delete_message` serialize to (unit-tested). On
-/// error (a device that `ifindex` does not know) `out` is left as it was.
-pub(crate) fn encode_route(
-    out: &mut Vec<u8>,
-    seq: u32,
-    prefix: Ipv4Network,
-    route: Option<&KernelRoute>,
-    protocol: u8,
-    table: u32,
-    ifindex: &dyn Fn(&str) -> Option<u32>,
-) -> Result<(), String> {
-    let start = out.len();
-    let r = encode_route_inner(out, seq, prefix, route, protocol, table, ifindex);
-    if r.is_err() {
-        out.truncate(start);
-    }
-    r
-}
-
-fn encode_route_inner(
-    out: &mut Vec<u8>,
-    seq: u32,
-    prefix: Ipv4Network,
-    route: Option<&KernelRoute>,
-    protocol: u8,
-    table: u32,
-    ifindex: &dyn Fn(&str) -> Option<u32>,
-) -> Result<(), String> {
-    let index_of = |dev: &str| ifindex(dev).ok_or_else(|| format!("device {dev} does not exist"));
-    let start = out.len();
-    let (kind, flags) = match route {
-        Some(_) => (RTM_NEWROUTE, NLM_F_REQUEST | REPLACE_FLAGS),
-        None => (RTM_DELROUTE, NLM_F_REQUEST),
-    };
-    // struct nlmsghdr; the length is patched at the end.
-    out.extend_from_slice(&0u32.to_ne_bytes());
-    out.extend_from_slice(&kind.to_ne_bytes());
-    out.extend_from_slice(&flags.to_ne_bytes());
-    out.extend_from_slice(&seq.to_ne_bytes());
-    out.extend_from_slice(&0u32.to_ne_bytes());
-    // struct rtmsg.
-    let (scope, rtype, rflags) = match route {
-        None => (RT_SCOPE_NOWHERE, RTN_UNSPEC, 0u32),
-        Some(KernelRoute::Blackhole) => (RT_SCOPE_UNIVERSE, RTN_BLACKHOLE, 0),
-        Some(KernelRoute::Local { .. }) => (RT_SCOPE_LINK, RTN_UNICAST, 0),
-        Some(KernelRoute::Unicast { next_hops }) => match next_hops.as_slice() {
-            [nh] if nh.onlink => (RT_SCOPE_UNIVERSE, RTN_UNICAST, u32::from(RTNH_F_ONLINK)),
-            _ => (RT_SCOPE_UNIVERSE, RTN_UNICAST, 0),
-        },
-    };
-    out.extend_from_slice(&[
-        libc::AF_INET as u8,
-        prefix.prefix(),
-        0,
-        0,
-        u8::try_from(table).unwrap_or(RouteHeader::RT_TABLE_UNSPEC),
-        protocol,
-        scope,
-        rtype,
-    ]);
-    out.extend_from_slice(&rflags.to_ne_bytes());
-    if prefix.prefix() > 0 {
-        put_attr(out, RTA_DST, &prefix.network().octets());
-    }
-    put_attr(out, RTA_TABLE, &table.to_ne_bytes());
-    match route {
-        None | Some(KernelRoute::Blackhole) => {}
-        Some(KernelRoute::Local { dev }) => {
-            put_attr(out, RTA_OIF, &index_of(dev)?.to_ne_bytes());
-        }
-        Some(KernelRoute::Unicast { next_hops }) => match next_hops.as_slice() {
-            [] => return Err("unicast route without next hops".into()),
-            [nh] => {
-                put_attr(out, RTA_GATEWAY, &nh.gateway.octets());
-                if let Some(dev) = &nh.dev {
-                    put_attr(out, RTA_OIF, &index_of(dev)?.to_ne_bytes());
-                }
-            }
-            many => {
-                let attr = out.len();
-                out.extend_from_slice(&[0, 0]);
-                out.extend_from_slice(&RTA_MULTIPATH.to_ne_bytes());
-                for nh in many {
-                    // struct rtnexthop + a nested RTA_GATEWAY.
-                    let index = match &nh.dev {
-                        Some(dev) => index_of(dev)?,
-                        None => 0,
-                    };
-                    let hop = out.len();
-                    out.extend_from_slice(&[0, 0]);
-                    out.push(if nh.onlink { RTNH_F_ONLINK } else { 0 });
-                    out.push(0);
-                    out.extend_from_slice(&index.to_ne_bytes());
-                    put_attr(out, RTA_GATEWAY, &nh.gateway.octets());
-                    let len = out.len() - hop;
-                    patch_u16(out, hop, len);
-                }
-                let len = out.len() - attr;
-                patch_u16(out, attr, len);
-            }
-        },
-    }
-    let len = out.len() - start;
-    if let Some(slot) = out.get_mut(start..start + 4) {
-        slot.copy_from_slice(&(len as u32).to_ne_bytes());
-    }
-    Ok(())
 }
 
 /// Decode an IPv4 route message. `ifname` maps an ifindex to its name.
@@ -361,10 +219,9 @@ pub(crate) fn roundtrip(route: &KernelRoute) -> Option<KernelRoute> {
     decode_route(&msg, &|i| (i == 7).then(|| "tunl0".to_string()))?.route
 }
 
-/// A raw, non-blocking `NETLINK_ROUTE` socket driven by tokio.
+/// An [`nl::Socket`] driven by tokio.
 pub(crate) struct NlSocket {
-    fd: AsyncFd<Socket>,
-    portid: u32,
+    fd: AsyncFd<nl::Socket>,
     seq: u32,
     rbuf: Vec<u8>,
 }
@@ -383,47 +240,15 @@ pub(crate) enum Drain {
     Overrun,
 }
 
-fn setsockopt_int(sock: &Socket, opt: libc::c_int, value: libc::c_int) -> io::Result<()> {
-    // SAFETY: plain setsockopt on a socket we own, with a pointer to a local int.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            opt,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 impl NlSocket {
     /// Open a socket in the calling thread's network namespace, joined to
     /// `groups` (a bitmask of RTMGRP_* values, 0 for none). Buffers are made
     /// large: big batches of failures, and bursts of notifications, must fit.
     pub(crate) fn open(groups: u32, rcvbuf: usize) -> io::Result<NlSocket> {
-        let mut sock = Socket::new(NETLINK_ROUTE)?;
-        let addr = SocketAddr::new(0, groups);
-        sock.bind(&addr)?;
-        let mut bound = SocketAddr::new(0, 0);
-        sock.get_address(&mut bound)?;
-        let size = libc::c_int::try_from(rcvbuf).unwrap_or(libc::c_int::MAX);
-        // SO_RCVBUFFORCE needs CAP_NET_ADMIN; fall back to the capped SO_RCVBUF.
-        if setsockopt_int(&sock, libc::SO_RCVBUFFORCE, size).is_err() {
-            setsockopt_int(&sock, libc::SO_RCVBUF, size)?;
-        }
-        if setsockopt_int(&sock, libc::SO_SNDBUFFORCE, 4 << 20).is_err() {
-            setsockopt_int(&sock, libc::SO_SNDBUF, 4 << 20)?;
-        }
-        // Failures echo only the header of the request, not all of it.
-        sock.set_cap_ack(true)?;
-        sock.set_non_blocking(true)?;
+        let sock = nl::Socket::open(groups)?;
+        sock.set_rcvbuf(rcvbuf)?;
+        sock.set_sndbuf(4 << 20)?;
         Ok(NlSocket {
-            portid: bound.port_number(),
             // SAFETY: the socket is moved into the AsyncFd and owned by it, so
             // the descriptor stays open for as long as it is registered.
             fd: unsafe { AsyncFd::register(sock) }?,
@@ -432,67 +257,14 @@ impl NlSocket {
         })
     }
 
-    /// Drop, in the kernel, every notification whose sender port id is
-    /// `portid` (our own writes), so they are neither queued nor read: a
-    /// classic BPF filter on the first message header of each datagram
-    /// (notifications carry one message each).
+    /// See [`nl::Socket::ignore_sender`].
     pub(crate) fn ignore_sender(&self, portid: u32) -> io::Result<()> {
-        // BPF_ABS loads are big-endian; nlmsg_pid is in host order.
-        let key = if cfg!(target_endian = "little") {
-            portid.swap_bytes()
-        } else {
-            portid
-        };
-        let mut prog = [
-            libc::sock_filter {
-                code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
-                jt: 0,
-                jf: 0,
-                k: 12,
-            },
-            libc::sock_filter {
-                code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
-                jt: 0,
-                jf: 1,
-                k: key,
-            },
-            libc::sock_filter {
-                code: (libc::BPF_RET | libc::BPF_K) as u16,
-                jt: 0,
-                jf: 0,
-                k: 0,
-            },
-            libc::sock_filter {
-                code: (libc::BPF_RET | libc::BPF_K) as u16,
-                jt: 0,
-                jf: 0,
-                k: u32::MAX,
-            },
-        ];
-        let fprog = libc::sock_fprog {
-            len: prog.len() as u16,
-            filter: prog.as_mut_ptr(),
-        };
-        // SAFETY: the program outlives the call; the kernel copies it.
-        let rc = unsafe {
-            libc::setsockopt(
-                self.fd.get_ref().as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_ATTACH_FILTER,
-                (&fprog as *const libc::sock_fprog).cast(),
-                std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
-            )
-        };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        self.fd.get_ref().ignore_sender(portid)
     }
 
     /// Our netlink port id: notifications caused by our requests carry it.
     pub(crate) fn portid(&self) -> u32 {
-        self.portid
+        self.fd.get_ref().portid()
     }
 
     /// Next sequence number.
@@ -531,15 +303,8 @@ impl NlSocket {
     pub(crate) async fn send(&self, buf: &[u8]) -> io::Result<()> {
         loop {
             let mut guard = self.fd.writable().await?;
-            match guard.try_io(|s| s.get_ref().send(buf, 0)) {
-                Ok(Ok(n)) if n == buf.len() => return Ok(()),
-                Ok(Ok(n)) => {
-                    return Err(io::Error::other(format!(
-                        "short netlink send: {n} of {} bytes",
-                        buf.len()
-                    )));
-                }
-                Ok(Err(e)) => return Err(e),
+            match guard.try_io(|s| s.get_ref().send(buf)) {
+                Ok(r) => return r,
                 Err(_would_block) => continue,
             }
         }
@@ -582,23 +347,7 @@ impl NlSocket {
     }
 
     fn recv_raw(&mut self) -> io::Result<Option<usize>> {
-        // SAFETY: recv into our own buffer of the given length.
-        let n = unsafe {
-            libc::recv(
-                self.fd.get_ref().as_raw_fd(),
-                self.rbuf.as_mut_ptr().cast(),
-                self.rbuf.len(),
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::WouldBlock {
-                return Ok(None);
-            }
-            return Err(e);
-        }
-        Ok(Some(usize::try_from(n).unwrap_or(0)))
+        self.fd.get_ref().recv(&mut self.rbuf)
     }
 
     fn recv_filtered(&mut self, out: &mut Vec<Received>, skip: u32) -> io::Result<bool> {
@@ -671,8 +420,8 @@ impl NlSocket {
     }
 }
 
-/// Replace flags for route writes.
-pub(crate) const REPLACE_FLAGS: u16 = NLM_F_CREATE | NLM_F_REPLACE;
+#[cfg(test)]
+use crate::nl::REPLACE_FLAGS;
 
 /// Split a datagram into netlink messages. With `skip`, messages whose
 /// header port id equals it are not parsed.
@@ -707,6 +456,23 @@ pub(crate) fn error_seq(e: &rtnetlink::packet_core::ErrorMessage) -> Option<u32>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn encode_route(
+        out: &mut Vec<u8>,
+        seq: u32,
+        prefix: Ipv4Network,
+        route: Option<&KernelRoute>,
+        protocol: u8,
+        table: u32,
+        ifindex: &dyn Fn(&str) -> Option<u32>,
+    ) -> Result<(), String> {
+        nl::RouteEncoder {
+            protocol,
+            table,
+            extra_flags: 0,
+        }
+        .encode(out, seq, prefix.into(), route, ifindex)
+    }
 
     #[test]
     fn encode_decode_roundtrip() {

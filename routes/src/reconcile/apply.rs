@@ -27,12 +27,12 @@ use tokio::time::Instant;
 use super::hash::Shared;
 use super::{BATCH_BYTES, Link, Reconciler};
 use crate::error::errno_words;
+use crate::nl::{MIN_ROUTE_REQUEST, RouteEncoder};
 use crate::wire::{self, Drain, NlSocket};
 
-/// Smallest request [`wire::encode_route`] writes (a delete of 0.0.0.0/0:
-/// header, rtmsg, RTA_TABLE), so a buffer holds at most this many + 1.
-const MIN_REQUEST: usize = 16 + 12 + 8;
-const MAX_PER_SEND: usize = BATCH_BYTES / MIN_REQUEST + 1;
+/// A buffer holds at most this many requests (each is at least
+/// [`MIN_ROUTE_REQUEST`] bytes).
+const MAX_PER_SEND: usize = BATCH_BYTES / MIN_ROUTE_REQUEST + 1;
 
 /// A request in the buffer being filled.
 struct Sent {
@@ -107,6 +107,14 @@ pub(super) struct Writer<'a> {
 }
 
 impl Writer<'_> {
+    fn encoder(&self) -> RouteEncoder {
+        RouteEncoder {
+            protocol: self.proto,
+            table: self.table,
+            extra_flags: 0,
+        }
+    }
+
     /// Encode a replace of `p` with `route` and record the kernel side as
     /// written. Fails (buffer untouched) when a device is missing or down.
     pub(super) fn replace(
@@ -123,16 +131,9 @@ impl Writer<'_> {
                 .copied()
                 .filter(|ix| links.get(ix).is_some_and(|l| l.up))
         };
-        wire::encode_route(
-            &mut self.out.buf,
-            seq,
-            p,
-            Some(route),
-            self.proto,
-            self.table,
-            &usable,
-        )
-        .map_err(|e| format!("{e} or is down"))?;
+        self.encoder()
+            .encode(&mut self.out.buf, seq, p.into(), Some(route), &usable)
+            .map_err(|e| format!("{e} or is down"))?;
         let prev = kernel.replace(route.clone());
         self.out.sent.push(Sent {
             prefix: p,
@@ -146,15 +147,9 @@ impl Writer<'_> {
     /// empty.
     fn delete(&mut self, p: Ipv4Network, kernel: &mut Option<Shared>) {
         let seq = self.out.next_seq(self.cmd);
-        let encoded = wire::encode_route(
-            &mut self.out.buf,
-            seq,
-            p,
-            None,
-            self.proto,
-            self.table,
-            &|_| None,
-        );
+        let encoded = self
+            .encoder()
+            .encode(&mut self.out.buf, seq, p.into(), None, &|_| None);
         if encoded.is_ok() {
             let prev = kernel.take();
             self.out.sent.push(Sent {

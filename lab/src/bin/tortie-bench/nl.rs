@@ -13,31 +13,19 @@
 
 use std::collections::HashSet;
 use std::io;
-use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use tortie_routes::nl::consts::{
+    NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, RTA_DST, RTM_DELROUTE,
+    RTM_GETROUTE, RTM_NEWROUTE, RTMGRP_IPV4_ROUTE, RTMSG_LEN,
+};
+use tortie_routes::nl::{self, RouteEncoder, Writer, attrs, messages};
+use tortie_routes::{KernelRoute, NextHop};
 
-const NLMSG_HDR: usize = 16;
-const RTMSG_LEN: usize = 12;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const RTM_NEWROUTE: u16 = 24;
-const RTM_DELROUTE: u16 = 25;
-const RTM_GETROUTE: u16 = 26;
-const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_ACK: u16 = 0x4;
-const NLM_F_DUMP: u16 = 0x300;
-const NLM_F_REPLACE: u16 = 0x100;
-const NLM_F_CREATE: u16 = 0x400;
-const RTA_DST: u16 = 1;
-const RTA_GATEWAY: u16 = 5;
-const RTA_TABLE: u16 = 15;
 const RT_TABLE_MAIN: u8 = 254;
-const RTMGRP_IPV4_ROUTE: u32 = 0x40;
-const SOL_NETLINK: i32 = 270;
-const NETLINK_GET_STRICT_CHK: i32 = 12;
 
 /// Runs `f` on a new thread that first entered network namespace
 /// `/run/netns/<name>` (never on a runtime worker: DESIGN §4).
@@ -59,113 +47,38 @@ pub fn in_netns<T: Send + 'static>(
         .map_err(|_| anyhow::anyhow!("thread in namespace {name} panicked"))?
 }
 
-/// A NETLINK_ROUTE socket.
+/// A NETLINK_ROUTE socket of the product's netlink layer, with large
+/// forced buffers (we are root), and our sequence numbers.
 pub struct Socket {
-    fd: OwnedFd,
+    sock: nl::Socket,
     seq: u32,
 }
 
+/// Longer than any pass: "wait for ever" for the blocking reads.
+const FOREVER: Duration = Duration::from_secs(3600);
+
 impl Socket {
-    /// Opens a socket in the calling thread's namespace, subscribed to
-    /// `groups`, with large forced buffers (we are root).
+    /// Opens a socket in the calling thread's namespace, subscribed to `groups`.
     pub fn open(groups: u32) -> Result<Socket> {
-        // SAFETY: socket(2) returns a new fd or -1.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::NETLINK_ROUTE,
-            )
-        };
-        if raw < 0 {
-            return Err(io::Error::last_os_error()).context("opening a netlink socket");
-        }
-        // SAFETY: raw is a fresh fd we own.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let buf: libc::c_int = 256 << 20;
-        for opt in [libc::SO_RCVBUFFORCE, libc::SO_SNDBUFFORCE] {
-            setsockopt(&fd, libc::SOL_SOCKET, opt, buf).context("sizing netlink buffers")?;
-        }
-        // SAFETY: zeroed sockaddr_nl is valid; fields set below.
-        let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-        sa.nl_groups = groups;
-        // SAFETY: sa is a valid sockaddr_nl of the given size.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&sa as *const libc::sockaddr_nl).cast(),
-                std::mem::size_of::<libc::sockaddr_nl>() as u32,
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::last_os_error()).context("binding a netlink socket");
-        }
-        Ok(Socket { fd, seq: 1 })
+        let sock = nl::Socket::open(groups).context("opening a netlink socket")?;
+        sock.set_rcvbuf(256 << 20)
+            .context("sizing netlink buffers")?;
+        sock.set_sndbuf(256 << 20)
+            .context("sizing netlink buffers")?;
+        Ok(Socket { sock, seq: 1 })
     }
 
     fn send(&self, buf: &[u8]) -> Result<()> {
-        // SAFETY: buf is valid for len bytes; pid 0 = the kernel.
-        let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-        let n = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                buf.as_ptr().cast(),
-                buf.len(),
-                0,
-                (&sa as *const libc::sockaddr_nl).cast(),
-                std::mem::size_of::<libc::sockaddr_nl>() as u32,
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error()).context("sending netlink requests");
-        }
-        Ok(())
+        self.sock
+            .send_blocking(buf, Instant::now() + FOREVER)
+            .context("sending netlink requests")
     }
 
     /// One datagram (possibly many messages); `Ok(None)` on timeout.
     fn recv(&self, buf: &mut [u8], timeout: Option<Duration>) -> io::Result<Option<usize>> {
-        if let Some(t) = timeout {
-            let mut pfd = libc::pollfd {
-                fd: self.fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            let ms = i32::try_from(t.as_millis()).unwrap_or(i32::MAX);
-            // SAFETY: one valid pollfd.
-            let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-            if rc < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            if rc == 0 {
-                return Ok(None);
-            }
-        }
-        // SAFETY: buf is valid for len bytes.
-        let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Some(n as usize))
+        self.sock
+            .recv_until(buf, Instant::now() + timeout.unwrap_or(FOREVER))
     }
-}
-
-fn setsockopt(fd: &OwnedFd, level: i32, opt: i32, val: libc::c_int) -> io::Result<()> {
-    // SAFETY: val is a valid c_int for the option.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            opt,
-            (&val as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as u32,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// The i-th benchmark /32 in 10.128.0.0/9 (i < 2^23).
@@ -173,63 +86,38 @@ pub fn nth_host(i: u32) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 128, 0, 0)) + i)
 }
 
-fn put_attr(out: &mut Vec<u8>, kind: u16, value: &[u8]) {
-    let len = 4 + value.len();
-    out.extend_from_slice(&(len as u16).to_ne_bytes());
-    out.extend_from_slice(&kind.to_ne_bytes());
-    out.extend_from_slice(value);
-    while !out.len().is_multiple_of(4) {
-        out.push(0);
+/// `dst/32 via gw`, the benchmark's route.
+fn via(gw: Ipv4Addr) -> KernelRoute {
+    KernelRoute::Unicast {
+        next_hops: vec![NextHop {
+            gateway: gw,
+            dev: None,
+            onlink: false,
+        }],
     }
 }
 
-/// Appends one RTM_NEWROUTE (replace) or RTM_DELROUTE for `dst/32 via gw`.
-fn route_msg(out: &mut Vec<u8>, del: bool, seq: u32, dst: Ipv4Addr, gw: Ipv4Addr, proto: u8) {
-    let start = out.len();
-    let (kind, flags) = if del {
-        (RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK)
-    } else {
-        (
-            RTM_NEWROUTE,
-            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
-        )
-    };
-    out.extend_from_slice(&0u32.to_ne_bytes());
-    out.extend_from_slice(&kind.to_ne_bytes());
-    out.extend_from_slice(&flags.to_ne_bytes());
-    out.extend_from_slice(&seq.to_ne_bytes());
-    out.extend_from_slice(&0u32.to_ne_bytes());
-    // rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags.
-    let scope = if del { 255 } else { 0 };
-    out.extend_from_slice(&[
-        libc::AF_INET as u8,
-        32,
-        0,
-        0,
-        RT_TABLE_MAIN,
-        proto,
-        scope,
-        1,
-    ]);
-    out.extend_from_slice(&0u32.to_ne_bytes());
-    put_attr(out, RTA_DST, &dst.octets());
-    put_attr(out, RTA_GATEWAY, &gw.octets());
-    let len = (out.len() - start) as u32;
-    out[start..start + 4].copy_from_slice(&len.to_ne_bytes());
+/// Appends one RTM_NEWROUTE (replace) or RTM_DELROUTE for `dst/32 via gw`
+/// with the product's encoder (`RTA_TABLE` included, as the reconciler
+/// writes it).
+fn route_msg(
+    out: &mut Vec<u8>,
+    del: bool,
+    seq: u32,
+    dst: Ipv4Addr,
+    route: &KernelRoute,
+    enc: &RouteEncoder,
+) -> Result<()> {
+    let prefix = tortie_routes::IpNetwork::new(IpAddr::V4(dst), 32).context("prefix")?;
+    enc.encode(out, seq, prefix, (!del).then_some(route), &|_| None)
+        .map_err(anyhow::Error::msg)
 }
 
-/// Walks the messages of one datagram: `(type, flags, payload)`.
-fn messages(buf: &[u8], mut f: impl FnMut(u16, u16, &[u8])) {
-    let mut off = 0;
-    while off + NLMSG_HDR <= buf.len() {
-        let len = u32::from_ne_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]]) as usize;
-        if len < NLMSG_HDR || off + len > buf.len() {
-            return;
-        }
-        let kind = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
-        let flags = u16::from_ne_bytes([buf[off + 6], buf[off + 7]]);
-        f(kind, flags, &buf[off + NLMSG_HDR..off + len]);
-        off += (len + 3) & !3;
+/// The rtmsg fields (`family, dst_len, table, protocol`) and body of the
+/// route messages in one datagram, by message type.
+fn route_messages(buf: &[u8], mut f: impl FnMut(u16, &[u8])) {
+    for m in messages(buf) {
+        f(m.header.kind, m.body);
     }
 }
 
@@ -292,7 +180,17 @@ pub fn pipelined(
     ack_each: bool,
 ) -> Result<PassResult> {
     let mut sock = Socket::open(0)?;
-    let mut out = Vec::with_capacity(batch as usize * 48);
+    let route = via(gw);
+    let quiet = RouteEncoder {
+        protocol: proto,
+        table: u32::from(RT_TABLE_MAIN),
+        extra_flags: 0,
+    };
+    let acked_enc = RouteEncoder {
+        extra_flags: NLM_F_ACK,
+        ..quiet
+    };
+    let mut out = Vec::with_capacity(batch as usize * 56);
     let mut rx = vec![0u8; 1 << 20];
     let mut acked = 0u32;
     let mut errors = 0u32;
@@ -305,12 +203,12 @@ pub fn pipelined(
         out.clear();
         let end = (i + batch).min(n);
         for k in i..end {
-            let start = out.len();
-            route_msg(&mut out, del, sock.seq, nth_host(k), gw, proto);
-            if !ack_each && k + 1 != n {
-                let f = u16::from_ne_bytes([out[start + 6], out[start + 7]]) & !NLM_F_ACK;
-                out[start + 6..start + 8].copy_from_slice(&f.to_ne_bytes());
-            }
+            let enc = if ack_each || k + 1 == n {
+                &acked_enc
+            } else {
+                &quiet
+            };
+            route_msg(&mut out, del, sock.seq, nth_host(k), &route, enc)?;
             last_seq = sock.seq;
             sock.seq = sock.seq.wrapping_add(1);
         }
@@ -322,25 +220,19 @@ pub fn pipelined(
             let got = sock.recv(&mut rx, None).context("reading netlink acks")?;
             let Some(len) = got else { continue };
             let buf = &rx[..len];
-            messages(buf, |kind, _, payload| {
-                if kind == NLMSG_ERROR {
+            for m in messages(buf) {
+                if m.header.kind == NLMSG_ERROR
+                    && let Some(e) = nl::error_msg(m.header.flags, m.body)
+                {
                     acked += 1;
-                    let code = payload
-                        .get(..4)
-                        .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-                        .unwrap_or(0);
-                    if code != 0 {
+                    if e.errno != 0 {
                         errors += 1;
                     }
-                    // The echoed request header: its sequence number.
-                    let seq = payload
-                        .get(12..16)
-                        .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
-                    if seq == Some(last_seq) {
+                    if e.request_seq == Some(last_seq) {
                         last_seen = true;
                     }
                 }
-            });
+            }
         }
     }
     let elapsed = t.elapsed();
@@ -358,18 +250,18 @@ pub fn count_routes(proto: u8, len: Option<u8>) -> Result<u64> {
     let mut sock = Socket::open(0)?;
     // Let the kernel filter by table and protocol (Linux ≥ 4.20); we filter
     // again below in case it does not.
-    let _ = setsockopt(&sock.fd, SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1);
+    let _ = sock.sock.set_strict_check();
     let mut req = Vec::with_capacity(40);
-    req.extend_from_slice(&0u32.to_ne_bytes());
-    req.extend_from_slice(&RTM_GETROUTE.to_ne_bytes());
-    req.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
-    req.extend_from_slice(&sock.seq.to_ne_bytes());
-    req.extend_from_slice(&0u32.to_ne_bytes());
-    req.extend_from_slice(&[libc::AF_INET as u8, 0, 0, 0, RT_TABLE_MAIN, proto, 0, 0]);
-    req.extend_from_slice(&0u32.to_ne_bytes());
-    put_attr(&mut req, RTA_TABLE, &u32::from(RT_TABLE_MAIN).to_ne_bytes());
-    let req_len = req.len() as u32;
-    req[..4].copy_from_slice(&req_len.to_ne_bytes());
+    let header = nl::build::rtmsg(libc::AF_INET as u8, 0, RT_TABLE_MAIN, proto, 0, 0, 0);
+    let mut w = Writer::begin(
+        &mut req,
+        RTM_GETROUTE,
+        NLM_F_REQUEST | NLM_F_DUMP,
+        sock.seq,
+        &header,
+    );
+    w.u32(nl::consts::RTA_TABLE, u32::from(RT_TABLE_MAIN));
+    w.finish();
     sock.seq += 1;
     sock.send(&req)?;
     let mut rx = vec![0u8; 1 << 20];
@@ -380,7 +272,7 @@ pub fn count_routes(proto: u8, len: Option<u8>) -> Result<u64> {
             continue;
         };
         let mut err = None;
-        messages(&rx[..got], |kind, _, payload| match kind {
+        route_messages(&rx[..got], |kind, payload| match kind {
             NLMSG_DONE => done = true,
             NLMSG_ERROR => {
                 let code = payload
@@ -416,24 +308,13 @@ fn is_ours(rtmsg: &[u8], proto: u8) -> bool {
 /// `(dst, dst_len)` of a route message, for the monitor's set.
 fn route_key(rtmsg: &[u8]) -> Option<u64> {
     let dst_len = *rtmsg.get(1)?;
-    let mut off = RTMSG_LEN;
-    let mut dst = 0u32;
-    while off + 4 <= rtmsg.len() {
-        let len = u16::from_ne_bytes([rtmsg[off], rtmsg[off + 1]]) as usize;
-        let kind = u16::from_ne_bytes([rtmsg[off + 2], rtmsg[off + 3]]);
-        if len < 4 || off + len > rtmsg.len() {
-            break;
-        }
-        if kind == RTA_DST && len == 8 {
-            dst = u32::from_be_bytes([
-                rtmsg[off + 4],
-                rtmsg[off + 5],
-                rtmsg[off + 6],
-                rtmsg[off + 7],
-            ]);
-        }
-        off += (len + 3) & !3;
-    }
+    let dst = attrs(rtmsg.get(RTMSG_LEN..)?)
+        .find_map(|(kind, v)| {
+            (kind == RTA_DST)
+                .then(|| v.try_into().ok().map(u32::from_be_bytes))
+                .flatten()
+        })
+        .unwrap_or(0);
     Some((u64::from(dst) << 8) | u64::from(dst_len))
 }
 
@@ -467,7 +348,7 @@ pub fn wait_for_routes(
         match sock.recv(&mut rx, Some(Duration::from_millis(100))) {
             Ok(None) => continue,
             Ok(Some(got)) => {
-                messages(&rx[..got], |kind, _, payload| {
+                route_messages(&rx[..got], |kind, payload| {
                     if !is_ours(payload, proto) || len.is_some_and(|l| payload.get(1) != Some(&l)) {
                         return;
                     }
@@ -505,21 +386,29 @@ mod tests {
     #[test]
     fn route_message_layout() {
         let mut out = Vec::new();
+        let enc = RouteEncoder {
+            protocol: 151,
+            table: 254,
+            extra_flags: NLM_F_ACK,
+        };
+        let route = via(Ipv4Addr::new(10, 200, 0, 2));
         route_msg(
             &mut out,
             false,
             7,
             Ipv4Addr::new(10, 128, 0, 1),
-            Ipv4Addr::new(10, 200, 0, 2),
-            151,
-        );
-        assert_eq!(out.len(), 44);
+            &route,
+            &enc,
+        )
+        .unwrap();
+        // nlmsghdr 16 + rtmsg 12 + RTA_DST 8 + RTA_TABLE 8 + RTA_GATEWAY 8.
+        assert_eq!(out.len(), 52);
         let mut seen = Vec::new();
-        messages(&out, |k, f, p| seen.push((k, f, p.len(), route_key(p))));
+        route_messages(&out, |k, p| seen.push((k, p.len(), route_key(p))));
         assert_eq!(seen.len(), 1);
         assert_eq!(seen[0].0, RTM_NEWROUTE);
-        assert_eq!(seen[0].2, 28);
-        assert_eq!(seen[0].3, Some((u64::from(0x0a80_0001u32) << 8) | 32));
+        assert_eq!(seen[0].1, 36);
+        assert_eq!(seen[0].2, Some((u64::from(0x0a80_0001u32) << 8) | 32));
         assert!(is_ours(&out[16..], 151));
     }
 }
