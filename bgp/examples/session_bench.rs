@@ -23,6 +23,8 @@ fn cfg(asn: u32, ip: Ipv4Addr, listen: Option<u16>) -> SpeakerConfig {
         connect_retry: Duration::from_millis(200),
         graceful_restart: None,
         cluster_id: None,
+        guard: Default::default(),
+        ebgp_requires_policy: true,
         peers: Vec::new(),
     }
 }

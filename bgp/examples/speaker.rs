@@ -103,6 +103,8 @@ fn parse_args() -> Result<Args, String> {
         connect_retry: Duration::from_secs(5),
         graceful_restart: None,
         cluster_id: None,
+        guard: Default::default(),
+        ebgp_requires_policy: true,
         peers: Vec::new(),
     };
     let mut originate = Vec::new();

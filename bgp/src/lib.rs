@@ -12,6 +12,7 @@ pub mod bfd;
 pub mod error;
 pub mod fsm;
 pub mod heap;
+pub mod policy;
 pub mod rib;
 mod session;
 pub mod speaker;

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::fsm::SessionState;
+use crate::policy::{Filter, ImportGuard};
 use crate::types::{AddressFamily, PathAttributes, Prefix};
 
 /// Graceful restart (RFC 4724) settings for this speaker.
@@ -43,6 +44,12 @@ pub struct SpeakerConfig {
     /// Route reflector cluster id (RFC 4456); defaults to the router id when
     /// a peer is a route-reflector client.
     pub cluster_id: Option<Ipv4Addr>,
+    /// The node's own blocks and addresses: routes for them are never
+    /// accepted from a peer (see [`crate::policy::guard`]).
+    pub guard: ImportGuard,
+    /// No eBGP-to-eBGP transit unless an export filter rule accepts the
+    /// route (FRR's `bgp ebgp-requires-policy`, for transit).
+    pub ebgp_requires_policy: bool,
     pub peers: Vec<PeerConfig>,
 }
 
@@ -65,6 +72,30 @@ pub struct PeerConfig {
     pub max_prefixes: Option<u32>,
     /// Overrides [`SpeakerConfig::hold_time`] for this peer.
     pub hold_time: Option<u16>,
+    /// After a max-prefix Cease, stay Idle this long (refusing the peer's
+    /// connections too) before trying again.
+    pub max_prefixes_restart: Duration,
+    /// Run on every route the peer announces ([`crate::policy::filter`]).
+    /// Changing it with [`Speaker::reconfigure`] does not reset the session.
+    pub import_filter: Option<Arc<Filter>>,
+    /// Run on every route advertised to the peer; changing it re-exports.
+    pub export_filter: Option<Arc<Filter>>,
+}
+
+/// [`PeerConfig::max_prefixes_restart`] by default (BIRD's `error wait time`
+/// starts at 60 s too).
+pub const DEFAULT_MAX_PREFIXES_RESTART: Duration = Duration::from_secs(60);
+
+impl PeerConfig {
+    /// The settings whose change needs a new session (all but the filters).
+    pub(crate) fn same_session(&self, other: &PeerConfig) -> bool {
+        let strip = |p: &PeerConfig| PeerConfig {
+            import_filter: None,
+            export_filter: None,
+            ..p.clone()
+        };
+        strip(self) == strip(other)
+    }
 }
 
 impl PeerConfig {
@@ -82,6 +113,9 @@ impl PeerConfig {
             route_reflector_client: false,
             max_prefixes: None,
             hold_time: None,
+            max_prefixes_restart: DEFAULT_MAX_PREFIXES_RESTART,
+            import_filter: None,
+            export_filter: None,
         }
     }
 }
@@ -249,7 +283,9 @@ impl Speaker {
 
     /// Applies a new peer list: new peers start, removed peers stop with
     /// Cease/3 (Peer De-configured), changed peers restart with Cease/6;
-    /// unchanged peers are not touched. Speaker-wide settings (ASN, router
+    /// unchanged peers are not touched. A change of a peer's filters alone
+    /// keeps its session: the export side is re-run and the peer is asked
+    /// for its routes again (ROUTE-REFRESH, RFC 2918) for the import side. Speaker-wide settings (ASN, router
     /// id, listen address, timers, GR) need a new `Speaker`.
     pub async fn reconfigure(&self, peers: Vec<PeerConfig>) -> Result<(), crate::BgpError> {
         self.inner.reconfigure(peers).await
@@ -261,9 +297,11 @@ impl Speaker {
         self.inner.route_refresh(peer).await
     }
 
-    /// Stops every session. `graceful`: close the TCP connections without a
-    /// NOTIFICATION so that graceful-restart peers keep our routes (RFC 4724,
-    /// agent restart); otherwise send Cease/2 (Administrative Shutdown).
+    /// Stops every session. `graceful`: close the TCP connections of the
+    /// sessions that negotiated graceful restart without a NOTIFICATION, so
+    /// that those peers keep our routes (RFC 4724, agent restart); every
+    /// other session (or all, without `graceful`) gets Cease/2
+    /// (Administrative Shutdown) with an RFC 8203 shutdown communication.
     pub async fn shutdown(self, graceful: bool) {
         self.inner.shutdown(graceful).await
     }

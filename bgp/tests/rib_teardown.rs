@@ -70,7 +70,10 @@ fn announce(rib: &mut Rib, id: u32, asn: u32, range: std::ops::Range<u32>, mixed
 /// Peer 1 has N prefixes, peer 3 half of them (a shorter path on odd ones),
 /// peer 2 has none and receives exports.
 fn build() -> Rib {
-    let mut rib = Rib::new(RibConfig::new(64512, LOCAL));
+    let mut cfg = RibConfig::new(64512, LOCAL);
+    // Three external peers that hear each other's routes (transit allowed).
+    cfg.ebgp_requires_policy = false;
+    let mut rib = Rib::new(cfg);
     up(&mut rib, 1, 65001);
     up(&mut rib, 2, 65002);
     up(&mut rib, 3, 65003);

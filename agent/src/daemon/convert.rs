@@ -5,6 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, UNIX_EPOCH};
 
+use tortie_bgp::policy::ImportGuard;
 use tortie_bgp::{
     GracefulRestartConfig, Ipv4Prefix, Origin, PeerConfig, PeerStatus, Prefix, RouteInfo,
     SpeakerConfig,
@@ -27,6 +28,9 @@ pub fn peer_config(p: &tortie_config::Peer) -> PeerConfig {
         route_reflector_client: p.route_reflector_client,
         max_prefixes: p.max_prefixes,
         hold_time: p.hold_time,
+        max_prefixes_restart: tortie_bgp::DEFAULT_MAX_PREFIXES_RESTART,
+        import_filter: None,
+        export_filter: None,
     }
 }
 
@@ -45,8 +49,19 @@ pub fn speaker_config(c: &Config, forwarding_preserved: bool) -> SpeakerConfig {
             forwarding_preserved,
         }),
         cluster_id: Some(c.node.cluster_id),
+        guard: import_guard(c),
+        ebgp_requires_policy: true,
         peers: c.peers.iter().map(peer_config).collect(),
     }
+}
+
+/// What no peer may make this node install: its block (and anything inside
+/// it) and a host route for its own address (plus the fixed martians).
+pub fn import_guard(c: &Config) -> ImportGuard {
+    ImportGuard::new(
+        block_prefix(c).into_iter().collect(),
+        vec![IpAddr::V4(c.node.address.ip())],
+    )
 }
 
 /// The node's block as a BGP prefix.
@@ -201,6 +216,12 @@ name = "n2"
         );
         assert_eq!(s.peers.len(), 1);
         assert_eq!(s.peers[0].name, "n2");
+        assert_eq!(
+            s.guard.own_blocks,
+            vec!["10.244.1.0/26".parse::<Prefix>().unwrap()]
+        );
+        assert_eq!(s.guard.own_addresses, vec![s.local_address.unwrap()]);
+        assert!(s.ebgp_requires_policy);
         assert_eq!(s.listen.map(|l| l.port()), Some(179));
     }
 

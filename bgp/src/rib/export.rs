@@ -12,12 +12,13 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::PeerId;
+use super::{PeerId, RibConfig};
 use super::decision::{DEFAULT_LOCAL_PREF, SourceInfo};
 use super::hash::FastMap;
 use super::intern::Interner;
 use super::peer::PeerState;
 use super::table::Path;
+use crate::policy::{self, Action, RouteSource};
 use crate::types::{AddressFamily, PathAttributes, Prefix};
 use crate::wire::Update;
 
@@ -27,9 +28,24 @@ const FLAG_PARTIAL: u8 = 0x20;
 
 /// Speaker-wide values the export rules need.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct ExportCtx {
+pub(crate) struct ExportCtx<'a> {
     pub local_asn: u32,
     pub cluster_id: std::net::Ipv4Addr,
+    /// eBGP-learned routes go to eBGP peers only when a filter accepts them.
+    pub ebgp_requires_policy: bool,
+    /// The node's own blocks (route source `local-block` in filters).
+    pub blocks: &'a [Prefix],
+}
+
+impl ExportCtx<'_> {
+    pub(crate) fn new(cfg: &RibConfig) -> ExportCtx<'_> {
+        ExportCtx {
+            local_asn: cfg.local_asn,
+            cluster_id: cfg.cluster_id.unwrap_or(cfg.router_id),
+            ebgp_requires_policy: cfg.ebgp_requires_policy,
+            blocks: &cfg.guard.own_blocks,
+        }
+    }
 }
 
 /// NEXT_HOP handling for one export.
@@ -47,7 +63,7 @@ pub(crate) fn export(
     path: &Path,
     src: &SourceInfo,
     prefix: Prefix,
-    ctx: ExportCtx,
+    ctx: ExportCtx<'_>,
     interner: &mut Interner,
 ) -> Option<Arc<PathAttributes>> {
     // Never back to the peer it came from.
@@ -55,6 +71,10 @@ pub(crate) fn export(
         return None;
     }
     let a = &path.attrs;
+    // RFC 1997: NO_ADVERTISE to nobody, NO_EXPORT(_SUBCONFED) to no eBGP peer.
+    if policy::well_known_blocks(a.communities(), target.is_ebgp()) {
+        return None;
+    }
     let afi = prefix.family().afi;
     let nh = if target.is_ebgp() {
         // Sending it would be legal, but the peer's loop detection (RFC 4271
@@ -91,12 +111,42 @@ pub(crate) fn export(
         }
     };
     let key = (Arc::as_ptr(a) as usize, path.source, afi);
-    if let Some((_, out)) = target.export_cache.get(&key) {
-        return Some(out.clone());
+    let base = match target.export_cache.get(&key) {
+        Some((_, out)) => out.clone(),
+        None => {
+            let out = interner.intern_value(transform(&a.to_full(), src, target, nh, ctx));
+            target.export_cache.insert(key, (a.clone(), out.clone()));
+            out
+        }
+    };
+    // No transit by accident: eBGP-learned to eBGP only through a filter rule.
+    let transit = target.is_ebgp() && src.ebgp && !src.local;
+    let Some(filter) = target.info.export_filter.as_ref() else {
+        return (!(transit && ctx.ebgp_requires_policy)).then_some(base);
+    };
+    let source = match (src.local, ctx.blocks.contains(&prefix)) {
+        (true, true) => RouteSource::LocalBlock,
+        (true, false) => RouteSource::LocalHost,
+        (false, _) => RouteSource::Learned,
+    };
+    let Some((_, rule)) = policy::decide(filter, prefix, &a.to_full(), source) else {
+        return (!(transit && ctx.ebgp_requires_policy)).then_some(base);
+    };
+    if rule.action == Action::Reject {
+        return None;
     }
-    let out = interner.intern_value(transform(&a.to_full(), src, target, nh, ctx));
-    target.export_cache.insert(key, (a.clone(), out.clone()));
-    Some(out)
+    if rule.modifiers.is_empty() {
+        return Some(base);
+    }
+    let mut o = policy::apply_modifiers(&rule.modifiers, &base, ctx.local_asn);
+    if target.is_ebgp() {
+        // §5.1.5: never LOCAL_PREF toward an external peer, whatever a rule says.
+        o.local_pref = None;
+    }
+    if o == *base {
+        return Some(base);
+    }
+    Some(interner.intern_value(o))
 }
 
 fn transform(
@@ -104,7 +154,7 @@ fn transform(
     src: &SourceInfo,
     target: &PeerState,
     nh: NextHop,
-    ctx: ExportCtx,
+    ctx: ExportCtx<'_>,
 ) -> PathAttributes {
     let mut o = a.clone();
     // RFC 4271 §5: unrecognised optional transitive attributes are passed on

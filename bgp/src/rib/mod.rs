@@ -33,6 +33,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
+use crate::policy::{Filter, GuardReason, ImportGuard};
 use crate::types::{AddressFamily, Origin, PathAttributes, Prefix};
 use crate::wire::Update;
 
@@ -66,16 +67,27 @@ pub struct RibConfig {
     pub cluster_id: Option<Ipv4Addr>,
     /// Largest ECMP set handed to the kernel (1 disables multipath).
     pub max_paths: usize,
+    /// What no peer may make us install (own blocks and addresses, martians)
+    /// and which NEXT_HOPs are refused (RFC 4271 §6.3).
+    pub guard: ImportGuard,
+    /// No transit by accident (FRR's `bgp ebgp-requires-policy`, applied to
+    /// transit): a route learned from an external peer goes to another
+    /// external peer only when that peer's export filter has a rule that
+    /// explicitly accepts it.
+    pub ebgp_requires_policy: bool,
 }
 
 impl RibConfig {
-    /// Defaults: no explicit cluster id, up to 16 ECMP paths.
+    /// Defaults: no explicit cluster id, up to 16 ECMP paths, the martian
+    /// guard only (no own blocks or addresses), no eBGP-to-eBGP transit.
     pub fn new(local_asn: u32, router_id: Ipv4Addr) -> RibConfig {
         RibConfig {
             local_asn,
             router_id,
             cluster_id: None,
             max_paths: 16,
+            guard: ImportGuard::default(),
+            ebgp_requires_policy: true,
         }
     }
 }
@@ -104,8 +116,13 @@ pub struct PeerInfo {
     /// Address families negotiated on the session; only these are exported.
     pub families: Vec<AddressFamily>,
     /// Cease/1 threshold (RFC 4486): [`Rib::apply_update`] refuses an UPDATE
-    /// that would take the peer's Adj-RIB-In past this many prefixes.
+    /// that would take the peer's Adj-RIB-In past this many prefixes (filtered
+    /// ones included, like BIRD's `receive limit`).
     pub max_prefixes: Option<u32>,
+    /// Import filter: run on every route the peer announces.
+    pub import_filter: Option<Arc<Filter>>,
+    /// Export filter: run on every route advertised to the peer.
+    pub export_filter: Option<Arc<Filter>>,
 }
 
 impl PeerInfo {
@@ -132,6 +149,8 @@ impl PeerInfo {
             next_hop_self: false,
             families: vec![family],
             max_prefixes: None,
+            import_filter: None,
+            export_filter: None,
         }
     }
 }
@@ -256,6 +275,47 @@ pub struct PeerCounters {
     pub stale: usize,
     /// Prefixes in its Adj-RIB-Out.
     pub advertised: usize,
+    /// Prefixes it announced that the import guard or filter refused.
+    pub filtered: usize,
+}
+
+/// Why an announced route is not a candidate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FilteredBy {
+    /// The import guard (always on; see [`crate::policy::guard`]).
+    Guard(GuardReason),
+    /// The peer's import filter: its name and the rejecting rule (0-based).
+    Policy { filter: Arc<str>, rule: usize },
+}
+
+impl fmt::Display for FilteredBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FilteredBy::Guard(g) => write!(f, "import guard: {g}"),
+            FilteredBy::Policy { filter, rule } => {
+                write!(f, "filter {filter:?} rule {}", rule + 1)
+            }
+        }
+    }
+}
+
+/// A route a peer announced that was refused on import, as
+/// [`Rib::filtered`] and [`Rib::filtered_for`] report it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FilteredRoute {
+    pub prefix: Prefix,
+    pub peer: PeerId,
+    pub peer_address: IpAddr,
+    /// The attributes as received.
+    pub attributes: Arc<PathAttributes>,
+    pub reason: FilteredBy,
+}
+
+/// A refused route as the RIB keeps it (one map entry per peer and prefix).
+#[derive(Debug)]
+pub(crate) struct Refused {
+    attrs: Arc<StoredAttrs>,
+    reason: FilteredBy,
 }
 
 /// Errors of RIB operations.
@@ -291,7 +351,10 @@ pub struct Rib {
     interner: Interner,
     /// Received and originated sets (stored form), shared best-effort.
     stored: StoredCache,
+    /// Routes refused on import, per (peer, prefix); not candidates.
+    filtered: FastMap<(u32, Prefix), Refused>,
     scratch: Scratch,
 }
 
 mod ops;
+mod refilter;

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::*;
+use crate::policy;
 use crate::types::{Afi, Ipv4Prefix, Ipv6Prefix};
 
 impl Rib {
@@ -20,6 +21,7 @@ impl Rib {
             v6: FastMap::default(),
             interner: Interner::default(),
             stored: StoredCache::default(),
+            filtered: FastMap::default(),
             scratch: Scratch::default(),
         }
     }
@@ -95,11 +97,13 @@ impl Rib {
         }
         let src = st.source_info();
         let limit = st.info.max_prefixes;
+        let session_local = st.info.local_address;
+        let import_filter = st.info.import_filter.clone();
         let attrs = update
             .attributes
             .as_ref()
-            .and_then(|a| self.import(&src, a));
-        if let (Some(limit), Some(_)) = (limit, &attrs) {
+            .map(|a| self.import(&src, a, session_local));
+        if let (Some(limit), Some(Ok(_) | Err(Some(_)))) = (limit, &attrs) {
             self.check_max_prefix(peer, limit, update)?;
         }
         let mut out = RibOutput::default();
@@ -114,16 +118,56 @@ impl Rib {
             if announced.as_ref().is_some_and(|s| s.contains(p)) {
                 continue;
             }
+            self.unrefuse(peer.0, *p);
             self.op(*p, PathOp::Remove(peer.0), None, &mut out, &mut ob);
         }
         for p in &update.announced {
-            // A rejected attribute set (loop, RFC 4271 §9.1.2 / RFC 4456 §8)
-            // makes the announcement a withdrawal of any earlier route.
-            let op = match &attrs {
-                Some(a) => PathOp::Upsert(Path::new(a.stored.clone(), peer.0)),
-                None => PathOp::Remove(peer.0),
+            let imp = match &attrs {
+                // A rejected attribute set (loop, RFC 4271 §9.1.2 / RFC 4456 §8)
+                // makes the announcement a withdrawal of any earlier route.
+                None | Some(Err(None)) => {
+                    self.op(*p, PathOp::Remove(peer.0), None, &mut out, &mut ob);
+                    continue;
+                }
+                // RFC 4271 §6.3: an unusable NEXT_HOP makes the route unfeasible.
+                Some(Err(Some((reason, stored)))) => {
+                    let by = FilteredBy::Guard(reason.clone());
+                    self.refuse(peer.0, *p, stored.clone(), by, &mut out, &mut ob);
+                    continue;
+                }
+                Some(Ok(imp)) => imp,
             };
-            self.op(*p, op, attrs.as_ref(), &mut out, &mut ob);
+            if let Some(g) = self.cfg.guard.check_prefix(*p) {
+                let stored = imp.stored.clone();
+                self.refuse(peer.0, *p, stored, FilteredBy::Guard(g), &mut out, &mut ob);
+                continue;
+            }
+            let modified = match &import_filter {
+                None => None,
+                Some(f) => {
+                    let v = policy::evaluate(
+                        f,
+                        *p,
+                        &imp.full,
+                        policy::RouteSource::Learned,
+                        self.cfg.local_asn,
+                    );
+                    if v.action == policy::Action::Reject {
+                        let by = FilteredBy::Policy {
+                            filter: f.name.as_str().into(),
+                            rule: v.rule.unwrap_or(0),
+                        };
+                        let stored = imp.stored.clone();
+                        self.refuse(peer.0, *p, stored, by, &mut out, &mut ob);
+                        continue;
+                    }
+                    v.attributes.map(|n| self.share(&Arc::new(n)))
+                }
+            };
+            self.unrefuse(peer.0, *p);
+            let imp = modified.as_ref().unwrap_or(imp);
+            let op = PathOp::Upsert(Path::new(imp.stored.clone(), peer.0));
+            self.op(*p, op, Some(imp), &mut out, &mut ob);
         }
         if let Some(f) = update.end_of_rib {
             self.remove_paths(peer.0, Some(f), true, &mut out, &mut ob);
@@ -264,6 +308,44 @@ impl Rib {
         v
     }
 
+    /// Every route refused on import (guard or filter), by prefix then peer.
+    pub fn filtered(&self) -> Vec<FilteredRoute> {
+        let mut v: Vec<FilteredRoute> = self
+            .filtered
+            .iter()
+            .map(|((s, p), r)| self.filtered_route(*s, *p, r))
+            .collect();
+        v.sort_by_key(|r| (r.prefix, r.peer));
+        v
+    }
+
+    /// The routes for `prefix` that were refused on import, by peer.
+    pub fn filtered_for(&self, prefix: Prefix) -> Vec<FilteredRoute> {
+        if self.filtered.is_empty() {
+            return Vec::new();
+        }
+        let mut v: Vec<FilteredRoute> = self
+            .peers
+            .keys()
+            .filter_map(|s| {
+                let r = self.filtered.get(&(*s, prefix))?;
+                Some(self.filtered_route(*s, prefix, r))
+            })
+            .collect();
+        v.sort_by_key(|r| r.peer);
+        v
+    }
+
+    fn filtered_route(&self, source: u32, prefix: Prefix, r: &Refused) -> FilteredRoute {
+        FilteredRoute {
+            prefix,
+            peer: PeerId(source),
+            peer_address: self.decision_ctx().source(source).address,
+            attributes: r.attrs.to_full(),
+            reason: r.reason.clone(),
+        }
+    }
+
     /// Prefixes in the peer's Adj-RIB-In (0 for an unknown peer).
     pub fn received_count(&self, peer: PeerId) -> usize {
         self.peers.get(&peer.0).map_or(0, |s| s.received)
@@ -282,6 +364,7 @@ impl Rib {
             received: s.received,
             stale: s.stale,
             advertised: s.advertised,
+            filtered: s.filtered,
         })
     }
 
@@ -302,13 +385,6 @@ impl Rib {
         }
     }
 
-    fn export_ctx(&self) -> ExportCtx {
-        ExportCtx {
-            local_asn: self.cfg.local_asn,
-            cluster_id: self.cfg.cluster_id.unwrap_or(self.cfg.router_id),
-        }
-    }
-
     fn dest(&self, prefix: Prefix) -> Option<&Dest> {
         match prefix {
             Prefix::V4(k) => self.v4.get(&k),
@@ -316,12 +392,25 @@ impl Rib {
         }
     }
 
-    /// Inbound checks and normalisation of an attribute set from `src`;
-    /// `None` rejects the routes that carry it.
-    fn import(&mut self, src: &SourceInfo, a: &Arc<PathAttributes>) -> Option<Imported> {
+    /// Inbound checks and normalisation of an attribute set from `src` over
+    /// a session whose local address is `session_local`. `Err(None)` rejects
+    /// the routes that carry it (a loop: they are withdrawn); `Err(Some(..))`
+    /// refuses them as filtered (an unusable NEXT_HOP, RFC 4271 §6.3).
+    fn import(
+        &mut self,
+        src: &SourceInfo,
+        a: &Arc<PathAttributes>,
+        session_local: IpAddr,
+    ) -> Result<Imported, Option<(GuardReason, Arc<StoredAttrs>)>> {
         // RFC 4271 §9.1.2: a route whose AS_PATH contains our AS is not used.
         if a.as_path.contains(self.cfg.local_asn) {
-            return None;
+            return Err(None);
+        }
+        if let Some(nh) = a.next_hop
+            && let Some(reason) = self.cfg.guard.check_next_hop(nh, session_local, src.address)
+        {
+            let stored = self.stored.share(StoredAttrs::new(a));
+            return Err(Some((reason, stored)));
         }
         if src.ebgp {
             // §5.1.5: LOCAL_PREF from an external peer is ignored; ORIGINATOR_ID
@@ -331,16 +420,61 @@ impl Rib {
                 n.local_pref = None;
                 n.originator_id = None;
                 n.cluster_list.clear();
-                return Some(self.share(&Arc::new(n)));
+                return Ok(self.share(&Arc::new(n)));
             }
         } else {
             // RFC 4456 §8: our own route reflected back, or a reflection loop.
             let cluster_id = self.cfg.cluster_id.unwrap_or(self.cfg.router_id);
             if a.originator_id == Some(self.cfg.router_id) || a.cluster_list.contains(&cluster_id) {
-                return None;
+                return Err(None);
             }
         }
-        Some(self.share(a))
+        Ok(self.share(a))
+    }
+
+    /// Keeps `prefix` from `source` aside as filtered (replacing an earlier
+    /// refusal) and withdraws any path of that source it had.
+    fn refuse(
+        &mut self,
+        source: u32,
+        prefix: Prefix,
+        attrs: Arc<StoredAttrs>,
+        reason: FilteredBy,
+        out: &mut RibOutput,
+        ob: &mut OutboundBuilder,
+    ) {
+        let new = self
+            .filtered
+            .insert((source, prefix), Refused { attrs, reason })
+            .is_none();
+        if new && let Some(st) = self.peers.get_mut(&source) {
+            st.filtered += 1;
+        }
+        self.op(prefix, PathOp::Remove(source), None, out, ob);
+    }
+
+    /// Forgets a refusal of `prefix` from `source` (withdrawn or now accepted).
+    fn unrefuse(&mut self, source: u32, prefix: Prefix) {
+        if self.filtered.is_empty() {
+            return;
+        }
+        if self.filtered.remove(&(source, prefix)).is_some()
+            && let Some(st) = self.peers.get_mut(&source)
+        {
+            st.filtered = st.filtered.saturating_sub(1);
+        }
+    }
+
+    /// Forgets every refusal of `source` (its session ended).
+    pub(super) fn unrefuse_all(&mut self, source: u32) {
+        let Some(st) = self.peers.get_mut(&source) else {
+            return;
+        };
+        if st.filtered == 0 {
+            return;
+        }
+        st.filtered = 0;
+        self.filtered.retain(|(s, _), _| *s != source);
     }
 
     fn share(&mut self, a: &Arc<PathAttributes>) -> Imported {
@@ -355,14 +489,16 @@ impl Rib {
             return Err(RibError::UnknownPeer(peer));
         };
         let limit_n = limit as usize;
-        if st.received + u.announced.len() <= limit_n {
+        if st.received + st.filtered + u.announced.len() <= limit_n {
             return Ok(());
         }
         // Exact count: distinct announced prefixes new for this peer, minus
         // withdrawn ones it has that are not re-announced.
         let has = |p: &Prefix| {
-            self.dest(*p)
-                .is_some_and(|d| d.paths().iter().any(|x| x.source == peer.0))
+            self.filtered.contains_key(&(peer.0, *p))
+                || self
+                    .dest(*p)
+                    .is_some_and(|d| d.paths().iter().any(|x| x.source == peer.0))
         };
         let announced: FastSet<Prefix> = u.announced.iter().copied().collect();
         let added = announced.iter().filter(|p| !has(p)).count();
@@ -373,7 +509,7 @@ impl Rib {
             .filter(|p| !announced.contains(p))
             .collect();
         let removed = withdrawn.iter().filter(|p| has(p)).count();
-        let would_have = (st.received + added).saturating_sub(removed);
+        let would_have = (st.received + st.filtered + added).saturating_sub(removed);
         if would_have > limit_n {
             return Err(RibError::MaxPrefix {
                 peer,
@@ -427,7 +563,7 @@ impl Rib {
             st.stale = st.stale.saturating_add_signed(r.stale_delta as isize);
         }
         if let Some(m) = r.moved {
-            let ectx = self.export_ctx();
+            let ectx = ExportCtx::new(&self.cfg);
             propagate(&mut self.peers, &mut self.interner, &self.cfg, ectx, &m, ob);
         }
     }
@@ -464,7 +600,7 @@ impl Rib {
         let Some(mut st) = self.peers.remove(&target) else {
             return 0;
         };
-        let ectx = self.export_ctx();
+        let ectx = ExportCtx::new(&self.cfg);
         let ctx = DecisionCtx {
             local_asn: self.cfg.local_asn,
             router_id: self.cfg.router_id,
@@ -517,7 +653,7 @@ fn propagate(
     peers: &mut FastMap<u32, PeerState>,
     interner: &mut Interner,
     cfg: &RibConfig,
-    ectx: ExportCtx,
+    ectx: ExportCtx<'_>,
     m: &BestMove,
     ob: &mut OutboundBuilder,
 ) {

@@ -29,6 +29,8 @@ pub(crate) struct PeerState {
     pub stale: usize,
     /// Prefixes in the Adj-RIB-Out.
     pub advertised: usize,
+    /// Prefixes refused on import (kept in the RIB's filtered map).
+    pub filtered: usize,
     /// Attribute sets already built for this peer (RFC 4271 §9.1.3 / §5.1 rules).
     pub export_cache: FastMap<ExportKey, (Arc<StoredAttrs>, Arc<PathAttributes>)>,
 }
@@ -42,6 +44,7 @@ impl PeerState {
             received: 0,
             stale: 0,
             advertised: 0,
+            filtered: 0,
             export_cache: FastMap::default(),
         }
     }

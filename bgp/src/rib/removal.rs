@@ -74,6 +74,7 @@ impl Rib {
     /// [`Rib::remove_step`].
     pub fn peer_down_steps(&mut self, peer: PeerId, retain_stale: bool) -> Removal {
         let source = peer.0;
+        self.unrefuse_all(source);
         let Some(st) = self.peers.get_mut(&source) else {
             return Removal::finished();
         };

@@ -210,6 +210,14 @@ impl StoredAttrs {
         }
     }
 
+    /// COMMUNITIES (RFC 1997); a `Small` set has none.
+    pub(crate) fn communities(&self) -> &[u32] {
+        match self {
+            StoredAttrs::Small { .. } => &[],
+            StoredAttrs::Full(a) => &a.communities,
+        }
+    }
+
     pub(crate) fn cluster_list(&self) -> &[Ipv4Addr] {
         match self {
             StoredAttrs::Small { .. } => &[],
@@ -403,6 +411,7 @@ mod tests {
             assert_eq!(s.local_pref(), a.local_pref);
             assert_eq!(s.originator_id(), a.originator_id);
             assert_eq!(s.cluster_list(), a.cluster_list.as_slice());
+            assert_eq!(s.communities(), a.communities.as_slice());
             assert_eq!(s.path_len(), a.as_path.path_len());
             assert_eq!(s.neighbor_as(), a.as_path.neighbor_as());
             assert_eq!(s.as_path_is_empty(), a.as_path.segments.is_empty());

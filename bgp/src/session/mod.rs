@@ -47,6 +47,8 @@ pub(crate) struct Shared {
     pub(crate) connect_retry: Duration,
     pub(crate) graceful_restart: Option<GracefulRestartConfig>,
     pub(crate) cluster_id: Option<Ipv4Addr>,
+    pub(crate) guard: crate::policy::ImportGuard,
+    pub(crate) ebgp_requires_policy: bool,
 }
 
 /// The FSM settings for `peer`. `first_session`: set the GR Restart State bit
@@ -199,6 +201,8 @@ impl Runtime {
             connect_retry: cfg.connect_retry,
             graceful_restart: cfg.graceful_restart.clone(),
             cluster_id: cfg.cluster_id,
+            guard: cfg.guard.clone(),
+            ebgp_requires_policy: cfg.ebgp_requires_policy,
         });
         let dispatch = listener::Dispatch::default();
         let listener = match cfg.listen {
@@ -261,6 +265,17 @@ impl Runtime {
     }
 
     async fn stop_peer(&self, h: PeerHandle, notification: Option<crate::wire::Notification>) {
+        self.stop_peer_as(h, notification, false).await
+    }
+
+    /// Stops a peer's task. `keep_if_graceful`: a session that negotiated
+    /// graceful restart closes without `notification` (RFC 4724 restart).
+    async fn stop_peer_as(
+        &self,
+        h: PeerHandle,
+        notification: Option<crate::wire::Notification>,
+        keep_if_graceful: bool,
+    ) {
         self.dispatch.remove(h.cfg.address);
         if let Some(l) = &self.listener {
             let _ = l.set_md5(h.cfg.address, None);
@@ -269,6 +284,7 @@ impl Runtime {
         if h.cmd
             .send(PeerCmd::Stop {
                 notification,
+                keep_if_graceful,
                 reply: tx,
             })
             .await
@@ -359,9 +375,16 @@ impl Runtime {
         let mut peers = self.peers.lock().await;
         let old = std::mem::take(&mut *peers);
         let mut kept = Vec::new();
-        for h in old {
+        let mut refresh = Vec::new();
+        for mut h in old {
             match new.iter().find(|p| p.address == h.cfg.address) {
                 Some(p) if *p == h.cfg => kept.push(h),
+                Some(p) if p.same_session(&h.cfg) => {
+                    info!(peer = %h.cfg.address, "peer filters changed: applying without a session reset");
+                    refresh.push((h.cfg.address, h.cmd.clone()));
+                    h.cfg = p.clone();
+                    kept.push(h);
+                }
                 Some(_) => {
                     info!(peer = %h.cfg.address, "peer configuration changed: resetting the session");
                     self.stop_peer(
@@ -388,10 +411,28 @@ impl Runtime {
                 }
             }
         }
+        let (tx, rx) = oneshot::channel();
         self.rib
-            .send(RibMsg::SetPeers { peers: new.clone() })
+            .send(RibMsg::SetPeers {
+                peers: new.clone(),
+                import_changed: tx,
+            })
             .await
             .map_err(|_| BgpError::Shutdown)?;
+        // Import filters changed on an up session: the peer's routes again
+        // (RFC 2918), to run them through the new filter.
+        let import_changed = rx.await.map_err(|_| BgpError::Shutdown)?;
+        for (addr, cmd) in refresh {
+            if !import_changed.contains(&addr) {
+                continue;
+            }
+            let (tx, rx) = oneshot::channel();
+            if cmd.send(PeerCmd::RouteRefresh { reply: tx }).await.is_ok()
+                && let Ok(Err(e)) = rx.await
+            {
+                tracing::warn!(peer = %addr, "import filter change: cannot ask for the routes again ({e}); it applies to routes received from now on");
+            }
+        }
         // Keep configuration order.
         for p in new {
             if let Some(i) = kept.iter().position(|h| h.cfg.address == p.address) {
@@ -410,14 +451,34 @@ impl Runtime {
             l.abort();
         }
         let handles = std::mem::take(&mut *self.peers.lock().await);
-        let notification =
-            (!graceful).then(|| notify(codes::CEASE, codes::CEASE_ADMIN_SHUTDOWN, Vec::new()));
+        let notification = notify(
+            codes::CEASE,
+            codes::CEASE_ADMIN_SHUTDOWN,
+            shutdown_communication(SHUTDOWN_TEXT),
+        );
         for h in handles {
-            self.stop_peer(h, notification.clone()).await;
+            self.stop_peer_as(h, Some(notification.clone()), graceful)
+                .await;
         }
         info!(graceful, "BGP speaker stopped");
         // Dropping self aborts the RIB task.
     }
+}
+
+/// The shutdown communication sent with Cease/2 when the speaker stops.
+const SHUTDOWN_TEXT: &str = "tortie agent stopping";
+
+/// RFC 8203 (as updated by RFC 9003 §2): Cease/2 and /4 data may carry a
+/// length octet and a UTF-8 message of at most 255 octets.
+pub(crate) fn shutdown_communication(text: &str) -> Vec<u8> {
+    let mut end = text.len().min(255);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut v = Vec::with_capacity(end + 1);
+    v.push(end as u8);
+    v.extend_from_slice(&text.as_bytes()[..end]);
+    v
 }
 
 /// Address used to find a peer from a socket's source address.

@@ -68,9 +68,11 @@ pub(crate) enum RibMsg {
     Counts {
         reply: oneshot::Sender<HashMap<IpAddr, (u64, u64)>>,
     },
-    /// The configured peer set changed (policy: ASN, RR client, max-prefix).
+    /// The configured peer set changed (ASN, RR client, max-prefix,
+    /// filters). Replies with the up peers whose import filter changed.
     SetPeers {
         peers: Vec<PeerConfig>,
+        import_changed: oneshot::Sender<Vec<IpAddr>>,
     },
 }
 
@@ -89,8 +91,11 @@ pub(crate) enum PeerCmd {
         reply: oneshot::Sender<Result<(), BgpError>>,
     },
     /// Stop the session and end the task. `None`: close without NOTIFICATION.
+    /// `keep_if_graceful`: also without it when the session negotiated
+    /// graceful restart (RFC 4724: the peer keeps our routes meanwhile).
     Stop {
         notification: Option<Notification>,
+        keep_if_graceful: bool,
         reply: oneshot::Sender<()>,
     },
 }

@@ -95,6 +95,8 @@ pub(crate) async fn run(
 ) {
     let mut cfg = RibConfig::new(shared.local_asn, shared.router_id);
     cfg.cluster_id = shared.cluster_id;
+    cfg.guard = shared.guard.clone();
+    cfg.ebgp_requires_policy = shared.ebgp_requires_policy;
     let timeout = shared
         .graceful_restart
         .as_ref()
@@ -117,7 +119,7 @@ pub(crate) async fn run(
         converged: false,
         converge_deadline: Instant::now() + timeout,
     };
-    t.set_peers(peers);
+    let _ = t.set_peers(peers).await;
     t.check_converged().await;
     enum Wake {
         Backlog,
@@ -152,7 +154,9 @@ pub(crate) async fn run(
 }
 
 impl RibTask {
-    fn set_peers(&mut self, peers: Vec<PeerConfig>) {
+    /// Applies a new peer list; returns the up peers whose import filter
+    /// changed (their routes are to be asked for again).
+    async fn set_peers(&mut self, peers: Vec<PeerConfig>) -> Vec<IpAddr> {
         let keep: HashSet<IpAddr> = peers.iter().map(|p| p.address).collect();
         let gone: Vec<IpAddr> = self
             .peers
@@ -167,9 +171,24 @@ impl RibTask {
                 while self.rib.remove_step(&mut r, REMOVAL_STEP).is_some() {}
             }
         }
+        let mut import_changed = Vec::new();
         for p in peers {
             match self.peers.get_mut(&p.address) {
-                Some(e) => e.cfg = p,
+                Some(e) => {
+                    let filters_changed = e.cfg.import_filter != p.import_filter
+                        || e.cfg.export_filter != p.export_filter;
+                    let id = e.id;
+                    let addr = p.address;
+                    let (import, export) = (p.import_filter.clone(), p.export_filter.clone());
+                    e.cfg = p;
+                    if filters_changed {
+                        let (out, refresh) = self.rib.set_peer_filters(id, import, export);
+                        if refresh {
+                            import_changed.push(addr);
+                        }
+                        self.emit(out).await;
+                    }
+                }
                 None => {
                     let id = PeerId(self.next_id);
                     self.next_id += 1;
@@ -191,6 +210,7 @@ impl RibTask {
                 }
             }
         }
+        import_changed
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -296,6 +316,8 @@ impl RibTask {
                 info.families = negotiated.families.clone();
                 info.rr_client = e.cfg.route_reflector_client;
                 info.max_prefixes = e.cfg.max_prefixes;
+                info.import_filter = e.cfg.import_filter.clone();
+                info.export_filter = e.cfg.export_filter.clone();
                 info.alternate_next_hop = self
                     .shared
                     .local_address
@@ -410,8 +432,12 @@ impl RibTask {
                     .collect();
                 let _ = reply.send(counts);
             }
-            RibMsg::SetPeers { peers } => {
-                self.set_peers(peers);
+            RibMsg::SetPeers {
+                peers,
+                import_changed,
+            } => {
+                let changed = self.set_peers(peers).await;
+                let _ = import_changed.send(changed);
                 self.check_converged().await;
             }
         }

@@ -11,8 +11,13 @@ use tortie_bgp::wire::Update;
 pub const LOCAL_AS: u32 = 65000;
 pub const ROUTER_ID: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 
+/// A RIB with eBGP-to-eBGP transit allowed: these tests are about the
+/// RFC 4271 / 4456 export rules between several external peers. The
+/// default (no transit without a filter) is tested in rib_policy.rs.
 pub fn rib() -> Rib {
-    Rib::new(RibConfig::new(LOCAL_AS, ROUTER_ID))
+    let mut cfg = RibConfig::new(LOCAL_AS, ROUTER_ID);
+    cfg.ebgp_requires_policy = false;
+    Rib::new(cfg)
 }
 
 pub fn pfx(s: &str) -> Prefix {

@@ -40,6 +40,8 @@ pub fn config(asn: u32, addr: IpAddr, listen: bool) -> SpeakerConfig {
         connect_retry: Duration::from_millis(500),
         graceful_restart: None,
         cluster_id: None,
+        guard: Default::default(),
+        ebgp_requires_policy: true,
         peers: Vec::new(),
     }
 }

@@ -74,6 +74,8 @@ pub(crate) struct PeerTask {
     /// Negotiated parameters of the current Established session.
     session: Option<Negotiated>,
     reason: String,
+    /// After a max-prefix Cease: stay Idle (no connects, no accepts) until then.
+    hold_down: Option<Instant>,
 }
 
 fn timer_index(t: Timer) -> usize {
@@ -190,6 +192,7 @@ impl PeerTask {
             cmd_rx,
             session: None,
             reason: String::from("configured"),
+            hold_down: None,
         }
     }
 
@@ -250,9 +253,16 @@ impl PeerTask {
             match wake {
                 Wake::Cmd(Some(PeerCmd::Stop {
                     notification,
+                    keep_if_graceful,
                     reply,
                 })) => {
-                    self.stop(notification).await;
+                    // RFC 4724: a peer that negotiated graceful restart keeps
+                    // our routes if we go without a NOTIFICATION.
+                    let gr = self.session.as_ref().is_some_and(|n| {
+                        n.local_graceful_restart && n.peer_graceful_restart.is_some()
+                    });
+                    self.stop(notification.filter(|_| !(keep_if_graceful && gr)))
+                        .await;
                     let _ = reply.send(());
                     return;
                 }
@@ -381,6 +391,9 @@ impl PeerTask {
             }
         };
         match self.fsm.state() {
+            SessionState::Idle if self.hold_down.is_some_and(|t| t > Instant::now()) => {
+                debug!(%peer, "refusing connection: idle after exceeding max_prefixes");
+            }
             SessionState::Idle => {
                 self.feed(Event::AutomaticStart);
                 if self.fsm.state() == SessionState::Idle {
@@ -552,6 +565,11 @@ impl PeerTask {
                     codes::CEASE_MAX_PREFIXES,
                     data,
                 ))));
+                // Idle for max_prefixes_restart, refusing its connections too,
+                // instead of the usual quick back-off.
+                let until = Instant::now() + self.peer.max_prefixes_restart;
+                self.timers[timer_index(Timer::IdleHold)] = Some(until);
+                self.hold_down = Some(until);
             }
         }
     }
