@@ -79,7 +79,10 @@ fn a_peer_announcing_our_block_our_address_and_a_default_gets_only_the_default_i
         why("127.0.0.0/8"),
         FilteredBy::Guard(GuardReason::Martian(_))
     ));
-    assert_eq!(r.filtered_for(pfx("10.244.1.7/32"))[0].peer_address, ip("192.0.2.1"));
+    assert_eq!(
+        r.filtered_for(pfx("10.244.1.7/32"))[0].peer_address,
+        ip("192.0.2.1")
+    );
     // A withdrawal forgets the refusal; the session ending forgets them all.
     apply(&mut r, 1, withdraw(&["127.0.0.0/8"]));
     assert_eq!(r.peer_counters(PeerId(1)).unwrap().filtered, 5);
@@ -91,16 +94,28 @@ fn a_peer_announcing_our_block_our_address_and_a_default_gets_only_the_default_i
 fn a_next_hop_of_our_own_or_loopback_makes_the_route_unfeasible() {
     let mut r = node();
     up(&mut r, 1, peer_info(1, 65001));
-    apply(&mut r, 1, announce(&["203.0.113.0/24"], attrs(&[65001], "192.0.2.1")));
+    apply(
+        &mut r,
+        1,
+        announce(&["203.0.113.0/24"], attrs(&[65001], "192.0.2.1")),
+    );
     assert!(installed(&r, "203.0.113.0/24"));
     // RFC 4271 §6.3: the same route again with our own address as NEXT_HOP
     // is withdrawn, not installed.
-    let out = apply(&mut r, 1, announce(&["203.0.113.0/24"], attrs(&[65001], NODE)));
+    let out = apply(
+        &mut r,
+        1,
+        announce(&["203.0.113.0/24"], attrs(&[65001], NODE)),
+    );
     assert!(!installed(&r, "203.0.113.0/24"));
     assert_eq!(out.best_changes.len(), 1);
     assert_eq!(out.best_changes[0].attributes, None);
     for nh in ["127.0.0.1", "0.0.0.0", "224.0.0.1"] {
-        apply(&mut r, 1, announce(&["198.51.100.0/24"], attrs(&[65001], nh)));
+        apply(
+            &mut r,
+            1,
+            announce(&["198.51.100.0/24"], attrs(&[65001], nh)),
+        );
         assert!(!installed(&r, "198.51.100.0/24"), "{nh}");
         assert!(matches!(
             &r.filtered_for(pfx("198.51.100.0/24"))[0].reason,
@@ -108,7 +123,11 @@ fn a_next_hop_of_our_own_or_loopback_makes_the_route_unfeasible() {
         ));
     }
     // A good next hop again: accepted, no longer filtered.
-    apply(&mut r, 1, announce(&["198.51.100.0/24"], attrs(&[65001], "192.0.2.1")));
+    apply(
+        &mut r,
+        1,
+        announce(&["198.51.100.0/24"], attrs(&[65001], "192.0.2.1")),
+    );
     assert!(installed(&r, "198.51.100.0/24"));
     assert_eq!(r.peer_counters(PeerId(1)).unwrap().filtered, 1);
 }
@@ -141,8 +160,16 @@ fn well_known_communities_are_honoured_on_export() {
         let mut a = attrs(&[65001], "192.0.2.1");
         a.communities = comms.to_vec();
         let out = apply(&mut r, 1, announce(&["203.0.113.0/24"], a));
-        assert_eq!(announced_to(&out, 2, "203.0.113.0/24").is_some(), *to_ebgp, "{comms:x?}");
-        assert_eq!(announced_to(&out, 3, "203.0.113.0/24").is_some(), *to_ibgp, "{comms:x?}");
+        assert_eq!(
+            announced_to(&out, 2, "203.0.113.0/24").is_some(),
+            *to_ebgp,
+            "{comms:x?}"
+        );
+        assert_eq!(
+            announced_to(&out, 3, "203.0.113.0/24").is_some(),
+            *to_ibgp,
+            "{comms:x?}"
+        );
         assert!(installed(&r, "203.0.113.0/24"), "still used locally");
     }
     // Our own routes too.
@@ -166,15 +193,29 @@ fn accept_all() -> Rule {
 #[test]
 fn no_transit_between_external_peers_unless_a_filter_accepts() {
     let mut r = three(false);
-    let out = apply(&mut r, 1, announce(&["203.0.113.0/24"], attrs(&[65001], "192.0.2.1")));
-    assert!(announced_to(&out, 2, "203.0.113.0/24").is_none(), "no transit");
-    assert!(announced_to(&out, 3, "203.0.113.0/24").is_some(), "iBGP gets it");
+    let out = apply(
+        &mut r,
+        1,
+        announce(&["203.0.113.0/24"], attrs(&[65001], "192.0.2.1")),
+    );
+    assert!(
+        announced_to(&out, 2, "203.0.113.0/24").is_none(),
+        "no transit"
+    );
+    assert!(
+        announced_to(&out, 3, "203.0.113.0/24").is_some(),
+        "iBGP gets it"
+    );
     // Our own routes still go everywhere.
     let out = r.originate(pfx("10.244.1.0/26"), None);
     assert!(announced_to(&out, 1, "10.244.1.0/26").is_some());
     assert!(announced_to(&out, 2, "10.244.1.0/26").is_some());
     // iBGP-learned routes go to external peers as before.
-    let out = apply(&mut r, 3, announce(&["198.51.100.0/24"], attrs(&[], "192.0.2.3")));
+    let out = apply(
+        &mut r,
+        3,
+        announce(&["198.51.100.0/24"], attrs(&[], "192.0.2.3")),
+    );
     assert!(announced_to(&out, 2, "198.51.100.0/24").is_some());
     // A filter on peer 2 whose rule accepts explicitly lets transit through;
     // falling off the end of a filter does not.
@@ -195,7 +236,11 @@ fn no_transit_between_external_peers_unless_a_filter_accepts() {
     );
     let out = up(&mut r, 2, info);
     assert!(announced_to(&out, 2, "203.0.113.0/24").is_some());
-    let out = apply(&mut r, 1, announce(&["192.0.2.128/25"], attrs(&[65001], "192.0.2.1")));
+    let out = apply(
+        &mut r,
+        1,
+        announce(&["192.0.2.128/25"], attrs(&[65001], "192.0.2.1")),
+    );
     assert!(announced_to(&out, 2, "192.0.2.128/25").is_none());
 }
 
@@ -233,13 +278,23 @@ fn import_filter_rejects_and_modifies() {
         ],
     );
     up(&mut r, 1, info);
-    let u = announce(&["0.0.0.0/0", "203.0.113.0/24"], attrs(&[65001], "192.0.2.1"));
+    let u = announce(
+        &["0.0.0.0/0", "203.0.113.0/24"],
+        attrs(&[65001], "192.0.2.1"),
+    );
     apply(&mut r, 1, u);
     let d = r.best(pfx("0.0.0.0/0")).unwrap().attributes.unwrap();
-    assert_eq!((d.local_pref, d.communities.clone()), (Some(50), vec![0xfde8_0032]));
+    assert_eq!(
+        (d.local_pref, d.communities.clone()),
+        (Some(50), vec![0xfde8_0032])
+    );
     let o = r.best(pfx("203.0.113.0/24")).unwrap().attributes.unwrap();
     assert_eq!(o.local_pref, None, "unchanged when no rule matches");
-    apply(&mut r, 1, announce(&["198.51.100.0/24"], attrs(&[65001, 64666], "192.0.2.1")));
+    apply(
+        &mut r,
+        1,
+        announce(&["198.51.100.0/24"], attrs(&[65001, 64666], "192.0.2.1")),
+    );
     assert!(!installed(&r, "198.51.100.0/24"));
     assert_eq!(
         r.filtered_for(pfx("198.51.100.0/24"))[0].reason,
@@ -291,7 +346,10 @@ fn export_filter_selects_sources_and_sets_communities_and_prepends() {
     let a = announced_to(&out, 1, "10.244.1.0/26").expect("block sent");
     assert_eq!(a.communities, vec![0xfde8_0064]);
     assert_eq!(a.large_communities, vec![[65000, 1, 2]]);
-    assert_eq!(a.as_path.to_string(), format!("{LOCAL_AS} {LOCAL_AS} {LOCAL_AS}"));
+    assert_eq!(
+        a.as_path.to_string(),
+        format!("{LOCAL_AS} {LOCAL_AS} {LOCAL_AS}")
+    );
     assert_eq!(a.local_pref, None, "never LOCAL_PREF to eBGP");
     let i = announced_to(&out, 3, "10.244.1.0/26").expect("iBGP unfiltered");
     assert!(i.communities.is_empty());
@@ -310,7 +368,10 @@ fn max_prefixes_counts_filtered_routes() {
     apply(
         &mut r,
         1,
-        announce(&["10.244.1.0/26", "203.0.113.0/24"], attrs(&[65001], "192.0.2.1")),
+        announce(
+            &["10.244.1.0/26", "203.0.113.0/24"],
+            attrs(&[65001], "192.0.2.1"),
+        ),
     );
     let e = r.apply_update(
         PeerId(1),

@@ -83,7 +83,10 @@ async fn graceful_shutdown_sends_cease_with_text_to_peers_without_graceful_resta
     let mut with_gr = raw_session(g_ip, a_addr, true).await;
     // SIGTERM's path: graceful shutdown.
     a.shutdown(true).await;
-    let m = read_until(&mut plain, "Cease/2", |m| matches!(m, Message::Notification(_))).await;
+    let m = read_until(&mut plain, "Cease/2", |m| {
+        matches!(m, Message::Notification(_))
+    })
+    .await;
     let Message::Notification(n) = m else {
         unreachable!()
     };

@@ -142,11 +142,11 @@ fn rule_matches(m: &Matches, prefix: Prefix, a: &PathAttributes, source: RouteSo
         && m.family.is_none_or(|f| f == prefix.family().afi)
         && (m.communities.is_empty() || m.communities.iter().any(|c| a.communities.contains(c)))
         && (m.large_communities.is_empty()
-            || m
-                .large_communities
+            || m.large_communities
                 .iter()
                 .any(|c| a.large_communities.contains(c)))
-        && (m.as_path_contains.is_empty() || m.as_path_contains.iter().any(|x| a.as_path.contains(*x)))
+        && (m.as_path_contains.is_empty()
+            || m.as_path_contains.iter().any(|x| a.as_path.contains(*x)))
         && (m.origin_as.is_empty() || origin_as(a).is_some_and(|o| m.origin_as.contains(&o)))
         && (m.source.is_empty() || m.source.contains(&source))
 }
@@ -349,29 +349,112 @@ mod tests {
             Option<usize>,
         );
         let table: &[Row] = &[
-            ("10.1.0.0/16", &[65001, 64666], &[], RouteSource::Learned, Action::Reject, Some(0)),
-            ("0.0.0.0/0", &[65001], &[], RouteSource::Learned, Action::Accept, Some(1)),
-            ("::/0", &[65001], &[], RouteSource::Learned, Action::Accept, Some(1)),
-            ("0.0.0.0/0", &[64666], &[], RouteSource::Learned, Action::Reject, Some(0)),
-            ("10.2.0.0/16", &[65001], &[0xfde8_029a], RouteSource::Learned, Action::Reject, Some(2)),
-            ("10.2.0.0/16", &[65001], &[0xfde8_0001], RouteSource::Learned, Action::Accept, None),
-            ("2001:db8::/32", &[65001, 65010], &[0xfde8_0001], RouteSource::Learned, Action::Accept, Some(3)),
-            ("10.3.0.0/16", &[65001, 65010], &[], RouteSource::Learned, Action::Accept, None),
-            ("10.244.1.5/32", &[], &[], RouteSource::LocalHost, Action::Reject, Some(4)),
-            ("10.244.1.0/26", &[], &[], RouteSource::LocalBlock, Action::Accept, None),
+            (
+                "10.1.0.0/16",
+                &[65001, 64666],
+                &[],
+                RouteSource::Learned,
+                Action::Reject,
+                Some(0),
+            ),
+            (
+                "0.0.0.0/0",
+                &[65001],
+                &[],
+                RouteSource::Learned,
+                Action::Accept,
+                Some(1),
+            ),
+            (
+                "::/0",
+                &[65001],
+                &[],
+                RouteSource::Learned,
+                Action::Accept,
+                Some(1),
+            ),
+            (
+                "0.0.0.0/0",
+                &[64666],
+                &[],
+                RouteSource::Learned,
+                Action::Reject,
+                Some(0),
+            ),
+            (
+                "10.2.0.0/16",
+                &[65001],
+                &[0xfde8_029a],
+                RouteSource::Learned,
+                Action::Reject,
+                Some(2),
+            ),
+            (
+                "10.2.0.0/16",
+                &[65001],
+                &[0xfde8_0001],
+                RouteSource::Learned,
+                Action::Accept,
+                None,
+            ),
+            (
+                "2001:db8::/32",
+                &[65001, 65010],
+                &[0xfde8_0001],
+                RouteSource::Learned,
+                Action::Accept,
+                Some(3),
+            ),
+            (
+                "10.3.0.0/16",
+                &[65001, 65010],
+                &[],
+                RouteSource::Learned,
+                Action::Accept,
+                None,
+            ),
+            (
+                "10.244.1.5/32",
+                &[],
+                &[],
+                RouteSource::LocalHost,
+                Action::Reject,
+                Some(4),
+            ),
+            (
+                "10.244.1.0/26",
+                &[],
+                &[],
+                RouteSource::LocalBlock,
+                Action::Accept,
+                None,
+            ),
         ];
         for (prefix, path, comms, source, action, rule_idx) in table {
             let a = route(path, comms);
             let v = evaluate(&f, p(prefix), &a, *source, local);
-            assert_eq!((v.action, v.rule), (*action, *rule_idx), "{prefix} {path:?}");
+            assert_eq!(
+                (v.action, v.rule),
+                (*action, *rule_idx),
+                "{prefix} {path:?}"
+            );
             if *action == Action::Reject || rule_idx.is_none() {
                 assert_eq!(v.attributes, None, "{prefix}");
             }
         }
         // The modifiers' results.
-        let v = evaluate(&f, p("0.0.0.0/0"), &route(&[65001], &[]), RouteSource::Learned, local);
+        let v = evaluate(
+            &f,
+            p("0.0.0.0/0"),
+            &route(&[65001], &[]),
+            RouteSource::Learned,
+            local,
+        );
         let a = v.attributes.unwrap();
-        assert_eq!((a.local_pref, a.communities.clone()), (Some(50), vec![0xfde8_0001]));
+        assert_eq!(
+            (a.local_pref, a.communities.clone()),
+            (Some(50), vec![0xfde8_0001])
+        );
         let v = evaluate(
             &f,
             p("2001:db8::/32"),
@@ -392,7 +475,13 @@ mod tests {
             name: "none".into(),
             rules: vec![],
         };
-        let v = evaluate(&f, p("10.0.0.0/8"), &route(&[1], &[]), RouteSource::Learned, 1);
+        let v = evaluate(
+            &f,
+            p("10.0.0.0/8"),
+            &route(&[1], &[]),
+            RouteSource::Learned,
+            1,
+        );
         assert_eq!(v.action, Action::Accept);
         assert!(!v.explicitly_accepted());
         assert!(v.attributes.is_none());
@@ -419,7 +508,13 @@ mod tests {
         a.large_communities = vec![[65000, 1, 1]];
         let v = evaluate(&f, p("10.0.0.0/8"), &a, RouteSource::Learned, 1);
         assert_eq!(v.attributes.unwrap().large_communities, vec![[65000, 2, 2]]);
-        let v = evaluate(&f, p("10.0.0.0/8"), &route(&[1], &[]), RouteSource::Learned, 1);
+        let v = evaluate(
+            &f,
+            p("10.0.0.0/8"),
+            &route(&[1], &[]),
+            RouteSource::Learned,
+            1,
+        );
         assert_eq!(v.rule, None);
     }
 }

@@ -156,7 +156,10 @@ mod tests {
     fn guard() -> ImportGuard {
         ImportGuard::new(
             vec![p("10.244.1.0/26"), p("fd00:10:244:1::/120")],
-            vec!["192.0.2.11".parse().unwrap(), "2001:db8:1::11".parse().unwrap()],
+            vec![
+                "192.0.2.11".parse().unwrap(),
+                "2001:db8:1::11".parse().unwrap(),
+            ],
         )
     }
 

@@ -12,12 +12,12 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::{PeerId, RibConfig};
 use super::decision::{DEFAULT_LOCAL_PREF, SourceInfo};
 use super::hash::FastMap;
 use super::intern::Interner;
 use super::peer::PeerState;
 use super::table::Path;
+use super::{PeerId, RibConfig};
 use crate::policy::{self, Action, RouteSource};
 use crate::types::{AddressFamily, PathAttributes, Prefix};
 use crate::wire::Update;

@@ -407,7 +407,10 @@ impl Rib {
             return Err(None);
         }
         if let Some(nh) = a.next_hop
-            && let Some(reason) = self.cfg.guard.check_next_hop(nh, session_local, src.address)
+            && let Some(reason) = self
+                .cfg
+                .guard
+                .check_next_hop(nh, session_local, src.address)
         {
             let stored = self.stored.share(StoredAttrs::new(a));
             return Err(Some((reason, stored)));

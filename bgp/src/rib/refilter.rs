@@ -83,6 +83,9 @@ impl Rib {
             outbound: ob.finish(),
         };
         self.maintain();
-        (out, import_changed && self.peers.get(&peer.0).is_some_and(|s| s.up))
+        (
+            out,
+            import_changed && self.peers.get(&peer.0).is_some_and(|s| s.up),
+        )
     }
 }
