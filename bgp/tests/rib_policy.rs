@@ -379,3 +379,38 @@ fn max_prefixes_counts_filtered_routes() {
     );
     assert!(e.is_err(), "{e:?}");
 }
+
+#[test]
+fn changing_a_peers_filters_sends_only_the_difference() {
+    let mut r = node();
+    up(&mut r, 1, peer_info(1, 65001));
+    r.originate(pfx("10.244.1.0/26"), None);
+    r.originate(pfx("10.99.0.5/32"), None);
+    assert_eq!(r.advertised_count(PeerId(1)), 2);
+    let no_hosts = filter(
+        "no-hosts",
+        vec![Rule {
+            matches: Matches {
+                source: vec![RouteSource::LocalHost],
+                ..Default::default()
+            },
+            action: Action::Reject,
+            modifiers: Modifiers::default(),
+        }],
+    );
+    let (out, refresh) = r.set_peer_filters(PeerId(1), None, no_hosts.clone());
+    assert!(!refresh, "import unchanged");
+    let sent = sent_to(&out, 1);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].withdrawn, vec![pfx("10.99.0.5/32")]);
+    assert!(sent[0].announced.is_empty());
+    assert_eq!(r.advertised_count(PeerId(1)), 1);
+    // The same filter again: nothing to send. An import change asks for a refresh.
+    let (out, refresh) = r.set_peer_filters(PeerId(1), no_hosts.clone(), no_hosts);
+    assert!(out.outbound.is_empty());
+    assert!(refresh);
+    // Back to no filter: the /32 is announced again.
+    let (out, _) = r.set_peer_filters(PeerId(1), None, None);
+    assert!(announced_to(&out, 1, "10.99.0.5/32").is_some());
+    assert_eq!(r.advertised_count(PeerId(1)), 2);
+}

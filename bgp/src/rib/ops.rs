@@ -599,9 +599,31 @@ impl Rib {
         family: AddressFamily,
         ob: &mut OutboundBuilder,
     ) -> usize {
+        let mut sent = 0;
+        self.each_export(target, family, |prefix, st, export| {
+            if let Some(a) = export(st) {
+                ob.announce(target, prefix, &a);
+                sent += 1;
+            }
+        });
+        sent
+    }
+
+    /// Calls `f` for each Loc-RIB prefix of `family` with `target`'s state
+    /// and a closure exporting the prefix's best path to it (see `export`).
+    pub(super) fn each_export(
+        &mut self,
+        target: u32,
+        family: AddressFamily,
+        mut f: impl FnMut(
+            Prefix,
+            &mut PeerState,
+            &mut dyn FnMut(&mut PeerState) -> Option<Arc<PathAttributes>>,
+        ),
+    ) {
         // Take the target out of the map so the sources can be read meanwhile.
         let Some(mut st) = self.peers.remove(&target) else {
-            return 0;
+            return;
         };
         let ectx = ExportCtx::new(&self.cfg);
         let ctx = DecisionCtx {
@@ -610,31 +632,27 @@ impl Rib {
             max_paths: self.cfg.max_paths.max(1),
             peers: &self.peers,
         };
-        let mut sent = 0;
-        let mut one = |prefix: Prefix, d: &Dest, interner: &mut Interner| {
+        let interner = &mut self.interner;
+        let mut one = |prefix: Prefix, d: &Dest| {
             if let Some(best) = d.best() {
                 let src = ctx.source(best.source);
-                if let Some(a) = export::export(target, &mut st, best, &src, prefix, ectx, interner)
-                {
-                    ob.announce(target, prefix, &a);
-                    sent += 1;
-                }
+                let mut export = |st: &mut PeerState| {
+                    export::export(target, st, best, &src, prefix, ectx, interner)
+                };
+                f(prefix, &mut st, &mut export);
             }
         };
         match family.afi {
-            Afi::Ipv4 => {
-                for (k, d) in &self.v4 {
-                    one(Ipv4Prefix::prefix(*k), d, &mut self.interner);
-                }
-            }
-            Afi::Ipv6 => {
-                for (k, d) in &self.v6 {
-                    one(Ipv6Prefix::prefix(*k), d, &mut self.interner);
-                }
-            }
+            Afi::Ipv4 => self
+                .v4
+                .iter()
+                .for_each(|(k, d)| one(Ipv4Prefix::prefix(*k), d)),
+            Afi::Ipv6 => self
+                .v6
+                .iter()
+                .for_each(|(k, d)| one(Ipv6Prefix::prefix(*k), d)),
         }
         self.peers.insert(target, st);
-        sent
     }
 
     /// Drops unused attribute sets once the interner has doubled. Export caches
@@ -685,20 +703,33 @@ fn propagate(
             (Some(p), Some(s)) => export::export(id, st, p, s, m.prefix, ectx, interner),
             _ => None,
         };
-        match (old, new) {
-            (None, None) => {}
-            (Some(_), None) => {
-                ob.withdraw(id, m.prefix);
-                st.advertised = st.advertised.saturating_sub(1);
-            }
-            (None, Some(n)) => {
-                ob.announce(id, m.prefix, &n);
-                st.advertised += 1;
-            }
-            (Some(o), Some(n)) => {
-                if !Arc::ptr_eq(&o, &n) && *o != *n {
-                    ob.announce(id, m.prefix, &n);
-                }
+        send_diff(ob, id, st, m.prefix, old, new);
+    }
+}
+
+/// What changes `id`'s view of `prefix` from the export `old` to `new`:
+/// a withdrawal, an announcement or nothing; keeps its counter.
+pub(super) fn send_diff(
+    ob: &mut OutboundBuilder,
+    id: u32,
+    st: &mut PeerState,
+    prefix: Prefix,
+    old: Option<Arc<PathAttributes>>,
+    new: Option<Arc<PathAttributes>>,
+) {
+    match (old, new) {
+        (None, None) => {}
+        (Some(_), None) => {
+            ob.withdraw(id, prefix);
+            st.advertised = st.advertised.saturating_sub(1);
+        }
+        (None, Some(n)) => {
+            ob.announce(id, prefix, &n);
+            st.advertised += 1;
+        }
+        (Some(o), Some(n)) => {
+            if !Arc::ptr_eq(&o, &n) && *o != *n {
+                ob.announce(id, prefix, &n);
             }
         }
     }

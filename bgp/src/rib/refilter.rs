@@ -10,7 +10,6 @@
 //! come back through [`Rib::apply_update`] under the new filter.
 
 use super::*;
-use crate::types::{Afi, Ipv4Prefix, Ipv6Prefix};
 
 impl Rib {
     /// Sets `peer`'s filters. Returns the UPDATEs that bring the peer's view
@@ -22,62 +21,25 @@ impl Rib {
         import: Option<Arc<Filter>>,
         export: Option<Arc<Filter>>,
     ) -> (RibOutput, bool) {
-        let Some(mut st) = self.peers.remove(&peer.0) else {
+        let Some(st) = self.peers.get_mut(&peer.0) else {
             return (RibOutput::default(), false);
         };
         let import_changed = st.info.import_filter != import;
         st.info.import_filter = import;
         let old = std::mem::replace(&mut st.info.export_filter, export.clone());
+        let (up, families) = (st.up, st.info.families.clone());
         let mut ob = OutboundBuilder::default();
-        if st.up && old != export {
-            let ectx = export::ExportCtx::new(&self.cfg);
-            let ctx = DecisionCtx {
-                local_asn: self.cfg.local_asn,
-                router_id: self.cfg.router_id,
-                max_paths: 1,
-                peers: &self.peers,
-            };
-            let families = st.info.families.clone();
-            let mut one = |prefix: Prefix, d: &Dest, interner: &mut Interner| {
-                let Some(best) = d.best() else { return };
-                let src = ctx.source(best.source);
-                st.info.export_filter = old.clone();
-                let o = export::export(peer.0, &mut st, best, &src, prefix, ectx, interner);
-                st.info.export_filter = export.clone();
-                let n = export::export(peer.0, &mut st, best, &src, prefix, ectx, interner);
-                match (o, n) {
-                    (None, None) => {}
-                    (Some(_), None) => {
-                        ob.withdraw(peer.0, prefix);
-                        st.advertised = st.advertised.saturating_sub(1);
-                    }
-                    (None, Some(n)) => {
-                        ob.announce(peer.0, prefix, &n);
-                        st.advertised += 1;
-                    }
-                    (Some(o), Some(n)) => {
-                        if !Arc::ptr_eq(&o, &n) && *o != *n {
-                            ob.announce(peer.0, prefix, &n);
-                        }
-                    }
-                }
-            };
+        if up && old != export {
             for f in families {
-                match f.afi {
-                    Afi::Ipv4 => {
-                        for (k, d) in &self.v4 {
-                            one(Ipv4Prefix::prefix(*k), d, &mut self.interner);
-                        }
-                    }
-                    Afi::Ipv6 => {
-                        for (k, d) in &self.v6 {
-                            one(Ipv6Prefix::prefix(*k), d, &mut self.interner);
-                        }
-                    }
-                }
+                self.each_export(peer.0, f, |prefix, st, export_to| {
+                    st.info.export_filter = old.clone();
+                    let o = export_to(st);
+                    st.info.export_filter = export.clone();
+                    let n = export_to(st);
+                    ops::send_diff(&mut ob, peer.0, st, prefix, o, n);
+                });
             }
         }
-        self.peers.insert(peer.0, st);
         let out = RibOutput {
             best_changes: Vec::new(),
             outbound: ob.finish(),
