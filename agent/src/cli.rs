@@ -52,6 +52,13 @@ pub enum Cmd {
         /// Log line format; the level comes from RUST_LOG (default: info).
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
+        /// Do not install routes learned over BGP into the kernel (BGP and
+        /// container attach work as usual): a control-plane-only speaker,
+        /// like FRR's `bgpd --no_kernel` or BIRD without kernel export.
+        /// For benchmarks and route-server-like nodes; a node that forwards
+        /// container traffic needs them.
+        #[arg(long)]
+        no_kernel: bool,
     },
     /// Validate a configuration file: exit 0 when valid, 2 when not (every problem is printed).
     Check {

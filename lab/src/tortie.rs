@@ -181,6 +181,8 @@ pub struct TortieNode {
     netns: String,
     dir: PathBuf,
     daemon: Option<Daemon>,
+    /// Extra `tortie run` flags (e.g. `--no-kernel`).
+    run_args: Vec<String>,
 }
 
 impl TortieNode {
@@ -193,6 +195,22 @@ impl TortieNode {
         Self::start_with_file(ns, dir, &config_path, &cfg.socket)
     }
 
+    /// [`TortieNode::start`] with extra `tortie run` flags (`--no-kernel`).
+    pub fn start_with_args(
+        ns: &Netns,
+        dir: &Path,
+        cfg: &TortieConfig,
+        run_args: &[&str],
+    ) -> Result<TortieNode> {
+        let config_path = dir.join("tortie.toml");
+        std::fs::write(&config_path, cfg.render())
+            .map_err(|e| LabError::io(format!("writing {}", config_path.display()), e))?;
+        let mut node = Self::unstarted(ns, dir, &config_path, &cfg.socket)?;
+        node.run_args = run_args.iter().map(|a| a.to_string()).collect();
+        node.restart()?;
+        Ok(node)
+    }
+
     /// Starts the agent from an existing config whose `api.socket` is `socket`.
     pub fn start_with_file(
         ns: &Netns,
@@ -200,16 +218,21 @@ impl TortieNode {
         config_path: &Path,
         socket: &Path,
     ) -> Result<TortieNode> {
-        let mut node = TortieNode {
+        let mut node = Self::unstarted(ns, dir, config_path, socket)?;
+        node.restart()?;
+        Ok(node)
+    }
+
+    fn unstarted(ns: &Netns, dir: &Path, config_path: &Path, socket: &Path) -> Result<TortieNode> {
+        Ok(TortieNode {
             bin: tortie_bin()?,
             config_path: config_path.to_path_buf(),
             socket: socket.to_path_buf(),
             netns: ns.name().to_string(),
             dir: dir.to_path_buf(),
             daemon: None,
-        };
-        node.restart()?;
-        Ok(node)
+            run_args: Vec::new(),
+        })
     }
 
     /// (Re)starts the agent process; the previous one must be gone.
@@ -218,6 +241,7 @@ impl TortieNode {
         cmd.arg("run")
             .arg("--config")
             .arg(&self.config_path)
+            .args(&self.run_args)
             .env("RUST_LOG", "info");
         let daemon = Daemon::spawn("tortie", cmd, &self.dir.join("tortie.log"))?;
         self.daemon = Some(daemon);

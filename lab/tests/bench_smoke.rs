@@ -1,5 +1,6 @@
 //! Smoke test of `tortie-bench` (root): every benchmark at its small CI size
-//! (`--smoke`: ingest 10k prefixes both shapes, kernel 10k routes, attach
+//! (`--smoke`: ingest 2k prefixes, both shapes, both feeders, end-to-end and
+//! control plane for BIRD and tortie, one run each; kernel 10k routes, attach
 //! 20 pairs, convergence 5 attaches per row (two-nodes block/hosts, leaf-spine), idle 10 containers for 5 s)
 //! must finish, print its table and write the JSON report with every
 //! section, figures and ratios. Figures are not judged here: benchmarks are
@@ -56,7 +57,37 @@ fn every_benchmark_runs_at_smoke_size() {
             .expect("section");
         s["ratios"][0][key].as_f64().expect("ratio")
     };
-    assert!(ratio("BGP ingest", "rib_time_tortie_over_bird") > 0.0);
+    assert!(ratio("BGP ingest", "end_to_end_tortie_over_bird") > 0.0);
+    assert!(ratio("BGP ingest", "control_plane_tortie_over_bird") > 0.0);
+    assert!(ratio("BGP ingest", "rss_growth_per_route_tortie_over_bird") > 0.0);
+    // Like for like: every (shape, feeder) has the three rows for both DUTs,
+    // and every run carries DUT and feeder CPU and the CPUs it was pinned to.
+    let ingest = sections
+        .iter()
+        .find(|s| {
+            s["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("BGP ingest"))
+        })
+        .expect("ingest section");
+    assert_eq!(
+        ingest["ratios"].as_array().map(Vec::len),
+        Some(4),
+        "{ingest:#}"
+    );
+    let runs: Vec<&Value> = ingest["figures"]
+        .as_array()
+        .expect("figures")
+        .iter()
+        .filter(|f| f["mode"].is_string())
+        .collect();
+    assert_eq!(runs.len(), 2 * 2 * 2 * 2, "shape × feeder × mode × DUT");
+    for r in &runs {
+        assert!(r["dut_cpu_s"].as_f64().is_some_and(|c| c >= 0.0), "{r}");
+        assert!(r["feeder_cpu_s"].as_f64().is_some_and(|c| c >= 0.0), "{r}");
+        assert!(!r["dut_cpus"].as_str().unwrap_or("").is_empty(), "{r}");
+        assert_eq!(r["kernel_s"].is_null(), r["mode"] == "control_plane", "{r}");
+    }
     assert!(ratio("Kernel route programming", "add_tortie_over_reference") > 0.0);
     let attach = sections
         .iter()

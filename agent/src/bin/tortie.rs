@@ -32,7 +32,11 @@ fn main() -> ExitCode {
             }
             Err(code) => ExitCode::from(code),
         },
-        Cmd::Run { config, log_format } => {
+        Cmd::Run {
+            config,
+            log_format,
+            no_kernel,
+        } => {
             // Before any thread exists (the runtime's, the logger's).
             daemon::memory::tune();
             logging::init(log_format);
@@ -46,7 +50,12 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let code = runtime.block_on(daemon::run(config));
+            let code = runtime.block_on(daemon::run(
+                config,
+                daemon::RunOptions {
+                    install_learned: !no_kernel,
+                },
+            ));
             // Tasks still parked (netlink threads, idle connections) must not
             // delay the exit: everything worth keeping is on disk or in the kernel.
             runtime.shutdown_timeout(std::time::Duration::from_millis(500));

@@ -58,6 +58,9 @@ pub struct Agent {
     results: RwLock<BTreeMap<String, AttachResult>>,
     /// MTU for container interfaces.
     mtu: u32,
+    /// Whether learned routes go into the kernel (`tortie run --no-kernel`
+    /// clears it: the speaker, RIB and attach path run as usual).
+    pub(crate) install_learned: bool,
 }
 
 impl Agent {
@@ -78,6 +81,7 @@ impl Agent {
             converged: AtomicBool::new(false),
             results: RwLock::new(results),
             mtu,
+            install_learned: true,
         }
     }
 
@@ -223,6 +227,9 @@ impl Agent {
     /// Latest next hops per prefix → kernel routes (empty set = remove
     /// ours). Learned routes for our own block or a container /32 are ignored.
     async fn apply_routes(&self, routes: Vec<(Ipv4Network, u32)>, hops: &[Vec<Ipv4Addr>]) {
+        if !self.install_learned {
+            return;
+        }
         let cfg = self.config();
         let encap = super::encapsulation(cfg.dataplane.encapsulation);
         // One kernel route per next-hop set (None = remove).

@@ -107,8 +107,23 @@ pub fn check_node_address(path: &Path, cfg: &Config, fatal: bool) -> bool {
     }
 }
 
+/// How `tortie run` was asked to behave beyond its configuration file.
+#[derive(Clone, Copy, Debug)]
+pub struct RunOptions {
+    /// Install routes learned over BGP into the kernel (`--no-kernel` clears it).
+    pub install_learned: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            install_learned: true,
+        }
+    }
+}
+
 /// Runs the agent until SIGTERM/SIGINT. Returns the process exit code.
-pub async fn run(config_path: PathBuf) -> u8 {
+pub async fn run(config_path: PathBuf, opts: RunOptions) -> u8 {
     let cfg = match load_or_report(&config_path) {
         Ok(c) => Arc::new(c),
         Err(code) => return code,
@@ -116,7 +131,7 @@ pub async fn run(config_path: PathBuf) -> u8 {
     if !check_node_address(&config_path, &cfg, true) {
         return EXIT_INVALID_CONFIG;
     }
-    match run_with(config_path, cfg).await {
+    match run_with(config_path, cfg, opts).await {
         Ok(()) => 0,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -126,7 +141,7 @@ pub async fn run(config_path: PathBuf) -> u8 {
     }
 }
 
-async fn run_with(config_path: PathBuf, cfg: Arc<Config>) -> anyhow::Result<()> {
+async fn run_with(config_path: PathBuf, cfg: Arc<Config>, opts: RunOptions) -> anyhow::Result<()> {
     tracing::info!(node = %cfg.node.name, asn = cfg.node.asn, block = %cfg.node.pod_cidr, "tortie starting");
     // Fail fast, before touching the kernel, when another agent is running.
     let api_listener = crate::api::server::bind(&cfg.api.socket).context("local API socket")?;
@@ -205,7 +220,12 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>) -> anyhow::Result<()> 
     // Saved attach answers (MACs) of the containers still attached.
     let mut results = results::load(&cfg.state.dir);
     results.retain(|_, r| attached.iter().any(|(dev, _)| *dev == r.host_ifname));
-    let agent = Arc::new(Agent::new(cfg.clone(), speaker, table, ipam, mtu, results));
+    let mut agent = Agent::new(cfg.clone(), speaker, table, ipam, mtu, results);
+    if !opts.install_learned {
+        tracing::warn!("--no-kernel: routes learned over BGP are not installed into the kernel");
+        agent.install_learned = false;
+    }
+    let agent = Arc::new(agent);
     for (dev, ip) in &attached {
         if let Err(e) = agent.adopt_local(*ip, dev).await {
             tracing::warn!(host_ifname = %dev, error = %e, "adopting a container failed");

@@ -168,6 +168,18 @@ impl BirdCtl {
     }
 }
 
+impl BirdCtl {
+    /// `BGP state:` of protocol `proto` ("Established", "Active", …).
+    pub fn bgp_state(&mut self, proto: &str) -> Result<String> {
+        let lines = self.cmd(&format!("show protocols all {proto}"))?;
+        Ok(lines
+            .iter()
+            .find_map(|l| l.trim().strip_prefix("BGP state:"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default())
+    }
+}
+
 fn parse_imported(lines: &[String]) -> u64 {
     lines
         .iter()

@@ -147,9 +147,10 @@ pub enum FeedEvent {
     /// Session Established; waiting for [`Feeder::go`] before sending.
     Established,
     /// Session up; the first UPDATE byte is about to be written.
-    Started(Instant),
-    /// The last UPDATE byte was accepted by the socket.
-    Written(Instant),
+    Started,
+    /// The last UPDATE byte was accepted by the socket; the feeder thread's
+    /// CPU time spent writing.
+    Written(Duration),
     Failed(String),
 }
 
@@ -264,8 +265,8 @@ fn serve(
             return Ok(());
         }
     }
-    let t0 = Instant::now();
-    let _ = tx.send(FeedEvent::Started(t0));
+    let cpu0 = thread_cpu();
+    let _ = tx.send(FeedEvent::Started);
     let mut from = 0;
     for &end in &work.chunks {
         stream
@@ -277,7 +278,7 @@ fn serve(
             last_ka = Instant::now();
         }
     }
-    let _ = tx.send(FeedEvent::Written(Instant::now()));
+    let _ = tx.send(FeedEvent::Written(thread_cpu().saturating_sub(cpu0)));
     // End-of-RIB for IPv4 unicast: an empty UPDATE (RFC 4724 §2).
     let mut eor = Vec::new();
     wire::encode(
@@ -301,6 +302,17 @@ fn serve(
     let _ = stream.shutdown(std::net::Shutdown::Both);
     let _ = drain.join();
     Ok(())
+}
+
+/// CPU time of the calling thread (user + system).
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into a timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// OPEN out, OPEN in, KEEPALIVE out, KEEPALIVE in (RFC 4271 §8.2.2).

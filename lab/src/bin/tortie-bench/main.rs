@@ -16,12 +16,15 @@
 
 mod attach;
 mod bins;
+mod capture;
 mod convergence;
 mod feeder;
 mod idle;
 mod ingest;
+mod ingest_run;
 mod kernel;
 mod nl;
+mod pin;
 mod ping;
 mod report;
 mod rib;
@@ -58,6 +61,23 @@ enum ShapeArg {
     Both,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum FeederArg {
+    /// BIRD 2 with the routes in a static protocol (a real peer's process).
+    Live,
+    /// The bench's pre-built UPDATE bytes.
+    Burst,
+    Both,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum PinArg {
+    /// Feeder on the first CPU, DUT on the others.
+    Split,
+    /// Every process on every CPU.
+    Shared,
+}
+
 #[derive(Parser)]
 #[command(
     name = "tortie-bench",
@@ -77,10 +97,17 @@ struct Cli {
     /// Ingest UPDATE shape(s).
     #[arg(long, value_enum, default_value = "both")]
     shape: ShapeArg,
-    /// Ingest: runs per DUT (alternating BIRD and tortie), the median shown;
-    /// kernel: rounds per size, each writer's best pass shown.
-    #[arg(long, default_value_t = 1)]
-    repeat: u32,
+    /// Ingest feeder(s).
+    #[arg(long, value_enum, default_value = "both")]
+    feeder: FeederArg,
+    /// Ingest CPU layout (feeder and DUT), the same for both DUTs.
+    #[arg(long, value_enum, default_value = "split")]
+    pin: PinArg,
+    /// Ingest: runs per DUT, feeder and mode (first DUT alternating), the
+    /// median shown; kernel: rounds per size (writer order alternating),
+    /// each writer's median pass shown. Default 3 (1 with --smoke).
+    #[arg(long)]
+    repeat: Option<u32>,
     /// Idle: how long to measure, seconds.
     #[arg(long)]
     duration: Option<u64>,
@@ -111,6 +138,16 @@ fn main() -> Result<()> {
         ShapeArg::Unique => vec![Shape::Unique],
         ShapeArg::Both => vec![Shape::Packed, Shape::Unique],
     };
+    let repeat = cli.repeat.unwrap_or(if cli.smoke { 1 } else { 3 });
+    let feeds = match cli.feeder {
+        FeederArg::Live => vec![ingest_run::Feed::Live],
+        FeederArg::Burst => vec![ingest_run::Feed::Burst],
+        FeederArg::Both => vec![ingest_run::Feed::Live, ingest_run::Feed::Burst],
+    };
+    let pinning = match cli.pin {
+        PinArg::Split => pin::Pinning::Split,
+        PinArg::Shared => pin::Pinning::Shared,
+    };
     let mut run = |which: Which, f: &mut dyn FnMut() -> Result<report::Section>| {
         if all || cli.which == which {
             eprintln!("tortie-bench: running {which:?} …");
@@ -127,12 +164,18 @@ fn main() -> Result<()> {
         }
     };
     run(Which::Ingest, &mut || {
-        ingest::run(&sizes(&cli, &[100_000], &[10_000]), &shapes, cli.repeat)
+        ingest::run(&ingest::Options {
+            sizes: sizes(&cli, &[100_000], &[2_000]),
+            shapes: shapes.clone(),
+            feeds: feeds.clone(),
+            repeat,
+            pinning,
+        })
     });
     run(Which::Kernel, &mut || {
         kernel::run(
             &sizes(&cli, &[10_000, 100_000, 1_000_000], &[10_000]),
-            cli.repeat,
+            repeat,
         )
     });
     run(Which::Attach, &mut || {
