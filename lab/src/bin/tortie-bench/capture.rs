@@ -156,7 +156,7 @@ fn watch(ifname: &str, ready: &mpsc::Sender<()>, stop: &AtomicBool) -> Result<In
                 }
                 return Err(e).context("reading the packet socket");
             }
-            if from.sll_pkttype != libc::PACKET_OUTGOING as u8 {
+            if from.sll_pkttype != libc::PACKET_OUTGOING {
                 continue;
             }
             if carries_update(&buf[..n as usize]) {

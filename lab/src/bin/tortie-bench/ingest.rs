@@ -150,7 +150,7 @@ fn measure(
                 let mut runs: Vec<(Mode, Dut, Run)> = Vec::new();
                 for _ in 0..opts.repeat.max(1) {
                     for mode in [Mode::EndToEnd, Mode::ControlPlane] {
-                        let order = if seq % 2 == 0 {
+                        let order = if seq.is_multiple_of(2) {
                             [Dut::Bird, Dut::Tortie]
                         } else {
                             [Dut::Tortie, Dut::Bird]

@@ -172,7 +172,7 @@ fn measure(sizes: Vec<u32>, repeat: u32) -> Result<Vec<SizeResult>> {
     for n in sizes {
         let mut acc = round(&rt, n, true)?;
         for i in 1..repeat.max(1) {
-            let r = round(&rt, n, i % 2 == 0)?;
+            let r = round(&rt, n, i.is_multiple_of(2))?;
             acc.ref_add = best(acc.ref_add, r.ref_add);
             acc.ref_del = best(acc.ref_del, r.ref_del);
             acc.acked_add = best(acc.acked_add, r.acked_add);
