@@ -230,7 +230,8 @@ async fn routes(
     println!("route {block}: own block, blackhole");
     table.set(block, KernelRoute::Blackhole).await;
     for p in peers {
-        let route = tortie_routes::route_for_learned(&[p.next_hop], encap.into(), subnet);
+        let route =
+            tortie_routes::route_for_learned(&[p.next_hop.into()], encap.into(), subnet.into());
         let inside = if subnet.contains(p.next_hop) {
             "inside"
         } else {
@@ -265,7 +266,9 @@ async fn routes(
     }
 }
 
-fn sorted<V>(m: std::collections::HashMap<Ipv4Network, V>) -> Vec<(Ipv4Network, V)> {
+fn sorted<V>(
+    m: std::collections::HashMap<tortie_routes::IpNetwork, V>,
+) -> Vec<(tortie_routes::IpNetwork, V)> {
     let mut v: Vec<_> = m.into_iter().collect();
     v.sort_by_key(|(p, _)| (p.network(), p.prefix()));
     v

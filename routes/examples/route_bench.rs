@@ -135,7 +135,7 @@ async fn pipelined(n: u32) -> anyhow_free::Result<(f64, f64)> {
     let table = RouteTable::start(PROTO, 254).await?;
     let route = KernelRoute::Unicast {
         next_hops: vec![NextHop {
-            gateway: gw(),
+            gateway: gw().into(),
             dev: None,
             onlink: false,
         }],
@@ -143,7 +143,7 @@ async fn pipelined(n: u32) -> anyhow_free::Result<(f64, f64)> {
     let t = Instant::now();
     if std::env::var_os("BENCH_REPLACE_ALL").is_some() {
         table
-            .replace_all((0..n).map(|i| (nth(i), route.clone())).collect())
+            .replace_all((0..n).map(|i| (nth(i).into(), route.clone())).collect())
             .await;
     } else {
         for i in 0..n {

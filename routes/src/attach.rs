@@ -657,9 +657,10 @@ pub async fn list_attachments(
             continue;
         }
         if let Some(KernelRoute::Local { dev }) = d.route
+            && let ipnetwork::IpNetwork::V4(net) = d.prefix
             && d.oifs.first().is_some_and(|i| names.contains_key(i))
         {
-            out.push((dev, d.prefix.ip()));
+            out.push((dev, net.ip()));
         }
     }
     out.sort();

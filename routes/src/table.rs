@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use ipnetwork::Ipv4Network;
+use ipnetwork::IpNetwork;
 use tokio::sync::oneshot;
 
 use crate::error::RoutesError;
@@ -21,12 +21,12 @@ use crate::types::{KernelRoute, RouteStats};
 
 /// Commands to the reconciler task.
 pub(crate) enum Command {
-    Set(Ipv4Network, KernelRoute),
-    Remove(Ipv4Network),
-    ReplaceAll(HashMap<Ipv4Network, KernelRoute>),
+    Set(IpNetwork, KernelRoute),
+    Remove(IpNetwork),
+    ReplaceAll(HashMap<IpNetwork, KernelRoute>),
     Converged(oneshot::Sender<()>),
     Flush(oneshot::Sender<Result<(), RoutesError>>),
-    Installed(oneshot::Sender<HashMap<Ipv4Network, KernelRoute>>),
+    Installed(oneshot::Sender<HashMap<IpNetwork, KernelRoute>>),
 }
 
 /// Handle to the reconciler task. Cheap to clone; the task stops when the
@@ -39,6 +39,7 @@ pub struct RouteTable {
 
 impl RouteTable {
     /// Start the reconciler for `route_protocol` in routing table `table`
+    /// (IPv4 and IPv6 routes alike)
     /// (main = 254), in the calling thread's network namespace. Subscribes
     /// to route and link notifications first, then dumps links and routes;
     /// routes of our protocol found there are adopted: kept until
@@ -60,17 +61,17 @@ impl RouteTable {
     }
 
     /// Desire `route` for `prefix` (replacing any previous desire).
-    pub async fn set(&self, prefix: Ipv4Network, route: KernelRoute) {
-        self.send(Command::Set(prefix, route)).await;
+    pub async fn set(&self, prefix: impl Into<IpNetwork>, route: KernelRoute) {
+        self.send(Command::Set(prefix.into(), route)).await;
     }
 
     /// No longer desire a route for `prefix`; ours is deleted from the kernel.
-    pub async fn remove(&self, prefix: Ipv4Network) {
-        self.send(Command::Remove(prefix)).await;
+    pub async fn remove(&self, prefix: impl Into<IpNetwork>) {
+        self.send(Command::Remove(prefix.into())).await;
     }
 
     /// Make `desired` the whole desired set.
-    pub async fn replace_all(&self, desired: HashMap<Ipv4Network, KernelRoute>) {
+    pub async fn replace_all(&self, desired: HashMap<IpNetwork, KernelRoute>) {
         self.send(Command::ReplaceAll(desired)).await;
     }
 
@@ -97,7 +98,7 @@ impl RouteTable {
     }
 
     /// Routes of our protocol currently in the kernel table, as we know them.
-    pub async fn installed(&self) -> HashMap<Ipv4Network, KernelRoute> {
+    pub async fn installed(&self) -> HashMap<IpNetwork, KernelRoute> {
         let (tx, rx) = oneshot::channel();
         self.send(Command::Installed(tx)).await;
         rx.await.unwrap_or_default()

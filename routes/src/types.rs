@@ -1,10 +1,12 @@
 //! Plain intent types shared with the agent: what a kernel route should look
 //! like, encapsulation modes, and the pure helper that turns a learned
-//! prefix's BGP next hops into a kernel route. No IO here.
+//! prefix's BGP next hops into a kernel route. No IO here. Family-generic:
+//! prefixes are [`IpNetwork`] and gateways [`IpAddr`], IPv4 and IPv6 alike,
+//! through one code path.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
-use ipnetwork::Ipv4Network;
+use ipnetwork::IpNetwork;
 
 /// Name of the IP-in-IP device the kernel's `ipip` module creates.
 pub const TUNNEL_DEV: &str = "tunl0";
@@ -23,8 +25,8 @@ pub enum Encapsulation {
 /// One next hop of a unicast route.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NextHop {
-    /// The gateway (`via`).
-    pub gateway: Ipv4Addr,
+    /// The gateway (`via`), of the prefix's family.
+    pub gateway: IpAddr,
     /// Output device (`dev`), e.g. `tunl0`; `None` lets the kernel resolve it.
     pub dev: Option<String>,
     /// `onlink`: the gateway is reachable on `dev` without a connected route.
@@ -39,9 +41,8 @@ pub enum KernelRoute {
         /// Next hops; order does not matter (compared sorted).
         next_hops: Vec<NextHop>,
     },
-    /// A container's host route: `<ip>/32 dev <veth> scope link`.
-    /// `attach` installs it; set it in the [`crate::RouteTable`] too so the
-    /// monitor restores it and the start-up sweep keeps it.
+    /// A container's host route: `<ip>/32 dev <veth> scope link` (or
+    /// `<ip>/128 dev <veth>`). Only the [`crate::RouteTable`] writes it.
     Local {
         /// Host-side veth name.
         dev: String,
@@ -139,13 +140,16 @@ pub struct RouteStats {
 /// - `IpIp`: `via <nh> dev tunl0 onlink` for every next hop.
 /// - `IpIpCrossSubnet`: tunnel only the next hops outside `node_subnet`.
 ///
+/// `tunl0` carries IPv4 in IPv4 only: IPv6 next hops are always routed
+/// plainly (`via <nh>`).
+///
 /// Several next hops give an ECMP route. No next hops gives
 /// [`KernelRoute::Blackhole`]: there is nowhere to forward to, and dropping
 /// is safer than falling through to a default route.
 pub fn route_for_learned(
-    next_hops: &[Ipv4Addr],
+    next_hops: &[IpAddr],
     encap: Encapsulation,
-    node_subnet: Ipv4Network,
+    node_subnet: IpNetwork,
 ) -> KernelRoute {
     if next_hops.is_empty() {
         return KernelRoute::Blackhole;
@@ -153,11 +157,12 @@ pub fn route_for_learned(
     let hops = next_hops
         .iter()
         .map(|&gateway| {
-            let tunnel = match encap {
-                Encapsulation::None => false,
-                Encapsulation::IpIp => true,
-                Encapsulation::IpIpCrossSubnet => !node_subnet.contains(gateway),
-            };
+            let tunnel = gateway.is_ipv4()
+                && match encap {
+                    Encapsulation::None => false,
+                    Encapsulation::IpIp => true,
+                    Encapsulation::IpIpCrossSubnet => !node_subnet.contains(gateway),
+                };
             NextHop {
                 gateway,
                 dev: tunnel.then(|| TUNNEL_DEV.to_string()),
@@ -172,8 +177,47 @@ pub fn route_for_learned(
 mod tests {
     use super::*;
 
-    fn net(s: &str) -> Ipv4Network {
+    fn net(s: &str) -> IpNetwork {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv6_next_hops_never_tunnel() {
+        let v6: IpAddr = "2001:db8::7".parse().unwrap();
+        let v4: IpAddr = "10.0.2.5".parse().unwrap();
+        let r = route_for_learned(&[v6, v4], Encapsulation::IpIp, net("10.0.1.0/24"));
+        assert_eq!(
+            r,
+            KernelRoute::Unicast {
+                next_hops: vec![
+                    NextHop {
+                        gateway: v4,
+                        dev: Some("tunl0".into()),
+                        onlink: true
+                    },
+                    NextHop {
+                        gateway: v6,
+                        dev: None,
+                        onlink: false
+                    },
+                ]
+            }
+        );
+        let r = route_for_learned(
+            &[v6],
+            Encapsulation::IpIpCrossSubnet,
+            net("2001:db8:1::/64"),
+        );
+        assert_eq!(
+            r,
+            KernelRoute::Unicast {
+                next_hops: vec![NextHop {
+                    gateway: v6,
+                    dev: None,
+                    onlink: false
+                }]
+            }
+        );
     }
 
     #[test]
@@ -240,8 +284,8 @@ mod tests {
             route_for_learned(&[], Encapsulation::IpIp, net("10.0.0.0/8")),
             KernelRoute::Blackhole
         );
-        let a: Ipv4Addr = "10.0.0.1".parse().unwrap();
-        let b: Ipv4Addr = "10.0.0.2".parse().unwrap();
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
         let s = net("10.0.0.0/24");
         assert_eq!(
             route_for_learned(&[a, b], Encapsulation::None, s),
@@ -255,7 +299,7 @@ mod tests {
 
     #[test]
     fn unspecified_device_matches_any() {
-        let gw: Ipv4Addr = "10.0.0.1".parse().unwrap();
+        let gw: IpAddr = "10.0.0.1".parse().unwrap();
         let want = KernelRoute::Unicast {
             next_hops: vec![NextHop {
                 gateway: gw,

@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use common::{Netns, require_root};
-use tortie_routes::{Ipv4Network, KernelRoute, NextHop, RouteTable, RoutesError};
+use tortie_routes::{IpNetwork, Ipv4Network, KernelRoute, NextHop, RouteTable, RoutesError};
 
 fn setup(tag: &str) -> Netns {
     let ns = Netns::new(tag);
@@ -68,7 +68,9 @@ fn add_replace_remove_10k() {
         assert_eq!(s.installed_learned, 10_000);
         assert_eq!(s.pending, 0);
 
-        let all: HashMap<_, _> = (0..10_000).map(|i| (nth(i), via("10.200.0.3"))).collect();
+        let all: HashMap<_, _> = (0..10_000)
+            .map(|i| (nth(i).into(), via("10.200.0.3")))
+            .collect();
         t.replace_all(all).await;
         t.flush().await.expect("flush replace");
         let shown = probe.ip(&["route", "show", "10.128.0.77/32"]);
@@ -151,10 +153,10 @@ fn ecmp_blackhole_onlink_and_local() {
         );
         let inst = t.installed().await;
         assert_eq!(
-            inst.get(&net("10.60.0.0/24")),
+            inst.get(&net("10.60.0.0/24").into()),
             Some(&ecmp.clone().normalized())
         );
-        assert_eq!(inst.get(&net("10.62.0.0/24")), Some(&onlink));
+        assert_eq!(inst.get(&net("10.62.0.0/24").into()), Some(&onlink));
 
         // Shrinking the ECMP set replaces the route in place.
         t.set(net("10.60.0.0/24"), via("10.200.0.2")).await;
@@ -489,5 +491,101 @@ fn unreachable_gateway_installs_once_an_address_makes_it_reachable() {
         t.flush()
             .await
             .expect("installed after the address appeared");
+    });
+}
+
+/// IPv6 through the same table: a /48 via a gateway, an ECMP /64, a
+/// blackhole, a /128 device route; one deleted behind our back comes back
+/// within a second; removal and the final sweep leave nothing.
+#[test]
+fn ipv6_routes_install_ecmp_restore_and_remove() {
+    if !require_root() {
+        return;
+    }
+    let ns = setup("tbl-v6");
+    ns.ip(&["addr", "add", "2001:db8:200::1/64", "dev", "rt0", "nodad"]);
+    let name = ns.name.clone();
+    ns.run(move || async move {
+        let probe = Netns::borrowed(&name);
+        let v6 = |s: &str| s.parse::<IpNetwork>().unwrap();
+        let t = RouteTable::start(149, 254).await.expect("start");
+        let hop = |g: &str| NextHop {
+            gateway: g.parse().unwrap(),
+            dev: None,
+            onlink: false,
+        };
+        let ecmp = KernelRoute::Unicast {
+            next_hops: vec![hop("2001:db8:200::3"), hop("2001:db8:200::2")],
+        };
+        t.set(v6("2001:db8:57::/48"), via("2001:db8:200::2")).await;
+        t.set(v6("fd00:1::/64"), ecmp.clone()).await;
+        t.set(v6("fd00:2::/64"), KernelRoute::Blackhole).await;
+        t.set(
+            v6("fd00:3::9/128"),
+            KernelRoute::Local { dev: "rt0".into() },
+        )
+        .await;
+        // IPv4 beside it, in the same table.
+        t.set(net("10.70.0.0/24"), via("10.200.0.2")).await;
+        t.flush().await.expect("flush");
+        let shown = probe.ip(&["-6", "route", "show", "proto", "149"]);
+        for want in [
+            "2001:db8:57::/48 via 2001:db8:200::2 dev rt0",
+            "blackhole fd00:2::/64",
+            "fd00:3::9 dev rt0",
+            "nexthop via 2001:db8:200::2 dev rt0",
+            "nexthop via 2001:db8:200::3 dev rt0",
+        ] {
+            assert!(shown.contains(want), "missing {want:?} in:\n{shown}");
+        }
+        assert_eq!(count_ours(&probe), 1, "the IPv4 route");
+        let inst = t.installed().await;
+        assert_eq!(inst.len(), 5, "{inst:?}");
+        assert_eq!(
+            inst.get(&v6("fd00:1::/64")),
+            Some(&ecmp.clone().normalized())
+        );
+        let s = t.stats();
+        assert_eq!(
+            (
+                s.installed_learned,
+                s.installed_blackhole,
+                s.installed_local
+            ),
+            (3, 1, 1)
+        );
+
+        // Deleted behind our back: restored within a second.
+        probe.ip(&["-6", "route", "del", "2001:db8:57::/48", "proto", "149"]);
+        let took = wait_for(
+            &probe,
+            &["-6", "route", "show", "2001:db8:57::/48"],
+            "via 2001:db8:200::2",
+            Duration::from_secs(1),
+        )
+        .await;
+        eprintln!("IPv6 route restored after {took:?}");
+        t.flush().await.expect("flush after restore");
+        assert_eq!(t.stats().restored, 1);
+
+        // ECMP down to one next hop, then removed.
+        t.set(v6("fd00:1::/64"), via("2001:db8:200::3")).await;
+        t.flush().await.expect("flush one hop");
+        let one = probe.ip(&["-6", "route", "show", "fd00:1::/64"]);
+        assert!(
+            one.contains("via 2001:db8:200::3 dev rt0") && !one.contains("nexthop"),
+            "{one}"
+        );
+        t.remove(v6("fd00:1::/64")).await;
+        t.flush().await.expect("flush remove");
+        assert_eq!(probe.ip(&["-6", "route", "show", "fd00:1::/64"]).trim(), "");
+        t.replace_all(HashMap::new()).await;
+        t.flush().await.expect("flush remove all");
+        assert_eq!(
+            probe.ip(&["-6", "route", "show", "proto", "149"]).trim(),
+            ""
+        );
+        assert_eq!(count_ours(&probe), 0);
+        assert_eq!(t.stats().netlink_errors, 0);
     });
 }

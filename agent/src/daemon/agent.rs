@@ -12,11 +12,11 @@
 //! [`Agent::apply_steps`] and become kernel routes in the route table.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-use ipnetwork::Ipv4Network;
+use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 use tokio::sync::Mutex;
 use tortie_bgp::{Prefix, Speaker, SpeakerEvent};
 use tortie_config::Config;
@@ -236,8 +236,9 @@ impl Agent {
         let kernel: Vec<Option<KernelRoute>> = hops
             .iter()
             .map(|h| {
+                let h: Vec<IpAddr> = h.iter().copied().map(IpAddr::V4).collect();
                 (!h.is_empty())
-                    .then(|| tortie_routes::route_for_learned(h, encap, cfg.node.address))
+                    .then(|| tortie_routes::route_for_learned(&h, encap, cfg.node.address.into()))
             })
             .collect();
         // Filter under the (sync) locals lock, then write without holding it.
@@ -478,11 +479,11 @@ impl Backend for Agent {
         Ok(routes
             .iter()
             .map(|r| {
-                let inst = match r.prefix {
-                    Prefix::V4(p) => Ipv4Network::new(p.addr(), p.len())
-                        .is_ok_and(|n| installed.contains_key(&n)),
-                    Prefix::V6(_) => false,
+                let net: Option<IpNetwork> = match r.prefix {
+                    Prefix::V4(p) => Ipv4Network::new(p.addr(), p.len()).ok().map(Into::into),
+                    Prefix::V6(p) => Ipv6Network::new(p.addr(), p.len()).ok().map(Into::into),
                 };
+                let inst = net.is_some_and(|n| installed.contains_key(&n));
                 convert::route_view(r, inst)
             })
             .collect())

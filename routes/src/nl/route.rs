@@ -82,7 +82,7 @@ impl RouteEncoder {
                 Some(KernelRoute::Unicast { next_hops }) => match next_hops.as_slice() {
                     [] => return Err("unicast route without next hops".to_string()),
                     [nh] => {
-                        w.ip(RTA_GATEWAY, nh.gateway.into());
+                        w.ip(RTA_GATEWAY, nh.gateway);
                         if let Some(dev) = &nh.dev {
                             w.u32(RTA_OIF, index_of(dev)?);
                         }
@@ -98,7 +98,7 @@ impl RouteEncoder {
                             let i = index.to_ne_bytes();
                             let flags = if nh.onlink { RTNH_F_ONLINK } else { 0 };
                             let hop = w.raw(&[0, 0, flags, 0, i[0], i[1], i[2], i[3]]);
-                            w.ip(RTA_GATEWAY, nh.gateway.into());
+                            w.ip(RTA_GATEWAY, nh.gateway);
                             w.end(hop);
                         }
                         w.end(mp);

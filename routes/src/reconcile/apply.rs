@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use ipnetwork::Ipv4Network;
+use ipnetwork::IpNetwork;
 use rtnetlink::packet_core::NetlinkPayload;
 use tokio::time::Instant;
 
@@ -36,7 +36,7 @@ const MAX_PER_SEND: usize = BATCH_BYTES / MIN_ROUTE_REQUEST + 1;
 
 /// A request in the buffer being filled.
 struct Sent {
-    prefix: Ipv4Network,
+    prefix: IpNetwork,
     /// The route written (`None`: a delete).
     route: Option<Shared>,
     /// The slot's kernel side before the optimistic update.
@@ -119,7 +119,7 @@ impl Writer<'_> {
     /// written. Fails (buffer untouched) when a device is missing or down.
     pub(super) fn replace(
         &mut self,
-        p: Ipv4Network,
+        p: IpNetwork,
         route: &Shared,
         kernel: &mut Option<Shared>,
     ) -> Result<(), String> {
@@ -132,7 +132,7 @@ impl Writer<'_> {
                 .filter(|ix| links.get(ix).is_some_and(|l| l.up))
         };
         self.encoder()
-            .encode(&mut self.out.buf, seq, p.into(), Some(route), &usable)
+            .encode(&mut self.out.buf, seq, p, Some(route), &usable)
             .map_err(|e| format!("{e} or is down"))?;
         let prev = kernel.replace(route.clone());
         self.out.sent.push(Sent {
@@ -145,11 +145,11 @@ impl Writer<'_> {
 
     /// Encode a delete of our route for `p` and record the kernel side as
     /// empty.
-    fn delete(&mut self, p: Ipv4Network, kernel: &mut Option<Shared>) {
+    fn delete(&mut self, p: IpNetwork, kernel: &mut Option<Shared>) {
         let seq = self.out.next_seq(self.cmd);
         let encoded = self
             .encoder()
-            .encode(&mut self.out.buf, seq, p.into(), None, &|_| None);
+            .encode(&mut self.out.buf, seq, p, None, &|_| None);
         if encoded.is_ok() {
             let prev = kernel.take();
             self.out.sent.push(Sent {
@@ -180,7 +180,7 @@ impl Reconciler {
     }
 
     /// Decide what `p` needs and, if it is a write, encode it.
-    fn plan(&mut self, p: Ipv4Network) {
+    fn plan(&mut self, p: IpNetwork) {
         let Some((desired, kernel)) = self.slots.sides_mut(&p) else {
             if !self.failed.is_empty() {
                 self.failed.remove(&p);

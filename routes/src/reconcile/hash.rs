@@ -139,7 +139,7 @@ mod tests {
     fn via(last: u8) -> KernelRoute {
         KernelRoute::Unicast {
             next_hops: vec![NextHop {
-                gateway: std::net::Ipv4Addr::new(192, 0, 2, last),
+                gateway: std::net::Ipv4Addr::new(192, 0, 2, last).into(),
                 dev: None,
                 onlink: false,
             }],

@@ -20,11 +20,11 @@
 //! (ENOBUFS) trigger a full re-dump.
 
 use std::collections::{HashMap, HashSet};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ipnetwork::Ipv4Network;
+use ipnetwork::IpNetwork;
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::address::AddressMessage;
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
@@ -33,6 +33,9 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::error::RoutesError;
+use crate::nl::consts::{
+    RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE, RTMGRP_IPV6_IFADDR, RTMGRP_IPV6_ROUTE, RTMGRP_LINK,
+};
 use crate::table::Command;
 use crate::types::{KernelRoute, RouteKind, RouteStats};
 use crate::wire::{self, NlSocket};
@@ -46,9 +49,6 @@ use hash::{FastMap, FastSet, Interner};
 use monitor::addr_key;
 use slots::Slots;
 
-const RTMGRP_LINK: u32 = 0x1;
-const RTMGRP_IPV4_IFADDR: u32 = 0x10;
-const RTMGRP_IPV4_ROUTE: u32 = 0x40;
 /// Bytes of requests per `sendmsg` (~270 routes). Measured here: 16 KiB
 /// and 32 KiB give ~205k adds/s for 100k routes, 64 KiB only ~140k/s (the
 /// kernel's buffer for such a large request is no longer a plain skb).
@@ -66,7 +66,7 @@ const RESYNC_EVERY: Duration = Duration::from_secs(300);
 enum Waiter {
     Flush(oneshot::Sender<Result<(), RoutesError>>),
     Converged(oneshot::Sender<()>),
-    Installed(oneshot::Sender<HashMap<Ipv4Network, KernelRoute>>),
+    Installed(oneshot::Sender<HashMap<IpNetwork, KernelRoute>>),
 }
 
 struct Link {
@@ -85,20 +85,20 @@ pub(crate) struct Reconciler {
     /// [`hash`] and [`slots`]).
     slots: Slots,
     routes: Interner,
-    foreign: FastSet<Ipv4Network>,
-    adopted: FastSet<Ipv4Network>,
+    foreign: FastSet<IpNetwork>,
+    adopted: FastSet<IpNetwork>,
     /// Prefixes to look at, in arrival order; may repeat (a repeat finds
     /// its slot already written and costs one lookup).
-    dirty: Vec<Ipv4Network>,
+    dirty: Vec<IpNetwork>,
     /// Requests encoded but not yet sent ([`apply`]).
     out: apply::Batch,
-    failed: FastMap<Ipv4Network, String>,
-    restoring: FastSet<Ipv4Network>,
+    failed: FastMap<IpNetwork, String>,
+    restoring: FastSet<IpNetwork>,
     /// Desired prefixes whose route names a device, by device name.
-    by_dev: HashMap<String, FastSet<Ipv4Network>>,
-    /// Links with IPv4 addresses: only those can carry the connected routes
+    by_dev: HashMap<String, FastSet<IpNetwork>>,
+    /// Links with addresses: only those can carry the connected routes
     /// that gateway routes resolve through.
-    addressed: HashSet<(u32, Ipv4Addr, u8)>,
+    addressed: HashSet<(u32, IpAddr, u8)>,
     converged: bool,
     resync_at: Option<Instant>,
     counters: RouteStats,
@@ -126,7 +126,11 @@ impl Reconciler {
     ) -> Result<Reconciler, RoutesError> {
         // Subscribe first, so nothing that happens during the dump is lost.
         let mon = NlSocket::open(
-            RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE,
+            RTMGRP_LINK
+                | RTMGRP_IPV4_IFADDR
+                | RTMGRP_IPV4_ROUTE
+                | RTMGRP_IPV6_IFADDR
+                | RTMGRP_IPV6_ROUTE,
             64 << 20,
         )
         .map_err(|e| RoutesError::io("route table: opening netlink monitor socket", e))?;
@@ -163,7 +167,7 @@ impl Reconciler {
         r.resync()
             .await
             .map_err(|e| RoutesError::io("route table: dumping links and routes", e))?;
-        r.adopted = r.slots.kernel_iter().map(|(p, _)| *p).collect();
+        r.adopted = r.slots.kernel_iter().map(|(p, _)| p).collect();
         r.counters.adopted = r.adopted.len() as u64;
         r.publish();
         Ok(r)
@@ -300,7 +304,7 @@ impl Reconciler {
                 let gone: Vec<_> = self
                     .slots
                     .desired_iter()
-                    .map(|(p, _)| *p)
+                    .map(|(p, _)| p)
                     .filter(|p| !map.contains_key(p))
                     .collect();
                 for p in gone {
@@ -316,7 +320,7 @@ impl Reconciler {
                     .slots
                     .iter()
                     .filter(|(_, d, k)| d.is_none() && k.is_some())
-                    .map(|(p, _, _)| *p)
+                    .map(|(p, _, _)| p)
                     .collect();
                 self.dirty.extend(sweep);
                 self.waiters.push(Waiter::Converged(tx));
@@ -329,7 +333,7 @@ impl Reconciler {
     /// Hot path of bulk loads: one hash operation per prefix. A new desire
     /// the kernel does not hold yet is encoded into the send buffer at once
     /// (write-through, see [`apply`]); anything else is left to `apply`.
-    fn set(&mut self, p: Ipv4Network, r: KernelRoute) {
+    fn set(&mut self, p: IpNetwork, r: KernelRoute) {
         // Empty (no allocation) unless the route names devices.
         let new_devs: Vec<String> = devs_of(&r).map(str::to_string).collect();
         let Some(ch) = self.slots.desire(p, r, &mut self.routes) else {
@@ -364,7 +368,7 @@ impl Reconciler {
         }
     }
 
-    fn unset(&mut self, p: Ipv4Network) {
+    fn unset(&mut self, p: IpNetwork) {
         if let Some(old) = self.slots.take_desired(&p) {
             self.unindex(p, &old);
             self.dirty.push(p);
@@ -377,7 +381,7 @@ impl Reconciler {
     }
 
     /// Drop `p` from the device index of the devices `old` names.
-    fn unindex(&mut self, p: Ipv4Network, old: &KernelRoute) {
+    fn unindex(&mut self, p: IpNetwork, old: &KernelRoute) {
         for d in devs_of(old) {
             if let Some(set) = self.by_dev.get_mut(d) {
                 set.remove(&p);
@@ -401,7 +405,7 @@ impl Reconciler {
                     let _ = tx.send(
                         self.slots
                             .kernel_iter()
-                            .map(|(p, r)| (*p, KernelRoute::clone(r)))
+                            .map(|(p, r)| (p, KernelRoute::clone(r)))
                             .collect(),
                     );
                 }
@@ -458,8 +462,8 @@ impl Reconciler {
                 }
             }
         }
-        let mut areq = AddressMessage::default();
-        areq.header.family = netlink_packet_route::AddressFamily::Inet;
+        // Both families (AF_UNSPEC).
+        let areq = AddressMessage::default();
         let addrs = self.cmd.dump(RouteNetlinkMessage::GetAddress(areq)).await?;
         self.addressed = addrs
             .iter()
@@ -468,8 +472,7 @@ impl Reconciler {
                 _ => None,
             })
             .collect();
-        let mut req = RouteMessage::default();
-        req.header.address_family = netlink_packet_route::AddressFamily::Inet;
+        let req = RouteMessage::default();
         let routes = self.cmd.dump(RouteNetlinkMessage::GetRoute(req)).await?;
         let mut kernel = FastMap::default();
         let mut foreign = FastSet::default();
@@ -481,7 +484,7 @@ impl Reconciler {
             let Some(d) = wire::decode_route(&r, &|i| links.get(&i).map(|l| l.name.clone())) else {
                 continue;
             };
-            if d.table != self.table || d.priority != 0 || d.tos != 0 {
+            if d.table != self.table || !d.default_metric() || d.tos != 0 {
                 continue;
             }
             if d.protocol == self.proto {
@@ -493,14 +496,14 @@ impl Reconciler {
             }
         }
         for (p, want) in self.slots.desired_iter() {
-            match kernel.get(p) {
+            match kernel.get(&p) {
                 Some(k) if want.satisfied_by(k) => {}
                 _ => {
-                    if self.slots.kernel(p).is_some_and(|k| want.satisfied_by(k)) {
+                    if self.slots.kernel(&p).is_some_and(|k| want.satisfied_by(k)) {
                         // It was installed and is gone or changed.
-                        self.restoring.insert(*p);
+                        self.restoring.insert(p);
                     }
-                    self.dirty.push(*p);
+                    self.dirty.push(p);
                 }
             }
         }

@@ -1,18 +1,18 @@
 //! The netlink monitor half of the reconciler: notifications about links,
-//! IPv4 addresses and routes caused by anyone but us (our own writes are
+//! IPv4 and IPv6 addresses and routes caused by anyone but us (our own writes are
 //! filtered in the kernel, see [`crate::wire::NlSocket::ignore_sender`]).
 //!
 //! - route of ours deleted or changed → put back (counted as restored);
 //! - route of another protocol at the same prefix and metric → never fought
 //!   (the prefix becomes a conflict until it goes away);
 //! - link deleted or down → forget our routes naming it; re-dump if gateway
-//!   routes could have resolved through it (it had an IPv4 address);
+//!   routes could have resolved through it (it had an address);
 //! - link up or new → retry routes waiting for it;
 //! - lost notifications (ENOBUFS) or an address removed → re-dump.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
-use ipnetwork::Ipv4Network;
+use ipnetwork::IpNetwork;
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
@@ -23,13 +23,10 @@ use tokio::time::Instant;
 use super::{Link, RESYNC_DELAY, Reconciler, devs_of};
 use crate::wire::{self, Drain, Received};
 
-/// (ifindex, address, prefix length) of an IPv4 address message.
-pub(super) fn addr_key(a: &AddressMessage) -> Option<(u32, Ipv4Addr, u8)> {
-    if a.header.family != netlink_packet_route::AddressFamily::Inet {
-        return None;
-    }
+/// (ifindex, address, prefix length) of an IPv4 or IPv6 address message.
+pub(super) fn addr_key(a: &AddressMessage) -> Option<(u32, IpAddr, u8)> {
     a.attributes.iter().find_map(|attr| match attr {
-        AddressAttribute::Local(IpAddr::V4(ip)) | AddressAttribute::Address(IpAddr::V4(ip)) => {
+        AddressAttribute::Local(ip) | AddressAttribute::Address(ip) => {
             Some((a.header.index, *ip, a.header.prefix_len))
         }
         _ => None,
@@ -112,13 +109,13 @@ impl Reconciler {
         if deleted || (was_up && !up) {
             // The kernel drops routes through the link without telling us:
             // forget ours that name it, and re-dump if gateway routes may
-            // have resolved through it (only links with an IPv4 address).
+            // have resolved through it (only links with an address).
             if let Some(n) = &name {
-                let gone: Vec<Ipv4Network> = self
+                let gone: Vec<IpNetwork> = self
                     .slots
                     .kernel_iter()
                     .filter(|(_, r)| devs_of(r).any(|d| d == n))
-                    .map(|(p, _)| *p)
+                    .map(|(p, _)| p)
                     .collect();
                 for p in gone {
                     self.slots.take_kernel(&p);
@@ -153,7 +150,7 @@ impl Reconciler {
         let Some(d) = wire::decode_route(r, &|i| links.get(&i).map(|l| l.name.clone())) else {
             return;
         };
-        if d.table != self.table || d.priority != 0 || d.tos != 0 {
+        if d.table != self.table || !d.default_metric() || d.tos != 0 {
             return;
         }
         let p = d.prefix;

@@ -195,16 +195,16 @@ impl Drop for Receiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ipnetwork::Ipv4Network;
+    use ipnetwork::IpNetwork;
     use std::time::Duration;
 
     fn rm(i: u32) -> Command {
-        Command::Remove(Ipv4Network::new(std::net::Ipv4Addr::from(i), 32).unwrap())
+        Command::Remove(IpNetwork::new(std::net::Ipv4Addr::from(i).into(), 32).unwrap())
     }
 
     fn key(c: &Command) -> u32 {
         match c {
-            Command::Remove(p) => u32::from(p.ip()),
+            Command::Remove(IpNetwork::V4(p)) => u32::from(p.ip()),
             _ => u32::MAX,
         }
     }

@@ -2,9 +2,11 @@
 //! the route of ours the kernel holds, each an interned [`Shared`] or
 //! absent. One slot per prefix instead of a desired map and a kernel map
 //! (which kept two hash slots per installed route); a slot with neither is
-//! removed.
+//! removed. Keyed by [`IpNetwork`]; stored in one map per family, so an
+//! IPv4 slot keeps its 5-byte key (an `IpNetwork` key would be 18 bytes
+//! and cost ~16 more bytes per IPv4 route).
 
-use ipnetwork::Ipv4Network;
+use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 
 use std::sync::Arc;
 
@@ -30,33 +32,78 @@ pub(crate) struct Desired<'a> {
 /// Desired and kernel routes by prefix.
 #[derive(Default)]
 pub(crate) struct Slots {
-    map: FastMap<Ipv4Network, Slot>,
+    v4: FastMap<Ipv4Network, Slot>,
+    v6: FastMap<Ipv6Network, Slot>,
     desired: usize,
 }
 
 impl Slots {
+    fn get(&self, p: &IpNetwork) -> Option<&Slot> {
+        match p {
+            IpNetwork::V4(n) => self.v4.get(n),
+            IpNetwork::V6(n) => self.v6.get(n),
+        }
+    }
+
+    fn get_mut(&mut self, p: &IpNetwork) -> Option<&mut Slot> {
+        match p {
+            IpNetwork::V4(n) => self.v4.get_mut(n),
+            IpNetwork::V6(n) => self.v6.get_mut(n),
+        }
+    }
+
+    fn entry(&mut self, p: IpNetwork) -> &mut Slot {
+        Self::entry_in(&mut self.v4, &mut self.v6, p)
+    }
+
+    /// [`entry`](Self::entry) borrowing only the maps (not the counter).
+    fn entry_in<'a>(
+        v4: &'a mut FastMap<Ipv4Network, Slot>,
+        v6: &'a mut FastMap<Ipv6Network, Slot>,
+        p: IpNetwork,
+    ) -> &'a mut Slot {
+        match p {
+            IpNetwork::V4(n) => v4.entry(n).or_default(),
+            IpNetwork::V6(n) => v6.entry(n).or_default(),
+        }
+    }
+
+    fn remove(&mut self, p: &IpNetwork) {
+        match p {
+            IpNetwork::V4(n) => self.v4.remove(n),
+            IpNetwork::V6(n) => self.v6.remove(n),
+        };
+    }
+
+    /// Every slot with its prefix.
+    fn slots(&self) -> impl Iterator<Item = (IpNetwork, &Slot)> {
+        let v4 = self.v4.iter().map(|(p, s)| (IpNetwork::V4(*p), s));
+        let v6 = self.v6.iter().map(|(p, s)| (IpNetwork::V6(*p), s));
+        v4.chain(v6)
+    }
+
     /// The desired route for `p`.
-    pub(crate) fn desired(&self, p: &Ipv4Network) -> Option<&Shared> {
-        self.map.get(p).and_then(|s| s.desired.as_ref())
+    pub(crate) fn desired(&self, p: &IpNetwork) -> Option<&Shared> {
+        self.get(p).and_then(|s| s.desired.as_ref())
     }
 
     /// Our route for `p` in the kernel, as last seen.
-    pub(crate) fn kernel(&self, p: &Ipv4Network) -> Option<&Shared> {
-        self.map.get(p).and_then(|s| s.kernel.as_ref())
+    pub(crate) fn kernel(&self, p: &IpNetwork) -> Option<&Shared> {
+        self.get(p).and_then(|s| s.kernel.as_ref())
     }
 
-    pub(crate) fn is_desired(&self, p: &Ipv4Network) -> bool {
+    pub(crate) fn is_desired(&self, p: &IpNetwork) -> bool {
         self.desired(p).is_some()
     }
 
-    pub(crate) fn in_kernel(&self, p: &Ipv4Network) -> bool {
+    pub(crate) fn in_kernel(&self, p: &IpNetwork) -> bool {
         self.kernel(p).is_some()
     }
 
     /// Desire `r` for `p`; returns the previous desire.
     #[cfg(test)]
-    pub(crate) fn set_desired(&mut self, p: Ipv4Network, r: Shared) -> Option<Shared> {
-        let old = self.map.entry(p).or_default().desired.replace(r);
+    pub(crate) fn set_desired(&mut self, p: IpNetwork, r: Shared) -> Option<Shared> {
+        let old = self.entry(p).desired.replace(r);
         if old.is_none() {
             self.desired += 1;
         }
@@ -69,11 +116,11 @@ impl Slots {
     /// it changes something.
     pub(crate) fn desire(
         &mut self,
-        p: Ipv4Network,
+        p: IpNetwork,
         r: KernelRoute,
         routes: &mut Interner,
     ) -> Option<Desired<'_>> {
-        let slot = self.map.entry(p).or_default();
+        let slot = Self::entry_in(&mut self.v4, &mut self.v6, p);
         if slot.desired.as_deref() == Some(&r) {
             return None;
         }
@@ -94,21 +141,18 @@ impl Slots {
     /// side must be dropped with [`remove_if_empty`](Self::remove_if_empty).
     pub(crate) fn sides_mut(
         &mut self,
-        p: &Ipv4Network,
+        p: &IpNetwork,
     ) -> Option<(Option<&Shared>, &mut Option<Shared>)> {
-        self.map
-            .get_mut(p)
-            .map(|s| (s.desired.as_ref(), &mut s.kernel))
+        self.get_mut(p).map(|s| (s.desired.as_ref(), &mut s.kernel))
     }
 
     /// Drop `p`'s slot if it holds neither a desired nor a kernel route.
-    pub(crate) fn remove_if_empty(&mut self, p: &Ipv4Network) {
+    pub(crate) fn remove_if_empty(&mut self, p: &IpNetwork) {
         if self
-            .map
             .get(p)
             .is_some_and(|s| s.desired.is_none() && s.kernel.is_none())
         {
-            self.map.remove(p);
+            self.remove(p);
         }
     }
 
@@ -117,7 +161,7 @@ impl Slots {
     /// route the request wrote, `None` for a delete) was recorded.
     pub(crate) fn undo_kernel(
         &mut self,
-        p: Ipv4Network,
+        p: IpNetwork,
         wrote: Option<&Shared>,
         prev: Option<Shared>,
     ) {
@@ -140,11 +184,11 @@ impl Slots {
     }
 
     /// Stop desiring `p`; returns the previous desire.
-    pub(crate) fn take_desired(&mut self, p: &Ipv4Network) -> Option<Shared> {
-        let slot = self.map.get_mut(p)?;
+    pub(crate) fn take_desired(&mut self, p: &IpNetwork) -> Option<Shared> {
+        let slot = self.get_mut(p)?;
         let old = slot.desired.take();
         if slot.kernel.is_none() {
-            self.map.remove(p);
+            self.remove(p);
         }
         if old.is_some() {
             self.desired -= 1;
@@ -153,16 +197,16 @@ impl Slots {
     }
 
     /// Record that the kernel holds `r` (ours) for `p`.
-    pub(crate) fn set_kernel(&mut self, p: Ipv4Network, r: Shared) -> Option<Shared> {
-        self.map.entry(p).or_default().kernel.replace(r)
+    pub(crate) fn set_kernel(&mut self, p: IpNetwork, r: Shared) -> Option<Shared> {
+        self.entry(p).kernel.replace(r)
     }
 
     /// Record that the kernel holds no route of ours for `p`.
-    pub(crate) fn take_kernel(&mut self, p: &Ipv4Network) -> Option<Shared> {
-        let slot = self.map.get_mut(p)?;
+    pub(crate) fn take_kernel(&mut self, p: &IpNetwork) -> Option<Shared> {
+        let slot = self.get_mut(p)?;
         let old = slot.kernel.take();
         if slot.desired.is_none() {
-            self.map.remove(p);
+            self.remove(p);
         }
         old
     }
@@ -173,42 +217,37 @@ impl Slots {
     }
 
     /// Desired routes.
-    pub(crate) fn desired_iter(&self) -> impl Iterator<Item = (&Ipv4Network, &Shared)> {
-        self.map
-            .iter()
+    pub(crate) fn desired_iter(&self) -> impl Iterator<Item = (IpNetwork, &Shared)> {
+        self.slots()
             .filter_map(|(p, s)| s.desired.as_ref().map(|d| (p, d)))
     }
 
     /// Our routes in the kernel.
-    pub(crate) fn kernel_iter(&self) -> impl Iterator<Item = (&Ipv4Network, &Shared)> {
-        self.map
-            .iter()
+    pub(crate) fn kernel_iter(&self) -> impl Iterator<Item = (IpNetwork, &Shared)> {
+        self.slots()
             .filter_map(|(p, s)| s.kernel.as_ref().map(|k| (p, k)))
     }
 
     /// Every prefix with its desired and kernel route.
     pub(crate) fn iter(
         &self,
-    ) -> impl Iterator<Item = (&Ipv4Network, Option<&Shared>, Option<&Shared>)> {
-        self.map
-            .iter()
+    ) -> impl Iterator<Item = (IpNetwork, Option<&Shared>, Option<&Shared>)> {
+        self.slots()
             .map(|(p, s)| (p, s.desired.as_ref(), s.kernel.as_ref()))
     }
 
     /// Replace the whole kernel view (after a re-dump).
-    pub(crate) fn replace_kernel(&mut self, mut kernel: FastMap<Ipv4Network, Shared>) {
-        self.map.retain(|p, s| {
-            s.kernel = kernel.remove(p);
+    pub(crate) fn replace_kernel(&mut self, mut kernel: FastMap<IpNetwork, Shared>) {
+        self.v4.retain(|p, s| {
+            s.kernel = kernel.remove(&IpNetwork::V4(*p));
+            s.desired.is_some() || s.kernel.is_some()
+        });
+        self.v6.retain(|p, s| {
+            s.kernel = kernel.remove(&IpNetwork::V6(*p));
             s.desired.is_some() || s.kernel.is_some()
         });
         for (p, k) in kernel {
-            self.map.insert(
-                p,
-                Slot {
-                    desired: None,
-                    kernel: Some(k),
-                },
-            );
+            self.entry(p).kernel = Some(k);
         }
     }
 }
@@ -221,8 +260,8 @@ mod tests {
 
     #[test]
     fn slots_track_both_sides_and_drop_empty_ones() {
-        let p: Ipv4Network = "10.0.0.0/24".parse().unwrap();
-        let q: Ipv4Network = "10.0.1.0/24".parse().unwrap();
+        let p: IpNetwork = "10.0.0.0/24".parse().unwrap();
+        let q: IpNetwork = "2001:db8::/64".parse().unwrap();
         let r: Shared = Arc::new(KernelRoute::Blackhole);
         let mut s = Slots::default();
         assert!(s.set_desired(p, r.clone()).is_none());
@@ -232,7 +271,7 @@ mod tests {
         assert_eq!(s.desired_len(), 0);
         assert!(s.in_kernel(&p) && !s.is_desired(&p));
         assert!(s.take_kernel(&p).is_some());
-        assert_eq!(s.map.len(), 0, "empty slot removed");
+        assert_eq!(s.v4.len() + s.v6.len(), 0, "empty slot removed");
 
         s.set_desired(p, r.clone());
         s.set_kernel(p, r.clone());
@@ -248,7 +287,7 @@ mod tests {
 
     #[test]
     fn desire_and_write_side_in_one_lookup() {
-        let p: Ipv4Network = "10.0.0.0/24".parse().unwrap();
+        let p: IpNetwork = "10.0.0.0/24".parse().unwrap();
         let mut routes = Interner::default();
         let mut s = Slots::default();
         let ch = s.desire(p, KernelRoute::Blackhole, &mut routes).unwrap();
@@ -274,6 +313,6 @@ mod tests {
         let (_, k) = s.sides_mut(&p).unwrap();
         *k = None;
         s.remove_if_empty(&p);
-        assert_eq!(s.map.len(), 0);
+        assert_eq!(s.v4.len() + s.v6.len(), 0);
     }
 }

@@ -45,7 +45,7 @@ fn tortie_pass(rt: &tokio::runtime::Runtime, n: u32) -> Result<(PassResult, Pass
             .context("starting RouteTable")?;
         let route = KernelRoute::Unicast {
             next_hops: vec![NextHop {
-                gateway: GW,
+                gateway: GW.into(),
                 dev: None,
                 onlink: false,
             }],

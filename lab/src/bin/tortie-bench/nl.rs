@@ -90,7 +90,7 @@ pub fn nth_host(i: u32) -> Ipv4Addr {
 fn via(gw: Ipv4Addr) -> KernelRoute {
     KernelRoute::Unicast {
         next_hops: vec![NextHop {
-            gateway: gw,
+            gateway: gw.into(),
             dev: None,
             onlink: false,
         }],

@@ -10,15 +10,13 @@
 //! request's sequence number.
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnetwork::Ipv4Network;
+use ipnetwork::IpNetwork;
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteNextHopFlags, RouteScope,
     RouteType,
 };
-#[cfg(test)]
-use netlink_packet_route::route::{RouteHeader, RouteNextHop, RouteProtocol};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::packet_core::{
     NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
@@ -30,10 +28,10 @@ use crate::types::{KernelRoute, NextHop};
 
 pub use crate::nl::consts::RT_TABLE_MAIN;
 
-/// A decoded IPv4 route: what the reconciler needs to know.
+/// A decoded route of either family: what the reconciler needs to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct DecodedRoute {
-    pub prefix: Ipv4Network,
+    pub prefix: IpNetwork,
     pub table: u32,
     pub protocol: u8,
     pub priority: u32,
@@ -44,100 +42,47 @@ pub(crate) struct DecodedRoute {
     pub oifs: Vec<u32>,
 }
 
-/// The message that installs `route` for `prefix`, built with the
-/// rtnetlink crates' codec: the reference [`nl::RouteEncoder`] is tested
-/// against. `ifindex` resolves device names; a missing device is an error
-/// string naming it.
-#[cfg(test)]
-pub(crate) fn route_message(
-    prefix: Ipv4Network,
-    route: &KernelRoute,
-    protocol: u8,
-    table: u32,
-    ifindex: &dyn Fn(&str) -> Option<u32>,
-) -> Result<RouteMessage, String> {
-    let mut msg = base_message(prefix, protocol, table);
-    let index_of = |dev: &str| ifindex(dev).ok_or_else(|| format!("device {dev} does not exist"));
-    match route {
-        KernelRoute::Blackhole => {
-            msg.header.kind = RouteType::BlackHole;
+/// The metric the kernel gives a route added without `RTA_PRIORITY`: 0 for
+/// IPv4, 1024 for IPv6 (`IP6_RT_PRIO_USER`). Our routes carry it.
+const IP6_RT_PRIO_USER: u32 = 1024;
+
+impl DecodedRoute {
+    /// Whether the route has the family's default metric, as ours do (the
+    /// only metric at which a route of another protocol can collide).
+    pub(crate) fn default_metric(&self) -> bool {
+        match self.prefix {
+            IpNetwork::V4(_) => self.priority == 0,
+            IpNetwork::V6(_) => self.priority == IP6_RT_PRIO_USER || self.priority == 0,
         }
-        KernelRoute::Local { dev } => {
-            msg.header.scope = RouteScope::Link;
-            msg.attributes.push(RouteAttribute::Oif(index_of(dev)?));
-        }
-        KernelRoute::Unicast { next_hops } => match next_hops.as_slice() {
-            [] => return Err("unicast route without next hops".into()),
-            [nh] => {
-                msg.attributes
-                    .push(RouteAttribute::Gateway(RouteAddress::Inet(nh.gateway)));
-                if let Some(dev) = &nh.dev {
-                    msg.attributes.push(RouteAttribute::Oif(index_of(dev)?));
-                }
-                if nh.onlink {
-                    msg.header.flags |= RouteFlags::Onlink;
-                }
-            }
-            many => {
-                let mut hops = Vec::with_capacity(many.len());
-                for nh in many {
-                    let mut hop = RouteNextHop::default();
-                    if let Some(dev) = &nh.dev {
-                        hop.interface_index = index_of(dev)?;
-                    }
-                    if nh.onlink {
-                        hop.flags |= RouteNextHopFlags::Onlink;
-                    }
-                    hop.attributes
-                        .push(RouteAttribute::Gateway(RouteAddress::Inet(nh.gateway)));
-                    hops.push(hop);
-                }
-                msg.attributes.push(RouteAttribute::MultiPath(hops));
-            }
-        },
     }
-    Ok(msg)
 }
 
-/// The message that deletes our route for `prefix` (protocol set, so the
-/// kernel never matches a route of another protocol). The reconciler writes
-/// the same bytes with [`nl::RouteEncoder`]; this is the reference for its test.
-#[cfg(test)]
-pub(crate) fn delete_message(prefix: Ipv4Network, protocol: u8, table: u32) -> RouteMessage {
-    let mut msg = base_message(prefix, protocol, table);
-    msg.header.scope = RouteScope::NoWhere;
-    msg.header.kind = RouteType::Unspec;
-    msg
-}
-
-#[cfg(test)]
-fn base_message(prefix: Ipv4Network, protocol: u8, table: u32) -> RouteMessage {
-    let mut msg = RouteMessage::default();
-    msg.header.address_family = AddressFamily::Inet;
-    msg.header.destination_prefix_length = prefix.prefix();
-    msg.header.table = u8::try_from(table).unwrap_or(RouteHeader::RT_TABLE_UNSPEC);
-    msg.header.protocol = RouteProtocol::from(protocol);
-    msg.header.scope = RouteScope::Universe;
-    msg.header.kind = RouteType::Unicast;
-    if prefix.prefix() > 0 {
-        msg.attributes
-            .push(RouteAttribute::Destination(RouteAddress::Inet(
-                prefix.network(),
-            )));
+fn addr(a: &RouteAddress) -> Option<IpAddr> {
+    match a {
+        RouteAddress::Inet(a) => Some(IpAddr::V4(*a)),
+        RouteAddress::Inet6(a) => Some(IpAddr::V6(*a)),
+        _ => None,
     }
-    msg.attributes.push(RouteAttribute::Table(table));
-    msg
 }
 
-/// Decode an IPv4 route message. `ifname` maps an ifindex to its name.
+/// Decode an IPv4 or IPv6 route message. `ifname` maps an ifindex to its
+/// name. IPv6 routes are dumped with scope universe whatever was asked, so
+/// a device route without gateway is a [`KernelRoute::Local`] there at any
+/// scope; an IPv4 one only at scope link.
 pub(crate) fn decode_route(
     msg: &RouteMessage,
     ifname: &dyn Fn(u32) -> Option<String>,
 ) -> Option<DecodedRoute> {
-    if msg.header.address_family != AddressFamily::Inet {
-        return None;
-    }
-    let mut dst = Ipv4Addr::UNSPECIFIED;
+    let v6 = match msg.header.address_family {
+        AddressFamily::Inet => false,
+        AddressFamily::Inet6 => true,
+        _ => return None,
+    };
+    let mut dst = if v6 {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    };
     let mut table = u32::from(msg.header.table);
     let mut gateway = None;
     let mut oif = None;
@@ -145,16 +90,19 @@ pub(crate) fn decode_route(
     let mut multipath = None;
     for attr in &msg.attributes {
         match attr {
-            RouteAttribute::Destination(RouteAddress::Inet(a)) => dst = *a,
+            RouteAttribute::Destination(a) => dst = addr(a).unwrap_or(dst),
             RouteAttribute::Table(t) => table = *t,
-            RouteAttribute::Gateway(RouteAddress::Inet(g)) => gateway = Some(*g),
+            RouteAttribute::Gateway(g) => gateway = addr(g),
             RouteAttribute::Oif(i) => oif = Some(*i),
             RouteAttribute::Priority(p) => priority = *p,
             RouteAttribute::MultiPath(hops) => multipath = Some(hops),
             _ => {}
         }
     }
-    let prefix = Ipv4Network::new(dst, msg.header.destination_prefix_length).ok()?;
+    if dst.is_ipv6() != v6 {
+        return None;
+    }
+    let prefix = IpNetwork::new(dst, msg.header.destination_prefix_length).ok()?;
     let name = |i: u32| ifname(i).unwrap_or_else(|| format!("#{i}"));
     let mut oifs = Vec::new();
     let route = match msg.header.kind {
@@ -164,14 +112,19 @@ pub(crate) fn decode_route(
                 let mut next_hops = Vec::with_capacity(hops.len());
                 for hop in hops {
                     let gw = hop.attributes.iter().find_map(|a| match a {
-                        RouteAttribute::Gateway(RouteAddress::Inet(g)) => Some(*g),
+                        RouteAttribute::Gateway(g) => addr(g),
                         _ => None,
                     });
                     if hop.interface_index != 0 {
                         oifs.push(hop.interface_index);
                     }
+                    let unspecified = if v6 {
+                        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+                    } else {
+                        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+                    };
                     next_hops.push(NextHop {
-                        gateway: gw.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                        gateway: gw.unwrap_or(unspecified),
                         dev: (hop.interface_index != 0).then(|| name(hop.interface_index)),
                         onlink: hop.flags.contains(RouteNextHopFlags::Onlink),
                     });
@@ -186,7 +139,7 @@ pub(crate) fn decode_route(
                         onlink: msg.header.flags.contains(RouteFlags::Onlink),
                     }],
                 })
-            } else if let (Some(i), RouteScope::Link) = (oif, msg.header.scope) {
+            } else if let Some(i) = oif.filter(|_| v6 || msg.header.scope == RouteScope::Link) {
                 oifs.push(i);
                 Some(KernelRoute::Local { dev: name(i) })
             } else {
@@ -205,18 +158,6 @@ pub(crate) fn decode_route(
         route: route.map(KernelRoute::normalized),
         oifs,
     })
-}
-
-/// Decide whether a dumped route carries a next-hop device flagged as the
-/// dev-only route that `route_message` would produce; used by tests.
-#[cfg(test)]
-pub(crate) fn roundtrip(route: &KernelRoute) -> Option<KernelRoute> {
-    let prefix: Ipv4Network = "10.1.0.0/24".parse().ok()?;
-    let msg = route_message(prefix, route, 149, RT_TABLE_MAIN, &|d| {
-        (d == "tunl0").then_some(7)
-    })
-    .ok()?;
-    decode_route(&msg, &|i| (i == 7).then(|| "tunl0".to_string()))?.route
 }
 
 /// An [`nl::Socket`] driven by tokio.
@@ -420,9 +361,6 @@ impl NlSocket {
     }
 }
 
-#[cfg(test)]
-use crate::nl::REPLACE_FLAGS;
-
 /// Split a datagram into netlink messages. With `skip`, messages whose
 /// header port id equals it are not parsed.
 fn parse_buffer(mut buf: &[u8], skip: Option<u32>, out: &mut Vec<Received>) {
@@ -454,163 +392,4 @@ pub(crate) fn error_seq(e: &rtnetlink::packet_core::ErrorMessage) -> Option<u32>
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn encode_route(
-        out: &mut Vec<u8>,
-        seq: u32,
-        prefix: Ipv4Network,
-        route: Option<&KernelRoute>,
-        protocol: u8,
-        table: u32,
-        ifindex: &dyn Fn(&str) -> Option<u32>,
-    ) -> Result<(), String> {
-        nl::RouteEncoder {
-            protocol,
-            table,
-            extra_flags: 0,
-        }
-        .encode(out, seq, prefix.into(), route, ifindex)
-    }
-
-    #[test]
-    fn encode_decode_roundtrip() {
-        let gw: Ipv4Addr = "192.0.2.1".parse().unwrap();
-        let routes = [
-            KernelRoute::Blackhole,
-            KernelRoute::Local {
-                dev: "tunl0".into(),
-            },
-            KernelRoute::Unicast {
-                next_hops: vec![NextHop {
-                    gateway: gw,
-                    dev: None,
-                    onlink: false,
-                }],
-            },
-            KernelRoute::Unicast {
-                next_hops: vec![NextHop {
-                    gateway: gw,
-                    dev: Some("tunl0".into()),
-                    onlink: true,
-                }],
-            },
-            KernelRoute::Unicast {
-                next_hops: vec![
-                    NextHop {
-                        gateway: gw,
-                        dev: None,
-                        onlink: false,
-                    },
-                    NextHop {
-                        gateway: "192.0.2.2".parse().unwrap(),
-                        dev: Some("tunl0".into()),
-                        onlink: true,
-                    },
-                ],
-            },
-        ];
-        for r in routes {
-            assert_eq!(roundtrip(&r), Some(r.clone().normalized()), "{r:?}");
-        }
-    }
-
-    /// The hand encoder writes exactly what netlink-packet-route would.
-    #[test]
-    fn encode_route_matches_the_message_serializer() {
-        let hop = |g: &str, dev: Option<&str>, onlink| NextHop {
-            gateway: g.parse().unwrap(),
-            dev: dev.map(str::to_string),
-            onlink,
-        };
-        let routes = [
-            KernelRoute::Blackhole,
-            KernelRoute::Local {
-                dev: "tunl0".into(),
-            },
-            KernelRoute::Unicast {
-                next_hops: vec![hop("192.0.2.1", None, false)],
-            },
-            KernelRoute::Unicast {
-                next_hops: vec![hop("192.0.2.1", Some("tunl0"), true)],
-            },
-            KernelRoute::Unicast {
-                next_hops: vec![
-                    hop("192.0.2.1", None, false),
-                    hop("192.0.2.2", Some("tunl0"), true),
-                    hop("192.0.2.3", Some("tunl0"), false),
-                ],
-            },
-        ];
-        let ifindex = |d: &str| (d == "tunl0").then_some(7);
-        let reference = |msg: RouteNetlinkMessage, flags: u16, seq: u32| {
-            let mut nl = NetlinkMessage::from(msg);
-            nl.header.flags = NLM_F_REQUEST | flags;
-            nl.header.sequence_number = seq;
-            nl.finalize();
-            let mut b = vec![0; nl.buffer_len()];
-            nl.serialize(&mut b);
-            b
-        };
-        for (i, prefix) in ["10.1.0.0/24", "10.9.8.7/32", "0.0.0.0/0"]
-            .iter()
-            .enumerate()
-        {
-            let prefix: Ipv4Network = prefix.parse().unwrap();
-            for (j, r) in routes.iter().enumerate() {
-                let seq = (i * 10 + j) as u32;
-                let mut ours = vec![0xee];
-                encode_route(&mut ours, seq, prefix, Some(r), 149, 254, &ifindex).unwrap();
-                let m = route_message(prefix, r, 149, 254, &ifindex).unwrap();
-                let want = reference(RouteNetlinkMessage::NewRoute(m), REPLACE_FLAGS, seq);
-                assert_eq!(ours[1..], want[..], "{prefix} {r:?}");
-            }
-            let mut ours = Vec::new();
-            encode_route(&mut ours, 5, prefix, None, 149, 254, &ifindex).unwrap();
-            let want = reference(
-                RouteNetlinkMessage::DelRoute(delete_message(prefix, 149, 254)),
-                0,
-                5,
-            );
-            assert_eq!(ours, want, "delete {prefix}");
-        }
-        // A missing device leaves the buffer untouched.
-        let mut buf = vec![1, 2, 3];
-        let err = encode_route(
-            &mut buf,
-            1,
-            "10.0.0.0/8".parse().unwrap(),
-            Some(&routes[4]),
-            149,
-            254,
-            &|_| None,
-        )
-        .unwrap_err();
-        assert_eq!(err, "device tunl0 does not exist");
-        assert_eq!(buf, [1, 2, 3]);
-    }
-
-    #[test]
-    fn missing_device_is_named() {
-        let err = route_message(
-            "10.0.0.0/24".parse().unwrap(),
-            &KernelRoute::Local {
-                dev: "ttabc".into(),
-            },
-            149,
-            254,
-            &|_| None,
-        )
-        .unwrap_err();
-        assert_eq!(err, "device ttabc does not exist");
-    }
-
-    #[test]
-    fn parse_buffer_ignores_garbage() {
-        let mut out = Vec::new();
-        parse_buffer(&[0xff; 40], None, &mut out);
-        parse_buffer(&[1, 0, 0, 0], None, &mut out);
-        assert!(out.is_empty());
-    }
-}
+mod tests;
