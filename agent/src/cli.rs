@@ -210,25 +210,38 @@ pub fn render_peers(peers: &[PeerView], now: u64) -> String {
                 p.state.clone(),
                 format!("{} ({})", format_utc(p.since), format_age(p.since, now)),
                 format!("{}/{}", p.routes_received, p.routes_advertised),
+                peer_bfd(p),
                 peer_info(p),
             ]
         })
         .collect();
     table(
-        &["Peer", "Name", "ASN", "State", "Since", "Rcvd/Adv", "Info"],
+        &[
+            "Peer", "Name", "ASN", "State", "Since", "Rcvd/Adv", "BFD", "Info",
+        ],
         &rows,
     )
+}
+
+/// The BFD column: the state, and why it went down while it is not Up.
+fn peer_bfd(p: &PeerView) -> String {
+    match &p.bfd {
+        None => "-".into(),
+        Some(b) if b.state == "Up" || b.diagnostic == "no diagnostic" => b.state.clone(),
+        Some(b) => format!("{} ({})", b.state, b.diagnostic),
+    }
 }
 
 /// The Info column: the last error only while the session is down (an agent
 /// fills `info` that way; older ones sent the error whatever the state).
 fn peer_info(p: &PeerView) -> String {
     if p.state == "Established" {
-        String::new()
+        p.warning.clone().unwrap_or_default()
     } else {
         p.info
             .clone()
             .or_else(|| p.last_error.clone())
+            .or_else(|| p.warning.clone())
             .unwrap_or_default()
     }
 }

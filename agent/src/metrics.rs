@@ -49,6 +49,10 @@ pub struct PeerMetrics {
     pub messages_received: Vec<(String, u64)>,
     pub messages_sent: Vec<(String, u64)>,
     pub established_transitions: u64,
+    /// The BFD session is Up; `None` when the peer has no BFD.
+    pub bfd_up: Option<bool>,
+    /// BFD state changes (RFC 5880) since the session was configured.
+    pub bfd_transitions: u64,
 }
 
 /// Everything a scrape reports.
@@ -181,6 +185,23 @@ impl Collector for SnapshotCollector {
             "tortie_bgp_established_transitions",
             "Times the session with the peer entered Established.",
             &transitions,
+        )?;
+        let bfd: Vec<&PeerMetrics> = s.peers.iter().filter(|p| p.bfd_up.is_some()).collect();
+        gauge_family(
+            &mut enc,
+            "tortie_bfd_session_up",
+            "1 when the peer's BFD session (RFC 5880) is Up, 0 otherwise; only peers with bfd = true.",
+            &bfd.iter()
+                .map(|p| (peer_labels(p), i64::from(p.bfd_up == Some(true))))
+                .collect::<Vec<_>>(),
+        )?;
+        counter_family(
+            &mut enc,
+            "tortie_bfd_transitions",
+            "BFD session state changes (AdminDown/Down/Init/Up) since the session was configured.",
+            &bfd.iter()
+                .map(|p| (peer_labels(p), p.bfd_transitions))
+                .collect::<Vec<_>>(),
         )?;
         gauge_family(
             &mut enc,
@@ -349,6 +370,8 @@ fn tests_sample() -> MetricsSnapshot {
             messages_received: vec![("open".into(), 1), ("update".into(), 4)],
             messages_sent: vec![("open".into(), 1), ("keepalive".into(), 7)],
             established_transitions: 2,
+            bfd_up: Some(true),
+            bfd_transitions: 3,
         }],
         routes_learned: 3,
         routes_local: 2,
@@ -382,6 +405,8 @@ mod tests {
             "tortie_bgp_messages_received_total",
             "tortie_bgp_messages_sent_total",
             "tortie_bgp_established_transitions_total",
+            "tortie_bfd_session_up",
+            "tortie_bfd_transitions_total",
             "tortie_dataplane_routes",
             "tortie_dataplane_netlink_errors_total",
             "tortie_containers",

@@ -80,6 +80,16 @@ pub struct PeerConfig {
     pub import_filter: Option<Arc<Filter>>,
     /// Run on every route advertised to the peer; changing it re-exports.
     pub export_filter: Option<Arc<Filter>>,
+    /// Source address of this session (update-source); overrides
+    /// [`SpeakerConfig::local_address`]. The next hop we advertise follows it.
+    pub source_address: Option<IpAddr>,
+    /// TTL of the session's packets (eBGP multihop). `None`: 1 for eBGP
+    /// (directly connected, as BIRD and FRR), 64 for iBGP (as BIRD; FRR uses
+    /// 255). GTSM (`ttl_security`) overrides it with 255.
+    pub multihop: Option<u8>,
+    /// Single-hop BFD (RFC 5880/5881) beside the session: its Down takes
+    /// the session down at once.
+    pub bfd: Option<BfdConfig>,
 }
 
 /// [`PeerConfig::max_prefixes_restart`] by default (BIRD's `error wait time`
@@ -96,6 +106,45 @@ impl PeerConfig {
         };
         strip(self) == strip(other)
     }
+}
+
+/// BFD settings of one peer (RFC 5880 §6.8.1 variables).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BfdConfig {
+    /// bfd.DesiredMinTxInterval and bfd.RequiredMinRxInterval once Up.
+    pub interval: Duration,
+    /// bfd.DetectMult.
+    pub multiplier: u8,
+}
+
+impl Default for BfdConfig {
+    /// 300 ms × 3, as Calico/BIRD operators usually set it.
+    fn default() -> Self {
+        BfdConfig {
+            interval: Duration::from_millis(300),
+            multiplier: 3,
+        }
+    }
+}
+
+/// A peer's BFD session, for `tortie status` and metrics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BfdStatus {
+    pub state: crate::bfd::BfdState,
+    /// The peer's state as last received.
+    pub remote_state: crate::bfd::BfdState,
+    /// Why the session last went down (bfd.LocalDiag).
+    pub diagnostic: crate::bfd::Diagnostic,
+    /// When `state` was entered.
+    pub since: SystemTime,
+    /// State changes since the session was configured.
+    pub transitions: u64,
+    pub local_discriminator: u32,
+    pub remote_discriminator: u32,
+    /// The Detection Time in use (RFC 5880 §6.8.4), once packets arrived.
+    pub detection_time: Option<Duration>,
+    /// The last socket error (binding 3784, sending), if any.
+    pub error: Option<String>,
 }
 
 impl PeerConfig {
@@ -116,6 +165,9 @@ impl PeerConfig {
             max_prefixes_restart: DEFAULT_MAX_PREFIXES_RESTART,
             import_filter: None,
             export_filter: None,
+            source_address: None,
+            multihop: None,
+            bfd: None,
         }
     }
 }
@@ -202,6 +254,11 @@ pub struct PeerStatus {
     /// Negotiated hold time (seconds) while OpenConfirm/Established.
     pub hold_time: Option<u16>,
     pub capabilities: Option<CapabilitySummary>,
+    /// Local address of the current (or last) session: the next hop we
+    /// advertise to this peer ("next hop self").
+    pub local_address: Option<IpAddr>,
+    /// The BFD session, when the peer has `bfd`.
+    pub bfd: Option<BfdStatus>,
 }
 
 /// One candidate path for a prefix, as the decision process ranked it.

@@ -11,6 +11,7 @@
 
 mod error;
 mod model;
+mod peer_transport;
 mod peers;
 mod raw;
 mod validate;
@@ -20,7 +21,8 @@ use std::path::Path;
 
 pub use error::{ConfigError, Problem};
 pub use model::{
-    Advertise, Api, Bgp, Config, Dataplane, Encapsulation, Metrics, Node, Peer, State, defaults,
+    Advertise, Api, Bfd, Bgp, Config, Dataplane, Encapsulation, Metrics, Node, Peer, State,
+    defaults,
 };
 
 /// Reads, parses and validates the file at `path`. Messages name the file as given.

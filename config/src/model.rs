@@ -23,6 +23,8 @@ pub mod defaults {
     pub const API_SOCKET: &str = "/run/tortie/tortie.sock";
     pub const METRICS_LISTEN: &str = "127.0.0.1:9642";
     pub const STATE_DIR: &str = "/var/lib/tortie";
+    pub const BFD_INTERVAL_MS: u32 = 300;
+    pub const BFD_MULTIPLIER: u8 = 3;
 }
 
 /// The whole file, resolved.
@@ -107,6 +109,22 @@ pub struct Peer {
     pub max_prefixes: Option<u32>,
     /// Overrides `bgp.hold_time` for this peer.
     pub hold_time: Option<u16>,
+    /// `source_address` (update-source): the session's local address and the
+    /// next hop advertised to this peer; default `node.address`.
+    pub source_address: Option<IpAddr>,
+    /// `multihop`: TTL of the session's packets; default 1 for eBGP, 64 for iBGP.
+    pub multihop: Option<u8>,
+    /// `bfd = true` with its timers (single-hop BFD, RFC 5880/5881).
+    pub bfd: Option<Bfd>,
+}
+
+/// A peer's BFD settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bfd {
+    /// `bfd_interval_ms`: desired transmit and required receive interval once Up.
+    pub interval_ms: u32,
+    /// `bfd_multiplier`: Detect Mult.
+    pub multiplier: u8,
 }
 
 /// `[dataplane]`.

@@ -183,6 +183,7 @@ fn peer(
             }
         }
     });
+    let transport = crate::peer_transport::resolve(loc, rp, address, &label);
     Some(Peer {
         address: address?,
         asn: asn?,
@@ -194,6 +195,9 @@ fn peer(
         route_reflector_client,
         max_prefixes,
         hold_time,
+        source_address: transport.source_address,
+        multihop: transport.multihop,
+        bfd: transport.bfd,
     })
 }
 

@@ -47,6 +47,11 @@ pub(crate) const PEER_KEYS: &[(&str, &str)] = &[
     ("route_reflector_client", "route_reflector_client = false"),
     ("max_prefixes", "max_prefixes = 10000"),
     ("hold_time", "hold_time = 30"),
+    ("source_address", "source_address = \"198.51.100.11\""),
+    ("multihop", "multihop = 2"),
+    ("bfd", "bfd = true"),
+    ("bfd_interval_ms", "bfd_interval_ms = 300"),
+    ("bfd_multiplier", "bfd_multiplier = 3"),
 ];
 pub(crate) const DATAPLANE_KEYS: &[(&str, &str)] = &[
     ("encapsulation", "encapsulation = \"none\""),
@@ -106,6 +111,11 @@ pub(crate) struct RawPeer {
     pub route_reflector_client: Field<bool>,
     pub max_prefixes: Field<i64>,
     pub hold_time: Field<i64>,
+    pub source_address: Field<String>,
+    pub multihop: Field<i64>,
+    pub bfd: Field<bool>,
+    pub bfd_interval_ms: Field<i64>,
+    pub bfd_multiplier: Field<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

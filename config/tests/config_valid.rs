@@ -109,6 +109,9 @@ dir = "/var/lib/t"
                 route_reflector_client: false,
                 max_prefixes: Some(1000),
                 hold_time: Some(9),
+                source_address: None,
+                multihop: None,
+                bfd: None,
             },
             Peer {
                 address: "2001:db8::2".parse().expect("ip"),
@@ -121,6 +124,9 @@ dir = "/var/lib/t"
                 route_reflector_client: true,
                 max_prefixes: None,
                 hold_time: None,
+                source_address: None,
+                multihop: None,
+                bfd: None,
             },
         ],
         dataplane: Dataplane {

@@ -171,6 +171,41 @@ pub struct PeerView {
     /// session), like FRR's "Last reset … due to …".
     #[serde(default)]
     pub last_error: Option<String>,
+    /// Our end of the session (its source address): the next hop we
+    /// advertise to this peer.
+    #[serde(default)]
+    pub local_address: Option<String>,
+    /// The peer's BFD session, when `bfd = true`.
+    #[serde(default)]
+    pub bfd: Option<BfdView>,
+    /// A problem the session cannot report itself, whatever its state: e.g.
+    /// a next hop the peer will likely reject (not on its subnet).
+    #[serde(default)]
+    pub warning: Option<String>,
+}
+
+/// A peer's BFD session (RFC 5880 names).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BfdView {
+    /// AdminDown, Down, Init or Up.
+    pub state: String,
+    /// The peer's state as last received.
+    pub remote_state: String,
+    /// Why it last went down (RFC 5880 §4.1 diagnostic), e.g.
+    /// "control detection time expired".
+    pub diagnostic: String,
+    /// When `state` was entered, seconds since the Unix epoch.
+    pub since: u64,
+    /// State changes since the session was configured.
+    pub transitions: u64,
+    /// Detection Time in use, milliseconds (RFC 5880 §6.8.4).
+    #[serde(default)]
+    pub detection_time_ms: Option<u64>,
+    pub local_discriminator: u32,
+    pub remote_discriminator: u32,
+    /// The last socket error, if any.
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// `GET /v1/routes`: one Loc-RIB prefix with every candidate path.

@@ -467,7 +467,14 @@ impl Backend for Agent {
                 encapsulation: super::encapsulation_name(cfg.dataplane.encapsulation).to_string(),
             },
             converged: self.is_converged(),
-            peers: peers.iter().map(convert::peer_view).collect(),
+            peers: peers
+                .iter()
+                .map(|p| {
+                    let mut v = convert::peer_view(p);
+                    v.warning = convert::next_hop_warning(&cfg, p);
+                    v
+                })
+                .collect(),
             containers: self.locals_read().len() as u64,
             ipam: counts,
         })

@@ -7,12 +7,12 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use tortie_bgp::policy::ImportGuard;
 use tortie_bgp::{
-    GracefulRestartConfig, Ipv4Prefix, Origin, PeerConfig, PeerStatus, Prefix, RouteInfo,
-    SpeakerConfig,
+    BfdConfig, BfdStatus, GracefulRestartConfig, Ipv4Prefix, Origin, PeerConfig, PeerStatus,
+    Prefix, RouteInfo, SpeakerConfig,
 };
 use tortie_config::Config;
 
-use crate::api::{PathView, PeerView, RouteView};
+use crate::api::{BfdView, PathView, PeerView, RouteView};
 use crate::metrics::PeerMetrics;
 
 /// One configured peer as the speaker wants it.
@@ -31,6 +31,12 @@ pub fn peer_config(p: &tortie_config::Peer) -> PeerConfig {
         max_prefixes_restart: tortie_bgp::DEFAULT_MAX_PREFIXES_RESTART,
         import_filter: None,
         export_filter: None,
+        source_address: p.source_address,
+        multihop: p.multihop,
+        bfd: p.bfd.map(|b| BfdConfig {
+            interval: Duration::from_millis(u64::from(b.interval_ms)),
+            multiplier: b.multiplier,
+        }),
     }
 }
 
@@ -118,6 +124,49 @@ pub fn peer_view(p: &PeerStatus) -> PeerView {
             p.last_error.clone()
         },
         last_error: p.last_error.clone(),
+        local_address: p.local_address.map(|a| a.to_string()),
+        bfd: p.bfd.as_ref().map(bfd_view),
+        warning: None,
+    }
+}
+
+/// A next hop an eBGP peer will likely refuse, which the wire never tells
+/// us (BIRD: "next hop not directly reachable"; FRR: "martian"/"not
+/// connected"): the session leaves from `node.address` (no `source_address`)
+/// toward a single-hop eBGP peer outside that subnet, so the NEXT_HOP we
+/// advertise is not on the peer's network.
+pub fn next_hop_warning(c: &Config, p: &PeerStatus) -> Option<String> {
+    let cfg = c.peers.iter().find(|q| q.address == p.address)?;
+    let ebgp_single_hop = cfg.asn != c.node.asn && cfg.multihop.unwrap_or(1) == 1;
+    let IpAddr::V4(peer) = p.address else {
+        return None;
+    };
+    if !ebgp_single_hop || cfg.source_address.is_some() || c.node.address.contains(peer) {
+        return None;
+    }
+    let nh = p.local_address.unwrap_or(IpAddr::V4(c.node.address.ip()));
+    (nh == IpAddr::V4(c.node.address.ip())).then(|| {
+        format!(
+            "peer is outside node.address's subnet {}/{} and source_address is not set: the session leaves from {nh} and the peer will likely reject next hop {nh} as not directly connected (set source_address to this node's address on the peer's subnet, or multihop for a peer further away)",
+            c.node.address.network(),
+            c.node.address.prefix()
+        )
+    })
+}
+
+pub fn bfd_view(b: &BfdStatus) -> BfdView {
+    BfdView {
+        state: b.state.name().to_string(),
+        remote_state: b.remote_state.name().to_string(),
+        diagnostic: b.diagnostic.text().to_string(),
+        since: unix_secs(b.since),
+        transitions: b.transitions,
+        detection_time_ms: b
+            .detection_time
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        local_discriminator: b.local_discriminator,
+        remote_discriminator: b.remote_discriminator,
+        error: b.error.clone(),
     }
 }
 
@@ -141,6 +190,11 @@ pub fn peer_metrics(p: &PeerStatus) -> PeerMetrics {
             .map(|(t, n)| (t.to_string(), *n))
             .collect(),
         established_transitions: p.established_transitions,
+        bfd_up: p
+            .bfd
+            .as_ref()
+            .map(|b| b.state == tortie_bgp::bfd::BfdState::Up),
+        bfd_transitions: p.bfd.as_ref().map_or(0, |b| b.transitions),
     }
 }
 
@@ -242,6 +296,8 @@ name = "n2"
             last_error: last_error.map(str::to_string),
             hold_time: None,
             capabilities: None,
+            local_address: None,
+            bfd: None,
         }
     }
 
@@ -256,6 +312,31 @@ name = "n2"
         assert_eq!(down.info.as_deref(), Some(err));
         assert_eq!(down.last_error.as_deref(), Some(err));
         assert_eq!(peer_view(&status(SessionState::Active, None)).info, None);
+    }
+
+    #[test]
+    fn a_next_hop_off_the_peers_subnet_is_a_warning() {
+        let text = CONF.replace("192.0.2.12\"\nasn = 64512", "198.51.100.1\"\nasn = 65001");
+        let c = tortie_config::parse(&text, "t.toml").unwrap();
+        let mut st = status(tortie_bgp::SessionState::Established, None);
+        st.address = "198.51.100.1".parse().unwrap();
+        let w = next_hop_warning(&c, &st).expect("warning");
+        assert!(
+            w.contains("192.0.2.0/24") && w.contains("next hop 192.0.2.11"),
+            "{w}"
+        );
+        // On the node's subnet, iBGP, or with source_address / multihop: none.
+        assert_eq!(
+            next_hop_warning(
+                &conf(),
+                &status(tortie_bgp::SessionState::Established, None)
+            ),
+            None
+        );
+        for extra in ["source_address = \"198.51.100.11\"\n", "multihop = 2\n"] {
+            let c = tortie_config::parse(&format!("{text}{extra}"), "t.toml").unwrap();
+            assert_eq!(next_hop_warning(&c, &st), None, "{extra}");
+        }
     }
 
     #[test]

@@ -9,6 +9,8 @@
 
 pub mod packet;
 pub mod session;
+pub mod socket;
+pub(crate) mod task;
 
 pub use packet::{BfdState, ControlPacket, Diagnostic, PacketError};
 pub use session::{Action, Discard, Event, Session, SessionConfig};

@@ -53,6 +53,8 @@ pub mod codes {
     pub const CEASE_OTHER_CONFIG_CHANGE: u8 = 6;
     pub const CEASE_CONNECTION_COLLISION: u8 = 7;
     pub const CEASE_OUT_OF_RESOURCES: u8 = 8;
+    /// RFC 9384.
+    pub const CEASE_BFD_DOWN: u8 = 10;
 }
 
 /// Session states, named as in RFC 4271 §8.2.2.
@@ -214,6 +216,7 @@ pub fn notification_text(n: &Notification) -> String {
         (CEASE, CEASE_OTHER_CONFIG_CHANGE) => "Cease: Other Configuration Change",
         (CEASE, CEASE_CONNECTION_COLLISION) => "Cease: Connection Collision Resolution",
         (CEASE, CEASE_OUT_OF_RESOURCES) => "Cease: Out of Resources",
+        (CEASE, CEASE_BFD_DOWN) => "Cease: BFD Down",
         (CEASE, _) => "Cease",
         _ => "unknown error",
     };

@@ -10,7 +10,7 @@
 mod coalesce;
 mod conn;
 mod listener;
-mod msg;
+pub(crate) mod msg;
 mod outbox;
 mod peer;
 mod rib_task;
@@ -148,6 +148,29 @@ fn validate_peers(peers: &[PeerConfig], hold_time: u16) -> Result<(), BgpError> 
                 "{who}: TCP MD5 key must be 1..=80 bytes"
             )));
         }
+        if p.multihop == Some(0) {
+            return Err(BgpError::Config(format!(
+                "{who}: multihop TTL must be 1..=255"
+            )));
+        }
+        if let Some(b) = &p.bfd {
+            if b.multiplier == 0 {
+                return Err(BgpError::Config(format!(
+                    "{who}: BFD detect multiplier must be 1..=255"
+                )));
+            }
+            if b.interval < Duration::from_millis(10) || b.interval > Duration::from_secs(60) {
+                return Err(BgpError::Config(format!(
+                    "{who}: BFD interval {:?} is outside 10 ms..=60 s",
+                    b.interval
+                )));
+            }
+            if p.multihop.is_some_and(|m| m > 1) || p.ttl_security.is_some_and(|h| h > 1) {
+                return Err(BgpError::Config(format!(
+                    "{who}: BFD here is single-hop (RFC 5881): the peer must be directly connected (multihop BFD, RFC 5883, is not supported)"
+                )));
+            }
+        }
         if p.ttl_security == Some(0) {
             return Err(BgpError::Config(format!(
                 "{who}: ttl_security hop count must be 1..=255"
@@ -171,6 +194,8 @@ pub(crate) struct Runtime {
     rib_task: JoinHandle<()>,
     peers: tokio::sync::Mutex<Vec<PeerHandle>>,
     listener: Option<listener::Listener>,
+    /// The BFD socket task (RFC 5881), serving every peer with `bfd`.
+    bfd: crate::bfd::task::BfdTask,
     /// Peer address → session task, read by the listener.
     dispatch: listener::Dispatch,
 }
@@ -225,12 +250,13 @@ impl Runtime {
             rib_task,
             peers: tokio::sync::Mutex::new(Vec::new()),
             listener,
+            bfd: crate::bfd::task::BfdTask::start(crate::bfd::socket::CONTROL_PORT),
             dispatch,
         };
         {
             let mut peers = rt.peers.lock().await;
             for p in cfg.peers {
-                let h = rt.spawn_peer(p)?;
+                let h = rt.spawn_peer(p).await?;
                 peers.push(h);
             }
         }
@@ -238,7 +264,7 @@ impl Runtime {
         Ok((rt, ev_rx))
     }
 
-    fn spawn_peer(&self, p: PeerConfig) -> Result<PeerHandle, BgpError> {
+    async fn spawn_peer(&self, p: PeerConfig) -> Result<PeerHandle, BgpError> {
         if let Some(l) = &self.listener {
             l.set_md5(p.address, p.password.as_deref())?;
             if p.ttl_security.is_some() {
@@ -254,6 +280,21 @@ impl Runtime {
             status.clone(),
             cmd_rx,
         );
+        if let Some(cfg) = p.bfd {
+            let local = p.source_address.or(self
+                .shared
+                .local_address
+                .filter(|a| a.is_ipv4() == p.address.is_ipv4()));
+            self.bfd
+                .add(crate::bfd::task::NewSession {
+                    peer: p.address,
+                    local,
+                    cfg,
+                    status: status.clone(),
+                    notify: cmd_tx.clone(),
+                })
+                .await?;
+        }
         self.dispatch.insert(p.address, cmd_tx.clone());
         let task = tokio::spawn(task.run());
         Ok(PeerHandle {
@@ -277,6 +318,9 @@ impl Runtime {
         keep_if_graceful: bool,
     ) {
         self.dispatch.remove(h.cfg.address);
+        if h.cfg.bfd.is_some() {
+            self.bfd.remove(h.cfg.address).await;
+        }
         if let Some(l) = &self.listener {
             let _ = l.set_md5(h.cfg.address, None);
         }
@@ -439,7 +483,7 @@ impl Runtime {
                 peers.push(kept.swap_remove(i));
             } else {
                 info!(peer = %p.address, "peer added to the configuration");
-                let h = self.spawn_peer(p)?;
+                let h = self.spawn_peer(p).await?;
                 peers.push(h);
             }
         }

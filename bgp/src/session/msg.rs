@@ -90,6 +90,8 @@ pub(crate) enum PeerCmd {
     RouteRefresh {
         reply: oneshot::Sender<Result<(), BgpError>>,
     },
+    /// The peer's BFD session went from Up to Down (diagnostic).
+    BfdDown(crate::bfd::Diagnostic),
     /// Stop the session and end the task. `None`: close without NOTIFICATION.
     /// `keep_if_graceful`: also without it when the session negotiated
     /// graceful restart (RFC 4724: the peer keeps our routes meanwhile).

@@ -152,6 +152,8 @@ pub struct ConnectOptions {
     pub local: Option<IpAddr>,
     pub password: Option<Vec<u8>>,
     pub ttl_security: Option<u8>,
+    /// TTL of the session's packets when GTSM is off (eBGP multihop).
+    pub ttl: Option<u8>,
 }
 
 /// Opens an outgoing session connection with MD5/GTSM set before the SYN.
@@ -173,22 +175,40 @@ pub async fn connect(opts: &ConnectOptions) -> io::Result<TcpStream> {
     }
     if let Some(h) = opts.ttl_security {
         set_gtsm(fd, remote.is_ipv6(), h)?;
+    } else if let Some(t) = opts.ttl {
+        set_ttl(fd, remote.is_ipv6(), t)?;
     }
     let stream = sock.connect(remote).await?;
     stream.set_nodelay(true)?;
     Ok(stream)
 }
 
-/// Prepares an accepted connection for `peer`'s GTSM setting.
-pub fn prepare_accepted(stream: &TcpStream, ttl_security: Option<u8>) -> io::Result<()> {
+/// Sends with this TTL / hop limit (eBGP multihop; 1: directly connected).
+pub fn set_ttl(fd: RawFd, v6: bool, ttl: u8) -> io::Result<()> {
+    let ttl = i32::from(ttl.max(1));
+    if v6 {
+        setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, ttl)
+    } else {
+        setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_TTL, ttl)
+    }
+}
+
+/// Prepares an accepted connection for `peer`'s GTSM or TTL setting.
+pub fn prepare_accepted(
+    stream: &TcpStream,
+    ttl_security: Option<u8>,
+    ttl: Option<u8>,
+) -> io::Result<()> {
     stream.set_nodelay(true)?;
+    // A v4-mapped peer on a dual-stack socket travels as IPv4: IP_* options.
+    let v6 = match stream.peer_addr()?.ip() {
+        IpAddr::V6(a) => a.to_ipv4_mapped().is_none(),
+        IpAddr::V4(_) => false,
+    };
     if let Some(h) = ttl_security {
-        // A v4-mapped peer on a dual-stack socket travels as IPv4: IP_* options.
-        let v6 = match stream.peer_addr()?.ip() {
-            IpAddr::V6(a) => a.to_ipv4_mapped().is_none(),
-            IpAddr::V4(_) => false,
-        };
         set_gtsm(stream.as_raw_fd(), v6, h)?;
+    } else if let Some(t) = ttl {
+        set_ttl(stream.as_raw_fd(), v6, t)?;
     }
     Ok(())
 }

@@ -26,8 +26,8 @@ use super::conn::{Conn, IoDone, OUT_HIGH_WATER};
 use super::msg::{InFlight, PeerCmd, PeerOut, RibMsg};
 use super::socket::{self, ConnectOptions};
 use super::{Shared, fsm_config, jitter};
-use crate::fsm::{Action, DownReason, Event, Fsm, Negotiated, SessionState, Timer, codes, notify};
-use crate::speaker::{CapabilitySummary, PeerConfig, PeerStatus, SpeakerEvent};
+use crate::fsm::{Action, Event, Fsm, Negotiated, SessionState, Timer, codes, notify};
+use crate::speaker::{PeerConfig, PeerStatus, SpeakerEvent};
 use crate::wire::{CodecContext, Message, MessageType, Notification, RouteRefresh};
 
 /// Stop reading the socket while this many messages wait for the RIB task.
@@ -52,6 +52,7 @@ enum Wake {
 }
 
 mod collision;
+mod lifecycle;
 
 type Connecting = Pin<Box<dyn Future<Output = io::Result<TcpStream>> + Send>>;
 
@@ -112,6 +113,8 @@ pub(crate) fn initial_status(peer: &PeerConfig, local_asn: u32) -> PeerStatus {
         last_error: None,
         hold_time: None,
         capabilities: None,
+        local_address: None,
+        bfd: None,
     }
 }
 
@@ -300,6 +303,7 @@ impl PeerTask {
                 let res = self.send_route_refresh();
                 let _ = reply.send(res);
             }
+            PeerCmd::BfdDown(diag) => self.on_bfd_down(diag),
             PeerCmd::Stop { .. } => {} // handled in run()
         }
     }
@@ -379,7 +383,9 @@ impl PeerTask {
 
     fn on_accepted(&mut self, stream: TcpStream) {
         let peer = self.addr();
-        if let Err(e) = socket::prepare_accepted(&stream, self.peer.ttl_security) {
+        if let Err(e) =
+            socket::prepare_accepted(&stream, self.peer.ttl_security, self.session_ttl())
+        {
             warn!(%peer, "accepted connection: socket options: {e}");
             return;
         }
@@ -699,7 +705,8 @@ impl PeerTask {
                 if self.connecting.is_none() && self.conn.is_none() {
                     let opts = ConnectOptions {
                         remote: self.remote(),
-                        local: self.shared.local_address,
+                        local: self.source_address(),
+                        ttl: self.session_ttl(),
                         password: self.peer.password.clone(),
                         ttl_security: self.peer.ttl_security,
                     };
@@ -752,73 +759,5 @@ impl PeerTask {
                 family: r.family,
             }),
         }
-    }
-
-    fn on_established(&mut self, n: Negotiated) {
-        let peer = self.addr();
-        // Next-hop self: the configured local address when it is of the
-        // session's family, else the session's own local address.
-        let session_local = self.conn.as_ref().map(|c| c.local.ip().to_canonical());
-        let configured = self.shared.local_address;
-        let local_addr = match (session_local, configured) {
-            (Some(s), Some(c)) if s.is_ipv4() == c.is_ipv4() => c,
-            (Some(s), _) => s,
-            (None, Some(c)) => c,
-            (None, None) => IpAddr::from([0, 0, 0, 0]),
-        };
-        info!(%peer, asn = n.peer_asn, hold = n.hold_time, families = ?n.families, "session Established");
-        if let Ok(mut st) = self.status.lock() {
-            st.established_transitions += 1;
-            st.hold_time = Some(n.hold_time);
-            st.remote_id = Some(n.peer_id);
-            st.capabilities = Some(CapabilitySummary {
-                families: n.families.clone(),
-                four_octet_as: n.four_octet_as,
-                route_refresh: n.route_refresh,
-                extended_message: n.extended_message,
-                peer_restart_time: n.peer_graceful_restart.as_ref().map(|g| g.restart_time),
-            });
-        }
-        // RFC 4724 §4.1: the Restart State bit only on the first session after our restart.
-        self.fsm.config_mut().graceful_restart =
-            fsm_config(&self.shared, &self.peer, false).graceful_restart;
-        let (tx, rx) = mpsc::channel(64);
-        self.out_rx = Some(rx);
-        self.session = Some(n.clone());
-        self.to_rib.push_back(RibMsg::PeerUp {
-            peer,
-            negotiated: n,
-            local_addr,
-            out: tx,
-        });
-    }
-
-    fn on_down(&mut self, reason: DownReason, was_established: bool) {
-        let peer = self.addr();
-        if !matches!(reason, DownReason::Stopped) {
-            self.set_error(reason.to_string());
-        }
-        self.reason = reason.to_string();
-        self.out_rx = None;
-        let session = self.session.take();
-        if !was_established {
-            return;
-        }
-        info!(%peer, "session down: {reason}");
-        let gr = session
-            .as_ref()
-            .and_then(|n| n.peer_graceful_restart.clone());
-        let (retain_for, families) = match gr {
-            Some(g) if reason.retains_routes() && g.restart_time > 0 => (
-                Some(Duration::from_secs(u64::from(g.restart_time))),
-                g.families.iter().map(|(f, _)| *f).collect(),
-            ),
-            _ => (None, Vec::new()),
-        };
-        self.to_rib.push_back(RibMsg::PeerDown {
-            peer,
-            retain_for,
-            families,
-        });
     }
 }
