@@ -106,7 +106,7 @@ fn refusals_name_the_key_position_and_a_hint() {
             9,
             7,
         ),
-        ("bfd = \"yes\"\n", "peer.bfd: invalid type", 9, 7),
+        ("bfd = \"yes\"\n", "peer.bfd must be true or false", 9, 7),
     ];
     for (keys, want, line, col) in cases {
         let text = file(keys);
