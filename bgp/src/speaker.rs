@@ -320,7 +320,22 @@ impl Speaker {
         prefix: Prefix,
         next_hop: Option<IpAddr>,
     ) -> Result<(), crate::BgpError> {
-        self.inner.originate(prefix, next_hop).await
+        let attributes = PathAttributes {
+            next_hop,
+            ..PathAttributes::default()
+        };
+        self.inner.originate(prefix, attributes).await
+    }
+
+    /// Originates `prefix` with the given attributes (e.g. communities; an
+    /// empty AS_PATH and ORIGIN IGP as a rule; NEXT_HOP `None` for "this
+    /// speaker"). Replaces an earlier origination of the prefix.
+    pub async fn originate_with(
+        &self,
+        prefix: Prefix,
+        attributes: PathAttributes,
+    ) -> Result<(), crate::BgpError> {
+        self.inner.originate(prefix, attributes).await
     }
 
     /// Withdraws a locally originated prefix (no-op if not originated).

@@ -13,6 +13,7 @@ mod error;
 mod model;
 mod peer_transport;
 mod peers;
+mod policy;
 mod raw;
 mod validate;
 mod values;
@@ -20,6 +21,7 @@ mod values;
 use std::path::Path;
 
 pub use error::{ConfigError, Problem};
+pub use policy::{Communities, MAX_PREFIXES_RESTART, Policy};
 pub use model::{
     Advertise, Api, Bfd, Bgp, Config, Dataplane, Encapsulation, Metrics, Node, Peer, State,
     defaults,

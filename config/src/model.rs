@@ -37,6 +37,8 @@ pub struct Config {
     pub api: Api,
     pub metrics: Metrics,
     pub state: State,
+    /// Filters, `bgp.ebgp_requires_policy`, communities of originated routes.
+    pub policy: crate::Policy,
 }
 
 /// `[node]`: who this node is.
@@ -116,6 +118,12 @@ pub struct Peer {
     pub multihop: Option<u8>,
     /// `bfd = true` with its timers (single-hop BFD, RFC 5880/5881).
     pub bfd: Option<Bfd>,
+    /// `import_filter`: the named filter run on every route it announces.
+    pub import_filter: Option<std::sync::Arc<tortie_bgp::policy::Filter>>,
+    /// `export_filter`: the named filter run on every route sent to it.
+    pub export_filter: Option<std::sync::Arc<tortie_bgp::policy::Filter>>,
+    /// `max_prefixes_restart`: idle time after a max-prefix Cease.
+    pub max_prefixes_restart: std::time::Duration,
 }
 
 /// A peer's BFD settings.

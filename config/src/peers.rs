@@ -14,6 +14,7 @@ use std::path::Path;
 use toml::Spanned;
 
 use crate::error::Locator;
+use crate::Policy;
 use crate::model::{Bgp, Node, Peer, defaults};
 use crate::raw::{RawConfig, RawPeer, TtlSecurity};
 use crate::validate::{HOLD_TIME_HINT, asn, check_name, hold_time_ok, int};
@@ -27,12 +28,13 @@ pub(crate) fn resolve(
     raw: &RawConfig,
     node: Option<&Node>,
     bgp: &Bgp,
+    policy: &Policy,
 ) -> Vec<Peer> {
     let mut peers = Vec::new();
     let mut by_address: HashMap<IpAddr, usize> = HashMap::new();
     let mut by_name: HashMap<String, usize> = HashMap::new();
     for (header, rp) in &raw.peers {
-        let Some(peer) = peer(loc, header, rp, node, bgp) else {
+        let Some(peer) = peer(loc, header, rp, node, bgp, policy) else {
             continue;
         };
         let line = loc.position(header.start).0;
@@ -81,6 +83,7 @@ fn peer(
     rp: &RawPeer,
     node: Option<&Node>,
     bgp: &Bgp,
+    policy: &Policy,
 ) -> Option<Peer> {
     let address = match &rp.address {
         None => {
@@ -184,6 +187,8 @@ fn peer(
         }
     });
     let transport = crate::peer_transport::resolve(loc, rp, address, &label);
+    let (import_filter, export_filter, max_prefixes_restart) =
+        crate::policy::peer_keys(loc, rp, policy);
     Some(Peer {
         address: address?,
         asn: asn?,
@@ -198,6 +203,9 @@ fn peer(
         source_address: transport.source_address,
         multihop: transport.multihop,
         bfd: transport.bfd,
+        import_filter,
+        export_filter,
+        max_prefixes_restart,
     })
 }
 

@@ -34,6 +34,9 @@ pub(crate) const BGP_KEYS: &[(&str, &str)] = &[
     ("graceful_restart", "graceful_restart = true"),
     ("restart_time", "restart_time = 120"),
     ("advertise", "advertise = \"block\""),
+    ("ebgp_requires_policy", "ebgp_requires_policy = true"),
+    ("block_communities", "block_communities = [\"65000:100\"]"),
+    ("host_communities", "host_communities = [\"65000:1:2\"]"),
 ];
 pub(crate) const PEER_KEYS: &[(&str, &str)] = &[
     ("address", "address = \"192.0.2.1\""),
@@ -52,6 +55,9 @@ pub(crate) const PEER_KEYS: &[(&str, &str)] = &[
     ("bfd", "bfd = true"),
     ("bfd_interval_ms", "bfd_interval_ms = 300"),
     ("bfd_multiplier", "bfd_multiplier = 3"),
+    ("import_filter", "import_filter = \"tor-in\""),
+    ("export_filter", "export_filter = \"tor-out\""),
+    ("max_prefixes_restart", "max_prefixes_restart = 60"),
 ];
 pub(crate) const DATAPLANE_KEYS: &[(&str, &str)] = &[
     ("encapsulation", "encapsulation = \"none\""),
@@ -72,6 +78,7 @@ pub(crate) const SECTIONS: &[(&str, &[(&str, &str)])] = &[
     ("api", API_KEYS),
     ("metrics", METRICS_KEYS),
     ("state", STATE_KEYS),
+    ("filter", crate::policy::FILTER_KEYS),
 ];
 
 #[derive(Debug, Default, Deserialize)]
@@ -95,6 +102,9 @@ pub(crate) struct RawBgp {
     pub graceful_restart: Field<bool>,
     pub restart_time: Field<i64>,
     pub advertise: Field<String>,
+    pub ebgp_requires_policy: Field<bool>,
+    pub block_communities: Field<Vec<Spanned<String>>>,
+    pub host_communities: Field<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -116,6 +126,9 @@ pub(crate) struct RawPeer {
     pub bfd: Field<bool>,
     pub bfd_interval_ms: Field<i64>,
     pub bfd_multiplier: Field<i64>,
+    pub import_filter: Field<String>,
+    pub export_filter: Field<String>,
+    pub max_prefixes_restart: Field<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -187,6 +200,8 @@ pub(crate) struct RawConfig {
     pub api: RawApi,
     pub metrics: RawMetrics,
     pub state: RawState,
+    /// Each `[[filter]]` with its rules.
+    pub filters: Vec<crate::policy::RawFilterTable>,
 }
 
 /// Parses the text into raw sections. Returns `None` on TOML syntax errors
@@ -210,6 +225,7 @@ pub(crate) fn read(loc: &mut Locator<'_>, text: &str) -> Option<RawConfig> {
             "api" => raw.api = section(loc, "api", API_KEYS, value),
             "metrics" => raw.metrics = section(loc, "metrics", METRICS_KEYS, value),
             "state" => raw.state = section(loc, "state", STATE_KEYS, value),
+            "filter" => crate::policy::read_filters(loc, value, &mut raw.filters),
             "peer" => match value.get_ref() {
                 DeValue::Array(items) => {
                     for item in items.iter() {
@@ -272,7 +288,7 @@ fn report_syntax(loc: &mut Locator<'_>, errors: &[toml::de::Error]) {
 
 /// Deserializes one table, recording (and dropping) each bad key until serde
 /// accepts the rest.
-fn section<'i, T: Deserialize<'i> + Default>(
+pub(crate) fn section<'i, T: Deserialize<'i> + Default>(
     loc: &mut Locator<'_>,
     name: &str,
     keys: &[(&str, &str)],
@@ -446,8 +462,8 @@ mod tests {
         for (section_name, keys) in SECTIONS {
             for (key, example) in *keys {
                 let text = format!("[{section_name}]\n{example}\n");
-                let text = if *section_name == "peer" {
-                    format!("[[peer]]\n{example}\n")
+                let text = if *section_name == "peer" || *section_name == "filter" {
+                    format!("[[{section_name}]]\n{example}\n")
                 } else {
                     text
                 };
@@ -456,6 +472,13 @@ mod tests {
                 assert!(raw.is_some(), "{key}");
                 assert!(loc.problems.is_empty(), "{key}: {:?}", loc.problems);
             }
+        }
+        for (key, example) in crate::policy::RULE_KEYS {
+            let text = format!("[[filter]]\nname = \"f\"\n[[filter.rule]]\n{example}\n");
+            let mut loc = Locator::new("t", &text);
+            let raw = read(&mut loc, &text);
+            assert!(raw.is_some_and(|r| r.filters[0].rules.len() == 1), "{key}");
+            assert!(loc.problems.is_empty(), "{key}: {:?}", loc.problems);
         }
     }
 }

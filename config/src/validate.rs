@@ -109,7 +109,8 @@ pub(crate) fn resolve(
     if let (Some(node), Some(dp)) = (&node, &dataplane) {
         check_pool_size(loc, node, dp, &raw.node);
     }
-    let peers = crate::peers::resolve(loc, raw, node.as_ref(), &bgp);
+    let policy = crate::policy::resolve(loc, &raw.filters, &raw.bgp);
+    let peers = crate::peers::resolve(loc, raw, node.as_ref(), &bgp, &policy);
     match (node, dataplane) {
         (Some(node), Some(dataplane)) if loc.problems.is_empty() => Some(Config {
             node,
@@ -119,6 +120,7 @@ pub(crate) fn resolve(
             api,
             metrics,
             state,
+            policy,
         }),
         _ => None,
     }

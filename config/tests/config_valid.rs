@@ -112,6 +112,9 @@ dir = "/var/lib/t"
                 source_address: None,
                 multihop: None,
                 bfd: None,
+                import_filter: None,
+                export_filter: None,
+                max_prefixes_restart: std::time::Duration::from_secs(60),
             },
             Peer {
                 address: "2001:db8::2".parse().expect("ip"),
@@ -127,6 +130,9 @@ dir = "/var/lib/t"
                 source_address: None,
                 multihop: None,
                 bfd: None,
+                import_filter: None,
+                export_filter: None,
+                max_prefixes_restart: std::time::Duration::from_secs(60),
             },
         ],
         dataplane: Dataplane {
@@ -143,6 +149,12 @@ dir = "/var/lib/t"
         },
         state: State {
             dir: PathBuf::from("/var/lib/t"),
+        },
+        policy: tortie_config::Policy {
+            filters: Vec::new(),
+            ebgp_requires_policy: true,
+            block_communities: Default::default(),
+            host_communities: Default::default(),
         },
     };
     assert_eq!(ok(&text), expected);

@@ -155,15 +155,15 @@ impl Agent {
         {
             self.speaker()
                 .await?
-                .originate(p, None)
+                .originate_with(p, convert::origin_attributes(&cfg, false))
                 .await
                 .map_err(|e| ApiError::internal(format!("originating {ip}/32: {e}")))?;
         }
         Ok(())
     }
 
-    /// `bgp.advertise` changed (SIGHUP): originate or withdraw each
-    /// container's /32 so BGP matches the new rule.
+    /// `bgp.advertise` or `bgp.host_communities` changed (SIGHUP):
+    /// originate (again) or withdraw each container's /32 so BGP matches.
     pub async fn readvertise(&self, old: &Config, new: &Config) {
         let ips: Vec<Ipv4Addr> = self.locals_read().keys().copied().collect();
         let Ok(speaker) = self.speaker().await else {
@@ -177,8 +177,18 @@ impl Agent {
                 convert::advertise_host(old, ip),
                 convert::advertise_host(new, ip),
             );
+            let recolour = old.policy.host_communities != new.policy.host_communities;
             let result = match (was, now) {
-                (false, true) => speaker.originate(p, None).await,
+                (false, true) => {
+                    speaker
+                        .originate_with(p, convert::origin_attributes(new, false))
+                        .await
+                }
+                (true, true) if recolour => {
+                    speaker
+                        .originate_with(p, convert::origin_attributes(new, false))
+                        .await
+                }
                 (true, false) => speaker.withdraw(p).await,
                 _ => Ok(()),
             };

@@ -7,8 +7,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use tortie_bgp::policy::ImportGuard;
 use tortie_bgp::{
-    BfdConfig, BfdStatus, GracefulRestartConfig, Ipv4Prefix, Origin, PeerConfig, PeerStatus,
-    Prefix, RouteInfo, SpeakerConfig,
+    BfdConfig, BfdStatus, GracefulRestartConfig, Ipv4Prefix, Origin, PathAttributes, PeerConfig,
+    PeerStatus, Prefix, RouteInfo, SpeakerConfig,
 };
 use tortie_config::Config;
 
@@ -28,9 +28,9 @@ pub fn peer_config(p: &tortie_config::Peer) -> PeerConfig {
         route_reflector_client: p.route_reflector_client,
         max_prefixes: p.max_prefixes,
         hold_time: p.hold_time,
-        max_prefixes_restart: tortie_bgp::DEFAULT_MAX_PREFIXES_RESTART,
-        import_filter: None,
-        export_filter: None,
+        max_prefixes_restart: p.max_prefixes_restart,
+        import_filter: p.import_filter.clone(),
+        export_filter: p.export_filter.clone(),
         source_address: p.source_address,
         multihop: p.multihop,
         bfd: p.bfd.map(|b| BfdConfig {
@@ -56,7 +56,7 @@ pub fn speaker_config(c: &Config, forwarding_preserved: bool) -> SpeakerConfig {
         }),
         cluster_id: Some(c.node.cluster_id),
         guard: import_guard(c),
-        ebgp_requires_policy: true,
+        ebgp_requires_policy: c.policy.ebgp_requires_policy,
         peers: c.peers.iter().map(peer_config).collect(),
     }
 }
@@ -68,6 +68,22 @@ pub fn import_guard(c: &Config) -> ImportGuard {
         block_prefix(c).into_iter().collect(),
         vec![IpAddr::V4(c.node.address.ip())],
     )
+}
+
+/// The attributes this node originates a prefix with: ORIGIN IGP, empty
+/// AS_PATH, next-hop self, and `bgp.block_communities` (the block) or
+/// `bgp.host_communities` (a container /32).
+pub fn origin_attributes(c: &Config, block: bool) -> PathAttributes {
+    let comms = if block {
+        &c.policy.block_communities
+    } else {
+        &c.policy.host_communities
+    };
+    PathAttributes {
+        communities: comms.standard.clone(),
+        large_communities: comms.large.clone(),
+        ..PathAttributes::default()
+    }
 }
 
 /// The node's block as a BGP prefix.
@@ -337,6 +353,26 @@ name = "n2"
             let c = tortie_config::parse(&format!("{text}{extra}"), "t.toml").unwrap();
             assert_eq!(next_hop_warning(&c, &st), None, "{extra}");
         }
+    }
+
+    #[test]
+    fn policy_reaches_the_speaker() {
+        let text = format!(
+            "{CONF}import_filter = \"in\"\nmax_prefixes_restart = 5\n\n[[filter]]\nname = \"in\"\n[[filter.rule]]\naction = \"reject\"\n"
+        )
+        .replace(
+            "restart_time = 60",
+            "restart_time = 60\nebgp_requires_policy = false\nblock_communities = [\"64512:1\"]\nhost_communities = [\"64512:2:3\"]",
+        );
+        let c = tortie_config::parse(&text, "t.toml").unwrap();
+        let s = speaker_config(&c, false);
+        assert!(!s.ebgp_requires_policy);
+        assert_eq!(s.peers[0].import_filter.as_ref().unwrap().name, "in");
+        assert_eq!(s.peers[0].max_prefixes_restart, Duration::from_secs(5));
+        assert_eq!(origin_attributes(&c, true).communities, vec![(64512 << 16) | 1]);
+        let host = origin_attributes(&c, false);
+        assert_eq!(host.large_communities, vec![[64512, 2, 3]]);
+        assert!(host.communities.is_empty() && host.next_hop.is_none());
     }
 
     #[test]

@@ -213,7 +213,7 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>, opts: RunOptions) -> a
             .context("starting the BGP speaker")?;
     if let Some(block) = convert::block_prefix(&cfg) {
         speaker
-            .originate(block, None)
+            .originate_with(block, convert::origin_attributes(&cfg, true))
             .await
             .context("originating the block")?;
     }
@@ -397,8 +397,10 @@ pub fn container_mtu(cfg: &Config, underlay: Option<u32>) -> u32 {
     mtu.clamp(68, 65_535)
 }
 
-/// SIGHUP: re-read the file; invalid → keep running as before. Only peer
-/// changes are applied live (the speaker resets just the peers that differ).
+/// SIGHUP: re-read the file; invalid → keep running as before. Peer changes
+/// are applied live (the speaker resets just the peers that differ, and
+/// none whose filters alone changed), and so are `bgp.advertise`, the
+/// filters and the communities of originated routes.
 async fn reload(agent: &Agent, path: &Path) {
     let new = match tortie_config::load(path) {
         Ok(c) => c,
@@ -432,6 +434,11 @@ async fn reload(agent: &Agent, path: &Path) {
         ("api", new.api != old.api),
         ("metrics", new.metrics != old.metrics),
         ("state", new.state != old.state),
+        // Filters and originated communities apply live; this one shapes the speaker.
+        (
+            "bgp.ebgp_requires_policy",
+            new.policy.ebgp_requires_policy != old.policy.ebgp_requires_policy,
+        ),
     ]
     .into_iter()
     .filter_map(|(k, changed)| changed.then_some(k))
@@ -467,8 +474,29 @@ async fn reload(agent: &Agent, path: &Path) {
     let mut applied = (*old).clone();
     applied.peers = peers;
     applied.bgp.advertise = new.bgp.advertise;
+    applied.policy = tortie_config::Policy {
+        ebgp_requires_policy: old.policy.ebgp_requires_policy,
+        ..new.policy.clone()
+    };
     let applied = Arc::new(applied);
-    if applied.bgp.advertise != old.bgp.advertise {
+    if applied.policy.block_communities != old.policy.block_communities
+        && let Some(block) = convert::block_prefix(&applied)
+    {
+        let result = match agent.speaker().await {
+            Ok(s) => s
+                .originate_with(block, convert::origin_attributes(&applied, true))
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match result {
+            Ok(()) => tracing::info!("SIGHUP: block re-originated with the new communities"),
+            Err(e) => tracing::error!(error = %e, "SIGHUP: re-originating the block failed"),
+        }
+    }
+    if applied.bgp.advertise != old.bgp.advertise
+        || applied.policy.host_communities != old.policy.host_communities
+    {
         agent.readvertise(&old, &applied).await;
         tracing::info!(advertise = ?applied.bgp.advertise, "SIGHUP: container /32s re-advertised");
     }

@@ -351,11 +351,11 @@ impl Runtime {
     pub(crate) async fn originate(
         &self,
         prefix: Prefix,
-        next_hop: Option<IpAddr>,
+        attributes: crate::types::PathAttributes,
     ) -> Result<(), BgpError> {
         self.ask(|reply| RibMsg::Originate {
             prefix,
-            next_hop,
+            attributes: Box::new(attributes),
             reply,
         })
         .await?

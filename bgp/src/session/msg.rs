@@ -54,7 +54,7 @@ pub(crate) enum RibMsg {
     Event(SpeakerEvent),
     Originate {
         prefix: Prefix,
-        next_hop: Option<IpAddr>,
+        attributes: Box<crate::types::PathAttributes>,
         reply: oneshot::Sender<Result<(), BgpError>>,
     },
     Withdraw {

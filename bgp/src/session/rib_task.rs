@@ -401,10 +401,10 @@ impl RibTask {
             RibMsg::Event(ev) => self.send_event(ev).await,
             RibMsg::Originate {
                 prefix,
-                next_hop,
+                attributes,
                 reply,
             } => {
-                let out = self.rib.originate(prefix, next_hop);
+                let out = self.rib.originate_with(prefix, *attributes);
                 let _ = reply.send(Ok(()));
                 self.emit(out).await;
             }
