@@ -21,11 +21,11 @@ mod values;
 use std::path::Path;
 
 pub use error::{ConfigError, Problem};
-pub use policy::{Communities, MAX_PREFIXES_RESTART, Policy};
 pub use model::{
     Advertise, Api, Bfd, Bgp, Config, Dataplane, Encapsulation, Metrics, Node, Peer, State,
     defaults,
 };
+pub use policy::{Communities, MAX_PREFIXES_RESTART, Policy};
 
 /// Reads, parses and validates the file at `path`. Messages name the file as given.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {

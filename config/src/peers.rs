@@ -13,8 +13,8 @@ use std::path::Path;
 
 use toml::Spanned;
 
-use crate::error::Locator;
 use crate::Policy;
+use crate::error::Locator;
 use crate::model::{Bgp, Node, Peer, defaults};
 use crate::raw::{RawConfig, RawPeer, TtlSecurity};
 use crate::validate::{HOLD_TIME_HINT, asn, check_name, hold_time_ok, int};

@@ -25,17 +25,18 @@ use tortie_bgp::{Afi, Prefix};
 use crate::error::Locator;
 use crate::raw::{Field, RawBgp, RawPeer, section};
 
-pub(crate) const FILTER_KEYS: &[(&str, &str)] = &[
-    ("name", "name = \"tor-in\""),
-    ("rule", "[[filter.rule]]"),
-];
+pub(crate) const FILTER_KEYS: &[(&str, &str)] =
+    &[("name", "name = \"tor-in\""), ("rule", "[[filter.rule]]")];
 pub(crate) const RULE_KEYS: &[(&str, &str)] = &[
     (
         "prefixes",
         "prefixes = [\"0.0.0.0/0\", { prefix = \"10.0.0.0/8\", ge = 16, le = 24 }]",
     ),
     ("family", "family = \"ipv4\""),
-    ("communities", "communities = [\"65000:100\", \"65000:1:2\"]"),
+    (
+        "communities",
+        "communities = [\"65000:100\", \"65000:1:2\"]",
+    ),
     ("as_path_contains", "as_path_contains = [64666]"),
     ("origin_as", "origin_as = [65010]"),
     ("source", "source = [\"local-block\"]"),
@@ -209,10 +210,18 @@ fn prefix_match(loc: &mut Locator<'_>, v: &Spanned<RawPrefix>) -> Option<PrefixM
         None
     };
     let Some((addr, len)) = text.split_once('/') else {
-        return bad(loc, format!("`{text}` has no prefix length"), "e.g. \"10.0.0.0/8\"");
+        return bad(
+            loc,
+            format!("`{text}` has no prefix length"),
+            "e.g. \"10.0.0.0/8\"",
+        );
     };
     let Ok(addr) = addr.parse::<std::net::IpAddr>() else {
-        return bad(loc, format!("`{text}` is not an IP prefix"), "e.g. \"10.0.0.0/8\" or \"2001:db8::/32\"");
+        return bad(
+            loc,
+            format!("`{text}` is not an IP prefix"),
+            "e.g. \"10.0.0.0/8\" or \"2001:db8::/32\"",
+        );
     };
     let max: i64 = if addr.is_ipv4() { 32 } else { 128 };
     let family = if addr.is_ipv4() { "IPv4" } else { "IPv6" };
@@ -243,7 +252,9 @@ fn prefix_match(loc: &mut Locator<'_>, v: &Spanned<RawPrefix>) -> Option<PrefixM
             return bad(
                 loc,
                 format!("`{text}`: {k} {n} is outside {len}..={max}"),
-                &format!("{k} is a prefix length between the prefix's own ({len}) and {family}'s maximum ({max})"),
+                &format!(
+                    "{k} is a prefix length between the prefix's own ({len}) and {family}'s maximum ({max})"
+                ),
             );
         }
     }
@@ -277,7 +288,11 @@ fn rule(loc: &mut Locator<'_>, span: &Range<usize>, r: &RawRule) -> Option<Rule>
         Some(("ipv4", _)) => Some(Afi::Ipv4),
         Some(("ipv6", _)) => Some(Afi::Ipv6),
         Some((other, s)) => {
-            loc.at(s, format!("filter.rule.family `{other}` is not \"ipv4\" or \"ipv6\""), "");
+            loc.at(
+                s,
+                format!("filter.rule.family `{other}` is not \"ipv4\" or \"ipv6\""),
+                "",
+            );
             None
         }
     };
@@ -309,7 +324,11 @@ fn rule(loc: &mut Locator<'_>, span: &Range<usize>, r: &RawRule) -> Option<Rule>
         f.as_ref().and_then(|v| match u32::try_from(*v.get_ref()) {
             Ok(n) => Some(n),
             Err(_) => {
-                loc.at(v.span(), format!("filter.rule.{key} {} is out of range", v.get_ref()), "0 to 4294967295");
+                loc.at(
+                    v.span(),
+                    format!("filter.rule.{key} {} is out of range", v.get_ref()),
+                    "0 to 4294967295",
+                );
                 None
             }
         })
@@ -321,7 +340,11 @@ fn rule(loc: &mut Locator<'_>, span: &Range<usize>, r: &RawRule) -> Option<Rule>
         Some(v) => match u8::try_from(*v.get_ref()) {
             Ok(n) if (1..=10).contains(&n) => n,
             _ => {
-                loc.at(v.span(), format!("filter.rule.prepend {} is out of range", v.get_ref()), "prepend our AS 1 to 10 times");
+                loc.at(
+                    v.span(),
+                    format!("filter.rule.prepend {} is out of range", v.get_ref()),
+                    "prepend our AS 1 to 10 times",
+                );
                 0
             }
         },
@@ -356,7 +379,11 @@ fn rule(loc: &mut Locator<'_>, span: &Range<usize>, r: &RawRule) -> Option<Rule>
             Action::Reject
         }
         Some((other, s)) => {
-            loc.at(s, format!("filter.rule.action `{other}` is not \"accept\" or \"reject\""), "");
+            loc.at(
+                s,
+                format!("filter.rule.action `{other}` is not \"accept\" or \"reject\""),
+                "",
+            );
             return None;
         }
     };
@@ -374,22 +401,37 @@ pub(crate) fn resolve(loc: &mut Locator<'_>, filters: &[RawFilterTable], bgp: &R
     for f in filters {
         let name = match &f.filter.name {
             None => {
-                loc.at(f.span.clone(), "[[filter]] has no name", "add name = \"...\": peers refer to filters by name");
+                loc.at(
+                    f.span.clone(),
+                    "[[filter]] has no name",
+                    "add name = \"...\": peers refer to filters by name",
+                );
                 continue;
             }
             Some(v) => {
                 if out.iter().any(|o| o.name == *v.get_ref()) {
-                    loc.at(v.span(), format!("filter `{}` is defined twice", v.get_ref()), "filter names must be unique");
+                    loc.at(
+                        v.span(),
+                        format!("filter `{}` is defined twice", v.get_ref()),
+                        "filter names must be unique",
+                    );
                 }
                 v.get_ref().clone()
             }
         };
-        let rules = f.rules.iter().filter_map(|(s, r)| rule(loc, s, r)).collect();
+        let rules = f
+            .rules
+            .iter()
+            .filter_map(|(s, r)| rule(loc, s, r))
+            .collect();
         out.push(Arc::new(Filter { name, rules }));
     }
     Policy {
         filters: out,
-        ebgp_requires_policy: bgp.ebgp_requires_policy.as_ref().is_none_or(|v| *v.get_ref()),
+        ebgp_requires_policy: bgp
+            .ebgp_requires_policy
+            .as_ref()
+            .is_none_or(|v| *v.get_ref()),
         block_communities: communities(loc, "bgp.block_communities", &bgp.block_communities),
         host_communities: communities(loc, "bgp.host_communities", &bgp.host_communities),
     }
@@ -401,7 +443,11 @@ pub(crate) type PeerPolicy = (Option<Arc<Filter>>, Option<Arc<Filter>>, Duration
 pub(crate) fn peer_keys(loc: &mut Locator<'_>, rp: &RawPeer, policy: &Policy) -> PeerPolicy {
     let mut find = |f: &Field<String>, key: &str| {
         let v = f.as_ref()?;
-        let found = policy.filters.iter().find(|x| x.name == *v.get_ref()).cloned();
+        let found = policy
+            .filters
+            .iter()
+            .find(|x| x.name == *v.get_ref())
+            .cloned();
         if found.is_none() {
             let names: Vec<&str> = policy.filters.iter().map(|f| f.name.as_str()).collect();
             let hint = match crate::raw::suggest(v.get_ref(), &names) {
@@ -409,7 +455,11 @@ pub(crate) fn peer_keys(loc: &mut Locator<'_>, rp: &RawPeer, policy: &Policy) ->
                 None if names.is_empty() => "define it with a [[filter]] table (name = ...)".into(),
                 None => format!("the filters are: {}", names.join(", ")),
             };
-            loc.at(v.span(), format!("peer.{key}: no filter named `{}`", v.get_ref()), &hint);
+            loc.at(
+                v.span(),
+                format!("peer.{key}: no filter named `{}`", v.get_ref()),
+                &hint,
+            );
         }
         found
     };
@@ -420,7 +470,11 @@ pub(crate) fn peer_keys(loc: &mut Locator<'_>, rp: &RawPeer, policy: &Policy) ->
         Some(v) => match u32::try_from(*v.get_ref()) {
             Ok(n) if n <= 86_400 => n,
             _ => {
-                loc.at(v.span(), format!("peer.max_prefixes_restart {} is out of range", v.get_ref()), "seconds to stay idle after a max-prefix Cease, 0 to 86400");
+                loc.at(
+                    v.span(),
+                    format!("peer.max_prefixes_restart {} is out of range", v.get_ref()),
+                    "seconds to stay idle after a max-prefix Cease, 0 to 86400",
+                );
                 MAX_PREFIXES_RESTART
             }
         },

@@ -116,7 +116,10 @@ fn filters_resolve_to_the_speakers_model() {
     let p = &c.peers[0];
     assert_eq!(p.import_filter, Some(Arc::new(tor_in)));
     let out = p.export_filter.as_ref().unwrap();
-    assert_eq!(out.rules[1].matches.source, vec![RouteSource::LocalBlock, RouteSource::Learned]);
+    assert_eq!(
+        out.rules[1].matches.source,
+        vec![RouteSource::LocalBlock, RouteSource::Learned]
+    );
     assert_eq!(out.rules[1].modifiers.prepend, 2);
     assert_eq!(p.max_prefixes_restart, Duration::from_secs(300));
 }
@@ -242,6 +245,9 @@ fn broken_policy_is_reported_at_its_place() {
             .find(|p| p.message.contains(message))
             .unwrap_or_else(|| panic!("{what}: no {message:?} in {err}"));
         assert_eq!((p.line, p.column), (line, column), "{what}: {p}");
-        assert!(p.hint.is_some() || message.contains("defined twice"), "{what}: no hint");
+        assert!(
+            p.hint.is_some() || message.contains("defined twice"),
+            "{what}: no hint"
+        );
     }
 }

@@ -369,7 +369,10 @@ name = "n2"
         assert!(!s.ebgp_requires_policy);
         assert_eq!(s.peers[0].import_filter.as_ref().unwrap().name, "in");
         assert_eq!(s.peers[0].max_prefixes_restart, Duration::from_secs(5));
-        assert_eq!(origin_attributes(&c, true).communities, vec![(64512 << 16) | 1]);
+        assert_eq!(
+            origin_attributes(&c, true).communities,
+            vec![(64512 << 16) | 1]
+        );
         let host = origin_attributes(&c, false);
         assert_eq!(host.large_communities, vec![[64512, 2, 3]]);
         assert!(host.communities.is_empty() && host.next_hop.is_none());
