@@ -10,6 +10,7 @@ pub mod api;
 pub mod cli;
 pub mod cni;
 pub mod daemon;
+pub mod httpd;
 pub mod ipam;
 pub mod logging;
 pub mod metrics;

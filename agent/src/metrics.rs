@@ -14,7 +14,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -301,6 +300,8 @@ pub async fn bind(listen: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Serves `GET /metrics` (and `/` with a pointer to it) until aborted.
 pub async fn serve<S: MetricsSource>(listener: TcpListener, source: Arc<S>) {
+    let limits = crate::httpd::METRICS;
+    let gate = crate::httpd::Gate::new("metrics", &limits);
     loop {
         let stream = match listener.accept().await {
             Ok((s, _)) => s,
@@ -309,6 +310,11 @@ pub async fn serve<S: MetricsSource>(listener: TcpListener, source: Arc<S>) {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
+        };
+        // Beyond the limit the connection is closed at once (crate::httpd).
+        let Some(permit) = gate.try_admit() else {
+            drop(stream);
+            continue;
         };
         let source = source.clone();
         tokio::spawn(async move {
@@ -338,12 +344,8 @@ pub async fn serve<S: MetricsSource>(listener: TcpListener, source: Arc<S>) {
                     Ok::<_, Infallible>(resp)
                 }
             });
-            if let Err(e) = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await
-            {
-                tracing::debug!(error = %e, "metrics: connection ended with an error");
-            }
+            crate::httpd::serve_connection(TokioIo::new(stream), svc, &limits, permit, "metrics")
+                .await;
         });
     }
 }

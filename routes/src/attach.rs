@@ -590,10 +590,6 @@ fn delete_link_blocking(h: &mut Rtnl, name: &str) -> Result<(), RoutesError> {
 /// Detach a container: delete its host veth. The kernel removes the peer in
 /// the container, and every route through the veth (the host route of
 /// `route_protocol` included) with it. Already gone is success.
-///
-/// Deleting a veth takes the kernel ~20 ms (netdev unregistration waits
-/// for RCU grace periods) inside the request: it runs on the blocking
-/// pool, not on the caller's runtime thread.
 pub async fn detach(
     container_id: &str,
     veth_prefix: &str,
@@ -601,29 +597,45 @@ pub async fn detach(
 ) -> Result<(), RoutesError> {
     let ctx = format!("detach {container_id}");
     let host = host_ifname(veth_prefix, container_id);
-    let name = host.clone();
-    let c = ctx.clone();
+    delete_host_veth(&host, &ctx).await?;
+    tracing::debug!(container = container_id, veth = %host, proto = route_protocol, "detached");
+    Ok(())
+}
+
+/// Deletes the veth named `host` (and with it its peer, addresses and
+/// routes); already gone is success. `ctx` prefixes errors.
+///
+/// Deleting a veth takes the kernel ~20 ms (netdev unregistration waits
+/// for RCU grace periods) inside the request: it runs on the blocking
+/// pool, not on the caller's runtime thread.
+pub async fn delete_host_veth(host: &str, ctx: &str) -> Result<(), RoutesError> {
+    let name = host.to_string();
+    let c = ctx.to_string();
     tokio::task::spawn_blocking(move || {
         let mut h = Rtnl::open(0)
             .map_err(|e| RoutesError::io(format!("{c}: opening a netlink socket"), e))?;
         delete_link_blocking(&mut h, &name).map_err(|e| e.within(&c))
     })
     .await
-    .map_err(|e| RoutesError::unexpected(&ctx, format!("the detach task failed: {e}")))??;
-    tracing::debug!(container = container_id, veth = %host, proto = route_protocol, "detached");
-    Ok(())
+    .map_err(|e| RoutesError::unexpected(ctx, format!("the detach task failed: {e}")))?
 }
 
-/// Host routes of `route_protocol` on veths named `veth_prefix…`: the
-/// containers attached on this host, as (host veth name, address). For IPAM
-/// reconciliation at start-up.
-pub async fn list_attachments(
+/// Whether a link named `name` exists in the caller's namespace (one
+/// `if_nametoindex`, a few µs: cheap enough for every attach).
+pub fn link_exists(name: &str) -> bool {
+    let Ok(c) = std::ffi::CString::new(name) else {
+        return false;
+    };
+    // SAFETY: `c` is a valid NUL-terminated string for the call's duration.
+    unsafe { libc::if_nametoindex(c.as_ptr()) != 0 }
+}
+
+/// Links named `veth_prefix…`, by ifindex.
+async fn prefixed_links(
+    h: &rtnetlink::Handle,
     veth_prefix: &str,
-    route_protocol: u8,
-) -> Result<Vec<(String, Ipv4Addr)>, RoutesError> {
-    let ctx = "listing attachments";
-    let conn = netns::here(ctx)?;
-    let h = &conn.handle;
+    ctx: &str,
+) -> Result<std::collections::HashMap<u32, String>, RoutesError> {
     let mut names = std::collections::HashMap::new();
     let mut links = h.link().get().execute();
     while let Some(msg) = links
@@ -639,6 +651,33 @@ pub async fn list_attachments(
             }
         }
     }
+    Ok(names)
+}
+
+/// Every link named `veth_prefix…` (sorted), with or without a host route:
+/// start-up finds attaches that died half-way among them.
+pub async fn list_host_veths(veth_prefix: &str) -> Result<Vec<String>, RoutesError> {
+    let ctx = "listing host veths";
+    let conn = netns::here(ctx)?;
+    let mut out: Vec<String> = prefixed_links(&conn.handle, veth_prefix, ctx)
+        .await?
+        .into_values()
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// Host routes of `route_protocol` on veths named `veth_prefix…`: the
+/// containers attached on this host, as (host veth name, address). For IPAM
+/// reconciliation at start-up.
+pub async fn list_attachments(
+    veth_prefix: &str,
+    route_protocol: u8,
+) -> Result<Vec<(String, Ipv4Addr)>, RoutesError> {
+    let ctx = "listing attachments";
+    let conn = netns::here(ctx)?;
+    let h = &conn.handle;
+    let names = prefixed_links(h, veth_prefix, ctx).await?;
     let mut out = Vec::new();
     let mut routes = h
         .route()

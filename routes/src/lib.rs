@@ -26,7 +26,8 @@ pub mod types;
 mod wire;
 
 pub use attach::{
-    AttachRequest, Attachment, GATEWAY, attach, detach, host_ifname, list_attachments,
+    AttachRequest, Attachment, GATEWAY, attach, delete_host_veth, detach, host_ifname, link_exists,
+    list_attachments, list_host_veths,
 };
 pub use error::RoutesError;
 pub use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};

@@ -35,14 +35,21 @@ pub(crate) fn here(context: &str) -> Result<NsConnection, RoutesError> {
     })
 }
 
-/// Open the namespace file (`/run/netns/X`, `/proc/PID/ns/net`).
+/// Open the namespace file (`/run/netns/X`, `/proc/PID/ns/net`). Anything
+/// that is not a namespace (a regular file, a directory) is
+/// [`RoutesError::Invalid`]: the caller's mistake, found before anything is
+/// created.
 pub(crate) fn open_netns(path: &Path, context: &str) -> Result<File, RoutesError> {
-    File::open(path).map_err(|e| {
-        RoutesError::io(
-            format!("{context}: opening network namespace {}", path.display()),
-            e,
-        )
-    })
+    let what = || format!("{context}: opening network namespace {}", path.display());
+    let f = File::open(path).map_err(|e| RoutesError::io(what(), e))?;
+    let fs = nix::sys::statfs::fstatfs(&f).map_err(|e| RoutesError::io(what(), e.into()))?;
+    if fs.filesystem_type() != nix::sys::statfs::NSFS_MAGIC {
+        return Err(RoutesError::invalid(
+            what(),
+            "not a network namespace (expected a file such as /run/netns/NAME or /proc/PID/ns/net)",
+        ));
+    }
+    Ok(f)
 }
 
 /// Moves the calling thread into the network namespace `ns`. Only for

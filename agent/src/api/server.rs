@@ -2,9 +2,16 @@
 //!
 //! Data flow: [`bind`] prepares the socket (directory created, a stale socket
 //! file replaced only when nobody listens on it, mode 0600); [`serve`] accepts
-//! connections, routes each request by method and path to the [`Backend`], and
-//! answers JSON. Malformed requests get a 400 with an [`ApiError`] body; the
-//! server never panics on input.
+//! connections (at most [`crate::httpd::API`]'s, with its timeouts), routes
+//! each request by method and path to the [`Backend`], and answers JSON.
+//! Malformed requests get a 400 with an [`ApiError`] body; the server never
+//! panics on input.
+//!
+//! Each request, once its body is read, runs in a task of its own that the
+//! connection awaits but does not own: a client that disconnects or times
+//! out (a CNI plugin killed by its runtime, ^C on `tortie attach`) drops
+//! only the wait, and the attach, detach or gc runs to completion (or rolls
+//! back) as if the client were still there.
 
 use std::convert::Infallible;
 use std::io;
@@ -15,7 +22,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -75,7 +81,11 @@ pub fn bind(path: &Path) -> Result<UnixListener, BindError> {
 
 /// Serves the API until the task is dropped/aborted.
 pub async fn serve<B: Backend>(listener: UnixListener, backend: Arc<B>) {
+    let limits = crate::httpd::API;
+    let gate = crate::httpd::Gate::new("api", &limits);
     loop {
+        // A slot first: beyond the limit, connections wait in the backlog.
+        let permit = gate.admit().await;
         let stream = match listener.accept().await {
             Ok((s, _)) => s,
             Err(e) => {
@@ -88,28 +98,47 @@ pub async fn serve<B: Backend>(listener: UnixListener, backend: Arc<B>) {
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
                 let backend = backend.clone();
-                async move { Ok::<_, Infallible>(handle(&*backend, req).await) }
+                async move { Ok::<_, Infallible>(handle_detached(backend, req, &limits).await) }
             });
-            if let Err(e) = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await
-            {
-                tracing::debug!(error = %e, "api: connection ended with an error");
-            }
+            crate::httpd::serve_connection(TokioIo::new(stream), svc, &limits, permit, "api").await;
         });
     }
 }
 
-/// Routes one request. Public for tests that drive the server without a socket.
-pub async fn handle<B: Backend>(backend: &B, req: Request<Incoming>) -> Response<Full<Bytes>> {
+/// Reads one request's body (bounded in size and time), then routes it in
+/// a task the connection does not own (see the module docs).
+async fn handle_detached<B: Backend>(
+    backend: Arc<B>,
+    req: Request<Incoming>,
+    limits: &crate::httpd::Limits,
+) -> Response<Full<Bytes>> {
     let started = std::time::Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => return error(&ApiError::bad_request(format!("reading request body: {e}"))),
+    let body = match tokio::time::timeout(
+        limits.body_timeout,
+        Limited::new(req.into_body(), MAX_BODY).collect(),
+    )
+    .await
+    {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) => return error(&ApiError::bad_request(format!("reading request body: {e}"))),
+        Err(_) => {
+            return error(&ApiError::bad_request(format!(
+                "reading request body: no complete body within {:?}",
+                limits.body_timeout
+            )));
+        }
     };
-    let resp = dispatch(backend, &method, &path, &body).await;
+    let task = tokio::spawn({
+        let (method, path) = (method.clone(), path.clone());
+        async move { dispatch(&*backend, &method, &path, &body).await }
+    });
+    let resp = task.await.unwrap_or_else(|e| {
+        error(&ApiError::internal(format!(
+            "the request's task failed: {e}"
+        )))
+    });
     tracing::debug!(
         %method,
         path,

@@ -3,11 +3,13 @@
 //! Start-up: load the config (invalid, or `node.address` on no interface →
 //! print, exit 2, touch nothing) → bind
 //! the API socket (refuse to run twice) and the metrics listener → route table
-//! (adopts our kernel routes) → IPAM open + reconcile with the veths found →
+//! (adopts our kernel routes) → IPAM open → containers reconciled with the
+//! veths found ([`reconcile_containers`]: complete ones kept, half-made ones
+//! removed, then IPAM frees what nothing carries) →
 //! blackhole for the block, tunl0 when encapsulating → BGP speaker with
 //! graceful restart (forwarding preserved when routes were adopted) →
-//! originate the block and container /32s (with the saved attach answers of
-//! the containers still attached, [`results`]) → serve API and metrics → consume
+//! originate the block and container /32s ([`registry`]) → serve API and
+//! metrics → consume
 //! speaker events. SIGTERM/SIGINT: graceful speaker shutdown, containers and
 //! kernel routes left in place, exit 0. SIGHUP: reload; peers that changed are
 //! reset (a change of only a peer's name is held back, see
@@ -15,9 +17,11 @@
 
 pub mod agent;
 pub mod batch;
+pub mod containers;
 pub mod convert;
 pub mod memory;
-pub mod results;
+pub mod refuse;
+pub mod registry;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -143,6 +147,7 @@ pub async fn run(config_path: PathBuf, opts: RunOptions) -> u8 {
 
 async fn run_with(config_path: PathBuf, cfg: Arc<Config>, opts: RunOptions) -> anyhow::Result<()> {
     tracing::info!(node = %cfg.node.name, asn = cfg.node.asn, block = %cfg.node.pod_cidr, "tortie starting");
+    crate::httpd::raise_nofile_limit();
     // Fail fast, before touching the kernel, when another agent is running.
     let api_listener = crate::api::server::bind(&cfg.api.socket).context("local API socket")?;
     let metrics_listener = match cfg.metrics.listen {
@@ -168,20 +173,7 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>, opts: RunOptions) -> a
 
     let mut ipam = Ipam::open(&cfg.state.dir, cfg.node.pod_cidr, &[])
         .with_context(|| format!("opening IPAM state in {}", cfg.state.dir.display()))?;
-    let attached = tortie_routes::list_attachments(&cfg.dataplane.veth_prefix, proto)
-        .await
-        .context("listing attached containers")?;
-    let report = ipam
-        .reconcile(&attached)
-        .context("reconciling IPAM with the attached containers")?;
-    tracing::info!(
-        attached = attached.len(),
-        kept = report.kept.len(),
-        released = report.released.len(),
-        adopted = report.adopted.len(),
-        conflicts = ?report.conflicts,
-        "IPAM reconciled with the kernel"
-    );
+    let registry = reconcile_containers(&cfg, &mut ipam).await?;
 
     table.set(cfg.node.pod_cidr, KernelRoute::Blackhole).await;
     let underlay = match tortie_routes::underlay_mtu(cfg.node.address.ip()).await {
@@ -217,18 +209,20 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>, opts: RunOptions) -> a
             .await
             .context("originating the block")?;
     }
-    // Saved attach answers (MACs) of the containers still attached.
-    let mut results = results::load(&cfg.state.dir);
-    results.retain(|_, r| attached.iter().any(|(dev, _)| *dev == r.host_ifname));
-    let mut agent = Agent::new(cfg.clone(), speaker, table, ipam, mtu, results);
+    let mut agent = Agent::new(cfg.clone(), speaker, table, ipam, mtu, registry);
     if !opts.install_learned {
         tracing::warn!("--no-kernel: routes learned over BGP are not installed into the kernel");
         agent.install_learned = false;
     }
     let agent = Arc::new(agent);
-    for (dev, ip) in &attached {
-        if let Err(e) = agent.adopt_local(*ip, dev).await {
-            tracing::warn!(host_ifname = %dev, error = %e, "adopting a container failed");
+    let announce: Vec<(std::net::Ipv4Addr, String)> = agent
+        .registry()
+        .iter()
+        .filter_map(|c| Some((c.v4()?, c.host_ifname.clone())))
+        .collect();
+    for (ip, dev) in &announce {
+        if let Err(e) = agent.announce(*ip, dev).await {
+            tracing::warn!(host_ifname = %dev, error = %e, "announcing a container failed");
         }
     }
 
@@ -316,6 +310,9 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>, opts: RunOptions) -> a
     drop(applying);
     fallback.abort();
     api_task.abort();
+    // Attaches and detaches in flight finish (each runs in a task of its
+    // own); none starts after this.
+    let _quiet = agent.quiesce().await;
     if let Some(t) = metrics_task {
         t.abort();
     }
@@ -327,6 +324,55 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>, opts: RunOptions) -> a
         Some(why) => Err(anyhow::anyhow!(why)),
         None => Ok(()),
     }
+}
+
+/// Start-up reconciliation of the containers (DESIGN.md §5): the saved
+/// registry against the kernel's veths ([`registry::plan`]). Complete
+/// containers are kept or adopted; veths of ours with neither a /32 nor an
+/// entry (an attach killed half-way) are removed first, so IPAM's
+/// reconcile, which frees every allocation nothing attached carries, never
+/// counts a live address as free.
+async fn reconcile_containers(cfg: &Config, ipam: &mut Ipam) -> anyhow::Result<registry::Registry> {
+    let prefix = &cfg.dataplane.veth_prefix;
+    let routed = tortie_routes::list_attachments(prefix, cfg.dataplane.route_protocol)
+        .await
+        .context("listing attached containers")?;
+    let veths = tortie_routes::list_host_veths(prefix)
+        .await
+        .context("listing host veths")?;
+    let plan = registry::plan(registry::load(&cfg.state.dir), &routed, &veths);
+    for dev in &plan.half_made {
+        match tortie_routes::delete_host_veth(dev, "start-up").await {
+            Ok(()) => {
+                tracing::warn!(host_ifname = %dev, "removed a half-made veth (an attach that did not finish)")
+            }
+            Err(e) => tracing::error!(host_ifname = %dev, error = %e, "removing a half-made veth"),
+        }
+    }
+    for c in &plan.gone {
+        tracing::info!(id = %c.id, host_ifname = %c.host_ifname, "a saved container's veth is gone: forgotten");
+    }
+    let attached: Vec<(String, std::net::Ipv4Addr)> = plan
+        .containers
+        .iter()
+        .filter_map(|c| Some((c.id.clone(), c.v4()?)))
+        .collect();
+    let report = ipam
+        .reconcile(&attached)
+        .context("reconciling IPAM with the attached containers")?;
+    tracing::info!(
+        containers = plan.containers.len(),
+        half_made = plan.half_made.len(),
+        gone = plan.gone.len(),
+        kept = report.kept.len(),
+        released = report.released.len(),
+        adopted = report.adopted.len(),
+        conflicts = ?report.conflicts,
+        "containers reconciled with the kernel"
+    );
+    let registry = registry::Registry::with(&cfg.state.dir, plan.containers);
+    registry.save();
+    Ok(registry)
 }
 
 /// Keeps the route table's thread running; dropping it stops the thread

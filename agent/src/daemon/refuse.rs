@@ -1,0 +1,138 @@
+//! Which static addresses (`tortie attach --ip`, CNI `IP=`) the agent
+//! refuses, because a container holding them would cut the node's own
+//! routing: a /32 route to a container for the node's address or a peer's
+//! takes that traffic away from the host (issue 14 §1: `--ip` of the BGP
+//! peer brought the session down).
+//!
+//! Data flow: the attach handler gathers a [`Forbidden`] (config, the host's
+//! interface addresses, the learned blocks from the speaker's Loc-RIB) and
+//! calls [`check`], a pure function, before anything is allocated or created.
+//! A free address outside our block that none of these rules hits stays
+//! allowed (the agent then advertises its /32).
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use ipnetwork::Ipv4Network;
+
+/// Ranges no container may hold, with the reason given to the caller.
+const RESERVED: [(Ipv4Addr, u8, &str); 5] = [
+    (Ipv4Addr::new(0, 0, 0, 0), 8, "\"this network\" (RFC 791)"),
+    (Ipv4Addr::new(127, 0, 0, 0), 8, "loopback"),
+    (
+        Ipv4Addr::new(169, 254, 0, 0),
+        16,
+        "link-local (holds the containers' gateway 169.254.1.1)",
+    ),
+    (Ipv4Addr::new(224, 0, 0, 0), 4, "multicast"),
+    (
+        Ipv4Addr::new(240, 0, 0, 0),
+        4,
+        "reserved (RFC 1112, broadcast included)",
+    ),
+];
+
+/// What a static address must stay clear of.
+#[derive(Clone, Debug, Default)]
+pub struct Forbidden {
+    /// The node's addresses with their subnets (`node.address` and every
+    /// address on the host's interfaces).
+    pub node: Vec<Ipv4Network>,
+    /// Configured peers' addresses.
+    pub peers: Vec<IpAddr>,
+    /// Blocks learned from other nodes (best paths from a peer), with the
+    /// peer they came from.
+    pub learned: Vec<(Ipv4Network, IpAddr)>,
+}
+
+/// `Err(reason)` when `ip` may not be given to a container.
+pub fn check(ip: Ipv4Addr, f: &Forbidden) -> Result<(), String> {
+    for (net, len, what) in RESERVED {
+        if Ipv4Network::new(net, len).is_ok_and(|n| n.contains(ip)) {
+            return Err(format!("{ip} is in {net}/{len}, {what}"));
+        }
+    }
+    for n in &f.node {
+        if n.ip() == ip {
+            return Err(format!("{ip} is this node's own address"));
+        }
+        // /31 and /32 have no network or broadcast address (RFC 3021).
+        if n.prefix() < 31 {
+            if n.network() == ip {
+                return Err(format!(
+                    "{ip} is the network address of the node's subnet {n}"
+                ));
+            }
+            if n.broadcast() == ip {
+                return Err(format!(
+                    "{ip} is the broadcast address of the node's subnet {n}"
+                ));
+            }
+        }
+    }
+    if f.peers.contains(&IpAddr::V4(ip)) {
+        return Err(format!("{ip} is a configured BGP peer's address"));
+    }
+    if let Some((net, peer)) = f.learned.iter().find(|(n, _)| n.contains(ip)) {
+        return Err(format!(
+            "{ip} is inside {net}, a block learned from {peer} (another node's containers)"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals() {
+        let f = Forbidden {
+            node: vec![
+                "192.0.2.11/24".parse().unwrap(),
+                "198.51.100.7/31".parse().unwrap(),
+            ],
+            peers: vec![
+                "192.0.2.12".parse().unwrap(),
+                "2001:db8::1".parse().unwrap(),
+            ],
+            learned: vec![(
+                "10.244.2.0/26".parse().unwrap(),
+                "192.0.2.12".parse().unwrap(),
+            )],
+        };
+        let refused = |s: &str| check(s.parse().unwrap(), &f).unwrap_err();
+        let table = [
+            ("192.0.2.11", "own address"),
+            ("192.0.2.0", "network address"),
+            ("192.0.2.255", "broadcast address"),
+            ("198.51.100.7", "own address"),
+            ("192.0.2.12", "peer"),
+            ("169.254.1.1", "gateway"),
+            ("169.254.9.9", "link-local"),
+            ("127.0.0.1", "loopback"),
+            ("127.9.9.9", "loopback"),
+            ("0.0.0.0", "this network"),
+            ("224.0.0.5", "multicast"),
+            ("239.1.1.1", "multicast"),
+            ("240.0.0.1", "reserved"),
+            ("255.255.255.255", "reserved"),
+            ("10.244.2.17", "learned from 192.0.2.12"),
+        ];
+        for (ip, why) in table {
+            let e = refused(ip);
+            assert!(e.contains(why), "{ip}: {e}");
+            assert!(e.starts_with(ip), "{ip}: {e}");
+        }
+        // Allowed: a free static address elsewhere, the rest of the node's
+        // subnet, a /31's other end, our own block.
+        for ip in [
+            "203.0.113.5",
+            "192.0.2.77",
+            "198.51.100.6",
+            "10.244.1.5",
+            "10.244.2.64",
+        ] {
+            assert_eq!(check(ip.parse().unwrap(), &f), Ok(()), "{ip}");
+        }
+    }
+}
