@@ -126,6 +126,9 @@ impl Agent {
         let ifname = req.ifname.clone().unwrap_or_else(|| "eth0".to_string());
         let host = tortie_routes::host_ifname(&cfg.dataplane.veth_prefix, &req.id);
         let started = std::time::Instant::now();
+        // Whether the address is still announced (a rebuild): a failure
+        // then withdraws it too.
+        let mut rebuilding = false;
         let mut ipam = self.ipam.lock().await;
         let saved = self.registry().get(&host).cloned();
         if let Some(c) = saved {
@@ -173,14 +176,21 @@ impl Agent {
             // the same address. The entry goes first, so that a crash
             // during the rebuild leaves a veth without an entry (removed at
             // start-up), never an entry for a half-made veth.
+            // Its /32 stays announced (same address, same veth name): no
+            // withdraw for peers, and the route table keeps wanting the
+            // route that attach puts back.
             tracing::warn!(id = %req.id, host_ifname = %host, ip = ?ip, "the container's veth is gone: rebuilding it");
             self.registry_mut().remove(&host);
             if let Some(ip) = ip {
-                self.unannounce(ip).await;
+                rebuilding = true;
                 requested = Some(ip);
                 // Adopted under its veth name: hand the address to the id.
-                if !c.id_known() && ipam.owner(ip) == Some(host.as_str()) {
-                    ipam.release(&host).map_err(ipam_error)?;
+                if !c.id_known()
+                    && ipam.owner(ip) == Some(host.as_str())
+                    && let Err(e) = ipam.release(&host)
+                {
+                    self.unannounce(ip).await;
+                    return Err(ipam_error(e));
                 }
             }
         } else if tortie_routes::link_exists(&host) {
@@ -231,11 +241,13 @@ impl Agent {
         let attachment = match (attached, durable) {
             (Ok(a), Ok(())) => a,
             (Ok(_), Err(e)) => {
-                self.roll_back(&mut ipam, &req.id, &host, ip, false).await;
+                self.roll_back(&mut ipam, &req.id, &host, ip, rebuilding)
+                    .await;
                 return Err(e);
             }
             (Err(e), _) => {
-                self.roll_back(&mut ipam, &req.id, &host, ip, false).await;
+                self.roll_back(&mut ipam, &req.id, &host, ip, rebuilding)
+                    .await;
                 return Err(ApiError::new(
                     dataplane_kind(&e),
                     format!("attaching {}: {e}", req.id),
