@@ -73,8 +73,16 @@ pub enum Cmd {
     },
     /// Show the BGP peers (like `birdc show protocols`).
     Status,
-    /// Show the Loc-RIB: prefixes, next hops, AS paths, and whether installed in the kernel.
-    Routes,
+    /// Show the Loc-RIB: prefixes, next hops, AS paths, and whether installed
+    /// in the kernel; with PREFIX, every path of that prefix (filtered ones
+    /// too, with what refused them).
+    Routes {
+        /// One prefix, e.g. 10.244.2.0/26.
+        prefix: Option<String>,
+        /// Only prefixes with paths the import guard or a filter refused.
+        #[arg(long, conflicts_with = "prefix")]
+        filtered: bool,
+    },
     /// Attach a container (network namespace) and print its address.
     Attach {
         /// Path of the container's network namespace, e.g. /run/netns/c1.
@@ -252,6 +260,9 @@ pub fn render_routes(routes: &[RouteView]) -> String {
     for r in routes {
         for (i, p) in r.paths.iter().enumerate() {
             let mut flags = Vec::new();
+            if p.filtered.is_some() {
+                flags.push("filtered");
+            }
             if p.best {
                 flags.push("best");
             }
@@ -278,11 +289,18 @@ pub fn render_routes(routes: &[RouteView]) -> String {
                 as_path,
                 flags.join(","),
                 if i == 0 {
-                    (if r.installed { "yes" } else { "no" }).to_string()
+                    match (&r.not_installed, r.installed) {
+                        (_, true) => "yes".to_string(),
+                        (Some(why), false) => format!("no ({why})"),
+                        (None, false) => "no".to_string(),
+                    }
                 } else {
                     String::new()
                 },
-                p.reason.clone().unwrap_or_default(),
+                p.filtered
+                    .clone()
+                    .or_else(|| p.reason.clone())
+                    .unwrap_or_default(),
             ]);
         }
     }
@@ -370,6 +388,7 @@ mod tests {
         let r = RouteView {
             prefix: "10.244.2.0/26".into(),
             installed: true,
+            not_installed: None,
             paths: vec![PathView {
                 peer: Some("192.0.2.12".into()),
                 next_hop: Some("192.0.2.12".into()),
@@ -384,6 +403,31 @@ mod tests {
         let row = t.lines().nth(1).unwrap();
         assert!(
             row.contains("10.244.2.0/26") && row.contains("best") && row.contains("yes"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn route_table_shows_filtered_paths_and_why_not_installed() {
+        let r = RouteView {
+            prefix: "10.244.1.0/26".into(),
+            installed: false,
+            not_installed: Some("all paths filtered".into()),
+            paths: vec![PathView {
+                peer: Some("192.0.2.1".into()),
+                next_hop: Some("192.0.2.1".into()),
+                as_path: "65001".into(),
+                origin: "igp".into(),
+                filtered: Some("import guard: inside this node's pod block 10.244.1.0/26".into()),
+                ..Default::default()
+            }],
+        };
+        let t = render_routes(&[r]);
+        let row = t.lines().nth(1).unwrap();
+        assert!(
+            row.contains("filtered")
+                && row.contains("no (all paths filtered)")
+                && row.contains("import guard: inside"),
             "{t}"
         );
     }

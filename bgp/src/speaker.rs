@@ -277,11 +277,34 @@ pub struct RouteCandidate {
     pub reason: Option<String>,
 }
 
-/// One Loc-RIB entry with every candidate, best first.
+/// A path a peer announced that was refused on import (not a candidate).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FilteredCandidate {
+    pub peer: IpAddr,
+    /// The attributes as received.
+    pub attributes: Arc<PathAttributes>,
+    /// By what: the import guard and why, or the filter and rule.
+    pub reason: String,
+}
+
+/// One prefix with every candidate, best first, and the paths refused on
+/// import.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RouteInfo {
     pub prefix: Prefix,
     pub candidates: Vec<RouteCandidate>,
+    pub filtered: Vec<FilteredCandidate>,
+}
+
+/// Which prefixes [`Speaker::query_routes`] reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteQuery {
+    /// The whole Loc-RIB (with the filtered paths of those prefixes).
+    All,
+    /// One prefix, whether it has a candidate or only filtered paths.
+    Prefix(Prefix),
+    /// Every prefix with a path refused on import (and its candidates).
+    Filtered,
 }
 
 /// A running BGP speaker. Dropping it without [`Speaker::shutdown`] aborts
@@ -350,7 +373,13 @@ impl Speaker {
 
     /// The Loc-RIB: every prefix with all candidate paths, best first.
     pub async fn routes(&self) -> Vec<RouteInfo> {
-        self.inner.routes().await
+        self.inner.routes(RouteQuery::All).await
+    }
+
+    /// The prefixes `q` selects, sorted, each with its candidates and its
+    /// paths refused on import.
+    pub async fn query_routes(&self, q: RouteQuery) -> Vec<RouteInfo> {
+        self.inner.routes(q).await
     }
 
     /// Applies a new peer list: new peers start, removed peers stop with

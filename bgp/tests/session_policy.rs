@@ -16,7 +16,9 @@ use tortie_bgp::policy::{Action, Filter, Matches, Modifiers, PrefixMatch, Rule};
 use tortie_bgp::wire::{
     self, Capability, CodecContext, GracefulRestartCapability, Message, Open, Update,
 };
-use tortie_bgp::{AddressFamily, AsPath, AsPathSegment, PathAttributes, Prefix, Speaker};
+use tortie_bgp::{
+    AddressFamily, AsPath, AsPathSegment, PathAttributes, Prefix, RouteQuery, Speaker,
+};
 
 fn open_msg(id: Ipv4Addr, gr: bool) -> Vec<u8> {
     let mut capabilities = vec![Capability::FourOctetAs(65002)];
@@ -240,6 +242,16 @@ async fn filter_changes_apply_without_a_session_reset() {
         !has_route(&b, "10.62.2.0/24").await
     })
     .await;
+    let f = b.query_routes(RouteQuery::Filtered).await;
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].prefix, "10.62.2.0/24".parse::<Prefix>().unwrap());
+    assert!(f[0].candidates.is_empty());
+    assert_eq!(f[0].filtered[0].peer, a_ip);
+    assert_eq!(f[0].filtered[0].reason, "filter \"f\" rule 1");
+    let one = b
+        .query_routes(RouteQuery::Prefix("10.62.2.0/24".parse().unwrap()))
+        .await;
+    assert_eq!(one, f);
     // And back: no filter, the route returns.
     p.import_filter = None;
     b.reconfigure(vec![p]).await.unwrap();

@@ -71,6 +71,16 @@ impl Client {
     pub async fn routes(&self) -> Result<Vec<RouteView>, ClientError> {
         self.call(Method::GET, "/v1/routes", None::<&()>).await
     }
+    /// Every path of one prefix, filtered ones included.
+    pub async fn route(&self, prefix: &str) -> Result<Vec<RouteView>, ClientError> {
+        let path = format!("/v1/routes/{prefix}");
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+    /// Every prefix with a path refused on import.
+    pub async fn filtered_routes(&self) -> Result<Vec<RouteView>, ClientError> {
+        self.call(Method::GET, "/v1/routes/filtered", None::<&()>)
+            .await
+    }
     pub async fn attach(&self, req: &AttachRequest) -> Result<AttachResult, ClientError> {
         self.call(Method::POST, "/v1/attach", Some(req)).await
     }

@@ -208,13 +208,28 @@ pub struct BfdView {
     pub error: Option<String>,
 }
 
-/// `GET /v1/routes`: one Loc-RIB prefix with every candidate path.
+/// `GET /v1/routes`: one Loc-RIB prefix with every candidate path (and the
+/// paths refused on import). `GET /v1/routes/PREFIX`: that prefix only;
+/// `GET /v1/routes/filtered`: every prefix with a refused path.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RouteView {
     pub prefix: String,
     pub paths: Vec<PathView>,
     /// A kernel route for the prefix carries our protocol number.
     pub installed: bool,
+    /// Why no kernel route, when there is none and BGP knows why: the best
+    /// path is this node's own, or every path was filtered.
+    #[serde(default)]
+    pub not_installed: Option<String>,
+}
+
+/// Which routes `GET /v1/routes[/…]` asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RoutesQuery {
+    All,
+    /// One prefix (as written by the user; the backend parses it).
+    Prefix(String),
+    Filtered,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -236,6 +251,13 @@ pub struct PathView {
     /// Why it lost against the best path.
     #[serde(default)]
     pub reason: Option<String>,
+    /// Refused on import (not a candidate): by what (the import guard and
+    /// why, or `filter "NAME" rule N`).
+    #[serde(default)]
+    pub filtered: Option<String>,
+    /// Standard and large communities, as operators write them.
+    #[serde(default)]
+    pub communities: Vec<String>,
 }
 
 /// What went wrong, by kind; the server maps kinds to HTTP statuses and the
@@ -295,7 +317,10 @@ impl ApiError {
 /// server owns HTTP, JSON and routing only.
 pub trait Backend: Send + Sync + 'static {
     fn status(&self) -> impl Future<Output = Result<StatusView, ApiError>> + Send;
-    fn routes(&self) -> impl Future<Output = Result<Vec<RouteView>, ApiError>> + Send;
+    fn routes(
+        &self,
+        q: RoutesQuery,
+    ) -> impl Future<Output = Result<Vec<RouteView>, ApiError>> + Send;
     fn attach(
         &self,
         req: AttachRequest,

@@ -29,7 +29,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::net::UnixListener;
 
-use super::{ApiError, Backend, Health};
+use super::{ApiError, Backend, Health, RoutesQuery};
 
 /// Largest request body accepted (a GC request with many ids fits easily).
 const MAX_BODY: usize = 1 << 20;
@@ -163,7 +163,18 @@ pub async fn dispatch<B: Backend>(
         })),
         (&Method::GET, "/v1/status") => backend.status().await.map(|s| json(&s)),
         (&Method::GET, "/v1/peers") => backend.status().await.map(|s| json(&s.peers)),
-        (&Method::GET, "/v1/routes") => backend.routes().await.map(|r| json(&r)),
+        (&Method::GET, "/v1/routes") => backend.routes(RoutesQuery::All).await.map(|r| json(&r)),
+        (&Method::GET, "/v1/routes/filtered") => backend
+            .routes(RoutesQuery::Filtered)
+            .await
+            .map(|r| json(&r)),
+        (&Method::GET, p) if p.starts_with("/v1/routes/") => {
+            let prefix = p.trim_start_matches("/v1/routes/").to_string();
+            backend
+                .routes(RoutesQuery::Prefix(prefix))
+                .await
+                .map(|r| json(&r))
+        }
         (&Method::POST, "/v1/attach") => match decode(body) {
             Ok(r) => backend.attach(r).await.map(|a| json(&a)),
             Err(e) => Err(e),
@@ -246,8 +257,11 @@ mod tests {
                 ..Default::default()
             })
         }
-        async fn routes(&self) -> Result<Vec<RouteView>, ApiError> {
-            Ok(Vec::new())
+        async fn routes(&self, q: RoutesQuery) -> Result<Vec<RouteView>, ApiError> {
+            Ok(vec![RouteView {
+                prefix: format!("{q:?}"),
+                ..Default::default()
+            }])
         }
         async fn attach(&self, req: AttachRequest) -> Result<AttachResult, ApiError> {
             Err(ApiError::new(
@@ -282,6 +296,14 @@ mod tests {
     async fn routes_requests_and_reports_errors_as_json() {
         let (s, v) = call(Method::GET, "/v1/health", "").await;
         assert_eq!((s, v["ok"].as_bool()), (200, Some(true)));
+        for (path, q) in [
+            ("/v1/routes", "All"),
+            ("/v1/routes/filtered", "Filtered"),
+            ("/v1/routes/10.0.0.0/24", "Prefix(\"10.0.0.0/24\")"),
+        ] {
+            let (s, v) = call(Method::GET, path, "").await;
+            assert_eq!((s, v[0]["prefix"].as_str()), (200, Some(q)), "{path}");
+        }
         let (s, v) = call(Method::POST, "/v1/detach", r#"{"id":"c1"}"#).await;
         assert_eq!((s, v["id"].as_str()), (200, Some("c1")));
         let (s, v) = call(Method::POST, "/v1/detach", "{not json").await;

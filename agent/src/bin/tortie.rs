@@ -107,11 +107,14 @@ fn client_command(cmd: Cmd, socket: std::path::PathBuf, output: Output) -> ExitC
                     Output::Table => out(&cli::render_status(&s, cli::now_unix())),
                 }
             }
-            Cmd::Routes => {
-                let r = Client::new(socket)
-                    .routes()
-                    .await
-                    .map_err(|e| e.to_string())?;
+            Cmd::Routes { prefix, filtered } => {
+                let c = Client::new(socket);
+                let r = match (prefix, filtered) {
+                    (Some(p), _) => c.route(&p).await,
+                    (None, true) => c.filtered_routes().await,
+                    (None, false) => c.routes().await,
+                }
+                .map_err(|e| e.to_string())?;
                 match output {
                     Output::Json => print_json(&r),
                     Output::Table => out(&cli::render_routes(&r)),

@@ -18,7 +18,7 @@ use std::sync::{Arc, RwLock};
 
 use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 use tokio::sync::Mutex;
-use tortie_bgp::{Prefix, Speaker, SpeakerEvent};
+use tortie_bgp::{Prefix, RouteQuery, Speaker, SpeakerEvent};
 use tortie_config::Config;
 use tortie_routes::{KernelRoute, RouteTable};
 
@@ -26,7 +26,7 @@ use super::convert;
 use super::registry::Registry;
 use crate::api::{
     ApiError, AttachRequest, AttachResult, Backend, CheckRequest, DetachRequest, DetachResult,
-    ErrorKind, GcRequest, GcResult, IpamView, NodeView, RouteView, StatusView,
+    ErrorKind, GcRequest, GcResult, IpamView, NodeView, RouteView, RoutesQuery, StatusView,
 };
 use crate::ipam::Ipam;
 use crate::metrics::{MetricsSnapshot, MetricsSource};
@@ -345,8 +345,15 @@ impl Backend for Agent {
         })
     }
 
-    async fn routes(&self) -> Result<Vec<RouteView>, ApiError> {
-        let routes = self.speaker().await?.routes().await;
+    async fn routes(&self, q: RoutesQuery) -> Result<Vec<RouteView>, ApiError> {
+        let q = match q {
+            RoutesQuery::All => RouteQuery::All,
+            RoutesQuery::Filtered => RouteQuery::Filtered,
+            RoutesQuery::Prefix(s) => RouteQuery::Prefix(s.parse().map_err(|e| {
+                ApiError::bad_request(format!("{e} (e.g. 10.244.1.0/26 or 2001:db8::/32)"))
+            })?),
+        };
+        let routes = self.speaker().await?.query_routes(q).await;
         let installed = self.table.installed().await;
         Ok(routes
             .iter()

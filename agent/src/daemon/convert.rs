@@ -5,7 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, UNIX_EPOCH};
 
-use tortie_bgp::policy::ImportGuard;
+use tortie_bgp::policy::{ImportGuard, community_string};
 use tortie_bgp::{
     BfdConfig, BfdStatus, GracefulRestartConfig, Ipv4Prefix, Origin, PathAttributes, PeerConfig,
     PeerStatus, Prefix, RouteInfo, SpeakerConfig,
@@ -222,27 +222,56 @@ fn origin_name(o: Origin) -> &'static str {
     }
 }
 
-/// A Loc-RIB entry for the API; `installed` comes from the route table.
+fn communities(a: &PathAttributes) -> Vec<String> {
+    let standard = a.communities.iter().map(|c| community_string(*c));
+    let large = a
+        .large_communities
+        .iter()
+        .map(|[g, l1, l2]| format!("{g}:{l1}:{l2}"));
+    standard.chain(large).collect()
+}
+
+fn path_view(peer: Option<IpAddr>, a: &PathAttributes) -> PathView {
+    PathView {
+        peer: peer.map(|p| p.to_string()),
+        next_hop: a.next_hop.map(|n| n.to_string()),
+        as_path: a.as_path.to_string(),
+        origin: origin_name(a.origin).to_string(),
+        local_pref: a.local_pref,
+        med: a.med,
+        communities: communities(a),
+        ..PathView::default()
+    }
+}
+
+/// A prefix for the API: its candidates (best first) then its paths refused
+/// on import; `installed` comes from the route table.
 pub fn route_view(r: &RouteInfo, installed: bool) -> RouteView {
+    let candidates = r.candidates.iter().map(|c| PathView {
+        best: c.best,
+        ecmp: c.ecmp,
+        stale: c.stale,
+        reason: c.reason.clone(),
+        ..path_view(c.peer, &c.attributes)
+    });
+    let filtered = r.filtered.iter().map(|f| PathView {
+        filtered: Some(f.reason.clone()),
+        ..path_view(Some(f.peer), &f.attributes)
+    });
+    let not_installed = if installed {
+        None
+    } else if r.candidates.is_empty() {
+        Some("all paths filtered".to_string())
+    } else if r.candidates.iter().any(|c| c.best && c.peer.is_none()) {
+        Some("own route best".to_string())
+    } else {
+        None
+    };
     RouteView {
         prefix: r.prefix.to_string(),
         installed,
-        paths: r
-            .candidates
-            .iter()
-            .map(|c| PathView {
-                peer: c.peer.map(|p| p.to_string()),
-                next_hop: c.attributes.next_hop.map(|n| n.to_string()),
-                as_path: c.attributes.as_path.to_string(),
-                origin: origin_name(c.attributes.origin).to_string(),
-                local_pref: c.attributes.local_pref,
-                med: c.attributes.med,
-                best: c.best,
-                ecmp: c.ecmp,
-                stale: c.stale,
-                reason: c.reason.clone(),
-            })
-            .collect(),
+        not_installed,
+        paths: candidates.chain(filtered).collect(),
     }
 }
 

@@ -365,8 +365,8 @@ impl Runtime {
         self.ask(|reply| RibMsg::Withdraw { prefix, reply }).await?
     }
 
-    pub(crate) async fn routes(&self) -> Vec<RouteInfo> {
-        self.ask(|reply| RibMsg::Routes { reply })
+    pub(crate) async fn routes(&self, query: crate::speaker::RouteQuery) -> Vec<RouteInfo> {
+        self.ask(|reply| RibMsg::Routes { query, reply })
             .await
             .unwrap_or_default()
     }

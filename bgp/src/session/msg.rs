@@ -62,6 +62,7 @@ pub(crate) enum RibMsg {
         reply: oneshot::Sender<Result<(), BgpError>>,
     },
     Routes {
+        query: crate::speaker::RouteQuery,
         reply: oneshot::Sender<Vec<RouteInfo>>,
     },
     /// (routes received, routes advertised) per peer.

@@ -28,8 +28,11 @@ use super::coalesce::{self, Coalescer};
 use super::msg::{PeerOut, RibMsg};
 use super::outbox::Outbox;
 use crate::rib::{PeerId, PeerInfo, Removal, Rib, RibConfig, RibError, RibOutput};
-use crate::speaker::{PeerConfig, RouteCandidate, RouteInfo, SpeakerEvent};
+use crate::speaker::{
+    FilteredCandidate, PeerConfig, RouteCandidate, RouteInfo, RouteQuery, SpeakerEvent,
+};
 use crate::types::AddressFamily;
+use crate::types::Prefix;
 use crate::wire::Update;
 
 /// Without graceful restart configured, how long to wait for every peer's
@@ -413,8 +416,8 @@ impl RibTask {
                 let _ = reply.send(Ok(()));
                 self.emit(out).await;
             }
-            RibMsg::Routes { reply } => {
-                let _ = reply.send(self.routes());
+            RibMsg::Routes { query, reply } => {
+                let _ = reply.send(self.routes(query));
             }
             RibMsg::Counts { reply } => {
                 let counts = self
@@ -580,29 +583,48 @@ impl RibTask {
         }
     }
 
-    fn routes(&self) -> Vec<RouteInfo> {
-        let mut v: Vec<RouteInfo> = self
-            .rib
-            .loc_rib()
-            .map(|b| RouteInfo {
-                prefix: b.prefix,
-                candidates: self
-                    .rib
-                    .explain(b.prefix)
-                    .into_iter()
-                    .map(|c| RouteCandidate {
-                        peer: c.peer_address,
-                        attributes: c.attributes,
-                        best: c.best,
-                        ecmp: c.ecmp,
-                        stale: c.stale,
-                        reason: c.lost_because.map(|r| r.as_str().to_string()),
-                    })
-                    .collect(),
-            })
-            .collect();
-        v.sort_by_key(|r| r.prefix);
-        v
+    fn routes(&self, q: RouteQuery) -> Vec<RouteInfo> {
+        let mut prefixes: Vec<Prefix> = match q {
+            RouteQuery::All => self.rib.loc_rib().map(|b| b.prefix).collect(),
+            RouteQuery::Prefix(p) => vec![p],
+            RouteQuery::Filtered => self.rib.filtered().iter().map(|f| f.prefix).collect(),
+        };
+        prefixes.sort();
+        prefixes.dedup();
+        prefixes
+            .into_iter()
+            .map(|prefix| self.route_info(prefix))
+            .filter(|r| !r.candidates.is_empty() || !r.filtered.is_empty())
+            .collect()
+    }
+
+    fn route_info(&self, prefix: Prefix) -> RouteInfo {
+        RouteInfo {
+            prefix,
+            candidates: self
+                .rib
+                .explain(prefix)
+                .into_iter()
+                .map(|c| RouteCandidate {
+                    peer: c.peer_address,
+                    attributes: c.attributes,
+                    best: c.best,
+                    ecmp: c.ecmp,
+                    stale: c.stale,
+                    reason: c.lost_because.map(|r| r.as_str().to_string()),
+                })
+                .collect(),
+            filtered: self
+                .rib
+                .filtered_for(prefix)
+                .into_iter()
+                .map(|f| FilteredCandidate {
+                    peer: f.peer_address,
+                    attributes: f.attributes,
+                    reason: f.reason.to_string(),
+                })
+                .collect(),
+        }
     }
 }
 
