@@ -31,6 +31,8 @@ pub struct BirdNeighbor {
     pub next_hop_self: bool,
     /// Declare the protocol `disabled;` (enable later with [`Bird::enable`]).
     pub disabled: bool,
+    /// `bfd on;`: the session follows a BFD session (needs [`BirdConfig::bfd`]).
+    pub bfd: bool,
 }
 
 impl BirdNeighbor {
@@ -47,6 +49,7 @@ impl BirdNeighbor {
             rr_client: false,
             next_hop_self: false,
             disabled: false,
+            bfd: false,
         }
     }
 }
@@ -61,6 +64,8 @@ pub struct BirdConfig {
     pub static_routes: Vec<String>,
     /// Export BGP routes into the namespace's kernel table.
     pub kernel_export: bool,
+    /// `protocol bfd` with `(interval ms, multiplier)` on every interface.
+    pub bfd: Option<(u32, u8)>,
 }
 
 impl BirdConfig {
@@ -71,6 +76,7 @@ impl BirdConfig {
             neighbors: Vec::new(),
             static_routes: Vec::new(),
             kernel_export: false,
+            bfd: None,
         }
     }
 
@@ -91,6 +97,12 @@ impl BirdConfig {
                 let _ = writeln!(s, "  route {r} blackhole;");
             }
             s.push_str("}\n");
+        }
+        if let Some((interval, mult)) = self.bfd {
+            let _ = writeln!(
+                s,
+                "protocol bfd {{\n  interface \"*\" {{ interval {interval} ms; multiplier {mult}; }};\n}}"
+            );
         }
         for n in &self.neighbors {
             let _ = writeln!(s, "protocol bgp {} {{", n.name);
@@ -114,6 +126,9 @@ impl BirdConfig {
             }
             if n.rr_client {
                 s.push_str("  rr client;\n");
+            }
+            if n.bfd {
+                s.push_str("  bfd on;\n");
             }
             s.push_str(
                 "  connect delay time 1;\n  connect retry time 2;\n  error wait time 1, 5;\n",
@@ -231,6 +246,18 @@ impl Bird {
         ))
     }
 
+    /// The state of BIRD's BFD session to `peer` ("Up", "Down", "Init"…),
+    /// from `show bfd sessions`.
+    pub fn bfd_state(&self, peer: IpAddr) -> Result<String> {
+        let out = self.birdc(&["show", "bfd", "sessions"])?;
+        parse_bfd_state(&out, peer).ok_or_else(|| {
+            LabError::parse(
+                "birdc show bfd sessions",
+                format!("no session to {peer} in:\n{out}"),
+            )
+        })
+    }
+
     pub fn enable(&self, name: &str) -> Result<()> {
         self.birdc(&["enable", name]).map(|_| ())
     }
@@ -255,6 +282,16 @@ impl Bird {
             .map_err(|e| LabError::io(format!("writing {}", self.config_path.display()), e))?;
         self.configure()
     }
+}
+
+/// The State column of `peer`'s row in `show bfd sessions`
+/// (`IP address  Interface  State  Since  Interval  Timeout`).
+pub fn parse_bfd_state(out: &str, peer: IpAddr) -> Option<String> {
+    let peer = peer.to_string();
+    out.lines().find_map(|l| {
+        let mut w = l.split_whitespace();
+        (w.next()? == peer).then(|| w.nth(1).map(str::to_string))?
+    })
 }
 
 /// `BGP state:          Established` → "Established".
@@ -371,6 +408,15 @@ pub fn parse_routes(out: &str) -> Vec<BirdRoute> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bfd_sessions_table() {
+        let out = "BIRD 2.0.12 ready.\nbfd1:\nIP address                Interface  State      Since         Interval  Timeout\n198.51.100.2              eth1       Up         02:01:00.123    0.300    0.900\n198.51.100.9              eth1       Down       02:01:00.123    1.000    0.000\n";
+        let st = |a: &str| parse_bfd_state(out, a.parse().unwrap());
+        assert_eq!(st("198.51.100.2").as_deref(), Some("Up"));
+        assert_eq!(st("198.51.100.9").as_deref(), Some("Down"));
+        assert_eq!(st("198.51.100.3"), None);
+    }
 
     const SAMPLE: &str = "BIRD 2.0.12 ready.
 Table master4:

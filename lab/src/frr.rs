@@ -30,6 +30,8 @@ pub struct FrrNeighbor {
     pub passive: bool,
     pub rr_client: bool,
     pub next_hop_self: bool,
+    /// `neighbor X bfd profile lab`: follow a BFD session (needs [`FrrConfig::bfd`]).
+    pub bfd: bool,
 }
 
 impl FrrNeighbor {
@@ -42,6 +44,7 @@ impl FrrNeighbor {
             passive: false,
             rr_client: false,
             next_hop_self: false,
+            bfd: false,
         }
     }
 }
@@ -60,6 +63,9 @@ pub struct FrrConfig {
     pub timers: Option<(u16, u16)>,
     /// Run zebra too, so learned routes reach the kernel.
     pub with_zebra: bool,
+    /// Run bfdd (and zebra, which relays bgpd's BFD requests) with a BFD
+    /// profile `lab` of `(interval ms, multiplier)`.
+    pub bfd: Option<(u32, u8)>,
 }
 
 impl FrrConfig {
@@ -73,6 +79,7 @@ impl FrrConfig {
             graceful_restart: false,
             timers: None,
             with_zebra: false,
+            bfd: None,
         }
     }
 
@@ -104,6 +111,9 @@ impl FrrConfig {
                 let _ = writeln!(s, " neighbor {a} passive");
             }
             let _ = writeln!(s, " neighbor {a} timers connect 1");
+            if n.bfd {
+                let _ = writeln!(s, " neighbor {a} bfd profile lab");
+            }
             let _ = writeln!(s, " neighbor {a} advertisement-interval 0");
         }
         s.push_str(" address-family ipv4 unicast\n");
@@ -120,6 +130,14 @@ impl FrrConfig {
         }
         s.push_str(" exit-address-family\n!\n");
         s
+    }
+
+    /// bfdd's configuration: the `lab` profile.
+    pub fn render_bfdd(&self) -> String {
+        let (interval, mult) = self.bfd.unwrap_or((300, 3));
+        format!(
+            "log stdout informational\n!\nbfd\n profile lab\n  detect-multiplier {mult}\n  receive-interval {interval}\n  transmit-interval {interval}\n !\n!\n"
+        )
     }
 }
 
@@ -141,6 +159,7 @@ pub struct Frr {
     pub config_path: PathBuf,
     netns: String,
     bgpd: Option<Daemon>,
+    bfdd: Option<Daemon>,
     zebra: Option<Daemon>,
     dir: PathBuf,
 }
@@ -156,6 +175,13 @@ impl Frr {
         let config_path = dir.join("frr.conf");
         std::fs::write(&config_path, cfg.render())
             .map_err(|e| LabError::io(format!("writing {}", config_path.display()), e))?;
+        if cfg.bfd.is_some() {
+            let bfdd_conf = dir.join("bfdd.conf");
+            std::fs::write(&bfdd_conf, cfg.render_bfdd())
+                .map_err(|e| LabError::io(format!("writing {}", bfdd_conf.display()), e))?;
+            let _ = std::fs::set_permissions(&bfdd_conf, std::fs::Permissions::from_mode(0o644));
+            return Self::start_daemons(ns, dir, &config_path, true, Some(&bfdd_conf));
+        }
         Self::start_with_file(ns, dir, &config_path, cfg.with_zebra)
     }
 
@@ -165,6 +191,17 @@ impl Frr {
         dir: &Path,
         config_path: &Path,
         with_zebra: bool,
+    ) -> Result<Frr> {
+        Self::start_daemons(ns, dir, config_path, with_zebra, None)
+    }
+
+    /// zebra (when `with_zebra`), bfdd (with `bfdd_conf`; needs zebra), bgpd.
+    fn start_daemons(
+        ns: &Netns,
+        dir: &Path,
+        config_path: &Path,
+        with_zebra: bool,
+        bfdd_conf: Option<&Path>,
     ) -> Result<Frr> {
         let instance = ns.name().to_string();
         let sockdir = socket_dir(&instance);
@@ -182,6 +219,7 @@ impl Frr {
             config_path: config_path.to_path_buf(),
             netns: instance.clone(),
             bgpd: None,
+            bfdd: None,
             zebra: None,
             dir: dir.to_path_buf(),
         };
@@ -198,6 +236,18 @@ impl Frr {
             frr.zebra = Some(Daemon::spawn("zebra", cmd, &dir.join("zebra.log"))?);
             let zsock = sockdir.join("zserv.api");
             crate::wait::wait_for("zebra socket", Duration::from_secs(10), || zsock.exists())?;
+        }
+        if let Some(conf) = bfdd_conf {
+            let mut cmd = ns.command("/usr/lib/frr/bfdd");
+            cmd.args(["-N", &instance, "-P", "0", "-f"])
+                .arg(conf)
+                .arg("-i")
+                .arg(sockdir.join("bfdd.pid"));
+            frr.bfdd = Some(Daemon::spawn("bfdd", cmd, &dir.join("bfdd.log"))?);
+            let bsock = sockdir.join("bfdd.vty");
+            crate::wait::wait_for("bfdd vty socket", Duration::from_secs(10), || {
+                bsock.exists()
+            })?;
         }
         let mut cmd = ns.command("/usr/lib/frr/bgpd");
         cmd.args(["-N", &instance, "-P", "0", "-f"])
@@ -266,6 +316,19 @@ impl Frr {
             .ok_or_else(|| LabError::parse("show bgp neighbors json", v.to_string()))
     }
 
+    /// The status of bfdd's session to `peer` ("up", "down", "init"…).
+    pub fn bfd_state(&self, peer: IpAddr) -> Result<String> {
+        let v = self.json("show bfd peers json")?;
+        v.as_array()
+            .and_then(|a| {
+                a.iter()
+                    .find(|p| p.get("peer").and_then(Value::as_str) == Some(&peer.to_string()))
+            })
+            .and_then(|p| p.get("status").and_then(Value::as_str))
+            .map(str::to_string)
+            .ok_or_else(|| LabError::parse("show bfd peers json", v.to_string()))
+    }
+
     /// Every path in the IPv4 unicast table.
     pub fn routes(&self) -> Result<Vec<FrrRoute>> {
         Ok(parse_routes(&self.json("show bgp ipv4 unicast json")?))
@@ -287,8 +350,9 @@ impl Frr {
 
 impl Drop for Frr {
     fn drop(&mut self) {
-        // bgpd first, then zebra; then the socket directory.
+        // bgpd first, then bfdd and zebra; then the socket directory.
         self.bgpd.take();
+        self.bfdd.take();
         self.zebra.take();
         let _ = std::fs::remove_dir_all(socket_dir(&self.instance));
     }

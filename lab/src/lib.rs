@@ -11,6 +11,7 @@
 //! records each creation on disk first so `down` can undo a crashed `up`.
 
 pub mod bird;
+pub mod cut;
 pub mod error;
 pub mod exabgp;
 pub mod frr;

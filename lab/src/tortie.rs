@@ -28,6 +28,12 @@ pub struct TortiePeer {
     pub password: Option<String>,
     pub passive: bool,
     pub route_reflector_client: bool,
+    /// `source_address` (update-source).
+    pub source_address: Option<IpAddr>,
+    /// `multihop` (TTL).
+    pub multihop: Option<u8>,
+    /// `bfd = true` with `(bfd_interval_ms, bfd_multiplier)`.
+    pub bfd: Option<(u32, u8)>,
 }
 
 impl TortiePeer {
@@ -40,6 +46,9 @@ impl TortiePeer {
             password: None,
             passive: false,
             route_reflector_client: false,
+            source_address: None,
+            multihop: None,
+            bfd: None,
         }
     }
 }
@@ -127,6 +136,18 @@ impl TortieConfig {
             }
             if p.route_reflector_client {
                 s.push_str("route_reflector_client = true\n");
+            }
+            if let Some(a) = p.source_address {
+                let _ = writeln!(s, "source_address = \"{a}\"");
+            }
+            if let Some(m) = p.multihop {
+                let _ = writeln!(s, "multihop = {m}");
+            }
+            if let Some((interval, mult)) = p.bfd {
+                let _ = writeln!(
+                    s,
+                    "bfd = true\nbfd_interval_ms = {interval}\nbfd_multiplier = {mult}"
+                );
             }
             s.push('\n');
         }

@@ -107,6 +107,29 @@ fn bird_md5_wrong_key_does_not_connect() {
     }
 }
 
+fn bird_bfd_config(passive: bool) -> BirdConfig {
+    let mut c = bird_config(passive, None, false);
+    c.bfd = Some((300, 3));
+    c.neighbors[0].bfd = true;
+    c
+}
+
+#[test]
+fn bird_bfd_we_connect_failover() {
+    let Some(pair) = pair("tl-ib6") else { return };
+    let bird = Bird::start(&pair.theirs, pair.their_dir.path(), &bird_bfd_config(true)).unwrap();
+    let node = pair.start_tortie(&pair.tortie_bfd_config(false));
+    check_bfd_failover(&pair, &bird, &node, bfd_cuts(2));
+}
+
+#[test]
+fn bird_bfd_they_connect_failover() {
+    let Some(pair) = pair("tl-ib7") else { return };
+    let bird = Bird::start(&pair.theirs, pair.their_dir.path(), &bird_bfd_config(false)).unwrap();
+    let node = pair.start_tortie(&pair.tortie_bfd_config(true));
+    check_bfd_failover(&pair, &bird, &node, bfd_cuts(1));
+}
+
 #[test]
 fn bird_graceful_restart() {
     let Some(pair) = pair("tl-ib5") else { return };

@@ -147,3 +147,26 @@ fn frr_graceful_restart() {
         .collect();
     assert!(stale.is_empty(), "stale routes left at FRR: {stale:?}");
 }
+
+fn frr_bfd_config(passive: bool) -> FrrConfig {
+    let mut c = frr_config(passive, None, false);
+    c.bfd = Some((300, 3));
+    c.neighbors[0].bfd = true;
+    c
+}
+
+#[test]
+fn frr_bfd_we_connect_failover() {
+    let Some(pair) = pair("tl-if6") else { return };
+    let frr = Frr::start(&pair.theirs, pair.their_dir.path(), &frr_bfd_config(true)).unwrap();
+    let node = pair.start_tortie(&pair.tortie_bfd_config(false));
+    check_bfd_failover(&pair, &frr, &node, bfd_cuts(2));
+}
+
+#[test]
+fn frr_bfd_they_connect_failover() {
+    let Some(pair) = pair("tl-if7") else { return };
+    let frr = Frr::start(&pair.theirs, pair.their_dir.path(), &frr_bfd_config(false)).unwrap();
+    let node = pair.start_tortie(&pair.tortie_bfd_config(true));
+    check_bfd_failover(&pair, &frr, &node, bfd_cuts(1));
+}

@@ -62,6 +62,31 @@ impl Pair {
         c
     }
 
+    /// [`Pair::tortie_config`] with BFD 300 ms × 3 to the peer.
+    pub fn tortie_bfd_config(&self, passive: bool) -> TortieConfig {
+        let mut c = self.tortie_config(passive, None);
+        c.peers[0].bfd = Some((300, 3));
+        c
+    }
+
+    /// A second tortie in the peer's namespace: AS THEIR_ASN, block
+    /// THEIR_PREFIX, BFD 300 ms × 3 to us.
+    pub fn start_their_tortie(&self, passive: bool) -> TortieNode {
+        let mut c = TortieConfig::new(
+            "theirs",
+            &format!("{THEIRS}/24"),
+            THEIR_ASN,
+            THEIR_PREFIX,
+            self.their_dir.path(),
+        );
+        let mut p = TortiePeer::new(OURS.parse().expect("addr"), OUR_ASN);
+        p.passive = passive;
+        p.name = Some("ours".into());
+        p.bfd = Some((300, 3));
+        c.peers.push(p);
+        TortieNode::start(&self.theirs, self.their_dir.path(), &c).expect("their tortie starts")
+    }
+
     pub fn start_tortie(&self, cfg: &TortieConfig) -> TortieNode {
         TortieNode::start(&self.ours, self.our_dir.path(), cfg).expect("tortie starts")
     }
@@ -81,6 +106,10 @@ pub trait PeerView {
     fn established(&self) -> bool;
     /// `(AS_PATH, NEXT_HOP)` of the best path the daemon has for `prefix`.
     fn route(&self, prefix: &str) -> Option<(Vec<u32>, Option<String>)>;
+    /// The daemon's BFD session to us is Up (false where it has no BFD).
+    fn bfd_up(&self) -> bool {
+        false
+    }
 }
 
 impl PeerView for Bird {
@@ -96,6 +125,10 @@ impl PeerView for Bird {
             .find(|r| r.prefix == prefix)?;
         Some((r.as_path, r.next_hop))
     }
+    fn bfd_up(&self) -> bool {
+        self.bfd_state(OURS.parse().expect("addr"))
+            .is_ok_and(|s| s == "Up")
+    }
 }
 
 impl PeerView for Frr {
@@ -110,6 +143,32 @@ impl PeerView for Frr {
             .into_iter()
             .find(|r| r.prefix == prefix)?;
         Some((r.as_path, r.next_hop))
+    }
+    fn bfd_up(&self) -> bool {
+        self.bfd_state(OURS.parse().expect("addr"))
+            .is_ok_and(|s| s == "up")
+    }
+}
+
+/// Another tortie as the peer (its block is THEIR_PREFIX).
+impl PeerView for TortieNode {
+    fn established(&self) -> bool {
+        self.all_established()
+    }
+    fn route(&self, prefix: &str) -> Option<(Vec<u32>, Option<String>)> {
+        let r = self
+            .routes()
+            .ok()?
+            .into_iter()
+            .find(|r| r.prefix == prefix)?;
+        r.peer.as_ref()?;
+        Some((r.as_path, r.next_hop))
+    }
+    fn bfd_up(&self) -> bool {
+        self.peer(OURS)
+            .ok()
+            .and_then(|p| p.get("bfd")?.get("state")?.as_str().map(str::to_string))
+            .is_some_and(|s| s == "Up")
     }
 }
 
@@ -262,4 +321,118 @@ pub fn check_graceful_restart(pair: &Pair, peer: &dyn PeerView, node: &mut Torti
     let r = wait_our_route(node, THEIR_PREFIX);
     assert_eq!(r.as_path, vec![THEIR_ASN]);
     assert!(pair.our_kernel_route(THEIR_PREFIX).contains(THEIRS));
+}
+
+/// tortie's BFD state for the peer (`status` JSON), if any.
+pub fn our_bfd(node: &TortieNode, field: &str) -> Option<String> {
+    node.peer(THEIRS)
+        .ok()?
+        .get("bfd")?
+        .get(field)?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// Waits until both BFD ends are Up.
+pub fn wait_bfd_up(peer: &dyn PeerView, node: &TortieNode) {
+    wait_until("BFD Up at both ends", T, || {
+        (peer.bfd_up() && our_bfd(node, "state").as_deref() == Some("Up")).then_some(())
+    })
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}; tortie status: {:?}\ntortie log:\n{}",
+            node.peer(THEIRS),
+            node.log_tail(30)
+        )
+    });
+}
+
+/// How many silent cuts a BFD failover test makes: `TORTIE_BFD_CUTS` (by
+/// hand: 20 for the p50/p99 figures), else `default` (CI stays lean).
+pub fn bfd_cuts(default: usize) -> usize {
+    std::env::var("TORTIE_BFD_CUTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// BFD failover (RFC 5880, 300 ms × 3): `cuts` times, cut the link silently
+/// in the peer's namespace (iptables DROP both ways: no FIN, no link-down)
+/// and time until the learned route leaves our kernel — at most 1 s from
+/// the moment the cut is in place (the hold time, 9 s here, would take 8 s).
+/// tortie's status then shows BFD Down (detection time expired) and the
+/// session reset by BFD. Each round restores the link and waits for BGP and
+/// BFD to come back first. Returns, per cut, the time from just before the
+/// cut command (an upper bound, which the printed p50/p99 use) and from
+/// when it returned.
+pub fn check_bfd_failover(
+    pair: &Pair,
+    peer: &dyn PeerView,
+    node: &TortieNode,
+    cuts: usize,
+) -> Vec<(Duration, Duration)> {
+    use tortie_lab::cut::{LinkCut, RouteWatch, percentile};
+    let watch = RouteWatch::start(&pair.ours).expect("ip monitor");
+    let mut took = Vec::new();
+    for round in 0..cuts {
+        wait_established(peer, node);
+        wait_bfd_up(peer, node);
+        wait_until("learned route in our kernel", T, || {
+            pair.our_kernel_route(THEIR_PREFIX)
+                .contains(THEIRS)
+                .then_some(())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        watch.clear();
+        let cut = LinkCut::silent(&pair.theirs, "eth1").expect("cut");
+        let gone = watch
+            .deleted(THEIR_PREFIX, Duration::from_secs(15))
+            .unwrap_or_else(|| {
+                panic!(
+                    "round {round}: {THEIR_PREFIX} still in our kernel 15 s after the cut; status {:?}\nlog:\n{}",
+                    node.peer(THEIRS),
+                    node.log_tail(30)
+                )
+            });
+        let d = gone.saturating_duration_since(cut.at);
+        let placed = gone.saturating_duration_since(cut.placed);
+        eprintln!(
+            "BFD failover round {round}: route left our kernel {} ms after the cut command started ({} ms after it returned)",
+            d.as_millis(),
+            placed.as_millis()
+        );
+        assert_eq!(our_bfd(node, "state").as_deref(), Some("Down"));
+        assert_eq!(
+            our_bfd(node, "diagnostic").as_deref(),
+            Some("control detection time expired")
+        );
+        let last = node
+            .peer(THEIRS)
+            .ok()
+            .and_then(|p| p.get("last_error")?.as_str().map(str::to_string))
+            .unwrap_or_default();
+        assert!(last.contains("BFD Down"), "last_error {last:?}");
+        took.push((d, placed));
+        cut.restore();
+    }
+    let upper: Vec<Duration> = took.iter().map(|t| t.0).collect();
+    if let (Some(p50), Some(p99), Some(max)) = (
+        percentile(&upper, 50),
+        percentile(&upper, 99),
+        upper.iter().max(),
+    ) {
+        eprintln!(
+            "BFD failover over {cuts} cuts: p50 {} ms, p99 {} ms, max {} ms",
+            p50.as_millis(),
+            p99.as_millis(),
+            max.as_millis()
+        );
+    }
+    for (_, d) in &took {
+        assert!(
+            *d <= Duration::from_secs(1),
+            "route took {d:?} to leave the kernel (≤ 1 s expected with 300 ms × 3): {took:?}"
+        );
+    }
+    took
 }
