@@ -169,3 +169,45 @@ pub fn recv_with_ttl(
     };
     Ok(((n as usize).min(buf.len()), from, ttl))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_receiver_sees_the_ttl_of_each_datagram() {
+        // Loopback keeps the TTL: 255 from a BFD sender, 1 from a plain one.
+        let rx = bind_receiver(false, 0).expect("receiver");
+        let port = rx.local_addr().expect("addr").port();
+        let to = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let tx = bind_sender(lo, Some(lo), 60000).expect("sender");
+        let src = tx.local_addr().expect("addr");
+        assert!(SOURCE_PORTS.contains(&src.port()), "{src}");
+        tx.send_to(b"bfd", to).expect("send");
+        let plain = UdpSocket::bind("127.0.0.1:0").expect("plain");
+        plain.set_ttl(1).expect("ttl");
+        plain.send_to(b"ttl1", to).expect("send");
+        rx.set_nonblocking(false).expect("blocking");
+        rx.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .expect("timeout");
+        let mut buf = [0u8; 16];
+        let (n, from, ttl) = recv_with_ttl(&rx, &mut buf).expect("recv");
+        assert_eq!((&buf[..n], from, ttl), (&b"bfd"[..], src, Some(TTL)));
+        let (n, _, ttl) = recv_with_ttl(&rx, &mut buf).expect("recv");
+        assert_eq!((&buf[..n], ttl), (&b"ttl1"[..], Some(1)));
+    }
+
+    #[test]
+    fn senders_take_distinct_source_ports() {
+        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let a = bind_sender(lo, Some(lo), 65535).expect("a");
+        let b = bind_sender(lo, Some(lo), a.local_addr().expect("a").port()).expect("b");
+        let (pa, pb) = (
+            a.local_addr().expect("a").port(),
+            b.local_addr().expect("b").port(),
+        );
+        assert_ne!(pa, pb);
+        assert!(SOURCE_PORTS.contains(&pa) && SOURCE_PORTS.contains(&pb));
+    }
+}
