@@ -382,6 +382,14 @@ impl Speaker {
         self.inner.routes(q).await
     }
 
+    /// The Loc-RIB prefixes that contain `addr`, longest first, each with
+    /// its best path's peer (`None` for a locally originated prefix). A few
+    /// dozen lookups, whatever the table's size (the agent checks static
+    /// container addresses against other nodes' blocks with it).
+    pub async fn covering(&self, addr: IpAddr) -> Vec<(Prefix, Option<IpAddr>)> {
+        self.inner.covering(addr).await
+    }
+
     /// Applies a new peer list: new peers start, removed peers stop with
     /// Cease/3 (Peer De-configured), changed peers restart with Cease/6;
     /// unchanged peers are not touched. A change of a peer's filters alone

@@ -47,6 +47,20 @@ async fn establish_exchange_and_withdraw() {
         .expect("in Loc-RIB");
     assert_eq!(r.candidates.len(), 1);
     assert!(r.candidates[0].best && r.candidates[0].peer == Some(a_ip));
+    // Covering prefixes of an address, longest first, with the best path's
+    // peer (None: originated here).
+    b.originate(pfx("10.0.0.0/8"), None).await.unwrap();
+    let inside: std::net::IpAddr = "10.1.0.9".parse().unwrap();
+    assert_eq!(
+        b.covering(inside).await,
+        vec![(pfx("10.1.0.0/24"), Some(a_ip)), (pfx("10.0.0.0/8"), None)]
+    );
+    assert_eq!(
+        b.covering("10.2.0.1".parse().unwrap()).await,
+        vec![(pfx("10.0.0.0/8"), None)]
+    );
+    assert!(b.covering("192.0.2.77".parse().unwrap()).await.is_empty());
+    b.withdraw(pfx("10.0.0.0/8")).await.unwrap();
 
     let st = b.peers().await;
     assert_eq!(st[0].state, SessionState::Established);

@@ -49,10 +49,10 @@ impl Agent {
         }
     }
 
-    /// What a static address must stay clear of: config, the host's
-    /// interface addresses, and the blocks learned from other nodes (a scan
-    /// of the Loc-RIB: static attaches only).
-    async fn forbidden(&self) -> Result<refuse::Forbidden, ApiError> {
+    /// What static address `ip` must stay clear of: config, the host's
+    /// interface addresses, and the Loc-RIB prefixes learned from peers that
+    /// contain it (a few lookups, not a walk: [`tortie_bgp::Speaker::covering`]).
+    async fn forbidden(&self, ip: Ipv4Addr) -> Result<refuse::Forbidden, ApiError> {
         let cfg = self.config();
         let mut node = vec![cfg.node.address];
         match nix::ifaddrs::getifaddrs() {
@@ -75,23 +75,22 @@ impl Agent {
         let learned = self
             .speaker()
             .await?
-            .routes()
+            .covering(IpAddr::V4(ip))
             .await
             .into_iter()
-            .filter_map(|r| {
-                let peer = r.candidates.iter().find(|c| c.best)?.peer?;
-                match r.prefix {
-                    tortie_bgp::Prefix::V4(p) => ipnetwork::Ipv4Network::new(p.addr(), p.len())
-                        .ok()
-                        .map(|n| (n, peer)),
-                    tortie_bgp::Prefix::V6(_) => None,
+            .filter_map(|(prefix, peer)| match prefix {
+                tortie_bgp::Prefix::V4(p) => {
+                    let n = ipnetwork::Ipv4Network::new(p.addr(), p.len()).ok()?;
+                    Some((n, peer?))
                 }
+                tortie_bgp::Prefix::V6(_) => None,
             })
             .collect();
         Ok(refuse::Forbidden {
             node,
             peers: cfg.peers.iter().map(|p| p.address).collect(),
             learned,
+            block_len: cfg.node.pod_cidr.prefix(),
         })
     }
 
@@ -118,7 +117,7 @@ impl Agent {
             None => None,
         };
         if let Some(ip) = requested {
-            refuse::check(ip, &self.forbidden().await?).map_err(|why| {
+            refuse::check(ip, &self.forbidden(ip).await?).map_err(|why| {
                 ApiError::bad_request(format!("refusing --ip {ip} for {}: {why}", req.id))
             })?;
         }

@@ -5,7 +5,8 @@
 //! peer brought the session down).
 //!
 //! Data flow: the attach handler gathers a [`Forbidden`] (config, the host's
-//! interface addresses, the learned blocks from the speaker's Loc-RIB) and
+//! interface addresses, the Loc-RIB prefixes learned from peers that contain
+//! the address) and
 //! calls [`check`], a pure function, before anything is allocated or created.
 //! A free address outside our block that none of these rules hits stays
 //! allowed (the agent then advertises its /32).
@@ -39,9 +40,13 @@ pub struct Forbidden {
     pub node: Vec<Ipv4Network>,
     /// Configured peers' addresses.
     pub peers: Vec<IpAddr>,
-    /// Blocks learned from other nodes (best paths from a peer), with the
-    /// peer they came from.
+    /// Prefixes learned from peers (best paths), with the peer they came
+    /// from.
     pub learned: Vec<(Ipv4Network, IpAddr)>,
+    /// Our block's prefix length: learned prefixes this long or longer are
+    /// other nodes' blocks and containers; shorter ones (a default route or
+    /// an aggregate from a router) do not make an address taken.
+    pub block_len: u8,
 }
 
 /// `Err(reason)` when `ip` may not be given to a container.
@@ -72,7 +77,11 @@ pub fn check(ip: Ipv4Addr, f: &Forbidden) -> Result<(), String> {
     if f.peers.contains(&IpAddr::V4(ip)) {
         return Err(format!("{ip} is a configured BGP peer's address"));
     }
-    if let Some((net, peer)) = f.learned.iter().find(|(n, _)| n.contains(ip)) {
+    if let Some((net, peer)) = f
+        .learned
+        .iter()
+        .find(|(n, _)| n.prefix() >= f.block_len && n.contains(ip))
+    {
         return Err(format!(
             "{ip} is inside {net}, a block learned from {peer} (another node's containers)"
         ));
@@ -95,10 +104,20 @@ mod tests {
                 "192.0.2.12".parse().unwrap(),
                 "2001:db8::1".parse().unwrap(),
             ],
-            learned: vec![(
-                "10.244.2.0/26".parse().unwrap(),
-                "192.0.2.12".parse().unwrap(),
-            )],
+            learned: vec![
+                (
+                    "10.244.2.0/26".parse().unwrap(),
+                    "192.0.2.12".parse().unwrap(),
+                ),
+                (
+                    "10.99.0.7/32".parse().unwrap(),
+                    "192.0.2.12".parse().unwrap(),
+                ),
+                // A router's default route and aggregate: not a node's block.
+                ("0.0.0.0/0".parse().unwrap(), "192.0.2.1".parse().unwrap()),
+                ("10.0.0.0/8".parse().unwrap(), "192.0.2.1".parse().unwrap()),
+            ],
+            block_len: 26,
         };
         let refused = |s: &str| check(s.parse().unwrap(), &f).unwrap_err();
         let table = [
@@ -117,6 +136,7 @@ mod tests {
             ("240.0.0.1", "reserved"),
             ("255.255.255.255", "reserved"),
             ("10.244.2.17", "learned from 192.0.2.12"),
+            ("10.99.0.7", "inside 10.99.0.7/32"),
         ];
         for (ip, why) in table {
             let e = refused(ip);
@@ -131,6 +151,7 @@ mod tests {
             "198.51.100.6",
             "10.244.1.5",
             "10.244.2.64",
+            "10.99.0.8",
         ] {
             assert_eq!(check(ip.parse().unwrap(), &f), Ok(()), "{ip}");
         }

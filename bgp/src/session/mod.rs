@@ -365,6 +365,12 @@ impl Runtime {
         self.ask(|reply| RibMsg::Withdraw { prefix, reply }).await?
     }
 
+    pub(crate) async fn covering(&self, addr: IpAddr) -> Vec<(crate::Prefix, Option<IpAddr>)> {
+        self.ask(|reply| RibMsg::Covering { addr, reply })
+            .await
+            .unwrap_or_default()
+    }
+
     pub(crate) async fn routes(&self, query: crate::speaker::RouteQuery) -> Vec<RouteInfo> {
         self.ask(|reply| RibMsg::Routes { query, reply })
             .await

@@ -65,6 +65,12 @@ pub(crate) enum RibMsg {
         query: crate::speaker::RouteQuery,
         reply: oneshot::Sender<Vec<RouteInfo>>,
     },
+    /// The Loc-RIB prefixes containing an address, with their best path's
+    /// peer (`None`: originated here); longest first.
+    Covering {
+        addr: IpAddr,
+        reply: oneshot::Sender<Vec<(crate::Prefix, Option<IpAddr>)>>,
+    },
     /// (routes received, routes advertised) per peer.
     Counts {
         reply: oneshot::Sender<HashMap<IpAddr, (u64, u64)>>,

@@ -419,6 +419,9 @@ impl RibTask {
             RibMsg::Routes { query, reply } => {
                 let _ = reply.send(self.routes(query));
             }
+            RibMsg::Covering { addr, reply } => {
+                let _ = reply.send(self.covering(addr));
+            }
             RibMsg::Counts { reply } => {
                 let counts = self
                     .peers
@@ -581,6 +584,19 @@ impl RibTask {
                 }
             }
         }
+    }
+
+    /// One lookup per prefix length (at most 33 or 129), not a walk.
+    fn covering(&self, addr: IpAddr) -> Vec<(crate::Prefix, Option<IpAddr>)> {
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        (0..=max)
+            .rev()
+            .filter_map(|len| crate::Prefix::new(addr, len))
+            .filter_map(|p| {
+                let best = self.rib.explain(p).into_iter().find(|c| c.best)?;
+                Some((p, best.peer_address))
+            })
+            .collect()
     }
 
     fn routes(&self, q: RouteQuery) -> Vec<RouteInfo> {
