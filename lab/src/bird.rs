@@ -157,6 +157,8 @@ pub struct BirdRoute {
     pub next_hop: Option<String>,
     /// `via GW on IF`.
     pub gateway: Option<String>,
+    /// `BGP.community` as `A:B`, and `BGP.large_community` as `A:B:C`.
+    pub communities: Vec<String>,
 }
 
 /// A running BIRD with its own control socket.
@@ -398,6 +400,20 @@ pub fn parse_routes(out: &str) -> Vec<BirdRoute> {
                 .collect();
         } else if let Some(v) = t.strip_prefix("BGP.next_hop:") {
             cur.next_hop = v.split_whitespace().next().map(str::to_string);
+        } else if let Some(v) = t.strip_prefix("BGP.community:") {
+            // (65000,100) (65535,65281) …
+            cur.communities.extend(
+                v.split(')')
+                    .filter_map(|c| c.trim().strip_prefix('('))
+                    .map(|c| c.replace(',', ":").replace(' ', "")),
+            );
+        } else if let Some(v) = t.strip_prefix("BGP.large_community:") {
+            // (64512, 1, 2) …
+            cur.communities.extend(
+                v.split(')')
+                    .filter_map(|c| c.trim().strip_prefix('('))
+                    .map(|c| c.replace(',', ":").replace(' ', "")),
+            );
         } else if let Some(v) = t.strip_prefix("via ") {
             cur.gateway = v.split_whitespace().next().map(str::to_string);
         }

@@ -334,6 +334,30 @@ impl Frr {
         Ok(parse_routes(&self.json("show bgp ipv4 unicast json")?))
     }
 
+    /// The standard and large communities of the best path of `prefix`
+    /// (`A:B` / `A:B:C`, FRR's own words for the well-known ones), or `None`
+    /// when FRR has no such route.
+    pub fn communities(&self, prefix: &str) -> Result<Option<Vec<String>>> {
+        let v = self.json(&format!("show bgp ipv4 unicast {prefix} json"))?;
+        let Some(paths) = v.get("paths").and_then(Value::as_array) else {
+            return Ok(None);
+        };
+        let best = paths
+            .iter()
+            .find(|p| p.pointer("/bestpath/overall").and_then(Value::as_bool) == Some(true))
+            .or_else(|| paths.first());
+        let words = |key: &str| -> Vec<String> {
+            best.and_then(|p| p.get(key))
+                .and_then(|c| c.get("string"))
+                .and_then(Value::as_str)
+                .map(|s| s.split_whitespace().map(str::to_string).collect())
+                .unwrap_or_default()
+        };
+        let mut c = words("community");
+        c.extend(words("largeCommunity"));
+        Ok(Some(c))
+    }
+
     /// Asks neighbor `addr` to re-send its routes (ROUTE-REFRESH, RFC 2918).
     pub fn soft_in(&self, addr: IpAddr) -> Result<()> {
         self.vtysh(&format!("clear bgp ipv4 unicast {addr} soft in"))

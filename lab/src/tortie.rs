@@ -34,6 +34,8 @@ pub struct TortiePeer {
     pub multihop: Option<u8>,
     /// `bfd = true` with `(bfd_interval_ms, bfd_multiplier)`.
     pub bfd: Option<(u32, u8)>,
+    /// More `key = value` lines for this `[[peer]]` (e.g. filters).
+    pub extra: String,
 }
 
 impl TortiePeer {
@@ -49,6 +51,7 @@ impl TortiePeer {
             source_address: None,
             multihop: None,
             bfd: None,
+            extra: String::new(),
         }
     }
 }
@@ -74,6 +77,10 @@ pub struct TortieConfig {
     pub state_dir: PathBuf,
     /// `host:port`, or empty to disable.
     pub metrics_listen: String,
+    /// More `key = value` lines for `[bgp]`.
+    pub bgp_extra: String,
+    /// More tables appended to the file (e.g. `[[filter]]`s).
+    pub extra: String,
 }
 
 impl TortieConfig {
@@ -96,6 +103,8 @@ impl TortieConfig {
             socket: dir.join("tortie.sock"),
             state_dir: dir.join("state"),
             metrics_listen: "127.0.0.1:9642".to_string(),
+            bgp_extra: String::new(),
+            extra: String::new(),
         }
     }
 
@@ -116,6 +125,8 @@ impl TortieConfig {
             self.restart_time,
             self.advertise
         );
+        s.push_str(&self.bgp_extra);
+        s.push('\n');
         for p in &self.peers {
             let _ = writeln!(s, "[[peer]]\naddress = \"{}\"\nasn = {}", p.address, p.asn);
             if let Some(n) = &p.name {
@@ -149,6 +160,7 @@ impl TortieConfig {
                     "bfd = true\nbfd_interval_ms = {interval}\nbfd_multiplier = {mult}"
                 );
             }
+            s.push_str(&p.extra);
             s.push('\n');
         }
         let _ = writeln!(
@@ -159,6 +171,7 @@ impl TortieConfig {
         let _ = writeln!(s, "[api]\nsocket = \"{}\"\n", self.socket.display());
         let _ = writeln!(s, "[metrics]\nlisten = \"{}\"\n", self.metrics_listen);
         let _ = writeln!(s, "[state]\ndir = \"{}\"", self.state_dir.display());
+        s.push_str(&self.extra);
         s
     }
 }
@@ -305,6 +318,43 @@ impl TortieNode {
         if let Some(mut d) = self.daemon.take() {
             d.stop();
         }
+    }
+
+    /// Rewrites the config file with `cfg` and sends SIGHUP (a live reload).
+    pub fn reload(&self, cfg: &TortieConfig) -> Result<()> {
+        std::fs::write(&self.config_path, cfg.render())
+            .map_err(|e| LabError::io(format!("writing {}", self.config_path.display()), e))?;
+        let pid = self
+            .daemon
+            .as_ref()
+            .map(Daemon::pid)
+            .ok_or_else(|| LabError::Invalid("tortie is not running".into()))?;
+        run(std::process::Command::new("kill").args(["-HUP", &pid.to_string()])).map(|_| ())
+    }
+
+    /// `tortie routes --filtered -o json`: (prefix, peer, reason) of every
+    /// path refused on import.
+    pub fn filtered(&self) -> Result<Vec<(String, String, String)>> {
+        let out = self.cli("routes", &["--filtered", "-o", "json"])?;
+        let v: Value = serde_json::from_str(&out).map_err(|e| {
+            LabError::parse("tortie routes --filtered -o json", format!("{e}: {out}"))
+        })?;
+        let mut rows = Vec::new();
+        for r in v.as_array().into_iter().flatten() {
+            let prefix = r.get("prefix").and_then(Value::as_str).unwrap_or("");
+            for p in r
+                .get("paths")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(why) = p.get("filtered").and_then(Value::as_str) {
+                    let peer = p.get("peer").and_then(Value::as_str).unwrap_or("");
+                    rows.push((prefix.to_string(), peer.to_string(), why.to_string()));
+                }
+            }
+        }
+        Ok(rows)
     }
 
     /// Runs `tortie <sub> --socket S <args>` and returns stdout.
