@@ -104,6 +104,27 @@ fn cni_add_check_del_status_gc_against_an_agent() {
     let (ok, v) = cni("STATUS", &[], &conf);
     assert!(ok, "{v}");
 
+    // ADD with IP= of the node's own address or the gateway: refused (code
+    // 7), nothing created.
+    let c2_path = c2.path();
+    for ip in ["192.0.2.11", "169.254.1.1", "127.0.0.5"] {
+        let args = format!("IgnoreUnknown=1;IP={ip}");
+        let (ok, v) = cni(
+            "ADD",
+            &[
+                ("CNI_CONTAINERID", "refused"),
+                ("CNI_NETNS", c2_path.as_str()),
+                ("CNI_IFNAME", "eth0"),
+                ("CNI_ARGS", args.as_str()),
+            ],
+            &conf,
+        );
+        assert!(!ok, "IP={ip} accepted: {v}");
+        assert_eq!(v["code"], 7, "IP={ip}: {v}");
+        assert!(v["msg"].as_str().unwrap_or("").contains("refusing"), "{v}");
+    }
+    assert!(!sh(&["ip", "-n", &node.name, "-o", "link", "show"]).contains(" tt"));
+
     // ADD
     let c1_path = c1.path();
     let env1 = [
@@ -154,7 +175,6 @@ fn cni_add_check_del_status_gc_against_an_agent() {
     assert_eq!(v["code"], 102, "{v}");
 
     // A second container, then GC keeping only the first.
-    let c2_path = c2.path();
     let env2 = [
         ("CNI_CONTAINERID", "cid2"),
         ("CNI_NETNS", c2_path.as_str()),
