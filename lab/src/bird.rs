@@ -33,6 +33,8 @@ pub struct BirdNeighbor {
     pub disabled: bool,
     /// `bfd on;`: the session follows a BFD session (needs [`BirdConfig::bfd`]).
     pub bfd: bool,
+    /// `multihop N;` (and `gateway recursive`): the neighbour is N hops away.
+    pub multihop: Option<u8>,
 }
 
 impl BirdNeighbor {
@@ -50,6 +52,7 @@ impl BirdNeighbor {
             next_hop_self: false,
             disabled: false,
             bfd: false,
+            multihop: None,
         }
     }
 }
@@ -130,10 +133,21 @@ impl BirdConfig {
             if n.bfd {
                 s.push_str("  bfd on;\n");
             }
+            if let Some(h) = n.multihop {
+                let _ = writeln!(s, "  multihop {h};");
+            }
             s.push_str(
                 "  connect delay time 1;\n  connect retry time 2;\n  error wait time 1, 5;\n",
             );
-            s.push_str("  ipv4 {\n    import all;\n    export all;\n    gateway direct;\n");
+            let gateway = if n.multihop.is_some() {
+                "recursive"
+            } else {
+                "direct"
+            };
+            let _ = writeln!(
+                s,
+                "  ipv4 {{\n    import all;\n    export all;\n    gateway {gateway};"
+            );
             if n.next_hop_self {
                 s.push_str("    next hop self;\n");
             }

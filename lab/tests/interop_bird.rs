@@ -130,6 +130,132 @@ fn bird_bfd_they_connect_failover() {
     check_bfd_failover(&pair, &bird, &node, bfd_cuts(1));
 }
 
+/// A peer off the node's subnet (BIRD on a second link, 203.0.113.0/24,
+/// while node.address is on 198.51.100.0/24). Without source_address the
+/// session leaves from node.address: BIRD never accepts it, and tortie's
+/// status warns about the next hop. With source_address the session comes
+/// up from that address and BIRD takes our routes with it as next hop.
+#[test]
+fn bird_off_subnet_needs_source_address() {
+    let Some(pair) = pair("tl-ib8") else { return };
+    pair.second_link("203.0.113.1/24", "203.0.113.2/24");
+    let mut cfg = BirdConfig::new(Ipv4Addr::new(203, 0, 113, 1), THEIR_ASN);
+    let mut n = BirdNeighbor::new("tortie", "203.0.113.2".parse().unwrap(), OUR_ASN);
+    n.passive = true;
+    n.hold_time = Some(9);
+    cfg.neighbors.push(n);
+    cfg.static_routes.push(THEIR_PREFIX.into());
+    let bird = Bird::start(&pair.theirs, pair.their_dir.path(), &cfg).unwrap();
+    let peer = "203.0.113.1";
+    let mut tc = pair.tortie_config(false, None);
+    tc.peers[0].address = peer.parse().unwrap();
+    let mut node = pair.start_tortie(&tc);
+    let field = |node: &tortie_lab::tortie::TortieNode, f: &str| {
+        node.peer(peer)
+            .ok()
+            .and_then(|p| p.get(f)?.as_str().map(str::to_string))
+    };
+    let warning =
+        tortie_lab::wait_until("next-hop warning in status", T, || field(&node, "warning"))
+            .unwrap();
+    assert!(
+        warning.contains("198.51.100.0/24") && warning.contains("source_address"),
+        "{warning}"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        !PeerView::established(&bird),
+        "BIRD accepted a session from node.address"
+    );
+    node.stop();
+    drop(node);
+
+    tc.peers[0].source_address = Some("203.0.113.2".parse().unwrap());
+    let node = pair.start_tortie(&tc);
+    wait_established(&bird, &node);
+    assert_eq!(
+        field(&node, "local_address").as_deref(),
+        Some("203.0.113.2")
+    );
+    assert_eq!(field(&node, "warning"), None);
+    // BIRD resolved our next hop on its link (it would drop an unreachable one).
+    let r = tortie_lab::wait_until("our block at BIRD", T, || {
+        bird.routes(Some("tortie"))
+            .ok()?
+            .into_iter()
+            .find(|r| r.prefix == BLOCK)
+    })
+    .unwrap();
+    assert_eq!(r.next_hop.as_deref(), Some("203.0.113.2"), "{r:?}");
+    assert_eq!(r.gateway.as_deref(), Some("203.0.113.2"), "{r:?}");
+    tortie_lab::wait_until("learned route via the second link", T, || {
+        pair.our_kernel_route(THEIR_PREFIX)
+            .contains(&format!("via {peer}"))
+            .then_some(())
+    })
+    .unwrap();
+}
+
+/// eBGP two hops away: BIRD behind a router namespace ("theirs" routes
+/// between 198.51.100.0/24 and 203.0.113.0/24). eBGP sends TTL 1 by
+/// default (directly connected), so the router drops our packets and the
+/// session never comes up; with `multihop = 2` it does.
+#[test]
+fn bird_multihop_two_hops_away() {
+    let Some(pair) = pair("tl-ib9") else { return };
+    let far = tortie_lab::Netns::create(&tortie_lab::unique_name("tl-ib9f")).expect("netns");
+    tortie_lab::netns::veth(&pair.theirs, "eth2", &far, "eth1").expect("veth");
+    pair.theirs.add_address("eth2", "203.0.113.254/24").unwrap();
+    far.add_address("eth1", "203.0.113.1/24").unwrap();
+    pair.theirs
+        .run(&["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+        .unwrap();
+    pair.ours
+        .run(&["ip", "route", "add", "203.0.113.0/24", "via", THEIRS])
+        .unwrap();
+    far.run(&[
+        "ip",
+        "route",
+        "add",
+        "198.51.100.0/24",
+        "via",
+        "203.0.113.254",
+    ])
+    .unwrap();
+    let far_dir = tempfile::tempdir().unwrap();
+    let mut cfg = BirdConfig::new(Ipv4Addr::new(203, 0, 113, 1), THEIR_ASN);
+    let mut n = BirdNeighbor::new("tortie", OURS.parse().unwrap(), OUR_ASN);
+    n.passive = true;
+    n.hold_time = Some(9);
+    n.multihop = Some(2);
+    cfg.neighbors.push(n);
+    cfg.static_routes.push(THEIR_PREFIX.into());
+    let bird = Bird::start(&far, far_dir.path(), &cfg).unwrap();
+    let peer = "203.0.113.1";
+    let mut tc = pair.tortie_config(false, None);
+    tc.peers[0].address = peer.parse().unwrap();
+    let mut node = pair.start_tortie(&tc);
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        !PeerView::established(&bird),
+        "an eBGP session crossed a router with the default TTL 1"
+    );
+    node.stop();
+    drop(node);
+
+    tc.peers[0].multihop = Some(2);
+    let node = pair.start_tortie(&tc);
+    wait_established(&bird, &node);
+    let r = wait_our_route(&node, THEIR_PREFIX);
+    assert_eq!(r.next_hop.as_deref(), Some(peer), "{r:?}");
+    assert_eq!(
+        node.peer(peer)
+            .ok()
+            .and_then(|p| p.get("warning")?.as_str().map(str::to_string)),
+        None
+    );
+}
+
 #[test]
 fn bird_graceful_restart() {
     let Some(pair) = pair("tl-ib5") else { return };

@@ -69,6 +69,16 @@ impl Pair {
         c
     }
 
+    /// A second veth `eth2` ↔ `eth2` between the namespaces, on another
+    /// subnet than `node.address`'s (a peer "off the node's subnet").
+    pub fn second_link(&self, theirs_cidr: &str, ours_cidr: &str) {
+        tortie_lab::netns::veth(&self.theirs, "eth2", &self.ours, "eth2").expect("veth eth2");
+        self.theirs
+            .add_address("eth2", theirs_cidr)
+            .expect("address");
+        self.ours.add_address("eth2", ours_cidr).expect("address");
+    }
+
     /// A second tortie in the peer's namespace: AS THEIR_ASN, block
     /// THEIR_PREFIX, BFD 300 ms × 3 to us.
     pub fn start_their_tortie(&self, passive: bool) -> TortieNode {
