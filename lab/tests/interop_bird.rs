@@ -256,6 +256,71 @@ fn bird_multihop_two_hops_away() {
     );
 }
 
+/// BFD Down removes one ECMP member: two BIRDs (AS 65001 both, one per
+/// namespace and link) announce THEIR_PREFIX; the kernel route has both next
+/// hops; a silent cut of one link leaves the route with the other next hop
+/// only, within 1 s.
+#[test]
+fn bird_bfd_cut_removes_one_ecmp_member() {
+    let Some(pair) = pair("tl-iba") else { return };
+    let far = tortie_lab::Netns::create(&tortie_lab::unique_name("tl-ibaf")).expect("netns");
+    tortie_lab::netns::veth(&pair.ours, "eth2", &far, "eth1").expect("veth");
+    pair.ours.add_address("eth2", "203.0.113.2/24").unwrap();
+    far.add_address("eth1", "203.0.113.1/24").unwrap();
+    let bird1 = Bird::start(&pair.theirs, pair.their_dir.path(), &bird_bfd_config(true)).unwrap();
+    let far_dir = tempfile::tempdir().unwrap();
+    let mut cfg2 = BirdConfig::new(Ipv4Addr::new(203, 0, 113, 1), THEIR_ASN);
+    let mut n = BirdNeighbor::new("tortie", "203.0.113.2".parse().unwrap(), OUR_ASN);
+    n.passive = true;
+    n.hold_time = Some(9);
+    n.bfd = true;
+    cfg2.neighbors.push(n);
+    cfg2.bfd = Some((300, 3));
+    cfg2.static_routes.push(THEIR_PREFIX.into());
+    let bird2 = Bird::start(&far, far_dir.path(), &cfg2).unwrap();
+    let mut tc = pair.tortie_bfd_config(false);
+    let mut p2 = tc.peers[0].clone();
+    p2.address = "203.0.113.1".parse().unwrap();
+    p2.name = Some("far".into());
+    p2.source_address = Some("203.0.113.2".parse().unwrap());
+    tc.peers.push(p2);
+    let node = pair.start_tortie(&tc);
+    wait_established(&bird1, &node);
+    wait_bfd_up(&bird1, &node);
+    tortie_lab::wait_until("BFD Up with the second BIRD", T, || {
+        bird2
+            .bfd_state("203.0.113.2".parse().unwrap())
+            .ok()
+            .filter(|s| s == "Up")
+    })
+    .unwrap();
+    let both = |r: &str| r.contains(THEIRS) && r.contains("203.0.113.1");
+    tortie_lab::wait_until("ECMP route with both next hops", T, || {
+        let r = pair.our_kernel_route(THEIR_PREFIX);
+        both(&r).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:?}", pair.our_kernel_route(THEIR_PREFIX)));
+    let cut = tortie_lab::cut::LinkCut::silent(&pair.theirs, "eth1").unwrap();
+    // Poll tightly (10 ms): the time is what this test is about.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let (left, gone_at) = loop {
+        let r = pair.our_kernel_route(THEIR_PREFIX);
+        if !r.contains(THEIRS) {
+            break (r, std::time::Instant::now());
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ECMP member still there: {r}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let took = gone_at.saturating_duration_since(cut.placed);
+    eprintln!("ECMP member removed {} ms after the cut", took.as_millis());
+    assert!(left.contains("via 203.0.113.1"), "{left}");
+    assert!(took <= Duration::from_secs(1), "took {took:?}");
+    drop(cut);
+}
+
 #[test]
 fn bird_graceful_restart() {
     let Some(pair) = pair("tl-ib5") else { return };
