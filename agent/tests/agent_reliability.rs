@@ -511,7 +511,9 @@ fn hold_tcp(ns: &Netns, port: u16, n: usize) -> Vec<std::net::TcpStream> {
         nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
         (0..n)
             .filter_map(|i| {
-                let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+                let to = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+                let mut s =
+                    std::net::TcpStream::connect_timeout(&to, Duration::from_secs(1)).ok()?;
                 if i % 2 == 0 {
                     let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n");
                 }
@@ -528,14 +530,20 @@ fn held_connections_do_not_take_the_agent_down() {
     if !root_or_skip() {
         return;
     }
+    // This process holds 800 sockets: lift its own soft limit to the hard
+    // one (which may be 1024 too: the numbers below stay under it).
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).expect("setrlimit");
     let mut t = TwoNodes::new("rh");
     t.a.wait_established(Duration::from_secs(20));
     let pid = t.a.pid().expect("agent pid");
     let (fds0, rss0) = fds_and_rss(pid);
-    // Hold 1000 metrics connections and 250 on the API socket (beyond its
-    // slots they wait in the listen backlog), half slowloris.
-    let metrics = hold_tcp(&t.na, 9642, 1000);
-    let api: Vec<UnixStream> = (0..250)
+    // Hold 600 metrics connections and 200 on the API socket (beyond its
+    // slots they wait in the listen backlog), half slowloris: five times the
+    // servers' slots together.
+    let metrics = hold_tcp(&t.na, 9642, 600);
+    let api: Vec<UnixStream> = (0..200)
         .filter_map(|i| {
             let mut s = UnixStream::connect(t.a.socket()).ok()?;
             if i % 2 == 0 {
@@ -551,7 +559,12 @@ fn held_connections_do_not_take_the_agent_down() {
         metrics.len(),
         api.len()
     );
-    assert!(metrics.len() >= 900 && api.len() >= 200);
+    assert!(
+        metrics.len() >= 500 && api.len() >= 190,
+        "{} {}",
+        metrics.len(),
+        api.len()
+    );
     // 128 API + 32 metrics slots, plus a few in passing.
     assert!(fds1 <= fds0 + 128 + 32 + 16, "fds {fds0} -> {fds1}");
     // An attach gets through (it waits for a slot: held ones time out).
