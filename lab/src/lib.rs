@@ -9,6 +9,8 @@
 //! session state and routes. Every guard removes what it made on drop, on panic
 //! too. The runner ([`topology`] parses containerlab YAML, [`runner`] plays it)
 //! records each creation on disk first so `down` can undo a crashed `up`.
+//! [`scale`] generates large topologies for it; [`limits`] raises what
+//! hundreds of daemons need.
 
 pub mod bird;
 pub mod cut;
@@ -16,9 +18,11 @@ pub mod error;
 pub mod exabgp;
 pub mod frr;
 pub mod gobgp;
+pub mod limits;
 pub mod netns;
 pub mod process;
 pub mod runner;
+pub mod scale;
 pub mod topology;
 pub mod tortie;
 pub mod wait;

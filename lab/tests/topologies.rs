@@ -93,3 +93,58 @@ fn topologies_parse_without_warnings_and_binds_exist() {
         }
     }
 }
+
+/// Scale topologies (`tortie_lab::scale`, issue 16) are containerlab files
+/// like the others: schema-valid, no runner warnings, every bind present,
+/// every tortie config valid for the agent (`tortie check`'s parser).
+#[test]
+fn generated_scale_topologies_are_valid() {
+    use tortie_lab::scale::{Mode, Reflector, ScaleSpec, generate};
+    let schema_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/clab.schema.json");
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
+    let validator = jsonschema::draft7::new(&schema).expect("schema compiles");
+    for mode in [
+        Mode::Mesh,
+        Mode::Rr {
+            count: 2,
+            kind: Reflector::Tortie,
+        },
+        Mode::Rr {
+            count: 2,
+            kind: Reflector::Bird,
+        },
+        Mode::Rr {
+            count: 2,
+            kind: Reflector::Frr,
+        },
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = ScaleSpec {
+            name: "scale-test".into(),
+            nodes: 120,
+            containers: 2,
+            mode,
+            hold_time: 9,
+        };
+        let f = generate(&spec, dir.path()).unwrap();
+        let doc: serde_json::Value =
+            serde_yaml_ng::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&doc)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{mode:?}: {errors:#?}");
+        let t = Topology::load(&f, None).unwrap();
+        assert!(t.warnings.is_empty(), "{mode:?}: {:?}", t.warnings);
+        for n in &t.nodes {
+            for b in &n.binds {
+                assert!(b.source.is_file(), "{mode:?}: {}", b.source.display());
+            }
+            if n.role == Role::Tortie {
+                let cfg = n.bound("tortie.toml").unwrap();
+                tortie_config::load(cfg).unwrap_or_else(|e| panic!("{}: {e:?}", cfg.display()));
+            }
+        }
+    }
+}

@@ -1,0 +1,461 @@
+//! Large topologies for scale runs (issue 16), generated as containerlab
+//! files that the netns runner ([`crate::runner`]) plays like the
+//! hand-written ones in `lab/topologies/`.
+//!
+//! Shape: N tortie nodes in one AS (64512) on one IPv4 subnet
+//! (10.100.0.0/16) spread over a few L2 segments — a bridge per switch node
+//! `swK` (at most [`PORTS_PER_SWITCH`] nodes each), the switches joined by a
+//! `core` bridge into one broadcast domain — each node with K containers
+//! (`TORTIE_CONTAINERS`, attached through its agent), and either a full iBGP
+//! mesh or R route reflectors: tortie nodes with `route_reflector_client`
+//! peers, BIRD 2 (`rr client`) or FRR (`route-reflector-client`). Reflectors
+//! peer with each other as plain iBGP (RFC 4456 §6: one cluster each).
+//!
+//! Addresses: reflector r (1-based) 10.100.0.r; node i (0-based)
+//! 10.100.(1 + i / 200).(10 + i % 200); node blocks /26s of 10.244.0.0/16
+//! (node i: the i-th /26, so up to 1024 nodes); tortie reflectors get
+//! blocks from 10.245.0.0/16 and no containers. Agents advertise `hosts`
+//! (every container /32 goes through BGP), hold time 9 s, connect retry
+//! 1 s, graceful restart off (a failed node's routes are withdrawn when its
+//! sessions drop, not kept for the restart time).
+//!
+//! Data flow: [`ScaleSpec`] → [`generate`] writes `<dir>/<name>.clab.yml`
+//! and `<dir>/<name>/<node>.{toml,conf}`; [`Topology::load`] reads it back.
+
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use crate::error::{LabError, Result};
+
+/// The AS of every node.
+pub const ASN: u32 = 64512;
+/// Nodes per switch (bridge ports; Linux allows 1024).
+pub const PORTS_PER_SWITCH: usize = 100;
+
+/// Who reflects routes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reflector {
+    Tortie,
+    Bird,
+    Frr,
+}
+
+impl Reflector {
+    pub fn name(self) -> &'static str {
+        match self {
+            Reflector::Tortie => "tortie",
+            Reflector::Bird => "bird",
+            Reflector::Frr => "frr",
+        }
+    }
+}
+
+/// Full mesh or route reflectors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Mesh,
+    Rr { count: usize, kind: Reflector },
+}
+
+/// What to generate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScaleSpec {
+    /// Lab name (namespaces are `clab-<name>-…`).
+    pub name: String,
+    /// Client nodes (tortie), not counting reflectors.
+    pub nodes: usize,
+    /// Containers per node.
+    pub containers: usize,
+    pub mode: Mode,
+    /// Proposed hold time of every session, seconds.
+    pub hold_time: u16,
+}
+
+impl ScaleSpec {
+    pub fn check(&self) -> Result<()> {
+        if self.nodes < 2 || self.nodes > 1024 {
+            return Err(LabError::Invalid(format!(
+                "nodes must be 2..=1024 (one /26 of 10.244.0.0/16 each), not {}",
+                self.nodes
+            )));
+        }
+        if let Mode::Rr { count, .. } = self.mode
+            && !(1..=9).contains(&count)
+        {
+            return Err(LabError::Invalid(format!(
+                "reflectors must be 1..=9, not {count}"
+            )));
+        }
+        if self.containers > 60 {
+            return Err(LabError::Invalid(format!(
+                "at most 60 containers per node (a /26 block), not {}",
+                self.containers
+            )));
+        }
+        Ok(())
+    }
+
+    /// Reflector count (0 in a mesh).
+    pub fn reflectors(&self) -> usize {
+        match self.mode {
+            Mode::Mesh => 0,
+            Mode::Rr { count, .. } => count,
+        }
+    }
+
+    /// Names of the tortie nodes that carry containers.
+    pub fn node_names(&self) -> Vec<String> {
+        (0..self.nodes).map(node_name).collect()
+    }
+
+    /// Names of every tortie node (clients, and tortie reflectors).
+    pub fn tortie_nodes(&self) -> Vec<String> {
+        let mut v = self.node_names();
+        if let Mode::Rr {
+            count,
+            kind: Reflector::Tortie,
+        } = self.mode
+        {
+            v.extend((1..=count).map(rr_name));
+        }
+        v
+    }
+}
+
+pub fn node_name(i: usize) -> String {
+    format!("n{i}")
+}
+
+pub fn rr_name(r: usize) -> String {
+    format!("rr{r}")
+}
+
+/// Node i's address.
+pub fn node_ip(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 100, (1 + i / 200) as u8, (10 + i % 200) as u8)
+}
+
+/// Reflector r's (1-based) address.
+pub fn rr_ip(r: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 100, 0, r as u8)
+}
+
+/// Node i's block (a /26 of 10.244.0.0/16).
+pub fn node_block(i: usize) -> String {
+    let base = u32::from(Ipv4Addr::new(10, 244, 0, 0)) + (i as u32) * 64;
+    format!("{}/26", Ipv4Addr::from(base))
+}
+
+fn rr_block(r: usize) -> String {
+    let base = u32::from(Ipv4Addr::new(10, 245, 0, 0)) + (r as u32) * 64;
+    format!("{}/26", Ipv4Addr::from(base))
+}
+
+struct Peer {
+    ip: Ipv4Addr,
+    name: String,
+    rr_client: bool,
+}
+
+fn tortie_toml(spec: &ScaleSpec, name: &str, ip: Ipv4Addr, block: &str, peers: &[Peer]) -> String {
+    let mut s = format!(
+        "# Generated by tortie-bench scale ({} nodes, {}).\n[node]\nname = \"{name}\"\naddress = \"{ip}/16\"\nasn = {ASN}\npod_cidr = \"{block}\"\n\n\
+         [bgp]\nhold_time = {}\nconnect_retry = 1\ngraceful_restart = false\nadvertise = \"hosts\"\n\n",
+        spec.nodes,
+        mode_label(spec),
+        spec.hold_time
+    );
+    for p in peers {
+        let _ = write!(
+            s,
+            "[[peer]]\naddress = \"{}\"\nasn = {ASN}\nname = \"{}\"\n",
+            p.ip, p.name
+        );
+        if p.rr_client {
+            s.push_str("route_reflector_client = true\n");
+        }
+        s.push('\n');
+    }
+    s.push_str("[metrics]\nlisten = \"\"\n");
+    s
+}
+
+fn mode_label(spec: &ScaleSpec) -> String {
+    match spec.mode {
+        Mode::Mesh => "full mesh".into(),
+        Mode::Rr { count, kind } => format!("{count} {} route reflectors", kind.name()),
+    }
+}
+
+fn bird_rr(spec: &ScaleSpec, r: usize) -> String {
+    let mut s = format!(
+        "# Generated by tortie-bench scale: BIRD route reflector {r} of {}.\nrouter id {};\nlog stderr all;\nprotocol device {{ scan time 10; }}\n\
+         template bgp ibgp {{\n  local as {ASN};\n  direct;\n  hold time {};\n  keepalive time {};\n  connect delay time 1;\n  connect retry time 2;\n  error wait time 1, 5;\n  ipv4 {{ import all; export all; }};\n}}\n\
+         template bgp client from ibgp {{\n  rr client;\n  rr cluster id {};\n}}\n",
+        spec.reflectors(),
+        rr_ip(r),
+        spec.hold_time,
+        (spec.hold_time / 3).max(1),
+        rr_ip(r)
+    );
+    for i in 0..spec.nodes {
+        let _ = writeln!(
+            s,
+            "protocol bgp {} from client {{ neighbor {} as {ASN}; }}",
+            node_name(i),
+            node_ip(i)
+        );
+    }
+    for o in (1..=spec.reflectors()).filter(|&o| o != r) {
+        let _ = writeln!(
+            s,
+            "protocol bgp {} from ibgp {{ neighbor {} as {ASN}; }}",
+            rr_name(o),
+            rr_ip(o)
+        );
+    }
+    s
+}
+
+fn frr_rr(spec: &ScaleSpec, r: usize) -> String {
+    let ka = (spec.hold_time / 3).max(1);
+    let mut s = format!(
+        "frr defaults traditional\nhostname {}\nlog stdout informational\n!\nrouter bgp {ASN}\n bgp router-id {}\n bgp cluster-id {}\n no bgp ebgp-requires-policy\n timers bgp {ka} {}\n neighbor clients peer-group\n neighbor clients remote-as {ASN}\n neighbor clients timers connect 1\n neighbor clients advertisement-interval 0\n",
+        rr_name(r),
+        rr_ip(r),
+        rr_ip(r),
+        spec.hold_time
+    );
+    for i in 0..spec.nodes {
+        let _ = writeln!(s, " neighbor {} peer-group clients", node_ip(i));
+    }
+    for o in (1..=spec.reflectors()).filter(|&o| o != r) {
+        let _ = writeln!(
+            s,
+            " neighbor {} remote-as {ASN}\n neighbor {} timers connect 1\n neighbor {} advertisement-interval 0",
+            rr_ip(o),
+            rr_ip(o),
+            rr_ip(o)
+        );
+    }
+    s.push_str(
+        " address-family ipv4 unicast\n  neighbor clients route-reflector-client\n exit-address-family\n!\n",
+    );
+    s
+}
+
+const FRR_DAEMONS: &str = "bgpd=yes\nzebra=yes\n";
+
+/// Writes the topology; returns the path of the `.clab.yml`.
+pub fn generate(spec: &ScaleSpec, dir: &Path) -> Result<PathBuf> {
+    spec.check()?;
+    let sub = dir.join(&spec.name);
+    std::fs::create_dir_all(&sub)
+        .map_err(|e| LabError::io(format!("creating {}", sub.display()), e))?;
+    let write = |name: &str, text: &str| -> Result<()> {
+        let p = sub.join(name);
+        std::fs::write(&p, text).map_err(|e| LabError::io(format!("writing {}", p.display()), e))
+    };
+    let rrs = spec.reflectors();
+    let mut y = format!(
+        "# Generated by `tortie-bench scale`: {} tortie nodes, {}, {} containers each,\n# one subnet (10.100.0.0/16) over {} switch bridge(s) joined by a core bridge.\nname: {}\n\ntopology:\n  defaults:\n    kind: linux\n    image: tortie:latest\n  nodes:\n",
+        spec.nodes,
+        mode_label(spec),
+        spec.containers,
+        spec.nodes.div_ceil(PORTS_PER_SWITCH),
+        spec.name
+    );
+    // Every BGP speaker hangs off a switch port: reflectors first, then nodes.
+    let mut attached: Vec<(String, Ipv4Addr)> = (1..=rrs).map(|r| (rr_name(r), rr_ip(r))).collect();
+    attached.extend((0..spec.nodes).map(|i| (node_name(i), node_ip(i))));
+    let switches = attached.len().div_ceil(PORTS_PER_SWITCH);
+    let containers: Vec<String> = (1..=spec.containers).map(|c| format!("c{c}")).collect();
+    // Switches and the core: plain bridges.
+    let _ = writeln!(
+        y,
+        "    core:\n      image: nicolaka/netshoot:latest\n      exec:\n        - ip link add br0 type bridge\n        - ip link set br0 up"
+    );
+    for k in 1..=switches {
+        let _ = writeln!(y, "        - ip link set d{k} master br0");
+    }
+    for k in 1..=switches {
+        let ports = attached.len().min(k * PORTS_PER_SWITCH) - (k - 1) * PORTS_PER_SWITCH;
+        let _ = writeln!(
+            y,
+            "    sw{k}:\n      image: nicolaka/netshoot:latest\n      exec:\n        - ip link add br0 type bridge\n        - ip link set br0 up\n        - ip link set up0 master br0"
+        );
+        for p in 1..=ports {
+            let _ = writeln!(y, "        - ip link set p{p} master br0");
+        }
+    }
+    let all_tortie: Vec<(String, Ipv4Addr)> = attached
+        .iter()
+        .filter(|(n, _)| {
+            !n.starts_with("rr")
+                || matches!(
+                    spec.mode,
+                    Mode::Rr {
+                        kind: Reflector::Tortie,
+                        ..
+                    }
+                )
+        })
+        .cloned()
+        .collect();
+    for r in 1..=rrs {
+        let Mode::Rr { kind, .. } = spec.mode else {
+            break;
+        };
+        let name = rr_name(r);
+        let ip = rr_ip(r);
+        let others = (1..=rrs).filter(|&o| o != r).map(|o| Peer {
+            ip: rr_ip(o),
+            name: rr_name(o),
+            rr_client: false,
+        });
+        match kind {
+            Reflector::Tortie => {
+                let mut peers: Vec<Peer> = (0..spec.nodes)
+                    .map(|i| Peer {
+                        ip: node_ip(i),
+                        name: node_name(i),
+                        rr_client: true,
+                    })
+                    .collect();
+                peers.extend(others);
+                write(
+                    &format!("{name}.toml"),
+                    &tortie_toml(spec, &name, ip, &rr_block(r), &peers),
+                )?;
+                let _ = writeln!(
+                    y,
+                    "    {name}:\n      binds: [\"{0}/{name}.toml:/etc/tortie/tortie.toml:ro\"]\n      exec: [\"ip addr add {ip}/16 dev eth1\"]",
+                    spec.name
+                );
+            }
+            Reflector::Bird => {
+                write(&format!("{name}-bird.conf"), &bird_rr(spec, r))?;
+                let _ = writeln!(
+                    y,
+                    "    {name}:\n      image: tortie-lab/bird:2\n      binds: [\"{0}/{name}-bird.conf:/etc/bird/bird.conf:ro\"]\n      exec: [\"ip addr add {ip}/16 dev eth1\"]",
+                    spec.name
+                );
+            }
+            Reflector::Frr => {
+                write(&format!("{name}-frr.conf"), &frr_rr(spec, r))?;
+                write("daemons", FRR_DAEMONS)?;
+                let _ = writeln!(
+                    y,
+                    "    {name}:\n      image: quay.io/frrouting/frr:8.4.1\n      binds:\n        - {0}/{name}-frr.conf:/etc/frr/frr.conf\n        - {0}/daemons:/etc/frr/daemons\n      exec: [\"ip addr add {ip}/16 dev eth1\"]",
+                    spec.name
+                );
+            }
+        }
+    }
+    for i in 0..spec.nodes {
+        let name = node_name(i);
+        let ip = node_ip(i);
+        let peers: Vec<Peer> = match spec.mode {
+            Mode::Mesh => all_tortie
+                .iter()
+                .filter(|(n, _)| *n != name)
+                .map(|(n, a)| Peer {
+                    ip: *a,
+                    name: n.clone(),
+                    rr_client: false,
+                })
+                .collect(),
+            Mode::Rr { count, .. } => (1..=count)
+                .map(|r| Peer {
+                    ip: rr_ip(r),
+                    name: rr_name(r),
+                    rr_client: false,
+                })
+                .collect(),
+        };
+        write(
+            &format!("{name}.toml"),
+            &tortie_toml(spec, &name, ip, &node_block(i), &peers),
+        )?;
+        let _ = write!(
+            y,
+            "    {name}:\n      binds: [\"{0}/{name}.toml:/etc/tortie/tortie.toml:ro\"]\n      exec: [\"ip addr add {ip}/16 dev eth1\"]\n",
+            spec.name
+        );
+        if !containers.is_empty() {
+            let _ = writeln!(
+                y,
+                "      env: {{TORTIE_CONTAINERS: \"{}\"}}",
+                containers.join(" ")
+            );
+        }
+    }
+    y.push_str("  links:\n");
+    for k in 1..=switches {
+        let _ = writeln!(y, "    - endpoints: [\"sw{k}:up0\", \"core:d{k}\"]");
+    }
+    for (idx, (name, _)) in attached.iter().enumerate() {
+        let _ = writeln!(
+            y,
+            "    - endpoints: [\"{name}:eth1\", \"sw{}:p{}\"]",
+            idx / PORTS_PER_SWITCH + 1,
+            idx % PORTS_PER_SWITCH + 1
+        );
+    }
+    let path = dir.join(format!("{}.clab.yml", spec.name));
+    std::fs::write(&path, y).map_err(|e| LabError::io(format!("writing {}", path.display()), e))?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::{Role, Topology};
+
+    #[test]
+    fn generated_topologies_load_in_the_runner() {
+        for mode in [
+            Mode::Mesh,
+            Mode::Rr {
+                count: 2,
+                kind: Reflector::Tortie,
+            },
+            Mode::Rr {
+                count: 2,
+                kind: Reflector::Bird,
+            },
+            Mode::Rr {
+                count: 3,
+                kind: Reflector::Frr,
+            },
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let spec = ScaleSpec {
+                name: "scl".into(),
+                nodes: 150,
+                containers: 2,
+                mode,
+                hold_time: 9,
+            };
+            let path = generate(&spec, dir.path()).unwrap();
+            let topo = Topology::load(&path, None).unwrap();
+            assert!(topo.warnings.is_empty(), "{:?}", topo.warnings);
+            let tortie = topo.nodes.iter().filter(|n| n.role == Role::Tortie).count();
+            assert_eq!(tortie, spec.tortie_nodes().len(), "{mode:?}");
+            // 150 nodes + reflectors over 2 switches, joined by the core.
+            let other_rrs = if tortie == 150 { spec.reflectors() } else { 0 };
+            assert_eq!(topo.nodes.len(), tortie + other_rrs + 3, "{mode:?}");
+            let n0 = topo.node("n0").unwrap();
+            assert_eq!(n0.containers.len(), 2);
+            let toml = std::fs::read_to_string(dir.path().join("scl/n0.toml")).unwrap();
+            let peers = toml.matches("[[peer]]").count();
+            match mode {
+                Mode::Mesh => assert_eq!(peers, 149),
+                Mode::Rr { count, .. } => assert_eq!(peers, count),
+            }
+        }
+        assert_eq!(node_block(1023), "10.244.255.192/26");
+        assert_eq!(node_ip(399), Ipv4Addr::new(10, 100, 2, 209));
+    }
+}
