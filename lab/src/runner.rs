@@ -186,6 +186,17 @@ impl Lab {
     /// Builds the whole lab. On error the partial lab stays recorded: call
     /// [`Lab::down`].
     pub fn up(&mut self) -> Result<()> {
+        self.up_with(|_| Ok(()))
+    }
+
+    /// [`Lab::up`], calling `before_daemons` once namespaces, links and
+    /// `exec` lines are in place and before any daemon starts (a benchmark
+    /// subscribes to route events there). Daemons start one after the other
+    /// without waiting; then each tortie node's API is waited for, then the
+    /// containers are attached. The process's open-file limit is raised to
+    /// its hard limit first (daemons inherit it; see [`crate::limits`]).
+    pub fn up_with(&mut self, before_daemons: impl FnOnce(&Lab) -> Result<()>) -> Result<()> {
+        crate::limits::raise_nofile()?;
         if self.is_up() {
             return Err(LabError::Invalid(format!(
                 "lab {} is already up (state in {}); run down first",
@@ -224,8 +235,12 @@ impl Lab {
                 })?;
             }
         }
+        before_daemons(self)?;
         for node in &nodes {
             self.start_daemon(node)?;
+        }
+        for node in nodes.iter().filter(|n| n.role == Role::Tortie) {
+            self.wait_tortie(&node.name)?;
         }
         for node in &nodes {
             for c in &node.containers {
@@ -355,15 +370,6 @@ impl Lab {
                     "tortie",
                     vec![s(&bin), "run".into(), "--config".into(), s(&cfg)],
                 )?;
-                let name = node.name.clone();
-                crate::wait::wait_for(
-                    &format!("tortie API on {name}"),
-                    Duration::from_secs(20),
-                    || {
-                        self.exec(&name, &["tortie".into(), "status".into()])
-                            .is_ok_and(|o| o.status.success())
-                    },
-                )?;
             }
             Role::Bird => {
                 let src = self.config_for(node, &["bird.conf"])?;
@@ -423,6 +429,18 @@ impl Lab {
             }
         }
         Ok(())
+    }
+
+    /// Waits until the agent of tortie node `name` answers on its API socket
+    /// (`<node dir>/run/tortie/tortie.sock`, the node's `/run/tortie`).
+    fn wait_tortie(&self, name: &str) -> Result<()> {
+        let sock = self.node_dir(name).join("run/tortie/tortie.sock");
+        crate::wait::wait_for(
+            &format!("tortie API on {name}"),
+            Duration::from_secs(30),
+            || std::os::unix::net::UnixStream::connect(&sock).is_ok(),
+        )
+        .map_err(|e| LabError::Invalid(format!("{e}\n{}", self.logs_tail(10))))
     }
 
     /// Waits until `probe` succeeds in `node` (a daemon's CLI answering); on
@@ -507,15 +525,21 @@ impl Lab {
         if !self.is_up() {
             return Ok(());
         }
-        for d in self.state.daemons.iter().rev() {
-            let ns = pid_namespace(d.pid);
-            if ns
-                .as_ref()
-                .is_some_and(|n| self.state.namespaces.contains(n))
-            {
-                stop_pid(d.pid);
-            }
-        }
+        // SIGTERM every daemon first, then wait for all together (hundreds
+        // of agents in a scale lab), SIGKILL what is left after 3 s.
+        let pids: Vec<i32> = self
+            .state
+            .daemons
+            .iter()
+            .rev()
+            .filter(|d| {
+                pid_namespace(d.pid)
+                    .as_ref()
+                    .is_some_and(|n| self.state.namespaces.contains(n))
+            })
+            .map(|d| d.pid)
+            .collect();
+        stop_pids(&pids);
         let mut errors = Vec::new();
         for ns in self.state.namespaces.iter().rev() {
             if let Err(e) = delete_namespace(ns) {
@@ -606,16 +630,33 @@ pub fn pid_namespace(pid: i32) -> Option<String> {
     (!name.is_empty()).then(|| name.to_string())
 }
 
-/// SIGTERM, up to 3 s, then SIGKILL, by PID.
-fn stop_pid(pid: i32) {
+/// SIGTERM to each, up to 3 s for all, then SIGKILL, by PID.
+fn stop_pids(pids: &[i32]) {
     use nix::sys::signal::{Signal, kill};
-    let p = nix::unistd::Pid::from_raw(pid);
-    if kill(p, Signal::SIGTERM).is_err() {
-        return;
-    }
-    let gone = crate::wait::wait_for("exit", Duration::from_secs(3), || kill(p, None).is_err());
+    let live: Vec<nix::unistd::Pid> = pids
+        .iter()
+        .map(|&p| nix::unistd::Pid::from_raw(p))
+        .filter(|&p| kill(p, Signal::SIGTERM).is_ok())
+        .collect();
+    // A daemon this process started is its child: once it exits it stays a
+    // zombie (and answers signal 0) until reaped, so reap it here.
+    let exited = |p: nix::unistd::Pid| {
+        use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+        match waitpid(p, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => false,
+            Ok(_) => true,
+            Err(_) => kill(p, None).is_err(),
+        }
+    };
+    let mut left = live.clone();
+    let gone = crate::wait::wait_for("exit", Duration::from_secs(3), || {
+        left.retain(|&p| !exited(p));
+        left.is_empty()
+    });
     if gone.is_err() {
-        let _ = kill(p, Signal::SIGKILL);
+        for &p in &live {
+            let _ = kill(p, Signal::SIGKILL);
+        }
     }
 }
 

@@ -28,6 +28,8 @@ mod pin;
 mod ping;
 mod report;
 mod rib;
+mod scale_bench;
+mod scale_watch;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -52,6 +54,21 @@ enum Which {
     Idle,
     /// All of the above, in that order.
     All,
+    /// Hundreds of nodes: full mesh vs route reflectors (not part of `all`).
+    Scale,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ScaleMode {
+    Rr,
+    Mesh,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ReflectorArg {
+    Tortie,
+    Bird,
+    Frr,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -111,6 +128,27 @@ struct Cli {
     /// Idle: how long to measure, seconds.
     #[arg(long)]
     duration: Option<u64>,
+    /// Scale: client nodes (repeatable; default 200, smoke 20).
+    #[arg(long = "nodes")]
+    nodes: Vec<usize>,
+    /// Scale: full mesh or route reflectors (repeatable; default rr).
+    #[arg(long = "mode", value_enum)]
+    modes: Vec<ScaleMode>,
+    /// Scale: what the reflectors run (repeatable, each its own run; default tortie).
+    #[arg(long = "reflector", value_enum)]
+    reflectors: Vec<ReflectorArg>,
+    /// Scale: number of route reflectors.
+    #[arg(long, default_value_t = 2)]
+    rr_count: usize,
+    /// Scale: containers per node.
+    #[arg(long, default_value_t = 2)]
+    containers: usize,
+    /// Scale: new-container samples (default 5, smoke 3).
+    #[arg(long)]
+    samples: Option<usize>,
+    /// Scale: only write the topology (and its configs) into this folder.
+    #[arg(long)]
+    write: Option<PathBuf>,
     /// Write the run as JSON here.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -130,6 +168,9 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     if !nix::unistd::geteuid().is_root() {
         bail!("tortie-bench needs root: it creates network namespaces and runs daemons in them");
+    }
+    if cli.which == Which::Scale {
+        return scale(&cli);
     }
     let mut report = Report::new();
     let all = cli.which == Which::All;
@@ -202,6 +243,87 @@ fn main() -> Result<()> {
             report.errors.len(),
             report.errors.join("; ")
         );
+    }
+    Ok(())
+}
+
+/// `tortie-bench scale`: every (nodes, mode, reflector) combination asked for.
+fn scale(cli: &Cli) -> Result<()> {
+    use tortie_lab::scale::{Mode, Reflector};
+    let nodes = if !cli.nodes.is_empty() {
+        cli.nodes.clone()
+    } else if cli.smoke {
+        vec![20]
+    } else {
+        vec![200]
+    };
+    let modes = if cli.modes.is_empty() {
+        vec![ScaleMode::Rr]
+    } else {
+        cli.modes.clone()
+    };
+    let kinds: Vec<Reflector> = if cli.reflectors.is_empty() {
+        vec![Reflector::Tortie]
+    } else {
+        cli.reflectors
+            .iter()
+            .map(|r| match r {
+                ReflectorArg::Tortie => Reflector::Tortie,
+                ReflectorArg::Bird => Reflector::Bird,
+                ReflectorArg::Frr => Reflector::Frr,
+            })
+            .collect()
+    };
+    let samples = cli.samples.unwrap_or(if cli.smoke { 3 } else { 5 });
+    let mut cases = Vec::new();
+    for &n in &nodes {
+        for m in &modes {
+            match m {
+                ScaleMode::Mesh => cases.push(scale_bench::Case {
+                    nodes: n,
+                    mode: Mode::Mesh,
+                    containers: cli.containers,
+                    samples,
+                }),
+                ScaleMode::Rr => cases.extend(kinds.iter().map(|&kind| scale_bench::Case {
+                    nodes: n,
+                    mode: Mode::Rr {
+                        count: cli.rr_count,
+                        kind,
+                    },
+                    containers: cli.containers,
+                    samples,
+                })),
+            }
+        }
+    }
+    if let Some(dir) = &cli.write {
+        for (i, c) in cases.iter().enumerate() {
+            let spec = tortie_lab::scale::ScaleSpec {
+                name: format!("scale-{}-{i}", c.nodes),
+                nodes: c.nodes,
+                containers: c.containers,
+                mode: c.mode,
+                hold_time: 9,
+            };
+            let p = tortie_lab::scale::generate(&spec, dir)?;
+            println!("{}", p.display());
+        }
+        return Ok(());
+    }
+    if !nix::unistd::geteuid().is_root() {
+        bail!(
+            "tortie-bench scale needs root: it creates network namespaces and runs daemons in them"
+        );
+    }
+    scale_bench::interrupt()?;
+    let mut report = Report::new();
+    let sec = scale_bench::run(&cases)?;
+    report.sections.push(sec);
+    print!("{}", report.markdown());
+    if let Some(out) = &cli.out {
+        report::write_json(&report, out)?;
+        eprintln!("tortie-bench: wrote {}", out.display());
     }
     Ok(())
 }
