@@ -71,8 +71,12 @@ pub enum Cmd {
         )]
         config: PathBuf,
     },
-    /// Show the BGP peers (like `birdc show protocols`).
-    Status,
+    /// Show the BGP peers (like `birdc show protocols`); with PEER, that peer in full (like `birdc show protocols all NAME`).
+    Status {
+        /// A peer's name or address.
+        #[arg(value_name = "PEER")]
+        peer: Option<String>,
+    },
     /// Show the Loc-RIB: prefixes, next hops, AS paths, and whether installed
     /// in the kernel; with PREFIX, every path of that prefix (filtered ones
     /// too, with what refused them).
@@ -207,17 +211,41 @@ pub fn render_status(s: &StatusView, now: u64) -> String {
     out
 }
 
+/// When the session last came up or went down (older agents: the state's).
+fn up_down_since(p: &PeerView) -> u64 {
+    if p.up_down_since > 0 {
+        p.up_down_since
+    } else {
+        p.since
+    }
+}
+
+/// "iBGP", "eBGP", "iBGP RR client" for the table.
+fn short_type(p: &PeerView) -> &str {
+    match p.session_type.as_str() {
+        "iBGP, route reflector client" => "iBGP RR client",
+        "" if p.asn == p.local_asn => "iBGP",
+        "" => "eBGP",
+        t => t,
+    }
+}
+
 pub fn render_peers(peers: &[PeerView], now: u64) -> String {
     let rows: Vec<Vec<String>> = peers
         .iter()
         .map(|p| {
+            let since = up_down_since(p);
             vec![
                 p.address.clone(),
                 p.name.clone(),
                 p.asn.to_string(),
+                short_type(p).to_string(),
                 p.state.clone(),
-                format!("{} ({})", format_utc(p.since), format_age(p.since, now)),
-                format!("{}/{}", p.routes_received, p.routes_advertised),
+                format!("{} ({})", format_utc(since), format_age(since, now)),
+                format!(
+                    "{}/{}/{}/{}",
+                    p.routes_received, p.routes_accepted, p.routes_filtered, p.routes_advertised
+                ),
                 peer_bfd(p),
                 peer_info(p),
             ]
@@ -225,7 +253,15 @@ pub fn render_peers(peers: &[PeerView], now: u64) -> String {
         .collect();
     table(
         &[
-            "Peer", "Name", "ASN", "State", "Since", "Rcvd/Adv", "BFD", "Info",
+            "Peer",
+            "Name",
+            "ASN",
+            "Type",
+            "State",
+            "Since",
+            "Rcvd/Acc/Filt/Adv",
+            "BFD",
+            "Info",
         ],
         &rows,
     )
@@ -252,6 +288,132 @@ fn peer_info(p: &PeerView) -> String {
             .or_else(|| p.warning.clone())
             .unwrap_or_default()
     }
+}
+
+/// The peer whose name or address is `key`.
+pub fn find_peer<'a>(peers: &'a [PeerView], key: &str) -> Result<&'a PeerView, String> {
+    let wanted = key.parse::<std::net::IpAddr>().ok();
+    peers
+        .iter()
+        .find(|p| p.name == key)
+        .or_else(|| {
+            peers
+                .iter()
+                .find(|p| wanted.is_some() && p.address.parse().ok() == wanted)
+        })
+        .ok_or_else(|| {
+            let known: Vec<&str> = peers.iter().map(|p| p.name.as_str()).collect();
+            if known.is_empty() {
+                format!("no peer `{key}`: no peer is configured")
+            } else {
+                format!("no peer `{key}`; the peers are: {}", known.join(", "))
+            }
+        })
+}
+
+/// `tortie status PEER`: one peer in full, like `birdc show protocols all NAME`.
+pub fn render_peer_detail(p: &PeerView, now: u64) -> String {
+    let at = |t: u64| format!("{} ({} ago)", format_utc(t), format_age(t, now));
+    let mut rows: Vec<(&str, String)> = Vec::new();
+    rows.push(("Type", p.session_type.clone()));
+    rows.push(("State", format!("{} since {}", p.state, at(p.since))));
+    let up = if p.state == "Established" {
+        "up"
+    } else {
+        "down"
+    };
+    rows.push(("Session", format!("{up} since {}", at(up_down_since(p)))));
+    let info = peer_info(p);
+    if !info.is_empty() {
+        rows.push(("Info", info.clone()));
+    }
+    if let Some(w) = p.warning.as_ref().filter(|w| !info.contains(w.as_str())) {
+        rows.push(("Warning", w.clone()));
+    }
+    rows.push(("Neighbor AS", p.asn.to_string()));
+    rows.push(("Local AS", p.local_asn.to_string()));
+    if let Some(id) = &p.remote_id {
+        rows.push(("Neighbor ID", id.clone()));
+    }
+    if let Some(l) = &p.local_endpoint {
+        rows.push(("Local address", l.clone()));
+    }
+    rows.push((
+        "Neighbor address",
+        p.remote_endpoint
+            .clone()
+            .unwrap_or_else(|| p.address.clone()),
+    ));
+    if let Some(h) = p.hold_time {
+        let ka = p
+            .keepalive_time
+            .map_or(String::new(), |k| format!(", keepalive {k} s"));
+        rows.push(("Timers", format!("hold {h} s{ka}")));
+    }
+    if !p.families.is_empty() {
+        rows.push(("Families", p.families.join(", ")));
+    }
+    if !p.capabilities.is_empty() {
+        rows.push(("Capabilities", p.capabilities.join(", ")));
+    }
+    rows.push((
+        "Routes",
+        format!(
+            "{} received, {} accepted, {} filtered, {} advertised",
+            p.routes_received, p.routes_accepted, p.routes_filtered, p.routes_advertised
+        ),
+    ));
+    let counts = |m: &std::collections::BTreeMap<String, u64>| {
+        m.iter()
+            .map(|(t, n)| format!("{t} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !p.messages_received.is_empty() {
+        rows.push(("Messages received", counts(&p.messages_received)));
+    }
+    if !p.messages_sent.is_empty() {
+        rows.push(("Messages sent", counts(&p.messages_sent)));
+    }
+    rows.push((
+        "Established",
+        format!("{} time(s)", p.established_transitions),
+    ));
+    if let Some(b) = &p.bfd {
+        rows.push((
+            "BFD",
+            format!(
+                "{} since {} (peer {}, {}, {} changes)",
+                b.state,
+                at(b.since),
+                b.remote_state,
+                b.diagnostic,
+                b.transitions
+            ),
+        ));
+    }
+    if let Some(d) = &p.down_reason {
+        rows.push(("Last down", format!("{} at {}", d.text, at(d.at))));
+    }
+    if let Some(e) = &p.last_error {
+        let when = p
+            .last_error_at
+            .map_or(String::new(), |t| format!(" at {}", at(t)));
+        rows.push(("Last error", format!("{e}{when}")));
+    }
+    if let Some(n) = &p.notification_received {
+        rows.push(("NOTIFICATION in", format!("{} at {}", n.text, at(n.at))));
+    }
+    if let Some(n) = &p.notification_sent {
+        rows.push(("NOTIFICATION out", format!("{} at {}", n.text, at(n.at))));
+    }
+    // Fixed, so that every peer's values line up ("Messages received:").
+    let width = 18;
+    let mut out = format!("{} ({})\n", p.name, p.address);
+    for (k, v) in rows {
+        out.push_str(&format!("  {:<width$} {v}\n", format!("{k}:")));
+    }
+    out
 }
 
 /// `tortie routes`: one row per path; the prefix and kernel flag on the first.
@@ -352,35 +514,151 @@ mod tests {
         assert_eq!(format_age(200, 100), "00:00:00");
     }
 
-    #[test]
-    fn peer_table_has_every_column() {
-        let p = PeerView {
-            address: "192.0.2.1".into(),
-            name: "tor1".into(),
-            asn: 65001,
-            state: "Active".into(),
-            since: 0,
-            routes_received: 3,
-            routes_advertised: 1,
-            info: Some("Hold timer expired".into()),
-            ..Default::default()
+    /// Two peers as an agent reports them: one up, one down after a
+    /// NOTIFICATION (the info an agent computes is taken as given).
+    fn two_peers() -> Vec<PeerView> {
+        let msgs = |o, u, n, k| {
+            [
+                ("keepalive", k),
+                ("notification", n),
+                ("open", o),
+                ("route_refresh", 0),
+                ("update", u),
+            ]
+            .into_iter()
+            .map(|(t, c)| (t.to_string(), c))
+            .collect()
         };
-        let t = render_peers(&[p], 60);
-        let lines: Vec<&str> = t.lines().collect();
-        assert!(lines[0].starts_with("Peer"));
-        assert!(
-            lines[1].contains("192.0.2.1")
-                && lines[1].contains("tor1")
-                && lines[1].contains("65001")
+        vec![
+            PeerView {
+                address: "192.0.2.1".into(),
+                name: "tor1".into(),
+                asn: 65001,
+                local_asn: 64512,
+                state: "Established".into(),
+                since: 1_000,
+                up_down_since: 1_000,
+                session_type: "eBGP".into(),
+                routes_received: 12,
+                routes_accepted: 10,
+                routes_filtered: 2,
+                routes_advertised: 3,
+                remote_id: Some("192.0.2.1".into()),
+                hold_time: Some(90),
+                keepalive_time: Some(30),
+                established_transitions: 2,
+                messages_received: msgs(2, 7, 1, 40),
+                messages_sent: msgs(2, 4, 0, 41),
+                local_endpoint: Some("192.0.2.11:40123".into()),
+                remote_endpoint: Some("192.0.2.1:179".into()),
+                families: vec!["ipv4-unicast".into()],
+                capabilities: vec![
+                    "multiprotocol ipv4-unicast".into(),
+                    "4-octet AS".into(),
+                    "route refresh".into(),
+                ],
+                last_error: Some("connection lost: connection closed by peer".into()),
+                last_error_at: Some(900),
+                down_reason: Some(crate::api::EventView {
+                    text: "connection lost: connection closed by peer".into(),
+                    at: 900,
+                }),
+                ..Default::default()
+            },
+            PeerView {
+                address: "192.0.2.2".into(),
+                name: "gobgp".into(),
+                asn: 64512,
+                local_asn: 64512,
+                state: "Active".into(),
+                since: 3_590,
+                up_down_since: 3_000,
+                session_type: "iBGP, route reflector client".into(),
+                established_transitions: 1,
+                info: Some(
+                    "received NOTIFICATION 6/4 (Cease: Administrative Reset); then connection lost"
+                        .into(),
+                ),
+                last_error: Some("connection lost".into()),
+                last_error_at: Some(3_590),
+                notification_received: Some(crate::api::EventView {
+                    text: "6/4 (Cease: Administrative Reset)".into(),
+                    at: 3_000,
+                }),
+                ..Default::default()
+            },
+        ]
+    }
+
+    /// Snapshot of `tortie status`'s peer table.
+    #[test]
+    fn peer_table_snapshot() {
+        let t = render_peers(&two_peers(), 3_600);
+        assert_eq!(
+            t,
+            "\
+Peer       Name   ASN    Type            State        Since                           Rcvd/Acc/Filt/Adv  BFD  Info
+192.0.2.1  tor1   65001  eBGP            Established  1970-01-01 00:16:40 (00:43:20)  12/10/2/3          -
+192.0.2.2  gobgp  64512  iBGP RR client  Active       1970-01-01 00:50:00 (00:10:00)  0/0/0/0            -    received NOTIFICATION 6/4 (Cease: Administrative Reset); then connection lost
+"
         );
-        assert!(
-            lines[1].contains("Active")
-                && lines[1].contains("3/1")
-                && lines[1].contains("Hold timer expired")
+    }
+
+    /// Snapshot of `tortie status PEER`, both peers.
+    #[test]
+    fn peer_detail_snapshot() {
+        let peers = two_peers();
+        assert_eq!(
+            render_peer_detail(&peers[0], 3_600),
+            "\
+tor1 (192.0.2.1)
+  Type:              eBGP
+  State:             Established since 1970-01-01 00:16:40 (00:43:20 ago)
+  Session:           up since 1970-01-01 00:16:40 (00:43:20 ago)
+  Neighbor AS:       65001
+  Local AS:          64512
+  Neighbor ID:       192.0.2.1
+  Local address:     192.0.2.11:40123
+  Neighbor address:  192.0.2.1:179
+  Timers:            hold 90 s, keepalive 30 s
+  Families:          ipv4-unicast
+  Capabilities:      multiprotocol ipv4-unicast, 4-octet AS, route refresh
+  Routes:            12 received, 10 accepted, 2 filtered, 3 advertised
+  Messages received: keepalive 40, notification 1, open 2, route_refresh 0, update 7
+  Messages sent:     keepalive 41, notification 0, open 2, route_refresh 0, update 4
+  Established:       2 time(s)
+  Last down:         connection lost: connection closed by peer at 1970-01-01 00:15:00 (00:45:00 ago)
+  Last error:        connection lost: connection closed by peer at 1970-01-01 00:15:00 (00:45:00 ago)
+"
         );
-        assert!(lines[1].contains("1970-01-01 00:00:00 (00:01:00)"));
-        // Columns line up: "Name" starts where "tor1" starts.
-        assert_eq!(lines[0].find("Name"), lines[1].find("tor1"));
+        assert_eq!(
+            render_peer_detail(&peers[1], 3_600),
+            "\
+gobgp (192.0.2.2)
+  Type:              iBGP, route reflector client
+  State:             Active since 1970-01-01 00:59:50 (00:00:10 ago)
+  Session:           down since 1970-01-01 00:50:00 (00:10:00 ago)
+  Info:              received NOTIFICATION 6/4 (Cease: Administrative Reset); then connection lost
+  Neighbor AS:       64512
+  Local AS:          64512
+  Neighbor address:  192.0.2.2
+  Routes:            0 received, 0 accepted, 0 filtered, 0 advertised
+  Established:       1 time(s)
+  Last error:        connection lost at 1970-01-01 00:59:50 (00:00:10 ago)
+  NOTIFICATION in:   6/4 (Cease: Administrative Reset) at 1970-01-01 00:50:00 (00:10:00 ago)
+"
+        );
+    }
+
+    #[test]
+    fn a_peer_is_found_by_name_or_address() {
+        let peers = two_peers();
+        assert_eq!(find_peer(&peers, "gobgp").unwrap().address, "192.0.2.2");
+        assert_eq!(find_peer(&peers, "192.0.2.1").unwrap().name, "tor1");
+        assert_eq!(
+            find_peer(&peers, "tor9").unwrap_err(),
+            "no peer `tor9`; the peers are: tor1, gobgp"
+        );
     }
 
     #[test]

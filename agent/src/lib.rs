@@ -14,3 +14,4 @@ pub mod httpd;
 pub mod ipam;
 pub mod logging;
 pub mod metrics;
+pub mod procstat;

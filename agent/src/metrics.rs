@@ -52,6 +52,17 @@ pub struct PeerMetrics {
     pub bfd_up: Option<bool>,
     /// BFD state changes (RFC 5880) since the session was configured.
     pub bfd_transitions: u64,
+    /// The configured name and "iBGP"/"eBGP"/… for `tortie_bgp_peer_info`.
+    pub name: String,
+    pub session_type: String,
+    /// When the current state was entered, seconds since the Unix epoch.
+    pub state_since: u64,
+    /// When the session last came up or went down, seconds since the Unix epoch.
+    pub up_down_since: u64,
+    /// Received prefixes kept stale while the peer restarts (RFC 4724).
+    pub stale_routes: u64,
+    /// Announced prefixes the import policy rejected.
+    pub filtered_routes: u64,
 }
 
 /// Everything a scrape reports.
@@ -65,6 +76,8 @@ pub struct MetricsSnapshot {
     pub containers: u64,
     /// `(state, count)`: allocated, free, reserved.
     pub ipam: Vec<(String, u64)>,
+    /// The agent process (None when procfs cannot be read).
+    pub process: Option<crate::procstat::ProcessStats>,
 }
 
 /// Where a scrape gets its figures (implemented by the daemon).
@@ -109,6 +122,52 @@ fn counter_family(
     Ok(())
 }
 
+fn gauge_f64(enc: &mut DescriptorEncoder, name: &str, help: &str, v: f64) -> fmt::Result {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    ConstGauge::new(v).encode(m.encode_family(&Labels::new())?)
+}
+
+/// The families of Prometheus' own process collector, with its names and help.
+fn process_families(enc: &mut DescriptorEncoder, p: &crate::procstat::ProcessStats) -> fmt::Result {
+    let mut m = enc.encode_descriptor(
+        "process_cpu_seconds",
+        "Total user and system CPU time spent in seconds.",
+        None,
+        MetricType::Counter,
+    )?;
+    ConstCounter::new(p.cpu_seconds).encode(m.encode_family(&Labels::new())?)?;
+    gauge_f64(
+        enc,
+        "process_open_fds",
+        "Number of open file descriptors.",
+        p.open_fds as f64,
+    )?;
+    gauge_f64(
+        enc,
+        "process_max_fds",
+        "Maximum number of open file descriptors.",
+        p.max_fds as f64,
+    )?;
+    gauge_f64(
+        enc,
+        "process_virtual_memory_bytes",
+        "Virtual memory size in bytes.",
+        p.virtual_memory_bytes as f64,
+    )?;
+    gauge_f64(
+        enc,
+        "process_resident_memory_bytes",
+        "Resident memory size in bytes.",
+        p.resident_memory_bytes as f64,
+    )?;
+    gauge_f64(
+        enc,
+        "process_start_time_seconds",
+        "Start time of the process since unix epoch in seconds.",
+        p.start_time_seconds,
+    )
+}
+
 fn clamp(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -150,6 +209,46 @@ impl Collector for SnapshotCollector {
             "tortie_bgp_advertised_routes",
             "Prefixes in the peer's Adj-RIB-Out (advertised to it).",
             &per_peer(&|p| clamp(p.advertised_routes)),
+        )?;
+        gauge_family(
+            &mut enc,
+            "tortie_bgp_stale_routes",
+            "Received prefixes kept as stale while the peer restarts gracefully (RFC 4724).",
+            &per_peer(&|p| clamp(p.stale_routes)),
+        )?;
+        gauge_family(
+            &mut enc,
+            "tortie_bgp_filtered_routes",
+            "Prefixes the peer announced that the import guard or its import filter refused.",
+            &per_peer(&|p| clamp(p.filtered_routes)),
+        )?;
+        gauge_family(
+            &mut enc,
+            "tortie_bgp_session_state_change_timestamp_seconds",
+            "When the session entered its current state (Unix time).",
+            &per_peer(&|p| clamp(p.state_since)),
+        )?;
+        gauge_family(
+            &mut enc,
+            "tortie_bgp_session_up_down_timestamp_seconds",
+            "When the session last became Established or stopped being Established (Unix time; the agent's start until then).",
+            &per_peer(&|p| clamp(p.up_down_since)),
+        )?;
+        let info: Vec<(Labels, i64)> = s
+            .peers
+            .iter()
+            .map(|p| {
+                let mut l = peer_labels(p);
+                l.push(("name", p.name.clone()));
+                l.push(("type", p.session_type.clone()));
+                (l, 1)
+            })
+            .collect();
+        gauge_family(
+            &mut enc,
+            "tortie_bgp_peer_info",
+            "Always 1: the peer's configured name and session type (iBGP, eBGP, iBGP route reflector client).",
+            &info,
         )?;
         let msgs = |pick: &dyn Fn(&PeerMetrics) -> &Vec<(String, u64)>| -> Vec<(Labels, u64)> {
             let mut rows = Vec::new();
@@ -247,6 +346,9 @@ impl Collector for SnapshotCollector {
             "Always 1; the version label says which tortie build runs.",
             &[(vec![("version", env!("CARGO_PKG_VERSION").to_string())], 1)],
         )?;
+        if let Some(p) = &s.process {
+            process_families(&mut enc, p)?;
+        }
         Ok(())
     }
 }
@@ -374,6 +476,12 @@ fn tests_sample() -> MetricsSnapshot {
             established_transitions: 2,
             bfd_up: Some(true),
             bfd_transitions: 3,
+            name: "tor1".into(),
+            session_type: "eBGP".into(),
+            state_since: 1_796_520_660,
+            up_down_since: 1_796_520_600,
+            stale_routes: 0,
+            filtered_routes: 0,
         }],
         routes_learned: 3,
         routes_local: 2,
@@ -385,6 +493,14 @@ fn tests_sample() -> MetricsSnapshot {
             ("free".into(), 61),
             ("reserved".into(), 1),
         ],
+        process: Some(crate::procstat::ProcessStats {
+            cpu_seconds: 1.25,
+            resident_memory_bytes: 13_000_000,
+            virtual_memory_bytes: 900_000_000,
+            start_time_seconds: 1_796_520_600.5,
+            open_fds: 23,
+            max_fds: 1024,
+        }),
     }
 }
 
@@ -414,6 +530,17 @@ mod tests {
             "tortie_containers",
             "tortie_ipam_addresses",
             "tortie_build_info",
+            "tortie_bgp_stale_routes",
+            "tortie_bgp_filtered_routes",
+            "tortie_bgp_session_state_change_timestamp_seconds",
+            "tortie_bgp_session_up_down_timestamp_seconds",
+            "tortie_bgp_peer_info",
+            "process_cpu_seconds_total",
+            "process_open_fds",
+            "process_max_fds",
+            "process_virtual_memory_bytes",
+            "process_resident_memory_bytes",
+            "process_start_time_seconds",
         ] {
             assert!(
                 text.contains(&format!("\n{name}")),
@@ -449,6 +576,26 @@ mod tests {
         );
         assert!(!text.contains("# EOF"), "{text}");
         assert!(text.contains("\ntortie_containers 2\n"), "{text}");
+        assert!(
+            text.contains("\nprocess_resident_memory_bytes 13000000"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nprocess_cpu_seconds_total 1.25\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE process_cpu_seconds_total counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tortie_bgp_peer_info{peer=\"192.0.2.1\",peer_asn=\"65001\",name=\"tor1\",type=\"eBGP\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tortie_bgp_session_up_down_timestamp_seconds{peer=\"192.0.2.1\",peer_asn=\"65001\"} 1796520600"),
+            "{text}"
+        );
     }
 
     #[test]

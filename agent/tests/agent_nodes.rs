@@ -287,6 +287,67 @@ fn sighup_applies_peer_changes_and_keeps_running_on_a_bad_file() {
         transitions,
         "the unchanged peer was reset"
     );
+
+    // A change of that peer resets its session (Cease/6): its counters go on
+    // from where they were, they do not start again (Prometheus counters).
+    let labels = "peer=\"192.0.2.12\",peer_asn=\"64512\"";
+    let before = t.a.scrape();
+    let notifications = |m: &str| {
+        metric(
+            m,
+            &format!("tortie_bgp_messages_sent_total{{{labels},type=\"notification\"}}"),
+        )
+    };
+    let established = |m: &str| {
+        metric(
+            m,
+            &format!("tortie_bgp_established_transitions_total{{{labels}}}"),
+        )
+    };
+    let opens = |m: &str| {
+        metric(
+            m,
+            &format!("tortie_bgp_messages_sent_total{{{labels},type=\"open\"}}"),
+        )
+    };
+    let changed = good.replace("name = \"node-b\"\n", "name = \"node-b\"\nhold_time = 30\n");
+    assert_ne!(changed, good);
+    std::fs::write(t.a.config_path(), &changed).expect("write");
+    t.a.signal(nix::sys::signal::Signal::SIGHUP);
+    wait_until(Duration::from_secs(15), "the changed peer back up", || {
+        established(&t.a.scrape()) > established(&before) && t.a.peer_states()[0] == "Established"
+    });
+    let after = t.a.scrape();
+    assert_eq!(established(&after), established(&before) + 1.0, "{after}");
+    assert_eq!(
+        notifications(&after),
+        notifications(&before) + 1.0,
+        "{after}"
+    );
+    assert!(opens(&after) > opens(&before), "{after}");
+    assert!(
+        metric(
+            &after,
+            &format!("tortie_bgp_session_up_down_timestamp_seconds{{{labels}}}")
+        ) > 0.0
+    );
+    assert!(metric(&after, "process_resident_memory_bytes") > 0.0);
+    assert!(metric(&after, "process_open_fds") > 0.0);
+    promtool_ok(&after);
+}
+
+/// The value of the sample `series` (name and labels as exposed) in a scrape.
+fn metric(scrape: &str, series: &str) -> f64 {
+    scrape
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no {series} in:\n{scrape}"))
 }
 
 #[test]
@@ -694,11 +755,34 @@ fn json_logs_one_object_per_line() {
             "{l}"
         );
     }
+    // Every peer line names the peer; no Rust Debug output; in order.
+    let mut established_at = None;
+    let mut open_sent_at = None;
+    for (i, l) in lines.iter().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(l).expect("JSON");
+        if v.get("address").is_some() {
+            assert!(v.get("peer").is_some(), "no peer name: {l}");
+        }
+        if v["peer"] == "node-b" {
+            if v["message"] == "session Established" {
+                established_at = established_at.or(Some(i));
+                let families = v["families"].as_str().unwrap_or_default();
+                assert!(families.starts_with("ipv4-unicast"), "{l}");
+            }
+            if v["to"] == "OpenSent" {
+                open_sent_at = open_sent_at.or(Some(i));
+            }
+        }
+        for debug in ["Some(", "None", "{ ", "\"[]\"", "AddressFamily"] {
+            assert!(!l.contains(debug), "Debug output ({debug}) in: {l}");
+        }
+    }
+    let (Some(open_sent), Some(established)) = (open_sent_at, established_at) else {
+        panic!("no OpenSent/Established line for node-b:\n{log}");
+    };
     assert!(
-        lines
-            .iter()
-            .any(|l| l.contains("BGP peer state changed") && l.contains("Established")),
-        "no peer state line:\n{log}"
+        open_sent < established,
+        "Established logged before OpenSent:\n{log}"
     );
 }
 

@@ -232,7 +232,24 @@ pub struct CapabilitySummary {
     pub peer_restart_time: Option<u16>,
 }
 
-/// A snapshot of one peer, for `tortie status` and metrics.
+/// Something that happened to a session, and when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stamped {
+    pub text: String,
+    pub at: SystemTime,
+}
+
+impl Stamped {
+    pub fn now(text: impl Into<String>) -> Stamped {
+        Stamped {
+            text: text.into(),
+            at: SystemTime::now(),
+        }
+    }
+}
+
+/// A snapshot of one peer, for `tortie status` and metrics. Counters and times
+/// survive a reconfiguration that resets the session (same address).
 #[derive(Clone, Debug, PartialEq)]
 pub struct PeerStatus {
     pub address: IpAddr,
@@ -243,22 +260,97 @@ pub struct PeerStatus {
     pub state: SessionState,
     /// When `state` was entered.
     pub since: SystemTime,
+    /// When the session last became Established or stopped being Established
+    /// (the speaker's start until the first change): how long it has been up
+    /// or down, whatever the connection attempts in between.
+    pub established_change: SystemTime,
     /// Prefixes in this peer's Adj-RIB-In (stale ones included).
     pub routes_received: u64,
     /// Prefixes in this peer's Adj-RIB-Out.
     pub routes_advertised: u64,
+    /// Of `routes_received`, those kept stale while the peer restarts
+    /// gracefully (RFC 4724 §4.2).
+    pub routes_stale: u64,
     pub messages_received: MessageCounters,
     pub messages_sent: MessageCounters,
     pub established_transitions: u64,
     pub last_error: Option<String>,
+    /// When `last_error` happened.
+    pub last_error_at: Option<SystemTime>,
+    /// Why the session last stopped being Established (kept while it is down,
+    /// whatever later connection attempts fail with).
+    pub down_reason: Option<Stamped>,
+    /// The last NOTIFICATION the peer sent ("6/4 (Cease: Administrative Reset)").
+    pub notification_received: Option<Stamped>,
+    /// The last NOTIFICATION we sent.
+    pub notification_sent: Option<Stamped>,
     /// Negotiated hold time (seconds) while OpenConfirm/Established.
     pub hold_time: Option<u16>,
+    /// Negotiated keepalive interval (seconds) while OpenConfirm/Established.
+    pub keepalive_time: Option<u16>,
     pub capabilities: Option<CapabilitySummary>,
     /// Local address of the current (or last) session: the next hop we
     /// advertise to this peer ("next hop self").
     pub local_address: Option<IpAddr>,
     /// The BFD session, when the peer has `bfd`.
     pub bfd: Option<BfdStatus>,
+    /// TCP endpoints of the current (or last) connection.
+    pub local_endpoint: Option<SocketAddr>,
+    pub remote_endpoint: Option<SocketAddr>,
+    /// Prefixes the peer announced that the import guard or its import
+    /// filter refused (kept aside, not in `routes_received`).
+    pub routes_filtered: u64,
+    /// From the peer's configuration (RFC 4456).
+    pub route_reflector_client: bool,
+}
+
+impl PeerStatus {
+    /// A peer that has not connected yet (Idle since now).
+    pub fn new(address: IpAddr, name: String, remote_asn: u32, local_asn: u32) -> PeerStatus {
+        let now = SystemTime::now();
+        PeerStatus {
+            address,
+            name,
+            remote_asn,
+            local_asn,
+            remote_id: None,
+            state: SessionState::Idle,
+            since: now,
+            established_change: now,
+            routes_received: 0,
+            routes_advertised: 0,
+            routes_stale: 0,
+            messages_received: MessageCounters::default(),
+            messages_sent: MessageCounters::default(),
+            established_transitions: 0,
+            last_error: None,
+            last_error_at: None,
+            down_reason: None,
+            notification_received: None,
+            notification_sent: None,
+            hold_time: None,
+            keepalive_time: None,
+            capabilities: None,
+            local_endpoint: None,
+            remote_endpoint: None,
+            routes_filtered: 0,
+            route_reflector_client: false,
+            local_address: None,
+            bfd: None,
+        }
+    }
+
+    /// iBGP, eBGP or "iBGP, route reflector client" (RFC 4456).
+    pub fn session_type(&self) -> &'static str {
+        match (
+            self.remote_asn == self.local_asn,
+            self.route_reflector_client,
+        ) {
+            (true, true) => "iBGP, route reflector client",
+            (true, false) => "iBGP",
+            (false, _) => "eBGP",
+        }
+    }
 }
 
 /// One candidate path for a prefix, as the decision process ranked it.

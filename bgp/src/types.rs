@@ -64,6 +64,20 @@ impl AddressFamily {
     };
 }
 
+/// "ipv4-unicast", "ipv6-unicast": the names BIRD and GoBGP show.
+impl fmt::Display for AddressFamily {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let afi = match self.afi {
+            Afi::Ipv4 => "ipv4",
+            Afi::Ipv6 => "ipv6",
+        };
+        let safi = match self.safi {
+            Safi::Unicast => "unicast",
+        };
+        write!(f, "{afi}-{safi}")
+    }
+}
+
 /// An IPv4 prefix in 8 bytes; host bits are always zero.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Ipv4Prefix {

@@ -129,15 +129,60 @@ async fn reconfigure_touches_only_changed_peers() {
     );
 
     // Change B (hold time): reset with Cease/6, then it comes back.
+    let before = a.peers().await.remove(0);
     let mut pb2 = pb.clone();
     pb2.hold_time = Some(30);
     a.reconfigure(vec![pb2]).await.unwrap();
     wait_established(&mut a_rx, b_ip).await;
     let st = a.peers().await;
     assert_eq!(st[0].hold_time, Some(30));
+    // The peer's counters carry on across the reset (metrics never go back).
+    assert_eq!(st[0].established_transitions, 2);
+    assert_eq!(
+        st[0].messages_sent.notification,
+        before.messages_sent.notification + 1
+    );
+    assert!(st[0].messages_sent.open > before.messages_sent.open);
+    assert!(st[0].messages_received.keepalive >= before.messages_received.keepalive);
+    let sent = st[0].notification_sent.as_ref().map(|n| n.text.as_str());
+    assert!(sent.is_some_and(|t| t.starts_with("6/6")), "{sent:?}");
+    let down = st[0].down_reason.as_ref().map(|d| d.text.as_str());
+    assert!(down.is_some_and(|t| t.contains("6/6")), "{down:?}");
+    assert!(st[0].established_change > before.established_change);
+    assert!(st[0].local_endpoint.is_some_and(|e| e.ip() == a_ip));
+    assert!(
+        st[0]
+            .remote_endpoint
+            .is_some_and(|e| e.ip() == b_ip && e.port() != 0)
+    );
+    assert_eq!(st[0].keepalive_time, Some(10));
     a.shutdown(false).await;
     b.shutdown(false).await;
     c.shutdown(false).await;
+}
+
+/// `established_change` ("Since" in `tortie status`) is when the session
+/// last came up or went down: connection retries do not move it.
+#[tokio::test]
+async fn connect_retries_do_not_move_the_up_down_time() {
+    let (a_ip, b_ip) = (ip(23, 1), ip(23, 2));
+    let mut a_cfg = config(65001, a_ip, false);
+    // Nothing listens there: every attempt is refused, every 0.5 s.
+    a_cfg.peers.push(peer(b_ip, 65002, free_port(b_ip), false));
+    let (a, _rx) = Speaker::start(a_cfg).await.unwrap();
+    let first = a.peers().await.remove(0);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = a.peers().await.remove(0);
+        if now.since > first.since && now.last_error.is_some() {
+            assert_eq!(now.established_change, first.established_change);
+            assert!(now.last_error_at.is_some());
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no retry: {now:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    a.shutdown(false).await;
 }
 
 #[tokio::test]

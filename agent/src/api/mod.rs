@@ -151,6 +151,7 @@ pub struct PeerView {
     pub state: String,
     /// When the state was entered, seconds since the Unix epoch.
     pub since: u64,
+    /// Prefixes the peer announced (accepted + filtered).
     pub routes_received: u64,
     pub routes_advertised: u64,
     #[serde(default)]
@@ -182,6 +183,51 @@ pub struct PeerView {
     /// a next hop the peer will likely reject (not on its subnet).
     #[serde(default)]
     pub warning: Option<String>,
+    /// When `last_error` happened, seconds since the Unix epoch.
+    #[serde(default)]
+    pub last_error_at: Option<u64>,
+    /// "iBGP", "eBGP" or "iBGP, route reflector client".
+    #[serde(default)]
+    pub session_type: String,
+    /// When the session last came up or went down (the agent's start until
+    /// the first change), seconds since the Unix epoch: what `Since` shows.
+    #[serde(default)]
+    pub up_down_since: u64,
+    /// TCP endpoints (address:port) of the current or last session.
+    #[serde(default)]
+    pub local_endpoint: Option<String>,
+    #[serde(default)]
+    pub remote_endpoint: Option<String>,
+    /// Negotiated keepalive interval (seconds) while Established.
+    #[serde(default)]
+    pub keepalive_time: Option<u16>,
+    /// Negotiated address families, e.g. "ipv4-unicast".
+    #[serde(default)]
+    pub families: Vec<String>,
+    /// Negotiated capabilities (RFC 5492), e.g. "4-octet AS", "route refresh".
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    /// Prefixes in the peer's Adj-RIB-In (passed the import policy).
+    #[serde(default)]
+    pub routes_accepted: u64,
+    /// Prefixes the import guard or the peer's import filter refused.
+    #[serde(default)]
+    pub routes_filtered: u64,
+    /// Why the session last stopped being Established.
+    #[serde(default)]
+    pub down_reason: Option<EventView>,
+    /// The last NOTIFICATION the peer sent, and the last we sent.
+    #[serde(default)]
+    pub notification_received: Option<EventView>,
+    #[serde(default)]
+    pub notification_sent: Option<EventView>,
+}
+
+/// Something that happened to a session and when (seconds since the Unix epoch).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventView {
+    pub text: String,
+    pub at: u64,
 }
 
 /// A peer's BFD session (RFC 5880 names).

@@ -97,7 +97,7 @@ fn client_command(cmd: Cmd, socket: std::path::PathBuf, output: Output) -> ExitC
     };
     let result: Result<(), String> = runtime.block_on(async {
         match cmd {
-            Cmd::Status => {
+            Cmd::Status { peer: None } => {
                 let s = Client::new(socket)
                     .status()
                     .await
@@ -105,6 +105,17 @@ fn client_command(cmd: Cmd, socket: std::path::PathBuf, output: Output) -> ExitC
                 match output {
                     Output::Json => print_json(&s),
                     Output::Table => out(&cli::render_status(&s, cli::now_unix())),
+                }
+            }
+            Cmd::Status { peer: Some(key) } => {
+                let s = Client::new(socket)
+                    .status()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let p = cli::find_peer(&s.peers, &key)?;
+                match output {
+                    Output::Json => print_json(p),
+                    Output::Table => out(&cli::render_peer_detail(p, cli::now_unix())),
                 }
             }
             Cmd::Routes { prefix, filtered } => {

@@ -218,7 +218,8 @@ impl Agent {
                     state,
                     reason,
                 }) => {
-                    tracing::info!(%peer, state = state.name(), %reason, "BGP peer state changed");
+                    // The speaker logged it, with the peer's name, when it happened.
+                    tracing::debug!(%peer, state = state.name(), %reason, "BGP peer state changed");
                 }
                 Step::Event(SpeakerEvent::Converged) => {
                     self.mark_converged("End-of-RIB from every peer").await
@@ -405,6 +406,7 @@ impl MetricsSource for Agent {
                 ("free".to_string(), counts.free),
                 ("reserved".to_string(), counts.reserved),
             ],
+            process: crate::procstat::read(),
         }
     }
 }

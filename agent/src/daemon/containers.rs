@@ -178,7 +178,7 @@ impl Agent {
             // Its /32 stays announced (same address, same veth name): no
             // withdraw for peers, and the route table keeps wanting the
             // route that attach puts back.
-            tracing::warn!(id = %req.id, host_ifname = %host, ip = ?ip, "the container's veth is gone: rebuilding it");
+            tracing::warn!(id = %req.id, host_ifname = %host, ip = ip.map(tracing::field::display), "the container's veth is gone: rebuilding it");
             self.registry_mut().remove(&host);
             if let Some(ip) = ip {
                 rebuilding = true;
@@ -336,7 +336,12 @@ impl Agent {
             // Adopted at start-up under its veth name.
             released = ipam.release_address(ip).map_err(ipam_error)?.map(|_| ip);
         }
-        tracing::info!(id, ip = ?released, removed = saved.is_some(), "detached");
+        tracing::info!(
+            id,
+            ip = released.map(tracing::field::display),
+            removed = saved.is_some(),
+            "detached"
+        );
         Ok(DetachResult {
             id: id.to_string(),
             released_ip: released.map(|i| i.to_string()),

@@ -12,7 +12,7 @@ use tortie_bgp::{
 };
 use tortie_config::Config;
 
-use crate::api::{BfdView, PathView, PeerView, RouteView};
+use crate::api::{BfdView, EventView, PathView, PeerView, RouteView};
 use crate::metrics::PeerMetrics;
 
 /// One configured peer as the speaker wants it.
@@ -108,6 +108,12 @@ pub fn unix_secs(t: std::time::SystemTime) -> u64 {
 }
 
 pub fn peer_view(p: &PeerStatus) -> PeerView {
+    let event = |e: &Option<tortie_bgp::Stamped>| {
+        e.as_ref().map(|e| EventView {
+            text: e.text.clone(),
+            at: unix_secs(e.at),
+        })
+    };
     PeerView {
         address: p.address.to_string(),
         name: p.name.clone(),
@@ -115,7 +121,9 @@ pub fn peer_view(p: &PeerStatus) -> PeerView {
         local_asn: p.local_asn,
         state: p.state.name().to_string(),
         since: unix_secs(p.since),
-        routes_received: p.routes_received,
+        routes_received: p.routes_received + p.routes_filtered,
+        routes_accepted: p.routes_received,
+        routes_filtered: p.routes_filtered,
         routes_advertised: p.routes_advertised,
         remote_id: p.remote_id.map(|r| r.to_string()),
         hold_time: p.hold_time,
@@ -134,15 +142,27 @@ pub fn peer_view(p: &PeerStatus) -> PeerView {
             .collect(),
         // An old error next to "Established" reads as a current problem:
         // shown only while the session is down (BIRD's Info column does the same).
-        info: if p.state == tortie_bgp::SessionState::Established {
-            None
-        } else {
-            p.last_error.clone()
-        },
+        info: peer_info(p),
         last_error: p.last_error.clone(),
         local_address: p.local_address.map(|a| a.to_string()),
         bfd: p.bfd.as_ref().map(bfd_view),
         warning: None,
+        last_error_at: p.last_error_at.map(unix_secs),
+        session_type: p.session_type().to_string(),
+        up_down_since: unix_secs(p.established_change),
+        local_endpoint: p.local_endpoint.map(|a| a.to_string()),
+        remote_endpoint: p.remote_endpoint.map(|a| a.to_string()),
+        keepalive_time: p.keepalive_time,
+        families: p.capabilities.as_ref().map_or_else(Vec::new, |c| {
+            c.families.iter().map(ToString::to_string).collect()
+        }),
+        capabilities: p
+            .capabilities
+            .as_ref()
+            .map_or_else(Vec::new, capability_names),
+        down_reason: event(&p.down_reason),
+        notification_received: event(&p.notification_received),
+        notification_sent: event(&p.notification_sent),
     }
 }
 
@@ -186,6 +206,60 @@ pub fn bfd_view(b: &BfdStatus) -> BfdView {
     }
 }
 
+/// The Info column (BIRD's): nothing while Established (an old error next to
+/// "Established" reads as a current problem); while down, why the session went
+/// down, a NOTIFICATION the peer sent since, and the latest error, each once.
+fn peer_info(p: &PeerStatus) -> Option<String> {
+    if p.state == tortie_bgp::SessionState::Established {
+        return None;
+    }
+    let mut parts: Vec<String> = Vec::new();
+    let mut add = |text: String| {
+        if !parts
+            .iter()
+            .any(|t| t.contains(&text) || text.contains(t.as_str()))
+        {
+            parts.push(text);
+        }
+    };
+    if let Some(d) = &p.down_reason {
+        add(d.text.clone());
+    }
+    if let Some(n) = p
+        .notification_received
+        .as_ref()
+        .filter(|n| n.at >= p.established_change)
+    {
+        add(format!("received NOTIFICATION {}", n.text));
+    }
+    if let Some(e) = &p.last_error {
+        add(e.clone());
+    }
+    (!parts.is_empty()).then(|| parts.join("; then "))
+}
+
+/// Negotiated capabilities in words (RFC 5492 and the RFCs of each).
+fn capability_names(c: &tortie_bgp::CapabilitySummary) -> Vec<String> {
+    let mut names: Vec<String> = c
+        .families
+        .iter()
+        .map(|f| format!("multiprotocol {f}"))
+        .collect();
+    if c.four_octet_as {
+        names.push("4-octet AS".into());
+    }
+    if c.route_refresh {
+        names.push("route refresh".into());
+    }
+    if c.extended_message {
+        names.push("extended message".into());
+    }
+    if let Some(t) = c.peer_restart_time {
+        names.push(format!("graceful restart (peer restart time {t} s)"));
+    }
+    names
+}
+
 pub fn peer_metrics(p: &PeerStatus) -> PeerMetrics {
     PeerMetrics {
         address: p.address.to_string(),
@@ -211,6 +285,12 @@ pub fn peer_metrics(p: &PeerStatus) -> PeerMetrics {
             .as_ref()
             .map(|b| b.state == tortie_bgp::bfd::BfdState::Up),
         bfd_transitions: p.bfd.as_ref().map_or(0, |b| b.transitions),
+        name: p.name.clone(),
+        session_type: p.session_type().to_string(),
+        state_since: unix_secs(p.since),
+        up_down_since: unix_secs(p.established_change),
+        stale_routes: p.routes_stale,
+        filtered_routes: p.routes_filtered,
     }
 }
 
@@ -326,24 +406,53 @@ name = "n2"
 
     fn status(state: tortie_bgp::SessionState, last_error: Option<&str>) -> PeerStatus {
         PeerStatus {
-            address: "192.0.2.12".parse().unwrap(),
-            name: "n2".into(),
-            remote_asn: 64512,
-            local_asn: 64512,
-            remote_id: None,
             state,
             since: UNIX_EPOCH,
-            routes_received: 0,
-            routes_advertised: 0,
-            messages_received: Default::default(),
-            messages_sent: Default::default(),
+            established_change: UNIX_EPOCH,
             established_transitions: 1,
             last_error: last_error.map(str::to_string),
-            hold_time: None,
-            capabilities: None,
-            local_address: None,
-            bfd: None,
+            ..PeerStatus::new("192.0.2.12".parse().unwrap(), "n2".into(), 64512, 64512)
         }
+    }
+
+    /// A peer that sent a NOTIFICATION keeps it in its Info while the
+    /// reconnection attempts fail with something else.
+    #[test]
+    fn a_received_notification_stays_in_info_after_later_errors() {
+        use std::time::Duration;
+        use tortie_bgp::{SessionState, Stamped};
+        let down_at = UNIX_EPOCH + Duration::from_secs(100);
+        let cease = "6/4 (Cease: Administrative Reset)";
+        let p = PeerStatus {
+            established_change: down_at,
+            down_reason: Some(Stamped {
+                text: format!("received NOTIFICATION {cease}"),
+                at: down_at,
+            }),
+            notification_received: Some(Stamped {
+                text: cease.into(),
+                at: down_at - Duration::from_millis(1),
+            }),
+            ..status(SessionState::Active, Some("connection lost"))
+        };
+        assert_eq!(
+            peer_view(&p).info.as_deref(),
+            Some("received NOTIFICATION 6/4 (Cease: Administrative Reset); then connection lost")
+        );
+        // A NOTIFICATION received while trying again (e.g. an OPEN refused).
+        let p = PeerStatus {
+            notification_received: Some(Stamped {
+                text: "2/2 (OPEN Message Error: Bad Peer AS)".into(),
+                at: down_at + Duration::from_secs(5),
+            }),
+            ..p
+        };
+        assert_eq!(
+            peer_view(&p).info.as_deref(),
+            Some(
+                "received NOTIFICATION 6/4 (Cease: Administrative Reset); then received NOTIFICATION 2/2 (OPEN Message Error: Bad Peer AS); then connection lost"
+            )
+        );
     }
 
     #[test]

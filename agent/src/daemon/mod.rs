@@ -229,7 +229,11 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>, opts: RunOptions) -> a
     let api_task = tokio::spawn(crate::api::server::serve(api_listener, agent.clone()));
     let metrics_task =
         metrics_listener.map(|l| tokio::spawn(crate::metrics::serve(l, agent.clone())));
-    tracing::info!(socket = %cfg.api.socket.display(), metrics = ?cfg.metrics.listen, "tortie running");
+    let metrics = cfg
+        .metrics
+        .listen
+        .map_or_else(|| "off".to_string(), |a| a.to_string());
+    tracing::info!(socket = %cfg.api.socket.display(), %metrics, "tortie running");
 
     // Fallback for the sweep: the speaker reports Converged itself (End-of-RIB or
     // its timer); never keep adopted routes longer than the restart time.
@@ -367,9 +371,12 @@ async fn reconcile_containers(cfg: &Config, ipam: &mut Ipam) -> anyhow::Result<r
         kept = report.kept.len(),
         released = report.released.len(),
         adopted = report.adopted.len(),
-        conflicts = ?report.conflicts,
+        conflicts = report.conflicts.len(),
         "containers reconciled with the kernel"
     );
+    for (id, address) in &report.conflicts {
+        tracing::warn!(id = %id, %address, "IPAM conflict found at start-up");
+    }
     let registry = registry::Registry::with(&cfg.state.dir, plan.containers);
     registry.save();
     Ok(registry)
@@ -490,13 +497,13 @@ async fn reload(agent: &Agent, path: &Path) {
     .filter_map(|(k, changed)| changed.then_some(k))
     .collect();
     if !restart_needed.is_empty() {
-        tracing::warn!(sections = ?restart_needed, "SIGHUP: these sections changed and need a restart; not applied");
+        tracing::warn!(sections = %restart_needed.join(","), "SIGHUP: these sections changed and need a restart; not applied");
     }
     let (peers, renames) = hold_back_renames(&old.peers, &new.peers);
     for (address, kept, wanted) in &renames {
         tracing::warn!(
-            peer = %address,
-            name = %kept,
+            peer = %kept,
+            address = %address,
             new_name = %wanted,
             "SIGHUP: only the peer's name changed; keeping the old name, since renaming \
              would reset the session (applied with the next real change or restart)"
@@ -544,7 +551,11 @@ async fn reload(agent: &Agent, path: &Path) {
         || applied.policy.host_communities != old.policy.host_communities
     {
         agent.readvertise(&old, &applied).await;
-        tracing::info!(advertise = ?applied.bgp.advertise, "SIGHUP: container /32s re-advertised");
+        let advertise = match applied.bgp.advertise {
+            tortie_config::Advertise::Block => "block",
+            tortie_config::Advertise::Hosts => "hosts",
+        };
+        tracing::info!(advertise, "SIGHUP: container /32s re-advertised");
     }
     agent.set_config(applied);
 }

@@ -318,7 +318,7 @@ pub fn plan(saved: Vec<Container>, routed: &[(String, Ipv4Addr)], veths: &[Strin
         match (saved.remove(dev), kernel_ip) {
             (Some(mut c), Some(ip)) => {
                 if c.v4() != Some(ip) {
-                    tracing::warn!(host_ifname = %dev, saved = ?c.v4(), kernel = %ip, "the veth routes another address than saved: keeping the kernel's");
+                    tracing::warn!(host_ifname = %dev, saved = c.v4().map(tracing::field::display), kernel = %ip, "the veth routes another address than saved: keeping the kernel's");
                     c.addresses = vec![host_net(IpAddr::V4(ip))];
                 }
                 out.containers.push(c);

@@ -229,7 +229,10 @@ impl Task {
             detect_mult: s.cfg.multiplier.max(1),
             jitter_seed: self.seed,
         });
-        info!(%peer, local = ?sock.local_addr().ok(), discriminator = discr, interval = ?s.cfg.interval, multiplier = s.cfg.multiplier, "BFD session configured");
+        let local = sock
+            .local_addr()
+            .map_or_else(|_| "unknown".to_string(), |a| a.to_string());
+        info!(%peer, %local, discriminator = discr, interval_ms = s.cfg.interval.as_millis(), multiplier = s.cfg.multiplier, "BFD session configured");
         let mut e = Entry {
             peer,
             session,

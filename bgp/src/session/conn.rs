@@ -35,6 +35,7 @@ pub(crate) struct Conn {
     out_pos: usize,
     pub(crate) locally_initiated: bool,
     pub(crate) local: SocketAddr,
+    pub(crate) remote: SocketAddr,
     pub(crate) ctx: CodecContext,
     decoder: wire::Decoder,
     scratch: Vec<Vec<u8>>,
@@ -43,6 +44,7 @@ pub(crate) struct Conn {
 impl Conn {
     pub(crate) fn new(stream: TcpStream, locally_initiated: bool) -> io::Result<Conn> {
         let local = stream.local_addr()?;
+        let remote = stream.peer_addr()?;
         let (rd, wr) = stream.into_split();
         Ok(Conn {
             rd,
@@ -52,6 +54,7 @@ impl Conn {
             out_pos: 0,
             locally_initiated,
             local,
+            remote,
             scratch: Vec::new(),
             ctx: CodecContext::default(),
             decoder: wire::Decoder::new(),

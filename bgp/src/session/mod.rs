@@ -256,7 +256,7 @@ impl Runtime {
         {
             let mut peers = rt.peers.lock().await;
             for p in cfg.peers {
-                let h = rt.spawn_peer(p).await?;
+                let h = rt.spawn_peer(p, None).await?;
                 peers.push(h);
             }
         }
@@ -264,7 +264,13 @@ impl Runtime {
         Ok((rt, ev_rx))
     }
 
-    async fn spawn_peer(&self, p: PeerConfig) -> Result<PeerHandle, BgpError> {
+    /// Starts `p`'s session task; `previous` is the status of the session it
+    /// replaces (same address, new configuration), whose counters carry on.
+    async fn spawn_peer(
+        &self,
+        p: PeerConfig,
+        previous: Option<&PeerStatus>,
+    ) -> Result<PeerHandle, BgpError> {
         if let Some(l) = &self.listener {
             l.set_md5(p.address, p.password.as_deref())?;
             if p.ttl_security.is_some() {
@@ -272,7 +278,11 @@ impl Runtime {
             }
         }
         let (cmd_tx, cmd_rx) = mpsc::channel(16);
-        let status = Arc::new(Mutex::new(peer::initial_status(&p, self.shared.local_asn)));
+        let status = match previous {
+            Some(prev) => peer::carried_status(prev, &p),
+            None => peer::initial_status(&p, self.shared.local_asn),
+        };
+        let status = Arc::new(Mutex::new(status));
         let task = peer::PeerTask::new(
             p.clone(),
             self.shared.clone(),
@@ -378,7 +388,7 @@ impl Runtime {
     }
 
     pub(crate) async fn peers(&self) -> Vec<PeerStatus> {
-        let counts: HashMap<IpAddr, (u64, u64)> = self
+        let counts: HashMap<IpAddr, crate::rib::PeerCounters> = self
             .ask(|reply| RibMsg::Counts { reply })
             .await
             .unwrap_or_default();
@@ -387,9 +397,11 @@ impl Runtime {
             .iter()
             .filter_map(|h| {
                 let mut st = h.status.lock().ok()?.clone();
-                if let Some((rx, tx)) = counts.get(&st.address) {
-                    st.routes_received = *rx;
-                    st.routes_advertised = *tx;
+                if let Some(c) = counts.get(&st.address) {
+                    st.routes_received = c.received as u64;
+                    st.routes_stale = c.stale as u64;
+                    st.routes_filtered = c.filtered as u64;
+                    st.routes_advertised = c.advertised as u64;
                 }
                 Some(st)
             })
@@ -426,17 +438,21 @@ impl Runtime {
         let old = std::mem::take(&mut *peers);
         let mut kept = Vec::new();
         let mut refresh = Vec::new();
+        // Status of the peers restarted for a new configuration, by address.
+        let mut carried: HashMap<IpAddr, PeerStatus> = HashMap::new();
         for mut h in old {
             match new.iter().find(|p| p.address == h.cfg.address) {
                 Some(p) if *p == h.cfg => kept.push(h),
                 Some(p) if p.same_session(&h.cfg) => {
-                    info!(peer = %h.cfg.address, "peer filters changed: applying without a session reset");
-                    refresh.push((h.cfg.address, h.cmd.clone()));
+                    info!(peer = %h.cfg.name, address = %h.cfg.address, "peer filters changed: applying without a session reset");
+                    refresh.push((h.cfg.address, h.cfg.name.clone(), h.cmd.clone()));
                     h.cfg = p.clone();
                     kept.push(h);
                 }
                 Some(_) => {
-                    info!(peer = %h.cfg.address, "peer configuration changed: resetting the session");
+                    info!(peer = %h.cfg.name, address = %h.cfg.address, "peer configuration changed: resetting the session");
+                    let status = h.status.clone();
+                    let address = h.cfg.address;
                     self.stop_peer(
                         h,
                         Some(notify(
@@ -445,10 +461,14 @@ impl Runtime {
                             Vec::new(),
                         )),
                     )
-                    .await
+                    .await;
+                    // The stopped task wrote its last counts (the Cease sent).
+                    if let Ok(st) = status.lock() {
+                        carried.insert(address, st.clone());
+                    }
                 }
                 None => {
-                    info!(peer = %h.cfg.address, "peer removed from the configuration");
+                    info!(peer = %h.cfg.name, address = %h.cfg.address, "peer removed from the configuration");
                     self.stop_peer(
                         h,
                         Some(notify(
@@ -472,7 +492,7 @@ impl Runtime {
         // Import filters changed on an up session: the peer's routes again
         // (RFC 2918), to run them through the new filter.
         let import_changed = rx.await.map_err(|_| BgpError::Shutdown)?;
-        for (addr, cmd) in refresh {
+        for (addr, name, cmd) in refresh {
             if !import_changed.contains(&addr) {
                 continue;
             }
@@ -480,7 +500,7 @@ impl Runtime {
             if cmd.send(PeerCmd::RouteRefresh { reply: tx }).await.is_ok()
                 && let Ok(Err(e)) = rx.await
             {
-                tracing::warn!(peer = %addr, "import filter change: cannot ask for the routes again ({e}); it applies to routes received from now on");
+                tracing::warn!(peer = %name, address = %addr, "import filter change: cannot ask for the routes again ({e}); it applies to routes received from now on");
             }
         }
         // Keep configuration order.
@@ -488,8 +508,11 @@ impl Runtime {
             if let Some(i) = kept.iter().position(|h| h.cfg.address == p.address) {
                 peers.push(kept.swap_remove(i));
             } else {
-                info!(peer = %p.address, "peer added to the configuration");
-                let h = self.spawn_peer(p).await?;
+                let previous = carried.get(&p.address);
+                if previous.is_none() {
+                    info!(peer = %p.name, address = %p.address, "peer added to the configuration");
+                }
+                let h = self.spawn_peer(p, previous).await?;
                 peers.push(h);
             }
         }

@@ -71,9 +71,9 @@ pub(crate) enum RibMsg {
         addr: IpAddr,
         reply: oneshot::Sender<Vec<(crate::Prefix, Option<IpAddr>)>>,
     },
-    /// (routes received, routes advertised) per peer.
+    /// The RIB's counters of each peer it knows.
     Counts {
-        reply: oneshot::Sender<HashMap<IpAddr, (u64, u64)>>,
+        reply: oneshot::Sender<HashMap<IpAddr, crate::rib::PeerCounters>>,
     },
     /// The configured peer set changed (ASN, RR client, max-prefix,
     /// filters). Replies with the up peers whose import filter changed.

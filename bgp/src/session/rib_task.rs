@@ -157,6 +157,13 @@ pub(crate) async fn run(
 }
 
 impl RibTask {
+    /// The configured name of a peer, for log lines (its address when unknown).
+    fn name(&self, peer: IpAddr) -> String {
+        self.peers
+            .get(&peer)
+            .map_or_else(|| peer.to_string(), |e| e.cfg.name.clone())
+    }
+
     /// Applies a new peer list; returns the up peers whose import filter
     /// changed (their routes are to be asked for again).
     async fn set_peers(&mut self, peers: Vec<PeerConfig>) -> Vec<IpAddr> {
@@ -236,7 +243,7 @@ impl RibTask {
             }
             if e.stale_until.is_some_and(|d| d <= now) {
                 e.stale_until = None;
-                info!(peer = %addr, "graceful restart timer expired: removing stale routes");
+                info!(peer = %e.cfg.name, address = %addr, "graceful restart timer expired: removing stale routes");
                 sweeps.push(e.id);
             }
             if e.settle_at.is_some_and(|d| d <= now) {
@@ -348,7 +355,7 @@ impl RibTask {
                         .all(|f| g.families.iter().any(|(gf, fbit)| gf == f && *fbit))
                 });
                 if e.stale_until.is_some() && !kept_forwarding {
-                    info!(%peer, "peer did not preserve forwarding state: removing its stale routes");
+                    info!(peer = %e.cfg.name, address = %peer, "peer did not preserve forwarding state: removing its stale routes");
                     e.stale_until = None;
                     let r = self.rib.sweep_stale_steps(id);
                     self.remove(r).await;
@@ -359,7 +366,9 @@ impl RibTask {
                 self.remove(r).await;
                 match self.rib.peer_up(id, info) {
                     Ok(out) => self.emit(out).await,
-                    Err(err) => warn!(%peer, "RIB refused peer: {err}"),
+                    Err(err) => {
+                        warn!(peer = %self.name(peer), address = %peer, "RIB refused peer: {err}")
+                    }
                 }
                 self.check_converged().await;
             }
@@ -378,7 +387,7 @@ impl RibTask {
                 let id = e.id;
                 let retain = retain_for.is_some() && !families.is_empty();
                 if let Some(d) = retain_for.filter(|_| retain) {
-                    info!(%peer, secs = d.as_secs(), "peer restarting gracefully: keeping its routes as stale");
+                    info!(peer = %e.cfg.name, address = %peer, secs = d.as_secs(), "peer restarting gracefully: keeping its routes as stale");
                     e.stale_until = Some(Instant::now() + d);
                 } else {
                     e.stale_until = None;
@@ -426,15 +435,7 @@ impl RibTask {
                 let counts = self
                     .peers
                     .iter()
-                    .map(|(a, e)| {
-                        (
-                            *a,
-                            (
-                                self.rib.received_count(e.id) as u64,
-                                self.rib.advertised_count(e.id) as u64,
-                            ),
-                        )
-                    })
+                    .filter_map(|(a, e)| Some((*a, self.rib.peer_counters(e.id)?)))
                     .collect();
                 let _ = reply.send(counts);
             }
@@ -482,19 +483,19 @@ impl RibTask {
                     .first()
                     .map(|p| p.family())
                     .unwrap_or(AddressFamily::IPV4_UNICAST);
-                warn!(%peer, limit, would_have, "prefix limit exceeded");
+                warn!(peer = %e.cfg.name, address = %peer, limit, would_have, "prefix limit exceeded");
                 push_out(peer, e, PeerOut::MaxPrefixes { family, limit });
                 return;
             }
             Err(err) => {
-                debug!(%peer, "UPDATE not applied: {err}");
+                debug!(peer = %self.name(peer), address = %peer, "UPDATE not applied: {err}");
                 return;
             }
         }
         if let Some(f) = eor
             && let Some(e) = self.peers.get_mut(&peer)
         {
-            debug!(%peer, family = ?f, "End-of-RIB received");
+            debug!(peer = %e.cfg.name, address = %peer, family = %f, "End-of-RIB received");
             e.awaiting_eor.remove(&f);
             if e.awaiting_eor.is_empty() {
                 e.stale_until = None;
@@ -577,7 +578,7 @@ impl RibTask {
                         break;
                     }
                     Err(mpsc::error::TrySendError::Closed(_)) => {
-                        debug!(peer = %addr, "session gone with output pending");
+                        debug!(peer = %e.cfg.name, address = %addr, "session gone with output pending");
                         e.out = None;
                         e.backlog.clear();
                     }
@@ -662,7 +663,7 @@ fn push_out(addr: IpAddr, e: &mut PeerEntry, m: PeerOut) {
         e.backlog.push_back(m);
     }
     if e.backlog.len() > MAX_BACKLOG {
-        warn!(peer = %addr, "peer is not taking UPDATEs ({MAX_BACKLOG} batches queued): resetting its session");
+        warn!(peer = %e.cfg.name, address = %addr, "peer is not taking UPDATEs ({MAX_BACKLOG} batches queued): resetting its session");
         e.out = None;
         e.backlog.clear();
     }

@@ -164,6 +164,16 @@ pub enum Rfc7606Action {
     TreatAsWithdraw,
 }
 
+/// RFC 7606 §2 names: "attribute discard", "treat-as-withdraw".
+impl std::fmt::Display for Rfc7606Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Rfc7606Action::AttributeDiscard => "attribute discard",
+            Rfc7606Action::TreatAsWithdraw => "treat-as-withdraw",
+        })
+    }
+}
+
 /// One RFC 7606 event in a received UPDATE.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct MalformedAttribute {

@@ -5,8 +5,6 @@
 
 use std::net::Ipv4Addr;
 
-use tracing::info;
-
 use super::{CLOSE_FLUSH, PeerTask, count, timer_index};
 use crate::fsm::{Action, CollisionOutcome, Event, Timer, resolve_collision};
 use crate::wire::{Message, MessageType};
@@ -59,7 +57,11 @@ impl PeerTask {
     /// Closes the candidate with Cease/7 (§6.8).
     pub(super) fn dump_cand(&mut self) {
         if let Some((mut fsm, mut conn, _)) = self.cand.take() {
-            info!(peer = %self.addr(), "connection collision: closing the peer-initiated connection");
+            super::peer_log!(
+                self,
+                info,
+                "connection collision: closing the peer-initiated connection"
+            );
             for a in fsm.handle(Event::OpenCollisionDump) {
                 if let Action::SendNotification(n) = a {
                     let _ = conn.queue(&Message::Notification(n));
@@ -81,14 +83,19 @@ impl PeerTask {
         let Some((fsm, conn, _)) = self.cand.take() else {
             return;
         };
-        info!(peer = %self.addr(), "connection collision: keeping the peer-initiated connection");
+        super::peer_log!(
+            self,
+            info,
+            "connection collision: keeping the peer-initiated connection"
+        );
         self.reason = "connection collision resolution".into();
         self.feed(Event::OpenCollisionDump);
         self.connecting = None;
         self.timers = [None; 4];
         self.timers[timer_index(Timer::Hold)] = Some(Instant::now() + crate::fsm::OPEN_HOLD_TIME);
+        let before = self.fsm.state();
         self.fsm = fsm;
         self.conn = Some(conn);
-        self.note_state(self.fsm.state());
+        self.note_state(before, self.fsm.state());
     }
 }

@@ -8,9 +8,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tracing::{info, warn};
 
-use super::PeerTask;
+use super::{PeerTask, peer_log};
 use crate::bfd::Diagnostic;
 use crate::fsm::{DownReason, Event, Negotiated, SessionState, codes, notify};
 use crate::session::fsm_config;
@@ -54,7 +53,7 @@ impl PeerTask {
         if self.fsm.state() != SessionState::Established {
             return;
         }
-        warn!(peer = %self.addr(), %diag, "BFD session down: resetting the BGP session");
+        peer_log!(self, warn, %diag, "BFD session down: resetting the BGP session");
         self.reason = format!("BFD session down ({diag})");
         self.set_error(self.reason.clone());
         self.feed(Event::AutomaticStop(Some(notify(
@@ -74,11 +73,17 @@ impl PeerTask {
         let local_addr = session_local
             .or(self.source_address())
             .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        info!(%peer, asn = n.peer_asn, hold = n.hold_time, families = ?n.families, "session Established");
+        // note_state logged "session Established" already, in order.
+        let endpoints = self.conn.as_ref().map(|c| (c.local, c.remote));
         if let Ok(mut st) = self.status.lock() {
             st.local_address = Some(local_addr);
             st.established_transitions += 1;
             st.hold_time = Some(n.hold_time);
+            st.keepalive_time = Some(n.keepalive);
+            if let Some((local, remote)) = endpoints {
+                st.local_endpoint = Some(local);
+                st.remote_endpoint = Some(remote);
+            }
             st.remote_id = Some(n.peer_id);
             st.capabilities = Some(CapabilitySummary {
                 families: n.families.clone(),
@@ -104,16 +109,22 @@ impl PeerTask {
 
     pub(super) fn on_down(&mut self, reason: DownReason, was_established: bool) {
         let peer = self.addr();
+        // "connection lost: connection closed by peer" says more than the FSM.
+        let lost = self.lost.take();
+        let text = match (&reason, lost) {
+            (DownReason::ConnectionLost, Some(why)) => format!("{reason}: {why}"),
+            _ => reason.to_string(),
+        };
         if !matches!(reason, DownReason::Stopped) {
-            self.set_error(reason.to_string());
+            self.set_error(text.clone());
         }
-        self.reason = reason.to_string();
+        self.reason = text;
         self.out_rx = None;
         let session = self.session.take();
         if !was_established {
             return;
         }
-        info!(%peer, "session down: {reason}");
+        // note_state logs it (as a warning), after the FSM's actions.
         let gr = session
             .as_ref()
             .and_then(|n| n.peer_graceful_restart.clone());

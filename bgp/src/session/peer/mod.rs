@@ -20,14 +20,13 @@ use std::time::{Duration, SystemTime};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
 
 use super::conn::{Conn, IoDone, OUT_HIGH_WATER};
 use super::msg::{InFlight, PeerCmd, PeerOut, RibMsg};
 use super::socket::{self, ConnectOptions};
 use super::{Shared, fsm_config, jitter};
 use crate::fsm::{Action, Event, Fsm, Negotiated, SessionState, Timer, codes, notify};
-use crate::speaker::{PeerConfig, PeerStatus, SpeakerEvent};
+use crate::speaker::{PeerConfig, PeerStatus, SpeakerEvent, Stamped};
 use crate::wire::{CodecContext, Message, MessageType, Notification, RouteRefresh};
 
 /// Stop reading the socket while this many messages wait for the RIB task.
@@ -53,6 +52,32 @@ enum Wake {
 
 mod collision;
 mod lifecycle;
+mod loglimit;
+
+use loglimit::{Admit, LogBudget};
+
+/// An info/warn line about this task's peer: its name and address, under the
+/// peer's log budget ([`loglimit`]).
+macro_rules! peer_log {
+    ($task:expr, $level:ident, $($rest:tt)*) => {
+        if let Some(suppressed) = $task.admit_log() {
+            tracing::$level!(
+                peer = %$task.peer.name,
+                address = %$task.peer.address,
+                suppressed = suppressed.filter(|n| *n > 0),
+                $($rest)*
+            );
+        }
+    };
+}
+
+/// A debug line about this task's peer (no budget: debug is off by default).
+macro_rules! peer_debug {
+    ($task:expr, $($rest:tt)*) => {
+        tracing::debug!(peer = %$task.peer.name, address = %$task.peer.address, $($rest)*)
+    };
+}
+pub(crate) use peer_log;
 
 type Connecting = Pin<Box<dyn Future<Output = io::Result<TcpStream>> + Send>>;
 
@@ -77,6 +102,10 @@ pub(crate) struct PeerTask {
     reason: String,
     /// After a max-prefix Cease: stay Idle (no connects, no accepts) until then.
     hold_down: Option<Instant>,
+    /// Why the connection failed (read/write error, closed by the peer), for
+    /// the FSM's "connection lost" that follows.
+    lost: Option<String>,
+    log_budget: LogBudget,
 }
 
 fn timer_index(t: Timer) -> usize {
@@ -98,23 +127,21 @@ const TIMER_EVENTS: [(Timer, Event); 4] = [
 /// A fresh status record for a peer that has not connected yet.
 pub(crate) fn initial_status(peer: &PeerConfig, local_asn: u32) -> PeerStatus {
     PeerStatus {
-        address: peer.address,
-        name: peer.name.clone(),
-        remote_asn: peer.asn,
-        local_asn,
-        remote_id: None,
-        state: SessionState::Idle,
-        since: SystemTime::now(),
-        routes_received: 0,
-        routes_advertised: 0,
-        messages_received: Default::default(),
-        messages_sent: Default::default(),
-        established_transitions: 0,
-        last_error: None,
-        hold_time: None,
-        capabilities: None,
-        local_address: None,
-        bfd: None,
+        route_reflector_client: peer.route_reflector_client,
+        ..PeerStatus::new(peer.address, peer.name.clone(), peer.asn, local_asn)
+    }
+}
+
+/// The status of a peer whose session is restarted for a new configuration:
+/// counters, times and errors carry on (metrics must not go backwards), the
+/// configured fields are the new ones.
+pub(crate) fn carried_status(previous: &PeerStatus, peer: &PeerConfig) -> PeerStatus {
+    let fresh = initial_status(peer, previous.local_asn);
+    PeerStatus {
+        name: fresh.name,
+        remote_asn: fresh.remote_asn,
+        route_reflector_client: fresh.route_reflector_client,
+        ..previous.clone()
     }
 }
 
@@ -196,11 +223,31 @@ impl PeerTask {
             session: None,
             reason: String::from("configured"),
             hold_down: None,
+            lost: None,
+            log_budget: LogBudget::new(),
         }
     }
 
     fn addr(&self) -> IpAddr {
         self.peer.address
+    }
+
+    /// Whether the next info/warn line about this peer may be logged, and how
+    /// many were not logged before it.
+    fn admit_log(&mut self) -> Option<Option<u64>> {
+        match self.log_budget.admit(Instant::now()) {
+            Admit::Log { suppressed } => Some(Some(suppressed)),
+            Admit::Exhausted => {
+                tracing::warn!(
+                    peer = %self.peer.name,
+                    address = %self.peer.address,
+                    "this peer logs more than {} lines a minute: further lines are counted, not logged, until the minute is over",
+                    loglimit::LINES_PER_WINDOW
+                );
+                None
+            }
+            Admit::Drop => None,
+        }
     }
 
     /// The RIB task is behind on our UPDATEs: too many messages queued
@@ -348,7 +395,7 @@ impl PeerTask {
                 }
                 match Conn::new(stream, true) {
                     Ok(c) => {
-                        debug!(peer = %self.addr(), local = %c.local, "connected");
+                        peer_debug!(self, local = %c.local, "connected");
                         self.conn = Some(c);
                         self.feed(Event::TcpCrAcked);
                     }
@@ -364,7 +411,7 @@ impl PeerTask {
     }
 
     fn connect_failed(&mut self, why: String) {
-        debug!(peer = %self.addr(), "{why}");
+        peer_debug!(self, "{why}");
         self.set_error(why.clone());
         self.reason = why;
         if self.conn.is_none() {
@@ -373,37 +420,45 @@ impl PeerTask {
     }
 
     fn conn_failed(&mut self, why: String) {
-        info!(peer = %self.addr(), state = %self.fsm.state(), "{why}");
+        // The state change this causes is logged with `why` as its reason.
+        peer_debug!(self, state = %self.fsm.state(), "{why}");
+        self.lost = Some(why.clone());
         self.reason = why;
         if let Some(c) = self.conn.take() {
             c.abort();
         }
         self.feed(Event::TcpConnectionFails);
+        self.lost = None;
     }
 
     fn on_accepted(&mut self, stream: TcpStream) {
-        let peer = self.addr();
         if let Err(e) =
             socket::prepare_accepted(&stream, self.peer.ttl_security, self.session_ttl())
         {
-            warn!(%peer, "accepted connection: socket options: {e}");
+            peer_log!(self, warn, "accepted connection: socket options: {e}");
             return;
         }
         let conn = match Conn::new(stream, false) {
             Ok(c) => c,
             Err(e) => {
-                warn!(%peer, "accepted connection: {e}");
+                peer_log!(self, warn, "accepted connection: {e}");
                 return;
             }
         };
         match self.fsm.state() {
             SessionState::Idle if self.hold_down.is_some_and(|t| t > Instant::now()) => {
-                debug!(%peer, "refusing connection: idle after exceeding max_prefixes");
+                peer_debug!(
+                    self,
+                    "refusing connection: idle after exceeding max_prefixes"
+                );
             }
             SessionState::Idle => {
                 self.feed(Event::AutomaticStart);
                 if self.fsm.state() == SessionState::Idle {
-                    debug!(%peer, "refusing connection: session administratively stopped");
+                    peer_debug!(
+                        self,
+                        "refusing connection: session administratively stopped"
+                    );
                     return;
                 }
                 self.attach_accepted(conn);
@@ -411,7 +466,7 @@ impl PeerTask {
             SessionState::Connect | SessionState::Active => self.attach_accepted(conn),
             SessionState::OpenSent | SessionState::OpenConfirm => {
                 if self.cand.is_some() {
-                    debug!(%peer, "refusing third connection during collision");
+                    peer_debug!(self, "refusing third connection during collision");
                     return;
                 }
                 let mut fsm = Fsm::new(fsm_config(&self.shared, &self.peer, false));
@@ -434,12 +489,19 @@ impl PeerTask {
                     // RFC 4724 §4.2: a new connection from a GR-capable peer
                     // whose session is Established means it restarted: treat
                     // the old session as a TCP failure (routes kept stale).
-                    info!(%peer, "new connection while Established: peer restarted (graceful restart)");
+                    peer_log!(
+                        self,
+                        info,
+                        "new connection while Established: peer restarted (graceful restart)"
+                    );
                     self.conn_failed("peer restarted (new connection)".into());
                     self.feed(Event::IdleHoldTimerExpires);
                     self.attach_accepted(conn);
                 } else {
-                    debug!(%peer, "collision with an Established session: closing the new connection");
+                    peer_debug!(
+                        self,
+                        "collision with an Established session: closing the new connection"
+                    );
                     let mut conn = conn;
                     let n = notify(codes::CEASE, codes::CEASE_CONNECTION_COLLISION, Vec::new());
                     let _ = conn.queue(&Message::Notification(n));
@@ -476,10 +538,11 @@ impl PeerTask {
                         Message::Update(u) => {
                             for m in &u.malformed {
                                 // RFC 7606: handled without a reset, but worth a log line.
-                                warn!(
-                                    peer = %self.addr(),
+                                peer_log!(
+                                    self,
+                                    warn,
                                     attribute = m.type_code,
-                                    action = ?m.action,
+                                    action = %m.action,
                                     "malformed attribute in UPDATE: {}",
                                     m.reason
                                 );
@@ -487,10 +550,11 @@ impl PeerTask {
                             Event::UpdateMsg(u)
                         }
                         Message::Notification(n) => {
-                            self.reason = format!(
-                                "received NOTIFICATION {}",
-                                crate::fsm::notification_text(&n)
-                            );
+                            let text = crate::fsm::notification_text(&n);
+                            self.reason = format!("received NOTIFICATION {text}");
+                            if let Ok(mut st) = self.status.lock() {
+                                st.notification_received = Some(Stamped::now(text));
+                            }
                             Event::NotifMsg(n)
                         }
                         Message::Keepalive => Event::KeepAliveMsg,
@@ -498,9 +562,9 @@ impl PeerTask {
                     };
                     self.feed(ev);
                 }
-                Err(e) if e.is_ignorable() => debug!(peer = %self.addr(), "ignored message: {e}"),
+                Err(e) if e.is_ignorable() => peer_debug!(self, "ignored message: {e}"),
                 Err(e) => {
-                    warn!(peer = %self.addr(), "bad message: {e}");
+                    peer_log!(self, warn, "bad message: {e}");
                     self.reason = e.to_string();
                     let n = e.notification.clone();
                     let ev = match n.code {
@@ -517,7 +581,7 @@ impl PeerTask {
     fn fire_timers(&mut self) {
         let now = Instant::now();
         if self.cand.as_ref().is_some_and(|c| c.2 <= now) {
-            debug!(peer = %self.addr(), "collision candidate sent no OPEN in time");
+            peer_debug!(self, "collision candidate sent no OPEN in time");
             self.drop_cand();
         }
         for (t, ev) in TIMER_EVENTS {
@@ -533,7 +597,7 @@ impl PeerTask {
                         .map_or(crate::fsm::OPEN_HOLD_TIME, |n| {
                             Duration::from_secs(u64::from(n.hold_time))
                         });
-                    debug!(peer = %self.addr(), "hold timer deferred: reading paused for the RIB");
+                    peer_debug!(self, "hold timer deferred: reading paused for the RIB");
                     self.timers[i] = Some(now + hold);
                     continue;
                 }
@@ -549,11 +613,15 @@ impl PeerTask {
                     return;
                 };
                 let mut sent = 0u64;
+                let mut failed = Vec::new();
                 for u in updates {
                     match conn.queue_update(&u) {
                         Ok(n) => sent += n as u64,
-                        Err(e) => warn!(peer = %self.peer.address, "cannot encode UPDATE: {e}"),
+                        Err(e) => failed.push(e),
                     }
+                }
+                for e in failed {
+                    peer_log!(self, warn, "cannot encode UPDATE: {e}");
                 }
                 if let Ok(mut st) = self.status.lock() {
                     st.messages_sent.update += sent;
@@ -564,7 +632,7 @@ impl PeerTask {
                 let mut data = family.afi.code().to_be_bytes().to_vec();
                 data.push(family.safi.code());
                 data.extend_from_slice(&limit.to_be_bytes());
-                warn!(peer = %self.addr(), limit, "maximum number of prefixes reached");
+                peer_log!(self, warn, limit, "maximum number of prefixes reached");
                 self.reason = format!("maximum number of prefixes ({limit}) reached");
                 self.feed(Event::AutomaticStop(Some(notify(
                     codes::CEASE,
@@ -585,7 +653,11 @@ impl PeerTask {
     fn on_out_closed(&mut self) {
         self.out_rx = None;
         if self.fsm.state() == SessionState::Established {
-            warn!(peer = %self.addr(), "cannot keep up with outbound UPDATEs: resetting the session");
+            peer_log!(
+                self,
+                warn,
+                "cannot keep up with outbound UPDATEs: resetting the session"
+            );
             self.reason = "outbound UPDATE backlog overflow".into();
             let n = notify(codes::CEASE, codes::CEASE_OUT_OF_RESOURCES, Vec::new());
             self.feed(Event::AutomaticStop(Some(n)));
@@ -645,7 +717,7 @@ impl PeerTask {
         // Report Established before the RIB hears of the session (PeerUp),
         // so the owner sees it before that peer's routes and Converged.
         if before != after && after == SessionState::Established {
-            self.note_state(after);
+            self.note_state(before, after);
         }
         for a in actions {
             self.exec(a);
@@ -656,19 +728,53 @@ impl PeerTask {
             c.ctx = codec_context(&self.shared, n);
         }
         if before != after && after != SessionState::Established {
-            self.note_state(after);
+            self.note_state(before, after);
         }
     }
 
-    fn note_state(&mut self, state: SessionState) {
+    /// Records and logs a state change (RFC 4271 §8 names), in the order the
+    /// FSM made them; leaving Established is a warning.
+    fn note_state(&mut self, before: SessionState, state: SessionState) {
+        let now = SystemTime::now();
+        let up_down = before == SessionState::Established || state == SessionState::Established;
         if let Ok(mut st) = self.status.lock() {
             st.state = state;
-            st.since = SystemTime::now();
+            st.since = now;
+            if up_down {
+                st.established_change = now;
+            }
             if state != SessionState::Established {
                 st.hold_time = None;
+                st.keepalive_time = None;
+            }
+            if before == SessionState::Established {
+                st.down_reason = Some(Stamped {
+                    text: self.reason.clone(),
+                    at: now,
+                });
             }
         }
-        debug!(peer = %self.addr(), %state, reason = %self.reason, "state change");
+        let reason = self.reason.clone();
+        if state == SessionState::Established {
+            let (asn, hold, keepalive, families) = match self.fsm.negotiated() {
+                Some(n) => (
+                    n.peer_asn,
+                    n.hold_time,
+                    n.keepalive,
+                    n.families
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                ),
+                None => (self.peer.asn, 0, 0, String::new()),
+            };
+            peer_log!(self, info, from = %before, asn, hold, keepalive, %families, "session Established");
+        } else if before == SessionState::Established {
+            peer_log!(self, warn, to = %state, %reason, "session down");
+        } else {
+            peer_log!(self, info, from = %before, to = %state, %reason, "state change");
+        }
         self.to_rib
             .push_back(RibMsg::Event(SpeakerEvent::PeerStateChanged {
                 peer: self.addr(),
@@ -680,6 +786,7 @@ impl PeerTask {
     fn set_error(&self, e: String) {
         if let Ok(mut st) = self.status.lock() {
             st.last_error = Some(e);
+            st.last_error_at = Some(SystemTime::now());
         }
     }
 
@@ -694,7 +801,7 @@ impl PeerTask {
         if let Some(c) = self.conn.as_mut() {
             match c.queue(&msg) {
                 Ok(()) => self.count_sent(t),
-                Err(e) => warn!(peer = %self.peer.address, "cannot encode {}: {e}", t.name()),
+                Err(e) => peer_log!(self, warn, "cannot encode {}: {e}", t.name()),
             }
         }
     }
@@ -727,7 +834,11 @@ impl PeerTask {
             Action::SendOpen(o) => self.send(Message::Open(o)),
             Action::SendKeepalive => self.send(Message::Keepalive),
             Action::SendNotification(n) => {
-                self.reason = format!("sent NOTIFICATION {}", crate::fsm::notification_text(&n));
+                let text = crate::fsm::notification_text(&n);
+                self.reason = format!("sent NOTIFICATION {text}");
+                if let Ok(mut st) = self.status.lock() {
+                    st.notification_sent = Some(Stamped::now(text));
+                }
                 self.send(Message::Notification(n));
             }
             Action::CloseConnection => {
