@@ -215,13 +215,7 @@ fn transmission_is_jittered_and_slow_until_up() {
     for _ in 0..200 {
         let out = s.handle(Event::TxTimerExpired);
         assert_eq!(sent(&out).len(), 1);
-        let d = out
-            .iter()
-            .find_map(|a| match a {
-                Action::ArmTx(d) => Some(*d),
-                _ => None,
-            })
-            .unwrap();
+        let d = tx_interval_armed(&out).unwrap();
         assert!(
             d >= Duration::from_millis(750) && d <= Duration::from_secs(1),
             "{d:?}"
@@ -237,13 +231,7 @@ fn transmission_is_jittered_and_slow_until_up() {
     s.start();
     for _ in 0..200 {
         let out = s.handle(Event::TxTimerExpired);
-        let d = out
-            .iter()
-            .find_map(|a| match a {
-                Action::ArmTx(d) => Some(*d),
-                _ => None,
-            })
-            .unwrap();
+        let d = tx_interval_armed(&out).unwrap();
         assert!(
             d >= Duration::from_millis(750) && d <= Duration::from_millis(900),
             "{d:?}"

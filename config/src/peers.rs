@@ -221,11 +221,7 @@ fn check_address(
             return None;
         }
     };
-    let unusable = match a {
-        IpAddr::V4(v4) => v4.is_unspecified() || v4.is_broadcast() || v4.is_multicast(),
-        IpAddr::V6(v6) => v6.is_unspecified() || v6.is_multicast(),
-    };
-    if unusable {
+    if !values::unicast(a) {
         loc.at(
             v.span(),
             format!("peer.address {a} cannot be a BGP neighbour"),

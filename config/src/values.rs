@@ -112,6 +112,17 @@ pub(crate) fn absolute_path(key: &str, s: &str, example: &str) -> Result<PathBuf
     Ok(path)
 }
 
+/// Whether `a` can be one end of a session: not unspecified, broadcast or
+/// multicast (a neighbour's address, a session's source address).
+pub(crate) fn unicast(a: std::net::IpAddr) -> bool {
+    match a {
+        std::net::IpAddr::V4(v4) => {
+            !(v4.is_unspecified() || v4.is_broadcast() || v4.is_multicast())
+        }
+        std::net::IpAddr::V6(v6) => !(v6.is_unspecified() || v6.is_multicast()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,20 +39,12 @@ pub fn bind_receiver(v6: bool, port: u16) -> io::Result<UdpSocket> {
         s.set_only_v6(true)?;
         s.set_recv_hoplimit_v6(true)?;
     } else {
-        let one: libc::c_int = 1;
-        // SAFETY: an int option on the socket we own.
-        let rc = unsafe {
-            libc::setsockopt(
-                s.as_raw_fd(),
-                libc::IPPROTO_IP,
-                libc::IP_RECVTTL,
-                (&one as *const libc::c_int).cast(),
-                size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        crate::session::socket::setsockopt_int(
+            s.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_RECVTTL,
+            1,
+        )?;
     }
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;

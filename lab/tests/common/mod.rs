@@ -47,18 +47,12 @@ pub fn pair(tag: &str) -> Option<Pair> {
 impl Pair {
     /// tortie's config: one eBGP peer (theirs), short timers.
     pub fn tortie_config(&self, passive: bool, password: Option<&str>) -> TortieConfig {
-        let mut c = TortieConfig::new(
-            "ours",
-            &format!("{OURS}/24"),
-            OUR_ASN,
-            BLOCK,
-            self.our_dir.path(),
+        let mut c = one_peer_config(
+            ("ours", OURS, OUR_ASN, BLOCK, self.our_dir.path()),
+            ("theirs", THEIRS, THEIR_ASN),
         );
-        let mut p = TortiePeer::new(THEIRS.parse().expect("addr"), THEIR_ASN);
-        p.passive = passive;
-        p.password = password.map(str::to_string);
-        p.name = Some("theirs".into());
-        c.peers.push(p);
+        c.peers[0].passive = passive;
+        c.peers[0].password = password.map(str::to_string);
         c
     }
 
@@ -82,18 +76,18 @@ impl Pair {
     /// A second tortie in the peer's namespace: AS THEIR_ASN, block
     /// THEIR_PREFIX, BFD 300 ms × 3 to us.
     pub fn start_their_tortie(&self, passive: bool) -> TortieNode {
-        let mut c = TortieConfig::new(
-            "theirs",
-            &format!("{THEIRS}/24"),
-            THEIR_ASN,
-            THEIR_PREFIX,
-            self.their_dir.path(),
+        let mut c = one_peer_config(
+            (
+                "theirs",
+                THEIRS,
+                THEIR_ASN,
+                THEIR_PREFIX,
+                self.their_dir.path(),
+            ),
+            ("ours", OURS, OUR_ASN),
         );
-        let mut p = TortiePeer::new(OURS.parse().expect("addr"), OUR_ASN);
-        p.passive = passive;
-        p.name = Some("ours".into());
-        p.bfd = Some((300, 3));
-        c.peers.push(p);
+        c.peers[0].passive = passive;
+        c.peers[0].bfd = Some((300, 3));
         TortieNode::start(&self.theirs, self.their_dir.path(), &c).expect("their tortie starts")
     }
 
@@ -109,6 +103,20 @@ impl Pair {
             .trim()
             .to_string()
     }
+}
+
+/// A lab node `(name, address on the /24, ASN, block, dir)` with one named
+/// peer `(name, address, ASN)`.
+fn one_peer_config(
+    node: (&str, &str, u32, &str, &std::path::Path),
+    peer: (&str, &str, u32),
+) -> TortieConfig {
+    let (name, addr, asn, block, dir) = node;
+    let mut c = TortieConfig::new(name, &format!("{addr}/24"), asn, block, dir);
+    let mut p = TortiePeer::new(peer.1.parse().expect("addr"), peer.2);
+    p.name = Some(peer.0.into());
+    c.peers.push(p);
+    c
 }
 
 /// A peer daemon's view, whatever the daemon.
