@@ -178,6 +178,8 @@ fn describe(route: &KernelRoute) -> String {
 
 async fn attach(node_addr: Ipv4Network, encap: Encap, containers: &[Container]) -> Result<()> {
     let (underlay, mtu) = mtus(node_addr, encap).await?;
+    // The route table is the only writer of our host routes.
+    let table = RouteTable::start(DEFAULT_ROUTE_PROTOCOL, RT_TABLE_MAIN).await?;
     for c in containers {
         let req = AttachRequest {
             container_id: c.id.clone(),
@@ -186,9 +188,14 @@ async fn attach(node_addr: Ipv4Network, encap: Encap, containers: &[Container]) 
             address: c.ip,
             mtu,
             veth_prefix: DEFAULT_VETH_PREFIX.into(),
-            route_protocol: DEFAULT_ROUTE_PROTOCOL,
         };
         let a = tortie_routes::attach(&req).await?;
+        let prefix =
+            Ipv4Network::new(a.address, 32).map_err(|e| anyhow!("{}/32: {e}", a.address))?;
+        let local = KernelRoute::Local {
+            dev: a.host_ifname.clone(),
+        };
+        table.install(prefix, local).await?;
         println!(
             "attached {} ({}) on {} <-> {} {} in {}, mtu {mtu} (underlay {underlay})",
             a.container_id,

@@ -13,8 +13,13 @@
 //! `default via 169.254.1.1 dev eth0` and a permanent neighbour entry
 //! `169.254.1.1 lladdr <host veth MAC>`. Then a wait (bounded, 200 ms) until
 //! both ends are operationally up, driven by link notifications (both
-//! sockets subscribe to `RTMGRP_LINK` before the links come up), and last
-//! the host route `<ip>/32 dev ttX scope link proto <ours>`.
+//! sockets subscribe to `RTMGRP_LINK` before the links come up).
+//!
+//! The host route `<ip>/32 dev ttX scope link proto <ours>` is not made
+//! here: the route table ([`crate::RouteTable`]) is the only writer of
+//! routes with our protocol, so the caller installs it there
+//! ([`crate::RouteTable::install`] with [`KernelRoute::Local`]) and waits for
+//! it before the container is used.
 //!
 //! Data flow: [`attach()`] validates, opens the namespace file and hands the
 //! request to a thread of its own ([`rtnl`](self) sockets, requests batched
@@ -75,8 +80,6 @@ pub struct AttachRequest {
     pub mtu: u32,
     /// Host veth name prefix (`tt`).
     pub veth_prefix: String,
-    /// Protocol number of the host route (149).
-    pub route_protocol: u8,
 }
 
 /// What `attach` made.
@@ -208,7 +211,6 @@ struct Steps {
     container: Duration,
     host: Duration,
     oper_up: Duration,
-    route: Duration,
 }
 
 /// The whole attach, on the calling thread, which it moves into the
@@ -305,7 +307,6 @@ fn attach_blocking(req: &AttachRequest, ns: &File) -> Result<Attachment, RoutesE
                 container_us = steps.container.as_micros() as u64,
                 host_us = steps.host.as_micros() as u64,
                 oper_up_us = steps.oper_up.as_micros() as u64,
-                route_us = steps.route.as_micros() as u64,
                 "attached"
             );
             Ok(a)
@@ -493,34 +494,6 @@ fn configure(
     )))?;
     steps.oper_up = lap.elapsed();
     *lap = Instant::now();
-
-    // Host route last: once it exists, traffic can reach the container.
-    // The same message the route table would write for this route, so the
-    // agent's RouteTable finds it as it wants it.
-    let net = ipnetwork::Ipv4Network::new(req.address, 32)
-        .map_err(|e| RoutesError::unexpected(ctx, e))?;
-    let local = KernelRoute::Local {
-        dev: host.to_string(),
-    };
-    let mut body = Vec::new();
-    crate::nl::RouteEncoder {
-        protocol: req.route_protocol,
-        table: RT_TABLE_MAIN,
-        extra_flags: NLM_F_ACK,
-    }
-    .encode(&mut body, 0, net.into(), Some(&local), &|_| {
-        Some(host_index)
-    })
-    .map_err(|e| RoutesError::unexpected(ctx, e))?;
-    let route = Msg::from_bytes(body);
-    let prefix = format!("{}/32", req.address);
-    let r = h
-        .transact(vec![route], nl_deadline())
-        .map_err(io(format!("{ctx}: adding host route {prefix} dev {host}")))?;
-    expect_ok(r.first(), || {
-        format!("{ctx}: adding host route {prefix} dev {host}")
-    })?;
-    steps.route = lap.elapsed();
 
     Ok(Attachment {
         container_id: req.container_id.clone(),

@@ -45,6 +45,14 @@ pub enum RoutesError {
     /// The route table task is gone (runtime shut down or task panicked).
     #[error("route table task has stopped")]
     TableStopped,
+    /// [`crate::RouteTable::install`]: the route could not be installed.
+    #[error("route {prefix} not installed: {reason}")]
+    NotInstalled {
+        /// The route's prefix.
+        prefix: ipnetwork::IpNetwork,
+        /// Why (the kernel's refusal, a missing device, a conflict, ...).
+        reason: String,
+    },
     /// `flush` finished a full attempt but some desired routes are not installed.
     #[error("{failed} desired route(s) not installed; first: {first}")]
     Incomplete {

@@ -22,6 +22,11 @@ use crate::types::{KernelRoute, RouteStats};
 /// Commands to the reconciler task.
 pub(crate) enum Command {
     Set(IpNetwork, KernelRoute),
+    Install(
+        IpNetwork,
+        KernelRoute,
+        oneshot::Sender<Result<(), RoutesError>>,
+    ),
     Remove(IpNetwork),
     ReplaceAll(HashMap<IpNetwork, KernelRoute>),
     Converged(oneshot::Sender<()>),
@@ -63,6 +68,29 @@ impl RouteTable {
     /// Desire `route` for `prefix` (replacing any previous desire).
     pub async fn set(&self, prefix: impl Into<IpNetwork>, route: KernelRoute) {
         self.send(Command::Set(prefix.into(), route)).await;
+    }
+
+    /// Desire `route` for `prefix`, like [`set`](Self::set), and wait until
+    /// the kernel holds it: `Ok` once it is installed, `NotInstalled` with
+    /// the reason when it was refused (missing device, the kernel's errno
+    /// and text, a route of another protocol in the way) or superseded by a
+    /// later command. The desire stays either way (a refused route is
+    /// retried every second). Commands queued before it are applied first.
+    pub async fn install(
+        &self,
+        prefix: impl Into<IpNetwork>,
+        route: KernelRoute,
+    ) -> Result<(), RoutesError> {
+        let (tx, rx) = oneshot::channel();
+        if self
+            .tx
+            .send(Command::Install(prefix.into(), route, tx))
+            .await
+            .is_err()
+        {
+            return Err(RoutesError::TableStopped);
+        }
+        rx.await.map_err(|_| RoutesError::TableStopped)?
     }
 
     /// No longer desire a route for `prefix`; ours is deleted from the kernel.

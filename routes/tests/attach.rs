@@ -7,7 +7,10 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use common::{Child, Netns, require_root};
-use tortie_routes::{AttachRequest, attach, detach, host_ifname, list_attachments};
+use tortie_routes::{
+    AttachRequest, Attachment, Ipv4Network, KernelRoute, RouteTable, attach, detach, host_ifname,
+    list_attachments,
+};
 
 fn req(id: &str, netns: PathBuf, ip: Ipv4Addr) -> AttachRequest {
     AttachRequest {
@@ -17,8 +20,24 @@ fn req(id: &str, netns: PathBuf, ip: Ipv4Addr) -> AttachRequest {
         address: ip,
         mtu: 1400,
         veth_prefix: "tt".into(),
-        route_protocol: 149,
     }
+}
+
+/// What the agent does: attach, then install the host route through the
+/// route table (the only writer of proto 149) and wait for it.
+async fn attach_routed(r: &AttachRequest) -> Attachment {
+    let a = attach(r).await.expect("attach");
+    let table = RouteTable::start(149, 254).await.expect("route table");
+    table
+        .install(
+            Ipv4Network::new(a.address, 32).unwrap(),
+            KernelRoute::Local {
+                dev: a.host_ifname.clone(),
+            },
+        )
+        .await
+        .expect("host route installed");
+    a
 }
 
 #[test]
@@ -31,7 +50,39 @@ fn attach_configures_both_sides_and_detach_is_idempotent() {
     let id = format!("ctr-basic-{}", host.name);
     let ip: Ipv4Addr = "10.96.0.5".parse().unwrap();
     let r = req(&id, c1.path(), ip);
-    let a = host.run(move || async move { attach(&r).await.expect("attach") });
+    let hname = host.name.clone();
+    let a = host.run(move || async move {
+        let a = attach(&r).await.expect("attach");
+        // attach writes no route of ours: the route table does.
+        let probe = Netns::borrowed(&hname);
+        assert_eq!(probe.ip(&["route", "show", "proto", "149"]).trim(), "");
+        let table = RouteTable::start(149, 254).await.expect("route table");
+        let local = KernelRoute::Local {
+            dev: a.host_ifname.clone(),
+        };
+        let p = Ipv4Network::new(a.address, 32).unwrap();
+        table.install(p, local).await.expect("install");
+        // A device that does not exist: refused with the reason.
+        let err = table
+            .install(
+                Ipv4Network::new("10.96.0.6".parse().unwrap(), 32).unwrap(),
+                KernelRoute::Local {
+                    dev: "ttnothere".into(),
+                },
+            )
+            .await
+            .expect_err("no such device");
+        assert!(
+            err.to_string()
+                .contains("10.96.0.6/32 not installed: device ttnothere does not exist"),
+            "{err}"
+        );
+        table
+            .remove(Ipv4Network::new("10.96.0.6".parse().unwrap(), 32).unwrap())
+            .await;
+        table.flush().await.expect("flush");
+        a
+    });
     let veth = host_ifname("tt", &id);
     assert_eq!(a.host_ifname, veth);
     assert_eq!(a.container_ifname, "eth0");
@@ -149,8 +200,8 @@ fn containers_ping_host_and_each_other() {
         ),
     );
     host.run(move || async move {
-        attach(&r1).await.expect("attach 1");
-        attach(&r2).await.expect("attach 2");
+        attach_routed(&r1).await;
+        attach_routed(&r2).await;
     });
     for (ns, target) in [
         (&c1, "10.97.0.1"),
@@ -221,12 +272,11 @@ fn attach_by_proc_pid_path_and_duplicate_attach_is_refused() {
     let id = format!("bypid-{}", host.name);
     let r = req(&id, ns_path, "10.96.3.2".parse().unwrap());
     let r2 = r.clone();
-    let (first, second) = host.run(move || async move {
-        let first = attach(&r).await;
+    let (a, second) = host.run(move || async move {
+        let first = attach_routed(&r).await;
         let second = attach(&r2).await;
         (first, second)
     });
-    let a = first.expect("attach by /proc/PID/ns/net");
     let eth0 = c.ip(&["addr", "show", "eth0"]);
     assert!(eth0.contains("inet 10.96.3.2/32"), "{eth0}");
     let err = second.expect_err("second attach of the same id must fail");
@@ -281,8 +331,20 @@ fn attach_with_route_table_local_routes_are_kept_and_restored() {
         let probe = Netns::borrowed(&hname);
         let table = RouteTable::start(149, 254).await.expect("start");
         let a1 = attach(&r1).await.expect("attach 1");
-        // A container attached but never declared to the table (a leftover).
+        // A container attached but never declared to the table (a leftover
+        // host route of ours, as a previous run would have left it).
         let a2 = attach(&r2).await.expect("attach 2");
+        probe.ip(&[
+            "route",
+            "add",
+            "10.96.4.3/32",
+            "dev",
+            &a2.host_ifname,
+            "proto",
+            "149",
+            "scope",
+            "link",
+        ]);
         let p1 = Ipv4Network::new(a1.address, 32).unwrap();
         table
             .set(
@@ -367,7 +429,7 @@ fn first_ping_through_the_host_succeeds_right_after_attach() {
         let ip = Ipv4Addr::new(10, 96, 7, 2 + i as u8);
         let id = format!("first-{i}-{}", host.name);
         let r = req(&id, c.path(), ip);
-        let a = host.run(move || async move { attach(&r).await.expect("attach") });
+        let a = host.run(move || async move { attach_routed(&r).await });
         let (ok, out) = peer.exec(&["ping", "-c1", "-W1", &ip.to_string()]);
         if !ok {
             failures.push(format!("{ip}: {out}"));

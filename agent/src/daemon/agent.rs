@@ -4,7 +4,8 @@
 //!
 //! Data flow: attach, detach, check and gc live in [`super::containers`]
 //! (IPAM allocates, `routes` makes the veth, the [`Registry`] records the
-//! container, this module announces its /32: route table `Local` entry and
+//! container, this module announces its /32: the route table installs the
+//! `Local` host route — the only writer of our routes; awaited — and
 //! `speaker.originate(/32)` when the address is outside the block or
 //! `advertise = "hosts"`). One async mutex (around IPAM) serialises
 //! attach/detach/gc so two calls for one id never interleave. Learned best
@@ -132,18 +133,21 @@ impl Agent {
     }
 
     /// Announces a container's address (found at start-up or just
-    /// attached): kernel host route in the desired set, /32 originated if
-    /// needed. The registry entry is the caller's.
+    /// attached): kernel host route installed through the route table (and
+    /// waited for), /32 originated if needed. The registry entry is the caller's.
     pub async fn announce(&self, ip: Ipv4Addr, host_ifname: &str) -> Result<(), ApiError> {
         let net = host_net(ip);
+        // The route table writes the host route (attach does not); the
+        // container is usable once it is in the kernel.
         self.table
-            .set(
+            .install(
                 net,
                 KernelRoute::Local {
                     dev: host_ifname.to_string(),
                 },
             )
-            .await;
+            .await
+            .map_err(|e| ApiError::internal(format!("host route {net} dev {host_ifname}: {e}")))?;
         let cfg = self.config();
         if convert::advertise_host(&cfg, ip)
             && let Some(p) = convert::v4_prefix(ip, 32)

@@ -177,7 +177,7 @@ impl Agent {
             // start-up), never an entry for a half-made veth.
             // Its /32 stays announced (same address, same veth name): no
             // withdraw for peers, and the route table keeps wanting the
-            // route that attach puts back.
+            // host route, which it puts back once the new veth is up.
             tracing::warn!(id = %req.id, host_ifname = %host, ip = ip.map(tracing::field::display), "the container's veth is gone: rebuilding it");
             self.registry_mut().remove(&host);
             if let Some(ip) = ip {
@@ -217,7 +217,6 @@ impl Agent {
             address: ip,
             mtu: self.mtu,
             veth_prefix: cfg.dataplane.veth_prefix.clone(),
-            route_protocol: cfg.dataplane.route_protocol,
         };
         let (attached, synced) = tokio::join!(
             async {

@@ -104,6 +104,8 @@ pub(crate) struct Reconciler {
     counters: RouteStats,
     shared: Arc<Mutex<RouteStats>>,
     waiters: Vec<Waiter>,
+    /// [`Command::Install`] callers, answered once their prefix is settled.
+    installs: Vec<(IpNetwork, oneshot::Sender<Result<(), RoutesError>>)>,
 }
 
 /// Device names a route refers to (no allocation: hot path of `set`).
@@ -163,6 +165,7 @@ impl Reconciler {
             counters: RouteStats::default(),
             shared,
             waiters: Vec::new(),
+            installs: Vec::new(),
         };
         r.resync()
             .await
@@ -234,6 +237,9 @@ impl Reconciler {
                 self.apply().await;
                 self.drain_monitor();
             }
+            if self.idle() {
+                self.answer_installs();
+            }
             // Counting is O(desired): do it at most every STATS_EVERY (1 s), and
             // right before answering flush/converged/installed.
             stale = true;
@@ -271,7 +277,10 @@ impl Reconciler {
             if !open {
                 return false;
             }
-            if self.dirty.len() >= COALESCE_TARGET || !self.waiters.is_empty() {
+            if self.dirty.len() >= COALESCE_TARGET
+                || !self.waiters.is_empty()
+                || !self.installs.is_empty()
+            {
                 return true;
             }
             if tokio::time::timeout_at(until, rx.wait()).await.is_err() {
@@ -299,6 +308,10 @@ impl Reconciler {
     fn command(&mut self, cmd: Command) {
         match cmd {
             Command::Set(p, r) => self.set(p, r.normalized()),
+            Command::Install(p, r, tx) => {
+                self.set(p, r.normalized());
+                self.installs.push((p, tx));
+            }
             Command::Remove(p) => self.unset(p),
             Command::ReplaceAll(map) => {
                 let gone: Vec<_> = self
@@ -387,6 +400,30 @@ impl Reconciler {
                 set.remove(&p);
                 if set.is_empty() {
                     self.by_dev.remove(d);
+                }
+            }
+        }
+    }
+
+    /// Answer the [`Command::Install`] callers whose prefix is settled:
+    /// installed as desired, refused (in `failed`), or no longer desired as
+    /// asked. Called only when idle: nothing dirty, nothing encoded and not
+    /// yet sent (the kernel side is recorded when a request is encoded).
+    fn answer_installs(&mut self) {
+        let mut i = 0;
+        while let Some((p, _)) = self.installs.get(i) {
+            let p = *p;
+            let verdict = match (self.slots.desired(&p), self.slots.kernel(&p)) {
+                (None, _) => Some(Err("superseded: no longer desired".to_string())),
+                (Some(d), Some(k)) if Arc::ptr_eq(d, k) || d.satisfied_by(k) => Some(Ok(())),
+                _ => self.failed.get(&p).map(|why| Err(why.clone())),
+            };
+            match verdict {
+                None => i += 1,
+                Some(v) => {
+                    let (_, tx) = self.installs.swap_remove(i);
+                    let _ = tx
+                        .send(v.map_err(|reason| RoutesError::NotInstalled { prefix: p, reason }));
                 }
             }
         }
