@@ -250,9 +250,12 @@ async fn attach_bench(count: u32) -> anyhow_free::Result<()> {
         }
         detach(&format!("bench-{i}"), "tt", PROTO).await?;
         det.push(t.elapsed());
+        let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 96, 0, 2)) + i as u32);
+        table.remove(Ipv4Network::new(ip, 32)?).await;
     }
     lat.sort();
     det.sort();
+    eprintln!("  route table after attach/detach: {:?}", table.stats());
     println!(
         "attach x{count}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; detach p50 {:.2} ms, p99 {:.2} ms",
         ms(percentile(&lat, 0.5)),

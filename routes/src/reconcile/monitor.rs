@@ -24,10 +24,15 @@ use super::{Link, RESYNC_DELAY, Reconciler, devs_of};
 use crate::wire::{self, Drain, Received};
 
 /// (ifindex, address, prefix length) of an IPv4 or IPv6 address message.
+/// IPv6 link-local addresses (every veth has one) are left out: a gateway
+/// route never resolves through them without naming the device, and a
+/// device route is handled by name, so their link going away needs no
+/// re-dump.
 pub(super) fn addr_key(a: &AddressMessage) -> Option<(u32, IpAddr, u8)> {
     a.attributes.iter().find_map(|attr| match attr {
         AddressAttribute::Local(ip) | AddressAttribute::Address(ip) => {
-            Some((a.header.index, *ip, a.header.prefix_len))
+            let link_local = matches!(ip, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80);
+            (!link_local).then_some((a.header.index, *ip, a.header.prefix_len))
         }
         _ => None,
     })
@@ -81,9 +86,9 @@ impl Reconciler {
             RouteNetlinkMessage::DelAddress(a) => {
                 if let Some(key) = addr_key(&a) {
                     self.addressed.remove(&key);
+                    // Routes through the address's subnet may be gone.
+                    self.resync_at.get_or_insert(Instant::now() + RESYNC_DELAY);
                 }
-                // Routes through the address's subnet may be gone.
-                self.resync_at.get_or_insert(Instant::now() + RESYNC_DELAY);
             }
             RouteNetlinkMessage::NewRoute(r) => self.route_event(&r, false),
             RouteNetlinkMessage::DelRoute(r) => self.route_event(&r, true),
