@@ -94,8 +94,7 @@ fn bird_guard_export_filter_communities_and_sighup_without_reset() {
     }
     let tcfg = filtered_config(&pair, false, TAG_BLOCK_ONLY);
     let node = pair.start_tortie(&tcfg);
-    // Attached before BIRD's default route arrives: attach refuses a static
-    // --ip inside any learned route, the default included.
+    // A container /32 outside the block, for the export filter to keep in.
     let _ctr = attach_host(&node);
     let bird = Bird::start(&pair.theirs, pair.their_dir.path(), &cfg).unwrap();
     wait_established(&bird, &node);
@@ -136,6 +135,11 @@ fn bird_guard_export_filter_communities_and_sighup_without_reset() {
         "{ours:?}"
     );
     assert!(pair.our_kernel_route("10.244.1.32/27").is_empty());
+    let counted = node
+        .peer(THEIRS)
+        .ok()
+        .and_then(|p| p.get("routes_filtered")?.as_u64());
+    assert_eq!(counted, Some(2), "filtered routes counted in status");
 
     // Export filter: exactly the block, with both communities; the /32 stays in.
     let block = wait_until("our block at BIRD with communities", T, || {
