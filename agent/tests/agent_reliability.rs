@@ -233,8 +233,9 @@ fn cancelled_attaches_and_detaches_complete_and_retries_adopt() {
     for i in 0..N {
         let id = format!("c{i}");
         let ifname = format!("e{i}");
-        // Disconnect 0–8 ms after sending: before, during or after the work.
-        let after = Duration::from_micros(rng.below(8_000));
+        // Disconnect 0–3 ms after sending: before, during or after the work
+        // (an attach takes a few ms).
+        let after = Duration::from_micros(rng.below(3_000));
         mid_request += usize::from(abandon(
             &sock,
             "/v1/attach",
@@ -263,8 +264,9 @@ fn cancelled_attaches_and_detaches_complete_and_retries_adopt() {
     }
     let a = audit(&node, &answered);
     eprintln!("{N} attaches cancelled ({mid_request} before their answer) + retries: {a:?}");
+    // The test's power: enough disconnects come before the answer.
     assert!(
-        mid_request >= N / 4,
+        mid_request >= N / 8,
         "too few disconnects mid-request: {mid_request}"
     );
     assert_eq!((a.veths, a.half_made, a.duplicates), (N, 0, 0), "{a:?}");
