@@ -7,6 +7,9 @@
 //! Entry point: [`Speaker::start`] with a [`SpeakerConfig`]; it runs one RIB task
 //! (sole owner of [`rib::Rib`]), one session task per peer driving a
 //! [`fsm::Fsm`], and one listener. See [`speaker`] for the API the agent uses.
+//! Beside the sessions, [`bfd`] runs single-hop BFD (RFC 5880/5881) for the
+//! peers that ask for it: one socket task, sans-IO state machines, and a BFD
+//! Down that resets the peer's session at once.
 
 pub mod bfd;
 pub mod error;

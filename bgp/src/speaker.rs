@@ -4,8 +4,9 @@
 //! Data flow: [`Speaker::start`] spawns one RIB task (the single owner of the
 //! RIBs), one session task per configured peer and, when `listen` is set, one
 //! listener task that hands accepted connections to the peer task owning the
-//! source address. API calls are messages to those tasks; best-path changes and
-//! peer state changes come back on the `SpeakerEvent` receiver.
+//! source address, and one BFD socket task for the peers with `bfd`. API calls
+//! are messages to those tasks; best-path changes and peer state changes come
+//! back on the `SpeakerEvent` receiver.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;

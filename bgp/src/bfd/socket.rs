@@ -191,6 +191,23 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_hop_limit_is_seen_too() {
+        let rx = bind_receiver(true, 0).expect("receiver");
+        let port = rx.local_addr().expect("addr").port();
+        let lo = IpAddr::V6(Ipv6Addr::LOCALHOST);
+        let tx = bind_sender(lo, Some(lo), 50000).expect("sender");
+        tx.send_to(b"v6", SocketAddr::new(lo, port)).expect("send");
+        rx.set_nonblocking(false).expect("blocking");
+        rx.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .expect("timeout");
+        let mut buf = [0u8; 16];
+        let (n, from, ttl) = recv_with_ttl(&rx, &mut buf).expect("recv");
+        assert_eq!(&buf[..n], b"v6");
+        assert_eq!(from, tx.local_addr().expect("addr"));
+        assert_eq!(ttl, Some(TTL));
+    }
+
+    #[test]
     fn senders_take_distinct_source_ports() {
         let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
         let a = bind_sender(lo, Some(lo), 65535).expect("a");

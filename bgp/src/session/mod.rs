@@ -1,7 +1,9 @@
 //! Session plumbing: the tasks behind [`crate::Speaker`].
 //!
 //! [`Runtime::start`] spawns the RIB task ([`rib_task`], sole owner of the
-//! RIB), one [`peer::PeerTask`] per configured peer and the [`listener`].
+//! RIB), one [`peer::PeerTask`] per configured peer, the [`listener`] and
+//! the BFD socket task ([`crate::bfd`]), which tells a peer task when its BFD
+//! session goes down.
 //! Accepted connections go from the listener to the peer task owning the
 //! source address; received UPDATEs go from peer tasks to the RIB task;
 //! outbound UPDATEs go back from the RIB task to each established session.
