@@ -2,13 +2,14 @@
 //! across IPAM, the dataplane (`tortie_routes`), the [`Registry`] and the
 //! announcement of the /32 ([`Agent::announce`]), and their one rollback.
 //!
-//! Data flow of attach, under the IPAM lock: validate (a static address
-//! goes through [`refuse::check`]) → the registry entry of this id: its veth
+//! Data flow of attach: validate (a static address goes through
+//! [`refuse::check`]) → under the IPAM lock, the registry entry of this id: its veth
 //! still exists → the saved answer; gone (deleted behind our back) → rebuilt
 //! below with the same address → a veth of this id without an entry (an
 //! attach that died half-way) is removed → IPAM decides the address and
 //! writes its journal record, whose `fdatasync` overlaps the veth creation
-//! → registry entry (saved) → announce → answer. Any failure runs
+//! → registry entry (saved) → announce (the route table installs the /32,
+//! awaited; originate) → answer. Any failure runs
 //! [`Agent::roll_back`]: unannounce, delete the veth, and only once the veth
 //! is gone give the address back — never free an address a veth may carry.
 //! Detach runs the same steps in reverse, with the same rule.

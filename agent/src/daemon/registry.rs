@@ -3,8 +3,9 @@
 //! name and the MACs of the answer (DESIGN.md §5). IPAM only allocates
 //! addresses; the kernel owns the veths; this is the map between them.
 //!
-//! Data flow: attach inserts an entry once the veth, the /32 and the IPAM
-//! record are all in place (never before: a half-made attach has no entry);
+//! Data flow: attach inserts an entry once the veth and the durable IPAM
+//! record exist, just before the /32 is installed and announced (never
+//! before: a half-made attach has no entry; a failed announce removes it);
 //! detach removes it before the address goes back to IPAM; a repeated attach
 //! answers from it (MACs included: podman rejects CNI results without one)
 //! after checking the veth still exists. At start-up [`plan`] compares the
