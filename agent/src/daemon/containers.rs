@@ -304,6 +304,13 @@ impl Agent {
         }
         if let Err(e) = tortie_routes::delete_host_veth(host, &format!("rollback of {id}")).await {
             tracing::error!(id, %ip, error = %e, "rollback: the veth could not be removed; keeping its address allocated");
+            // A failed IPAM sync already undid the allocation: take the
+            // address back while the veth may carry it.
+            if ipam.owner(ip).is_none()
+                && let Err(e) = ipam.allocate(id, Some(ip))
+            {
+                tracing::error!(id, %ip, error = %e, "rollback: re-reserving the address failed; start-up reconciliation will adopt it");
+            }
             return;
         }
         if ipam.owner(ip) == Some(id)
