@@ -387,6 +387,8 @@ impl Agent {
             .and_then(Container::v4)
             .or_else(|| ipam.get(&req.id))
             .ok_or_else(|| ApiError::not_found(format!("{} is not attached", req.id)))?;
+        // The dump below reads every route: attaches need not wait for it.
+        drop(ipam);
         let found = tortie_routes::list_attachments(
             &cfg.dataplane.veth_prefix,
             cfg.dataplane.route_protocol,
