@@ -129,25 +129,47 @@ impl FilterVerdict {
     }
 }
 
-/// The last AS of the AS_PATH (the origin AS), when the path ends in a sequence.
-fn origin_as(a: &PathAttributes) -> Option<u32> {
-    match a.as_path.segments.last() {
-        Some(AsPathSegment::Sequence(v)) => v.last().copied(),
-        _ => None,
+/// What a rule reads of a route's attributes: implemented by the public
+/// [`PathAttributes`] and by the RIB's compact stored form, so that export
+/// filters run without converting every route back.
+pub trait RouteAttrs {
+    fn communities(&self) -> &[u32];
+    fn large_communities(&self) -> &[[u32; 3]];
+    /// `asn` appears anywhere in the AS_PATH.
+    fn as_path_contains(&self, asn: u32) -> bool;
+    /// The last AS of the AS_PATH when it ends in an AS_SEQUENCE.
+    fn origin_as(&self) -> Option<u32>;
+}
+
+impl RouteAttrs for PathAttributes {
+    fn communities(&self) -> &[u32] {
+        &self.communities
+    }
+    fn large_communities(&self) -> &[[u32; 3]] {
+        &self.large_communities
+    }
+    fn as_path_contains(&self, asn: u32) -> bool {
+        self.as_path.contains(asn)
+    }
+    fn origin_as(&self) -> Option<u32> {
+        match self.as_path.segments.last() {
+            Some(AsPathSegment::Sequence(v)) => v.last().copied(),
+            _ => None,
+        }
     }
 }
 
-fn rule_matches(m: &Matches, prefix: Prefix, a: &PathAttributes, source: RouteSource) -> bool {
+fn rule_matches(m: &Matches, prefix: Prefix, a: &dyn RouteAttrs, source: RouteSource) -> bool {
     (m.prefixes.is_empty() || m.prefixes.iter().any(|pm| pm.matches(prefix)))
         && m.family.is_none_or(|f| f == prefix.family().afi)
-        && (m.communities.is_empty() || m.communities.iter().any(|c| a.communities.contains(c)))
+        && (m.communities.is_empty() || m.communities.iter().any(|c| a.communities().contains(c)))
         && (m.large_communities.is_empty()
             || m.large_communities
                 .iter()
-                .any(|c| a.large_communities.contains(c)))
+                .any(|c| a.large_communities().contains(c)))
         && (m.as_path_contains.is_empty()
-            || m.as_path_contains.iter().any(|x| a.as_path.contains(*x)))
-        && (m.origin_as.is_empty() || origin_as(a).is_some_and(|o| m.origin_as.contains(&o)))
+            || m.as_path_contains.iter().any(|x| a.as_path_contains(*x)))
+        && (m.origin_as.is_empty() || a.origin_as().is_some_and(|o| m.origin_as.contains(&o)))
         && (m.source.is_empty() || m.source.contains(&source))
 }
 
@@ -184,7 +206,7 @@ pub fn apply_modifiers(m: &Modifiers, a: &PathAttributes, local_asn: u32) -> Pat
 pub fn decide<'f>(
     filter: &'f Filter,
     prefix: Prefix,
-    attrs: &PathAttributes,
+    attrs: &dyn RouteAttrs,
     source: RouteSource,
 ) -> Option<(usize, &'f Rule)> {
     filter

@@ -13,7 +13,7 @@ pub mod filter;
 pub mod guard;
 
 pub use filter::{
-    Action, Filter, FilterVerdict, Matches, Modifiers, PrefixMatch, RouteSource, Rule,
+    Action, Filter, FilterVerdict, Matches, Modifiers, PrefixMatch, RouteAttrs, RouteSource, Rule,
     apply_modifiers, decide, evaluate,
 };
 pub use guard::{GuardReason, ImportGuard};

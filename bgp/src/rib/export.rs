@@ -129,7 +129,7 @@ pub(crate) fn export(
         (true, false) => RouteSource::LocalHost,
         (false, _) => RouteSource::Learned,
     };
-    let Some((_, rule)) = policy::decide(filter, prefix, &a.to_full(), source) else {
+    let Some((_, rule)) = policy::decide(filter, prefix, &**a, source) else {
         return (!(transit && ctx.ebgp_requires_policy)).then_some(base);
     };
     if rule.action == Action::Reject {

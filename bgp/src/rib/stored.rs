@@ -288,6 +288,27 @@ impl StoredAttrs {
     }
 }
 
+impl crate::policy::RouteAttrs for StoredAttrs {
+    fn communities(&self) -> &[u32] {
+        StoredAttrs::communities(self)
+    }
+    fn large_communities(&self) -> &[[u32; 3]] {
+        match self {
+            StoredAttrs::Small { .. } => &[],
+            StoredAttrs::Full(a) => &a.large_communities,
+        }
+    }
+    fn as_path_contains(&self, asn: u32) -> bool {
+        StoredAttrs::as_path_contains(self, asn)
+    }
+    fn origin_as(&self) -> Option<u32> {
+        match self {
+            StoredAttrs::Full(a) => crate::policy::RouteAttrs::origin_as(&**a),
+            s => s.small_asns().and_then(|v| v.last().copied()),
+        }
+    }
+}
+
 /// Direct-mapped slots of the share cache (a power of two): 32 KiB of pointers.
 const CACHE_SLOTS: usize = 4096;
 
@@ -412,6 +433,11 @@ mod tests {
             assert_eq!(s.originator_id(), a.originator_id);
             assert_eq!(s.cluster_list(), a.cluster_list.as_slice());
             assert_eq!(s.communities(), a.communities.as_slice());
+            {
+                use crate::policy::RouteAttrs;
+                assert_eq!(RouteAttrs::origin_as(&s), RouteAttrs::origin_as(&*a));
+                assert_eq!(s.large_communities(), a.large_communities.as_slice());
+            }
             assert_eq!(s.path_len(), a.as_path.path_len());
             assert_eq!(s.neighbor_as(), a.as_path.neighbor_as());
             assert_eq!(s.as_path_is_empty(), a.as_path.segments.is_empty());
