@@ -150,10 +150,10 @@ fn memory_per_route_with_communities_filters_and_filtered_routes() {
     assert!(rows[2].1 <= 100.0, "{}: {:.1}", rows[2].0, rows[2].1);
     assert!(rows[3].1 <= 400.0, "{}: {:.1}", rows[3].0, rows[3].1);
     // Refused routes are kept aside for `tortie routes --filtered` (a map
-    // entry keyed by peer and prefix, with the set and the reason): more per
-    // route than an accepted one, bounded by the peer's max_prefixes.
+    // entry keyed by peer and prefix, with the set and a compact reason):
+    // within the same budget as accepted ones.
     for (what, b, received, filtered) in &rows[6..] {
         assert_eq!((*received, *filtered), (0, N as usize), "{what}");
-        assert!(*b <= 280.0, "{what}: {b:.1} B/route");
+        assert!(*b <= 100.0, "{what}: {b:.1} B/route");
     }
 }

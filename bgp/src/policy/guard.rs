@@ -32,6 +32,40 @@ const MARTIANS: &[(&str, u8, &str)] = &[
     ("ff00::", 8, "ff00::/8 (multicast)"),
 ];
 
+/// The index of a martian range's name (for compact storage).
+pub(crate) fn martian_index(name: &str) -> u8 {
+    MARTIANS
+        .iter()
+        .position(|(_, _, n)| *n == name)
+        .and_then(|i| u8::try_from(i).ok())
+        .unwrap_or(u8::MAX)
+}
+
+/// The martian range name at `i` (see [`martian_index`]).
+pub(crate) fn martian_name(i: u8) -> &'static str {
+    MARTIANS.get(usize::from(i)).map_or("?", |(_, _, n)| n)
+}
+
+/// What a refused NEXT_HOP is, by [`ImportGuard::check_next_hop`]'s words.
+const NEXT_HOP_WORDS: &[&str] = &[
+    "this node's own address",
+    "a loopback address",
+    "the unspecified address",
+    "a multicast address",
+];
+
+pub(crate) fn next_hop_index(words: &str) -> u8 {
+    NEXT_HOP_WORDS
+        .iter()
+        .position(|w| *w == words)
+        .and_then(|i| u8::try_from(i).ok())
+        .unwrap_or(u8::MAX)
+}
+
+pub(crate) fn next_hop_words(i: u8) -> &'static str {
+    NEXT_HOP_WORDS.get(usize::from(i)).copied().unwrap_or("?")
+}
+
 /// Why a route was refused before the decision process.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum GuardReason {
@@ -130,18 +164,18 @@ impl ImportGuard {
         session_local: IpAddr,
         peer: IpAddr,
     ) -> Option<GuardReason> {
-        let why = if nh == session_local || self.own_addresses.contains(&nh) {
-            "this node's own address"
+        let i: u8 = if nh == session_local || self.own_addresses.contains(&nh) {
+            0
         } else if nh.is_loopback() && !peer.is_loopback() {
-            "a loopback address"
+            1
         } else if nh.is_unspecified() {
-            "the unspecified address"
+            2
         } else if nh.is_multicast() {
-            "a multicast address"
+            3
         } else {
             return None;
         };
-        Some(GuardReason::NextHop(nh, why))
+        Some(GuardReason::NextHop(nh, next_hop_words(i)))
     }
 }
 

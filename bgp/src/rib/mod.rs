@@ -311,13 +311,6 @@ pub struct FilteredRoute {
     pub reason: FilteredBy,
 }
 
-/// A refused route as the RIB keeps it (one map entry per peer and prefix).
-#[derive(Debug)]
-pub(crate) struct Refused {
-    attrs: Arc<StoredAttrs>,
-    reason: FilteredBy,
-}
-
 /// Errors of RIB operations.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RibError {
@@ -352,9 +345,10 @@ pub struct Rib {
     /// Received and originated sets (stored form), shared best-effort.
     stored: StoredCache,
     /// Routes refused on import, per (peer, prefix); not candidates.
-    filtered: FastMap<(u32, Prefix), Refused>,
+    filtered: refused::RefusedStore,
     scratch: Scratch,
 }
 
 mod ops;
 mod refilter;
+mod refused;

@@ -21,7 +21,7 @@ impl Rib {
             v6: FastMap::default(),
             interner: Interner::default(),
             stored: StoredCache::default(),
-            filtered: FastMap::default(),
+            filtered: Default::default(),
             scratch: Scratch::default(),
         }
     }
@@ -313,7 +313,7 @@ impl Rib {
         let mut v: Vec<FilteredRoute> = self
             .filtered
             .iter()
-            .map(|((s, p), r)| self.filtered_route(*s, *p, r))
+            .map(|(s, p, r)| self.filtered_route(s, p, r))
             .collect();
         v.sort_by_key(|r| (r.prefix, r.peer));
         v
@@ -328,7 +328,7 @@ impl Rib {
             .peers
             .keys()
             .filter_map(|s| {
-                let r = self.filtered.get(&(*s, prefix))?;
+                let r = self.filtered.get(*s, prefix)?;
                 Some(self.filtered_route(*s, prefix, r))
             })
             .collect();
@@ -336,14 +336,15 @@ impl Rib {
         v
     }
 
-    fn filtered_route(&self, source: u32, prefix: Prefix, r: &Refused) -> FilteredRoute {
-        FilteredRoute {
-            prefix,
-            peer: PeerId(source),
-            peer_address: self.decision_ctx().source(source).address,
-            attributes: r.attrs.to_full(),
-            reason: r.reason.clone(),
-        }
+    fn filtered_route(&self, source: u32, prefix: Prefix, r: &refused::Refused) -> FilteredRoute {
+        let filter = self
+            .peers
+            .get(&source)
+            .and_then(|st| st.info.import_filter.as_ref())
+            .map(|f| f.name.as_str());
+        let reason = r.reason(&self.cfg.guard, filter);
+        let address = self.decision_ctx().source(source).address;
+        refused::route(source, prefix, r, address, reason)
     }
 
     /// Prefixes in the peer's Adj-RIB-In (0 for an unknown peer).
@@ -446,10 +447,8 @@ impl Rib {
         out: &mut RibOutput,
         ob: &mut OutboundBuilder,
     ) {
-        let new = self
-            .filtered
-            .insert((source, prefix), Refused { attrs, reason })
-            .is_none();
+        let entry = refused::Refused::new(attrs, &reason, &self.cfg.guard);
+        let new = self.filtered.insert(source, prefix, entry);
         if new && let Some(st) = self.peers.get_mut(&source) {
             st.filtered += 1;
         }
@@ -461,7 +460,7 @@ impl Rib {
         if self.filtered.is_empty() {
             return;
         }
-        if self.filtered.remove(&(source, prefix)).is_some()
+        if self.filtered.remove(source, prefix)
             && let Some(st) = self.peers.get_mut(&source)
         {
             st.filtered = st.filtered.saturating_sub(1);
@@ -477,7 +476,7 @@ impl Rib {
             return;
         }
         st.filtered = 0;
-        self.filtered.retain(|(s, _), _| *s != source);
+        self.filtered.remove_source(source);
     }
 
     fn share(&mut self, a: &Arc<PathAttributes>) -> Imported {
@@ -498,7 +497,7 @@ impl Rib {
         // Exact count: distinct announced prefixes new for this peer, minus
         // withdrawn ones it has that are not re-announced.
         let has = |p: &Prefix| {
-            self.filtered.contains_key(&(peer.0, *p))
+            self.filtered.get(peer.0, *p).is_some()
                 || self
                     .dest(*p)
                     .is_some_and(|d| d.paths().iter().any(|x| x.source == peer.0))
