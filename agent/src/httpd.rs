@@ -43,12 +43,13 @@ pub struct Limits {
 
 /// The API socket (0600, root's): the CLI and the CNI plugin send their
 /// request at once; an attach queued behind a burst of others waits for the
-/// IPAM lock well within the lifetime.
+/// IPAM lock, and a CNI GC of thousands of containers (~20 ms per veth
+/// removal) finishes, well within the lifetime.
 pub const API: Limits = Limits {
     max_connections: 128,
     header_timeout: Duration::from_secs(2),
     body_timeout: Duration::from_secs(5),
-    lifetime: Duration::from_secs(60),
+    lifetime: Duration::from_secs(300),
 };
 
 /// The metrics port (any local user, or the network): Prometheus keeps one
