@@ -98,11 +98,13 @@ pub struct PeerConfig {
 pub const DEFAULT_MAX_PREFIXES_RESTART: Duration = Duration::from_secs(60);
 
 impl PeerConfig {
-    /// The settings whose change needs a new session (all but the filters).
+    /// The settings whose change needs a new session (all but the filters
+    /// and BFD, which are applied to the running session).
     pub(crate) fn same_session(&self, other: &PeerConfig) -> bool {
         let strip = |p: &PeerConfig| PeerConfig {
             import_filter: None,
             export_filter: None,
+            bfd: None,
             ..p.clone()
         };
         strip(self) == strip(other)

@@ -256,6 +256,22 @@ fn bird_multihop_two_hops_away() {
     );
 }
 
+/// BFD added to a running peer by SIGHUP: BFD comes up, the BGP session is
+/// not reset (established_transitions unchanged), and a cut then acts.
+#[test]
+fn bird_bfd_added_by_sighup_without_reset() {
+    let Some(pair) = pair("tl-ibb") else { return };
+    let bird = Bird::start(&pair.theirs, pair.their_dir.path(), &bird_bfd_config(true)).unwrap();
+    let node = pair.start_tortie(&pair.tortie_config(false, None));
+    wait_established(&bird, &node);
+    assert_eq!(our_bfd(&node, "state"), None);
+    let t0 = transitions(&node);
+    node.reload(&pair.tortie_bfd_config(false)).unwrap();
+    wait_bfd_up(&bird, &node);
+    assert_eq!(transitions(&node), t0, "adding BFD reset the session");
+    check_bfd_failover(&pair, &bird, &node, 1);
+}
+
 /// BFD Down removes one ECMP member: two BIRDs (AS 65001 both, one per
 /// namespace and link) announce THEIR_PREFIX; the kernel route has both next
 /// hops; a silent cut of one link leaves the route with the other next hop

@@ -283,6 +283,9 @@ impl Task {
         if let Some(mut e) = self.sessions.remove(&d) {
             let actions = e.session.handle(Event::AdminDown);
             e.exec(actions);
+            if let Ok(mut st) = e.status.lock() {
+                st.bfd = None;
+            }
             debug!(%peer, "BFD session removed");
         }
     }

@@ -292,21 +292,7 @@ impl Runtime {
             status.clone(),
             cmd_rx,
         );
-        if let Some(cfg) = p.bfd {
-            let local = p.source_address.or(self
-                .shared
-                .local_address
-                .filter(|a| a.is_ipv4() == p.address.is_ipv4()));
-            self.bfd
-                .add(crate::bfd::task::NewSession {
-                    peer: p.address,
-                    local,
-                    cfg,
-                    status: status.clone(),
-                    notify: cmd_tx.clone(),
-                })
-                .await?;
-        }
+        self.add_bfd(&p, &status, &cmd_tx).await?;
         self.dispatch.insert(p.address, cmd_tx.clone());
         let task = tokio::spawn(task.run());
         Ok(PeerHandle {
@@ -315,6 +301,31 @@ impl Runtime {
             status,
             task,
         })
+    }
+
+    /// Starts `p`'s BFD session, if it has one.
+    async fn add_bfd(
+        &self,
+        p: &PeerConfig,
+        status: &Arc<Mutex<PeerStatus>>,
+        cmd: &mpsc::Sender<PeerCmd>,
+    ) -> Result<(), BgpError> {
+        let Some(cfg) = p.bfd else {
+            return Ok(());
+        };
+        let local = p.source_address.or(self
+            .shared
+            .local_address
+            .filter(|a| a.is_ipv4() == p.address.is_ipv4()));
+        self.bfd
+            .add(crate::bfd::task::NewSession {
+                peer: p.address,
+                local,
+                cfg,
+                status: status.clone(),
+                notify: cmd.clone(),
+            })
+            .await
     }
 
     async fn stop_peer(&self, h: PeerHandle, notification: Option<crate::wire::Notification>) {
@@ -446,8 +457,14 @@ impl Runtime {
             match new.iter().find(|p| p.address == h.cfg.address) {
                 Some(p) if *p == h.cfg => kept.push(h),
                 Some(p) if p.same_session(&h.cfg) => {
-                    info!(peer = %h.cfg.name, address = %h.cfg.address, "peer filters changed: applying without a session reset");
+                    info!(peer = %h.cfg.name, address = %h.cfg.address, "peer filters or BFD changed: applying without a session reset");
                     refresh.push((h.cfg.address, h.cfg.name.clone(), h.cmd.clone()));
+                    if p.bfd != h.cfg.bfd {
+                        // A new BFD session (the old one ends with AdminDown,
+                        // which the peer does not take for a failure).
+                        self.bfd.remove(h.cfg.address).await;
+                        self.add_bfd(p, &h.status, &h.cmd).await?;
+                    }
                     h.cfg = p.clone();
                     kept.push(h);
                 }
