@@ -160,16 +160,19 @@ fn bird_guard_export_filter_communities_and_sighup_without_reset() {
     let got: Vec<String> = bird_from_us(&bird).into_iter().map(|r| r.prefix).collect();
     assert_eq!(got, vec![BLOCK.to_string()], "exactly the filtered set");
 
-    // SIGHUP: the filter lets /32s out now; no session reset.
+    // SIGHUP: the filter lets /32s out now, and the /32s we originate carry
+    // a community of their own (bgp.host_communities); no session reset.
     let t0 = transitions(&node);
-    node.reload(&filtered_config(&pair, false, TAG_BLOCK_AND_HOSTS))
-        .unwrap();
-    wait_until("the /32 at BIRD after SIGHUP", T, || {
+    let mut hup = filtered_config(&pair, false, TAG_BLOCK_AND_HOSTS);
+    hup.bgp_extra = "host_communities = [\"64512:32\"]\n".into();
+    node.reload(&hup).unwrap();
+    let host = wait_until("the /32 at BIRD after SIGHUP, tagged", T, || {
         bird_from_us(&bird)
             .into_iter()
-            .find(|r| r.prefix == HOST_PREFIX)
+            .find(|r| r.prefix == HOST_PREFIX && !r.communities.is_empty())
     })
     .unwrap_or_else(|e| panic!("{e}; log:\n{}", node.log_tail(20)));
+    assert_eq!(host.communities, vec!["64512:32".to_string()]);
     assert_eq!(transitions(&node), t0, "filter change reset the session");
     assert!(node.all_established());
     node.detach("c-policy").unwrap();
