@@ -72,7 +72,11 @@ pub struct MetricsSnapshot {
     pub routes_learned: u64,
     pub routes_local: u64,
     pub routes_blackhole: u64,
-    pub netlink_errors: u64,
+    /// Netlink requests the kernel refused, by errno name (`ENETUNREACH`).
+    pub netlink_errors: Vec<(String, u64)>,
+    /// Desired routes not in the kernel now, by reason (an errno name,
+    /// `no_device` or `conflict`).
+    pub routes_not_installed: Vec<(String, u64)>,
     pub containers: u64,
     /// `(state, count)`: allocated, free, reserved.
     pub ipam: Vec<(String, u64)>,
@@ -317,11 +321,26 @@ impl Collector for SnapshotCollector {
                 ),
             ],
         )?;
+        let by_reason = |rows: &[(String, u64)]| -> Vec<(Labels, u64)> {
+            rows.iter()
+                .map(|(r, n)| (vec![("reason", r.clone())], *n))
+                .collect()
+        };
         counter_family(
             &mut enc,
             "tortie_dataplane_netlink_errors",
-            "Netlink requests that failed.",
-            &[(Vec::new(), s.netlink_errors)],
+            "Route requests the kernel refused, by errno name (each attempt counts; refused routes are retried every second).",
+            &by_reason(&s.netlink_errors),
+        )?;
+        let not_installed: Vec<(Labels, i64)> = by_reason(&s.routes_not_installed)
+            .into_iter()
+            .map(|(l, n)| (l, clamp(n)))
+            .collect();
+        gauge_family(
+            &mut enc,
+            "tortie_dataplane_routes_not_installed",
+            "Desired routes not in the kernel, by reason (errno name, no_device, conflict); `tortie routes` shows each with the kernel's words.",
+            &not_installed,
         )?;
         gauge_family(
             &mut enc,
@@ -486,7 +505,8 @@ fn tests_sample() -> MetricsSnapshot {
         routes_learned: 3,
         routes_local: 2,
         routes_blackhole: 1,
-        netlink_errors: 0,
+        netlink_errors: vec![("ENETUNREACH".to_string(), 3)],
+        routes_not_installed: vec![("ENETUNREACH".to_string(), 1)],
         containers: 2,
         ipam: vec![
             ("allocated".into(), 2),
@@ -527,6 +547,7 @@ mod tests {
             "tortie_bfd_transitions_total",
             "tortie_dataplane_routes",
             "tortie_dataplane_netlink_errors_total",
+            "tortie_dataplane_routes_not_installed",
             "tortie_containers",
             "tortie_ipam_addresses",
             "tortie_build_info",

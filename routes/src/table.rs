@@ -32,6 +32,7 @@ pub(crate) enum Command {
     Converged(oneshot::Sender<()>),
     Flush(oneshot::Sender<Result<(), RoutesError>>),
     Installed(oneshot::Sender<HashMap<IpNetwork, KernelRoute>>),
+    NotInstalled(oneshot::Sender<HashMap<IpNetwork, String>>),
 }
 
 /// Handle to the reconciler task. Cheap to clone; the task stops when the
@@ -129,6 +130,15 @@ impl RouteTable {
     pub async fn installed(&self) -> HashMap<IpNetwork, KernelRoute> {
         let (tx, rx) = oneshot::channel();
         self.send(Command::Installed(tx)).await;
+        rx.await.unwrap_or_default()
+    }
+
+    /// Desired routes that are not in the kernel, with why (the kernel's
+    /// refusal with its errno and text, a missing device, a conflict). Each
+    /// is retried every second and when links or addresses change.
+    pub async fn not_installed(&self) -> HashMap<IpNetwork, String> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::NotInstalled(tx)).await;
         rx.await.unwrap_or_default()
     }
 

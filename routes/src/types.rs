@@ -123,6 +123,12 @@ pub struct RouteStats {
     pub restored: u64,
     /// Netlink requests the kernel refused (each attempt counts).
     pub netlink_errors: u64,
+    /// [`netlink_errors`](Self::netlink_errors) by errno name (`ENETUNREACH`).
+    pub refused: std::collections::BTreeMap<String, u64>,
+    /// Desired routes not installed now, by reason: an errno name, or
+    /// `no_device` (a device the route names is missing or down) or
+    /// `conflict` (a route of another protocol holds the prefix).
+    pub not_installed: std::collections::BTreeMap<String, u64>,
     /// Desired prefixes not installed because a route of another protocol
     /// holds the same prefix and metric (we never overwrite those).
     pub conflicts: u64,

@@ -479,7 +479,60 @@ fn unreachable_gateway_installs_once_an_address_makes_it_reachable() {
             }
             other => panic!("expected the kernel to refuse, got {other:?}"),
         }
-        assert!(t.stats().netlink_errors >= 1);
+        let s = t.stats();
+        assert!(s.netlink_errors >= 1);
+        assert!(
+            s.refused.get("ENETUNREACH").is_some_and(|n| *n >= 1),
+            "{s:?}"
+        );
+        assert_eq!(s.not_installed.get("ENETUNREACH"), Some(&1), "{s:?}");
+        // The reason per prefix, with the kernel's own words.
+        let why = t.not_installed().await;
+        let text = why.get(&net("10.88.0.0/24").into()).expect("a reason");
+        assert!(
+            text.starts_with("kernel refused the route: Network is unreachable (ENETUNREACH)"),
+            "{text}"
+        );
+        // IPv6 too, and a route naming a missing device.
+        t.set(
+            "2001:db8:99::/48"
+                .parse::<tortie_routes::IpNetwork>()
+                .unwrap(),
+            via("2001:db8:201::2"),
+        )
+        .await;
+        let err = t
+            .install(
+                net("10.89.0.0/24"),
+                KernelRoute::Local {
+                    dev: "ttmissing".into(),
+                },
+            )
+            .await
+            .expect_err("no such device");
+        assert!(
+            err.to_string().contains("device ttmissing does not exist"),
+            "{err}"
+        );
+        let _ = t.flush().await;
+        let why = t.not_installed().await;
+        assert_eq!(why.len(), 3, "{why:?}");
+        let v6 = why
+            .get(&"2001:db8:99::/48".parse().unwrap())
+            .expect("the IPv6 route");
+        assert!(v6.contains("No route to host (EHOSTUNREACH)"), "{v6}");
+        eprintln!("reasons: {why:?}");
+        let s = t.stats();
+        assert_eq!(s.not_installed.get("ENETUNREACH"), Some(&1), "{s:?}");
+        assert_eq!(s.not_installed.get("EHOSTUNREACH"), Some(&1), "{s:?}");
+        assert_eq!(s.not_installed.get("no_device"), Some(&1), "{s:?}");
+        t.remove(net("10.89.0.0/24")).await;
+        t.remove(
+            "2001:db8:99::/48"
+                .parse::<tortie_routes::IpNetwork>()
+                .unwrap(),
+        )
+        .await;
         probe.ip(&["addr", "add", "10.201.0.1/24", "dev", "rt0"]);
         wait_for(
             &probe,
@@ -491,6 +544,8 @@ fn unreachable_gateway_installs_once_an_address_makes_it_reachable() {
         t.flush()
             .await
             .expect("installed after the address appeared");
+        assert!(t.not_installed().await.is_empty());
+        assert!(t.stats().not_installed.is_empty());
     });
 }
 

@@ -360,6 +360,8 @@ impl Backend for Agent {
         };
         let routes = self.speaker().await?.query_routes(q).await;
         let installed = self.table.installed().await;
+        // Desired but not in the kernel: the kernel's (or our) reason.
+        let refused = self.table.not_installed().await;
         Ok(routes
             .iter()
             .map(|r| {
@@ -368,7 +370,8 @@ impl Backend for Agent {
                     Prefix::V6(p) => Ipv6Network::new(p.addr(), p.len()).ok().map(Into::into),
                 };
                 let inst = net.is_some_and(|n| installed.contains_key(&n));
-                convert::route_view(r, inst)
+                let why = net.and_then(|n| refused.get(&n)).map(String::as_str);
+                convert::route_view(r, inst, why)
             })
             .collect())
     }
@@ -403,7 +406,8 @@ impl MetricsSource for Agent {
             routes_learned: stats.installed_learned,
             routes_local: stats.installed_local,
             routes_blackhole: stats.installed_blackhole,
-            netlink_errors: stats.netlink_errors,
+            netlink_errors: stats.refused.into_iter().collect(),
+            routes_not_installed: stats.not_installed.into_iter().collect(),
             containers: self.registry().len() as u64,
             ipam: vec![
                 ("allocated".to_string(), counts.allocated),

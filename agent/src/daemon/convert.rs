@@ -325,8 +325,10 @@ fn path_view(peer: Option<IpAddr>, a: &PathAttributes) -> PathView {
 }
 
 /// A prefix for the API: its candidates (best first) then its paths refused
-/// on import; `installed` comes from the route table.
-pub fn route_view(r: &RouteInfo, installed: bool) -> RouteView {
+/// on import; `installed` comes from the route table, and so does
+/// `kernel_refused`: why a route the table wants is not in the kernel (the
+/// kernel's refusal in its words, a missing device, a conflict).
+pub fn route_view(r: &RouteInfo, installed: bool, kernel_refused: Option<&str>) -> RouteView {
     let candidates = r.candidates.iter().map(|c| PathView {
         best: c.best,
         ecmp: c.ecmp,
@@ -340,6 +342,8 @@ pub fn route_view(r: &RouteInfo, installed: bool) -> RouteView {
     });
     let not_installed = if installed {
         None
+    } else if let Some(why) = kernel_refused {
+        Some(why.to_string())
     } else if r.candidates.is_empty() {
         Some("all paths filtered".to_string())
     } else if r.candidates.iter().any(|c| c.best && c.peer.is_none()) {
@@ -358,6 +362,32 @@ pub fn route_view(r: &RouteInfo, installed: bool) -> RouteView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A learned route the kernel refused shows the kernel's reason; a BGP
+    /// reason only when the table has none; nothing when installed.
+    #[test]
+    fn route_view_carries_the_kernel_refusal() {
+        let r = RouteInfo {
+            prefix: v4_prefix("10.88.0.0".parse().unwrap(), 24).unwrap(),
+            candidates: vec![tortie_bgp::RouteCandidate {
+                peer: Some("192.0.2.12".parse().unwrap()),
+                attributes: std::sync::Arc::new(PathAttributes::default()),
+                best: true,
+                ecmp: true,
+                stale: false,
+                reason: None,
+            }],
+            filtered: Vec::new(),
+        };
+        let why = "kernel refused the route: Network is unreachable (ENETUNREACH)";
+        let v = route_view(&r, false, Some(why));
+        assert_eq!(v.not_installed.as_deref(), Some(why));
+        assert!(!v.installed);
+        assert_eq!(route_view(&r, true, Some(why)).not_installed, None);
+        assert_eq!(route_view(&r, false, None).not_installed, None);
+        let json = serde_json::to_value(&v).unwrap();
+        assert_eq!(json["not_installed"], why);
+    }
 
     const CONF: &str = r#"
 [node]

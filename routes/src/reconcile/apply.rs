@@ -24,9 +24,9 @@ use ipnetwork::IpNetwork;
 use rtnetlink::packet_core::NetlinkPayload;
 use tokio::time::Instant;
 
+use super::failures::{Failure, Kind};
 use super::hash::Shared;
 use super::{BATCH_BYTES, Link, Reconciler};
-use crate::error::errno_words;
 use crate::nl::{MIN_ROUTE_REQUEST, RouteEncoder};
 use crate::wire::{self, Drain, NlSocket};
 
@@ -50,6 +50,8 @@ pub(super) struct Batch {
     /// First sequence number of the buffer (request i has `base + i`).
     base: u32,
     errors: Vec<i32>,
+    /// The kernel's extended-ack text of refused requests, by index (rare).
+    texts: Vec<(usize, String)>,
     rx: Vec<wire::Received>,
 }
 
@@ -60,6 +62,7 @@ impl Batch {
             sent: Vec::new(),
             base: 0,
             errors: Vec::new(),
+            texts: Vec::new(),
             rx: Vec::new(),
         }
     }
@@ -210,12 +213,22 @@ impl Reconciler {
                     if !self.failed.contains_key(&p) {
                         self.counters.conflicts += 1;
                     }
-                    self.failed.insert(
+                    self.fail(
                         p,
-                        "a route of another protocol holds this prefix; not overwritten".into(),
+                        Failure {
+                            kind: Kind::Conflict,
+                            text: "a route of another protocol holds this prefix; not overwritten"
+                                .into(),
+                        },
                     );
                 } else if let Err(why) = w.replace(p, d, kernel) {
-                    self.failed.insert(p, why);
+                    self.fail(
+                        p,
+                        Failure {
+                            kind: Kind::NoDevice,
+                            text: why,
+                        },
+                    );
                 }
             }
             (None, Some(_)) if self.converged || !self.adopted.contains(&p) => {
@@ -265,21 +278,32 @@ impl Reconciler {
         }
         b.errors.clear();
         b.errors.resize(b.sent.len(), 0);
+        b.texts.clear();
         for m in b.rx.drain(..) {
             if let NetlinkPayload::Error(e) = m.payload
                 && let Some(code) = e.code
             {
                 let seq = wire::error_seq(&e).unwrap_or(m.header.sequence_number);
-                if let Some(slot) = b.errors.get_mut(seq.wrapping_sub(b.base) as usize) {
+                let i = seq.wrapping_sub(b.base) as usize;
+                if let Some(slot) = b.errors.get_mut(i) {
                     *slot = -code.get();
+                    if let Some(text) = wire::error_text(m.header.flags, &e) {
+                        b.texts.push((i, text));
+                    }
                 }
             }
         }
         let mut sent = std::mem::take(&mut b.sent);
         let errors = std::mem::take(&mut b.errors);
-        for (s, &errno) in sent.drain(..).zip(errors.iter()) {
-            self.settle(s, errno);
+        let texts = std::mem::take(&mut b.texts);
+        for (i, (s, &errno)) in sent.drain(..).zip(errors.iter()).enumerate() {
+            let message = match errno {
+                0 => None,
+                _ => texts.iter().find(|(j, _)| *j == i).map(|(_, t)| t.as_str()),
+            };
+            self.settle(s, errno, message);
         }
+        self.out.texts = texts;
         // Keep the (emptied) vectors' capacity for the next buffer.
         self.out.sent = sent;
         self.out.errors = errors;
@@ -289,7 +313,7 @@ impl Reconciler {
     }
 
     /// Book one sent request given the kernel's answer (`errno` 0: done).
-    fn settle(&mut self, s: Sent, errno: i32) {
+    fn settle(&mut self, s: Sent, errno: i32, message: Option<&str>) {
         let p = s.prefix;
         match (&s.route, errno) {
             (Some(_), 0) => {
@@ -305,10 +329,7 @@ impl Reconciler {
             }
             (Some(_), errno) => {
                 self.slots.undo_kernel(p, s.route.as_ref(), s.prev);
-                self.counters.netlink_errors += 1;
-                let why = format!("kernel refused the route: {}", errno_words(errno));
-                tracing::debug!(prefix = %p, "{why}");
-                self.failed.insert(p, why);
+                self.fail(p, Failure::refused("route", errno, message));
             }
             (None, 0 | libc::ESRCH | libc::ENOENT) => {
                 if self.adopted.remove(&p) {
@@ -317,9 +338,7 @@ impl Reconciler {
             }
             (None, errno) => {
                 self.slots.undo_kernel(p, None, s.prev);
-                self.counters.netlink_errors += 1;
-                self.failed
-                    .insert(p, format!("delete refused: {}", errno_words(errno)));
+                self.fail(p, Failure::refused("delete", errno, message));
             }
         }
     }

@@ -41,10 +41,12 @@ use crate::types::{KernelRoute, RouteKind, RouteStats};
 use crate::wire::{self, NlSocket};
 
 mod apply;
+mod failures;
 mod hash;
 mod monitor;
 pub(crate) mod queue;
 mod slots;
+use failures::Failure;
 use hash::{FastMap, FastSet, Interner};
 use monitor::addr_key;
 use slots::Slots;
@@ -67,6 +69,7 @@ enum Waiter {
     Flush(oneshot::Sender<Result<(), RoutesError>>),
     Converged(oneshot::Sender<()>),
     Installed(oneshot::Sender<HashMap<IpNetwork, KernelRoute>>),
+    NotInstalled(oneshot::Sender<HashMap<IpNetwork, String>>),
 }
 
 struct Link {
@@ -92,7 +95,8 @@ pub(crate) struct Reconciler {
     dirty: Vec<IpNetwork>,
     /// Requests encoded but not yet sent ([`apply`]).
     out: apply::Batch,
-    failed: FastMap<IpNetwork, String>,
+    failed: FastMap<IpNetwork, Failure>,
+    log_budget: failures::LogBudget,
     restoring: FastSet<IpNetwork>,
     /// Desired prefixes whose route names a device, by device name.
     by_dev: HashMap<String, FastSet<IpNetwork>>,
@@ -157,6 +161,7 @@ impl Reconciler {
             dirty: Vec::new(),
             out: apply::Batch::new(),
             failed: FastMap::default(),
+            log_budget: failures::LogBudget::default(),
             restoring: FastSet::default(),
             by_dev: HashMap::new(),
             addressed: HashSet::new(),
@@ -340,6 +345,7 @@ impl Reconciler {
             }
             Command::Flush(tx) => self.waiters.push(Waiter::Flush(tx)),
             Command::Installed(tx) => self.waiters.push(Waiter::Installed(tx)),
+            Command::NotInstalled(tx) => self.waiters.push(Waiter::NotInstalled(tx)),
         }
     }
 
@@ -416,7 +422,7 @@ impl Reconciler {
             let verdict = match (self.slots.desired(&p), self.slots.kernel(&p)) {
                 (None, _) => Some(Err("superseded: no longer desired".to_string())),
                 (Some(d), Some(k)) if Arc::ptr_eq(d, k) || d.satisfied_by(k) => Some(Ok(())),
-                _ => self.failed.get(&p).map(|why| Err(why.clone())),
+                _ => self.failed.get(&p).map(|f| Err(f.text.clone())),
             };
             match verdict {
                 None => i += 1,
@@ -446,17 +452,26 @@ impl Reconciler {
                             .collect(),
                     );
                 }
+                Waiter::NotInstalled(tx) => {
+                    let _ = tx.send(
+                        self.failed
+                            .iter()
+                            .filter(|(p, _)| self.slots.is_desired(p))
+                            .map(|(p, f)| (*p, f.text.clone()))
+                            .collect(),
+                    );
+                }
                 Waiter::Flush(tx) => {
                     let missing = self.failed.iter().find(|(p, _)| self.slots.is_desired(p));
                     let result = match missing {
                         None => Ok(()),
-                        Some((p, why)) => Err(RoutesError::Incomplete {
+                        Some((p, f)) => Err(RoutesError::Incomplete {
                             failed: self
                                 .failed
                                 .keys()
                                 .filter(|p| self.slots.is_desired(p))
                                 .count(),
-                            first: format!("{p}: {why}"),
+                            first: format!("{p}: {}", f.text),
                         }),
                     };
                     let _ = tx.send(result);
@@ -577,6 +592,7 @@ impl Reconciler {
             }
         }
         s.pending = s.desired - s.installed_learned - s.installed_local - s.installed_blackhole;
+        s.not_installed = self.not_installed_by_reason();
         match self.shared.lock() {
             Ok(mut g) => *g = s,
             Err(poisoned) => *poisoned.into_inner() = s,

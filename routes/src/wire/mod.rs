@@ -385,6 +385,14 @@ fn parse_buffer(mut buf: &[u8], skip: Option<u32>, out: &mut Vec<Received>) {
     }
 }
 
+/// The kernel's extended-ack text of an error message (`flags`: its
+/// netlink header's), when it sent one.
+pub(crate) fn error_text(flags: u16, e: &rtnetlink::packet_core::ErrorMessage) -> Option<String> {
+    let mut body = e.raw_code().to_ne_bytes().to_vec();
+    body.extend_from_slice(&e.header);
+    nl::error_msg(flags, &body)?.message
+}
+
 /// The sequence number of the request an error message answers.
 pub(crate) fn error_seq(e: &rtnetlink::packet_core::ErrorMessage) -> Option<u32> {
     let h = e.header.get(8..12)?;
