@@ -13,6 +13,16 @@ use std::sync::Arc;
 use super::hash::{FastMap, Interner, Shared};
 use crate::types::KernelRoute;
 
+/// Rebuilds `m` at its size once under a quarter of its capacity is used:
+/// the map never shrinks on removal, so after a full table was withdrawn its
+/// capacity would stay resident (issue 10). O(len), amortised over the
+/// removals that emptied it; a table being filled is at least half full.
+fn shrink_if_sparse<K: Eq + std::hash::Hash, V>(m: &mut FastMap<K, V>) {
+    if m.capacity() > 4096 && m.len() < m.capacity() / 4 {
+        m.shrink_to_fit();
+    }
+}
+
 #[derive(Default)]
 struct Slot {
     desired: Option<Shared>,
@@ -70,9 +80,15 @@ impl Slots {
 
     fn remove(&mut self, p: &IpNetwork) {
         match p {
-            IpNetwork::V4(n) => self.v4.remove(n),
-            IpNetwork::V6(n) => self.v6.remove(n),
-        };
+            IpNetwork::V4(n) => {
+                self.v4.remove(n);
+                shrink_if_sparse(&mut self.v4);
+            }
+            IpNetwork::V6(n) => {
+                self.v6.remove(n);
+                shrink_if_sparse(&mut self.v6);
+            }
+        }
     }
 
     /// Every slot with its prefix.
@@ -257,6 +273,25 @@ mod tests {
     use super::*;
     use crate::types::KernelRoute;
     use std::sync::Arc;
+
+    #[test]
+    fn emptied_maps_give_their_capacity_back() {
+        let r: Shared = Arc::new(KernelRoute::Blackhole);
+        let mut s = Slots::default();
+        let nets: Vec<IpNetwork> = (0..100_000u32)
+            .map(|i| IpNetwork::V4(Ipv4Network::new((0x0a00_0000 + i).into(), 32).unwrap()))
+            .collect();
+        for p in &nets {
+            s.set_desired(*p, r.clone());
+        }
+        let full = s.v4.capacity();
+        assert!(full >= 100_000);
+        for p in &nets[..99_000] {
+            s.take_desired(p);
+        }
+        assert_eq!(s.v4.len(), 1000);
+        assert!(s.v4.capacity() < full / 8, "{} of {full}", s.v4.capacity());
+    }
 
     #[test]
     fn slots_track_both_sides_and_drop_empty_ones() {
