@@ -108,6 +108,16 @@ pub type FastMap<K, V> = HashMap<K, V, RibBuildHasher>;
 /// A `HashSet` with the RIB's hasher.
 pub type FastSet<K> = HashSet<K, RibBuildHasher>;
 
+/// Rebuilds `m` at its size when under a quarter of its capacity is used
+/// (and the capacity is worth it): O(len) once after a large removal,
+/// amortised over the removals that emptied it; never during a load, where
+/// a table is at least half full.
+pub(crate) fn shrink_if_sparse<K: Eq + std::hash::Hash, V>(m: &mut FastMap<K, V>) {
+    if m.capacity() > 4096 && m.len() < m.capacity() / 4 {
+        m.shrink_to_fit();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -660,27 +660,15 @@ impl Rib {
         // Tables never shrink on removal (hashbrown): once a peer with a
         // large table has gone, its capacity would stay resident for good
         // (issue 10: 114 MB after 1M routes were withdrawn).
-        shrink_if_sparse(&mut self.v4);
-        shrink_if_sparse(&mut self.v6);
-        shrink_if_sparse(&mut self.filtered);
+        hash::shrink_if_sparse(&mut self.v4);
+        hash::shrink_if_sparse(&mut self.v6);
+        self.filtered.shrink_if_sparse();
         if self.interner.purge_due() {
             for st in self.peers.values_mut() {
                 st.export_cache.clear();
             }
             self.interner.purge();
         }
-    }
-}
-
-/// Rebuilds `m` at its size when under a quarter of its capacity is used
-/// (and the capacity is worth it): O(len) once after a large removal,
-/// amortised over the removals that emptied it; never during a load, where
-/// a table is at least half full.
-fn shrink_if_sparse<K: Eq + std::hash::Hash, V, S: std::hash::BuildHasher>(
-    m: &mut std::collections::HashMap<K, V, S>,
-) {
-    if m.capacity() > 4096 && m.len() < m.capacity() / 4 {
-        m.shrink_to_fit();
     }
 }
 

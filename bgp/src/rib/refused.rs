@@ -112,6 +112,12 @@ pub(crate) struct RefusedStore {
 }
 
 impl RefusedStore {
+    /// Gives capacity back once mostly empty ([`super::hash::shrink_if_sparse`]).
+    pub(crate) fn shrink_if_sparse(&mut self) {
+        super::hash::shrink_if_sparse(&mut self.v4);
+        super::hash::shrink_if_sparse(&mut self.v6);
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.v4.is_empty() && self.v6.is_empty()
     }
