@@ -136,3 +136,31 @@ pub fn percentile(v: &[Duration], p: u32) -> Option<Duration> {
         .max(1);
     s.get(usize::try_from(rank).ok()? - 1).copied()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let ms = |v: &[u64]| {
+            v.iter()
+                .map(|m| Duration::from_millis(*m))
+                .collect::<Vec<_>>()
+        };
+        let v = ms(&[900, 700, 800, 600]);
+        assert_eq!(percentile(&v, 50), Some(Duration::from_millis(700)));
+        assert_eq!(percentile(&v, 99), Some(Duration::from_millis(900)));
+        assert_eq!(percentile(&v, 0), Some(Duration::from_millis(600)));
+        assert_eq!(percentile(&[], 50), None);
+        let twenty: Vec<u64> = (1..=20).collect();
+        assert_eq!(
+            percentile(&ms(&twenty), 50),
+            Some(Duration::from_millis(10))
+        );
+        assert_eq!(
+            percentile(&ms(&twenty), 99),
+            Some(Duration::from_millis(20))
+        );
+    }
+}
