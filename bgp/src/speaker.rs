@@ -495,6 +495,13 @@ impl Speaker {
         self.inner.reconfigure(peers).await
     }
 
+    /// Changes [`SpeakerConfig::ebgp_requires_policy`] without resetting
+    /// sessions: external peers get the routes the new rule lets through
+    /// and lose the ones it keeps back.
+    pub async fn set_ebgp_requires_policy(&self, on: bool) -> Result<(), crate::BgpError> {
+        self.inner.set_ebgp_requires_policy(on).await
+    }
+
     /// Asks `peer` to resend its routes (RFC 2918 ROUTE-REFRESH, every
     /// negotiated family).
     pub async fn route_refresh(&self, peer: IpAddr) -> Result<(), crate::BgpError> {

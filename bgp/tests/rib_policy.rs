@@ -414,3 +414,25 @@ fn changing_a_peers_filters_sends_only_the_difference() {
     assert!(announced_to(&out, 1, "10.99.0.5/32").is_some());
     assert_eq!(r.advertised_count(PeerId(1)), 2);
 }
+
+#[test]
+fn switching_ebgp_requires_policy_live_sends_the_difference() {
+    let mut r = three(false);
+    apply(
+        &mut r,
+        1,
+        announce(&["203.0.113.0/24"], attrs(&[65001], "192.0.2.1")),
+    );
+    r.originate(pfx("10.244.1.0/26"), None);
+    assert_eq!(r.advertised_count(PeerId(2)), 1, "our block only");
+    // Transit on: peer 2 gets peer 1's route (peer 1 never gets its own back).
+    let out = r.set_ebgp_requires_policy(false);
+    assert!(announced_to(&out, 2, "203.0.113.0/24").is_some());
+    assert!(sent_to(&out, 1).is_empty() && sent_to(&out, 3).is_empty());
+    assert_eq!(r.advertised_count(PeerId(2)), 2);
+    // Off again: withdrawn.
+    let out = r.set_ebgp_requires_policy(true);
+    assert_eq!(sent_to(&out, 2)[0].withdrawn, vec![pfx("203.0.113.0/24")]);
+    assert_eq!(r.advertised_count(PeerId(2)), 1);
+    assert!(r.set_ebgp_requires_policy(true).outbound.is_empty());
+}

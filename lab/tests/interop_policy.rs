@@ -4,7 +4,8 @@
 //! only the default installed (the rest is listed as filtered); a SIGHUP
 //! filter change changes the peer's view without a session reset; NO_EXPORT
 //! from ExaBGP is not passed to an eBGP peer, and eBGP-learned routes reach
-//! another eBGP peer only through an export filter (no accidental transit).
+//! another eBGP peer only through an export filter (no accidental transit)
+//! or with `bgp.ebgp_requires_policy = false`, both applied live.
 
 mod common;
 
@@ -302,6 +303,16 @@ fn exabgp_no_export_is_not_passed_on_and_no_transit_without_a_filter() {
     })
     .unwrap_or_else(|e| panic!("{e}; log:\n{}", node.log_tail(20)));
     assert!(bird_from_us(&bird).iter().any(|r| r.prefix == BLOCK));
+    // A transit node on purpose (SIGHUP, bgp.ebgp_requires_policy = false):
+    // the plain route is back, NO_EXPORT still stays here.
+    plain.bgp_extra = "ebgp_requires_policy = false\n".into();
+    node.reload(&plain).unwrap();
+    wait_until("ExaBGP's route at BIRD again", T, || {
+        bird_from_us(&bird).into_iter().find(|r| r.prefix == PLAIN)
+    })
+    .unwrap_or_else(|e| panic!("{e}; log:\n{}", node.log_tail(20)));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!bird_from_us(&bird).iter().any(|r| r.prefix == NO_EXPORT));
     assert_eq!(transitions(&node), t0);
     drop(exa);
 }

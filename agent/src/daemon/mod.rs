@@ -487,11 +487,6 @@ async fn reload(agent: &Agent, path: &Path) {
         ("api", new.api != old.api),
         ("metrics", new.metrics != old.metrics),
         ("state", new.state != old.state),
-        // Filters and originated communities apply live; this one shapes the speaker.
-        (
-            "bgp.ebgp_requires_policy",
-            new.policy.ebgp_requires_policy != old.policy.ebgp_requires_policy,
-        ),
     ]
     .into_iter()
     .filter_map(|(k, changed)| changed.then_some(k))
@@ -527,10 +522,24 @@ async fn reload(agent: &Agent, path: &Path) {
     let mut applied = (*old).clone();
     applied.peers = peers;
     applied.bgp.advertise = new.bgp.advertise;
-    applied.policy = tortie_config::Policy {
-        ebgp_requires_policy: old.policy.ebgp_requires_policy,
-        ..new.policy.clone()
-    };
+    applied.policy = new.policy.clone();
+    if new.policy.ebgp_requires_policy != old.policy.ebgp_requires_policy {
+        let on = new.policy.ebgp_requires_policy;
+        let result = match agent.speaker().await {
+            Ok(s) => s
+                .set_ebgp_requires_policy(on)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match result {
+            Ok(()) => tracing::info!(on, "SIGHUP: bgp.ebgp_requires_policy applied"),
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: applying bgp.ebgp_requires_policy failed");
+                applied.policy.ebgp_requires_policy = old.policy.ebgp_requires_policy;
+            }
+        }
+    }
     let applied = Arc::new(applied);
     if applied.policy.block_communities != old.policy.block_communities
         && let Some(block) = convert::block_prefix(&applied)

@@ -599,8 +599,9 @@ impl Rib {
         ob: &mut OutboundBuilder,
     ) -> usize {
         let mut sent = 0;
+        let requires_policy = self.cfg.ebgp_requires_policy;
         self.each_export(target, family, |prefix, st, export| {
-            if let Some(a) = export(st) {
+            if let Some(a) = export(st, requires_policy) {
                 ob.announce(target, prefix, &a);
                 sent += 1;
             }
@@ -609,7 +610,8 @@ impl Rib {
     }
 
     /// Calls `f` for each Loc-RIB prefix of `family` with `target`'s state
-    /// and a closure exporting the prefix's best path to it (see `export`).
+    /// and a closure exporting the prefix's best path to it (see `export`;
+    /// its `bool` is the `ebgp_requires_policy` to apply).
     pub(super) fn each_export(
         &mut self,
         target: u32,
@@ -617,7 +619,7 @@ impl Rib {
         mut f: impl FnMut(
             Prefix,
             &mut PeerState,
-            &mut dyn FnMut(&mut PeerState) -> Option<Arc<PathAttributes>>,
+            &mut dyn FnMut(&mut PeerState, bool) -> Option<Arc<PathAttributes>>,
         ),
     ) {
         // Take the target out of the map so the sources can be read meanwhile.
@@ -635,7 +637,11 @@ impl Rib {
         let mut one = |prefix: Prefix, d: &Dest| {
             if let Some(best) = d.best() {
                 let src = ctx.source(best.source);
-                let mut export = |st: &mut PeerState| {
+                let mut export = |st: &mut PeerState, requires_policy: bool| {
+                    let ectx = ExportCtx {
+                        ebgp_requires_policy: requires_policy,
+                        ..ectx
+                    };
                     export::export(target, st, best, &src, prefix, ectx, interner)
                 };
                 f(prefix, &mut st, &mut export);

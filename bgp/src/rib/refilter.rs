@@ -8,6 +8,9 @@
 //! changed are stored changed, and routes it rejected only as filtered. The
 //! caller asks the peer for its routes again (ROUTE-REFRESH, RFC 2918); they
 //! come back through [`Rib::apply_update`] under the new filter.
+//!
+//! [`Rib::set_ebgp_requires_policy`] is the same diff for every external
+//! peer, old rule then new.
 
 use super::*;
 
@@ -30,12 +33,13 @@ impl Rib {
         let (up, families) = (st.up, st.info.families.clone());
         let mut ob = OutboundBuilder::default();
         if up && old != export {
+            let req = self.cfg.ebgp_requires_policy;
             for f in families {
                 self.each_export(peer.0, f, |prefix, st, export_to| {
                     st.info.export_filter = old.clone();
-                    let o = export_to(st);
+                    let o = export_to(st, req);
                     st.info.export_filter = export.clone();
-                    let n = export_to(st);
+                    let n = export_to(st, req);
                     ops::send_diff(&mut ob, peer.0, st, prefix, o, n);
                 });
             }
@@ -45,9 +49,39 @@ impl Rib {
             outbound: ob.finish(),
         };
         self.maintain();
-        (
-            out,
-            import_changed && self.peers.get(&peer.0).is_some_and(|s| s.up),
-        )
+        (out, import_changed && up)
+    }
+
+    /// Turns [`RibConfig::ebgp_requires_policy`] on or off with sessions up:
+    /// every external peer's view is brought in line (eBGP-learned routes
+    /// withdrawn from, or announced to, the peers whose filter does not
+    /// explicitly accept them).
+    pub fn set_ebgp_requires_policy(&mut self, on: bool) -> RibOutput {
+        let old = self.cfg.ebgp_requires_policy;
+        self.cfg.ebgp_requires_policy = on;
+        let mut ob = OutboundBuilder::default();
+        if old != on {
+            let targets: Vec<(u32, Vec<AddressFamily>)> = self
+                .peers
+                .iter()
+                .filter(|(_, st)| st.up && st.is_ebgp())
+                .map(|(id, st)| (*id, st.info.families.clone()))
+                .collect();
+            for (id, families) in targets {
+                for f in families {
+                    self.each_export(id, f, |prefix, st, export_to| {
+                        let o = export_to(st, old);
+                        let n = export_to(st, on);
+                        ops::send_diff(&mut ob, id, st, prefix, o, n);
+                    });
+                }
+            }
+        }
+        let out = RibOutput {
+            best_changes: Vec::new(),
+            outbound: ob.finish(),
+        };
+        self.maintain();
+        out
     }
 }

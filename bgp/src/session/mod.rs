@@ -421,6 +421,13 @@ impl Runtime {
             .collect()
     }
 
+    pub(crate) async fn set_ebgp_requires_policy(&self, on: bool) -> Result<(), BgpError> {
+        self.rib
+            .send(RibMsg::SetEbgpRequiresPolicy { on })
+            .await
+            .map_err(|_| BgpError::Shutdown)
+    }
+
     pub(crate) async fn route_refresh(&self, peer: IpAddr) -> Result<(), BgpError> {
         let cmd = {
             let peers = self.peers.lock().await;

@@ -75,6 +75,10 @@ pub(crate) enum RibMsg {
     Counts {
         reply: oneshot::Sender<HashMap<IpAddr, crate::rib::PeerCounters>>,
     },
+    /// `ebgp_requires_policy` changed (SIGHUP).
+    SetEbgpRequiresPolicy {
+        on: bool,
+    },
     /// The configured peer set changed (ASN, RR client, max-prefix,
     /// filters). Replies with the up peers whose import filter changed.
     SetPeers {

@@ -439,6 +439,10 @@ impl RibTask {
                     .collect();
                 let _ = reply.send(counts);
             }
+            RibMsg::SetEbgpRequiresPolicy { on } => {
+                let out = self.rib.set_ebgp_requires_policy(on);
+                self.emit(out).await;
+            }
             RibMsg::SetPeers {
                 peers,
                 import_changed,
