@@ -140,29 +140,30 @@ fn process_families(enc: &mut DescriptorEncoder, p: &crate::procstat::ProcessSta
         MetricType::Counter,
     )?;
     ConstCounter::new(p.cpu_seconds).encode(m.encode_family(&Labels::new())?)?;
-    gauge_f64(
+    let int = |v: u64| vec![(Labels::new(), clamp(v))];
+    gauge_family(
         enc,
         "process_open_fds",
         "Number of open file descriptors.",
-        p.open_fds as f64,
+        &int(p.open_fds),
     )?;
-    gauge_f64(
+    gauge_family(
         enc,
         "process_max_fds",
         "Maximum number of open file descriptors.",
-        p.max_fds as f64,
+        &int(p.max_fds),
     )?;
-    gauge_f64(
+    gauge_family(
         enc,
         "process_virtual_memory_bytes",
         "Virtual memory size in bytes.",
-        p.virtual_memory_bytes as f64,
+        &int(p.virtual_memory_bytes),
     )?;
-    gauge_f64(
+    gauge_family(
         enc,
         "process_resident_memory_bytes",
         "Resident memory size in bytes.",
-        p.resident_memory_bytes as f64,
+        &int(p.resident_memory_bytes),
     )?;
     gauge_f64(
         enc,
@@ -598,7 +599,7 @@ mod tests {
         assert!(!text.contains("# EOF"), "{text}");
         assert!(text.contains("\ntortie_containers 2\n"), "{text}");
         assert!(
-            text.contains("\nprocess_resident_memory_bytes 13000000"),
+            text.contains("\nprocess_resident_memory_bytes 13000000\n"),
             "{text}"
         );
         assert!(

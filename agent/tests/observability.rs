@@ -218,3 +218,31 @@ fn names_are_found_in_expressions() {
             .collect()
     );
 }
+
+/// The systemd unit's `Documentation=` names files the README's install steps
+/// put there (`docs/*.md` into /usr/share/doc/tortie).
+#[test]
+fn the_units_documentation_exists_once_installed() {
+    let root = packaging().join("..");
+    let unit = std::fs::read_to_string(packaging().join("tortie.service")).expect("unit");
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README");
+    assert!(
+        readme.contains("install -D -m 0644 -t /usr/share/doc/tortie docs/*.md"),
+        "the README does not install the docs"
+    );
+    let uris: Vec<&str> = unit
+        .lines()
+        .filter_map(|l| l.strip_prefix("Documentation="))
+        .flat_map(str::split_whitespace)
+        .collect();
+    assert!(!uris.is_empty(), "no Documentation= in the unit");
+    for uri in uris {
+        let name = uri
+            .strip_prefix("file:///usr/share/doc/tortie/")
+            .unwrap_or_else(|| panic!("{uri}: not one of the installed docs"));
+        assert!(
+            root.join("docs").join(name).is_file(),
+            "{uri}: no docs/{name}"
+        );
+    }
+}

@@ -48,6 +48,18 @@ enum Cmd {
     },
     /// Show nodes, daemons, containers and each node's BGP view.
     Status { file: PathBuf },
+    /// SIGKILL a node's daemon (a crash), e.g. `kill FILE n1 tortie`.
+    Kill {
+        file: PathBuf,
+        node: String,
+        daemon: String,
+    },
+    /// Start a node's daemon again with its recorded command line.
+    Restart {
+        file: PathBuf,
+        node: String,
+        daemon: String,
+    },
 }
 
 fn open(
@@ -123,6 +135,22 @@ fn main() -> anyhow::Result<()> {
         Cmd::Status { file } => {
             let lab = open(&cli.root, &cli.name, file)?;
             print!("{}", lab.status());
+        }
+        Cmd::Kill { file, node, daemon } => {
+            let lab = open(&cli.root, &cli.name, file)?;
+            if !lab.is_up() {
+                bail!("lab {} is not up", lab.topo.name);
+            }
+            lab.kill_daemon(node, daemon)?;
+            println!("{node}: {daemon} killed (SIGKILL)");
+        }
+        Cmd::Restart { file, node, daemon } => {
+            let mut lab = open(&cli.root, &cli.name, file)?;
+            if !lab.is_up() {
+                bail!("lab {} is not up", lab.topo.name);
+            }
+            lab.restart_daemon(node, daemon)?;
+            println!("{node}: {daemon} started again");
         }
     }
     Ok(())
