@@ -62,6 +62,7 @@ fn run_json(shape: Shape, n: u32, feed: Feed, mode: Mode, dut: Dut, seq: usize, 
         "dut": dut.name(), "sequence": seq,
         "rib_s": r.rib.as_secs_f64(), "kernel_s": r.kernel.map(|k| k.as_secs_f64()),
         "rss_before_bytes": r.rss_before, "peak_rss_bytes": r.hwm, "rss_after_1s_bytes": r.rss_after,
+        "rss_after_withdraw_bytes": r.rss_withdrawn,
         "rss_growth_bytes_per_route": r.bytes_per_route(n),
         "dut_cpu_s": r.cpu, "feeder_cpu_s": r.feeder_cpu,
         "dut_cpus": r.dut_cpus, "feeder_cpus": r.feeder_cpus,
@@ -72,7 +73,7 @@ fn run_json(shape: Shape, n: u32, feed: Feed, mode: Mode, dut: Dut, seq: usize, 
 pub fn run(opts: &Options) -> Result<Section> {
     let mut sec = Section::new(
         "BGP ingest (tortie vs BIRD, like for like)",
-        "Per shape, size and feeder, three rows, tortie and BIRD 2 measured the same way in the same run, each in fresh namespaces (feeder ↔ DUT over a veth, eBGP 65001 → 64512). t0 = the first UPDATE leaving the feeder, seen by a packet socket on its veth (the same for both feeders and DUTs). **end-to-end** = t0 → all N /28s of the DUT's protocol in its kernel table (netlink route events), kernel install on for both. **control plane** = t0 → all N in the DUT's RIB with kernel install off on both (BIRD: no kernel protocol, \"Routes: N imported\" on its control socket; tortie: `tortie run --no-kernel`, `routes_received` from GET /v1/status; both polled every 10 ms; afterwards a dump checks none of the N reached the kernel). **RSS growth/route** = (VmHWM − VmRSS before the load) / N of the DUT process, end-to-end runs. Feeders: **live** = BIRD 2 holding the routes in a static protocol that is enabled once the session is up (a real peer's process; its control socket is poked every 10 ms, BIRD 2.0.12's end-of-export stall); **burst** = the bench's pre-built UPDATE bytes written in 256 KiB chunks. CPU s = user + system seconds of the DUT process (all threads) and of the feeder (BIRD process; the writer thread) during the load. Medians of the repeated runs (DUT order alternating); ratios are tortie / BIRD of the medians (lower is better). RIB heap (in-process) = the burst workload's bytes decoded and applied to tortie's `Rib` in the bench process, live heap counted (a tortie-only figure).",
+        "Per shape, size and feeder, three rows, tortie and BIRD 2 measured the same way in the same run, each in fresh namespaces (feeder ↔ DUT over a veth, eBGP 65001 → 64512). t0 = the first UPDATE leaving the feeder, seen by a packet socket on its veth (the same for both feeders and DUTs). **end-to-end** = t0 → all N /28s of the DUT's protocol in its kernel table (netlink route events), kernel install on for both. **control plane** = t0 → all N in the DUT's RIB with kernel install off on both (BIRD: no kernel protocol, \"Routes: N imported\" on its control socket; tortie: `tortie run --no-kernel`, `routes_received` from GET /v1/status; both polled every 10 ms; afterwards a dump checks none of the N reached the kernel). **RSS growth/route** = (VmHWM − VmRSS before the load) / N of the DUT process, end-to-end runs. **RSS kept after withdrawal** = VmRSS 2 s after the feeder's session went down and every route left the kernel, minus VmRSS before the load (end-to-end runs; tortie runs with graceful restart off). Feeders: **live** = BIRD 2 holding the routes in a static protocol that is enabled once the session is up (a real peer's process; its control socket is poked every 10 ms, BIRD 2.0.12's end-of-export stall); **burst** = the bench's pre-built UPDATE bytes written in 256 KiB chunks. CPU s = user + system seconds of the DUT process (all threads) and of the feeder (BIRD process; the writer thread) during the load. Medians of the repeated runs (DUT order alternating); ratios are tortie / BIRD of the medians (lower is better). RIB heap (in-process) = the burst workload's bytes decoded and applied to tortie's `Rib` in the bench process, live heap counted (a tortie-only figure).",
     );
     sec.header = [
         "shape",
@@ -233,6 +234,33 @@ fn measure(
                     String::new(),
                 ]);
                 row_ratios["rss_growth_per_route_tortie_over_bird"] = json!(mr);
+                // Memory kept once the feeder's routes are all withdrawn
+                // (issue 10): RSS 2 s after, over RSS before the load.
+                let kept = |dut: Dut| {
+                    median_f(
+                        pick(Mode::EndToEnd, dut)
+                            .iter()
+                            .filter_map(|r| {
+                                r.rss_withdrawn
+                                    .map(|w| w as f64 / 1048576.0 - r.rss_before as f64 / 1048576.0)
+                            })
+                            .collect(),
+                    )
+                };
+                let (bk, tk) = (kept(Dut::Bird), kept(Dut::Tortie));
+                sec.rows.push(vec![
+                    shape.name().into(),
+                    n.to_string(),
+                    feed.name().into(),
+                    "RSS kept after withdrawal, MiB over pre-load".into(),
+                    format!("{bk:.1}"),
+                    format!("{tk:.1}"),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                ]);
+                row_ratios["rss_kept_after_withdraw_mib"] = json!({ "bird": bk, "tortie": tk });
                 sec.target(
                     &format!(
                         "peak RSS growth per route {} {n} {}",

@@ -120,6 +120,8 @@ pub struct Run {
     pub hwm: u64,
     /// VmRSS 1 s after the load.
     pub rss_after: u64,
+    /// VmRSS 2 s after every route was withdrawn (end-to-end runs).
+    pub rss_withdrawn: Option<u64>,
     /// DUT CPU seconds (all threads, user + system) during the load.
     pub cpu: f64,
     /// The feeder's CPU seconds during the load (BIRD process, or the
@@ -200,6 +202,8 @@ fn start_dut(dut: Dut, mode: Mode, ns: &Netns, dir: &Path) -> Result<Control> {
                 dir,
             );
             cfg.hold_time = 90;
+            // The feeder's routes go when its session does (withdrawal row).
+            cfg.graceful_restart = false;
             cfg.metrics_listen = String::new();
             cfg.peers
                 .push(TortiePeer::new(FEEDER_IP.into(), FEEDER_ASN));
@@ -422,7 +426,37 @@ pub fn one_run(dut: Dut, feed: Feed, mode: Mode, inp: &Inputs) -> Result<Run> {
     let feeder_cpus = feeder_pid
         .map(pin::allowed_list)
         .unwrap_or_else(|| pin::current().map(|c| c.list()).unwrap_or_default());
-    drop(feeder);
+    // Memory after the peer went away (issue 10), end-to-end runs: the
+    // session closes, every route leaves the kernel, the DUT idles 2 s.
+    let rss_withdrawn = if mode == Mode::EndToEnd {
+        match &mut feeder {
+            Feeder::Live(_, fctl) => {
+                fctl.cmd(&format!("disable {FEEDER_PROTO}"))?;
+            }
+            Feeder::Burst(_) => {}
+        }
+        drop(feeder);
+        let dn = d.name().to_string();
+        nl::in_netns(&dn, move || {
+            let end = Instant::now() + Duration::from_secs(60) + Duration::from_micros(n * 20);
+            loop {
+                let left = nl::count_routes(proto, Some(feeder::PREFIX_LEN))?;
+                if left == 0 {
+                    return Ok(());
+                }
+                if Instant::now() > end {
+                    bail!("{left} routes still in the kernel after the feeder left");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+        .with_context(|| format!("{}: withdrawal", dut.name()))?;
+        std::thread::sleep(Duration::from_secs(2));
+        Some(proc_kb(pid, "VmRSS").unwrap_or(0))
+    } else {
+        drop(feeder);
+        None
+    };
     drop(ctl);
     drop(d);
     drop(f);
@@ -435,6 +469,7 @@ pub fn one_run(dut: Dut, feed: Feed, mode: Mode, inp: &Inputs) -> Result<Run> {
         rss_before,
         hwm,
         rss_after,
+        rss_withdrawn,
         cpu,
         feeder_cpu,
         dut_cpus,
