@@ -62,12 +62,17 @@ pub fn speaker_config(c: &Config, forwarding_preserved: bool) -> SpeakerConfig {
 }
 
 /// What no peer may make this node install: its block (and anything inside
-/// it) and a host route for its own address (plus the fixed martians).
+/// it) and a host route for one of its addresses (`node.address`, the peers'
+/// `source_address`es), plus the fixed martians.
 pub fn import_guard(c: &Config) -> ImportGuard {
-    ImportGuard::new(
-        block_prefix(c).into_iter().collect(),
-        vec![IpAddr::V4(c.node.address.ip())],
-    )
+    let mut own = vec![IpAddr::V4(c.node.address.ip())];
+    // A peer's `source_address` is one of this node's addresses too.
+    for a in c.peers.iter().filter_map(|p| p.source_address) {
+        if !own.contains(&a) {
+            own.push(a);
+        }
+    }
+    ImportGuard::new(block_prefix(c).into_iter().collect(), own)
 }
 
 /// The attributes this node originates a prefix with: ORIGIN IGP, empty
@@ -430,6 +435,16 @@ name = "n2"
             vec!["10.244.1.0/26".parse::<Prefix>().unwrap()]
         );
         assert_eq!(s.guard.own_addresses, vec![s.local_address.unwrap()]);
+        let c = tortie_config::parse(
+            &format!("{CONF}source_address = \"192.0.2.99\"\n"),
+            "t.toml",
+        )
+        .unwrap();
+        assert!(
+            import_guard(&c)
+                .own_addresses
+                .contains(&"192.0.2.99".parse().unwrap())
+        );
         assert!(s.ebgp_requires_policy);
         assert_eq!(s.listen.map(|l| l.port()), Some(179));
     }
