@@ -1,6 +1,6 @@
 //! The moment the first UPDATE leaves a feeder, seen on the wire: a packet
 //! socket (`AF_PACKET`) on the feeder's veth, inside its namespace, reports
-//! the first outgoing TCP segment whose payload holds a BGP UPDATE with
+//! the first outgoing TCP segment (by its kernel timestamp) whose payload holds a BGP UPDATE with
 //! content (RFC 4271 §4.3; an empty UPDATE — an End-of-RIB, RFC 4724 §2 —
 //! does not count). The same clock start for every feeder, whether it is
 //! BIRD or the bench's own pre-built writer, so both DUTs and both feeders
@@ -129,22 +129,36 @@ fn watch(ifname: &str, ready: &mpsc::Sender<()>, stop: &AtomicBool) -> Result<In
             (&raw const tv).cast(),
             std::mem::size_of::<libc::timeval>() as u32,
         );
+        // Kernel receive timestamps (CLOCK_REALTIME), so a late wake-up of
+        // this thread on a busy CPU does not move t0.
+        let one: libc::c_int = 1;
+        libc::setsockopt(
+            fd.0,
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            (&raw const one).cast(),
+            std::mem::size_of::<libc::c_int>() as u32,
+        );
         let _ = ready.send(());
         let mut buf = [0u8; 4096];
+        let mut ctrl = [0u64; 32];
         loop {
             if stop.load(Ordering::Relaxed) {
                 bail!("stopped before any UPDATE");
             }
             let mut from: libc::sockaddr_ll = std::mem::zeroed();
-            let mut len = std::mem::size_of::<libc::sockaddr_ll>() as u32;
-            let n = libc::recvfrom(
-                fd.0,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                0,
-                (&raw mut from).cast(),
-                &mut len,
-            );
+            let mut iov = libc::iovec {
+                iov_base: buf.as_mut_ptr().cast(),
+                iov_len: buf.len(),
+            };
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_name = (&raw mut from).cast();
+            msg.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = ctrl.as_mut_ptr().cast();
+            msg.msg_controllen = std::mem::size_of_val(&ctrl);
+            let n = libc::recvmsg(fd.0, &mut msg, 0);
             let now = Instant::now();
             if n < 0 {
                 let e = std::io::Error::last_os_error();
@@ -160,9 +174,32 @@ fn watch(ifname: &str, ready: &mpsc::Sender<()>, stop: &AtomicBool) -> Result<In
                 continue;
             }
             if carries_update(&buf[..n as usize]) {
-                return Ok(now);
+                return Ok(now - kernel_delay(&msg).unwrap_or_default());
             }
         }
+    }
+}
+
+/// How long ago the kernel stamped the packet (SCM_TIMESTAMPNS, real time).
+///
+/// # Safety
+/// `msg` must come from a successful `recvmsg` whose control buffer is live.
+unsafe fn kernel_delay(msg: &libc::msghdr) -> Option<Duration> {
+    // SAFETY: walking the control messages recvmsg filled in.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                let stamped = Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .ok()?;
+                return Some(now.saturating_sub(stamped).min(Duration::from_secs(1)));
+            }
+            c = libc::CMSG_NXTHDR(msg, c);
+        }
+        None
     }
 }
 
