@@ -3,9 +3,15 @@
 //! Data flow: intents (a container to attach; a desired set of kernel routes)
 //! come in; netlink requests go out; a monitor restores what others remove.
 //!
-//! - [`attach()`] / [`detach`] / [`list_attachments`]: container veths ([`attach`](mod@attach)).
-//! - [`RouteTable`]: the desired-state reconciler for routes of our protocol
-//!   ([`table`]; internals in the private `reconcile` and `wire` modules).
+//! - [`attach()`] / [`detach`] / [`list_attachments`]: container veths
+//!   ([`attach`](mod@attach)); attach writes no route of ours.
+//! - [`RouteTable`]: the desired-state reconciler, the only writer of routes
+//!   of our protocol, IPv4 and IPv6 alike (container host routes through
+//!   [`RouteTable::install`]; refusals and their reasons through
+//!   [`RouteTable::not_installed`]) ([`table`]; internals in the private
+//!   `reconcile` and `wire` modules).
+//! - [`nl`]: the one netlink layer (constants, builder, parser, socket)
+//!   everything above uses, public for the benchmark's raw writer.
 //! - [`ensure_tunl0`], [`underlay_mtu`]: IP-in-IP ([`tunnel`]).
 //! - [`set_sysctl`]: kernel parameters ([`sysctl`]).
 //! - [`route_for_learned`]: pure helper from BGP next hops to a kernel route.
