@@ -137,6 +137,18 @@ fn generated_scale_topologies_are_valid() {
         assert!(errors.is_empty(), "{mode:?}: {errors:#?}");
         let t = Topology::load(&f, None).unwrap();
         assert!(t.warnings.is_empty(), "{mode:?}: {:?}", t.warnings);
+        // 120 nodes + reflectors on 2 switches joined by a core.
+        let tortie = t.nodes.iter().filter(|n| n.role == Role::Tortie).count();
+        assert_eq!(tortie, spec.tortie_nodes().len(), "{mode:?}");
+        let daemon_rrs = if tortie == 120 { spec.reflectors() } else { 0 };
+        assert_eq!(t.nodes.len(), tortie + daemon_rrs + 3, "{mode:?}");
+        assert_eq!(t.node("n0").unwrap().containers.len(), 2);
+        let n0 = std::fs::read_to_string(f.with_file_name("scale-test/n0.toml")).unwrap();
+        let peers = n0.matches("[[peer]]").count();
+        match mode {
+            Mode::Mesh => assert_eq!(peers, 119),
+            Mode::Rr { count, .. } => assert_eq!(peers, count),
+        }
         for n in &t.nodes {
             for b in &n.binds {
                 assert!(b.source.is_file(), "{mode:?}: {}", b.source.display());
