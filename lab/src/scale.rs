@@ -285,9 +285,11 @@ pub fn generate(spec: &ScaleSpec, dir: &Path) -> Result<PathBuf> {
             y,
             "    sw{k}:\n      image: nicolaka/netshoot:latest\n      exec:\n        - ip link add br0 type bridge\n        - ip link set br0 up\n        - ip link set up0 master br0"
         );
-        for p in 1..=ports {
-            let _ = writeln!(y, "        - ip link set p{p} master br0");
-        }
+        // One exec line for all ports (each line is a process in the node).
+        let _ = writeln!(
+            y,
+            "        - for i in $(seq 1 {ports}); do ip link set p$i master br0; done"
+        );
     }
     let all_tortie: Vec<(String, Ipv4Addr)> = attached
         .iter()
