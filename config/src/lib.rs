@@ -11,6 +11,7 @@
 
 mod error;
 mod model;
+mod nat;
 mod peer_transport;
 mod peers;
 mod policy;

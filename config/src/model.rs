@@ -145,6 +145,11 @@ pub struct Dataplane {
     pub route_protocol: u8,
     /// Host-side veth names are this prefix + 11 hex characters (≤ 15 in all).
     pub veth_prefix: String,
+    /// `nat_outgoing`: masquerade pod traffic leaving `cluster_cidrs` (default off).
+    pub nat_outgoing: bool,
+    /// `cluster_cidrs`: the cluster's pod ranges, both families (required with
+    /// `nat_outgoing`; each node's block lies inside one).
+    pub cluster_cidrs: Vec<ipnetwork::IpNetwork>,
 }
 
 /// How traffic to other nodes' blocks is carried.

@@ -64,6 +64,8 @@ pub(crate) const DATAPLANE_KEYS: &[(&str, &str)] = &[
     ("mtu", "mtu = 0"),
     ("route_protocol", "route_protocol = 149"),
     ("veth_prefix", "veth_prefix = \"tt\""),
+    ("nat_outgoing", "nat_outgoing = true"),
+    ("cluster_cidrs", "cluster_cidrs = [\"10.244.0.0/16\"]"),
 ];
 pub(crate) const API_KEYS: &[(&str, &str)] = &[("socket", "socket = \"/run/tortie/tortie.sock\"")];
 pub(crate) const METRICS_KEYS: &[(&str, &str)] = &[("listen", "listen = \"127.0.0.1:9642\"")];
@@ -138,6 +140,8 @@ pub(crate) struct RawDataplane {
     pub mtu: Field<i64>,
     pub route_protocol: Field<i64>,
     pub veth_prefix: Field<String>,
+    pub nat_outgoing: Field<bool>,
+    pub cluster_cidrs: crate::nat::RawCidrs,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -72,7 +72,7 @@ pub(crate) fn resolve(
     }
     let node = node(loc, &raw.node, node_span.clone(), hostname);
     let bgp = bgp(loc, &raw.bgp);
-    let dataplane = dataplane(loc, &raw.dataplane);
+    let mut dataplane = dataplane(loc, &raw.dataplane);
     let api = Api {
         socket: path_or(
             loc,
@@ -108,6 +108,11 @@ pub(crate) fn resolve(
     };
     if let (Some(node), Some(dp)) = (&node, &dataplane) {
         check_pool_size(loc, node, dp, &raw.node);
+    }
+    let (nat_outgoing, cluster_cidrs) = crate::nat::resolve(loc, &raw.dataplane, node.as_ref());
+    if let Some(dp) = &mut dataplane {
+        dp.nat_outgoing = nat_outgoing;
+        dp.cluster_cidrs = cluster_cidrs;
     }
     let policy = crate::policy::resolve(loc, &raw.filters, &raw.bgp);
     let peers = crate::peers::resolve(loc, raw, node.as_ref(), &bgp, &policy);
@@ -605,6 +610,8 @@ fn dataplane(loc: &mut Locator<'_>, raw: &RawDataplane) -> Option<Dataplane> {
         mtu,
         route_protocol,
         veth_prefix,
+        nat_outgoing: false,
+        cluster_cidrs: Vec::new(),
     })
 }
 

@@ -140,6 +140,8 @@ dir = "/var/lib/t"
             mtu: 1480,
             route_protocol: 200,
             veth_prefix: "cali".into(),
+            nat_outgoing: false,
+            cluster_cidrs: Vec::new(),
         },
         api: Api {
             socket: PathBuf::from("/run/t/api.sock"),
@@ -191,6 +193,8 @@ fn a_minimal_file_gets_the_documented_defaults() {
             mtu: 0,
             route_protocol: 149,
             veth_prefix: "tt".into(),
+            nat_outgoing: false,
+            cluster_cidrs: Vec::new(),
         }
     );
     assert_eq!(c.api.socket, Path::new("/run/tortie/tortie.sock"));

@@ -22,6 +22,7 @@
 
 pub mod attach;
 pub mod error;
+pub mod nat;
 mod netns;
 pub mod nl;
 mod reconcile;

@@ -6,20 +6,23 @@
 //! (adopts our kernel routes) → IPAM open → containers reconciled with the
 //! veths found ([`reconcile_containers`]: complete ones kept, half-made ones
 //! removed, then IPAM frees what nothing carries) →
-//! blackhole for the block, tunl0 when encapsulating → BGP speaker with
+//! blackhole for the block, tunl0 when encapsulating, the natOutgoing table
+//! ([`nat`]) → BGP speaker with
 //! graceful restart (forwarding preserved when routes were adopted) →
 //! originate the block and container /32s ([`registry`]) → serve API and
 //! metrics → consume
 //! speaker events. SIGTERM/SIGINT: graceful speaker shutdown, containers and
 //! kernel routes left in place, exit 0. SIGHUP: reload; peers that changed are
 //! reset (a change of only a peer's name is held back, see
-//! [`hold_back_renames`]), nothing else is touched.
+//! [`hold_back_renames`]), `dataplane.nat_outgoing`/`cluster_cidrs` applied
+//! live ([`nat::reload`]), nothing else is touched.
 
 pub mod agent;
 pub mod batch;
 pub mod containers;
 pub mod convert;
 pub mod memory;
+pub mod nat;
 pub mod refuse;
 pub mod registry;
 
@@ -198,6 +201,8 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>, opts: RunOptions) -> a
     {
         tracing::info!(%addr, "encapsulation is off: released the tunl0 address");
     }
+    // Held until we return: dropping it stops the guard (the table stays).
+    let nat = nat::start(&cfg).context("nat_outgoing")?;
 
     let (speaker, mut events) =
         tortie_bgp::Speaker::start(convert::speaker_config(&cfg, adopted > 0))
@@ -305,7 +310,7 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>, opts: RunOptions) -> a
             }
             _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
             _ = int.recv() => { tracing::info!("SIGINT: stopping"); break; }
-            _ = hup.recv() => reload(&agent, &config_path).await,
+            _ = hup.recv() => reload(&agent, &nat, &config_path).await,
         }
     }
 
@@ -454,7 +459,7 @@ pub fn container_mtu(cfg: &Config, underlay: Option<u32>) -> u32 {
 /// are applied live (the speaker resets just the peers that differ, and
 /// none whose filters alone changed), and so are `bgp.advertise`, the
 /// filters and the communities of originated routes.
-async fn reload(agent: &Agent, path: &Path) {
+async fn reload(agent: &Agent, nat: &tortie_routes::nat::NatOutgoing, path: &Path) {
     let new = match tortie_config::load(path) {
         Ok(c) => c,
         Err(e) => {
@@ -483,7 +488,15 @@ async fn reload(agent: &Agent, path: &Path) {
                 ..new.bgp.clone()
             } != old.bgp,
         ),
-        ("dataplane", new.dataplane != old.dataplane),
+        // nat_outgoing and cluster_cidrs apply live (nat.rs).
+        (
+            "dataplane",
+            tortie_config::Dataplane {
+                nat_outgoing: old.dataplane.nat_outgoing,
+                cluster_cidrs: old.dataplane.cluster_cidrs.clone(),
+                ..new.dataplane.clone()
+            } != old.dataplane,
+        ),
         ("api", new.api != old.api),
         ("metrics", new.metrics != old.metrics),
         ("state", new.state != old.state),
@@ -521,6 +534,10 @@ async fn reload(agent: &Agent, path: &Path) {
     }
     let mut applied = (*old).clone();
     applied.peers = peers;
+    if nat::reload(nat, &old, &new) {
+        applied.dataplane.nat_outgoing = new.dataplane.nat_outgoing;
+        applied.dataplane.cluster_cidrs = new.dataplane.cluster_cidrs.clone();
+    }
     applied.bgp.advertise = new.bgp.advertise;
     applied.policy = new.policy.clone();
     if new.policy.ebgp_requires_policy != old.policy.ebgp_requires_policy {
