@@ -304,6 +304,9 @@ impl Reconciler {
             self.settle(s, errno, message);
         }
         self.out.texts = texts;
+        if !self.installs.is_empty() {
+            self.answer_installs(false);
+        }
         // Keep the (emptied) vectors' capacity for the next buffer.
         self.out.sent = sent;
         self.out.errors = errors;

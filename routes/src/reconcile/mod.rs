@@ -243,7 +243,7 @@ impl Reconciler {
                 self.drain_monitor();
             }
             if self.idle() {
-                self.answer_installs();
+                self.answer_installs(true);
             }
             // Counting is O(desired): do it at most every STATS_EVERY (1 s), and
             // right before answering flush/converged/installed.
@@ -413,15 +413,19 @@ impl Reconciler {
 
     /// Answer the [`Command::Install`] callers whose prefix is settled:
     /// installed as desired, refused (in `failed`), or no longer desired as
-    /// asked. Called only when idle: nothing dirty, nothing encoded and not
-    /// yet sent (the kernel side is recorded when a request is encoded).
-    fn answer_installs(&mut self) {
+    /// asked. Only with nothing encoded and not yet sent (the kernel side is
+    /// recorded when a request is encoded): right after a buffer was sent
+    /// and settled, only the installed ones are answered (a newer desire of
+    /// a failed prefix may still be dirty); when `idle` (nothing dirty
+    /// either), all. So an attach does not wait for a bulk load to finish.
+    pub(super) fn answer_installs(&mut self, idle: bool) {
         let mut i = 0;
         while let Some((p, _)) = self.installs.get(i) {
             let p = *p;
             let verdict = match (self.slots.desired(&p), self.slots.kernel(&p)) {
-                (None, _) => Some(Err("superseded: no longer desired".to_string())),
                 (Some(d), Some(k)) if Arc::ptr_eq(d, k) || d.satisfied_by(k) => Some(Ok(())),
+                _ if !idle => None,
+                (None, _) => Some(Err("superseded: no longer desired".to_string())),
                 _ => self.failed.get(&p).map(|f| Err(f.text.clone())),
             };
             match verdict {
