@@ -29,6 +29,17 @@ use crate::netns::{self, Netns, delete_namespace, run, veth_by_name};
 use crate::process::Daemon;
 use crate::topology::{Node, Role, Topology};
 
+/// Set (by a SIGINT handler) to make a running [`Lab::up`] stop at its next
+/// step with an error, so that a teardown does not race further creations.
+pub static INTERRUPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn check_interrupt() -> Result<()> {
+    if INTERRUPT.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(LabError::Invalid("interrupted".into()));
+    }
+    Ok(())
+}
+
 /// Where labs keep their work dirs unless env `TORTIE_LAB_DIR` says otherwise.
 pub const DEFAULT_ROOT: &str = "/run/tortie-lab";
 
@@ -217,6 +228,7 @@ impl Lab {
             self.create_node(node)?;
         }
         for link in self.topo.links.clone() {
+            check_interrupt()?;
             let (a, b) = (
                 self.topo.namespace(&link.a.0),
                 self.topo.namespace(&link.b.0),
@@ -230,6 +242,7 @@ impl Lab {
         }
         for node in &nodes {
             for line in &node.exec {
+                check_interrupt()?;
                 self.sh(&node.name, line).map_err(|e| {
                     LabError::Invalid(format!("node {}: exec {line:?}: {e}", node.name))
                 })?;
@@ -251,6 +264,7 @@ impl Lab {
     }
 
     fn create_node(&mut self, node: &Node) -> Result<()> {
+        check_interrupt()?;
         let ns = self.topo.namespace(&node.name);
         self.state.namespaces.push(ns.clone());
         self.save()?;
@@ -347,6 +361,7 @@ impl Lab {
     }
 
     fn start_daemon(&mut self, node: &Node) -> Result<()> {
+        check_interrupt()?;
         let dir = self.node_dir(&node.name);
         let s = |p: &Path| p.display().to_string();
         match node.role {
@@ -458,6 +473,7 @@ impl Lab {
     /// Creates container `id`'s namespace beside `node` and attaches it
     /// through the node's agent (`tortie attach`). Returns its address.
     pub fn add_container(&mut self, node: &Node, id: &str, ip: Option<&str>) -> Result<String> {
+        check_interrupt()?;
         if node.role != Role::Tortie {
             return Err(LabError::Invalid(format!(
                 "node {}: containers need a tortie node",

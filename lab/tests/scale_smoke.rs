@@ -93,6 +93,14 @@ fn scale_interrupted_leaves_nothing() {
     // Nothing appears afterwards either (a creation under way at SIGINT).
     std::thread::sleep(Duration::from_secs(1));
     assert!(lab_namespaces(pid).is_empty(), "{:?}", lab_namespaces(pid));
+    let tmp: Vec<String> = std::fs::read_dir(std::env::temp_dir())
+        .expect("temp dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join(format!("sc{}x0", pid % 100_000)))
+        .filter(|p| p.exists())
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(tmp.is_empty(), "work dirs left: {tmp:?}");
     let agents = Command::new("pgrep")
         .args(["-f", &format!("sc{}x[0-9]", pid % 100_000)])
         .output()

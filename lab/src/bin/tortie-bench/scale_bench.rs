@@ -61,6 +61,8 @@ fn reflector_key(m: Mode) -> String {
 /// The lab being run, for the SIGINT handler's teardown.
 static CURRENT: Mutex<Option<(PathBuf, PathBuf, String)>> = Mutex::new(None);
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// Set by the benchmark thread once it stopped touching the lab after SIGINT.
+static STOPPED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_sigint(_: libc::c_int) {
     INTERRUPTED.store(true, Ordering::SeqCst);
@@ -80,27 +82,33 @@ pub fn interrupt() -> Result<()> {
             std::thread::sleep(Duration::from_millis(50));
             if INTERRUPTED.load(Ordering::SeqCst) {
                 eprintln!("tortie-bench: interrupted, tearing the lab down …");
+                // Stop the runner at its next step, and wait (bounded) for
+                // the benchmark thread to let go of the lab.
+                tortie_lab::runner::INTERRUPT.store(true, Ordering::SeqCst);
+                let t = std::time::Instant::now();
+                while !STOPPED.load(Ordering::SeqCst) && t.elapsed() < Duration::from_secs(20) {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
                 let cur = CURRENT.lock().map(|c| c.clone()).unwrap_or(None);
                 if let Some((topo, root, name)) = cur {
                     teardown(&topo, &root, &name);
                     // The temp dirs' guards will not run: exit skips them.
-                    // Without its work dir the runner cannot record (so
-                    // cannot make) anything more; one creation may have been
-                    // under way: sweep again after it.
                     let _ = std::fs::remove_dir_all(&root);
                     if let Some(gen_dir) = topo.parent() {
                         let _ = std::fs::remove_dir_all(gen_dir);
                     }
-                    for _ in 0..3 {
-                        std::thread::sleep(Duration::from_millis(300));
-                        sweep(&name);
-                    }
+                    sweep(&name);
                 }
                 std::process::exit(130);
             }
         }
     });
     Ok(())
+}
+
+/// Whether SIGINT arrived (long waits give up).
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
 }
 
 /// `down` from the state file, then any namespace of the lab left over.
@@ -189,6 +197,8 @@ fn run_case(case: &Case, seq: usize) -> Result<Figures> {
     let result = measure(&spec, &mut lab, &tortie_nodes, case.samples, &mut f);
     if INTERRUPTED.load(Ordering::SeqCst) {
         // The SIGINT thread tears down and exits; do not race it.
+        drop(lab);
+        STOPPED.store(true, Ordering::SeqCst);
         loop {
             std::thread::sleep(Duration::from_secs(1));
         }

@@ -93,6 +93,9 @@ impl Watch {
             if self.with(&mut done) {
                 return Ok(());
             }
+            if crate::scale_bench::interrupted() {
+                bail!("interrupted");
+            }
             if Instant::now() > end {
                 bail!("not reached within {timeout:?}");
             }
