@@ -4,7 +4,7 @@
 //! cluster shows node A's address only while NAT is on; pod-to-pod and
 //! pod-to-node traffic keeps the pod's address; `nft flush ruleset` in the
 //! node is repaired within the guard's interval; SIGHUP with NAT off removes
-//! our table and leaves other tables alone. Namespaces (and so every nftables
+//! our table and leaves other tables alone, SIGHUP with NAT on brings it back. Namespaces (and so every nftables
 //! table in them) go with the Drop guards, on failure too.
 
 mod common;
@@ -186,5 +186,12 @@ fn nat_outgoing_masquerades_leaving_traffic_only_and_repairs_a_flush() {
     // And it stays removed (the guard wants nothing now).
     std::thread::sleep(Duration::from_millis(1200));
     assert!(!table_present(&t.na), "A log:\n{}", t.a.log());
+    // On again by SIGHUP (no restart).
+    set_nat(&t, true);
+    t.a.signal(nix::sys::signal::Signal::SIGHUP);
+    wait_until(Duration::from_secs(5), "table back after SIGHUP", || {
+        table_present(&t.na)
+    });
+    assert_eq!(source_seen(&t.ca, &server, out_dst), node_a);
     drop(outside);
 }

@@ -237,7 +237,8 @@ pub struct NatOutgoing {
 
 impl NatOutgoing {
     /// Starts the guard with nothing wanted (it checks nothing until [`Self::set`]).
-    /// `on_repair` is called after each repair attempt (for a log line).
+    /// `on_repair` is called after each repair, and once per distinct failure
+    /// (a failure repeating every check is not reported again).
     pub fn start(
         on_repair: impl Fn(Result<(), &RoutesError>) + Send + 'static,
     ) -> Result<Self, RoutesError> {
@@ -291,6 +292,9 @@ fn guard(
     stopped: &mpsc::Receiver<()>,
     on_repair: &dyn Fn(Result<(), &RoutesError>),
 ) {
+    // A failure that repeats every check is reported once, until it changes
+    // or a check succeeds.
+    let mut last_error: Option<String> = None;
     loop {
         match stopped.recv_timeout(CHECK_INTERVAL) {
             Err(RecvTimeoutError::Timeout) => {}
@@ -300,10 +304,26 @@ fn guard(
         let Some(rules) = guard.as_ref() else {
             continue;
         };
-        match intact(rules) {
-            Ok(true) => {}
-            Ok(false) => on_repair(apply(Some(rules)).as_ref().map(|_| ())),
-            Err(e) => on_repair(Err(&e)),
+        let result = match intact(rules) {
+            Ok(true) => {
+                last_error = None;
+                continue;
+            }
+            Ok(false) => apply(Some(rules)),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => {
+                last_error = None;
+                on_repair(Ok(()));
+            }
+            Err(e) => {
+                let text = e.to_string();
+                if last_error.as_deref() != Some(text.as_str()) {
+                    on_repair(Err(&e));
+                    last_error = Some(text);
+                }
+            }
         }
     }
 }
