@@ -66,16 +66,7 @@ fn cni_add_check_del_status_gc_against_an_agent() {
     let c1 = Netns::new(format!("{tg}-c1"));
     let c2 = Netns::new(format!("{tg}-c2"));
     // The node's address (no fabric in this test: on lo).
-    sh(&[
-        "ip",
-        "-n",
-        &node.name,
-        "addr",
-        "add",
-        "192.0.2.11/32",
-        "dev",
-        "lo",
-    ]);
+    address_on_lo(&node, "192.0.2.11/32");
     let mut agent = Agent::start(
         dir.path().join("a"),
         &node,
@@ -340,17 +331,7 @@ fn add_repeated_after_a_restart_keeps_the_macs() {
         .expect("tempdir");
     let node = Netns::new(format!("{tg}-n"));
     let c1 = Netns::new(format!("{tg}-c1"));
-    // `tortie run` refuses a node.address on no interface of the node.
-    sh(&[
-        "ip",
-        "-n",
-        &node.name,
-        "addr",
-        "add",
-        "192.0.2.11/32",
-        "dev",
-        "lo",
-    ]);
+    address_on_lo(&node, "192.0.2.11/32");
     let mut agent = Agent::start(
         dir.path().join("a"),
         &node,

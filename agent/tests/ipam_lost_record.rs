@@ -21,17 +21,7 @@ fn an_attach_whose_ipam_record_was_lost_is_adopted_at_restart() {
     let node = Netns::new(format!("{tg}-n"));
     let c1 = Netns::new(format!("{tg}-c1"));
     let c2 = Netns::new(format!("{tg}-c2"));
-    // `tortie run` refuses a node.address on no interface of the node.
-    sh(&[
-        "ip",
-        "-n",
-        &node.name,
-        "addr",
-        "add",
-        "192.0.2.11/32",
-        "dev",
-        "lo",
-    ]);
+    address_on_lo(&node, "192.0.2.11/32");
     let mut agent = Agent::start(
         dir.path().join("a"),
         &node,

@@ -77,6 +77,12 @@ impl Drop for Netns {
     }
 }
 
+/// Puts `addr` on `ns`'s loopback: a node address for an agent without
+/// links (`tortie run` refuses a `node.address` on no interface).
+pub fn address_on_lo(ns: &Netns, addr: &str) {
+    sh(&["ip", "-n", &ns.name, "addr", "add", addr, "dev", "lo"]);
+}
+
 /// Links two namespaces with a veth pair and addresses both ends.
 pub fn link(a: &Netns, a_if: &str, a_addr: &str, b: &Netns, b_if: &str, b_addr: &str) {
     sh(&[
