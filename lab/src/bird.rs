@@ -33,6 +33,9 @@ pub struct BirdNeighbor {
     pub disabled: bool,
     /// `bfd on;`: the session follows a BFD session (needs [`BirdConfig::bfd`]).
     pub bfd: bool,
+    /// `bfd graceful;` instead: a BFD Down starts a graceful restart (routes
+    /// kept as stale) rather than a hard stop.
+    pub bfd_graceful: bool,
     /// `multihop N;` (and `gateway recursive`): the neighbour is N hops away.
     pub multihop: Option<u8>,
 }
@@ -52,6 +55,7 @@ impl BirdNeighbor {
             next_hop_self: false,
             disabled: false,
             bfd: false,
+            bfd_graceful: false,
             multihop: None,
         }
     }
@@ -130,7 +134,9 @@ impl BirdConfig {
             if n.rr_client {
                 s.push_str("  rr client;\n");
             }
-            if n.bfd {
+            if n.bfd_graceful {
+                s.push_str("  bfd graceful;\n");
+            } else if n.bfd {
                 s.push_str("  bfd on;\n");
             }
             if let Some(h) = n.multihop {

@@ -256,6 +256,23 @@ fn bird_multihop_two_hops_away() {
     );
 }
 
+/// Graceful restart with BFD: our restart stops our BFD packets, which BIRD
+/// with `bfd on` takes for a path failure (it flushes our routes despite
+/// GR); with `bfd graceful` it keeps them while we restart.
+#[test]
+fn bird_bfd_graceful_restart() {
+    let Some(pair) = pair("tl-ibc") else { return };
+    let mut cfg = bird_bfd_config(false);
+    cfg.neighbors[0].graceful_restart = true;
+    cfg.neighbors[0].bfd_graceful = true;
+    let bird = Bird::start(&pair.theirs, pair.their_dir.path(), &cfg).unwrap();
+    let mut node = pair.start_tortie(&pair.tortie_bfd_config(false));
+    wait_established(&bird, &node);
+    wait_bfd_up(&bird, &node);
+    check_graceful_restart(&pair, &bird, &mut node);
+    wait_bfd_up(&bird, &node);
+}
+
 /// BFD added to a running peer by SIGHUP: BFD comes up, the BGP session is
 /// not reset (established_transitions unchanged), and a cut then acts.
 #[test]
