@@ -14,7 +14,7 @@
 //! transaction (`add table` + `delete table` + the new table: atomic, never
 //! touches another table) → a guard thread re-reads our table every
 //! [`CHECK_INTERVAL`] (`nft -j list table inet tortie`) and re-applies the
-//! whole table when it is missing or its rules differ in number (e.g. after
+//! whole table when it is missing or its rules are not exactly ours (e.g. after
 //! `nft flush ruleset`). `set(None)` deletes the table. The JSON API is the
 //! `nftables` crate (it runs the `nft` binary of the Debian `nftables` package).
 
@@ -122,11 +122,16 @@ impl NatRules {
                 expr: expr.into(),
                 handle: None,
                 index: None,
-                comment: Some(Cow::Owned(format!("tortie natOutgoing {block}"))),
+                comment: Some(Cow::Owned(comment(*block))),
             }));
         }
         batch.to_nftables()
     }
+}
+
+/// The comment naming each rule: how [`intact`] recognises our rules.
+fn comment(block: IpNetwork) -> String {
+    format!("tortie natOutgoing {block}")
 }
 
 fn table() -> Table<'static> {
@@ -185,6 +190,9 @@ fn list(nets: &[IpNetwork]) -> String {
 fn nft_error(context: &str, e: NftablesError) -> RoutesError {
     let message = match e {
         NftablesError::NftFailed { stderr, .. } => stderr.trim().to_string(),
+        e @ NftablesError::NftExecution { .. } => {
+            format!("{e} (nat_outgoing needs the nft program: install the nftables package)")
+        }
         other => other.to_string(),
     };
     RoutesError::Unexpected {
@@ -203,8 +211,9 @@ pub fn apply(rules: Option<&NatRules>) -> Result<(), RoutesError> {
     }
 }
 
-/// Whether our table holds the chain and the number of rules `rules` wants.
-/// `Ok(false)` when the table or chain is missing or a rule count differs.
+/// Whether our table holds our chain with exactly our rules, in order (each
+/// recognised by its comment and its three statements). `Ok(false)` when the
+/// table or chain is missing or a rule was removed, added or rewritten.
 pub fn intact(rules: &NatRules) -> Result<bool, RoutesError> {
     let listed = match helper::get_current_ruleset_with_args(
         helper::DEFAULT_NFT,
@@ -216,15 +225,22 @@ pub fn intact(rules: &NatRules) -> Result<bool, RoutesError> {
         Err(e) => return Err(nft_error("nat_outgoing: listing table inet tortie", e)),
     };
     let mut chain = false;
-    let mut count = 0;
+    let mut found = Vec::new();
     for object in listed.objects.iter() {
         match object {
             NfObject::ListObject(NfListObject::Chain(c)) if c.name == NAT_CHAIN => chain = true,
-            NfObject::ListObject(NfListObject::Rule(r)) if r.chain == NAT_CHAIN => count += 1,
+            NfObject::ListObject(NfListObject::Rule(r)) if r.chain == NAT_CHAIN => {
+                found.push((r.comment.as_deref().map(str::to_string), r.expr.len()));
+            }
             _ => {}
         }
     }
-    Ok(chain && count == rules.rule_count())
+    let wanted: Vec<(Option<String>, usize)> = rules
+        .pod_blocks
+        .iter()
+        .map(|b| (Some(comment(*b)), 3))
+        .collect();
+    Ok(chain && found == wanted)
 }
 
 /// The natOutgoing owner: the wanted state plus the guard thread that

@@ -156,6 +156,23 @@ fn masquerade_both_families_only_outside_the_cluster() {
         move || async move { nat::intact(&r) }
     });
     assert!(intact.expect("list"), "table not as wanted");
+    // A rewritten rule (same count, not ours) is seen as damage.
+    for cmd in [
+        "flush chain inet tortie postrouting",
+        "add rule inet tortie postrouting ip saddr 10.244.1.0/26 accept",
+        "add rule inet tortie postrouting ip6 saddr fd10:244:0:1::/64 accept",
+    ] {
+        let mut args = vec!["nft"];
+        args.extend(cmd.split(' '));
+        let (ok, out) = node.exec(&args);
+        assert!(ok, "{cmd}: {out}");
+    }
+    let damaged = node.run({
+        let r = rules.clone();
+        move || async move { nat::intact(&r) }
+    });
+    assert!(!damaged.expect("list"), "rewritten rules not noticed");
+    apply_in(&node, Some(rules.clone()));
     assert_eq!(
         source_seen(&pod, &out4, d4),
         "203.0.113.1".parse::<IpAddr>().expect("ip")
