@@ -81,6 +81,8 @@ pub(crate) use peer_log;
 
 type Connecting = Pin<Box<dyn Future<Output = io::Result<TcpStream>> + Send>>;
 
+mod accept;
+
 pub(crate) struct PeerTask {
     pub(crate) peer: PeerConfig,
     shared: Arc<Shared>,
@@ -429,92 +431,6 @@ impl PeerTask {
         }
         self.feed(Event::TcpConnectionFails);
         self.lost = None;
-    }
-
-    fn on_accepted(&mut self, stream: TcpStream) {
-        if let Err(e) =
-            socket::prepare_accepted(&stream, self.peer.ttl_security, self.session_ttl())
-        {
-            peer_log!(self, warn, "accepted connection: socket options: {e}");
-            return;
-        }
-        let conn = match Conn::new(stream, false) {
-            Ok(c) => c,
-            Err(e) => {
-                peer_log!(self, warn, "accepted connection: {e}");
-                return;
-            }
-        };
-        match self.fsm.state() {
-            SessionState::Idle if self.hold_down.is_some_and(|t| t > Instant::now()) => {
-                peer_debug!(
-                    self,
-                    "refusing connection: idle after exceeding max_prefixes"
-                );
-            }
-            SessionState::Idle => {
-                self.feed(Event::AutomaticStart);
-                if self.fsm.state() == SessionState::Idle {
-                    peer_debug!(
-                        self,
-                        "refusing connection: session administratively stopped"
-                    );
-                    return;
-                }
-                self.attach_accepted(conn);
-            }
-            SessionState::Connect | SessionState::Active => self.attach_accepted(conn),
-            SessionState::OpenSent | SessionState::OpenConfirm => {
-                if self.cand.is_some() {
-                    peer_debug!(self, "refusing third connection during collision");
-                    return;
-                }
-                let mut fsm = Fsm::new(fsm_config(&self.shared, &self.peer, false));
-                let mut conn = conn;
-                fsm.handle(Event::ManualStart);
-                for a in fsm.handle(Event::TcpConnectionConfirmed) {
-                    if let Action::SendOpen(o) = a {
-                        let _ = conn.queue(&Message::Open(o));
-                    }
-                }
-                self.count_sent(MessageType::Open);
-                self.cand = Some((fsm, conn, Instant::now() + CANDIDATE_OPEN_TIMEOUT));
-            }
-            SessionState::Established => {
-                let gr = self
-                    .session
-                    .as_ref()
-                    .is_some_and(|n| n.peer_graceful_restart.is_some());
-                if gr {
-                    // RFC 4724 §4.2: a new connection from a GR-capable peer
-                    // whose session is Established means it restarted: treat
-                    // the old session as a TCP failure (routes kept stale).
-                    peer_log!(
-                        self,
-                        info,
-                        "new connection while Established: peer restarted (graceful restart)"
-                    );
-                    self.conn_failed("peer restarted (new connection)".into());
-                    self.feed(Event::IdleHoldTimerExpires);
-                    self.attach_accepted(conn);
-                } else {
-                    peer_debug!(
-                        self,
-                        "collision with an Established session: closing the new connection"
-                    );
-                    let mut conn = conn;
-                    let n = notify(codes::CEASE, codes::CEASE_CONNECTION_COLLISION, Vec::new());
-                    let _ = conn.queue(&Message::Notification(n));
-                    tokio::spawn(conn.close(CLOSE_FLUSH));
-                }
-            }
-        }
-    }
-
-    fn attach_accepted(&mut self, conn: Conn) {
-        self.connecting = None;
-        self.conn = Some(conn);
-        self.feed(Event::TcpConnectionConfirmed);
     }
 
     /// Decodes and handles every complete message on the main connection.
