@@ -11,7 +11,8 @@
 //!   of N nodes on one segment needs ~N² entries (N = 50: 2450), past which
 //!   the kernel logs "neighbour table overflow" and drops packets.
 //!   [`raise_neigh_thresholds`] raises (never lowers) them to what a lab of
-//!   a given size needs; it is a host setting, so callers say so.
+//!   a given size needs; it is a host setting, so callers say so and put the
+//!   old values back when the lab is gone ([`restore_neigh_thresholds`]).
 //! - Checked, not changed (document-only): `kernel.pid_max` and
 //!   `kernel.threads-max` (an agent has ~6 threads), `fs.file-max`.
 //!   Ephemeral ports and `somaxconn` are per namespace, and a node uses few.
@@ -63,12 +64,18 @@ pub fn neigh_entries_needed(nodes: usize, mesh: bool, containers: usize) -> u64 
     sessions + n * (containers as u64 + 2) + 4096
 }
 
+/// Values of host settings as they were before a change, to put back.
+pub type Saved = Vec<(String, u64)>;
+
 /// Raises `gc_thresh1/2/3` of the host's neighbour table so that `needed`
 /// entries fit (thresh3 = needed, thresh2 = ¾, thresh1 = ¼), never lowering
-/// them. Returns a line per value changed.
-pub fn raise_neigh_thresholds(needed: u64) -> Result<Vec<String>> {
+/// them. Returns a line per value changed, and the old values for
+/// [`restore_neigh_thresholds`].
+pub fn raise_neigh_thresholds(needed: u64) -> Result<(Vec<String>, Saved)> {
     let dir = "/proc/sys/net/ipv4/neigh/default";
     let mut changed = Vec::new();
+    let mut saved = Saved::new();
+    // thresh3 first: the kernel wants thresh1 <= thresh2 <= thresh3.
     for (name, want) in [
         ("gc_thresh3", needed),
         ("gc_thresh2", needed * 3 / 4),
@@ -77,12 +84,26 @@ pub fn raise_neigh_thresholds(needed: u64) -> Result<Vec<String>> {
         let path = format!("{dir}/{name}");
         let have = read_u64(&path).unwrap_or(0);
         if have < want {
-            std::fs::write(Path::new(&path), want.to_string())
-                .map_err(|e| LabError::io(format!("writing {path}"), e))?;
+            if let Err(e) = std::fs::write(Path::new(&path), want.to_string()) {
+                restore_neigh_thresholds(&saved);
+                return Err(LabError::io(format!("writing {path}"), e));
+            }
+            saved.push((path, have));
             changed.push(format!("net.ipv4.neigh.default.{name}: {have} → {want}"));
         }
     }
-    Ok(changed)
+    Ok((changed, saved))
+}
+
+/// Puts back what [`raise_neigh_thresholds`] changed (lowest first, so the
+/// kernel's ordering of the three holds at every step). Best effort: a
+/// failure is printed, not returned, because it runs on the way out.
+pub fn restore_neigh_thresholds(saved: &Saved) {
+    for (path, value) in saved.iter().rev() {
+        if let Err(e) = std::fs::write(Path::new(path), value.to_string()) {
+            eprintln!("restoring {path} to {value}: {e}");
+        }
+    }
 }
 
 /// Host limits that would stop `agents` agents, as readable problems.

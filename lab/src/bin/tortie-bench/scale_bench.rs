@@ -61,6 +61,25 @@ fn reflector_key(m: Mode) -> String {
 /// The lab being run, for the SIGINT handler's teardown.
 static CURRENT: Mutex<Option<(PathBuf, PathBuf, String)>> = Mutex::new(None);
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// Host neighbour-table thresholds as they were before this run raised them.
+static SAVED_HOST: Mutex<tortie_lab::limits::Saved> = Mutex::new(Vec::new());
+
+/// Restores the host's settings when dropped.
+struct RestoreHost;
+
+impl Drop for RestoreHost {
+    fn drop(&mut self) {
+        restore_host();
+    }
+}
+
+/// Puts the host's neighbour-table thresholds back (end of a case, SIGINT).
+fn restore_host() {
+    if let Ok(mut saved) = SAVED_HOST.lock() {
+        tortie_lab::limits::restore_neigh_thresholds(&saved);
+        saved.clear();
+    }
+}
 /// Set by the benchmark thread once it stopped touching the lab after SIGINT.
 static STOPPED: AtomicBool = AtomicBool::new(false);
 
@@ -99,6 +118,7 @@ pub fn interrupt() -> Result<()> {
                     }
                     sweep(&name);
                 }
+                restore_host();
                 std::process::exit(130);
             }
         }
@@ -182,12 +202,18 @@ fn run_case(case: &Case, seq: usize) -> Result<Figures> {
         .context("temp dir")?;
     let mut f = Figures::default();
     let tortie_nodes = spec.tortie_nodes();
-    f.host_changes =
+    let (changes, saved) =
         tortie_lab::limits::raise_neigh_thresholds(tortie_lab::limits::neigh_entries_needed(
             case.nodes + spec.reflectors(),
             case.mode == Mode::Mesh,
             case.containers,
         ))?;
+    f.host_changes = changes;
+    if let Ok(mut s) = SAVED_HOST.lock() {
+        s.extend(saved);
+    }
+    // Puts them back on every way out of this case (errors included).
+    let _restore = RestoreHost;
     f.host_changes
         .extend(tortie_lab::limits::check_host(tortie_nodes.len()));
     *CURRENT.lock().map_err(|_| anyhow::anyhow!("lock"))? =
@@ -205,6 +231,7 @@ fn run_case(case: &Case, seq: usize) -> Result<Figures> {
     }
     drop(lab);
     teardown(&path, root.path(), &name);
+    restore_host();
     if let Ok(mut c) = CURRENT.lock() {
         *c = None;
     }
