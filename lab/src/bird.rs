@@ -38,6 +38,10 @@ pub struct BirdNeighbor {
     pub bfd_graceful: bool,
     /// `multihop N;` (and `gateway recursive`): the neighbour is N hops away.
     pub multihop: Option<u8>,
+    /// An `ipv6` channel too (IPv6 unicast, RFC 4760), exporting with this
+    /// global next hop (`next hop address`; BIRD adds its link-local one,
+    /// RFC 2545 §3). Over an IPv4 session the address must be given.
+    pub ipv6_next_hop: Option<std::net::Ipv6Addr>,
 }
 
 impl BirdNeighbor {
@@ -57,6 +61,7 @@ impl BirdNeighbor {
             bfd: false,
             bfd_graceful: false,
             multihop: None,
+            ipv6_next_hop: None,
         }
     }
 }
@@ -67,7 +72,8 @@ pub struct BirdConfig {
     pub router_id: Ipv4Addr,
     pub local_asn: u32,
     pub neighbors: Vec<BirdNeighbor>,
-    /// Prefixes originated through a static protocol (`route P blackhole;`).
+    /// Prefixes originated through a static protocol (`route P blackhole;`),
+    /// IPv4 or IPv6 (one static protocol per family).
     pub static_routes: Vec<String>,
     /// Export BGP routes into the namespace's kernel table.
     pub kernel_export: bool,
@@ -98,9 +104,18 @@ impl BirdConfig {
                 "protocol kernel {\n  merge paths on;\n  ipv4 { import none; export filter { if source = RTS_BGP then accept; reject; }; };\n}\n",
             );
         }
-        if !self.static_routes.is_empty() {
-            s.push_str("protocol static originated {\n  ipv4;\n");
-            for r in &self.static_routes {
+        for (name, v6) in [("originated", false), ("originated6", true)] {
+            let routes: Vec<&String> = self
+                .static_routes
+                .iter()
+                .filter(|r| r.contains(':') == v6)
+                .collect();
+            if routes.is_empty() {
+                continue;
+            }
+            let family = if v6 { "ipv6" } else { "ipv4" };
+            let _ = writeln!(s, "protocol static {name} {{\n  {family};");
+            for r in routes {
                 let _ = writeln!(s, "  route {r} blackhole;");
             }
             s.push_str("}\n");
@@ -157,7 +172,14 @@ impl BirdConfig {
             if n.next_hop_self {
                 s.push_str("    next hop self;\n");
             }
-            s.push_str("  };\n}\n");
+            s.push_str("  };\n");
+            if let Some(nh) = n.ipv6_next_hop {
+                let _ = writeln!(
+                    s,
+                    "  ipv6 {{\n    import all;\n    export all;\n    gateway {gateway};\n    next hop address {nh};\n  }};"
+                );
+            }
+            s.push_str("}\n");
         }
         s
     }
@@ -551,5 +573,26 @@ spine      BGP        ---        up     20:59:22.815  Established
         assert!(text.contains("password \"s3cret\";"));
         assert!(text.contains("graceful restart on;"));
         assert!(text.contains("route 10.9.0.0/24 blackhole;"));
+        assert!(!text.contains("ipv6"));
+    }
+
+    #[test]
+    fn renders_ipv6_static_routes_and_channel() {
+        let mut c = BirdConfig::new(Ipv4Addr::new(192, 0, 2, 1), 65001);
+        let mut n = BirdNeighbor::new("tortie", "192.0.2.2".parse().unwrap(), 64512);
+        n.ipv6_next_hop = Some("2001:db8:5e::1".parse().unwrap());
+        c.neighbors.push(n);
+        c.static_routes.push("10.9.0.0/24".into());
+        c.static_routes.push("2001:db8:57::/48".into());
+        let text = c.render();
+        assert!(
+            text.contains(
+                "protocol static originated {\n  ipv4;\n  route 10.9.0.0/24 blackhole;\n}"
+            )
+        );
+        assert!(text.contains(
+            "protocol static originated6 {\n  ipv6;\n  route 2001:db8:57::/48 blackhole;\n}"
+        ));
+        assert!(text.contains("next hop address 2001:db8:5e::1;"));
     }
 }

@@ -366,3 +366,62 @@ fn bird_graceful_restart() {
     let mut node = pair.start_tortie(&pair.tortie_config(false, None));
     check_graceful_restart(&pair, &bird, &mut node);
 }
+
+/// IPv6 unicast over the IPv4 session (issue 11): BIRD originates an IPv6
+/// prefix with the global next hop 2001:db8:5e::1 on the shared link (and
+/// its link-local one, RFC 2545 §3); tortie installs it in the kernel `via`
+/// the global address with its protocol number, says so in `tortie routes`,
+/// and removes it when BIRD withdraws it.
+#[test]
+fn bird_ipv6_routes_are_installed() {
+    const V6_PREFIX: &str = "2001:db8:57::/48";
+    const THEIRS_V6: &str = "2001:db8:5e::1";
+    let Some(pair) = pair("tl-ib9") else { return };
+    for (ns, a) in [(&pair.theirs, THEIRS_V6), (&pair.ours, "2001:db8:5e::2")] {
+        ns.run(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{a}/64"),
+            "dev",
+            "eth1",
+            "nodad",
+        ])
+        .expect("IPv6 address");
+    }
+    let mut cfg = bird_config(true, None, false);
+    cfg.neighbors[0].ipv6_next_hop = Some(THEIRS_V6.parse().unwrap());
+    cfg.static_routes.push(V6_PREFIX.into());
+    let bird = Bird::start(&pair.theirs, pair.their_dir.path(), &cfg).unwrap();
+    let node = pair.start_tortie(&pair.tortie_config(false, None));
+    wait_established(&bird, &node);
+    let r = wait_our_route(&node, V6_PREFIX);
+    assert_eq!(r.next_hop.as_deref(), Some(THEIRS_V6), "{r:?}");
+    let kernel = || {
+        pair.ours
+            .run(&["ip", "-6", "route", "show", V6_PREFIX])
+            .unwrap_or_default()
+    };
+    tortie_lab::wait_until("IPv6 route in our kernel", T, || {
+        let out = kernel();
+        (out.contains(&format!("via {THEIRS_V6} dev eth1")) && out.contains("proto 149"))
+            .then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:?}\n{}", kernel(), node.log_tail(30)));
+    tortie_lab::wait_until("tortie routes says installed", T, || {
+        node.routes()
+            .ok()?
+            .into_iter()
+            .find(|r| r.prefix == V6_PREFIX && r.installed)
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:?}", node.routes()));
+
+    // Withdrawal from BIRD: the kernel route goes.
+    cfg.static_routes.retain(|r| r != V6_PREFIX);
+    bird.rewrite(&cfg).unwrap();
+    wait_our_route_gone(&node, V6_PREFIX);
+    tortie_lab::wait_until("IPv6 kernel route removed", T, || {
+        kernel().trim().is_empty().then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:?}", kernel()));
+}

@@ -235,8 +235,9 @@ impl Agent {
     }
 
     /// Latest next hops per prefix → kernel routes (empty set = remove
-    /// ours). Learned routes for our own block or a container /32 are ignored.
-    async fn apply_routes(&self, routes: Vec<(Ipv4Network, u32)>, hops: &[Vec<Ipv4Addr>]) {
+    /// ours), for IPv4 and IPv6 alike. Learned routes for our own block or
+    /// a container address (a host route: /32 or /128) are ignored.
+    async fn apply_routes(&self, routes: Vec<(IpNetwork, u32)>, hops: &[Vec<IpAddr>]) {
         if !self.install_learned {
             return;
         }
@@ -246,19 +247,19 @@ impl Agent {
         let kernel: Vec<Option<KernelRoute>> = hops
             .iter()
             .map(|h| {
-                let h: Vec<IpAddr> = h.iter().copied().map(IpAddr::V4).collect();
                 (!h.is_empty())
-                    .then(|| tortie_routes::route_for_learned(&h, encap, cfg.node.address.into()))
+                    .then(|| tortie_routes::route_for_learned(h, encap, cfg.node.address.into()))
             })
             .collect();
         // Filter under the (sync) registry lock, then write without holding it.
-        let routes: Vec<(Ipv4Network, u32)> = {
+        let block = IpNetwork::V4(cfg.node.pod_cidr);
+        let routes: Vec<(IpNetwork, u32)> = {
             let registry = self.registry();
             routes
                 .into_iter()
                 .filter(|(net, _)| {
-                    let own = *net == cfg.node.pod_cidr
-                        || (net.prefix() == 32 && registry.holds(IpAddr::V4(net.ip())));
+                    let host = net.prefix() == if net.is_ipv4() { 32 } else { 128 };
+                    let own = *net == block || (host && registry.holds(net.ip()));
                     if own {
                         tracing::debug!(prefix = %net, "ignoring a learned route for our own block or container");
                     }

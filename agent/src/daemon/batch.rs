@@ -18,9 +18,9 @@
 //! of adopted kernel routes) sees every route learned before it.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
-use ipnetwork::Ipv4Network;
+use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 use tortie_bgp::{Prefix, SpeakerEvent};
 
 /// Most events drained into one batch before it is applied.
@@ -32,12 +32,14 @@ const MAX_SETS: usize = 1024;
 /// One thing to do, in order.
 #[derive(Debug, PartialEq)]
 pub enum Step {
-    /// The latest IPv4 next hops per prefix, once per prefix, sorted by
-    /// prefix. Each entry names a next-hop set in `hops` by index; an empty
-    /// set = nothing to install (remove ours).
+    /// The latest next hops per prefix (IPv4 and IPv6 alike), once per
+    /// prefix, sorted by prefix. Each entry names a next-hop set in `hops`
+    /// by index; a set holds only next hops of the prefix's family that we
+    /// can install (see [`usable_next_hop`]); an empty set = nothing to
+    /// install (remove ours).
     Routes {
-        routes: Vec<(Ipv4Network, u32)>,
-        hops: Vec<Vec<Ipv4Addr>>,
+        routes: Vec<(IpNetwork, u32)>,
+        hops: Vec<Vec<IpAddr>>,
     },
     /// A non-route event, after every route change received before it.
     Event(SpeakerEvent),
@@ -46,7 +48,7 @@ pub enum Step {
 impl Step {
     /// The routes of a [`Step::Routes`] with their next hops resolved
     /// (empty for other steps).
-    pub fn resolved(&self) -> Vec<(Ipv4Network, Vec<Ipv4Addr>)> {
+    pub fn resolved(&self) -> Vec<(IpNetwork, Vec<IpAddr>)> {
         match self {
             Step::Routes { routes, hops } => routes
                 .iter()
@@ -60,22 +62,37 @@ impl Step {
     }
 }
 
+/// Whether `nh` can be the gateway of a kernel route for a prefix of the
+/// family `v6`: same family (IPv4 over an IPv6 next hop, RFC 8950, is not
+/// negotiated), and not IPv6 link-local (fe80::/10): such a gateway needs
+/// an output device, and a speaker event carries only the address. The
+/// speaker's next hop is the global address of MP_REACH_NLRI (RFC 2545 §3
+/// sends the link-local one second, alongside), so a link-local one here
+/// means the peer sent nothing else: that route is not installed.
+pub fn usable_next_hop(nh: IpAddr, v6: bool) -> bool {
+    match nh {
+        IpAddr::V4(_) => !v6,
+        IpAddr::V6(a) => v6 && !a.is_unicast_link_local(),
+    }
+}
+
 /// Folds speaker events into [`Step`]s (see the module doc). Per event it
-/// stores 12 bytes (prefix, next-hop set id) and allocates nothing: the
+/// stores 24 bytes (prefix, next-hop set id) and allocates nothing: the
 /// next-hop sets are interned, deduplication happens at the end of a run.
 #[derive(Default)]
 pub struct Coalescer {
     /// Route changes of the current run, in arrival order.
-    run: Vec<(Ipv4Network, u32)>,
+    run: Vec<(IpNetwork, u32)>,
     /// Interned next-hop sets, by id.
-    sets: Vec<Vec<Ipv4Addr>>,
-    ids: HashMap<Vec<Ipv4Addr>, u32>,
-    scratch: Vec<Ipv4Addr>,
+    sets: Vec<Vec<IpAddr>>,
+    ids: HashMap<Vec<IpAddr>, u32>,
+    scratch: Vec<IpAddr>,
     steps: Vec<Step>,
     /// Events folded in so far (route changes included).
     events: usize,
-    /// IPv6 route changes seen (not installed yet).
-    pub ignored_v6: usize,
+    /// IPv6 route changes whose only next hops were link-local (not
+    /// installed: no output device known), since the last [`Coalescer::finish`].
+    pub link_local_only: usize,
 }
 
 impl Coalescer {
@@ -106,26 +123,37 @@ impl Coalescer {
         self.events += 1;
         match ev {
             SpeakerEvent::BestPathChanged {
-                prefix: Prefix::V4(p),
-                next_hops,
-                ..
+                prefix, next_hops, ..
             } => {
-                let Ok(net) = Ipv4Network::new(p.addr(), p.len()) else {
-                    return;
+                let net: IpNetwork = match prefix {
+                    Prefix::V4(p) => match Ipv4Network::new(p.addr(), p.len()) {
+                        Ok(n) => n.into(),
+                        Err(_) => return,
+                    },
+                    Prefix::V6(p) => match Ipv6Network::new(p.addr(), p.len()) {
+                        Ok(n) => n.into(),
+                        Err(_) => return,
+                    },
                 };
+                let v6 = net.is_ipv6();
                 self.scratch.clear();
-                self.scratch
-                    .extend(next_hops.iter().filter_map(|h| match h {
-                        IpAddr::V4(a) => Some(*a),
-                        IpAddr::V6(_) => None,
-                    }));
+                self.scratch.extend(
+                    next_hops
+                        .iter()
+                        .copied()
+                        .filter(|h| usable_next_hop(*h, v6)),
+                );
+                if v6
+                    && self.scratch.is_empty()
+                    && next_hops
+                        .iter()
+                        .any(|h| matches!(h, IpAddr::V6(a) if a.is_unicast_link_local()))
+                {
+                    self.link_local_only += 1;
+                }
                 let id = self.intern();
                 self.run.push((net, id));
             }
-            SpeakerEvent::BestPathChanged {
-                prefix: Prefix::V6(_),
-                ..
-            } => self.ignored_v6 += 1,
             other => {
                 self.close_run();
                 self.steps.push(Step::Event(other));
@@ -156,6 +184,13 @@ impl Coalescer {
         self.close_run();
         self.run = Vec::new();
         self.events = 0;
+        if self.link_local_only > 0 {
+            tracing::warn!(
+                prefixes = self.link_local_only,
+                "IPv6 routes not installed: their only next hop is link-local (fe80::/10) and no output device is known; have the peer send a global next hop"
+            );
+            self.link_local_only = 0;
+        }
         // Next-hop sets are few (one per ECMP group); forget them if a
         // churning peer made many, the steps own their copy.
         if self.sets.len() > MAX_SETS {
@@ -189,7 +224,7 @@ pub fn coalesce(events: impl IntoIterator<Item = SpeakerEvent>) -> Vec<Step> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv6Addr;
+    use std::net::{Ipv4Addr, Ipv6Addr};
     use tortie_bgp::{Ipv4Prefix, Ipv6Prefix, SessionState};
 
     fn best(a: [u8; 4], len: u8, hops: &[IpAddr]) -> SpeakerEvent {
@@ -200,8 +235,21 @@ mod tests {
         }
     }
 
-    fn net(a: [u8; 4], len: u8) -> Ipv4Network {
-        Ipv4Network::new(Ipv4Addr::from(a), len).unwrap()
+    fn net(a: [u8; 4], len: u8) -> IpNetwork {
+        Ipv4Network::new(Ipv4Addr::from(a), len).unwrap().into()
+    }
+
+    fn best6(p: &str, hops: &[IpAddr]) -> SpeakerEvent {
+        let n: Ipv6Network = p.parse().unwrap();
+        SpeakerEvent::BestPathChanged {
+            prefix: Prefix::V6(Ipv6Prefix::new(n.ip(), n.prefix()).unwrap()),
+            next_hops: hops.to_vec(),
+            attributes: None,
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
     }
 
     const H1: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
@@ -224,31 +272,61 @@ mod tests {
         assert_eq!(
             r.resolved(),
             vec![
-                (net([10, 1, 0, 0], 24), vec![Ipv4Addr::new(192, 0, 2, 2)]),
-                (
-                    net([10, 2, 0, 0], 24),
-                    vec![Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(192, 0, 2, 2)]
-                ),
+                (net([10, 1, 0, 0], 24), vec![H2]),
+                (net([10, 2, 0, 0], 24), vec![H1, H2]),
                 (net([10, 3, 0, 0], 24), vec![]),
             ]
         );
     }
 
     #[test]
-    fn v6_hops_are_dropped_and_v6_prefixes_counted() {
+    fn v6_prefixes_get_their_v6_next_hops_in_the_same_run() {
+        let g1 = ip("2001:db8:1::1");
+        let g2 = ip("2001:db8:1::2");
         let mut c = Coalescer::new();
-        c.push(best([10, 1, 0, 0], 24, &[H6]));
-        c.push(SpeakerEvent::BestPathChanged {
-            prefix: Prefix::V6(Ipv6Prefix::new(Ipv6Addr::LOCALHOST, 128).unwrap()),
-            next_hops: vec![H6],
-            attributes: None,
-        });
-        assert_eq!(c.len(), 2);
-        assert_eq!(c.ignored_v6, 1);
+        // A v6 hop is no gateway for an IPv4 prefix, and vice versa.
+        c.push(best([10, 1, 0, 0], 24, &[H6, H1]));
+        c.push(best6("2001:db8:57::/48", &[g2, g1, H1]));
+        c.push(best6("2001:db8:58::/48", &[g1]));
+        c.push(best6("2001:db8:58::/48", &[]));
+        assert_eq!(c.len(), 4);
         let steps = c.finish();
         assert!(c.is_empty());
-        assert_eq!(steps.len(), 1);
-        assert_eq!(steps[0].resolved(), vec![(net([10, 1, 0, 0], 24), vec![])]);
+        assert_eq!(route_count(&steps), 3);
+        let [r @ Step::Routes { .. }] = &steps[..] else {
+            panic!("expected one routes step, got {steps:?}");
+        };
+        assert_eq!(
+            r.resolved(),
+            vec![
+                (net([10, 1, 0, 0], 24), vec![H1]),
+                ("2001:db8:57::/48".parse().unwrap(), vec![g2, g1]),
+                ("2001:db8:58::/48".parse().unwrap(), vec![]),
+            ]
+        );
+    }
+
+    #[test]
+    fn v6_link_local_next_hops_are_not_installable() {
+        let ll = ip("fe80::1");
+        let g = ip("2001:db8:1::1");
+        assert!(!usable_next_hop(ll, true));
+        assert!(usable_next_hop(g, true));
+        assert!(!usable_next_hop(g, false));
+        assert!(!usable_next_hop(H1, true));
+        let mut c = Coalescer::new();
+        c.push(best6("2001:db8:57::/48", &[ll]));
+        c.push(best6("2001:db8:58::/48", &[ll, g]));
+        assert_eq!(c.link_local_only, 1);
+        let steps = c.finish();
+        assert_eq!(c.link_local_only, 0, "counted per batch");
+        assert_eq!(
+            steps[0].resolved(),
+            vec![
+                ("2001:db8:57::/48".parse().unwrap(), vec![]),
+                ("2001:db8:58::/48".parse().unwrap(), vec![g]),
+            ]
+        );
     }
 
     #[test]
@@ -266,8 +344,7 @@ mod tests {
             SpeakerEvent::Converged,
             best([10, 1, 0, 0], 24, &[]),
         ]);
-        let h1 = Ipv4Addr::new(192, 0, 2, 1);
-        let h2 = Ipv4Addr::new(192, 0, 2, 2);
+        let (h1, h2) = (H1, H2);
         assert_eq!(steps.len(), 5, "{steps:?}");
         assert_eq!(route_count(&steps), 4);
         assert_eq!(
@@ -301,7 +378,7 @@ mod tests {
         assert_eq!(steps.len(), 1);
         assert_eq!(
             steps[0].resolved(),
-            vec![(net([10, 1, 0, 0], 24), vec![Ipv4Addr::new(192, 0, 2, 2)])]
+            vec![(net([10, 1, 0, 0], 24), vec![H2])]
         );
     }
 }

@@ -353,6 +353,9 @@ pub fn route_view(r: &RouteInfo, installed: bool, kernel_refused: Option<&str>) 
         Some("all paths filtered".to_string())
     } else if r.candidates.iter().any(|c| c.best && c.peer.is_none()) {
         Some("own route best".to_string())
+    } else if link_local_only(r) {
+        // See batch::usable_next_hop: no output device is known.
+        Some("link-local next hop only (fe80::/10, no device)".to_string())
     } else {
         None
     };
@@ -362,6 +365,18 @@ pub fn route_view(r: &RouteInfo, installed: bool, kernel_refused: Option<&str>) 
         not_installed,
         paths: candidates.chain(filtered).collect(),
     }
+}
+
+/// The installable (ECMP) paths of `r` have next hops, all IPv6 link-local
+/// (see `batch::usable_next_hop`).
+fn link_local_only(r: &RouteInfo) -> bool {
+    let mut hops = r
+        .candidates
+        .iter()
+        .filter(|c| c.ecmp)
+        .filter_map(|c| c.attributes.next_hop)
+        .peekable();
+    hops.peek().is_some() && hops.all(|nh| matches!(nh, IpAddr::V6(a) if a.is_unicast_link_local()))
 }
 
 #[cfg(test)]
@@ -392,6 +407,19 @@ mod tests {
         assert_eq!(route_view(&r, false, None).not_installed, None);
         let json = serde_json::to_value(&v).unwrap();
         assert_eq!(json["not_installed"], why);
+
+        // An IPv6 path whose only next hop is link-local is not installable.
+        let mut ll = r.clone();
+        ll.prefix =
+            Prefix::V6(tortie_bgp::Ipv6Prefix::new("2001:db8:57::".parse().unwrap(), 48).unwrap());
+        ll.candidates[0].attributes = std::sync::Arc::new(PathAttributes {
+            next_hop: Some("fe80::1".parse().unwrap()),
+            ..PathAttributes::default()
+        });
+        assert_eq!(
+            route_view(&ll, false, None).not_installed.as_deref(),
+            Some("link-local next hop only (fe80::/10, no device)")
+        );
     }
 
     const CONF: &str = r#"
