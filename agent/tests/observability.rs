@@ -2,8 +2,11 @@
 //! pass `promtool check rules` and their unit tests (`promtool test rules`),
 //! and the Grafana dashboard is a well-formed dashboard whose every query is
 //! valid PromQL (checked by promtool as a recording rule) over metrics tortie
-//! exports. Grafana itself is not packaged in Debian, so the dashboard is
-//! validated structurally here, not rendered.
+//! exports. Grafana itself is not packaged in Debian and cannot be installed
+//! here, so the dashboard is not rendered: it is type-checked against Grafana's
+//! published schema instead (`@grafana/schema`, the TypeScript types Grafana
+//! generates from its CUE dashboard and panel kinds), with each panel's options
+//! checked against its plugin's own types (packaging/grafana/check/types.ts).
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
@@ -204,6 +207,60 @@ fn dashboard_is_well_formed_and_queries_exported_metrics() {
         return;
     };
     assert_ok(&out, "the dashboard's queries");
+}
+
+/// The dashboard as a TypeScript literal of type `CheckedDashboard`: `tsc`
+/// refuses an unknown key anywhere (excess property check), a missing required
+/// field, or a value outside its enum — what Grafana's schema says, not ours.
+#[test]
+fn dashboard_type_checks_against_grafanas_schema() {
+    let check = packaging().join("grafana/check");
+    let tsc = check.join("node_modules/.bin/tsc");
+    if !tsc.exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{} missing in CI: lab/install-deps runs npm ci there",
+            tsc.display()
+        );
+        eprintln!("skipped: run lab/install-deps (npm ci in packaging/grafana/check)");
+        return;
+    }
+    let dashboard =
+        std::fs::read_to_string(packaging().join("grafana/tortie.json")).expect("dashboard");
+    let types = check.canonicalize().expect("check dir").join("types");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let checked = |name: &str, json: &str| {
+        let file = dir.path().join(name);
+        std::fs::write(
+            &file,
+            format!(
+                "import type {{ CheckedDashboard }} from {};\nexport const dashboard: CheckedDashboard = {json};\n",
+                serde_json::to_string(&types.display().to_string()).expect("quote")
+            ),
+        )
+        .expect("write");
+        Command::new(&tsc)
+            .args([
+                "--noEmit", "--strict", "--target", "es2022", "--module", "esnext",
+            ])
+            .args(["--moduleResolution", "bundler"])
+            .arg(&file)
+            .output()
+            .expect("tsc runs")
+    };
+    assert_ok(
+        &checked("tortie.ts", &dashboard),
+        "tsc on packaging/grafana/tortie.json",
+    );
+    // The check can fail: a misspelt option and an unknown legend mode are refused.
+    for (from, to) in [
+        ("\"gridPos\"", "\"gridPosition\""),
+        ("\"displayMode\": \"list\"", "\"displayMode\": \"lists\""),
+    ] {
+        assert!(dashboard.contains(from), "{from}");
+        let out = checked("broken.ts", &dashboard.replacen(from, to, 1));
+        assert!(!out.status.success(), "tsc accepted {to}");
+    }
 }
 
 #[test]
