@@ -34,6 +34,8 @@ use crate::speaker::{BfdConfig, BfdStatus, PeerStatus};
 /// A session to add.
 pub(crate) struct NewSession {
     pub(crate) peer: IpAddr,
+    /// The peer's configured name, for the log.
+    pub(crate) name: String,
     pub(crate) local: Option<IpAddr>,
     pub(crate) cfg: BfdConfig,
     pub(crate) status: Arc<Mutex<PeerStatus>>,
@@ -87,6 +89,7 @@ impl BfdTask {
 
 struct Entry {
     peer: IpAddr,
+    name: String,
     session: Session,
     sock: UdpSocket,
     tx_at: Option<Instant>,
@@ -232,9 +235,10 @@ impl Task {
         let local = sock
             .local_addr()
             .map_or_else(|_| "unknown".to_string(), |a| a.to_string());
-        info!(%peer, %local, discriminator = discr, interval_ms = s.cfg.interval.as_millis(), multiplier = s.cfg.multiplier, "BFD session configured");
+        info!(peer = %s.name, address = %peer, %local, discriminator = discr, interval_ms = s.cfg.interval.as_millis(), multiplier = s.cfg.multiplier, "BFD session configured");
         let mut e = Entry {
             peer,
+            name: s.name,
             session,
             sock,
             tx_at: None,
@@ -286,7 +290,7 @@ impl Task {
             if let Ok(mut st) = e.status.lock() {
                 st.bfd = None;
             }
-            debug!(%peer, "BFD session removed");
+            debug!(peer = %e.name, address = %peer, "BFD session removed");
         }
     }
 
@@ -325,7 +329,7 @@ impl Task {
         };
         if e.peer != src {
             // Single hop: a session's packets come from its peer only.
-            debug!(%from, peer = %e.peer, "BFD packet from the wrong source");
+            debug!(%from, peer = %e.name, address = %e.peer, "BFD packet from the wrong source");
             return;
         }
         let mut out = Vec::new();
@@ -370,8 +374,7 @@ impl Entry {
                     diag,
                     remote,
                 } => {
-                    let peer = self.peer;
-                    info!(%peer, %from, %to, %diag, remote = %remote, "BFD session state change");
+                    info!(peer = %self.name, address = %self.peer, %from, %to, %diag, remote = %remote, "BFD session state change");
                     self.update_status(|b| {
                         b.state = to;
                         b.diagnostic = diag;

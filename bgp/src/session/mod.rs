@@ -320,6 +320,7 @@ impl Runtime {
         self.bfd
             .add(crate::bfd::task::NewSession {
                 peer: p.address,
+                name: p.name.clone(),
                 local,
                 cfg,
                 status: status.clone(),
