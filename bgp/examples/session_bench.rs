@@ -17,7 +17,7 @@ fn cfg(asn: u32, ip: Ipv4Addr, listen: Option<u16>) -> SpeakerConfig {
     SpeakerConfig {
         local_asn: asn,
         router_id: ip,
-        local_address: Some(IpAddr::V4(ip)),
+        local_addresses: vec![IpAddr::V4(ip)],
         listen: listen.map(|p| SocketAddr::new(IpAddr::V4(ip), p)),
         hold_time: 90,
         connect_retry: Duration::from_millis(200),

@@ -97,7 +97,7 @@ fn parse_args() -> Result<Args, String> {
     let mut cfg = SpeakerConfig {
         local_asn: 0,
         router_id: Ipv4Addr::UNSPECIFIED,
-        local_address: None,
+        local_addresses: Vec::new(),
         listen: None,
         hold_time: 90,
         connect_retry: Duration::from_secs(5),
@@ -119,7 +119,7 @@ fn parse_args() -> Result<Args, String> {
                 cfg.router_id = val()?.parse().map_err(|e| format!("--router-id: {e}"))?
             }
             "--local" => {
-                cfg.local_address = Some(val()?.parse().map_err(|e| format!("--local: {e}"))?)
+                cfg.local_addresses = vec![val()?.parse().map_err(|e| format!("--local: {e}"))?]
             }
             "--listen" => {
                 cfg.listen = Some(

@@ -31,10 +31,13 @@ pub struct GracefulRestartConfig {
 pub struct SpeakerConfig {
     pub local_asn: u32,
     pub router_id: Ipv4Addr,
-    /// Source address of outgoing sessions, and the next hop ("next-hop self")
-    /// we advertise. `None`: the kernel picks the source; next hop is the
-    /// session's local address.
-    pub local_address: Option<IpAddr>,
+    /// The node's addresses, at most one per family: the source address of
+    /// outgoing sessions of that family, and the next hop ("next-hop self")
+    /// for routes of that family sent over a session of the other family
+    /// (RFC 2545 §3, RFC 4760 §3). Empty: the kernel picks the source; the
+    /// next hop is the session's local address, routes of the other family
+    /// that need next-hop self are not sent.
+    pub local_addresses: Vec<IpAddr>,
     /// Where to accept sessions; `None` (or port 0) means do not listen.
     pub listen: Option<SocketAddr>,
     /// Hold time we propose (RFC 4271 §4.2); 0 or >= 3.
@@ -91,6 +94,14 @@ pub struct PeerConfig {
     /// Single-hop BFD (RFC 5880/5881) beside the session: its Down takes
     /// the session down at once.
     pub bfd: Option<BfdConfig>,
+    /// The unicast families offered in OPEN (Multiprotocol capabilities,
+    /// RFC 4760 §8) and in the graceful restart capability: the session
+    /// carries the ones both sides offer. Never empty.
+    pub families: Vec<AddressFamily>,
+    /// Our link-local address on the link shared with this peer: sent beside
+    /// the global next hop of IPv6 routes we set next-hop self on (RFC 2545
+    /// §3). `None` when the peer is not on a shared link.
+    pub link_local_next_hop: Option<std::net::Ipv6Addr>,
 }
 
 /// [`PeerConfig::max_prefixes_restart`] by default (BIRD's `error wait time`
@@ -152,7 +163,8 @@ pub struct BfdStatus {
 
 impl PeerConfig {
     /// A peer with the defaults an operator expects: port 179, active, no
-    /// password, no GTSM, no limit, the address as its name.
+    /// password, no GTSM, no limit, the address as its name, IPv4 and IPv6
+    /// unicast.
     pub fn new(address: IpAddr, asn: u32) -> Self {
         PeerConfig {
             address,
@@ -171,6 +183,8 @@ impl PeerConfig {
             source_address: None,
             multihop: None,
             bfd: None,
+            families: vec![AddressFamily::IPV4_UNICAST, AddressFamily::IPV6_UNICAST],
+            link_local_next_hop: None,
         }
     }
 }

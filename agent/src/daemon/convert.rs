@@ -37,6 +37,7 @@ pub fn peer_config(p: &tortie_config::Peer) -> PeerConfig {
             interval: Duration::from_millis(u64::from(b.interval_ms)),
             multiplier: b.multiplier,
         }),
+        ..PeerConfig::new(p.address, p.asn)
     }
 }
 
@@ -46,7 +47,7 @@ pub fn speaker_config(c: &Config, forwarding_preserved: bool) -> SpeakerConfig {
     SpeakerConfig {
         local_asn: c.node.asn,
         router_id: c.node.router_id,
-        local_address: Some(IpAddr::V4(c.node.address.ip())),
+        local_addresses: vec![IpAddr::V4(c.node.address.ip())],
         listen: c.bgp.listen(),
         hold_time: c.bgp.hold_time,
         connect_retry: Duration::from_secs(u64::from(c.bgp.connect_retry.max(1))),
@@ -448,7 +449,10 @@ name = "n2"
         let s = speaker_config(&c, true);
         assert_eq!(s.local_asn, 64512);
         assert_eq!(s.router_id, Ipv4Addr::new(192, 0, 2, 11));
-        assert_eq!(s.local_address, Some("192.0.2.11".parse().unwrap()));
+        assert_eq!(
+            s.local_addresses,
+            vec!["192.0.2.11".parse::<IpAddr>().unwrap()]
+        );
         assert_eq!(
             s.graceful_restart,
             Some(GracefulRestartConfig {
@@ -462,7 +466,7 @@ name = "n2"
             s.guard.own_blocks,
             vec!["10.244.1.0/26".parse::<Prefix>().unwrap()]
         );
-        assert_eq!(s.guard.own_addresses, vec![s.local_address.unwrap()]);
+        assert_eq!(s.guard.own_addresses, s.local_addresses);
         let c = tortie_config::parse(
             &format!("{CONF}source_address = \"192.0.2.99\"\n"),
             "t.toml",

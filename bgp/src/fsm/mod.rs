@@ -16,7 +16,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 pub use collision::{CollisionOutcome, resolve_collision};
-pub use open::{Negotiated, validate_open};
+pub use open::{Negotiated, UNICAST_FAMILIES, validate_open};
 
 use crate::types::AddressFamily;
 use crate::wire::{GracefulRestartCapability, Notification, Open, RouteRefresh, Update};

@@ -48,6 +48,45 @@ impl Negotiated {
     }
 }
 
+/// The families a RIB holds routes of: what graceful restart keeps or flushes.
+pub const UNICAST_FAMILIES: [AddressFamily; 2] =
+    [AddressFamily::IPV4_UNICAST, AddressFamily::IPV6_UNICAST];
+
+impl Negotiated {
+    /// RFC 4724 §4.2, the session is lost: the families whose routes stay,
+    /// marked stale — those the session carried and the peer's Graceful
+    /// Restart capability lists. The routes of every other family go at once.
+    pub fn families_kept_on_loss(&self) -> Vec<AddressFamily> {
+        let Some(g) = &self.peer_graceful_restart else {
+            return Vec::new();
+        };
+        self.families
+            .iter()
+            .copied()
+            .filter(|f| g.families.iter().any(|(gf, _)| gf == f))
+            .collect()
+    }
+
+    /// RFC 4724 §4.2, the peer is back: stale routes of a family go at once
+    /// unless the new session carries the family and the peer's capability
+    /// lists it with the Forwarding State (F) bit set; the others stay until
+    /// that family's End-of-RIB (or the restart timer).
+    pub fn stale_families_to_flush(&self) -> Vec<AddressFamily> {
+        let kept = |f: &AddressFamily| {
+            self.families.contains(f)
+                && self
+                    .peer_graceful_restart
+                    .as_ref()
+                    .is_some_and(|g| g.families.iter().any(|(gf, fbit)| gf == f && *fbit))
+        };
+        UNICAST_FAMILIES
+            .iter()
+            .copied()
+            .filter(|f| !kept(f))
+            .collect()
+    }
+}
+
 pub(super) fn build_open(cfg: &FsmConfig) -> Open {
     let mut capabilities: Vec<Capability> = cfg
         .families

@@ -76,6 +76,14 @@ pub(crate) fn export(
         return None;
     }
     let afi = prefix.family().afi;
+    // Never onward what the node cannot forward itself: a learned route is
+    // installed only with a next hop of its own family that is not IPv6
+    // link-local (no output device is known for one, RFC 2545 §3); advertising
+    // it anyway would draw traffic into a route we do not have (RFC 4271
+    // §9.1.2.1 keeps routes with unresolvable next hops out of use).
+    if !src.local && !installable_next_hop(afi, a.next_hop()) {
+        return None;
+    }
     let nh = if target.is_ebgp() {
         // Sending it would be legal, but the peer's loop detection (RFC 4271
         // §9.1.2) drops it; withdrawing instead keeps its view exact.
@@ -149,6 +157,16 @@ pub(crate) fn export(
     Some(interner.intern_value(o))
 }
 
+/// Whether a learned route with `next_hop` can be forwarded by this node:
+/// a next hop of the prefix's family, not IPv6 link-local (fe80::/10).
+pub(crate) fn installable_next_hop(afi: crate::types::Afi, next_hop: Option<IpAddr>) -> bool {
+    match (afi, next_hop) {
+        (crate::types::Afi::Ipv4, Some(IpAddr::V4(_))) => true,
+        (crate::types::Afi::Ipv6, Some(IpAddr::V6(a))) => !a.is_unicast_link_local(),
+        _ => false,
+    }
+}
+
 fn transform(
     a: &PathAttributes,
     src: &SourceInfo,
@@ -165,7 +183,12 @@ fn transform(
     }
     if let NextHop::SelfAddr(addr) = nh {
         o.next_hop = Some(addr);
-        o.link_local_next_hop = None;
+        // RFC 2545 §3: our link-local address too when the peer shares a link
+        // with us, only beside an IPv6 global next hop.
+        o.link_local_next_hop = match addr {
+            IpAddr::V6(_) => target.info.link_local_next_hop,
+            IpAddr::V4(_) => None,
+        };
     }
     if target.is_ebgp() {
         // RFC 4271 §5.1.2: prepend our AS toward external peers.

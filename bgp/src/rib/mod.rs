@@ -108,6 +108,10 @@ pub struct PeerInfo {
     /// family (e.g. IPv6 unicast carried over an IPv4 session). Without one,
     /// routes that need next-hop self in that family are not sent to this peer.
     pub alternate_next_hop: Option<IpAddr>,
+    /// Our link-local address on the link shared with the peer, sent beside
+    /// the global next hop when we set next-hop self on an IPv6 route
+    /// (RFC 2545 §3).
+    pub link_local_next_hop: Option<std::net::Ipv6Addr>,
     /// An internal peer that is a route-reflector client of ours (RFC 4456).
     pub rr_client: bool,
     /// Set next-hop self on routes sent to this internal peer too (never on
@@ -145,6 +149,7 @@ impl PeerInfo {
             remote_router_id,
             local_address,
             alternate_next_hop: None,
+            link_local_next_hop: None,
             rr_client: false,
             next_hop_self: false,
             families: vec![family],

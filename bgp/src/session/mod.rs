@@ -32,7 +32,7 @@ use crate::fsm::{FsmConfig, codes, notify};
 use crate::speaker::{
     GracefulRestartConfig, PeerConfig, PeerStatus, RouteInfo, SpeakerConfig, SpeakerEvent,
 };
-use crate::types::{AddressFamily, Prefix};
+use crate::types::Prefix;
 use crate::wire::GracefulRestartCapability;
 use msg::{PeerCmd, RibMsg};
 
@@ -44,7 +44,8 @@ const CONNECT_RETRY_MAX: Duration = Duration::from_secs(120);
 pub(crate) struct Shared {
     pub(crate) local_asn: u32,
     pub(crate) router_id: Ipv4Addr,
-    pub(crate) local_address: Option<IpAddr>,
+    /// [`SpeakerConfig::local_addresses`].
+    pub(crate) local_addresses: Vec<IpAddr>,
     pub(crate) hold_time: u16,
     pub(crate) connect_retry: Duration,
     pub(crate) graceful_restart: Option<GracefulRestartConfig>,
@@ -53,10 +54,22 @@ pub(crate) struct Shared {
     pub(crate) ebgp_requires_policy: bool,
 }
 
+impl Shared {
+    /// The node's address of one family (IPv4 when `v4`), if it has one.
+    pub(crate) fn local_address_of(&self, v4: bool) -> Option<IpAddr> {
+        self.local_addresses
+            .iter()
+            .copied()
+            .find(|a| a.is_ipv4() == v4)
+    }
+}
+
 /// The FSM settings for `peer`. `first_session`: set the GR Restart State bit
 /// when we restarted with forwarding state preserved (RFC 4724 §4.1).
 pub(crate) fn fsm_config(shared: &Shared, peer: &PeerConfig, first_session: bool) -> FsmConfig {
-    let families = vec![AddressFamily::IPV4_UNICAST, AddressFamily::IPV6_UNICAST];
+    // RFC 4760 §8: one Multiprotocol capability per family the session may
+    // carry; RFC 4724 §3: the graceful restart capability lists the same ones.
+    let families = peer.families.clone();
     let graceful_restart = shared
         .graceful_restart
         .as_ref()
@@ -135,6 +148,9 @@ fn validate_peers(peers: &[PeerConfig], hold_time: u16) -> Result<(), BgpError> 
         let who = format!("peer {} ({})", p.name, p.address);
         if !seen.insert(p.address) {
             return Err(BgpError::Config(format!("{who}: configured twice")));
+        }
+        if p.families.is_empty() {
+            return Err(BgpError::Config(format!("{who}: no address family")));
         }
         if p.asn == 0 {
             return Err(BgpError::Config(format!("{who}: ASN 0 is reserved")));
@@ -223,7 +239,7 @@ impl Runtime {
         let shared = Arc::new(Shared {
             local_asn: cfg.local_asn,
             router_id: cfg.router_id,
-            local_address: cfg.local_address,
+            local_addresses: cfg.local_addresses.clone(),
             hold_time: cfg.hold_time,
             connect_retry: cfg.connect_retry,
             graceful_restart: cfg.graceful_restart.clone(),
@@ -313,10 +329,9 @@ impl Runtime {
         let Some(cfg) = p.bfd else {
             return Ok(());
         };
-        let local = p.source_address.or(self
-            .shared
-            .local_address
-            .filter(|a| a.is_ipv4() == p.address.is_ipv4()));
+        let local = p
+            .source_address
+            .or(self.shared.local_address_of(p.address.is_ipv4()));
         self.bfd
             .add(crate::bfd::task::NewSession {
                 peer: p.address,

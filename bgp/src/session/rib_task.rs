@@ -328,10 +328,8 @@ impl RibTask {
                 info.max_prefixes = e.cfg.max_prefixes;
                 info.import_filter = e.cfg.import_filter.clone();
                 info.export_filter = e.cfg.export_filter.clone();
-                info.alternate_next_hop = self
-                    .shared
-                    .local_address
-                    .filter(|a| a.is_ipv4() != local_addr.is_ipv4());
+                info.alternate_next_hop = self.shared.local_address_of(!local_addr.is_ipv4());
+                info.link_local_next_hop = e.cfg.link_local_next_hop;
                 e.out = Some(out);
                 e.backlog.clear();
                 e.coalesce.clear();
@@ -348,17 +346,17 @@ impl RibTask {
                 let id = e.id;
                 // RFC 4724 §4.2: stale routes survive the new session only for
                 // families the peer says it kept forwarding state for (F bit).
-                let kept_forwarding = negotiated.peer_graceful_restart.as_ref().is_some_and(|g| {
-                    negotiated
-                        .families
-                        .iter()
-                        .all(|f| g.families.iter().any(|(gf, fbit)| gf == f && *fbit))
-                });
-                if e.stale_until.is_some() && !kept_forwarding {
-                    info!(peer = %e.cfg.name, address = %peer, "peer did not preserve forwarding state: removing its stale routes");
-                    e.stale_until = None;
-                    let r = self.rib.sweep_stale_steps(id);
-                    self.remove(r).await;
+                let flush = negotiated.stale_families_to_flush();
+                if e.stale_until.is_some() && !flush.is_empty() {
+                    let names: Vec<String> = flush.iter().map(ToString::to_string).collect();
+                    info!(peer = %e.cfg.name, address = %peer, families = %names.join(","), "peer did not preserve forwarding state: removing its stale routes of these families");
+                    if flush.len() == crate::fsm::UNICAST_FAMILIES.len() {
+                        e.stale_until = None;
+                    }
+                    for f in flush {
+                        let r = self.rib.end_of_rib_steps(id, f);
+                        self.remove(r).await;
+                    }
                 }
                 // What `peer_up` would remove first (a session still up, or
                 // stale routes of a changed identity), in steps.
@@ -394,6 +392,16 @@ impl RibTask {
                 }
                 let r = self.rib.peer_down_steps(id, retain);
                 self.remove(r).await;
+                // RFC 4724 §4.2: only the families in the peer's capability
+                // are kept; the stale routes of the others go now.
+                if retain {
+                    for f in crate::fsm::UNICAST_FAMILIES {
+                        if !families.contains(&f) {
+                            let r = self.rib.end_of_rib_steps(id, f);
+                            self.remove(r).await;
+                        }
+                    }
+                }
             }
             RibMsg::Update {
                 peer,

@@ -34,7 +34,7 @@ pub fn config(asn: u32, addr: IpAddr, listen: bool) -> SpeakerConfig {
     SpeakerConfig {
         local_asn: asn,
         router_id: id,
-        local_address: Some(addr),
+        local_addresses: vec![addr],
         listen: listen.then(|| SocketAddr::new(addr, free_port(addr))),
         hold_time: 90,
         connect_retry: Duration::from_millis(500),

@@ -23,10 +23,9 @@ impl PeerTask {
     /// Where our end of the session lives: the peer's `source_address`,
     /// else the speaker's local address when of the peer's family.
     pub(super) fn source_address(&self) -> Option<IpAddr> {
-        self.peer.source_address.or(self
-            .shared
-            .local_address
-            .filter(|a| a.is_ipv4() == self.peer.address.is_ipv4()))
+        self.peer
+            .source_address
+            .or(self.shared.local_address_of(self.peer.address.is_ipv4()))
     }
 
     /// TTL of the session's packets when GTSM is off: `multihop`, else 1
@@ -125,14 +124,14 @@ impl PeerTask {
             return;
         }
         // note_state logs it (as a warning), after the FSM's actions.
-        let gr = session
-            .as_ref()
-            .and_then(|n| n.peer_graceful_restart.clone());
-        let (retain_for, families) = match gr {
-            Some(g) if reason.retains_routes() && g.restart_time > 0 => (
-                Some(Duration::from_secs(u64::from(g.restart_time))),
-                g.families.iter().map(|(f, _)| *f).collect(),
-            ),
+        let (retain_for, families) = match session.as_ref() {
+            Some(n) if reason.retains_routes() => match &n.peer_graceful_restart {
+                Some(g) if g.restart_time > 0 => (
+                    Some(Duration::from_secs(u64::from(g.restart_time))),
+                    n.families_kept_on_loss(),
+                ),
+                _ => (None, Vec::new()),
+            },
             _ => (None, Vec::new()),
         };
         self.to_rib.push_back(RibMsg::PeerDown {
