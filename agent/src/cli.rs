@@ -202,7 +202,11 @@ pub fn render_status(s: &StatusView, now: u64) -> String {
         s.node.name,
         s.node.asn,
         s.node.router_id,
-        s.node.pod_cidr,
+        if s.node.pod_cidrs.is_empty() {
+            s.node.pod_cidr.clone()
+        } else {
+            s.node.pod_cidrs.join(", ")
+        },
         converged,
         s.containers,
         s.ipam.free

@@ -5,13 +5,14 @@
 //! file, the `password_file`s it names and the hostname (the default node name).
 //!
 //! Stages: `raw` (TOML syntax, unknown keys and value types, via serde with
-//! `deny_unknown_fields` and spans) → `validate` + `peers` (meaning, defaults,
+//! `deny_unknown_fields` and spans) → `validate` + `node` + `peers` (meaning, defaults,
 //! cross checks) → [`Config`]. Every stage keeps going after a problem, so one run
 //! lists everything wrong with a file. The keys are documented in `docs/config.md`.
 
 mod error;
 mod model;
 mod nat;
+mod node;
 mod peer_transport;
 mod peers;
 mod policy;
@@ -23,8 +24,8 @@ use std::path::Path;
 
 pub use error::{ConfigError, Problem};
 pub use model::{
-    Advertise, Api, Bfd, Bgp, Config, Dataplane, Encapsulation, Metrics, Node, Peer, State,
-    defaults,
+    Advertise, Api, Bfd, Bgp, Config, Dataplane, Encapsulation, Metrics, Node, NodeAddresses, Peer,
+    State, defaults,
 };
 pub use policy::{Communities, MAX_PREFIXES_RESTART, Policy};
 

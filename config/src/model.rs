@@ -7,7 +7,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
-use ipnetwork::Ipv4Network;
+use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 
 /// Defaults of DESIGN.md §6, in one place (the docs and the tests use them too).
 pub mod defaults {
@@ -46,16 +46,103 @@ pub struct Config {
 pub struct Node {
     /// `name`, default: the kernel hostname.
     pub name: String,
-    /// `address`: the node's IP *and* its subnet's prefix length (host bits kept):
-    /// BGP source address, advertised next hop, and the cross-subnet test.
-    pub address: Ipv4Network,
+    /// `address`: the node's IPs *and* their subnets' prefix lengths (host bits
+    /// kept), at most one per family: BGP source address, advertised next hop
+    /// of that family, and the cross-subnet test.
+    pub addresses: NodeAddresses,
     pub asn: u32,
-    /// `router_id`, default: `address`'s IP.
+    /// `router_id`, default: the IPv4 address (required without one).
     pub router_id: Ipv4Addr,
-    /// `pod_cidr`: this node's block (host bits zero).
-    pub pod_cidr: Ipv4Network,
+    /// `pod_cidr`: this node's blocks (host bits zero), of either family, in
+    /// the order written: the IPAM fills them in this order. Never empty.
+    pub pod_cidrs: Vec<IpNetwork>,
     /// `cluster_id` (RFC 4456 route reflection), default: `router_id`.
     pub cluster_id: Ipv4Addr,
+}
+
+impl Node {
+    /// The IPv4 blocks, in order.
+    pub fn blocks_v4(&self) -> impl Iterator<Item = Ipv4Network> + '_ {
+        self.pod_cidrs.iter().filter_map(|b| match b {
+            IpNetwork::V4(n) => Some(*n),
+            IpNetwork::V6(_) => None,
+        })
+    }
+
+    /// The IPv6 blocks, in order.
+    pub fn blocks_v6(&self) -> impl Iterator<Item = Ipv6Network> + '_ {
+        self.pod_cidrs.iter().filter_map(|b| match b {
+            IpNetwork::V6(n) => Some(*n),
+            IpNetwork::V4(_) => None,
+        })
+    }
+
+    /// Whether `ip` lies inside one of the node's blocks.
+    pub fn in_blocks(&self, ip: IpAddr) -> bool {
+        self.pod_cidrs.iter().any(|b| b.contains(ip))
+    }
+}
+
+/// `node.address`: at most one address per family, at least one in all (the
+/// only constructor, [`NodeAddresses::new`], refuses none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeAddresses {
+    v4: Option<Ipv4Network>,
+    v6: Option<Ipv6Network>,
+}
+
+impl NodeAddresses {
+    /// `None` when both are absent: a node has at least one address.
+    pub fn new(v4: Option<Ipv4Network>, v6: Option<Ipv6Network>) -> Option<NodeAddresses> {
+        (v4.is_some() || v6.is_some()).then_some(NodeAddresses { v4, v6 })
+    }
+
+    /// The IPv4 address with its subnet's prefix length.
+    pub fn v4(&self) -> Option<Ipv4Network> {
+        self.v4
+    }
+
+    /// The IPv6 address with its subnet's prefix length.
+    pub fn v6(&self) -> Option<Ipv6Network> {
+        self.v6
+    }
+
+    /// The address of `ip`'s family, if the node has one.
+    pub fn of_family(&self, ip: IpAddr) -> Option<IpNetwork> {
+        match ip {
+            IpAddr::V4(_) => self.v4.map(IpNetwork::V4),
+            IpAddr::V6(_) => self.v6.map(IpNetwork::V6),
+        }
+    }
+
+    /// The IPv4 address if there is one, else the IPv6 one: the default
+    /// session source and the address whose link gives the underlay MTU.
+    pub fn primary(&self) -> IpNetwork {
+        match (self.v4, self.v6) {
+            (Some(a), _) => IpNetwork::V4(a),
+            (None, Some(b)) => IpNetwork::V6(b),
+            // `new` refuses this; an IPv4 placeholder keeps the type total.
+            (None, None) => IpNetwork::V4(Ipv4Network::from(Ipv4Addr::UNSPECIFIED)),
+        }
+    }
+
+    /// Every address, IPv4 first.
+    pub fn iter(&self) -> impl Iterator<Item = IpNetwork> + '_ {
+        self.v4
+            .map(IpNetwork::V4)
+            .into_iter()
+            .chain(self.v6.map(IpNetwork::V6))
+    }
+
+    /// Whether `ip` is one of the node's addresses.
+    pub fn is_own(&self, ip: IpAddr) -> bool {
+        self.iter().any(|a| a.ip() == ip)
+    }
+
+    /// Whether `ip` is on the subnet of the node's address of its family.
+    pub fn on_subnet(&self, ip: IpAddr) -> bool {
+        self.of_family(ip).is_some_and(|a| a.contains(ip))
+    }
 }
 
 /// `[bgp]`: the speaker.

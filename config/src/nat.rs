@@ -4,7 +4,7 @@
 //!
 //! Rules: each CIDR is an IPv4 or IPv6 network with its host bits zero;
 //! `nat_outgoing = true` needs at least one; when CIDRs are given, the node's
-//! block must lie inside one of them (else pod-to-pod traffic would be
+//! blocks must each lie inside one of them (else pod-to-pod traffic would be
 //! masqueraded).
 
 use ipnetwork::IpNetwork;
@@ -48,14 +48,15 @@ pub(crate) fn resolve(
         _ => {}
     }
     if let (Some(node), Some(list)) = (node, &raw.cluster_cidrs) {
-        let block = IpNetwork::V4(node.pod_cidr);
         let all_parsed = cidrs.len() == list.get_ref().len();
-        if all_parsed && !cidrs.is_empty() && !cidrs.iter().any(|c| inside(*c, block)) {
-            loc.at(
-                list.span(),
-                format!("node.pod_cidr {block} is not inside any of dataplane.cluster_cidrs"),
-                "cluster_cidrs must cover every node's pod block, or traffic between pods would be masqueraded",
-            );
+        for block in &node.pod_cidrs {
+            if all_parsed && !cidrs.is_empty() && !cidrs.iter().any(|c| inside(*c, *block)) {
+                loc.at(
+                    list.span(),
+                    format!("node.pod_cidr {block} is not inside any of dataplane.cluster_cidrs"),
+                    "cluster_cidrs must cover every node's pod block, or traffic between pods would be masqueraded",
+                );
+            }
         }
     }
     (nat_outgoing, cidrs)

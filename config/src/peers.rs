@@ -229,17 +229,17 @@ fn check_address(
         );
         return None;
     }
-    if let (IpAddr::V4(v4), Some(node)) = (a, node) {
-        if v4 == node.address.ip() {
+    if let Some(node) = node {
+        if node.addresses.is_own(a) {
             loc.at(
                 v.span(),
                 format!("peer {a} is this node's own address"),
                 "a node does not peer with itself; remove this [[peer]]",
             );
-        } else if node.pod_cidr.contains(v4) {
+        } else if let Some(block) = node.pod_cidrs.iter().find(|b| b.contains(a)) {
             loc.at(
                 v.span(),
-                format!("peer {a} is inside node.pod_cidr {}", node.pod_cidr),
+                format!("peer {a} is inside node.pod_cidr {block}"),
                 "the block holds container addresses and is routed to local veths: the neighbour would be unreachable; check the address or the block",
             );
         }

@@ -20,10 +20,16 @@ pub(crate) type Field<T> = Option<Spanned<T>>;
 /// Keys of each section with an example line, for "did you mean" and type hints.
 pub(crate) const NODE_KEYS: &[(&str, &str)] = &[
     ("name", "name = \"node-a\""),
-    ("address", "address = \"192.0.2.11/24\""),
+    (
+        "address",
+        "address = [\"192.0.2.11/24\", \"2001:db8:1::11/64\"]",
+    ),
     ("asn", "asn = 64512"),
     ("router_id", "router_id = \"192.0.2.11\""),
-    ("pod_cidr", "pod_cidr = \"10.244.1.0/26\""),
+    (
+        "pod_cidr",
+        "pod_cidr = [\"10.244.1.0/26\", \"fd00:10:244:1::/120\"]",
+    ),
     ("cluster_id", "cluster_id = \"192.0.2.11\""),
 ];
 pub(crate) const BGP_KEYS: &[(&str, &str)] = &[
@@ -87,10 +93,10 @@ pub(crate) const SECTIONS: &[(&str, &[(&str, &str)])] = &[
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawNode {
     pub name: Field<String>,
-    pub address: Field<String>,
+    pub address: Field<crate::node::RawList>,
     pub asn: Field<i64>,
     pub router_id: Field<String>,
-    pub pod_cidr: Field<String>,
+    pub pod_cidr: Field<crate::node::RawList>,
     pub cluster_id: Field<String>,
 }
 
@@ -402,12 +408,13 @@ fn type_problem(key: &str, message: &str, hint: String) -> (String, String) {
             _ => "a value of another type",
         }
     };
+    let expected = if expected.contains("or an array of strings") {
+        "a string or an array of strings"
+    } else {
+        kind(expected, false)
+    };
     (
-        format!(
-            "{key} must be {}, not {}",
-            kind(expected, false),
-            kind(found, true)
-        ),
+        format!("{key} must be {expected}, not {}", kind(found, true)),
         hint,
     )
 }

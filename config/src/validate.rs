@@ -8,7 +8,6 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::ops::Range;
 
-use ipnetwork::Ipv4Network;
 use toml::Spanned;
 
 use crate::error::Locator;
@@ -70,7 +69,13 @@ pub(crate) fn resolve(
             "every node needs at least [node] address, asn and pod_cidr",
         );
     }
-    let node = node(loc, &raw.node, node_span.clone(), hostname);
+    let node = crate::node::resolve(
+        loc,
+        &raw.node,
+        node_span.clone(),
+        hostname,
+        !raw.peers.is_empty(),
+    );
     let bgp = bgp(loc, &raw.bgp);
     let mut dataplane = dataplane(loc, &raw.dataplane);
     let api = Api {
@@ -128,231 +133,6 @@ pub(crate) fn resolve(
             policy,
         }),
         _ => None,
-    }
-}
-
-fn node(
-    loc: &mut Locator<'_>,
-    raw: &RawNode,
-    section: Range<usize>,
-    hostname: &dyn Fn() -> Option<String>,
-) -> Option<Node> {
-    let name = match &raw.name {
-        Some(v) => {
-            check_name(loc, v, "node.name");
-            Some(v.get_ref().clone())
-        }
-        None => {
-            let h = hostname();
-            if h.is_none() {
-                loc.at(
-                    section.clone(),
-                    "node.name is not set and the hostname cannot be read",
-                    "set [node] name = \"…\"",
-                );
-            }
-            h
-        }
-    };
-
-    let address = match &raw.address {
-        None => {
-            loc.missing(
-                section.clone(),
-                "address",
-                "node.address is missing".into(),
-                "add the node's IP with its subnet's prefix length, e.g. address = \"192.0.2.11/24\"",
-            );
-            None
-        }
-        Some(v) => match values::cidr("node.address", v.get_ref(), "\"192.0.2.11/24\"") {
-            Err((m, h)) => {
-                loc.at(v.span(), m, &h);
-                None
-            }
-            Ok(net) => check_node_address(loc, v, net),
-        },
-    };
-
-    let asn = asn(loc, &raw.asn, "node.asn", &section);
-
-    let router_id = match &raw.router_id {
-        Some(v) => router_id_like(loc, v, "node.router_id"),
-        None => match address {
-            Some(a) => Some(a.ip()),
-            // "node.address is missing" (or its type error) says it.
-            None if raw.address.is_none() => None,
-            None => {
-                loc.at(
-                    section.clone(),
-                    "node.router_id is not set and node.address gives no usable address to take it from",
-                    "fix node.address, or set router_id = \"192.0.2.11\" (a unique, non-zero IPv4 address)",
-                );
-                None
-            }
-        },
-    };
-    let cluster_id = match &raw.cluster_id {
-        Some(v) => router_id_like(loc, v, "node.cluster_id"),
-        None => router_id,
-    };
-
-    let pod_cidr = match &raw.pod_cidr {
-        None => {
-            loc.missing(
-                section,
-                "pod_cidr",
-                "node.pod_cidr is missing".into(),
-                "add this node's block of container addresses, e.g. pod_cidr = \"10.244.1.0/26\"",
-            );
-            None
-        }
-        Some(v) => match values::cidr("node.pod_cidr", v.get_ref(), "\"10.244.1.0/26\"") {
-            Err((m, h)) => {
-                loc.at(v.span(), m, &h);
-                None
-            }
-            Ok(net) if net.ip() != net.network() => {
-                loc.at(
-                    v.span(),
-                    format!("node.pod_cidr `{}` has host bits set", v.get_ref()),
-                    &format!("did you mean \"{}\"?", values::network_of(net)),
-                );
-                None
-            }
-            Ok(net) => check_pod_cidr(loc, v, net, address),
-        },
-    };
-
-    Some(Node {
-        name: name?,
-        address: address?,
-        asn: asn?,
-        router_id: router_id?,
-        pod_cidr: pod_cidr?,
-        cluster_id: cluster_id?,
-    })
-}
-
-/// Ranges a container block must not take (RFC 6890): the node would route
-/// them to veths and lose its own loopback, "this network", multicast, the
-/// reserved space or the link-local range that holds the containers' gateway.
-const FORBIDDEN_BLOCKS: &[(&str, &str)] = &[
-    ("0.0.0.0/8", "\"this network\" (RFC 6890)"),
-    ("127.0.0.0/8", "loopback"),
-    (
-        "169.254.0.0/16",
-        "link-local, where the containers' gateway 169.254.1.1 lives",
-    ),
-    ("224.0.0.0/4", "multicast"),
-    ("240.0.0.0/4", "reserved (and the broadcast address)"),
-];
-
-/// The block must be a unicast range of its own: not a reserved range, not
-/// overlapping the node's subnet (its hosts would become unreachable).
-fn check_pod_cidr(
-    loc: &mut Locator<'_>,
-    v: &Spanned<String>,
-    net: Ipv4Network,
-    address: Option<Ipv4Network>,
-) -> Option<Ipv4Network> {
-    let overlaps =
-        |a: Ipv4Network, b: Ipv4Network| a.contains(b.network()) || b.contains(a.network());
-    for (range, what) in FORBIDDEN_BLOCKS {
-        let Ok(range) = range.parse::<Ipv4Network>() else {
-            continue;
-        };
-        if overlaps(net, range) {
-            loc.at(
-                v.span(),
-                format!("node.pod_cidr {net} overlaps {range}, {what}"),
-                "give the node a block of private unicast addresses, e.g. pod_cidr = \"10.244.1.0/26\"",
-            );
-            // Reported; keep the block so the cross checks still run.
-            return Some(net);
-        }
-    }
-    if let Some(a) = address {
-        let subnet = values::network_of(a);
-        let problem = if net.contains(a.ip()) {
-            Some(format!(
-                "node.pod_cidr {net} contains the node's own address {}",
-                a.ip()
-            ))
-        } else if overlaps(net, subnet) {
-            Some(format!(
-                "node.pod_cidr {net} overlaps the node's subnet {subnet}"
-            ))
-        } else {
-            None
-        };
-        if let Some(m) = problem {
-            loc.at(
-                v.span(),
-                m,
-                "the block is for containers only: pick a range outside the node's subnet",
-            );
-        }
-    }
-    Some(net)
-}
-
-fn check_node_address(
-    loc: &mut Locator<'_>,
-    v: &Spanned<String>,
-    net: Ipv4Network,
-) -> Option<Ipv4Network> {
-    let ip = net.ip();
-    let problem =
-        if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || ip.is_loopback() {
-            Some(format!("node.address {ip} cannot be a node's address"))
-        } else if net.prefix() == 0 {
-            Some(format!(
-                "node.address `{}` has prefix length 0",
-                v.get_ref()
-            ))
-        } else if net.prefix() <= 30 && (ip == net.network() || ip == net.broadcast()) {
-            Some(format!(
-                "node.address `{}` is the subnet's {} address, not a node's",
-                v.get_ref(),
-                if ip == net.network() {
-                    "network"
-                } else {
-                    "broadcast"
-                }
-            ))
-        } else {
-            None
-        };
-    match problem {
-        Some(m) => {
-            loc.at(
-                v.span(),
-                m,
-                "write the node's own IP with its subnet's prefix length, e.g. \"192.0.2.11/24\"",
-            );
-            None
-        }
-        None => Some(net),
-    }
-}
-
-/// Router id and cluster id: a non-zero IPv4 address (RFC 6286 §2.1).
-fn router_id_like(loc: &mut Locator<'_>, v: &Spanned<String>, key: &str) -> Option<Ipv4Addr> {
-    match values::ipv4(key, v.get_ref()) {
-        Ok(a) if a.is_unspecified() => {
-            loc.at(
-                v.span(),
-                format!("{key} must not be 0.0.0.0"),
-                "BGP identifiers are non-zero (RFC 6286 §2.1); use the node's address",
-            );
-            None
-        }
-        Ok(a) => Some(a),
-        Err((m, h)) => {
-            loc.at(v.span(), m, &h);
-            None
-        }
     }
 }
 
@@ -615,19 +395,21 @@ fn dataplane(loc: &mut Locator<'_>, raw: &RawDataplane) -> Option<Dataplane> {
     })
 }
 
-/// The block must leave at least one address for containers.
+/// The IPv4 blocks must leave at least one address for containers once
+/// IP-in-IP has taken one for `tunl0` (IPv6 /128 blocks: see `node`).
 fn check_pool_size(loc: &mut Locator<'_>, node: &Node, dp: &Dataplane, raw: &RawNode) {
     let reserved = u64::from(dp.encapsulation.uses_tunnel());
-    let size = 1u64 << (32 - u32::from(node.pod_cidr.prefix()));
+    let mut v4 = node.blocks_v4().peekable();
+    if v4.peek().is_none() {
+        return;
+    }
+    let size: u64 = v4.map(|b| 1u64 << (32 - u32::from(b.prefix()))).sum();
     if size <= reserved
         && let Some(v) = &raw.pod_cidr
     {
         loc.at(
             v.span(),
-            format!(
-                "node.pod_cidr {} leaves no address for containers: IP-in-IP takes one for tunl0",
-                node.pod_cidr
-            ),
+            "node.pod_cidr leaves no IPv4 address for containers: IP-in-IP takes one for tunl0",
             "use a larger block, e.g. a /26",
         );
     }

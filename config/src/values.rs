@@ -7,7 +7,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
-use ipnetwork::Ipv4Network;
+use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 
 pub(crate) type Failure = (String, String);
 
@@ -16,7 +16,7 @@ pub(crate) fn ipv4(key: &str, s: &str) -> Result<Ipv4Addr, Failure> {
         Ok(IpAddr::V4(a)) => Ok(a),
         Ok(IpAddr::V6(_)) => Err((
             format!("{key} `{s}` is an IPv6 address; an IPv4 address is needed here"),
-            "tortie carries IPv4 pod addresses; IPv6 node addressing is not supported yet".into(),
+            "BGP identifiers are 32 bits (RFC 6286 §2.1), written as an IPv4 address, e.g. \"192.0.2.11\"".into(),
         )),
         Err(_) if s.contains('/') => Err((
             format!("{key} `{s}` is not an address (it has a prefix length)"),
@@ -86,9 +86,35 @@ pub(crate) fn cidr(key: &str, s: &str, example: &str) -> Result<Ipv4Network, Fai
         .map_err(|e| (format!("{key} `{s}`: {e}"), format!("e.g. {example}")))
 }
 
-/// The network address of `net` (host bits cleared).
-pub(crate) fn network_of(net: Ipv4Network) -> Ipv4Network {
-    Ipv4Network::new(net.network(), net.prefix()).unwrap_or(net)
+/// `addr/len` of either family, strictly: an IPv4 value goes through [`cidr`];
+/// an IPv6 one needs a prefix length of 0 to 128 in decimal digits.
+/// Host bits are kept.
+pub(crate) fn ip_cidr(key: &str, s: &str, example: &str) -> Result<IpNetwork, Failure> {
+    let addr = s.split_once('/').map_or(s, |(a, _)| a);
+    let Ok(v6) = addr.parse::<std::net::Ipv6Addr>() else {
+        return cidr(key, s, example).map(IpNetwork::V4);
+    };
+    let Some((_, len)) = s.split_once('/') else {
+        return Err((
+            format!("{key} `{s}` has no prefix length"),
+            format!("add the prefix length, e.g. \"{s}/64\""),
+        ));
+    };
+    let digits = !len.is_empty() && len.len() <= 3 && len.bytes().all(|b| b.is_ascii_digit());
+    match len.parse::<u8>() {
+        Ok(len) if digits && len <= 128 => Ipv6Network::new(v6, len)
+            .map(IpNetwork::V6)
+            .map_err(|e| (format!("{key} `{s}`: {e}"), format!("e.g. {example}"))),
+        _ => Err((
+            format!("{key} `{s}`: prefix length `{len}` is not a number from 0 to 128"),
+            format!("e.g. {example}"),
+        )),
+    }
+}
+
+/// The network address of `net` (host bits cleared), either family.
+pub(crate) fn ip_network_of(net: IpNetwork) -> IpNetwork {
+    IpNetwork::new(net.network(), net.prefix()).unwrap_or(net)
 }
 
 pub(crate) fn socket_addr(key: &str, s: &str) -> Result<SocketAddr, Failure> {
@@ -144,6 +170,26 @@ mod tests {
             "2001:db8::/64",
         ] {
             assert!(cidr("k", bad, "x").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ip_cidr_takes_both_families_strictly() {
+        let v6 = ip_cidr("k", "2001:db8:1::11/64", "x").map(|n| (n.ip(), n.prefix()));
+        assert_eq!(v6, Ok(("2001:db8:1::11".parse().unwrap(), 64)));
+        let v4 = ip_cidr("k", "10.0.0.0/26", "x").map(|n| n.prefix());
+        assert_eq!(v4, Ok(26));
+        for bad in [
+            "2001:db8::",
+            "2001:db8::/",
+            "2001:db8::/129",
+            "2001:db8::/+64",
+            "2001:db8::/0064",
+            "2001:db8::/ffff::",
+            "x/8",
+            "10.0.0.0/33",
+        ] {
+            assert!(ip_cidr("k", bad, "x").is_err(), "{bad}");
         }
     }
 }

@@ -52,7 +52,7 @@ fn cases() -> Vec<(&'static str, String, &'static str, usize, usize)> {
         ("pod_cidr host bits", "[node]\nname = \"n\"\naddress = \"192.0.2.11/24\"\nasn = 1\npod_cidr = \"10.244.1.5/26\"\n".into(), "has host bits set", 5, 12),
         ("pod_cidr bad", "[node]\nname = \"n\"\naddress = \"192.0.2.11/24\"\nasn = 1\npod_cidr = \"10.244.1.0/40\"\n".into(), "prefix length `40` is not a number from 0 to 32", 5, 12),
         ("pod_cidr contains node", "[node]\nname = \"n\"\naddress = \"192.0.2.11/24\"\nasn = 1\npod_cidr = \"192.0.2.0/26\"\n".into(), "contains the node's own address", 5, 12),
-        ("pod_cidr too small for tunl0", n("[dataplane]\nencapsulation = \"ipip\"\n").replace("10.244.1.0/26", "10.244.1.0/32"), "leaves no address for containers", 5, 12),
+        ("pod_cidr too small for tunl0", n("[dataplane]\nencapsulation = \"ipip\"\n").replace("10.244.1.0/26", "10.244.1.0/32"), "leaves no IPv4 address for containers", 5, 12),
         ("pod_cidr contains peer", n("[[peer]]\naddress = \"10.244.1.7\"\nasn = 65001\n"), "peer 10.244.1.7 is inside node.pod_cidr", 7, 11),
         ("duplicate peer", n("[[peer]]\naddress = \"192.0.2.1\"\nasn = 65001\n[[peer]]\naddress = \"192.0.2.1\"\nasn = 65002\nname = \"x\"\n"), "peer 192.0.2.1 is listed twice", 10, 11),
         ("duplicate peer name", n("[[peer]]\naddress = \"192.0.2.1\"\nasn = 65001\nname = \"tor\"\n[[peer]]\naddress = \"192.0.2.2\"\nasn = 65001\nname = \"tor\"\n"), "peer name `tor` is used twice", 13, 8),
@@ -186,9 +186,9 @@ fn a_type_error_is_one_message_in_operator_words() {
     assert_eq!(
         shown,
         [
-            "3:11: node.address must be a string, not a number",
+            "3:11: node.address must be a string or an array of strings, not a number",
             "4:7: node.asn must be a number, not a string",
-            "5:12: node.pod_cidr must be a string, not a boolean",
+            "5:12: node.pod_cidr must be a string or an array of strings, not a boolean",
             "7:11: peer.address must be a string, not an array",
             "8:7: peer.asn must be a number, not a string",
         ],

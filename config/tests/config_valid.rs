@@ -5,8 +5,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use tortie_config::{
-    Advertise, Api, Bgp, Config, Dataplane, Encapsulation, Metrics, Node, Peer, State, load,
-    parse_with_hostname,
+    Advertise, Api, Bgp, Config, Dataplane, Encapsulation, Metrics, Node, NodeAddresses, Peer,
+    State, load, parse_with_hostname,
 };
 
 fn ok(text: &str) -> Config {
@@ -82,10 +82,11 @@ dir = "/var/lib/t"
     let expected = Config {
         node: Node {
             name: "node-a".into(),
-            address: "192.0.2.11/24".parse().expect("cidr"),
+            addresses: NodeAddresses::new(Some("192.0.2.11/24".parse().expect("cidr")), None)
+                .expect("one address"),
             asn: 4_200_000_001,
             router_id: v4("10.0.0.1"),
-            pod_cidr: "10.244.1.0/26".parse().expect("cidr"),
+            pod_cidrs: vec!["10.244.1.0/26".parse().expect("cidr")],
             cluster_id: v4("10.0.0.100"),
         },
         bgp: Bgp {

@@ -126,10 +126,18 @@ pub struct StatusView {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeView {
     pub name: String,
+    /// The IPv4 address if the node has one, else the IPv6 one.
     pub address: String,
+    /// Every `node.address`, IPv4 first (older agents: absent).
+    #[serde(default)]
+    pub addresses: Vec<String>,
     pub asn: u32,
     pub router_id: String,
+    /// The first block.
     pub pod_cidr: String,
+    /// Every `node.pod_cidr` block, in order (older agents: absent).
+    #[serde(default)]
+    pub pod_cidrs: Vec<String>,
     pub encapsulation: String,
 }
 

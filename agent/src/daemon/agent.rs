@@ -247,19 +247,19 @@ impl Agent {
         let kernel: Vec<Option<KernelRoute>> = hops
             .iter()
             .map(|h| {
-                (!h.is_empty())
-                    .then(|| tortie_routes::route_for_learned(h, encap, cfg.node.address.into()))
+                (!h.is_empty()).then(|| {
+                    tortie_routes::route_for_learned(h, encap, cfg.node.addresses.primary())
+                })
             })
             .collect();
         // Filter under the (sync) registry lock, then write without holding it.
-        let block = IpNetwork::V4(cfg.node.pod_cidr);
         let routes: Vec<(IpNetwork, u32)> = {
             let registry = self.registry();
             routes
                 .into_iter()
                 .filter(|(net, _)| {
                     let host = net.prefix() == if net.is_ipv4() { 32 } else { 128 };
-                    let own = *net == block || (host && registry.holds(net.ip()));
+                    let own = cfg.node.pod_cidrs.contains(net) || (host && registry.holds(net.ip()));
                     if own {
                         tracing::debug!(prefix = %net, "ignoring a learned route for our own block or container");
                     }
@@ -331,10 +331,17 @@ impl Backend for Agent {
             version: env!("CARGO_PKG_VERSION").to_string(),
             node: NodeView {
                 name: cfg.node.name.clone(),
-                address: cfg.node.address.to_string(),
+                address: cfg.node.addresses.primary().to_string(),
+                addresses: cfg.node.addresses.iter().map(|a| a.to_string()).collect(),
                 asn: cfg.node.asn,
                 router_id: cfg.node.router_id.to_string(),
-                pod_cidr: cfg.node.pod_cidr.to_string(),
+                pod_cidr: cfg
+                    .node
+                    .pod_cidrs
+                    .first()
+                    .map(|b| b.to_string())
+                    .unwrap_or_default(),
+                pod_cidrs: cfg.node.pod_cidrs.iter().map(|b| b.to_string()).collect(),
                 encapsulation: super::encapsulation_name(cfg.dataplane.encapsulation).to_string(),
             },
             converged: self.is_converged(),

@@ -55,7 +55,7 @@ impl Agent {
     /// contain it (a few lookups, not a walk: [`tortie_bgp::Speaker::covering`]).
     async fn forbidden(&self, ip: Ipv4Addr) -> Result<refuse::Forbidden, ApiError> {
         let cfg = self.config();
-        let mut node = vec![cfg.node.address];
+        let mut node: Vec<_> = cfg.node.addresses.v4().into_iter().collect();
         match nix::ifaddrs::getifaddrs() {
             Ok(addrs) => {
                 for a in addrs {
@@ -91,7 +91,7 @@ impl Agent {
             node,
             peers: cfg.peers.iter().map(|p| p.address).collect(),
             learned,
-            block_len: cfg.node.pod_cidr.prefix(),
+            block_len: cfg.node.blocks_v4().map(|b| b.prefix()).min().unwrap_or(32),
         })
     }
 

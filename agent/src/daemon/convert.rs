@@ -47,7 +47,7 @@ pub fn speaker_config(c: &Config, forwarding_preserved: bool) -> SpeakerConfig {
     SpeakerConfig {
         local_asn: c.node.asn,
         router_id: c.node.router_id,
-        local_addresses: vec![IpAddr::V4(c.node.address.ip())],
+        local_addresses: c.node.addresses.iter().map(|a| a.ip()).collect(),
         listen: c.bgp.listen(),
         hold_time: c.bgp.hold_time,
         connect_retry: Duration::from_secs(u64::from(c.bgp.connect_retry.max(1))),
@@ -66,14 +66,15 @@ pub fn speaker_config(c: &Config, forwarding_preserved: bool) -> SpeakerConfig {
 /// it) and a host route for one of its addresses (`node.address`, the peers'
 /// `source_address`es), plus the fixed martians.
 pub fn import_guard(c: &Config) -> ImportGuard {
-    let mut own = vec![IpAddr::V4(c.node.address.ip())];
+    let mut own: Vec<IpAddr> = c.node.addresses.iter().map(|a| a.ip()).collect();
     // A peer's `source_address` is one of this node's addresses too.
     for a in c.peers.iter().filter_map(|p| p.source_address) {
         if !own.contains(&a) {
             own.push(a);
         }
     }
-    ImportGuard::new(block_prefix(c).into_iter().collect(), own)
+    let blocks = c.node.pod_cidrs.iter().filter_map(|b| prefix(*b)).collect();
+    ImportGuard::new(blocks, own)
 }
 
 /// The attributes this node originates a prefix with: ORIGIN IGP, empty
@@ -92,9 +93,23 @@ pub fn origin_attributes(c: &Config, block: bool) -> PathAttributes {
     }
 }
 
-/// The node's block as a BGP prefix.
-pub fn block_prefix(c: &Config) -> Option<Prefix> {
-    v4_prefix(c.node.pod_cidr.network(), c.node.pod_cidr.prefix())
+/// The node's IPv4 blocks as BGP prefixes, in `node.pod_cidr` order: what
+/// the node originates.
+pub fn block_prefixes(c: &Config) -> Vec<Prefix> {
+    c.node
+        .blocks_v4()
+        .filter_map(|b| v4_prefix(b.network(), b.prefix()))
+        .collect()
+}
+
+/// A network of either family as a BGP prefix.
+pub fn prefix(n: tortie_routes::IpNetwork) -> Option<Prefix> {
+    match n {
+        tortie_routes::IpNetwork::V4(b) => v4_prefix(b.network(), b.prefix()),
+        tortie_routes::IpNetwork::V6(b) => {
+            tortie_bgp::Ipv6Prefix::new(b.network(), b.prefix()).map(Prefix::V6)
+        }
+    }
 }
 
 /// `None` only when `len > 32`.
@@ -104,7 +119,7 @@ pub fn v4_prefix(addr: Ipv4Addr, len: u8) -> Option<Prefix> {
 
 /// Whether a container address gets its own /32 in BGP.
 pub fn advertise_host(c: &Config, ip: Ipv4Addr) -> bool {
-    c.bgp.advertise == tortie_config::Advertise::Hosts || !c.node.pod_cidr.contains(ip)
+    c.bgp.advertise == tortie_config::Advertise::Hosts || !c.node.in_blocks(IpAddr::V4(ip))
 }
 
 pub fn unix_secs(t: std::time::SystemTime) -> u64 {
@@ -183,15 +198,16 @@ pub fn next_hop_warning(c: &Config, p: &PeerStatus) -> Option<String> {
     let IpAddr::V4(peer) = p.address else {
         return None;
     };
-    if !ebgp_single_hop || cfg.source_address.is_some() || c.node.address.contains(peer) {
+    let address = c.node.addresses.v4()?;
+    if !ebgp_single_hop || cfg.source_address.is_some() || address.contains(peer) {
         return None;
     }
-    let nh = p.local_address.unwrap_or(IpAddr::V4(c.node.address.ip()));
-    (nh == IpAddr::V4(c.node.address.ip())).then(|| {
+    let nh = p.local_address.unwrap_or(IpAddr::V4(address.ip()));
+    (nh == IpAddr::V4(address.ip())).then(|| {
         format!(
             "peer is outside node.address's subnet {}/{} and source_address is not set: the session leaves from {nh} and the peer will likely reject next hop {nh} as not directly connected (set source_address to this node's address on the peer's subnet, or multihop for a peer further away)",
-            c.node.address.network(),
-            c.node.address.prefix()
+            address.network(),
+            address.prefix()
         )
     })
 }
@@ -598,6 +614,7 @@ name = "n2"
         let c = conf();
         assert!(!advertise_host(&c, Ipv4Addr::new(10, 244, 1, 5)));
         assert!(advertise_host(&c, Ipv4Addr::new(10, 99, 0, 1)));
-        assert_eq!(block_prefix(&c).unwrap().to_string(), "10.244.1.0/26");
+        let blocks: Vec<String> = block_prefixes(&c).iter().map(|p| p.to_string()).collect();
+        assert_eq!(blocks, ["10.244.1.0/26"]);
     }
 }

@@ -79,39 +79,42 @@ pub fn load_or_report(path: &Path) -> Result<Config, u8> {
 
 /// Whether `ip` is an address of one of this node's interfaces (getifaddrs,
 /// in the network namespace the process runs in).
-pub fn address_is_local(ip: std::net::Ipv4Addr) -> Result<bool, String> {
+pub fn address_is_local(ip: std::net::IpAddr) -> Result<bool, String> {
     let addrs = nix::ifaddrs::getifaddrs().map_err(|e| format!("listing addresses: {e}"))?;
-    Ok(addrs
-        .filter_map(|a| a.address)
-        .filter_map(|a| a.as_sockaddr_in().map(|s| s.ip()))
-        .any(|a| a == ip))
+    Ok(addrs.filter_map(|a| a.address).any(|a| {
+        let v4 = a.as_sockaddr_in().map(|s| std::net::IpAddr::V4(s.ip()));
+        let v6 = a.as_sockaddr_in6().map(|s| std::net::IpAddr::V6(s.ip()));
+        v4.or(v6) == Some(ip)
+    }))
 }
 
-/// `node.address` must be on an interface of this node: the BGP sessions, the
-/// advertised next hop and the containers' routes all depend on it. For
-/// `tortie check` (`fatal` false) a hint, as the file may be for another
-/// node; for `tortie run` an error. Returns false when `run` must stop.
+/// Every `node.address` must be on an interface of this node: the BGP
+/// sessions, the advertised next hops and the containers' routes all depend
+/// on them. For `tortie check` (`fatal` false) a hint, as the file may be for
+/// another node; for `tortie run` an error. Returns false when `run` must stop.
 pub fn check_node_address(path: &Path, cfg: &Config, fatal: bool) -> bool {
-    let ip = cfg.node.address.ip();
-    let problem = match address_is_local(ip) {
-        Ok(true) => return true,
-        Ok(false) => format!("node.address {ip} is on no interface of this node"),
-        Err(e) => format!("cannot tell whether node.address {ip} is on this node: {e}"),
-    };
-    if fatal {
-        eprintln!(
-            "{}: error: {problem}\n  hint: add it to the node's uplink (ip addr add {} dev IFACE) or fix node.address",
-            path.display(),
-            cfg.node.address
-        );
-        false
-    } else {
-        eprintln!(
-            "{}: hint: {problem}; `tortie run` refuses to start until it is (fine when checking another node's file)",
-            path.display()
-        );
-        true
+    let mut ok = true;
+    for address in cfg.node.addresses.iter() {
+        let ip = address.ip();
+        let problem = match address_is_local(ip) {
+            Ok(true) => continue,
+            Ok(false) => format!("node.address {ip} is on no interface of this node"),
+            Err(e) => format!("cannot tell whether node.address {ip} is on this node: {e}"),
+        };
+        if fatal {
+            eprintln!(
+                "{}: error: {problem}\n  hint: add it to the node's uplink (ip addr add {address} dev IFACE) or fix node.address",
+                path.display(),
+            );
+            ok = false;
+        } else {
+            eprintln!(
+                "{}: hint: {problem}; `tortie run` refuses to start until it is (fine when checking another node's file)",
+                path.display()
+            );
+        }
     }
+    ok
 }
 
 /// How `tortie run` was asked to behave beyond its configuration file.
@@ -149,7 +152,8 @@ pub async fn run(config_path: PathBuf, opts: RunOptions) -> u8 {
 }
 
 async fn run_with(config_path: PathBuf, cfg: Arc<Config>, opts: RunOptions) -> anyhow::Result<()> {
-    tracing::info!(node = %cfg.node.name, asn = cfg.node.asn, block = %cfg.node.pod_cidr, "tortie starting");
+    let blocks: Vec<String> = cfg.node.pod_cidrs.iter().map(|b| b.to_string()).collect();
+    tracing::info!(node = %cfg.node.name, asn = cfg.node.asn, blocks = %blocks.join(", "), "tortie starting");
     crate::httpd::raise_nofile_limit();
     // Fail fast, before touching the kernel, when another agent is running.
     let api_listener = crate::api::server::bind(&cfg.api.socket).context("local API socket")?;
@@ -174,17 +178,27 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>, opts: RunOptions) -> a
         "kernel routes of ours found at start-up (kept until BGP converges)"
     );
 
-    let mut ipam = Ipam::open(&cfg.state.dir, cfg.node.pod_cidr, &[])
+    let Some(pool) = cfg.node.blocks_v4().next() else {
+        anyhow::bail!(
+            "node.pod_cidr has no IPv4 block: containers still need one (IPv6 container addresses are not served yet)"
+        );
+    };
+    let mut ipam = Ipam::open(&cfg.state.dir, pool, &[])
         .with_context(|| format!("opening IPAM state in {}", cfg.state.dir.display()))?;
     let registry = reconcile_containers(&cfg, &mut ipam).await?;
 
-    table.set(cfg.node.pod_cidr, KernelRoute::Blackhole).await;
-    let underlay = match tortie_routes::underlay_mtu(cfg.node.address.ip()).await {
-        Ok(m) => Some(m),
-        Err(e) => {
-            tracing::warn!(error = %e, "underlay MTU unknown; assuming {DEFAULT_MTU}");
-            None
-        }
+    for block in &cfg.node.pod_cidrs {
+        table.set(*block, KernelRoute::Blackhole).await;
+    }
+    let underlay = match cfg.node.addresses.v4() {
+        Some(a) => match tortie_routes::underlay_mtu(a.ip()).await {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::warn!(error = %e, "underlay MTU unknown; assuming {DEFAULT_MTU}");
+                None
+            }
+        },
+        None => None,
     };
     let mtu = container_mtu(&cfg, underlay);
     if cfg.dataplane.encapsulation.uses_tunnel() {
@@ -208,11 +222,11 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>, opts: RunOptions) -> a
         tortie_bgp::Speaker::start(convert::speaker_config(&cfg, adopted > 0))
             .await
             .context("starting the BGP speaker")?;
-    if let Some(block) = convert::block_prefix(&cfg) {
+    for block in convert::block_prefixes(&cfg) {
         speaker
             .originate_with(block, convert::origin_attributes(&cfg, true))
             .await
-            .context("originating the block")?;
+            .with_context(|| format!("originating the block {block}"))?;
     }
     let mut agent = Agent::new(cfg.clone(), speaker, table, ipam, mtu, registry);
     if !opts.install_learned {
@@ -558,19 +572,23 @@ async fn reload(agent: &Agent, nat: &tortie_routes::nat::NatOutgoing, path: &Pat
         }
     }
     let applied = Arc::new(applied);
-    if applied.policy.block_communities != old.policy.block_communities
-        && let Some(block) = convert::block_prefix(&applied)
-    {
-        let result = match agent.speaker().await {
-            Ok(s) => s
-                .originate_with(block, convert::origin_attributes(&applied, true))
-                .await
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        match result {
-            Ok(()) => tracing::info!("SIGHUP: block re-originated with the new communities"),
-            Err(e) => tracing::error!(error = %e, "SIGHUP: re-originating the block failed"),
+    if applied.policy.block_communities != old.policy.block_communities {
+        for block in convert::block_prefixes(&applied) {
+            let result = match agent.speaker().await {
+                Ok(s) => s
+                    .originate_with(block, convert::origin_attributes(&applied, true))
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match result {
+                Ok(()) => {
+                    tracing::info!(%block, "SIGHUP: block re-originated with the new communities")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, %block, "SIGHUP: re-originating the block failed")
+                }
+            }
         }
     }
     if applied.bgp.advertise != old.bgp.advertise

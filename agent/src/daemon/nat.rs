@@ -4,19 +4,15 @@
 //! `tortie_routes::nat`; this file only decides what is wanted and logs.
 
 use tortie_config::Config;
+use tortie_routes::RoutesError;
 use tortie_routes::nat::{NatOutgoing, NatRules};
-use tortie_routes::{IpNetwork, RoutesError};
 
 /// The wanted rules for `cfg` (`None`: NAT off, our table must not exist).
 pub fn rules(cfg: &Config) -> Result<Option<NatRules>, RoutesError> {
     if !cfg.dataplane.nat_outgoing {
         return Ok(None);
     }
-    NatRules::new(
-        &[IpNetwork::V4(cfg.node.pod_cidr)],
-        &cfg.dataplane.cluster_cidrs,
-    )
-    .map(Some)
+    NatRules::new(&cfg.node.pod_cidrs, &cfg.dataplane.cluster_cidrs).map(Some)
 }
 
 /// Start-up: starts the guard and applies `cfg`'s wish. With NAT on, a
