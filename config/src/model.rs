@@ -150,7 +150,8 @@ impl NodeAddresses {
 pub struct Bgp {
     /// `listen_port`; 0 means do not listen (active sessions only).
     pub listen_port: u16,
-    /// `listen_address`, default 0.0.0.0 (every local IPv4 address).
+    /// `listen_address`, default `::` (every local address of both families:
+    /// a dual-stack listener, IPv4 peers arriving IPv4-mapped).
     pub listen_address: IpAddr,
     /// Hold time we propose, seconds (RFC 4271 §4.2: 0 or ≥ 3).
     pub hold_time: u16,

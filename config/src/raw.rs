@@ -34,7 +34,7 @@ pub(crate) const NODE_KEYS: &[(&str, &str)] = &[
 ];
 pub(crate) const BGP_KEYS: &[(&str, &str)] = &[
     ("listen_port", "listen_port = 179"),
-    ("listen_address", "listen_address = \"0.0.0.0\""),
+    ("listen_address", "listen_address = \"::\""),
     ("hold_time", "hold_time = 90"),
     ("connect_retry", "connect_retry = 5"),
     ("graceful_restart", "graceful_restart = true"),

@@ -5,7 +5,7 @@
 //! span, with a hint), then cross-section checks run (`peers`). A `Config` is
 //! returned only when no problem at all was found.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::ops::Range;
 
 use toml::Spanned;
@@ -224,13 +224,15 @@ fn bgp(loc: &mut Locator<'_>, raw: &RawBgp) -> Bgp {
         |n| format!("bgp.listen_port {n} is out of range"),
         "0 to 65535; 179 is BGP's port, 0 means do not listen",
     );
+    // `::` with IPV6_V6ONLY off: one listener for IPv6 and (IPv4-mapped)
+    // IPv4 peers; the agent falls back to 0.0.0.0 when the kernel has no IPv6.
     let listen_address = match &raw.listen_address {
-        None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        None => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
         Some(v) => match values::ip("bgp.listen_address", v.get_ref()) {
             Ok(a) => a,
             Err((m, h)) => {
                 loc.at(v.span(), m, &h);
-                IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+                IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
             }
         },
     };

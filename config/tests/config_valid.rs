@@ -177,7 +177,7 @@ fn a_minimal_file_gets_the_documented_defaults() {
         c.bgp,
         Bgp {
             listen_port: 179,
-            listen_address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            listen_address: IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
             hold_time: 90,
             connect_retry: 5,
             graceful_restart: true,
@@ -185,7 +185,7 @@ fn a_minimal_file_gets_the_documented_defaults() {
             advertise: Advertise::Block,
         }
     );
-    assert_eq!(c.bgp.listen(), Some("0.0.0.0:179".parse().expect("sa")));
+    assert_eq!(c.bgp.listen(), Some("[::]:179".parse().expect("sa")));
     assert!(c.peers.is_empty());
     assert_eq!(
         c.dataplane,

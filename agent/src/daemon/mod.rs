@@ -117,6 +117,25 @@ pub fn check_node_address(path: &Path, cfg: &Config, fatal: bool) -> bool {
     ok
 }
 
+/// The dual-stack listener `[::]` (the default `bgp.listen_address`) needs
+/// IPv6 in the kernel; with IPv6 disabled (`ipv6.disable=1`: no AF_INET6
+/// sockets) the speaker listens on 0.0.0.0 instead, and says so.
+fn dual_stack_fallback(listen: std::net::SocketAddr) -> std::net::SocketAddr {
+    let any6 = std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED);
+    if listen.ip() != any6 {
+        return listen;
+    }
+    match std::net::UdpSocket::bind((any6, 0)) {
+        Ok(_) => listen,
+        Err(e) => {
+            let v4 =
+                std::net::SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), listen.port());
+            tracing::warn!(error = %e, %v4, "IPv6 is disabled in this kernel: listening for BGP on IPv4 only");
+            v4
+        }
+    }
+}
+
 /// How `tortie run` was asked to behave beyond its configuration file.
 #[derive(Clone, Copy, Debug)]
 pub struct RunOptions {
@@ -218,10 +237,11 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>, opts: RunOptions) -> a
     // Held until we return: dropping it stops the guard (the table stays).
     let nat = nat::start(&cfg).context("nat_outgoing")?;
 
-    let (speaker, mut events) =
-        tortie_bgp::Speaker::start(convert::speaker_config(&cfg, adopted > 0))
-            .await
-            .context("starting the BGP speaker")?;
+    let mut speaker_cfg = convert::speaker_config(&cfg, adopted > 0);
+    speaker_cfg.listen = speaker_cfg.listen.map(dual_stack_fallback);
+    let (speaker, mut events) = tortie_bgp::Speaker::start(speaker_cfg)
+        .await
+        .context("starting the BGP speaker")?;
     for block in convert::block_prefixes(&cfg) {
         speaker
             .originate_with(block, convert::origin_attributes(&cfg, true))
