@@ -18,6 +18,9 @@ pub mod defaults {
     pub const RESTART_TIME: u16 = 120;
     pub const PEER_PORT: u16 = 179;
     pub const MTU: u16 = 0;
+    pub const VXLAN_VNI: u32 = 4096;
+    /// IANA's VXLAN port (RFC 7348 §5).
+    pub const VXLAN_PORT: u16 = 4789;
     pub const ROUTE_PROTOCOL: u8 = 149;
     pub const VETH_PREFIX: &str = "tt";
     pub const API_SOCKET: &str = "/run/tortie/tortie.sock";
@@ -227,6 +230,10 @@ pub struct Bfd {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Dataplane {
     pub encapsulation: Encapsulation,
+    /// `vxlan_vni`: the VXLAN Network Identifier (RFC 7348 §5: 24 bits).
+    pub vxlan_vni: u32,
+    /// `vxlan_port`: UDP destination port of VXLAN packets.
+    pub vxlan_port: u16,
     /// 0: the underlay MTU minus the encapsulation overhead; else 576..=65535.
     pub mtu: u16,
     /// Kernel route protocol number marking the routes tortie owns.
@@ -240,23 +247,9 @@ pub struct Dataplane {
     pub cluster_cidrs: Vec<ipnetwork::IpNetwork>,
 }
 
-/// How traffic to other nodes' blocks is carried.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Encapsulation {
-    /// Plain routing: the fabric routes pod addresses.
-    None,
-    /// IP-in-IP through `tunl0` to every other node.
-    IpIp,
-    /// IP-in-IP only when the next hop is outside `node.address`'s subnet.
-    IpIpCrossSubnet,
-}
-
-impl Encapsulation {
-    /// Whether `tunl0` is used at all (and an address of the block reserved for it).
-    pub fn uses_tunnel(self) -> bool {
-        !matches!(self, Encapsulation::None)
-    }
-}
+/// `dataplane.encapsulation`: the routes crate's model (one model; the
+/// names are parsed with its [`FromStr`](std::str::FromStr)).
+pub use tortie_routes::Encapsulation;
 
 /// `[api]`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -68,6 +68,8 @@ pub(crate) const PEER_KEYS: &[(&str, &str)] = &[
 pub(crate) const DATAPLANE_KEYS: &[(&str, &str)] = &[
     ("encapsulation", "encapsulation = \"none\""),
     ("mtu", "mtu = 0"),
+    ("vxlan_vni", "vxlan_vni = 4096"),
+    ("vxlan_port", "vxlan_port = 4789"),
     ("route_protocol", "route_protocol = 149"),
     ("veth_prefix", "veth_prefix = \"tt\""),
     ("nat_outgoing", "nat_outgoing = true"),
@@ -144,6 +146,8 @@ pub(crate) struct RawPeer {
 pub(crate) struct RawDataplane {
     pub encapsulation: Field<String>,
     pub mtu: Field<i64>,
+    pub vxlan_vni: Field<i64>,
+    pub vxlan_port: Field<i64>,
     pub route_protocol: Field<i64>,
     pub veth_prefix: Field<String>,
     pub nat_outgoing: Field<bool>,
@@ -374,6 +378,8 @@ const INT_RANGES: &[(&str, &str)] = &[
     ("peer.ttl_security", "1 to 254"),
     ("peer.max_prefixes", "1 to 4294967295"),
     ("dataplane.mtu", "0 or 576 to 65535"),
+    ("dataplane.vxlan_vni", "1 to 16777215"),
+    ("dataplane.vxlan_port", "1 to 65535"),
     ("dataplane.route_protocol", "0 to 255"),
 ];
 

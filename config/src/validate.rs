@@ -302,27 +302,42 @@ fn choice_hint(word: &str, choices: &[&str], meaning: &str) -> String {
 }
 
 fn dataplane(loc: &mut Locator<'_>, raw: &RawDataplane) -> Option<Dataplane> {
-    const ENCAPS: &[&str] = &["none", "ipip", "ipip-cross-subnet"];
     let encapsulation = match &raw.encapsulation {
         None => Some(Encapsulation::None),
-        Some(v) => match v.get_ref().as_str() {
-            "none" => Some(Encapsulation::None),
-            "ipip" => Some(Encapsulation::IpIp),
-            "ipip-cross-subnet" => Some(Encapsulation::IpIpCrossSubnet),
-            other => {
+        Some(v) => match v.get_ref().parse::<Encapsulation>() {
+            Ok(e) => Some(e),
+            Err(()) => {
+                let other = v.get_ref();
+                let names = Encapsulation::NAMES.map(|n| format!("\"{n}\"")).join(", ");
                 loc.at(
                     v.span(),
-                    format!("dataplane.encapsulation `{other}` is not one of \"none\", \"ipip\", \"ipip-cross-subnet\""),
+                    format!("dataplane.encapsulation `{other}` is not one of {names}"),
                     &choice_hint(
                         other,
-                        ENCAPS,
-                        "\"none\": plain routing; \"ipip\": IP-in-IP to every node; \"ipip-cross-subnet\": only across subnets (VXLAN is not supported)",
+                        &Encapsulation::NAMES,
+                        "\"none\": plain routing; \"ipip\"/\"vxlan\": IP-in-IP/VXLAN to every node; \"…-cross-subnet\": only to nodes outside this node's subnet",
                     ),
                 );
                 None
             }
         },
     };
+    let vxlan_vni = int(
+        loc,
+        &raw.vxlan_vni,
+        defaults::VXLAN_VNI,
+        |n| (1..=0xff_ffff).contains(&n),
+        |n| format!("dataplane.vxlan_vni {n} is out of range"),
+        "a VXLAN Network Identifier has 24 bits (RFC 7348 §5): 1 to 16777215",
+    );
+    let vxlan_port = int(
+        loc,
+        &raw.vxlan_port,
+        defaults::VXLAN_PORT,
+        |n| (1..=65535).contains(&n),
+        |n| format!("dataplane.vxlan_port {n} is out of range"),
+        "a UDP port, 1 to 65535; IANA's VXLAN port is 4789",
+    );
     let mtu = int(
         loc,
         &raw.mtu,
@@ -389,6 +404,8 @@ fn dataplane(loc: &mut Locator<'_>, raw: &RawDataplane) -> Option<Dataplane> {
     };
     Some(Dataplane {
         encapsulation: encapsulation?,
+        vxlan_vni,
+        vxlan_port,
         mtu,
         route_protocol,
         veth_prefix,
@@ -400,7 +417,7 @@ fn dataplane(loc: &mut Locator<'_>, raw: &RawDataplane) -> Option<Dataplane> {
 /// The IPv4 blocks must leave at least one address for containers once
 /// IP-in-IP has taken one for `tunl0` (IPv6 /128 blocks: see `node`).
 fn check_pool_size(loc: &mut Locator<'_>, node: &Node, dp: &Dataplane, raw: &RawNode) {
-    let reserved = u64::from(dp.encapsulation.uses_tunnel());
+    let reserved = u64::from(dp.encapsulation.uses_ipip());
     let mut v4 = node.blocks_v4().peekable();
     if v4.peek().is_none() {
         return;

@@ -65,6 +65,8 @@ route_reflector_client = true
 [dataplane]
 encapsulation = "ipip-cross-subnet"
 mtu = 1480
+vxlan_vni = 77
+vxlan_port = 8472
 route_protocol = 200
 veth_prefix = "cali"
 
@@ -138,6 +140,8 @@ dir = "/var/lib/t"
         ],
         dataplane: Dataplane {
             encapsulation: Encapsulation::IpIpCrossSubnet,
+            vxlan_vni: 77,
+            vxlan_port: 8472,
             mtu: 1480,
             route_protocol: 200,
             veth_prefix: "cali".into(),
@@ -191,6 +195,8 @@ fn a_minimal_file_gets_the_documented_defaults() {
         c.dataplane,
         Dataplane {
             encapsulation: Encapsulation::None,
+            vxlan_vni: 4096,
+            vxlan_port: 4789,
             mtu: 0,
             route_protocol: 149,
             veth_prefix: "tt".into(),

@@ -55,7 +55,7 @@ use crate::sysctl;
 use crate::types::KernelRoute;
 use crate::wire;
 
-mod rtnl;
+pub(crate) mod rtnl;
 mod worker;
 
 use rtnl::*;

@@ -12,15 +12,20 @@
 //!   `reconcile` and `wire` modules).
 //! - [`nl`]: the one netlink layer (constants, builder, parser, socket)
 //!   everything above uses, public for the benchmark's raw writer.
-//! - [`ensure_tunl0`], [`underlay_mtu`]: IP-in-IP ([`tunnel`]).
+//! - [`ensure_tunl0`], [`underlay_mtu`]: IP-in-IP and link requests ([`tunnel`]).
+//! - [`vxlan::ensure_vxlan`], [`vxlan::vtep_mac`]: VXLAN devices and the VTEP
+//!   MAC derivation ([`vxlan`]); their FDB/neighbour entries are the
+//!   [`RouteTable`]'s.
 //! - [`set_sysctl`]: kernel parameters ([`sysctl`]).
-//! - [`route_for_learned`]: pure helper from BGP next hops to a kernel route.
+//! - [`Encapsulation`], [`route_for_learned`]: the one encapsulation model,
+//!   pure: from BGP next hops to a kernel route ([`encap`]).
 //!
 //! Everything acts on the network namespace of the calling thread, except
 //! the container side of `attach`, which uses a dedicated thread that entered
 //! the container's namespace (private `netns` module).
 
 pub mod attach;
+pub mod encap;
 pub mod error;
 pub mod nat;
 mod netns;
@@ -30,20 +35,22 @@ pub mod sysctl;
 pub mod table;
 pub mod tunnel;
 pub mod types;
+pub mod vxlan;
 mod wire;
 
 pub use attach::{
     AttachRequest, Attachment, GATEWAY, attach, delete_host_veth, detach, host_ifname, link_exists,
     list_attachments, list_host_veths,
 };
+pub use encap::{
+    Carrier, Encapsulation, IPIP_OVERHEAD, TUNNEL_DEV, VXLAN_DEV, VXLAN6_DEV, route_for_learned,
+};
 pub use error::RoutesError;
 pub use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 pub use sysctl::{get_sysctl, set_sysctl};
 pub use table::RouteTable;
-pub use tunnel::{IPIP_OVERHEAD, ensure_tunl0, underlay_mtu};
-pub use types::{
-    Encapsulation, KernelRoute, NextHop, RouteKind, RouteStats, TUNNEL_DEV, route_for_learned,
-};
+pub use tunnel::{ensure_tunl0, underlay_mtu};
+pub use types::{KernelRoute, NextHop, RouteKind, RouteStats};
 pub use wire::RT_TABLE_MAIN;
 
 /// Default protocol number of our routes (`proto 149` in `ip route`).

@@ -1,26 +1,10 @@
 //! Plain intent types shared with the agent: what a kernel route should look
-//! like, encapsulation modes, and the pure helper that turns a learned
-//! prefix's BGP next hops into a kernel route. No IO here. Family-generic:
-//! prefixes are [`IpNetwork`] and gateways [`IpAddr`], IPv4 and IPv6 alike,
+//! like (the encapsulation model that chooses it is [`crate::encap`]). No IO
+//! here. Family-generic:
+//! prefixes are [`ipnetwork::IpNetwork`] and gateways [`IpAddr`], IPv4 and IPv6 alike,
 //! through one code path.
 
 use std::net::IpAddr;
-
-use ipnetwork::IpNetwork;
-
-/// Name of the IP-in-IP device the kernel's `ipip` module creates.
-pub const TUNNEL_DEV: &str = "tunl0";
-
-/// How traffic to other nodes' blocks leaves this node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Encapsulation {
-    /// Plain routing: `<prefix> via <node ip>`.
-    None,
-    /// Always IP-in-IP: `<prefix> via <node ip> dev tunl0 onlink`.
-    IpIp,
-    /// IP-in-IP only when the next hop is outside the node's own subnet.
-    IpIpCrossSubnet,
-}
 
 /// One next hop of a unicast route.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -136,172 +120,16 @@ pub struct RouteStats {
     pub resyncs: u64,
     /// Route replace/delete requests sent.
     pub writes: u64,
-}
-
-/// The kernel route for a learned prefix given its next hops (the node
-/// addresses from BGP), the encapsulation mode and the node's own subnet
-/// (`node.address` with its prefix length).
-///
-/// - `None`: `via <nh>`.
-/// - `IpIp`: `via <nh> dev tunl0 onlink` for every next hop.
-/// - `IpIpCrossSubnet`: tunnel only the next hops outside `node_subnet`.
-///
-/// `tunl0` carries IPv4 in IPv4 only: IPv6 next hops are always routed
-/// plainly (`via <nh>`).
-///
-/// Several next hops give an ECMP route. No next hops gives
-/// [`KernelRoute::Blackhole`]: there is nowhere to forward to, and dropping
-/// is safer than falling through to a default route.
-pub fn route_for_learned(
-    next_hops: &[IpAddr],
-    encap: Encapsulation,
-    node_subnet: IpNetwork,
-) -> KernelRoute {
-    if next_hops.is_empty() {
-        return KernelRoute::Blackhole;
-    }
-    let hops = next_hops
-        .iter()
-        .map(|&gateway| {
-            let tunnel = gateway.is_ipv4()
-                && match encap {
-                    Encapsulation::None => false,
-                    Encapsulation::IpIp => true,
-                    Encapsulation::IpIpCrossSubnet => !node_subnet.contains(gateway),
-                };
-            NextHop {
-                gateway,
-                dev: tunnel.then(|| TUNNEL_DEV.to_string()),
-                onlink: tunnel,
-            }
-        })
-        .collect();
-    KernelRoute::Unicast { next_hops: hops }.normalized()
+    /// Remote VXLAN VTEPs the desired routes go through (each has a
+    /// permanent FDB and neighbour entry).
+    pub vteps: u64,
+    /// VXLAN FDB/neighbour entries of ours someone removed, put back.
+    pub vtep_entries_restored: u64,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn net(s: &str) -> IpNetwork {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn ipv6_next_hops_never_tunnel() {
-        let v6: IpAddr = "2001:db8::7".parse().unwrap();
-        let v4: IpAddr = "10.0.2.5".parse().unwrap();
-        let r = route_for_learned(&[v6, v4], Encapsulation::IpIp, net("10.0.1.0/24"));
-        assert_eq!(
-            r,
-            KernelRoute::Unicast {
-                next_hops: vec![
-                    NextHop {
-                        gateway: v4,
-                        dev: Some("tunl0".into()),
-                        onlink: true
-                    },
-                    NextHop {
-                        gateway: v6,
-                        dev: None,
-                        onlink: false
-                    },
-                ]
-            }
-        );
-        let r = route_for_learned(
-            &[v6],
-            Encapsulation::IpIpCrossSubnet,
-            net("2001:db8:1::/64"),
-        );
-        assert_eq!(
-            r,
-            KernelRoute::Unicast {
-                next_hops: vec![NextHop {
-                    gateway: v6,
-                    dev: None,
-                    onlink: false
-                }]
-            }
-        );
-    }
-
-    #[test]
-    fn cross_subnet_tunnels_only_remote_next_hops() {
-        let r = route_for_learned(
-            &["10.0.2.5".parse().unwrap(), "10.0.1.7".parse().unwrap()],
-            Encapsulation::IpIpCrossSubnet,
-            net("10.0.1.0/24"),
-        );
-        assert_eq!(
-            r,
-            KernelRoute::Unicast {
-                next_hops: vec![
-                    NextHop {
-                        gateway: "10.0.1.7".parse().unwrap(),
-                        dev: None,
-                        onlink: false
-                    },
-                    NextHop {
-                        gateway: "10.0.2.5".parse().unwrap(),
-                        dev: Some("tunl0".into()),
-                        onlink: true
-                    },
-                ]
-            }
-        );
-    }
-
-    #[test]
-    fn ipip_always_and_none_never() {
-        let nh = ["10.0.1.7".parse().unwrap()];
-        let sub = net("10.0.1.0/24");
-        match route_for_learned(&nh, Encapsulation::IpIp, sub) {
-            KernelRoute::Unicast { next_hops } => {
-                assert_eq!(
-                    next_hops[..],
-                    [NextHop {
-                        gateway: nh[0],
-                        dev: Some("tunl0".into()),
-                        onlink: true
-                    }]
-                );
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-        match route_for_learned(&nh, Encapsulation::None, net("192.0.2.0/24")) {
-            KernelRoute::Unicast { next_hops } => {
-                assert_eq!(
-                    next_hops[..],
-                    [NextHop {
-                        gateway: nh[0],
-                        dev: None,
-                        onlink: false
-                    }]
-                );
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-
-    #[test]
-    fn no_next_hop_is_blackhole_and_ecmp_is_order_free() {
-        assert_eq!(
-            route_for_learned(&[], Encapsulation::IpIp, net("10.0.0.0/8")),
-            KernelRoute::Blackhole
-        );
-        let a: IpAddr = "10.0.0.1".parse().unwrap();
-        let b: IpAddr = "10.0.0.2".parse().unwrap();
-        let s = net("10.0.0.0/24");
-        assert_eq!(
-            route_for_learned(&[a, b], Encapsulation::None, s),
-            route_for_learned(&[b, a, b], Encapsulation::None, s)
-        );
-        assert_eq!(
-            route_for_learned(&[a], Encapsulation::None, s).kind(),
-            RouteKind::Learned
-        );
-    }
 
     #[test]
     fn unspecified_device_matches_any() {

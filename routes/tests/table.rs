@@ -436,11 +436,11 @@ fn underlay_mtu_and_tunl0() {
     let name = ns.name.clone();
     ns.run(move || async move {
         let probe = Netns::borrowed(&name);
-        let mtu = tortie_routes::underlay_mtu("10.200.0.1".parse().unwrap())
+        let mtu = tortie_routes::underlay_mtu("10.200.0.1".parse::<std::net::Ipv4Addr>().unwrap())
             .await
             .expect("mtu");
         assert_eq!(mtu, 1450);
-        let err = tortie_routes::underlay_mtu("10.200.0.99".parse().unwrap())
+        let err = tortie_routes::underlay_mtu("10.200.0.99".parse::<std::net::Ipv4Addr>().unwrap())
             .await
             .unwrap_err();
         assert!(
@@ -455,7 +455,7 @@ fn underlay_mtu_and_tunl0() {
                 assert!(l.contains("mtu 1430") && l.contains("10.244.1.0/32"), "{l}");
             }
             Err(e) => assert!(
-                e.to_string().starts_with("configuring tunl0: creating it:"),
+                e.to_string().starts_with("configuring tunl0: creating it"),
                 "{e}"
             ),
         }

@@ -26,7 +26,17 @@ fn main() -> ExitCode {
         }
         Cmd::Check { config } => match daemon::load_or_report(&config) {
             Ok(cfg) => {
-                daemon::check_node_address(&config, &cfg, false);
+                if daemon::check_node_address(&config, &cfg, false)
+                    && cfg
+                        .node
+                        .addresses
+                        .iter()
+                        .all(|a| daemon::address_is_local(a.ip()) == Ok(true))
+                    && let Some(problem) = daemon::dataplane::check_mtu(&cfg)
+                {
+                    eprintln!("{}: error: {problem}", config.display());
+                    return ExitCode::from(daemon::EXIT_INVALID_CONFIG);
+                }
                 let _ = out(&format!("{}: valid\n", config.display()));
                 ExitCode::SUCCESS
             }

@@ -242,15 +242,12 @@ impl Agent {
             return;
         }
         let cfg = self.config();
-        let encap = super::encapsulation(cfg.dataplane.encapsulation);
+        let encap = cfg.dataplane.encapsulation;
+        let subnets = super::dataplane::node_subnets(&cfg);
         // One kernel route per next-hop set (None = remove).
         let kernel: Vec<Option<KernelRoute>> = hops
             .iter()
-            .map(|h| {
-                (!h.is_empty()).then(|| {
-                    tortie_routes::route_for_learned(h, encap, cfg.node.addresses.primary())
-                })
-            })
+            .map(|h| (!h.is_empty()).then(|| tortie_routes::route_for_learned(h, encap, &subnets)))
             .collect();
         // Filter under the (sync) registry lock, then write without holding it.
         let routes: Vec<(IpNetwork, u32)> = {
@@ -342,7 +339,7 @@ impl Backend for Agent {
                     .map(|b| b.to_string())
                     .unwrap_or_default(),
                 pod_cidrs: cfg.node.pod_cidrs.iter().map(|b| b.to_string()).collect(),
-                encapsulation: super::encapsulation_name(cfg.dataplane.encapsulation).to_string(),
+                encapsulation: cfg.dataplane.encapsulation.name().to_string(),
             },
             converged: self.is_converged(),
             peers: peers

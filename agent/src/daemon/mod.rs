@@ -6,7 +6,8 @@
 //! (adopts our kernel routes) → IPAM open → containers reconciled with the
 //! veths found ([`reconcile_containers`]: complete ones kept, half-made ones
 //! removed, then IPAM frees what nothing carries) →
-//! blackhole for the block, tunl0 when encapsulating, the natOutgoing table
+//! blackhole for the block, tunl0 or the VXLAN devices and the MTU
+//! ([`dataplane`]), the natOutgoing table
 //! ([`nat`]) → BGP speaker with
 //! graceful restart (forwarding preserved when routes were adopted) →
 //! originate the block and container /32s ([`registry`]) → serve API and
@@ -21,6 +22,7 @@ pub mod agent;
 pub mod batch;
 pub mod containers;
 pub mod convert;
+pub mod dataplane;
 pub mod memory;
 pub mod nat;
 pub mod refuse;
@@ -43,26 +45,6 @@ pub const EXIT_INVALID_CONFIG: u8 = 2;
 
 /// Main table (RT_TABLE_MAIN).
 const MAIN_TABLE: u32 = 254;
-/// Ethernet's MTU, when the underlay's cannot be read.
-const DEFAULT_MTU: u32 = 1500;
-
-pub fn encapsulation(e: tortie_config::Encapsulation) -> tortie_routes::Encapsulation {
-    match e {
-        tortie_config::Encapsulation::None => tortie_routes::Encapsulation::None,
-        tortie_config::Encapsulation::IpIp => tortie_routes::Encapsulation::IpIp,
-        tortie_config::Encapsulation::IpIpCrossSubnet => {
-            tortie_routes::Encapsulation::IpIpCrossSubnet
-        }
-    }
-}
-
-pub fn encapsulation_name(e: tortie_config::Encapsulation) -> &'static str {
-    match e {
-        tortie_config::Encapsulation::None => "none",
-        tortie_config::Encapsulation::IpIp => "ipip",
-        tortie_config::Encapsulation::IpIpCrossSubnet => "ipip-cross-subnet",
-    }
-}
 
 /// Loads the config; prints every problem and returns the exit code on error.
 pub fn load_or_report(path: &Path) -> Result<Config, u8> {
@@ -209,31 +191,9 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>, opts: RunOptions) -> a
     for block in &cfg.node.pod_cidrs {
         table.set(*block, KernelRoute::Blackhole).await;
     }
-    let underlay = match cfg.node.addresses.v4() {
-        Some(a) => match tortie_routes::underlay_mtu(a.ip()).await {
-            Ok(m) => Some(m),
-            Err(e) => {
-                tracing::warn!(error = %e, "underlay MTU unknown; assuming {DEFAULT_MTU}");
-                None
-            }
-        },
-        None => None,
-    };
-    let mtu = container_mtu(&cfg, underlay);
-    if cfg.dataplane.encapsulation.uses_tunnel() {
-        let addr = ipam
-            .allocate_tunnel()
-            .context("allocating the tunl0 address")?;
-        tortie_routes::ensure_tunl0(addr, mtu)
-            .await
-            .context("configuring tunl0")?;
-        tracing::info!(%addr, mtu, "tunl0 ready");
-    } else if let Some(addr) = ipam
-        .release_tunnel()
-        .context("releasing the tunl0 address")?
-    {
-        tracing::info!(%addr, "encapsulation is off: released the tunl0 address");
-    }
+    let mtu = dataplane::setup(&cfg, &mut ipam)
+        .await
+        .context("encapsulation devices")?;
     // Held until we return: dropping it stops the guard (the table stays).
     let nat = nat::start(&cfg).context("nat_outgoing")?;
 
@@ -474,21 +434,6 @@ async fn start_route_table(proto: u8, table: u32) -> anyhow::Result<(RouteTable,
     Ok((table, KernelThread { _stop: stop_tx }))
 }
 
-/// `dataplane.mtu`, else the underlay's (1500 when unknown) minus the
-/// tunnel overhead when encapsulating.
-pub fn container_mtu(cfg: &Config, underlay: Option<u32>) -> u32 {
-    let underlay = underlay.unwrap_or(DEFAULT_MTU);
-    let mtu = if cfg.dataplane.mtu != 0 {
-        u32::from(cfg.dataplane.mtu)
-    } else if cfg.dataplane.encapsulation.uses_tunnel() {
-        underlay.saturating_sub(tortie_routes::IPIP_OVERHEAD)
-    } else {
-        underlay
-    };
-    // A veth takes 68..=65535 (lo reports 65536).
-    mtu.clamp(68, 65_535)
-}
-
 /// SIGHUP: re-read the file; invalid → keep running as before. Peer changes
 /// are applied live (the speaker resets just the peers that differ, and
 /// none whose filters alone changed), and so are `bgp.advertise`, the
@@ -694,23 +639,5 @@ mod tests {
         // New and unchanged peers pass through.
         let (peers, renames) = hold_back_renames(&[], &changed.peers);
         assert_eq!((peers, renames.len()), (changed.peers.clone(), 0));
-    }
-
-    #[test]
-    fn container_mtu_rules() {
-        assert_eq!(container_mtu(&conf(""), Some(9000)), 9000);
-        assert_eq!(container_mtu(&conf(""), None), 1500);
-        assert_eq!(container_mtu(&conf(""), Some(65_536)), 65_535);
-        assert_eq!(
-            container_mtu(&conf("[dataplane]\nencapsulation = \"ipip\"\n"), Some(1500)),
-            1480
-        );
-        assert_eq!(
-            container_mtu(
-                &conf("[dataplane]\nmtu = 1400\nencapsulation = \"ipip\"\n"),
-                Some(1500)
-            ),
-            1400
-        );
     }
 }

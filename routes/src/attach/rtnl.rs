@@ -26,6 +26,12 @@ pub(crate) struct LinkInfo {
     pub flags: u32,
     pub mac: Vec<u8>,
     pub name: String,
+    /// `IFLA_MTU` (0 when absent).
+    pub mtu: u32,
+    /// `IFLA_INFO_KIND` of `IFLA_LINKINFO` (`vxlan`, `ipip`; empty when absent).
+    pub kind: String,
+    /// `IFLA_INFO_DATA` of `IFLA_LINKINFO`: the kind's own attributes.
+    pub info_data: Vec<u8>,
 }
 
 impl LinkInfo {
@@ -75,12 +81,29 @@ pub(crate) fn parse(datagram: &[u8]) -> Result<Vec<Reply>, String> {
                     flags,
                     mac: Vec::new(),
                     name: String::new(),
+                    mtu: 0,
+                    kind: String::new(),
+                    info_data: Vec::new(),
                 };
                 for (k, v) in attrs(m.body.get(16..).unwrap_or_default()) {
                     match k {
                         IFLA_ADDRESS => link.mac = v.to_vec(),
                         IFLA_IFNAME => {
                             link.name = String::from_utf8_lossy(v).trim_end_matches('\0').into()
+                        }
+                        IFLA_MTU => link.mtu = ne_u32(v, 0).unwrap_or(0),
+                        IFLA_LINKINFO => {
+                            for (ik, iv) in attrs(v) {
+                                match ik {
+                                    IFLA_INFO_KIND => {
+                                        link.kind = String::from_utf8_lossy(iv)
+                                            .trim_end_matches('\0')
+                                            .into()
+                                    }
+                                    IFLA_INFO_DATA => link.info_data = iv.to_vec(),
+                                    _ => {}
+                                }
+                            }
                         }
                         _ => {}
                     }

@@ -16,6 +16,8 @@ pub const RTM_NEWROUTE: u16 = 24;
 pub const RTM_DELROUTE: u16 = 25;
 pub const RTM_GETROUTE: u16 = 26;
 pub const RTM_NEWNEIGH: u16 = 28;
+pub const RTM_DELNEIGH: u16 = 29;
+pub const RTM_GETNEIGH: u16 = 30;
 pub const RTM_SETNEIGHTBL: u16 = 67;
 
 // Header flags.
@@ -35,6 +37,7 @@ pub const NLMSGERR_ATTR_MSG: u16 = 1;
 
 // Multicast groups (bit masks for `bind`).
 pub const RTMGRP_LINK: u32 = 0x1;
+pub const RTMGRP_NEIGH: u32 = 0x4;
 pub const RTMGRP_IPV4_IFADDR: u32 = 0x10;
 pub const RTMGRP_IPV4_ROUTE: u32 = 0x40;
 pub const RTMGRP_IPV6_IFADDR: u32 = 0x100;
@@ -57,6 +60,13 @@ pub const IFLA_EXT_MASK: u16 = 29;
 pub const IFLA_INFO_KIND: u16 = 1;
 pub const IFLA_INFO_DATA: u16 = 2;
 pub const VETH_INFO_PEER: u16 = 1;
+// VXLAN (IFLA_INFO_DATA of kind "vxlan", linux/if_link.h).
+pub const IFLA_VXLAN_ID: u16 = 1;
+pub const IFLA_VXLAN_LOCAL: u16 = 4;
+pub const IFLA_VXLAN_LEARNING: u16 = 7;
+/// Destination UDP port, network byte order.
+pub const IFLA_VXLAN_PORT: u16 = 15;
+pub const IFLA_VXLAN_LOCAL6: u16 = 17;
 pub const IFLA_INET_CONF: u16 = 1;
 pub const IPV4_DEVCONF_FORWARDING: u16 = 1;
 pub const IPV4_DEVCONF_PROXY_ARP: u16 = 3;
@@ -90,6 +100,10 @@ pub const RT_TABLE_MAIN: u32 = 254;
 pub const NDA_DST: u16 = 1;
 pub const NDA_LLADDR: u16 = 2;
 pub const NUD_PERMANENT: u16 = 0x80;
+/// `ndm_flags`: an FDB entry of the device itself (not of a bridge above it).
+pub const NTF_SELF: u8 = 0x02;
+/// `AF_BRIDGE`: the family of FDB entries.
+pub const AF_BRIDGE: u8 = 7;
 pub const NDTA_NAME: u16 = 1;
 pub const NDTA_PARMS: u16 = 6;
 pub const NDTPA_IFINDEX: u16 = 1;

@@ -18,6 +18,8 @@
 //! else is put back at once and counted as restored. Link down/removal (the
 //! kernel then drops routes without notifying) and lost notifications
 //! (ENOBUFS) trigger a full re-dump.
+//! The VXLAN FDB and neighbour entries of remote VTEPs follow the desired
+//! routes through the VXLAN devices ([`vteps`]).
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -35,6 +37,7 @@ use tokio::time::Instant;
 use crate::error::RoutesError;
 use crate::nl::consts::{
     RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE, RTMGRP_IPV6_IFADDR, RTMGRP_IPV6_ROUTE, RTMGRP_LINK,
+    RTMGRP_NEIGH,
 };
 use crate::table::Command;
 use crate::types::{KernelRoute, RouteKind, RouteStats};
@@ -46,6 +49,7 @@ mod hash;
 mod monitor;
 pub(crate) mod queue;
 mod slots;
+mod vteps;
 use failures::Failure;
 use hash::{FastMap, FastSet, Interner};
 use monitor::addr_key;
@@ -110,6 +114,8 @@ pub(crate) struct Reconciler {
     waiters: Vec<Waiter>,
     /// [`Command::Install`] callers, answered once their prefix is settled.
     installs: Vec<(IpNetwork, oneshot::Sender<Result<(), RoutesError>>)>,
+    /// Remote VXLAN VTEPs of the desired routes and their entries.
+    vteps: vteps::Vteps,
 }
 
 /// Device names a route refers to (no allocation: hot path of `set`).
@@ -136,7 +142,8 @@ impl Reconciler {
                 | RTMGRP_IPV4_IFADDR
                 | RTMGRP_IPV4_ROUTE
                 | RTMGRP_IPV6_IFADDR
-                | RTMGRP_IPV6_ROUTE,
+                | RTMGRP_IPV6_ROUTE
+                | RTMGRP_NEIGH,
             64 << 20,
         )
         .map_err(|e| RoutesError::io("route table: opening netlink monitor socket", e))?;
@@ -171,6 +178,7 @@ impl Reconciler {
             shared,
             waiters: Vec::new(),
             installs: Vec::new(),
+            vteps: vteps::Vteps::default(),
         };
         r.resync()
             .await
@@ -234,6 +242,7 @@ impl Reconciler {
             if next_retry <= now {
                 next_retry = now + RETRY_EVERY;
                 self.dirty.extend(self.failed.keys().copied());
+                self.vteps.dirty |= self.vteps.retry;
             }
             for _ in 0..4 {
                 if self.idle() {
@@ -244,6 +253,9 @@ impl Reconciler {
             }
             if self.idle() {
                 self.answer_installs(true);
+            }
+            if self.vteps.dirty && self.resync_at.is_none() {
+                self.sync_vteps().await;
             }
             // Counting is O(desired): do it at most every STATS_EVERY (1 s), and
             // right before answering flush/converged/installed.
@@ -334,6 +346,7 @@ impl Reconciler {
             }
             Command::Converged(tx) => {
                 self.converged = true;
+                self.vteps.dirty = true;
                 let sweep: Vec<_> = self
                     .slots
                     .iter()
@@ -379,6 +392,7 @@ impl Reconciler {
             // Bookkeeping, conflicts and missing devices are apply's.
             self.dirty.push(p);
         }
+        self.vteps.note(ch.new, true);
         if let Some(old) = ch.old {
             self.unindex(p, &old);
         }
@@ -401,6 +415,7 @@ impl Reconciler {
 
     /// Drop `p` from the device index of the devices `old` names.
     fn unindex(&mut self, p: IpNetwork, old: &KernelRoute) {
+        self.vteps.note(old, false);
         for d in devs_of(old) {
             if let Some(set) = self.by_dev.get_mut(d) {
                 set.remove(&p);
@@ -575,6 +590,7 @@ impl Reconciler {
         }
         self.slots.replace_kernel(kernel);
         self.foreign = foreign;
+        self.vteps.dirty = true;
         Ok(())
     }
 
@@ -597,6 +613,8 @@ impl Reconciler {
         }
         s.pending = s.desired - s.installed_learned - s.installed_local - s.installed_blackhole;
         s.not_installed = self.not_installed_by_reason();
+        s.vteps = self.vteps.wanted() as u64;
+        s.vtep_entries_restored = self.vteps.restored;
         match self.shared.lock() {
             Ok(mut g) => *g = s,
             Err(poisoned) => *poisoned.into_inner() = s,

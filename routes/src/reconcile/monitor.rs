@@ -8,7 +8,9 @@
 //! - link deleted or down → forget our routes naming it; re-dump if gateway
 //!   routes could have resolved through it (it had an address);
 //! - link up or new → retry routes waiting for it;
-//! - lost notifications (ENOBUFS) or an address removed → re-dump.
+//! - lost notifications (ENOBUFS) or an address removed → re-dump;
+//! - a neighbour or FDB entry on a VXLAN device of ours changed, or the
+//!   device appeared → sync the VTEP entries (`super::vteps`).
 
 use std::net::IpAddr;
 
@@ -92,6 +94,9 @@ impl Reconciler {
             }
             RouteNetlinkMessage::NewRoute(r) => self.route_event(&r, false),
             RouteNetlinkMessage::DelRoute(r) => self.route_event(&r, true),
+            RouteNetlinkMessage::NewNeighbour(n) | RouteNetlinkMessage::DelNeighbour(n) => {
+                self.neigh_event(&n)
+            }
             _ => {}
         }
     }
@@ -145,6 +150,10 @@ impl Reconciler {
                 self.dirty.extend(set.iter().copied());
             }
             self.dirty.extend(self.failed.keys().copied());
+        }
+        if name == crate::encap::VXLAN_DEV || name == crate::encap::VXLAN6_DEV {
+            // Ours (re)appeared: its entries may be missing.
+            self.vteps.dirty = true;
         }
         self.by_name.insert(name.clone(), index);
         self.links.insert(index, Link { name, up });

@@ -1,0 +1,288 @@
+//! VXLAN in namespaces (root): two nodes on different subnets behind a
+//! router namespace that has no route for pod addresses. Each node runs
+//! the product's pieces (the VXLAN device, the route table with its VTEP
+//! entries, the encapsulation model); the "pods" are /32s on the nodes'
+//! loopbacks. Pings cross only with `vxlan` (`none` fails: the router drops
+//! them); FDB/neighbour entries deleted behind the table's back come back
+//! within a second; an entry that is not ours is never touched; entries go
+//! when the last route through the VTEP goes.
+
+mod common;
+
+use std::net::IpAddr;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{Netns, ip, require_root};
+use tortie_routes::vxlan::{VxlanSpec, ensure_vxlan, vtep_mac};
+use tortie_routes::{Encapsulation, IpNetwork, RouteTable, VXLAN_DEV, route_for_learned};
+
+enum Cmd {
+    Encap(Encapsulation),
+    Remove,
+    Converged,
+    Stop,
+}
+
+/// One node: its namespace, and the thread running its route table.
+struct Node {
+    tx: tokio::sync::mpsc::UnboundedSender<Cmd>,
+    done: mpsc::Receiver<String>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Node {
+    /// Start the node's dataplane in `ns`: address `local` on subnet
+    /// `subnet`, a route for `remote_block` via `remote`.
+    fn start(ns: &Netns, local: &str, subnet: &str, remote: &str, remote_block: &str) -> Node {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (done_tx, done) = mpsc::channel();
+        let path = ns.path();
+        let local: IpAddr = local.parse().unwrap();
+        let subnet: IpNetwork = subnet.parse().unwrap();
+        let remote: IpAddr = remote.parse().unwrap();
+        let block: IpNetwork = remote_block.parse().unwrap();
+        let thread = std::thread::spawn(move || {
+            let file = std::fs::File::open(&path).expect("opening netns");
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let underlay = tortie_routes::underlay_mtu(local).await.expect("mtu");
+                let spec = VxlanSpec {
+                    vni: 4096,
+                    port: 4789,
+                    local,
+                    mtu: underlay - Encapsulation::Vxlan.overhead(local),
+                };
+                ensure_vxlan(&spec).expect("vxlan device");
+                // Idempotent: a second call keeps the device.
+                ensure_vxlan(&spec).expect("vxlan device again");
+                let table = RouteTable::start(149, 254).await.expect("route table");
+                let _ = done_tx.send("ready".into());
+                while let Some(cmd) = rx.recv().await {
+                    let answer = match cmd {
+                        Cmd::Encap(e) => {
+                            table
+                                .set(block, route_for_learned(&[remote], e, &[subnet]))
+                                .await;
+                            format!("{:?}", table.flush().await)
+                        }
+                        Cmd::Remove => {
+                            table.remove(block).await;
+                            format!("{:?}", table.flush().await)
+                        }
+                        Cmd::Converged => {
+                            table.converged().await;
+                            "converged".into()
+                        }
+                        Cmd::Stop => break,
+                    };
+                    let _ = done_tx.send(answer);
+                }
+            });
+        });
+        let node = Node {
+            tx,
+            done,
+            thread: Some(thread),
+        };
+        assert_eq!(node.wait(), "ready");
+        node
+    }
+
+    fn wait(&self) -> String {
+        self.done
+            .recv_timeout(Duration::from_secs(10))
+            .expect("node answered")
+    }
+
+    fn ask(&self, cmd: Cmd) -> String {
+        self.tx.send(cmd).expect("node thread alive");
+        self.wait()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.tx.send(Cmd::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn ping(ns: &Netns, from: &str, to: &str) -> bool {
+    ns.exec(&[
+        "ping", "-n", "-q", "-c", "2", "-i", "0.2", "-W", "1", "-I", from, to,
+    ])
+    .0
+}
+
+/// Poll `f` every 20 ms until it holds or `limit` passes; the time it took.
+fn within(limit: Duration, what: &str, f: impl Fn() -> bool) -> Duration {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(t0.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    t0.elapsed()
+}
+
+#[test]
+fn vxlan_crosses_a_router_without_pod_routes() {
+    if !require_root() {
+        return;
+    }
+    let n1 = Netns::new("vx-n1");
+    let r = Netns::new("vx-r");
+    let n3 = Netns::new("vx-n3");
+    let pid = std::process::id();
+    let (a, b) = (format!("vxa{pid}"), format!("vxb{pid}"));
+    ip(&[
+        "link", "add", &a, "netns", &n1.name, "type", "veth", "peer", "ra", "netns", &r.name,
+    ]);
+    ip(&[
+        "link", "add", &b, "netns", &n3.name, "type", "veth", "peer", "rb", "netns", &r.name,
+    ]);
+    for (ns, dev, addr, gw) in [
+        (&n1, a.as_str(), "192.0.2.11/24", "192.0.2.1"),
+        (&n3, b.as_str(), "198.51.100.13/24", "198.51.100.1"),
+    ] {
+        ns.ip(&["link", "set", dev, "name", "up0"]);
+        ns.ip(&["addr", "add", addr, "dev", "up0"]);
+        ns.ip(&["link", "set", "up0", "up"]);
+        // The node's default route: the fabric, which knows no pod address.
+        ns.ip(&["route", "add", "default", "via", gw]);
+    }
+    r.ip(&["addr", "add", "192.0.2.1/24", "dev", "ra"]);
+    r.ip(&["addr", "add", "198.51.100.1/24", "dev", "rb"]);
+    r.ip(&["link", "set", "ra", "up"]);
+    r.ip(&["link", "set", "rb", "up"]);
+    assert!(r.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]).0);
+    n1.ip(&["addr", "add", "10.244.1.1/32", "dev", "lo"]);
+    n3.ip(&["addr", "add", "10.244.3.1/32", "dev", "lo"]);
+
+    let node1 = Node::start(
+        &n1,
+        "192.0.2.11",
+        "192.0.2.11/24",
+        "198.51.100.13",
+        "10.244.3.0/26",
+    );
+    let node3 = Node::start(
+        &n3,
+        "198.51.100.13",
+        "198.51.100.13/24",
+        "192.0.2.11",
+        "10.244.1.0/26",
+    );
+    let link = n1.ip(&["-d", "link", "show", VXLAN_DEV]);
+    assert!(
+        link.contains("mtu 1450")
+            && link.contains("vxlan id 4096")
+            && link.contains("dstport 4789"),
+        "{link}"
+    );
+    assert!(
+        link.contains("nolearning") && link.contains("local 192.0.2.11"),
+        "{link}"
+    );
+    assert!(
+        link.contains("0e:74:c0:00:02:0b"),
+        "device MAC derived from its address: {link}"
+    );
+
+    // Negative control: plain routing. The route's next hop is not on-link
+    // (another subnet); either way the router drops pod traffic.
+    node1.ask(Cmd::Encap(Encapsulation::None));
+    node3.ask(Cmd::Encap(Encapsulation::None));
+    assert!(
+        !ping(&n1, "10.244.1.1", "10.244.3.1"),
+        "pods reachable without encapsulation?"
+    );
+
+    // VXLAN.
+    assert_eq!(node1.ask(Cmd::Encap(Encapsulation::Vxlan)), "Ok(())");
+    assert_eq!(node3.ask(Cmd::Encap(Encapsulation::Vxlan)), "Ok(())");
+    let route = n1.ip(&["route", "show", "10.244.3.0/26"]);
+    assert!(
+        route.contains("via 198.51.100.13 dev vxlan.tortie") && route.contains("onlink"),
+        "{route}"
+    );
+    let mac3 = "0e:74:c6:33:64:0d";
+    assert_eq!(
+        vtep_mac("198.51.100.13".parse().unwrap()),
+        [0x0e, 0x74, 0xc6, 0x33, 0x64, 0x0d]
+    );
+    let neigh = || n1.ip(&["neigh", "show", "dev", VXLAN_DEV]);
+    let fdb = || n1.exec(&["bridge", "fdb", "show", "dev", VXLAN_DEV]).1;
+    let has_neigh = || neigh().contains(&format!("198.51.100.13 lladdr {mac3} PERMANENT"));
+    let has_fdb = || {
+        fdb().lines().any(|l| {
+            l.starts_with(mac3) && l.contains("dst 198.51.100.13") && l.contains("permanent")
+        })
+    };
+    within(Duration::from_secs(2), "entries installed", || {
+        has_neigh() && has_fdb()
+    });
+    assert!(ping(&n1, "10.244.1.1", "10.244.3.1"), "ping over VXLAN");
+
+    // An entry that is not ours, on our device: never touched.
+    n1.ip(&[
+        "neigh",
+        "add",
+        "203.0.113.9",
+        "lladdr",
+        "02:00:00:00:00:09",
+        "dev",
+        VXLAN_DEV,
+        "nud",
+        "permanent",
+    ]);
+    node1.ask(Cmd::Converged);
+
+    // Deleted behind the table's back: back within a second.
+    n1.ip(&["neigh", "del", "198.51.100.13", "dev", VXLAN_DEV]);
+    let took = within(
+        Duration::from_secs(1),
+        "neighbour entry restored",
+        has_neigh,
+    );
+    eprintln!("neighbour entry restored in {took:?}");
+    assert!(
+        n1.exec(&[
+            "bridge",
+            "fdb",
+            "del",
+            mac3,
+            "dev",
+            VXLAN_DEV,
+            "dst",
+            "198.51.100.13"
+        ])
+        .0
+    );
+    let took = within(Duration::from_secs(1), "FDB entry restored", has_fdb);
+    eprintln!("FDB entry restored in {took:?}");
+    assert!(
+        ping(&n1, "10.244.1.1", "10.244.3.1"),
+        "ping after the restore"
+    );
+    assert!(
+        neigh().contains("203.0.113.9 lladdr 02:00:00:00:00:09"),
+        "{}",
+        neigh()
+    );
+
+    // The last route through the VTEP goes: so do its entries, not others.
+    assert_eq!(node1.ask(Cmd::Remove), "Ok(())");
+    within(Duration::from_secs(1), "entries swept", || {
+        !has_neigh() && !has_fdb()
+    });
+    assert!(neigh().contains("203.0.113.9"), "{}", neigh());
+    drop(node1);
+    drop(node3);
+}
