@@ -1,4 +1,5 @@
-//! IPAM: which container owns which IPv4 address of this node's block.
+//! IPAM: which container owns which addresses of this node's blocks (both
+//! families, several blocks each: `node.pod_cidr`).
 //!
 //! Owns the allocations (container id → address) and nothing else: no netlink,
 //! no BGP. Data flow: the API's attach handler calls [`Ipam::allocate_pending`]
@@ -18,33 +19,81 @@
 //!   address allocated; the next start-up's `reconcile` frees it only if
 //!   nothing is attached with it. A torn last record (crash mid-append) was
 //!   never acknowledged and is dropped; damage anywhere else is corruption.
-//! - No immediate re-use: a round-robin cursor (persisted) walks the block, so
+//! - An id holds at most one address per family ([`Family`]); each family
+//!   is allocated on its own ([`Want`]).
+//! - No immediate re-use: a round-robin cursor per family (persisted) walks
+//!   that family's blocks in the order configured (so they fill in order), so
 //!   a just-released address is handed out again only after every other free
 //!   one — stale ARP/neighbour entries and routes elsewhere expire meanwhile.
-//! - Every address of the block is usable, the network and broadcast
+//! - Every address of an IPv4 block is usable, the network and broadcast
 //!   addresses included: each container gets a /32 on a point-to-point veth, so
-//!   there is no subnet broadcast (Calico does the same). The `reserved`
+//!   there is no subnet broadcast (Calico does the same). An IPv6 block's
+//!   first address, its subnet-router anycast address (RFC 4291 §2.6.1), is
+//!   never handed out (nor accepted as a static address). The `reserved`
 //!   addresses are never handed out. `tunl0`'s address (IP-in-IP) comes from
 //!   [`Ipam::allocate_tunnel`]: persisted like a container's, never freed by
-//!   `reconcile`, the block's first free address.
+//!   `reconcile`, the first free IPv4 address.
 //! - Requested (static) addresses are honoured when free and not reserved, even
 //!   outside the block (the caller then advertises that /32).
 //! - A corrupt state file or journal is an error ([`IpamError::Corrupt`]): the agent must
 //!   refuse to start rather than risk handing out an address twice.
 
 mod journal;
+mod pools;
 mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ipnetwork::Ipv4Network;
+use ipnetwork::IpNetwork;
 
 use journal::Record;
+pub use pools::Family;
+use pools::{Pools, wrap_add};
 use store::{Snapshot, Store};
+
+/// What an allocation asks for: any free address of a family, or this one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Want {
+    Any(Family),
+    Static(IpAddr),
+}
+
+impl Want {
+    pub fn family(self) -> Family {
+        match self {
+            Want::Any(f) => f,
+            Want::Static(ip) => Family::of(ip),
+        }
+    }
+}
+
+impl From<Family> for Want {
+    fn from(f: Family) -> Want {
+        Want::Any(f)
+    }
+}
+
+impl From<IpAddr> for Want {
+    fn from(ip: IpAddr) -> Want {
+        Want::Static(ip)
+    }
+}
+
+impl From<Ipv4Addr> for Want {
+    fn from(ip: Ipv4Addr) -> Want {
+        Want::Static(IpAddr::V4(ip))
+    }
+}
+
+impl From<Ipv6Addr> for Want {
+    fn from(ip: Ipv6Addr) -> Want {
+        Want::Static(IpAddr::V6(ip))
+    }
+}
 
 /// Allocation id of the `tunl0` address (see [`Ipam::allocate_tunnel`]). Ids
 /// starting with [`SYSTEM_PREFIX`] belong to the agent itself: `reconcile` keeps
@@ -61,26 +110,28 @@ pub enum IpamError {
     #[error("invalid container id {id:?}: {reason}")]
     InvalidId { id: String, reason: &'static str },
     #[error(
-        "address pool {pool} is exhausted: all {size} addresses are allocated or reserved ({allocated} containers)"
+        "address pool {pool} is exhausted: all {size} addresses are allocated or reserved ({allocated} addresses allocated)"
     )]
     Exhausted {
-        pool: Ipv4Network,
-        size: u64,
+        pool: String,
+        size: u128,
         allocated: usize,
     },
+    #[error("node.pod_cidr has no {} block", family.name())]
+    NoPool { family: Family },
     #[error("address {address} is already allocated to {owner:?}")]
-    InUse { address: Ipv4Addr, owner: String },
+    InUse { address: IpAddr, owner: String },
     #[error("address {address} is reserved and cannot be given to a container")]
-    Reserved { address: Ipv4Addr },
+    Reserved { address: IpAddr },
     #[error(
-        "address {address} cannot be given to a container (unspecified, loopback, multicast or broadcast)"
+        "address {address} cannot be given to a container (unspecified, loopback, multicast, broadcast or an IPv6 block's subnet-router anycast address)"
     )]
-    Unusable { address: Ipv4Addr },
+    Unusable { address: IpAddr },
     #[error("container {id:?} already has address {current}; {requested} was requested")]
     Conflict {
         id: String,
-        current: Ipv4Addr,
-        requested: Ipv4Addr,
+        current: IpAddr,
+        requested: IpAddr,
     },
     #[error("{action} {}: {source}", path.display())]
     Io {
@@ -112,16 +163,16 @@ impl IpamError {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReconcileReport {
     /// Allocations whose address is attached: kept.
-    pub kept: Vec<(String, Ipv4Addr)>,
+    pub kept: Vec<(String, IpAddr)>,
     /// Allocations with nothing attached (e.g. the agent died between allocate
     /// and attach, or a container vanished while it was down): freed.
-    pub released: Vec<(String, Ipv4Addr)>,
+    pub released: Vec<(String, IpAddr)>,
     /// Attached addresses IPAM did not know: recorded under the attachment's key
     /// so they are never handed out again.
-    pub adopted: Vec<(String, Ipv4Addr)>,
+    pub adopted: Vec<(String, IpAddr)>,
     /// Attached addresses IPAM could not adopt (reserved, unusable, or the key is
     /// already allocated another address) — the caller should look at them.
-    pub conflicts: Vec<(String, Ipv4Addr)>,
+    pub conflicts: Vec<(String, IpAddr)>,
 }
 
 /// An allocation written but maybe not yet on disk
@@ -129,10 +180,10 @@ pub struct ReconcileReport {
 #[derive(Debug)]
 #[must_use = "the allocation is durable only once synced and committed"]
 pub struct Pending {
-    address: Ipv4Addr,
+    address: IpAddr,
     /// The id and the cursor before, to undo a failed sync; `None` when the
     /// id already had its address.
-    undo: Option<(String, u32)>,
+    undo: Option<(String, u128)>,
     /// The journal, when the record still needs its `fdatasync`.
     file: Option<Arc<File>>,
     /// That `fdatasync`'s outcome, once [`Pending::sync`] ran.
@@ -140,7 +191,7 @@ pub struct Pending {
 }
 
 impl Pending {
-    fn durable(address: Ipv4Addr) -> Pending {
+    fn durable(address: IpAddr) -> Pending {
         Pending {
             address,
             undo: None,
@@ -150,7 +201,7 @@ impl Pending {
     }
 
     /// The address decided (not to be handed out before [`Ipam::commit`]).
-    pub fn address(&self) -> Ipv4Addr {
+    pub fn address(&self) -> IpAddr {
         self.address
     }
 
@@ -173,62 +224,77 @@ impl Pending {
 #[derive(Debug)]
 pub struct Ipam {
     store: Store,
-    pool: Ipv4Network,
-    reserved: BTreeSet<Ipv4Addr>,
-    by_id: BTreeMap<String, Ipv4Addr>,
-    by_addr: BTreeMap<Ipv4Addr, String>,
-    /// Offset in `pool` where the next search starts.
-    cursor: u32,
+    pools: Pools,
+    reserved: BTreeSet<IpAddr>,
+    /// The one record of who holds what: address → id.
+    by_addr: BTreeMap<IpAddr, String>,
+    /// Index of `by_addr`: (id, family) → address.
+    by_id: BTreeMap<(String, Family), IpAddr>,
+    /// Per family ([`Family::index`]): offset in that family's blocks where
+    /// the next search starts.
+    cursors: [u128; 2],
 }
 
 impl Ipam {
     /// Opens (creating if needed) the state under `state_dir`, locks it for this
-    /// process and loads the saved allocations (snapshot + journal). Allocations
-    /// outside `pool` (static ones, or from a previous block) are kept. The
-    /// state is compacted at once (new snapshot, empty journal), so an
-    /// unwritable directory fails here, not at the first container.
+    /// process and loads the saved allocations (snapshot + journal). `pools`
+    /// are the node's blocks in order, both families. Allocations outside
+    /// them (static ones, or from a previous block) are kept. The state is
+    /// compacted at once (new snapshot, empty journal), so an unwritable
+    /// directory fails here, not at the first container.
     pub fn open(
         state_dir: &Path,
-        pool: Ipv4Network,
-        reserved: &[Ipv4Addr],
+        pools: &[IpNetwork],
+        reserved: &[IpAddr],
     ) -> Result<Ipam, IpamError> {
-        let pool = Ipv4Network::new(pool.network(), pool.prefix()).unwrap_or(pool);
         let mut store = Store::open(state_dir)?;
         let saved = store.load()?;
         let mut ipam = Ipam {
             store,
-            pool,
+            pools: Pools::new(pools),
             reserved: reserved.iter().copied().collect(),
             by_id: BTreeMap::new(),
             by_addr: BTreeMap::new(),
-            cursor: 0,
+            cursors: [0; 2],
         };
         if let Some(snap) = saved {
-            // The cursor only means something for the pool it was saved with.
-            if snap.pool == pool.to_string() && u64::from(snap.cursor) < ipam.size() {
-                ipam.cursor = snap.cursor;
+            for f in [Family::V4, Family::V6] {
+                // A cursor only means something for the blocks it was saved with.
+                let saved_pools: Vec<String> = snap
+                    .pools
+                    .iter()
+                    .filter(|p| {
+                        p.parse::<IpNetwork>()
+                            .is_ok_and(|n| Family::of(n.ip()) == f)
+                    })
+                    .cloned()
+                    .collect();
+                let cursor = snap.cursors[f.index()];
+                if saved_pools == ipam.pools.text(f) && cursor < ipam.pools.size(f) {
+                    ipam.cursors[f.index()] = cursor;
+                }
             }
-            for (id, address) in snap.allocations {
-                ipam.by_addr.insert(address, id.clone());
-                ipam.by_id.insert(id, address);
+            for (address, id) in snap.allocations {
+                ipam.insert(id, address);
             }
         }
         ipam.compact()?;
         Ok(ipam)
     }
 
-    /// The address of `container_id`, allocating one when it has none.
+    /// The address of `container_id` in the family of `want`, allocating
+    /// one when it has none.
     ///
     /// Idempotent: the same id gets the same address (also when it requests
-    /// that address again). `requested` (a static address) is honoured when
-    /// free, usable and not reserved, inside the pool or outside it. The
-    /// allocation is on disk when this returns.
+    /// that address again). A static address is honoured when free, usable
+    /// and not reserved, inside the blocks or outside them. The allocation
+    /// is on disk when this returns.
     pub fn allocate(
         &mut self,
         container_id: &str,
-        requested: Option<Ipv4Addr>,
-    ) -> Result<Ipv4Addr, IpamError> {
-        let pending = self.allocate_pending(container_id, requested)?;
+        want: impl Into<Want>,
+    ) -> Result<IpAddr, IpamError> {
+        let pending = self.allocate_pending(container_id, want)?;
         self.commit(pending.sync())
     }
 
@@ -244,17 +310,17 @@ impl Ipam {
     pub fn allocate_pending(
         &mut self,
         container_id: &str,
-        requested: Option<Ipv4Addr>,
+        want: impl Into<Want>,
     ) -> Result<Pending, IpamError> {
         check_container_id(container_id)?;
-        self.allocate_as(container_id, requested)
+        self.allocate_as(container_id, want.into())
     }
 
     /// Finishes [`Ipam::allocate_pending`]: when the record's `fdatasync`
     /// failed, the allocation is undone (memory and cursor) and the error
     /// returned; else the address, now durable. A `Pending` that was never
     /// synced is synced here.
-    pub fn commit(&mut self, pending: Pending) -> Result<Ipv4Addr, IpamError> {
+    pub fn commit(&mut self, pending: Pending) -> Result<IpAddr, IpamError> {
         let Pending {
             address,
             undo,
@@ -268,8 +334,8 @@ impl Ipam {
         if let Err(e) = self.store.synced(outcome) {
             if let Some((id, previous_cursor)) = undo {
                 // Not (known to be) on disk: not allocated.
-                self.remove(&id);
-                self.cursor = previous_cursor;
+                self.remove(&id, Family::of(address));
+                self.cursors[Family::of(address).index()] = previous_cursor;
             }
             return Err(e);
         }
@@ -277,25 +343,26 @@ impl Ipam {
     }
 
     /// The `tunl0` address (IP-in-IP), allocated under [`TUNNEL_ID`] on first
-    /// use and the same ever after: the first free address of the block.
+    /// use and the same ever after: the first free IPv4 address.
     pub fn allocate_tunnel(&mut self) -> Result<Ipv4Addr, IpamError> {
-        let pending = self.allocate_as(TUNNEL_ID, None)?;
-        self.commit(pending.sync())
+        let pending = self.allocate_as(TUNNEL_ID, Want::Any(Family::V4))?;
+        match self.commit(pending.sync())? {
+            IpAddr::V4(a) => Ok(a),
+            // allocate_as keeps to the family asked for.
+            IpAddr::V6(_) => Err(IpamError::NoPool { family: Family::V4 }),
+        }
     }
 
     /// Frees the `tunl0` address (when encapsulation is switched off).
-    pub fn release_tunnel(&mut self) -> Result<Option<Ipv4Addr>, IpamError> {
+    pub fn release_tunnel(&mut self) -> Result<Vec<IpAddr>, IpamError> {
         self.release_as(TUNNEL_ID)
     }
 
-    fn allocate_as(
-        &mut self,
-        container_id: &str,
-        requested: Option<Ipv4Addr>,
-    ) -> Result<Pending, IpamError> {
-        if let Some(&current) = self.by_id.get(container_id) {
-            return match requested {
-                Some(r) if r != current => Err(IpamError::Conflict {
+    fn allocate_as(&mut self, container_id: &str, want: Want) -> Result<Pending, IpamError> {
+        let family = want.family();
+        if let Some(&current) = self.by_id.get(&(container_id.to_string(), family)) {
+            return match want {
+                Want::Static(r) if r != current => Err(IpamError::Conflict {
                     id: container_id.to_string(),
                     current,
                     requested: r,
@@ -303,16 +370,16 @@ impl Ipam {
                 _ => Ok(Pending::durable(current)),
             };
         }
-        let (address, cursor) = match requested {
-            Some(address) => {
+        let previous_cursor = self.cursors[family.index()];
+        let (address, cursor) = match want {
+            Want::Static(address) => {
                 self.check_static(address)?;
-                (address, self.cursor)
+                (address, previous_cursor)
             }
-            None => self.next_free()?,
+            Want::Any(f) => self.next_free(f)?,
         };
-        let previous_cursor = self.cursor;
         self.insert(container_id.to_string(), address);
-        self.cursor = cursor;
+        self.cursors[family.index()] = cursor;
         let record = Record::Allocate {
             id: container_id.to_string(),
             address,
@@ -327,29 +394,40 @@ impl Ipam {
             }),
             Err(e) => {
                 // Not on disk: not allocated.
-                self.remove(container_id);
-                self.cursor = previous_cursor;
+                self.remove(container_id, family);
+                self.cursors[family.index()] = previous_cursor;
                 Err(e)
             }
         }
     }
 
-    /// Frees the address of `container_id`; `Ok(None)` when it had none.
-    pub fn release(&mut self, container_id: &str) -> Result<Option<Ipv4Addr>, IpamError> {
+    /// Frees every address of `container_id` (one per family); empty when
+    /// it had none.
+    pub fn release(&mut self, container_id: &str) -> Result<Vec<IpAddr>, IpamError> {
         check_container_id(container_id)?;
         self.release_as(container_id)
     }
 
-    fn release_as(&mut self, container_id: &str) -> Result<Option<Ipv4Addr>, IpamError> {
-        let Some(address) = self.remove(container_id) else {
+    fn release_as(&mut self, container_id: &str) -> Result<Vec<IpAddr>, IpamError> {
+        let mut released = Vec::new();
+        for f in [Family::V4, Family::V6] {
+            if let Some(address) = self.release_one(container_id, f)? {
+                released.push(address);
+            }
+        }
+        Ok(released)
+    }
+
+    fn release_one(&mut self, id: &str, f: Family) -> Result<Option<IpAddr>, IpamError> {
+        let Some(address) = self.remove(id, f) else {
             return Ok(None);
         };
         let record = Record::Release {
-            id: container_id.to_string(),
+            id: id.to_string(),
             address,
         };
         if let Err(e) = self.persist(&record) {
-            self.insert(container_id.to_string(), address);
+            self.insert(id.to_string(), address);
             return Err(e);
         }
         Ok(Some(address))
@@ -358,33 +436,43 @@ impl Ipam {
     /// Frees `address` whoever holds it (not the agent's own system ids);
     /// returns the id it was allocated to. For detaching a container adopted by
     /// [`Ipam::reconcile`] under its interface name rather than its id.
-    pub fn release_address(&mut self, address: Ipv4Addr) -> Result<Option<String>, IpamError> {
+    pub fn release_address(&mut self, address: IpAddr) -> Result<Option<String>, IpamError> {
         let Some(id) = self.by_addr.get(&address).cloned() else {
             return Ok(None);
         };
         if id.starts_with(SYSTEM_PREFIX) {
             return Err(IpamError::InUse { address, owner: id });
         }
-        self.release_as(&id)?;
+        self.release_one(&id, Family::of(address))?;
         Ok(Some(id))
     }
 
-    pub fn get(&self, container_id: &str) -> Option<Ipv4Addr> {
-        self.by_id.get(container_id).copied()
+    /// The address of `container_id` in family `f`.
+    pub fn get(&self, container_id: &str, f: Family) -> Option<IpAddr> {
+        self.by_id.get(&(container_id.to_string(), f)).copied()
+    }
+
+    /// Every address of `container_id`, IPv4 first.
+    pub fn addresses(&self, container_id: &str) -> Vec<IpAddr> {
+        [Family::V4, Family::V6]
+            .into_iter()
+            .filter_map(|f| self.get(container_id, f))
+            .collect()
     }
 
     /// Who holds `address`, if anyone.
-    pub fn owner(&self, address: Ipv4Addr) -> Option<&str> {
+    pub fn owner(&self, address: IpAddr) -> Option<&str> {
         self.by_addr.get(&address).map(String::as_str)
     }
 
-    /// Every allocation, sorted by id.
-    pub fn allocations(&self) -> impl Iterator<Item = (&str, Ipv4Addr)> + '_ {
-        self.by_id.iter().map(|(id, a)| (id.as_str(), *a))
+    /// Every allocation, sorted by id (IPv4 before IPv6).
+    pub fn allocations(&self) -> impl Iterator<Item = (&str, IpAddr)> + '_ {
+        self.by_id.iter().map(|((id, _), a)| (id.as_str(), *a))
     }
 
-    pub fn pool(&self) -> Ipv4Network {
-        self.pool
+    /// The blocks, in order.
+    pub fn pools(&self) -> &[IpNetwork] {
+        self.pools.all()
     }
 
     /// Where the state is kept (for logs).
@@ -394,27 +482,29 @@ impl Ipam {
 
     /// Aligns the allocations with what the kernel has attached, at start-up.
     ///
-    /// `attached` lists (key, address) for every attached container, the key
-    /// being the container id or the host interface name. Matching is by
-    /// address: an allocation whose address is attached is kept; one with
-    /// nothing attached is freed (system ids such as [`TUNNEL_ID`] are always
-    /// kept); an attached address IPAM does not know is adopted under its key.
-    /// The result is persisted once (compacted), before returning; if that
-    /// fails nothing changes.
+    /// `attached` lists (key, address) for every attached address, the key
+    /// being the container id or the host interface name (a container with
+    /// two families is listed twice). Matching is by address: an allocation
+    /// whose address is attached is kept; one with nothing attached is freed
+    /// (system ids such as [`TUNNEL_ID`] are always kept); an attached address
+    /// IPAM does not know is adopted under its key. The result is persisted
+    /// once (compacted), before returning; if that fails nothing changes.
     pub fn reconcile(
         &mut self,
-        attached: &[(String, Ipv4Addr)],
+        attached: &[(String, IpAddr)],
     ) -> Result<ReconcileReport, IpamError> {
         let before = (self.by_id.clone(), self.by_addr.clone());
-        let attached_addrs: BTreeSet<Ipv4Addr> = attached.iter().map(|(_, a)| *a).collect();
+        let attached_addrs: BTreeSet<IpAddr> = attached.iter().map(|(_, a)| *a).collect();
         let mut report = ReconcileReport::default();
-        let allocations: Vec<(String, Ipv4Addr)> =
-            self.by_id.iter().map(|(i, a)| (i.clone(), *a)).collect();
+        let allocations: Vec<(String, IpAddr)> = self
+            .allocations()
+            .map(|(i, a)| (i.to_string(), a))
+            .collect();
         for (id, address) in allocations {
             if attached_addrs.contains(&address) || id.starts_with(SYSTEM_PREFIX) {
                 report.kept.push((id, address));
             } else {
-                self.remove(&id);
+                self.remove(&id, Family::of(address));
                 report.released.push((id, address));
             }
         }
@@ -423,9 +513,10 @@ impl Ipam {
                 continue;
             }
             let adoptable = check_id(key).is_ok()
-                && !self.by_id.contains_key(key)
+                && self.get(key, Family::of(*address)).is_none()
                 && !self.reserved.contains(address)
-                && usable(*address);
+                && usable(*address)
+                && !self.pools.is_anycast(*address);
             if adoptable {
                 self.insert(key.clone(), *address);
                 report.adopted.push((key.clone(), *address));
@@ -440,11 +531,12 @@ impl Ipam {
         Ok(report)
     }
 
-    /// (allocated, free): allocations (inside the pool or not) and the pool's
-    /// addresses still available — for `tortie_ipam_addresses{state}`.
+    /// (allocated, free): allocated addresses (inside the blocks or not)
+    /// and the blocks' addresses still available, both families (saturating)
+    /// — for `tortie_ipam_addresses{state}`.
     pub fn counts(&self) -> (u64, u64) {
-        let allocated = self.by_id.len() as u64;
-        let taken_in_pool = self
+        let allocated = self.by_addr.len() as u64;
+        let taken_in_pools = self
             .by_addr
             .keys()
             .chain(
@@ -452,42 +544,52 @@ impl Ipam {
                     .iter()
                     .filter(|a| !self.by_addr.contains_key(a)),
             )
-            .filter(|a| self.pool.contains(**a))
-            .count() as u64;
-        (allocated, self.size().saturating_sub(taken_in_pool))
+            .filter(|a| self.pools.contains(**a) && !self.pools.is_anycast(**a))
+            .count() as u128;
+        let size = [Family::V4, Family::V6]
+            .into_iter()
+            .map(|f| self.pools.size(f).saturating_sub(self.pools.unusable(f)))
+            .fold(0u128, u128::saturating_add);
+        let free = size.saturating_sub(taken_in_pools);
+        (allocated, u64::try_from(free).unwrap_or(u64::MAX))
     }
 
-    fn size(&self) -> u64 {
-        1u64 << (32 - u32::from(self.pool.prefix()))
-    }
-
-    fn address_at(&self, offset: u64) -> Ipv4Addr {
-        let base = u64::from(u32::from(self.pool.network()));
-        // offset < size, so base + offset stays inside the pool and within u32.
-        Ipv4Addr::from(u32::try_from(base + offset).unwrap_or(u32::MAX))
-    }
-
-    /// The first free address at or after the cursor, and the cursor after it.
-    fn next_free(&self) -> Result<(Ipv4Addr, u32), IpamError> {
-        let size = self.size();
-        let start = u64::from(self.cursor) % size;
-        for step in 0..size {
-            let offset = (start + step) % size;
-            let address = self.address_at(offset);
-            if !self.by_addr.contains_key(&address) && !self.reserved.contains(&address) {
-                let next = u32::try_from((offset + 1) % size).unwrap_or(0);
-                return Ok((address, next));
+    /// The first free address of family `f` at or after its cursor, and the
+    /// cursor after it.
+    fn next_free(&self, f: Family) -> Result<(IpAddr, u128), IpamError> {
+        let size = self.pools.size(f);
+        if size == 0 {
+            return Err(IpamError::NoPool { family: f });
+        }
+        let start = self.cursors[f.index()] % size;
+        // Every address that is not free is allocated, reserved or an
+        // anycast address: one more step than those always finds a free one
+        // (a /64 is never walked), or covers the whole space.
+        let taken = (self.by_addr.len() + self.reserved.len()) as u128 + self.pools.unusable(f);
+        let steps = size.min(taken.saturating_add(1));
+        let mut step = 0u128;
+        while step < steps {
+            let offset = wrap_add(start, step, size);
+            step += 1;
+            let Some(address) = self.pools.address_at(f, offset) else {
+                continue;
+            };
+            if !self.by_addr.contains_key(&address)
+                && !self.reserved.contains(&address)
+                && !self.pools.is_anycast(address)
+            {
+                return Ok((address, wrap_add(offset, 1, size)));
             }
         }
         Err(IpamError::Exhausted {
-            pool: self.pool,
+            pool: self.pools.describe(f),
             size,
-            allocated: self.by_id.len(),
+            allocated: self.by_addr.len(),
         })
     }
 
-    fn check_static(&self, address: Ipv4Addr) -> Result<(), IpamError> {
-        if !usable(address) {
+    fn check_static(&self, address: IpAddr) -> Result<(), IpamError> {
+        if !usable(address) || self.pools.is_anycast(address) {
             return Err(IpamError::Unusable { address });
         }
         if self.reserved.contains(&address) {
@@ -502,34 +604,28 @@ impl Ipam {
         Ok(())
     }
 
-    fn insert(&mut self, id: String, address: Ipv4Addr) {
+    fn insert(&mut self, id: String, address: IpAddr) {
         self.by_addr.insert(address, id.clone());
-        self.by_id.insert(id, address);
+        self.by_id.insert((id, Family::of(address)), address);
     }
 
-    fn remove(&mut self, id: &str) -> Option<Ipv4Addr> {
-        let address = self.by_id.remove(id)?;
+    fn remove(&mut self, id: &str, f: Family) -> Option<IpAddr> {
+        let address = self.by_id.remove(&(id.to_string(), f))?;
         self.by_addr.remove(&address);
         Some(address)
     }
 
     fn snapshot(&self) -> Snapshot {
-        Snapshot {
-            pool: self.pool.to_string(),
-            cursor: self.cursor,
-            allocations: self.by_id.clone(),
-        }
+        snapshot_of(&self.pools, self.cursors, &self.by_addr)
     }
 
     /// Makes one change (already applied in memory) durable.
     fn persist(&mut self, record: &Record) -> Result<(), IpamError> {
         let started = std::time::Instant::now();
-        let (pool, cursor, by_id) = (self.pool, self.cursor, &self.by_id);
-        let r = self.store.append(record, || Snapshot {
-            pool: pool.to_string(),
-            cursor,
-            allocations: by_id.clone(),
-        });
+        let (pools, cursors, by_addr) = (&self.pools, self.cursors, &self.by_addr);
+        let r = self
+            .store
+            .append(record, || snapshot_of(pools, cursors, by_addr));
         tracing::debug!(
             elapsed_us = started.elapsed().as_micros() as u64,
             "ipam change persisted"
@@ -540,12 +636,9 @@ impl Ipam {
     /// Writes one change (already applied in memory) without waiting for
     /// the disk; `Some(file)` still needs its `fdatasync`.
     fn write(&mut self, record: &Record) -> Result<Option<Arc<File>>, IpamError> {
-        let (pool, cursor, by_id) = (self.pool, self.cursor, &self.by_id);
-        self.store.write(record, || Snapshot {
-            pool: pool.to_string(),
-            cursor,
-            allocations: by_id.clone(),
-        })
+        let (pools, cursors, by_addr) = (&self.pools, self.cursors, &self.by_addr);
+        self.store
+            .write(record, || snapshot_of(pools, cursors, by_addr))
     }
 
     /// Writes the whole state as a new snapshot with an empty journal.
@@ -555,8 +648,21 @@ impl Ipam {
     }
 }
 
-fn usable(a: Ipv4Addr) -> bool {
-    !(a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_broadcast())
+fn snapshot_of(pools: &Pools, cursors: [u128; 2], by_addr: &BTreeMap<IpAddr, String>) -> Snapshot {
+    Snapshot {
+        pools: pools.all().iter().map(|p| p.to_string()).collect(),
+        cursors,
+        allocations: by_addr.clone(),
+    }
+}
+
+fn usable(a: IpAddr) -> bool {
+    match a {
+        IpAddr::V4(a) => {
+            !(a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_broadcast())
+        }
+        IpAddr::V6(a) => !(a.is_unspecified() || a.is_loopback() || a.is_multicast()),
+    }
 }
 
 /// Container ids: non-empty, printable, bounded, and not in the agent's own

@@ -2,37 +2,34 @@
 //! exhaustion, reservation, counts, concurrent callers.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use ipnetwork::Ipv4Network;
-use tortie_agent::ipam::{Ipam, IpamError, TUNNEL_ID};
+use ipnetwork::IpNetwork;
+use tortie_agent::ipam::{Family, Ipam, IpamError, TUNNEL_ID};
 
-fn net(s: &str) -> Ipv4Network {
-    s.parse().expect("test network")
+fn net(s: &str) -> Vec<IpNetwork> {
+    vec![s.parse().expect("test network")]
 }
 
-fn ip(s: &str) -> Ipv4Addr {
+fn ip(s: &str) -> IpAddr {
     s.parse().expect("test address")
 }
 
 #[test]
 fn same_id_same_address_and_distinct_ids_distinct_addresses() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut ipam = Ipam::open(dir.path(), net("10.244.1.0/28"), &[]).expect("open");
-    let a = ipam.allocate("a", None).expect("a");
-    let b = ipam.allocate("b", None).expect("b");
+    let mut ipam = Ipam::open(dir.path(), &net("10.244.1.0/28"), &[]).expect("open");
+    let a = ipam.allocate("a", Family::V4).expect("a");
+    let b = ipam.allocate("b", Family::V4).expect("b");
     assert_ne!(a, b);
-    assert_eq!(ipam.allocate("a", None).expect("a again"), a);
-    assert_eq!(
-        ipam.allocate("a", Some(a)).expect("a with its own address"),
-        a
-    );
+    assert_eq!(ipam.allocate("a", Family::V4).expect("a again"), a);
+    assert_eq!(ipam.allocate("a", a).expect("a with its own address"), a);
     assert!(matches!(
-        ipam.allocate("a", Some(b)),
+        ipam.allocate("a", b),
         Err(IpamError::Conflict { current, requested, .. }) if current == a && requested == b
     ));
-    assert_eq!(ipam.get("a"), Some(a));
+    assert_eq!(ipam.get("a", Family::V4), Some(a));
     assert_eq!(ipam.owner(b), Some("b"));
     let all: Vec<_> = ipam.allocations().collect();
     assert_eq!(all, vec![("a", a), ("b", b)]);
@@ -43,15 +40,15 @@ fn same_id_same_address_and_distinct_ids_distinct_addresses() {
 #[test]
 fn release_is_idempotent_and_released_addresses_are_not_reused_at_once() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut ipam = Ipam::open(dir.path(), net("10.244.1.0/29"), &[]).expect("open");
-    let a = ipam.allocate("a", None).expect("a");
-    assert_eq!(ipam.release("a").expect("release"), Some(a));
-    assert_eq!(ipam.release("a").expect("release again"), None);
-    assert_eq!(ipam.release("never").expect("release unknown"), None);
+    let mut ipam = Ipam::open(dir.path(), &net("10.244.1.0/29"), &[]).expect("open");
+    let a = ipam.allocate("a", Family::V4).expect("a");
+    assert_eq!(ipam.release("a").expect("release"), [a]);
+    assert!(ipam.release("a").expect("release again").is_empty());
+    assert!(ipam.release("never").expect("release unknown").is_empty());
     // Round robin: the 7 other addresses of the /29 go first.
     let mut seen = Vec::new();
     for i in 0..8 {
-        seen.push(ipam.allocate(&format!("c{i}"), None).expect("alloc"));
+        seen.push(ipam.allocate(&format!("c{i}"), Family::V4).expect("alloc"));
     }
     assert!(!seen[..7].contains(&a), "{a} re-used early: {seen:?}");
     assert_eq!(seen[7], a, "only the released address is left");
@@ -59,20 +56,20 @@ fn release_is_idempotent_and_released_addresses_are_not_reused_at_once() {
         ipam.release_address(seen[3]).expect("by address"),
         Some("c3".into())
     );
-    assert_eq!(ipam.get("c3"), None);
+    assert_eq!(ipam.get("c3", Family::V4), None);
 }
 
 #[test]
 fn exhaustion_is_a_clear_error_and_release_makes_room() {
     let dir = tempfile::tempdir().expect("tempdir");
     let reserved = [ip("10.244.1.1")];
-    let mut ipam = Ipam::open(dir.path(), net("10.244.1.0/30"), &reserved).expect("open");
+    let mut ipam = Ipam::open(dir.path(), &net("10.244.1.0/30"), &reserved).expect("open");
     let got: BTreeSet<_> = (0..3)
-        .map(|i| ipam.allocate(&format!("c{i}"), None).expect("alloc"))
+        .map(|i| ipam.allocate(&format!("c{i}"), Family::V4).expect("alloc"))
         .collect();
     assert_eq!(got.len(), 3);
     assert!(!got.contains(&reserved[0]), "reserved address handed out");
-    let err = ipam.allocate("c3", None).expect_err("pool is full");
+    let err = ipam.allocate("c3", Family::V4).expect_err("pool is full");
     assert!(
         matches!(
             err,
@@ -86,43 +83,41 @@ fn exhaustion_is_a_clear_error_and_release_makes_room() {
     );
     assert_eq!(
         err.to_string(),
-        "address pool 10.244.1.0/30 is exhausted: all 4 addresses are allocated or reserved (3 containers)"
+        "address pool 10.244.1.0/30 is exhausted: all 4 addresses are allocated or reserved (3 addresses allocated)"
     );
-    assert_eq!(ipam.get("c3"), None);
+    assert_eq!(ipam.get("c3", Family::V4), None);
     assert_eq!(ipam.counts(), (3, 0));
-    let freed = ipam.release("c1").expect("release").expect("had one");
-    assert_eq!(ipam.allocate("c3", None).expect("room again"), freed);
+    let freed = ipam.release("c1").expect("release")[0];
+    assert_eq!(ipam.allocate("c3", Family::V4).expect("room again"), freed);
 }
 
 #[test]
 fn static_addresses_inside_outside_and_conflicting() {
     let dir = tempfile::tempdir().expect("tempdir");
     let reserved = [ip("10.244.1.5")];
-    let mut ipam = Ipam::open(dir.path(), net("10.244.1.0/29"), &reserved).expect("open");
+    let mut ipam = Ipam::open(dir.path(), &net("10.244.1.0/29"), &reserved).expect("open");
     // Inside the pool, free: honoured, and the dynamic allocator steps over it.
     assert_eq!(
-        ipam.allocate("s1", Some(ip("10.244.1.0"))).expect("inside"),
+        ipam.allocate("s1", ip("10.244.1.0")).expect("inside"),
         ip("10.244.1.0")
     );
     assert_eq!(
-        ipam.allocate("d1", None).expect("dynamic"),
+        ipam.allocate("d1", Family::V4).expect("dynamic"),
         ip("10.244.1.1")
     );
     // Outside the pool: honoured (the agent advertises it as a /32).
     assert_eq!(
-        ipam.allocate("s2", Some(ip("10.99.0.7"))).expect("outside"),
+        ipam.allocate("s2", ip("10.99.0.7")).expect("outside"),
         ip("10.99.0.7")
     );
     // Taken by someone else.
-    let err = ipam
-        .allocate("s3", Some(ip("10.244.1.1")))
-        .expect_err("in use");
+    let err = ipam.allocate("s3", ip("10.244.1.1")).expect_err("in use");
     assert!(
         matches!(&err, IpamError::InUse { owner, .. } if owner == "d1"),
         "{err:?}"
     );
     let err = ipam
-        .allocate("s3", Some(ip("10.99.0.7")))
+        .allocate("s3", ip("10.99.0.7"))
         .expect_err("in use outside");
     assert!(
         matches!(&err, IpamError::InUse { owner, .. } if owner == "s2"),
@@ -130,19 +125,23 @@ fn static_addresses_inside_outside_and_conflicting() {
     );
     // Reserved, and never usable.
     assert!(matches!(
-        ipam.allocate("s3", Some(reserved[0])),
+        ipam.allocate("s3", reserved[0]),
         Err(IpamError::Reserved { .. })
     ));
     for bad in ["0.0.0.0", "127.0.0.1", "224.0.0.5", "255.255.255.255"] {
         assert!(
             matches!(
-                ipam.allocate("s3", Some(ip(bad))),
+                ipam.allocate("s3", ip(bad)),
                 Err(IpamError::Unusable { .. })
             ),
             "{bad}"
         );
     }
-    assert_eq!(ipam.get("s3"), None, "failed requests allocate nothing");
+    assert_eq!(
+        ipam.get("s3", Family::V4),
+        None,
+        "failed requests allocate nothing"
+    );
     // 8 in the pool, 1 reserved, 2 allocated inside, 1 outside.
     assert_eq!(ipam.counts(), (3, 5));
 }
@@ -150,7 +149,7 @@ fn static_addresses_inside_outside_and_conflicting() {
 #[test]
 fn container_ids_are_checked_and_the_system_namespace_is_the_agents() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut ipam = Ipam::open(dir.path(), net("10.244.1.0/29"), &[]).expect("open");
+    let mut ipam = Ipam::open(dir.path(), &net("10.244.1.0/29"), &[]).expect("open");
     for bad in [
         String::new(),
         "a\nb".into(),
@@ -158,7 +157,10 @@ fn container_ids_are_checked_and_the_system_namespace_is_the_agents() {
         TUNNEL_ID.into(),
     ] {
         assert!(
-            matches!(ipam.allocate(&bad, None), Err(IpamError::InvalidId { .. })),
+            matches!(
+                ipam.allocate(&bad, Family::V4),
+                Err(IpamError::InvalidId { .. })
+            ),
             "{bad:?}"
         );
     }
@@ -168,22 +170,25 @@ fn container_ids_are_checked_and_the_system_namespace_is_the_agents() {
     ));
     let tunnel = ipam.allocate_tunnel().expect("tunnel");
     assert_eq!(
-        tunnel,
+        IpAddr::V4(tunnel),
         ip("10.244.1.0"),
         "tunl0 takes the block's first address"
     );
     assert_eq!(ipam.allocate_tunnel().expect("tunnel again"), tunnel);
     assert!(matches!(
-        ipam.release_address(tunnel),
+        ipam.release_address(tunnel.into()),
         Err(IpamError::InUse { .. })
     ));
-    assert_eq!(ipam.release_tunnel().expect("release tunnel"), Some(tunnel));
+    assert_eq!(
+        ipam.release_tunnel().expect("release tunnel"),
+        [IpAddr::V4(tunnel)]
+    );
 }
 
 #[test]
 fn concurrent_callers_get_one_address_per_id() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let ipam = Ipam::open(dir.path(), net("10.244.0.0/24"), &[]).expect("open");
+    let ipam = Ipam::open(dir.path(), &net("10.244.0.0/24"), &[]).expect("open");
     let ipam = Arc::new(Mutex::new(ipam));
     let ids: Vec<String> = (0..40).map(|i| format!("container-{i}")).collect();
     let threads: Vec<_> = (0..4)
@@ -198,7 +203,7 @@ fn concurrent_callers_get_one_address_per_id() {
                     let a = ipam
                         .lock()
                         .expect("lock")
-                        .allocate(id, None)
+                        .allocate(id, Family::V4)
                         .expect("alloc");
                     if let Some(prev) = got.insert(id.clone(), a) {
                         assert_eq!(prev, a, "{id} changed address");

@@ -4,27 +4,27 @@
 //! journals refused, one process per state dir.
 
 use std::io::{BufRead, BufReader};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use ipnetwork::Ipv4Network;
-use tortie_agent::ipam::{Ipam, IpamError, ReconcileReport};
+use ipnetwork::IpNetwork;
+use tortie_agent::ipam::{Family, Ipam, IpamError, ReconcileReport};
 
 const CHILD_ENV: &str = "TORTIE_IPAM_TEST_CHILD_DIR";
 const CHILD_MODE_ENV: &str = "TORTIE_IPAM_TEST_CHILD_MODE";
 
-fn net(s: &str) -> Ipv4Network {
-    s.parse().expect("test network")
+fn net(s: &str) -> Vec<IpNetwork> {
+    vec![s.parse().expect("test network")]
 }
 
-fn ip(s: &str) -> Ipv4Addr {
+fn ip(s: &str) -> IpAddr {
     s.parse().expect("test address")
 }
 
 fn open(dir: &Path) -> Ipam {
-    Ipam::open(dir, net("10.244.1.0/26"), &[]).expect("open")
+    Ipam::open(dir, &net("10.244.1.0/26"), &[]).expect("open")
 }
 
 #[test]
@@ -32,27 +32,27 @@ fn allocations_and_cursor_survive_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (a, b) = {
         let mut ipam = open(dir.path());
-        let a = ipam.allocate("a", None).expect("a");
-        let b = ipam.allocate("b", None).expect("b");
+        let a = ipam.allocate("a", Family::V4).expect("a");
+        let b = ipam.allocate("b", Family::V4).expect("b");
         ipam.release("a").expect("release");
         (a, b)
     };
     let mut ipam = open(dir.path());
-    assert_eq!(ipam.get("a"), None);
-    assert_eq!(ipam.get("b"), Some(b));
+    assert_eq!(ipam.get("a", Family::V4), None);
+    assert_eq!(ipam.get("b", Family::V4), Some(b));
     // The cursor was persisted: the next address is neither b nor the
     // just-released a.
-    let c = ipam.allocate("c", None).expect("c");
+    let c = ipam.allocate("c", Family::V4).expect("c");
     assert!(c != a && c != b, "a={a} b={b} c={c}");
     let text = std::fs::read_to_string(dir.path().join("ipam.json")).expect("state file");
-    assert!(text.contains("\"version\": 2"), "{text}");
+    assert!(text.contains("\"version\": 3"), "{text}");
 }
 
 #[test]
 fn a_second_process_cannot_share_the_state_dir() {
     let dir = tempfile::tempdir().expect("tempdir");
     let first = open(dir.path());
-    let err = Ipam::open(dir.path(), net("10.244.1.0/26"), &[]).expect_err("second open");
+    let err = Ipam::open(dir.path(), &net("10.244.1.0/26"), &[]).expect_err("second open");
     assert!(matches!(err, IpamError::Locked { .. }), "{err:?}");
     drop(first);
     open(dir.path());
@@ -61,12 +61,12 @@ fn a_second_process_cannot_share_the_state_dir() {
 #[test]
 fn a_stray_temp_file_from_a_crash_mid_write_is_ignored() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let a = open(dir.path()).allocate("a", None).expect("a");
+    let a = open(dir.path()).allocate("a", Family::V4).expect("a");
     // Died after writing the temp file, before the rename: the old file rules.
     std::fs::write(dir.path().join("ipam.json.tmp"), b"{\"version\":1,\"garb").expect("tmp");
     let mut ipam = open(dir.path());
-    assert_eq!(ipam.get("a"), Some(a));
-    assert_ne!(ipam.allocate("b", None).expect("b"), a);
+    assert_eq!(ipam.get("a", Family::V4), Some(a));
+    assert_ne!(ipam.allocate("b", Family::V4).expect("b"), a);
 }
 
 #[test]
@@ -74,7 +74,7 @@ fn a_failed_snapshot_write_changes_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let a = {
         let mut ipam = open(dir.path());
-        ipam.allocate("a", None).expect("a")
+        ipam.allocate("a", Family::V4).expect("a")
     };
     let mut ipam = open(dir.path());
     // A directory where the temp file goes makes the write fail (even as root).
@@ -84,19 +84,19 @@ fn a_failed_snapshot_write_changes_nothing() {
     let err = ipam.reconcile(&[]).expect_err("write must fail");
     assert!(matches!(err, IpamError::Io { .. }), "{err:?}");
     assert!(err.to_string().contains("ipam.json.tmp"), "{err}");
-    assert_eq!(ipam.get("a"), Some(a));
+    assert_eq!(ipam.get("a", Family::V4), Some(a));
     // The journal is not trusted after a failed compaction: the next change
     // compacts again, and fails the same way without allocating.
-    assert!(ipam.allocate("b", None).is_err());
-    assert_eq!(ipam.get("b"), None);
+    assert!(ipam.allocate("b", Family::V4).is_err());
+    assert_eq!(ipam.get("b", Family::V4), None);
     drop(ipam);
     // Opening compacts too.
-    let err = Ipam::open(dir.path(), net("10.244.1.0/26"), &[]).expect_err("open");
+    let err = Ipam::open(dir.path(), &net("10.244.1.0/26"), &[]).expect_err("open");
     assert!(err.to_string().contains("ipam.json.tmp"), "{err}");
     std::fs::remove_dir(&tmp).expect("rmdir");
     let mut ipam = open(dir.path());
-    assert_eq!(ipam.get("a"), Some(a));
-    let b = ipam.allocate("b", None).expect("b");
+    assert_eq!(ipam.get("a", Family::V4), Some(a));
+    let b = ipam.allocate("b", Family::V4).expect("b");
     assert_ne!(a, b);
 }
 
@@ -134,11 +134,14 @@ fn a_torn_last_record_is_dropped_and_everything_before_it_kept() {
         let mut ipam = open(dir.path());
         for i in 0..6 {
             let id = format!("{i:064x}");
-            returned.push((id.clone(), ipam.allocate(&id, None).expect("alloc")));
+            returned.push((id.clone(), ipam.allocate(&id, Family::V4).expect("alloc")));
         }
         ipam.release(&returned[1].0).expect("release");
         // The record that gets torn.
-        returned.push(("last".into(), ipam.allocate("last", None).expect("last")));
+        returned.push((
+            "last".into(),
+            ipam.allocate("last", Family::V4).expect("last"),
+        ));
     }
     let snapshot = std::fs::read(dir.path().join("ipam.json")).expect("snapshot");
     let journal = std::fs::read(dir.path().join("ipam.journal")).expect("journal");
@@ -158,24 +161,28 @@ fn a_torn_last_record_is_dropped_and_everything_before_it_kept() {
         zeroed[cut..end].fill(0);
         for bytes in [&journal[..cut], &zeroed[..]] {
             let dir = state_dir(&snapshot, bytes);
-            let mut ipam = Ipam::open(dir.path(), net("10.244.1.0/26"), &[])
+            let mut ipam = Ipam::open(dir.path(), &net("10.244.1.0/26"), &[])
                 .unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
             for (id, addr) in &durable {
-                assert_eq!(ipam.get(id), Some(*addr), "cut at {cut}: {id} lost");
+                assert_eq!(
+                    ipam.get(id, Family::V4),
+                    Some(*addr),
+                    "cut at {cut}: {id} lost"
+                );
             }
-            assert_eq!(ipam.get(&returned[1].0), None, "cut at {cut}");
+            assert_eq!(ipam.get(&returned[1].0, Family::V4), None, "cut at {cut}");
             // The torn record is dropped; it may survive only whole (a cut
             // in its zero padding of the zeroed variant loses nothing).
-            match ipam.get("last") {
+            match ipam.get("last", Family::V4) {
                 Some(a) => assert_eq!(a, returned[6].1, "cut at {cut}"),
                 None => assert!(cut < end, "cut at {cut}: the whole record was dropped"),
             }
             if cut < start + 16 {
-                assert_eq!(ipam.get("last"), None, "cut at {cut}");
+                assert_eq!(ipam.get("last", Family::V4), None, "cut at {cut}");
             }
             // Nothing durable is handed out again.
             for i in 0..30 {
-                let a = ipam.allocate(&format!("new{i}"), None).expect("new");
+                let a = ipam.allocate(&format!("new{i}"), Family::V4).expect("new");
                 assert!(
                     durable.iter().all(|(_, d)| *d != a),
                     "cut at {cut}: {a} handed out twice"
@@ -191,7 +198,7 @@ fn a_damaged_record_before_good_ones_is_refused_and_left_untouched() {
     {
         let mut ipam = open(dir.path());
         for i in 0..4 {
-            ipam.allocate(&format!("c{i}"), None).expect("alloc");
+            ipam.allocate(&format!("c{i}"), Family::V4).expect("alloc");
         }
     }
     let snapshot = std::fs::read(dir.path().join("ipam.json")).expect("snapshot");
@@ -202,7 +209,7 @@ fn a_damaged_record_before_good_ones_is_refused_and_left_untouched() {
         let mut bad = journal.clone();
         bad[offset] ^= 0x04;
         let dir = state_dir(&snapshot, &bad);
-        let err = Ipam::open(dir.path(), net("10.244.1.0/26"), &[])
+        let err = Ipam::open(dir.path(), &net("10.244.1.0/26"), &[])
             .expect_err(&format!("damage at {offset} accepted"));
         assert!(matches!(err, IpamError::Corrupt { .. }), "{err:?}");
         assert!(err.to_string().contains("ipam.journal"), "{err}");
@@ -217,16 +224,16 @@ fn a_damaged_record_before_good_ones_is_refused_and_left_untouched() {
     let (s3, _) = records[3];
     dup.copy_within(s2..e2, s3);
     let dir = state_dir(&snapshot, &dup);
-    let err = Ipam::open(dir.path(), net("10.244.1.0/26"), &[]).expect_err("dup");
+    let err = Ipam::open(dir.path(), &net("10.244.1.0/26"), &[]).expect_err("dup");
     assert!(err.to_string().contains("does not apply"), "{err}");
     // A journal newer than its snapshot, or without one.
     let mut newer = journal.clone();
     newer[8] = newer[8].wrapping_add(1);
     let dir = state_dir(&snapshot, &newer);
-    assert!(Ipam::open(dir.path(), net("10.244.1.0/26"), &[]).is_err());
+    assert!(Ipam::open(dir.path(), &net("10.244.1.0/26"), &[]).is_err());
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("ipam.journal"), &journal).expect("journal");
-    let err = Ipam::open(dir.path(), net("10.244.1.0/26"), &[]).expect_err("no snapshot");
+    let err = Ipam::open(dir.path(), &net("10.244.1.0/26"), &[]).expect_err("no snapshot");
     assert!(err.to_string().contains("is missing"), "{err}");
 }
 
@@ -237,8 +244,8 @@ fn a_journal_older_than_the_snapshot_is_ignored() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (a, b) = {
         let mut ipam = open(dir.path());
-        let a = ipam.allocate("a", None).expect("a");
-        let b = ipam.allocate("b", None).expect("b");
+        let a = ipam.allocate("a", Family::V4).expect("a");
+        let b = ipam.allocate("b", Family::V4).expect("b");
         ipam.release("a").expect("release");
         (a, b)
     };
@@ -246,7 +253,10 @@ fn a_journal_older_than_the_snapshot_is_ignored() {
     drop(open(dir.path()));
     std::fs::write(dir.path().join("ipam.journal"), &old_journal).expect("old journal");
     let ipam = open(dir.path());
-    assert_eq!((ipam.get("a"), ipam.get("b")), (None, Some(b)));
+    assert_eq!(
+        (ipam.get("a", Family::V4), ipam.get("b", Family::V4)),
+        (None, Some(b))
+    );
     assert_ne!(a, b);
 }
 
@@ -259,8 +269,8 @@ fn a_version_1_state_file_is_read() {
     )
     .expect("write");
     let mut ipam = open(dir.path());
-    assert_eq!(ipam.get("a"), Some(ip("10.244.1.3")));
-    assert_eq!(ipam.allocate("b", None).expect("b"), ip("10.244.1.5"));
+    assert_eq!(ipam.get("a", Family::V4), Some(ip("10.244.1.3")));
+    assert_eq!(ipam.allocate("b", Family::V4).expect("b"), ip("10.244.1.5"));
 }
 
 #[test]
@@ -269,14 +279,14 @@ fn reconcile_frees_what_is_not_attached_keeps_and_adopts_the_rest() {
     let (attached_addr, lost_addr, tunnel) = {
         let mut ipam = open(dir.path());
         let tunnel = ipam.allocate_tunnel().expect("tunnel");
-        let attached = ipam.allocate("running", None).expect("running");
+        let attached = ipam.allocate("running", Family::V4).expect("running");
         // The agent "dies" between allocate and attach of this one.
-        let lost = ipam.allocate("never-attached", None).expect("lost");
+        let lost = ipam.allocate("never-attached", Family::V4).expect("lost");
         (attached, lost, tunnel)
     };
     let mut ipam = open(dir.path());
     assert_eq!(
-        ipam.get("never-attached"),
+        ipam.get("never-attached", Family::V4),
         Some(lost_addr),
         "allocation lost in the crash"
     );
@@ -292,7 +302,7 @@ fn reconcile_frees_what_is_not_attached_keeps_and_adopts_the_rest() {
         ReconcileReport {
             kept: vec![
                 ("running".into(), attached_addr),
-                ("tortie:tunl0".into(), tunnel)
+                ("tortie:tunl0".into(), IpAddr::V4(tunnel))
             ],
             released: vec![("never-attached".into(), lost_addr)],
             adopted: vec![("tt00000000000".into(), ip("10.244.1.40"))],
@@ -302,11 +312,11 @@ fn reconcile_frees_what_is_not_attached_keeps_and_adopts_the_rest() {
     drop(ipam);
     // The reconciled state is what the next start sees.
     let mut ipam = open(dir.path());
-    assert_eq!(ipam.get("never-attached"), None);
+    assert_eq!(ipam.get("never-attached", Family::V4), None);
     assert_eq!(ipam.owner(ip("10.244.1.40")), Some("tt00000000000"));
     // The freed address is not handed out right away, the adopted one never.
     for i in 0..50 {
-        let a = ipam.allocate(&format!("c{i}"), None).expect("alloc");
+        let a = ipam.allocate(&format!("c{i}"), Family::V4).expect("alloc");
         assert_ne!(a, lost_addr, "freed address re-used at allocation {i}");
         assert_ne!(a, ip("10.244.1.40"), "adopted address handed out");
     }
@@ -331,7 +341,7 @@ fn a_corrupt_state_file_is_refused_and_left_untouched() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("ipam.json");
         std::fs::write(&path, contents).expect("write");
-        let err = Ipam::open(dir.path(), net("10.244.1.0/26"), &[]).expect_err("corrupt accepted");
+        let err = Ipam::open(dir.path(), &net("10.244.1.0/26"), &[]).expect_err("corrupt accepted");
         let msg = err.to_string();
         assert!(matches!(err, IpamError::Corrupt { .. }), "{err:?}");
         assert!(msg.contains(expected), "{msg}");
@@ -347,12 +357,16 @@ fn a_corrupt_state_file_is_refused_and_left_untouched() {
 #[test]
 fn a_changed_pool_keeps_existing_allocations() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let old = open(dir.path()).allocate("a", None).expect("a");
-    let mut ipam = Ipam::open(dir.path(), net("10.245.0.0/30"), &[]).expect("new pool");
-    assert_eq!(ipam.get("a"), Some(old), "a container lost its address");
+    let old = open(dir.path()).allocate("a", Family::V4).expect("a");
+    let mut ipam = Ipam::open(dir.path(), &net("10.245.0.0/30"), &[]).expect("new pool");
+    assert_eq!(
+        ipam.get("a", Family::V4),
+        Some(old),
+        "a container lost its address"
+    );
     assert_eq!(ipam.counts(), (1, 4));
-    let b = ipam.allocate("b", None).expect("b");
-    assert!(ipam.pool().contains(b));
+    let b = ipam.allocate("b", Family::V4).expect("b");
+    assert!(ipam.pools()[0].contains(b));
 }
 
 /// Runs `mode` in a child copy of this test binary (see `child_entry`), with
@@ -369,7 +383,7 @@ fn spawn_child(dir: &Path, mode: &str) -> std::process::Child {
 }
 
 /// A line "ALLOCATED id addr" printed by the child.
-fn allocated_line(line: &str) -> Option<(String, Ipv4Addr)> {
+fn allocated_line(line: &str) -> Option<(String, IpAddr)> {
     // The test harness may print "test child_entry ... " before it.
     let (_, rest) = line.split_once("ALLOCATED ")?;
     let mut parts = rest.split(' ');
@@ -403,7 +417,7 @@ fn every_returned_address_is_on_disk_when_the_process_is_killed() {
     let ipam = open(dir.path());
     for (id, addr) in &returned {
         assert_eq!(
-            ipam.get(id),
+            ipam.get(id, Family::V4),
             Some(*addr),
             "{id} was returned but not persisted"
         );
@@ -422,8 +436,8 @@ fn an_abort_right_after_allocate_keeps_the_allocation() {
         .find_map(allocated_line)
         .unwrap_or_else(|| panic!("no allocation printed: {text}"));
     let mut ipam = open(dir.path());
-    assert_eq!(ipam.get(&id), Some(addr));
-    assert_ne!(ipam.allocate("next", None).expect("next"), addr);
+    assert_eq!(ipam.get(&id, Family::V4), Some(addr));
+    assert_ne!(ipam.allocate("next", Family::V4).expect("next"), addr);
 }
 
 /// Not a test on its own: the body of the child process of the two tests
@@ -437,7 +451,7 @@ fn child_entry() {
     let mut ipam = open(Path::new(&dir));
     for i in 0..1_000_000 {
         let id = format!("c{i}");
-        let addr = ipam.allocate(&id, None).expect("child alloc");
+        let addr = ipam.allocate(&id, Family::V4).expect("child alloc");
         println!("ALLOCATED {id} {addr}");
         if mode == "abort" {
             std::process::abort();

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use tortie_agent::ipam::Ipam;
+use tortie_agent::ipam::{Family, Ipam};
 
 const N: usize = 1000;
 
@@ -46,15 +46,15 @@ fn replace_whole_file(dir: &Path, bytes: &[u8]) {
 fn one_durable_allocation_costs_one_small_synced_write() {
     let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
     let dir = tempfile::tempdir_in(base).expect("tempdir");
-    let pool = "10.64.0.0/20".parse().expect("pool");
-    let mut ipam = Ipam::open(dir.path(), pool, &[]).expect("open");
+    let pool: Vec<ipnetwork::IpNetwork> = vec!["10.64.0.0/20".parse().expect("pool")];
+    let mut ipam = Ipam::open(dir.path(), &pool, &[]).expect("open");
     let mut journal = Vec::with_capacity(N);
     let mut baseline = Vec::with_capacity(N);
     let mut state = String::new();
     for i in 0..N {
         let id = format!("{i:064x}");
         let t = Instant::now();
-        ipam.allocate(&id, None).expect("alloc");
+        ipam.allocate(&id, Family::V4).expect("alloc");
         journal.push(t.elapsed());
     }
     // Separately (so neither waits on the other's flushes): the same-size
@@ -73,13 +73,13 @@ fn one_durable_allocation_costs_one_small_synced_write() {
         "whole-file replace (old, baseline): {}",
         percentiles(baseline)
     );
-    let expected: Vec<(String, std::net::Ipv4Addr)> = ipam
+    let expected: Vec<(String, std::net::IpAddr)> = ipam
         .allocations()
         .map(|(i, a)| (i.to_string(), a))
         .collect();
     assert_eq!(expected.len(), N);
     drop(ipam);
-    let ipam = Ipam::open(dir.path(), pool, &[]).expect("reopen");
+    let ipam = Ipam::open(dir.path(), &pool, &[]).expect("reopen");
     let got: Vec<_> = ipam
         .allocations()
         .map(|(i, a)| (i.to_string(), a))

@@ -313,7 +313,9 @@ pub(super) fn ipam_error(e: crate::ipam::IpamError) -> ApiError {
     let kind = match &e {
         E::Exhausted { .. } => ErrorKind::Exhausted,
         E::InUse { .. } | E::Conflict { .. } => ErrorKind::Conflict,
-        E::InvalidId { .. } | E::Reserved { .. } | E::Unusable { .. } => ErrorKind::BadRequest,
+        E::InvalidId { .. } | E::Reserved { .. } | E::Unusable { .. } | E::NoPool { .. } => {
+            ErrorKind::BadRequest
+        }
         E::Io { .. } | E::Corrupt { .. } | E::Locked { .. } => ErrorKind::Internal,
     };
     ApiError::new(kind, e.to_string())

@@ -29,7 +29,7 @@ use crate::api::{
     ApiError, AttachRequest, AttachResult, CheckRequest, DetachRequest, DetachResult, ErrorKind,
     GcRequest, GcResult,
 };
-use crate::ipam::Ipam;
+use crate::ipam::{Family, Ipam, Want};
 
 impl Agent {
     /// The answer for a registered container.
@@ -186,7 +186,7 @@ impl Agent {
                 requested = Some(ip);
                 // Adopted under its veth name: hand the address to the id.
                 if !c.id_known()
-                    && ipam.owner(ip) == Some(host.as_str())
+                    && ipam.owner(IpAddr::V4(ip)) == Some(host.as_str())
                     && let Err(e) = ipam.release(&host)
                 {
                     self.unannounce(ip).await;
@@ -206,10 +206,16 @@ impl Agent {
         // created, and is joined before anything is answered. `join!` polls
         // the dataplane first, so the hand-off to the attach thread is not
         // queued behind the blocking-pool wake-up (~70 µs here).
-        let pending = ipam
-            .allocate_pending(&req.id, requested)
-            .map_err(ipam_error)?;
-        let ip = pending.address();
+        let want = requested.map_or(Want::Any(Family::V4), Want::from);
+        let pending = ipam.allocate_pending(&req.id, want).map_err(ipam_error)?;
+        let IpAddr::V4(ip) = pending.address() else {
+            // IPAM answers in the family asked for.
+            return Err(ApiError::internal(format!(
+                "attaching {}: IPAM answered {} for an IPv4 request",
+                req.id,
+                pending.address()
+            )));
+        };
         let allocated = started.elapsed();
         let dp = tortie_routes::AttachRequest {
             container_id: req.id.clone(),
@@ -306,14 +312,14 @@ impl Agent {
             tracing::error!(id, %ip, error = %e, "rollback: the veth could not be removed; keeping its address allocated");
             // A failed IPAM sync already undid the allocation: take the
             // address back while the veth may carry it.
-            if ipam.owner(ip).is_none()
-                && let Err(e) = ipam.allocate(id, Some(ip))
+            if ipam.owner(IpAddr::V4(ip)).is_none()
+                && let Err(e) = ipam.allocate(id, ip)
             {
                 tracing::error!(id, %ip, error = %e, "rollback: re-reserving the address failed; start-up reconciliation will adopt it");
             }
             return;
         }
-        if ipam.owner(ip) == Some(id)
+        if ipam.owner(IpAddr::V4(ip)) == Some(id)
             && let Err(e) = ipam.release(id)
         {
             tracing::error!(id, %ip, error = %e, "rollback: releasing the address failed");
@@ -327,7 +333,7 @@ impl Agent {
         let ip = saved
             .as_ref()
             .and_then(Container::v4)
-            .or_else(|| ipam.get(id));
+            .or_else(|| v4_of(ipam.get(id, Family::V4)));
         // The veth first: while it may exist, its address stays allocated.
         tortie_routes::detach(id, &cfg.dataplane.veth_prefix, cfg.dataplane.route_protocol)
             .await
@@ -337,12 +343,17 @@ impl Agent {
         }
         self.registry_mut().remove(&host);
         let mut released = ipam.release(id).map_err(ipam_error)?;
-        if released.is_none()
+        if released.is_empty()
             && let Some(ip) = saved.as_ref().and_then(Container::v4)
+            && ipam
+                .release_address(IpAddr::V4(ip))
+                .map_err(ipam_error)?
+                .is_some()
         {
             // Adopted at start-up under its veth name.
-            released = ipam.release_address(ip).map_err(ipam_error)?.map(|_| ip);
+            released.push(IpAddr::V4(ip));
         }
+        let released = released.first().copied();
         tracing::info!(
             id,
             ip = released.map(tracing::field::display),
@@ -385,7 +396,7 @@ impl Agent {
         let ip = saved
             .as_ref()
             .and_then(Container::v4)
-            .or_else(|| ipam.get(&req.id))
+            .or_else(|| v4_of(ipam.get(&req.id, Family::V4)))
             .ok_or_else(|| ApiError::not_found(format!("{} is not attached", req.id)))?;
         // The dump below reads every route: attaches need not wait for it.
         drop(ipam);
@@ -450,5 +461,13 @@ impl Agent {
             }
         }
         Ok(GcResult { removed })
+    }
+}
+
+/// An IPv4 address out of IPAM's family-generic answer.
+fn v4_of(ip: Option<IpAddr>) -> Option<Ipv4Addr> {
+    match ip? {
+        IpAddr::V4(a) => Some(a),
+        IpAddr::V6(_) => None,
     }
 }

@@ -113,11 +113,13 @@ pub async fn setup(cfg: &Config, ipam: &mut Ipam) -> anyhow::Result<u32> {
             .await
             .context("configuring tunl0")?;
         tracing::info!(%addr, mtu, "tunl0 ready");
-    } else if let Some(addr) = ipam
-        .release_tunnel()
-        .context("releasing the tunl0 address")?
-    {
-        tracing::info!(%addr, "IP-in-IP is off: released the tunl0 address");
+    } else {
+        for addr in ipam
+            .release_tunnel()
+            .context("releasing the tunl0 address")?
+        {
+            tracing::info!(%addr, "IP-in-IP is off: released the tunl0 address");
+        }
     }
     let mut kept = Vec::new();
     if encap.uses_vxlan() {

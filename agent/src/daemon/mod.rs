@@ -179,12 +179,12 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>, opts: RunOptions) -> a
         "kernel routes of ours found at start-up (kept until BGP converges)"
     );
 
-    let Some(pool) = cfg.node.blocks_v4().next() else {
+    if cfg.node.blocks_v4().next().is_none() {
         anyhow::bail!(
             "node.pod_cidr has no IPv4 block: containers still need one (IPv6 container addresses are not served yet)"
         );
-    };
-    let mut ipam = Ipam::open(&cfg.state.dir, pool, &[])
+    }
+    let mut ipam = Ipam::open(&cfg.state.dir, &cfg.node.pod_cidrs, &[])
         .with_context(|| format!("opening IPAM state in {}", cfg.state.dir.display()))?;
     let registry = reconcile_containers(&cfg, &mut ipam).await?;
 
@@ -355,10 +355,10 @@ async fn reconcile_containers(cfg: &Config, ipam: &mut Ipam) -> anyhow::Result<r
     for c in &plan.gone {
         tracing::info!(id = %c.id, host_ifname = %c.host_ifname, "a saved container's veth is gone: forgotten");
     }
-    let attached: Vec<(String, std::net::Ipv4Addr)> = plan
+    let attached: Vec<(String, std::net::IpAddr)> = plan
         .containers
         .iter()
-        .filter_map(|c| Some((c.id.clone(), c.v4()?)))
+        .flat_map(|c| c.addresses.iter().map(|a| (c.id.clone(), a.ip())))
         .collect();
     let report = ipam
         .reconcile(&attached)

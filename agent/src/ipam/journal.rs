@@ -11,8 +11,10 @@
 //!   snapshot's `generation` it extends), CRC32 of those 16 bytes, 4 zero bytes;
 //! - records from offset 24, each 8-byte aligned: payload length `u32`, CRC32
 //!   (IEEE) of the payload `u32`, payload, zero padding. Payload: op `u8`
-//!   (1 allocate, 2 release), address (4 bytes), cursor after the change
-//!   `u32`, id length `u16`, id (UTF-8).
+//!   (1 allocate, 2 release: IPv4; 3 allocate, 4 release: IPv6), address
+//!   (4 or 16 bytes), cursor of that family after the change (`u32` or
+//!   `u128`), id length `u16`, id (UTF-8). Journals of IPv4-only agents
+//!   (ops 1 and 2 only) read unchanged.
 //! - the rest of the file is zeros: the file is written full of zeros (not
 //!   sparse) and fsynced when created, so an append changes neither its size
 //!   nor its block map and `fdatasync` only has to write the data block.
@@ -26,7 +28,7 @@
 //! further on means a good record was damaged: [`JournalError::Corrupt`].
 
 use std::fs::File;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
@@ -35,10 +37,16 @@ pub(crate) const HEADER_LEN: u64 = 24;
 const FRAME_HEADER: usize = 8;
 const OP_ALLOCATE: u8 = 1;
 const OP_RELEASE: u8 = 2;
-/// op + address + cursor + id length.
+const OP_ALLOCATE6: u8 = 3;
+const OP_RELEASE6: u8 = 4;
+/// op + address + cursor + id length, IPv4 (the shortest payload).
 const FIXED_PAYLOAD: usize = 1 + 4 + 4 + 2;
-/// Longest payload: ids are at most 256 bytes (`ID_MAX` in `ipam.rs`).
-const MAX_PAYLOAD: usize = FIXED_PAYLOAD + 256;
+/// The same for IPv6.
+const FIXED_PAYLOAD6: usize = 1 + 16 + 16 + 2;
+/// Longest id a record holds (`ID_MAX` in `ipam.rs`).
+const ID_MAX: usize = 256;
+/// Longest payload: an IPv6 record with the longest id.
+const MAX_PAYLOAD: usize = FIXED_PAYLOAD6 + ID_MAX;
 /// Longest framed record, padding included.
 pub(crate) const MAX_RECORD: usize = (FRAME_HEADER + MAX_PAYLOAD).div_ceil(8) * 8;
 /// Size of a fresh journal (zero-filled). ~3000 records of 64-character ids;
@@ -48,14 +56,14 @@ pub(crate) const CAPACITY: u64 = 256 * 1024;
 /// One change, as journaled.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Record {
-    /// `id` got `address`; the round-robin cursor is now `cursor`.
+    /// `id` got `address`; the round-robin cursor of its family is now `cursor`.
     Allocate {
         id: String,
-        address: Ipv4Addr,
-        cursor: u32,
+        address: IpAddr,
+        cursor: u128,
     },
     /// `id` gave `address` back.
-    Release { id: String, address: Ipv4Addr },
+    Release { id: String, address: IpAddr },
 }
 
 /// What went wrong reading a journal (the store adds the path).
@@ -118,8 +126,7 @@ impl Journal {
     /// snapshot — must go through a snapshot instead).
     pub(crate) fn fits(&self, record: &Record) -> bool {
         let (Record::Allocate { id, .. } | Record::Release { id, .. }) = record;
-        id.len() <= MAX_PAYLOAD - FIXED_PAYLOAD
-            && self.end + encode(record).len() as u64 <= CAPACITY
+        id.len() <= ID_MAX && self.end + encode(record).len() as u64 <= CAPACITY
     }
 
     /// Writes `record` (`pwrite`) without waiting for the disk: the caller
@@ -151,22 +158,33 @@ impl Journal {
 
 /// The framed bytes of `record`.
 pub(crate) fn encode(record: &Record) -> Vec<u8> {
-    let (op, id, address, cursor) = match record {
+    let (allocate, id, address, cursor) = match record {
         Record::Allocate {
             id,
             address,
             cursor,
-        } => (OP_ALLOCATE, id, address, *cursor),
-        Record::Release { id, address } => (OP_RELEASE, id, address, 0),
+        } => (true, id, address, *cursor),
+        Record::Release { id, address } => (false, id, address, 0),
     };
     // `Journal::fits` keeps longer ids out; clamp regardless so the length
     // field can never lie.
     let id = id.as_bytes();
-    let id = &id[..id.len().min(MAX_PAYLOAD - FIXED_PAYLOAD)];
-    let mut payload = Vec::with_capacity(FIXED_PAYLOAD + id.len());
-    payload.push(op);
-    payload.extend_from_slice(&address.octets());
-    payload.extend_from_slice(&cursor.to_le_bytes());
+    let id = &id[..id.len().min(ID_MAX)];
+    let mut payload = Vec::with_capacity(FIXED_PAYLOAD6 + id.len());
+    match address {
+        IpAddr::V4(a) => {
+            payload.push(if allocate { OP_ALLOCATE } else { OP_RELEASE });
+            payload.extend_from_slice(&a.octets());
+            // An IPv4 cursor is an offset among at most 2^32 addresses.
+            let cursor = u32::try_from(cursor).unwrap_or(0);
+            payload.extend_from_slice(&cursor.to_le_bytes());
+        }
+        IpAddr::V6(a) => {
+            payload.push(if allocate { OP_ALLOCATE6 } else { OP_RELEASE6 });
+            payload.extend_from_slice(&a.octets());
+            payload.extend_from_slice(&cursor.to_le_bytes());
+        }
+    }
     payload.extend_from_slice(&u16::try_from(id.len()).unwrap_or(0).to_le_bytes());
     payload.extend_from_slice(id);
     let mut out = Vec::with_capacity(MAX_RECORD);
@@ -179,22 +197,32 @@ pub(crate) fn encode(record: &Record) -> Vec<u8> {
 
 fn decode_payload(p: &[u8]) -> Option<Record> {
     let (&op, rest) = p.split_first()?;
-    let address = Ipv4Addr::from(<[u8; 4]>::try_from(rest.get(..4)?).ok()?);
-    let cursor = u32::from_le_bytes(rest.get(4..8)?.try_into().ok()?);
-    let id_len = usize::from(u16::from_le_bytes(rest.get(8..10)?.try_into().ok()?));
-    let id_bytes = rest.get(10..)?;
+    let (address, cursor, rest) = match op {
+        OP_ALLOCATE | OP_RELEASE => {
+            let a = Ipv4Addr::from(<[u8; 4]>::try_from(rest.get(..4)?).ok()?);
+            let cursor = u32::from_le_bytes(rest.get(4..8)?.try_into().ok()?);
+            (IpAddr::V4(a), u128::from(cursor), rest.get(8..)?)
+        }
+        OP_ALLOCATE6 | OP_RELEASE6 => {
+            let a = Ipv6Addr::from(<[u8; 16]>::try_from(rest.get(..16)?).ok()?);
+            let cursor = u128::from_le_bytes(rest.get(16..32)?.try_into().ok()?);
+            (IpAddr::V6(a), cursor, rest.get(32..)?)
+        }
+        _ => return None,
+    };
+    let id_len = usize::from(u16::from_le_bytes(rest.get(..2)?.try_into().ok()?));
+    let id_bytes = rest.get(2..)?;
     if id_bytes.len() != id_len {
         return None;
     }
     let id = std::str::from_utf8(id_bytes).ok()?.to_string();
     match op {
-        OP_ALLOCATE => Some(Record::Allocate {
+        OP_ALLOCATE | OP_ALLOCATE6 => Some(Record::Allocate {
             id,
             address,
             cursor,
         }),
-        OP_RELEASE => Some(Record::Release { id, address }),
-        _ => None,
+        _ => Some(Record::Release { id, address }),
     }
 }
 
@@ -329,8 +357,8 @@ mod tests {
     fn alloc(i: u32) -> Record {
         Record::Allocate {
             id: format!("{i:064x}"),
-            address: Ipv4Addr::from(0x0af4_0100 + i),
-            cursor: i + 1,
+            address: IpAddr::V4(Ipv4Addr::from(0x0af4_0100 + i)),
+            cursor: u128::from(i + 1),
         }
     }
 
@@ -356,13 +384,22 @@ mod tests {
             alloc(1),
             Record::Release {
                 id: "é".into(),
-                address: Ipv4Addr::new(1, 2, 3, 4),
+                address: IpAddr::V4(Ipv4Addr::new(1, 2, 3, 4)),
             },
             alloc(2),
+            Record::Allocate {
+                id: "x".repeat(256),
+                address: "fd00:10:244:1::7".parse().expect("ip"),
+                cursor: u128::MAX - 3,
+            },
+            Record::Release {
+                id: "v6".into(),
+                address: "fd00:10:244:1::7".parse().expect("ip"),
+            },
         ];
         let c = read(&journal_with(&records)).expect("read");
+        assert!(records.iter().all(|r| encode(r).len() <= MAX_RECORD));
         assert_eq!((c.generation, c.records, c.torn_bytes), (7, records, 0));
-        assert!(encode(&alloc(0)).len() <= MAX_RECORD);
     }
 
     #[test]

@@ -8,8 +8,11 @@
 //! [`Store::compact`] writes a whole snapshot and starts an empty journal (at
 //! start-up, after `reconcile`, and whenever the journal is full).
 //!
-//! Snapshot (`ipam.json`, JSON, `version` 2; version 1 — no journal — is read):
-//! `{"version":2,"generation":4,"pool":"10.244.1.0/26","cursor":5,"allocations":[{"id":"c1","address":"10.244.1.3"}]}`
+//! Snapshot (`ipam.json`, JSON, `version` 3):
+//! `{"version":3,"generation":4,"pools":["10.244.1.0/26","fd00:10:244:1::/120"],"cursor":5,"cursor_v6":2,"allocations":[{"id":"c1","address":"10.244.1.3"},{"id":"c1","address":"fd00:10:244:1::1"}]}`
+//! — an id holds at most one address per family. Versions 1 (no journal)
+//! and 2 (IPv4 only: one `pool`, `cursor`) are read unchanged; the next
+//! compaction writes version 3.
 //! Replacement is atomic: write `ipam.json.tmp`, fsync it, rename over
 //! `ipam.json`, fsync the directory; a stray `.tmp` is ignored and overwritten.
 //!
@@ -23,7 +26,7 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -35,35 +38,45 @@ use super::journal::{self, Journal, JournalError, Record};
 pub(crate) const STATE_FILE: &str = "ipam.json";
 pub(crate) const JOURNAL_FILE: &str = "ipam.journal";
 const LOCK_FILE: &str = "ipam.lock";
-const FORMAT_VERSION: u32 = 2;
+const FORMAT_VERSION: u32 = 3;
 
 /// What is persisted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Snapshot {
-    /// The pool the cursor refers to (as text, e.g. "10.244.1.0/26").
-    pub pool: String,
-    /// Offset in the pool where the next search starts.
-    pub cursor: u32,
-    pub allocations: BTreeMap<String, Ipv4Addr>,
+    /// The blocks the cursors refer to (as text, e.g. "10.244.1.0/26"), in order.
+    pub pools: Vec<String>,
+    /// Per family (IPv4, IPv6): the offset in that family's blocks where
+    /// the next search starts.
+    pub cursors: [u128; 2],
+    /// Address → the id holding it.
+    pub allocations: BTreeMap<IpAddr, String>,
 }
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FileV2 {
+struct File3 {
     version: u32,
     /// Absent in version 1 files (which had no journal): 0.
     #[serde(default)]
     generation: u64,
-    pool: String,
-    cursor: u32,
-    allocations: Vec<EntryV1>,
+    /// Versions 1 and 2: the one (IPv4) block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pool: Option<String>,
+    /// Version 3: every block.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pools: Vec<String>,
+    cursor: u128,
+    /// Version 3: the IPv6 cursor.
+    #[serde(default)]
+    cursor_v6: u128,
+    allocations: Vec<Entry>,
 }
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct EntryV1 {
+struct Entry {
     id: String,
-    address: Ipv4Addr,
+    address: IpAddr,
 }
 
 #[derive(Deserialize)]
@@ -298,39 +311,45 @@ fn replay(snap: &mut Snapshot, record: &Record) -> Result<(), String> {
             address,
             cursor,
         } => {
-            if let Some(current) = snap.allocations.get(id) {
+            if let Some((current, _)) = snap
+                .allocations
+                .iter()
+                .find(|(a, i)| *i == id && a.is_ipv4() == address.is_ipv4())
+            {
                 return Err(format!(
                     "{id:?} is allocated {address} but already has {current}"
                 ));
             }
-            if let Some((owner, _)) = snap.allocations.iter().find(|(_, a)| *a == address) {
+            if let Some(owner) = snap.allocations.get(address) {
                 return Err(format!(
                     "{address} is allocated to {id:?} but {owner:?} holds it"
                 ));
             }
-            snap.allocations.insert(id.clone(), *address);
-            snap.cursor = *cursor;
+            snap.allocations.insert(*address, id.clone());
+            snap.cursors[usize::from(address.is_ipv6())] = *cursor;
         }
         Record::Release { id, address } => {
-            if snap.allocations.get(id) != Some(address) {
+            if snap.allocations.get(address) != Some(id) {
                 return Err(format!("{id:?} releases {address}, which it does not hold"));
             }
-            snap.allocations.remove(id);
+            snap.allocations.remove(address);
         }
     }
     Ok(())
 }
 
 fn encode(generation: u64, snap: &Snapshot) -> std::io::Result<Vec<u8>> {
-    let file = FileV2 {
+    let file = File3 {
         version: FORMAT_VERSION,
         generation,
-        pool: snap.pool.clone(),
-        cursor: snap.cursor,
+        pool: None,
+        pools: snap.pools.clone(),
+        cursor: snap.cursors[0],
+        cursor_v6: snap.cursors[1],
         allocations: snap
             .allocations
             .iter()
-            .map(|(id, address)| EntryV1 {
+            .map(|(address, id)| Entry {
                 id: id.clone(),
                 address: *address,
             })
@@ -351,28 +370,40 @@ fn decode(bytes: &[u8]) -> Result<(u64, Snapshot), String> {
             version.version
         ));
     }
-    let file: FileV2 = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-    let mut allocations = BTreeMap::new();
-    let mut owners: BTreeMap<Ipv4Addr, String> = BTreeMap::new();
+    let file: File3 = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let pools = match (file.version, file.pool, file.pools) {
+        (1 | 2, Some(pool), pools) if pools.is_empty() => vec![pool],
+        (1 | 2, _, _) => return Err("a version 1 or 2 file has one `pool`".into()),
+        (_, None, pools) => pools,
+        (_, Some(_), _) => return Err("a version 3 file lists `pools`, not `pool`".into()),
+    };
+    if file.version < 3 && (file.cursor_v6 != 0 || file.cursor > u128::from(u32::MAX)) {
+        return Err("a version 1 or 2 file has one 32-bit cursor".into());
+    }
+    let mut allocations: BTreeMap<IpAddr, String> = BTreeMap::new();
+    let mut held: std::collections::BTreeSet<(String, bool)> = Default::default();
     for entry in file.allocations {
-        if let Some(owner) = owners.insert(entry.address, entry.id.clone()) {
+        if file.version < 3 && entry.address.is_ipv6() {
+            return Err(format!(
+                "IPv6 address {} in a version {} file",
+                entry.address, file.version
+            ));
+        }
+        if let Some(owner) = allocations.insert(entry.address, entry.id.clone()) {
             return Err(format!(
                 "address {} is allocated to both {owner:?} and {:?}",
                 entry.address, entry.id
             ));
         }
-        if allocations
-            .insert(entry.id.clone(), entry.address)
-            .is_some()
-        {
+        if !held.insert((entry.id.clone(), entry.address.is_ipv6())) {
             return Err(format!("container {:?} is listed twice", entry.id));
         }
     }
     Ok((
         file.generation,
         Snapshot {
-            pool: file.pool,
-            cursor: file.cursor,
+            pools,
+            cursors: [file.cursor, file.cursor_v6],
             allocations,
         },
     ))
@@ -385,21 +416,45 @@ mod tests {
     #[test]
     fn encode_decode_round_trip() {
         let snap = Snapshot {
-            pool: "10.244.1.0/26".into(),
-            cursor: 7,
-            allocations: [("c1".to_string(), Ipv4Addr::new(10, 244, 1, 3))].into(),
+            pools: vec!["10.244.1.0/26".into(), "fd00:10:244:1::/120".into()],
+            cursors: [7, 9],
+            allocations: [
+                (ip("10.244.1.3"), "c1".to_string()),
+                (ip("fd00:10:244:1::1"), "c1".to_string()),
+            ]
+            .into(),
         };
         let bytes = encode(3, &snap).expect("encode");
         assert_eq!(decode(&bytes), Ok((3, snap)));
     }
 
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("test address")
+    }
+
+    /// A file an IPv4-only agent wrote (version 2) loads unchanged.
+    #[test]
+    fn version_2_files_load_unchanged() {
+        let v2 = br#"{"version":2,"generation":4,"pool":"10.244.1.0/26","cursor":5,"allocations":[{"id":"c1","address":"10.244.1.3"}]}"#;
+        let (generation, snap) = decode(v2).expect("v2");
+        assert_eq!(generation, 4);
+        assert_eq!(snap.pools, ["10.244.1.0/26"]);
+        assert_eq!(snap.cursors, [5, 0]);
+        assert_eq!(
+            snap.allocations,
+            [(ip("10.244.1.3"), "c1".to_string())].into()
+        );
+        let v6_in_v2 = br#"{"version":2,"pool":"10.0.0.0/24","cursor":0,"allocations":[{"id":"a","address":"fd00::1"}]}"#;
+        assert!(decode(v6_in_v2).is_err_and(|e| e.contains("IPv6 address")));
+    }
+
     #[test]
     fn decode_never_panics_on_mutated_files() {
         let snap = Snapshot {
-            pool: "10.244.1.0/26".into(),
-            cursor: 3,
+            pools: vec!["10.244.1.0/26".into()],
+            cursors: [3, 0],
             allocations: (0..20u8)
-                .map(|i| (format!("c{i}"), Ipv4Addr::new(10, 244, 1, i)))
+                .map(|i| (IpAddr::from([10, 244, 1, i]), format!("c{i}")))
                 .collect(),
         };
         let good = encode(1, &snap).expect("encode");
@@ -427,8 +482,8 @@ mod tests {
             }
             // Either a consistent snapshot or an error; never a panic.
             if let Ok((_, s)) = decode(&bytes) {
-                let addrs: std::collections::BTreeSet<_> = s.allocations.values().collect();
-                assert_eq!(addrs.len(), s.allocations.len());
+                let ids: std::collections::BTreeSet<_> = s.allocations.values().collect();
+                assert_eq!(ids.len(), s.allocations.len());
             }
         }
     }
@@ -441,8 +496,11 @@ mod tests {
         let twice = br#"{"version":1,"pool":"10.0.0.0/24","cursor":0,"allocations":[
             {"id":"a","address":"10.0.0.1"},{"id":"a","address":"10.0.0.2"}]}"#;
         assert!(decode(twice).is_err_and(|e| e.contains("listed twice")));
-        let newer = br#"{"version":3}"#;
-        assert!(decode(newer).is_err_and(|e| e.contains("version 3")));
+        let twice6 = br#"{"version":3,"pools":["fd00::/120"],"cursor":0,"allocations":[
+            {"id":"a","address":"fd00::1"},{"id":"a","address":"fd00::2"}]}"#;
+        assert!(decode(twice6).is_err_and(|e| e.contains("listed twice")));
+        let newer = br#"{"version":4}"#;
+        assert!(decode(newer).is_err_and(|e| e.contains("version 4")));
         assert!(decode(b"").is_err());
         assert!(decode(b"{\"version\":1,\"pool\":\"x\",\"cursor\":0,\"allocations\":[{\"id\":\"a\",\"address\":\"10.0.0.300\"}]}").is_err());
     }
