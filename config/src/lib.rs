@@ -13,6 +13,7 @@ mod error;
 mod model;
 mod nat;
 mod node;
+mod peer_families;
 mod peer_transport;
 mod peers;
 mod policy;

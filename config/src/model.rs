@@ -215,6 +215,9 @@ pub struct Peer {
     pub export_filter: Option<std::sync::Arc<tortie_bgp::policy::Filter>>,
     /// `max_prefixes_restart`: idle time after a max-prefix Cease.
     pub max_prefixes_restart: std::time::Duration,
+    /// `families`: the unicast families the session carries (IPv4 first);
+    /// default: those the node has blocks for.
+    pub families: Vec<tortie_bgp::AddressFamily>,
 }
 
 /// A peer's BFD settings.

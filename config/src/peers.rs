@@ -187,6 +187,7 @@ fn peer(
         }
     });
     let transport = crate::peer_transport::resolve(loc, rp, address, &label);
+    let families = crate::peer_families::resolve(loc, rp, node, transport.source_address, &label);
     let (import_filter, export_filter, max_prefixes_restart) =
         crate::policy::peer_keys(loc, rp, policy);
     Some(Peer {
@@ -206,6 +207,7 @@ fn peer(
         import_filter,
         export_filter,
         max_prefixes_restart,
+        families,
     })
 }
 

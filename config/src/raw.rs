@@ -64,6 +64,7 @@ pub(crate) const PEER_KEYS: &[(&str, &str)] = &[
     ("import_filter", "import_filter = \"tor-in\""),
     ("export_filter", "export_filter = \"tor-out\""),
     ("max_prefixes_restart", "max_prefixes_restart = 60"),
+    ("families", "families = [\"ipv4\", \"ipv6\"]"),
 ];
 pub(crate) const DATAPLANE_KEYS: &[(&str, &str)] = &[
     ("encapsulation", "encapsulation = \"none\""),
@@ -139,6 +140,7 @@ pub(crate) struct RawPeer {
     pub import_filter: Field<String>,
     pub export_filter: Field<String>,
     pub max_prefixes_restart: Field<i64>,
+    pub families: Field<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

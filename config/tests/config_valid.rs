@@ -118,6 +118,7 @@ dir = "/var/lib/t"
                 import_filter: None,
                 export_filter: None,
                 max_prefixes_restart: std::time::Duration::from_secs(60),
+                families: vec![tortie_bgp::AddressFamily::IPV4_UNICAST],
             },
             Peer {
                 address: "2001:db8::2".parse().expect("ip"),
@@ -136,6 +137,7 @@ dir = "/var/lib/t"
                 import_filter: None,
                 export_filter: None,
                 max_prefixes_restart: std::time::Duration::from_secs(60),
+                families: vec![tortie_bgp::AddressFamily::IPV4_UNICAST],
             },
         ],
         dataplane: Dataplane {

@@ -60,9 +60,12 @@ impl TortiePeer {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TortieConfig {
     pub name: String,
-    /// Node address with prefix length, e.g. `198.51.100.2/24`.
+    /// Node address with prefix length, e.g. `198.51.100.2/24`; a
+    /// dual-stack node lists both, comma-separated
+    /// (`198.51.100.2/24,2001:db8:5e::2/64`: a TOML array).
     pub address: String,
     pub asn: u32,
+    /// The node's block; several comma-separated, as `address`.
     pub pod_cidr: String,
     pub listen_port: u16,
     pub hold_time: u16,
@@ -112,8 +115,11 @@ impl TortieConfig {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "[node]\nname = \"{}\"\naddress = \"{}\"\nasn = {}\npod_cidr = \"{}\"\n",
-            self.name, self.address, self.asn, self.pod_cidr
+            "[node]\nname = \"{}\"\naddress = {}\nasn = {}\npod_cidr = {}\n",
+            self.name,
+            toml_list(&self.address),
+            self.asn,
+            toml_list(&self.pod_cidr)
         );
         let _ = writeln!(
             s,
@@ -173,6 +179,15 @@ impl TortieConfig {
         let _ = writeln!(s, "[state]\ndir = \"{}\"", self.state_dir.display());
         s.push_str(&self.extra);
         s
+    }
+}
+
+/// `a` as a TOML string, `a,b` as an array of strings.
+fn toml_list(s: &str) -> String {
+    let items: Vec<String> = s.split(',').map(|i| format!("\"{}\"", i.trim())).collect();
+    match items.as_slice() {
+        [one] => one.clone(),
+        _ => format!("[{}]", items.join(", ")),
     }
 }
 
@@ -581,5 +596,10 @@ mod tests {
         assert_eq!(v["node"]["asn"].as_integer(), Some(64512));
         assert_eq!(v["peer"][0]["address"].as_str(), Some("198.51.100.1"));
         assert_eq!(v["api"]["socket"].as_str(), Some("/w/tortie.sock"));
+        assert_eq!(v["node"]["address"].as_str(), Some("198.51.100.2/24"));
+        c.address = "198.51.100.2/24,2001:db8:5e::2/64".into();
+        let v: toml::Table = c.render().parse().unwrap();
+        let a = v["node"]["address"].as_array().unwrap();
+        assert_eq!(a[1].as_str(), Some("2001:db8:5e::2/64"));
     }
 }

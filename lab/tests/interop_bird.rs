@@ -393,7 +393,10 @@ fn bird_ipv6_routes_are_installed() {
     cfg.neighbors[0].ipv6_next_hop = Some(THEIRS_V6.parse().unwrap());
     cfg.static_routes.push(V6_PREFIX.into());
     let bird = Bird::start(&pair.theirs, pair.their_dir.path(), &cfg).unwrap();
-    let node = pair.start_tortie(&pair.tortie_config(false, None));
+    let mut ours = pair.tortie_config(false, None);
+    ours.address = format!("{OURS}/24,2001:db8:5e::2/64");
+    ours.peers[0].extra = "families = [\"ipv4\", \"ipv6\"]\n".into();
+    let node = pair.start_tortie(&ours);
     wait_established(&bird, &node);
     let r = wait_our_route(&node, V6_PREFIX);
     assert_eq!(r.next_hop.as_deref(), Some(THEIRS_V6), "{r:?}");

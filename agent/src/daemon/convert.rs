@@ -12,11 +12,13 @@ use tortie_bgp::{
 };
 use tortie_config::Config;
 
+use super::links::Links;
 use crate::api::{BfdView, EventView, PathView, PeerView, RouteView};
 use crate::metrics::PeerMetrics;
 
-/// One configured peer as the speaker wants it.
-pub fn peer_config(p: &tortie_config::Peer) -> PeerConfig {
+/// One configured peer as the speaker wants it; `links` gives our
+/// link-local address on a link shared with it (RFC 2545 §3).
+pub fn peer_config(p: &tortie_config::Peer, links: &Links) -> PeerConfig {
     PeerConfig {
         address: p.address,
         asn: p.asn,
@@ -37,13 +39,14 @@ pub fn peer_config(p: &tortie_config::Peer) -> PeerConfig {
             interval: Duration::from_millis(u64::from(b.interval_ms)),
             multiplier: b.multiplier,
         }),
-        ..PeerConfig::new(p.address, p.asn)
+        families: p.families.clone(),
+        link_local_next_hop: links.link_local_for(p.address),
     }
 }
 
 /// The speaker's settings. `forwarding_preserved`: kernel routes of ours were
 /// found at start-up (RFC 4724 §4.1, F bit).
-pub fn speaker_config(c: &Config, forwarding_preserved: bool) -> SpeakerConfig {
+pub fn speaker_config(c: &Config, forwarding_preserved: bool, links: &Links) -> SpeakerConfig {
     SpeakerConfig {
         local_asn: c.node.asn,
         router_id: c.node.router_id,
@@ -58,7 +61,7 @@ pub fn speaker_config(c: &Config, forwarding_preserved: bool) -> SpeakerConfig {
         cluster_id: Some(c.node.cluster_id),
         guard: import_guard(c),
         ebgp_requires_policy: c.policy.ebgp_requires_policy,
-        peers: c.peers.iter().map(peer_config).collect(),
+        peers: c.peers.iter().map(|p| peer_config(p, links)).collect(),
     }
 }
 
@@ -93,13 +96,11 @@ pub fn origin_attributes(c: &Config, block: bool) -> PathAttributes {
     }
 }
 
-/// The node's IPv4 blocks as BGP prefixes, in `node.pod_cidr` order: what
-/// the node originates.
+/// The node's blocks of both families as BGP prefixes, in `node.pod_cidr`
+/// order: what the node originates (each goes to the peers whose session
+/// carries its family, with the node's address of that family as next hop).
 pub fn block_prefixes(c: &Config) -> Vec<Prefix> {
-    c.node
-        .blocks_v4()
-        .filter_map(|b| v4_prefix(b.network(), b.prefix()))
-        .collect()
+    c.node.pod_cidrs.iter().filter_map(|b| prefix(*b)).collect()
 }
 
 /// A network of either family as a BGP prefix.
@@ -117,9 +118,14 @@ pub fn v4_prefix(addr: Ipv4Addr, len: u8) -> Option<Prefix> {
     Ipv4Prefix::new(addr, len).map(Prefix::V4)
 }
 
-/// Whether a container address gets its own /32 in BGP.
-pub fn advertise_host(c: &Config, ip: Ipv4Addr) -> bool {
-    c.bgp.advertise == tortie_config::Advertise::Hosts || !c.node.in_blocks(IpAddr::V4(ip))
+/// Whether a container address gets its own host route (/32, /128) in BGP.
+pub fn advertise_host(c: &Config, ip: impl Into<IpAddr>) -> bool {
+    c.bgp.advertise == tortie_config::Advertise::Hosts || !c.node.in_blocks(ip.into())
+}
+
+/// A container address as its host route (/32 or /128).
+pub fn host_prefix(ip: IpAddr) -> Option<Prefix> {
+    prefix(tortie_routes::IpNetwork::from(ip))
 }
 
 pub fn unix_secs(t: std::time::SystemTime) -> u64 {
@@ -462,7 +468,7 @@ name = "n2"
     #[test]
     fn speaker_settings_follow_the_config() {
         let c = conf();
-        let s = speaker_config(&c, true);
+        let s = speaker_config(&c, true, &Links::default());
         assert_eq!(s.local_asn, 64512);
         assert_eq!(s.router_id, Ipv4Addr::new(192, 0, 2, 11));
         assert_eq!(
@@ -596,7 +602,7 @@ name = "n2"
             "restart_time = 60\nebgp_requires_policy = false\nblock_communities = [\"64512:1\"]\nhost_communities = [\"64512:2:3\"]",
         );
         let c = tortie_config::parse(&text, "t.toml").unwrap();
-        let s = speaker_config(&c, false);
+        let s = speaker_config(&c, false, &Links::default());
         assert!(!s.ebgp_requires_policy);
         assert_eq!(s.peers[0].import_filter.as_ref().unwrap().name, "in");
         assert_eq!(s.peers[0].max_prefixes_restart, Duration::from_secs(5));
@@ -616,5 +622,57 @@ name = "n2"
         assert!(advertise_host(&c, Ipv4Addr::new(10, 99, 0, 1)));
         let blocks: Vec<String> = block_prefixes(&c).iter().map(|p| p.to_string()).collect();
         assert_eq!(blocks, ["10.244.1.0/26"]);
+    }
+
+    #[test]
+    fn dual_stack_originates_both_blocks_with_both_next_hops() {
+        let text = CONF
+            .replace(
+                "address = \"192.0.2.11/24\"",
+                "address = [\"192.0.2.11/24\", \"2001:db8:1::11/64\"]",
+            )
+            .replace(
+                "pod_cidr = \"10.244.1.0/26\"",
+                "pod_cidr = [\"10.244.1.0/26\", \"fd00:10:244:1::/120\"]",
+            );
+        let c = tortie_config::parse(&text, "t.toml").unwrap();
+        let blocks: Vec<String> = block_prefixes(&c).iter().map(|p| p.to_string()).collect();
+        assert_eq!(blocks, ["10.244.1.0/26", "fd00:10:244:1::/120"]);
+        let links = Links(vec![
+            super::super::links::IfAddr {
+                ifname: "eth0".into(),
+                address: "192.0.2.11".parse().unwrap(),
+                netmask: Some("255.255.255.0".parse().unwrap()),
+            },
+            super::super::links::IfAddr {
+                ifname: "eth0".into(),
+                address: "fe80::11".parse().unwrap(),
+                netmask: Some("ffff:ffff:ffff:ffff::".parse().unwrap()),
+            },
+        ]);
+        let s = speaker_config(&c, false, &links);
+        let want: Vec<IpAddr> = vec![
+            "192.0.2.11".parse().unwrap(),
+            "2001:db8:1::11".parse().unwrap(),
+        ];
+        assert_eq!(s.local_addresses, want);
+        let p = &s.peers[0];
+        assert_eq!(
+            p.families,
+            vec![
+                tortie_bgp::AddressFamily::IPV4_UNICAST,
+                tortie_bgp::AddressFamily::IPV6_UNICAST
+            ]
+        );
+        assert_eq!(p.link_local_next_hop, Some("fe80::11".parse().unwrap()));
+        assert!(!advertise_host(
+            &c,
+            "fd00:10:244:1::5".parse::<IpAddr>().unwrap()
+        ));
+        assert!(advertise_host(&c, "fd00:99::5".parse::<IpAddr>().unwrap()));
+        assert_eq!(
+            host_prefix("fd00:99::5".parse().unwrap()).map(|p| p.to_string()),
+            Some("fd00:99::5/128".into())
+        );
     }
 }

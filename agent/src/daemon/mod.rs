@@ -23,6 +23,7 @@ pub mod batch;
 pub mod containers;
 pub mod convert;
 pub mod dataplane;
+pub mod links;
 pub mod memory;
 pub mod nat;
 pub mod refuse;
@@ -197,7 +198,7 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>, opts: RunOptions) -> a
     // Held until we return: dropping it stops the guard (the table stays).
     let nat = nat::start(&cfg).context("nat_outgoing")?;
 
-    let mut speaker_cfg = convert::speaker_config(&cfg, adopted > 0);
+    let mut speaker_cfg = convert::speaker_config(&cfg, adopted > 0, &links::Links::read());
     speaker_cfg.listen = speaker_cfg.listen.map(dual_stack_fallback);
     let (speaker, mut events) = tortie_bgp::Speaker::start(speaker_cfg)
         .await
@@ -497,7 +498,11 @@ async fn reload(agent: &Agent, nat: &tortie_routes::nat::NatOutgoing, path: &Pat
         );
     }
     if peers != old.peers {
-        let speaker_peers = peers.iter().map(convert::peer_config).collect();
+        let links = links::Links::read();
+        let speaker_peers = peers
+            .iter()
+            .map(|p| convert::peer_config(p, &links))
+            .collect();
         let result = match agent.speaker().await {
             Ok(s) => s
                 .reconfigure(speaker_peers)
