@@ -19,18 +19,29 @@ pub const GATEWAY_V4: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
 pub const GATEWAY_V6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
 
 /// Address ranges no route may fall inside (RFC 6890 special-purpose blocks
-/// that are never routed between hosts): (network, length, name).
-const MARTIANS: &[(&str, u8, &str)] = &[
-    ("0.0.0.0", 8, "0.0.0.0/8 (this network)"),
-    ("127.0.0.0", 8, "127.0.0.0/8 (loopback)"),
-    ("224.0.0.0", 4, "224.0.0.0/4 (multicast)"),
-    ("240.0.0.0", 4, "240.0.0.0/4 (reserved)"),
-    ("::", 128, "::/128 (unspecified)"),
-    ("::1", 128, "::1/128 (loopback)"),
-    ("::ffff:0:0", 96, "::ffff:0:0/96 (IPv4-mapped)"),
-    ("fe80::", 10, "fe80::/10 (link-local)"),
-    ("ff00::", 8, "ff00::/8 (multicast)"),
+/// that are never routed between hosts): (network, length, name). Typed, not
+/// text: [`ImportGuard::check_prefix`] runs for every announced prefix.
+const MARTIANS: &[(IpAddr, u8, &str)] = &[
+    (v4(0, 0, 0, 0), 8, "0.0.0.0/8 (this network)"),
+    (v4(127, 0, 0, 0), 8, "127.0.0.0/8 (loopback)"),
+    (v4(224, 0, 0, 0), 4, "224.0.0.0/4 (multicast)"),
+    (v4(240, 0, 0, 0), 4, "240.0.0.0/4 (reserved)"),
+    (v6(0, 0, 0), 128, "::/128 (unspecified)"),
+    (v6(0, 0, 1), 128, "::1/128 (loopback)"),
+    (v6(0, 0xffff, 0), 96, "::ffff:0:0/96 (IPv4-mapped)"),
+    (v6(0xfe80, 0, 0), 10, "fe80::/10 (link-local)"),
+    (v6(0xff00, 0, 0), 8, "ff00::/8 (multicast)"),
 ];
+
+const fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(a, b, c, d))
+}
+
+/// An IPv6 address from its first group, its sixth (the IPv4-mapped marker)
+/// and its last.
+const fn v6(first: u16, sixth: u16, last: u16) -> IpAddr {
+    IpAddr::V6(Ipv6Addr::new(first, 0, 0, 0, 0, sixth, 0, last))
+}
 
 /// The index of a martian range's name (for compact storage).
 pub(crate) fn martian_index(name: &str) -> u8 {
@@ -144,10 +155,8 @@ impl ImportGuard {
         MARTIANS
             .iter()
             .find(|(net, len, _)| {
-                net.parse::<IpAddr>()
-                    .ok()
-                    .and_then(|a| Prefix::new(a, *len))
-                    .is_some_and(|m| covers(m, p))
+                net.is_ipv4() == matches!(p, Prefix::V4(_))
+                    && Prefix::new(*net, *len).is_some_and(|m| covers(m, p))
             })
             .map(|(_, _, name)| GuardReason::Martian(name))
     }
@@ -185,6 +194,15 @@ mod tests {
 
     fn p(s: &str) -> Prefix {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn martian_ranges_match_their_names() {
+        for (net, len, name) in MARTIANS {
+            let text = name.split(' ').next().unwrap();
+            assert_eq!(Prefix::new(*net, *len), Some(p(text)), "{name}");
+            assert_eq!(martian_name(martian_index(name)), *name);
+        }
     }
 
     fn guard() -> ImportGuard {
