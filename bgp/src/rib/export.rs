@@ -9,7 +9,7 @@
 //! change while the peer is up. Comparing the export of the old and the new
 //! best path gives the diff to send; the per-peer counters track the size.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 
 use super::decision::{DEFAULT_LOCAL_PREF, SourceInfo};
@@ -48,18 +48,31 @@ impl ExportCtx<'_> {
     }
 }
 
-/// NEXT_HOP handling for one export.
+/// NEXT_HOP handling for one export: kept, or our address (with our
+/// link-local IPv6 address beside a global one, RFC 2545 §3).
 #[derive(Clone, Copy)]
 enum NextHop {
     Keep,
-    SelfAddr(IpAddr),
+    SelfAddr(IpAddr, Option<Ipv6Addr>),
+}
+
+/// Next-hop self toward `target` for a family, if we have an address of it.
+fn self_addr(target: &PeerState, afi: crate::types::Afi) -> Option<NextHop> {
+    let addr = target.next_hop_self(afi)?;
+    // RFC 2545 §3: our link-local address too when the peer shares a link
+    // with us, only beside an IPv6 global next hop.
+    let link_local = match addr {
+        IpAddr::V6(_) => target.info.link_local_next_hop,
+        IpAddr::V4(_) => None,
+    };
+    Some(NextHop::SelfAddr(addr, link_local))
 }
 
 /// The attribute set to advertise `path` (learned from `src`) with to peer
 /// `target_id`, or `None` when it must not be advertised to that peer.
 pub(crate) fn export(
     target_id: u32,
-    target: &mut PeerState,
+    target: &PeerState,
     path: &Path,
     src: &SourceInfo,
     prefix: Prefix,
@@ -91,7 +104,7 @@ pub(crate) fn export(
             return None;
         }
         // RFC 4271 §5.1.3: to an external peer, our own address.
-        NextHop::SelfAddr(target.next_hop_self(afi)?)
+        self_addr(target, afi)?
     } else {
         if !src.local && !src.ebgp {
             // RFC 4456 §6: iBGP-learned routes go to internal peers only by
@@ -112,21 +125,21 @@ pub(crate) fn export(
             || wrong_family
             || (target.info.next_hop_self && !reflected)
         {
-            NextHop::SelfAddr(target.next_hop_self(afi)?)
+            self_addr(target, afi)?
         } else {
             // RFC 4271 §5.1.3: learned routes keep their NEXT_HOP toward internal peers.
             NextHop::Keep
         }
     };
-    let key = (Arc::as_ptr(a) as usize, path.source, afi);
-    let base = match target.export_cache.get(&key) {
-        Some((_, out)) => out.clone(),
-        None => {
-            let out = interner.intern_value(transform(&a.to_full(), src, target, nh, ctx));
-            target.export_cache.insert(key, (a.clone(), out.clone()));
-            out
-        }
+    // Everything `transform` reads of the target is in the key: peers that
+    // get the same attributes share the built set.
+    let ebgp = target.is_ebgp();
+    let nh_key = match nh {
+        NextHop::Keep => None,
+        NextHop::SelfAddr(addr, link_local) => Some((addr, link_local)),
     };
+    let key = (Arc::as_ptr(a) as usize, path.source, afi, ebgp, nh_key);
+    let base = interner.export(key, a, || transform(&a.to_full(), src, ebgp, nh, ctx));
     // No transit by accident: eBGP-learned to eBGP only through a filter rule.
     let transit = target.is_ebgp() && src.ebgp && !src.local;
     let Some(filter) = target.info.export_filter.as_ref() else {
@@ -167,10 +180,13 @@ pub(crate) fn installable_next_hop(afi: crate::types::Afi, next_hop: Option<IpAd
     }
 }
 
+/// The attributes of `a` as sent to a peer that is external (`ebgp`) or not,
+/// with NEXT_HOP handled as `nh` says. Reads nothing else of the peer (the
+/// export memo's key relies on it).
 fn transform(
     a: &PathAttributes,
     src: &SourceInfo,
-    target: &PeerState,
+    ebgp: bool,
     nh: NextHop,
     ctx: ExportCtx<'_>,
 ) -> PathAttributes {
@@ -181,16 +197,11 @@ fn transform(
     for u in &mut o.unknown {
         u.flags |= FLAG_PARTIAL;
     }
-    if let NextHop::SelfAddr(addr) = nh {
+    if let NextHop::SelfAddr(addr, link_local) = nh {
         o.next_hop = Some(addr);
-        // RFC 2545 §3: our link-local address too when the peer shares a link
-        // with us, only beside an IPv6 global next hop.
-        o.link_local_next_hop = match addr {
-            IpAddr::V6(_) => target.info.link_local_next_hop,
-            IpAddr::V4(_) => None,
-        };
+        o.link_local_next_hop = link_local;
     }
-    if target.is_ebgp() {
+    if ebgp {
         // RFC 4271 §5.1.2: prepend our AS toward external peers.
         o.as_path.prepend(ctx.local_asn);
         // §5.1.5: LOCAL_PREF is not sent to external peers.
@@ -222,9 +233,15 @@ fn transform(
 /// Collects outbound changes per peer and packs them into UPDATEs: one with all
 /// withdrawals, then one per attribute set with all its prefixes (the codec
 /// splits them to the message size), then End-of-RIB markers.
+///
+/// A best-path change reaches every up peer, so the batch of a peer is found
+/// through an index, not by scanning the batches: with N peers a change costs
+/// O(N), not O(N²) (issue 16).
 #[derive(Default)]
 pub(crate) struct OutboundBuilder {
     peers: Vec<(u32, PeerBatch)>,
+    /// Peer id → position in `peers`.
+    index: FastMap<u32, usize>,
 }
 
 #[derive(Default)]
@@ -237,13 +254,11 @@ struct PeerBatch {
 
 impl OutboundBuilder {
     fn batch(&mut self, peer: u32) -> &mut PeerBatch {
-        let pos = match self.peers.iter().position(|(p, _)| *p == peer) {
-            Some(i) => i,
-            None => {
-                self.peers.push((peer, PeerBatch::default()));
-                self.peers.len() - 1
-            }
-        };
+        let next = self.peers.len();
+        let pos = *self.index.entry(peer).or_insert(next);
+        if pos == next {
+            self.peers.push((peer, PeerBatch::default()));
+        }
         &mut self.peers[pos].1
     }
 

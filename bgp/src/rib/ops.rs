@@ -48,12 +48,10 @@ impl Rib {
                 self.remove_paths(peer.0, None, false, &mut out, &mut ob);
             }
         }
-        // Cached exports are keyed by source peer id; what they were built
+        // Memoised exports are keyed by source peer id; what they were built
         // from (the source's router id, client status) may differ for a peer
         // coming back under the same id. Rebuilt on demand.
-        for st in self.peers.values_mut() {
-            st.export_cache.clear();
-        }
+        self.interner.forget_source(peer.0);
         let families = info.families.clone();
         let st = self
             .peers
@@ -660,8 +658,8 @@ impl Rib {
         self.peers.insert(target, st);
     }
 
-    /// Drops unused attribute sets once the interner has doubled. Export caches
-    /// hold references, so they are cleared first (they refill on demand).
+    /// Drops unused attribute sets once the interner has doubled (its export
+    /// memo holds references, so it is emptied first and refills on demand).
     pub(super) fn maintain(&mut self) {
         // Tables never shrink on removal (hashbrown): once a peer with a
         // large table has gone, its capacity would stay resident for good
@@ -670,9 +668,6 @@ impl Rib {
         hash::shrink_if_sparse(&mut self.v6);
         self.filtered.shrink_if_sparse();
         if self.interner.purge_due() {
-            for st in self.peers.values_mut() {
-                st.export_cache.clear();
-            }
             self.interner.purge();
         }
     }

@@ -1,22 +1,16 @@
-//! Per-peer state the RIB keeps: the session's [`PeerInfo`], whether it is up,
-//! its counters and its export cache.
+//! Per-peer state the RIB keeps: the session's [`PeerInfo`], whether it is up
+//! and its counters. (What was built for export is shared between peers, see
+//! [`super::intern`].)
 //!
 //! A peer whose session went down with graceful restart (RFC 4724 §4.2) stays
 //! here, not up, for as long as it has stale paths: the decision process and
 //! the export rules still need its AS, router id and address.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use super::PeerInfo;
 use super::decision::SourceInfo;
-use super::hash::FastMap;
-use super::stored::StoredAttrs;
-use crate::types::{Afi, PathAttributes};
-
-/// Export cache key: (attribute set pointer, source, AFI). The entry keeps the
-/// source `Arc` alive so the pointer cannot be reused while cached.
-pub(crate) type ExportKey = (usize, u32, Afi);
+use crate::types::Afi;
 
 #[derive(Debug)]
 pub(crate) struct PeerState {
@@ -31,8 +25,6 @@ pub(crate) struct PeerState {
     pub advertised: usize,
     /// Prefixes refused on import (kept in the RIB's filtered map).
     pub filtered: usize,
-    /// Attribute sets already built for this peer (RFC 4271 §9.1.3 / §5.1 rules).
-    pub export_cache: FastMap<ExportKey, (Arc<StoredAttrs>, Arc<PathAttributes>)>,
 }
 
 impl PeerState {
@@ -45,7 +37,6 @@ impl PeerState {
             stale: 0,
             advertised: 0,
             filtered: 0,
-            export_cache: FastMap::default(),
         }
     }
 

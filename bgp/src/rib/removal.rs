@@ -80,7 +80,6 @@ impl Rib {
         };
         st.up = false;
         st.advertised = 0;
-        st.export_cache.clear();
         if retain_stale {
             let sel = |p: &Path| p.source == source;
             st.stale += table::mark_stale(&mut self.v4, sel) + table::mark_stale(&mut self.v6, sel);
