@@ -28,6 +28,7 @@ fn all_five_topologies_exist() {
         "leaf-spine",
         "route-reflector",
         "ipip-cross-subnet",
+        "vxlan-cross-subnet",
     ] {
         assert!(
             names.contains(&format!("{want}.clab.yml")),
