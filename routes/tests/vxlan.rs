@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use common::{Netns, ip, require_root};
 use tortie_routes::vxlan::{VxlanSpec, ensure_vxlan, vtep_mac};
-use tortie_routes::{Encapsulation, IpNetwork, RouteTable, VXLAN_DEV, route_for_learned};
+use tortie_routes::{
+    Encapsulation, IpNetwork, RouteTable, VXLAN_DEV, VXLAN6_DEV, route_for_learned,
+};
 
 enum Cmd {
     Encap(Encapsulation),
@@ -131,40 +133,69 @@ fn within(limit: Duration, what: &str, f: impl Fn() -> bool) -> Duration {
     t0.elapsed()
 }
 
-#[test]
-fn vxlan_crosses_a_router_without_pod_routes() {
-    if !require_root() {
-        return;
-    }
-    let n1 = Netns::new("vx-n1");
-    let r = Netns::new("vx-r");
-    let n3 = Netns::new("vx-n3");
+/// Underlay addressing of one run: (n1 address/len, router side 1,
+/// router side 2, n3 address/len), and each node's pod address on `lo`.
+struct Plan {
+    n1: &'static str,
+    r1: &'static str,
+    r3: &'static str,
+    n3: &'static str,
+    pod1: &'static str,
+    pod3: &'static str,
+}
+
+/// n1 ── r ── n3, each node on its own subnet, the router forwarding but
+/// without any pod route; nodes' default routes point at the router.
+fn topology(tag: &str, p: &Plan) -> (Netns, Netns, Netns) {
+    let n1 = Netns::new(&format!("{tag}-n1"));
+    let r = Netns::new(&format!("{tag}-r"));
+    let n3 = Netns::new(&format!("{tag}-n3"));
     let pid = std::process::id();
-    let (a, b) = (format!("vxa{pid}"), format!("vxb{pid}"));
+    let (a, b) = (format!("{tag}a{pid}"), format!("{tag}b{pid}"));
     ip(&[
         "link", "add", &a, "netns", &n1.name, "type", "veth", "peer", "ra", "netns", &r.name,
     ]);
     ip(&[
         "link", "add", &b, "netns", &n3.name, "type", "veth", "peer", "rb", "netns", &r.name,
     ]);
-    for (ns, dev, addr, gw) in [
-        (&n1, a.as_str(), "192.0.2.11/24", "192.0.2.1"),
-        (&n3, b.as_str(), "198.51.100.13/24", "198.51.100.1"),
-    ] {
+    let gw = |cidr: &str| cidr.split('/').next().unwrap_or(cidr).to_string();
+    for (ns, dev, addr, router) in [(&n1, a.as_str(), p.n1, p.r1), (&n3, b.as_str(), p.n3, p.r3)] {
         ns.ip(&["link", "set", dev, "name", "up0"]);
-        ns.ip(&["addr", "add", addr, "dev", "up0"]);
+        ns.ip(&["addr", "add", addr, "dev", "up0", "nodad"]);
         ns.ip(&["link", "set", "up0", "up"]);
         // The node's default route: the fabric, which knows no pod address.
-        ns.ip(&["route", "add", "default", "via", gw]);
+        ns.ip(&["route", "add", "default", "via", &gw(router)]);
     }
-    r.ip(&["addr", "add", "192.0.2.1/24", "dev", "ra"]);
-    r.ip(&["addr", "add", "198.51.100.1/24", "dev", "rb"]);
+    r.ip(&["addr", "add", p.r1, "dev", "ra", "nodad"]);
+    r.ip(&["addr", "add", p.r3, "dev", "rb", "nodad"]);
     r.ip(&["link", "set", "ra", "up"]);
     r.ip(&["link", "set", "rb", "up"]);
     assert!(r.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]).0);
-    n1.ip(&["addr", "add", "10.244.1.1/32", "dev", "lo"]);
-    n3.ip(&["addr", "add", "10.244.3.1/32", "dev", "lo"]);
+    assert!(
+        r.exec(&["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"])
+            .0
+    );
+    n1.ip(&["addr", "add", p.pod1, "dev", "lo"]);
+    n3.ip(&["addr", "add", p.pod3, "dev", "lo"]);
+    (n1, r, n3)
+}
 
+#[test]
+fn vxlan_crosses_a_router_without_pod_routes() {
+    if !require_root() {
+        return;
+    }
+    let (n1, _r, n3) = topology(
+        "vx4",
+        &Plan {
+            n1: "192.0.2.11/24",
+            r1: "192.0.2.1/24",
+            r3: "198.51.100.1/24",
+            n3: "198.51.100.13/24",
+            pod1: "10.244.1.1/32",
+            pod3: "10.244.3.1/32",
+        },
+    );
     let node1 = Node::start(
         &n1,
         "192.0.2.11",
@@ -283,6 +314,86 @@ fn vxlan_crosses_a_router_without_pod_routes() {
         !has_neigh() && !has_fdb()
     });
     assert!(neigh().contains("203.0.113.9"), "{}", neigh());
+    drop(node1);
+    drop(node3);
+}
+
+/// The same over an IPv6 underlay: `vxlan6.tortie` (MTU underlay − 70)
+/// carries the IPv6 pod block; its entries are IPv6 neighbour and FDB
+/// entries with the MAC derived from the IPv6 address.
+#[test]
+fn vxlan6_crosses_an_ipv6_router_without_pod_routes() {
+    if !require_root() {
+        return;
+    }
+    let (n1, _r, n3) = topology(
+        "vx6",
+        &Plan {
+            n1: "2001:db8:1::11/64",
+            r1: "2001:db8:1::1/64",
+            r3: "2001:db8:2::1/64",
+            n3: "2001:db8:2::13/64",
+            pod1: "fd10:244:1::1/128",
+            pod3: "fd10:244:3::1/128",
+        },
+    );
+    let node1 = Node::start(
+        &n1,
+        "2001:db8:1::11",
+        "2001:db8:1::11/64",
+        "2001:db8:2::13",
+        "fd10:244:3::/64",
+    );
+    let node3 = Node::start(
+        &n3,
+        "2001:db8:2::13",
+        "2001:db8:2::13/64",
+        "2001:db8:1::11",
+        "fd10:244:1::/64",
+    );
+    let link = n1.ip(&["-d", "link", "show", VXLAN6_DEV]);
+    assert!(
+        link.contains("mtu 1430")
+            && link.contains("local 2001:db8:1::11")
+            && link.contains("nolearning"),
+        "{link}"
+    );
+    node1.ask(Cmd::Encap(Encapsulation::None));
+    node3.ask(Cmd::Encap(Encapsulation::None));
+    assert!(
+        !ping(&n1, "fd10:244:1::1", "fd10:244:3::1"),
+        "pods reachable without encapsulation?"
+    );
+    assert_eq!(
+        node1.ask(Cmd::Encap(Encapsulation::VxlanCrossSubnet)),
+        "Ok(())"
+    );
+    assert_eq!(
+        node3.ask(Cmd::Encap(Encapsulation::VxlanCrossSubnet)),
+        "Ok(())"
+    );
+    let route = n1.ip(&["-6", "route", "show", "fd10:244:3::/64"]);
+    assert!(
+        route.contains("via 2001:db8:2::13 dev vxlan6.tortie"),
+        "{route}"
+    );
+    let m = vtep_mac("2001:db8:2::13".parse().unwrap());
+    let mac = m
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    let neigh = n1.ip(&["-6", "neigh", "show", "dev", VXLAN6_DEV]);
+    assert!(
+        neigh.contains(&format!("2001:db8:2::13 lladdr {mac} PERMANENT")),
+        "{neigh}"
+    );
+    let fdb = n1.exec(&["bridge", "fdb", "show", "dev", VXLAN6_DEV]).1;
+    assert!(fdb.contains(&format!("{mac} dst 2001:db8:2::13")), "{fdb}");
+    assert!(
+        ping(&n1, "fd10:244:1::1", "fd10:244:3::1"),
+        "ping over VXLAN/IPv6"
+    );
     drop(node1);
     drop(node3);
 }
