@@ -244,6 +244,7 @@ pub fn render_peers(peers: &[PeerView], now: u64) -> String {
                 p.name.clone(),
                 p.asn.to_string(),
                 short_type(p).to_string(),
+                families_short(p),
                 p.state.clone(),
                 format!("{} ({})", format_utc(since), format_age(since, now)),
                 format!(
@@ -261,6 +262,7 @@ pub fn render_peers(peers: &[PeerView], now: u64) -> String {
             "Name",
             "ASN",
             "Type",
+            "Families",
             "State",
             "Since",
             "Rcvd/Acc/Filt/Adv",
@@ -269,6 +271,19 @@ pub fn render_peers(peers: &[PeerView], now: u64) -> String {
         ],
         &rows,
     )
+}
+
+/// The Families column: the families the session carries ("ipv4,ipv6"),
+/// "-" before it negotiated any.
+fn families_short(p: &PeerView) -> String {
+    if p.families.is_empty() {
+        return "-".into();
+    }
+    p.families
+        .iter()
+        .map(|f| f.trim_end_matches("-unicast"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The BFD column: the state, and why it went down while it is not Up.
@@ -421,7 +436,32 @@ pub fn render_peer_detail(p: &PeerView, now: u64) -> String {
 }
 
 /// `tortie routes`: one row per path; the prefix and kernel flag on the first.
+/// `tortie routes`: one section per family (IPv4 unicast, IPv6 unicast, as
+/// `calicoctl node status` splits its tables), each with its prefix count.
 pub fn render_routes(routes: &[RouteView]) -> String {
+    let v6 = |r: &RouteView| match r.family.as_str() {
+        "" => r.prefix.contains(':'),
+        f => f == "ipv6",
+    };
+    let mut out = String::new();
+    for (name, want_v6) in [("IPv4 unicast", false), ("IPv6 unicast", true)] {
+        let section: Vec<&RouteView> = routes.iter().filter(|r| v6(r) == want_v6).collect();
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&format!(
+            "{name}: {} prefix{}\n",
+            section.len(),
+            if section.len() == 1 { "" } else { "es" }
+        ));
+        if !section.is_empty() {
+            out.push_str(&route_rows(&section));
+        }
+    }
+    out
+}
+
+fn route_rows(routes: &[&RouteView]) -> String {
     let mut rows = Vec::new();
     for r in routes {
         for (i, p) in r.paths.iter().enumerate() {
@@ -601,9 +641,9 @@ mod tests {
         assert_eq!(
             t,
             "\
-Peer       Name   ASN    Type            State        Since                           Rcvd/Acc/Filt/Adv  BFD  Info
-192.0.2.1  tor1   65001  eBGP            Established  1970-01-01 00:16:40 (00:43:20)  12/10/2/3          -
-192.0.2.2  gobgp  64512  iBGP RR client  Active       1970-01-01 00:50:00 (00:10:00)  0/0/0/0            -    received NOTIFICATION 6/4 (Cease: Administrative Reset); then connection lost
+Peer       Name   ASN    Type            Families  State        Since                           Rcvd/Acc/Filt/Adv  BFD  Info
+192.0.2.1  tor1   65001  eBGP            ipv4      Established  1970-01-01 00:16:40 (00:43:20)  12/10/2/3          -
+192.0.2.2  gobgp  64512  iBGP RR client  -         Active       1970-01-01 00:50:00 (00:10:00)  0/0/0/0            -    received NOTIFICATION 6/4 (Cease: Administrative Reset); then connection lost
 "
         );
     }
@@ -669,6 +709,7 @@ gobgp (192.0.2.2)
     fn route_table_marks_best_and_kernel() {
         let r = RouteView {
             prefix: "10.244.2.0/26".into(),
+            family: "ipv4".into(),
             installed: true,
             not_installed: None,
             paths: vec![PathView {
@@ -681,11 +722,32 @@ gobgp (192.0.2.2)
                 ..Default::default()
             }],
         };
-        let t = render_routes(&[r]);
-        let row = t.lines().nth(1).unwrap();
+        let v6 = RouteView {
+            prefix: "fd00:10:244:2::/120".into(),
+            family: "ipv6".into(),
+            installed: true,
+            paths: vec![PathView {
+                next_hop: Some("2001:db8:1::12".into()),
+                ..r.paths[0].clone()
+            }],
+            ..r.clone()
+        };
+        let t = render_routes(&[v6, r]);
+        let row = t.lines().nth(2).unwrap();
         assert!(
             row.contains("10.244.2.0/26") && row.contains("best") && row.contains("yes"),
             "{t}"
+        );
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], "IPv4 unicast: 1 prefix", "{t}");
+        assert_eq!(lines[4], "IPv6 unicast: 1 prefix", "{t}");
+        assert!(
+            lines[6].contains("fd00:10:244:2::/120") && lines[6].contains("2001:db8:1::12"),
+            "{t}"
+        );
+        assert_eq!(
+            render_routes(&[]),
+            "IPv4 unicast: 0 prefixes\n\nIPv6 unicast: 0 prefixes\n"
         );
     }
 
@@ -693,6 +755,7 @@ gobgp (192.0.2.2)
     fn route_table_shows_filtered_paths_and_why_not_installed() {
         let r = RouteView {
             prefix: "10.244.1.0/26".into(),
+            family: "ipv4".into(),
             installed: false,
             not_installed: Some("all paths filtered".into()),
             paths: vec![PathView {
@@ -705,7 +768,7 @@ gobgp (192.0.2.2)
             }],
         };
         let t = render_routes(&[r]);
-        let row = t.lines().nth(1).unwrap();
+        let row = t.lines().nth(2).unwrap();
         assert!(
             row.contains("filtered")
                 && row.contains("no (all paths filtered)")

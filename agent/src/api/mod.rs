@@ -268,6 +268,9 @@ pub struct BfdView {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RouteView {
     pub prefix: String,
+    /// "ipv4" or "ipv6" (unicast); empty from agents before dual-stack.
+    #[serde(default)]
+    pub family: String,
     pub paths: Vec<PathView>,
     /// A kernel route for the prefix carries our protocol number.
     pub installed: bool,

@@ -384,6 +384,11 @@ pub fn route_view(r: &RouteInfo, installed: bool, kernel_refused: Option<&str>) 
     };
     RouteView {
         prefix: r.prefix.to_string(),
+        family: match r.prefix {
+            Prefix::V4(_) => "ipv4",
+            Prefix::V6(_) => "ipv6",
+        }
+        .to_string(),
         installed,
         not_installed,
         paths: candidates.chain(filtered).collect(),
