@@ -10,7 +10,8 @@
 //! too. The runner ([`topology`] parses containerlab YAML, [`runner`] plays it)
 //! records each creation on disk first so `down` can undo a crashed `up`.
 //! [`scale`] generates large topologies for it; [`limits`] raises what
-//! hundreds of daemons need.
+//! hundreds of daemons need; [`parallel`] runs `up`'s independent steps
+//! with bounded concurrency.
 
 pub mod bird;
 pub mod cut;
@@ -18,8 +19,10 @@ pub mod error;
 pub mod exabgp;
 pub mod frr;
 pub mod gobgp;
+pub mod inspect;
 pub mod limits;
 pub mod netns;
+pub mod parallel;
 pub mod process;
 pub mod runner;
 pub mod scale;

@@ -206,6 +206,11 @@ impl Lab {
     /// without waiting; then each tortie node's API is waited for, then the
     /// containers are attached. The process's open-file limit is raised to
     /// its hard limit first (daemons inherit it; see [`crate::limits`]).
+    ///
+    /// Namespaces, links, each node's `exec` lines (in order within the
+    /// node) and each node's containers are independent of one another, so
+    /// each of those stages runs on [`crate::parallel::jobs`] threads; the
+    /// state file names everything a stage creates before the stage starts.
     pub fn up_with(&mut self, before_daemons: impl FnOnce(&Lab) -> Result<()>) -> Result<()> {
         crate::limits::raise_nofile()?;
         if self.is_up() {
@@ -224,11 +229,14 @@ impl Lab {
         };
         self.save()?;
         let nodes = self.topo.nodes.clone();
-        for node in &nodes {
-            self.create_node(node)?;
-        }
-        for link in self.topo.links.clone() {
-            check_interrupt()?;
+        let jobs = crate::parallel::jobs();
+        let stop = check_interrupt;
+        check_interrupt()?;
+        let names: Vec<String> = nodes.iter().map(|n| self.topo.namespace(&n.name)).collect();
+        self.state.namespaces.extend(names);
+        self.save()?;
+        crate::parallel::for_each(&nodes, jobs, stop, |node| self.create_node(node))?;
+        crate::parallel::for_each(&self.topo.links, jobs, stop, |link| {
             let (a, b) = (
                 self.topo.namespace(&link.a.0),
                 self.topo.namespace(&link.b.0),
@@ -239,15 +247,17 @@ impl Lab {
                 Netns::existing(&a).run(&["ip", "link", "set", &link.a.1, "mtu", &m])?;
                 Netns::existing(&b).run(&["ip", "link", "set", &link.b.1, "mtu", &m])?;
             }
-        }
-        for node in &nodes {
+            Ok(())
+        })?;
+        crate::parallel::for_each(&nodes, jobs, stop, |node| {
             for line in &node.exec {
                 check_interrupt()?;
                 self.sh(&node.name, line).map_err(|e| {
                     LabError::Invalid(format!("node {}: exec {line:?}: {e}", node.name))
                 })?;
             }
-        }
+            Ok(())
+        })?;
         before_daemons(self)?;
         for node in &nodes {
             self.start_daemon(node)?;
@@ -255,19 +265,39 @@ impl Lab {
         for node in nodes.iter().filter(|n| n.role == Role::Tortie) {
             self.wait_tortie(&node.name)?;
         }
-        for node in &nodes {
-            for c in &node.containers {
-                self.add_container(node, &c.id, c.ip.as_deref())?;
-            }
-        }
-        Ok(())
+        self.add_all_containers(&nodes, jobs)
     }
 
-    fn create_node(&mut self, node: &Node) -> Result<()> {
-        check_interrupt()?;
-        let ns = self.topo.namespace(&node.name);
-        self.state.namespaces.push(ns.clone());
+    /// Every node's `TORTIE_CONTAINERS`: the namespaces recorded first, then
+    /// nodes in parallel, each node's containers one after the other.
+    fn add_all_containers(&mut self, nodes: &[Node], jobs: usize) -> Result<()> {
+        let with: Vec<&Node> = nodes.iter().filter(|n| !n.containers.is_empty()).collect();
+        for node in &with {
+            if node.role != Role::Tortie {
+                return Err(LabError::Invalid(format!(
+                    "node {}: containers need a tortie node",
+                    node.name
+                )));
+            }
+            let names = node
+                .containers
+                .iter()
+                .map(|c| self.topo.container_namespace(&node.name, &c.id));
+            self.state.namespaces.extend(names);
+        }
         self.save()?;
+        let made = crate::parallel::for_each(&with, jobs, check_interrupt, |node| {
+            node.containers
+                .iter()
+                .map(|c| self.attach_new(node, &c.id, c.ip.as_deref()))
+                .collect::<Result<Vec<_>>>()
+        })?;
+        self.state.containers.extend(made.into_iter().flatten());
+        self.save()
+    }
+
+    fn create_node(&self, node: &Node) -> Result<()> {
+        let ns = self.topo.namespace(&node.name);
         Netns::create(&ns)?.persist();
         let dir = self.node_dir(&node.name);
         for m in ["tortie", "bird", "frr"] {
@@ -481,36 +511,46 @@ impl Lab {
             )));
         }
         let ns = self.topo.container_namespace(&node.name, id);
-        self.state.namespaces.push(ns.clone());
+        self.state.namespaces.push(ns);
         self.save()?;
+        let record = self.attach_new(node, id, ip)?;
+        let address = record.address.clone().unwrap_or_default();
+        self.state.containers.push(record);
+        self.save()?;
+        Ok(address)
+    }
+
+    /// Creates container `id`'s namespace (already recorded in the state
+    /// file) and attaches it through `node`'s agent.
+    fn attach_new(&self, node: &Node, id: &str, ip: Option<&str>) -> Result<ContainerRecord> {
+        let ns = self.topo.container_namespace(&node.name, id);
         let path = Netns::create(&ns)?.persist();
-        let mut argv: Vec<String> = [
-            "tortie",
-            "attach",
-            "--netns",
-            &format!("/run/netns/{path}"),
-            "--id",
-            id,
-            "-o",
-            "json",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        // The CLI is only an API client (the agent does the work in its own
+        // namespace): run it here against the node's socket, one process
+        // instead of the node wrapper's `ip netns exec`, `sh` and mounts.
+        let mut cmd = Command::new(crate::tortie::tortie_bin()?);
+        cmd.arg("--socket")
+            .arg(self.node_dir(&node.name).join("run/tortie/tortie.sock"))
+            .args([
+                "attach",
+                "--netns",
+                &format!("/run/netns/{path}"),
+                "--id",
+                id,
+            ])
+            .args(["-o", "json"]);
         if let Some(ip) = ip {
-            argv.extend(["--ip".to_string(), ip.to_string()]);
+            cmd.args(["--ip", ip]);
         }
-        let out = run(&mut self.node_command(&node.name, &argv))?;
+        let out = run(&mut cmd)?;
         let address = crate::tortie::attached_address(&out)
             .ok_or_else(|| LabError::parse("tortie attach -o json", out.clone()))?;
-        self.state.containers.push(ContainerRecord {
+        Ok(ContainerRecord {
             node: node.name.clone(),
             id: id.to_string(),
             netns: ns,
-            address: Some(address.clone()),
-        });
-        self.save()?;
-        Ok(address)
+            address: Some(address),
+        })
     }
 
     /// Detaches container `id` from `node` through the agent (`tortie detach`)
@@ -705,73 +745,5 @@ impl Drop for LabGuard {
         if let Err(e) = self.lab.down() {
             eprintln!("warning: lab down: {e}");
         }
-    }
-}
-
-impl Lab {
-    /// The last lines of every daemon log, for failure messages.
-    pub fn logs_tail(&self, lines: usize) -> String {
-        let mut s = String::new();
-        for d in &self.state.daemons {
-            let log = self.node_dir(&d.node).join(format!("{}.log", d.name));
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            let all: Vec<&str> = text.lines().collect();
-            s.push_str(&format!("--- {}/{} ({})\n", d.node, d.name, log.display()));
-            s.push_str(&all[all.len().saturating_sub(lines)..].join("\n"));
-            s.push('\n');
-        }
-        s
-    }
-
-    /// Pings every container from every other container (`count` probes
-    /// each). Returns the number of pairs tried and the failures as
-    /// `"node/id -> node/id (addr)"`.
-    pub fn ping_all(&self, count: u32) -> (usize, Vec<String>) {
-        let cs = &self.state.containers;
-        let mut tried = 0;
-        let mut failed = Vec::new();
-        for a in cs {
-            for b in cs {
-                if a == b {
-                    continue;
-                }
-                let Some(addr) = b.address.as_deref() else {
-                    continue;
-                };
-                tried += 1;
-                if !Netns::existing(&a.netns).ping(addr, count) {
-                    failed.push(format!(
-                        "{}/{} -> {}/{} ({addr})",
-                        a.node, a.id, b.node, b.id
-                    ));
-                }
-            }
-        }
-        (tried, failed)
-    }
-
-    /// `tortie status -o json` of a tortie node, via its default socket.
-    pub fn tortie_status(&self, node: &str) -> Result<serde_json::Value> {
-        let out = run(&mut self.node_command(
-            node,
-            &["tortie".into(), "status".into(), "-o".into(), "json".into()],
-        ))?;
-        serde_json::from_str(&out)
-            .map_err(|e| LabError::parse("tortie status -o json", format!("{e}: {out}")))
-    }
-
-    /// Anything the lab made that still exists: namespaces named after it
-    /// and processes from the state file. Empty after a clean `down`.
-    pub fn leftovers(&self) -> Vec<String> {
-        let prefix = format!("clab-{}-", self.topo.name);
-        let mut left: Vec<String> = netns::list_namespaces()
-            .into_iter()
-            .filter(|n| n.starts_with(&prefix))
-            .map(|n| format!("namespace {n}"))
-            .collect();
-        if self.workdir.exists() {
-            left.push(format!("work dir {}", self.workdir.display()));
-        }
-        left
     }
 }

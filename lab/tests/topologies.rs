@@ -127,6 +127,14 @@ fn generated_scale_topologies_are_valid() {
             containers: 2,
             mode,
             hold_time: 9,
+            // BFD everywhere it is generated (not with FRR reflectors).
+            bfd: !matches!(
+                mode,
+                Mode::Rr {
+                    kind: Reflector::Frr,
+                    ..
+                }
+            ),
         };
         let f = generate(&spec, dir.path()).unwrap();
         let doc: serde_json::Value =
@@ -146,6 +154,8 @@ fn generated_scale_topologies_are_valid() {
         assert_eq!(t.node("n0").unwrap().containers.len(), 2);
         let n0 = std::fs::read_to_string(f.with_file_name("scale-test/n0.toml")).unwrap();
         let peers = n0.matches("[[peer]]").count();
+        let bfd = if spec.bfd { peers } else { 0 };
+        assert_eq!(n0.matches("bfd = true").count(), bfd, "{mode:?}");
         match mode {
             Mode::Mesh => assert_eq!(peers, 119),
             Mode::Rr { count, .. } => assert_eq!(peers, count),

@@ -65,6 +65,14 @@ enum ScaleMode {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum BfdArg {
+    /// Node failures found by the hold timer.
+    Off,
+    /// BFD on every session (300 ms × 3).
+    On,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum ReflectorArg {
     Tortie,
     Bird,
@@ -137,6 +145,9 @@ struct Cli {
     /// Scale: what the reflectors run (repeatable, each its own run; default tortie).
     #[arg(long = "reflector", value_enum)]
     reflectors: Vec<ReflectorArg>,
+    /// Scale: BFD on the sessions (repeatable, each its own run; default off).
+    #[arg(long = "bfd", value_enum)]
+    bfd: Vec<BfdArg>,
     /// Scale: number of route reflectors.
     #[arg(long, default_value_t = 2)]
     rr_count: usize,
@@ -275,25 +286,32 @@ fn scale(cli: &Cli) -> Result<()> {
             .collect()
     };
     let samples = cli.samples.unwrap_or(if cli.smoke { 3 } else { 5 });
+    let bfds: Vec<bool> = if cli.bfd.is_empty() {
+        vec![false]
+    } else {
+        cli.bfd.iter().map(|b| *b == BfdArg::On).collect()
+    };
     let mut cases = Vec::new();
     for &n in &nodes {
         for m in &modes {
-            match m {
-                ScaleMode::Mesh => cases.push(scale_bench::Case {
-                    nodes: n,
-                    mode: Mode::Mesh,
-                    containers: cli.containers,
-                    samples,
-                }),
-                ScaleMode::Rr => cases.extend(kinds.iter().map(|&kind| scale_bench::Case {
-                    nodes: n,
-                    mode: Mode::Rr {
+            let case_modes: Vec<Mode> = match m {
+                ScaleMode::Mesh => vec![Mode::Mesh],
+                ScaleMode::Rr => kinds
+                    .iter()
+                    .map(|&kind| Mode::Rr {
                         count: cli.rr_count,
                         kind,
-                    },
+                    })
+                    .collect(),
+            };
+            for mode in case_modes {
+                cases.extend(bfds.iter().map(|&bfd| scale_bench::Case {
+                    nodes: n,
+                    mode,
                     containers: cli.containers,
                     samples,
-                })),
+                    bfd,
+                }));
             }
         }
     }
@@ -305,6 +323,7 @@ fn scale(cli: &Cli) -> Result<()> {
                 containers: c.containers,
                 mode: c.mode,
                 hold_time: 9,
+                bfd: c.bfd,
             };
             let p = tortie_lab::scale::generate(&spec, dir)?;
             println!("{}", p.display());

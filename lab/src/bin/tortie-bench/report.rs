@@ -225,6 +225,22 @@ pub fn cpu_seconds(pid: i32) -> Option<f64> {
     Some((ut + st) / hz.max(1.0))
 }
 
+/// CPU seconds (user + system) of this process and of its children that have
+/// been waited for (`getrusage` SELF + CHILDREN): the cost of a phase that
+/// runs short-lived commands, as a difference of two readings.
+pub fn own_and_reaped_cpu_seconds() -> f64 {
+    let read = |who| {
+        // SAFETY: getrusage writes into the zeroed struct we own.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        if unsafe { libc::getrusage(who, &mut ru) } != 0 {
+            return 0.0;
+        }
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        tv(ru.ru_utime) + tv(ru.ru_stime)
+    };
+    read(libc::RUSAGE_SELF) + read(libc::RUSAGE_CHILDREN)
+}
+
 /// On-CPU time of all live threads of a process, in seconds, with
 /// nanosecond resolution (`/proc/PID/task/*/schedstat`); for idle
 /// figures, where clock ticks are too coarse.

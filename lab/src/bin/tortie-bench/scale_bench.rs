@@ -30,7 +30,7 @@ use tortie_lab::scale::{self, Mode, ScaleSpec};
 use tortie_lab::topology::Topology;
 
 use crate::bins::agent_get;
-use crate::report::{Section, cpu_seconds, percentile, proc_kb};
+use crate::report::{Section, cpu_seconds, own_and_reaped_cpu_seconds, percentile, proc_kb};
 use crate::scale_watch::{Key, Tables, Watch};
 
 const PROTO_TORTIE: u8 = 149;
@@ -42,6 +42,8 @@ pub struct Case {
     pub mode: Mode,
     pub containers: usize,
     pub samples: usize,
+    /// BFD on every session: node down found in ≤ 0.9 s, not by the hold timer.
+    pub bfd: bool,
 }
 
 fn mode_key(m: Mode) -> String {
@@ -156,6 +158,7 @@ fn sweep(name: &str) {
 #[derive(Debug, Default)]
 struct Figures {
     lab_up_s: f64,
+    lab_up_cpu_s: f64,
     cold_start_s: f64,
     new_route: Vec<Duration>,
     new_route_all: Vec<Duration>,
@@ -190,6 +193,7 @@ fn run_case(case: &Case, seq: usize) -> Result<Figures> {
         containers: case.containers,
         mode: case.mode,
         hold_time: 9,
+        bfd: case.bfd,
     };
     let gen_dir = tempfile::Builder::new()
         .prefix("tortie-scale")
@@ -257,6 +261,7 @@ fn measure(
     let mut watch = None;
     let mut t_daemons = Instant::now();
     let t_up = Instant::now();
+    let cpu_up = own_and_reaped_cpu_seconds();
     lab.up_with(|_| {
         watch = Some(
             Watch::start(&namespaces, PROTO_TORTIE)
@@ -266,6 +271,8 @@ fn measure(
         Ok(())
     })?;
     f.lab_up_s = t_up.elapsed().as_secs_f64();
+    // The runner and the commands it ran (ip, sh, `tortie attach`); not the agents.
+    f.lab_up_cpu_s = own_and_reaped_cpu_seconds() - cpu_up;
     let watch = watch.context("route watch not started")?;
     let n = namespaces.len();
     let budget = Duration::from_secs(120) + Duration::from_millis(500 * n as u64);
@@ -318,7 +325,7 @@ fn measure(
             f.new_route_all.push(worst);
         });
     }
-    // Node down: link down, peers notice through their hold timers.
+    // Node down: link down, peers notice through BFD or their hold timers.
     let victim = &clients[clients.len() / 2];
     let vi = tortie_nodes
         .iter()
@@ -381,13 +388,14 @@ fn mean(v: &[u64]) -> f64 {
 pub fn run(cases: &[Case]) -> Result<Section> {
     let mut sec = Section::new(
         "Scale (generated topology, netns runner)",
-        "N tortie nodes in one AS on one subnet over switch bridges (lab/src/scale.rs), K containers each (attached through the agent), full iBGP mesh or R route reflectors (tortie with route_reflector_client peers, BIRD `rr client`, or FRR); advertise = hosts, hold time 9 s, graceful restart off. Times from netlink route events in every tortie node. cold start = first daemon started → every node has every block in its kernel; new route = a container's /32 on its node → on each other node (p50/p99 over all sample × node pairs; 'all' = worst sample's time to reach every node); node down = the node's link down → its block gone everywhere (hold timer); RSS/CPU of every agent after those; BGP messages = received + sent per node (all peers, all types).",
+        "N tortie nodes in one AS on one subnet over switch bridges (lab/src/scale.rs), K containers each (attached through the agent), full iBGP mesh or R route reflectors (tortie with route_reflector_client peers, BIRD `rr client`, or FRR); advertise = hosts, hold time 9 s, graceful restart off. lab up = the runner's whole `up` (namespaces, links, exec lines and containers on up to 16 threads, TORTIE_LAB_JOBS), CPU = its own and its reaped commands' CPU seconds (not the agents'). Times from netlink route events in every tortie node. cold start = first daemon started → every node has every block in its kernel; new route = a container's /32 on its node → on each other node (p50/p99 over all sample × node pairs; 'all' = worst sample's time to reach every node); node down = the node's link down → its block gone everywhere (hold timer 9 s, or BFD 300 ms × 3 where BFD is on); RSS/CPU of every agent after those; BGP messages = received + sent per node (all peers, all types).",
     );
     sec.header = [
         "nodes",
         "mode",
         "reflectors",
-        "lab up",
+        "BFD",
+        "lab up (CPU)",
         "cold start",
         "new route p50 / p99",
         "all nodes (worst)",
@@ -402,10 +410,11 @@ pub fn run(cases: &[Case]) -> Result<Section> {
     let mut figures = Vec::new();
     for (seq, case) in cases.iter().enumerate() {
         eprintln!(
-            "tortie-bench: scale {} nodes, {} {}",
+            "tortie-bench: scale {} nodes, {} {}{}",
             case.nodes,
             mode_key(case.mode),
-            reflector_key(case.mode)
+            reflector_key(case.mode),
+            if case.bfd { ", BFD" } else { "" }
         );
         let mut f = run_case(case, seq)?;
         f.new_route.sort();
@@ -432,7 +441,8 @@ pub fn run(cases: &[Case]) -> Result<Section> {
             case.nodes.to_string(),
             mode_key(case.mode),
             reflector_key(case.mode),
-            format!("{:.1} s", f.lab_up_s),
+            if case.bfd { "on" } else { "off" }.to_string(),
+            format!("{:.1} s ({:.1} CPU s)", f.lab_up_s, f.lab_up_cpu_s),
             format!("{:.2} s", f.cold_start_s),
             format!("{p50:.0} / {p99:.0} ms"),
             format!("{all_max:.0} ms"),
@@ -458,7 +468,9 @@ pub fn run(cases: &[Case]) -> Result<Section> {
             "reflector": match case.mode { Mode::Mesh => Value::Null, Mode::Rr { kind, .. } => json!(kind.name()) },
             "reflectors": match case.mode { Mode::Mesh => 0, Mode::Rr { count, .. } => count },
             "containers_per_node": case.containers,
+            "bfd": case.bfd,
             "lab_up_s": f.lab_up_s,
+            "lab_up_cpu_s": f.lab_up_cpu_s,
             "cold_start_converged_s": f.cold_start_s,
             "new_route_p50_ms": p50,
             "new_route_p99_ms": p99,
@@ -477,7 +489,7 @@ pub fn run(cases: &[Case]) -> Result<Section> {
             "host_changes": f.host_changes,
         }));
     }
-    sec.sizes = json!({ "cases": cases.iter().map(|c| json!({"nodes": c.nodes, "mode": mode_key(c.mode), "reflectors": reflector_key(c.mode), "containers": c.containers, "samples": c.samples})).collect::<Vec<_>>() });
+    sec.sizes = json!({ "cases": cases.iter().map(|c| json!({"nodes": c.nodes, "mode": mode_key(c.mode), "reflectors": reflector_key(c.mode), "containers": c.containers, "samples": c.samples, "bfd": c.bfd})).collect::<Vec<_>>() });
     sec.figures = Value::Array(figures);
     Ok(sec)
 }
