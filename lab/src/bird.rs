@@ -42,6 +42,9 @@ pub struct BirdNeighbor {
     /// global next hop (`next hop address`; BIRD adds its link-local one,
     /// RFC 2545 §3). Over an IPv4 session the address must be given.
     pub ipv6_next_hop: Option<std::net::Ipv6Addr>,
+    /// Over an IPv6 session, the `ipv4` channel is rendered only with this
+    /// next hop (`next hop address`, as BIRD needs for IPv4 over IPv6).
+    pub ipv4_next_hop: Option<Ipv4Addr>,
 }
 
 impl BirdNeighbor {
@@ -62,6 +65,7 @@ impl BirdNeighbor {
             bfd_graceful: false,
             multihop: None,
             ipv6_next_hop: None,
+            ipv4_next_hop: None,
         }
     }
 }
@@ -101,7 +105,8 @@ impl BirdConfig {
         s.push_str("protocol device { scan time 10; }\n");
         if self.kernel_export {
             s.push_str(
-                "protocol kernel {\n  merge paths on;\n  ipv4 { import none; export filter { if source = RTS_BGP then accept; reject; }; };\n}\n",
+                "protocol kernel {\n  merge paths on;\n  ipv4 { import none; export filter { if source = RTS_BGP then accept; reject; }; };\n}\n\
+                 protocol kernel {\n  merge paths on;\n  ipv6 { import none; export filter { if source = RTS_BGP then accept; reject; }; };\n}\n",
             );
         }
         for (name, v6) in [("originated", false), ("originated6", true)] {
@@ -165,14 +170,19 @@ impl BirdConfig {
             } else {
                 "direct"
             };
-            let _ = writeln!(
-                s,
-                "  ipv4 {{\n    import all;\n    export all;\n    gateway {gateway};"
-            );
-            if n.next_hop_self {
-                s.push_str("    next hop self;\n");
+            if n.address.is_ipv4() || n.ipv4_next_hop.is_some() {
+                let _ = writeln!(
+                    s,
+                    "  ipv4 {{\n    import all;\n    export all;\n    gateway {gateway};"
+                );
+                if n.next_hop_self {
+                    s.push_str("    next hop self;\n");
+                }
+                if let (IpAddr::V6(_), Some(nh)) = (n.address, n.ipv4_next_hop) {
+                    let _ = writeln!(s, "    next hop address {nh};");
+                }
+                s.push_str("  };\n");
             }
-            s.push_str("  };\n");
             if let Some(nh) = n.ipv6_next_hop {
                 let _ = writeln!(
                     s,

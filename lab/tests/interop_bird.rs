@@ -367,62 +367,58 @@ fn bird_graceful_restart() {
     check_graceful_restart(&pair, &bird, &mut node);
 }
 
-/// IPv6 unicast over the IPv4 session (issue 11): BIRD originates an IPv6
-/// prefix with the global next hop 2001:db8:5e::1 on the shared link (and
-/// its link-local one, RFC 2545 §3); tortie installs it in the kernel `via`
-/// the global address with its protocol number, says so in `tortie routes`,
-/// and removes it when BIRD withdraws it.
+/// Dual-stack (issue 11 §3), one topology: tortie with an IPv4 and an IPv6
+/// address and block, BIRD with two sessions to it — "v4" over IPv4 and
+/// "v6" over IPv6 with TCP MD5 — each carrying both families (IPv6 routes
+/// over the IPv4 session with global next hops, RFC 2545 §3; IPv4 routes
+/// over the IPv6 session). Routes both ways in both RIBs and kernels, pings
+/// both ways; graceful restart with `ping -6` running: 0 lost; BIRD's
+/// withdrawal removes our kernel route.
 #[test]
-fn bird_ipv6_routes_are_installed() {
-    const V6_PREFIX: &str = "2001:db8:57::/48";
-    const THEIRS_V6: &str = "2001:db8:5e::1";
+fn bird_dual_stack() {
     let Some(pair) = pair("tl-ib9") else { return };
-    for (ns, a) in [(&pair.theirs, THEIRS_V6), (&pair.ours, "2001:db8:5e::2")] {
-        ns.run(&[
-            "ip",
-            "addr",
-            "add",
-            &format!("{a}/64"),
-            "dev",
-            "eth1",
-            "nodad",
-        ])
-        .expect("IPv6 address");
+    pair.add_ipv6();
+    let mut cfg = BirdConfig::new(Ipv4Addr::new(198, 51, 100, 1), THEIR_ASN);
+    for (name, addr, password) in [("v4", OURS, None), ("v6", OURS6, Some(MD5_V6))] {
+        let mut n = BirdNeighbor::new(name, addr.parse().unwrap(), OUR_ASN);
+        n.graceful_restart = true;
+        n.hold_time = Some(9);
+        n.password = password.map(str::to_string);
+        n.ipv6_next_hop = Some(THEIRS6.parse().unwrap());
+        n.ipv4_next_hop = Some(THEIRS.parse().unwrap());
+        cfg.neighbors.push(n);
     }
-    let mut cfg = bird_config(true, None, false);
-    cfg.neighbors[0].ipv6_next_hop = Some(THEIRS_V6.parse().unwrap());
-    cfg.static_routes.push(V6_PREFIX.into());
+    cfg.static_routes = vec![THEIR_PREFIX.into(), THEIR_PREFIX6.into()];
+    cfg.kernel_export = true;
     let bird = Bird::start(&pair.theirs, pair.their_dir.path(), &cfg).unwrap();
-    let mut ours = pair.tortie_config(false, None);
-    ours.address = format!("{OURS}/24,2001:db8:5e::2/64");
-    ours.peers[0].extra = "families = [\"ipv4\", \"ipv6\"]\n".into();
-    let node = pair.start_tortie(&ours);
-    wait_established(&bird, &node);
-    let r = wait_our_route(&node, V6_PREFIX);
-    assert_eq!(r.next_hop.as_deref(), Some(THEIRS_V6), "{r:?}");
-    let kernel = || {
-        pair.ours
-            .run(&["ip", "-6", "route", "show", V6_PREFIX])
-            .unwrap_or_default()
-    };
-    tortie_lab::wait_until("IPv6 route in our kernel", T, || {
-        let out = kernel();
-        (out.contains(&format!("via {THEIRS_V6} dev eth1")) && out.contains("proto 149"))
-            .then_some(())
-    })
-    .unwrap_or_else(|e| panic!("{e}: {:?}\n{}", kernel(), node.log_tail(30)));
-    tortie_lab::wait_until("tortie routes says installed", T, || {
-        node.routes()
+    let mut node = pair.start_tortie(&pair.tortie_dual_config());
+    let next_hop = |session: &str, prefix: &str| {
+        bird.routes(Some(session))
             .ok()?
             .into_iter()
-            .find(|r| r.prefix == V6_PREFIX && r.installed)
-    })
-    .unwrap_or_else(|e| panic!("{e}: {:?}", node.routes()));
+            .find(|r| r.prefix == prefix)?
+            .next_hop
+    };
+    check_dual_stack_routes(&pair, &node, &next_hop, true);
+    // RFC 2545 §3: on the shared link our link-local next hop comes too.
+    let all = bird
+        .birdc(&["show", "route", BLOCK6, "protocol", "v4", "all"])
+        .unwrap();
+    assert!(
+        all.contains(&format!("BGP.next_hop: {OURS6} fe80:")),
+        "{all}"
+    );
+    check_graceful_restart_ping6(&pair, &mut node, true);
 
     // Withdrawal from BIRD: the kernel route goes.
-    cfg.static_routes.retain(|r| r != V6_PREFIX);
+    cfg.static_routes.retain(|r| r != THEIR_PREFIX6);
     bird.rewrite(&cfg).unwrap();
-    wait_our_route_gone(&node, V6_PREFIX);
+    wait_our_route_gone(&node, THEIR_PREFIX6);
+    let kernel = || {
+        pair.ours
+            .run(&["ip", "-6", "route", "show", THEIR_PREFIX6])
+            .unwrap_or_default()
+    };
     tortie_lab::wait_until("IPv6 kernel route removed", T, || {
         kernel().trim().is_empty().then_some(())
     })

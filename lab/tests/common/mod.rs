@@ -454,3 +454,173 @@ pub fn check_bfd_failover(
     }
     took
 }
+
+// --- Dual-stack (issue 11): the same pair with IPv6 on the link, tortie
+// with both families, and two sessions to the daemon: one over IPv4 and one
+// over IPv6 (with TCP MD5), each carrying both families.
+
+pub const THEIRS6: &str = "2001:db8:5e::1";
+pub const OURS6: &str = "2001:db8:5e::2";
+pub const BLOCK6: &str = "fd00:10:244:1::/120";
+pub const THEIR_PREFIX6: &str = "2001:db8:57::/48";
+/// Answers pings inside THEIR_PREFIX6 (on their loopback).
+pub const THEIR_HOST6: &str = "2001:db8:57::1";
+/// Answers pings inside BLOCK6 (on our loopback: the local table wins over
+/// the block's blackhole).
+pub const OUR_HOST6: &str = "fd00:10:244:1::99";
+pub const MD5_V6: &str = "v6-s3cret";
+
+impl Pair {
+    /// IPv6 on the link (no DAD) and the two ping targets.
+    pub fn add_ipv6(&self) {
+        for (ns, a, host) in [
+            (&self.theirs, THEIRS6, THEIR_HOST6),
+            (&self.ours, OURS6, OUR_HOST6),
+        ] {
+            ns.run(&[
+                "ip",
+                "addr",
+                "add",
+                &format!("{a}/64"),
+                "dev",
+                "eth1",
+                "nodad",
+            ])
+            .expect("IPv6 address");
+            ns.run(&["ip", "addr", "add", &format!("{host}/128"), "dev", "lo"])
+                .expect("IPv6 host address");
+            ns.run(&["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"])
+                .expect("IPv6 forwarding");
+        }
+    }
+
+    /// tortie with both families (default `peer.families`: both, from the
+    /// blocks): peer "theirs" over IPv4, peer "theirs6" over IPv6 with MD5.
+    pub fn tortie_dual_config(&self) -> TortieConfig {
+        let mut c = self.tortie_config(false, None);
+        c.address = format!("{OURS}/24,{OURS6}/64");
+        c.pod_cidr = format!("{BLOCK},{BLOCK6}");
+        let mut p = TortiePeer::new(THEIRS6.parse().expect("addr"), THEIR_ASN);
+        p.name = Some("theirs6".into());
+        p.password = Some(MD5_V6.into());
+        c.peers.push(p);
+        c
+    }
+}
+
+/// Both sessions Established and each carrying ipv4 and ipv6 unicast.
+pub fn wait_dual_established(node: &TortieNode) {
+    wait_until("both sessions Established with both families", T, || {
+        let v = node.status().ok()?;
+        let peers = v.get("peers")?.as_array()?;
+        let ok = peers.len() == 2
+            && peers.iter().all(|p| {
+                p.get("state").and_then(|s| s.as_str()) == Some("Established")
+                    && p.get("families").is_some_and(|f| {
+                        f.to_string().contains("ipv4-unicast")
+                            && f.to_string().contains("ipv6-unicast")
+                    })
+            });
+        ok.then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}; status {:?}\n{}", node.status(), node.log_tail(30)));
+}
+
+/// Routes both ways over both sessions: `their_next_hop(session, prefix)`
+/// is the NEXT_HOP the daemon holds for our `prefix` on `session` ("v4" or
+/// "v6"); `their_kernel` says whether their kernel routes BLOCK6 to us
+/// (`None`: the daemon does not install routes).
+pub fn check_dual_stack_routes(
+    pair: &Pair,
+    node: &TortieNode,
+    their_next_hop: &dyn Fn(&str, &str) -> Option<String>,
+    their_kernel: bool,
+) {
+    wait_dual_established(node);
+    // Ours from them: IPv6 and IPv4, in the RIB and the kernel.
+    let r = wait_our_route(node, THEIR_PREFIX6);
+    assert_eq!(r.next_hop.as_deref(), Some(THEIRS6), "{r:?}");
+    wait_our_route(node, THEIR_PREFIX);
+    let kernel6 = || {
+        pair.ours
+            .run(&["ip", "-6", "route", "show", THEIR_PREFIX6])
+            .unwrap_or_default()
+    };
+    wait_until("their IPv6 prefix in our kernel", T, || {
+        let out = kernel6();
+        (out.contains(&format!("via {THEIRS6}")) && out.contains("proto 149")).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:?}\n{}", kernel6(), node.log_tail(30)));
+    // Theirs from us: each family over each session, with our address of
+    // the route's family as next hop (RFC 2545 §3 over the IPv4 session,
+    // RFC 4760 IPv4 over the IPv6 one).
+    for (session, prefix, want) in [
+        ("v4", BLOCK6, OURS6),
+        ("v6", BLOCK6, OURS6),
+        ("v4", BLOCK, OURS),
+        ("v6", BLOCK, OURS),
+    ] {
+        wait_until("our route in their RIB", T, || {
+            (their_next_hop(session, prefix).as_deref() == Some(want)).then_some(())
+        })
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e}: {prefix} over the {session} session: {:?}\n{}",
+                their_next_hop(session, prefix),
+                node.log_tail(30)
+            )
+        });
+    }
+    if their_kernel {
+        wait_until("our IPv6 block in their kernel", T, || {
+            let out = pair
+                .theirs
+                .run(&["ip", "-6", "route", "show", BLOCK6])
+                .unwrap_or_default();
+            out.contains("via").then_some(())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            pair.theirs.ping(OUR_HOST6, 2),
+            "ping -6 {OUR_HOST6} from theirs"
+        );
+    }
+    assert!(
+        pair.ours.ping(THEIR_HOST6, 2),
+        "ping -6 {THEIR_HOST6} from ours"
+    );
+}
+
+/// Graceful restart under `ping -6` (issue 11 §3): tortie is SIGKILLed and
+/// restarted while pings run every 50 ms toward their IPv6 prefix (through
+/// our kernel route, which must survive) and, when they install routes,
+/// toward our IPv6 block (through their stale copy of our route): 0 lost.
+pub fn check_graceful_restart_ping6(pair: &Pair, node: &mut TortieNode, their_kernel: bool) {
+    let ping = |ns: &Netns, to: &str| {
+        ns.command("ping")
+            .args(["-6", "-n", "-q", "-c", "120", "-i", "0.05", "-W", "1", to])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("ping")
+    };
+    let mut pings = vec![("ours", ping(&pair.ours, THEIR_HOST6))];
+    if their_kernel {
+        pings.push(("theirs", ping(&pair.theirs, OUR_HOST6)));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    node.kill_hard();
+    std::thread::sleep(Duration::from_secs(1));
+    node.restart().expect("tortie restarts");
+    wait_dual_established(node);
+    for (from, child) in pings {
+        let out = child.wait_with_output().expect("ping output");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("120 packets transmitted, 120 received"),
+            "ping -6 from {from} lost packets across the restart: {text}\n{}",
+            node.log_tail(30)
+        );
+    }
+    let r = wait_our_route(node, THEIR_PREFIX6);
+    assert_eq!(r.next_hop.as_deref(), Some(THEIRS6));
+}
