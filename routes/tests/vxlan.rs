@@ -39,52 +39,43 @@ impl Node {
     fn start(ns: &Netns, local: &str, subnet: &str, remote: &str, remote_block: &str) -> Node {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let (done_tx, done) = mpsc::channel();
-        let path = ns.path();
         let local: IpAddr = local.parse().unwrap();
         let subnet: IpNetwork = subnet.parse().unwrap();
         let remote: IpAddr = remote.parse().unwrap();
         let block: IpNetwork = remote_block.parse().unwrap();
-        let thread = std::thread::spawn(move || {
-            let file = std::fs::File::open(&path).expect("opening netns");
-            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let underlay = tortie_routes::underlay_mtu(local).await.expect("mtu");
-                let spec = VxlanSpec {
-                    vni: 4096,
-                    port: 4789,
-                    local,
-                    mtu: underlay - Encapsulation::Vxlan.overhead(local),
+        let thread = ns.spawn(move || async move {
+            let underlay = tortie_routes::underlay_mtu(local).await.expect("mtu");
+            let spec = VxlanSpec {
+                vni: 4096,
+                port: 4789,
+                local,
+                mtu: underlay - Encapsulation::Vxlan.overhead(local),
+            };
+            ensure_vxlan(&spec).expect("vxlan device");
+            // Idempotent: a second call keeps the device.
+            ensure_vxlan(&spec).expect("vxlan device again");
+            let table = RouteTable::start(149, 254).await.expect("route table");
+            let _ = done_tx.send("ready".into());
+            while let Some(cmd) = rx.recv().await {
+                let answer = match cmd {
+                    Cmd::Encap(e) => {
+                        table
+                            .set(block, route_for_learned(&[remote], e, &[subnet]))
+                            .await;
+                        format!("{:?}", table.flush().await)
+                    }
+                    Cmd::Remove => {
+                        table.remove(block).await;
+                        format!("{:?}", table.flush().await)
+                    }
+                    Cmd::Converged => {
+                        table.converged().await;
+                        "converged".into()
+                    }
+                    Cmd::Stop => break,
                 };
-                ensure_vxlan(&spec).expect("vxlan device");
-                // Idempotent: a second call keeps the device.
-                ensure_vxlan(&spec).expect("vxlan device again");
-                let table = RouteTable::start(149, 254).await.expect("route table");
-                let _ = done_tx.send("ready".into());
-                while let Some(cmd) = rx.recv().await {
-                    let answer = match cmd {
-                        Cmd::Encap(e) => {
-                            table
-                                .set(block, route_for_learned(&[remote], e, &[subnet]))
-                                .await;
-                            format!("{:?}", table.flush().await)
-                        }
-                        Cmd::Remove => {
-                            table.remove(block).await;
-                            format!("{:?}", table.flush().await)
-                        }
-                        Cmd::Converged => {
-                            table.converged().await;
-                            "converged".into()
-                        }
-                        Cmd::Stop => break,
-                    };
-                    let _ = done_tx.send(answer);
-                }
-            });
+                let _ = done_tx.send(answer);
+            }
         });
         let node = Node {
             tx,
@@ -390,10 +381,37 @@ fn vxlan6_crosses_an_ipv6_router_without_pod_routes() {
     );
     let fdb = n1.exec(&["bridge", "fdb", "show", "dev", VXLAN6_DEV]).1;
     assert!(fdb.contains(&format!("{mac} dst 2001:db8:2::13")), "{fdb}");
-    assert!(
-        ping(&n1, "fd10:244:1::1", "fd10:244:3::1"),
-        "ping over VXLAN/IPv6"
-    );
+    // And n3's entries for n1, before the first probe.
+    within(Duration::from_secs(2), "n3's entries for n1", || {
+        n3.ip(&["-6", "neigh", "show", "dev", VXLAN6_DEV])
+            .contains("2001:db8:1::11 lladdr")
+    });
+    if !ping(&n1, "fd10:244:1::1", "fd10:244:3::1") {
+        let diag: Vec<String> = [&n1, &n3]
+            .iter()
+            .map(|ns| {
+                format!(
+                    "{}:\n{}{}{}{}",
+                    ns.name,
+                    ns.ip(&["-6", "route"]),
+                    ns.ip(&["-6", "neigh"]),
+                    ns.exec(&["bridge", "fdb", "show", "dev", VXLAN6_DEV]).1,
+                    ns.exec(&[
+                        "ping",
+                        "-c",
+                        "2",
+                        "-W",
+                        "1",
+                        "-I",
+                        "fd10:244:1::1",
+                        "fd10:244:3::1"
+                    ])
+                    .1,
+                )
+            })
+            .collect();
+        panic!("ping over VXLAN/IPv6:\n{}", diag.join("\n"));
+    }
     drop(node1);
     drop(node3);
 }

@@ -105,8 +105,22 @@ impl Netns {
         Fut: Future<Output = T>,
         T: Send + 'static,
     {
+        match self.spawn(f).join() {
+            Ok(v) => v,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+
+    /// Start `f` on a fresh thread that entered this namespace, on a
+    /// current-thread runtime; the caller joins it.
+    pub fn spawn<F, Fut, T>(&self, f: F) -> std::thread::JoinHandle<T>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = T>,
+        T: Send + 'static,
+    {
         let path = self.path();
-        let handle = std::thread::spawn(move || {
+        std::thread::spawn(move || {
             let file = std::fs::File::open(&path).expect("opening netns");
             nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -114,11 +128,7 @@ impl Netns {
                 .build()
                 .expect("runtime");
             rt.block_on(f())
-        });
-        match handle.join() {
-            Ok(v) => v,
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
+        })
     }
 }
 
