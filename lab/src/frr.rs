@@ -32,6 +32,9 @@ pub struct FrrNeighbor {
     pub next_hop_self: bool,
     /// `neighbor X bfd profile lab`: follow a BFD session (needs [`FrrConfig::bfd`]).
     pub bfd: bool,
+    /// Activated in `address-family ipv6 unicast` too (IPv6 routes over
+    /// this session, whatever its own family).
+    pub ipv6: bool,
 }
 
 impl FrrNeighbor {
@@ -45,6 +48,7 @@ impl FrrNeighbor {
             rr_client: false,
             next_hop_self: false,
             bfd: false,
+            ipv6: false,
         }
     }
 }
@@ -56,7 +60,8 @@ pub struct FrrConfig {
     pub router_id: Ipv4Addr,
     pub asn: u32,
     pub neighbors: Vec<FrrNeighbor>,
-    /// `network P` statements (import-check off, so no RIB route needed).
+    /// `network P` statements (import-check off, so no RIB route needed);
+    /// IPv6 prefixes go into `address-family ipv6 unicast`.
     pub networks: Vec<String>,
     pub graceful_restart: bool,
     /// `timers bgp KEEPALIVE HOLD`.
@@ -117,7 +122,7 @@ impl FrrConfig {
             let _ = writeln!(s, " neighbor {a} advertisement-interval 0");
         }
         s.push_str(" address-family ipv4 unicast\n");
-        for p in &self.networks {
+        for p in self.networks.iter().filter(|p| !p.contains(':')) {
             let _ = writeln!(s, "  network {p}");
         }
         for n in &self.neighbors {
@@ -128,7 +133,18 @@ impl FrrConfig {
                 let _ = writeln!(s, "  neighbor {} next-hop-self", n.address);
             }
         }
-        s.push_str(" exit-address-family\n!\n");
+        s.push_str(" exit-address-family\n");
+        if self.neighbors.iter().any(|n| n.ipv6) {
+            s.push_str(" address-family ipv6 unicast\n");
+            for p in self.networks.iter().filter(|p| p.contains(':')) {
+                let _ = writeln!(s, "  network {p}");
+            }
+            for n in self.neighbors.iter().filter(|n| n.ipv6) {
+                let _ = writeln!(s, "  neighbor {} activate", n.address);
+            }
+            s.push_str(" exit-address-family\n");
+        }
+        s.push_str("!\n");
         s
     }
 
@@ -149,6 +165,8 @@ pub struct FrrRoute {
     pub as_path: Vec<u32>,
     pub next_hop: Option<String>,
     pub stale: bool,
+    /// The neighbour the path came from (`peerId`).
+    pub peer: Option<String>,
 }
 
 /// Running FRR daemons for one namespace.
@@ -334,6 +352,11 @@ impl Frr {
         Ok(parse_routes(&self.json("show bgp ipv4 unicast json")?))
     }
 
+    /// The IPv6 unicast table the same way.
+    pub fn routes6(&self) -> Result<Vec<FrrRoute>> {
+        Ok(parse_routes(&self.json("show bgp ipv6 unicast json")?))
+    }
+
     /// The standard and large communities of the best path of `prefix`
     /// (`A:B` / `A:B:C`, FRR's own words for the well-known ones), or `None`
     /// when FRR has no such route.
@@ -412,6 +435,7 @@ pub fn parse_routes(v: &Value) -> Vec<FrrRoute> {
                 as_path,
                 next_hop,
                 stale: p.get("stale").and_then(Value::as_bool).unwrap_or(false),
+                peer: p.get("peerId").and_then(Value::as_str).map(str::to_string),
             });
         }
     }

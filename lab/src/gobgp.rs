@@ -25,6 +25,9 @@ pub struct GobgpNeighbor {
     pub password: Option<String>,
     pub graceful_restart: bool,
     pub hold_time: Option<u16>,
+    /// The `ipv6-unicast` AFI-SAFI too (IPv6 routes over this session,
+    /// whatever its own family).
+    pub ipv6: bool,
 }
 
 impl GobgpNeighbor {
@@ -36,6 +39,7 @@ impl GobgpNeighbor {
             password: None,
             graceful_restart: false,
             hold_time: None,
+            ipv6: false,
         }
     }
 }
@@ -82,11 +86,21 @@ impl GobgpConfig {
             if n.graceful_restart {
                 s.push_str("  [neighbors.graceful-restart.config]\n    enabled = true\n    restart-time = 120\n");
             }
-            s.push_str("  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"ipv4-unicast\"\n");
-            if n.graceful_restart {
-                s.push_str(
-                    "    [neighbors.afi-safis.mp-graceful-restart.config]\n      enabled = true\n",
+            let families: &[&str] = if n.ipv6 {
+                &["ipv4-unicast", "ipv6-unicast"]
+            } else {
+                &["ipv4-unicast"]
+            };
+            for f in families {
+                let _ = writeln!(
+                    s,
+                    "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{f}\""
                 );
+                if n.graceful_restart {
+                    s.push_str(
+                        "    [neighbors.afi-safis.mp-graceful-restart.config]\n      enabled = true\n",
+                    );
+                }
             }
             s.push('\n');
         }
@@ -102,6 +116,8 @@ pub struct GobgpRoute {
     pub as_path: Vec<u32>,
     pub next_hop: Option<String>,
     pub stale: bool,
+    /// The neighbour the path came from (`neighbor-ip`).
+    pub peer: Option<String>,
 }
 
 /// A running gobgpd.
@@ -156,6 +172,21 @@ impl Gobgp {
     pub fn add_route(&self, prefix: &str) -> Result<()> {
         self.cli(&["global", "rib", "add", prefix, "-a", "ipv4"])
             .map(|_| ())
+    }
+
+    /// Originates the IPv6 `prefix` with global next hop `next_hop`.
+    pub fn add_route6(&self, prefix: &str, next_hop: &str) -> Result<()> {
+        self.cli(&[
+            "global", "rib", "add", prefix, "nexthop", next_hop, "-a", "ipv6",
+        ])
+        .map(|_| ())
+    }
+
+    /// The IPv6 global RIB.
+    pub fn routes6(&self) -> Result<Vec<GobgpRoute>> {
+        Ok(parse_rib(
+            &self.json(&["-j", "global", "rib", "-a", "ipv6"])?,
+        ))
     }
 
     pub fn del_route(&self, prefix: &str) -> Result<()> {
@@ -228,6 +259,10 @@ pub fn parse_rib(v: &Value) -> Vec<GobgpRoute> {
                 prefix: prefix.clone(),
                 best: p.get("best").and_then(Value::as_bool).unwrap_or(false),
                 stale: p.get("stale").and_then(Value::as_bool).unwrap_or(false),
+                peer: p
+                    .get("neighbor-ip")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
                 ..GobgpRoute::default()
             };
             for a in p

@@ -170,3 +170,41 @@ fn frr_bfd_they_connect_failover() {
     let node = pair.start_tortie(&pair.tortie_bfd_config(true));
     check_bfd_failover(&pair, &frr, &node, bfd_cuts(1));
 }
+
+/// Dual-stack (issue 11 §3), one topology: FRR (bgpd + zebra) with an IPv4
+/// and an IPv6 (TCP MD5) session to a dual-stack tortie, both activated for
+/// IPv4 and IPv6 unicast. Routes both ways in both RIBs and kernels, pings
+/// both ways, graceful restart under `ping -6`: 0 lost.
+#[test]
+fn frr_dual_stack() {
+    let Some(pair) = pair("tl-if9") else { return };
+    pair.add_ipv6();
+    let mut c = FrrConfig::new("theirs", Ipv4Addr::new(198, 51, 100, 1), THEIR_ASN);
+    for (addr, password) in [(OURS, None), (OURS6, Some(MD5_V6))] {
+        let mut n = FrrNeighbor::new(addr.parse().unwrap(), OUR_ASN);
+        n.password = password.map(str::to_string);
+        n.ipv6 = true;
+        c.neighbors.push(n);
+    }
+    c.networks = vec![THEIR_PREFIX.into(), THEIR_PREFIX6.into()];
+    c.graceful_restart = true;
+    c.timers = Some((3, 9));
+    c.with_zebra = true;
+    let frr = Frr::start(&pair.theirs, pair.their_dir.path(), &c).unwrap();
+    let mut node = pair.start_tortie(&pair.tortie_dual_config());
+    let next_hop = |session: &str, prefix: &str| {
+        let from = if session == "v4" { OURS } else { OURS6 };
+        let routes = if prefix.contains(':') {
+            frr.routes6()
+        } else {
+            frr.routes()
+        };
+        routes
+            .ok()?
+            .into_iter()
+            .find(|r| r.prefix == prefix && r.peer.as_deref() == Some(from))?
+            .next_hop
+    };
+    check_dual_stack_routes(&pair, &node, &next_hop, true);
+    check_graceful_restart_ping6(&pair, &mut node, true);
+}

@@ -126,3 +126,46 @@ fn gobgp_graceful_restart() {
     let mut node = pair.start_tortie(&pair.tortie_config(false, None));
     check_graceful_restart(&pair, &g, &mut node);
 }
+
+/// Dual-stack (issue 11 §3), one topology: GoBGP with an IPv4 and an IPv6
+/// (TCP MD5) session to a dual-stack tortie, both with the IPv4 and IPv6
+/// unicast AFI-SAFIs. Routes both ways in both RIBs and in our kernel
+/// (gobgpd installs nothing), graceful restart under `ping -6`: 0 lost.
+#[test]
+fn gobgp_dual_stack() {
+    let Some(pair) = pair("tl-ig9") else { return };
+    pair.add_ipv6();
+    let mut neighbors = Vec::new();
+    for (addr, password) in [(OURS, None), (OURS6, Some(MD5_V6))] {
+        let mut n = GobgpNeighbor::new(addr.parse().unwrap(), OUR_ASN);
+        n.password = password.map(str::to_string);
+        n.graceful_restart = true;
+        n.hold_time = Some(9);
+        n.ipv6 = true;
+        neighbors.push(n);
+    }
+    let cfg = GobgpConfig {
+        router_id: Ipv4Addr::new(198, 51, 100, 1),
+        asn: THEIR_ASN,
+        neighbors,
+    };
+    let g = Gobgp::start(&pair.theirs, pair.their_dir.path(), &cfg).unwrap();
+    g.add_route(THEIR_PREFIX).unwrap();
+    g.add_route6(THEIR_PREFIX6, THEIRS6).unwrap();
+    let mut node = pair.start_tortie(&pair.tortie_dual_config());
+    let next_hop = |session: &str, prefix: &str| {
+        let from = if session == "v4" { OURS } else { OURS6 };
+        let routes = if prefix.contains(':') {
+            g.routes6()
+        } else {
+            g.routes()
+        };
+        routes
+            .ok()?
+            .into_iter()
+            .find(|r| r.prefix == prefix && r.peer.as_deref() == Some(from))?
+            .next_hop
+    };
+    check_dual_stack_routes(&pair, &node, &next_hop, false);
+    check_graceful_restart_ping6(&pair, &mut node, false);
+}
