@@ -100,25 +100,42 @@ fn topologies_parse_without_warnings_and_binds_exist() {
 /// every tortie config valid for the agent (`tortie check`'s parser).
 #[test]
 fn generated_scale_topologies_are_valid() {
-    use tortie_lab::scale::{Mode, Reflector, ScaleSpec, generate};
+    use tortie_lab::scale::{Fabric, Mode, Reflector, ScaleSpec, generate};
     let schema_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/clab.schema.json");
     let schema: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
     let validator = jsonschema::draft7::new(&schema).expect("schema compiles");
-    for mode in [
-        Mode::Mesh,
-        Mode::Rr {
-            count: 2,
-            kind: Reflector::Tortie,
-        },
-        Mode::Rr {
-            count: 2,
-            kind: Reflector::Bird,
-        },
-        Mode::Rr {
-            count: 2,
-            kind: Reflector::Frr,
-        },
+    for (mode, fabric) in [
+        (Mode::Mesh, Fabric::L2),
+        (
+            Mode::Rr {
+                count: 2,
+                kind: Reflector::Tortie,
+            },
+            Fabric::L2,
+        ),
+        (
+            Mode::Rr {
+                count: 2,
+                kind: Reflector::Bird,
+            },
+            Fabric::L2,
+        ),
+        (
+            Mode::Rr {
+                count: 2,
+                kind: Reflector::Frr,
+            },
+            Fabric::L2,
+        ),
+        (Mode::Mesh, Fabric::Routed),
+        (
+            Mode::Rr {
+                count: 2,
+                kind: Reflector::Bird,
+            },
+            Fabric::Routed,
+        ),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let spec = ScaleSpec {
@@ -127,14 +144,16 @@ fn generated_scale_topologies_are_valid() {
             containers: 2,
             mode,
             hold_time: 9,
-            // BFD everywhere it is generated (not with FRR reflectors).
-            bfd: !matches!(
-                mode,
-                Mode::Rr {
-                    kind: Reflector::Frr,
-                    ..
-                }
-            ),
+            // BFD everywhere it is generated (not with FRR reflectors, not routed).
+            bfd: fabric == Fabric::L2
+                && !matches!(
+                    mode,
+                    Mode::Rr {
+                        kind: Reflector::Frr,
+                        ..
+                    }
+                ),
+            fabric,
         };
         let f = generate(&spec, dir.path()).unwrap();
         let doc: serde_json::Value =
@@ -143,19 +162,26 @@ fn generated_scale_topologies_are_valid() {
             .iter_errors(&doc)
             .map(|e| format!("{} at {}", e, e.instance_path()))
             .collect();
-        assert!(errors.is_empty(), "{mode:?}: {errors:#?}");
+        assert!(errors.is_empty(), "{mode:?} {fabric:?}: {errors:#?}");
         let t = Topology::load(&f, None).unwrap();
         assert!(t.warnings.is_empty(), "{mode:?}: {:?}", t.warnings);
-        // 120 nodes + reflectors on 2 switches joined by a core.
+        // 120 nodes + reflectors on switches (2 bridges, or 8 racks) joined by a core.
         let tortie = t.nodes.iter().filter(|n| n.role == Role::Tortie).count();
         assert_eq!(tortie, spec.tortie_nodes().len(), "{mode:?}");
         let daemon_rrs = if tortie == 120 { spec.reflectors() } else { 0 };
-        assert_eq!(t.nodes.len(), tortie + daemon_rrs + 3, "{mode:?}");
+        let switches = (spec.nodes + spec.reflectors()).div_ceil(spec.ports_per_switch());
+        assert_eq!(
+            t.nodes.len(),
+            tortie + daemon_rrs + 1 + switches,
+            "{mode:?}"
+        );
         assert_eq!(t.node("n0").unwrap().containers.len(), 2);
         let n0 = std::fs::read_to_string(f.with_file_name("scale-test/n0.toml")).unwrap();
         let peers = n0.matches("[[peer]]").count();
         let bfd = if spec.bfd { peers } else { 0 };
         assert_eq!(n0.matches("bfd = true").count(), bfd, "{mode:?}");
+        let vxlan = n0.contains("encapsulation = \"vxlan-cross-subnet\"");
+        assert_eq!(vxlan, fabric == Fabric::Routed, "{mode:?} {fabric:?}");
         match mode {
             Mode::Mesh => assert_eq!(peers, 119),
             Mode::Rr { count, .. } => assert_eq!(peers, count),

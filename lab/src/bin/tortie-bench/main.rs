@@ -65,6 +65,14 @@ enum ScaleMode {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum FabricArg {
+    /// One broadcast domain (switch bridges, core bridge).
+    L2,
+    /// A /24 per rack router, racks joined by a core router; VXLAN across racks.
+    Routed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum BfdArg {
     /// Node failures found by the hold timer.
     Off,
@@ -148,6 +156,9 @@ struct Cli {
     /// Scale: BFD on the sessions (repeatable, each its own run; default off).
     #[arg(long = "bfd", value_enum)]
     bfd: Vec<BfdArg>,
+    /// Scale: how the nodes are joined (repeatable, each its own run; default l2).
+    #[arg(long = "fabric", value_enum)]
+    fabrics: Vec<FabricArg>,
     /// Scale: number of route reflectors.
     #[arg(long, default_value_t = 2)]
     rr_count: usize,
@@ -291,6 +302,17 @@ fn scale(cli: &Cli) -> Result<()> {
     } else {
         cli.bfd.iter().map(|b| *b == BfdArg::On).collect()
     };
+    let fabrics: Vec<tortie_lab::scale::Fabric> = if cli.fabrics.is_empty() {
+        vec![tortie_lab::scale::Fabric::L2]
+    } else {
+        cli.fabrics
+            .iter()
+            .map(|f| match f {
+                FabricArg::L2 => tortie_lab::scale::Fabric::L2,
+                FabricArg::Routed => tortie_lab::scale::Fabric::Routed,
+            })
+            .collect()
+    };
     let mut cases = Vec::new();
     for &n in &nodes {
         for m in &modes {
@@ -305,13 +327,16 @@ fn scale(cli: &Cli) -> Result<()> {
                     .collect(),
             };
             for mode in case_modes {
-                cases.extend(bfds.iter().map(|&bfd| scale_bench::Case {
-                    nodes: n,
-                    mode,
-                    containers: cli.containers,
-                    samples,
-                    bfd,
-                }));
+                for &fabric in &fabrics {
+                    cases.extend(bfds.iter().map(|&bfd| scale_bench::Case {
+                        nodes: n,
+                        mode,
+                        containers: cli.containers,
+                        samples,
+                        bfd,
+                        fabric,
+                    }));
+                }
             }
         }
     }
@@ -324,6 +349,7 @@ fn scale(cli: &Cli) -> Result<()> {
                 mode: c.mode,
                 hold_time: 9,
                 bfd: c.bfd,
+                fabric: c.fabric,
             };
             let p = tortie_lab::scale::generate(&spec, dir)?;
             println!("{}", p.display());

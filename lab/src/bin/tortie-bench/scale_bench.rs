@@ -44,6 +44,7 @@ pub struct Case {
     pub samples: usize,
     /// BFD on every session: node down found in ≤ 0.9 s, not by the hold timer.
     pub bfd: bool,
+    pub fabric: scale::Fabric,
 }
 
 fn mode_key(m: Mode) -> String {
@@ -194,6 +195,7 @@ fn run_case(case: &Case, seq: usize) -> Result<Figures> {
         mode: case.mode,
         hold_time: 9,
         bfd: case.bfd,
+        fabric: case.fabric,
     };
     let gen_dir = tempfile::Builder::new()
         .prefix("tortie-scale")
@@ -209,7 +211,8 @@ fn run_case(case: &Case, seq: usize) -> Result<Figures> {
     let (changes, saved) =
         tortie_lab::limits::raise_neigh_thresholds(tortie_lab::limits::neigh_entries_needed(
             case.nodes + spec.reflectors(),
-            case.mode == Mode::Mesh,
+            // A routed fabric's VXLAN keeps a neighbour entry per remote VTEP.
+            case.mode == Mode::Mesh || case.fabric == scale::Fabric::Routed,
             case.containers,
         ))?;
     f.host_changes = changes;
@@ -388,12 +391,13 @@ fn mean(v: &[u64]) -> f64 {
 pub fn run(cases: &[Case]) -> Result<Section> {
     let mut sec = Section::new(
         "Scale (generated topology, netns runner)",
-        "N tortie nodes in one AS on one subnet over switch bridges (lab/src/scale.rs), K containers each (attached through the agent), full iBGP mesh or R route reflectors (tortie with route_reflector_client peers, BIRD `rr client`, or FRR); advertise = hosts, hold time 9 s, graceful restart off. lab up = the runner's whole `up` (namespaces, links, exec lines and containers on up to 16 threads, TORTIE_LAB_JOBS), CPU = its own and its reaped commands' CPU seconds (not the agents'). Times from netlink route events in every tortie node. cold start = first daemon started → every node has every block in its kernel; new route = a container's /32 on its node → on each other node (p50/p99 over all sample × node pairs; 'all' = worst sample's time to reach every node); node down = the node's link down → its block gone everywhere (hold timer 9 s, or BFD 300 ms × 3 where BFD is on); RSS/CPU of every agent after those; BGP messages = received + sent per node (all peers, all types).",
+        "N tortie nodes in one AS on one subnet over switch bridges, or (fabric routed) a /24 per rack router with vxlan-cross-subnet (lab/src/scale.rs), K containers each (attached through the agent), full iBGP mesh or R route reflectors (tortie with route_reflector_client peers, BIRD `rr client`, or FRR); advertise = hosts, hold time 9 s, graceful restart off. lab up = the runner's whole `up` (namespaces, links, exec lines and containers on up to 16 threads, TORTIE_LAB_JOBS), CPU = its own and its reaped commands' CPU seconds (not the agents'). Times from netlink route events in every tortie node. cold start = first daemon started → every node has every block in its kernel; new route = a container's /32 on its node → on each other node (p50/p99 over all sample × node pairs; 'all' = worst sample's time to reach every node); node down = the node's link down → its block gone everywhere (hold timer 9 s, or BFD 300 ms × 3 where BFD is on); RSS/CPU of every agent after those; BGP messages = received + sent per node (all peers, all types).",
     );
     sec.header = [
         "nodes",
         "mode",
         "reflectors",
+        "fabric",
         "BFD",
         "lab up (CPU)",
         "cold start",
@@ -410,10 +414,11 @@ pub fn run(cases: &[Case]) -> Result<Section> {
     let mut figures = Vec::new();
     for (seq, case) in cases.iter().enumerate() {
         eprintln!(
-            "tortie-bench: scale {} nodes, {} {}{}",
+            "tortie-bench: scale {} nodes, {} {}, {} fabric{}",
             case.nodes,
             mode_key(case.mode),
             reflector_key(case.mode),
+            case.fabric.name(),
             if case.bfd { ", BFD" } else { "" }
         );
         let mut f = run_case(case, seq)?;
@@ -441,6 +446,7 @@ pub fn run(cases: &[Case]) -> Result<Section> {
             case.nodes.to_string(),
             mode_key(case.mode),
             reflector_key(case.mode),
+            case.fabric.name().to_string(),
             if case.bfd { "on" } else { "off" }.to_string(),
             format!("{:.1} s ({:.1} CPU s)", f.lab_up_s, f.lab_up_cpu_s),
             format!("{:.2} s", f.cold_start_s),
@@ -469,6 +475,7 @@ pub fn run(cases: &[Case]) -> Result<Section> {
             "reflectors": match case.mode { Mode::Mesh => 0, Mode::Rr { count, .. } => count },
             "containers_per_node": case.containers,
             "bfd": case.bfd,
+            "fabric": case.fabric.name(),
             "lab_up_s": f.lab_up_s,
             "lab_up_cpu_s": f.lab_up_cpu_s,
             "cold_start_converged_s": f.cold_start_s,
@@ -489,7 +496,7 @@ pub fn run(cases: &[Case]) -> Result<Section> {
             "host_changes": f.host_changes,
         }));
     }
-    sec.sizes = json!({ "cases": cases.iter().map(|c| json!({"nodes": c.nodes, "mode": mode_key(c.mode), "reflectors": reflector_key(c.mode), "containers": c.containers, "samples": c.samples, "bfd": c.bfd})).collect::<Vec<_>>() });
+    sec.sizes = json!({ "cases": cases.iter().map(|c| json!({"nodes": c.nodes, "mode": mode_key(c.mode), "reflectors": reflector_key(c.mode), "containers": c.containers, "samples": c.samples, "bfd": c.bfd, "fabric": c.fabric.name()})).collect::<Vec<_>>() });
     sec.figures = Value::Array(figures);
     Ok(sec)
 }
