@@ -371,7 +371,8 @@ fn bird_graceful_restart() {
 /// address and block, BIRD with two sessions to it — "v4" over IPv4 and
 /// "v6" over IPv6 with TCP MD5 — each carrying both families (IPv6 routes
 /// over the IPv4 session with global next hops, RFC 2545 §3; IPv4 routes
-/// over the IPv6 session). Routes both ways in both RIBs and kernels, pings
+/// over the IPv6 session; our IPv6 peer passive, so BIRD connects to the
+/// default `[::]` listener with MD5). Routes both ways in both RIBs and kernels, pings
 /// both ways; graceful restart with `ping -6` running: 0 lost; BIRD's
 /// withdrawal removes our kernel route.
 #[test]
@@ -391,7 +392,11 @@ fn bird_dual_stack() {
     cfg.static_routes = vec![THEIR_PREFIX.into(), THEIR_PREFIX6.into()];
     cfg.kernel_export = true;
     let bird = Bird::start(&pair.theirs, pair.their_dir.path(), &cfg).unwrap();
-    let mut node = pair.start_tortie(&pair.tortie_dual_config());
+    // Our IPv6 peer is passive: BIRD must come in through the default
+    // dual-stack listener, with the MD5 key set on it for an IPv6 address.
+    let mut ours = pair.tortie_dual_config();
+    ours.peers[1].passive = true;
+    let mut node = pair.start_tortie(&ours);
     let next_hop = |session: &str, prefix: &str| {
         bird.routes(Some(session))
             .ok()?

@@ -191,6 +191,9 @@ fn frr_dual_stack() {
     c.timers = Some((3, 9));
     c.with_zebra = true;
     let frr = Frr::start(&pair.theirs, pair.their_dir.path(), &c).unwrap();
+    // Both ends connect: FRR as graceful-restart helper waits for the
+    // restarting speaker to connect ("Active (NSF passive)"), so a passive
+    // tortie peer stayed down after the restart below (30 s waited).
     let mut node = pair.start_tortie(&pair.tortie_dual_config());
     let next_hop = |session: &str, prefix: &str| {
         let from = if session == "v4" { OURS } else { OURS6 };
