@@ -77,6 +77,10 @@ pub struct MetricsSnapshot {
     /// Desired routes not in the kernel now, by reason (an errno name,
     /// `no_device` or `conflict`).
     pub routes_not_installed: Vec<(String, u64)>,
+    /// Remote VXLAN VTEPs the learned routes go through.
+    pub vxlan_vteps: u64,
+    /// VXLAN FDB/neighbour entries of ours someone removed, put back.
+    pub vxlan_entries_restored: u64,
     pub containers: u64,
     /// `(state, count)`: allocated, free, reserved.
     pub ipam: Vec<(String, u64)>,
@@ -345,6 +349,18 @@ impl Collector for SnapshotCollector {
         )?;
         gauge_family(
             &mut enc,
+            "tortie_dataplane_vxlan_vteps",
+            "Remote VXLAN VTEPs (other nodes) the learned routes go through; each has a permanent FDB and neighbour entry.",
+            &[(Vec::new(), clamp(s.vxlan_vteps))],
+        )?;
+        counter_family(
+            &mut enc,
+            "tortie_dataplane_vxlan_entries_restored",
+            "VXLAN FDB/neighbour entries of tortie's that someone else removed, put back.",
+            &[(Vec::new(), s.vxlan_entries_restored)],
+        )?;
+        gauge_family(
+            &mut enc,
             "tortie_containers",
             "Containers (interfaces) attached by this agent.",
             &[(Vec::new(), clamp(s.containers))],
@@ -508,6 +524,8 @@ fn tests_sample() -> MetricsSnapshot {
         routes_blackhole: 1,
         netlink_errors: vec![("ENETUNREACH".to_string(), 3)],
         routes_not_installed: vec![("ENETUNREACH".to_string(), 1)],
+        vxlan_vteps: 2,
+        vxlan_entries_restored: 1,
         containers: 2,
         ipam: vec![
             ("allocated".into(), 2),
@@ -549,6 +567,8 @@ mod tests {
             "tortie_dataplane_routes",
             "tortie_dataplane_netlink_errors_total",
             "tortie_dataplane_routes_not_installed",
+            "tortie_dataplane_vxlan_vteps",
+            "tortie_dataplane_vxlan_entries_restored_total",
             "tortie_containers",
             "tortie_ipam_addresses",
             "tortie_build_info",

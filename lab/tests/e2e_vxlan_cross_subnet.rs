@@ -2,7 +2,8 @@
 //! on two subnets behind a router without pod routes. Every container pings
 //! every other; n1↔n2 (same subnet) route natively and only traffic to n3
 //! moves n1's `vxlan.tortie` counters; the FDB and neighbour entries of
-//! n3's VTEP, deleted behind the agent's back, are back within a second;
+//! n3's VTEP, deleted behind the agent's back, are back within a second
+//! (and counted in the metrics);
 //! n1's agent SIGKILLed and restarted under a ping over VXLAN loses nothing;
 //! down leaves nothing.
 
@@ -105,6 +106,18 @@ fn vxlan_cross_subnet_end_to_end() {
     );
     within_a_second(&g, "FDB entry");
     assert!(ping(&g, ("n1", "c1"), ("n3", "c1"), 3));
+    // n1 goes through one remote VTEP (n3), and counted the two repairs.
+    let metrics = node_sh(&g, "n1", "curl -s http://127.0.0.1:9642/metrics");
+    assert!(
+        metrics.contains("\ntortie_dataplane_vxlan_vteps 1\n")
+            && metrics.contains("\ntortie_dataplane_vxlan_entries_restored_total 2\n"),
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("vxlan"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 
     // Agent crash + restart under a ping over VXLAN: nothing lost.
     agent_restart_under_ping_loses_nothing(

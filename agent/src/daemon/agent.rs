@@ -415,6 +415,8 @@ impl MetricsSource for Agent {
             routes_blackhole: stats.installed_blackhole,
             netlink_errors: stats.refused.into_iter().collect(),
             routes_not_installed: stats.not_installed.into_iter().collect(),
+            vxlan_vteps: stats.vteps,
+            vxlan_entries_restored: stats.vtep_entries_restored,
             containers: self.registry().len() as u64,
             ipam: vec![
                 ("allocated".to_string(), counts.allocated),

@@ -594,7 +594,7 @@ impl Reconciler {
         Ok(())
     }
 
-    fn publish(&mut self) {
+    pub(super) fn publish(&mut self) {
         let mut s = self.counters.clone();
         s.desired = self.slots.desired_len() as u64;
         s.installed_learned = 0;

@@ -148,8 +148,17 @@ impl Reconciler {
         }
     }
 
-    /// Bring the kernel's entries of ours to the desired set.
+    /// Bring the kernel's entries of ours to the desired set; a repair is
+    /// published at once (statistics are otherwise published every second).
     pub(super) async fn sync_vteps(&mut self) {
+        let restored = self.vteps.restored;
+        self.write_vteps().await;
+        if self.vteps.restored != restored {
+            self.publish();
+        }
+    }
+
+    async fn write_vteps(&mut self) {
         self.vteps.dirty = false;
         let devs = self.vxlan_indexes();
         if devs.is_empty() {
