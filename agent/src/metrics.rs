@@ -72,6 +72,8 @@ pub struct MetricsSnapshot {
     pub routes_learned: u64,
     pub routes_local: u64,
     pub routes_blackhole: u64,
+    /// Of the three above, the IPv6 ones (learned, local, blackhole).
+    pub routes_ipv6: [u64; 3],
     /// Netlink requests the kernel refused, by errno name (`ENETUNREACH`).
     pub netlink_errors: Vec<(String, u64)>,
     /// Desired routes not in the kernel now, by reason (an errno name,
@@ -313,18 +315,22 @@ impl Collector for SnapshotCollector {
         gauge_family(
             &mut enc,
             "tortie_dataplane_routes",
-            "Kernel routes owned by tortie, by kind: learned (BGP), local (container /32s), blackhole (own block).",
+            "Kernel routes owned by tortie, by kind: learned (BGP), local (container host routes), blackhole (own blocks); and family (ipv4, ipv6).",
             &[
-                (
-                    vec![("kind", "learned".to_string())],
-                    clamp(s.routes_learned),
-                ),
-                (vec![("kind", "local".to_string())], clamp(s.routes_local)),
-                (
-                    vec![("kind", "blackhole".to_string())],
-                    clamp(s.routes_blackhole),
-                ),
-            ],
+                ("learned", s.routes_learned, s.routes_ipv6[0]),
+                ("local", s.routes_local, s.routes_ipv6[1]),
+                ("blackhole", s.routes_blackhole, s.routes_ipv6[2]),
+            ]
+            .iter()
+            .flat_map(|(kind, total, v6)| {
+                [("ipv4", total.saturating_sub(*v6)), ("ipv6", *v6)].map(|(family, n)| {
+                    (
+                        vec![("kind", kind.to_string()), ("family", family.to_string())],
+                        clamp(n),
+                    )
+                })
+            })
+            .collect::<Vec<_>>(),
         )?;
         let by_reason = |rows: &[(String, u64)]| -> Vec<(Labels, u64)> {
             rows.iter()
@@ -522,6 +528,7 @@ fn tests_sample() -> MetricsSnapshot {
         routes_learned: 3,
         routes_local: 2,
         routes_blackhole: 1,
+        routes_ipv6: [1, 0, 0],
         netlink_errors: vec![("ENETUNREACH".to_string(), 3)],
         routes_not_installed: vec![("ENETUNREACH".to_string(), 1)],
         vxlan_vteps: 2,
@@ -604,7 +611,13 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("tortie_dataplane_routes{kind=\"blackhole\"} 1"),
+            text.contains("tortie_dataplane_routes{kind=\"blackhole\",family=\"ipv4\"} 1"),
+            "{text}"
+        );
+        // 3 learned, 1 of them IPv6.
+        assert!(
+            text.contains("tortie_dataplane_routes{kind=\"learned\",family=\"ipv4\"} 2")
+                && text.contains("tortie_dataplane_routes{kind=\"learned\",family=\"ipv6\"} 1"),
             "{text}"
         );
         assert!(

@@ -76,7 +76,7 @@ fn two_nodes_peer_attach_ping_status_metrics() {
     );
     assert!(m.contains("tortie_containers 1"), "{m}");
     assert!(
-        m.contains("tortie_dataplane_routes{kind=\"learned\"} 1"),
+        m.contains("tortie_dataplane_routes{kind=\"learned\",family=\"ipv4\"} 1"),
         "{m}"
     );
     promtool_ok(&m);

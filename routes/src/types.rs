@@ -97,6 +97,9 @@ pub struct RouteStats {
     pub installed_local: u64,
     /// Blackhole routes installed as desired.
     pub installed_blackhole: u64,
+    /// Of the three above, the IPv6 ones: learned, local, blackhole (the
+    /// `family` label of `tortie_dataplane_routes`).
+    pub installed_ipv6: [u64; 3],
     /// Desired routes not (yet) in the kernel as desired.
     pub pending: u64,
     /// Routes of our protocol found at start-up (adopted).

@@ -413,6 +413,7 @@ impl MetricsSource for Agent {
             routes_learned: stats.installed_learned,
             routes_local: stats.installed_local,
             routes_blackhole: stats.installed_blackhole,
+            routes_ipv6: stats.installed_ipv6,
             netlink_errors: stats.refused.into_iter().collect(),
             routes_not_installed: stats.not_installed.into_iter().collect(),
             vxlan_vteps: stats.vteps,

@@ -600,14 +600,19 @@ impl Reconciler {
         s.installed_learned = 0;
         s.installed_local = 0;
         s.installed_blackhole = 0;
+        s.installed_ipv6 = [0; 3];
         self.routes.purge();
-        for (_, want, kernel) in self.slots.iter() {
+        for (prefix, want, kernel) in self.slots.iter() {
             let Some(want) = want else { continue };
             if kernel.is_some_and(|k| Arc::ptr_eq(want, k) || want.satisfied_by(k)) {
-                match want.kind() {
-                    RouteKind::Learned => s.installed_learned += 1,
-                    RouteKind::Local => s.installed_local += 1,
-                    RouteKind::Blackhole => s.installed_blackhole += 1,
+                let (total, i) = match want.kind() {
+                    RouteKind::Learned => (&mut s.installed_learned, 0),
+                    RouteKind::Local => (&mut s.installed_local, 1),
+                    RouteKind::Blackhole => (&mut s.installed_blackhole, 2),
+                };
+                *total += 1;
+                if prefix.is_ipv6() {
+                    s.installed_ipv6[i] += 1;
                 }
             }
         }
