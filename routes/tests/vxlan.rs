@@ -5,7 +5,9 @@
 //! loopbacks. Pings cross only with `vxlan` (`none` fails: the router drops
 //! them); FDB/neighbour entries deleted behind the table's back come back
 //! within a second; an entry that is not ours is never touched; entries go
-//! when the last route through the VTEP goes.
+//! when the last route through the VTEP goes; a restarted table adopts the
+//! entries it finds and sweeps them only after `converged`. The same over
+//! an IPv6 underlay with `vxlan6.tortie`.
 
 mod common;
 
@@ -22,6 +24,8 @@ use tortie_routes::{
 enum Cmd {
     Encap(Encapsulation),
     Remove,
+    /// A new route table (a restarted agent), with nothing desired yet.
+    Restart,
     Converged,
     Stop,
 }
@@ -54,7 +58,7 @@ impl Node {
             ensure_vxlan(&spec).expect("vxlan device");
             // Idempotent: a second call keeps the device.
             ensure_vxlan(&spec).expect("vxlan device again");
-            let table = RouteTable::start(149, 254).await.expect("route table");
+            let mut table = RouteTable::start(149, 254).await.expect("route table");
             let _ = done_tx.send("ready".into());
             while let Some(cmd) = rx.recv().await {
                 let answer = match cmd {
@@ -66,6 +70,11 @@ impl Node {
                     }
                     Cmd::Remove => {
                         table.remove(block).await;
+                        format!("{:?}", table.flush().await)
+                    }
+                    Cmd::Restart => {
+                        drop(table);
+                        table = RouteTable::start(149, 254).await.expect("route table");
                         format!("{:?}", table.flush().await)
                     }
                     Cmd::Converged => {
@@ -302,6 +311,30 @@ fn vxlan_crosses_a_router_without_pod_routes() {
     // The last route through the VTEP goes: so do its entries, not others.
     assert_eq!(node1.ask(Cmd::Remove), "Ok(())");
     within(Duration::from_secs(1), "entries swept", || {
+        !has_neigh() && !has_fdb()
+    });
+    assert!(neigh().contains("203.0.113.9"), "{}", neigh());
+
+    // A restart: the new table adopts the entries it finds (kept, traffic
+    // flows) until it is told it has converged, then sweeps what nobody
+    // desires; an entry that is not ours stays.
+    assert_eq!(node1.ask(Cmd::Encap(Encapsulation::Vxlan)), "Ok(())");
+    within(Duration::from_secs(1), "entries back", || {
+        has_neigh() && has_fdb()
+    });
+    assert_eq!(node1.ask(Cmd::Restart), "Ok(())");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        has_neigh() && has_fdb(),
+        "adopted entries kept: {}",
+        neigh()
+    );
+    assert!(
+        ping(&n1, "10.244.1.1", "10.244.3.1"),
+        "ping across the restart"
+    );
+    node1.ask(Cmd::Converged);
+    within(Duration::from_secs(1), "adopted entries swept", || {
         !has_neigh() && !has_fdb()
     });
     assert!(neigh().contains("203.0.113.9"), "{}", neigh());
