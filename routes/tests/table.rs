@@ -644,3 +644,66 @@ fn ipv6_routes_install_ecmp_restore_and_remove() {
         assert_eq!(t.stats().netlink_errors, 0);
     });
 }
+
+/// A replacement the kernel refuses must not leave the route it was to
+/// replace (found in the QEMU guest: `encapsulation` switched from `ipip` to
+/// `none` kept `<block> via X dev tunl0 onlink`, because a plain route via an
+/// off-subnet X is refused, and pods kept talking through the tunnel): the old
+/// route of ours goes within the retry second, the prefix is reported not
+/// installed, and the desired route still goes in once it becomes possible.
+#[test]
+fn refused_replacement_removes_the_route_it_replaces() {
+    if !require_root() {
+        return;
+    }
+    let ns = setup("tbl-stale");
+    let name = ns.name.clone();
+    ns.run(move || async move {
+        let probe = Netns::borrowed(&name);
+        let t = RouteTable::start(149, 254).await.expect("start");
+        let p = net("10.87.0.0/24");
+        let onlink = KernelRoute::Unicast {
+            next_hops: vec![NextHop {
+                gateway: "10.201.0.2".parse().unwrap(),
+                dev: Some("rt0".into()),
+                onlink: true,
+            }],
+        };
+        t.set(p, onlink).await;
+        t.flush().await.expect("an onlink route installs");
+        let shown = |probe: &Netns| probe.ip(&["route", "show", "10.87.0.0/24", "proto", "149"]);
+        assert!(shown(&probe).contains("onlink"), "{}", shown(&probe));
+        // The same next hop without onlink: not on a connected subnet.
+        t.set(p, via("10.201.0.2")).await;
+        assert!(
+            t.flush().await.is_err(),
+            "the kernel must refuse the plain route"
+        );
+        let t0 = Instant::now();
+        while !shown(&probe).trim().is_empty() && t0.elapsed() < Duration::from_secs(3) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            shown(&probe).trim(),
+            "",
+            "the replaced route is still there"
+        );
+        eprintln!("old route gone {:?} after the refusal", t0.elapsed());
+        let why = t.not_installed().await;
+        assert!(
+            why.get(&p.into())
+                .is_some_and(|w| w.contains("Network is unreachable")),
+            "{why:?}"
+        );
+        probe.ip(&["addr", "add", "10.201.0.1/24", "dev", "rt0"]);
+        wait_for(
+            &probe,
+            &["route", "show", "10.87.0.0/24"],
+            "via 10.201.0.2 dev rt0 proto 149",
+            Duration::from_millis(1500),
+        )
+        .await;
+        t.flush().await.expect("installed once reachable");
+        assert!(t.not_installed().await.is_empty());
+    });
+}

@@ -15,7 +15,9 @@
 //! each `sendmsg`, before any notification is applied — and for a buffer
 //! that could not be sent (its prefixes become dirty again). A refused
 //! request leaves the prefix in `failed` with the kernel's reason; `flush`
-//! reports it.
+//! reports it. A refused replace leaves the old route in the kernel: the
+//! next look at the prefix (the retry tick) deletes it, since a route we no
+//! longer want must not carry traffic, then retries the desired one.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -221,6 +223,18 @@ impl Reconciler {
                                 .into(),
                         },
                     );
+                } else if kernel.is_some()
+                    && self
+                        .failed
+                        .get(&p)
+                        .is_some_and(|f| matches!(f.kind, Kind::Refused(_)))
+                {
+                    // The kernel refused to replace the route of ours it
+                    // still holds for `p`: that route is not wanted any more
+                    // (e.g. a tunnel route after the encapsulation was
+                    // switched off), so it goes; the desired one is tried
+                    // again at the next retry.
+                    w.delete(p, kernel);
                 } else if let Err(why) = w.replace(p, d, kernel) {
                     self.fail(
                         p,
