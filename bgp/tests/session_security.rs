@@ -127,3 +127,38 @@ async fn dual_stack_listener_with_md5_for_an_ipv4_peer() {
     a.shutdown(false).await;
     b.shutdown(false).await;
 }
+
+#[tokio::test]
+async fn gtsm_on_ipv6_sockets() {
+    // RFC 5082 over IPv6: IPV6_UNICAST_HOPS 255 and IPV6_MINHOPCOUNT on the
+    // outgoing, listening and accepted sockets. On ::1 a GTSM peer arrives
+    // with hop limit 255 and comes up; one sending the default (64) is dropped.
+    let lo6: std::net::IpAddr = "::1".parse().unwrap();
+    for (gtsm_sender, comes_up) in [(true, true), (false, false)] {
+        let mut a_cfg = config(65001, lo6, true);
+        let a_port = a_cfg.listen.unwrap().port();
+        let mut p = peer(lo6, 65002, 179, true);
+        p.ttl_security = Some(1);
+        a_cfg.peers.push(p);
+        let mut b_cfg = config(65002, lo6, false);
+        b_cfg.router_id = std::net::Ipv4Addr::new(10, 0, 0, 2);
+        let mut p = peer(lo6, 65001, a_port, false);
+        p.ttl_security = gtsm_sender.then_some(1);
+        b_cfg.peers.push(p);
+        let (a, mut a_rx) = Speaker::start(a_cfg).await.unwrap();
+        let (b, _b_rx) = Speaker::start(b_cfg).await.unwrap();
+        if comes_up {
+            wait_established(&mut a_rx, lo6).await;
+        } else {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let st = &a.peers().await[0];
+            assert_eq!(
+                (st.established_transitions, st.messages_received.keepalive),
+                (0, 0),
+                "{st:?}"
+            );
+        }
+        a.shutdown(false).await;
+        b.shutdown(false).await;
+    }
+}
