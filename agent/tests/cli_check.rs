@@ -1,6 +1,8 @@
 //! The `tortie` binary without an agent: `check` exit codes and messages,
 //! `run` refusing an invalid file, completions, and the "agent not running" error.
 
+mod common;
+
 use std::process::Command;
 
 const TORTIE: &str = env!("CARGO_BIN_EXE_tortie");
@@ -124,6 +126,50 @@ fn node_address_on_no_interface_is_a_hint_at_check_and_an_error_at_run() {
         "run touched its state dir"
     );
     assert!(!dir.path().join("s.sock").exists(), "run bound its socket");
+}
+
+/// felix#756: on the node itself (its address on a link of MTU 1460),
+/// `check` refuses a `dataplane.mtu` above what the path allows with the
+/// figures, and accepts the path's own value (root: a namespace).
+#[test]
+fn check_refuses_an_mtu_above_the_path_on_the_node() {
+    if !common::root_or_skip() {
+        return;
+    }
+    let ns = common::Netns::new(format!("{}-mtu", common::tag("chk")));
+    let ipn = |args: &[&str]| {
+        let mut full = vec!["ip", "-n", ns.name.as_str()];
+        full.extend_from_slice(args);
+        common::sh(&full);
+    };
+    ipn(&["link", "add", "up0", "type", "veth", "peer", "name", "up1"]);
+    ipn(&["link", "set", "up0", "mtu", "1460", "up"]);
+    ipn(&["addr", "add", "192.0.2.11/24", "dev", "up0"]);
+    let dir = tempfile::tempdir().unwrap();
+    let check = |mtu: u32| {
+        let file = dir.path().join(format!("mtu{mtu}.toml"));
+        std::fs::write(
+            &file,
+            format!("{VALID}\n[dataplane]\nencapsulation = \"vxlan\"\nmtu = {mtu}\n"),
+        )
+        .unwrap();
+        let out =
+            common::run(&mut ns.exec(&[TORTIE, "check", "--config", &file.to_string_lossy()]));
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = check(1420);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("dataplane.mtu 1420 is larger than the path allows")
+            && err.contains("MTU 1460")
+            && err.contains("leaves 1410"),
+        "{err}"
+    );
+    let (code, err) = check(1410);
+    assert_eq!(code, Some(0), "{err}");
 }
 
 /// `--socket` and `-o` go before or after the subcommand.
