@@ -6,8 +6,9 @@
 //! `lab/vm/run-guest --bin …/tortie` boots the guest with the binary stripped into its
 //! initramfs. The guest (`lab/vm/guest/scenario.sh`) builds three nodes on two subnets behind a
 //! router that has no pod routes, runs `tortie run` in each node with a config it writes, attaches
-//! containers with `tortie attach`, and restarts the agents with encapsulation `none` (negative
-//! control: pings across the router must fail), `ipip-cross-subnet` and `ipip`, checking kernel
+//! containers with `tortie attach`, and restarts the agents with encapsulation `ipip-cross-subnet`,
+//! `ipip` and `none` (negative control: no route may keep using tunl0, pings across the router
+//! must fail), checking kernel
 //! routes, `tunl0` and its counters, MTUs and pings. It prints `TORTIE-VM-RESULT: PASS` only if
 //! every check passed; this test decides from the serial log. No traffic leaves the guest.
 //!
@@ -34,9 +35,9 @@ fn ipip_agent_in_a_qemu_guest() {
     let (log, vm) = run_guest(&["--bin".into(), tortie.into_os_string()]);
     // The three phases ran (the PASS line alone would also follow a scenario cut short).
     for phase in [
-        "== negative control: encapsulation none",
         "== ipip-cross-subnet",
         "== ipip (always)",
+        "== negative control: encapsulation none",
         "== end",
     ] {
         assert!(

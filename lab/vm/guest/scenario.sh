@@ -17,14 +17,15 @@
 #
 # Phases (the agents are restarted with a new dataplane.encapsulation between them):
 #   1. underlay: node to node pings through the router.
-#   2. none (negative control): the agents learn every block, A<->C pings (plain route on the
-#      shared subnet), A<->B pings must NOT pass (the router has no pod routes). Containers are
-#      then detached, the agents stopped.
-#   3. ipip-cross-subnet: containers attached again (MTU underlay - 20 = 1380); the agents' routes are
-#      `<B block> via 192.168.20.2 dev tunl0 onlink` but `<C block> via 192.168.10.3 dev eth0`;
-#      every container pings every other one; tunl0 counters prove which pings took the tunnel;
-#      a full-size don't-fragment ping crosses it.
-#   4. ipip: the agents restart (containers stay attached): now A<->C goes through tunl0 too.
+#   2. ipip-cross-subnet: containers attached (MTU underlay - 20 = 1380); the agents' routes
+#      are `<B block> via 192.168.20.2 dev tunl0 onlink` but `<C block> via 192.168.10.3 dev
+#      eth0`; every container pings every other one; tunl0 counters prove which pings took
+#      the tunnel; a full-size don't-fragment ping crosses it.
+#   3. ipip: the agents restart (containers stay attached): now A<->C goes through tunl0 too.
+#   4. none (negative control): the agents restart again; no route may use tunl0 any more
+#      (the plain route to B's block is refused by the kernel: the tunnel route it replaces
+#      must still go), A learned B's block but has it not installed, A<->C pings (plain),
+#      A<->B pings must NOT pass (the router has no pod routes).
 #   5. the agents stop on SIGTERM with exit 0.
 
 IP=/usr/bin/ip
@@ -198,11 +199,6 @@ attach_all() {
     fi
   done
 }
-detach_all() {
-  for n in $NODES; do
-    must "node$n: tortie detach c$n" tortie_cli "$n" detach --id "c$n"
-  done
-}
 ctr_mtu() { in_ns "c$1" cat /sys/class/net/eth0/mtu; }
 show_routes() { for n in $NODES; do in_ns "node$n" "$IP" route show proto "$PROTO" | sed "s/^/    node$n: /"; done; }
 
@@ -252,30 +248,6 @@ phase "underlay"
 must "underlay nodeA -> nodeB through the router" ping_from nodeA 192.168.20.2
 must "underlay nodeC -> nodeB through the router" ping_from nodeC 192.168.20.2
 must "underlay nodeA -> nodeC on the shared subnet" ping_from nodeA 192.168.10.3
-
-# ---------------------------------------------------------------- negative control
-phase "negative control: encapsulation none"
-start_agents none
-converge
-attach_all
-show_routes
-must "none: container cA -> its host nodeA" ping_from cA 192.168.10.2
-# The agent learned B's block: only the dataplane can keep cA from reaching cB.
-tortie_cli A routes "$(node_block B)" -o json >/tmp/routes.A 2>&1
-if grep -q '"installed": false' /tmp/routes.A && grep -q '"next_hop": "192.168.20.2"' /tmp/routes.A; then
-  ok "none: nodeA learned B's block via 192.168.20.2, not installed ($(sed -n 's/.*"not_installed": "\(.*\)".*/\1/p' /tmp/routes.A))"
-else
-  fail "none: nodeA's tortie routes $(node_block B): $(tr -d '\n' </tmp/routes.A)"
-fi
-m=$(ctr_mtu A)
-[ "$m" = "$UNDERLAY_MTU" ] && ok "none: cA's eth0 mtu $m (the underlay's)" || fail "none: cA's eth0 mtu $m, want $UNDERLAY_MTU"
-has_kroute A "$(node_block C)" && ok "none: nodeA has a kernel route to C's block ($(kroute A "$(node_block C)"))" ||
-  fail "none: nodeA has no kernel route to C's block"
-must "none: cA -> cC on the shared subnet (plain route)" ping_from cA "$(ctr_ip C)"
-must "none: cA -> cB across the router must fail (no pod routes on the router)" no_ping_from cA "$(ctr_ip B)"
-must "none: cB -> cA across the router must fail" no_ping_from cB "$(ctr_ip A)"
-detach_all
-stop_agents
 
 # ---------------------------------------------------------------- ipip-cross-subnet
 phase "ipip-cross-subnet"
@@ -351,6 +323,42 @@ txa2=$(tx_packets A); rxc2=$(rx_packets C)
   fail "ipip: tunl0 not used for cA -> cC: nodeA tx $txa -> $txa2, nodeC rx $rxc -> $rxc2"
 must "ipip: cA -> cB still across the tunnel" ping_from cA "$(ctr_ip B)"
 must "ipip: cC -> cB across the tunnel" ping_from cC "$(ctr_ip B)"
+
+# ---------------------------------------------------------------- negative control
+phase "negative control: encapsulation none, agents restarted, containers stay"
+stop_agents
+start_agents none
+# No route of ours may keep using the tunnel: the plain routes to B's block (next hop
+# outside the subnet) are refused by the kernel, and the tunnel routes they were to
+# replace must go within the agents' retry second.
+no_tunnel_routes() {
+  for n in $NODES; do
+    in_ns "node$n" "$IP" route show proto "$PROTO" | grep -q tunl0 && return 1
+  done
+  return 0
+}
+converge
+if wait_for 3 no_tunnel_routes; then
+  ok "none: no route of any node goes through tunl0 any more"
+else
+  fail "none: routes through tunl0 left: $(for n in $NODES; do in_ns "node$n" "$IP" -o route show proto "$PROTO" | grep tunl0; done | tr '\n' ';')"
+fi
+show_routes
+# The agent learned B's block: only the dataplane can keep cA from reaching cB.
+tortie_cli A routes "$(node_block B)" -o json >/tmp/routes.A 2>&1
+if grep -q '"installed": false' /tmp/routes.A && grep -q '"next_hop": "192.168.20.2"' /tmp/routes.A; then
+  ok "none: nodeA learned B's block via 192.168.20.2, not installed ($(sed -n 's/.*"not_installed": "\(.*\)".*/\1/p' /tmp/routes.A))"
+else
+  fail "none: nodeA's tortie routes $(node_block B): $(tr -d '\n' </tmp/routes.A)"
+fi
+rC=$(kroute A "$(node_block C)")
+case "$rC" in
+  *"via 192.168.10.3 dev eth0"*) ok "none: nodeA's route to C's block is plain ($rC)" ;;
+  *) fail "none: nodeA's route to C's block is '$rC', want via 192.168.10.3 dev eth0" ;;
+esac
+must "none: cA -> cC on the shared subnet (plain route)" ping_from cA "$(ctr_ip C)"
+must "none: cA -> cB across the router must fail (no pod routes on the router)" no_ping_from cA "$(ctr_ip B)"
+must "none: cB -> cA across the router must fail" no_ping_from cB "$(ctr_ip A)"
 
 phase "stop"
 stop_agents
