@@ -126,6 +126,25 @@ fn peer(
             "set passive = false, or let the node listen (bgp.listen_port = 179)",
         );
     }
+    // Only `::` serves both families (IPV6_V6ONLY off); 0.0.0.0 or an IPv4
+    // address takes IPv4 connections only, an IPv6 address IPv6 only.
+    let any6 = bgp.listen_address == IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED);
+    if passive
+        && bgp.listen_port != 0
+        && !any6
+        && let (Some(v), Some(a)) = (&rp.passive, address)
+        && a.is_ipv4() != bgp.listen_address.is_ipv4()
+    {
+        loc.at(
+            v.span(),
+            format!(
+                "{label} is passive but bgp.listen_address {} takes no connection from an {} address: the session can never come up",
+                bgp.listen_address,
+                if a.is_ipv4() { "IPv4" } else { "IPv6" }
+            ),
+            "leave bgp.listen_address out (the default \"::\" listens on both families), or set passive = false",
+        );
+    }
     let ttl_security = match &rp.ttl_security {
         None => None,
         Some(v) => match *v.get_ref() {

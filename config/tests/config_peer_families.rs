@@ -125,3 +125,31 @@ fn refusals_name_the_entry_position_and_a_hint() {
         assert!(p.hint.is_some(), "{keys:?}: no hint");
     }
 }
+
+#[test]
+fn a_passive_peer_needs_a_listener_of_its_family() {
+    // The default listener `::` takes both families.
+    let ok = file(NODE_DUAL, "2001:db8:1::1", "passive = true\n");
+    assert_eq!(families(&ok), vec![V4, V6]);
+    for (listen, peer, family) in [
+        ("0.0.0.0", "2001:db8:1::1", "IPv6"),
+        ("2001:db8:1::11", "198.51.100.1", "IPv4"),
+    ] {
+        let text = file(
+            &format!("{NODE_DUAL}[bgp]\nlisten_address = \"{listen}\"\n"),
+            peer,
+            "passive = true\n",
+        );
+        let e = parse_with_hostname(&text, "t.toml", &|| None).unwrap_err();
+        let p = e
+            .problems
+            .iter()
+            .find(|p| {
+                p.message
+                    .contains(&format!("takes no connection from an {family} address"))
+            })
+            .unwrap_or_else(|| panic!("{e}"));
+        assert_eq!((p.line, p.column), (11, 11), "{p:?}");
+        assert!(p.hint.is_some());
+    }
+}

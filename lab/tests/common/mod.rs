@@ -537,6 +537,16 @@ pub fn check_dual_stack_routes(
     their_kernel: bool,
 ) {
     wait_dual_established(node);
+    // Our blocks of both families are blackholed (only the containers'
+    // host routes inside them forward).
+    let ours6 = pair
+        .ours
+        .run(&["ip", "-6", "route", "show", BLOCK6])
+        .unwrap_or_default();
+    assert!(
+        ours6.contains("blackhole") && ours6.contains("proto 149"),
+        "{ours6:?}"
+    );
     // Ours from them: IPv6 and IPv4, in the RIB and the kernel.
     let r = wait_our_route(node, THEIR_PREFIX6);
     assert_eq!(r.next_hop.as_deref(), Some(THEIRS6), "{r:?}");
