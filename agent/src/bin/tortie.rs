@@ -60,12 +60,24 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let code = runtime.block_on(daemon::run(
+            // The agent's event loop runs as a task on the runtime's workers,
+            // beside the speaker's tasks, not on this thread: a route event
+            // then wakes a task on the same worker, not a parked thread (a
+            // futex wake and a context switch per event batch, most of the
+            // control plane's kernel time when the agent has one CPU).
+            let agent = runtime.spawn(daemon::run(
                 config,
                 daemon::RunOptions {
                     install_learned: !no_kernel,
                 },
             ));
+            let code = match runtime.block_on(agent) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("tortie: the agent task failed: {e}");
+                    1
+                }
+            };
             // Tasks still parked (netlink threads, idle connections) must not
             // delay the exit: everything worth keeping is on disk or in the kernel.
             runtime.shutdown_timeout(std::time::Duration::from_millis(500));

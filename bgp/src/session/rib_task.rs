@@ -47,6 +47,10 @@ const NON_GR_PEER_SETTLE: Duration = Duration::from_secs(5);
 const MAX_BACKLOG: usize = 65_536;
 /// How often backlogs are retried.
 const BACKLOG_RETRY: Duration = Duration::from_millis(5);
+/// Most messages handled per wake-up of the RIB task, and for how long at
+/// most, before timers, backlogs and event delivery get their turn.
+const MSGS_PER_WAKE: usize = 256;
+const MSGS_TIME_PER_WAKE: Duration = Duration::from_millis(1);
 /// Prefixes per step of a bulk removal ([`Rib::remove_step`]): the output
 /// of a step (~80 bytes per best-path change, 32 per withdrawal per peer)
 /// stays around a megabyte, and the UPDATEs stay packed (a step's IPv4
@@ -148,7 +152,22 @@ pub(crate) async fn run(
         };
         match wake {
             Wake::Backlog => t.drain_backlogs(),
-            Wake::Msg(Some(m)) => t.handle(m).await,
+            Wake::Msg(Some(m)) => {
+                t.handle(m).await;
+                // A peer's burst of UPDATEs is usually queued behind it: take
+                // more before the select (and its timers) is set up again,
+                // for a bounded time so timers and delivery keep their pace.
+                let started = std::time::Instant::now();
+                for _ in 1..MSGS_PER_WAKE {
+                    if started.elapsed() >= MSGS_TIME_PER_WAKE {
+                        break;
+                    }
+                    match rx.try_recv() {
+                        Ok(m) => t.handle(m).await,
+                        Err(_) => break,
+                    }
+                }
+            }
             Wake::Msg(None) => return,
             Wake::Timer => t.on_timers().await,
             Wake::Nothing => {}

@@ -295,6 +295,15 @@ impl PeerTask {
                         if let Some(m) = self.to_rib.pop_front() {
                             p.send(m);
                         }
+                        // The rest of what one read decoded goes too while the
+                        // channel has room: one turn of this loop (and of its
+                        // timers) per read, not per UPDATE.
+                        while !self.to_rib.is_empty() {
+                            let Ok(p) = self.rib.try_reserve() else { break };
+                            if let Some(m) = self.to_rib.pop_front() {
+                                p.send(m);
+                            }
+                        }
                         Wake::Nothing
                     }
                     Err(_) => Wake::RibGone,
