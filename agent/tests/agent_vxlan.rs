@@ -1,0 +1,144 @@
+//! Root integration test of `dataplane.encapsulation = "vxlan"` through
+//! `tortie run` (issue 12): two agents on different subnets behind a router
+//! namespace that forwards between the subnets but has no route for pod
+//! addresses, one container each (`tortie attach`). With `none` the learned
+//! route cannot be used and the containers do not reach each other (negative
+//! control); restarted with `vxlan` they do, over `vxlan.tortie`, with the
+//! containers' MTU at underlay − 50. Namespaces, veths and agents go with the
+//! Drop guards, on failure too.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+fn set_encapsulation(a: &mut Agent, mode: &str) {
+    let path = a.config_path();
+    let text = std::fs::read_to_string(&path).expect("config");
+    let base = text.split("\n[dataplane]\n").next().unwrap_or(&text);
+    std::fs::write(
+        &path,
+        format!("{base}\n[dataplane]\nencapsulation = \"{mode}\"\n"),
+    )
+    .expect("config");
+    a.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(a.wait(Duration::from_secs(10)), Some(0), "{}", a.log());
+    a.spawn();
+}
+
+fn pings(from: &Netns, to: &str) -> bool {
+    ping(from, to, 3, "0.2").1 > 0
+}
+
+#[test]
+fn containers_cross_a_router_without_pod_routes_only_with_vxlan() {
+    if !root_or_skip() {
+        return;
+    }
+    let t = tag("vxa");
+    let dir = tempfile::Builder::new()
+        .prefix("tortie-vxlan-")
+        .tempdir()
+        .expect("tempdir");
+    let n1 = Netns::new(format!("{t}-n1"));
+    let r = Netns::new(format!("{t}-r"));
+    let n3 = Netns::new(format!("{t}-n3"));
+    let c1 = Netns::new(format!("{t}-c1"));
+    let c3 = Netns::new(format!("{t}-c3"));
+    let pid = std::process::id();
+    let (a, ra, b, rb) = (
+        format!("x{pid}a"),
+        format!("x{pid}r"),
+        format!("x{pid}b"),
+        format!("x{pid}s"),
+    );
+    link(&n1, &a, "192.0.2.11/24", &r, &ra, "192.0.2.1/24");
+    link(&n3, &b, "198.51.100.13/24", &r, &rb, "198.51.100.1/24");
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &r.name,
+        "sysctl",
+        "-qw",
+        "net.ipv4.ip_forward=1",
+    ]);
+    sh(&[
+        "ip",
+        "-n",
+        &n1.name,
+        "route",
+        "add",
+        "default",
+        "via",
+        "192.0.2.1",
+    ]);
+    sh(&[
+        "ip",
+        "-n",
+        &n3.name,
+        "route",
+        "add",
+        "default",
+        "via",
+        "198.51.100.1",
+    ]);
+    let start = |ns: &Netns, name: &'static str, address, pod_cidr, peer| {
+        Agent::start(
+            dir.path().join(name),
+            ns,
+            &NodeSpec {
+                name,
+                address,
+                pod_cidr,
+                asn: 64512,
+                peers: vec![(peer, 64512, "other")],
+            },
+        )
+    };
+    let mut a1 = start(&n1, "n1", "192.0.2.11/24", "10.244.1.0/26", "198.51.100.13");
+    let mut a3 = start(&n3, "n3", "198.51.100.13/24", "10.244.3.0/26", "192.0.2.11");
+    a1.wait_established(Duration::from_secs(20));
+    let ip3 = a3.attach(&c3, "c3");
+    let ip1 = a1.attach(&c1, "c1");
+
+    // Negative control: plain routing. The route is learned but its next
+    // hop is not on-link, and the router drops pod addresses anyway.
+    wait_until(Duration::from_secs(10), "n3's block learned", || {
+        String::from_utf8_lossy(&cli(&a1.socket(), &["routes"]).stdout).contains("10.244.3.0/26")
+    });
+    assert!(!pings(&c1, &ip3), "pods reachable without encapsulation?");
+
+    for a in [&mut a1, &mut a3] {
+        set_encapsulation(a, "vxlan");
+    }
+    a1.wait_established(Duration::from_secs(20));
+    wait_until(Duration::from_secs(10), "route over vxlan.tortie", || {
+        sh(&["ip", "-n", &n1.name, "route", "show", "10.244.3.0/26"]).contains("dev vxlan.tortie")
+    });
+    assert!(pings(&c1, &ip3), "c1 → c3 over VXLAN\n{}", a1.log());
+    assert!(pings(&c3, &ip1), "c3 → c1 over VXLAN\n{}", a3.log());
+    let link = sh(&["ip", "-n", &n1.name, "-d", "link", "show", "vxlan.tortie"]);
+    assert!(
+        link.contains("mtu 1450") && link.contains("vxlan id 4096"),
+        "{link}"
+    );
+    let tx: u64 = sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &n1.name,
+        "cat",
+        "/sys/class/net/vxlan.tortie/statistics/tx_packets",
+    ])
+    .trim()
+    .parse()
+    .expect("counter");
+    assert!(tx >= 3, "vxlan.tortie carried {tx} packets");
+    // Attached after the switch: the container gets underlay − 50.
+    let c1b = Netns::new(format!("{t}-c1b"));
+    a1.attach(&c1b, "c1b");
+    let mtu = sh(&["ip", "-n", &c1b.name, "link", "show", "eth0"]);
+    assert!(mtu.contains("mtu 1450"), "{mtu}");
+}
