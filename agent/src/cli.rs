@@ -98,8 +98,10 @@ pub enum Cmd {
         /// Interface name inside the container.
         #[arg(long, default_value = "eth0", value_name = "NAME")]
         ifname: String,
-        /// Request this IPv4 address instead of the next free one of the block.
-        #[arg(long, value_name = "ADDR")]
+        /// Request these addresses (one per family, comma-separated:
+        /// 10.244.1.5,fd00:10:244:1::5) instead of the next free ones of the
+        /// blocks; a family not given is allocated.
+        #[arg(long, value_name = "ADDR[,ADDR6]")]
         ip: Option<String>,
     },
     /// Detach a container: remove its veth, withdraw its route, release its address.
@@ -518,9 +520,16 @@ fn route_rows(routes: &[&RouteView]) -> String {
     )
 }
 
-/// `tortie attach` without `-o json`: just the address.
+/// `tortie attach` without `-o json`: the addresses, one per line, IPv4
+/// first (an older agent: its one address).
 pub fn render_attach(a: &AttachResult) -> String {
-    format!("{}\n", a.ip)
+    if a.addresses.is_empty() {
+        return format!("{}\n", a.ip);
+    }
+    a.addresses
+        .iter()
+        .map(|c| format!("{}\n", c.address.split('/').next().unwrap_or(&c.address)))
+        .collect()
 }
 
 #[cfg(test)]

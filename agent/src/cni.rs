@@ -236,17 +236,39 @@ pub fn format_result(version: &str, a: &AttachResult) -> Value {
     if let (Some(mtu), "1.1.0") = (a.mtu, version) {
         cont["mtu"] = json!(mtu);
     }
-    let mut ip = json!({ "address": format!("{}/{}", a.ip, a.prefix_len), "gateway": a.gateway, "interface": 1 });
-    if before_1_0(version) {
-        ip["version"] = json!("4");
+    // One IP and one default route per family (CNI spec 1.1 "ips" and
+    // "routes"; before 1.0 each IP names its version).
+    let mut ips = Vec::new();
+    let mut routes = Vec::new();
+    for (address, gateway) in addresses(a) {
+        let v6 = address.contains(':');
+        let mut ip = json!({ "address": address, "gateway": gateway, "interface": 1 });
+        if before_1_0(version) {
+            ip["version"] = json!(if v6 { "6" } else { "4" });
+        }
+        ips.push(ip);
+        let dst = if v6 { "::/0" } else { "0.0.0.0/0" };
+        routes.push(json!({ "dst": dst, "gw": gateway }));
     }
     json!({
         "cniVersion": version,
         "interfaces": [host, cont],
-        "ips": [ip],
-        "routes": [{ "dst": "0.0.0.0/0", "gw": a.gateway }],
+        "ips": ips,
+        "routes": routes,
         "dns": {},
     })
+}
+
+/// Every (address/len, gateway) of an attachment, IPv4 first (an older
+/// agent's answer: its one address).
+fn addresses(a: &AttachResult) -> Vec<(String, String)> {
+    if a.addresses.is_empty() {
+        return vec![(format!("{}/{}", a.ip, a.prefix_len), a.gateway.clone())];
+    }
+    a.addresses
+        .iter()
+        .map(|c| (c.address.clone(), c.gateway.clone()))
+        .collect()
 }
 
 /// The VERSION answer.
@@ -279,11 +301,15 @@ pub fn from_client_error(e: ClientError) -> CniError {
     }
 }
 
-/// CHECK: the addresses in `prevResult` must include the agent's address.
+/// CHECK: the addresses in `prevResult` must include every address of the
+/// container (both families).
 pub fn check_prev_result(prev: Option<&Value>, a: &AttachResult) -> Result<(), CniError> {
     let prev =
         prev.ok_or_else(|| CniError::new(code::INVALID_NETWORK_CONFIG, "CHECK needs prevResult"))?;
-    let want = format!("{}/{}", a.ip, a.prefix_len);
+    let want: Vec<String> = addresses(a)
+        .into_iter()
+        .map(|(address, _)| address)
+        .collect();
     let ips: Vec<&str> = prev
         .get("ips")
         .and_then(Value::as_array)
@@ -293,13 +319,12 @@ pub fn check_prev_result(prev: Option<&Value>, a: &AttachResult) -> Result<(), C
                 .collect()
         })
         .unwrap_or_default();
-    if ips.contains(&want.as_str()) {
-        Ok(())
-    } else {
-        Err(CniError::new(
+    match want.iter().find(|w| !ips.contains(&w.as_str())) {
+        None => Ok(()),
+        Some(missing) => Err(CniError::new(
             code::CHECK_FAILED,
-            format!("the container has {want}, prevResult says {ips:?}"),
-        ))
+            format!("the container has {want:?}, prevResult says {ips:?} ({missing} is missing)"),
+        )),
     }
 }
 
@@ -407,6 +432,7 @@ mod tests {
             container_ifname: "eth0".into(),
             container_mac: Some("02:00:00:00:00:01".into()),
             mtu: Some(1500),
+            addresses: Vec::new(),
             advertised: false,
         }
     }
@@ -526,6 +552,53 @@ mod tests {
         assert_eq!(
             v,
             json!({"cniVersion":"1.0.0","code":11,"msg":"agent down","details":"ENOENT"})
+        );
+    }
+
+    fn dual() -> AttachResult {
+        let mut a = sample();
+        a.addresses = vec![
+            crate::api::ContainerAddress {
+                address: "10.244.1.5/32".into(),
+                gateway: "169.254.1.1".into(),
+            },
+            crate::api::ContainerAddress {
+                address: "fd00:10:244:1::5/128".into(),
+                gateway: "fe80::ecee:eeff:feee:eeee".into(),
+            },
+        ];
+        a
+    }
+
+    /// CNI spec 1.1: one IP and one route per family, each with its gateway.
+    #[test]
+    fn dual_stack_result_has_both_ips_and_both_routes() {
+        let r = format_result("1.1.0", &dual());
+        assert_eq!(
+            r["ips"],
+            json!([
+                {"address": "10.244.1.5/32", "gateway": "169.254.1.1", "interface": 1},
+                {"address": "fd00:10:244:1::5/128", "gateway": "fe80::ecee:eeff:feee:eeee", "interface": 1},
+            ])
+        );
+        assert_eq!(
+            r["routes"],
+            json!([
+                {"dst": "0.0.0.0/0", "gw": "169.254.1.1"},
+                {"dst": "::/0", "gw": "fe80::ecee:eeff:feee:eeee"},
+            ])
+        );
+        assert_eq!(format_result("0.4.0", &dual())["ips"][1]["version"], "6");
+        // CHECK wants both.
+        let both = json!({"ips":[{"address":"fd00:10:244:1::5/128"},{"address":"10.244.1.5/32"}]});
+        assert!(check_prev_result(Some(&both), &dual()).is_ok());
+        let v4_only = json!({"ips":[{"address":"10.244.1.5/32"}]});
+        let e = check_prev_result(Some(&v4_only), &dual()).unwrap_err();
+        assert_eq!(e.code, code::CHECK_FAILED);
+        assert!(
+            e.msg.contains("fd00:10:244:1::5/128 is missing"),
+            "{}",
+            e.msg
         );
     }
 

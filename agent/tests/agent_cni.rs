@@ -395,3 +395,132 @@ fn add_repeated_after_a_restart_keeps_the_macs() {
     assert!(ok, "DEL: {v}");
     assert_eq!(agent.status_json()["ipam"]["allocated"], 0);
 }
+
+/// Dual-stack through the plugin (issue 11 §2): ADD answers one IP and one
+/// default route per family (CNI spec 1.1), CHECK wants both, `IP=` takes an
+/// IPv6 address, GC and DEL release both families.
+#[test]
+fn cni_dual_stack_add_check_gc_del() {
+    if !root_or_skip() {
+        return;
+    }
+    let tg = tag("cd");
+    let dir = tempfile::Builder::new()
+        .prefix("tortie-cni6-")
+        .tempdir()
+        .expect("tempdir");
+    let node = Netns::new(format!("{tg}-n"));
+    let c1 = Netns::new(format!("{tg}-c1"));
+    let c2 = Netns::new(format!("{tg}-c2"));
+    address_on_lo(&node, "192.0.2.11/32");
+    sh(&[
+        "ip",
+        "-n",
+        &node.name,
+        "addr",
+        "add",
+        "2001:db8:1::11/128",
+        "dev",
+        "lo",
+        "nodad",
+    ]);
+    let agent = Agent::start(
+        dir.path().join("a"),
+        &node,
+        &NodeSpec {
+            name: "node-a",
+            address: r#"["192.0.2.11/24", "2001:db8:1::11/64"]"#,
+            pod_cidr: r#"["10.244.7.0/28", "fd00:10:244:7::/124"]"#,
+            asn: 64512,
+            peers: vec![],
+        },
+    );
+    let sock = agent.socket().display().to_string();
+    let conf = json!({"cniVersion": "1.1.0", "name": "tortie", "type": "tortie", "socket": sock});
+    let (c1_path, c2_path) = (c1.path(), c2.path());
+    let env1 = [
+        ("CNI_CONTAINERID", "cid1"),
+        ("CNI_NETNS", c1_path.as_str()),
+        ("CNI_IFNAME", "eth0"),
+    ];
+    let (ok, add) = cni("ADD", &env1, &conf);
+    assert!(ok, "ADD failed: {add}\n{}", agent.log());
+    let v4 = add["ips"][0]["address"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let v6 = add["ips"][1]["address"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(v4.starts_with("10.244.7.") && v4.ends_with("/32"), "{add}");
+    assert_eq!(v6, "fd00:10:244:7::1/128", "{add}");
+    assert_eq!(add["ips"][1]["gateway"], "fe80::ecee:eeff:feee:eeee");
+    assert_eq!(
+        add["routes"],
+        json!([
+            {"dst": "0.0.0.0/0", "gw": "169.254.1.1"},
+            {"dst": "::/0", "gw": "fe80::ecee:eeff:feee:eeee"},
+        ])
+    );
+    assert!(sh(&["ip", "-n", &c1.name, "-6", "addr", "show", "eth0"]).contains(&v6));
+    let (tx, rx) = ping(&c1, "2001:db8:1::11", 2, "0.2");
+    assert_eq!((tx, rx), (2, 2), "container {v6} -> node over IPv6");
+
+    // CHECK: both addresses must be in prevResult.
+    let mut check_conf = conf.clone();
+    check_conf["prevResult"] = add.clone();
+    let (ok, v) = cni("CHECK", &env1, &check_conf);
+    assert!(ok, "CHECK failed: {v}");
+    let mut v4_only = check_conf.clone();
+    v4_only["prevResult"]["ips"] = json!([add["ips"][0].clone()]);
+    let (ok, v) = cni("CHECK", &env1, &v4_only);
+    assert!(!ok);
+    assert_eq!(v["code"], 102, "{v}");
+
+    // IP= with an IPv6 address: honoured, IPv4 allocated beside it.
+    let env2 = [
+        ("CNI_CONTAINERID", "cid2"),
+        ("CNI_NETNS", c2_path.as_str()),
+        ("CNI_IFNAME", "eth0"),
+        ("CNI_ARGS", "IgnoreUnknown=1;IP=fd00:10:244:7::9"),
+    ];
+    let (ok, add2) = cni("ADD", &env2, &conf);
+    assert!(ok, "{add2}");
+    assert_eq!(add2["ips"][1]["address"], "fd00:10:244:7::9/128");
+    // IP= refusals hold for IPv6 too.
+    for ip in ["2001:db8:1::11", "fe80::ecee:eeff:feee:eeee"] {
+        let args = format!("IgnoreUnknown=1;IP={ip}");
+        let env = [
+            ("CNI_CONTAINERID", "refused"),
+            ("CNI_NETNS", c2_path.as_str()),
+            ("CNI_IFNAME", "eth1"),
+            ("CNI_ARGS", args.as_str()),
+        ];
+        let (ok, v) = cni("ADD", &env, &conf);
+        assert!(!ok, "IP={ip} accepted: {v}");
+        assert_eq!(v["code"], 7, "IP={ip}: {v}");
+    }
+
+    // GC keeping cid1 releases both of cid2's addresses.
+    let mut gc = conf.clone();
+    gc["cni.dev/valid-attachments"] = json!([{"containerID": "cid1", "ifname": "eth0"}]);
+    let (ok, v) = cni("GC", &[], &gc);
+    assert!(ok, "GC failed: {v}");
+    let routes6 = sh(&[
+        "ip", "-n", &node.name, "-6", "route", "show", "proto", "149",
+    ]);
+    assert!(!routes6.contains("fd00:10:244:7::9"), "{routes6}");
+    let s = agent.status_json();
+    assert_eq!(s["ipam"]["allocated"], 2, "{s}");
+
+    // DEL releases both of cid1's.
+    let (ok, v) = cni("DEL", &env1, &conf);
+    assert!(ok, "DEL failed: {v}");
+    let s = agent.status_json();
+    assert_eq!(s["ipam"]["allocated"], 0, "{s}");
+    let routes6 = sh(&[
+        "ip", "-n", &node.name, "-6", "route", "show", "proto", "149",
+    ]);
+    assert!(!routes6.contains("fd00:10:244:7::1 "), "{routes6}");
+}

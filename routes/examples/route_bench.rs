@@ -219,11 +219,12 @@ async fn attach_bench(count: u32) -> anyhow_free::Result<()> {
     let mut lat = Vec::new();
     for (i, th) in threads.iter().enumerate() {
         let i = i as u32;
+        let address = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 96, 0, 2)) + i);
         let req = AttachRequest {
             container_id: format!("bench-{i}"),
             netns: th.path.clone(),
             ifname: "eth0".into(),
-            address: Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 96, 0, 2)) + i),
+            addresses: vec![address.into()],
             mtu: 1480,
             veth_prefix: "tt".into(),
         };
@@ -232,7 +233,7 @@ async fn attach_bench(count: u32) -> anyhow_free::Result<()> {
         // As the agent does: the host route through the route table.
         table
             .install(
-                Ipv4Network::new(a.address, 32)?,
+                Ipv4Network::new(address, 32)?,
                 KernelRoute::Local { dev: a.host_ifname },
             )
             .await?;

@@ -36,11 +36,16 @@
 //! routing looks like; `proxy_arp=1` stays on (as Calico does) for anything
 //! else the container might ARP for on that link.
 //!
+//! A container with an IPv6 address (one per family at most) gets the
+//! IPv6 half described in `v6`: the host veth takes the fixed MAC
+//! `ee:ee:ee:ee:ee:ee`, the container a /128 and a default route via the
+//! host veth's link-local address [`GATEWAY6`], no DAD, no NDP.
+//!
 //! Any failure after the veth exists deletes it again (which removes the
 //! peer, its addresses and routes): a failed attach leaves nothing behind.
 
 use std::fs::File;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -56,7 +61,10 @@ use crate::types::KernelRoute;
 use crate::wire;
 
 pub(crate) mod rtnl;
+mod v6;
 mod worker;
+
+pub use v6::{GATEWAY6, HOST_MAC};
 
 use rtnl::*;
 
@@ -74,8 +82,9 @@ pub struct AttachRequest {
     pub netns: PathBuf,
     /// Interface name inside the container (`eth0`).
     pub ifname: String,
-    /// The container's address (a /32).
-    pub address: Ipv4Addr,
+    /// The container's addresses (a /32, a /128): one or two, at most one
+    /// per family.
+    pub addresses: Vec<IpAddr>,
     /// MTU for both ends.
     pub mtu: u32,
     /// Host veth name prefix (`tt`).
@@ -91,15 +100,15 @@ pub struct Attachment {
     pub host_ifname: String,
     /// Host veth ifindex.
     pub host_ifindex: u32,
-    /// MAC of the host veth, `aa:bb:cc:dd:ee:ff` (the container's gateway
-    /// 169.254.1.1 resolves to it).
+    /// MAC of the host veth, `aa:bb:cc:dd:ee:ff` (the container's gateways
+    /// resolve to it; `ee:ee:ee:ee:ee:ee` with an IPv6 address).
     pub host_mac: String,
     /// Interface name inside the container.
     pub container_ifname: String,
     /// MAC of the container's interface, `aa:bb:cc:dd:ee:ff`.
     pub container_mac: String,
-    /// The container's address.
-    pub address: Ipv4Addr,
+    /// The container's addresses, as requested.
+    pub addresses: Vec<IpAddr>,
     /// MTU set on both ends.
     pub mtu: u32,
     /// The namespace path attached into.
@@ -145,6 +154,16 @@ fn validate(req: &AttachRequest, ctx: &str) -> Result<(), RoutesError> {
             ),
         ));
     }
+    let v4s = req.addresses.iter().filter(|a| a.is_ipv4()).count();
+    if req.addresses.is_empty() || v4s > 1 || req.addresses.len() - v4s > 1 {
+        return Err(RoutesError::invalid(
+            ctx,
+            format!(
+                "addresses {:?}: one or two, at most one per family",
+                req.addresses
+            ),
+        ));
+    }
     if !(68..=65535).contains(&req.mtu) {
         return Err(RoutesError::invalid(
             ctx,
@@ -152,6 +171,24 @@ fn validate(req: &AttachRequest, ctx: &str) -> Result<(), RoutesError> {
         ));
     }
     Ok(())
+}
+
+impl AttachRequest {
+    /// The IPv4 address, if any.
+    pub fn v4(&self) -> Option<Ipv4Addr> {
+        self.addresses.iter().find_map(|a| match a {
+            IpAddr::V4(a) => Some(*a),
+            IpAddr::V6(_) => None,
+        })
+    }
+
+    /// The IPv6 address, if any.
+    pub fn v6(&self) -> Option<Ipv6Addr> {
+        self.addresses.iter().find_map(|a| match a {
+            IpAddr::V6(a) => Some(*a),
+            IpAddr::V4(_) => None,
+        })
+    }
 }
 
 /// Attach a container. See the module docs for exactly what is created.
@@ -239,25 +276,30 @@ fn attach_blocking(req: &AttachRequest, ns: &File) -> Result<Attachment, RoutesE
     steps.sockets = lap - t0;
 
     // The pair in one request: the peer is created inside the namespace.
-    let create = Msg::new(
+    let mut create = Msg::new(
         RTM_NEWLINK,
         NLM_F_CREATE | NLM_F_EXCL,
         &ifinfomsg(0, IFF_UP, IFF_UP),
     )
     .str(IFLA_IFNAME, &host)
-    .u32(IFLA_MTU, req.mtu)
-    .nest(IFLA_LINKINFO)
-    .str(IFLA_INFO_KIND, "veth")
-    .nest(IFLA_INFO_DATA)
-    .nest(VETH_INFO_PEER)
-    .raw(&ifinfomsg(0, 0, 0))
-    .str(IFLA_IFNAME, &req.ifname)
-    .u32(IFLA_MTU, req.mtu)
-    .attr(IFLA_ADDRESS, &c_mac)
-    .u32(IFLA_NET_NS_FD, ns.as_raw_fd() as u32)
-    .end()
-    .end()
-    .end();
+    .u32(IFLA_MTU, req.mtu);
+    if req.v6().is_some() {
+        // Its EUI-64 link-local address is the container's IPv6 gateway.
+        create = create.attr(IFLA_ADDRESS, &HOST_MAC);
+    }
+    let create = create
+        .nest(IFLA_LINKINFO)
+        .str(IFLA_INFO_KIND, "veth")
+        .nest(IFLA_INFO_DATA)
+        .nest(VETH_INFO_PEER)
+        .raw(&ifinfomsg(0, 0, 0))
+        .str(IFLA_IFNAME, &req.ifname)
+        .u32(IFLA_MTU, req.mtu)
+        .attr(IFLA_ADDRESS, &c_mac)
+        .u32(IFLA_NET_NS_FD, ns.as_raw_fd() as u32)
+        .end()
+        .end()
+        .end();
     let r = h
         .transact(vec![create, getlink_by_name(&host)], nl_deadline())
         .map_err(io(&format!("creating veth {host}")))?;
@@ -370,44 +412,60 @@ fn configure(
     // Without it the first ARP could go out before the fresh veth is ready
     // and be lost, and the first packet to the container then waited for
     // the 1 s retransmission.
-    let batch = vec![
-        Msg::new(RTM_SETLINK, 0, &ifinfomsg(host_index, 0, 0))
-            .nest(IFLA_AF_SPEC)
-            .nest(libc::AF_INET as u16)
-            .nest(IFLA_INET_CONF)
-            .u32(IPV4_DEVCONF_PROXY_ARP, 1)
-            .u32(IPV4_DEVCONF_FORWARDING, 1)
-            .end()
-            .end()
-            .end(),
-        Msg::new(RTM_SETNEIGHTBL, 0, &ndtmsg(AF_INET))
-            .str(NDTA_NAME, "arp_cache")
-            .nest(NDTA_PARMS)
-            .u32(NDTPA_IFINDEX, host_index)
-            .attr(NDTPA_PROXY_DELAY, &0u64.to_ne_bytes())
-            .end(),
-        Msg::new(
-            RTM_NEWNEIGH,
-            NLM_F_CREATE | NLM_F_REPLACE,
-            &ndmsg(AF_INET, host_index, NUD_PERMANENT),
-        )
-        .ip(NDA_DST, IpAddr::V4(req.address))
-        .attr(NDA_LLADDR, &c_mac),
-    ];
-    let what = [format!(
-        "{ctx}: adding neighbour {} dev {host}",
-        req.address
-    )];
-    let r = h
-        .transact(batch, nl_deadline())
-        .map_err(io(format!("{ctx}: configuring {host}")))?;
-    if let Some(Outcome::Err(errno, m)) = r.iter().take(2).find(|o| matches!(o, Outcome::Err(..))) {
-        // A kernel that refuses the netlink forms: the same through /proc
-        // (this thread is still in the host's namespace).
-        tracing::debug!(veth = %host, errno, message = ?m, "devconf/neightbl over netlink refused; using sysctl");
-        sysctl::configure_host_veth(host).map_err(|e| e.within(ctx))?;
+    if let Some(address) = req.v4() {
+        let batch = vec![
+            Msg::new(RTM_SETLINK, 0, &ifinfomsg(host_index, 0, 0))
+                .nest(IFLA_AF_SPEC)
+                .nest(libc::AF_INET as u16)
+                .nest(IFLA_INET_CONF)
+                .u32(IPV4_DEVCONF_PROXY_ARP, 1)
+                .u32(IPV4_DEVCONF_FORWARDING, 1)
+                .end()
+                .end()
+                .end(),
+            Msg::new(RTM_SETNEIGHTBL, 0, &ndtmsg(AF_INET))
+                .str(NDTA_NAME, "arp_cache")
+                .nest(NDTA_PARMS)
+                .u32(NDTPA_IFINDEX, host_index)
+                .attr(NDTPA_PROXY_DELAY, &0u64.to_ne_bytes())
+                .end(),
+            Msg::new(
+                RTM_NEWNEIGH,
+                NLM_F_CREATE | NLM_F_REPLACE,
+                &ndmsg(AF_INET, host_index, NUD_PERMANENT),
+            )
+            .ip(NDA_DST, IpAddr::V4(address))
+            .attr(NDA_LLADDR, &c_mac),
+        ];
+        let what = format!("{ctx}: adding neighbour {address} dev {host}");
+        let r = h
+            .transact(batch, nl_deadline())
+            .map_err(io(format!("{ctx}: configuring {host}")))?;
+        if let Some(Outcome::Err(errno, m)) =
+            r.iter().take(2).find(|o| matches!(o, Outcome::Err(..)))
+        {
+            // A kernel that refuses the netlink forms: the same through /proc
+            // (this thread is still in the host's namespace).
+            tracing::debug!(veth = %host, errno, message = ?m, "devconf/neightbl over netlink refused; using sysctl");
+            sysctl::configure_host_veth(host).map_err(|e| e.within(ctx))?;
+        }
+        expect_ok(r.get(2), || what.clone())?;
     }
-    expect_ok(r.get(2), || what[0].clone())?;
+    if let Some(address) = req.v6() {
+        // The container end is still down: no carrier, so no link-local
+        // address (nor its DAD) yet on the host end.
+        v6::host_sysctls(host).map_err(|e| e.within(ctx))?;
+        let (batch, what): (Vec<Msg>, Vec<String>) =
+            v6::host_batch(host, host_index, address, &c_mac)
+                .into_iter()
+                .unzip();
+        let r = h
+            .transact(batch, nl_deadline())
+            .map_err(io(format!("{ctx}: configuring {host} for IPv6")))?;
+        for (i, w) in what.iter().enumerate() {
+            expect_ok(r.get(i), || format!("{ctx}: {w}"))?;
+        }
+    }
     steps.host = lap.elapsed();
     *lap = Instant::now();
     // Inside the container: a socket there (subscribed to link
@@ -423,55 +481,25 @@ fn configure(
         RoutesError::unexpected(step("looking up interface"), format!("{ifname} missing"))
     })?;
     let c_index = cl.index;
-    let batch = vec![
+    let mut batch = vec![
         // (Asking for the peer to be up at creation is refused with ENOTCONN.)
-        Msg::new(RTM_SETLINK, 0, &ifinfomsg(c_index, IFF_UP, IFF_UP)),
-        Msg::new(RTM_SETLINK, 0, &ifinfomsg(0, IFF_UP, IFF_UP)).str(IFLA_IFNAME, "lo"),
-        Msg::new(
-            RTM_NEWADDR,
-            NLM_F_CREATE | NLM_F_REPLACE,
-            &ifaddrmsg(AF_INET, 32, RT_SCOPE_UNIVERSE, c_index),
-        )
-        .ip(IFA_LOCAL, IpAddr::V4(req.address))
-        .ip(IFA_ADDRESS, IpAddr::V4(req.address)),
-        Msg::new(
-            RTM_NEWROUTE,
-            NLM_F_CREATE | NLM_F_REPLACE,
-            &rtmsg(AF_INET, 32, 254, RTPROT_BOOT, RT_SCOPE_LINK, RTN_UNICAST, 0),
-        )
-        .ip(RTA_DST, IpAddr::V4(GATEWAY))
-        .u32(RTA_OIF, c_index),
-        Msg::new(
-            RTM_NEWROUTE,
-            NLM_F_CREATE | NLM_F_REPLACE,
-            &rtmsg(
-                AF_INET,
-                0,
-                254,
-                RTPROT_BOOT,
-                RT_SCOPE_UNIVERSE,
-                RTN_UNICAST,
-                0,
-            ),
-        )
-        .ip(RTA_GATEWAY, IpAddr::V4(GATEWAY))
-        .u32(RTA_OIF, c_index),
-        Msg::new(
-            RTM_NEWNEIGH,
-            NLM_F_CREATE | NLM_F_REPLACE,
-            &ndmsg(AF_INET, c_index, NUD_PERMANENT),
-        )
-        .ip(NDA_DST, IpAddr::V4(GATEWAY))
-        .attr(NDA_LLADDR, &host_mac),
+        (
+            Msg::new(RTM_SETLINK, 0, &ifinfomsg(c_index, IFF_UP, IFF_UP)),
+            format!("setting {ifname} up"),
+        ),
+        (
+            Msg::new(RTM_SETLINK, 0, &ifinfomsg(0, IFF_UP, IFF_UP)).str(IFLA_IFNAME, "lo"),
+            "setting lo up".to_string(),
+        ),
     ];
-    let what = [
-        format!("setting {ifname} up"),
-        "setting lo up".to_string(),
-        format!("adding {}/32 to {ifname}", req.address),
-        format!("adding route {GATEWAY} dev {ifname}"),
-        format!("adding default via {GATEWAY}"),
-        format!("adding neighbour {GATEWAY}"),
-    ];
+    if let Some(address) = req.v4() {
+        batch.extend(container_v4(ifname, c_index, address, &host_mac));
+    }
+    if let Some(address) = req.v6() {
+        v6::container_sysctls(ifname).map_err(|e| e.within(ctx))?;
+        batch.extend(v6::container_batch(ifname, c_index, address));
+    }
+    let (batch, what): (Vec<Msg>, Vec<String>) = batch.into_iter().unzip();
     let r = c
         .transact(batch, nl_deadline())
         .map_err(io(step("configuring the interface")))?;
@@ -502,10 +530,71 @@ fn configure(
         host_mac: mac_string(&host_mac),
         container_ifname: ifname.clone(),
         container_mac: mac_string(&c_mac),
-        address: req.address,
+        addresses: req.addresses.clone(),
         mtu: req.mtu,
         netns: req.netns.clone(),
     })
+}
+
+/// The IPv4 half inside the container: the /32, `169.254.1.1 dev eth0
+/// scope link`, `default via 169.254.1.1` and the gateway's permanent
+/// neighbour entry.
+fn container_v4(
+    ifname: &str,
+    c_index: u32,
+    address: Ipv4Addr,
+    host_mac: &[u8],
+) -> Vec<(Msg, String)> {
+    vec![
+        (
+            Msg::new(
+                RTM_NEWADDR,
+                NLM_F_CREATE | NLM_F_REPLACE,
+                &ifaddrmsg(AF_INET, 32, RT_SCOPE_UNIVERSE, c_index),
+            )
+            .ip(IFA_LOCAL, IpAddr::V4(address))
+            .ip(IFA_ADDRESS, IpAddr::V4(address)),
+            format!("adding {address}/32 to {ifname}"),
+        ),
+        (
+            Msg::new(
+                RTM_NEWROUTE,
+                NLM_F_CREATE | NLM_F_REPLACE,
+                &rtmsg(AF_INET, 32, 254, RTPROT_BOOT, RT_SCOPE_LINK, RTN_UNICAST, 0),
+            )
+            .ip(RTA_DST, IpAddr::V4(GATEWAY))
+            .u32(RTA_OIF, c_index),
+            format!("adding route {GATEWAY} dev {ifname}"),
+        ),
+        (
+            Msg::new(
+                RTM_NEWROUTE,
+                NLM_F_CREATE | NLM_F_REPLACE,
+                &rtmsg(
+                    AF_INET,
+                    0,
+                    254,
+                    RTPROT_BOOT,
+                    RT_SCOPE_UNIVERSE,
+                    RTN_UNICAST,
+                    0,
+                ),
+            )
+            .ip(RTA_GATEWAY, IpAddr::V4(GATEWAY))
+            .u32(RTA_OIF, c_index),
+            format!("adding default via {GATEWAY}"),
+        ),
+        (
+            Msg::new(
+                RTM_NEWNEIGH,
+                NLM_F_CREATE | NLM_F_REPLACE,
+                &ndmsg(AF_INET, c_index, NUD_PERMANENT),
+            )
+            .ip(NDA_DST, IpAddr::V4(GATEWAY))
+            .attr(NDA_LLADDR, host_mac),
+            format!("adding neighbour {GATEWAY}"),
+        ),
+    ]
 }
 
 /// Longest `attach` waits for both veth ends to be operationally up.
@@ -640,39 +729,45 @@ pub async fn list_host_veths(veth_prefix: &str) -> Result<Vec<String>, RoutesErr
     Ok(out)
 }
 
-/// Host routes of `route_protocol` on veths named `veth_prefix…`: the
-/// containers attached on this host, as (host veth name, address). For IPAM
-/// reconciliation at start-up.
+/// Host routes (/32 and /128) of `route_protocol` on veths named
+/// `veth_prefix…`: the containers attached on this host, as (host veth
+/// name, address), one entry per address. For IPAM reconciliation at
+/// start-up and CHECK.
 pub async fn list_attachments(
     veth_prefix: &str,
     route_protocol: u8,
-) -> Result<Vec<(String, Ipv4Addr)>, RoutesError> {
+) -> Result<Vec<(String, IpAddr)>, RoutesError> {
     let ctx = "listing attachments";
     let conn = netns::here(ctx)?;
     let h = &conn.handle;
     let names = prefixed_links(h, veth_prefix, ctx).await?;
     let mut out = Vec::new();
-    let mut routes = h
-        .route()
-        .get(rtnetlink::RouteMessageBuilder::<Ipv4Addr>::new().build())
-        .execute();
-    while let Some(msg) = routes
-        .try_next()
-        .await
-        .map_err(|e| RoutesError::from_rtnl(format!("{ctx}: dumping routes"), e))?
-    {
-        let Some(d) = wire::decode_route(&msg, &|i| names.get(&i).cloned()) else {
-            continue;
-        };
-        if d.protocol != route_protocol || d.prefix.prefix() != 32 || d.table != wire::RT_TABLE_MAIN
+    let dumps = [
+        rtnetlink::RouteMessageBuilder::<Ipv4Addr>::new().build(),
+        rtnetlink::RouteMessageBuilder::<Ipv6Addr>::new().build(),
+    ];
+    for dump in dumps {
+        let mut routes = h.route().get(dump).execute();
+        while let Some(msg) = routes
+            .try_next()
+            .await
+            .map_err(|e| RoutesError::from_rtnl(format!("{ctx}: dumping routes"), e))?
         {
-            continue;
-        }
-        if let Some(KernelRoute::Local { dev }) = d.route
-            && let ipnetwork::IpNetwork::V4(net) = d.prefix
-            && d.oifs.first().is_some_and(|i| names.contains_key(i))
-        {
-            out.push((dev, net.ip()));
+            let Some(d) = wire::decode_route(&msg, &|i| names.get(&i).cloned()) else {
+                continue;
+            };
+            let host_len = if d.prefix.is_ipv4() { 32 } else { 128 };
+            if d.protocol != route_protocol
+                || d.prefix.prefix() != host_len
+                || d.table != wire::RT_TABLE_MAIN
+            {
+                continue;
+            }
+            if let Some(KernelRoute::Local { dev }) = d.route
+                && d.oifs.first().is_some_and(|i| names.contains_key(i))
+            {
+                out.push((dev, d.prefix.ip()));
+            }
         }
     }
     out.sort();

@@ -17,10 +17,21 @@ fn req(id: &str, netns: PathBuf, ip: Ipv4Addr) -> AttachRequest {
         container_id: id.to_string(),
         netns,
         ifname: "eth0".into(),
-        address: ip,
+        addresses: vec![ip.into()],
         mtu: 1400,
         veth_prefix: "tt".into(),
     }
+}
+
+/// The attachment's IPv4 address.
+fn v4(a: &Attachment) -> Ipv4Addr {
+    a.addresses
+        .iter()
+        .find_map(|x| match x {
+            std::net::IpAddr::V4(x) => Some(*x),
+            std::net::IpAddr::V6(_) => None,
+        })
+        .expect("an IPv4 address")
 }
 
 /// What the agent does: attach, then install the host route through the
@@ -30,7 +41,7 @@ async fn attach_routed(r: &AttachRequest) -> Attachment {
     let table = RouteTable::start(149, 254).await.expect("route table");
     table
         .install(
-            Ipv4Network::new(a.address, 32).unwrap(),
+            Ipv4Network::new(v4(&a), 32).unwrap(),
             KernelRoute::Local {
                 dev: a.host_ifname.clone(),
             },
@@ -60,7 +71,7 @@ fn attach_configures_both_sides_and_detach_is_idempotent() {
         let local = KernelRoute::Local {
             dev: a.host_ifname.clone(),
         };
-        let p = Ipv4Network::new(a.address, 32).unwrap();
+        let p = Ipv4Network::new(v4(&a), 32).unwrap();
         table.install(p, local).await.expect("install");
         // A device that does not exist: refused with the reason.
         let err = table
@@ -86,7 +97,7 @@ fn attach_configures_both_sides_and_detach_is_idempotent() {
     let veth = host_ifname("tt", &id);
     assert_eq!(a.host_ifname, veth);
     assert_eq!(a.container_ifname, "eth0");
-    assert_eq!(a.address, ip);
+    assert_eq!(a.addresses, [std::net::IpAddr::V4(ip)]);
     assert_eq!(a.container_mac.len(), 17);
     assert_eq!(a.mtu, 1400);
 
@@ -154,7 +165,7 @@ fn attach_configures_both_sides_and_detach_is_idempotent() {
     assert!(lo.contains("UP"), "{lo}");
 
     let listed = host.run(|| async { list_attachments("tt", 149).await.expect("list") });
-    assert_eq!(listed, vec![(veth.clone(), ip)]);
+    assert_eq!(listed, vec![(veth.clone(), ip.into())]);
 
     let id2 = id.clone();
     host.run(move || async move {
@@ -345,7 +356,7 @@ fn attach_with_route_table_local_routes_are_kept_and_restored() {
             "scope",
             "link",
         ]);
-        let p1 = Ipv4Network::new(a1.address, 32).unwrap();
+        let p1 = Ipv4Network::new(v4(&a1), 32).unwrap();
         table
             .set(
                 p1,

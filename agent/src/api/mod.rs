@@ -31,20 +31,35 @@ pub struct AttachRequest {
     /// Interface name inside the container; `eth0` when absent.
     #[serde(default)]
     pub ifname: Option<String>,
-    /// A requested static address; allocated from the pool when absent.
+    /// Requested static addresses, comma-separated, at most one per family
+    /// (`"10.244.1.5"`, `"fd00::5"`, `"10.244.1.5,fd00::5"`); a family the
+    /// node has blocks for and that is not given is allocated.
     #[serde(default)]
     pub ip: Option<String>,
+}
+
+/// One of a container's addresses.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerAddress {
+    /// With its prefix length: `10.244.1.2/32`, `fd00:10:244:1::2/128`.
+    pub address: String,
+    /// The gateway of its family: `169.254.1.1`, `fe80::ecee:eeff:feee:eeee`.
+    pub gateway: String,
 }
 
 /// What an attachment looks like; returned by attach and check.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttachResult {
     pub id: String,
-    /// The container's address, without a prefix length (it is a /32).
+    /// The container's first address (IPv4 if it has one), without a prefix
+    /// length (a /32 or a /128); every address is in `addresses`.
     pub ip: String,
     pub prefix_len: u8,
-    /// The gateway the container routes through (link-local, proxy-ARPed).
+    /// The gateway of `ip`'s family (link-local).
     pub gateway: String,
+    /// Every address, IPv4 first (absent from older agents).
+    #[serde(default)]
+    pub addresses: Vec<ContainerAddress>,
     pub netns: String,
     pub host_ifname: String,
     #[serde(default)]
@@ -54,8 +69,8 @@ pub struct AttachResult {
     pub container_mac: Option<String>,
     #[serde(default)]
     pub mtu: Option<u32>,
-    /// True when the /32 is advertised on its own (outside the block, or
-    /// `advertise = "hosts"`).
+    /// True when a host route (/32, /128) is advertised on its own (outside
+    /// the blocks, or `advertise = "hosts"`).
     #[serde(default)]
     pub advertised: bool,
 }
@@ -72,8 +87,12 @@ pub struct DetachRequest {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DetachResult {
     pub id: String,
+    /// The first released address (see `released_ips`).
     #[serde(default)]
     pub released_ip: Option<String>,
+    /// Every released address, IPv4 first.
+    #[serde(default)]
+    pub released_ips: Vec<String>,
     /// A veth was found and removed.
     #[serde(default)]
     pub removed_interface: bool,

@@ -179,9 +179,15 @@ fn client_command(cmd: Cmd, socket: std::path::PathBuf, output: Output) -> ExitC
                     .detach(&DetachRequest { id })
                     .await
                     .map_err(|e| e.to_string())?;
-                match d.released_ip {
-                    Some(ip) => out(&format!("{}: released {ip}\n", d.id)),
-                    None => out(&format!("{}: nothing was attached\n", d.id)),
+                let released = if d.released_ips.is_empty() {
+                    d.released_ip.into_iter().collect()
+                } else {
+                    d.released_ips
+                };
+                if released.is_empty() {
+                    out(&format!("{}: nothing was attached\n", d.id))
+                } else {
+                    out(&format!("{}: released {}\n", d.id, released.join(", ")))
                 }
             }
             Cmd::Run { .. } | Cmd::Check { .. } | Cmd::Completions { .. } => Ok(()),

@@ -13,7 +13,7 @@
 //! become kernel routes in the route table; a learned route never overrides
 //! an address the registry holds.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -24,17 +24,13 @@ use tortie_config::Config;
 use tortie_routes::{KernelRoute, RouteTable};
 
 use super::convert;
-use super::registry::Registry;
+use super::registry::{Registry, host_net};
 use crate::api::{
     ApiError, AttachRequest, AttachResult, Backend, CheckRequest, DetachRequest, DetachResult,
     ErrorKind, GcRequest, GcResult, IpamView, NodeView, RouteView, RoutesQuery, StatusView,
 };
 use crate::ipam::Ipam;
 use crate::metrics::{MetricsSnapshot, MetricsSource};
-
-/// The container's default gateway (DESIGN.md §4): link-local, answered by
-/// proxy ARP on the host side of the veth.
-pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
 
 pub struct Agent {
     cfg: RwLock<Arc<Config>>,
@@ -134,8 +130,9 @@ impl Agent {
 
     /// Announces a container's address (found at start-up or just
     /// attached): kernel host route installed through the route table (and
-    /// waited for), /32 originated if needed. The registry entry is the caller's.
-    pub async fn announce(&self, ip: Ipv4Addr, host_ifname: &str) -> Result<(), ApiError> {
+    /// waited for), /32 or /128 originated if needed. The registry entry is
+    /// the caller's.
+    pub async fn announce(&self, ip: IpAddr, host_ifname: &str) -> Result<(), ApiError> {
         let net = host_net(ip);
         // The route table writes the host route (attach does not); the
         // container is usable once it is in the kernel.
@@ -150,13 +147,13 @@ impl Agent {
             .map_err(|e| ApiError::internal(format!("host route {net} dev {host_ifname}: {e}")))?;
         let cfg = self.config();
         if convert::advertise_host(&cfg, ip)
-            && let Some(p) = convert::v4_prefix(ip, 32)
+            && let Some(p) = convert::host_prefix(ip)
         {
             self.speaker()
                 .await?
                 .originate_with(p, convert::origin_attributes(&cfg, false))
                 .await
-                .map_err(|e| ApiError::internal(format!("originating {ip}/32: {e}")))?;
+                .map_err(|e| ApiError::internal(format!("originating {p}: {e}")))?;
         }
         Ok(())
     }
@@ -164,12 +161,12 @@ impl Agent {
     /// `bgp.advertise` or `bgp.host_communities` changed (SIGHUP):
     /// originate (again) or withdraw each container's /32 so BGP matches.
     pub async fn readvertise(&self, old: &Config, new: &Config) {
-        let ips: Vec<Ipv4Addr> = self.registry().iter().filter_map(|c| c.v4()).collect();
+        let ips: Vec<IpAddr> = self.registry().iter().flat_map(|c| c.ips()).collect();
         let Ok(speaker) = self.speaker().await else {
             return;
         };
         for ip in ips {
-            let Some(p) = convert::v4_prefix(ip, 32) else {
+            let Some(p) = convert::host_prefix(ip) else {
                 continue;
             };
             let (was, now) = (
@@ -192,19 +189,19 @@ impl Agent {
                 _ => Ok(()),
             };
             if let Err(e) = result {
-                tracing::warn!(%ip, error = %e, "re-advertising a container /32");
+                tracing::warn!(%ip, error = %e, "re-advertising a container host route");
             }
         }
     }
 
     /// Undoes [`Agent::announce`].
-    pub(super) async fn unannounce(&self, ip: Ipv4Addr) {
+    pub(super) async fn unannounce(&self, ip: IpAddr) {
         self.table.remove(host_net(ip)).await;
-        if let Some(p) = convert::v4_prefix(ip, 32)
+        if let Some(p) = convert::host_prefix(ip)
             && let Ok(speaker) = self.speaker().await
             && let Err(e) = speaker.withdraw(p).await
         {
-            tracing::warn!(%ip, error = %e, "withdrawing the container /32");
+            tracing::warn!(%ip, error = %e, "withdrawing the container host route");
         }
     }
 
@@ -271,11 +268,6 @@ impl Agent {
             }
         }
     }
-}
-
-pub fn host_net(ip: Ipv4Addr) -> Ipv4Network {
-    // A /32 is always a valid network.
-    Ipv4Network::new(ip, 32).unwrap_or_else(|_| Ipv4Network::from(ip))
 }
 
 /// Containers' addresses, the agent's own (tunl0) and the free ones.

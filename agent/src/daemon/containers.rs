@@ -1,17 +1,21 @@
 //! Attach, detach, check and gc of containers (DESIGN.md §5): the steps
 //! across IPAM, the dataplane (`tortie_routes`), the [`Registry`] and the
-//! announcement of the /32 ([`Agent::announce`]), and their one rollback.
+//! announcement of the host routes ([`Agent::announce`]), and their one
+//! rollback.
 //!
-//! Data flow of attach: validate (a static address goes through
+//! A container gets one address per family the node has blocks for (and
+//! the family of any static address asked for): a /32, a /128, or both.
+//!
+//! Data flow of attach: validate (each static address goes through
 //! [`refuse::check`]) → under the IPAM lock, the registry entry of this id: its veth
 //! still exists → the saved answer; gone (deleted behind our back) → rebuilt
-//! below with the same address → a veth of this id without an entry (an
-//! attach that died half-way) is removed → IPAM decides the address and
-//! writes its journal record, whose `fdatasync` overlaps the veth creation
-//! → registry entry (saved) → announce (the route table installs the /32,
-//! awaited; originate) → answer. Any failure runs
+//! below with the same addresses → a veth of this id without an entry (an
+//! attach that died half-way) is removed → IPAM decides the addresses and
+//! writes their journal records, whose `fdatasync` overlaps the veth creation
+//! → registry entry (saved) → announce each address (the route table installs
+//! the /32 or /128, awaited; originate) → answer. Any failure runs
 //! [`Agent::roll_back`]: unannounce, delete the veth, and only once the veth
-//! is gone give the address back — never free an address a veth may carry.
+//! is gone give the addresses back — never free an address a veth may carry.
 //! Detach runs the same steps in reverse, with the same rule.
 //!
 //! Cancellation: the API server runs each request in a task of its own
@@ -19,54 +23,126 @@
 //! these futures half-way; a retry of the same id waits for the lock and
 //! finds the finished container.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
-use super::agent::{Agent, GATEWAY, dataplane_kind, ipam_error};
+use super::agent::{Agent, dataplane_kind, ipam_error};
 use super::convert;
 use super::refuse;
 use super::registry::{Container, host_net};
 use crate::api::{
-    ApiError, AttachRequest, AttachResult, CheckRequest, DetachRequest, DetachResult, ErrorKind,
-    GcRequest, GcResult,
+    ApiError, AttachRequest, AttachResult, CheckRequest, ContainerAddress, DetachRequest,
+    DetachResult, ErrorKind, GcRequest, GcResult,
 };
-use crate::ipam::{Family, Ipam, Want};
+use crate::ipam::{Family, Ipam, Pending, Want};
+
+/// The gateway a container routes `ip`'s family through.
+fn gateway(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => IpAddr::V4(tortie_routes::GATEWAY),
+        IpAddr::V6(_) => IpAddr::V6(tortie_routes::GATEWAY6),
+    }
+}
+
+/// `"10.244.1.5"`, `"fd00::5"` or both, comma-separated: at most one per family.
+fn parse_static(s: &str) -> Result<Vec<IpAddr>, ApiError> {
+    let mut out: Vec<IpAddr> = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let ip: IpAddr = part.parse().map_err(|e| {
+            ApiError::bad_request(format!("ip {part:?} is not an IPv4 or IPv6 address: {e}"))
+        })?;
+        if out.iter().any(|o| o.is_ipv4() == ip.is_ipv4()) {
+            return Err(ApiError::bad_request(format!(
+                "ip {s:?}: at most one address per family"
+            )));
+        }
+        out.push(ip);
+    }
+    if out.is_empty() {
+        return Err(ApiError::bad_request(format!("ip {s:?} names no address")));
+    }
+    out.sort_by_key(IpAddr::is_ipv6);
+    Ok(out)
+}
+
+/// What to allocate: each family's static address if given, else a free
+/// one for each family the node has blocks for.
+fn wants(node: &tortie_config::Node, requested: &[IpAddr]) -> Vec<Want> {
+    let has = |f: Family| match f {
+        Family::V4 => node.blocks_v4().next().is_some(),
+        Family::V6 => node.blocks_v6().next().is_some(),
+    };
+    [Family::V4, Family::V6]
+        .into_iter()
+        .filter_map(
+            |f| match requested.iter().find(|ip| Family::of(**ip) == f) {
+                Some(ip) => Some(Want::Static(*ip)),
+                None => has(f).then_some(Want::Any(f)),
+            },
+        )
+        .collect()
+}
+
+fn list(ips: &[IpAddr]) -> String {
+    ips.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 impl Agent {
     /// The answer for a registered container.
-    fn result(&self, c: &Container, ip: Ipv4Addr) -> AttachResult {
+    fn result(&self, c: &Container) -> AttachResult {
         let cfg = self.config();
+        let ips = c.ips();
+        let first = ips.first().copied();
         AttachResult {
             id: c.id.clone(),
-            ip: ip.to_string(),
-            prefix_len: 32,
-            gateway: GATEWAY.to_string(),
+            ip: first.map(|ip| ip.to_string()).unwrap_or_default(),
+            prefix_len: first.map_or(32, |ip| host_net(ip).prefix()),
+            gateway: first.map(|ip| gateway(ip).to_string()).unwrap_or_default(),
+            addresses: ips
+                .iter()
+                .map(|ip| ContainerAddress {
+                    address: host_net(*ip).to_string(),
+                    gateway: gateway(*ip).to_string(),
+                })
+                .collect(),
             netns: c.netns.clone(),
             host_ifname: c.host_ifname.clone(),
             host_mac: c.host_mac.clone(),
             container_ifname: c.ifname.clone(),
             container_mac: c.container_mac.clone(),
             mtu: c.mtu.or(Some(self.mtu)),
-            advertised: convert::advertise_host(&cfg, ip),
+            advertised: ips.iter().any(|ip| convert::advertise_host(&cfg, *ip)),
         }
     }
 
     /// What static address `ip` must stay clear of: config, the host's
     /// interface addresses, and the Loc-RIB prefixes learned from peers that
     /// contain it (a few lookups, not a walk: [`tortie_bgp::Speaker::covering`]).
-    async fn forbidden(&self, ip: Ipv4Addr) -> Result<refuse::Forbidden, ApiError> {
+    async fn forbidden(&self, ip: IpAddr) -> Result<refuse::Forbidden, ApiError> {
         let cfg = self.config();
-        let mut node: Vec<_> = cfg.node.addresses.v4().into_iter().collect();
+        let mut node: Vec<ipnetwork::IpNetwork> = cfg.node.addresses.iter().collect();
         match nix::ifaddrs::getifaddrs() {
             Ok(addrs) => {
                 for a in addrs {
-                    let (Some(addr), Some(mask)) = (
-                        a.address.as_ref().and_then(|s| s.as_sockaddr_in()),
-                        a.netmask.as_ref().and_then(|s| s.as_sockaddr_in()),
-                    ) else {
+                    let (Some(addr), Some(mask)) = (a.address.as_ref(), a.netmask.as_ref()) else {
                         continue;
                     };
-                    let len = u32::from(mask.ip()).leading_ones() as u8;
-                    if let Ok(n) = ipnetwork::Ipv4Network::new(addr.ip(), len) {
+                    let net = if let (Some(a), Some(m)) =
+                        (addr.as_sockaddr_in(), mask.as_sockaddr_in())
+                    {
+                        let len = u32::from(m.ip()).leading_ones() as u8;
+                        ipnetwork::IpNetwork::new(IpAddr::V4(a.ip()), len)
+                    } else if let (Some(a), Some(m)) =
+                        (addr.as_sockaddr_in6(), mask.as_sockaddr_in6())
+                    {
+                        let len = u128::from(m.ip()).leading_ones() as u8;
+                        ipnetwork::IpNetwork::new(IpAddr::V6(a.ip()), len)
+                    } else {
+                        continue;
+                    };
+                    if let Ok(n) = net {
                         node.push(n);
                     }
                 }
@@ -76,22 +152,28 @@ impl Agent {
         let learned = self
             .speaker()
             .await?
-            .covering(IpAddr::V4(ip))
+            .covering(ip)
             .await
             .into_iter()
-            .filter_map(|(prefix, peer)| match prefix {
-                tortie_bgp::Prefix::V4(p) => {
-                    let n = ipnetwork::Ipv4Network::new(p.addr(), p.len()).ok()?;
-                    Some((n, peer?))
-                }
-                tortie_bgp::Prefix::V6(_) => None,
+            .filter_map(|(prefix, peer)| {
+                Some((
+                    ipnetwork::IpNetwork::new(prefix.addr(), prefix.len()).ok()?,
+                    peer?,
+                ))
             })
             .collect();
         Ok(refuse::Forbidden {
             node,
             peers: cfg.peers.iter().map(|p| p.address).collect(),
             learned,
-            block_len: cfg.node.blocks_v4().map(|b| b.prefix()).min().unwrap_or(32),
+            block_len: [
+                cfg.node.blocks_v4().map(|b| b.prefix()).min().unwrap_or(32),
+                cfg.node
+                    .blocks_v6()
+                    .map(|b| b.prefix())
+                    .min()
+                    .unwrap_or(128),
+            ],
         })
     }
 
@@ -112,13 +194,11 @@ impl Agent {
             )));
         }
         let mut requested = match req.ip.as_deref() {
-            Some(s) => Some(s.parse::<Ipv4Addr>().map_err(|e| {
-                ApiError::bad_request(format!("ip {s:?} is not an IPv4 address: {e}"))
-            })?),
-            None => None,
+            Some(s) => parse_static(s)?,
+            None => Vec::new(),
         };
-        if let Some(ip) = requested {
-            refuse::check(ip, &self.forbidden(ip).await?).map_err(|why| {
+        for ip in &requested {
+            refuse::check(*ip, &self.forbidden(*ip).await?).map_err(|why| {
                 ApiError::bad_request(format!("refusing --ip {ip} for {}: {why}", req.id))
             })?;
         }
@@ -126,19 +206,21 @@ impl Agent {
         let ifname = req.ifname.clone().unwrap_or_else(|| "eth0".to_string());
         let host = tortie_routes::host_ifname(&cfg.dataplane.veth_prefix, &req.id);
         let started = std::time::Instant::now();
-        // Whether the address is still announced (a rebuild): a failure
-        // then withdraws it too.
+        // Whether the addresses are still announced (a rebuild): a failure
+        // then withdraws them too.
         let mut rebuilding = false;
         let mut ipam = self.ipam.lock().await;
         let saved = self.registry().get(&host).cloned();
         if let Some(c) = saved {
-            let ip = c.v4();
-            if let (Some(r), Some(ip)) = (requested, ip)
-                && r != ip
-            {
+            let ips = c.ips();
+            if let Some(r) = requested.iter().find(|r| !ips.contains(r)) {
                 return Err(ApiError::new(
                     ErrorKind::Conflict,
-                    format!("{} is already attached with {ip}; detach it first", req.id),
+                    format!(
+                        "{} is already attached with {}, not {r}; detach it first",
+                        req.id,
+                        list(&ips)
+                    ),
                 ));
             }
             if !c.netns.is_empty() && c.netns != req.netns {
@@ -150,9 +232,7 @@ impl Agent {
                     ),
                 ));
             }
-            if let Some(ip) = ip
-                && tortie_routes::link_exists(&host)
-            {
+            if !ips.is_empty() && tortie_routes::link_exists(&host) {
                 // A repeated attach (a runtime retrying ADD): the same answer.
                 let c = if c.id_known() {
                     c
@@ -168,28 +248,30 @@ impl Agent {
                     c
                 };
                 if c.host_mac.is_none() {
-                    tracing::warn!(id = %req.id, %ip, "repeated attach without a saved result: answering without MACs");
+                    tracing::warn!(id = %req.id, ips = %list(&ips), "repeated attach without a saved result: answering without MACs");
                 }
-                return Ok(self.result(&c, ip));
+                return Ok(self.result(&c));
             }
             // The veth is gone (deleted behind our back): rebuild it with
-            // the same address. The entry goes first, so that a crash
+            // the same addresses. The entry goes first, so that a crash
             // during the rebuild leaves a veth without an entry (removed at
             // start-up), never an entry for a half-made veth.
-            // Its /32 stays announced (same address, same veth name): no
-            // withdraw for peers, and the route table keeps wanting the
-            // host route, which it puts back once the new veth is up.
-            tracing::warn!(id = %req.id, host_ifname = %host, ip = ip.map(tracing::field::display), "the container's veth is gone: rebuilding it");
+            // Its host routes stay announced (same addresses, same veth
+            // name): no withdraw for peers, and the route table keeps
+            // wanting them, and puts them back once the new veth is up.
+            tracing::warn!(id = %req.id, host_ifname = %host, ips = %list(&ips), "the container's veth is gone: rebuilding it");
             self.registry_mut().remove(&host);
-            if let Some(ip) = ip {
+            if !ips.is_empty() {
                 rebuilding = true;
-                requested = Some(ip);
-                // Adopted under its veth name: hand the address to the id.
+                requested = ips.clone();
+                // Adopted under its veth name: hand the addresses to the id.
                 if !c.id_known()
-                    && ipam.owner(IpAddr::V4(ip)) == Some(host.as_str())
+                    && ips.iter().any(|ip| ipam.owner(*ip) == Some(host.as_str()))
                     && let Err(e) = ipam.release(&host)
                 {
-                    self.unannounce(ip).await;
+                    for ip in &ips {
+                        self.unannounce(*ip).await;
+                    }
                     return Err(ipam_error(e));
                 }
             }
@@ -201,27 +283,38 @@ impl Agent {
                 .map_err(|e| ApiError::internal(format!("attaching {}: {e}", req.id)))?;
         }
         let locked = started.elapsed();
-        // The address is decided and its journal record written now; the
-        // record's fdatasync runs on the blocking pool while the veth is
-        // created, and is joined before anything is answered. `join!` polls
-        // the dataplane first, so the hand-off to the attach thread is not
+        // The addresses are decided and their journal records written now;
+        // the last record's fdatasync runs on the blocking pool while the
+        // veth is created (a record is synced before the next is written),
+        // and is joined before anything is answered. `join!` polls the
+        // dataplane first, so the hand-off to the attach thread is not
         // queued behind the blocking-pool wake-up (~70 µs here).
-        let want = requested.map_or(Want::Any(Family::V4), Want::from);
-        let pending = ipam.allocate_pending(&req.id, want).map_err(ipam_error)?;
-        let IpAddr::V4(ip) = pending.address() else {
-            // IPAM answers in the family asked for.
-            return Err(ApiError::internal(format!(
-                "attaching {}: IPAM answered {} for an IPv4 request",
-                req.id,
-                pending.address()
+        let mut pending: Vec<Pending> = Vec::new();
+        for want in wants(&cfg.node, &requested) {
+            match ipam.allocate_pending(&req.id, want) {
+                Ok(p) => pending.push(p),
+                Err(e) => {
+                    let ips: Vec<IpAddr> = pending.iter().map(Pending::address).collect();
+                    drop(pending);
+                    self.roll_back(&mut ipam, &req.id, &host, &ips, rebuilding)
+                        .await;
+                    return Err(ipam_error(e));
+                }
+            }
+        }
+        let ips: Vec<IpAddr> = pending.iter().map(Pending::address).collect();
+        if ips.is_empty() {
+            return Err(ApiError::bad_request(format!(
+                "attaching {}: node.pod_cidr has no block to allocate from",
+                req.id
             )));
-        };
+        }
         let allocated = started.elapsed();
         let dp = tortie_routes::AttachRequest {
             container_id: req.id.clone(),
             netns: req.netns.clone().into(),
             ifname: ifname.clone(),
-            address: ip,
+            addresses: ips.clone(),
             mtu: self.mtu,
             veth_prefix: cfg.dataplane.veth_prefix.clone(),
         };
@@ -230,28 +323,37 @@ impl Agent {
                 let a = tortie_routes::attach(&dp).await;
                 (a, started.elapsed())
             },
-            async { tokio::task::spawn_blocking(move || pending.sync()).await }
+            async {
+                tokio::task::spawn_blocking(move || {
+                    pending.into_iter().map(Pending::sync).collect::<Vec<_>>()
+                })
+                .await
+            }
         );
         let (attached, dataplane) = attached;
         let durable = match synced {
-            Ok(pending) => ipam.commit(pending).map(|_| ()).map_err(ipam_error),
-            // The sync task died (panic, shutdown): the record may not be
+            Ok(pending) => pending
+                .into_iter()
+                .try_for_each(|p| ipam.commit(p).map(|_| ()))
+                .map_err(ipam_error),
+            // The sync task died (panic, shutdown): the records may not be
             // on disk; rolled back below like any other failure.
             Err(e) => Err(ApiError::internal(format!(
-                "attaching {}: syncing the IPAM record of {ip} failed: {e}",
-                req.id
+                "attaching {}: syncing the IPAM records of {} failed: {e}",
+                req.id,
+                list(&ips)
             ))),
         };
         let synced = started.elapsed();
         let attachment = match (attached, durable) {
             (Ok(a), Ok(())) => a,
             (Ok(_), Err(e)) => {
-                self.roll_back(&mut ipam, &req.id, &host, ip, rebuilding)
+                self.roll_back(&mut ipam, &req.id, &host, &ips, rebuilding)
                     .await;
                 return Err(e);
             }
             (Err(e), _) => {
-                self.roll_back(&mut ipam, &req.id, &host, ip, rebuilding)
+                self.roll_back(&mut ipam, &req.id, &host, &ips, rebuilding)
                     .await;
                 return Err(ApiError::new(
                     dataplane_kind(&e),
@@ -260,11 +362,11 @@ impl Agent {
             }
         };
         // Registered before it is announced: from here on learned routes
-        // never override the /32 (the speaker reports our own origination
-        // back as a best path).
+        // never override the host routes (the speaker reports our own
+        // origination back as a best path).
         let c = Container {
             id: req.id.clone(),
-            addresses: vec![host_net(IpAddr::V4(ip))],
+            addresses: ips.iter().copied().map(host_net).collect(),
             host_ifname: attachment.host_ifname.clone(),
             host_mac: Some(attachment.host_mac.clone()),
             netns: attachment.netns.display().to_string(),
@@ -273,12 +375,14 @@ impl Agent {
             mtu: Some(attachment.mtu),
         };
         self.registry_mut().insert(c.clone());
-        if let Err(e) = self.announce(ip, &attachment.host_ifname).await {
-            self.roll_back(&mut ipam, &req.id, &host, ip, true).await;
-            return Err(e);
+        for ip in &ips {
+            if let Err(e) = self.announce(*ip, &attachment.host_ifname).await {
+                self.roll_back(&mut ipam, &req.id, &host, &ips, true).await;
+                return Err(e);
+            }
         }
         let adopted = started.elapsed();
-        tracing::info!(id = %req.id, %ip, host_ifname = %attachment.host_ifname, "attached");
+        tracing::info!(id = %req.id, ips = %list(&ips), host_ifname = %attachment.host_ifname, "attached");
         // Cumulative µs since the handler took the request, per phase.
         tracing::debug!(
             id = %req.id,
@@ -290,39 +394,45 @@ impl Agent {
             done_us = started.elapsed().as_micros() as u64,
             "attach phases"
         );
-        Ok(self.result(&c, ip))
+        Ok(self.result(&c))
     }
 
-    /// Undoes a failed attach of `id` (holding `ip`, veth `host`): the /32
-    /// (when `announced`), the veth, and — only once the veth is known to be
-    /// gone — the address. A veth that cannot be removed keeps its address
-    /// allocated (the next attach of this id, or start-up, removes it).
+    /// Undoes a failed attach of `id` (holding `ips`, veth `host`): the host
+    /// routes (when `announced`), the veth, and — only once the veth is
+    /// known to be gone — the addresses. A veth that cannot be removed keeps
+    /// its addresses allocated (the next attach of this id, or start-up,
+    /// removes it). Also removes a registry entry made for it.
     async fn roll_back(
         &self,
         ipam: &mut Ipam,
         id: &str,
         host: &str,
-        ip: Ipv4Addr,
+        ips: &[IpAddr],
         announced: bool,
     ) {
         if announced {
-            self.unannounce(ip).await;
+            for ip in ips {
+                self.unannounce(*ip).await;
+            }
         }
+        self.registry_mut().remove(host);
         if let Err(e) = tortie_routes::delete_host_veth(host, &format!("rollback of {id}")).await {
-            tracing::error!(id, %ip, error = %e, "rollback: the veth could not be removed; keeping its address allocated");
+            tracing::error!(id, ips = %list(ips), error = %e, "rollback: the veth could not be removed; keeping its addresses allocated");
             // A failed IPAM sync already undid the allocation: take the
-            // address back while the veth may carry it.
-            if ipam.owner(IpAddr::V4(ip)).is_none()
-                && let Err(e) = ipam.allocate(id, ip)
-            {
-                tracing::error!(id, %ip, error = %e, "rollback: re-reserving the address failed; start-up reconciliation will adopt it");
+            // addresses back while the veth may carry them.
+            for ip in ips {
+                if ipam.owner(*ip).is_none()
+                    && let Err(e) = ipam.allocate(id, *ip)
+                {
+                    tracing::error!(id, %ip, error = %e, "rollback: re-reserving the address failed; start-up reconciliation will adopt it");
+                }
             }
             return;
         }
-        if ipam.owner(IpAddr::V4(ip)) == Some(id)
+        if ips.iter().any(|ip| ipam.owner(*ip) == Some(id))
             && let Err(e) = ipam.release(id)
         {
-            tracing::error!(id, %ip, error = %e, "rollback: releasing the address failed");
+            tracing::error!(id, ips = %list(ips), error = %e, "rollback: releasing the addresses failed");
         }
     }
 
@@ -330,39 +440,39 @@ impl Agent {
         let cfg = self.config();
         let host = tortie_routes::host_ifname(&cfg.dataplane.veth_prefix, id);
         let saved = self.registry().get(&host).cloned();
-        let ip = saved
-            .as_ref()
-            .and_then(Container::v4)
-            .or_else(|| v4_of(ipam.get(id, Family::V4)));
-        // The veth first: while it may exist, its address stays allocated.
+        let ips = match &saved {
+            Some(c) if !c.addresses.is_empty() => c.ips(),
+            _ => ipam.addresses(id),
+        };
+        // The veth first: while it may exist, its addresses stay allocated.
         tortie_routes::detach(id, &cfg.dataplane.veth_prefix, cfg.dataplane.route_protocol)
             .await
             .map_err(|e| ApiError::internal(format!("detaching {id}: {e}")))?;
-        if let Some(ip) = ip {
-            self.unannounce(ip).await;
+        for ip in &ips {
+            self.unannounce(*ip).await;
         }
         self.registry_mut().remove(&host);
         let mut released = ipam.release(id).map_err(ipam_error)?;
         if released.is_empty()
-            && let Some(ip) = saved.as_ref().and_then(Container::v4)
-            && ipam
-                .release_address(IpAddr::V4(ip))
-                .map_err(ipam_error)?
-                .is_some()
+            && let Some(c) = &saved
         {
             // Adopted at start-up under its veth name.
-            released.push(IpAddr::V4(ip));
+            for ip in c.ips() {
+                if ipam.release_address(ip).map_err(ipam_error)?.is_some() {
+                    released.push(ip);
+                }
+            }
         }
-        let released = released.first().copied();
         tracing::info!(
             id,
-            ip = released.map(tracing::field::display),
+            ips = %list(&released),
             removed = saved.is_some(),
             "detached"
         );
         Ok(DetachResult {
             id: id.to_string(),
-            released_ip: released.map(|i| i.to_string()),
+            released_ip: released.first().map(ToString::to_string),
+            released_ips: released.iter().map(ToString::to_string).collect(),
             removed_interface: saved.is_some(),
         })
     }
@@ -385,6 +495,8 @@ impl Agent {
         self.detach_locked(&mut ipam, &req.id).await
     }
 
+    /// CNI CHECK: every address of the container is routed to its veth
+    /// (and nothing else is).
     pub(super) async fn check_container(
         &self,
         req: CheckRequest,
@@ -393,11 +505,13 @@ impl Agent {
         let cfg = self.config();
         let host = tortie_routes::host_ifname(&cfg.dataplane.veth_prefix, &req.id);
         let saved = self.registry().get(&host).cloned();
-        let ip = saved
-            .as_ref()
-            .and_then(Container::v4)
-            .or_else(|| v4_of(ipam.get(&req.id, Family::V4)))
-            .ok_or_else(|| ApiError::not_found(format!("{} is not attached", req.id)))?;
+        let mut ips = match &saved {
+            Some(c) if !c.addresses.is_empty() => c.ips(),
+            _ => ipam.addresses(&req.id),
+        };
+        if ips.is_empty() {
+            return Err(ApiError::not_found(format!("{} is not attached", req.id)));
+        }
         // The dump below reads every route: attaches need not wait for it.
         drop(ipam);
         let found = tortie_routes::list_attachments(
@@ -406,34 +520,57 @@ impl Agent {
         )
         .await
         .map_err(|e| ApiError::internal(format!("listing attachments: {e}")))?;
-        match found.iter().find(|(dev, _)| *dev == host) {
-            None => Err(ApiError::not_found(format!(
-                "{}: veth {host} or its route is missing",
+        let mut routed: Vec<IpAddr> = found
+            .iter()
+            .filter(|(dev, _)| *dev == host)
+            .map(|(_, a)| *a)
+            .collect();
+        routed.sort_by_key(IpAddr::is_ipv6);
+        ips.sort_by_key(IpAddr::is_ipv6);
+        if routed.is_empty() {
+            return Err(ApiError::not_found(format!(
+                "{}: veth {host} or its routes are missing",
                 req.id
-            ))),
-            Some((_, addr)) if *addr != ip => Err(ApiError::new(
-                ErrorKind::Conflict,
-                format!("{}: {host} routes {addr}, the agent says {ip}", req.id),
-            )),
-            Some(_) => {
-                let c = saved.unwrap_or_else(|| Container {
-                    id: req.id.clone(),
-                    addresses: vec![host_net(IpAddr::V4(ip))],
-                    host_ifname: host.clone(),
-                    host_mac: None,
-                    netns: String::new(),
-                    ifname: String::new(),
-                    container_mac: None,
-                    mtu: None,
-                });
-                let mut r = self.result(&c, ip);
-                r.id = req.id.clone();
-                if let Some(ns) = req.netns {
-                    r.netns = ns;
-                }
-                Ok(r)
-            }
+            )));
         }
+        if let Some(missing) = ips.iter().find(|ip| !routed.contains(ip)) {
+            return Err(ApiError::new(
+                ErrorKind::Conflict,
+                format!(
+                    "{}: {host} routes {}, the agent says {} ({missing} is missing)",
+                    req.id,
+                    list(&routed),
+                    list(&ips)
+                ),
+            ));
+        }
+        if let Some(extra) = routed.iter().find(|ip| !ips.contains(ip)) {
+            return Err(ApiError::new(
+                ErrorKind::Conflict,
+                format!(
+                    "{}: {host} routes {}, the agent says {} ({extra} is not the container's)",
+                    req.id,
+                    list(&routed),
+                    list(&ips)
+                ),
+            ));
+        }
+        let c = saved.unwrap_or_else(|| Container {
+            id: req.id.clone(),
+            addresses: ips.iter().copied().map(host_net).collect(),
+            host_ifname: host.clone(),
+            host_mac: None,
+            netns: String::new(),
+            ifname: String::new(),
+            container_mac: None,
+            mtu: None,
+        });
+        let mut r = self.result(&c);
+        r.id = req.id.clone();
+        if let Some(ns) = req.netns {
+            r.netns = ns;
+        }
+        Ok(r)
     }
 
     pub(super) async fn gc_containers(&self, req: GcRequest) -> Result<GcResult, ApiError> {
@@ -461,13 +598,5 @@ impl Agent {
             }
         }
         Ok(GcResult { removed })
-    }
-}
-
-/// An IPv4 address out of IPAM's family-generic answer.
-fn v4_of(ip: Option<IpAddr>) -> Option<Ipv4Addr> {
-    match ip? {
-        IpAddr::V4(a) => Some(a),
-        IpAddr::V6(_) => None,
     }
 }

@@ -180,11 +180,6 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>, opts: RunOptions) -> a
         "kernel routes of ours found at start-up (kept until BGP converges)"
     );
 
-    if cfg.node.blocks_v4().next().is_none() {
-        anyhow::bail!(
-            "node.pod_cidr has no IPv4 block: containers still need one (IPv6 container addresses are not served yet)"
-        );
-    }
     let mut ipam = Ipam::open(&cfg.state.dir, &cfg.node.pod_cidrs, &[])
         .with_context(|| format!("opening IPAM state in {}", cfg.state.dir.display()))?;
     let registry = reconcile_containers(&cfg, &mut ipam).await?;
@@ -215,10 +210,10 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>, opts: RunOptions) -> a
         agent.install_learned = false;
     }
     let agent = Arc::new(agent);
-    let announce: Vec<(std::net::Ipv4Addr, String)> = agent
+    let announce: Vec<(std::net::IpAddr, String)> = agent
         .registry()
         .iter()
-        .filter_map(|c| Some((c.v4()?, c.host_ifname.clone())))
+        .flat_map(|c| c.ips().into_iter().map(|ip| (ip, c.host_ifname.clone())))
         .collect();
     for (ip, dev) in &announce {
         if let Err(e) = agent.announce(*ip, dev).await {

@@ -11,76 +11,90 @@
 //! A free address outside our block that none of these rules hits stays
 //! allowed (the agent then advertises its /32).
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
-use ipnetwork::Ipv4Network;
+use ipnetwork::IpNetwork;
 
-/// Ranges no container may hold, with the reason given to the caller.
-const RESERVED: [(Ipv4Addr, u8, &str); 5] = [
-    (Ipv4Addr::new(0, 0, 0, 0), 8, "\"this network\" (RFC 791)"),
-    (Ipv4Addr::new(127, 0, 0, 0), 8, "loopback"),
+/// Ranges no container may hold, with the reason given to the caller
+/// (RFC 6890; RFC 4291 §2.4 for IPv6).
+const RESERVED: [(&str, &str); 10] = [
+    ("0.0.0.0/8", "\"this network\" (RFC 791)"),
+    ("127.0.0.0/8", "loopback"),
     (
-        Ipv4Addr::new(169, 254, 0, 0),
-        16,
+        "169.254.0.0/16",
         "link-local (holds the containers' gateway 169.254.1.1)",
     ),
-    (Ipv4Addr::new(224, 0, 0, 0), 4, "multicast"),
+    ("224.0.0.0/4", "multicast"),
+    ("240.0.0.0/4", "reserved (RFC 1112, broadcast included)"),
+    ("::/128", "the unspecified address"),
+    ("::1/128", "loopback"),
+    ("::ffff:0:0/96", "IPv4-mapped"),
     (
-        Ipv4Addr::new(240, 0, 0, 0),
-        4,
-        "reserved (RFC 1112, broadcast included)",
+        "fe80::/10",
+        "link-local (holds the containers' gateway fe80::ecee:eeff:feee:eeee)",
     ),
+    ("ff00::/8", "multicast"),
 ];
 
 /// What a static address must stay clear of.
 #[derive(Clone, Debug, Default)]
 pub struct Forbidden {
     /// The node's addresses with their subnets (`node.address` and every
-    /// address on the host's interfaces).
-    pub node: Vec<Ipv4Network>,
+    /// address on the host's interfaces), both families.
+    pub node: Vec<IpNetwork>,
     /// Configured peers' addresses.
     pub peers: Vec<IpAddr>,
     /// Prefixes learned from peers (best paths), with the peer they came
     /// from.
-    pub learned: Vec<(Ipv4Network, IpAddr)>,
-    /// Our block's prefix length: learned prefixes this long or longer are
-    /// other nodes' blocks and containers; shorter ones (a default route or
-    /// an aggregate from a router) do not make an address taken.
-    pub block_len: u8,
+    pub learned: Vec<(IpNetwork, IpAddr)>,
+    /// Our blocks' shortest prefix length per family (IPv4, IPv6): learned
+    /// prefixes this long or longer are other nodes' blocks and containers;
+    /// shorter ones (a default route or an aggregate from a router) do not
+    /// make an address taken.
+    pub block_len: [u8; 2],
 }
 
 /// `Err(reason)` when `ip` may not be given to a container.
-pub fn check(ip: Ipv4Addr, f: &Forbidden) -> Result<(), String> {
-    for (net, len, what) in RESERVED {
-        if Ipv4Network::new(net, len).is_ok_and(|n| n.contains(ip)) {
-            return Err(format!("{ip} is in {net}/{len}, {what}"));
+pub fn check(ip: IpAddr, f: &Forbidden) -> Result<(), String> {
+    for (net, what) in RESERVED {
+        if net.parse::<IpNetwork>().is_ok_and(|n| n.contains(ip)) {
+            return Err(format!("{ip} is in {net}, {what}"));
         }
     }
-    for n in &f.node {
+    for n in f.node.iter().filter(|n| n.is_ipv4() == ip.is_ipv4()) {
         if n.ip() == ip {
             return Err(format!("{ip} is this node's own address"));
         }
-        // /31 and /32 have no network or broadcast address (RFC 3021).
-        if n.prefix() < 31 {
-            if n.network() == ip {
+        match n {
+            // /31 and /32 have no network or broadcast address (RFC 3021).
+            IpNetwork::V4(v4) if v4.prefix() < 31 => {
+                if IpAddr::V4(v4.network()) == ip {
+                    return Err(format!(
+                        "{ip} is the network address of the node's subnet {n}"
+                    ));
+                }
+                if IpAddr::V4(v4.broadcast()) == ip {
+                    return Err(format!(
+                        "{ip} is the broadcast address of the node's subnet {n}"
+                    ));
+                }
+            }
+            IpNetwork::V6(v6) if v6.prefix() < 127 && IpAddr::V6(v6.network()) == ip => {
                 return Err(format!(
-                    "{ip} is the network address of the node's subnet {n}"
+                    "{ip} is the subnet-router anycast address of the node's subnet {n} (RFC 4291 §2.6.1)"
                 ));
             }
-            if n.broadcast() == ip {
-                return Err(format!(
-                    "{ip} is the broadcast address of the node's subnet {n}"
-                ));
-            }
+            _ => {}
         }
     }
-    if f.peers.contains(&IpAddr::V4(ip)) {
+    if f.peers.contains(&ip) {
         return Err(format!("{ip} is a configured BGP peer's address"));
     }
+    let block_len = f.block_len[usize::from(ip.is_ipv6())];
     if let Some((net, peer)) = f
         .learned
         .iter()
-        .find(|(n, _)| n.prefix() >= f.block_len && n.contains(ip))
+        .find(|(n, _)| n.prefix() >= block_len && n.contains(ip))
     {
         return Err(format!(
             "{ip} is inside {net}, a block learned from {peer} (another node's containers)"
@@ -117,9 +131,35 @@ mod tests {
                 ("0.0.0.0/0".parse().unwrap(), "192.0.2.1".parse().unwrap()),
                 ("10.0.0.0/8".parse().unwrap(), "192.0.2.1".parse().unwrap()),
             ],
-            block_len: 26,
+            block_len: [26, 120],
         };
         let refused = |s: &str| check(s.parse().unwrap(), &f).unwrap_err();
+        let mut f6 = f.clone();
+        f6.node.push("2001:db8:1::11/64".parse().unwrap());
+        f6.learned.push((
+            "fd00:10:244:2::/120".parse().unwrap(),
+            "2001:db8:1::12".parse().unwrap(),
+        ));
+        f6.learned
+            .push(("::/0".parse().unwrap(), "2001:db8:1::1".parse().unwrap()));
+        for (ip, why) in [
+            ("2001:db8::1", "peer"),
+            ("2001:db8:1::11", "own address"),
+            ("2001:db8:1::", "subnet-router anycast"),
+            ("fe80::ecee:eeff:feee:eeee", "gateway"),
+            ("fe80::1", "link-local"),
+            ("::1", "loopback"),
+            ("::", "unspecified"),
+            ("ff02::1", "multicast"),
+            ("::ffff:10.0.0.1", "IPv4-mapped"),
+            ("fd00:10:244:2::9", "learned from 2001:db8:1::12"),
+        ] {
+            let e = check(ip.parse().unwrap(), &f6).unwrap_err();
+            assert!(e.contains(why), "{ip}: {e}");
+        }
+        for ip in ["fd00:10:244:1::5", "2001:db8:1::77", "2001:db8:9::1"] {
+            assert_eq!(check(ip.parse().unwrap(), &f6), Ok(()), "{ip}");
+        }
         let table = [
             ("192.0.2.11", "own address"),
             ("192.0.2.0", "network address"),

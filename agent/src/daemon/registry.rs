@@ -16,8 +16,8 @@
 //! container adopted from the kernel without a saved entry (its id unknown)
 //! is found by the same key when its id comes back.
 //!
-//! Family-generic: addresses are `IpNetwork`s (one IPv4 /32 today; IPv6 joins
-//! with dual-stack).
+//! Family-generic: addresses are `IpNetwork`s, one per family (a /32, a
+//! /128).
 //!
 //! File: `attachments.json` under `state.dir`, beside (never inside) IPAM's
 //! own files; `{"version": 2, "containers": {host_ifname: Container}}`.
@@ -75,7 +75,12 @@ pub struct Container {
 }
 
 impl Container {
-    /// The IPv4 address (IPAM is IPv4 today).
+    /// The addresses without their (host) prefix lengths, IPv4 first.
+    pub fn ips(&self) -> Vec<IpAddr> {
+        self.addresses.iter().map(|n| n.ip()).collect()
+    }
+
+    /// The IPv4 address.
     pub fn v4(&self) -> Option<Ipv4Addr> {
         self.addresses.iter().find_map(|n| match n.ip() {
             IpAddr::V4(a) => Some(a),
@@ -308,26 +313,31 @@ pub struct Plan {
 /// A saved entry whose veth exists is kept even without its /32 (someone
 /// removed the route; the route table puts it back), since an entry is only
 /// written once an attach completed.
-pub fn plan(saved: Vec<Container>, routed: &[(String, Ipv4Addr)], veths: &[String]) -> Plan {
+pub fn plan(saved: Vec<Container>, routed: &[(String, IpAddr)], veths: &[String]) -> Plan {
     let mut out = Plan::default();
     let mut saved: BTreeMap<String, Container> = saved
         .into_iter()
         .map(|c| (c.host_ifname.clone(), c))
         .collect();
     for dev in veths {
-        let kernel_ip = routed.iter().find(|(d, _)| d == dev).map(|(_, a)| *a);
-        match (saved.remove(dev), kernel_ip) {
-            (Some(mut c), Some(ip)) => {
-                if c.v4() != Some(ip) {
-                    tracing::warn!(host_ifname = %dev, saved = c.v4().map(tracing::field::display), kernel = %ip, "the veth routes another address than saved: keeping the kernel's");
-                    c.addresses = vec![host_net(IpAddr::V4(ip))];
+        let mut kernel: Vec<IpAddr> = routed
+            .iter()
+            .filter(|(d, _)| d == dev)
+            .map(|(_, a)| *a)
+            .collect();
+        kernel.sort_by_key(|a| a.is_ipv6());
+        match (saved.remove(dev), kernel.is_empty()) {
+            (Some(mut c), false) => {
+                if c.ips() != kernel {
+                    tracing::warn!(host_ifname = %dev, saved = ?c.ips(), kernel = ?kernel, "the veth routes other addresses than saved: keeping the kernel's");
+                    c.addresses = kernel.into_iter().map(host_net).collect();
                 }
                 out.containers.push(c);
             }
-            (Some(c), None) => out.containers.push(c),
-            (None, Some(ip)) => out.containers.push(Container {
+            (Some(c), true) => out.containers.push(c),
+            (None, false) => out.containers.push(Container {
                 id: dev.clone(),
-                addresses: vec![host_net(IpAddr::V4(ip))],
+                addresses: kernel.into_iter().map(host_net).collect(),
                 host_ifname: dev.clone(),
                 host_mac: None,
                 netns: String::new(),
@@ -335,7 +345,7 @@ pub fn plan(saved: Vec<Container>, routed: &[(String, Ipv4Addr)], veths: &[Strin
                 container_mac: None,
                 mtu: None,
             }),
-            (None, None) => out.half_made.push(dev.clone()),
+            (None, true) => out.half_made.push(dev.clone()),
         }
     }
     out.gone = saved.into_values().collect();
@@ -444,10 +454,11 @@ mod tests {
             container("no-route", "tt3", "10.244.1.4"),
             container("gone", "tt4", "10.244.1.5"),
         ];
-        let routed = vec![
-            ("tt1".to_string(), ip("10.244.1.2")),
-            ("tt2".to_string(), ip("10.244.1.30")),
-            ("tt5".to_string(), ip("10.244.1.6")),
+        let routed: Vec<(String, IpAddr)> = vec![
+            ("tt1".to_string(), ip("10.244.1.2").into()),
+            ("tt2".to_string(), ip("10.244.1.30").into()),
+            ("tt5".to_string(), "fd00::6".parse().unwrap()),
+            ("tt5".to_string(), ip("10.244.1.6").into()),
         ];
         let veths: Vec<String> = ["tt1", "tt2", "tt3", "tt5", "tt6"]
             .iter()
@@ -469,6 +480,11 @@ mod tests {
             ]
         );
         assert!(!p.containers[3].id_known());
+        // Adopted with both families, IPv4 first.
+        assert_eq!(
+            p.containers[3].ips()[1],
+            "fd00::6".parse::<IpAddr>().unwrap()
+        );
         assert_eq!(p.half_made, vec!["tt6".to_string()]);
         assert_eq!(p.gone.len(), 1);
         assert_eq!(p.gone[0].id, "gone");

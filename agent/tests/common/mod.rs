@@ -98,7 +98,9 @@ pub fn link(a: &Netns, a_if: &str, a_addr: &str, b: &Netns, b_if: &str, b_addr: 
 /// One node's agent settings.
 pub struct NodeSpec {
     pub name: &'static str,
+    /// A string, or a TOML array as written (`["192.0.2.11/24", "2001:db8:1::11/64"]`).
     pub address: &'static str,
+    /// Likewise.
     pub pod_cidr: &'static str,
     pub asn: u32,
     /// (address, asn, name)
@@ -127,10 +129,21 @@ impl Agent {
     }
 
     pub fn write_config(dir: &Path, spec: &NodeSpec) {
+        // A TOML array (dual-stack) as written, a string quoted.
+        let value = |s: &str| {
+            if s.starts_with('[') {
+                s.to_string()
+            } else {
+                format!("\"{s}\"")
+            }
+        };
         let mut text = format!(
-            "[node]\nname = \"{}\"\naddress = \"{}\"\nasn = {}\npod_cidr = \"{}\"\n\n\
+            "[node]\nname = \"{}\"\naddress = {}\nasn = {}\npod_cidr = {}\n\n\
              [bgp]\nhold_time = 9\nconnect_retry = 1\nrestart_time = 30\n\n",
-            spec.name, spec.address, spec.asn, spec.pod_cidr
+            spec.name,
+            value(spec.address),
+            spec.asn,
+            value(spec.pod_cidr)
         );
         for (addr, asn, name) in &spec.peers {
             text.push_str(&format!(
@@ -256,6 +269,21 @@ impl Agent {
         assert!(
             out.status.success(),
             "attach {id}: {}\nagent log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// `tortie attach --ip` through the CLI; returns what it printed.
+    pub fn attach_ip(&self, netns: &Netns, id: &str, ip: &str) -> String {
+        let out = cli(
+            &self.socket(),
+            &["attach", "--netns", &netns.path(), "--id", id, "--ip", ip],
+        );
+        assert!(
+            out.status.success(),
+            "attach {id} --ip {ip}: {}\nagent log:\n{}",
             String::from_utf8_lossy(&out.stderr),
             self.log()
         );

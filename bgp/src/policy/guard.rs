@@ -15,8 +15,9 @@ use crate::types::Prefix;
 
 /// The container gateway every pod routes through (proxy-ARPed on the veth).
 pub const GATEWAY_V4: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
-/// The IPv6 container gateway (link-local; covered by fe80::/10 as well).
-pub const GATEWAY_V6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+/// The IPv6 container gateway: the EUI-64 link-local address of the host
+/// veth's fixed MAC `ee:ee:ee:ee:ee:ee` (covered by fe80::/10 as well).
+pub const GATEWAY_V6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0xecee, 0xeeff, 0xfeee, 0xeeee);
 
 /// Address ranges no route may fall inside (RFC 6890 special-purpose blocks
 /// that are never routed between hosts): (network, length, name). Typed, not
@@ -234,7 +235,7 @@ mod tests {
             ("192.0.2.0/24", None),
             ("2001:db8:1::11/128", Some("address")),
             ("169.254.1.1/32", Some("gateway")),
-            ("fe80::1/128", Some("gateway")),
+            ("fe80::ecee:eeff:feee:eeee/128", Some("gateway")),
             ("127.0.0.0/8", Some("martian")),
             ("127.1.0.0/16", Some("martian")),
             ("0.0.0.0/8", Some("martian")),

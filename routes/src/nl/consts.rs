@@ -75,6 +75,9 @@ pub const RTEXT_FILTER_SKIP_STATS: u32 = 1 << 3;
 // Addresses.
 pub const IFA_ADDRESS: u16 = 1;
 pub const IFA_LOCAL: u16 = 2;
+pub const IFA_FLAGS: u16 = 8;
+/// No duplicate address detection: the address is usable at once.
+pub const IFA_F_NODAD: u32 = 0x02;
 
 // Routes.
 pub const RTA_DST: u16 = 1;

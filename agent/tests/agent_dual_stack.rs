@@ -1,0 +1,226 @@
+//! Dual-stack containers across two agents (issue 11 §2/§3): each node has
+//! an IPv4 and an IPv6 address and a block of each family; one IPv4 BGP
+//! session carries both families (IPv6 with the node's IPv6 next hop,
+//! RFC 2545). A container gets one address per family and pings and
+//! `ping -6`s the container on the other node; static IPv6 addresses and
+//! their refusals; detach releases both.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+/// Node A and B on one link (both families), each with an agent and a container.
+struct Dual {
+    a: Agent,
+    b: Agent,
+    ca: Netns,
+    cb: Netns,
+    cc: Netns,
+    na: Netns,
+    nb: Netns,
+    _dir: tempfile::TempDir,
+}
+
+fn dual(t: &str) -> Dual {
+    let tg = tag(t);
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("tortie-{t}-"))
+        .tempdir()
+        .expect("tempdir");
+    let na = Netns::new(format!("{tg}-na"));
+    let nb = Netns::new(format!("{tg}-nb"));
+    let ca = Netns::new(format!("{tg}-ca"));
+    let cb = Netns::new(format!("{tg}-cb"));
+    let cc = Netns::new(format!("{tg}-cc"));
+    let ia = format!("d{}a", std::process::id());
+    let ib = format!("d{}b", std::process::id());
+    link(&na, &ia, "192.0.2.11/24", &nb, &ib, "192.0.2.12/24");
+    // nodad: the node addresses are usable at once (tortie run checks them).
+    sh(&[
+        "ip",
+        "-n",
+        &na.name,
+        "addr",
+        "add",
+        "2001:db8:1::11/64",
+        "dev",
+        &ia,
+        "nodad",
+    ]);
+    sh(&[
+        "ip",
+        "-n",
+        &nb.name,
+        "addr",
+        "add",
+        "2001:db8:1::12/64",
+        "dev",
+        &ib,
+        "nodad",
+    ]);
+    let a = Agent::start(
+        dir.path().join("a"),
+        &na,
+        &NodeSpec {
+            name: "node-a",
+            address: r#"["192.0.2.11/24", "2001:db8:1::11/64"]"#,
+            pod_cidr: r#"["10.244.1.0/26", "fd00:10:244:1::/120"]"#,
+            asn: 64512,
+            peers: vec![("192.0.2.12", 64512, "node-b")],
+        },
+    );
+    let b = Agent::start(
+        dir.path().join("b"),
+        &nb,
+        &NodeSpec {
+            name: "node-b",
+            address: r#"["192.0.2.12/24", "2001:db8:1::12/64"]"#,
+            pod_cidr: r#"["10.244.2.0/26", "fd00:10:244:2::/120"]"#,
+            asn: 64512,
+            peers: vec![("192.0.2.11", 64512, "node-a")],
+        },
+    );
+    Dual {
+        a,
+        b,
+        ca,
+        cb,
+        cc,
+        na,
+        nb,
+        _dir: dir,
+    }
+}
+
+/// `tortie attach` printed one address per line, IPv4 first.
+fn two(out: &str) -> (String, String) {
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "one address per family: {out:?}");
+    (lines[0].to_string(), lines[1].to_string())
+}
+
+#[test]
+fn dual_stack_containers_ping_both_families_across_nodes() {
+    if !root_or_skip() {
+        return;
+    }
+    let t = dual("ds");
+    t.a.wait_established(Duration::from_secs(20));
+    t.b.wait_established(Duration::from_secs(20));
+    let (a4, a6) = two(&t.a.attach(&t.ca, "ca"));
+    let (b4, b6) = two(&t.b.attach(&t.cb, "cb"));
+    assert!(a4.starts_with("10.244.1."), "{a4}");
+    assert!(b4.starts_with("10.244.2."), "{b4}");
+    // The block's ::0 (subnet-router anycast) is never handed out.
+    assert_eq!(a6, "fd00:10:244:1::1");
+    assert_eq!(b6, "fd00:10:244:2::1");
+
+    // The host side: the /128 through the route table, proto 149.
+    let host6 = sh(&[
+        "ip", "-n", &t.na.name, "-6", "route", "show", "proto", "149",
+    ]);
+    assert!(host6.contains(&format!("{a6} dev tt")), "{host6}");
+    for (ns, prefix) in [
+        (&t.na, "fd00:10:244:2::/120"),
+        (&t.nb, "fd00:10:244:1::/120"),
+    ] {
+        wait_until(
+            Duration::from_secs(15),
+            &format!("{prefix} in {}'s kernel", ns.name),
+            || sh(&["ip", "-n", &ns.name, "-6", "route", "show", prefix]).contains("proto 149"),
+        );
+    }
+    for (ns, prefix) in [(&t.na, "10.244.2.0/26"), (&t.nb, "10.244.1.0/26")] {
+        wait_until(
+            Duration::from_secs(15),
+            &format!("{prefix} in {}'s kernel", ns.name),
+            || sh(&["ip", "-n", &ns.name, "route", "show", prefix]).contains("proto 149"),
+        );
+    }
+    for (from, to) in [(&t.ca, &b4), (&t.cb, &a4), (&t.ca, &b6), (&t.cb, &a6)] {
+        let (tx, rx) = ping(from, to, 3, "0.2");
+        assert_eq!(
+            (tx, rx),
+            (3, 3),
+            "ping {to} from {}\nA log:\n{}\nB log:\n{}",
+            from.name,
+            t.a.log(),
+            t.b.log()
+        );
+    }
+
+    // -o json lists both addresses with their gateways.
+    let out = cli(
+        &t.a.socket(),
+        &[
+            "attach",
+            "--netns",
+            &t.ca.path(),
+            "--id",
+            "ca",
+            "-o",
+            "json",
+        ],
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("attach JSON");
+    assert_eq!(j["ip"], a4.as_str());
+    assert_eq!(j["addresses"][0]["address"], format!("{a4}/32"));
+    assert_eq!(j["addresses"][0]["gateway"], "169.254.1.1");
+    assert_eq!(j["addresses"][1]["address"], format!("{a6}/128"));
+    assert_eq!(j["addresses"][1]["gateway"], "fe80::ecee:eeff:feee:eeee");
+    assert_eq!(j["host_mac"], "ee:ee:ee:ee:ee:ee");
+
+    // A static IPv6 address inside the block (IPv4 still allocated), and
+    // the refusals IPv4 has.
+    let (c4, c6) = two(&t.a.attach_ip(&t.cc, "cc", "fd00:10:244:1::99"));
+    assert!(c4.starts_with("10.244.1."), "{c4}");
+    assert_eq!(c6, "fd00:10:244:1::99");
+    assert_eq!(
+        ping(&t.cc, &b6, 1, "0.2"),
+        (1, 1),
+        "ping {b6} from the static address"
+    );
+    for (ip, why) in [
+        ("2001:db8:1::11", "own address"),
+        ("fe80::ecee:eeff:feee:eeee", "link-local"),
+        ("ff02::1", "multicast"),
+        ("::1", "loopback"),
+        ("fd00:10:244:2::7", "learned from"),
+        ("fd00:10:244:1::", "cannot be given"),
+        ("10.244.1.70,10.244.1.71", "at most one address per family"),
+    ] {
+        let out = cli(
+            &t.a.socket(),
+            &[
+                "attach",
+                "--netns",
+                &t.cc.path(),
+                "--id",
+                "refused",
+                "--ip",
+                ip,
+            ],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(why),
+            "--ip {ip}: {err}"
+        );
+    }
+
+    // Detach releases both families.
+    let out = cli(&t.a.socket(), &["detach", "--id", "ca"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains(&a4) && said.contains(&a6), "{said}");
+    let host6 = sh(&[
+        "ip", "-n", &t.na.name, "-6", "route", "show", "proto", "149",
+    ]);
+    assert!(!host6.contains(&a6), "{host6}");
+    // The next container gets neither at once (round robin).
+    let (d4, d6) = two(&t.a.attach(&t.ca, "ca2"));
+    assert_ne!(d4, a4);
+    assert_ne!(d6, a6);
+    let _ = (&t.nb, &t.b);
+}
