@@ -384,6 +384,19 @@ pub fn render_peer_detail(p: &PeerView, now: u64) -> String {
             p.routes_received, p.routes_accepted, p.routes_filtered, p.routes_advertised
         ),
     ));
+    if p.families.len() > 1 || p.families.iter().any(|f| f.starts_with("ipv6")) {
+        // Per family, as `calicoctl node status` splits IPv4 and IPv6.
+        rows.push((
+            "Routes by family",
+            format!(
+                "ipv4 {} accepted, {} advertised; ipv6 {} accepted, {} advertised",
+                p.routes_accepted.saturating_sub(p.routes_accepted_ipv6),
+                p.routes_advertised.saturating_sub(p.routes_advertised_ipv6),
+                p.routes_accepted_ipv6,
+                p.routes_advertised_ipv6
+            ),
+        ));
+    }
     let counts = |m: &std::collections::BTreeMap<String, u64>| {
         m.iter()
             .map(|(t, n)| format!("{t} {n}"))

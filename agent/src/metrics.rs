@@ -44,6 +44,9 @@ pub struct PeerMetrics {
     pub state: String,
     pub received_routes: u64,
     pub advertised_routes: u64,
+    /// Of the two above, the IPv6 prefixes.
+    pub received_routes_ipv6: u64,
+    pub advertised_routes_ipv6: u64,
     /// `(type, count)`: open, update, notification, keepalive, route_refresh.
     pub messages_received: Vec<(String, u64)>,
     pub messages_sent: Vec<(String, u64)>,
@@ -209,17 +212,30 @@ impl Collector for SnapshotCollector {
             "BGP session state (RFC 4271 section 8): 1 for the current state, 0 for the others.",
             &states,
         )?;
+        // One row per peer and family (sum over `family` for the total).
+        let per_family = |total: &dyn Fn(&PeerMetrics) -> u64, v6: &dyn Fn(&PeerMetrics) -> u64| {
+            s.peers
+                .iter()
+                .flat_map(|p| {
+                    [("ipv4", total(p).saturating_sub(v6(p))), ("ipv6", v6(p))].map(|(f, n)| {
+                        let mut l = peer_labels(p);
+                        l.push(("family", f.to_string()));
+                        (l, clamp(n))
+                    })
+                })
+                .collect::<Vec<_>>()
+        };
         gauge_family(
             &mut enc,
             "tortie_bgp_received_routes",
-            "Prefixes in the peer's Adj-RIB-In (received and kept).",
-            &per_peer(&|p| clamp(p.received_routes)),
+            "Prefixes in the peer's Adj-RIB-In (received and kept), by family.",
+            &per_family(&|p| p.received_routes, &|p| p.received_routes_ipv6),
         )?;
         gauge_family(
             &mut enc,
             "tortie_bgp_advertised_routes",
-            "Prefixes in the peer's Adj-RIB-Out (advertised to it).",
-            &per_peer(&|p| clamp(p.advertised_routes)),
+            "Prefixes in the peer's Adj-RIB-Out (advertised to it), by family.",
+            &per_family(&|p| p.advertised_routes, &|p| p.advertised_routes_ipv6),
         )?;
         gauge_family(
             &mut enc,
@@ -513,6 +529,8 @@ fn tests_sample() -> MetricsSnapshot {
             state: "Established".into(),
             received_routes: 3,
             advertised_routes: 1,
+            received_routes_ipv6: 1,
+            advertised_routes_ipv6: 0,
             messages_received: vec![("open".into(), 1), ("update".into(), 4)],
             messages_sent: vec![("open".into(), 1), ("keepalive".into(), 7)],
             established_transitions: 2,
@@ -612,6 +630,12 @@ mod tests {
         );
         assert!(
             text.contains("tortie_dataplane_routes{kind=\"blackhole\",family=\"ipv4\"} 1"),
+            "{text}"
+        );
+        // 3 received, 1 of them IPv6.
+        assert!(
+            text.contains("tortie_bgp_received_routes{peer=\"192.0.2.1\",peer_asn=\"65001\",family=\"ipv4\"} 2")
+                && text.contains("tortie_bgp_received_routes{peer=\"192.0.2.1\",peer_asn=\"65001\",family=\"ipv6\"} 1"),
             "{text}"
         );
         // 3 learned, 1 of them IPv6.

@@ -204,6 +204,21 @@ fn next_hop_follows_the_family_of_the_route() {
         (4, "203.0.113.0/24", Some("192.0.2.254"), None),
         (4, "2001:db8:100::/48", None, None),
     ];
+    // Counters per family (status, metrics): (peer, received, of them IPv6,
+    // advertised, of them IPv6).
+    for (peer, rcvd, rcvd6, adv, adv6) in [(1, 2, 1, 0, 0), (2, 0, 0, 2, 1), (4, 0, 0, 1, 0)] {
+        let c = r.peer_counters(tortie_bgp::rib::PeerId(peer)).unwrap();
+        assert_eq!(
+            (c.received, c.received_ipv6, c.advertised, c.advertised_ipv6),
+            (rcvd, rcvd6, adv, adv6),
+            "peer {peer}"
+        );
+    }
+    apply(&mut r, 1, withdraw(&["2001:db8:100::/48"]));
+    let c = r.peer_counters(tortie_bgp::rib::PeerId(2)).unwrap();
+    assert_eq!((c.advertised, c.advertised_ipv6), (1, 0));
+    let c = r.peer_counters(tortie_bgp::rib::PeerId(1)).unwrap();
+    assert_eq!((c.received, c.received_ipv6), (1, 0));
     for (peer, prefix, nh, ll) in table {
         let out = if prefix.contains(':') { &out6 } else { &out4 };
         let got = announced_to(out, peer, prefix);

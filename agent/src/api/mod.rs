@@ -240,6 +240,12 @@ pub struct PeerView {
     /// Prefixes the import guard or the peer's import filter refused.
     #[serde(default)]
     pub routes_filtered: u64,
+    /// Of `routes_accepted` and `routes_advertised`, the IPv6 prefixes
+    /// (IPv4 is the rest).
+    #[serde(default)]
+    pub routes_accepted_ipv6: u64,
+    #[serde(default)]
+    pub routes_advertised_ipv6: u64,
     /// Why the session last stopped being Established.
     #[serde(default)]
     pub down_reason: Option<EventView>,

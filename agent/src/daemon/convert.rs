@@ -152,6 +152,8 @@ pub fn peer_view(p: &PeerStatus) -> PeerView {
         routes_accepted: p.routes_received,
         routes_filtered: p.routes_filtered,
         routes_advertised: p.routes_advertised,
+        routes_accepted_ipv6: p.routes_received_ipv6,
+        routes_advertised_ipv6: p.routes_advertised_ipv6,
         remote_id: p.remote_id.map(|r| r.to_string()),
         hold_time: p.hold_time,
         established_transitions: p.established_transitions,
@@ -295,6 +297,8 @@ pub fn peer_metrics(p: &PeerStatus) -> PeerMetrics {
         state: p.state.name().to_string(),
         received_routes: p.routes_received,
         advertised_routes: p.routes_advertised,
+        received_routes_ipv6: p.routes_received_ipv6,
+        advertised_routes_ipv6: p.routes_advertised_ipv6,
         messages_received: p
             .messages_received
             .by_type()

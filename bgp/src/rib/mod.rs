@@ -282,6 +282,9 @@ pub struct PeerCounters {
     pub advertised: usize,
     /// Prefixes it announced that the import guard or filter refused.
     pub filtered: usize,
+    /// Of `received` and `advertised`, the IPv6 prefixes.
+    pub received_ipv6: usize,
+    pub advertised_ipv6: usize,
 }
 
 /// Why an announced route is not a candidate.

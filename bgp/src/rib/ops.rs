@@ -61,12 +61,18 @@ impl Rib {
         st.local_asn = self.cfg.local_asn;
         st.up = true;
         st.advertised = 0;
-        let mut sent = 0;
+        st.advertised_v6 = 0;
+        let (mut sent, mut sent_v6) = (0, 0);
         for f in &families {
-            sent += self.full_export(peer.0, *f, &mut ob);
+            let n = self.full_export(peer.0, *f, &mut ob);
+            sent += n;
+            if f.afi == crate::types::Afi::Ipv6 {
+                sent_v6 += n;
+            }
         }
         if let Some(st) = self.peers.get_mut(&peer.0) {
             st.advertised = sent;
+            st.advertised_v6 = sent_v6;
         }
         for f in families {
             ob.end_of_rib(peer.0, f);
@@ -364,6 +370,8 @@ impl Rib {
             stale: s.stale,
             advertised: s.advertised,
             filtered: s.filtered,
+            received_ipv6: s.received_v6,
+            advertised_ipv6: s.advertised_v6,
         })
     }
 
@@ -560,6 +568,11 @@ impl Rib {
         };
         if let Some(st) = self.peers.get_mut(&source) {
             st.received = st.received.saturating_add_signed(r.received_delta as isize);
+            if matches!(prefix, Prefix::V6(_)) {
+                st.received_v6 = st
+                    .received_v6
+                    .saturating_add_signed(r.received_delta as isize);
+            }
             st.stale = st.stale.saturating_add_signed(r.stale_delta as isize);
         }
         if let Some(m) = r.moved {
@@ -728,10 +741,16 @@ pub(super) fn send_diff(
         (Some(_), None) => {
             ob.withdraw(id, prefix);
             st.advertised = st.advertised.saturating_sub(1);
+            if matches!(prefix, Prefix::V6(_)) {
+                st.advertised_v6 = st.advertised_v6.saturating_sub(1);
+            }
         }
         (None, Some(n)) => {
             ob.announce(id, prefix, &n);
             st.advertised += 1;
+            if matches!(prefix, Prefix::V6(_)) {
+                st.advertised_v6 += 1;
+            }
         }
         (Some(o), Some(n)) => {
             if !Arc::ptr_eq(&o, &n) && *o != *n {

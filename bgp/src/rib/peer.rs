@@ -23,6 +23,10 @@ pub(crate) struct PeerState {
     pub stale: usize,
     /// Prefixes in the Adj-RIB-Out.
     pub advertised: usize,
+    /// Of `received` and `advertised`, the IPv6 prefixes (per-family counts
+    /// for status and metrics; IPv4 is the rest).
+    pub received_v6: usize,
+    pub advertised_v6: usize,
     /// Prefixes refused on import (kept in the RIB's filtered map).
     pub filtered: usize,
 }
@@ -36,6 +40,8 @@ impl PeerState {
             received: 0,
             stale: 0,
             advertised: 0,
+            received_v6: 0,
+            advertised_v6: 0,
             filtered: 0,
         }
     }

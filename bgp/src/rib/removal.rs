@@ -80,6 +80,7 @@ impl Rib {
         };
         st.up = false;
         st.advertised = 0;
+        st.advertised_v6 = 0;
         if retain_stale {
             let sel = |p: &Path| p.source == source;
             st.stale += table::mark_stale(&mut self.v4, sel) + table::mark_stale(&mut self.v6, sel);

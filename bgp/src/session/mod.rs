@@ -431,6 +431,8 @@ impl Runtime {
                     st.routes_stale = c.stale as u64;
                     st.routes_filtered = c.filtered as u64;
                     st.routes_advertised = c.advertised as u64;
+                    st.routes_received_ipv6 = c.received_ipv6 as u64;
+                    st.routes_advertised_ipv6 = c.advertised_ipv6 as u64;
                 }
                 Some(st)
             })

@@ -551,6 +551,14 @@ pub fn check_dual_stack_routes(
     let r = wait_our_route(node, THEIR_PREFIX6);
     assert_eq!(r.next_hop.as_deref(), Some(THEIRS6), "{r:?}");
     wait_our_route(node, THEIR_PREFIX);
+    // Per-family counts in `tortie status -o json`: one IPv6 prefix from each session.
+    for peer in [THEIRS, THEIRS6] {
+        wait_until("per-family route counts", T, || {
+            let v = node.peer(peer).ok()?;
+            (v.get("routes_accepted_ipv6")?.as_u64()? == 1).then_some(())
+        })
+        .unwrap_or_else(|e| panic!("{e}: {:?}", node.peer(peer)));
+    }
     let kernel6 = || {
         pair.ours
             .run(&["ip", "-6", "route", "show", THEIR_PREFIX6])
