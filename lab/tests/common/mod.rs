@@ -607,6 +607,32 @@ pub fn check_dual_stack_routes(
         pair.ours.ping(THEIR_HOST6, 2),
         "ping -6 {THEIR_HOST6} from ours"
     );
+
+    // A dual-stack container with addresses outside our blocks: its /128 is
+    // originated (next hop ours over both sessions) and, where they
+    // install routes, answers their ping; detach withdraws it.
+    let ctr = Netns::create(&tortie_lab::unique_name("tl-i-c6")).expect("container netns");
+    node.attach(&ctr.path(), "c-outside6", Some("10.250.0.5,fd00:99::5"))
+        .expect("attach");
+    for session in ["v4", "v6"] {
+        wait_until("the container's /128 in their RIB", T, || {
+            (their_next_hop(session, "fd00:99::5/128").as_deref() == Some(OURS6)).then_some(())
+        })
+        .unwrap_or_else(|e| panic!("{e} over the {session} session\n{}", node.log_tail(30)));
+    }
+    if their_kernel {
+        assert!(
+            pair.theirs.ping("fd00:99::5", 2),
+            "ping -6 the container from theirs"
+        );
+    }
+    node.detach("c-outside6").expect("detach");
+    wait_until("the container's /128 withdrawn", T, || {
+        their_next_hop("v6", "fd00:99::5/128")
+            .is_none()
+            .then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// Graceful restart under `ping -6` (issue 11 §3): tortie is SIGKILLed and
