@@ -34,16 +34,19 @@ impl Lab {
                 if a == b {
                     continue;
                 }
-                let Some(addr) = b.address.as_deref() else {
-                    continue;
-                };
-                tried += 1;
-                if !Netns::existing(&a.netns).ping(addr, count) {
-                    failed.push(format!(
-                        "{}/{} -> {}/{} ({addr})",
-                        a.node, a.id, b.node, b.id
-                    ));
+                // Every address of b: both families of a dual-stack
+                // container (counted once per pair).
+                let mut pair = false;
+                for addr in b.addresses() {
+                    pair = true;
+                    if !Netns::existing(&a.netns).ping(addr, count) {
+                        failed.push(format!(
+                            "{}/{} -> {}/{} ({addr})",
+                            a.node, a.id, b.node, b.id
+                        ));
+                    }
                 }
+                tried += usize::from(pair);
             }
         }
         (tried, failed)

@@ -104,11 +104,16 @@ fn main() -> anyhow::Result<()> {
                 lab.workdir.display()
             );
             for c in &lab.state.containers {
+                let addresses: Vec<&str> = c.addresses().collect();
                 println!(
                     "  {}/{}  {}",
                     c.node,
                     c.id,
-                    c.address.as_deref().unwrap_or("-")
+                    if addresses.is_empty() {
+                        "-".to_string()
+                    } else {
+                        addresses.join(" ")
+                    }
                 );
             }
         }

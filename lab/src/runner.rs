@@ -60,7 +60,21 @@ pub struct ContainerRecord {
     pub node: String,
     pub id: String,
     pub netns: String,
+    /// The container's (first) address.
     pub address: Option<String>,
+    /// Its further addresses: the IPv6 one of a dual-stack container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_addresses: Vec<String>,
+}
+
+impl ContainerRecord {
+    /// Every address, the first first.
+    pub fn addresses(&self) -> impl Iterator<Item = &str> + '_ {
+        self.address
+            .as_deref()
+            .into_iter()
+            .chain(self.more_addresses.iter().map(String::as_str))
+    }
 }
 
 /// What `up` made, recorded before each creation.
@@ -543,13 +557,16 @@ impl Lab {
             cmd.args(["--ip", ip]);
         }
         let out = run(&mut cmd)?;
-        let address = crate::tortie::attached_address(&out)
+        let mut addresses = crate::tortie::attached_addresses(&out).into_iter();
+        let address = addresses
+            .next()
             .ok_or_else(|| LabError::parse("tortie attach -o json", out.clone()))?;
         Ok(ContainerRecord {
             node: node.name.clone(),
             id: id.to_string(),
             netns: ns,
             address: Some(address),
+            more_addresses: addresses.collect(),
         })
     }
 
@@ -641,10 +658,15 @@ impl Lab {
                 ));
             }
             for c in self.state.containers.iter().filter(|c| c.node == node.name) {
+                let addresses: Vec<&str> = c.addresses().collect();
                 s.push_str(&format!(
                     "   container {} {} netns {}\n",
                     c.id,
-                    c.address.as_deref().unwrap_or("-"),
+                    if addresses.is_empty() {
+                        "-".to_string()
+                    } else {
+                        addresses.join(",")
+                    },
                     c.netns
                 ));
             }

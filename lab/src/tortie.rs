@@ -522,6 +522,25 @@ pub fn peer_states(v: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Every address in `tortie attach -o json` output (its `addresses`, one
+/// per family, IPv4 first), else the one [`attached_address`] finds.
+pub fn attached_addresses(out: &str) -> Vec<String> {
+    let listed: Vec<String> = serde_json::from_str::<Value>(out)
+        .ok()
+        .and_then(|v| v.get("addresses").and_then(Value::as_array).cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|a| a.get("address").and_then(Value::as_str))
+        .filter_map(|a| a.split('/').next()?.parse::<IpAddr>().ok())
+        .map(|a| a.to_string())
+        .collect();
+    if listed.is_empty() {
+        attached_address(out).into_iter().collect()
+    } else {
+        listed
+    }
+}
+
 /// The address in `tortie attach -o json` output (`address` or `ip`, with or
 /// without a prefix length), or a bare address printed as text.
 pub fn attached_address(out: &str) -> Option<String> {
@@ -578,6 +597,9 @@ mod tests {
             Some("10.244.1.4")
         );
         assert_eq!(attached_address("nonsense"), None);
+        let dual = r#"{"ip":"10.244.1.3","addresses":[{"address":"10.244.1.3/32","gateway":"169.254.1.1"},{"address":"fd00::3/128","gateway":"fe80::ecee:eeff:feee:eeee"}]}"#;
+        assert_eq!(attached_addresses(dual), ["10.244.1.3", "fd00::3"]);
+        assert_eq!(attached_addresses(r#"{"ip":"10.244.1.3"}"#), ["10.244.1.3"]);
     }
 
     #[test]

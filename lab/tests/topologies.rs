@@ -29,6 +29,7 @@ fn all_five_topologies_exist() {
         "route-reflector",
         "ipip-cross-subnet",
         "vxlan-cross-subnet",
+        "dual-stack",
     ] {
         assert!(
             names.contains(&format!("{want}.clab.yml")),

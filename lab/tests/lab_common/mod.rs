@@ -93,6 +93,15 @@ pub fn node_sh(g: &LabGuard, node: &str, script: &str) -> String {
 /// A `ping` from one lab container to another's address, running in a thread.
 pub struct Pinger(std::thread::JoinHandle<String>);
 
+/// Which address of a container to ping.
+#[derive(Clone, Copy, Debug)]
+pub enum Family {
+    /// Its first (IPv4 on a dual-stack node).
+    First,
+    /// Its IPv6 address.
+    V6,
+}
+
 impl Pinger {
     /// Starts `count` probes every `interval` seconds (ping's `-i`) from
     /// container `from` = (node, id) to container `to`; `-W 1` per probe.
@@ -100,6 +109,18 @@ impl Pinger {
         g: &LabGuard,
         from: (&str, &str),
         to: (&str, &str),
+        count: u32,
+        interval: &str,
+    ) -> Pinger {
+        Pinger::start_family(g, from, to, Family::First, count, interval)
+    }
+
+    /// [`Pinger::start`] to `to`'s address of `family`.
+    pub fn start_family(
+        g: &LabGuard,
+        from: (&str, &str),
+        to: (&str, &str),
+        family: Family,
         count: u32,
         interval: &str,
     ) -> Pinger {
@@ -114,8 +135,15 @@ impl Pinger {
             .clone();
         let dst = g
             .lab
-            .container_address(to.0, to.1)
-            .unwrap_or_else(|| panic!("no container {}/{}", to.0, to.1))
+            .state
+            .containers
+            .iter()
+            .find(|c| c.node == to.0 && c.id == to.1)
+            .and_then(|c| match family {
+                Family::First => c.addresses().next(),
+                Family::V6 => c.addresses().find(|a| a.contains(':')),
+            })
+            .unwrap_or_else(|| panic!("no container {}/{} ({family:?})", to.0, to.1))
             .to_string();
         let (count, interval) = (count.to_string(), interval.to_string());
         Pinger(std::thread::spawn(move || {
@@ -145,7 +173,20 @@ pub fn agent_restart_under_ping_loses_nothing(
     to: (&str, &str),
     down: Duration,
 ) {
-    let pinger = Pinger::start(g, from, to, 100, "0.05");
+    agent_restart_under_ping_family(g, node, from, to, Family::First, down);
+}
+
+/// [`agent_restart_under_ping_loses_nothing`] pinging `to`'s address of
+/// `family` (`ping -6` with [`Family::V6`]).
+pub fn agent_restart_under_ping_family(
+    g: &mut LabGuard,
+    node: &str,
+    from: (&str, &str),
+    to: (&str, &str),
+    family: Family,
+    down: Duration,
+) {
+    let pinger = Pinger::start_family(g, from, to, family, 100, "0.05");
     std::thread::sleep(Duration::from_millis(500));
     g.lab.kill_daemon(node, "tortie").unwrap();
     std::thread::sleep(down);
