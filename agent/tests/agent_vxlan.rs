@@ -1,11 +1,14 @@
 //! Root integration test of `dataplane.encapsulation = "vxlan"` through
 //! `tortie run` (issue 12): two agents on different subnets behind a router
 //! namespace that forwards between the subnets but has no route for pod
-//! addresses, one container each (`tortie attach`). With `none` the learned
-//! route cannot be used and the containers do not reach each other (negative
-//! control); restarted with `vxlan` they do, over `vxlan.tortie`, with the
-//! containers' MTU at underlay − 50. Namespaces, veths and agents go with the
-//! Drop guards, on failure too.
+//! addresses, one dual-stack container each (`tortie attach`); one IPv4 BGP
+//! session carries both families (IPv6 blocks with the node's IPv6 next hop).
+//! With `none` the learned routes cannot be used and the containers reach
+//! each other in neither family (negative control); restarted with `vxlan`
+//! they do in both: IPv4 over `vxlan.tortie` (IPv4 underlay), IPv6 over
+//! `vxlan6.tortie` (IPv6 underlay), containers' MTU = the smallest path
+//! (underlay − 70). Namespaces, veths and agents go with the Drop guards, on
+//! failure too.
 
 mod common;
 
@@ -55,35 +58,28 @@ fn containers_cross_a_router_without_pod_routes_only_with_vxlan() {
     );
     link(&n1, &a, "192.0.2.11/24", &r, &ra, "192.0.2.1/24");
     link(&n3, &b, "198.51.100.13/24", &r, &rb, "198.51.100.1/24");
-    sh(&[
-        "ip",
-        "netns",
-        "exec",
-        &r.name,
-        "sysctl",
-        "-qw",
-        "net.ipv4.ip_forward=1",
-    ]);
-    sh(&[
-        "ip",
-        "-n",
-        &n1.name,
-        "route",
-        "add",
-        "default",
-        "via",
-        "192.0.2.1",
-    ]);
-    sh(&[
-        "ip",
-        "-n",
-        &n3.name,
-        "route",
-        "add",
-        "default",
-        "via",
-        "198.51.100.1",
-    ]);
+    for (ns, dev, addr) in [
+        (&n1, &a, "2001:db8:1::11/64"),
+        (&r, &ra, "2001:db8:1::1/64"),
+        (&r, &rb, "2001:db8:2::1/64"),
+        (&n3, &b, "2001:db8:2::13/64"),
+    ] {
+        sh(&[
+            "ip", "-n", &ns.name, "addr", "add", addr, "dev", dev, "nodad",
+        ]);
+    }
+    for key in ["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"] {
+        sh(&["ip", "netns", "exec", &r.name, "sysctl", "-qw", key]);
+    }
+    for (ns, v4, v6) in [
+        (&n1, "192.0.2.1", "2001:db8:1::1"),
+        (&n3, "198.51.100.1", "2001:db8:2::1"),
+    ] {
+        sh(&["ip", "-n", &ns.name, "route", "add", "default", "via", v4]);
+        sh(&[
+            "ip", "-n", &ns.name, "-6", "route", "add", "default", "via", v6,
+        ]);
+    }
     let start = |ns: &Netns, name: &'static str, address, pod_cidr, peer| {
         Agent::start(
             dir.path().join(name),
@@ -97,18 +93,41 @@ fn containers_cross_a_router_without_pod_routes_only_with_vxlan() {
             },
         )
     };
-    let mut a1 = start(&n1, "n1", "192.0.2.11/24", "10.244.1.0/26", "198.51.100.13");
-    let mut a3 = start(&n3, "n3", "198.51.100.13/24", "10.244.3.0/26", "192.0.2.11");
+    let mut a1 = start(
+        &n1,
+        "n1",
+        r#"["192.0.2.11/24", "2001:db8:1::11/64"]"#,
+        r#"["10.244.1.0/26", "fd00:10:244:1::/120"]"#,
+        "198.51.100.13",
+    );
+    let mut a3 = start(
+        &n3,
+        "n3",
+        r#"["198.51.100.13/24", "2001:db8:2::13/64"]"#,
+        r#"["10.244.3.0/26", "fd00:10:244:3::/120"]"#,
+        "192.0.2.11",
+    );
     a1.wait_established(Duration::from_secs(20));
-    let ip3 = a3.attach(&c3, "c3");
-    let ip1 = a1.attach(&c1, "c1");
+    let addrs = |out: String| -> (String, String) {
+        let v4 = out.lines().find(|l| !l.contains(':')).unwrap_or_default();
+        let v6 = out.lines().find(|l| l.contains(':')).unwrap_or_default();
+        assert!(!v4.is_empty() && !v6.is_empty(), "attach printed {out:?}");
+        (v4.to_string(), v6.to_string())
+    };
+    let (ip3, ip3v6) = addrs(a3.attach(&c3, "c3"));
+    let (ip1, ip1v6) = addrs(a1.attach(&c1, "c1"));
 
-    // Negative control: plain routing. The route is learned but its next
-    // hop is not on-link, and the router drops pod addresses anyway.
-    wait_until(Duration::from_secs(10), "n3's block learned", || {
-        String::from_utf8_lossy(&cli(&a1.socket(), &["routes"]).stdout).contains("10.244.3.0/26")
+    // Negative control: plain routing. The routes are learned but their
+    // next hops are not on-link, and the router drops pod addresses anyway.
+    wait_until(Duration::from_secs(10), "n3's blocks learned", || {
+        let r = String::from_utf8_lossy(&cli(&a1.socket(), &["routes"]).stdout).into_owned();
+        r.contains("10.244.3.0/26") && r.contains("fd00:10:244:3::/120")
     });
     assert!(!pings(&c1, &ip3), "pods reachable without encapsulation?");
+    assert!(
+        !pings(&c1, &ip3v6),
+        "IPv6 pods reachable without encapsulation?"
+    );
 
     for a in [&mut a1, &mut a3] {
         set_encapsulation(a, "vxlan");
@@ -117,12 +136,35 @@ fn containers_cross_a_router_without_pod_routes_only_with_vxlan() {
     wait_until(Duration::from_secs(10), "route over vxlan.tortie", || {
         sh(&["ip", "-n", &n1.name, "route", "show", "10.244.3.0/26"]).contains("dev vxlan.tortie")
     });
+    wait_until(
+        Duration::from_secs(10),
+        "IPv6 route over vxlan6.tortie",
+        || {
+            sh(&[
+                "ip",
+                "-n",
+                &n1.name,
+                "-6",
+                "route",
+                "show",
+                "fd00:10:244:3::/120",
+            ])
+            .contains("via 2001:db8:2::13 dev vxlan6.tortie")
+        },
+    );
     assert!(pings(&c1, &ip3), "c1 → c3 over VXLAN\n{}", a1.log());
     assert!(pings(&c3, &ip1), "c3 → c1 over VXLAN\n{}", a3.log());
+    assert!(pings(&c1, &ip3v6), "c1 → c3 over VXLAN/IPv6\n{}", a1.log());
+    assert!(pings(&c3, &ip1v6), "c3 → c1 over VXLAN/IPv6\n{}", a3.log());
     let link = sh(&["ip", "-n", &n1.name, "-d", "link", "show", "vxlan.tortie"]);
     assert!(
         link.contains("mtu 1450") && link.contains("vxlan id 4096"),
         "{link}"
+    );
+    let link6 = sh(&["ip", "-n", &n1.name, "-d", "link", "show", "vxlan6.tortie"]);
+    assert!(
+        link6.contains("mtu 1430") && link6.contains("local 2001:db8:1::11"),
+        "{link6}"
     );
     let tx: u64 = sh(&[
         "ip",
@@ -136,9 +178,10 @@ fn containers_cross_a_router_without_pod_routes_only_with_vxlan() {
     .parse()
     .expect("counter");
     assert!(tx >= 3, "vxlan.tortie carried {tx} packets");
-    // Attached after the switch: the container gets underlay − 50.
+    // Attached after the switch: the container gets the smallest path,
+    // underlay − 70 (VXLAN over IPv6).
     let c1b = Netns::new(format!("{t}-c1b"));
     a1.attach(&c1b, "c1b");
     let mtu = sh(&["ip", "-n", &c1b.name, "link", "show", "eth0"]);
-    assert!(mtu.contains("mtu 1450"), "{mtu}");
+    assert!(mtu.contains("mtu 1430"), "{mtu}");
 }
