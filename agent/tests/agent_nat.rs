@@ -5,9 +5,9 @@
 //! pod-to-node traffic keeps the pod's address; `nft flush ruleset` in the
 //! node is repaired within the guard's interval; SIGHUP with NAT off removes
 //! our table and leaves other tables alone, SIGHUP with NAT on brings it back.
-//! The same for an IPv6 (ULA) pod block through one agent: masqueraded to the
-//! node's IPv6 address only with NAT on, never towards the node itself, and
-//! repaired after a flush. Namespaces (and so every nftables table in them)
+//! The same for an IPv6 (ULA) pod block through one agent and a dual-stack
+//! container: masqueraded to the node's IPv6 address only with NAT on, never
+//! towards the node itself, and repaired after a flush. Namespaces (and so every nftables table in them)
 //! go with the Drop guards, on failure too.
 
 mod common;
@@ -202,9 +202,8 @@ fn nat_outgoing_masquerades_leaving_traffic_only_and_repairs_a_flush() {
 
 /// IPv6 egress NAT through the agent (issue 12): one node whose blocks are
 /// `10.244.1.0/26` and the ULA `fd10:244:0:1::/120`, an outside namespace on
-/// `2001:db8:ff::/64`, and a pod namespace holding `fd10:244:0:1::5` on a
-/// veth to the node (made by hand here: the agent's IPv6 attach is not what
-/// is under test, its `inet tortie` table is).
+/// `2001:db8:ff::/64`, and a dual-stack container attached by `tortie
+/// attach`, whose IPv6 address is the one under test.
 #[test]
 fn nat_outgoing_masquerades_ipv6_ula_pods() {
     if !root_or_skip() {
@@ -219,107 +218,51 @@ fn nat_outgoing_masquerades_ipv6_ula_pods() {
     let outside = Netns::new(format!("{t}-o"));
     let pod = Netns::new(format!("{t}-p"));
     let pid = std::process::id();
-    let (no, oo, host, cont) = (
-        format!("q{pid}n"),
-        format!("q{pid}o"),
-        format!("q{pid}h"),
-        format!("q{pid}c"),
-    );
-    address_on_lo(&node, "192.0.2.11/24");
-    let ip6 = |ns: &Netns, args: &[&str]| {
-        let mut full = vec!["ip", "-n", ns.name.as_str(), "-6"];
-        full.extend_from_slice(args);
-        sh(&full)
-    };
-    sh(&[
-        "ip",
-        "link",
-        "add",
-        &no,
-        "netns",
-        &node.name,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        &oo,
-        "netns",
-        &outside.name,
-    ]);
-    sh(&[
-        "ip", "link", "add", &host, "netns", &node.name, "type", "veth", "peer", "name", &cont,
-        "netns", &pod.name,
-    ]);
-    ip6(
-        &node,
-        &["addr", "add", "2001:db8:ff::1/64", "dev", &no, "nodad"],
-    );
-    ip6(
-        &outside,
-        &["addr", "add", "2001:db8:ff::2/64", "dev", &oo, "nodad"],
-    );
-    ip6(&node, &["addr", "add", "fe80::1/64", "dev", &host, "nodad"]);
-    ip6(
-        &pod,
-        &["addr", "add", "fd10:244:0:1::5/128", "dev", &cont, "nodad"],
-    );
-    for (ns, dev) in [(&node, &no), (&outside, &oo), (&node, &host), (&pod, &cont)] {
-        sh(&["ip", "-n", &ns.name, "link", "set", dev, "up"]);
+    let (no, oo) = (format!("q{pid}n"), format!("q{pid}o"));
+    link(&node, &no, "192.0.2.11/24", &outside, &oo, "192.0.2.99/24");
+    for (ns, dev, addr) in [
+        (&node, &no, "2001:db8:ff::1/64"),
+        (&outside, &oo, "2001:db8:ff::2/64"),
+    ] {
+        sh(&[
+            "ip", "-n", &ns.name, "addr", "add", addr, "dev", dev, "nodad",
+        ]);
     }
-    ip6(
-        &pod,
-        &["route", "add", "default", "via", "fe80::1", "dev", &cont],
-    );
-    ip6(
-        &node,
-        &["route", "add", "fd10:244:0:1::5/128", "dev", &host],
-    );
-    sh(&[
-        "ip",
-        "netns",
-        "exec",
-        &node.name,
-        "sysctl",
-        "-qw",
-        "net.ipv6.conf.all.forwarding=1",
-    ]);
-
-    let mut a = Agent::start(
+    let a = Agent::start(
         dir.path().join("a"),
         &node,
         &NodeSpec {
             name: "node-a",
             address: "192.0.2.11/24",
-            pod_cidr: "10.244.1.0/26",
+            pod_cidr: r#"["10.244.1.0/26", "fd10:244:0:1::/120"]"#,
             asn: 64512,
             peers: vec![],
         },
     );
-    // Both families' blocks, NAT on: restart with the full file.
-    let path = a.config_path();
-    let text = std::fs::read_to_string(&path).expect("config").replace(
-        "pod_cidr = \"10.244.1.0/26\"",
-        "pod_cidr = [\"10.244.1.0/26\", \"fd10:244:0:1::/120\"]",
-    );
-    let with_nat = format!(
-        "{text}\n[dataplane]\nnat_outgoing = true\ncluster_cidrs = [\"10.244.0.0/16\", \"fd10:244::/48\"]\n"
-    );
-    std::fs::write(&path, &text).expect("config");
-    a.signal(nix::sys::signal::Signal::SIGTERM);
-    assert_eq!(a.wait(Duration::from_secs(10)), Some(0), "{}", a.log());
-    a.spawn();
-
+    let attached = a.attach(&pod, "p6");
+    let pod_ip: IpAddr = attached
+        .lines()
+        .find(|l| l.contains(':'))
+        .unwrap_or_else(|| panic!("no IPv6 address in {attached:?}"))
+        .parse()
+        .expect("pod IPv6 address");
     let server = udp_in(&outside, "[2001:db8:ff::2]:0");
     let out_dst = server.local_addr().expect("addr");
-    let pod_ip: IpAddr = "fd10:244:0:1::5".parse().expect("ip");
     let node_ip: IpAddr = "2001:db8:ff::1".parse().expect("ip");
     // Negative control: NAT off, the outside sees the pod.
     assert_eq!(source_seen(&pod, &server, out_dst), pod_ip, "{}", a.log());
 
-    std::fs::write(&path, &with_nat).expect("config");
-    a.signal(nix::sys::signal::Signal::SIGTERM);
-    assert_eq!(a.wait(Duration::from_secs(10)), Some(0), "{}", a.log());
-    a.spawn();
+    // NAT on (both families' cluster ranges), applied by SIGHUP.
+    let path = a.config_path();
+    let text = std::fs::read_to_string(&path).expect("config");
+    std::fs::write(
+        &path,
+        format!(
+            "{text}\n[dataplane]\nnat_outgoing = true\ncluster_cidrs = [\"10.244.0.0/16\", \"fd10:244::/48\"]\n"
+        ),
+    )
+    .expect("config");
+    a.signal(nix::sys::signal::Signal::SIGHUP);
     wait_until(Duration::from_secs(10), "table inet tortie", || {
         table_present(&node)
     });
