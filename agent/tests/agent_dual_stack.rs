@@ -1,98 +1,16 @@
-//! Dual-stack containers across two agents (issue 11 §2/§3): each node has
-//! an IPv4 and an IPv6 address and a block of each family; one IPv4 BGP
-//! session carries both families (IPv6 with the node's IPv6 next hop,
-//! RFC 2545). A container gets one address per family and pings and
-//! `ping -6`s the container on the other node; static IPv6 addresses and
-//! their refusals; detach releases both.
+//! Dual-stack and IPv6-only containers across two agents (issue 11 §2/§3).
+//! Dual-stack: each node has an IPv4 and an IPv6 address and a block of each
+//! family; one IPv4 BGP session carries both families (IPv6 with the node's
+//! IPv6 next hop, RFC 2545). A container gets one address per family and
+//! pings and `ping -6`s the container on the other node; static IPv6
+//! addresses and their refusals; detach releases both. IPv6-only: no IPv4
+//! anywhere, an IPv6 session, containers with a /128 only.
 
 mod common;
 
 use std::time::Duration;
 
 use common::*;
-
-/// Node A and B on one link (both families), each with an agent and a container.
-struct Dual {
-    a: Agent,
-    b: Agent,
-    ca: Netns,
-    cb: Netns,
-    cc: Netns,
-    na: Netns,
-    nb: Netns,
-    _dir: tempfile::TempDir,
-}
-
-fn dual(t: &str) -> Dual {
-    let tg = tag(t);
-    let dir = tempfile::Builder::new()
-        .prefix(&format!("tortie-{t}-"))
-        .tempdir()
-        .expect("tempdir");
-    let na = Netns::new(format!("{tg}-na"));
-    let nb = Netns::new(format!("{tg}-nb"));
-    let ca = Netns::new(format!("{tg}-ca"));
-    let cb = Netns::new(format!("{tg}-cb"));
-    let cc = Netns::new(format!("{tg}-cc"));
-    let ia = format!("d{}a", std::process::id());
-    let ib = format!("d{}b", std::process::id());
-    link(&na, &ia, "192.0.2.11/24", &nb, &ib, "192.0.2.12/24");
-    // nodad: the node addresses are usable at once (tortie run checks them).
-    sh(&[
-        "ip",
-        "-n",
-        &na.name,
-        "addr",
-        "add",
-        "2001:db8:1::11/64",
-        "dev",
-        &ia,
-        "nodad",
-    ]);
-    sh(&[
-        "ip",
-        "-n",
-        &nb.name,
-        "addr",
-        "add",
-        "2001:db8:1::12/64",
-        "dev",
-        &ib,
-        "nodad",
-    ]);
-    let a = Agent::start(
-        dir.path().join("a"),
-        &na,
-        &NodeSpec {
-            name: "node-a",
-            address: r#"["192.0.2.11/24", "2001:db8:1::11/64"]"#,
-            pod_cidr: r#"["10.244.1.0/26", "fd00:10:244:1::/120"]"#,
-            asn: 64512,
-            peers: vec![("192.0.2.12", 64512, "node-b")],
-        },
-    );
-    let b = Agent::start(
-        dir.path().join("b"),
-        &nb,
-        &NodeSpec {
-            name: "node-b",
-            address: r#"["192.0.2.12/24", "2001:db8:1::12/64"]"#,
-            pod_cidr: r#"["10.244.2.0/26", "fd00:10:244:2::/120"]"#,
-            asn: 64512,
-            peers: vec![("192.0.2.11", 64512, "node-a")],
-        },
-    );
-    Dual {
-        a,
-        b,
-        ca,
-        cb,
-        cc,
-        na,
-        nb,
-        _dir: dir,
-    }
-}
 
 /// `tortie attach` printed one address per line, IPv4 first.
 fn two(out: &str) -> (String, String) {
@@ -106,7 +24,8 @@ fn dual_stack_containers_ping_both_families_across_nodes() {
     if !root_or_skip() {
         return;
     }
-    let t = dual("ds");
+    let t = TwoNodes::with("ds", Stack::Dual);
+    let cc = Netns::new(format!("{}-cc", tag("ds")));
     t.a.wait_established(Duration::from_secs(20));
     t.b.wait_established(Duration::from_secs(20));
     let (a4, a6) = two(&t.a.attach(&t.ca, "ca"));
@@ -174,11 +93,11 @@ fn dual_stack_containers_ping_both_families_across_nodes() {
 
     // A static IPv6 address inside the block (IPv4 still allocated), and
     // the refusals IPv4 has.
-    let (c4, c6) = two(&t.a.attach_ip(&t.cc, "cc", "fd00:10:244:1::99"));
+    let (c4, c6) = two(&t.a.attach_ip(&cc, "cc", "fd00:10:244:1::99"));
     assert!(c4.starts_with("10.244.1."), "{c4}");
     assert_eq!(c6, "fd00:10:244:1::99");
     assert_eq!(
-        ping(&t.cc, &b6, 1, "0.2"),
+        ping(&cc, &b6, 1, "0.2"),
         (1, 1),
         "ping {b6} from the static address"
     );
@@ -196,7 +115,7 @@ fn dual_stack_containers_ping_both_families_across_nodes() {
             &[
                 "attach",
                 "--netns",
-                &t.cc.path(),
+                &cc.path(),
                 "--id",
                 "refused",
                 "--ip",
@@ -222,5 +141,53 @@ fn dual_stack_containers_ping_both_families_across_nodes() {
     let (d4, d6) = two(&t.a.attach(&t.ca, "ca2"));
     assert_ne!(d4, a4);
     assert_ne!(d6, a6);
-    let _ = (&t.nb, &t.b);
+}
+
+#[test]
+fn ipv6_only_nodes_carry_ipv6_containers() {
+    if !root_or_skip() {
+        return;
+    }
+    let t = TwoNodes::with("v6o", Stack::V6Only);
+    t.a.wait_established(Duration::from_secs(20));
+    t.b.wait_established(Duration::from_secs(20));
+    let a6 = t.a.attach(&t.ca, "ca");
+    let b6 = t.b.attach(&t.cb, "cb");
+    assert_eq!(
+        (a6.as_str(), b6.as_str()),
+        ("fd00:10:244:1::1", "fd00:10:244:2::1")
+    );
+    assert_eq!(
+        sh(&["ip", "-n", &t.ca.name, "-4", "addr", "show", "dev", "eth0"]).trim(),
+        "",
+        "an IPv6-only node gave an IPv4 address"
+    );
+    wait_until(
+        Duration::from_secs(15),
+        "the remote IPv6 block in A's kernel",
+        || {
+            sh(&[
+                "ip",
+                "-n",
+                &t.na.name,
+                "-6",
+                "route",
+                "show",
+                "fd00:10:244:2::/120",
+            ])
+            .contains("via 2001:db8:1::12")
+        },
+    );
+    for (from, to) in [(&t.ca, &b6), (&t.cb, &a6)] {
+        assert_eq!(
+            ping(from, to, 3, "0.2"),
+            (3, 3),
+            "ping -6 {to}\nA log:\n{}",
+            t.a.log()
+        );
+    }
+    let s = t.a.status_json();
+    assert_eq!(s["node"]["router_id"], "192.0.2.11");
+    assert_eq!(s["peers"][0]["address"], "2001:db8:1::12");
+    assert_eq!(s["ipam"]["allocated"], 1);
 }

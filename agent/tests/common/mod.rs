@@ -145,6 +145,21 @@ impl Agent {
             spec.asn,
             value(spec.pod_cidr)
         );
+        if !spec.address.contains('.') {
+            // No IPv4 address to take the BGP identifier from: the peer-side
+            // convention of these tests, 192.0.2.<last byte of the IPv6 address>.
+            let last = spec
+                .address
+                .split('/')
+                .next()
+                .and_then(|a| a.rsplit(':').next())
+                .unwrap_or("1");
+            text = text.replacen(
+                "[node]\n",
+                &format!("[node]\nrouter_id = \"192.0.2.{last}\"\n"),
+                1,
+            );
+        }
         for (addr, asn, name) in &spec.peers {
             text.push_str(&format!(
                 "[[peer]]\naddress = \"{addr}\"\nasn = {asn}\nname = \"{name}\"\n\n"
@@ -351,8 +366,24 @@ pub struct TwoNodes {
     pub dir: tempfile::TempDir,
 }
 
+/// The families of a [`TwoNodes`] pair: their addresses, blocks and session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stack {
+    /// 192.0.2.11-12/24, 10.244.1-2.0/26, an IPv4 session.
+    V4,
+    /// Those plus 2001:db8:1::11-12/64 and fd00:10:244:1-2::/120, one IPv4
+    /// session carrying both families.
+    Dual,
+    /// Only the IPv6 ones, an IPv6 session (router ids 192.0.2.11-12).
+    V6Only,
+}
+
 impl TwoNodes {
     pub fn new(t: &str) -> TwoNodes {
+        TwoNodes::with(t, Stack::V4)
+    }
+
+    pub fn with(t: &str, stack: Stack) -> TwoNodes {
         let tg = tag(t);
         let dir = tempfile::Builder::new()
             .prefix(&format!("tortie-{t}-"))
@@ -365,28 +396,68 @@ impl TwoNodes {
         let ia = format!("v{}a", std::process::id());
         let ib = format!("v{}b", std::process::id());
         link(&na, &ia, "192.0.2.11/24", &nb, &ib, "192.0.2.12/24");
-        let a = Agent::start(
-            dir.path().join("a"),
-            &na,
-            &NodeSpec {
-                name: "node-a",
-                address: "192.0.2.11/24",
-                pod_cidr: "10.244.1.0/26",
+        if stack != Stack::V4 {
+            // nodad: usable at once (tortie run checks the node addresses,
+            // and the session's source must not be tentative).
+            for (ns, dev, addr) in [
+                (&na, &ia, "2001:db8:1::11/64"),
+                (&nb, &ib, "2001:db8:1::12/64"),
+            ] {
+                sh(&[
+                    "ip", "-n", &ns.name, "addr", "add", addr, "dev", dev, "nodad",
+                ]);
+            }
+        }
+        let spec = |n: u8| {
+            let (name, other) = if n == 1 {
+                ("node-a", "node-b")
+            } else {
+                ("node-b", "node-a")
+            };
+            let pick = |v4: &'static str, dual: &'static str, v6: &'static str| match stack {
+                Stack::V4 => v4,
+                Stack::Dual => dual,
+                Stack::V6Only => v6,
+            };
+            let [address, pod_cidr, peer] = if n == 1 {
+                [
+                    pick(
+                        "192.0.2.11/24",
+                        r#"["192.0.2.11/24", "2001:db8:1::11/64"]"#,
+                        "2001:db8:1::11/64",
+                    ),
+                    pick(
+                        "10.244.1.0/26",
+                        r#"["10.244.1.0/26", "fd00:10:244:1::/120"]"#,
+                        "fd00:10:244:1::/120",
+                    ),
+                    pick("192.0.2.12", "192.0.2.12", "2001:db8:1::12"),
+                ]
+            } else {
+                [
+                    pick(
+                        "192.0.2.12/24",
+                        r#"["192.0.2.12/24", "2001:db8:1::12/64"]"#,
+                        "2001:db8:1::12/64",
+                    ),
+                    pick(
+                        "10.244.2.0/26",
+                        r#"["10.244.2.0/26", "fd00:10:244:2::/120"]"#,
+                        "fd00:10:244:2::/120",
+                    ),
+                    pick("192.0.2.11", "192.0.2.11", "2001:db8:1::11"),
+                ]
+            };
+            NodeSpec {
+                name,
+                address,
+                pod_cidr,
                 asn: 64512,
-                peers: vec![("192.0.2.12", 64512, "node-b")],
-            },
-        );
-        let b = Agent::start(
-            dir.path().join("b"),
-            &nb,
-            &NodeSpec {
-                name: "node-b",
-                address: "192.0.2.12/24",
-                pod_cidr: "10.244.2.0/26",
-                asn: 64512,
-                peers: vec![("192.0.2.11", 64512, "node-a")],
-            },
-        );
+                peers: vec![(peer, 64512, other)],
+            }
+        };
+        let a = Agent::start(dir.path().join("a"), &na, &spec(1));
+        let b = Agent::start(dir.path().join("b"), &nb, &spec(2));
         TwoNodes {
             a,
             b,
