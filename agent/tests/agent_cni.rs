@@ -52,34 +52,52 @@ fn cni(command: &str, env: &[(&str, &str)], conf: &Value) -> (bool, Value) {
     (out.status.success(), v)
 }
 
-#[test]
-fn cni_add_check_del_status_gc_against_an_agent() {
-    if !root_or_skip() {
-        return;
-    }
-    let tg = tag("cn");
+/// A node namespace whose addresses (`address`: a string or a TOML array)
+/// are on lo (no fabric), an agent without peers serving `pod_cidr`, and the
+/// network config naming its socket.
+fn cni_node(
+    tg: &str,
+    address: &'static str,
+    pod_cidr: &'static str,
+) -> (tempfile::TempDir, Netns, Agent, Value) {
     let dir = tempfile::Builder::new()
         .prefix("tortie-cni-")
         .tempdir()
         .expect("tempdir");
     let node = Netns::new(format!("{tg}-n"));
-    let c1 = Netns::new(format!("{tg}-c1"));
-    let c2 = Netns::new(format!("{tg}-c2"));
-    // The node's address (no fabric in this test: on lo).
-    address_on_lo(&node, "192.0.2.11/32");
-    let mut agent = Agent::start(
+    for a in address.split('"').filter(|a| a.contains('/')) {
+        let ip = a.split('/').next().unwrap_or(a);
+        let host = if ip.contains(':') { "128" } else { "32" };
+        let on_lo = format!("{ip}/{host}");
+        sh(&[
+            "ip", "-n", &node.name, "addr", "add", &on_lo, "dev", "lo", "nodad",
+        ]);
+    }
+    let agent = Agent::start(
         dir.path().join("a"),
         &node,
         &NodeSpec {
             name: "node-a",
-            address: "192.0.2.11/24",
-            pod_cidr: "10.244.7.0/28",
+            address,
+            pod_cidr,
             asn: 64512,
             peers: vec![],
         },
     );
     let sock = agent.socket().display().to_string();
     let conf = json!({"cniVersion": "1.1.0", "name": "tortie", "type": "tortie", "socket": sock});
+    (dir, node, agent, conf)
+}
+
+#[test]
+fn cni_add_check_del_status_gc_against_an_agent() {
+    if !root_or_skip() {
+        return;
+    }
+    let tg = tag("cn");
+    let (_dir, node, mut agent, conf) = cni_node(&tg, "192.0.2.11/24", "10.244.7.0/28");
+    let c1 = Netns::new(format!("{tg}-c1"));
+    let c2 = Netns::new(format!("{tg}-c2"));
 
     // VERSION
     let (ok, v) = cni("VERSION", &[], &json!({"cniVersion": "1.1.0"}));
@@ -260,7 +278,7 @@ fn cni_add_check_del_status_gc_against_an_agent() {
     assert_eq!(v["code"], 1, "{v}");
 
     // 0.4.0 results carry "version": "4".
-    let old = json!({"cniVersion": "0.4.0", "name": "tortie", "type": "tortie", "socket": sock});
+    let old = json!({"cniVersion": "0.4.0", "name": "tortie", "type": "tortie", "socket": conf["socket"].clone()});
     let (ok, v) = cni("ADD", &env1, &old);
     assert!(ok, "{v}");
     assert_eq!(v["ips"][0]["version"], "4");
@@ -405,38 +423,13 @@ fn cni_dual_stack_add_check_gc_del() {
         return;
     }
     let tg = tag("cd");
-    let dir = tempfile::Builder::new()
-        .prefix("tortie-cni6-")
-        .tempdir()
-        .expect("tempdir");
-    let node = Netns::new(format!("{tg}-n"));
+    let (_dir, node, agent, conf) = cni_node(
+        &tg,
+        r#"["192.0.2.11/24", "2001:db8:1::11/64"]"#,
+        r#"["10.244.7.0/28", "fd00:10:244:7::/124"]"#,
+    );
     let c1 = Netns::new(format!("{tg}-c1"));
     let c2 = Netns::new(format!("{tg}-c2"));
-    address_on_lo(&node, "192.0.2.11/32");
-    sh(&[
-        "ip",
-        "-n",
-        &node.name,
-        "addr",
-        "add",
-        "2001:db8:1::11/128",
-        "dev",
-        "lo",
-        "nodad",
-    ]);
-    let agent = Agent::start(
-        dir.path().join("a"),
-        &node,
-        &NodeSpec {
-            name: "node-a",
-            address: r#"["192.0.2.11/24", "2001:db8:1::11/64"]"#,
-            pod_cidr: r#"["10.244.7.0/28", "fd00:10:244:7::/124"]"#,
-            asn: 64512,
-            peers: vec![],
-        },
-    );
-    let sock = agent.socket().display().to_string();
-    let conf = json!({"cniVersion": "1.1.0", "name": "tortie", "type": "tortie", "socket": sock});
     let (c1_path, c2_path) = (c1.path(), c2.path());
     let env1 = [
         ("CNI_CONTAINERID", "cid1"),

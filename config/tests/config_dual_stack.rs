@@ -1,6 +1,8 @@
 //! `node.address` and `node.pod_cidr` as arrays (issue 11 §2): the resolved
 //! dual-stack model, and every bad mix refused at its entry's line:column.
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr};
 
 use ipnetwork::IpNetwork;
@@ -69,8 +71,7 @@ fn a_block_of_a_family_without_node_address_is_fine_without_peers() {
     assert!(parse(text).is_ok());
 }
 
-/// (description, file text, expected message substring, line, column)
-fn cases() -> Vec<(&'static str, String, &'static str, usize, usize)> {
+fn cases() -> Vec<common::Case> {
     let node = |address: &str, pod_cidr: &str, rest: &str| {
         format!("[node]\nname = \"n\"\naddress = {address}\nasn = 1\npod_cidr = {pod_cidr}\n{rest}")
     };
@@ -308,31 +309,6 @@ fn cases() -> Vec<(&'static str, String, &'static str, usize, usize)> {
 
 #[test]
 fn every_bad_mix_is_refused_at_its_entry() {
-    let mut failures = Vec::new();
-    for (what, text, message, line, column) in cases() {
-        let err = match parse(&text) {
-            Ok(_) => {
-                failures.push(format!("{what}: accepted:\n{text}"));
-                continue;
-            }
-            Err(e) => e,
-        };
-        match err.problems.iter().find(|p| p.message.contains(message)) {
-            None => failures.push(format!(
-                "{what}: no problem contains {message:?}; got:\n{err}"
-            )),
-            Some(p) => {
-                if (p.line, p.column) != (line, column) {
-                    failures.push(format!(
-                        "{what}: {message:?} at {}:{}, expected {line}:{column}",
-                        p.line, p.column
-                    ));
-                }
-                if p.hint.as_deref().is_none_or(str::is_empty) {
-                    failures.push(format!("{what}: no hint"));
-                }
-            }
-        }
-    }
+    let failures = common::failures(cases());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -2,6 +2,8 @@
 //! expected line:column, and a hint. Files with several problems must report
 //! all of them.
 
+mod common;
+
 use tortie_config::{ConfigError, parse_with_hostname};
 
 /// A valid [node] of 5 lines; cases append to it, so their lines start at 6.
@@ -14,8 +16,7 @@ fn errors(text: &str) -> ConfigError {
     }
 }
 
-/// (description, file text, expected message substring, line, column)
-fn cases() -> Vec<(&'static str, String, &'static str, usize, usize)> {
+fn cases() -> Vec<common::Case> {
     let n = |rest: &str| format!("{NODE}{rest}");
     vec![
         ("toml syntax", "[node]\nname = node-a\n".into(), "TOML syntax", 2, 8),
@@ -103,30 +104,7 @@ fn cases() -> Vec<(&'static str, String, &'static str, usize, usize)> {
 
 #[test]
 fn every_broken_file_is_reported_at_its_position_with_a_hint() {
-    let mut failures = Vec::new();
-    for (what, text, message, line, column) in cases() {
-        let err = errors(&text);
-        let found = err.problems.iter().find(|p| p.message.contains(message));
-        match found {
-            None => failures.push(format!(
-                "{what}: no problem contains {message:?}; got:\n{err}"
-            )),
-            Some(p) => {
-                if (p.line, p.column) != (line, column) {
-                    failures.push(format!(
-                        "{what}: {message:?} at {}:{}, expected {line}:{column}",
-                        p.line, p.column
-                    ));
-                }
-                if p.hint.as_deref().is_none_or(str::is_empty) {
-                    failures.push(format!("{what}: no hint"));
-                }
-                if p.file != "t.toml" {
-                    failures.push(format!("{what}: file {}", p.file));
-                }
-            }
-        }
-    }
+    let failures = common::failures(cases());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
