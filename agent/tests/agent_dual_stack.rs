@@ -70,6 +70,19 @@ fn dual_stack_containers_ping_both_families_across_nodes() {
         );
     }
 
+    // A restart (SIGTERM, run again) finds both addresses: the registry
+    // and IPAM are reconciled with the /32 and the /128 in the kernel, and
+    // a repeated attach answers with both.
+    let mut t = t;
+    t.a.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(t.a.wait(Duration::from_secs(10)), Some(0), "{}", t.a.log());
+    t.a.spawn();
+    t.a.wait_established(Duration::from_secs(20));
+    assert_eq!(two(&t.a.attach(&t.ca, "ca")), (a4.clone(), a6.clone()));
+    assert_eq!(t.a.status_json()["ipam"]["allocated"], 2);
+    let (tx, rx) = ping(&t.cb, &a6, 3, "0.2");
+    assert_eq!((tx, rx), (3, 3), "ping -6 {a6} after A's restart");
+
     // -o json lists both addresses with their gateways.
     let out = cli(
         &t.a.socket(),
