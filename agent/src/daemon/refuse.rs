@@ -1,15 +1,15 @@
 //! Which static addresses (`tortie attach --ip`, CNI `IP=`) the agent
 //! refuses, because a container holding them would cut the node's own
-//! routing: a /32 route to a container for the node's address or a peer's
-//! takes that traffic away from the host (issue 14 §1: `--ip` of the BGP
-//! peer brought the session down).
+//! routing: a /32 or /128 route to a container for the node's address or a
+//! peer's takes that traffic away from the host (issue 14 §1: `--ip` of the
+//! BGP peer brought the session down). Both families, one table.
 //!
 //! Data flow: the attach handler gathers a [`Forbidden`] (config, the host's
 //! interface addresses, the Loc-RIB prefixes learned from peers that contain
 //! the address) and
 //! calls [`check`], a pure function, before anything is allocated or created.
-//! A free address outside our block that none of these rules hits stays
-//! allowed (the agent then advertises its /32).
+//! A free address outside our blocks that none of these rules hits stays
+//! allowed (the agent then advertises its /32 or /128).
 
 use std::net::IpAddr;
 
