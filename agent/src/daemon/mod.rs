@@ -108,14 +108,21 @@ fn dual_stack_fallback(listen: std::net::SocketAddr) -> std::net::SocketAddr {
     if listen.ip() != any6 {
         return listen;
     }
-    match std::net::UdpSocket::bind((any6, 0)) {
-        Ok(_) => listen,
-        Err(e) => {
-            let v4 =
-                std::net::SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), listen.port());
-            tracing::warn!(error = %e, %v4, "IPv6 is disabled in this kernel: listening for BGP on IPv4 only");
-            v4
+    let probe = std::net::UdpSocket::bind((any6, 0)).map(drop);
+    if let Err(e) = &probe {
+        tracing::warn!(error = %e, "IPv6 is disabled in this kernel: listening for BGP on IPv4 only (0.0.0.0)");
+    }
+    listen_for(listen, probe.is_ok())
+}
+
+/// The listener to use: `[::]` becomes `0.0.0.0` (same port) when the
+/// kernel has no IPv6; any other address stays.
+fn listen_for(listen: std::net::SocketAddr, ipv6: bool) -> std::net::SocketAddr {
+    match listen.ip() {
+        std::net::IpAddr::V6(a) if a.is_unspecified() && !ipv6 => {
+            std::net::SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), listen.port())
         }
+        _ => listen,
     }
 }
 
@@ -610,6 +617,21 @@ mod tests {
             "[node]\nname = \"n\"\naddress = \"192.0.2.1/24\"\nasn = 64512\npod_cidr = \"10.244.0.0/26\"\n{extra}"
         );
         tortie_config::parse(&text, "t.toml").unwrap()
+    }
+
+    #[test]
+    fn the_dual_stack_listener_falls_back_to_ipv4_without_ipv6() {
+        let sa = |s: &str| s.parse::<std::net::SocketAddr>().unwrap();
+        assert_eq!(listen_for(sa("[::]:179"), true), sa("[::]:179"));
+        assert_eq!(listen_for(sa("[::]:179"), false), sa("0.0.0.0:179"));
+        assert_eq!(
+            listen_for(sa("[2001:db8::1]:179"), false),
+            sa("[2001:db8::1]:179")
+        );
+        assert_eq!(
+            listen_for(sa("192.0.2.1:1179"), false),
+            sa("192.0.2.1:1179")
+        );
     }
 
     #[test]
