@@ -12,7 +12,7 @@
 //!   `reconcile` and `wire` modules).
 //! - [`nl`]: the one netlink layer (constants, builder, parser, socket)
 //!   everything above uses, public for the benchmark's raw writer.
-//! - [`ensure_tunl0`], [`underlay_mtu`]: IP-in-IP and link requests ([`tunnel`]).
+//! - [`ensure_tunl0`], [`release_tunl0`], [`underlay_mtu`]: IP-in-IP and link requests ([`tunnel`]).
 //! - [`vxlan::ensure_vxlan`], [`vxlan::vtep_mac`]: VXLAN devices and the VTEP
 //!   MAC derivation ([`vxlan`]); their FDB/neighbour entries are the
 //!   [`RouteTable`]'s.
@@ -49,7 +49,7 @@ pub use error::RoutesError;
 pub use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 pub use sysctl::{get_sysctl, set_sysctl};
 pub use table::RouteTable;
-pub use tunnel::{ensure_tunl0, underlay_mtu};
+pub use tunnel::{ensure_tunl0, release_tunl0, underlay_mtu};
 pub use types::{KernelRoute, NextHop, RouteKind, RouteStats};
 pub use wire::RT_TABLE_MAIN;
 

@@ -20,7 +20,7 @@ use crate::attach::rtnl::{
 };
 use crate::encap::TUNNEL_DEV;
 use crate::error::RoutesError;
-use crate::nl::consts::{IFA_ADDRESS, IFA_LOCAL};
+use crate::nl::consts::{IFA_ADDRESS, IFA_LOCAL, RTM_DELADDR};
 
 const NETLINK_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -137,6 +137,32 @@ pub async fn ensure_tunl0(address: Ipv4Addr, mtu: u32) -> Result<(), RoutesError
     .ip(IFA_ADDRESS, IpAddr::V4(address));
     request(&mut h, add, &format!("{ctx}: adding {address}/32"))?;
     Ok(())
+}
+
+/// IP-in-IP switched off: take `address/32` off `tunl0` and set it down, so
+/// the address can go back to the IPAM without being on two interfaces.
+/// (`tunl0` itself is the ipip module's fallback device and cannot be
+/// deleted.) Nothing to do when `tunl0` or the address is already gone.
+pub async fn release_tunl0(address: Ipv4Addr) -> Result<(), RoutesError> {
+    let ctx = format!("releasing {TUNNEL_DEV}");
+    let mut h = open(&ctx)?;
+    let Some(link) = find_link(&mut h, TUNNEL_DEV)? else {
+        return Ok(());
+    };
+    let del = Msg::new(
+        RTM_DELADDR,
+        0,
+        &ifaddrmsg(libc::AF_INET as u8, 32, 0, link.index),
+    )
+    .ip(IFA_LOCAL, IpAddr::V4(address))
+    .ip(IFA_ADDRESS, IpAddr::V4(address));
+    match request(&mut h, del, &format!("{ctx}: removing {address}/32")) {
+        Ok(_) => {}
+        Err(RoutesError::Netlink { errno, .. }) if errno == libc::EADDRNOTAVAIL => {}
+        Err(e) => return Err(e),
+    }
+    let down = Msg::new(RTM_NEWLINK, 0, &ifinfomsg(link.index, 0, IFF_UP));
+    request(&mut h, down, &format!("{ctx}: setting it down")).map(|_| ())
 }
 
 /// MTU of the interface that holds `node_address` (either family).

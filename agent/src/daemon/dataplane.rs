@@ -114,11 +114,20 @@ pub async fn setup(cfg: &Config, ipam: &mut Ipam) -> anyhow::Result<u32> {
             .context("configuring tunl0")?;
         tracing::info!(%addr, mtu, "tunl0 ready");
     } else {
+        // Off the device first, then free: an address is never both free in
+        // the IPAM and still on tunl0 (a container could get it next).
+        for addr in ipam.addresses(crate::ipam::TUNNEL_ID) {
+            if let IpAddr::V4(a) = addr {
+                tortie_routes::release_tunl0(a)
+                    .await
+                    .with_context(|| format!("taking {a} off tunl0"))?;
+            }
+        }
         for addr in ipam
             .release_tunnel()
             .context("releasing the tunl0 address")?
         {
-            tracing::info!(%addr, "IP-in-IP is off: released the tunl0 address");
+            tracing::info!(%addr, "IP-in-IP is off: took the address off tunl0 and released it");
         }
     }
     let mut kept = Vec::new();

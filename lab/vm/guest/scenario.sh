@@ -22,7 +22,8 @@
 #      eth0`; every container pings every other one; tunl0 counters prove which pings took
 #      the tunnel; a full-size don't-fragment ping crosses it.
 #   3. ipip: the agents restart (containers stay attached): now A<->C goes through tunl0 too.
-#   4. none (negative control): the agents restart again; no route may use tunl0 any more
+#   4. none (negative control): the agents restart again; no route may use tunl0 any more,
+#      and tunl0 gives its address back
 #      (the plain route to B's block is refused by the kernel: the tunnel route it replaces
 #      must still go), A learned B's block but has it not installed, A<->C pings (plain),
 #      A<->B pings must NOT pass (the router has no pod routes).
@@ -343,6 +344,16 @@ if wait_for 3 no_tunnel_routes; then
 else
   fail "none: routes through tunl0 left: $(for n in $NODES; do in_ns "node$n" "$IP" -o route show proto "$PROTO" | grep tunl0; done | tr '\n' ';')"
 fi
+# The tunl0 address went back to the IPAM: it must be off the device, or the
+# next container could get an address that tunl0 still holds.
+for n in $NODES; do
+  a=$(in_ns "node$n" "$IP" -4 -o addr show dev tunl0)
+  if [ -z "$a" ]; then
+    ok "none: node$n's tunl0 holds no address any more"
+  else
+    fail "none: node$n's tunl0 still holds an address: $a"
+  fi
+done
 show_routes
 # The agent learned B's block: only the dataplane can keep cA from reaching cB.
 tortie_cli A routes "$(node_block B)" -o json >/tmp/routes.A 2>&1
