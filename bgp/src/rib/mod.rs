@@ -44,6 +44,7 @@ use intern::Interner;
 use peer::PeerState;
 pub use removal::Removal;
 use stored::{StoredAttrs, StoredCache};
+pub(crate) use table::FullCache;
 use table::{BestMove, Dest, Imported, LOCAL_SOURCE, Path, PathOp, RibKey, Scratch};
 
 /// Identifies a peer to the RIB; the session layer picks the numbers.

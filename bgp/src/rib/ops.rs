@@ -283,6 +283,18 @@ impl Rib {
             .map(|d| table::change_for(prefix, d.paths(), None, None, &mut nh))
     }
 
+    /// [`Rib::best`] for one of many prefixes reported in a row: attribute
+    /// sets they share are converted to the public form once (`cache`).
+    pub(crate) fn best_cached(
+        &self,
+        prefix: Prefix,
+        cache: &mut FullCache,
+    ) -> Option<BestPathChange> {
+        let mut nh = Vec::new();
+        self.dest(prefix)
+            .map(|d| table::change_for(prefix, d.paths(), None, Some(cache), &mut nh))
+    }
+
     /// Every candidate path of `prefix`, best first, with why each loser lost.
     pub fn explain(&self, prefix: Prefix) -> Vec<Candidate> {
         let Some(d) = self.dest(prefix) else {

@@ -36,6 +36,14 @@ use crate::types::Prefix;
 use crate::wire::GracefulRestartCapability;
 use msg::{PeerCmd, RibMsg};
 
+/// Events the owner's channel holds before the RIB task's outbox keeps
+/// further best-path changes in its compact form (8 bytes per prefix,
+/// looked up again at delivery): about 0.7 MB when full (80-byte events),
+/// and room for what the RIB task produces in one turn (up to ~1 ms of
+/// UPDATEs), so an owner that keeps up gets every change as made, without
+/// the second lookup.
+const EVENT_CHANNEL: usize = 8192;
+
 /// Largest connect-retry back-off.
 const CONNECT_RETRY_MAX: Duration = Duration::from_secs(120);
 
@@ -254,7 +262,7 @@ impl Runtime {
             }
             _ => None,
         };
-        let (ev_tx, ev_rx) = mpsc::channel(1024);
+        let (ev_tx, ev_rx) = mpsc::channel(EVENT_CHANNEL);
         let (rib_tx, rib_rx) = mpsc::channel(1024);
         let rib_task = tokio::spawn(rib_task::run(
             shared.clone(),

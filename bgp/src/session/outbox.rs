@@ -25,7 +25,7 @@ use std::net::Ipv4Addr;
 
 use tokio::sync::mpsc;
 
-use crate::rib::Rib;
+use crate::rib::{FullCache, Rib};
 use crate::speaker::SpeakerEvent;
 use crate::types::{Ipv4Prefix, Prefix};
 
@@ -121,6 +121,8 @@ pub(crate) struct Outbox {
     segments: VecDeque<Segment>,
     /// The owner dropped its receiver: nothing is kept any more.
     closed: bool,
+    /// Attribute sets converted for delivery, shared by the prefixes using them.
+    full: FullCache,
 }
 
 impl Outbox {
@@ -213,7 +215,7 @@ impl Outbox {
         loop {
             match self.segments.front_mut()? {
                 Segment::Changed(c) => match c.pop() {
-                    Some(prefix) => return Some(current(rib, prefix)),
+                    Some(prefix) => return Some(current(rib, prefix, &mut self.full)),
                     None => {
                         self.segments.pop_front();
                     }
@@ -228,8 +230,8 @@ impl Outbox {
 }
 
 /// `prefix`'s Loc-RIB state now, as an event.
-fn current(rib: &Rib, prefix: Prefix) -> SpeakerEvent {
-    match rib.best(prefix) {
+fn current(rib: &Rib, prefix: Prefix, full: &mut FullCache) -> SpeakerEvent {
+    match rib.best_cached(prefix, full) {
         Some(b) => SpeakerEvent::BestPathChanged {
             prefix,
             next_hops: b.next_hops,
@@ -256,6 +258,13 @@ mod tests {
     }
 
     const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
+
+    /// The event channel's bound in bytes (`session::EVENT_CHANNEL`, "about
+    /// 0.7 MB when full") depends on this size.
+    #[test]
+    fn a_queued_event_is_at_most_80_bytes() {
+        assert!(std::mem::size_of::<SpeakerEvent>() <= 80);
+    }
 
     fn rib() -> Rib {
         Rib::new(RibConfig::new(64512, Ipv4Addr::new(192, 0, 2, 1)))
