@@ -1,10 +1,12 @@
-//! vxlan-cross-subnet end to end (netns runner, real agents): three nodes
-//! on two subnets behind a router without pod routes. Every container pings
-//! every other; n1↔n2 (same subnet) route natively and only traffic to n3
-//! moves n1's `vxlan.tortie` counters; the FDB and neighbour entries of
+//! vxlan-cross-subnet end to end (netns runner, real agents): three
+//! dual-stack nodes on two subnets per family behind a router without pod
+//! routes. Every container pings every other over both families; n1↔n2
+//! (same subnets) route natively, n1↔n3 over `vxlan.tortie` (IPv4) and
+//! `vxlan6.tortie` (IPv6), and only traffic to n3 moves n1's counters; the FDB and neighbour entries of
 //! n3's VTEP, deleted behind the agent's back, are back within a second
 //! (and counted in the metrics);
-//! n1's agent SIGKILLed and restarted under a ping over VXLAN loses nothing;
+//! n1's agent SIGKILLed and restarted under a ping over VXLAN loses nothing,
+//! for each family;
 //! down leaves nothing.
 
 mod lab_common;
@@ -78,6 +80,37 @@ fn vxlan_cross_subnet_end_to_end() {
     );
     let from_n3 = node_sh(&g, "n3", "ip route show 10.244.1.0/26");
     assert!(from_n3.contains("dev vxlan.tortie"), "{from_n3}");
+    // IPv6: the same split, over vxlan6.tortie, via n3's VTEP link-local
+    // address (EUI-64 of its derived MAC 0e:76:d8:a0:28:94).
+    let to_n2 = node_sh(&g, "n1", "ip -6 route show fd00:10:244:2::/120");
+    assert!(
+        to_n2.contains("via 2001:db8:1::12") && !to_n2.contains("vxlan"),
+        "{to_n2}"
+    );
+    let to_n3 = node_sh(&g, "n1", "ip -6 route show fd00:10:244:3::/120");
+    assert!(
+        to_n3.contains("via fe80::c76:d8ff:fea0:2894 dev vxlan6.tortie"),
+        "{to_n3}"
+    );
+    let link6 = node_sh(&g, "n1", "ip -d link show vxlan6.tortie");
+    assert!(
+        link6.contains("mtu 1430") && link6.contains("local 2001:db8:1::11"),
+        "{link6}"
+    );
+    // Containers get the smallest path: VXLAN over IPv6.
+    let c1 = g
+        .lab
+        .state
+        .containers
+        .iter()
+        .find(|c| c.node == "n1" && c.id == "c1")
+        .expect("n1/c1")
+        .netns
+        .clone();
+    let eth0 = tortie_lab::netns::Netns::existing(&c1)
+        .run(&["ip", "link", "show", "eth0"])
+        .expect("ip link in c1");
+    assert!(eth0.contains("mtu 1430"), "{eth0}");
     let link = node_sh(&g, "n1", "ip -d link show vxlan.tortie");
     assert!(
         link.contains("mtu 1450") && link.contains("vxlan id 4096") && link.contains("nolearning"),
@@ -106,10 +139,11 @@ fn vxlan_cross_subnet_end_to_end() {
     );
     within_a_second(&g, "FDB entry");
     assert!(ping(&g, ("n1", "c1"), ("n3", "c1"), 3));
-    // n1 goes through one remote VTEP (n3), and counted the two repairs.
+    // n1 goes through n3's two remote VTEPs (one per underlay family), and
+    // counted the two repairs.
     let metrics = node_sh(&g, "n1", "curl -s http://127.0.0.1:9642/metrics");
     assert!(
-        metrics.contains("\ntortie_dataplane_vxlan_vteps 1\n")
+        metrics.contains("\ntortie_dataplane_vxlan_vteps 2\n")
             && metrics.contains("\ntortie_dataplane_vxlan_entries_restored_total 2\n"),
         "{}",
         metrics
@@ -125,6 +159,15 @@ fn vxlan_cross_subnet_end_to_end() {
         "n1",
         ("n1", "c1"),
         ("n3", "c1"),
+        Duration::from_millis(1000),
+    );
+    wait_all_established(&g);
+    agent_restart_under_ping_family(
+        &mut g,
+        "n1",
+        ("n1", "c1"),
+        ("n3", "c1"),
+        Family::V6,
         Duration::from_millis(1000),
     );
     wait_all_established(&g);

@@ -17,6 +17,25 @@ pub struct NextHop {
     pub onlink: bool,
 }
 
+impl NextHop {
+    /// The gateway and on-link flag as the kernel holds them. The same as
+    /// given, except a hop to a remote VTEP over an IPv6 underlay (`dev
+    /// vxlan6.tortie`): IPv6 refuses an on-link gateway that a non-default
+    /// route via another device covers ("Nexthop has invalid gateway or
+    /// device mismatch", `ip6_route_check_nh_onlink`), so such a hop goes via
+    /// the VTEP's link-local address ([`crate::vxlan::vtep_link_local`]),
+    /// which needs no `onlink`.
+    pub fn in_kernel(&self) -> (IpAddr, bool) {
+        match self.gateway {
+            IpAddr::V6(_) if self.dev.as_deref() == Some(crate::encap::VXLAN6_DEV) => {
+                let mac = crate::vxlan::vtep_mac(self.gateway);
+                (IpAddr::V6(crate::vxlan::vtep_link_local(mac)), false)
+            }
+            _ => (self.gateway, self.onlink),
+        }
+    }
+}
+
 /// The desired shape of one kernel route with our protocol number.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum KernelRoute {
@@ -66,9 +85,11 @@ impl KernelRoute {
             ) => {
                 want.len() == have.len()
                     && want.iter().zip(have).all(|(w, h)| {
-                        w.gateway == h.gateway
-                            && w.onlink == h.onlink
-                            && (w.dev.is_none() || w.dev == h.dev)
+                        // `have` as dumped (the kernel's form) or as recorded
+                        // when written (the desired form itself).
+                        w == h
+                            || (w.in_kernel() == (h.gateway, h.onlink)
+                                && (w.dev.is_none() || w.dev == h.dev))
                     })
             }
             (a, b) => a == b,
@@ -133,6 +154,38 @@ pub struct RouteStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_vxlan_hops_go_via_the_vtep_link_local_address() {
+        let u: IpAddr = "2001:db8:2::13".parse().unwrap();
+        let want = NextHop {
+            gateway: u,
+            dev: Some(crate::encap::VXLAN6_DEV.into()),
+            onlink: true,
+        };
+        let ll = crate::vxlan::vtep_link_local(crate::vxlan::vtep_mac(u));
+        assert_eq!(want.in_kernel(), (IpAddr::V6(ll), false));
+        let kernel = KernelRoute::Unicast {
+            next_hops: vec![NextHop {
+                gateway: IpAddr::V6(ll),
+                dev: want.dev.clone(),
+                onlink: false,
+            }],
+        };
+        let desired = KernelRoute::Unicast {
+            next_hops: vec![want.clone()],
+        };
+        assert!(desired.satisfied_by(&kernel));
+        // As recorded when written (the desired form), too.
+        assert!(desired.satisfied_by(&desired));
+        // IPv4 and other devices: as given.
+        let v4 = NextHop {
+            gateway: "10.0.0.1".parse().unwrap(),
+            dev: Some(crate::encap::VXLAN_DEV.into()),
+            onlink: true,
+        };
+        assert_eq!(v4.in_kernel(), (v4.gateway, true));
+    }
 
     #[test]
     fn unspecified_device_matches_any() {

@@ -52,6 +52,31 @@ pub fn vtep_mac(ip: IpAddr) -> [u8; 6] {
     }
 }
 
+/// The IPv6 link-local address (EUI-64, RFC 4291 appendix A) of a VTEP
+/// MAC: the gateway and neighbour address of a remote VTEP over an IPv6
+/// underlay (see [`crate::NextHop::in_kernel`]); reversible, so a
+/// neighbour entry names its own MAC.
+pub fn vtep_link_local(mac: [u8; 6]) -> std::net::Ipv6Addr {
+    std::net::Ipv6Addr::from([
+        0xfe,
+        0x80,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        mac[0] ^ 0x02,
+        mac[1],
+        mac[2],
+        0xff,
+        0xfe,
+        mac[3],
+        mac[4],
+        mac[5],
+    ])
+}
+
 /// What one VXLAN device should look like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VxlanSpec {
@@ -144,10 +169,27 @@ pub fn remove_vxlan(name: &str) -> Result<bool, RoutesError> {
 /// The two kernel entries of one remote VTEP on device `ifindex`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum Entry {
-    /// Neighbour: `remote` → its MAC.
-    Neigh { ifindex: u32, remote: IpAddr },
+    /// Neighbour: `addr` → `mac`. `addr` is the remote VTEP's address over
+    /// IPv4, its link-local address ([`vtep_link_local`]) over IPv6.
+    Neigh {
+        ifindex: u32,
+        addr: IpAddr,
+        mac: [u8; 6],
+    },
     /// FDB: its MAC → `remote`.
     Fdb { ifindex: u32, remote: IpAddr },
+}
+
+impl Entry {
+    /// The neighbour entry of the remote VTEP `remote` on `ifindex`.
+    pub(crate) fn neigh(ifindex: u32, remote: IpAddr) -> Entry {
+        let mac = vtep_mac(remote);
+        let addr = match remote {
+            IpAddr::V4(_) => remote,
+            IpAddr::V6(_) => IpAddr::V6(vtep_link_local(mac)),
+        };
+        Entry::Neigh { ifindex, addr, mac }
+    }
 }
 
 impl Entry {
@@ -161,15 +203,19 @@ impl Entry {
         };
         // Every request is answered (ACK or errno): the writer waits for each.
         let flags = flags | NLM_F_REQUEST | NLM_F_ACK;
-        let (family, ifindex, remote, ntf) = match *self {
-            Entry::Neigh { ifindex, remote } => (crate::nl::family_of(remote), ifindex, remote, 0),
-            Entry::Fdb { ifindex, remote } => (AF_BRIDGE, ifindex, remote, NTF_SELF),
+        let (family, ifindex, dst, mac, ntf) = match *self {
+            Entry::Neigh { ifindex, addr, mac } => {
+                (crate::nl::family_of(addr), ifindex, addr, mac, 0)
+            }
+            Entry::Fdb { ifindex, remote } => {
+                (AF_BRIDGE, ifindex, remote, vtep_mac(remote), NTF_SELF)
+            }
         };
         let mut hdr = ndmsg(family, ifindex, NUD_PERMANENT);
         hdr[10] = ntf;
         let mut w = Writer::begin(out, kind, flags, seq, &hdr);
-        w.ip(NDA_DST, remote);
-        w.attr(NDA_LLADDR, &vtep_mac(remote));
+        w.ip(NDA_DST, dst);
+        w.attr(NDA_LLADDR, &mac);
         w.finish();
     }
 
@@ -278,13 +324,18 @@ mod tests {
         );
         let mut d = Vec::new();
         let v6: IpAddr = "2001:db8::13".parse().unwrap();
-        Entry::Neigh {
-            ifindex: 3,
-            remote: v6,
-        }
-        .encode(&mut d, 1, false);
+        Entry::neigh(3, v6).encode(&mut d, 1, false);
         assert_eq!(ne_u16(&d, 4), Some(RTM_DELNEIGH));
         assert_eq!(d[16], libc::AF_INET6 as u8);
         assert_eq!(d[26], 0);
+        // Over IPv6 the neighbour is the VTEP's link-local address.
+        let at: Vec<(u16, Vec<u8>)> = attrs(&d[28..]).map(|(k, v)| (k, v.to_vec())).collect();
+        let m = vtep_mac(v6);
+        assert_eq!(at[0].1, vtep_link_local(m).octets().to_vec());
+        assert_eq!(at[1].1, m.to_vec());
+        assert_eq!(
+            vtep_link_local([0x0e, 0x76, 1, 2, 3, 4]).to_string(),
+            "fe80::c76:1ff:fe02:304"
+        );
     }
 }

@@ -16,7 +16,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{Netns, ip, require_root};
-use tortie_routes::vxlan::{VxlanSpec, ensure_vxlan, vtep_mac};
+use tortie_routes::vxlan::{VxlanSpec, ensure_vxlan, vtep_link_local, vtep_mac};
 use tortie_routes::{
     Encapsulation, IpNetwork, RouteTable, VXLAN_DEV, VXLAN6_DEV, route_for_learned,
 };
@@ -166,6 +166,14 @@ fn topology(tag: &str, p: &Plan) -> (Netns, Netns, Netns) {
         // The node's default route: the fabric, which knows no pod address.
         ns.ip(&["route", "add", "default", "via", &gw(router)]);
     }
+    // And a specific route to the other node's subnet, as fabrics have: an
+    // IPv6 on-link gateway covered by it would be refused by the kernel.
+    let net = |cidr: &str| -> String {
+        let n: IpNetwork = cidr.parse().unwrap();
+        format!("{}/{}", n.network(), n.prefix())
+    };
+    n1.ip(&["route", "add", &net(p.n3), "via", &gw(p.r1)]);
+    n3.ip(&["route", "add", &net(p.n1), "via", &gw(p.r3)]);
     r.ip(&["addr", "add", p.r1, "dev", "ra", "nodad"]);
     r.ip(&["addr", "add", p.r3, "dev", "rb", "nodad"]);
     r.ip(&["link", "set", "ra", "up"]);
@@ -396,12 +404,15 @@ fn vxlan6_crosses_an_ipv6_router_without_pod_routes() {
         node3.ask(Cmd::Encap(Encapsulation::VxlanCrossSubnet)),
         "Ok(())"
     );
+    // Over IPv6 the gateway is the VTEP's link-local address (derived from
+    // its MAC): an on-link global gateway would be refused here.
+    let m = vtep_mac("2001:db8:2::13".parse().unwrap());
+    let ll = vtep_link_local(m);
     let route = n1.ip(&["-6", "route", "show", "fd10:244:3::/64"]);
     assert!(
-        route.contains("via 2001:db8:2::13 dev vxlan6.tortie"),
+        route.contains(&format!("via {ll} dev vxlan6.tortie")),
         "{route}"
     );
-    let m = vtep_mac("2001:db8:2::13".parse().unwrap());
     let mac = m
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -409,15 +420,16 @@ fn vxlan6_crosses_an_ipv6_router_without_pod_routes() {
         .join(":");
     let neigh = n1.ip(&["-6", "neigh", "show", "dev", VXLAN6_DEV]);
     assert!(
-        neigh.contains(&format!("2001:db8:2::13 lladdr {mac} PERMANENT")),
+        neigh.contains(&format!("{ll} lladdr {mac} PERMANENT")),
         "{neigh}"
     );
     let fdb = n1.exec(&["bridge", "fdb", "show", "dev", VXLAN6_DEV]).1;
     assert!(fdb.contains(&format!("{mac} dst 2001:db8:2::13")), "{fdb}");
     // And n3's entries for n1, before the first probe.
     within(Duration::from_secs(2), "n3's entries for n1", || {
+        let ll = vtep_link_local(vtep_mac("2001:db8:1::11".parse().unwrap()));
         n3.ip(&["-6", "neigh", "show", "dev", VXLAN6_DEV])
-            .contains("2001:db8:1::11 lladdr")
+            .contains(&format!("{ll} lladdr"))
     });
     if !ping(&n1, "fd10:244:1::1", "fd10:244:3::1") {
         let diag: Vec<String> = [&n1, &n3]

@@ -55,7 +55,7 @@ impl RouteEncoder {
             Some(KernelRoute::Blackhole) => (RT_SCOPE_UNIVERSE, RTN_BLACKHOLE, 0),
             Some(KernelRoute::Local { .. }) => (RT_SCOPE_LINK, RTN_UNICAST, 0),
             Some(KernelRoute::Unicast { next_hops }) => match next_hops.as_slice() {
-                [nh] if nh.onlink => (RT_SCOPE_UNIVERSE, RTN_UNICAST, RTM_F_ONLINK),
+                [nh] if nh.in_kernel().1 => (RT_SCOPE_UNIVERSE, RTN_UNICAST, RTM_F_ONLINK),
                 _ => (RT_SCOPE_UNIVERSE, RTN_UNICAST, 0),
             },
         };
@@ -82,7 +82,7 @@ impl RouteEncoder {
                 Some(KernelRoute::Unicast { next_hops }) => match next_hops.as_slice() {
                     [] => return Err("unicast route without next hops".to_string()),
                     [nh] => {
-                        w.ip(RTA_GATEWAY, nh.gateway);
+                        w.ip(RTA_GATEWAY, nh.in_kernel().0);
                         if let Some(dev) = &nh.dev {
                             w.u32(RTA_OIF, index_of(dev)?);
                         }
@@ -96,9 +96,10 @@ impl RouteEncoder {
                             };
                             // struct rtnexthop (length patched) + a nested RTA_GATEWAY.
                             let i = index.to_ne_bytes();
-                            let flags = if nh.onlink { RTNH_F_ONLINK } else { 0 };
+                            let (gateway, onlink) = nh.in_kernel();
+                            let flags = if onlink { RTNH_F_ONLINK } else { 0 };
                             let hop = w.raw(&[0, 0, flags, 0, i[0], i[1], i[2], i[3]]);
-                            w.ip(RTA_GATEWAY, nh.gateway);
+                            w.ip(RTA_GATEWAY, gateway);
                             w.end(hop);
                         }
                         w.end(mp);

@@ -31,7 +31,7 @@ use super::Reconciler;
 use crate::attach::rtnl::{Outcome, Rtnl};
 use crate::encap::{VXLAN_DEV, VXLAN6_DEV};
 use crate::types::KernelRoute;
-use crate::vxlan::{Entry, vtep_mac};
+use crate::vxlan::{Entry, vtep_link_local, vtep_mac};
 
 const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -116,14 +116,26 @@ fn entry_of(n: &NeighbourMessage) -> Option<Entry> {
             _ => {}
         }
     }
-    let remote: IpAddr = dst?;
-    if mac? != vtep_mac(remote) {
-        return None;
-    }
+    let dst: IpAddr = dst?;
+    let mac: [u8; 6] = mac?.try_into().ok()?;
     let ifindex = h.ifindex;
-    match h.family {
-        AddressFamily::Bridge => Some(Entry::Fdb { ifindex, remote }),
-        AddressFamily::Inet | AddressFamily::Inet6 => Some(Entry::Neigh { ifindex, remote }),
+    match (h.family, dst) {
+        (AddressFamily::Bridge, remote) if mac == vtep_mac(remote) => {
+            Some(Entry::Fdb { ifindex, remote })
+        }
+        (AddressFamily::Inet, addr) if mac == vtep_mac(addr) => {
+            Some(Entry::Neigh { ifindex, addr, mac })
+        }
+        // Over IPv6 the neighbour is the link-local address of a derived MAC.
+        (AddressFamily::Inet6, IpAddr::V6(ll))
+            if mac[..2] == [0x0e, 0x76] && ll == vtep_link_local(mac) =>
+        {
+            Some(Entry::Neigh {
+                ifindex,
+                addr: dst,
+                mac,
+            })
+        }
         _ => None,
     }
 }
@@ -189,7 +201,7 @@ impl Reconciler {
         for (dev, remote) in self.vteps.want.keys() {
             if let Some((_, ifindex)) = devs.iter().find(|(d, _)| d == dev) {
                 let (ifindex, remote) = (*ifindex, *remote);
-                desired.insert(Entry::Neigh { ifindex, remote });
+                desired.insert(Entry::neigh(ifindex, remote));
                 desired.insert(Entry::Fdb { ifindex, remote });
             }
         }
@@ -341,7 +353,7 @@ mod tests {
         let p = NeighbourState::Permanent;
         assert_eq!(
             entry_of(&msg(AddressFamily::Inet, p, mac.clone())),
-            Some(Entry::Neigh { ifindex: 9, remote })
+            Some(Entry::neigh(9, remote))
         );
         assert_eq!(
             entry_of(&msg(AddressFamily::Bridge, p, mac.clone())),
