@@ -1,8 +1,10 @@
 //! Root integration tests for the route reconciler. Each test runs the
 //! table inside its own namespace (a thread that entered it, with a
 //! current-thread runtime), so the host's routing table is never touched.
-//! The namespace has a veth pair `rt0`/`rt1` with 10.200.0.1/24 on `rt0`;
-//! gateways 10.200.0.2/.3 are on that connected subnet.
+//! The namespace has a veth pair `rt0`/`rt1` with 10.200.0.1/24 and
+//! 2001:db8:200::1/64 on `rt0`; gateways 10.200.0.2/.3 and 2001:db8:200::2/::3
+//! are on those connected subnets. Behaviours that do not depend on the
+//! family (adopt-then-sweep, restore) run one test body over both ([`Fam`]).
 
 mod common;
 
@@ -17,18 +19,84 @@ fn setup(tag: &str) -> Netns {
     let ns = Netns::new(tag);
     ns.ip(&["link", "add", "rt0", "type", "veth", "peer", "name", "rt1"]);
     ns.ip(&["addr", "add", "10.200.0.1/24", "dev", "rt0"]);
+    ns.ip(&["addr", "add", "2001:db8:200::1/64", "dev", "rt0", "nodad"]);
     ns.ip(&["link", "set", "rt0", "up"]);
     ns.ip(&["link", "set", "rt1", "up"]);
     ns
 }
 
+/// One address family as the family-generic tests use it: `ip` flag, the two
+/// gateways on rt0's subnet, four prefixes and a host prefix (for a device
+/// route on rt0).
+struct Fam {
+    flag: &'static str,
+    gw: [&'static str; 2],
+    prefix: [&'static str; 4],
+    host: &'static str,
+}
+
+const V4: Fam = Fam {
+    flag: "-4",
+    gw: ["10.200.0.2", "10.200.0.3"],
+    prefix: [
+        "10.55.0.0/24",
+        "10.55.1.0/24",
+        "10.55.4.0/24",
+        "10.55.5.0/24",
+    ],
+    host: "10.55.2.9/32",
+};
+
+const V6: Fam = Fam {
+    flag: "-6",
+    gw: ["2001:db8:200::2", "2001:db8:200::3"],
+    prefix: [
+        "fd00:55::/64",
+        "fd00:55:1::/64",
+        "fd00:55:4::/64",
+        "fd00:55:5::/64",
+    ],
+    host: "fd00:55:2::9/128",
+};
+
+impl Fam {
+    fn p(&self, i: usize) -> IpNetwork {
+        self.prefix[i].parse().unwrap()
+    }
+
+    /// The kernel route over both gateways.
+    fn ecmp(&self) -> KernelRoute {
+        KernelRoute::Unicast {
+            next_hops: self.gw.iter().map(|g| hop(g)).collect(),
+        }
+    }
+
+    /// `ip <flag> route show <prefix>`.
+    fn show(&self, probe: &Netns, prefix: &str) -> String {
+        probe.ip(&[self.flag, "route", "show", prefix])
+    }
+}
+
+fn hop(gw: &str) -> NextHop {
+    NextHop {
+        gateway: gw.parse().unwrap(),
+        dev: None,
+        onlink: false,
+    }
+}
+
+/// Routes of ours of one family (`-4`/`-6`); a multipath route is one route
+/// (its `nexthop` lines are indented).
+fn count_ours_in(ns: &Netns, flag: &str) -> usize {
+    ns.ip(&[flag, "route", "show", "proto", "149"])
+        .lines()
+        .filter(|l| !l.starts_with(char::is_whitespace))
+        .count()
+}
+
 fn via(gw: &str) -> KernelRoute {
     KernelRoute::Unicast {
-        next_hops: vec![NextHop {
-            gateway: gw.parse().unwrap(),
-            dev: None,
-            onlink: false,
-        }],
+        next_hops: vec![hop(gw)],
     }
 }
 
@@ -46,7 +114,7 @@ fn nth(i: u32) -> Ipv4Network {
 }
 
 fn count_ours(ns: &Netns) -> usize {
-    ns.ip(&["route", "show", "proto", "149"]).lines().count()
+    count_ours_in(ns, "-4")
 }
 
 #[test]
@@ -104,18 +172,7 @@ fn ecmp_blackhole_onlink_and_local() {
         let probe = Netns::borrowed(&name);
         let t = RouteTable::start(149, 254).await.expect("start");
         let ecmp = KernelRoute::Unicast {
-            next_hops: vec![
-                NextHop {
-                    gateway: "10.200.0.3".parse().unwrap(),
-                    dev: None,
-                    onlink: false,
-                },
-                NextHop {
-                    gateway: "10.200.0.2".parse().unwrap(),
-                    dev: None,
-                    onlink: false,
-                },
-            ],
+            next_hops: vec![hop("10.200.0.3"), hop("10.200.0.2")],
         };
         let onlink = KernelRoute::Unicast {
             next_hops: vec![NextHop {
@@ -247,52 +304,68 @@ fn foreign_routes_are_never_touched() {
     });
 }
 
+/// A table restarted over routes of ours adopts them: those it wants (a
+/// plain and a multipath route) are kept as they are, never deleted and
+/// re-added; the rest stay until converged, then are swept. Both families.
 #[test]
 fn adopted_routes_kept_until_converged_then_swept() {
     if !require_root() {
         return;
     }
-    let ns = setup("tbl-adopt");
-    ns.ip(&[
-        "route",
-        "add",
-        "10.66.0.0/24",
-        "via",
-        "10.200.0.2",
-        "proto",
-        "149",
-    ]);
-    ns.ip(&[
-        "route",
-        "add",
-        "10.66.1.0/24",
-        "via",
-        "10.200.0.2",
-        "proto",
-        "149",
-    ]);
+    for (tag, f) in [("tbl-adopt4", &V4), ("tbl-adopt6", &V6)] {
+        adopt_then_sweep(tag, f);
+    }
+}
+
+fn adopt_then_sweep(tag: &str, f: &'static Fam) {
+    let ns = setup(tag);
+    let [g0, g1] = f.gw;
+    let [p0, p1, p2, _] = f.prefix;
+    let add = |p: &str, rest: &[&str]| {
+        let mut args = vec![f.flag, "route", "add", p, "proto", "149"];
+        args.extend_from_slice(rest);
+        ns.ip(&args);
+    };
+    add(p0, &["via", g0]);
+    add(p1, &["via", g0]);
+    add(p2, &["nexthop", "via", g0, "nexthop", "via", g1]);
     let name = ns.name.clone();
     ns.run(move || async move {
         let probe = Netns::borrowed(&name);
         let t = RouteTable::start(149, 254).await.expect("start");
-        assert_eq!(t.stats().adopted, 2);
-        assert_eq!(t.installed().await.len(), 2);
-        t.set(net("10.66.0.0/24"), via("10.200.0.2")).await;
-        t.set(net("10.66.2.0/24"), via("10.200.0.2")).await;
+        assert_eq!(t.stats().adopted, 3, "{}", f.flag);
+        let inst = t.installed().await;
+        let gws: Vec<String> = match inst.get(&f.p(2)) {
+            Some(KernelRoute::Unicast { next_hops }) => {
+                next_hops.iter().map(|h| h.gateway.to_string()).collect()
+            }
+            other => panic!("the multipath route was not adopted as one: {other:?}"),
+        };
+        assert_eq!(gws, f.gw.map(String::from).to_vec(), "{inst:?}");
+        assert_eq!(inst.len(), 3, "{inst:?}");
+        t.set(f.p(0), via(g0)).await;
+        t.set(f.p(2), f.ecmp()).await;
+        t.set(f.p(3), via(g0)).await;
         t.flush().await.expect("flush");
         // Not converged yet: the undesired adopted route stays.
-        assert_eq!(count_ours(&probe), 3);
+        assert_eq!(count_ours_in(&probe, f.flag), 4);
         t.converged().await;
-        assert_eq!(count_ours(&probe), 2);
+        assert_eq!(count_ours_in(&probe, f.flag), 3);
+        assert!(f.show(&probe, p1).trim().is_empty());
+        let e = f.show(&probe, p2);
         assert!(
-            probe
-                .ip(&["route", "show", "10.66.1.0/24"])
-                .trim()
-                .is_empty()
+            e.contains(&format!("nexthop via {g0} dev rt0"))
+                && e.contains(&format!("nexthop via {g1} dev rt0")),
+            "{e}"
         );
         let s = t.stats();
         assert_eq!(s.swept, 1);
-        assert_eq!(s.writes, 2, "the identical adopted route is not rewritten");
+        assert_eq!(
+            s.writes, 2,
+            "{}: one add and one sweep; the identical adopted routes are not rewritten",
+            f.flag
+        );
+        assert_eq!(s.restored, 0, "an adopted route was deleted and re-added");
     });
 }
 
@@ -312,6 +385,43 @@ async fn wait_for(probe: &Netns, args: &[&str], want: &str, limit: Duration) -> 
     }
 }
 
+/// Each kind of route of ours changed behind the table's back — a route
+/// deleted, one replaced by another next hop, a device route deleted, a next
+/// hop taken out of a multipath route (IPv6 deletes just that next hop, IPv4
+/// the whole route) — is back as desired within a second.
+async fn restore_each_kind(probe: &Netns, t: &RouteTable, f: &Fam) {
+    let [g0, g1] = f.gw;
+    let [p0, p1, p2, _] = f.prefix;
+    t.set(f.p(0), via(g0)).await;
+    t.set(f.p(1), via(g0)).await;
+    t.set(f.p(2), f.ecmp()).await;
+    let host: IpNetwork = f.host.parse().unwrap();
+    t.set(host, KernelRoute::Local { dev: "rt0".into() }).await;
+    t.flush().await.expect("flush");
+    let one = Duration::from_secs(1);
+    let via0 = format!("via {g0}");
+    let ip = |args: &[&str]| {
+        let mut full = vec![f.flag, "route"];
+        full.extend_from_slice(args);
+        probe.ip(&full);
+    };
+    let back = |p: &'static str, want: String| async move {
+        let took = wait_for(probe, &[f.flag, "route", "show", p], &want, one).await;
+        eprintln!("{} {p} back after {took:?}", f.flag);
+    };
+
+    ip(&["del", p0, "proto", "149"]);
+    back(p0, via0.clone()).await;
+    ip(&["replace", p1, "via", g1, "proto", "149"]);
+    back(p1, via0).await;
+    ip(&["del", f.host, "dev", "rt0"]);
+    back(f.host, "dev rt0 proto 149".into()).await;
+    ip(&["del", p2, "via", g0, "proto", "149"]);
+    back(p2, format!("nexthop via {g0} dev rt0")).await;
+    let e = f.show(probe, p2);
+    assert!(e.contains(&format!("nexthop via {g1} dev rt0")), "{e}");
+}
+
 #[test]
 fn external_changes_are_restored_within_a_second() {
     if !require_root() {
@@ -322,52 +432,12 @@ fn external_changes_are_restored_within_a_second() {
     ns.run(move || async move {
         let probe = Netns::borrowed(&name);
         let t = RouteTable::start(149, 254).await.expect("start");
-        t.set(net("10.55.0.0/24"), via("10.200.0.2")).await;
-        t.set(net("10.55.1.0/24"), via("10.200.0.2")).await;
-        t.set(
-            net("10.55.2.9/32"),
-            KernelRoute::Local { dev: "rt0".into() },
-        )
-        .await;
+        for f in [&V4, &V6] {
+            restore_each_kind(&probe, &t, f).await;
+        }
         t.flush().await.expect("flush");
+        assert_eq!(t.stats().restored, 8);
         let one = Duration::from_secs(1);
-
-        probe.ip(&["route", "del", "10.55.0.0/24", "proto", "149"]);
-        wait_for(
-            &probe,
-            &["route", "show", "10.55.0.0/24"],
-            "via 10.200.0.2",
-            one,
-        )
-        .await;
-
-        probe.ip(&[
-            "route",
-            "replace",
-            "10.55.1.0/24",
-            "via",
-            "10.200.0.3",
-            "proto",
-            "149",
-        ]);
-        wait_for(
-            &probe,
-            &["route", "show", "10.55.1.0/24"],
-            "via 10.200.0.2",
-            one,
-        )
-        .await;
-
-        probe.ip(&["route", "del", "10.55.2.9/32", "dev", "rt0"]);
-        wait_for(
-            &probe,
-            &["route", "show", "10.55.2.9/32"],
-            "dev rt0 proto 149 scope link",
-            one,
-        )
-        .await;
-        t.flush().await.expect("flush");
-        assert_eq!(t.stats().restored, 3);
 
         // Link down: the kernel drops the routes silently; up again: back.
         probe.ip(&["link", "set", "rt0", "down"]);
@@ -387,6 +457,26 @@ fn external_changes_are_restored_within_a_second() {
             one,
         )
         .await;
+        // The link going down took rt0's IPv6 address too (keep_addr_on_down
+        // is off): our IPv6 routes via gateways wait, refused, until it is
+        // given back, then return on the address notification.
+        probe.ip(&[
+            "addr",
+            "replace",
+            "2001:db8:200::1/64",
+            "dev",
+            "rt0",
+            "nodad",
+        ]);
+        for p in ["fd00:55::/64", "fd00:55:1::/64", "fd00:55:4::/64"] {
+            wait_for(
+                &probe,
+                &["-6", "route", "show", p],
+                "via 2001:db8:200::2",
+                one,
+            )
+            .await;
+        }
         t.flush().await.expect("flush after link up");
 
         // A veth without an address (a container's host side) going away
@@ -549,26 +639,21 @@ fn unreachable_gateway_installs_once_an_address_makes_it_reachable() {
     });
 }
 
-/// IPv6 through the same table: a /48 via a gateway, an ECMP /64, a
-/// blackhole, a /128 device route; one deleted behind our back comes back
-/// within a second; removal and the final sweep leave nothing.
+/// IPv6 through the same table: a /48 via a gateway, an ECMP /64 (both next
+/// hops in the kernel; dropping one leaves the other), a blackhole, a /128
+/// device route; removal leaves nothing. (Restore and adopt-then-sweep of
+/// IPv6 routes: the family-generic tests above.)
 #[test]
-fn ipv6_routes_install_ecmp_restore_and_remove() {
+fn ipv6_routes_install_ecmp_and_remove() {
     if !require_root() {
         return;
     }
     let ns = setup("tbl-v6");
-    ns.ip(&["addr", "add", "2001:db8:200::1/64", "dev", "rt0", "nodad"]);
     let name = ns.name.clone();
     ns.run(move || async move {
         let probe = Netns::borrowed(&name);
         let v6 = |s: &str| s.parse::<IpNetwork>().unwrap();
         let t = RouteTable::start(149, 254).await.expect("start");
-        let hop = |g: &str| NextHop {
-            gateway: g.parse().unwrap(),
-            dev: None,
-            onlink: false,
-        };
         let ecmp = KernelRoute::Unicast {
             next_hops: vec![hop("2001:db8:200::3"), hop("2001:db8:200::2")],
         };
@@ -609,19 +694,6 @@ fn ipv6_routes_install_ecmp_restore_and_remove() {
             ),
             (3, 1, 1)
         );
-
-        // Deleted behind our back: restored within a second.
-        probe.ip(&["-6", "route", "del", "2001:db8:57::/48", "proto", "149"]);
-        let took = wait_for(
-            &probe,
-            &["-6", "route", "show", "2001:db8:57::/48"],
-            "via 2001:db8:200::2",
-            Duration::from_secs(1),
-        )
-        .await;
-        eprintln!("IPv6 route restored after {took:?}");
-        t.flush().await.expect("flush after restore");
-        assert_eq!(t.stats().restored, 1);
 
         // ECMP down to one next hop, then removed.
         t.set(v6("fd00:1::/64"), via("2001:db8:200::3")).await;
