@@ -1,6 +1,7 @@
 //! Smoke test of `tortie-bench` (root): every benchmark at its small CI size
 //! (`--smoke`: ingest 2k prefixes, both shapes, both feeders, end-to-end and
-//! control plane for BIRD and tortie, one run each; kernel 10k routes, attach
+//! control plane for BIRD and tortie, one run each; kernel 10k routes of each
+//! family (IPv4 /32s, IPv6 /64s), attach
 //! 20 pairs, convergence 5 attaches per row (two-nodes block/hosts, leaf-spine), idle 10 containers for 5 s)
 //! must finish, print its table and write the JSON report with every
 //! section, figures and ratios. Figures are not judged here: benchmarks are
@@ -89,6 +90,25 @@ fn every_benchmark_runs_at_smoke_size() {
         assert_eq!(r["kernel_s"].is_null(), r["mode"] == "control_plane", "{r}");
     }
     assert!(ratio("Kernel route programming", "add_tortie_over_reference") > 0.0);
+    // The kernel table has both families, each with real ratios.
+    let kernel = sections
+        .iter()
+        .find(|s| {
+            s["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("Kernel route programming"))
+        })
+        .expect("kernel section");
+    for family in ["IPv4", "IPv6"] {
+        let r = kernel["ratios"]
+            .as_array()
+            .expect("kernel ratios")
+            .iter()
+            .find(|r| r["family"] == family)
+            .unwrap_or_else(|| panic!("no {family} kernel row in {kernel:#}"));
+        assert!(r["add_tortie_over_reference"].as_f64().unwrap_or(0.0) > 0.0);
+        assert!(r["del_tortie_over_reference"].as_f64().unwrap_or(0.0) > 0.0);
+    }
     let attach = sections
         .iter()
         .find(|s| {

@@ -410,7 +410,7 @@ pub fn one_run(dut: Dut, feed: Feed, mode: Mode, inp: &Inputs) -> Result<Run> {
         // Kernel install really was off: none of the N in the kernel.
         let dn = d.name().to_string();
         let installed = nl::in_netns(&dn, move || {
-            nl::count_routes(proto, Some(feeder::PREFIX_LEN))
+            nl::count_routes(nl::Family::V4, proto, Some(feeder::PREFIX_LEN))
         })?;
         if installed != 0 {
             bail!(
@@ -440,7 +440,7 @@ pub fn one_run(dut: Dut, feed: Feed, mode: Mode, inp: &Inputs) -> Result<Run> {
         nl::in_netns(&dn, move || {
             let end = Instant::now() + Duration::from_secs(60) + Duration::from_micros(n * 20);
             loop {
-                let left = nl::count_routes(proto, Some(feeder::PREFIX_LEN))?;
+                let left = nl::count_routes(nl::Family::V4, proto, Some(feeder::PREFIX_LEN))?;
                 if left == 0 {
                     return Ok(());
                 }

@@ -1,32 +1,43 @@
-//! Benchmark 2, kernel route programming: N /32s via a connected gateway
-//! installed (and removed) by `tortie_routes::RouteTable` and, in the same
-//! run and the same throw-away namespace, by the reference pipelined
-//! netlink writer of [`crate::nl`] — the ceiling. Rounds alternate which
+//! Benchmark 2, kernel route programming: N IPv4 /32s and N IPv6 /64s via a
+//! connected gateway of their family installed (and removed) by
+//! `tortie_routes::RouteTable` and, in the same run and the same throw-away
+//! namespace, by the reference pipelined netlink writer of [`crate::nl`] —
+//! the ceiling. One row per family and size. Rounds alternate which
 //! writer goes first; every pass is checked by dumping the table afterwards. Ratios are given on wall time (the target)
 //! and on the process's CPU time (RouteTable's producer, reconciler and the
 //! kernel work inside `sendmsg` all count), which a shared host disturbs
 //! less.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use tortie_lab::netns::{Netns, unique_name};
-use tortie_routes::{Ipv4Network, KernelRoute, NextHop, RouteTable};
+use tortie_routes::{IpNetwork, RouteTable};
 
-use crate::nl::{self, PassResult};
+use crate::nl::{self, Family, PassResult};
 use crate::report::{Section, ratio};
 
 const PROTO_TORTIE: u8 = 149;
 const PROTO_REF: u8 = 151;
-const GW: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 2);
+const GW4: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 2);
+const GW6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x200, 0, 0, 0, 0, 0, 2);
+
+/// The connected gateway of `family` in the bench namespace.
+fn gateway(family: Family) -> IpAddr {
+    match family {
+        Family::V4 => GW4.into(),
+        Family::V6 => GW6.into(),
+    }
+}
 /// Requests per `send` for the reference writer.
 pub const REF_BATCH: u32 = 256;
 
 #[derive(Debug)]
 struct SizeResult {
+    family: Family,
     n: u32,
     ref_add: PassResult,
     ref_del: PassResult,
@@ -38,21 +49,17 @@ struct SizeResult {
 }
 
 /// RouteTable's add and delete passes, and its live heap per installed route.
-fn tortie_pass(rt: &tokio::runtime::Runtime, n: u32) -> Result<(PassResult, PassResult, f64)> {
+fn tortie_pass(
+    rt: &tokio::runtime::Runtime,
+    family: Family,
+    n: u32,
+) -> Result<(PassResult, PassResult, f64)> {
     rt.block_on(async {
         let table = RouteTable::start(PROTO_TORTIE, tortie_routes::RT_TABLE_MAIN)
             .await
             .context("starting RouteTable")?;
-        let route = KernelRoute::Unicast {
-            next_hops: vec![NextHop {
-                gateway: GW.into(),
-                dev: None,
-                onlink: false,
-            }],
-        };
-        let prefixes: Vec<Ipv4Network> = (0..n)
-            .map(|i| Ipv4Network::new(nl::nth_host(i), 32).context("prefix"))
-            .collect::<Result<_>>()?;
+        let route = nl::via(gateway(family));
+        let prefixes: Vec<IpNetwork> = (0..n).map(|i| family.nth(i)).collect::<Result<_>>()?;
         let live0 = tortie_bgp::heap::live_bytes();
         let cpu = nl::cpu_time();
         let t = Instant::now();
@@ -65,10 +72,11 @@ fn tortie_pass(rt: &tokio::runtime::Runtime, n: u32) -> Result<(PassResult, Pass
         let heap = tortie_bgp::heap::live_bytes().saturating_sub(live0);
         let stats = table.stats();
         // The add pass checked by a dump (outside the timed pass).
-        let got = nl::count_routes(PROTO_TORTIE, Some(32))?;
+        let got = nl::count_routes(family, PROTO_TORTIE, Some(family.prefix_len()))?;
         if got != u64::from(n) || stats.netlink_errors > 0 {
             bail!(
-                "RouteTable: {got} of {n} routes in the kernel after flush, {} netlink errors",
+                "RouteTable: {got} of {n} {} routes in the kernel after flush, {} netlink errors",
+                family.name(),
                 stats.netlink_errors
             );
         }
@@ -100,26 +108,28 @@ fn tortie_pass(rt: &tokio::runtime::Runtime, n: u32) -> Result<(PassResult, Pass
 }
 
 /// The reference and acked writers' passes (each checked by a dump).
-fn reference_passes(n: u32) -> Result<(PassResult, PassResult, PassResult)> {
-    let acked_add = nl::pipelined(n, GW, PROTO_REF, false, REF_BATCH, true)?;
-    let got = nl::count_routes(PROTO_REF, Some(32))?;
+fn reference_passes(family: Family, n: u32) -> Result<(PassResult, PassResult, PassResult)> {
+    let gw = gateway(family);
+    let len = Some(family.prefix_len());
+    let acked_add = nl::pipelined(family, n, gw, PROTO_REF, false, REF_BATCH, true)?;
+    let got = nl::count_routes(family, PROTO_REF, len)?;
     if got != u64::from(n) || acked_add.errors > 0 {
         bail!(
             "acked writer: {got} of {n} routes installed, {} errors",
             acked_add.errors
         );
     }
-    nl::pipelined(n, GW, PROTO_REF, true, REF_BATCH, true)?;
-    let ref_add = nl::pipelined(n, GW, PROTO_REF, false, REF_BATCH, false)?;
-    let got = nl::count_routes(PROTO_REF, Some(32))?;
+    nl::pipelined(family, n, gw, PROTO_REF, true, REF_BATCH, true)?;
+    let ref_add = nl::pipelined(family, n, gw, PROTO_REF, false, REF_BATCH, false)?;
+    let got = nl::count_routes(family, PROTO_REF, len)?;
     if got != u64::from(n) || ref_add.errors > 0 {
         bail!(
             "reference writer: {got} of {n} routes installed, {} errors",
             ref_add.errors
         );
     }
-    let ref_del = nl::pipelined(n, GW, PROTO_REF, true, REF_BATCH, false)?;
-    if nl::count_routes(PROTO_REF, Some(32))? != 0 {
+    let ref_del = nl::pipelined(family, n, gw, PROTO_REF, true, REF_BATCH, false)?;
+    if nl::count_routes(family, PROTO_REF, len)? != 0 {
         bail!("reference writer left routes after deleting");
     }
     Ok((acked_add, ref_add, ref_del))
@@ -128,21 +138,27 @@ fn reference_passes(n: u32) -> Result<(PassResult, PassResult, PassResult)> {
 /// One round for size `n`: the reference writers and RouteTable, in the
 /// order given (rounds alternate it, so a drift of the host's load hits
 /// both), every pass checked by a dump.
-fn round(rt: &tokio::runtime::Runtime, n: u32, reference_first: bool) -> Result<SizeResult> {
+fn round(
+    rt: &tokio::runtime::Runtime,
+    family: Family,
+    n: u32,
+    reference_first: bool,
+) -> Result<SizeResult> {
     let mut refs = None;
     if reference_first {
-        refs = Some(reference_passes(n)?);
+        refs = Some(reference_passes(family, n)?);
     }
-    let (t_add, t_del, t_heap_per_route) = tortie_pass(rt, n)?;
-    let left = nl::count_routes(PROTO_TORTIE, Some(32))?;
+    let (t_add, t_del, t_heap_per_route) = tortie_pass(rt, family, n)?;
+    let left = nl::count_routes(family, PROTO_TORTIE, Some(family.prefix_len()))?;
     if left != 0 {
         bail!("RouteTable left {left} routes after removing all");
     }
     let (acked_add, ref_add, ref_del) = match refs {
         Some(r) => r,
-        None => reference_passes(n)?,
+        None => reference_passes(family, n)?,
     };
     Ok(SizeResult {
+        family,
         n,
         ref_add,
         ref_del,
@@ -163,16 +179,19 @@ fn best(a: PassResult, b: PassResult) -> PassResult {
 /// `repeat` rounds per size; each writer's best (fastest) pass is kept, by
 /// wall and by CPU time: on a shared host the best of several is the least
 /// disturbed.
-fn measure(sizes: Vec<u32>, repeat: u32) -> Result<Vec<SizeResult>> {
+fn measure(families: Vec<Family>, sizes: Vec<u32>, repeat: u32) -> Result<Vec<SizeResult>> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("building a runtime")?;
     let mut out = Vec::new();
-    for n in sizes {
-        let mut acc = round(&rt, n, true)?;
+    for (family, n) in families
+        .iter()
+        .flat_map(|f| sizes.iter().map(move |n| (*f, *n)))
+    {
+        let mut acc = round(&rt, family, n, true)?;
         for i in 1..repeat.max(1) {
-            let r = round(&rt, n, i.is_multiple_of(2))?;
+            let r = round(&rt, family, n, i.is_multiple_of(2))?;
             acc.ref_add = best(acc.ref_add, r.ref_add);
             acc.ref_del = best(acc.ref_del, r.ref_del);
             acc.acked_add = best(acc.acked_add, r.acked_add);
@@ -184,19 +203,23 @@ fn measure(sizes: Vec<u32>, repeat: u32) -> Result<Vec<SizeResult>> {
     Ok(out)
 }
 
-pub fn run(sizes: &[u32], repeat: u32) -> Result<Section> {
+pub fn run(families: &[Family], sizes: &[u32], repeat: u32) -> Result<Section> {
     let ns = Netns::create(&unique_name("tbk"))?;
-    ns.sh("ip link add rt0 type veth peer name rt1 && ip link set rt0 up && ip link set rt1 up && ip addr add 10.200.0.1/24 dev rt0")?;
+    // IPv6 without DAD, so the connected fd00:200::/64 (and its gateway)
+    // is usable at once.
+    ns.sh("ip link add rt0 type veth peer name rt1 && ip link set rt0 up && ip link set rt1 up && ip addr add 10.200.0.1/24 dev rt0 && ip -6 addr add fd00:200::1/64 dev rt0 nodad")?;
     let sizes_v = sizes.to_vec();
-    let results = nl::in_netns(ns.name(), move || measure(sizes_v, repeat))?;
+    let fams = families.to_vec();
+    let results = nl::in_netns(ns.name(), move || measure(fams, sizes_v, repeat))?;
     drop(ns);
     let mut sec = Section::new(
         "Kernel route programming",
         &format!(
-            "N /32s via a connected gateway into the main table of a throw-away namespace: `tortie_routes::RouteTable` (set × N, then flush; then replace_all(∅) + flush) against the reference writer (raw rtnetlink, {REF_BATCH} requests per send, only the last one acknowledged — failures are still reported: the ceiling), in the same run and namespace; R rounds (--repeat, default 3) alternating which writer goes first (references first in round 1), every add and delete pass checked by a dump of the table afterwards (outside the timed pass), and the best pass of each writer kept. \"acked\" is the same writer asking for an ACK per request (one recv per ack). Rates are routes/s of wall time; the (CPU) ratios compare routes per CPU second of the process (all threads, user + system, kernel work included), which other jobs on a shared host disturb less."
+            "Per family, N IPv4 /32s (10.128.0.0/9 via 10.200.0.2) and N IPv6 /64s (2001:db8::/32 via fd00:200::2), each via a connected gateway, into the main table of a throw-away namespace: `tortie_routes::RouteTable` (set × N, then flush; then replace_all(∅) + flush) against the reference writer (raw rtnetlink, {REF_BATCH} requests per send, only the last one acknowledged — failures are still reported: the ceiling), in the same run and namespace; R rounds (--repeat, default 3) alternating which writer goes first (references first in round 1), every add and delete pass checked by a dump of the table afterwards (outside the timed pass), and the best pass of each writer kept. \"acked\" is the same writer asking for an ACK per request (one recv per ack). Rates are routes/s of wall time; the (CPU) ratios compare routes per CPU second of the process (all threads, user + system, kernel work included), which other jobs on a shared host disturb less."
         ),
     );
     sec.header = [
+        "family",
         "N",
         "reference add/s",
         "acked add/s",
@@ -211,7 +234,8 @@ pub fn run(sizes: &[u32], repeat: u32) -> Result<Section> {
     ]
     .map(String::from)
     .to_vec();
-    sec.sizes = json!({ "routes": sizes, "repeat": repeat, "writer_order": "alternating by round, references first in round 1" });
+    let fam_names: Vec<&str> = families.iter().map(|f| f.name()).collect();
+    sec.sizes = json!({ "routes": sizes, "families": fam_names, "repeat": repeat, "writer_order": "alternating by round, references first in round 1" });
     let mut figures = Vec::new();
     let mut ratios = Vec::new();
     for r in &results {
@@ -220,6 +244,7 @@ pub fn run(sizes: &[u32], repeat: u32) -> Result<Section> {
         let add_cpu_r = ratio(r.t_add.cpu_rate(), r.ref_add.cpu_rate());
         let del_cpu_r = ratio(r.t_del.cpu_rate(), r.ref_del.cpu_rate());
         sec.rows.push(vec![
+            r.family.name().to_string(),
             r.n.to_string(),
             format!("{:.0}", r.ref_add.rate()),
             format!("{:.0}", r.acked_add.rate()),
@@ -233,6 +258,7 @@ pub fn run(sizes: &[u32], repeat: u32) -> Result<Section> {
             format!("{del_cpu_r:.2}×"),
         ]);
         figures.push(json!({
+            "family": r.family.name(),
             "routes": r.n,
             "reference_add_per_s": r.ref_add.rate(), "reference_del_per_s": r.ref_del.rate(),
             "acked_reference_add_per_s": r.acked_add.rate(),
@@ -244,11 +270,11 @@ pub fn run(sizes: &[u32], repeat: u32) -> Result<Section> {
             "tortie_netlink_errors": r.t_del.errors,
             "tortie_heap_bytes_per_route": r.t_heap_per_route,
         }));
-        ratios.push(json!({ "routes": r.n, "add_tortie_over_reference": add_r, "del_tortie_over_reference": del_r,
+        ratios.push(json!({ "family": r.family.name(), "routes": r.n, "add_tortie_over_reference": add_r, "del_tortie_over_reference": del_r,
             "add_cpu_tortie_over_reference": add_cpu_r, "del_cpu_tortie_over_reference": del_cpu_r,
             "add_tortie_over_acked_reference": ratio(r.t_add.rate(), r.acked_add.rate()) }));
         sec.target(
-            &format!("add rate {}", r.n),
+            &format!("add rate {} {}", r.family.name(), r.n),
             "≥ 0.8× the reference writer",
             format!("{add_r:.2}×"),
             add_r >= 0.8,

@@ -95,6 +95,13 @@ enum ShapeArg {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum FamilyArg {
+    Ipv4,
+    Ipv6,
+    Both,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum FeederArg {
     /// BIRD 2 with the routes in a static protocol (a real peer's process).
     Live,
@@ -123,13 +130,17 @@ struct Cli {
     /// convergence), containers (idle). Repeatable. Default: the full sizes.
     #[arg(long = "size")]
     sizes: Vec<u32>,
-    /// Small sizes for CI: ingest 10k, kernel 10k, attach 20, convergence 5,
+    /// Small sizes for CI: ingest 10k, kernel 10k per family, attach 20, convergence 5,
     /// idle 10 containers for 5 s.
     #[arg(long)]
     smoke: bool,
     /// Ingest UPDATE shape(s).
     #[arg(long, value_enum, default_value = "both")]
     shape: ShapeArg,
+    /// Kernel: address family of the routes (IPv4 /32s, IPv6 /64s), one
+    /// row set each.
+    #[arg(long, value_enum, default_value = "both")]
+    family: FamilyArg,
     /// Ingest feeder(s).
     #[arg(long, value_enum, default_value = "both")]
     feeder: FeederArg,
@@ -236,7 +247,13 @@ fn main() -> Result<()> {
         })
     });
     run(Which::Kernel, &mut || {
+        let families = match cli.family {
+            FamilyArg::Ipv4 => vec![nl::Family::V4],
+            FamilyArg::Ipv6 => vec![nl::Family::V6],
+            FamilyArg::Both => vec![nl::Family::V4, nl::Family::V6],
+        };
         kernel::run(
+            &families,
             &sizes(&cli, &[10_000, 100_000, 1_000_000], &[10_000]),
             repeat,
         )

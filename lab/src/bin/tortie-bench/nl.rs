@@ -13,7 +13,7 @@
 
 use std::collections::HashSet;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
@@ -23,7 +23,7 @@ use tortie_routes::nl::consts::{
     RTM_GETROUTE, RTM_NEWROUTE, RTMGRP_IPV4_ROUTE, RTMSG_LEN,
 };
 use tortie_routes::nl::{self, RouteEncoder, Writer, attrs, messages};
-use tortie_routes::{KernelRoute, NextHop};
+use tortie_routes::{IpNetwork, KernelRoute, NextHop};
 
 const RT_TABLE_MAIN: u8 = 254;
 
@@ -81,34 +81,87 @@ impl Socket {
     }
 }
 
+/// The address family of a benchmark pass: which prefixes it writes, which
+/// rtmsg family it dumps and counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// /32s in 10.128.0.0/9.
+    V4,
+    /// /64s in 2001:db8::/32 (RFC 3849 documentation space).
+    V6,
+}
+
+impl Family {
+    /// The rtmsg family byte (`AF_INET` / `AF_INET6`).
+    pub fn af(self) -> u8 {
+        match self {
+            Family::V4 => libc::AF_INET as u8,
+            Family::V6 => libc::AF_INET6 as u8,
+        }
+    }
+
+    /// Prefix length of the benchmark's routes.
+    pub fn prefix_len(self) -> u8 {
+        match self {
+            Family::V4 => 32,
+            Family::V6 => 64,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        }
+    }
+
+    /// The i-th benchmark prefix: `10.128.0.0 + i`/32 (i < 2^23), or
+    /// `2001:db8:<i / 2^16>:<i mod 2^16>::/64` (any u32 i).
+    pub fn nth(self, i: u32) -> Result<IpNetwork> {
+        let addr = match self {
+            Family::V4 => IpAddr::V4(nth_host(i)),
+            Family::V6 => IpAddr::V6(Ipv6Addr::new(
+                0x2001,
+                0xdb8,
+                (i >> 16) as u16,
+                (i & 0xffff) as u16,
+                0,
+                0,
+                0,
+                0,
+            )),
+        };
+        IpNetwork::new(addr, self.prefix_len()).context("benchmark prefix")
+    }
+}
+
 /// The i-th benchmark /32 in 10.128.0.0/9 (i < 2^23).
 pub fn nth_host(i: u32) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 128, 0, 0)) + i)
 }
 
-/// `dst/32 via gw`, the benchmark's route.
-fn via(gw: Ipv4Addr) -> KernelRoute {
+/// `dst via gw`, the benchmark's route.
+pub fn via(gw: IpAddr) -> KernelRoute {
     KernelRoute::Unicast {
         next_hops: vec![NextHop {
-            gateway: gw.into(),
+            gateway: gw,
             dev: None,
             onlink: false,
         }],
     }
 }
 
-/// Appends one RTM_NEWROUTE (replace) or RTM_DELROUTE for `dst/32 via gw`
+/// Appends one RTM_NEWROUTE (replace) or RTM_DELROUTE for `prefix via gw`
 /// with the product's encoder (`RTA_TABLE` included, as the reconciler
 /// writes it).
 fn route_msg(
     out: &mut Vec<u8>,
     del: bool,
     seq: u32,
-    dst: Ipv4Addr,
+    prefix: IpNetwork,
     route: &KernelRoute,
     enc: &RouteEncoder,
 ) -> Result<()> {
-    let prefix = tortie_routes::IpNetwork::new(IpAddr::V4(dst), 32).context("prefix")?;
     enc.encode(out, seq, prefix, (!del).then_some(route), &|_| None)
         .map_err(anyhow::Error::msg)
 }
@@ -166,14 +219,15 @@ impl PassResult {
     }
 }
 
-/// The reference writer: installs (or deletes) `n` /32s via `gw` with
-/// protocol `proto`, `batch` requests per `send`. With `ack_each`, every
+/// The reference writer: installs (or deletes) `n` prefixes of `family`
+/// ([`Family::nth`]) via `gw` with protocol `proto`, `batch` requests per `send`. With `ack_each`, every
 /// request asks for an ACK and the acks are drained between batches; without
 /// it only the last request does (the kernel still reports every failure,
 /// RFC 3549 §2.3.2.2 semantics of NLM_F_ACK): the ceiling.
 pub fn pipelined(
+    family: Family,
     n: u32,
-    gw: Ipv4Addr,
+    gw: IpAddr,
     proto: u8,
     del: bool,
     batch: u32,
@@ -208,7 +262,7 @@ pub fn pipelined(
             } else {
                 &quiet
             };
-            route_msg(&mut out, del, sock.seq, nth_host(k), &route, enc)?;
+            route_msg(&mut out, del, sock.seq, family.nth(k)?, &route, enc)?;
             last_seq = sock.seq;
             sock.seq = sock.seq.wrapping_add(1);
         }
@@ -244,15 +298,15 @@ pub fn pipelined(
     })
 }
 
-/// Counts IPv4 routes of the main table with protocol `proto` (and prefix
-/// length `len` when given) by dumping the table.
-pub fn count_routes(proto: u8, len: Option<u8>) -> Result<u64> {
+/// Counts routes of `family` in the main table with protocol `proto` (and
+/// prefix length `len` when given) by dumping the table.
+pub fn count_routes(family: Family, proto: u8, len: Option<u8>) -> Result<u64> {
     let mut sock = Socket::open(0)?;
     // Let the kernel filter by table and protocol (Linux ≥ 4.20); we filter
     // again below in case it does not.
     let _ = sock.sock.set_strict_check();
     let mut req = Vec::with_capacity(40);
-    let header = nl::build::rtmsg(libc::AF_INET as u8, 0, RT_TABLE_MAIN, proto, 0, 0, 0);
+    let header = nl::build::rtmsg(family.af(), 0, RT_TABLE_MAIN, proto, 0, 0, 0);
     let mut w = Writer::begin(
         &mut req,
         RTM_GETROUTE,
@@ -285,7 +339,8 @@ pub fn count_routes(proto: u8, len: Option<u8>) -> Result<u64> {
                 done = true;
             }
             RTM_NEWROUTE
-                if is_ours(payload, proto) && len.is_none_or(|l| payload.get(1) == Some(&l)) =>
+                if is_ours(payload, family, proto)
+                    && len.is_none_or(|l| payload.get(1) == Some(&l)) =>
             {
                 count += 1;
             }
@@ -298,9 +353,9 @@ pub fn count_routes(proto: u8, len: Option<u8>) -> Result<u64> {
     Ok(count)
 }
 
-fn is_ours(rtmsg: &[u8], proto: u8) -> bool {
+fn is_ours(rtmsg: &[u8], family: Family, proto: u8) -> bool {
     rtmsg.len() >= RTMSG_LEN
-        && rtmsg[0] == libc::AF_INET as u8
+        && rtmsg[0] == family.af()
         && rtmsg[4] == RT_TABLE_MAIN
         && rtmsg[5] == proto
 }
@@ -318,7 +373,7 @@ fn route_key(rtmsg: &[u8]) -> Option<u64> {
     Some((u64::from(dst) << 8) | u64::from(dst_len))
 }
 
-/// Watches the calling thread's namespace until `n` routes of `proto` are in
+/// Watches the calling thread's namespace until `n` IPv4 routes of `proto` are in
 /// the main table; returns when that happened (`Instant`). Event driven; if
 /// the event socket overflows it falls back to polling dumps every 50 ms.
 /// `ready` is called once the subscription is in place.
@@ -335,7 +390,7 @@ pub fn wait_for_routes(
     let mut rx = vec![0u8; 4 << 20];
     let mut overflow = false;
     // Routes installed before the subscription (none in a fresh run).
-    if count_routes(proto, len)? >= n {
+    if count_routes(Family::V4, proto, len)? >= n {
         return Ok((Instant::now(), false));
     }
     while !overflow {
@@ -349,7 +404,9 @@ pub fn wait_for_routes(
             Ok(None) => continue,
             Ok(Some(got)) => {
                 route_messages(&rx[..got], |kind, payload| {
-                    if !is_ours(payload, proto) || len.is_some_and(|l| payload.get(1) != Some(&l)) {
+                    if !is_ours(payload, Family::V4, proto)
+                        || len.is_some_and(|l| payload.get(1) != Some(&l))
+                    {
                         return;
                     }
                     if let Some(k) = route_key(payload) {
@@ -369,7 +426,7 @@ pub fn wait_for_routes(
         }
     }
     loop {
-        if count_routes(proto, len)? >= n {
+        if count_routes(Family::V4, proto, len)? >= n {
             return Ok((Instant::now(), true));
         }
         if Instant::now() > deadline {
@@ -391,16 +448,8 @@ mod tests {
             table: 254,
             extra_flags: NLM_F_ACK,
         };
-        let route = via(Ipv4Addr::new(10, 200, 0, 2));
-        route_msg(
-            &mut out,
-            false,
-            7,
-            Ipv4Addr::new(10, 128, 0, 1),
-            &route,
-            &enc,
-        )
-        .unwrap();
+        let route = via(Ipv4Addr::new(10, 200, 0, 2).into());
+        route_msg(&mut out, false, 7, Family::V4.nth(1).unwrap(), &route, &enc).unwrap();
         // nlmsghdr 16 + rtmsg 12 + RTA_DST 8 + RTA_TABLE 8 + RTA_GATEWAY 8.
         assert_eq!(out.len(), 52);
         let mut seen = Vec::new();
@@ -409,6 +458,32 @@ mod tests {
         assert_eq!(seen[0].0, RTM_NEWROUTE);
         assert_eq!(seen[0].1, 36);
         assert_eq!(seen[0].2, Some((u64::from(0x0a80_0001u32) << 8) | 32));
-        assert!(is_ours(&out[16..], 151));
+        assert!(is_ours(&out[16..], Family::V4, 151));
+        assert!(!is_ours(&out[16..], Family::V6, 151));
+    }
+
+    #[test]
+    fn ipv6_route_message_layout() {
+        let mut out = Vec::new();
+        let enc = RouteEncoder {
+            protocol: 151,
+            table: 254,
+            extra_flags: 0,
+        };
+        let route = via("fd00:200::2".parse().unwrap());
+        let p = Family::V6.nth(0x1_0002).unwrap();
+        assert_eq!(p.to_string(), "2001:db8:1:2::/64");
+        route_msg(&mut out, false, 7, p, &route, &enc).unwrap();
+        // nlmsghdr 16 + rtmsg 12 + RTA_DST 20 + RTA_TABLE 8 + RTA_GATEWAY 20.
+        assert_eq!(out.len(), 76);
+        let body = &out[16..];
+        assert!(is_ours(body, Family::V6, 151));
+        assert_eq!(body[1], 64);
+        // Distinct prefixes for distinct indices, across the 2^16 boundary.
+        assert_ne!(
+            Family::V6.nth(0xffff).unwrap(),
+            Family::V6.nth(0x1_0000).unwrap()
+        );
+        assert_eq!(Family::V4.nth(1).unwrap().to_string(), "10.128.0.1/32");
     }
 }
