@@ -51,26 +51,20 @@ fn every_benchmark_runs_at_smoke_size() {
         assert!(!s["figures"].is_null());
     }
     // Ingest and kernel carry tortie/anchor ratios that must be real numbers.
-    let ratio = |name: &str, key: &str| -> f64 {
-        let s = sections
+    let section = |name: &str| -> &Value {
+        sections
             .iter()
             .find(|s| s["name"].as_str().is_some_and(|n| n.starts_with(name)))
-            .expect("section");
-        s["ratios"][0][key].as_f64().expect("ratio")
+            .unwrap_or_else(|| panic!("no {name:?} section"))
     };
+    let ratio =
+        |name: &str, key: &str| -> f64 { section(name)["ratios"][0][key].as_f64().expect("ratio") };
     assert!(ratio("BGP ingest", "end_to_end_tortie_over_bird") > 0.0);
     assert!(ratio("BGP ingest", "control_plane_tortie_over_bird") > 0.0);
     assert!(ratio("BGP ingest", "rss_growth_per_route_tortie_over_bird") > 0.0);
     // Like for like: every (shape, feeder) has the three rows for both DUTs,
     // and every run carries DUT and feeder CPU and the CPUs it was pinned to.
-    let ingest = sections
-        .iter()
-        .find(|s| {
-            s["name"]
-                .as_str()
-                .is_some_and(|n| n.starts_with("BGP ingest"))
-        })
-        .expect("ingest section");
+    let ingest = section("BGP ingest");
     assert_eq!(
         ingest["ratios"].as_array().map(Vec::len),
         Some(4),
@@ -91,14 +85,7 @@ fn every_benchmark_runs_at_smoke_size() {
     }
     assert!(ratio("Kernel route programming", "add_tortie_over_reference") > 0.0);
     // The kernel table has both families, each with real ratios.
-    let kernel = sections
-        .iter()
-        .find(|s| {
-            s["name"]
-                .as_str()
-                .is_some_and(|n| n.starts_with("Kernel route programming"))
-        })
-        .expect("kernel section");
+    let kernel = section("Kernel route programming");
     for family in ["IPv4", "IPv6"] {
         let r = kernel["ratios"]
             .as_array()
@@ -109,14 +96,7 @@ fn every_benchmark_runs_at_smoke_size() {
         assert!(r["add_tortie_over_reference"].as_f64().unwrap_or(0.0) > 0.0);
         assert!(r["del_tortie_over_reference"].as_f64().unwrap_or(0.0) > 0.0);
     }
-    let attach = sections
-        .iter()
-        .find(|s| {
-            s["name"]
-                .as_str()
-                .is_some_and(|n| n.starts_with("Container attach"))
-        })
-        .expect("attach section");
+    let attach = section("Container attach");
     assert!(
         attach["ratios"]["add_p50_ptp_over_tortie"]
             .as_f64()
