@@ -14,7 +14,7 @@
 //!
 //! Guarantees:
 //! - Never the same address twice: every change is on disk (one checksummed
-//!   journal record + `fdatasync` — see [`store`] and [`journal`]) before the
+//!   journal record + `fdatasync` — see `store` and `journal`) before the
 //!   caller learns of it, so a crash between allocation and attach leaves the
 //!   address allocated; the next start-up's `reconcile` frees it only if
 //!   nothing is attached with it. A torn last record (crash mid-append) was

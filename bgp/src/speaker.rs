@@ -85,7 +85,7 @@ pub struct PeerConfig {
     /// Run on every route advertised to the peer; changing it re-exports.
     pub export_filter: Option<Arc<Filter>>,
     /// Source address of this session (update-source); overrides
-    /// [`SpeakerConfig::local_address`]. The next hop we advertise follows it.
+    /// [`SpeakerConfig::local_addresses`] (its address of this family). The next hop we advertise follows it.
     pub source_address: Option<IpAddr>,
     /// TTL of the session's packets (eBGP multihop). `None`: 1 for eBGP
     /// (directly connected, as BIRD and FRR), 64 for iBGP (as BIRD; FRR uses

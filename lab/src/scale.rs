@@ -33,7 +33,7 @@
 //! the hold time.
 //!
 //! Data flow: [`ScaleSpec`] → [`generate`] writes `<dir>/<name>.clab.yml`
-//! and `<dir>/<name>/<node>.{toml,conf}`; [`Topology::load`] reads it back.
+//! and `<dir>/<name>/<node>.{toml,conf}`; `Topology::load` reads it back.
 
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;

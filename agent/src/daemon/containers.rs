@@ -1,5 +1,5 @@
 //! Attach, detach, check and gc of containers (DESIGN.md §5): the steps
-//! across IPAM, the dataplane (`tortie_routes`), the [`Registry`] and the
+//! across IPAM, the dataplane (`tortie_routes`), the `Registry` and the
 //! announcement of the host routes ([`Agent::announce`]), and their one
 //! rollback.
 //!
@@ -14,7 +14,7 @@
 //! writes their journal records, whose `fdatasync` overlaps the veth creation
 //! → registry entry (saved) → announce each address (the route table installs
 //! the /32 or /128, awaited; originate) → answer. Any failure runs
-//! [`Agent::roll_back`]: unannounce, delete the veth, and only once the veth
+//! `Agent::roll_back`: unannounce, delete the veth, and only once the veth
 //! is gone give the addresses back — never free an address a veth may carry.
 //! Detach runs the same steps in reverse, with the same rule.
 //!

@@ -4,7 +4,7 @@
 //! print, exit 2, touch nothing) → bind
 //! the API socket (refuse to run twice) and the metrics listener → route table
 //! (adopts our kernel routes) → IPAM open → containers reconciled with the
-//! veths found ([`reconcile_containers`]: complete ones kept, half-made ones
+//! veths found (`reconcile_containers`: complete ones kept, half-made ones
 //! removed, then IPAM frees what nothing carries) →
 //! blackhole for the block, tunl0 or the VXLAN devices and the MTU
 //! ([`dataplane`]), the natOutgoing table

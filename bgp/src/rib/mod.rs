@@ -5,9 +5,9 @@
 //! Data flow: the session task hands each decoded [`Update`] of an established
 //! peer to [`Rib::apply_update`]. Import ([`Rib::apply_update`]) applies loop
 //! detection and normalisation and turns the attribute set into its compact
-//! shared form ([`stored`]); [`table`] stores the path and reruns [`decision`] for the
+//! shared form (`stored`); `table` stores the path and reruns `decision` for the
 //! prefix; a changed forwarding view becomes a [`BestPathChange`] for the
-//! kernel, a changed best path is run through [`export`] for every up peer and
+//! kernel, a changed best path is run through `export` for every up peer and
 //! the differences become outbound [`Update`]s, packed per attribute set. Both
 //! come back in one [`RibOutput`]; the caller sends the UPDATEs (the codec
 //! splits them into messages) and installs the best-path changes.
@@ -16,7 +16,7 @@
 //! the full initial Adj-RIB-Out and End-of-RIB), [`Rib::peer_down`] when it
 //! ends (with `retain_stale` for graceful restart, RFC 4724 §4.2: its routes
 //! stay, marked stale, until [`Rib::end_of_rib`] or [`Rib::sweep_stale`]).
-//! Those bulk removals also come in steps ([`removal`]: `*_steps` +
+//! Those bulk removals also come in steps (`removal`: `*_steps` +
 //! [`Rib::remove_step`]), so that a full-table peer going away never holds
 //! a change per prefix at once.
 
