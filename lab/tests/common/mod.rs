@@ -621,6 +621,16 @@ pub fn check_dual_stack_routes(
         .unwrap_or_else(|e| panic!("{e} over the {session} session\n{}", node.log_tail(30)));
     }
     if their_kernel {
+        // In their RIB is not yet in their kernel (FRR's zebra installs
+        // after bgpd has the route): wait for the kernel route, as for the block.
+        wait_until("the container's /128 in their kernel", T, || {
+            let out = pair
+                .theirs
+                .run(&["ip", "-6", "route", "show", "fd00:99::5/128"])
+                .unwrap_or_default();
+            out.contains("via").then_some(())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
         assert!(
             pair.theirs.ping("fd00:99::5", 2),
             "ping -6 the container from theirs"
