@@ -73,6 +73,7 @@ fn rib(import: Option<Arc<Filter>>) -> Rib {
     cfg.guard = ImportGuard::new(
         vec!["10.128.0.0/9".parse().unwrap()],
         vec![IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2))],
+        vec![],
     );
     let mut r = Rib::new(cfg);
     let peer = Ipv4Addr::new(198, 18, 0, 1);

@@ -66,8 +66,10 @@ pub fn speaker_config(c: &Config, forwarding_preserved: bool, links: &Links) -> 
 }
 
 /// What no peer may make this node install: its block (and anything inside
-/// it) and a host route for one of its addresses (`node.address`, the peers'
-/// `source_address`es), plus the fixed martians.
+/// it), a host route for one of its addresses (`node.address`, the peers'
+/// `source_address`es) or for a container gateway (the dataplane's
+/// [`tortie_routes::GATEWAY`] and [`tortie_routes::GATEWAY6`]), plus the
+/// fixed martians.
 pub fn import_guard(c: &Config) -> ImportGuard {
     let mut own: Vec<IpAddr> = c.node.addresses.iter().map(|a| a.ip()).collect();
     // A peer's `source_address` is one of this node's addresses too.
@@ -77,7 +79,11 @@ pub fn import_guard(c: &Config) -> ImportGuard {
         }
     }
     let blocks = c.node.pod_cidrs.iter().filter_map(|b| prefix(*b)).collect();
-    ImportGuard::new(blocks, own)
+    let gateways = vec![
+        IpAddr::V4(tortie_routes::GATEWAY),
+        IpAddr::V6(tortie_routes::GATEWAY6),
+    ];
+    ImportGuard::new(blocks, own, gateways)
 }
 
 /// The attributes this node originates a prefix with: ORIGIN IGP, empty
@@ -498,6 +504,13 @@ name = "n2"
             vec!["10.244.1.0/26".parse::<Prefix>().unwrap()]
         );
         assert_eq!(s.guard.own_addresses, s.local_addresses);
+        assert_eq!(
+            s.guard.gateways,
+            vec![
+                IpAddr::V4(tortie_routes::GATEWAY),
+                IpAddr::V6(tortie_routes::GATEWAY6)
+            ]
+        );
         let c = tortie_config::parse(
             &format!("{CONF}source_address = \"192.0.2.99\"\n"),
             "t.toml",

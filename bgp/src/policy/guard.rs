@@ -13,12 +13,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::types::Prefix;
 
-/// The container gateway every pod routes through (proxy-ARPed on the veth).
-pub const GATEWAY_V4: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
-/// The IPv6 container gateway: the EUI-64 link-local address of the host
-/// veth's fixed MAC `ee:ee:ee:ee:ee:ee` (covered by fe80::/10 as well).
-pub const GATEWAY_V6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0xecee, 0xeeff, 0xfeee, 0xeeee);
-
 /// Address ranges no route may fall inside (RFC 6890 special-purpose blocks
 /// that are never routed between hosts): (network, length, name). Typed, not
 /// text: [`ImportGuard::check_prefix`] runs for every announced prefix.
@@ -105,13 +99,17 @@ impl fmt::Display for GuardReason {
     }
 }
 
-/// The node's own prefixes and addresses, and the fixed martian list.
+/// The node's own prefixes and addresses, the container gateways, and the
+/// fixed martian list.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ImportGuard {
     /// The node's pod blocks: nothing equal or more specific is accepted.
     pub own_blocks: Vec<Prefix>,
     /// The node's own addresses: no host route for them, and no NEXT_HOP.
     pub own_addresses: Vec<IpAddr>,
+    /// The container gateways (the agent passes the dataplane's, one per
+    /// family): no host route for them.
+    pub gateways: Vec<IpAddr>,
 }
 
 /// `outer` equals `inner` or contains it.
@@ -133,10 +131,15 @@ fn host(a: IpAddr) -> Option<Prefix> {
 }
 
 impl ImportGuard {
-    pub fn new(own_blocks: Vec<Prefix>, own_addresses: Vec<IpAddr>) -> ImportGuard {
+    pub fn new(
+        own_blocks: Vec<Prefix>,
+        own_addresses: Vec<IpAddr>,
+        gateways: Vec<IpAddr>,
+    ) -> ImportGuard {
         ImportGuard {
             own_blocks,
             own_addresses,
+            gateways,
         }
     }
 
@@ -148,10 +151,8 @@ impl ImportGuard {
         if let Some(a) = self.own_addresses.iter().find(|a| host(**a) == Some(p)) {
             return Some(GuardReason::OwnAddress(*a));
         }
-        for g in [IpAddr::V4(GATEWAY_V4), IpAddr::V6(GATEWAY_V6)] {
-            if host(g) == Some(p) {
-                return Some(GuardReason::Gateway(g));
-            }
+        if let Some(g) = self.gateways.iter().find(|g| host(**g) == Some(p)) {
+            return Some(GuardReason::Gateway(*g));
         }
         MARTIANS
             .iter()
@@ -212,6 +213,10 @@ mod tests {
             vec![
                 "192.0.2.11".parse().unwrap(),
                 "2001:db8:1::11".parse().unwrap(),
+            ],
+            vec![
+                "169.254.1.1".parse().unwrap(),
+                "fe80::ecee:eeff:feee:eeee".parse().unwrap(),
             ],
         )
     }

@@ -80,7 +80,8 @@ pub struct RibConfig {
 
 impl RibConfig {
     /// Defaults: no explicit cluster id, up to 16 ECMP paths, the martian
-    /// guard only (no own blocks or addresses), no eBGP-to-eBGP transit.
+    /// guard only (no own blocks, addresses or gateways), no eBGP-to-eBGP
+    /// transit.
     pub fn new(local_asn: u32, router_id: Ipv4Addr) -> RibConfig {
         RibConfig {
             local_asn,

@@ -26,9 +26,8 @@ enum Why {
     OwnBlock(u16),
     /// Index into the guard's `own_addresses`.
     OwnAddress(u16),
-    Gateway {
-        v6: bool,
-    },
+    /// Index into the guard's `gateways`.
+    Gateway(u16),
     /// Index into the martian list.
     Martian(u8),
     /// Which of the NEXT_HOP checks; the address is the route's NEXT_HOP.
@@ -59,7 +58,9 @@ impl Refused {
                 GuardReason::OwnAddress(a) => {
                     Why::OwnAddress(idx(g.own_addresses.iter().position(|x| x == a)))
                 }
-                GuardReason::Gateway(a) => Why::Gateway { v6: a.is_ipv6() },
+                GuardReason::Gateway(a) => {
+                    Why::Gateway(idx(g.gateways.iter().position(|x| x == a)))
+                }
                 GuardReason::Martian(name) => Why::Martian(guard::martian_index(name)),
                 GuardReason::NextHop(_, why) => Why::NextHop(guard::next_hop_index(why)),
             },
@@ -85,11 +86,10 @@ impl Refused {
                 .own_addresses
                 .get(usize::from(i))
                 .map(|a| GuardReason::OwnAddress(*a)),
-            Why::Gateway { v6 } => Some(GuardReason::Gateway(if v6 {
-                guard::GATEWAY_V6.into()
-            } else {
-                guard::GATEWAY_V4.into()
-            })),
+            Why::Gateway(i) => g
+                .gateways
+                .get(usize::from(i))
+                .map(|a| GuardReason::Gateway(*a)),
             Why::Martian(i) => Some(GuardReason::Martian(guard::martian_name(i))),
             Why::NextHop(i) => self
                 .attrs
@@ -196,6 +196,10 @@ mod tests {
                 "10.244.2.0/26".parse().unwrap(),
             ],
             vec!["192.0.2.11".parse().unwrap()],
+            vec![
+                "169.254.1.1".parse().unwrap(),
+                "fe80::ecee:eeff:feee:eeee".parse().unwrap(),
+            ],
         );
         let nh = StoredAttrs::from_value(crate::types::PathAttributes {
             next_hop: Some("127.0.0.1".parse().unwrap()),
