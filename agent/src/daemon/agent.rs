@@ -12,6 +12,10 @@
 //! paths arrive in coalesced batches through [`Agent::apply_steps`] and
 //! become kernel routes in the route table; a learned route never overrides
 //! an address the registry holds.
+//!
+//! The kernel is reached only through the traits of [`super::kernel`] (the
+//! route table and the containers' veths): `Agent` is generic over them, so
+//! the orchestration is tested without root over recording doubles.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +28,7 @@ use tortie_config::Config;
 use tortie_routes::{KernelRoute, RouteTable};
 
 use super::convert;
+use super::kernel::{KernelVeths, Routes, Veths};
 use super::registry::{Registry, host_net};
 use crate::api::{
     ApiError, AttachRequest, AttachResult, Backend, CheckRequest, DetachRequest, DetachResult,
@@ -32,11 +37,15 @@ use crate::api::{
 use crate::ipam::Ipam;
 use crate::metrics::{MetricsSnapshot, MetricsSource};
 
-pub struct Agent {
+/// Generic over what it asks of the kernel ([`super::kernel`]): the route
+/// table `R` and the containers' veths `V`; `tortie run` uses the real ones.
+pub struct Agent<R: Routes = RouteTable, V: Veths = KernelVeths> {
     cfg: RwLock<Arc<Config>>,
     /// `None` once [`Agent::shutdown_speaker`] ran.
     speaker: tokio::sync::RwLock<Option<Speaker>>,
-    pub(crate) table: RouteTable,
+    pub(crate) table: R,
+    /// The containers' veths.
+    pub(super) veths: V,
     /// IPAM, and the lock serialising attach/detach/gc.
     pub(super) ipam: Mutex<Ipam>,
     /// The containers (written only under the `ipam` lock; read anywhere).
@@ -49,11 +58,12 @@ pub struct Agent {
     pub(crate) install_learned: bool,
 }
 
-impl Agent {
+impl<R: Routes, V: Veths> Agent<R, V> {
     pub fn new(
         cfg: Arc<Config>,
         speaker: Speaker,
-        table: RouteTable,
+        table: R,
+        veths: V,
         ipam: Ipam,
         mtu: u32,
         registry: Registry,
@@ -62,6 +72,7 @@ impl Agent {
             cfg: RwLock::new(cfg),
             speaker: tokio::sync::RwLock::new(Some(speaker)),
             table,
+            veths,
             ipam: Mutex::new(ipam),
             registry: RwLock::new(registry),
             converged: AtomicBool::new(false),
@@ -313,7 +324,7 @@ pub(super) fn ipam_error(e: crate::ipam::IpamError) -> ApiError {
     ApiError::new(kind, e.to_string())
 }
 
-impl Backend for Agent {
+impl<R: Routes, V: Veths> Backend for Agent<R, V> {
     async fn status(&self) -> Result<StatusView, ApiError> {
         let cfg = self.config();
         let peers = self.speaker().await?.peers().await;
@@ -392,7 +403,7 @@ impl Backend for Agent {
     }
 }
 
-impl MetricsSource for Agent {
+impl<R: Routes, V: Veths> MetricsSource for Agent<R, V> {
     async fn snapshot(&self) -> MetricsSnapshot {
         let peers = match self.speaker().await {
             Ok(s) => s.peers().await,

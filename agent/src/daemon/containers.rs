@@ -27,6 +27,7 @@ use std::net::IpAddr;
 
 use super::agent::{Agent, dataplane_kind, ipam_error};
 use super::convert;
+use super::kernel::{Routes, Veths};
 use super::refuse;
 use super::registry::{Container, host_net};
 use crate::api::{
@@ -89,7 +90,7 @@ fn list(ips: &[IpAddr]) -> String {
         .join(", ")
 }
 
-impl Agent {
+impl<R: Routes, V: Veths> Agent<R, V> {
     /// The answer for a registered container.
     fn result(&self, c: &Container) -> AttachResult {
         let cfg = self.config();
@@ -232,7 +233,7 @@ impl Agent {
                     ),
                 ));
             }
-            if !ips.is_empty() && tortie_routes::link_exists(&host) {
+            if !ips.is_empty() && self.veths.link_exists(&host) {
                 // A repeated attach (a runtime retrying ADD): the same answer.
                 let c = if c.id_known() {
                     c
@@ -275,10 +276,11 @@ impl Agent {
                     return Err(ipam_error(e));
                 }
             }
-        } else if tortie_routes::link_exists(&host) {
+        } else if self.veths.link_exists(&host) {
             // Our id's veth without an entry: an attach that died half-way.
             tracing::warn!(id = %req.id, host_ifname = %host, "removing a half-made veth of this id before attaching");
-            tortie_routes::delete_host_veth(&host, &format!("attach {}", req.id))
+            self.veths
+                .delete_host_veth(&host, &format!("attach {}", req.id))
                 .await
                 .map_err(|e| ApiError::internal(format!("attaching {}: {e}", req.id)))?;
         }
@@ -320,7 +322,7 @@ impl Agent {
         };
         let (attached, synced) = tokio::join!(
             async {
-                let a = tortie_routes::attach(&dp).await;
+                let a = self.veths.attach(&dp).await;
                 (a, started.elapsed())
             },
             async {
@@ -416,7 +418,11 @@ impl Agent {
             }
         }
         self.registry_mut().remove(host);
-        if let Err(e) = tortie_routes::delete_host_veth(host, &format!("rollback of {id}")).await {
+        if let Err(e) = self
+            .veths
+            .delete_host_veth(host, &format!("rollback of {id}"))
+            .await
+        {
             tracing::error!(id, ips = %list(ips), error = %e, "rollback: the veth could not be removed; keeping its addresses allocated");
             // A failed IPAM sync already undid the allocation: take the
             // addresses back while the veth may carry them.
@@ -445,7 +451,8 @@ impl Agent {
             _ => ipam.addresses(id),
         };
         // The veth first: while it may exist, its addresses stay allocated.
-        tortie_routes::detach(id, &cfg.dataplane.veth_prefix, cfg.dataplane.route_protocol)
+        self.veths
+            .detach(id, &cfg.dataplane.veth_prefix, cfg.dataplane.route_protocol)
             .await
             .map_err(|e| ApiError::internal(format!("detaching {id}: {e}")))?;
         for ip in &ips {
@@ -514,12 +521,11 @@ impl Agent {
         }
         // The dump below reads every route: attaches need not wait for it.
         drop(ipam);
-        let found = tortie_routes::list_attachments(
-            &cfg.dataplane.veth_prefix,
-            cfg.dataplane.route_protocol,
-        )
-        .await
-        .map_err(|e| ApiError::internal(format!("listing attachments: {e}")))?;
+        let found = self
+            .veths
+            .list_attachments(&cfg.dataplane.veth_prefix, cfg.dataplane.route_protocol)
+            .await
+            .map_err(|e| ApiError::internal(format!("listing attachments: {e}")))?;
         let mut routed: Vec<IpAddr> = found
             .iter()
             .filter(|(dev, _)| *dev == host)

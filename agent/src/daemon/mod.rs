@@ -23,6 +23,7 @@ pub mod batch;
 pub mod containers;
 pub mod convert;
 pub mod dataplane;
+pub mod kernel;
 pub mod links;
 pub mod memory;
 pub mod nat;
@@ -189,7 +190,7 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>, opts: RunOptions) -> a
 
     let mut ipam = Ipam::open(&cfg.state.dir, &cfg.node.pod_cidrs, &[])
         .with_context(|| format!("opening IPAM state in {}", cfg.state.dir.display()))?;
-    let registry = reconcile_containers(&cfg, &mut ipam).await?;
+    let registry = reconcile_containers(&cfg, &mut ipam, &kernel::KernelVeths).await?;
 
     for block in &cfg.node.pod_cidrs {
         table.set(*block, KernelRoute::Blackhole).await;
@@ -211,7 +212,15 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>, opts: RunOptions) -> a
             .await
             .with_context(|| format!("originating the block {block}"))?;
     }
-    let mut agent = Agent::new(cfg.clone(), speaker, table, ipam, mtu, registry);
+    let mut agent = Agent::new(
+        cfg.clone(),
+        speaker,
+        table,
+        kernel::KernelVeths,
+        ipam,
+        mtu,
+        registry,
+    );
     if !opts.install_learned {
         tracing::warn!("--no-kernel: routes learned over BGP are not installed into the kernel");
         agent.install_learned = false;
@@ -338,17 +347,23 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>, opts: RunOptions) -> a
 /// entry (an attach killed half-way) are removed first, so IPAM's
 /// reconcile, which frees every allocation nothing attached carries, never
 /// counts a live address as free.
-async fn reconcile_containers(cfg: &Config, ipam: &mut Ipam) -> anyhow::Result<registry::Registry> {
+async fn reconcile_containers(
+    cfg: &Config,
+    ipam: &mut Ipam,
+    kernel: &impl kernel::Veths,
+) -> anyhow::Result<registry::Registry> {
     let prefix = &cfg.dataplane.veth_prefix;
-    let routed = tortie_routes::list_attachments(prefix, cfg.dataplane.route_protocol)
+    let routed = kernel
+        .list_attachments(prefix, cfg.dataplane.route_protocol)
         .await
         .context("listing attached containers")?;
-    let veths = tortie_routes::list_host_veths(prefix)
+    let veths = kernel
+        .list_host_veths(prefix)
         .await
         .context("listing host veths")?;
     let plan = registry::plan(registry::load(&cfg.state.dir), &routed, &veths);
     for dev in &plan.half_made {
-        match tortie_routes::delete_host_veth(dev, "start-up").await {
+        match kernel.delete_host_veth(dev, "start-up").await {
             Ok(()) => {
                 tracing::warn!(host_ifname = %dev, "removed a half-made veth (an attach that did not finish)")
             }
