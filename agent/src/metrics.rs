@@ -66,6 +66,9 @@ pub struct PeerMetrics {
     pub stale_routes: u64,
     /// Announced prefixes the import policy rejected.
     pub filtered_routes: u64,
+    /// Of the two above, the IPv6 prefixes.
+    pub stale_routes_ipv6: u64,
+    pub filtered_routes_ipv6: u64,
 }
 
 /// Everything a scrape reports.
@@ -240,14 +243,14 @@ impl Collector for SnapshotCollector {
         gauge_family(
             &mut enc,
             "tortie_bgp_stale_routes",
-            "Received prefixes kept as stale while the peer restarts gracefully (RFC 4724).",
-            &per_peer(&|p| clamp(p.stale_routes)),
+            "Received prefixes kept as stale while the peer restarts gracefully (RFC 4724), by family.",
+            &per_family(&|p| p.stale_routes, &|p| p.stale_routes_ipv6),
         )?;
         gauge_family(
             &mut enc,
             "tortie_bgp_filtered_routes",
-            "Prefixes the peer announced that the import guard or its import filter refused.",
-            &per_peer(&|p| clamp(p.filtered_routes)),
+            "Prefixes the peer announced that the import guard or its import filter refused, by family.",
+            &per_family(&|p| p.filtered_routes, &|p| p.filtered_routes_ipv6),
         )?;
         gauge_family(
             &mut enc,
@@ -540,8 +543,10 @@ fn tests_sample() -> MetricsSnapshot {
             session_type: "eBGP".into(),
             state_since: 1_796_520_660,
             up_down_since: 1_796_520_600,
-            stale_routes: 0,
-            filtered_routes: 0,
+            stale_routes: 2,
+            filtered_routes: 5,
+            stale_routes_ipv6: 2,
+            filtered_routes_ipv6: 1,
         }],
         routes_learned: 3,
         routes_local: 2,
@@ -638,6 +643,18 @@ mod tests {
                 && text.contains("tortie_bgp_received_routes{peer=\"192.0.2.1\",peer_asn=\"65001\",family=\"ipv6\"} 1"),
             "{text}"
         );
+        // 2 stale, both IPv6; 5 filtered, 1 of them IPv6.
+        for (name, v4, v6) in [
+            ("tortie_bgp_stale_routes", 0, 2),
+            ("tortie_bgp_filtered_routes", 4, 1),
+        ] {
+            for (family, n) in [("ipv4", v4), ("ipv6", v6)] {
+                let row = format!(
+                    "{name}{{peer=\"192.0.2.1\",peer_asn=\"65001\",family=\"{family}\"}} {n}\n"
+                );
+                assert!(text.contains(&row), "{row} missing in\n{text}");
+            }
+        }
         // 3 learned, 1 of them IPv6.
         assert!(
             text.contains("tortie_dataplane_routes{kind=\"learned\",family=\"ipv4\"} 2")

@@ -285,10 +285,12 @@ pub struct PeerStatus {
     pub routes_received: u64,
     /// Prefixes in this peer's Adj-RIB-Out.
     pub routes_advertised: u64,
-    /// Of `routes_received` and `routes_advertised`, the IPv6 prefixes
-    /// (IPv4 is the rest).
+    /// Of `routes_received`, `routes_advertised`, `routes_stale` and
+    /// `routes_filtered`, the IPv6 prefixes (IPv4 is the rest).
     pub routes_received_ipv6: u64,
     pub routes_advertised_ipv6: u64,
+    pub routes_stale_ipv6: u64,
+    pub routes_filtered_ipv6: u64,
     /// Of `routes_received`, those kept stale while the peer restarts
     /// gracefully (RFC 4724 §4.2).
     pub routes_stale: u64,
@@ -342,6 +344,8 @@ impl PeerStatus {
             routes_advertised: 0,
             routes_received_ipv6: 0,
             routes_advertised_ipv6: 0,
+            routes_stale_ipv6: 0,
+            routes_filtered_ipv6: 0,
             routes_stale: 0,
             messages_received: MessageCounters::default(),
             messages_sent: MessageCounters::default(),

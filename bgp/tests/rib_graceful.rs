@@ -41,6 +41,7 @@ fn graceful_restart_keeps_stale_routes_until_end_of_rib() {
     assert!(r.explain(pfx("203.0.113.0/24"))[0].stale);
     let c = r.peer_counters(PeerId(1)).unwrap();
     assert_eq!((c.up, c.received, c.stale), (false, 4, 4));
+    assert_eq!((c.received_ipv6, c.stale_ipv6), (1, 1));
     assert_eq!(r.advertised_count(PeerId(2)), 3);
 
     // The peer comes back: it gets our table (only peer 2's nothing) and EoR.
@@ -79,10 +80,12 @@ fn graceful_restart_keeps_stale_routes_until_end_of_rib() {
     assert_eq!(out.best_changes[0].attributes, None);
     assert!(withdrawn_to(&out, 2, "192.0.2.128/25"));
     assert_eq!(r.received_count(PeerId(1)), 3);
-    assert_eq!(r.peer_counters(PeerId(1)).unwrap().stale, 1);
+    let c = r.peer_counters(PeerId(1)).unwrap();
+    assert_eq!((c.stale, c.stale_ipv6), (1, 1));
     let out = r.end_of_rib(PeerId(1), AddressFamily::IPV6_UNICAST);
     assert_eq!(out.best_changes.len(), 1);
-    assert_eq!(r.peer_counters(PeerId(1)).unwrap().stale, 0);
+    let c = r.peer_counters(PeerId(1)).unwrap();
+    assert_eq!((c.stale, c.stale_ipv6), (0, 0));
     assert_eq!(r.loc_rib_len(), 2);
 }
 

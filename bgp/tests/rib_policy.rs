@@ -13,6 +13,7 @@ use tortie_bgp::policy::{
     Rule,
 };
 use tortie_bgp::rib::{FilteredBy, PeerId, PeerInfo, Rib, RibConfig};
+use tortie_bgp::types::AddressFamily;
 
 const NODE: &str = "192.0.2.254";
 
@@ -36,6 +37,46 @@ fn filter(name: &str, rules: Vec<Rule>) -> Option<Arc<Filter>> {
 
 fn installed(r: &Rib, p: &str) -> bool {
     r.best(pfx(p)).is_some()
+}
+
+/// Refusals are counted per family (the `family` label of
+/// `tortie_bgp_filtered_routes`), and forgotten per family.
+#[test]
+fn filtered_routes_are_counted_per_family() {
+    let mut r = node();
+    let mut info = peer_info(1, 65001);
+    info.families = vec![AddressFamily::IPV4_UNICAST, AddressFamily::IPV6_UNICAST];
+    up(&mut r, 1, info);
+    apply(
+        &mut r,
+        1,
+        announce(
+            &["127.0.0.0/8", "10.244.1.0/27"],
+            attrs(&[65001], "192.0.2.1"),
+        ),
+    );
+    apply(
+        &mut r,
+        1,
+        announce(
+            &["fe80::/64", "2001:db8::/32"],
+            attrs(&[65001], "2001:db8::1"),
+        ),
+    );
+    let c = r.peer_counters(PeerId(1)).unwrap();
+    assert_eq!((c.filtered, c.filtered_ipv6), (3, 1));
+    assert_eq!((c.received, c.received_ipv6), (1, 1));
+    apply(&mut r, 1, withdraw(&["fe80::/64"]));
+    let c = r.peer_counters(PeerId(1)).unwrap();
+    assert_eq!((c.filtered, c.filtered_ipv6), (2, 0));
+    apply(
+        &mut r,
+        1,
+        announce(&["ff02::/16"], attrs(&[65001], "2001:db8::1")),
+    );
+    r.peer_down(PeerId(1), true);
+    let c = r.peer_counters(PeerId(1)).unwrap();
+    assert_eq!((c.filtered, c.filtered_ipv6), (0, 0));
 }
 
 #[test]

@@ -329,6 +329,8 @@ pub fn peer_metrics(p: &PeerStatus) -> PeerMetrics {
         up_down_since: unix_secs(p.established_change),
         stale_routes: p.routes_stale,
         filtered_routes: p.routes_filtered,
+        stale_routes_ipv6: p.routes_stale_ipv6,
+        filtered_routes_ipv6: p.routes_filtered_ipv6,
     }
 }
 

@@ -284,9 +284,11 @@ pub struct PeerCounters {
     pub advertised: usize,
     /// Prefixes it announced that the import guard or filter refused.
     pub filtered: usize,
-    /// Of `received` and `advertised`, the IPv6 prefixes.
+    /// Of `received`, `advertised`, `stale` and `filtered`, the IPv6 prefixes.
     pub received_ipv6: usize,
     pub advertised_ipv6: usize,
+    pub stale_ipv6: usize,
+    pub filtered_ipv6: usize,
 }
 
 /// Why an announced route is not a candidate.

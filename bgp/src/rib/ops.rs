@@ -384,6 +384,8 @@ impl Rib {
             filtered: s.filtered,
             received_ipv6: s.received_v6,
             advertised_ipv6: s.advertised_v6,
+            stale_ipv6: s.stale_v6,
+            filtered_ipv6: s.filtered_v6,
         })
     }
 
@@ -469,6 +471,7 @@ impl Rib {
         let new = self.filtered.insert(source, prefix, entry);
         if new && let Some(st) = self.peers.get_mut(&source) {
             st.filtered += 1;
+            st.filtered_v6 += usize::from(matches!(prefix, Prefix::V6(_)));
         }
         self.op(prefix, PathOp::Remove(source), None, out, ob);
     }
@@ -482,6 +485,9 @@ impl Rib {
             && let Some(st) = self.peers.get_mut(&source)
         {
             st.filtered = st.filtered.saturating_sub(1);
+            if matches!(prefix, Prefix::V6(_)) {
+                st.filtered_v6 = st.filtered_v6.saturating_sub(1);
+            }
         }
     }
 
@@ -494,6 +500,7 @@ impl Rib {
             return;
         }
         st.filtered = 0;
+        st.filtered_v6 = 0;
         self.filtered.remove_source(source);
     }
 
@@ -580,12 +587,13 @@ impl Rib {
         };
         if let Some(st) = self.peers.get_mut(&source) {
             st.received = st.received.saturating_add_signed(r.received_delta as isize);
+            st.stale = st.stale.saturating_add_signed(r.stale_delta as isize);
             if matches!(prefix, Prefix::V6(_)) {
                 st.received_v6 = st
                     .received_v6
                     .saturating_add_signed(r.received_delta as isize);
+                st.stale_v6 = st.stale_v6.saturating_add_signed(r.stale_delta as isize);
             }
-            st.stale = st.stale.saturating_add_signed(r.stale_delta as isize);
         }
         if let Some(m) = r.moved {
             let ectx = ExportCtx::new(&self.cfg);

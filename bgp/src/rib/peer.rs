@@ -23,10 +23,12 @@ pub(crate) struct PeerState {
     pub stale: usize,
     /// Prefixes in the Adj-RIB-Out.
     pub advertised: usize,
-    /// Of `received` and `advertised`, the IPv6 prefixes (per-family counts
-    /// for status and metrics; IPv4 is the rest).
+    /// Of `received`, `advertised`, `stale` and `filtered`, the IPv6
+    /// prefixes (per-family counts for status and metrics; IPv4 is the rest).
     pub received_v6: usize,
     pub advertised_v6: usize,
+    pub stale_v6: usize,
+    pub filtered_v6: usize,
     /// Prefixes refused on import (kept in the RIB's filtered map).
     pub filtered: usize,
 }
@@ -42,6 +44,8 @@ impl PeerState {
             advertised: 0,
             received_v6: 0,
             advertised_v6: 0,
+            stale_v6: 0,
+            filtered_v6: 0,
             filtered: 0,
         }
     }

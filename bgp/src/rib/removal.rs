@@ -83,7 +83,9 @@ impl Rib {
         st.advertised_v6 = 0;
         if retain_stale {
             let sel = |p: &Path| p.source == source;
-            st.stale += table::mark_stale(&mut self.v4, sel) + table::mark_stale(&mut self.v6, sel);
+            let v6 = table::mark_stale(&mut self.v6, sel);
+            st.stale += table::mark_stale(&mut self.v4, sel) + v6;
+            st.stale_v6 += v6;
             if st.received == 0 {
                 self.peers.remove(&source);
             }

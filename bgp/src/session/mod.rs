@@ -441,6 +441,8 @@ impl Runtime {
                     st.routes_advertised = c.advertised as u64;
                     st.routes_received_ipv6 = c.received_ipv6 as u64;
                     st.routes_advertised_ipv6 = c.advertised_ipv6 as u64;
+                    st.routes_stale_ipv6 = c.stale_ipv6 as u64;
+                    st.routes_filtered_ipv6 = c.filtered_ipv6 as u64;
                 }
                 Some(st)
             })
