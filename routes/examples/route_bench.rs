@@ -8,22 +8,20 @@
 //!
 //! - routes/s for 10k and 100k /32s via a connected gateway: the reconciler
 //!   (`RouteTable`, pipelined batches) against a one-request-one-ack
-//!   baseline (rtnetlink `route().add().replace()` awaited per route), in
-//!   the same run and namespace;
+//!   baseline (one `RTM_NEWROUTE` replace sent, its ACK awaited, per
+//!   route, on the product's netlink socket), in the same run and namespace;
 //! - attach latency p50/p99 over 500 attaches, each into its own namespace:
 //!   `attach` then the host route through the route table
 //!   (`RouteTable::install`), as the agent does.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use futures::TryStreamExt;
-use netlink_packet_route::AddressFamily;
-use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol};
 use nix::sched::{CloneFlags, unshare};
-use rtnetlink::{LinkUnspec, LinkVeth};
+use tortie_routes::nl::consts::{IFLA_IFNAME, NLM_F_ACK, NLMSG_ERROR, RTM_DELLINK};
+use tortie_routes::nl::{self, Msg, RouteEncoder};
 use tortie_routes::{AttachRequest, Ipv4Network, KernelRoute, NextHop, RouteTable, attach, detach};
 
 const PROTO: u8 = 149;
@@ -71,64 +69,75 @@ fn gw() -> Ipv4Addr {
     Ipv4Addr::new(10, 200, 0, 2)
 }
 
-async fn setup(h: &rtnetlink::Handle) -> anyhow_free::Result<u32> {
-    h.link()
-        .add(LinkVeth::new("rt0", "rt1").build())
-        .execute()
-        .await?;
-    let mut index = HashMap::new();
-    let mut links = h.link().get().execute();
-    while let Some(m) = links.try_next().await? {
-        for a in &m.attributes {
-            if let netlink_packet_route::link::LinkAttribute::IfName(n) = a {
-                index.insert(n.clone(), m.header.index);
+/// A veth pair `rt0`/`rt1` up, `10.200.0.1/24` on `rt0` (the gateway's
+/// subnet), `lo` up: with `ip`, which inherits our namespace.
+fn setup() -> anyhow_free::Result<()> {
+    for args in [
+        "link add rt0 type veth peer name rt1",
+        "link set lo up",
+        "link set rt0 up",
+        "link set rt1 up",
+        "addr add 10.200.0.1/24 dev rt0",
+    ] {
+        let st = std::process::Command::new("ip")
+            .args(args.split(' '))
+            .status()?;
+        if !st.success() {
+            return Err(format!("ip {args}: {st}").into());
+        }
+    }
+    Ok(())
+}
+
+/// Send one request and wait for its ACK (the one-at-a-time baseline).
+fn request_ack(sock: &nl::Socket, req: &[u8], rx: &mut [u8]) -> anyhow_free::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    sock.send_blocking(req, deadline)?;
+    loop {
+        let n = sock
+            .recv_until(rx, deadline)?
+            .ok_or("no netlink ACK in 5 s")?;
+        for m in nl::messages(&rx[..n]) {
+            if m.header.kind == NLMSG_ERROR {
+                let e = nl::error_msg(m.header.flags, m.body).ok_or("short NLMSG_ERROR")?;
+                if e.errno != 0 {
+                    return Err(std::io::Error::from_raw_os_error(e.errno).into());
+                }
+                return Ok(());
             }
         }
     }
-    for name in ["lo", "rt0", "rt1"] {
-        let i = *index.get(name).ok_or("missing link")?;
-        h.link()
-            .set(LinkUnspec::new_with_index(i).up().build())
-            .execute()
-            .await?;
-    }
-    let rt0 = *index.get("rt0").ok_or("missing rt0")?;
-    h.address()
-        .add(rt0, IpAddr::V4(Ipv4Addr::new(10, 200, 0, 1)), 24)
-        .execute()
-        .await?;
-    Ok(rt0)
 }
 
-fn baseline_msg(p: Ipv4Network) -> RouteMessage {
-    let mut m = RouteMessage::default();
-    m.header.address_family = AddressFamily::Inet;
-    m.header.destination_prefix_length = 32;
-    m.header.table = 254;
-    m.header.protocol = RouteProtocol::from(PROTO);
-    m.header.kind = netlink_packet_route::route::RouteType::Unicast;
-    m.attributes
-        .push(RouteAttribute::Destination(RouteAddress::Inet(p.ip())));
-    m.attributes
-        .push(RouteAttribute::Gateway(RouteAddress::Inet(gw())));
-    m
-}
-
-async fn baseline(h: &rtnetlink::Handle, n: u32) -> anyhow_free::Result<(f64, f64)> {
-    let t = Instant::now();
-    for i in 0..n {
-        h.route()
-            .add(baseline_msg(nth(i)))
-            .replace()
-            .execute()
-            .await?;
-    }
-    let add = t.elapsed();
-    let t = Instant::now();
-    for i in 0..n {
-        h.route().del(baseline_msg(nth(i))).execute().await?;
-    }
-    let del = t.elapsed();
+/// One request, one ACK, per route: add (replace) then delete.
+fn baseline(n: u32) -> anyhow_free::Result<(f64, f64)> {
+    let sock = nl::Socket::open(0)?;
+    let enc = RouteEncoder {
+        protocol: PROTO,
+        table: 254,
+        extra_flags: NLM_F_ACK,
+    };
+    let route = KernelRoute::Unicast {
+        next_hops: vec![NextHop {
+            gateway: gw().into(),
+            dev: None,
+            onlink: false,
+        }],
+    };
+    let mut rx = vec![0u8; 64 * 1024];
+    let mut req = Vec::with_capacity(128);
+    let mut pass = |del: bool| -> anyhow_free::Result<Duration> {
+        let t = Instant::now();
+        for i in 0..n {
+            req.clear();
+            let r = (!del).then_some(&route);
+            enc.encode(&mut req, i + 1, nth(i).into(), r, &|_| None)?;
+            request_ack(&sock, &req, &mut rx)?;
+        }
+        Ok(t.elapsed())
+    };
+    let add = pass(false)?;
+    let del = pass(true)?;
     Ok((rate(n, add), rate(n, del)))
 }
 
@@ -279,18 +288,11 @@ async fn delete_inside(path: PathBuf) -> anyhow_free::Result<()> {
         let r = (|| -> anyhow_free::Result<()> {
             let f = std::fs::File::open(&path)?;
             nix::sched::setns(&f, CloneFlags::CLONE_NEWNET)?;
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            rt.block_on(async {
-                let (conn, h, _) = rtnetlink::new_connection()?;
-                tokio::spawn(conn);
-                h.link()
-                    .del_with_message(LinkUnspec::new_with_name("eth0").build())
-                    .execute()
-                    .await?;
-                Ok(())
-            })
+            let sock = nl::Socket::open(0)?;
+            let req = Msg::new(RTM_DELLINK, 0, &nl::build::ifinfomsg(0, 0, 0))
+                .str(IFLA_IFNAME, "eth0")
+                .finish(1);
+            request_ack(&sock, &req, &mut [0u8; 8192])
         })();
         let _ = tx.send(r);
     });
@@ -335,16 +337,14 @@ fn main() -> anyhow_free::Result<()> {
             .enable_all()
             .build()?
     };
+    setup()?;
     rt.block_on(async {
-        let (conn, h, _) = rtnetlink::new_connection()?;
-        tokio::spawn(conn);
-        setup(&h).await?;
         println!("routes: {PROTO} proto, /32s via a connected gateway, main table, private netns");
         for &n in &sizes {
             let (b_add, b_del) = if std::env::var_os("BENCH_NO_BASELINE").is_some() {
                 (f64::NAN, f64::NAN)
             } else {
-                baseline(&h, n).await?
+                baseline(n)?
             };
             let (p_add, p_del) = pipelined(n).await?;
             println!(

@@ -50,15 +50,13 @@ use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use futures::TryStreamExt;
-use netlink_packet_route::link::LinkAttribute;
 use sha1::{Digest, Sha1};
 
 use crate::error::RoutesError;
 use crate::netns;
+use crate::nl::{self, AsyncSocket, Decoded, DecodedRoute, Part};
 use crate::sysctl;
 use crate::types::KernelRoute;
-use crate::wire;
 
 pub(crate) mod rtnl;
 mod v6;
@@ -692,27 +690,32 @@ pub fn link_exists(name: &str) -> bool {
     unsafe { libc::if_nametoindex(c.as_ptr()) != 0 }
 }
 
+/// A socket for a listing in the caller's namespace.
+fn list_socket(ctx: &str) -> Result<AsyncSocket, RoutesError> {
+    AsyncSocket::open(0, 1 << 20)
+        .map_err(|e| RoutesError::io(format!("{ctx}: opening a netlink socket"), e))
+}
+
 /// Links named `veth_prefix…`, by ifindex.
 async fn prefixed_links(
-    h: &rtnetlink::Handle,
+    sock: &mut AsyncSocket,
     veth_prefix: &str,
     ctx: &str,
 ) -> Result<std::collections::HashMap<u32, String>, RoutesError> {
     let mut names = std::collections::HashMap::new();
-    let mut links = h.link().get().execute();
-    while let Some(msg) = links
-        .try_next()
-        .await
-        .map_err(|e| RoutesError::from_rtnl(format!("{ctx}: dumping links"), e))?
-    {
-        for a in &msg.attributes {
-            if let LinkAttribute::IfName(n) = a
-                && n.starts_with(veth_prefix)
+    let req = nl::dump::request(RTM_GETLINK, &ifinfomsg(0, 0, 0));
+    sock.dump(&req, &mut |part| match part {
+        Part::Restart => names.clear(),
+        Part::Msg(m) => {
+            if let Ok(Decoded::Link { new: true, link }) = nl::decode(&m)
+                && link.name.starts_with(veth_prefix)
             {
-                names.insert(msg.header.index, n.clone());
+                names.insert(link.index, link.name);
             }
         }
-    }
+    })
+    .await
+    .map_err(|e| RoutesError::io(format!("{ctx}: dumping links"), e))?;
     Ok(names)
 }
 
@@ -720,8 +723,8 @@ async fn prefixed_links(
 /// start-up finds attaches that died half-way among them.
 pub async fn list_host_veths(veth_prefix: &str) -> Result<Vec<String>, RoutesError> {
     let ctx = "listing host veths";
-    let conn = netns::here(ctx)?;
-    let mut out: Vec<String> = prefixed_links(&conn.handle, veth_prefix, ctx)
+    let mut sock = list_socket(ctx)?;
+    let mut out: Vec<String> = prefixed_links(&mut sock, veth_prefix, ctx)
         .await?
         .into_values()
         .collect();
@@ -738,37 +741,39 @@ pub async fn list_attachments(
     route_protocol: u8,
 ) -> Result<Vec<(String, IpAddr)>, RoutesError> {
     let ctx = "listing attachments";
-    let conn = netns::here(ctx)?;
-    let h = &conn.handle;
-    let names = prefixed_links(h, veth_prefix, ctx).await?;
+    let mut sock = list_socket(ctx)?;
+    let names = prefixed_links(&mut sock, veth_prefix, ctx).await?;
     let mut out = Vec::new();
-    let dumps = [
-        rtnetlink::RouteMessageBuilder::<Ipv4Addr>::new().build(),
-        rtnetlink::RouteMessageBuilder::<Ipv6Addr>::new().build(),
-    ];
-    for dump in dumps {
-        let mut routes = h.route().get(dump).execute();
-        while let Some(msg) = routes
-            .try_next()
-            .await
-            .map_err(|e| RoutesError::from_rtnl(format!("{ctx}: dumping routes"), e))?
-        {
-            let Some(d) = wire::decode_route(&msg, &|i| names.get(&i).cloned()) else {
-                continue;
+    for family in [AF_INET, libc::AF_INET6 as u8] {
+        let mut found = Vec::new();
+        let req = nl::dump::request(RTM_GETROUTE, &rtmsg(family, 0, 0, 0, 0, 0, 0));
+        sock.dump(&req, &mut |part| {
+            let m = match part {
+                Part::Restart => return found.clear(),
+                Part::Msg(m) => m,
+            };
+            let Ok(Decoded::Route { new: true, route }) = nl::decode(&m) else {
+                return;
+            };
+            let Some(d) = DecodedRoute::decode(&route, &|i| names.get(&i).cloned()) else {
+                return;
             };
             let host_len = if d.prefix.is_ipv4() { 32 } else { 128 };
             if d.protocol != route_protocol
                 || d.prefix.prefix() != host_len
-                || d.table != wire::RT_TABLE_MAIN
+                || d.table != RT_TABLE_MAIN
             {
-                continue;
+                return;
             }
             if let Some(KernelRoute::Local { dev }) = d.route
                 && d.oifs.first().is_some_and(|i| names.contains_key(i))
             {
-                out.push((dev, d.prefix.ip()));
+                found.push((dev, d.prefix.ip()));
             }
-        }
+        })
+        .await
+        .map_err(|e| RoutesError::io(format!("{ctx}: dumping routes"), e))?;
+        out.extend(found);
     }
     out.sort();
     Ok(out)

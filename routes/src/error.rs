@@ -116,17 +116,6 @@ impl RoutesError {
         }
     }
 
-    /// Convert an rtnetlink error, keeping the errno when the kernel sent one.
-    pub(crate) fn from_rtnl(context: impl fmt::Display, e: rtnetlink::Error) -> Self {
-        match e {
-            rtnetlink::Error::NetlinkError(msg) => RoutesError::Netlink {
-                context: context.to_string(),
-                errno: msg.raw_code().saturating_abs(),
-            },
-            other => RoutesError::unexpected(context, other),
-        }
-    }
-
     /// The positive errno, if this error came from the kernel.
     pub fn errno(&self) -> Option<i32> {
         match self {

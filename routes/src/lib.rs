@@ -9,9 +9,10 @@
 //!   of our protocol, IPv4 and IPv6 alike (container host routes through
 //!   [`RouteTable::install`]; refusals and their reasons through
 //!   [`RouteTable::not_installed`]) ([`table`]; internals in the private
-//!   `reconcile` and `wire` modules).
-//! - [`nl`]: the one netlink layer (constants, builder, parser, socket)
-//!   everything above uses, public for the benchmark's raw writer.
+//!   `reconcile` module).
+//! - [`nl`]: the one netlink layer (constants, builder, parser and typed
+//!   views, socket with batches, dumps and a tokio mode) everything above
+//!   uses, public for the benchmark's raw writer.
 //! - [`ensure_tunl0`], [`release_tunl0`], [`underlay_mtu`]: IP-in-IP and link requests ([`tunnel`]).
 //! - [`vxlan::ensure_vxlan`], [`vxlan::vtep_mac`]: VXLAN devices and the VTEP
 //!   MAC derivation ([`vxlan`]); their FDB/neighbour entries are the
@@ -36,7 +37,6 @@ pub mod table;
 pub mod tunnel;
 pub mod types;
 pub mod vxlan;
-mod wire;
 
 pub use attach::{
     AttachRequest, Attachment, GATEWAY, GATEWAY6, HOST_MAC, attach, delete_host_veth, detach,
@@ -47,11 +47,11 @@ pub use encap::{
 };
 pub use error::RoutesError;
 pub use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
+pub use nl::consts::RT_TABLE_MAIN;
 pub use sysctl::{get_sysctl, set_sysctl};
 pub use table::RouteTable;
 pub use tunnel::{ensure_tunl0, release_tunl0, underlay_mtu};
 pub use types::{KernelRoute, NextHop, RouteKind, RouteStats};
-pub use wire::RT_TABLE_MAIN;
 
 /// Default protocol number of our routes (`proto 149` in `ip route`).
 pub const DEFAULT_ROUTE_PROTOCOL: u8 = 149;

@@ -4,36 +4,13 @@
 //! `setns` a runtime worker: attach runs on a `std::thread` of its own that
 //! opens its host-side socket, enters the container's namespace with
 //! [`enter`], opens the container-side socket there, does the work and
-//! then returns to its namespace (the persistent attach thread) or exits. [`here`] is an rtnetlink connection in the caller's namespace
-//! (listing, tunnels); it ends when the last `Handle` is dropped.
+//! then returns to its namespace (the persistent attach thread) or exits.
 
 use std::fs::File;
 use std::path::Path;
 
 use crate::error::RoutesError;
 use nix::sched::{CloneFlags, setns};
-
-/// An rtnetlink handle plus the task driving its connection (aborted on drop).
-pub(crate) struct NsConnection {
-    pub handle: rtnetlink::Handle,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for NsConnection {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Connection in the calling thread's namespace.
-pub(crate) fn here(context: &str) -> Result<NsConnection, RoutesError> {
-    let (conn, handle, _) = rtnetlink::new_connection()
-        .map_err(|e| RoutesError::io(format!("{context}: opening netlink socket"), e))?;
-    Ok(NsConnection {
-        handle,
-        task: tokio::spawn(conn),
-    })
-}
 
 /// Open the namespace file (`/run/netns/X`, `/proc/PID/ns/net`). Anything
 /// that is not a namespace (a regular file, a directory) is

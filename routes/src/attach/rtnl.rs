@@ -17,30 +17,9 @@ use std::time::Instant;
 
 pub(crate) use crate::nl::build::{Msg, ifaddrmsg, ifinfomsg, ndmsg, ndtmsg, rtmsg};
 pub(crate) use crate::nl::consts::*;
-use crate::nl::{Socket, attrs, error_msg, messages, parse::ne_u32};
+use crate::nl::{Socket, error_msg, messages};
 
-/// A link as an `RTM_NEWLINK` message describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct LinkInfo {
-    pub index: u32,
-    pub flags: u32,
-    pub mac: Vec<u8>,
-    pub name: String,
-    /// `IFLA_MTU` (0 when absent).
-    pub mtu: u32,
-    /// `IFLA_INFO_KIND` of `IFLA_LINKINFO` (`vxlan`, `ipip`; empty when absent).
-    pub kind: String,
-    /// `IFLA_INFO_DATA` of `IFLA_LINKINFO`: the kind's own attributes.
-    pub info_data: Vec<u8>,
-}
-
-impl LinkInfo {
-    /// Operationally up: carrier (`IFF_LOWER_UP`) and `IFF_RUNNING`, which
-    /// the kernel's linkwatch sets together with attaching the real qdisc.
-    pub(crate) fn oper_up(&self) -> bool {
-        self.flags & (IFF_RUNNING | IFF_LOWER_UP) == IFF_RUNNING | IFF_LOWER_UP
-    }
-}
+pub(crate) use crate::nl::LinkInfo;
 
 /// One message of a received datagram.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,40 +53,7 @@ pub(crate) fn parse(datagram: &[u8]) -> Result<Vec<Reply>, String> {
                 });
             }
             RTM_NEWLINK => {
-                let index = ne_u32(m.body, 4).ok_or("short RTM_NEWLINK")?;
-                let flags = ne_u32(m.body, 8).ok_or("short RTM_NEWLINK")?;
-                let mut link = LinkInfo {
-                    index,
-                    flags,
-                    mac: Vec::new(),
-                    name: String::new(),
-                    mtu: 0,
-                    kind: String::new(),
-                    info_data: Vec::new(),
-                };
-                for (k, v) in attrs(m.body.get(16..).unwrap_or_default()) {
-                    match k {
-                        IFLA_ADDRESS => link.mac = v.to_vec(),
-                        IFLA_IFNAME => {
-                            link.name = String::from_utf8_lossy(v).trim_end_matches('\0').into()
-                        }
-                        IFLA_MTU => link.mtu = ne_u32(v, 0).unwrap_or(0),
-                        IFLA_LINKINFO => {
-                            for (ik, iv) in attrs(v) {
-                                match ik {
-                                    IFLA_INFO_KIND => {
-                                        link.kind = String::from_utf8_lossy(iv)
-                                            .trim_end_matches('\0')
-                                            .into()
-                                    }
-                                    IFLA_INFO_DATA => link.info_data = iv.to_vec(),
-                                    _ => {}
-                                }
-                            }
-                        }
-                        _ => {}
-                    }
-                }
+                let link = LinkInfo::parse(m.body).map_err(|e| e.to_string())?;
                 out.push(Reply::Link { seq, pid, link });
             }
             _ => out.push(Reply::Other),
@@ -268,7 +214,8 @@ impl Rtnl {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nl::parse::ne_u16;
+    use crate::nl::attrs;
+    use crate::nl::parse::{ne_u16, ne_u32};
 
     #[test]
     fn encodes_nested_attributes_with_lengths_and_padding() {

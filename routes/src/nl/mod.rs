@@ -1,14 +1,21 @@
 //! The netlink layer of tortie-routes, the only one: everything that
-//! speaks rtnetlink here (attach, the route reconciler) and the
-//! benchmark's raw writer (`tortie-bench`) go through it.
+//! speaks rtnetlink here (attach, detach and the attachment listing, the
+//! route reconciler and its monitor, the VXLAN entries, the tunnels) and
+//! the benchmark's raw writer (`tortie-bench`) go through it.
 //!
 //! - [`consts`]: the kernel's numbers, named as in its headers;
 //! - [`build`]: one message builder (a [`Writer`] into a caller's buffer,
 //!   or an owned, chained [`Msg`]) and the family headers;
 //! - [`parse`]: one parser (datagram → messages → attributes, and the
-//!   `NLMSG_ERROR` with the kernel's extended-ack text);
-//! - [`route`]: route requests for both families ([`RouteEncoder`]);
-//! - [`socket`]: one socket type ([`Socket`]).
+//!   `NLMSG_ERROR` with the kernel's extended-ack text), and [`view`]: the
+//!   typed views of route, link, address and neighbour messages on top of
+//!   it ([`decode`]);
+//! - [`route`]: routes both ways ([`RouteEncoder`] writes requests,
+//!   [`DecodedRoute`] reads dumps and notifications);
+//! - [`socket`]: one socket type ([`Socket`]: request batches in one
+//!   `sendmsg`, answers, multicast groups), with [`dump`] (multi-part
+//!   answers, `NLM_F_DUMP_INTR` restarts) and a tokio mode ([`aio`],
+//!   [`AsyncSocket`]) for the reconciler.
 //!
 //! Requests are encoded by hand into a send buffer, not through the
 //! rtnetlink crates' message structs: the same bytes (unit-tested), but
@@ -16,17 +23,30 @@
 //! builds a `RouteMessage` with a `Vec` of attributes per route), measured
 //! in one run alternating both; the kernel's own work (~3-5 µs per route)
 //! dominates either way, so kernel throughput was within noise, while the
-//! user CPU of a 100k-route load doubled (docs/design.md §4). Dumps and
-//! notifications the reconciler reads are still decoded with
-//! `netlink-packet-route` (`crate::wire`), off the write path.
+//! user CPU of a 100k-route load doubled (docs/design.md §4).
+//!
+//! Dumps and notifications are read by the same hand parser ([`view`]).
+//! `netlink-packet-route` is a dev-dependency only: the differential oracle
+//! of the tests (`oracle`): the encoder's bytes equal its serializer's, and
+//! the views read what its parser reads from kernel-shaped messages; a
+//! fuzz-style test feeds the parser truncated and corrupted datagrams.
 
+pub mod aio;
 pub mod build;
 pub mod consts;
+pub mod dump;
 pub mod parse;
 pub mod route;
 pub mod socket;
+pub mod view;
 
+#[cfg(test)]
+mod oracle;
+
+pub use aio::{AsyncSocket, Drain};
 pub use build::{Msg, Writer, family_of};
+pub use dump::Part;
 pub use parse::{ErrorMsg, Header, Message, attrs, error_msg, messages};
-pub use route::{MIN_ROUTE_REQUEST, REPLACE_FLAGS, RouteEncoder};
+pub use route::{DecodedRoute, MIN_ROUTE_REQUEST, REPLACE_FLAGS, RouteEncoder};
 pub use socket::{Socket, poll_readable};
+pub use view::{AddrView, Decoded, LinkInfo, NeighView, ParseError, RouteView, decode};

@@ -1,15 +1,24 @@
-//! Route requests: one [`KernelRoute`] for one prefix as an `RTM_NEWROUTE`
-//! (replace) or `RTM_DELROUTE`, encoded straight into a send buffer with the
+//! Routes both ways between [`KernelRoute`] and the kernel's messages.
+//!
+//! Out: one [`KernelRoute`] for one prefix as an `RTM_NEWROUTE` (replace)
+//! or `RTM_DELROUTE`, encoded straight into a send buffer with the
 //! [`Writer`] — no message structs, no allocation per route — for the
 //! reconciler's bulk path and the benchmark's raw writer alike. The bytes
 //! equal what the rtnetlink crates' codec (`netlink-packet-route`) writes
-//! for the same route (unit-tested against it in `crate::wire`).
+//! for the same route (the differential tests in `super::oracle`).
+//!
+//! In: a dumped or notified route ([`RouteView`]) as a [`DecodedRoute`]:
+//! the prefix, table, protocol, metric and the [`KernelRoute`] it is, if it
+//! is one tortie could have written.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnetwork::IpNetwork;
 
 use super::build::{Writer, family_of, rtmsg};
 use super::consts::*;
-use crate::types::KernelRoute;
+use super::view::RouteView;
+use crate::types::{KernelRoute, NextHop};
 
 /// Fixed parts of the route requests one writer sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,5 +127,102 @@ impl RouteEncoder {
                 Err(e)
             }
         }
+    }
+}
+
+/// A decoded route of either family: what the reconciler needs to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodedRoute {
+    pub prefix: IpNetwork,
+    pub table: u32,
+    pub protocol: u8,
+    pub priority: u32,
+    pub tos: u8,
+    /// `None` for route types we never install (local, broadcast, ...).
+    pub route: Option<KernelRoute>,
+    /// Output interfaces referenced (for link-down handling).
+    pub oifs: Vec<u32>,
+}
+
+/// The metric the kernel gives a route added without `RTA_PRIORITY`: 0 for
+/// IPv4, 1024 for IPv6 (`IP6_RT_PRIO_USER`). Our routes carry it.
+const IP6_RT_PRIO_USER: u32 = 1024;
+
+impl DecodedRoute {
+    /// Whether the route has the family's default metric, as ours do (the
+    /// only metric at which a route of another protocol can collide).
+    pub fn default_metric(&self) -> bool {
+        match self.prefix {
+            IpNetwork::V4(_) => self.priority == 0,
+            IpNetwork::V6(_) => self.priority == IP6_RT_PRIO_USER || self.priority == 0,
+        }
+    }
+
+    /// Decode an IPv4 or IPv6 route message (`None` for other families, or
+    /// a destination of the wrong family or length). `ifname` maps an
+    /// ifindex to its name. IPv6 routes are dumped with scope universe
+    /// whatever was asked, so a device route without gateway is a
+    /// [`KernelRoute::Local`] there at any scope; an IPv4 one only at scope
+    /// link.
+    pub fn decode(r: &RouteView<'_>, ifname: &dyn Fn(u32) -> Option<String>) -> Option<Self> {
+        let unspecified = match i32::from(r.family) {
+            libc::AF_INET => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            libc::AF_INET6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            _ => return None,
+        };
+        let v6 = unspecified.is_ipv6();
+        let dst = r.dst.unwrap_or(unspecified);
+        if dst.is_ipv6() != v6 {
+            return None;
+        }
+        let prefix = IpNetwork::new(dst, r.dst_len).ok()?;
+        let name = |i: u32| ifname(i).unwrap_or_else(|| format!("#{i}"));
+        let mut oifs = Vec::new();
+        let route = match r.kind {
+            RTN_BLACKHOLE => Some(KernelRoute::Blackhole),
+            RTN_UNICAST => {
+                if r.multipath.is_some() {
+                    let next_hops = r
+                        .next_hops()
+                        .map(|hop| {
+                            if hop.ifindex != 0 {
+                                oifs.push(hop.ifindex);
+                            }
+                            NextHop {
+                                gateway: hop.gateway.unwrap_or(unspecified),
+                                dev: (hop.ifindex != 0).then(|| name(hop.ifindex)),
+                                onlink: hop.flags & RTNH_F_ONLINK != 0,
+                            }
+                        })
+                        .collect();
+                    Some(KernelRoute::Unicast { next_hops })
+                } else if let Some(gateway) = r.gateway {
+                    oifs.extend(r.oif);
+                    Some(KernelRoute::Unicast {
+                        next_hops: vec![NextHop {
+                            gateway,
+                            dev: r.oif.map(name),
+                            onlink: r.flags & RTM_F_ONLINK != 0,
+                        }],
+                    })
+                } else if let Some(i) = r.oif.filter(|_| v6 || r.scope == RT_SCOPE_LINK) {
+                    oifs.push(i);
+                    Some(KernelRoute::Local { dev: name(i) })
+                } else {
+                    oifs.extend(r.oif);
+                    None
+                }
+            }
+            _ => None,
+        };
+        Some(DecodedRoute {
+            prefix,
+            table: r.table,
+            protocol: r.protocol,
+            priority: r.priority,
+            tos: r.tos,
+            route: route.map(KernelRoute::normalized),
+            oifs,
+        })
     }
 }

@@ -23,14 +23,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use ipnetwork::IpNetwork;
-use rtnetlink::packet_core::NetlinkPayload;
 use tokio::time::Instant;
 
 use super::failures::{Failure, Kind};
 use super::hash::Shared;
 use super::{BATCH_BYTES, Link, Reconciler};
-use crate::nl::{MIN_ROUTE_REQUEST, RouteEncoder};
-use crate::wire::{self, Drain, NlSocket};
+use crate::nl::consts::NLMSG_ERROR;
+use crate::nl::{AsyncSocket, Drain, MIN_ROUTE_REQUEST, RouteEncoder, error_msg, messages};
 
 /// A buffer holds at most this many requests (each is at least
 /// [`MIN_ROUTE_REQUEST`] bytes).
@@ -54,7 +53,8 @@ pub(super) struct Batch {
     errors: Vec<i32>,
     /// The kernel's extended-ack text of refused requests, by index (rare).
     texts: Vec<(usize, String)>,
-    rx: Vec<wire::Received>,
+    /// The kernel's answers (datagrams) to the buffer just sent.
+    rx: Vec<u8>,
 }
 
 impl Batch {
@@ -81,7 +81,7 @@ impl Batch {
 
     /// The sequence number of the next request (reserving a range for
     /// the buffer when it is empty).
-    fn next_seq(&mut self, cmd: &mut NlSocket) -> u32 {
+    fn next_seq(&mut self, cmd: &mut AsyncSocket) -> u32 {
         if self.sent.is_empty() {
             if self.buf.capacity() == 0 {
                 self.buf.reserve(BATCH_BYTES + 4096);
@@ -104,7 +104,7 @@ impl Batch {
 /// socket (sequence numbers) and the links (device names → usable index).
 pub(super) struct Writer<'a> {
     pub(super) out: &'a mut Batch,
-    pub(super) cmd: &'a mut NlSocket,
+    pub(super) cmd: &'a mut AsyncSocket,
     pub(super) links: &'a HashMap<u32, Link>,
     pub(super) by_name: &'a HashMap<String, u32>,
     pub(super) proto: u8,
@@ -278,7 +278,7 @@ impl Reconciler {
         // The kernel handled the whole buffer inside sendmsg: every
         // failure is queued now.
         b.rx.clear();
-        let lost = match self.cmd.drain(&mut b.rx) {
+        let lost = match self.cmd.drain_into(&mut b.rx) {
             Ok(Drain::Empty) => false,
             Ok(Drain::Overrun) => true,
             Err(e) => {
@@ -293,20 +293,24 @@ impl Reconciler {
         b.errors.clear();
         b.errors.resize(b.sent.len(), 0);
         b.texts.clear();
-        for m in b.rx.drain(..) {
-            if let NetlinkPayload::Error(e) = m.payload
-                && let Some(code) = e.code
+        for m in messages(&b.rx) {
+            if m.header.kind != NLMSG_ERROR {
+                continue;
+            }
+            if let Some(e) = error_msg(m.header.flags, m.body)
+                && e.errno != 0
             {
-                let seq = wire::error_seq(&e).unwrap_or(m.header.sequence_number);
+                let seq = e.request_seq.unwrap_or(m.header.seq);
                 let i = seq.wrapping_sub(b.base) as usize;
                 if let Some(slot) = b.errors.get_mut(i) {
-                    *slot = -code.get();
-                    if let Some(text) = wire::error_text(m.header.flags, &e) {
+                    *slot = e.errno;
+                    if let Some(text) = e.message {
                         b.texts.push((i, text));
                     }
                 }
             }
         }
+        b.rx.clear();
         let mut sent = std::mem::take(&mut b.sent);
         let errors = std::mem::take(&mut b.errors);
         let texts = std::mem::take(&mut b.texts);

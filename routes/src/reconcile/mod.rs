@@ -11,7 +11,7 @@
 //! Loop: take a burst of commands from the [`queue`] (coalesced: only the
 //! last desire per prefix matters), drain notifications, then for each dirty
 //! prefix compute replace / delete / nothing and write them in batches of
-//! many requests per `sendmsg` ([`apply`], [`crate::wire`]). Deletes
+//! many requests per `sendmsg` ([`apply`], [`crate::nl::AsyncSocket`]). Deletes
 //! answered "no such route" are done.
 //! Adopted routes are kept until `converged`. Notifications caused by our own
 //! socket are skipped unparsed; a route of ours removed or changed by anyone
@@ -27,21 +27,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ipnetwork::IpNetwork;
-use netlink_packet_route::RouteNetlinkMessage;
-use netlink_packet_route::address::AddressMessage;
-use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
-use netlink_packet_route::route::RouteMessage;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::error::RoutesError;
 use crate::nl::consts::{
-    RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE, RTMGRP_IPV6_IFADDR, RTMGRP_IPV6_ROUTE, RTMGRP_LINK,
-    RTMGRP_NEIGH,
+    RTM_GETADDR, RTM_GETLINK, RTM_GETROUTE, RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE,
+    RTMGRP_IPV6_IFADDR, RTMGRP_IPV6_ROUTE, RTMGRP_LINK, RTMGRP_NEIGH,
 };
+use crate::nl::{self, AsyncSocket, Decoded, DecodedRoute, Part};
 use crate::table::Command;
 use crate::types::{KernelRoute, RouteKind, RouteStats};
-use crate::wire::{self, NlSocket};
 
 mod apply;
 mod failures;
@@ -84,8 +80,8 @@ struct Link {
 pub(crate) struct Reconciler {
     proto: u8,
     table: u32,
-    cmd: NlSocket,
-    mon: NlSocket,
+    cmd: AsyncSocket,
+    mon: AsyncSocket,
     links: HashMap<u32, Link>,
     by_name: HashMap<String, u32>,
     /// Desired and kernel routes by prefix, pointing into `routes` (see
@@ -137,7 +133,7 @@ impl Reconciler {
         shared: Arc<Mutex<RouteStats>>,
     ) -> Result<Reconciler, RoutesError> {
         // Subscribe first, so nothing that happens during the dump is lost.
-        let mon = NlSocket::open(
+        let mon = AsyncSocket::open(
             RTMGRP_LINK
                 | RTMGRP_IPV4_IFADDR
                 | RTMGRP_IPV4_ROUTE
@@ -147,11 +143,11 @@ impl Reconciler {
             64 << 20,
         )
         .map_err(|e| RoutesError::io("route table: opening netlink monitor socket", e))?;
-        let cmd = NlSocket::open(0, 16 << 20)
+        let cmd = AsyncSocket::open(0, 16 << 20)
             .map_err(|e| RoutesError::io("route table: opening netlink socket", e))?;
         // Our own writes' notifications are filtered in the kernel; if that
         // fails they are still skipped unparsed in userspace.
-        if let Err(e) = mon.ignore_sender(cmd.portid()) {
+        if let Err(e) = mon.get_ref().ignore_sender(cmd.portid()) {
             tracing::debug!("netlink socket filter not attached: {e}");
         }
         let mut r = Reconciler {
@@ -508,64 +504,80 @@ impl Reconciler {
         }
         // Notifications queued before the dump are superseded by it.
         let mut scratch = Vec::new();
-        let _ = self.mon.drain_filtered(&mut scratch, self.cmd.portid());
-        let links = self
-            .cmd
-            .dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))
-            .await?;
-        self.links.clear();
-        self.by_name.clear();
-        for m in links {
-            if let RouteNetlinkMessage::NewLink(l) = m {
-                let name = l.attributes.iter().find_map(|a| match a {
-                    LinkAttribute::IfName(n) => Some(n.clone()),
-                    _ => None,
-                });
-                if let Some(name) = name {
-                    self.by_name.insert(name.clone(), l.header.index);
-                    self.links.insert(
-                        l.header.index,
-                        Link {
-                            name,
-                            up: l.header.flags.contains(LinkFlags::Up),
-                        },
-                    );
+        let _ = self.mon.drain_into(&mut scratch);
+        drop(scratch);
+        let mut links = HashMap::new();
+        let req = nl::dump::request(RTM_GETLINK, &nl::build::ifinfomsg(0, 0, 0));
+        self.cmd
+            .dump(&req, &mut |part| match part {
+                Part::Restart => links.clear(),
+                Part::Msg(m) => {
+                    if let Ok(Decoded::Link { new: true, link }) = nl::decode(&m)
+                        && !link.name.is_empty()
+                    {
+                        let up = link.up();
+                        links.insert(
+                            link.index,
+                            Link {
+                                name: link.name,
+                                up,
+                            },
+                        );
+                    }
                 }
-            }
-        }
-        // Both families (AF_UNSPEC).
-        let areq = AddressMessage::default();
-        let addrs = self.cmd.dump(RouteNetlinkMessage::GetAddress(areq)).await?;
-        self.addressed = addrs
-            .iter()
-            .filter_map(|m| match m {
-                RouteNetlinkMessage::NewAddress(a) => addr_key(a),
-                _ => None,
             })
-            .collect();
-        let req = RouteMessage::default();
-        let routes = self.cmd.dump(RouteNetlinkMessage::GetRoute(req)).await?;
+            .await?;
+        self.by_name = links.iter().map(|(i, l)| (l.name.clone(), *i)).collect();
+        self.links = links;
+        // Both families (AF_UNSPEC).
+        let mut addressed = HashSet::new();
+        let req = nl::dump::request(RTM_GETADDR, &nl::build::ifaddrmsg(0, 0, 0, 0));
+        self.cmd
+            .dump(&req, &mut |part| match part {
+                Part::Restart => addressed.clear(),
+                Part::Msg(m) => {
+                    if let Ok(Decoded::Addr { new: true, addr }) = nl::decode(&m) {
+                        addressed.extend(addr_key(&addr));
+                    }
+                }
+            })
+            .await?;
+        self.addressed = addressed;
         let mut kernel = FastMap::default();
         let mut foreign = FastSet::default();
         let links = &self.links;
-        for m in routes {
-            let RouteNetlinkMessage::NewRoute(r) = m else {
-                continue;
-            };
-            let Some(d) = wire::decode_route(&r, &|i| links.get(&i).map(|l| l.name.clone())) else {
-                continue;
-            };
-            if d.table != self.table || !d.default_metric() || d.tos != 0 {
-                continue;
-            }
-            if d.protocol == self.proto {
-                if let Some(route) = d.route {
-                    kernel.insert(d.prefix, self.routes.intern(route));
+        let (table, proto, routes) = (self.table, self.proto, &mut self.routes);
+        let req = nl::dump::request(RTM_GETROUTE, &nl::build::rtmsg(0, 0, 0, 0, 0, 0, 0));
+        self.cmd
+            .dump(&req, &mut |part| {
+                let m = match part {
+                    Part::Restart => {
+                        kernel.clear();
+                        foreign.clear();
+                        return;
+                    }
+                    Part::Msg(m) => m,
+                };
+                let Ok(Decoded::Route { new: true, route }) = nl::decode(&m) else {
+                    return;
+                };
+                let Some(d) =
+                    DecodedRoute::decode(&route, &|i| links.get(&i).map(|l| l.name.clone()))
+                else {
+                    return;
+                };
+                if d.table != table || !d.default_metric() || d.tos != 0 {
+                    return;
                 }
-            } else {
-                foreign.insert(d.prefix);
-            }
-        }
+                if d.protocol == proto {
+                    if let Some(route) = d.route {
+                        kernel.insert(d.prefix, routes.intern(route));
+                    }
+                } else {
+                    foreign.insert(d.prefix);
+                }
+            })
+            .await?;
         for (p, want) in self.slots.desired_iter() {
             match kernel.get(&p) {
                 Some(k) if want.satisfied_by(k) => {}

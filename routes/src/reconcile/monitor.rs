@@ -1,6 +1,7 @@
 //! The netlink monitor half of the reconciler: notifications about links,
 //! IPv4 and IPv6 addresses and routes caused by anyone but us (our own writes are
-//! filtered in the kernel, see [`crate::wire::NlSocket::ignore_sender`]).
+//! filtered in the kernel, see [`crate::nl::Socket::ignore_sender`]), read
+//! with the one netlink parser ([`crate::nl::decode`]).
 //!
 //! - route of ours deleted or changed → put back (counted as restored);
 //! - route of another protocol at the same prefix and metric → never fought
@@ -15,99 +16,87 @@
 use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
-use netlink_packet_route::RouteNetlinkMessage;
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
-use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
-use netlink_packet_route::route::RouteMessage;
-use rtnetlink::packet_core::NetlinkPayload;
 use tokio::time::Instant;
 
 use super::{Link, RESYNC_DELAY, Reconciler, devs_of};
-use crate::wire::{self, Drain, Received};
+use crate::nl::{self, AddrView, Decoded, DecodedRoute, Drain, LinkInfo, RouteView};
 
 /// (ifindex, address, prefix length) of an IPv4 or IPv6 address message.
 /// IPv6 link-local addresses (every veth has one) are left out: a gateway
 /// route never resolves through them without naming the device, and a
 /// device route is handled by name, so their link going away needs no
 /// re-dump.
-pub(super) fn addr_key(a: &AddressMessage) -> Option<(u32, IpAddr, u8)> {
-    a.attributes.iter().find_map(|attr| match attr {
-        AddressAttribute::Local(ip) | AddressAttribute::Address(ip) => {
-            let link_local = matches!(ip, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80);
-            (!link_local).then_some((a.header.index, *ip, a.header.prefix_len))
-        }
-        _ => None,
-    })
+pub(super) fn addr_key(a: &AddrView) -> Option<(u32, IpAddr, u8)> {
+    let ip = a.ip()?;
+    let link_local = matches!(ip, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80);
+    (!link_local).then_some((a.index, ip, a.prefix_len))
 }
 
 impl Reconciler {
     /// Read queued notifications and apply the ones others caused.
     pub(super) fn drain_monitor(&mut self) {
-        let mut msgs = Vec::new();
-        let skip = self.cmd.portid();
+        let mut buf = Vec::new();
         loop {
-            msgs.clear();
-            match self.mon.drain_filtered(&mut msgs, skip) {
-                Ok(Drain::Empty) => {
-                    for m in msgs.drain(..) {
-                        self.event(m);
-                    }
-                    return;
-                }
-                Ok(Drain::Overrun) => {
-                    // Lost notifications: apply what we have, re-dump soon.
-                    for m in msgs.drain(..) {
-                        self.event(m);
-                    }
-                    self.resync_at = Some(Instant::now());
-                }
+            buf.clear();
+            let got = self.mon.drain_into(&mut buf);
+            self.events(&buf);
+            match got {
+                Ok(Drain::Empty) => break,
+                // Lost notifications: apply what we have, re-dump soon.
+                Ok(Drain::Overrun) => self.resync_at = Some(Instant::now()),
                 Err(e) => {
                     tracing::warn!("route monitor receive failed: {e}");
                     self.resync_at = Some(Instant::now() + RESYNC_DELAY);
-                    return;
+                    break;
                 }
             }
         }
     }
 
-    fn event(&mut self, m: Received) {
-        let NetlinkPayload::InnerMessage(msg) = m.payload else {
-            return;
-        };
-        match msg {
-            RouteNetlinkMessage::NewLink(l) => self.link_event(&l, false),
-            RouteNetlinkMessage::DelLink(l) => self.link_event(&l, true),
-            RouteNetlinkMessage::NewAddress(a) => {
-                if let Some(key) = addr_key(&a)
+    /// Apply every notification in `buf` that we did not cause (our own
+    /// are filtered in the kernel; skipped here too if that filter could
+    /// not be attached).
+    fn events(&mut self, buf: &[u8]) {
+        let skip = self.cmd.portid();
+        for m in nl::messages(buf) {
+            if m.header.pid == skip && skip != 0 {
+                continue;
+            }
+            match nl::decode(&m) {
+                Ok(d) => self.event(d),
+                Err(e) => tracing::debug!("undecodable netlink notification: {e}"),
+            }
+        }
+    }
+
+    fn event(&mut self, d: Decoded<'_>) {
+        match d {
+            Decoded::Link { new, link } => self.link_event(&link, !new),
+            Decoded::Addr { new: true, addr } => {
+                if let Some(key) = addr_key(&addr)
                     && self.addressed.insert(key)
                 {
                     // A new connected subnet may make refused gateways reachable.
                     self.dirty.extend(self.failed.keys().copied());
                 }
             }
-            RouteNetlinkMessage::DelAddress(a) => {
-                if let Some(key) = addr_key(&a) {
+            Decoded::Addr { new: false, addr } => {
+                if let Some(key) = addr_key(&addr) {
                     self.addressed.remove(&key);
                     // Routes through the address's subnet may be gone.
                     self.resync_at.get_or_insert(Instant::now() + RESYNC_DELAY);
                 }
             }
-            RouteNetlinkMessage::NewRoute(r) => self.route_event(&r, false),
-            RouteNetlinkMessage::DelRoute(r) => self.route_event(&r, true),
-            RouteNetlinkMessage::NewNeighbour(n) | RouteNetlinkMessage::DelNeighbour(n) => {
-                self.neigh_event(&n)
-            }
+            Decoded::Route { new, route } => self.route_event(&route, !new),
+            Decoded::Neigh { neigh, .. } => self.neigh_event(&neigh),
             _ => {}
         }
     }
 
-    fn link_event(&mut self, l: &LinkMessage, deleted: bool) {
-        let index = l.header.index;
-        let name = l.attributes.iter().find_map(|a| match a {
-            LinkAttribute::IfName(n) => Some(n.clone()),
-            _ => None,
-        });
-        let up = l.header.flags.contains(LinkFlags::Up);
+    fn link_event(&mut self, l: &LinkInfo, deleted: bool) {
+        let index = l.index;
+        let name = (!l.name.is_empty()).then(|| l.name.clone());
+        let up = l.up();
         let old = self.links.remove(&index);
         if let Some(o) = &old
             && self.by_name.get(&o.name) == Some(&index)
@@ -159,9 +148,9 @@ impl Reconciler {
         self.links.insert(index, Link { name, up });
     }
 
-    fn route_event(&mut self, r: &RouteMessage, deleted: bool) {
+    fn route_event(&mut self, r: &RouteView<'_>, deleted: bool) {
         let links = &self.links;
-        let Some(d) = wire::decode_route(r, &|i| links.get(&i).map(|l| l.name.clone())) else {
+        let Some(d) = DecodedRoute::decode(r, &|i| links.get(&i).map(|l| l.name.clone())) else {
             return;
         };
         if d.table != self.table || !d.default_metric() || d.tos != 0 {

@@ -21,15 +21,11 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::Instant;
 
-use netlink_packet_route::AddressFamily;
-use netlink_packet_route::RouteNetlinkMessage;
-use netlink_packet_route::neighbour::{
-    NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
-};
-
 use super::Reconciler;
 use crate::attach::rtnl::{Outcome, Rtnl};
 use crate::encap::{VXLAN_DEV, VXLAN6_DEV};
+use crate::nl::consts::{AF_BRIDGE, NUD_PERMANENT, RTM_GETNEIGH};
+use crate::nl::{self, Decoded, NeighView, Part};
 use crate::types::KernelRoute;
 use crate::vxlan::{Entry, vtep_link_local, vtep_mac};
 
@@ -92,44 +88,20 @@ impl Vteps {
 
 /// The entry a dumped or notified neighbour message describes, when it is
 /// one of ours on device `ifindex` (permanent, derived MAC).
-fn entry_of(n: &NeighbourMessage) -> Option<Entry> {
-    let h = &n.header;
-    if h.state != NeighbourState::Permanent {
+fn entry_of(n: &NeighView<'_>) -> Option<Entry> {
+    if n.state != NUD_PERMANENT {
         return None;
     }
-    let mut dst = None;
-    let mut mac = None;
-    for a in &n.attributes {
-        match a {
-            NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)) => dst = Some((*v4).into()),
-            NeighbourAttribute::Destination(NeighbourAddress::Inet6(v6)) => {
-                dst = Some((*v6).into())
-            }
-            NeighbourAttribute::Destination(NeighbourAddress::Other(b)) => {
-                dst = match b.len() {
-                    4 => <[u8; 4]>::try_from(&b[..]).ok().map(IpAddr::from),
-                    16 => <[u8; 16]>::try_from(&b[..]).ok().map(IpAddr::from),
-                    _ => None,
-                }
-            }
-            NeighbourAttribute::LinkLayerAddress(m) => mac = Some(m.as_slice()),
-            _ => {}
-        }
-    }
-    let dst: IpAddr = dst?;
-    let mac: [u8; 6] = mac?.try_into().ok()?;
-    let ifindex = h.ifindex;
-    match (h.family, dst) {
-        (AddressFamily::Bridge, remote) if mac == vtep_mac(remote) => {
-            Some(Entry::Fdb { ifindex, remote })
-        }
-        (AddressFamily::Inet, addr) if mac == vtep_mac(addr) => {
-            Some(Entry::Neigh { ifindex, addr, mac })
-        }
+    let dst = n.dst?;
+    let mac: [u8; 6] = n.lladdr?.try_into().ok()?;
+    let ifindex = n.ifindex;
+    const INET: u8 = libc::AF_INET as u8;
+    const INET6: u8 = libc::AF_INET6 as u8;
+    match (n.family, dst) {
+        (AF_BRIDGE, remote) if mac == vtep_mac(remote) => Some(Entry::Fdb { ifindex, remote }),
+        (INET, addr) if mac == vtep_mac(addr) => Some(Entry::Neigh { ifindex, addr, mac }),
         // Over IPv6 the neighbour is the link-local address of a derived MAC.
-        (AddressFamily::Inet6, IpAddr::V6(ll))
-            if mac[..2] == [0x0e, 0x76] && ll == vtep_link_local(mac) =>
-        {
+        (INET6, IpAddr::V6(ll)) if mac[..2] == [0x0e, 0x76] && ll == vtep_link_local(mac) => {
             Some(Entry::Neigh {
                 ifindex,
                 addr: dst,
@@ -150,12 +122,8 @@ impl Reconciler {
     }
 
     /// A neighbour notification: sync when it concerns one of our devices.
-    pub(super) fn neigh_event(&mut self, n: &NeighbourMessage) {
-        if self
-            .vxlan_indexes()
-            .iter()
-            .any(|(_, i)| *i == n.header.ifindex)
-        {
+    pub(super) fn neigh_event(&mut self, n: &NeighView<'_>) {
+        if self.vxlan_indexes().iter().any(|(_, i)| *i == n.ifindex) {
             self.vteps.dirty = true;
         }
     }
@@ -178,14 +146,22 @@ impl Reconciler {
             return;
         }
         let mut kernel = HashSet::new();
-        for family in [AddressFamily::Unspec, AddressFamily::Bridge] {
-            let mut req = NeighbourMessage::default();
-            req.header.family = family;
-            match self.cmd.dump(RouteNetlinkMessage::GetNeighbour(req)).await {
-                Ok(msgs) => kernel.extend(msgs.iter().filter_map(|m| match m {
-                    RouteNetlinkMessage::NewNeighbour(n) => entry_of(n),
-                    _ => None,
-                })),
+        for family in [libc::AF_UNSPEC as u8, AF_BRIDGE] {
+            let req = nl::dump::request(RTM_GETNEIGH, &nl::build::ndmsg(family, 0, 0));
+            let mut found = Vec::new();
+            let got = self
+                .cmd
+                .dump(&req, &mut |part| match part {
+                    Part::Restart => found.clear(),
+                    Part::Msg(m) => {
+                        if let Ok(Decoded::Neigh { new: true, neigh }) = nl::decode(&m) {
+                            found.extend(entry_of(&neigh));
+                        }
+                    }
+                })
+                .await;
+            match got {
+                Ok(()) => kernel.extend(found),
                 Err(e) => {
                     tracing::warn!("dumping VXLAN neighbour entries failed: {e}");
                     self.vteps.retry = true;
@@ -335,37 +311,27 @@ mod tests {
     #[test]
     fn only_permanent_entries_with_the_derived_mac_are_ours() {
         let remote: IpAddr = "198.51.100.13".parse().unwrap();
-        let msg = |family, state, mac: Vec<u8>| {
-            let mut n = NeighbourMessage::default();
-            n.header.family = family;
-            n.header.ifindex = 9;
-            n.header.state = state;
-            n.attributes = vec![
-                NeighbourAttribute::Destination(match family {
-                    AddressFamily::Bridge => NeighbourAddress::Other(vec![198, 51, 100, 13]),
-                    _ => NeighbourAddress::Inet("198.51.100.13".parse().unwrap()),
-                }),
-                NeighbourAttribute::LinkLayerAddress(mac),
-            ];
-            n
-        };
-        let mac = vtep_mac(remote).to_vec();
-        let p = NeighbourState::Permanent;
+        let derived = vtep_mac(remote);
+        let mac = &derived[..];
+        fn msg(family: u8, state: u16, mac: &[u8]) -> NeighView<'_> {
+            NeighView {
+                family,
+                ifindex: 9,
+                state,
+                flags: 0,
+                dst: "198.51.100.13".parse().ok(),
+                lladdr: Some(mac),
+            }
+        }
+        const INET: u8 = libc::AF_INET as u8;
+        let p = NUD_PERMANENT;
+        assert_eq!(entry_of(&msg(INET, p, mac)), Some(Entry::neigh(9, remote)));
         assert_eq!(
-            entry_of(&msg(AddressFamily::Inet, p, mac.clone())),
-            Some(Entry::neigh(9, remote))
-        );
-        assert_eq!(
-            entry_of(&msg(AddressFamily::Bridge, p, mac.clone())),
+            entry_of(&msg(AF_BRIDGE, p, mac)),
             Some(Entry::Fdb { ifindex: 9, remote })
         );
-        assert_eq!(
-            entry_of(&msg(AddressFamily::Inet, NeighbourState::Reachable, mac)),
-            None
-        );
-        assert_eq!(
-            entry_of(&msg(AddressFamily::Inet, p, vec![2, 0, 0, 0, 0, 1])),
-            None
-        );
+        // NUD_REACHABLE: the kernel's own entry, not ours.
+        assert_eq!(entry_of(&msg(INET, 0x02, mac)), None);
+        assert_eq!(entry_of(&msg(INET, p, &[2, 0, 0, 0, 0, 1])), None);
     }
 }

@@ -1,0 +1,169 @@
+//! Dumps (`NLM_F_DUMP`): the request, and the reading of its multi-part
+//! answer, shared by the synchronous [`Socket::dump`] and the tokio-driven
+//! [`super::AsyncSocket::dump`].
+//!
+//! Data flow: the request goes out with a sequence number; every datagram
+//! that comes back is fed to a `DumpReader`, which hands each message of
+//! that sequence number to the caller's callback as [`Part::Msg`] until
+//! `NLMSG_DONE`. When the kernel flags a part `NLM_F_DUMP_INTR` (the table
+//! changed while it was being dumped), the rest of that dump is read and
+//! dropped, the callback gets [`Part::Restart`] (forget what you collected)
+//! and the dump is asked again, at most [`ATTEMPTS`] times. An
+//! `NLMSG_ERROR` ends the dump with the errno and the kernel's text.
+
+use std::io;
+use std::time::Instant;
+
+use super::build::{FLAGS_AT, Writer};
+use super::consts::{NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR};
+use super::parse::{Message, error_msg, messages};
+use super::socket::Socket;
+
+/// How often a dump is asked again after the kernel flagged it interrupted.
+pub const ATTEMPTS: usize = 5;
+
+/// What a dump hands its caller.
+#[derive(Debug, Clone, Copy)]
+pub enum Part<'a> {
+    /// One message of the answer (`RTM_NEWROUTE`, `RTM_NEWLINK`, ...).
+    Msg(Message<'a>),
+    /// The dump was interrupted and starts over: drop what was collected.
+    Restart,
+}
+
+/// A dump request of `kind` (`RTM_GETROUTE`, ...) with the family header
+/// `header`; its sequence number is set by the socket that sends it.
+pub fn request(kind: u16, header: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + header.len() + 8);
+    Writer::begin(&mut out, kind, NLM_F_REQUEST | NLM_F_DUMP, 0, header).finish();
+    out
+}
+
+/// Set the sequence number of an encoded request.
+pub(crate) fn set_seq(req: &mut [u8], seq: u32) {
+    if let Some(s) = req.get_mut(8..12) {
+        s.copy_from_slice(&seq.to_ne_bytes());
+    }
+}
+
+/// Whether a request asks for a dump (its flags carry `NLM_F_DUMP`).
+fn is_dump(req: &[u8]) -> bool {
+    super::parse::ne_u16(req, FLAGS_AT).is_some_and(|f| f & NLM_F_DUMP == NLM_F_DUMP)
+}
+
+/// Where a dump stands after a datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// More parts to come.
+    More,
+    /// `NLMSG_DONE` of a complete dump.
+    Done,
+    /// `NLMSG_DONE` of an interrupted dump: ask again.
+    Interrupted,
+}
+
+/// Reads the datagrams of one dump (see the module doc).
+pub(crate) struct DumpReader {
+    seq: u32,
+    interrupted: bool,
+}
+
+impl DumpReader {
+    pub(crate) fn new(seq: u32) -> DumpReader {
+        DumpReader {
+            seq,
+            interrupted: false,
+        }
+    }
+
+    /// Handle one datagram; messages of other sequence numbers are skipped.
+    pub(crate) fn feed(
+        &mut self,
+        datagram: &[u8],
+        f: &mut dyn FnMut(Part<'_>),
+    ) -> io::Result<Step> {
+        let mut it = messages(datagram);
+        for m in it.by_ref() {
+            if m.header.seq != self.seq {
+                continue;
+            }
+            if m.header.flags & NLM_F_DUMP_INTR != 0 {
+                self.interrupted = true;
+            }
+            match m.header.kind {
+                NLMSG_DONE if self.interrupted => return Ok(Step::Interrupted),
+                NLMSG_DONE => return Ok(Step::Done),
+                NLMSG_ERROR => {
+                    let e = error_msg(m.header.flags, m.body)
+                        .ok_or_else(|| io::Error::other("short NLMSG_ERROR in a dump"))?;
+                    if e.errno == 0 {
+                        return Ok(Step::Done);
+                    }
+                    let os = io::Error::from_raw_os_error(e.errno);
+                    return Err(match e.message {
+                        Some(text) => io::Error::new(os.kind(), format!("{os}: {text}")),
+                        None => os,
+                    });
+                }
+                _ if !self.interrupted => f(Part::Msg(m)),
+                _ => {}
+            }
+        }
+        if it.malformed() {
+            return Err(io::Error::other(format!(
+                "malformed netlink message in a dump datagram of {} bytes",
+                datagram.len()
+            )));
+        }
+        Ok(Step::More)
+    }
+}
+
+pub(crate) fn interrupted_too_often() -> io::Error {
+    io::Error::other(format!(
+        "netlink dump interrupted {ATTEMPTS} times in a row"
+    ))
+}
+
+impl Socket {
+    /// Send the dump `request` (see [`request`]) and hand every part of
+    /// the answer to `f`, waiting until `deadline`. Attempt `i` carries
+    /// sequence number `seq + i`. `buf` is the receive buffer (a dump's
+    /// datagrams are at most 32 KiB; 64 KiB is plenty).
+    pub fn dump(
+        &self,
+        request: &[u8],
+        seq: u32,
+        deadline: Instant,
+        buf: &mut [u8],
+        f: &mut dyn FnMut(Part<'_>),
+    ) -> io::Result<()> {
+        if !is_dump(request) {
+            return Err(io::Error::other("not a dump request"));
+        }
+        let mut req = request.to_vec();
+        for attempt in 0..ATTEMPTS {
+            let seq = seq.wrapping_add(attempt as u32);
+            set_seq(&mut req, seq);
+            self.send_blocking(&req, deadline)?;
+            let mut reader = DumpReader::new(seq);
+            loop {
+                let Some(n) = self.recv_until(buf, deadline)? else {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the kernel did not finish a netlink dump in time",
+                    ));
+                };
+                match reader.feed(buf.get(..n).unwrap_or_default(), f)? {
+                    Step::More => {}
+                    Step::Done => return Ok(()),
+                    Step::Interrupted => {
+                        f(Part::Restart);
+                        break;
+                    }
+                }
+            }
+        }
+        Err(interrupted_too_often())
+    }
+}
