@@ -140,7 +140,7 @@ fn parse_args() -> Result<Args, String> {
                 let t = val()?.parse().map_err(|e| format!("--gr: {e}"))?;
                 cfg.graceful_restart = Some(GracefulRestartConfig {
                     restart_time: t,
-                    forwarding_preserved: false,
+                    forwarding_preserved: Vec::new(),
                 })
             }
             "--gr-preserved" => preserved = true,
@@ -151,8 +151,10 @@ fn parse_args() -> Result<Args, String> {
             other => return Err(format!("unknown argument {other:?}\n{}", usage())),
         }
     }
-    if let Some(g) = cfg.graceful_restart.as_mut() {
-        g.forwarding_preserved = preserved;
+    if let Some(g) = cfg.graceful_restart.as_mut()
+        && preserved
+    {
+        g.forwarding_preserved = tortie_bgp::fsm::UNICAST_FAMILIES.to_vec();
     }
     Ok(Args {
         cfg,

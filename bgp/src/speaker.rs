@@ -15,15 +15,45 @@ use std::time::{Duration, SystemTime};
 use crate::fsm::SessionState;
 use crate::policy::{Filter, ImportGuard};
 use crate::types::{AddressFamily, PathAttributes, Prefix};
+use crate::wire::GracefulRestartCapability;
 
 /// Graceful restart (RFC 4724) settings for this speaker.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GracefulRestartConfig {
     /// Restart Time advertised to peers, seconds (12 bits: at most 4095).
     pub restart_time: u16,
-    /// We kept our forwarding state (kernel routes) across our own restart: sets
-    /// the F bit for IPv4/IPv6 unicast and the R bit on the first sessions.
-    pub forwarding_preserved: bool,
+    /// The families whose forwarding state (kernel routes) we kept across
+    /// our own restart: the F bit of each in the capability (RFC 4724 §3);
+    /// when any, the R bit on the first sessions and End-of-RIB deferral
+    /// (RFC 4724 §4.1).
+    pub forwarding_preserved: Vec<AddressFamily>,
+}
+
+impl GracefulRestartConfig {
+    /// We restarted with some forwarding state preserved.
+    pub fn restarting(&self) -> bool {
+        !self.forwarding_preserved.is_empty()
+    }
+
+    /// The capability offered on a session carrying `families` (RFC 4724
+    /// §3: the same families as its Multiprotocol capabilities, each with
+    /// its own F bit). `first_session`: our first session with this peer
+    /// since we started (the R bit, when we restarted).
+    pub fn capability(
+        &self,
+        families: &[AddressFamily],
+        first_session: bool,
+    ) -> GracefulRestartCapability {
+        GracefulRestartCapability {
+            restart_state: first_session && self.restarting(),
+            notification: false,
+            restart_time: self.restart_time.min(4095),
+            families: families
+                .iter()
+                .map(|f| (*f, self.forwarding_preserved.contains(f)))
+                .collect(),
+        }
+    }
 }
 
 /// How the speaker runs. Plain data; the agent builds it from its TOML.

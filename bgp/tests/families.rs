@@ -10,14 +10,26 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use rib_common::*;
-use tortie_bgp::AddressFamily;
 use tortie_bgp::fsm::{Action, Event, Fsm, FsmConfig, validate_open};
 use tortie_bgp::wire::{CodecContext, GracefulRestartCapability, Message, decode, encode};
+use tortie_bgp::{AddressFamily, GracefulRestartConfig};
 
 const V4: AddressFamily = AddressFamily::IPV4_UNICAST;
 const V6: AddressFamily = AddressFamily::IPV6_UNICAST;
 
 fn fsm_cfg(families: &[AddressFamily]) -> FsmConfig {
+    fsm_cfg_with(
+        families,
+        GracefulRestartCapability {
+            restart_state: false,
+            notification: false,
+            restart_time: 120,
+            families: families.iter().map(|f| (*f, true)).collect(),
+        },
+    )
+}
+
+fn fsm_cfg_with(families: &[AddressFamily], gr: GracefulRestartCapability) -> FsmConfig {
     FsmConfig {
         local_asn: 65000,
         router_id: Ipv4Addr::new(192, 0, 2, 1),
@@ -27,19 +39,18 @@ fn fsm_cfg(families: &[AddressFamily]) -> FsmConfig {
         connect_retry: Duration::from_secs(5),
         connect_retry_max: Duration::from_secs(120),
         families: families.to_vec(),
-        graceful_restart: Some(GracefulRestartCapability {
-            restart_state: false,
-            notification: false,
-            restart_time: 120,
-            families: families.iter().map(|f| (*f, true)).collect(),
-        }),
+        graceful_restart: Some(gr),
         extended_message: false,
     }
 }
 
 /// The OPEN our FSM sends, as bytes.
 fn our_open(families: &[AddressFamily]) -> Vec<u8> {
-    let mut f = Fsm::new(fsm_cfg(families));
+    open_bytes(fsm_cfg(families))
+}
+
+fn open_bytes(cfg: FsmConfig) -> Vec<u8> {
+    let mut f = Fsm::new(cfg);
     f.handle(Event::ManualStart);
     let open = f
         .handle(Event::TcpCrAcked)
@@ -77,6 +88,99 @@ fn open_offers_exactly_the_configured_families() {
         assert_eq!(contains(&b, &mp4), has4, "{families:?}: {b:02x?}");
         assert_eq!(contains(&b, &mp6), has6, "{families:?}: {b:02x?}");
         assert!(contains(&b, gr), "{families:?}: {b:02x?}");
+    }
+}
+
+/// Our Forwarding State (F) bit per family (RFC 4724 §3): set only for the
+/// families whose forwarding state the agent kept across its restart; the
+/// Restart State (R) bit on a first session when it kept any (§4.1). The
+/// helper reading our OPEN keeps our stale routes of exactly those families
+/// (§4.2).
+#[test]
+fn our_forwarding_state_bit_is_per_family() {
+    // (families kept, session families, first session) -> our capability
+    // (code 64: flags+time, then AFI SAFI flags), what the helper flushes.
+    type Row = (
+        &'static [AddressFamily],
+        &'static [AddressFamily],
+        bool,
+        &'static [u8],
+        &'static [AddressFamily],
+    );
+    let table: [Row; 7] = [
+        (
+            &[],
+            &[V4, V6],
+            true,
+            &[64, 10, 0x00, 0x78, 0, 1, 1, 0, 0, 2, 1, 0],
+            &[V4, V6],
+        ),
+        (
+            &[V4],
+            &[V4, V6],
+            true,
+            &[64, 10, 0x80, 0x78, 0, 1, 1, 0x80, 0, 2, 1, 0],
+            &[V6],
+        ),
+        (
+            &[V6],
+            &[V4, V6],
+            true,
+            &[64, 10, 0x80, 0x78, 0, 1, 1, 0, 0, 2, 1, 0x80],
+            &[V4],
+        ),
+        (
+            &[V6],
+            &[V4, V6],
+            false,
+            &[64, 10, 0x00, 0x78, 0, 1, 1, 0, 0, 2, 1, 0x80],
+            &[V4],
+        ),
+        (
+            &[V4, V6],
+            &[V4, V6],
+            true,
+            &[64, 10, 0x80, 0x78, 0, 1, 1, 0x80, 0, 2, 1, 0x80],
+            &[],
+        ),
+        (
+            &[V4, V6],
+            &[V6],
+            true,
+            &[64, 6, 0x80, 0x78, 0, 2, 1, 0x80],
+            &[V4],
+        ),
+        (
+            &[V6],
+            &[V4],
+            true,
+            &[64, 6, 0x80, 0x78, 0, 1, 1, 0],
+            &[V4, V6],
+        ),
+    ];
+    for (kept, families, first, cap, flushed) in table {
+        let g = GracefulRestartConfig {
+            restart_time: 120,
+            forwarding_preserved: kept.to_vec(),
+        };
+        let ours = open_bytes(fsm_cfg_with(families, g.capability(families, first)));
+        assert!(
+            contains(&ours, cap),
+            "{kept:?} {families:?} {first}: {ours:02x?}"
+        );
+        // The helper's side.
+        let Message::Open(open) = decode(&ours, &CodecContext::default()).unwrap() else {
+            panic!("not an OPEN");
+        };
+        let mut helper = fsm_cfg(families);
+        (helper.local_asn, helper.peer_asn) = (65001, 65000);
+        helper.router_id = Ipv4Addr::new(192, 0, 2, 2);
+        let n = validate_open(&helper, &open).unwrap();
+        assert_eq!(
+            n.stale_families_to_flush(),
+            flushed.to_vec(),
+            "{kept:?} {families:?}"
+        );
     }
 }
 

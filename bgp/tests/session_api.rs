@@ -29,7 +29,7 @@ async fn end_of_rib_from_every_peer_converges() {
     let mut a_cfg = config(65001, a_ip, true);
     a_cfg.graceful_restart = Some(tortie_bgp::GracefulRestartConfig {
         restart_time: 60,
-        forwarding_preserved: false,
+        forwarding_preserved: Vec::new(),
     });
     let a_port = a_cfg.listen.unwrap().port();
     a_cfg.peers.push(peer(b_ip, 65002, 179, true));

@@ -125,6 +125,9 @@ pub struct RouteStats {
     pub pending: u64,
     /// Routes of our protocol found at start-up (adopted).
     pub adopted: u64,
+    /// Of `adopted`, the IPv6 ones (per family, the forwarding state kept
+    /// across a restart: RFC 4724 §3's F bit).
+    pub adopted_ipv6: u64,
     /// Adopted or stray routes of ours deleted by the sweep after `converged()`.
     pub swept: u64,
     /// Routes of ours someone else removed or changed, which we put back.

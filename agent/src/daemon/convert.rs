@@ -7,8 +7,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use tortie_bgp::policy::{ImportGuard, community_string};
 use tortie_bgp::{
-    BfdConfig, BfdStatus, GracefulRestartConfig, Ipv4Prefix, Origin, PathAttributes, PeerConfig,
-    PeerStatus, Prefix, RouteInfo, SpeakerConfig,
+    AddressFamily, BfdConfig, BfdStatus, GracefulRestartConfig, Ipv4Prefix, Origin, PathAttributes,
+    PeerConfig, PeerStatus, Prefix, RouteInfo, SpeakerConfig,
 };
 use tortie_config::Config;
 
@@ -44,9 +44,13 @@ pub fn peer_config(p: &tortie_config::Peer, links: &Links) -> PeerConfig {
     }
 }
 
-/// The speaker's settings. `forwarding_preserved`: kernel routes of ours were
-/// found at start-up (RFC 4724 §4.1, F bit).
-pub fn speaker_config(c: &Config, forwarding_preserved: bool, links: &Links) -> SpeakerConfig {
+/// The speaker's settings. `forwarding_preserved`: the families of which
+/// kernel routes of ours were found at start-up ([`preserved_families`]).
+pub fn speaker_config(
+    c: &Config,
+    forwarding_preserved: Vec<AddressFamily>,
+    links: &Links,
+) -> SpeakerConfig {
     SpeakerConfig {
         local_asn: c.node.asn,
         router_id: c.node.router_id,
@@ -63,6 +67,21 @@ pub fn speaker_config(c: &Config, forwarding_preserved: bool, links: &Links) -> 
         ebgp_requires_policy: c.policy.ebgp_requires_policy,
         peers: c.peers.iter().map(|p| peer_config(p, links)).collect(),
     }
+}
+
+/// The families whose forwarding state survived our restart (RFC 4724 §3,
+/// the F bit per AFI/SAFI): those of which kernel routes of ours were found
+/// and adopted at start-up (`adopted` routes, `adopted_ipv6` of them IPv6).
+pub fn preserved_families(adopted: u64, adopted_ipv6: u64) -> Vec<AddressFamily> {
+    let v4 = adopted.saturating_sub(adopted_ipv6);
+    [
+        (AddressFamily::IPV4_UNICAST, v4),
+        (AddressFamily::IPV6_UNICAST, adopted_ipv6),
+    ]
+    .into_iter()
+    .filter(|(_, n)| *n > 0)
+    .map(|(f, _)| f)
+    .collect()
 }
 
 /// What no peer may make this node install: its block (and anything inside
@@ -485,7 +504,7 @@ name = "n2"
     #[test]
     fn speaker_settings_follow_the_config() {
         let c = conf();
-        let s = speaker_config(&c, true, &Links::default());
+        let s = speaker_config(&c, vec![AddressFamily::IPV6_UNICAST], &Links::default());
         assert_eq!(s.local_asn, 64512);
         assert_eq!(s.router_id, Ipv4Addr::new(192, 0, 2, 11));
         assert_eq!(
@@ -496,7 +515,7 @@ name = "n2"
             s.graceful_restart,
             Some(GracefulRestartConfig {
                 restart_time: 60,
-                forwarding_preserved: true
+                forwarding_preserved: vec![AddressFamily::IPV6_UNICAST]
             })
         );
         assert_eq!(s.peers.len(), 1);
@@ -525,6 +544,22 @@ name = "n2"
         );
         assert!(s.ebgp_requires_policy);
         assert_eq!(s.listen.map(|l| l.port()), Some(179));
+    }
+
+    /// The F bit per family: set for the families of which routes were
+    /// adopted at start-up.
+    #[test]
+    fn forwarding_is_preserved_per_family_of_the_adopted_routes() {
+        use AddressFamily as F;
+        let table: [(u64, u64, &[F]); 4] = [
+            (0, 0, &[]),
+            (3, 0, &[F::IPV4_UNICAST]),
+            (2, 2, &[F::IPV6_UNICAST]),
+            (5, 1, &[F::IPV4_UNICAST, F::IPV6_UNICAST]),
+        ];
+        for (adopted, v6, want) in table {
+            assert_eq!(preserved_families(adopted, v6), want, "{adopted} {v6}");
+        }
     }
 
     fn status(state: tortie_bgp::SessionState, last_error: Option<&str>) -> PeerStatus {
@@ -626,7 +661,7 @@ name = "n2"
             "restart_time = 60\nebgp_requires_policy = false\nblock_communities = [\"64512:1\"]\nhost_communities = [\"64512:2:3\"]",
         );
         let c = tortie_config::parse(&text, "t.toml").unwrap();
-        let s = speaker_config(&c, false, &Links::default());
+        let s = speaker_config(&c, Vec::new(), &Links::default());
         assert!(!s.ebgp_requires_policy);
         assert_eq!(s.peers[0].import_filter.as_ref().unwrap().name, "in");
         assert_eq!(s.peers[0].max_prefixes_restart, Duration::from_secs(5));
@@ -674,7 +709,7 @@ name = "n2"
                 netmask: Some("ffff:ffff:ffff:ffff::".parse().unwrap()),
             },
         ]);
-        let s = speaker_config(&c, false, &links);
+        let s = speaker_config(&c, Vec::new(), &links);
         let want: Vec<IpAddr> = vec![
             "192.0.2.11".parse().unwrap(),
             "2001:db8:1::11".parse().unwrap(),

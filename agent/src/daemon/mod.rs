@@ -201,7 +201,8 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>, opts: RunOptions) -> a
     // Held until we return: dropping it stops the guard (the table stays).
     let nat = nat::start(&cfg).context("nat_outgoing")?;
 
-    let mut speaker_cfg = convert::speaker_config(&cfg, adopted > 0, &links::Links::read());
+    let preserved = convert::preserved_families(adopted, table.stats().adopted_ipv6);
+    let mut speaker_cfg = convert::speaker_config(&cfg, preserved, &links::Links::read());
     speaker_cfg.listen = speaker_cfg.listen.map(dual_stack_fallback);
     let (speaker, mut events) = tortie_bgp::Speaker::start(speaker_cfg)
         .await

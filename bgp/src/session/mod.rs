@@ -33,7 +33,6 @@ use crate::speaker::{
     GracefulRestartConfig, PeerConfig, PeerStatus, RouteInfo, SpeakerConfig, SpeakerEvent,
 };
 use crate::types::Prefix;
-use crate::wire::GracefulRestartCapability;
 use msg::{PeerCmd, RibMsg};
 
 /// Events the owner's channel holds before the RIB task's outbox keeps
@@ -81,15 +80,7 @@ pub(crate) fn fsm_config(shared: &Shared, peer: &PeerConfig, first_session: bool
     let graceful_restart = shared
         .graceful_restart
         .as_ref()
-        .map(|g| GracefulRestartCapability {
-            restart_state: first_session && g.forwarding_preserved,
-            notification: false,
-            restart_time: g.restart_time.min(4095),
-            families: families
-                .iter()
-                .map(|f| (*f, g.forwarding_preserved))
-                .collect(),
-        });
+        .map(|g| g.capability(&families, first_session));
     FsmConfig {
         local_asn: shared.local_asn,
         router_id: shared.router_id,

@@ -113,7 +113,7 @@ pub(crate) async fn run(
     let restarting = shared
         .graceful_restart
         .as_ref()
-        .is_some_and(|g| g.forwarding_preserved);
+        .is_some_and(|g| g.restarting());
     let mut t = RibTask {
         restarting,
         deferred_eor: Vec::new(),

@@ -56,7 +56,7 @@ pub fn peer(addr: IpAddr, asn: u32, port: u16, passive: bool) -> PeerConfig {
 pub fn gr(restart_time: u16) -> Option<GracefulRestartConfig> {
     Some(GracefulRestartConfig {
         restart_time,
-        forwarding_preserved: true,
+        forwarding_preserved: tortie_bgp::fsm::UNICAST_FAMILIES.to_vec(),
     })
 }
 

@@ -181,6 +181,7 @@ impl Reconciler {
             .map_err(|e| RoutesError::io("route table: dumping links and routes", e))?;
         r.adopted = r.slots.kernel_iter().map(|(p, _)| p).collect();
         r.counters.adopted = r.adopted.len() as u64;
+        r.counters.adopted_ipv6 = r.adopted.iter().filter(|p| p.is_ipv6()).count() as u64;
         r.publish();
         Ok(r)
     }
