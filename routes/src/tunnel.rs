@@ -12,15 +12,15 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use crate::attach::rtnl::{
+use crate::encap::TUNNEL_DEV;
+use crate::error::RoutesError;
+use crate::nl::consts::{IFA_ADDRESS, IFA_LOCAL, RTM_DELADDR};
+use crate::nl::rtnl::{
     IFF_UP, IFLA_ADDRESS, IFLA_EXT_MASK, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND,
     IFLA_LINKINFO, IFLA_MTU, LinkInfo, Msg, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, Outcome,
     RTEXT_FILTER_SKIP_STATS, RTM_DELLINK, RTM_GETLINK, RTM_NEWADDR, RTM_NEWLINK, Rtnl, ifaddrmsg,
     ifinfomsg,
 };
-use crate::encap::TUNNEL_DEV;
-use crate::error::RoutesError;
-use crate::nl::consts::{IFA_ADDRESS, IFA_LOCAL, RTM_DELADDR};
 
 const NETLINK_TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -22,12 +22,12 @@ use std::net::IpAddr;
 
 use sha1::{Digest, Sha1};
 
-use crate::attach::rtnl::{LinkInfo, Msg};
 pub use crate::encap::{VXLAN_DEV, VXLAN6_DEV};
 use crate::error::RoutesError;
 use crate::nl::build::{Writer, ndmsg};
 use crate::nl::consts::*;
 use crate::nl::parse::{attrs, ne_u16, ne_u32};
+use crate::nl::rtnl::{LinkInfo, Msg};
 use crate::tunnel;
 
 /// First octet of every derived MAC: locally administered (bit 1), unicast

@@ -18,8 +18,8 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
-use super::rtnl::*;
 use crate::error::RoutesError;
+use crate::nl::rtnl::*;
 use crate::sysctl;
 
 const AF_INET6: u8 = libc::AF_INET6 as u8;

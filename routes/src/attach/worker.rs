@@ -20,7 +20,8 @@ use std::os::unix::fs::MetadataExt;
 use std::sync::Mutex;
 use std::sync::mpsc;
 
-use super::{AttachRequest, Attachment, attach_blocking};
+use super::setup::attach_blocking;
+use super::{AttachRequest, Attachment};
 use crate::error::RoutesError;
 use crate::netns;
 

@@ -27,7 +27,7 @@
 //!
 //! Dumps and notifications are read by the same hand parser ([`view`]).
 //! `netlink-packet-route` is a dev-dependency only: the differential oracle
-//! of the tests (`oracle`): the encoder's bytes equal its serializer's, and
+//! of the tests (`oracle_routes`, `oracle_views`): the encoder's bytes equal its serializer's, and
 //! the views read what its parser reads from kernel-shaped messages; a
 //! fuzz-style test feeds the parser truncated and corrupted datagrams.
 
@@ -37,11 +37,14 @@ pub mod consts;
 pub mod dump;
 pub mod parse;
 pub mod route;
+pub(crate) mod rtnl;
 pub mod socket;
 pub mod view;
 
 #[cfg(test)]
-mod oracle;
+mod oracle_routes;
+#[cfg(test)]
+mod oracle_views;
 
 pub use aio::{AsyncSocket, Drain};
 pub use build::{Msg, Writer, family_of};

@@ -5,7 +5,7 @@
 //! [`Writer`] — no message structs, no allocation per route — for the
 //! reconciler's bulk path and the benchmark's raw writer alike. The bytes
 //! equal what the rtnetlink crates' codec (`netlink-packet-route`) writes
-//! for the same route (the differential tests in `super::oracle`).
+//! for the same route (the differential tests in `super::oracle_routes`).
 //!
 //! In: a dumped or notified route ([`RouteView`]) as a [`DecodedRoute`]:
 //! the prefix, table, protocol, metric and the [`KernelRoute`] it is, if it

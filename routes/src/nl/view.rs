@@ -13,7 +13,7 @@
 //! Every length is checked: a body shorter than its family header is a
 //! [`ParseError`]; an attribute of the wrong size is skipped (as the kernel
 //! treats unknown ones); nothing here panics on any input (fuzz-tested in
-//! `super::oracle`).
+//! `super::oracle_views`).
 
 use std::fmt;
 use std::net::IpAddr;

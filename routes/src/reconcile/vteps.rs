@@ -22,9 +22,9 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use super::Reconciler;
-use crate::attach::rtnl::{Outcome, Rtnl};
 use crate::encap::{VXLAN_DEV, VXLAN6_DEV};
 use crate::nl::consts::{AF_BRIDGE, NUD_PERMANENT, RTM_GETNEIGH};
+use crate::nl::rtnl::{Outcome, Rtnl};
 use crate::nl::{self, Decoded, NeighView, Part};
 use crate::types::KernelRoute;
 use crate::vxlan::{Entry, vtep_link_local, vtep_mac};

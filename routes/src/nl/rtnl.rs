@@ -1,5 +1,4 @@
-//! Attach's request/answer protocol on the netlink layer ([`crate::nl`]):
-//! requests built with [`Msg`], sent several to one `sendmsg` (the kernel
+//! The request/answer mode of the socket: requests built with [`Msg`], sent several to one `sendmsg` (the kernel
 //! processes rtnetlink requests synchronously inside `sendmsg`, so by the
 //! time it returns every answer is queued), and answered one `NLMSG_ERROR`
 //! (ACK or errno, with the kernel's extended-ack message) per request.
@@ -9,8 +8,10 @@
 //! the links are brought up means no transition can be missed (on an
 //! overrun the caller asks again with `RTM_GETLINK`).
 //!
-//! Used by one attach thread at a time; nothing here is shared. Every reply
-//! is bounds-checked: a short or odd message is an error, never a panic.
+//! Used by attach (one attach thread at a time), detach, the tunnel and
+//! VXLAN devices and the reconciler's VTEP entries; nothing here is shared.
+//! Every reply is read by the one parser ([`super::view`]): a short or odd
+//! message is an error, never a panic.
 
 use std::io;
 use std::time::Instant;
