@@ -4,6 +4,7 @@
 
 mod session_common;
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use session_common::*;
@@ -53,53 +54,57 @@ async fn md5_right_key_connects_wrong_key_does_not() {
     b.shutdown(false).await;
 }
 
-#[tokio::test]
-async fn gtsm_one_hop_on_loopback_connects() {
-    // On loopback TTL arrives as 255, so IP_MINTTL=255 passes: this checks the
-    // options are set without error on both the outgoing and accepted socket.
-    let (a_ip, b_ip) = (ip(8, 1), ip(8, 2));
+/// RFC 5082 between A, which requires GTSM of its peer, and B (IPv4:
+/// IP_TTL 255 and IP_MINTTL; IPv6: IPV6_UNICAST_HOPS 255 and
+/// IPV6_MINHOPCOUNT, on the outgoing, listening and accepted sockets). On
+/// loopback a B sending with GTSM arrives with TTL/hop limit 255 and comes
+/// up (the options are set without error on every socket); a B sending the
+/// default (64) has its segments dropped once A has set the minimum on the
+/// accepted socket (an OPEN queued before that may slip through, as in
+/// BIRD), so the session never gets past OpenSent.
+async fn gtsm(a_ip: IpAddr, b_ip: IpAddr, b_sends_gtsm: bool) {
     let mut a_cfg = config(65001, a_ip, true);
     let a_port = a_cfg.listen.unwrap().port();
     let mut p = peer(b_ip, 65002, 179, true);
     p.ttl_security = Some(1);
     a_cfg.peers.push(p);
     let mut b_cfg = config(65002, b_ip, false);
+    // Distinct router ids even when both sit on ::1.
+    b_cfg.router_id = Ipv4Addr::new(10, 0, 0, 2);
     let mut p = peer(a_ip, 65001, a_port, false);
-    p.ttl_security = Some(1);
+    p.ttl_security = b_sends_gtsm.then_some(1);
     b_cfg.peers.push(p);
     let (a, mut a_rx) = Speaker::start(a_cfg).await.unwrap();
     let (b, _b_rx) = Speaker::start(b_cfg).await.unwrap();
-    wait_established(&mut a_rx, b_ip).await;
+    if b_sends_gtsm {
+        wait_established(&mut a_rx, b_ip).await;
+    } else {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let st = &a.peers().await[0];
+        assert_ne!(st.state, SessionState::Established, "{a_ip}");
+        assert_eq!(
+            (st.established_transitions, st.messages_received.keepalive),
+            (0, 0),
+            "{st:?}"
+        );
+    }
     a.shutdown(false).await;
     b.shutdown(false).await;
 }
 
+const LO6: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);
+
+#[tokio::test]
+async fn gtsm_one_hop_on_loopback_connects() {
+    for (a_ip, b_ip) in [(ip(8, 1), ip(8, 2)), (LO6, LO6)] {
+        gtsm(a_ip, b_ip, true).await;
+    }
+}
+
 #[tokio::test]
 async fn gtsm_drops_a_peer_sending_with_a_low_ttl() {
-    // A requires GTSM (min TTL 255); B sends with the default TTL (64): its
-    // segments are dropped once A has set IP_MINTTL on the accepted socket
-    // (an OPEN queued before that may slip through, as in BIRD), so the
-    // session never gets past OpenSent.
-    let (a_ip, b_ip) = (ip(9, 1), ip(9, 2));
-    let mut a_cfg = config(65001, a_ip, true);
-    let a_port = a_cfg.listen.unwrap().port();
-    let mut p = peer(b_ip, 65002, 179, true);
-    p.ttl_security = Some(1);
-    a_cfg.peers.push(p);
-    let mut b_cfg = config(65002, b_ip, false);
-    b_cfg.peers.push(peer(a_ip, 65001, a_port, false));
-    let (a, _a_rx) = Speaker::start(a_cfg).await.unwrap();
-    let (b, _b_rx) = Speaker::start(b_cfg).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_ne!(state_of(&a, b_ip).await, SessionState::Established);
-    let st = &a.peers().await[0];
-    assert_eq!(
-        (st.established_transitions, st.messages_received.keepalive),
-        (0, 0),
-        "{st:?}"
-    );
-    a.shutdown(false).await;
-    b.shutdown(false).await;
+    // Both families at once: one 3 s wait.
+    tokio::join!(gtsm(ip(9, 1), ip(9, 2), false), gtsm(LO6, LO6, false));
 }
 
 #[tokio::test]
@@ -126,39 +131,4 @@ async fn dual_stack_listener_with_md5_for_an_ipv4_peer() {
     wait_established(&mut a_rx, b_ip).await;
     a.shutdown(false).await;
     b.shutdown(false).await;
-}
-
-#[tokio::test]
-async fn gtsm_on_ipv6_sockets() {
-    // RFC 5082 over IPv6: IPV6_UNICAST_HOPS 255 and IPV6_MINHOPCOUNT on the
-    // outgoing, listening and accepted sockets. On ::1 a GTSM peer arrives
-    // with hop limit 255 and comes up; one sending the default (64) is dropped.
-    let lo6: std::net::IpAddr = "::1".parse().unwrap();
-    for (gtsm_sender, comes_up) in [(true, true), (false, false)] {
-        let mut a_cfg = config(65001, lo6, true);
-        let a_port = a_cfg.listen.unwrap().port();
-        let mut p = peer(lo6, 65002, 179, true);
-        p.ttl_security = Some(1);
-        a_cfg.peers.push(p);
-        let mut b_cfg = config(65002, lo6, false);
-        b_cfg.router_id = std::net::Ipv4Addr::new(10, 0, 0, 2);
-        let mut p = peer(lo6, 65001, a_port, false);
-        p.ttl_security = gtsm_sender.then_some(1);
-        b_cfg.peers.push(p);
-        let (a, mut a_rx) = Speaker::start(a_cfg).await.unwrap();
-        let (b, _b_rx) = Speaker::start(b_cfg).await.unwrap();
-        if comes_up {
-            wait_established(&mut a_rx, lo6).await;
-        } else {
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            let st = &a.peers().await[0];
-            assert_eq!(
-                (st.established_transitions, st.messages_received.keepalive),
-                (0, 0),
-                "{st:?}"
-            );
-        }
-        a.shutdown(false).await;
-        b.shutdown(false).await;
-    }
 }

@@ -1,6 +1,8 @@
 //! `dataplane.nat_outgoing` and `dataplane.cluster_cidrs`: defaults, values of
 //! both families, and every refusal at its file:line:column with a hint.
 
+mod common;
+
 use tortie_config::parse_with_hostname;
 
 const NODE: &str = "[node]\nname = \"n\"\naddress = \"192.0.2.11/24\"\nasn = 64512\npod_cidr = \"10.244.1.0/26\"\n";
@@ -39,7 +41,7 @@ fn off_by_default_and_both_families_accepted() {
 
 #[test]
 fn refusals_name_the_key_position_and_a_hint() {
-    let cases: &[(&str, &str, usize, usize)] = &[
+    let cases = &[
         (
             "nat_outgoing = true\n",
             "nat_outgoing is on but dataplane.cluster_cidrs is not set",
@@ -83,18 +85,5 @@ fn refusals_name_the_key_position_and_a_hint() {
             16,
         ),
     ];
-    for (keys, want, line, col) in cases {
-        let text = file(keys);
-        let e = match parse_with_hostname(&text, "t.toml", &|| None) {
-            Ok(c) => panic!("accepted {keys:?}: {c:?}"),
-            Err(e) => e,
-        };
-        let p = e
-            .problems
-            .iter()
-            .find(|p| p.message.contains(want))
-            .unwrap_or_else(|| panic!("{keys:?}: no problem with {want:?} in {e}"));
-        assert_eq!((p.line, p.column), (*line, *col), "{keys:?}: {p:?}");
-        assert!(p.hint.is_some(), "{keys:?}: no hint");
-    }
+    common::assert_keys_refused(file, cases);
 }

@@ -1,6 +1,8 @@
 //! `peer.families`: the default (the node's block families), explicit lists,
 //! and every refusal at its file:line:column with a hint.
 
+mod common;
+
 use tortie_bgp::AddressFamily;
 use tortie_config::parse_with_hostname;
 
@@ -60,7 +62,7 @@ fn defaults_follow_the_blocks_and_lists_are_kept() {
 
 #[test]
 fn refusals_name_the_entry_position_and_a_hint() {
-    let cases: &[(&str, &str, &str, &str, usize, usize)] = &[
+    let cases: &[(&str, &str, &'static str, &'static str, usize, usize)] = &[
         (
             NODE_V4,
             "198.51.100.1",
@@ -110,20 +112,11 @@ fn refusals_name_the_entry_position_and_a_hint() {
             12,
         ),
     ];
-    for (node, peer, keys, want, line, col) in cases {
-        let text = file(node, peer, keys);
-        let e = match parse_with_hostname(&text, "t.toml", &|| None) {
-            Ok(c) => panic!("accepted {keys:?}: {c:?}"),
-            Err(e) => e,
-        };
-        let p = e
-            .problems
-            .iter()
-            .find(|p| p.message.contains(want))
-            .unwrap_or_else(|| panic!("{keys:?}: no problem with {want:?} in {e}"));
-        assert_eq!((p.line, p.column), (*line, *col), "{keys:?}: {p:?}");
-        assert!(p.hint.is_some(), "{keys:?}: no hint");
-    }
+    let cases = cases
+        .iter()
+        .map(|&(node, peer, keys, want, line, col)| (keys, file(node, peer, keys), want, line, col))
+        .collect();
+    common::assert_refused(cases);
 }
 
 #[test]
@@ -131,25 +124,27 @@ fn a_passive_peer_needs_a_listener_of_its_family() {
     // The default listener `::` takes both families.
     let ok = file(NODE_DUAL, "2001:db8:1::1", "passive = true\n");
     assert_eq!(families(&ok), vec![V4, V6]);
-    for (listen, peer, family) in [
-        ("0.0.0.0", "2001:db8:1::1", "IPv6"),
-        ("2001:db8:1::11", "198.51.100.1", "IPv4"),
-    ] {
-        let text = file(
-            &format!("{NODE_DUAL}[bgp]\nlisten_address = \"{listen}\"\n"),
-            peer,
-            "passive = true\n",
-        );
-        let e = parse_with_hostname(&text, "t.toml", &|| None).unwrap_err();
-        let p = e
-            .problems
-            .iter()
-            .find(|p| {
-                p.message
-                    .contains(&format!("takes no connection from an {family} address"))
-            })
-            .unwrap_or_else(|| panic!("{e}"));
-        assert_eq!((p.line, p.column), (11, 11), "{p:?}");
-        assert!(p.hint.is_some());
-    }
+    let cases = [
+        (
+            "0.0.0.0",
+            "2001:db8:1::1",
+            "takes no connection from an IPv6 address",
+        ),
+        (
+            "2001:db8:1::11",
+            "198.51.100.1",
+            "takes no connection from an IPv4 address",
+        ),
+    ]
+    .map(|(listen, peer, message)| {
+        let node = format!("{NODE_DUAL}[bgp]\nlisten_address = \"{listen}\"\n");
+        (
+            listen,
+            file(&node, peer, "passive = true\n"),
+            message,
+            11,
+            11,
+        )
+    });
+    common::assert_refused(cases.into());
 }

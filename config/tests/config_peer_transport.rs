@@ -2,6 +2,8 @@
 //! `bfd_interval_ms`, `bfd_multiplier` — defaults, values, and every refusal
 //! at its file:line:column with a hint.
 
+mod common;
+
 use tortie_config::{Bfd, parse_with_hostname};
 
 const NODE: &str = "[node]\nname = \"n\"\naddress = \"192.0.2.11/24\"\nasn = 64512\npod_cidr = \"10.244.1.0/26\"\n";
@@ -53,7 +55,7 @@ fn defaults_and_values() {
 
 #[test]
 fn refusals_name_the_key_position_and_a_hint() {
-    let cases: &[(&str, &str, usize, usize)] = &[
+    let cases = &[
         ("source_address = \"nope\"\n", "peer.source_address", 9, 18),
         (
             "source_address = \"0.0.0.0\"\n",
@@ -108,18 +110,5 @@ fn refusals_name_the_key_position_and_a_hint() {
         ),
         ("bfd = \"yes\"\n", "peer.bfd must be true or false", 9, 7),
     ];
-    for (keys, want, line, col) in cases {
-        let text = file(keys);
-        let e = match parse_with_hostname(&text, "t.toml", &|| None) {
-            Ok(c) => panic!("accepted {keys:?}: {c:?}"),
-            Err(e) => e,
-        };
-        let p = e
-            .problems
-            .iter()
-            .find(|p| p.message.contains(want))
-            .unwrap_or_else(|| panic!("{keys:?}: no problem with {want:?} in {e}"));
-        assert_eq!((p.line, p.column), (*line, *col), "{keys:?}: {p:?}");
-        assert!(p.hint.is_some(), "{keys:?}: no hint");
-    }
+    common::assert_keys_refused(file, cases);
 }

@@ -1,6 +1,8 @@
 //! Shared by the config test files: a table of broken files, each expected
 //! to be refused with a message at a line:column, and a hint.
 
+#![allow(dead_code)] // each test file uses some of these
+
 use tortie_config::parse_with_hostname;
 
 /// (description, file text, expected message substring, line, column)
@@ -38,4 +40,23 @@ pub fn failures(cases: Vec<Case>) -> Vec<String> {
         }
     }
     failures
+}
+
+/// Asserts that every case is refused as expected.
+pub fn assert_refused(cases: Vec<Case>) {
+    let failures = failures(cases);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// [`assert_refused`] for keys appended to one file by `file`: (keys,
+/// expected message substring, line, column).
+pub fn assert_keys_refused(
+    file: impl Fn(&str) -> String,
+    cases: &[(&'static str, &'static str, usize, usize)],
+) {
+    let cases = cases
+        .iter()
+        .map(|&(keys, message, line, column)| (keys, file(keys), message, line, column))
+        .collect();
+    assert_refused(cases);
 }
