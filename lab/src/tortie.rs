@@ -34,6 +34,9 @@ pub struct TortiePeer {
     pub multihop: Option<u8>,
     /// `bfd = true` with `(bfd_interval_ms, bfd_multiplier)`.
     pub bfd: Option<(u32, u8)>,
+    /// `families` (`"ipv4"`, `"ipv6"`); empty: the default (the families of
+    /// the node's blocks).
+    pub families: Vec<String>,
     /// More `key = value` lines for this `[[peer]]` (e.g. filters).
     pub extra: String,
 }
@@ -51,6 +54,7 @@ impl TortiePeer {
             source_address: None,
             multihop: None,
             bfd: None,
+            families: Vec::new(),
             extra: String::new(),
         }
     }
@@ -165,6 +169,10 @@ impl TortieConfig {
                     s,
                     "bfd = true\nbfd_interval_ms = {interval}\nbfd_multiplier = {mult}"
                 );
+            }
+            if !p.families.is_empty() {
+                let quoted: Vec<String> = p.families.iter().map(|f| format!("\"{f}\"")).collect();
+                let _ = writeln!(s, "families = [{}]", quoted.join(", "));
             }
             s.push_str(&p.extra);
             s.push('\n');
@@ -623,5 +631,11 @@ mod tests {
         let v: toml::Table = c.render().parse().unwrap();
         let a = v["node"]["address"].as_array().unwrap();
         assert_eq!(a[1].as_str(), Some("2001:db8:5e::2/64"));
+        assert!(v["peer"][0].get("families").is_none());
+        c.peers[0].families = vec!["ipv4".into(), "ipv6".into()];
+        let v: toml::Table = c.render().parse().unwrap();
+        let f = v["peer"][0]["families"].as_array().unwrap();
+        assert_eq!(f.len(), 2);
+        assert_eq!(f[1].as_str(), Some("ipv6"));
     }
 }

@@ -1,5 +1,6 @@
 //! Smoke test of `tortie-bench` (root): every benchmark at its small CI size
-//! (`--smoke`: ingest 2k prefixes, both shapes, both feeders, end-to-end and
+//! (`--smoke`: ingest 2k prefixes, IPv4 with both shapes and both feeders,
+//! IPv6 (/48s in MP_REACH_NLRI) packed with the live feeder, end-to-end and
 //! control plane for BIRD and tortie, one run each; kernel 10k routes of each
 //! family (IPv4 /32s, IPv6 /64s), attach
 //! 20 pairs, convergence 5 attaches per row (two-nodes block/hosts, leaf-spine), idle 10 containers for 5 s)
@@ -62,21 +63,38 @@ fn every_benchmark_runs_at_smoke_size() {
     assert!(ratio("BGP ingest", "end_to_end_tortie_over_bird") > 0.0);
     assert!(ratio("BGP ingest", "control_plane_tortie_over_bird") > 0.0);
     assert!(ratio("BGP ingest", "rss_growth_per_route_tortie_over_bird") > 0.0);
-    // Like for like: every (shape, feeder) has the three rows for both DUTs,
-    // and every run carries DUT and feeder CPU and the CPUs it was pinned to.
+    // Like for like: every (family, shape, feeder) has the three rows for
+    // both DUTs, and every run carries DUT and feeder CPU and the CPUs it was
+    // pinned to.
     let ingest = section("BGP ingest");
-    assert_eq!(
-        ingest["ratios"].as_array().map(Vec::len),
-        Some(4),
-        "{ingest:#}"
-    );
+    let ingest_ratios = ingest["ratios"].as_array().expect("ingest ratios");
+    assert_eq!(ingest_ratios.len(), 4 + 1, "{ingest:#}");
+    // The IPv6 row (issue 11 §3): real ratios for the three measures.
+    let v6 = ingest_ratios
+        .iter()
+        .find(|r| r["family"] == "IPv6")
+        .unwrap_or_else(|| panic!("no IPv6 ingest row in {ingest:#}"));
+    assert_eq!(v6["shape"], "packed");
+    assert_eq!(v6["feeder"], "live");
+    for key in [
+        "end_to_end_tortie_over_bird",
+        "control_plane_tortie_over_bird",
+        "rss_growth_per_route_tortie_over_bird",
+    ] {
+        assert!(v6[key].as_f64().unwrap_or(0.0) > 0.0, "{key}: {v6}");
+    }
     let runs: Vec<&Value> = ingest["figures"]
         .as_array()
         .expect("figures")
         .iter()
         .filter(|f| f["mode"].is_string())
         .collect();
-    assert_eq!(runs.len(), 2 * 2 * 2 * 2, "shape × feeder × mode × DUT");
+    assert_eq!(
+        runs.len(),
+        (2 * 2 + 1) * 2 * 2,
+        "(IPv4 shape × feeder + IPv6) × mode × DUT"
+    );
+    assert_eq!(runs.iter().filter(|r| r["family"] == "IPv6").count(), 4);
     for r in &runs {
         assert!(r["dut_cpu_s"].as_f64().is_some_and(|c| c >= 0.0), "{r}");
         assert!(r["feeder_cpu_s"].as_f64().is_some_and(|c| c >= 0.0), "{r}");

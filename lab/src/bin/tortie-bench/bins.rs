@@ -159,8 +159,8 @@ impl BirdCtl {
         }
     }
 
-    /// Routes protocol `proto` has imported into its table (`show protocols
-    /// all P`, "Routes: N imported"): O(1) for BIRD, unlike `show route
+    /// Routes protocol `proto` has imported into its tables (`show protocols
+    /// all P`, "Routes: N imported", summed over its channels): O(1) for BIRD, unlike `show route
     /// count`, which walks the table and would slow the load it measures.
     pub fn imported(&mut self, proto: &str) -> Result<u64> {
         let lines = self.cmd(&format!("show protocols all {proto}"))?;
@@ -183,10 +183,10 @@ impl BirdCtl {
 fn parse_imported(lines: &[String]) -> u64 {
     lines
         .iter()
-        .find_map(|l| l.trim().strip_prefix("Routes:"))
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
+        .filter_map(|l| l.trim().strip_prefix("Routes:"))
+        .filter_map(|r| r.split_whitespace().next())
+        .filter_map(|n| n.parse::<u64>().ok())
+        .sum()
 }
 
 #[cfg(test)]
@@ -202,6 +202,13 @@ mod tests {
         ];
         assert_eq!(parse_imported(&l), 2);
         assert_eq!(parse_imported(&[]), 0);
+        // Two channels (IPv6 over an IPv4 session): both counted.
+        let mut both = l.clone();
+        both.extend([
+            "Channel ipv6".to_string(),
+            "Routes:         5 imported, 0 exported, 5 preferred".into(),
+        ]);
+        assert_eq!(parse_imported(&both), 7);
     }
 
     #[test]

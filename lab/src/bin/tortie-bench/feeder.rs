@@ -2,6 +2,9 @@
 //! (`tortie_bgp::wire`) that pushes pre-built UPDATE bytes at the device
 //! under test, so the feeder costs one `write` per 256 KiB and is never the
 //! bottleneck ([`self_rate`] measures it against a discarding reader).
+//! IPv4 workloads are /28s in NLRI with NEXT_HOP; IPv6 workloads are /48s
+//! in MP_REACH_NLRI with an IPv6 next hop (RFC 4760 §3), over the same IPv4
+//! session (both families negotiated, RFC 4760 §8).
 //!
 //! Data flow: [`Workload::build`] encodes every UPDATE up front; [`start`]
 //! runs a thread inside the feeder's namespace that listens, accepts the
@@ -11,7 +14,7 @@
 //! thread drains whatever the DUT sends back.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -20,8 +23,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use tortie_bgp::wire::{self, Capability, CodecContext, Message, Open, Update};
 use tortie_bgp::{
-    AddressFamily, AsPath, AsPathSegment, Ipv4Prefix, Origin, PathAttributes, Prefix,
+    AddressFamily, AsPath, AsPathSegment, Ipv4Prefix, Ipv6Prefix, Origin, PathAttributes, Prefix,
 };
+
+use crate::nl::Family;
 
 /// How prefixes are spread over UPDATEs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,18 +46,38 @@ impl Shape {
     }
 }
 
-/// Prefix length of the benchmark prefixes: /28s in 10.0.0.0/8 (2^20 of them).
-pub const PREFIX_LEN: u8 = 28;
+/// Prefix length of the benchmark prefixes of `family`: /28s in
+/// 10.0.0.0/8, /48s in fd00::/28 (2^20 of each).
+pub fn prefix_len(family: Family) -> u8 {
+    match family {
+        Family::V4 => 28,
+        Family::V6 => 48,
+    }
+}
 
-/// The i-th benchmark prefix.
-pub fn nth_prefix(i: u32) -> Prefix {
-    let a = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 0, 0, 0)) + (i << 4));
-    // i < 2^20 keeps it in 10/8 with a valid length.
-    Prefix::V4(Ipv4Prefix::new(a, PREFIX_LEN).unwrap_or_else(|| unreachable!()))
+/// Most prefixes a workload can hold (2^20 of either family).
+pub const MAX_PREFIXES: u32 = 1 << 20;
+
+/// The i-th benchmark prefix of `family` (i < [`MAX_PREFIXES`]):
+/// `10.0.0.0 + 16·i`/28, or `fd00:<i / 2^16>:<i mod 2^16>::/48`.
+pub fn nth_prefix(family: Family, i: u32) -> Prefix {
+    let len = prefix_len(family);
+    // i < 2^20 keeps both in their block with a valid length.
+    match family {
+        Family::V4 => {
+            let a = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 0, 0, 0)) + (i << 4));
+            Prefix::V4(Ipv4Prefix::new(a, len).unwrap_or_else(|| unreachable!()))
+        }
+        Family::V6 => {
+            let a = Ipv6Addr::new(0xfd00, (i >> 16) as u16, i as u16, 0, 0, 0, 0, 0);
+            Prefix::V6(Ipv6Prefix::new(a, len).unwrap_or_else(|| unreachable!()))
+        }
+    }
 }
 
 /// Pre-built UPDATE bytes, cut at message boundaries into write chunks.
 pub struct Workload {
+    pub family: Family,
     pub bytes: Vec<u8>,
     /// End offsets of the write chunks.
     pub chunks: Vec<usize>,
@@ -61,21 +86,38 @@ pub struct Workload {
     pub build_time: Duration,
 }
 
-/// The codec context both ends negotiate: 4-octet ASNs, IPv4 unicast, eBGP.
+/// The families the feeder offers (and the DUTs are configured with):
+/// IPv4 and IPv6 unicast, whichever the workload carries.
+pub const FAMILIES: [AddressFamily; 2] = [AddressFamily::IPV4_UNICAST, AddressFamily::IPV6_UNICAST];
+
+/// The codec context both ends negotiate: 4-octet ASNs, IPv4 and IPv6
+/// unicast, eBGP.
 pub fn context(local_asn: u32) -> CodecContext {
     CodecContext {
         four_octet_as: true,
-        families: vec![AddressFamily::IPV4_UNICAST],
+        families: FAMILIES.to_vec(),
         local_asn,
         ..CodecContext::default()
     }
 }
 
 impl Workload {
-    pub fn build(shape: Shape, n: u32, asn: u32, next_hop: Ipv4Addr) -> Result<Workload> {
-        if n > 1 << 20 {
-            bail!("at most {} prefixes (/28s of 10.0.0.0/8)", 1u32 << 20);
+    /// `n` prefixes of `family` announced by `asn` with `next_hop` (of
+    /// that family: NEXT_HOP for IPv4, MP_REACH_NLRI's for IPv6).
+    pub fn build(
+        shape: Shape,
+        family: Family,
+        n: u32,
+        asn: u32,
+        next_hop: IpAddr,
+    ) -> Result<Workload> {
+        if n > MAX_PREFIXES {
+            bail!("at most {MAX_PREFIXES} prefixes");
         }
+        if next_hop.is_ipv6() != (family == Family::V6) {
+            bail!("next hop {next_hop} is not of the workload's family");
+        }
+        let nth = |i| nth_prefix(family, i);
         let t = Instant::now();
         let ctx = context(asn);
         let mut msgs: Vec<Vec<u8>> = Vec::new();
@@ -85,7 +127,7 @@ impl Workload {
                 as_path: AsPath {
                     segments: vec![AsPathSegment::Sequence(path)],
                 },
-                next_hop: Some(next_hop.into()),
+                next_hop: Some(next_hop),
                 ..PathAttributes::default()
             })
         };
@@ -97,7 +139,7 @@ impl Workload {
                     let end = (i + 500).min(n);
                     let u = Update {
                         attributes: Some(shared.clone()),
-                        announced: (i..end).map(nth_prefix).collect(),
+                        announced: (i..end).map(nth).collect(),
                         ..Update::default()
                     };
                     wire::encode_updates(&u, &ctx, &mut msgs).context("encoding UPDATEs")?;
@@ -109,7 +151,7 @@ impl Workload {
                     // Private 4-octet ASNs (RFC 6996) make every AS_PATH distinct.
                     let u = Update {
                         attributes: Some(attrs(vec![asn, 4_200_000_000 + i])),
-                        announced: vec![nth_prefix(i)],
+                        announced: vec![nth(i)],
                         ..Update::default()
                     };
                     wire::encode_updates(&u, &ctx, &mut msgs).context("encoding UPDATEs")?;
@@ -130,6 +172,7 @@ impl Workload {
             chunks.push(bytes.len());
         }
         Ok(Workload {
+            family,
             bytes,
             chunks,
             prefixes: n,
@@ -279,16 +322,19 @@ fn serve(
         }
     }
     let _ = tx.send(FeedEvent::Written(thread_cpu().saturating_sub(cpu0)));
-    // End-of-RIB for IPv4 unicast: an empty UPDATE (RFC 4724 §2).
+    // End-of-RIB for each family (RFC 4724 §2): an empty UPDATE for IPv4,
+    // an empty MP_UNREACH_NLRI for IPv6.
     let mut eor = Vec::new();
-    wire::encode(
-        &Message::Update(Update {
-            end_of_rib: Some(AddressFamily::IPV4_UNICAST),
-            ..Update::default()
-        }),
-        &ctx,
-        &mut eor,
-    )?;
+    for f in FAMILIES {
+        wire::encode(
+            &Message::Update(Update {
+                end_of_rib: Some(f),
+                ..Update::default()
+            }),
+            &ctx,
+            &mut eor,
+        )?;
+    }
     stream.write_all(&eor)?;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
@@ -324,7 +370,8 @@ fn handshake(s: &mut TcpStream, asn: u32, router_id: Ipv4Addr) -> Result<()> {
         hold_time: 240,
         bgp_identifier: router_id,
         capabilities: vec![
-            Capability::Multiprotocol(AddressFamily::IPV4_UNICAST),
+            Capability::Multiprotocol(FAMILIES[0]),
+            Capability::Multiprotocol(FAMILIES[1]),
             Capability::RouteRefresh,
             Capability::FourOctetAs(asn),
         ],
@@ -424,28 +471,50 @@ mod tests {
 
     #[test]
     fn workloads_decode_back() {
-        for shape in [Shape::Packed, Shape::Unique] {
-            let w = Workload::build(shape, 1200, 65001, Ipv4Addr::new(198, 18, 0, 1)).unwrap();
-            let ctx = context(65002);
-            let mut off = 0;
-            let mut prefixes = 0;
-            let mut msgs = 0;
-            while off < w.bytes.len() {
-                let len = wire::frame(&w.bytes[off..], 4096).unwrap().unwrap();
-                match wire::decode(&w.bytes[off..off + len], &ctx).unwrap() {
-                    Message::Update(u) => prefixes += u.announced.len(),
-                    m => panic!("unexpected {m:?}"),
+        let nh4: IpAddr = Ipv4Addr::new(198, 18, 0, 1).into();
+        let nh6: IpAddr = "fd12:18::1".parse().unwrap();
+        for (family, nh) in [(Family::V4, nh4), (Family::V6, nh6)] {
+            for shape in [Shape::Packed, Shape::Unique] {
+                let w = Workload::build(shape, family, 1200, 65001, nh).unwrap();
+                let ctx = context(65002);
+                let mut off = 0;
+                let mut seen = std::collections::HashSet::new();
+                let mut msgs = 0;
+                while off < w.bytes.len() {
+                    let len = wire::frame(&w.bytes[off..], 4096).unwrap().unwrap();
+                    match wire::decode(&w.bytes[off..off + len], &ctx).unwrap() {
+                        Message::Update(u) => {
+                            let a = u.attributes.as_deref().unwrap();
+                            assert_eq!(a.next_hop, Some(nh), "{family:?} {shape:?}");
+                            for p in u.announced {
+                                assert_eq!(matches!(p, Prefix::V6(_)), family == Family::V6);
+                                assert_eq!(p.len(), prefix_len(family));
+                                seen.insert(p);
+                            }
+                        }
+                        m => panic!("unexpected {m:?}"),
+                    }
+                    off += len;
+                    msgs += 1;
                 }
-                off += len;
-                msgs += 1;
+                assert_eq!(seen.len(), 1200, "{family:?} {shape:?}: unique prefixes");
+                assert_eq!(msgs, w.messages);
+                if shape == Shape::Packed {
+                    // ~500 a message for both families (/48s: 7 bytes each).
+                    assert_eq!(msgs, 3, "{family:?}");
+                }
+                assert_eq!(w.chunks.last().copied(), Some(w.bytes.len()));
             }
-            assert_eq!(prefixes, 1200);
-            assert_eq!(msgs, w.messages);
-            if shape == Shape::Packed {
-                assert_eq!(msgs, 3);
-            }
-            assert_eq!(w.chunks.last().copied(), Some(w.bytes.len()));
         }
-        assert_eq!(nth_prefix(1).to_string(), "10.0.0.16/28");
+        assert!(Workload::build(Shape::Packed, Family::V6, 10, 65001, nh4).is_err());
+        assert_eq!(nth_prefix(Family::V4, 1).to_string(), "10.0.0.16/28");
+        assert_eq!(
+            nth_prefix(Family::V6, 0x1_0002).to_string(),
+            "fd00:1:2::/48"
+        );
+        assert_eq!(
+            nth_prefix(Family::V6, MAX_PREFIXES - 1).to_string(),
+            "fd00:f:ffff::/48"
+        );
     }
 }

@@ -1,5 +1,5 @@
 //! Benchmark 1, BGP ingest: tortie vs BIRD 2 measured the same way in the
-//! same run (issue 15 §1). Per (shape, size, feeder), three rows:
+//! same run (issue 15 §1). Per (family, shape, size, feeder), three rows:
 //!
 //! - **end-to-end**: first UPDATE on the wire → all N in the DUT's kernel
 //!   table, kernel install on for both (BIRD's kernel protocol exporting BGP
@@ -19,7 +19,8 @@
 //! ([`crate::pin`], `--pin`), the same way for both DUTs; DUT CPU seconds
 //! are reported beside wall time. Each (feeder, mode) pair runs `repeat`
 //! times per DUT, the first DUT alternating between pairs; medians shown.
-//! One run is [`crate::ingest_run::one_run`].
+//! IPv4 runs carry /28s, IPv6 runs /48s in MP_REACH_NLRI (issue 11 §3),
+//! each family its own rows. One run is [`crate::ingest_run::one_run`].
 
 use std::sync::Arc;
 
@@ -28,14 +29,20 @@ use serde_json::{Value, json};
 
 use crate::feeder::{self, Shape, Workload};
 use crate::ingest_run::{self, DUT_ASN, Dut, FEEDER_ASN, FEEDER_IP, Feed, Inputs, Mode, Run};
+use crate::nl::Family;
 use crate::pin::{self, Pinning};
 use crate::report::{Section, ratio, secs};
 
 /// What to run.
 pub struct Options {
+    pub families: Vec<Family>,
     pub sizes: Vec<u32>,
     pub shapes: Vec<Shape>,
     pub feeds: Vec<Feed>,
+    /// IPv6 only for this (shape, feeder) rather than every one: the CI
+    /// smoke's cheap IPv6 pass.
+    pub v6_only: Option<(Shape, Feed)>,
+    pub waits: ingest_run::Waits,
     pub repeat: u32,
     pub pinning: Pinning,
 }
@@ -56,12 +63,27 @@ fn median_f(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-fn run_json(shape: Shape, n: u32, feed: Feed, mode: Mode, dut: Dut, seq: usize, r: &Run) -> Value {
+/// Which (family, shape, size, feeder) the runs were of.
+#[derive(Clone, Copy)]
+struct Case {
+    family: Family,
+    shape: Shape,
+    n: u32,
+    feed: Feed,
+}
+
+fn run_json(c: Case, mode: Mode, dut: Dut, seq: usize, r: &Run) -> Value {
+    let Case {
+        family,
+        shape,
+        n,
+        feed,
+    } = c;
     json!({
-        "shape": shape.name(), "prefixes": n, "feeder": feed.key(), "mode": mode.key(),
+        "family": family.name(), "shape": shape.name(), "prefixes": n, "feeder": feed.key(), "mode": mode.key(),
         "dut": dut.name(), "sequence": seq,
         "rib_s": r.rib.as_secs_f64(), "kernel_s": r.kernel.map(|k| k.as_secs_f64()),
-        "rss_before_bytes": r.rss_before, "peak_rss_bytes": r.hwm, "rss_after_1s_bytes": r.rss_after,
+        "rss_before_bytes": r.rss_before, "peak_rss_bytes": r.hwm, "rss_after_steady_bytes": r.rss_after,
         "rss_after_withdraw_bytes": r.rss_withdrawn,
         "rss_growth_bytes_per_route": r.bytes_per_route(n),
         "dut_cpu_s": r.cpu, "feeder_cpu_s": r.feeder_cpu,
@@ -73,9 +95,10 @@ fn run_json(shape: Shape, n: u32, feed: Feed, mode: Mode, dut: Dut, seq: usize, 
 pub fn run(opts: &Options) -> Result<Section> {
     let mut sec = Section::new(
         "BGP ingest (tortie vs BIRD, like for like)",
-        "Per shape, size and feeder, three rows, tortie and BIRD 2 measured the same way in the same run, each in fresh namespaces (feeder ↔ DUT over a veth, eBGP 65001 → 64512). t0 = the first UPDATE leaving the feeder, seen by a packet socket on its veth (the same for both feeders and DUTs). **end-to-end** = t0 → all N /28s of the DUT's protocol in its kernel table (netlink route events), kernel install on for both. **control plane** = t0 → all N in the DUT's RIB with kernel install off on both (BIRD: no kernel protocol, \"Routes: N imported\" on its control socket; tortie: `tortie run --no-kernel`, `routes_received` from GET /v1/status; both polled every 10 ms; afterwards a dump checks none of the N reached the kernel). **RSS growth/route** = (VmHWM − VmRSS before the load) / N of the DUT process, end-to-end runs. **RSS kept after withdrawal** = VmRSS 2 s after the feeder's session went down and every route left the kernel, minus VmRSS before the load (end-to-end runs; tortie runs with graceful restart off). Feeders: **live** = BIRD 2 holding the routes in a static protocol that is enabled once the session is up (a real peer's process; its control socket is poked every 10 ms, BIRD 2.0.12's end-of-export stall); **burst** = the bench's pre-built UPDATE bytes written in 256 KiB chunks. CPU s = user + system seconds of the DUT process (all threads) and of the feeder (BIRD process; the writer thread) during the load. Medians of the repeated runs (DUT order alternating); ratios are tortie / BIRD of the medians (lower is better). RIB heap (in-process) = the burst workload's bytes decoded and applied to tortie's `Rib` in the bench process, live heap counted (a tortie-only figure).",
+        "Per family, shape, size and feeder, three rows, tortie and BIRD 2 measured the same way in the same run, each in fresh namespaces (feeder ↔ DUT over a veth, eBGP 65001 → 64512, an IPv4 session). IPv4 rows: N /28s; IPv6 rows: N /48s in MP_REACH_NLRI with the feeder's IPv6 address on the link as next hop, both families negotiated on both DUTs (BIRD: ipv4 and ipv6 channels; tortie: `families = [\"ipv4\", \"ipv6\"]`). t0 = the first UPDATE leaving the feeder, seen by a packet socket on its veth (the same for both feeders and DUTs). **end-to-end** = t0 → all N prefixes of the DUT's protocol in its kernel table (netlink route events), kernel install on for both. **control plane** = t0 → all N in the DUT's RIB with kernel install off on both (BIRD: no kernel protocol, \"Routes: N imported\" on its control socket; tortie: `tortie run --no-kernel`, `routes_received` from GET /v1/status; both polled every 10 ms; afterwards a dump checks none of the N reached the kernel). **RSS growth/route** = (VmHWM − VmRSS before the load) / N of the DUT process, end-to-end runs. **RSS kept after withdrawal** = VmRSS 2 s after the feeder's session went down and every route left the kernel, minus VmRSS before the load (end-to-end runs; tortie runs with graceful restart off; `--smoke` waits 0.3 s, and 0.2 s instead of 1 s for the steady state). Feeders: **live** = BIRD 2 holding the routes in a static protocol that is enabled once the session is up (a real peer's process; its control socket is poked every 10 ms, BIRD 2.0.12's end-of-export stall); **burst** = the bench's pre-built UPDATE bytes written in 256 KiB chunks. CPU s = user + system seconds of the DUT process (all threads) and of the feeder (BIRD process; the writer thread) during the load. Medians of the repeated runs (DUT order alternating); ratios are tortie / BIRD of the medians (lower is better). RIB heap (in-process) = the burst workload's bytes decoded and applied to tortie's `Rib` in the bench process, live heap counted (a tortie-only figure).",
     );
     sec.header = [
+        "family",
         "shape",
         "N",
         "feeder",
@@ -92,10 +115,13 @@ pub fn run(opts: &Options) -> Result<Section> {
     let all = pin::current()?;
     let (feeder_cpus, dut_cpus) = pin::layout(opts.pinning, &all);
     sec.sizes = json!({
+        "families": opts.families.iter().map(|f| f.name()).collect::<Vec<_>>(),
         "prefixes": opts.sizes,
         "shapes": opts.shapes.iter().map(|s| s.name()).collect::<Vec<_>>(),
         "feeders": opts.feeds.iter().map(|f| f.key()).collect::<Vec<_>>(),
         "repeat": opts.repeat,
+        "waits_s": { "settle": opts.waits.settle.as_secs_f64(), "steady": opts.waits.steady.as_secs_f64(),
+                     "withdrawn": opts.waits.withdrawn.as_secs_f64() },
         "pinning": opts.pinning.name(),
         "feeder_cpus": feeder_cpus.list(),
         "dut_cpus": dut_cpus.list(),
@@ -131,184 +157,240 @@ fn measure(
     let mut figures = Vec::new();
     let mut ratios = Vec::new();
     let mut seq = 0usize;
-    for &shape in &opts.shapes {
-        for &n in &opts.sizes {
-            let work = Arc::new(Workload::build(shape, n, FEEDER_ASN, FEEDER_IP)?);
-            let static_routes = tmp.join(format!("routes-{}-{n}.conf", shape.name()));
-            ingest_run::write_static_routes(&static_routes, shape, n)?;
-            let inp = Inputs {
-                work: work.clone(),
-                static_routes,
-                dut_cpus: dut_cpus.clone(),
-            };
-            let rib_only = crate::rib::ingest(&work, DUT_ASN, FEEDER_ASN, FEEDER_IP)?;
-            figures.push(json!({
-                "shape": shape.name(), "prefixes": n, "dut": "tortie RIB in-process",
-                "rib_s": rib_only.elapsed.as_secs_f64(), "rib_heap_bytes": rib_only.bytes,
-                "bytes_per_route": rib_only.bytes_per_route(),
-            }));
-            for &feed in &opts.feeds {
-                let mut runs: Vec<(Mode, Dut, Run)> = Vec::new();
-                for _ in 0..opts.repeat.max(1) {
-                    for mode in [Mode::EndToEnd, Mode::ControlPlane] {
-                        let order = if seq.is_multiple_of(2) {
-                            [Dut::Bird, Dut::Tortie]
-                        } else {
-                            [Dut::Tortie, Dut::Bird]
-                        };
-                        for dut in order {
-                            let r =
-                                ingest_run::one_run(dut, feed, mode, &inp).with_context(|| {
-                                    format!(
-                                        "{} {} {n} {} {}",
-                                        dut.name(),
-                                        shape.name(),
-                                        feed.key(),
-                                        mode.key()
-                                    )
-                                })?;
-                            figures.push(run_json(shape, n, feed, mode, dut, seq, &r));
-                            runs.push((mode, dut, r));
-                        }
-                        seq += 1;
+    for &family in &opts.families {
+        for &shape in &opts.shapes {
+            let feeds: Vec<Feed> = match opts.v6_only {
+                Some((s, f)) if family == Family::V6 => {
+                    if s != shape {
+                        continue;
                     }
+                    vec![f]
                 }
-                let pick = |mode: Mode, dut: Dut| -> Vec<Run> {
-                    runs.iter()
-                        .filter(|(m, d, _)| *m == mode && *d == dut)
-                        .map(|(_, _, r)| r.clone())
-                        .collect()
+                _ => opts.feeds.clone(),
+            };
+            for &n in &opts.sizes {
+                let nh = ingest_run::feeder_next_hop(family);
+                let work = Arc::new(Workload::build(shape, family, n, FEEDER_ASN, nh)?);
+                let static_routes = tmp.join(format!(
+                    "routes-{}-{}-{n}.conf",
+                    family.name(),
+                    shape.name()
+                ));
+                ingest_run::write_static_routes(&static_routes, shape, family, n)?;
+                let inp = Inputs {
+                    work: work.clone(),
+                    static_routes,
+                    dut_cpus: dut_cpus.clone(),
+                    waits: opts.waits,
                 };
-                let mut row_ratios =
-                    json!({ "shape": shape.name(), "prefixes": n, "feeder": feed.key() });
-                for mode in [Mode::EndToEnd, Mode::ControlPlane] {
-                    let b = median_by(&pick(mode, Dut::Bird), |r| r.time);
-                    let t = median_by(&pick(mode, Dut::Tortie), |r| r.time);
-                    let rt = ratio(t.time.as_secs_f64(), b.time.as_secs_f64());
-                    let label = match mode {
-                        Mode::EndToEnd => "end-to-end (kernel on)",
-                        Mode::ControlPlane => "control plane (kernel off)",
+                let rib_only = crate::rib::ingest(&work, DUT_ASN, FEEDER_ASN, FEEDER_IP)?;
+                figures.push(json!({
+                    "family": family.name(), "shape": shape.name(), "prefixes": n,
+                    "dut": "tortie RIB in-process",
+                    "rib_s": rib_only.elapsed.as_secs_f64(), "rib_heap_bytes": rib_only.bytes,
+                    "bytes_per_route": rib_only.bytes_per_route(),
+                }));
+                for &feed in &feeds {
+                    let case = Case {
+                        family,
+                        shape,
+                        n,
+                        feed,
                     };
-                    sec.rows.push(vec![
-                        shape.name().into(),
-                        n.to_string(),
-                        feed.name().into(),
-                        label.into(),
-                        secs(b.time),
-                        secs(t.time),
-                        format!("{rt:.2}×"),
-                        format!("{:.2}", b.cpu),
-                        format!("{:.2}", t.cpu),
-                        format!("{:.3} / {:.3}", b.feeder_cpu, t.feeder_cpu),
-                    ]);
-                    row_ratios[format!("{}_tortie_over_bird", mode.key())] = json!(rt);
-                    row_ratios[format!("{}_cpu_tortie_over_bird", mode.key())] =
-                        json!(ratio(t.cpu, b.cpu));
-                    sec.target(
-                        &format!("{label} {} {n} {}", shape.name(), feed.key()),
-                        "≤ 0.5× BIRD",
-                        format!("{rt:.2}×"),
-                        rt <= 0.5,
-                    );
+                    measure_case(opts, sec, case, &inp, &mut seq, &mut figures, &mut ratios)?;
                 }
-                let bpr = |dut: Dut| {
-                    median_f(
-                        pick(Mode::EndToEnd, dut)
-                            .iter()
-                            .map(|r| r.bytes_per_route(n))
-                            .collect(),
-                    )
-                };
-                let (bb, tb) = (bpr(Dut::Bird), bpr(Dut::Tortie));
-                let mr = ratio(tb, bb);
-                sec.rows.push(vec![
-                    shape.name().into(),
-                    n.to_string(),
-                    feed.name().into(),
-                    "peak RSS growth, B/route".into(),
-                    format!("{bb:.0}"),
-                    format!("{tb:.0}"),
-                    format!("{mr:.2}×"),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                ]);
-                row_ratios["rss_growth_per_route_tortie_over_bird"] = json!(mr);
-                // Memory kept once the feeder's routes are all withdrawn
-                // (issue 10): RSS 2 s after, over RSS before the load.
-                let kept = |dut: Dut| {
-                    median_f(
-                        pick(Mode::EndToEnd, dut)
-                            .iter()
-                            .filter_map(|r| {
-                                r.rss_withdrawn
-                                    .map(|w| w as f64 / 1048576.0 - r.rss_before as f64 / 1048576.0)
-                            })
-                            .collect(),
-                    )
-                };
-                let (bk, tk) = (kept(Dut::Bird), kept(Dut::Tortie));
-                sec.rows.push(vec![
-                    shape.name().into(),
-                    n.to_string(),
-                    feed.name().into(),
-                    "RSS kept after withdrawal, MiB over pre-load".into(),
-                    format!("{bk:.1}"),
-                    format!("{tk:.1}"),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                ]);
-                row_ratios["rss_kept_after_withdraw_mib"] = json!({ "bird": bk, "tortie": tk });
+                let key = row_key(family, shape, n, "—");
+                sec.rows.push(row(
+                    &key,
+                    "RIB heap (in-process, tortie only)",
+                    [
+                        String::new(),
+                        format!(
+                            "{}, {:.0} B/route",
+                            secs(rib_only.elapsed),
+                            rib_only.bytes_per_route()
+                        ),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                    ],
+                ));
                 sec.target(
                     &format!(
-                        "peak RSS growth per route {} {n} {}",
-                        shape.name(),
-                        feed.key()
+                        "RIB memory per route {} {} {n}",
+                        family.name(),
+                        shape.name()
                     ),
-                    "≤ 1× BIRD",
-                    format!("{mr:.2}×"),
-                    mr <= 1.0,
+                    "≤ 100 B (live heap of decoder + RIB / N)",
+                    format!("{:.0} B", rib_only.bytes_per_route()),
+                    rib_only.bytes_per_route() <= 100.0,
                 );
-                ratios.push(row_ratios);
-            }
-            sec.rows.push(vec![
-                shape.name().into(),
-                n.to_string(),
-                "—".into(),
-                "RIB heap (in-process, tortie only)".into(),
-                String::new(),
-                format!(
-                    "{}, {:.0} B/route",
-                    secs(rib_only.elapsed),
-                    rib_only.bytes_per_route()
-                ),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-            ]);
-            sec.target(
-                &format!("RIB memory per route {} {n}", shape.name()),
-                "≤ 100 B (live heap of decoder + RIB / N)",
-                format!("{:.0} B", rib_only.bytes_per_route()),
-                rib_only.bytes_per_route() <= 100.0,
-            );
-            if opts.feeds.contains(&Feed::Burst) {
-                let rate = feeder::self_rate(&work)?;
-                figures.push(json!({ "shape": shape.name(), "prefixes": n,
-                    "burst_feeder_prefixes_per_s": rate, "feeder_updates": work.messages,
-                    "feeder_bytes": work.bytes.len(), "feeder_build_s": work.build_time.as_secs_f64() }));
-                sec.notes.push(format!(
-                    "{} {n}: the burst feeder alone writes {:.2} M prefixes/s (to a discarding reader over loopback)",
-                    shape.name(),
-                    rate / 1e6
-                ));
+                if feeds.contains(&Feed::Burst) {
+                    let rate = feeder::self_rate(&work)?;
+                    figures.push(json!({ "family": family.name(), "shape": shape.name(), "prefixes": n,
+                        "burst_feeder_prefixes_per_s": rate, "feeder_updates": work.messages,
+                        "feeder_bytes": work.bytes.len(), "feeder_build_s": work.build_time.as_secs_f64() }));
+                    sec.notes.push(format!(
+                        "{} {} {n}: the burst feeder alone writes {:.2} M prefixes/s (to a discarding reader over loopback)",
+                        family.name(),
+                        shape.name(),
+                        rate / 1e6
+                    ));
+                }
             }
         }
     }
     sec.figures = Value::Array(figures);
     sec.ratios = Value::Array(ratios);
+    Ok(())
+}
+
+/// The first columns of a row: family, shape, N, feeder.
+fn row_key(family: Family, shape: Shape, n: u32, feeder: &str) -> [String; 4] {
+    [
+        family.name().into(),
+        shape.name().into(),
+        n.to_string(),
+        feeder.into(),
+    ]
+}
+
+fn row(key: &[String; 4], measure: &str, rest: [String; 6]) -> Vec<String> {
+    let mut r = key.to_vec();
+    r.push(measure.into());
+    r.extend(rest);
+    r
+}
+
+/// Every run of one (family, shape, size, feeder): `repeat` times each mode
+/// for both DUTs, the first DUT alternating; then the rows.
+fn measure_case(
+    opts: &Options,
+    sec: &mut Section,
+    case: Case,
+    inp: &Inputs,
+    seq: &mut usize,
+    figures: &mut Vec<Value>,
+    ratios: &mut Vec<Value>,
+) -> Result<()> {
+    let Case {
+        family,
+        shape,
+        n,
+        feed,
+    } = case;
+    let tag = format!("{} {} {n} {}", family.name(), shape.name(), feed.key());
+    let mut runs: Vec<(Mode, Dut, Run)> = Vec::new();
+    for _ in 0..opts.repeat.max(1) {
+        for mode in [Mode::EndToEnd, Mode::ControlPlane] {
+            let order = if seq.is_multiple_of(2) {
+                [Dut::Bird, Dut::Tortie]
+            } else {
+                [Dut::Tortie, Dut::Bird]
+            };
+            for dut in order {
+                let r = ingest_run::one_run(dut, feed, mode, inp)
+                    .with_context(|| format!("{} {tag} {}", dut.name(), mode.key()))?;
+                figures.push(run_json(case, mode, dut, *seq, &r));
+                runs.push((mode, dut, r));
+            }
+            *seq += 1;
+        }
+    }
+    let pick = |mode: Mode, dut: Dut| -> Vec<Run> {
+        runs.iter()
+            .filter(|(m, d, _)| *m == mode && *d == dut)
+            .map(|(_, _, r)| r.clone())
+            .collect()
+    };
+    let key = row_key(family, shape, n, feed.name());
+    let mut row_ratios = json!({ "family": family.name(), "shape": shape.name(), "prefixes": n, "feeder": feed.key() });
+    for mode in [Mode::EndToEnd, Mode::ControlPlane] {
+        let b = median_by(&pick(mode, Dut::Bird), |r| r.time);
+        let t = median_by(&pick(mode, Dut::Tortie), |r| r.time);
+        let rt = ratio(t.time.as_secs_f64(), b.time.as_secs_f64());
+        let label = match mode {
+            Mode::EndToEnd => "end-to-end (kernel on)",
+            Mode::ControlPlane => "control plane (kernel off)",
+        };
+        sec.rows.push(row(
+            &key,
+            label,
+            [
+                secs(b.time),
+                secs(t.time),
+                format!("{rt:.2}×"),
+                format!("{:.2}", b.cpu),
+                format!("{:.2}", t.cpu),
+                format!("{:.3} / {:.3}", b.feeder_cpu, t.feeder_cpu),
+            ],
+        ));
+        row_ratios[format!("{}_tortie_over_bird", mode.key())] = json!(rt);
+        row_ratios[format!("{}_cpu_tortie_over_bird", mode.key())] = json!(ratio(t.cpu, b.cpu));
+        sec.target(
+            &format!("{label} {tag}"),
+            "≤ 0.5× BIRD",
+            format!("{rt:.2}×"),
+            rt <= 0.5,
+        );
+    }
+    let bpr = |dut: Dut| {
+        median_f(
+            pick(Mode::EndToEnd, dut)
+                .iter()
+                .map(|r| r.bytes_per_route(n))
+                .collect(),
+        )
+    };
+    let (bb, tb) = (bpr(Dut::Bird), bpr(Dut::Tortie));
+    let mr = ratio(tb, bb);
+    sec.rows.push(row(
+        &key,
+        "peak RSS growth, B/route",
+        [
+            format!("{bb:.0}"),
+            format!("{tb:.0}"),
+            format!("{mr:.2}×"),
+            String::new(),
+            String::new(),
+            String::new(),
+        ],
+    ));
+    row_ratios["rss_growth_per_route_tortie_over_bird"] = json!(mr);
+    // Memory kept once the feeder's routes are all withdrawn (issue 10): RSS
+    // `waits.withdrawn` after, over RSS before the load.
+    let kept = |dut: Dut| {
+        median_f(
+            pick(Mode::EndToEnd, dut)
+                .iter()
+                .filter_map(|r| {
+                    r.rss_withdrawn
+                        .map(|w| w as f64 / 1048576.0 - r.rss_before as f64 / 1048576.0)
+                })
+                .collect(),
+        )
+    };
+    let (bk, tk) = (kept(Dut::Bird), kept(Dut::Tortie));
+    sec.rows.push(row(
+        &key,
+        "RSS kept after withdrawal, MiB over pre-load",
+        [
+            format!("{bk:.1}"),
+            format!("{tk:.1}"),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+        ],
+    ));
+    row_ratios["rss_kept_after_withdraw_mib"] = json!({ "bird": bk, "tortie": tk });
+    sec.target(
+        &format!("peak RSS growth per route {tag}"),
+        "≤ 1× BIRD",
+        format!("{mr:.2}×"),
+        mr <= 1.0,
+    );
+    ratios.push(row_ratios);
     Ok(())
 }

@@ -2,6 +2,10 @@
 //! namespaces (feeder ↔ DUT over a veth), measured the same way whichever
 //! the DUT and the feeder are (see [`crate::ingest`] for the method).
 //!
+//! IPv6 runs carry IPv6 /48s over the same IPv4 session (MP-BGP, both
+//! families negotiated on both DUTs), next hop the feeder's IPv6 address on
+//! the link (no DAD); the DUTs' kernel routes and the monitor are IPv6.
+//!
 //! Data flow: namespaces → packet capture on the feeder's veth
 //! ([`crate::capture`]) → feeder (BIRD with a disabled static protocol, or
 //! the pre-built writer) on the feeder CPUs → kernel monitor (end-to-end
@@ -10,7 +14,7 @@
 //! `go`) → first UPDATE on the wire = t0 → poll the DUT's RIB count (and
 //! poke the BIRD feeder) → kernel monitor → figures.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -24,7 +28,7 @@ use tortie_lab::tortie::{TortieConfig, TortieNode, TortiePeer};
 use crate::bins::{BirdCtl, agent_routes_received};
 use crate::capture::FirstUpdate;
 use crate::feeder::{self, FeedEvent, Shape, Workload};
-use crate::nl;
+use crate::nl::{self, Family};
 use crate::pin::{self, CpuSet};
 use crate::report::{cpu_seconds, proc_kb};
 
@@ -32,6 +36,10 @@ pub const FEEDER_ASN: u32 = 65001;
 pub const DUT_ASN: u32 = 64512;
 pub const FEEDER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 pub const DUT_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+/// The two ends' IPv6 addresses on the link (a /64), for IPv6 runs: the
+/// feeder's is the next hop of every IPv6 route.
+pub const FEEDER_IP6: Ipv6Addr = Ipv6Addr::new(0xfd12, 0x18, 0, 0, 0, 0, 0, 1);
+pub const DUT_IP6: Ipv6Addr = Ipv6Addr::new(0xfd12, 0x18, 0, 0, 0, 0, 0, 2);
 /// rtm_protocol of BIRD's kernel routes (RTPROT_BIRD).
 const PROTO_BIRD: u8 = 12;
 const PROTO_TORTIE: u8 = 149;
@@ -99,12 +107,40 @@ impl Mode {
     }
 }
 
+/// How long a run idles where the method waits for a steady state.
+#[derive(Clone, Copy, Debug)]
+pub struct Waits {
+    /// After Established, before the baselines.
+    pub settle: Duration,
+    /// After the load, before the steady-state RSS.
+    pub steady: Duration,
+    /// After every route left the kernel, before the RSS kept.
+    pub withdrawn: Duration,
+}
+
+impl Waits {
+    /// The method's waits (lab/bench/README.md).
+    pub const FULL: Waits = Waits {
+        settle: Duration::from_millis(300),
+        steady: Duration::from_secs(1),
+        withdrawn: Duration::from_secs(2),
+    };
+    /// The CI smoke's: it checks that every path runs, not the figures.
+    pub const SMOKE: Waits = Waits {
+        settle: Duration::from_millis(300),
+        steady: Duration::from_millis(200),
+        withdrawn: Duration::from_millis(300),
+    };
+}
+
 /// What one run needs besides its DUT, feeder and mode.
 pub struct Inputs {
+    /// The workload (its `family` decides the run's family).
     pub work: Arc<Workload>,
     /// The live feeder's static routes (one `route … blackhole …;` a line).
     pub static_routes: std::path::PathBuf,
     pub dut_cpus: CpuSet,
+    pub waits: Waits,
 }
 
 /// One DUT's figures for one run.
@@ -118,9 +154,10 @@ pub struct Run {
     pub time: Duration,
     pub rss_before: u64,
     pub hwm: u64,
-    /// VmRSS 1 s after the load.
+    /// VmRSS [`Waits::steady`] after the load.
     pub rss_after: u64,
-    /// VmRSS 2 s after every route was withdrawn (end-to-end runs).
+    /// VmRSS [`Waits::withdrawn`] after every route was withdrawn
+    /// (end-to-end runs).
     pub rss_withdrawn: Option<u64>,
     /// DUT CPU seconds (all threads, user + system) during the load.
     pub cpu: f64,
@@ -139,15 +176,23 @@ impl Run {
     }
 }
 
+/// The feeder's next hop for `family`: its address of that family on the link.
+pub fn feeder_next_hop(family: Family) -> IpAddr {
+    match family {
+        Family::V4 => FEEDER_IP.into(),
+        Family::V6 => FEEDER_IP6.into(),
+    }
+}
+
 /// The live feeder's static routes for a workload: `shape` decides whether
 /// every route carries its own AS_PATH (BIRD prepends its ASN on export:
 /// `65001 4200000000+i`, as the pre-built unique workload).
-pub fn write_static_routes(path: &Path, shape: Shape, n: u32) -> Result<()> {
+pub fn write_static_routes(path: &Path, shape: Shape, family: Family, n: u32) -> Result<()> {
     use std::io::Write;
     let f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut w = std::io::BufWriter::new(f);
     for i in 0..n {
-        let p = feeder::nth_prefix(i);
+        let p = feeder::nth_prefix(family, i);
         match shape {
             Shape::Packed => writeln!(w, "route {p} blackhole;")?,
             Shape::Unique => writeln!(
@@ -182,31 +227,37 @@ impl Control {
     }
 }
 
-fn start_dut(dut: Dut, mode: Mode, ns: &Netns, dir: &Path) -> Result<Control> {
+fn start_dut(dut: Dut, mode: Mode, family: Family, ns: &Netns, dir: &Path) -> Result<Control> {
+    let v6 = family == Family::V6;
     match dut {
         Dut::Bird => {
             let mut cfg = BirdConfig::new(DUT_IP, DUT_ASN);
             cfg.kernel_export = mode == Mode::EndToEnd;
-            cfg.neighbors
-                .push(BirdNeighbor::new(DUT_PROTO, FEEDER_IP.into(), FEEDER_ASN));
+            let mut nb = BirdNeighbor::new(DUT_PROTO, FEEDER_IP.into(), FEEDER_ASN);
+            // IPv6 runs: an ipv6 channel beside the ipv4 one.
+            nb.ipv6_next_hop = v6.then_some(DUT_IP6);
+            cfg.neighbors.push(nb);
             let bird = Bird::start(ns, dir, &cfg)?;
             let ctl = BirdCtl::connect(&bird.socket)?;
             Ok(Control::Bird(bird, ctl))
         }
         Dut::Tortie => {
-            let mut cfg = TortieConfig::new(
-                "dut",
-                &format!("{DUT_IP}/24"),
-                DUT_ASN,
-                "172.31.0.0/26",
-                dir,
-            );
+            let address = if v6 {
+                format!("{DUT_IP}/24,{DUT_IP6}/64")
+            } else {
+                format!("{DUT_IP}/24")
+            };
+            let mut cfg = TortieConfig::new("dut", &address, DUT_ASN, "172.31.0.0/26", dir);
             cfg.hold_time = 90;
             // The feeder's routes go when its session does (withdrawal row).
             cfg.graceful_restart = false;
             cfg.metrics_listen = String::new();
-            cfg.peers
-                .push(TortiePeer::new(FEEDER_IP.into(), FEEDER_ASN));
+            let mut peer = TortiePeer::new(FEEDER_IP.into(), FEEDER_ASN);
+            if v6 {
+                // Both families, as the BIRD DUT's two channels.
+                peer.families = vec!["ipv4".into(), "ipv6".into()];
+            }
+            cfg.peers.push(peer);
             let args: &[&str] = match mode {
                 Mode::EndToEnd => &[],
                 Mode::ControlPlane => &["--no-kernel"],
@@ -223,13 +274,29 @@ enum Feeder {
     Live(Bird, BirdCtl),
 }
 
-fn start_live(ns: &Netns, dir: &Path, routes: &Path) -> Result<Feeder> {
+fn start_live(ns: &Netns, dir: &Path, routes: &Path, family: Family) -> Result<Feeder> {
+    // IPv4 runs: the ipv4 channel alone, as before; IPv6 runs: both
+    // channels, the routes on the ipv6 one with our link address as next
+    // hop (IPv6 over an IPv4 session needs it spelt out).
+    let (static_family, channels) = match family {
+        Family::V4 => (
+            "ipv4",
+            "ipv4 { import none; export where source = RTS_STATIC; };".to_string(),
+        ),
+        Family::V6 => (
+            "ipv6",
+            format!(
+                "ipv4 {{ import none; export none; }};\n  \
+                 ipv6 {{ import none; export where source = RTS_STATIC; next hop address {FEEDER_IP6}; }};"
+            ),
+        ),
+    };
     let conf = format!(
         "router id {FEEDER_IP};\nlog stderr all;\nprotocol device {{ scan time 10; }}\n\
-         protocol static {STATIC} {{\n  ipv4;\n  disabled;\ninclude \"{}\";\n}}\n\
+         protocol static {STATIC} {{\n  {static_family};\n  disabled;\ninclude \"{}\";\n}}\n\
          protocol bgp {FEEDER_PROTO} {{\n  local {FEEDER_IP} as {FEEDER_ASN};\n  neighbor {DUT_IP} as {DUT_ASN};\n  \
          hold time 240;\n  connect delay time 1;\n  connect retry time 2;\n  error wait time 1, 5;\n  \
-         ipv4 {{ import none; export where source = RTS_STATIC; }};\n}}\n",
+         {channels}\n}}\n",
         routes.display()
     );
     let path = dir.join("feeder-bird.conf");
@@ -245,7 +312,23 @@ fn start_live(ns: &Netns, dir: &Path, routes: &Path) -> Result<Feeder> {
 /// on the feeder CPUs (what it spawns inherits them).
 pub fn one_run(dut: Dut, feed: Feed, mode: Mode, inp: &Inputs) -> Result<Run> {
     let n = u64::from(inp.work.prefixes);
+    let family = inp.work.family;
+    let len = feeder::prefix_len(family);
     let (f, d) = linked_pair("tbi", &format!("{FEEDER_IP}/24"), &format!("{DUT_IP}/24"))?;
+    if family == Family::V6 {
+        // Usable at once (no DAD): the IPv6 next hop must resolve.
+        for (ns, a) in [(&f, FEEDER_IP6), (&d, DUT_IP6)] {
+            ns.run(&[
+                "ip",
+                "addr",
+                "add",
+                &format!("{a}/64"),
+                "dev",
+                "eth1",
+                "nodad",
+            ])?;
+        }
+    }
     let dir = tempfile::Builder::new()
         .prefix("tortie-bench-ingest")
         .tempdir()
@@ -267,7 +350,7 @@ pub fn one_run(dut: Dut, feed: Feed, mode: Mode, inp: &Inputs) -> Result<Run> {
             }
             Feeder::Burst(fd)
         }
-        Feed::Live => start_live(&f, dir.path(), &inp.static_routes)?,
+        Feed::Live => start_live(&f, dir.path(), &inp.static_routes, family)?,
     };
     let proto = match dut {
         Dut::Bird => PROTO_BIRD,
@@ -280,15 +363,9 @@ pub fn one_run(dut: Dut, feed: Feed, mode: Mode, inp: &Inputs) -> Result<Run> {
         let dname = d.name().to_string();
         let h = std::thread::spawn(move || {
             nl::in_netns(&dname, move || {
-                nl::wait_for_routes(
-                    proto,
-                    Some(feeder::PREFIX_LEN),
-                    n,
-                    Instant::now() + budget,
-                    || {
-                        let _ = ready_tx.send(());
-                    },
-                )
+                nl::wait_for_routes(family, proto, Some(len), n, Instant::now() + budget, || {
+                    let _ = ready_tx.send(());
+                })
             })
         });
         ready_rx
@@ -300,7 +377,7 @@ pub fn one_run(dut: Dut, feed: Feed, mode: Mode, inp: &Inputs) -> Result<Run> {
     };
     let dut_dir = dir.path().join("dut");
     std::fs::create_dir_all(&dut_dir)?;
-    let mut ctl = pin::spawn_on(&inp.dut_cpus, || start_dut(dut, mode, &d, &dut_dir))?;
+    let mut ctl = pin::spawn_on(&inp.dut_cpus, || start_dut(dut, mode, family, &d, &dut_dir))?;
     let pid = ctl.pid();
     let established = Instant::now() + Duration::from_secs(60);
     match &mut feeder {
@@ -327,7 +404,7 @@ pub fn one_run(dut: Dut, feed: Feed, mode: Mode, inp: &Inputs) -> Result<Run> {
         },
     }
     // Let the DUT settle after Established (its own advertisements, timers).
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(inp.waits.settle);
     let feeder_pid = match &mut feeder {
         Feeder::Live(b, _) => Some(b.daemon().pid()),
         Feeder::Burst(_) => None,
@@ -409,9 +486,7 @@ pub fn one_run(dut: Dut, feed: Feed, mode: Mode, inp: &Inputs) -> Result<Run> {
     if mode == Mode::ControlPlane {
         // Kernel install really was off: none of the N in the kernel.
         let dn = d.name().to_string();
-        let installed = nl::in_netns(&dn, move || {
-            nl::count_routes(nl::Family::V4, proto, Some(feeder::PREFIX_LEN))
-        })?;
+        let installed = nl::in_netns(&dn, move || nl::count_routes(family, proto, Some(len)))?;
         if installed != 0 {
             bail!(
                 "{} in control-plane mode installed {installed} routes into the kernel",
@@ -420,14 +495,15 @@ pub fn one_run(dut: Dut, feed: Feed, mode: Mode, inp: &Inputs) -> Result<Run> {
         }
     }
     // Steady state: queues drained, the RIB (and the kernel view) remain.
-    std::thread::sleep(Duration::from_secs(1));
+    std::thread::sleep(inp.waits.steady);
     let rss_after = proc_kb(pid, "VmRSS").unwrap_or(0);
     let dut_cpus = pin::allowed_list(pid);
     let feeder_cpus = feeder_pid
         .map(pin::allowed_list)
         .unwrap_or_else(|| pin::current().map(|c| c.list()).unwrap_or_default());
     // Memory after the peer went away (issue 10), end-to-end runs: the
-    // session closes, every route leaves the kernel, the DUT idles 2 s.
+    // session closes, every route leaves the kernel, the DUT idles
+    // `waits.withdrawn` (2 s).
     let rss_withdrawn = if mode == Mode::EndToEnd {
         match &mut feeder {
             Feeder::Live(_, fctl) => {
@@ -440,7 +516,7 @@ pub fn one_run(dut: Dut, feed: Feed, mode: Mode, inp: &Inputs) -> Result<Run> {
         nl::in_netns(&dn, move || {
             let end = Instant::now() + Duration::from_secs(60) + Duration::from_micros(n * 20);
             loop {
-                let left = nl::count_routes(nl::Family::V4, proto, Some(feeder::PREFIX_LEN))?;
+                let left = nl::count_routes(family, proto, Some(len))?;
                 if left == 0 {
                     return Ok(());
                 }
@@ -451,7 +527,7 @@ pub fn one_run(dut: Dut, feed: Feed, mode: Mode, inp: &Inputs) -> Result<Run> {
             }
         })
         .with_context(|| format!("{}: withdrawal", dut.name()))?;
-        std::thread::sleep(Duration::from_secs(2));
+        std::thread::sleep(inp.waits.withdrawn);
         Some(proc_kb(pid, "VmRSS").unwrap_or(0))
     } else {
         drop(feeder);

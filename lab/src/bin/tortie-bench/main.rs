@@ -130,15 +130,16 @@ struct Cli {
     /// convergence), containers (idle). Repeatable. Default: the full sizes.
     #[arg(long = "size")]
     sizes: Vec<u32>,
-    /// Small sizes for CI: ingest 10k, kernel 10k per family, attach 20, convergence 5,
+    /// Small sizes for CI: ingest 2k (IPv6: packed, live feeder only), kernel 10k per family, attach 20, convergence 5,
     /// idle 10 containers for 5 s.
     #[arg(long)]
     smoke: bool,
     /// Ingest UPDATE shape(s).
     #[arg(long, value_enum, default_value = "both")]
     shape: ShapeArg,
-    /// Kernel: address family of the routes (IPv4 /32s, IPv6 /64s), one
-    /// row set each.
+    /// Ingest and kernel: address family of the routes (ingest: IPv4 /28s,
+    /// IPv6 /48s in MP_REACH_NLRI; kernel: IPv4 /32s, IPv6 /64s), one row
+    /// set each. With --smoke, ingest's IPv6 rows are packed, live feeder only.
     #[arg(long, value_enum, default_value = "both")]
     family: FamilyArg,
     /// Ingest feeder(s).
@@ -222,6 +223,11 @@ fn main() -> Result<()> {
         PinArg::Split => pin::Pinning::Split,
         PinArg::Shared => pin::Pinning::Shared,
     };
+    let families = match cli.family {
+        FamilyArg::Ipv4 => vec![nl::Family::V4],
+        FamilyArg::Ipv6 => vec![nl::Family::V6],
+        FamilyArg::Both => vec![nl::Family::V4, nl::Family::V6],
+    };
     let mut run = |which: Which, f: &mut dyn FnMut() -> Result<report::Section>| {
         if all || cli.which == which {
             eprintln!("tortie-bench: running {which:?} …");
@@ -239,19 +245,22 @@ fn main() -> Result<()> {
     };
     run(Which::Ingest, &mut || {
         ingest::run(&ingest::Options {
+            families: families.clone(),
             sizes: sizes(&cli, &[100_000], &[2_000]),
             shapes: shapes.clone(),
             feeds: feeds.clone(),
             repeat,
             pinning,
+            // The smoke's IPv6 pass: one shape and feeder (issue 11 §3).
+            v6_only: cli.smoke.then_some((Shape::Packed, ingest_run::Feed::Live)),
+            waits: if cli.smoke {
+                ingest_run::Waits::SMOKE
+            } else {
+                ingest_run::Waits::FULL
+            },
         })
     });
     run(Which::Kernel, &mut || {
-        let families = match cli.family {
-            FamilyArg::Ipv4 => vec![nl::Family::V4],
-            FamilyArg::Ipv6 => vec![nl::Family::V6],
-            FamilyArg::Both => vec![nl::Family::V4, nl::Family::V6],
-        };
         kernel::run(
             &families,
             &sizes(&cli, &[10_000, 100_000, 1_000_000], &[10_000]),

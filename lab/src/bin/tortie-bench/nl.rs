@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use tortie_routes::nl::consts::{
     NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, RTA_DST, RTM_DELROUTE,
-    RTM_GETROUTE, RTM_NEWROUTE, RTMGRP_IPV4_ROUTE, RTMSG_LEN,
+    RTM_GETROUTE, RTM_NEWROUTE, RTMGRP_IPV4_ROUTE, RTMGRP_IPV6_ROUTE, RTMSG_LEN,
 };
 use tortie_routes::nl::{self, RouteEncoder, Writer, attrs, messages};
 use tortie_routes::{IpNetwork, KernelRoute, NextHop};
@@ -112,6 +112,14 @@ impl Family {
         match self {
             Family::V4 => "IPv4",
             Family::V6 => "IPv6",
+        }
+    }
+
+    /// The multicast group of this family's route events.
+    fn route_group(self) -> u32 {
+        match self {
+            Family::V4 => RTMGRP_IPV4_ROUTE,
+            Family::V6 => RTMGRP_IPV6_ROUTE,
         }
     }
 
@@ -360,37 +368,44 @@ fn is_ours(rtmsg: &[u8], family: Family, proto: u8) -> bool {
         && rtmsg[5] == proto
 }
 
-/// `(dst, dst_len)` of a route message, for the monitor's set.
-fn route_key(rtmsg: &[u8]) -> Option<u64> {
+/// `(dst, dst_len)` of a route message (IPv4 or IPv6 `RTA_DST`), for the
+/// monitor's set.
+fn route_key(rtmsg: &[u8]) -> Option<(u128, u8)> {
     let dst_len = *rtmsg.get(1)?;
     let dst = attrs(rtmsg.get(RTMSG_LEN..)?)
         .find_map(|(kind, v)| {
             (kind == RTA_DST)
-                .then(|| v.try_into().ok().map(u32::from_be_bytes))
+                .then(|| match v.len() {
+                    4 => v.try_into().ok().map(|b| u128::from(u32::from_be_bytes(b))),
+                    16 => v.try_into().ok().map(u128::from_be_bytes),
+                    _ => None,
+                })
                 .flatten()
         })
         .unwrap_or(0);
-    Some((u64::from(dst) << 8) | u64::from(dst_len))
+    Some((dst, dst_len))
 }
 
-/// Watches the calling thread's namespace until `n` IPv4 routes of `proto` are in
-/// the main table; returns when that happened (`Instant`). Event driven; if
-/// the event socket overflows it falls back to polling dumps every 50 ms.
-/// `ready` is called once the subscription is in place.
+/// Watches the calling thread's namespace until `n` routes of `family` and
+/// `proto` (and prefix length `len` when given) are in the main table;
+/// returns when that happened (`Instant`). Event driven; if the event socket
+/// overflows it falls back to polling dumps every 50 ms (the `bool`). `ready`
+/// is called once the subscription is in place.
 pub fn wait_for_routes(
+    family: Family,
     proto: u8,
     len: Option<u8>,
     n: u64,
     deadline: Instant,
     ready: impl FnOnce(),
 ) -> Result<(Instant, bool)> {
-    let sock = Socket::open(RTMGRP_IPV4_ROUTE)?;
+    let sock = Socket::open(family.route_group())?;
     ready();
-    let mut seen: HashSet<u64> = HashSet::with_capacity(n as usize);
+    let mut seen: HashSet<(u128, u8)> = HashSet::with_capacity(n as usize);
     let mut rx = vec![0u8; 4 << 20];
     let mut overflow = false;
     // Routes installed before the subscription (none in a fresh run).
-    if count_routes(Family::V4, proto, len)? >= n {
+    if count_routes(family, proto, len)? >= n {
         return Ok((Instant::now(), false));
     }
     while !overflow {
@@ -404,7 +419,7 @@ pub fn wait_for_routes(
             Ok(None) => continue,
             Ok(Some(got)) => {
                 route_messages(&rx[..got], |kind, payload| {
-                    if !is_ours(payload, Family::V4, proto)
+                    if !is_ours(payload, family, proto)
                         || len.is_some_and(|l| payload.get(1) != Some(&l))
                     {
                         return;
@@ -426,7 +441,7 @@ pub fn wait_for_routes(
         }
     }
     loop {
-        if count_routes(Family::V4, proto, len)? >= n {
+        if count_routes(family, proto, len)? >= n {
             return Ok((Instant::now(), true));
         }
         if Instant::now() > deadline {
@@ -457,7 +472,7 @@ mod tests {
         assert_eq!(seen.len(), 1);
         assert_eq!(seen[0].0, RTM_NEWROUTE);
         assert_eq!(seen[0].1, 36);
-        assert_eq!(seen[0].2, Some((u64::from(0x0a80_0001u32) << 8) | 32));
+        assert_eq!(seen[0].2, Some((0x0a80_0001, 32)));
         assert!(is_ours(&out[16..], Family::V4, 151));
         assert!(!is_ours(&out[16..], Family::V6, 151));
     }
@@ -479,6 +494,10 @@ mod tests {
         let body = &out[16..];
         assert!(is_ours(body, Family::V6, 151));
         assert_eq!(body[1], 64);
+        assert_eq!(
+            route_key(body),
+            Some((0x2001_0db8_0001_0002_0000_0000_0000_0000, 64))
+        );
         // Distinct prefixes for distinct indices, across the 2^16 boundary.
         assert_ne!(
             Family::V6.nth(0xffff).unwrap(),
