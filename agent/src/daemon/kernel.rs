@@ -7,9 +7,9 @@
 //! Data flow: `tortie run` builds the agent over the real ones —
 //! [`tortie_routes::RouteTable`] (its reconciler task writes the kernel) and
 //! [`KernelVeths`] (the `tortie_routes` attach functions). The orchestration
-//! tests (`daemon::tests`) build it over recording doubles instead and
+//! tests (`daemon::replay`) build it over recording doubles instead and
 //! replay speaker events and API calls as a normal user, without
-//! namespaces (DESIGN.md §6, docs/design.md "Testing"). The agent is
+//! namespaces (docs/design.md §8, tier 1). The agent is
 //! generic over both traits, so the real build calls the real methods
 //! directly: nothing on the learned-route path goes through a vtable.
 //!

@@ -29,6 +29,8 @@ pub mod memory;
 pub mod nat;
 pub mod refuse;
 pub mod registry;
+#[cfg(test)]
+mod replay;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

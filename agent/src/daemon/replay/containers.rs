@@ -1,0 +1,354 @@
+//! Attach → registry → routes, over the modelled kernel: what each API call
+//! leaves in the registry, IPAM, the veth set and the route-table log, on
+//! success and on every failure the rollback must undo (a refused
+//! dataplane step, a veth that cannot be removed, a refused host route, a
+//! cancelled attach).
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::super::registry::host_net;
+use super::{AttachFault, Cmd, Node, local};
+use crate::api::{
+    ApiError, AttachRequest, AttachResult, CheckRequest, DetachRequest, ErrorKind, GcRequest,
+};
+
+pub fn request(id: &str) -> AttachRequest {
+    AttachRequest {
+        id: id.to_string(),
+        netns: format!("/run/netns/{}", id.replace('/', "-")),
+        ifname: None,
+        ip: None,
+    }
+}
+
+async fn attach(node: &Node, id: &str) -> AttachResult {
+    let r = node.agent.attach_container(request(id)).await;
+    r.unwrap_or_else(|e| panic!("attach {id}: {e:?}"))
+}
+
+async fn attach_fails(node: &Node, id: &str) -> ApiError {
+    let r = node.agent.attach_container(request(id)).await;
+    r.expect_err("the attach must fail")
+}
+
+fn host(node: &Node, id: &str) -> String {
+    tortie_routes::host_ifname(&node.cfg.dataplane.veth_prefix, id)
+}
+
+/// IPAM's addresses of `id`, IPv4 first.
+async fn owned(node: &Node, id: &str) -> Vec<IpAddr> {
+    let mut a = node.agent.ipam.lock().await.addresses(id);
+    a.sort_by_key(IpAddr::is_ipv6);
+    a
+}
+
+/// The prefixes in the speaker's Loc-RIB (here: only our originations), sorted.
+async fn originated(node: &Node) -> Vec<String> {
+    let speaker = node.agent.speaker().await.expect("speaker");
+    let mut p: Vec<String> = speaker
+        .query_routes(tortie_bgp::RouteQuery::All)
+        .await
+        .iter()
+        .map(|r| r.prefix.to_string())
+        .collect();
+    p.sort();
+    p
+}
+
+async fn allocated(node: &Node) -> usize {
+    node.agent.ipam.lock().await.allocations().count()
+}
+
+/// Nothing of `id` anywhere: registry, IPAM, veths, desired routes.
+async fn assert_gone(node: &Node, id: &str) {
+    let h = host(node, id);
+    assert!(
+        node.agent.registry().get(&h).is_none(),
+        "{id} still registered"
+    );
+    assert!(
+        owned(node, id).await.is_empty(),
+        "{id} still holds addresses"
+    );
+    let k = node.kernel();
+    assert!(!k.links.contains(&h), "{id}'s veth {h} is left");
+    assert!(
+        !k.desired.values().any(|r| *r == local(&h)),
+        "a host route on {h} is still desired"
+    );
+}
+
+#[tokio::test]
+async fn attach_records_the_container_and_installs_a_host_route_per_family() {
+    let node = Node::start("").await;
+    let r = attach(&node, "c1/eth0").await;
+    let h = host(&node, "c1/eth0");
+    assert_eq!(r.host_ifname, h);
+    let ips = owned(&node, "c1/eth0").await;
+    assert_eq!(ips.len(), 2, "one address per family: {ips:?}");
+    assert!(ips[0].is_ipv4() && ips[1].is_ipv6());
+    assert!(node.cfg.node.pod_cidrs.iter().any(|b| b.contains(ips[0])));
+    assert!(node.cfg.node.pod_cidrs.iter().any(|b| b.contains(ips[1])));
+    let want: Vec<String> = ips.iter().map(|ip| host_net(*ip).to_string()).collect();
+    let got: Vec<String> = r.addresses.iter().map(|a| a.address.clone()).collect();
+    assert_eq!(got, want);
+    let saved = node.agent.registry().get(&h).cloned().expect("registered");
+    assert_eq!(saved.id, "c1/eth0");
+    assert_eq!(saved.ips(), ips);
+    assert!(node.kernel().links.contains(&h));
+    assert_eq!(
+        node.take_log(),
+        vec![
+            Cmd::Install(host_net(ips[0]), local(&h)),
+            Cmd::Install(host_net(ips[1]), local(&h)),
+        ]
+    );
+    // Within the block: not originated one by one (advertise = "block").
+    assert_eq!(originated(&node).await, Vec::<String>::new());
+    // A repeated attach (a runtime retrying ADD) answers the same, changes nothing.
+    let again = attach(&node, "c1/eth0").await;
+    assert_eq!(again.addresses, r.addresses);
+    assert_eq!(node.take_log(), vec![]);
+    assert_eq!(allocated(&node).await, 2);
+}
+
+#[tokio::test]
+async fn advertise_hosts_originates_each_family() {
+    let node = Node::start("advertise = \"hosts\"").await;
+    attach(&node, "c1/eth0").await;
+    let ips = owned(&node, "c1/eth0").await;
+    let mut want: Vec<String> = ips.iter().map(|ip| host_net(*ip).to_string()).collect();
+    want.sort();
+    assert_eq!(originated(&node).await, want);
+    node.agent
+        .detach_container(DetachRequest {
+            id: "c1/eth0".into(),
+        })
+        .await
+        .expect("detach");
+    assert_eq!(originated(&node).await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_refused_dataplane_step_rolls_back_ipam_and_registry() {
+    let node = Node::start("").await;
+    for fault in [AttachFault::Refused(libc::EEXIST), AttachFault::HalfMade] {
+        node.kernel().attach_fault = Some(fault);
+        let e = attach_fails(&node, "c1/eth0").await;
+        let want = match fault {
+            AttachFault::Refused(_) => ErrorKind::Conflict,
+            AttachFault::HalfMade => ErrorKind::Internal,
+        };
+        assert_eq!(e.kind, want, "{fault:?}: {e:?}");
+        assert_gone(&node, "c1/eth0").await;
+        assert_eq!(allocated(&node).await, 0, "{fault:?}: an address leaked");
+        assert!(
+            !node
+                .take_log()
+                .iter()
+                .any(|c| matches!(c, Cmd::Install(..) | Cmd::Set(..))),
+            "{fault:?}: a route was desired for a failed attach"
+        );
+    }
+    // The next attach works and gets both families.
+    attach(&node, "c1/eth0").await;
+    assert_eq!(owned(&node, "c1/eth0").await.len(), 2);
+}
+
+/// The "one address on two containers" class: a half-made veth that cannot
+/// be removed may carry the addresses, so they stay allocated to its id and
+/// no other container gets them; the retry of that id cleans up and reuses
+/// them.
+#[tokio::test]
+async fn a_veth_that_cannot_be_removed_keeps_its_addresses() {
+    let node = Node::start("").await;
+    {
+        let mut k = node.kernel();
+        k.attach_fault = Some(AttachFault::HalfMade);
+        k.delete_fails = true;
+    }
+    attach_fails(&node, "c1/eth0").await;
+    let kept = owned(&node, "c1/eth0").await;
+    assert_eq!(
+        kept.len(),
+        2,
+        "the half-made veth's addresses must stay reserved"
+    );
+    assert!(node.kernel().links.contains(&host(&node, "c1/eth0")));
+    assert!(node.agent.registry().is_empty());
+    node.kernel().delete_fails = false;
+    attach(&node, "c2/eth0").await;
+    let other = owned(&node, "c2/eth0").await;
+    assert!(
+        other.iter().all(|ip| !kept.contains(ip)),
+        "{other:?} reuses {kept:?}"
+    );
+    // The retry removes the half-made veth and attaches with the same addresses.
+    attach(&node, "c1/eth0").await;
+    assert_eq!(owned(&node, "c1/eth0").await, kept);
+    assert_eq!(node.agent.registry().len(), 2);
+}
+
+#[tokio::test]
+async fn a_refused_host_route_rolls_back_everything() {
+    let node = Node::start("").await;
+    node.kernel().install_refused = true;
+    let e = attach_fails(&node, "c1/eth0").await;
+    assert_eq!(e.kind, ErrorKind::Internal);
+    assert_gone(&node, "c1/eth0").await;
+    assert_eq!(allocated(&node).await, 0);
+    // Every host route desired on the way is undone.
+    let log = node.take_log();
+    for c in &log {
+        if let Cmd::Install(n, _) = c {
+            assert!(
+                log.contains(&Cmd::Remove(*n)),
+                "{n} installed and never removed: {log:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn detach_and_gc_release_both_families() {
+    let node = Node::start("").await;
+    for id in ["a/eth0", "b/eth0", "c/eth0"] {
+        attach(&node, id).await;
+    }
+    let b = owned(&node, "b/eth0").await;
+    node.take_log();
+    let d = node
+        .agent
+        .detach_container(DetachRequest {
+            id: "b/eth0".into(),
+        })
+        .await
+        .expect("detach");
+    let mut released: Vec<IpAddr> = d.released_ips.iter().map(|s| s.parse().unwrap()).collect();
+    released.sort_by_key(IpAddr::is_ipv6);
+    assert_eq!(released, b);
+    assert!(d.removed_interface);
+    assert_gone(&node, "b/eth0").await;
+    assert_eq!(
+        node.take_log(),
+        b.iter()
+            .map(|ip| Cmd::Remove(host_net(*ip)))
+            .collect::<Vec<_>>()
+    );
+    // Again: nothing left to release, nothing to do.
+    let d = node
+        .agent
+        .detach_container(DetachRequest {
+            id: "b/eth0".into(),
+        })
+        .await
+        .expect("detach again");
+    assert!(d.released_ips.is_empty() && !d.removed_interface);
+    assert_eq!(node.take_log(), vec![]);
+    // gc keeps the valid ids, detaches the rest with both families.
+    let c = owned(&node, "c/eth0").await;
+    let r = node
+        .agent
+        .gc_containers(GcRequest {
+            valid_ids: vec!["a/eth0".into()],
+        })
+        .await
+        .expect("gc");
+    assert_eq!(r.removed, vec!["c/eth0".to_string()]);
+    assert_gone(&node, "c/eth0").await;
+    let log = node.take_log();
+    for ip in &c {
+        assert!(
+            log.contains(&Cmd::Remove(host_net(*ip))),
+            "{ip} not removed: {log:?}"
+        );
+    }
+    assert_eq!(owned(&node, "a/eth0").await.len(), 2);
+    assert_eq!(allocated(&node).await, 2);
+}
+
+#[tokio::test]
+async fn check_sees_a_lost_veth_and_attach_rebuilds_it_without_a_withdraw() {
+    let node = Node::start("").await;
+    let r = attach(&node, "c1/eth0").await;
+    let check = || CheckRequest {
+        id: "c1/eth0".into(),
+        netns: None,
+    };
+    node.agent.check_container(check()).await.expect("check");
+    node.take_log();
+    // Deleted behind our back.
+    node.kernel().links.remove(&r.host_ifname);
+    let e = node
+        .agent
+        .check_container(check())
+        .await
+        .expect_err("veth gone");
+    assert_eq!(e.kind, ErrorKind::NotFound);
+    let again = attach(&node, "c1/eth0").await;
+    assert_eq!(again.addresses, r.addresses);
+    assert!(
+        !node.take_log().iter().any(|c| matches!(c, Cmd::Remove(_))),
+        "a rebuild must not withdraw the host routes"
+    );
+    node.agent
+        .check_container(check())
+        .await
+        .expect("check after rebuild");
+}
+
+/// An attach whose future is dropped while the veth is being made (a
+/// caller that gave up, a shutdown): the retry of the id finishes it with
+/// the same addresses, and a restart instead removes the half-made veth
+/// and frees its addresses — nothing is left either way.
+#[tokio::test]
+async fn a_cancelled_attach_leaves_nothing_behind() {
+    let node = Node::start("").await;
+    let hold = std::sync::Arc::new(tokio::sync::Notify::new());
+    node.kernel().hold_attach = Some(hold.clone());
+    let cancelled = tokio::time::timeout(
+        Duration::from_millis(50),
+        node.agent.attach_container(request("c1/eth0")),
+    )
+    .await;
+    assert!(cancelled.is_err(), "the held attach must not finish");
+    node.kernel().hold_attach = None;
+    let pending = owned(&node, "c1/eth0").await;
+    // The retry: one veth, the same addresses, registered and routed.
+    attach(&node, "c1/eth0").await;
+    assert_eq!(owned(&node, "c1/eth0").await, pending);
+    assert_eq!(node.kernel().links.len(), 1);
+    node.agent
+        .check_container(CheckRequest {
+            id: "c1/eth0".into(),
+            netns: None,
+        })
+        .await
+        .expect("check");
+
+    // Cancelled again, then the agent restarts over the same kernel and state.
+    node.kernel().hold_attach = Some(hold);
+    let cancelled = tokio::time::timeout(
+        Duration::from_millis(50),
+        node.agent.attach_container(request("c2/eth0")),
+    )
+    .await;
+    assert!(cancelled.is_err());
+    assert!(node.kernel().links.contains(&host(&node, "c2/eth0")));
+    let Node {
+        agent,
+        kernel,
+        cfg,
+        dir,
+        ..
+    } = node;
+    drop(agent);
+    kernel.lock().unwrap().hold_attach = None;
+    let node = Node::start_in(cfg, dir, kernel).await;
+    assert_gone(&node, "c2/eth0").await;
+    // c1 survived the restart whole.
+    assert_eq!(owned(&node, "c1/eth0").await, pending);
+    assert!(node.agent.registry().get(&host(&node, "c1/eth0")).is_some());
+    assert_eq!(allocated(&node).await, 2);
+}

@@ -1,0 +1,290 @@
+//! Speaker events in → route-table commands out: each case replays batches
+//! of [`SpeakerEvent`]s through the coalescer into [`Agent::apply_steps`]
+//! and compares the commands the route table received, in order.
+//!
+//! [`Agent::apply_steps`]: super::super::agent::Agent::apply_steps
+
+use std::sync::Arc;
+
+use tortie_bgp::{Prefix, SessionState, SpeakerEvent};
+
+use super::super::registry::{Container, host_net};
+use super::{Cmd, Node, ip, local, net, via};
+
+fn prefix(s: &str) -> Prefix {
+    s.parse().expect("test prefix")
+}
+
+fn attributes() -> Option<Arc<tortie_bgp::PathAttributes>> {
+    let cfg = super::config("", std::path::Path::new("/nonexistent"));
+    Some(Arc::new(super::super::convert::origin_attributes(
+        &cfg, false,
+    )))
+}
+
+/// A learned best path over `hops` (ECMP when several).
+fn best(p: &str, hops: &[&str]) -> SpeakerEvent {
+    SpeakerEvent::BestPathChanged {
+        prefix: prefix(p),
+        next_hops: hops.iter().map(|h| ip(h)).collect(),
+        attributes: attributes(),
+    }
+}
+
+/// The prefix is gone from the Loc-RIB.
+fn gone(p: &str) -> SpeakerEvent {
+    SpeakerEvent::BestPathChanged {
+        prefix: prefix(p),
+        next_hops: Vec::new(),
+        attributes: None,
+    }
+}
+
+/// Our own origination is best (nothing to install).
+fn own(p: &str) -> SpeakerEvent {
+    SpeakerEvent::BestPathChanged {
+        prefix: prefix(p),
+        next_hops: Vec::new(),
+        attributes: attributes(),
+    }
+}
+
+fn peer_up() -> SpeakerEvent {
+    SpeakerEvent::PeerStateChanged {
+        peer: ip("192.0.2.2"),
+        state: SessionState::Established,
+        reason: "test".to_string(),
+    }
+}
+
+struct Case {
+    name: &'static str,
+    /// Container addresses the registry holds before the replay.
+    holds: &'static [&'static str],
+    /// `tortie run --no-kernel`.
+    no_kernel: bool,
+    /// Batches, applied one after the other.
+    batches: Vec<Vec<SpeakerEvent>>,
+    want: Vec<Cmd>,
+}
+
+fn case(name: &'static str, batches: Vec<Vec<SpeakerEvent>>, want: Vec<Cmd>) -> Case {
+    Case {
+        name,
+        holds: &[],
+        no_kernel: false,
+        batches,
+        want,
+    }
+}
+
+fn cases() -> Vec<Case> {
+    use Cmd::*;
+    vec![
+        case(
+            "one next hop, each family",
+            vec![vec![
+                best("10.244.2.0/26", &["192.0.2.12"]),
+                best("fd00:10:244:2::/120", &["2001:db8:1::12"]),
+            ]],
+            vec![
+                Set(net("10.244.2.0/26"), via(&["192.0.2.12"])),
+                Set(net("fd00:10:244:2::/120"), via(&["2001:db8:1::12"])),
+            ],
+        ),
+        case(
+            "ECMP: one multipath route, next hops sorted",
+            vec![vec![
+                best("10.244.2.0/26", &["192.0.2.13", "192.0.2.12"]),
+                best("fd00:10:244:2::/120", &["2001:db8:1::13", "2001:db8:1::12"]),
+            ]],
+            vec![
+                Set(net("10.244.2.0/26"), via(&["192.0.2.12", "192.0.2.13"])),
+                Set(
+                    net("fd00:10:244:2::/120"),
+                    via(&["2001:db8:1::12", "2001:db8:1::13"]),
+                ),
+            ],
+        ),
+        case(
+            "withdraw removes ours, each family",
+            vec![
+                vec![
+                    best("10.244.2.0/26", &["192.0.2.12"]),
+                    best("fd00:10:244:2::/120", &["2001:db8:1::12"]),
+                ],
+                vec![gone("10.244.2.0/26"), gone("fd00:10:244:2::/120")],
+            ],
+            vec![
+                Set(net("10.244.2.0/26"), via(&["192.0.2.12"])),
+                Set(net("fd00:10:244:2::/120"), via(&["2001:db8:1::12"])),
+                Remove(net("10.244.2.0/26")),
+                Remove(net("fd00:10:244:2::/120")),
+            ],
+        ),
+        case(
+            "in one batch the last event of a prefix wins",
+            vec![vec![
+                best("10.244.2.0/26", &["192.0.2.12"]),
+                gone("10.244.2.0/26"),
+                best("10.244.2.0/26", &["192.0.2.13"]),
+                best("10.244.3.0/26", &["192.0.2.12"]),
+                gone("10.244.3.0/26"),
+            ]],
+            vec![
+                Set(net("10.244.2.0/26"), via(&["192.0.2.13"])),
+                Remove(net("10.244.3.0/26")),
+            ],
+        ),
+        case(
+            "unusable next hops: other family or IPv6 link-local only",
+            vec![vec![
+                best("10.244.2.0/26", &["2001:db8:1::12"]),
+                best("fd00:10:244:2::/120", &["fe80::12"]),
+                best("fd00:10:244:3::/120", &["fe80::12", "2001:db8:1::13"]),
+            ]],
+            vec![
+                Remove(net("10.244.2.0/26")),
+                Remove(net("fd00:10:244:2::/120")),
+                Set(net("fd00:10:244:3::/120"), via(&["2001:db8:1::13"])),
+            ],
+        ),
+        case(
+            "the own blocks are never overridden, whoever announces them",
+            vec![vec![
+                best("10.244.1.0/26", &["192.0.2.12"]),
+                best("fd00:10:244:1::/120", &["2001:db8:1::12"]),
+                own("10.244.1.0/26"),
+                gone("fd00:10:244:1::/120"),
+            ]],
+            vec![],
+        ),
+        Case {
+            holds: &["10.244.1.5", "fd00:10:244:1::5"],
+            ..case(
+                "container addresses are never overridden; others in the block are",
+                vec![vec![
+                    best("10.244.1.5/32", &["192.0.2.12"]),
+                    best("fd00:10:244:1::5/128", &["2001:db8:1::12"]),
+                    own("10.244.1.5/32"),
+                    best("10.244.1.6/32", &["192.0.2.12"]),
+                    best("fd00:10:244:1::6/128", &["2001:db8:1::12"]),
+                ]],
+                vec![
+                    Set(net("10.244.1.6/32"), via(&["192.0.2.12"])),
+                    Set(net("fd00:10:244:1::6/128"), via(&["2001:db8:1::12"])),
+                ],
+            )
+        },
+        case(
+            "Converged sweeps after every route received before it, once",
+            vec![
+                vec![
+                    best("10.244.2.0/26", &["192.0.2.12"]),
+                    peer_up(),
+                    best("fd00:10:244:2::/120", &["2001:db8:1::12"]),
+                    SpeakerEvent::Converged,
+                    best("10.244.3.0/26", &["192.0.2.13"]),
+                ],
+                vec![SpeakerEvent::Converged, gone("10.244.3.0/26")],
+            ],
+            vec![
+                Set(net("10.244.2.0/26"), via(&["192.0.2.12"])),
+                Set(net("fd00:10:244:2::/120"), via(&["2001:db8:1::12"])),
+                Converged,
+                Set(net("10.244.3.0/26"), via(&["192.0.2.13"])),
+                Remove(net("10.244.3.0/26")),
+            ],
+        ),
+        case(
+            "a peer state change is a barrier: no coalescing across it",
+            vec![vec![
+                best("10.244.2.0/26", &["192.0.2.12"]),
+                peer_up(),
+                best("10.244.2.0/26", &["192.0.2.13"]),
+            ]],
+            vec![
+                Set(net("10.244.2.0/26"), via(&["192.0.2.12"])),
+                Set(net("10.244.2.0/26"), via(&["192.0.2.13"])),
+            ],
+        ),
+        Case {
+            no_kernel: true,
+            ..case(
+                "--no-kernel: learned routes stay out, the sweep still runs",
+                vec![vec![
+                    best("10.244.2.0/26", &["192.0.2.12"]),
+                    best("fd00:10:244:2::/120", &["2001:db8:1::12"]),
+                    SpeakerEvent::Converged,
+                    gone("10.244.2.0/26"),
+                ]],
+                vec![Converged],
+            )
+        },
+    ]
+}
+
+#[tokio::test]
+async fn speaker_events_become_route_table_commands() {
+    let mut failures = Vec::new();
+    for c in cases() {
+        let mut node = Node::start("").await;
+        node.agent.install_learned = !c.no_kernel;
+        for (i, a) in c.holds.iter().enumerate() {
+            node.agent.registry_mut().insert(Container {
+                id: format!("c{i}/eth0"),
+                addresses: vec![host_net(ip(a))],
+                host_ifname: format!("tt{i}"),
+                host_mac: None,
+                netns: String::new(),
+                ifname: "eth0".to_string(),
+                container_mac: None,
+                mtu: None,
+            });
+        }
+        for batch in c.batches {
+            node.replay(batch).await;
+        }
+        let got = node.take_log();
+        if got != c.want {
+            failures.push(format!(
+                "{}:\n  want {:?}\n  got  {:?}",
+                c.name, c.want, got
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The whole loop with the real speaker: the node originates its
+/// containers' host routes (`advertise = "hosts"`), the speaker reports them
+/// back as best paths without next hops, and the agent's replay of those
+/// events must leave the `Local` host routes alone (a `Remove` would cut
+/// the containers off).
+#[tokio::test]
+async fn our_own_originations_reported_back_leave_the_host_routes() {
+    let mut node = Node::start("advertise = \"hosts\"").await;
+    let a = node
+        .agent
+        .attach_container(super::containers::request("c1/eth0"))
+        .await
+        .expect("attach");
+    let host = a.host_ifname.clone();
+    node.take_log();
+    let seen = node.replay_speaker().await;
+    assert!(
+        seen >= 2,
+        "the speaker reported {seen} events, want the /32 and /128"
+    );
+    // No peers: the speaker also reports Converged at once; the sweep is fine.
+    let routes: Vec<Cmd> = node
+        .take_log()
+        .into_iter()
+        .filter(|c| *c != Cmd::Converged)
+        .collect();
+    assert_eq!(routes, vec![]);
+    let ips: Vec<_> = a.addresses.iter().map(|x| net(&x.address)).collect();
+    for n in &ips {
+        assert_eq!(node.kernel().desired.get(n), Some(&local(&host)));
+    }
+}
