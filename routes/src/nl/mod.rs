@@ -25,11 +25,23 @@
 //! dominates either way, so kernel throughput was within noise, while the
 //! user CPU of a 100k-route load doubled (docs/design.md §4).
 //!
-//! Dumps and notifications are read by the same hand parser ([`view`]).
+//! Dumps and notifications are read by the same hand parser ([`view`]),
+//! not by `netlink-packet-route`, for the same reason, measured the same
+//! way (`examples/nl_decode_bench.rs`: 1M IPv4 /32 + 1M IPv6 /64 routes in
+//! the kernel's dump format, 32 KiB datagrams, both parsers alternating in
+//! one run, best of 5; 2 shared cores at load ~13, so CPU time is the
+//! figure): parse to a typed route 33 ns/route CPU here vs 256 ns with
+//! `NetlinkMessage<RouteNetlinkMessage>` (7.7x: it allocates a `Vec` of
+//! attributes per message), and the reconciler's whole step to a
+//! `DecodedRoute` 101 vs 324 ns (3.2x; the `KernelRoute` and its device
+//! name, allocated either way, are the rest). A resync of 1M routes spends
+//! ~0.1 s decoding instead of ~0.3 s.
+//!
 //! `netlink-packet-route` is a dev-dependency only: the differential oracle
-//! of the tests (`oracle_routes`, `oracle_views`): the encoder's bytes equal its serializer's, and
-//! the views read what its parser reads from kernel-shaped messages; a
-//! fuzz-style test feeds the parser truncated and corrupted datagrams.
+//! of the tests (`oracle_routes`, `oracle_views`): the encoder's bytes
+//! equal its serializer's, and the views read what its parser reads from
+//! kernel-shaped messages; a fuzz-style test feeds the parser every
+//! truncation and 20k corruptions of a datagram (errors, never a panic).
 
 pub mod aio;
 pub mod build;

@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use tortie_routes::nl::consts::{
-    NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, RTA_DST, RTM_DELROUTE,
-    RTM_GETROUTE, RTM_NEWROUTE, RTMGRP_IPV4_ROUTE, RTMGRP_IPV6_ROUTE, RTMSG_LEN,
+    NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_ERROR, RTM_GETROUTE, RTMGRP_IPV4_ROUTE,
+    RTMGRP_IPV6_ROUTE,
 };
-use tortie_routes::nl::{self, RouteEncoder, Writer, attrs, messages};
+use tortie_routes::nl::{self, Decoded, Part, RouteEncoder, RouteView, Writer, messages};
 use tortie_routes::{IpNetwork, KernelRoute, NextHop};
 
 const RT_TABLE_MAIN: u8 = 254;
@@ -174,11 +174,13 @@ fn route_msg(
         .map_err(anyhow::Error::msg)
 }
 
-/// The rtmsg fields (`family, dst_len, table, protocol`) and body of the
-/// route messages in one datagram, by message type.
-fn route_messages(buf: &[u8], mut f: impl FnMut(u16, &[u8])) {
+/// The route messages (new: true, deleted: false) of one datagram, read
+/// by the product's parser.
+fn route_messages(buf: &[u8], mut f: impl FnMut(bool, &RouteView<'_>)) {
     for m in messages(buf) {
-        f(m.header.kind, m.body);
+        if let Ok(Decoded::Route { new, route }) = nl::decode(&m) {
+            f(new, &route);
+        }
     }
 }
 
@@ -309,7 +311,7 @@ pub fn pipelined(
 /// Counts routes of `family` in the main table with protocol `proto` (and
 /// prefix length `len` when given) by dumping the table.
 pub fn count_routes(family: Family, proto: u8, len: Option<u8>) -> Result<u64> {
-    let mut sock = Socket::open(0)?;
+    let sock = Socket::open(0)?;
     // Let the kernel filter by table and protocol (Linux ≥ 4.20); we filter
     // again below in case it does not.
     let _ = sock.sock.set_strict_check();
@@ -324,66 +326,44 @@ pub fn count_routes(family: Family, proto: u8, len: Option<u8>) -> Result<u64> {
     );
     w.u32(nl::consts::RTA_TABLE, u32::from(RT_TABLE_MAIN));
     w.finish();
-    sock.seq += 1;
-    sock.send(&req)?;
     let mut rx = vec![0u8; 1 << 20];
     let mut count = 0u64;
-    let mut done = false;
-    while !done {
-        let Some(got) = sock.recv(&mut rx, None).context("reading a route dump")? else {
-            continue;
-        };
-        let mut err = None;
-        route_messages(&rx[..got], |kind, payload| match kind {
-            NLMSG_DONE => done = true,
-            NLMSG_ERROR => {
-                let code = payload
-                    .get(..4)
-                    .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-                    .unwrap_or(0);
-                if code != 0 {
-                    err = Some(code);
+    // The product's dump: multi-part answer, NLM_F_DUMP_INTR restarts.
+    sock.sock
+        .dump(
+            &req,
+            sock.seq,
+            Instant::now() + FOREVER,
+            &mut rx,
+            &mut |part| {
+                let m = match part {
+                    Part::Restart => return count = 0,
+                    Part::Msg(m) => m,
+                };
+                if let Ok(Decoded::Route { new: true, route }) = nl::decode(&m)
+                    && is_ours(&route, family, proto)
+                    && len.is_none_or(|l| route.dst_len == l)
+                {
+                    count += 1;
                 }
-                done = true;
-            }
-            RTM_NEWROUTE
-                if is_ours(payload, family, proto)
-                    && len.is_none_or(|l| payload.get(1) == Some(&l)) =>
-            {
-                count += 1;
-            }
-            _ => {}
-        });
-        if let Some(code) = err {
-            bail!("route dump failed: errno {}", -code);
-        }
-    }
+            },
+        )
+        .context("reading a route dump")?;
     Ok(count)
 }
 
-fn is_ours(rtmsg: &[u8], family: Family, proto: u8) -> bool {
-    rtmsg.len() >= RTMSG_LEN
-        && rtmsg[0] == family.af()
-        && rtmsg[4] == RT_TABLE_MAIN
-        && rtmsg[5] == proto
+fn is_ours(r: &RouteView<'_>, family: Family, proto: u8) -> bool {
+    r.family == family.af() && r.table == u32::from(RT_TABLE_MAIN) && r.protocol == proto
 }
 
-/// `(dst, dst_len)` of a route message (IPv4 or IPv6 `RTA_DST`), for the
-/// monitor's set.
-fn route_key(rtmsg: &[u8]) -> Option<(u128, u8)> {
-    let dst_len = *rtmsg.get(1)?;
-    let dst = attrs(rtmsg.get(RTMSG_LEN..)?)
-        .find_map(|(kind, v)| {
-            (kind == RTA_DST)
-                .then(|| match v.len() {
-                    4 => v.try_into().ok().map(|b| u128::from(u32::from_be_bytes(b))),
-                    16 => v.try_into().ok().map(u128::from_be_bytes),
-                    _ => None,
-                })
-                .flatten()
-        })
-        .unwrap_or(0);
-    Some((dst, dst_len))
+/// `(dst, dst_len)` of a route (IPv4 or IPv6 `RTA_DST`), for the monitor's set.
+fn route_key(r: &RouteView<'_>) -> (u128, u8) {
+    let dst = match r.dst {
+        Some(IpAddr::V4(a)) => u128::from(u32::from(a)),
+        Some(IpAddr::V6(a)) => u128::from(a),
+        None => 0,
+    };
+    (dst, r.dst_len)
 }
 
 /// Watches the calling thread's namespace until `n` routes of `family` and
@@ -418,18 +398,14 @@ pub fn wait_for_routes(
         match sock.recv(&mut rx, Some(Duration::from_millis(100))) {
             Ok(None) => continue,
             Ok(Some(got)) => {
-                route_messages(&rx[..got], |kind, payload| {
-                    if !is_ours(payload, family, proto)
-                        || len.is_some_and(|l| payload.get(1) != Some(&l))
-                    {
+                route_messages(&rx[..got], |new, r| {
+                    if !is_ours(r, family, proto) || len.is_some_and(|l| r.dst_len != l) {
                         return;
                     }
-                    if let Some(k) = route_key(payload) {
-                        if kind == RTM_NEWROUTE {
-                            seen.insert(k);
-                        } else if kind == RTM_DELROUTE {
-                            seen.remove(&k);
-                        }
+                    if new {
+                        seen.insert(route_key(r));
+                    } else {
+                        seen.remove(&route_key(r));
                     }
                 });
                 if seen.len() as u64 >= n {
@@ -468,13 +444,12 @@ mod tests {
         // nlmsghdr 16 + rtmsg 12 + RTA_DST 8 + RTA_TABLE 8 + RTA_GATEWAY 8.
         assert_eq!(out.len(), 52);
         let mut seen = Vec::new();
-        route_messages(&out, |k, p| seen.push((k, p.len(), route_key(p))));
-        assert_eq!(seen.len(), 1);
-        assert_eq!(seen[0].0, RTM_NEWROUTE);
-        assert_eq!(seen[0].1, 36);
-        assert_eq!(seen[0].2, Some((0x0a80_0001, 32)));
-        assert!(is_ours(&out[16..], Family::V4, 151));
-        assert!(!is_ours(&out[16..], Family::V6, 151));
+        route_messages(&out, |new, r| {
+            seen.push((new, route_key(r)));
+            assert!(is_ours(r, Family::V4, 151));
+            assert!(!is_ours(r, Family::V6, 151));
+        });
+        assert_eq!(seen, [(true, (0x0a80_0001, 32))]);
     }
 
     #[test]
@@ -491,13 +466,12 @@ mod tests {
         route_msg(&mut out, false, 7, p, &route, &enc).unwrap();
         // nlmsghdr 16 + rtmsg 12 + RTA_DST 20 + RTA_TABLE 8 + RTA_GATEWAY 20.
         assert_eq!(out.len(), 76);
-        let body = &out[16..];
-        assert!(is_ours(body, Family::V6, 151));
-        assert_eq!(body[1], 64);
-        assert_eq!(
-            route_key(body),
-            Some((0x2001_0db8_0001_0002_0000_0000_0000_0000, 64))
-        );
+        let mut seen = Vec::new();
+        route_messages(&out, |_, r| {
+            assert!(is_ours(r, Family::V6, 151));
+            seen.push(route_key(r));
+        });
+        assert_eq!(seen, [(0x2001_0db8_0001_0002_0000_0000_0000_0000, 64)]);
         // Distinct prefixes for distinct indices, across the 2^16 boundary.
         assert_ne!(
             Family::V6.nth(0xffff).unwrap(),
