@@ -24,10 +24,8 @@ fn dual_stack_containers_ping_both_families_across_nodes() {
     if !root_or_skip() {
         return;
     }
-    let t = TwoNodes::with("ds", Stack::Dual);
+    let t = TwoNodes::established("ds", Stack::Dual);
     let cc = Netns::new(format!("{}-cc", tag("ds")));
-    t.a.wait_established(Duration::from_secs(20));
-    t.b.wait_established(Duration::from_secs(20));
     let (a4, a6) = two(&t.a.attach(&t.ca, "ca"));
     let (b4, b6) = two(&t.b.attach(&t.cb, "cb"));
     assert!(a4.starts_with("10.244.1."), "{a4}");
@@ -74,9 +72,7 @@ fn dual_stack_containers_ping_both_families_across_nodes() {
     // and IPAM are reconciled with the /32 and the /128 in the kernel, and
     // a repeated attach answers with both.
     let mut t = t;
-    t.a.signal(nix::sys::signal::Signal::SIGTERM);
-    assert_eq!(t.a.wait(Duration::from_secs(10)), Some(0), "{}", t.a.log());
-    t.a.spawn();
+    t.a.restart();
     t.a.wait_established(Duration::from_secs(20));
     assert_eq!(two(&t.a.attach(&t.ca, "ca")), (a4.clone(), a6.clone()));
     assert_eq!(t.a.status_json()["ipam"]["allocated"], 2);
@@ -84,19 +80,7 @@ fn dual_stack_containers_ping_both_families_across_nodes() {
     assert_eq!((tx, rx), (3, 3), "ping -6 {a6} after A's restart");
 
     // -o json lists both addresses with their gateways.
-    let out = cli(
-        &t.a.socket(),
-        &[
-            "attach",
-            "--netns",
-            &t.ca.path(),
-            "--id",
-            "ca",
-            "-o",
-            "json",
-        ],
-    );
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("attach JSON");
+    let j = t.a.attach_json(&t.ca, "ca", &[]);
     assert_eq!(j["ip"], a4.as_str());
     assert_eq!(j["addresses"][0]["address"], format!("{a4}/32"));
     assert_eq!(j["addresses"][0]["gateway"], "169.254.1.1");
@@ -161,9 +145,7 @@ fn ipv6_only_nodes_carry_ipv6_containers() {
     if !root_or_skip() {
         return;
     }
-    let t = TwoNodes::with("v6o", Stack::V6Only);
-    t.a.wait_established(Duration::from_secs(20));
-    t.b.wait_established(Duration::from_secs(20));
+    let t = TwoNodes::established("v6o", Stack::V6Only);
     let a6 = t.a.attach(&t.ca, "ca");
     let b6 = t.b.attach(&t.cb, "cb");
     assert_eq!(

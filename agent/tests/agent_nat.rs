@@ -129,9 +129,7 @@ fn nat_outgoing_masquerades_leaving_traffic_only_and_repairs_a_flush() {
 
     // NAT on at start-up (SIGTERM leaves the dataplane; the restart applies it).
     set_nat(&t, true);
-    t.a.signal(nix::sys::signal::Signal::SIGTERM);
-    assert_eq!(t.a.wait(Duration::from_secs(10)), Some(0), "{}", t.a.log());
-    t.a.spawn();
+    t.a.restart();
     wait_until(Duration::from_secs(10), "table inet tortie", || {
         table_present(&t.na)
     });

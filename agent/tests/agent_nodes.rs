@@ -16,9 +16,7 @@ fn two_nodes_peer_attach_ping_status_metrics() {
     if !root_or_skip() {
         return;
     }
-    let t = TwoNodes::new("tn");
-    t.a.wait_established(Duration::from_secs(20));
-    t.b.wait_established(Duration::from_secs(20));
+    let t = TwoNodes::established("tn", Stack::V4);
 
     let ip_a = t.a.attach(&t.ca, "ca");
     let ip_b = t.b.attach(&t.cb, "cb");
@@ -460,27 +458,7 @@ fn static_address_outside_the_block_is_advertised_as_a_host_route() {
     }
     let t = TwoNodes::new("sa");
     t.a.wait_established(Duration::from_secs(20));
-    let out = cli(
-        &t.a.socket(),
-        &[
-            "attach",
-            "--netns",
-            &t.ca.path(),
-            "--id",
-            "ca",
-            "--ip",
-            "10.99.0.5",
-            "-o",
-            "json",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        t.a.log()
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("attach JSON");
+    let v = t.a.attach_json(&t.ca, "ca", &["--ip", "10.99.0.5"]);
     assert_eq!(v["ip"], "10.99.0.5");
     assert_eq!(v["advertised"], true);
     let ip_b = t.b.attach(&t.cb, "cb");

@@ -25,9 +25,7 @@ fn set_encapsulation(a: &mut Agent, mode: &str) {
         format!("{base}\n[dataplane]\nencapsulation = \"{mode}\"\n"),
     )
     .expect("config");
-    a.signal(nix::sys::signal::Signal::SIGTERM);
-    assert_eq!(a.wait(Duration::from_secs(10)), Some(0), "{}", a.log());
-    a.spawn();
+    a.restart();
 }
 
 /// n3's VTEP link-local address, the gateway of IPv6 routes over VXLAN:

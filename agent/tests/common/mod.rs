@@ -275,34 +275,50 @@ impl Agent {
         });
     }
 
-    /// `tortie attach` through the CLI; returns the address.
-    pub fn attach(&self, netns: &Netns, id: &str) -> String {
-        let out = cli(
-            &self.socket(),
-            &["attach", "--netns", &netns.path(), "--id", id],
-        );
+    /// `tortie attach` through the CLI with `extra` arguments; insists on
+    /// success and returns what it printed.
+    pub fn attach_with(&self, netns: &Netns, id: &str, extra: &[&str]) -> String {
+        let path = netns.path();
+        let mut args = vec!["attach", "--netns", &path, "--id", id];
+        args.extend_from_slice(extra);
+        let out = cli(&self.socket(), &args);
         assert!(
             out.status.success(),
-            "attach {id}: {}\nagent log:\n{}",
+            "attach {id} {extra:?}: {}\nagent log:\n{}",
             String::from_utf8_lossy(&out.stderr),
             self.log()
         );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// `tortie attach` through the CLI; returns the address.
+    pub fn attach(&self, netns: &Netns, id: &str) -> String {
+        self.attach_with(netns, id, &[])
+    }
+
     /// `tortie attach --ip` through the CLI; returns what it printed.
     pub fn attach_ip(&self, netns: &Netns, id: &str, ip: &str) -> String {
-        let out = cli(
-            &self.socket(),
-            &["attach", "--netns", &netns.path(), "--id", id, "--ip", ip],
-        );
-        assert!(
-            out.status.success(),
-            "attach {id} --ip {ip}: {}\nagent log:\n{}",
-            String::from_utf8_lossy(&out.stderr),
+        self.attach_with(netns, id, &["--ip", ip])
+    }
+
+    /// `tortie attach -o json` (with `extra` arguments): the answer.
+    pub fn attach_json(&self, netns: &Netns, id: &str, extra: &[&str]) -> serde_json::Value {
+        let mut args = vec!["-o", "json"];
+        args.extend_from_slice(extra);
+        serde_json::from_str(&self.attach_with(netns, id, &args)).expect("attach JSON")
+    }
+
+    /// SIGTERM (the agent must exit 0 within 10 s, leaving containers and
+    /// routes in place), then start it again with the current config file.
+    pub fn restart(&mut self) {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        assert_eq!(
+            self.wait(Duration::from_secs(10)),
+            Some(0),
+            "exit code after SIGTERM\n{}",
             self.log()
         );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        self.spawn();
     }
 
     /// GET /metrics from inside the node's namespace.
@@ -381,6 +397,15 @@ pub enum Stack {
 impl TwoNodes {
     pub fn new(t: &str) -> TwoNodes {
         TwoNodes::with(t, Stack::V4)
+    }
+
+    /// [`TwoNodes::with`], then both sessions Established: the start-up
+    /// the two-node tests begin with.
+    pub fn established(t: &str, stack: Stack) -> TwoNodes {
+        let t = TwoNodes::with(t, stack);
+        t.a.wait_established(Duration::from_secs(20));
+        t.b.wait_established(Duration::from_secs(20));
+        t
     }
 
     pub fn with(t: &str, stack: Stack) -> TwoNodes {
