@@ -19,15 +19,14 @@
 //! Wall and process CPU time per pass; the best of ROUNDS (default 5) per
 //! side, and ns/route.
 
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::RouteNetlinkMessage;
-use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
+use netlink_packet_route::route::{RouteAttribute, RouteMessage};
 use tortie_routes::nl::build::{Writer, rtmsg};
 use tortie_routes::nl::consts::*;
-use tortie_routes::nl::{self, Decoded, DecodedRoute, RouteView};
+use tortie_routes::nl::{self, Decoded, DecodedRoute, HopView, RouteView};
 
 const DATAGRAM: usize = 32 * 1024;
 
@@ -143,44 +142,9 @@ fn theirs_parse(dgs: &[Vec<u8>], mut f: impl FnMut(&RouteMessage)) {
     }
 }
 
-fn their_ip(a: &RouteAddress) -> Option<IpAddr> {
-    match a {
-        RouteAddress::Inet(a) => Some(IpAddr::V4(*a)),
-        RouteAddress::Inet6(a) => Some(IpAddr::V6(*a)),
-        _ => None,
-    }
-}
-
-/// Their message's fields as a view (single-hop routes: no multipath).
-fn their_view(r: &RouteMessage) -> RouteView<'static> {
-    let h = &r.header;
-    let mut v = RouteView {
-        family: u8::from(h.address_family),
-        dst_len: h.destination_prefix_length,
-        tos: h.tos,
-        table: u32::from(h.table),
-        protocol: u8::from(h.protocol),
-        scope: u8::from(h.scope),
-        kind: u8::from(h.kind),
-        flags: h.flags.bits(),
-        dst: None,
-        gateway: None,
-        oif: None,
-        priority: 0,
-        multipath: None,
-    };
-    for a in &r.attributes {
-        match a {
-            RouteAttribute::Destination(d) => v.dst = their_ip(d),
-            RouteAttribute::Gateway(g) => v.gateway = their_ip(g),
-            RouteAttribute::Oif(i) => v.oif = Some(*i),
-            RouteAttribute::Priority(p) => v.priority = *p,
-            RouteAttribute::Table(t) => v.table = *t,
-            _ => {}
-        }
-    }
-    v
-}
+/// netlink-packet-route's route as our view (shared with the oracle tests).
+#[path = "../src/nl/npr_route.rs"]
+mod npr_route;
 
 #[derive(Clone, Copy, Default)]
 struct Best {
@@ -245,7 +209,7 @@ fn main() {
                 _ => timed(|| {
                     let mut sum = 0u64;
                     theirs_parse(&dgs, |r| {
-                        if let Some(d) = DecodedRoute::decode(&their_view(r), &ifname) {
+                        if let Some(d) = DecodedRoute::decode(&npr_route::npr_route(r).0, &ifname) {
                             sum += u64::from(d.prefix.prefix()) + d.oifs.len() as u64;
                         }
                     });

@@ -1,5 +1,5 @@
 //! Tunnel devices and the underlay MTU, on the one netlink layer
-//! ([`crate::nl`], through attach's request/answer socket): IP-in-IP's
+//! ([`crate::nl`], through its request/answer mode, `nl::rtnl`): IP-in-IP's
 //! `tunl0` here, the VXLAN devices in [`crate::vxlan`], and the small link
 //! requests both use (look up, create, set MTU/MAC/up, delete).
 //!

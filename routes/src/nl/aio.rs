@@ -136,10 +136,7 @@ impl AsyncSocket {
                 match reader.feed(self.rbuf.get(..n).unwrap_or_default(), f)? {
                     Step::More => {}
                     Step::Done => return Ok(()),
-                    Step::Interrupted => {
-                        f(Part::Restart);
-                        break;
-                    }
+                    Step::Interrupted => break,
                 }
             }
         }

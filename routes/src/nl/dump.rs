@@ -58,7 +58,8 @@ pub(crate) enum Step {
     More,
     /// `NLMSG_DONE` of a complete dump.
     Done,
-    /// `NLMSG_DONE` of an interrupted dump: ask again.
+    /// `NLMSG_DONE` of an interrupted dump (the callback had
+    /// [`Part::Restart`]): ask again.
     Interrupted,
 }
 
@@ -91,7 +92,10 @@ impl DumpReader {
                 self.interrupted = true;
             }
             match m.header.kind {
-                NLMSG_DONE if self.interrupted => return Ok(Step::Interrupted),
+                NLMSG_DONE if self.interrupted => {
+                    f(Part::Restart);
+                    return Ok(Step::Interrupted);
+                }
                 NLMSG_DONE => return Ok(Step::Done),
                 NLMSG_ERROR => {
                     let e = error_msg(m.header.flags, m.body)
@@ -157,13 +161,84 @@ impl Socket {
                 match reader.feed(buf.get(..n).unwrap_or_default(), f)? {
                     Step::More => {}
                     Step::Done => return Ok(()),
-                    Step::Interrupted => {
-                        f(Part::Restart);
-                        break;
-                    }
+                    Step::Interrupted => break,
                 }
             }
         }
         Err(interrupted_too_often())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nl::build::{ifinfomsg, put_attr};
+    use crate::nl::consts::{IFLA_IFNAME, NLMSGERR_ATTR_MSG, RTM_NEWLINK};
+
+    fn part(kind: u16, flags: u16, seq: u32, body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        Writer::begin(&mut out, kind, flags, seq, body).finish();
+        out
+    }
+
+    fn link(seq: u32, flags: u16, name: &str) -> Vec<u8> {
+        let mut body = ifinfomsg(1, 0, 0).to_vec();
+        put_attr(&mut body, IFLA_IFNAME, name.as_bytes());
+        part(RTM_NEWLINK, flags, seq, &body)
+    }
+
+    /// Feeds datagrams; returns the steps and what the callback saw.
+    fn run(datagrams: &[Vec<u8>]) -> (Vec<io::Result<Step>>, Vec<String>) {
+        let mut reader = DumpReader::new(7);
+        let mut seen = Vec::new();
+        let steps = datagrams
+            .iter()
+            .map(|d| {
+                reader.feed(d, &mut |p| match p {
+                    Part::Msg(m) => seen.push(format!("{}", m.header.kind)),
+                    Part::Restart => seen.push("restart".into()),
+                })
+            })
+            .collect();
+        (steps, seen)
+    }
+
+    /// Table: multi-part answers, other sequence numbers skipped, an
+    /// interrupted dump read to its end and restarted, an error with the
+    /// kernel's text, a malformed datagram.
+    #[test]
+    fn dump_parts_interruptions_and_errors() {
+        let done = |flags| part(NLMSG_DONE, flags, 7, &0u32.to_ne_bytes());
+        // Two parts, a stranger's message in between, then DONE.
+        let (steps, seen) = run(&[
+            [link(7, 2, "a"), link(8, 2, "x")].concat(),
+            [link(7, 2, "b"), done(2)].concat(),
+        ]);
+        assert!(matches!(steps[..], [Ok(Step::More), Ok(Step::Done)]));
+        assert_eq!(seen, ["16", "16"]);
+        // Interrupted mid-way: later parts dropped, restart at DONE.
+        let (steps, seen) = run(&[
+            [link(7, 2, "a"), link(7, 2 | NLM_F_DUMP_INTR, "b")].concat(),
+            [link(7, 2 | NLM_F_DUMP_INTR, "c"), done(2 | NLM_F_DUMP_INTR)].concat(),
+        ]);
+        assert!(matches!(steps[..], [Ok(Step::More), Ok(Step::Interrupted)]));
+        assert_eq!(seen, ["16", "restart"]);
+        // A refusal, with the kernel's text.
+        let mut body = (-libc::EINVAL).to_ne_bytes().to_vec();
+        body.extend_from_slice(&link(7, 0x301, "q")[..16]);
+        put_attr(&mut body, NLMSGERR_ATTR_MSG, b"Invalid header for dump\0");
+        let err = part(NLMSG_ERROR, 0x300, 7, &body);
+        let (steps, _) = run(&[err]);
+        let e = steps[0].as_ref().unwrap_err();
+        assert_eq!(e.raw_os_error(), None);
+        assert!(e.to_string().contains("Invalid header for dump"), "{e}");
+        // A length past the end of the datagram.
+        let mut bad = link(7, 2, "a");
+        bad[0] = 200;
+        let (steps, _) = run(&[bad]);
+        assert!(steps[0].is_err());
+        // Not a dump request.
+        assert!(!is_dump(&part(RTM_NEWLINK, NLM_F_REQUEST, 1, &[0; 16])));
+        assert!(is_dump(&request(RTM_NEWLINK, &[0; 16])));
     }
 }

@@ -54,6 +54,8 @@ pub mod socket;
 pub mod view;
 
 #[cfg(test)]
+mod npr_route;
+#[cfg(test)]
 mod oracle_routes;
 #[cfg(test)]
 mod oracle_views;
@@ -64,4 +66,4 @@ pub use dump::Part;
 pub use parse::{ErrorMsg, Header, Message, attrs, error_msg, messages};
 pub use route::{DecodedRoute, MIN_ROUTE_REQUEST, REPLACE_FLAGS, RouteEncoder};
 pub use socket::{Socket, poll_readable};
-pub use view::{AddrView, Decoded, LinkInfo, NeighView, ParseError, RouteView, decode};
+pub use view::{AddrView, Decoded, HopView, LinkInfo, NeighView, ParseError, RouteView, decode};

@@ -13,10 +13,10 @@ use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{LinkAttribute, LinkInfo as NprLinkInfo, LinkMessage};
 use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage};
-use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
 
 use super::build::{Writer, ifaddrmsg, ifinfomsg, ndmsg, rtmsg};
 use super::consts::*;
+use super::npr_route::npr_route;
 use super::*;
 
 /// A message as the kernel sends it: header, family header, attributes
@@ -230,61 +230,6 @@ fn kernel_messages() -> Vec<Vec<u8>> {
         ),
     ]
 }
-
-fn npr_ip(a: &RouteAddress) -> Option<IpAddr> {
-    match a {
-        RouteAddress::Inet(a) => Some(IpAddr::V4(*a)),
-        RouteAddress::Inet6(a) => Some(IpAddr::V6(*a)),
-        _ => None,
-    }
-}
-
-/// netlink-packet-route's reading of a route, as our view's fields.
-fn npr_route(m: &RouteMessage) -> (RouteView<'static>, Vec<HopFields>) {
-    let h = &m.header;
-    let mut v = RouteView {
-        family: u8::from(h.address_family),
-        dst_len: h.destination_prefix_length,
-        tos: h.tos,
-        table: u32::from(h.table),
-        protocol: u8::from(h.protocol),
-        scope: u8::from(h.scope),
-        kind: u8::from(h.kind),
-        flags: h.flags.bits(),
-        dst: None,
-        gateway: None,
-        oif: None,
-        priority: 0,
-        multipath: None,
-    };
-    let mut hops = Vec::new();
-    for a in &m.attributes {
-        match a {
-            RouteAttribute::Destination(d) => v.dst = npr_ip(d),
-            RouteAttribute::Gateway(g) => v.gateway = npr_ip(g),
-            RouteAttribute::Oif(i) => v.oif = Some(*i),
-            RouteAttribute::Priority(p) => v.priority = *p,
-            RouteAttribute::Table(t) => v.table = *t,
-            RouteAttribute::MultiPath(nh) => {
-                hops = nh
-                    .iter()
-                    .map(|n| HopFields {
-                        flags: n.flags.bits(),
-                        ifindex: n.interface_index,
-                        gateway: n.attributes.iter().find_map(|a| match a {
-                            RouteAttribute::Gateway(g) => npr_ip(g),
-                            _ => None,
-                        }),
-                    })
-                    .collect()
-            }
-            _ => {}
-        }
-    }
-    (v, hops)
-}
-
-type HopFields = super::view::HopView;
 
 fn npr_link(m: &LinkMessage) -> LinkInfo {
     let mut l = LinkInfo {
