@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::super::registry::host_net;
-use super::{AttachFault, Cmd, Node, local};
+use super::{AttachFault, Cmd, Node, local, net};
 use crate::api::{
     ApiError, AttachRequest, AttachResult, CheckRequest, DetachRequest, ErrorKind, GcRequest,
 };
@@ -351,4 +351,118 @@ async fn a_cancelled_attach_leaves_nothing_behind() {
     assert_eq!(owned(&node, "c1/eth0").await, pending);
     assert!(node.agent.registry().get(&host(&node, "c1/eth0")).is_some());
     assert_eq!(allocated(&node).await, 2);
+}
+
+/// Static addresses: one owner each (the "one address on two containers"
+/// class, asked for on purpose), and one outside the blocks is originated
+/// on its own even with `advertise = "block"`.
+#[tokio::test]
+async fn a_static_address_has_one_owner_and_outside_the_block_is_originated() {
+    let node = Node::start("").await;
+    let with_ip = |id: &str, ip: &str| AttachRequest {
+        ip: Some(ip.to_string()),
+        ..request(id)
+    };
+    let r = node
+        .agent
+        .attach_container(with_ip("c1/eth0", "10.99.0.5"))
+        .await
+        .expect("static attach");
+    assert_eq!(r.ip, "10.99.0.5");
+    assert!(r.advertised);
+    let ips = owned(&node, "c1/eth0").await;
+    assert_eq!(ips[0].to_string(), "10.99.0.5");
+    assert!(ips[1].is_ipv6(), "the other family is allocated: {ips:?}");
+    assert_eq!(originated(&node).await, vec!["10.99.0.5/32".to_string()]);
+    let h = host(&node, "c1/eth0");
+    assert!(
+        node.take_log()
+            .contains(&Cmd::Install(net("10.99.0.5/32"), local(&h)))
+    );
+    let taken_v6 = ips[1].to_string();
+    for (id, ip) in [
+        ("c2/eth0", "10.99.0.5"),
+        ("c3/eth0", taken_v6.as_str()),
+        ("c1/eth0", "10.99.0.6"),
+    ] {
+        let e = node
+            .agent
+            .attach_container(with_ip(id, ip))
+            .await
+            .expect_err("a taken address, or another one for c1");
+        assert_eq!(e.kind, ErrorKind::Conflict, "{id} {ip}: {e:?}");
+        if id != "c1/eth0" {
+            assert_gone(&node, id).await;
+        }
+    }
+    assert_eq!(owned(&node, "c1/eth0").await, ips);
+    assert_eq!(allocated(&node).await, 2);
+    assert_eq!(node.kernel().links.len(), 1);
+}
+
+/// A restart that lost the state directory (registry and IPAM files): the
+/// veth with its host routes is adopted under its veth name (IPAM takes its
+/// addresses from the kernel), a half-made veth is removed, the next attach
+/// of the id answers with the adopted addresses, and its detach releases
+/// both families.
+#[tokio::test]
+async fn start_up_adopts_a_routed_veth_and_its_next_attach_and_detach() {
+    let node = Node::start("").await;
+    let r = attach(&node, "c1/eth0").await;
+    let ips = owned(&node, "c1/eth0").await;
+    // A veth of ours without routes or entry: an attach killed half-way.
+    node.kernel().links.insert(host(&node, "dead/eth0"));
+    let Node {
+        agent,
+        kernel,
+        cfg,
+        dir,
+        ..
+    } = node;
+    drop(agent);
+    // (IPAM's file names are its own; the owner check below shows they went.)
+    for f in [super::super::registry::FILE, "ipam.json", "ipam.journal"] {
+        let _ = std::fs::remove_file(dir.path().join(f));
+    }
+    let node = Node::start_in(cfg, dir, kernel).await;
+    assert!(!node.kernel().links.contains(&host(&node, "dead/eth0")));
+    let adopted = node.agent.registry().get(&r.host_ifname).cloned();
+    assert_eq!(adopted.map(|c| c.ips()), Some(ips.clone()));
+    assert_eq!(allocated(&node).await, 2);
+    let owner = node
+        .agent
+        .ipam
+        .lock()
+        .await
+        .owner(ips[0])
+        .map(str::to_string);
+    assert_eq!(
+        owner,
+        Some(r.host_ifname.clone()),
+        "adopted from the kernel"
+    );
+    let again = attach(&node, "c1/eth0").await;
+    assert_eq!(again.addresses, r.addresses);
+    assert_eq!(again.id, "c1/eth0");
+    let named = node
+        .agent
+        .registry()
+        .get(&r.host_ifname)
+        .map(|c| c.id.clone());
+    assert_eq!(
+        named.as_deref(),
+        Some("c1/eth0"),
+        "the attach names the adopted entry"
+    );
+    assert_eq!(node.kernel().links.len(), 1);
+    let d = node
+        .agent
+        .detach_container(DetachRequest {
+            id: "c1/eth0".into(),
+        })
+        .await
+        .expect("detach");
+    assert_eq!(d.released_ips.len(), 2, "{d:?}");
+    assert_gone(&node, "c1/eth0").await;
+    assert_eq!(allocated(&node).await, 0);
 }

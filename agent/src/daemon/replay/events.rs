@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use tortie_bgp::{Prefix, SessionState, SpeakerEvent};
+use tortie_routes::KernelRoute;
 
 use super::super::registry::{Container, host_net};
 use super::{Cmd, Node, ip, local, net, via};
@@ -49,6 +50,21 @@ fn own(p: &str) -> SpeakerEvent {
     }
 }
 
+fn hop(gateway: &str, dev: Option<&str>) -> tortie_routes::NextHop {
+    tortie_routes::NextHop {
+        gateway: ip(gateway),
+        dev: dev.map(str::to_string),
+        onlink: dev.is_some(),
+    }
+}
+
+/// A learned route through `tunl0` (IP-in-IP, on-link), written out.
+fn tunnel(gateways: &[&str]) -> KernelRoute {
+    KernelRoute::Unicast {
+        next_hops: gateways.iter().map(|g| hop(g, Some("tunl0"))).collect(),
+    }
+}
+
 fn peer_up() -> SpeakerEvent {
     SpeakerEvent::PeerStateChanged {
         peer: ip("192.0.2.2"),
@@ -63,6 +79,8 @@ struct Case {
     holds: &'static [&'static str],
     /// `tortie run --no-kernel`.
     no_kernel: bool,
+    /// TOML appended to the node's `[bgp]` section (other sections may follow).
+    config: &'static str,
     /// Batches, applied one after the other.
     batches: Vec<Vec<SpeakerEvent>>,
     want: Vec<Cmd>,
@@ -73,6 +91,7 @@ fn case(name: &'static str, batches: Vec<Vec<SpeakerEvent>>, want: Vec<Cmd>) -> 
         name,
         holds: &[],
         no_kernel: false,
+        config: "",
         batches,
         want,
     }
@@ -209,6 +228,30 @@ fn cases() -> Vec<Case> {
             ],
         ),
         Case {
+            config: "[dataplane]\nencapsulation = \"ipip-cross-subnet\"",
+            ..case(
+                "ipip-cross-subnet: plain on the node's subnet, tunl0 beyond it",
+                vec![vec![
+                    best("10.244.2.0/26", &["192.0.2.12"]),
+                    best("10.244.3.0/26", &["198.51.100.13"]),
+                    best("10.244.4.0/26", &["192.0.2.12", "198.51.100.13"]),
+                ]],
+                vec![
+                    Set(net("10.244.2.0/26"), via(&["192.0.2.12"])),
+                    Set(net("10.244.3.0/26"), tunnel(&["198.51.100.13"])),
+                    Set(
+                        net("10.244.4.0/26"),
+                        KernelRoute::Unicast {
+                            next_hops: vec![
+                                hop("192.0.2.12", None),
+                                hop("198.51.100.13", Some("tunl0")),
+                            ],
+                        },
+                    ),
+                ],
+            )
+        },
+        Case {
             no_kernel: true,
             ..case(
                 "--no-kernel: learned routes stay out, the sweep still runs",
@@ -228,7 +271,7 @@ fn cases() -> Vec<Case> {
 async fn speaker_events_become_route_table_commands() {
     let mut failures = Vec::new();
     for c in cases() {
-        let mut node = Node::start("").await;
+        let mut node = Node::start(c.config).await;
         node.agent.install_learned = !c.no_kernel;
         for (i, a) in c.holds.iter().enumerate() {
             node.agent.registry_mut().insert(Container {
