@@ -466,3 +466,35 @@ async fn start_up_adopts_a_routed_veth_and_its_next_attach_and_detach() {
     assert_gone(&node, "c1/eth0").await;
     assert_eq!(allocated(&node).await, 0);
 }
+
+/// SIGHUP switching `bgp.advertise` (`Agent::readvertise`): every
+/// container address is originated on the way to "hosts" and withdrawn on
+/// the way back, both families; the host routes are not touched.
+#[tokio::test]
+async fn readvertise_follows_the_advertise_setting() {
+    let node = Node::start("").await;
+    attach(&node, "a/eth0").await;
+    attach(&node, "b/eth0").await;
+    let mut want: Vec<String> = node
+        .agent
+        .registry()
+        .iter()
+        .flat_map(|c| {
+            c.addresses
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    want.sort();
+    assert_eq!(want.len(), 4);
+    node.take_log();
+    let block = (*node.cfg).clone();
+    let mut hosts = block.clone();
+    hosts.bgp.advertise = tortie_config::Advertise::Hosts;
+    node.agent.readvertise(&block, &hosts).await;
+    assert_eq!(originated(&node).await, want);
+    node.agent.readvertise(&hosts, &block).await;
+    assert_eq!(originated(&node).await, Vec::<String>::new());
+    assert_eq!(node.take_log(), vec![]);
+}
