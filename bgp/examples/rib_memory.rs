@@ -6,7 +6,9 @@
 //! `tortie-bench`'s RIB-only column counts them.
 //!
 //! Run: `cargo run -p tortie-bgp --release --example rib_memory [-- ROUTES...]`
-//! (default 100000 and 1000000).
+//! (default 100000 and 1000000; `SHAPE=packed|unique` runs one shape).
+//! Reports wall and thread CPU time, live heap per route after the load and
+//! its peak during the load (hash-table resizes included).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -79,11 +81,23 @@ fn workload(unique: bool, n: u32) -> Vec<Vec<u8>> {
     msgs
 }
 
+/// This thread's CPU seconds (user + system).
+fn cpu_seconds() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
 fn run(unique: bool, n: u32) {
     let msgs = workload(unique, n);
     let c = ctx();
-    let before = heap::live_bytes();
+    let before = heap::reset_peak();
     let allocs = heap::allocations();
+    let cpu = cpu_seconds();
     let t = Instant::now();
     let mut dec = Decoder::new();
     let mut rib = Rib::new(RibConfig::new(LOCAL_ASN, Ipv4Addr::new(198, 18, 0, 2)));
@@ -105,15 +119,19 @@ fn run(unique: bool, n: u32) {
         }
     }
     let el = t.elapsed();
+    let cpu = cpu_seconds() - cpu;
     let bytes = heap::live_bytes() - before;
+    let peak = heap::peak_bytes() - before;
     let na = heap::allocations() - allocs;
     assert_eq!(rib.loc_rib_len(), n as usize);
     println!(
-        "{:>6} {:>8}: {:>7.1} ms  {:>6.1} B/route  {:>5.2} allocations/route  {:>5.2} M routes/s",
+        "{:>6} {:>8}: {:>7.1} ms ({:>7.1} ms CPU)  {:>6.1} B/route (peak {:>6.1})  {:>5.2} allocations/route  {:>5.2} M routes/s",
         if unique { "unique" } else { "packed" },
         n,
         el.as_secs_f64() * 1e3,
+        cpu * 1e3,
         bytes as f64 / f64::from(n),
+        peak as f64 / f64::from(n),
         na as f64 / f64::from(n),
         f64::from(n) / el.as_secs_f64() / 1e6
     );
@@ -136,9 +154,15 @@ fn main() {
         std::mem::size_of::<PathAttributes>(),
         std::mem::size_of::<AsPath>()
     );
+    let shapes: Vec<bool> = match std::env::var("SHAPE").as_deref() {
+        Ok("packed") => vec![false],
+        Ok("unique") => vec![true],
+        _ => vec![false, true],
+    };
     for &n in &sizes {
         let n = n.min(1 << 20);
-        run(false, n);
-        run(true, n);
+        for &unique in &shapes {
+            run(unique, n);
+        }
     }
 }

@@ -26,6 +26,7 @@ mod hash;
 mod intern;
 mod peer;
 mod removal;
+mod shard;
 mod stored;
 mod table;
 
@@ -43,6 +44,7 @@ pub use hash::{FastMap, FastSet, RibBuildHasher, RibHasher};
 use intern::Interner;
 use peer::PeerState;
 pub use removal::Removal;
+use shard::ShardedMap;
 use stored::{StoredAttrs, StoredCache};
 pub(crate) use table::FullCache;
 use table::{BestMove, Dest, Imported, LOCAL_SOURCE, Path, PathOp, RibKey, Scratch};
@@ -350,8 +352,8 @@ pub enum RibError {
 pub struct Rib {
     cfg: RibConfig,
     peers: FastMap<u32, PeerState>,
-    v4: FastMap<crate::types::Ipv4Prefix, Dest>,
-    v6: FastMap<crate::types::Ipv6Prefix, Dest>,
+    v4: ShardedMap<crate::types::Ipv4Prefix, Dest>,
+    v6: ShardedMap<crate::types::Ipv6Prefix, Dest>,
     /// Export sets (full form), shared by content.
     interner: Interner,
     /// Received and originated sets (stored form), shared best-effort.

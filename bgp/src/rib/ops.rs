@@ -17,8 +17,8 @@ impl Rib {
         Rib {
             cfg,
             peers: FastMap::default(),
-            v4: FastMap::default(),
-            v6: FastMap::default(),
+            v4: ShardedMap::default(),
+            v6: ShardedMap::default(),
             interner: Interner::default(),
             stored: StoredCache::default(),
             filtered: Default::default(),
@@ -694,11 +694,11 @@ impl Rib {
     /// Drops unused attribute sets once the interner has doubled (its export
     /// memo holds references, so it is emptied first and refills on demand).
     pub(super) fn maintain(&mut self) {
-        // Tables never shrink on removal (hashbrown): once a peer with a
-        // large table has gone, its capacity would stay resident for good
-        // (issue 10: 114 MB after 1M routes were withdrawn).
-        hash::shrink_if_sparse(&mut self.v4);
-        hash::shrink_if_sparse(&mut self.v6);
+        // hashbrown tables never shrink on removal: once a peer with a large
+        // table has gone, its capacity would stay resident for good (issue
+        // 10: 114 MB after 1M routes were withdrawn). The prefix tables
+        // shrink shard by shard as prefixes leave (`ShardedMap`); the
+        // refusal store here.
         self.filtered.shrink_if_sparse();
         if self.interner.purge_due() {
             self.interner.purge();

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use super::BestPathChange;
 use super::decision::{Decision, DecisionCtx, decide};
-use super::hash::FastMap;
+use super::shard::ShardedMap;
 use super::stored::{StoredAttrs, same};
 use crate::types::{Ipv4Prefix, Ipv6Prefix, PathAttributes, Prefix};
 
@@ -261,7 +261,7 @@ impl OpResult {
 /// Applies one path change to `key`'s destination, reruns the decision process,
 /// and appends a [`BestPathChange`] when the forwarding view changed.
 pub(crate) fn apply_op<K: RibKey>(
-    map: &mut FastMap<K, Dest>,
+    map: &mut ShardedMap<K, Dest>,
     key: K,
     op: PathOp,
     hint: Option<&Imported>,
@@ -348,6 +348,7 @@ pub(crate) fn apply_op<K: RibKey>(
                 Some(d) => *dest = d,
                 None => {
                     occupied.remove();
+                    map.shrink_if_sparse(&key);
                     best_changes.push(BestPathChange::gone(prefix));
                     let moved = BestMove {
                         prefix,
@@ -374,7 +375,7 @@ pub(crate) fn apply_op<K: RibKey>(
 
 /// Sets STALE on the paths `select` picks; returns how many changed.
 pub(crate) fn mark_stale<K: RibKey>(
-    map: &mut FastMap<K, Dest>,
+    map: &mut ShardedMap<K, Dest>,
     select: impl Fn(&Path) -> bool,
 ) -> usize {
     let mut n = 0;
@@ -476,6 +477,7 @@ pub(crate) fn change_for(
 
 #[cfg(test)]
 mod tests {
+    use super::super::hash::FastMap;
     use super::*;
 
     /// Memory per route is a tracked figure: keep these from growing unnoticed.
@@ -510,7 +512,7 @@ mod tests {
         };
         let (a, b) = (attrs(), attrs());
         assert!(!Arc::ptr_eq(&a, &b));
-        let mut map: FastMap<Ipv4Prefix, Dest> = FastMap::default();
+        let mut map: ShardedMap<Ipv4Prefix, Dest> = ShardedMap::default();
         let key = Ipv4Prefix::new("10.0.0.0".parse().unwrap(), 8).unwrap();
         let mut scratch = Scratch::default();
         let mut changes = Vec::new();
