@@ -12,6 +12,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
+use tortie_bgp::heap;
 use tortie_bgp::rib::{PeerId, PeerInfo, Rib, RibConfig};
 use tortie_bgp::types::{Ipv4Prefix, PathAttributes, Prefix};
 use tortie_bgp::wire::Update;
@@ -28,17 +29,6 @@ fn prefix(addr: u32, len: u8) -> Prefix {
     Prefix::V4(Ipv4Prefix::new(Ipv4Addr::from(addr), len).expect("valid prefix"))
 }
 
-/// This thread's CPU seconds (user + system).
-fn cpu_seconds() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-}
-
 fn run(n: u32) -> (f64, usize, usize) {
     let mut rib = Rib::new(RibConfig::new(LOCAL_ASN, Ipv4Addr::new(10, 100, 255, 1)));
     let local = IpAddr::V4(Ipv4Addr::new(10, 100, 255, 1));
@@ -50,7 +40,7 @@ fn run(n: u32) -> (f64, usize, usize) {
     }
     let mut changes = 0;
     let mut sent = 0;
-    let t = cpu_seconds();
+    let t = heap::thread_cpu_seconds();
     for step in 0..=HOSTS_PER_CLIENT {
         for i in 0..n {
             let attrs = Arc::new(PathAttributes {
@@ -79,7 +69,7 @@ fn run(n: u32) -> (f64, usize, usize) {
                 .sum::<usize>();
         }
     }
-    (cpu_seconds() - t, changes, sent)
+    (heap::thread_cpu_seconds() - t, changes, sent)
 }
 
 fn main() {

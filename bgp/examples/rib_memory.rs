@@ -81,23 +81,12 @@ fn workload(unique: bool, n: u32) -> Vec<Vec<u8>> {
     msgs
 }
 
-/// This thread's CPU seconds (user + system).
-fn cpu_seconds() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-}
-
 fn run(unique: bool, n: u32) {
     let msgs = workload(unique, n);
     let c = ctx();
     let before = heap::reset_peak();
     let allocs = heap::allocations();
-    let cpu = cpu_seconds();
+    let cpu = heap::thread_cpu_seconds();
     let t = Instant::now();
     let mut dec = Decoder::new();
     let mut rib = Rib::new(RibConfig::new(LOCAL_ASN, Ipv4Addr::new(198, 18, 0, 2)));
@@ -119,7 +108,7 @@ fn run(unique: bool, n: u32) {
         }
     }
     let el = t.elapsed();
-    let cpu = cpu_seconds() - cpu;
+    let cpu = heap::thread_cpu_seconds() - cpu;
     let bytes = heap::live_bytes() - before;
     let peak = heap::peak_bytes() - before;
     let na = heap::allocations() - allocs;
