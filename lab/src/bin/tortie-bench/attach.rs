@@ -148,7 +148,9 @@ pub fn run(iterations: u32) -> Result<Section> {
     ];
     // Optional: the same plugin linked statically (`TORTIE_CNI_STATIC_BIN`,
     // see docs/cni.md), to show the exec cost of dynamic linking in the
-    // same run. The targets are judged on the default build.
+    // same run. The targets (issue 15: ADD p50 ≤ 2 ms and ≥ 4× faster than
+    // ptp, "with the installed (static) plugin") are judged on this row when
+    // it is measured, else on the default build.
     if let Some(p) = std::env::var_os("TORTIE_CNI_STATIC_BIN") {
         let binary = PathBuf::from(p);
         if !binary.is_file() {
@@ -320,17 +322,24 @@ pub fn run(iterations: u32) -> Result<Section> {
             )),
         );
     }
+    // The row the targets are judged on: the static plugin when measured.
+    let (judged, judged_name) = match samples.get(2) {
+        Some(st) => (st, "static-pie"),
+        None => (&samples[1], "default build"),
+    };
+    let j_add = ms(percentile(&judged.add, 0.5));
+    let j_speedup = ratio(ms(percentile(&samples[0].add, 0.5)), j_add);
     sec.target(
-        "tortie-cni ADD p50",
-        "≤ 3 ms",
-        format!("{t_add:.2} ms"),
-        t_add <= 3.0,
+        &format!("tortie-cni ADD p50 ({judged_name})"),
+        "≤ 2 ms",
+        format!("{j_add:.2} ms"),
+        j_add <= 2.0,
     );
     sec.target(
-        "speed-up over ptp (ADD p50)",
-        "≥ 5×",
-        format!("{speedup_add:.2}×"),
-        speedup_add >= 5.0,
+        &format!("speed-up over ptp, ADD p50 ({judged_name})"),
+        "≥ 4×",
+        format!("{j_speedup:.2}×"),
+        j_speedup >= 4.0,
     );
     Ok(sec)
 }
