@@ -498,3 +498,45 @@ async fn readvertise_follows_the_advertise_setting() {
     assert_eq!(originated(&node).await, Vec::<String>::new());
     assert_eq!(node.take_log(), vec![]);
 }
+
+/// Attaches racing for one id (a runtime retrying ADD before the first
+/// answer) and for other ids, with a detach in between: the IPAM lock
+/// serialises them, so one id gets one veth and one address per family,
+/// and no address is handed out twice.
+#[tokio::test]
+async fn racing_attaches_give_one_veth_per_id_and_no_address_twice() {
+    let node = Node::start("").await;
+    let hold = std::sync::Arc::new(tokio::sync::Notify::new());
+    node.kernel().hold_attach = Some(hold.clone());
+    let release = async {
+        // Let every attach queue up behind the one holding the lock (held
+        // in the veth step), then let it go; the others find no hold.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        node.kernel().hold_attach = None;
+        hold.notify_one();
+    };
+    let same = |_| attach(&node, "c1/eth0");
+    let race = async {
+        tokio::join!(
+            async { tokio::join!(same(1), same(2), same(3)) },
+            async { tokio::join!(attach(&node, "c2/eth0"), attach(&node, "c3/eth0")) },
+            release,
+        )
+    };
+    // A lost wake-up or a lock held across the veth step must fail, not hang.
+    let ((r1, r2, r3), (o1, o2), ()) = tokio::time::timeout(Duration::from_secs(10), race)
+        .await
+        .expect("the racing attaches did not finish");
+    assert_eq!(r1.addresses, r2.addresses);
+    assert_eq!(r1.addresses, r3.addresses);
+    let mut all: Vec<String> = [&r1, &o1, &o2]
+        .iter()
+        .flat_map(|r| r.addresses.iter().map(|a| a.address.clone()))
+        .collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 6, "an address went to two containers: {all:?}");
+    assert_eq!(node.kernel().links.len(), 3);
+    assert_eq!(node.agent.registry().len(), 3);
+    assert_eq!(allocated(&node).await, 6);
+}
