@@ -6,19 +6,24 @@
 //! `tortie-bench`'s RIB-only column counts them.
 //!
 //! Run: `cargo run -p tortie-bgp --release --example rib_memory [-- ROUTES...]`
-//! (default 100000 and 1000000; `SHAPE=packed|unique` runs one shape).
+//! (default 100000 and 1000000; `SHAPE=packed|unique` runs one shape;
+//! `FAMILY=ipv6` sends the benchmark's IPv6 workload instead: /48s in
+//! fd00::/28 in MP_REACH_NLRI with next hop fd12:18::1, RFC 4760 §3).
 //! Reports wall and thread CPU time, live heap per route after the load and
 //! its peak during the load (hash-table resizes included), and the time of
 //! the same inserts into one bare hash table (the floor of the RIB's part).
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::hash::Hash;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Instant;
 
 use tortie_bgp::AddressFamily;
 use tortie_bgp::heap;
 use tortie_bgp::rib::{FastMap, PeerId, PeerInfo, Rib, RibConfig};
-use tortie_bgp::types::{AsPath, AsPathSegment, Ipv4Prefix, Origin, PathAttributes, Prefix};
+use tortie_bgp::types::{
+    AsPath, AsPathSegment, Ipv4Prefix, Ipv6Prefix, Origin, PathAttributes, Prefix,
+};
 use tortie_bgp::wire::{self, CodecContext, Decoder, Message, Update};
 
 #[global_allocator]
@@ -30,27 +35,37 @@ const PEER_ASN: u32 = 65001;
 fn ctx() -> CodecContext {
     CodecContext {
         four_octet_as: true,
-        families: vec![AddressFamily::IPV4_UNICAST],
+        families: vec![AddressFamily::IPV4_UNICAST, AddressFamily::IPV6_UNICAST],
         local_asn: LOCAL_ASN,
         peer_asn: PEER_ASN,
         ..CodecContext::default()
     }
 }
 
-fn nth_prefix(i: u32) -> Prefix {
+/// `10.0.0.0 + 16·i`/28, or `fd00:<i / 2^16>:<i mod 2^16>::/48` (as tortie-bench).
+fn nth_prefix(v6: bool, i: u32) -> Prefix {
+    if v6 {
+        let a = Ipv6Addr::new(0xfd00, (i >> 16) as u16, i as u16, 0, 0, 0, 0, 0);
+        return Prefix::V6(Ipv6Prefix::new(a, 48).unwrap_or_else(|| unreachable!()));
+    }
     let a = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 0, 0, 0)) + (i << 4));
     Prefix::V4(Ipv4Prefix::new(a, 28).unwrap_or_else(|| unreachable!()))
 }
 
-fn workload(unique: bool, n: u32) -> Vec<Vec<u8>> {
-    let nh = Ipv4Addr::new(198, 18, 0, 1);
+fn workload(v6: bool, unique: bool, n: u32) -> Vec<Vec<u8>> {
+    let nh: IpAddr = if v6 {
+        Ipv6Addr::new(0xfd12, 0x18, 0, 0, 0, 0, 0, 1).into()
+    } else {
+        Ipv4Addr::new(198, 18, 0, 1).into()
+    };
+    let nth_prefix = |i| nth_prefix(v6, i);
     let attrs = |path: Vec<u32>| {
         Arc::new(PathAttributes {
             origin: Origin::Igp,
             as_path: AsPath {
                 segments: vec![AsPathSegment::Sequence(path)],
             },
-            next_hop: Some(nh.into()),
+            next_hop: Some(nh),
             ..PathAttributes::default()
         })
     };
@@ -82,8 +97,8 @@ fn workload(unique: bool, n: u32) -> Vec<Vec<u8>> {
     msgs
 }
 
-fn run(unique: bool, n: u32) {
-    let msgs = workload(unique, n);
+fn run(v6: bool, unique: bool, n: u32) {
+    let msgs = workload(v6, unique, n);
     let c = ctx();
     let before = heap::reset_peak();
     let allocs = heap::allocations();
@@ -115,7 +130,8 @@ fn run(unique: bool, n: u32) {
     let na = heap::allocations() - allocs;
     assert_eq!(rib.loc_rib_len(), n as usize);
     println!(
-        "{:>6} {:>8}: {:>7.1} ms ({:>7.1} ms CPU)  {:>6.1} B/route (peak {:>6.1})  {:>5.2} allocations/route  {:>5.2} M routes/s",
+        "{} {:>6} {:>8}: {:>7.1} ms ({:>7.1} ms CPU)  {:>6.1} B/route (peak {:>6.1})  {:>5.2} allocations/route  {:>5.2} M routes/s",
+        if v6 { "IPv6" } else { "IPv4" },
         if unique { "unique" } else { "packed" },
         n,
         el.as_secs_f64() * 1e3,
@@ -132,16 +148,26 @@ fn run(unique: bool, n: u32) {
 /// The floor under the RIB's per-route work: the same N prefixes inserted
 /// into a bare seeded hash table with the RIB's entry size (a 16-byte
 /// value, like a `Dest`), nothing else.
-fn bare_table(n: u32) {
-    let keys: Vec<Ipv4Prefix> = (0..n)
-        .filter_map(|i| match nth_prefix(i) {
+fn bare_table(v6: bool, n: u32) {
+    if v6 {
+        let keys = (0..n).filter_map(|i| match nth_prefix(true, i) {
+            Prefix::V6(p) => Some(p),
+            Prefix::V4(_) => None,
+        });
+        bare_insert::<Ipv6Prefix>(keys.collect(), n);
+    } else {
+        let keys = (0..n).filter_map(|i| match nth_prefix(false, i) {
             Prefix::V4(p) => Some(p),
             Prefix::V6(_) => None,
-        })
-        .collect();
+        });
+        bare_insert::<Ipv4Prefix>(keys.collect(), n);
+    }
+}
+
+fn bare_insert<K: Hash + Eq + Copy>(keys: Vec<K>, n: u32) {
     let cpu = heap::thread_cpu_seconds();
     let t = Instant::now();
-    let mut m: FastMap<Ipv4Prefix, [u64; 2]> = FastMap::default();
+    let mut m: FastMap<K, [u64; 2]> = FastMap::default();
     for (i, k) in keys.iter().enumerate() {
         m.insert(*k, [i as u64, 0]);
     }
@@ -176,11 +202,12 @@ fn main() {
         Ok("unique") => vec![true],
         _ => vec![false, true],
     };
+    let v6 = std::env::var("FAMILY").as_deref() == Ok("ipv6");
     for &n in &sizes {
         let n = n.min(1 << 20);
         for &unique in &shapes {
-            run(unique, n);
+            run(v6, unique, n);
         }
-        bare_table(n);
+        bare_table(v6, n);
     }
 }

@@ -211,7 +211,7 @@ impl Rib {
     pub fn originate_with(&mut self, prefix: Prefix, attributes: PathAttributes) -> RibOutput {
         let mut out = RibOutput::default();
         let mut ob = OutboundBuilder::default();
-        let stored = self.stored.share(StoredAttrs::from_value(attributes));
+        let stored = self.stored.store_value(attributes);
         let hint = Imported {
             full: stored.to_full(),
             stored,
@@ -433,7 +433,7 @@ impl Rib {
                 .guard
                 .check_next_hop(nh, session_local, src.address)
         {
-            let stored = self.stored.share(StoredAttrs::new(a));
+            let stored = self.stored.store(a);
             return Err(Some((reason, stored)));
         }
         if src.ebgp {
@@ -506,7 +506,7 @@ impl Rib {
 
     fn share(&mut self, a: &Arc<PathAttributes>) -> Imported {
         Imported {
-            stored: self.stored.share(StoredAttrs::new(a)),
+            stored: self.stored.store(a),
             full: a.clone(),
         }
     }

@@ -5,13 +5,18 @@
 //! the AS_PATH's allocations). Most routes carry far less: ORIGIN, an AS_PATH
 //! that is one short AS_SEQUENCE, an IPv4 NEXT_HOP, maybe MULTI_EXIT_DISC and
 //! LOCAL_PREF. [`StoredAttrs::Small`] holds exactly such a set in 24 bytes
-//! (the values in five 32-bit slots); anything else is kept as
-//! [`StoredAttrs::Full`], the shared `Arc<PathAttributes>` itself. The form is
-//! canonical: a set that fits `Small` is always stored as `Small`, so equal
-//! sets compare and hash equal in either form.
+//! (the values in five 32-bit slots). [`StoredAttrs::Small6`] is the same
+//! for a set whose next hop is IPv6 (MP_REACH_NLRI's, RFC 4760 §3: a global
+//! address and maybe a link-local one, RFC 2545 §3) in the same 24 bytes:
+//! three slots and a pointer to the next hops, which one peer's routes share
+//! ([`StoredCache`] keeps the recent ones), so a unique IPv6 path costs what
+//! an IPv4 one does. Anything else is kept as [`StoredAttrs::Full`], the
+//! shared `Arc<PathAttributes>` itself. The form is canonical: a set that
+//! fits `Small` or `Small6` is always stored so, so equal sets compare and
+//! hash equal in every form.
 //!
 //! Data flow: import turns the decoder's `Arc<PathAttributes>` into a
-//! `StoredAttrs` and shares it through [`StoredCache`]; the decision process
+//! `StoredAttrs` and shares it through [`StoredCache::store`]; the decision process
 //! and export read the fields through accessors; whoever needs the public
 //! form back (best-path changes, `explain`, export) gets it from
 //! [`StoredAttrs::to_full`] (an allocation for `Small`, an `Arc` clone for
@@ -26,7 +31,7 @@
 //! ([`same`]), with the pointer compare as the fast path.
 
 use std::hash::BuildHasher;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use super::hash::RibBuildHasher;
@@ -34,6 +39,8 @@ use crate::types::{AsPath, AsPathSegment, Origin, PathAttributes};
 
 /// Slots of a `Small` set: NEXT_HOP, MED, LOCAL_PREF (each if present), then the ASNs.
 const SLOTS: usize = 5;
+/// Slots of a `Small6` set: MED, LOCAL_PREF (each if present), then the ASNs.
+const SLOTS6: usize = 3;
 const HAS_NEXT_HOP: u8 = 1;
 const HAS_MED: u8 = 2;
 const HAS_LOCAL_PREF: u8 = 4;
@@ -53,8 +60,24 @@ pub(crate) enum StoredAttrs {
         flags: u8,
         slots: [u32; SLOTS],
     },
+    /// As `Small` with an IPv6 next hop (`flags` has `HAS_NEXT_HOP`) kept in
+    /// `next_hops`, and three slots.
+    Small6 {
+        origin: Origin,
+        flags: u8,
+        slots: [u32; SLOTS6],
+        next_hops: Arc<NextHops6>,
+    },
     /// Everything else.
     Full(Arc<PathAttributes>),
+}
+
+/// The next hops of an IPv6 MP_REACH_NLRI (RFC 4760 §3): the global address
+/// and, when the peer sent 32 bytes, the link-local one (RFC 2545 §3).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct NextHops6 {
+    global: Ipv6Addr,
+    link_local: Option<Ipv6Addr>,
 }
 
 /// Same attribute set: the same allocation, or equal content.
@@ -63,20 +86,28 @@ pub(crate) fn same(a: &Arc<StoredAttrs>, b: &Arc<StoredAttrs>) -> bool {
 }
 
 impl StoredAttrs {
-    /// The stored form of `a`.
+    /// The stored form of `a`, unshared (tests; the RIB uses [`StoredCache::store`]).
+    #[cfg(test)]
     pub(crate) fn new(a: &Arc<PathAttributes>) -> StoredAttrs {
-        Self::small(a).unwrap_or_else(|| StoredAttrs::Full(a.clone()))
+        Self::small(a, &mut Arc::new).unwrap_or_else(|| StoredAttrs::Full(a.clone()))
     }
 
-    /// The stored form of a set built here (`Arc` only when it does not fit `Small`).
+    /// The stored form of a set built here, unshared (tests; the RIB uses
+    /// [`StoredCache::store_value`]).
+    #[cfg(test)]
     pub(crate) fn from_value(a: PathAttributes) -> StoredAttrs {
-        match Self::small(&a) {
+        match Self::small(&a, &mut Arc::new) {
             Some(s) => s,
             None => StoredAttrs::Full(Arc::new(a)),
         }
     }
 
-    fn small(a: &PathAttributes) -> Option<StoredAttrs> {
+    /// The `Small` or `Small6` form of `a` if it fits; `nh6` gives the
+    /// (shared) next hops of a `Small6`.
+    fn small(
+        a: &PathAttributes,
+        nh6: &mut impl FnMut(NextHops6) -> Arc<NextHops6>,
+    ) -> Option<StoredAttrs> {
         let PathAttributes {
             origin,
             as_path,
@@ -93,8 +124,7 @@ impl StoredAttrs {
             cluster_list,
             unknown,
         } = a;
-        if link_local_next_hop.is_some()
-            || aggregator.is_some()
+        if aggregator.is_some()
             || originator_id.is_some()
             || !communities.is_empty()
             || !extended_communities.is_empty()
@@ -109,18 +139,28 @@ impl StoredAttrs {
             [AsPathSegment::Sequence(v)] if !v.is_empty() => v,
             _ => return None,
         };
+        // The next hop's slot (IPv4) or pointer (IPv6), then MED, LOCAL_PREF
+        // and the ASNs in the slots.
         let mut slots = [0u32; SLOTS];
         let mut n = 0;
         let mut flags = 0u8;
-        match next_hop {
-            None => {}
-            Some(IpAddr::V4(nh)) => {
+        let v6 = match (next_hop, link_local_next_hop) {
+            (None, None) => None,
+            (Some(IpAddr::V4(nh)), None) => {
                 slots[n] = u32::from(*nh);
                 n += 1;
                 flags |= HAS_NEXT_HOP;
+                None
             }
-            Some(IpAddr::V6(_)) => return None,
-        }
+            (Some(IpAddr::V6(global)), link_local) => {
+                flags |= HAS_NEXT_HOP;
+                Some(NextHops6 {
+                    global: *global,
+                    link_local: *link_local,
+                })
+            }
+            _ => return None,
+        };
         for (v, bit) in [(med, HAS_MED), (local_pref, HAS_LOCAL_PREF)] {
             if let Some(v) = v {
                 slots[n] = *v;
@@ -128,36 +168,39 @@ impl StoredAttrs {
                 flags |= bit;
             }
         }
-        let dst = slots.get_mut(n..n + asns.len())?;
-        dst.copy_from_slice(asns);
+        let room = if v6.is_some() { SLOTS6 } else { SLOTS };
+        if n + asns.len() > room {
+            return None;
+        }
+        slots[n..n + asns.len()].copy_from_slice(asns);
         if *atomic_aggregate {
             flags |= ATOMIC_AGGREGATE;
         }
         // asns.len() <= SLOTS here, so it fits the 4 high bits.
         flags |= (asns.len() as u8) << ASN_SHIFT;
-        Some(StoredAttrs::Small {
-            origin: *origin,
-            flags,
-            slots,
+        let origin = *origin;
+        Some(match v6 {
+            None => StoredAttrs::Small {
+                origin,
+                flags,
+                slots,
+            },
+            Some(nh) => StoredAttrs::Small6 {
+                origin,
+                flags,
+                slots: [slots[0], slots[1], slots[2]],
+                next_hops: nh6(nh),
+            },
         })
     }
 
-    /// The value slots in use, in order, and the ASNs (`Small` only).
-    fn small_parts(flags: u8, slots: &[u32; SLOTS]) -> (usize, &[u32]) {
-        let fixed = [HAS_NEXT_HOP, HAS_MED, HAS_LOCAL_PREF]
-            .iter()
-            .filter(|b| flags & **b != 0)
-            .count();
-        let n_asn = usize::from(flags >> ASN_SHIFT);
-        (fixed, slots.get(fixed..fixed + n_asn).unwrap_or(&[]))
-    }
-
-    /// The slot of the value flagged `bit` (NEXT_HOP, MED or LOCAL_PREF).
-    fn slot(flags: u8, slots: &[u32; SLOTS], bit: u8) -> Option<u32> {
+    /// The slot of the value flagged `bit` (NEXT_HOP, MED or LOCAL_PREF);
+    /// `bits` are the values kept in slots, in order.
+    fn slot(flags: u8, slots: &[u32], bits: &[u8], bit: u8) -> Option<u32> {
         if flags & bit == 0 {
             return None;
         }
-        let before = [HAS_NEXT_HOP, HAS_MED, HAS_LOCAL_PREF]
+        let before = bits
             .iter()
             .take_while(|b| **b != bit)
             .filter(|b| flags & **b != 0)
@@ -165,63 +208,95 @@ impl StoredAttrs {
         slots.get(before).copied()
     }
 
-    /// The ASNs of a `Small` set's AS_SEQUENCE; `None` for `Full`.
-    fn small_asns(&self) -> Option<&[u32]> {
+    /// The flags and value slots of a `Small` or `Small6` set, with the
+    /// flags of the values kept in the slots; `None` for `Full`.
+    fn small_view(&self) -> Option<(u8, &[u32], &'static [u8])> {
         match self {
-            StoredAttrs::Small { flags, slots, .. } => Some(Self::small_parts(*flags, slots).1),
+            StoredAttrs::Small { flags, slots, .. } => {
+                Some((*flags, slots, &[HAS_NEXT_HOP, HAS_MED, HAS_LOCAL_PREF]))
+            }
+            StoredAttrs::Small6 { flags, slots, .. } => {
+                Some((*flags, slots, &[HAS_MED, HAS_LOCAL_PREF]))
+            }
             StoredAttrs::Full(_) => None,
         }
     }
 
+    /// The value of a `Small`/`Small6` slot flagged `bit`; `None` for `Full`.
+    fn small_slot(&self, bit: u8) -> Option<Option<u32>> {
+        self.small_view()
+            .map(|(flags, slots, bits)| Self::slot(flags, slots, bits, bit))
+    }
+
+    /// The ASNs of a `Small` or `Small6` set's AS_SEQUENCE; `None` for `Full`.
+    fn small_asns(&self) -> Option<&[u32]> {
+        self.small_view().map(|(flags, slots, bits)| {
+            let fixed = bits.iter().filter(|b| flags & **b != 0).count();
+            let n_asn = usize::from(flags >> ASN_SHIFT);
+            slots.get(fixed..fixed + n_asn).unwrap_or(&[])
+        })
+    }
+
     pub(crate) fn origin(&self) -> Origin {
         match self {
-            StoredAttrs::Small { origin, .. } => *origin,
+            StoredAttrs::Small { origin, .. } | StoredAttrs::Small6 { origin, .. } => *origin,
             StoredAttrs::Full(a) => a.origin,
         }
     }
 
     pub(crate) fn next_hop(&self) -> Option<IpAddr> {
         match self {
-            StoredAttrs::Small { flags, slots, .. } => {
-                Self::slot(*flags, slots, HAS_NEXT_HOP).map(|v| IpAddr::V4(Ipv4Addr::from(v)))
-            }
+            StoredAttrs::Small6 { next_hops, .. } => Some(IpAddr::V6(next_hops.global)),
             StoredAttrs::Full(a) => a.next_hop,
+            s => s
+                .small_slot(HAS_NEXT_HOP)
+                .flatten()
+                .map(|v| IpAddr::V4(Ipv4Addr::from(v))),
+        }
+    }
+
+    /// The link-local next hop beside an IPv6 global one (RFC 2545 §3).
+    pub(crate) fn link_local_next_hop(&self) -> Option<Ipv6Addr> {
+        match self {
+            StoredAttrs::Small6 { next_hops, .. } => next_hops.link_local,
+            StoredAttrs::Small { .. } => None,
+            StoredAttrs::Full(a) => a.link_local_next_hop,
         }
     }
 
     pub(crate) fn med(&self) -> Option<u32> {
         match self {
-            StoredAttrs::Small { flags, slots, .. } => Self::slot(*flags, slots, HAS_MED),
             StoredAttrs::Full(a) => a.med,
+            s => s.small_slot(HAS_MED).flatten(),
         }
     }
 
     pub(crate) fn local_pref(&self) -> Option<u32> {
         match self {
-            StoredAttrs::Small { flags, slots, .. } => Self::slot(*flags, slots, HAS_LOCAL_PREF),
             StoredAttrs::Full(a) => a.local_pref,
+            s => s.small_slot(HAS_LOCAL_PREF).flatten(),
         }
     }
 
     pub(crate) fn originator_id(&self) -> Option<Ipv4Addr> {
         match self {
-            StoredAttrs::Small { .. } => None,
             StoredAttrs::Full(a) => a.originator_id,
+            _ => None,
         }
     }
 
-    /// COMMUNITIES (RFC 1997); a `Small` set has none.
+    /// COMMUNITIES (RFC 1997); a `Small`/`Small6` set has none.
     pub(crate) fn communities(&self) -> &[u32] {
         match self {
-            StoredAttrs::Small { .. } => &[],
             StoredAttrs::Full(a) => &a.communities,
+            _ => &[],
         }
     }
 
     pub(crate) fn cluster_list(&self) -> &[Ipv4Addr] {
         match self {
-            StoredAttrs::Small { .. } => &[],
             StoredAttrs::Full(a) => &a.cluster_list,
+            _ => &[],
         }
     }
 
@@ -257,34 +332,30 @@ impl StoredAttrs {
         }
     }
 
-    /// The public form: a new `Arc` for `Small`, the shared one for `Full`.
+    /// The public form: a new `Arc` for `Small`/`Small6`, the shared one for `Full`.
     pub(crate) fn to_full(&self) -> Arc<PathAttributes> {
-        match self {
-            StoredAttrs::Full(a) => a.clone(),
-            StoredAttrs::Small {
-                origin,
-                flags,
-                slots,
-            } => {
-                let (_, asns) = Self::small_parts(*flags, slots);
-                let as_path = if asns.is_empty() {
-                    AsPath::default()
-                } else {
-                    AsPath {
-                        segments: vec![AsPathSegment::Sequence(asns.to_vec())],
-                    }
-                };
-                Arc::new(PathAttributes {
-                    origin: *origin,
-                    as_path,
-                    next_hop: self.next_hop(),
-                    med: self.med(),
-                    local_pref: self.local_pref(),
-                    atomic_aggregate: flags & ATOMIC_AGGREGATE != 0,
-                    ..PathAttributes::default()
-                })
+        let flags = match self {
+            StoredAttrs::Full(a) => return a.clone(),
+            StoredAttrs::Small { flags, .. } | StoredAttrs::Small6 { flags, .. } => *flags,
+        };
+        let asns = self.small_asns().unwrap_or(&[]);
+        let as_path = if asns.is_empty() {
+            AsPath::default()
+        } else {
+            AsPath {
+                segments: vec![AsPathSegment::Sequence(asns.to_vec())],
             }
-        }
+        };
+        Arc::new(PathAttributes {
+            origin: self.origin(),
+            as_path,
+            next_hop: self.next_hop(),
+            link_local_next_hop: self.link_local_next_hop(),
+            med: self.med(),
+            local_pref: self.local_pref(),
+            atomic_aggregate: flags & ATOMIC_AGGREGATE != 0,
+            ..PathAttributes::default()
+        })
     }
 }
 
@@ -294,8 +365,8 @@ impl crate::policy::RouteAttrs for StoredAttrs {
     }
     fn large_communities(&self) -> &[[u32; 3]] {
         match self {
-            StoredAttrs::Small { .. } => &[],
             StoredAttrs::Full(a) => &a.large_communities,
+            _ => &[],
         }
     }
     fn as_path_contains(&self, asn: u32) -> bool {
@@ -312,33 +383,72 @@ impl crate::policy::RouteAttrs for StoredAttrs {
 /// Direct-mapped slots of the share cache (a power of two): 32 KiB of pointers.
 const CACHE_SLOTS: usize = 4096;
 
-/// Shares equal stored sets between routes; see the module doc.
+/// Direct-mapped slots of the IPv6 next-hop cache (a power of two): a
+/// few per peer sending IPv6 routes.
+const NEXT_HOP_SLOTS: usize = 256;
+
+/// Shares equal stored sets between routes, and the IPv6 next hops of
+/// `Small6` sets; see the module doc.
 #[derive(Debug, Default)]
 pub(crate) struct StoredCache {
     slots: Vec<Option<Arc<StoredAttrs>>>,
+    next_hops: Vec<Option<Arc<NextHops6>>>,
     hasher: RibBuildHasher,
 }
 
 impl StoredCache {
+    /// The shared stored form of `a`.
+    pub(crate) fn store(&mut self, a: &Arc<PathAttributes>) -> Arc<StoredAttrs> {
+        let s = StoredAttrs::small(a, &mut |nh| self.next_hops(nh))
+            .unwrap_or_else(|| StoredAttrs::Full(a.clone()));
+        self.share(s)
+    }
+
+    /// The shared stored form of a set built here.
+    pub(crate) fn store_value(&mut self, a: PathAttributes) -> Arc<StoredAttrs> {
+        let s = match StoredAttrs::small(&a, &mut |nh| self.next_hops(nh)) {
+            Some(s) => s,
+            None => StoredAttrs::Full(Arc::new(a)),
+        };
+        self.share(s)
+    }
+
+    /// The cached copy of `nh`, or `nh` (which then takes its slot).
+    fn next_hops(&mut self, nh: NextHops6) -> Arc<NextHops6> {
+        direct_mapped(&mut self.next_hops, NEXT_HOP_SLOTS, &self.hasher, nh)
+    }
+
     /// The shared copy of `s`: the cached one when an equal set sits in its
     /// slot, else `s` (which then takes the slot).
     pub(crate) fn share(&mut self, s: StoredAttrs) -> Arc<StoredAttrs> {
-        if self.slots.is_empty() {
-            self.slots.resize(CACHE_SLOTS, None);
-        }
-        let i = (self.hasher.hash_one(&s) as usize) & (CACHE_SLOTS - 1);
-        let Some(slot) = self.slots.get_mut(i) else {
-            return Arc::new(s);
-        };
-        if let Some(e) = slot
-            && **e == s
-        {
-            return e.clone();
-        }
-        let a = Arc::new(s);
-        *slot = Some(a.clone());
-        a
+        direct_mapped(&mut self.slots, CACHE_SLOTS, &self.hasher, s)
     }
+}
+
+/// The copy of `v` in its slot of the direct-mapped table `slots` (`len`
+/// slots, a power of two, allocated on first use) when equal, else a new
+/// `Arc` of `v`, which then takes the slot.
+fn direct_mapped<T: std::hash::Hash + Eq>(
+    slots: &mut Vec<Option<Arc<T>>>,
+    len: usize,
+    hasher: &RibBuildHasher,
+    v: T,
+) -> Arc<T> {
+    if slots.is_empty() {
+        slots.resize(len, None);
+    }
+    let i = (hasher.hash_one(&v) as usize) & (len - 1);
+    let Some(slot) = slots.get_mut(i) else {
+        return Arc::new(v);
+    };
+    if let Some(e) = slot
+        && **e == v
+    {
+        return e.clone();
+    }
+    let a = Arc::new(v);
+    *slot = Some(a.clone());
+    a
 }
 
 #[cfg(test)]
@@ -409,6 +519,39 @@ mod tests {
                 next_hop: v6,
                 ..Default::default()
             },
+            // IPv6 next hops (Small6): global and link-local, three slots used.
+            PathAttributes {
+                as_path: seq(&[65001]),
+                next_hop: v6,
+                link_local_next_hop: Some("fe80::1".parse().unwrap()),
+                med: Some(5),
+                local_pref: Some(100),
+                atomic_aggregate: true,
+                ..Default::default()
+            },
+            PathAttributes {
+                origin: Origin::Egp,
+                as_path: seq(&[65001, 4_200_000_000, 3]),
+                next_hop: v6,
+                ..Default::default()
+            },
+            // Too many values for Small6's three slots: Full.
+            PathAttributes {
+                as_path: seq(&[1, 2, 3]),
+                next_hop: v6,
+                med: Some(7),
+                ..Default::default()
+            },
+            // A link-local next hop without an IPv6 global one: Full.
+            PathAttributes {
+                next_hop: v4,
+                link_local_next_hop: Some("fe80::1".parse().unwrap()),
+                ..Default::default()
+            },
+            PathAttributes {
+                link_local_next_hop: Some("fe80::1".parse().unwrap()),
+                ..Default::default()
+            },
             PathAttributes {
                 communities: vec![1],
                 originator_id: Some(Ipv4Addr::new(10, 0, 0, 1)),
@@ -428,6 +571,7 @@ mod tests {
             assert_eq!(StoredAttrs::from_value((*a).clone()), s, "case {i}");
             assert_eq!(s.origin(), a.origin);
             assert_eq!(s.next_hop(), a.next_hop);
+            assert_eq!(s.link_local_next_hop(), a.link_local_next_hop);
             assert_eq!(s.med(), a.med);
             assert_eq!(s.local_pref(), a.local_pref);
             assert_eq!(s.originator_id(), a.originator_id);
@@ -454,6 +598,40 @@ mod tests {
             StoredAttrs::new(&unique),
             StoredAttrs::Small { .. }
         ));
+    }
+
+    /// The benchmark's unique IPv6 paths (issue 15): each set is `Small6`
+    /// (24 bytes, as an IPv4 `Small`), and the next hops are one allocation
+    /// shared by every set with the same ones.
+    #[test]
+    fn ipv6_sets_are_small_and_share_their_next_hops() {
+        let set = |ll: Option<Ipv6Addr>, i: u32| PathAttributes {
+            as_path: seq(&[65001, 4_200_000_000 + i]),
+            next_hop: Some(IpAddr::V6("fd12:18::1".parse().unwrap())),
+            link_local_next_hop: ll,
+            ..Default::default()
+        };
+        let mut c = StoredCache::default();
+        for ll in [None, Some("fe80::1".parse().unwrap())] {
+            let sets: Vec<_> = (0..3).map(|i| c.store(&Arc::new(set(ll, i)))).collect();
+            let hops: Vec<&Arc<NextHops6>> = sets
+                .iter()
+                .map(|s| match &**s {
+                    StoredAttrs::Small6 { next_hops, .. } => next_hops,
+                    other => panic!("not Small6: {other:?}"),
+                })
+                .collect();
+            assert!(!same(&sets[0], &sets[1]));
+            assert!(hops.iter().all(|h| Arc::ptr_eq(h, hops[0])));
+            // The three sets and the cache's slot hold the one copy.
+            assert_eq!(Arc::strong_count(hops[0]), 4);
+            assert_eq!(*sets[2].to_full(), set(ll, 2));
+            // Built sets (originate_with) share them too.
+            let built = c.store_value(set(ll, 7));
+            assert!(
+                matches!(&*built, StoredAttrs::Small6 { next_hops, .. } if Arc::ptr_eq(next_hops, hops[0]))
+            );
+        }
     }
 
     #[test]
