@@ -142,6 +142,13 @@ impl Netns {
         Ok(())
     }
 
+    /// Adds an IPv6 address (CIDR notation) to an interface without
+    /// duplicate address detection, so it is usable at once.
+    pub fn add_address_nodad(&self, ifname: &str, cidr: &str) -> Result<()> {
+        self.run(&["ip", "addr", "add", cidr, "dev", ifname, "nodad"])
+            .map(|_| ())
+    }
+
     /// Pings `addr` from inside the namespace: `count` probes, 0.2 s apart,
     /// each waiting at most 1 s. True when every probe was answered.
     pub fn ping(&self, addr: &str, count: u32) -> bool {

@@ -477,16 +477,8 @@ impl Pair {
             (&self.theirs, THEIRS6, THEIR_HOST6),
             (&self.ours, OURS6, OUR_HOST6),
         ] {
-            ns.run(&[
-                "ip",
-                "addr",
-                "add",
-                &format!("{a}/64"),
-                "dev",
-                "eth1",
-                "nodad",
-            ])
-            .expect("IPv6 address");
+            ns.add_address_nodad("eth1", &format!("{a}/64"))
+                .expect("IPv6 address");
             ns.run(&["ip", "addr", "add", &format!("{host}/128"), "dev", "lo"])
                 .expect("IPv6 host address");
             ns.run(&["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"])

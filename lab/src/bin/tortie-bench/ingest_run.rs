@@ -318,15 +318,7 @@ pub fn one_run(dut: Dut, feed: Feed, mode: Mode, inp: &Inputs) -> Result<Run> {
     if family == Family::V6 {
         // Usable at once (no DAD): the IPv6 next hop must resolve.
         for (ns, a) in [(&f, FEEDER_IP6), (&d, DUT_IP6)] {
-            ns.run(&[
-                "ip",
-                "addr",
-                "add",
-                &format!("{a}/64"),
-                "dev",
-                "eth1",
-                "nodad",
-            ])?;
+            ns.add_address_nodad("eth1", &format!("{a}/64"))?;
         }
     }
     let dir = tempfile::Builder::new()
