@@ -229,6 +229,18 @@ impl PassResult {
     }
 }
 
+/// Diagnostic (lab/bench/README.md §2): with this variable set, the
+/// reference writer deletes in a scattered order ([`scattered`]), as a
+/// writer walking a hash table would, instead of in prefix order.
+pub const SCATTERED_DELETES: &str = "TORTIE_BENCH_SCATTERED_DELETES";
+
+/// A fixed permutation of `0..n` that scatters neighbours:
+/// `k × 2654435761 mod n` (a prime multiplier, so a bijection for every n
+/// it does not divide).
+fn scattered(k: u32, n: u32) -> u32 {
+    ((u64::from(k) * 2_654_435_761) % u64::from(n.max(1))) as u32
+}
+
 /// The reference writer: installs (or deletes) `n` prefixes of `family`
 /// ([`Family::nth`]) via `gw` with protocol `proto`, `batch` requests per `send`. With `ack_each`, every
 /// request asks for an ACK and the acks are drained between batches; without
@@ -244,6 +256,7 @@ pub fn pipelined(
     ack_each: bool,
 ) -> Result<PassResult> {
     let mut sock = Socket::open(0)?;
+    let scatter = del && std::env::var_os(SCATTERED_DELETES).is_some();
     let route = via(gw);
     let quiet = RouteEncoder {
         protocol: proto,
@@ -272,6 +285,7 @@ pub fn pipelined(
             } else {
                 &quiet
             };
+            let k = if scatter { scattered(k, n) } else { k };
             route_msg(&mut out, del, sock.seq, family.nth(k)?, &route, enc)?;
             last_seq = sock.seq;
             sock.seq = sock.seq.wrapping_add(1);
@@ -450,6 +464,20 @@ mod tests {
             assert!(!is_ours(r, Family::V6, 151));
         });
         assert_eq!(seen, [(true, (0x0a80_0001, 32))]);
+    }
+
+    #[test]
+    fn scattered_is_a_permutation() {
+        for n in [1u32, 2, 10, 1000, 100_000] {
+            let mut seen = vec![false; n as usize];
+            for k in 0..n {
+                let i = scattered(k, n) as usize;
+                assert!(!seen[i], "n {n}: {i} twice");
+                seen[i] = true;
+            }
+        }
+        // Neighbours land far apart.
+        assert!(scattered(1, 100_000).abs_diff(scattered(2, 100_000)) > 1000);
     }
 
     #[test]
