@@ -219,16 +219,74 @@ impl PeerConfig {
     }
 }
 
+/// An ECMP set of next hops (distinct, sorted), interned by the speaker: every
+/// route change with the same set carries the same allocation, so passing one
+/// on costs a reference count, and an owner that converts sets (the agent, to
+/// kernel routes) can do it once per set ([`NextHops::ptr`]). A million
+/// learned routes usually use a handful of sets.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct NextHops(Arc<[IpAddr]>);
+
+impl NextHops {
+    /// A set of its own (not interned); the speaker hands out interned ones.
+    pub fn new(hops: &[IpAddr]) -> NextHops {
+        NextHops(Arc::from(hops))
+    }
+
+    /// The address of the shared allocation: equal for every change that
+    /// carries this interned set (a key for per-set work while the set is
+    /// held; a different set can reuse the address once this one is freed).
+    pub fn ptr(&self) -> *const IpAddr {
+        self.0.as_ptr()
+    }
+
+    /// Holders of this allocation (the interner drops sets only it holds).
+    pub(crate) fn shared_count(&self) -> usize {
+        Arc::strong_count(&self.0)
+    }
+}
+
+impl std::ops::Deref for NextHops {
+    type Target = [IpAddr];
+    fn deref(&self) -> &[IpAddr] {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<[IpAddr]> for NextHops {
+    fn borrow(&self) -> &[IpAddr] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for NextHops {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.iter()).finish()
+    }
+}
+
+impl PartialEq<Vec<IpAddr>> for NextHops {
+    fn eq(&self, other: &Vec<IpAddr>) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl From<Vec<IpAddr>> for NextHops {
+    fn from(v: Vec<IpAddr>) -> NextHops {
+        NextHops(Arc::from(v))
+    }
+}
+
 /// What the speaker tells its owner.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SpeakerEvent {
     /// The Loc-RIB best path(s) for `prefix` changed (the state reported is
     /// the current one; see [`Speaker::start`]). `next_hops` is the ECMP
-    /// set to install; empty means nothing to install: the prefix is gone
+    /// set to install, interned; empty means nothing to install: the prefix is gone
     /// (`attributes` None) or our own origination is best (`attributes` Some).
     BestPathChanged {
         prefix: Prefix,
-        next_hops: Vec<IpAddr>,
+        next_hops: NextHops,
         attributes: Option<Arc<PathAttributes>>,
     },
     /// A session changed state (RFC 4271 §8 names), with a human reason.
@@ -477,7 +535,10 @@ impl Speaker {
     /// reports each with its best path *at delivery*: a prefix that changed
     /// several times meanwhile is reported once, in its latest state, and
     /// before any `PeerStateChanged`/`Converged` that came after the change.
-    /// Keep draining it.
+    /// This is the one coalescing stage between the speaker and whatever the
+    /// owner feeds (the agent: the kernel), so an owner may take events at
+    /// its consumer's pace and needs no coalescing of its own; keep draining
+    /// it. Next hops come interned ([`NextHops`]).
     pub async fn start(
         cfg: SpeakerConfig,
     ) -> Result<(Speaker, tokio::sync::mpsc::Receiver<SpeakerEvent>), crate::BgpError> {

@@ -1,13 +1,24 @@
 //! The route table handle: the public face of the reconciler task that owns
 //! every kernel route carrying our protocol number in one table.
 //!
-//! Callers state desired routes (`set`, `remove`, `replace_all`) over a
-//! bounded command queue (`crate::reconcile::queue`: one lock and a push per
-//! command, emptied by the task in one swap); the task (`crate::reconcile`) coalesces bursts, diffs
-//! desired against what the kernel holds, writes the difference in pipelined
-//! netlink batches and watches route/link notifications to put back what
-//! others remove. Queries (`flush`, `installed`, `converged`) travel the same
-//! queue, so they observe every command sent before them.
+//! Callers state desired routes (`set`, `apply`, `remove`, `replace_all`)
+//! over a bounded command queue (`crate::reconcile::queue`: one lock and a
+//! push per command, or per batch with [`RouteTable::apply`], emptied by the
+//! task in one swap; a full queue makes the caller wait, which is how a
+//! producer learns the kernel's pace). The task (`crate::reconcile`) applies
+//! the commands in order to its per-prefix desired state (no coalescing of
+//! its own: the BGP speaker's outbox is the one stage that drops superseded
+//! changes), diffs desired against what the kernel holds, writes the
+//! difference in pipelined netlink batches and watches route/link
+//! notifications to put back what others remove. Queries (`flush`,
+//! `installed`, `converged`) travel the same queue, so they observe every
+//! command sent before them.
+//!
+//! Routes are interned once, by the table's one interner
+//! ([`RouteTable::intern`] → [`SharedRoute`]), shared by the handles and the
+//! task: a caller that desires one route for many prefixes (learned routes
+//! over one ECMP set) interns it once and passes a reference count per
+//! prefix, and the task's slots hold the same allocation.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,17 +27,32 @@ use ipnetwork::IpNetwork;
 use tokio::sync::oneshot;
 
 use crate::error::RoutesError;
-use crate::reconcile::{Reconciler, queue};
+use crate::reconcile::{Reconciler, RouteInterner, Shared, queue};
 use crate::types::{KernelRoute, RouteStats};
 
-/// Commands to the reconciler task.
+/// A desired route interned by the route table ([`RouteTable::intern`]):
+/// cheap to clone and to pass, and the very allocation the reconciler keeps
+/// per prefix. Next hops are normalized (sorted, de-duplicated).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SharedRoute(Shared);
+
+impl std::ops::Deref for SharedRoute {
+    type Target = KernelRoute;
+    fn deref(&self) -> &KernelRoute {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SharedRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Commands to the reconciler task. Routes come interned.
 pub(crate) enum Command {
-    Set(IpNetwork, KernelRoute),
-    Install(
-        IpNetwork,
-        KernelRoute,
-        oneshot::Sender<Result<(), RoutesError>>,
-    ),
+    Set(IpNetwork, Shared),
+    Install(IpNetwork, Shared, oneshot::Sender<Result<(), RoutesError>>),
     Remove(IpNetwork),
     ReplaceAll(HashMap<IpNetwork, KernelRoute>),
     Converged(oneshot::Sender<()>),
@@ -41,6 +67,7 @@ pub(crate) enum Command {
 pub struct RouteTable {
     tx: queue::Sender,
     stats: Arc<Mutex<RouteStats>>,
+    routes: RouteInterner,
 }
 
 impl RouteTable {
@@ -54,10 +81,20 @@ impl RouteTable {
     /// Must be called inside a tokio runtime; the task is spawned on it.
     pub async fn start(route_protocol: u8, table: u32) -> Result<RouteTable, RoutesError> {
         let stats = Arc::new(Mutex::new(RouteStats::default()));
-        let reconciler = Reconciler::open(route_protocol, table, stats.clone()).await?;
+        let routes = RouteInterner::default();
+        let reconciler =
+            Reconciler::open(route_protocol, table, stats.clone(), routes.clone()).await?;
         let (tx, rx) = queue::queue();
         tokio::spawn(reconciler.run(rx));
-        Ok(RouteTable { tx, stats })
+        Ok(RouteTable { tx, stats, routes })
+    }
+
+    /// The table's shared copy of `route` (normalized): pass it to
+    /// [`set_shared`](Self::set_shared) or [`apply`](Self::apply) for as
+    /// many prefixes as use it. Takes a lock shared with the task: call it
+    /// once per distinct route, not per prefix.
+    pub fn intern(&self, route: KernelRoute) -> SharedRoute {
+        SharedRoute(self.routes.intern(route.normalized()))
     }
 
     async fn send(&self, cmd: Command) {
@@ -68,7 +105,27 @@ impl RouteTable {
 
     /// Desire `route` for `prefix` (replacing any previous desire).
     pub async fn set(&self, prefix: impl Into<IpNetwork>, route: KernelRoute) {
+        let route = self.routes.intern(route.normalized());
         self.send(Command::Set(prefix.into(), route)).await;
+    }
+
+    /// [`set`](Self::set) with a route interned by [`intern`](Self::intern).
+    pub async fn set_shared(&self, prefix: impl Into<IpNetwork>, route: &SharedRoute) {
+        self.send(Command::Set(prefix.into(), route.0.clone()))
+            .await;
+    }
+
+    /// Desires in order, as one burst: `Some` = [`set_shared`](Self::set_shared),
+    /// `None` = [`remove`](Self::remove). Queued under one lock per queue's
+    /// worth; waits (like every command) while the queue is full.
+    pub async fn apply(&self, changes: Vec<(IpNetwork, Option<SharedRoute>)>) {
+        let cmds = changes.into_iter().map(|(p, r)| match r {
+            Some(r) => Command::Set(p, r.0),
+            None => Command::Remove(p),
+        });
+        if self.tx.send_all(cmds).await.is_err() {
+            tracing::warn!("route table task has stopped; commands dropped");
+        }
     }
 
     /// Desire `route` for `prefix`, like [`set`](Self::set), and wait until
@@ -83,6 +140,7 @@ impl RouteTable {
         route: KernelRoute,
     ) -> Result<(), RoutesError> {
         let (tx, rx) = oneshot::channel();
+        let route = self.routes.intern(route.normalized());
         if self
             .tx
             .send(Command::Install(prefix.into(), route, tx))

@@ -9,9 +9,12 @@
 //! `speaker.originate(/32)` when the address is outside the block or
 //! `advertise = "hosts"`). One async mutex (around IPAM) serialises
 //! attach/detach/gc so two calls for one id never interleave. Learned best
-//! paths arrive in coalesced batches through [`Agent::apply_steps`] and
-//! become kernel routes in the route table; a learned route never overrides
-//! an address the registry holds.
+//! paths arrive in batches, taken from the speaker at the route table's
+//! pace ([`super::batch`]: the speaker's outbox is the one coalescing stage),
+//! through [`Agent::steps`] and [`Agent::apply_steps`], and become desires
+//! in the route table, each carrying the table's interned route for its
+//! next-hop set; a learned route never overrides the node's blocks or an
+//! address the registry holds.
 //!
 //! The kernel is reached only through the traits of [`super::kernel`] (the
 //! route table and the containers' veths): `Agent` is generic over them, so
@@ -27,6 +30,7 @@ use tortie_bgp::{Prefix, RouteQuery, Speaker, SpeakerEvent};
 use tortie_config::Config;
 use tortie_routes::{KernelRoute, RouteTable};
 
+use super::batch::{self, Learned, Step};
 use super::convert;
 use super::kernel::{KernelVeths, Routes, Veths};
 use super::registry::{Registry, host_net};
@@ -216,15 +220,30 @@ impl<R: Routes, V: Veths> Agent<R, V> {
         }
     }
 
-    /// Applies a batch of coalesced speaker events ([`super::batch`]) in
-    /// order: route runs become route table `set`/`remove` calls, peer state
-    /// changes are logged, `Converged` runs the sweep after every route
-    /// change received before it.
-    pub async fn apply_steps(&self, steps: Vec<super::batch::Step>) {
-        use super::batch::Step;
+    /// A batch of speaker events as route-table steps ([`super::batch`]):
+    /// synchronous, so the event loop can keep `learned` across batches.
+    pub fn steps(
+        &self,
+        learned: &mut Learned<R::Shared>,
+        events: impl IntoIterator<Item = SpeakerEvent>,
+    ) -> Vec<Step<R::Shared>> {
+        let cfg = self.config();
+        let cx = Filter {
+            table: &self.table,
+            cfg: &cfg,
+            registry: self.registry(),
+        };
+        learned.steps(&cx, &cfg, self.install_learned, events)
+    }
+
+    /// Applies [`Self::steps`] in order: route runs are queued on the route
+    /// table as one burst each (waiting while its queue is full: the speaker
+    /// keeps the backlog meanwhile), peer state changes are logged,
+    /// `Converged` runs the sweep after every route change received before it.
+    pub async fn apply_steps(&self, steps: Vec<Step<R::Shared>>) {
         for step in steps {
             match step {
-                Step::Routes { routes, hops } => self.apply_routes(routes, &hops).await,
+                Step::Routes(routes) => self.table.apply(routes).await,
                 Step::Event(SpeakerEvent::PeerStateChanged {
                     peer,
                     state,
@@ -242,42 +261,36 @@ impl<R: Routes, V: Veths> Agent<R, V> {
         }
     }
 
-    /// Latest next hops per prefix → kernel routes (empty set = remove
-    /// ours), for IPv4 and IPv6 alike. Learned routes for our own block or
-    /// a container address (a host route: /32 or /128) are ignored.
-    async fn apply_routes(&self, routes: Vec<(IpNetwork, u32)>, hops: &[Vec<IpAddr>]) {
-        if !self.install_learned {
-            return;
-        }
-        let cfg = self.config();
-        let encap = cfg.dataplane.encapsulation;
-        let subnets = super::dataplane::node_subnets(&cfg);
-        // One kernel route per next-hop set (None = remove).
-        let kernel: Vec<Option<KernelRoute>> = hops
-            .iter()
-            .map(|h| (!h.is_empty()).then(|| tortie_routes::route_for_learned(h, encap, &subnets)))
-            .collect();
-        // Filter under the (sync) registry lock, then write without holding it.
-        let routes: Vec<(IpNetwork, u32)> = {
-            let registry = self.registry();
-            routes
-                .into_iter()
-                .filter(|(net, _)| {
-                    let host = net.prefix() == if net.is_ipv4() { 32 } else { 128 };
-                    let own = cfg.node.pod_cidrs.contains(net) || (host && registry.holds(net.ip()));
-                    if own {
-                        tracing::debug!(prefix = %net, "ignoring a learned route for our own block or container");
-                    }
-                    !own
-                })
-                .collect()
-        };
-        for (net, id) in routes {
-            match kernel.get(id as usize) {
-                Some(Some(route)) => self.table.set(net, route.clone()).await,
-                _ => self.table.remove(net).await,
-            }
-        }
+    /// [`Self::steps`] then [`Self::apply_steps`]: one batch, as `tortie
+    /// run`'s event loop handles it.
+    pub async fn apply_events(
+        &self,
+        learned: &mut Learned<R::Shared>,
+        events: impl IntoIterator<Item = SpeakerEvent>,
+    ) {
+        let steps = self.steps(learned, events);
+        self.apply_steps(steps).await;
+    }
+}
+
+/// The agent's side of the conversion of learned routes ([`super::batch`]):
+/// the table's interner, and the filter keeping learned routes off the
+/// node's own blocks and off the container addresses the registry holds
+/// (host routes: /32 or /128).
+struct Filter<'a, R> {
+    table: &'a R,
+    cfg: &'a Config,
+    registry: std::sync::RwLockReadGuard<'a, Registry>,
+}
+
+impl<R: Routes> batch::Context for Filter<'_, R> {
+    type Route = R::Shared;
+    fn intern(&self, route: KernelRoute) -> R::Shared {
+        self.table.intern(route)
+    }
+    fn own(&self, net: &IpNetwork) -> bool {
+        let host = net.prefix() == if net.is_ipv4() { 32 } else { 128 };
+        self.cfg.node.pod_cidrs.contains(net) || (host && self.registry.holds(net.ip()))
     }
 }
 

@@ -1,65 +1,54 @@
-//! Batching of speaker events before they reach the route table.
+//! Speaker events → route-table desires, one batch at a time, in order.
 //!
-//! The event loop drains the events the speaker has ready (up to
-//! [`MAX_BATCH`]) into a [`Coalescer`] and hands the resulting [`Step`]s to
-//! [`super::agent::Agent::apply_steps`]; while a batch is written it prepares
-//! the next one, at most [`MAX_BATCH`] events ahead. Each event is folded in
-//! and dropped at once (its next-hop `Vec` and its `Arc<PathAttributes>` are
-//! freed while draining). A longer backlog stays in the speaker, as one
-//! compact entry per changed prefix (`tortie_bgp` session outbox), and comes
-//! out with each prefix's latest best path when we take it.
+//! Data flow: the event loop takes what the speaker has ready (up to
+//! [`MAX_BATCH`] events) while at most one converted batch waits for the
+//! route table to take it; [`Learned::steps`] turns the batch into [`Step`]s (sync, no
+//! waiting) and [`super::agent::Agent::apply_steps`] queues them on the route
+//! table. A longer backlog stays in the speaker's outbox, the one coalescing
+//! stage between the speaker and the kernel (`tortie_bgp` session outbox: one
+//! compact entry per changed prefix, reported with the prefix's latest best
+//! path when we take it). Nothing here de-duplicates, sorts or holds events:
+//! each route change becomes one desire, in the order received, and the
+//! route table's slots keep the last desire per prefix.
 //!
-//! Semantics: for `BestPathChanged` only the latest state of a prefix matters
-//! (the Loc-RIB's current best, RFC 4271 §9.1.2), so the last event for a
-//! prefix wins and route changes inside a run are order-independent. Events
-//! that are not route changes (`PeerStateChanged`, `Converged`) are ordering
-//! barriers: the route changes received before them are emitted as one
-//! [`Step::Routes`] ahead of them, so `Converged` (which triggers the sweep
-//! of adopted kernel routes) sees every route learned before it.
+//! Next hops: the speaker interns each ECMP set ([`tortie_bgp::NextHops`]);
+//! [`Learned`] converts a set to a kernel route once (per family, with the
+//! encapsulation model `tortie_routes::route_for_learned`) and has the route
+//! table intern that route ([`super::kernel::Routes::intern`], the table's one
+//! interner), so a million changes over one set cost a pointer lookup and a
+//! reference count each, not a `Vec` of next hops.
+//!
+//! Semantics: events that are not route changes (`PeerStateChanged`,
+//! `Converged`) are ordering barriers: the route changes received before them
+//! are queued on the route table first, so `Converged` (which triggers the
+//! sweep of adopted kernel routes) sees every route learned before it. A
+//! learned route for the node's own block or for a container address the
+//! registry holds is ignored; with `--no-kernel` (`install_learned` off)
+//! route changes are dropped and only the barriers are kept.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
-use tortie_bgp::{Prefix, SpeakerEvent};
+use tortie_bgp::{NextHops, Prefix, SpeakerEvent};
+use tortie_config::Config;
 
-/// Most events drained into one batch before it is applied.
-pub const MAX_BATCH: usize = 65_536;
+/// Most events taken from the speaker into one batch.
+pub const MAX_BATCH: usize = 8192;
 
-/// Interned next-hop sets kept from one batch to the next.
+/// Next-hop sets whose kernel route is remembered; more (a churning peer)
+/// and the memo starts again.
 const MAX_SETS: usize = 1024;
 
 /// One thing to do, in order.
 #[derive(Debug, PartialEq)]
-pub enum Step {
-    /// The latest next hops per prefix (IPv4 and IPv6 alike), once per
-    /// prefix, sorted by prefix. Each entry names a next-hop set in `hops`
-    /// by index; a set holds only next hops of the prefix's family that we
-    /// can install (see [`usable_next_hop`]); an empty set = nothing to
-    /// install (remove ours).
-    Routes {
-        routes: Vec<(IpNetwork, u32)>,
-        hops: Vec<Vec<IpAddr>>,
-    },
+pub enum Step<S> {
+    /// Desires in the order received: the route table's interned route for
+    /// the prefix, or `None` = nothing to install (remove ours).
+    Routes(Vec<(IpNetwork, Option<S>)>),
     /// A non-route event, after every route change received before it.
     Event(SpeakerEvent),
-}
-
-impl Step {
-    /// The routes of a [`Step::Routes`] with their next hops resolved
-    /// (empty for other steps).
-    pub fn resolved(&self) -> Vec<(IpNetwork, Vec<IpAddr>)> {
-        match self {
-            Step::Routes { routes, hops } => routes
-                .iter()
-                .map(|(n, h)| {
-                    let set = hops.get(*h as usize).cloned().unwrap_or_default();
-                    (*n, set)
-                })
-                .collect(),
-            Step::Event(_) => Vec::new(),
-        }
-    }
 }
 
 /// Whether `nh` can be the gateway of a kernel route for a prefix of the
@@ -76,114 +65,81 @@ pub fn usable_next_hop(nh: IpAddr, v6: bool) -> bool {
     }
 }
 
-/// Folds speaker events into [`Step`]s (see the module doc). Per event it
-/// stores 24 bytes (prefix, next-hop set id) and allocates nothing: the
-/// next-hop sets are interned, deduplication happens at the end of a run.
-#[derive(Default)]
-pub struct Coalescer {
-    /// Route changes of the current run, in arrival order.
-    run: Vec<(IpNetwork, u32)>,
-    /// Interned next-hop sets, by id.
-    sets: Vec<Vec<IpAddr>>,
-    ids: HashMap<Vec<IpAddr>, u32>,
-    scratch: Vec<IpAddr>,
-    steps: Vec<Step>,
-    /// Events folded in so far (route changes included).
-    events: usize,
+/// What the conversion needs from the agent (its config and registry).
+pub trait Context {
+    /// The route table's interned route.
+    type Route: Clone;
+    /// The table's shared copy of `route` (its one interner).
+    fn intern(&self, route: tortie_routes::KernelRoute) -> Self::Route;
+    /// A learned route for `net` must be ignored (our block, a container).
+    fn own(&self, net: &IpNetwork) -> bool;
+}
+
+/// The per-set conversion (see the module doc), kept across batches.
+pub struct Learned<S> {
+    /// (speaker's set, IPv6 prefix) → the table's route, `None` when no next
+    /// hop of the set is usable for that family. The set is held, so its
+    /// address stays its own while it is a key.
+    memo: HashMap<(usize, bool), (NextHops, Option<S>)>,
+    /// The config the memo was made with (encapsulation, node subnets).
+    cfg: Option<Arc<Config>>,
     /// IPv6 route changes whose only next hops were link-local (not
-    /// installed: no output device known), since the last [`Coalescer::finish`].
+    /// installed: no output device known), since the last warning.
     pub link_local_only: usize,
 }
 
-impl Coalescer {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Events folded in so far.
-    pub fn len(&self) -> usize {
-        self.events
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.events == 0
-    }
-
-    fn intern(&mut self) -> u32 {
-        if let Some(id) = self.ids.get(self.scratch.as_slice()) {
-            return *id;
+impl<S> Default for Learned<S> {
+    fn default() -> Self {
+        Learned {
+            memo: HashMap::new(),
+            cfg: None,
+            link_local_only: 0,
         }
-        let id = u32::try_from(self.sets.len()).unwrap_or(u32::MAX);
-        self.sets.push(self.scratch.clone());
-        self.ids.insert(self.scratch.clone(), id);
-        id
     }
+}
 
-    pub fn push(&mut self, ev: SpeakerEvent) {
-        self.events += 1;
-        match ev {
-            SpeakerEvent::BestPathChanged {
-                prefix, next_hops, ..
-            } => {
-                let net: IpNetwork = match prefix {
-                    Prefix::V4(p) => match Ipv4Network::new(p.addr(), p.len()) {
-                        Ok(n) => n.into(),
-                        Err(_) => return,
-                    },
-                    Prefix::V6(p) => match Ipv6Network::new(p.addr(), p.len()) {
-                        Ok(n) => n.into(),
-                        Err(_) => return,
-                    },
-                };
-                let v6 = net.is_ipv6();
-                self.scratch.clear();
-                self.scratch.extend(
-                    next_hops
-                        .iter()
-                        .copied()
-                        .filter(|h| usable_next_hop(*h, v6)),
-                );
-                if v6
-                    && self.scratch.is_empty()
-                    && next_hops
-                        .iter()
-                        .any(|h| matches!(h, IpAddr::V6(a) if a.is_unicast_link_local()))
-                {
-                    self.link_local_only += 1;
+impl<S: Clone> Learned<S> {
+    /// `events` as steps (see the module doc); route changes only when
+    /// `install` (else just the barriers).
+    pub fn steps<C: Context<Route = S>>(
+        &mut self,
+        cx: &C,
+        cfg: &Arc<Config>,
+        install: bool,
+        events: impl IntoIterator<Item = SpeakerEvent>,
+    ) -> Vec<Step<S>> {
+        if !self.cfg.as_ref().is_some_and(|c| Arc::ptr_eq(c, cfg)) || self.memo.len() > MAX_SETS {
+            self.memo.clear();
+            self.cfg = Some(cfg.clone());
+        }
+        let mut steps = Vec::new();
+        let mut run = Vec::new();
+        for ev in events {
+            match ev {
+                SpeakerEvent::BestPathChanged {
+                    prefix, next_hops, ..
+                } => {
+                    if !install {
+                        continue;
+                    }
+                    let Some(net) = network(prefix) else { continue };
+                    if cx.own(&net) {
+                        tracing::debug!(prefix = %net, "ignoring a learned route for our own block or container");
+                        continue;
+                    }
+                    run.push((net, self.route(cx, cfg, &next_hops, net.is_ipv6())));
                 }
-                let id = self.intern();
-                self.run.push((net, id));
-            }
-            other => {
-                self.close_run();
-                self.steps.push(Step::Event(other));
+                other => {
+                    if !run.is_empty() {
+                        steps.push(Step::Routes(std::mem::take(&mut run)));
+                    }
+                    steps.push(Step::Event(other));
+                }
             }
         }
-    }
-
-    /// Ends the current run: one entry per prefix, the last one received.
-    fn close_run(&mut self) {
-        if self.run.is_empty() {
-            return;
+        if !run.is_empty() {
+            steps.push(Step::Routes(run));
         }
-        let mut routes = std::mem::take(&mut self.run);
-        // Newest first, stable sort by prefix, keep the first of each prefix.
-        routes.reverse();
-        routes.sort_by_key(|(n, _)| *n);
-        routes.dedup_by_key(|(n, _)| *n);
-        routes.shrink_to_fit();
-        self.steps.push(Step::Routes {
-            routes,
-            hops: self.sets.clone(),
-        });
-    }
-
-    /// The steps, in order; the coalescer is empty afterwards (interned
-    /// next-hop sets are kept for the next batch).
-    pub fn finish(&mut self) -> Vec<Step> {
-        self.close_run();
-        self.run = Vec::new();
-        self.events = 0;
         if self.link_local_only > 0 {
             tracing::warn!(
                 prefixes = self.link_local_only,
@@ -191,64 +147,146 @@ impl Coalescer {
             );
             self.link_local_only = 0;
         }
-        // Next-hop sets are few (one per ECMP group); forget them if a
-        // churning peer made many, the steps own their copy.
-        if self.sets.len() > MAX_SETS {
-            self.sets = Vec::new();
-            self.ids = HashMap::new();
+        steps
+    }
+
+    /// The table's route for `hops` toward a prefix of family `v6`.
+    fn route<C: Context<Route = S>>(
+        &mut self,
+        cx: &C,
+        cfg: &Config,
+        hops: &NextHops,
+        v6: bool,
+    ) -> Option<S> {
+        if hops.is_empty() {
+            return None;
         }
-        std::mem::take(&mut self.steps)
+        let key = (hops.ptr() as usize, v6);
+        if let Some((_, r)) = self.memo.get(&key) {
+            let r = r.clone();
+            if r.is_none() && v6 {
+                self.count_link_local(hops);
+            }
+            return r;
+        }
+        let usable: Vec<IpAddr> = hops
+            .iter()
+            .copied()
+            .filter(|h| usable_next_hop(*h, v6))
+            .collect();
+        let route = (!usable.is_empty()).then(|| {
+            let subnets = super::dataplane::node_subnets(cfg);
+            cx.intern(tortie_routes::route_for_learned(
+                &usable,
+                cfg.dataplane.encapsulation,
+                &subnets,
+            ))
+        });
+        if route.is_none() && v6 {
+            self.count_link_local(hops);
+        }
+        self.memo.insert(key, (hops.clone(), route.clone()));
+        route
+    }
+
+    fn count_link_local(&mut self, hops: &[IpAddr]) {
+        if hops
+            .iter()
+            .any(|h| matches!(h, IpAddr::V6(a) if a.is_unicast_link_local()))
+        {
+            self.link_local_only += 1;
+        }
     }
 }
 
-/// Route changes in `steps` (one per prefix and run).
-pub fn route_count(steps: &[Step]) -> usize {
+/// The speaker's prefix as a network.
+fn network(prefix: Prefix) -> Option<IpNetwork> {
+    match prefix {
+        Prefix::V4(p) => Ipv4Network::new(p.addr(), p.len()).ok().map(Into::into),
+        Prefix::V6(p) => Ipv6Network::new(p.addr(), p.len()).ok().map(Into::into),
+    }
+}
+
+/// Route changes in `steps`.
+pub fn route_count<S>(steps: &[Step<S>]) -> usize {
     steps
         .iter()
         .map(|s| match s {
-            Step::Routes { routes, .. } => routes.len(),
+            Step::Routes(r) => r.len(),
             Step::Event(_) => 0,
         })
         .sum()
 }
 
-/// Convenience: fold a whole sequence.
-pub fn coalesce(events: impl IntoIterator<Item = SpeakerEvent>) -> Vec<Step> {
-    let mut c = Coalescer::new();
-    for ev in events {
-        c.push(ev);
-    }
-    c.finish()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::RefCell;
     use std::net::{Ipv4Addr, Ipv6Addr};
     use tortie_bgp::{Ipv4Prefix, Ipv6Prefix, SessionState};
+    use tortie_routes::{KernelRoute, NextHop};
 
-    fn best(a: [u8; 4], len: u8, hops: &[IpAddr]) -> SpeakerEvent {
+    /// Interns by value and counts the calls; `own` is a fixed list.
+    #[derive(Default)]
+    struct Cx {
+        interned: RefCell<usize>,
+        own: Vec<IpNetwork>,
+    }
+
+    impl Context for Cx {
+        type Route = KernelRoute;
+        fn intern(&self, route: KernelRoute) -> KernelRoute {
+            *self.interned.borrow_mut() += 1;
+            route.normalized()
+        }
+        fn own(&self, net: &IpNetwork) -> bool {
+            self.own.contains(net)
+        }
+    }
+
+    fn cfg() -> Arc<Config> {
+        let text = r#"
+[node]
+name = "n1"
+address = "192.0.2.11/24"
+asn = 64512
+pod_cidr = "10.244.1.0/26"
+"#;
+        Arc::new(tortie_config::parse(text, "t.toml").unwrap())
+    }
+
+    fn best(sets: &mut HashMap<Vec<IpAddr>, NextHops>, p: &str, hops: &[IpAddr]) -> SpeakerEvent {
+        let n: IpNetwork = p.parse().unwrap();
+        let prefix = match n {
+            IpNetwork::V4(n) => Prefix::V4(Ipv4Prefix::new(n.ip(), n.prefix()).unwrap()),
+            IpNetwork::V6(n) => Prefix::V6(Ipv6Prefix::new(n.ip(), n.prefix()).unwrap()),
+        };
+        // As the speaker does: one allocation per distinct set.
+        let next_hops = sets
+            .entry(hops.to_vec())
+            .or_insert_with(|| NextHops::new(hops))
+            .clone();
         SpeakerEvent::BestPathChanged {
-            prefix: Prefix::V4(Ipv4Prefix::new(Ipv4Addr::from(a), len).unwrap()),
-            next_hops: hops.to_vec(),
+            prefix,
+            next_hops,
             attributes: None,
         }
     }
 
-    fn net(a: [u8; 4], len: u8) -> IpNetwork {
-        Ipv4Network::new(Ipv4Addr::from(a), len).unwrap().into()
+    fn via(hops: &[IpAddr]) -> Option<KernelRoute> {
+        Some(KernelRoute::Unicast {
+            next_hops: hops
+                .iter()
+                .map(|g| NextHop {
+                    gateway: *g,
+                    dev: None,
+                    onlink: false,
+                })
+                .collect(),
+        })
     }
 
-    fn best6(p: &str, hops: &[IpAddr]) -> SpeakerEvent {
-        let n: Ipv6Network = p.parse().unwrap();
-        SpeakerEvent::BestPathChanged {
-            prefix: Prefix::V6(Ipv6Prefix::new(n.ip(), n.prefix()).unwrap()),
-            next_hops: hops.to_vec(),
-            attributes: None,
-        }
-    }
-
-    fn ip(s: &str) -> IpAddr {
+    fn net(s: &str) -> IpNetwork {
         s.parse().unwrap()
     }
 
@@ -256,129 +294,110 @@ mod tests {
     const H2: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
     const H6: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);
 
+    /// Event table: what the speaker reports → the route-table steps, in
+    /// order, one desire per change (no de-duplication: the speaker's
+    /// outbox is the coalescing stage), barriers after the changes before
+    /// them, own block and containers ignored, next hops of the prefix's
+    /// family only, one conversion per set and family.
     #[test]
-    fn last_event_per_prefix_wins() {
-        let steps = coalesce([
-            best([10, 1, 0, 0], 24, &[H1]),
-            best([10, 2, 0, 0], 24, &[H1, H6]),
-            best([10, 1, 0, 0], 24, &[H2]),
-            best([10, 3, 0, 0], 24, &[H1]),
-            best([10, 3, 0, 0], 24, &[]),
-            best([10, 2, 0, 0], 24, &[H1, H2]),
-        ]);
-        let [r @ Step::Routes { .. }] = &steps[..] else {
-            panic!("expected one routes step, got {steps:?}");
+    fn event_table() {
+        let mut sets = HashMap::new();
+        let g1: IpAddr = "2001:db8:1::1".parse().unwrap();
+        let ll: IpAddr = "fe80::1".parse().unwrap();
+        let peer = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9));
+        let events = vec![
+            best(&mut sets, "10.1.0.0/24", &[H1]),
+            best(&mut sets, "10.2.0.0/24", &[H1, H2]),
+            best(&mut sets, "10.1.0.0/24", &[H2]),
+            // Our block and a container of ours: ignored.
+            best(&mut sets, "10.244.1.0/26", &[H1]),
+            best(&mut sets, "10.244.1.5/32", &[H1]),
+            SpeakerEvent::PeerStateChanged {
+                peer,
+                state: SessionState::Established,
+                reason: "up".into(),
+            },
+            // A v6 hop is no gateway for an IPv4 prefix, and vice versa.
+            best(&mut sets, "10.3.0.0/24", &[H6, H1]),
+            best(&mut sets, "2001:db8:57::/48", &[g1, H1]),
+            best(&mut sets, "2001:db8:58::/48", &[ll]),
+            best(&mut sets, "10.1.0.0/24", &[]),
+            SpeakerEvent::Converged,
+            best(&mut sets, "10.2.0.0/24", &[H1, H2]),
+        ];
+        let cx = Cx {
+            own: vec![net("10.244.1.0/26"), net("10.244.1.5/32")],
+            ..Cx::default()
         };
+        let cfg = cfg();
+        let mut l = Learned::default();
+        let steps = l.steps(&cx, &cfg, true, events.clone());
+        let want = vec![
+            Step::Routes(vec![
+                (net("10.1.0.0/24"), via(&[H1])),
+                (net("10.2.0.0/24"), via(&[H1, H2])),
+                (net("10.1.0.0/24"), via(&[H2])),
+            ]),
+            Step::Event(events[5].clone()),
+            Step::Routes(vec![
+                (net("10.3.0.0/24"), via(&[H1])),
+                (net("2001:db8:57::/48"), via(&[g1])),
+                (net("2001:db8:58::/48"), None),
+                (net("10.1.0.0/24"), None),
+            ]),
+            Step::Event(SpeakerEvent::Converged),
+            Step::Routes(vec![(net("10.2.0.0/24"), via(&[H1, H2]))]),
+        ];
+        assert_eq!(steps, want);
+        assert_eq!(route_count(&steps), 8);
+        // [H1] (own ones included), [H1,H2], [H2], [H6,H1] and [g1,H1]
+        // once each; the link-local-only set has no route to intern.
+        assert_eq!(*cx.interned.borrow(), 5);
+        // Next batch: the sets are remembered.
+        let again = l.steps(&cx, &cfg, true, events.clone());
+        assert_eq!(again, want);
+        assert_eq!(*cx.interned.borrow(), 5);
+        // A new config (SIGHUP) starts the memo again.
+        let cfg2 = Arc::new((*cfg).clone());
+        l.steps(&cx, &cfg2, true, events.clone());
+        assert_eq!(*cx.interned.borrow(), 10);
+        // --no-kernel: only the barriers.
         assert_eq!(
-            r.resolved(),
+            l.steps(&cx, &cfg2, false, events.clone()),
             vec![
-                (net([10, 1, 0, 0], 24), vec![H2]),
-                (net([10, 2, 0, 0], 24), vec![H1, H2]),
-                (net([10, 3, 0, 0], 24), vec![]),
-            ]
-        );
-    }
-
-    #[test]
-    fn v6_prefixes_get_their_v6_next_hops_in_the_same_run() {
-        let g1 = ip("2001:db8:1::1");
-        let g2 = ip("2001:db8:1::2");
-        let mut c = Coalescer::new();
-        // A v6 hop is no gateway for an IPv4 prefix, and vice versa.
-        c.push(best([10, 1, 0, 0], 24, &[H6, H1]));
-        c.push(best6("2001:db8:57::/48", &[g2, g1, H1]));
-        c.push(best6("2001:db8:58::/48", &[g1]));
-        c.push(best6("2001:db8:58::/48", &[]));
-        assert_eq!(c.len(), 4);
-        let steps = c.finish();
-        assert!(c.is_empty());
-        assert_eq!(route_count(&steps), 3);
-        let [r @ Step::Routes { .. }] = &steps[..] else {
-            panic!("expected one routes step, got {steps:?}");
-        };
-        assert_eq!(
-            r.resolved(),
-            vec![
-                (net([10, 1, 0, 0], 24), vec![H1]),
-                ("2001:db8:57::/48".parse().unwrap(), vec![g2, g1]),
-                ("2001:db8:58::/48".parse().unwrap(), vec![]),
+                Step::Event(events[5].clone()),
+                Step::Event(SpeakerEvent::Converged)
             ]
         );
     }
 
     #[test]
     fn v6_link_local_next_hops_are_not_installable() {
-        let ll = ip("fe80::1");
-        let g = ip("2001:db8:1::1");
+        let ll: IpAddr = "fe80::1".parse().unwrap();
+        let g: IpAddr = "2001:db8:1::1".parse().unwrap();
         assert!(!usable_next_hop(ll, true));
         assert!(usable_next_hop(g, true));
         assert!(!usable_next_hop(g, false));
         assert!(!usable_next_hop(H1, true));
-        let mut c = Coalescer::new();
-        c.push(best6("2001:db8:57::/48", &[ll]));
-        c.push(best6("2001:db8:58::/48", &[ll, g]));
-        assert_eq!(c.link_local_only, 1);
-        let steps = c.finish();
-        assert_eq!(c.link_local_only, 0, "counted per batch");
-        assert_eq!(
-            steps[0].resolved(),
-            vec![
-                ("2001:db8:57::/48".parse().unwrap(), vec![]),
-                ("2001:db8:58::/48".parse().unwrap(), vec![g]),
-            ]
+        let mut sets = HashMap::new();
+        let mut l = Learned::default();
+        let cx = Cx::default();
+        let steps = l.steps(
+            &cx,
+            &cfg(),
+            true,
+            [
+                best(&mut sets, "2001:db8:57::/48", &[ll]),
+                best(&mut sets, "2001:db8:58::/48", &[ll, g]),
+            ],
         );
-    }
-
-    #[test]
-    fn non_route_events_are_barriers() {
-        let peer = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9));
-        let steps = coalesce([
-            best([10, 1, 0, 0], 24, &[H1]),
-            SpeakerEvent::PeerStateChanged {
-                peer,
-                state: SessionState::Established,
-                reason: "up".to_string(),
-            },
-            best([10, 1, 0, 0], 24, &[H2]),
-            best([10, 2, 0, 0], 24, &[H2]),
-            SpeakerEvent::Converged,
-            best([10, 1, 0, 0], 24, &[]),
-        ]);
-        let (h1, h2) = (H1, H2);
-        assert_eq!(steps.len(), 5, "{steps:?}");
-        assert_eq!(route_count(&steps), 4);
+        assert_eq!(l.link_local_only, 0, "counted and reported per batch");
         assert_eq!(
-            steps[0].resolved(),
-            vec![(net([10, 1, 0, 0], 24), vec![h1])]
-        );
-        assert!(matches!(
-            &steps[1],
-            Step::Event(SpeakerEvent::PeerStateChanged { peer: p, .. }) if *p == peer
-        ));
-        assert!(matches!(steps[2], Step::Routes { .. }), "{:?}", steps[2]);
-        assert_eq!(
-            steps[2].resolved(),
-            vec![
-                (net([10, 1, 0, 0], 24), vec![h2]),
-                (net([10, 2, 0, 0], 24), vec![h2]),
-            ]
-        );
-        assert!(matches!(steps[3], Step::Event(SpeakerEvent::Converged)));
-        assert_eq!(steps[4].resolved(), vec![(net([10, 1, 0, 0], 24), vec![])]);
-    }
-
-    #[test]
-    fn finish_resets_for_the_next_batch() {
-        let mut c = Coalescer::new();
-        c.push(best([10, 1, 0, 0], 24, &[H1]));
-        assert_eq!(c.finish().len(), 1);
-        assert!(c.finish().is_empty());
-        c.push(best([10, 1, 0, 0], 24, &[H2]));
-        let steps = c.finish();
-        assert_eq!(steps.len(), 1);
-        assert_eq!(
-            steps[0].resolved(),
-            vec![(net([10, 1, 0, 0], 24), vec![H2])]
+            steps,
+            vec![Step::Routes(vec![
+                (net("2001:db8:57::/48"), None),
+                (net("2001:db8:58::/48"), via(&[g])),
+            ])]
         );
     }
 }

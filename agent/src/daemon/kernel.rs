@@ -21,10 +21,24 @@ use std::future::Future;
 use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
-use tortie_routes::{AttachRequest, Attachment, KernelRoute, RouteStats, RouteTable, RoutesError};
+use tortie_routes::{
+    AttachRequest, Attachment, KernelRoute, RouteStats, RouteTable, RoutesError, SharedRoute,
+};
 
 /// The route table: the only writer of our routes (see [`RouteTable`]).
 pub trait Routes: Send + Sync + 'static {
+    /// A route interned by the table ([`SharedRoute`]): cheap to clone and
+    /// to pass, one per distinct route.
+    type Shared: Clone + Send + Sync + std::fmt::Debug + 'static;
+    /// The table's shared copy of `route` ([`RouteTable::intern`], the one
+    /// interner of routes): call it once per distinct route, not per prefix.
+    fn intern(&self, route: KernelRoute) -> Self::Shared;
+    /// Desires in order, as one burst: `Some` = desire, `None` = remove
+    /// ([`RouteTable::apply`]; waits while the table's queue is full).
+    fn apply(
+        &self,
+        changes: Vec<(IpNetwork, Option<Self::Shared>)>,
+    ) -> impl Future<Output = ()> + Send;
     /// Desire `route` for `prefix` ([`RouteTable::set`]).
     fn set(&self, prefix: IpNetwork, route: KernelRoute) -> impl Future<Output = ()> + Send;
     /// Desire `route` and wait until the kernel holds it ([`RouteTable::install`]).
@@ -46,6 +60,16 @@ pub trait Routes: Send + Sync + 'static {
 }
 
 impl Routes for RouteTable {
+    type Shared = SharedRoute;
+    fn intern(&self, route: KernelRoute) -> SharedRoute {
+        RouteTable::intern(self, route)
+    }
+    fn apply(
+        &self,
+        changes: Vec<(IpNetwork, Option<SharedRoute>)>,
+    ) -> impl Future<Output = ()> + Send {
+        RouteTable::apply(self, changes)
+    }
     fn set(&self, prefix: IpNetwork, route: KernelRoute) -> impl Future<Output = ()> + Send {
         RouteTable::set(self, prefix, route)
     }

@@ -264,37 +264,33 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>, opts: RunOptions) -> a
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
     let mut failure = None;
-    let mut coalescer = batch::Coalescer::new();
+    let mut learned = batch::Learned::default();
+    let mut taken = Vec::with_capacity(batch::MAX_BATCH);
     let mut trimmer = memory::Trimmer::default();
     let mut applying: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>> =
         None;
+    // The next batch, converted while the current one is queued.
+    let mut next: Option<Vec<batch::Step<tortie_routes::SharedRoute>>> = None;
     loop {
-        // Take events while nothing is being written, or to prepare the next
-        // batch while one is (at most MAX_BATCH ahead): a backlog beyond that
-        // stays in the speaker, which keeps one compact entry per changed
-        // prefix and reports its latest best path when we take it.
-        let take = applying.is_none() || coalescer.len() < batch::MAX_BATCH;
+        // Take a batch while none is waiting to be queued: at most one being
+        // queued on the route table (which waits while the table's queue is
+        // full) and one ready behind it. A longer backlog stays in the
+        // speaker's outbox (the one coalescing stage), which keeps one
+        // compact entry per changed prefix and reports its latest best path
+        // when we take it (batch.rs).
         tokio::select! {
-            ev = events.recv(), if take => match ev {
-                Some(ev) => {
-                    // Drain what is queued into the coalescer (batch.rs).
-                    coalescer.push(ev);
-                    while coalescer.len() < batch::MAX_BATCH {
-                        match events.try_recv() {
-                            Ok(ev) => coalescer.push(ev),
-                            Err(_) => break,
-                        }
-                    }
-                    if applying.is_none() {
-                        let steps = coalescer.finish();
-                        trimmer.applied(batch::route_count(&steps));
-                        applying = Some(Box::pin(agent.apply_steps(steps)));
-                    }
-                }
-                None => {
+            n = events.recv_many(&mut taken, batch::MAX_BATCH), if next.is_none() => {
+                if n == 0 {
                     tracing::error!("the BGP speaker stopped unexpectedly");
                     failure = Some("the BGP speaker stopped unexpectedly");
                     break;
+                }
+                let steps = agent.steps(&mut learned, taken.drain(..));
+                trimmer.applied(batch::route_count(&steps));
+                if applying.is_none() {
+                    applying = Some(Box::pin(agent.apply_steps(steps)));
+                } else {
+                    next = Some(steps);
                 }
             },
             () = async {
@@ -303,19 +299,19 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>, opts: RunOptions) -> a
                     None => std::future::pending().await,
                 }
             }, if applying.is_some() => {
-                // Batches are applied one after the other, in event order.
-                applying = if coalescer.is_empty() {
-                    // Caught up after a large batch: give its transient
-                    // memory back to the kernel.
-                    if events.is_empty() && trimmer.idle() {
-                        memory::trim();
+                // Batches are queued one after the other, in event order.
+                applying = next.take().map(|steps| {
+                    Box::pin(agent.apply_steps(steps))
+                        as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>
+                });
+                // Caught up after a large batch: give its transient memory
+                // back to the kernel.
+                if applying.is_none() && events.is_empty() && trimmer.idle() {
+                    if taken.capacity() > batch::MAX_BATCH {
+                        taken = Vec::with_capacity(batch::MAX_BATCH);
                     }
-                    None
-                } else {
-                    let steps = coalescer.finish();
-                    trimmer.applied(batch::route_count(&steps));
-                    Some(Box::pin(agent.apply_steps(steps)))
-                };
+                    memory::trim();
+                }
             }
             _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
             _ = int.recv() => { tracing::info!("SIGINT: stopping"); break; }

@@ -1,16 +1,24 @@
-//! The RIB task's outbox: what the speaker's owner has not taken off the
-//! event channel yet, kept compact so that an owner slower than the RIB (the
-//! agent programming a million kernel routes) costs a few bytes per changed
-//! prefix instead of a queued [`SpeakerEvent`] per change.
+//! The RIB task's outbox: the one place between the speaker and the kernel
+//! where route changes are coalesced (last state per prefix wins), kept
+//! compact so that an owner slower than the RIB (the agent programming a
+//! million kernel routes) costs a few bytes per changed prefix instead of a
+//! queued [`SpeakerEvent`] per change. The owner takes events at its own
+//! pace (the agent: when the route table has taken the previous batch), the
+//! way BIRD feeds its kernel protocol from the table's latest state; nothing
+//! after this point de-duplicates or re-orders changes.
 //!
-//! Data flow: the RIB task hands every best-path change and every other event
-//! to [`Outbox`]. While nothing is waiting and the channel has room, events go
-//! straight out. Otherwise a best-path change only marks its prefix as
-//! changed (8 bytes for IPv4) in the open [`Segment::Changed`] set, and other
-//! events (`PeerStateChanged`, `Converged`) queue as ordering barriers behind
-//! it. When the channel has room again, [`Outbox::deliver`] reports each
-//! marked prefix with its Loc-RIB state *at that moment*
-//! ([`Rib::best`](crate::rib::Rib::best)), then the barrier, and so on.
+//! Data flow: the RIB task hands every best-path change
+//! ([`Outbox::push_change`]) and every other event ([`Outbox::push`]) to
+//! [`Outbox`]. A change's next hops are interned here ([`NextHopSets`], the
+//! one interner of next-hop sets on the speaker side), so every change with
+//! the same ECMP set carries the same [`NextHops`] allocation. While nothing
+//! is waiting and the channel has room, events go straight out. Otherwise a
+//! best-path change only marks its prefix as changed (8 bytes for IPv4) in
+//! the open [`Segment::Changed`] set, and other events (`PeerStateChanged`,
+//! `Converged`) queue as ordering barriers behind it. When the channel has
+//! room again, [`Outbox::deliver`] reports each marked prefix with its
+//! Loc-RIB state *at that moment* ([`Rib::best`](crate::rib::Rib::best)),
+//! then the barrier, and so on.
 //!
 //! Semantics: the owner sees, for every prefix whose best path changed, a
 //! `BestPathChanged` carrying the current best path (RFC 4271 §9.1.2: only
@@ -19,14 +27,20 @@
 //! again meanwhile are skipped. A state reported before a barrier is never
 //! older than the prefix's state when the barrier was queued, so `Converged`
 //! still comes after every route learned before it.
+//!
+//! Why a second Loc-RIB lookup at delivery rather than keeping each marked
+//! prefix's state: the state would cost a next-hop handle and an attribute
+//! handle per prefix (24 more bytes for IPv4) for a backlog that reaches the
+//! whole table in a bulk load; the lookup is one probe of the table the RIB
+//! task owns (docs/design.md §2, "Speaker to kernel").
 
-use std::collections::VecDeque;
-use std::net::Ipv4Addr;
+use std::collections::{HashSet, VecDeque};
+use std::net::{IpAddr, Ipv4Addr};
 
 use tokio::sync::mpsc;
 
-use crate::rib::{FullCache, Rib};
-use crate::speaker::SpeakerEvent;
+use crate::rib::{BestPathChange, FullCache, Rib};
+use crate::speaker::{NextHops, SpeakerEvent};
 use crate::types::{Ipv4Prefix, Prefix};
 
 /// Most events handed to the channel per wake-up, so that UPDATE processing
@@ -66,6 +80,55 @@ fn compact<T: Ord>(v: &mut Vec<T>, clean: &mut usize) {
         v.sort_unstable();
         v.dedup();
         *clean = v.len();
+    }
+}
+
+/// The speaker's one interner of next-hop sets: one [`NextHops`] per
+/// distinct set; sets no change in flight or owner holds any more are
+/// dropped when the interner has doubled since its last purge.
+#[derive(Default)]
+pub(crate) struct NextHopSets {
+    set: HashSet<NextHops>,
+    /// The last set interned: bulk loads repeat the same set.
+    last: Option<NextHops>,
+    /// Size after the last purge.
+    kept: usize,
+}
+
+impl NextHopSets {
+    /// The shared copy of `hops`.
+    pub(crate) fn intern(&mut self, hops: &[IpAddr]) -> NextHops {
+        if let Some(last) = &self.last
+            && **last == *hops
+        {
+            return last.clone();
+        }
+        let shared = match self.set.get(hops) {
+            Some(s) => s.clone(),
+            None => {
+                self.purge();
+                let s = NextHops::new(hops);
+                self.set.insert(s.clone());
+                s
+            }
+        };
+        self.last = Some(shared.clone());
+        shared
+    }
+
+    fn purge(&mut self) {
+        if self.set.len() < 2 * self.kept + 64 {
+            return;
+        }
+        self.last = None;
+        self.set.retain(|s| s.shared_count() > 1);
+        self.set.shrink_to_fit();
+        self.kept = self.set.len();
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.set.len()
     }
 }
 
@@ -123,6 +186,7 @@ pub(crate) struct Outbox {
     closed: bool,
     /// Attribute sets converted for delivery, shared by the prefixes using them.
     full: FullCache,
+    sets: NextHopSets,
 }
 
 impl Outbox {
@@ -141,6 +205,17 @@ impl Outbox {
                 Segment::Event(_) => 1,
             })
             .sum()
+    }
+
+    /// A RIB best-path change as an event (its next hops interned), handed
+    /// out or kept as [`Self::push`] does.
+    pub(crate) fn push_change(&mut self, c: BestPathChange, tx: &mpsc::Sender<SpeakerEvent>) {
+        let ev = SpeakerEvent::BestPathChanged {
+            prefix: c.prefix,
+            next_hops: self.sets.intern(&c.next_hops),
+            attributes: c.attributes,
+        };
+        self.push(ev, tx);
     }
 
     /// Hands `ev` out now when nothing waits before it and the channel has
@@ -215,7 +290,9 @@ impl Outbox {
         loop {
             match self.segments.front_mut()? {
                 Segment::Changed(c) => match c.pop() {
-                    Some(prefix) => return Some(current(rib, prefix, &mut self.full)),
+                    Some(prefix) => {
+                        return Some(current(rib, prefix, &mut self.full, &mut self.sets));
+                    }
                     None => {
                         self.segments.pop_front();
                     }
@@ -230,16 +307,21 @@ impl Outbox {
 }
 
 /// `prefix`'s Loc-RIB state now, as an event.
-fn current(rib: &Rib, prefix: Prefix, full: &mut FullCache) -> SpeakerEvent {
+fn current(
+    rib: &Rib,
+    prefix: Prefix,
+    full: &mut FullCache,
+    sets: &mut NextHopSets,
+) -> SpeakerEvent {
     match rib.best_cached(prefix, full) {
         Some(b) => SpeakerEvent::BestPathChanged {
             prefix,
-            next_hops: b.next_hops,
+            next_hops: sets.intern(&b.next_hops),
             attributes: b.attributes,
         },
         None => SpeakerEvent::BestPathChanged {
             prefix,
-            next_hops: Vec::new(),
+            next_hops: sets.intern(&[]),
             attributes: None,
         },
     }
@@ -270,28 +352,17 @@ mod tests {
         Rib::new(RibConfig::new(64512, Ipv4Addr::new(192, 0, 2, 1)))
     }
 
-    fn changes(out: crate::rib::RibOutput) -> Vec<SpeakerEvent> {
-        out.best_changes
-            .into_iter()
-            .map(|c| SpeakerEvent::BestPathChanged {
-                prefix: c.prefix,
-                next_hops: c.next_hops,
-                attributes: c.attributes,
-            })
-            .collect()
-    }
-
     /// Local originations stand in for learned routes: a prefix is either
     /// present (attributes) or gone.
     fn add(rib: &mut Rib, ob: &mut Outbox, tx: &mpsc::Sender<SpeakerEvent>, p: &str) {
-        for ev in changes(rib.originate(pfx(p), None)) {
-            ob.push(ev, tx);
+        for c in rib.originate(pfx(p), None).best_changes {
+            ob.push_change(c, tx);
         }
     }
 
     fn del(rib: &mut Rib, ob: &mut Outbox, tx: &mpsc::Sender<SpeakerEvent>, p: &str) {
-        for ev in changes(rib.withdraw_local(pfx(p))) {
-            ob.push(ev, tx);
+        for c in rib.withdraw_local(pfx(p)).best_changes {
+            ob.push_change(c, tx);
         }
     }
 
@@ -432,6 +503,114 @@ mod tests {
             set,
             vec![(pfx("10.0.0.0/24"), false), (pfx("10.0.1.0/24"), false)]
         );
+    }
+
+    /// Letters for the prefixes of the event table.
+    fn letter(p: Prefix) -> char {
+        match p {
+            Prefix::V4(p4) => char::from(b'a' + p4.addr().octets()[2]),
+            Prefix::V6(_) => '6',
+        }
+    }
+
+    fn prefix_of(c: char) -> String {
+        format!("10.0.{}.0/24", u32::from(c) - u32::from('a'))
+    }
+
+    /// What an owner applying every event in order holds at each barrier
+    /// ("C" Converged, "P" a peer state change) and at the end.
+    fn replay(evs: &[SpeakerEvent]) -> Vec<String> {
+        let mut held = std::collections::BTreeSet::new();
+        let mut seen = Vec::new();
+        let show = |held: &std::collections::BTreeSet<char>| held.iter().collect::<String>();
+        for ev in evs {
+            match ev {
+                SpeakerEvent::BestPathChanged {
+                    prefix, attributes, ..
+                } => {
+                    if attributes.is_some() {
+                        held.insert(letter(*prefix));
+                    } else {
+                        held.remove(&letter(*prefix));
+                    }
+                }
+                SpeakerEvent::Converged => seen.push(format!("C {}", show(&held))),
+                SpeakerEvent::PeerStateChanged { .. } => seen.push(format!("P {}", show(&held))),
+            }
+        }
+        seen.push(format!("end {}", show(&held)));
+        seen
+    }
+
+    /// The one coalescing stage as an event table: channel capacity, what
+    /// the RIB task does ("+a" a best path for prefix a, "-a" it is gone,
+    /// "C"/"P" barriers, "~" the owner takes everything now), and what the
+    /// owner then holds at each barrier and at the end. Last state wins; a
+    /// barrier comes after every change queued before it, reported in a
+    /// state never older than when the barrier was queued (it may be newer:
+    /// the fourth row reports `a` gone at C).
+    #[test]
+    fn event_table() {
+        #[rustfmt::skip]
+        let table: &[(usize, &[&str], &[&str])] = &[
+            // Room in the channel: every change goes out as made.
+            (8, &["+a", "C", "-a"], &["C a", "end "]),
+            (8, &["+a", "+b", "-a", "P", "+c"], &["P b", "end bc"]),
+            // A full channel (the first event fills it): prefixes are marked.
+            (1, &["P", "+a", "+b", "-a", "C", "+c"], &["P ", "C b", "end bc"]),
+            (1, &["P", "+a", "C", "-a"], &["P ", "C ", "end "]),
+            (1, &["P", "+a", "-a", "+a", "-a", "+a"], &["P ", "end a"]),
+            (1, &["P", "+a", "~", "-a", "+b", "C"], &["P ", "C b", "end b"]),
+            // Barriers in a row keep their order.
+            (1, &["C", "+a", "P", "P", "-a", "C"], &["C ", "P ", "P ", "C ", "end "]),
+        ];
+        for (cap, ops, want) in table {
+            let (tx, mut rx) = mpsc::channel(*cap);
+            let mut rib = rib();
+            let mut ob = Outbox::default();
+            let mut got = Vec::new();
+            for op in *ops {
+                let mut chars = op.chars();
+                match (chars.next(), chars.next()) {
+                    (Some('+'), Some(c)) => add(&mut rib, &mut ob, &tx, &prefix_of(c)),
+                    (Some('-'), Some(c)) => del(&mut rib, &mut ob, &tx, &prefix_of(c)),
+                    (Some('C'), None) => ob.push(SpeakerEvent::Converged, &tx),
+                    (Some('P'), None) => ob.push(
+                        SpeakerEvent::PeerStateChanged {
+                            peer: PEER,
+                            state: SessionState::Idle,
+                            reason: "test".into(),
+                        },
+                        &tx,
+                    ),
+                    (Some('~'), None) => got.extend(take_all(&mut ob, &tx, &mut rx, &rib)),
+                    _ => panic!("bad op {op}"),
+                }
+                assert!(ob.len() <= 8, "{ops:?}: at most one entry per change");
+            }
+            got.extend(take_all(&mut ob, &tx, &mut rx, &rib));
+            assert_eq!(replay(&got), *want, "capacity {cap}, {ops:?}");
+        }
+    }
+
+    #[test]
+    fn equal_next_hop_sets_share_one_allocation() {
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let mut sets = NextHopSets::default();
+        let x = sets.intern(&[a]);
+        let y = sets.intern(&[a, b]);
+        assert_eq!(x.ptr(), sets.intern(&[a]).ptr());
+        assert_eq!(y.ptr(), sets.intern(&[a, b]).ptr());
+        assert_ne!(x.ptr(), y.ptr());
+        assert_eq!(x, vec![a]);
+        // Sets nobody holds go when the interner has grown enough.
+        drop(y);
+        for n in 0..200u32 {
+            sets.intern(&[IpAddr::from(std::net::Ipv4Addr::from(n))]);
+        }
+        assert!(sets.len() < 200, "{}", sets.len());
+        assert_eq!(x.ptr(), sets.intern(&[a]).ptr(), "a held set stays");
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! send it [`RibMsg`]s; it applies them, hands outbound UPDATEs to each
 //! established session's channel, and reports best-path changes, peer state
 //! changes and initial convergence on the speaker's event channel, through
-//! the [`Outbox`] (compact while the owner is slower than the RIB: a changed
-//! prefix costs 8 bytes, not a queued event).
+//! the [`Outbox`]: the one coalescing stage between the speaker and the
+//! kernel (compact while the owner is slower than the RIB: a changed prefix
+//! costs 8 bytes, not a queued event), which also interns each change's
+//! next-hop set.
 //!
 //! A peer's routes going in bulk (session down, graceful-restart sweeps) are
 //! removed in steps of [`REMOVAL_STEP`] prefixes ([`Removal`]), each step's
@@ -586,12 +588,7 @@ impl RibTask {
             }
         }
         for c in out.best_changes {
-            self.send_event(SpeakerEvent::BestPathChanged {
-                prefix: c.prefix,
-                next_hops: c.next_hops,
-                attributes: c.attributes,
-            })
-            .await;
+            self.outbox.push_change(c, &self.events);
         }
     }
 

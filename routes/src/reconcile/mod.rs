@@ -8,8 +8,12 @@
 //! overwritten), `dirty` (prefixes to look at), `failed` (desired but not
 //! installed, with why; retried every second and when links come up).
 //!
-//! Loop: take a burst of commands from the [`queue`] (coalesced: only the
-//! last desire per prefix matters), drain notifications, then for each dirty
+//! Loop: take a burst of commands from the [`queue`] and apply them in order
+//! to the desired side of the slots (routes arrive interned by the table's
+//! one interner, [`RouteInterner`], so a desire is a reference count and one
+//! hash operation; nothing is de-duplicated here beyond a later desire
+//! replacing an earlier one in its slot: the speaker's outbox is the one
+//! coalescing stage), drain notifications, then for each dirty
 //! prefix compute replace / delete / nothing and write them in batches of
 //! many requests per `sendmsg` ([`apply`], [`crate::nl::AsyncSocket`]). Deletes
 //! answered "no such route" are done.
@@ -47,6 +51,7 @@ pub(crate) mod queue;
 mod slots;
 mod vteps;
 use failures::Failure;
+pub(crate) use hash::Shared;
 use hash::{FastMap, FastSet, Interner};
 use monitor::addr_key;
 use slots::Slots;
@@ -64,6 +69,28 @@ const RESYNC_DELAY: Duration = Duration::from_millis(50);
 const STATS_EVERY: Duration = Duration::from_secs(1);
 /// Full re-dump as a safety net against changes the kernel does not notify.
 const RESYNC_EVERY: Duration = Duration::from_secs(300);
+
+/// The route table's one interner of routes ([`Interner`]), shared by the
+/// [`crate::RouteTable`] handles (which intern what callers desire, once per
+/// distinct route) and the task (which interns what it dumps and hears).
+#[derive(Clone, Default)]
+pub(crate) struct RouteInterner(Arc<Mutex<Interner>>);
+
+impl RouteInterner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Interner> {
+        // Interning cannot leave the set inconsistent: a poisoned lock is usable.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The shared copy of `route` (as given: callers normalize desires).
+    pub(crate) fn intern(&self, route: KernelRoute) -> Shared {
+        self.lock().intern(route)
+    }
+
+    fn purge(&self) {
+        self.lock().purge();
+    }
+}
 
 enum Waiter {
     Flush(oneshot::Sender<Result<(), RoutesError>>),
@@ -87,7 +114,7 @@ pub(crate) struct Reconciler {
     /// Desired and kernel routes by prefix, pointing into `routes` (see
     /// [`hash`] and [`slots`]).
     slots: Slots,
-    routes: Interner,
+    routes: RouteInterner,
     foreign: FastSet<IpNetwork>,
     adopted: FastSet<IpNetwork>,
     /// Prefixes to look at, in arrival order; may repeat (a repeat finds
@@ -131,6 +158,7 @@ impl Reconciler {
         proto: u8,
         table: u32,
         shared: Arc<Mutex<RouteStats>>,
+        routes: RouteInterner,
     ) -> Result<Reconciler, RoutesError> {
         // Subscribe first, so nothing that happens during the dump is lost.
         let mon = AsyncSocket::open(
@@ -158,7 +186,7 @@ impl Reconciler {
             links: HashMap::new(),
             by_name: HashMap::new(),
             slots: Slots::default(),
-            routes: Interner::default(),
+            routes,
             foreign: FastSet::default(),
             adopted: FastSet::default(),
             dirty: Vec::new(),
@@ -321,9 +349,9 @@ impl Reconciler {
 
     fn command(&mut self, cmd: Command) {
         match cmd {
-            Command::Set(p, r) => self.set(p, r.normalized()),
+            Command::Set(p, r) => self.set(p, r),
             Command::Install(p, r, tx) => {
-                self.set(p, r.normalized());
+                self.set(p, r);
                 self.installs.push((p, tx));
             }
             Command::Remove(p) => self.unset(p),
@@ -338,7 +366,8 @@ impl Reconciler {
                     self.unset(p);
                 }
                 for (p, r) in map {
-                    self.set(p, r.normalized());
+                    let r = self.routes.intern(r.normalized());
+                    self.set(p, r);
                 }
             }
             Command::Converged(tx) => {
@@ -362,10 +391,10 @@ impl Reconciler {
     /// Hot path of bulk loads: one hash operation per prefix. A new desire
     /// the kernel does not hold yet is encoded into the send buffer at once
     /// (write-through, see [`apply`]); anything else is left to `apply`.
-    fn set(&mut self, p: IpNetwork, r: KernelRoute) {
+    fn set(&mut self, p: IpNetwork, r: Shared) {
         // Empty (no allocation) unless the route names devices.
         let new_devs: Vec<String> = devs_of(&r).map(str::to_string).collect();
-        let Some(ch) = self.slots.desire(p, r, &mut self.routes) else {
+        let Some(ch) = self.slots.desire(p, r) else {
             return;
         };
         let held = ch
@@ -547,7 +576,7 @@ impl Reconciler {
         let mut kernel = FastMap::default();
         let mut foreign = FastSet::default();
         let links = &self.links;
-        let (table, proto, routes) = (self.table, self.proto, &mut self.routes);
+        let (table, proto, routes) = (self.table, self.proto, &self.routes);
         let req = nl::dump::request(RTM_GETROUTE, &nl::build::rtmsg(0, 0, 0, 0, 0, 0, 0));
         self.cmd
             .dump(&req, &mut |part| {

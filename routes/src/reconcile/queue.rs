@@ -113,6 +113,41 @@ impl Sender {
     }
 }
 
+impl Sender {
+    /// Queue every command of `cmds` in order, as many per lock as fit,
+    /// waiting for room whenever the queue is full. `Err` if the reconciler
+    /// task has stopped (the rest are dropped).
+    pub(crate) async fn send_all(&self, cmds: impl IntoIterator<Item = Command>) -> Result<(), ()> {
+        let mut cmds = cmds.into_iter().peekable();
+        loop {
+            let room = {
+                let mut st = self.shared.lock();
+                if st.receiver_gone {
+                    return Err(());
+                }
+                let was_empty = st.cmds.is_empty();
+                let free = CAPACITY.saturating_sub(st.cmds.len());
+                st.cmds.extend(cmds.by_ref().take(free));
+                let wake = was_empty && !st.cmds.is_empty();
+                let done = cmds.peek().is_none();
+                let room = (!done).then(|| {
+                    st.full = true;
+                    self.shared.room.notified()
+                });
+                drop(st);
+                if wake {
+                    self.shared.ready.notify_one();
+                }
+                match room {
+                    None => return Ok(()),
+                    Some(r) => r,
+                }
+            };
+            room.await;
+        }
+    }
+}
+
 impl Clone for Sender {
     fn clone(&self) -> Self {
         self.shared.lock().senders += 1;
@@ -240,6 +275,31 @@ mod tests {
             .await
             .expect("last sender gone wakes the consumer");
         assert!(!rx.take(&mut buf));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_goes_in_order_a_queue_at_a_time() {
+        let (tx, rx) = queue();
+        let n = 2 * CAPACITY as u32 + 5;
+        let producer = tokio::spawn(async move {
+            assert!(tx.send_all((0..n).map(rm)).await.is_ok());
+            // After the burst: one more, still in order.
+            assert!(tx.send(rm(n)).await.is_ok());
+        });
+        let mut got = Vec::new();
+        let mut buf = Vec::new();
+        while got.len() <= n as usize {
+            rx.wait().await;
+            rx.take(&mut buf);
+            assert!(buf.len() <= CAPACITY, "bounded: {}", buf.len());
+            got.extend(buf.drain(..).map(|c| key(&c)));
+        }
+        producer.await.unwrap();
+        assert_eq!(got, (0..=n).collect::<Vec<_>>());
+        drop(rx);
+        let (tx, rx) = queue();
+        drop(rx);
+        assert!(tx.send_all([rm(1)]).await.is_err(), "stopped consumer");
     }
 
     #[tokio::test]

@@ -10,8 +10,7 @@ use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 
 use std::sync::Arc;
 
-use super::hash::{FastMap, Interner, Shared};
-use crate::types::KernelRoute;
+use super::hash::{FastMap, Shared};
 
 /// Rebuilds `m` at its size once under a quarter of its capacity is used:
 /// the map never shrinks on removal, so after a full table was withdrawn its
@@ -126,21 +125,20 @@ impl Slots {
         old
     }
 
-    /// Desire `r` for `p` with one hash operation (the bulk-load hot path):
-    /// `None` if `r` was already desired, else the change, with the slot's
-    /// kernel side writable (for write-through). `r` is interned only when
-    /// it changes something.
-    pub(crate) fn desire(
-        &mut self,
-        p: IpNetwork,
-        r: KernelRoute,
-        routes: &mut Interner,
-    ) -> Option<Desired<'_>> {
+    /// Desire `r` (interned by the route table's one interner) for `p` with
+    /// one hash operation (the bulk-load hot path): `None` if `r` was
+    /// already desired, else the change, with the slot's kernel side
+    /// writable (for write-through).
+    pub(crate) fn desire(&mut self, p: IpNetwork, r: Shared) -> Option<Desired<'_>> {
         let slot = Self::entry_in(&mut self.v4, &mut self.v6, p);
-        if slot.desired.as_deref() == Some(&r) {
+        if slot
+            .desired
+            .as_ref()
+            .is_some_and(|d| Arc::ptr_eq(d, &r) || **d == *r)
+        {
             return None;
         }
-        let old = slot.desired.replace(routes.intern(r));
+        let old = slot.desired.replace(r);
         if old.is_none() {
             self.desired += 1;
         }
@@ -323,12 +321,11 @@ mod tests {
     #[test]
     fn desire_and_write_side_in_one_lookup() {
         let p: IpNetwork = "10.0.0.0/24".parse().unwrap();
-        let mut routes = Interner::default();
         let mut s = Slots::default();
-        let ch = s.desire(p, KernelRoute::Blackhole, &mut routes).unwrap();
+        let ch = s.desire(p, Arc::new(KernelRoute::Blackhole)).unwrap();
         assert!(ch.old.is_none() && ch.kernel.is_none());
         assert_eq!(**ch.new, KernelRoute::Blackhole);
-        assert!(s.desire(p, KernelRoute::Blackhole, &mut routes).is_none());
+        assert!(s.desire(p, Arc::new(KernelRoute::Blackhole)).is_none());
         assert_eq!(s.desired_len(), 1);
         let (d, k) = s.sides_mut(&p).unwrap();
         assert!(d.is_some() && k.is_none());

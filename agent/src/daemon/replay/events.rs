@@ -1,6 +1,8 @@
 //! Speaker events in → route-table commands out: each case replays batches
-//! of [`SpeakerEvent`]s through the coalescer into [`Agent::apply_steps`]
-//! and compares the commands the route table received, in order.
+//! of [`SpeakerEvent`]s through [`Agent::steps`] into [`Agent::apply_steps`]
+//! and compares the commands the route table received, in order. Every
+//! route change is one command: coalescing is the speaker outbox's, before
+//! the events reach the agent.
 //!
 //! [`Agent::apply_steps`]: super::super::agent::Agent::apply_steps
 
@@ -27,7 +29,7 @@ fn attributes() -> Option<Arc<tortie_bgp::PathAttributes>> {
 fn best(p: &str, hops: &[&str]) -> SpeakerEvent {
     SpeakerEvent::BestPathChanged {
         prefix: prefix(p),
-        next_hops: hops.iter().map(|h| ip(h)).collect(),
+        next_hops: hops.iter().map(|h| ip(h)).collect::<Vec<_>>().into(),
         attributes: attributes(),
     }
 }
@@ -36,7 +38,7 @@ fn best(p: &str, hops: &[&str]) -> SpeakerEvent {
 fn gone(p: &str) -> SpeakerEvent {
     SpeakerEvent::BestPathChanged {
         prefix: prefix(p),
-        next_hops: Vec::new(),
+        next_hops: Vec::new().into(),
         attributes: None,
     }
 }
@@ -45,7 +47,7 @@ fn gone(p: &str) -> SpeakerEvent {
 fn own(p: &str) -> SpeakerEvent {
     SpeakerEvent::BestPathChanged {
         prefix: prefix(p),
-        next_hops: Vec::new(),
+        next_hops: Vec::new().into(),
         attributes: attributes(),
     }
 }
@@ -142,7 +144,7 @@ fn cases() -> Vec<Case> {
             ],
         ),
         case(
-            "in one batch the last event of a prefix wins",
+            "in one batch every change is a command, in order: the last one stays desired",
             vec![vec![
                 best("10.244.2.0/26", &["192.0.2.12"]),
                 gone("10.244.2.0/26"),
@@ -151,7 +153,10 @@ fn cases() -> Vec<Case> {
                 gone("10.244.3.0/26"),
             ]],
             vec![
+                Set(net("10.244.2.0/26"), via(&["192.0.2.12"])),
+                Remove(net("10.244.2.0/26")),
                 Set(net("10.244.2.0/26"), via(&["192.0.2.13"])),
+                Set(net("10.244.3.0/26"), via(&["192.0.2.12"])),
                 Remove(net("10.244.3.0/26")),
             ],
         ),
@@ -216,7 +221,7 @@ fn cases() -> Vec<Case> {
             ],
         ),
         case(
-            "a peer state change is a barrier: no coalescing across it",
+            "a peer state change is a barrier: changes before it go first",
             vec![vec![
                 best("10.244.2.0/26", &["192.0.2.12"]),
                 peer_up(),

@@ -3,7 +3,8 @@
 //! [`Agent`], its outputs compared with expected ones.
 //!
 //! The agent runs whole — real config, IPAM (in a temp dir), registry,
-//! coalescer and BGP speaker (no peers, not listening) — over a model of the
+//! learned-route conversion ([`super::batch`]) and BGP speaker (no peers,
+//! not listening) — over a model of the
 //! kernel behind the seam of [`super::kernel`]: [`Table`] records every
 //! route-table command in order, [`FakeVeths`] keeps the host veths as a set
 //! of names. Both share one [`KernelState`], so `list_attachments` sees the
@@ -89,6 +90,27 @@ fn failed(context: &str) -> RoutesError {
 pub struct Table(pub Kernel);
 
 impl Routes for Table {
+    /// The double interns nothing: a route is its own handle (normalized,
+    /// as the real table's interner keeps it).
+    type Shared = KernelRoute;
+    fn intern(&self, route: KernelRoute) -> KernelRoute {
+        route.normalized()
+    }
+    async fn apply(&self, changes: Vec<(IpNetwork, Option<KernelRoute>)>) {
+        let mut k = lock(&self.0);
+        for (prefix, route) in changes {
+            match route {
+                Some(route) => {
+                    k.log.push(Cmd::Set(prefix, route.clone()));
+                    k.desired.insert(prefix, route);
+                }
+                None => {
+                    k.log.push(Cmd::Remove(prefix));
+                    k.desired.remove(&prefix);
+                }
+            }
+        }
+    }
     async fn set(&self, prefix: IpNetwork, route: KernelRoute) {
         let mut k = lock(&self.0);
         k.log.push(Cmd::Set(prefix, route.clone()));
@@ -239,6 +261,8 @@ pub struct Node {
     pub events: tokio::sync::mpsc::Receiver<SpeakerEvent>,
     pub cfg: Arc<Config>,
     pub dir: tempfile::TempDir,
+    /// The learned-route conversion, kept across batches.
+    learned: Mutex<batch::Learned<KernelRoute>>,
 }
 
 /// A dual-stack node (blocks 10.244.1.0/26 and fd00:10:244:1::/120), plus
@@ -288,6 +312,7 @@ impl Node {
             events,
             cfg,
             dir,
+            learned: Mutex::default(),
         }
     }
 
@@ -300,14 +325,15 @@ impl Node {
         std::mem::take(&mut self.kernel().log)
     }
 
-    /// One batch, as `tortie run`'s event loop makes it: the events through
-    /// the coalescer into [`Agent::apply_steps`].
+    /// One batch, as `tortie run`'s event loop takes it: the events through
+    /// [`Agent::steps`] (the conversion kept across batches, as the loop
+    /// keeps it) into [`Agent::apply_steps`].
     pub async fn replay(&self, events: Vec<SpeakerEvent>) {
-        let mut c = batch::Coalescer::new();
-        for ev in events {
-            c.push(ev);
-        }
-        self.agent.apply_steps(c.finish()).await;
+        let steps = {
+            let mut learned = self.learned.lock().unwrap_or_else(|p| p.into_inner());
+            self.agent.steps(&mut learned, events)
+        };
+        self.agent.apply_steps(steps).await;
     }
 
     /// Feeds the speaker's own events (e.g. our originations reported back
