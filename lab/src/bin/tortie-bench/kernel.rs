@@ -10,6 +10,8 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -32,6 +34,11 @@ fn gateway(family: Family) -> IpAddr {
         Family::V6 => GW6.into(),
     }
 }
+/// Diagnostic (lab/bench/README.md §2): with this variable set, a
+/// route-event listener of the row's family reads every event while the
+/// reference writer adds and deletes.
+pub const REF_LISTENER: &str = "TORTIE_BENCH_REF_LISTENER";
+
 /// Requests per `send` for the reference writer.
 pub const REF_BATCH: u32 = 256;
 
@@ -120,6 +127,17 @@ fn reference_passes(family: Family, n: u32) -> Result<(PassResult, PassResult, P
         );
     }
     nl::pipelined(family, n, gw, PROTO_REF, true, REF_BATCH, true)?;
+    // Diagnostic: a route-event listener beside the reference writer's
+    // add and delete passes, as RouteTable always has its monitor.
+    let stop = Arc::new(AtomicBool::new(false));
+    let listener = std::env::var_os(REF_LISTENER).map(|_| {
+        let s = stop.clone();
+        std::thread::spawn(move || nl::listen_until(family, s))
+    });
+    if listener.is_some() {
+        // Subscribed before the first request.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let ref_add = nl::pipelined(family, n, gw, PROTO_REF, false, REF_BATCH, false)?;
     let got = nl::count_routes(family, PROTO_REF, len)?;
     if got != u64::from(n) || ref_add.errors > 0 {
@@ -131,6 +149,13 @@ fn reference_passes(family: Family, n: u32) -> Result<(PassResult, PassResult, P
     let ref_del = nl::pipelined(family, n, gw, PROTO_REF, true, REF_BATCH, false)?;
     if nl::count_routes(family, PROTO_REF, len)? != 0 {
         bail!("reference writer left routes after deleting");
+    }
+    stop.store(true, Ordering::Relaxed);
+    if let Some(h) = listener {
+        let got = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("route-event listener panicked"))??;
+        eprintln!("tortie-bench: {REF_LISTENER}: the listener read {got} route events");
     }
     Ok((acked_add, ref_add, ref_del))
 }

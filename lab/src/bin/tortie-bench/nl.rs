@@ -15,6 +15,8 @@ use std::collections::HashSet;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -439,6 +441,24 @@ pub fn wait_for_routes(
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A route-event listener of `family` in the calling thread's namespace,
+/// reading (and counting) every event until `stop` — what the reconciler's
+/// monitor costs the kernel and a reader (diagnostic, [`crate::kernel`]).
+pub fn listen_until(family: Family, stop: Arc<AtomicBool>) -> Result<u64> {
+    let sock = Socket::open(family.route_group())?;
+    let mut rx = vec![0u8; 4 << 20];
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        match sock.recv(&mut rx, Some(Duration::from_millis(20))) {
+            Ok(Some(got)) => n += messages(&rx[..got]).count() as u64,
+            Ok(None) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(n)
 }
 
 #[cfg(test)]
