@@ -99,9 +99,40 @@ fn case(name: &'static str, batches: Vec<Vec<SpeakerEvent>>, want: Vec<Cmd>) -> 
     }
 }
 
+/// A best path over a next-hop set the speaker interned (shared by every
+/// prefix that has it, as the outbox hands them out).
+fn best_in(p: &str, set: &tortie_bgp::NextHops) -> SpeakerEvent {
+    SpeakerEvent::BestPathChanged {
+        prefix: prefix(p),
+        next_hops: set.clone(),
+        attributes: attributes(),
+    }
+}
+
 fn cases() -> Vec<Case> {
     use Cmd::*;
+    // One interned set with a next hop of each family.
+    let both: tortie_bgp::NextHops = vec![ip("192.0.2.12"), ip("2001:db8:1::12")].into();
     vec![
+        case(
+            "one interned next-hop set, prefixes of both families, two batches",
+            vec![
+                vec![
+                    best_in("10.244.2.0/26", &both),
+                    best_in("fd00:10:244:2::/120", &both),
+                ],
+                vec![
+                    best_in("fd00:10:244:3::/120", &both),
+                    best_in("10.244.3.0/26", &both),
+                ],
+            ],
+            vec![
+                Set(net("10.244.2.0/26"), via(&["192.0.2.12"])),
+                Set(net("fd00:10:244:2::/120"), via(&["2001:db8:1::12"])),
+                Set(net("fd00:10:244:3::/120"), via(&["2001:db8:1::12"])),
+                Set(net("10.244.3.0/26"), via(&["192.0.2.12"])),
+            ],
+        ),
         case(
             "one next hop, each family",
             vec![vec![
