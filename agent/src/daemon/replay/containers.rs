@@ -32,6 +32,12 @@ async fn attach_fails(node: &Node, id: &str) -> ApiError {
     r.expect_err("the attach must fail")
 }
 
+/// Starts an attach that the veth step holds, and drops it after 50 ms.
+async fn cancel_attach(node: &Node, id: &str) {
+    let r = tokio::time::timeout(Duration::from_millis(50), attach(node, id)).await;
+    assert!(r.is_err(), "the held attach of {id} must not finish");
+}
+
 fn host(node: &Node, id: &str) -> String {
     tortie_routes::host_ifname(&node.cfg.dataplane.veth_prefix, id)
 }
@@ -307,12 +313,7 @@ async fn a_cancelled_attach_leaves_nothing_behind() {
     let node = Node::start("").await;
     let hold = std::sync::Arc::new(tokio::sync::Notify::new());
     node.kernel().hold_attach = Some(hold.clone());
-    let cancelled = tokio::time::timeout(
-        Duration::from_millis(50),
-        node.agent.attach_container(request("c1/eth0")),
-    )
-    .await;
-    assert!(cancelled.is_err(), "the held attach must not finish");
+    cancel_attach(&node, "c1/eth0").await;
     node.kernel().hold_attach = None;
     let pending = owned(&node, "c1/eth0").await;
     // The retry: one veth, the same addresses, registered and routed.
@@ -329,23 +330,9 @@ async fn a_cancelled_attach_leaves_nothing_behind() {
 
     // Cancelled again, then the agent restarts over the same kernel and state.
     node.kernel().hold_attach = Some(hold);
-    let cancelled = tokio::time::timeout(
-        Duration::from_millis(50),
-        node.agent.attach_container(request("c2/eth0")),
-    )
-    .await;
-    assert!(cancelled.is_err());
+    cancel_attach(&node, "c2/eth0").await;
     assert!(node.kernel().links.contains(&host(&node, "c2/eth0")));
-    let Node {
-        agent,
-        kernel,
-        cfg,
-        dir,
-        ..
-    } = node;
-    drop(agent);
-    kernel.lock().unwrap().hold_attach = None;
-    let node = Node::start_in(cfg, dir, kernel).await;
+    let node = node.restart(&[]).await;
     assert_gone(&node, "c2/eth0").await;
     // c1 survived the restart whole.
     assert_eq!(owned(&node, "c1/eth0").await, pending);
@@ -412,19 +399,10 @@ async fn start_up_adopts_a_routed_veth_and_its_next_attach_and_detach() {
     let ips = owned(&node, "c1/eth0").await;
     // A veth of ours without routes or entry: an attach killed half-way.
     node.kernel().links.insert(host(&node, "dead/eth0"));
-    let Node {
-        agent,
-        kernel,
-        cfg,
-        dir,
-        ..
-    } = node;
-    drop(agent);
     // (IPAM's file names are its own; the owner check below shows they went.)
-    for f in [super::super::registry::FILE, "ipam.json", "ipam.journal"] {
-        let _ = std::fs::remove_file(dir.path().join(f));
-    }
-    let node = Node::start_in(cfg, dir, kernel).await;
+    let node = node
+        .restart(&[super::super::registry::FILE, "ipam.json", "ipam.journal"])
+        .await;
     assert!(!node.kernel().links.contains(&host(&node, "dead/eth0")));
     let adopted = node.agent.registry().get(&r.host_ifname).cloned();
     assert_eq!(adopted.map(|c| c.ips()), Some(ips.clone()));

@@ -316,6 +316,25 @@ impl Node {
         }
     }
 
+    /// Stops this agent and starts another over the same kernel model and
+    /// state dir, with the files named in `forget` gone from it (no attach
+    /// is held any more).
+    pub async fn restart(self, forget: &[&str]) -> Node {
+        let Node {
+            agent,
+            kernel,
+            cfg,
+            dir,
+            ..
+        } = self;
+        drop(agent);
+        lock(&kernel).hold_attach = None;
+        for f in forget {
+            let _ = std::fs::remove_file(dir.path().join(f));
+        }
+        Node::start_in(cfg, dir, kernel).await
+    }
+
     pub fn kernel(&self) -> MutexGuard<'_, KernelState> {
         lock(&self.kernel)
     }
