@@ -234,7 +234,7 @@ fn rack_of(idx: usize) -> usize {
     idx / PORTS_PER_RACK + 1
 }
 
-/// Routed fabric: the speaker at index `idx` is 10.100.<rack>.<10 + place>.
+/// Routed fabric: the speaker at index `idx` is `10.100.<rack>.<10 + place>`.
 fn routed_ip(idx: usize) -> Ipv4Addr {
     Ipv4Addr::new(
         10,

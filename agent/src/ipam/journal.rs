@@ -3,8 +3,9 @@
 //! `fdatasync` instead of a whole-file rewrite + rename + directory fsync.
 //!
 //! Data flow: [`super::store::Store`] creates a journal right after each
-//! snapshot ([`create`]), appends [`Record`]s to it ([`Journal::append`]) and, at
-//! start-up, reads it back ([`read`]) to replay it on top of the snapshot.
+//! snapshot ([`fresh`] bytes, then [`Journal::new`]), appends [`Record`]s
+//! to it ([`Journal::write`]) and, at start-up, reads it back ([`read`]) to
+//! replay it on top of the snapshot.
 //!
 //! Format (`ipam.journal`, little endian):
 //! - header, 24 bytes: magic `TTIPAMJ1`, generation `u64` (equal to the

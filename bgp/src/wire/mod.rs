@@ -1,6 +1,6 @@
 //! The BGP-4 wire codec (RFC 4271 §4, RFC 4760, RFC 6793, RFC 7606, RFC 8654).
 //!
-//! Data flow: the session task [`frame`]s bytes off the socket; each frame is
+//! Data flow: the session task [`frame`](fn@frame)s bytes off the socket; each frame is
 //! decoded by its per-session [`Decoder`] (or the stateless [`decode`]) into a
 //! [`Message`]; UPDATE bodies are walked without allocating per prefix, their
 //! attributes validated once into a shared `Arc<PathAttributes>` (cached by

@@ -3,7 +3,7 @@
 //! host end and the container side in one batch each, and wait until both
 //! ends are operationally up (see the parent module for what is created).
 //! Any failure after the veth exists deletes it again
-//! ([`super::detach`]'s `delete_link_blocking`).
+//! ([`mod@super::detach`]'s `delete_link_blocking`).
 
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr};
