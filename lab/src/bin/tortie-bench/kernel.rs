@@ -298,11 +298,18 @@ pub fn run(families: &[Family], sizes: &[u32], repeat: u32) -> Result<Section> {
         ratios.push(json!({ "family": r.family.name(), "routes": r.n, "add_tortie_over_reference": add_r, "del_tortie_over_reference": del_r,
             "add_cpu_tortie_over_reference": add_cpu_r, "del_cpu_tortie_over_reference": del_cpu_r,
             "add_tortie_over_acked_reference": ratio(r.t_add.rate(), r.acked_add.rate()) }));
+        // Issue 15: ≥ 0.9× the raw pipelined writer, in wall and CPU time.
         sec.target(
             &format!("add rate {} {}", r.family.name(), r.n),
-            "≥ 0.8× the reference writer",
+            "≥ 0.9× the reference writer",
             format!("{add_r:.2}×"),
-            add_r >= 0.8,
+            add_r >= 0.9,
+        );
+        sec.target(
+            &format!("add rate per CPU second {} {}", r.family.name(), r.n),
+            "≥ 0.9× the reference writer",
+            format!("{add_cpu_r:.2}×"),
+            add_cpu_r >= 0.9,
         );
     }
     sec.figures = Value::Array(figures);
