@@ -173,7 +173,7 @@ impl Harness {
                     );
                 }
                 Some(a) => {
-                    let new = (c.next_hops, Some(a));
+                    let new = (c.next_hops.to_vec(), Some(a));
                     assert_ne!(
                         self.kernel.get(&c.prefix),
                         Some(&new),
@@ -190,7 +190,7 @@ impl Harness {
         let loc: KernelView = self
             .rib
             .loc_rib()
-            .map(|c| (c.prefix, (c.next_hops, c.attributes)))
+            .map(|c| (c.prefix, (c.next_hops.to_vec(), c.attributes)))
             .collect();
         assert_eq!(
             loc, self.kernel,

@@ -99,7 +99,7 @@ impl Seen {
         for c in out.best_changes {
             let prev = self
                 .best
-                .insert(c.prefix, c.attributes.map(|a| (c.next_hops, a)));
+                .insert(c.prefix, c.attributes.map(|a| (c.next_hops.to_vec(), a)));
             assert!(prev.is_none(), "{} reported twice", c.prefix);
         }
         for (peer, u) in out.outbound {

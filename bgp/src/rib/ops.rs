@@ -565,12 +565,15 @@ impl Rib {
             max_paths: self.cfg.max_paths.max(1),
             peers: &self.peers,
         };
+        // Some peer other than the source: only then can a new prefix be exported.
+        let others = self.peers.len() > 1 || !self.peers.contains_key(&source);
         let r = match prefix {
             Prefix::V4(k) => table::apply_op(
                 &mut self.v4,
                 k,
                 op,
                 hint,
+                others,
                 &ctx,
                 &mut self.scratch,
                 &mut out.best_changes,
@@ -580,6 +583,7 @@ impl Rib {
                 k,
                 op,
                 hint,
+                others,
                 &ctx,
                 &mut self.scratch,
                 &mut out.best_changes,

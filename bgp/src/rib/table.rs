@@ -15,10 +15,10 @@ use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::BestPathChange;
 use super::decision::{Decision, DecisionCtx, decide};
 use super::shard::ShardedMap;
 use super::stored::{StoredAttrs, same};
+use super::{BestPathChange, HopList};
 use crate::types::{Ipv4Prefix, Ipv6Prefix, PathAttributes, Prefix};
 
 /// The `source` of a locally originated path.
@@ -260,11 +260,16 @@ impl OpResult {
 
 /// Applies one path change to `key`'s destination, reruns the decision process,
 /// and appends a [`BestPathChange`] when the forwarding view changed.
+/// `others` says whether any peer but the op's source is known: without one,
+/// a prefix's first path is exported to nobody (never back to its source), so
+/// its [`BestMove`] is not made.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn apply_op<K: RibKey>(
     map: &mut ShardedMap<K, Dest>,
     key: K,
     op: PathOp,
     hint: Option<&Imported>,
+    others: bool,
     ctx: &DecisionCtx<'_>,
     scratch: &mut Scratch,
     best_changes: &mut Vec<BestPathChange>,
@@ -284,17 +289,16 @@ pub(crate) fn apply_op<K: RibKey>(
                 Some(&mut scratch.full),
                 &mut scratch.new_nh,
             ));
-            let new_best = path.clone();
-            v.insert(Dest::One(path));
-            let moved = BestMove {
+            let moved = others.then(|| BestMove {
                 prefix,
                 old_best: None,
-                new_best: Some(new_best),
-            };
+                new_best: Some(path.clone()),
+            });
+            v.insert(Dest::One(path));
             return OpResult {
                 received_delta: 1,
                 stale_delta: 0,
-                moved: Some(moved),
+                moved,
             };
         }
         Entry::Occupied(o) => o,
@@ -410,7 +414,7 @@ fn rerun(
     if forwarding_changed {
         best_changes.push(BestPathChange {
             prefix,
-            next_hops: scratch.new_nh.clone(),
+            next_hops: HopList::from(scratch.new_nh.as_slice()),
             attributes: Some(full_attrs(&new_best, hint, Some(&mut scratch.full))),
             locally_originated: new_best.source == LOCAL_SOURCE,
         });
@@ -469,7 +473,7 @@ pub(crate) fn change_for(
     let best = paths.first();
     BestPathChange {
         prefix,
-        next_hops: nh.clone(),
+        next_hops: HopList::from(nh.as_slice()),
         attributes: best.map(|p| full_attrs(p, hint, cache)),
         locally_originated: best.is_some_and(|p| p.source == LOCAL_SOURCE),
     }
@@ -521,6 +525,7 @@ mod tests {
             key,
             PathOp::Upsert(Path::new(a, 1)),
             None,
+            true,
             &ctx,
             &mut scratch,
             &mut changes,
@@ -532,6 +537,7 @@ mod tests {
             key,
             PathOp::Upsert(Path::new(b, 1)),
             None,
+            true,
             &ctx,
             &mut scratch,
             &mut changes,
@@ -544,6 +550,7 @@ mod tests {
             key,
             PathOp::Upsert(Path::new(attrs(), 2)),
             None,
+            true,
             &ctx,
             &mut scratch,
             &mut changes,
@@ -555,10 +562,45 @@ mod tests {
             key,
             PathOp::Remove(2),
             None,
+            true,
             &ctx,
             &mut scratch,
             &mut changes,
         );
         assert!(matches!(map.get(&key), Some(Dest::One(p)) if p.source == 1));
+        // With no other peer known a new prefix still changes the Loc-RIB
+        // (and the kernel view) but makes no move to export.
+        let lone = Ipv4Prefix::new("10.1.0.0".parse().unwrap(), 16).unwrap();
+        changes.clear();
+        let r = apply_op(
+            &mut map,
+            lone,
+            PathOp::Upsert(Path::new(attrs(), 1)),
+            None,
+            false,
+            &ctx,
+            &mut scratch,
+            &mut changes,
+        );
+        assert_eq!((r.received_delta, changes.len()), (1, 1));
+        assert!(r.moved.is_none());
+        assert_eq!(changes[0].next_hops, vec!["192.0.2.1".parse().unwrap()]);
+    }
+
+    /// The next-hop list reads back as the slice it was made from, in each form.
+    #[test]
+    fn hop_lists() {
+        let ips: Vec<IpAddr> = ["192.0.2.1", "192.0.2.2", "2001:db8::1"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        for n in 0..=ips.len() {
+            let l = HopList::from(&ips[..n]);
+            assert_eq!(&*l, &ips[..n]);
+            assert_eq!(l, ips[..n].to_vec());
+            assert_eq!(format!("{l:?}"), format!("{:?}", &ips[..n]));
+        }
+        assert_eq!(HopList::default().len(), 0);
+        assert_ne!(HopList::from(&ips[..1]), HopList::from(&ips[1..2]));
     }
 }
