@@ -11,7 +11,8 @@
 //! fd00::/28 in MP_REACH_NLRI with next hop fd12:18::1, RFC 4760 §3).
 //! Reports wall and thread CPU time, live heap per route after the load and
 //! its peak during the load (hash-table resizes included), and the time of
-//! the same inserts into one bare hash table (the floor of the RIB's part).
+//! the same inserts into one bare hash table (the floor of the RIB's part);
+//! with `RUNS=1`, also into a prototype two-level table (`runs_table`).
 
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -182,6 +183,83 @@ fn bare_insert<K: Hash + Eq + Copy>(keys: Vec<K>, n: u32) {
     );
 }
 
+/// Prototype, not the RIB: the same IPv4 inserts into a two-level table
+/// whose leaves hold runs of neighbouring prefixes (lab/bench/README.md,
+/// session 6 "cprib lane"). The top level is the same seeded hash table keyed
+/// by (length, address >> 8) packed in a `u32`; a leaf is that /24's one
+/// prefix of that length inline (low octet + a 16-byte value: the entry is
+/// 24 B, as the RIB's today) or, from the second, their sorted run in a
+/// `Vec`. Prefixes arriving in address order (full tables, the benchmark)
+/// hit the leaf just touched, so the top table takes one cache miss per run
+/// instead of two per prefix. Prints CPU time and heap per route for the
+/// dense case (every /28) and the sparsest (one prefix per leaf).
+fn runs_table(n: u32) {
+    enum Leaf {
+        One(u8, [u64; 2]),
+        Run(Vec<(u8, [u64; 2])>),
+    }
+    for (shape, step) in [("dense", 16u32), ("sparse", 256)] {
+        let keys: Vec<Ipv4Prefix> = (0..n)
+            .filter_map(|i| {
+                let a = u32::from(Ipv4Addr::new(10, 0, 0, 0)).wrapping_add(i * step);
+                Ipv4Prefix::new(Ipv4Addr::from(a), 28)
+            })
+            .collect();
+        let before = heap::live_bytes();
+        let cpu = heap::thread_cpu_seconds();
+        let mut m: FastMap<u32, Leaf> = FastMap::default();
+        for (i, k) in keys.iter().enumerate() {
+            let a = u32::from(k.addr());
+            let (lo, v) = (a as u8, [i as u64, 0]);
+            let top = (a >> 8) | u32::from(k.len()) << 24;
+            match m.entry(top) {
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(Leaf::One(lo, v));
+                }
+                std::collections::hash_map::Entry::Occupied(mut e) => {
+                    let leaf = e.get_mut();
+                    if let Leaf::One(l, w) = *leaf {
+                        if l == lo {
+                            *leaf = Leaf::One(lo, v);
+                            continue;
+                        }
+                        *leaf = Leaf::Run(vec![(l, w)]);
+                    }
+                    if let Leaf::Run(run) = leaf {
+                        match run.last() {
+                            Some(&(l, _)) if l >= lo => {
+                                match run.binary_search_by_key(&lo, |e| e.0) {
+                                    Ok(j) => run[j].1 = v,
+                                    Err(j) => run.insert(j, (lo, v)),
+                                }
+                            }
+                            _ => run.push((lo, v)),
+                        }
+                    }
+                }
+            }
+        }
+        let cpu = heap::thread_cpu_seconds() - cpu;
+        let bytes = heap::live_bytes() - before;
+        let routes: usize = m
+            .values()
+            .map(|l| match l {
+                Leaf::One(..) => 1,
+                Leaf::Run(r) => r.len(),
+            })
+            .sum();
+        assert_eq!(routes, n as usize);
+        println!(
+            "  runs {:>8} {:<6}: {:>7.1} ms CPU  {:>6.1} B/route  {} leaves (prototype two-level table, insert only)",
+            n,
+            shape,
+            cpu * 1e3,
+            bytes as f64 / f64::from(n),
+            m.len()
+        );
+    }
+}
+
 fn main() {
     let sizes: Vec<u32> = std::env::args()
         .skip(1)
@@ -209,5 +287,8 @@ fn main() {
             run(v6, unique, n);
         }
         bare_table(v6, n);
+        if !v6 && std::env::var("RUNS").is_ok() {
+            runs_table(n);
+        }
     }
 }
