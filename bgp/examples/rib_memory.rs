@@ -13,6 +13,7 @@
 //! its peak during the load (hash-table resizes included), and the time of
 //! the same inserts into one bare hash table (the floor of the RIB's part);
 //! with `RUNS=1`, also into a prototype two-level table (`runs_table`).
+//! `STRIDE=16` sends every 16th prefix only (see [`STRIDE`]).
 
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -43,8 +44,20 @@ fn ctx() -> CodecContext {
     }
 }
 
-/// `10.0.0.0 + 16·i`/28, or `fd00:<i / 2^16>:<i mod 2^16>::/48` (as tortie-bench).
+/// Every `STRIDE`-th prefix instead of every one (default 1): `STRIDE=16`
+/// leaves one prefix of each run of sixteen neighbours, the sparsest table
+/// for the RIB's run-hashed prefix tables.
+static STRIDE: std::sync::LazyLock<u32> = std::sync::LazyLock::new(|| {
+    std::env::var("STRIDE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+});
+
+/// `10.0.0.0 + 16·i`/28, or `fd00:<i / 2^16>:<i mod 2^16>::/48` (as
+/// tortie-bench), for `i` times [`STRIDE`].
 fn nth_prefix(v6: bool, i: u32) -> Prefix {
+    let i = i.wrapping_mul(*STRIDE);
     if v6 {
         let a = Ipv6Addr::new(0xfd00, (i >> 16) as u16, i as u16, 0, 0, 0, 0, 0);
         return Prefix::V6(Ipv6Prefix::new(a, 48).unwrap_or_else(|| unreachable!()));

@@ -103,6 +103,61 @@ impl BuildHasher for RibBuildHasher {
         RibHasher { state: self.seed }
     }
 }
+/// The RIB's hasher for keys that come in runs of neighbours (the prefix
+/// tables, `shard.rs`): fed one key's run through `write_u128`/`write_u64`
+/// (seeded and mixed as [`RibHasher`] does) and its place in the run (0..16)
+/// through `write_u8`, it puts that place into the hash's low 4 bits and
+/// its top bits. The sixteen keys of a run then get consecutive buckets in
+/// a hashbrown table (bucket = hash & mask), one 16-byte control group and
+/// adjacent slots, so keys inserted or looked up in address order share
+/// cache lines; and distinct control tags (top 7 bits), so a lookup does not
+/// compare against the run's other keys. A peer still cannot aim runs at
+/// buckets: where a run lands is the seeded hash of the run.
+#[derive(Clone, Copy, Default, Debug)]
+pub(crate) struct RunHasher {
+    inner: RibHasher,
+    place: u64,
+}
+
+impl Hasher for RunHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        self.inner.write(bytes);
+    }
+    #[inline]
+    fn write_u8(&mut self, place: u8) {
+        self.place = u64::from(place & 0xf);
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.inner.add(i);
+    }
+    #[inline]
+    fn write_u128(&mut self, i: u128) {
+        self.inner.write_u128(i);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        let x = self.inner.finish();
+        ((x & !0xf) | self.place) ^ (self.place << 59)
+    }
+}
+
+/// `BuildHasher` for [`RunHasher`], with a per-table random seed.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct RunBuildHasher(RibBuildHasher);
+
+impl BuildHasher for RunBuildHasher {
+    type Hasher = RunHasher;
+    #[inline]
+    fn build_hasher(&self) -> RunHasher {
+        RunHasher {
+            inner: self.0.build_hasher(),
+            place: 0,
+        }
+    }
+}
+
 /// A `HashMap` with the RIB's hasher.
 pub type FastMap<K, V> = HashMap<K, V, RibBuildHasher>;
 /// A `HashSet` with the RIB's hasher.
@@ -136,5 +191,36 @@ mod tests {
         // 65536 keys over 256 buckets: 256 each on average; a weak low-bit hash
         // would put them all in one bucket.
         assert!(buckets.iter().all(|&n| n > 150 && n < 380), "{buckets:?}");
+    }
+
+    /// A run's sixteen keys differ only in the low 4 bits (their place) and
+    /// in four tag bits; runs spread like the plain hasher's keys.
+    #[test]
+    fn runs_take_consecutive_buckets() {
+        let b = RunBuildHasher::default();
+        let h = |run: u128, place: u8| {
+            let mut s = b.build_hasher();
+            s.write_u128(run);
+            s.write_u64(28);
+            s.write_u8(place);
+            s.finish()
+        };
+        let mut buckets = [0u32; 256];
+        let mut tags = std::collections::HashSet::new();
+        for r in 0u128..4096 {
+            let base = h(r << 8, 0);
+            assert_eq!(base & 0xf, 0);
+            tags.clear();
+            for place in 0..16u8 {
+                let x = h(r << 8, place);
+                assert_eq!(x & !0xf & !(0xf << 59), base & !(0xf << 59), "{r} {place}");
+                assert_eq!(x & 0xf, u64::from(place));
+                tags.insert(x >> 57);
+            }
+            assert_eq!(tags.len(), 16);
+            buckets[((base >> 4) & 0xff) as usize] += 1;
+        }
+        // 4096 runs over 256 blocks of 16 buckets: 16 each on average.
+        assert!(buckets.iter().all(|&n| n > 0 && n < 48), "{buckets:?}");
     }
 }

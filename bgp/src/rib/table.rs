@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::decision::{Decision, DecisionCtx, decide};
-use super::shard::ShardedMap;
+use super::shard::{RunKey, ShardedMap};
 use super::stored::{StoredAttrs, same};
 use super::{BestPathChange, HopList};
 use crate::types::{Ipv4Prefix, Ipv6Prefix, PathAttributes, Prefix};
@@ -191,7 +191,7 @@ impl Dest {
 }
 
 /// A table key: the prefix type of one address family.
-pub(crate) trait RibKey: Copy + Eq + Hash {
+pub(crate) trait RibKey: RunKey + Hash {
     fn prefix(self) -> Prefix;
 }
 impl RibKey for Ipv4Prefix {
@@ -202,6 +202,31 @@ impl RibKey for Ipv4Prefix {
 impl RibKey for Ipv6Prefix {
     fn prefix(self) -> Prefix {
         Prefix::V6(self)
+    }
+}
+
+/// The run of a prefix of `len` bits at `addr` (right-aligned in `bits`
+/// bits) and its place in it: the prefixes of the same length that differ
+/// only in their last four bits are one run (a /28's run is its /24's
+/// sixteen /28s); a prefix shorter than /4 is a run of its own.
+fn run_of(addr: u128, len: u8, bits: u32) -> (u128, u8, u8) {
+    let len32 = u32::from(len);
+    if len32 < 4 || len32 > bits {
+        return (addr, len, 0);
+    }
+    let shift = bits - len32;
+    let place = (addr >> shift) & 0xf;
+    (addr & !(0xf << shift), len, place as u8)
+}
+
+impl RunKey for Ipv4Prefix {
+    fn run(&self) -> (u128, u8, u8) {
+        run_of(u128::from(u32::from(self.addr())), self.len(), 32)
+    }
+}
+impl RunKey for Ipv6Prefix {
+    fn run(&self) -> (u128, u8, u8) {
+        run_of(u128::from(self.addr()), self.len(), 128)
     }
 }
 
@@ -585,6 +610,38 @@ mod tests {
         assert_eq!((r.received_delta, changes.len()), (1, 1));
         assert!(r.moved.is_none());
         assert_eq!(changes[0].next_hops, vec!["192.0.2.1".parse().unwrap()]);
+    }
+
+    /// Neighbouring prefixes of one length share a run, in distinct places;
+    /// other lengths, other runs and short prefixes never do.
+    #[test]
+    fn prefix_runs() {
+        let v4 = |s: &str| match s.parse::<Prefix>().unwrap() {
+            Prefix::V4(p) => p.run(),
+            Prefix::V6(_) => unreachable!(),
+        };
+        let v6 = |s: &str| match s.parse::<Prefix>().unwrap() {
+            Prefix::V6(p) => p.run(),
+            Prefix::V4(_) => unreachable!(),
+        };
+        let (r0, l0, p0) = v4("10.0.0.0/28");
+        let (r1, l1, p1) = v4("10.0.0.240/28");
+        assert_eq!((r0, l0), (r1, l1));
+        assert_eq!((p0, p1), (0, 15));
+        assert_ne!(v4("10.0.1.0/28").0, r0);
+        assert_ne!(v4("10.0.0.0/24").1, l0);
+        assert_eq!(v4("10.0.0.0/24").2, 0);
+        assert_eq!(v4("10.0.1.0/24").2, 1);
+        assert_eq!(v4("10.0.16.0/24").2, 0);
+        assert_ne!(v4("10.0.16.0/24").0, v4("10.0.0.0/24").0);
+        assert_eq!(v4("192.0.2.1/32").2, 1);
+        assert_eq!(v4("128.0.0.0/1"), (0x8000_0000, 1, 0));
+        assert_eq!(v4("0.0.0.0/0"), (0, 0, 0));
+        let (a, _, pa) = v6("fd00:0:1::/48");
+        let (b, _, pb) = v6("fd00:0:f::/48");
+        assert_eq!((a, pa, pb), (b, 1, 15));
+        assert_ne!(v6("fd00:0:10::/48").0, a);
+        assert_eq!(v6("2001:db8::1/128").2, 1);
     }
 
     /// The next-hop list reads back as the slice it was made from, in each form.
