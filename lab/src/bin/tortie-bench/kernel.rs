@@ -1,6 +1,7 @@
 //! Benchmark 2, kernel route programming: N IPv4 /32s and N IPv6 /64s via a
 //! connected gateway of their family installed (and removed) by
-//! `tortie_routes::RouteTable` and, in the same run and the same throw-away
+//! `tortie_routes::RouteTable` (driven as the agent drives it: one interned
+//! route, bursts of changes by `apply`) and, in the same run and the same throw-away
 //! namespace, by the reference pipelined netlink writer of [`crate::nl`] —
 //! the ceiling. One row per family and size. Rounds alternate which
 //! writer goes first; every pass is checked by dumping the table afterwards. Ratios are given on wall time (the target)
@@ -8,7 +9,6 @@
 //! kernel work inside `sendmsg` all count), which a shared host disturbs
 //! less.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -55,6 +55,21 @@ struct SizeResult {
     t_heap_per_route: f64,
 }
 
+/// Route changes per [`RouteTable::apply`]: the most events the agent's
+/// event loop takes from the speaker into one batch (`MAX_BATCH`,
+/// agent/src/daemon/batch.rs), which it queues as one burst.
+pub const AGENT_BATCH: u32 = 8192;
+
+/// The benchmark's prefixes `0..n` of `family`, in bursts of [`AGENT_BATCH`].
+fn batches(
+    family: Family,
+    n: u32,
+) -> impl Iterator<Item = impl Iterator<Item = Result<IpNetwork>>> {
+    (0..n).step_by(AGENT_BATCH as usize).map(move |start| {
+        (start..n.min(start.saturating_add(AGENT_BATCH))).map(move |i| family.nth(i))
+    })
+}
+
 /// RouteTable's add and delete passes, and its live heap per installed route.
 fn tortie_pass(
     rt: &tokio::runtime::Runtime,
@@ -65,13 +80,17 @@ fn tortie_pass(
         let table = RouteTable::start(PROTO_TORTIE, tortie_routes::RT_TABLE_MAIN)
             .await
             .context("starting RouteTable")?;
-        let route = nl::via(gateway(family));
-        let prefixes: Vec<IpNetwork> = (0..n).map(|i| family.nth(i)).collect::<Result<_>>()?;
         let live0 = tortie_bgp::heap::live_bytes();
         let cpu = nl::cpu_time();
         let t = Instant::now();
-        for p in &prefixes {
-            table.set(*p, route.clone()).await;
+        // As the agent does (agent/src/daemon/batch.rs): the next-hop set's
+        // route interned once, the changes queued in bursts.
+        let route = table.intern(nl::via(gateway(family)));
+        for batch in batches(family, n) {
+            let changes = batch
+                .map(|p| Ok((p?, Some(route.clone()))))
+                .collect::<Result<_>>()?;
+            table.apply(changes).await;
         }
         table.flush().await.context("flushing RouteTable")?;
         let add = t.elapsed();
@@ -89,7 +108,10 @@ fn tortie_pass(
         }
         let cpu = nl::cpu_time();
         let t = Instant::now();
-        table.replace_all(HashMap::new()).await;
+        for batch in batches(family, n) {
+            let changes = batch.map(|p| Ok((p?, None))).collect::<Result<_>>()?;
+            table.apply(changes).await;
+        }
         table
             .flush()
             .await
@@ -240,7 +262,7 @@ pub fn run(families: &[Family], sizes: &[u32], repeat: u32) -> Result<Section> {
     let mut sec = Section::new(
         "Kernel route programming",
         &format!(
-            "Per family, N IPv4 /32s (10.128.0.0/9 via 10.200.0.2) and N IPv6 /64s (2001:db8::/32 via fd00:200::2), each via a connected gateway, into the main table of a throw-away namespace: `tortie_routes::RouteTable` (set × N, then flush; then replace_all(∅) + flush) against the reference writer (raw rtnetlink, {REF_BATCH} requests per send, only the last one acknowledged — failures are still reported: the ceiling), in the same run and namespace; R rounds (--repeat, default 3) alternating which writer goes first (references first in round 1), every add and delete pass checked by a dump of the table afterwards (outside the timed pass), and the best pass of each writer kept. \"acked\" is the same writer asking for an ACK per request (one recv per ack). Rates are routes/s of wall time; the (CPU) ratios compare routes per CPU second of the process (all threads, user + system, kernel work included), which other jobs on a shared host disturb less."
+            "Per family, N IPv4 /32s (10.128.0.0/9 via 10.200.0.2) and N IPv6 /64s (2001:db8::/32 via fd00:200::2), each via a connected gateway, into the main table of a throw-away namespace: `tortie_routes::RouteTable` driven as the agent drives it (the route interned once, then `apply` of {AGENT_BATCH} changes at a time, then flush; the same with removals to delete) against the reference writer (raw rtnetlink, {REF_BATCH} requests per send, only the last one acknowledged — failures are still reported: the ceiling), in the same run and namespace; R rounds (--repeat, default 3) alternating which writer goes first (references first in round 1), every add and delete pass checked by a dump of the table afterwards (outside the timed pass), and the best pass of each writer kept. \"acked\" is the same writer asking for an ACK per request (one recv per ack). Rates are routes/s of wall time; the (CPU) ratios compare routes per CPU second of the process (all threads, user + system, kernel work included), which other jobs on a shared host disturb less."
         ),
     );
     sec.header = [
