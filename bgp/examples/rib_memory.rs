@@ -12,17 +12,21 @@
 //! Reports wall and thread CPU time, live heap per route after the load and
 //! its peak during the load (hash-table resizes included), and the time of
 //! the same inserts into one bare hash table (the floor of the RIB's part);
-//! with `RUNS=1`, also into a prototype two-level table (`runs_table`).
+//! with `LOAD=1`, the RIB's run-hashed table against the plain keyed hash
+//! at a high load (`load_table`).
 //! `STRIDE=16` sends every 16th prefix only (see [`STRIDE`]).
 
-use std::hash::Hash;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Instant;
 
 use tortie_bgp::AddressFamily;
 use tortie_bgp::heap;
-use tortie_bgp::rib::{FastMap, PeerId, PeerInfo, Rib, RibConfig};
+use tortie_bgp::rib::{
+    FastMap, PeerId, PeerInfo, Rib, RibBuildHasher, RibConfig, Run, RunBuildHasher,
+};
 use tortie_bgp::types::{
     AsPath, AsPathSegment, Ipv4Prefix, Ipv6Prefix, Origin, PathAttributes, Prefix,
 };
@@ -196,81 +200,50 @@ fn bare_insert<K: Hash + Eq + Copy>(keys: Vec<K>, n: u32) {
     );
 }
 
-/// Prototype, not the RIB: the same IPv4 inserts into a two-level table
-/// whose leaves hold runs of neighbouring prefixes (lab/bench/README.md,
-/// session 6 "cprib lane"). The top level is the same seeded hash table keyed
-/// by (length, address >> 8) packed in a `u32`; a leaf is that /24's one
-/// prefix of that length inline (low octet + a 16-byte value: the entry is
-/// 24 B, as the RIB's today) or, from the second, their sorted run in a
-/// `Vec`. Prefixes arriving in address order (full tables, the benchmark)
-/// hit the leaf just touched, so the top table takes one cache miss per run
-/// instead of two per prefix. Prints CPU time and heap per route for the
-/// dense case (every /28) and the sparsest (one prefix per leaf).
-fn runs_table(n: u32) {
-    enum Leaf {
-        One(u8, [u64; 2]),
-        Run(Vec<(u8, [u64; 2])>),
-    }
-    for (shape, step) in [("dense", 16u32), ("sparse", 256)] {
-        let keys: Vec<Ipv4Prefix> = (0..n)
-            .filter_map(|i| {
-                let a = u32::from(Ipv4Addr::new(10, 0, 0, 0)).wrapping_add(i * step);
-                Ipv4Prefix::new(Ipv4Addr::from(a), 28)
-            })
-            .collect();
-        let before = heap::live_bytes();
-        let cpu = heap::thread_cpu_seconds();
-        let mut m: FastMap<u32, Leaf> = FastMap::default();
-        for (i, k) in keys.iter().enumerate() {
-            let a = u32::from(k.addr());
-            let (lo, v) = (a as u8, [i as u64, 0]);
-            let top = (a >> 8) | u32::from(k.len()) << 24;
-            match m.entry(top) {
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(Leaf::One(lo, v));
-                }
-                std::collections::hash_map::Entry::Occupied(mut e) => {
-                    let leaf = e.get_mut();
-                    if let Leaf::One(l, w) = *leaf {
-                        if l == lo {
-                            *leaf = Leaf::One(lo, v);
-                            continue;
-                        }
-                        *leaf = Leaf::Run(vec![(l, w)]);
-                    }
-                    if let Leaf::Run(run) = leaf {
-                        match run.last() {
-                            Some(&(l, _)) if l >= lo => {
-                                match run.binary_search_by_key(&lo, |e| e.0) {
-                                    Ok(j) => run[j].1 = v,
-                                    Err(j) => run.insert(j, (lo, v)),
-                                }
-                            }
-                            _ => run.push((lo, v)),
-                        }
-                    }
-                }
-            }
-        }
-        let cpu = heap::thread_cpu_seconds() - cpu;
-        let bytes = heap::live_bytes() - before;
-        let routes: usize = m
-            .values()
-            .map(|l| match l {
-                Leaf::One(..) => 1,
-                Leaf::Run(r) => r.len(),
-            })
-            .sum();
-        assert_eq!(routes, n as usize);
+/// The RIB's run-hashed tables ([`Run`], [`RunBuildHasher`]) against the
+/// plain keyed hash ([`RibBuildHasher`]) in one table sized for N (at 900k:
+/// 2^20 buckets, load 0.86, the worst a shard reaches; at 110k, 2^17 and
+/// 0.84): N dense /28s and N dense /32s in address order, and N /32s
+/// scattered over the address space (a bijection of the index, so all
+/// distinct, one per run); CPU time to insert them all, then to look every
+/// one up, in that order.
+fn load_table(n: u32) {
+    let dense = |len: u8, step: u32| -> Vec<Ipv4Prefix> {
+        (0..n)
+            .filter_map(|i| Ipv4Prefix::new(Ipv4Addr::from(0x0a00_0000 + i * step), len))
+            .collect()
+    };
+    let scattered: Vec<Ipv4Prefix> = (0..n)
+        .filter_map(|i| Ipv4Prefix::new(Ipv4Addr::from(i.wrapping_mul(0x9e37_79b1)), 32))
+        .collect();
+    for (shape, keys) in [
+        ("dense /28", dense(28, 16)),
+        ("dense /32", dense(32, 1)),
+        ("scattered /32", scattered),
+    ] {
+        let runs: Vec<Run<Ipv4Prefix>> = keys.iter().map(|k| Run(*k)).collect();
+        let (pi, pl) = insert_lookup::<_, RibBuildHasher>(&keys);
+        let (ri, rl) = insert_lookup::<_, RunBuildHasher>(&runs);
         println!(
-            "  runs {:>8} {:<6}: {:>7.1} ms CPU  {:>6.1} B/route  {} leaves (prototype two-level table, insert only)",
-            n,
-            shape,
-            cpu * 1e3,
-            bytes as f64 / f64::from(n),
-            m.len()
+            "  load {n:>8} {shape:<13}: insert {pi:>6.1} → {ri:>6.1} ms CPU, lookup {pl:>6.1} → {rl:>6.1} ms CPU (plain → run-hashed)"
         );
     }
+}
+
+fn insert_lookup<K: Hash + Eq + Copy, S: BuildHasher + Default>(keys: &[K]) -> (f64, f64) {
+    let mut m: HashMap<K, [u64; 2], S> =
+        HashMap::with_capacity_and_hasher(keys.len(), S::default());
+    let cpu = heap::thread_cpu_seconds();
+    for (i, k) in keys.iter().enumerate() {
+        m.insert(*k, [i as u64, 0]);
+    }
+    let ins = heap::thread_cpu_seconds() - cpu;
+    assert_eq!(m.len(), keys.len());
+    let cpu = heap::thread_cpu_seconds();
+    let found = keys.iter().filter(|k| m.contains_key(k)).count();
+    let look = heap::thread_cpu_seconds() - cpu;
+    assert_eq!(found, keys.len());
+    (ins * 1e3, look * 1e3)
 }
 
 fn main() {
@@ -300,8 +273,8 @@ fn main() {
             run(v6, unique, n);
         }
         bare_table(v6, n);
-        if !v6 && std::env::var("RUNS").is_ok() {
-            runs_table(n);
+        if !v6 && std::env::var("LOAD").is_ok() {
+            load_table(n);
         }
     }
 }

@@ -114,7 +114,7 @@ impl BuildHasher for RibBuildHasher {
 /// compare against the run's other keys. A peer still cannot aim runs at
 /// buckets: where a run lands is the seeded hash of the run.
 #[derive(Clone, Copy, Default, Debug)]
-pub(crate) struct RunHasher {
+pub struct RunHasher {
     inner: RibHasher,
     place: u64,
 }
@@ -145,7 +145,7 @@ impl Hasher for RunHasher {
 
 /// `BuildHasher` for [`RunHasher`], with a per-table random seed.
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct RunBuildHasher(RibBuildHasher);
+pub struct RunBuildHasher(RibBuildHasher);
 
 impl BuildHasher for RunBuildHasher {
     type Hasher = RunHasher;

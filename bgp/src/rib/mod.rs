@@ -40,11 +40,12 @@ use crate::wire::Update;
 
 use decision::{Decision, DecisionCtx, SourceInfo, decide};
 use export::{ExportCtx, OutboundBuilder};
-pub use hash::{FastMap, FastSet, RibBuildHasher, RibHasher};
+pub use hash::{FastMap, FastSet, RibBuildHasher, RibHasher, RunBuildHasher, RunHasher};
 use intern::Interner;
 use peer::PeerState;
 pub use removal::Removal;
 use shard::ShardedMap;
+pub use shard::{Run, RunKey};
 use stored::{StoredAttrs, StoredCache};
 pub(crate) use table::FullCache;
 use table::{BestMove, Dest, Imported, LOCAL_SOURCE, Path, PathOp, RibKey, Scratch};

@@ -37,7 +37,7 @@ use std::sync::LazyLock;
 use super::hash::RunBuildHasher;
 
 /// A key that belongs to a run of up to sixteen neighbours.
-pub(crate) trait RunKey: Copy + Eq {
+pub trait RunKey: Copy + Eq {
     /// The key's run as an address and a length (the same for all its
     /// neighbours) and its place in the run, 0..16.
     fn run(&self) -> (u128, u8, u8);
@@ -46,7 +46,7 @@ pub(crate) trait RunKey: Copy + Eq {
 /// A key as the shards store it: hashed by [`RunKey::run`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(transparent)]
-pub(crate) struct Run<K>(pub K);
+pub struct Run<K>(pub K);
 
 impl<K: RunKey> Hash for Run<K> {
     fn hash<H: Hasher>(&self, state: &mut H) {
