@@ -2,13 +2,22 @@
 //! an agent running in the "host" namespace) against the standard `ptp`
 //! plugin with `host-local` IPAM, exec'd the same way: same environment
 //! (CNI_COMMAND, CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME, CNI_PATH, PATH),
-//! same stdin shape (a network config), spawned from a process that entered
-//! the host namespace with `setns` in `pre_exec`. One container namespace
-//! is reused; iterations alternate the two plugins so drift hits both.
+//! same stdin shape (a network config), spawned from a thread that entered
+//! the plugin's host namespace. One container namespace is reused;
+//! iterations alternate the plugins so drift hits all alike.
+//!
+//! How a plugin is spawned: `posix_spawn` (std's path when there is no
+//! `pre_exec`; glibc's is `clone(CLONE_VM | CLONE_VFORK)`), as a runtime
+//! does (Go's `os/exec` clones with `CLONE_VFORK | CLONE_VM` too), never a
+//! `fork`: a fork copies the parent's page tables, so the exec floor would
+//! grow with the bench process — in `tortie-bench all`, after ingest and
+//! kernel, every plugin's VERSION exec was 2–3 ms slower than standalone
+//! (session 5). The child inherits the spawning thread's network
+//! namespace, so the measuring loops run on a thread of their own that
+//! `setns`es into each plugin's host namespace before spawning it.
 
 use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -28,7 +37,9 @@ pub struct Plugin {
     pub config: Value,
 }
 
-/// Runs the plugin once with `command`; returns the wall time and stdout.
+/// Runs the plugin once with `command` from namespace `host_ns`; returns
+/// the wall time and stdout. Moves the calling thread into `host_ns` (see
+/// the module docs): call it only on a thread of the benchmark's own.
 pub fn exec(
     p: &Plugin,
     host_ns: &std::fs::File,
@@ -36,7 +47,12 @@ pub fn exec(
     id: &str,
     netns: &Path,
 ) -> Result<(Duration, String)> {
-    let fd = host_ns.as_raw_fd();
+    // SAFETY: setns on a namespace descriptor we hold open; it changes only
+    // this thread's namespace.
+    if unsafe { libc::setns(host_ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(std::io::Error::last_os_error())
+            .context("entering the plugin's host namespace");
+    }
     let mut cmd = Command::new(&p.binary);
     cmd.env_clear()
         .env("CNI_COMMAND", command)
@@ -48,15 +64,6 @@ pub fn exec(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    // SAFETY: setns is async-signal-safe; fd stays open in the parent.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
     let stdin = p.config.to_string();
     let t = Instant::now();
     let mut child = cmd
@@ -102,6 +109,75 @@ impl Samples {
         self.del.sort();
         self.both.sort();
     }
+}
+
+/// The measuring loops, on a thread that `exec` moves between namespaces:
+/// `iterations` ADD+DEL pairs per plugin (plugin k spawned from `hosts[k]`)
+/// after `warmup` uncounted ones, then the decomposition rows. Returns each
+/// plugin's samples, each plugin's VERSION exec times and the agent API's
+/// own attach/detach times, all sorted.
+fn measure(
+    plugins: &[Plugin],
+    hosts: &[&std::fs::File],
+    cpath: &Path,
+    socket: &Path,
+    iterations: u32,
+    warmup: u32,
+) -> Result<(Vec<Samples>, Vec<Vec<Duration>>, Samples)> {
+    let n = plugins.len();
+    // Slot n of the rotation is the agent's API without a plugin process
+    // (`POST /v1/attach`, `/v1/detach` from here): it takes its turn like
+    // the plugins, so its attach follows another slot's DEL as every ADD
+    // does, and the decomposition compares like with like.
+    let mut samples: Vec<Samples> = (0..=n).map(|_| Samples::default()).collect();
+    for i in 0..iterations + warmup {
+        // Rotate which slot goes first so drift hits all alike.
+        for k in (0..=n).map(|j| (j + i as usize) % (n + 1)) {
+            let id = format!("bench{i}");
+            let (a, d) = if k == n {
+                api_pair(socket, &id, cpath)?
+            } else {
+                let (a, _) = exec(&plugins[k], hosts[k], "ADD", &id, cpath)?;
+                let (d, _) = exec(&plugins[k], hosts[k], "DEL", &id, cpath)?;
+                (a, d)
+            };
+            if i >= warmup {
+                samples[k].add.push(a);
+                samples[k].del.push(d);
+                samples[k].both.push(a + d);
+            }
+        }
+    }
+    for s in &mut samples {
+        s.sort();
+    }
+    let api = samples.pop().unwrap_or_default();
+    // The exec floor (VERSION: start, parse, answer) of each plugin.
+    let mut floor: Vec<Vec<Duration>> = vec![Vec::new(); n];
+    for _ in 0..iterations.min(100) {
+        for (k, f) in floor.iter_mut().enumerate() {
+            f.push(exec(&plugins[k], hosts[k], "VERSION", "v", cpath)?.0);
+        }
+    }
+    for f in &mut floor {
+        f.sort();
+    }
+    Ok((samples, floor, api))
+}
+
+/// The agent's own attach and detach of `id` through its API socket (no
+/// plugin process): their wall times.
+fn api_pair(socket: &Path, id: &str, cpath: &Path) -> Result<(Duration, Duration)> {
+    let t = Instant::now();
+    crate::bins::agent_post(
+        socket,
+        "/v1/attach",
+        &json!({ "id": id, "netns": cpath.to_string_lossy() }),
+    )?;
+    let a = t.elapsed();
+    let t = Instant::now();
+    crate::bins::agent_post(socket, "/v1/detach", &json!({ "id": id }))?;
+    Ok((a, t.elapsed()))
 }
 
 pub fn run(iterations: u32) -> Result<Section> {
@@ -173,55 +249,17 @@ pub fn run(iterations: u32) -> Result<Section> {
     let ptp_host_fd =
         std::fs::File::open(ptp_host.path()).context("opening ptp's host namespace")?;
     // Plugin k runs from the host namespace of its network.
-    let host_of = |k: usize| if k == 0 { &ptp_host_fd } else { &host_fd };
+    let hosts: Vec<&std::fs::File> = (0..plugins.len())
+        .map(|k| if k == 0 { &ptp_host_fd } else { &host_fd })
+        .collect();
     let cpath = cont.path();
-    let n = plugins.len();
-    let mut samples: Vec<Samples> = (0..n).map(|_| Samples::default()).collect();
     let warmup = 3;
-    for i in 0..iterations + warmup {
-        // Rotate which plugin goes first so drift hits all alike.
-        for k in (0..n).map(|j| (j + i as usize) % n) {
-            let id = format!("bench{i}");
-            let (a, _) = exec(&plugins[k], host_of(k), "ADD", &id, &cpath)?;
-            let (d, _) = exec(&plugins[k], host_of(k), "DEL", &id, &cpath)?;
-            if i >= warmup {
-                samples[k].add.push(a);
-                samples[k].del.push(d);
-                samples[k].both.push(a + d);
-            }
-        }
-    }
-    for s in &mut samples {
-        s.sort();
-    }
-    // Decomposition: the exec floor (VERSION: start, parse, answer) of each
-    // plugin, and the agent's own attach/detach through its API without a
-    // plugin process in between.
-    let mut floor: Vec<Vec<Duration>> = vec![Vec::new(); n];
-    let mut api = Samples::default();
-    for i in 0..iterations.min(100) {
-        for (k, f) in floor.iter_mut().enumerate() {
-            f.push(exec(&plugins[k], host_of(k), "VERSION", "v", &cpath)?.0);
-        }
-        let id = format!("api{i}");
-        let t = Instant::now();
-        crate::bins::agent_post(
-            &agent.socket,
-            "/v1/attach",
-            &json!({ "id": id, "netns": cpath.to_string_lossy() }),
-        )?;
-        let a = t.elapsed();
-        let t = Instant::now();
-        crate::bins::agent_post(&agent.socket, "/v1/detach", &json!({ "id": id }))?;
-        let d = t.elapsed();
-        api.add.push(a);
-        api.del.push(d);
-        api.both.push(a + d);
-    }
-    api.sort();
-    for f in &mut floor {
-        f.sort();
-    }
+    // On a thread of its own: `exec` moves its thread between namespaces.
+    let (samples, floor, api) = std::thread::scope(|s| {
+        s.spawn(|| measure(&plugins, &hosts, &cpath, &agent.socket, iterations, warmup))
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the measuring thread panicked")))
+    })?;
     drop(agent);
     drop(cont);
     drop(host);
@@ -229,7 +267,7 @@ pub fn run(iterations: u32) -> Result<Section> {
     let mut sec = Section::new(
         "Container attach (CNI ADD / DEL)",
         &format!(
-            "{iterations} sequential ADD+DEL pairs per plugin (after {warmup} warm-up pairs), alternating plugins, one reused container namespace; each exec'd with the same CNI_* environment and a network config on stdin, from the host namespace. tortie-cni forwards to the running agent (IPAM persisted with fsync, veth, routes); ptp uses host-local IPAM."
+            "{iterations} sequential ADD+DEL pairs per plugin (after {warmup} warm-up pairs), alternating plugins, one reused container namespace; each started with posix_spawn (no fork) with the same CNI_* environment and a network config on stdin, from the host namespace. tortie-cni forwards to the running agent (IPAM persisted with fsync, veth, routes); ptp uses host-local IPAM. The agent API row takes its turn in the same rotation."
         ),
     );
     sec.header = [
