@@ -208,6 +208,22 @@ pub fn cpu_time() -> Duration {
     )
 }
 
+/// User-mode CPU time of the whole process (`getrusage`): the part of
+/// [`cpu_time`] spent outside the kernel — a writer's own per-route work,
+/// which the kernel's route insertion (system time) does not dilute.
+pub fn user_time() -> Duration {
+    // SAFETY: zeroed rusage is a valid value; getrusage fills the one we own.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer to a local rusage.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        u64::try_from(ru.ru_utime.tv_sec).unwrap_or(0),
+        u32::try_from(ru.ru_utime.tv_usec).unwrap_or(0) * 1000,
+    )
+}
+
 /// Result of one pipelined pass.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PassResult {
@@ -216,6 +232,8 @@ pub struct PassResult {
     pub elapsed: Duration,
     /// CPU time of the process during the pass ([`cpu_time`]).
     pub cpu: Duration,
+    /// Its user-mode part ([`user_time`]).
+    pub user: Duration,
     pub errors: u32,
 }
 
@@ -275,6 +293,7 @@ pub fn pipelined(
     let mut errors = 0u32;
     let mut last_seen = false;
     let cpu = cpu_time();
+    let user = user_time();
     let t = Instant::now();
     let mut i = 0u32;
     let mut last_seq = 0;
@@ -320,6 +339,7 @@ pub fn pipelined(
         routes: n,
         elapsed,
         cpu: cpu_time().saturating_sub(cpu),
+        user: user_time().saturating_sub(user),
         errors,
     })
 }
