@@ -90,13 +90,22 @@ pub(super) fn attach_blocking(req: &AttachRequest, ns: &File) -> Result<Attachme
     steps.sockets = lap - t0;
 
     // The pair in one request: the peer is created inside the namespace.
+    // One TX and one RX queue per end, asked for explicitly: without them
+    // the kernel allocates one queue per possible CPU and then cuts the
+    // real count to 1 (`veth_init_queues`), and cutting TX queues of a
+    // registered device waits for an expedited RCU grace period
+    // (`netif_set_real_num_tx_queues` → `synchronize_net`) — twice per
+    // pair. Same real queue counts either way (lab/bench/README.md,
+    // session 6, cni lane: veth creation figures).
     let mut create = Msg::new(
         RTM_NEWLINK,
         NLM_F_CREATE | NLM_F_EXCL,
         &ifinfomsg(0, IFF_UP, IFF_UP),
     )
     .str(IFLA_IFNAME, &host)
-    .u32(IFLA_MTU, req.mtu);
+    .u32(IFLA_MTU, req.mtu)
+    .u32(IFLA_NUM_TX_QUEUES, 1)
+    .u32(IFLA_NUM_RX_QUEUES, 1);
     if req.v6().is_some() {
         // Its EUI-64 link-local address is the container's IPv6 gateway.
         create = create.attr(IFLA_ADDRESS, &HOST_MAC);
@@ -109,6 +118,8 @@ pub(super) fn attach_blocking(req: &AttachRequest, ns: &File) -> Result<Attachme
         .raw(&ifinfomsg(0, 0, 0))
         .str(IFLA_IFNAME, &req.ifname)
         .u32(IFLA_MTU, req.mtu)
+        .u32(IFLA_NUM_TX_QUEUES, 1)
+        .u32(IFLA_NUM_RX_QUEUES, 1)
         .attr(IFLA_ADDRESS, &c_mac)
         .u32(IFLA_NET_NS_FD, ns.as_raw_fd() as u32)
         .end()
