@@ -6,6 +6,7 @@
 //! that carry them through `Arc<PathAttributes>`.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Address Family Identifier (IANA; RFC 4760 §3).
@@ -85,11 +86,38 @@ pub struct Ipv4Prefix {
     len: u8,
 }
 
-/// An IPv6 prefix; host bits are always zero.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// An IPv6 prefix in 17 bytes, byte-aligned; host bits are always zero.
+///
+/// The address is kept as its 16 bytes in network order, not as a `u128`:
+/// a `u128` is 16-byte aligned, which made this type 32 bytes, a RIB table
+/// entry (prefix + 16-byte `Dest`) 48 instead of 40, and every queued IPv6
+/// prefix twice as large.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Ipv6Prefix {
-    addr: u128,
+    addr: [u8; 16],
     len: u8,
+}
+
+/// By address, then length, compared as integers (not byte by byte).
+impl Ord for Ipv6Prefix {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let key = |p: &Self| (u128::from_be_bytes(p.addr), p.len);
+        key(self).cmp(&key(other))
+    }
+}
+impl PartialOrd for Ipv6Prefix {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Hashes as the `u128` address and the length (one 128-bit write instead of
+/// sixteen byte writes).
+impl Hash for Ipv6Prefix {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u128(u128::from_be_bytes(self.addr));
+        state.write_u8(self.len);
+    }
 }
 
 impl Ipv4Prefix {
@@ -137,7 +165,7 @@ impl Ipv6Prefix {
             u128::MAX << (128 - len)
         };
         Some(Ipv6Prefix {
-            addr: raw & mask,
+            addr: (raw & mask).to_be_bytes(),
             len,
         })
     }
@@ -382,5 +410,28 @@ impl Default for PathAttributes {
             cluster_list: Vec::new(),
             unknown: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_prefix_is_17_bytes_and_orders_numerically() {
+        assert_eq!(std::mem::size_of::<Ipv6Prefix>(), 17);
+        let p = |s: &str, len| Ipv6Prefix::new(s.parse().unwrap(), len).unwrap();
+        let (a, b) = (p("fd00::1:0:0", 96), p("fd00::100:0:0:0", 80));
+        assert!(a < b, "byte order is numeric order");
+        assert!(p("2001:db8::", 32) < p("2001:db8::", 33));
+        assert_eq!(
+            p("2001:db8::ff", 64),
+            p("2001:db8::", 64),
+            "host bits cleared"
+        );
+        assert_eq!(
+            p("2001:db8::ff", 64).addr(),
+            "2001:db8::".parse::<Ipv6Addr>().unwrap()
+        );
     }
 }
