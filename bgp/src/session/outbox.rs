@@ -13,7 +13,7 @@
 //! one interner of next-hop sets on the speaker side), so every change with
 //! the same ECMP set carries the same [`NextHops`] allocation. While nothing
 //! is waiting and the channel has room, events go straight out. Otherwise a
-//! best-path change only marks its prefix as changed (8 bytes for IPv4) in
+//! best-path change only marks its prefix as changed (8 bytes for IPv4, 17 for IPv6) in
 //! the open [`Segment::Changed`] set, and other events (`PeerStateChanged`,
 //! `Converged`) queue as ordering barriers behind it. When the channel has
 //! room again, [`Outbox::deliver`] reports each marked prefix with its
@@ -41,7 +41,7 @@ use tokio::sync::mpsc;
 
 use crate::rib::{BestPathChange, FullCache, Rib};
 use crate::speaker::{NextHops, SpeakerEvent};
-use crate::types::{Ipv4Prefix, Prefix};
+use crate::types::{Ipv4Prefix, Ipv6Prefix, Prefix};
 
 /// Most events handed to the channel per wake-up, so that UPDATE processing
 /// and API calls interleave with delivery.
@@ -60,7 +60,8 @@ const COMPACT_MIN: usize = 4096;
 struct ChangeSet {
     /// IPv4 prefixes as `addr << 8 | len`.
     v4: Vec<u64>,
-    v6: Vec<Prefix>,
+    /// IPv6 prefixes (17 bytes each; a `Prefix` would take 20).
+    v6: Vec<Ipv6Prefix>,
     /// Length of `v4` / `v6` after their last de-duplication pass.
     clean_v4: usize,
     clean_v6: usize,
@@ -139,8 +140,8 @@ impl ChangeSet {
                 self.v4.push(v4_key(p4));
                 compact(&mut self.v4, &mut self.clean_v4);
             }
-            Prefix::V6(_) => {
-                self.v6.push(p);
+            Prefix::V6(p6) => {
+                self.v6.push(p6);
                 compact(&mut self.v6, &mut self.clean_v6);
             }
         }
@@ -156,7 +157,7 @@ impl ChangeSet {
         }
         let p = self.v6.pop();
         self.clean_v6 = self.clean_v6.min(self.v6.len());
-        p
+        p.map(Prefix::V6)
     }
 
     #[cfg(test)]
