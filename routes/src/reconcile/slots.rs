@@ -4,7 +4,11 @@
 //! (which kept two hash slots per installed route); a slot with neither is
 //! removed. Keyed by [`IpNetwork`]; stored in one map per family, so an
 //! IPv4 slot keeps its 5-byte key (an `IpNetwork` key would be 18 bytes
-//! and cost ~16 more bytes per IPv4 route).
+//! and cost ~16 more bytes per IPv4 route), and IPv6 prefixes of up to 64
+//! bits (nearly all of an IPv6 table) under a 9-byte [`Short6`] key instead
+//! of the 17-byte [`Ipv6Network`]: a 32-byte table entry instead of 40.
+//! Longer IPv6 prefixes (and any with bits set past the 64th) have a map of
+//! their own.
 
 use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 
@@ -20,6 +24,52 @@ fn shrink_if_sparse<K: Eq + std::hash::Hash, V>(m: &mut FastMap<K, V>) {
     if m.capacity() > 4096 && m.len() < m.capacity() / 4 {
         m.shrink_to_fit();
     }
+}
+
+/// An IPv6 prefix of at most 64 bits with nothing set past the 64th bit:
+/// the upper 8 address bytes (network order) and the length.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Short6 {
+    hi: [u8; 8],
+    len: u8,
+}
+
+/// Hashes exactly as the `Ipv6Network` it stands for (its address, then its
+/// length), so every hasher sees a prefix the same way in either form.
+impl std::hash::Hash for Short6 {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let mut o = [0u8; 16];
+        o[..8].copy_from_slice(&self.hi);
+        std::net::Ipv6Addr::from(o).hash(state);
+        self.len.hash(state);
+    }
+}
+
+/// An IPv6 key as stored: short when it fits, else the whole network.
+enum Key6 {
+    Short(Short6),
+    Long(Ipv6Network),
+}
+
+fn key6(n: &Ipv6Network) -> Key6 {
+    let o = n.ip().octets();
+    match (<[u8; 8]>::try_from(&o[..8]), o[8..].iter().all(|b| *b == 0)) {
+        (Ok(hi), true) if n.prefix() <= 64 => Key6::Short(Short6 {
+            hi,
+            len: n.prefix(),
+        }),
+        _ => Key6::Long(*n),
+    }
+}
+
+fn network6(k: &Short6) -> IpNetwork {
+    let mut o = [0u8; 16];
+    o[..8].copy_from_slice(&k.hi);
+    // A stored key came from a valid network, so its length is valid.
+    Ipv6Network::new(o.into(), k.len).map_or_else(
+        |_| IpNetwork::V6(Ipv6Network::from(std::net::Ipv6Addr::from(o))),
+        IpNetwork::V6,
+    )
 }
 
 #[derive(Default)]
@@ -41,39 +91,46 @@ pub(crate) struct Desired<'a> {
 /// Desired and kernel routes by prefix.
 #[derive(Default)]
 pub(crate) struct Slots {
-    v4: FastMap<Ipv4Network, Slot>,
-    v6: FastMap<Ipv6Network, Slot>,
+    maps: Maps,
     desired: usize,
 }
 
-impl Slots {
+/// The slots by key form (see the module doc).
+#[derive(Default)]
+struct Maps {
+    v4: FastMap<Ipv4Network, Slot>,
+    v6: FastMap<Short6, Slot>,
+    v6_long: FastMap<Ipv6Network, Slot>,
+}
+
+impl Maps {
     fn get(&self, p: &IpNetwork) -> Option<&Slot> {
         match p {
             IpNetwork::V4(n) => self.v4.get(n),
-            IpNetwork::V6(n) => self.v6.get(n),
+            IpNetwork::V6(n) => match key6(n) {
+                Key6::Short(k) => self.v6.get(&k),
+                Key6::Long(n) => self.v6_long.get(&n),
+            },
         }
     }
 
     fn get_mut(&mut self, p: &IpNetwork) -> Option<&mut Slot> {
         match p {
             IpNetwork::V4(n) => self.v4.get_mut(n),
-            IpNetwork::V6(n) => self.v6.get_mut(n),
+            IpNetwork::V6(n) => match key6(n) {
+                Key6::Short(k) => self.v6.get_mut(&k),
+                Key6::Long(n) => self.v6_long.get_mut(&n),
+            },
         }
     }
 
     fn entry(&mut self, p: IpNetwork) -> &mut Slot {
-        Self::entry_in(&mut self.v4, &mut self.v6, p)
-    }
-
-    /// [`entry`](Self::entry) borrowing only the maps (not the counter).
-    fn entry_in<'a>(
-        v4: &'a mut FastMap<Ipv4Network, Slot>,
-        v6: &'a mut FastMap<Ipv6Network, Slot>,
-        p: IpNetwork,
-    ) -> &'a mut Slot {
         match p {
-            IpNetwork::V4(n) => v4.entry(n).or_default(),
-            IpNetwork::V6(n) => v6.entry(n).or_default(),
+            IpNetwork::V4(n) => self.v4.entry(n).or_default(),
+            IpNetwork::V6(n) => match key6(&n) {
+                Key6::Short(k) => self.v6.entry(k).or_default(),
+                Key6::Long(n) => self.v6_long.entry(n).or_default(),
+            },
         }
     }
 
@@ -83,18 +140,59 @@ impl Slots {
                 self.v4.remove(n);
                 shrink_if_sparse(&mut self.v4);
             }
-            IpNetwork::V6(n) => {
-                self.v6.remove(n);
-                shrink_if_sparse(&mut self.v6);
-            }
+            IpNetwork::V6(n) => match key6(n) {
+                Key6::Short(k) => {
+                    self.v6.remove(&k);
+                    shrink_if_sparse(&mut self.v6);
+                }
+                Key6::Long(n) => {
+                    self.v6_long.remove(&n);
+                    shrink_if_sparse(&mut self.v6_long);
+                }
+            },
         }
     }
 
     /// Every slot with its prefix.
     fn slots(&self) -> impl Iterator<Item = (IpNetwork, &Slot)> {
         let v4 = self.v4.iter().map(|(p, s)| (IpNetwork::V4(*p), s));
-        let v6 = self.v6.iter().map(|(p, s)| (IpNetwork::V6(*p), s));
-        v4.chain(v6)
+        let v6 = self.v6.iter().map(|(k, s)| (network6(k), s));
+        let long = self.v6_long.iter().map(|(p, s)| (IpNetwork::V6(*p), s));
+        v4.chain(v6).chain(long)
+    }
+
+    /// Keeps the slots for which `f` returns true.
+    fn retain(&mut self, mut f: impl FnMut(IpNetwork, &mut Slot) -> bool) {
+        self.v4.retain(|p, s| f(IpNetwork::V4(*p), s));
+        self.v6.retain(|k, s| f(network6(k), s));
+        self.v6_long.retain(|p, s| f(IpNetwork::V6(*p), s));
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.v4.len() + self.v6.len() + self.v6_long.len()
+    }
+}
+
+impl Slots {
+    fn get(&self, p: &IpNetwork) -> Option<&Slot> {
+        self.maps.get(p)
+    }
+
+    fn get_mut(&mut self, p: &IpNetwork) -> Option<&mut Slot> {
+        self.maps.get_mut(p)
+    }
+
+    fn entry(&mut self, p: IpNetwork) -> &mut Slot {
+        self.maps.entry(p)
+    }
+
+    fn remove(&mut self, p: &IpNetwork) {
+        self.maps.remove(p);
+    }
+
+    fn slots(&self) -> impl Iterator<Item = (IpNetwork, &Slot)> {
+        self.maps.slots()
     }
 
     /// The desired route for `p`.
@@ -130,7 +228,7 @@ impl Slots {
     /// already desired, else the change, with the slot's kernel side
     /// writable (for write-through).
     pub(crate) fn desire(&mut self, p: IpNetwork, r: Shared) -> Option<Desired<'_>> {
-        let slot = Self::entry_in(&mut self.v4, &mut self.v6, p);
+        let slot = self.maps.entry(p);
         if slot
             .desired
             .as_ref()
@@ -252,12 +350,8 @@ impl Slots {
 
     /// Replace the whole kernel view (after a re-dump).
     pub(crate) fn replace_kernel(&mut self, mut kernel: FastMap<IpNetwork, Shared>) {
-        self.v4.retain(|p, s| {
-            s.kernel = kernel.remove(&IpNetwork::V4(*p));
-            s.desired.is_some() || s.kernel.is_some()
-        });
-        self.v6.retain(|p, s| {
-            s.kernel = kernel.remove(&IpNetwork::V6(*p));
+        self.maps.retain(|p, s| {
+            s.kernel = kernel.remove(&p);
             s.desired.is_some() || s.kernel.is_some()
         });
         for (p, k) in kernel {
@@ -270,6 +364,7 @@ impl Slots {
 mod tests {
     use super::*;
     use crate::types::KernelRoute;
+    use std::hash::BuildHasher;
     use std::sync::Arc;
 
     #[test]
@@ -282,13 +377,14 @@ mod tests {
         for p in &nets {
             s.set_desired(*p, r.clone());
         }
-        let full = s.v4.capacity();
+        let full = s.maps.v4.capacity();
         assert!(full >= 100_000);
         for p in &nets[..99_000] {
             s.take_desired(p);
         }
-        assert_eq!(s.v4.len(), 1000);
-        assert!(s.v4.capacity() < full / 8, "{} of {full}", s.v4.capacity());
+        assert_eq!(s.maps.v4.len(), 1000);
+        let cap = s.maps.v4.capacity();
+        assert!(cap < full / 8, "{cap} of {full}");
     }
 
     #[test]
@@ -304,7 +400,7 @@ mod tests {
         assert_eq!(s.desired_len(), 0);
         assert!(s.in_kernel(&p) && !s.is_desired(&p));
         assert!(s.take_kernel(&p).is_some());
-        assert_eq!(s.v4.len() + s.v6.len(), 0, "empty slot removed");
+        assert_eq!(s.maps.len(), 0, "empty slot removed");
 
         s.set_desired(p, r.clone());
         s.set_kernel(p, r.clone());
@@ -316,6 +412,42 @@ mod tests {
         assert_eq!(s.kernel_iter().count(), 1);
         assert_eq!(s.desired_iter().count(), 1);
         assert_eq!(s.iter().count(), 2);
+    }
+
+    #[test]
+    fn ipv6_keys_short_and_long_round_trip() {
+        let r: Shared = Arc::new(KernelRoute::Blackhole);
+        let mut s = Slots::default();
+        let nets: Vec<IpNetwork> = [
+            "2001:db8::/64",
+            "2001:db8:1::/48",
+            "::/0",
+            "2001:db8::1/128",
+        ]
+        .iter()
+        .chain(&["2001:db8::1/64", "2001:db8::8000:0:0:0/65"])
+        .map(|n| n.parse().unwrap())
+        .collect();
+        for p in &nets {
+            s.set_desired(*p, r.clone());
+        }
+        assert_eq!((s.maps.v6.len(), s.maps.v6_long.len()), (3, 3));
+        let n: Ipv6Network = "2001:db8::/64".parse().unwrap();
+        let Key6::Short(k) = key6(&n) else {
+            panic!("{n} is short")
+        };
+        let h = crate::reconcile::hash::Seeded::default();
+        assert_eq!(h.hash_one(k), h.hash_one(n), "hashes as the network");
+        let mut seen: Vec<IpNetwork> = s.desired_iter().map(|(p, _)| p).collect();
+        let mut want = nets.clone();
+        seen.sort();
+        want.sort();
+        assert_eq!(seen, want, "every prefix comes back exactly");
+        for p in &nets {
+            assert!(s.is_desired(p));
+            s.take_desired(p);
+        }
+        assert_eq!(s.maps.len(), 0);
     }
 
     #[test]
@@ -345,6 +477,6 @@ mod tests {
         let (_, k) = s.sides_mut(&p).unwrap();
         *k = None;
         s.remove_if_empty(&p);
-        assert_eq!(s.v4.len() + s.v6.len(), 0);
+        assert_eq!(s.maps.len(), 0);
     }
 }
