@@ -33,6 +33,28 @@ use crate::nl::Family;
 use crate::pin::{self, Pinning};
 use crate::report::{Section, ratio, secs};
 
+/// Diagnostic, not a row set: `TORTIE_BENCH_ONLY=tortie` (or `BIRD`,
+/// `end_to_end`, `control_plane`, or both joined by a comma, e.g.
+/// `tortie,end_to_end`) runs only the runs of that DUT and/or mode, for
+/// profiling one of them; the other rows show no figure.
+pub const ONLY: &str = "TORTIE_BENCH_ONLY";
+
+/// Whether the run of `dut` in `mode` passes the [`ONLY`] filter: a DUT
+/// named there must be `dut`, a mode named there must be `mode`.
+fn selected(dut: Dut, mode: Mode) -> bool {
+    let Some(only) = std::env::var_os(ONLY) else {
+        return true;
+    };
+    let only = only.to_string_lossy().to_lowercase();
+    let words: Vec<&str> = only.split(',').map(str::trim).collect();
+    let duts = [Dut::Bird, Dut::Tortie].map(|d| d.name().to_lowercase());
+    let modes = [Mode::EndToEnd, Mode::ControlPlane].map(Mode::key);
+    let names_dut = words.iter().any(|w| duts.iter().any(|d| d == w));
+    let names_mode = words.iter().any(|w| modes.contains(w));
+    (!names_dut || words.contains(&dut.name().to_lowercase().as_str()))
+        && (!names_mode || words.contains(&mode.key()))
+}
+
 /// What to run.
 pub struct Options {
     pub families: Vec<Family>,
@@ -290,6 +312,9 @@ fn measure_case(
                 [Dut::Tortie, Dut::Bird]
             };
             for dut in order {
+                if !selected(dut, mode) {
+                    continue;
+                }
                 let r = ingest_run::one_run(dut, feed, mode, inp)
                     .with_context(|| format!("{} {tag} {}", dut.name(), mode.key()))?;
                 figures.push(run_json(case, mode, dut, *seq, &r));
