@@ -8,7 +8,8 @@
 //! - [`Reconciler::apply`]: every dirty prefix (removals, notifications,
 //!   retries, re-dumps, anything `set` left alone) is looked at once, in
 //!   the order the kernel rewards ([`kernel_order`]), and gets a replace, a
-//!   delete or nothing.
+//!   delete or nothing (the slots of each `TOUCH_AHEAD` looked up together
+//!   first, as for commands).
 //!
 //! The slot's kernel side is updated when the request is encoded (the
 //! kernel applies a whole buffer inside `sendmsg` and answers only
@@ -28,7 +29,7 @@ use tokio::time::Instant;
 
 use super::failures::{Failure, Kind};
 use super::hash::Shared;
-use super::{BATCH_BYTES, Link, Reconciler};
+use super::{BATCH_BYTES, Link, Reconciler, TOUCH_AHEAD};
 use crate::nl::consts::NLMSG_ERROR;
 use crate::nl::{AsyncSocket, Drain, MIN_ROUTE_REQUEST, RouteEncoder, error_msg, messages};
 
@@ -190,7 +191,16 @@ impl Reconciler {
         let mut dirty = std::mem::take(&mut self.dirty);
         kernel_order(&mut dirty);
         let mut rest = dirty.into_iter();
+        let mut touched = 0;
         while let Some(p) = rest.next() {
+            if touched == 0 {
+                // This one and the next TOUCH_AHEAD - 1 (see `super::touch`).
+                let ahead = rest.as_slice();
+                let ahead = ahead.get(..TOUCH_AHEAD - 1).unwrap_or(ahead);
+                super::touch(&self.slots, std::iter::once(p).chain(ahead.iter().copied()));
+                touched = ahead.len() + 1;
+            }
+            touched -= 1;
             self.plan(p);
             if self.out.full() && !self.write().await {
                 self.dirty.extend(rest);
