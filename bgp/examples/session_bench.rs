@@ -3,10 +3,13 @@
 //! until speaker B has them all as best paths, and the UPDATE messages used.
 //!
 //! With `feed`, a scripted raw peer instead sends N prefixes in UPDATEs of
-//! PER prefixes each (inbound path: framing, decode, RIB, events).
+//! PER prefixes each (inbound path: framing, decode, RIB, events); with
+//! `unique`, one prefix per UPDATE, each with its own AS_PATH
+//! (`65002 4200000000+i`, the ingest benchmark's unique shape).
 //!
 //! `cargo run --release -p tortie-bgp --example session_bench -- [N]`
 //! `cargo run --release -p tortie-bgp --example session_bench -- feed N PER`
+//! `cargo run --release -p tortie-bgp --example session_bench -- feed N unique`
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -38,8 +41,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map(|s| s.parse())
             .transpose()?
             .unwrap_or(1_000_000);
-        let per = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(500);
-        return feed(n, per).await;
+        let unique = args.get(2).map(String::as_str) == Some("unique");
+        let per = match args.get(2) {
+            Some(_) if unique => 1,
+            a => a.map(|s| s.parse()).transpose()?.unwrap_or(500),
+        };
+        return feed(n, per, unique).await;
     }
     let n: u32 = args
         .first()
@@ -107,8 +114,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// A raw peer feeds `n` /24s in UPDATEs of `per` prefixes to a speaker.
-async fn feed(n: u32, per: usize) -> Result<(), Box<dyn std::error::Error>> {
+/// A raw peer feeds `n` /24s in UPDATEs of `per` prefixes to a speaker;
+/// `unique`: each with its own AS_PATH (one per UPDATE).
+async fn feed(n: u32, per: usize, unique: bool) -> Result<(), Box<dyn std::error::Error>> {
     use std::sync::Arc;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tortie_bgp::wire::{self, Capability, CodecContext, Message, Open, Update};
@@ -142,20 +150,27 @@ async fn feed(n: u32, per: usize) -> Result<(), Box<dyn std::error::Error>> {
     };
     wire::encode(&Message::Open(open), &CodecContext::default(), &mut bytes)?;
     wire::encode(&Message::Keepalive, &CodecContext::default(), &mut bytes)?;
-    let attrs = Arc::new(PathAttributes {
-        as_path: AsPath {
-            segments: vec![AsPathSegment::Sequence(vec![65002, 65100])],
-        },
-        next_hop: Some(IpAddr::V4(r_ip)),
-        ..PathAttributes::default()
-    });
+    let attrs = |second: u32| {
+        Arc::new(PathAttributes {
+            as_path: AsPath {
+                segments: vec![AsPathSegment::Sequence(vec![65002, second])],
+            },
+            next_hop: Some(IpAddr::V4(r_ip)),
+            ..PathAttributes::default()
+        })
+    };
+    let shared = attrs(65100);
     let prefixes: Vec<Prefix> = (0..n)
         .filter_map(|i| Prefix::new(IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + (i << 8))), 24))
         .collect();
     let mut msgs = Vec::new();
-    for chunk in prefixes.chunks(per.max(1)) {
+    for (i, chunk) in (0u32..).zip(prefixes.chunks(per.max(1))) {
         let u = Update {
-            attributes: Some(attrs.clone()),
+            attributes: Some(if unique {
+                attrs(4_200_000_000u32.wrapping_add(i))
+            } else {
+                shared.clone()
+            }),
             announced: chunk.to_vec(),
             ..Update::default()
         };
@@ -187,24 +202,51 @@ async fn feed(n: u32, per: usize) -> Result<(), Box<dyn std::error::Error>> {
             break;
         }
     }
-    let t0 = Instant::now();
-    tokio::spawn(async move { wr.write_all(&body).await.map(|_| wr) });
-    let mut got = 0u32;
-    while got < n {
-        match a_rx.recv().await {
-            Some(SpeakerEvent::BestPathChanged { next_hops, .. }) if !next_hops.is_empty() => {
-                got += 1
+    let (t0, cpu0) = (Instant::now(), cpu_seconds());
+    // The writer half is kept until the end: dropping it closes the
+    // connection, and the session would go down with routes still arriving.
+    let writer = tokio::spawn(async move { wr.write_all(&body).await.map(|_| wr) });
+    // The owner's loop runs as a task on the runtime's workers, as the
+    // agent's does (`tortie run`), not on the thread blocked in `main`.
+    let owner = tokio::spawn(async move {
+        let mut got = 0u32;
+        let mut batch = Vec::new();
+        while got < n {
+            if a_rx.recv_many(&mut batch, 1024).await == 0 {
+                break;
             }
-            Some(_) => {}
-            None => break,
+            for ev in batch.drain(..) {
+                if matches!(ev, SpeakerEvent::BestPathChanged { next_hops, .. } if !next_hops.is_empty())
+                {
+                    got += 1;
+                }
+            }
         }
-    }
-    let el = t0.elapsed();
+        (t0.elapsed(), a_rx)
+    });
+    let (el, _a_rx) = owner.await?;
+    let _wr = writer.await??;
+    let cpu = cpu_seconds() - cpu0;
     println!(
-        "feed: {n} prefixes in {updates} UPDATEs ({per}/UPDATE): all best after {:.3}s ({:.0} prefixes/s)",
+        "feed: {n} prefixes in {updates} UPDATEs ({per}/UPDATE): all best after {:.3}s ({:.0} prefixes/s), process CPU {cpu:.2}s (feeder included)",
         el.as_secs_f64(),
         f64::from(n) / el.as_secs_f64()
     );
     a.shutdown(false).await;
     Ok(())
+}
+
+/// This process's user + system CPU seconds (all threads; clock-tick
+/// resolution), from `/proc/self/stat` (fields 14 and 15).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which ends with the last ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let ticks: u64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum();
+    ticks as f64 / 100.0
 }

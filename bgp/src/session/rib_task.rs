@@ -424,12 +424,14 @@ impl RibTask {
                     }
                 }
             }
-            RibMsg::Update {
+            RibMsg::Updates {
                 peer,
-                update,
+                updates,
                 credit,
             } => {
-                self.apply_update(peer, update).await;
+                for update in updates {
+                    self.apply_update(peer, update).await;
+                }
                 drop(credit);
             }
             RibMsg::RouteRefresh { peer, family } => {

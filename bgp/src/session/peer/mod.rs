@@ -22,12 +22,12 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::conn::{Conn, IoDone, OUT_HIGH_WATER};
-use super::msg::{InFlight, PeerCmd, PeerOut, RibMsg};
+use super::msg::{BATCH_PREFIXES, BATCH_UPDATES, InFlight, PeerCmd, PeerOut, RibMsg};
 use super::socket::{self, ConnectOptions};
 use super::{Shared, fsm_config, jitter};
 use crate::fsm::{Action, Event, Fsm, Negotiated, SessionState, Timer, codes, notify};
 use crate::speaker::{PeerConfig, PeerStatus, SpeakerEvent, Stamped};
-use crate::wire::{CodecContext, Message, MessageType, Notification, RouteRefresh};
+use crate::wire::{CodecContext, Message, MessageType, Notification, RouteRefresh, Update};
 
 /// Stop reading the socket while this many messages wait for the RIB task.
 const MAX_PENDING_TO_RIB: usize = 256;
@@ -256,6 +256,29 @@ impl PeerTask {
     /// here, or too many prefixes read and not applied yet. We stop reading.
     fn rib_behind(&self) -> bool {
         self.to_rib.len() >= MAX_PENDING_TO_RIB || self.in_flight.full()
+    }
+
+    /// Queues `u` for the RIB task: appended to the batch of UPDATEs at the
+    /// back of the queue while that batch is small and unsent, so what one
+    /// read decoded crosses in a few messages (order kept: a batch only
+    /// grows while it is the last thing queued).
+    fn deliver_update(&mut self, u: Update) {
+        if let Some(RibMsg::Updates {
+            updates, credit, ..
+        }) = self.to_rib.back_mut()
+            && updates.len() < BATCH_UPDATES
+            && credit.prefixes() < BATCH_PREFIXES
+        {
+            credit.add(&u);
+            updates.push(u);
+            return;
+        }
+        let credit = self.in_flight.take(&u);
+        self.to_rib.push_back(RibMsg::Updates {
+            peer: self.addr(),
+            updates: vec![u],
+            credit,
+        });
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -785,11 +808,7 @@ impl PeerTask {
                 reason,
                 was_established,
             } => self.on_down(reason, was_established),
-            Action::DeliverUpdate(u) => self.to_rib.push_back(RibMsg::Update {
-                peer: self.addr(),
-                credit: self.in_flight.take(&u),
-                update: u,
-            }),
+            Action::DeliverUpdate(u) => self.deliver_update(u),
             Action::DeliverRouteRefresh(r) => self.to_rib.push_back(RibMsg::RouteRefresh {
                 peer: self.addr(),
                 family: r.family,
