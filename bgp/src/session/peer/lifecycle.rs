@@ -1,11 +1,12 @@
-//! A session's life beyond the FSM: what happens when it reaches
+//! A session's life beyond the FSM: each state change recorded in the
+//! peer's status and log and told to the RIB task, what happens when it reaches
 //! Established (the RIB learns of it, next-hop self is chosen) and when it
 //! goes down (the RIB withdraws or keeps its routes, RFC 4724), the local
 //! end of its connections (update-source and TTL, i.e. eBGP multihop), and
 //! its BFD session's Down (RFC 5882 §4.3: the session is reset at once).
 
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 
@@ -14,12 +15,63 @@ use crate::bfd::Diagnostic;
 use crate::fsm::{DownReason, Event, Negotiated, SessionState, codes, notify};
 use crate::session::fsm_config;
 use crate::session::msg::RibMsg;
-use crate::speaker::CapabilitySummary;
+use crate::speaker::{CapabilitySummary, SpeakerEvent, Stamped};
 
 /// Linux's default TTL, and BIRD's for iBGP ("multihop 64").
 const IBGP_TTL: u8 = 64;
 
 impl PeerTask {
+    /// Records and logs a state change (RFC 4271 §8 names), in the order the
+    /// FSM made them; leaving Established is a warning.
+    pub(super) fn note_state(&mut self, before: SessionState, state: SessionState) {
+        let now = SystemTime::now();
+        let up_down = before == SessionState::Established || state == SessionState::Established;
+        if let Ok(mut st) = self.status.lock() {
+            st.state = state;
+            st.since = now;
+            if up_down {
+                st.established_change = now;
+            }
+            if state != SessionState::Established {
+                st.hold_time = None;
+                st.keepalive_time = None;
+            }
+            if before == SessionState::Established {
+                st.down_reason = Some(Stamped {
+                    text: self.reason.clone(),
+                    at: now,
+                });
+            }
+        }
+        let reason = self.reason.clone();
+        if state == SessionState::Established {
+            let (asn, hold, keepalive, families) = match self.fsm.negotiated() {
+                Some(n) => (
+                    n.peer_asn,
+                    n.hold_time,
+                    n.keepalive,
+                    n.families
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                ),
+                None => (self.peer.asn, 0, 0, String::new()),
+            };
+            peer_log!(self, info, from = %before, asn, hold, keepalive, %families, "session Established");
+        } else if before == SessionState::Established {
+            peer_log!(self, warn, to = %state, %reason, "session down");
+        } else {
+            peer_log!(self, info, from = %before, to = %state, %reason, "state change");
+        }
+        self.to_rib
+            .push_back(RibMsg::Event(SpeakerEvent::PeerStateChanged {
+                peer: self.addr(),
+                state,
+                reason: self.reason.clone(),
+            }));
+    }
+
     /// Where our end of the session lives: the peer's `source_address`,
     /// else the speaker's local address when of the peer's family.
     pub(super) fn source_address(&self) -> Option<IpAddr> {

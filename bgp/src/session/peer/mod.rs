@@ -26,7 +26,7 @@ use super::msg::{BATCH_PREFIXES, BATCH_UPDATES, InFlight, PeerCmd, PeerOut, RibM
 use super::socket::{self, ConnectOptions};
 use super::{Shared, fsm_config, jitter};
 use crate::fsm::{Action, Event, Fsm, Negotiated, SessionState, Timer, codes, notify};
-use crate::speaker::{PeerConfig, PeerStatus, SpeakerEvent, Stamped};
+use crate::speaker::{PeerConfig, PeerStatus, Stamped};
 use crate::wire::{CodecContext, Message, MessageType, Notification, RouteRefresh, Update};
 
 /// Stop reading the socket while this many messages wait for the RIB task.
@@ -678,57 +678,6 @@ impl PeerTask {
         if before != after && after != SessionState::Established {
             self.note_state(before, after);
         }
-    }
-
-    /// Records and logs a state change (RFC 4271 §8 names), in the order the
-    /// FSM made them; leaving Established is a warning.
-    fn note_state(&mut self, before: SessionState, state: SessionState) {
-        let now = SystemTime::now();
-        let up_down = before == SessionState::Established || state == SessionState::Established;
-        if let Ok(mut st) = self.status.lock() {
-            st.state = state;
-            st.since = now;
-            if up_down {
-                st.established_change = now;
-            }
-            if state != SessionState::Established {
-                st.hold_time = None;
-                st.keepalive_time = None;
-            }
-            if before == SessionState::Established {
-                st.down_reason = Some(Stamped {
-                    text: self.reason.clone(),
-                    at: now,
-                });
-            }
-        }
-        let reason = self.reason.clone();
-        if state == SessionState::Established {
-            let (asn, hold, keepalive, families) = match self.fsm.negotiated() {
-                Some(n) => (
-                    n.peer_asn,
-                    n.hold_time,
-                    n.keepalive,
-                    n.families
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(","),
-                ),
-                None => (self.peer.asn, 0, 0, String::new()),
-            };
-            peer_log!(self, info, from = %before, asn, hold, keepalive, %families, "session Established");
-        } else if before == SessionState::Established {
-            peer_log!(self, warn, to = %state, %reason, "session down");
-        } else {
-            peer_log!(self, info, from = %before, to = %state, %reason, "state change");
-        }
-        self.to_rib
-            .push_back(RibMsg::Event(SpeakerEvent::PeerStateChanged {
-                peer: self.addr(),
-                state,
-                reason: self.reason.clone(),
-            }));
     }
 
     fn set_error(&self, e: String) {
