@@ -29,7 +29,7 @@ use tokio::time::Instant;
 
 use super::failures::{Failure, Kind};
 use super::hash::Shared;
-use super::{BATCH_BYTES, Link, Reconciler, TOUCH_AHEAD};
+use super::{BATCH_BYTES, Link, Reconciler, TouchAhead};
 use crate::nl::consts::NLMSG_ERROR;
 use crate::nl::{AsyncSocket, Drain, MIN_ROUTE_REQUEST, RouteEncoder, error_msg, messages};
 
@@ -191,16 +191,10 @@ impl Reconciler {
         let mut dirty = std::mem::take(&mut self.dirty);
         kernel_order(&mut dirty);
         let mut rest = dirty.into_iter();
-        let mut touched = 0;
-        while let Some(p) = rest.next() {
-            if touched == 0 {
-                // This one and the next TOUCH_AHEAD - 1 (see `super::touch`).
-                let ahead = rest.as_slice();
-                let ahead = ahead.get(..TOUCH_AHEAD - 1).unwrap_or(ahead);
-                super::touch(&self.slots, std::iter::once(p).chain(ahead.iter().copied()));
-                touched = ahead.len() + 1;
-            }
-            touched -= 1;
+        let mut ahead = TouchAhead::default();
+        loop {
+            ahead.before(&self.slots, rest.as_slice(), |p| Some(*p));
+            let Some(p) = rest.next() else { break };
             self.plan(p);
             if self.out.full() && !self.write().await {
                 self.dirty.extend(rest);

@@ -159,6 +159,26 @@ fn touch(slots: &Slots, prefixes: impl Iterator<Item = IpNetwork>) {
     std::hint::black_box(found);
 }
 
+/// The countdown of a loop that looks up its next [`TOUCH_AHEAD`] items'
+/// slots together ([`touch`]) before taking them one by one; the command
+/// loop and the dirty-prefix loop (`apply.rs`) share it.
+#[derive(Default)]
+struct TouchAhead(usize);
+
+impl TouchAhead {
+    /// Call before taking the next item of `rest` (the items not yet taken):
+    /// when the previous group is used up, touches the slots of the next
+    /// [`TOUCH_AHEAD`] items (`prefix` of each).
+    fn before<T>(&mut self, slots: &Slots, rest: &[T], prefix: impl Fn(&T) -> Option<IpNetwork>) {
+        if self.0 == 0 {
+            let ahead = rest.get(..TOUCH_AHEAD).unwrap_or(rest);
+            touch(slots, ahead.iter().filter_map(prefix));
+            self.0 = ahead.len();
+        }
+        self.0 = self.0.saturating_sub(1);
+    }
+}
+
 /// Device names a route refers to (no allocation: hot path of `set`).
 fn devs_of(route: &KernelRoute) -> impl Iterator<Item = &str> {
     let (local, hops) = match route {
@@ -359,15 +379,10 @@ impl Reconciler {
     /// ([`touch`]).
     async fn commands(&mut self, cmds: &mut Vec<Command>) {
         let mut it = cmds.drain(..);
-        let mut touched = 0;
-        while !it.as_slice().is_empty() {
-            if touched == 0 {
-                let ahead = it.as_slice().get(..TOUCH_AHEAD).unwrap_or(it.as_slice());
-                touch(&self.slots, ahead.iter().filter_map(Command::prefix));
-                touched = ahead.len();
-            }
+        let mut ahead = TouchAhead::default();
+        loop {
+            ahead.before(&self.slots, it.as_slice(), Command::prefix);
             let Some(c) = it.next() else { break };
-            touched -= 1;
             self.command(c);
             if self.out.full() {
                 self.write().await;
