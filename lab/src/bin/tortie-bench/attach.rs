@@ -17,7 +17,6 @@
 //! `setns`es into each plugin's host namespace before spawning it.
 
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -47,12 +46,7 @@ pub fn exec(
     id: &str,
     netns: &Path,
 ) -> Result<(Duration, String)> {
-    // SAFETY: setns on a namespace descriptor we hold open; it changes only
-    // this thread's namespace.
-    if unsafe { libc::setns(host_ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-        return Err(std::io::Error::last_os_error())
-            .context("entering the plugin's host namespace");
-    }
+    crate::nl::enter_netns(host_ns, "the plugin's host namespace")?;
     let mut cmd = Command::new(&p.binary);
     cmd.env_clear()
         .env("CNI_COMMAND", command)

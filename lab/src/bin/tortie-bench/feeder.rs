@@ -236,13 +236,8 @@ pub fn start(
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = stop.clone();
     let join = std::thread::spawn(move || {
-        use std::os::fd::AsRawFd;
-        // SAFETY: plain syscall on a valid fd; only this thread changes namespace.
-        if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            let _ = tx.send(FeedEvent::Failed(format!(
-                "setns into {path}: {}",
-                std::io::Error::last_os_error()
-            )));
+        if let Err(e) = crate::nl::enter_netns(&file, &path) {
+            let _ = tx.send(FeedEvent::Failed(format!("{e:#}")));
             return;
         }
         if let Err(e) = serve(listen, asn, router_id, &work, &tx, &go_rx, &stop2) {

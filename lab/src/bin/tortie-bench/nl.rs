@@ -29,6 +29,18 @@ use tortie_routes::{IpNetwork, KernelRoute, NextHop};
 
 const RT_TABLE_MAIN: u8 = 254;
 
+/// Moves the calling thread (only it) into the network namespace open as
+/// `file` (`what` names it in the error): for threads of the benchmark's
+/// own, never a runtime worker.
+pub fn enter_netns(file: &std::fs::File, what: &str) -> Result<()> {
+    // SAFETY: plain syscall on a descriptor we hold open; only this thread
+    // changes namespace.
+    if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(io::Error::last_os_error()).context(format!("setns into {what}"));
+    }
+    Ok(())
+}
+
 /// Runs `f` on a new thread that first entered network namespace
 /// `/run/netns/<name>` (never on a runtime worker: DESIGN §4).
 pub fn in_netns<T: Send + 'static>(
@@ -38,11 +50,7 @@ pub fn in_netns<T: Send + 'static>(
     let path = format!("/run/netns/{name}");
     let file = std::fs::File::open(&path).with_context(|| format!("opening {path}"))?;
     let h = std::thread::spawn(move || -> Result<T> {
-        // SAFETY: plain syscall on a valid fd; only this thread changes namespace.
-        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        if rc != 0 {
-            return Err(io::Error::last_os_error()).context(format!("setns into {path}"));
-        }
+        enter_netns(&file, &path)?;
         f()
     });
     h.join()
