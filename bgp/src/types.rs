@@ -178,6 +178,51 @@ impl Ipv6Prefix {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+    /// The 9-byte form of a prefix of at most 64 bits (host bits are zero,
+    /// so nothing is set past the 64th); `None` for a longer one.
+    pub(crate) fn short(&self) -> Option<Ipv6Short> {
+        let (hi, _) = self.addr.split_first_chunk::<8>()?;
+        (self.len <= 64).then_some(Ipv6Short {
+            hi: *hi,
+            len: self.len,
+        })
+    }
+}
+
+/// An IPv6 prefix of at most 64 bits in 9 bytes (its upper 8 address bytes
+/// in network order and its length): the RIB's key for nearly every IPv6
+/// route, a 32-byte table entry instead of the 40 of an [`Ipv6Prefix`] key.
+/// Made only by [`Ipv6Prefix::short`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Ipv6Short {
+    hi: [u8; 8],
+    len: u8,
+}
+
+impl Ipv6Short {
+    /// The upper 64 address bits.
+    pub(crate) fn hi(&self) -> u64 {
+        u64::from_be_bytes(self.hi)
+    }
+    pub(crate) fn len(&self) -> u8 {
+        self.len
+    }
+}
+
+impl fmt::Debug for Ipv6Short {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&Ipv6Prefix::from(*self), f)
+    }
+}
+
+impl From<Ipv6Short> for Ipv6Prefix {
+    fn from(s: Ipv6Short) -> Ipv6Prefix {
+        let mut addr = [0u8; 16];
+        if let Some((hi, _)) = addr.split_first_chunk_mut::<8>() {
+            *hi = s.hi;
+        }
+        Ipv6Prefix { addr, len: s.len }
+    }
 }
 
 /// A unicast prefix of either family.
@@ -433,5 +478,25 @@ mod tests {
             p("2001:db8::ff", 64).addr(),
             "2001:db8::".parse::<Ipv6Addr>().unwrap()
         );
+    }
+
+    /// Exactly the prefixes of at most 64 bits have the short form, and it
+    /// reads back as the same prefix.
+    #[test]
+    fn ipv6_short_form() {
+        assert_eq!(std::mem::size_of::<Ipv6Short>(), 9);
+        let a: Ipv6Addr = "2001:db8:1234:5678:9abc:def0:1:ffff".parse().unwrap();
+        for len in 0..=128u8 {
+            let p = Ipv6Prefix::new(a, len).unwrap();
+            match p.short() {
+                Some(s) => {
+                    assert!(len <= 64, "/{len}");
+                    assert_eq!(Ipv6Prefix::from(s), p);
+                    assert_eq!(s.len(), len);
+                    assert_eq!(u128::from(s.hi()) << 64, u128::from(p.addr()));
+                }
+                None => assert!(len > 64, "/{len}"),
+            }
+        }
     }
 }

@@ -24,6 +24,7 @@ mod decision;
 mod export;
 mod hash;
 mod intern;
+mod keys;
 mod peer;
 mod removal;
 mod shard;
@@ -42,13 +43,14 @@ use decision::{Decision, DecisionCtx, SourceInfo, decide};
 use export::{ExportCtx, OutboundBuilder};
 pub use hash::{FastMap, FastSet, RibBuildHasher, RibHasher, RunBuildHasher, RunHasher};
 use intern::Interner;
+use keys::RibKey;
 use peer::PeerState;
 pub use removal::Removal;
 use shard::ShardedMap;
 pub use shard::{Run, RunKey};
 use stored::{StoredAttrs, StoredCache};
 pub(crate) use table::FullCache;
-use table::{BestMove, Dest, Imported, LOCAL_SOURCE, Path, PathOp, RibKey, Scratch};
+use table::{BestMove, Dest, Imported, LOCAL_SOURCE, Path, PathOp, Scratch, V6Table};
 
 /// Identifies a peer to the RIB; the session layer picks the numbers.
 /// `u32::MAX` is reserved (it marks locally originated routes internally).
@@ -417,7 +419,7 @@ pub struct Rib {
     cfg: RibConfig,
     peers: FastMap<u32, PeerState>,
     v4: ShardedMap<crate::types::Ipv4Prefix, Dest>,
-    v6: ShardedMap<crate::types::Ipv6Prefix, Dest>,
+    v6: V6Table,
     /// Export sets (full form), shared by content.
     interner: Interner,
     /// Received and originated sets (stored form), shared best-effort.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::policy;
-use crate::types::{Afi, Ipv4Prefix, Ipv6Prefix};
+use crate::types::Afi;
 
 impl Rib {
     pub fn new(cfg: RibConfig) -> Rib {
@@ -18,7 +18,7 @@ impl Rib {
             cfg,
             peers: FastMap::default(),
             v4: ShardedMap::default(),
-            v6: ShardedMap::default(),
+            v6: V6Table::default(),
             interner: Interner::default(),
             stored: StoredCache::default(),
             filtered: Default::default(),
@@ -683,14 +683,8 @@ impl Rib {
             }
         };
         match family.afi {
-            Afi::Ipv4 => self
-                .v4
-                .iter()
-                .for_each(|(k, d)| one(Ipv4Prefix::prefix(*k), d)),
-            Afi::Ipv6 => self
-                .v6
-                .iter()
-                .for_each(|(k, d)| one(Ipv6Prefix::prefix(*k), d)),
+            Afi::Ipv4 => self.v4.iter().for_each(|(k, d)| one(k.prefix(), d)),
+            Afi::Ipv6 => self.v6.iter().for_each(|(k, d)| one(k.prefix(), d)),
         }
         self.peers.insert(target, st);
     }

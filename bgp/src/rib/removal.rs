@@ -164,12 +164,12 @@ impl Rib {
         let mut v4: Vec<Ipv4Prefix> = Vec::new();
         if fam(Afi::Ipv4) {
             v4.reserve_exact(st.received.min(self.v4.len()));
-            v4.extend(self.v4.iter().filter(|(_, d)| sel(d)).map(|(k, _)| *k));
+            v4.extend(self.v4.iter().filter(|(_, d)| sel(d)).map(|(k, _)| k));
         }
         let mut v6: Vec<Ipv6Prefix> = Vec::new();
         if fam(Afi::Ipv6) {
             v6.reserve_exact(st.received.min(self.v6.len()));
-            v6.extend(self.v6.iter().filter(|(_, d)| sel(d)).map(|(k, _)| *k));
+            v6.extend(self.v6.iter().filter(|(_, d)| sel(d)).map(|(k, _)| k));
         }
         Removal {
             source,

@@ -181,11 +181,11 @@ impl<K: RunKey, V> ShardedMap<K, V> {
         self.shards.iter().map(HashMap::capacity).sum()
     }
 
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (K, &V)> {
         self.shards
             .iter()
             .flat_map(HashMap::iter)
-            .map(|(k, v)| (&k.0, v))
+            .map(|(k, v)| (k.0, v))
     }
 
     pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
@@ -246,7 +246,7 @@ mod tests {
             .iter()
             .map(|(k, v)| {
                 assert_eq!(*v, k * 2);
-                *k
+                k
             })
             .collect();
         assert_eq!(seen.len(), N as usize);

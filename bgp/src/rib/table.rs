@@ -1,5 +1,8 @@
-//! Storage of the Adj-RIBs-In and the Loc-RIB: one hash table per address
-//! family, prefix → [`Dest`], the candidate paths of that prefix.
+//! Storage of the Adj-RIBs-In and the Loc-RIB: hash tables of prefix →
+//! [`Dest`], the candidate paths of that prefix; one for IPv4, two for IPv6
+//! ([`V6Table`]: prefixes of at most 64 bits under a 9-byte key, the rest
+//! under the full 17-byte one). Every change goes through [`apply_op`] on a
+//! [`PrefixTable`], which picks the table of the key.
 //!
 //! RFC 4271 §3.2 lets the three conceptual RIBs share storage. Here each path
 //! stored under a prefix is one peer's Adj-RIB-In entry (an `Arc` to a shared
@@ -11,15 +14,15 @@
 //! best path changed.
 
 use std::collections::hash_map::Entry;
-use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::decision::{Decision, DecisionCtx, decide};
-use super::shard::{RunKey, ShardedMap};
+use super::keys::RibKey;
+use super::shard::ShardedMap;
 use super::stored::{StoredAttrs, same};
 use super::{BestPathChange, HopList};
-use crate::types::{Ipv4Prefix, Ipv6Prefix, PathAttributes, Prefix};
+use crate::types::{Ipv6Prefix, Ipv6Short, PathAttributes, Prefix};
 
 /// The `source` of a locally originated path.
 pub(crate) const LOCAL_SOURCE: u32 = u32::MAX;
@@ -190,43 +193,61 @@ impl Dest {
     }
 }
 
-/// A table key: the prefix type of one address family.
-pub(crate) trait RibKey: RunKey + Hash {
-    fn prefix(self) -> Prefix;
+/// A table of one family's prefixes that [`apply_op`] changes.
+pub(crate) trait PrefixTable {
+    type Key;
+    /// [`apply_op`] on this table.
+    fn apply(&mut self, key: Self::Key, op: PathOp, cx: OpCx<'_, '_>) -> OpResult;
+    fn dests_mut(&mut self) -> impl Iterator<Item = &mut Dest>;
 }
-impl RibKey for Ipv4Prefix {
-    fn prefix(self) -> Prefix {
-        Prefix::V4(self)
+
+impl<K: RibKey> PrefixTable for ShardedMap<K, Dest> {
+    type Key = K;
+    fn apply(&mut self, key: K, op: PathOp, cx: OpCx<'_, '_>) -> OpResult {
+        apply_in(self, key, op, cx)
     }
-}
-impl RibKey for Ipv6Prefix {
-    fn prefix(self) -> Prefix {
-        Prefix::V6(self)
+    fn dests_mut(&mut self) -> impl Iterator<Item = &mut Dest> {
+        self.values_mut()
     }
 }
 
-/// The run of a prefix of `len` bits at `addr` (right-aligned in `bits`
-/// bits) and its place in it: the prefixes of the same length that differ
-/// only in their last four bits are one run (a /28's run is its /24's
-/// sixteen /28s); a prefix shorter than /4 is a run of its own.
-fn run_of(addr: u128, len: u8, bits: u32) -> (u128, u8, u8) {
-    let len32 = u32::from(len);
-    if len32 < 4 || len32 > bits {
-        return (addr, len, 0);
-    }
-    let shift = bits - len32;
-    let place = (addr >> shift) & 0xf;
-    (addr & !(0xf << shift), len, place as u8)
+/// The IPv6 prefix table. A prefix of at most 64 bits (nearly all of an
+/// IPv6 table: /48s, /56s, /64s) is kept under its 9-byte [`Ipv6Short`]
+/// form, a 32-byte entry instead of the 40 of an [`Ipv6Prefix`] key; longer
+/// ones have a table of their own. A prefix is in exactly one of the two,
+/// chosen by its length alone.
+#[derive(Debug, Default)]
+pub(crate) struct V6Table {
+    short: ShardedMap<Ipv6Short, Dest>,
+    long: ShardedMap<Ipv6Prefix, Dest>,
 }
 
-impl RunKey for Ipv4Prefix {
-    fn run(&self) -> (u128, u8, u8) {
-        run_of(u128::from(u32::from(self.addr())), self.len(), 32)
+impl V6Table {
+    pub(crate) fn get(&self, key: &Ipv6Prefix) -> Option<&Dest> {
+        match key.short() {
+            Some(s) => self.short.get(&s),
+            None => self.long.get(key),
+        }
+    }
+    pub(crate) fn len(&self) -> usize {
+        self.short.len() + self.long.len()
+    }
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (Ipv6Prefix, &Dest)> {
+        let short = self.short.iter().map(|(k, d)| (Ipv6Prefix::from(k), d));
+        short.chain(self.long.iter())
     }
 }
-impl RunKey for Ipv6Prefix {
-    fn run(&self) -> (u128, u8, u8) {
-        run_of(u128::from(self.addr()), self.len(), 128)
+
+impl PrefixTable for V6Table {
+    type Key = Ipv6Prefix;
+    fn apply(&mut self, key: Ipv6Prefix, op: PathOp, cx: OpCx<'_, '_>) -> OpResult {
+        match key.short() {
+            Some(s) => apply_in(&mut self.short, s, op, cx),
+            None => apply_in(&mut self.long, key, op, cx),
+        }
+    }
+    fn dests_mut(&mut self) -> impl Iterator<Item = &mut Dest> {
+        self.short.values_mut().chain(self.long.values_mut())
     }
 }
 
@@ -275,6 +296,15 @@ pub(crate) struct OpResult {
     pub moved: Option<BestMove>,
 }
 
+/// What [`apply_op`] needs besides the table, the key and the op.
+pub(crate) struct OpCx<'a, 'c> {
+    hint: Option<&'a Imported>,
+    others: bool,
+    ctx: &'a DecisionCtx<'c>,
+    scratch: &'a mut Scratch,
+    best_changes: &'a mut Vec<BestPathChange>,
+}
+
 impl OpResult {
     const NOTHING: OpResult = OpResult {
         received_delta: 0,
@@ -289,9 +319,9 @@ impl OpResult {
 /// a prefix's first path is exported to nobody (never back to its source), so
 /// its [`BestMove`] is not made.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn apply_op<K: RibKey>(
-    map: &mut ShardedMap<K, Dest>,
-    key: K,
+pub(crate) fn apply_op<T: PrefixTable>(
+    map: &mut T,
+    key: T::Key,
     op: PathOp,
     hint: Option<&Imported>,
     others: bool,
@@ -299,6 +329,30 @@ pub(crate) fn apply_op<K: RibKey>(
     scratch: &mut Scratch,
     best_changes: &mut Vec<BestPathChange>,
 ) -> OpResult {
+    let cx = OpCx {
+        hint,
+        others,
+        ctx,
+        scratch,
+        best_changes,
+    };
+    map.apply(key, op, cx)
+}
+
+/// [`apply_op`] in one hash table.
+fn apply_in<K: RibKey>(
+    map: &mut ShardedMap<K, Dest>,
+    key: K,
+    op: PathOp,
+    cx: OpCx<'_, '_>,
+) -> OpResult {
+    let OpCx {
+        hint,
+        others,
+        ctx,
+        scratch,
+        best_changes,
+    } = cx;
     let prefix = key.prefix();
     let mut occupied = match map.entry(key) {
         Entry::Vacant(v) => {
@@ -403,12 +457,9 @@ pub(crate) fn apply_op<K: RibKey>(
 }
 
 /// Sets STALE on the paths `select` picks; returns how many changed.
-pub(crate) fn mark_stale<K: RibKey>(
-    map: &mut ShardedMap<K, Dest>,
-    select: impl Fn(&Path) -> bool,
-) -> usize {
+pub(crate) fn mark_stale(map: &mut impl PrefixTable, select: impl Fn(&Path) -> bool) -> usize {
     let mut n = 0;
-    for dest in map.values_mut() {
+    for dest in map.dests_mut() {
         for p in dest.paths_mut() {
             if select(p) && !p.is_stale() {
                 p.flags |= STALE;
@@ -507,7 +558,18 @@ pub(crate) fn change_for(
 #[cfg(test)]
 mod tests {
     use super::super::hash::FastMap;
+    use super::super::peer::PeerState;
     use super::*;
+    use crate::types::Ipv4Prefix;
+
+    fn test_ctx(peers: &FastMap<u32, PeerState>) -> DecisionCtx<'_> {
+        DecisionCtx {
+            local_asn: 65000,
+            router_id: std::net::Ipv4Addr::new(10, 0, 0, 1),
+            max_paths: 16,
+            peers,
+        }
+    }
 
     /// Memory per route is a tracked figure: keep these from growing unnoticed.
     #[test]
@@ -516,6 +578,8 @@ mod tests {
         assert_eq!(std::mem::size_of::<Dest>(), 16);
         assert_eq!(std::mem::size_of::<ManyPaths>(), 32);
         assert_eq!(std::mem::size_of::<(Ipv4Prefix, Dest)>(), 24);
+        assert_eq!(std::mem::size_of::<(Ipv6Short, Dest)>(), 32);
+        assert_eq!(std::mem::size_of::<(Ipv6Prefix, Dest)>(), 40);
     }
 
     /// The share cache is best-effort, so one set may live in two allocations:
@@ -524,12 +588,7 @@ mod tests {
     fn equal_sets_in_two_allocations_are_the_same_route() {
         use crate::types::{AsPath, AsPathSegment};
         let peers = FastMap::default();
-        let ctx = DecisionCtx {
-            local_asn: 65000,
-            router_id: std::net::Ipv4Addr::new(10, 0, 0, 1),
-            max_paths: 16,
-            peers: &peers,
-        };
+        let ctx = test_ctx(&peers);
         let attrs = || {
             Arc::new(StoredAttrs::from_value(PathAttributes {
                 as_path: AsPath {
@@ -612,36 +671,61 @@ mod tests {
         assert_eq!(changes[0].next_hops, vec!["192.0.2.1".parse().unwrap()]);
     }
 
-    /// Neighbouring prefixes of one length share a run, in distinct places;
-    /// other lengths, other runs and short prefixes never do.
+    /// An IPv6 prefix of at most 64 bits goes to the short-key table, a
+    /// longer one to the other; either way it is found, listed, marked and
+    /// removed as itself.
     #[test]
-    fn prefix_runs() {
-        let v4 = |s: &str| match s.parse::<Prefix>().unwrap() {
-            Prefix::V4(p) => p.run(),
-            Prefix::V6(_) => unreachable!(),
-        };
+    fn v6_table_short_and_long_keys() {
+        let peers = FastMap::default();
+        let ctx = test_ctx(&peers);
+        let attrs = Arc::new(StoredAttrs::from_value(PathAttributes {
+            next_hop: Some("2001:db8::1".parse().unwrap()),
+            ..PathAttributes::default()
+        }));
         let v6 = |s: &str| match s.parse::<Prefix>().unwrap() {
-            Prefix::V6(p) => p.run(),
+            Prefix::V6(p) => p,
             Prefix::V4(_) => unreachable!(),
         };
-        let (r0, l0, p0) = v4("10.0.0.0/28");
-        let (r1, l1, p1) = v4("10.0.0.240/28");
-        assert_eq!((r0, l0), (r1, l1));
-        assert_eq!((p0, p1), (0, 15));
-        assert_ne!(v4("10.0.1.0/28").0, r0);
-        assert_ne!(v4("10.0.0.0/24").1, l0);
-        assert_eq!(v4("10.0.0.0/24").2, 0);
-        assert_eq!(v4("10.0.1.0/24").2, 1);
-        assert_eq!(v4("10.0.16.0/24").2, 0);
-        assert_ne!(v4("10.0.16.0/24").0, v4("10.0.0.0/24").0);
-        assert_eq!(v4("192.0.2.1/32").2, 1);
-        assert_eq!(v4("128.0.0.0/1"), (0x8000_0000, 1, 0));
-        assert_eq!(v4("0.0.0.0/0"), (0, 0, 0));
-        let (a, _, pa) = v6("fd00:0:1::/48");
-        let (b, _, pb) = v6("fd00:0:f::/48");
-        assert_eq!((a, pa, pb), (b, 1, 15));
-        assert_ne!(v6("fd00:0:10::/48").0, a);
-        assert_eq!(v6("2001:db8::1/128").2, 1);
+        let mut keys = [
+            "fd00:1::/48",
+            "fd00:1::/64",
+            "::/0",
+            "fd00:1::/65",
+            "2001:db8::1/128",
+        ]
+        .map(v6);
+        let (mut t, mut scratch, mut changes) =
+            (V6Table::default(), Scratch::default(), Vec::new());
+        let mut op = |t: &mut V6Table, k, op| {
+            apply_op(t, k, op, None, true, &ctx, &mut scratch, &mut changes).received_delta
+        };
+        for k in keys {
+            assert_eq!(
+                op(&mut t, k, PathOp::Upsert(Path::new(attrs.clone(), 1))),
+                1
+            );
+        }
+        assert_eq!((t.short.len(), t.long.len(), t.len()), (3, 2, 5));
+        assert!(
+            keys.iter()
+                .all(|k| t.get(k).is_some_and(|d| d.paths().len() == 1))
+        );
+        let mut listed: Vec<Ipv6Prefix> = t.iter().map(|(k, _)| k).collect();
+        listed.sort();
+        keys.sort();
+        assert_eq!(listed, keys);
+        assert_eq!(mark_stale(&mut t, |p| p.source == 1), 5);
+        for k in keys {
+            assert_eq!(op(&mut t, k, PathOp::RemoveStale(1)), -1);
+            assert!(t.get(&k).is_none());
+        }
+        assert_eq!(t.len(), 0);
+        let prefixes: Vec<Prefix> = changes.iter().map(|c| c.prefix).collect();
+        assert_eq!(prefixes.len(), 10);
+        assert!(
+            keys.iter()
+                .all(|k| prefixes.iter().filter(|p| **p == Prefix::V6(*k)).count() == 2)
+        );
     }
 
     /// The next-hop list reads back as the slice it was made from, in each form.
