@@ -141,7 +141,7 @@ impl Rib {
                 }
                 Some(Ok(imp)) => imp,
             };
-            if let Some(g) = self.cfg.guard.check_prefix(*p) {
+            if let Some(g) = self.cfg.guard.check_prefix(p) {
                 let stored = imp.stored.clone();
                 self.refuse(peer.0, *p, stored, FilteredBy::Guard(g), &mut out, &mut ob);
                 continue;

@@ -210,12 +210,12 @@ mod tests {
         let session: std::net::IpAddr = "192.0.2.11".parse().unwrap();
         let peer: std::net::IpAddr = "192.0.2.1".parse().unwrap();
         let reasons = [
-            g.check_prefix(own),
-            g.check_prefix("192.0.2.11/32".parse().unwrap()),
-            g.check_prefix("169.254.1.1/32".parse().unwrap()),
-            g.check_prefix("fe80::ecee:eeff:feee:eeee/128".parse().unwrap()),
-            g.check_prefix("240.1.0.0/16".parse().unwrap()),
-            g.check_prefix("ff02::/16".parse().unwrap()),
+            g.check_prefix(&own),
+            g.check_prefix(&"192.0.2.11/32".parse().unwrap()),
+            g.check_prefix(&"169.254.1.1/32".parse().unwrap()),
+            g.check_prefix(&"fe80::ecee:eeff:feee:eeee/128".parse().unwrap()),
+            g.check_prefix(&"240.1.0.0/16".parse().unwrap()),
+            g.check_prefix(&"ff02::/16".parse().unwrap()),
             g.check_next_hop("127.0.0.1".parse().unwrap(), session, peer),
         ];
         for r in reasons {
