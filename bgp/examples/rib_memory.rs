@@ -10,8 +10,10 @@
 //! `FAMILY=ipv6` sends the benchmark's IPv6 workload instead: /48s in
 //! fd00::/28 in MP_REACH_NLRI with next hop fd12:18::1, RFC 4760 §3).
 //! Reports wall and thread CPU time, live heap per route after the load and
-//! its peak during the load (hash-table resizes included), and the time of
-//! the same inserts into one bare hash table (the floor of the RIB's part);
+//! its peak during the load (hash-table resizes included), and the floor
+//! under it: the same messages decoded alone (nothing applied), and the same
+//! inserts into one bare hash table growing from empty (plain keyed hash,
+//! then hashed by run as the RIB's tables are);
 //! with `LOAD=1`, the RIB's run-hashed table against the plain keyed hash
 //! at a high load (`load_table`).
 //! `STRIDE=16` sends every 16th prefix only (see [`STRIDE`]).
@@ -25,7 +27,7 @@ use std::time::Instant;
 use tortie_bgp::AddressFamily;
 use tortie_bgp::heap;
 use tortie_bgp::rib::{
-    FastMap, PeerId, PeerInfo, Rib, RibBuildHasher, RibConfig, Run, RunBuildHasher,
+    PeerId, PeerInfo, Rib, RibBuildHasher, RibConfig, Run, RunBuildHasher, RunKey,
 };
 use tortie_bgp::types::{
     AsPath, AsPathSegment, Ipv4Prefix, Ipv6Prefix, Origin, PathAttributes, Prefix,
@@ -118,6 +120,7 @@ fn workload(v6: bool, unique: bool, n: u32) -> Vec<Vec<u8>> {
 fn run(v6: bool, unique: bool, n: u32) {
     let msgs = workload(v6, unique, n);
     let c = ctx();
+    decode_alone(&msgs, n);
     let before = heap::reset_peak();
     let allocs = heap::allocations();
     let cpu = heap::thread_cpu_seconds();
@@ -163,29 +166,67 @@ fn run(v6: bool, unique: bool, n: u32) {
     drop(dec);
 }
 
+/// The decoder's part of a run: the same messages decoded and dropped,
+/// nothing applied (with the bare table below, the floor of the whole run).
+fn decode_alone(msgs: &[Vec<u8>], n: u32) {
+    let c = ctx();
+    let cpu = heap::thread_cpu_seconds();
+    let t = Instant::now();
+    let mut dec = Decoder::new();
+    let mut routes = 0;
+    for m in msgs {
+        match dec.decode(m, &c) {
+            Ok(Message::Update(u)) => routes += u.announced.len(),
+            other => panic!("{other:?}"),
+        }
+    }
+    let el = t.elapsed();
+    let cpu = heap::thread_cpu_seconds() - cpu;
+    assert_eq!(routes, n as usize);
+    println!(
+        "  decode {:>6}: {:>7.1} ms ({:>7.1} ms CPU)  decode alone, nothing applied",
+        n,
+        el.as_secs_f64() * 1e3,
+        cpu * 1e3,
+    );
+}
+
 /// The floor under the RIB's per-route work: the same N prefixes inserted
 /// into a bare seeded hash table with the RIB's entry size (a 16-byte
-/// value, like a `Dest`), nothing else.
+/// value, like a `Dest`), growing from empty, nothing else; once with the
+/// plain keyed hash, once hashed by run as the RIB's tables are.
 fn bare_table(v6: bool, n: u32) {
+    let prefixes = (0..n).map(|i| nth_prefix(v6, i));
     if v6 {
-        let keys = (0..n).filter_map(|i| match nth_prefix(true, i) {
-            Prefix::V6(p) => Some(p),
-            Prefix::V4(_) => None,
-        });
-        bare_insert::<Ipv6Prefix>(keys.collect(), n);
+        bare_both(
+            prefixes.filter_map(|p| match p {
+                Prefix::V6(p) => Some(p),
+                Prefix::V4(_) => None,
+            }),
+            n,
+        );
     } else {
-        let keys = (0..n).filter_map(|i| match nth_prefix(false, i) {
-            Prefix::V4(p) => Some(p),
-            Prefix::V6(_) => None,
-        });
-        bare_insert::<Ipv4Prefix>(keys.collect(), n);
+        bare_both(
+            prefixes.filter_map(|p| match p {
+                Prefix::V4(p) => Some(p),
+                Prefix::V6(_) => None,
+            }),
+            n,
+        );
     }
 }
 
-fn bare_insert<K: Hash + Eq + Copy>(keys: Vec<K>, n: u32) {
+fn bare_both<K: RunKey + Hash + Eq + Copy>(keys: impl Iterator<Item = K>, n: u32) {
+    let keys: Vec<K> = keys.collect();
+    bare_insert::<_, RibBuildHasher>(&keys, n, "plain");
+    let runs: Vec<Run<K>> = keys.iter().map(|k| Run(*k)).collect();
+    bare_insert::<_, RunBuildHasher>(&runs, n, "by run");
+}
+
+fn bare_insert<K: Hash + Eq + Copy, S: BuildHasher + Default>(keys: &[K], n: u32, what: &str) {
     let cpu = heap::thread_cpu_seconds();
     let t = Instant::now();
-    let mut m: FastMap<K, [u64; 2]> = FastMap::default();
+    let mut m: HashMap<K, [u64; 2], S> = HashMap::default();
     for (i, k) in keys.iter().enumerate() {
         m.insert(*k, [i as u64, 0]);
     }
@@ -193,7 +234,7 @@ fn bare_insert<K: Hash + Eq + Copy>(keys: Vec<K>, n: u32) {
     let cpu = heap::thread_cpu_seconds() - cpu;
     assert_eq!(m.len(), n as usize);
     println!(
-        "  bare {:>8}: {:>7.1} ms ({:>7.1} ms CPU)  one hash table, insert only",
+        "  bare {:>8}: {:>7.1} ms ({:>7.1} ms CPU)  one hash table ({what}), insert only",
         n,
         el.as_secs_f64() * 1e3,
         cpu * 1e3,
