@@ -4,6 +4,12 @@
 //!   128-bit multiply per word, seeded per map from the standard library's
 //!   random keys, so a peer choosing prefixes cannot predict collisions).
 //!   SipHash, the default, was a visible share of the bulk-load profile.
+//! - [`RunSeeded`]: the same hash for the slot maps' keys, taken by *run*
+//!   (docs/design.md, "Prefix maps that keep neighbours near"; here B = 4):
+//!   the 16 prefixes of one length that differ only in their last 4 network
+//!   bits take consecutive buckets, so an address-ordered bulk load touches
+//!   each run's control group and slots once instead of two random cache
+//!   lines per prefix. Where a run lands is still the seeded hash.
 //! - [`Interner`]: one shared [`KernelRoute`] per distinct route. A million
 //!   learned routes usually use a handful of next-hop sets; the desired and
 //!   kernel maps then hold 8-byte pointers to shared routes instead of a
@@ -80,6 +86,69 @@ impl Hasher for Fast {
         fold(self.0, K.rotate_left(32))
     }
 }
+
+/// Network bits that pick a prefix's place in its run (B in docs/design.md).
+const RUN_BITS: u32 = 4;
+
+/// A prefix of `len` bits whose network number is right-aligned in the low
+/// `width` bits of `net`: its run (the network with its last [`RUN_BITS`]
+/// bits cleared) and its place in the run (those bits). A prefix shorter
+/// than `RUN_BITS` (or longer than `width`) is a run of its own.
+pub(crate) fn run_of(net: u64, len: u8, width: u32) -> (u64, u8) {
+    let len32 = u32::from(len);
+    if len32 < RUN_BITS || len32 > width {
+        return (net, 0);
+    }
+    let shift = width - len32;
+    let mask = (1u64 << RUN_BITS) - 1;
+    ((net & !(mask << shift)), ((net >> shift) & mask) as u8)
+}
+
+/// Keyed hash by run for the slot maps (see the module docs). A key's
+/// `Hash` feeds its run as words (`write_u64`) and then its place with
+/// `write_u8` (slots.rs).
+#[derive(Clone, Default)]
+pub(crate) struct RunSeeded(Seeded);
+
+impl BuildHasher for RunSeeded {
+    type Hasher = RunFast;
+    fn build_hasher(&self) -> RunFast {
+        RunFast {
+            inner: self.0.build_hasher(),
+            place: 0,
+        }
+    }
+}
+
+/// The hasher state of [`RunSeeded`].
+pub(crate) struct RunFast {
+    inner: Fast,
+    place: u64,
+}
+
+impl Hasher for RunFast {
+    fn write(&mut self, bytes: &[u8]) {
+        self.inner.write(bytes);
+    }
+    /// The key's place in its run.
+    fn write_u8(&mut self, place: u8) {
+        self.place = u64::from(place) & ((1 << RUN_BITS) - 1);
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.inner.write_u64(i);
+    }
+    /// The run's hash with the place in its low bits (hashbrown's bucket
+    /// index: consecutive buckets) and in bits 59.. (hashbrown's 7-bit
+    /// control tag: distinct within a run).
+    fn finish(&self) -> u64 {
+        let x = self.inner.finish();
+        let low = (1u64 << RUN_BITS) - 1;
+        ((x & !low) | self.place) ^ (self.place << 59)
+    }
+}
+
+/// Map hashed by run ([`RunSeeded`]).
+pub(crate) type RunMap<K, V> = HashMap<K, V, RunSeeded>;
 
 /// One [`Shared`] per distinct route; routes nobody uses any more are
 /// dropped by [`Interner::purge`].
@@ -161,6 +230,35 @@ mod tests {
         i.purge();
         assert_eq!(i.len(), 1, "only the route still used is kept");
         assert!(Arc::ptr_eq(&a, &i.intern(via(1))));
+    }
+
+    #[test]
+    fn runs_take_consecutive_buckets_and_distinct_tags() {
+        let s = RunSeeded::default();
+        let h = |net: u64, len: u8| {
+            let (run, place) = run_of(net, len, 32);
+            let mut st = s.build_hasher();
+            st.write_u64(run << 8 | u64::from(len));
+            st.write_u8(place);
+            st.finish()
+        };
+        // The /32s 10.0.0.16..31: one run, places 0..16.
+        let base = h(0x0a00_0010, 32);
+        for i in 0..16u64 {
+            let x = h(0x0a00_0010 + i, 32);
+            assert_eq!(x & !0xf, (base & !0xf) ^ (i << 59), "{i}");
+            assert_eq!(x & 0xf, i);
+        }
+        // The next run lands elsewhere; a /24's run is its sixteen /24s.
+        assert_ne!(h(0x0a00_0020, 32) & !0xf, base & !0xf);
+        assert_eq!(run_of(0x0a01_0500, 24, 32), (0x0a01_0000, 5));
+        assert_eq!(run_of(0x0a00_0000, 3, 32), (0x0a00_0000, 0));
+        // Runs spread as the plain keyed hash's keys do.
+        let mut seen = HashSet::new();
+        for n in 0u64..10_000 {
+            seen.insert(h(n << 4, 32) & 0xff0);
+        }
+        assert_eq!(seen.len(), 256);
     }
 
     #[test]
