@@ -150,7 +150,9 @@ impl ImportGuard {
     /// bytes) is passed through a fresh stack copy whose narrower stores a
     /// wider load cannot forward from; that load then waits for every older
     /// store, the previous route's table insert included, to reach the cache
-    /// (14 % of a 1M packed load's CPU in perf, issue 15).
+    /// (14 % of a 1M packed load's samples in perf, issue 15). Most of that
+    /// wait then falls on the route's next locked instruction: the gain is
+    /// ~5 % at 100k and none at 1M (lab/bench/README.md, session 7 rib lane).
     pub fn check_prefix(&self, p: &Prefix) -> Option<GuardReason> {
         let p = *p;
         if let Some(b) = self.own_blocks.iter().find(|b| covers(**b, p)) {
