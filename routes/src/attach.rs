@@ -21,8 +21,9 @@
 //! ([`crate::RouteTable::install`] with [`crate::KernelRoute::Local`]) and waits for
 //! it before the container is used.
 //!
-//! Data flow: [`attach()`] validates, opens the namespace file and hands the
-//! request to a thread of its own (`worker`), which runs `setup` there
+//! Data flow: [`attach()`] validates, opens the namespace file and runs
+//! `setup` off the runtime's workers (`worker`: the caller's thread inside
+//! `block_in_place`, or a thread of its own), there
 //! (`crate::nl::rtnl` sockets, requests batched
 //! several to a `sendmsg`, one ACK each, errors with the kernel's
 //! extended-ack text); the awaiting task gets the [`Attachment`]. Each step
@@ -186,10 +187,10 @@ impl AttachRequest {
 
 /// Attach a container. See the module docs for exactly what is created.
 ///
-/// The work runs on a thread that is not the caller's (it enters the
-/// container's namespace, and its netlink round trips and the oper-up wait
-/// block): a persistent one for callers in the process's namespace, else a
-/// fresh one (see `worker`); the caller's task just awaits the answer.
+/// The work blocks (it enters the container's namespace; netlink round
+/// trips, the oper-up wait), so it never runs on a runtime worker: on a
+/// multi-threaded runtime the caller's thread does it inside
+/// `block_in_place`, else a fresh thread (see `worker`).
 pub async fn attach(req: &AttachRequest) -> Result<Attachment, RoutesError> {
     let ctx = format!("attach {}", req.container_id);
     validate(req, &ctx)?;

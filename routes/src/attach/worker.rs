@@ -1,119 +1,65 @@
-//! Where `attach` runs: a long-lived thread for callers in the process's own
-//! network namespace (the agent), a thread of its own otherwise.
+//! Where `attach` runs: on the calling thread, taken out of the async
+//! runtime for the duration, or on a thread of its own.
 //!
 //! Attach enters the container's namespace, so it never runs on a runtime
-//! worker. Spawning a thread per attach cost little on a quiet machine, but
-//! under CPU load a *new* thread waits for a CPU far longer than a woken
-//! sleeper (measured in the agent on the shared 2-core host: spawn → first
-//! instruction p50 0.13 ms, p75 1.9 ms, p90 3 ms; waking a sleeping thread
-//! p90 0.13 ms). So the agent's attaches go to one persistent thread that
-//! returns to its home namespace (`setns` on a descriptor it opened at
-//! start) after every job; if it cannot, it answers and exits, and the next
-//! attach starts a new one. Callers in another namespace (tests running a
-//! "host" namespace per thread) get a fresh thread, which inherits theirs.
+//! *worker*. On a multi-threaded tokio runtime (the agent's), the caller's
+//! thread runs it inside [`tokio::task::block_in_place`]: the worker's
+//! queue and driver move to another thread first, so this one is an
+//! ordinary blocking thread while it is in the container's namespace; it
+//! returns to the namespace it came from (`setns` on a descriptor opened
+//! before leaving) before `block_in_place` returns. No thread hand-off on
+//! the attach path: before, the job went to a persistent attach thread and
+//! its answer back over a oneshot, two cross-thread wake-ups (~0.07 +
+//! 0.05 ms quiet, lab/bench/README.md session 2; more under load). A
+//! thread that cannot return home aborts the process: as a runtime thread
+//! in a container's namespace it would open the agent's later sockets there
+//! (a `setns` into a namespace we hold open fails only without memory).
 //!
-//! Data flow: [`run`] → a [`Job`] over a channel → `attach_blocking` on the
-//! thread → the result back over a oneshot.
+//! Anywhere else (a current-thread runtime: tests and tools) a fresh thread
+//! does the work; it inherits the caller's namespace and exits afterwards.
+//!
+//! Data flow: [`run`] → `attach_blocking` here or on the fresh thread → the
+//! [`Attachment`] to the awaiting task.
 
 use std::fs::File;
-use std::os::unix::fs::MetadataExt;
-use std::sync::Mutex;
-use std::sync::mpsc;
+
+use tokio::runtime::{Handle, RuntimeFlavor};
 
 use super::setup::attach_blocking;
 use super::{AttachRequest, Attachment};
 use crate::error::RoutesError;
 use crate::netns;
 
-struct Job {
-    req: AttachRequest,
-    ns: File,
-    reply: tokio::sync::oneshot::Sender<Result<Attachment, RoutesError>>,
-}
-
-/// The persistent thread's queue (`None` until the first attach, or after
-/// the thread gave up).
-static WORKER: Mutex<Option<mpsc::Sender<Job>>> = Mutex::new(None);
-
-/// Whether the calling thread is in the network namespace of the process's
-/// main thread.
-fn in_process_netns() -> bool {
-    match (
-        std::fs::metadata("/proc/thread-self/ns/net"),
-        std::fs::metadata("/proc/self/ns/net"),
-    ) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    }
-}
-
-/// Runs `attach_blocking(req, ns)` off the caller's thread and awaits it.
+/// Runs `attach_blocking(req, ns)` off the runtime's workers (see the
+/// module docs) and returns its result.
 pub(super) async fn run(
     req: AttachRequest,
     ns: File,
     ctx: &str,
 ) -> Result<Attachment, RoutesError> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let job = Job { req, ns, reply: tx };
-    let job = if in_process_netns() {
-        send_to_worker(job)
-    } else {
-        Some(job)
-    };
-    if let Some(job) = job {
-        std::thread::Builder::new()
-            .name("tortie-attach".into())
-            .spawn(move || {
-                let r = attach_blocking(&job.req, &job.ns);
-                let _ = job.reply.send(r);
-            })
-            .map_err(|e| RoutesError::io(format!("{ctx}: spawning the attach thread"), e))?;
+    let multi_thread =
+        Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
+    if multi_thread {
+        let home = File::open("/proc/thread-self/ns/net")
+            .map_err(|e| RoutesError::io(format!("{ctx}: opening this thread's namespace"), e))?;
+        return tokio::task::block_in_place(|| {
+            let r = attach_blocking(&req, &ns);
+            if let Err(e) = netns::enter(&home, "attach: returning to the caller's namespace") {
+                tracing::error!(
+                    "{e}; aborting rather than run the agent in a container's namespace"
+                );
+                std::process::abort();
+            }
+            r
+        });
     }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("tortie-attach".into())
+        .spawn(move || {
+            let _ = tx.send(attach_blocking(&req, &ns));
+        })
+        .map_err(|e| RoutesError::io(format!("{ctx}: spawning the attach thread"), e))?;
     rx.await
         .map_err(|_| RoutesError::unexpected(ctx, "the attach thread died"))?
-}
-
-/// Queues `job` for the persistent thread, starting it if needed; gives the
-/// job back (`Some`) when that is impossible.
-fn send_to_worker(job: Job) -> Option<Job> {
-    let mut worker = WORKER.lock().unwrap_or_else(|p| p.into_inner());
-    let job = match worker.as_ref() {
-        Some(tx) => match tx.send(job) {
-            Ok(()) => return None,
-            Err(mpsc::SendError(job)) => job,
-        },
-        None => job,
-    };
-    *worker = None;
-    // A new thread inherits the caller's namespace: the process's.
-    let Ok(home) = File::open("/proc/thread-self/ns/net") else {
-        return Some(job);
-    };
-    let (tx, rx) = mpsc::channel::<Job>();
-    let spawned = std::thread::Builder::new()
-        .name("tortie-attach".into())
-        .spawn(move || serve(rx, home));
-    if spawned.is_err() {
-        return Some(job);
-    }
-    match tx.send(job) {
-        Ok(()) => {
-            *worker = Some(tx);
-            None
-        }
-        Err(mpsc::SendError(job)) => Some(job),
-    }
-}
-
-fn serve(rx: mpsc::Receiver<Job>, home: File) {
-    while let Ok(job) = rx.recv() {
-        let r = attach_blocking(&job.req, &job.ns);
-        // Home first: the next job must start in the host's namespace.
-        let back = netns::enter(&home, "attach thread: returning to its namespace");
-        let _ = job.reply.send(r);
-        if let Err(e) = back {
-            tracing::error!("{e}; the next attach starts a new thread");
-            return;
-        }
-    }
 }
