@@ -1,10 +1,11 @@
 //! Netlink connections inside another network namespace.
 //!
 //! A socket belongs to the namespace of the thread that created it. We never
-//! `setns` a runtime worker: attach runs on a `std::thread` of its own that
-//! opens its host-side socket, enters the container's namespace with
-//! [`enter`], opens the container-side socket there, does the work and
-//! then returns to its namespace (the persistent attach thread) or exits.
+//! `setns` a runtime worker: attach runs on a thread that is not one for
+//! the duration (the caller's, inside `block_in_place`, or one of its own;
+//! see `attach::worker`). It opens its host-side socket, enters the
+//! container's namespace with [`enter`], opens the container-side socket
+//! there, does the work and then returns to its namespace or exits.
 
 use std::fs::File;
 use std::path::Path;
@@ -30,7 +31,7 @@ pub(crate) fn open_netns(path: &Path, context: &str) -> Result<File, RoutesError
 }
 
 /// Moves the calling thread into the network namespace `ns`. Only for
-/// attach's own threads (which go back home or exit afterwards): never a
+/// attach's threads (which go back home or exit afterwards): never a
 /// runtime worker, whose later tasks would then run in the container's
 /// namespace.
 pub(crate) fn enter(ns: &File, context: &str) -> Result<(), RoutesError> {
