@@ -26,7 +26,7 @@ use tortie_bgp::{
     AddressFamily, AsPath, AsPathSegment, Ipv4Prefix, Ipv6Prefix, Origin, PathAttributes, Prefix,
 };
 
-use crate::nl::Family;
+use crate::nl::{self, Family};
 
 /// How prefixes are spread over UPDATEs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -303,7 +303,7 @@ fn serve(
             return Ok(());
         }
     }
-    let cpu0 = thread_cpu();
+    let cpu0 = nl::thread_cpu();
     let _ = tx.send(FeedEvent::Started);
     let mut from = 0;
     for &end in &work.chunks {
@@ -316,7 +316,7 @@ fn serve(
             last_ka = Instant::now();
         }
     }
-    let _ = tx.send(FeedEvent::Written(thread_cpu().saturating_sub(cpu0)));
+    let _ = tx.send(FeedEvent::Written(nl::thread_cpu().saturating_sub(cpu0)));
     // End-of-RIB for each family (RFC 4724 §2): an empty UPDATE for IPv4,
     // an empty MP_UNREACH_NLRI for IPv6.
     let mut eor = Vec::new();
@@ -343,17 +343,6 @@ fn serve(
     let _ = stream.shutdown(std::net::Shutdown::Both);
     let _ = drain.join();
     Ok(())
-}
-
-/// CPU time of the calling thread (user + system).
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into a timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// OPEN out, OPEN in, KEEPALIVE out, KEEPALIVE in (RFC 4271 §8.2.2).

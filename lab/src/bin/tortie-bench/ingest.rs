@@ -8,6 +8,10 @@
 //!   install off on both (BIRD without a kernel protocol; `tortie run
 //!   --no-kernel`, the real agent binary), checked afterwards by a dump
 //!   showing none of the N in the kernel;
+//! - **kernel floor** (under the end-to-end row): the reference raw
+//!   writer installing the same N prefixes with the same monitor attached,
+//!   no BGP ([`ingest_run::floor_run`]), against BIRD's end-to-end — what
+//!   the kernel alone costs any DUT;
 //! - **peak RSS growth per route**: (VmHWM − VmRSS before the load) / N of
 //!   each DUT process, from the end-to-end runs (the control-plane runs'
 //!   figure is in the JSON).
@@ -28,7 +32,9 @@ use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
 use crate::feeder::{self, Shape, Workload};
-use crate::ingest_run::{self, DUT_ASN, Dut, FEEDER_ASN, FEEDER_IP, Feed, Inputs, Mode, Run};
+use crate::ingest_run::{
+    self, DUT_ASN, Dut, FEEDER_ASN, FEEDER_IP, Feed, FloorOrder, Inputs, Mode, Run,
+};
 use crate::nl::Family;
 use crate::pin::{self, Pinning};
 use crate::report::{Section, ratio, secs};
@@ -53,6 +59,73 @@ fn selected(dut: Dut, mode: Mode) -> bool {
     let names_mode = words.iter().any(|w| modes.contains(w));
     (!names_dut || words.contains(&dut.name().to_lowercase().as_str()))
         && (!names_mode || words.contains(&mode.key()))
+}
+
+/// Whether the kernel floor runs pass the [`ONLY`] filter: unfiltered, or
+/// `floor` named there (e.g. `BIRD,end_to_end,floor`).
+fn selected_floor() -> bool {
+    std::env::var_os(ONLY).is_none_or(|o| {
+        o.to_string_lossy()
+            .to_lowercase()
+            .split(',')
+            .any(|w| w.trim() == "floor")
+    })
+}
+
+/// The write orders the kernel floor is measured in: address order, and
+/// for IPv4 also bit-reversed (the LC-trie's fastest) and the outbox's runs
+/// of 16 bit-reversed (fib6 rewards address order).
+fn floor_orders(family: Family) -> Vec<FloorOrder> {
+    match family {
+        Family::V4 => vec![
+            FloorOrder::Address,
+            FloorOrder::BitReversed,
+            FloorOrder::Runs,
+        ],
+        Family::V6 => vec![FloorOrder::Address],
+    }
+}
+
+/// The kernel floor's rows under a case's end-to-end row: per write order,
+/// the raw writer's median time and CPU against BIRD's end-to-end median
+/// `bird` of the same runs.
+fn floor_rows(
+    sec: &mut Section,
+    key: &[String; 4],
+    bird: &Run,
+    floors: &[(FloorOrder, Run)],
+    ratios: &mut Value,
+) {
+    for order in [
+        FloorOrder::Address,
+        FloorOrder::BitReversed,
+        FloorOrder::Runs,
+    ] {
+        let runs: Vec<Run> = floors
+            .iter()
+            .filter(|(o, _)| *o == order)
+            .map(|(_, r)| r.clone())
+            .collect();
+        if runs.is_empty() {
+            continue;
+        }
+        let f = median_by(&runs, |r| r.time);
+        let rt = ratio(f.time.as_secs_f64(), bird.time.as_secs_f64());
+        sec.rows.push(row(
+            key,
+            &format!("kernel floor: raw writer, {} (no BGP)", order.name()),
+            [
+                secs(bird.time),
+                secs(f.time),
+                format!("{rt:.2}×"),
+                format!("{:.2}", bird.cpu),
+                format!("{:.2}", f.cpu),
+                String::new(),
+            ],
+        ));
+        ratios[format!("{}_over_bird_end_to_end", order.key())] = json!(rt);
+        ratios[format!("{}_cpu_over_bird_end_to_end", order.key())] = json!(ratio(f.cpu, bird.cpu));
+    }
 }
 
 /// What to run.
@@ -92,6 +165,9 @@ struct Case {
     shape: Shape,
     n: u32,
     feed: Feed,
+    /// Also run the kernel floor ([`ingest_run::floor_run`]): for the
+    /// first feeder of a (family, shape, size) only, as it has no feeder.
+    floor: bool,
 }
 
 fn run_json(c: Case, mode: Mode, dut: Dut, seq: usize, r: &Run) -> Value {
@@ -100,6 +176,7 @@ fn run_json(c: Case, mode: Mode, dut: Dut, seq: usize, r: &Run) -> Value {
         shape,
         n,
         feed,
+        ..
     } = c;
     json!({
         "family": family.name(), "shape": shape.name(), "prefixes": n, "feeder": feed.key(), "mode": mode.key(),
@@ -212,12 +289,13 @@ fn measure(
                     "rib_s": rib_only.elapsed.as_secs_f64(), "rib_heap_bytes": rib_only.bytes,
                     "bytes_per_route": rib_only.bytes_per_route(),
                 }));
-                for &feed in &feeds {
+                for (k, &feed) in feeds.iter().enumerate() {
                     let case = Case {
                         family,
                         shape,
                         n,
                         feed,
+                        floor: k == 0 && selected_floor(),
                     };
                     measure_case(opts, sec, case, &inp, &mut seq, &mut figures, &mut ratios)?;
                 }
@@ -301,9 +379,11 @@ fn measure_case(
         shape,
         n,
         feed,
+        floor,
     } = case;
     let tag = format!("{} {} {n} {}", family.name(), shape.name(), feed.key());
     let mut runs: Vec<(Mode, Dut, Run)> = Vec::new();
+    let mut floors: Vec<(ingest_run::FloorOrder, Run)> = Vec::new();
     for _ in 0..opts.repeat.max(1) {
         for mode in [Mode::EndToEnd, Mode::ControlPlane] {
             let order = if seq.is_multiple_of(2) {
@@ -321,6 +401,17 @@ fn measure_case(
                 runs.push((mode, dut, r));
             }
             *seq += 1;
+        }
+        if floor {
+            for order in floor_orders(family) {
+                let r = ingest_run::floor_run(order, inp)
+                    .with_context(|| format!("kernel floor {tag} {}", order.name()))?;
+                let mut j = run_json(case, Mode::EndToEnd, Dut::Tortie, *seq, &r);
+                j["dut"] = json!(format!("raw writer ({})", order.name()));
+                j["floor"] = json!(order.key());
+                figures.push(j);
+                floors.push((order, r));
+            }
         }
     }
     let pick = |mode: Mode, dut: Dut| -> Vec<Run> {
@@ -359,6 +450,9 @@ fn measure_case(
             format!("{rt:.2}×"),
             rt <= 0.5,
         );
+        if mode == Mode::EndToEnd {
+            floor_rows(sec, &key, &b, &floors, &mut row_ratios);
+        }
     }
     let bpr = |dut: Dut| {
         median_f(

@@ -216,6 +216,23 @@ pub fn cpu_time() -> Duration {
     )
 }
 
+/// CPU time (user + system) of the calling thread only: a writer thread's
+/// own cost in a process that runs other threads too.
+pub fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec we own.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
+}
+
 /// User-mode CPU time of the whole process (`getrusage`): the part of
 /// [`cpu_time`] spent outside the kernel — a writer's own per-route work,
 /// which the kernel's route insertion (system time) does not dilute.
@@ -283,73 +300,127 @@ pub fn pipelined(
     batch: u32,
     ack_each: bool,
 ) -> Result<PassResult> {
-    let mut sock = Socket::open(0)?;
     let scatter = del && std::env::var_os(SCATTERED_DELETES).is_some();
-    let route = via(gw);
-    let quiet = RouteEncoder {
-        protocol: proto,
-        table: u32::from(RT_TABLE_MAIN),
-        extra_flags: 0,
+    let w = Pipeline {
+        gw,
+        proto,
+        del,
+        batch,
+        ack_each,
     };
-    let acked_enc = RouteEncoder {
-        extra_flags: NLM_F_ACK,
-        ..quiet
+    w.run(n, |k| family.nth(if scatter { scattered(k, n) } else { k }))
+}
+
+/// The reference writer installing `prefixes` in the given order (the
+/// ingest benchmark's kernel floor: the workload's own prefixes, no BGP),
+/// `batch` requests per `send`, only the last one acked.
+pub fn install_in_order(
+    prefixes: &[IpNetwork],
+    gw: IpAddr,
+    proto: u8,
+    batch: u32,
+) -> Result<PassResult> {
+    let w = Pipeline {
+        gw,
+        proto,
+        del: false,
+        batch,
+        ack_each: false,
     };
-    let mut out = Vec::with_capacity(batch as usize * 56);
-    let mut rx = vec![0u8; 1 << 20];
-    let mut acked = 0u32;
-    let mut errors = 0u32;
-    let mut last_seen = false;
-    let cpu = cpu_time();
-    let user = user_time();
-    let t = Instant::now();
-    let mut i = 0u32;
-    let mut last_seq = 0;
-    while i < n {
-        out.clear();
-        let end = (i + batch).min(n);
-        for k in i..end {
-            let enc = if ack_each || k + 1 == n {
-                &acked_enc
-            } else {
-                &quiet
-            };
-            let k = if scatter { scattered(k, n) } else { k };
-            route_msg(&mut out, del, sock.seq, family.nth(k)?, &route, enc)?;
-            last_seq = sock.seq;
-            sock.seq = sock.seq.wrapping_add(1);
-        }
-        sock.send(&out)?;
-        i = end;
-        // The kernel handled the whole batch inside send(); drain its acks.
-        let want = if ack_each { i } else { 0 };
-        while acked < want || (i == n && !last_seen) {
-            let got = sock.recv(&mut rx, None).context("reading netlink acks")?;
-            let Some(len) = got else { continue };
-            let buf = &rx[..len];
-            for m in messages(buf) {
-                if m.header.kind == NLMSG_ERROR
-                    && let Some(e) = nl::error_msg(m.header.flags, m.body)
-                {
-                    acked += 1;
-                    if e.errno != 0 {
-                        errors += 1;
-                    }
-                    if e.request_seq == Some(last_seq) {
-                        last_seen = true;
+    let n = u32::try_from(prefixes.len()).context("too many prefixes")?;
+    w.run(n, |k| {
+        prefixes
+            .get(k as usize)
+            .copied()
+            .context("prefix index out of range")
+    })
+}
+
+/// One pipelined pass's parameters (see [`pipelined`]).
+struct Pipeline {
+    gw: IpAddr,
+    proto: u8,
+    del: bool,
+    batch: u32,
+    ack_each: bool,
+}
+
+impl Pipeline {
+    /// Writes the `n` prefixes `prefix(0..n)` in that order.
+    fn run(&self, n: u32, prefix: impl Fn(u32) -> Result<IpNetwork>) -> Result<PassResult> {
+        let Pipeline {
+            gw,
+            proto,
+            del,
+            batch,
+            ack_each,
+        } = *self;
+        let mut sock = Socket::open(0)?;
+        let route = via(gw);
+        let quiet = RouteEncoder {
+            protocol: proto,
+            table: u32::from(RT_TABLE_MAIN),
+            extra_flags: 0,
+        };
+        let acked_enc = RouteEncoder {
+            extra_flags: NLM_F_ACK,
+            ..quiet
+        };
+        let mut out = Vec::with_capacity(batch as usize * 56);
+        let mut rx = vec![0u8; 1 << 20];
+        let mut acked = 0u32;
+        let mut errors = 0u32;
+        let mut last_seen = false;
+        let cpu = cpu_time();
+        let user = user_time();
+        let t = Instant::now();
+        let mut i = 0u32;
+        let mut last_seq = 0;
+        while i < n {
+            out.clear();
+            let end = (i + batch).min(n);
+            for k in i..end {
+                let enc = if ack_each || k + 1 == n {
+                    &acked_enc
+                } else {
+                    &quiet
+                };
+                route_msg(&mut out, del, sock.seq, prefix(k)?, &route, enc)?;
+                last_seq = sock.seq;
+                sock.seq = sock.seq.wrapping_add(1);
+            }
+            sock.send(&out)?;
+            i = end;
+            // The kernel handled the whole batch inside send(); drain its acks.
+            let want = if ack_each { i } else { 0 };
+            while acked < want || (i == n && !last_seen) {
+                let got = sock.recv(&mut rx, None).context("reading netlink acks")?;
+                let Some(len) = got else { continue };
+                let buf = &rx[..len];
+                for m in messages(buf) {
+                    if m.header.kind == NLMSG_ERROR
+                        && let Some(e) = nl::error_msg(m.header.flags, m.body)
+                    {
+                        acked += 1;
+                        if e.errno != 0 {
+                            errors += 1;
+                        }
+                        if e.request_seq == Some(last_seq) {
+                            last_seen = true;
+                        }
                     }
                 }
             }
         }
+        let elapsed = t.elapsed();
+        Ok(PassResult {
+            routes: n,
+            elapsed,
+            cpu: cpu_time().saturating_sub(cpu),
+            user: user_time().saturating_sub(user),
+            errors,
+        })
     }
-    let elapsed = t.elapsed();
-    Ok(PassResult {
-        routes: n,
-        elapsed,
-        cpu: cpu_time().saturating_sub(cpu),
-        user: user_time().saturating_sub(user),
-        errors,
-    })
 }
 
 /// Counts routes of `family` in the main table with protocol `proto` (and
