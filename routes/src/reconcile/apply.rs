@@ -22,13 +22,13 @@
 //! longer want must not carry traffic, then retries the desired one.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use ipnetwork::IpNetwork;
 use tokio::time::Instant;
 
 use super::failures::{Failure, Kind};
 use super::hash::Shared;
+use super::slots::Sides;
 use super::{BATCH_BYTES, Link, Reconciler, TouchAhead};
 use crate::nl::consts::NLMSG_ERROR;
 use crate::nl::{AsyncSocket, Drain, MIN_ROUTE_REQUEST, RouteEncoder, error_msg, messages};
@@ -140,12 +140,10 @@ impl Writer<'_> {
 
     /// Encode a replace of `p` with `route` and record the kernel side as
     /// written. Fails (buffer untouched) when a device is missing or down.
-    pub(super) fn replace(
-        &mut self,
-        p: IpNetwork,
-        route: &Shared,
-        kernel: &mut Option<Shared>,
-    ) -> Result<(), String> {
+    pub(super) fn replace(&mut self, p: IpNetwork, sides: &mut Sides<'_>) -> Result<(), String> {
+        let Some(route) = sides.desired().cloned() else {
+            return Err("not desired".to_string());
+        };
         let seq = self.out.next_seq(self.cmd);
         let (links, by_name) = (self.links, self.by_name);
         let usable = |dev: &str| {
@@ -155,12 +153,12 @@ impl Writer<'_> {
                 .filter(|ix| links.get(ix).is_some_and(|l| l.up))
         };
         self.encoder()
-            .encode(&mut self.out.buf, seq, p, Some(route), &usable)
+            .encode(&mut self.out.buf, seq, p, Some(&route), &usable)
             .map_err(|e| format!("{e} or is down"))?;
-        let prev = kernel.replace(route.clone());
+        let prev = sides.write_desired();
         self.out.sent.push(Sent {
             prefix: p,
-            route: Some(route.clone()),
+            route: Some(route),
             prev,
         });
         Ok(())
@@ -168,13 +166,13 @@ impl Writer<'_> {
 
     /// Encode a delete of our route for `p` and record the kernel side as
     /// empty.
-    fn delete(&mut self, p: IpNetwork, kernel: &mut Option<Shared>) {
+    fn delete(&mut self, p: IpNetwork, sides: &mut Sides<'_>) {
         let seq = self.out.next_seq(self.cmd);
         let encoded = self
             .encoder()
             .encode(&mut self.out.buf, seq, p, None, &|_| None);
         if encoded.is_ok() {
-            let prev = kernel.take();
+            let prev = sides.take_kernel();
             self.out.sent.push(Sent {
                 prefix: p,
                 route: None,
@@ -208,7 +206,7 @@ impl Reconciler {
 
     /// Decide what `p` needs and, if it is a write, encode it.
     fn plan(&mut self, p: IpNetwork) {
-        let Some((desired, kernel)) = self.slots.sides_mut(&p) else {
+        let Some(mut sides) = self.slots.sides_mut(&p) else {
             if !self.failed.is_empty() {
                 self.failed.remove(&p);
             }
@@ -222,8 +220,8 @@ impl Reconciler {
             proto: self.proto,
             table: self.table,
         };
-        match (desired, kernel.as_ref()) {
-            (Some(d), Some(k)) if Arc::ptr_eq(d, k) || d.satisfied_by(k) => {
+        match (sides.desired().is_some(), sides.kernel().is_some()) {
+            (true, _) if sides.settled() => {
                 // Skip hashing into sets that are empty (the bulk case).
                 if !self.failed.is_empty() {
                     self.failed.remove(&p);
@@ -232,7 +230,7 @@ impl Reconciler {
                     self.restoring.remove(&p);
                 }
             }
-            (Some(d), _) => {
+            (true, in_kernel) => {
                 if !self.foreign.is_empty() && self.foreign.contains(&p) {
                     if !self.failed.contains_key(&p) {
                         self.counters.conflicts += 1;
@@ -245,7 +243,7 @@ impl Reconciler {
                                 .into(),
                         },
                     );
-                } else if kernel.is_some()
+                } else if in_kernel
                     && self
                         .failed
                         .get(&p)
@@ -256,8 +254,8 @@ impl Reconciler {
                     // (e.g. a tunnel route after the encapsulation was
                     // switched off), so it goes; the desired one is tried
                     // again at the next retry.
-                    w.delete(p, kernel);
-                } else if let Err(why) = w.replace(p, d, kernel) {
+                    w.delete(p, &mut sides);
+                } else if let Err(why) = w.replace(p, &mut sides) {
                     self.fail(
                         p,
                         Failure {
@@ -267,8 +265,8 @@ impl Reconciler {
                     );
                 }
             }
-            (None, Some(_)) if self.converged || !self.adopted.contains(&p) => {
-                w.delete(p, kernel);
+            (false, true) if self.converged || !self.adopted.contains(&p) => {
+                w.delete(p, &mut sides);
                 self.slots.remove_if_empty(&p);
             }
             _ => {

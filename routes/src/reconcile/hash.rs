@@ -11,9 +11,16 @@
 //!   each run's control group and slots once instead of two random cache
 //!   lines per prefix. Where a run lands is still the seeded hash.
 //! - [`Interner`]: one shared [`KernelRoute`] per distinct route. A million
-//!   learned routes usually use a handful of next-hop sets; the desired and
-//!   kernel maps then hold 8-byte pointers to shared routes instead of a
-//!   `Vec<NextHop>` (with its heap block) per prefix per map.
+//!   learned routes usually use a handful of next-hop sets, interned once
+//!   by the route table's handles and the task.
+//! - [`Handles`]: the reconciler's slots' routes by a 4-byte [`Id`]. The
+//!   table holds one [`Shared`] per distinct route a slot uses, with a plain
+//!   count of the slot sides using it; a slot side is an `Id`, not an 8-byte
+//!   pointer with an atomic count (an IPv4 slot: 13 bytes instead of 24).
+//!   Arcs handed in (one per command) are dropped in bursts
+//!   ([`SPENT_BURST`]): the route table's callers clone the same `Arc`s on
+//!   another thread, and a drop per command would pull the count's cache
+//!   line across cores once per route.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher, RandomState};
@@ -149,6 +156,163 @@ impl Hasher for RunFast {
 
 /// Map hashed by run ([`RunSeeded`]).
 pub(crate) type RunMap<K, V> = HashMap<K, V, RunSeeded>;
+
+/// Arcs handed to [`Handles::hold`] that are dropped together (see the
+/// module docs); 32 KiB.
+const SPENT_BURST: usize = 4096;
+
+/// A slot side: 1 + the index of its route in [`Handles`], 0 for none.
+/// Bytes, so a slot (two sides) has alignment 1 and its map entry no
+/// padding.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Id([u8; 4]);
+
+impl Id {
+    /// No route.
+    pub(crate) const NONE: Id = Id([0; 4]);
+
+    pub(crate) fn is_some(self) -> bool {
+        self != Id::NONE
+    }
+
+    fn index(self) -> Option<usize> {
+        (u32::from_le_bytes(self.0) as usize).checked_sub(1)
+    }
+
+    fn of(index: usize) -> Option<Id> {
+        u32::try_from(index + 1).ok().map(|n| Id(n.to_le_bytes()))
+    }
+}
+
+struct Held {
+    route: Option<Shared>,
+    /// Slot sides using `route`.
+    uses: usize,
+}
+
+/// The routes the slots use, by [`Id`] (see the module docs). Each id's
+/// route is kept while a slot side uses it; a freed id is reused.
+#[derive(Default)]
+pub(crate) struct Handles {
+    held: Vec<Held>,
+    free: Vec<usize>,
+    /// Index in `held` by the route's address (routes arrive interned: one
+    /// `Arc` per distinct route, whose address is stable while held here).
+    by_addr: FastMap<usize, usize>,
+    /// The last route held and its id: bulk loads repeat the same route.
+    last: Option<(usize, Id)>,
+    spent: Vec<Shared>,
+}
+
+impl Handles {
+    /// The route of `id` (none for [`Id::NONE`]).
+    pub(crate) fn get(&self, id: Id) -> Option<&Shared> {
+        self.held.get(id.index()?)?.route.as_ref()
+    }
+
+    /// One more slot side uses `route`: its id, [`Id::NONE`] only if 4
+    /// billion distinct routes are held.
+    pub(crate) fn hold(&mut self, route: Shared) -> Id {
+        let addr = Arc::as_ptr(&route).addr();
+        let known = match self.last {
+            Some((a, id)) if a == addr => id.index(),
+            _ => self.by_addr.get(&addr).copied(),
+        };
+        if let Some(i) = known
+            && let Some(h) = self.held.get_mut(i)
+            && let Some(id) = Id::of(i)
+        {
+            h.uses += 1;
+            self.last = Some((addr, id));
+            self.spent.push(route);
+            if self.spent.len() >= SPENT_BURST {
+                self.spent.clear();
+            }
+            return id;
+        }
+        let i = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.held.push(Held {
+                    route: None,
+                    uses: 0,
+                });
+                self.held.len() - 1
+            }
+        };
+        let Some(id) = Id::of(i) else {
+            tracing::error!("more than 4 billion distinct routes: route not recorded");
+            self.free.push(i);
+            return Id::NONE;
+        };
+        if let Some(h) = self.held.get_mut(i) {
+            *h = Held {
+                route: Some(route),
+                uses: 1,
+            };
+        }
+        self.by_addr.insert(addr, i);
+        self.last = Some((addr, id));
+        id
+    }
+
+    /// [`hold`](Self::hold) of a route already held, by its id.
+    pub(crate) fn hold_id(&mut self, id: Id) -> Id {
+        match id.index().and_then(|i| self.held.get_mut(i)) {
+            Some(h) if h.route.is_some() => {
+                h.uses += 1;
+                id
+            }
+            _ => Id::NONE,
+        }
+    }
+
+    /// One slot side less uses `id`'s route; returns the route.
+    pub(crate) fn release(&mut self, id: Id) -> Option<Shared> {
+        let i = id.index()?;
+        let h = self.held.get_mut(i)?;
+        h.uses = h.uses.saturating_sub(1);
+        if h.uses > 0 {
+            return h.route.clone();
+        }
+        let route = h.route.take()?;
+        self.by_addr.remove(&Arc::as_ptr(&route).addr());
+        if self.last.is_some_and(|(_, l)| l == id) {
+            self.last = None;
+        }
+        self.free.push(i);
+        Some(route)
+    }
+
+    /// [`release`](Self::release) without the route.
+    pub(crate) fn drop_use(&mut self, id: Id) {
+        if let Some(h) = id.index().and_then(|i| self.held.get_mut(i))
+            && h.uses > 1
+        {
+            h.uses -= 1;
+            return;
+        }
+        self.release(id);
+    }
+
+    /// Distinct routes held.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.held.len() - self.free.len()
+    }
+
+    /// Ids ever handed out (held or free).
+    #[cfg(test)]
+    pub(crate) fn ids(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Drop the Arcs waiting to be dropped in a burst now.
+    #[cfg(test)]
+    pub(crate) fn drop_spent(&mut self) {
+        self.spent.clear();
+    }
+}
 
 /// One [`Shared`] per distinct route; routes nobody uses any more are
 /// dropped by [`Interner::purge`].

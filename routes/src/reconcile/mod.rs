@@ -437,13 +437,10 @@ impl Reconciler {
     fn set(&mut self, p: IpNetwork, r: Shared) {
         // Empty (no allocation) unless the route names devices.
         let new_devs: Vec<String> = devs_of(&r).map(str::to_string).collect();
-        let Some(ch) = self.slots.desire(p, r) else {
+        let Some(mut ch) = self.slots.desire(p, r) else {
             return;
         };
-        let held = ch
-            .kernel
-            .as_ref()
-            .is_some_and(|k| Arc::ptr_eq(ch.new, k) || ch.new.satisfied_by(k));
+        let held = ch.sides.settled();
         let conflict = !self.foreign.is_empty() && self.foreign.contains(&p);
         let written = !held
             && !conflict
@@ -455,13 +452,15 @@ impl Reconciler {
                 proto: self.proto,
                 table: self.table,
             }
-            .replace(p, ch.new, ch.kernel)
+            .replace(p, &mut ch.sides)
             .is_ok();
         if !written {
             // Bookkeeping, conflicts and missing devices are apply's.
             self.dirty.push(p);
         }
-        self.vteps.note(ch.new, true);
+        if let Some(new) = ch.sides.desired() {
+            self.vteps.note(new, true);
+        }
         if let Some(old) = ch.old {
             self.unindex(p, &old);
         }

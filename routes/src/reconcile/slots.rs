@@ -1,22 +1,29 @@
 //! Per-prefix state of the reconciler in one map: the desired route and
-//! the route of ours the kernel holds, each an interned [`Shared`] or
-//! absent. One slot per prefix instead of a desired map and a kernel map
-//! (which kept two hash slots per installed route); a slot with neither is
-//! removed. Keyed by [`IpNetwork`]; stored in one map per family, so an
-//! IPv4 slot keeps its 5-byte key (an `IpNetwork` key would be 18 bytes
-//! and cost ~16 more bytes per IPv4 route), and IPv6 prefixes of up to 64
-//! bits (nearly all of an IPv6 table) under a 9-byte [`Short6`] key instead
-//! of the 17-byte [`Ipv6Network`]: a 32-byte table entry instead of 40.
-//! Longer IPv6 prefixes (and any with bits set past the 64th) have a map of
-//! their own. The IPv4 and short IPv6 keys hash by run ([`RunSeeded`]):
-//! bulk loads arrive in address order, and neighbours then share cache
-//! lines instead of missing once each.
+//! the route of ours the kernel holds, each an [`Id`] of a route the
+//! slots' [`Handles`] hold, or none. One slot per prefix instead of a
+//! desired map and a kernel map (which kept two hash slots per installed
+//! route); a slot with neither is removed. A slot is two 4-byte ids of
+//! alignment 1 (not two 8-byte `Arc`s: an IPv4 map entry is 13 bytes
+//! instead of 24, the largest item of the agent's peak at 1M packed routes).
+//! Keyed by [`IpNetwork`]; stored in one map per family, so an IPv4 slot
+//! keeps its 5-byte key (an `IpNetwork` key would be 18 bytes), and IPv6
+//! prefixes of up to 64 bits (nearly all of an IPv6 table) under a 9-byte
+//! [`Short6`] key instead of the 17-byte [`Ipv6Network`]: a 17-byte entry
+//! instead of 25. Longer IPv6 prefixes (and any with bits set past the
+//! 64th) have a map of their own. The IPv4 and short IPv6 keys hash by run
+//! ([`RunSeeded`](super::hash::RunSeeded)): bulk loads arrive in address
+//! order, and neighbours then share cache lines instead of missing once
+//! each.
+//!
+//! Data flow: a desire arrives as an interned [`Shared`]; the slot takes
+//! its id ([`Handles::hold`]); readers get the route back by reference;
+//! the write path ([`Sides`]) moves the kernel side to the desired id.
 
 use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 
 use std::sync::Arc;
 
-use super::hash::{FastMap, RunMap, Shared, run_of};
+use super::hash::{FastMap, Handles, Id, RunMap, Shared, run_of};
 
 /// Rebuilds `m` at its size once under a quarter of its capacity is used:
 /// the map never shrinks on removal, so after a full table was withdrawn its
@@ -90,26 +97,68 @@ fn network6(k: &Short6) -> IpNetwork {
     )
 }
 
-#[derive(Default)]
+/// A prefix's two sides, each an [`Id`] in [`Handles`]: 8 bytes of
+/// alignment 1.
+#[derive(Clone, Copy, Default)]
 struct Slot {
-    desired: Option<Shared>,
-    kernel: Option<Shared>,
+    desired: Id,
+    kernel: Id,
 }
 
 /// A changed desire (see [`Slots::desire`]).
 pub(crate) struct Desired<'a> {
     /// The previous desire.
     pub(crate) old: Option<Shared>,
-    /// The new one.
-    pub(crate) new: &'a Shared,
-    /// The slot's kernel side.
-    pub(crate) kernel: &'a mut Option<Shared>,
+    /// The slot, its new desire and its writable kernel side.
+    pub(crate) sides: Sides<'a>,
+}
+
+/// One slot's desired route and writable kernel side (the reconciler's
+/// write path; see [`Slots::sides_mut`]).
+pub(crate) struct Sides<'a> {
+    slot: &'a mut Slot,
+    routes: &'a mut Handles,
+}
+
+impl Sides<'_> {
+    pub(crate) fn desired(&self) -> Option<&Shared> {
+        self.routes.get(self.slot.desired)
+    }
+
+    pub(crate) fn kernel(&self) -> Option<&Shared> {
+        self.routes.get(self.slot.kernel)
+    }
+
+    /// The desired route, if it is held by the kernel (the same route or
+    /// one that satisfies it).
+    pub(crate) fn settled(&self) -> bool {
+        match (self.desired(), self.kernel()) {
+            (Some(d), Some(k)) => Arc::ptr_eq(d, k) || d.satisfied_by(k),
+            _ => false,
+        }
+    }
+
+    /// Record the desired route as the kernel's (a replace was encoded);
+    /// returns the kernel side before.
+    pub(crate) fn write_desired(&mut self) -> Option<Shared> {
+        let new = self.routes.hold_id(self.slot.desired);
+        self.routes
+            .release(std::mem::replace(&mut self.slot.kernel, new))
+    }
+
+    /// Record the kernel side as empty (a delete was encoded); returns it.
+    pub(crate) fn take_kernel(&mut self) -> Option<Shared> {
+        self.routes
+            .release(std::mem::replace(&mut self.slot.kernel, Id::NONE))
+    }
 }
 
 /// Desired and kernel routes by prefix.
 #[derive(Default)]
 pub(crate) struct Slots {
     maps: Maps,
+    /// The routes the slots' sides name.
+    routes: Handles,
     desired: usize,
 }
 
@@ -197,14 +246,6 @@ impl Slots {
         self.maps.get(p)
     }
 
-    fn get_mut(&mut self, p: &IpNetwork) -> Option<&mut Slot> {
-        self.maps.get_mut(p)
-    }
-
-    fn entry(&mut self, p: IpNetwork) -> &mut Slot {
-        self.maps.entry(p)
-    }
-
     fn remove(&mut self, p: &IpNetwork) {
         self.maps.remove(p);
     }
@@ -215,30 +256,31 @@ impl Slots {
 
     /// The desired route for `p`.
     pub(crate) fn desired(&self, p: &IpNetwork) -> Option<&Shared> {
-        self.get(p).and_then(|s| s.desired.as_ref())
+        self.routes.get(self.get(p)?.desired)
     }
 
     /// Our route for `p` in the kernel, as last seen.
     pub(crate) fn kernel(&self, p: &IpNetwork) -> Option<&Shared> {
-        self.get(p).and_then(|s| s.kernel.as_ref())
+        self.routes.get(self.get(p)?.kernel)
     }
 
     pub(crate) fn is_desired(&self, p: &IpNetwork) -> bool {
-        self.desired(p).is_some()
+        self.get(p).is_some_and(|s| s.desired.is_some())
     }
 
     pub(crate) fn in_kernel(&self, p: &IpNetwork) -> bool {
-        self.kernel(p).is_some()
+        self.get(p).is_some_and(|s| s.kernel.is_some())
     }
 
     /// Desire `r` for `p`; returns the previous desire.
     #[cfg(test)]
     pub(crate) fn set_desired(&mut self, p: IpNetwork, r: Shared) -> Option<Shared> {
-        let old = self.entry(p).desired.replace(r);
-        if old.is_none() {
+        let id = self.routes.hold(r);
+        let old = std::mem::replace(&mut self.maps.entry(p).desired, id);
+        if !old.is_some() {
             self.desired += 1;
         }
-        old
+        self.routes.release(old)
     }
 
     /// Desire `r` (interned by the route table's one interner) for `p` with
@@ -246,41 +288,51 @@ impl Slots {
     /// already desired, else the change, with the slot's kernel side
     /// writable (for write-through).
     pub(crate) fn desire(&mut self, p: IpNetwork, r: Shared) -> Option<Desired<'_>> {
-        let slot = self.maps.entry(p);
-        if slot
-            .desired
-            .as_ref()
+        let Slots {
+            maps,
+            routes,
+            desired,
+        } = self;
+        let slot = maps.entry(p);
+        if routes
+            .get(slot.desired)
             .is_some_and(|d| Arc::ptr_eq(d, &r) || **d == *r)
         {
             return None;
         }
-        let old = slot.desired.replace(r);
-        if old.is_none() {
-            self.desired += 1;
+        let id = routes.hold(r);
+        if !id.is_some() {
+            // Not recorded (see `Handles::hold`). A slot this leaves empty
+            // stays until its prefix is next removed; every reader skips
+            // empty sides.
+            return None;
         }
-        let Slot { desired, kernel } = slot;
+        let old = std::mem::replace(&mut slot.desired, id);
+        if !old.is_some() {
+            *desired += 1;
+        }
         Some(Desired {
-            old,
-            new: desired.as_ref()?,
-            kernel,
+            old: routes.release(old),
+            sides: Sides { slot, routes },
         })
     }
 
     /// The desired route and a writable kernel side of `p`'s slot (one hash
     /// operation; the reconciler's write path). A slot left with neither
     /// side must be dropped with [`remove_if_empty`](Self::remove_if_empty).
-    pub(crate) fn sides_mut(
-        &mut self,
-        p: &IpNetwork,
-    ) -> Option<(Option<&Shared>, &mut Option<Shared>)> {
-        self.get_mut(p).map(|s| (s.desired.as_ref(), &mut s.kernel))
+    pub(crate) fn sides_mut(&mut self, p: &IpNetwork) -> Option<Sides<'_>> {
+        let slot = self.maps.get_mut(p)?;
+        Some(Sides {
+            slot,
+            routes: &mut self.routes,
+        })
     }
 
     /// Drop `p`'s slot if it holds neither a desired nor a kernel route.
     pub(crate) fn remove_if_empty(&mut self, p: &IpNetwork) {
         if self
             .get(p)
-            .is_some_and(|s| s.desired.is_none() && s.kernel.is_none())
+            .is_some_and(|s| !s.desired.is_some() && !s.kernel.is_some())
         {
             self.remove(p);
         }
@@ -315,30 +367,34 @@ impl Slots {
 
     /// Stop desiring `p`; returns the previous desire.
     pub(crate) fn take_desired(&mut self, p: &IpNetwork) -> Option<Shared> {
-        let slot = self.get_mut(p)?;
-        let old = slot.desired.take();
-        if slot.kernel.is_none() {
+        let slot = self.maps.get_mut(p)?;
+        let old = std::mem::replace(&mut slot.desired, Id::NONE);
+        if !slot.kernel.is_some() {
             self.remove(p);
         }
         if old.is_some() {
             self.desired -= 1;
         }
-        old
+        self.routes.release(old)
     }
 
     /// Record that the kernel holds `r` (ours) for `p`.
     pub(crate) fn set_kernel(&mut self, p: IpNetwork, r: Shared) -> Option<Shared> {
-        self.entry(p).kernel.replace(r)
+        let id = self.routes.hold(r);
+        let old = std::mem::replace(&mut self.maps.entry(p).kernel, id);
+        let old = self.routes.release(old);
+        self.remove_if_empty(&p);
+        old
     }
 
     /// Record that the kernel holds no route of ours for `p`.
     pub(crate) fn take_kernel(&mut self, p: &IpNetwork) -> Option<Shared> {
-        let slot = self.get_mut(p)?;
-        let old = slot.kernel.take();
-        if slot.desired.is_none() {
+        let slot = self.maps.get_mut(p)?;
+        let old = std::mem::replace(&mut slot.kernel, Id::NONE);
+        if !slot.desired.is_some() {
             self.remove(p);
         }
-        old
+        self.routes.release(old)
     }
 
     /// Number of desired prefixes.
@@ -349,13 +405,13 @@ impl Slots {
     /// Desired routes.
     pub(crate) fn desired_iter(&self) -> impl Iterator<Item = (IpNetwork, &Shared)> {
         self.slots()
-            .filter_map(|(p, s)| s.desired.as_ref().map(|d| (p, d)))
+            .filter_map(|(p, s)| self.routes.get(s.desired).map(|d| (p, d)))
     }
 
     /// Our routes in the kernel.
     pub(crate) fn kernel_iter(&self) -> impl Iterator<Item = (IpNetwork, &Shared)> {
         self.slots()
-            .filter_map(|(p, s)| s.kernel.as_ref().map(|k| (p, k)))
+            .filter_map(|(p, s)| self.routes.get(s.kernel).map(|k| (p, k)))
     }
 
     /// Every prefix with its desired and kernel route.
@@ -363,18 +419,28 @@ impl Slots {
         &self,
     ) -> impl Iterator<Item = (IpNetwork, Option<&Shared>, Option<&Shared>)> {
         self.slots()
-            .map(|(p, s)| (p, s.desired.as_ref(), s.kernel.as_ref()))
+            .map(|(p, s)| (p, self.routes.get(s.desired), self.routes.get(s.kernel)))
     }
 
     /// Replace the whole kernel view (after a re-dump).
     pub(crate) fn replace_kernel(&mut self, mut kernel: FastMap<IpNetwork, Shared>) {
-        self.maps.retain(|p, s| {
-            s.kernel = kernel.remove(&p);
+        let Slots { maps, routes, .. } = self;
+        maps.retain(|p, s| {
+            let now = kernel.remove(&p).map_or(Id::NONE, |k| routes.hold(k));
+            routes.drop_use(std::mem::replace(&mut s.kernel, now));
             s.desired.is_some() || s.kernel.is_some()
         });
         for (p, k) in kernel {
-            self.entry(p).kernel = Some(k);
+            let now = routes.hold(k);
+            let s = maps.entry(p);
+            routes.drop_use(std::mem::replace(&mut s.kernel, now));
         }
+    }
+
+    /// Distinct routes the slots hold.
+    #[cfg(test)]
+    fn routes_held(&self) -> usize {
+        self.routes.len()
     }
 }
 
@@ -403,6 +469,45 @@ mod tests {
         assert_eq!(s.maps.v4.len(), 1000);
         let cap = s.maps.v4.capacity();
         assert!(cap < full / 8, "{cap} of {full}");
+    }
+
+    #[test]
+    fn entries_are_small_and_routes_go_with_their_last_use() {
+        use std::mem::size_of;
+        assert_eq!(size_of::<(Near4, Slot)>(), 13);
+        assert_eq!(size_of::<(Short6, Slot)>(), 17);
+        assert_eq!(size_of::<(Ipv6Network, Slot)>(), 25);
+        let (a, b): (Shared, Shared) = (
+            Arc::new(KernelRoute::Blackhole),
+            Arc::new(KernelRoute::Blackhole),
+        );
+        let p: IpNetwork = "10.0.0.0/24".parse().unwrap();
+        let q: IpNetwork = "10.0.1.0/24".parse().unwrap();
+        let mut s = Slots::default();
+        s.set_desired(p, a.clone());
+        s.set_desired(q, a.clone());
+        s.set_kernel(p, b.clone());
+        assert_eq!(s.routes_held(), 2);
+        assert!(Arc::ptr_eq(s.kernel(&p).unwrap(), &b));
+        let mut sides = s.sides_mut(&p).unwrap();
+        assert!(sides.settled(), "an equal route satisfies");
+        let prev = sides.write_desired().unwrap();
+        assert!(Arc::ptr_eq(&prev, &b));
+        assert!(Arc::ptr_eq(s.kernel(&p).unwrap(), &a));
+        assert_eq!(s.routes_held(), 1, "b has no use left");
+        drop(prev);
+        s.routes.drop_spent();
+        assert_eq!(Arc::strong_count(&b), 1, "and is dropped");
+        s.take_desired(&q);
+        s.take_desired(&p);
+        s.take_kernel(&p);
+        assert_eq!((s.maps.len(), s.routes_held()), (0, 0));
+        s.routes.drop_spent();
+        assert_eq!(Arc::strong_count(&a), 1);
+        // A freed id is reused.
+        s.set_desired(q, b.clone());
+        assert_eq!(s.routes.ids(), 2);
+        assert_eq!(s.routes_held(), 1);
     }
 
     #[test]
@@ -477,14 +582,14 @@ mod tests {
         let p: IpNetwork = "10.0.0.0/24".parse().unwrap();
         let mut s = Slots::default();
         let ch = s.desire(p, Arc::new(KernelRoute::Blackhole)).unwrap();
-        assert!(ch.old.is_none() && ch.kernel.is_none());
-        assert_eq!(**ch.new, KernelRoute::Blackhole);
+        assert!(ch.old.is_none() && ch.sides.kernel().is_none());
+        assert_eq!(**ch.sides.desired().unwrap(), KernelRoute::Blackhole);
         assert!(s.desire(p, Arc::new(KernelRoute::Blackhole)).is_none());
         assert_eq!(s.desired_len(), 1);
-        let (d, k) = s.sides_mut(&p).unwrap();
-        assert!(d.is_some() && k.is_none());
-        let wrote = d.cloned().unwrap();
-        *k = Some(wrote.clone());
+        let mut sides = s.sides_mut(&p).unwrap();
+        assert!(sides.desired().is_some() && sides.kernel().is_none());
+        assert!(sides.write_desired().is_none());
+        let wrote = sides.kernel().cloned().unwrap();
         assert!(s.in_kernel(&p));
         // Changed since (a notification): the undo leaves it alone.
         let other = Arc::new(KernelRoute::Blackhole);
@@ -496,8 +601,7 @@ mod tests {
         assert!(!s.in_kernel(&p) && s.is_desired(&p));
         s.take_desired(&p);
         s.undo_kernel(p, None, Some(other));
-        let (_, k) = s.sides_mut(&p).unwrap();
-        *k = None;
+        assert!(s.sides_mut(&p).unwrap().take_kernel().is_some());
         s.remove_if_empty(&p);
         assert_eq!(s.maps.len(), 0);
     }
