@@ -545,11 +545,21 @@ pub(crate) fn change_for(
     cache: Option<&mut FullCache>,
     nh: &mut Vec<IpAddr>,
 ) -> BestPathChange {
-    collect_next_hops(paths, nh);
+    let next_hops = match paths {
+        // A lone ECMP path (a new prefix): its next hop as it is, not read
+        // back from `nh` right after being stored there.
+        [p] if p.flags & ECMP != 0 && p.source != LOCAL_SOURCE => {
+            HopList::from(p.attrs.next_hop().as_slice())
+        }
+        _ => {
+            collect_next_hops(paths, nh);
+            HopList::from(nh.as_slice())
+        }
+    };
     let best = paths.first();
     BestPathChange {
         prefix,
-        next_hops: HopList::from(nh.as_slice()),
+        next_hops,
         attributes: best.map(|p| full_attrs(p, hint, cache)),
         locally_originated: best.is_some_and(|p| p.source == LOCAL_SOURCE),
     }
