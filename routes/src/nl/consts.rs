@@ -72,6 +72,10 @@ pub const IFLA_VXLAN_LOCAL6: u16 = 17;
 pub const IFLA_INET_CONF: u16 = 1;
 pub const IPV4_DEVCONF_FORWARDING: u16 = 1;
 pub const IPV4_DEVCONF_PROXY_ARP: u16 = 3;
+/// In `IFLA_AF_SPEC` / `AF_INET6` (linux/if_link.h).
+pub const IFLA_INET6_ADDR_GEN_MODE: u16 = 8;
+/// No kernel-made link-local address (`enum in6_addr_gen_mode`).
+pub const IN6_ADDR_GEN_MODE_NONE: u8 = 1;
 pub const RTEXT_FILTER_SKIP_STATS: u32 = 1 << 3;
 
 // Addresses.
