@@ -4,7 +4,9 @@
 //! chars of sha1(container id)) in the caller's namespace and the container
 //! end created directly inside the container's namespace (`IFLA_NET_NS_FD`
 //! on the peer, never created then moved), with a MAC we choose and one TX
-//! and one RX queue per end (see `setup`). On the host, in one batch: `proxy_arp=1` and `forwarding=1` on the veth
+//! and one RX queue per end (see `setup`). On the host, in one batch: no
+//! kernel-made IPv6 link-local address (`addr_gen_mode` none), the end set
+//! up, `proxy_arp=1` and `forwarding=1` on the veth
 //! (`IFLA_INET_CONF`), neighbour `proxy_delay=0` (`RTM_SETNEIGHTBL`), a
 //! permanent neighbour entry `<ip> lladdr <container MAC> dev ttX`; and
 //! `ip_forward=1`. Inside the container (a netlink socket opened after the

@@ -104,10 +104,16 @@ fn attach_configures_both_sides_and_detach_is_idempotent() {
     // Host side: up, MTU, no address, host route, sysctls.
     let link = host.ip(&["link", "show", &veth]);
     assert!(link.contains("mtu 1400") && link.contains("UP"), "{link}");
-    let addrs = host.ip(&["-4", "addr", "show", "dev", &veth]);
+    let addrs = host.ip(&["addr", "show", "dev", &veth]);
     assert!(
         !addrs.contains("inet "),
         "host veth has an address: {addrs}"
+    );
+    // Not even a kernel-made IPv6 link-local one (addr_gen_mode none).
+    assert!(
+        !addrs.contains("inet6")
+            && host.sysctl(&format!("net/ipv6/conf/{veth}/addr_gen_mode")) == "1",
+        "host veth has an IPv6 link-local address: {addrs}"
     );
     let route = host.ip(&["route", "show", "10.96.0.5/32"]);
     assert!(

@@ -97,15 +97,13 @@ pub(super) fn attach_blocking(req: &AttachRequest, ns: &File) -> Result<Attachme
     // (`netif_set_real_num_tx_queues` → `synchronize_net`) — twice per
     // pair. Same real queue counts either way (lab/bench/README.md,
     // session 6, cni lane: veth creation figures).
-    let mut create = Msg::new(
-        RTM_NEWLINK,
-        NLM_F_CREATE | NLM_F_EXCL,
-        &ifinfomsg(0, IFF_UP, IFF_UP),
-    )
-    .str(IFLA_IFNAME, &host)
-    .u32(IFLA_MTU, req.mtu)
-    .u32(IFLA_NUM_TX_QUEUES, 1)
-    .u32(IFLA_NUM_RX_QUEUES, 1);
+    // The host end is created down and brought up in the host batch, after
+    // its IPv6 address generation is switched off (see `configure`).
+    let mut create = Msg::new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &ifinfomsg(0, 0, 0))
+        .str(IFLA_IFNAME, &host)
+        .u32(IFLA_MTU, req.mtu)
+        .u32(IFLA_NUM_TX_QUEUES, 1)
+        .u32(IFLA_NUM_RX_QUEUES, 1);
     if req.v6().is_some() {
         // Its EUI-64 link-local address is the container's IPv6 gateway.
         create = create.attr(IFLA_ADDRESS, &HOST_MAC);
@@ -230,65 +228,102 @@ fn configure(
     let step = |what: &str| format!("{ctx}: {what} in {}", req.netns.display());
     let io = |what: String| move |e: std::io::Error| RoutesError::io(what, e);
 
-    // Host side, one batch: proxy_arp=1 and forwarding=1 on the veth
+    // Host side, one batch. First, no kernel-made IPv6 link-local address
+    // on the host end (`addr_gen_mode` none; the kernel refuses it at
+    // creation, so it comes before the end is set up): nothing routes
+    // through one (an IPv6 container's gateway, `v6::GATEWAY6`, is added
+    // explicitly), and without it bringing the pair up skips the address,
+    // its fe80::/64 and local routes, DAD and the solicited-node group, and
+    // their notifications to every listener (the agent's own route
+    // monitor). A kernel without IPv6 refuses the request: not needed then.
+    // Then, for IPv4: proxy_arp=1 and forwarding=1 on the veth
     // (IFLA_INET_CONF), neigh proxy_delay=0 (else the first proxied ARP
     // reply comes ~0.8 s late), and a permanent neighbour entry for the
     // container, so the host never ARPs for it (Calico does the same).
     // Without it the first ARP could go out before the fresh veth is ready
     // and be lost, and the first packet to the container then waited for
-    // the 1 s retransmission.
-    if let Some(address) = req.v4() {
-        let batch = vec![
+    // the 1 s retransmission. Then the IPv6 half (`v6::host_batch`).
+    let mut batch = vec![
+        (
             Msg::new(RTM_SETLINK, 0, &ifinfomsg(host_index, 0, 0))
                 .nest(IFLA_AF_SPEC)
-                .nest(libc::AF_INET as u16)
-                .nest(IFLA_INET_CONF)
-                .u32(IPV4_DEVCONF_PROXY_ARP, 1)
-                .u32(IPV4_DEVCONF_FORWARDING, 1)
-                .end()
+                .nest(libc::AF_INET6 as u16)
+                .attr(IFLA_INET6_ADDR_GEN_MODE, &[IN6_ADDR_GEN_MODE_NONE])
                 .end()
                 .end(),
-            Msg::new(RTM_SETNEIGHTBL, 0, &ndtmsg(AF_INET))
-                .str(NDTA_NAME, "arp_cache")
-                .nest(NDTA_PARMS)
-                .u32(NDTPA_IFINDEX, host_index)
-                .attr(NDTPA_PROXY_DELAY, &0u64.to_ne_bytes())
-                .end(),
-            Msg::new(
-                RTM_NEWNEIGH,
-                NLM_F_CREATE | NLM_F_REPLACE,
-                &ndmsg(AF_INET, host_index, NUD_PERMANENT),
-            )
-            .ip(NDA_DST, IpAddr::V4(address))
-            .attr(NDA_LLADDR, &c_mac),
-        ];
-        let what = format!("{ctx}: adding neighbour {address} dev {host}");
-        let r = h
-            .transact(batch, nl_deadline())
-            .map_err(io(format!("{ctx}: configuring {host}")))?;
-        if let Some(Outcome::Err(errno, m)) =
-            r.iter().take(2).find(|o| matches!(o, Outcome::Err(..)))
-        {
-            // A kernel that refuses the netlink forms: the same through /proc
-            // (this thread is still in the host's namespace).
-            tracing::debug!(veth = %host, errno, message = ?m, "devconf/neightbl over netlink refused; using sysctl");
-            sysctl::configure_host_veth(host).map_err(|e| e.within(ctx))?;
-        }
-        expect_ok(r.get(2), || what.clone())?;
+            format!("{ctx}: no IPv6 link-local address on {host}"),
+        ),
+        (
+            Msg::new(RTM_SETLINK, 0, &ifinfomsg(host_index, IFF_UP, IFF_UP)),
+            format!("{ctx}: setting {host} up"),
+        ),
+    ];
+    // The IPv4 devconf and neightbl requests, which may fall back to /proc.
+    let mut devconf = 0..0;
+    if let Some(address) = req.v4() {
+        devconf = batch.len()..batch.len() + 2;
+        batch.extend([
+            (
+                Msg::new(RTM_SETLINK, 0, &ifinfomsg(host_index, 0, 0))
+                    .nest(IFLA_AF_SPEC)
+                    .nest(libc::AF_INET as u16)
+                    .nest(IFLA_INET_CONF)
+                    .u32(IPV4_DEVCONF_PROXY_ARP, 1)
+                    .u32(IPV4_DEVCONF_FORWARDING, 1)
+                    .end()
+                    .end()
+                    .end(),
+                format!("{ctx}: proxy_arp and forwarding on {host}"),
+            ),
+            (
+                Msg::new(RTM_SETNEIGHTBL, 0, &ndtmsg(AF_INET))
+                    .str(NDTA_NAME, "arp_cache")
+                    .nest(NDTA_PARMS)
+                    .u32(NDTPA_IFINDEX, host_index)
+                    .attr(NDTPA_PROXY_DELAY, &0u64.to_ne_bytes())
+                    .end(),
+                format!("{ctx}: proxy_delay 0 on {host}"),
+            ),
+            (
+                Msg::new(
+                    RTM_NEWNEIGH,
+                    NLM_F_CREATE | NLM_F_REPLACE,
+                    &ndmsg(AF_INET, host_index, NUD_PERMANENT),
+                )
+                .ip(NDA_DST, IpAddr::V4(address))
+                .attr(NDA_LLADDR, &c_mac),
+                format!("{ctx}: adding neighbour {address} dev {host}"),
+            ),
+        ]);
     }
     if let Some(address) = req.v6() {
-        // The container end is still down: no carrier, so no link-local
-        // address (nor its DAD) yet on the host end.
+        // The container end is still down: no carrier yet on the host end.
         v6::host_sysctls(host).map_err(|e| e.within(ctx))?;
-        let (batch, what): (Vec<Msg>, Vec<String>) =
+        batch.extend(
             v6::host_batch(host, host_index, address, &c_mac)
                 .into_iter()
-                .unzip();
-        let r = h
-            .transact(batch, nl_deadline())
-            .map_err(io(format!("{ctx}: configuring {host} for IPv6")))?;
-        for (i, w) in what.iter().enumerate() {
-            expect_ok(r.get(i), || format!("{ctx}: {w}"))?;
+                .map(|(m, w)| (m, format!("{ctx}: {w}"))),
+        );
+    }
+    let (batch, what): (Vec<Msg>, Vec<String>) = batch.into_iter().unzip();
+    let r = h
+        .transact(batch, nl_deadline())
+        .map_err(io(format!("{ctx}: configuring {host}")))?;
+    if let Some(Outcome::Err(errno, m)) = r.first() {
+        tracing::debug!(veth = %host, errno, message = ?m, "addr_gen_mode none refused; the kernel makes the link-local address");
+    }
+    if let Some(Outcome::Err(errno, m)) = r
+        .get(devconf.clone())
+        .and_then(|d| d.iter().find(|o| matches!(o, Outcome::Err(..))))
+    {
+        // A kernel that refuses the netlink forms: the same through /proc
+        // (this thread is still in the host's namespace).
+        tracing::debug!(veth = %host, errno, message = ?m, "devconf/neightbl over netlink refused; using sysctl");
+        sysctl::configure_host_veth(host).map_err(|e| e.within(ctx))?;
+    }
+    for (i, w) in what.iter().enumerate().skip(1) {
+        if !devconf.contains(&i) {
+            expect_ok(r.get(i), || w.clone())?;
         }
     }
     steps.host = lap.elapsed();
