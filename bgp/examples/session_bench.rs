@@ -28,6 +28,7 @@ fn cfg(asn: u32, ip: Ipv4Addr, listen: Option<u16>) -> SpeakerConfig {
         cluster_id: None,
         guard: Default::default(),
         ebgp_requires_policy: true,
+        best_path_events: true,
         peers: Vec::new(),
     }
 }

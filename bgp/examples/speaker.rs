@@ -105,6 +105,7 @@ fn parse_args() -> Result<Args, String> {
         cluster_id: None,
         guard: Default::default(),
         ebgp_requires_policy: true,
+        best_path_events: true,
         peers: Vec::new(),
     };
     let mut originate = Vec::new();

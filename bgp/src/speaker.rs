@@ -84,6 +84,14 @@ pub struct SpeakerConfig {
     /// No eBGP-to-eBGP transit unless an export filter rule accepts the
     /// route (FRR's `bgp ebgp-requires-policy`, for transit).
     pub ebgp_requires_policy: bool,
+    /// Tell the owner of every best-path change
+    /// ([`SpeakerEvent::BestPathChanged`]). Off for an owner that installs
+    /// no route (`tortie run --no-kernel`), as FRR's `bgpd --no_kernel`
+    /// sends zebra nothing: the speaker then skips the per-route feed (the
+    /// owner's event, next-hop interning, the Loc-RIB lookup at delivery);
+    /// the Loc-RIB, advertisements to peers, queries and every other event
+    /// are unchanged.
+    pub best_path_events: bool,
     pub peers: Vec<PeerConfig>,
 }
 

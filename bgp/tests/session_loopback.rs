@@ -96,6 +96,56 @@ async fn establish_exchange_and_withdraw() {
     b.shutdown(false).await;
 }
 
+/// `best_path_events: false` (`tortie run --no-kernel`): learned routes
+/// reach the Loc-RIB and are queryable, but the owner gets no
+/// `BestPathChanged` for them; other events (session state) still come.
+#[tokio::test]
+async fn best_path_events_off_learns_without_feeding_the_owner() {
+    let (a_ip, b_ip) = (ip(24, 1), ip(24, 2));
+    let mut a_cfg = config(65001, a_ip, true);
+    let a_port = a_cfg.listen.unwrap().port();
+    a_cfg.peers.push(peer(b_ip, 65002, 179, true));
+    let mut b_cfg = config(65002, b_ip, false);
+    b_cfg.best_path_events = false;
+    b_cfg.peers.push(peer(a_ip, 65001, a_port, false));
+
+    let (a, mut a_rx) = Speaker::start(a_cfg).await.unwrap();
+    let (b, mut b_rx) = Speaker::start(b_cfg).await.unwrap();
+    wait_established(&mut a_rx, b_ip).await;
+    wait_established(&mut b_rx, a_ip).await;
+
+    a.originate(pfx("10.1.0.0/24"), None).await.unwrap();
+    b.originate(pfx("10.2.0.0/24"), None).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !b
+        .routes()
+        .await
+        .iter()
+        .any(|r| r.prefix == pfx("10.1.0.0/24"))
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "route from A never reached B's Loc-RIB"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The RIB task hands events on before it answers a query, so any
+    // best-path event for either route would be queued by now.
+    while let Ok(ev) = b_rx.try_recv() {
+        assert!(
+            !matches!(ev, SpeakerEvent::BestPathChanged { .. }),
+            "best-path event with best_path_events off: {ev:?}"
+        );
+    }
+    // The peer still gets B's own route: advertisements are unchanged.
+    wait_for(&mut a_rx, 10, "B's route at A", |e| {
+        matches!(e, SpeakerEvent::BestPathChanged { prefix, .. } if *prefix == pfx("10.2.0.0/24"))
+    })
+    .await;
+    a.shutdown(false).await;
+    b.shutdown(false).await;
+}
+
 #[tokio::test]
 async fn both_active_collision_settles_on_one_session() {
     let (a_ip, b_ip) = (ip(2, 1), ip(2, 2));

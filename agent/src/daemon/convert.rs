@@ -65,6 +65,7 @@ pub fn speaker_config(
         cluster_id: Some(c.node.cluster_id),
         guard: import_guard(c),
         ebgp_requires_policy: c.policy.ebgp_requires_policy,
+        best_path_events: true,
         peers: c.peers.iter().map(|p| peer_config(p, links)).collect(),
     }
 }

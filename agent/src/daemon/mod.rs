@@ -206,6 +206,8 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>, opts: RunOptions) -> a
     let preserved = convert::preserved_families(adopted, table.stats().adopted_ipv6);
     let mut speaker_cfg = convert::speaker_config(&cfg, preserved, &links::Links::read());
     speaker_cfg.listen = speaker_cfg.listen.map(dual_stack_fallback);
+    // --no-kernel: nothing here would use a learned route (see `batch`).
+    speaker_cfg.best_path_events = opts.install_learned;
     let (speaker, mut events) = tortie_bgp::Speaker::start(speaker_cfg)
         .await
         .context("starting the BGP speaker")?;

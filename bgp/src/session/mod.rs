@@ -59,6 +59,8 @@ pub(crate) struct Shared {
     pub(crate) cluster_id: Option<Ipv4Addr>,
     pub(crate) guard: crate::policy::ImportGuard,
     pub(crate) ebgp_requires_policy: bool,
+    /// [`SpeakerConfig::best_path_events`].
+    pub(crate) best_path_events: bool,
 }
 
 impl Shared {
@@ -245,6 +247,7 @@ impl Runtime {
             cluster_id: cfg.cluster_id,
             guard: cfg.guard.clone(),
             ebgp_requires_policy: cfg.ebgp_requires_policy,
+            best_path_events: cfg.best_path_events,
         });
         let dispatch = listener::Dispatch::default();
         let listener = match cfg.listen {

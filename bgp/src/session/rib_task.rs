@@ -550,7 +550,8 @@ impl RibTask {
     }
 
     /// Delivers a RIB operation's output: UPDATEs to sessions, then best-path
-    /// changes to the owner.
+    /// changes to the owner (unless it asked for none,
+    /// [`crate::SpeakerConfig::best_path_events`]).
     async fn emit(&mut self, out: RibOutput) {
         if !out.outbound.is_empty() {
             let mut per_peer: HashMap<PeerId, Vec<Update>> = HashMap::new();
@@ -589,8 +590,10 @@ impl RibTask {
                 }
             }
         }
-        for c in out.best_changes {
-            self.outbox.push_change(c, &self.events);
+        if self.shared.best_path_events {
+            for c in out.best_changes {
+                self.outbox.push_change(c, &self.events);
+            }
         }
     }
 

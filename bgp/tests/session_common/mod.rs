@@ -42,6 +42,7 @@ pub fn config(asn: u32, addr: IpAddr, listen: bool) -> SpeakerConfig {
         cluster_id: None,
         guard: Default::default(),
         ebgp_requires_policy: true,
+        best_path_events: true,
         peers: Vec::new(),
     }
 }
