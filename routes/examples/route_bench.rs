@@ -10,6 +10,8 @@
 //!   (`RouteTable`, pipelined batches) against a one-request-one-ack
 //!   baseline (one `RTM_NEWROUTE` replace sent, its ACK awaited, per
 //!   route, on the product's netlink socket), in the same run and namespace;
+//!   with `BENCH_IDLE_SECS=S`, also the process's CPU while the loaded
+//!   table then sits idle for S seconds;
 //! - attach latency p50/p99 over 500 attaches, each into its own namespace:
 //!   `attach` then the host route through the route table
 //!   (`RouteTable::install`), as the agent does.
@@ -174,6 +176,12 @@ async fn pipelined(n: u32) -> anyhow_free::Result<(f64, f64)> {
     if stats.installed_learned != u64::from(n) {
         return Err(format!("only {} of {n} installed", stats.installed_learned).into());
     }
+    if let Some(secs) = std::env::var("BENCH_IDLE_SECS")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    {
+        idle_cpu(n, secs).await?;
+    }
     let t = Instant::now();
     table.replace_all(HashMap::new()).await;
     table.flush().await?;
@@ -182,6 +190,34 @@ async fn pipelined(n: u32) -> anyhow_free::Result<(f64, f64)> {
         return Err("routes left after removal".into());
     }
     Ok((rate(n, add), rate(n, del)))
+}
+
+/// CPU time of the whole process (user + system) so far.
+fn cpu_time() -> anyhow_free::Result<Duration> {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let u = getrusage(UsageWho::RUSAGE_SELF)?;
+    let d = |t: nix::sys::time::TimeVal| {
+        Duration::from_secs(t.tv_sec() as u64) + Duration::from_micros(t.tv_usec() as u64)
+    };
+    Ok(d(u.user_time()) + d(u.system_time()))
+}
+
+/// BENCH_IDLE_SECS=S: the process's CPU while the loaded table sits idle
+/// for S seconds (nothing else runs: the reconciler's own idle cost).
+async fn idle_cpu(n: u32, secs: u64) -> anyhow_free::Result<()> {
+    // Let the load's last stats pass go by first.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let c0 = cpu_time()?;
+    let t = Instant::now();
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let (cpu, wall) = (cpu_time()? - c0, t.elapsed());
+    println!(
+        "{n:>7} routes: idle {:.1} s, CPU {:.1} ms = {:.2} ms per second",
+        wall.as_secs_f64(),
+        ms(cpu),
+        ms(cpu) / wall.as_secs_f64()
+    );
+    Ok(())
 }
 
 fn rate(n: u32, d: Duration) -> f64 {

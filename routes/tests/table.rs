@@ -379,6 +379,10 @@ fn adopt_then_sweep(tag: &str, f: &'static Fam) {
         assert_eq!(inst.len(), 3, "{inst:?}");
         t.set(f.p(0), via(g0)).await;
         t.set(f.p(2), f.ecmp()).await;
+        t.flush().await.expect("flush");
+        // Desiring what the kernel holds installs it without a write; the
+        // count follows (it is only re-counted after a change).
+        assert_eq!(t.stats().installed_learned, 2, "{}", f.flag);
         t.set(f.p(3), via(g0)).await;
         t.flush().await.expect("flush");
         // Not converged yet: the undesired adopted route stays.

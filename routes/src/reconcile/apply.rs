@@ -281,6 +281,9 @@ impl Reconciler {
     /// in it. Returns false if the buffer could not be sent (its prefixes
     /// are dirty again and a re-dump is due).
     pub(super) async fn write(&mut self) -> bool {
+        // Every request in the buffer changed its slot's kernel side when it
+        // was encoded, and may be undone below.
+        self.installed = None;
         let b = &mut self.out;
         self.counters.writes += b.sent.len() as u64;
         if let Err(e) = self.cmd.send(&b.buf).await {

@@ -141,6 +141,11 @@ pub(crate) struct Reconciler {
     converged: bool,
     resync_at: Option<Instant>,
     counters: RouteStats,
+    /// The installed routes as last counted (an O(slots) scan); `None`
+    /// once a slot may have changed since (a desire set or taken, a write,
+    /// a notification of ours, a re-dump), so [`publish`](Self::publish)
+    /// counts again only then: an idle table costs no scan.
+    installed: Option<Installed>,
     shared: Arc<Mutex<RouteStats>>,
     waiters: Vec<Waiter>,
     /// [`Command::Install`] callers, answered once their prefix is settled.
@@ -176,6 +181,35 @@ impl TouchAhead {
             self.0 = ahead.len();
         }
         self.0 = self.0.saturating_sub(1);
+    }
+}
+
+/// Installed routes (desired and held by the kernel as desired) by kind:
+/// learned, local, blackhole; all and IPv6 only.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Installed {
+    all: [u64; 3],
+    ipv6: [u64; 3],
+}
+
+impl Installed {
+    fn count(slots: &Slots) -> Installed {
+        let mut n = Installed::default();
+        for (prefix, want, kernel) in slots.iter() {
+            let Some(want) = want else { continue };
+            if kernel.is_some_and(|k| Arc::ptr_eq(want, k) || want.satisfied_by(k)) {
+                let i = match want.kind() {
+                    RouteKind::Learned => 0,
+                    RouteKind::Local => 1,
+                    RouteKind::Blackhole => 2,
+                };
+                n.all[i] += 1;
+                if prefix.is_ipv6() {
+                    n.ipv6[i] += 1;
+                }
+            }
+        }
+        n
     }
 }
 
@@ -237,6 +271,7 @@ impl Reconciler {
             converged: false,
             resync_at: None,
             counters: RouteStats::default(),
+            installed: None,
             shared,
             waiters: Vec::new(),
             installs: Vec::new(),
@@ -320,8 +355,9 @@ impl Reconciler {
             if self.vteps.dirty && self.resync_at.is_none() {
                 self.sync_vteps().await;
             }
-            // Counting is O(desired): do it at most every STATS_EVERY (1 s), and
-            // right before answering flush/converged/installed.
+            // Publish at most every STATS_EVERY (1 s), and right before answering
+            // flush/converged/installed (it counts the installed routes, O(slots),
+            // only when a slot changed since the last count).
             stale = true;
             // Answers wait for a pending re-dump too (link loss, lost events).
             if self.idle() && self.resync_at.is_none() && !self.waiters.is_empty() {
@@ -440,6 +476,7 @@ impl Reconciler {
         let Some(mut ch) = self.slots.desire(p, r) else {
             return;
         };
+        self.installed = None;
         let held = ch.sides.settled();
         let conflict = !self.foreign.is_empty() && self.foreign.contains(&p);
         let written = !held
@@ -471,6 +508,7 @@ impl Reconciler {
 
     fn unset(&mut self, p: IpNetwork) {
         if let Some(old) = self.slots.take_desired(&p) {
+            self.installed = None;
             self.unindex(p, &old);
             self.dirty.push(p);
         } else if self.slots.in_kernel(&p) {
@@ -673,6 +711,7 @@ impl Reconciler {
                 .extend(kernel.keys().filter(|p| !self.slots.is_desired(p)).copied());
         }
         self.slots.replace_kernel(kernel);
+        self.installed = None;
         self.foreign = foreign;
         self.vteps.dirty = true;
         Ok(())
@@ -681,25 +720,27 @@ impl Reconciler {
     pub(super) fn publish(&mut self) {
         let mut s = self.counters.clone();
         s.desired = self.slots.desired_len() as u64;
-        s.installed_learned = 0;
-        s.installed_local = 0;
-        s.installed_blackhole = 0;
-        s.installed_ipv6 = [0; 3];
         self.routes.purge();
-        for (prefix, want, kernel) in self.slots.iter() {
-            let Some(want) = want else { continue };
-            if kernel.is_some_and(|k| Arc::ptr_eq(want, k) || want.satisfied_by(k)) {
-                let (total, i) = match want.kind() {
-                    RouteKind::Learned => (&mut s.installed_learned, 0),
-                    RouteKind::Local => (&mut s.installed_local, 1),
-                    RouteKind::Blackhole => (&mut s.installed_blackhole, 2),
-                };
-                *total += 1;
-                if prefix.is_ipv6() {
-                    s.installed_ipv6[i] += 1;
-                }
+        let n = match self.installed {
+            Some(n) => {
+                // Every change of a slot drops the count: check that none
+                // was missed (tests run with debug assertions).
+                debug_assert_eq!(
+                    n,
+                    Installed::count(&self.slots),
+                    "a slot change kept the count"
+                );
+                n
             }
-        }
+            None => Installed::count(&self.slots),
+        };
+        self.installed = Some(n);
+        [
+            s.installed_learned,
+            s.installed_local,
+            s.installed_blackhole,
+        ] = n.all;
+        s.installed_ipv6 = n.ipv6;
         s.pending = s.desired - s.installed_learned - s.installed_local - s.installed_blackhole;
         s.not_installed = self.not_installed_by_reason();
         s.vteps = self.vteps.wanted() as u64;
