@@ -95,7 +95,7 @@ impl Hasher for Fast {
 }
 
 /// Network bits that pick a prefix's place in its run (B in docs/design.md).
-const RUN_BITS: u32 = 4;
+pub(crate) const RUN_BITS: u32 = 4;
 
 /// A prefix of `len` bits whose network number is right-aligned in the low
 /// `width` bits of `net`: its run (the network with its last [`RUN_BITS`]

@@ -23,7 +23,7 @@ use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 
 use std::sync::Arc;
 
-use super::hash::{FastMap, Handles, Id, RunMap, Shared, run_of};
+use super::hash::{FastMap, Handles, Id, RUN_BITS, RunMap, Shared, run_of};
 
 /// Rebuilds `m` at its size once under a quarter of its capacity is used:
 /// the map never shrinks on removal, so after a full table was withdrawn its
@@ -31,9 +31,94 @@ use super::hash::{FastMap, Handles, Id, RunMap, Shared, run_of};
 /// removals that emptied it; a table being filled is at least half full.
 fn shrink_if_sparse<K: Eq + std::hash::Hash, V, S: std::hash::BuildHasher>(
     m: &mut std::collections::HashMap<K, V, S>,
+    over: usize,
 ) {
-    if m.capacity() > 4096 && m.len() < m.capacity() / 4 {
+    if m.capacity() > over && m.len() < m.capacity() / 4 {
         m.shrink_to_fit();
+    }
+}
+
+/// Capacity past which a map shrinks when sparse; a leaf of a [`Dir`] its
+/// share of it.
+const SHRINK_OVER: usize = 4096;
+
+/// Leaves of a [`Dir`]. With 16, a leaf of a 1M-route table is ~1 MB: its
+/// tables are their own mappings (over the allocator's mmap threshold,
+/// agent/src/daemon/memory.rs), so an outgrown one goes back to the kernel.
+const LEAVES: usize = 16;
+
+/// Which leaf of a [`Dir`] holds a key ([`leaf_of`]).
+trait Leaf {
+    fn leaf(&self) -> usize;
+}
+
+/// The leaf of a prefix of `len` bits whose network number is right-aligned
+/// in the low `width` bits of `net`: the 4 network bits just above its run
+/// ([`run_of`]). A run stays in one leaf (its neighbours keep sharing cache
+/// lines), and consecutive runs of one length (a packed table) go to
+/// consecutive leaves.
+fn leaf_of(net: u64, len: u8, width: u32) -> usize {
+    let shift = (width + RUN_BITS).saturating_sub(u32::from(len));
+    net.checked_shr(shift).unwrap_or(0) as usize % LEAVES
+}
+
+/// A map split by address bits ([`Leaf`]) into [`LEAVES`] tables that grow
+/// one at a time. One table doubles in one step, with the old and the new
+/// (twice its size) alive together: at 1M routes the slots peaked at three
+/// times the table they outgrew; here only one leaf's old table is alive
+/// beside the rest. The leaves are ordinary seeded tables hashed by run: a
+/// peer that aims every prefix at one leaf (the same 4 bits above every
+/// run) gets one ordinary table, as before, never worse.
+struct Dir<K> {
+    leaves: [RunMap<K, Slot>; LEAVES],
+}
+
+impl<K> Default for Dir<K> {
+    fn default() -> Self {
+        Dir {
+            leaves: std::array::from_fn(|_| RunMap::default()),
+        }
+    }
+}
+
+impl<K: Leaf + Eq + std::hash::Hash> Dir<K> {
+    // `Leaf::leaf` is below `LEAVES`: indexing cannot fail.
+    fn get(&self, k: &K) -> Option<&Slot> {
+        self.leaves[k.leaf()].get(k)
+    }
+
+    fn get_mut(&mut self, k: &K) -> Option<&mut Slot> {
+        self.leaves[k.leaf()].get_mut(k)
+    }
+
+    fn entry(&mut self, k: K) -> &mut Slot {
+        self.leaves[k.leaf()].entry(k).or_default()
+    }
+
+    fn remove(&mut self, k: &K) {
+        let l = &mut self.leaves[k.leaf()];
+        l.remove(k);
+        shrink_if_sparse(l, SHRINK_OVER / LEAVES);
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&K, &Slot)> {
+        self.leaves.iter().flatten()
+    }
+
+    fn retain(&mut self, mut f: impl FnMut(&K, &mut Slot) -> bool) {
+        for l in &mut self.leaves {
+            l.retain(|k, s| f(k, s));
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.leaves.iter().map(|l| l.len()).sum()
+    }
+
+    #[cfg(test)]
+    fn capacity(&self) -> usize {
+        self.leaves.iter().map(|l| l.capacity()).sum()
     }
 }
 
@@ -43,6 +128,12 @@ fn shrink_if_sparse<K: Eq + std::hash::Hash, V, S: std::hash::BuildHasher>(
 struct Short6 {
     hi: [u8; 8],
     len: u8,
+}
+
+impl Leaf for Short6 {
+    fn leaf(&self) -> usize {
+        leaf_of(u64::from_be_bytes(self.hi), self.len, 64)
+    }
 }
 
 /// Hashes by run ([`RunSeeded`](super::hash::RunSeeded)): the run of its
@@ -67,6 +158,12 @@ impl std::hash::Hash for Near4 {
         let (run, place) = run_of(u64::from(u32::from(self.0.ip())), self.0.prefix(), 32);
         state.write_u64(run << 8 | u64::from(self.0.prefix()));
         state.write_u8(place);
+    }
+}
+
+impl Leaf for Near4 {
+    fn leaf(&self) -> usize {
+        leaf_of(u64::from(u32::from(self.0.ip())), self.0.prefix(), 32)
     }
 }
 
@@ -165,8 +262,8 @@ pub(crate) struct Slots {
 /// The slots by key form (see the module doc).
 #[derive(Default)]
 struct Maps {
-    v4: RunMap<Near4, Slot>,
-    v6: RunMap<Short6, Slot>,
+    v4: Dir<Near4>,
+    v6: Dir<Short6>,
     v6_long: FastMap<Ipv6Network, Slot>,
 }
 
@@ -193,9 +290,9 @@ impl Maps {
 
     fn entry(&mut self, p: IpNetwork) -> &mut Slot {
         match p {
-            IpNetwork::V4(n) => self.v4.entry(Near4(n)).or_default(),
+            IpNetwork::V4(n) => self.v4.entry(Near4(n)),
             IpNetwork::V6(n) => match key6(&n) {
-                Key6::Short(k) => self.v6.entry(k).or_default(),
+                Key6::Short(k) => self.v6.entry(k),
                 Key6::Long(n) => self.v6_long.entry(n).or_default(),
             },
         }
@@ -205,16 +302,14 @@ impl Maps {
         match p {
             IpNetwork::V4(n) => {
                 self.v4.remove(&Near4(*n));
-                shrink_if_sparse(&mut self.v4);
             }
             IpNetwork::V6(n) => match key6(n) {
                 Key6::Short(k) => {
                     self.v6.remove(&k);
-                    shrink_if_sparse(&mut self.v6);
                 }
                 Key6::Long(n) => {
                     self.v6_long.remove(&n);
-                    shrink_if_sparse(&mut self.v6_long);
+                    shrink_if_sparse(&mut self.v6_long, SHRINK_OVER);
                 }
             },
         }
@@ -508,6 +603,44 @@ mod tests {
         s.set_desired(q, b.clone());
         assert_eq!(s.routes.ids(), 2);
         assert_eq!(s.routes_held(), 1);
+    }
+
+    #[test]
+    fn packed_prefixes_spread_over_the_leaves_and_any_length_has_one() {
+        let r: Shared = Arc::new(KernelRoute::Blackhole);
+        let mut s = Slots::default();
+        // 4096 consecutive /28s and /48s: 256 runs of 16, 256 prefixes (16
+        // whole runs) in every leaf.
+        for i in 0..4096u32 {
+            let v4 = Ipv4Network::new((0x0a00_0000 + (i << 4)).into(), 28).unwrap();
+            let o = (0xfd00_0000_0000_u128 + u128::from(i)) << 80;
+            let v6 = Ipv6Network::new(o.into(), 48).unwrap();
+            s.set_desired(v4.into(), r.clone());
+            s.set_desired(v6.into(), r.clone());
+        }
+        assert!(s.maps.v4.leaves.iter().all(|l| l.len() == 256));
+        let leaf =
+            |i: u32| Near4(Ipv4Network::new((0x0a00_0000 + (i << 4)).into(), 28).unwrap()).leaf();
+        assert!((0..16).all(|i| leaf(i) == leaf(0)), "a run in one leaf");
+        assert_ne!(leaf(16), leaf(0), "the next run in the next leaf");
+        assert!(s.maps.v6.leaves.iter().all(|l| l.len() == 256));
+        // Every length, /0 and /32 or /64 included, finds its slot again.
+        let ends = [
+            "0.0.0.0/0",
+            "10.0.0.0/1",
+            "255.255.255.255/32",
+            "::/0",
+            "ff00::/8",
+            "2001:db8:0:ffff::/64",
+        ];
+        for n in ends {
+            s.set_desired(n.parse().unwrap(), r.clone());
+        }
+        for n in ends {
+            assert!(s.is_desired(&n.parse().unwrap()), "{n}");
+            s.take_desired(&n.parse().unwrap());
+        }
+        assert_eq!(s.maps.len(), 8192);
     }
 
     #[test]
