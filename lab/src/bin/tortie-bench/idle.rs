@@ -14,7 +14,7 @@ use tortie_lab::tortie::{TortieConfig, TortieNode, TortiePeer};
 use tortie_lab::wait_for;
 
 use crate::bins::agent_post;
-use crate::report::{Section, cpu_seconds_precise as cpu_seconds, mib, proc_kb};
+use crate::report::{Section, mib, proc_kb, thread_cpu, thread_cpu_between};
 
 const ASN: u32 = 64512;
 
@@ -70,17 +70,18 @@ pub fn run(containers: u32, duration: Duration) -> Result<Section> {
     std::thread::sleep(Duration::from_secs(2));
     let pid = agent.daemon().map(|d| d.pid()).unwrap_or(0);
     let bird_pids: Vec<i32> = birds.iter_mut().map(|b| b.daemon().pid()).collect();
-    let c0 = cpu_seconds(pid).context("reading the agent's CPU time")?;
-    let b0: f64 = bird_pids.iter().filter_map(|p| cpu_seconds(*p)).sum();
+    let c0 = thread_cpu(pid).context("reading the agent's CPU time")?;
+    let b0: Vec<_> = bird_pids.iter().map(|p| thread_cpu(*p)).collect();
     let t0 = Instant::now();
     std::thread::sleep(duration);
     let el = t0.elapsed().as_secs_f64();
-    let cpu = (cpu_seconds(pid).unwrap_or(c0) - c0) / el * 100.0;
-    let bird_cpu = (bird_pids
+    let c1 = thread_cpu(pid).context("reading the agent's CPU time")?;
+    let cpu = thread_cpu_between(&c0, &c1) / el * 100.0;
+    let bird_cpu = bird_pids
         .iter()
-        .filter_map(|p| cpu_seconds(*p))
+        .zip(&b0)
+        .filter_map(|(p, b0)| Some(thread_cpu_between(b0.as_ref()?, &thread_cpu(*p)?)))
         .sum::<f64>()
-        - b0)
         / el
         * 100.0
         / 3.0;
@@ -107,7 +108,7 @@ pub fn run(containers: u32, duration: Duration) -> Result<Section> {
     let mut sec = Section::new(
         "Idle cost",
         &format!(
-            "One agent with 3 established eBGP peers (BIRD, 10 prefixes each) and {containers} attached containers, left alone for {:.0} s: agent RSS and CPU (on-CPU time of its threads from schedstat, over wall time); a BIRD peer's figures for scale.",
+            "One agent with 3 established eBGP peers (BIRD, 10 prefixes each) and {containers} attached containers, left alone for {:.0} s: agent RSS and CPU (on-CPU time of its threads from schedstat, each thread's time since the start of the window, over wall time; a thread that exits in the window counts nothing); a BIRD peer's figures for scale.",
             duration.as_secs_f64()
         ),
     );

@@ -241,21 +241,43 @@ pub fn own_and_reaped_cpu_seconds() -> f64 {
     read(libc::RUSAGE_SELF) + read(libc::RUSAGE_CHILDREN)
 }
 
-/// On-CPU time of all live threads of a process, in seconds, with
-/// nanosecond resolution (`/proc/PID/task/*/schedstat`); for idle
-/// figures, where clock ticks are too coarse.
-pub fn cpu_seconds_precise(pid: i32) -> Option<f64> {
+/// On-CPU time of each live thread of a process by thread id, in
+/// nanoseconds (`/proc/PID/task/*/schedstat`); for idle figures, where
+/// clock ticks are too coarse. See [`thread_cpu_between`].
+pub fn thread_cpu(pid: i32) -> Option<std::collections::HashMap<u32, u64>> {
     let dir = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
-    let mut ns = 0u64;
+    let mut m = std::collections::HashMap::new();
     for e in dir.flatten() {
+        let Some(tid) = e.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else {
+            continue;
+        };
         let s = std::fs::read_to_string(e.path().join("schedstat")).unwrap_or_default();
-        ns += s
+        if let Some(ns) = s
             .split_whitespace()
             .next()
             .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
+        {
+            m.insert(tid, ns);
+        }
     }
-    Some(ns as f64 / 1e9)
+    Some(m)
+}
+
+/// CPU seconds between two [`thread_cpu`] readings: each thread alive at
+/// the end counts its time since the first reading (all of it if it started
+/// later). A thread that exited in between counts nothing: a sum over the
+/// live threads would go down by its whole lifetime (tokio retires a
+/// blocking thread after 10 s without work, so an idle agent's thread count
+/// changes), and what such a thread did between the readings is lost.
+pub fn thread_cpu_between(
+    start: &std::collections::HashMap<u32, u64>,
+    end: &std::collections::HashMap<u32, u64>,
+) -> f64 {
+    let ns: u64 = end
+        .iter()
+        .map(|(tid, e)| e.saturating_sub(start.get(tid).copied().unwrap_or(0)))
+        .sum();
+    ns as f64 / 1e9
 }
 
 pub fn mib(bytes: u64) -> String {
@@ -298,6 +320,16 @@ mod tests {
         let pid = std::process::id() as i32;
         assert!(proc_kb(pid, "VmHWM").unwrap_or(0) > 0);
         assert!(cpu_seconds(pid).is_some());
-        assert!(cpu_seconds_precise(pid).unwrap_or(0.0) > 0.0);
+        assert!(!thread_cpu(pid).unwrap_or_default().is_empty());
+    }
+
+    #[test]
+    fn thread_time_counts_live_threads_since_the_start() {
+        // Thread 1 ran 50 ns in the window, thread 2 exited (its 50 ns
+        // before the window must not be subtracted), thread 3 was born in
+        // the window (all its 20 ns count).
+        let start = std::collections::HashMap::from([(1, 100), (2, 50)]);
+        let end = std::collections::HashMap::from([(1, 150), (3, 20)]);
+        assert!((thread_cpu_between(&start, &end) - 70e-9).abs() < 1e-12);
     }
 }
