@@ -15,16 +15,7 @@ fn pfx(s: &str) -> Prefix {
 async fn establish_exchange_and_withdraw() {
     // A listens (passive toward B); B connects to A.
     let (a_ip, b_ip) = (ip(1, 1), ip(1, 2));
-    let mut a_cfg = config(65001, a_ip, true);
-    let a_port = a_cfg.listen.unwrap().port();
-    a_cfg.peers.push(peer(b_ip, 65002, 179, true));
-    let mut b_cfg = config(65002, b_ip, false);
-    b_cfg.peers.push(peer(a_ip, 65001, a_port, false));
-
-    let (a, mut a_rx) = Speaker::start(a_cfg).await.unwrap();
-    let (b, mut b_rx) = Speaker::start(b_cfg).await.unwrap();
-    wait_established(&mut a_rx, b_ip).await;
-    wait_established(&mut b_rx, a_ip).await;
+    let (a, _a_rx, b, mut b_rx) = ebgp_pair(a_ip, b_ip, |_| {}).await;
 
     a.originate(pfx("10.1.0.0/24"), None).await.unwrap();
     let ev = wait_for(&mut b_rx, 10, "route from A", |e| matches!(e, SpeakerEvent::BestPathChanged { prefix, .. } if *prefix == pfx("10.1.0.0/24"))).await;
@@ -102,17 +93,7 @@ async fn establish_exchange_and_withdraw() {
 #[tokio::test]
 async fn best_path_events_off_learns_without_feeding_the_owner() {
     let (a_ip, b_ip) = (ip(24, 1), ip(24, 2));
-    let mut a_cfg = config(65001, a_ip, true);
-    let a_port = a_cfg.listen.unwrap().port();
-    a_cfg.peers.push(peer(b_ip, 65002, 179, true));
-    let mut b_cfg = config(65002, b_ip, false);
-    b_cfg.best_path_events = false;
-    b_cfg.peers.push(peer(a_ip, 65001, a_port, false));
-
-    let (a, mut a_rx) = Speaker::start(a_cfg).await.unwrap();
-    let (b, mut b_rx) = Speaker::start(b_cfg).await.unwrap();
-    wait_established(&mut a_rx, b_ip).await;
-    wait_established(&mut b_rx, a_ip).await;
+    let (a, mut a_rx, b, mut b_rx) = ebgp_pair(a_ip, b_ip, |b| b.best_path_events = false).await;
 
     a.originate(pfx("10.1.0.0/24"), None).await.unwrap();
     b.originate(pfx("10.2.0.0/24"), None).await.unwrap();

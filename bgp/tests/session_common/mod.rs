@@ -86,6 +86,31 @@ pub async fn wait_established(rx: &mut Receiver<SpeakerEvent>, peer: IpAddr) {
     .await;
 }
 
+/// eBGP pair: A (AS 65001, listening, passive toward B) and B (AS 65002,
+/// connecting to A), both Established; `tweak_b` adjusts B's config first.
+pub async fn ebgp_pair(
+    a_ip: IpAddr,
+    b_ip: IpAddr,
+    tweak_b: impl FnOnce(&mut SpeakerConfig),
+) -> (
+    Speaker,
+    Receiver<SpeakerEvent>,
+    Speaker,
+    Receiver<SpeakerEvent>,
+) {
+    let mut a_cfg = config(65001, a_ip, true);
+    let a_port = a_cfg.listen.expect("A listens").port();
+    a_cfg.peers.push(peer(b_ip, 65002, 179, true));
+    let mut b_cfg = config(65002, b_ip, false);
+    b_cfg.peers.push(peer(a_ip, 65001, a_port, false));
+    tweak_b(&mut b_cfg);
+    let (a, mut a_rx) = Speaker::start(a_cfg).await.expect("A starts");
+    let (b, mut b_rx) = Speaker::start(b_cfg).await.expect("B starts");
+    wait_established(&mut a_rx, b_ip).await;
+    wait_established(&mut b_rx, a_ip).await;
+    (a, a_rx, b, b_rx)
+}
+
 pub async fn state_of(s: &Speaker, peer: IpAddr) -> SessionState {
     s.peers()
         .await
