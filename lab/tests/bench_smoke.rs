@@ -83,17 +83,28 @@ fn every_benchmark_runs_at_smoke_size() {
     ] {
         assert!(v6[key].as_f64().unwrap_or(0.0) > 0.0, "{key}: {v6}");
     }
-    let runs: Vec<&Value> = ingest["figures"]
+    let (floors, runs): (Vec<&Value>, Vec<&Value>) = ingest["figures"]
         .as_array()
         .expect("figures")
         .iter()
         .filter(|f| f["mode"].is_string())
-        .collect();
+        .partition(|f| f["floor"].is_string());
     assert_eq!(
         runs.len(),
         (2 * 2 + 1) * 2 * 2,
         "(IPv4 shape × feeder + IPv6) × mode × DUT"
     );
+    // The kernel floor (the raw writer alone, no BGP) under the live
+    // end-to-end rows: three write orders per IPv4 shape, address order for
+    // IPv6; each a real kernel time on the DUT's CPUs.
+    assert_eq!(floors.len(), 3 * 2 + 1, "{floors:#?}");
+    for f in &floors {
+        assert_eq!(f["mode"], "end_to_end", "{f}");
+        assert_eq!(f["feeder"], "live", "{f}");
+        assert!(f["kernel_s"].as_f64().is_some_and(|k| k > 0.0), "{f}");
+        assert!(f["dut_cpu_s"].as_f64().is_some_and(|c| c > 0.0), "{f}");
+        assert!(!f["dut_cpus"].as_str().unwrap_or("").is_empty(), "{f}");
+    }
     assert_eq!(runs.iter().filter(|r| r["family"] == "IPv6").count(), 4);
     for r in &runs {
         assert!(r["dut_cpu_s"].as_f64().is_some_and(|c| c >= 0.0), "{r}");
