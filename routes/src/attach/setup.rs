@@ -285,13 +285,7 @@ fn configure(
                 format!("{ctx}: proxy_delay 0 on {host}"),
             ),
             (
-                Msg::new(
-                    RTM_NEWNEIGH,
-                    NLM_F_CREATE | NLM_F_REPLACE,
-                    &ndmsg(AF_INET, host_index, NUD_PERMANENT),
-                )
-                .ip(NDA_DST, IpAddr::V4(address))
-                .attr(NDA_LLADDR, &c_mac),
+                Msg::permanent_neighbour(host_index, IpAddr::V4(address), &c_mac),
                 format!("{ctx}: adding neighbour {address} dev {host}"),
             ),
         ]);
@@ -445,13 +439,7 @@ fn container_v4(
             format!("adding default via {GATEWAY}"),
         ),
         (
-            Msg::new(
-                RTM_NEWNEIGH,
-                NLM_F_CREATE | NLM_F_REPLACE,
-                &ndmsg(AF_INET, c_index, NUD_PERMANENT),
-            )
-            .ip(NDA_DST, IpAddr::V4(GATEWAY))
-            .attr(NDA_LLADDR, host_mac),
+            Msg::permanent_neighbour(c_index, IpAddr::V4(GATEWAY), host_mac),
             format!("adding neighbour {GATEWAY}"),
         ),
     ]

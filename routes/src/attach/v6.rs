@@ -58,13 +58,7 @@ pub(crate) fn host_batch(
             format!("adding {GATEWAY6}/64 to {host}"),
         ),
         (
-            Msg::new(
-                RTM_NEWNEIGH,
-                NLM_F_CREATE | NLM_F_REPLACE,
-                &ndmsg(AF_INET6, host_index, NUD_PERMANENT),
-            )
-            .ip(NDA_DST, IpAddr::V6(address))
-            .attr(NDA_LLADDR, c_mac),
+            Msg::permanent_neighbour(host_index, IpAddr::V6(address), c_mac),
             format!("adding neighbour {address} dev {host}"),
         ),
     ]
@@ -91,13 +85,7 @@ pub(crate) fn container_batch(ifname: &str, c_index: u32, address: Ipv6Addr) -> 
             format!("adding {address}/128 to {ifname}"),
         ),
         (
-            Msg::new(
-                RTM_NEWNEIGH,
-                NLM_F_CREATE | NLM_F_REPLACE,
-                &ndmsg(AF_INET6, c_index, NUD_PERMANENT),
-            )
-            .ip(NDA_DST, IpAddr::V6(GATEWAY6))
-            .attr(NDA_LLADDR, &HOST_MAC),
+            Msg::permanent_neighbour(c_index, IpAddr::V6(GATEWAY6), &HOST_MAC),
             format!("adding neighbour {GATEWAY6}"),
         ),
         (

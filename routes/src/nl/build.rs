@@ -7,7 +7,10 @@
 
 use std::net::IpAddr;
 
-use super::consts::{NLM_F_ACK, NLM_F_REQUEST, NLMSG_HDRLEN};
+use super::consts::{
+    NDA_DST, NDA_LLADDR, NLM_F_ACK, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST, NLMSG_HDRLEN,
+    NUD_PERMANENT, RTM_NEWNEIGH,
+};
 
 pub(crate) fn align4(n: usize) -> usize {
     (n + 3) & !3
@@ -147,6 +150,19 @@ impl Msg {
             buf,
             nests: Vec::new(),
         }
+    }
+
+    /// Adds (or replaces) the permanent neighbour entry `dst` → `lladdr` on
+    /// link `index`: attach's static entries for a container's address on
+    /// the host end and for the gateway inside the container.
+    pub fn permanent_neighbour(index: u32, dst: IpAddr, lladdr: &[u8]) -> Msg {
+        Msg::new(
+            RTM_NEWNEIGH,
+            NLM_F_CREATE | NLM_F_REPLACE,
+            &ndmsg(family_of(dst), index, NUD_PERMANENT),
+        )
+        .ip(NDA_DST, dst)
+        .attr(NDA_LLADDR, lladdr)
     }
 
     /// A request already encoded by a [`Writer`] (its sequence number is
