@@ -16,7 +16,7 @@
 use std::io;
 use std::time::Instant;
 
-pub(crate) use crate::nl::build::{Msg, ifaddrmsg, ifinfomsg, ndmsg, ndtmsg, rtmsg};
+pub(crate) use crate::nl::build::{Msg, ifaddrmsg, ifinfomsg, ndtmsg, rtmsg};
 pub(crate) use crate::nl::consts::*;
 use crate::nl::{Socket, error_msg, messages};
 
