@@ -120,7 +120,9 @@ impl RoutesError {
     pub fn errno(&self) -> Option<i32> {
         match self {
             RoutesError::Netlink { errno, .. } => Some(*errno),
-            RoutesError::Io { source, .. } => source.raw_os_error(),
+            RoutesError::Io { source, .. } => source
+                .raw_os_error()
+                .or_else(|| crate::nl::dump::Refused::errno_of(source)),
             _ => None,
         }
     }

@@ -103,10 +103,9 @@ impl DumpReader {
                     if e.errno == 0 {
                         return Ok(Step::Done);
                     }
-                    let os = io::Error::from_raw_os_error(e.errno);
                     return Err(match e.message {
-                        Some(text) => io::Error::new(os.kind(), format!("{os}: {text}")),
-                        None => os,
+                        Some(text) => Refused::error(e.errno, text),
+                        None => io::Error::from_raw_os_error(e.errno),
                     });
                 }
                 _ if !self.interrupted => f(Part::Msg(m)),
@@ -122,6 +121,45 @@ impl DumpReader {
         Ok(Step::More)
     }
 }
+
+/// A dump the kernel refused with an extended-ack text: the errno and the
+/// text together, so the error reads "Invalid argument (os error 22):
+/// Invalid header for dump" and [`crate::RoutesError::errno`] still finds
+/// the errno (an `io::Error` holds either a raw errno or a custom payload).
+#[derive(Debug)]
+pub(crate) struct Refused {
+    /// Positive errno.
+    pub errno: i32,
+    /// The kernel's `NLMSGERR_ATTR_MSG`.
+    pub text: String,
+}
+
+impl Refused {
+    fn error(errno: i32, text: impl Into<String>) -> io::Error {
+        let kind = io::Error::from_raw_os_error(errno).kind();
+        io::Error::new(
+            kind,
+            Refused {
+                errno,
+                text: text.into(),
+            },
+        )
+    }
+
+    /// The errno of an `io::Error` made by a refused dump.
+    pub(crate) fn errno_of(e: &io::Error) -> Option<i32> {
+        e.get_ref()?.downcast_ref::<Refused>().map(|r| r.errno)
+    }
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let os = io::Error::from_raw_os_error(self.errno);
+        write!(f, "{os}: {}", self.text)
+    }
+}
+
+impl std::error::Error for Refused {}
 
 pub(crate) fn interrupted_too_often() -> io::Error {
     io::Error::other(format!(
@@ -230,8 +268,20 @@ mod tests {
         let err = part(NLMSG_ERROR, 0x300, 7, &body);
         let (steps, _) = run(&[err]);
         let e = steps[0].as_ref().unwrap_err();
-        assert_eq!(e.raw_os_error(), None);
+        assert_eq!(Refused::errno_of(e), Some(libc::EINVAL));
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
         assert!(e.to_string().contains("Invalid header for dump"), "{e}");
+        let routes =
+            crate::RoutesError::io("dumping routes", io::Error::new(e.kind(), e.to_string()));
+        assert_eq!(routes.errno(), None, "a plain text error has no errno");
+        let e = Refused::error(libc::EINVAL, "Invalid header for dump");
+        let routes = crate::RoutesError::io("dumping routes", e);
+        assert_eq!(routes.errno(), Some(libc::EINVAL));
+        assert!(routes.to_string().contains("Invalid argument"), "{routes}");
+        assert!(
+            routes.to_string().contains("Invalid header for dump"),
+            "{routes}"
+        );
         // A length past the end of the datagram.
         let mut bad = link(7, 2, "a");
         bad[0] = 200;
