@@ -16,7 +16,9 @@
 //! then hashed by run as the RIB's tables are);
 //! with `LOAD=1`, the RIB's run-hashed table against the plain keyed hash
 //! at a high load (`load_table`).
-//! `STRIDE=16` sends every 16th prefix only (see [`STRIDE`]).
+//! `STRIDE=16` sends every 16th prefix only (see [`STRIDE`]); `RIB_ONLY=1`
+//! runs the RIB load alone (for a profiler); `CHANGES=off` builds no
+//! best-path changes, as the speaker with no kernel to program.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
@@ -59,6 +61,17 @@ static STRIDE: std::sync::LazyLock<u32> = std::sync::LazyLock::new(|| {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1)
 });
+
+/// `RIB_ONLY=1`: the RIB load alone, without the floor runs (decode alone,
+/// bare tables), for profiling it.
+static RIB_ONLY: std::sync::LazyLock<bool> =
+    std::sync::LazyLock::new(|| std::env::var_os("RIB_ONLY").is_some());
+
+/// `CHANGES=off`: the RIB builds no best-path changes
+/// ([`RibConfig::best_path_changes`]), as under the speaker's control-plane
+/// benchmark (no kernel, no best-path events).
+static NO_CHANGES: std::sync::LazyLock<bool> =
+    std::sync::LazyLock::new(|| std::env::var("CHANGES").as_deref() == Ok("off"));
 
 /// `10.0.0.0 + 16·i`/28, or `fd00:<i / 2^16>:<i mod 2^16>::/48` (as
 /// tortie-bench), for `i` times [`STRIDE`].
@@ -120,13 +133,17 @@ fn workload(v6: bool, unique: bool, n: u32) -> Vec<Vec<u8>> {
 fn run(v6: bool, unique: bool, n: u32) {
     let msgs = workload(v6, unique, n);
     let c = ctx();
-    decode_alone(&msgs, n);
+    if !*RIB_ONLY {
+        decode_alone(&msgs, n);
+    }
     let before = heap::reset_peak();
     let allocs = heap::allocations();
     let cpu = heap::thread_cpu_seconds();
     let t = Instant::now();
     let mut dec = Decoder::new();
-    let mut rib = Rib::new(RibConfig::new(LOCAL_ASN, Ipv4Addr::new(198, 18, 0, 2)));
+    let mut cfg = RibConfig::new(LOCAL_ASN, Ipv4Addr::new(198, 18, 0, 2));
+    cfg.best_path_changes = !*NO_CHANGES;
+    let mut rib = Rib::new(cfg);
     let peer = Ipv4Addr::new(198, 18, 0, 1);
     rib.peer_up(
         PeerId(1),
@@ -312,6 +329,9 @@ fn main() {
         let n = n.min(1 << 20);
         for &unique in &shapes {
             run(v6, unique, n);
+        }
+        if *RIB_ONLY {
+            continue;
         }
         bare_table(v6, n);
         if !v6 && std::env::var("LOAD").is_ok() {

@@ -9,7 +9,10 @@
 //!   a fresh full export (route refresh) and the advertised counter;
 //! - the kernel view, built only from the emitted best-path changes, equals
 //!   the Loc-RIB;
-//! - the best path does not depend on the order the candidates arrived in.
+//! - the best path does not depend on the order the candidates arrived in;
+//! - a RIB that builds no best-path changes (`RibConfig::best_path_changes`
+//!   off), given the same operations, sends the same UPDATEs and keeps the
+//!   same counters.
 
 mod rib_common;
 
@@ -18,7 +21,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use rib_common::*;
-use tortie_bgp::rib::{PeerId, PeerInfo, Rib, RibOutput};
+use tortie_bgp::rib::{PeerId, PeerInfo, Rib, RibConfig, RibOutput};
+use tortie_bgp::types::AddressFamily as Family;
 use tortie_bgp::types::{AddressFamily, Origin, PathAttributes, Prefix};
 use tortie_bgp::wire::Update;
 
@@ -41,12 +45,45 @@ type KernelView = HashMap<Prefix, (Vec<IpAddr>, Option<Arc<PathAttributes>>)>;
 
 struct Harness {
     rib: Rib,
+    /// The same RIB with best-path changes off, fed the same operations.
+    quiet: Rib,
     infos: HashMap<u32, PeerInfo>,
     up: HashMap<u32, bool>,
     views: HashMap<u32, View>,
     kernel: KernelView,
     /// (announcements, withdrawals, best changes) seen, to prove the run did something.
     seen: (usize, usize, usize),
+}
+
+type Send = (
+    u32,
+    u8,
+    Option<Prefix>,
+    Option<Family>,
+    Option<Arc<PathAttributes>>,
+);
+
+/// What `out` sends, one entry per withdrawn or announced prefix or
+/// End-of-RIB, sorted (the order of peers and of a full export's prefixes
+/// follows each RIB's own hash seeds).
+fn sends(out: &RibOutput) -> Vec<Send> {
+    let mut v: Vec<Send> = Vec::new();
+    for (peer, u) in &out.outbound {
+        v.extend(
+            u.withdrawn
+                .iter()
+                .map(|p| (peer.0, 0, Some(*p), None, None)),
+        );
+        let a = &u.attributes;
+        v.extend(
+            u.announced
+                .iter()
+                .map(|p| (peer.0, 1, Some(*p), None, a.clone())),
+        );
+        v.extend(u.end_of_rib.map(|f| (peer.0, 2, None, Some(f), None)));
+    }
+    v.sort_by_key(|s| (s.0, s.1, s.2, s.3));
+    v
 }
 
 fn infos() -> HashMap<u32, PeerInfo> {
@@ -121,12 +158,28 @@ impl Harness {
     fn new() -> Harness {
         Harness {
             rib: rib(),
+            quiet: {
+                let mut cfg = RibConfig::new(LOCAL_AS, ROUTER_ID);
+                cfg.ebgp_requires_policy = false;
+                cfg.best_path_changes = false;
+                Rib::new(cfg)
+            },
             infos: infos(),
             up: HashMap::new(),
             views: HashMap::new(),
             kernel: HashMap::new(),
             seen: (0, 0, 0),
         }
+    }
+
+    /// Runs `f` on both RIBs; the quiet one must report no best-path change
+    /// and send the same UPDATEs (peers and prefixes in any order).
+    fn both(&mut self, f: impl Fn(&mut Rib) -> RibOutput) -> RibOutput {
+        let out = f(&mut self.rib);
+        let quiet = f(&mut self.quiet);
+        assert!(quiet.best_changes.is_empty(), "{:?}", quiet.best_changes);
+        assert_eq!(sends(&quiet), sends(&out));
+        out
     }
 
     fn absorb(&mut self, out: RibOutput) {
@@ -196,6 +249,14 @@ impl Harness {
             loc, self.kernel,
             "step {step}: kernel view drifted from the Loc-RIB"
         );
+        assert_eq!(self.quiet.loc_rib_len(), self.rib.loc_rib_len());
+        for id in 1..=6 {
+            let (q, r) = (
+                self.quiet.peer_counters(PeerId(id)),
+                self.rib.peer_counters(PeerId(id)),
+            );
+            assert_eq!(q, r, "step {step}: peer {id}'s counters");
+        }
         // Counters against a walk of every candidate.
         let mut walk: HashMap<u32, (usize, usize)> = HashMap::new();
         for p in prefixes() {
@@ -259,7 +320,8 @@ fn emitted_diffs_reproduce_the_adj_ribs_out_and_the_loc_rib() {
         for id in 1..=6u32 {
             h.up.insert(id, true);
             h.views.insert(id, HashMap::new());
-            let out = h.rib.peer_up(PeerId(id), h.infos[&id].clone()).unwrap();
+            let info = h.infos[&id].clone();
+            let out = h.both(|r| r.peer_up(PeerId(id), info.clone()).unwrap());
             h.absorb(out);
         }
         for step in 0..600 {
@@ -269,9 +331,10 @@ fn emitted_diffs_reproduce_the_adj_ribs_out_and_the_loc_rib() {
             let out = if !is_up && op < 60 {
                 h.up.insert(id, true);
                 h.views.insert(id, HashMap::new());
-                h.rib.peer_up(PeerId(id), h.infos[&id].clone()).unwrap()
+                let info = h.infos[&id].clone();
+                h.both(|r| r.peer_up(PeerId(id), info.clone()).unwrap())
             } else if !is_up {
-                h.rib.sweep_stale(PeerId(id))
+                h.both(|r| r.sweep_stale(PeerId(id)))
             } else if op < 55 {
                 let n = 1 + rng.below(6) as usize;
                 let v6 = rng.below(4) == 0;
@@ -285,49 +348,42 @@ fn emitted_diffs_reproduce_the_adj_ribs_out_and_the_loc_rib() {
                     announced: chosen,
                     ..Default::default()
                 };
-                h.rib.apply_update(PeerId(id), &u).unwrap()
+                h.both(|r| r.apply_update(PeerId(id), &u).unwrap())
             } else if op < 75 {
                 let n = 1 + rng.below(6) as usize;
                 let w: Vec<Prefix> = (0..n)
                     .map(|_| pool[rng.below(pool.len() as u64) as usize])
                     .collect();
-                h.rib
-                    .apply_update(
-                        PeerId(id),
-                        &Update {
-                            withdrawn: w,
-                            ..Default::default()
-                        },
-                    )
-                    .unwrap()
+                let u = Update {
+                    withdrawn: w,
+                    ..Default::default()
+                };
+                h.both(|r| r.apply_update(PeerId(id), &u).unwrap())
             } else if op < 80 {
                 let f = if rng.below(2) == 0 {
                     AddressFamily::IPV4_UNICAST
                 } else {
                     AddressFamily::IPV6_UNICAST
                 };
-                h.rib
-                    .apply_update(
-                        PeerId(id),
-                        &Update {
-                            end_of_rib: Some(f),
-                            ..Default::default()
-                        },
-                    )
-                    .unwrap()
+                let u = Update {
+                    end_of_rib: Some(f),
+                    ..Default::default()
+                };
+                h.both(|r| r.apply_update(PeerId(id), &u).unwrap())
             } else if op < 86 {
                 h.up.insert(id, false);
                 h.views.remove(&id);
-                h.rib.peer_down(PeerId(id), rng.below(2) == 0)
+                let retain = rng.below(2) == 0;
+                h.both(|r| r.peer_down(PeerId(id), retain))
             } else if op < 93 {
                 let p = pool[rng.below(pool.len() as u64) as usize];
                 let nh = (rng.below(2) == 0)
                     .then(|| ip("192.0.2.200"))
                     .filter(|_| matches!(p, Prefix::V4(_)));
-                h.rib.originate(p, nh)
+                h.both(|r| r.originate(p, nh))
             } else {
-                h.rib
-                    .withdraw_local(pool[rng.below(pool.len() as u64) as usize])
+                let p = pool[rng.below(pool.len() as u64) as usize];
+                h.both(|r| r.withdraw_local(p))
             };
             h.absorb(out);
             h.check(step);

@@ -81,12 +81,17 @@ pub struct RibConfig {
     /// external peer only when that peer's export filter has a rule that
     /// explicitly accepts it.
     pub ebgp_requires_policy: bool,
+    /// Report Loc-RIB changes in [`RibOutput::best_changes`] (the default).
+    /// Off, the RIB keeps, decides and exports routes the same but builds no
+    /// [`BestPathChange`]: for an owner that installs nothing (the speaker
+    /// with [`SpeakerConfig::best_path_events`](crate::SpeakerConfig) off).
+    pub best_path_changes: bool,
 }
 
 impl RibConfig {
     /// Defaults: no explicit cluster id, up to 16 ECMP paths, the martian
     /// guard only (no own blocks, addresses or gateways), no eBGP-to-eBGP
-    /// transit.
+    /// transit, best-path changes reported.
     pub fn new(local_asn: u32, router_id: Ipv4Addr) -> RibConfig {
         RibConfig {
             local_asn,
@@ -95,6 +100,7 @@ impl RibConfig {
             max_paths: 16,
             guard: ImportGuard::default(),
             ebgp_requires_policy: true,
+            best_path_changes: true,
         }
     }
 }

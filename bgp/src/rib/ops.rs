@@ -576,7 +576,7 @@ impl Rib {
                 others,
                 &ctx,
                 &mut self.scratch,
-                &mut out.best_changes,
+                self.cfg.best_path_changes.then_some(&mut out.best_changes),
             ),
             Prefix::V6(k) => table::apply_op(
                 &mut self.v6,
@@ -586,7 +586,7 @@ impl Rib {
                 others,
                 &ctx,
                 &mut self.scratch,
-                &mut out.best_changes,
+                self.cfg.best_path_changes.then_some(&mut out.best_changes),
             ),
         };
         if let Some(st) = self.peers.get_mut(&source) {

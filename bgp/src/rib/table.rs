@@ -302,7 +302,7 @@ pub(crate) struct OpCx<'a, 'c> {
     others: bool,
     ctx: &'a DecisionCtx<'c>,
     scratch: &'a mut Scratch,
-    best_changes: &'a mut Vec<BestPathChange>,
+    best_changes: Option<&'a mut Vec<BestPathChange>>,
 }
 
 impl OpResult {
@@ -314,10 +314,13 @@ impl OpResult {
 }
 
 /// Applies one path change to `key`'s destination, reruns the decision process,
-/// and appends a [`BestPathChange`] when the forwarding view changed.
+/// and appends a [`BestPathChange`] to `best_changes` when the forwarding view
+/// changed (`None`: no one wants them, [`RibConfig::best_path_changes`]).
 /// `others` says whether any peer but the op's source is known: without one,
 /// a prefix's first path is exported to nobody (never back to its source), so
 /// its [`BestMove`] is not made.
+///
+/// [`RibConfig::best_path_changes`]: super::RibConfig::best_path_changes
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn apply_op<T: PrefixTable>(
     map: &mut T,
@@ -327,7 +330,7 @@ pub(crate) fn apply_op<T: PrefixTable>(
     others: bool,
     ctx: &DecisionCtx<'_>,
     scratch: &mut Scratch,
-    best_changes: &mut Vec<BestPathChange>,
+    best_changes: Option<&mut Vec<BestPathChange>>,
 ) -> OpResult {
     let cx = OpCx {
         hint,
@@ -360,14 +363,15 @@ fn apply_in<K: RibKey>(
                 return OpResult::NOTHING;
             };
             path.flags = BEST | ECMP;
-            let paths = std::slice::from_ref(&path);
-            best_changes.push(change_for(
-                prefix,
-                paths,
-                hint,
-                Some(&mut scratch.full),
-                &mut scratch.new_nh,
-            ));
+            if let Some(changes) = best_changes {
+                changes.push(change_for(
+                    prefix,
+                    std::slice::from_ref(&path),
+                    hint,
+                    Some(&mut scratch.full),
+                    &mut scratch.new_nh,
+                ));
+            }
             let moved = others.then(|| BestMove {
                 prefix,
                 old_best: None,
@@ -387,7 +391,9 @@ fn apply_in<K: RibKey>(
         occupied.remove();
         return OpResult::NOTHING;
     };
-    collect_next_hops(dest.paths(), &mut scratch.old_nh);
+    if best_changes.is_some() {
+        collect_next_hops(dest.paths(), &mut scratch.old_nh);
+    }
     let stale_only = matches!(op, PathOp::RemoveStale(_));
     let (received_delta, stale_delta) = match op {
         PathOp::Upsert(path) => match dest.position(path.source) {
@@ -432,7 +438,9 @@ fn apply_in<K: RibKey>(
                 None => {
                     occupied.remove();
                     map.shrink_if_sparse(&key);
-                    best_changes.push(BestPathChange::gone(prefix));
+                    if let Some(changes) = best_changes {
+                        changes.push(BestPathChange::gone(prefix));
+                    }
                     let moved = BestMove {
                         prefix,
                         old_best: Some(old_best),
@@ -470,7 +478,9 @@ pub(crate) fn mark_stale(map: &mut impl PrefixTable, select: impl Fn(&Path) -> b
     n
 }
 
-/// Reruns the decision process on `dest` after a change and reports what moved.
+/// Reruns the decision process on `dest` after a change and reports what
+/// moved; `scratch.old_nh` holds the next hops before the change when
+/// `best_changes` is given.
 fn rerun(
     prefix: Prefix,
     dest: &mut Dest,
@@ -478,22 +488,24 @@ fn rerun(
     hint: Option<&Imported>,
     ctx: &DecisionCtx<'_>,
     scratch: &mut Scratch,
-    best_changes: &mut Vec<BestPathChange>,
+    best_changes: Option<&mut Vec<BestPathChange>>,
 ) -> Option<BestMove> {
     decide(dest.paths(), ctx, &mut scratch.decision);
     reorder(dest.paths_mut(), &scratch.decision);
     let new_best = dest.best()?.clone();
-    collect_next_hops(dest.paths(), &mut scratch.new_nh);
-    let forwarding_changed = !same(&old_best.attrs, &new_best.attrs)
-        || (old_best.source == LOCAL_SOURCE) != (new_best.source == LOCAL_SOURCE)
-        || scratch.old_nh != scratch.new_nh;
-    if forwarding_changed {
-        best_changes.push(BestPathChange {
-            prefix,
-            next_hops: HopList::from(scratch.new_nh.as_slice()),
-            attributes: Some(full_attrs(&new_best, hint, Some(&mut scratch.full))),
-            locally_originated: new_best.source == LOCAL_SOURCE,
-        });
+    if let Some(changes) = best_changes {
+        collect_next_hops(dest.paths(), &mut scratch.new_nh);
+        let forwarding_changed = !same(&old_best.attrs, &new_best.attrs)
+            || (old_best.source == LOCAL_SOURCE) != (new_best.source == LOCAL_SOURCE)
+            || scratch.old_nh != scratch.new_nh;
+        if forwarding_changed {
+            changes.push(BestPathChange {
+                prefix,
+                next_hops: HopList::from(scratch.new_nh.as_slice()),
+                attributes: Some(full_attrs(&new_best, hint, Some(&mut scratch.full))),
+                locally_originated: new_best.source == LOCAL_SOURCE,
+            });
+        }
     }
     if old_best.same_route(&new_best) {
         None
@@ -622,7 +634,7 @@ mod tests {
             true,
             &ctx,
             &mut scratch,
-            &mut changes,
+            Some(&mut changes),
         );
         assert_eq!((r.received_delta, changes.len()), (1, 1));
         assert!(r.moved.is_some());
@@ -634,7 +646,7 @@ mod tests {
             true,
             &ctx,
             &mut scratch,
-            &mut changes,
+            Some(&mut changes),
         );
         assert_eq!((r.received_delta, changes.len()), (0, 1));
         assert!(r.moved.is_none());
@@ -647,7 +659,7 @@ mod tests {
             true,
             &ctx,
             &mut scratch,
-            &mut changes,
+            Some(&mut changes),
         );
         assert_eq!(r.received_delta, 1);
         assert!(matches!(map.get(&key), Some(Dest::Many(m)) if matches!(**m, ManyPaths::Two(_))));
@@ -659,7 +671,7 @@ mod tests {
             true,
             &ctx,
             &mut scratch,
-            &mut changes,
+            Some(&mut changes),
         );
         assert!(matches!(map.get(&key), Some(Dest::One(p)) if p.source == 1));
         // With no other peer known a new prefix still changes the Loc-RIB
@@ -674,7 +686,7 @@ mod tests {
             false,
             &ctx,
             &mut scratch,
-            &mut changes,
+            Some(&mut changes),
         );
         assert_eq!((r.received_delta, changes.len()), (1, 1));
         assert!(r.moved.is_none());
@@ -707,7 +719,7 @@ mod tests {
         let (mut t, mut scratch, mut changes) =
             (V6Table::default(), Scratch::default(), Vec::new());
         let mut op = |t: &mut V6Table, k, op| {
-            apply_op(t, k, op, None, true, &ctx, &mut scratch, &mut changes).received_delta
+            apply_op(t, k, op, None, true, &ctx, &mut scratch, Some(&mut changes)).received_delta
         };
         for k in keys {
             assert_eq!(
