@@ -1,9 +1,12 @@
 //! The keys of the RIB's prefix tables ([`RibKey`]): [`Ipv4Prefix`],
-//! [`Ipv6Prefix`] and the short form of an IPv6 prefix of at most 64 bits,
-//! [`Ipv6Short`], each with its run of neighbours ([`RunKey`], see
-//! `shard.rs`), which decides where a prefix lands in its table.
+//! [`Ipv6Prefix`], and two compact forms of an IPv6 prefix: [`Ipv6Marked`]
+//! (at most 63 bits, 8 bytes) and [`Ipv6Short`] (at most 64 bits, 9 bytes);
+//! each with its run of neighbours ([`RunKey`], see `shard.rs`), which
+//! decides where a prefix lands in its table.
 
+use std::fmt;
 use std::hash::Hash;
+use std::net::Ipv6Addr;
 
 use super::shard::RunKey;
 use crate::types::{Ipv4Prefix, Ipv6Prefix, Ipv6Short, Prefix};
@@ -25,6 +28,49 @@ impl RibKey for Ipv6Prefix {
 impl RibKey for Ipv6Short {
     fn prefix(self) -> Prefix {
         Prefix::V6(self.into())
+    }
+}
+impl RibKey for Ipv6Marked {
+    fn prefix(self) -> Prefix {
+        Prefix::V6(self.into())
+    }
+}
+
+/// An IPv6 prefix of at most 63 bits in 8 bytes: its upper 64 address bits
+/// with one marker bit set right after the prefix (the host bits below it
+/// are zero), so the length is where the lowest set bit is. A 24-byte table
+/// entry, as an IPv4 prefix has, instead of the 32 of an [`Ipv6Short`]
+/// (/48s and /56s, most of an IPv6 table). Made only by [`Ipv6Marked::new`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Ipv6Marked(u64);
+
+impl Ipv6Marked {
+    /// The marked form of `p`; `None` when it is longer than /63.
+    pub(crate) fn new(p: &Ipv6Prefix) -> Option<Ipv6Marked> {
+        let len = p.len();
+        let s = p.short().filter(|_| len <= 63)?;
+        Some(Ipv6Marked(s.hi() | (1u64 << (63 - len))))
+    }
+    /// The upper 64 address bits and the length.
+    fn hi_len(self) -> (u64, u8) {
+        // The marker is set, so at most 63 trailing zeros.
+        let tz = self.0.trailing_zeros();
+        (self.0 ^ (1u64 << (tz & 63)), 63u8.saturating_sub(tz as u8))
+    }
+}
+
+impl From<Ipv6Marked> for Ipv6Prefix {
+    fn from(k: Ipv6Marked) -> Ipv6Prefix {
+        let (hi, len) = k.hi_len();
+        let addr = Ipv6Addr::from(u128::from(hi) << 64);
+        // len ≤ 63, so always a prefix.
+        Ipv6Prefix::new(addr, len).unwrap_or_else(|| unreachable!("/{len}"))
+    }
+}
+
+impl fmt::Debug for Ipv6Marked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&Ipv6Prefix::from(*self), f)
     }
 }
 
@@ -55,6 +101,12 @@ impl RunKey for Ipv6Prefix {
 impl RunKey for Ipv6Short {
     fn run(&self) -> (u128, u8, u8) {
         run_of(u128::from(self.hi()), self.len(), 64)
+    }
+}
+impl RunKey for Ipv6Marked {
+    fn run(&self) -> (u128, u8, u8) {
+        let (hi, len) = self.hi_len();
+        run_of(u128::from(hi), len, 64)
     }
 }
 
@@ -103,5 +155,27 @@ mod tests {
         assert_eq!((a.0, a.1, a.2, b.2), (b.0, 48, 1, 15));
         assert_ne!(s6("fd00:0:10::/48").map(|r| r.0), Some(a.0));
         assert_eq!(s6("2001:db8:0:8::/64").map(|r| r.2), Some(8));
+    }
+
+    /// Every length up to /63 has a marked form that reads back as the same
+    /// prefix and runs as its short form; /64 and longer have none.
+    #[test]
+    fn marked_keys_round_trip() {
+        let a: Ipv6Addr = "2001:db8:1234:5678:9abc:def0:1:ffff".parse().unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for len in 0..=128u8 {
+            let p = Ipv6Prefix::new(a, len).unwrap();
+            let Some(m) = Ipv6Marked::new(&p) else {
+                assert!(len >= 64, "/{len}");
+                continue;
+            };
+            assert!(len <= 63);
+            assert_eq!(Ipv6Prefix::from(m), p);
+            assert_eq!(m.prefix(), Prefix::V6(p));
+            assert_eq!(Some(m.run()), p.short().map(|s| s.run()));
+            assert!(seen.insert(m), "/{len} collides");
+            assert_eq!(format!("{m:?}"), p.to_string());
+        }
+        assert_eq!(seen.len(), 64);
     }
 }

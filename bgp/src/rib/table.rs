@@ -18,7 +18,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::decision::{Decision, DecisionCtx, decide};
-use super::keys::RibKey;
+use super::keys::{Ipv6Marked, RibKey};
 use super::shard::ShardedMap;
 use super::stored::{StoredAttrs, same};
 use super::{BestPathChange, HopList};
@@ -211,43 +211,68 @@ impl<K: RibKey> PrefixTable for ShardedMap<K, Dest> {
     }
 }
 
-/// The IPv6 prefix table. A prefix of at most 64 bits (nearly all of an
-/// IPv6 table: /48s, /56s, /64s) is kept under its 9-byte [`Ipv6Short`]
-/// form, a 32-byte entry instead of the 40 of an [`Ipv6Prefix`] key; longer
-/// ones have a table of their own. A prefix is in exactly one of the two,
-/// chosen by its length alone.
+/// The IPv6 prefix table, three hash tables by prefix length. A prefix of
+/// at most 63 bits (most of an IPv6 table: /48s, /56s) is kept under its
+/// 8-byte [`Ipv6Marked`] form, a 24-byte entry; a /64 under its 9-byte
+/// [`Ipv6Short`] form, a 32-byte entry; a longer one under the full
+/// [`Ipv6Prefix`], a 40-byte entry. A prefix is in exactly one of the
+/// three, chosen by its length alone ([`V6Key::of`]).
 #[derive(Debug, Default)]
 pub(crate) struct V6Table {
+    marked: ShardedMap<Ipv6Marked, Dest>,
     short: ShardedMap<Ipv6Short, Dest>,
     long: ShardedMap<Ipv6Prefix, Dest>,
 }
 
+/// An IPv6 prefix as the key of its table in [`V6Table`].
+enum V6Key {
+    Marked(Ipv6Marked),
+    Short(Ipv6Short),
+    Long(Ipv6Prefix),
+}
+
+impl V6Key {
+    fn of(p: &Ipv6Prefix) -> V6Key {
+        match (Ipv6Marked::new(p), p.short()) {
+            (Some(m), _) => V6Key::Marked(m),
+            (None, Some(s)) => V6Key::Short(s),
+            (None, None) => V6Key::Long(*p),
+        }
+    }
+}
+
 impl V6Table {
     pub(crate) fn get(&self, key: &Ipv6Prefix) -> Option<&Dest> {
-        match key.short() {
-            Some(s) => self.short.get(&s),
-            None => self.long.get(key),
+        match V6Key::of(key) {
+            V6Key::Marked(m) => self.marked.get(&m),
+            V6Key::Short(s) => self.short.get(&s),
+            V6Key::Long(p) => self.long.get(&p),
         }
     }
     pub(crate) fn len(&self) -> usize {
-        self.short.len() + self.long.len()
+        self.marked.len() + self.short.len() + self.long.len()
     }
     pub(crate) fn iter(&self) -> impl Iterator<Item = (Ipv6Prefix, &Dest)> {
+        let marked = self.marked.iter().map(|(k, d)| (Ipv6Prefix::from(k), d));
         let short = self.short.iter().map(|(k, d)| (Ipv6Prefix::from(k), d));
-        short.chain(self.long.iter())
+        marked.chain(short).chain(self.long.iter())
     }
 }
 
 impl PrefixTable for V6Table {
     type Key = Ipv6Prefix;
     fn apply(&mut self, key: Ipv6Prefix, op: PathOp, cx: OpCx<'_, '_>) -> OpResult {
-        match key.short() {
-            Some(s) => apply_in(&mut self.short, s, op, cx),
-            None => apply_in(&mut self.long, key, op, cx),
+        match V6Key::of(&key) {
+            V6Key::Marked(m) => apply_in(&mut self.marked, m, op, cx),
+            V6Key::Short(s) => apply_in(&mut self.short, s, op, cx),
+            V6Key::Long(p) => apply_in(&mut self.long, p, op, cx),
         }
     }
     fn dests_mut(&mut self) -> impl Iterator<Item = &mut Dest> {
-        self.short.values_mut().chain(self.long.values_mut())
+        let marked = self.marked.values_mut();
+        marked
+            .chain(self.short.values_mut())
+            .chain(self.long.values_mut())
     }
 }
 
@@ -600,6 +625,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<Dest>(), 16);
         assert_eq!(std::mem::size_of::<ManyPaths>(), 32);
         assert_eq!(std::mem::size_of::<(Ipv4Prefix, Dest)>(), 24);
+        assert_eq!(std::mem::size_of::<(Ipv6Marked, Dest)>(), 24);
         assert_eq!(std::mem::size_of::<(Ipv6Short, Dest)>(), 32);
         assert_eq!(std::mem::size_of::<(Ipv6Prefix, Dest)>(), 40);
     }
@@ -693,9 +719,9 @@ mod tests {
         assert_eq!(changes[0].next_hops, vec!["192.0.2.1".parse().unwrap()]);
     }
 
-    /// An IPv6 prefix of at most 64 bits goes to the short-key table, a
-    /// longer one to the other; either way it is found, listed, marked and
-    /// removed as itself.
+    /// An IPv6 prefix of at most 63 bits goes to the marked-key table, a /64
+    /// to the short-key one, a longer one to the third; either way it is
+    /// found, listed, marked and removed as itself.
     #[test]
     fn v6_table_short_and_long_keys() {
         let peers = FastMap::default();
@@ -710,6 +736,7 @@ mod tests {
         };
         let mut keys = [
             "fd00:1::/48",
+            "fd00:1::/63",
             "fd00:1::/64",
             "::/0",
             "fd00:1::/65",
@@ -727,7 +754,10 @@ mod tests {
                 1
             );
         }
-        assert_eq!((t.short.len(), t.long.len(), t.len()), (3, 2, 5));
+        assert_eq!(
+            (t.marked.len(), t.short.len(), t.long.len(), t.len()),
+            (3, 1, 2, 6)
+        );
         assert!(
             keys.iter()
                 .all(|k| t.get(k).is_some_and(|d| d.paths().len() == 1))
@@ -736,14 +766,14 @@ mod tests {
         listed.sort();
         keys.sort();
         assert_eq!(listed, keys);
-        assert_eq!(mark_stale(&mut t, |p| p.source == 1), 5);
+        assert_eq!(mark_stale(&mut t, |p| p.source == 1), 6);
         for k in keys {
             assert_eq!(op(&mut t, k, PathOp::RemoveStale(1)), -1);
             assert!(t.get(&k).is_none());
         }
         assert_eq!(t.len(), 0);
         let prefixes: Vec<Prefix> = changes.iter().map(|c| c.prefix).collect();
-        assert_eq!(prefixes.len(), 10);
+        assert_eq!(prefixes.len(), 12);
         assert!(
             keys.iter()
                 .all(|k| prefixes.iter().filter(|p| **p == Prefix::V6(*k)).count() == 2)
