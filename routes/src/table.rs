@@ -61,16 +61,6 @@ pub(crate) enum Command {
     NotInstalled(oneshot::Sender<HashMap<IpNetwork, String>>),
 }
 
-impl Command {
-    /// The prefix a route command is about.
-    pub(crate) fn prefix(&self) -> Option<IpNetwork> {
-        match self {
-            Command::Set(p, _) | Command::Install(p, _, _) | Command::Remove(p) => Some(*p),
-            _ => None,
-        }
-    }
-}
-
 /// Handle to the reconciler task. Cheap to clone; the task stops when the
 /// last handle is dropped, leaving kernel routes in place.
 #[derive(Clone)]

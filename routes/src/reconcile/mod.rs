@@ -41,7 +41,7 @@ use crate::nl::consts::{
 };
 use crate::nl::{self, AsyncSocket, Decoded, DecodedRoute, Part};
 use crate::table::Command;
-use crate::types::{KernelRoute, RouteKind, RouteStats};
+use crate::types::{KernelRoute, RouteStats};
 
 mod apply;
 mod failures;
@@ -67,14 +67,6 @@ const COALESCE: Duration = Duration::from_millis(1);
 const COALESCE_TARGET: usize = 1024;
 const RESYNC_DELAY: Duration = Duration::from_millis(50);
 const STATS_EVERY: Duration = Duration::from_secs(1);
-/// Commands (and dirty prefixes) whose slots are looked up together before
-/// they are applied: independent lookups in a loop of nothing else, so the
-/// CPU overlaps their cache misses; applied one by one, each missed the
-/// cache between two rounds of encoding and `sendmsg` (a 1M-route table's
-/// slots are far larger than the cache) — the largest part of RouteTable's
-/// own CPU at 1M routes. Halves the user CPU of deletes; adds of new
-/// prefixes gain nothing measurable (lab/bench/README.md, session 6).
-const TOUCH_AHEAD: usize = 32;
 /// Full re-dump as a safety net against changes the kernel does not notify.
 const RESYNC_EVERY: Duration = Duration::from_secs(300);
 
@@ -141,76 +133,12 @@ pub(crate) struct Reconciler {
     converged: bool,
     resync_at: Option<Instant>,
     counters: RouteStats,
-    /// The installed routes as last counted (an O(slots) scan); `None`
-    /// once a slot may have changed since (a desire set or taken, a write,
-    /// a notification of ours, a re-dump), so [`publish`](Self::publish)
-    /// counts again only then: an idle table costs no scan.
-    installed: Option<Installed>,
     shared: Arc<Mutex<RouteStats>>,
     waiters: Vec<Waiter>,
     /// [`Command::Install`] callers, answered once their prefix is settled.
     installs: Vec<(IpNetwork, oneshot::Sender<Result<(), RoutesError>>)>,
     /// Remote VXLAN VTEPs of the desired routes and their entries.
     vteps: vteps::Vteps,
-}
-
-/// Look up the slots of `prefixes`, for nothing but bringing them into the
-/// cache ([`TOUCH_AHEAD`]).
-fn touch(slots: &Slots, prefixes: impl Iterator<Item = IpNetwork>) {
-    let mut found = 0usize;
-    for p in prefixes {
-        found += usize::from(slots.is_desired(&p));
-    }
-    std::hint::black_box(found);
-}
-
-/// The countdown of a loop that looks up its next [`TOUCH_AHEAD`] items'
-/// slots together ([`touch`]) before taking them one by one; the command
-/// loop and the dirty-prefix loop (`apply.rs`) share it.
-#[derive(Default)]
-struct TouchAhead(usize);
-
-impl TouchAhead {
-    /// Call before taking the next item of `rest` (the items not yet taken):
-    /// when the previous group is used up, touches the slots of the next
-    /// [`TOUCH_AHEAD`] items (`prefix` of each).
-    fn before<T>(&mut self, slots: &Slots, rest: &[T], prefix: impl Fn(&T) -> Option<IpNetwork>) {
-        if self.0 == 0 {
-            let ahead = rest.get(..TOUCH_AHEAD).unwrap_or(rest);
-            touch(slots, ahead.iter().filter_map(prefix));
-            self.0 = ahead.len();
-        }
-        self.0 = self.0.saturating_sub(1);
-    }
-}
-
-/// Installed routes (desired and held by the kernel as desired) by kind:
-/// learned, local, blackhole; all and IPv6 only.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Installed {
-    all: [u64; 3],
-    ipv6: [u64; 3],
-}
-
-impl Installed {
-    fn count(slots: &Slots) -> Installed {
-        let mut n = Installed::default();
-        for (prefix, want, kernel) in slots.iter() {
-            let Some(want) = want else { continue };
-            if kernel.is_some_and(|k| Arc::ptr_eq(want, k) || want.satisfied_by(k)) {
-                let i = match want.kind() {
-                    RouteKind::Learned => 0,
-                    RouteKind::Local => 1,
-                    RouteKind::Blackhole => 2,
-                };
-                n.all[i] += 1;
-                if prefix.is_ipv6() {
-                    n.ipv6[i] += 1;
-                }
-            }
-        }
-        n
-    }
 }
 
 /// Device names a route refers to (no allocation: hot path of `set`).
@@ -271,7 +199,6 @@ impl Reconciler {
             converged: false,
             resync_at: None,
             counters: RouteStats::default(),
-            installed: None,
             shared,
             waiters: Vec::new(),
             installs: Vec::new(),
@@ -356,8 +283,7 @@ impl Reconciler {
                 self.sync_vteps().await;
             }
             // Publish at most every STATS_EVERY (1 s), and right before answering
-            // flush/converged/installed (it counts the installed routes, O(slots),
-            // only when a slot changed since the last count).
+            // flush/converged/installed (the slots keep the installed count).
             stale = true;
             // Answers wait for a pending re-dump too (link loss, lost events).
             if self.idle() && self.resync_at.is_none() && !self.waiters.is_empty() {
@@ -411,14 +337,13 @@ impl Reconciler {
     }
 
     /// Apply taken commands, sending the buffer whenever write-through
-    /// filled it; each [`TOUCH_AHEAD`] commands' slots are looked up first
-    /// ([`touch`]).
+    /// filled it. Each command's slot is looked up once, by the command
+    /// itself: bulk loads come in address order and the slot maps hash by
+    /// run ([`slots`]), so neighbours share cache lines; looking a group's
+    /// slots up first, as [`apply`] does for dirty prefixes, was a second
+    /// lookup per command.
     async fn commands(&mut self, cmds: &mut Vec<Command>) {
-        let mut it = cmds.drain(..);
-        let mut ahead = TouchAhead::default();
-        loop {
-            ahead.before(&self.slots, it.as_slice(), Command::prefix);
-            let Some(c) = it.next() else { break };
+        for c in cmds.drain(..) {
             self.command(c);
             if self.out.full() {
                 self.write().await;
@@ -476,7 +401,6 @@ impl Reconciler {
         let Some(mut ch) = self.slots.desire(p, r) else {
             return;
         };
-        self.installed = None;
         let held = ch.sides.settled();
         let conflict = !self.foreign.is_empty() && self.foreign.contains(&p);
         let written = !held
@@ -508,7 +432,6 @@ impl Reconciler {
 
     fn unset(&mut self, p: IpNetwork) {
         if let Some(old) = self.slots.take_desired(&p) {
-            self.installed = None;
             self.unindex(p, &old);
             self.dirty.push(p);
         } else if self.slots.in_kernel(&p) {
@@ -711,7 +634,6 @@ impl Reconciler {
                 .extend(kernel.keys().filter(|p| !self.slots.is_desired(p)).copied());
         }
         self.slots.replace_kernel(kernel);
-        self.installed = None;
         self.foreign = foreign;
         self.vteps.dirty = true;
         Ok(())
@@ -721,20 +643,14 @@ impl Reconciler {
         let mut s = self.counters.clone();
         s.desired = self.slots.desired_len() as u64;
         self.routes.purge();
-        let n = match self.installed {
-            Some(n) => {
-                // Every change of a slot drops the count: check that none
-                // was missed (tests run with debug assertions).
-                debug_assert_eq!(
-                    n,
-                    Installed::count(&self.slots),
-                    "a slot change kept the count"
-                );
-                n
-            }
-            None => Installed::count(&self.slots),
-        };
-        self.installed = Some(n);
+        let n = self.slots.installed();
+        // Every change of a side keeps the count: check that none was
+        // missed (tests run with debug assertions).
+        debug_assert_eq!(
+            n,
+            self.slots.count_installed(),
+            "a slot change missed the installed count"
+        );
         [
             s.installed_learned,
             s.installed_local,

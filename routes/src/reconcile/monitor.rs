@@ -117,7 +117,6 @@ impl Reconciler {
                     .map(|(p, _)| p)
                     .collect();
                 for p in gone {
-                    self.installed = None;
                     self.slots.take_kernel(&p);
                     if self.slots.is_desired(&p) {
                         self.dirty.push(p);
@@ -167,21 +166,18 @@ impl Reconciler {
                 // Same prefix and metric: a replace by someone else may have
                 // taken our route's place; we never fight it.
                 self.foreign.insert(p);
-                if let Some(route) = self.slots.take_kernel(&p) {
-                    self.installed = None;
-                    if self
+                if let Some(route) = self.slots.take_kernel(&p)
+                    && self
                         .slots
                         .desired(&p)
                         .is_some_and(|want| want.satisfied_by(&route))
-                    {
-                        self.dirty.push(p);
-                    }
+                {
+                    self.dirty.push(p);
                 }
             }
             return;
         }
         // Ours: whatever it says changes the slot's kernel side.
-        self.installed = None;
         if deleted {
             self.slots.take_kernel(&p);
             if self.slots.is_desired(&p) {

@@ -18,12 +18,16 @@
 //! Data flow: a desire arrives as an interned [`Shared`]; the slot takes
 //! its id ([`Handles::hold`]); readers get the route back by reference;
 //! the write path ([`Sides`]) moves the kernel side to the desired id.
+//! Every change of a side also keeps the count of installed routes
+//! ([`Installed`]: desired and held by the kernel as desired) up to date,
+//! so the reconciler's stats never rescan the table.
 
 use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 
 use std::sync::Arc;
 
 use super::hash::{FastMap, Handles, Id, RUN_BITS, RunMap, Shared, run_of};
+use crate::types::RouteKind;
 
 /// Rebuilds `m` at its size once under a quarter of its capacity is used:
 /// the map never shrinks on removal, so after a full table was withdrawn its
@@ -202,6 +206,57 @@ struct Slot {
     kernel: Id,
 }
 
+/// The kind of `s`'s desired route if the kernel holds it as desired (the
+/// same route, or one that satisfies it), else `None`.
+fn installed_kind(routes: &Handles, s: &Slot) -> Option<RouteKind> {
+    let want = routes.get(s.desired)?;
+    if s.kernel == s.desired {
+        return Some(want.kind());
+    }
+    let k = routes.get(s.kernel)?;
+    (Arc::ptr_eq(want, k) || want.satisfied_by(k)).then(|| want.kind())
+}
+
+/// Installed routes (desired and held by the kernel as desired) by kind:
+/// learned, local, blackhole; all and IPv6 only. Kept by [`Slots`] at
+/// every change of a side.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Installed {
+    pub(crate) all: [u64; 3],
+    pub(crate) ipv6: [u64; 3],
+}
+
+impl Installed {
+    fn index(kind: RouteKind) -> usize {
+        match kind {
+            RouteKind::Learned => 0,
+            RouteKind::Local => 1,
+            RouteKind::Blackhole => 2,
+        }
+    }
+
+    /// A slot of the family `v6` went from `before` to `after` ([`installed_kind`]).
+    fn change(&mut self, v6: bool, before: Option<RouteKind>, after: Option<RouteKind>) {
+        if before == after {
+            return;
+        }
+        if let Some(k) = before {
+            let i = Self::index(k);
+            self.all[i] = self.all[i].saturating_sub(1);
+            if v6 {
+                self.ipv6[i] = self.ipv6[i].saturating_sub(1);
+            }
+        }
+        if let Some(k) = after {
+            let i = Self::index(k);
+            self.all[i] += 1;
+            if v6 {
+                self.ipv6[i] += 1;
+            }
+        }
+    }
+}
+
 /// A changed desire (see [`Slots::desire`]).
 pub(crate) struct Desired<'a> {
     /// The previous desire.
@@ -215,6 +270,8 @@ pub(crate) struct Desired<'a> {
 pub(crate) struct Sides<'a> {
     slot: &'a mut Slot,
     routes: &'a mut Handles,
+    installed: &'a mut Installed,
+    v6: bool,
 }
 
 impl Sides<'_> {
@@ -238,15 +295,26 @@ impl Sides<'_> {
     /// Record the desired route as the kernel's (a replace was encoded);
     /// returns the kernel side before.
     pub(crate) fn write_desired(&mut self) -> Option<Shared> {
+        let before = installed_kind(self.routes, self.slot);
         let new = self.routes.hold_id(self.slot.desired);
-        self.routes
-            .release(std::mem::replace(&mut self.slot.kernel, new))
+        let old = std::mem::replace(&mut self.slot.kernel, new);
+        let after = installed_kind(self.routes, self.slot);
+        self.installed.change(self.v6, before, after);
+        self.routes.release(old)
     }
 
     /// Record the kernel side as empty (a delete was encoded); returns it.
     pub(crate) fn take_kernel(&mut self) -> Option<Shared> {
+        let before = installed_kind(self.routes, self.slot);
+        self.installed.change(self.v6, before, None);
         self.routes
             .release(std::mem::replace(&mut self.slot.kernel, Id::NONE))
+    }
+
+    /// Neither side holds a route: the slot is to be dropped
+    /// ([`Slots::remove_if_empty`]).
+    pub(crate) fn is_empty(&self) -> bool {
+        !self.slot.desired.is_some() && !self.slot.kernel.is_some()
     }
 }
 
@@ -257,6 +325,7 @@ pub(crate) struct Slots {
     /// The routes the slots' sides name.
     routes: Handles,
     desired: usize,
+    installed: Installed,
 }
 
 /// The slots by key form (see the module doc).
@@ -371,7 +440,11 @@ impl Slots {
     #[cfg(test)]
     pub(crate) fn set_desired(&mut self, p: IpNetwork, r: Shared) -> Option<Shared> {
         let id = self.routes.hold(r);
-        let old = std::mem::replace(&mut self.maps.entry(p).desired, id);
+        let slot = self.maps.entry(p);
+        let before = installed_kind(&self.routes, slot);
+        let old = std::mem::replace(&mut slot.desired, id);
+        let after = installed_kind(&self.routes, slot);
+        self.installed.change(p.is_ipv6(), before, after);
         if !old.is_some() {
             self.desired += 1;
         }
@@ -387,6 +460,7 @@ impl Slots {
             maps,
             routes,
             desired,
+            installed,
         } = self;
         let slot = maps.entry(p);
         if routes
@@ -402,24 +476,35 @@ impl Slots {
             // empty sides.
             return None;
         }
+        let v6 = p.is_ipv6();
+        let before = installed_kind(routes, slot);
         let old = std::mem::replace(&mut slot.desired, id);
+        installed.change(v6, before, installed_kind(routes, slot));
         if !old.is_some() {
             *desired += 1;
         }
         Some(Desired {
             old: routes.release(old),
-            sides: Sides { slot, routes },
+            sides: Sides {
+                slot,
+                routes,
+                installed,
+                v6,
+            },
         })
     }
 
     /// The desired route and a writable kernel side of `p`'s slot (one hash
     /// operation; the reconciler's write path). A slot left with neither
-    /// side must be dropped with [`remove_if_empty`](Self::remove_if_empty).
+    /// side ([`Sides::is_empty`]) must be dropped with
+    /// [`remove_if_empty`](Self::remove_if_empty).
     pub(crate) fn sides_mut(&mut self, p: &IpNetwork) -> Option<Sides<'_>> {
         let slot = self.maps.get_mut(p)?;
         Some(Sides {
             slot,
             routes: &mut self.routes,
+            installed: &mut self.installed,
+            v6: p.is_ipv6(),
         })
     }
 
@@ -431,6 +516,17 @@ impl Slots {
         {
             self.remove(p);
         }
+    }
+
+    /// Drop `p`'s slot, which its [`Sides`] found empty ([`Sides::is_empty`]):
+    /// one hash operation (the delete path of a write).
+    pub(crate) fn remove_emptied(&mut self, p: &IpNetwork) {
+        debug_assert!(
+            self.get(p)
+                .is_none_or(|s| !s.desired.is_some() && !s.kernel.is_some()),
+            "only an empty slot is dropped"
+        );
+        self.remove(p);
     }
 
     /// Undo an optimistic update of `p`'s kernel side: back to `prev`,
@@ -463,6 +559,8 @@ impl Slots {
     /// Stop desiring `p`; returns the previous desire.
     pub(crate) fn take_desired(&mut self, p: &IpNetwork) -> Option<Shared> {
         let slot = self.maps.get_mut(p)?;
+        let before = installed_kind(&self.routes, slot);
+        self.installed.change(p.is_ipv6(), before, None);
         let old = std::mem::replace(&mut slot.desired, Id::NONE);
         if !slot.kernel.is_some() {
             self.remove(p);
@@ -476,7 +574,11 @@ impl Slots {
     /// Record that the kernel holds `r` (ours) for `p`.
     pub(crate) fn set_kernel(&mut self, p: IpNetwork, r: Shared) -> Option<Shared> {
         let id = self.routes.hold(r);
-        let old = std::mem::replace(&mut self.maps.entry(p).kernel, id);
+        let slot = self.maps.entry(p);
+        let before = installed_kind(&self.routes, slot);
+        let old = std::mem::replace(&mut slot.kernel, id);
+        let after = installed_kind(&self.routes, slot);
+        self.installed.change(p.is_ipv6(), before, after);
         let old = self.routes.release(old);
         self.remove_if_empty(&p);
         old
@@ -485,6 +587,8 @@ impl Slots {
     /// Record that the kernel holds no route of ours for `p`.
     pub(crate) fn take_kernel(&mut self, p: &IpNetwork) -> Option<Shared> {
         let slot = self.maps.get_mut(p)?;
+        let before = installed_kind(&self.routes, slot);
+        self.installed.change(p.is_ipv6(), before, None);
         let old = std::mem::replace(&mut slot.kernel, Id::NONE);
         if !slot.desired.is_some() {
             self.remove(p);
@@ -495,6 +599,21 @@ impl Slots {
     /// Number of desired prefixes.
     pub(crate) fn desired_len(&self) -> usize {
         self.desired
+    }
+
+    /// The installed routes, as kept at every change of a side.
+    pub(crate) fn installed(&self) -> Installed {
+        self.installed
+    }
+
+    /// The installed routes counted afresh (O(slots): what [`installed`](Self::installed)
+    /// must equal; checked in debug builds).
+    pub(crate) fn count_installed(&self) -> Installed {
+        let mut n = Installed::default();
+        for (p, s) in self.slots() {
+            n.change(p.is_ipv6(), None, installed_kind(&self.routes, s));
+        }
+        n
     }
 
     /// Desired routes.
@@ -530,6 +649,8 @@ impl Slots {
             let s = maps.entry(p);
             routes.drop_use(std::mem::replace(&mut s.kernel, now));
         }
+        // A re-dump is O(table) anyway: count afresh.
+        self.installed = self.count_installed();
     }
 
     /// Distinct routes the slots hold.
@@ -724,18 +845,28 @@ mod tests {
         assert!(sides.write_desired().is_none());
         let wrote = sides.kernel().cloned().unwrap();
         assert!(s.in_kernel(&p));
+        // The installed count follows every side (one blackhole, IPv4).
+        let one = Installed {
+            all: [0, 0, 1],
+            ipv6: [0; 3],
+        };
+        assert_eq!((s.installed(), s.count_installed()), (one, one));
         // Changed since (a notification): the undo leaves it alone.
         let other = Arc::new(KernelRoute::Blackhole);
         s.set_kernel(p, other.clone());
+        assert_eq!(s.installed(), one, "an equal route satisfies");
         s.undo_kernel(p, Some(&wrote), None);
         assert!(s.in_kernel(&p));
         s.set_kernel(p, wrote.clone());
         s.undo_kernel(p, Some(&wrote), None);
         assert!(!s.in_kernel(&p) && s.is_desired(&p));
+        assert_eq!(s.installed(), Installed::default());
         s.take_desired(&p);
         s.undo_kernel(p, None, Some(other));
-        assert!(s.sides_mut(&p).unwrap().take_kernel().is_some());
-        s.remove_if_empty(&p);
+        let mut sides = s.sides_mut(&p).unwrap();
+        assert!(sides.take_kernel().is_some() && sides.is_empty());
+        s.remove_emptied(&p);
         assert_eq!(s.maps.len(), 0);
+        assert_eq!(s.installed(), s.count_installed());
     }
 }

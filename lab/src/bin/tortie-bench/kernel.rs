@@ -53,6 +53,27 @@ struct SizeResult {
     t_del: PassResult,
     /// RouteTable's live heap per installed route (desired + kernel view).
     t_heap_per_route: f64,
+    /// Rounds run ([`rounds`]).
+    rounds: u32,
+}
+
+/// Routes a row's rounds add up to at least in a judged run: a 10k pass
+/// takes ~20–50 ms, too short to read from 3 draws of a shared host's noise.
+const ROW_WORK: u32 = 100_000;
+/// A small size gets at most this many times the rounds asked for.
+const MAX_ROUND_FACTOR: u32 = 10;
+
+/// Rounds for size `n`: `repeat`, times up to [`MAX_ROUND_FACTOR`] for
+/// sizes under [`ROW_WORK`] when the run is judged against the targets
+/// (10k: 10 × 3 = 30 rounds, so its best pass is picked from as much work
+/// as a 100k row's 3).
+fn rounds(n: u32, repeat: u32, judged: bool) -> u32 {
+    let factor = if judged {
+        (ROW_WORK / n.max(1)).clamp(1, MAX_ROUND_FACTOR)
+    } else {
+        1
+    };
+    repeat.max(1) * factor
 }
 
 /// Route changes per [`RouteTable::apply`]: the most events the agent's
@@ -219,6 +240,7 @@ fn round(
         t_add,
         t_del,
         t_heap_per_route,
+        rounds: 1,
     })
 }
 
@@ -230,10 +252,15 @@ fn best(a: PassResult, b: PassResult) -> PassResult {
     r
 }
 
-/// `repeat` rounds per size; each writer's best (fastest) pass is kept, by
+/// [`rounds`] per size; each writer's best (fastest) pass is kept, by
 /// wall and by CPU time: on a shared host the best of several is the least
 /// disturbed.
-fn measure(families: Vec<Family>, sizes: Vec<u32>, repeat: u32) -> Result<Vec<SizeResult>> {
+fn measure(
+    families: Vec<Family>,
+    sizes: Vec<u32>,
+    repeat: u32,
+    judged: bool,
+) -> Result<Vec<SizeResult>> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -244,7 +271,8 @@ fn measure(families: Vec<Family>, sizes: Vec<u32>, repeat: u32) -> Result<Vec<Si
         .flat_map(|f| sizes.iter().map(move |n| (*f, *n)))
     {
         let mut acc = round(&rt, family, n, true)?;
-        for i in 1..repeat.max(1) {
+        acc.rounds = rounds(n, repeat, judged);
+        for i in 1..acc.rounds {
             let r = round(&rt, family, n, i.is_multiple_of(2))?;
             acc.ref_add = best(acc.ref_add, r.ref_add);
             acc.ref_del = best(acc.ref_del, r.ref_del);
@@ -258,18 +286,28 @@ fn measure(families: Vec<Family>, sizes: Vec<u32>, repeat: u32) -> Result<Vec<Si
 }
 
 pub fn run(families: &[Family], sizes: &[u32], repeat: u32) -> Result<Section> {
+    // The targets are read only where the ratios can say anything about
+    // them: a release build and at least the method's 3 rounds (a debug
+    // build's RouteTable is many times slower than the product, and one
+    // round — a smoke run — is one draw of the host's noise).
+    let unjudged = match (cfg!(debug_assertions), repeat >= 3) {
+        (false, true) => None,
+        (true, _) => Some("debug build"),
+        (false, false) => Some("fewer than 3 rounds, e.g. a smoke run"),
+    };
+    let judged = unjudged.is_none();
     let ns = Netns::create(&unique_name("tbk"))?;
     // IPv6 without DAD, so the connected fd00:200::/64 (and its gateway)
     // is usable at once.
     ns.sh("ip link add rt0 type veth peer name rt1 && ip link set rt0 up && ip link set rt1 up && ip addr add 10.200.0.1/24 dev rt0 && ip -6 addr add fd00:200::1/64 dev rt0 nodad")?;
     let sizes_v = sizes.to_vec();
     let fams = families.to_vec();
-    let results = nl::in_netns(ns.name(), move || measure(fams, sizes_v, repeat))?;
+    let results = nl::in_netns(ns.name(), move || measure(fams, sizes_v, repeat, judged))?;
     drop(ns);
     let mut sec = Section::new(
         "Kernel route programming",
         &format!(
-            "Per family, N IPv4 /32s (10.128.0.0/9 via 10.200.0.2) and N IPv6 /64s (2001:db8::/32 via fd00:200::2), each via a connected gateway, into the main table of a throw-away namespace: `tortie_routes::RouteTable` driven as the agent drives it (the route interned once, then `apply` of {AGENT_BATCH} changes at a time, then flush; the same with removals to delete) against the reference writer (raw rtnetlink, {REF_BATCH} requests per send, only the last one acknowledged — failures are still reported: the ceiling), in the same run and namespace; R rounds (--repeat, default 3) alternating which writer goes first (references first in round 1), every add and delete pass checked by a dump of the table afterwards (outside the timed pass), and the best pass of each writer kept. \"acked\" is the same writer asking for an ACK per request (one recv per ack). Rates are routes/s of wall time; the (CPU) ratios compare routes per CPU second of the process (all threads, user + system, kernel work included), which other jobs on a shared host disturb less."
+            "Per family, N IPv4 /32s (10.128.0.0/9 via 10.200.0.2) and N IPv6 /64s (2001:db8::/32 via fd00:200::2), each via a connected gateway, into the main table of a throw-away namespace: `tortie_routes::RouteTable` driven as the agent drives it (the route interned once, then `apply` of {AGENT_BATCH} changes at a time, then flush; the same with removals to delete) against the reference writer (raw rtnetlink, {REF_BATCH} requests per send, only the last one acknowledged — failures are still reported: the ceiling), in the same run and namespace; R rounds (--repeat, default 3; in a judged run a size N under {ROW_WORK} gets R × {ROW_WORK}/N rounds, at most {MAX_ROUND_FACTOR} R, so a short row's best pass is picked from as much work as a {ROW_WORK} row's) alternating which writer goes first (references first in round 1), every add and delete pass checked by a dump of the table afterwards (outside the timed pass), and the best pass of each writer kept. \"acked\" is the same writer asking for an ACK per request (one recv per ack). Rates are routes/s of wall time; the (CPU) ratios compare routes per CPU second of the process (all threads, user + system, kernel work included), which other jobs on a shared host disturb less."
         ),
     );
     sec.header = [
@@ -314,6 +352,7 @@ pub fn run(families: &[Family], sizes: &[u32], repeat: u32) -> Result<Section> {
         figures.push(json!({
             "family": r.family.name(),
             "routes": r.n,
+            "rounds": r.rounds,
             "reference_add_per_s": r.ref_add.rate(), "reference_del_per_s": r.ref_del.rate(),
             "acked_reference_add_per_s": r.acked_add.rate(),
             "tortie_add_per_s": r.t_add.rate(), "tortie_del_per_s": r.t_del.rate(),
@@ -331,15 +370,27 @@ pub fn run(families: &[Family], sizes: &[u32], repeat: u32) -> Result<Section> {
             "add_tortie_over_acked_reference": ratio(r.t_add.rate(), r.acked_add.rate()) }));
         let us = |p: &PassResult| p.user.as_secs_f64() * 1e6 / f64::from(p.routes.max(1));
         sec.notes.push(format!(
-            "{} {}: user-mode CPU per route (the writer's own work; the rest of its CPU is the kernel's), add: reference {:.2} µs, RouteTable {:.2} µs; delete: {:.2} / {:.2} µs.",
+            "{} {} ({}): user-mode CPU per route (the writer's own work; the rest of its CPU is the kernel's), add: reference {:.2} µs, RouteTable {:.2} µs; delete: {:.2} / {:.2} µs.",
             r.family.name(),
             r.n,
+            match r.rounds {
+                1 => "1 round".to_string(),
+                k => format!("best of {k} rounds"),
+            },
             us(&r.ref_add),
             us(&r.t_add),
             us(&r.ref_del),
             us(&r.t_del)
         ));
         // Issue 15: ≥ 0.9× the raw pipelined writer, in wall and CPU time.
+        if let Some(why) = unjudged {
+            sec.notes.push(format!(
+                "{} {}: add ≥ 0.9× the reference writer (wall and CPU): not judged ({why}); measured {add_r:.2}× (CPU {add_cpu_r:.2}×).",
+                r.family.name(),
+                r.n
+            ));
+            continue;
+        }
         sec.target(
             &format!("add rate {} {}", r.family.name(), r.n),
             "≥ 0.9× the reference writer",
@@ -356,4 +407,20 @@ pub fn run(families: &[Family], sizes: &[u32], repeat: u32) -> Result<Section> {
     sec.figures = Value::Array(figures);
     sec.ratios = Value::Array(ratios);
     Ok(sec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rounds;
+
+    #[test]
+    fn short_rows_get_more_rounds_only_when_judged() {
+        assert_eq!(rounds(10_000, 3, true), 30);
+        assert_eq!(rounds(50_000, 3, true), 6);
+        assert_eq!(rounds(100_000, 3, true), 3);
+        assert_eq!(rounds(1_000_000, 3, true), 3);
+        assert_eq!(rounds(1_000, 3, true), 30, "at most 10 × the rounds asked");
+        assert_eq!(rounds(10_000, 1, false), 1, "a smoke run stays short");
+        assert_eq!(rounds(0, 0, true), 10);
+    }
 }
