@@ -106,6 +106,8 @@ pub(crate) async fn run(
     cfg.cluster_id = shared.cluster_id;
     cfg.guard = shared.guard.clone();
     cfg.ebgp_requires_policy = shared.ebgp_requires_policy;
+    // No owner for best-path changes (`--no-kernel`): the RIB builds none.
+    cfg.best_path_changes = shared.best_path_events;
     let timeout = shared
         .graceful_restart
         .as_ref()
