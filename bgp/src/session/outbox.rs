@@ -13,8 +13,9 @@
 //! one interner of next-hop sets on the speaker side), so every change with
 //! the same ECMP set carries the same [`NextHops`] allocation. While nothing
 //! is waiting and the channel has room, events go straight out. Otherwise a
-//! best-path change only marks its prefix as changed (8 bytes for IPv4, 17 for IPv6) in
-//! the open [`Segment::Changed`] set, and other events (`PeerStateChanged`,
+//! best-path change only marks its prefix as changed (8 bytes for IPv4, 9
+//! for IPv6 up to /64, 17 for a longer one; no event is made) in the open
+//! [`Segment::Changed`] set, and other events (`PeerStateChanged`,
 //! `Converged`) queue as ordering barriers behind it. When the channel has
 //! room again, [`Outbox::deliver`] reports each marked prefix with its
 //! Loc-RIB state *at that moment* ([`Rib::best`](crate::rib::Rib::best)),
@@ -41,7 +42,7 @@ use tokio::sync::mpsc;
 
 use crate::rib::{BestPathChange, FullCache, Rib};
 use crate::speaker::{NextHops, SpeakerEvent};
-use crate::types::{Ipv4Prefix, Ipv6Prefix, Prefix};
+use crate::types::{Ipv4Prefix, Ipv6Prefix, Ipv6Short, Prefix};
 
 /// Most events handed to the channel per wake-up, so that UPDATE processing
 /// and API calls interleave with delivery.
@@ -73,11 +74,15 @@ const COMPACT_MIN: usize = 4096;
 struct ChangeSet {
     /// IPv4 prefixes as [`v4_key`].
     v4: Vec<u64>,
-    /// IPv6 prefixes (17 bytes each; a `Prefix` would take 20).
-    v6: Vec<Ipv6Prefix>,
-    /// Length of `v4` / `v6` after their last de-duplication pass.
+    /// IPv6 prefixes of at most 64 bits, nearly all of them, in 9 bytes
+    /// each (the RIB's key for them).
+    v6: Vec<Ipv6Short>,
+    /// Longer IPv6 prefixes (17 bytes each; a `Prefix` would take 20).
+    v6_long: Vec<Ipv6Prefix>,
+    /// Length of `v4` / `v6` / `v6_long` after their last de-duplication pass.
     clean_v4: usize,
     clean_v6: usize,
+    clean_v6_long: usize,
     /// Length of `v4` sorted in stretches (a de-duplicated head, then tails
     /// sorted before delivery); `clean_v4 <= sorted_v4`.
     sorted_v4: usize,
@@ -116,12 +121,19 @@ fn v4_prefix(key: u64) -> Option<Prefix> {
     Ipv4Prefix::new(Ipv4Addr::from(addr), len).map(Prefix::V4)
 }
 
-fn compact<T: Ord>(v: &mut Vec<T>, clean: &mut usize) {
+/// Sorts (by `key`) and de-duplicates `v` once it has doubled since the
+/// last pass (`clean`).
+fn compact<T: PartialEq, K: Ord>(v: &mut Vec<T>, clean: &mut usize, key: impl Fn(&T) -> K) {
     if v.len() >= COMPACT_MIN.max(clean.saturating_mul(2)) {
-        v.sort_unstable();
+        v.sort_unstable_by_key(key);
         v.dedup();
         *clean = v.len();
     }
+}
+
+/// Orders [`Ipv6Short`]s as the [`Ipv6Prefix`]es they stand for.
+fn short_key(s: &Ipv6Short) -> (u64, u8) {
+    (s.hi(), s.len())
 }
 
 /// The speaker's one interner of next-hop sets: one [`NextHops`] per
@@ -178,15 +190,21 @@ impl ChangeSet {
         match p {
             Prefix::V4(p4) => {
                 self.v4.push(v4_key(p4));
-                compact(&mut self.v4, &mut self.clean_v4);
+                compact(&mut self.v4, &mut self.clean_v4, |k| *k);
                 if self.clean_v4 == self.v4.len() {
                     self.sorted_v4 = self.clean_v4;
                 }
             }
-            Prefix::V6(p6) => {
-                self.v6.push(p6);
-                compact(&mut self.v6, &mut self.clean_v6);
-            }
+            Prefix::V6(p6) => match p6.short() {
+                Some(s) => {
+                    self.v6.push(s);
+                    compact(&mut self.v6, &mut self.clean_v6, short_key);
+                }
+                None => {
+                    self.v6_long.push(p6);
+                    compact(&mut self.v6_long, &mut self.clean_v6_long, |p| *p);
+                }
+            },
         }
     }
 
@@ -205,19 +223,27 @@ impl ChangeSet {
                 return Some(p);
             }
         }
-        let p = self.v6.pop();
+        // The larger of the two IPv6 tails: sorted heads leave in
+        // descending address order, whichever form they are kept in.
+        let short = self.v6.last().map(|s| Ipv6Prefix::from(*s));
+        let p = match (short, self.v6_long.last()) {
+            (Some(s), Some(l)) if *l < s => self.v6.pop().map(Ipv6Prefix::from),
+            (Some(_), None) => self.v6.pop().map(Ipv6Prefix::from),
+            _ => self.v6_long.pop(),
+        };
         self.clean_v6 = self.clean_v6.min(self.v6.len());
+        self.clean_v6_long = self.clean_v6_long.min(self.v6_long.len());
         p.map(Prefix::V6)
     }
 
     #[cfg(test)]
     fn is_empty(&self) -> bool {
-        self.v4.is_empty() && self.v6.is_empty()
+        self.v4.is_empty() && self.v6.is_empty() && self.v6_long.is_empty()
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.v4.len() + self.v6.len()
+        self.v4.len() + self.v6.len() + self.v6_long.len()
     }
 }
 
@@ -261,6 +287,11 @@ impl Outbox {
     /// A RIB best-path change as an event (its next hops interned), handed
     /// out or kept as [`Self::push`] does.
     pub(crate) fn push_change(&mut self, c: BestPathChange, tx: &mpsc::Sender<SpeakerEvent>) {
+        if !self.segments.is_empty() {
+            // Waits behind others: only the prefix is kept (no event made).
+            self.mark(c.prefix);
+            return;
+        }
         let ev = SpeakerEvent::BestPathChanged {
             prefix: c.prefix,
             next_hops: self.sets.intern(&c.next_hops),
@@ -288,16 +319,22 @@ impl Outbox {
             ev
         };
         match ev {
-            SpeakerEvent::BestPathChanged { prefix, .. } => {
-                if !matches!(self.segments.back(), Some(Segment::Changed(_))) {
-                    self.segments
-                        .push_back(Segment::Changed(ChangeSet::default()));
-                }
-                if let Some(Segment::Changed(c)) = self.segments.back_mut() {
-                    c.insert(prefix);
-                }
-            }
+            SpeakerEvent::BestPathChanged { prefix, .. } => self.mark(prefix),
             other => self.segments.push_back(Segment::Event(other)),
+        }
+    }
+
+    /// Marks `prefix` as changed in the open change set.
+    fn mark(&mut self, prefix: Prefix) {
+        if self.closed {
+            return;
+        }
+        if !matches!(self.segments.back(), Some(Segment::Changed(_))) {
+            self.segments
+                .push_back(Segment::Changed(ChangeSet::default()));
+        }
+        if let Some(Segment::Changed(c)) = self.segments.back_mut() {
+            c.insert(prefix);
         }
     }
 
@@ -727,6 +764,35 @@ mod tests {
             all.sort_unstable();
             assert_eq!(all, (0..n).collect::<Vec<_>>(), "each once");
         }
+    }
+
+    /// An IPv6 backlog leaves in descending address order, whether its
+    /// prefixes are kept in 9 bytes (up to /64) or 17 (longer).
+    #[test]
+    fn ipv6_backlog_leaves_in_descending_order_in_both_forms() {
+        // Each inserted twice: both lists reach COMPACT_MIN at the last
+        // insert and are de-duplicated then.
+        let n = u16::try_from(COMPACT_MIN / 2).unwrap();
+        let mut want: Vec<Prefix> = (0..n)
+            .flat_map(|i| {
+                let a = std::net::Ipv6Addr::new(0xfd00, i, 0, 0, 0, 0, 0, 0);
+                let long = std::net::Ipv6Addr::new(0xfd00, i, 0, 0, 0, 0, 0, 1);
+                [
+                    Prefix::V6(Ipv6Prefix::new(a, 48).unwrap()),
+                    Prefix::V6(Ipv6Prefix::new(long, 128).unwrap()),
+                ]
+            })
+            .collect();
+        let mut c = ChangeSet::default();
+        for _ in 0..2 {
+            for p in &want {
+                c.insert(*p);
+            }
+        }
+        assert_eq!(c.len(), want.len(), "each once after the pass");
+        let got: Vec<Prefix> = std::iter::from_fn(|| c.pop()).collect();
+        want.sort_unstable_by(|a, b| b.cmp(a));
+        assert_eq!(got, want);
     }
 
     #[test]
