@@ -319,6 +319,15 @@ pub struct MessageCounters {
 }
 
 impl MessageCounters {
+    /// Adds `other`'s counts to these.
+    pub(crate) fn add(&mut self, other: &MessageCounters) {
+        self.open += other.open;
+        self.update += other.update;
+        self.notification += other.notification;
+        self.keepalive += other.keepalive;
+        self.route_refresh += other.route_refresh;
+    }
+
     /// `(type label, count)` pairs, labels as [`crate::wire::MessageType::name`].
     pub fn by_type(&self) -> [(&'static str, u64); 5] {
         [

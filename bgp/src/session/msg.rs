@@ -10,11 +10,15 @@
 //! otherwise hold 25 MB of decoded prefixes while a large table loads; an
 //! UPDATE counts at least [`MIN_WEIGHT`] prefixes, so one-prefix UPDATEs
 //! (each with its own attribute set) stay bounded too.
+//!
+//! The batch vectors themselves go back and forth: the RIB task returns an
+//! emptied one with its credit ([`Credit::recycle`]) and the session takes
+//! it for its next batch ([`InFlight::batch`]), so no batch allocates.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::TcpStream;
@@ -133,11 +137,23 @@ const MIN_WEIGHT: usize = 32;
 pub(crate) const BATCH_UPDATES: usize = 64;
 pub(crate) const BATCH_PREFIXES: usize = 4096;
 
+/// Emptied batch vectors a session keeps for its next batches: enough for
+/// the batches one read decodes ahead of the RIB task (at most
+/// [`MAX_IN_FLIGHT`] / [`MIN_WEIGHT`] / [`BATCH_UPDATES`] = 32 in flight).
+const SPARE_BATCHES: usize = 32;
+
 /// Prefixes of one session's UPDATEs read but not yet applied by the RIB.
 #[derive(Debug, Default)]
 pub(crate) struct InFlight {
     prefixes: AtomicUsize,
     drained: Notify,
+    /// Batch vectors (capacity [`BATCH_UPDATES`]) back from the RIB task.
+    /// A fresh one per batch cost a 5.6 KB allocation and four regrowths,
+    /// and each of those large requests made glibc consolidate the small
+    /// blocks the RIB task had just freed (the decoded UPDATEs), sending the
+    /// session's next small allocations down malloc's slow path: 8 % of the
+    /// agent's CPU in a 1M one-prefix-per-UPDATE load (lab/bench/README.md).
+    spare: Mutex<Vec<Vec<Update>>>,
 }
 
 impl InFlight {
@@ -157,6 +173,16 @@ impl InFlight {
         }
     }
 
+    /// An empty vector for a new batch of UPDATEs: one the RIB task handed
+    /// back if there is one, else a new one with room for a whole batch.
+    pub(crate) fn batch(&self) -> Vec<Update> {
+        self.spare
+            .lock()
+            .ok()
+            .and_then(|mut s| s.pop())
+            .unwrap_or_else(|| Vec::with_capacity(BATCH_UPDATES))
+    }
+
     /// Resolves after the count went back under [`MAX_IN_FLIGHT`] (at once
     /// if it did since the last call).
     pub(crate) async fn drained(&self) {
@@ -174,6 +200,18 @@ impl Credit {
     /// Prefixes this credit holds.
     pub(crate) fn prefixes(&self) -> usize {
         self.n
+    }
+
+    /// Returns the credit with its batch's vector, emptied, for the
+    /// session's next batch ([`InFlight::batch`]).
+    pub(crate) fn recycle(self, mut batch: Vec<Update>) {
+        batch.clear();
+        if batch.capacity() >= BATCH_UPDATES
+            && let Ok(mut spare) = self.pool.spare.lock()
+            && spare.len() < SPARE_BATCHES
+        {
+            spare.push(batch);
+        }
     }
 
     /// Adds `update`'s prefixes to this credit (an UPDATE joining a batch).
@@ -239,6 +277,27 @@ mod tests {
             .expect("the reader is woken")
             .unwrap();
         assert_eq!(pool.prefixes.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn batch_vectors_come_back_emptied_for_the_next_batch() {
+        let pool = Arc::new(InFlight::default());
+        let mut v = pool.batch();
+        assert!(v.capacity() >= BATCH_UPDATES, "room for a whole batch");
+        v.push(update(1));
+        let (ptr, credit) = (v.as_ptr(), pool.take(&update(1)));
+        credit.recycle(v);
+        assert_eq!(pool.prefixes.load(Ordering::Relaxed), 0, "credit returned");
+        let again = pool.batch();
+        assert!(again.is_empty());
+        assert_eq!(again.as_ptr(), ptr, "the same allocation, reused");
+        // At most SPARE_BATCHES are kept; small vectors are not.
+        for _ in 0..SPARE_BATCHES + 4 {
+            pool.take(&update(0))
+                .recycle(Vec::with_capacity(BATCH_UPDATES));
+        }
+        pool.take(&update(0)).recycle(Vec::new());
+        assert_eq!(pool.spare.lock().unwrap().len(), SPARE_BATCHES);
     }
 
     #[test]

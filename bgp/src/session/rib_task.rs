@@ -428,13 +428,13 @@ impl RibTask {
             }
             RibMsg::Updates {
                 peer,
-                updates,
+                mut updates,
                 credit,
             } => {
-                for update in updates {
+                for update in updates.drain(..) {
                     self.apply_update(peer, update).await;
                 }
-                drop(credit);
+                credit.recycle(updates);
             }
             RibMsg::RouteRefresh { peer, family } => {
                 let Some(e) = self.peers.get(&peer) else {

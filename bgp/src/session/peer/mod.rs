@@ -26,7 +26,7 @@ use super::msg::{BATCH_PREFIXES, BATCH_UPDATES, InFlight, PeerCmd, PeerOut, RibM
 use super::socket::{self, ConnectOptions};
 use super::{Shared, fsm_config, jitter};
 use crate::fsm::{Action, Event, Fsm, Negotiated, SessionState, Timer, codes, notify};
-use crate::speaker::{PeerConfig, PeerStatus, Stamped};
+use crate::speaker::{MessageCounters, PeerConfig, PeerStatus, Stamped};
 use crate::wire::{CodecContext, Message, MessageType, Notification, RouteRefresh, Update};
 
 /// Stop reading the socket while this many messages wait for the RIB task.
@@ -147,7 +147,7 @@ pub(crate) fn carried_status(previous: &PeerStatus, peer: &PeerConfig) -> PeerSt
     }
 }
 
-fn count(c: &mut crate::speaker::MessageCounters, t: MessageType) {
+fn count(c: &mut MessageCounters, t: MessageType) {
     match t {
         MessageType::Open => c.open += 1,
         MessageType::Update => c.update += 1,
@@ -274,9 +274,11 @@ impl PeerTask {
             return;
         }
         let credit = self.in_flight.take(&u);
+        let mut updates = self.in_flight.batch();
+        updates.push(u);
         self.to_rib.push_back(RibMsg::Updates {
             peer: self.addr(),
-            updates: vec![u],
+            updates,
             credit,
         });
     }
@@ -466,14 +468,14 @@ impl PeerTask {
     }
 
     /// Decodes and handles every complete message on the main connection.
+    /// The status's message counts are updated once, after the loop: one
+    /// lock per read, not per message.
     fn process_main(&mut self) {
+        let mut received = MessageCounters::default();
         while let Some(res) = self.conn.as_mut().and_then(|c| c.next_message()) {
             match res {
                 Ok(msg) => {
-                    let t = msg.message_type();
-                    if let Ok(mut st) = self.status.lock() {
-                        count(&mut st.messages_received, t);
-                    }
+                    count(&mut received, msg.message_type());
                     if let Message::Open(o) = &msg
                         && self.cand.is_some()
                         && !self.collide_on_main_open(o.bgp_identifier)
@@ -523,6 +525,11 @@ impl PeerTask {
                     self.feed(ev);
                 }
             }
+        }
+        if received != MessageCounters::default()
+            && let Ok(mut st) = self.status.lock()
+        {
+            st.messages_received.add(&received);
         }
     }
 
