@@ -21,7 +21,9 @@
 //! here: the route table ([`crate::RouteTable`]) is the only writer of
 //! routes with our protocol, so the caller installs it there
 //! ([`crate::RouteTable::install`] with [`crate::KernelRoute::Local`]) and waits for
-//! it before the container is used.
+//! it before the container is used. [`attach_then`] tells the caller when
+//! the host end is up, so that install runs on the table's thread while
+//! the container side is configured here.
 //!
 //! Data flow: [`attach()`] validates, opens the namespace file and runs
 //! `setup` off the runtime's workers (`worker`: the caller's thread inside
@@ -194,11 +196,29 @@ impl AttachRequest {
 /// multi-threaded runtime the caller's thread does it inside
 /// `block_in_place`, else a fresh thread (see `worker`).
 pub async fn attach(req: &AttachRequest) -> Result<Attachment, RoutesError> {
+    attach_then(req, |_| {}).await
+}
+
+/// [`attach()`], calling `on_host_up(host_ifname)` as soon as the host end
+/// is up and configured — before the container side is made and the
+/// oper-up wait — so that the caller can start the host route's install in
+/// the route table ([`crate::RouteTable::install`]; a route via a device
+/// that is up is accepted before it has a carrier) while the attach goes
+/// on (the table's task runs on another thread). On a multi-threaded
+/// runtime it runs on the attach thread, in the caller's namespace; on a
+/// current-thread runtime, once the attach has succeeded. Not called when
+/// the attach fails before the host end is up; called at most once. A
+/// caller that started an install from it and then sees the attach fail
+/// removes the route again (the veth is gone, so nothing was routed).
+pub async fn attach_then(
+    req: &AttachRequest,
+    on_host_up: impl FnOnce(&str) + Send,
+) -> Result<Attachment, RoutesError> {
     let ctx = format!("attach {}", req.container_id);
     validate(req, &ctx)?;
     // Open the namespace first: a missing namespace fails before anything exists.
     let ns = netns::open_netns(&req.netns, &ctx)?;
-    worker::run(req.clone(), ns, &ctx).await
+    worker::run(req.clone(), ns, &ctx, on_host_up).await
 }
 
 #[cfg(test)]

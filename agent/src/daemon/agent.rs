@@ -148,18 +148,25 @@ impl<R: Routes, V: Veths> Agent<R, V> {
     /// waited for), /32 or /128 originated if needed. The registry entry is
     /// the caller's.
     pub async fn announce(&self, ip: IpAddr, host_ifname: &str) -> Result<(), ApiError> {
+        self.install_host_route(ip, host_ifname.to_string()).await?;
+        self.originate_host(ip).await
+    }
+
+    /// The first half of [`Self::announce`]: the host route `ip` via `dev`
+    /// through the route table (attach does not write it), waited for: the
+    /// container is usable once it is in the kernel. Attach starts it as
+    /// soon as the host end is up (`containers`).
+    pub(super) async fn install_host_route(&self, ip: IpAddr, dev: String) -> Result<(), ApiError> {
         let net = host_net(ip);
-        // The route table writes the host route (attach does not); the
-        // container is usable once it is in the kernel.
         self.table
-            .install(
-                net,
-                KernelRoute::Local {
-                    dev: host_ifname.to_string(),
-                },
-            )
+            .install(net, KernelRoute::Local { dev: dev.clone() })
             .await
-            .map_err(|e| ApiError::internal(format!("host route {net} dev {host_ifname}: {e}")))?;
+            .map_err(|e| ApiError::internal(format!("host route {net} dev {dev}: {e}")))
+    }
+
+    /// The second half of [`Self::announce`]: the /32 or /128 originated
+    /// when `bgp.advertise` asks for it.
+    pub(super) async fn originate_host(&self, ip: IpAddr) -> Result<(), ApiError> {
         let cfg = self.config();
         if convert::advertise_host(&cfg, ip)
             && let Some(p) = convert::host_prefix(ip)

@@ -12,8 +12,10 @@
 //! below with the same addresses → a veth of this id without an entry (an
 //! attach that died half-way) is removed → IPAM decides the addresses and
 //! writes their journal records, whose `fdatasync` overlaps the veth creation
-//! → registry entry (saved) → announce each address (the route table installs
-//! the /32 or /128, awaited; originate) → answer. Any failure runs
+//! → the host routes' installs start as soon as the attach reports the host
+//! end up (the route table's task writes the /32 or /128 while the attach
+//! makes the container side) → registry entry (saved) → the installs
+//! awaited, each address originated → answer. Any failure runs
 //! `Agent::roll_back`: unannounce, delete the veth, and only once the veth
 //! is gone give the addresses back — never free an address a veth may carry.
 //! Detach runs the same steps in reverse, with the same rule.
@@ -23,7 +25,10 @@
 //! these futures half-way; a retry of the same id waits for the lock and
 //! finds the finished container.
 
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
 
 use super::agent::{Agent, dataplane_kind, ipam_error};
 use super::convert;
@@ -81,6 +86,30 @@ fn wants(node: &tortie_config::Node, requested: &[IpAddr]) -> Vec<Want> {
             },
         )
         .collect()
+}
+
+/// A host route's install ([`Agent::install_host_route`]), started by
+/// [`start_install`] and awaited later.
+type Install<'a> = Pin<Box<dyn Future<Output = Result<(), ApiError>> + Send + 'a>>;
+
+/// Starts `install` on the attach thread, inside the attach (which blocks
+/// this task's thread until it is done, so nothing would poll a future
+/// before then): polled once, its command is queued to the route table
+/// (the queue's `notify_one` wakes the table's task on a runtime worker)
+/// and it then waits for the answer. It is polled again, with this task's
+/// waker, when the attach is done; the first poll's waker is a no-op
+/// because the only thing that could use it is this very thread.
+fn start_install<'a>(
+    install: impl Future<Output = Result<(), ApiError>> + Send + 'a,
+) -> Install<'a> {
+    let mut install: Install<'a> = Box::pin(install);
+    match install
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(r) => Box::pin(std::future::ready(r)),
+        Poll::Pending => install,
+    }
 }
 
 fn list(ips: &[IpAddr]) -> String {
@@ -324,7 +353,22 @@ impl<R: Routes, V: Veths> Agent<R, V> {
         let sync = tokio::task::spawn_blocking(move || {
             pending.into_iter().map(Pending::sync).collect::<Vec<_>>()
         });
-        let attached = self.veths.attach(&dp).await;
+        // The host routes' installs start as soon as the host end is up
+        // (see `start_install`): the route table's task writes them while
+        // the attach configures the container side on this thread.
+        let mut installs: Vec<Install<'_>> = Vec::new();
+        let attached = self
+            .veths
+            .attach(&dp, |dev| {
+                installs = ips
+                    .iter()
+                    .map(|ip| start_install(self.install_host_route(*ip, dev.to_string())))
+                    .collect();
+            })
+            .await;
+        // From here a failure also removes the host routes (desired even
+        // when the attach failed after its host end was up).
+        let routed = rebuilding || !installs.is_empty();
         let dataplane = started.elapsed();
         let synced = sync.await;
         let durable = match synced {
@@ -344,12 +388,14 @@ impl<R: Routes, V: Veths> Agent<R, V> {
         let attachment = match (attached, durable) {
             (Ok(a), Ok(())) => a,
             (Ok(_), Err(e)) => {
-                self.roll_back(&mut ipam, &req.id, &host, &ips, rebuilding)
+                drop(installs);
+                self.roll_back(&mut ipam, &req.id, &host, &ips, routed)
                     .await;
                 return Err(e);
             }
             (Err(e), _) => {
-                self.roll_back(&mut ipam, &req.id, &host, &ips, rebuilding)
+                drop(installs);
+                self.roll_back(&mut ipam, &req.id, &host, &ips, routed)
                     .await;
                 return Err(ApiError::new(
                     dataplane_kind(&e),
@@ -371,8 +417,25 @@ impl<R: Routes, V: Veths> Agent<R, V> {
             mtu: Some(attachment.mtu),
         };
         self.registry_mut().insert(c.clone());
+        if installs.is_empty() {
+            // Not started by the attach (a veth double that never reports
+            // its host end up): the same installs, now.
+            installs = ips
+                .iter()
+                .map(|ip| {
+                    Box::pin(self.install_host_route(*ip, attachment.host_ifname.clone()))
+                        as Install<'_>
+                })
+                .collect();
+        }
+        for install in installs {
+            if let Err(e) = install.await {
+                self.roll_back(&mut ipam, &req.id, &host, &ips, true).await;
+                return Err(e);
+            }
+        }
         for ip in &ips {
-            if let Err(e) = self.announce(*ip, &attachment.host_ifname).await {
+            if let Err(e) = self.originate_host(*ip).await {
                 self.roll_back(&mut ipam, &req.id, &host, &ips, true).await;
                 return Err(e);
             }

@@ -99,10 +99,13 @@ impl Routes for RouteTable {
 
 /// The containers' veths (see [`mod@tortie_routes::attach`]).
 pub trait Veths: Send + Sync + 'static {
-    /// Make the veth pair, address and route the container ([`tortie_routes::attach()`]).
+    /// Make the veth pair, address and route the container; `on_host_up`
+    /// once the host end is up, before the container side
+    /// ([`tortie_routes::attach_then`]).
     fn attach(
         &self,
         req: &AttachRequest,
+        on_host_up: impl FnOnce(&str) + Send,
     ) -> impl Future<Output = Result<Attachment, RoutesError>> + Send;
     /// Delete the container's host veth; gone is success ([`tortie_routes::detach`]).
     fn detach(
@@ -141,8 +144,9 @@ impl Veths for KernelVeths {
     fn attach(
         &self,
         req: &AttachRequest,
+        on_host_up: impl FnOnce(&str) + Send,
     ) -> impl Future<Output = Result<Attachment, RoutesError>> + Send {
-        tortie_routes::attach(req)
+        tortie_routes::attach_then(req, on_host_up)
     }
     fn detach(
         &self,

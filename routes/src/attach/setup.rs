@@ -67,7 +67,13 @@ struct Steps {
 /// The whole attach, on the calling thread, which it moves into the
 /// container's namespace: call it only on a thread of its own (which
 /// `worker` moves back, or lets exit).
-pub(super) fn attach_blocking(req: &AttachRequest, ns: &File) -> Result<Attachment, RoutesError> {
+/// `on_host_up` is called once the host end is up and configured, before
+/// this thread enters the container ([`super::attach_then`]).
+pub(super) fn attach_blocking(
+    req: &AttachRequest,
+    ns: &File,
+    on_host_up: impl FnOnce(&str),
+) -> Result<Attachment, RoutesError> {
     let t0 = Instant::now();
     let mut steps = Steps::default();
     let id = &req.container_id;
@@ -160,6 +166,7 @@ pub(super) fn attach_blocking(req: &AttachRequest, ns: &File) -> Result<Attachme
         r.get(1),
         &mut steps,
         &mut lap,
+        on_host_up,
     );
     match result {
         Ok(a) => {
@@ -219,6 +226,7 @@ fn configure(
     host_lookup: Option<&Outcome>,
     steps: &mut Steps,
     lap: &mut Instant,
+    on_host_up: impl FnOnce(&str),
 ) -> Result<Attachment, RoutesError> {
     let hl = expect_ok(host_lookup, || format!("{ctx}: looking up {host}"))?
         .ok_or_else(|| RoutesError::unexpected(ctx, format!("{host} vanished after creation")))?;
@@ -321,6 +329,9 @@ fn configure(
         }
     }
     steps.host = lap.elapsed();
+    // The host end is up: the caller may start the host route's install
+    // now, on the route table's thread, while the container side is made.
+    on_host_up(host);
     *lap = Instant::now();
     // Inside the container: a socket there (subscribed to link
     // notifications before the peer comes up), find the peer, then one

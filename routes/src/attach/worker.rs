@@ -30,12 +30,15 @@ use super::{AttachRequest, Attachment};
 use crate::error::RoutesError;
 use crate::netns;
 
-/// Runs `attach_blocking(req, ns)` off the runtime's workers (see the
-/// module docs) and returns its result.
+/// Runs `attach_blocking(req, ns, on_host_up)` off the runtime's workers
+/// (see the module docs) and returns its result. On the fresh thread's
+/// path `on_host_up` runs here once the attach has succeeded (it need not
+/// be `'static`).
 pub(super) async fn run(
     req: AttachRequest,
     ns: File,
     ctx: &str,
+    on_host_up: impl FnOnce(&str) + Send,
 ) -> Result<Attachment, RoutesError> {
     let multi_thread =
         Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
@@ -43,7 +46,7 @@ pub(super) async fn run(
         let home = File::open("/proc/thread-self/ns/net")
             .map_err(|e| RoutesError::io(format!("{ctx}: opening this thread's namespace"), e))?;
         return tokio::task::block_in_place(|| {
-            let r = attach_blocking(&req, &ns);
+            let r = attach_blocking(&req, &ns, on_host_up);
             if let Err(e) = netns::enter(&home, "attach: returning to the caller's namespace") {
                 tracing::error!(
                     "{e}; aborting rather than run the agent in a container's namespace"
@@ -57,9 +60,12 @@ pub(super) async fn run(
     std::thread::Builder::new()
         .name("tortie-attach".into())
         .spawn(move || {
-            let _ = tx.send(attach_blocking(&req, &ns));
+            let _ = tx.send(attach_blocking(&req, &ns, |_| {}));
         })
         .map_err(|e| RoutesError::io(format!("{ctx}: spawning the attach thread"), e))?;
-    rx.await
-        .map_err(|_| RoutesError::unexpected(ctx, "the attach thread died"))?
+    let a = rx
+        .await
+        .map_err(|_| RoutesError::unexpected(ctx, "the attach thread died"))??;
+    on_host_up(&a.host_ifname);
+    Ok(a)
 }

@@ -160,7 +160,11 @@ impl Routes for Table {
 pub struct FakeVeths(pub Kernel);
 
 impl Veths for FakeVeths {
-    async fn attach(&self, req: &AttachRequest) -> Result<Attachment, RoutesError> {
+    async fn attach(
+        &self,
+        req: &AttachRequest,
+        on_host_up: impl FnOnce(&str) + Send,
+    ) -> Result<Attachment, RoutesError> {
         let host = tortie_routes::host_ifname(&req.veth_prefix, &req.container_id);
         let hold = {
             let mut k = lock(&self.0);
@@ -189,6 +193,10 @@ impl Veths for FakeVeths {
         if let Some(n) = hold {
             n.notified().await;
         }
+        // The host end is reported up once the held step is over: the real
+        // attach blocks its thread from before the host end is up until it
+        // returns, so no cancellation falls between the two.
+        on_host_up(&host);
         Ok(Attachment {
             container_id: req.container_id.clone(),
             host_ifname: host,
