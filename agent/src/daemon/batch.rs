@@ -81,6 +81,8 @@ pub struct Learned<S> {
     /// hop of the set is usable for that family. The set is held, so its
     /// address stays its own while it is a key.
     memo: HashMap<(usize, bool), (NextHops, Option<S>)>,
+    /// The memo's last hit: a bulk load repeats one set (no hashing then).
+    last: Option<((usize, bool), Option<S>)>,
     /// The config the memo was made with (encapsulation, node subnets).
     cfg: Option<Arc<Config>>,
     /// IPv6 route changes whose only next hops were link-local (not
@@ -92,6 +94,7 @@ impl<S> Default for Learned<S> {
     fn default() -> Self {
         Learned {
             memo: HashMap::new(),
+            last: None,
             cfg: None,
             link_local_only: 0,
         }
@@ -110,10 +113,15 @@ impl<S: Clone> Learned<S> {
     ) -> Vec<Step<S>> {
         if !self.cfg.as_ref().is_some_and(|c| Arc::ptr_eq(c, cfg)) || self.memo.len() > MAX_SETS {
             self.memo.clear();
+            self.last = None;
             self.cfg = Some(cfg.clone());
         }
+        let events = events.into_iter();
         let mut steps = Vec::new();
-        let mut run = Vec::new();
+        // Sized once: growing it by doubling costs a large allocation each
+        // time, and each one has glibc consolidate its free lists (perf,
+        // 1M unique).
+        let mut run = Vec::with_capacity(events.size_hint().0);
         for ev in events {
             match ev {
                 SpeakerEvent::BestPathChanged {
@@ -162,8 +170,14 @@ impl<S: Clone> Learned<S> {
             return None;
         }
         let key = (hops.ptr() as usize, v6);
-        if let Some((_, r)) = self.memo.get(&key) {
-            let r = r.clone();
+        let hit = match &self.last {
+            Some((k, r)) if *k == key => Some(r.clone()),
+            _ => self.memo.get(&key).map(|(_, r)| r.clone()),
+        };
+        if let Some(r) = hit {
+            if self.last.as_ref().is_none_or(|(k, _)| *k != key) {
+                self.last = Some((key, r.clone()));
+            }
             if r.is_none() && v6 {
                 self.count_link_local(hops);
             }
@@ -186,6 +200,7 @@ impl<S: Clone> Learned<S> {
             self.count_link_local(hops);
         }
         self.memo.insert(key, (hops.clone(), route.clone()));
+        self.last = Some((key, route.clone()));
         route
     }
 
