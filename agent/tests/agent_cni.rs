@@ -321,6 +321,11 @@ fn cni_container_pings_a_cli_container_on_another_node() {
     wait_until(std::time::Duration::from_secs(10), "A's block on B", || {
         sh(&["ip", "-n", &t.nb.name, "route", "show", "10.244.1.0/26"]).contains("via 192.0.2.11")
     });
+    // And the way back: A must have learned B's block before A's container
+    // pings into it (the ping's replies need both routes).
+    wait_until(std::time::Duration::from_secs(10), "B's block on A", || {
+        sh(&["ip", "-n", &t.na.name, "route", "show", "10.244.2.0/26"]).contains("via 192.0.2.12")
+    });
     assert_eq!(
         ping(&t.ca, &ip_b, 3, "0.2"),
         (3, 3),
