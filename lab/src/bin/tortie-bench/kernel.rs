@@ -92,12 +92,19 @@ fn batches(
 }
 
 /// RouteTable's add and delete passes, and its live heap per installed route.
-fn tortie_pass(
-    rt: &tokio::runtime::Runtime,
-    family: Family,
-    n: u32,
-) -> Result<(PassResult, PassResult, f64)> {
-    rt.block_on(async {
+///
+/// On a runtime of its own, dropped at the end of the pass: that stops the
+/// reconciler task and closes its monitor socket. On one runtime shared by
+/// the rounds, the task outlived its pass un-polled with its monitor still
+/// subscribed, so every later reference pass's notifications were queued
+/// to it: from round 2 on, the reference writer paid for a listener
+/// RouteTable no longer had.
+fn tortie_pass(family: Family, n: u32) -> Result<(PassResult, PassResult, f64)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("building a runtime")?;
+    let passes = rt.block_on(async {
         let table = RouteTable::start(PROTO_TORTIE, tortie_routes::RT_TABLE_MAIN)
             .await
             .context("starting RouteTable")?;
@@ -160,7 +167,10 @@ fn tortie_pass(
             },
             heap as f64 / f64::from(n.max(1)),
         ))
-    })
+    });
+    // Stops the reconciler task: its sockets close here, not in a later pass.
+    drop(rt);
+    passes
 }
 
 /// The reference and acked writers' passes (each checked by a dump).
@@ -212,17 +222,12 @@ fn reference_passes(family: Family, n: u32) -> Result<(PassResult, PassResult, P
 /// One round for size `n`: the reference writers and RouteTable, in the
 /// order given (rounds alternate it, so a drift of the host's load hits
 /// both), every pass checked by a dump.
-fn round(
-    rt: &tokio::runtime::Runtime,
-    family: Family,
-    n: u32,
-    reference_first: bool,
-) -> Result<SizeResult> {
+fn round(family: Family, n: u32, reference_first: bool) -> Result<SizeResult> {
     let mut refs = None;
     if reference_first {
         refs = Some(reference_passes(family, n)?);
     }
-    let (t_add, t_del, t_heap_per_route) = tortie_pass(rt, family, n)?;
+    let (t_add, t_del, t_heap_per_route) = tortie_pass(family, n)?;
     let left = nl::count_routes(family, PROTO_TORTIE, Some(family.prefix_len()))?;
     if left != 0 {
         bail!("RouteTable left {left} routes after removing all");
@@ -261,19 +266,15 @@ fn measure(
     repeat: u32,
     judged: bool,
 ) -> Result<Vec<SizeResult>> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("building a runtime")?;
     let mut out = Vec::new();
     for (family, n) in families
         .iter()
         .flat_map(|f| sizes.iter().map(move |n| (*f, *n)))
     {
-        let mut acc = round(&rt, family, n, true)?;
+        let mut acc = round(family, n, true)?;
         acc.rounds = rounds(n, repeat, judged);
         for i in 1..acc.rounds {
-            let r = round(&rt, family, n, i.is_multiple_of(2))?;
+            let r = round(family, n, i.is_multiple_of(2))?;
             acc.ref_add = best(acc.ref_add, r.ref_add);
             acc.ref_del = best(acc.ref_del, r.ref_del);
             acc.acked_add = best(acc.acked_add, r.acked_add);
