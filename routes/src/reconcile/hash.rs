@@ -13,10 +13,10 @@
 //! - [`Interner`]: one shared [`KernelRoute`] per distinct route. A million
 //!   learned routes usually use a handful of next-hop sets, interned once
 //!   by the route table's handles and the task.
-//! - [`Handles`]: the reconciler's slots' routes by a 4-byte [`Id`]. The
+//! - [`Handles`]: the reconciler's slots' routes by a 3-byte [`Id`]. The
 //!   table holds one [`Shared`] per distinct route a slot uses, with a plain
 //!   count of the slot sides using it; a slot side is an `Id`, not an 8-byte
-//!   pointer with an atomic count (an IPv4 slot: 13 bytes instead of 24).
+//!   pointer with an atomic count (an IPv4 slot: 11 bytes instead of 24).
 //!   Arcs handed in (one per command) are dropped in bursts
 //!   ([`SPENT_BURST`]): the route table's callers clone the same `Arc`s on
 //!   another thread, and a drop per command would pull the count's cache
@@ -161,26 +161,39 @@ pub(crate) type RunMap<K, V> = HashMap<K, V, RunSeeded>;
 /// module docs); 32 KiB.
 const SPENT_BURST: usize = 4096;
 
-/// A slot side: 1 + the index of its route in [`Handles`], 0 for none.
-/// Bytes, so a slot (two sides) has alignment 1 and its map entry no
-/// padding.
+/// A slot side: 1 + the index of its route in [`Handles`], 0 for none, in
+/// 3 bytes (up to [`Id::MAX`] distinct routes held at once). Bytes, so a
+/// slot (two sides) has alignment 1 and its map entry no padding.
+///
+/// Why 3: every held route is used by at least one slot side, so running
+/// out takes more than 8M prefixes that each have routes of their own
+/// (a table's routes share a handful of next-hop sets); a 4th byte cost
+/// 2 bytes in every bucket of the slot maps (~3.4 B/route at 1M).
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Id([u8; 4]);
+pub(crate) struct Id([u8; 3]);
 
 impl Id {
     /// No route.
-    pub(crate) const NONE: Id = Id([0; 4]);
+    pub(crate) const NONE: Id = Id([0; 3]);
+
+    /// Distinct routes [`Handles`] can hold at once.
+    pub(crate) const MAX: usize = (1 << 24) - 1;
 
     pub(crate) fn is_some(self) -> bool {
         self != Id::NONE
     }
 
     fn index(self) -> Option<usize> {
-        (u32::from_le_bytes(self.0) as usize).checked_sub(1)
+        let [a, b, c] = self.0;
+        (u32::from_le_bytes([a, b, c, 0]) as usize).checked_sub(1)
     }
 
     fn of(index: usize) -> Option<Id> {
-        u32::try_from(index + 1).ok().map(|n| Id(n.to_le_bytes()))
+        let n = u32::try_from(index + 1)
+            .ok()
+            .filter(|n| *n as usize <= Id::MAX)?;
+        let [a, b, c, _] = n.to_le_bytes();
+        Some(Id([a, b, c]))
     }
 }
 
@@ -210,8 +223,8 @@ impl Handles {
         self.held.get(id.index()?)?.route.as_ref()
     }
 
-    /// One more slot side uses `route`: its id, [`Id::NONE`] only if 4
-    /// billion distinct routes are held.
+    /// One more slot side uses `route`: its id, [`Id::NONE`] only if
+    /// [`Id::MAX`] distinct routes are held.
     pub(crate) fn hold(&mut self, route: Shared) -> Id {
         let addr = Arc::as_ptr(&route).addr();
         let known = match self.last {
@@ -241,7 +254,10 @@ impl Handles {
             }
         };
         let Some(id) = Id::of(i) else {
-            tracing::error!("more than 4 billion distinct routes: route not recorded");
+            tracing::error!(
+                max = Id::MAX,
+                "too many distinct routes held: route not recorded"
+            );
             self.free.push(i);
             return Id::NONE;
         };
@@ -394,6 +410,18 @@ mod tests {
         i.purge();
         assert_eq!(i.len(), 1, "only the route still used is kept");
         assert!(Arc::ptr_eq(&a, &i.intern(via(1))));
+    }
+
+    #[test]
+    fn ids_take_three_bytes_up_to_their_limit() {
+        assert_eq!(std::mem::size_of::<Id>(), 3);
+        for i in [0, 1, 255, 256, 65_536, Id::MAX - 1] {
+            let id = Id::of(i).unwrap();
+            assert!(id.is_some());
+            assert_eq!(id.index(), Some(i));
+        }
+        assert!(Id::of(Id::MAX).is_none(), "one past the last id");
+        assert_eq!(Id::NONE.index(), None);
     }
 
     #[test]

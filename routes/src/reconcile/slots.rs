@@ -2,15 +2,17 @@
 //! the route of ours the kernel holds, each an [`Id`] of a route the
 //! slots' [`Handles`] hold, or none. One slot per prefix instead of a
 //! desired map and a kernel map (which kept two hash slots per installed
-//! route); a slot with neither is removed. A slot is two 4-byte ids of
-//! alignment 1 (not two 8-byte `Arc`s: an IPv4 map entry is 13 bytes
+//! route); a slot with neither is removed. A slot is two 3-byte ids of
+//! alignment 1 (not two 8-byte `Arc`s: an IPv4 map entry is 11 bytes
 //! instead of 24, the largest item of the agent's peak at 1M packed routes).
 //! Keyed by [`IpNetwork`]; stored in one map per family, so an IPv4 slot
 //! keeps its 5-byte key (an `IpNetwork` key would be 18 bytes), and IPv6
 //! prefixes of up to 64 bits (nearly all of an IPv6 table) under a 9-byte
-//! [`Short6`] key instead of the 17-byte [`Ipv6Network`]: a 17-byte entry
-//! instead of 25. Longer IPv6 prefixes (and any with bits set past the
-//! 64th) have a map of their own. The IPv4 and short IPv6 keys hash by run
+//! [`Short6`] key instead of the 17-byte [`Ipv6Network`]: a 15-byte entry
+//! instead of 23. Longer IPv6 prefixes (and any with bits set past the
+//! 64th) have a map of their own. The IPv4 and short-IPv6 maps are each a
+//! directory ([`Dir`]) of 16 tables chosen by address bits, with unequal
+//! shares so that they double at different sizes. The IPv4 and short IPv6 keys hash by run
 //! ([`RunSeeded`](super::hash::RunSeeded)): bulk loads arrive in address
 //! order, and neighbours then share cache lines instead of missing once
 //! each.
@@ -51,28 +53,62 @@ const SHRINK_OVER: usize = 4096;
 /// agent/src/daemon/memory.rs), so an outgrown one goes back to the kernel.
 const LEAVES: usize = 16;
 
+/// Network bits just above a prefix's run that choose its leaf ([`leaf_of`]).
+const SLICE_BITS: u32 = 8;
+
+/// First slice (value of the [`SLICE_BITS`] bits) of each leaf, and the end:
+/// leaf `j` takes the slices `u` with 2^(j/16) ≤ 1 + u/256 < 2^((j+1)/16),
+/// rounded to whole slices (`round(256 · (2^(j/16) − 1))`; a test checks
+/// them), so its share of the address space is ∝ 2^(j/16), from 11 slices
+/// to 22. Equal shares would have every leaf double at the same table size,
+/// and the whole directory swing with one table between 1.14 and 2.29
+/// buckets per prefix (2.1 at 1M); with the shares spread over one octave
+/// the leaves double at sizes spread over it, ~1.7 buckets per prefix at
+/// any size.
+const SLICE_STARTS: [u16; LEAVES + 1] = [
+    0, 11, 23, 36, 48, 62, 76, 91, 106, 122, 139, 156, 175, 194, 214, 234, 256,
+];
+
+/// The leaf of each slice (from [`SLICE_STARTS`]).
+const LEAF_OF_SLICE: [u8; 1 << SLICE_BITS] = {
+    let mut t = [0u8; 1 << SLICE_BITS];
+    let mut leaf = 0;
+    let mut u = 0;
+    while u < t.len() {
+        while u >= SLICE_STARTS[leaf + 1] as usize {
+            leaf += 1;
+        }
+        t[u] = leaf as u8;
+        u += 1;
+    }
+    t
+};
+
 /// Which leaf of a [`Dir`] holds a key ([`leaf_of`]).
 trait Leaf {
     fn leaf(&self) -> usize;
 }
 
 /// The leaf of a prefix of `len` bits whose network number is right-aligned
-/// in the low `width` bits of `net`: the 4 network bits just above its run
-/// ([`run_of`]). A run stays in one leaf (its neighbours keep sharing cache
-/// lines), and consecutive runs of one length (a packed table) go to
-/// consecutive leaves.
+/// in the low `width` bits of `net`: the [`SLICE_BITS`] network bits just
+/// above its run ([`run_of`]) through [`LEAF_OF_SLICE`]. A run stays in one
+/// leaf (its neighbours keep sharing cache lines), and a packed table
+/// spreads over the slices evenly, so each leaf holds its share.
 fn leaf_of(net: u64, len: u8, width: u32) -> usize {
     let shift = (width + RUN_BITS).saturating_sub(u32::from(len));
-    net.checked_shr(shift).unwrap_or(0) as usize % LEAVES
+    let slice = net.checked_shr(shift).unwrap_or(0) as u8;
+    usize::from(LEAF_OF_SLICE[usize::from(slice)])
 }
 
-/// A map split by address bits ([`Leaf`]) into [`LEAVES`] tables that grow
-/// one at a time. One table doubles in one step, with the old and the new
-/// (twice its size) alive together: at 1M routes the slots peaked at three
-/// times the table they outgrew; here only one leaf's old table is alive
-/// beside the rest. The leaves are ordinary seeded tables hashed by run: a
-/// peer that aims every prefix at one leaf (the same 4 bits above every
-/// run) gets one ordinary table, as before, never worse.
+/// A map split by address bits ([`Leaf`]) into [`LEAVES`] tables of unequal
+/// shares ([`SLICE_STARTS`]) that grow one at a time. One table doubles in
+/// one step, with the old and the new (twice its size) alive together: at
+/// 1M routes the slots peaked at three times the table they outgrew; here
+/// only one leaf's old table is alive beside the rest. The leaves are
+/// ordinary seeded tables hashed by run: a peer that aims every prefix at
+/// one leaf (the same bits above every run) gets one ordinary table, as
+/// before the directory, never worse; one that fills the slices unevenly
+/// gets leaves of other sizes, each an ordinary table.
 struct Dir<K> {
     leaves: [RunMap<K, Slot>; LEAVES],
 }
@@ -118,6 +154,11 @@ impl<K: Leaf + Eq + std::hash::Hash> Dir<K> {
     #[cfg(test)]
     fn len(&self) -> usize {
         self.leaves.iter().map(|l| l.len()).sum()
+    }
+
+    #[cfg(test)]
+    fn leaf_lens(&self) -> Vec<usize> {
+        self.leaves.iter().map(|l| l.len()).collect()
     }
 
     #[cfg(test)]
@@ -198,7 +239,7 @@ fn network6(k: &Short6) -> IpNetwork {
     )
 }
 
-/// A prefix's two sides, each an [`Id`] in [`Handles`]: 8 bytes of
+/// A prefix's two sides, each an [`Id`] in [`Handles`]: 6 bytes of
 /// alignment 1.
 #[derive(Clone, Copy, Default)]
 struct Slot {
@@ -661,212 +702,4 @@ impl Slots {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::types::KernelRoute;
-    use std::hash::BuildHasher;
-    use std::sync::Arc;
-
-    #[test]
-    fn emptied_maps_give_their_capacity_back() {
-        let r: Shared = Arc::new(KernelRoute::Blackhole);
-        let mut s = Slots::default();
-        let nets: Vec<IpNetwork> = (0..100_000u32)
-            .map(|i| IpNetwork::V4(Ipv4Network::new((0x0a00_0000 + i).into(), 32).unwrap()))
-            .collect();
-        for p in &nets {
-            s.set_desired(*p, r.clone());
-        }
-        let full = s.maps.v4.capacity();
-        assert!(full >= 100_000);
-        for p in &nets[..99_000] {
-            s.take_desired(p);
-        }
-        assert_eq!(s.maps.v4.len(), 1000);
-        let cap = s.maps.v4.capacity();
-        assert!(cap < full / 8, "{cap} of {full}");
-    }
-
-    #[test]
-    fn entries_are_small_and_routes_go_with_their_last_use() {
-        use std::mem::size_of;
-        assert_eq!(size_of::<(Near4, Slot)>(), 13);
-        assert_eq!(size_of::<(Short6, Slot)>(), 17);
-        assert_eq!(size_of::<(Ipv6Network, Slot)>(), 25);
-        let (a, b): (Shared, Shared) = (
-            Arc::new(KernelRoute::Blackhole),
-            Arc::new(KernelRoute::Blackhole),
-        );
-        let p: IpNetwork = "10.0.0.0/24".parse().unwrap();
-        let q: IpNetwork = "10.0.1.0/24".parse().unwrap();
-        let mut s = Slots::default();
-        s.set_desired(p, a.clone());
-        s.set_desired(q, a.clone());
-        s.set_kernel(p, b.clone());
-        assert_eq!(s.routes_held(), 2);
-        assert!(Arc::ptr_eq(s.kernel(&p).unwrap(), &b));
-        let mut sides = s.sides_mut(&p).unwrap();
-        assert!(sides.settled(), "an equal route satisfies");
-        let prev = sides.write_desired().unwrap();
-        assert!(Arc::ptr_eq(&prev, &b));
-        assert!(Arc::ptr_eq(s.kernel(&p).unwrap(), &a));
-        assert_eq!(s.routes_held(), 1, "b has no use left");
-        drop(prev);
-        s.routes.drop_spent();
-        assert_eq!(Arc::strong_count(&b), 1, "and is dropped");
-        s.take_desired(&q);
-        s.take_desired(&p);
-        s.take_kernel(&p);
-        assert_eq!((s.maps.len(), s.routes_held()), (0, 0));
-        s.routes.drop_spent();
-        assert_eq!(Arc::strong_count(&a), 1);
-        // A freed id is reused.
-        s.set_desired(q, b.clone());
-        assert_eq!(s.routes.ids(), 2);
-        assert_eq!(s.routes_held(), 1);
-    }
-
-    #[test]
-    fn packed_prefixes_spread_over_the_leaves_and_any_length_has_one() {
-        let r: Shared = Arc::new(KernelRoute::Blackhole);
-        let mut s = Slots::default();
-        // 4096 consecutive /28s and /48s: 256 runs of 16, 256 prefixes (16
-        // whole runs) in every leaf.
-        for i in 0..4096u32 {
-            let v4 = Ipv4Network::new((0x0a00_0000 + (i << 4)).into(), 28).unwrap();
-            let o = (0xfd00_0000_0000_u128 + u128::from(i)) << 80;
-            let v6 = Ipv6Network::new(o.into(), 48).unwrap();
-            s.set_desired(v4.into(), r.clone());
-            s.set_desired(v6.into(), r.clone());
-        }
-        assert!(s.maps.v4.leaves.iter().all(|l| l.len() == 256));
-        let leaf =
-            |i: u32| Near4(Ipv4Network::new((0x0a00_0000 + (i << 4)).into(), 28).unwrap()).leaf();
-        assert!((0..16).all(|i| leaf(i) == leaf(0)), "a run in one leaf");
-        assert_ne!(leaf(16), leaf(0), "the next run in the next leaf");
-        assert!(s.maps.v6.leaves.iter().all(|l| l.len() == 256));
-        // Every length, /0 and /32 or /64 included, finds its slot again.
-        let ends = [
-            "0.0.0.0/0",
-            "10.0.0.0/1",
-            "255.255.255.255/32",
-            "::/0",
-            "ff00::/8",
-            "2001:db8:0:ffff::/64",
-        ];
-        for n in ends {
-            s.set_desired(n.parse().unwrap(), r.clone());
-        }
-        for n in ends {
-            assert!(s.is_desired(&n.parse().unwrap()), "{n}");
-            s.take_desired(&n.parse().unwrap());
-        }
-        assert_eq!(s.maps.len(), 8192);
-    }
-
-    #[test]
-    fn slots_track_both_sides_and_drop_empty_ones() {
-        let p: IpNetwork = "10.0.0.0/24".parse().unwrap();
-        let q: IpNetwork = "2001:db8::/64".parse().unwrap();
-        let r: Shared = Arc::new(KernelRoute::Blackhole);
-        let mut s = Slots::default();
-        assert!(s.set_desired(p, r.clone()).is_none());
-        assert!(s.set_kernel(p, r.clone()).is_none());
-        assert_eq!(s.desired_len(), 1);
-        assert!(s.take_desired(&p).is_some());
-        assert_eq!(s.desired_len(), 0);
-        assert!(s.in_kernel(&p) && !s.is_desired(&p));
-        assert!(s.take_kernel(&p).is_some());
-        assert_eq!(s.maps.len(), 0, "empty slot removed");
-
-        s.set_desired(p, r.clone());
-        s.set_kernel(p, r.clone());
-        let mut fresh = FastMap::default();
-        fresh.insert(q, r.clone());
-        s.replace_kernel(fresh);
-        assert!(s.is_desired(&p) && !s.in_kernel(&p));
-        assert!(s.in_kernel(&q) && !s.is_desired(&q));
-        assert_eq!(s.kernel_iter().count(), 1);
-        assert_eq!(s.desired_iter().count(), 1);
-        assert_eq!(s.iter().count(), 2);
-    }
-
-    #[test]
-    fn ipv6_keys_short_and_long_round_trip() {
-        let r: Shared = Arc::new(KernelRoute::Blackhole);
-        let mut s = Slots::default();
-        let nets: Vec<IpNetwork> = [
-            "2001:db8::/64",
-            "2001:db8:1::/48",
-            "::/0",
-            "2001:db8::1/128",
-        ]
-        .iter()
-        .chain(&["2001:db8::1/64", "2001:db8::8000:0:0:0/65"])
-        .map(|n| n.parse().unwrap())
-        .collect();
-        for p in &nets {
-            s.set_desired(*p, r.clone());
-        }
-        assert_eq!((s.maps.v6.len(), s.maps.v6_long.len()), (3, 3));
-        let n: Ipv6Network = "2001:db8::/64".parse().unwrap();
-        let Key6::Short(k) = key6(&n) else {
-            panic!("{n} is short")
-        };
-        // Hashed by run: its neighbour /64 (the next one) has the next bucket.
-        let h = crate::reconcile::hash::RunSeeded::default();
-        let Key6::Short(next) = key6(&"2001:db8:0:1::/64".parse().unwrap()) else {
-            panic!("short")
-        };
-        assert_eq!(h.hash_one(next) & 0xf, (h.hash_one(k) & 0xf) + 1);
-        let mut seen: Vec<IpNetwork> = s.desired_iter().map(|(p, _)| p).collect();
-        let mut want = nets.clone();
-        seen.sort();
-        want.sort();
-        assert_eq!(seen, want, "every prefix comes back exactly");
-        for p in &nets {
-            assert!(s.is_desired(p));
-            s.take_desired(p);
-        }
-        assert_eq!(s.maps.len(), 0);
-    }
-
-    #[test]
-    fn desire_and_write_side_in_one_lookup() {
-        let p: IpNetwork = "10.0.0.0/24".parse().unwrap();
-        let mut s = Slots::default();
-        let ch = s.desire(p, Arc::new(KernelRoute::Blackhole)).unwrap();
-        assert!(ch.old.is_none() && ch.sides.kernel().is_none());
-        assert_eq!(**ch.sides.desired().unwrap(), KernelRoute::Blackhole);
-        assert!(s.desire(p, Arc::new(KernelRoute::Blackhole)).is_none());
-        assert_eq!(s.desired_len(), 1);
-        let mut sides = s.sides_mut(&p).unwrap();
-        assert!(sides.desired().is_some() && sides.kernel().is_none());
-        assert!(sides.write_desired().is_none());
-        let wrote = sides.kernel().cloned().unwrap();
-        assert!(s.in_kernel(&p));
-        // The installed count follows every side (one blackhole, IPv4).
-        let one = Installed {
-            all: [0, 0, 1],
-            ipv6: [0; 3],
-        };
-        assert_eq!((s.installed(), s.count_installed()), (one, one));
-        // Changed since (a notification): the undo leaves it alone.
-        let other = Arc::new(KernelRoute::Blackhole);
-        s.set_kernel(p, other.clone());
-        assert_eq!(s.installed(), one, "an equal route satisfies");
-        s.undo_kernel(p, Some(&wrote), None);
-        assert!(s.in_kernel(&p));
-        s.set_kernel(p, wrote.clone());
-        s.undo_kernel(p, Some(&wrote), None);
-        assert!(!s.in_kernel(&p) && s.is_desired(&p));
-        assert_eq!(s.installed(), Installed::default());
-        s.take_desired(&p);
-        s.undo_kernel(p, None, Some(other));
-        let mut sides = s.sides_mut(&p).unwrap();
-        assert!(sides.take_kernel().is_some() && sides.is_empty());
-        s.remove_emptied(&p);
-        assert_eq!(s.maps.len(), 0);
-        assert_eq!(s.installed(), s.count_installed());
-    }
-}
+mod tests;

@@ -1,0 +1,260 @@
+//! Tests of the slots (slots.rs): sides, key forms, the directory's leaves.
+
+use super::*;
+use crate::types::KernelRoute;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+#[test]
+fn emptied_maps_give_their_capacity_back() {
+    let r: Shared = Arc::new(KernelRoute::Blackhole);
+    let mut s = Slots::default();
+    let nets: Vec<IpNetwork> = (0..100_000u32)
+        .map(|i| IpNetwork::V4(Ipv4Network::new((0x0a00_0000 + i).into(), 32).unwrap()))
+        .collect();
+    for p in &nets {
+        s.set_desired(*p, r.clone());
+    }
+    let full = s.maps.v4.capacity();
+    assert!(full >= 100_000);
+    for p in &nets[..99_000] {
+        s.take_desired(p);
+    }
+    assert_eq!(s.maps.v4.len(), 1000);
+    let cap = s.maps.v4.capacity();
+    assert!(cap < full / 8, "{cap} of {full}");
+}
+
+#[test]
+fn entries_are_small_and_routes_go_with_their_last_use() {
+    use std::mem::size_of;
+    assert_eq!(size_of::<(Near4, Slot)>(), 11);
+    assert_eq!(size_of::<(Short6, Slot)>(), 15);
+    assert_eq!(size_of::<(Ipv6Network, Slot)>(), 23);
+    let (a, b): (Shared, Shared) = (
+        Arc::new(KernelRoute::Blackhole),
+        Arc::new(KernelRoute::Blackhole),
+    );
+    let p: IpNetwork = "10.0.0.0/24".parse().unwrap();
+    let q: IpNetwork = "10.0.1.0/24".parse().unwrap();
+    let mut s = Slots::default();
+    s.set_desired(p, a.clone());
+    s.set_desired(q, a.clone());
+    s.set_kernel(p, b.clone());
+    assert_eq!(s.routes_held(), 2);
+    assert!(Arc::ptr_eq(s.kernel(&p).unwrap(), &b));
+    let mut sides = s.sides_mut(&p).unwrap();
+    assert!(sides.settled(), "an equal route satisfies");
+    let prev = sides.write_desired().unwrap();
+    assert!(Arc::ptr_eq(&prev, &b));
+    assert!(Arc::ptr_eq(s.kernel(&p).unwrap(), &a));
+    assert_eq!(s.routes_held(), 1, "b has no use left");
+    drop(prev);
+    s.routes.drop_spent();
+    assert_eq!(Arc::strong_count(&b), 1, "and is dropped");
+    s.take_desired(&q);
+    s.take_desired(&p);
+    s.take_kernel(&p);
+    assert_eq!((s.maps.len(), s.routes_held()), (0, 0));
+    s.routes.drop_spent();
+    assert_eq!(Arc::strong_count(&a), 1);
+    // A freed id is reused.
+    s.set_desired(q, b.clone());
+    assert_eq!(s.routes.ids(), 2);
+    assert_eq!(s.routes_held(), 1);
+}
+
+#[test]
+fn packed_prefixes_fill_the_leaves_by_share_and_any_length_has_one() {
+    let r: Shared = Arc::new(KernelRoute::Blackhole);
+    let mut s = Slots::default();
+    // 4096 consecutive /28s and /48s: 256 runs of 16, one in each slice.
+    for i in 0..4096u32 {
+        let v4 = Ipv4Network::new((0x0a00_0000 + (i << 4)).into(), 28).unwrap();
+        let o = (0xfd00_0000_0000_u128 + u128::from(i)) << 80;
+        let v6 = Ipv6Network::new(o.into(), 48).unwrap();
+        s.set_desired(v4.into(), r.clone());
+        s.set_desired(v6.into(), r.clone());
+    }
+    let shares: Vec<usize> = SLICE_STARTS
+        .windows(2)
+        .map(|w| 16 * usize::from(w[1] - w[0]))
+        .collect();
+    assert_eq!(s.maps.v4.leaf_lens(), shares);
+    assert_eq!(s.maps.v6.leaf_lens(), shares);
+    let leaf =
+        |i: u32| Near4(Ipv4Network::new((0x0a00_0000 + (i << 4)).into(), 28).unwrap()).leaf();
+    assert!((0..16).all(|i| leaf(i) == leaf(0)), "a run in one leaf");
+    // Every length, /0 and /32 or /64 included, finds its slot again.
+    let ends = [
+        "0.0.0.0/0",
+        "10.0.0.0/1",
+        "255.255.255.255/32",
+        "::/0",
+        "ff00::/8",
+        "2001:db8:0:ffff::/64",
+    ];
+    for n in ends {
+        s.set_desired(n.parse().unwrap(), r.clone());
+    }
+    for n in ends {
+        assert!(s.is_desired(&n.parse().unwrap()), "{n}");
+        s.take_desired(&n.parse().unwrap());
+    }
+    assert_eq!(s.maps.len(), 8192);
+}
+
+#[test]
+fn leaf_shares_span_one_octave() {
+    for (j, start) in SLICE_STARTS.iter().enumerate() {
+        let want = (256.0 * ((j as f64 / LEAVES as f64).exp2() - 1.0)).round();
+        assert_eq!(f64::from(*start), want, "leaf {j}");
+    }
+    assert_eq!(LEAF_OF_SLICE[10], 0);
+    assert_eq!(LEAF_OF_SLICE[11], 1);
+    assert_eq!(LEAF_OF_SLICE[255], 15);
+}
+
+#[test]
+fn the_directory_keeps_its_load_at_every_size() {
+    // Equal leaves double together: 16 x 7/16 of their capacity just
+    // after (2.29 buckets per prefix). Unequal ones double at sizes
+    // spread over an octave: at most ~1.75 buckets (capacity 7/8 of
+    // them) per prefix, at every size of a packed table.
+    let r: Shared = Arc::new(KernelRoute::Blackhole);
+    let mut s = Slots::default();
+    let mut worst = 0.0f64;
+    for i in 0..(18u32 << 12) {
+        let p = Ipv4Network::new((0x0a00_0000 + (i << 4)).into(), 28).unwrap();
+        s.set_desired(p.into(), r.clone());
+        let n = i as usize + 1;
+        if n >= 6 << 12 && n.is_multiple_of(1 << 12) {
+            let per = s.maps.v4.capacity() as f64 * 8.0 / 7.0 / n as f64;
+            worst = worst.max(per);
+        }
+    }
+    assert!(worst > 1.4 && worst < 1.8, "{worst} buckets per prefix");
+}
+
+#[test]
+fn prefixes_aimed_at_one_leaf_cost_one_table() {
+    // Every run in slice 0 (the 8 bits above each /32's run are zero):
+    // one leaf holds them all, as one ordinary table would.
+    let r: Shared = Arc::new(KernelRoute::Blackhole);
+    let mut s = Slots::default();
+    let mut one = std::collections::HashMap::new();
+    for i in 0..20_000u32 {
+        let a = (i >> 4) << 12 | (i & 0xf);
+        s.set_desired(Ipv4Network::new(a.into(), 32).unwrap().into(), r.clone());
+        one.insert(a, ());
+    }
+    let lens = s.maps.v4.leaf_lens();
+    assert_eq!(lens[0], 20_000);
+    assert_eq!(s.maps.v4.capacity(), one.capacity());
+}
+
+#[test]
+fn slots_track_both_sides_and_drop_empty_ones() {
+    let p: IpNetwork = "10.0.0.0/24".parse().unwrap();
+    let q: IpNetwork = "2001:db8::/64".parse().unwrap();
+    let r: Shared = Arc::new(KernelRoute::Blackhole);
+    let mut s = Slots::default();
+    assert!(s.set_desired(p, r.clone()).is_none());
+    assert!(s.set_kernel(p, r.clone()).is_none());
+    assert_eq!(s.desired_len(), 1);
+    assert!(s.take_desired(&p).is_some());
+    assert_eq!(s.desired_len(), 0);
+    assert!(s.in_kernel(&p) && !s.is_desired(&p));
+    assert!(s.take_kernel(&p).is_some());
+    assert_eq!(s.maps.len(), 0, "empty slot removed");
+
+    s.set_desired(p, r.clone());
+    s.set_kernel(p, r.clone());
+    let mut fresh = FastMap::default();
+    fresh.insert(q, r.clone());
+    s.replace_kernel(fresh);
+    assert!(s.is_desired(&p) && !s.in_kernel(&p));
+    assert!(s.in_kernel(&q) && !s.is_desired(&q));
+    assert_eq!(s.kernel_iter().count(), 1);
+    assert_eq!(s.desired_iter().count(), 1);
+    assert_eq!(s.iter().count(), 2);
+}
+
+#[test]
+fn ipv6_keys_short_and_long_round_trip() {
+    let r: Shared = Arc::new(KernelRoute::Blackhole);
+    let mut s = Slots::default();
+    let nets: Vec<IpNetwork> = [
+        "2001:db8::/64",
+        "2001:db8:1::/48",
+        "::/0",
+        "2001:db8::1/128",
+    ]
+    .iter()
+    .chain(&["2001:db8::1/64", "2001:db8::8000:0:0:0/65"])
+    .map(|n| n.parse().unwrap())
+    .collect();
+    for p in &nets {
+        s.set_desired(*p, r.clone());
+    }
+    assert_eq!((s.maps.v6.len(), s.maps.v6_long.len()), (3, 3));
+    let n: Ipv6Network = "2001:db8::/64".parse().unwrap();
+    let Key6::Short(k) = key6(&n) else {
+        panic!("{n} is short")
+    };
+    // Hashed by run: its neighbour /64 (the next one) has the next bucket.
+    let h = crate::reconcile::hash::RunSeeded::default();
+    let Key6::Short(next) = key6(&"2001:db8:0:1::/64".parse().unwrap()) else {
+        panic!("short")
+    };
+    assert_eq!(h.hash_one(next) & 0xf, (h.hash_one(k) & 0xf) + 1);
+    let mut seen: Vec<IpNetwork> = s.desired_iter().map(|(p, _)| p).collect();
+    let mut want = nets.clone();
+    seen.sort();
+    want.sort();
+    assert_eq!(seen, want, "every prefix comes back exactly");
+    for p in &nets {
+        assert!(s.is_desired(p));
+        s.take_desired(p);
+    }
+    assert_eq!(s.maps.len(), 0);
+}
+
+#[test]
+fn desire_and_write_side_in_one_lookup() {
+    let p: IpNetwork = "10.0.0.0/24".parse().unwrap();
+    let mut s = Slots::default();
+    let ch = s.desire(p, Arc::new(KernelRoute::Blackhole)).unwrap();
+    assert!(ch.old.is_none() && ch.sides.kernel().is_none());
+    assert_eq!(**ch.sides.desired().unwrap(), KernelRoute::Blackhole);
+    assert!(s.desire(p, Arc::new(KernelRoute::Blackhole)).is_none());
+    assert_eq!(s.desired_len(), 1);
+    let mut sides = s.sides_mut(&p).unwrap();
+    assert!(sides.desired().is_some() && sides.kernel().is_none());
+    assert!(sides.write_desired().is_none());
+    let wrote = sides.kernel().cloned().unwrap();
+    assert!(s.in_kernel(&p));
+    // The installed count follows every side (one blackhole, IPv4).
+    let one = Installed {
+        all: [0, 0, 1],
+        ipv6: [0; 3],
+    };
+    assert_eq!((s.installed(), s.count_installed()), (one, one));
+    // Changed since (a notification): the undo leaves it alone.
+    let other = Arc::new(KernelRoute::Blackhole);
+    s.set_kernel(p, other.clone());
+    assert_eq!(s.installed(), one, "an equal route satisfies");
+    s.undo_kernel(p, Some(&wrote), None);
+    assert!(s.in_kernel(&p));
+    s.set_kernel(p, wrote.clone());
+    s.undo_kernel(p, Some(&wrote), None);
+    assert!(!s.in_kernel(&p) && s.is_desired(&p));
+    assert_eq!(s.installed(), Installed::default());
+    s.take_desired(&p);
+    s.undo_kernel(p, None, Some(other));
+    let mut sides = s.sides_mut(&p).unwrap();
+    assert!(sides.take_kernel().is_some() && sides.is_empty());
+    s.remove_emptied(&p);
+    assert_eq!(s.maps.len(), 0);
+    assert_eq!(s.installed(), s.count_installed());
+}
