@@ -55,9 +55,12 @@ pub(crate) const DELIVER_CHUNK: usize = 256;
 /// size after the last pass (and at least this long); an IPv4 tail this long
 /// added since is sorted before it is delivered.
 const COMPACT_MIN: usize = 4096;
+/// A list's capacity under which [`release`] keeps it as it is.
+const RELEASE_MIN: usize = 1 << 16;
 
 /// Changed prefixes, each reported once (duplicates are dropped by
 /// occasional sort passes; one left over only costs a repeated report).
+/// The lists give their memory back as they drain ([`release`]).
 ///
 /// Delivery order of an IPv4 backlog: runs of sixteen neighbours (the
 /// prefixes of one length differing only in their last four bits, the
@@ -128,6 +131,15 @@ fn compact<T: PartialEq, K: Ord>(v: &mut Vec<T>, clean: &mut usize, key: impl Fn
         v.sort_unstable_by_key(key);
         v.dedup();
         *clean = v.len();
+    }
+}
+
+/// Gives back most of a draining list's memory (a bulk load's backlog
+/// drains while the reconciler's slots fill: holding its whole capacity
+/// until the last prefix leaves would add it to the peak).
+fn release<T>(v: &mut Vec<T>) {
+    if v.capacity() >= RELEASE_MIN && v.len() < v.capacity() / 4 {
+        v.shrink_to(v.len() * 2);
     }
 }
 
@@ -216,6 +228,7 @@ impl ChangeSet {
             self.sorted_v4 = self.v4.len();
         }
         while let Some(k) = self.v4.pop() {
+            release(&mut self.v4);
             self.clean_v4 = self.clean_v4.min(self.v4.len());
             self.sorted_v4 = self.sorted_v4.min(self.v4.len());
             // Keys are made from valid prefixes; skip one that is not.
@@ -231,6 +244,8 @@ impl ChangeSet {
             (Some(_), None) => self.v6.pop().map(Ipv6Prefix::from),
             _ => self.v6_long.pop(),
         };
+        release(&mut self.v6);
+        release(&mut self.v6_long);
         self.clean_v6 = self.clean_v6.min(self.v6.len());
         self.clean_v6_long = self.clean_v6_long.min(self.v6_long.len());
         p.map(Prefix::V6)
@@ -793,6 +808,31 @@ mod tests {
         let got: Vec<Prefix> = std::iter::from_fn(|| c.pop()).collect();
         want.sort_unstable_by(|a, b| b.cmp(a));
         assert_eq!(got, want);
+    }
+
+    /// A draining backlog gives its memory back as it goes, not only once
+    /// its last prefix has left.
+    #[test]
+    fn a_draining_backlog_gives_memory_back() {
+        let mut c = ChangeSet::default();
+        let n = 4 * RELEASE_MIN as u32;
+        for i in 0..n {
+            c.insert(Prefix::V4(
+                Ipv4Prefix::new(Ipv4Addr::from(i << 4), 28).unwrap(),
+            ));
+        }
+        let full = c.v4.capacity();
+        let mut left = c.len();
+        while left > RELEASE_MIN / 2 {
+            assert!(c.pop().is_some());
+            left -= 1;
+        }
+        let (cap, len) = (c.v4.capacity(), c.v4.len());
+        assert!(
+            cap <= full / 2 && cap <= 4 * (len + 1),
+            "{cap} of {full} for {len}"
+        );
+        assert_eq!(std::iter::from_fn(|| c.pop()).count(), left);
     }
 
     #[test]
