@@ -369,6 +369,14 @@ fn vxlan6_crosses_an_ipv6_router_without_pod_routes() {
             pod3: "fd10:244:3::1/128",
         },
     );
+    // The underlay first: under load the first neighbour solicitation for
+    // the router can go unanswered (a FAILED entry was seen once at load 19),
+    // and the pod pings below allow one second.
+    within(
+        Duration::from_secs(10),
+        "the IPv6 underlay n1 -> n3",
+        || ping(&n1, "2001:db8:1::11", "2001:db8:2::13"),
+    );
     let node1 = Node::start(
         &n1,
         "2001:db8:1::11",

@@ -1,0 +1,415 @@
+//! Tests of the outbox ([`super::Outbox`]): order, backlog, compaction and
+//! the events handed to the owner, fed by a real RIB.
+
+use super::*;
+use std::net::IpAddr;
+
+use crate::fsm::SessionState;
+use crate::rib::RibConfig;
+
+fn pfx(s: &str) -> Prefix {
+    s.parse().unwrap()
+}
+
+const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
+
+/// The event channel's bound in bytes (`session::EVENT_CHANNEL`, "about
+/// 0.7 MB when full") depends on this size.
+#[test]
+fn a_queued_event_is_at_most_80_bytes() {
+    assert!(std::mem::size_of::<SpeakerEvent>() <= 80);
+}
+
+fn rib() -> Rib {
+    Rib::new(RibConfig::new(64512, Ipv4Addr::new(192, 0, 2, 1)))
+}
+
+/// Local originations stand in for learned routes: a prefix is either
+/// present (attributes) or gone.
+fn add(rib: &mut Rib, ob: &mut Outbox, tx: &mpsc::Sender<SpeakerEvent>, p: &str) {
+    for c in rib.originate(pfx(p), None).best_changes {
+        ob.push_change(c, tx);
+    }
+}
+
+fn del(rib: &mut Rib, ob: &mut Outbox, tx: &mpsc::Sender<SpeakerEvent>, p: &str) {
+    for c in rib.withdraw_local(pfx(p)).best_changes {
+        ob.push_change(c, tx);
+    }
+}
+
+/// (prefix, present?) of a route change.
+fn state(ev: &SpeakerEvent) -> (Prefix, bool) {
+    match ev {
+        SpeakerEvent::BestPathChanged {
+            prefix, attributes, ..
+        } => (*prefix, attributes.is_some()),
+        other => panic!("expected a route change, got {other:?}"),
+    }
+}
+
+fn sorted(evs: &[SpeakerEvent]) -> Vec<(Prefix, bool)> {
+    let mut v: Vec<_> = evs.iter().map(state).collect();
+    v.sort();
+    v
+}
+
+/// Takes everything: delivers into the channel and drains it, repeatedly.
+fn take_all(
+    ob: &mut Outbox,
+    tx: &mpsc::Sender<SpeakerEvent>,
+    rx: &mut mpsc::Receiver<SpeakerEvent>,
+    rib: &Rib,
+) -> Vec<SpeakerEvent> {
+    let mut got = Vec::new();
+    loop {
+        while let Ok(ev) = rx.try_recv() {
+            got.push(ev);
+        }
+        if ob.is_empty() {
+            return got;
+        }
+        let permits = tx.try_reserve_many(1).unwrap();
+        ob.deliver(permits, tx, rib);
+    }
+}
+
+#[test]
+fn goes_straight_out_while_the_channel_has_room() {
+    let (tx, mut rx) = mpsc::channel(8);
+    let mut rib = rib();
+    let mut ob = Outbox::default();
+    add(&mut rib, &mut ob, &tx, "10.0.0.0/24");
+    del(&mut rib, &mut ob, &tx, "10.0.0.0/24");
+    assert!(ob.is_empty());
+    assert_eq!(state(&rx.try_recv().unwrap()), (pfx("10.0.0.0/24"), true));
+    assert_eq!(state(&rx.try_recv().unwrap()), (pfx("10.0.0.0/24"), false));
+}
+
+#[test]
+fn a_full_channel_keeps_one_entry_per_prefix_with_the_latest_state() {
+    let (tx, mut rx) = mpsc::channel(1);
+    let mut rib = rib();
+    let mut ob = Outbox::default();
+    add(&mut rib, &mut ob, &tx, "10.0.0.0/24");
+    add(&mut rib, &mut ob, &tx, "10.0.1.0/24");
+    del(&mut rib, &mut ob, &tx, "10.0.0.0/24");
+    add(&mut rib, &mut ob, &tx, "10.0.2.0/24");
+    del(&mut rib, &mut ob, &tx, "10.0.1.0/24");
+    add(&mut rib, &mut ob, &tx, "10.0.1.0/24");
+    // The first went out; the rest wait as prefixes.
+    assert_eq!(ob.len(), 5);
+    let got = take_all(&mut ob, &tx, &mut rx, &rib);
+    assert_eq!(state(&got[0]), (pfx("10.0.0.0/24"), true));
+    let mut rest = sorted(&got[1..]);
+    rest.dedup();
+    assert_eq!(
+        rest,
+        vec![
+            (pfx("10.0.0.0/24"), false),
+            (pfx("10.0.1.0/24"), true),
+            (pfx("10.0.2.0/24"), true),
+        ]
+    );
+    assert!(ob.is_empty());
+    // Empty again: straight out.
+    del(&mut rib, &mut ob, &tx, "10.0.2.0/24");
+    assert!(ob.is_empty());
+    assert_eq!(state(&rx.try_recv().unwrap()), (pfx("10.0.2.0/24"), false));
+}
+
+#[test]
+fn other_events_are_barriers() {
+    let (tx, mut rx) = mpsc::channel(1);
+    let mut rib = rib();
+    let mut ob = Outbox::default();
+    // Fill the channel so that everything after waits.
+    ob.push(SpeakerEvent::Converged, &tx);
+    add(&mut rib, &mut ob, &tx, "10.0.0.0/24");
+    add(&mut rib, &mut ob, &tx, "10.0.1.0/24");
+    ob.push(
+        SpeakerEvent::PeerStateChanged {
+            peer: PEER,
+            state: SessionState::Idle,
+            reason: "test".into(),
+        },
+        &tx,
+    );
+    del(&mut rib, &mut ob, &tx, "10.0.1.0/24");
+    add(&mut rib, &mut ob, &tx, "10.0.2.0/24");
+    let got = take_all(&mut ob, &tx, &mut rx, &rib);
+    assert!(matches!(got[0], SpeakerEvent::Converged));
+    let barrier = got
+        .iter()
+        .position(|e| matches!(e, SpeakerEvent::PeerStateChanged { .. }))
+        .unwrap();
+    // Both prefixes changed before the barrier are reported before it,
+    // with their state now (10.0.1.0/24 is already withdrawn again).
+    assert_eq!(
+        sorted(&got[1..barrier]),
+        vec![(pfx("10.0.0.0/24"), true), (pfx("10.0.1.0/24"), false)]
+    );
+    assert_eq!(
+        sorted(&got[barrier + 1..]),
+        vec![(pfx("10.0.1.0/24"), false), (pfx("10.0.2.0/24"), true)]
+    );
+}
+
+#[test]
+fn many_changes_to_few_prefixes_stay_small() {
+    let (tx, mut rx) = mpsc::channel(1);
+    let mut rib = rib();
+    let mut ob = Outbox::default();
+    ob.push(SpeakerEvent::Converged, &tx);
+    for _ in 0..50_000 {
+        add(&mut rib, &mut ob, &tx, "10.0.0.0/24");
+        del(&mut rib, &mut ob, &tx, "10.0.0.0/24");
+        add(&mut rib, &mut ob, &tx, "10.0.1.0/24");
+    }
+    del(&mut rib, &mut ob, &tx, "10.0.1.0/24");
+    assert!(ob.len() <= COMPACT_MIN, "{}", ob.len());
+    let got = take_all(&mut ob, &tx, &mut rx, &rib);
+    let mut set = sorted(&got[1..]);
+    set.dedup();
+    assert_eq!(
+        set,
+        vec![(pfx("10.0.0.0/24"), false), (pfx("10.0.1.0/24"), false)]
+    );
+}
+
+/// Letters for the prefixes of the event table.
+fn letter(p: Prefix) -> char {
+    match p {
+        Prefix::V4(p4) => char::from(b'a' + p4.addr().octets()[2]),
+        Prefix::V6(_) => '6',
+    }
+}
+
+fn prefix_of(c: char) -> String {
+    format!("10.0.{}.0/24", u32::from(c) - u32::from('a'))
+}
+
+/// What an owner applying every event in order holds at each barrier
+/// ("C" Converged, "P" a peer state change) and at the end.
+fn replay(evs: &[SpeakerEvent]) -> Vec<String> {
+    let mut held = std::collections::BTreeSet::new();
+    let mut seen = Vec::new();
+    let show = |held: &std::collections::BTreeSet<char>| held.iter().collect::<String>();
+    for ev in evs {
+        match ev {
+            SpeakerEvent::BestPathChanged {
+                prefix, attributes, ..
+            } => {
+                if attributes.is_some() {
+                    held.insert(letter(*prefix));
+                } else {
+                    held.remove(&letter(*prefix));
+                }
+            }
+            SpeakerEvent::Converged => seen.push(format!("C {}", show(&held))),
+            SpeakerEvent::PeerStateChanged { .. } => seen.push(format!("P {}", show(&held))),
+        }
+    }
+    seen.push(format!("end {}", show(&held)));
+    seen
+}
+
+/// The one coalescing stage as an event table: channel capacity, what
+/// the RIB task does ("+a" a best path for prefix a, "-a" it is gone,
+/// "C"/"P" barriers, "~" the owner takes everything now), and what the
+/// owner then holds at each barrier and at the end. Last state wins; a
+/// barrier comes after every change queued before it, reported in a
+/// state never older than when the barrier was queued (it may be newer:
+/// the fourth row reports `a` gone at C).
+#[test]
+fn event_table() {
+    #[rustfmt::skip]
+    let table: &[(usize, &[&str], &[&str])] = &[
+        // Room in the channel: every change goes out as made.
+        (8, &["+a", "C", "-a"], &["C a", "end "]),
+        (8, &["+a", "+b", "-a", "P", "+c"], &["P b", "end bc"]),
+        // A full channel (the first event fills it): prefixes are marked.
+        (1, &["P", "+a", "+b", "-a", "C", "+c"], &["P ", "C b", "end bc"]),
+        (1, &["P", "+a", "C", "-a"], &["P ", "C ", "end "]),
+        (1, &["P", "+a", "-a", "+a", "-a", "+a"], &["P ", "end a"]),
+        (1, &["P", "+a", "~", "-a", "+b", "C"], &["P ", "C b", "end b"]),
+        // Barriers in a row keep their order.
+        (1, &["C", "+a", "P", "P", "-a", "C"], &["C ", "P ", "P ", "C ", "end "]),
+    ];
+    for (cap, ops, want) in table {
+        let (tx, mut rx) = mpsc::channel(*cap);
+        let mut rib = rib();
+        let mut ob = Outbox::default();
+        let mut got = Vec::new();
+        for op in *ops {
+            let mut chars = op.chars();
+            match (chars.next(), chars.next()) {
+                (Some('+'), Some(c)) => add(&mut rib, &mut ob, &tx, &prefix_of(c)),
+                (Some('-'), Some(c)) => del(&mut rib, &mut ob, &tx, &prefix_of(c)),
+                (Some('C'), None) => ob.push(SpeakerEvent::Converged, &tx),
+                (Some('P'), None) => ob.push(
+                    SpeakerEvent::PeerStateChanged {
+                        peer: PEER,
+                        state: SessionState::Idle,
+                        reason: "test".into(),
+                    },
+                    &tx,
+                ),
+                (Some('~'), None) => got.extend(take_all(&mut ob, &tx, &mut rx, &rib)),
+                _ => panic!("bad op {op}"),
+            }
+            assert!(ob.len() <= 8, "{ops:?}: at most one entry per change");
+        }
+        got.extend(take_all(&mut ob, &tx, &mut rx, &rib));
+        assert_eq!(replay(&got), *want, "capacity {cap}, {ops:?}");
+    }
+}
+
+#[test]
+fn equal_next_hop_sets_share_one_allocation() {
+    let a: IpAddr = "192.0.2.1".parse().unwrap();
+    let b: IpAddr = "192.0.2.2".parse().unwrap();
+    let mut sets = NextHopSets::default();
+    let x = sets.intern(&[a]);
+    let y = sets.intern(&[a, b]);
+    assert_eq!(x.ptr(), sets.intern(&[a]).ptr());
+    assert_eq!(y.ptr(), sets.intern(&[a, b]).ptr());
+    assert_ne!(x.ptr(), y.ptr());
+    assert_eq!(x, vec![a]);
+    // Sets nobody holds go when the interner has grown enough.
+    drop(y);
+    for n in 0..200u32 {
+        sets.intern(&[IpAddr::from(std::net::Ipv4Addr::from(n))]);
+    }
+    assert!(sets.len() < 200, "{}", sets.len());
+    assert_eq!(x.ptr(), sets.intern(&[a]).ptr(), "a held set stays");
+}
+
+#[test]
+fn v4_and_v6_keys_round_trip() {
+    let all = [
+        "10.0.0.0/8",
+        "0.0.0.0/0",
+        "128.0.0.0/1",
+        "224.0.0.0/3",
+        "240.0.0.0/4",
+        "10.1.2.48/28",
+        "255.255.255.255/32",
+        "2001:db8::/32",
+    ];
+    let mut c = ChangeSet::default();
+    for p in all {
+        c.insert(pfx(p));
+    }
+    let mut got = Vec::new();
+    while let Some(p) = c.pop() {
+        got.push(p);
+    }
+    got.sort();
+    let mut want: Vec<Prefix> = all.iter().map(|p| pfx(p)).collect();
+    want.sort();
+    assert_eq!(got, want);
+    assert!(c.is_empty());
+}
+
+/// A backlog of neighbouring IPv4 prefixes leaves run by run (sixteen
+/// neighbours together, in address order), runs far apart, every prefix
+/// once, whether it was compacted or arrived after the last pass.
+#[test]
+fn ipv4_backlog_leaves_in_runs_spread_bit_reversed() {
+    let nth = |i: u32| Ipv4Prefix::new(Ipv4Addr::from(0x0a00_0000 + (i << 4)), 28).unwrap();
+    let index = |p: Prefix| match p {
+        Prefix::V4(p) => (u32::from(p.addr()) - 0x0a00_0000) >> 4,
+        Prefix::V6(_) => u32::MAX,
+    };
+    // 4096, compacted at the last insert; then 8192 compacted and a
+    // tail of 4096 more (sorted on its own, delivered first).
+    for n in [4096u32, 12288] {
+        let mut c = ChangeSet::default();
+        for i in 0..n {
+            c.insert(Prefix::V4(nth(i)));
+        }
+        let got: Vec<u32> = std::iter::from_fn(|| c.pop()).map(index).collect();
+        for run in got.chunks(16) {
+            assert_eq!(run[0] % 16, 15, "n = {n}: a run starts at its last place");
+            assert!(run.windows(2).all(|w| w[1] + 1 == w[0]), "n = {n}: {run:?}");
+        }
+        // Consecutive runs are far apart (bit-reversed), not neighbours.
+        assert!(
+            got[0].abs_diff(got[16]) > 256,
+            "n = {n}: {} {}",
+            got[0],
+            got[16]
+        );
+        if n > 8192 {
+            assert!(got[..4096].iter().all(|&i| i >= 8192), "the tail first");
+        }
+        let mut all = got.clone();
+        all.sort_unstable();
+        assert_eq!(all, (0..n).collect::<Vec<_>>(), "each once");
+    }
+}
+
+/// An IPv6 backlog leaves in descending address order, whether its
+/// prefixes are kept in 9 bytes (up to /64) or 17 (longer).
+#[test]
+fn ipv6_backlog_leaves_in_descending_order_in_both_forms() {
+    // Each inserted twice: both lists reach COMPACT_MIN at the last
+    // insert and are de-duplicated then.
+    let n = u16::try_from(COMPACT_MIN / 2).unwrap();
+    let mut want: Vec<Prefix> = (0..n)
+        .flat_map(|i| {
+            let a = std::net::Ipv6Addr::new(0xfd00, i, 0, 0, 0, 0, 0, 0);
+            let long = std::net::Ipv6Addr::new(0xfd00, i, 0, 0, 0, 0, 0, 1);
+            [
+                Prefix::V6(Ipv6Prefix::new(a, 48).unwrap()),
+                Prefix::V6(Ipv6Prefix::new(long, 128).unwrap()),
+            ]
+        })
+        .collect();
+    let mut c = ChangeSet::default();
+    for _ in 0..2 {
+        for p in &want {
+            c.insert(*p);
+        }
+    }
+    assert_eq!(c.len(), want.len(), "each once after the pass");
+    let got: Vec<Prefix> = std::iter::from_fn(|| c.pop()).collect();
+    want.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(got, want);
+}
+
+/// A draining backlog gives its memory back as it goes, not only once
+/// its last prefix has left.
+#[test]
+fn a_draining_backlog_gives_memory_back() {
+    let mut c = ChangeSet::default();
+    let n = 4 * RELEASE_MIN as u32;
+    for i in 0..n {
+        c.insert(Prefix::V4(
+            Ipv4Prefix::new(Ipv4Addr::from(i << 4), 28).unwrap(),
+        ));
+    }
+    let full = c.v4.capacity();
+    let mut left = c.len();
+    while left > RELEASE_MIN / 2 {
+        assert!(c.pop().is_some());
+        left -= 1;
+    }
+    let (cap, len) = (c.v4.capacity(), c.v4.len());
+    assert!(
+        cap <= full / 2 && cap <= 4 * (len + 1),
+        "{cap} of {full} for {len}"
+    );
+    assert_eq!(std::iter::from_fn(|| c.pop()).count(), left);
+}
+
+#[test]
+fn a_dropped_receiver_keeps_nothing() {
+    let (tx, rx) = mpsc::channel(1);
+    drop(rx);
+    let mut ob = Outbox::default();
+    ob.push(SpeakerEvent::Converged, &tx);
+    ob.push(SpeakerEvent::Converged, &tx);
+    assert!(ob.is_empty());
+}
