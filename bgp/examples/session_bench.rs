@@ -29,6 +29,7 @@ fn cfg(asn: u32, ip: Ipv4Addr, listen: Option<u16>) -> SpeakerConfig {
         guard: Default::default(),
         ebgp_requires_policy: true,
         best_path_events: true,
+        best_path_attributes: true,
         peers: Vec::new(),
     }
 }

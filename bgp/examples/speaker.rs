@@ -106,6 +106,7 @@ fn parse_args() -> Result<Args, String> {
         guard: Default::default(),
         ebgp_requires_policy: true,
         best_path_events: true,
+        best_path_attributes: true,
         peers: Vec::new(),
     };
     let mut originate = Vec::new();

@@ -92,6 +92,14 @@ pub struct SpeakerConfig {
     /// the Loc-RIB, advertisements to peers, queries and every other event
     /// are unchanged.
     pub best_path_events: bool,
+    /// Carry the best path's attributes in [`SpeakerEvent::BestPathChanged`].
+    /// Off for an owner that only installs routes (the agent reads a
+    /// prefix and its next hops): every such event then has `attributes`
+    /// None, and a change that waited in the outbox is reported from the
+    /// Loc-RIB's next hops alone, without converting its stored attributes
+    /// to a [`PathAttributes`] per prefix (6.8 % of the agent's CPU in a
+    /// 1M unique load, lab/bench/README.md session 8).
+    pub best_path_attributes: bool,
     pub peers: Vec<PeerConfig>,
 }
 
@@ -292,6 +300,8 @@ pub enum SpeakerEvent {
     /// the current one; see [`Speaker::start`]). `next_hops` is the ECMP
     /// set to install, interned; empty means nothing to install: the prefix is gone
     /// (`attributes` None) or our own origination is best (`attributes` Some).
+    /// With [`SpeakerConfig::best_path_attributes`] off, `attributes` is
+    /// always None.
     BestPathChanged {
         prefix: Prefix,
         next_hops: NextHops,

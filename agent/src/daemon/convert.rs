@@ -66,6 +66,8 @@ pub fn speaker_config(
         guard: import_guard(c),
         ebgp_requires_policy: c.policy.ebgp_requires_policy,
         best_path_events: true,
+        // The agent reads a prefix and its next hops only.
+        best_path_attributes: false,
         peers: c.peers.iter().map(|p| peer_config(p, links)).collect(),
     }
 }

@@ -295,6 +295,14 @@ impl Rib {
             .map(|d| table::change_for(prefix, d.paths(), None, Some(cache), &mut nh))
     }
 
+    /// `prefix`'s ECMP set to install now, without its attributes (an
+    /// owner that only installs routes); None if the prefix is gone.
+    pub(crate) fn best_next_hops(&self, prefix: Prefix) -> Option<HopList> {
+        let mut nh = Vec::new();
+        self.dest(prefix)
+            .map(|d| table::next_hops_for(d.paths(), &mut nh))
+    }
+
     /// Every candidate path of `prefix`, best first, with why each loser lost.
     pub fn explain(&self, prefix: Prefix) -> Vec<Candidate> {
         let Some(d) = self.dest(prefix) else {

@@ -575,14 +575,9 @@ pub(crate) fn collect_next_hops(paths: &[Path], out: &mut Vec<IpAddr>) {
 }
 
 /// The Loc-RIB entry of `paths` as a [`BestPathChange`].
-pub(crate) fn change_for(
-    prefix: Prefix,
-    paths: &[Path],
-    hint: Option<&Imported>,
-    cache: Option<&mut FullCache>,
-    nh: &mut Vec<IpAddr>,
-) -> BestPathChange {
-    let next_hops = match paths {
+/// The ECMP set to install for `paths` (best first); `nh` is scratch.
+pub(crate) fn next_hops_for(paths: &[Path], nh: &mut Vec<IpAddr>) -> HopList {
+    match paths {
         // A lone ECMP path (a new prefix): its next hop as it is, not read
         // back from `nh` right after being stored there.
         [p] if p.flags & ECMP != 0 && p.source != LOCAL_SOURCE => {
@@ -592,7 +587,17 @@ pub(crate) fn change_for(
             collect_next_hops(paths, nh);
             HopList::from(nh.as_slice())
         }
-    };
+    }
+}
+
+pub(crate) fn change_for(
+    prefix: Prefix,
+    paths: &[Path],
+    hint: Option<&Imported>,
+    cache: Option<&mut FullCache>,
+    nh: &mut Vec<IpAddr>,
+) -> BestPathChange {
+    let next_hops = next_hops_for(paths, nh);
     let best = paths.first();
     BestPathChange {
         prefix,

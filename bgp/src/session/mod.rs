@@ -61,6 +61,8 @@ pub(crate) struct Shared {
     pub(crate) ebgp_requires_policy: bool,
     /// [`SpeakerConfig::best_path_events`].
     pub(crate) best_path_events: bool,
+    /// [`SpeakerConfig::best_path_attributes`].
+    pub(crate) best_path_attributes: bool,
 }
 
 impl Shared {
@@ -248,6 +250,7 @@ impl Runtime {
             guard: cfg.guard.clone(),
             ebgp_requires_policy: cfg.ebgp_requires_policy,
             best_path_events: cfg.best_path_events,
+            best_path_attributes: cfg.best_path_attributes,
         });
         let dispatch = listener::Dispatch::default();
         let listener = match cfg.listen {

@@ -279,9 +279,21 @@ pub(crate) struct Outbox {
     /// Attribute sets converted for delivery, shared by the prefixes using them.
     full: FullCache,
     sets: NextHopSets,
+    /// [`crate::SpeakerConfig::best_path_attributes`] off: events carry no
+    /// attributes, and a waiting change is reported from the Loc-RIB's
+    /// next hops alone.
+    bare: bool,
 }
 
 impl Outbox {
+    /// An outbox whose events carry the best path's attributes, or not.
+    pub(crate) fn new(attributes: bool) -> Outbox {
+        Outbox {
+            bare: !attributes,
+            ..Outbox::default()
+        }
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.segments.is_empty()
     }
@@ -310,7 +322,7 @@ impl Outbox {
         let ev = SpeakerEvent::BestPathChanged {
             prefix: c.prefix,
             next_hops: self.sets.intern(&c.next_hops),
-            attributes: c.attributes,
+            attributes: if self.bare { None } else { c.attributes },
         };
         self.push(ev, tx);
     }
@@ -393,6 +405,14 @@ impl Outbox {
         loop {
             match self.segments.front_mut()? {
                 Segment::Changed(c) => match c.pop() {
+                    Some(prefix) if self.bare => {
+                        let hops = rib.best_next_hops(prefix).unwrap_or_default();
+                        return Some(SpeakerEvent::BestPathChanged {
+                            prefix,
+                            next_hops: self.sets.intern(&hops),
+                            attributes: None,
+                        });
+                    }
                     Some(prefix) => {
                         return Some(current(rib, prefix, &mut self.full, &mut self.sets));
                     }

@@ -108,6 +108,7 @@ pub(crate) async fn run(
     cfg.ebgp_requires_policy = shared.ebgp_requires_policy;
     // No owner for best-path changes (`--no-kernel`): the RIB builds none.
     cfg.best_path_changes = shared.best_path_events;
+    let outbox = Outbox::new(shared.best_path_attributes);
     let timeout = shared
         .graceful_restart
         .as_ref()
@@ -126,7 +127,7 @@ pub(crate) async fn run(
         peers: HashMap::new(),
         next_id: 0,
         events,
-        outbox: Outbox::default(),
+        outbox,
         converged: false,
         converge_deadline: Instant::now() + timeout,
     };

@@ -43,6 +43,7 @@ pub fn config(asn: u32, addr: IpAddr, listen: bool) -> SpeakerConfig {
         guard: Default::default(),
         ebgp_requires_policy: true,
         best_path_events: true,
+        best_path_attributes: true,
         peers: Vec::new(),
     }
 }

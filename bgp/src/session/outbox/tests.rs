@@ -413,3 +413,98 @@ fn a_dropped_receiver_keeps_nothing() {
     ob.push(SpeakerEvent::Converged, &tx);
     assert!(ob.is_empty());
 }
+
+/// `best_path_attributes` off (the agent): events carry no attributes, and
+/// a change that waited in the outbox is reported with the Loc-RIB's next
+/// hops as the same change sent at once would be; a withdrawal as empty.
+#[test]
+fn bare_events_carry_next_hops_without_attributes() {
+    use crate::rib::PeerId;
+    use crate::types::{AsPath, AsPathSegment, PathAttributes};
+    use crate::wire::Update;
+    let mut rib = rib();
+    // An iBGP peer: accepted without an import policy (RFC 8212 is eBGP's).
+    let local = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 254));
+    let peer = crate::rib::PeerInfo::new(PEER, 64512, Ipv4Addr::new(10, 255, 0, 2), local);
+    rib.peer_up(PeerId(1), peer).unwrap();
+    let learn = |rib: &mut Rib, p: &str, nh: &str| {
+        let u = Update {
+            attributes: Some(std::sync::Arc::new(PathAttributes {
+                as_path: AsPath {
+                    segments: vec![AsPathSegment::Sequence(vec![65001])],
+                },
+                local_pref: Some(100),
+                next_hop: Some(nh.parse().unwrap()),
+                ..Default::default()
+            })),
+            announced: vec![pfx(p)],
+            ..Default::default()
+        };
+        rib.apply_update(PeerId(1), &u).unwrap().best_changes
+    };
+    let hops = |ev: &SpeakerEvent| match ev {
+        SpeakerEvent::BestPathChanged {
+            prefix,
+            next_hops,
+            attributes,
+        } => {
+            assert!(attributes.is_none(), "{ev:?}");
+            (
+                *prefix,
+                next_hops
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>(),
+            )
+        }
+        other => panic!("expected a route change, got {other:?}"),
+    };
+    // Room in the channel: straight out, without attributes.
+    let (tx, mut rx) = mpsc::channel(8);
+    let mut ob = Outbox::new(false);
+    for c in learn(&mut rib, "10.0.0.0/24", "192.0.2.2") {
+        ob.push_change(c, &tx);
+    }
+    let ev = rx.try_recv().unwrap();
+    assert_eq!(
+        hops(&ev),
+        (pfx("10.0.0.0/24"), vec!["192.0.2.2".to_string()])
+    );
+    // A full channel: marked, then reported from the Loc-RIB at delivery.
+    let (tx, mut rx) = mpsc::channel(1);
+    ob.push(SpeakerEvent::Converged, &tx);
+    for c in learn(&mut rib, "10.0.1.0/24", "192.0.2.3") {
+        ob.push_change(c, &tx);
+    }
+    let u = Update {
+        withdrawn: vec![pfx("10.0.0.0/24")],
+        ..Default::default()
+    };
+    for c in rib.apply_update(PeerId(1), &u).unwrap().best_changes {
+        ob.push_change(c, &tx);
+    }
+    let got = take_all(&mut ob, &tx, &mut rx, &rib);
+    assert_eq!(got[0], SpeakerEvent::Converged);
+    let mut rest: Vec<_> = got[1..].iter().map(hops).collect();
+    rest.sort();
+    assert_eq!(
+        rest,
+        vec![
+            (pfx("10.0.0.0/24"), vec![]),
+            (pfx("10.0.1.0/24"), vec!["192.0.2.3".to_string()]),
+        ]
+    );
+    // The default outbox keeps the attributes.
+    let (tx, mut rx) = mpsc::channel(8);
+    let mut full = Outbox::new(true);
+    for c in learn(&mut rib, "10.0.2.0/24", "192.0.2.2") {
+        full.push_change(c, &tx);
+    }
+    assert!(matches!(
+        rx.try_recv().unwrap(),
+        SpeakerEvent::BestPathChanged {
+            attributes: Some(_),
+            ..
+        }
+    ));
+}
