@@ -405,16 +405,9 @@ impl Outbox {
         loop {
             match self.segments.front_mut()? {
                 Segment::Changed(c) => match c.pop() {
-                    Some(prefix) if self.bare => {
-                        let hops = rib.best_next_hops(prefix).unwrap_or_default();
-                        return Some(SpeakerEvent::BestPathChanged {
-                            prefix,
-                            next_hops: self.sets.intern(&hops),
-                            attributes: None,
-                        });
-                    }
                     Some(prefix) => {
-                        return Some(current(rib, prefix, &mut self.full, &mut self.sets));
+                        let full = (!self.bare).then_some(&mut self.full);
+                        return Some(current(rib, prefix, full, &mut self.sets));
                     }
                     None => {
                         self.segments.pop_front();
@@ -429,24 +422,26 @@ impl Outbox {
     }
 }
 
-/// `prefix`'s Loc-RIB state now, as an event.
+/// `prefix`'s Loc-RIB state now, as an event: with its best path's
+/// attributes converted through `full`, or (None: the owner reads next
+/// hops only) from the next hops alone.
 fn current(
     rib: &Rib,
     prefix: Prefix,
-    full: &mut FullCache,
+    full: Option<&mut FullCache>,
     sets: &mut NextHopSets,
 ) -> SpeakerEvent {
-    match rib.best_cached(prefix, full) {
-        Some(b) => SpeakerEvent::BestPathChanged {
-            prefix,
-            next_hops: sets.intern(&b.next_hops),
-            attributes: b.attributes,
+    let (hops, attributes) = match full {
+        Some(cache) => match rib.best_cached(prefix, cache) {
+            Some(b) => (b.next_hops, b.attributes),
+            None => (Default::default(), None),
         },
-        None => SpeakerEvent::BestPathChanged {
-            prefix,
-            next_hops: sets.intern(&[]),
-            attributes: None,
-        },
+        None => (rib.best_next_hops(prefix).unwrap_or_default(), None),
+    };
+    SpeakerEvent::BestPathChanged {
+        prefix,
+        next_hops: sets.intern(&hops),
+        attributes,
     }
 }
 
