@@ -116,22 +116,13 @@ async fn dual_stack_listener_with_md5_for_an_ipv4_peer() {
     // is installed v4-mapped and dispatch uses the canonical address.
     let (a_ip, b_ip) = (ip(18, 1), ip(18, 2));
     let any6: std::net::IpAddr = "::".parse().unwrap();
-    // The port free_port found can be taken (as another test's ephemeral
-    // source port) before A binds it: try a few.
-    let mut tries = 0;
-    let (a, mut a_rx, port) = loop {
-        let port = free_port(any6);
-        let mut a_cfg = config(65001, a_ip, false);
-        a_cfg.listen = Some(std::net::SocketAddr::new(any6, port));
-        let mut p = peer(b_ip, 65002, 179, true);
-        p.password = Some(b"k".to_vec());
-        a_cfg.peers.push(p);
-        match Speaker::start(a_cfg).await {
-            Ok((a, rx)) => break (a, rx, port),
-            Err(e) if tries < 5 && e.to_string().contains("in use") => tries += 1,
-            Err(e) => panic!("starting A: {e}"),
-        }
-    };
+    let port = free_port(any6);
+    let mut a_cfg = config(65001, a_ip, false);
+    a_cfg.listen = Some(std::net::SocketAddr::new(any6, port));
+    let mut p = peer(b_ip, 65002, 179, true);
+    p.password = Some(b"k".to_vec());
+    a_cfg.peers.push(p);
+    let (a, mut a_rx) = Speaker::start(a_cfg).await.unwrap();
     let mut b_cfg = config(65002, b_ip, false);
     let mut p = peer(a_ip, 65001, port, false);
     p.password = Some(b"k".to_vec());

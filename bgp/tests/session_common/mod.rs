@@ -1,12 +1,15 @@
 //! Helpers for the loopback session tests: speaker configs on distinct
 //! 127.0.0.0/8 addresses (one pair per test, so parallel tests never meet),
-//! free ports, and waiting for events with a deadline.
+//! listener ports no other socket can take first, and waiting for events
+//! with a deadline.
 
 #![allow(dead_code)]
 
 pub mod raw;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc::Receiver;
@@ -18,12 +21,50 @@ pub fn ip(a: u8, b: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, a, b))
 }
 
-/// A port that was free a moment ago on `addr`.
+/// A port for a listener (or a refused connect) on `addr` that nothing else
+/// takes before the test binds it. Asking the kernel for port 0 and closing
+/// the socket raced: the kernel could hand the same port to another socket
+/// (another test's connect, as its ephemeral source port) before the test
+/// bound it (AddrInUse in CI). So the port comes from outside the kernel's
+/// ephemeral range (`ip_local_port_range`), which neither `connect` nor a
+/// bind to port 0 ever picks; each port is handed out once per process
+/// (tests run in parallel threads), from an offset derived from the process
+/// id (the same tests may run in another process at the same time), and only
+/// if it is free on `addr` now.
 pub fn free_port(addr: IpAddr) -> u16 {
-    std::net::TcpListener::bind((addr, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let (lo, span) = *TEST_PORTS.get_or_init(test_port_range);
+    let start = std::process::id().wrapping_mul(2_654_435_761) % span;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(n < span, "no free test port left on {addr}");
+        let port = lo + (start + n) % span;
+        let port = u16::try_from(port).expect("test port range is within u16");
+        if std::net::TcpListener::bind((addr, port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+static TEST_PORTS: OnceLock<(u32, u32)> = OnceLock::new();
+
+/// (first port, count) of the larger block of unprivileged ports outside the
+/// kernel's ephemeral range (32768-60999 by default: 1024-32767).
+fn test_port_range() -> (u32, u32) {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .unwrap_or_else(|_| "32768 60999".into());
+    let mut it = text.split_whitespace().map(|v| v.parse::<u32>());
+    let (Some(Ok(low)), Some(Ok(high))) = (it.next(), it.next()) else {
+        panic!("unreadable ip_local_port_range: {text:?}");
+    };
+    let below = (1024, low.saturating_sub(1024));
+    let above = (high + 1, 65535u32.saturating_sub(high));
+    let best = if below.1 >= above.1 { below } else { above };
+    assert!(
+        best.1 >= 1000,
+        "too few ports outside the ephemeral range {low}-{high}"
+    );
+    best
 }
 
 pub fn config(asn: u32, addr: IpAddr, listen: bool) -> SpeakerConfig {
