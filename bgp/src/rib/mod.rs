@@ -20,7 +20,9 @@
 //! [`Rib::remove_step`]), so that a full-table peer going away never holds
 //! a change per prefix at once.
 
+mod changes;
 mod decision;
+mod entry;
 mod export;
 mod hash;
 mod intern;
@@ -39,18 +41,21 @@ use crate::policy::{Filter, GuardReason, ImportGuard};
 use crate::types::{AddressFamily, Origin, PathAttributes, Prefix};
 use crate::wire::Update;
 
+pub(crate) use changes::FullCache;
+use changes::Imported;
 use decision::{Decision, DecisionCtx, SourceInfo, decide};
+use entry::V6Table;
+use entry::{DestRef, DestSlot, V4Entry};
 use export::{ExportCtx, OutboundBuilder};
 pub use hash::{FastMap, FastSet, RibBuildHasher, RibHasher, RunBuildHasher, RunHasher};
 use intern::Interner;
 use keys::RibKey;
 use peer::PeerState;
 pub use removal::Removal;
-use shard::ShardedMap;
 pub use shard::{Run, RunKey};
+use shard::{ShardedTable, Slot};
 use stored::{StoredAttrs, StoredCache};
-pub(crate) use table::FullCache;
-use table::{BestMove, Dest, Imported, LOCAL_SOURCE, Path, PathOp, Scratch, V6Table};
+use table::{BestMove, Dest, LOCAL_SOURCE, Path, PathOp, Scratch};
 
 /// Identifies a peer to the RIB; the session layer picks the numbers.
 /// `u32::MAX` is reserved (it marks locally originated routes internally).
@@ -424,7 +429,7 @@ pub enum RibError {
 pub struct Rib {
     cfg: RibConfig,
     peers: FastMap<u32, PeerState>,
-    v4: ShardedMap<crate::types::Ipv4Prefix, Dest>,
+    v4: ShardedTable<V4Entry>,
     v6: V6Table,
     /// Export sets (full form), shared by content.
     interner: Interner,

@@ -17,7 +17,7 @@ impl Rib {
         Rib {
             cfg,
             peers: FastMap::default(),
-            v4: ShardedMap::default(),
+            v4: ShardedTable::default(),
             v6: V6Table::default(),
             interner: Interner::default(),
             stored: StoredCache::default(),
@@ -265,10 +265,10 @@ impl Rib {
     /// install it (for a full resync of the kernel table).
     pub fn loc_rib(&self) -> impl Iterator<Item = BestPathChange> + '_ {
         let mut nh = Vec::new();
-        let v4 = self.v4.iter().map(|(k, d)| (k.prefix(), d));
+        let v4 = entry::dests(&self.v4).map(|(k, d)| (k.prefix(), d));
         let v6 = self.v6.iter().map(|(k, d)| (k.prefix(), d));
         v4.chain(v6)
-            .map(move |(p, d)| table::change_for(p, d.paths(), None, None, &mut nh))
+            .map(move |(p, d)| changes::change_for(p, d.paths(), None, None, &mut nh))
     }
 
     /// Number of prefixes in the Loc-RIB.
@@ -280,7 +280,7 @@ impl Rib {
     pub fn best(&self, prefix: Prefix) -> Option<BestPathChange> {
         let mut nh = Vec::new();
         self.dest(prefix)
-            .map(|d| table::change_for(prefix, d.paths(), None, None, &mut nh))
+            .map(|d| changes::change_for(prefix, d.paths(), None, None, &mut nh))
     }
 
     /// [`Rib::best`] for one of many prefixes reported in a row: attribute
@@ -292,7 +292,7 @@ impl Rib {
     ) -> Option<BestPathChange> {
         let mut nh = Vec::new();
         self.dest(prefix)
-            .map(|d| table::change_for(prefix, d.paths(), None, Some(cache), &mut nh))
+            .map(|d| changes::change_for(prefix, d.paths(), None, Some(cache), &mut nh))
     }
 
     /// `prefix`'s ECMP set to install now, without its attributes (an
@@ -300,7 +300,7 @@ impl Rib {
     pub(crate) fn best_next_hops(&self, prefix: Prefix) -> Option<HopList> {
         let mut nh = Vec::new();
         self.dest(prefix)
-            .map(|d| table::next_hops_for(d.paths(), &mut nh))
+            .map(|d| changes::next_hops_for(d.paths(), &mut nh))
     }
 
     /// Every candidate path of `prefix`, best first, with why each loser lost.
@@ -414,9 +414,9 @@ impl Rib {
         }
     }
 
-    fn dest(&self, prefix: Prefix) -> Option<&Dest> {
+    fn dest(&self, prefix: Prefix) -> Option<DestRef<'_>> {
         match prefix {
-            Prefix::V4(k) => self.v4.get(&k),
+            Prefix::V4(k) => self.v4.get(&k).map(DestSlot::dest),
             Prefix::V6(k) => self.v6.get(&k),
         }
     }
@@ -691,8 +691,8 @@ impl Rib {
             }
         };
         match family.afi {
-            Afi::Ipv4 => self.v4.iter().for_each(|(k, d)| one(k.prefix(), d)),
-            Afi::Ipv6 => self.v6.iter().for_each(|(k, d)| one(k.prefix(), d)),
+            Afi::Ipv4 => entry::dests(&self.v4).for_each(|(k, d)| one(k.prefix(), &d)),
+            Afi::Ipv6 => self.v6.iter().for_each(|(k, d)| one(k.prefix(), &d)),
         }
         self.peers.insert(target, st);
     }
@@ -703,7 +703,7 @@ impl Rib {
         // hashbrown tables never shrink on removal: once a peer with a large
         // table has gone, its capacity would stay resident for good (issue
         // 10: 114 MB after 1M routes were withdrawn). The prefix tables
-        // shrink shard by shard as prefixes leave (`ShardedMap`); the
+        // shrink shard by shard as prefixes leave (`ShardedTable`); the
         // refusal store here.
         self.filtered.shrink_if_sparse();
         if self.interner.purge_due() {

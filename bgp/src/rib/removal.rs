@@ -82,9 +82,8 @@ impl Rib {
         st.advertised = 0;
         st.advertised_v6 = 0;
         if retain_stale {
-            let sel = |p: &Path| p.source == source;
-            let v6 = table::mark_stale(&mut self.v6, sel);
-            st.stale += table::mark_stale(&mut self.v4, sel) + v6;
+            let v6 = table::mark_stale(&mut self.v6, source);
+            st.stale += table::mark_stale(&mut self.v4, source) + v6;
             st.stale_v6 += v6;
             if st.received == 0 {
                 self.peers.remove(&source);
@@ -151,11 +150,6 @@ impl Rib {
         let Some(st) = self.peers.get(&source) else {
             return Removal::finished();
         };
-        let sel = |d: &Dest| {
-            d.paths()
-                .iter()
-                .any(|p| p.source == source && (!stale_only || p.is_stale()))
-        };
         let all = family.is_none();
         let fam = |afi: Afi| all || family.is_some_and(|f| f.afi == afi);
         // Sized up front from the source's path count (exact for a
@@ -164,12 +158,13 @@ impl Rib {
         let mut v4: Vec<Ipv4Prefix> = Vec::new();
         if fam(Afi::Ipv4) {
             v4.reserve_exact(st.received.min(self.v4.len()));
-            v4.extend(self.v4.iter().filter(|(_, d)| sel(d)).map(|(k, _)| k));
+            let has = |e: &&V4Entry| e.has_path(source, stale_only);
+            v4.extend(self.v4.iter().filter(has).map(Slot::key));
         }
         let mut v6: Vec<Ipv6Prefix> = Vec::new();
         if fam(Afi::Ipv6) {
             v6.reserve_exact(st.received.min(self.v6.len()));
-            v6.extend(self.v6.iter().filter(|(_, d)| sel(d)).map(|(k, _)| k));
+            v6.extend(self.v6.keys_with(source, stale_only));
         }
         Removal {
             source,

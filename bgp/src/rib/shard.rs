@@ -1,5 +1,11 @@
-//! [`ShardedMap`]: the RIB's prefix tables (prefix → [`Dest`](super::table::Dest)),
-//! split into [`SHARDS`] hash tables that grow and shrink one at a time.
+//! [`ShardedTable`]: the RIB's prefix tables (entries that hold a prefix
+//! and its paths, see `table.rs` and `entry.rs`), split into [`SHARDS`]
+//! hash tables that grow and shrink one at a time.
+//!
+//! Each shard is a `hashbrown::HashTable` of one stored type ([`Slot`]:
+//! key and value together, found by its key), so an entry can be laid out
+//! as one unit: an IPv4 prefix with one path is 16 bytes, where a
+//! `HashMap<Ipv4Prefix, Dest>` entry is 24 (`entry.rs`).
 //!
 //! One big open-addressing table doubles in one step: while it rehashes,
 //! the old table and the new one (twice its size) are alive together, so a
@@ -30,9 +36,11 @@
 //! order: lab/bench/README.md, session 6 cprib lane). Where a run lands is
 //! still the seeded hash of the run.
 
-use std::collections::hash_map::{Entry, HashMap};
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::LazyLock;
+
+use hashbrown::HashTable;
+pub(crate) use hashbrown::hash_table::Entry;
 
 use super::hash::RunBuildHasher;
 
@@ -43,7 +51,7 @@ pub trait RunKey: Copy + Eq {
     fn run(&self) -> (u128, u8, u8);
 }
 
-/// A key as the shards store it: hashed by [`RunKey::run`].
+/// A key as the shards hash it: by [`RunKey::run`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(transparent)]
 pub struct Run<K>(pub K);
@@ -54,6 +62,24 @@ impl<K: RunKey> Hash for Run<K> {
         state.write_u128(run);
         state.write_u64(u64::from(len));
         state.write_u8(place);
+    }
+}
+
+/// What a [`ShardedTable`] stores: one entry that knows its key.
+pub(crate) trait Slot {
+    type Key: RunKey;
+    fn key(&self) -> Self::Key;
+    /// Whether this is `key`'s entry (a cheaper compare may override it).
+    fn is(&self, key: &Self::Key) -> bool {
+        self.key() == *key
+    }
+}
+
+/// A key and its value as one entry.
+impl<K: RunKey, V> Slot for (K, V) {
+    type Key = K;
+    fn key(&self) -> K {
+        self.0
     }
 }
 
@@ -81,115 +107,118 @@ static PICK: LazyLock<[u8; 1 << PICK_BITS]> = LazyLock::new(|| {
     t
 });
 
-/// A hash map split into [`SHARDS`] tables; see the module doc.
+/// A hash table split into [`SHARDS`] tables; see the module doc.
 #[derive(Debug, Clone)]
-pub(crate) struct ShardedMap<K, V> {
+pub(crate) struct ShardedTable<E> {
     /// Empty until the first insert, then [`SHARDS`] tables.
-    shards: Vec<HashMap<Run<K>, V, RunBuildHasher>>,
+    shards: Vec<HashTable<E>>,
     hasher: RunBuildHasher,
 }
 
-impl<K, V> Default for ShardedMap<K, V> {
+impl<E> Default for ShardedTable<E> {
     fn default() -> Self {
-        ShardedMap {
+        ShardedTable {
             shards: Vec::new(),
             hasher: RunBuildHasher::default(),
         }
     }
 }
 
-impl<K: RunKey, V> ShardedMap<K, V> {
-    fn pick(&self, key: &K) -> usize {
-        let h = self.hasher.hash_one(Run(*key));
+impl<E: Slot> ShardedTable<E> {
+    fn hash(&self, key: &E::Key) -> u64 {
+        self.hasher.hash_one(Run(*key))
+    }
+
+    /// The shard of a key's hash.
+    fn pick(h: u64) -> usize {
         let slice = (h >> PICK_SHIFT) as usize & ((1 << PICK_BITS) - 1);
         PICK.get(slice).map_or(0, |&s| s as usize)
     }
 
-    fn shard(&self, key: &K) -> Option<&HashMap<Run<K>, V, RunBuildHasher>> {
-        self.shards.get(self.pick(key))
-    }
-
-    pub(crate) fn get(&self, key: &K) -> Option<&V> {
-        self.shard(key)?.get(&Run(*key))
+    pub(crate) fn get(&self, key: &E::Key) -> Option<&E> {
+        let h = self.hash(key);
+        self.shards.get(Self::pick(h))?.find(h, |e| e.is(key))
     }
 
     #[cfg(test)]
-    pub(crate) fn get_mut(&mut self, key: &K) -> Option<&mut V> {
-        let i = self.pick(key);
-        self.shards.get_mut(i)?.get_mut(&Run(*key))
+    pub(crate) fn get_mut(&mut self, key: &E::Key) -> Option<&mut E> {
+        let h = self.hash(key);
+        self.shards
+            .get_mut(Self::pick(h))?
+            .find_mut(h, |e| e.is(key))
     }
 
     /// The entry of `key` in its shard (the shards are made on first use).
-    pub(crate) fn entry(&mut self, key: K) -> Entry<'_, Run<K>, V> {
+    pub(crate) fn entry(&mut self, key: E::Key) -> Entry<'_, E> {
         if self.shards.is_empty() {
-            let h = self.hasher;
-            self.shards = (0..SHARDS).map(|_| HashMap::with_hasher(h)).collect();
+            self.shards = (0..SHARDS).map(|_| HashTable::new()).collect();
         }
-        let i = self.pick(&key);
+        let h = self.hash(&key);
+        let hasher = self.hasher;
         // `pick` is always below SHARDS, the length of `shards` here.
         let last = self.shards.len() - 1;
-        let shard = &mut self.shards[i.min(last)];
-        shard.entry(Run(key))
-    }
-
-    #[cfg(test)]
-    pub(crate) fn insert(&mut self, key: K, value: V) -> Option<V> {
-        match self.entry(key) {
-            Entry::Occupied(mut o) => Some(o.insert(value)),
-            Entry::Vacant(v) => {
-                v.insert(value);
-                None
-            }
-        }
-    }
-
-    /// Removes `key`; its shard is rebuilt smaller when left mostly empty.
-    #[cfg(test)]
-    pub(crate) fn remove(&mut self, key: &K) -> Option<V> {
-        let v = self.get_mut_shard(key)?.remove(&Run(*key));
-        self.shrink_if_sparse(key);
-        v
-    }
-
-    fn get_mut_shard(&mut self, key: &K) -> Option<&mut HashMap<Run<K>, V, RunBuildHasher>> {
-        let i = self.pick(key);
-        self.shards.get_mut(i)
+        let shard = &mut self.shards[Self::pick(h).min(last)];
+        shard.entry(h, |e| e.is(&key), move |e| hasher.hash_one(Run(e.key())))
     }
 
     /// Rebuilds `key`'s shard at its size when under a quarter of its
     /// capacity is used: O(shard) once after many removals from it,
     /// amortised over them; never during a load (a shard being filled is at
     /// least 7/16 full). Call after removing `key`.
-    pub(crate) fn shrink_if_sparse(&mut self, key: &K) {
-        let Some(s) = self.get_mut_shard(key) else {
+    pub(crate) fn shrink_if_sparse(&mut self, key: &E::Key) {
+        let i = Self::pick(self.hash(key));
+        let hasher = self.hasher;
+        let Some(s) = self.shards.get_mut(i) else {
             return;
         };
         if s.capacity() > SHRINK_ABOVE && s.len() < s.capacity() / 4 {
-            s.shrink_to_fit();
+            s.shrink_to_fit(|e| hasher.hash_one(Run(e.key())));
         }
-        if s.is_empty() && self.shards.iter().all(HashMap::is_empty) {
+        if s.is_empty() && self.shards.iter().all(HashTable::is_empty) {
             self.shards = Vec::new();
         }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(HashMap::len).sum()
+        self.shards.iter().map(HashTable::len).sum()
     }
 
     #[cfg(test)]
     pub(crate) fn capacity(&self) -> usize {
-        self.shards.iter().map(HashMap::capacity).sum()
+        self.shards.iter().map(HashTable::capacity).sum()
     }
 
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (K, &V)> {
-        self.shards
-            .iter()
-            .flat_map(HashMap::iter)
-            .map(|(k, v)| (k.0, v))
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &E> {
+        self.shards.iter().flat_map(HashTable::iter)
     }
 
-    pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
-        self.shards.iter_mut().flat_map(HashMap::values_mut)
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut E> {
+        self.shards.iter_mut().flat_map(HashTable::iter_mut)
+    }
+}
+
+#[cfg(test)]
+impl<K: RunKey, V> ShardedTable<(K, V)> {
+    pub(crate) fn insert(&mut self, key: K, value: V) -> Option<V> {
+        match self.entry(key) {
+            Entry::Occupied(mut o) => Some(std::mem::replace(&mut o.get_mut().1, value)),
+            Entry::Vacant(v) => {
+                v.insert((key, value));
+                None
+            }
+        }
+    }
+
+    /// Removes `key`; its shard is rebuilt smaller when left mostly empty.
+    pub(crate) fn remove(&mut self, key: &K) -> Option<V> {
+        let h = self.hash(key);
+        let shard = self.shards.get_mut(Self::pick(h))?;
+        let v = match shard.find_entry(h, |e| e.is(key)) {
+            Ok(o) => Some(o.remove().0.1),
+            Err(_) => None,
+        };
+        self.shrink_if_sparse(key);
+        v
     }
 }
 
@@ -228,7 +257,7 @@ mod tests {
     /// and that capacity is given back.
     #[test]
     fn grow_remove_iterate() {
-        let mut m: ShardedMap<u32, u32> = ShardedMap::default();
+        let mut m: ShardedTable<(u32, u32)> = ShardedTable::default();
         assert_eq!((m.len(), m.iter().count()), (0, 0));
         assert_eq!(m.get(&1), None);
         assert_eq!(m.remove(&1), None);
@@ -244,8 +273,8 @@ mod tests {
         assert_eq!(m.len(), N as usize);
         let seen: HashSet<u32> = m
             .iter()
-            .map(|(k, v)| {
-                assert_eq!(*v, k * 2);
+            .map(|&(k, v)| {
+                assert_eq!(v, k * 2);
                 k
             })
             .collect();
@@ -261,14 +290,14 @@ mod tests {
             "capacity {} for {N}",
             m.capacity()
         );
-        for v in m.values_mut() {
+        for (_, v) in m.iter_mut() {
             *v += 1;
         }
-        assert_eq!(m.get(&5), Some(&11));
-        if let Some(v) = m.get_mut(&5) {
-            *v = 0;
+        assert_eq!(m.get(&5), Some(&(5, 11)));
+        if let Some(e) = m.get_mut(&5) {
+            e.1 = 0;
         }
-        assert_eq!(m.get(&5), Some(&0));
+        assert_eq!(m.get(&5), Some(&(5, 0)));
         // Remove all but every 16th key, from the top down.
         for i in (0..N).rev().filter(|i| i % 16 != 0) {
             assert!(m.remove(&i).is_some(), "{i}");
@@ -276,7 +305,7 @@ mod tests {
         assert_eq!(m.len(), (N / 16) as usize);
         assert!(m.capacity() < (N / 16) as usize * 4, "{}", m.capacity());
         assert_eq!(m.get(&17), None);
-        assert_eq!(m.get(&32), Some(&65));
+        assert_eq!(m.get(&32), Some(&(32, 65)));
         for i in (0..N).filter(|i| i % 16 != 0) {
             assert!(matches!(m.entry(i), Entry::Vacant(_)));
         }
@@ -284,7 +313,7 @@ mod tests {
         for i in (0..N).step_by(16) {
             match m.entry(i) {
                 Entry::Occupied(o) => {
-                    o.remove();
+                    let _ = o.remove();
                     m.shrink_if_sparse(&i);
                 }
                 Entry::Vacant(_) => panic!("{i} missing"),
@@ -299,7 +328,7 @@ mod tests {
     /// its worst, and its shards do not all double at once.
     #[test]
     fn load_is_smoothed() {
-        let mut m: ShardedMap<u32, ()> = ShardedMap::default();
+        let mut m: ShardedTable<(u32, ())> = ShardedTable::default();
         let (mut worst, mut best): (f64, f64) = (0.0, 2.0);
         for i in 0..300_000u32 {
             m.insert(i, ());

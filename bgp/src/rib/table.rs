@@ -1,8 +1,7 @@
-//! Storage of the Adj-RIBs-In and the Loc-RIB: hash tables of prefix →
-//! [`Dest`], the candidate paths of that prefix; one for IPv4, two for IPv6
-//! ([`V6Table`]: prefixes of at most 64 bits under a 9-byte key, the rest
-//! under the full 17-byte one). Every change goes through [`apply_op`] on a
-//! [`PrefixTable`], which picks the table of the key.
+//! Storage of the Adj-RIBs-In and the Loc-RIB: tables of prefix → [`Dest`],
+//! the candidate paths of that prefix, one for IPv4 and three for IPv6
+//! (entries and tables: `entry.rs`). Every change goes through [`apply_op`]
+//! on a [`PrefixTable`], which picks the table of the key.
 //!
 //! RFC 4271 §3.2 lets the three conceptual RIBs share storage. Here each path
 //! stored under a prefix is one peer's Adj-RIB-In entry (an `Arc` to a shared
@@ -11,18 +10,19 @@
 //! paths flagged ECMP. A prefix with a single path, the common case, stores it
 //! inline, and a `Dest` is 16 bytes either way. Every change of a `Dest` goes
 //! through [`apply_op`], which reruns the decision process and reports how the
-//! best path changed.
+//! best path changed (the change for the kernel is built in `changes.rs`).
 
-use std::collections::hash_map::Entry;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use super::changes::{FullCache, Imported, change_for, collect_next_hops, full_attrs};
 use super::decision::{Decision, DecisionCtx, decide};
-use super::keys::{Ipv6Marked, RibKey};
-use super::shard::ShardedMap;
+use super::entry::{DestSlot, V6Key, V6Table};
+use super::keys::RibKey;
+use super::shard::{Entry, ShardedTable};
 use super::stored::{StoredAttrs, same};
 use super::{BestPathChange, HopList};
-use crate::types::{Ipv6Prefix, Ipv6Short, PathAttributes, Prefix};
+use crate::types::{Ipv6Prefix, Prefix};
 
 /// The `source` of a locally originated path.
 pub(crate) const LOCAL_SOURCE: u32 = u32::MAX;
@@ -77,64 +77,6 @@ pub(crate) enum ManyPaths {
     More(Vec<Path>),
 }
 
-/// An imported attribute set in both forms: what the table stores and the
-/// public `Arc` it was made from, handed out for best-path changes of the
-/// paths that carry it (so those need no conversion back).
-pub(crate) struct Imported {
-    pub stored: Arc<StoredAttrs>,
-    pub full: Arc<PathAttributes>,
-}
-
-/// The public form of `p`'s attribute set: from `hint` when it is that set,
-/// else converted (through `cache` when given).
-pub(crate) fn full_attrs(
-    p: &Path,
-    hint: Option<&Imported>,
-    cache: Option<&mut FullCache>,
-) -> Arc<PathAttributes> {
-    match (hint, cache) {
-        (Some(h), _) if same(&h.stored, &p.attrs) => h.full.clone(),
-        (_, Some(c)) => c.get(&p.attrs),
-        _ => p.attrs.to_full(),
-    }
-}
-
-/// Slots of [`FullCache`] (a power of two).
-const FULL_CACHE_SLOTS: usize = 1024;
-
-/// Recently converted sets, direct-mapped by the stored set's address, so a
-/// burst of best-path changes onto paths that share a few sets (a peer going
-/// down, a withdrawal of many prefixes) converts each set once. Holding the
-/// stored `Arc` keeps its address from being reused while cached.
-#[derive(Debug, Default)]
-pub(crate) struct FullCache {
-    slots: Vec<Option<(Arc<StoredAttrs>, Arc<PathAttributes>)>>,
-}
-
-impl FullCache {
-    fn get(&mut self, s: &Arc<StoredAttrs>) -> Arc<PathAttributes> {
-        if let StoredAttrs::Full(a) = &**s {
-            return a.clone();
-        }
-        if self.slots.is_empty() {
-            self.slots.resize(FULL_CACHE_SLOTS, None);
-        }
-        // Stored sets are 40-byte allocations: the low 4 address bits carry nothing.
-        let i = (Arc::as_ptr(s) as usize >> 4) & (FULL_CACHE_SLOTS - 1);
-        let Some(slot) = self.slots.get_mut(i) else {
-            return s.to_full();
-        };
-        if let Some((k, v)) = slot
-            && Arc::ptr_eq(k, s)
-        {
-            return v.clone();
-        }
-        let v = s.to_full();
-        *slot = Some((s.clone(), v.clone()));
-        v
-    }
-}
-
 impl Dest {
     pub(crate) fn paths(&self) -> &[Path] {
         match self {
@@ -145,7 +87,7 @@ impl Dest {
             },
         }
     }
-    fn paths_mut(&mut self) -> &mut [Path] {
+    pub(crate) fn paths_mut(&mut self) -> &mut [Path] {
         match self {
             Dest::One(p) => std::slice::from_mut(p),
             Dest::Many(m) => match &mut **m {
@@ -198,64 +140,17 @@ pub(crate) trait PrefixTable {
     type Key;
     /// [`apply_op`] on this table.
     fn apply(&mut self, key: Self::Key, op: PathOp, cx: OpCx<'_, '_>) -> OpResult;
-    fn dests_mut(&mut self) -> impl Iterator<Item = &mut Dest>;
+    /// Sets STALE on every path of `source`; returns how many changed.
+    fn mark_stale(&mut self, source: u32) -> usize;
 }
 
-impl<K: RibKey> PrefixTable for ShardedMap<K, Dest> {
-    type Key = K;
-    fn apply(&mut self, key: K, op: PathOp, cx: OpCx<'_, '_>) -> OpResult {
+impl<E: DestSlot> PrefixTable for ShardedTable<E> {
+    type Key = E::Key;
+    fn apply(&mut self, key: E::Key, op: PathOp, cx: OpCx<'_, '_>) -> OpResult {
         apply_in(self, key, op, cx)
     }
-    fn dests_mut(&mut self) -> impl Iterator<Item = &mut Dest> {
-        self.values_mut()
-    }
-}
-
-/// The IPv6 prefix table, three hash tables by prefix length. A prefix of
-/// at most 63 bits (most of an IPv6 table: /48s, /56s) is kept under its
-/// 8-byte [`Ipv6Marked`] form, a 24-byte entry; a /64 under its 9-byte
-/// [`Ipv6Short`] form, a 32-byte entry; a longer one under the full
-/// [`Ipv6Prefix`], a 40-byte entry. A prefix is in exactly one of the
-/// three, chosen by its length alone ([`V6Key::of`]).
-#[derive(Debug, Default)]
-pub(crate) struct V6Table {
-    marked: ShardedMap<Ipv6Marked, Dest>,
-    short: ShardedMap<Ipv6Short, Dest>,
-    long: ShardedMap<Ipv6Prefix, Dest>,
-}
-
-/// An IPv6 prefix as the key of its table in [`V6Table`].
-enum V6Key {
-    Marked(Ipv6Marked),
-    Short(Ipv6Short),
-    Long(Ipv6Prefix),
-}
-
-impl V6Key {
-    fn of(p: &Ipv6Prefix) -> V6Key {
-        match (Ipv6Marked::new(p), p.short()) {
-            (Some(m), _) => V6Key::Marked(m),
-            (None, Some(s)) => V6Key::Short(s),
-            (None, None) => V6Key::Long(*p),
-        }
-    }
-}
-
-impl V6Table {
-    pub(crate) fn get(&self, key: &Ipv6Prefix) -> Option<&Dest> {
-        match V6Key::of(key) {
-            V6Key::Marked(m) => self.marked.get(&m),
-            V6Key::Short(s) => self.short.get(&s),
-            V6Key::Long(p) => self.long.get(&p),
-        }
-    }
-    pub(crate) fn len(&self) -> usize {
-        self.marked.len() + self.short.len() + self.long.len()
-    }
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (Ipv6Prefix, &Dest)> {
-        let marked = self.marked.iter().map(|(k, d)| (Ipv6Prefix::from(k), d));
-        let short = self.short.iter().map(|(k, d)| (Ipv6Prefix::from(k), d));
-        marked.chain(short).chain(self.long.iter())
+    fn mark_stale(&mut self, source: u32) -> usize {
+        self.iter_mut().map(|e| e.mark_stale(source)).sum()
     }
 }
 
@@ -268,11 +163,10 @@ impl PrefixTable for V6Table {
             V6Key::Long(p) => apply_in(&mut self.long, p, op, cx),
         }
     }
-    fn dests_mut(&mut self) -> impl Iterator<Item = &mut Dest> {
-        let marked = self.marked.values_mut();
-        marked
-            .chain(self.short.values_mut())
-            .chain(self.long.values_mut())
+    fn mark_stale(&mut self, source: u32) -> usize {
+        self.marked.mark_stale(source)
+            + self.short.mark_stale(source)
+            + self.long.mark_stale(source)
     }
 }
 
@@ -368,19 +262,12 @@ pub(crate) fn apply_op<T: PrefixTable>(
 }
 
 /// [`apply_op`] in one hash table.
-fn apply_in<K: RibKey>(
-    map: &mut ShardedMap<K, Dest>,
-    key: K,
+fn apply_in<E: DestSlot>(
+    map: &mut ShardedTable<E>,
+    key: E::Key,
     op: PathOp,
     cx: OpCx<'_, '_>,
 ) -> OpResult {
-    let OpCx {
-        hint,
-        others,
-        ctx,
-        scratch,
-        best_changes,
-    } = cx;
     let prefix = key.prefix();
     let mut occupied = match map.entry(key) {
         Entry::Vacant(v) => {
@@ -388,21 +275,21 @@ fn apply_in<K: RibKey>(
                 return OpResult::NOTHING;
             };
             path.flags = BEST | ECMP;
-            if let Some(changes) = best_changes {
+            if let Some(changes) = cx.best_changes {
                 changes.push(change_for(
                     prefix,
                     std::slice::from_ref(&path),
-                    hint,
-                    Some(&mut scratch.full),
-                    &mut scratch.new_nh,
+                    cx.hint,
+                    Some(&mut cx.scratch.full),
+                    &mut cx.scratch.new_nh,
                 ));
             }
-            let moved = others.then(|| BestMove {
+            let moved = cx.others.then(|| BestMove {
                 prefix,
                 old_best: None,
                 new_best: Some(path.clone()),
             });
-            v.insert(Dest::One(path));
+            v.insert(E::new(key, path));
             return OpResult {
                 received_delta: 1,
                 stale_delta: 0,
@@ -411,10 +298,28 @@ fn apply_in<K: RibKey>(
         }
         Entry::Occupied(o) => o,
     };
-    let dest = occupied.get_mut();
+    let (r, emptied) = occupied
+        .get_mut()
+        .update(|dest| change_dest(prefix, dest, op, cx));
+    if emptied {
+        let _ = occupied.remove();
+        map.shrink_if_sparse(&key);
+    }
+    r
+}
+
+/// [`apply_op`] on a prefix that has paths; `true` when it has none left
+/// (the caller removes its entry).
+fn change_dest(prefix: Prefix, dest: &mut Dest, op: PathOp, cx: OpCx<'_, '_>) -> (OpResult, bool) {
+    let OpCx {
+        hint,
+        ctx,
+        scratch,
+        best_changes,
+        ..
+    } = cx;
     let Some(old_best) = dest.best().cloned() else {
-        occupied.remove();
-        return OpResult::NOTHING;
+        return (OpResult::NOTHING, true);
     };
     if best_changes.is_some() {
         collect_next_hops(dest.paths(), &mut scratch.old_nh);
@@ -424,16 +329,17 @@ fn apply_in<K: RibKey>(
         PathOp::Upsert(path) => match dest.position(path.source) {
             Some(i) => {
                 let Some(slot) = dest.paths_mut().get_mut(i) else {
-                    return OpResult::NOTHING;
+                    return (OpResult::NOTHING, false);
                 };
                 // A re-learned stale path stops being stale (RFC 4724 §4.2).
                 let stale_delta = if slot.is_stale() { -1 } else { 0 };
                 slot.flags &= !STALE;
                 if same(&slot.attrs, &path.attrs) {
-                    return OpResult {
+                    let r = OpResult {
                         stale_delta,
                         ..OpResult::NOTHING
                     };
+                    return (r, false);
                 }
                 slot.attrs = path.attrs;
                 (0, stale_delta)
@@ -449,11 +355,11 @@ fn apply_in<K: RibKey>(
         },
         PathOp::Remove(source) | PathOp::RemoveStale(source) => {
             let Some(i) = dest.position(source) else {
-                return OpResult::NOTHING;
+                return (OpResult::NOTHING, false);
             };
             let was_stale = dest.paths().get(i).is_some_and(Path::is_stale);
             if stale_only && !was_stale {
-                return OpResult::NOTHING;
+                return (OpResult::NOTHING, false);
             }
             let stale_delta = if was_stale { -1 } else { 0 };
             let mut v = dest.take_vec();
@@ -461,8 +367,6 @@ fn apply_in<K: RibKey>(
             match Dest::from_vec(v) {
                 Some(d) => *dest = d,
                 None => {
-                    occupied.remove();
-                    map.shrink_if_sparse(&key);
                     if let Some(changes) = best_changes {
                         changes.push(BestPathChange::gone(prefix));
                     }
@@ -471,36 +375,29 @@ fn apply_in<K: RibKey>(
                         old_best: Some(old_best),
                         new_best: None,
                     };
-                    return OpResult {
+                    let r = OpResult {
                         received_delta: -1,
                         stale_delta,
                         moved: Some(moved),
                     };
+                    return (r, true);
                 }
             }
             (-1, stale_delta)
         }
     };
     let moved = rerun(prefix, dest, old_best, hint, ctx, scratch, best_changes);
-    OpResult {
+    let r = OpResult {
         received_delta,
         stale_delta,
         moved,
-    }
+    };
+    (r, false)
 }
 
-/// Sets STALE on the paths `select` picks; returns how many changed.
-pub(crate) fn mark_stale(map: &mut impl PrefixTable, select: impl Fn(&Path) -> bool) -> usize {
-    let mut n = 0;
-    for dest in map.dests_mut() {
-        for p in dest.paths_mut() {
-            if select(p) && !p.is_stale() {
-                p.flags |= STALE;
-                n += 1;
-            }
-        }
-    }
-    n
+/// Sets STALE on every path of `source`; returns how many changed.
+pub(crate) fn mark_stale(map: &mut impl PrefixTable, source: u32) -> usize {
+    map.mark_stale(source)
 }
 
 /// Reruns the decision process on `dest` after a change and reports what
@@ -558,61 +455,15 @@ fn reorder(paths: &mut [Path], d: &Decision) {
     paths.sort_by_key(|p| (p.flags & BEST == 0, p.flags & ECMP == 0));
 }
 
-/// The distinct next hops of the ECMP set, sorted; empty for a locally
-/// originated best path (nothing to install).
-pub(crate) fn collect_next_hops(paths: &[Path], out: &mut Vec<IpAddr>) {
-    out.clear();
-    if paths.first().is_some_and(|p| p.source == LOCAL_SOURCE) {
-        return;
-    }
-    for p in paths.iter().take_while(|p| p.flags & ECMP != 0) {
-        if let Some(nh) = p.attrs.next_hop() {
-            out.push(nh);
-        }
-    }
-    out.sort_unstable();
-    out.dedup();
-}
-
-/// The Loc-RIB entry of `paths` as a [`BestPathChange`].
-/// The ECMP set to install for `paths` (best first); `nh` is scratch.
-pub(crate) fn next_hops_for(paths: &[Path], nh: &mut Vec<IpAddr>) -> HopList {
-    match paths {
-        // A lone ECMP path (a new prefix): its next hop as it is, not read
-        // back from `nh` right after being stored there.
-        [p] if p.flags & ECMP != 0 && p.source != LOCAL_SOURCE => {
-            HopList::from(p.attrs.next_hop().as_slice())
-        }
-        _ => {
-            collect_next_hops(paths, nh);
-            HopList::from(nh.as_slice())
-        }
-    }
-}
-
-pub(crate) fn change_for(
-    prefix: Prefix,
-    paths: &[Path],
-    hint: Option<&Imported>,
-    cache: Option<&mut FullCache>,
-    nh: &mut Vec<IpAddr>,
-) -> BestPathChange {
-    let next_hops = next_hops_for(paths, nh);
-    let best = paths.first();
-    BestPathChange {
-        prefix,
-        next_hops,
-        attributes: best.map(|p| full_attrs(p, hint, cache)),
-        locally_originated: best.is_some_and(|p| p.source == LOCAL_SOURCE),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::entry::{DestRef, V4Entry};
     use super::super::hash::FastMap;
+    use super::super::keys::Ipv6Marked;
     use super::super::peer::PeerState;
+    use super::super::shard::Slot;
     use super::*;
-    use crate::types::Ipv4Prefix;
+    use crate::types::{Ipv4Prefix, Ipv6Short, PathAttributes};
 
     fn test_ctx(peers: &FastMap<u32, PeerState>) -> DecisionCtx<'_> {
         DecisionCtx {
@@ -629,7 +480,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<Path>(), 16);
         assert_eq!(std::mem::size_of::<Dest>(), 16);
         assert_eq!(std::mem::size_of::<ManyPaths>(), 32);
-        assert_eq!(std::mem::size_of::<(Ipv4Prefix, Dest)>(), 24);
+        assert_eq!(std::mem::size_of::<V4Entry>(), 16);
         assert_eq!(std::mem::size_of::<(Ipv6Marked, Dest)>(), 24);
         assert_eq!(std::mem::size_of::<(Ipv6Short, Dest)>(), 32);
         assert_eq!(std::mem::size_of::<(Ipv6Prefix, Dest)>(), 40);
@@ -653,7 +504,7 @@ mod tests {
         };
         let (a, b) = (attrs(), attrs());
         assert!(!Arc::ptr_eq(&a, &b));
-        let mut map: ShardedMap<Ipv4Prefix, Dest> = ShardedMap::default();
+        let mut map: ShardedTable<V4Entry> = ShardedTable::default();
         let key = Ipv4Prefix::new("10.0.0.0".parse().unwrap(), 8).unwrap();
         let mut scratch = Scratch::default();
         let mut changes = Vec::new();
@@ -693,7 +544,13 @@ mod tests {
             Some(&mut changes),
         );
         assert_eq!(r.received_delta, 1);
-        assert!(matches!(map.get(&key), Some(Dest::Many(m)) if matches!(**m, ManyPaths::Two(_))));
+        fn dest(map: &ShardedTable<V4Entry>, key: Ipv4Prefix) -> Option<DestRef<'_>> {
+            map.get(&key).map(DestSlot::dest)
+        }
+        assert!(matches!(map.get(&key), Some(V4Entry::Wide(_))));
+        assert!(
+            matches!(dest(&map, key).as_deref(), Some(Dest::Many(m)) if matches!(**m, ManyPaths::Two(_)))
+        );
         apply_op(
             &mut map,
             key,
@@ -704,7 +561,11 @@ mod tests {
             &mut scratch,
             Some(&mut changes),
         );
-        assert!(matches!(map.get(&key), Some(Dest::One(p)) if p.source == 1));
+        assert!(matches!(
+            map.get(&key),
+            Some(V4Entry::One { source: 1, .. })
+        ));
+        assert!(matches!(dest(&map, key).as_deref(), Some(Dest::One(p)) if p.source == 1));
         // With no other peer known a new prefix still changes the Loc-RIB
         // (and the kernel view) but makes no move to export.
         let lone = Ipv4Prefix::new("10.1.0.0".parse().unwrap(), 16).unwrap();
@@ -771,7 +632,7 @@ mod tests {
         listed.sort();
         keys.sort();
         assert_eq!(listed, keys);
-        assert_eq!(mark_stale(&mut t, |p| p.source == 1), 6);
+        assert_eq!(mark_stale(&mut t, 1), 6);
         for k in keys {
             assert_eq!(op(&mut t, k, PathOp::RemoveStale(1)), -1);
             assert!(t.get(&k).is_none());
@@ -783,6 +644,91 @@ mod tests {
             keys.iter()
                 .all(|k| prefixes.iter().filter(|p| **p == Prefix::V6(*k)).count() == 2)
         );
+    }
+
+    /// An IPv4 prefix with one path is a 16-byte entry when its source fits
+    /// 16 bits (the local source included), else the boxed one; either way
+    /// it reads, updates, goes stale and goes away the same.
+    #[test]
+    fn v4_entries_narrow_and_wide() {
+        let peers = FastMap::default();
+        let ctx = test_ctx(&peers);
+        let attrs = |nh: &str| {
+            Arc::new(StoredAttrs::from_value(PathAttributes {
+                next_hop: Some(nh.parse().unwrap()),
+                ..PathAttributes::default()
+            }))
+        };
+        let (mut map, mut scratch, mut changes) = (
+            ShardedTable::<V4Entry>::default(),
+            Scratch::default(),
+            Vec::new(),
+        );
+        let p =
+            |i: u32| Ipv4Prefix::new(std::net::Ipv4Addr::from(0x0a00_0000 + (i << 8)), 24).unwrap();
+        let sources = [1, 0xfffe, 0xffff, 70_000, LOCAL_SOURCE];
+        for (i, &src) in sources.iter().enumerate() {
+            let mut op = |map: &mut ShardedTable<V4Entry>, op| {
+                apply_op(
+                    map,
+                    p(i as u32),
+                    op,
+                    None,
+                    true,
+                    &ctx,
+                    &mut scratch,
+                    Some(&mut changes),
+                )
+            };
+            assert_eq!(
+                op(&mut map, PathOp::Upsert(Path::new(attrs("192.0.2.1"), src))).received_delta,
+                1
+            );
+            let narrow = src < 0xffff || src == LOCAL_SOURCE;
+            assert_eq!(
+                matches!(map.get(&p(i as u32)), Some(V4Entry::One { .. })),
+                narrow,
+                "{src}"
+            );
+            // A changed set, in place.
+            assert_eq!(
+                op(&mut map, PathOp::Upsert(Path::new(attrs("192.0.2.2"), src))).received_delta,
+                0
+            );
+            let e = map.get(&p(i as u32)).unwrap();
+            assert_eq!(e.key(), p(i as u32));
+            let d = e.dest();
+            assert_eq!(d.paths().len(), 1);
+            assert_eq!(
+                (d.paths()[0].source, d.paths()[0].flags),
+                (src, BEST | ECMP)
+            );
+            assert_eq!(
+                d.paths()[0].attrs.next_hop(),
+                Some("192.0.2.2".parse().unwrap())
+            );
+            assert!(e.has_path(src, false) && !e.has_path(src, true));
+            assert_eq!(map.len(), i + 1);
+        }
+        for (i, &src) in sources.iter().enumerate() {
+            assert_eq!(mark_stale(&mut map, src), 1);
+            assert_eq!(mark_stale(&mut map, src), 0);
+            let e = map.get(&p(i as u32)).unwrap();
+            assert!(e.has_path(src, true) && !e.has_path(2, false));
+            let r = apply_op(
+                &mut map,
+                p(i as u32),
+                PathOp::RemoveStale(src),
+                None,
+                true,
+                &ctx,
+                &mut scratch,
+                Some(&mut changes),
+            );
+            assert_eq!((r.received_delta, r.stale_delta), (-1, -1));
+            assert!(map.get(&p(i as u32)).is_none());
+        }
+        assert_eq!(map.len(), 0);
     }
 
     /// The next-hop list reads back as the slice it was made from, in each form.
