@@ -29,7 +29,7 @@ use std::time::Instant;
 use tortie_bgp::AddressFamily;
 use tortie_bgp::heap;
 use tortie_bgp::rib::{
-    PeerId, PeerInfo, Rib, RibBuildHasher, RibConfig, Run, RunBuildHasher, RunKey,
+    BestPathFeed, PeerId, PeerInfo, Rib, RibBuildHasher, RibConfig, Run, RunBuildHasher, RunKey,
 };
 use tortie_bgp::types::{
     AsPath, AsPathSegment, Ipv4Prefix, Ipv6Prefix, Origin, PathAttributes, Prefix,
@@ -68,7 +68,7 @@ static RIB_ONLY: std::sync::LazyLock<bool> =
     std::sync::LazyLock::new(|| std::env::var_os("RIB_ONLY").is_some());
 
 /// `CHANGES=off`: the RIB builds no best-path changes
-/// ([`RibConfig::best_path_changes`]), as under the speaker's control-plane
+/// ([`RibConfig::best_path_feed`] off), as under the speaker's control-plane
 /// benchmark (no kernel, no best-path events).
 static NO_CHANGES: std::sync::LazyLock<bool> =
     std::sync::LazyLock::new(|| std::env::var("CHANGES").as_deref() == Ok("off"));
@@ -142,7 +142,9 @@ fn run(v6: bool, unique: bool, n: u32) {
     let t = Instant::now();
     let mut dec = Decoder::new();
     let mut cfg = RibConfig::new(LOCAL_ASN, Ipv4Addr::new(198, 18, 0, 2));
-    cfg.best_path_changes = !*NO_CHANGES;
+    if *NO_CHANGES {
+        cfg.best_path_feed = BestPathFeed::Off;
+    }
     let mut rib = Rib::new(cfg);
     let peer = Ipv4Addr::new(198, 18, 0, 1);
     rib.peer_up(

@@ -10,9 +10,11 @@
 //! - the kernel view, built only from the emitted best-path changes, equals
 //!   the Loc-RIB;
 //! - the best path does not depend on the order the candidates arrived in;
-//! - a RIB that builds no best-path changes (`RibConfig::best_path_changes`
+//! - a RIB that builds no best-path changes (`RibConfig::best_path_feed`
 //!   off), given the same operations, sends the same UPDATEs and keeps the
-//!   same counters.
+//!   same counters;
+//! - a RIB with the next-hops-only feed (`BestPathFeed::NextHops`) reports
+//!   changes without attributes that install exactly the Loc-RIB's next hops.
 
 mod rib_common;
 
@@ -21,7 +23,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use rib_common::*;
-use tortie_bgp::rib::{PeerId, PeerInfo, Rib, RibConfig, RibOutput};
+use tortie_bgp::rib::{BestPathFeed, PeerId, PeerInfo, Rib, RibConfig, RibOutput};
 use tortie_bgp::types::AddressFamily as Family;
 use tortie_bgp::types::{AddressFamily, Origin, PathAttributes, Prefix};
 use tortie_bgp::wire::Update;
@@ -47,6 +49,9 @@ struct Harness {
     rib: Rib,
     /// The same RIB with best-path changes off, fed the same operations.
     quiet: Rib,
+    /// The same RIB with the next-hops-only feed, and what its changes installed.
+    hops: Rib,
+    installed: HashMap<Prefix, Vec<IpAddr>>,
     infos: HashMap<u32, PeerInfo>,
     up: HashMap<u32, bool>,
     views: HashMap<u32, View>,
@@ -161,9 +166,16 @@ impl Harness {
             quiet: {
                 let mut cfg = RibConfig::new(LOCAL_AS, ROUTER_ID);
                 cfg.ebgp_requires_policy = false;
-                cfg.best_path_changes = false;
+                cfg.best_path_feed = BestPathFeed::Off;
                 Rib::new(cfg)
             },
+            hops: {
+                let mut cfg = RibConfig::new(LOCAL_AS, ROUTER_ID);
+                cfg.ebgp_requires_policy = false;
+                cfg.best_path_feed = BestPathFeed::NextHops;
+                Rib::new(cfg)
+            },
+            installed: HashMap::new(),
             infos: infos(),
             up: HashMap::new(),
             views: HashMap::new(),
@@ -172,13 +184,24 @@ impl Harness {
         }
     }
 
-    /// Runs `f` on both RIBs; the quiet one must report no best-path change
-    /// and send the same UPDATEs (peers and prefixes in any order).
+    /// Runs `f` on the three RIBs; the quiet one must report no best-path
+    /// change, the next-hops one none with attributes, and both send the same
+    /// UPDATEs (peers and prefixes in any order).
     fn both(&mut self, f: impl Fn(&mut Rib) -> RibOutput) -> RibOutput {
         let out = f(&mut self.rib);
         let quiet = f(&mut self.quiet);
         assert!(quiet.best_changes.is_empty(), "{:?}", quiet.best_changes);
         assert_eq!(sends(&quiet), sends(&out));
+        let hops = f(&mut self.hops);
+        assert_eq!(sends(&hops), sends(&out));
+        for c in hops.best_changes {
+            assert!(c.attributes.is_none(), "{c:?}");
+            if c.next_hops.is_empty() {
+                self.installed.remove(&c.prefix);
+            } else {
+                self.installed.insert(c.prefix, c.next_hops.to_vec());
+            }
+        }
         out
     }
 
@@ -250,6 +273,16 @@ impl Harness {
             "step {step}: kernel view drifted from the Loc-RIB"
         );
         assert_eq!(self.quiet.loc_rib_len(), self.rib.loc_rib_len());
+        let to_install: HashMap<Prefix, Vec<IpAddr>> = self
+            .rib
+            .loc_rib()
+            .filter(|c| !c.next_hops.is_empty())
+            .map(|c| (c.prefix, c.next_hops.to_vec()))
+            .collect();
+        assert_eq!(
+            self.installed, to_install,
+            "step {step}: next-hops feed drifted from the Loc-RIB"
+        );
         for id in 1..=6 {
             let (q, r) = (
                 self.quiet.peer_counters(PeerId(id)),

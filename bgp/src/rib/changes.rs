@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::stored::{StoredAttrs, same};
 use super::table::{ECMP, LOCAL_SOURCE, Path};
-use super::{BestPathChange, HopList};
+use super::{BestPathChange, BestPathFeed, HopList};
 use crate::types::{PathAttributes, Prefix};
 
 /// An imported attribute set in both forms: what the table stores and the
@@ -117,5 +117,49 @@ pub(crate) fn change_for(
         next_hops,
         attributes: best.map(|p| full_attrs(p, hint, cache)),
         locally_originated: best.is_some_and(|p| p.source == LOCAL_SOURCE),
+    }
+}
+
+/// Where the decision process reports best-path changes, and how much of
+/// them ([`BestPathFeed::NextHops`] or [`BestPathFeed::Full`]; none is made
+/// for [`BestPathFeed::Off`]).
+pub(crate) struct Changes<'a> {
+    out: &'a mut Vec<BestPathChange>,
+    /// Convert the best path's attributes ([`BestPathFeed::Full`]).
+    pub(crate) attributes: bool,
+}
+
+impl<'a> Changes<'a> {
+    /// Changes appended to `out` as `feed` asks; `None` when it is off.
+    pub(crate) fn new(feed: BestPathFeed, out: &'a mut Vec<BestPathChange>) -> Option<Self> {
+        let attributes = match feed {
+            BestPathFeed::Off => return None,
+            BestPathFeed::NextHops => false,
+            BestPathFeed::Full => true,
+        };
+        Some(Changes { out, attributes })
+    }
+
+    /// Reports `prefix`'s forwarding view: `next_hops`, from `best` (None:
+    /// the prefix is gone), whose attributes are converted only when wanted
+    /// (from `hint` or through `cache`, [`full_attrs`]).
+    pub(crate) fn push(
+        &mut self,
+        prefix: Prefix,
+        next_hops: HopList,
+        best: Option<&Path>,
+        hint: Option<&Imported>,
+        cache: &mut FullCache,
+    ) {
+        let attributes = match best {
+            Some(p) if self.attributes => Some(full_attrs(p, hint, Some(cache))),
+            _ => None,
+        };
+        self.out.push(BestPathChange {
+            prefix,
+            next_hops,
+            attributes,
+            locally_originated: best.is_some_and(|p| p.source == LOCAL_SOURCE),
+        });
     }
 }

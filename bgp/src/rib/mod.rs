@@ -41,8 +41,8 @@ use crate::policy::{Filter, GuardReason, ImportGuard};
 use crate::types::{AddressFamily, Origin, PathAttributes, Prefix};
 use crate::wire::Update;
 
-pub(crate) use changes::FullCache;
 use changes::Imported;
+pub(crate) use changes::{Changes, FullCache};
 use decision::{Decision, DecisionCtx, SourceInfo, decide};
 use entry::V6Table;
 use entry::{DestRef, DestSlot, V4Entry};
@@ -86,11 +86,9 @@ pub struct RibConfig {
     /// external peer only when that peer's export filter has a rule that
     /// explicitly accepts it.
     pub ebgp_requires_policy: bool,
-    /// Report Loc-RIB changes in [`RibOutput::best_changes`] (the default).
-    /// Off, the RIB keeps, decides and exports routes the same but builds no
-    /// [`BestPathChange`]: for an owner that installs nothing (the speaker
-    /// with [`SpeakerConfig::best_path_events`](crate::SpeakerConfig) off).
-    pub best_path_changes: bool,
+    /// What Loc-RIB changes are reported in [`RibOutput::best_changes`]
+    /// ([`BestPathFeed::Full`] by default).
+    pub best_path_feed: BestPathFeed,
 }
 
 impl RibConfig {
@@ -105,7 +103,7 @@ impl RibConfig {
             max_paths: 16,
             guard: ImportGuard::default(),
             ebgp_requires_policy: true,
-            best_path_changes: true,
+            best_path_feed: BestPathFeed::Full,
         }
     }
 }
@@ -178,6 +176,27 @@ impl PeerInfo {
     }
 }
 
+/// Which best-path changes the RIB builds ([`RibConfig::best_path_feed`])
+/// and the speaker hands its owner
+/// ([`SpeakerConfig::best_path_feed`](crate::SpeakerConfig)): one setting
+/// for the whole path from the decision process to the owner.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BestPathFeed {
+    /// None: for an owner that installs nothing (`tortie run --no-kernel`,
+    /// as FRR's `bgpd --no_kernel` sends zebra nothing). The RIB keeps,
+    /// decides and exports routes the same but builds no
+    /// [`BestPathChange`]; the speaker sends no `BestPathChanged`.
+    Off,
+    /// Prefix and next hops only, for an owner that installs routes (the
+    /// agent): every change has `attributes` None, and a change of the best
+    /// path's attributes that leaves its next hops (and whether it is ours)
+    /// as they were is not reported, since nothing installed would change.
+    NextHops,
+    /// Every change of the best path, with its attributes.
+    #[default]
+    Full,
+}
+
 /// A change of the Loc-RIB as the kernel sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BestPathChange {
@@ -185,21 +204,11 @@ pub struct BestPathChange {
     /// The distinct NEXT_HOPs of the ECMP set, sorted. Empty when the prefix is
     /// gone, or when the best route is one we originate (nothing to install).
     pub next_hops: HopList,
-    /// The best path's attributes; `None` means the prefix is gone.
+    /// The best path's attributes; `None` means the prefix is gone (or the
+    /// feed is [`BestPathFeed::NextHops`]).
     pub attributes: Option<Arc<PathAttributes>>,
     /// The best route is one this router originates ([`Rib::originate`]).
     pub locally_originated: bool,
-}
-
-impl BestPathChange {
-    fn gone(prefix: Prefix) -> BestPathChange {
-        BestPathChange {
-            prefix,
-            next_hops: HopList::default(),
-            attributes: None,
-            locally_originated: false,
-        }
-    }
 }
 
 /// The next hops of one [`BestPathChange`]: a sorted list of distinct

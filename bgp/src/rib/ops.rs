@@ -584,7 +584,7 @@ impl Rib {
                 others,
                 &ctx,
                 &mut self.scratch,
-                self.cfg.best_path_changes.then_some(&mut out.best_changes),
+                Changes::new(self.cfg.best_path_feed, &mut out.best_changes),
             ),
             Prefix::V6(k) => table::apply_op(
                 &mut self.v6,
@@ -594,7 +594,7 @@ impl Rib {
                 others,
                 &ctx,
                 &mut self.scratch,
-                self.cfg.best_path_changes.then_some(&mut out.best_changes),
+                Changes::new(self.cfg.best_path_feed, &mut out.best_changes),
             ),
         };
         if let Some(st) = self.peers.get_mut(&source) {

@@ -15,13 +15,13 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::changes::{FullCache, Imported, change_for, collect_next_hops, full_attrs};
+use super::HopList;
+use super::changes::{Changes, FullCache, Imported, collect_next_hops, next_hops_for};
 use super::decision::{Decision, DecisionCtx, decide};
 use super::entry::{DestSlot, V6Key, V6Table};
 use super::keys::RibKey;
 use super::shard::{Entry, ShardedTable};
 use super::stored::{StoredAttrs, same};
-use super::{BestPathChange, HopList};
 use crate::types::{Ipv6Prefix, Prefix};
 
 /// The `source` of a locally originated path.
@@ -221,7 +221,7 @@ pub(crate) struct OpCx<'a, 'c> {
     others: bool,
     ctx: &'a DecisionCtx<'c>,
     scratch: &'a mut Scratch,
-    best_changes: Option<&'a mut Vec<BestPathChange>>,
+    best_changes: Option<Changes<'a>>,
 }
 
 impl OpResult {
@@ -233,13 +233,14 @@ impl OpResult {
 }
 
 /// Applies one path change to `key`'s destination, reruns the decision process,
-/// and appends a [`BestPathChange`] to `best_changes` when the forwarding view
-/// changed (`None`: no one wants them, [`RibConfig::best_path_changes`]).
+/// and reports a [`BestPathChange`] to `best_changes` when the forwarding view
+/// changed (`None`: no one wants them, [`RibConfig::best_path_feed`]).
 /// `others` says whether any peer but the op's source is known: without one,
 /// a prefix's first path is exported to nobody (never back to its source), so
 /// its [`BestMove`] is not made.
 ///
-/// [`RibConfig::best_path_changes`]: super::RibConfig::best_path_changes
+/// [`RibConfig::best_path_feed`]: super::RibConfig::best_path_feed
+/// [`BestPathChange`]: super::BestPathChange
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn apply_op<T: PrefixTable>(
     map: &mut T,
@@ -249,7 +250,7 @@ pub(crate) fn apply_op<T: PrefixTable>(
     others: bool,
     ctx: &DecisionCtx<'_>,
     scratch: &mut Scratch,
-    best_changes: Option<&mut Vec<BestPathChange>>,
+    best_changes: Option<Changes<'_>>,
 ) -> OpResult {
     let cx = OpCx {
         hint,
@@ -275,14 +276,9 @@ fn apply_in<E: DestSlot>(
                 return OpResult::NOTHING;
             };
             path.flags = BEST | ECMP;
-            if let Some(changes) = cx.best_changes {
-                changes.push(change_for(
-                    prefix,
-                    std::slice::from_ref(&path),
-                    cx.hint,
-                    Some(&mut cx.scratch.full),
-                    &mut cx.scratch.new_nh,
-                ));
+            if let Some(mut changes) = cx.best_changes {
+                let hops = next_hops_for(std::slice::from_ref(&path), &mut cx.scratch.new_nh);
+                changes.push(prefix, hops, Some(&path), cx.hint, &mut cx.scratch.full);
             }
             let moved = cx.others.then(|| BestMove {
                 prefix,
@@ -367,8 +363,8 @@ fn change_dest(prefix: Prefix, dest: &mut Dest, op: PathOp, cx: OpCx<'_, '_>) ->
             match Dest::from_vec(v) {
                 Some(d) => *dest = d,
                 None => {
-                    if let Some(changes) = best_changes {
-                        changes.push(BestPathChange::gone(prefix));
+                    if let Some(mut changes) = best_changes {
+                        changes.push(prefix, HopList::default(), None, None, &mut scratch.full);
                     }
                     let moved = BestMove {
                         prefix,
@@ -410,23 +406,20 @@ fn rerun(
     hint: Option<&Imported>,
     ctx: &DecisionCtx<'_>,
     scratch: &mut Scratch,
-    best_changes: Option<&mut Vec<BestPathChange>>,
+    best_changes: Option<Changes<'_>>,
 ) -> Option<BestMove> {
     decide(dest.paths(), ctx, &mut scratch.decision);
     reorder(dest.paths_mut(), &scratch.decision);
     let new_best = dest.best()?.clone();
-    if let Some(changes) = best_changes {
+    if let Some(mut changes) = best_changes {
         collect_next_hops(dest.paths(), &mut scratch.new_nh);
-        let forwarding_changed = !same(&old_best.attrs, &new_best.attrs)
+        // Attributes alone matter only to an owner that reads them.
+        let forwarding_changed = (changes.attributes && !same(&old_best.attrs, &new_best.attrs))
             || (old_best.source == LOCAL_SOURCE) != (new_best.source == LOCAL_SOURCE)
             || scratch.old_nh != scratch.new_nh;
         if forwarding_changed {
-            changes.push(BestPathChange {
-                prefix,
-                next_hops: HopList::from(scratch.new_nh.as_slice()),
-                attributes: Some(full_attrs(&new_best, hint, Some(&mut scratch.full))),
-                locally_originated: new_best.source == LOCAL_SOURCE,
-            });
+            let hops = HopList::from(scratch.new_nh.as_slice());
+            changes.push(prefix, hops, Some(&new_best), hint, &mut scratch.full);
         }
     }
     if old_best.same_route(&new_best) {
@@ -457,6 +450,7 @@ fn reorder(paths: &mut [Path], d: &Decision) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::BestPathFeed;
     use super::super::entry::{DestRef, V4Entry};
     use super::super::hash::FastMap;
     use super::super::keys::Ipv6Marked;
@@ -516,7 +510,7 @@ mod tests {
             true,
             &ctx,
             &mut scratch,
-            Some(&mut changes),
+            Changes::new(BestPathFeed::Full, &mut changes),
         );
         assert_eq!((r.received_delta, changes.len()), (1, 1));
         assert!(r.moved.is_some());
@@ -528,7 +522,7 @@ mod tests {
             true,
             &ctx,
             &mut scratch,
-            Some(&mut changes),
+            Changes::new(BestPathFeed::Full, &mut changes),
         );
         assert_eq!((r.received_delta, changes.len()), (0, 1));
         assert!(r.moved.is_none());
@@ -541,7 +535,7 @@ mod tests {
             true,
             &ctx,
             &mut scratch,
-            Some(&mut changes),
+            Changes::new(BestPathFeed::Full, &mut changes),
         );
         assert_eq!(r.received_delta, 1);
         fn dest(map: &ShardedTable<V4Entry>, key: Ipv4Prefix) -> Option<DestRef<'_>> {
@@ -559,7 +553,7 @@ mod tests {
             true,
             &ctx,
             &mut scratch,
-            Some(&mut changes),
+            Changes::new(BestPathFeed::Full, &mut changes),
         );
         assert!(matches!(
             map.get(&key),
@@ -578,7 +572,7 @@ mod tests {
             false,
             &ctx,
             &mut scratch,
-            Some(&mut changes),
+            Changes::new(BestPathFeed::Full, &mut changes),
         );
         assert_eq!((r.received_delta, changes.len()), (1, 1));
         assert!(r.moved.is_none());
@@ -612,7 +606,17 @@ mod tests {
         let (mut t, mut scratch, mut changes) =
             (V6Table::default(), Scratch::default(), Vec::new());
         let mut op = |t: &mut V6Table, k, op| {
-            apply_op(t, k, op, None, true, &ctx, &mut scratch, Some(&mut changes)).received_delta
+            apply_op(
+                t,
+                k,
+                op,
+                None,
+                true,
+                &ctx,
+                &mut scratch,
+                Changes::new(BestPathFeed::Full, &mut changes),
+            )
+            .received_delta
         };
         for k in keys {
             assert_eq!(
@@ -677,7 +681,7 @@ mod tests {
                     true,
                     &ctx,
                     &mut scratch,
-                    Some(&mut changes),
+                    Changes::new(BestPathFeed::Full, &mut changes),
                 )
             };
             assert_eq!(
@@ -723,7 +727,7 @@ mod tests {
                 true,
                 &ctx,
                 &mut scratch,
-                Some(&mut changes),
+                Changes::new(BestPathFeed::Full, &mut changes),
             );
             assert_eq!((r.received_delta, r.stale_delta), (-1, -1));
             assert!(map.get(&p(i as u32)).is_none());

@@ -107,7 +107,11 @@ pub(crate) async fn run(
     cfg.guard = shared.guard.clone();
     cfg.ebgp_requires_policy = shared.ebgp_requires_policy;
     // No owner for best-path changes (`--no-kernel`): the RIB builds none.
-    cfg.best_path_changes = shared.best_path_events;
+    cfg.best_path_feed = match (shared.best_path_events, shared.best_path_attributes) {
+        (false, _) => crate::rib::BestPathFeed::Off,
+        (true, false) => crate::rib::BestPathFeed::NextHops,
+        (true, true) => crate::rib::BestPathFeed::Full,
+    };
     let outbox = Outbox::new(shared.best_path_attributes);
     let timeout = shared
         .graceful_restart
