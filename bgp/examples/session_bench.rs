@@ -28,8 +28,7 @@ fn cfg(asn: u32, ip: Ipv4Addr, listen: Option<u16>) -> SpeakerConfig {
         cluster_id: None,
         guard: Default::default(),
         ebgp_requires_policy: true,
-        best_path_events: true,
-        best_path_attributes: true,
+        best_path_feed: tortie_bgp::BestPathFeed::Full,
         peers: Vec::new(),
     }
 }

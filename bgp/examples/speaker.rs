@@ -105,8 +105,7 @@ fn parse_args() -> Result<Args, String> {
         cluster_id: None,
         guard: Default::default(),
         ebgp_requires_policy: true,
-        best_path_events: true,
-        best_path_attributes: true,
+        best_path_feed: tortie_bgp::BestPathFeed::Full,
         peers: Vec::new(),
     };
     let mut originate = Vec::new();

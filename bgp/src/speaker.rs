@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::fsm::SessionState;
 use crate::policy::{Filter, ImportGuard};
+pub use crate::rib::BestPathFeed;
 use crate::types::{AddressFamily, PathAttributes, Prefix};
 use crate::wire::GracefulRestartCapability;
 
@@ -84,22 +85,19 @@ pub struct SpeakerConfig {
     /// No eBGP-to-eBGP transit unless an export filter rule accepts the
     /// route (FRR's `bgp ebgp-requires-policy`, for transit).
     pub ebgp_requires_policy: bool,
-    /// Tell the owner of every best-path change
-    /// ([`SpeakerEvent::BestPathChanged`]). Off for an owner that installs
-    /// no route (`tortie run --no-kernel`), as FRR's `bgpd --no_kernel`
-    /// sends zebra nothing: the speaker then skips the per-route feed (the
-    /// owner's event, next-hop interning, the Loc-RIB lookup at delivery);
-    /// the Loc-RIB, advertisements to peers, queries and every other event
-    /// are unchanged.
-    pub best_path_events: bool,
-    /// Carry the best path's attributes in [`SpeakerEvent::BestPathChanged`].
-    /// Off for an owner that only installs routes (the agent reads a
-    /// prefix and its next hops): every such event then has `attributes`
-    /// None, and a change that waited in the outbox is reported from the
-    /// Loc-RIB's next hops alone, without converting its stored attributes
-    /// to a [`PathAttributes`] per prefix (6.8 % of the agent's CPU in a
-    /// 1M unique load, lab/bench/README.md session 8).
-    pub best_path_attributes: bool,
+    /// Which best-path changes the owner is told of
+    /// ([`SpeakerEvent::BestPathChanged`]), from the RIB's decision process
+    /// to the event. [`BestPathFeed::Off`] for an owner that installs no
+    /// route (`tortie run --no-kernel`): no per-route feed at all (no
+    /// change built, no event, no next-hop interning, no Loc-RIB lookup at
+    /// delivery); the Loc-RIB, advertisements to peers, queries and every
+    /// other event are unchanged. [`BestPathFeed::NextHops`] for an owner
+    /// that only installs routes (the agent reads a prefix and its next
+    /// hops): events have `attributes` None, the RIB converts no attribute
+    /// set for them, and a change that waited in the outbox is reported
+    /// from the Loc-RIB's next hops alone (6.8 % of the agent's CPU in a 1M
+    /// unique load went to such conversions, lab/bench/README.md session 8).
+    pub best_path_feed: BestPathFeed,
     pub peers: Vec<PeerConfig>,
 }
 
@@ -300,8 +298,7 @@ pub enum SpeakerEvent {
     /// the current one; see [`Speaker::start`]). `next_hops` is the ECMP
     /// set to install, interned; empty means nothing to install: the prefix is gone
     /// (`attributes` None) or our own origination is best (`attributes` Some).
-    /// With [`SpeakerConfig::best_path_attributes`] off, `attributes` is
-    /// always None.
+    /// With [`BestPathFeed::NextHops`], `attributes` is always None.
     BestPathChanged {
         prefix: Prefix,
         next_hops: NextHops,

@@ -87,13 +87,16 @@ async fn establish_exchange_and_withdraw() {
     b.shutdown(false).await;
 }
 
-/// `best_path_events: false` (`tortie run --no-kernel`): learned routes
+/// `best_path_feed: Off` (`tortie run --no-kernel`): learned routes
 /// reach the Loc-RIB and are queryable, but the owner gets no
 /// `BestPathChanged` for them; other events (session state) still come.
 #[tokio::test]
-async fn best_path_events_off_learns_without_feeding_the_owner() {
+async fn best_path_feed_off_learns_without_feeding_the_owner() {
     let (a_ip, b_ip) = (ip(24, 1), ip(24, 2));
-    let (a, mut a_rx, b, mut b_rx) = ebgp_pair(a_ip, b_ip, |b| b.best_path_events = false).await;
+    let (a, mut a_rx, b, mut b_rx) = ebgp_pair(a_ip, b_ip, |b| {
+        b.best_path_feed = tortie_bgp::BestPathFeed::Off
+    })
+    .await;
 
     a.originate(pfx("10.1.0.0/24"), None).await.unwrap();
     b.originate(pfx("10.2.0.0/24"), None).await.unwrap();
@@ -115,7 +118,7 @@ async fn best_path_events_off_learns_without_feeding_the_owner() {
     while let Ok(ev) = b_rx.try_recv() {
         assert!(
             !matches!(ev, SpeakerEvent::BestPathChanged { .. }),
-            "best-path event with best_path_events off: {ev:?}"
+            "best-path event with the best-path feed off: {ev:?}"
         );
     }
     // The peer still gets B's own route: advertisements are unchanged.

@@ -65,9 +65,8 @@ pub fn speaker_config(
         cluster_id: Some(c.node.cluster_id),
         guard: import_guard(c),
         ebgp_requires_policy: c.policy.ebgp_requires_policy,
-        best_path_events: true,
         // The agent reads a prefix and its next hops only.
-        best_path_attributes: false,
+        best_path_feed: tortie_bgp::BestPathFeed::NextHops,
         peers: c.peers.iter().map(|p| peer_config(p, links)).collect(),
     }
 }

@@ -207,7 +207,9 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>, opts: RunOptions) -> a
     let mut speaker_cfg = convert::speaker_config(&cfg, preserved, &links::Links::read());
     speaker_cfg.listen = speaker_cfg.listen.map(dual_stack_fallback);
     // --no-kernel: nothing here would use a learned route (see `batch`).
-    speaker_cfg.best_path_events = opts.install_learned;
+    if !opts.install_learned {
+        speaker_cfg.best_path_feed = tortie_bgp::BestPathFeed::Off;
+    }
     let (speaker, mut events) = tortie_bgp::Speaker::start(speaker_cfg)
         .await
         .context("starting the BGP speaker")?;

@@ -30,7 +30,8 @@ use tracing::info;
 use crate::BgpError;
 use crate::fsm::{FsmConfig, codes, notify};
 use crate::speaker::{
-    GracefulRestartConfig, PeerConfig, PeerStatus, RouteInfo, SpeakerConfig, SpeakerEvent,
+    BestPathFeed, GracefulRestartConfig, PeerConfig, PeerStatus, RouteInfo, SpeakerConfig,
+    SpeakerEvent,
 };
 use crate::types::Prefix;
 use msg::{PeerCmd, RibMsg};
@@ -59,10 +60,8 @@ pub(crate) struct Shared {
     pub(crate) cluster_id: Option<Ipv4Addr>,
     pub(crate) guard: crate::policy::ImportGuard,
     pub(crate) ebgp_requires_policy: bool,
-    /// [`SpeakerConfig::best_path_events`].
-    pub(crate) best_path_events: bool,
-    /// [`SpeakerConfig::best_path_attributes`].
-    pub(crate) best_path_attributes: bool,
+    /// [`SpeakerConfig::best_path_feed`].
+    pub(crate) best_path_feed: BestPathFeed,
 }
 
 impl Shared {
@@ -249,8 +248,7 @@ impl Runtime {
             cluster_id: cfg.cluster_id,
             guard: cfg.guard.clone(),
             ebgp_requires_policy: cfg.ebgp_requires_policy,
-            best_path_events: cfg.best_path_events,
-            best_path_attributes: cfg.best_path_attributes,
+            best_path_feed: cfg.best_path_feed,
         });
         let dispatch = listener::Dispatch::default();
         let listener = match cfg.listen {

@@ -40,7 +40,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use tokio::sync::mpsc;
 
-use crate::rib::{BestPathChange, FullCache, Rib};
+use crate::rib::{BestPathChange, BestPathFeed, FullCache, Rib};
 use crate::speaker::{NextHops, SpeakerEvent};
 use crate::types::{Ipv4Prefix, Ipv6Prefix, Ipv6Short, Prefix};
 
@@ -279,17 +279,16 @@ pub(crate) struct Outbox {
     /// Attribute sets converted for delivery, shared by the prefixes using them.
     full: FullCache,
     sets: NextHopSets,
-    /// [`crate::SpeakerConfig::best_path_attributes`] off: events carry no
-    /// attributes, and a waiting change is reported from the Loc-RIB's
-    /// next hops alone.
+    /// [`BestPathFeed::NextHops`]: events carry no attributes, and a
+    /// waiting change is reported from the Loc-RIB's next hops alone.
     bare: bool,
 }
 
 impl Outbox {
-    /// An outbox whose events carry the best path's attributes, or not.
-    pub(crate) fn new(attributes: bool) -> Outbox {
+    /// An outbox for `feed`'s events (it gets none when the feed is off).
+    pub(crate) fn new(feed: BestPathFeed) -> Outbox {
         Outbox {
-            bare: !attributes,
+            bare: feed != BestPathFeed::Full,
             ..Outbox::default()
         }
     }
@@ -322,7 +321,7 @@ impl Outbox {
         let ev = SpeakerEvent::BestPathChanged {
             prefix: c.prefix,
             next_hops: self.sets.intern(&c.next_hops),
-            attributes: if self.bare { None } else { c.attributes },
+            attributes: c.attributes,
         };
         self.push(ev, tx);
     }

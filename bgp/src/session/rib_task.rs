@@ -29,7 +29,7 @@ use super::Shared;
 use super::coalesce::{self, Coalescer};
 use super::msg::{PeerOut, RibMsg};
 use super::outbox::Outbox;
-use crate::rib::{PeerId, PeerInfo, Removal, Rib, RibConfig, RibError, RibOutput};
+use crate::rib::{BestPathFeed, PeerId, PeerInfo, Removal, Rib, RibConfig, RibError, RibOutput};
 use crate::speaker::{
     FilteredCandidate, PeerConfig, RouteCandidate, RouteInfo, RouteQuery, SpeakerEvent,
 };
@@ -106,13 +106,10 @@ pub(crate) async fn run(
     cfg.cluster_id = shared.cluster_id;
     cfg.guard = shared.guard.clone();
     cfg.ebgp_requires_policy = shared.ebgp_requires_policy;
-    // No owner for best-path changes (`--no-kernel`): the RIB builds none.
-    cfg.best_path_feed = match (shared.best_path_events, shared.best_path_attributes) {
-        (false, _) => crate::rib::BestPathFeed::Off,
-        (true, false) => crate::rib::BestPathFeed::NextHops,
-        (true, true) => crate::rib::BestPathFeed::Full,
-    };
-    let outbox = Outbox::new(shared.best_path_attributes);
+    // No owner for best-path changes (`--no-kernel`): the RIB builds none;
+    // an owner of next hops only: the RIB converts no attributes for it.
+    cfg.best_path_feed = shared.best_path_feed;
+    let outbox = Outbox::new(shared.best_path_feed);
     let timeout = shared
         .graceful_restart
         .as_ref()
@@ -558,7 +555,7 @@ impl RibTask {
 
     /// Delivers a RIB operation's output: UPDATEs to sessions, then best-path
     /// changes to the owner (unless it asked for none,
-    /// [`crate::SpeakerConfig::best_path_events`]).
+    /// [`crate::SpeakerConfig::best_path_feed`] off).
     async fn emit(&mut self, out: RibOutput) {
         if !out.outbound.is_empty() {
             let mut per_peer: HashMap<PeerId, Vec<Update>> = HashMap::new();
@@ -597,7 +594,7 @@ impl RibTask {
                 }
             }
         }
-        if self.shared.best_path_events {
+        if self.shared.best_path_feed != BestPathFeed::Off {
             for c in out.best_changes {
                 self.outbox.push_change(c, &self.events);
             }

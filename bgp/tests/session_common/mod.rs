@@ -83,8 +83,7 @@ pub fn config(asn: u32, addr: IpAddr, listen: bool) -> SpeakerConfig {
         cluster_id: None,
         guard: Default::default(),
         ebgp_requires_policy: true,
-        best_path_events: true,
-        best_path_attributes: true,
+        best_path_feed: tortie_bgp::BestPathFeed::Full,
         peers: Vec::new(),
     }
 }

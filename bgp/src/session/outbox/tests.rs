@@ -414,24 +414,31 @@ fn a_dropped_receiver_keeps_nothing() {
     assert!(ob.is_empty());
 }
 
-/// `best_path_attributes` off (the agent): events carry no attributes, and
-/// a change that waited in the outbox is reported with the Loc-RIB's next
-/// hops as the same change sent at once would be; a withdrawal as empty.
+/// [`BestPathFeed::NextHops`] (the agent): the RIB's changes and the events
+/// carry no attributes, and a change that waited in the outbox is reported
+/// with the Loc-RIB's next hops as the same change sent at once would be; a
+/// withdrawal as empty. A change of attributes alone is not reported.
 #[test]
 fn bare_events_carry_next_hops_without_attributes() {
     use crate::rib::PeerId;
     use crate::types::{AsPath, AsPathSegment, PathAttributes};
     use crate::wire::Update;
-    let mut rib = rib();
-    // An iBGP peer: accepted without an import policy (RFC 8212 is eBGP's).
-    let local = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 254));
-    let peer = crate::rib::PeerInfo::new(PEER, 64512, Ipv4Addr::new(10, 255, 0, 2), local);
-    rib.peer_up(PeerId(1), peer).unwrap();
-    let learn = |rib: &mut Rib, p: &str, nh: &str| {
+    let rib_for = |feed| {
+        let mut cfg = RibConfig::new(64512, Ipv4Addr::new(192, 0, 2, 1));
+        cfg.best_path_feed = feed;
+        let mut rib = Rib::new(cfg);
+        // An iBGP peer: accepted without an import policy (RFC 8212 is eBGP's).
+        let local = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 254));
+        let peer = crate::rib::PeerInfo::new(PEER, 64512, Ipv4Addr::new(10, 255, 0, 2), local);
+        rib.peer_up(PeerId(1), peer).unwrap();
+        rib
+    };
+    let mut rib = rib_for(BestPathFeed::NextHops);
+    let learn_as = |rib: &mut Rib, p: &str, nh: &str, asn: u32| {
         let u = Update {
             attributes: Some(std::sync::Arc::new(PathAttributes {
                 as_path: AsPath {
-                    segments: vec![AsPathSegment::Sequence(vec![65001])],
+                    segments: vec![AsPathSegment::Sequence(vec![asn])],
                 },
                 local_pref: Some(100),
                 next_hop: Some(nh.parse().unwrap()),
@@ -440,8 +447,16 @@ fn bare_events_carry_next_hops_without_attributes() {
             announced: vec![pfx(p)],
             ..Default::default()
         };
-        rib.apply_update(PeerId(1), &u).unwrap().best_changes
+        let changes = rib.apply_update(PeerId(1), &u).unwrap().best_changes;
+        if rib.config().best_path_feed == BestPathFeed::NextHops {
+            assert!(
+                changes.iter().all(|c| c.attributes.is_none()),
+                "{changes:?}"
+            );
+        }
+        changes
     };
+    let learn = |rib: &mut Rib, p: &str, nh: &str| learn_as(rib, p, nh, 65001);
     let hops = |ev: &SpeakerEvent| match ev {
         SpeakerEvent::BestPathChanged {
             prefix,
@@ -461,7 +476,7 @@ fn bare_events_carry_next_hops_without_attributes() {
     };
     // Room in the channel: straight out, without attributes.
     let (tx, mut rx) = mpsc::channel(8);
-    let mut ob = Outbox::new(false);
+    let mut ob = Outbox::new(BestPathFeed::NextHops);
     for c in learn(&mut rib, "10.0.0.0/24", "192.0.2.2") {
         ob.push_change(c, &tx);
     }
@@ -494,9 +509,17 @@ fn bare_events_carry_next_hops_without_attributes() {
             (pfx("10.0.1.0/24"), vec!["192.0.2.3".to_string()]),
         ]
     );
-    // The default outbox keeps the attributes.
+    // New attributes, same next hop: nothing to install, nothing reported.
+    assert!(learn_as(&mut rib, "10.0.1.0/24", "192.0.2.3", 65002).is_empty());
+    // The full feed keeps the attributes, and reports the same change.
+    let mut rib = rib_for(BestPathFeed::Full);
     let (tx, mut rx) = mpsc::channel(8);
-    let mut full = Outbox::new(true);
+    let mut full = Outbox::new(BestPathFeed::Full);
+    assert_eq!(learn(&mut rib, "10.0.1.0/24", "192.0.2.3").len(), 1);
+    assert_eq!(
+        learn_as(&mut rib, "10.0.1.0/24", "192.0.2.3", 65002).len(),
+        1
+    );
     for c in learn(&mut rib, "10.0.2.0/24", "192.0.2.2") {
         full.push_change(c, &tx);
     }
