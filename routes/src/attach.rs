@@ -13,7 +13,9 @@
 //! attach thread entered the namespace, see `crate::netns`), in one batch:
 //! `eth0` and `lo` up, the /32, `169.254.1.1 dev eth0 scope link`,
 //! `default via 169.254.1.1 dev eth0` and a permanent neighbour entry
-//! `169.254.1.1 lladdr <host veth MAC>`. Then a wait (bounded, 200 ms) until
+//! `169.254.1.1 lladdr <host veth MAC>`. Then the kernel's pending linkwatch
+//! work for both ends runs on the attach thread (`ETHTOOL_GLINK`, see
+//! `setup`), not later on a kworker, and a wait (bounded, 200 ms) checks
 //! both ends are operationally up, driven by link notifications (both
 //! sockets subscribe to `RTMGRP_LINK` before the links come up).
 //!
