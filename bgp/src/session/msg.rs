@@ -11,9 +11,11 @@
 //! UPDATE counts at least [`MIN_WEIGHT`] prefixes, so one-prefix UPDATEs
 //! (each with its own attribute set) stay bounded too.
 //!
-//! The batch vectors themselves go back and forth: the RIB task returns an
-//! emptied one with its credit ([`Credit::recycle`]) and the session takes
-//! it for its next batch ([`InFlight::batch`]), so no batch allocates.
+//! The batch vectors themselves go back and forth: the RIB task returns one
+//! with its credit ([`Credit::recycle`]), the applied UPDATEs still in it,
+//! and the session empties it for its next batch ([`InFlight::batch`]), so
+//! no batch allocates and each decoded UPDATE is freed by the thread that
+//! allocated it, not by the RIB task.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -147,12 +149,18 @@ const SPARE_BATCHES: usize = 32;
 pub(crate) struct InFlight {
     prefixes: AtomicUsize,
     drained: Notify,
-    /// Batch vectors (capacity [`BATCH_UPDATES`]) back from the RIB task.
-    /// A fresh one per batch cost a 5.6 KB allocation and four regrowths,
+    /// Batch vectors (capacity [`BATCH_UPDATES`]) back from the RIB task,
+    /// still holding the UPDATEs it applied (at most [`SPARE_BATCHES`] ×
+    /// [`BATCH_UPDATES`] of them, until the session reuses the vector).
+    /// A fresh vector per batch cost a 5.6 KB allocation and four regrowths,
     /// and each of those large requests made glibc consolidate the small
     /// blocks the RIB task had just freed (the decoded UPDATEs), sending the
     /// session's next small allocations down malloc's slow path: 8 % of the
     /// agent's CPU in a 1M one-prefix-per-UPDATE load (lab/bench/README.md).
+    /// Freed by the RIB task, every one-prefix UPDATE's attribute set, AS_PATH
+    /// and prefix vector crossed threads (into the RIB thread's malloc cache,
+    /// then back to the session's arena under its lock); freed here they
+    /// refill the session's own cache for the UPDATEs it decodes next.
     spare: Mutex<Vec<Vec<Update>>>,
 }
 
@@ -174,13 +182,17 @@ impl InFlight {
     }
 
     /// An empty vector for a new batch of UPDATEs: one the RIB task handed
-    /// back if there is one, else a new one with room for a whole batch.
+    /// back if there is one (its applied UPDATEs freed here, on the
+    /// session's thread), else a new one with room for a whole batch.
     pub(crate) fn batch(&self) -> Vec<Update> {
-        self.spare
-            .lock()
-            .ok()
-            .and_then(|mut s| s.pop())
-            .unwrap_or_else(|| Vec::with_capacity(BATCH_UPDATES))
+        let spare = self.spare.lock().ok().and_then(|mut s| s.pop());
+        match spare {
+            Some(mut v) => {
+                v.clear();
+                v
+            }
+            None => Vec::with_capacity(BATCH_UPDATES),
+        }
     }
 
     /// Resolves after the count went back under [`MAX_IN_FLIGHT`] (at once
@@ -202,10 +214,9 @@ impl Credit {
         self.n
     }
 
-    /// Returns the credit with its batch's vector, emptied, for the
-    /// session's next batch ([`InFlight::batch`]).
-    pub(crate) fn recycle(self, mut batch: Vec<Update>) {
-        batch.clear();
+    /// Returns the credit with its batch's vector, and the applied UPDATEs
+    /// in it, for the session's next batch ([`InFlight::batch`] empties it).
+    pub(crate) fn recycle(self, batch: Vec<Update>) {
         if batch.capacity() >= BATCH_UPDATES
             && let Ok(mut spare) = self.pool.spare.lock()
             && spare.len() < SPARE_BATCHES
@@ -280,7 +291,7 @@ mod tests {
     }
 
     #[test]
-    fn batch_vectors_come_back_emptied_for_the_next_batch() {
+    fn batch_vectors_come_back_with_their_updates_and_are_emptied_for_the_next_batch() {
         let pool = Arc::new(InFlight::default());
         let mut v = pool.batch();
         assert!(v.capacity() >= BATCH_UPDATES, "room for a whole batch");
@@ -288,6 +299,11 @@ mod tests {
         let (ptr, credit) = (v.as_ptr(), pool.take(&update(1)));
         credit.recycle(v);
         assert_eq!(pool.prefixes.load(Ordering::Relaxed), 0, "credit returned");
+        assert_eq!(
+            pool.spare.lock().unwrap()[0].len(),
+            1,
+            "the applied UPDATE waits to be freed by the session"
+        );
         let again = pool.batch();
         assert!(again.is_empty());
         assert_eq!(again.as_ptr(), ptr, "the same allocation, reused");

@@ -430,12 +430,14 @@ impl RibTask {
             }
             RibMsg::Updates {
                 peer,
-                mut updates,
+                updates,
                 credit,
             } => {
-                for update in updates.drain(..) {
+                for update in &updates {
                     self.apply_update(peer, update).await;
                 }
+                // The applied UPDATEs go back inside their vector: the
+                // session frees them on its own thread ([`Credit::recycle`]).
                 credit.recycle(updates);
             }
             RibMsg::RouteRefresh { peer, family } => {
@@ -489,7 +491,7 @@ impl RibTask {
         }
     }
 
-    async fn apply_update(&mut self, peer: IpAddr, update: Update) {
+    async fn apply_update(&mut self, peer: IpAddr, update: &Update) {
         let Some(e) = self.peers.get_mut(&peer) else {
             return;
         };
@@ -507,7 +509,7 @@ impl RibTask {
                 self.remove(r).await;
                 Ok(RibOutput::default())
             }
-            None => self.rib.apply_update(id, &update),
+            None => self.rib.apply_update(id, update),
         };
         let Some(e) = self.peers.get_mut(&peer) else {
             return;
