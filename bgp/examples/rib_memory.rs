@@ -13,7 +13,8 @@
 //! its peak during the load (hash-table resizes included), and the floor
 //! under it: the same messages decoded alone (nothing applied), and the same
 //! inserts into one bare hash table growing from empty (plain keyed hash,
-//! then hashed by run as the RIB's tables are);
+//! then hashed by run as the RIB's tables are; for IPv4 also with the
+//! RIB's 16-byte entries);
 //! with `LOAD=1`, the RIB's run-hashed table against the plain keyed hash
 //! at a high load (`load_table`).
 //! `STRIDE=16` sends every 16th prefix only (see [`STRIDE`]); `RIB_ONLY=1`
@@ -225,14 +226,38 @@ fn bare_table(v6: bool, n: u32) {
             n,
         );
     } else {
-        bare_both(
-            prefixes.filter_map(|p| match p {
+        let keys: Vec<Ipv4Prefix> = prefixes
+            .filter_map(|p| match p {
                 Prefix::V4(p) => Some(p),
                 Prefix::V6(_) => None,
-            }),
-            n,
-        );
+            })
+            .collect();
+        bare_both(keys.iter().copied(), n);
+        bare_insert16(&keys, n);
     }
+}
+
+/// [`bare_insert`] by run with the RIB's IPv4 entry (`V4Entry`): 16 bytes,
+/// the prefix's address and length beside an 8-byte value, in one
+/// `hashbrown::HashTable`.
+fn bare_insert16(keys: &[Ipv4Prefix], n: u32) {
+    let b = RunBuildHasher::default();
+    let key = |e: &(u64, u32, u8)| Ipv4Prefix::new(Ipv4Addr::from(e.1), e.2);
+    let cpu = heap::thread_cpu_seconds();
+    let t = Instant::now();
+    let mut m: hashbrown::HashTable<(u64, u32, u8)> = hashbrown::HashTable::new();
+    for (i, k) in keys.iter().enumerate() {
+        let (addr, len) = (u32::from(k.addr()), k.len());
+        let h = b.hash_one(Run(*k));
+        m.entry(
+            h,
+            |e| e.1 == addr && e.2 == len,
+            |e| key(e).map_or(0, |k| b.hash_one(Run(k))),
+        )
+        .insert((i as u64, addr, len));
+    }
+    assert_eq!(m.len(), n as usize);
+    report_bare(n, t, cpu, "by run, 16-byte entries");
 }
 
 fn bare_both<K: RunKey + Hash + Eq + Copy>(keys: impl Iterator<Item = K>, n: u32) {
@@ -249,9 +274,14 @@ fn bare_insert<K: Hash + Eq + Copy, S: BuildHasher + Default>(keys: &[K], n: u32
     for (i, k) in keys.iter().enumerate() {
         m.insert(*k, [i as u64, 0]);
     }
+    assert_eq!(m.len(), n as usize);
+    report_bare(n, t, cpu, what);
+}
+
+/// Prints a bare table's row: wall since `t`, thread CPU since `cpu`.
+fn report_bare(n: u32, t: Instant, cpu: f64, what: &str) {
     let el = t.elapsed();
     let cpu = heap::thread_cpu_seconds() - cpu;
-    assert_eq!(m.len(), n as usize);
     println!(
         "  bare {:>8}: {:>7.1} ms ({:>7.1} ms CPU)  one hash table ({what}), insert only",
         n,
