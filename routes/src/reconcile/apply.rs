@@ -27,7 +27,7 @@ use ipnetwork::IpNetwork;
 use tokio::time::Instant;
 
 use super::failures::{Failure, Kind};
-use super::hash::Shared;
+use super::hash::Id;
 use super::slots::{Sides, Slots};
 use super::{BATCH_BYTES, Link, Reconciler};
 use crate::nl::consts::NLMSG_ERROR;
@@ -71,13 +71,15 @@ fn touch(slots: &Slots, prefixes: &[IpNetwork]) {
 /// [`MIN_ROUTE_REQUEST`] bytes).
 const MAX_PER_SEND: usize = BATCH_BYTES / MIN_ROUTE_REQUEST + 1;
 
-/// A request in the buffer being filled.
+/// A request in the buffer being filled: 24 bytes, no `Arc` (its two ids
+/// hold uses in the slots' [`Handles`](super::hash::Handles) until it is
+/// settled, so neither id is reused meanwhile).
 struct Sent {
     prefix: IpNetwork,
-    /// The route written (`None`: a delete).
-    route: Option<Shared>,
+    /// The route written ([`Id::NONE`]: a delete).
+    wrote: Id,
     /// The slot's kernel side before the optimistic update.
-    prev: Option<Shared>,
+    prev: Id,
 }
 
 /// The send buffer and what it holds.
@@ -159,7 +161,8 @@ impl Writer<'_> {
     /// Encode a replace of `p` with `route` and record the kernel side as
     /// written. Fails (buffer untouched) when a device is missing or down.
     pub(super) fn replace(&mut self, p: IpNetwork, sides: &mut Sides<'_>) -> Result<(), String> {
-        let Some(route) = sides.desired().cloned() else {
+        let encoder = self.encoder();
+        let Some(route) = sides.desired() else {
             return Err("not desired".to_string());
         };
         let seq = self.out.next_seq(self.cmd);
@@ -170,13 +173,13 @@ impl Writer<'_> {
                 .copied()
                 .filter(|ix| links.get(ix).is_some_and(|l| l.up))
         };
-        self.encoder()
-            .encode(&mut self.out.buf, seq, p, Some(&route), &usable)
+        encoder
+            .encode(&mut self.out.buf, seq, p, Some(route), &usable)
             .map_err(|e| format!("{e} or is down"))?;
-        let prev = sides.write_desired();
+        let (wrote, prev) = sides.write_desired();
         self.out.sent.push(Sent {
             prefix: p,
-            route: Some(route),
+            wrote,
             prev,
         });
         Ok(())
@@ -193,7 +196,7 @@ impl Writer<'_> {
             let prev = sides.take_kernel();
             self.out.sent.push(Sent {
                 prefix: p,
-                route: None,
+                wrote: Id::NONE,
                 prev,
             });
         }
@@ -309,7 +312,7 @@ impl Reconciler {
             // Nothing of this buffer was applied: undo and retry it.
             b.buf.clear();
             for s in b.sent.drain(..) {
-                self.slots.undo_kernel(s.prefix, s.route.as_ref(), s.prev);
+                self.slots.undo_kernel(s.prefix, s.wrote, s.prev);
                 self.dirty.push(s.prefix);
             }
             self.resync_at = Some(Instant::now());
@@ -377,8 +380,9 @@ impl Reconciler {
     /// Book one sent request given the kernel's answer (`errno` 0: done).
     fn settle(&mut self, s: Sent, errno: i32, message: Option<&str>) {
         let p = s.prefix;
-        match (&s.route, errno) {
-            (Some(_), 0) => {
+        match (s.wrote.is_some(), errno) {
+            (true, 0) => {
+                self.slots.settled(s.wrote, s.prev);
                 if !self.adopted.is_empty() {
                     self.adopted.remove(&p);
                 }
@@ -389,17 +393,18 @@ impl Reconciler {
                     self.counters.restored += 1;
                 }
             }
-            (Some(_), errno) => {
-                self.slots.undo_kernel(p, s.route.as_ref(), s.prev);
+            (true, errno) => {
+                self.slots.undo_kernel(p, s.wrote, s.prev);
                 self.fail(p, Failure::refused("route", errno, message));
             }
-            (None, 0 | libc::ESRCH | libc::ENOENT) => {
+            (false, 0 | libc::ESRCH | libc::ENOENT) => {
+                self.slots.settled(s.wrote, s.prev);
                 if self.adopted.remove(&p) {
                     self.counters.swept += 1;
                 }
             }
-            (None, errno) => {
-                self.slots.undo_kernel(p, None, s.prev);
+            (false, errno) => {
+                self.slots.undo_kernel(p, s.wrote, s.prev);
                 self.fail(p, Failure::refused("delete", errno, message));
             }
         }

@@ -333,23 +333,27 @@ impl Sides<'_> {
         }
     }
 
-    /// Record the desired route as the kernel's (a replace was encoded);
-    /// returns the kernel side before.
-    pub(crate) fn write_desired(&mut self) -> Option<Shared> {
+    /// Record the desired route as the kernel's (a replace was encoded).
+    /// Returns the request's two ids, each holding a use until the request
+    /// is settled ([`Slots::settled`] or [`Slots::undo_kernel`]): the route
+    /// written and the kernel side before (its use moves from the slot to
+    /// the request). Plain counts, no `Arc` clone per request.
+    pub(crate) fn write_desired(&mut self) -> (Id, Id) {
         let before = installed_kind(self.routes, self.slot);
         let new = self.routes.hold_id(self.slot.desired);
-        let old = std::mem::replace(&mut self.slot.kernel, new);
+        let wrote = self.routes.hold_id(new);
+        let prev = std::mem::replace(&mut self.slot.kernel, new);
         let after = installed_kind(self.routes, self.slot);
         self.installed.change(self.v6, before, after);
-        self.routes.release(old)
+        (wrote, prev)
     }
 
-    /// Record the kernel side as empty (a delete was encoded); returns it.
-    pub(crate) fn take_kernel(&mut self) -> Option<Shared> {
+    /// Record the kernel side as empty (a delete was encoded); returns it,
+    /// its use moved to the request (see [`write_desired`](Self::write_desired)).
+    pub(crate) fn take_kernel(&mut self) -> Id {
         let before = installed_kind(self.routes, self.slot);
         self.installed.change(self.v6, before, None);
-        self.routes
-            .release(std::mem::replace(&mut self.slot.kernel, Id::NONE))
+        std::mem::replace(&mut self.slot.kernel, Id::NONE)
     }
 
     /// Neither side holds a route: the slot is to be dropped
@@ -570,31 +574,34 @@ impl Slots {
         self.remove(p);
     }
 
-    /// Undo an optimistic update of `p`'s kernel side: back to `prev`,
-    /// unless something (a notification) changed it since `wrote` (the
-    /// route the request wrote, `None` for a delete) was recorded.
-    pub(crate) fn undo_kernel(
-        &mut self,
-        p: IpNetwork,
-        wrote: Option<&Shared>,
-        prev: Option<Shared>,
-    ) {
-        let unchanged = match (self.kernel(&p), wrote) {
-            (Some(now), Some(w)) => Arc::ptr_eq(now, w),
-            (None, None) => true,
-            _ => false,
-        };
-        if !unchanged {
+    /// A request the kernel applied: give back the uses its ids held
+    /// ([`Sides::write_desired`], [`Sides::take_kernel`]; `wrote` is
+    /// [`Id::NONE`] for a delete). No lookup.
+    pub(crate) fn settled(&mut self, wrote: Id, prev: Id) {
+        self.routes.drop_use(wrote);
+        self.routes.drop_use(prev);
+    }
+
+    /// A request refused or never sent: `p`'s kernel side goes back to
+    /// `prev`, unless something (a notification) changed it since `wrote`
+    /// was recorded; then the request's uses are given back. The ids are
+    /// held by the request until here, so an id equal to `wrote` is the
+    /// very route written (never a reused id).
+    pub(crate) fn undo_kernel(&mut self, p: IpNetwork, wrote: Id, prev: Id) {
+        let now = self.get(&p).map_or(Id::NONE, |s| s.kernel);
+        if now != wrote {
+            self.settled(wrote, prev);
             return;
         }
-        match prev {
-            Some(r) => {
-                self.set_kernel(p, r);
-            }
-            None => {
-                self.take_kernel(&p);
-            }
-        }
+        // `prev`'s use moves back into the slot; the slot's use of `now` goes.
+        let slot = self.maps.entry(p);
+        let before = installed_kind(&self.routes, slot);
+        slot.kernel = prev;
+        let after = installed_kind(&self.routes, slot);
+        self.installed.change(p.is_ipv6(), before, after);
+        self.remove_if_empty(&p);
+        self.routes.drop_use(now);
+        self.routes.drop_use(wrote);
     }
 
     /// Stop desiring `p`; returns the previous desire.

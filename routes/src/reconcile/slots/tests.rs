@@ -45,11 +45,13 @@ fn entries_are_small_and_routes_go_with_their_last_use() {
     assert!(Arc::ptr_eq(s.kernel(&p).unwrap(), &b));
     let mut sides = s.sides_mut(&p).unwrap();
     assert!(sides.settled(), "an equal route satisfies");
-    let prev = sides.write_desired().unwrap();
-    assert!(Arc::ptr_eq(&prev, &b));
+    let (wrote, prev) = sides.write_desired();
+    assert!(Arc::ptr_eq(s.routes.get(prev).unwrap(), &b));
+    assert!(Arc::ptr_eq(s.routes.get(wrote).unwrap(), &a));
     assert!(Arc::ptr_eq(s.kernel(&p).unwrap(), &a));
+    assert_eq!(s.routes_held(), 2, "the request holds b until settled");
+    s.settled(wrote, prev);
     assert_eq!(s.routes_held(), 1, "b has no use left");
-    drop(prev);
     s.routes.drop_spent();
     assert_eq!(Arc::strong_count(&b), 1, "and is dropped");
     s.take_desired(&q);
@@ -231,8 +233,8 @@ fn desire_and_write_side_in_one_lookup() {
     assert_eq!(s.desired_len(), 1);
     let mut sides = s.sides_mut(&p).unwrap();
     assert!(sides.desired().is_some() && sides.kernel().is_none());
-    assert!(sides.write_desired().is_none());
-    let wrote = sides.kernel().cloned().unwrap();
+    let (wrote, prev) = sides.write_desired();
+    assert!(wrote.is_some() && !prev.is_some());
     assert!(s.in_kernel(&p));
     // The installed count follows every side (one blackhole, IPv4).
     let one = Installed {
@@ -244,17 +246,28 @@ fn desire_and_write_side_in_one_lookup() {
     let other = Arc::new(KernelRoute::Blackhole);
     s.set_kernel(p, other.clone());
     assert_eq!(s.installed(), one, "an equal route satisfies");
-    s.undo_kernel(p, Some(&wrote), None);
-    assert!(s.in_kernel(&p));
-    s.set_kernel(p, wrote.clone());
-    s.undo_kernel(p, Some(&wrote), None);
-    assert!(!s.in_kernel(&p) && s.is_desired(&p));
-    assert_eq!(s.installed(), Installed::default());
+    s.undo_kernel(p, wrote, prev);
+    assert!(Arc::ptr_eq(s.kernel(&p).unwrap(), &other));
+    // Unchanged: back to the route before.
+    let (wrote, prev) = s.sides_mut(&p).unwrap().write_desired();
+    assert!(!Arc::ptr_eq(s.kernel(&p).unwrap(), &other));
+    s.undo_kernel(p, wrote, prev);
+    assert!(Arc::ptr_eq(s.kernel(&p).unwrap(), &other));
+    assert_eq!((s.installed(), s.count_installed()), (one, one));
+    // A refused delete of a slot it emptied puts the slot back.
     s.take_desired(&p);
-    s.undo_kernel(p, None, Some(other));
     let mut sides = s.sides_mut(&p).unwrap();
-    assert!(sides.take_kernel().is_some() && sides.is_empty());
+    let prev = sides.take_kernel();
+    assert!(prev.is_some() && sides.is_empty());
     s.remove_emptied(&p);
-    assert_eq!(s.maps.len(), 0);
+    s.undo_kernel(p, Id::NONE, prev);
+    assert!(Arc::ptr_eq(s.kernel(&p).unwrap(), &other) && !s.is_desired(&p));
+    // Applied this time: nothing is left, no use held.
+    let mut sides = s.sides_mut(&p).unwrap();
+    let prev = sides.take_kernel();
+    assert!(sides.is_empty());
+    s.remove_emptied(&p);
+    s.settled(Id::NONE, prev);
+    assert_eq!((s.maps.len(), s.routes_held()), (0, 0));
     assert_eq!(s.installed(), s.count_installed());
 }
