@@ -27,6 +27,10 @@ use ipnetwork::IpNetwork;
 use tokio::sync::oneshot;
 
 use crate::error::RoutesError;
+use crate::nl::consts::{
+    RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE, RTMGRP_IPV6_IFADDR, RTMGRP_IPV6_ROUTE, RTMGRP_LINK,
+    RTMGRP_NEIGH,
+};
 use crate::reconcile::{Reconciler, RouteInterner, Shared, queue};
 use crate::types::{KernelRoute, RouteStats};
 
@@ -71,6 +75,17 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
+    /// The netlink multicast groups the reconciler's monitor joins: links,
+    /// IPv4 and IPv6 addresses and routes, neighbours (what it must hear of
+    /// others' changes; its own route writes are dropped in the kernel by
+    /// a socket filter).
+    pub const MONITOR_GROUPS: u32 = RTMGRP_LINK
+        | RTMGRP_IPV4_IFADDR
+        | RTMGRP_IPV4_ROUTE
+        | RTMGRP_IPV6_IFADDR
+        | RTMGRP_IPV6_ROUTE
+        | RTMGRP_NEIGH;
+
     /// Start the reconciler for `route_protocol` in routing table `table`
     /// (IPv4 and IPv6 routes alike)
     /// (main = 254), in the calling thread's network namespace. Subscribes

@@ -141,31 +141,33 @@ impl Socket {
         } else {
             portid
         };
+        // pid == key → drop, else keep.
+        self.filter_by_sender(key, 0, 1)
+    }
+
+    /// Drop, in the kernel, every notification a request caused (sender
+    /// port id ≠ 0), keeping the kernel's own: the same filter as
+    /// [`ignore_sender`](Self::ignore_sender) run for every event, for a
+    /// listener that must cost the kernel what the reconciler's monitor
+    /// costs (the kernel benchmark's like-for-like reference writer).
+    pub fn ignore_requests(&self) -> io::Result<()> {
+        // pid == 0 → keep, else drop.
+        self.filter_by_sender(0, 1, 0)
+    }
+
+    /// Attach `ld [nlmsg_pid]; jeq #key, jt, jf; ret 0 (drop); ret all`.
+    fn filter_by_sender(&self, key: u32, jt: u8, jf: u8) -> io::Result<()> {
+        let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
+            code: code as u16,
+            jt,
+            jf,
+            k,
+        };
         let mut prog = [
-            libc::sock_filter {
-                code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
-                jt: 0,
-                jf: 0,
-                k: 12,
-            },
-            libc::sock_filter {
-                code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
-                jt: 0,
-                jf: 1,
-                k: key,
-            },
-            libc::sock_filter {
-                code: (libc::BPF_RET | libc::BPF_K) as u16,
-                jt: 0,
-                jf: 0,
-                k: 0,
-            },
-            libc::sock_filter {
-                code: (libc::BPF_RET | libc::BPF_K) as u16,
-                jt: 0,
-                jf: 0,
-                k: u32::MAX,
-            },
+            op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, 12),
+            op(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, jt, jf, key),
+            op(libc::BPF_RET | libc::BPF_K, 0, 0, 0),
+            op(libc::BPF_RET | libc::BPF_K, 0, 0, u32::MAX),
         ];
         let fprog = libc::sock_fprog {
             len: prog.len() as u16,

@@ -35,10 +35,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::error::RoutesError;
-use crate::nl::consts::{
-    RTM_GETADDR, RTM_GETLINK, RTM_GETROUTE, RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE,
-    RTMGRP_IPV6_IFADDR, RTMGRP_IPV6_ROUTE, RTMGRP_LINK, RTMGRP_NEIGH,
-};
+use crate::nl::consts::{RTM_GETADDR, RTM_GETLINK, RTM_GETROUTE};
 use crate::nl::{self, AsyncSocket, Decoded, DecodedRoute, Part};
 use crate::table::Command;
 use crate::types::{KernelRoute, RouteStats};
@@ -161,16 +158,8 @@ impl Reconciler {
         routes: RouteInterner,
     ) -> Result<Reconciler, RoutesError> {
         // Subscribe first, so nothing that happens during the dump is lost.
-        let mon = AsyncSocket::open(
-            RTMGRP_LINK
-                | RTMGRP_IPV4_IFADDR
-                | RTMGRP_IPV4_ROUTE
-                | RTMGRP_IPV6_IFADDR
-                | RTMGRP_IPV6_ROUTE
-                | RTMGRP_NEIGH,
-            64 << 20,
-        )
-        .map_err(|e| RoutesError::io("route table: opening netlink monitor socket", e))?;
+        let mon = AsyncSocket::open(crate::RouteTable::MONITOR_GROUPS, 64 << 20)
+            .map_err(|e| RoutesError::io("route table: opening netlink monitor socket", e))?;
         let cmd = AsyncSocket::open(0, 16 << 20)
             .map_err(|e| RoutesError::io("route table: opening netlink socket", e))?;
         // Our own writes' notifications are filtered in the kernel; if that

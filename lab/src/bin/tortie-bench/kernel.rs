@@ -36,8 +36,26 @@ fn gateway(family: Family) -> IpAddr {
 }
 /// Diagnostic (lab/bench/README.md §2): with this variable set, a
 /// route-event listener of the row's family reads every event while the
-/// reference writer adds and deletes.
+/// reference writer adds and deletes; set to [`FILTERED`], the listener is
+/// instead RouteTable's monitor as the kernel sees it (its groups and a
+/// socket filter that drops every event caused by a request, never read):
+/// the raw writer paying what RouteTable's monitor costs, like for like.
 pub const REF_LISTENER: &str = "TORTIE_BENCH_REF_LISTENER";
+/// The [`REF_LISTENER`] value for the filtered listener.
+pub const FILTERED: &str = "filtered";
+
+/// A socket subscribed to the groups RouteTable's monitor joins
+/// ([`RouteTable::MONITOR_GROUPS`]), with the monitor's kernel filter
+/// turned to drop every event a request caused
+/// (`nl::Socket::ignore_requests`): the reference writer's, as the monitor
+/// drops RouteTable's own. Held open, never read (nothing queues).
+fn filtered_listener() -> Result<tortie_routes::nl::Socket> {
+    let sock = tortie_routes::nl::Socket::open(RouteTable::MONITOR_GROUPS)
+        .context("opening the filtered listener")?;
+    sock.ignore_requests()
+        .context("attaching the listener's filter")?;
+    Ok(sock)
+}
 
 /// Requests per `send` for the reference writer.
 pub const REF_BATCH: u32 = 256;
@@ -188,8 +206,11 @@ fn reference_passes(family: Family, n: u32) -> Result<(PassResult, PassResult, P
     nl::pipelined(family, n, gw, PROTO_REF, true, REF_BATCH, true)?;
     // Diagnostic: a route-event listener beside the reference writer's
     // add and delete passes, as RouteTable always has its monitor.
+    let mode = std::env::var_os(REF_LISTENER);
+    let filtered = mode.as_deref() == Some(std::ffi::OsStr::new(FILTERED));
+    let _filtered = filtered.then(filtered_listener).transpose()?;
     let stop = Arc::new(AtomicBool::new(false));
-    let listener = std::env::var_os(REF_LISTENER).map(|_| {
+    let listener = mode.filter(|_| !filtered).map(|_| {
         let s = stop.clone();
         std::thread::spawn(move || nl::listen_until(family, s))
     });
