@@ -216,11 +216,20 @@ impl Credit {
 
     /// Returns the credit with its batch's vector, and the applied UPDATEs
     /// in it, for the session's next batch ([`InFlight::batch`] empties it).
-    pub(crate) fn recycle(self, batch: Vec<Update>) {
-        if batch.capacity() >= BATCH_UPDATES
-            && let Ok(mut spare) = self.pool.spare.lock()
-            && spare.len() < SPARE_BATCHES
-        {
+    /// When this was the session's last batch in flight (the RIB task has
+    /// caught up: the load is over or waits on the peer), the applied
+    /// UPDATEs of every spare vector are freed here instead, so none are
+    /// kept after a load.
+    pub(crate) fn recycle(self, mut batch: Vec<Update>) {
+        let last = self.pool.prefixes.load(Ordering::Acquire) == self.n;
+        let Ok(mut spare) = self.pool.spare.lock() else {
+            return;
+        };
+        if last {
+            batch.clear();
+            spare.iter_mut().for_each(Vec::clear);
+        }
+        if batch.capacity() >= BATCH_UPDATES && spare.len() < SPARE_BATCHES {
             spare.push(batch);
         }
     }
@@ -297,13 +306,24 @@ mod tests {
         assert!(v.capacity() >= BATCH_UPDATES, "room for a whole batch");
         v.push(update(1));
         let (ptr, credit) = (v.as_ptr(), pool.take(&update(1)));
+        let behind = pool.take(&update(1));
         credit.recycle(v);
-        assert_eq!(pool.prefixes.load(Ordering::Relaxed), 0, "credit returned");
+        assert_eq!(
+            pool.prefixes.load(Ordering::Relaxed),
+            MIN_WEIGHT,
+            "credit returned"
+        );
         assert_eq!(
             pool.spare.lock().unwrap()[0].len(),
             1,
-            "the applied UPDATE waits to be freed by the session"
+            "with a batch still in flight, the applied UPDATE waits to be freed by the session"
         );
+        behind.recycle(Vec::with_capacity(BATCH_UPDATES));
+        assert!(
+            pool.spare.lock().unwrap().iter().all(Vec::is_empty),
+            "the last batch in flight frees what the spare vectors held"
+        );
+        pool.spare.lock().unwrap().truncate(1);
         let again = pool.batch();
         assert!(again.is_empty());
         assert_eq!(again.as_ptr(), ptr, "the same allocation, reused");
