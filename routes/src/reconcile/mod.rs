@@ -43,6 +43,7 @@ use crate::types::{KernelRoute, RouteStats};
 mod apply;
 mod failures;
 mod hash;
+mod installs;
 mod monitor;
 pub(crate) mod queue;
 mod slots;
@@ -132,8 +133,9 @@ pub(crate) struct Reconciler {
     counters: RouteStats,
     shared: Arc<Mutex<RouteStats>>,
     waiters: Vec<Waiter>,
-    /// [`Command::Install`] callers, answered once their prefix is settled.
-    installs: Vec<(IpNetwork, oneshot::Sender<Result<(), RoutesError>>)>,
+    /// [`Command::Install`] callers, answered once their prefix is settled
+    /// ([`installs`]).
+    installs: Vec<installs::Install>,
     /// Remote VXLAN VTEPs of the desired routes and their entries.
     vteps: vteps::Vteps,
 }
@@ -240,6 +242,20 @@ impl Reconciler {
                 }
                 _ = tokio::time::sleep_until(deadline) => {}
             }
+            // Requests encoded by write-through were planned on the links as
+            // they were before the notifications now queued: they go first.
+            // A notification applied before them could make the prefix
+            // dirty again (a veth deleted and made again under its name,
+            // as a CNI DEL then ADD of one container does: the kernel side
+            // recorded for the request is taken) and `apply` encode a
+            // second request for it into the same buffer; the first one,
+            // refused (the old ifindex), then undid what the second one,
+            // accepted, had recorded, and the prefix was left desired, "not
+            // in the kernel", not failed, not dirty: its install waited for
+            // ever.
+            if self.out.len() > 0 {
+                self.write().await;
+            }
             self.drain_monitor();
             let now = Instant::now();
             if self.resync_at.is_some_and(|t| t <= now) {
@@ -262,6 +278,11 @@ impl Reconciler {
                 if self.idle() {
                     break;
                 }
+                self.apply().await;
+                self.drain_monitor();
+            }
+            if self.idle() && self.relook_lost() {
+                // Written again before anyone is answered ([`installs`]).
                 self.apply().await;
                 self.drain_monitor();
             }
@@ -345,7 +366,7 @@ impl Reconciler {
             Command::Set(p, r) => self.set(p, r),
             Command::Install(p, r, tx) => {
                 self.set(p, r);
-                self.installs.push((p, tx));
+                self.wait_install(p, tx);
             }
             Command::Remove(p) => self.unset(p),
             Command::ReplaceAll(map) => {
@@ -439,34 +460,6 @@ impl Reconciler {
                 set.remove(&p);
                 if set.is_empty() {
                     self.by_dev.remove(d);
-                }
-            }
-        }
-    }
-
-    /// Answer the [`Command::Install`] callers whose prefix is settled:
-    /// installed as desired, refused (in `failed`), or no longer desired as
-    /// asked. Only with nothing encoded and not yet sent (the kernel side is
-    /// recorded when a request is encoded): right after a buffer was sent
-    /// and settled, only the installed ones are answered (a newer desire of
-    /// a failed prefix may still be dirty); when `idle` (nothing dirty
-    /// either), all. So an attach does not wait for a bulk load to finish.
-    pub(super) fn answer_installs(&mut self, idle: bool) {
-        let mut i = 0;
-        while let Some((p, _)) = self.installs.get(i) {
-            let p = *p;
-            let verdict = match (self.slots.desired(&p), self.slots.kernel(&p)) {
-                (Some(d), Some(k)) if Arc::ptr_eq(d, k) || d.satisfied_by(k) => Some(Ok(())),
-                _ if !idle => None,
-                (None, _) => Some(Err("superseded: no longer desired".to_string())),
-                _ => self.failed.get(&p).map(|f| Err(f.text.clone())),
-            };
-            match verdict {
-                None => i += 1,
-                Some(v) => {
-                    let (_, tx) = self.installs.swap_remove(i);
-                    let _ = tx
-                        .send(v.map_err(|reason| RoutesError::NotInstalled { prefix: p, reason }));
                 }
             }
         }

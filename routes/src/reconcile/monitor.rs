@@ -35,6 +35,13 @@ pub(super) fn addr_key(a: &AddrView) -> Option<(u32, IpAddr, u8)> {
 impl Reconciler {
     /// Read queued notifications and apply the ones others caused.
     pub(super) fn drain_monitor(&mut self) {
+        // A notification may change what an encoded request was planned on
+        // (see `Reconciler::run`): those are sent first.
+        debug_assert_eq!(
+            self.out.len(),
+            0,
+            "notifications applied over encoded requests"
+        );
         let mut buf = Vec::new();
         loop {
             buf.clear();
@@ -164,14 +171,12 @@ impl Reconciler {
                 }
             } else {
                 // Same prefix and metric: a replace by someone else may have
-                // taken our route's place; we never fight it.
+                // taken our route's place; we never fight it. A desired
+                // prefix is looked at, installed or not, so that the
+                // conflict is recorded before `flush` or `install` answers.
                 self.foreign.insert(p);
-                if let Some(route) = self.slots.take_kernel(&p)
-                    && self
-                        .slots
-                        .desired(&p)
-                        .is_some_and(|want| want.satisfied_by(&route))
-                {
+                self.slots.take_kernel(&p);
+                if self.slots.is_desired(&p) {
                     self.dirty.push(p);
                 }
             }

@@ -481,6 +481,13 @@ impl Slots {
         self.get(p).is_some_and(|s| s.kernel.is_some())
     }
 
+    /// `p` is desired and the kernel holds it as desired (counted in
+    /// [`installed`](Self::installed)).
+    pub(crate) fn is_installed(&self, p: &IpNetwork) -> bool {
+        self.get(p)
+            .is_some_and(|s| installed_kind(&self.routes, s).is_some())
+    }
+
     /// Desire `r` for `p`; returns the previous desire.
     #[cfg(test)]
     pub(crate) fn set_desired(&mut self, p: IpNetwork, r: Shared) -> Option<Shared> {
