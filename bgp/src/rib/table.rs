@@ -450,12 +450,12 @@ fn reorder(paths: &mut [Path], d: &Decision) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::BestPathFeed;
     use super::super::entry::{DestRef, V4Entry};
     use super::super::hash::FastMap;
     use super::super::keys::Ipv6Marked;
     use super::super::peer::PeerState;
     use super::super::shard::Slot;
+    use super::super::{BestPathChange, BestPathFeed};
     use super::*;
     use crate::types::{Ipv4Prefix, Ipv6Short, PathAttributes};
 
@@ -468,6 +468,27 @@ mod tests {
         }
     }
 
+    /// [`apply_op`] as most tests call it: no import hint, other peers
+    /// known, full best-path changes appended to `changes`.
+    fn full_op<T: PrefixTable>(
+        map: &mut T,
+        key: T::Key,
+        op: PathOp,
+        ctx: &DecisionCtx<'_>,
+        scratch: &mut Scratch,
+        changes: &mut Vec<BestPathChange>,
+    ) -> OpResult {
+        apply_op(
+            map,
+            key,
+            op,
+            None,
+            true,
+            ctx,
+            scratch,
+            Changes::new(BestPathFeed::Full, changes),
+        )
+    }
     /// Memory per route is a tracked figure: keep these from growing unnoticed.
     #[test]
     fn compact_layout() {
@@ -502,40 +523,34 @@ mod tests {
         let key = Ipv4Prefix::new("10.0.0.0".parse().unwrap(), 8).unwrap();
         let mut scratch = Scratch::default();
         let mut changes = Vec::new();
-        let r = apply_op(
+        let r = full_op(
             &mut map,
             key,
             PathOp::Upsert(Path::new(a, 1)),
-            None,
-            true,
             &ctx,
             &mut scratch,
-            Changes::new(BestPathFeed::Full, &mut changes),
+            &mut changes,
         );
         assert_eq!((r.received_delta, changes.len()), (1, 1));
         assert!(r.moved.is_some());
-        let r = apply_op(
+        let r = full_op(
             &mut map,
             key,
             PathOp::Upsert(Path::new(b, 1)),
-            None,
-            true,
             &ctx,
             &mut scratch,
-            Changes::new(BestPathFeed::Full, &mut changes),
+            &mut changes,
         );
         assert_eq!((r.received_delta, changes.len()), (0, 1));
         assert!(r.moved.is_none());
         // A second source makes a two-path destination; removing it goes back to one.
-        let r = apply_op(
+        let r = full_op(
             &mut map,
             key,
             PathOp::Upsert(Path::new(attrs(), 2)),
-            None,
-            true,
             &ctx,
             &mut scratch,
-            Changes::new(BestPathFeed::Full, &mut changes),
+            &mut changes,
         );
         assert_eq!(r.received_delta, 1);
         fn dest(map: &ShardedTable<V4Entry>, key: Ipv4Prefix) -> Option<DestRef<'_>> {
@@ -545,15 +560,13 @@ mod tests {
         assert!(
             matches!(dest(&map, key).as_deref(), Some(Dest::Many(m)) if matches!(**m, ManyPaths::Two(_)))
         );
-        apply_op(
+        full_op(
             &mut map,
             key,
             PathOp::Remove(2),
-            None,
-            true,
             &ctx,
             &mut scratch,
-            Changes::new(BestPathFeed::Full, &mut changes),
+            &mut changes,
         );
         assert!(matches!(
             map.get(&key),
@@ -606,17 +619,7 @@ mod tests {
         let (mut t, mut scratch, mut changes) =
             (V6Table::default(), Scratch::default(), Vec::new());
         let mut op = |t: &mut V6Table, k, op| {
-            apply_op(
-                t,
-                k,
-                op,
-                None,
-                true,
-                &ctx,
-                &mut scratch,
-                Changes::new(BestPathFeed::Full, &mut changes),
-            )
-            .received_delta
+            full_op(t, k, op, &ctx, &mut scratch, &mut changes).received_delta
         };
         for k in keys {
             assert_eq!(
@@ -673,16 +676,7 @@ mod tests {
         let sources = [1, 0xfffe, 0xffff, 70_000, LOCAL_SOURCE];
         for (i, &src) in sources.iter().enumerate() {
             let mut op = |map: &mut ShardedTable<V4Entry>, op| {
-                apply_op(
-                    map,
-                    p(i as u32),
-                    op,
-                    None,
-                    true,
-                    &ctx,
-                    &mut scratch,
-                    Changes::new(BestPathFeed::Full, &mut changes),
-                )
+                full_op(map, p(i as u32), op, &ctx, &mut scratch, &mut changes)
             };
             assert_eq!(
                 op(&mut map, PathOp::Upsert(Path::new(attrs("192.0.2.1"), src))).received_delta,
@@ -719,15 +713,13 @@ mod tests {
             assert_eq!(mark_stale(&mut map, src), 0);
             let e = map.get(&p(i as u32)).unwrap();
             assert!(e.has_path(src, true) && !e.has_path(2, false));
-            let r = apply_op(
+            let r = full_op(
                 &mut map,
                 p(i as u32),
                 PathOp::RemoveStale(src),
-                None,
-                true,
                 &ctx,
                 &mut scratch,
-                Changes::new(BestPathFeed::Full, &mut changes),
+                &mut changes,
             );
             assert_eq!((r.received_delta, r.stale_delta), (-1, -1));
             assert!(map.get(&p(i as u32)).is_none());
