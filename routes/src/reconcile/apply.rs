@@ -15,7 +15,8 @@
 //! kernel applies a whole buffer inside `sendmsg` and answers only
 //! failures), and put back for the requests it refused — read right after
 //! each `sendmsg`, before any notification is applied — and for a buffer
-//! that could not be sent (its prefixes become dirty again). A refused
+//! that could not be sent (its prefixes become dirty again), last request
+//! first ([`settle_sides`]). A refused
 //! request leaves the prefix in `failed` with the kernel's reason; `flush`
 //! reports it. A refused replace leaves the old route in the kernel: the
 //! next look at the prefix (the retry tick) deletes it, since a route we no
@@ -311,10 +312,8 @@ impl Reconciler {
             tracing::warn!("netlink send failed: {e}; will re-dump");
             // Nothing of this buffer was applied: undo and retry it.
             b.buf.clear();
-            for s in b.sent.drain(..) {
-                self.slots.undo_kernel(s.prefix, s.wrote, s.prev);
-                self.dirty.push(s.prefix);
-            }
+            settle_sides(&mut self.slots, &b.sent, None);
+            self.dirty.extend(b.sent.drain(..).map(|s| s.prefix));
             self.resync_at = Some(Instant::now());
             return false;
         }
@@ -358,6 +357,7 @@ impl Reconciler {
         let mut sent = std::mem::take(&mut b.sent);
         let errors = std::mem::take(&mut b.errors);
         let texts = std::mem::take(&mut b.texts);
+        settle_sides(&mut self.slots, &sent, Some(&errors));
         for (i, (s, &errno)) in sent.drain(..).zip(errors.iter()).enumerate() {
             let message = match errno {
                 0 => None,
@@ -377,12 +377,12 @@ impl Reconciler {
         true
     }
 
-    /// Book one sent request given the kernel's answer (`errno` 0: done).
+    /// Book one sent request given the kernel's answer (`errno` 0: done),
+    /// its slot's kernel side already settled ([`settle_sides`]).
     fn settle(&mut self, s: Sent, errno: i32, message: Option<&str>) {
         let p = s.prefix;
-        match (s.wrote.is_some(), errno) {
-            (true, 0) => {
-                self.slots.settled(s.wrote, s.prev);
+        match (s.wrote.is_some(), applied(&s, errno)) {
+            (true, true) => {
                 if !self.adopted.is_empty() {
                     self.adopted.remove(&p);
                 }
@@ -393,28 +393,115 @@ impl Reconciler {
                     self.counters.restored += 1;
                 }
             }
-            (true, errno) => {
-                self.slots.undo_kernel(p, s.wrote, s.prev);
-                self.fail(p, Failure::refused("route", errno, message));
-            }
-            (false, 0 | libc::ESRCH | libc::ENOENT) => {
-                self.slots.settled(s.wrote, s.prev);
+            (true, false) => self.fail(p, Failure::refused("route", errno, message)),
+            (false, true) => {
                 if self.adopted.remove(&p) {
                     self.counters.swept += 1;
                 }
             }
-            (false, errno) => {
-                self.slots.undo_kernel(p, s.wrote, s.prev);
-                self.fail(p, Failure::refused("delete", errno, message));
-            }
+            (false, false) => self.fail(p, Failure::refused("delete", errno, message)),
+        }
+    }
+}
+
+/// Whether the kernel did what `s` asked, given its answer: a delete
+/// answered "no such route" is done too.
+fn applied(s: &Sent, errno: i32) -> bool {
+    errno == 0 || (!s.wrote.is_some() && matches!(errno, libc::ESRCH | libc::ENOENT))
+}
+
+/// The slots' side of a buffer's requests, given the kernel's answer to
+/// each (`None`: the buffer was not sent, nothing of it applied): an
+/// applied request gives its uses back; the others put their prefix's
+/// kernel side back ([`Slots::undo_kernel`]), last first, so that two
+/// requests on one prefix (a replace, then a delete or another replace,
+/// both refused or never sent) leave the side from before the first, not
+/// the one the second found.
+fn settle_sides(slots: &mut Slots, sent: &[Sent], errors: Option<&[i32]>) {
+    for (i, s) in sent.iter().enumerate().rev() {
+        let done = errors
+            .and_then(|e| e.get(i))
+            .is_some_and(|&errno| applied(s, errno));
+        if done {
+            slots.settled(s.wrote, s.prev);
+        } else {
+            slots.undo_kernel(s.prefix, s.wrote, s.prev);
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::kernel_order;
+    use super::{Sent, Slots, kernel_order, settle_sides};
+    use crate::types::KernelRoute;
     use ipnetwork::IpNetwork;
+    use std::sync::Arc;
+
+    /// Two requests on one prefix in one buffer, as [`super::Writer`]
+    /// records them: a replace of the kernel's `old` with the desired
+    /// route, then a delete (the route went from desired while the first
+    /// was still queued). Returns the slots, the prefix and the requests.
+    fn replace_then_delete(old: &Arc<KernelRoute>) -> (Slots, IpNetwork, Vec<Sent>) {
+        let p: IpNetwork = "10.9.0.0/24".parse().unwrap();
+        let mut slots = Slots::default();
+        slots.set_kernel(p, old.clone());
+        slots.set_desired(p, Arc::new(KernelRoute::Blackhole));
+        let mut sides = slots.sides_mut(&p).unwrap();
+        let (wrote, prev) = sides.write_desired();
+        let replace = Sent {
+            prefix: p,
+            wrote,
+            prev,
+        };
+        let prev = sides.take_kernel();
+        let delete = Sent {
+            prefix: p,
+            wrote: super::Id::NONE,
+            prev,
+        };
+        (slots, p, vec![replace, delete])
+    }
+
+    fn kernel_is(slots: &Slots, p: &IpNetwork, want: Option<&Arc<KernelRoute>>) -> bool {
+        match (slots.kernel(p), want) {
+            (Some(k), Some(w)) => Arc::ptr_eq(k, w),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn requests_not_applied_are_undone_last_first() {
+        let old: Arc<KernelRoute> = Arc::new(KernelRoute::Local { dev: "x0".into() });
+        // Never sent: the kernel still holds `old`.
+        let (mut slots, p, sent) = replace_then_delete(&old);
+        settle_sides(&mut slots, &sent, None);
+        assert!(
+            kernel_is(&slots, &p, Some(&old)),
+            "unsent: {:?}",
+            slots.kernel(&p)
+        );
+        // Both refused: the same.
+        let (mut slots, p, sent) = replace_then_delete(&old);
+        settle_sides(&mut slots, &sent, Some(&[libc::EINVAL, libc::EINVAL]));
+        assert!(
+            kernel_is(&slots, &p, Some(&old)),
+            "refused: {:?}",
+            slots.kernel(&p)
+        );
+        // The replace applied, the delete refused: the desired route.
+        let (mut slots, p, sent) = replace_then_delete(&old);
+        settle_sides(&mut slots, &sent, Some(&[0, libc::EINVAL]));
+        assert!(
+            slots
+                .kernel(&p)
+                .is_some_and(|k| **k == KernelRoute::Blackhole)
+        );
+        // The replace refused, the delete applied: nothing.
+        let (mut slots, p, sent) = replace_then_delete(&old);
+        settle_sides(&mut slots, &sent, Some(&[libc::EINVAL, 0]));
+        assert!(kernel_is(&slots, &p, None), "{:?}", slots.kernel(&p));
+    }
 
     fn nets(v: &[&str]) -> Vec<IpNetwork> {
         v.iter().map(|s| s.parse().unwrap()).collect()

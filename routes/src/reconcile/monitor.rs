@@ -4,6 +4,8 @@
 //! with the one netlink parser ([`crate::nl::decode`]).
 //!
 //! - route of ours deleted or changed → put back (counted as restored);
+//!   one of ours that is as desired (another writer of our protocol) ends
+//!   the prefix's failure, if it had one;
 //! - route of another protocol at the same prefix and metric → never fought
 //!   (the prefix becomes a conflict until it goes away);
 //! - link deleted or down → forget our routes naming it; re-dump if gateway
@@ -193,20 +195,26 @@ impl Reconciler {
         }
         match d.route {
             Some(route) => {
-                let differs = self
-                    .slots
-                    .desired(&p)
-                    .is_some_and(|want| !want.satisfied_by(&route));
-                if !self.slots.is_desired(&p) {
-                    // Not ours to delete until a sweep: e.g. attach's host
-                    // route before the caller sets it here.
-                    self.adopted.insert(p);
-                }
+                let satisfies = self.slots.desired(&p).map(|want| want.satisfied_by(&route));
                 let route = self.routes.intern(route);
                 self.slots.set_kernel(p, route);
-                if differs {
-                    self.restoring.insert(p);
-                    self.dirty.push(p);
+                match satisfies {
+                    // Not ours to delete until a sweep: e.g. attach's host
+                    // route before the caller sets it here.
+                    None => {
+                        self.adopted.insert(p);
+                    }
+                    Some(false) => {
+                        self.restoring.insert(p);
+                        self.dirty.push(p);
+                    }
+                    // Another writer of our protocol installed what we
+                    // failed to: not failed any more.
+                    Some(true) => {
+                        if !self.failed.is_empty() {
+                            self.failed.remove(&p);
+                        }
+                    }
                 }
             }
             None => {
