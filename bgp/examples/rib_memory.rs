@@ -14,11 +14,13 @@
 //! under it: the same messages decoded alone (nothing applied), and the same
 //! inserts into one bare hash table growing from empty (plain keyed hash,
 //! then hashed by run as the RIB's tables are; for IPv4 also with the
-//! RIB's 16-byte entries);
+//! RIB's 16-byte entries, with an `Arc` clone in each, and presized);
 //! with `LOAD=1`, the RIB's run-hashed table against the plain keyed hash
 //! at a high load (`load_table`).
 //! `STRIDE=16` sends every 16th prefix only (see [`STRIDE`]); `RIB_ONLY=1`
-//! runs the RIB load alone (for a profiler); `CHANGES=off` builds no
+//! runs the RIB load alone (for a profiler), `BARE16=grow|arc|presized` one
+//! 16-byte bare row alone, in a heap no other run has used (as `RIB_ONLY=1`
+//! has the RIB); `CHANGES=off` builds no
 //! best-path changes, as the speaker with no kernel to program.
 
 use std::collections::HashMap;
@@ -67,6 +69,12 @@ static STRIDE: std::sync::LazyLock<u32> = std::sync::LazyLock::new(|| {
 /// bare tables), for profiling it.
 static RIB_ONLY: std::sync::LazyLock<bool> =
     std::sync::LazyLock::new(|| std::env::var_os("RIB_ONLY").is_some());
+
+/// `BARE16=grow|arc|presized`: that one row of [`bare_insert16`] alone (IPv4),
+/// in a heap no other run has used: otherwise each row runs after the RIB
+/// and the rows before it, into pages they faulted in and freed.
+static BARE16: std::sync::LazyLock<Option<String>> =
+    std::sync::LazyLock::new(|| std::env::var("BARE16").ok());
 
 /// `CHANGES=off`: the RIB builds no best-path changes
 /// ([`RibConfig::best_path_feed`] off), as under the speaker's control-plane
@@ -216,48 +224,90 @@ fn decode_alone(msgs: &[Vec<u8>], n: u32) {
 /// value, like a `Dest`), growing from empty, nothing else; once with the
 /// plain keyed hash, once hashed by run as the RIB's tables are.
 fn bare_table(v6: bool, n: u32) {
-    let prefixes = (0..n).map(|i| nth_prefix(v6, i));
     if v6 {
         bare_both(
-            prefixes.filter_map(|p| match p {
+            (0..n).map(|i| nth_prefix(true, i)).filter_map(|p| match p {
                 Prefix::V6(p) => Some(p),
                 Prefix::V4(_) => None,
             }),
             n,
         );
     } else {
-        let keys: Vec<Ipv4Prefix> = prefixes
-            .filter_map(|p| match p {
-                Prefix::V4(p) => Some(p),
-                Prefix::V6(_) => None,
-            })
-            .collect();
+        let keys = v4_keys(n);
         bare_both(keys.iter().copied(), n);
         bare_insert16(&keys, n);
     }
 }
 
+/// The first `n` IPv4 prefixes of the workload.
+fn v4_keys(n: u32) -> Vec<Ipv4Prefix> {
+    (0..n)
+        .filter_map(|i| match nth_prefix(false, i) {
+            Prefix::V4(p) => Some(p),
+            Prefix::V6(_) => None,
+        })
+        .collect()
+}
+
 /// [`bare_insert`] by run with the RIB's IPv4 entry (`V4Entry`): 16 bytes,
 /// the prefix's address and length beside an 8-byte value, in one
-/// `hashbrown::HashTable`.
+/// `hashbrown::HashTable`; growing from empty, then the same with the value
+/// an `Arc` clone per entry (the RIB's attribute reference, one locked
+/// increment per route), then presized for all `n` (no growth).
 fn bare_insert16(keys: &[Ipv4Prefix], n: u32) {
+    let one = Arc::new(0u64);
+    let only = BARE16.as_deref();
+    if only.is_none_or(|r| r == "grow") {
+        bare16(keys, n, 0, |i| {
+            (Bare16::Plain(i as u64), "by run, 16-byte entries")
+        });
+    }
+    if only.is_none_or(|r| r == "arc") {
+        bare16(keys, n, 0, |_| {
+            let what = "by run, 16-byte entries, an Arc clone each";
+            (Bare16::Shared(one.clone()), what)
+        });
+    }
+    if only.is_none_or(|r| r == "presized") {
+        bare16(keys, n, keys.len(), |i| {
+            (Bare16::Plain(i as u64), "by run, 16-byte entries, presized")
+        });
+    }
+}
+
+/// The value of a [`bare16`] entry: 8 bytes either way.
+enum Bare16 {
+    Plain(#[allow(dead_code)] u64),
+    Shared(#[allow(dead_code)] Arc<u64>),
+}
+
+fn bare16(
+    keys: &[Ipv4Prefix],
+    n: u32,
+    presize: usize,
+    mut value: impl FnMut(usize) -> (Bare16, &'static str),
+) {
     let b = RunBuildHasher::default();
-    let key = |e: &(u64, u32, u8)| Ipv4Prefix::new(Ipv4Addr::from(e.1), e.2);
+    let key = |e: &(Bare16, u32, u8)| Ipv4Prefix::new(Ipv4Addr::from(e.1), e.2);
+    let mut what = "";
     let cpu = heap::thread_cpu_seconds();
     let t = Instant::now();
-    let mut m: hashbrown::HashTable<(u64, u32, u8)> = hashbrown::HashTable::new();
+    let mut m: hashbrown::HashTable<(Bare16, u32, u8)> = hashbrown::HashTable::new();
+    m.reserve(presize, |e| key(e).map_or(0, |k| b.hash_one(Run(k))));
     for (i, k) in keys.iter().enumerate() {
         let (addr, len) = (u32::from(k.addr()), k.len());
         let h = b.hash_one(Run(*k));
+        let (v, w) = value(i);
+        what = w;
         m.entry(
             h,
             |e| e.1 == addr && e.2 == len,
             |e| key(e).map_or(0, |k| b.hash_one(Run(k))),
         )
-        .insert((i as u64, addr, len));
+        .insert((v, addr, len));
     }
     assert_eq!(m.len(), n as usize);
-    report_bare(n, t, cpu, "by run, 16-byte entries");
+    report_bare(n, t, cpu, what);
 }
 
 fn bare_both<K: RunKey + Hash + Eq + Copy>(keys: impl Iterator<Item = K>, n: u32) {
@@ -359,6 +409,10 @@ fn main() {
     let v6 = std::env::var("FAMILY").as_deref() == Ok("ipv6");
     for &n in &sizes {
         let n = n.min(1 << 20);
+        if BARE16.is_some() {
+            bare_insert16(&v4_keys(n), n);
+            continue;
+        }
         for &unique in &shapes {
             run(v6, unique, n);
         }
