@@ -20,8 +20,9 @@
 //! `STRIDE=16` sends every 16th prefix only (see [`STRIDE`]); `RIB_ONLY=1`
 //! runs the RIB load alone (for a profiler), `BARE16=grow|arc|presized` one
 //! 16-byte bare row alone, in a heap no other run has used (as `RIB_ONLY=1`
-//! has the RIB); `CHANGES=off` builds no
-//! best-path changes, as the speaker with no kernel to program.
+//! has the RIB); `READS=1` reads every prefix's next hops back after the
+//! load; `CHANGES=off` builds no best-path changes, as the speaker with no
+//! kernel to program.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
@@ -75,6 +76,12 @@ static RIB_ONLY: std::sync::LazyLock<bool> =
 /// and the rows before it, into pages they faulted in and freed.
 static BARE16: std::sync::LazyLock<Option<String>> =
     std::sync::LazyLock::new(|| std::env::var("BARE16").ok());
+
+/// `READS=1`: after the load, every prefix's next hops read back once, in
+/// the order loaded ([`Rib::best_next_hops`], as the speaker's outbox reads
+/// each changed prefix for an owner that installs routes).
+static READS: std::sync::LazyLock<bool> =
+    std::sync::LazyLock::new(|| std::env::var_os("READS").is_some());
 
 /// `CHANGES=off`: the RIB builds no best-path changes
 /// ([`RibConfig::best_path_feed`] off), as under the speaker's control-plane
@@ -178,6 +185,9 @@ fn run(v6: bool, unique: bool, n: u32) {
     let peak = heap::peak_bytes() - before;
     let na = heap::allocations() - allocs;
     assert_eq!(rib.loc_rib_len(), n as usize);
+    if *READS {
+        read_back(&rib, v6, n);
+    }
     println!(
         "{} {:>6} {:>8}: {:>7.1} ms ({:>7.1} ms CPU)  {:>6.1} B/route (peak {:>6.1})  {:>5.2} allocations/route  {:>5.2} M routes/s",
         if v6 { "IPv6" } else { "IPv4" },
@@ -192,6 +202,23 @@ fn run(v6: bool, unique: bool, n: u32) {
     );
     drop(rib);
     drop(dec);
+}
+
+/// [`READS`]: each prefix's next hops read back from `rib`, thread CPU time.
+fn read_back(rib: &Rib, v6: bool, n: u32) {
+    let cpu = heap::thread_cpu_seconds();
+    let found = (0..n)
+        .filter(|&i| {
+            rib.best_next_hops(nth_prefix(v6, i))
+                .is_some_and(|h| h.len() == 1)
+        })
+        .count();
+    let cpu = heap::thread_cpu_seconds() - cpu;
+    assert_eq!(found, n as usize);
+    println!(
+        "  reads {n:>7}: {:>7.1} ms CPU  best_next_hops of every prefix",
+        cpu * 1e3
+    );
 }
 
 /// The decoder's part of a run: the same messages decoded and dropped,

@@ -90,15 +90,22 @@ pub(crate) fn collect_next_hops(paths: &[Path], out: &mut Vec<IpAddr>) {
 /// The ECMP set to install for `paths` (best first); `nh` is scratch.
 pub(crate) fn next_hops_for(paths: &[Path], nh: &mut Vec<IpAddr>) -> HopList {
     match paths {
-        // A lone ECMP path (a new prefix): its next hop as it is, not read
-        // back from `nh` right after being stored there.
-        [p] if p.flags & ECMP != 0 && p.source != LOCAL_SOURCE => {
-            HopList::from(p.attrs.next_hop().as_slice())
-        }
+        [p] => lone_hops(&p.attrs, p.source, p.flags),
         _ => {
             collect_next_hops(paths, nh);
             HopList::from(nh.as_slice())
         }
+    }
+}
+
+/// The ECMP set to install for a prefix's only path, given as its parts
+/// (a 16-byte entry's, read without an `Arc` clone): its next hop as it is,
+/// none for a locally originated path (as [`collect_next_hops`]).
+pub(crate) fn lone_hops(attrs: &StoredAttrs, source: u32, flags: u8) -> HopList {
+    if flags & ECMP != 0 && source != LOCAL_SOURCE {
+        HopList::from(attrs.next_hop().as_slice())
+    } else {
+        HopList::default()
     }
 }
 

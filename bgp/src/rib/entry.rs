@@ -12,12 +12,15 @@
 //!
 //! Changes go through [`DestSlot::update`], which hands the paths to the
 //! table code as a `Dest` and stores what it leaves in the entry's own form;
-//! reads get a [`DestRef`].
+//! reads get a [`DestRef`] (for a 16-byte entry, a `Dest` with its own `Arc`
+//! clone), or the next hops alone ([`DestSlot::next_hops`], no clone).
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::ops::Deref;
 use std::sync::Arc;
 
+use super::HopList;
+use super::changes::{lone_hops, next_hops_for};
 use super::keys::{Ipv6Marked, RibKey};
 use super::shard::{ShardedTable, Slot};
 use super::stored::StoredAttrs;
@@ -34,6 +37,10 @@ pub(crate) trait DestSlot: Slot<Key: RibKey> {
     fn update<R>(&mut self, f: impl FnOnce(&mut Dest) -> R) -> R;
     /// Sets STALE on `source`'s path; how many paths changed (0 or 1).
     fn mark_stale(&mut self, source: u32) -> usize;
+    /// The ECMP set to install ([`next_hops_for`]); `nh` is scratch.
+    fn next_hops(&self, nh: &mut Vec<IpAddr>) -> HopList {
+        next_hops_for(self.dest().paths(), nh)
+    }
     /// Whether `source` has a path here (a stale one, if `stale_only`).
     fn has_path(&self, source: u32, stale_only: bool) -> bool {
         self.dest()
@@ -224,6 +231,17 @@ impl DestSlot for V4Entry {
                 1
             }
             V4Entry::Wide(w) => mark_in(&mut w.1, source),
+        }
+    }
+    fn next_hops(&self, nh: &mut Vec<IpAddr>) -> HopList {
+        match self {
+            V4Entry::One {
+                attrs,
+                flags,
+                source,
+                ..
+            } => lone_hops(attrs, widen(*source), *flags),
+            V4Entry::Wide(w) => next_hops_for(w.1.paths(), nh),
         }
     }
     fn has_path(&self, source: u32, stale_only: bool) -> bool {

@@ -297,10 +297,15 @@ impl Rib {
 
     /// `prefix`'s ECMP set to install now, without its attributes (an
     /// owner that only installs routes); None if the prefix is gone.
-    pub(crate) fn best_next_hops(&self, prefix: Prefix) -> Option<HopList> {
+    pub fn best_next_hops(&self, prefix: Prefix) -> Option<HopList> {
         let mut nh = Vec::new();
-        self.dest(prefix)
-            .map(|d| changes::next_hops_for(d.paths(), &mut nh))
+        match prefix {
+            Prefix::V4(k) => self.v4.get(&k).map(|e| e.next_hops(&mut nh)),
+            Prefix::V6(k) => self
+                .v6
+                .get(&k)
+                .map(|d| changes::next_hops_for(d.paths(), &mut nh)),
+        }
     }
 
     /// Every candidate path of `prefix`, best first, with why each loser lost.

@@ -706,6 +706,14 @@ mod tests {
                 Some("192.0.2.2".parse().unwrap())
             );
             assert!(e.has_path(src, false) && !e.has_path(src, true));
+            // Next hops read from the entry itself, as from its paths.
+            let hops = e.next_hops(&mut Vec::new());
+            assert_eq!(hops, next_hops_for(d.paths(), &mut Vec::new()));
+            let want: &[IpAddr] = match src {
+                LOCAL_SOURCE => &[],
+                _ => &["192.0.2.2".parse().unwrap()],
+            };
+            assert_eq!(&*hops, want, "{src}");
             assert_eq!(map.len(), i + 1);
         }
         for (i, &src) in sources.iter().enumerate() {
