@@ -21,7 +21,7 @@
 //! runs the RIB load alone (for a profiler), `BARE16=grow|arc|presized` one
 //! 16-byte bare row alone, in a heap no other run has used (as `RIB_ONLY=1`
 //! has the RIB); `READS=1` reads every prefix's next hops back after the
-//! load; `CHANGES=off` builds no best-path changes, as the speaker with no
+//! load, `REPLACE=1` replaces every route's path after it; `CHANGES=off` builds no best-path changes, as the speaker with no
 //! kernel to program.
 
 use std::collections::HashMap;
@@ -83,6 +83,11 @@ static BARE16: std::sync::LazyLock<Option<String>> =
 static READS: std::sync::LazyLock<bool> =
     std::sync::LazyLock::new(|| std::env::var_os("READS").is_some());
 
+/// `REPLACE=1`: after the load, every route announced again by the same peer
+/// with another AS_PATH (each prefix's path replaced), thread CPU time.
+static REPLACE: std::sync::LazyLock<bool> =
+    std::sync::LazyLock::new(|| std::env::var_os("REPLACE").is_some());
+
 /// `CHANGES=off`: the RIB builds no best-path changes
 /// ([`RibConfig::best_path_feed`] off), as under the speaker's control-plane
 /// benchmark (no kernel, no best-path events).
@@ -101,7 +106,7 @@ fn nth_prefix(v6: bool, i: u32) -> Prefix {
     Prefix::V4(Ipv4Prefix::new(a, 28).unwrap_or_else(|| unreachable!()))
 }
 
-fn workload(v6: bool, unique: bool, n: u32) -> Vec<Vec<u8>> {
+fn workload(v6: bool, unique: bool, n: u32, path0: u32) -> Vec<Vec<u8>> {
     let nh: IpAddr = if v6 {
         Ipv6Addr::new(0xfd12, 0x18, 0, 0, 0, 0, 0, 1).into()
     } else {
@@ -123,14 +128,14 @@ fn workload(v6: bool, unique: bool, n: u32) -> Vec<Vec<u8>> {
     if unique {
         for i in 0..n {
             let u = Update {
-                attributes: Some(attrs(vec![PEER_ASN, 4_200_000_000 + i])),
+                attributes: Some(attrs(vec![PEER_ASN, path0 + i])),
                 announced: vec![nth_prefix(i)],
                 ..Update::default()
             };
             wire::encode_updates(&u, &c, &mut msgs).expect("encode");
         }
     } else {
-        let shared = attrs(vec![PEER_ASN]);
+        let shared = attrs(vec![PEER_ASN, path0]);
         let mut i = 0;
         while i < n {
             let end = (i + 500).min(n);
@@ -147,8 +152,7 @@ fn workload(v6: bool, unique: bool, n: u32) -> Vec<Vec<u8>> {
 }
 
 fn run(v6: bool, unique: bool, n: u32) {
-    let msgs = workload(v6, unique, n);
-    let c = ctx();
+    let msgs = workload(v6, unique, n, 4_200_000_000);
     if !*RIB_ONLY {
         decode_alone(&msgs, n);
     }
@@ -173,12 +177,7 @@ fn run(v6: bool, unique: bool, n: u32) {
         ),
     )
     .expect("peer_up");
-    for m in &msgs {
-        match dec.decode(m, &c) {
-            Ok(Message::Update(u)) => drop(rib.apply_update(PeerId(1), &u).expect("apply")),
-            other => panic!("{other:?}"),
-        }
-    }
+    apply_all(&mut rib, &mut dec, &msgs);
     let el = t.elapsed();
     let cpu = heap::thread_cpu_seconds() - cpu;
     let bytes = heap::live_bytes() - before;
@@ -187,6 +186,9 @@ fn run(v6: bool, unique: bool, n: u32) {
     assert_eq!(rib.loc_rib_len(), n as usize);
     if *READS {
         read_back(&rib, v6, n);
+    }
+    if *REPLACE {
+        replace(&mut rib, &mut dec, v6, unique, n);
     }
     println!(
         "{} {:>6} {:>8}: {:>7.1} ms ({:>7.1} ms CPU)  {:>6.1} B/route (peak {:>6.1})  {:>5.2} allocations/route  {:>5.2} M routes/s",
@@ -202,6 +204,31 @@ fn run(v6: bool, unique: bool, n: u32) {
     );
     drop(rib);
     drop(dec);
+}
+
+/// Decodes `msgs` and applies them to `rib` as peer 1's.
+fn apply_all(rib: &mut Rib, dec: &mut Decoder, msgs: &[Vec<u8>]) {
+    let c = ctx();
+    for m in msgs {
+        match dec.decode(m, &c) {
+            Ok(Message::Update(u)) => drop(rib.apply_update(PeerId(1), &u).expect("apply")),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+/// [`REPLACE`]: the load again with other AS_PATHs (decoded too, as the
+/// load), into `rib`.
+fn replace(rib: &mut Rib, dec: &mut Decoder, v6: bool, unique: bool, n: u32) {
+    let msgs = workload(v6, unique, n, 4_100_000_000);
+    let cpu = heap::thread_cpu_seconds();
+    apply_all(rib, dec, &msgs);
+    let cpu = heap::thread_cpu_seconds() - cpu;
+    assert_eq!(rib.loc_rib_len(), n as usize);
+    println!(
+        "  replace {n:>5}: {:>7.1} ms CPU  every route's path replaced",
+        cpu * 1e3
+    );
 }
 
 /// [`READS`]: each prefix's next hops read back from `rib`, thread CPU time.
