@@ -15,6 +15,13 @@
 //! (session 5). The child inherits the spawning thread's network
 //! namespace, so the measuring loops run on a thread of their own that
 //! `setns`es into each plugin's host namespace before spawning it.
+//!
+//! Each plugin's VERSION exec is measured on its own (its exec floor), and
+//! so is a do-nothing static program without libc (`bins::do_nothing_elf`):
+//! the kernel's share of a process per ADD. What a plugin's VERSION costs
+//! above it is its runtime's start-up; on this project's VM that is mostly
+//! glibc's `CPUID` probes, each a trap to the hypervisor (lab/bench/README.md,
+//! session 10, cni lane).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -108,10 +115,12 @@ impl Samples {
 /// The measuring loops, on a thread that `exec` moves between namespaces:
 /// `iterations` ADD+DEL pairs per plugin (plugin k spawned from `hosts[k]`)
 /// after `warmup` uncounted ones, then the decomposition rows. Returns each
-/// plugin's samples, each plugin's VERSION exec times and the agent API's
-/// own attach/detach times, all sorted.
+/// plugin's samples, the VERSION exec times of each plugin and then of
+/// `do_nothing` (spawned from `hosts[1]`, tortie's), and the agent API's own
+/// attach/detach times, all sorted.
 fn measure(
     plugins: &[Plugin],
+    do_nothing: &Plugin,
     hosts: &[&std::fs::File],
     cpath: &Path,
     socket: &Path,
@@ -146,11 +155,15 @@ fn measure(
         s.sort();
     }
     let api = samples.pop().unwrap_or_default();
-    // The exec floor (VERSION: start, parse, answer) of each plugin.
-    let mut floor: Vec<Vec<Duration>> = vec![Vec::new(); n];
+    // The exec floor (VERSION: start, parse, answer) of each plugin, and
+    // the kernel's alone (the do-nothing program, last).
+    let mut floor: Vec<Vec<Duration>> = vec![Vec::new(); n + 1];
     for _ in 0..iterations.min(100) {
         for (k, f) in floor.iter_mut().enumerate() {
-            f.push(exec(&plugins[k], hosts[k], "VERSION", "v", cpath)?.0);
+            let (p, h) = plugins
+                .get(k)
+                .map_or((do_nothing, hosts[1]), |p| (p, hosts[k]));
+            f.push(exec(p, h, "VERSION", "v", cpath)?.0);
         }
     }
     for f in &mut floor {
@@ -236,6 +249,14 @@ pub fn run(iterations: u32) -> Result<Section> {
             binary,
         });
     }
+    // The kernel's floor of a process per ADD: the smallest static program,
+    // spawned exactly as the plugins are (bins::do_nothing_elf).
+    let do_nothing = Plugin {
+        name: "do-nothing static ELF (exit, no libc)",
+        binary: crate::bins::do_nothing_elf(dir.path())?,
+        cni_path: dir.path().to_string_lossy().into_owned(),
+        config: plugins[1].config.clone(),
+    };
     if !plugins[0].binary.is_file() {
         bail!("/usr/lib/cni/ptp not found: install containernetworking-plugins");
     }
@@ -250,9 +271,19 @@ pub fn run(iterations: u32) -> Result<Section> {
     let warmup = 3;
     // On a thread of its own: `exec` moves its thread between namespaces.
     let (samples, floor, api) = std::thread::scope(|s| {
-        s.spawn(|| measure(&plugins, &hosts, &cpath, &agent.socket, iterations, warmup))
-            .join()
-            .unwrap_or_else(|_| Err(anyhow::anyhow!("the measuring thread panicked")))
+        s.spawn(|| {
+            measure(
+                &plugins,
+                &do_nothing,
+                &hosts,
+                &cpath,
+                &agent.socket,
+                iterations,
+                warmup,
+            )
+        })
+        .join()
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the measuring thread panicked")))
     })?;
     drop(agent);
     drop(cont);
@@ -311,9 +342,20 @@ pub fn run(iterations: u32) -> Result<Section> {
     };
     sec.rows
         .push(api_row("(agent API alone, no plugin exec)", &api));
-    for (k, p) in plugins.iter().enumerate() {
+    for (k, p) in plugins.iter().chain([&do_nothing]).enumerate() {
+        let (label, key) = if k < plugins.len() {
+            (
+                format!("({} VERSION: exec floor)", p.name),
+                format!("{}_version_exec", p.name),
+            )
+        } else {
+            (
+                format!("({}: the kernel's exec floor)", p.name),
+                "do_nothing_exec".to_string(),
+            )
+        };
         sec.rows.push(vec![
-            format!("({} VERSION: exec floor)", p.name),
+            label,
             f(percentile(&floor[k], 0.5)),
             f(percentile(&floor[k], 0.99)),
             String::new(),
@@ -322,7 +364,7 @@ pub fn run(iterations: u32) -> Result<Section> {
             String::new(),
         ]);
         figures.insert(
-            format!("{}_version_exec", p.name),
+            key,
             json!({ "p50_ms": ms(percentile(&floor[k], 0.5)), "p99_ms": ms(percentile(&floor[k], 0.99)) }),
         );
     }

@@ -1,4 +1,5 @@
-//! Finding the binaries under test and talking to a running agent and BIRD
+//! Finding the binaries under test (and writing the do-nothing one the
+//! attach bench's exec floor runs) and talking to a running agent and BIRD
 //! over their control sockets without spawning a CLI per poll (a process
 //! per 10 ms poll would cost more than what it measures).
 
@@ -39,6 +40,63 @@ pub fn tortie_cni() -> Result<PathBuf> {
         "tortie-cni not found at {}: build it (`cargo build -p tortie-agent`) or set TORTIE_CNI_BIN",
         p.display()
     )
+}
+
+/// Writes the smallest static program there is into `dir` and returns its
+/// path: one ELF64 `PT_LOAD` segment whose entry point calls `exit(0)`
+/// (no libc, no dynamic loader, no relocation, no `CPUID`). Spawned like a
+/// plugin, its wall time is what the kernel's part of a process per ADD
+/// costs (`posix_spawn`, `execve`, exit, the parent's wait); a plugin's
+/// VERSION exec minus this is its C runtime's and its own start-up.
+/// Only for the architectures whose three instructions are written here.
+pub fn do_nothing_elf(dir: &Path) -> Result<PathBuf> {
+    // mov eax, 60 (exit); xor edi, edi; syscall
+    #[cfg(target_arch = "x86_64")]
+    let (machine, code): (u16, &[u8]) = (62, &[0xb8, 60, 0, 0, 0, 0x31, 0xff, 0x0f, 0x05]);
+    // mov x0, #0; mov x8, #93 (exit); svc #0
+    #[cfg(target_arch = "aarch64")]
+    let (machine, code): (u16, &[u8]) = (
+        183,
+        &[
+            0x00, 0x00, 0x80, 0xd2, 0xa8, 0x0b, 0x80, 0xd2, 0x01, 0x00, 0x00, 0xd4,
+        ],
+    );
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    bail!("no do-nothing program for this architecture");
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        const BASE: u64 = 0x40_0000;
+        const EHDR: u16 = 64;
+        const PHDR: u16 = 56;
+        let len = u64::from(EHDR + PHDR) + code.len() as u64;
+        let mut elf = Vec::with_capacity(len as usize);
+        // e_ident: magic, 64-bit, little-endian, version 1, System V ABI.
+        elf.extend_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        elf.extend_from_slice(&2u16.to_le_bytes()); // e_type: ET_EXEC
+        elf.extend_from_slice(&machine.to_le_bytes());
+        elf.extend_from_slice(&1u32.to_le_bytes()); // e_version
+        elf.extend_from_slice(&(BASE + u64::from(EHDR + PHDR)).to_le_bytes()); // e_entry
+        elf.extend_from_slice(&u64::from(EHDR).to_le_bytes()); // e_phoff
+        elf.extend_from_slice(&0u64.to_le_bytes()); // e_shoff: no sections
+        elf.extend_from_slice(&0u32.to_le_bytes()); // e_flags
+        for half in [EHDR, PHDR, 1, 0, 0, 0] {
+            // e_ehsize, e_phentsize, e_phnum, e_shentsize, e_shnum, e_shstrndx
+            elf.extend_from_slice(&half.to_le_bytes());
+        }
+        // The one program header: the whole file, read + execute, at BASE.
+        elf.extend_from_slice(&1u32.to_le_bytes()); // p_type: PT_LOAD
+        elf.extend_from_slice(&5u32.to_le_bytes()); // p_flags: R + X
+        for word in [0, BASE, BASE, len, len, 0x1000u64] {
+            // p_offset, p_vaddr, p_paddr, p_filesz, p_memsz, p_align
+            elf.extend_from_slice(&word.to_le_bytes());
+        }
+        elf.extend_from_slice(code);
+        let path = dir.join("do-nothing");
+        std::fs::write(&path, &elf).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+        Ok(path)
+    }
 }
 
 /// `GET path` on the agent's API socket; the JSON body.
