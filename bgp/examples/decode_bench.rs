@@ -17,7 +17,7 @@ use netgauze_bgp_pkt::BgpMessage;
 use netgauze_bgp_pkt::wire::deserializer::BgpParsingContext;
 use netgauze_parse_utils::reader::SliceReader;
 use netgauze_parse_utils::traits::ParseFromWithOneInput;
-use tortie_bgp::types::{AddressFamily, AsPath, AsPathSegment, PathAttributes, Prefix};
+use tortie_bgp::types::{AddressFamily, AsPath, PathAttributes, Prefix};
 use tortie_bgp::wire::{CodecContext, Decoder, Message, Update, encode_updates};
 
 struct Counting;
@@ -46,9 +46,7 @@ fn ctx() -> CodecContext {
 
 fn attrs(path: Vec<u32>) -> Arc<PathAttributes> {
     Arc::new(PathAttributes {
-        as_path: AsPath {
-            segments: vec![AsPathSegment::Sequence(path)],
-        },
+        as_path: AsPath::sequence(path),
         next_hop: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))),
         med: Some(10),
         communities: vec![0xfde9_0001, 0xfde9_0002],

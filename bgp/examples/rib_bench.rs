@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use tortie_bgp::heap;
 use tortie_bgp::rib::{PeerId, PeerInfo, Rib, RibConfig};
-use tortie_bgp::types::{AsPath, AsPathSegment, Ipv4Prefix, PathAttributes, Prefix};
+use tortie_bgp::types::{AsPath, Ipv4Prefix, PathAttributes, Prefix};
 use tortie_bgp::wire::Update;
 
 #[global_allocator]
@@ -34,13 +34,7 @@ fn updates(routes: usize, per_update: usize, peer_as: u32, next_hop: Ipv4Addr) -
     let sets: Vec<Arc<PathAttributes>> = (0..ATTR_SETS as u32)
         .map(|k| {
             Arc::new(PathAttributes {
-                as_path: AsPath {
-                    segments: vec![AsPathSegment::Sequence(vec![
-                        peer_as,
-                        64512 + k % 400,
-                        4_200_000_000 + k,
-                    ])],
-                },
+                as_path: AsPath::sequence(vec![peer_as, 64512 + k % 400, 4_200_000_000 + k]),
                 next_hop: Some(IpAddr::V4(next_hop)),
                 med: Some(k % 7),
                 communities: vec![(peer_as << 16) | (k & 0xffff)],

@@ -35,9 +35,7 @@ use tortie_bgp::heap;
 use tortie_bgp::rib::{
     BestPathFeed, PeerId, PeerInfo, Rib, RibBuildHasher, RibConfig, Run, RunBuildHasher, RunKey,
 };
-use tortie_bgp::types::{
-    AsPath, AsPathSegment, Ipv4Prefix, Ipv6Prefix, Origin, PathAttributes, Prefix,
-};
+use tortie_bgp::types::{AsPath, Ipv4Prefix, Ipv6Prefix, Origin, PathAttributes, Prefix};
 use tortie_bgp::wire::{self, CodecContext, Decoder, Message, Update};
 
 #[global_allocator]
@@ -116,9 +114,7 @@ fn workload(v6: bool, unique: bool, n: u32, path0: u32) -> Vec<Vec<u8>> {
     let attrs = |path: Vec<u32>| {
         Arc::new(PathAttributes {
             origin: Origin::Igp,
-            as_path: AsPath {
-                segments: vec![AsPathSegment::Sequence(path)],
-            },
+            as_path: AsPath::sequence(path),
             next_hop: Some(nh),
             ..PathAttributes::default()
         })

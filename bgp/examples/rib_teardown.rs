@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use tortie_bgp::heap;
 use tortie_bgp::rib::{PeerId, PeerInfo, Rib, RibConfig, RibOutput};
-use tortie_bgp::types::{AsPath, AsPathSegment, Ipv4Prefix, Origin, PathAttributes, Prefix};
+use tortie_bgp::types::{AsPath, Ipv4Prefix, Origin, PathAttributes, Prefix};
 use tortie_bgp::wire::Update;
 
 #[global_allocator]
@@ -44,9 +44,7 @@ fn peer(rib: &mut Rib, id: u32, asn: u32) {
 fn announce(rib: &mut Rib, id: u32, asn: u32, n: u32) {
     let attrs = Arc::new(PathAttributes {
         origin: Origin::Igp,
-        as_path: AsPath {
-            segments: vec![AsPathSegment::Sequence(vec![asn])],
-        },
+        as_path: AsPath::sequence(vec![asn]),
         next_hop: Some(IpAddr::V4(Ipv4Addr::new(198, 18, 0, id as u8))),
         ..PathAttributes::default()
     });

@@ -121,7 +121,7 @@ async fn feed(n: u32, per: usize, unique: bool) -> Result<(), Box<dyn std::error
     use std::sync::Arc;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tortie_bgp::wire::{self, Capability, CodecContext, Message, Open, Update};
-    use tortie_bgp::{AddressFamily, AsPath, AsPathSegment, PathAttributes};
+    use tortie_bgp::{AddressFamily, AsPath, PathAttributes};
 
     let (a_ip, r_ip) = (Ipv4Addr::new(127, 0, 98, 1), Ipv4Addr::new(127, 0, 98, 2));
     let port = std::net::TcpListener::bind((a_ip, 0))?.local_addr()?.port();
@@ -153,9 +153,7 @@ async fn feed(n: u32, per: usize, unique: bool) -> Result<(), Box<dyn std::error
     wire::encode(&Message::Keepalive, &CodecContext::default(), &mut bytes)?;
     let attrs = |second: u32| {
         Arc::new(PathAttributes {
-            as_path: AsPath {
-                segments: vec![AsPathSegment::Sequence(vec![65002, second])],
-            },
+            as_path: AsPath::sequence(vec![65002, second]),
             next_hop: Some(IpAddr::V4(r_ip)),
             ..PathAttributes::default()
         })

@@ -9,6 +9,9 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+mod as_path;
+pub use as_path::{AsPath, AsPathSegment, Asns, INLINE_ASNS, Segments};
+
 /// Address Family Identifier (IANA; RFC 4760 §3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Afi {
@@ -314,89 +317,6 @@ pub enum Origin {
     Igp = 0,
     Egp = 1,
     Incomplete = 2,
-}
-
-/// One AS_PATH segment (RFC 4271 §4.3, RFC 5065 for the confederation types).
-/// ASNs are always held as 4-octet values; the codec narrows/widens (RFC 6793).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum AsPathSegment {
-    Set(Vec<u32>),
-    Sequence(Vec<u32>),
-    ConfedSequence(Vec<u32>),
-    ConfedSet(Vec<u32>),
-}
-
-/// AS_PATH (RFC 4271 §5.1.2), after any RFC 6793 AS4_PATH merge.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct AsPath {
-    pub segments: Vec<AsPathSegment>,
-}
-
-impl AsPath {
-    /// Path length for the decision process (RFC 4271 §9.1.2.2 a): an AS_SET
-    /// counts 1 whatever its size; confederation segments count 0 (RFC 5065 §5.3).
-    pub fn path_len(&self) -> usize {
-        self.segments
-            .iter()
-            .map(|s| match s {
-                AsPathSegment::Sequence(v) => v.len(),
-                AsPathSegment::Set(_) => 1,
-                AsPathSegment::ConfedSequence(_) | AsPathSegment::ConfedSet(_) => 0,
-            })
-            .sum()
-    }
-    /// True when `asn` appears anywhere in the path (loop detection, RFC 4271 §9.1.2).
-    pub fn contains(&self, asn: u32) -> bool {
-        self.segments.iter().any(|s| match s {
-            AsPathSegment::Set(v)
-            | AsPathSegment::Sequence(v)
-            | AsPathSegment::ConfedSequence(v)
-            | AsPathSegment::ConfedSet(v) => v.contains(&asn),
-        })
-    }
-    /// The neighbouring AS: the first AS of the first AS_SEQUENCE segment, used
-    /// to scope MED comparison (RFC 4271 §9.1.2.2 c).
-    pub fn neighbor_as(&self) -> Option<u32> {
-        match self.segments.first() {
-            Some(AsPathSegment::Sequence(v)) => v.first().copied(),
-            _ => None,
-        }
-    }
-    /// Prepends `asn` as RFC 4271 §5.1.2 says when advertising to an external peer.
-    /// A leading sequence that is already full (255 ASNs) gets a new segment in front.
-    pub fn prepend(&mut self, asn: u32) {
-        match self.segments.first_mut() {
-            Some(AsPathSegment::Sequence(v)) if v.len() < 255 => v.insert(0, asn),
-            _ => self.segments.insert(0, AsPathSegment::Sequence(vec![asn])),
-        }
-    }
-}
-
-impl fmt::Display for AsPath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut first = true;
-        for seg in &self.segments {
-            if !first {
-                f.write_str(" ")?;
-            }
-            first = false;
-            let (open, close, v) = match seg {
-                AsPathSegment::Sequence(v) => ("", "", v),
-                AsPathSegment::Set(v) => ("{", "}", v),
-                AsPathSegment::ConfedSequence(v) => ("(", ")", v),
-                AsPathSegment::ConfedSet(v) => ("[", "]", v),
-            };
-            f.write_str(open)?;
-            for (i, a) in v.iter().enumerate() {
-                if i > 0 {
-                    f.write_str(if open == "{" || open == "[" { "," } else { " " })?;
-                }
-                write!(f, "{a}")?;
-            }
-            f.write_str(close)?;
-        }
-        Ok(())
-    }
 }
 
 /// An attribute this speaker does not interpret, kept to be passed on when it is

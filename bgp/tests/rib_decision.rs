@@ -76,7 +76,7 @@ fn shortest_as_path_wins_and_an_as_set_counts_one() {
     let mut a2 = attrs(&[65002], "192.0.2.2");
     a2.as_path
         .segments
-        .push(AsPathSegment::Set(vec![1, 2, 3, 4, 5]));
+        .push(AsPathSegment::Set(vec![1, 2, 3, 4, 5].into()));
     assert_eq!(a2.as_path.path_len(), 2);
     assert_eq!(duel(&mut r, a1, a2), (2, LossReason::AsPathLength));
 }

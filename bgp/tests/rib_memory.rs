@@ -32,9 +32,7 @@ fn ctx() -> CodecContext {
 fn messages(unique: bool) -> Vec<Vec<u8>> {
     let attrs = |path: Vec<u32>| {
         Arc::new(PathAttributes {
-            as_path: AsPath {
-                segments: vec![AsPathSegment::Sequence(path)],
-            },
+            as_path: AsPath::sequence(path),
             next_hop: Some(IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1))),
             ..PathAttributes::default()
         })
@@ -100,7 +98,7 @@ fn bytes_per_route(unique: bool) -> f64 {
     };
     assert_eq!(
         a.as_path.segments,
-        vec![AsPathSegment::Sequence(want.to_vec())]
+        vec![AsPathSegment::Sequence(want.into())]
     );
     drop(rib);
     drop(dec);

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tortie_bgp::heap;
 use tortie_bgp::policy::{Action, Filter, ImportGuard, Matches, Modifiers, Rule};
 use tortie_bgp::rib::{PeerId, PeerInfo, Rib, RibConfig};
-use tortie_bgp::types::{AsPath, AsPathSegment, Ipv4Prefix, PathAttributes, Prefix};
+use tortie_bgp::types::{AsPath, Ipv4Prefix, PathAttributes, Prefix};
 use tortie_bgp::wire::Update;
 
 #[global_allocator]
@@ -33,9 +33,7 @@ fn prefix_of(base: u32, i: u32) -> Prefix {
 
 fn attrs(path: Vec<u32>, communities: Vec<u32>) -> Arc<PathAttributes> {
     Arc::new(PathAttributes {
-        as_path: AsPath {
-            segments: vec![AsPathSegment::Sequence(path)],
-        },
+        as_path: AsPath::sequence(path),
         next_hop: Some(IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1))),
         communities,
         ..PathAttributes::default()

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use tortie_bgp::heap;
 use tortie_bgp::rib::{PeerId, PeerInfo, Rib, RibConfig};
-use tortie_bgp::types::{AsPath, AsPathSegment, Ipv4Prefix, PathAttributes, Prefix};
+use tortie_bgp::types::{AsPath, Ipv4Prefix, PathAttributes, Prefix};
 use tortie_bgp::wire::Update;
 
 #[global_allocator]
@@ -40,9 +40,7 @@ fn a_withdrawn_full_table_gives_its_memory_back() {
     up(&mut rib, 1);
     let before = heap::live_bytes();
     let attrs = Arc::new(PathAttributes {
-        as_path: AsPath {
-            segments: vec![AsPathSegment::Sequence(vec![65001])],
-        },
+        as_path: AsPath::sequence(vec![65001]),
         next_hop: Some(IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1))),
         ..PathAttributes::default()
     });

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use tortie_bgp::heap;
 use tortie_bgp::rib::{PeerId, PeerInfo, Rib, RibConfig, RibOutput};
-use tortie_bgp::types::{AsPath, AsPathSegment, Ipv4Prefix, PathAttributes, Prefix};
+use tortie_bgp::types::{AsPath, Ipv4Prefix, PathAttributes, Prefix};
 use tortie_bgp::wire::Update;
 
 #[global_allocator]
@@ -45,9 +45,7 @@ fn announce(rib: &mut Rib, id: u32, asn: u32, range: std::ops::Range<u32>, mixed
             path.push(65099);
         }
         Arc::new(PathAttributes {
-            as_path: AsPath {
-                segments: vec![AsPathSegment::Sequence(path)],
-            },
+            as_path: AsPath::sequence(path),
             next_hop: Some(IpAddr::V4(Ipv4Addr::new(198, 18, 0, id as u8))),
             ..PathAttributes::default()
         })

@@ -16,9 +16,7 @@ use tortie_bgp::policy::{Action, Filter, Matches, Modifiers, PrefixMatch, Rule};
 use tortie_bgp::wire::{
     self, Capability, CodecContext, GracefulRestartCapability, Message, Open, Update,
 };
-use tortie_bgp::{
-    AddressFamily, AsPath, AsPathSegment, PathAttributes, Prefix, RouteQuery, Speaker,
-};
+use tortie_bgp::{AddressFamily, AsPath, PathAttributes, Prefix, RouteQuery, Speaker};
 
 fn open_msg(id: Ipv4Addr, gr: bool) -> Vec<u8> {
     let mut capabilities = vec![Capability::FourOctetAs(65002)];
@@ -111,9 +109,7 @@ fn routes(prefixes: &[&str]) -> Vec<u8> {
         ..CodecContext::default()
     };
     let attrs = Arc::new(PathAttributes {
-        as_path: AsPath {
-            segments: vec![AsPathSegment::Sequence(vec![65002])],
-        },
+        as_path: AsPath::sequence(vec![65002]),
         next_hop: Some("127.0.61.2".parse().unwrap()),
         ..PathAttributes::default()
     });

@@ -10,7 +10,7 @@ use session_common::*;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpSocket;
 use tortie_bgp::wire::{self, CodecContext, Message, Update};
-use tortie_bgp::{AsPath, AsPathSegment, PathAttributes, Prefix, Speaker};
+use tortie_bgp::{AsPath, PathAttributes, Prefix, Speaker};
 
 #[tokio::test]
 async fn max_prefix_notification_carries_afi_safi_and_limit() {
@@ -41,9 +41,7 @@ async fn max_prefix_notification_carries_afi_safi_and_limit() {
         ..CodecContext::default()
     };
     let attrs = Arc::new(PathAttributes {
-        as_path: AsPath {
-            segments: vec![AsPathSegment::Sequence(vec![65002])],
-        },
+        as_path: AsPath::sequence(vec![65002]),
         next_hop: Some(IpAddr::from([127, 0, 19, 2])),
         ..PathAttributes::default()
     });

@@ -64,8 +64,8 @@ fn as4_path_merge_rfc6793_4_2_3() {
     assert_eq!(
         u.attributes.unwrap().as_path.segments,
         vec![
-            AsPathSegment::Sequence(vec![65001]),
-            AsPathSegment::Sequence(vec![4_200_000_001, 4_200_000_002])
+            AsPathSegment::Sequence(vec![65001].into()),
+            AsPathSegment::Sequence(vec![4_200_000_001, 4_200_000_002].into())
         ]
     );
     // AS4_PATH longer than AS_PATH: ignored.
@@ -79,7 +79,7 @@ fn as4_path_merge_rfc6793_4_2_3() {
     let u = dec(&update(&[], &attrs, NLRI), &ctx2);
     assert_eq!(
         u.attributes.unwrap().as_path.segments,
-        vec![AsPathSegment::Sequence(vec![23456])]
+        vec![AsPathSegment::Sequence(vec![23456].into())]
     );
     // AGGREGATOR = AS_TRANS: AS4_AGGREGATOR gives the real aggregator.
     let agg = attr(0xc0, 7, &[0x5b, 0xa0, 10, 0, 0, 1]);
@@ -114,7 +114,7 @@ fn as4_path_merge_rfc6793_4_2_3() {
     assert_eq!(a.aggregator, Some((65001, Ipv4Addr::new(10, 0, 0, 1))));
     assert_eq!(
         a.as_path.segments,
-        vec![AsPathSegment::Sequence(vec![65001, 23456, 23456])]
+        vec![AsPathSegment::Sequence(vec![65001, 23456, 23456].into())]
     );
     // Malformed AS4_PATH / AS4_AGGREGATOR: attribute discard (RFC 6793 §6).
     let attrs = [
@@ -144,9 +144,7 @@ fn as4_path_merge_rfc6793_4_2_3() {
 fn as_path_encoding_sequence_split_and_as_trans() {
     let path: Vec<u32> = (1..=300).collect();
     let attrs = PathAttributes {
-        as_path: AsPath {
-            segments: vec![AsPathSegment::Sequence(path.clone())],
-        },
+        as_path: AsPath::sequence(path.clone()),
         next_hop: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))),
         ..PathAttributes::default()
     };
@@ -168,7 +166,7 @@ fn as_path_encoding_sequence_split_and_as_trans() {
         .segments
         .iter()
         .flat_map(|s| match s {
-            AsPathSegment::Sequence(v) => v.clone(),
+            AsPathSegment::Sequence(v) => v.to_vec(),
             other => panic!("not a sequence: {other:?}"),
         })
         .collect();
@@ -176,9 +174,7 @@ fn as_path_encoding_sequence_split_and_as_trans() {
 
     // 2-octet session: AS_TRANS in AS_PATH, the real path in AS4_PATH.
     let attrs = PathAttributes {
-        as_path: AsPath {
-            segments: vec![AsPathSegment::Sequence(vec![65001, 4_200_000_001])],
-        },
+        as_path: AsPath::sequence(vec![65001, 4_200_000_001]),
         next_hop: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))),
         ..PathAttributes::default()
     };
@@ -245,9 +241,7 @@ fn length_limits_decode() {
 #[test]
 fn length_limits_encode() {
     let attrs = Arc::new(PathAttributes {
-        as_path: AsPath {
-            segments: vec![AsPathSegment::Sequence(vec![65001])],
-        },
+        as_path: AsPath::sequence(vec![65001]),
         next_hop: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))),
         ..PathAttributes::default()
     });

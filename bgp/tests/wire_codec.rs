@@ -311,7 +311,7 @@ fn update_ipv4_decodes() {
     assert_eq!(a.origin, Origin::Igp);
     assert_eq!(
         a.as_path.segments,
-        vec![AsPathSegment::Sequence(vec![65001, 65002])]
+        vec![AsPathSegment::Sequence(vec![65001, 65002].into())]
     );
     assert_eq!(a.next_hop, Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))));
     assert!(u.malformed.is_empty());
@@ -324,9 +324,10 @@ fn update_all_attributes_round_trip() {
         origin: Origin::Incomplete,
         as_path: AsPath {
             segments: vec![
-                AsPathSegment::Sequence(vec![65001, 4_200_000_001]),
-                AsPathSegment::Set(vec![7, 8]),
-            ],
+                AsPathSegment::Sequence(vec![65001, 4_200_000_001].into()),
+                AsPathSegment::Set(vec![7, 8].into()),
+            ]
+            .into(),
         },
         next_hop: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9))),
         med: Some(50),
@@ -480,9 +481,7 @@ fn unknown_optional_transitive_kept_with_partial_bit() {
 #[test]
 fn encode_updates_to_one_buffer_and_atomic_on_error() {
     let attrs = Arc::new(PathAttributes {
-        as_path: AsPath {
-            segments: vec![AsPathSegment::Sequence(vec![65001])],
-        },
+        as_path: AsPath::sequence(vec![65001]),
         next_hop: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))),
         ..PathAttributes::default()
     });

@@ -60,8 +60,8 @@ fn ours(u: &Update) -> Content {
             .segments
             .iter()
             .map(|s| match s {
-                AsPathSegment::Sequence(v) => (true, v.clone()),
-                AsPathSegment::Set(v) => (false, v.clone()),
+                AsPathSegment::Sequence(v) => (true, v.to_vec()),
+                AsPathSegment::Set(v) => (false, v.to_vec()),
                 other => panic!("confederation segment in a differential test: {other:?}"),
             })
             .collect();
@@ -257,14 +257,16 @@ fn random_update(rng: &mut Rng, ipv6: bool, ibgp: bool) -> Update {
     for _ in 0..rng.below(3) {
         let asns: Vec<u32> = (0..1 + rng.below(20)).map(|_| rng.next() as u32).collect();
         segments.push(if rng.below(4) == 0 {
-            AsPathSegment::Set(asns)
+            AsPathSegment::Set(asns.into())
         } else {
-            AsPathSegment::Sequence(asns)
+            AsPathSegment::Sequence(asns.into())
         });
     }
     let pa = PathAttributes {
         origin: [Origin::Igp, Origin::Egp, Origin::Incomplete][rng.below(3) as usize],
-        as_path: AsPath { segments },
+        as_path: AsPath {
+            segments: segments.into(),
+        },
         next_hop: Some(if ipv6 {
             IpAddr::V6(Ipv6Addr::new(
                 0x2001,

@@ -260,9 +260,7 @@ mod tests {
 
     fn route(path: &[u32], communities: &[u32]) -> PathAttributes {
         PathAttributes {
-            as_path: AsPath {
-                segments: vec![AsPathSegment::Sequence(path.to_vec())],
-            },
+            as_path: AsPath::sequence(path),
             communities: communities.to_vec(),
             ..Default::default()
         }

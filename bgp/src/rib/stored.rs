@@ -339,13 +339,8 @@ impl StoredAttrs {
             StoredAttrs::Small { flags, .. } | StoredAttrs::Small6 { flags, .. } => *flags,
         };
         let asns = self.small_asns().unwrap_or(&[]);
-        let as_path = if asns.is_empty() {
-            AsPath::default()
-        } else {
-            AsPath {
-                segments: vec![AsPathSegment::Sequence(asns.to_vec())],
-            }
-        };
+        // `AsPath::sequence` gives the empty path for no ASNs.
+        let as_path = AsPath::sequence(asns);
         Arc::new(PathAttributes {
             origin: self.origin(),
             as_path,
@@ -457,9 +452,7 @@ mod tests {
     use crate::types::RawAttribute;
 
     fn seq(v: &[u32]) -> AsPath {
-        AsPath {
-            segments: vec![AsPathSegment::Sequence(v.to_vec())],
-        }
+        AsPath::sequence(v)
     }
 
     #[test]
@@ -508,9 +501,10 @@ mod tests {
             PathAttributes {
                 as_path: AsPath {
                     segments: vec![
-                        AsPathSegment::Sequence(vec![1]),
-                        AsPathSegment::Set(vec![2, 3]),
-                    ],
+                        AsPathSegment::Sequence(vec![1].into()),
+                        AsPathSegment::Set(vec![2, 3].into()),
+                    ]
+                    .into(),
                 },
                 next_hop: v4,
                 ..Default::default()

@@ -505,14 +505,12 @@ mod tests {
     /// re-announcing an equal set in another allocation is no change at all.
     #[test]
     fn equal_sets_in_two_allocations_are_the_same_route() {
-        use crate::types::{AsPath, AsPathSegment};
+        use crate::types::AsPath;
         let peers = FastMap::default();
         let ctx = test_ctx(&peers);
         let attrs = || {
             Arc::new(StoredAttrs::from_value(PathAttributes {
-                as_path: AsPath {
-                    segments: vec![AsPathSegment::Sequence(vec![65001, 65002])],
-                },
+                as_path: AsPath::sequence(vec![65001, 65002]),
                 next_hop: Some("192.0.2.1".parse().unwrap()),
                 ..PathAttributes::default()
             }))

@@ -12,7 +12,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-use crate::types::{AsPath, AsPathSegment, Origin, PathAttributes, RawAttribute};
+use crate::types::{AsPath, AsPathSegment, Asns, Origin, PathAttributes, RawAttribute, Segments};
 
 use super::codes::{self, attr, flags, segment};
 use super::context::CodecContext;
@@ -143,8 +143,8 @@ pub(crate) struct ParsedAttrs {
 /// trailing bytes that do not form a segment make the path malformed.
 pub(crate) fn parse_as_path(value: &[u8], width: usize) -> Result<AsPath, &'static str> {
     let mut r = Reader::new(value);
-    // Almost every path is one segment: no room for four of them up front.
-    let mut segments = Vec::with_capacity(1);
+    // Almost every path is one short segment: held inline, no heap block.
+    let mut segments = Segments::new();
     while !r.is_empty() {
         let (Some(t), Some(n)) = (r.u8(), r.u8()) else {
             return Err("AS_PATH has trailing bytes after the last segment");
@@ -155,7 +155,7 @@ pub(crate) fn parse_as_path(value: &[u8], width: usize) -> Result<AsPath, &'stat
         let body = r
             .take(usize::from(n) * width)
             .ok_or("AS_PATH segment overruns the attribute")?;
-        let asns: Vec<u32> = if width == 4 {
+        let asns: Asns = if width == 4 {
             body.chunks_exact(4)
                 .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
                 .collect()
@@ -192,7 +192,7 @@ pub fn merge_as4_path(as_path: &AsPath, as4: &AsPath) -> AsPath {
         return as_path.clone();
     }
     let mut need = n2 - n4;
-    let mut segments = Vec::with_capacity(as_path.segments.len() + as4.segments.len());
+    let mut segments = Segments::new();
     for seg in &as_path.segments {
         match seg {
             AsPathSegment::ConfedSequence(_) | AsPathSegment::ConfedSet(_) => {

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use tortie_bgp::rib::{PeerId, PeerInfo, Rib, RibConfig, RibOutput};
-use tortie_bgp::types::{AsPath, AsPathSegment, PathAttributes, Prefix};
+use tortie_bgp::types::{AsPath, PathAttributes, Prefix};
 use tortie_bgp::wire::Update;
 
 pub const LOCAL_AS: u32 = 65000;
@@ -34,13 +34,8 @@ pub fn v4(s: &str) -> Ipv4Addr {
 
 /// Attributes with an AS_SEQUENCE and a NEXT_HOP.
 pub fn attrs(path: &[u32], nh: &str) -> PathAttributes {
-    let segments = if path.is_empty() {
-        vec![]
-    } else {
-        vec![AsPathSegment::Sequence(path.to_vec())]
-    };
     PathAttributes {
-        as_path: AsPath { segments },
+        as_path: AsPath::sequence(path),
         next_hop: Some(ip(nh)),
         ..Default::default()
     }

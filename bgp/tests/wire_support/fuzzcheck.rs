@@ -251,10 +251,10 @@ pub fn check_encode_from_bytes(data: &[u8]) {
             })
             .collect();
         let seg = |v: Vec<u32>| match (confed, kind % 2) {
-            (true, 0) => AsPathSegment::ConfedSequence(v),
-            (true, _) => AsPathSegment::ConfedSet(v),
-            (false, 0) => AsPathSegment::Sequence(v),
-            (false, _) => AsPathSegment::Set(v),
+            (true, 0) => AsPathSegment::ConfedSequence(v.into()),
+            (true, _) => AsPathSegment::ConfedSet(v.into()),
+            (false, 0) => AsPathSegment::Sequence(v.into()),
+            (false, _) => AsPathSegment::Set(v.into()),
         };
         for chunk in asns.chunks(255) {
             expected_path.push(seg(chunk.to_vec()));
@@ -322,7 +322,7 @@ pub fn check_encode_from_bytes(data: &[u8]) {
     }
     let mut expected = pa;
     expected.as_path = AsPath {
-        segments: expected_path,
+        segments: expected_path.into(),
     };
     let mut seen = std::collections::HashSet::new();
     expected.unknown.retain(|x| seen.insert(x.type_code));

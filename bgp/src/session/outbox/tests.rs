@@ -421,7 +421,7 @@ fn a_dropped_receiver_keeps_nothing() {
 #[test]
 fn bare_events_carry_next_hops_without_attributes() {
     use crate::rib::PeerId;
-    use crate::types::{AsPath, AsPathSegment, PathAttributes};
+    use crate::types::{AsPath, PathAttributes};
     use crate::wire::Update;
     let rib_for = |feed| {
         let mut cfg = RibConfig::new(64512, Ipv4Addr::new(192, 0, 2, 1));
@@ -437,9 +437,7 @@ fn bare_events_carry_next_hops_without_attributes() {
     let learn_as = |rib: &mut Rib, p: &str, nh: &str, asn: u32| {
         let u = Update {
             attributes: Some(std::sync::Arc::new(PathAttributes {
-                as_path: AsPath {
-                    segments: vec![AsPathSegment::Sequence(vec![asn])],
-                },
+                as_path: AsPath::sequence(vec![asn]),
                 local_pref: Some(100),
                 next_hop: Some(nh.parse().unwrap()),
                 ..Default::default()

@@ -22,9 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use tortie_bgp::wire::{self, Capability, CodecContext, Message, Open, Update};
-use tortie_bgp::{
-    AddressFamily, AsPath, AsPathSegment, Ipv4Prefix, Ipv6Prefix, Origin, PathAttributes, Prefix,
-};
+use tortie_bgp::{AddressFamily, AsPath, Ipv4Prefix, Ipv6Prefix, Origin, PathAttributes, Prefix};
 
 use crate::nl::{self, Family};
 
@@ -124,9 +122,7 @@ impl Workload {
         let attrs = |path: Vec<u32>| {
             Arc::new(PathAttributes {
                 origin: Origin::Igp,
-                as_path: AsPath {
-                    segments: vec![AsPathSegment::Sequence(path)],
-                },
+                as_path: AsPath::sequence(path),
                 next_hop: Some(next_hop),
                 ..PathAttributes::default()
             })
