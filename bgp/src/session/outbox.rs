@@ -279,16 +279,18 @@ pub(crate) struct Outbox {
     /// Attribute sets converted for delivery, shared by the prefixes using them.
     full: FullCache,
     sets: NextHopSets,
-    /// [`BestPathFeed::NextHops`]: events carry no attributes, and a
-    /// waiting change is reported from the Loc-RIB's next hops alone.
-    bare: bool,
+    /// The feed this outbox delivers (the RIB task's, one setting for the
+    /// whole path): with any but [`BestPathFeed::Full`], events carry no
+    /// attributes and a waiting change is reported from the Loc-RIB's next
+    /// hops alone.
+    feed: BestPathFeed,
 }
 
 impl Outbox {
     /// An outbox for `feed`'s events (it gets none when the feed is off).
     pub(crate) fn new(feed: BestPathFeed) -> Outbox {
         Outbox {
-            bare: feed != BestPathFeed::Full,
+            feed,
             ..Outbox::default()
         }
     }
@@ -405,7 +407,7 @@ impl Outbox {
             match self.segments.front_mut()? {
                 Segment::Changed(c) => match c.pop() {
                     Some(prefix) => {
-                        let full = (!self.bare).then_some(&mut self.full);
+                        let full = (self.feed == BestPathFeed::Full).then_some(&mut self.full);
                         return Some(current(rib, prefix, full, &mut self.sets));
                     }
                     None => {
