@@ -10,20 +10,11 @@ mod common;
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::table::{hop, net, setup, via, wait_for};
 use common::{Netns, require_root};
 use tortie_routes::{IpNetwork, Ipv4Network, KernelRoute, NextHop, RouteTable, RoutesError};
-
-fn setup(tag: &str) -> Netns {
-    let ns = Netns::new(tag);
-    ns.ip(&["link", "add", "rt0", "type", "veth", "peer", "name", "rt1"]);
-    ns.ip(&["addr", "add", "10.200.0.1/24", "dev", "rt0"]);
-    ns.ip(&["addr", "add", "2001:db8:200::1/64", "dev", "rt0", "nodad"]);
-    ns.ip(&["link", "set", "rt0", "up"]);
-    ns.ip(&["link", "set", "rt1", "up"]);
-    ns
-}
 
 /// One address family as the family-generic tests use it: `ip` flag, the two
 /// gateways on rt0's subnet, four prefixes and a host prefix (for a device
@@ -77,14 +68,6 @@ impl Fam {
     }
 }
 
-fn hop(gw: &str) -> NextHop {
-    NextHop {
-        gateway: gw.parse().unwrap(),
-        dev: None,
-        onlink: false,
-    }
-}
-
 /// Routes of ours of one family (`-4`/`-6`); a multipath route is one route
 /// (its `nexthop` lines are indented).
 fn count_ours_in(ns: &Netns, flag: &str) -> usize {
@@ -92,16 +75,6 @@ fn count_ours_in(ns: &Netns, flag: &str) -> usize {
         .lines()
         .filter(|l| !l.starts_with(char::is_whitespace))
         .count()
-}
-
-fn via(gw: &str) -> KernelRoute {
-    KernelRoute::Unicast {
-        next_hops: vec![hop(gw)],
-    }
-}
-
-fn net(s: &str) -> Ipv4Network {
-    s.parse().unwrap()
 }
 
 /// 10.128.0.0 + i as /32.
@@ -407,22 +380,6 @@ fn adopt_then_sweep(tag: &str, f: &'static Fam) {
     });
 }
 
-async fn wait_for(probe: &Netns, args: &[&str], want: &str, limit: Duration) -> Duration {
-    let start = Instant::now();
-    loop {
-        let (_, out) = probe.try_ip(args);
-        if out.contains(want) {
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < limit,
-            "`ip {}` did not show {want:?} within {limit:?}: {out}",
-            args.join(" ")
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 /// Each kind of route of ours changed behind the table's back — a route
 /// deleted, one replaced by another next hop, a device route deleted, a next
 /// hop taken out of a multipath route (IPv6 deletes just that next hop, IPv4
@@ -590,93 +547,6 @@ fn underlay_mtu_and_tunl0() {
     });
 }
 
-#[test]
-fn unreachable_gateway_installs_once_an_address_makes_it_reachable() {
-    if !require_root() {
-        return;
-    }
-    let ns = setup("tbl-unreach");
-    let name = ns.name.clone();
-    ns.run(move || async move {
-        let probe = Netns::borrowed(&name);
-        let t = RouteTable::start(149, 254).await.expect("start");
-        t.set(net("10.88.0.0/24"), via("10.201.0.2")).await;
-        match t.flush().await {
-            Err(RoutesError::Incomplete { failed: 1, first }) => {
-                assert!(first.contains("Network is unreachable"), "{first}")
-            }
-            other => panic!("expected the kernel to refuse, got {other:?}"),
-        }
-        let s = t.stats();
-        assert!(s.netlink_errors >= 1);
-        assert!(
-            s.refused.get("ENETUNREACH").is_some_and(|n| *n >= 1),
-            "{s:?}"
-        );
-        assert_eq!(s.not_installed.get("ENETUNREACH"), Some(&1), "{s:?}");
-        // The reason per prefix, with the kernel's own words.
-        let why = t.not_installed().await;
-        let text = why.get(&net("10.88.0.0/24").into()).expect("a reason");
-        assert!(
-            text.starts_with("kernel refused the route: Network is unreachable (ENETUNREACH)"),
-            "{text}"
-        );
-        // IPv6 too, and a route naming a missing device.
-        t.set(
-            "2001:db8:99::/48"
-                .parse::<tortie_routes::IpNetwork>()
-                .unwrap(),
-            via("2001:db8:201::2"),
-        )
-        .await;
-        let err = t
-            .install(
-                net("10.89.0.0/24"),
-                KernelRoute::Local {
-                    dev: "ttmissing".into(),
-                },
-            )
-            .await
-            .expect_err("no such device");
-        assert!(
-            err.to_string().contains("device ttmissing does not exist"),
-            "{err}"
-        );
-        let _ = t.flush().await;
-        let why = t.not_installed().await;
-        assert_eq!(why.len(), 3, "{why:?}");
-        let v6 = why
-            .get(&"2001:db8:99::/48".parse().unwrap())
-            .expect("the IPv6 route");
-        assert!(v6.contains("No route to host (EHOSTUNREACH)"), "{v6}");
-        eprintln!("reasons: {why:?}");
-        let s = t.stats();
-        assert_eq!(s.not_installed.get("ENETUNREACH"), Some(&1), "{s:?}");
-        assert_eq!(s.not_installed.get("EHOSTUNREACH"), Some(&1), "{s:?}");
-        assert_eq!(s.not_installed.get("no_device"), Some(&1), "{s:?}");
-        t.remove(net("10.89.0.0/24")).await;
-        t.remove(
-            "2001:db8:99::/48"
-                .parse::<tortie_routes::IpNetwork>()
-                .unwrap(),
-        )
-        .await;
-        probe.ip(&["addr", "add", "10.201.0.1/24", "dev", "rt0"]);
-        wait_for(
-            &probe,
-            &["route", "show", "10.88.0.0/24"],
-            "via 10.201.0.2 dev rt0 proto 149",
-            Duration::from_millis(500),
-        )
-        .await;
-        t.flush()
-            .await
-            .expect("installed after the address appeared");
-        assert!(t.not_installed().await.is_empty());
-        assert!(t.stats().not_installed.is_empty());
-    });
-}
-
 /// IPv6 through the same table, beside IPv4: a /48 via a gateway, a
 /// blackhole, a /128 device route; removal leaves nothing. (ECMP, restore and
 /// adopt-then-sweep of IPv6 routes: the family-generic tests above.)
@@ -737,68 +607,5 @@ fn ipv6_routes_install_and_remove() {
         );
         assert_eq!(count_ours(&probe), 0);
         assert_eq!(t.stats().netlink_errors, 0);
-    });
-}
-
-/// A replacement the kernel refuses must not leave the route it was to
-/// replace (found in the QEMU guest: `encapsulation` switched from `ipip` to
-/// `none` kept `<block> via X dev tunl0 onlink`, because a plain route via an
-/// off-subnet X is refused, and pods kept talking through the tunnel): the old
-/// route of ours goes within the retry second, the prefix is reported not
-/// installed, and the desired route still goes in once it becomes possible.
-#[test]
-fn refused_replacement_removes_the_route_it_replaces() {
-    if !require_root() {
-        return;
-    }
-    let ns = setup("tbl-stale");
-    let name = ns.name.clone();
-    ns.run(move || async move {
-        let probe = Netns::borrowed(&name);
-        let t = RouteTable::start(149, 254).await.expect("start");
-        let p = net("10.87.0.0/24");
-        let onlink = KernelRoute::Unicast {
-            next_hops: vec![NextHop {
-                gateway: "10.201.0.2".parse().unwrap(),
-                dev: Some("rt0".into()),
-                onlink: true,
-            }],
-        };
-        t.set(p, onlink).await;
-        t.flush().await.expect("an onlink route installs");
-        let shown = |probe: &Netns| probe.ip(&["route", "show", "10.87.0.0/24", "proto", "149"]);
-        assert!(shown(&probe).contains("onlink"), "{}", shown(&probe));
-        // The same next hop without onlink: not on a connected subnet.
-        t.set(p, via("10.201.0.2")).await;
-        assert!(
-            t.flush().await.is_err(),
-            "the kernel must refuse the plain route"
-        );
-        let t0 = Instant::now();
-        while !shown(&probe).trim().is_empty() && t0.elapsed() < Duration::from_secs(3) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert_eq!(
-            shown(&probe).trim(),
-            "",
-            "the replaced route is still there"
-        );
-        eprintln!("old route gone {:?} after the refusal", t0.elapsed());
-        let why = t.not_installed().await;
-        assert!(
-            why.get(&p.into())
-                .is_some_and(|w| w.contains("Network is unreachable")),
-            "{why:?}"
-        );
-        probe.ip(&["addr", "add", "10.201.0.1/24", "dev", "rt0"]);
-        wait_for(
-            &probe,
-            &["route", "show", "10.87.0.0/24"],
-            "via 10.201.0.2 dev rt0 proto 149",
-            Duration::from_millis(1500),
-        )
-        .await;
-        t.flush().await.expect("installed once reachable");
-        assert!(t.not_installed().await.is_empty());
     });
 }

@@ -3,6 +3,8 @@
 //! a dedicated thread inside a namespace, and `ip` for inspection.
 #![allow(dead_code)]
 
+pub mod table;
+
 use std::future::Future;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
