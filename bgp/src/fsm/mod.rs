@@ -335,13 +335,20 @@ impl Fsm {
     /// Feeds one event; returns what to do, in order.
     pub fn handle(&mut self, ev: Event) -> Vec<Action> {
         let mut out = Vec::new();
+        self.handle_into(ev, &mut out);
+        out
+    }
+
+    /// [`Fsm::handle`] appending to `out`, so a session that keeps one
+    /// buffer allocates nothing per UPDATE for its actions.
+    pub fn handle_into(&mut self, ev: Event, out: &mut Vec<Action>) {
         use SessionState::*;
         match (self.state, ev) {
             // Stop events apply in every state.
             (_, Event::ManualStop) => {
                 self.stopped = true;
                 self.stop(
-                    &mut out,
+                    out,
                     notify(codes::CEASE, codes::CEASE_ADMIN_SHUTDOWN, Vec::new()),
                 );
                 self.connect_retry_counter = 0;
@@ -349,18 +356,18 @@ impl Fsm {
             (_, Event::AutomaticStop(n)) => {
                 let n =
                     n.unwrap_or_else(|| notify(codes::CEASE, codes::CEASE_ADMIN_RESET, Vec::new()));
-                self.stop(&mut out, n);
+                self.stop(out, n);
                 self.connect_retry_counter += 1;
-                self.start_idle_hold(&mut out);
+                self.start_idle_hold(out);
             }
 
             // Idle (§8.2.2).
             (Idle, Event::ManualStart) => {
                 self.stopped = false;
-                self.start(&mut out);
+                self.start(out);
             }
             (Idle, Event::AutomaticStart | Event::IdleHoldTimerExpires) if !self.stopped => {
-                self.start(&mut out)
+                self.start(out)
             }
             (Idle, _) => {}
 
@@ -398,7 +405,7 @@ impl Fsm {
                 out.push(Action::StopTimer(Timer::ConnectRetry));
                 out.push(Action::CloseConnection);
                 self.connect_retry_counter += 1;
-                self.go_idle(&mut out, None);
+                self.go_idle(out, None);
             }
 
             // OpenSent.
@@ -415,7 +422,7 @@ impl Fsm {
                     self.negotiated = Some(neg);
                     self.state = OpenConfirm;
                 }
-                Err(n) => self.fail(&mut out, n),
+                Err(n) => self.fail(out, n),
             },
             (OpenSent, Event::TcpConnectionFails) => {
                 // §8.2.2: close, restart ConnectRetry, continue listening in Active.
@@ -432,25 +439,25 @@ impl Fsm {
 
             // Events common to OpenSent, OpenConfirm and Established.
             (OpenSent | OpenConfirm | Established, Event::HoldTimerExpires) => {
-                self.fail(&mut out, notify(codes::HOLD_TIMER_EXPIRED, 0, Vec::new()))
+                self.fail(out, notify(codes::HOLD_TIMER_EXPIRED, 0, Vec::new()))
             }
             (
                 OpenSent | OpenConfirm | Established,
                 Event::BGPHeaderErr(n) | Event::BGPOpenMsgErr(n) | Event::UpdateMsgErr(n),
-            ) => self.fail(&mut out, n),
+            ) => self.fail(out, n),
             (OpenSent | OpenConfirm | Established, Event::OpenCollisionDump) => self.fail(
-                &mut out,
+                out,
                 notify(codes::CEASE, codes::CEASE_CONNECTION_COLLISION, Vec::new()),
             ),
             (OpenSent | OpenConfirm | Established, Event::NotifMsg(n)) => {
                 out.push(Action::CloseConnection);
                 self.connect_retry_counter += 1;
-                self.go_idle(&mut out, Some(DownReason::NotificationReceived(n)));
+                self.go_idle(out, Some(DownReason::NotificationReceived(n)));
             }
             (OpenConfirm | Established, Event::TcpConnectionFails) => {
                 self.connect_retry_counter += 1;
                 out.push(Action::CloseConnection);
-                self.go_idle(&mut out, Some(DownReason::ConnectionLost));
+                self.go_idle(out, Some(DownReason::ConnectionLost));
             }
             (OpenSent | OpenConfirm | Established, Event::ManualStart | Event::AutomaticStart) => {}
 
@@ -471,7 +478,7 @@ impl Fsm {
                     out.push(Action::SessionEstablished(neg));
                 } else {
                     // Unreachable by construction; treat as an FSM error, never panic.
-                    self.fsm_error(&mut out);
+                    self.fsm_error(out);
                 }
             }
 
@@ -482,21 +489,20 @@ impl Fsm {
                     out.push(Action::StartTimer(Timer::Keepalive, secs(n.keepalive)));
                 }
             }
-            (Established, Event::KeepAliveMsg) => self.restart_hold(&mut out),
+            (Established, Event::KeepAliveMsg) => self.restart_hold(out),
             (Established, Event::UpdateMsg(u)) => {
-                self.restart_hold(&mut out);
+                self.restart_hold(out);
                 out.push(Action::DeliverUpdate(u));
             }
             (Established, Event::RouteRefreshMsg(r)) => {
-                self.restart_hold(&mut out);
+                self.restart_hold(out);
                 out.push(Action::DeliverRouteRefresh(r));
             }
 
             // Everything else after a connection exists is an FSM error
             // (RFC 6608: unexpected message / event in this state).
-            (OpenSent | OpenConfirm | Established, _) => self.fsm_error(&mut out),
+            (OpenSent | OpenConfirm | Established, _) => self.fsm_error(out),
         }
-        out
     }
 
     fn start(&mut self, out: &mut Vec<Action>) {

@@ -108,6 +108,9 @@ pub(crate) struct PeerTask {
     /// the FSM's "connection lost" that follows.
     lost: Option<String>,
     log_budget: LogBudget,
+    /// The FSM's actions for the event being fed, kept between events so
+    /// an UPDATE allocates none ([`Fsm::handle_into`]).
+    actions: Vec<Action>,
 }
 
 fn timer_index(t: Timer) -> usize {
@@ -227,6 +230,7 @@ impl PeerTask {
             hold_down: None,
             lost: None,
             log_budget: LogBudget::new(),
+            actions: Vec::new(),
         }
     }
 
@@ -667,16 +671,20 @@ impl PeerTask {
             self.reason = r.to_string();
         }
         let before = self.fsm.state();
-        let actions = self.fsm.handle(ev);
+        // Taken, not borrowed: `exec` may feed again (then that call
+        // starts from an empty buffer of its own).
+        let mut actions = std::mem::take(&mut self.actions);
+        self.fsm.handle_into(ev, &mut actions);
         let after = self.fsm.state();
         // Report Established before the RIB hears of the session (PeerUp),
         // so the owner sees it before that peer's routes and Converged.
         if before != after && after == SessionState::Established {
             self.note_state(before, after);
         }
-        for a in actions {
+        for a in actions.drain(..) {
             self.exec(a);
         }
+        self.actions = actions;
         if after == SessionState::OpenConfirm
             && let (Some(n), Some(c)) = (self.fsm.negotiated(), self.conn.as_mut())
         {
