@@ -95,6 +95,18 @@ impl Rib {
     /// Refused as a whole (nothing applied) with [`RibError::MaxPrefix`] when it
     /// would take the peer past its prefix limit.
     pub fn apply_update(&mut self, peer: PeerId, update: &Update) -> Result<RibOutput, RibError> {
+        let mut out = RibOutput::default();
+        self.apply_update_into(peer, update, &mut out).map(|()| out)
+    }
+
+    /// [`Rib::apply_update`] appending to `out`, so a caller that keeps one
+    /// (drained) output allocates no change list per UPDATE.
+    pub fn apply_update_into(
+        &mut self,
+        peer: PeerId,
+        update: &Update,
+        out: &mut RibOutput,
+    ) -> Result<(), RibError> {
         let st = self.peers.get(&peer.0).ok_or(RibError::UnknownPeer(peer))?;
         if !st.up {
             return Err(RibError::PeerNotUp(peer));
@@ -110,7 +122,6 @@ impl Rib {
         if let (Some(limit), Some(Ok(_) | Err(Some(_)))) = (limit, &attrs) {
             self.check_max_prefix(peer, limit, update)?;
         }
-        let mut out = RibOutput::default();
         let mut ob = OutboundBuilder::default();
         // A prefix both withdrawn and announced in one UPDATE ends up announced
         // (RFC 4271 §9: the new route replaces the old); skip its withdrawal so
@@ -123,27 +134,27 @@ impl Rib {
                 continue;
             }
             self.unrefuse(peer.0, *p);
-            self.op(*p, PathOp::Remove(peer.0), None, &mut out, &mut ob);
+            self.op(*p, PathOp::Remove(peer.0), None, out, &mut ob);
         }
         for p in &update.announced {
             let imp = match &attrs {
                 // A rejected attribute set (loop, RFC 4271 §9.1.2 / RFC 4456 §8)
                 // makes the announcement a withdrawal of any earlier route.
                 None | Some(Err(None)) => {
-                    self.op(*p, PathOp::Remove(peer.0), None, &mut out, &mut ob);
+                    self.op(*p, PathOp::Remove(peer.0), None, out, &mut ob);
                     continue;
                 }
                 // RFC 4271 §6.3: an unusable NEXT_HOP makes the route unfeasible.
                 Some(Err(Some((reason, stored)))) => {
                     let by = FilteredBy::Guard(reason.clone());
-                    self.refuse(peer.0, *p, stored.clone(), by, &mut out, &mut ob);
+                    self.refuse(peer.0, *p, stored.clone(), by, out, &mut ob);
                     continue;
                 }
                 Some(Ok(imp)) => imp,
             };
             if let Some(g) = self.cfg.guard.check_prefix(p) {
                 let stored = imp.stored.clone();
-                self.refuse(peer.0, *p, stored, FilteredBy::Guard(g), &mut out, &mut ob);
+                self.refuse(peer.0, *p, stored, FilteredBy::Guard(g), out, &mut ob);
                 continue;
             }
             let modified = match &import_filter {
@@ -162,7 +173,7 @@ impl Rib {
                             rule: v.rule.unwrap_or(0),
                         };
                         let stored = imp.stored.clone();
-                        self.refuse(peer.0, *p, stored, by, &mut out, &mut ob);
+                        self.refuse(peer.0, *p, stored, by, out, &mut ob);
                         continue;
                     }
                     v.attributes.map(|n| self.share(&Arc::new(n)))
@@ -171,14 +182,14 @@ impl Rib {
             self.unrefuse(peer.0, *p);
             let imp = modified.as_ref().unwrap_or(imp);
             let op = PathOp::Upsert(Path::new(imp.stored.clone(), peer.0));
-            self.op(*p, op, Some(imp), &mut out, &mut ob);
+            self.op(*p, op, Some(imp), out, &mut ob);
         }
         if let Some(f) = update.end_of_rib {
-            self.remove_paths(peer.0, Some(f), true, &mut out, &mut ob);
+            self.remove_paths(peer.0, Some(f), true, out, &mut ob);
         }
         out.outbound.extend(ob.finish());
         self.maintain();
-        Ok(out)
+        Ok(())
     }
 
     /// The peer sent End-of-RIB for `family` (RFC 4724 §4.2): its stale routes of

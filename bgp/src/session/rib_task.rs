@@ -94,6 +94,10 @@ struct RibTask {
     /// peers do not sweep our routes before we re-learned and re-sent ours.
     restarting: bool,
     deferred_eor: Vec<(PeerId, Update)>,
+    /// An UPDATE's output, drained by `emit_from` and kept between UPDATEs
+    /// so a unique-attribute UPDATE allocates no change list. Holds at most
+    /// one UPDATE's changes (one per prefix in it).
+    spare: RibOutput,
 }
 
 pub(crate) async fn run(
@@ -123,6 +127,7 @@ pub(crate) async fn run(
     let mut t = RibTask {
         restarting,
         deferred_eor: Vec::new(),
+        spare: RibOutput::default(),
         shared,
         rib: Rib::new(cfg),
         peers: HashMap::new(),
@@ -501,21 +506,28 @@ impl RibTask {
             && update.announced.is_empty()
             && update.withdrawn.is_empty();
         let up = self.rib.peer_counters(id).is_some_and(|c| c.up);
+        let mut out = std::mem::take(&mut self.spare);
+        out.best_changes.clear();
+        out.outbound.clear();
         let applied = match eor.filter(|_| eor_only && up) {
             // End-of-RIB alone: its stale sweep (RFC 4724 §4.2), in steps;
             // otherwise the same as `apply_update`.
             Some(f) => {
                 let r = self.rib.end_of_rib_steps(id, f);
                 self.remove(r).await;
-                Ok(RibOutput::default())
+                Ok(())
             }
-            None => self.rib.apply_update(id, update),
+            None => self.rib.apply_update_into(id, update, &mut out),
         };
+        if applied.is_ok() {
+            self.emit_from(&mut out).await;
+        }
+        self.spare = out;
         let Some(e) = self.peers.get_mut(&peer) else {
             return;
         };
         match applied {
-            Ok(out) => self.emit(out).await,
+            Ok(()) => {}
             Err(RibError::MaxPrefix {
                 limit, would_have, ..
             }) => {
@@ -558,10 +570,15 @@ impl RibTask {
     /// Delivers a RIB operation's output: UPDATEs to sessions, then best-path
     /// changes to the owner (unless it asked for none,
     /// [`crate::SpeakerConfig::best_path_feed`] off).
-    async fn emit(&mut self, out: RibOutput) {
+    async fn emit(&mut self, mut out: RibOutput) {
+        self.emit_from(&mut out).await;
+    }
+
+    /// [`RibTask::emit`] draining `out`, which keeps its capacity.
+    async fn emit_from(&mut self, out: &mut RibOutput) {
         if !out.outbound.is_empty() {
             let mut per_peer: HashMap<PeerId, Vec<Update>> = HashMap::new();
-            for (id, u) in out.outbound {
+            for (id, u) in out.outbound.drain(..) {
                 if self.restarting
                     && u.end_of_rib.is_some()
                     && u.announced.is_empty()
@@ -597,7 +614,7 @@ impl RibTask {
             }
         }
         if self.shared.best_path_feed != BestPathFeed::Off {
-            for c in out.best_changes {
+            for c in out.best_changes.drain(..) {
                 self.outbox.push_change(c, &self.events);
             }
         }
