@@ -5,7 +5,10 @@
 //! connections (at most [`crate::httpd::API`]'s, with its timeouts), routes
 //! each request by method and path to the [`Backend`], and answers JSON.
 //! Malformed requests get a 400 with an [`ApiError`] body; the server never
-//! panics on input.
+//! panics on input. `POST /v1/cni` is the CNI plugin's: its body is one
+//! invocation ([`crate::cni::body`]), [`crate::cni::serve`] runs it on the
+//! same backend, and the answer is always a `200` whose body is the plugin's
+//! exit status and stdout (a CNI error included, bad requests too).
 //!
 //! Each request, once its body is read, runs in a task of its own that the
 //! connection awaits but does not own: a client that disconnects or times
@@ -122,12 +125,14 @@ async fn handle_detached<B: Backend>(
     .await
     {
         Ok(Ok(b)) => b.to_bytes(),
-        Ok(Err(e)) => return error(&ApiError::bad_request(format!("reading request body: {e}"))),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            let e = format!("the request body is larger than {MAX_BODY} bytes");
+            return body_error(&method, &path, e);
+        }
+        Ok(Err(e)) => return body_error(&method, &path, e.to_string()),
         Err(_) => {
-            return error(&ApiError::bad_request(format!(
-                "reading request body: no complete body within {:?}",
-                limits.body_timeout
-            )));
+            let e = format!("no complete body within {:?}", limits.body_timeout);
+            return body_error(&method, &path, e);
         }
     };
     let task = tokio::spawn({
@@ -147,6 +152,24 @@ async fn handle_detached<B: Backend>(
         "api request"
     );
     resp
+}
+
+/// A request whose body could not be read: a 400, or for the CNI plugin the
+/// CNI error it prints (I/O failure).
+fn body_error(method: &Method, path: &str, what: String) -> Response<Full<Bytes>> {
+    if (method, path) == (&Method::POST, "/v1/cni") {
+        let e = crate::cni::CniError::new(
+            crate::cni::code::IO_FAILURE,
+            "the agent could not read the plugin's request",
+        );
+        return cni_answer(&crate::cni::Output::error(
+            &e.with_details(what),
+            crate::cni::LATEST,
+        ));
+    }
+    error(&ApiError::bad_request(format!(
+        "reading request body: {what}"
+    )))
 }
 
 /// Routing and decoding, separated from hyper's body type so it can be unit-tested.
@@ -191,10 +214,11 @@ pub async fn dispatch<B: Backend>(
             Ok(r) => backend.gc(r).await.map(|a| json(&a)),
             Err(e) => Err(e),
         },
+        (&Method::POST, "/v1/cni") => Ok(cni_answer(&crate::cni::serve(backend, body).await)),
         (
             _,
             "/v1/health" | "/v1/status" | "/v1/peers" | "/v1/routes" | "/v1/attach" | "/v1/detach"
-            | "/v1/check" | "/v1/gc",
+            | "/v1/check" | "/v1/gc" | "/v1/cni",
         ) => {
             let mut r = error(&ApiError::bad_request(format!(
                 "method {method} not allowed on {path}"
@@ -230,11 +254,20 @@ fn error(e: &ApiError) -> Response<Full<Bytes>> {
 }
 
 fn respond(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
+    respond_as(status, body, "application/json")
+}
+
+/// `/v1/cni`'s answer: `200`, the plugin's exit status, `\n`, its stdout.
+fn cni_answer(out: &crate::cni::Output) -> Response<Full<Bytes>> {
+    respond_as(StatusCode::OK, out.to_body(), "text/plain")
+}
+
+fn respond_as(status: StatusCode, body: Vec<u8>, ctype: &'static str) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
     r.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
+        hyper::header::HeaderValue::from_static(ctype),
     );
     r
 }
@@ -324,6 +357,134 @@ mod tests {
         assert_eq!(s, 405);
         let (s, v) = call(Method::GET, "/v2/nothing", "").await;
         assert_eq!((s, v["kind"].as_str()), (404, Some("not_found")));
+    }
+
+    /// One `/v1/cni` call on [`Echo`]: (exit status, stdout).
+    async fn cni(body: &[u8]) -> (u8, String) {
+        let r = dispatch(&Echo, &Method::POST, "/v1/cni", body).await;
+        assert_eq!(r.status(), 200);
+        let bytes = r.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        let (exit, stdout) = text.split_once('\n').expect("exit status line");
+        (exit.parse().expect("exit status"), stdout.to_string())
+    }
+
+    /// (exit, the printed error's code, its cniVersion).
+    async fn cni_error(body: &[u8]) -> (u8, u64, String) {
+        let (exit, out) = cni(body).await;
+        assert!(out.ends_with('\n'), "{out:?}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let code = v["code"].as_u64().unwrap_or_default();
+        (exit, code, v["cniVersion"].as_str().unwrap_or("").into())
+    }
+
+    const CONF: &str = r#"{"cniVersion":"1.0.0","name":"t","type":"tortie","cni.dev/valid-attachments":[{"containerID":"a","ifname":"eth0"}]}"#;
+
+    fn body(env: &[&str], conf: &str) -> Vec<u8> {
+        let mut b = Vec::new();
+        for e in env {
+            b.extend_from_slice(e.as_bytes());
+            b.push(0);
+        }
+        b.push(0);
+        b.extend_from_slice(conf.as_bytes());
+        b
+    }
+
+    #[tokio::test]
+    async fn cni_runs_each_command_on_the_backend() {
+        let version = format!("{}\n", crate::cni::version_result());
+        let v = body(&["CNI_COMMAND=VERSION"], "");
+        assert_eq!(cni(&v).await, (0, version.clone()));
+        let add = [
+            "CNI_COMMAND=ADD",
+            "CNI_CONTAINERID=c",
+            "CNI_NETNS=/x",
+            "CNI_IFNAME=eth0",
+        ];
+        // Echo's attach fails "exhausted": 101, in the config's version.
+        assert_eq!(cni_error(&body(&add, CONF)).await, (1, 101, "1.0.0".into()));
+        let check = [
+            "CNI_COMMAND=CHECK",
+            "CNI_CONTAINERID=c",
+            "CNI_NETNS=/x",
+            "CNI_IFNAME=eth0",
+        ];
+        assert_eq!(cni_error(&body(&check, CONF)).await, (1, 3, "1.0.0".into()));
+        let del = ["CNI_COMMAND=DEL", "CNI_CONTAINERID=c", "CNI_IFNAME=eth0"];
+        assert_eq!(cni(&body(&del, CONF)).await, (0, String::new()));
+        for cmd in ["CNI_COMMAND=GC", "CNI_COMMAND=STATUS"] {
+            assert_eq!(cni(&body(&[cmd], CONF)).await, (0, String::new()), "{cmd}");
+        }
+        // Only POST.
+        let r = dispatch(&Echo, &Method::GET, "/v1/cni", b"").await;
+        assert_eq!(r.status(), 405);
+        // Duplicate names: the first wins (VERSION, not ADD).
+        let dup = body(&["CNI_COMMAND=VERSION", "CNI_COMMAND=ADD"], CONF);
+        assert_eq!(cni(&dup).await, (0, version));
+    }
+
+    #[tokio::test]
+    async fn cni_bad_requests_are_cni_errors() {
+        let latest = crate::cni::LATEST.to_string();
+        for (b, code) in [
+            (b"CNI_COMMAND=STATUS\0".to_vec(), 5),
+            (b"CNI_COMMAND=STATUS".to_vec(), 5),
+            (Vec::new(), 5),
+            (b"CNI_COMMAND\0\0{}".to_vec(), 4),
+            (b"CNI_COMMAND=ST\xc3ATUS\0\0{}".to_vec(), 4),
+            (body(&["CNI_COMMAND=STATUS"], "{not json"), 6),
+            (body(&["CNI_COMMAND=STATUS"], ""), 6),
+            (body(&["CNI_COMMAND=ADD"], CONF), 4),
+        ] {
+            let got = cni_error(&b).await;
+            assert_eq!(
+                got,
+                (1, code, latest.clone()),
+                "{:?}",
+                String::from_utf8_lossy(&b)
+            );
+        }
+    }
+
+    /// A body over MAX_BODY: the plugin still gets a CNI error, not a 400.
+    #[tokio::test]
+    async fn cni_over_long_body_is_an_io_failure() {
+        use std::io::{Read, Write};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api.sock");
+        let server = tokio::spawn(serve(bind(&path).unwrap(), Arc::new(Echo)));
+        let answer = tokio::task::spawn_blocking(move || {
+            let mut s = std::os::unix::net::UnixStream::connect(&path).unwrap();
+            let mut big = body(&["CNI_COMMAND=ADD"], "");
+            big.resize(MAX_BODY + 1, b' ');
+            let head = format!(
+                "POST /v1/cni HTTP/1.1\r\nHost: tortie\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                big.len()
+            );
+            s.write_all(head.as_bytes()).unwrap();
+            // The agent may answer and close before taking it all.
+            let _ = s.write_all(&big);
+            let mut out = Vec::new();
+            let _ = s.read_to_end(&mut out);
+            String::from_utf8_lossy(&out).into_owned()
+        })
+        .await
+        .unwrap();
+        server.abort();
+        let (head, body) = answer.split_once("\r\n\r\n").expect(&answer);
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let (exit, json) = body.split_once('\n').expect(body);
+        assert_eq!(exit, "1");
+        let v: serde_json::Value = serde_json::from_str(json).unwrap();
+        assert_eq!(v["code"], 5, "{v}");
+        assert!(
+            v["details"]
+                .as_str()
+                .unwrap_or("")
+                .contains("larger than 1048576"),
+            "{v}"
+        );
     }
 
     #[tokio::test]

@@ -1,21 +1,30 @@
-//! The CNI plugin (`tortie-cni`), spec 1.1.0 (also serving 0.3.x/0.4.0/1.0.0
+//! The CNI side of tortie, spec 1.1.0 (also serving 0.3.x/0.4.0/1.0.0
 //! network configs): ADD, DEL, CHECK, VERSION, STATUS, GC.
 //!
 //! Data flow: the runtime sets `CNI_*` environment variables and writes the
-//! network config JSON on stdin; [`parse_env`] and [`parse_netconf`] turn them
-//! into a [`CniEnv`] and [`NetConf`]; [`run`] forwards it to the agent's API
-//! (socket from the config's `socket` key, blocking client, no async runtime) and returns the spec's result JSON (or nothing),
-//! or a [`CniError`] that the binary prints with [`CniError::to_json`] on
-//! stdout before exiting non-zero. Everything but [`run`] is pure.
+//! network config JSON on the plugin's stdin; the plugin (`tortie-cni`, a
+//! transport) sends both to the agent's `POST /v1/cni` ([`body`] is that
+//! request's and response's format). In the agent, [`invoke`] runs the whole
+//! invocation: [`parse_env`] and [`parse_netconf`] turn the inputs into a
+//! [`CniEnv`] and a [`NetConf`], the command runs through the API's
+//! `Backend` (the calls `/v1/attach`, `/v1/detach`, `/v1/check`, `/v1/gc`
+//! make), and the answer is the spec's result JSON ([`format_result`]) or a
+//! [`CniError`] ([`CniError::to_json`], codes from [`From<ApiError>`]), with
+//! the exit status the plugin passes on. Everything in this file is pure.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::blocking::BlockingClient;
 use crate::api::client::ClientError;
-use crate::api::{AttachRequest, AttachResult, CheckRequest, DetachRequest, ErrorKind, GcRequest};
+use crate::api::{ApiError, AttachResult, ErrorKind};
+
+pub mod body;
+pub mod invoke;
+
+pub use body::parse_body;
+pub use invoke::{Output, invoke, run, serve};
 
 /// Versions this plugin speaks, oldest first.
 pub const SUPPORTED_VERSIONS: [&str; 5] = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
@@ -287,17 +296,23 @@ pub fn from_client_error(e: ClientError) -> CniError {
         ClientError::Protocol { .. } => {
             CniError::new(code::IO_FAILURE, "talking to the tortie agent failed").with_details(text)
         }
-        ClientError::Api(api) => {
-            let c = match api.kind {
-                ErrorKind::BadRequest => code::INVALID_NETWORK_CONFIG,
-                ErrorKind::NotFound => code::UNKNOWN_CONTAINER,
-                ErrorKind::Conflict => code::ADDRESS_CONFLICT,
-                ErrorKind::Exhausted => code::POOL_EXHAUSTED,
-                ErrorKind::Unavailable => code::TRY_AGAIN_LATER,
-                ErrorKind::Internal => code::AGENT_ERROR,
-            };
-            CniError::new(c, api.message)
-        }
+        ClientError::Api(api) => api.into(),
+    }
+}
+
+/// The one table from the API's error kinds to CNI error codes (the agent's
+/// `/v1/cni` and the plugin's API client both map through it).
+impl From<ApiError> for CniError {
+    fn from(api: ApiError) -> CniError {
+        let c = match api.kind {
+            ErrorKind::BadRequest => code::INVALID_NETWORK_CONFIG,
+            ErrorKind::NotFound => code::UNKNOWN_CONTAINER,
+            ErrorKind::Conflict => code::ADDRESS_CONFLICT,
+            ErrorKind::Exhausted => code::POOL_EXHAUSTED,
+            ErrorKind::Unavailable => code::TRY_AGAIN_LATER,
+            ErrorKind::Internal => code::AGENT_ERROR,
+        };
+        CniError::new(c, api.message)
     }
 }
 
@@ -328,86 +343,6 @@ pub fn check_prev_result(prev: Option<&Value>, a: &AttachResult) -> Result<(), C
     }
 }
 
-/// Runs one invocation against the agent. `Ok(Some(json))` is printed on
-/// stdout; `Ok(None)` prints nothing (DEL, CHECK, STATUS, GC).
-pub fn run(env: &CniEnv, conf: &NetConf) -> Result<Option<String>, CniError> {
-    let client = BlockingClient::new(conf.socket());
-    let id = || {
-        attachment_id(
-            env.container_id.as_deref().unwrap_or_default(),
-            env.ifname.as_deref().unwrap_or_default(),
-        )
-    };
-    match env.command {
-        Command::Version => Ok(Some(version_result().to_string())),
-        Command::Add => {
-            if before_1_0(&conf.cni_version)
-                && conf.cni_version != "0.4.0"
-                && conf.prev_result.is_some()
-            {
-                return Err(CniError::new(
-                    code::UNSUPPORTED_FIELD,
-                    "prevResult is not supported before 0.4.0",
-                ));
-            }
-            let req = AttachRequest {
-                id: id(),
-                netns: env.netns.clone().unwrap_or_default(),
-                ifname: env.ifname.clone(),
-                ip: env.args.get("IP").cloned(),
-            };
-            let a = client.attach(&req).map_err(from_client_error)?;
-            Ok(Some(format_result(&conf.cni_version, &a).to_string()))
-        }
-        Command::Del => {
-            client
-                .detach(&DetachRequest { id: id() })
-                .map_err(from_client_error)?;
-            Ok(None)
-        }
-        Command::Check => {
-            if before_1_0(&conf.cni_version) && conf.cni_version != "0.4.0" {
-                return Err(CniError::new(
-                    code::INCOMPATIBLE_VERSION,
-                    format!("CHECK is not defined for cniVersion {}", conf.cni_version),
-                ));
-            }
-            let a = client
-                .check(&CheckRequest {
-                    id: id(),
-                    netns: env.netns.clone(),
-                })
-                .map_err(from_client_error)?;
-            check_prev_result(conf.prev_result.as_ref(), &a)?;
-            Ok(None)
-        }
-        Command::Status => match client.health() {
-            Ok(_) => Ok(None),
-            Err(e) => Err(CniError::new(
-                code::PLUGIN_NOT_AVAILABLE,
-                "the tortie agent is not reachable",
-            )
-            .with_details(e.to_string())),
-        },
-        Command::Gc => {
-            let valid = conf.valid_attachments.as_ref().ok_or_else(|| {
-                CniError::new(
-                    code::INVALID_NETWORK_CONFIG,
-                    "GC needs cni.dev/valid-attachments",
-                )
-            })?;
-            let valid_ids = valid
-                .iter()
-                .map(|v| attachment_id(&v.container_id, &v.ifname))
-                .collect();
-            client
-                .gc(&GcRequest { valid_ids })
-                .map_err(from_client_error)?;
-            Ok(None)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -420,7 +355,7 @@ mod tests {
         move |k| m.get(k).cloned()
     }
 
-    fn sample() -> AttachResult {
+    pub(super) fn sample() -> AttachResult {
         AttachResult {
             id: "abc/eth0".into(),
             ip: "10.244.1.5".into(),
