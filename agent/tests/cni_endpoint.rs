@@ -28,6 +28,9 @@ fn post(sock: &Path, body: &[u8]) -> (u8, String) {
     let text = String::from_utf8(answer).expect("a UTF-8 response");
     let (head, body) = text.split_once("\r\n\r\n").expect("a response head");
     assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    // The plugin frames the answer by Content-Length (never chunked).
+    let length = format!("content-length: {}", body.len());
+    assert!(head.to_ascii_lowercase().contains(&length), "{head}");
     let (exit, stdout) = body.split_once('\n').expect("an exit status line");
     (exit.parse().expect("exit status"), stdout.to_string())
 }

@@ -433,6 +433,7 @@ mod tests {
             (Vec::new(), 5),
             (b"CNI_COMMAND\0\0{}".to_vec(), 4),
             (b"CNI_COMMAND=ST\xc3ATUS\0\0{}".to_vec(), 4),
+            (b"CNI_COMMAND=STATUS\0CNI_\xff=1\0\0{}".to_vec(), 4),
             (body(&["CNI_COMMAND=STATUS"], "{not json"), 6),
             (body(&["CNI_COMMAND=STATUS"], ""), 6),
             (body(&["CNI_COMMAND=ADD"], CONF), 4),
