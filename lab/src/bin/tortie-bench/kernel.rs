@@ -6,8 +6,10 @@
 //! the ceiling. One row per family and size. Rounds alternate which
 //! writer goes first; every pass is checked by dumping the table afterwards. Ratios are given on wall time (the target)
 //! and on the process's CPU time (RouteTable's producer, reconciler and the
-//! kernel work inside `sendmsg` all count), which a shared host disturbs
-//! less.
+//! kernel work inside `sendmsg` all count; the scheduler's nanosecond run
+//! time, `CLOCK_PROCESS_CPUTIME_ID`), which a shared host disturbs less;
+//! notes give the add ratio's spread round by round and each writer's
+//! user-mode CPU summed over all rounds ([`Spread`]).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -73,6 +75,75 @@ struct SizeResult {
     t_heap_per_route: f64,
     /// Rounds run ([`rounds`]).
     rounds: u32,
+    /// Every round's passes, in order ([`Spread`]).
+    all: Vec<Round>,
+}
+
+/// The four timed passes of one round: the writers' add and delete passes,
+/// run within seconds of each other.
+#[derive(Debug, Clone, Copy)]
+struct Round {
+    ref_add: PassResult,
+    ref_del: PassResult,
+    t_add: PassResult,
+    t_del: PassResult,
+}
+
+/// What a row's rounds say besides its best passes: the spread of the add
+/// ratio between rounds (each round's RouteTable pass over the reference
+/// pass of the same round), and each writer's user-mode CPU per route
+/// summed over every round. The process's CPU clock is the scheduler's
+/// nanosecond run time, but its user/system split (`getrusage`) is
+/// apportioned by timer ticks: a 10k pass of 20–50 ms holds a few ticks,
+/// so one pass's split (and the best of 30, the least of them) reads
+/// nothing; the sum over all rounds holds a hundred or more.
+#[derive(Debug, Default)]
+struct Spread {
+    /// Add ratio (RouteTable rate / reference rate) per round, wall and CPU:
+    /// (min, median, max).
+    wall: (f64, f64, f64),
+    cpu: (f64, f64, f64),
+    /// User-mode µs per route over all rounds: reference add, RouteTable
+    /// add, reference delete, RouteTable delete.
+    user_us: [f64; 4],
+}
+
+/// (min, median, max) of `v` (zeros when empty; the upper median when even).
+fn min_median_max(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    match (v.first(), v.get(v.len() / 2), v.last()) {
+        (Some(a), Some(m), Some(b)) => (*a, *m, *b),
+        _ => (0.0, 0.0, 0.0),
+    }
+}
+
+impl Spread {
+    fn of(rounds: &[Round]) -> Spread {
+        let per_round = |f: fn(&PassResult) -> f64| {
+            min_median_max(
+                rounds
+                    .iter()
+                    .map(|r| ratio(f(&r.t_add), f(&r.ref_add)))
+                    .collect(),
+            )
+        };
+        let user_us = |pass: fn(&Round) -> PassResult| {
+            let (user, routes) = rounds.iter().map(pass).fold((0.0, 0.0), |(u, n), p| {
+                (u + p.user.as_secs_f64(), n + f64::from(p.routes))
+            });
+            user * 1e6 / routes.max(1.0)
+        };
+        Spread {
+            wall: per_round(PassResult::rate),
+            cpu: per_round(PassResult::cpu_rate),
+            user_us: [
+                user_us(|r| r.ref_add),
+                user_us(|r| r.t_add),
+                user_us(|r| r.ref_del),
+                user_us(|r| r.t_del),
+            ],
+        }
+    }
 }
 
 /// Routes a row's rounds add up to at least in a judged run: a 10k pass
@@ -279,6 +350,12 @@ fn round(family: Family, n: u32, reference_first: bool) -> Result<SizeResult> {
         t_del,
         t_heap_per_route,
         rounds: 1,
+        all: vec![Round {
+            ref_add,
+            ref_del,
+            t_add,
+            t_del,
+        }],
     })
 }
 
@@ -313,6 +390,7 @@ fn measure(
             acc.acked_add = best(acc.acked_add, r.acked_add);
             acc.t_add = best(acc.t_add, r.t_add);
             acc.t_del = best(acc.t_del, r.t_del);
+            acc.all.extend(r.all);
         }
         out.push(acc);
     }
@@ -365,6 +443,8 @@ pub fn run(families: &[Family], sizes: &[u32], repeat: u32) -> Result<Section> {
     let mut figures = Vec::new();
     let mut ratios = Vec::new();
     for r in &results {
+        let spread = Spread::of(&r.all);
+        let [ref_add_us, t_add_us, ref_del_us, t_del_us] = spread.user_us;
         let add_r = ratio(r.t_add.rate(), r.ref_add.rate());
         let del_r = ratio(r.t_del.rate(), r.ref_del.rate());
         let add_cpu_r = ratio(r.t_add.cpu_rate(), r.ref_add.cpu_rate());
@@ -398,24 +478,36 @@ pub fn run(families: &[Family], sizes: &[u32], repeat: u32) -> Result<Section> {
             "reference_del_user_s": r.ref_del.user.as_secs_f64(), "tortie_del_user_s": r.t_del.user.as_secs_f64(),
             "tortie_netlink_errors": r.t_del.errors,
             "tortie_heap_bytes_per_route": r.t_heap_per_route,
+            "user_us_per_route_all_rounds": { "reference_add": ref_add_us, "tortie_add": t_add_us, "reference_del": ref_del_us, "tortie_del": t_del_us },
+            "add_ratio_per_round": { "wall": [spread.wall.0, spread.wall.1, spread.wall.2], "cpu": [spread.cpu.0, spread.cpu.1, spread.cpu.2] },
         }));
         ratios.push(json!({ "family": r.family.name(), "routes": r.n, "add_tortie_over_reference": add_r, "del_tortie_over_reference": del_r,
             "add_cpu_tortie_over_reference": add_cpu_r, "del_cpu_tortie_over_reference": del_cpu_r,
             "add_tortie_over_acked_reference": ratio(r.t_add.rate(), r.acked_add.rate()) }));
-        let us = |p: &PassResult| p.user.as_secs_f64() * 1e6 / f64::from(p.routes.max(1));
         sec.notes.push(format!(
-            "{} {} ({}): user-mode CPU per route (the writer's own work; the rest of its CPU is the kernel's), add: reference {:.2} µs, RouteTable {:.2} µs; delete: {:.2} / {:.2} µs.",
+            "{} {} ({}): user-mode CPU per route over all rounds (the writer's own work; the rest of its CPU is the kernel's; summed, as the split is tick-sampled), add: reference {ref_add_us:.2} µs, RouteTable {t_add_us:.2} µs; delete: {ref_del_us:.2} / {t_del_us:.2} µs.",
             r.family.name(),
             r.n,
             match r.rounds {
                 1 => "1 round".to_string(),
-                k => format!("best of {k} rounds"),
+                k => format!("{k} rounds"),
             },
-            us(&r.ref_add),
-            us(&r.t_add),
-            us(&r.ref_del),
-            us(&r.t_del)
         ));
+        if r.rounds > 1 {
+            let (w, c) = (spread.wall, spread.cpu);
+            sec.notes.push(format!(
+                "{} {}: add ratio round by round (each round's RouteTable pass over the reference pass of the same round), min / median / max of {}: wall {:.2} / {:.2} / {:.2}, CPU {:.2} / {:.2} / {:.2}: the host's noise around the best-pass ratios.",
+                r.family.name(),
+                r.n,
+                r.rounds,
+                w.0,
+                w.1,
+                w.2,
+                c.0,
+                c.1,
+                c.2
+            ));
+        }
         // Issue 15: ≥ 0.9× the raw pipelined writer, in wall and CPU time.
         if let Some(why) = unjudged {
             sec.notes.push(format!(
@@ -445,7 +537,15 @@ pub fn run(families: &[Family], sizes: &[u32], repeat: u32) -> Result<Section> {
 
 #[cfg(test)]
 mod tests {
-    use super::rounds;
+    use super::{min_median_max, rounds};
+
+    #[test]
+    fn spread_is_min_median_max() {
+        assert_eq!(min_median_max(vec![0.9, 0.7, 1.1]), (0.7, 0.9, 1.1));
+        assert_eq!(min_median_max(vec![0.8, 0.9, 0.6, 1.0]), (0.6, 0.9, 1.0));
+        assert_eq!(min_median_max(vec![0.5]), (0.5, 0.5, 0.5));
+        assert_eq!(min_median_max(Vec::new()), (0.0, 0.0, 0.0));
+    }
 
     #[test]
     fn short_rows_get_more_rounds_only_when_judged() {
