@@ -4,7 +4,7 @@
 //! Data flow: the runtime sets `CNI_*` environment variables and writes the
 //! network config JSON on the plugin's stdin; the plugin (`tortie-cni`, a
 //! transport) sends both to the agent's `POST /v1/cni` ([`body`] is that
-//! request's and response's format). In the agent, [`invoke`] runs the whole
+//! request's and response's format). In the agent, [`invoke()`] runs the whole
 //! invocation: [`parse_env`] and [`parse_netconf`] turn the inputs into a
 //! [`CniEnv`] and a [`NetConf`], the command runs through the API's
 //! `Backend` (the calls `/v1/attach`, `/v1/detach`, `/v1/check`, `/v1/gc`
