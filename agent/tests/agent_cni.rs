@@ -1,53 +1,26 @@
 //! Root integration test of `tortie-cni` against a running agent, driven like
 //! a container runtime drives it: `CNI_*` environment variables and the
-//! network config on stdin; results and errors read from stdout.
+//! network config on stdin; results and errors read from stdout. Every test
+//! runs each build of the plugin ([`plugins`]: cargo's std build and the
+//! no-libc one); the forwarder's own errors are in cni_forwarder.rs.
 
 mod common;
-
-use std::io::Write;
-use std::process::{Command, Stdio};
 
 use common::*;
 use serde_json::{Value, json};
 
+mod cni_plugins;
+use cni_plugins::{Plugin, plugins};
+
 /// Runs the plugin; returns (exit success, stdout JSON or Null).
-fn cni(command: &str, env: &[(&str, &str)], conf: &Value) -> (bool, Value) {
-    let mut cmd = Command::new(TORTIE_CNI);
-    cmd.env_clear()
-        .env("CNI_COMMAND", command)
-        .env("CNI_PATH", "/usr/lib/cni")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    // ETXTBSY: another test thread's fork may briefly hold a binary open for
-    // writing (a known Linux race with parallel tests); retry.
-    let mut attempt = 0;
-    let mut child = loop {
-        match cmd.spawn() {
-            Ok(c) => break c,
-            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && attempt < 20 => {
-                attempt += 1;
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            Err(e) => panic!("starting tortie-cni: {e}"),
-        }
-    };
-    if let Some(mut stdin) = child.stdin.take() {
-        // A plugin may exit before reading (it should not; a runtime ignores EPIPE too).
-        if let Err(e) = stdin.write_all(conf.to_string().as_bytes()) {
-            assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "stdin: {e}");
-        }
-    }
-    let out = child.wait_with_output().expect("tortie-cni");
+fn cni(p: &Plugin, command: &str, env: &[(&str, &str)], conf: &Value) -> (bool, Value) {
+    let out = p.run(command, env, conf.to_string().as_bytes());
     let text = String::from_utf8_lossy(&out.stdout);
     let v = if text.trim().is_empty() {
         Value::Null
     } else {
         serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("tortie-cni printed non-JSON {text:?}: {e}"))
+            .unwrap_or_else(|e| panic!("{} printed non-JSON {text:?}: {e}", p.name))
     };
     (out.status.success(), v)
 }
@@ -94,13 +67,18 @@ fn cni_add_check_del_status_gc_against_an_agent() {
     if !root_or_skip() {
         return;
     }
-    let tg = tag("cn");
-    let (_dir, node, mut agent, conf) = cni_node(&tg, "192.0.2.11/24", "10.244.7.0/28");
+    for (k, p) in plugins().iter().enumerate() {
+        add_check_del_status_gc(p, &tag(&format!("cn{k}")));
+    }
+}
+
+fn add_check_del_status_gc(p: &Plugin, tg: &str) {
+    let (_dir, node, mut agent, conf) = cni_node(tg, "192.0.2.11/24", "10.244.7.0/28");
     let c1 = Netns::new(format!("{tg}-c1"));
     let c2 = Netns::new(format!("{tg}-c2"));
 
     // VERSION
-    let (ok, v) = cni("VERSION", &[], &json!({"cniVersion": "1.1.0"}));
+    let (ok, v) = cni(p, "VERSION", &[], &json!({"cniVersion": "1.1.0"}));
     assert!(ok);
     assert!(
         v["supportedVersions"]
@@ -110,7 +88,7 @@ fn cni_add_check_del_status_gc_against_an_agent() {
     );
 
     // STATUS: the agent answers
-    let (ok, v) = cni("STATUS", &[], &conf);
+    let (ok, v) = cni(p, "STATUS", &[], &conf);
     assert!(ok, "{v}");
 
     // ADD with IP= of the node's own address or the gateway: refused (code
@@ -119,6 +97,7 @@ fn cni_add_check_del_status_gc_against_an_agent() {
     for ip in ["192.0.2.11", "169.254.1.1", "127.0.0.5"] {
         let args = format!("IgnoreUnknown=1;IP={ip}");
         let (ok, v) = cni(
+            p,
             "ADD",
             &[
                 ("CNI_CONTAINERID", "refused"),
@@ -141,7 +120,7 @@ fn cni_add_check_del_status_gc_against_an_agent() {
         ("CNI_NETNS", c1_path.as_str()),
         ("CNI_IFNAME", "eth0"),
     ];
-    let (ok, add) = cni("ADD", &env1, &conf);
+    let (ok, add) = cni(p, "ADD", &env1, &conf);
     assert!(ok, "ADD failed: {add}\n{}", agent.log());
     assert_eq!(add["cniVersion"], "1.1.0");
     let addr = add["ips"][0]["address"]
@@ -167,19 +146,19 @@ fn cni_add_check_del_status_gc_against_an_agent() {
     assert_eq!((tx, rx), (2, 2), "container {ip_only} -> node");
 
     // ADD again (runtime retry): the same answer.
-    let (ok, again) = cni("ADD", &env1, &conf);
+    let (ok, again) = cni(p, "ADD", &env1, &conf);
     assert!(ok, "{again}");
     assert_eq!(again, add);
 
     // CHECK with the ADD result as prevResult.
     let mut check_conf = conf.clone();
     check_conf["prevResult"] = add.clone();
-    let (ok, v) = cni("CHECK", &env1, &check_conf);
+    let (ok, v) = cni(p, "CHECK", &env1, &check_conf);
     assert!(ok, "CHECK failed: {v}");
     // CHECK with a prevResult that lists another address fails with 102.
     let mut wrong = check_conf.clone();
     wrong["prevResult"]["ips"][0]["address"] = json!("10.99.0.1/32");
-    let (ok, v) = cni("CHECK", &env1, &wrong);
+    let (ok, v) = cni(p, "CHECK", &env1, &wrong);
     assert!(!ok);
     assert_eq!(v["code"], 102, "{v}");
 
@@ -189,7 +168,7 @@ fn cni_add_check_del_status_gc_against_an_agent() {
         ("CNI_NETNS", c2_path.as_str()),
         ("CNI_IFNAME", "eth0"),
     ];
-    let (ok, add2) = cni("ADD", &env2, &conf);
+    let (ok, add2) = cni(p, "ADD", &env2, &conf);
     assert!(ok, "{add2}");
     assert_ne!(add2["ips"][0]["address"], add["ips"][0]["address"]);
     // Both host veths are in the agent's namespace (the agent's attach
@@ -208,7 +187,7 @@ fn cni_add_check_del_status_gc_against_an_agent() {
     }
     let mut gc = conf.clone();
     gc["cni.dev/valid-attachments"] = json!([{"containerID": "cid1", "ifname": "eth0"}]);
-    let (ok, v) = cni("GC", &[], &gc);
+    let (ok, v) = cni(p, "GC", &[], &gc);
     assert!(ok, "GC failed: {v}");
     assert!(
         !sh(&["ip", "-n", &c2.name, "link"]).contains("eth0"),
@@ -220,13 +199,14 @@ fn cni_add_check_del_status_gc_against_an_agent() {
     );
 
     // DEL, idempotent, also with an empty CNI_NETNS (ctr does that).
-    let (ok, v) = cni("DEL", &env1, &conf);
+    let (ok, v) = cni(p, "DEL", &env1, &conf);
     assert!(ok, "DEL failed: {v}");
     assert_eq!(v, Value::Null);
     assert!(!sh(&["ip", "-n", &c1.name, "link"]).contains("eth0"));
-    let (ok, v) = cni("DEL", &env1, &conf);
+    let (ok, v) = cni(p, "DEL", &env1, &conf);
     assert!(ok, "second DEL failed: {v}");
     let (ok, v) = cni(
+        p,
         "DEL",
         &[
             ("CNI_CONTAINERID", "cid1"),
@@ -237,7 +217,7 @@ fn cni_add_check_del_status_gc_against_an_agent() {
     );
     assert!(ok, "DEL with empty CNI_NETNS failed: {v}");
     // CHECK after DEL: container unknown (3).
-    let (ok, v) = cni("CHECK", &env1, &check_conf);
+    let (ok, v) = cni(p, "CHECK", &env1, &check_conf);
     assert!(!ok);
     assert_eq!(v["code"], 3, "{v}");
     assert_eq!(agent.status_json()["containers"], 0);
@@ -245,6 +225,7 @@ fn cni_add_check_del_status_gc_against_an_agent() {
     // A namespace that does not exist: invalid (7), and the address is rolled back.
     let gone = format!("/run/netns/{tg}-gone");
     let (ok, v) = cni(
+        p,
         "ADD",
         &[
             ("CNI_CONTAINERID", "cid3"),
@@ -263,6 +244,7 @@ fn cni_add_check_del_status_gc_against_an_agent() {
 
     // Errors: bad env, bad config, old version.
     let (ok, v) = cni(
+        p,
         "ADD",
         &[("CNI_CONTAINERID", "x"), ("CNI_IFNAME", "eth0")],
         &conf,
@@ -270,27 +252,28 @@ fn cni_add_check_del_status_gc_against_an_agent() {
     assert!(!ok);
     assert_eq!(v["code"], 4, "{v}");
     let (ok, v) = cni(
+        p,
         "ADD",
         &env1,
-        &json!({"cniVersion": "9.0.0", "name": "tortie", "type": "tortie"}),
+        &json!({"cniVersion": "9.0.0", "name": "tortie", "type": "tortie", "socket": conf["socket"].clone()}),
     );
     assert!(!ok);
     assert_eq!(v["code"], 1, "{v}");
 
     // 0.4.0 results carry "version": "4".
     let old = json!({"cniVersion": "0.4.0", "name": "tortie", "type": "tortie", "socket": conf["socket"].clone()});
-    let (ok, v) = cni("ADD", &env1, &old);
+    let (ok, v) = cni(p, "ADD", &env1, &old);
     assert!(ok, "{v}");
     assert_eq!(v["ips"][0]["version"], "4");
-    let (ok, _) = cni("DEL", &env1, &old);
+    let (ok, _) = cni(p, "DEL", &env1, &old);
     assert!(ok);
 
     // Agent down: ADD says "try again later" (11), STATUS "not available" (50).
     agent.kill9();
-    let (ok, v) = cni("ADD", &env1, &conf);
+    let (ok, v) = cni(p, "ADD", &env1, &conf);
     assert!(!ok);
     assert_eq!(v["code"], 11, "{v}");
-    let (ok, v) = cni("STATUS", &[], &conf);
+    let (ok, v) = cni(p, "STATUS", &[], &conf);
     assert!(!ok);
     assert_eq!(v["code"], 50, "{v}");
 }
@@ -310,34 +293,41 @@ fn cni_container_pings_a_cli_container_on_another_node() {
         ("CNI_NETNS", ca.as_str()),
         ("CNI_IFNAME", "eth0"),
     ];
-    let (ok, add) = cni("ADD", &env, &conf);
-    assert!(ok, "ADD: {add}\n{}", t.a.log());
-    let ip_a = add["ips"][0]["address"]
-        .as_str()
-        .unwrap_or_default()
-        .trim_end_matches("/32")
-        .to_string();
     let ip_b = t.b.attach(&t.cb, "cb");
-    wait_until(std::time::Duration::from_secs(10), "A's block on B", || {
-        sh(&["ip", "-n", &t.nb.name, "route", "show", "10.244.1.0/26"]).contains("via 192.0.2.11")
-    });
-    // And the way back: A must have learned B's block before A's container
-    // pings into it (the ping's replies need both routes).
-    wait_until(std::time::Duration::from_secs(10), "B's block on A", || {
-        sh(&["ip", "-n", &t.na.name, "route", "show", "10.244.2.0/26"]).contains("via 192.0.2.12")
-    });
-    assert_eq!(
-        ping(&t.ca, &ip_b, 3, "0.2"),
-        (3, 3),
-        "CNI container {ip_a} -> {ip_b}"
-    );
-    assert_eq!(
-        ping(&t.cb, &ip_a, 3, "0.2"),
-        (3, 3),
-        "{ip_b} -> CNI container {ip_a}"
-    );
-    let (ok, v) = cni("DEL", &env, &conf);
-    assert!(ok, "DEL: {v}");
+    // Each build of the plugin attaches and detaches the same container.
+    for p in &plugins() {
+        let (ok, add) = cni(p, "ADD", &env, &conf);
+        assert!(ok, "{} ADD: {add}\n{}", p.name, t.a.log());
+        let ip_a = add["ips"][0]["address"]
+            .as_str()
+            .unwrap_or_default()
+            .trim_end_matches("/32")
+            .to_string();
+        wait_until(std::time::Duration::from_secs(10), "A's block on B", || {
+            sh(&["ip", "-n", &t.nb.name, "route", "show", "10.244.1.0/26"])
+                .contains("via 192.0.2.11")
+        });
+        // And the way back: A must have learned B's block before A's container
+        // pings into it (the ping's replies need both routes).
+        wait_until(std::time::Duration::from_secs(10), "B's block on A", || {
+            sh(&["ip", "-n", &t.na.name, "route", "show", "10.244.2.0/26"])
+                .contains("via 192.0.2.12")
+        });
+        assert_eq!(
+            ping(&t.ca, &ip_b, 3, "0.2"),
+            (3, 3),
+            "{}: CNI container {ip_a} -> {ip_b}",
+            p.name
+        );
+        assert_eq!(
+            ping(&t.cb, &ip_a, 3, "0.2"),
+            (3, 3),
+            "{}: {ip_b} -> CNI container {ip_a}",
+            p.name
+        );
+        let (ok, v) = cni(p, "DEL", &env, &conf);
+        assert!(ok, "{} DEL: {v}", p.name);
+    }
 }
 
 /// An ADD (or `tortie attach`) repeated after the agent restarted returns the
@@ -347,7 +337,12 @@ fn add_repeated_after_a_restart_keeps_the_macs() {
     if !root_or_skip() {
         return;
     }
-    let tg = tag("cr");
+    for (k, p) in plugins().iter().enumerate() {
+        add_after_restarts(p, &tag(&format!("cr{k}")));
+    }
+}
+
+fn add_after_restarts(p: &Plugin, tg: &str) {
     let dir = tempfile::Builder::new()
         .prefix("tortie-cni-restart-")
         .tempdir()
@@ -373,7 +368,7 @@ fn add_repeated_after_a_restart_keeps_the_macs() {
         ("CNI_NETNS", c1_path.as_str()),
         ("CNI_IFNAME", "eth0"),
     ];
-    let (ok, add) = cni("ADD", &env, &conf);
+    let (ok, add) = cni(p, "ADD", &env, &conf);
     assert!(ok, "ADD: {add}\n{}", agent.log());
     let mac = add["interfaces"][1]["mac"]
         .as_str()
@@ -395,7 +390,7 @@ fn add_repeated_after_a_restart_keeps_the_macs() {
             assert_eq!(agent.wait(std::time::Duration::from_secs(10)), Some(0));
         }
         agent.spawn();
-        let (ok, again) = cni("ADD", &env, &conf);
+        let (ok, again) = cni(p, "ADD", &env, &conf);
         assert!(ok, "ADD after {restart}: {again}\n{}", agent.log());
         assert_eq!(again, add, "ADD after {restart} and restart");
         // The same id through the CLI.
@@ -414,7 +409,7 @@ fn add_repeated_after_a_restart_keeps_the_macs() {
         assert_eq!(v["container_mac"], json!(mac), "{v}");
         assert_eq!(v["host_mac"], add["interfaces"][0]["mac"], "{v}");
     }
-    let (ok, v) = cni("DEL", &env, &conf);
+    let (ok, v) = cni(p, "DEL", &env, &conf);
     assert!(ok, "DEL: {v}");
     assert_eq!(agent.status_json()["ipam"]["allocated"], 0);
 }
@@ -427,9 +422,14 @@ fn cni_dual_stack_add_check_gc_del() {
     if !root_or_skip() {
         return;
     }
-    let tg = tag("cd");
+    for (k, p) in plugins().iter().enumerate() {
+        dual_stack_add_check_gc_del(p, &tag(&format!("cd{k}")));
+    }
+}
+
+fn dual_stack_add_check_gc_del(p: &Plugin, tg: &str) {
     let (_dir, node, agent, conf) = cni_node(
-        &tg,
+        tg,
         r#"["192.0.2.11/24", "2001:db8:1::11/64"]"#,
         r#"["10.244.7.0/28", "fd00:10:244:7::/124"]"#,
     );
@@ -441,7 +441,7 @@ fn cni_dual_stack_add_check_gc_del() {
         ("CNI_NETNS", c1_path.as_str()),
         ("CNI_IFNAME", "eth0"),
     ];
-    let (ok, add) = cni("ADD", &env1, &conf);
+    let (ok, add) = cni(p, "ADD", &env1, &conf);
     assert!(ok, "ADD failed: {add}\n{}", agent.log());
     let v4 = add["ips"][0]["address"]
         .as_str()
@@ -468,11 +468,11 @@ fn cni_dual_stack_add_check_gc_del() {
     // CHECK: both addresses must be in prevResult.
     let mut check_conf = conf.clone();
     check_conf["prevResult"] = add.clone();
-    let (ok, v) = cni("CHECK", &env1, &check_conf);
+    let (ok, v) = cni(p, "CHECK", &env1, &check_conf);
     assert!(ok, "CHECK failed: {v}");
     let mut v4_only = check_conf.clone();
     v4_only["prevResult"]["ips"] = json!([add["ips"][0].clone()]);
-    let (ok, v) = cni("CHECK", &env1, &v4_only);
+    let (ok, v) = cni(p, "CHECK", &env1, &v4_only);
     assert!(!ok);
     assert_eq!(v["code"], 102, "{v}");
 
@@ -483,7 +483,7 @@ fn cni_dual_stack_add_check_gc_del() {
         ("CNI_IFNAME", "eth0"),
         ("CNI_ARGS", "IgnoreUnknown=1;IP=fd00:10:244:7::9"),
     ];
-    let (ok, add2) = cni("ADD", &env2, &conf);
+    let (ok, add2) = cni(p, "ADD", &env2, &conf);
     assert!(ok, "{add2}");
     assert_eq!(add2["ips"][1]["address"], "fd00:10:244:7::9/128");
     // IP= refusals hold for IPv6 too.
@@ -495,7 +495,7 @@ fn cni_dual_stack_add_check_gc_del() {
             ("CNI_IFNAME", "eth1"),
             ("CNI_ARGS", args.as_str()),
         ];
-        let (ok, v) = cni("ADD", &env, &conf);
+        let (ok, v) = cni(p, "ADD", &env, &conf);
         assert!(!ok, "IP={ip} accepted: {v}");
         assert_eq!(v["code"], 7, "IP={ip}: {v}");
     }
@@ -503,7 +503,7 @@ fn cni_dual_stack_add_check_gc_del() {
     // GC keeping cid1 releases both of cid2's addresses.
     let mut gc = conf.clone();
     gc["cni.dev/valid-attachments"] = json!([{"containerID": "cid1", "ifname": "eth0"}]);
-    let (ok, v) = cni("GC", &[], &gc);
+    let (ok, v) = cni(p, "GC", &[], &gc);
     assert!(ok, "GC failed: {v}");
     let routes6 = sh(&[
         "ip", "-n", &node.name, "-6", "route", "show", "proto", "149",
@@ -513,7 +513,7 @@ fn cni_dual_stack_add_check_gc_del() {
     assert_eq!(s["ipam"]["allocated"], 2, "{s}");
 
     // DEL releases both of cid1's.
-    let (ok, v) = cni("DEL", &env1, &conf);
+    let (ok, v) = cni(p, "DEL", &env1, &conf);
     assert!(ok, "DEL failed: {v}");
     let s = agent.status_json();
     assert_eq!(s["ipam"]["allocated"], 0, "{s}");

@@ -16,6 +16,10 @@
 //! namespace, so the measuring loops run on a thread of their own that
 //! `setns`es into each plugin's host namespace before spawning it.
 //!
+//! tortie-cni runs in its builds: cargo's std build, the installed no-libc
+//! build (x86_64; `bins::tortie_cni_nolibc`), on which the targets are
+//! judged, and optionally `TORTIE_CNI_STATIC_BIN` (another build to compare).
+//!
 //! Each plugin's VERSION exec is measured on its own (its exec floor), and
 //! so is a do-nothing static program without libc (`bins::do_nothing_elf`):
 //! the kernel's share of a process per ADD. What a plugin's VERSION costs
@@ -187,6 +191,19 @@ fn api_pair(socket: &Path, id: &str, cpath: &Path) -> Result<(Duration, Duration
     Ok((a, t.elapsed()))
 }
 
+/// Another build of `base`'s plugin, run with the same config.
+fn plugin_like(base: &Plugin, name: &'static str, binary: PathBuf) -> Plugin {
+    Plugin {
+        name,
+        cni_path: binary
+            .parent()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        config: base.config.clone(),
+        binary,
+    }
+}
+
 pub fn run(iterations: u32) -> Result<Section> {
     let host = Netns::create(&unique_name("tba"))?;
     // ptp's "host" is a namespace of its own: the agent's route monitor must
@@ -217,7 +234,7 @@ pub fn run(iterations: u32) -> Result<Section> {
             }),
         },
         Plugin {
-            name: "tortie-cni",
+            name: "tortie-cni (std, dynamic)",
             binary: cni.clone(),
             cni_path: cni
                 .parent()
@@ -229,26 +246,34 @@ pub fn run(iterations: u32) -> Result<Section> {
             }),
         },
     ];
-    // Optional: the same plugin linked statically (`TORTIE_CNI_STATIC_BIN`,
-    // see docs/cni.md), to show the exec cost of dynamic linking in the
-    // same run. The targets (issue 15: ADD p50 ≤ 2 ms and ≥ 4× faster than
-    // ptp, "with the installed (static) plugin") are judged on this row when
-    // it is measured, else on the default build.
-    if let Some(p) = std::env::var_os("TORTIE_CNI_STATIC_BIN") {
-        let binary = PathBuf::from(p);
-        if !binary.is_file() {
-            bail!("TORTIE_CNI_STATIC_BIN={} is not a file", binary.display());
+    // The installed build (docs/cni.md "Install"): without libc, so no C
+    // runtime start-up per exec. The targets (issue 15: ADD p50 ≤ 2 ms and
+    // ≥ 4× faster than ptp, "with the installed (static) plugin") are
+    // judged on it where it exists (x86_64), else on the std build.
+    let nolibc_at = match crate::bins::tortie_cni_nolibc()? {
+        Some(binary) => {
+            plugins.push(plugin_like(&plugins[1], "tortie-cni (no libc)", binary));
+            Some(plugins.len() - 1)
         }
-        plugins.push(Plugin {
-            name: "tortie-cni (static-pie)",
-            cni_path: binary
-                .parent()
-                .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            config: plugins[1].config.clone(),
-            binary,
-        });
-    }
+        None => None,
+    };
+    // Optional: another build to compare in the same run
+    // (`TORTIE_CNI_STATIC_BIN`, e.g. session 10's static-pie plugin).
+    let static_at = match std::env::var_os("TORTIE_CNI_STATIC_BIN") {
+        Some(p) => {
+            let binary = PathBuf::from(p);
+            if !binary.is_file() {
+                bail!("TORTIE_CNI_STATIC_BIN={} is not a file", binary.display());
+            }
+            plugins.push(plugin_like(
+                &plugins[1],
+                "tortie-cni (TORTIE_CNI_STATIC_BIN)",
+                binary,
+            ));
+            Some(plugins.len() - 1)
+        }
+        None => None,
+    };
     // The kernel's floor of a process per ADD: the smallest static program,
     // spawned exactly as the plugins are (bins::do_nothing_elf).
     let do_nothing = Plugin {
@@ -387,22 +412,27 @@ pub fn run(iterations: u32) -> Result<Section> {
         "add_del_p50_ptp_over_tortie": speedup_both,
         "add_p99_ptp_over_tortie": ratio(ms(percentile(&samples[0].add, 0.99)), ms(percentile(&samples[1].add, 0.99))),
     });
-    if let (Some(st), Some(obj)) = (samples.get(2), sec.ratios.as_object_mut()) {
-        obj.insert(
-            "add_p50_ptp_over_tortie_static".into(),
-            json!(ratio(
-                ms(percentile(&samples[0].add, 0.5)),
-                ms(percentile(&st.add, 0.5))
-            )),
-        );
+    let ptp_add = ms(percentile(&samples[0].add, 0.5));
+    if let Some(obj) = sec.ratios.as_object_mut() {
+        for (at, key) in [
+            (nolibc_at, "add_p50_ptp_over_tortie_nolibc"),
+            (static_at, "add_p50_ptp_over_tortie_static"),
+        ] {
+            if let Some(k) = at {
+                obj.insert(
+                    key.into(),
+                    json!(ratio(ptp_add, ms(percentile(&samples[k].add, 0.5)))),
+                );
+            }
+        }
     }
-    // The row the targets are judged on: the static plugin when measured.
-    let (judged, judged_name) = match samples.get(2) {
-        Some(st) => (st, "static-pie"),
-        None => (&samples[1], "default build"),
+    // The row the targets are judged on: the installed (no-libc) build.
+    let (judged, judged_name) = match nolibc_at {
+        Some(k) => (&samples[k], "no libc, installed"),
+        None => (&samples[1], "std build"),
     };
     let j_add = ms(percentile(&judged.add, 0.5));
-    let j_speedup = ratio(ms(percentile(&samples[0].add, 0.5)), j_add);
+    let j_speedup = ratio(ptp_add, j_add);
     sec.target(
         &format!("tortie-cni ADD p50 ({judged_name})"),
         "≤ 2 ms",

@@ -17,28 +17,73 @@ pub fn tortie() -> Result<PathBuf> {
     Ok(tortie_lab::tortie::tortie_bin()?)
 }
 
-/// `tortie-cni`: env `TORTIE_CNI_BIN`, else next to `tortie`.
+/// `tortie-cni` (cargo's std build): env `TORTIE_CNI_BIN`, else next to
+/// `tortie`, else built with cargo.
 pub fn tortie_cni() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("TORTIE_CNI_BIN") {
-        return Ok(PathBuf::from(p));
+    let t = tortie()?;
+    find_or_build(
+        "TORTIE_CNI_BIN",
+        t.with_file_name("tortie-cni"),
+        &["build", "-q", "-p", "tortie-agent", "--bin", "tortie-cni"],
+    )
+}
+
+/// The installed `tortie-cni`: the no-libc build (docs/cni.md "Install"),
+/// env `TORTIE_CNI_NOLIBC_BIN`, else `<target dir>/cni/tortie-cni`, else
+/// built with cargo. `None` where it does not exist (not x86_64).
+pub fn tortie_cni_nolibc() -> Result<Option<PathBuf>> {
+    if !cfg!(target_arch = "x86_64") {
+        return Ok(None);
     }
     let t = tortie()?;
-    let p = t.with_file_name("tortie-cni");
-    if p.is_file() {
-        return Ok(p);
+    // <target>/<profile>/tortie -> <target>/cni/tortie-cni
+    let target = t
+        .parent()
+        .and_then(Path::parent)
+        .context("no target directory above tortie")?;
+    let args = [
+        "build",
+        "-q",
+        "--profile",
+        "cni",
+        "-p",
+        "tortie-agent",
+        "--bin",
+        "tortie-cni",
+        "--features",
+        "nolibc",
+        "--locked",
+    ];
+    find_or_build(
+        "TORTIE_CNI_NOLIBC_BIN",
+        target.join("cni/tortie-cni"),
+        &args,
+    )
+    .map(Some)
+}
+
+/// `env` if set, else `path` if it is a file, else `cargo <args>` (when run
+/// by cargo) and then `path`.
+fn find_or_build(env: &str, path: PathBuf, args: &[&str]) -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os(env) {
+        return Ok(PathBuf::from(p));
+    }
+    if path.is_file() {
+        return Ok(path);
     }
     if let Some(cargo) = std::env::var_os("CARGO") {
         let st = std::process::Command::new(cargo)
-            .args(["build", "-q", "-p", "tortie-agent", "--bin", "tortie-cni"])
+            .args(args)
             .status()
-            .context("building tortie-cni")?;
-        if st.success() && p.is_file() {
-            return Ok(p);
+            .with_context(|| format!("building {}", path.display()))?;
+        if st.success() && path.is_file() {
+            return Ok(path);
         }
     }
     bail!(
-        "tortie-cni not found at {}: build it (`cargo build -p tortie-agent`) or set TORTIE_CNI_BIN",
-        p.display()
+        "{} not found: build it (`cargo {}`) or set {env}",
+        path.display(),
+        args.join(" ")
     )
 }
 
