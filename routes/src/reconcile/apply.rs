@@ -113,6 +113,14 @@ impl Batch {
         self.sent.len()
     }
 
+    /// Route uses the requests waiting to be sent hold ([`Sent`]).
+    pub(super) fn uses_held(&self) -> usize {
+        self.sent
+            .iter()
+            .map(|s| usize::from(s.wrote.is_some()) + usize::from(s.prev.is_some()))
+            .sum()
+    }
+
     /// Time to send.
     pub(super) fn full(&self) -> bool {
         self.buf.len() >= BATCH_BYTES || self.sent.len() >= MAX_PER_SEND
@@ -336,6 +344,7 @@ impl Reconciler {
         b.errors.clear();
         b.errors.resize(b.sent.len(), 0);
         b.texts.clear();
+        let mut refused = false;
         for m in messages(&b.rx) {
             if m.header.kind != NLMSG_ERROR {
                 continue;
@@ -347,6 +356,7 @@ impl Reconciler {
                 let i = seq.wrapping_sub(b.base) as usize;
                 if let Some(slot) = b.errors.get_mut(i) {
                     *slot = e.errno;
+                    refused = true;
                     if let Some(text) = e.message {
                         b.texts.push((i, text));
                     }
@@ -357,13 +367,26 @@ impl Reconciler {
         let mut sent = std::mem::take(&mut b.sent);
         let errors = std::mem::take(&mut b.errors);
         let texts = std::mem::take(&mut b.texts);
-        settle_sides(&mut self.slots, &sent, Some(&errors));
-        for (i, (s, &errno)) in sent.drain(..).zip(errors.iter()).enumerate() {
-            let message = match errno {
-                0 => None,
-                _ => texts.iter().find(|(j, _)| *j == i).map(|(_, t)| t.as_str()),
-            };
-            self.settle(s, errno, message);
+        if !refused
+            && self.adopted.is_empty()
+            && self.failed.is_empty()
+            && self.restoring.is_empty()
+        {
+            // The bulk case: every request applied and no prefix waits on
+            // one (`settle` would do nothing): the requests give their uses
+            // back, in any order (none is undone).
+            for s in sent.drain(..) {
+                self.slots.settled(s.wrote, s.prev);
+            }
+        } else {
+            settle_sides(&mut self.slots, &sent, Some(&errors));
+            for (i, (s, &errno)) in sent.drain(..).zip(errors.iter()).enumerate() {
+                let message = match errno {
+                    0 => None,
+                    _ => texts.iter().find(|(j, _)| *j == i).map(|(_, t)| t.as_str()),
+                };
+                self.settle(s, errno, message);
+            }
         }
         self.out.texts = texts;
         if !self.installs.is_empty() {

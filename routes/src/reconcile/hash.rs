@@ -322,6 +322,16 @@ impl Handles {
         self.held.len() - self.free.len()
     }
 
+    /// Uses of all held routes (checked in debug builds against the slot
+    /// sides and the requests in flight that hold them).
+    pub(crate) fn uses(&self) -> usize {
+        self.held
+            .iter()
+            .filter(|h| h.route.is_some())
+            .map(|h| h.uses)
+            .sum()
+    }
+
     /// Ids ever handed out (held or free).
     #[cfg(test)]
     pub(crate) fn ids(&self) -> usize {

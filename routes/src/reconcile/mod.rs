@@ -633,6 +633,14 @@ impl Reconciler {
             self.slots.count_installed(),
             "a slot change missed the installed count"
         );
+        // Every use a request took is given back when it is settled.
+        debug_assert!(
+            {
+                let (uses, sides) = self.slots.uses_and_sides();
+                uses == sides + self.out.uses_held()
+            },
+            "a route use was not given back"
+        );
         [
             s.installed_learned,
             s.installed_local,

@@ -671,6 +671,17 @@ impl Slots {
         n
     }
 
+    /// The uses [`Handles`] holds and the slot sides that name a route
+    /// (O(slots)): equal but for the uses of requests in flight (checked in
+    /// debug builds, [`super::Reconciler::publish`]).
+    pub(crate) fn uses_and_sides(&self) -> (usize, usize) {
+        let sides = self
+            .slots()
+            .map(|(_, s)| usize::from(s.desired.is_some()) + usize::from(s.kernel.is_some()))
+            .sum();
+        (self.routes.uses(), sides)
+    }
+
     /// Desired routes.
     pub(crate) fn desired_iter(&self) -> impl Iterator<Item = (IpNetwork, &Shared)> {
         self.slots()
