@@ -1,10 +1,10 @@
-//! The local API client used by `tortie` (CLI) and `tortie-cni`: one hyper
-//! HTTP/1.1 connection over a tokio `UnixStream` per call.
+//! The local API client used by `tortie` (CLI): one hyper HTTP/1.1
+//! connection over a tokio `UnixStream` per call.
 //!
 //! Data flow: a typed request is encoded as JSON, sent, and the answer decoded
 //! into the typed result or the server's [`ApiError`]. Failing to reach the
-//! socket is its own error ([`ClientError::Unreachable`]) so callers can say
-//! "is `tortie run` running?" (CLI) or "try again later" (CNI code 11).
+//! socket is its own error ([`ClientError::Unreachable`]) so the CLI can say
+//! "is `tortie run` running?".
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,13 +1,12 @@
-//! The local API's wire types: what `tortie` (the CLI), `tortie-cni` and the
-//! daemon exchange as JSON over HTTP/1.1 on the unix socket (`api.socket`).
+//! The local API's wire types: what `tortie` (the CLI) and the daemon
+//! exchange as JSON over HTTP/1.1 on the unix socket (`api.socket`).
 //!
-//! Data flow: the CLI/CNI build a request type, [`client`] (async, the CLI)
-//! or [`blocking`] (`tortie-cni`, no runtime) sends it; the
+//! Data flow: the CLI builds a request type, [`client`] sends it; the
 //! [`server`] decodes it and calls the daemon's [`Backend`]; the answer (or an
 //! [`ApiError`]) travels back as JSON. These types are the contract documented
 //! in `docs/cli.md`; add fields with `#[serde(default)]` to stay compatible.
-
-pub mod blocking;
+//! The CNI plugin's `POST /v1/cni` is not JSON: the server hands its body to
+//! [`crate::cni::serve`], which runs on the same [`Backend`].
 pub mod client;
 pub mod server;
 

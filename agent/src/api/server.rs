@@ -517,38 +517,15 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        // The blocking client (tortie-cni's) against the same server.
-        let bpath = path.clone();
-        let (health, gc, check, attach) = tokio::task::spawn_blocking(move || {
-            let b = crate::api::blocking::BlockingClient::new(&bpath);
-            (
-                b.health(),
-                b.gc(&GcRequest {
-                    valid_ids: vec!["b/eth1".into()],
-                }),
-                b.check(&CheckRequest {
-                    id: "y".into(),
-                    netns: None,
-                }),
-                b.attach(&AttachRequest {
-                    id: "z".into(),
-                    netns: "/x".into(),
-                    ifname: None,
-                    ip: None,
-                }),
-            )
-        })
-        .await
-        .unwrap();
-        assert!(health.unwrap().ok);
-        assert_eq!(gc.unwrap().removed, vec!["b/eth1".to_string()]);
-        match check {
-            Err(crate::api::client::ClientError::Api(e)) => {
-                assert_eq!(e.kind, crate::api::ErrorKind::NotFound)
-            }
-            other => panic!("{other:?}"),
-        }
-        match attach {
+        match client
+            .attach(&AttachRequest {
+                id: "z".into(),
+                netns: "/x".into(),
+                ifname: None,
+                ip: None,
+            })
+            .await
+        {
             Err(crate::api::client::ClientError::Api(e)) => {
                 assert_eq!(e.kind, crate::api::ErrorKind::Exhausted);
                 assert_eq!(e.message, "no address for z");
@@ -576,25 +553,19 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("is `tortie run` running?"), "{text}");
-        let b = crate::api::blocking::BlockingClient::new("/nonexistent/tortie.sock")
-            .health()
-            .unwrap_err();
-        assert!(
-            matches!(b, crate::api::client::ClientError::Unreachable { .. }),
-            "{b}"
-        );
     }
 
-    #[test]
-    fn blocking_client_times_out_on_a_silent_server() {
+    #[tokio::test]
+    async fn client_times_out_on_a_silent_server() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("silent.sock");
         let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
         // Accept and hold the connection without answering.
         let holder = std::thread::spawn(move || listener.accept().map(|(s, _)| s));
-        let e = crate::api::blocking::BlockingClient::new(&path)
+        let e = crate::api::client::Client::new(&path)
             .with_timeout(std::time::Duration::from_millis(100))
             .health()
+            .await
             .unwrap_err();
         assert!(
             matches!(e, crate::api::client::ClientError::Timeout(_)),

@@ -1,94 +1,20 @@
-//! One CNI invocation, from its inputs (environment, network config) to what
-//! the plugin prints on stdout and its exit status ([`Output`]).
+//! One CNI invocation, from the plugin's request to what the plugin prints
+//! on stdout and its exit status ([`Output`]).
 //!
 //! Data flow: the agent's `POST /v1/cni` hands its body to [`serve`], which
-//! splits it ([`super::parse_body`]) and runs [`invoke`] over the API's
-//! [`Backend`]: the same calls the `/v1/attach`, `/v1/detach`, `/v1/check`
-//! and `/v1/gc` handlers make, in the agent's process. [`invoke`] is generic
-//! over [`Calls`] so the old plugin path ([`run`]: the blocking API client,
-//! in the plugin's process) runs the same commands until the plugin is only
-//! a transport. Errors map to CNI codes through one table
-//! (`From<ApiError> for CniError`).
+//! splits it ([`super::parse_body`]), reads the environment and the config
+//! ([`super::parse_env`], [`super::parse_netconf`]) and runs the command on
+//! the API's [`Backend`]: the calls the `/v1/attach`, `/v1/detach`,
+//! `/v1/check` and `/v1/gc` handlers make, in the agent's process. Errors map
+//! to CNI codes through one table (`From<ApiError> for CniError`).
 
-use std::future::Future;
-use std::task::{Context, Poll, Waker};
+use std::collections::BTreeMap;
 
 use super::{
     CniEnv, CniError, Command, LATEST, NetConf, attachment_id, before_1_0, check_prev_result, code,
-    format_result, from_client_error, parse_env, parse_netconf, version_result,
+    format_result, parse_env, parse_netconf, version_result,
 };
-use crate::api::blocking::BlockingClient;
-use crate::api::client::ClientError;
-use crate::api::{
-    ApiError, AttachRequest, AttachResult, Backend, CheckRequest, DetachRequest, GcRequest,
-};
-
-/// What a CNI command needs from the agent.
-pub trait Calls {
-    type Error: std::fmt::Display;
-    fn attach(
-        &self,
-        req: AttachRequest,
-    ) -> impl Future<Output = Result<AttachResult, Self::Error>> + Send;
-    fn detach(&self, req: DetachRequest) -> impl Future<Output = Result<(), Self::Error>> + Send;
-    fn check(
-        &self,
-        req: CheckRequest,
-    ) -> impl Future<Output = Result<AttachResult, Self::Error>> + Send;
-    fn gc(&self, req: GcRequest) -> impl Future<Output = Result<(), Self::Error>> + Send;
-    /// Whether the agent serves (STATUS).
-    fn health(&self) -> impl Future<Output = Result<(), Self::Error>> + Send;
-    /// The CNI error for a failed call.
-    fn cni_error(e: Self::Error) -> CniError;
-}
-
-/// In the agent: the API's backend itself.
-impl<B: Backend> Calls for &B {
-    type Error = ApiError;
-    async fn attach(&self, req: AttachRequest) -> Result<AttachResult, ApiError> {
-        (**self).attach(req).await
-    }
-    async fn detach(&self, req: DetachRequest) -> Result<(), ApiError> {
-        (**self).detach(req).await.map(drop)
-    }
-    async fn check(&self, req: CheckRequest) -> Result<AttachResult, ApiError> {
-        (**self).check(req).await
-    }
-    async fn gc(&self, req: GcRequest) -> Result<(), ApiError> {
-        (**self).gc(req).await.map(drop)
-    }
-    /// The agent is answering this request: it serves (as `/v1/health`,
-    /// which asks the backend nothing either).
-    async fn health(&self) -> Result<(), ApiError> {
-        Ok(())
-    }
-    fn cni_error(e: ApiError) -> CniError {
-        e.into()
-    }
-}
-
-/// In the old plugin: the blocking API client (no futures ever wait).
-impl Calls for BlockingClient {
-    type Error = ClientError;
-    async fn attach(&self, req: AttachRequest) -> Result<AttachResult, ClientError> {
-        BlockingClient::attach(self, &req)
-    }
-    async fn detach(&self, req: DetachRequest) -> Result<(), ClientError> {
-        BlockingClient::detach(self, &req).map(drop)
-    }
-    async fn check(&self, req: CheckRequest) -> Result<AttachResult, ClientError> {
-        BlockingClient::check(self, &req)
-    }
-    async fn gc(&self, req: GcRequest) -> Result<(), ClientError> {
-        BlockingClient::gc(self, &req).map(drop)
-    }
-    async fn health(&self) -> Result<(), ClientError> {
-        BlockingClient::health(self).map(drop)
-    }
-    fn cni_error(e: ClientError) -> CniError {
-        from_client_error(e)
-    }
-}
+use crate::api::{AttachRequest, Backend, CheckRequest, DetachRequest, GcRequest};
 
 /// What the plugin prints on stdout and its exit status.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -125,33 +51,22 @@ impl Output {
 /// `POST /v1/cni`: one invocation sent by the plugin, run on `backend`.
 pub async fn serve<B: Backend>(backend: &B, body: &[u8]) -> Output {
     match super::parse_body(body) {
-        Ok((env, conf)) => invoke(|_| backend, |k| env.get(k).cloned(), Ok(conf)).await,
+        Ok((env, conf)) => invoke(backend, &env, conf).await,
         Err(e) => Output::error(&e, LATEST),
     }
 }
 
-/// Runs one invocation: `get` reads the environment, `stdin` is the network
-/// config (or the error reading it), `agent` gives the calls for a config.
-/// Errors before the config is parsed are in [`LATEST`]'s format, later ones
-/// in the config's `cniVersion`.
-pub async fn invoke<C: Calls>(
-    agent: impl FnOnce(&NetConf) -> C,
-    get: impl Fn(&str) -> Option<String>,
-    stdin: Result<&[u8], &std::io::Error>,
+/// Runs one invocation: `env` is the plugin's environment, `stdin` the
+/// network config. Errors before the config is parsed are in [`LATEST`]'s
+/// format, later ones in the config's `cniVersion`.
+pub async fn invoke<B: Backend>(
+    backend: &B,
+    env: &BTreeMap<String, String>,
+    stdin: &[u8],
 ) -> Output {
-    let env = match parse_env(get) {
+    let env = match parse_env(|k| env.get(k).cloned()) {
         Ok(e) => e,
         Err(e) => return Output::error(&e, LATEST),
-    };
-    let stdin = match stdin {
-        Ok(s) => s,
-        Err(e) => {
-            let err = CniError::new(
-                code::IO_FAILURE,
-                "reading the network config from stdin failed",
-            );
-            return Output::error(&err.with_details(e.to_string()), LATEST);
-        }
     };
     if env.command == Command::Version {
         // VERSION answers whatever the caller's version is.
@@ -161,34 +76,16 @@ pub async fn invoke<C: Calls>(
         Ok(c) => c,
         Err(e) => return Output::error(&e, LATEST),
     };
-    match command(&agent(&conf), &env, &conf).await {
+    match command(backend, &env, &conf).await {
         Ok(out) => Output::ok(out),
         Err(e) => Output::error(&e, &conf.cni_version),
     }
 }
 
-/// Runs one command in the old plugin (blocking client, no runtime).
-/// `Ok(Some(json))` is printed on stdout; `Ok(None)` prints nothing.
-pub fn run(env: &CniEnv, conf: &NetConf) -> Result<Option<String>, CniError> {
-    block_on(command(&BlockingClient::new(conf.socket()), env, conf))
-}
-
-/// Polls a future that never waits (the blocking client's) to its end.
-fn block_on<F: Future>(f: F) -> F::Output {
-    let mut f = std::pin::pin!(f);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::yield_now();
-    }
-}
-
 /// One command (not VERSION's early answer): `Ok(Some(json))` for ADD and
 /// VERSION, `Ok(None)` for DEL, CHECK, STATUS and GC.
-async fn command<C: Calls>(
-    agent: &C,
+async fn command<B: Backend>(
+    backend: &B,
     env: &CniEnv,
     conf: &NetConf,
 ) -> Result<Option<String>, CniError> {
@@ -216,14 +113,11 @@ async fn command<C: Calls>(
                 ifname: env.ifname.clone(),
                 ip: env.args.get("IP").cloned(),
             };
-            let a = agent.attach(req).await.map_err(C::cni_error)?;
+            let a = backend.attach(req).await?;
             Ok(Some(format_result(&conf.cni_version, &a).to_string()))
         }
         Command::Del => {
-            agent
-                .detach(DetachRequest { id: id() })
-                .await
-                .map_err(C::cni_error)?;
+            backend.detach(DetachRequest { id: id() }).await?;
             Ok(None)
         }
         Command::Check => {
@@ -237,18 +131,13 @@ async fn command<C: Calls>(
                 id: id(),
                 netns: env.netns.clone(),
             };
-            let a = agent.check(req).await.map_err(C::cni_error)?;
+            let a = backend.check(req).await?;
             check_prev_result(conf.prev_result.as_ref(), &a)?;
             Ok(None)
         }
-        Command::Status => match agent.health().await {
-            Ok(()) => Ok(None),
-            Err(e) => Err(CniError::new(
-                code::PLUGIN_NOT_AVAILABLE,
-                "the tortie agent is not reachable",
-            )
-            .with_details(e.to_string())),
-        },
+        // The agent answering is the agent serving (the plugin answers 50
+        // when it cannot reach it), as `GET /v1/health` says.
+        Command::Status => Ok(None),
         Command::Gc => {
             let valid = conf.valid_attachments.as_ref().ok_or_else(|| {
                 CniError::new(
@@ -260,10 +149,7 @@ async fn command<C: Calls>(
                 .iter()
                 .map(|v| attachment_id(&v.container_id, &v.ifname))
                 .collect();
-            agent
-                .gc(GcRequest { valid_ids })
-                .await
-                .map_err(C::cni_error)?;
+            backend.gc(GcRequest { valid_ids }).await?;
             Ok(None)
         }
     }
@@ -272,46 +158,47 @@ async fn command<C: Calls>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::{
+        ApiError, AttachResult, DetachResult, GcResult, RouteView, RoutesQuery, StatusView,
+    };
     use crate::cni::SUPPORTED_VERSIONS;
 
-    /// The calls of an agent that has one attachment.
-    struct One(AttachResult);
+    /// A backend with one attachment (status and routes are not CNI's).
+    struct One;
 
-    impl Calls for One {
-        type Error = ApiError;
-        async fn attach(&self, _: AttachRequest) -> Result<AttachResult, ApiError> {
-            Ok(self.0.clone())
+    impl Backend for One {
+        async fn status(&self) -> Result<StatusView, ApiError> {
+            Ok(StatusView::default())
         }
-        async fn detach(&self, _: DetachRequest) -> Result<(), ApiError> {
-            Ok(())
+        async fn routes(&self, _: RoutesQuery) -> Result<Vec<RouteView>, ApiError> {
+            Ok(Vec::new())
+        }
+        async fn attach(&self, _: AttachRequest) -> Result<AttachResult, ApiError> {
+            Ok(crate::cni::tests::sample())
+        }
+        async fn detach(&self, req: DetachRequest) -> Result<DetachResult, ApiError> {
+            Ok(DetachResult {
+                id: req.id,
+                ..Default::default()
+            })
         }
         async fn check(&self, _: CheckRequest) -> Result<AttachResult, ApiError> {
-            Ok(self.0.clone())
+            Ok(crate::cni::tests::sample())
         }
-        async fn gc(&self, _: GcRequest) -> Result<(), ApiError> {
-            Ok(())
-        }
-        async fn health(&self) -> Result<(), ApiError> {
-            Ok(())
-        }
-        fn cni_error(e: ApiError) -> CniError {
-            e.into()
+        async fn gc(&self, _: GcRequest) -> Result<GcResult, ApiError> {
+            Ok(GcResult::default())
         }
     }
 
-    fn call(cmd: &str, conf: &str) -> Output {
-        let env = |k: &str| {
-            let v = match k {
-                "CNI_COMMAND" => cmd,
-                "CNI_CONTAINERID" => "c1",
-                "CNI_NETNS" => "/run/netns/c1",
-                "CNI_IFNAME" => "eth0",
-                _ => return None,
-            };
-            Some(v.to_string())
-        };
-        let one = |_: &NetConf| One(crate::cni::tests::sample());
-        block_on(invoke(one, env, Ok(conf.as_bytes())))
+    async fn call(cmd: &str, conf: &str) -> Output {
+        let env = [
+            ("CNI_COMMAND", cmd),
+            ("CNI_CONTAINERID", "c1"),
+            ("CNI_NETNS", "/run/netns/c1"),
+            ("CNI_IFNAME", "eth0"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        invoke(&One, &BTreeMap::from(env), conf.as_bytes()).await
     }
 
     fn error_code(out: &Output) -> (u8, serde_json::Value) {
@@ -319,10 +206,10 @@ mod tests {
         (out.exit, v["code"].clone())
     }
 
-    #[test]
-    fn add_answers_in_the_configs_version() {
+    #[tokio::test]
+    async fn add_answers_in_the_configs_version() {
         for v in SUPPORTED_VERSIONS {
-            let out = call("ADD", &format!(r#"{{"cniVersion":"{v}","name":"t"}}"#));
+            let out = call("ADD", &format!(r#"{{"cniVersion":"{v}","name":"t"}}"#)).await;
             let want = format!("{}\n", format_result(v, &crate::cni::tests::sample()));
             assert_eq!(out.exit, 0, "{v}");
             assert_eq!(String::from_utf8_lossy(&out.stdout), want, "{v}");
@@ -330,31 +217,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn version_rules_and_config_errors() {
+    #[tokio::test]
+    async fn version_rules_and_config_errors() {
         let prev = r#"{"cniVersion":"0.3.1","name":"t","prevResult":{}}"#;
-        assert_eq!(error_code(&call("ADD", prev)), (1, 2.into()));
+        assert_eq!(error_code(&call("ADD", prev).await), (1, 2.into()));
         let old = r#"{"cniVersion":"0.3.1","name":"t"}"#;
-        assert_eq!(error_code(&call("CHECK", old)), (1, 1.into()));
+        assert_eq!(error_code(&call("CHECK", old).await), (1, 1.into()));
         let no_prev = r#"{"cniVersion":"1.1.0","name":"t"}"#;
-        assert_eq!(error_code(&call("CHECK", no_prev)), (1, 7.into()));
-        assert_eq!(error_code(&call("GC", no_prev)), (1, 7.into()));
+        assert_eq!(error_code(&call("CHECK", no_prev).await), (1, 7.into()));
+        assert_eq!(error_code(&call("GC", no_prev).await), (1, 7.into()));
         let ok = format!(
             r#"{{"cniVersion":"1.1.0","name":"t","prevResult":{}}}"#,
             format_result("1.1.0", &crate::cni::tests::sample())
         );
-        assert_eq!(call("CHECK", &ok), Output::ok(None));
-        assert_eq!(call("DEL", no_prev).to_body(), b"0\n");
-    }
-
-    #[test]
-    fn a_stdin_error_is_an_io_failure_after_env_errors() {
-        let one = |_: &NetConf| One(crate::cni::tests::sample());
-        let err = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
-        let get = |k: &str| (k == "CNI_COMMAND").then(|| "STATUS".to_string());
-        let out = block_on(invoke(one, get, Err(&err)));
-        assert_eq!(error_code(&out), (1, 5.into()));
-        let out = block_on(invoke(one, |_| None, Err(&err)));
-        assert_eq!(error_code(&out), (1, 4.into()));
+        assert_eq!(call("CHECK", &ok).await, Output::ok(None));
+        assert_eq!(call("DEL", no_prev).await.to_body(), b"0\n");
+        assert_eq!(call("STATUS", no_prev).await.to_body(), b"0\n");
     }
 }

@@ -17,14 +17,13 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::client::ClientError;
 use crate::api::{ApiError, AttachResult, ErrorKind};
 
 pub mod body;
 pub mod invoke;
 
 pub use body::parse_body;
-pub use invoke::{Output, invoke, run, serve};
+pub use invoke::{Output, invoke, serve};
 
 /// Versions this plugin speaks, oldest first.
 pub const SUPPORTED_VERSIONS: [&str; 5] = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
@@ -184,19 +183,14 @@ pub struct NetConf {
     pub name: String,
     #[serde(rename = "type", default)]
     pub plugin_type: String,
-    /// The agent's API socket; DESIGN.md's default when absent.
+    /// The agent's API socket the plugin connects to (`api::DEFAULT_SOCKET`
+    /// when absent); checked here, used by the plugin only.
     #[serde(default)]
     pub socket: Option<String>,
     #[serde(rename = "prevResult", default)]
     pub prev_result: Option<Value>,
     #[serde(rename = "cni.dev/valid-attachments", default)]
     pub valid_attachments: Option<Vec<ValidAttachment>>,
-}
-
-impl NetConf {
-    pub fn socket(&self) -> &str {
-        self.socket.as_deref().unwrap_or(crate::api::DEFAULT_SOCKET)
-    }
 }
 
 /// Parses stdin. VERSION only needs `cniVersion`; every other command the
@@ -285,23 +279,7 @@ pub fn version_result() -> Value {
     json!({ "cniVersion": LATEST, "supportedVersions": SUPPORTED_VERSIONS })
 }
 
-/// Maps a failed API call to a CNI error.
-pub fn from_client_error(e: ClientError) -> CniError {
-    let text = e.to_string();
-    match e {
-        ClientError::Unreachable { .. } | ClientError::Timeout(_) => {
-            CniError::new(code::TRY_AGAIN_LATER, "the tortie agent is not reachable")
-                .with_details(text)
-        }
-        ClientError::Protocol { .. } => {
-            CniError::new(code::IO_FAILURE, "talking to the tortie agent failed").with_details(text)
-        }
-        ClientError::Api(api) => api.into(),
-    }
-}
-
-/// The one table from the API's error kinds to CNI error codes (the agent's
-/// `/v1/cni` and the plugin's API client both map through it).
+/// The one table from the API's error kinds to CNI error codes.
 impl From<ApiError> for CniError {
     fn from(api: ApiError) -> CniError {
         let c = match api.kind {
@@ -420,10 +398,10 @@ mod tests {
     fn netconf_versions_and_socket() {
         let c = parse_netconf(br#"{"cniVersion":"1.1.0","name":"tortie","type":"tortie","socket":"/tmp/t.sock","args":{"x":1}}"#)
             .unwrap();
-        assert_eq!(c.socket(), "/tmp/t.sock");
+        assert_eq!(c.socket.as_deref(), Some("/tmp/t.sock"));
         let c =
             parse_netconf(br#"{"cniVersion":"0.4.0","name":"tortie","type":"tortie"}"#).unwrap();
-        assert_eq!(c.socket(), crate::api::DEFAULT_SOCKET);
+        assert_eq!(c.socket, None);
         assert_eq!(
             parse_netconf(br#"{"cniVersion":"9.9.9","name":"n","type":"tortie"}"#)
                 .unwrap_err()
@@ -550,14 +528,5 @@ mod tests {
             check_prev_result(None, &sample()).unwrap_err().code,
             code::INVALID_NETWORK_CONFIG
         );
-    }
-
-    #[test]
-    fn unreachable_agent_is_try_again_later() {
-        let e = from_client_error(ClientError::Unreachable {
-            path: "/nope".into(),
-            source: std::io::Error::from(std::io::ErrorKind::NotFound),
-        });
-        assert_eq!(e.code, code::TRY_AGAIN_LATER);
     }
 }
