@@ -10,7 +10,7 @@
 //!   showing none of the N in the kernel;
 //! - **kernel floor** (under the end-to-end row): the reference raw
 //!   writer installing the same N prefixes with the same monitor attached,
-//!   no BGP ([`ingest_run::floor_run`]), against BIRD's end-to-end — what
+//!   no BGP ([`ingest_floor::floor_run`]), against BIRD's end-to-end — what
 //!   the kernel alone costs any DUT;
 //! - **peak RSS growth per route**: (VmHWM − VmRSS before the load) / N of
 //!   each DUT process, from the end-to-end runs (the control-plane runs'
@@ -32,9 +32,8 @@ use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
 use crate::feeder::{self, Shape, Workload};
-use crate::ingest_run::{
-    self, DUT_ASN, Dut, FEEDER_ASN, FEEDER_IP, Feed, FloorOrder, Inputs, Mode, Run,
-};
+use crate::ingest_floor::{self, FloorOrder};
+use crate::ingest_run::{self, DUT_ASN, Dut, FEEDER_ASN, FEEDER_IP, Feed, Inputs, Mode, Run};
 use crate::nl::Family;
 use crate::pin::{self, Pinning};
 use crate::report::{Section, ratio, secs};
@@ -153,6 +152,32 @@ fn median_by<K: PartialOrd + Copy>(runs: &[Run], key: impl Fn(&Run) -> K) -> Run
     v.get(v.len() / 2).map(|r| (*r).clone()).unwrap_or_default()
 }
 
+/// Min, median and max of `v` (NaN for none).
+fn spread(mut v: Vec<f64>) -> [f64; 3] {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    match (v.first(), v.last()) {
+        (Some(&lo), Some(&hi)) => [lo, v[v.len() / 2], hi],
+        _ => [f64::NAN; 3],
+    }
+}
+
+/// A time cell: the median, then the runs' min–max when there are several
+/// (the noise the median hides).
+fn time_cell(v: &[f64]) -> String {
+    let [lo, med, hi] = spread(v.to_vec());
+    if med.is_nan() {
+        return String::new();
+    }
+    let one = secs(std::time::Duration::from_secs_f64(med));
+    if v.len() < 2 {
+        one
+    } else if hi < 1.0 {
+        format!("{one} ({:.0}–{:.0})", lo * 1e3, hi * 1e3)
+    } else {
+        format!("{one} ({lo:.2}–{hi:.2})")
+    }
+}
+
 fn median_f(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
@@ -165,7 +190,7 @@ struct Case {
     shape: Shape,
     n: u32,
     feed: Feed,
-    /// Also run the kernel floor ([`ingest_run::floor_run`]): for the
+    /// Also run the kernel floor ([`ingest_floor::floor_run`]): for the
     /// first feeder of a (family, shape, size) only, as it has no feeder.
     floor: bool,
 }
@@ -181,7 +206,13 @@ fn run_json(c: Case, mode: Mode, dut: Dut, seq: usize, r: &Run) -> Value {
     json!({
         "family": family.name(), "shape": shape.name(), "prefixes": n, "feeder": feed.key(), "mode": mode.key(),
         "dut": dut.name(), "sequence": seq,
-        "rib_s": r.rib.as_secs_f64(), "kernel_s": r.kernel.map(|k| k.as_secs_f64()),
+        "rib_s": r.rib.map(|k| k.as_secs_f64()), "kernel_s": r.kernel.map(|k| k.as_secs_f64()),
+        "rib_polled_s": r.rib_polled.map(|k| k.as_secs_f64()),
+        "end_window_s": r.end_window.map(|w| w.as_secs_f64()), "dut_polls": r.polls,
+        "dut_poll_cpu_s": r.poll_cpu.map(|c| c.as_secs_f64()),
+        "feeder_last_update_s": r.feeder_done.map(|d| d.as_secs_f64()),
+        "feeder_segments": r.wire.segments, "dut_zero_windows": r.wire.zero_windows,
+        "capture_drops": r.wire.drops,
         "rss_before_bytes": r.rss_before, "peak_rss_bytes": r.hwm, "rss_after_steady_bytes": r.rss_after,
         "rss_after_withdraw_bytes": r.rss_withdrawn,
         "rss_growth_bytes_per_route": r.bytes_per_route(n),
@@ -194,7 +225,7 @@ fn run_json(c: Case, mode: Mode, dut: Dut, seq: usize, r: &Run) -> Value {
 pub fn run(opts: &Options) -> Result<Section> {
     let mut sec = Section::new(
         "BGP ingest (tortie vs BIRD, like for like)",
-        "Per family, shape, size and feeder, three rows, tortie and BIRD 2 measured the same way in the same run, each in fresh namespaces (feeder ↔ DUT over a veth, eBGP 65001 → 64512, an IPv4 session). IPv4 rows: N /28s; IPv6 rows: N /48s in MP_REACH_NLRI with the feeder's IPv6 address on the link as next hop, both families negotiated on both DUTs (BIRD: ipv4 and ipv6 channels; tortie: `families = [\"ipv4\", \"ipv6\"]`). t0 = the first UPDATE leaving the feeder, seen by a packet socket on its veth (the same for both feeders and DUTs). **end-to-end** = t0 → all N prefixes of the DUT's protocol in its kernel table (netlink route events), kernel install on for both. **control plane** = t0 → all N in the DUT's RIB with kernel install off on both (BIRD: no kernel protocol, \"Routes: N imported\" on its control socket; tortie: `tortie run --no-kernel`, `routes_received` from GET /v1/status; both polled every 10 ms; afterwards a dump checks none of the N reached the kernel). **RSS growth/route** = (VmHWM − VmRSS before the load) / N of the DUT process, end-to-end runs. **RSS kept after withdrawal** = VmRSS 2 s after the feeder's session went down and every route left the kernel, minus VmRSS before the load (end-to-end runs; tortie runs with graceful restart off; `--smoke` waits 0.3 s, and 0.2 s instead of 1 s for the steady state). Feeders: **live** = BIRD 2 holding the routes in a static protocol that is enabled once the session is up (a real peer's process; its control socket is poked every 10 ms, BIRD 2.0.12's end-of-export stall); **burst** = the bench's pre-built UPDATE bytes written in 256 KiB chunks. CPU s = user + system seconds of the DUT process (all threads) and of the feeder (BIRD process; the writer thread) during the load. Medians of the repeated runs (DUT order alternating); ratios are tortie / BIRD of the medians (lower is better). RIB heap (in-process) = the burst workload's bytes decoded and applied to tortie's `Rib` in the bench process, live heap counted (a tortie-only figure).",
+        "Per family, shape, size and feeder, three rows, tortie and BIRD 2 measured the same way in the same run, each in fresh namespaces (feeder ↔ DUT over a veth, eBGP 65001 → 64512, an IPv4 session). IPv4 rows: N /28s; IPv6 rows: N /48s in MP_REACH_NLRI with the feeder's IPv6 address on the link as next hop, both families negotiated on both DUTs (BIRD: ipv4 and ipv6 channels; tortie: `families = [\"ipv4\", \"ipv6\"]`). t0 = the first UPDATE leaving the feeder, seen by a packet socket on its veth (the same for both feeders and DUTs). **end-to-end** = t0 → all N prefixes of the DUT's protocol in its kernel table (netlink route events; the DUT is not polled), kernel install on for both. **control plane** = t0 → all N in the DUT's RIB with kernel install off on both (BIRD: no kernel protocol, \"Routes: N imported\" on its control socket; tortie: `tortie run --no-kernel`, `routes_received` from GET /v1/status; both polled every 10 ms, the end placed inside the last interval by the DUT's CPU clock sampled every 0.5 ms: when it reached its value at the answer less one poll's measured cost; afterwards a dump checks none of the N reached the kernel). **feeder's last UPDATE left** = t0 → the feeder's last segment with UPDATE content, from the same packet socket: the row's floor (DUT zero windows: how often the DUT's receive window closed on the feeder). **RSS growth/route** = (VmHWM − VmRSS before the load) / N of the DUT process, end-to-end runs. **RSS kept after withdrawal** = VmRSS 2 s after the feeder's session went down and every route left the kernel, minus VmRSS before the load (end-to-end runs; tortie runs with graceful restart off; `--smoke` waits 0.3 s, and 0.2 s instead of 1 s for the steady state). Feeders: **live** = BIRD 2 holding the routes in a static protocol that is enabled once the session is up (a real peer's process; its control socket is poked every 10 ms, BIRD 2.0.12's end-of-export stall); **burst** = the bench's pre-built UPDATE bytes written in 256 KiB chunks. CPU s = user + system seconds of the DUT process (all threads) and of the feeder (BIRD process; the writer thread) during the load, from their CPU clocks (ns). Medians of the repeated runs (DUT order alternating; times with the runs' min–max); ratios are tortie / BIRD of the medians (lower is better). RIB heap (in-process) = the burst workload's bytes decoded and applied to tortie's `Rib` in the bench process, live heap counted (a tortie-only figure).",
     );
     sec.header = [
         "family",
@@ -383,7 +414,7 @@ fn measure_case(
     } = case;
     let tag = format!("{} {} {n} {}", family.name(), shape.name(), feed.key());
     let mut runs: Vec<(Mode, Dut, Run)> = Vec::new();
-    let mut floors: Vec<(ingest_run::FloorOrder, Run)> = Vec::new();
+    let mut floors: Vec<(ingest_floor::FloorOrder, Run)> = Vec::new();
     for _ in 0..opts.repeat.max(1) {
         for mode in [Mode::EndToEnd, Mode::ControlPlane] {
             let order = if seq.is_multiple_of(2) {
@@ -404,7 +435,7 @@ fn measure_case(
         }
         if floor {
             for order in floor_orders(family) {
-                let r = ingest_run::floor_run(order, inp)
+                let r = ingest_floor::floor_run(order, inp)
                     .with_context(|| format!("kernel floor {tag} {}", order.name()))?;
                 let mut j = run_json(case, Mode::EndToEnd, Dut::Tortie, *seq, &r);
                 j["dut"] = json!(format!("raw writer ({})", order.name()));
@@ -430,18 +461,63 @@ fn measure_case(
             Mode::EndToEnd => "end-to-end (kernel on)",
             Mode::ControlPlane => "control plane (kernel off)",
         };
+        let times = |dut: Dut| -> Vec<f64> {
+            pick(mode, dut)
+                .iter()
+                .map(|r| r.time.as_secs_f64())
+                .collect()
+        };
         sec.rows.push(row(
             &key,
             label,
             [
-                secs(b.time),
-                secs(t.time),
+                time_cell(&times(Dut::Bird)),
+                time_cell(&times(Dut::Tortie)),
                 format!("{rt:.2}×"),
-                format!("{:.2}", b.cpu),
-                format!("{:.2}", t.cpu),
+                format!("{:.3}", b.cpu),
+                format!("{:.3}", t.cpu),
                 format!("{:.3} / {:.3}", b.feeder_cpu, t.feeder_cpu),
             ],
         ));
+        // The feeder-bound floor: when the feeder's last UPDATE left.
+        let done = |dut: Dut| -> Vec<f64> {
+            pick(mode, dut)
+                .iter()
+                .filter_map(|r| r.feeder_done.map(|d| d.as_secs_f64()))
+                .collect()
+        };
+        let zero_windows = |dut: Dut| {
+            median_f(
+                pick(mode, dut)
+                    .iter()
+                    .map(|r| r.wire.zero_windows as f64)
+                    .collect(),
+            )
+        };
+        sec.rows.push(row(
+            &key,
+            "↳ feeder's last UPDATE left (t0 +): the row's floor",
+            [
+                time_cell(&done(Dut::Bird)),
+                time_cell(&done(Dut::Tortie)),
+                String::new(),
+                String::new(),
+                String::new(),
+                format!(
+                    "DUT zero windows {:.0} / {:.0}",
+                    zero_windows(Dut::Bird),
+                    zero_windows(Dut::Tortie)
+                ),
+            ],
+        ));
+        let cpus = |dut: Dut| -> Vec<f64> { pick(mode, dut).iter().map(|r| r.cpu).collect() };
+        row_ratios[format!("{}_spread_s", mode.key())] = json!({
+            "what": "min, median, max of the runs",
+            "bird": spread(times(Dut::Bird)), "tortie": spread(times(Dut::Tortie)),
+            "bird_cpu": spread(cpus(Dut::Bird)), "tortie_cpu": spread(cpus(Dut::Tortie)),
+            "bird_feeder_last_update": spread(done(Dut::Bird)),
+            "tortie_feeder_last_update": spread(done(Dut::Tortie)),
+        });
         row_ratios[format!("{}_tortie_over_bird", mode.key())] = json!(rt);
         row_ratios[format!("{}_cpu_tortie_over_bird", mode.key())] = json!(ratio(t.cpu, b.cpu));
         sec.target(

@@ -11,8 +11,11 @@
 //! the pre-built writer) on the feeder CPUs → kernel monitor (end-to-end
 //! only) → DUT spawned on the DUT CPUs ([`crate::pin`]) → session
 //! Established → baselines → load started (`enable` the static protocol, or
-//! `go`) → first UPDATE on the wire = t0 → poll the DUT's RIB count (and
-//! poke the BIRD feeder) → kernel monitor → figures.
+//! `go`) → first UPDATE on the wire = t0 → the end event: the kernel
+//! monitor (end-to-end; the DUT is not asked anything) or the DUT's RIB
+//! count polled every 10 ms, every 1 ms once it is due (control plane);
+//! the BIRD feeder poked every 10 ms → the feeder's last UPDATE from the
+//! capture → figures. CPU seconds from the processes' CPU clocks (ns).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
@@ -24,14 +27,13 @@ use anyhow::{Context, Result, bail};
 use tortie_lab::bird::{Bird, BirdConfig, BirdNeighbor};
 use tortie_lab::netns::{Netns, linked_pair};
 use tortie_lab::tortie::{TortieConfig, TortieNode, TortiePeer};
-use tortie_routes::IpNetwork;
 
 use crate::bins::{BirdCtl, agent_routes_received};
-use crate::capture::FirstUpdate;
+use crate::capture::{Wire, WireStats};
 use crate::feeder::{self, FeedEvent, Shape, Workload};
 use crate::nl::{self, Family};
 use crate::pin::{self, CpuSet};
-use crate::report::{cpu_seconds, proc_kb};
+use crate::report::{proc_kb, process_cpu};
 
 pub const FEEDER_ASN: u32 = 65001;
 pub const DUT_ASN: u32 = 64512;
@@ -144,11 +146,41 @@ pub struct Inputs {
     pub waits: Waits,
 }
 
+/// The control plane's end event: the DUT's RIB count is polled every
+/// `POLL` (each poll is work for the DUT: its cost is measured); between
+/// polls the bench samples the DUT's CPU clock every `SAMPLE` (no work for
+/// the DUT), which places the end inside the last interval ([`refine`]).
+const POLL: Duration = Duration::from_millis(10);
+const SAMPLE: Duration = Duration::from_micros(500);
+/// How often the live BIRD feeder's control socket is poked during the
+/// load (BIRD 2.0.12's end-of-export stall, BENCH-NOTES).
+const POKE: Duration = Duration::from_millis(10);
+/// Polls timed back to back once the DUT is idle after the load, for one
+/// poll's DUT CPU cost.
+const POLL_COST_SAMPLES: u32 = 50;
+
 /// One DUT's figures for one run.
 #[derive(Clone, Debug, Default)]
 pub struct Run {
-    /// First UPDATE on the wire → all N in the DUT's RIB.
-    pub rib: Duration,
+    /// First UPDATE on the wire → all N in the DUT's RIB (control plane;
+    /// end-to-end runs do not ask the DUT, unless `TORTIE_BENCH_TRACE`).
+    pub rib: Option<Duration>,
+    /// The control plane's end lies between the send of the last poll that
+    /// saw fewer than N and the answer that saw N: this window's width.
+    pub end_window: Option<Duration>,
+    /// t0 → the answer that saw N (control plane): `rib` before [`refine`].
+    pub rib_polled: Option<Duration>,
+    /// DUT polls during the load (control plane).
+    pub polls: u32,
+    /// One poll's DUT CPU time, measured on the idle DUT after the load
+    /// (control plane): `polls` × this is what the polling cost the DUT.
+    pub poll_cpu: Option<Duration>,
+    /// t0 → the feeder's last segment with UPDATE content left (the
+    /// capture): the feeder-bound floor of the run.
+    pub feeder_done: Option<Duration>,
+    /// What else the capture saw: the feeder's data segments, the DUT's
+    /// zero-window advertisements, packets the capture dropped.
+    pub wire: WireStats,
     /// First UPDATE → all N in the DUT's kernel table (end-to-end only).
     pub kernel: Option<Duration>,
     /// The figure of the run's mode (kernel end-to-end, RIB otherwise).
@@ -163,7 +195,7 @@ pub struct Run {
     /// DUT CPU seconds (all threads, user + system) during the load.
     pub cpu: f64,
     /// The feeder's CPU seconds during the load (BIRD process, or the
-    /// pre-built writer's thread).
+    /// pre-built writer's thread), also from its CPU clock.
     pub feeder_cpu: f64,
     pub dut_cpus: String,
     pub feeder_cpus: String,
@@ -309,12 +341,27 @@ fn start_live(ns: &Netns, dir: &Path, routes: &Path, family: Family) -> Result<F
     Ok(Feeder::Live(bird, ctl))
 }
 
-type Monitor = std::thread::JoinHandle<Result<(Instant, bool)>>;
+/// A kernel monitor thread; its answer (when all N were in the kernel,
+/// whether it fell back to dumps) comes on `done` as it ends.
+pub(crate) struct Monitor {
+    done: mpsc::Receiver<Result<(Instant, bool)>>,
+}
+
+impl Monitor {
+    /// Its answer, waiting up to `timeout` (`None`: not done yet).
+    pub(crate) fn wait(&self, timeout: Duration) -> Result<Option<(Instant, bool)>> {
+        match self.done.recv_timeout(timeout) {
+            Ok(r) => r.map(Some),
+            Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
+            Err(mpsc::RecvTimeoutError::Disconnected) => bail!("kernel monitor panicked"),
+        }
+    }
+}
 
 /// The kernel monitor of a run ([`nl::wait_for_routes`]) in namespace `d`,
 /// subscribed when this returns: it ends when `n` benchmark prefixes of
 /// `family` with protocol `proto` are in the kernel.
-fn start_monitor(
+pub(crate) fn start_monitor(
     d: &Netns,
     family: Family,
     proto: u8,
@@ -322,19 +369,21 @@ fn start_monitor(
     budget: Duration,
 ) -> Result<Monitor> {
     let (ready_tx, ready_rx) = mpsc::channel();
+    let (done_tx, done) = mpsc::channel();
     let dname = d.name().to_string();
     let len = feeder::prefix_len(family);
-    let h = std::thread::spawn(move || {
-        nl::in_netns(&dname, move || {
+    std::thread::spawn(move || {
+        let r = nl::in_netns(&dname, move || {
             nl::wait_for_routes(family, proto, Some(len), n, Instant::now() + budget, || {
                 let _ = ready_tx.send(());
             })
-        })
+        });
+        let _ = done_tx.send(r);
     });
     ready_rx
         .recv_timeout(Duration::from_secs(10))
         .context("kernel monitor did not start")?;
-    Ok(h)
+    Ok(Monitor { done })
 }
 
 /// Runs `dut` against `feed` in `mode`; the calling thread must already be
@@ -354,7 +403,7 @@ pub fn one_run(dut: Dut, feed: Feed, mode: Mode, inp: &Inputs) -> Result<Run> {
         .prefix("tortie-bench-ingest")
         .tempdir()
         .context("creating a work dir")?;
-    let capture = FirstUpdate::start(f.name(), "eth1")?;
+    let wire = Wire::start(f.name(), "eth1")?;
     let mut feeder = match feed {
         Feed::Burst => {
             let fd = feeder::start(
@@ -419,23 +468,30 @@ pub fn one_run(dut: Dut, feed: Feed, mode: Mode, inp: &Inputs) -> Result<Run> {
         Feeder::Burst(_) => None,
     };
     let rss_before = proc_kb(pid, "VmRSS").unwrap_or(0);
-    let cpu_before = cpu_seconds(pid).unwrap_or(0.0);
-    let fcpu_before = feeder_pid.and_then(cpu_seconds).unwrap_or(0.0);
+    let cpu_before = process_cpu(pid).unwrap_or_default();
+    let fcpu_before = feeder_pid.and_then(process_cpu).unwrap_or_default();
     match &mut feeder {
         Feeder::Burst(fd) => fd.go(),
         Feeder::Live(_, fctl) => {
             fctl.cmd(&format!("enable {STATIC}"))?;
         }
     }
-    let t0 = capture.wait(budget)?;
-    drop(capture);
+    let t0 = wire.first_update(budget)?;
     let deadline = t0 + budget;
     let trace = std::env::var_os("TORTIE_BENCH_TRACE").is_some();
     let mut burst_cpu = None;
-    let rib_at = loop {
+    let mut poke_at = Instant::now();
+    let mut polls = 0u32;
+    let mut poll_at = Instant::now();
+    // Send time of the last poll that saw fewer than N, and the DUT's CPU
+    // clock sampled since.
+    let mut below_sent = t0;
+    let mut samples: Vec<(Instant, Duration)> = Vec::with_capacity(64);
+    let mut fell_back = false;
+    let end = loop {
         match &mut feeder {
             Feeder::Burst(fd) => {
-                if let Ok(ev) = fd.events.try_recv() {
+                while let Ok(ev) = fd.events.try_recv() {
                     match ev {
                         FeedEvent::Written(c) => burst_cpu = Some(c),
                         FeedEvent::Failed(e) => bail!("feeder: {e}"),
@@ -443,45 +499,73 @@ pub fn one_run(dut: Dut, feed: Feed, mode: Mode, inp: &Inputs) -> Result<Run> {
                     }
                 }
             }
-            // BIRD 2.0.12 stalls near the end of a large export until its
-            // control socket is poked (BENCH-NOTES).
             Feeder::Live(_, fctl) => {
-                fctl.cmd("show status")?;
+                if Instant::now() >= poke_at {
+                    fctl.cmd("show status")?;
+                    poke_at = Instant::now() + POKE;
+                }
             }
         }
-        let c = ctl.rib_count()?;
-        if trace {
-            eprintln!(
-                "  {} +{:?}: {c} in the RIB, CPU {:.2} s",
-                dut.name(),
-                t0.elapsed(),
-                cpu_seconds(pid).unwrap_or(0.0) - cpu_before
-            );
-        }
-        if c >= n {
-            break Instant::now();
+        if let Some(m) = &monitor {
+            // End-to-end: the kernel monitor's event is the end; the DUT
+            // is not asked anything.
+            if trace {
+                let c = ctl.rib_count()?;
+                eprintln!("  {} +{:?}: {c} in the RIB", dut.name(), t0.elapsed());
+            }
+            if let Some((at, fb)) = m.wait(POKE)? {
+                fell_back = fb;
+                break at;
+            }
+        } else {
+            let now = Instant::now();
+            let cpu_now = process_cpu(pid).unwrap_or_default();
+            if now >= poll_at {
+                let c = ctl.rib_count()?;
+                let got = Instant::now();
+                let cpu_got = process_cpu(pid).unwrap_or_default();
+                polls += 1;
+                if trace {
+                    eprintln!("  {} +{:?}: {c} in the RIB", dut.name(), got - t0);
+                }
+                if c >= n {
+                    samples.push((got, cpu_got));
+                    break got;
+                }
+                // Only the last interval matters: the end is after this
+                // poll was sent.
+                below_sent = now;
+                samples.clear();
+                samples.push((now, cpu_now));
+                poll_at = now + POLL;
+            } else {
+                samples.push((now, cpu_now));
+            }
+            std::thread::sleep(SAMPLE);
         }
         if Instant::now() > deadline {
+            let c = ctl.rib_count()?;
             bail!(
-                "{}: only {c} of {n} prefixes in the RIB after {budget:?}",
-                dut.name()
+                "{}: {c} of {n} prefixes in the RIB, not all in the {} after {budget:?}",
+                dut.name(),
+                if mode == Mode::EndToEnd {
+                    "kernel"
+                } else {
+                    "RIB"
+                }
             );
         }
-        std::thread::sleep(Duration::from_millis(10));
     };
-    let (kernel_at, fell_back) = match monitor {
-        Some(h) => {
-            let (at, fb) = h
-                .join()
-                .map_err(|_| anyhow::anyhow!("kernel monitor panicked"))??;
-            (Some(at), fb)
-        }
-        None => (None, false),
-    };
+    let cpu = process_cpu(pid)
+        .unwrap_or_default()
+        .saturating_sub(cpu_before)
+        .as_secs_f64();
     let hwm = proc_kb(pid, "VmHWM").unwrap_or(0);
-    let cpu = cpu_seconds(pid).unwrap_or(0.0) - cpu_before;
     let feeder_cpu = match (&mut feeder, feeder_pid) {
-        (Feeder::Live(..), Some(fp)) => cpu_seconds(fp).unwrap_or(0.0) - fcpu_before,
+        (Feeder::Live(..), Some(fp)) => process_cpu(fp)
+            .unwrap_or_default()
+            .saturating_sub(fcpu_before)
+            .as_secs_f64(),
         (Feeder::Burst(fd), _) => {
             if burst_cpu.is_none()
                 && let Ok(FeedEvent::Written(c)) = fd.events.recv_timeout(Duration::from_secs(5))
@@ -492,6 +576,7 @@ pub fn one_run(dut: Dut, feed: Feed, mode: Mode, inp: &Inputs) -> Result<Run> {
         }
         _ => f64::NAN,
     };
+    let wire = wire.finish()?;
     if mode == Mode::ControlPlane {
         // Kernel install really was off: none of the N in the kernel.
         let dn = d.name().to_string();
@@ -506,6 +591,17 @@ pub fn one_run(dut: Dut, feed: Feed, mode: Mode, inp: &Inputs) -> Result<Run> {
     // Steady state: queues drained, the RIB (and the kernel view) remain.
     std::thread::sleep(inp.waits.steady);
     let rss_after = proc_kb(pid, "VmRSS").unwrap_or(0);
+    // What one poll costs the now idle DUT (control plane, where it was
+    // polled during the load).
+    let poll_cpu = if mode == Mode::ControlPlane {
+        let c0 = process_cpu(pid).unwrap_or_default();
+        for _ in 0..POLL_COST_SAMPLES {
+            ctl.rib_count()?;
+        }
+        Some(process_cpu(pid).unwrap_or_default().saturating_sub(c0) / POLL_COST_SAMPLES)
+    } else {
+        None
+    };
     let dut_cpus = pin::allowed_list(pid);
     let feeder_cpus = feeder_pid
         .map(pin::allowed_list)
@@ -545,12 +641,27 @@ pub fn one_run(dut: Dut, feed: Feed, mode: Mode, inp: &Inputs) -> Result<Run> {
     drop(ctl);
     drop(d);
     drop(f);
-    let rib = rib_at.saturating_duration_since(t0);
-    let kernel = kernel_at.map(|k| k.saturating_duration_since(t0));
+    let (rib, kernel, time) = match mode {
+        Mode::EndToEnd => {
+            let k = end.saturating_duration_since(t0);
+            (None, Some(k), k)
+        }
+        Mode::ControlPlane => {
+            let at = refine(&samples, poll_cpu.unwrap_or_default(), below_sent, end);
+            let r = at.saturating_duration_since(t0);
+            (Some(r), None, r)
+        }
+    };
     Ok(Run {
         rib,
+        rib_polled: rib.map(|_| end.saturating_duration_since(t0)),
         kernel,
-        time: kernel.unwrap_or(rib),
+        time,
+        end_window: rib.map(|_| end.saturating_duration_since(below_sent)),
+        polls,
+        poll_cpu,
+        feeder_done: wire.last_update.map(|l| l.saturating_duration_since(t0)),
+        wire,
         rss_before,
         hwm,
         rss_after,
@@ -563,144 +674,60 @@ pub fn one_run(dut: Dut, feed: Feed, mode: Mode, inp: &Inputs) -> Result<Run> {
     })
 }
 
-/// rtm_protocol of the kernel floor's routes.
-const PROTO_FLOOR: u8 = 150;
-
-/// The order in which the kernel floor writes the workload's prefixes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FloorOrder {
-    /// Ascending address order, as the feeder sends them.
-    Address,
-    /// IPv4 addresses sorted by their bit-reversed value: the order the
-    /// kernel's LC-trie takes fastest (lab/bench/README.md, session 6 e2e).
-    BitReversed,
-    /// Runs of sixteen neighbours (a prefix's last four bits) in address
-    /// order, the runs in bit-reversed order: the speaker outbox's IPv4
-    /// delivery order.
-    Runs,
-}
-
-impl FloorOrder {
-    pub fn name(self) -> &'static str {
-        match self {
-            FloorOrder::Address => "address order",
-            FloorOrder::BitReversed => "bit-reversed order",
-            FloorOrder::Runs => "runs of 16, runs bit-reversed",
+/// Where in the last poll interval the DUT finished (control plane): the
+/// moment its CPU clock reached what it read when it answered N, less one
+/// poll's cost — the work it did after the last route went into its RIB is
+/// that answer. `samples` = (time, DUT CPU) from the send of the last poll
+/// that saw fewer than N (`lo`) to the answer that saw N (`hi`), taken
+/// every [`SAMPLE`]; linear between two samples; within `[lo, hi]`. Its
+/// precision is the sampling period and how often the kernel brings a
+/// running thread's CPU time up to date (every context switch and tick).
+fn refine(
+    samples: &[(Instant, Duration)],
+    poll_cpu: Duration,
+    lo: Instant,
+    hi: Instant,
+) -> Instant {
+    let Some(&(_, last)) = samples.last() else {
+        return hi;
+    };
+    let target = last.saturating_sub(poll_cpu);
+    let Some(i) = samples.iter().position(|&(_, c)| c >= target) else {
+        return hi;
+    };
+    let at = match i.checked_sub(1).map(|p| samples[p]) {
+        None => samples[i].0,
+        Some((t0, c0)) => {
+            let (t1, c1) = samples[i];
+            let f = (target - c0).as_secs_f64() / (c1 - c0).as_secs_f64().max(1e-12);
+            t0 + (t1 - t0).mul_f64(f.clamp(0.0, 1.0))
         }
-    }
-
-    pub fn key(self) -> &'static str {
-        match self {
-            FloorOrder::Address => "floor_address",
-            FloorOrder::BitReversed => "floor_bit_reversed",
-            FloorOrder::Runs => "floor_runs_bit_reversed",
-        }
-    }
-
-    /// The workload's `n` prefixes of `family` in this order.
-    fn prefixes(self, family: Family, n: u32) -> Result<Vec<IpNetwork>> {
-        let mut v = (0..n)
-            .map(|i| {
-                let p = feeder::nth_prefix(family, i);
-                IpNetwork::new(p.addr(), p.len()).context("benchmark prefix")
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let bits = |p: &IpNetwork| match p.ip() {
-            IpAddr::V4(a) => u128::from(u32::from(a)) << 96,
-            IpAddr::V6(a) => u128::from(a),
-        };
-        match self {
-            FloorOrder::Address => {}
-            FloorOrder::BitReversed => v.sort_by_key(|p| bits(p).reverse_bits()),
-            FloorOrder::Runs => v.sort_by_key(|p| {
-                let run = !0xf_u128
-                    .checked_shl(128 - u32::from(p.prefix()))
-                    .unwrap_or(0);
-                ((bits(p) & run).reverse_bits(), bits(p))
-            }),
-        }
-        Ok(v)
-    }
-}
-
-/// The kernel floor of an end-to-end run: no BGP and no DUT process, the
-/// reference pipelined writer ([`nl::install_in_order`], batches of
-/// [`crate::kernel::REF_BATCH`], one ack) installs the workload's N
-/// prefixes via the feeder's address in a fresh namespace pair, from a
-/// thread pinned to the DUT CPUs, with the same kernel monitor attached.
-/// `time` = first write → the monitor saw all N; `cpu` = the writer
-/// thread's CPU seconds (the kernel's insert and notification work is
-/// charged to it, as to a DUT). Whatever a DUT does beyond its kernel
-/// writes comes on top of this.
-pub fn floor_run(order: FloorOrder, inp: &Inputs) -> Result<Run> {
-    let family = inp.work.family;
-    let n = inp.work.prefixes;
-    let (f, d) = linked_pair("tbi", &format!("{FEEDER_IP}/24"), &format!("{DUT_IP}/24"))?;
-    if family == Family::V6 {
-        for (ns, a) in [(&f, FEEDER_IP6), (&d, DUT_IP6)] {
-            ns.add_address_nodad("eth1", &format!("{a}/64"))?;
-        }
-    }
-    let prefixes = order.prefixes(family, n)?;
-    let budget = Duration::from_secs(60) + Duration::from_micros(u64::from(n) * 100);
-    let monitor = start_monitor(&d, family, PROTO_FLOOR, u64::from(n), budget)?;
-    let gw = feeder_next_hop(family);
-    let cpus = inp.dut_cpus.clone();
-    let (t0, pass, cpu) = nl::in_netns(d.name(), move || {
-        pin::set_current(&cpus)?;
-        let cpu0 = nl::thread_cpu();
-        let t0 = Instant::now();
-        let pass = nl::install_in_order(&prefixes, gw, PROTO_FLOOR, crate::kernel::REF_BATCH)?;
-        Ok((t0, pass, nl::thread_cpu().saturating_sub(cpu0)))
-    })?;
-    let (at, fell_back) = monitor
-        .join()
-        .map_err(|_| anyhow::anyhow!("kernel monitor panicked"))??;
-    if pass.errors != 0 {
-        bail!("kernel floor: {} of {n} writes failed", pass.errors);
-    }
-    drop(d);
-    drop(f);
-    let kernel = at.saturating_duration_since(t0);
-    Ok(Run {
-        rib: Duration::ZERO,
-        kernel: Some(kernel),
-        time: kernel,
-        cpu: cpu.as_secs_f64(),
-        dut_cpus: inp.dut_cpus.list(),
-        monitor_fell_back: fell_back,
-        ..Run::default()
-    })
+    };
+    at.clamp(lo, hi)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Indices of the workload's IPv4 /28s (`10.0.0.0 + 16·i`).
-    fn indices(v: &[IpNetwork]) -> Vec<u32> {
-        v.iter()
-            .map(|p| match p.ip() {
-                IpAddr::V4(a) => (u32::from(a) - 0x0a00_0000) >> 4,
-                IpAddr::V6(_) => u32::MAX,
-            })
-            .collect()
-    }
-
     #[test]
-    fn floor_orders_are_the_workloads_prefixes() {
-        let addr = FloorOrder::Address.prefixes(Family::V4, 8).unwrap();
-        assert_eq!(indices(&addr), [0, 1, 2, 3, 4, 5, 6, 7]);
-        assert!(addr.iter().all(|p| p.prefix() == 28));
-        let rev = FloorOrder::BitReversed.prefixes(Family::V4, 8).unwrap();
-        assert_eq!(indices(&rev), [0, 4, 2, 6, 1, 5, 3, 7]);
-        let runs = FloorOrder::Runs.prefixes(Family::V4, 64).unwrap();
-        let want: Vec<u32> = [0u32, 32, 16, 48]
-            .into_iter()
-            .flat_map(|r| r..r + 16)
-            .collect();
-        assert_eq!(indices(&runs), want);
-        let v6 = FloorOrder::Address.prefixes(Family::V6, 3).unwrap();
-        assert_eq!(v6[2].to_string(), "fd00:0:2::/48");
+    fn the_end_is_where_the_dut_cpu_reached_its_answer_less_one_poll() {
+        let t = Instant::now();
+        let ms = Duration::from_millis;
+        let us = Duration::from_micros;
+        // Busy 2 ms, idle 1 ms, then 0.2 ms answering the poll.
+        let s = [
+            (t, ms(0)),
+            (t + ms(1), ms(1)),
+            (t + ms(2), ms(2)),
+            (t + ms(3), ms(2)),
+            (t + ms(4), us(2200)),
+        ];
+        assert_eq!(refine(&s, us(200), t, t + ms(4)), t + ms(2));
+        // Half way between two samples.
+        assert_eq!(refine(&s, us(700), t, t + ms(4)), t + us(1500));
+        // Never outside the interval, and the answer itself without samples.
+        assert_eq!(refine(&s, ms(5), t + ms(1), t + ms(4)), t + ms(1));
+        assert_eq!(refine(&[], us(200), t, t + ms(4)), t + ms(4));
     }
 }

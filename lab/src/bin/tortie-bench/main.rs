@@ -21,6 +21,7 @@ mod convergence;
 mod feeder;
 mod idle;
 mod ingest;
+mod ingest_floor;
 mod ingest_run;
 mod kernel;
 mod nl;

@@ -225,6 +225,30 @@ pub fn cpu_seconds(pid: i32) -> Option<f64> {
     Some((ut + st) / hz.max(1.0))
 }
 
+/// CPU time (user + system) of process `pid`, every thread, those that
+/// have exited included, to the nanosecond: its process CPU clock
+/// (`clock_getcpuclockid`, the scheduler's runtime accounting), where
+/// [`cpu_seconds`] has `/proc`'s 10 ms ticks. The ingest figures' clock.
+pub fn process_cpu(pid: i32) -> Option<Duration> {
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: writes one clockid_t we own.
+    if unsafe { libc::clock_getcpuclockid(pid, &mut clock) } != 0 {
+        return None;
+    }
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec we own.
+    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+        return None;
+    }
+    Some(Duration::new(
+        u64::try_from(ts.tv_sec).ok()?,
+        u32::try_from(ts.tv_nsec).ok()?,
+    ))
+}
+
 /// CPU seconds (user + system) of this process and of its children that have
 /// been waited for (`getrusage` SELF + CHILDREN): the cost of a phase that
 /// runs short-lived commands, as a difference of two readings.
@@ -320,6 +344,20 @@ mod tests {
         let pid = std::process::id() as i32;
         assert!(proc_kb(pid, "VmHWM").unwrap_or(0) > 0);
         assert!(cpu_seconds(pid).is_some());
+        // The nanosecond clock moves with work this thread does.
+        let a = process_cpu(pid).expect("own CPU clock");
+        assert!(a > Duration::ZERO);
+        let mut x = 0u64;
+        while process_cpu(pid).is_some_and(|b| b == a) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        assert!(process_cpu(pid).expect("own CPU clock") > a);
+        // No process has a pid above pid_max.
+        let pid_max: i32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(4 << 20);
+        assert_eq!(process_cpu(pid_max + 1), None);
         assert!(!thread_cpu(pid).unwrap_or_default().is_empty());
     }
 

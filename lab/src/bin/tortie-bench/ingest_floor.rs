@@ -1,0 +1,164 @@
+//! The kernel floor of an ingest case: no BGP and no DUT process, the
+//! bench's reference pipelined writer installs the workload's N prefixes
+//! in a write order ([`FloorOrder`]) with the same kernel monitor as the
+//! end-to-end runs ([`crate::ingest_run`]) attached — what the kernel alone
+//! costs any DUT.
+//!
+//! Data flow: fresh namespace pair → monitor subscribed → writer thread
+//! pinned to the DUT CPUs writes in batches, one ack each → the monitor
+//! sees all N → [`Run`] (time, the writer thread's CPU).
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use tortie_lab::netns::linked_pair;
+use tortie_routes::IpNetwork;
+
+use crate::feeder;
+use crate::ingest_run::{
+    DUT_IP, DUT_IP6, FEEDER_IP, FEEDER_IP6, Inputs, Run, feeder_next_hop, start_monitor,
+};
+use crate::nl::{self, Family};
+use crate::pin;
+
+/// rtm_protocol of the kernel floor's routes.
+const PROTO_FLOOR: u8 = 150;
+
+/// The order in which the kernel floor writes the workload's prefixes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FloorOrder {
+    /// Ascending address order, as the feeder sends them.
+    Address,
+    /// IPv4 addresses sorted by their bit-reversed value: the order the
+    /// kernel's LC-trie takes fastest (lab/bench/README.md, session 6 e2e).
+    BitReversed,
+    /// Runs of sixteen neighbours (a prefix's last four bits) in address
+    /// order, the runs in bit-reversed order: the speaker outbox's IPv4
+    /// delivery order.
+    Runs,
+}
+
+impl FloorOrder {
+    pub fn name(self) -> &'static str {
+        match self {
+            FloorOrder::Address => "address order",
+            FloorOrder::BitReversed => "bit-reversed order",
+            FloorOrder::Runs => "runs of 16, runs bit-reversed",
+        }
+    }
+
+    pub fn key(self) -> &'static str {
+        match self {
+            FloorOrder::Address => "floor_address",
+            FloorOrder::BitReversed => "floor_bit_reversed",
+            FloorOrder::Runs => "floor_runs_bit_reversed",
+        }
+    }
+
+    /// The workload's `n` prefixes of `family` in this order.
+    fn prefixes(self, family: Family, n: u32) -> Result<Vec<IpNetwork>> {
+        let mut v = (0..n)
+            .map(|i| {
+                let p = feeder::nth_prefix(family, i);
+                IpNetwork::new(p.addr(), p.len()).context("benchmark prefix")
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let bits = |p: &IpNetwork| match p.ip() {
+            IpAddr::V4(a) => u128::from(u32::from(a)) << 96,
+            IpAddr::V6(a) => u128::from(a),
+        };
+        match self {
+            FloorOrder::Address => {}
+            FloorOrder::BitReversed => v.sort_by_key(|p| bits(p).reverse_bits()),
+            FloorOrder::Runs => v.sort_by_key(|p| {
+                let run = !0xf_u128
+                    .checked_shl(128 - u32::from(p.prefix()))
+                    .unwrap_or(0);
+                ((bits(p) & run).reverse_bits(), bits(p))
+            }),
+        }
+        Ok(v)
+    }
+}
+
+/// The kernel floor of an end-to-end run: no BGP and no DUT process, the
+/// reference pipelined writer ([`nl::install_in_order`], batches of
+/// [`crate::kernel::REF_BATCH`], one ack) installs the workload's N
+/// prefixes via the feeder's address in a fresh namespace pair, from a
+/// thread pinned to the DUT CPUs, with the same kernel monitor attached.
+/// `time` = first write → the monitor saw all N; `cpu` = the writer
+/// thread's CPU seconds (the kernel's insert and notification work is
+/// charged to it, as to a DUT). Whatever a DUT does beyond its kernel
+/// writes comes on top of this.
+pub fn floor_run(order: FloorOrder, inp: &Inputs) -> Result<Run> {
+    let family = inp.work.family;
+    let n = inp.work.prefixes;
+    let (f, d) = linked_pair("tbi", &format!("{FEEDER_IP}/24"), &format!("{DUT_IP}/24"))?;
+    if family == Family::V6 {
+        for (ns, a) in [(&f, FEEDER_IP6), (&d, DUT_IP6)] {
+            ns.add_address_nodad("eth1", &format!("{a}/64"))?;
+        }
+    }
+    let prefixes = order.prefixes(family, n)?;
+    let budget = Duration::from_secs(60) + Duration::from_micros(u64::from(n) * 100);
+    let monitor = start_monitor(&d, family, PROTO_FLOOR, u64::from(n), budget)?;
+    let gw = feeder_next_hop(family);
+    let cpus = inp.dut_cpus.clone();
+    let (t0, pass, cpu) = nl::in_netns(d.name(), move || {
+        pin::set_current(&cpus)?;
+        let cpu0 = nl::thread_cpu();
+        let t0 = Instant::now();
+        let pass = nl::install_in_order(&prefixes, gw, PROTO_FLOOR, crate::kernel::REF_BATCH)?;
+        Ok((t0, pass, nl::thread_cpu().saturating_sub(cpu0)))
+    })?;
+    let (at, fell_back) = monitor
+        .wait(budget)?
+        .context("kernel floor: the monitor did not see every route")?;
+    if pass.errors != 0 {
+        bail!("kernel floor: {} of {n} writes failed", pass.errors);
+    }
+    drop(d);
+    drop(f);
+    let kernel = at.saturating_duration_since(t0);
+    Ok(Run {
+        kernel: Some(kernel),
+        time: kernel,
+        cpu: cpu.as_secs_f64(),
+        dut_cpus: inp.dut_cpus.list(),
+        monitor_fell_back: fell_back,
+        ..Run::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Indices of the workload's IPv4 /28s (`10.0.0.0 + 16·i`).
+    fn indices(v: &[IpNetwork]) -> Vec<u32> {
+        v.iter()
+            .map(|p| match p.ip() {
+                IpAddr::V4(a) => (u32::from(a) - 0x0a00_0000) >> 4,
+                IpAddr::V6(_) => u32::MAX,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn floor_orders_are_the_workloads_prefixes() {
+        let addr = FloorOrder::Address.prefixes(Family::V4, 8).unwrap();
+        assert_eq!(indices(&addr), [0, 1, 2, 3, 4, 5, 6, 7]);
+        assert!(addr.iter().all(|p| p.prefix() == 28));
+        let rev = FloorOrder::BitReversed.prefixes(Family::V4, 8).unwrap();
+        assert_eq!(indices(&rev), [0, 4, 2, 6, 1, 5, 3, 7]);
+        let runs = FloorOrder::Runs.prefixes(Family::V4, 64).unwrap();
+        let want: Vec<u32> = [0u32, 32, 16, 48]
+            .into_iter()
+            .flat_map(|r| r..r + 16)
+            .collect();
+        assert_eq!(indices(&runs), want);
+        let v6 = FloorOrder::Address.prefixes(Family::V6, 3).unwrap();
+        assert_eq!(v6[2].to_string(), "fd00:0:2::/48");
+    }
+}
