@@ -48,7 +48,7 @@ impl RouteEncoder {
     /// know) `out` is left as it was.
     ///
     /// Every shape but ECMP (a delete, a blackhole, a device route, one
-    /// next hop) takes the fixed layout ([`Self::encode_fixed`]); ECMP and
+    /// next hop) takes the fixed layout (`encode_fixed`); ECMP and
     /// the malformed unicast without next hops take the general
     /// [`Writer`] path. Both write the same bytes (a unit test compares them
     /// for every shape and option).
