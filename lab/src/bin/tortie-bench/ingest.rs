@@ -36,7 +36,7 @@ use crate::ingest_floor::{self, FloorOrder};
 use crate::ingest_run::{self, DUT_ASN, Dut, FEEDER_ASN, FEEDER_IP, Feed, Inputs, Mode, Run};
 use crate::nl::Family;
 use crate::pin::{self, Pinning};
-use crate::report::{Section, ratio, secs};
+use crate::report::{self, Section, ratio, secs};
 
 /// Diagnostic, not a row set: `TORTIE_BENCH_ONLY=tortie` (or `BIRD`,
 /// `end_to_end`, `control_plane`, or both joined by a comma, e.g.
@@ -125,6 +125,44 @@ fn floor_rows(
         ratios[format!("{}_over_bird_end_to_end", order.key())] = json!(rt);
         ratios[format!("{}_cpu_over_bird_end_to_end", order.key())] = json!(ratio(f.cpu, bird.cpu));
     }
+}
+
+/// tortie's threads in its median run of a row (the kernel thread beside
+/// the runtime's workers), and under end-to-end the raw writer's thread of
+/// each floor order (its median run): where the process's CPU went, and how
+/// often each blocked or was preempted. `None` without figures (BIRD is
+/// one thread: its CPU s is the row's).
+fn thread_note(tag: &str, mode: Mode, t: &Run, floors: &[(FloorOrder, Run)]) -> Option<String> {
+    if t.threads.is_empty() {
+        return None;
+    }
+    let mut text = format!(
+        "tortie's threads, {tag} {}, median run: CPU s (switches blocked / preempted) {}",
+        mode.key(),
+        report::thread_load_text(&t.threads)
+    );
+    if mode == Mode::EndToEnd {
+        for order in [
+            FloorOrder::Address,
+            FloorOrder::BitReversed,
+            FloorOrder::Runs,
+        ] {
+            let runs: Vec<Run> = floors
+                .iter()
+                .filter(|(o, _)| *o == order)
+                .map(|(_, r)| r.clone())
+                .collect();
+            let f = median_by(&runs, |r| r.time);
+            if !f.threads.is_empty() {
+                text += &format!(
+                    "; raw writer, {}: {}",
+                    order.name(),
+                    report::thread_load_text(&f.threads)
+                );
+            }
+        }
+    }
+    Some(text)
 }
 
 /// What to run.
@@ -216,7 +254,7 @@ fn run_json(c: Case, mode: Mode, dut: Dut, seq: usize, r: &Run) -> Value {
         "rss_before_bytes": r.rss_before, "peak_rss_bytes": r.hwm, "rss_after_steady_bytes": r.rss_after,
         "rss_after_withdraw_bytes": r.rss_withdrawn,
         "rss_growth_bytes_per_route": r.bytes_per_route(n),
-        "dut_cpu_s": r.cpu, "feeder_cpu_s": r.feeder_cpu,
+        "dut_cpu_s": r.cpu, "feeder_cpu_s": r.feeder_cpu, "dut_threads": r.threads,
         "dut_cpus": r.dut_cpus, "feeder_cpus": r.feeder_cpus,
         "kernel_monitor_fell_back_to_dumps": r.monitor_fell_back,
     })
@@ -528,6 +566,9 @@ fn measure_case(
         );
         if mode == Mode::EndToEnd {
             floor_rows(sec, &key, &b, &floors, &mut row_ratios);
+        }
+        if let Some(n) = thread_note(&tag, mode, &t, &floors) {
+            sec.notes.push(n);
         }
     }
     let bpr = |dut: Dut| {

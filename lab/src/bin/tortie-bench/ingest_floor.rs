@@ -21,6 +21,7 @@ use crate::ingest_run::{
 };
 use crate::nl::{self, Family};
 use crate::pin;
+use crate::report;
 
 /// rtm_protocol of the kernel floor's routes.
 const PROTO_FLOOR: u8 = 150;
@@ -105,12 +106,19 @@ pub fn floor_run(order: FloorOrder, inp: &Inputs) -> Result<Run> {
     let monitor = start_monitor(&d, family, PROTO_FLOOR, u64::from(n), budget)?;
     let gw = feeder_next_hop(family);
     let cpus = inp.dut_cpus.clone();
-    let (t0, pass, cpu) = nl::in_netns(d.name(), move || {
+    let (t0, pass, cpu, threads) = nl::in_netns(d.name(), move || {
         pin::set_current(&cpus)?;
         let cpu0 = nl::thread_cpu();
+        let stat0 = report::own_thread_stat();
         let t0 = Instant::now();
         let pass = nl::install_in_order(&prefixes, gw, PROTO_FLOOR, crate::kernel::REF_BATCH)?;
-        Ok((t0, pass, nl::thread_cpu().saturating_sub(cpu0)))
+        let cpu = nl::thread_cpu().saturating_sub(cpu0);
+        Ok((
+            t0,
+            pass,
+            cpu,
+            report::thread_load(&stat0, &report::own_thread_stat()),
+        ))
     })?;
     let (at, fell_back) = monitor
         .wait(budget)?
@@ -125,6 +133,7 @@ pub fn floor_run(order: FloorOrder, inp: &Inputs) -> Result<Run> {
         kernel: Some(kernel),
         time: kernel,
         cpu: cpu.as_secs_f64(),
+        threads,
         dut_cpus: inp.dut_cpus.list(),
         monitor_fell_back: fell_back,
         ..Run::default()

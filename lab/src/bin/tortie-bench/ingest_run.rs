@@ -33,7 +33,7 @@ use crate::capture::{Wire, WireStats};
 use crate::feeder::{self, FeedEvent, Shape, Workload};
 use crate::nl::{self, Family};
 use crate::pin::{self, CpuSet};
-use crate::report::{proc_kb, process_cpu};
+use crate::report::{ThreadLoad, proc_kb, process_cpu, thread_cpu, thread_load};
 
 pub const FEEDER_ASN: u32 = 65001;
 pub const DUT_ASN: u32 = 64512;
@@ -197,6 +197,9 @@ pub struct Run {
     /// The feeder's CPU seconds during the load (BIRD process, or the
     /// pre-built writer's thread), also from its CPU clock.
     pub feeder_cpu: f64,
+    /// The DUT's threads during the load, by name (those alive at the
+    /// end): CPU and context switches, where `cpu` has the process total.
+    pub threads: Vec<ThreadLoad>,
     pub dut_cpus: String,
     pub feeder_cpus: String,
     pub monitor_fell_back: bool,
@@ -469,6 +472,7 @@ pub fn one_run(dut: Dut, feed: Feed, mode: Mode, inp: &Inputs) -> Result<Run> {
     };
     let rss_before = proc_kb(pid, "VmRSS").unwrap_or(0);
     let cpu_before = process_cpu(pid).unwrap_or_default();
+    let threads_before = thread_cpu(pid).unwrap_or_default();
     let fcpu_before = feeder_pid.and_then(process_cpu).unwrap_or_default();
     match &mut feeder {
         Feeder::Burst(fd) => fd.go(),
@@ -560,6 +564,7 @@ pub fn one_run(dut: Dut, feed: Feed, mode: Mode, inp: &Inputs) -> Result<Run> {
         .unwrap_or_default()
         .saturating_sub(cpu_before)
         .as_secs_f64();
+    let threads = thread_load(&threads_before, &thread_cpu(pid).unwrap_or_default());
     let hwm = proc_kb(pid, "VmHWM").unwrap_or(0);
     let feeder_cpu = match (&mut feeder, feeder_pid) {
         (Feeder::Live(..), Some(fp)) => process_cpu(fp)
@@ -668,6 +673,7 @@ pub fn one_run(dut: Dut, feed: Feed, mode: Mode, inp: &Inputs) -> Result<Run> {
         rss_withdrawn,
         cpu,
         feeder_cpu,
+        threads,
         dut_cpus,
         feeder_cpus,
         monitor_fell_back: fell_back,

@@ -265,43 +265,149 @@ pub fn own_and_reaped_cpu_seconds() -> f64 {
     read(libc::RUSAGE_SELF) + read(libc::RUSAGE_CHILDREN)
 }
 
-/// On-CPU time of each live thread of a process by thread id, in
-/// nanoseconds (`/proc/PID/task/*/schedstat`); for idle figures, where
-/// clock ticks are too coarse. See [`thread_cpu_between`].
-pub fn thread_cpu(pid: i32) -> Option<std::collections::HashMap<u32, u64>> {
+/// One thread's scheduler counters: its name, on-CPU time in nanoseconds
+/// (`/proc/PID/task/TID/schedstat`, where clock ticks are too coarse) and
+/// context switches (`status`: it blocked / it was preempted).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ThreadStat {
+    pub name: String,
+    pub run_ns: u64,
+    pub voluntary: u64,
+    pub involuntary: u64,
+}
+
+impl ThreadStat {
+    /// From a thread's `comm`, `schedstat` and `status` files.
+    fn parse(comm: &str, schedstat: &str, status: &str) -> Option<ThreadStat> {
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        Some(ThreadStat {
+            name: comm.trim().to_string(),
+            run_ns: schedstat.split_whitespace().next()?.parse().ok()?,
+            voluntary: field("voluntary_ctxt_switches").unwrap_or(0),
+            involuntary: field("nonvoluntary_ctxt_switches").unwrap_or(0),
+        })
+    }
+}
+
+/// [`ThreadStat`] of each live thread of a process, by thread id. See
+/// [`thread_cpu_between`] and [`thread_load`].
+pub fn thread_cpu(pid: i32) -> Option<std::collections::HashMap<u32, ThreadStat>> {
     let dir = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
     let mut m = std::collections::HashMap::new();
     for e in dir.flatten() {
         let Some(tid) = e.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else {
             continue;
         };
-        let s = std::fs::read_to_string(e.path().join("schedstat")).unwrap_or_default();
-        if let Some(ns) = s
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse::<u64>().ok())
-        {
-            m.insert(tid, ns);
+        let read = |f: &str| std::fs::read_to_string(e.path().join(f)).unwrap_or_default();
+        if let Some(t) = ThreadStat::parse(&read("comm"), &read("schedstat"), &read("status")) {
+            m.insert(tid, t);
         }
     }
     Some(m)
 }
 
-/// CPU seconds between two [`thread_cpu`] readings: each thread alive at
-/// the end counts its time since the first reading (all of it if it started
-/// later). A thread that exited in between counts nothing: a sum over the
-/// live threads would go down by its whole lifetime (tokio retires a
-/// blocking thread after 10 s without work, so an idle agent's thread count
-/// changes), and what such a thread did between the readings is lost.
+/// Each live thread's counters since the first reading (all of them if it
+/// started later). A thread that exited in between counts nothing: a sum
+/// over the live threads would go down by its whole lifetime (tokio retires
+/// a blocking thread after 10 s without work, so an idle agent's thread
+/// count changes), and what such a thread did between the readings is lost.
+fn thread_deltas<'a>(
+    start: &'a std::collections::HashMap<u32, ThreadStat>,
+    end: &'a std::collections::HashMap<u32, ThreadStat>,
+) -> impl Iterator<Item = ThreadStat> + 'a {
+    end.iter().map(|(tid, e)| {
+        let s = start.get(tid).filter(|s| s.name == e.name);
+        let since = |f: fn(&ThreadStat) -> u64| f(e).saturating_sub(s.map_or(0, f));
+        ThreadStat {
+            name: e.name.clone(),
+            run_ns: since(|t| t.run_ns),
+            voluntary: since(|t| t.voluntary),
+            involuntary: since(|t| t.involuntary),
+        }
+    })
+}
+
+/// [`ThreadStat`] of the calling thread (`/proc/thread-self`), keyed as
+/// [`thread_cpu`]'s map (one entry, id 0): a writer thread's own counters.
+pub fn own_thread_stat() -> std::collections::HashMap<u32, ThreadStat> {
+    let read =
+        |f: &str| std::fs::read_to_string(format!("/proc/thread-self/{f}")).unwrap_or_default();
+    ThreadStat::parse(&read("comm"), &read("schedstat"), &read("status"))
+        .map(|t| (0, t))
+        .into_iter()
+        .collect()
+}
+
+/// CPU seconds between two [`thread_cpu`] readings, summed over the threads
+/// alive at the end ([`thread_deltas`]).
 pub fn thread_cpu_between(
-    start: &std::collections::HashMap<u32, u64>,
-    end: &std::collections::HashMap<u32, u64>,
+    start: &std::collections::HashMap<u32, ThreadStat>,
+    end: &std::collections::HashMap<u32, ThreadStat>,
 ) -> f64 {
-    let ns: u64 = end
-        .iter()
-        .map(|(tid, e)| e.saturating_sub(start.get(tid).copied().unwrap_or(0)))
-        .sum();
+    let ns: u64 = thread_deltas(start, end).map(|t| t.run_ns).sum();
     ns as f64 / 1e9
+}
+
+/// What one kind of thread (one name) did between two readings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ThreadLoad {
+    pub name: String,
+    /// Threads of that name alive at the end.
+    pub threads: u32,
+    pub cpu_s: f64,
+    /// Times they blocked (waited for work, a lock, I/O).
+    pub voluntary_switches: u64,
+    /// Times they were preempted while runnable.
+    pub involuntary_switches: u64,
+}
+
+/// Between two [`thread_cpu`] readings, per thread name (a multi-threaded
+/// runtime's workers summed), most CPU first; threads that did nothing
+/// (no CPU, no switch) are left out.
+pub fn thread_load(
+    start: &std::collections::HashMap<u32, ThreadStat>,
+    end: &std::collections::HashMap<u32, ThreadStat>,
+) -> Vec<ThreadLoad> {
+    let mut by_name: std::collections::BTreeMap<String, ThreadLoad> = Default::default();
+    for t in thread_deltas(start, end) {
+        if t.run_ns == 0 && t.voluntary == 0 && t.involuntary == 0 {
+            continue;
+        }
+        let l = by_name.entry(t.name.clone()).or_insert_with(|| ThreadLoad {
+            name: t.name,
+            ..ThreadLoad::default()
+        });
+        l.threads += 1;
+        l.cpu_s += t.run_ns as f64 / 1e9;
+        l.voluntary_switches += t.voluntary;
+        l.involuntary_switches += t.involuntary;
+    }
+    let mut v: Vec<ThreadLoad> = by_name.into_values().collect();
+    v.sort_by(|a, b| b.cpu_s.total_cmp(&a.cpu_s));
+    v
+}
+
+/// `name CPU s (blocked / preempted)` for each kind of thread, for a note.
+pub fn thread_load_text(load: &[ThreadLoad]) -> String {
+    load.iter()
+        .map(|l| {
+            let n = if l.threads > 1 {
+                format!(" ×{}", l.threads)
+            } else {
+                String::new()
+            };
+            format!(
+                "{}{n} {:.2} s ({} / {})",
+                l.name, l.cpu_s, l.voluntary_switches, l.involuntary_switches
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub fn mib(bytes: u64) -> String {
@@ -361,13 +467,79 @@ mod tests {
         assert!(!thread_cpu(pid).unwrap_or_default().is_empty());
     }
 
+    fn stat(name: &str, run_ns: u64, voluntary: u64, involuntary: u64) -> ThreadStat {
+        ThreadStat {
+            name: name.into(),
+            run_ns,
+            voluntary,
+            involuntary,
+        }
+    }
+
     #[test]
     fn thread_time_counts_live_threads_since_the_start() {
         // Thread 1 ran 50 ns in the window, thread 2 exited (its 50 ns
         // before the window must not be subtracted), thread 3 was born in
         // the window (all its 20 ns count).
-        let start = std::collections::HashMap::from([(1, 100), (2, 50)]);
-        let end = std::collections::HashMap::from([(1, 150), (3, 20)]);
+        let start =
+            std::collections::HashMap::from([(1, stat("a", 100, 0, 0)), (2, stat("b", 50, 0, 0))]);
+        let end =
+            std::collections::HashMap::from([(1, stat("a", 150, 0, 0)), (3, stat("c", 20, 0, 0))]);
         assert!((thread_cpu_between(&start, &end) - 70e-9).abs() < 1e-12);
+    }
+
+    #[test]
+    fn thread_load_by_name_since_the_start() {
+        // Two workers summed; the kernel thread's switches since the start;
+        // a reused tid under another name counts from zero; an idle thread
+        // is left out.
+        let start = std::collections::HashMap::from([
+            (1, stat("tokio-rt-worker", 1_000_000_000, 10, 20)),
+            (2, stat("tokio-rt-worker", 0, 0, 0)),
+            (3, stat("tortie-kernel", 500_000_000, 5, 7)),
+            (4, stat("old", 9_000_000_000, 9, 9)),
+            (5, stat("idle", 100, 1, 1)),
+        ]);
+        let end = std::collections::HashMap::from([
+            (1, stat("tokio-rt-worker", 1_500_000_000, 12, 30)),
+            (2, stat("tokio-rt-worker", 250_000_000, 1, 2)),
+            (3, stat("tortie-kernel", 3_500_000_000, 105, 1007)),
+            (4, stat("new", 1_000_000_000, 3, 4)),
+            (5, stat("idle", 100, 1, 1)),
+        ]);
+        let load = thread_load(&start, &end);
+        let want =
+            |name: &str, threads, cpu_s, voluntary_switches, involuntary_switches| ThreadLoad {
+                name: name.into(),
+                threads,
+                cpu_s,
+                voluntary_switches,
+                involuntary_switches,
+            };
+        assert_eq!(
+            load,
+            [
+                want("tortie-kernel", 1, 3.0, 100, 1000),
+                want("new", 1, 1.0, 3, 4),
+                want("tokio-rt-worker", 2, 0.75, 3, 12),
+            ]
+        );
+        assert_eq!(
+            thread_load_text(&load),
+            "tortie-kernel 3.00 s (100 / 1000), new 1.00 s (3 / 4), tokio-rt-worker ×2 0.75 s (3 / 12)"
+        );
+    }
+
+    #[test]
+    fn thread_stat_from_proc_files() {
+        let status = "Name:\ttortie-kernel\nvoluntary_ctxt_switches:\t282\nnonvoluntary_ctxt_switches:\t959\n";
+        assert_eq!(
+            ThreadStat::parse("tortie-kernel\n", "5780000000 4050000000 1241\n", status),
+            Some(stat("tortie-kernel", 5_780_000_000, 282, 959))
+        );
+        assert_eq!(ThreadStat::parse("x", "", status), None);
+        // The live threads of this process, this one among them.
+        let me = thread_cpu(std::process::id() as i32).unwrap_or_default();
+        assert!(me.values().any(|t| t.run_ns > 0));
     }
 }
