@@ -28,7 +28,13 @@
 //! announcing the same sets in the same order share one allocation; equal
 //! sets far apart in time may be stored twice, which costs no more than a
 //! set of its own. Code comparing paths therefore compares sets by content
-//! ([`same`]), with the pointer compare as the fast path.
+//! ([`same`]), with the pointer compare as the fast path. A slot keeps its
+//! set's hash tag, and a set new to an occupied slot takes it only when
+//! its tag was the last one to miss there (its second sighting): so a set
+//! of its own per route (a peer with one AS_PATH per prefix) never reads
+//! or releases the old set in the slot, which is long out of the cache —
+//! that miss was a sixth of the agent's CPU in a 100k one-prefix-per-UPDATE
+//! load (lab/bench/README.md, session 12 cpfix lane).
 
 use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -375,7 +381,8 @@ impl crate::policy::RouteAttrs for StoredAttrs {
     }
 }
 
-/// Direct-mapped slots of the share cache (a power of two): 32 KiB of pointers.
+/// Direct-mapped slots of the share cache (a power of two): 64 KiB of
+/// [`Slot`]s.
 const CACHE_SLOTS: usize = 4096;
 
 /// Direct-mapped slots of the IPv6 next-hop cache (a power of two): a
@@ -386,9 +393,29 @@ const NEXT_HOP_SLOTS: usize = 256;
 /// `Small6` sets; see the module doc.
 #[derive(Debug, Default)]
 pub(crate) struct StoredCache {
-    slots: Vec<Option<Arc<StoredAttrs>>>,
-    next_hops: Vec<Option<Arc<NextHops6>>>,
+    slots: Vec<Slot<StoredAttrs>>,
+    next_hops: Vec<Slot<NextHops6>>,
     hasher: RibBuildHasher,
+}
+
+/// One slot of a direct-mapped share table: the value it holds with its
+/// hash tag (the hash's upper 32 bits), and the tag of the last value that
+/// missed here and was not let in.
+#[derive(Debug)]
+struct Slot<T> {
+    held: Option<Arc<T>>,
+    tag: u32,
+    missed: u32,
+}
+
+impl<T> Clone for Slot<T> {
+    fn clone(&self) -> Self {
+        Slot {
+            held: self.held.clone(),
+            tag: self.tag,
+            missed: self.missed,
+        }
+    }
 }
 
 impl StoredCache {
@@ -422,27 +449,44 @@ impl StoredCache {
 
 /// The copy of `v` in its slot of the direct-mapped table `slots` (`len`
 /// slots, a power of two, allocated on first use) when equal, else a new
-/// `Arc` of `v`, which then takes the slot.
+/// `Arc` of `v`. The new one takes the slot when the slot is empty, holds a
+/// value of the same tag (a hash collision) or saw `v`'s tag miss last time;
+/// otherwise the slot only remembers the tag. The held value is read only
+/// when the tags match and released only when a value seen twice replaces
+/// it: a stream of values each seen once (one set per route) touches the
+/// slot alone, not the old value behind it (see the module doc).
 fn direct_mapped<T: std::hash::Hash + Eq>(
-    slots: &mut Vec<Option<Arc<T>>>,
+    slots: &mut Vec<Slot<T>>,
     len: usize,
     hasher: &RibBuildHasher,
     v: T,
 ) -> Arc<T> {
     if slots.is_empty() {
-        slots.resize(len, None);
+        slots.resize(
+            len,
+            Slot {
+                held: None,
+                tag: 0,
+                missed: 0,
+            },
+        );
     }
-    let i = (hasher.hash_one(&v) as usize) & (len - 1);
-    let Some(slot) = slots.get_mut(i) else {
+    let h = hasher.hash_one(&v);
+    let tag = (h >> 32) as u32;
+    let Some(slot) = slots.get_mut((h as usize) & (len - 1)) else {
         return Arc::new(v);
     };
-    if let Some(e) = slot
-        && **e == v
-    {
-        return e.clone();
+    match &slot.held {
+        Some(e) if slot.tag == tag && **e == v => return e.clone(),
+        Some(_) if slot.tag != tag && slot.missed != tag => {
+            slot.missed = tag;
+            return Arc::new(v);
+        }
+        _ => {}
     }
     let a = Arc::new(v);
-    *slot = Some(a.clone());
+    slot.held = Some(a.clone());
+    slot.tag = tag;
     a
 }
 
@@ -626,6 +670,33 @@ mod tests {
                 matches!(&*built, StoredAttrs::Small6 { next_hops, .. } if Arc::ptr_eq(next_hops, hops[0]))
             );
         }
+    }
+
+    /// A value seen once does not take an occupied slot, so the old value
+    /// in it is neither read nor released (the miss that cost a sixth of
+    /// the agent's CPU with one set per route); its second sighting does.
+    #[test]
+    fn a_slot_is_taken_only_by_a_value_seen_twice() {
+        let hasher = RibBuildHasher::default();
+        // One slot: every value maps to it.
+        let mut slots = Vec::new();
+        let first = direct_mapped(&mut slots, 1, &hasher, 1u32);
+        assert_eq!(Arc::strong_count(&first), 2, "an empty slot takes it");
+        let seen_once = direct_mapped(&mut slots, 1, &hasher, 2u32);
+        assert_eq!(Arc::strong_count(&seen_once), 1, "not let in");
+        assert_eq!(Arc::strong_count(&first), 2, "the held value stays");
+        assert!(Arc::ptr_eq(
+            &first,
+            &direct_mapped(&mut slots, 1, &hasher, 1u32)
+        ));
+        // 2 missed, then 1 hit: 2's next sighting is still its second miss.
+        let seen_twice = direct_mapped(&mut slots, 1, &hasher, 2u32);
+        assert_eq!(Arc::strong_count(&seen_twice), 2, "let in");
+        assert_eq!(Arc::strong_count(&first), 1, "released");
+        assert!(Arc::ptr_eq(
+            &seen_twice,
+            &direct_mapped(&mut slots, 1, &hasher, 2u32)
+        ));
     }
 
     #[test]

@@ -438,8 +438,11 @@ impl RibTask {
                 updates,
                 credit,
             } => {
-                for update in &updates {
-                    self.apply_update(peer, update).await;
+                // The peer's RIB id once per batch, not once per UPDATE.
+                if let Some(id) = self.peers.get(&peer).map(|e| e.id) {
+                    for update in &updates {
+                        self.apply_update(peer, id, update).await;
+                    }
                 }
                 // The applied UPDATEs go back inside their vector: the
                 // session frees them on its own thread ([`Credit::recycle`]).
@@ -496,20 +499,17 @@ impl RibTask {
         }
     }
 
-    async fn apply_update(&mut self, peer: IpAddr, update: &Update) {
-        let Some(e) = self.peers.get_mut(&peer) else {
-            return;
-        };
-        let id = e.id;
+    /// Applies one UPDATE of `peer`, whose RIB id is `id`.
+    async fn apply_update(&mut self, peer: IpAddr, id: PeerId, update: &Update) {
         let eor = update.end_of_rib;
         let eor_only = update.attributes.is_none()
             && update.announced.is_empty()
             && update.withdrawn.is_empty();
-        let up = self.rib.peer_counters(id).is_some_and(|c| c.up);
         let mut out = std::mem::take(&mut self.spare);
         out.best_changes.clear();
         out.outbound.clear();
-        let applied = match eor.filter(|_| eor_only && up) {
+        let sweep = eor.filter(|_| eor_only && self.rib.peer_counters(id).is_some_and(|c| c.up));
+        let applied = match sweep {
             // End-of-RIB alone: its stale sweep (RFC 4724 §4.2), in steps;
             // otherwise the same as `apply_update`.
             Some(f) => {
@@ -523,6 +523,9 @@ impl RibTask {
             self.emit_from(&mut out).await;
         }
         self.spare = out;
+        if applied.is_ok() && eor.is_none() {
+            return;
+        }
         let Some(e) = self.peers.get_mut(&peer) else {
             return;
         };

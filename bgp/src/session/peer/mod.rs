@@ -111,6 +111,11 @@ pub(crate) struct PeerTask {
     /// The FSM's actions for the event being fed, kept between events so
     /// an UPDATE allocates none ([`Fsm::handle_into`]).
     actions: Vec<Action>,
+    /// While the messages of one read are handled: when that read
+    /// completed. Timers the FSM (re)starts meanwhile — the hold timer, on
+    /// every KEEPALIVE and UPDATE (RFC 4271 §8.2.2) — count from it, so a
+    /// read of a thousand UPDATEs reads the clock once, not per message.
+    read_at: Option<Instant>,
 }
 
 fn timer_index(t: Timer) -> usize {
@@ -231,6 +236,7 @@ impl PeerTask {
             lost: None,
             log_budget: LogBudget::new(),
             actions: Vec::new(),
+            read_at: None,
         }
     }
 
@@ -476,6 +482,7 @@ impl PeerTask {
     /// lock per read, not per message.
     fn process_main(&mut self) {
         let mut received = MessageCounters::default();
+        self.read_at = Some(Instant::now());
         while let Some(res) = self.conn.as_mut().and_then(|c| c.next_message()) {
             match res {
                 Ok(msg) => {
@@ -530,6 +537,7 @@ impl PeerTask {
                 }
             }
         }
+        self.read_at = None;
         if received != MessageCounters::default()
             && let Ok(mut st) = self.status.lock()
         {
@@ -764,7 +772,8 @@ impl PeerTask {
                     Timer::ConnectRetry | Timer::IdleHold => jitter(d),
                     _ => d,
                 };
-                self.timers[timer_index(t)] = Some(Instant::now() + d);
+                let now = self.read_at.unwrap_or_else(Instant::now);
+                self.timers[timer_index(t)] = Some(now + d);
             }
             Action::StopTimer(t) => self.timers[timer_index(t)] = None,
             Action::SessionEstablished(n) => self.on_established(n),
