@@ -219,3 +219,90 @@ fn refused_replacement_removes_the_route_it_replaces() {
         assert!(t.not_installed().await.is_empty());
     });
 }
+
+/// A burst of one route over many new prefixes (the table's bulk path, which
+/// writes such a prefix in one step, session 12): a prefix in its middle
+/// held by a route of another protocol is still never overwritten (it
+/// fails as a conflict), and a burst the kernel refuses request by request
+/// (an unreachable gateway) leaves every prefix failed, with nothing
+/// recorded as installed, and goes in once the gateway is reachable.
+#[test]
+fn a_bulk_burst_keeps_conflicts_and_refusals() {
+    if !require_root() {
+        return;
+    }
+    let ns = setup("tbl-bulk");
+    let name = ns.name.clone();
+    ns.run(move || async move {
+        let probe = Netns::borrowed(&name);
+        let t = RouteTable::start(149, 254).await.expect("start");
+        // Another protocol's route, heard of after the start.
+        probe.ip(&[
+            "route",
+            "add",
+            "10.79.0.5/32",
+            "via",
+            "10.200.0.2",
+            "proto",
+            "static",
+        ]);
+        // Its notification is queued before `ip` returns: applied before
+        // the flush is answered.
+        t.flush().await.expect("nothing desired yet");
+        let burst = |third: u8, gw: &str| {
+            let r = t.intern(via(gw));
+            (0..64u8)
+                .map(|i| {
+                    let p = net(&format!("10.{third}.0.{i}/32"));
+                    (IpNetwork::V4(p), Some(r.clone()))
+                })
+                .collect::<Vec<_>>()
+        };
+        t.apply(burst(79, "10.200.0.2")).await;
+        match t.flush().await {
+            Err(RoutesError::Incomplete { failed: 1, first }) => {
+                assert!(
+                    first.starts_with("10.79.0.5/32: a route of another protocol"),
+                    "{first}"
+                )
+            }
+            other => panic!("expected the one conflict, got {other:?}"),
+        }
+        let held = probe.ip(&["route", "show", "10.79.0.5/32"]);
+        assert!(held.contains("proto static"), "overwritten: {held}");
+        let ours = |probe: &Netns| probe.ip(&["route", "show", "proto", "149"]).lines().count();
+        assert_eq!(ours(&probe), 63);
+        assert_eq!(t.stats().installed_learned, 63);
+        // Every request of a burst refused: each prefix failed, none counted.
+        t.apply(burst(80, "10.201.0.2")).await;
+        match t.flush().await {
+            Err(RoutesError::Incomplete { failed: 65, .. }) => {}
+            other => panic!("expected 64 refusals and the conflict, got {other:?}"),
+        }
+        let s = t.stats();
+        assert_eq!((s.installed_learned, s.pending), (63, 65), "{s:?}");
+        assert_eq!(ours(&probe), 63);
+        probe.ip(&["addr", "add", "10.201.0.1/24", "dev", "rt0"]);
+        let t0 = Instant::now();
+        while ours(&probe) < 127 {
+            assert!(t0.elapsed() < Duration::from_secs(3), "not retried");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        match t.flush().await {
+            Err(RoutesError::Incomplete { failed: 1, .. }) => {}
+            other => panic!("expected the conflict alone, got {other:?}"),
+        }
+        assert_eq!(t.stats().installed_learned, 127);
+        let gone: Vec<_> = [79u8, 80]
+            .iter()
+            .flat_map(|third| {
+                (0..64u8).map(move |i| (IpNetwork::V4(net(&format!("10.{third}.0.{i}/32"))), None))
+            })
+            .collect();
+        t.apply(gone).await;
+        t.flush().await.expect("nothing desired");
+        assert_eq!(ours(&probe), 0);
+        let held = probe.ip(&["route", "show", "10.79.0.5/32"]);
+        assert!(held.contains("proto static"), "{held}");
+    });
+}

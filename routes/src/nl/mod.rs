@@ -64,6 +64,6 @@ pub use aio::{AsyncSocket, Drain};
 pub use build::{Msg, Writer, family_of};
 pub use dump::Part;
 pub use parse::{ErrorMsg, Header, Message, attrs, error_msg, messages};
-pub use route::{DecodedRoute, MIN_ROUTE_REQUEST, REPLACE_FLAGS, RouteEncoder};
+pub use route::{DecodedRoute, MIN_ROUTE_REQUEST, REPLACE_FLAGS, RouteEncoder, RouteTemplate};
 pub use socket::{Socket, poll_readable};
 pub use view::{AddrView, Decoded, HopView, LinkInfo, NeighView, ParseError, RouteView, decode};

@@ -5,6 +5,10 @@
 //! Two ways in, each one hash lookup per prefix:
 //! - write-through: `set` of a new desire (the bulk-load hot path) encodes
 //!   the replace while it holds the prefix's slot ([`Reconciler::set`]);
+//!   a prefix with no route on either side, desired with the burst's route
+//!   naming no device, takes the slots' fast path ([`Writer::replace_new`]:
+//!   both sides take the route's id in one step, and the request is written
+//!   from the route's [`RouteTemplate`]: three stores instead of an encoding);
 //! - [`Reconciler::apply`]: every dirty prefix (removals, notifications,
 //!   retries, re-dumps, anything `set` left alone) is looked at once, in
 //!   the order the kernel rewards ([`kernel_order`]), and gets a replace, a
@@ -16,7 +20,9 @@
 //! failures), and put back for the requests it refused — read right after
 //! each `sendmsg`, before any notification is applied — and for a buffer
 //! that could not be sent (its prefixes become dirty again), last request
-//! first ([`settle_sides`]). A refused
+//! first ([`settle_sides`]). A request ([`Sent`]) holds a route use only
+//! for the kernel side it replaced, so a buffer of new prefixes whose
+//! requests all applied settles with no per-request work. A refused
 //! request leaves the prefix in `failed` with the kernel's reason; `flush`
 //! reports it. A refused replace leaves the old route in the kernel: the
 //! next look at the prefix (the retry tick) deletes it, since a route we no
@@ -32,7 +38,10 @@ use super::hash::Id;
 use super::slots::{Sides, Slots};
 use super::{BATCH_BYTES, Link, Reconciler};
 use crate::nl::consts::NLMSG_ERROR;
-use crate::nl::{AsyncSocket, Drain, MIN_ROUTE_REQUEST, RouteEncoder, error_msg, messages};
+use crate::nl::{
+    AsyncSocket, Drain, MIN_ROUTE_REQUEST, RouteEncoder, RouteTemplate, error_msg, messages,
+};
+use crate::types::KernelRoute;
 
 /// Orders a batch of dirty prefixes as the kernel's FIBs reward it (issue
 /// 15; measured in lab/bench/README.md §2): IPv4 first, in the order they
@@ -72,9 +81,12 @@ fn touch(slots: &Slots, prefixes: &[IpNetwork]) {
 /// [`MIN_ROUTE_REQUEST`] bytes).
 const MAX_PER_SEND: usize = BATCH_BYTES / MIN_ROUTE_REQUEST + 1;
 
-/// A request in the buffer being filled: 24 bytes, no `Arc` (its two ids
-/// hold uses in the slots' [`Handles`](super::hash::Handles) until it is
-/// settled, so neither id is reused meanwhile).
+/// A request in the buffer being filled: 24 bytes, no `Arc`. `prev` holds
+/// its use in the slots' [`Handles`](super::hash::Handles) until the
+/// request is settled; `wrote` needs none of its own (the slot's kernel
+/// side or a later request's `prev` holds it, [`Sides::write_desired`]),
+/// so neither id is reused meanwhile, and a new prefix's request
+/// (`prev` none) holds nothing: settling it is a no-op.
 struct Sent {
     prefix: IpNetwork,
     /// The route written ([`Id::NONE`]: a delete).
@@ -115,10 +127,7 @@ impl Batch {
 
     /// Route uses the requests waiting to be sent hold ([`Sent`]).
     pub(super) fn uses_held(&self) -> usize {
-        self.sent
-            .iter()
-            .map(|s| usize::from(s.wrote.is_some()) + usize::from(s.prev.is_some()))
-            .sum()
+        self.sent.iter().filter(|s| s.prev.is_some()).count()
     }
 
     /// Time to send.
@@ -194,14 +203,44 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// Encode a delete of our route for `p` and record the kernel side as
-    /// empty.
-    fn delete(&mut self, p: IpNetwork, sides: &mut Sides<'_>) {
+    /// Encode a replace of `p`, a prefix with no route on either side yet,
+    /// with `route` held as `id` (written by `template`, the same bytes,
+    /// when it fits `p`), and record the request (the fast path of
+    /// [`Slots::desire`], which records both sides). Fails (buffer
+    /// untouched) like [`replace`](Self::replace).
+    pub(super) fn replace_new(
+        &mut self,
+        p: IpNetwork,
+        route: &KernelRoute,
+        id: Id,
+        template: Option<&RouteTemplate>,
+    ) -> bool {
         let seq = self.out.next_seq(self.cmd);
-        let encoded = self
-            .encoder()
-            .encode(&mut self.out.buf, seq, p, None, &|_| None);
-        if encoded.is_ok() {
+        let encoded = template.is_some_and(|t| t.encode(&mut self.out.buf, seq, p))
+            || self
+                .encoder()
+                .encode(&mut self.out.buf, seq, p, Some(route), &|_| None)
+                .is_ok();
+        if encoded {
+            self.out.sent.push(Sent {
+                prefix: p,
+                wrote: id,
+                prev: Id::NONE,
+            });
+        }
+        encoded
+    }
+
+    /// Encode a delete of our route for `p` (by `template`, the same bytes,
+    /// when it fits `p`) and record the kernel side as empty.
+    fn delete(&mut self, p: IpNetwork, sides: &mut Sides<'_>, template: Option<&RouteTemplate>) {
+        let seq = self.out.next_seq(self.cmd);
+        let encoded = template.is_some_and(|t| t.encode(&mut self.out.buf, seq, p))
+            || self
+                .encoder()
+                .encode(&mut self.out.buf, seq, p, None, &|_| None)
+                .is_ok();
+        if encoded {
             let prev = sides.take_kernel();
             self.out.sent.push(Sent {
                 prefix: p,
@@ -251,6 +290,7 @@ impl Reconciler {
             proto: self.proto,
             table: self.table,
         };
+        let delete = self.deletes[usize::from(p.is_ipv6())].as_ref();
         match (sides.desired().is_some(), sides.kernel().is_some()) {
             (true, _) if sides.settled() => {
                 // Skip hashing into sets that are empty (the bulk case).
@@ -285,7 +325,7 @@ impl Reconciler {
                     // (e.g. a tunnel route after the encapsulation was
                     // switched off), so it goes; the desired one is tried
                     // again at the next retry.
-                    w.delete(p, &mut sides);
+                    w.delete(p, &mut sides, delete);
                 } else if let Err(why) = w.replace(p, &mut sides) {
                     self.fail(
                         p,
@@ -297,7 +337,7 @@ impl Reconciler {
                 }
             }
             (false, true) if self.converged || !self.adopted.contains(&p) => {
-                w.delete(p, &mut sides);
+                w.delete(p, &mut sides, delete);
                 if sides.is_empty() {
                     self.slots.remove_emptied(&p);
                 }
@@ -374,9 +414,11 @@ impl Reconciler {
         {
             // The bulk case: every request applied and no prefix waits on
             // one (`settle` would do nothing): the requests give their uses
-            // back, in any order (none is undone).
+            // back, in any order (none is undone); a new prefix's holds none.
             for s in sent.drain(..) {
-                self.slots.settled(s.wrote, s.prev);
+                if s.prev.is_some() {
+                    self.slots.settled(s.prev);
+                }
             }
         } else {
             settle_sides(&mut self.slots, &sent, Some(&errors));
@@ -446,7 +488,7 @@ fn settle_sides(slots: &mut Slots, sent: &[Sent], errors: Option<&[i32]>) {
             .and_then(|e| e.get(i))
             .is_some_and(|&errno| applied(s, errno));
         if done {
-            slots.settled(s.wrote, s.prev);
+            slots.settled(s.prev);
         } else {
             slots.undo_kernel(s.prefix, s.wrote, s.prev);
         }
@@ -456,7 +498,8 @@ fn settle_sides(slots: &mut Slots, sent: &[Sent], errors: Option<&[i32]>) {
 #[cfg(test)]
 mod tests {
     use super::{Sent, Slots, kernel_order, settle_sides};
-    use crate::types::KernelRoute;
+    use crate::reconcile::slots::Desire;
+    use crate::types::{KernelRoute, RouteKind};
     use ipnetwork::IpNetwork;
     use std::sync::Arc;
 
@@ -524,6 +567,90 @@ mod tests {
         let (mut slots, p, sent) = replace_then_delete(&old);
         settle_sides(&mut slots, &sent, Some(&[libc::EINVAL, 0]));
         assert!(kernel_is(&slots, &p, None), "{:?}", slots.kernel(&p));
+    }
+
+    /// A buffer as the bulk path fills it: new prefixes `p0..p3` written
+    /// by the slots' fast path (requests holding no use), a replace of a
+    /// prefix the kernel holds with another route (`q`), then a delete of
+    /// `p1` (its desire withdrawn while its add was still queued). Returns
+    /// the slots, the route, the prefixes and the requests.
+    fn bulk_buffer() -> (
+        Slots,
+        Arc<KernelRoute>,
+        Vec<IpNetwork>,
+        IpNetwork,
+        Vec<Sent>,
+    ) {
+        let r = Arc::new(KernelRoute::Blackhole);
+        let old = Arc::new(KernelRoute::Local { dev: "x0".into() });
+        let ps = nets(&["10.1.0.0/32", "10.1.0.1/32", "10.1.0.2/32", "10.1.0.3/32"]);
+        let q: IpNetwork = "10.2.0.0/24".parse().unwrap();
+        let mut slots = Slots::default();
+        slots.set_kernel(q, old);
+        slots.set_desired(q, r.clone());
+        let mut sent = Vec::new();
+        for p in &ps {
+            let got = slots.desire(*p, r.clone(), Some(RouteKind::Blackhole), |id, _| {
+                sent.push(Sent {
+                    prefix: *p,
+                    wrote: id,
+                    prev: super::Id::NONE,
+                });
+                true
+            });
+            assert!(matches!(got, Desire::New { written: true }));
+        }
+        let (wrote, prev) = slots.sides_mut(&q).unwrap().write_desired();
+        sent.push(Sent {
+            prefix: q,
+            wrote,
+            prev,
+        });
+        slots.take_desired(&ps[1]);
+        let mut sides = slots.sides_mut(&ps[1]).unwrap();
+        let prev = sides.take_kernel();
+        assert!(sides.is_empty());
+        slots.remove_emptied(&ps[1]);
+        sent.push(Sent {
+            prefix: ps[1],
+            wrote: super::Id::NONE,
+            prev,
+        });
+        (slots, r, ps, q, sent)
+    }
+
+    /// Every use the slots count is a side's (no request is left).
+    fn balanced(slots: &Slots) -> bool {
+        let (uses, sides) = slots.uses_and_sides();
+        uses == sides && slots.installed() == slots.count_installed()
+    }
+
+    #[test]
+    fn a_refusal_in_the_middle_of_a_bulk_buffer_undoes_that_request_only() {
+        let (mut slots, r, ps, q, sent) = bulk_buffer();
+        // p2's add refused, everything else applied.
+        let mut errors = vec![0; sent.len()];
+        errors[2] = libc::EINVAL;
+        settle_sides(&mut slots, &sent, Some(&errors));
+        for (i, p) in ps.iter().enumerate() {
+            let want = [true, false, false, true][i];
+            assert_eq!(slots.in_kernel(p), want, "{p}");
+            assert_eq!(slots.is_desired(p), i != 1, "{p}");
+        }
+        assert!(kernel_is(&slots, &q, Some(&r)) && slots.is_installed(&q));
+        assert!(balanced(&slots), "{:?}", slots.uses_and_sides());
+        // Never sent: every request undone, last first.
+        let (mut slots, r, ps, q, sent) = bulk_buffer();
+        settle_sides(&mut slots, &sent, None);
+        assert!(ps.iter().all(|p| !slots.in_kernel(p)));
+        assert!(!slots.is_desired(&ps[1]) && slots.is_desired(&ps[2]));
+        assert!(slots.kernel(&q).is_some_and(|k| !Arc::ptr_eq(k, &r)));
+        assert!(balanced(&slots), "{:?}", slots.uses_and_sides());
+        // All applied: nothing to undo, no request held a use of `r`.
+        let (mut slots, _, ps, _, sent) = bulk_buffer();
+        settle_sides(&mut slots, &sent, Some(&vec![0; sent.len()]));
+        assert_eq!(ps.iter().filter(|p| slots.is_installed(p)).count(), 3);
+        assert!(balanced(&slots), "{:?}", slots.uses_and_sides());
     }
 
     fn nets(v: &[&str]) -> Vec<IpNetwork> {

@@ -242,10 +242,7 @@ impl Handles {
         {
             h.uses += 1;
             self.last = Some((addr, id));
-            self.spent.push(route);
-            if self.spent.len() >= SPENT_BURST {
-                self.spent.clear();
-            }
+            self.spend(route);
             return id;
         }
         let i = match self.free.pop() {
@@ -275,6 +272,37 @@ impl Handles {
         self.by_addr.insert(addr, i);
         self.last = Some((addr, id));
         id
+    }
+
+    /// The id of `route` if it is the route last held (the bulk case: a
+    /// burst repeats one route), without taking a use. `last` is cleared
+    /// when its id is freed, and a held route's address is not reused, so
+    /// a match is `route` itself.
+    pub(crate) fn last_held(&self, route: &Shared) -> Option<Id> {
+        match self.last {
+            Some((addr, id)) if addr == Arc::as_ptr(route).addr() => Some(id),
+            _ => None,
+        }
+    }
+
+    /// `n` more slot sides use `id`'s route, handed in again as `route`
+    /// (dropped in a burst, [`SPENT_BURST`]): [`hold`](Self::hold) without
+    /// the lookup, for an id from [`last_held`](Self::last_held).
+    pub(crate) fn hold_n(&mut self, id: Id, route: Shared, n: usize) {
+        if let Some(h) = id.index().and_then(|i| self.held.get_mut(i))
+            && h.route.is_some()
+        {
+            h.uses += n;
+        }
+        self.spend(route);
+    }
+
+    /// Drop an `Arc` handed in with the others of its burst (module docs).
+    fn spend(&mut self, route: Shared) {
+        self.spent.push(route);
+        if self.spent.len() >= SPENT_BURST {
+            self.spent.clear();
+        }
     }
 
     /// [`hold`](Self::hold) of a route already held, by its id.

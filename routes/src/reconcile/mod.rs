@@ -11,7 +11,8 @@
 //! Loop: take a burst of commands from the [`queue`] and apply them in order
 //! to the desired side of the slots (routes arrive interned by the table's
 //! one interner, [`RouteInterner`], so a desire is a reference count and one
-//! hash operation; nothing is de-duplicated here beyond a later desire
+//! hash operation, in which a new prefix of the burst's route is also
+//! written: `set`'s fast path; nothing is de-duplicated here beyond a later desire
 //! replacing an earlier one in its slot: the speaker's outbox is the one
 //! coalescing stage), drain notifications, then for each dirty
 //! prefix compute replace / delete / nothing and write them in batches of
@@ -26,7 +27,7 @@
 //! routes through the VXLAN devices ([`vteps`]).
 
 use std::collections::{HashMap, HashSet};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,9 +37,9 @@ use tokio::time::Instant;
 
 use crate::error::RoutesError;
 use crate::nl::consts::{RTM_GETADDR, RTM_GETLINK, RTM_GETROUTE};
-use crate::nl::{self, AsyncSocket, Decoded, DecodedRoute, Part};
+use crate::nl::{self, AsyncSocket, Decoded, DecodedRoute, Part, RouteEncoder, RouteTemplate};
 use crate::table::Command;
-use crate::types::{KernelRoute, RouteStats};
+use crate::types::{KernelRoute, RouteKind, RouteStats};
 
 mod apply;
 mod failures;
@@ -52,7 +53,7 @@ use failures::Failure;
 pub(crate) use hash::Shared;
 use hash::{FastMap, FastSet, Interner};
 use monitor::addr_key;
-use slots::Slots;
+use slots::{Desire, Slots};
 
 /// Bytes of requests per `sendmsg` (~270 routes). Measured here: 16 KiB
 /// and 32 KiB give ~205k adds/s for 100k routes, 64 KiB only ~140k/s (the
@@ -102,6 +103,16 @@ struct Link {
     up: bool,
 }
 
+/// A route desired twice in a row that names no device, for `set`'s fast
+/// path: kept alive here, so an `Arc` equal to it by address is this route;
+/// with its kind and its request as a template for the family of the
+/// prefix it was kept at.
+struct Plain {
+    route: Shared,
+    kind: RouteKind,
+    template: Option<RouteTemplate>,
+}
+
 pub(crate) struct Reconciler {
     proto: u8,
     table: u32,
@@ -138,6 +149,15 @@ pub(crate) struct Reconciler {
     installs: Vec<installs::Install>,
     /// Remote VXLAN VTEPs of the desired routes and their entries.
     vteps: vteps::Vteps,
+    /// `set`'s fast path: the last route desired twice in a row that names
+    /// no device.
+    plain: Option<Plain>,
+    /// The address of the route of the last desire that took the general
+    /// path (only compared: when to build [`Plain`]).
+    last_general: usize,
+    /// The delete request of each family (IPv4, IPv6), written for any
+    /// prefix longer than /0 ([`RouteTemplate`]).
+    deletes: [Option<RouteTemplate>; 2],
 }
 
 /// Device names a route refers to (no allocation: hot path of `set`).
@@ -194,6 +214,21 @@ impl Reconciler {
             waiters: Vec::new(),
             installs: Vec::new(),
             vteps: vteps::Vteps::default(),
+            plain: None,
+            last_general: 0,
+            deletes: [
+                IpAddr::from(Ipv4Addr::UNSPECIFIED),
+                Ipv6Addr::UNSPECIFIED.into(),
+            ]
+            .map(|any| {
+                let host = IpNetwork::new(any, if any.is_ipv4() { 32 } else { 128 }).ok()?;
+                RouteEncoder {
+                    protocol: proto,
+                    table,
+                    extra_flags: 0,
+                }
+                .template(host, None)
+            }),
         };
         r.resync()
             .await
@@ -405,12 +440,59 @@ impl Reconciler {
     /// Hot path of bulk loads: one hash operation per prefix. A new desire
     /// the kernel does not hold yet is encoded into the send buffer at once
     /// (write-through, see [`apply`]); anything else is left to `apply`.
+    ///
+    /// The bulk case — a prefix with no route on either side, desired with
+    /// the route of the burst, which names no device (so no device index
+    /// or VTEP to keep), and no route of another protocol at the prefix —
+    /// takes the slots' fast path ([`slots::Desire::New`]): the same
+    /// request as write-through, recorded without the general path's
+    /// checks and counts.
     fn set(&mut self, p: IpNetwork, r: Shared) {
-        // Empty (no allocation) unless the route names devices.
-        let new_devs: Vec<String> = devs_of(&r).map(str::to_string).collect();
-        let Some(mut ch) = self.slots.desire(p, r) else {
-            return;
+        let (plain, template) = match &self.plain {
+            Some(f) if Arc::ptr_eq(&f.route, &r) => (Some(f.kind), f.template.as_ref()),
+            _ => (None, None),
         };
+        let plain = plain.filter(|_| self.foreign.is_empty() || !self.foreign.contains(&p));
+        let mut w = apply::Writer {
+            out: &mut self.out,
+            cmd: &mut self.cmd,
+            links: &self.links,
+            by_name: &self.by_name,
+            proto: self.proto,
+            table: self.table,
+        };
+        let write = |id, route: &KernelRoute| w.replace_new(p, route, id, template);
+        let mut ch = match self.slots.desire(p, r, plain, write) {
+            Desire::Same => return,
+            Desire::New { written } => {
+                if !written {
+                    self.dirty.push(p);
+                }
+                return;
+            }
+            Desire::Changed(ch) => ch,
+        };
+        // Empty (no allocation) unless the route names devices.
+        let mut new_devs: Vec<String> = Vec::new();
+        if let Some(r) = ch.sides.desired() {
+            new_devs.extend(devs_of(r).map(str::to_string));
+            // Kept for a route desired twice in a row (a burst), not for
+            // every route of a stream that alternates between several.
+            let again = std::mem::replace(&mut self.last_general, Arc::as_ptr(r).addr())
+                == Arc::as_ptr(r).addr();
+            if new_devs.is_empty() && plain.is_none() && again {
+                let encoder = RouteEncoder {
+                    protocol: self.proto,
+                    table: self.table,
+                    extra_flags: 0,
+                };
+                self.plain = Some(Plain {
+                    kind: r.kind(),
+                    template: encoder.template(p, Some(r)),
+                    route: Arc::clone(r),
+                });
+            }
+        }
         let held = ch.sides.settled();
         let conflict = !self.foreign.is_empty() && self.foreign.contains(&p);
         let written = !held

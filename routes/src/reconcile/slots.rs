@@ -29,7 +29,7 @@ use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 use std::sync::Arc;
 
 use super::hash::{FastMap, Handles, Id, RUN_BITS, RunMap, Shared, run_of};
-use crate::types::RouteKind;
+use crate::types::{KernelRoute, RouteKind};
 
 /// Rebuilds `m` at its size once under a quarter of its capacity is used:
 /// the map never shrinks on removal, so after a full table was withdrawn its
@@ -298,6 +298,19 @@ impl Installed {
     }
 }
 
+/// What [`Slots::desire`] did.
+pub(crate) enum Desire<'a> {
+    /// The route was desired already (or could not be recorded): nothing
+    /// changed.
+    Same,
+    /// The bulk-load fast path: the prefix held no route on either side;
+    /// the route is desired and, if `write` encoded its replace, recorded
+    /// as the kernel's (both sides one id, counted installed).
+    New { written: bool },
+    /// The desire changed: the change, with the kernel side writable.
+    Changed(Desired<'a>),
+}
+
 /// A changed desire (see [`Slots::desire`]).
 pub(crate) struct Desired<'a> {
     /// The previous desire.
@@ -334,18 +347,21 @@ impl Sides<'_> {
     }
 
     /// Record the desired route as the kernel's (a replace was encoded).
-    /// Returns the request's two ids, each holding a use until the request
-    /// is settled ([`Slots::settled`] or [`Slots::undo_kernel`]): the route
-    /// written and the kernel side before (its use moves from the slot to
-    /// the request). Plain counts, no `Arc` clone per request.
+    /// Returns the request's two ids: the route written and the kernel
+    /// side before, whose use moves from the slot to the request until it
+    /// is settled ([`Slots::settled`] or [`Slots::undo_kernel`]). The route
+    /// written takes no use of the request's: it is the slot's kernel side,
+    /// which only a later request of the same buffer changes (notifications
+    /// wait for the buffer, `Reconciler::run`), and that request's `prev`
+    /// then holds it, so its id is not reused before the request is settled.
+    /// Plain counts, no `Arc` clone per request.
     pub(crate) fn write_desired(&mut self) -> (Id, Id) {
         let before = installed_kind(self.routes, self.slot);
         let new = self.routes.hold_id(self.slot.desired);
-        let wrote = self.routes.hold_id(new);
         let prev = std::mem::replace(&mut self.slot.kernel, new);
         let after = installed_kind(self.routes, self.slot);
         self.installed.change(self.v6, before, after);
-        (wrote, prev)
+        (new, prev)
     }
 
     /// Record the kernel side as empty (a delete was encoded); returns it,
@@ -504,10 +520,23 @@ impl Slots {
     }
 
     /// Desire `r` (interned by the route table's one interner) for `p` with
-    /// one hash operation (the bulk-load hot path): `None` if `r` was
-    /// already desired, else the change, with the slot's kernel side
-    /// writable (for write-through).
-    pub(crate) fn desire(&mut self, p: IpNetwork, r: Shared) -> Option<Desired<'_>> {
+    /// one hash operation (the bulk-load hot path).
+    ///
+    /// `new`: the caller's fast path for `r` (its kind; the caller vouches
+    /// that `r` names no device and that `p` is free of conflicts). If `p`
+    /// holds no route on either side and `r` is the route last held
+    /// ([`Handles::last_held`]: a burst of one route), `write` is asked to
+    /// encode the replace with `r`'s id and both sides take that id at once:
+    /// [`Desire::New`], no `installed_kind` lookups, no second use count.
+    /// Otherwise [`Desire::Same`] if `r` was already desired, else the
+    /// change, with the slot's kernel side writable (for write-through).
+    pub(crate) fn desire(
+        &mut self,
+        p: IpNetwork,
+        r: Shared,
+        new: Option<RouteKind>,
+        write: impl FnOnce(Id, &KernelRoute) -> bool,
+    ) -> Desire<'_> {
         let Slots {
             maps,
             routes,
@@ -515,27 +544,42 @@ impl Slots {
             installed,
         } = self;
         let slot = maps.entry(p);
+        let v6 = p.is_ipv6();
+        if let Some(kind) = new
+            && !slot.desired.is_some()
+            && !slot.kernel.is_some()
+            && let Some(id) = routes.last_held(&r)
+        {
+            let written = write(id, &r);
+            routes.hold_n(id, r, 1 + usize::from(written));
+            slot.desired = id;
+            *desired += 1;
+            if written {
+                slot.kernel = id;
+                installed.change(v6, None, Some(kind));
+            }
+            return Desire::New { written };
+        }
         if routes
             .get(slot.desired)
             .is_some_and(|d| Arc::ptr_eq(d, &r) || **d == *r)
         {
-            return None;
+            return Desire::Same;
         }
         let id = routes.hold(r);
         if !id.is_some() {
             // Not recorded (see `Handles::hold`). A slot this leaves empty
             // stays until its prefix is next removed; every reader skips
             // empty sides.
-            return None;
+            return Desire::Same;
         }
-        let v6 = p.is_ipv6();
         let before = installed_kind(routes, slot);
         let old = std::mem::replace(&mut slot.desired, id);
         installed.change(v6, before, installed_kind(routes, slot));
         if !old.is_some() {
             *desired += 1;
         }
-        Some(Desired {
+        Desire::Changed(Desired {
             old: routes.release(old),
             sides: Sides {
                 slot,
@@ -581,23 +625,24 @@ impl Slots {
         self.remove(p);
     }
 
-    /// A request the kernel applied: give back the uses its ids held
-    /// ([`Sides::write_desired`], [`Sides::take_kernel`]; `wrote` is
-    /// [`Id::NONE`] for a delete). No lookup.
-    pub(crate) fn settled(&mut self, wrote: Id, prev: Id) {
-        self.routes.drop_use(wrote);
+    /// A request the kernel applied: give back the use its `prev` held
+    /// ([`Sides::write_desired`], [`Sides::take_kernel`]; [`Id::NONE`] for
+    /// a new prefix). No lookup.
+    pub(crate) fn settled(&mut self, prev: Id) {
         self.routes.drop_use(prev);
     }
 
     /// A request refused or never sent: `p`'s kernel side goes back to
-    /// `prev`, unless something (a notification) changed it since `wrote`
-    /// was recorded; then the request's uses are given back. The ids are
-    /// held by the request until here, so an id equal to `wrote` is the
+    /// `prev`, unless a later request of its buffer changed it since
+    /// `wrote` was recorded; then the request's use is given back.
+    /// Requests are undone last first, and `wrote` is held (by the kernel
+    /// side or by that later request's `prev`) until its own request is
+    /// undone ([`Sides::write_desired`]), so an id equal to `wrote` is the
     /// very route written (never a reused id).
     pub(crate) fn undo_kernel(&mut self, p: IpNetwork, wrote: Id, prev: Id) {
         let now = self.get(&p).map_or(Id::NONE, |s| s.kernel);
         if now != wrote {
-            self.settled(wrote, prev);
+            self.settled(prev);
             return;
         }
         // `prev`'s use moves back into the slot; the slot's use of `now` goes.
@@ -608,7 +653,6 @@ impl Slots {
         self.installed.change(p.is_ipv6(), before, after);
         self.remove_if_empty(&p);
         self.routes.drop_use(now);
-        self.routes.drop_use(wrote);
     }
 
     /// Stop desiring `p`; returns the previous desire.

@@ -50,7 +50,7 @@ fn entries_are_small_and_routes_go_with_their_last_use() {
     assert!(Arc::ptr_eq(s.routes.get(wrote).unwrap(), &a));
     assert!(Arc::ptr_eq(s.kernel(&p).unwrap(), &a));
     assert_eq!(s.routes_held(), 2, "the request holds b until settled");
-    s.settled(wrote, prev);
+    s.settled(prev);
     assert_eq!(s.routes_held(), 1, "b has no use left");
     s.routes.drop_spent();
     assert_eq!(Arc::strong_count(&b), 1, "and is dropped");
@@ -226,10 +226,15 @@ fn ipv6_keys_short_and_long_round_trip() {
 fn desire_and_write_side_in_one_lookup() {
     let p: IpNetwork = "10.0.0.0/24".parse().unwrap();
     let mut s = Slots::default();
-    let ch = s.desire(p, Arc::new(KernelRoute::Blackhole)).unwrap();
+    let Desire::Changed(ch) = s.desire(p, Arc::new(KernelRoute::Blackhole), None, never) else {
+        panic!("a new desire is a change");
+    };
     assert!(ch.old.is_none() && ch.sides.kernel().is_none());
     assert_eq!(**ch.sides.desired().unwrap(), KernelRoute::Blackhole);
-    assert!(s.desire(p, Arc::new(KernelRoute::Blackhole)).is_none());
+    assert!(matches!(
+        s.desire(p, Arc::new(KernelRoute::Blackhole), None, never),
+        Desire::Same
+    ));
     assert_eq!(s.desired_len(), 1);
     let mut sides = s.sides_mut(&p).unwrap();
     assert!(sides.desired().is_some() && sides.kernel().is_none());
@@ -267,7 +272,80 @@ fn desire_and_write_side_in_one_lookup() {
     let prev = sides.take_kernel();
     assert!(sides.is_empty());
     s.remove_emptied(&p);
-    s.settled(Id::NONE, prev);
+    s.settled(prev);
     assert_eq!((s.maps.len(), s.routes_held()), (0, 0));
     assert_eq!(s.installed(), s.count_installed());
+}
+
+/// A `write` for [`Slots::desire`] that must not be asked.
+fn never(_: Id, _: &KernelRoute) -> bool {
+    panic!("write asked outside the fast path")
+}
+
+/// Uses held by the slots' sides and by `requests` (their `prev`s) add up
+/// to the uses [`Handles`] counts, and the installed count is right.
+fn balanced(s: &Slots, requests: &[Id]) -> bool {
+    let (uses, sides) = s.uses_and_sides();
+    uses == sides + requests.iter().filter(|p| p.is_some()).count()
+        && s.installed() == s.count_installed()
+}
+
+#[test]
+fn a_new_prefix_of_the_last_route_is_desired_and_written_in_one_step() {
+    let r: Shared = Arc::new(KernelRoute::Blackhole);
+    let other: Shared = Arc::new(KernelRoute::Blackhole);
+    let p: IpNetwork = "10.0.0.0/24".parse().unwrap();
+    let q: IpNetwork = "2001:db8::/64".parse().unwrap();
+    let mut s = Slots::default();
+    // Not the last route held: the general path (the change).
+    let kind = Some(RouteKind::Blackhole);
+    assert!(matches!(
+        s.desire(p, r.clone(), kind, never),
+        Desire::Changed(_)
+    ));
+    // Now it is: `q` is new, written at once with `r`'s id.
+    let mut asked = None;
+    let got = s.desire(q, r.clone(), kind, |id, route| {
+        asked = Some(id);
+        *route == KernelRoute::Blackhole
+    });
+    assert!(matches!(got, Desire::New { written: true }));
+    let id = asked.expect("write asked");
+    assert!(Arc::ptr_eq(s.kernel(&q).unwrap(), &r) && Arc::ptr_eq(s.desired(&q).unwrap(), &r));
+    assert_eq!(s.desired_len(), 2);
+    assert!(s.is_installed(&q) && !s.is_installed(&p));
+    assert!(balanced(&s, &[]), "the request holds no use");
+    // Refused: the kernel side goes back to none, the desire stays.
+    s.undo_kernel(q, id, Id::NONE);
+    assert!(!s.in_kernel(&q) && s.is_desired(&q));
+    assert!(balanced(&s, &[]));
+    // A prefix that holds a route takes the general path, as does
+    // another route, or no fast path asked for.
+    assert!(matches!(s.desire(q, r.clone(), kind, never), Desire::Same));
+    let n: IpNetwork = "10.0.1.0/24".parse().unwrap();
+    assert!(matches!(
+        s.desire(n, other.clone(), kind, never),
+        Desire::Changed(_)
+    ));
+    let m: IpNetwork = "10.0.2.0/24".parse().unwrap();
+    assert!(matches!(
+        s.desire(m, r.clone(), None, never),
+        Desire::Changed(_)
+    ));
+    // Not written (the encoding failed): desired only.
+    let k: IpNetwork = "10.0.3.0/24".parse().unwrap();
+    s.desire(k, r.clone(), None, never);
+    let l: IpNetwork = "10.0.4.0/24".parse().unwrap();
+    assert!(matches!(
+        s.desire(l, r.clone(), kind, |_, _| false),
+        Desire::New { written: false }
+    ));
+    assert!(s.is_desired(&l) && !s.in_kernel(&l));
+    assert!(balanced(&s, &[]));
+    for x in [p, q, n, m, k, l] {
+        s.take_desired(&x);
+    }
+    s.routes.drop_spent();
+    assert_eq!((s.maps.len(), s.routes_held()), (0, 0));
+    assert_eq!((Arc::strong_count(&r), Arc::strong_count(&other)), (1, 1));
 }
