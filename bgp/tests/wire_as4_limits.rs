@@ -398,3 +398,31 @@ fn decoder_shares_attribute_sets() {
         assert!(u.announced.is_empty() && u.withdrawn.len() == 1);
     }
 }
+
+/// The cache's slots are reused round-robin once all eight are taken: a set
+/// that went into a reused slot is found there again (its key and the hash
+/// compared before it are both the new set's).
+#[test]
+fn decoder_finds_a_set_in_a_reused_cache_slot() {
+    let mut d = Decoder::new();
+    let with_med = |med: u8| {
+        update(
+            &[],
+            &[basic_attrs(), attr(0x80, 4, &[0, 0, 0, med])].concat(),
+            &[24, 10, 0, med],
+        )
+    };
+    for med in 0..9 {
+        d.decode(&with_med(med), &ctx4()).unwrap();
+    }
+    assert_eq!(d.stats().attribute_cache_hits, 0);
+    let Message::Update(again) = d.decode(&with_med(8), &ctx4()).unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        d.stats().attribute_cache_hits,
+        1,
+        "the ninth set, in slot 0"
+    );
+    assert_eq!(again.attributes.as_ref().unwrap().med, Some(8));
+}

@@ -38,8 +38,30 @@ pub struct DecoderStats {
 }
 
 struct CacheEntry {
+    /// [`key_hash`] of `key`: compared first, so a miss (a peer with an
+    /// attribute set per UPDATE) costs eight integer compares, not eight
+    /// `memcmp` calls.
+    hash: u64,
     key: Vec<u8>,
     parsed: ParsedAttrs,
+}
+
+/// A cheap hash of a cache key (8-byte words, multiply and rotate): only a
+/// filter in front of the byte compare, so a collision costs a `memcmp`,
+/// never a wrong match.
+fn key_hash(key: &[u8]) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h = key.len() as u64;
+    let mut words = key.chunks_exact(8);
+    for w in &mut words {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(K);
+    }
+    let mut b = [0u8; 8];
+    let rest = words.remainder();
+    b[..rest.len()].copy_from_slice(rest);
+    (h.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(K)
 }
 
 /// A per-session decoder: [`super::decode`] plus a small cache of parsed
@@ -455,7 +477,12 @@ impl Decoder {
             self.cache.clear();
             self.ctx = Some(ctx.clone());
         }
-        if let Some(e) = self.cache.iter().find(|e| e.key == self.key) {
+        let hash = key_hash(&self.key);
+        if let Some(e) = self
+            .cache
+            .iter()
+            .find(|e| e.hash == hash && e.key == self.key)
+        {
             self.stats.attribute_cache_hits += 1;
             return Ok(e.parsed.clone());
         }
@@ -464,11 +491,13 @@ impl Decoder {
         if self.key.len() <= MAX_CACHED_KEY {
             if self.cache.len() < CACHE_SLOTS {
                 self.cache.push(CacheEntry {
+                    hash,
                     key: self.key.clone(),
                     parsed: parsed.clone(),
                 });
             } else if let Some(slot) = self.cache.get_mut(self.next_slot % CACHE_SLOTS) {
                 // Reuse the evicted key's buffer: no allocation once warm.
+                slot.hash = hash;
                 slot.key.clear();
                 slot.key.extend_from_slice(&self.key);
                 slot.parsed = parsed.clone();
