@@ -100,15 +100,9 @@ fn floor_rows(
         FloorOrder::BitReversed,
         FloorOrder::Runs,
     ] {
-        let runs: Vec<Run> = floors
-            .iter()
-            .filter(|(o, _)| *o == order)
-            .map(|(_, r)| r.clone())
-            .collect();
-        if runs.is_empty() {
+        let Some(f) = floor_median(floors, order) else {
             continue;
-        }
-        let f = median_by(&runs, |r| r.time);
+        };
         let rt = ratio(f.time.as_secs_f64(), bird.time.as_secs_f64());
         sec.rows.push(row(
             key,
@@ -147,13 +141,9 @@ fn thread_note(tag: &str, mode: Mode, t: &Run, floors: &[(FloorOrder, Run)]) -> 
             FloorOrder::BitReversed,
             FloorOrder::Runs,
         ] {
-            let runs: Vec<Run> = floors
-                .iter()
-                .filter(|(o, _)| *o == order)
-                .map(|(_, r)| r.clone())
-                .collect();
-            let f = median_by(&runs, |r| r.time);
-            if !f.threads.is_empty() {
+            if let Some(f) = floor_median(floors, order)
+                && !f.threads.is_empty()
+            {
                 text += &format!(
                     "; raw writer, {}: {}",
                     order.name(),
@@ -177,6 +167,16 @@ pub struct Options {
     pub waits: ingest_run::Waits,
     pub repeat: u32,
     pub pinning: Pinning,
+}
+
+/// The run of median time among the floor's runs in `order` (none run).
+fn floor_median(floors: &[(FloorOrder, Run)], order: FloorOrder) -> Option<Run> {
+    let runs: Vec<Run> = floors
+        .iter()
+        .filter(|(o, _)| *o == order)
+        .map(|(_, r)| r.clone())
+        .collect();
+    (!runs.is_empty()).then(|| median_by(&runs, |r| r.time))
 }
 
 /// The median of `runs` by `key` (the upper one of an even count).
