@@ -17,8 +17,12 @@
 //!   journal record + `fdatasync` — see `store` and `journal`) before the
 //!   caller learns of it, so a crash between allocation and attach leaves the
 //!   address allocated; the next start-up's `reconcile` frees it only if
-//!   nothing is attached with it. A torn last record (crash mid-append) was
-//!   never acknowledged and is dropped; damage anywhere else is corruption.
+//!   nothing is attached with it. One exception, the attach's: it hands its
+//!   address out once the record is written and settles the `fdatasync`
+//!   later ([`Ipam::settle`]); an agent crash keeps a written record (page
+//!   cache), and what can lose it (a kernel crash, power loss) also removes
+//!   what was attached with it, so `reconcile` ends the same way. A torn last
+//!   record (crash mid-append) is dropped; damage anywhere else is corruption.
 //! - An id holds at most one address per family ([`Family`]); each family
 //!   is allocated on its own ([`Want`]).
 //! - No immediate re-use: a round-robin cursor per family (persisted) walks
@@ -303,8 +307,10 @@ impl Ipam {
     /// no `fdatasync`). The address is taken in memory at once; run
     /// [`Pending::sync`] (blocking, any thread — e.g. while the veth is
     /// created) and hand the result to [`Ipam::commit`] before telling
-    /// anyone the address. Until then the allocation may not survive a crash
-    /// (start-up `reconcile` adopts an address that got attached meanwhile).
+    /// anyone the address — or, for an attach that answers first, to
+    /// [`Ipam::settle`] later. Until then the allocation may not survive a
+    /// kernel crash (start-up `reconcile` adopts an address that got
+    /// attached meanwhile).
     /// A `Pending` dropped uncommitted stays allocated; its record is synced
     /// before the next one is written.
     pub fn allocate_pending(
@@ -338,6 +344,31 @@ impl Ipam {
                 self.cursors[Family::of(address).index()] = previous_cursor;
             }
             return Err(e);
+        }
+        Ok(address)
+    }
+
+    /// Finishes an allocation whose address was already handed out before
+    /// its record's `fdatasync` was joined (an attach answers once the
+    /// record is written; the next user of the IPAM lock settles the sync,
+    /// see `daemon::containers`). Unlike [`Ipam::commit`], a failed sync
+    /// keeps the allocation — a container holds the address — and writes
+    /// the state as a new snapshot at once, so it is durable either way.
+    /// Err only when that snapshot fails too (the next change tries again).
+    pub fn settle(&mut self, pending: Pending) -> Result<IpAddr, IpamError> {
+        let Pending {
+            address,
+            file,
+            outcome,
+            ..
+        } = pending;
+        let Some(file) = file else {
+            return Ok(address);
+        };
+        let outcome = outcome.unwrap_or_else(|| file.sync_data());
+        if let Err(e) = self.store.synced(outcome) {
+            tracing::warn!(%address, error = %e, "an answered allocation's record did not sync; writing a snapshot");
+            self.compact()?;
         }
         Ok(address)
     }

@@ -1,8 +1,9 @@
-//! The attach handler acknowledges only after the IPAM journal record is
-//! synced, but that `fdatasync` runs while the veth is being created: a crash
-//! in between can leave a veth + host route whose allocation never reached
-//! the disk. This checks the claim that start-up reconciliation covers it:
-//! the address is adopted, not handed out again, and a repeated ADD gets it.
+//! The attach handler answers once the IPAM journal record is written; its
+//! `fdatasync` runs while the veth is being created and is joined by the
+//! next IPAM user, not before the answer: a kernel crash before it can leave
+//! a veth + host route whose allocation never reached the disk. This checks
+//! the claim that start-up reconciliation covers it: the address is
+//! adopted, not handed out again, and a repeated ADD gets it.
 
 mod common;
 

@@ -38,7 +38,7 @@ use crate::api::{
     ApiError, AttachRequest, AttachResult, Backend, CheckRequest, DetachRequest, DetachResult,
     ErrorKind, GcRequest, GcResult, IpamView, NodeView, RouteView, RoutesQuery, StatusView,
 };
-use crate::ipam::Ipam;
+use crate::ipam::{Ipam, Pending};
 use crate::metrics::{MetricsSnapshot, MetricsSource};
 
 /// Generic over what it asks of the kernel ([`super::kernel`]): the route
@@ -50,8 +50,14 @@ pub struct Agent<R: Routes = RouteTable, V: Veths = KernelVeths> {
     pub(crate) table: R,
     /// The containers' veths.
     pub(super) veths: V,
-    /// IPAM, and the lock serialising attach/detach/gc.
-    pub(super) ipam: Mutex<Ipam>,
+    /// IPAM, and the lock serialising attach/detach/gc: taken through
+    /// [`Agent::lock_ipam`].
+    ipam: Mutex<Ipam>,
+    /// The `fdatasync` of the last attach's IPAM records, still running on
+    /// the blocking pool after the attach answered
+    /// ([`super::containers`]); taken and settled by the next
+    /// [`Agent::lock_ipam`] (touched only under the `ipam` lock).
+    unsynced: std::sync::Mutex<Option<tokio::task::JoinHandle<Vec<Pending>>>>,
     /// The containers (written only under the `ipam` lock; read anywhere).
     registry: RwLock<Registry>,
     converged: AtomicBool,
@@ -78,6 +84,7 @@ impl<R: Routes, V: Veths> Agent<R, V> {
             table,
             veths,
             ipam: Mutex::new(ipam),
+            unsynced: std::sync::Mutex::new(None),
             registry: RwLock::new(registry),
             converged: AtomicBool::new(false),
             mtu,
@@ -111,7 +118,43 @@ impl<R: Routes, V: Veths> Agent<R, V> {
     /// Waits for the attach/detach/gc in flight (they run to completion
     /// whatever happens to their client), then holds them off: for shutdown.
     pub async fn quiesce(&self) -> tokio::sync::MutexGuard<'_, Ipam> {
-        self.ipam.lock().await
+        self.lock_ipam().await
+    }
+
+    /// The IPAM lock, with the last attach's records settled first: their
+    /// `fdatasync` joined and its outcome given to [`Ipam::settle`] (a
+    /// failed one keeps the answered addresses and writes a snapshot). Every
+    /// user that changes IPAM (attach, detach, check, gc, shutdown) takes it
+    /// here, so a journal record is synced before the next is written; the
+    /// status and metrics readers take the plain lock (counts only; a
+    /// scrape dropped mid-wait must not drop the sync's outcome).
+    pub(super) async fn lock_ipam(&self) -> tokio::sync::MutexGuard<'_, Ipam> {
+        let mut ipam = self.ipam.lock().await;
+        let unsynced = self
+            .unsynced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(sync) = unsynced {
+            settle_sync(&mut ipam, sync).await;
+        }
+        ipam
+    }
+
+    /// Whether an answered attach's IPAM sync waits for the next
+    /// [`Agent::lock_ipam`].
+    #[cfg(test)]
+    pub(super) fn sync_deferred(&self) -> bool {
+        self.unsynced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    /// Hands the `fdatasync` of an answered attach's records to the next
+    /// [`Agent::lock_ipam`]. Called with the `ipam` lock held.
+    pub(super) fn defer_sync(&self, sync: tokio::task::JoinHandle<Vec<Pending>>) {
+        *self.unsynced.lock().unwrap_or_else(|p| p.into_inner()) = Some(sync);
     }
 
     /// The speaker, or an error once it has been shut down.
@@ -328,6 +371,24 @@ pub(super) fn dataplane_kind(e: &tortie_routes::RoutesError) -> ErrorKind {
             ErrorKind::Conflict
         }
         _ => ErrorKind::Internal,
+    }
+}
+
+/// Joins the `fdatasync` of an attach's IPAM records (run on the blocking
+/// pool) and settles each ([`Ipam::settle`]: a failed sync keeps the
+/// address and writes a snapshot).
+pub(super) async fn settle_sync(ipam: &mut Ipam, sync: tokio::task::JoinHandle<Vec<Pending>>) {
+    match sync.await {
+        Ok(pending) => {
+            for p in pending {
+                if let Err(e) = ipam.settle(p) {
+                    tracing::error!(error = %e, "settling an attach's IPAM record");
+                }
+            }
+        }
+        // The sync task died (panic, shutdown): the journal syncs that
+        // record before writing the next (`Journal::write`).
+        Err(e) => tracing::warn!(error = %e, "the IPAM sync task failed"),
     }
 }
 

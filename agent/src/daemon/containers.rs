@@ -11,11 +11,22 @@
 //! still exists → the saved answer; gone (deleted behind our back) → rebuilt
 //! below with the same addresses → a veth of this id without an entry (an
 //! attach that died half-way) is removed → IPAM decides the addresses and
-//! writes their journal records, whose `fdatasync` overlaps the veth creation
-//! → the host routes' installs start as soon as the attach reports the host
-//! end up (the route table's task writes the /32 or /128 while the attach
-//! makes the container side) → registry entry (saved) → the installs
-//! awaited, each address originated → answer. Any failure runs
+//! writes their journal records (`pwrite`), whose `fdatasync` starts on the
+//! blocking pool as the veth is created → the host routes' installs start
+//! as soon as the attach reports the host end up (the route table's task
+//! writes the /32 or /128 while the attach makes the container side) →
+//! registry entry (saved) → the installs awaited, each address originated →
+//! answer, without waiting for the records' `fdatasync`: the next user of
+//! the IPAM lock joins it first (`Agent::lock_ipam`; a failed one keeps
+//! the addresses and writes a snapshot, [`crate::ipam::Ipam::settle`]), so
+//! a record is still synced before the next one is written. Why that keeps
+//! "never an address twice": the record is in the page cache once written,
+//! so an agent crash does not lose it; a kernel crash or power loss, which
+//! can, also takes the veths and namespaces with it, and start-up frees
+//! every allocation nothing is attached with (and adopts any attached
+//! address IPAM does not know) — the same end as with the record on disk.
+//! The disk's latency (0.2–8 ms here under load, the ADD's p99) is then
+//! off the ADD's path (lab/bench/README.md, session 13, cni lane). Any failure runs
 //! `Agent::roll_back`: unannounce, delete the veth, and only once the veth
 //! is gone give the addresses back — never free an address a veth may carry.
 //! Detach runs the same steps in reverse, with the same rule.
@@ -30,7 +41,7 @@ use std::net::IpAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use super::agent::{Agent, dataplane_kind, ipam_error};
+use super::agent::{Agent, dataplane_kind, ipam_error, settle_sync};
 use super::convert;
 use super::kernel::{Routes, Veths};
 use super::refuse;
@@ -239,7 +250,7 @@ impl<R: Routes, V: Veths> Agent<R, V> {
         // Whether the addresses are still announced (a rebuild): a failure
         // then withdraws them too.
         let mut rebuilding = false;
-        let mut ipam = self.ipam.lock().await;
+        let mut ipam = self.lock_ipam().await;
         let saved = self.registry().get(&host).cloned();
         if let Some(c) = saved {
             let ips = c.ips();
@@ -315,10 +326,10 @@ impl<R: Routes, V: Veths> Agent<R, V> {
         }
         let locked = started.elapsed();
         // The addresses are decided and their journal records written now;
-        // the last record's fdatasync runs on the blocking pool while the
-        // veth is created (a record is synced before the next is written),
-        // and is joined before anything is answered. The sync is handed to
-        // the pool first: the dataplane's attach runs on this very thread
+        // the records' fdatasync runs on the blocking pool while the veth is
+        // created and is joined by the next user of the IPAM lock (or before
+        // a roll-back), not before the answer. It is handed to the pool
+        // first: the dataplane's attach runs on this very thread
         // (`block_in_place` in the agent's runtime), so nothing queued after
         // it would start before the veth is done.
         let mut pending: Vec<Pending> = Vec::new();
@@ -370,31 +381,17 @@ impl<R: Routes, V: Veths> Agent<R, V> {
         // when the attach failed after its host end was up).
         let routed = rebuilding || !installs.is_empty();
         let dataplane = started.elapsed();
-        let synced = sync.await;
-        let durable = match synced {
-            Ok(pending) => pending
-                .into_iter()
-                .try_for_each(|p| ipam.commit(p).map(|_| ()))
-                .map_err(ipam_error),
-            // The sync task died (panic, shutdown): the records may not be
-            // on disk; rolled back below like any other failure.
-            Err(e) => Err(ApiError::internal(format!(
-                "attaching {}: syncing the IPAM records of {} failed: {e}",
-                req.id,
-                list(&ips)
-            ))),
-        };
-        let synced = started.elapsed();
-        let attachment = match (attached, durable) {
-            (Ok(a), Ok(())) => a,
-            (Ok(_), Err(e)) => {
+        // The records' sync is joined here only on failure (before the
+        // roll-back releases the addresses); on success the answer goes out
+        // without waiting for it (see the module docs).
+        let mut sync = Some(sync);
+        let attachment = match attached {
+            Ok(a) => a,
+            Err(e) => {
                 drop(installs);
-                self.roll_back(&mut ipam, &req.id, &host, &ips, routed)
-                    .await;
-                return Err(e);
-            }
-            (Err(e), _) => {
-                drop(installs);
+                if let Some(sync) = sync.take() {
+                    settle_sync(&mut ipam, sync).await;
+                }
                 self.roll_back(&mut ipam, &req.id, &host, &ips, routed)
                     .await;
                 return Err(ApiError::new(
@@ -430,15 +427,24 @@ impl<R: Routes, V: Veths> Agent<R, V> {
         }
         for install in installs {
             if let Err(e) = install.await {
+                if let Some(sync) = sync.take() {
+                    settle_sync(&mut ipam, sync).await;
+                }
                 self.roll_back(&mut ipam, &req.id, &host, &ips, true).await;
                 return Err(e);
             }
         }
         for ip in &ips {
             if let Err(e) = self.originate_host(*ip).await {
+                if let Some(sync) = sync.take() {
+                    settle_sync(&mut ipam, sync).await;
+                }
                 self.roll_back(&mut ipam, &req.id, &host, &ips, true).await;
                 return Err(e);
             }
+        }
+        if let Some(sync) = sync {
+            self.defer_sync(sync);
         }
         let adopted = started.elapsed();
         tracing::info!(id = %req.id, ips = %list(&ips), host_ifname = %attachment.host_ifname, "attached");
@@ -448,7 +454,6 @@ impl<R: Routes, V: Veths> Agent<R, V> {
             locked_us = locked.as_micros() as u64,
             ipam_written_us = allocated.as_micros() as u64,
             dataplane_us = dataplane.as_micros() as u64,
-            synced_us = synced.as_micros() as u64,
             adopted_us = adopted.as_micros() as u64,
             done_us = started.elapsed().as_micros() as u64,
             "attach phases"
@@ -555,7 +560,7 @@ impl<R: Routes, V: Veths> Agent<R, V> {
                 crate::ipam::SYSTEM_PREFIX
             )));
         }
-        let mut ipam = self.ipam.lock().await;
+        let mut ipam = self.lock_ipam().await;
         self.detach_locked(&mut ipam, &req.id).await
     }
 
@@ -565,7 +570,7 @@ impl<R: Routes, V: Veths> Agent<R, V> {
         &self,
         req: CheckRequest,
     ) -> Result<AttachResult, ApiError> {
-        let ipam = self.ipam.lock().await;
+        let ipam = self.lock_ipam().await;
         let cfg = self.config();
         let host = tortie_routes::host_ifname(&cfg.dataplane.veth_prefix, &req.id);
         let saved = self.registry().get(&host).cloned();
@@ -637,7 +642,7 @@ impl<R: Routes, V: Veths> Agent<R, V> {
     }
 
     pub(super) async fn gc_containers(&self, req: GcRequest) -> Result<GcResult, ApiError> {
-        let mut ipam = self.ipam.lock().await;
+        let mut ipam = self.lock_ipam().await;
         let valid: std::collections::HashSet<&str> =
             req.valid_ids.iter().map(String::as_str).collect();
         // CNI ids (`CONTAINERID/IFNAME`) known to IPAM or the registry.

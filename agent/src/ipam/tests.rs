@@ -260,3 +260,28 @@ fn a_failed_sync_undoes_the_allocation_and_the_next_change_compacts() {
         (Some(a), Some(b))
     );
 }
+
+#[test]
+fn a_failed_sync_of_an_answered_allocation_keeps_it_and_compacts_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut ipam = Ipam::open(dir.path(), &pool(), &[]).expect("open");
+    let a = ipam.allocate("a", Family::V4).expect("a");
+    let generation = ipam.store.generation;
+    let pending = ipam.allocate_pending("b", Family::V4).expect("b");
+    ipam.store.fail_next_sync = true;
+    let b = ipam.settle(pending.sync()).expect("kept, as a snapshot");
+    assert_eq!(
+        ipam.get("b", Family::V4),
+        Some(b),
+        "the answered address stays"
+    );
+    assert_eq!(ipam.store.generation, generation + 1, "no snapshot written");
+    let expected = state(&ipam);
+    drop(ipam);
+    let ipam = reopen(dir.path(), &pool(), &[]);
+    assert_eq!(state(&ipam), expected);
+    assert_eq!(
+        (ipam.get("a", Family::V4), ipam.get("b", Family::V4)),
+        (Some(a), Some(b))
+    );
+}

@@ -44,7 +44,7 @@ fn host(node: &Node, id: &str) -> String {
 
 /// IPAM's addresses of `id`, IPv4 first.
 async fn owned(node: &Node, id: &str) -> Vec<IpAddr> {
-    let mut a = node.agent.ipam.lock().await.addresses(id);
+    let mut a = node.agent.lock_ipam().await.addresses(id);
     a.sort_by_key(IpAddr::is_ipv6);
     a
 }
@@ -63,7 +63,7 @@ async fn originated(node: &Node) -> Vec<String> {
 }
 
 async fn allocated(node: &Node) -> usize {
-    node.agent.ipam.lock().await.allocations().count()
+    node.agent.lock_ipam().await.allocations().count()
 }
 
 /// Nothing of `id` anywhere: registry, IPAM, veths, desired routes.
@@ -117,6 +117,28 @@ async fn attach_records_the_container_and_installs_a_host_route_per_family() {
     assert_eq!(again.addresses, r.addresses);
     assert_eq!(node.take_log(), vec![]);
     assert_eq!(allocated(&node).await, 2);
+}
+
+#[tokio::test]
+async fn an_attach_answers_before_its_ipam_sync_and_the_next_ipam_user_settles_it() {
+    let node = Node::start("").await;
+    attach(&node, "c1/eth0").await;
+    assert!(
+        node.agent.sync_deferred(),
+        "the answer waited for the records' fdatasync"
+    );
+    assert_eq!(allocated(&node).await, 2);
+    assert!(
+        !node.agent.sync_deferred(),
+        "the next IPAM user left the sync open"
+    );
+    node.agent
+        .detach_container(DetachRequest {
+            id: "c1/eth0".into(),
+        })
+        .await
+        .expect("detach");
+    assert_eq!(allocated(&node).await, 0);
 }
 
 #[tokio::test]
@@ -409,8 +431,7 @@ async fn start_up_adopts_a_routed_veth_and_its_next_attach_and_detach() {
     assert_eq!(allocated(&node).await, 2);
     let owner = node
         .agent
-        .ipam
-        .lock()
+        .lock_ipam()
         .await
         .owner(ips[0])
         .map(str::to_string);
