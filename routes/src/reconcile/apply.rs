@@ -9,8 +9,13 @@
 //!   naming no device, takes the slots' fast path ([`Writer::replace_new`]:
 //!   both sides take the route's id in one step, and the request is written
 //!   from the route's [`RouteTemplate`]: three stores instead of an encoding);
-//! - [`Reconciler::apply`]: every dirty prefix (removals, notifications,
-//!   retries, re-dumps, anything `set` left alone) is looked at once, in
+//!   `unset` of a prefix whose kernel side holds a route of ours encodes
+//!   its delete the same way ([`Writer::delete`], the family's delete
+//!   template), IPv6 only while the burst's write-through deletes rise in
+//!   address order;
+//! - [`Reconciler::apply`]: every dirty prefix (removals `unset` left
+//!   alone, notifications, retries, re-dumps, anything `set` left alone) is
+//!   looked at once, in
 //!   the order the kernel rewards ([`kernel_order`]), and gets a replace, a
 //!   delete or nothing (the slots of each [`TOUCH_AHEAD`] looked up
 //!   together first, [`touch`]).
@@ -233,7 +238,12 @@ impl Writer<'_> {
 
     /// Encode a delete of our route for `p` (by `template`, the same bytes,
     /// when it fits `p`) and record the kernel side as empty.
-    fn delete(&mut self, p: IpNetwork, sides: &mut Sides<'_>, template: Option<&RouteTemplate>) {
+    pub(super) fn delete(
+        &mut self,
+        p: IpNetwork,
+        sides: &mut Sides<'_>,
+        template: Option<&RouteTemplate>,
+    ) {
         let seq = self.out.next_seq(self.cmd);
         let encoded = template.is_some_and(|t| t.encode(&mut self.out.buf, seq, p))
             || self

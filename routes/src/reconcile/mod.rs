@@ -158,6 +158,10 @@ pub(crate) struct Reconciler {
     /// The delete request of each family (IPv4, IPv6), written for any
     /// prefix longer than /0 ([`RouteTemplate`]).
     deletes: [Option<RouteTemplate>; 2],
+    /// The last IPv6 prefix `unset` deleted write-through in the current
+    /// burst: IPv6 deletes go out in address order ([`apply`]'s kernel
+    /// order), so only a prefix above it is written at once.
+    last_v6_delete: Option<IpNetwork>,
 }
 
 /// Device names a route refers to (no allocation: hot path of `set`).
@@ -216,6 +220,7 @@ impl Reconciler {
             vteps: vteps::Vteps::default(),
             plain: None,
             last_general: 0,
+            last_v6_delete: None,
             deletes: [
                 IpAddr::from(Ipv4Addr::UNSPECIFIED),
                 Ipv6Addr::UNSPECIFIED.into(),
@@ -388,6 +393,7 @@ impl Reconciler {
     /// slots up first, as [`apply`] does for dirty prefixes, was a second
     /// lookup per command.
     async fn commands(&mut self, cmds: &mut Vec<Command>) {
+        self.last_v6_delete = None;
         for c in cmds.drain(..) {
             self.command(c);
             if self.out.full() {
@@ -522,16 +528,53 @@ impl Reconciler {
         }
     }
 
+    /// Stop desiring `p`: one hash operation. A route of ours the kernel
+    /// holds for it (not an adopted one before `converged`) is deleted
+    /// write-through — IPv4 in any order, IPv6 only while the burst's
+    /// write-through deletes rise in address order (the order fib6 deletes
+    /// fastest, [`apply`]); anything else is left dirty for `apply`,
+    /// which sorts it. Before session 13 every delete went through `apply`:
+    /// three more lookups, a sort and a dedup per prefix.
     fn unset(&mut self, p: IpNetwork) {
-        if let Some(old) = self.slots.take_desired(&p) {
-            self.unindex(p, &old);
-            self.dirty.push(p);
-        } else if self.slots.in_kernel(&p) {
-            self.dirty.push(p);
-        }
         if !self.failed.is_empty() {
             self.failed.remove(&p);
         }
+        let ours = self.converged || self.adopted.is_empty() || !self.adopted.contains(&p);
+        let in_order = match p {
+            IpNetwork::V4(_) => true,
+            IpNetwork::V6(_) => self.last_v6_delete.is_none_or(|last| last < p),
+        };
+        let Some((old, mut sides)) = self.slots.undesire(&p) else {
+            if self.slots.in_kernel(&p) {
+                self.dirty.push(p);
+            }
+            return;
+        };
+        if sides.kernel().is_some() && ours && in_order {
+            apply::Writer {
+                out: &mut self.out,
+                cmd: &mut self.cmd,
+                links: &self.links,
+                by_name: &self.by_name,
+                proto: self.proto,
+                table: self.table,
+            }
+            .delete(
+                p,
+                &mut sides,
+                self.deletes[usize::from(p.is_ipv6())].as_ref(),
+            );
+            if p.is_ipv6() {
+                self.last_v6_delete = Some(p);
+            }
+        }
+        if sides.is_empty() {
+            self.slots.remove_emptied(&p);
+        } else {
+            // Not deleted here (adopted, out of order, not encodable).
+            self.dirty.push(p);
+        }
+        self.unindex(p, &old);
     }
 
     /// Drop `p` from the device index of the devices `old` names.

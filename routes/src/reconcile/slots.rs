@@ -655,19 +655,42 @@ impl Slots {
         self.routes.drop_use(now);
     }
 
-    /// Stop desiring `p`; returns the previous desire.
-    pub(crate) fn take_desired(&mut self, p: &IpNetwork) -> Option<Shared> {
+    /// Stop desiring `p` and hand back the previous desire with the slot's
+    /// writable sides (one hash operation: `unset`'s write-through delete);
+    /// `None`, and nothing changed, when `p` is not desired. A slot left
+    /// with neither side ([`Sides::is_empty`]) must be dropped with
+    /// [`remove_emptied`](Self::remove_emptied).
+    pub(crate) fn undesire(&mut self, p: &IpNetwork) -> Option<(Shared, Sides<'_>)> {
         let slot = self.maps.get_mut(p)?;
+        if !slot.desired.is_some() {
+            return None;
+        }
         let before = installed_kind(&self.routes, slot);
         self.installed.change(p.is_ipv6(), before, None);
         let old = std::mem::replace(&mut slot.desired, Id::NONE);
-        if !slot.kernel.is_some() {
-            self.remove(p);
+        self.desired -= 1;
+        let old = self.routes.release(old)?;
+        Some((
+            old,
+            Sides {
+                slot,
+                routes: &mut self.routes,
+                installed: &mut self.installed,
+                v6: p.is_ipv6(),
+            },
+        ))
+    }
+
+    /// Stop desiring `p`, dropping its slot if the kernel side is empty;
+    /// returns the previous desire ([`undesire`](Self::undesire) without a
+    /// write: the tests' shorthand).
+    #[cfg(test)]
+    pub(crate) fn take_desired(&mut self, p: &IpNetwork) -> Option<Shared> {
+        let (old, sides) = self.undesire(p)?;
+        if sides.is_empty() {
+            self.remove_emptied(p);
         }
-        if old.is_some() {
-            self.desired -= 1;
-        }
-        self.routes.release(old)
+        Some(old)
     }
 
     /// Record that the kernel holds `r` (ours) for `p`.
