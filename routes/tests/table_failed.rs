@@ -21,26 +21,15 @@ fn a_failed_prefix_installed_by_another_writer_of_ours_is_not_failed() {
     if !require_root() {
         return;
     }
-    let ns = Netns::new("tbl-kern-healed");
-    ns.ip(&["link", "add", "rt0", "type", "veth", "peer", "name", "rt1"]);
-    ns.ip(&["addr", "add", "10.200.0.1/24", "dev", "rt0"]);
-    ns.ip(&["link", "set", "rt0", "up"]);
-    ns.ip(&["link", "set", "rt1", "up"]);
+    let ns = setup("tbl-kern-healed");
     let p = "10.78.0.0/24";
     ns.ip(&["route", "add", p, "via", "10.200.0.2", "proto", "static"]);
     let name = ns.name.clone();
     ns.run(move || async move {
         let probe = Netns::borrowed(&name);
         let prefix: IpNetwork = p.parse().unwrap();
-        let route = KernelRoute::Unicast {
-            next_hops: vec![NextHop {
-                gateway: "10.200.0.2".parse().unwrap(),
-                dev: None,
-                onlink: false,
-            }],
-        };
         let t = RouteTable::start(149, 254).await.expect("start");
-        t.set(prefix, route.clone()).await;
+        t.set(prefix, via("10.200.0.2")).await;
         match t.flush().await {
             Err(RoutesError::Incomplete { failed: 1, first }) => {
                 assert!(first.contains("another protocol"), "{first}")
