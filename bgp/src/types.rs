@@ -181,6 +181,27 @@ impl Ipv6Prefix {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+    /// A prefix from its NLRI form (RFC 4760 §5): `len` and the
+    /// `len.div_ceil(8)` octets that hold it; the host bits of the last
+    /// octet are cleared, as [`Ipv6Prefix::new`] clears them. `None` when
+    /// `len > 128` or the octets do not match the length. Only the octets
+    /// given are copied and masked: no round trip through a `u128`.
+    pub(crate) fn from_nlri(len: u8, octets: &[u8]) -> Option<Self> {
+        let n = usize::from(len).div_ceil(8);
+        if len > 128 || octets.len() != n {
+            return None;
+        }
+        let mut addr = [0u8; 16];
+        for (d, s) in addr.iter_mut().zip(octets) {
+            *d = *s;
+        }
+        let spare_bits = n * 8 - usize::from(len);
+        if let Some(last) = n.checked_sub(1).and_then(|i| addr.get_mut(i)) {
+            *last &= 0xffu8 << spare_bits;
+        }
+        Some(Ipv6Prefix { addr, len })
+    }
+
     /// The 9-byte form of a prefix of at most 64 bits (host bits are zero,
     /// so nothing is set past the 64th); `None` for a longer one.
     pub(crate) fn short(&self) -> Option<Ipv6Short> {
@@ -398,6 +419,35 @@ mod tests {
             p("2001:db8::ff", 64).addr(),
             "2001:db8::".parse::<Ipv6Addr>().unwrap()
         );
+    }
+
+    /// The NLRI form gives the prefix `new` gives for every length: only
+    /// the octets the length needs are read, and host bits are cleared.
+    #[test]
+    fn ipv6_prefix_from_nlri_octets() {
+        let ones = [0xffu8; 17];
+        for len in 0..=128u8 {
+            let n = usize::from(len).div_ceil(8);
+            let p = Ipv6Prefix::from_nlri(len, &ones[..n]).unwrap();
+            assert_eq!(
+                p,
+                Ipv6Prefix::new(Ipv6Addr::from(u128::MAX), len).unwrap(),
+                "/{len}"
+            );
+            assert_eq!(
+                Ipv6Prefix::from_nlri(len, &ones[..n + 1]),
+                None,
+                "/{len}: one octet too many"
+            );
+            if n > 0 {
+                assert_eq!(
+                    Ipv6Prefix::from_nlri(len, &ones[..n - 1]),
+                    None,
+                    "/{len}: one too few"
+                );
+            }
+        }
+        assert_eq!(Ipv6Prefix::from_nlri(129, &ones), None);
     }
 
     /// Exactly the prefixes of at most 64 bits have the short form, and it

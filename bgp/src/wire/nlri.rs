@@ -5,7 +5,7 @@
 //! Decoding is two passes over the same bytes: [`count`] validates and counts
 //! (no allocation), then [`push_all`] appends into a Vec reserved exactly once.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::Ipv4Addr;
 
 use crate::types::{Afi, Ipv4Prefix, Ipv6Prefix, Prefix};
 
@@ -54,15 +54,9 @@ fn read(r: &mut Reader<'_>, afi: Afi) -> Result<Prefix, NlriError> {
                 .map(Prefix::V4)
                 .ok_or(NlriError::LengthTooLong(len))
         }
-        Afi::Ipv6 => {
-            let mut a = [0u8; 16];
-            if let Some(dst) = a.get_mut(..n) {
-                dst.copy_from_slice(bytes);
-            }
-            Ipv6Prefix::new(Ipv6Addr::from(a), len)
-                .map(Prefix::V6)
-                .ok_or(NlriError::LengthTooLong(len))
-        }
+        Afi::Ipv6 => Ipv6Prefix::from_nlri(len, bytes)
+            .map(Prefix::V6)
+            .ok_or(NlriError::LengthTooLong(len)),
     }
 }
 
