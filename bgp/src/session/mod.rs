@@ -38,11 +38,16 @@ use msg::{PeerCmd, RibMsg};
 
 /// Events the owner's channel holds before the RIB task's outbox keeps
 /// further best-path changes in its compact form (8 bytes per prefix,
-/// looked up again at delivery): about 0.7 MB when full (80-byte events),
-/// and room for what the RIB task produces in one turn (up to ~1 ms of
-/// UPDATEs), so an owner that keeps up gets every change as made, without
-/// the second lookup.
-const EVENT_CHANNEL: usize = 8192;
+/// looked up again at delivery): about 80 KB when full (80-byte events).
+/// An owner that keeps up with a stream gets its changes as made, without
+/// the second lookup. Kept small because every event in the channel has
+/// left the outbox, and with it the order the outbox gives a backlog (IPv4
+/// runs of sixteen, the runs bit-reversed): with 8192 here, the agent's
+/// batches and the route table's queue, ~40k changes of a 100k bulk load
+/// went to the kernel in arrival order, the rest in separately sorted
+/// stretches that churned the kernel's FIB trie twice as much as one
+/// sorted pass (docs/design.md §2, lab/bench/README.md session 13 e2e100).
+const EVENT_CHANNEL: usize = 1024;
 
 /// Largest connect-retry back-off.
 const CONNECT_RETRY_MAX: Duration = Duration::from_secs(120);

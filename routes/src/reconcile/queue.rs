@@ -22,8 +22,12 @@ use tokio::sync::Notify;
 
 use crate::table::Command;
 
-/// Commands queued before senders wait (the old channel's capacity).
-pub(crate) const CAPACITY: usize = 8192;
+/// Commands queued before senders wait. With the reconciler's burst taken
+/// from here, up to twice this many route changes are committed to their
+/// order before the kernel sees them; 2048 (≈ 10 ms of kernel writes)
+/// keeps the reconciler fed while leaving a bulk load's backlog to the
+/// speaker's outbox, which orders it for the kernel (docs/design.md §2).
+pub(crate) const CAPACITY: usize = 2048;
 /// Buffer capacity kept when idle (see [`Receiver::shrink`]).
 pub(crate) const SMALL: usize = 256;
 

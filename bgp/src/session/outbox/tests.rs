@@ -14,7 +14,7 @@ fn pfx(s: &str) -> Prefix {
 const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
 
 /// The event channel's bound in bytes (`session::EVENT_CHANNEL`, "about
-/// 0.7 MB when full") depends on this size.
+/// 80 KB when full") depends on this size.
 #[test]
 fn a_queued_event_is_at_most_80_bytes() {
     assert!(std::mem::size_of::<SpeakerEvent>() <= 80);
