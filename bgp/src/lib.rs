@@ -24,5 +24,6 @@ pub mod wire;
 
 pub use error::BgpError;
 pub use fsm::SessionState;
+pub use session::EVENT_CHANNEL;
 pub use speaker::*;
 pub use types::*;

@@ -47,7 +47,9 @@ use msg::{PeerCmd, RibMsg};
 /// went to the kernel in arrival order, the rest in separately sorted
 /// stretches that churned the kernel's FIB trie twice as much as one
 /// sorted pass (docs/design.md §2, lab/bench/README.md session 13 e2e100).
-const EVENT_CHANNEL: usize = 1024;
+/// Public so the kernel benchmark drives the route table in the bursts an
+/// owner receives.
+pub const EVENT_CHANNEL: usize = 1024;
 
 /// Largest connect-retry back-off.
 const CONNECT_RETRY_MAX: Duration = Duration::from_secs(120);

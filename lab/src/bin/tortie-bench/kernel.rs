@@ -166,9 +166,11 @@ fn rounds(n: u32, repeat: u32, judged: bool) -> u32 {
 }
 
 /// Route changes per [`RouteTable::apply`]: the most events the agent's
-/// event loop takes from the speaker into one batch (`MAX_BATCH`,
-/// agent/src/daemon/batch.rs), which it queues as one burst.
-pub const AGENT_BATCH: u32 = 8192;
+/// event loop takes from the speaker into one batch, which it queues as one
+/// burst — what the speaker's event channel holds
+/// ([`tortie_bgp::EVENT_CHANNEL`]; the agent's own cap, `MAX_BATCH` in
+/// agent/src/daemon/batch.rs, is larger).
+pub const AGENT_BATCH: u32 = tortie_bgp::EVENT_CHANNEL as u32;
 
 /// The benchmark's prefixes `0..n` of `family`, in bursts of [`AGENT_BATCH`].
 fn batches(
