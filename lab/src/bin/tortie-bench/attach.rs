@@ -317,7 +317,7 @@ pub fn run(iterations: u32) -> Result<Section> {
     let mut sec = Section::new(
         "Container attach (CNI ADD / DEL)",
         &format!(
-            "{iterations} sequential ADD+DEL pairs per plugin (after {warmup} warm-up pairs), alternating plugins, one reused container namespace; each started with posix_spawn (no fork) with the same CNI_* environment and a network config on stdin, from the host namespace. tortie-cni forwards to the running agent (IPAM persisted with fsync, veth, routes); ptp uses host-local IPAM. The agent API row takes its turn in the same rotation."
+            "{iterations} sequential ADD+DEL pairs per plugin (after {warmup} warm-up pairs), alternating plugins, one reused container namespace; each started with posix_spawn (no fork) with the same CNI_* environment and a network config on stdin, from the host namespace. tortie-cni forwards to the running agent (IPAM record journalled, its fdatasync beside the veth creation and joined by the agent's next IPAM user, not before the answer; veth, routes); ptp uses host-local IPAM. The agent API row takes its turn in the same rotation."
         ),
     );
     sec.header = [
