@@ -222,6 +222,21 @@ impl Pending {
         }
         self
     }
+
+    /// The address, the undo of its allocation, and the record's
+    /// `fdatasync` outcome — joined here if [`Pending::sync`] never ran;
+    /// `None` when nothing needed a sync ([`Ipam::commit`] and
+    /// [`Ipam::settle`] differ only in what a failed sync does).
+    fn joined(self) -> (IpAddr, Option<(String, u128)>, Option<std::io::Result<()>>) {
+        let Pending {
+            address,
+            undo,
+            file,
+            outcome,
+        } = self;
+        let outcome = file.map(|file| outcome.unwrap_or_else(|| file.sync_data()));
+        (address, undo, outcome)
+    }
 }
 
 /// The node's allocations, persisted under the state directory.
@@ -327,16 +342,10 @@ impl Ipam {
     /// returned; else the address, now durable. A `Pending` that was never
     /// synced is synced here.
     pub fn commit(&mut self, pending: Pending) -> Result<IpAddr, IpamError> {
-        let Pending {
-            address,
-            undo,
-            file,
-            outcome,
-        } = pending;
-        let Some(file) = file else {
+        let (address, undo, outcome) = pending.joined();
+        let Some(outcome) = outcome else {
             return Ok(address);
         };
-        let outcome = outcome.unwrap_or_else(|| file.sync_data());
         if let Err(e) = self.store.synced(outcome) {
             if let Some((id, previous_cursor)) = undo {
                 // Not (known to be) on disk: not allocated.
@@ -356,16 +365,10 @@ impl Ipam {
     /// the state as a new snapshot at once, so it is durable either way.
     /// Err only when that snapshot fails too (the next change tries again).
     pub fn settle(&mut self, pending: Pending) -> Result<IpAddr, IpamError> {
-        let Pending {
-            address,
-            file,
-            outcome,
-            ..
-        } = pending;
-        let Some(file) = file else {
+        let (address, _, outcome) = pending.joined();
+        let Some(outcome) = outcome else {
             return Ok(address);
         };
-        let outcome = outcome.unwrap_or_else(|| file.sync_data());
         if let Err(e) = self.store.synced(outcome) {
             tracing::warn!(%address, error = %e, "an answered allocation's record did not sync; writing a snapshot");
             self.compact()?;

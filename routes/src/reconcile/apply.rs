@@ -292,14 +292,7 @@ impl Reconciler {
             }
             return;
         };
-        let mut w = Writer {
-            out: &mut self.out,
-            cmd: &mut self.cmd,
-            links: &self.links,
-            by_name: &self.by_name,
-            proto: self.proto,
-            table: self.table,
-        };
+        let mut w = writer!(self);
         let delete = self.deletes[usize::from(p.is_ipv6())].as_ref();
         match (sides.desired().is_some(), sides.kernel().is_some()) {
             (true, _) if sides.settled() => {

@@ -41,6 +41,23 @@ use crate::nl::{self, AsyncSocket, Decoded, DecodedRoute, Part, RouteEncoder, Ro
 use crate::table::Command;
 use crate::types::{KernelRoute, RouteKind, RouteStats};
 
+/// The reconciler's [`apply::Writer`]: its output buffer, socket, device
+/// maps, protocol and table, borrowed field by field so that `self.slots`
+/// can be borrowed beside it (a `&mut self` method could not: the one
+/// place the writer is built, for `set`, `unset` and `apply`).
+macro_rules! writer {
+    ($r:ident) => {
+        $crate::reconcile::apply::Writer {
+            out: &mut $r.out,
+            cmd: &mut $r.cmd,
+            links: &$r.links,
+            by_name: &$r.by_name,
+            proto: $r.proto,
+            table: $r.table,
+        }
+    };
+}
+
 mod apply;
 mod failures;
 mod hash;
@@ -459,14 +476,7 @@ impl Reconciler {
             _ => (None, None),
         };
         let plain = plain.filter(|_| self.foreign.is_empty() || !self.foreign.contains(&p));
-        let mut w = apply::Writer {
-            out: &mut self.out,
-            cmd: &mut self.cmd,
-            links: &self.links,
-            by_name: &self.by_name,
-            proto: self.proto,
-            table: self.table,
-        };
+        let mut w = writer!(self);
         let write = |id, route: &KernelRoute| w.replace_new(p, route, id, template);
         let mut ch = match self.slots.desire(p, r, plain, write) {
             Desire::Same => return,
@@ -501,18 +511,7 @@ impl Reconciler {
         }
         let held = ch.sides.settled();
         let conflict = !self.foreign.is_empty() && self.foreign.contains(&p);
-        let written = !held
-            && !conflict
-            && apply::Writer {
-                out: &mut self.out,
-                cmd: &mut self.cmd,
-                links: &self.links,
-                by_name: &self.by_name,
-                proto: self.proto,
-                table: self.table,
-            }
-            .replace(p, &mut ch.sides)
-            .is_ok();
+        let written = !held && !conflict && writer!(self).replace(p, &mut ch.sides).is_ok();
         if !written {
             // Bookkeeping, conflicts and missing devices are apply's.
             self.dirty.push(p);
@@ -551,15 +550,7 @@ impl Reconciler {
             return;
         };
         if sides.kernel().is_some() && ours && in_order {
-            apply::Writer {
-                out: &mut self.out,
-                cmd: &mut self.cmd,
-                links: &self.links,
-                by_name: &self.by_name,
-                proto: self.proto,
-                table: self.table,
-            }
-            .delete(
+            writer!(self).delete(
                 p,
                 &mut sides,
                 self.deletes[usize::from(p.is_ipv6())].as_ref(),
