@@ -36,7 +36,7 @@ use crate::ingest_floor::{self, FloorOrder};
 use crate::ingest_run::{self, DUT_ASN, Dut, FEEDER_ASN, FEEDER_IP, Feed, Inputs, Mode, Run};
 use crate::nl::Family;
 use crate::pin::{self, Pinning};
-use crate::report::{self, Section, ratio, secs};
+use crate::report::{self, Section, ratio, ratio_cell, secs};
 
 /// Diagnostic, not a row set: `TORTIE_BENCH_ONLY=tortie` (or `BIRD`,
 /// `end_to_end`, `control_plane`, or both joined by a comma, e.g.
@@ -110,7 +110,7 @@ fn floor_rows(
             [
                 secs(bird.time),
                 secs(f.time),
-                format!("{rt:.2}×"),
+                ratio_cell(rt),
                 format!("{:.2}", bird.cpu),
                 format!("{:.2}", f.cpu),
                 String::new(),
@@ -511,7 +511,7 @@ fn measure_case(
             [
                 time_cell(&times(Dut::Bird)),
                 time_cell(&times(Dut::Tortie)),
-                format!("{rt:.2}×"),
+                ratio_cell(rt),
                 format!("{:.3}", b.cpu),
                 format!("{:.3}", t.cpu),
                 format!("{:.3} / {:.3}", b.feeder_cpu, t.feeder_cpu),
@@ -558,12 +558,15 @@ fn measure_case(
         });
         row_ratios[format!("{}_tortie_over_bird", mode.key())] = json!(rt);
         row_ratios[format!("{}_cpu_tortie_over_bird", mode.key())] = json!(ratio(t.cpu, b.cpu));
-        sec.target(
-            &format!("{label} {tag}"),
-            "≤ 0.5× BIRD",
-            format!("{rt:.2}×"),
-            rt <= 0.5,
-        );
+        // A diagnostic run without one of the DUTs judges nothing.
+        if rt.is_finite() {
+            sec.target(
+                &format!("{label} {tag}"),
+                "≤ 0.5× BIRD",
+                format!("{rt:.2}×"),
+                rt <= 0.5,
+            );
+        }
         if mode == Mode::EndToEnd {
             floor_rows(sec, &key, &b, &floors, &mut row_ratios);
         }
@@ -587,7 +590,7 @@ fn measure_case(
         [
             format!("{bb:.0}"),
             format!("{tb:.0}"),
-            format!("{mr:.2}×"),
+            ratio_cell(mr),
             String::new(),
             String::new(),
             String::new(),
@@ -621,12 +624,14 @@ fn measure_case(
         ],
     ));
     row_ratios["rss_kept_after_withdraw_mib"] = json!({ "bird": bk, "tortie": tk });
-    sec.target(
-        &format!("peak RSS growth per route {tag}"),
-        "≤ 1× BIRD",
-        format!("{mr:.2}×"),
-        mr <= 1.0,
-    );
+    if mr.is_finite() {
+        sec.target(
+            &format!("peak RSS growth per route {tag}"),
+            "≤ 1× BIRD",
+            format!("{mr:.2}×"),
+            mr <= 1.0,
+        );
+    }
     ratios.push(row_ratios);
     Ok(())
 }

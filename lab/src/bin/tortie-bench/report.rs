@@ -426,6 +426,16 @@ pub fn ratio(a: f64, b: f64) -> f64 {
     if b > 0.0 { a / b } else { f64::NAN }
 }
 
+/// A ratio's table cell: `0.53×`, or `—` when one side was not measured
+/// (a `TORTIE_BENCH_ONLY` diagnostic run leaves the other DUT's rows empty).
+pub fn ratio_cell(r: f64) -> String {
+    if r.is_finite() {
+        format!("{r:.2}×")
+    } else {
+        "—".to_string()
+    }
+}
+
 /// Writes the JSON report.
 pub fn write_json(report: &Report, path: &Path) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(report)?;
@@ -436,6 +446,13 @@ pub fn write_json(report: &Report, path: &Path) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ratio_without_an_anchor_shows_no_figure() {
+        assert_eq!(ratio_cell(ratio(5.46, 10.3)), "0.53×");
+        assert_eq!(ratio_cell(ratio(5.46, 0.0)), "—");
+        assert_eq!(ratio_cell(f64::NAN), "—");
+    }
 
     #[test]
     fn percentiles() {
