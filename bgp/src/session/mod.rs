@@ -42,7 +42,7 @@ use msg::{PeerCmd, RibMsg};
 /// An owner that keeps up with a stream gets its changes as made, without
 /// the second lookup. Kept small because every event in the channel has
 /// left the outbox, and with it the order the outbox gives a backlog (IPv4
-/// runs of sixteen, the runs bit-reversed): with 8192 here, the agent's
+/// tier by tier, the runs bit-reversed): with 8192 here, the agent's
 /// batches and the route table's queue, ~40k changes of a 100k bulk load
 /// went to the kernel in arrival order, the rest in separately sorted
 /// stretches that churned the kernel's FIB trie twice as much as one

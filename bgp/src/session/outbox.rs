@@ -19,7 +19,11 @@
 //! `Converged`) queue as ordering barriers behind it. When the channel has
 //! room again, [`Outbox::deliver`] reports each marked prefix with its
 //! Loc-RIB state *at that moment* ([`Rib::best`](crate::rib::Rib::best)),
-//! then the barrier, and so on.
+//! then the barrier, and so on. While a backlog waits and the RIB task has
+//! messages queued (a bulk load still arriving), delivery waits too, for
+//! at most [`HOLD_MAX`] ([`Outbox::hold`]), so the backlog leaves in one
+//! order for the kernel (see [`ChangeSet`]); a change made while nothing
+//! waits still goes straight out.
 //!
 //! Semantics: the owner sees, for every prefix whose best path changed, a
 //! `BestPathChanged` carrying the current best path (RFC 4271 §9.1.2: only
@@ -37,6 +41,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
@@ -55,6 +60,14 @@ pub(crate) const DELIVER_CHUNK: usize = 256;
 /// size after the last pass (and at least this long); an IPv4 tail this long
 /// added since is sorted before it is delivered.
 const COMPACT_MIN: usize = 4096;
+/// An IPv4 tail (prefixes marked since the last full pass) at least
+/// 1 / this of the de-duplicated head is merged with it before delivery
+/// goes on, so a bulk load's backlog reaches the kernel in one order, not
+/// as stretches each sorted on its own.
+const MERGE_SHARE: usize = 8;
+/// How long delivery of a backlog waits at most while the RIB task has
+/// messages queued ([`Outbox::hold`]).
+const HOLD_MAX: Duration = Duration::from_millis(500);
 /// A list's capacity under which [`release`] keeps it as it is.
 const RELEASE_MIN: usize = 1 << 16;
 
@@ -62,19 +75,28 @@ const RELEASE_MIN: usize = 1 << 16;
 /// occasional sort passes; one left over only costs a repeated report).
 /// The lists give their memory back as they drain ([`release`]).
 ///
-/// Delivery order of an IPv4 backlog: runs of sixteen neighbours (the
+/// Delivery order of an IPv4 backlog: the runs of sixteen neighbours (the
 /// prefixes of one length differing only in their last four bits, the
-/// RIB's hash runs) stay together, in address order, and the runs leave in
-/// bit-reversed order of their address ([`v4_key`]). The kernel's IPv4 FIB
-/// (the LC-trie) resizes the same nodes over and over when neighbours
-/// arrive in address order; spread runs spare it most of that, while each
-/// run's sixteen Loc-RIB probes and reconciler slots stay on the same cache
-/// lines (raw writer, 1M /28s: 1.59–1.62 s of kernel CPU this way, 1.30–1.45
-/// s fully bit-reversed, 2.10–2.53 s in address order; lab/bench/README.md,
-/// session 6 and 7 e2e lane). A streamed 1M unique load delivered in
-/// arrival (= address) order instead gained nothing inside the agent
-/// (4.51 vs 4.49 CPU s): the trie's node rebuilding (`put_child`,
-/// `replace`) took ≈0.25 s more, the rest moved within noise (session 11
+/// RIB's hash runs) are visited five times, once per tier of places in
+/// bit-reversed order — every run's place 0, then every run's place 8,
+/// then 4 and 12, then 2, 6, 10 and 14, then the odd places — each visit
+/// going through the runs in bit-reversed order of their address, a run's
+/// places of the tier together ([`v4_key`]). The kernel's IPv4 FIB (the
+/// LC-trie) resizes least when the upper levels of the trie are filled
+/// before any of them gets its neighbours (every inflation of a node
+/// splits its full children again): the raw writer alone, 1M /28s on a
+/// 2-vCPU EPYC host, median kernel CPU 3.2 s in tiers, 3.5 s fully
+/// bit-reversed, 4.5 s in whole runs of sixteen (session 14 bulk lane,
+/// lab/bench/README.md). Five visits per run instead of sixteen keep most
+/// of the Loc-RIB probes and reconciler slots of a visit on shared cache
+/// lines (fully bit-reversed cost the agent 2.6–4.8 % CPU, session 9). The
+/// order pays off only as one pass over the backlog: a tail marked since
+/// the last de-duplication pass is merged into it once it is a sizeable
+/// share ([`MERGE_SHARE`]), and delivery waits while the RIB task is busy
+/// ([`Outbox::hold`]), so a bulk load's stretches are not each sorted and
+/// delivered on their own (a subtree filled before its neighbour is split
+/// again when the neighbour comes). A streamed 1M unique load delivered in
+/// arrival (= address) order gained nothing inside the agent (session 11
 /// e2e lane). IPv6 prefixes leave in (descending) address order, which
 /// fib6 rewards instead.
 #[derive(Default)]
@@ -106,20 +128,38 @@ fn v4_place(addr: u32, len: u8) -> Option<(u32, u32)> {
     Some((shift, (addr >> shift) & 0xf))
 }
 
-/// An IPv4 prefix as `reverse(run address) << 12 | place << 8 | len`:
-/// sorted by this key, runs come in bit-reversed order and each run's
-/// prefixes together in address order (see [`ChangeSet`]). A bijection.
+/// A place's tier: which visit of its run takes it. Delivery (descending
+/// keys) takes every run's place 0 first (tier 4), then place 8 (3), then
+/// 4 and 12 (2), then 2, 6, 10, 14 (1), then the odd places (0): the
+/// places in bit-reversed order, those of one tier together.
+fn v4_tier(place: u32) -> u32 {
+    if place == 0 {
+        4
+    } else {
+        place.trailing_zeros()
+    }
+}
+
+/// An IPv4 prefix as `tier(place) << 44 | reverse(run address) << 12 |
+/// place << 8 | len`: sorted by this key, the runs are visited once per
+/// tier, each visit in bit-reversed order of the runs' addresses, the
+/// run's prefixes of that tier together (see [`ChangeSet`]). A bijection.
 fn v4_key(p: Ipv4Prefix) -> u64 {
     let addr = u32::from(p.addr());
     let (run, place) = match v4_place(addr, p.len()) {
         Some((shift, place)) => (addr & !(0xf << shift), place),
         None => (addr, 0),
     };
-    (u64::from(run.reverse_bits()) << 12) | (u64::from(place) << 8) | u64::from(p.len())
+    (u64::from(v4_tier(place)) << 44)
+        | (u64::from(run.reverse_bits()) << 12)
+        | (u64::from(place) << 8)
+        | u64::from(p.len())
 }
 
 fn v4_prefix(key: u64) -> Option<Prefix> {
-    let run = u32::try_from(key >> 12).ok()?.reverse_bits();
+    let run = u32::try_from((key >> 12) & 0xffff_ffff)
+        .ok()?
+        .reverse_bits();
     let len = (key & 0xff) as u8;
     let addr = match v4_place(0, len) {
         Some((shift, _)) => run | ((((key >> 8) & 0xf) as u32) << shift),
@@ -226,9 +266,19 @@ impl ChangeSet {
 
     fn pop(&mut self) -> Option<Prefix> {
         // A long tail that came after the last pass leaves in the kernel's
-        // order too (sorted on its own: each key is sorted once this way).
-        if self.v4.len() >= self.sorted_v4 + COMPACT_MIN {
-            self.v4[self.sorted_v4..].sort_unstable();
+        // order too: merged with the rest into one order once it is a
+        // sizeable share of the backlog (the end of a bulk load: one pass
+        // over everything left, [`MERGE_SHARE`]), else sorted on its own.
+        let fresh = self.v4.len() - self.sorted_v4;
+        if fresh >= COMPACT_MIN {
+            if (self.v4.len() - self.clean_v4).saturating_mul(MERGE_SHARE) >= self.clean_v4 {
+                // Stable sort: the sorted stretches are runs it merges.
+                self.v4.sort();
+                self.v4.dedup();
+                self.clean_v4 = self.v4.len();
+            } else {
+                self.v4[self.sorted_v4..].sort_unstable();
+            }
             self.sorted_v4 = self.v4.len();
         }
         while let Some(k) = self.v4.pop() {
@@ -288,6 +338,8 @@ pub(crate) struct Outbox {
     /// attributes and a waiting change is reported from the Loc-RIB's next
     /// hops alone.
     feed: BestPathFeed,
+    /// Since when delivery has waited for the RIB task's queued messages.
+    held_since: Option<Instant>,
 }
 
 impl Outbox {
@@ -368,6 +420,19 @@ impl Outbox {
         if let Some(Segment::Changed(c)) = self.segments.back_mut() {
             c.insert(prefix);
         }
+    }
+
+    /// Whether delivery of the backlog waits because the RIB task has
+    /// messages queued (`busy`): a bulk load's backlog then leaves in one
+    /// order once the RIB is done with it, instead of part by part while
+    /// it is still growing; at most [`HOLD_MAX`] per busy stretch.
+    pub(crate) fn hold(&mut self, busy: bool, now: Instant) -> bool {
+        if !busy {
+            self.held_since = None;
+            return false;
+        }
+        let since = *self.held_since.get_or_insert(now);
+        now.saturating_duration_since(since) < HOLD_MAX
     }
 
     /// How many free slots to wait for before [`Self::deliver`]: a chunk,

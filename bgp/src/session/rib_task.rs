@@ -148,11 +148,12 @@ pub(crate) async fn run(
     loop {
         let deadline = t.next_deadline();
         let backlog = t.peers.values().any(|e| !e.backlog.is_empty());
+        let hold = !t.outbox.is_empty() && t.outbox.hold(!rx.is_empty(), std::time::Instant::now());
         let wake = tokio::select! {
             _ = tokio::time::sleep(BACKLOG_RETRY), if backlog => Wake::Backlog,
             msg = rx.recv() => Wake::Msg(msg),
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => Wake::Timer,
-            permits = t.events.reserve_many(Outbox::chunk(&t.events)), if !t.outbox.is_empty() => {
+            permits = t.events.reserve_many(Outbox::chunk(&t.events)), if !t.outbox.is_empty() && !hold => {
                 match permits {
                     Ok(p) => t.outbox.deliver(p, &t.events, &t.rib),
                     // The owner dropped the receiver: nobody to tell.

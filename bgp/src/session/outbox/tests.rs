@@ -312,37 +312,66 @@ fn v4_and_v6_keys_round_trip() {
     assert!(c.is_empty());
 }
 
-/// A backlog of neighbouring IPv4 prefixes leaves run by run (sixteen
-/// neighbours together, in address order), runs far apart, every prefix
-/// once, whether it was compacted or arrived after the last pass.
-#[test]
-fn ipv4_backlog_leaves_in_runs_spread_bit_reversed() {
-    let nth = |i: u32| Ipv4Prefix::new(Ipv4Addr::from(0x0a00_0000 + (i << 4)), 28).unwrap();
+/// Indices of the workload's /28s (`10.0.0.0 + 16·i`) as they leave `c`.
+fn drain_v4(c: &mut ChangeSet) -> Vec<u32> {
     let index = |p: Prefix| match p {
         Prefix::V4(p) => (u32::from(p.addr()) - 0x0a00_0000) >> 4,
         Prefix::V6(_) => u32::MAX,
     };
-    // 4096, compacted at the last insert; then 8192 compacted and a
-    // tail of 4096 more (sorted on its own, delivered first).
+    std::iter::from_fn(|| c.pop()).map(index).collect()
+}
+
+fn nth_v4(i: u32) -> Prefix {
+    Prefix::V4(Ipv4Prefix::new(Ipv4Addr::from(0x0a00_0000 + (i << 4)), 28).unwrap())
+}
+
+/// A place's tier (the visit of its run that takes it): 4 for place 0,
+/// then 3 (8), 2 (4, 12), 1 (2, 6, 10, 14), 0 (odd places).
+fn tier_of(i: u32) -> u32 {
+    match i % 16 {
+        0 => 4,
+        8 => 3,
+        4 | 12 => 2,
+        p if p % 2 == 0 => 1,
+        _ => 0,
+    }
+}
+
+/// A backlog of neighbouring IPv4 prefixes leaves tier by tier (every
+/// run's place 0, then every run's place 8, then 4 and 12, …), each tier
+/// visiting the runs (sixteen neighbours) far apart in bit-reversed order,
+/// a run's places of the tier together, every prefix once — whether it
+/// was compacted, merged or sorted on its own after the last pass.
+#[test]
+fn ipv4_backlog_leaves_tier_by_tier_runs_spread_bit_reversed() {
+    // 4096, compacted at the last insert; 12288: 8192 compacted and a
+    // tail of 4096 (≥ 1/MERGE_SHARE of them: merged into one order).
     for n in [4096u32, 12288] {
         let mut c = ChangeSet::default();
         for i in 0..n {
-            c.insert(Prefix::V4(nth(i)));
+            c.insert(nth_v4(i));
         }
-        let got: Vec<u32> = std::iter::from_fn(|| c.pop()).map(index).collect();
-        for run in got.chunks(16) {
-            assert_eq!(run[0] % 16, 15, "n = {n}: a run starts at its last place");
-            assert!(run.windows(2).all(|w| w[1] + 1 == w[0]), "n = {n}: {run:?}");
-        }
-        // Consecutive runs are far apart (bit-reversed), not neighbours.
+        let got = drain_v4(&mut c);
+        let tiers: Vec<u32> = got.iter().map(|&i| tier_of(i)).collect();
         assert!(
-            got[0].abs_diff(got[16]) > 256,
+            tiers.windows(2).all(|w| w[0] >= w[1]),
+            "n = {n}: tiers in order"
+        );
+        let runs = n / 16;
+        assert_eq!(tiers.iter().filter(|&&t| t == 4).count() as u32, runs);
+        // Tier 4: one prefix per run, consecutive ones far apart.
+        assert!(got[..runs as usize].iter().all(|i| i % 16 == 0));
+        assert!(
+            got[0].abs_diff(got[1]) > 256,
             "n = {n}: {} {}",
             got[0],
-            got[16]
+            got[1]
         );
-        if n > 8192 {
-            assert!(got[..4096].iter().all(|&i| i >= 8192), "the tail first");
+        // Tier 1: each run's four places together, descending.
+        let t1 = &got[(runs * 4) as usize..(runs * 8) as usize];
+        for run in t1.chunks(4) {
+            assert_eq!(run[0] % 16, 14, "n = {n}: {run:?}");
+            assert!(run.windows(2).all(|w| w[1] + 4 == w[0]), "n = {n}: {run:?}");
         }
         let mut all = got.clone();
         all.sort_unstable();
@@ -350,6 +379,27 @@ fn ipv4_backlog_leaves_in_runs_spread_bit_reversed() {
     }
 }
 
+/// A tail marked after the last pass is merged with the head into one
+/// order once it is ≥ 1/[`MERGE_SHARE`] of it, and leaves first, sorted on
+/// its own, while it is smaller.
+#[test]
+fn an_ipv4_tail_is_merged_once_it_is_a_share_of_the_backlog() {
+    let head = 65536u32;
+    for (tail, merged) in [(head / 8, true), (head / 16, false)] {
+        let mut c = ChangeSet::default();
+        for i in 0..head + tail {
+            c.insert(nth_v4(i));
+        }
+        assert_eq!(c.clean_v4, head as usize, "compacted at the head");
+        let got = drain_v4(&mut c);
+        let first_tail = got[..tail as usize].iter().all(|&i| i >= head);
+        assert_eq!(first_tail, !merged, "tail {tail}: merged {merged}");
+        if merged {
+            let tiers: Vec<u32> = got.iter().map(|&i| tier_of(i)).collect();
+            assert!(tiers.windows(2).all(|w| w[0] >= w[1]), "one order");
+        }
+    }
+}
 /// An IPv6 backlog leaves in descending address order, whether its
 /// prefixes are kept in 9 bytes (up to /64) or 17 (longer).
 #[test]
@@ -402,6 +452,22 @@ fn a_draining_backlog_gives_memory_back() {
         "{cap} of {full} for {len}"
     );
     assert_eq!(std::iter::from_fn(|| c.pop()).count(), left);
+}
+
+/// Delivery waits while the RIB task is busy, at most [`HOLD_MAX`] per
+/// busy stretch; an idle RIB task ends the stretch.
+#[test]
+fn delivery_holds_while_the_rib_is_busy_for_a_bounded_time() {
+    let mut ob = Outbox::default();
+    let t0 = Instant::now();
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    assert!(!ob.hold(false, t0), "idle: deliver");
+    assert!(ob.hold(true, t0), "busy: hold");
+    assert!(ob.hold(true, t0 + HOLD_MAX / 2));
+    assert!(!ob.hold(true, t0 + HOLD_MAX), "held long enough");
+    assert!(!ob.hold(true, t0 + HOLD_MAX * 3), "until the RIB is idle");
+    assert!(!ob.hold(false, at(1) + HOLD_MAX * 3));
+    assert!(ob.hold(true, at(2) + HOLD_MAX * 3), "a new busy stretch");
 }
 
 #[test]
