@@ -72,14 +72,14 @@ fn selected_floor() -> bool {
 }
 
 /// The write orders the kernel floor is measured in: address order, and
-/// for IPv4 also bit-reversed (the LC-trie's fastest) and the outbox's runs
-/// of 16 bit-reversed (fib6 rewards address order).
+/// for IPv4 also bit-reversed (the LC-trie's fastest) and the outbox's
+/// tiers (the agent's order; fib6 rewards address order).
 fn floor_orders(family: Family) -> Vec<FloorOrder> {
     match family {
         Family::V4 => vec![
             FloorOrder::Address,
             FloorOrder::BitReversed,
-            FloorOrder::Runs,
+            FloorOrder::Tiers,
         ],
         Family::V6 => vec![FloorOrder::Address],
     }
@@ -98,7 +98,7 @@ fn floor_rows(
     for order in [
         FloorOrder::Address,
         FloorOrder::BitReversed,
-        FloorOrder::Runs,
+        FloorOrder::Tiers,
     ] {
         let Some(f) = floor_median(floors, order) else {
             continue;
@@ -139,7 +139,7 @@ fn thread_note(tag: &str, mode: Mode, t: &Run, floors: &[(FloorOrder, Run)]) -> 
         for order in [
             FloorOrder::Address,
             FloorOrder::BitReversed,
-            FloorOrder::Runs,
+            FloorOrder::Tiers,
         ] {
             if let Some(f) = floor_median(floors, order)
                 && !f.threads.is_empty()

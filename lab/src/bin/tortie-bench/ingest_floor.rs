@@ -34,10 +34,12 @@ pub enum FloorOrder {
     /// IPv4 addresses sorted by their bit-reversed value: the order the
     /// kernel's LC-trie takes fastest (lab/bench/README.md, session 6 e2e).
     BitReversed,
-    /// Runs of sixteen neighbours (a prefix's last four bits) in address
-    /// order, the runs in bit-reversed order: the speaker outbox's IPv4
-    /// delivery order.
-    Runs,
+    /// The speaker outbox's IPv4 delivery order (since session 14): the
+    /// runs of sixteen neighbours (a prefix's last four bits) visited once
+    /// per tier of places — 0; 8; 4 and 12; 2, 6, 10, 14; the odd ones —
+    /// each visit through the runs in bit-reversed order, a run's places of
+    /// the tier together in address order.
+    Tiers,
 }
 
 impl FloorOrder {
@@ -45,7 +47,7 @@ impl FloorOrder {
         match self {
             FloorOrder::Address => "address order",
             FloorOrder::BitReversed => "bit-reversed order",
-            FloorOrder::Runs => "runs of 16, runs bit-reversed",
+            FloorOrder::Tiers => "tiers of places, runs bit-reversed",
         }
     }
 
@@ -53,7 +55,7 @@ impl FloorOrder {
         match self {
             FloorOrder::Address => "floor_address",
             FloorOrder::BitReversed => "floor_bit_reversed",
-            FloorOrder::Runs => "floor_runs_bit_reversed",
+            FloorOrder::Tiers => "floor_tiers",
         }
     }
 
@@ -72,11 +74,16 @@ impl FloorOrder {
         match self {
             FloorOrder::Address => {}
             FloorOrder::BitReversed => v.sort_by_key(|p| bits(p).reverse_bits()),
-            FloorOrder::Runs => v.sort_by_key(|p| {
-                let run = !0xf_u128
-                    .checked_shl(128 - u32::from(p.prefix()))
-                    .unwrap_or(0);
-                ((bits(p) & run).reverse_bits(), bits(p))
+            FloorOrder::Tiers => v.sort_by_key(|p| {
+                let shift = 128 - u32::from(p.prefix());
+                let run = !0xf_u128.checked_shl(shift).unwrap_or(0);
+                let place = bits(p).checked_shr(shift).unwrap_or(0) & 0xf;
+                let tier = if place == 0 {
+                    0
+                } else {
+                    4 - place.trailing_zeros()
+                };
+                (tier, (bits(p) & run).reverse_bits(), bits(p))
             }),
         }
         Ok(v)
@@ -161,12 +168,20 @@ mod tests {
         assert!(addr.iter().all(|p| p.prefix() == 28));
         let rev = FloorOrder::BitReversed.prefixes(Family::V4, 8).unwrap();
         assert_eq!(indices(&rev), [0, 4, 2, 6, 1, 5, 3, 7]);
-        let runs = FloorOrder::Runs.prefixes(Family::V4, 64).unwrap();
-        let want: Vec<u32> = [0u32, 32, 16, 48]
+        let tiers = FloorOrder::Tiers.prefixes(Family::V4, 64).unwrap();
+        let runs = [0u32, 32, 16, 48];
+        let want: Vec<u32> = [&[0u32][..], &[8], &[4, 12], &[2, 6, 10, 14]]
             .into_iter()
-            .flat_map(|r| r..r + 16)
+            .flat_map(|tier| {
+                runs.iter()
+                    .flat_map(move |r| tier.iter().map(move |p| r + p))
+            })
+            .chain(
+                runs.iter()
+                    .flat_map(|r| (1..16).step_by(2).map(move |p| r + p)),
+            )
             .collect();
-        assert_eq!(indices(&runs), want);
+        assert_eq!(indices(&tiers), want);
         let v6 = FloorOrder::Address.prefixes(Family::V6, 3).unwrap();
         assert_eq!(v6[2].to_string(), "fd00:0:2::/48");
     }
