@@ -1,8 +1,9 @@
 //! The keys of the RIB's prefix tables ([`RibKey`]): [`Ipv4Prefix`],
 //! [`Ipv6Prefix`], and two compact forms of an IPv6 prefix: [`Ipv6Marked`]
-//! (at most 63 bits, 8 bytes) and [`Ipv6Short`] (at most 64 bits, 9 bytes);
-//! each with its run of neighbours ([`RunKey`], see `shard.rs`), which
-//! decides where a prefix lands in its table.
+//! (at most 63 bits, 8 bytes; up to /48 with [`MARKED_SPARE`] bits to spare,
+//! which a 16-byte table entry fills, `entry.rs`) and [`Ipv6Short`] (at most
+//! 64 bits, 9 bytes); each with its run of neighbours ([`RunKey`], see
+//! `shard.rs`), which decides where a prefix lands in its table.
 
 use std::fmt;
 use std::hash::Hash;
@@ -44,12 +45,33 @@ impl RibKey for Ipv6Marked {
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct Ipv6Marked(u64);
 
+/// The longest prefix whose marked form leaves [`MARKED_SPARE`] bits free.
+/// /48 is the longest prefix most operators accept from the global IPv6
+/// table and its commonest length (/32–/48 hold nearly all of it).
+pub(crate) const MARKED_SPARE_MAX_LEN: u8 = 48;
+/// The low bits of a marked key of at most [`MARKED_SPARE_MAX_LEN`] bits,
+/// always zero (the marker is bit `63 − len` ≥ 15).
+pub(crate) const MARKED_SPARE: u32 = 63 - MARKED_SPARE_MAX_LEN as u32;
+
 impl Ipv6Marked {
     /// The marked form of `p`; `None` when it is longer than /63.
     pub(crate) fn new(p: &Ipv6Prefix) -> Option<Ipv6Marked> {
         let len = p.len();
         let s = p.short().filter(|_| len <= 63)?;
         Some(Ipv6Marked(s.hi() | (1u64 << (63 - len))))
+    }
+    /// The key's bits with `low` in the [`MARKED_SPARE`] bits under the
+    /// marker that a prefix of at most [`MARKED_SPARE_MAX_LEN`] bits leaves
+    /// zero; `None` for a longer prefix or a `low` that does not fit.
+    pub(crate) fn with_low(self, low: u16) -> Option<u64> {
+        let spare = (1u64 << MARKED_SPARE) - 1;
+        (self.0 & spare == 0 && u64::from(low) <= spare).then_some(self.0 | u64::from(low))
+    }
+    /// The key and the low bits of what [`Ipv6Marked::with_low`] made.
+    pub(crate) fn split_low(bits: u64) -> (Ipv6Marked, u16) {
+        let spare = (1u64 << MARKED_SPARE) - 1;
+        // Below 2^15, so it fits.
+        (Ipv6Marked(bits & !spare), (bits & spare) as u16)
     }
     /// The upper 64 address bits and the length.
     fn hi_len(self) -> (u64, u8) {
@@ -177,5 +199,24 @@ mod tests {
             assert_eq!(format!("{m:?}"), p.to_string());
         }
         assert_eq!(seen.len(), 64);
+    }
+
+    /// Up to /48 a marked key carries 15 bits beside it, and both read back;
+    /// longer prefixes and wider values are refused.
+    #[test]
+    fn marked_keys_carry_low_bits() {
+        let a: Ipv6Addr = "2001:db8:1234:5678:9abc:def0:1:ffff".parse().unwrap();
+        for len in 0..=63u8 {
+            let p = Ipv6Prefix::new(a, len).unwrap();
+            let m = Ipv6Marked::new(&p).unwrap();
+            for low in [0u16, 1, 0x5a5a, 0x7fff] {
+                let bits = m.with_low(low);
+                assert_eq!(bits.is_some(), len <= 48, "/{len} {low:#x}");
+                if let Some(bits) = bits {
+                    assert_eq!(Ipv6Marked::split_low(bits), (m, low), "/{len}");
+                }
+            }
+            assert_eq!(m.with_low(0x8000), None, "/{len}");
+        }
     }
 }

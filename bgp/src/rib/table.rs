@@ -1,5 +1,5 @@
 //! Storage of the Adj-RIBs-In and the Loc-RIB: tables of prefix → [`Dest`],
-//! the candidate paths of that prefix, one for IPv4 and three for IPv6
+//! the candidate paths of that prefix, one for IPv4 and four for IPv6
 //! (entries and tables: `entry.rs`). Every change goes through [`apply_op`]
 //! on a [`PrefixTable`], which picks the table of the key.
 //!
@@ -158,13 +158,15 @@ impl PrefixTable for V6Table {
     type Key = Ipv6Prefix;
     fn apply(&mut self, key: Ipv6Prefix, op: PathOp, cx: OpCx<'_, '_>) -> OpResult {
         match V6Key::of(&key) {
+            V6Key::Narrow(m) => apply_in(&mut self.narrow, m, op, cx),
             V6Key::Marked(m) => apply_in(&mut self.marked, m, op, cx),
             V6Key::Short(s) => apply_in(&mut self.short, s, op, cx),
             V6Key::Long(p) => apply_in(&mut self.long, p, op, cx),
         }
     }
     fn mark_stale(&mut self, source: u32) -> usize {
-        self.marked.mark_stale(source)
+        self.narrow.mark_stale(source)
+            + self.marked.mark_stale(source)
             + self.short.mark_stale(source)
             + self.long.mark_stale(source)
     }
@@ -450,7 +452,7 @@ fn reorder(paths: &mut [Path], d: &Decision) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::entry::{DestRef, V4Entry};
+    use super::super::entry::{DestRef, Narrow, Packed, V4Entry, V4Packed, V6Entry, V6Packed};
     use super::super::hash::FastMap;
     use super::super::keys::Ipv6Marked;
     use super::super::peer::PeerState;
@@ -496,6 +498,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<Dest>(), 16);
         assert_eq!(std::mem::size_of::<ManyPaths>(), 32);
         assert_eq!(std::mem::size_of::<V4Entry>(), 16);
+        assert_eq!(std::mem::size_of::<V6Entry>(), 16);
         assert_eq!(std::mem::size_of::<(Ipv6Marked, Dest)>(), 24);
         assert_eq!(std::mem::size_of::<(Ipv6Short, Dest)>(), 32);
         assert_eq!(std::mem::size_of::<(Ipv6Prefix, Dest)>(), 40);
@@ -568,7 +571,7 @@ mod tests {
         );
         assert!(matches!(
             map.get(&key),
-            Some(V4Entry::One { source: 1, .. })
+            Some(V4Entry::One { packed, .. }) if packed.source() == 1
         ));
         assert!(matches!(dest(&map, key).as_deref(), Some(Dest::One(p)) if p.source == 1));
         // With no other peer known a new prefix still changes the Loc-RIB
@@ -590,9 +593,10 @@ mod tests {
         assert_eq!(changes[0].next_hops, vec!["192.0.2.1".parse().unwrap()]);
     }
 
-    /// An IPv6 prefix of at most 63 bits goes to the marked-key table, a /64
-    /// to the short-key one, a longer one to the third; either way it is
-    /// found, listed, marked and removed as itself.
+    /// An IPv6 prefix of at most 48 bits goes to the 16-byte entries' table,
+    /// one of at most 63 to the marked-key table, a /64 to the short-key one,
+    /// a longer one to the fourth; either way it is found, listed, marked and
+    /// removed as itself.
     #[test]
     fn v6_table_short_and_long_keys() {
         let peers = FastMap::default();
@@ -607,6 +611,7 @@ mod tests {
         };
         let mut keys = [
             "fd00:1::/48",
+            "fd00:1::/49",
             "fd00:1::/63",
             "fd00:1::/64",
             "::/0",
@@ -625,10 +630,8 @@ mod tests {
                 1
             );
         }
-        assert_eq!(
-            (t.marked.len(), t.short.len(), t.long.len(), t.len()),
-            (3, 1, 2, 6)
-        );
+        let lens = (t.narrow.len(), t.marked.len(), t.short.len(), t.long.len());
+        assert_eq!((lens, t.len()), ((2, 2, 1, 2), 7));
         assert!(
             keys.iter()
                 .all(|k| t.get(k).is_some_and(|d| d.paths().len() == 1))
@@ -637,25 +640,44 @@ mod tests {
         listed.sort();
         keys.sort();
         assert_eq!(listed, keys);
-        assert_eq!(mark_stale(&mut t, 1), 6);
+        assert_eq!(mark_stale(&mut t, 1), 7);
         for k in keys {
             assert_eq!(op(&mut t, k, PathOp::RemoveStale(1)), -1);
             assert!(t.get(&k).is_none());
         }
         assert_eq!(t.len(), 0);
         let prefixes: Vec<Prefix> = changes.iter().map(|c| c.prefix).collect();
-        assert_eq!(prefixes.len(), 12);
+        assert_eq!(prefixes.len(), 14);
         assert!(
             keys.iter()
                 .all(|k| prefixes.iter().filter(|p| **p == Prefix::V6(*k)).count() == 2)
         );
     }
 
-    /// An IPv4 prefix with one path is a 16-byte entry when its source fits
-    /// 16 bits (the local source included), else the boxed one; either way
-    /// it reads, updates, goes stale and goes away the same.
+    /// A prefix with one path is a 16-byte entry when its source fits (16
+    /// bits for IPv4, 12 for IPv6 up to /48; the local source included),
+    /// else the boxed one; either way it reads, updates, goes stale, takes a
+    /// second path and loses it, and goes away the same.
     #[test]
-    fn v4_entries_narrow_and_wide() {
+    fn entries_narrow_and_wide() {
+        let v4 = |i: u32| Ipv4Prefix::new(std::net::Ipv4Addr::from(0x0a00_0000 + (i << 8)), 24);
+        narrow_and_wide::<V4Packed>(|i| v4(i).unwrap(), 16, ["192.0.2.1", "192.0.2.2"]);
+        let v6 = |i: u32| {
+            let a = std::net::Ipv6Addr::from((0xfd00_0000_0000_u128 + u128::from(i)) << 80);
+            Ipv6Prefix::new(a, 48).and_then(|p| Ipv6Marked::new(&p))
+        };
+        narrow_and_wide::<V6Packed>(|i| v6(i).unwrap(), 12, ["fd12::1", "fd12::2"]);
+        // Past /48, or with a flag past the three, an IPv6 entry is boxed.
+        let m = |s: &str| match s.parse::<Prefix>() {
+            Ok(Prefix::V6(p)) => Ipv6Marked::new(&p).unwrap(),
+            _ => unreachable!(),
+        };
+        assert!(V6Packed::pack(m("fd00:1::/48"), 1, BEST | ECMP | STALE).is_some());
+        assert!(V6Packed::pack(m("fd00:1::/49"), 1, 0).is_none());
+        assert!(V6Packed::pack(m("fd00:1::/48"), 1, 8).is_none());
+    }
+
+    fn narrow_and_wide<P: Packed>(key: impl Fn(u32) -> P::Key, bits: u32, nh: [&str; 2]) {
         let peers = FastMap::default();
         let ctx = test_ctx(&peers);
         let attrs = |nh: &str| {
@@ -665,70 +687,79 @@ mod tests {
             }))
         };
         let (mut map, mut scratch, mut changes) = (
-            ShardedTable::<V4Entry>::default(),
+            ShardedTable::<Narrow<P>>::default(),
             Scratch::default(),
             Vec::new(),
         );
-        let p =
-            |i: u32| Ipv4Prefix::new(std::net::Ipv4Addr::from(0x0a00_0000 + (i << 8)), 24).unwrap();
-        let sources = [1, 0xfffe, 0xffff, 70_000, LOCAL_SOURCE];
+        let max = (1u32 << bits) - 1;
+        let mut sources = vec![1, max - 1, max, 0xfffe, 0xffff, 70_000, LOCAL_SOURCE];
+        sources.sort_unstable();
+        sources.dedup();
         for (i, &src) in sources.iter().enumerate() {
-            let mut op = |map: &mut ShardedTable<V4Entry>, op| {
-                full_op(map, p(i as u32), op, &ctx, &mut scratch, &mut changes)
+            let k = key(i as u32);
+            let mut op = |map: &mut ShardedTable<Narrow<P>>, op| {
+                full_op(map, k, op, &ctx, &mut scratch, &mut changes).received_delta
             };
             assert_eq!(
-                op(&mut map, PathOp::Upsert(Path::new(attrs("192.0.2.1"), src))).received_delta,
+                op(&mut map, PathOp::Upsert(Path::new(attrs(nh[0]), src))),
                 1
             );
-            let narrow = src < 0xffff || src == LOCAL_SOURCE;
+            let narrow = src < max || src == LOCAL_SOURCE;
+            let is_one =
+                |map: &ShardedTable<Narrow<P>>| matches!(map.get(&k), Some(Narrow::One { .. }));
+            assert_eq!(is_one(&map), narrow, "{src}");
+            // A second path boxes it; without it, it is back as it was.
+            let other = if src == 1 { 2 } else { 1 };
             assert_eq!(
-                matches!(map.get(&p(i as u32)), Some(V4Entry::One { .. })),
-                narrow,
-                "{src}"
+                op(&mut map, PathOp::Upsert(Path::new(attrs(nh[0]), other))),
+                1
             );
+            assert!(!is_one(&map));
+            assert_eq!(op(&mut map, PathOp::Remove(other)), -1);
+            assert_eq!(is_one(&map), narrow, "{src}");
             // A changed set, in place.
             assert_eq!(
-                op(&mut map, PathOp::Upsert(Path::new(attrs("192.0.2.2"), src))).received_delta,
+                op(&mut map, PathOp::Upsert(Path::new(attrs(nh[1]), src))),
                 0
             );
-            let e = map.get(&p(i as u32)).unwrap();
-            assert_eq!(e.key(), p(i as u32));
+            let e = map.get(&k).unwrap();
+            assert!(e.is(&k) && e.key() == k);
             let d = e.dest();
             assert_eq!(d.paths().len(), 1);
             assert_eq!(
                 (d.paths()[0].source, d.paths()[0].flags),
                 (src, BEST | ECMP)
             );
-            assert_eq!(
-                d.paths()[0].attrs.next_hop(),
-                Some("192.0.2.2".parse().unwrap())
-            );
+            assert_eq!(d.paths()[0].attrs.next_hop(), Some(nh[1].parse().unwrap()));
             assert!(e.has_path(src, false) && !e.has_path(src, true));
             // Next hops read from the entry itself, as from its paths.
             let hops = e.next_hops(&mut Vec::new());
             assert_eq!(hops, next_hops_for(d.paths(), &mut Vec::new()));
             let want: &[IpAddr] = match src {
                 LOCAL_SOURCE => &[],
-                _ => &["192.0.2.2".parse().unwrap()],
+                _ => &[nh[1].parse().unwrap()],
             };
             assert_eq!(&*hops, want, "{src}");
             assert_eq!(map.len(), i + 1);
         }
         for (i, &src) in sources.iter().enumerate() {
+            let k = key(i as u32);
             assert_eq!(mark_stale(&mut map, src), 1);
             assert_eq!(mark_stale(&mut map, src), 0);
-            let e = map.get(&p(i as u32)).unwrap();
+            let e = map.get(&k).unwrap();
             assert!(e.has_path(src, true) && !e.has_path(2, false));
+            let flags = e.dest().paths()[0].flags;
+            assert_eq!(flags, STALE | BEST | ECMP);
             let r = full_op(
                 &mut map,
-                p(i as u32),
+                k,
                 PathOp::RemoveStale(src),
                 &ctx,
                 &mut scratch,
                 &mut changes,
             );
             assert_eq!((r.received_delta, r.stale_delta), (-1, -1));
-            assert!(map.get(&p(i as u32)).is_none());
+            assert!(map.get(&k).is_none());
         }
         assert_eq!(map.len(), 0);
     }
