@@ -27,8 +27,10 @@
 //! the host end is up, so that install runs on the table's thread while
 //! the container side is configured here.
 //!
-//! Data flow: [`attach()`] validates, opens the namespace file and runs
-//! `setup` off the runtime's workers (`worker`: the caller's thread inside
+//! Data flow: [`attach()`] (or [`Attacher::attach`], which keeps the
+//! host-side socket, the `ip_forward` file and the namespace descriptor
+//! between attaches, see `attacher`) validates, opens the namespace file and
+//! runs `setup` off the runtime's workers (`worker`: the caller's thread inside
 //! `block_in_place`, or a thread of its own), there
 //! (`crate::nl::rtnl` sockets, requests batched
 //! several to a `sendmsg`, one ACK each, errors with the kernel's
@@ -60,12 +62,14 @@ use sha1::{Digest, Sha1};
 use crate::error::RoutesError;
 use crate::netns;
 
+mod attacher;
 mod detach;
 mod listing;
 mod setup;
 mod v6;
 mod worker;
 
+pub use attacher::Attacher;
 pub use detach::{delete_host_veth, detach, link_exists};
 pub use listing::{list_attachments, list_host_veths};
 pub use v6::{GATEWAY6, HOST_MAC};
@@ -196,7 +200,8 @@ impl AttachRequest {
 /// The work blocks (it enters the container's namespace; netlink round
 /// trips, the oper-up wait), so it never runs on a runtime worker: on a
 /// multi-threaded runtime the caller's thread does it inside
-/// `block_in_place`, else a fresh thread (see `worker`).
+/// `block_in_place`, else a fresh thread (see `worker`). A caller that
+/// attaches many containers keeps an [`Attacher`] instead.
 pub async fn attach(req: &AttachRequest) -> Result<Attachment, RoutesError> {
     attach_then(req, |_| {}).await
 }
@@ -216,11 +221,30 @@ pub async fn attach_then(
     req: &AttachRequest,
     on_host_up: impl FnOnce(&str) + Send,
 ) -> Result<Attachment, RoutesError> {
-    let ctx = format!("attach {}", req.container_id);
-    validate(req, &ctx)?;
-    // Open the namespace first: a missing namespace fails before anything exists.
-    let ns = netns::open_netns(&req.netns, &ctx)?;
-    worker::run(req.clone(), ns, &ctx, on_host_up).await
+    Attacher::new()?.attach_then(req, on_host_up).await
+}
+
+impl Attacher {
+    /// [`attach()`] with this attacher's kept socket, sysctl file and
+    /// namespace (its host end goes into the namespace the attacher was
+    /// made in; call it from a thread in that namespace).
+    pub async fn attach(&self, req: &AttachRequest) -> Result<Attachment, RoutesError> {
+        self.attach_then(req, |_| {}).await
+    }
+
+    /// [`attach_then()`] with this attacher's kept resources (see
+    /// [`Attacher::attach`]).
+    pub async fn attach_then(
+        &self,
+        req: &AttachRequest,
+        on_host_up: impl FnOnce(&str) + Send,
+    ) -> Result<Attachment, RoutesError> {
+        let ctx = format!("attach {}", req.container_id);
+        validate(req, &ctx)?;
+        // Open the namespace first: a missing namespace fails before anything exists.
+        let ns = netns::open_netns(&req.netns, &ctx)?;
+        worker::run(self, req.clone(), ns, &ctx, on_host_up).await
+    }
 }
 
 #[cfg(test)]

@@ -39,8 +39,8 @@ pub mod types;
 pub mod vxlan;
 
 pub use attach::{
-    AttachRequest, Attachment, GATEWAY, GATEWAY6, HOST_MAC, attach, attach_then, delete_host_veth,
-    detach, host_ifname, link_exists, list_attachments, list_host_veths,
+    AttachRequest, Attacher, Attachment, GATEWAY, GATEWAY6, HOST_MAC, attach, attach_then,
+    delete_host_veth, detach, host_ifname, link_exists, list_attachments, list_host_veths,
 };
 pub use encap::{
     Carrier, Encapsulation, IPIP_OVERHEAD, TUNNEL_DEV, VXLAN_DEV, VXLAN6_DEV, route_for_learned,

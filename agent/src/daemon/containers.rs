@@ -368,6 +368,7 @@ impl<R: Routes, V: Veths> Agent<R, V> {
         // (see `start_install`): the route table's task writes them while
         // the attach configures the container side on this thread.
         let mut installs: Vec<Install<'_>> = Vec::new();
+        let spawned = started.elapsed();
         let attached = self
             .veths
             .attach(&dp, |dev| {
@@ -453,6 +454,7 @@ impl<R: Routes, V: Veths> Agent<R, V> {
             id = %req.id,
             locked_us = locked.as_micros() as u64,
             ipam_written_us = allocated.as_micros() as u64,
+            spawned_us = spawned.as_micros() as u64,
             dataplane_us = dataplane.as_micros() as u64,
             adopted_us = adopted.as_micros() as u64,
             done_us = started.elapsed().as_micros() as u64,

@@ -6,7 +6,8 @@
 //!
 //! Data flow: `tortie run` builds the agent over the real ones —
 //! [`tortie_routes::RouteTable`] (its reconciler task writes the kernel) and
-//! [`KernelVeths`] (the `tortie_routes` attach functions). The orchestration
+//! [`KernelVeths`] (the `tortie_routes` attach functions, over one kept
+//! [`tortie_routes::Attacher`]). The orchestration
 //! tests (`daemon::replay`) build it over recording doubles instead and
 //! replay speaker events and API calls as a normal user, without
 //! namespaces (docs/design.md §8, tier 1). The agent is
@@ -22,7 +23,8 @@ use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
 use tortie_routes::{
-    AttachRequest, Attachment, KernelRoute, RouteStats, RouteTable, RoutesError, SharedRoute,
+    AttachRequest, Attacher, Attachment, KernelRoute, RouteStats, RouteTable, RoutesError,
+    SharedRoute,
 };
 
 /// The route table: the only writer of our routes (see [`RouteTable`]).
@@ -136,9 +138,21 @@ pub trait Veths: Send + Sync + 'static {
 }
 
 /// The real veths: the `tortie_routes` attach functions, in the process's
-/// network namespace.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct KernelVeths;
+/// network namespace; attaches reuse one [`Attacher`] (a kept netlink
+/// socket, `ip_forward` file and namespace descriptor).
+#[derive(Clone, Debug)]
+pub struct KernelVeths {
+    attacher: Attacher,
+}
+
+impl KernelVeths {
+    /// Veths in the calling thread's namespace (the agent's).
+    pub fn new() -> Result<KernelVeths, RoutesError> {
+        Ok(KernelVeths {
+            attacher: Attacher::new()?,
+        })
+    }
+}
 
 impl Veths for KernelVeths {
     fn attach(
@@ -146,7 +160,7 @@ impl Veths for KernelVeths {
         req: &AttachRequest,
         on_host_up: impl FnOnce(&str) + Send,
     ) -> impl Future<Output = Result<Attachment, RoutesError>> + Send {
-        tortie_routes::attach_then(req, on_host_up)
+        self.attacher.attach_then(req, on_host_up)
     }
     fn detach(
         &self,

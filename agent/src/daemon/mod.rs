@@ -192,7 +192,8 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>, opts: RunOptions) -> a
 
     let mut ipam = Ipam::open(&cfg.state.dir, &cfg.node.pod_cidrs, &[])
         .with_context(|| format!("opening IPAM state in {}", cfg.state.dir.display()))?;
-    let registry = reconcile_containers(&cfg, &mut ipam, &kernel::KernelVeths).await?;
+    let veths = kernel::KernelVeths::new().context("preparing container attaches")?;
+    let registry = reconcile_containers(&cfg, &mut ipam, &veths).await?;
 
     for block in &cfg.node.pod_cidrs {
         table.set(*block, KernelRoute::Blackhole).await;
@@ -219,15 +220,7 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>, opts: RunOptions) -> a
             .await
             .with_context(|| format!("originating the block {block}"))?;
     }
-    let mut agent = Agent::new(
-        cfg.clone(),
-        speaker,
-        table,
-        kernel::KernelVeths,
-        ipam,
-        mtu,
-        registry,
-    );
+    let mut agent = Agent::new(cfg.clone(), speaker, table, veths, ipam, mtu, registry);
     if !opts.install_learned {
         tracing::warn!("--no-kernel: routes learned over BGP are not installed into the kernel");
         agent.install_learned = false;

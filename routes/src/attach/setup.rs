@@ -10,6 +10,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
+use super::attacher::Attacher;
 use super::detach::delete_link_blocking;
 use super::{AttachRequest, Attachment, GATEWAY, HOST_MAC, host_ifname, mac_string, v6};
 use crate::error::RoutesError;
@@ -70,6 +71,7 @@ struct Steps {
 /// `on_host_up` is called once the host end is up and configured, before
 /// this thread enters the container ([`super::attach_then`]).
 pub(super) fn attach_blocking(
+    attacher: &Attacher,
     req: &AttachRequest,
     ns: &File,
     on_host_up: impl FnOnce(&str),
@@ -86,9 +88,12 @@ pub(super) fn attach_blocking(
     };
     // Subscribed to link notifications before the veth exists, so the
     // oper-up wait below cannot miss a transition (the container-side
-    // socket likewise subscribes before its end comes up).
-    let mut h = Rtnl::open(RTMGRP_LINK).map_err(io("opening a netlink socket"))?;
-    sysctl::set_sysctl("net/ipv4/ip_forward", "1").map_err(|e| e.within(&ctx))?;
+    // socket likewise subscribes before its end comes up). A kept socket
+    // and `ip_forward` file (`attacher`).
+    let mut h = attacher
+        .socket()
+        .map_err(io("preparing a netlink socket"))?;
+    attacher.ensure_ip_forward().map_err(|e| e.within(&ctx))?;
     // We choose the container's MAC, so the host side (its permanent
     // neighbour entry) is configured before entering the container.
     let c_mac = random_mac().map_err(io("choosing a MAC address"))?;
@@ -181,6 +186,7 @@ pub(super) fn attach_blocking(
                 oper_up_us = steps.oper_up.as_micros() as u64,
                 "attached"
             );
+            attacher.keep(h);
             Ok(a)
         }
         Err(e) => {

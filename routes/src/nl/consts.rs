@@ -42,6 +42,8 @@ pub const RTMGRP_IPV4_IFADDR: u32 = 0x10;
 pub const RTMGRP_IPV4_ROUTE: u32 = 0x40;
 pub const RTMGRP_IPV6_IFADDR: u32 = 0x100;
 pub const RTMGRP_IPV6_ROUTE: u32 = 0x400;
+// Multicast group numbers (`NETLINK_ADD_MEMBERSHIP`): bit n-1 above is group n.
+pub const RTNLGRP_LINK: u32 = 1;
 
 // Socket options (SOL_NETLINK).
 pub const NETLINK_GET_STRICT_CHK: i32 = 12;

@@ -8,8 +8,10 @@
 //! the links are brought up means no transition can be missed (on an
 //! overrun the caller asks again with `RTM_GETLINK`).
 //!
-//! Used by attach (one attach thread at a time), detach, the tunnel and
-//! VXLAN devices and the reconciler's VTEP entries; nothing here is shared.
+//! Used by attach (one attach thread at a time; its host-side sockets are
+//! kept between attaches by `attach::Attacher`, one user at a time, made
+//! ready again by [`Rtnl::clear`]), detach, the tunnel and VXLAN devices and
+//! the reconciler's VTEP entries; nothing here is shared.
 //! Every reply is read by the one parser ([`super::view`]): a short or odd
 //! message is an error, never a panic.
 
@@ -105,6 +107,39 @@ impl Rtnl {
             overrun: false,
             buf: vec![0; 64 * 1024],
         })
+    }
+
+    /// Opens a socket in no group with [`open`](Self::open)'s room for
+    /// notifications, for one that joins a group later
+    /// ([`membership`](Self::membership)).
+    pub(crate) fn open_for_groups() -> io::Result<Rtnl> {
+        let r = Rtnl::open(0)?;
+        let _ = r.sock.set_rcvbuf(1 << 20);
+        Ok(r)
+    }
+
+    /// Joins or leaves multicast group `group` (`RTNLGRP_*`; see
+    /// [`Socket::membership`]).
+    pub(crate) fn membership(&self, group: u32, join: bool) -> io::Result<()> {
+        self.sock.membership(group, join)
+    }
+
+    /// Ready for a new user: drops every queued datagram (notifications of
+    /// a group it has left; an ENOBUFS is only counted past), the link
+    /// table and the overrun flag. A socket whose last request went
+    /// unanswered must not be reused (its answer could still arrive).
+    pub(crate) fn clear(&mut self) -> io::Result<()> {
+        loop {
+            match self.sock.recv(&mut self.buf) {
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.links.clear();
+        self.overrun = false;
+        Ok(())
     }
 
     pub(crate) fn raw_fd(&self) -> i32 {

@@ -120,6 +120,19 @@ impl Socket {
             .or_else(|_| setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, v))
     }
 
+    /// Joins (`join`) or leaves the multicast group `group` (an
+    /// `RTNLGRP_*` number, not a bit): what binding with `groups` does, on
+    /// a socket that is already open. Leaving keeps what is queued.
+    pub fn membership(&self, group: u32, join: bool) -> io::Result<()> {
+        let opt = if join {
+            libc::NETLINK_ADD_MEMBERSHIP
+        } else {
+            libc::NETLINK_DROP_MEMBERSHIP
+        };
+        let g = libc::c_int::try_from(group).map_err(io::Error::other)?;
+        setsockopt_int(self.as_raw_fd(), libc::SOL_NETLINK, opt, g)
+    }
+
     /// Ask the kernel to apply dump filters strictly (Linux ≥ 4.20).
     pub fn set_strict_check(&self) -> io::Result<()> {
         setsockopt_int(
