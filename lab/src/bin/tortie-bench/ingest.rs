@@ -45,15 +45,30 @@ use crate::report::{self, Section, ratio, ratio_cell, secs};
 pub const ONLY: &str = "TORTIE_BENCH_ONLY";
 
 /// Whether the run of `dut` in `mode` passes the [`ONLY`] filter: a DUT
-/// named there must be `dut`, a mode named there must be `mode`.
+/// named there must be `dut`, a mode named there must be `mode`; `floor`
+/// alone runs no DUT (the kernel floors only).
 fn selected(dut: Dut, mode: Mode) -> bool {
-    let Some(only) = std::env::var_os(ONLY) else {
+    selected_by(
+        std::env::var_os(ONLY)
+            .map(|o| o.to_string_lossy().into_owned())
+            .as_deref(),
+        dut,
+        mode,
+    )
+}
+
+/// [`selected`] with the filter's value given.
+fn selected_by(only: Option<&str>, dut: Dut, mode: Mode) -> bool {
+    let Some(only) = only else {
         return true;
     };
-    let only = only.to_string_lossy().to_lowercase();
+    let only = only.to_lowercase();
     let words: Vec<&str> = only.split(',').map(str::trim).collect();
     let duts = [Dut::Bird, Dut::Tortie].map(|d| d.name().to_lowercase());
     let modes = [Mode::EndToEnd, Mode::ControlPlane].map(Mode::key);
+    if words.iter().all(|w| *w == "floor") {
+        return false;
+    }
     let names_dut = words.iter().any(|w| duts.iter().any(|d| d == w));
     let names_mode = words.iter().any(|w| modes.contains(w));
     (!names_dut || words.contains(&dut.name().to_lowercase().as_str()))
@@ -71,9 +86,18 @@ fn selected_floor() -> bool {
     })
 }
 
+/// Every floor order, in the order of the rows.
+const FLOOR_ORDERS: [FloorOrder; 4] = [
+    FloorOrder::Address,
+    FloorOrder::Descending,
+    FloorOrder::BitReversed,
+    FloorOrder::Tiers,
+];
+
 /// The write orders the kernel floor is measured in: address order, and
 /// for IPv4 also bit-reversed (the LC-trie's fastest) and the outbox's
-/// tiers (the agent's order; fib6 rewards address order).
+/// tiers (the agent's IPv4 order); for IPv6 also descending (the outbox's
+/// IPv6 order, the agent's) and bit-reversed.
 fn floor_orders(family: Family) -> Vec<FloorOrder> {
     match family {
         Family::V4 => vec![
@@ -81,7 +105,11 @@ fn floor_orders(family: Family) -> Vec<FloorOrder> {
             FloorOrder::BitReversed,
             FloorOrder::Tiers,
         ],
-        Family::V6 => vec![FloorOrder::Address],
+        Family::V6 => vec![
+            FloorOrder::Address,
+            FloorOrder::Descending,
+            FloorOrder::BitReversed,
+        ],
     }
 }
 
@@ -95,11 +123,7 @@ fn floor_rows(
     floors: &[(FloorOrder, Run)],
     ratios: &mut Value,
 ) {
-    for order in [
-        FloorOrder::Address,
-        FloorOrder::BitReversed,
-        FloorOrder::Tiers,
-    ] {
+    for order in FLOOR_ORDERS {
         let Some(f) = floor_median(floors, order) else {
             continue;
         };
@@ -136,11 +160,7 @@ fn thread_note(tag: &str, mode: Mode, t: &Run, floors: &[(FloorOrder, Run)]) -> 
         report::thread_load_text(&t.threads)
     );
     if mode == Mode::EndToEnd {
-        for order in [
-            FloorOrder::Address,
-            FloorOrder::BitReversed,
-            FloorOrder::Tiers,
-        ] {
+        for order in FLOOR_ORDERS {
             if let Some(f) = floor_median(floors, order)
                 && !f.threads.is_empty()
             {
@@ -153,6 +173,44 @@ fn thread_note(tag: &str, mode: Mode, t: &Run, floors: &[(FloorOrder, Run)]) -> 
         }
     }
     Some(text)
+}
+
+/// The DUT's CPUs during the median runs of a row (BIRD's, tortie's and,
+/// under end-to-end, each floor order's): wall time beside what ran there
+/// ([`report::CpuTimes`]) — a wall time well above the DUT's CPU s is
+/// either others' work on its CPUs, idle (the DUT waited) or steal.
+fn cpu_times_note(
+    tag: &str,
+    mode: Mode,
+    [b, t]: [&Run; 2],
+    floors: &[(FloorOrder, Run)],
+) -> Option<String> {
+    let mut parts = Vec::new();
+    let mut one = |who: &str, r: &Run| {
+        if let Some(c) = &r.dut_cpu_times {
+            parts.push(format!(
+                "{who} {:.2} s wall: {}",
+                r.time.as_secs_f64(),
+                c.text(r.cpu)
+            ));
+        }
+    };
+    one("BIRD", b);
+    one("tortie", t);
+    if mode == Mode::EndToEnd {
+        for order in FLOOR_ORDERS {
+            if let Some(f) = floor_median(floors, order) {
+                one(&format!("raw writer, {}", order.name()), &f);
+            }
+        }
+    }
+    (!parts.is_empty()).then(|| {
+        format!(
+            "the DUT's CPUs, {tag} {}, median runs: {}",
+            mode.key(),
+            parts.join("; ")
+        )
+    })
 }
 
 /// What to run.
@@ -255,6 +313,7 @@ fn run_json(c: Case, mode: Mode, dut: Dut, seq: usize, r: &Run) -> Value {
         "rss_after_withdraw_bytes": r.rss_withdrawn,
         "rss_growth_bytes_per_route": r.bytes_per_route(n),
         "dut_cpu_s": r.cpu, "feeder_cpu_s": r.feeder_cpu, "dut_threads": r.threads,
+        "dut_cpus_times_s": r.dut_cpu_times,
         "dut_cpus": r.dut_cpus, "feeder_cpus": r.feeder_cpus,
         "kernel_monitor_fell_back_to_dumps": r.monitor_fell_back,
     })
@@ -453,7 +512,7 @@ fn measure_case(
     let tag = format!("{} {} {n} {}", family.name(), shape.name(), feed.key());
     let mut runs: Vec<(Mode, Dut, Run)> = Vec::new();
     let mut floors: Vec<(ingest_floor::FloorOrder, Run)> = Vec::new();
-    for _ in 0..opts.repeat.max(1) {
+    for rep in 0..opts.repeat.max(1) {
         for mode in [Mode::EndToEnd, Mode::ControlPlane] {
             let order = if seq.is_multiple_of(2) {
                 [Dut::Bird, Dut::Tortie]
@@ -472,7 +531,13 @@ fn measure_case(
             *seq += 1;
         }
         if floor {
-            for order in floor_orders(family) {
+            // The orders rotate from one repeat to the next, so no order
+            // always follows the same one (a namespace's routes are freed
+            // after it is gone, while the next run writes).
+            let mut orders = floor_orders(family);
+            let k = rep as usize % orders.len();
+            orders.rotate_left(k);
+            for order in orders {
                 let r = ingest_floor::floor_run(order, inp)
                     .with_context(|| format!("kernel floor {tag} {}", order.name()))?;
                 let mut j = run_json(case, Mode::EndToEnd, Dut::Tortie, *seq, &r);
@@ -573,6 +638,9 @@ fn measure_case(
         if let Some(n) = thread_note(&tag, mode, &t, &floors) {
             sec.notes.push(n);
         }
+        if let Some(n) = cpu_times_note(&tag, mode, [&b, &t], &floors) {
+            sec.notes.push(n);
+        }
     }
     let bpr = |dut: Dut| {
         median_f(
@@ -634,4 +702,29 @@ fn measure_case(
     }
     ratios.push(row_ratios);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_filter_picks_runs() {
+        let all = |only: Option<&str>| {
+            [Dut::Bird, Dut::Tortie]
+                .into_iter()
+                .flat_map(|d| [Mode::EndToEnd, Mode::ControlPlane].map(|m| (d, m)))
+                .filter(|&(d, m)| selected_by(only, d, m))
+                .count()
+        };
+        assert_eq!(all(None), 4);
+        assert_eq!(all(Some("floor")), 0, "the floors alone");
+        assert_eq!(all(Some("tortie,floor")), 2);
+        assert_eq!(all(Some("tortie,end_to_end")), 1);
+        assert!(selected_by(
+            Some("BIRD,control_plane"),
+            Dut::Bird,
+            Mode::ControlPlane
+        ));
+    }
 }

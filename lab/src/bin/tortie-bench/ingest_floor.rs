@@ -31,6 +31,9 @@ const PROTO_FLOOR: u8 = 150;
 pub enum FloorOrder {
     /// Ascending address order, as the feeder sends them.
     Address,
+    /// Descending address order: the speaker outbox's IPv6 delivery order
+    /// of a backlog, so what a bulk load's IPv6 writes reach the kernel in.
+    Descending,
     /// IPv4 addresses sorted by their bit-reversed value: the order the
     /// kernel's LC-trie takes fastest (lab/bench/README.md, session 6 e2e).
     BitReversed,
@@ -46,6 +49,7 @@ impl FloorOrder {
     pub fn name(self) -> &'static str {
         match self {
             FloorOrder::Address => "address order",
+            FloorOrder::Descending => "descending address order",
             FloorOrder::BitReversed => "bit-reversed order",
             FloorOrder::Tiers => "tiers of places, runs bit-reversed",
         }
@@ -54,6 +58,7 @@ impl FloorOrder {
     pub fn key(self) -> &'static str {
         match self {
             FloorOrder::Address => "floor_address",
+            FloorOrder::Descending => "floor_descending",
             FloorOrder::BitReversed => "floor_bit_reversed",
             FloorOrder::Tiers => "floor_tiers",
         }
@@ -73,6 +78,7 @@ impl FloorOrder {
         };
         match self {
             FloorOrder::Address => {}
+            FloorOrder::Descending => v.reverse(),
             FloorOrder::BitReversed => v.sort_by_key(|p| bits(p).reverse_bits()),
             FloorOrder::Tiers => v.sort_by_key(|p| {
                 let shift = 128 - u32::from(p.prefix());
@@ -113,6 +119,7 @@ pub fn floor_run(order: FloorOrder, inp: &Inputs) -> Result<Run> {
     let monitor = start_monitor(&d, family, PROTO_FLOOR, u64::from(n), budget)?;
     let gw = feeder_next_hop(family);
     let cpus = inp.dut_cpus.clone();
+    let times_before = report::CpuTimes::read(&cpus.0);
     let (t0, pass, cpu, threads) = nl::in_netns(d.name(), move || {
         pin::set_current(&cpus)?;
         let cpu0 = nl::thread_cpu();
@@ -130,6 +137,9 @@ pub fn floor_run(order: FloorOrder, inp: &Inputs) -> Result<Run> {
     let (at, fell_back) = monitor
         .wait(budget)?
         .context("kernel floor: the monitor did not see every route")?;
+    let dut_cpu_times = report::CpuTimes::read(&inp.dut_cpus.0)
+        .zip(times_before)
+        .map(|(now, before)| now.since(&before));
     if pass.errors != 0 {
         bail!("kernel floor: {} of {n} writes failed", pass.errors);
     }
@@ -141,6 +151,7 @@ pub fn floor_run(order: FloorOrder, inp: &Inputs) -> Result<Run> {
         time: kernel,
         cpu: cpu.as_secs_f64(),
         threads,
+        dut_cpu_times,
         dut_cpus: inp.dut_cpus.list(),
         monitor_fell_back: fell_back,
         ..Run::default()
@@ -184,5 +195,26 @@ mod tests {
         assert_eq!(indices(&tiers), want);
         let v6 = FloorOrder::Address.prefixes(Family::V6, 3).unwrap();
         assert_eq!(v6[2].to_string(), "fd00:0:2::/48");
+        let down = FloorOrder::Descending.prefixes(Family::V4, 4).unwrap();
+        assert_eq!(indices(&down), [3, 2, 1, 0]);
+        let v6 = FloorOrder::Descending.prefixes(Family::V6, 3).unwrap();
+        assert_eq!(v6[0].to_string(), "fd00:0:2::/48");
+        // IPv6 bit-reversed: by the reversed bits of the address, so the
+        // /48s' index bits, lowest first.
+        let v6: Vec<String> = FloorOrder::BitReversed
+            .prefixes(Family::V6, 4)
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            v6,
+            [
+                "fd00::/48",
+                "fd00:0:2::/48",
+                "fd00:0:1::/48",
+                "fd00:0:3::/48"
+            ]
+        );
     }
 }

@@ -33,7 +33,7 @@ use crate::capture::{Wire, WireStats};
 use crate::feeder::{self, FeedEvent, Shape, Workload};
 use crate::nl::{self, Family};
 use crate::pin::{self, CpuSet};
-use crate::report::{ThreadLoad, proc_kb, process_cpu, thread_cpu, thread_load};
+use crate::report::{CpuTimes, ThreadLoad, proc_kb, process_cpu, thread_cpu, thread_load};
 
 pub const FEEDER_ASN: u32 = 65001;
 pub const DUT_ASN: u32 = 64512;
@@ -200,6 +200,9 @@ pub struct Run {
     /// The DUT's threads during the load, by name (those alive at the
     /// end): CPU and context switches, where `cpu` has the process total.
     pub threads: Vec<ThreadLoad>,
+    /// The DUT's CPUs during the load, by kind ([`CpuTimes`]): beside
+    /// `cpu`, what else ran there, idled or was stolen.
+    pub dut_cpu_times: Option<CpuTimes>,
     pub dut_cpus: String,
     pub feeder_cpus: String,
     pub monitor_fell_back: bool,
@@ -481,6 +484,9 @@ pub fn one_run(dut: Dut, feed: Feed, mode: Mode, inp: &Inputs) -> Result<Run> {
         }
     }
     let t0 = wire.first_update(budget)?;
+    // The DUT's CPUs from t0 on (the feeder's start before it is not the
+    // load's): ms after t0, at 10 ms resolution.
+    let times_before = CpuTimes::read(&inp.dut_cpus.0);
     let deadline = t0 + budget;
     let trace = std::env::var_os("TORTIE_BENCH_TRACE").is_some();
     let mut burst_cpu = None;
@@ -565,6 +571,9 @@ pub fn one_run(dut: Dut, feed: Feed, mode: Mode, inp: &Inputs) -> Result<Run> {
         .saturating_sub(cpu_before)
         .as_secs_f64();
     let threads = thread_load(&threads_before, &thread_cpu(pid).unwrap_or_default());
+    let dut_cpu_times = CpuTimes::read(&inp.dut_cpus.0)
+        .zip(times_before)
+        .map(|(now, before)| now.since(&before));
     let hwm = proc_kb(pid, "VmHWM").unwrap_or(0);
     let feeder_cpu = match (&mut feeder, feeder_pid) {
         (Feeder::Live(..), Some(fp)) => process_cpu(fp)
@@ -674,6 +683,7 @@ pub fn one_run(dut: Dut, feed: Feed, mode: Mode, inp: &Inputs) -> Result<Run> {
         cpu,
         feeder_cpu,
         threads,
+        dut_cpu_times,
         dut_cpus,
         feeder_cpus,
         monitor_fell_back: fell_back,

@@ -353,6 +353,97 @@ pub fn thread_cpu_between(
     ns as f64 / 1e9
 }
 
+/// Time of a set of CPUs by kind, from `/proc/stat` (USER_HZ ticks, so
+/// 10 ms resolution), in seconds: what the DUT's CPUs did during a load
+/// besides the DUT — others' tasks and kernel threads (busy), nothing
+/// (idle: every task on them blocked), or not run by the hypervisor
+/// (steal). The scheduler's runtime, hence a task's CPU clock, leaves
+/// steal out (`CONFIG_PARAVIRT_TIME_ACCOUNTING`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct CpuTimes {
+    pub user: f64,
+    pub nice: f64,
+    pub system: f64,
+    pub idle: f64,
+    pub iowait: f64,
+    pub irq: f64,
+    pub softirq: f64,
+    pub steal: f64,
+}
+
+impl CpuTimes {
+    /// The `cpuN` lines of `/proc/stat` text for `cpus`, summed.
+    pub fn parse(stat: &str, cpus: &[usize]) -> Option<CpuTimes> {
+        // SAFETY: sysconf reads a constant.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        let hz = if hz > 0 { hz as f64 } else { 100.0 };
+        let mut t = CpuTimes::default();
+        let mut found = 0;
+        for line in stat.lines() {
+            let mut f = line.split_whitespace();
+            let Some(cpu) = f
+                .next()
+                .and_then(|c| c.strip_prefix("cpu"))
+                .and_then(|n| n.parse::<usize>().ok())
+            else {
+                continue;
+            };
+            if !cpus.contains(&cpu) {
+                continue;
+            }
+            let v: Vec<f64> = f.map(|x| x.parse::<f64>().unwrap_or(0.0) / hz).collect();
+            let at = |k: usize| v.get(k).copied().unwrap_or(0.0);
+            t.user += at(0);
+            t.nice += at(1);
+            t.system += at(2);
+            t.idle += at(3);
+            t.iowait += at(4);
+            t.irq += at(5);
+            t.softirq += at(6);
+            t.steal += at(7);
+            found += 1;
+        }
+        (found == cpus.len() && found > 0).then_some(t)
+    }
+
+    /// The times of `cpus` now.
+    pub fn read(cpus: &[usize]) -> Option<CpuTimes> {
+        CpuTimes::parse(&std::fs::read_to_string("/proc/stat").ok()?, cpus)
+    }
+
+    /// What was spent from `before` to `self`.
+    pub fn since(&self, before: &CpuTimes) -> CpuTimes {
+        CpuTimes {
+            user: self.user - before.user,
+            nice: self.nice - before.nice,
+            system: self.system - before.system,
+            idle: self.idle - before.idle,
+            iowait: self.iowait - before.iowait,
+            irq: self.irq - before.irq,
+            softirq: self.softirq - before.softirq,
+            steal: self.steal - before.steal,
+        }
+    }
+
+    /// Time some task or interrupt ran.
+    pub fn busy(&self) -> f64 {
+        self.user + self.nice + self.system + self.irq + self.softirq
+    }
+
+    /// `busy B s (the DUT's D), idle I, steal S` for a note: where the
+    /// wall time of a run went on the DUT's CPUs.
+    pub fn text(&self, dut_cpu: f64) -> String {
+        format!(
+            "busy {:.2} s (the DUT's {:.2}, softirq {:.2}), idle {:.2}, steal {:.2}",
+            self.busy(),
+            dut_cpu,
+            self.softirq,
+            self.idle + self.iowait,
+            self.steal
+        )
+    }
+}
+
 /// What one kind of thread (one name) did between two readings.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ThreadLoad {
@@ -452,6 +543,29 @@ mod tests {
         assert_eq!(ratio_cell(ratio(5.46, 10.3)), "0.53×");
         assert_eq!(ratio_cell(ratio(5.46, 0.0)), "—");
         assert_eq!(ratio_cell(f64::NAN), "—");
+    }
+
+    #[test]
+    fn cpu_times_of_chosen_cpus() {
+        let stat = "cpu  9 9 9 9 9 9 9 9 0 0\n\
+                    cpu0 100 0 50 1000 0 0 5 1 0 0\n\
+                    cpu1 200 10 100 400 4 0 20 6 0 0\n\
+                    intr 1 2 3\n";
+        // SAFETY: sysconf reads a constant.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        let t = |x: f64| (x * hz).round();
+        let one = CpuTimes::parse(stat, &[1]).unwrap();
+        assert_eq!((t(one.user), t(one.nice)), (200.0, 10.0));
+        assert_eq!((t(one.idle), t(one.iowait)), (400.0, 4.0));
+        assert_eq!((t(one.softirq), t(one.steal)), (20.0, 6.0));
+        assert_eq!(t(one.busy()), 330.0);
+        let both = CpuTimes::parse(stat, &[0, 1]).unwrap();
+        assert_eq!(t(both.user), 300.0);
+        let d = both.since(&one);
+        assert_eq!((t(d.user), t(d.idle), t(d.steal)), (100.0, 1000.0, 1.0));
+        // A CPU the text lacks: no figure rather than a short one.
+        assert!(CpuTimes::parse(stat, &[1, 2]).is_none());
+        assert!(CpuTimes::parse(stat, &[]).is_none());
     }
 
     #[test]
