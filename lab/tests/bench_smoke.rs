@@ -95,9 +95,16 @@ fn every_benchmark_runs_at_smoke_size() {
         "(IPv4 shape × feeder + IPv6) × mode × DUT"
     );
     // The kernel floor (the raw writer alone, no BGP) under the live
-    // end-to-end rows: three write orders per IPv4 shape, address order for
-    // IPv6; each a real kernel time on the DUT's CPUs.
-    assert_eq!(floors.len(), 3 * 2 + 1, "{floors:#?}");
+    // end-to-end rows: three write orders per IPv4 shape and for IPv6
+    // (address, descending — the agent's IPv6 order — and bit-reversed);
+    // each a real kernel time on the DUT's CPUs.
+    assert_eq!(floors.len(), 3 * 2 + 3, "{floors:#?}");
+    assert!(
+        floors
+            .iter()
+            .any(|f| f["family"] == "IPv6" && f["floor"] == "floor_descending"),
+        "{floors:#?}"
+    );
     for f in &floors {
         assert_eq!(f["mode"], "end_to_end", "{f}");
         assert_eq!(f["feeder"], "live", "{f}");
@@ -108,6 +115,8 @@ fn every_benchmark_runs_at_smoke_size() {
     assert_eq!(runs.iter().filter(|r| r["family"] == "IPv6").count(), 4);
     for r in &runs {
         assert!(r["dut_cpu_s"].as_f64().is_some_and(|c| c >= 0.0), "{r}");
+        // The DUT's CPUs from /proc/stat (busy, idle, steal) during the load.
+        assert!(r["dut_cpus_times_s"]["idle"].is_number(), "{r}");
         assert!(r["feeder_cpu_s"].as_f64().is_some_and(|c| c >= 0.0), "{r}");
         assert!(!r["dut_cpus"].as_str().unwrap_or("").is_empty(), "{r}");
         assert_eq!(r["kernel_s"].is_null(), r["mode"] == "control_plane", "{r}");
