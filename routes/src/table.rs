@@ -58,6 +58,9 @@ pub(crate) enum Command {
     Set(IpNetwork, Shared),
     Install(IpNetwork, Shared, oneshot::Sender<Result<(), RoutesError>>),
     Remove(IpNetwork),
+    /// A [`Command::Remove`] whose sender waits until the reconciler has
+    /// taken it ([`RouteTable::uninstall`]).
+    Uninstall(IpNetwork, oneshot::Sender<()>),
     ReplaceAll(HashMap<IpNetwork, KernelRoute>),
     Converged(oneshot::Sender<()>),
     Flush(oneshot::Sender<Result<(), RoutesError>>),
@@ -170,6 +173,25 @@ impl RouteTable {
     /// No longer desire a route for `prefix`; ours is deleted from the kernel.
     pub async fn remove(&self, prefix: impl Into<IpNetwork>) {
         self.send(Command::Remove(prefix.into())).await;
+    }
+
+    /// [`remove`](Self::remove), returning once the table no longer desires
+    /// a route for `prefix` (commands queued before it applied, our route's
+    /// delete written or planned). Then a device the route named may be
+    /// deleted: the table no longer wants a route through it, so the link's
+    /// removal is not a route refused for a missing device (a WARN and a
+    /// `no_device` failure, as every container detach logged before
+    /// session 14: the veth went first). Returns at once if the table stopped.
+    pub async fn uninstall(&self, prefix: impl Into<IpNetwork>) {
+        let (tx, rx) = oneshot::channel();
+        if self
+            .tx
+            .send(Command::Uninstall(prefix.into(), tx))
+            .await
+            .is_ok()
+        {
+            let _ = rx.await;
+        }
     }
 
     /// Make `desired` the whole desired set.

@@ -514,14 +514,18 @@ impl<R: Routes, V: Veths> Agent<R, V> {
             Some(c) if !c.addresses.is_empty() => c.ips(),
             _ => ipam.addresses(id),
         };
-        // The veth first: while it may exist, its addresses stay allocated.
+        // The routes first (withdrawn, no longer desired by the route
+        // table), then the veth: a host route still desired when its veth
+        // went was retried on the missing device, a WARN per detach. The
+        // addresses are released last: while the veth may exist, they stay
+        // allocated.
+        for ip in &ips {
+            self.unannounce(*ip).await;
+        }
         self.veths
             .detach(id, &cfg.dataplane.veth_prefix, cfg.dataplane.route_protocol)
             .await
             .map_err(|e| ApiError::internal(format!("detaching {id}: {e}")))?;
-        for ip in &ips {
-            self.unannounce(*ip).await;
-        }
         self.registry_mut().remove(&host);
         let mut released = ipam.release(id).map_err(ipam_error)?;
         if released.is_empty()

@@ -49,7 +49,8 @@ pub trait Routes: Send + Sync + 'static {
         prefix: IpNetwork,
         route: KernelRoute,
     ) -> impl Future<Output = Result<(), RoutesError>> + Send;
-    /// No longer desire a route for `prefix` ([`RouteTable::remove`]).
+    /// No longer desire a route for `prefix`; returns once the table has
+    /// taken that, so the device it named may go next ([`RouteTable::uninstall`]).
     fn remove(&self, prefix: IpNetwork) -> impl Future<Output = ()> + Send;
     /// Sweep adopted routes not desired; returns once written ([`RouteTable::converged`]).
     fn converged(&self) -> impl Future<Output = ()> + Send;
@@ -83,7 +84,7 @@ impl Routes for RouteTable {
         RouteTable::install(self, prefix, route)
     }
     fn remove(&self, prefix: IpNetwork) -> impl Future<Output = ()> + Send {
-        RouteTable::remove(self, prefix)
+        RouteTable::uninstall(self, prefix)
     }
     fn converged(&self) -> impl Future<Output = ()> + Send {
         RouteTable::converged(self)

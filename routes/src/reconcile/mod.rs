@@ -427,6 +427,13 @@ impl Reconciler {
                 self.wait_install(p, tx);
             }
             Command::Remove(p) => self.unset(p),
+            Command::Uninstall(p, tx) => {
+                self.unset(p);
+                // Taken: a delete write-through encoded is sent before the
+                // next notifications are read (`run`); the prefix is no
+                // longer desired, so its link going away retries nothing.
+                let _ = tx.send(());
+            }
             Command::ReplaceAll(map) => {
                 let gone: Vec<_> = self
                     .slots

@@ -7,6 +7,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use ipnetwork::IpNetwork;
+
 use super::super::registry::host_net;
 use super::{AttachFault, Cmd, Node, local, net};
 use crate::api::{
@@ -139,6 +141,26 @@ async fn an_attach_answers_before_its_ipam_sync_and_the_next_ipam_user_settles_i
         .await
         .expect("detach");
     assert_eq!(allocated(&node).await, 0);
+}
+
+/// A detach stops desiring the host routes before it deletes the veth: a
+/// route still desired when its device goes is retried on the missing
+/// device (before session 14, a `route not installed: device tt… does not
+/// exist or is down` WARN per detach).
+#[tokio::test]
+async fn detach_unroutes_before_deleting_the_veth() {
+    let node = Node::start("").await;
+    attach(&node, "c1/eth0").await;
+    assert!(!node.kernel().desired.is_empty(), "no host route desired");
+    node.agent
+        .detach_container(DetachRequest {
+            id: "c1/eth0".into(),
+        })
+        .await
+        .expect("detach");
+    let k = node.kernel();
+    assert!(k.links.is_empty(), "veth left: {:?}", k.links);
+    assert_eq!(k.desired_on_deleted, Vec::<IpNetwork>::new());
 }
 
 #[tokio::test]

@@ -71,6 +71,10 @@ pub struct KernelState {
     pub install_refused: bool,
     /// `attach` makes the veth, then waits for this before answering.
     pub hold_attach: Option<Arc<tokio::sync::Notify>>,
+    /// Desired routes through a veth when it was deleted: the real table
+    /// then retries them on the missing device (a WARN and a `no_device`
+    /// failure each), as every detach did before session 14.
+    pub desired_on_deleted: Vec<IpNetwork>,
 }
 
 pub type Kernel = Arc<Mutex<KernelState>>;
@@ -224,6 +228,13 @@ impl Veths for FakeVeths {
             return Err(failed(ctx));
         }
         k.links.remove(host);
+        let orphans: Vec<IpNetwork> = k
+            .desired
+            .iter()
+            .filter(|(_, r)| matches!(r, KernelRoute::Local { dev } if dev == host))
+            .map(|(p, _)| *p)
+            .collect();
+        k.desired_on_deleted.extend(orphans);
         Ok(())
     }
     fn link_exists(&self, name: &str) -> bool {
