@@ -8,6 +8,7 @@
 //! The CNI plugin's `POST /v1/cni` is not JSON: the server hands its body to
 //! [`crate::cni::serve`], which runs on the same [`Backend`].
 pub mod client;
+mod completion;
 pub mod server;
 
 use std::collections::BTreeMap;

@@ -10,11 +10,15 @@
 //! same backend, and the answer is always a `200` whose body is the plugin's
 //! exit status and stdout (a CNI error included, bad requests too).
 //!
-//! Each request, once its body is read, runs in a task of its own that the
-//! connection awaits but does not own: a client that disconnects or times
-//! out (a CNI plugin killed by its runtime, ^C on `tortie attach`) drops
-//! only the wait, and the attach, detach or gc runs to completion (or rolls
-//! back) as if the client were still there.
+//! Each request, once its body is read, runs inline in the connection's
+//! task but is not owned by it (`ToCompletion`, in `api::completion`): a
+//! client that disconnects or times out (a CNI plugin killed by its
+//! runtime, ^C on `tortie attach`) drops only the wait — the unfinished
+//! work is then spawned as a task of its own — and the attach, detach or gc
+//! runs to completion (or rolls back) as if the client were still there.
+//! Inline, the thread that finishes an attach writes its answer: no task
+//! per request and no cross-thread wake before the response
+//! (lab/bench/README.md, session 15, cniwake lane).
 
 use std::convert::Infallible;
 use std::io;
@@ -32,6 +36,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::net::UnixListener;
 
+use super::completion::ToCompletion;
 use super::{ApiError, Backend, Health, RoutesQuery};
 
 /// Largest request body accepted (a GC request with many ids fits easily).
@@ -108,8 +113,8 @@ pub async fn serve<B: Backend>(listener: UnixListener, backend: Arc<B>) {
     }
 }
 
-/// Reads one request's body (bounded in size and time), then routes it in
-/// a task the connection does not own (see the module docs).
+/// Reads one request's body (bounded in size and time), then routes it
+/// inline, in work the connection does not own (see the module docs).
 async fn handle_detached<B: Backend>(
     backend: Arc<B>,
     req: Request<Incoming>,
@@ -135,13 +140,13 @@ async fn handle_detached<B: Backend>(
             return body_error(&method, &path, e);
         }
     };
-    let task = tokio::spawn({
+    let work = ToCompletion::new({
         let (method, path) = (method.clone(), path.clone());
         async move { dispatch(&*backend, &method, &path, &body).await }
     });
-    let resp = task.await.unwrap_or_else(|e| {
+    let resp = work.await.unwrap_or_else(|e| {
         error(&ApiError::internal(format!(
-            "the request's task failed: {e}"
+            "the request's work failed: {e}"
         )))
     });
     tracing::debug!(

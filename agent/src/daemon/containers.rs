@@ -31,10 +31,11 @@
 //! is gone give the addresses back — never free an address a veth may carry.
 //! Detach runs the same steps in reverse, with the same rule.
 //!
-//! Cancellation: the API server runs each request in a task of its own
-//! (`api::server`), so a client that disconnects mid-attach never drops
-//! these futures half-way; a retry of the same id waits for the lock and
-//! finds the finished container.
+//! Cancellation: the API server runs each request in work its connection
+//! does not own (`api::server`: inline, spawned as a task of its own if
+//! the connection goes first), so a client that disconnects mid-attach
+//! never drops these futures half-way; a retry of the same id waits for
+//! the lock and finds the finished container.
 
 use std::future::Future;
 use std::net::IpAddr;
