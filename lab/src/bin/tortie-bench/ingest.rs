@@ -41,7 +41,9 @@ use crate::report::{self, Section, ratio, ratio_cell, secs};
 /// Diagnostic, not a row set: `TORTIE_BENCH_ONLY=tortie` (or `BIRD`,
 /// `end_to_end`, `control_plane`, or both joined by a comma, e.g.
 /// `tortie,end_to_end`) runs only the runs of that DUT and/or mode, for
-/// profiling one of them; the other rows show no figure.
+/// profiling one of them; the other rows show no figure. `floor` runs the
+/// kernel floors too, a floor order's key (`floor_descending`, see
+/// [`FloorOrder::key`]) only that order's floor.
 pub const ONLY: &str = "TORTIE_BENCH_ONLY";
 
 /// Whether the run of `dut` in `mode` passes the [`ONLY`] filter: a DUT
@@ -66,7 +68,7 @@ fn selected_by(only: Option<&str>, dut: Dut, mode: Mode) -> bool {
     let words: Vec<&str> = only.split(',').map(str::trim).collect();
     let duts = [Dut::Bird, Dut::Tortie].map(|d| d.name().to_lowercase());
     let modes = [Mode::EndToEnd, Mode::ControlPlane].map(Mode::key);
-    if words.iter().all(|w| *w == "floor") {
+    if words.iter().all(|w| is_floor_word(w)) {
         return false;
     }
     let names_dut = words.iter().any(|w| duts.iter().any(|d| d == w));
@@ -75,14 +77,28 @@ fn selected_by(only: Option<&str>, dut: Dut, mode: Mode) -> bool {
         && (!names_mode || words.contains(&mode.key()))
 }
 
-/// Whether the kernel floor runs pass the [`ONLY`] filter: unfiltered, or
-/// `floor` named there (e.g. `BIRD,end_to_end,floor`).
-fn selected_floor() -> bool {
-    std::env::var_os(ONLY).is_none_or(|o| {
-        o.to_string_lossy()
-            .to_lowercase()
+/// `floor` or a floor order's key.
+fn is_floor_word(w: &str) -> bool {
+    w == "floor" || FLOOR_ORDERS.iter().any(|o| o.key() == w)
+}
+
+/// Whether the kernel floor run in `order` passes the [`ONLY`] filter.
+fn selected_floor(order: FloorOrder) -> bool {
+    selected_floor_by(
+        std::env::var_os(ONLY)
+            .map(|o| o.to_string_lossy().into_owned())
+            .as_deref(),
+        order,
+    )
+}
+
+/// [`selected_floor`] with the filter's value given: unfiltered, `floor`
+/// named there (e.g. `BIRD,end_to_end,floor`), or `order`'s key.
+fn selected_floor_by(only: Option<&str>, order: FloorOrder) -> bool {
+    only.is_none_or(|o| {
+        o.to_lowercase()
             .split(',')
-            .any(|w| w.trim() == "floor")
+            .any(|w| w.trim() == "floor" || w.trim() == order.key())
     })
 }
 
@@ -423,7 +439,7 @@ fn measure(
                         shape,
                         n,
                         feed,
-                        floor: k == 0 && selected_floor(),
+                        floor: k == 0 && FLOOR_ORDERS.into_iter().any(selected_floor),
                     };
                     measure_case(opts, sec, case, &inp, &mut seq, &mut figures, &mut ratios)?;
                 }
@@ -535,7 +551,8 @@ fn measure_case(
             // always follows the same one (a namespace's routes are freed
             // after it is gone, while the next run writes).
             let mut orders = floor_orders(family);
-            let k = rep as usize % orders.len();
+            orders.retain(|o| selected_floor(*o));
+            let k = rep as usize % orders.len().max(1);
             orders.rotate_left(k);
             for order in orders {
                 let r = ingest_floor::floor_run(order, inp)
@@ -721,6 +738,20 @@ mod tests {
         assert_eq!(all(Some("floor")), 0, "the floors alone");
         assert_eq!(all(Some("tortie,floor")), 2);
         assert_eq!(all(Some("tortie,end_to_end")), 1);
+        assert_eq!(all(Some("floor_descending")), 0, "one floor alone");
+        let floors = |only: Option<&str>| {
+            FLOOR_ORDERS
+                .into_iter()
+                .filter(|&o| selected_floor_by(only, o))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(floors(None), FLOOR_ORDERS);
+        assert_eq!(floors(Some("tortie")), []);
+        assert_eq!(floors(Some("BIRD,floor")), FLOOR_ORDERS);
+        assert_eq!(
+            floors(Some("floor_address,floor_descending")),
+            [FloorOrder::Address, FloorOrder::Descending]
+        );
         assert!(selected_by(
             Some("BIRD,control_plane"),
             Dut::Bird,
