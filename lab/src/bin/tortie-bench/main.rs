@@ -25,6 +25,7 @@ mod ingest_floor;
 mod ingest_run;
 mod kernel;
 mod nl;
+mod order_log;
 mod pin;
 mod ping;
 mod report;

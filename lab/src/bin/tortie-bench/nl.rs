@@ -565,6 +565,7 @@ pub fn wait_for_routes(
     let sock = Socket::open(family.route_group())?;
     ready();
     let mut seen: HashSet<(u128, u8)> = HashSet::with_capacity(n as usize);
+    let mut order = crate::order_log::OrderLog::from_env(family, proto, n);
     let mut slots = vec![0u8; EVENT_BATCH * EVENT_SLOT];
     let mut overflow = false;
     // Routes installed before the subscription (none in a fresh run).
@@ -584,6 +585,9 @@ pub fn wait_for_routes(
                     return;
                 }
                 if new {
+                    if let Some(o) = &mut order {
+                        o.push(route_key(r).0, r.dst_len);
+                    }
                     seen.insert(route_key(r));
                 } else {
                     seen.remove(&route_key(r));
@@ -591,7 +595,13 @@ pub fn wait_for_routes(
             })
         });
         match read {
-            Ok(_) if seen.len() as u64 >= n => return Ok((Instant::now(), false)),
+            Ok(_) if seen.len() as u64 >= n => {
+                let at = Instant::now();
+                if let Some(o) = order {
+                    o.write(crate::order_log::monotonic_ns())?;
+                }
+                return Ok((at, false));
+            }
             Ok(0) => std::thread::sleep(EVENT_NAP),
             Ok(_) => {}
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => overflow = true,
