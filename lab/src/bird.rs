@@ -45,6 +45,10 @@ pub struct BirdNeighbor {
     /// Over an IPv6 session, the `ipv4` channel is rendered only with this
     /// next hop (`next hop address`, as BIRD needs for IPv4 over IPv6).
     pub ipv4_next_hop: Option<Ipv4Addr>,
+    /// `export none;` on its channels instead of `export all;` (a peer
+    /// that only sends, as tortie's default `ebgp_requires_policy` keeps
+    /// eBGP routes from other eBGP peers).
+    pub export_none: bool,
 }
 
 impl BirdNeighbor {
@@ -66,6 +70,7 @@ impl BirdNeighbor {
             multihop: None,
             ipv6_next_hop: None,
             ipv4_next_hop: None,
+            export_none: false,
         }
     }
 }
@@ -165,6 +170,7 @@ impl BirdConfig {
             s.push_str(
                 "  connect delay time 1;\n  connect retry time 2;\n  error wait time 1, 5;\n",
             );
+            let export = if n.export_none { "none" } else { "all" };
             let gateway = if n.multihop.is_some() {
                 "recursive"
             } else {
@@ -173,7 +179,7 @@ impl BirdConfig {
             if n.address.is_ipv4() || n.ipv4_next_hop.is_some() {
                 let _ = writeln!(
                     s,
-                    "  ipv4 {{\n    import all;\n    export all;\n    gateway {gateway};"
+                    "  ipv4 {{\n    import all;\n    export {export};\n    gateway {gateway};"
                 );
                 if n.next_hop_self {
                     s.push_str("    next hop self;\n");
@@ -186,7 +192,7 @@ impl BirdConfig {
             if let Some(nh) = n.ipv6_next_hop {
                 let _ = writeln!(
                     s,
-                    "  ipv6 {{\n    import all;\n    export all;\n    gateway {gateway};\n    next hop address {nh};\n  }};"
+                    "  ipv6 {{\n    import all;\n    export {export};\n    gateway {gateway};\n    next hop address {nh};\n  }};"
                 );
             }
             s.push_str("}\n");
@@ -584,6 +590,10 @@ spine      BGP        ---        up     20:59:22.815  Established
         assert!(text.contains("graceful restart on;"));
         assert!(text.contains("route 10.9.0.0/24 blackhole;"));
         assert!(!text.contains("ipv6"));
+        assert!(text.contains("export all;") && !text.contains("export none;"));
+        c.neighbors[0].export_none = true;
+        let text = c.render();
+        assert!(text.contains("export none;") && !text.contains("export all;"));
     }
 
     #[test]

@@ -142,3 +142,53 @@ fn every_benchmark_runs_at_smoke_size() {
             > 0.0
     );
 }
+
+/// `tortie-bench loadlat --smoke` (not part of `all`): one run per DUT,
+/// burst feeder, 2k routes, the probe announced at 20 % — both DUTs must
+/// install the probe's /32 and remove it again (a run that never sees one
+/// of its route events fails), and every run's JSON carries both latencies.
+#[test]
+fn the_load_latency_benchmark_runs_at_smoke_size() {
+    if !tortie_lab::require_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("loadlat.json");
+    let run = Command::new(env!("CARGO_BIN_EXE_tortie-bench"))
+        .args([
+            "loadlat", "--smoke", "--feeder", "burst", "--at", "20", "--out",
+        ])
+        .arg(&out)
+        .output()
+        .expect("running tortie-bench");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        run.status.success(),
+        "tortie-bench loadlat --smoke failed ({}):\n{stdout}\n{stderr}",
+        run.status
+    );
+    assert!(stdout.contains("### One route under load"), "{stdout}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&out).expect("JSON written"))
+        .expect("valid JSON");
+    let runs = report["sections"][0]["figures"]
+        .as_array()
+        .expect("figures");
+    assert_eq!(runs.len(), 2, "{report:#}");
+    for dut in ["BIRD", "tortie"] {
+        let r = runs
+            .iter()
+            .find(|r| r["dut"] == dut)
+            .unwrap_or_else(|| panic!("no {dut} run in {report:#}"));
+        for key in ["announce_latency_s", "withdraw_latency_s", "load_s"] {
+            let v = r[key].as_f64().unwrap_or(-1.0);
+            assert!(v > 0.0 && v < 60.0, "{dut} {key}: {r:#}");
+        }
+        // The withdrawal went after the announcement was in the kernel.
+        let (a, w) = (&r["announced_at_s"], &r["withdrawn_at_s"]);
+        assert!(
+            a.as_f64().unwrap_or(f64::NAN) < w.as_f64().unwrap_or(f64::NAN),
+            "{r:#}"
+        );
+    }
+}

@@ -257,27 +257,9 @@ fn serve(
     go: &mpsc::Receiver<()>,
     stop: &AtomicBool,
 ) -> Result<()> {
-    let listener = TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
-    listener.set_nonblocking(true)?;
-    let _ = tx.send(FeedEvent::Listening);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut stream = loop {
-        match listener.accept() {
-            Ok((s, _)) => break s,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if stop.load(Ordering::Relaxed) {
-                    return Ok(());
-                }
-                if Instant::now() > deadline {
-                    bail!("no BGP connection to {listen} within 60 s");
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => return Err(e).context("accepting"),
-        }
+    let Some(mut stream) = accept(listen, tx, stop)? else {
+        return Ok(());
     };
-    stream.set_nonblocking(false)?;
-    stream.set_nodelay(true)?;
     handshake(&mut stream, asn, router_id)?;
     let reader = stream.try_clone()?;
     let drain = std::thread::spawn(move || drain(reader));
@@ -341,8 +323,40 @@ fn serve(
     Ok(())
 }
 
+/// Listens on `listen` (says so on `tx`), takes the DUT's connection
+/// (within 60 s; `None` when `stop` came first), then OPEN/KEEPALIVE
+/// ([`handshake`]).
+pub(crate) fn accept(
+    listen: SocketAddr,
+    tx: &mpsc::Sender<FeedEvent>,
+    stop: &AtomicBool,
+) -> Result<Option<TcpStream>> {
+    let listener = TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
+    listener.set_nonblocking(true)?;
+    let _ = tx.send(FeedEvent::Listening);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let stream = loop {
+        match listener.accept() {
+            Ok((s, _)) => break s,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(None);
+                }
+                if Instant::now() > deadline {
+                    bail!("no BGP connection to {listen} within 60 s");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(e).context("accepting"),
+        }
+    };
+    stream.set_nonblocking(false)?;
+    stream.set_nodelay(true)?;
+    Ok(Some(stream))
+}
+
 /// OPEN out, OPEN in, KEEPALIVE out, KEEPALIVE in (RFC 4271 §8.2.2).
-fn handshake(s: &mut TcpStream, asn: u32, router_id: Ipv4Addr) -> Result<()> {
+pub(crate) fn handshake(s: &mut TcpStream, asn: u32, router_id: Ipv4Addr) -> Result<()> {
     let ctx = context(asn);
     let open = Message::Open(Open {
         version: wire::BGP_VERSION,
@@ -399,7 +413,7 @@ fn read_message(s: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Vec<u8>> {
     }
 }
 
-fn drain(mut s: TcpStream) {
+pub(crate) fn drain(mut s: TcpStream) {
     let mut buf = vec![0u8; 64 << 10];
     while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
 }

@@ -44,12 +44,12 @@ pub const DUT_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 pub const FEEDER_IP6: Ipv6Addr = Ipv6Addr::new(0xfd12, 0x18, 0, 0, 0, 0, 0, 1);
 pub const DUT_IP6: Ipv6Addr = Ipv6Addr::new(0xfd12, 0x18, 0, 0, 0, 0, 0, 2);
 /// rtm_protocol of BIRD's kernel routes (RTPROT_BIRD).
-const PROTO_BIRD: u8 = 12;
-const PROTO_TORTIE: u8 = 149;
+pub(crate) const PROTO_BIRD: u8 = 12;
+pub(crate) const PROTO_TORTIE: u8 = 149;
 /// Name of the live feeder's static protocol and of the DUT's BGP protocol
 /// towards the feeder (BIRD DUT).
-const STATIC: &str = "originated";
-const FEEDER_PROTO: &str = "feeder";
+pub(crate) const STATIC: &str = "originated";
+pub(crate) const FEEDER_PROTO: &str = "feeder";
 const DUT_PROTO: &str = "dut";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,7 +154,7 @@ const POLL: Duration = Duration::from_millis(10);
 const SAMPLE: Duration = Duration::from_micros(500);
 /// How often the live BIRD feeder's control socket is poked during the
 /// load (BIRD 2.0.12's end-of-export stall, BENCH-NOTES).
-const POKE: Duration = Duration::from_millis(10);
+pub(crate) const POKE: Duration = Duration::from_millis(10);
 /// Polls timed back to back once the DUT is idle after the load, for one
 /// poll's DUT CPU cost.
 const POLL_COST_SAMPLES: u32 = 50;
@@ -308,12 +308,34 @@ fn start_dut(dut: Dut, mode: Mode, family: Family, ns: &Netns, dir: &Path) -> Re
     }
 }
 
-enum Feeder {
+pub(crate) enum Feeder {
     Burst(feeder::Feeder),
     Live(Bird, BirdCtl),
 }
 
-fn start_live(ns: &Netns, dir: &Path, routes: &Path, family: Family) -> Result<Feeder> {
+/// The burst feeder in namespace `f`, listening.
+pub(crate) fn start_burst(f: &Netns, work: Arc<Workload>) -> Result<Feeder> {
+    let fd = feeder::start(
+        f.name(),
+        SocketAddr::new(FEEDER_IP.into(), 179),
+        FEEDER_ASN,
+        FEEDER_IP,
+        work,
+    )?;
+    listening(&fd.events, "feeder")?;
+    Ok(Feeder::Burst(fd))
+}
+
+/// Waits for a feeder thread's [`FeedEvent::Listening`].
+pub(crate) fn listening(events: &mpsc::Receiver<FeedEvent>, who: &str) -> Result<()> {
+    match events.recv_timeout(Duration::from_secs(10)) {
+        Ok(FeedEvent::Listening) => Ok(()),
+        Ok(FeedEvent::Failed(e)) => bail!("{who}: {e}"),
+        other => bail!("{who} did not start listening: {other:?}"),
+    }
+}
+
+pub(crate) fn start_live(ns: &Netns, dir: &Path, routes: &Path, family: Family) -> Result<Feeder> {
     // IPv4 runs: the ipv4 channel alone, as before; IPv6 runs: both
     // channels, the routes on the ipv6 one with our link address as next
     // hop (IPv6 over an IPv4 session needs it spelt out).
@@ -411,21 +433,7 @@ pub fn one_run(dut: Dut, feed: Feed, mode: Mode, inp: &Inputs) -> Result<Run> {
         .context("creating a work dir")?;
     let wire = Wire::start(f.name(), "eth1")?;
     let mut feeder = match feed {
-        Feed::Burst => {
-            let fd = feeder::start(
-                f.name(),
-                SocketAddr::new(FEEDER_IP.into(), 179),
-                FEEDER_ASN,
-                FEEDER_IP,
-                inp.work.clone(),
-            )?;
-            match fd.events.recv_timeout(Duration::from_secs(10)) {
-                Ok(FeedEvent::Listening) => {}
-                Ok(FeedEvent::Failed(e)) => bail!("feeder: {e}"),
-                other => bail!("feeder did not start listening: {other:?}"),
-            }
-            Feeder::Burst(fd)
-        }
+        Feed::Burst => start_burst(&f, inp.work.clone())?,
         Feed::Live => start_live(&f, dir.path(), &inp.static_routes, family)?,
     };
     let proto = match dut {

@@ -24,10 +24,12 @@ mod ingest;
 mod ingest_floor;
 mod ingest_run;
 mod kernel;
+mod loadlat;
 mod nl;
 mod order_log;
 mod pin;
 mod ping;
+mod probe;
 mod report;
 mod rib;
 mod scale_bench;
@@ -58,6 +60,9 @@ enum Which {
     All,
     /// Hundreds of nodes: full mesh vs route reflectors (not part of `all`).
     Scale,
+    /// One route's latency to the kernel while a bulk load from another
+    /// peer is programmed, vs BIRD 2 (not part of `all`).
+    Loadlat,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -155,6 +160,10 @@ struct Cli {
     /// each writer's median pass shown. Default 3 (1 with --smoke).
     #[arg(long)]
     repeat: Option<u32>,
+    /// Loadlat: load progress (% of its routes in the kernel) at which the
+    /// probe route is announced (repeatable; default 20 and 50).
+    #[arg(long = "at")]
+    at: Vec<u32>,
     /// Idle: how long to measure, seconds.
     #[arg(long)]
     duration: Option<u64>,
@@ -282,6 +291,26 @@ fn main() -> Result<()> {
         let d = cli.duration.unwrap_or(if cli.smoke { 5 } else { 60 });
         idle::run(n.first().copied().unwrap_or(100), Duration::from_secs(d))
     });
+    if cli.which == Which::Loadlat {
+        run(Which::Loadlat, &mut || {
+            loadlat::run(&loadlat::Options {
+                sizes: sizes(&cli, &[100_000, 1_000_000], &[2_000]),
+                feeds: feeds.clone(),
+                at: if cli.at.is_empty() {
+                    vec![20, 50]
+                } else {
+                    cli.at.clone()
+                },
+                repeat,
+                pinning,
+                waits: if cli.smoke {
+                    ingest_run::Waits::SMOKE
+                } else {
+                    ingest_run::Waits::FULL
+                },
+            })
+        });
+    }
     print!("{}", report.markdown());
     if let Some(out) = &cli.out {
         report::write_json(&report, out)?;

@@ -619,6 +619,47 @@ pub fn wait_for_routes(
     }
 }
 
+/// Every route event of `family` and protocol `proto` in the main table of
+/// the calling thread's namespace, as `f(new, (dst, dst_len))`, taken as
+/// [`wait_for_routes`] takes them (batches, 1 ms naps: the DUT's writes
+/// never have a reader to wake) until `f` returns `false`, `stop` is set
+/// or `deadline` passes. `ready` is called once the subscription is in
+/// place. An overflowing socket (events lost) is an error.
+pub fn route_events(
+    family: Family,
+    proto: u8,
+    deadline: Instant,
+    stop: &AtomicBool,
+    ready: impl FnOnce(),
+    mut f: impl FnMut(bool, (u128, u8)) -> bool,
+) -> Result<()> {
+    let sock = Socket::open(family.route_group())?;
+    ready();
+    let mut slots = vec![0u8; EVENT_BATCH * EVENT_SLOT];
+    let mut more = true;
+    while more && !stop.load(Ordering::Relaxed) {
+        if Instant::now() > deadline {
+            bail!("timed out watching route events");
+        }
+        let read = read_events(&sock, &mut slots, |dgram| {
+            route_messages(dgram, |new, r| {
+                if more && is_ours(r, family, proto) {
+                    more = f(new, route_key(r));
+                }
+            })
+        });
+        match read {
+            Ok(0) => std::thread::sleep(EVENT_NAP),
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                bail!("the route-event socket overflowed (events lost)")
+            }
+            Err(e) => return Err(e).context("reading route events"),
+        }
+    }
+    Ok(())
+}
+
 /// A route-event listener of `family` in the calling thread's namespace,
 /// reading (and counting) every event until `stop` — what the reconciler's
 /// monitor costs the kernel and a reader (diagnostic, [`crate::kernel`]).

@@ -1,0 +1,603 @@
+//! Benchmark 7, one route under load (`loadlat`): how long a single
+//! unrelated route takes to reach the kernel — and to leave it — while a
+//! bulk load from another peer is being programmed, tortie vs BIRD 2 the
+//! same way in the same run. What a node lives with when a new container
+//! /32 appears on another node (or one goes away: a failover) while a
+//! table is loading.
+//!
+//! Per run, three namespaces: the load's feeder (peer A, 65001, the
+//! ingest's live BIRD or burst feeder, [`crate::ingest_run`]) and the
+//! probe peer (B, 65002, [`crate::probe`]) each on its own veth to the DUT
+//! (64512, kernel install on; BIRD exporting BGP routes to the kernel and
+//! nothing to either peer, as tortie's default `ebgp_requires_policy`).
+//! Data flow: the route-event monitor ([`nl::route_events`], subscribed
+//! before the DUT starts) counts the load's /28s in the DUT's main table
+//! and times the probe's /32 events → load started (`go` / `enable`), t0 =
+//! its first UPDATE on A's wire ([`Wire`]) → once `at` % of the load is in
+//! the kernel, B announces the /32 (its UPDATE's moment on B's wire) → the
+//! /32's RTM_NEWROUTE = the **announce latency** → once that was seen and
+//! the load reached the half-way point between `at` % and 100 %, B
+//! withdraws it → the /32's RTM_DELROUTE = the **withdraw latency** →
+//! the load's last /28 in the kernel. Each latency says whether it ended
+//! inside the load. Nothing polls either DUT.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use tortie_bgp::Ipv4Prefix;
+use tortie_lab::bird::{Bird, BirdConfig, BirdNeighbor};
+use tortie_lab::netns::{Netns, linked_pair, veth};
+use tortie_lab::tortie::{TortieConfig, TortieNode, TortiePeer};
+
+use crate::capture::Wire;
+use crate::feeder::{self, FeedEvent, Shape, Workload};
+use crate::ingest_run::{self, DUT_ASN, DUT_IP, Dut, FEEDER_ASN, FEEDER_IP, Feed, Feeder, Waits};
+use crate::nl::{self, Family};
+use crate::pin::{self, CpuSet, Pinning};
+use crate::probe::{self, Step};
+use crate::report::{Section, process_cpu, ratio, ratio_cell, secs};
+
+/// The probe peer's side of its link, its ASN, and the DUT's side.
+pub const PROBE_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 1);
+const PROBE_DUT_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 2);
+pub const PROBE_ASN: u32 = 65002;
+/// The probe's route: a /32 outside the load's 10.0.0.0/8 (an odd last
+/// octet: the last visit of its run in the outbox's IPv4 order).
+pub const PROBE_PREFIX: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 1);
+/// BIRD's name for the probe's session.
+const PROBE_PROTO: &str = "probe";
+
+/// What to run.
+pub struct Options {
+    pub sizes: Vec<u32>,
+    pub feeds: Vec<Feed>,
+    /// Load progress (% of its routes in the kernel) at which the probe is
+    /// announced; one row each.
+    pub at: Vec<u32>,
+    pub repeat: u32,
+    pub pinning: Pinning,
+    pub waits: Waits,
+}
+
+/// Where the withdrawal goes: half-way between the announcement's point
+/// and the load's end, in routes of the load in the kernel.
+pub fn set_points(n: u32, at_percent: u32) -> (u64, u64) {
+    let at = u64::from(at_percent.min(100));
+    let n = u64::from(n);
+    let announce = n * at / 100;
+    let withdraw = n * (at + (100 - at) / 2) / 100;
+    (announce, withdraw)
+}
+
+/// One run's figures (seconds from t0, the load's first UPDATE on the wire).
+#[derive(Clone, Debug, Default)]
+pub struct Run {
+    /// t0 → all N of the load in the kernel.
+    pub load: f64,
+    /// t0 → the probe's announcement / withdrawal on B's wire.
+    pub announced_at: f64,
+    pub withdrawn_at: f64,
+    /// The probe's UPDATE on the wire → its RTM_NEWROUTE / RTM_DELROUTE.
+    pub add: f64,
+    pub del: f64,
+    /// The load's routes in the kernel when the probe's event came.
+    pub count_at_add: u64,
+    pub count_at_del: u64,
+    /// DUT CPU seconds (all threads) from before the load to its end or
+    /// the probe's withdrawal, whichever was later.
+    pub cpu: f64,
+}
+
+impl Run {
+    fn add_in_load(&self) -> bool {
+        self.announced_at + self.add < self.load
+    }
+    fn del_in_load(&self) -> bool {
+        self.withdrawn_at + self.del < self.load
+    }
+}
+
+/// What the monitor thread reports.
+enum Seen {
+    /// The probe's /32 arrived (`true`) or left, and the load's count then.
+    Probe(bool, Instant, u64),
+    /// All N of the load in the kernel.
+    Loaded(Instant),
+    Failed(String),
+}
+
+/// Subscribes in `d` and counts the load's /28s (in `count`) while timing
+/// the probe's /32, until the load is in and the probe has come and gone.
+fn start_monitor(
+    d: &Netns,
+    proto: u8,
+    n: u64,
+    count: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    budget: Duration,
+) -> Result<mpsc::Receiver<Seen>> {
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (tx, rx) = mpsc::channel();
+    let dname = d.name().to_string();
+    let probe = (u128::from(u32::from(PROBE_PREFIX)), 32u8);
+    let len = feeder::prefix_len(Family::V4);
+    std::thread::spawn(move || {
+        let tx2 = tx.clone();
+        let r = nl::in_netns(&dname, move || {
+            let mut seen = std::collections::HashSet::with_capacity(n as usize);
+            let (mut loaded, mut gone) = (false, false);
+            nl::route_events(
+                Family::V4,
+                proto,
+                Instant::now() + budget,
+                &stop,
+                || {
+                    let _ = ready_tx.send(());
+                },
+                |new, key| {
+                    if key == probe {
+                        let _ = tx2.send(Seen::Probe(new, Instant::now(), seen.len() as u64));
+                        gone |= !new;
+                    } else if key.1 == len {
+                        if new {
+                            seen.insert(key.0);
+                        } else {
+                            seen.remove(&key.0);
+                        }
+                        count.store(seen.len() as u64, Ordering::Relaxed);
+                        if !loaded && seen.len() as u64 >= n {
+                            loaded = true;
+                            let _ = tx2.send(Seen::Loaded(Instant::now()));
+                        }
+                    }
+                    !(loaded && gone)
+                },
+            )
+        });
+        if let Err(e) = r {
+            let _ = tx.send(Seen::Failed(format!("{e:#}")));
+        }
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .context("route monitor did not start")?;
+    Ok(rx)
+}
+
+enum Control {
+    Bird(Bird),
+    Tortie(TortieNode),
+}
+
+impl Control {
+    fn pid(&mut self) -> i32 {
+        match self {
+            Control::Bird(b) => b.daemon().pid(),
+            Control::Tortie(t) => t.daemon().map(|d| d.pid()).unwrap_or(0),
+        }
+    }
+}
+
+/// The DUT with two peers (the load's feeder, the probe), kernel install on.
+fn start_dut(dut: Dut, ns: &Netns, dir: &Path) -> Result<Control> {
+    match dut {
+        Dut::Bird => {
+            let mut cfg = BirdConfig::new(DUT_IP, DUT_ASN);
+            cfg.kernel_export = true;
+            for (name, ip, asn) in [
+                ("dut", FEEDER_IP, FEEDER_ASN),
+                (PROBE_PROTO, PROBE_IP, PROBE_ASN),
+            ] {
+                let mut nb = BirdNeighbor::new(name, ip.into(), asn);
+                nb.export_none = true;
+                cfg.neighbors.push(nb);
+            }
+            Ok(Control::Bird(Bird::start(ns, dir, &cfg)?))
+        }
+        Dut::Tortie => {
+            let mut cfg = TortieConfig::new(
+                "dut",
+                &format!("{DUT_IP}/24"),
+                DUT_ASN,
+                "172.31.0.0/26",
+                dir,
+            );
+            cfg.hold_time = 90;
+            cfg.graceful_restart = false;
+            cfg.metrics_listen = String::new();
+            cfg.peers
+                .push(TortiePeer::new(FEEDER_IP.into(), FEEDER_ASN));
+            // The probe's session from the DUT's address on the probe's link
+            // (BIRD picks it by itself for a direct neighbour).
+            let mut probe = TortiePeer::new(PROBE_IP.into(), PROBE_ASN);
+            probe.source_address = Some(PROBE_DUT_IP.into());
+            cfg.peers.push(probe);
+            Ok(Control::Tortie(TortieNode::start_with_args(
+                ns,
+                dir,
+                &cfg,
+                &[],
+            )?))
+        }
+    }
+}
+
+fn established(events: &mpsc::Receiver<FeedEvent>, who: &str) -> Result<()> {
+    match events.recv_timeout(Duration::from_secs(60)) {
+        Ok(FeedEvent::Established) => Ok(()),
+        Ok(FeedEvent::Failed(e)) => bail!("{who}: {e}"),
+        other => bail!("{who}: no session with the DUT: {other:?}"),
+    }
+}
+
+/// What one run needs besides its DUT and feeder.
+pub struct Inputs {
+    pub work: Arc<Workload>,
+    pub static_routes: std::path::PathBuf,
+    pub dut_cpus: CpuSet,
+    pub waits: Waits,
+    pub at: u32,
+}
+
+/// One run; the calling thread must already be on the feeder CPUs.
+pub fn one_run(dut: Dut, feed: Feed, inp: &Inputs) -> Result<Run> {
+    let n = u64::from(inp.work.prefixes);
+    let (f, d) = linked_pair("tbl", &format!("{FEEDER_IP}/24"), &format!("{DUT_IP}/24"))?;
+    let b = Netns::create(&tortie_lab::netns::unique_name("tblp"))?;
+    veth(&b, "eth1", &d, "eth2")?;
+    b.add_address("eth1", &format!("{PROBE_IP}/24"))?;
+    d.add_address("eth2", &format!("{PROBE_DUT_IP}/24"))?;
+    let dir = tempfile::Builder::new()
+        .prefix("tortie-bench-loadlat")
+        .tempdir()
+        .context("creating a work dir")?;
+    let wire = Wire::start(f.name(), "eth1")?;
+    let mut probe_wire = Some(Wire::start(b.name(), "eth1")?);
+    let mut feeder = match feed {
+        Feed::Burst => ingest_run::start_burst(&f, inp.work.clone())?,
+        Feed::Live => ingest_run::start_live(&f, dir.path(), &inp.static_routes, Family::V4)?,
+    };
+    let prefix = Ipv4Prefix::new(PROBE_PREFIX, 32).context("the probe prefix")?;
+    let pr = probe::start(
+        b.name(),
+        SocketAddr::new(PROBE_IP.into(), 179),
+        PROBE_ASN,
+        probe::updates(prefix, PROBE_ASN, PROBE_IP)?,
+    )?;
+    ingest_run::listening(&pr.events, "probe peer")?;
+    let proto = match dut {
+        Dut::Bird => ingest_run::PROTO_BIRD,
+        Dut::Tortie => ingest_run::PROTO_TORTIE,
+    };
+    let budget = Duration::from_secs(60) + Duration::from_micros(n * 100);
+    let count = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen = start_monitor(&d, proto, n, count.clone(), stop.clone(), budget)?;
+    let result = (|| {
+        let dut_dir = dir.path().join("dut");
+        std::fs::create_dir_all(&dut_dir)?;
+        let mut ctl = pin::spawn_on(&inp.dut_cpus, || start_dut(dut, &d, &dut_dir))?;
+        let pid = ctl.pid();
+        match &mut feeder {
+            Feeder::Burst(fd) => established(&fd.events, "feeder")?,
+            Feeder::Live(_, fctl) => {
+                let end = Instant::now() + Duration::from_secs(60);
+                while fctl.bgp_state(ingest_run::FEEDER_PROTO)? != "Established" {
+                    if Instant::now() > end {
+                        bail!("{} did not establish with the BIRD feeder", dut.name());
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+        established(&pr.events, "probe peer")?;
+        std::thread::sleep(inp.waits.settle);
+        let cpu_before = process_cpu(pid).unwrap_or_default();
+        match &mut feeder {
+            Feeder::Burst(fd) => fd.go(),
+            Feeder::Live(_, fctl) => {
+                fctl.cmd(&format!("enable {}", ingest_run::STATIC))?;
+            }
+        }
+        let t0 = wire.first_update(budget)?;
+        let (announce_point, withdraw_point) = set_points(inp.work.prefixes, inp.at);
+        let deadline = t0 + budget;
+        let mut poke_at = Instant::now();
+        let (mut announced, mut withdrawn) = (None::<Instant>, None::<Instant>);
+        let (mut added, mut deleted, mut loaded) = (None, None, None);
+        loop {
+            if let Feeder::Live(_, fctl) = &mut feeder
+                && Instant::now() >= poke_at
+            {
+                fctl.cmd("show status")?;
+                poke_at = Instant::now() + ingest_run::POKE;
+            }
+            while let Ok(s) = seen.try_recv() {
+                match s {
+                    // The first event after each UPDATE (a repeat changes nothing).
+                    Seen::Probe(true, at, c) if announced.is_some() => {
+                        added = added.or(Some((at, c)));
+                    }
+                    Seen::Probe(false, at, c) if withdrawn.is_some() => {
+                        deleted = deleted.or(Some((at, c)));
+                    }
+                    Seen::Probe(new, ..) => bail!(
+                        "the probe's /32 {} out of turn",
+                        if new { "arrived" } else { "left" }
+                    ),
+                    Seen::Loaded(at) => loaded = Some(at),
+                    Seen::Failed(e) => bail!("route monitor: {e}"),
+                }
+            }
+            let c = count.load(Ordering::Relaxed);
+            if announced.is_none() && (c >= announce_point || loaded.is_some()) {
+                pr.send(Step::Announce)?;
+                let w = probe_wire.take().context("the probe's capture")?;
+                announced = Some(w.first_update(Duration::from_secs(10))?);
+            }
+            if withdrawn.is_none() && added.is_some() && (c >= withdraw_point || loaded.is_some()) {
+                let w = Wire::start(b.name(), "eth1")?;
+                pr.send(Step::Withdraw)?;
+                withdrawn = Some(w.first_update(Duration::from_secs(10))?);
+            }
+            if let (Some(l), Some(_)) = (loaded, deleted) {
+                let cpu = process_cpu(pid)
+                    .unwrap_or_default()
+                    .saturating_sub(cpu_before)
+                    .as_secs_f64();
+                let (a, (ad, ca)) = (announced.unwrap_or(t0), added.unwrap_or((t0, 0)));
+                let (w, (de, cd)) = (withdrawn.unwrap_or(t0), deleted.unwrap_or((t0, 0)));
+                let since = |x: Instant| x.saturating_duration_since(t0).as_secs_f64();
+                drop(ctl);
+                return Ok(Run {
+                    load: since(l),
+                    announced_at: since(a),
+                    withdrawn_at: since(w),
+                    add: ad.saturating_duration_since(a).as_secs_f64(),
+                    del: de.saturating_duration_since(w).as_secs_f64(),
+                    count_at_add: ca,
+                    count_at_del: cd,
+                    cpu,
+                });
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{}: {c} of {n} loaded, probe announced {} / in {} / withdrawn {} / out {} after {budget:?}",
+                    dut.name(),
+                    announced.is_some(),
+                    added.is_some(),
+                    withdrawn.is_some(),
+                    deleted.is_some()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    })();
+    stop.store(true, Ordering::Relaxed);
+    drop(pr);
+    drop(feeder);
+    let _ = wire.finish();
+    drop(d);
+    drop(b);
+    drop(f);
+    result
+}
+
+/// Median, min and max.
+fn spread(mut v: Vec<f64>) -> [f64; 3] {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    match (v.first(), v.last()) {
+        (Some(&lo), Some(&hi)) => [v[v.len() / 2], lo, hi],
+        _ => [f64::NAN; 3],
+    }
+}
+
+/// A latency cell: median (min–max) in ms, and how many of the runs ended
+/// inside the load.
+fn cell(runs: &[Run], f: impl Fn(&Run) -> f64, inside: impl Fn(&Run) -> bool) -> String {
+    if runs.is_empty() {
+        return String::new();
+    }
+    let [m, lo, hi] = spread(runs.iter().map(&f).collect());
+    let k = runs.iter().filter(|r| inside(r)).count();
+    let range = if runs.len() > 1 {
+        format!(" ({:.1}–{:.1})", lo * 1e3, hi * 1e3)
+    } else {
+        String::new()
+    };
+    format!("{:.1} ms{range}, {k}/{} in load", m * 1e3, runs.len())
+}
+
+fn median(runs: &[Run], f: impl Fn(&Run) -> f64) -> f64 {
+    spread(runs.iter().map(f).collect())[0]
+}
+
+fn run_json(n: u32, feed: Feed, at: u32, dut: Dut, seq: usize, r: &Run) -> Value {
+    json!({
+        "family": "IPv4", "prefixes": n, "feeder": feed.key(), "announce_at_percent": at, "dut": dut.name(),
+        "sequence": seq, "load_s": r.load, "announced_at_s": r.announced_at, "withdrawn_at_s": r.withdrawn_at,
+        "announce_latency_s": r.add, "withdraw_latency_s": r.del,
+        "announce_inside_load": r.add_in_load(), "withdraw_inside_load": r.del_in_load(),
+        "load_in_kernel_at_announce_event": r.count_at_add, "load_in_kernel_at_withdraw_event": r.count_at_del,
+        "dut_cpu_s": r.cpu,
+    })
+}
+
+/// Which DUTs `TORTIE_BENCH_ONLY` lets run (`tortie`, `BIRD`; unset: both).
+fn duts() -> Vec<Dut> {
+    let only = std::env::var(crate::ingest::ONLY).ok();
+    [Dut::Bird, Dut::Tortie]
+        .into_iter()
+        .filter(|d| {
+            only.as_deref()
+                .is_none_or(|o| o.split(',').any(|w| w.trim() == d.name()))
+        })
+        .collect()
+}
+
+pub fn run(opts: &Options) -> Result<Section> {
+    let mut sec = Section::new(
+        "One route under load (tortie vs BIRD, like for like)",
+        "A bulk load of N IPv4 /28s (packed, ~500 per UPDATE) from peer A (65001: the live BIRD feeder or the burst feeder, as in the ingest) while a second peer B (65002, the bench's own speaker, on its own veth) announces one /32 (198.19.0.1) once `at` % of the load is in the DUT's kernel, and withdraws it once its route was seen and the load reached half-way between `at` % and 100 %. Both DUTs install into the kernel (BIRD's kernel protocol exports BGP routes; neither DUT exports anything to A or B). **announce / withdraw** = the probe's UPDATE leaving B (a packet socket on B's veth) → the /32's RTM_NEWROUTE / RTM_DELROUTE in the DUT's namespace (a route-event monitor subscribed before the DUT starts, batched reads, 1 ms naps); `k/R in load` = in how many runs the event came before the load's last /28 reached the kernel. **load** = the load's first UPDATE on A's wire → all N in the kernel. Nothing polls either DUT. Medians (min–max) of R runs per DUT, the first DUT alternating.",
+    );
+    sec.header = [
+        "N",
+        "feeder",
+        "at",
+        "measure",
+        "BIRD",
+        "tortie",
+        "tortie / BIRD",
+    ]
+    .map(String::from)
+    .to_vec();
+    let all = pin::current()?;
+    let (feeder_cpus, dut_cpus) = pin::layout(opts.pinning, &all);
+    sec.sizes = json!({
+        "prefixes": opts.sizes, "feeders": opts.feeds.iter().map(|f| f.key()).collect::<Vec<_>>(),
+        "announce_at_percent": opts.at, "repeat": opts.repeat, "pinning": opts.pinning.name(),
+        "feeder_cpus": feeder_cpus.list(), "dut_cpus": dut_cpus.list(),
+    });
+    sec.notes.push(format!(
+        "pinning `{}`: feeders, probe peer and the bench's threads on CPU {}, DUT on CPU {}",
+        opts.pinning.name(),
+        feeder_cpus.list(),
+        dut_cpus.list()
+    ));
+    let tmp = tempfile::Builder::new()
+        .prefix("tortie-bench-loadlat-routes")
+        .tempdir()
+        .context("creating a temp dir")?;
+    pin::set_current(&feeder_cpus)?;
+    let r = measure(opts, &mut sec, tmp.path(), &dut_cpus);
+    pin::set_current(&all)?;
+    r?;
+    Ok(sec)
+}
+
+fn measure(opts: &Options, sec: &mut Section, tmp: &Path, dut_cpus: &CpuSet) -> Result<()> {
+    let mut figures = Vec::new();
+    let mut seq = 0usize;
+    let duts = duts();
+    for &n in &opts.sizes {
+        let work = Arc::new(Workload::build(
+            Shape::Packed,
+            Family::V4,
+            n,
+            FEEDER_ASN,
+            IpAddr::V4(FEEDER_IP),
+        )?);
+        let static_routes = tmp.join(format!("routes-{n}.conf"));
+        ingest_run::write_static_routes(&static_routes, Shape::Packed, Family::V4, n)?;
+        for &feed in &opts.feeds {
+            for &at in &opts.at {
+                let inp = Inputs {
+                    work: work.clone(),
+                    static_routes: static_routes.clone(),
+                    dut_cpus: dut_cpus.clone(),
+                    waits: opts.waits,
+                    at,
+                };
+                let mut runs: [Vec<Run>; 2] = Default::default();
+                for i in 0..opts.repeat.max(1) as usize {
+                    let mut order = duts.clone();
+                    if i % 2 == 1 {
+                        order.reverse();
+                    }
+                    for dut in order {
+                        seq += 1;
+                        let r = one_run(dut, feed, &inp).with_context(|| {
+                            format!("{} {n} {} at {at} %", dut.name(), feed.key())
+                        })?;
+                        eprintln!(
+                            "  loadlat {} {n} {} at {at} %: announce {:.1} ms, withdraw {:.1} ms, load {:.2} s",
+                            dut.name(),
+                            feed.key(),
+                            r.add * 1e3,
+                            r.del * 1e3,
+                            r.load
+                        );
+                        figures.push(run_json(n, feed, at, dut, seq, &r));
+                        runs[usize::from(dut == Dut::Tortie)].push(r);
+                    }
+                }
+                let key = [n.to_string(), feed.name().to_string(), format!("{at} %")];
+                let [bird, tortie] = &runs;
+                let mut row =
+                    |measure: &str, f: &dyn Fn(&Run) -> f64, inside: &dyn Fn(&Run) -> bool| {
+                        let (b, t) = (median(bird, f), median(tortie, f));
+                        let mut r = key.to_vec();
+                        r.extend([
+                            measure.to_string(),
+                            cell(bird, f, inside),
+                            cell(tortie, f, inside),
+                            ratio_cell(ratio(t, b)),
+                        ]);
+                        sec.rows.push(r);
+                    };
+                row("announce: B's UPDATE → RTM_NEWROUTE", &|r| r.add, &|r| {
+                    r.add_in_load()
+                });
+                row("withdraw: B's UPDATE → RTM_DELROUTE", &|r| r.del, &|r| {
+                    r.del_in_load()
+                });
+                let load_cell = |v: &[Run]| {
+                    if v.is_empty() {
+                        return String::new();
+                    }
+                    format!(
+                        "{}, CPU {:.2} s",
+                        secs(Duration::from_secs_f64(median(v, |r| r.load))),
+                        median(v, |r| r.cpu)
+                    )
+                };
+                let mut r = key.to_vec();
+                r.extend([
+                    "load: t0 → all N in the kernel".to_string(),
+                    load_cell(bird),
+                    load_cell(tortie),
+                    ratio_cell(ratio(median(tortie, |r| r.load), median(bird, |r| r.load))),
+                ]);
+                sec.rows.push(r);
+            }
+        }
+    }
+    sec.figures = Value::Array(figures);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_withdrawal_goes_half_way_to_the_end() {
+        assert_eq!(set_points(1_000_000, 20), (200_000, 600_000));
+        assert_eq!(set_points(1000, 50), (500, 750));
+        assert_eq!(set_points(1000, 0), (0, 500));
+        assert_eq!(set_points(1000, 100), (1000, 1000));
+        assert_eq!(set_points(1000, 250), (1000, 1000));
+    }
+
+    #[test]
+    fn latencies_inside_the_load_are_told_apart() {
+        let r = Run {
+            load: 2.0,
+            announced_at: 0.5,
+            add: 0.2,
+            withdrawn_at: 1.9,
+            del: 0.3,
+            ..Run::default()
+        };
+        assert!(r.add_in_load());
+        assert!(!r.del_in_load());
+        let c = cell(&[r.clone(), r], |r| r.add, |r| r.add_in_load());
+        assert_eq!(c, "200.0 ms (200.0–200.0), 2/2 in load");
+    }
+}
