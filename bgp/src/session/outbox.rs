@@ -31,7 +31,16 @@
 //! queued after that change; intermediate states of a prefix that changed
 //! again meanwhile are skipped. A state reported before a barrier is never
 //! older than the prefix's state when the barrier was queued, so `Converged`
-//! still comes after every route learned before it.
+//! still comes after every route learned before it. A change made behind
+//! a barrier may be reported before it: while the first change set (the
+//! pass being delivered) has fewer than [`COMPACT_MIN`] prefixes marked
+//! since its last sort — they leave last in, first out, ahead of the
+//! sorted rest — a new change joins it rather than waiting behind the
+//! barrier for the whole pass (a bulk load's End-of-RIB queues `Converged`
+//! behind its backlog; a new /32 from another peer then waited for the
+//! rest of a 1M pass, seconds, session 15 loadlat lane). With more there,
+//! it waits behind the barrier, so a stream of changes cannot put a
+//! barrier off for ever.
 //!
 //! Why a second Loc-RIB lookup at delivery rather than keeping each marked
 //! prefix's state: the state would cost a next-hop handle and an attribute
@@ -305,6 +314,15 @@ impl ChangeSet {
         p.map(Prefix::V6)
     }
 
+    /// Prefixes marked since the last sort (IPv4) or de-duplication pass
+    /// (IPv6): they leave last in, first out, ahead of the sorted rest,
+    /// while there are fewer than [`COMPACT_MIN`] of them ([`Self::pop`]).
+    fn fresh(&self) -> usize {
+        (self.v4.len().saturating_sub(self.sorted_v4))
+            + (self.v6.len().saturating_sub(self.clean_v6))
+            + (self.v6_long.len().saturating_sub(self.clean_v6_long))
+    }
+
     #[cfg(test)]
     fn is_empty(&self) -> bool {
         self.v4.is_empty() && self.v6.is_empty() && self.v6_long.is_empty()
@@ -411,6 +429,18 @@ impl Outbox {
     /// Marks `prefix` as changed in the open change set.
     fn mark(&mut self, prefix: Prefix) {
         if self.closed {
+            return;
+        }
+        // Ahead of the barriers: into the first change set, the pass being
+        // delivered, while its unsorted tail is short (see the module doc).
+        let first = self.segments.iter_mut().find_map(|s| match s {
+            Segment::Changed(c) => Some(c),
+            Segment::Event(_) => None,
+        });
+        if let Some(c) = first
+            && c.fresh() < COMPACT_MIN
+        {
+            c.insert(prefix);
             return;
         }
         if !matches!(self.segments.back(), Some(Segment::Changed(_))) {
