@@ -17,20 +17,7 @@ fn every_benchmark_runs_at_smoke_size() {
     if !tortie_lab::require_root() {
         return;
     }
-    let dir = tempfile::tempdir().expect("temp dir");
-    let out = dir.path().join("smoke.json");
-    let run = Command::new(env!("CARGO_BIN_EXE_tortie-bench"))
-        .args(["all", "--smoke", "--out"])
-        .arg(&out)
-        .output()
-        .expect("running tortie-bench");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(
-        run.status.success(),
-        "tortie-bench all --smoke failed ({}):\n{stdout}\n{stderr}",
-        run.status
-    );
+    let (stdout, report) = run_bench(&["all", "--smoke"]);
     for title in [
         "### BGP ingest",
         "### Kernel route programming",
@@ -40,8 +27,6 @@ fn every_benchmark_runs_at_smoke_size() {
     ] {
         assert!(stdout.contains(title), "no {title:?} table in:\n{stdout}");
     }
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(&out).expect("JSON written"))
-        .expect("valid JSON");
     assert!(report["machine"]["nproc"].as_u64().unwrap_or(0) > 0);
     assert!(!report["versions"]["bird"].as_str().unwrap_or("").is_empty());
     let sections = report["sections"].as_array().expect("sections");
@@ -152,25 +137,8 @@ fn the_load_latency_benchmark_runs_at_smoke_size() {
     if !tortie_lab::require_root() {
         return;
     }
-    let dir = tempfile::tempdir().expect("temp dir");
-    let out = dir.path().join("loadlat.json");
-    let run = Command::new(env!("CARGO_BIN_EXE_tortie-bench"))
-        .args([
-            "loadlat", "--smoke", "--feeder", "burst", "--at", "20", "--out",
-        ])
-        .arg(&out)
-        .output()
-        .expect("running tortie-bench");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(
-        run.status.success(),
-        "tortie-bench loadlat --smoke failed ({}):\n{stdout}\n{stderr}",
-        run.status
-    );
+    let (stdout, report) = run_bench(&["loadlat", "--smoke", "--feeder", "burst", "--at", "20"]);
     assert!(stdout.contains("### One route under load"), "{stdout}");
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(&out).expect("JSON written"))
-        .expect("valid JSON");
     let runs = report["sections"][0]["figures"]
         .as_array()
         .expect("figures");
@@ -191,4 +159,29 @@ fn the_load_latency_benchmark_runs_at_smoke_size() {
             "{r:#}"
         );
     }
+}
+
+/// Runs `tortie-bench <args> --out <temp>/report.json`, fails the test
+/// with its output unless it succeeded, and returns its stdout and its JSON
+/// report.
+fn run_bench(args: &[&str]) -> (String, Value) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("report.json");
+    let run = Command::new(env!("CARGO_BIN_EXE_tortie-bench"))
+        .args(args)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("running tortie-bench");
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        run.status.success(),
+        "tortie-bench {} failed ({}):\n{stdout}\n{stderr}",
+        args.join(" "),
+        run.status
+    );
+    let report = serde_json::from_str(&std::fs::read_to_string(&out).expect("JSON written"))
+        .expect("valid JSON");
+    (stdout, report)
 }

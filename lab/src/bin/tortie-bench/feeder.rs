@@ -217,6 +217,27 @@ impl Drop for Feeder {
     }
 }
 
+/// Runs `serve` on a thread of its own inside namespace `ns` (the feeder's
+/// and the probe peer's thread): a failure to enter the namespace or
+/// `serve`'s error reaches `tx` as [`FeedEvent::Failed`].
+pub fn spawn_in_netns<F>(
+    ns: &str,
+    tx: mpsc::Sender<FeedEvent>,
+    serve: F,
+) -> Result<std::thread::JoinHandle<()>>
+where
+    F: FnOnce(&mpsc::Sender<FeedEvent>) -> Result<()> + Send + 'static,
+{
+    let path = format!("/run/netns/{ns}");
+    let file = std::fs::File::open(&path).with_context(|| format!("opening {path}"))?;
+    Ok(std::thread::spawn(move || {
+        let run = crate::nl::enter_netns(&file, &path).and_then(|()| serve(&tx));
+        if let Err(e) = run {
+            let _ = tx.send(FeedEvent::Failed(format!("{e:#}")));
+        }
+    }))
+}
+
 /// Starts the feeder in namespace `ns`, listening on `listen`.
 pub fn start(
     ns: &str,
@@ -225,21 +246,13 @@ pub fn start(
     router_id: Ipv4Addr,
     work: Arc<Workload>,
 ) -> Result<Feeder> {
-    let path = format!("/run/netns/{ns}");
-    let file = std::fs::File::open(&path).with_context(|| format!("opening {path}"))?;
     let (tx, rx) = mpsc::channel();
     let (go_tx, go_rx) = mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = stop.clone();
-    let join = std::thread::spawn(move || {
-        if let Err(e) = crate::nl::enter_netns(&file, &path) {
-            let _ = tx.send(FeedEvent::Failed(format!("{e:#}")));
-            return;
-        }
-        if let Err(e) = serve(listen, asn, router_id, &work, &tx, &go_rx, &stop2) {
-            let _ = tx.send(FeedEvent::Failed(format!("{e:#}")));
-        }
-    });
+    let join = spawn_in_netns(ns, tx, move |tx| {
+        serve(listen, asn, router_id, &work, tx, &go_rx, &stop2)
+    })?;
     Ok(Feeder {
         events: rx,
         go: go_tx,

@@ -86,21 +86,13 @@ impl Drop for Probe {
 /// Starts the probe peer in namespace `ns`, listening on `listen`, with
 /// the two UPDATEs of [`updates`].
 pub fn start(ns: &str, listen: SocketAddr, asn: u32, msgs: (Vec<u8>, Vec<u8>)) -> Result<Probe> {
-    let path = format!("/run/netns/{ns}");
-    let file = std::fs::File::open(&path).with_context(|| format!("opening {path}"))?;
     let (tx, rx) = mpsc::channel();
     let (step_tx, step_rx) = mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = stop.clone();
-    let join = std::thread::spawn(move || {
-        if let Err(e) = crate::nl::enter_netns(&file, &path) {
-            let _ = tx.send(FeedEvent::Failed(format!("{e:#}")));
-            return;
-        }
-        if let Err(e) = serve(listen, asn, &msgs, &tx, &step_rx, &stop2) {
-            let _ = tx.send(FeedEvent::Failed(format!("{e:#}")));
-        }
-    });
+    let join = feeder::spawn_in_netns(ns, tx, move |tx| {
+        serve(listen, asn, &msgs, tx, &step_rx, &stop2)
+    })?;
     Ok(Probe {
         events: rx,
         steps: step_tx,
