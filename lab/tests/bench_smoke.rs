@@ -128,26 +128,34 @@ fn every_benchmark_runs_at_smoke_size() {
     );
 }
 
-/// `tortie-bench loadlat --smoke` (not part of `all`): one run per DUT,
-/// burst feeder, 2k routes, the probe announced at 20 % — both DUTs must
-/// install the probe's /32 and remove it again (a run that never sees one
-/// of its route events fails), and every run's JSON carries both latencies.
+/// `tortie-bench loadlat --smoke` (not part of `all`): one run per DUT and
+/// probe family, burst feeder, 2k IPv4 routes, the probe announced at 20 %
+/// — both DUTs must install the probe's /32 and /128 and remove them again
+/// (a run that never sees one of its route events fails), and every run's
+/// JSON carries both latencies.
 #[test]
 fn the_load_latency_benchmark_runs_at_smoke_size() {
     if !tortie_lab::require_root() {
         return;
     }
-    let (stdout, report) = run_bench(&["loadlat", "--smoke", "--feeder", "burst", "--at", "20"]);
+    let (stdout, report) = run_bench(&[
+        "loadlat", "--smoke", "--feeder", "burst", "--at", "20", "--family", "ipv4",
+    ]);
     assert!(stdout.contains("### One route under load"), "{stdout}");
     let runs = report["sections"][0]["figures"]
         .as_array()
         .expect("figures");
-    assert_eq!(runs.len(), 2, "{report:#}");
-    for dut in ["BIRD", "tortie"] {
+    assert_eq!(runs.len(), 4, "{report:#}");
+    for (dut, probe) in [
+        ("BIRD", "IPv4"),
+        ("BIRD", "IPv6"),
+        ("tortie", "IPv4"),
+        ("tortie", "IPv6"),
+    ] {
         let r = runs
             .iter()
-            .find(|r| r["dut"] == dut)
-            .unwrap_or_else(|| panic!("no {dut} run in {report:#}"));
+            .find(|r| r["dut"] == dut && r["probe_family"] == probe)
+            .unwrap_or_else(|| panic!("no {dut} run with an {probe} probe in {report:#}"));
         for key in ["announce_latency_s", "withdraw_latency_s", "load_s"] {
             let v = r[key].as_f64().unwrap_or(-1.0);
             assert!(v > 0.0 && v < 60.0, "{dut} {key}: {r:#}");

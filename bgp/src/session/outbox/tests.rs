@@ -397,7 +397,13 @@ fn ipv4_backlog_leaves_tier_by_tier_runs_spread_bit_reversed() {
 /// again (a stream of changes cannot put the barrier off for ever).
 #[test]
 fn a_change_behind_a_barrier_leaves_ahead_of_the_pass_while_few_do() {
-    for many in [false, true] {
+    // An IPv6 change too: ahead of the IPv4 pass, not after all of it.
+    for (many, probe) in [
+        (false, "198.19.0.1/32"),
+        (true, "198.19.0.1/32"),
+        (false, "fd13:19::1/128"),
+        (true, "fd13:19::1/128"),
+    ] {
         let (tx, mut rx) = mpsc::channel(1);
         let mut rib = rib();
         let mut ob = Outbox::default();
@@ -415,7 +421,7 @@ fn a_change_behind_a_barrier_leaves_ahead_of_the_pass_while_few_do() {
         assert!(matches!(rx.try_recv(), Ok(SpeakerEvent::Converged)));
         ob.deliver(tx.try_reserve_many(1).unwrap(), &tx, &rib);
         let first = state(&rx.try_recv().unwrap());
-        assert!(first.1 && first != (pfx("198.19.0.1/32"), true));
+        assert!(first.1 && first != (pfx(probe), true));
         ob.push(SpeakerEvent::Converged, &tx);
         if many {
             for i in 0..COMPACT_MIN as u32 {
@@ -427,24 +433,24 @@ fn a_change_behind_a_barrier_leaves_ahead_of_the_pass_while_few_do() {
                 );
             }
         }
-        add(&mut rib, &mut ob, &tx, "198.19.0.1/32");
+        add(&mut rib, &mut ob, &tx, probe);
         let got = take_all(&mut ob, &tx, &mut rx, &rib);
         let barrier = got
             .iter()
             .position(|e| matches!(e, SpeakerEvent::Converged));
-        let probe = got.iter().position(|e| {
-            !matches!(e, SpeakerEvent::Converged) && state(e).0 == pfx("198.19.0.1/32")
-        });
-        let (Some(barrier), Some(probe)) = (barrier, probe) else {
-            panic!("many {many}: barrier {barrier:?}, probe {probe:?}");
+        let at = got
+            .iter()
+            .position(|e| !matches!(e, SpeakerEvent::Converged) && state(e).0 == pfx(probe));
+        let (Some(barrier), Some(at)) = (barrier, at) else {
+            panic!("{probe}, many {many}: barrier {barrier:?}, probe {at:?}");
         };
         assert_eq!(
-            probe < barrier,
+            at < barrier,
             !many,
-            "many {many}: probe {probe}, barrier {barrier}"
+            "{probe}, many {many}: probe {at}, barrier {barrier}"
         );
         if !many {
-            assert_eq!(probe, 0, "ahead of the rest of the pass");
+            assert_eq!(at, 0, "{probe} ahead of the rest of the pass");
             assert_eq!(barrier, n as usize, "after the whole pass");
         }
     }
@@ -471,6 +477,57 @@ fn an_ipv4_tail_is_merged_once_it_is_a_share_of_the_backlog() {
         }
     }
 }
+/// A short IPv6 tail marked while an IPv4 backlog is delivered leaves
+/// ahead of that backlog (last in, first out); a tail of [`COMPACT_MIN`]
+/// or more, and a de-duplicated IPv6 head, wait for it as before; an IPv4
+/// change marked while an IPv6 backlog's tail is fresh leaves first.
+#[test]
+fn a_short_ipv6_tail_leaves_ahead_of_an_ipv4_backlog() {
+    let v6 = |i: u32, len: u8| {
+        let a = std::net::Ipv6Addr::from((0xfd13_0019_u128 << 96) | (u128::from(i) << 64));
+        Prefix::V6(Ipv6Prefix::new(a, len).unwrap())
+    };
+    let n = 2 * COMPACT_MIN;
+    let m = COMPACT_MIN as u32;
+    // (IPv6 head, de-duplicated before the pass; tail marked during it)
+    for (head, tail, len, ahead) in [
+        (0, 1, 128, true),
+        (0, 3, 64, true),
+        (0, m - 1, 128, true),
+        (2 * m, m - 1, 64, true),
+        (2 * m, m, 64, false),
+        (2 * m, 0, 64, false),
+    ] {
+        let mut c = ChangeSet::default();
+        for i in 0..head {
+            c.insert(v6(i, len));
+        }
+        for i in 0..n as u32 {
+            c.insert(nth_v4(i));
+        }
+        // The pass starts (sorted), then the IPv6 changes are marked.
+        assert!(matches!(c.pop(), Some(Prefix::V4(_))));
+        for i in head..head + tail {
+            c.insert(v6(i, len));
+        }
+        let got: Vec<Prefix> = std::iter::from_fn(|| c.pop()).collect();
+        let first6 = got.iter().position(|p| matches!(p, Prefix::V6(_)));
+        let want = if ahead { 0 } else { n - 1 };
+        assert_eq!(first6, Some(want), "head {head}, tail {tail} /{len}");
+        if ahead {
+            assert_eq!(got[0], v6(head + tail - 1, len), "last in, first out");
+        }
+        assert_eq!(got.len(), n - 1 + (head + tail) as usize);
+    }
+    let mut c = ChangeSet::default();
+    for i in 0..100 {
+        c.insert(v6(i, 48));
+    }
+    c.insert(nth_v4(7));
+    assert_eq!(c.pop(), Some(nth_v4(7)), "a fresh IPv4 change first");
+    assert!(matches!(c.pop(), Some(Prefix::V6(_))));
+}
+
 /// An IPv6 backlog leaves in descending address order, whether its
 /// prefixes are kept in 9 bytes (up to /64) or 17 (longer).
 #[test]

@@ -2,14 +2,19 @@
 //! unrelated route takes to reach the kernel — and to leave it — while a
 //! bulk load from another peer is being programmed, tortie vs BIRD 2 the
 //! same way in the same run. What a node lives with when a new container
-//! /32 appears on another node (or one goes away: a failover) while a
-//! table is loading.
+//! /32 (or IPv6 /128) appears on another node (or one goes away: a
+//! failover) while a table is loading. The load is IPv4 /28s or IPv6 /48s
+//! (the ingest's packed workload), the probe route an IPv4 /32 or an IPv6
+//! /128, any combination (an IPv6 route behind an IPv4 load and the
+//! reverse: one family's backlog in front of the other's change).
 //!
 //! Per run, three namespaces: the load's feeder (peer A, 65001, the
 //! ingest's live BIRD or burst feeder, [`crate::ingest_run`]) and the
 //! probe peer (B, 65002, [`crate::probe`]) each on its own veth to the DUT
 //! (64512, kernel install on; BIRD exporting BGP routes to the kernel and
-//! nothing to either peer, as tortie's default `ebgp_requires_policy`).
+//! nothing to either peer, as tortie's default `ebgp_requires_policy`;
+//! both families on a session that carries IPv6, next hops on IPv6
+//! addresses of the links as in the ingest).
 //! Data flow: the route-event monitor ([`nl::route_events`], subscribed
 //! before the DUT starts) counts the load's /28s in the DUT's main table
 //! and times the probe's /32 events → load started (`go` / `enable`), t0 =
@@ -21,7 +26,7 @@
 //! the load's last /28 in the kernel. Each latency says whether it ended
 //! inside the load. Nothing polls either DUT.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -30,14 +35,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
-use tortie_bgp::Ipv4Prefix;
+use tortie_bgp::{Ipv4Prefix, Ipv6Prefix, Prefix};
 use tortie_lab::bird::{Bird, BirdConfig, BirdNeighbor};
 use tortie_lab::netns::{Netns, linked_pair, veth};
 use tortie_lab::tortie::{TortieConfig, TortieNode, TortiePeer};
 
 use crate::capture::Wire;
 use crate::feeder::{self, FeedEvent, Shape, Workload};
-use crate::ingest_run::{self, DUT_ASN, DUT_IP, Dut, FEEDER_ASN, FEEDER_IP, Feed, Feeder, Waits};
+use crate::ingest_run::{
+    self, DUT_ASN, DUT_IP, DUT_IP6, Dut, FEEDER_ASN, FEEDER_IP, FEEDER_IP6, Feed, Feeder, Waits,
+};
 use crate::nl::{self, Family};
 use crate::pin::{self, CpuSet, Pinning};
 use crate::probe::{self, Step};
@@ -50,12 +57,22 @@ pub const PROBE_ASN: u32 = 65002;
 /// The probe's route: a /32 outside the load's 10.0.0.0/8 (an odd last
 /// octet: the last visit of its run in the outbox's IPv4 order).
 pub const PROBE_PREFIX: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 1);
+/// The IPv6 probe's route (a /128 outside the load's fd00::/28) and the
+/// two ends' IPv6 addresses on the probe's link: the probe's is its next
+/// hop.
+pub const PROBE_PREFIX6: Ipv6Addr = Ipv6Addr::new(0xfd13, 0x19, 0, 0, 0, 0, 0, 1);
+const PROBE_IP6: Ipv6Addr = Ipv6Addr::new(0xfd12, 0x18, 0, 2, 0, 0, 0, 1);
+const PROBE_DUT_IP6: Ipv6Addr = Ipv6Addr::new(0xfd12, 0x18, 0, 2, 0, 0, 0, 2);
 /// BIRD's name for the probe's session.
 const PROBE_PROTO: &str = "probe";
 
 /// What to run.
 pub struct Options {
     pub sizes: Vec<u32>,
+    /// The load's family (IPv4 /28s, IPv6 /48s); one row set each.
+    pub families: Vec<Family>,
+    /// The probe route's family (IPv4 /32, IPv6 /128); one row set each.
+    pub probes: Vec<Family>,
     pub feeds: Vec<Feed>,
     /// Load progress (% of its routes in the kernel) at which the probe is
     /// announced; one row each.
@@ -73,6 +90,23 @@ pub fn set_points(n: u32, at_percent: u32) -> (u64, u64) {
     let announce = n * at / 100;
     let withdraw = n * (at + (100 - at) / 2) / 100;
     (announce, withdraw)
+}
+
+/// The probe's route of `family`, its next hop (the probe's address on its
+/// link) and its key in the monitor (`(dst, dst_len)`).
+fn probe_route(family: Family) -> Result<(Prefix, IpAddr, (u128, u8))> {
+    Ok(match family {
+        Family::V4 => (
+            Prefix::V4(Ipv4Prefix::new(PROBE_PREFIX, 32).context("the probe prefix")?),
+            PROBE_IP.into(),
+            (u128::from(u32::from(PROBE_PREFIX)), 32),
+        ),
+        Family::V6 => (
+            Prefix::V6(Ipv6Prefix::new(PROBE_PREFIX6, 128).context("the probe prefix")?),
+            PROBE_IP6.into(),
+            (u128::from(PROBE_PREFIX6), 128),
+        ),
+    })
 }
 
 /// One run's figures (seconds from t0, the load's first UPDATE on the wire).
@@ -112,12 +146,21 @@ enum Seen {
     Failed(String),
 }
 
-/// Subscribes in `d` and counts the load's /28s (in `count`) while timing
-/// the probe's /32, until the load is in and the probe has come and gone.
+/// What the monitor watches: the load's `n` routes of `load`, the probe's
+/// route of `probe`, and the DUT's route protocol.
+#[derive(Clone, Copy)]
+struct Watch {
+    load: Family,
+    n: u64,
+    probe: Family,
+    proto: u8,
+}
+
+/// Subscribes in `d` and counts the load's routes (in `count`) while timing
+/// the probe's, until the load is in and the probe has come and gone.
 fn start_monitor(
     d: &Netns,
-    proto: u8,
-    n: u64,
+    w: Watch,
     count: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     budget: Duration,
@@ -125,26 +168,32 @@ fn start_monitor(
     let (ready_tx, ready_rx) = mpsc::channel();
     let (tx, rx) = mpsc::channel();
     let dname = d.name().to_string();
-    let probe = (u128::from(u32::from(PROBE_PREFIX)), 32u8);
-    let len = feeder::prefix_len(Family::V4);
+    let (_, _, probe) = probe_route(w.probe)?;
+    let len = feeder::prefix_len(w.load);
+    let n = w.n;
     std::thread::spawn(move || {
         let tx2 = tx.clone();
         let r = nl::in_netns(&dname, move || {
             let mut seen = std::collections::HashSet::with_capacity(n as usize);
             let (mut loaded, mut gone) = (false, false);
+            let families = if w.load == w.probe {
+                vec![w.load]
+            } else {
+                vec![w.load, w.probe]
+            };
             nl::route_events(
-                Family::V4,
-                proto,
+                &families,
+                w.proto,
                 Instant::now() + budget,
                 &stop,
                 || {
                     let _ = ready_tx.send(());
                 },
-                |new, key| {
-                    if key == probe {
+                |family, new, key| {
+                    if family == w.probe && key == probe {
                         let _ = tx2.send(Seen::Probe(new, Instant::now(), seen.len() as u64));
                         gone |= !new;
-                    } else if key.1 == len {
+                    } else if family == w.load && key.1 == len {
                         if new {
                             seen.insert(key.0);
                         } else {
@@ -184,40 +233,50 @@ impl Control {
     }
 }
 
-/// The DUT with two peers (the load's feeder, the probe), kernel install on.
-fn start_dut(dut: Dut, ns: &Netns, dir: &Path) -> Result<Control> {
+/// The DUT with two peers (the load's feeder, the probe), kernel install
+/// on; a peer whose routes are IPv6 (`load` / `probe`) gets both families,
+/// as in the ingest (the BIRD DUT: an ipv6 channel beside the ipv4 one).
+fn start_dut(dut: Dut, ns: &Netns, dir: &Path, load: Family, probe: Family) -> Result<Control> {
+    let peers = [
+        ("dut", FEEDER_IP, FEEDER_ASN, load, DUT_IP6),
+        (PROBE_PROTO, PROBE_IP, PROBE_ASN, probe, PROBE_DUT_IP6),
+    ];
     match dut {
         Dut::Bird => {
             let mut cfg = BirdConfig::new(DUT_IP, DUT_ASN);
             cfg.kernel_export = true;
-            for (name, ip, asn) in [
-                ("dut", FEEDER_IP, FEEDER_ASN),
-                (PROBE_PROTO, PROBE_IP, PROBE_ASN),
-            ] {
+            for (name, ip, asn, family, ip6) in peers {
                 let mut nb = BirdNeighbor::new(name, ip.into(), asn);
                 nb.export_none = true;
+                nb.ipv6_next_hop = (family == Family::V6).then_some(ip6);
                 cfg.neighbors.push(nb);
             }
             Ok(Control::Bird(Bird::start(ns, dir, &cfg)?))
         }
         Dut::Tortie => {
-            let mut cfg = TortieConfig::new(
-                "dut",
-                &format!("{DUT_IP}/24"),
-                DUT_ASN,
-                "172.31.0.0/26",
-                dir,
-            );
+            // An IPv6 node address on a link that carries IPv6.
+            let address = match (load, probe) {
+                (Family::V6, _) => format!("{DUT_IP}/24,{DUT_IP6}/64"),
+                (_, Family::V6) => format!("{DUT_IP}/24,{PROBE_DUT_IP6}/64"),
+                _ => format!("{DUT_IP}/24"),
+            };
+            let mut cfg = TortieConfig::new("dut", &address, DUT_ASN, "172.31.0.0/26", dir);
             cfg.hold_time = 90;
             cfg.graceful_restart = false;
             cfg.metrics_listen = String::new();
-            cfg.peers
-                .push(TortiePeer::new(FEEDER_IP.into(), FEEDER_ASN));
-            // The probe's session from the DUT's address on the probe's link
-            // (BIRD picks it by itself for a direct neighbour).
-            let mut probe = TortiePeer::new(PROBE_IP.into(), PROBE_ASN);
-            probe.source_address = Some(PROBE_DUT_IP.into());
-            cfg.peers.push(probe);
+            for (name, ip, asn, family, _) in peers {
+                let mut peer = TortiePeer::new(ip.into(), asn);
+                if name == PROBE_PROTO {
+                    // The probe's session from the DUT's address on the
+                    // probe's link (BIRD picks it by itself for a direct
+                    // neighbour).
+                    peer.source_address = Some(PROBE_DUT_IP.into());
+                }
+                if family == Family::V6 {
+                    peer.families = vec!["ipv4".into(), "ipv6".into()];
+                }
+                cfg.peers.push(peer);
+            }
             Ok(Control::Tortie(TortieNode::start_with_args(
                 ns,
                 dir,
@@ -243,16 +302,29 @@ pub struct Inputs {
     pub dut_cpus: CpuSet,
     pub waits: Waits,
     pub at: u32,
+    /// The probe route's family.
+    pub probe: Family,
 }
 
 /// One run; the calling thread must already be on the feeder CPUs.
 pub fn one_run(dut: Dut, feed: Feed, inp: &Inputs) -> Result<Run> {
     let n = u64::from(inp.work.prefixes);
+    let load = inp.work.family;
     let (f, d) = linked_pair("tbl", &format!("{FEEDER_IP}/24"), &format!("{DUT_IP}/24"))?;
     let b = Netns::create(&tortie_lab::netns::unique_name("tblp"))?;
     veth(&b, "eth1", &d, "eth2")?;
     b.add_address("eth1", &format!("{PROBE_IP}/24"))?;
     d.add_address("eth2", &format!("{PROBE_DUT_IP}/24"))?;
+    // Usable at once (no DAD): an IPv6 next hop must resolve.
+    if load == Family::V6 {
+        for (ns, a) in [(&f, FEEDER_IP6), (&d, DUT_IP6)] {
+            ns.add_address_nodad("eth1", &format!("{a}/64"))?;
+        }
+    }
+    if inp.probe == Family::V6 {
+        b.add_address_nodad("eth1", &format!("{PROBE_IP6}/64"))?;
+        d.add_address_nodad("eth2", &format!("{PROBE_DUT_IP6}/64"))?;
+    }
     let dir = tempfile::Builder::new()
         .prefix("tortie-bench-loadlat")
         .tempdir()
@@ -261,14 +333,14 @@ pub fn one_run(dut: Dut, feed: Feed, inp: &Inputs) -> Result<Run> {
     let mut probe_wire = Some(Wire::start(b.name(), "eth1")?);
     let mut feeder = match feed {
         Feed::Burst => ingest_run::start_burst(&f, inp.work.clone())?,
-        Feed::Live => ingest_run::start_live(&f, dir.path(), &inp.static_routes, Family::V4)?,
+        Feed::Live => ingest_run::start_live(&f, dir.path(), &inp.static_routes, load)?,
     };
-    let prefix = Ipv4Prefix::new(PROBE_PREFIX, 32).context("the probe prefix")?;
+    let (prefix, hop, _) = probe_route(inp.probe)?;
     let pr = probe::start(
         b.name(),
         SocketAddr::new(PROBE_IP.into(), 179),
         PROBE_ASN,
-        probe::updates(prefix, PROBE_ASN, PROBE_IP)?,
+        probe::updates(prefix, PROBE_ASN, hop)?,
     )?;
     ingest_run::listening(&pr.events, "probe peer")?;
     let proto = match dut {
@@ -278,11 +350,19 @@ pub fn one_run(dut: Dut, feed: Feed, inp: &Inputs) -> Result<Run> {
     let budget = Duration::from_secs(60) + Duration::from_micros(n * 100);
     let count = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    let seen = start_monitor(&d, proto, n, count.clone(), stop.clone(), budget)?;
+    let watch = Watch {
+        load,
+        n,
+        probe: inp.probe,
+        proto,
+    };
+    let seen = start_monitor(&d, watch, count.clone(), stop.clone(), budget)?;
     let result = (|| {
         let dut_dir = dir.path().join("dut");
         std::fs::create_dir_all(&dut_dir)?;
-        let mut ctl = pin::spawn_on(&inp.dut_cpus, || start_dut(dut, &d, &dut_dir))?;
+        let mut ctl = pin::spawn_on(&inp.dut_cpus, || {
+            start_dut(dut, &d, &dut_dir, load, inp.probe)
+        })?;
         let pid = ctl.pid();
         match &mut feeder {
             Feeder::Burst(fd) => established(&fd.events, "feeder")?,
@@ -328,7 +408,7 @@ pub fn one_run(dut: Dut, feed: Feed, inp: &Inputs) -> Result<Run> {
                         deleted = deleted.or(Some((at, c)));
                     }
                     Seen::Probe(new, ..) => bail!(
-                        "the probe's /32 {} out of turn",
+                        "the probe's route {} out of turn",
                         if new { "arrived" } else { "left" }
                     ),
                     Seen::Loaded(at) => loaded = Some(at),
@@ -418,9 +498,9 @@ fn median(runs: &[Run], f: impl Fn(&Run) -> f64) -> f64 {
     spread(runs.iter().map(f).collect())[0]
 }
 
-fn run_json(n: u32, feed: Feed, at: u32, dut: Dut, seq: usize, r: &Run) -> Value {
+fn run_json(n: u32, feed: Feed, at: u32, inp: &Inputs, dut: Dut, seq: usize, r: &Run) -> Value {
     json!({
-        "family": "IPv4", "prefixes": n, "feeder": feed.key(), "announce_at_percent": at, "dut": dut.name(),
+        "family": inp.work.family.name(), "probe_family": inp.probe.name(), "prefixes": n, "feeder": feed.key(), "announce_at_percent": at, "dut": dut.name(),
         "sequence": seq, "load_s": r.load, "announced_at_s": r.announced_at, "withdrawn_at_s": r.withdrawn_at,
         "announce_latency_s": r.add, "withdraw_latency_s": r.del,
         "announce_inside_load": r.add_in_load(), "withdraw_inside_load": r.del_in_load(),
@@ -444,10 +524,12 @@ fn duts() -> Vec<Dut> {
 pub fn run(opts: &Options) -> Result<Section> {
     let mut sec = Section::new(
         "One route under load (tortie vs BIRD, like for like)",
-        "A bulk load of N IPv4 /28s (packed, ~500 per UPDATE) from peer A (65001: the live BIRD feeder or the burst feeder, as in the ingest) while a second peer B (65002, the bench's own speaker, on its own veth) announces one /32 (198.19.0.1) once `at` % of the load is in the DUT's kernel, and withdraws it once its route was seen and the load reached half-way between `at` % and 100 %. Both DUTs install into the kernel (BIRD's kernel protocol exports BGP routes; neither DUT exports anything to A or B). **announce / withdraw** = the probe's UPDATE leaving B (a packet socket on B's veth) → the /32's RTM_NEWROUTE / RTM_DELROUTE in the DUT's namespace (a route-event monitor subscribed before the DUT starts, batched reads, 1 ms naps); `k/R in load` = in how many runs the event came before the load's last /28 reached the kernel. **load** = the load's first UPDATE on A's wire → all N in the kernel. Nothing polls either DUT. Medians (min–max) of R runs per DUT, the first DUT alternating.",
+        "A bulk load of N IPv4 /28s or IPv6 /48s (packed, ~500 per UPDATE; **load**) from peer A (65001: the live BIRD feeder or the burst feeder, as in the ingest) while a second peer B (65002, the bench's own speaker, on its own veth) announces one route (**probe**: IPv4 198.19.0.1/32 or IPv6 fd13:19::1/128) once `at` % of the load is in the DUT's kernel, and withdraws it once its route was seen and the load reached half-way between `at` % and 100 %. Both DUTs install into the kernel (BIRD's kernel protocol exports BGP routes; neither DUT exports anything to A or B). **announce / withdraw** = the probe's UPDATE leaving B (a packet socket on B's veth) → its route's RTM_NEWROUTE / RTM_DELROUTE in the DUT's namespace (a route-event monitor subscribed before the DUT starts, batched reads, 1 ms naps); `k/R in load` = in how many runs the event came before the load's last route reached the kernel. **load** = the load's first UPDATE on A's wire → all N in the kernel. Nothing polls either DUT. Medians (min–max) of R runs per DUT, the first DUT alternating.",
     );
     sec.header = [
         "N",
+        "load",
+        "probe",
         "feeder",
         "at",
         "measure",
@@ -460,7 +542,8 @@ pub fn run(opts: &Options) -> Result<Section> {
     let all = pin::current()?;
     let (feeder_cpus, dut_cpus) = pin::layout(opts.pinning, &all);
     sec.sizes = json!({
-        "prefixes": opts.sizes, "feeders": opts.feeds.iter().map(|f| f.key()).collect::<Vec<_>>(),
+        "prefixes": opts.sizes, "families": opts.families.iter().map(|f| f.name()).collect::<Vec<_>>(),
+        "probes": opts.probes.iter().map(|f| f.name()).collect::<Vec<_>>(), "feeders": opts.feeds.iter().map(|f| f.key()).collect::<Vec<_>>(),
         "announce_at_percent": opts.at, "repeat": opts.repeat, "pinning": opts.pinning.name(),
         "feeder_cpus": feeder_cpus.list(), "dut_cpus": dut_cpus.list(),
     });
@@ -486,89 +569,134 @@ fn measure(opts: &Options, sec: &mut Section, tmp: &Path, dut_cpus: &CpuSet) -> 
     let mut seq = 0usize;
     let duts = duts();
     for &n in &opts.sizes {
-        let work = Arc::new(Workload::build(
-            Shape::Packed,
-            Family::V4,
-            n,
-            FEEDER_ASN,
-            IpAddr::V4(FEEDER_IP),
-        )?);
-        let static_routes = tmp.join(format!("routes-{n}.conf"));
-        ingest_run::write_static_routes(&static_routes, Shape::Packed, Family::V4, n)?;
-        for &feed in &opts.feeds {
-            for &at in &opts.at {
-                let inp = Inputs {
-                    work: work.clone(),
-                    static_routes: static_routes.clone(),
-                    dut_cpus: dut_cpus.clone(),
-                    waits: opts.waits,
-                    at,
-                };
-                let mut runs: [Vec<Run>; 2] = Default::default();
-                for i in 0..opts.repeat.max(1) as usize {
-                    let mut order = duts.clone();
-                    if i % 2 == 1 {
-                        order.reverse();
-                    }
-                    for dut in order {
-                        seq += 1;
-                        let r = one_run(dut, feed, &inp).with_context(|| {
-                            format!("{} {n} {} at {at} %", dut.name(), feed.key())
-                        })?;
-                        eprintln!(
-                            "  loadlat {} {n} {} at {at} %: announce {:.1} ms, withdraw {:.1} ms, load {:.2} s",
-                            dut.name(),
-                            feed.key(),
-                            r.add * 1e3,
-                            r.del * 1e3,
-                            r.load
-                        );
-                        figures.push(run_json(n, feed, at, dut, seq, &r));
-                        runs[usize::from(dut == Dut::Tortie)].push(r);
+        for &family in &opts.families {
+            let work = Arc::new(Workload::build(
+                Shape::Packed,
+                family,
+                n,
+                FEEDER_ASN,
+                match family {
+                    Family::V4 => IpAddr::V4(FEEDER_IP),
+                    Family::V6 => IpAddr::V6(FEEDER_IP6),
+                },
+            )?);
+            let static_routes = tmp.join(format!("routes-{n}-{}.conf", family.name()));
+            ingest_run::write_static_routes(&static_routes, Shape::Packed, family, n)?;
+            for &probe in &opts.probes {
+                for &feed in &opts.feeds {
+                    for &at in &opts.at {
+                        let inp = Inputs {
+                            work: work.clone(),
+                            static_routes: static_routes.clone(),
+                            dut_cpus: dut_cpus.clone(),
+                            waits: opts.waits,
+                            at,
+                            probe,
+                        };
+                        let key = [
+                            n.to_string(),
+                            family.name().to_string(),
+                            probe.name().to_string(),
+                            feed.name().to_string(),
+                            format!("{at} %"),
+                        ];
+                        one_row_set(
+                            &inp,
+                            feed,
+                            &key,
+                            &duts,
+                            opts.repeat,
+                            &mut seq,
+                            &mut figures,
+                            sec,
+                        )?;
                     }
                 }
-                let key = [n.to_string(), feed.name().to_string(), format!("{at} %")];
-                let [bird, tortie] = &runs;
-                let mut row =
-                    |measure: &str, f: &dyn Fn(&Run) -> f64, inside: &dyn Fn(&Run) -> bool| {
-                        let (b, t) = (median(bird, f), median(tortie, f));
-                        let mut r = key.to_vec();
-                        r.extend([
-                            measure.to_string(),
-                            cell(bird, f, inside),
-                            cell(tortie, f, inside),
-                            ratio_cell(ratio(t, b)),
-                        ]);
-                        sec.rows.push(r);
-                    };
-                row("announce: B's UPDATE → RTM_NEWROUTE", &|r| r.add, &|r| {
-                    r.add_in_load()
-                });
-                row("withdraw: B's UPDATE → RTM_DELROUTE", &|r| r.del, &|r| {
-                    r.del_in_load()
-                });
-                let load_cell = |v: &[Run]| {
-                    if v.is_empty() {
-                        return String::new();
-                    }
-                    format!(
-                        "{}, CPU {:.2} s",
-                        secs(Duration::from_secs_f64(median(v, |r| r.load))),
-                        median(v, |r| r.cpu)
-                    )
-                };
-                let mut r = key.to_vec();
-                r.extend([
-                    "load: t0 → all N in the kernel".to_string(),
-                    load_cell(bird),
-                    load_cell(tortie),
-                    ratio_cell(ratio(median(tortie, |r| r.load), median(bird, |r| r.load))),
-                ]);
-                sec.rows.push(r);
             }
         }
     }
     sec.figures = Value::Array(figures);
+    Ok(())
+}
+
+/// `repeat` runs per DUT of one (size, load, probe, feeder, at) point, the
+/// first DUT alternating, and its three rows.
+#[allow(clippy::too_many_arguments)]
+fn one_row_set(
+    inp: &Inputs,
+    feed: Feed,
+    key: &[String],
+    duts: &[Dut],
+    repeat: u32,
+    seq: &mut usize,
+    figures: &mut Vec<Value>,
+    sec: &mut Section,
+) -> Result<()> {
+    let (n, at) = (inp.work.prefixes, inp.at);
+    let (load, probe) = (inp.work.family.name(), inp.probe.name());
+    let mut runs: [Vec<Run>; 2] = Default::default();
+    for i in 0..repeat.max(1) as usize {
+        let mut order = duts.to_vec();
+        if i % 2 == 1 {
+            order.reverse();
+        }
+        for dut in order {
+            *seq += 1;
+            let r = one_run(dut, feed, inp).with_context(|| {
+                format!(
+                    "{} {n} {load} load, {probe} probe, {} at {at} %",
+                    dut.name(),
+                    feed.key()
+                )
+            })?;
+            eprintln!(
+                "  loadlat {} {n} {load} load, {probe} probe, {} at {at} %: announce {:.1} ms, withdraw {:.1} ms, load {:.2} s",
+                dut.name(),
+                feed.key(),
+                r.add * 1e3,
+                r.del * 1e3,
+                r.load
+            );
+            figures.push(run_json(n, feed, at, inp, dut, *seq, &r));
+            runs[usize::from(dut == Dut::Tortie)].push(r);
+        }
+    }
+    let [bird, tortie] = &runs;
+    let mut row = |measure: &str, f: &dyn Fn(&Run) -> f64, inside: &dyn Fn(&Run) -> bool| {
+        let (b, t) = (median(bird, f), median(tortie, f));
+        let mut r = key.to_vec();
+        r.extend([
+            measure.to_string(),
+            cell(bird, f, inside),
+            cell(tortie, f, inside),
+            ratio_cell(ratio(t, b)),
+        ]);
+        sec.rows.push(r);
+    };
+    row("announce: B's UPDATE → RTM_NEWROUTE", &|r| r.add, &|r| {
+        r.add_in_load()
+    });
+    row("withdraw: B's UPDATE → RTM_DELROUTE", &|r| r.del, &|r| {
+        r.del_in_load()
+    });
+    let load_cell = |v: &[Run]| {
+        if v.is_empty() {
+            return String::new();
+        }
+        format!(
+            "{}, CPU {:.2} s",
+            secs(Duration::from_secs_f64(median(v, |r| r.load))),
+            median(v, |r| r.cpu)
+        )
+    };
+    let mut r = key.to_vec();
+    r.extend([
+        "load: t0 → all N in the kernel".to_string(),
+        load_cell(bird),
+        load_cell(tortie),
+        ratio_cell(ratio(median(tortie, |r| r.load), median(bird, |r| r.load))),
+    ]);
+    sec.rows.push(r);
     Ok(())
 }
 

@@ -144,9 +144,10 @@ struct Cli {
     /// Ingest UPDATE shape(s).
     #[arg(long, value_enum, default_value = "both")]
     shape: ShapeArg,
-    /// Ingest and kernel: address family of the routes (ingest: IPv4 /28s,
-    /// IPv6 /48s in MP_REACH_NLRI; kernel: IPv4 /32s, IPv6 /64s), one row
-    /// set each. With --smoke, ingest's IPv6 rows are packed, live feeder only.
+    /// Ingest, kernel and loadlat's load: address family of the routes
+    /// (ingest, loadlat: IPv4 /28s, IPv6 /48s in MP_REACH_NLRI; kernel: IPv4
+    /// /32s, IPv6 /64s), one row set each. With --smoke, ingest's IPv6 rows
+    /// are packed, live feeder only.
     #[arg(long, value_enum, default_value = "both")]
     family: FamilyArg,
     /// Ingest feeder(s).
@@ -164,6 +165,10 @@ struct Cli {
     /// probe route is announced (repeatable; default 20 and 50).
     #[arg(long = "at")]
     at: Vec<u32>,
+    /// Loadlat: the probe route's family (IPv4 /32, IPv6 /128), one row
+    /// set each (the load's family is --family's).
+    #[arg(long, value_enum, default_value = "both")]
+    probe: FamilyArg,
     /// Idle: how long to measure, seconds.
     #[arg(long)]
     duration: Option<u64>,
@@ -197,6 +202,14 @@ struct Cli {
     /// Write the run as JSON here.
     #[arg(long)]
     out: Option<PathBuf>,
+}
+
+fn families_of(f: FamilyArg) -> Vec<nl::Family> {
+    match f {
+        FamilyArg::Ipv4 => vec![nl::Family::V4],
+        FamilyArg::Ipv6 => vec![nl::Family::V6],
+        FamilyArg::Both => vec![nl::Family::V4, nl::Family::V6],
+    }
 }
 
 fn sizes(cli: &Cli, full: &[u32], smoke: &[u32]) -> Vec<u32> {
@@ -234,11 +247,7 @@ fn main() -> Result<()> {
         PinArg::Split => pin::Pinning::Split,
         PinArg::Shared => pin::Pinning::Shared,
     };
-    let families = match cli.family {
-        FamilyArg::Ipv4 => vec![nl::Family::V4],
-        FamilyArg::Ipv6 => vec![nl::Family::V6],
-        FamilyArg::Both => vec![nl::Family::V4, nl::Family::V6],
-    };
+    let families = families_of(cli.family);
     let mut run = |which: Which, f: &mut dyn FnMut() -> Result<report::Section>| {
         if all || cli.which == which {
             eprintln!("tortie-bench: running {which:?} …");
@@ -295,6 +304,8 @@ fn main() -> Result<()> {
         run(Which::Loadlat, &mut || {
             loadlat::run(&loadlat::Options {
                 sizes: sizes(&cli, &[100_000, 1_000_000], &[2_000]),
+                families: families_of(cli.family),
+                probes: families_of(cli.probe),
                 feeds: feeds.clone(),
                 at: if cli.at.is_empty() {
                     vec![20, 50]

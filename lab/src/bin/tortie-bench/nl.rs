@@ -619,21 +619,22 @@ pub fn wait_for_routes(
     }
 }
 
-/// Every route event of `family` and protocol `proto` in the main table of
-/// the calling thread's namespace, as `f(new, (dst, dst_len))`, taken as
+/// Every route event of `families` and protocol `proto` in the main table
+/// of the calling thread's namespace, as `f(family, new, (dst, dst_len))`, taken as
 /// [`wait_for_routes`] takes them (batches, 1 ms naps: the DUT's writes
 /// never have a reader to wake) until `f` returns `false`, `stop` is set
 /// or `deadline` passes. `ready` is called once the subscription is in
 /// place. An overflowing socket (events lost) is an error.
 pub fn route_events(
-    family: Family,
+    families: &[Family],
     proto: u8,
     deadline: Instant,
     stop: &AtomicBool,
     ready: impl FnOnce(),
-    mut f: impl FnMut(bool, (u128, u8)) -> bool,
+    mut f: impl FnMut(Family, bool, (u128, u8)) -> bool,
 ) -> Result<()> {
-    let sock = Socket::open(family.route_group())?;
+    let groups = families.iter().fold(0, |g, f| g | f.route_group());
+    let sock = Socket::open(groups)?;
     ready();
     let mut slots = vec![0u8; EVENT_BATCH * EVENT_SLOT];
     let mut more = true;
@@ -643,8 +644,10 @@ pub fn route_events(
         }
         let read = read_events(&sock, &mut slots, |dgram| {
             route_messages(dgram, |new, r| {
-                if more && is_ours(r, family, proto) {
-                    more = f(new, route_key(r));
+                for &family in families {
+                    if more && is_ours(r, family, proto) {
+                        more = f(family, new, route_key(r));
+                    }
                 }
             })
         });

@@ -1,6 +1,7 @@
 //! The probe peer of the load-latency benchmark ([`crate::loadlat`]): a
 //! second BGP speaker beside the load's feeder that sends one route when
-//! told — one UPDATE announcing a /32, later one withdrawing it — and
+//! told — one UPDATE announcing a /32 or an IPv6 /128, later one
+//! withdrawing it — and
 //! keepalives otherwise, built on tortie's own encoder as the burst feeder
 //! ([`crate::feeder`]).
 //!
@@ -11,7 +12,7 @@
 //! `write`. A second thread drains whatever the DUT sends back.
 
 use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use tortie_bgp::wire::{self, Message, Update};
-use tortie_bgp::{AsPath, Ipv4Prefix, Origin, PathAttributes, Prefix};
+use tortie_bgp::{AsPath, Origin, PathAttributes, Prefix};
 
 use crate::feeder::{self, FeedEvent};
 
@@ -30,30 +31,37 @@ pub enum Step {
     Withdraw,
 }
 
-/// The probe's UPDATEs for `prefix` from `asn` with `next_hop`: one
-/// announcing it (ORIGIN, AS_PATH `asn`, NEXT_HOP), one withdrawing it
-/// (RFC 4271 §4.3).
-pub fn updates(prefix: Ipv4Prefix, asn: u32, next_hop: Ipv4Addr) -> Result<(Vec<u8>, Vec<u8>)> {
+/// The probe's UPDATEs for `prefix` from `asn` with `next_hop` (of the
+/// prefix's family): one announcing it (ORIGIN, AS_PATH `asn`, NEXT_HOP for
+/// IPv4 — RFC 4271 §4.3 —, MP_REACH_NLRI for IPv6 — RFC 4760 §3), one
+/// withdrawing it (withdrawn routes, or MP_UNREACH_NLRI).
+pub fn updates(prefix: Prefix, asn: u32, next_hop: IpAddr) -> Result<(Vec<u8>, Vec<u8>)> {
+    if prefix.addr().is_ipv4() != next_hop.is_ipv4() {
+        anyhow::bail!("next hop {next_hop} is not of {prefix}'s family");
+    }
     let ctx = feeder::context(asn);
     let attributes = Arc::new(PathAttributes {
         origin: Origin::Igp,
         as_path: AsPath::sequence(vec![asn]),
-        next_hop: Some(next_hop.into()),
+        next_hop: Some(next_hop),
         ..PathAttributes::default()
     });
-    let mut announce = Vec::new();
     let a = Update {
         attributes: Some(attributes),
-        announced: vec![Prefix::V4(prefix)],
+        announced: vec![prefix],
         ..Update::default()
     };
-    wire::encode(&Message::Update(a), &ctx, &mut announce).context("encoding the announcement")?;
-    let mut withdraw = Vec::new();
     let w = Update {
-        withdrawn: vec![Prefix::V4(prefix)],
+        withdrawn: vec![prefix],
         ..Update::default()
     };
-    wire::encode(&Message::Update(w), &ctx, &mut withdraw).context("encoding the withdrawal")?;
+    let mut out = [Vec::new(), Vec::new()];
+    for (u, bytes) in [a, w].iter().zip(&mut out) {
+        let mut msgs = Vec::new();
+        wire::encode_updates(u, &ctx, &mut msgs).context("encoding the probe's UPDATEs")?;
+        *bytes = msgs.concat();
+    }
+    let [announce, withdraw] = out;
     Ok((announce, withdraw))
 }
 
@@ -150,20 +158,27 @@ mod tests {
 
     #[test]
     fn the_probe_announces_then_withdraws_one_prefix() {
-        let p = Ipv4Prefix::new(Ipv4Addr::new(198, 19, 0, 1), 32).unwrap();
-        let (a, w) = updates(p, 65002, Ipv4Addr::new(198, 18, 2, 1)).unwrap();
+        use tortie_bgp::{Ipv4Prefix, Ipv6Prefix};
+        let v4 = Prefix::V4(Ipv4Prefix::new(Ipv4Addr::new(198, 19, 0, 1), 32).unwrap());
+        let v6 = Prefix::V6(Ipv6Prefix::new("fd13:19::1".parse().unwrap(), 128).unwrap());
+        let hop4: IpAddr = Ipv4Addr::new(198, 18, 2, 1).into();
+        let hop6: IpAddr = "fd12:18:0:2::1".parse().unwrap();
         let ctx = feeder::context(64512);
-        let Ok(Message::Update(a)) = wire::decode(&a, &ctx) else {
-            panic!("announcement does not decode");
-        };
-        assert_eq!(a.announced, [Prefix::V4(p)]);
-        assert!(a.withdrawn.is_empty());
-        let hop = a.attributes.as_ref().and_then(|x| x.next_hop);
-        assert_eq!(hop, Some(Ipv4Addr::new(198, 18, 2, 1).into()));
-        let Ok(Message::Update(w)) = wire::decode(&w, &ctx) else {
-            panic!("withdrawal does not decode");
-        };
-        assert_eq!(w.withdrawn, [Prefix::V4(p)]);
-        assert!(w.announced.is_empty() && w.end_of_rib.is_none());
+        for (p, hop) in [(v4, hop4), (v6, hop6)] {
+            let (a, w) = updates(p, 65002, hop).unwrap();
+            let Ok(Message::Update(a)) = wire::decode(&a, &ctx) else {
+                panic!("announcement of {p} does not decode");
+            };
+            assert_eq!(a.announced, [p]);
+            assert!(a.withdrawn.is_empty());
+            let got = a.attributes.as_ref().and_then(|x| x.next_hop);
+            assert_eq!(got, Some(hop));
+            let Ok(Message::Update(w)) = wire::decode(&w, &ctx) else {
+                panic!("withdrawal of {p} does not decode");
+            };
+            assert_eq!(w.withdrawn, [p]);
+            assert!(w.announced.is_empty() && w.end_of_rib.is_none());
+        }
+        assert!(updates(v6, 65002, hop4).is_err());
     }
 }
