@@ -272,6 +272,7 @@ async fn attach_bench(count: u32) -> anyhow_free::Result<()> {
             addresses: vec![address.into()],
             mtu: 1480,
             veth_prefix: "tt".into(),
+            host_routes: None,
         };
         let t = Instant::now();
         let a = attach(&req).await?;

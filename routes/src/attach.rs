@@ -19,13 +19,21 @@
 //! both ends are operationally up, driven by link notifications (both
 //! sockets subscribe to `RTMGRP_LINK` before the links come up).
 //!
-//! The host route `<ip>/32 dev ttX scope link proto <ours>` is not made
-//! here: the route table ([`crate::RouteTable`]) is the only writer of
-//! routes with our protocol, so the caller installs it there
-//! ([`crate::RouteTable::install`] with [`crate::KernelRoute::Local`]) and waits for
-//! it before the container is used. [`attach_then`] tells the caller when
-//! the host end is up, so that install runs on the table's thread while
-//! the container side is configured here.
+//! The host route `<ip>/32 dev ttX scope link proto <ours>` (`/128` for
+//! IPv6) belongs to the route table ([`crate::RouteTable`], the owner of
+//! every route with our protocol). When the request carries the table's
+//! [`HostRoutes`] (the agent's attaches), the attach writes it itself, at
+//! the end of the host batch (the same `sendmsg`, created exclusively: it
+//! never replaces a route that is there, ours or another protocol's), and
+//! reports it in [`Attachment::routed`]; the caller told the table before
+//! ([`crate::RouteTable::expect`]), so the table takes the route as its own
+//! without writing it. A refused write is not an error: the caller
+//! installs that address's route through the table instead
+//! ([`crate::RouteTable::install`], which knows conflicts and reasons).
+//! Without [`HostRoutes`] the caller installs every host route there;
+//! [`attach_then`] tells the caller when the host end is up, so that
+//! install can run on the table's thread while the container side is
+//! configured here.
 //!
 //! Data flow: [`attach()`] (or [`Attacher::attach`], which keeps the
 //! host-side socket, the `ip_forward` file and the namespace descriptor
@@ -77,6 +85,17 @@ pub use v6::{GATEWAY6, HOST_MAC};
 /// The gateway address every container routes through.
 pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
 
+/// Whose the container's host routes are, for an attach that writes them
+/// ([`AttachRequest::host_routes`]): the route table's protocol and table
+/// ([`crate::RouteTable::host_routes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostRoutes {
+    /// `rtm_protocol` of the table's routes.
+    pub protocol: u8,
+    /// The routing table (main = 254).
+    pub table: u32,
+}
+
 /// What to attach.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttachRequest {
@@ -93,6 +112,9 @@ pub struct AttachRequest {
     pub mtu: u32,
     /// Host veth name prefix (`tt`).
     pub veth_prefix: String,
+    /// Write each address's host route in the host batch, as the route
+    /// table's (see the module docs); `None`: the caller installs them.
+    pub host_routes: Option<HostRoutes>,
 }
 
 /// What `attach` made.
@@ -117,6 +139,10 @@ pub struct Attachment {
     pub mtu: u32,
     /// The namespace path attached into.
     pub netns: PathBuf,
+    /// The addresses whose host route this attach wrote (with
+    /// [`AttachRequest::host_routes`]; empty without); the others' the
+    /// kernel refused, and the caller installs them through the table.
+    pub routed: Vec<IpAddr>,
 }
 
 /// Host veth name: `prefix` + the first 11 hex characters of sha1(id).

@@ -4,7 +4,8 @@
 //! come in; netlink requests go out; a monitor restores what others remove.
 //!
 //! - [`attach()`] / [`detach`] / [`list_attachments`]: container veths
-//!   ([`attach`](mod@attach)); attach writes no route of ours.
+//!   ([`attach`](mod@attach)); attach writes a container's host routes
+//!   only for the route table, which owns them ([`RouteTable::expect`]).
 //! - [`RouteTable`]: the desired-state reconciler, the only writer of routes
 //!   of our protocol, IPv4 and IPv6 alike (container host routes through
 //!   [`RouteTable::install`]; refusals and their reasons through
@@ -39,8 +40,9 @@ pub mod types;
 pub mod vxlan;
 
 pub use attach::{
-    AttachRequest, Attacher, Attachment, GATEWAY, GATEWAY6, HOST_MAC, attach, attach_then,
-    delete_host_veth, detach, host_ifname, link_exists, list_attachments, list_host_veths,
+    AttachRequest, Attacher, Attachment, GATEWAY, GATEWAY6, HOST_MAC, HostRoutes, attach,
+    attach_then, delete_host_veth, detach, host_ifname, link_exists, list_attachments,
+    list_host_veths,
 };
 pub use encap::{
     Carrier, Encapsulation, IPIP_OVERHEAD, TUNNEL_DEV, VXLAN_DEV, VXLAN6_DEV, route_for_learned,

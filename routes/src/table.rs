@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use ipnetwork::IpNetwork;
 use tokio::sync::oneshot;
 
+use crate::attach::HostRoutes;
 use crate::error::RoutesError;
 use crate::nl::consts::{
     RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE, RTMGRP_IPV6_IFADDR, RTMGRP_IPV6_ROUTE, RTMGRP_LINK,
@@ -57,6 +58,8 @@ impl std::fmt::Debug for SharedRoute {
 pub(crate) enum Command {
     Set(IpNetwork, Shared),
     Install(IpNetwork, Shared, oneshot::Sender<Result<(), RoutesError>>),
+    /// A desire the caller is about to write itself ([`RouteTable::expect`]).
+    Expect(IpNetwork, Shared),
     Remove(IpNetwork),
     /// A [`Command::Remove`] whose sender waits until the reconciler has
     /// taken it ([`RouteTable::uninstall`]).
@@ -75,6 +78,7 @@ pub struct RouteTable {
     tx: queue::Sender,
     stats: Arc<Mutex<RouteStats>>,
     routes: RouteInterner,
+    owner: HostRoutes,
 }
 
 impl RouteTable {
@@ -104,7 +108,15 @@ impl RouteTable {
             Reconciler::open(route_protocol, table, stats.clone(), routes.clone()).await?;
         let (tx, rx) = queue::queue();
         tokio::spawn(reconciler.run(rx));
-        Ok(RouteTable { tx, stats, routes })
+        Ok(RouteTable {
+            tx,
+            stats,
+            routes,
+            owner: HostRoutes {
+                protocol: route_protocol,
+                table,
+            },
+        })
     }
 
     /// The table's shared copy of `route` (normalized): pass it to
@@ -168,6 +180,46 @@ impl RouteTable {
             return Err(RoutesError::TableStopped);
         }
         rx.await.map_err(|_| RoutesError::TableStopped)?
+    }
+
+    /// The protocol and table of this table's routes: what an attach that
+    /// writes a container's host routes itself writes them with
+    /// ([`crate::AttachRequest::host_routes`]).
+    pub fn host_routes(&self) -> HostRoutes {
+        self.owner
+    }
+
+    /// Desire `route` for `prefix`, which the caller is about to write to
+    /// the kernel itself, with this table's protocol and table
+    /// ([`host_routes`](Self::host_routes)), created exclusively: an
+    /// attach's host route, written on the attach's thread in the same
+    /// `sendmsg` as the rest of the host end (no hand-off to the table's
+    /// thread, no wait for it; lab/bench/README.md, session 16, cniadd
+    /// lane). Send it before the write. The table stays the route's one
+    /// owner: it takes the desire as any other, but writes nothing for the
+    /// prefix while it waits for the caller's write; the write's
+    /// notification (queued to the table's monitor before the caller goes
+    /// on) or a re-dump shows it installed, and from then on it is the
+    /// table's like any route it wrote (put back if removed, deleted when
+    /// no longer desired). A resync takes the commands queued during its
+    /// dump before sweeping strays, so the route is never swept as one.
+    /// If the caller's write was refused, [`install`](Self::install) the
+    /// same route (the table then writes it, or says why not); if the
+    /// caller gives up, [`remove`](Self::remove) it. Returns once queued
+    /// (without waking the table's task: see the body).
+    pub async fn expect(&self, prefix: impl Into<IpNetwork>, route: KernelRoute) {
+        let route = self.routes.intern(route.normalized());
+        // Queued without waking the table's task (a cross-thread wake-up
+        // on the attach's path): the attach's own link notifications wake
+        // it, and every command, query and re-dump takes it in order first.
+        if self
+            .tx
+            .send_quiet(Command::Expect(prefix.into(), route))
+            .await
+            .is_err()
+        {
+            tracing::warn!("route table task has stopped; command dropped");
+        }
     }
 
     /// No longer desire a route for `prefix`; ours is deleted from the kernel.

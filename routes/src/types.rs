@@ -45,7 +45,8 @@ pub enum KernelRoute {
         next_hops: Vec<NextHop>,
     },
     /// A container's host route: `<ip>/32 dev <veth> scope link` (or
-    /// `<ip>/128 dev <veth>`). Only the [`crate::RouteTable`] writes it.
+    /// `<ip>/128 dev <veth>`). The [`crate::RouteTable`]'s; an attach
+    /// writes it for the table, which expects it ([`crate::RouteTable::expect`]).
     Local {
         /// Host-side veth name.
         dev: String,

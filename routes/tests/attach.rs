@@ -20,6 +20,7 @@ fn req(id: &str, netns: PathBuf, ip: Ipv4Addr) -> AttachRequest {
         addresses: vec![ip.into()],
         mtu: 1400,
         veth_prefix: "tt".into(),
+        host_routes: None,
     }
 }
 

@@ -21,6 +21,7 @@ fn req(id: &str, netns: PathBuf, addresses: &[&str]) -> AttachRequest {
         addresses: addresses.iter().map(|a| a.parse().expect("ip")).collect(),
         mtu: 1400,
         veth_prefix: "tt".into(),
+        host_routes: None,
     }
 }
 

@@ -196,9 +196,9 @@ impl<R: Routes, V: Veths> Agent<R, V> {
     }
 
     /// The first half of [`Self::announce`]: the host route `ip` via `dev`
-    /// through the route table (attach does not write it), waited for: the
-    /// container is usable once it is in the kernel. Attach starts it as
-    /// soon as the host end is up (`containers`).
+    /// through the route table, waited for: the container is usable once it
+    /// is in the kernel. An attach writes its host routes itself and uses
+    /// this only for one the kernel refused to it (`containers`).
     pub(super) async fn install_host_route(&self, ip: IpAddr, dev: String) -> Result<(), ApiError> {
         let net = host_net(ip);
         self.table

@@ -12,10 +12,11 @@
 //! below with the same addresses → a veth of this id without an entry (an
 //! attach that died half-way) is removed → IPAM decides the addresses and
 //! writes their journal records (`pwrite`), whose `fdatasync` starts on the
-//! blocking pool as the veth is created → the host routes' installs start
-//! as soon as the attach reports the host end up (the route table's task
-//! writes the /32 or /128 while the attach makes the container side) →
-//! registry entry (saved) → the installs awaited, each address originated →
+//! blocking pool as the veth is created → the route table told to expect
+//! the host routes (`Routes::expect`) → the attach writes them in its host
+//! batch, on this thread (no hand-off to the table's thread, no wait for
+//! it) → registry entry (saved) → a host route the kernel refused to the
+//! attach installed through the table and awaited, each address originated →
 //! answer, without waiting for the records' `fdatasync`: the next user of
 //! the IPAM lock joins it first (`Agent::lock_ipam`; a failed one keeps
 //! the addresses and writes a snapshot, [`crate::ipam::Ipam::settle`]), so
@@ -37,10 +38,7 @@
 //! never drops these futures half-way; a retry of the same id waits for
 //! the lock and finds the finished container.
 
-use std::future::Future;
 use std::net::IpAddr;
-use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
 
 use super::agent::{Agent, dataplane_kind, ipam_error, settle_sync};
 use super::convert;
@@ -52,6 +50,7 @@ use crate::api::{
     DetachResult, ErrorKind, GcRequest, GcResult,
 };
 use crate::ipam::{Family, Ipam, Pending, Want};
+use tortie_routes::KernelRoute;
 
 /// The gateway a container routes `ip`'s family through.
 fn gateway(ip: IpAddr) -> IpAddr {
@@ -98,30 +97,6 @@ fn wants(node: &tortie_config::Node, requested: &[IpAddr]) -> Vec<Want> {
             },
         )
         .collect()
-}
-
-/// A host route's install ([`Agent::install_host_route`]), started by
-/// [`start_install`] and awaited later.
-type Install<'a> = Pin<Box<dyn Future<Output = Result<(), ApiError>> + Send + 'a>>;
-
-/// Starts `install` on the attach thread, inside the attach (which blocks
-/// this task's thread until it is done, so nothing would poll a future
-/// before then): polled once, its command is queued to the route table
-/// (the queue's `notify_one` wakes the table's task on a runtime worker)
-/// and it then waits for the answer. It is polled again, with this task's
-/// waker, when the attach is done; the first poll's waker is a no-op
-/// because the only thing that could use it is this very thread.
-fn start_install<'a>(
-    install: impl Future<Output = Result<(), ApiError>> + Send + 'a,
-) -> Install<'a> {
-    let mut install: Install<'a> = Box::pin(install);
-    match install
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(r) => Box::pin(std::future::ready(r)),
-        Poll::Pending => install,
-    }
 }
 
 fn list(ips: &[IpAddr]) -> String {
@@ -361,27 +336,22 @@ impl<R: Routes, V: Veths> Agent<R, V> {
             addresses: ips.clone(),
             mtu: self.mtu,
             veth_prefix: cfg.dataplane.veth_prefix.clone(),
+            host_routes: Some(self.table.host_routes()),
         };
         let sync = tokio::task::spawn_blocking(move || {
             pending.into_iter().map(Pending::sync).collect::<Vec<_>>()
         });
-        // The host routes' installs start as soon as the host end is up
-        // (see `start_install`): the route table's task writes them while
-        // the attach configures the container side on this thread.
-        let mut installs: Vec<Install<'_>> = Vec::new();
+        // The attach writes the host routes in its host batch, on this
+        // thread; the route table expects them first (it owns them, and
+        // takes them as written: `RouteTable::expect`). From here a failure
+        // also removes them.
+        for ip in &ips {
+            self.table
+                .expect(host_net(*ip), KernelRoute::Local { dev: host.clone() })
+                .await;
+        }
         let spawned = started.elapsed();
-        let attached = self
-            .veths
-            .attach(&dp, |dev| {
-                installs = ips
-                    .iter()
-                    .map(|ip| start_install(self.install_host_route(*ip, dev.to_string())))
-                    .collect();
-            })
-            .await;
-        // From here a failure also removes the host routes (desired even
-        // when the attach failed after its host end was up).
-        let routed = rebuilding || !installs.is_empty();
+        let attached = self.veths.attach(&dp).await;
         let dataplane = started.elapsed();
         // The records' sync is joined here only on failure (before the
         // roll-back releases the addresses); on success the answer goes out
@@ -390,12 +360,10 @@ impl<R: Routes, V: Veths> Agent<R, V> {
         let attachment = match attached {
             Ok(a) => a,
             Err(e) => {
-                drop(installs);
                 if let Some(sync) = sync.take() {
                     settle_sync(&mut ipam, sync).await;
                 }
-                self.roll_back(&mut ipam, &req.id, &host, &ips, routed)
-                    .await;
+                self.roll_back(&mut ipam, &req.id, &host, &ips, true).await;
                 return Err(ApiError::new(
                     dataplane_kind(&e),
                     format!("attaching {}: {e}", req.id),
@@ -416,19 +384,14 @@ impl<R: Routes, V: Veths> Agent<R, V> {
             mtu: Some(attachment.mtu),
         };
         self.registry_mut().insert(c.clone());
-        if installs.is_empty() {
-            // Not started by the attach (a veth double that never reports
-            // its host end up): the same installs, now.
-            installs = ips
-                .iter()
-                .map(|ip| {
-                    Box::pin(self.install_host_route(*ip, attachment.host_ifname.clone()))
-                        as Install<'_>
-                })
-                .collect();
-        }
-        for install in installs {
-            if let Err(e) = install.await {
+        // A host route the kernel refused to the attach (a route at the
+        // prefix already: ours from before, another protocol's) is the
+        // table's to write, or to say why not.
+        for ip in ips.iter().filter(|ip| !attachment.routed.contains(ip)) {
+            let installed = self
+                .install_host_route(*ip, attachment.host_ifname.clone())
+                .await;
+            if let Err(e) = installed {
                 if let Some(sync) = sync.take() {
                     settle_sync(&mut ipam, sync).await;
                 }

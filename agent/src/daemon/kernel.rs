@@ -23,8 +23,8 @@ use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
 use tortie_routes::{
-    AttachRequest, Attacher, Attachment, KernelRoute, RouteStats, RouteTable, RoutesError,
-    SharedRoute,
+    AttachRequest, Attacher, Attachment, HostRoutes, KernelRoute, RouteStats, RouteTable,
+    RoutesError, SharedRoute,
 };
 
 /// The route table: the only writer of our routes (see [`RouteTable`]).
@@ -43,6 +43,12 @@ pub trait Routes: Send + Sync + 'static {
     ) -> impl Future<Output = ()> + Send;
     /// Desire `route` for `prefix` ([`RouteTable::set`]).
     fn set(&self, prefix: IpNetwork, route: KernelRoute) -> impl Future<Output = ()> + Send;
+    /// The protocol and table an attach writes host routes with
+    /// ([`RouteTable::host_routes`]).
+    fn host_routes(&self) -> HostRoutes;
+    /// Desire `route`, which the caller writes itself next
+    /// ([`RouteTable::expect`]; returns once queued).
+    fn expect(&self, prefix: IpNetwork, route: KernelRoute) -> impl Future<Output = ()> + Send;
     /// Desire `route` and wait until the kernel holds it ([`RouteTable::install`]).
     fn install(
         &self,
@@ -76,6 +82,12 @@ impl Routes for RouteTable {
     fn set(&self, prefix: IpNetwork, route: KernelRoute) -> impl Future<Output = ()> + Send {
         RouteTable::set(self, prefix, route)
     }
+    fn host_routes(&self) -> HostRoutes {
+        RouteTable::host_routes(self)
+    }
+    fn expect(&self, prefix: IpNetwork, route: KernelRoute) -> impl Future<Output = ()> + Send {
+        RouteTable::expect(self, prefix, route)
+    }
     fn install(
         &self,
         prefix: IpNetwork,
@@ -102,13 +114,11 @@ impl Routes for RouteTable {
 
 /// The containers' veths (see [`mod@tortie_routes::attach`]).
 pub trait Veths: Send + Sync + 'static {
-    /// Make the veth pair, address and route the container; `on_host_up`
-    /// once the host end is up, before the container side
-    /// ([`tortie_routes::attach_then`]).
+    /// Make the veth pair, address the container and write the host
+    /// routes `req` asks for ([`tortie_routes::Attacher::attach`]).
     fn attach(
         &self,
         req: &AttachRequest,
-        on_host_up: impl FnOnce(&str) + Send,
     ) -> impl Future<Output = Result<Attachment, RoutesError>> + Send;
     /// Delete the container's host veth; gone is success ([`tortie_routes::detach`]).
     fn detach(
@@ -159,9 +169,8 @@ impl Veths for KernelVeths {
     fn attach(
         &self,
         req: &AttachRequest,
-        on_host_up: impl FnOnce(&str) + Send,
     ) -> impl Future<Output = Result<Attachment, RoutesError>> + Send {
-        self.attacher.attach_then(req, on_host_up)
+        self.attacher.attach(req)
     }
     fn detach(
         &self,

@@ -12,11 +12,16 @@ use std::time::{Duration, Instant};
 
 use super::attacher::Attacher;
 use super::detach::delete_link_blocking;
-use super::{AttachRequest, Attachment, GATEWAY, HOST_MAC, host_ifname, mac_string, v6};
+use super::{
+    AttachRequest, Attachment, GATEWAY, HOST_MAC, HostRoutes, host_ifname, mac_string, v6,
+};
 use crate::error::RoutesError;
 use crate::netns;
+use crate::nl::RouteEncoder;
 use crate::nl::rtnl::*;
 use crate::sysctl;
+use crate::types::KernelRoute;
+use ipnetwork::IpNetwork;
 
 const AF_INET: u8 = libc::AF_INET as u8;
 
@@ -313,6 +318,21 @@ fn configure(
                 .map(|(m, w)| (m, format!("{ctx}: {w}"))),
         );
     }
+    // Last, the end up: the host routes, when they are the route table's
+    // to have (`HostRoutes`, see the parent module): the table expects
+    // them, so it takes them as its own. Created exclusively: a route at
+    // the prefix (ours or another protocol's) is left alone, and the
+    // caller installs that one through the table instead.
+    let mut routes = Vec::new();
+    let routes_at = batch.len();
+    if let Some(owner) = req.host_routes {
+        for &ip in &req.addresses {
+            if let Some(m) = host_route(owner, ip, host, host_index) {
+                routes.push((batch.len(), ip));
+                batch.push((m, format!("{ctx}: route {ip} dev {host}")));
+            }
+        }
+    }
     let (batch, what): (Vec<Msg>, Vec<String>) = batch.into_iter().unzip();
     let r = h
         .transact(batch, nl_deadline())
@@ -329,8 +349,17 @@ fn configure(
         tracing::debug!(veth = %host, errno, message = ?m, "devconf/neightbl over netlink refused; using sysctl");
         sysctl::configure_host_veth(host).map_err(|e| e.within(ctx))?;
     }
+    let mut routed = Vec::new();
+    for (i, ip) in routes {
+        match r.get(i) {
+            Some(Outcome::Ok(_)) => routed.push(ip),
+            o => {
+                tracing::debug!(veth = %host, %ip, outcome = ?o, "host route not written by the attach; the route table installs it")
+            }
+        }
+    }
     for (i, w) in what.iter().enumerate().skip(1) {
-        if !devconf.contains(&i) {
+        if !devconf.contains(&i) && i < routes_at {
             expect_ok(r.get(i), || w.clone())?;
         }
     }
@@ -409,7 +438,32 @@ fn configure(
         addresses: req.addresses.clone(),
         mtu: req.mtu,
         netns: req.netns.clone(),
+        routed,
     })
+}
+
+/// The request for `ip`'s host route `<ip>/32 dev <dev> scope link` (or
+/// `/128`) of `owner`'s protocol and table: the route table's own encoding
+/// of a [`KernelRoute::Local`] (`RouteEncoder`), created exclusively
+/// (`NLM_F_EXCL`, which the kernel checks before `NLM_F_REPLACE`) and
+/// acknowledged. `None` if it cannot be encoded (it names the device by
+/// `index`, so it can): the table installs that route then.
+fn host_route(owner: HostRoutes, ip: IpAddr, dev: &str, index: u32) -> Option<Msg> {
+    let mut buf = Vec::with_capacity(64);
+    let encoder = RouteEncoder {
+        protocol: owner.protocol,
+        table: owner.table,
+        extra_flags: NLM_F_ACK | NLM_F_EXCL,
+    };
+    let route = KernelRoute::Local {
+        dev: dev.to_string(),
+    };
+    encoder
+        .encode(&mut buf, 0, IpNetwork::from(ip), Some(&route), &|_| {
+            Some(index)
+        })
+        .ok()?;
+    Some(Msg::from_bytes(buf))
 }
 
 /// The IPv4 half inside the container: the /32, `169.254.1.1 dev eth0

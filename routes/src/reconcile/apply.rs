@@ -292,6 +292,15 @@ impl Reconciler {
             }
             return;
         };
+        if !self.expected.is_empty() && self.expected.contains(&p) {
+            if sides.settled() {
+                self.expected.remove(&p);
+            } else if sides.desired().is_some() {
+                // The caller is writing it ([`Command::Expect`]): its
+                // notification, or its install if refused, comes next.
+                return;
+            }
+        }
         let mut w = writer!(self);
         let delete = self.deletes[usize::from(p.is_ipv6())].as_ref();
         match (sides.desired().is_some(), sides.kernel().is_some()) {

@@ -1,6 +1,9 @@
 //! The [`Command::Install`](crate::table::Command::Install) callers waiting
 //! for their prefix to settle, the answer each gets ([`verdict`], a pure
-//! function of the prefix's state), and the invariant those answers rest on.
+//! function of the prefix's state), and the invariant those answers rest on;
+//! the prefixes a caller writes itself ([`Command::Expect`](crate::table::Command::Expect),
+//! `expected`) and the answers to the other waiters (`flush`, `converged`,
+//! `installed`, `not_installed`).
 //!
 //! Data flow: `Reconciler::command` queues an [`Install`]; right after each
 //! buffer the kernel settled, the installed ones are answered; once the
@@ -8,8 +11,8 @@
 //! or `NotInstalled` with the reason. An idle reconciler never leaves a
 //! caller waiting.
 //!
-//! The invariant: when idle, every desired prefix is installed or failed
-//! (with why). One that is neither was lost track of — a bug; one made a
+//! The invariant: when idle, every desired prefix is installed, failed
+//! (with why) or expected (its caller writes it, `Command::Expect`). One that is neither was lost track of — a bug; one made a
 //! CNI ADD wait 60 s (see `Reconciler::run`). Before installs or waiters
 //! are answered, [`Reconciler::relook_lost`] finds such prefixes (a count
 //! first: only a mismatch scans the slots), logs them and makes them dirty,
@@ -21,10 +24,11 @@ use std::sync::Arc;
 use ipnetwork::IpNetwork;
 use tokio::sync::oneshot;
 
-use super::Reconciler;
 use super::failures::Failure;
 use super::hash::Shared;
+use super::{Reconciler, Waiter};
 use crate::error::RoutesError;
+use crate::types::KernelRoute;
 
 /// What an idle reconciler answers for a prefix it lost track of.
 const LOST: &str =
@@ -120,6 +124,11 @@ impl Reconciler {
         let failed = self
             .failed
             .keys()
+            .chain(
+                self.expected
+                    .iter()
+                    .filter(|p| !self.failed.contains_key(p)),
+            )
             .filter(|p| self.slots.is_desired(p) && !self.slots.is_installed(p))
             .count() as u64;
         if unsettled <= failed {
@@ -129,7 +138,11 @@ impl Reconciler {
             .slots
             .desired_iter()
             .map(|(p, _)| p)
-            .filter(|p| !self.slots.is_installed(p) && !self.failed.contains_key(p))
+            .filter(|p| {
+                !self.slots.is_installed(p)
+                    && !self.failed.contains_key(p)
+                    && !self.expected.contains(p)
+            })
             .collect();
         if let Some(first) = lost.first() {
             tracing::warn!(
@@ -141,6 +154,70 @@ impl Reconciler {
         let found = !lost.is_empty();
         self.dirty.extend(lost);
         found
+    }
+}
+
+impl Reconciler {
+    /// [`Command::Expect`]: desire `r` for `p` without writing it — the
+    /// caller writes it ([`crate::RouteTable::expect`]) — and, unless the
+    /// kernel is known to hold it already, wait for the kernel to be seen
+    /// holding it (`expected`; `apply` writes nothing for `p` meanwhile).
+    pub(super) fn expect(&mut self, p: IpNetwork, r: Shared) {
+        self.desire(p, r, false);
+        if !self.adopted.is_empty() {
+            // Its write's notification came first: the caller's, not adopted.
+            self.adopted.remove(&p);
+        }
+        if !self.slots.is_installed(&p) {
+            self.expected.insert(p);
+        }
+    }
+
+    /// Answer `flush`, `converged`, `installed` and `not_installed` once
+    /// idle.
+    pub(super) fn answer_waiters(&mut self) {
+        if !self.idle() {
+            return;
+        }
+        for w in std::mem::take(&mut self.waiters) {
+            match w {
+                Waiter::Converged(tx) => {
+                    let _ = tx.send(());
+                }
+                Waiter::Installed(tx) => {
+                    let _ = tx.send(
+                        self.slots
+                            .kernel_iter()
+                            .map(|(p, r)| (p, KernelRoute::clone(r)))
+                            .collect(),
+                    );
+                }
+                Waiter::NotInstalled(tx) => {
+                    let _ = tx.send(
+                        self.failed
+                            .iter()
+                            .filter(|(p, _)| self.slots.is_desired(p))
+                            .map(|(p, f)| (*p, f.text.clone()))
+                            .collect(),
+                    );
+                }
+                Waiter::Flush(tx) => {
+                    let missing = self.failed.iter().find(|(p, _)| self.slots.is_desired(p));
+                    let result = match missing {
+                        None => Ok(()),
+                        Some((p, f)) => Err(RoutesError::Incomplete {
+                            failed: self
+                                .failed
+                                .keys()
+                                .filter(|p| self.slots.is_desired(p))
+                                .count(),
+                            first: format!("{p}: {}", f.text),
+                        }),
+                    };
+                    let _ = tx.send(result);
+                }
+            }
+        }
     }
 }
 

@@ -6,7 +6,10 @@
 //! successful writes, others' notifications), both interned ([`hash`]);
 //! `foreign` (prefixes held at metric 0 by another protocol: never
 //! overwritten), `dirty` (prefixes to look at), `failed` (desired but not
-//! installed, with why; retried every second and when links come up).
+//! installed, with why; retried every second and when links come up),
+//! `expected` (desired, being written by the caller itself: an attach's
+//! host route, [`crate::RouteTable::expect`]; nothing is written for them
+//! until the kernel is seen to hold them or the caller installs them).
 //!
 //! Loop: take a burst of commands from the [`queue`] and apply them in order
 //! to the desired side of the slots (routes arrive interned by the table's
@@ -164,6 +167,10 @@ pub(crate) struct Reconciler {
     /// [`Command::Install`] callers, answered once their prefix is settled
     /// ([`installs`]).
     installs: Vec<installs::Install>,
+    /// Desired prefixes the caller writes itself ([`Command::Expect`]):
+    /// not written here, not lost, until the kernel is seen to hold them
+    /// (notification, re-dump), or a later desire, install or removal.
+    expected: FastSet<IpNetwork>,
     /// Remote VXLAN VTEPs of the desired routes and their entries.
     vteps: vteps::Vteps,
     /// `set`'s fast path: the last route desired twice in a row that names
@@ -234,6 +241,7 @@ impl Reconciler {
             shared,
             waiters: Vec::new(),
             installs: Vec::new(),
+            expected: FastSet::default(),
             vteps: vteps::Vteps::default(),
             plain: None,
             last_general: 0,
@@ -317,9 +325,23 @@ impl Reconciler {
             let now = Instant::now();
             if self.resync_at.is_some_and(|t| t <= now) {
                 self.resync_at = None;
-                if let Err(e) = self.resync().await {
-                    tracing::warn!("route table re-dump failed: {e}; retrying");
-                    self.resync_at = Some(now + RETRY_EVERY);
+                match self.resync().await {
+                    Ok(()) => {
+                        // Commands queued during the dump go first: a
+                        // route a caller wrote itself, which the dump may
+                        // have seen, was expected before it was written
+                        // ([`Command::Expect`]): never swept as a stray.
+                        let open = rx.take(&mut cmds);
+                        self.commands(&mut cmds).await;
+                        closed |= !open;
+                        if self.converged {
+                            self.sweep_strays();
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!("route table re-dump failed: {e}; retrying");
+                        self.resync_at = Some(now + RETRY_EVERY);
+                    }
                 }
             }
             if next_full <= now {
@@ -423,9 +445,15 @@ impl Reconciler {
         match cmd {
             Command::Set(p, r) => self.set(p, r),
             Command::Install(p, r, tx) => {
+                let was_expected = !self.expected.is_empty() && self.expected.contains(&p);
                 self.set(p, r);
+                if was_expected {
+                    // The caller's own write was refused: ours to write now.
+                    self.dirty.push(p);
+                }
                 self.wait_install(p, tx);
             }
+            Command::Expect(p, r) => self.expect(p, r),
             Command::Remove(p) => self.unset(p),
             Command::Uninstall(p, tx) => {
                 self.unset(p);
@@ -478,11 +506,21 @@ impl Reconciler {
     /// request as write-through, recorded without the general path's
     /// checks and counts.
     fn set(&mut self, p: IpNetwork, r: Shared) {
+        if !self.expected.is_empty() {
+            self.expected.remove(&p);
+        }
+        self.desire(p, r, true);
+    }
+
+    /// `set` and `expect`: desire `r` for `p`, writing it through when
+    /// `write_through` (else leaving it dirty, for `apply`).
+    fn desire(&mut self, p: IpNetwork, r: Shared, write_through: bool) {
         let (plain, template) = match &self.plain {
             Some(f) if Arc::ptr_eq(&f.route, &r) => (Some(f.kind), f.template.as_ref()),
             _ => (None, None),
         };
-        let plain = plain.filter(|_| self.foreign.is_empty() || !self.foreign.contains(&p));
+        let plain = plain
+            .filter(|_| write_through && (self.foreign.is_empty() || !self.foreign.contains(&p)));
         let mut w = writer!(self);
         let write = |id, route: &KernelRoute| w.replace_new(p, route, id, template);
         let mut ch = match self.slots.desire(p, r, plain, write) {
@@ -518,7 +556,8 @@ impl Reconciler {
         }
         let held = ch.sides.settled();
         let conflict = !self.foreign.is_empty() && self.foreign.contains(&p);
-        let written = !held && !conflict && writer!(self).replace(p, &mut ch.sides).is_ok();
+        let written =
+            write_through && !held && !conflict && writer!(self).replace(p, &mut ch.sides).is_ok();
         if !written {
             // Bookkeeping, conflicts and missing devices are apply's.
             self.dirty.push(p);
@@ -544,6 +583,9 @@ impl Reconciler {
     fn unset(&mut self, p: IpNetwork) {
         if !self.failed.is_empty() {
             self.failed.remove(&p);
+        }
+        if !self.expected.is_empty() {
+            self.expected.remove(&p);
         }
         let ours = self.converged || self.adopted.is_empty() || !self.adopted.contains(&p);
         let in_order = match p {
@@ -583,51 +625,6 @@ impl Reconciler {
                 set.remove(&p);
                 if set.is_empty() {
                     self.by_dev.remove(d);
-                }
-            }
-        }
-    }
-
-    fn answer_waiters(&mut self) {
-        if !self.idle() {
-            return;
-        }
-        for w in std::mem::take(&mut self.waiters) {
-            match w {
-                Waiter::Converged(tx) => {
-                    let _ = tx.send(());
-                }
-                Waiter::Installed(tx) => {
-                    let _ = tx.send(
-                        self.slots
-                            .kernel_iter()
-                            .map(|(p, r)| (p, KernelRoute::clone(r)))
-                            .collect(),
-                    );
-                }
-                Waiter::NotInstalled(tx) => {
-                    let _ = tx.send(
-                        self.failed
-                            .iter()
-                            .filter(|(p, _)| self.slots.is_desired(p))
-                            .map(|(p, f)| (*p, f.text.clone()))
-                            .collect(),
-                    );
-                }
-                Waiter::Flush(tx) => {
-                    let missing = self.failed.iter().find(|(p, _)| self.slots.is_desired(p));
-                    let result = match missing {
-                        None => Ok(()),
-                        Some((p, f)) => Err(RoutesError::Incomplete {
-                            failed: self
-                                .failed
-                                .keys()
-                                .filter(|p| self.slots.is_desired(p))
-                                .count(),
-                            first: format!("{p}: {}", f.text),
-                        }),
-                    };
-                    let _ = tx.send(result);
                 }
             }
         }
@@ -733,15 +730,26 @@ impl Reconciler {
                 self.adopted.insert(*p);
             }
         }
-        if self.converged {
-            // Strays of ours that are not desired go.
-            self.dirty
-                .extend(kernel.keys().filter(|p| !self.slots.is_desired(p)).copied());
-        }
         self.slots.replace_kernel(kernel);
         self.foreign = foreign;
+        if !self.expected.is_empty() {
+            // Seen installed: the caller's write is in.
+            let slots = &self.slots;
+            self.expected.retain(|p| !slots.is_installed(p));
+        }
         self.vteps.dirty = true;
         Ok(())
+    }
+
+    /// After a re-dump once converged (`run`, with the commands queued
+    /// during the dump taken): strays of ours that are not desired go.
+    fn sweep_strays(&mut self) {
+        let strays = self
+            .slots
+            .iter()
+            .filter(|(_, d, k)| d.is_none() && k.is_some())
+            .map(|(p, _, _)| p);
+        self.dirty.extend(strays);
     }
 
     pub(super) fn publish(&mut self) {

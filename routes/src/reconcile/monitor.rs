@@ -4,8 +4,9 @@
 //! with the one netlink parser ([`crate::nl::decode`]).
 //!
 //! - route of ours deleted or changed → put back (counted as restored);
-//!   one of ours that is as desired (another writer of our protocol) ends
-//!   the prefix's failure, if it had one;
+//!   one of ours that is as desired (another writer of our protocol: an
+//!   attach's host route the table expects) ends the prefix's failure or
+//!   wait, if it had one;
 //! - route of another protocol at the same prefix and metric → never fought
 //!   (the prefix becomes a conflict until it goes away);
 //! - link deleted or down → forget our routes naming it; re-dump if gateway
@@ -213,6 +214,9 @@ impl Reconciler {
                     Some(true) => {
                         if !self.failed.is_empty() {
                             self.failed.remove(&p);
+                        }
+                        if !self.expected.is_empty() {
+                            self.expected.remove(&p);
                         }
                     }
                 }

@@ -37,6 +37,9 @@ struct State {
     receiver_gone: bool,
     /// A sender waits for room (found the queue full).
     full: bool,
+    /// A quiet send ([`Sender::send_quiet`]) found the queue empty and
+    /// did not wake the consumer: the next send does.
+    quiet: bool,
 }
 
 struct Shared {
@@ -76,6 +79,7 @@ pub(crate) fn queue() -> (Sender, Receiver) {
             senders: 1,
             receiver_gone: false,
             full: false,
+            quiet: false,
         }),
         ready: Notify::new(),
         room: Notify::new(),
@@ -92,6 +96,21 @@ impl Sender {
     /// Queue `cmd`, waiting while the queue is full. Gives the command back
     /// if the reconciler task has stopped.
     pub(crate) async fn send(&self, cmd: Command) -> Result<(), Command> {
+        self.send_with(cmd, true).await
+    }
+
+    /// [`send`](Self::send) without waking the consumer: it takes the
+    /// command at its next wake-up for anything else (a notification, a
+    /// timer, the next command sent, which does wake it), in order with
+    /// the others. For a command whose effect nothing waits for before
+    /// the consumer has other work anyway (an attach's
+    /// [`Command::Expect`]: the attach's own link notifications wake it),
+    /// so that the sender does not pay for a wake-up on its path.
+    pub(crate) async fn send_quiet(&self, cmd: Command) -> Result<(), Command> {
+        self.send_with(cmd, false).await
+    }
+
+    async fn send_with(&self, cmd: Command, wake: bool) -> Result<(), Command> {
         loop {
             let room = {
                 let mut st = self.shared.lock();
@@ -101,8 +120,14 @@ impl Sender {
                 if st.cmds.len() < CAPACITY {
                     let was_empty = st.cmds.is_empty();
                     st.cmds.push(cmd);
+                    let notify = if wake {
+                        was_empty || std::mem::take(&mut st.quiet)
+                    } else {
+                        st.quiet |= was_empty;
+                        false
+                    };
                     drop(st);
-                    if was_empty {
+                    if notify {
                         self.shared.ready.notify_one();
                     }
                     return Ok(());
@@ -132,7 +157,10 @@ impl Sender {
                 let was_empty = st.cmds.is_empty();
                 let free = CAPACITY.saturating_sub(st.cmds.len());
                 st.cmds.extend(cmds.by_ref().take(free));
-                let wake = was_empty && !st.cmds.is_empty();
+                let wake = (was_empty || st.quiet) && !st.cmds.is_empty();
+                if wake {
+                    st.quiet = false;
+                }
                 let done = cmds.peek().is_none();
                 let room = (!done).then(|| {
                     st.full = true;
@@ -187,6 +215,7 @@ impl Receiver {
                 out.append(&mut st.cmds);
             }
             let wake = std::mem::take(&mut st.full);
+            st.quiet = false;
             (st.senders > 0, wake)
         };
         if wake {
@@ -333,5 +362,29 @@ mod tests {
         buf.clear();
         rx.take(&mut buf);
         assert_eq!(buf.iter().map(key).collect::<Vec<_>>(), [99_999]);
+    }
+
+    /// A quiet send leaves a waiting consumer asleep; the next send wakes
+    /// it although the queue is not empty, and it takes both, in order.
+    #[tokio::test]
+    async fn a_quiet_send_does_not_wake_and_the_next_send_does() {
+        let (tx, rx) = queue();
+        let rx = std::sync::Arc::new(rx);
+        let r = rx.clone();
+        let consumer = tokio::spawn(async move {
+            r.wait().await;
+            let mut buf = Vec::new();
+            r.take(&mut buf);
+            buf.iter().map(key).collect::<Vec<_>>()
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(tx.send_quiet(rm(1)).await.is_ok());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!consumer.is_finished(), "woken by a quiet send");
+        assert!(tx.send(rm(2)).await.is_ok());
+        let taken = tokio::time::timeout(Duration::from_secs(5), consumer)
+            .await
+            .expect("the send after a quiet one wakes the consumer");
+        assert_eq!(taken.unwrap(), [1, 2]);
     }
 }

@@ -108,8 +108,8 @@ async fn attach_records_the_container_and_installs_a_host_route_per_family() {
     assert_eq!(
         node.take_log(),
         vec![
-            Cmd::Install(host_net(ips[0]), local(&h)),
-            Cmd::Install(host_net(ips[1]), local(&h)),
+            Cmd::Expect(host_net(ips[0]), local(&h)),
+            Cmd::Expect(host_net(ips[1]), local(&h)),
         ]
     );
     // Within the block: not originated one by one (advertise = "block").
@@ -193,13 +193,22 @@ async fn a_refused_dataplane_step_rolls_back_ipam_and_registry() {
         assert_eq!(e.kind, want, "{fault:?}: {e:?}");
         assert_gone(&node, "c1/eth0").await;
         assert_eq!(allocated(&node).await, 0, "{fault:?}: an address leaked");
+        // The host routes expected for the attach are no longer desired.
+        let log = node.take_log();
         assert!(
-            !node
-                .take_log()
-                .iter()
+            !log.iter()
                 .any(|c| matches!(c, Cmd::Install(..) | Cmd::Set(..))),
-            "{fault:?}: a route was desired for a failed attach"
+            "{fault:?}: a route was installed for a failed attach: {log:?}"
         );
+        for c in &log {
+            if let Cmd::Expect(n, _) = c {
+                assert!(
+                    log.contains(&Cmd::Remove(*n)),
+                    "{fault:?}: {n} expected and never removed: {log:?}"
+                );
+            }
+        }
+        assert!(node.kernel().desired.is_empty(), "{fault:?}");
     }
     // The next attach works and gets both families.
     attach(&node, "c1/eth0").await;
@@ -250,8 +259,12 @@ async fn a_refused_host_route_rolls_back_everything() {
     assert_eq!(allocated(&node).await, 0);
     // Every host route desired on the way is undone.
     let log = node.take_log();
+    assert!(
+        log.iter().any(|c| matches!(c, Cmd::Install(..))),
+        "a host route refused to the attach is installed through the table: {log:?}"
+    );
     for c in &log {
-        if let Cmd::Install(n, _) = c {
+        if let Cmd::Install(n, _) | Cmd::Expect(n, _) = c {
             assert!(
                 log.contains(&Cmd::Remove(*n)),
                 "{n} installed and never removed: {log:?}"
@@ -408,7 +421,7 @@ async fn a_static_address_has_one_owner_and_outside_the_block_is_originated() {
     let h = host(&node, "c1/eth0");
     assert!(
         node.take_log()
-            .contains(&Cmd::Install(net("10.99.0.5/32"), local(&h)))
+            .contains(&Cmd::Expect(net("10.99.0.5/32"), local(&h)))
     );
     let taken_v6 = ips[1].to_string();
     for (id, ip) in [

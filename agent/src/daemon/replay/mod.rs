@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use ipnetwork::IpNetwork;
 use tortie_bgp::{Speaker, SpeakerEvent};
 use tortie_config::Config;
-use tortie_routes::{AttachRequest, Attachment, KernelRoute, RouteStats, RoutesError};
+use tortie_routes::{AttachRequest, Attachment, HostRoutes, KernelRoute, RouteStats, RoutesError};
 
 use super::agent::Agent;
 use super::batch;
@@ -41,6 +41,8 @@ use crate::ipam::Ipam;
 pub enum Cmd {
     Set(IpNetwork, KernelRoute),
     Install(IpNetwork, KernelRoute),
+    /// Desired, written by the attach ([`Routes::expect`]).
+    Expect(IpNetwork, KernelRoute),
     Remove(IpNetwork),
     Converged,
 }
@@ -67,7 +69,8 @@ pub struct KernelState {
     pub attach_fault: Option<AttachFault>,
     /// Every veth deletion fails while set.
     pub delete_fails: bool,
-    /// Every `install` is refused while set.
+    /// Host routes are refused while set: to the attach (it writes none)
+    /// and to every `install`.
     pub install_refused: bool,
     /// `attach` makes the veth, then waits for this before answering.
     pub hold_attach: Option<Arc<tokio::sync::Notify>>,
@@ -120,6 +123,17 @@ impl Routes for Table {
         k.log.push(Cmd::Set(prefix, route.clone()));
         k.desired.insert(prefix, route);
     }
+    fn host_routes(&self) -> HostRoutes {
+        HostRoutes {
+            protocol: tortie_routes::DEFAULT_ROUTE_PROTOCOL,
+            table: tortie_routes::RT_TABLE_MAIN,
+        }
+    }
+    /// Logged; the route is desired (and in the modelled kernel) once the
+    /// attach has written it ([`FakeVeths`]).
+    async fn expect(&self, prefix: IpNetwork, route: KernelRoute) {
+        lock(&self.0).log.push(Cmd::Expect(prefix, route));
+    }
     async fn install(&self, prefix: IpNetwork, route: KernelRoute) -> Result<(), RoutesError> {
         let mut k = lock(&self.0);
         k.log.push(Cmd::Install(prefix, route.clone()));
@@ -164,11 +178,7 @@ impl Routes for Table {
 pub struct FakeVeths(pub Kernel);
 
 impl Veths for FakeVeths {
-    async fn attach(
-        &self,
-        req: &AttachRequest,
-        on_host_up: impl FnOnce(&str) + Send,
-    ) -> Result<Attachment, RoutesError> {
+    async fn attach(&self, req: &AttachRequest) -> Result<Attachment, RoutesError> {
         let host = tortie_routes::host_ifname(&req.veth_prefix, &req.container_id);
         let hold = {
             let mut k = lock(&self.0);
@@ -197,10 +207,22 @@ impl Veths for FakeVeths {
         if let Some(n) = hold {
             n.notified().await;
         }
-        // The host end is reported up once the held step is over: the real
-        // attach blocks its thread from before the host end is up until it
-        // returns, so no cancellation falls between the two.
-        on_host_up(&host);
+        // The host routes asked for are written with the host end, unless
+        // the kernel refuses routes (`install_refused`): then the agent
+        // installs them through the table.
+        let routed = {
+            let mut k = lock(&self.0);
+            match req.host_routes {
+                Some(_) if !k.install_refused => {
+                    for ip in &req.addresses {
+                        let route = KernelRoute::Local { dev: host.clone() };
+                        k.desired.insert(IpNetwork::from(*ip), route);
+                    }
+                    req.addresses.clone()
+                }
+                _ => Vec::new(),
+            }
+        };
         Ok(Attachment {
             container_id: req.container_id.clone(),
             host_ifname: host,
@@ -211,6 +233,7 @@ impl Veths for FakeVeths {
             addresses: req.addresses.clone(),
             mtu: req.mtu,
             netns: req.netns.clone(),
+            routed,
         })
     }
     async fn detach(
