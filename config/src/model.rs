@@ -243,6 +243,10 @@ pub struct Dataplane {
     pub route_protocol: u8,
     /// Host-side veth names are this prefix + 11 hex characters (≤ 15 in all).
     pub veth_prefix: String,
+    /// `nexthop_objects`: learned routes with one plain next hop go through
+    /// kernel nexthop objects tortie owns (`RTA_NH_ID`; Linux ≥ 5.3, else
+    /// inline, logged once). Default off.
+    pub nexthop_objects: bool,
     /// `nat_outgoing`: masquerade pod traffic leaving `cluster_cidrs` (default off).
     pub nat_outgoing: bool,
     /// `cluster_cidrs`: the cluster's pod ranges, both families (required with

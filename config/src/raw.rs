@@ -74,6 +74,7 @@ pub(crate) const DATAPLANE_KEYS: &[(&str, &str)] = &[
     ("route_protocol", "route_protocol = 149"),
     ("veth_prefix", "veth_prefix = \"tt\""),
     ("nat_outgoing", "nat_outgoing = true"),
+    ("nexthop_objects", "nexthop_objects = true"),
     ("cluster_cidrs", "cluster_cidrs = [\"10.244.0.0/16\"]"),
 ];
 pub(crate) const API_KEYS: &[(&str, &str)] = &[("socket", "socket = \"/run/tortie/tortie.sock\"")];
@@ -153,6 +154,7 @@ pub(crate) struct RawDataplane {
     pub route_protocol: Field<i64>,
     pub veth_prefix: Field<String>,
     pub nat_outgoing: Field<bool>,
+    pub nexthop_objects: Field<bool>,
     pub cluster_cidrs: crate::nat::RawCidrs,
 }
 

@@ -86,6 +86,8 @@ pub struct TortieConfig {
     pub metrics_listen: String,
     /// More `key = value` lines for `[bgp]`.
     pub bgp_extra: String,
+    /// Raw TOML lines appended to the `[dataplane]` table.
+    pub dataplane_extra: String,
     /// More tables appended to the file (e.g. `[[filter]]`s).
     pub extra: String,
 }
@@ -111,6 +113,7 @@ impl TortieConfig {
             state_dir: dir.join("state"),
             metrics_listen: "127.0.0.1:9642".to_string(),
             bgp_extra: String::new(),
+            dataplane_extra: String::new(),
             extra: String::new(),
         }
     }
@@ -179,8 +182,8 @@ impl TortieConfig {
         }
         let _ = writeln!(
             s,
-            "[dataplane]\nencapsulation = \"{}\"\n",
-            self.encapsulation
+            "[dataplane]\nencapsulation = \"{}\"\n{}",
+            self.encapsulation, self.dataplane_extra
         );
         let _ = writeln!(s, "[api]\nsocket = \"{}\"\n", self.socket.display());
         let _ = writeln!(s, "[metrics]\nlisten = \"{}\"\n", self.metrics_listen);

@@ -51,7 +51,7 @@ pub use error::RoutesError;
 pub use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 pub use nl::consts::RT_TABLE_MAIN;
 pub use sysctl::{get_sysctl, set_sysctl};
-pub use table::{RouteTable, SharedRoute};
+pub use table::{RouteTable, SharedRoute, TableOptions};
 pub use tunnel::{ensure_tunl0, release_tunl0, underlay_mtu};
 pub use types::{KernelRoute, NextHop, RouteKind, RouteStats};
 

@@ -54,6 +54,16 @@ impl std::fmt::Debug for SharedRoute {
     }
 }
 
+/// How the reconciler writes routes ([`RouteTable::start_with`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TableOptions {
+    /// Learned routes with one plain next hop (no device, not on-link) go
+    /// through kernel nexthop objects (`RTA_NH_ID`) the reconciler owns,
+    /// instead of inline gateways (docs/design.md, "Nexthop objects");
+    /// off: inline, as before session 16.
+    pub nexthop_objects: bool,
+}
+
 /// Commands to the reconciler task. Routes come interned.
 pub(crate) enum Command {
     Set(IpNetwork, Shared),
@@ -102,10 +112,25 @@ impl RouteTable {
     ///
     /// Must be called inside a tokio runtime; the task is spawned on it.
     pub async fn start(route_protocol: u8, table: u32) -> Result<RouteTable, RoutesError> {
+        Self::start_with(route_protocol, table, TableOptions::default()).await
+    }
+
+    /// [`start`](Self::start) with `options`.
+    pub async fn start_with(
+        route_protocol: u8,
+        table: u32,
+        options: TableOptions,
+    ) -> Result<RouteTable, RoutesError> {
         let stats = Arc::new(Mutex::new(RouteStats::default()));
         let routes = RouteInterner::default();
-        let reconciler =
-            Reconciler::open(route_protocol, table, stats.clone(), routes.clone()).await?;
+        let reconciler = Reconciler::open(
+            route_protocol,
+            table,
+            stats.clone(),
+            routes.clone(),
+            options.nexthop_objects,
+        )
+        .await?;
         let (tx, rx) = queue::queue();
         tokio::spawn(reconciler.run(rx));
         Ok(RouteTable {

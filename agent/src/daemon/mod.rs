@@ -181,7 +181,10 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>, opts: RunOptions) -> a
     // Dataplane: adopt what a previous run left, before anything changes.
     let proto = cfg.dataplane.route_protocol;
     // Held until we return: dropping it ends the route table's thread.
-    let (table, _kernel_thread) = start_route_table(proto, MAIN_TABLE)
+    let options = tortie_routes::TableOptions {
+        nexthop_objects: cfg.dataplane.nexthop_objects,
+    };
+    let (table, _kernel_thread) = start_route_table(proto, MAIN_TABLE, options)
         .await
         .context("starting the route table")?;
     let adopted = table.stats().adopted;
@@ -409,7 +412,11 @@ struct KernelThread {
 /// 1M-route ingest stalled for seconds on a 2-core host). On its own thread
 /// the OS shares the CPU instead. The thread inherits the process's network
 /// namespace.
-async fn start_route_table(proto: u8, table: u32) -> anyhow::Result<(RouteTable, KernelThread)> {
+async fn start_route_table(
+    proto: u8,
+    table: u32,
+    options: tortie_routes::TableOptions,
+) -> anyhow::Result<(RouteTable, KernelThread)> {
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     std::thread::Builder::new()
@@ -428,7 +435,7 @@ async fn start_route_table(proto: u8, table: u32) -> anyhow::Result<(RouteTable,
                 }
             };
             rt.block_on(async move {
-                match RouteTable::start(proto, table).await {
+                match RouteTable::start_with(proto, table, options).await {
                     Ok(t) => {
                         let _ = ready_tx.send(Ok(t));
                     }

@@ -19,6 +19,9 @@ pub const RTM_NEWNEIGH: u16 = 28;
 pub const RTM_DELNEIGH: u16 = 29;
 pub const RTM_GETNEIGH: u16 = 30;
 pub const RTM_SETNEIGHTBL: u16 = 67;
+pub const RTM_NEWNEXTHOP: u16 = 104;
+pub const RTM_DELNEXTHOP: u16 = 105;
+pub const RTM_GETNEXTHOP: u16 = 106;
 
 // Header flags.
 pub const NLM_F_REQUEST: u16 = 0x1;
@@ -44,6 +47,8 @@ pub const RTMGRP_IPV6_IFADDR: u32 = 0x100;
 pub const RTMGRP_IPV6_ROUTE: u32 = 0x400;
 // Multicast group numbers (`NETLINK_ADD_MEMBERSHIP`): bit n-1 above is group n.
 pub const RTNLGRP_LINK: u32 = 1;
+/// Nexthop objects (linux/rtnetlink.h; above 31, so joined, never in a bitmask).
+pub const RTNLGRP_NEXTHOP: u32 = 32;
 
 // Socket options (SOL_NETLINK).
 pub const NETLINK_GET_STRICT_CHK: i32 = 12;
@@ -94,6 +99,8 @@ pub const RTA_GATEWAY: u16 = 5;
 pub const RTA_PRIORITY: u16 = 6;
 pub const RTA_MULTIPATH: u16 = 9;
 pub const RTA_TABLE: u16 = 15;
+/// The id of the nexthop object a route uses (Linux ≥ 5.3).
+pub const RTA_NH_ID: u16 = 30;
 pub const RTN_UNSPEC: u8 = 0;
 pub const RTN_UNICAST: u8 = 1;
 pub const RTN_BLACKHOLE: u8 = 6;
@@ -106,6 +113,16 @@ pub const RTM_F_ONLINK: u32 = RTNH_F_ONLINK as u32;
 pub const RTPROT_BOOT: u8 = 3;
 /// Main routing table id.
 pub const RT_TABLE_MAIN: u32 = 254;
+
+// Nexthop objects (linux/nexthop.h).
+pub const NHA_ID: u16 = 1;
+pub const NHA_GROUP: u16 = 2;
+pub const NHA_BLACKHOLE: u16 = 4;
+pub const NHA_OIF: u16 = 5;
+pub const NHA_GATEWAY: u16 = 6;
+pub const NHA_FDB: u16 = 11;
+/// Bytes of `struct nhmsg`.
+pub const NHMSG_LEN: usize = 8;
 
 // Neighbours.
 pub const NDA_DST: u16 = 1;

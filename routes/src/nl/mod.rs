@@ -10,6 +10,7 @@
 //!   `NLMSG_ERROR` with the kernel's extended-ack text), and [`view`]: the
 //!   typed views of route, link, address and neighbour messages on top of
 //!   it ([`decode`]);
+//! - [`nexthop`]: nexthop objects both ways (learned routes' `RTA_NH_ID`);
 //! - [`route`]: routes both ways ([`RouteEncoder`] writes requests,
 //!   [`DecodedRoute`] reads dumps and notifications);
 //! - [`socket`]: one socket type ([`Socket`]: request batches in one
@@ -47,6 +48,7 @@ pub mod aio;
 pub mod build;
 pub mod consts;
 pub mod dump;
+pub mod nexthop;
 pub mod parse;
 pub mod route;
 pub(crate) mod rtnl;

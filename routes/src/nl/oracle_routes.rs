@@ -399,3 +399,45 @@ fn ipv6_metric_and_device_routes_decode() {
     assert_eq!(d4.route, None);
     assert!(!d4.default_metric());
 }
+
+/// A learned route through a nexthop object: the same bytes as
+/// `netlink-packet-route`'s message with `RTA_NH_ID` (and no gateway, no
+/// device, no `onlink`: the object holds them), both families, from the
+/// encoder and from its template at other prefixes and sequence numbers.
+#[test]
+fn routes_through_nexthop_objects_equal_the_reference() {
+    let encoder = RouteEncoder {
+        protocol: 149,
+        table: 254,
+        extra_flags: 0,
+    };
+    for (prefixes, gw) in [
+        (["10.1.0.0/24", "10.9.8.7/32"], "192.0.2.1"),
+        (["2001:db8:57::/48", "2001:db8:1:2::/64"], "2001:db8::1"),
+    ] {
+        let route = KernelRoute::Unicast {
+            next_hops: vec![hop(gw, None, false)],
+        };
+        let template = encoder
+            .template_nh(prefixes[0].parse().unwrap(), &route, 0x7470_0003)
+            .expect("a template");
+        for (seq, p) in prefixes.iter().enumerate() {
+            let prefix: IpNetwork = p.parse().unwrap();
+            let mut msg = base_message(prefix, 149, 254);
+            msg.attributes.push(RouteAttribute::NhId(0x7470_0003));
+            let want = serialize(
+                RouteNetlinkMessage::NewRoute(msg),
+                NLM_F_REQUEST | REPLACE_FLAGS,
+                seq as u32 + 9,
+            );
+            let mut got = Vec::new();
+            encoder
+                .encode_nh(&mut got, seq as u32 + 9, prefix, &route, 0x7470_0003)
+                .unwrap();
+            assert_eq!(got, want, "{p}");
+            let mut from_template = Vec::new();
+            assert!(template.encode(&mut from_template, seq as u32 + 9, prefix));
+            assert_eq!(from_template, want, "{p} (template)");
+        }
+    }
+}

@@ -70,7 +70,23 @@ impl RouteEncoder {
             },
             _ => None,
         };
-        self.encode_fixed(out, seq, prefix, route, hop, ifindex)
+        self.encode_fixed(out, seq, prefix, route, hop, None, ifindex)
+    }
+
+    /// Append one `RTM_NEWNEXTHOP` replace of `prefix` with the learned
+    /// route `route` (one next hop) through nexthop object `nh_id`
+    /// ([`super::nexthop`]): `RTA_NH_ID` in place of `RTA_GATEWAY` and
+    /// `RTA_OIF` (the fixed layout; the object holds the gateway, device
+    /// and `onlink`).
+    pub fn encode_nh(
+        &self,
+        out: &mut Vec<u8>,
+        seq: u32,
+        prefix: IpNetwork,
+        route: &KernelRoute,
+        nh_id: u32,
+    ) -> Result<(), String> {
+        self.encode_fixed(out, seq, prefix, Some(route), None, Some(nh_id), &|_| None)
     }
 
     /// The fixed layout of a request without nests: `nlmsghdr`, `rtmsg`,
@@ -79,7 +95,9 @@ impl RouteEncoder {
     /// families are: the whole message is built in one stack array and
     /// appended with one copy (the general path's per-field appends,
     /// capacity checks and padding cost ≈ 430 instructions a route). `hop`
-    /// is the single next hop of a unicast `route`.
+    /// is the single next hop of a unicast `route`; `nh_id`, the nexthop
+    /// object it goes through instead (`RTA_NH_ID`, no gateway or device).
+    #[allow(clippy::too_many_arguments)]
     fn encode_fixed(
         &self,
         out: &mut Vec<u8>,
@@ -87,10 +105,12 @@ impl RouteEncoder {
         prefix: IpNetwork,
         route: Option<&KernelRoute>,
         hop: Option<&NextHop>,
+        nh_id: Option<u32>,
         ifindex: &dyn Fn(&str) -> Option<u32>,
     ) -> Result<(), String> {
         // Everything that can fail comes before a byte is written.
         let (gateway, dev) = match (route, hop) {
+            _ if nh_id.is_some() => (None, None),
             (Some(KernelRoute::Local { dev }), _) => (None, Some(dev)),
             (Some(KernelRoute::Unicast { .. }), Some(nh)) => {
                 (Some(nh.in_kernel().0), nh.dev.as_ref())
@@ -104,7 +124,7 @@ impl RouteEncoder {
             Some(dev) => Some(device_index(ifindex, dev)?),
             None => None,
         };
-        let (kind, flags, header) = self.header(prefix, route);
+        let (kind, flags, header) = self.header(prefix, route, nh_id.is_some());
         let mut b = [0u8; FIXED_MAX];
         b[4..6].copy_from_slice(&kind.to_ne_bytes());
         b[6..8].copy_from_slice(&flags.to_ne_bytes());
@@ -122,17 +142,22 @@ impl RouteEncoder {
         if let Some(oif) = oif {
             n = put_u32(&mut b, n, RTA_OIF, oif);
         }
+        if let Some(id) = nh_id {
+            n = put_u32(&mut b, n, RTA_NH_ID, id);
+        }
         b[0..4].copy_from_slice(&(n as u32).to_ne_bytes());
         out.extend_from_slice(&b[..n]);
         Ok(())
     }
 
     /// The message type, header flags and `rtmsg` of the request for
-    /// `route` (`None`: a delete), shared by both paths.
+    /// `route` (`None`: a delete; `nh`: through a nexthop object, whose
+    /// flags hold `onlink`), shared by both paths.
     fn header(
         &self,
         prefix: IpNetwork,
         route: Option<&KernelRoute>,
+        nh: bool,
     ) -> (u16, u16, [u8; RTMSG_LEN]) {
         let (kind, flags) = match route {
             Some(_) => (RTM_NEWROUTE, NLM_F_REQUEST | REPLACE_FLAGS),
@@ -143,7 +168,7 @@ impl RouteEncoder {
             Some(KernelRoute::Blackhole) => (RT_SCOPE_UNIVERSE, RTN_BLACKHOLE, 0),
             Some(KernelRoute::Local { .. }) => (RT_SCOPE_LINK, RTN_UNICAST, 0),
             Some(KernelRoute::Unicast { next_hops }) => match next_hops.as_slice() {
-                [nh] if nh.in_kernel().1 => (RT_SCOPE_UNIVERSE, RTN_UNICAST, RTM_F_ONLINK),
+                [hop] if !nh && hop.in_kernel().1 => (RT_SCOPE_UNIVERSE, RTN_UNICAST, RTM_F_ONLINK),
                 _ => (RT_SCOPE_UNIVERSE, RTN_UNICAST, 0),
             },
         };
@@ -170,7 +195,7 @@ impl RouteEncoder {
         ifindex: &dyn Fn(&str) -> Option<u32>,
     ) -> Result<(), String> {
         let index_of = |dev: &str| device_index(ifindex, dev);
-        let (kind, flags, header) = self.header(prefix, route);
+        let (kind, flags, header) = self.header(prefix, route, false);
         let mut w = Writer::begin(out, kind, flags, seq, &header);
         if prefix.prefix() > 0 {
             w.ip(RTA_DST, prefix.network());
@@ -269,11 +294,32 @@ impl RouteEncoder {
             Some(KernelRoute::Local { .. }) => return None,
             _ => None,
         };
+        self.template_of(prefix, route, hop, None)
+    }
+
+    /// [`template`](Self::template) of [`encode_nh`](Self::encode_nh)'s
+    /// request: `route` through nexthop object `nh_id`.
+    pub fn template_nh(
+        &self,
+        prefix: IpNetwork,
+        route: &KernelRoute,
+        nh_id: u32,
+    ) -> Option<RouteTemplate> {
+        self.template_of(prefix, Some(route), None, Some(nh_id))
+    }
+
+    fn template_of(
+        &self,
+        prefix: IpNetwork,
+        route: Option<&KernelRoute>,
+        hop: Option<&NextHop>,
+        nh_id: Option<u32>,
+    ) -> Option<RouteTemplate> {
         if prefix.prefix() == 0 {
             return None;
         }
         let mut out = Vec::with_capacity(FIXED_MAX);
-        self.encode_fixed(&mut out, 0, prefix, route, hop, &|_| None)
+        self.encode_fixed(&mut out, 0, prefix, route, hop, nh_id, &|_| None)
             .ok()?;
         let mut bytes = [0u8; FIXED_MAX];
         bytes.get_mut(..out.len())?.copy_from_slice(&out);
@@ -310,7 +356,8 @@ impl RouteTemplate {
 }
 
 /// Longest fixed-layout request: header, rtmsg, an IPv6 `RTA_DST`,
-/// `RTA_TABLE`, an IPv6 `RTA_GATEWAY`, `RTA_OIF`.
+/// `RTA_TABLE`, an IPv6 `RTA_GATEWAY`, `RTA_OIF` (a request through a
+/// nexthop object, `RTA_NH_ID` instead of both, is shorter).
 const FIXED_MAX: usize = NLMSG_HDRLEN + RTMSG_LEN + 20 + 8 + 20 + 8;
 
 /// Write an attribute with an `N`-byte payload (4 or 16: never padded) at
@@ -511,6 +558,7 @@ mod tests {
                                 *prefix,
                                 route.as_ref(),
                                 hop,
+                                None,
                                 &ifindex,
                             );
                             let g = enc.encode_general(

@@ -40,6 +40,7 @@ use tokio::time::Instant;
 
 use super::failures::{Failure, Kind};
 use super::hash::Id;
+use super::nexthops::{Nexthops, Via};
 use super::slots::{Sides, Slots};
 use super::{BATCH_BYTES, Link, Reconciler};
 use crate::nl::consts::NLMSG_ERROR;
@@ -170,6 +171,16 @@ pub(super) struct Writer<'a> {
     pub(super) by_name: &'a HashMap<String, u32>,
     pub(super) proto: u8,
     pub(super) table: u32,
+    pub(super) nh: &'a mut Nexthops,
+}
+
+/// Why [`Writer::replace`] wrote nothing.
+pub(super) enum Unwritten {
+    /// A device is missing or down (the text says which).
+    Device(String),
+    /// The route's nexthop object is being made: look again after
+    /// [`Nexthops::resolve`].
+    Resolving,
 }
 
 impl Writer<'_> {
@@ -183,11 +194,15 @@ impl Writer<'_> {
 
     /// Encode a replace of `p` with `route` and record the kernel side as
     /// written. Fails (buffer untouched) when a device is missing or down.
-    pub(super) fn replace(&mut self, p: IpNetwork, sides: &mut Sides<'_>) -> Result<(), String> {
+    pub(super) fn replace(&mut self, p: IpNetwork, sides: &mut Sides<'_>) -> Result<(), Unwritten> {
         let encoder = self.encoder();
         let Some(route) = sides.desired() else {
-            return Err("not desired".to_string());
+            return Err(Unwritten::Device("not desired".to_string()));
         };
+        let via = self.nh.via(route);
+        if via == Via::Resolving {
+            return Err(Unwritten::Resolving);
+        }
         let seq = self.out.next_seq(self.cmd);
         let (links, by_name) = (self.links, self.by_name);
         let usable = |dev: &str| {
@@ -196,9 +211,11 @@ impl Writer<'_> {
                 .copied()
                 .filter(|ix| links.get(ix).is_some_and(|l| l.up))
         };
-        encoder
-            .encode(&mut self.out.buf, seq, p, Some(route), &usable)
-            .map_err(|e| format!("{e} or is down"))?;
+        match via {
+            Via::Object(id) => encoder.encode_nh(&mut self.out.buf, seq, p, route, id),
+            _ => encoder.encode(&mut self.out.buf, seq, p, Some(route), &usable),
+        }
+        .map_err(|e| Unwritten::Device(format!("{e} or is down")))?;
         let (wrote, prev) = sides.write_desired();
         self.out.sent.push(Sent {
             prefix: p,
@@ -222,10 +239,17 @@ impl Writer<'_> {
     ) -> bool {
         let seq = self.out.next_seq(self.cmd);
         let encoded = template.is_some_and(|t| t.encode(&mut self.out.buf, seq, p))
-            || self
-                .encoder()
-                .encode(&mut self.out.buf, seq, p, Some(route), &|_| None)
-                .is_ok();
+            || match self.nh.via(route) {
+                Via::Object(nh) => self
+                    .encoder()
+                    .encode_nh(&mut self.out.buf, seq, p, route, nh)
+                    .is_ok(),
+                Via::Inline => self
+                    .encoder()
+                    .encode(&mut self.out.buf, seq, p, Some(route), &|_| None)
+                    .is_ok(),
+                Via::Resolving => false,
+            };
         if encoded {
             self.out.sent.push(Sent {
                 prefix: p,
@@ -265,6 +289,14 @@ impl Reconciler {
     /// Write the difference for every dirty prefix, and everything
     /// write-through left in the buffer.
     pub(super) async fn apply(&mut self) {
+        if self.nh.has_pending() {
+            // Objects are made on the command socket, whose answers must
+            // not mix with a buffer's: that goes first.
+            if self.out.len() > 0 && !self.write().await {
+                return;
+            }
+            self.nh.resolve(&mut self.cmd).await;
+        }
         let mut dirty = std::mem::take(&mut self.dirty);
         kernel_order(&mut dirty);
         for (g, group) in dirty.chunks(TOUCH_AHEAD).enumerate() {
@@ -338,14 +370,18 @@ impl Reconciler {
                     // switched off), so it goes; the desired one is tried
                     // again at the next retry.
                     w.delete(p, &mut sides, delete);
-                } else if let Err(why) = w.replace(p, &mut sides) {
-                    self.fail(
-                        p,
-                        Failure {
-                            kind: Kind::NoDevice,
-                            text: why,
-                        },
-                    );
+                } else {
+                    match w.replace(p, &mut sides) {
+                        Ok(()) => {}
+                        Err(Unwritten::Resolving) => self.dirty.push(p),
+                        Err(Unwritten::Device(why)) => self.fail(
+                            p,
+                            Failure {
+                                kind: Kind::NoDevice,
+                                text: why,
+                            },
+                        ),
+                    }
                 }
             }
             (false, true) if self.converged || !self.adopted.contains(&p) => {
@@ -368,6 +404,8 @@ impl Reconciler {
     pub(super) async fn write(&mut self) -> bool {
         let b = &mut self.out;
         self.counters.writes += b.sent.len() as u64;
+        // A route written may have left an object unused ([`Nexthops`]).
+        self.nh.gc_due = true;
         if let Err(e) = self.cmd.send(&b.buf).await {
             tracing::warn!("netlink send failed: {e}; will re-dump");
             // Nothing of this buffer was applied: undo and retry it.

@@ -344,6 +344,11 @@ impl Handles {
         self.release(id);
     }
 
+    /// The distinct routes held (by slot sides or requests in flight).
+    pub(crate) fn routes(&self) -> impl Iterator<Item = &Shared> {
+        self.held.iter().filter_map(|h| h.route.as_ref())
+    }
+
     /// Distinct routes held.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {

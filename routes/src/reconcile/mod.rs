@@ -39,7 +39,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::error::RoutesError;
-use crate::nl::consts::{RTM_GETADDR, RTM_GETLINK, RTM_GETROUTE};
+use crate::nl::consts::{RTM_GETADDR, RTM_GETLINK, RTM_GETROUTE, RTNLGRP_NEXTHOP};
 use crate::nl::{self, AsyncSocket, Decoded, DecodedRoute, Part, RouteEncoder, RouteTemplate};
 use crate::table::Command;
 use crate::types::{KernelRoute, RouteKind, RouteStats};
@@ -57,6 +57,7 @@ macro_rules! writer {
             by_name: &$r.by_name,
             proto: $r.proto,
             table: $r.table,
+            nh: &mut $r.nh,
         }
     };
 }
@@ -66,6 +67,7 @@ mod failures;
 mod hash;
 mod installs;
 mod monitor;
+mod nexthops;
 pub(crate) mod queue;
 mod slots;
 mod vteps;
@@ -131,6 +133,8 @@ struct Plain {
     route: Shared,
     kind: RouteKind,
     template: Option<RouteTemplate>,
+    /// [`nexthops::Nexthops::generation`] the template was made in.
+    generation: u64,
 }
 
 pub(crate) struct Reconciler {
@@ -186,6 +190,8 @@ pub(crate) struct Reconciler {
     /// burst: IPv6 deletes go out in address order ([`apply`]'s kernel
     /// order), so only a prefix above it is written at once.
     last_v6_delete: Option<IpNetwork>,
+    /// Nexthop objects of learned routes ([`nexthops`]).
+    nh: nexthops::Nexthops,
 }
 
 /// Device names a route refers to (no allocation: hot path of `set`).
@@ -206,6 +212,7 @@ impl Reconciler {
         table: u32,
         shared: Arc<Mutex<RouteStats>>,
         routes: RouteInterner,
+        nexthop_objects: bool,
     ) -> Result<Reconciler, RoutesError> {
         // Subscribe first, so nothing that happens during the dump is lost.
         let mon = AsyncSocket::open(crate::RouteTable::MONITOR_GROUPS, 64 << 20)
@@ -216,6 +223,10 @@ impl Reconciler {
         // fails they are still skipped unparsed in userspace.
         if let Err(e) = mon.get_ref().ignore_sender(cmd.portid()) {
             tracing::debug!("netlink socket filter not attached: {e}");
+        }
+        if nexthop_objects && let Err(e) = mon.get_ref().membership(RTNLGRP_NEXTHOP, true) {
+            // The periodic re-dump still finds objects others deleted.
+            tracing::debug!("nexthop notifications not joined: {e}");
         }
         let mut r = Reconciler {
             proto,
@@ -246,6 +257,7 @@ impl Reconciler {
             plain: None,
             last_general: 0,
             last_v6_delete: None,
+            nh: nexthops::Nexthops::new(nexthop_objects, proto),
             deletes: [
                 IpAddr::from(Ipv4Addr::UNSPECIFIED),
                 Ipv6Addr::UNSPECIFIED.into(),
@@ -352,6 +364,7 @@ impl Reconciler {
                 next_retry = now + RETRY_EVERY;
                 self.dirty.extend(self.failed.keys().copied());
                 self.vteps.dirty |= self.vteps.retry;
+                self.nh.retry();
             }
             for _ in 0..4 {
                 if self.idle() {
@@ -367,6 +380,9 @@ impl Reconciler {
             }
             if self.idle() {
                 self.answer_installs(true);
+            }
+            if self.idle() && self.converged && self.nh.gc_due && self.resync_at.is_none() {
+                self.collect_nexthops().await;
             }
             if self.vteps.dirty && self.resync_at.is_none() {
                 self.sync_vteps().await;
@@ -516,7 +532,9 @@ impl Reconciler {
     /// `write_through` (else leaving it dirty, for `apply`).
     fn desire(&mut self, p: IpNetwork, r: Shared, write_through: bool) {
         let (plain, template) = match &self.plain {
-            Some(f) if Arc::ptr_eq(&f.route, &r) => (Some(f.kind), f.template.as_ref()),
+            Some(f) if Arc::ptr_eq(&f.route, &r) && f.generation == self.nh.generation => {
+                (Some(f.kind), f.template.as_ref())
+            }
             _ => (None, None),
         };
         let plain = plain
@@ -549,8 +567,9 @@ impl Reconciler {
                 };
                 self.plain = Some(Plain {
                     kind: r.kind(),
-                    template: encoder.template(p, Some(r)),
+                    template: self.nh.template(&encoder, p, r),
                     route: Arc::clone(r),
+                    generation: self.nh.generation,
                 });
             }
         }
@@ -678,6 +697,7 @@ impl Reconciler {
             })
             .await?;
         self.addressed = addressed;
+        self.dump_nexthops().await;
         let mut kernel = FastMap::default();
         let mut foreign = FastSet::default();
         let links = &self.links;

@@ -13,6 +13,8 @@
 //!   routes could have resolved through it (it had an address);
 //! - link up or new → retry routes waiting for it;
 //! - lost notifications (ENOBUFS) or an address removed → re-dump;
+//! - a nexthop object of ours deleted or changed by someone else (or
+//!   flushed with its link) → forgotten, re-dump (`super::nexthops`);
 //! - a neighbour or FDB entry on a VXLAN device of ours changed, or the
 //!   device appeared → sync the VTEP entries (`super::vteps`).
 
@@ -22,6 +24,7 @@ use ipnetwork::IpNetwork;
 use tokio::time::Instant;
 
 use super::{Link, RESYNC_DELAY, Reconciler, devs_of};
+use crate::nl::consts::{RTM_DELNEXTHOP, RTM_NEWNEXTHOP};
 use crate::nl::{self, AddrView, Decoded, DecodedRoute, Drain, LinkInfo, RouteView};
 
 /// (ifindex, address, prefix length) of an IPv4 or IPv6 address message.
@@ -70,6 +73,10 @@ impl Reconciler {
         let skip = self.cmd.portid();
         for m in nl::messages(buf) {
             if m.header.pid == skip && skip != 0 {
+                continue;
+            }
+            if matches!(m.header.kind, RTM_NEWNEXTHOP | RTM_DELNEXTHOP) {
+                self.nexthop_event(m.body);
                 continue;
             }
             match nl::decode(&m) {

@@ -786,6 +786,11 @@ impl Slots {
         self.installed = self.count_installed();
     }
 
+    /// The distinct routes the slots' sides (and requests in flight) use.
+    pub(crate) fn routes(&self) -> impl Iterator<Item = &Shared> {
+        self.routes.routes()
+    }
+
     /// Distinct routes the slots hold.
     #[cfg(test)]
     fn routes_held(&self) -> usize {

@@ -212,7 +212,10 @@ fn tortie_pass(family: Family, n: u32) -> Result<(PassResult, PassResult, f64)> 
         .build()
         .context("building a runtime")?;
     let passes = rt.block_on(async {
-        let table = RouteTable::start(PROTO_TORTIE, tortie_routes::RT_TABLE_MAIN)
+        let options = tortie_routes::TableOptions {
+            nexthop_objects: crate::kernel_nh::on(),
+        };
+        let table = RouteTable::start_with(PROTO_TORTIE, tortie_routes::RT_TABLE_MAIN, options)
             .await
             .context("starting RouteTable")?;
         let live0 = tortie_bgp::heap::live_bytes();

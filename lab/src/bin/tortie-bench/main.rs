@@ -24,6 +24,7 @@ mod ingest;
 mod ingest_floor;
 mod ingest_run;
 mod kernel;
+mod kernel_nh;
 mod loadlat;
 mod nl;
 mod order_log;

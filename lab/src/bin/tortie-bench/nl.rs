@@ -171,7 +171,7 @@ pub fn via(gw: IpAddr) -> KernelRoute {
 
 /// Appends one RTM_NEWROUTE (replace) or RTM_DELROUTE for `prefix via gw`
 /// with the product's encoder (`RTA_TABLE` included, as the reconciler
-/// writes it).
+/// writes it; through nexthop object `nh` when given).
 fn route_msg(
     out: &mut Vec<u8>,
     del: bool,
@@ -179,9 +179,13 @@ fn route_msg(
     prefix: IpNetwork,
     route: &KernelRoute,
     enc: &RouteEncoder,
+    nh: Option<u32>,
 ) -> Result<()> {
-    enc.encode(out, seq, prefix, (!del).then_some(route), &|_| None)
-        .map_err(anyhow::Error::msg)
+    match nh {
+        Some(id) if !del => enc.encode_nh(out, seq, prefix, route, id),
+        _ => enc.encode(out, seq, prefix, (!del).then_some(route), &|_| None),
+    }
+    .map_err(anyhow::Error::msg)
 }
 
 /// The route messages (new: true, deleted: false) of one datagram, read
@@ -357,6 +361,12 @@ impl Pipeline {
         } = *self;
         let mut sock = Socket::open(0)?;
         let route = via(gw);
+        // The format RouteTable writes (`crate::kernel_nh`): adds through
+        // one nexthop object, made before the pass.
+        let nh = match !del && crate::kernel_nh::on() {
+            true => Some(crate::kernel_nh::make_object(gw, proto)?),
+            false => None,
+        };
         let quiet = RouteEncoder {
             protocol: proto,
             table: u32::from(RT_TABLE_MAIN),
@@ -385,7 +395,7 @@ impl Pipeline {
                 } else {
                     &quiet
                 };
-                route_msg(&mut out, del, sock.seq, prefix(k)?, &route, enc)?;
+                route_msg(&mut out, del, sock.seq, prefix(k)?, &route, enc, nh)?;
                 last_seq = sock.seq;
                 sock.seq = sock.seq.wrapping_add(1);
             }
@@ -694,9 +704,30 @@ mod tests {
             extra_flags: NLM_F_ACK,
         };
         let route = via(Ipv4Addr::new(10, 200, 0, 2).into());
-        route_msg(&mut out, false, 7, Family::V4.nth(1).unwrap(), &route, &enc).unwrap();
+        route_msg(
+            &mut out,
+            false,
+            7,
+            Family::V4.nth(1).unwrap(),
+            &route,
+            &enc,
+            None,
+        )
+        .unwrap();
         // nlmsghdr 16 + rtmsg 12 + RTA_DST 8 + RTA_TABLE 8 + RTA_GATEWAY 8.
         assert_eq!(out.len(), 52);
+        // Through a nexthop object (`crate::kernel_nh`): RTA_NH_ID 8 instead
+        // of the gateway; a delete is the same either way.
+        let mut nh = Vec::new();
+        let p = Family::V4.nth(1).unwrap();
+        route_msg(&mut nh, false, 7, p, &route, &enc, Some(0x7462_0097)).unwrap();
+        assert_eq!(nh.len(), 52);
+        assert_ne!(nh, out);
+        assert_eq!(nh[44..52], [8, 0, 30, 0, 0x97, 0, 0x62, 0x74]);
+        let (mut d0, mut d1) = (Vec::new(), Vec::new());
+        route_msg(&mut d0, true, 7, p, &route, &enc, None).unwrap();
+        route_msg(&mut d1, true, 7, p, &route, &enc, Some(0x7462_0097)).unwrap();
+        assert_eq!(d0, d1);
         let mut seen = Vec::new();
         route_messages(&out, |new, r| {
             seen.push((new, route_key(r)));
@@ -731,7 +762,7 @@ mod tests {
         let route = via("fd00:200::2".parse().unwrap());
         let p = Family::V6.nth(0x1_0002).unwrap();
         assert_eq!(p.to_string(), "2001:db8:1:2::/64");
-        route_msg(&mut out, false, 7, p, &route, &enc).unwrap();
+        route_msg(&mut out, false, 7, p, &route, &enc, None).unwrap();
         // nlmsghdr 16 + rtmsg 12 + RTA_DST 20 + RTA_TABLE 8 + RTA_GATEWAY 20.
         assert_eq!(out.len(), 76);
         let mut seen = Vec::new();

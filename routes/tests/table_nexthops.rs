@@ -1,0 +1,236 @@
+//! Root tests of learned routes through nexthop objects
+//! (`TableOptions::nexthop_objects`), each in its own namespace (the
+//! `rt0`/`rt1` pair of `common::table::setup`, removed on drop, on failure
+//! too): install → the kernel shows `nhid` and the gateway, one object per
+//! gateway with our protocol; the last route gone → its object gone; an
+//! object deleted by someone → its routes restored through a new one;
+//! a restart adopts the objects and deletes the unused ones of ours after
+//! `converged`; switched off → inline gateways. Both families.
+
+mod common;
+
+use std::time::Duration;
+
+use common::table::{setup, via, wait_for};
+use common::{Netns, require_root};
+use tortie_routes::{IpNetwork, RouteTable, TableOptions};
+
+const ON: TableOptions = TableOptions {
+    nexthop_objects: true,
+};
+
+struct Fam {
+    flag: &'static str,
+    gw: [&'static str; 2],
+    /// The i-th prefix.
+    nth: fn(u32) -> IpNetwork,
+}
+
+const V4: Fam = Fam {
+    flag: "-4",
+    gw: ["10.200.0.2", "10.200.0.3"],
+    nth: |i| format!("10.77.{}.{}/32", i / 256, i % 256).parse().unwrap(),
+};
+
+const V6: Fam = Fam {
+    flag: "-6",
+    gw: ["2001:db8:200::2", "2001:db8:200::3"],
+    nth: |i| format!("fd00:77:{i:x}::/64").parse().unwrap(),
+};
+
+/// Our routes of a family, one line each.
+fn ours(ns: &Netns, flag: &str) -> Vec<String> {
+    ns.ip(&[flag, "route", "show", "proto", "149"])
+        .lines()
+        .filter(|l| !l.starts_with(char::is_whitespace))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Our nexthop objects, one line each (`id N via G dev D scope link proto 149`).
+fn objects(ns: &Netns) -> Vec<String> {
+    ns.ip(&["nexthop", "show", "proto", "149"])
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The id of our object via `gw`.
+fn object_via(ns: &Netns, gw: &str) -> Option<String> {
+    objects(ns)
+        .iter()
+        .find(|l| l.contains(&format!("via {gw} ")))
+        .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+}
+
+fn install_then_remove(fam: &'static Fam) {
+    let ns = setup(&format!("nh-life{}", &fam.flag[1..]));
+    let name = ns.name.clone();
+    ns.run(move || async move {
+        let probe = Netns::borrowed(&name);
+        let t = RouteTable::start_with(149, 254, ON).await.expect("start");
+        t.converged().await;
+        for i in 0..200 {
+            t.set((fam.nth)(i), via(fam.gw[0])).await;
+        }
+        t.flush().await.expect("flush add");
+        let routes = ours(&probe, fam.flag);
+        assert_eq!(routes.len(), 200, "{routes:?}");
+        let id = object_via(&probe, fam.gw[0]).expect("an object via the gateway");
+        let want = format!("nhid {id} via {} dev rt0", fam.gw[0]);
+        assert!(routes.iter().all(|r| r.contains(&want)), "{routes:?}");
+        assert_eq!(objects(&probe).len(), 1, "{:?}", objects(&probe));
+        // Half of them to the second gateway: a second object.
+        for i in 0..100 {
+            t.set((fam.nth)(i), via(fam.gw[1])).await;
+        }
+        t.flush().await.expect("flush move");
+        let id1 = object_via(&probe, fam.gw[1]).expect("an object via the second gateway");
+        let moved = probe.ip(&[fam.flag, "route", "show", &(fam.nth)(7).to_string()]);
+        assert!(
+            moved.contains(&format!("nhid {id1} via {}", fam.gw[1])),
+            "{moved}"
+        );
+        // `tortie routes` shows the gateway: what the table reports.
+        let installed = t.installed().await;
+        assert_eq!(installed.get(&(fam.nth)(7)), Some(&via(fam.gw[1])));
+        // The last route of the first gateway gone: its object goes.
+        for i in 100..200 {
+            t.remove((fam.nth)(i)).await;
+        }
+        t.flush().await.expect("flush remove");
+        assert_eq!(object_via(&probe, fam.gw[0]), None, "{:?}", objects(&probe));
+        assert_eq!(objects(&probe).len(), 1, "{:?}", objects(&probe));
+        for i in 0..100 {
+            t.remove((fam.nth)(i)).await;
+        }
+        t.flush().await.expect("flush remove all");
+        assert!(ours(&probe, fam.flag).is_empty());
+        assert!(objects(&probe).is_empty(), "{:?}", objects(&probe));
+        assert_eq!(t.stats().netlink_errors, 0);
+    });
+}
+
+#[test]
+fn routes_use_one_object_per_gateway_and_the_last_route_takes_it_along() {
+    if !require_root() {
+        return;
+    }
+    install_then_remove(&V4);
+    install_then_remove(&V6);
+}
+
+fn deleted_object_is_restored(fam: &'static Fam) {
+    let ns = setup(&format!("nh-del{}", &fam.flag[1..]));
+    let name = ns.name.clone();
+    ns.run(move || async move {
+        let probe = Netns::borrowed(&name);
+        let t = RouteTable::start_with(149, 254, ON).await.expect("start");
+        for i in 0..50 {
+            t.set((fam.nth)(i), via(fam.gw[0])).await;
+        }
+        t.flush().await.expect("flush");
+        let id = object_via(&probe, fam.gw[0]).expect("object");
+        probe.ip(&["nexthop", "del", "id", &id]);
+        // The kernel dropped the routes with it; they come back through a
+        // new object.
+        let last = (fam.nth)(49).to_string();
+        wait_for(
+            &probe,
+            &[fam.flag, "route", "show", &last],
+            &format!("via {}", fam.gw[0]),
+            Duration::from_secs(5),
+        )
+        .await;
+        t.flush().await.expect("flush after restore");
+        let routes = ours(&probe, fam.flag);
+        assert_eq!(routes.len(), 50, "{routes:?}");
+        assert!(routes.iter().all(|r| r.contains("nhid ")), "{routes:?}");
+        assert_eq!(objects(&probe).len(), 1, "{:?}", objects(&probe));
+        assert!(t.stats().restored >= 1, "{:?}", t.stats());
+    });
+}
+
+#[test]
+fn an_object_deleted_by_someone_is_put_back_with_its_routes() {
+    if !require_root() {
+        return;
+    }
+    deleted_object_is_restored(&V4);
+    deleted_object_is_restored(&V6);
+}
+
+#[test]
+fn a_restart_adopts_objects_and_deletes_unused_ones_after_converged() {
+    if !require_root() {
+        return;
+    }
+    let ns = setup("nh-adopt");
+    let name = ns.name.clone();
+    ns.run(move || async move {
+        let probe = Netns::borrowed(&name);
+        {
+            let t = RouteTable::start_with(149, 254, ON).await.expect("start");
+            for i in 0..20 {
+                t.set((V4.nth)(i), via(V4.gw[0])).await;
+                t.set((V6.nth)(i), via(V6.gw[0])).await;
+            }
+            t.flush().await.expect("flush");
+        }
+        // The task stops with its last handle, leaving routes and objects.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let before = objects(&probe);
+        assert_eq!(before.len(), 2, "{before:?}");
+        // An object of ours that no route uses (a crash between writes).
+        probe.ip(&[
+            "nexthop",
+            "add",
+            "id",
+            "1953497164",
+            "via",
+            V4.gw[1],
+            "dev",
+            "rt0",
+            "proto",
+            "149",
+        ]);
+        let t = RouteTable::start_with(149, 254, ON).await.expect("restart");
+        for i in 0..20 {
+            t.set((V4.nth)(i), via(V4.gw[0])).await;
+            t.set((V6.nth)(i), via(V6.gw[0])).await;
+        }
+        t.flush().await.expect("flush again");
+        // Adopted: the same objects, nothing written again.
+        assert_eq!(objects(&probe).len(), 3, "{:?}", objects(&probe));
+        t.converged().await;
+        t.flush().await.expect("flush converged");
+        assert_eq!(objects(&probe), before);
+        assert_eq!(ours(&probe, "-4").len(), 20);
+        assert_eq!(ours(&probe, "-6").len(), 20);
+        assert_eq!(t.stats().netlink_errors, 0);
+    });
+}
+
+#[test]
+fn switched_off_routes_carry_their_gateways_inline() {
+    if !require_root() {
+        return;
+    }
+    let ns = setup("nh-off");
+    let name = ns.name.clone();
+    ns.run(move || async move {
+        let probe = Netns::borrowed(&name);
+        let t = RouteTable::start(149, 254).await.expect("start");
+        for i in 0..20 {
+            t.set((V4.nth)(i), via(V4.gw[0])).await;
+            t.set((V6.nth)(i), via(V6.gw[0])).await;
+        }
+        t.flush().await.expect("flush");
+        for flag in ["-4", "-6"] {
+            let routes = ours(&probe, flag);
+            assert_eq!(routes.len(), 20);
+            assert!(routes.iter().all(|r| !r.contains("nhid")), "{routes:?}");
+        }
+        assert!(objects(&probe).is_empty());
+    });
+}
