@@ -158,7 +158,7 @@ impl Reconciler {
 }
 
 impl Reconciler {
-    /// [`Command::Expect`]: desire `r` for `p` without writing it — the
+    /// [`Command::Expect`](crate::table::Command::Expect): desire `r` for `p` without writing it — the
     /// caller writes it ([`crate::RouteTable::expect`]) — and, unless the
     /// kernel is known to hold it already, wait for the kernel to be seen
     /// holding it (`expected`; `apply` writes nothing for `p` meanwhile).
