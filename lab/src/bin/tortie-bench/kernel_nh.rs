@@ -5,9 +5,7 @@
 //! `tortie_routes::RouteTable` does with `nexthop_objects` (which the same
 //! variable turns on for the kernel benchmark's RouteTable and for the
 //! ingest's tortie DUT): both sides write the same format, so the rows keep
-//! measuring RouteTable's own overhead. Objects are the product's default
-//! (`dataplane.nexthop_objects = true`), so they are the benchmarks' too;
-//! `TORTIE_BENCH_NEXTHOP_OBJECTS=0`: inline gateways, both sides.
+//! measuring RouteTable's own overhead. Unset: inline gateways, both sides.
 //! BIRD 2 has no nexthop objects: its routes are always inline.
 
 use std::net::IpAddr;
@@ -18,14 +16,13 @@ use tortie_routes::nl;
 use tortie_routes::nl::consts::NLM_F_ACK;
 use tortie_routes::nl::nexthop::{self, Answer};
 
-/// Environment variable: `0` writes learned routes with inline gateways on
-/// both sides of a row; unset or any other value, through nexthop objects
-/// (the product's default).
+/// Environment variable: set (any value), learned routes go through
+/// nexthop objects on both sides of a row.
 pub const NEXTHOP_OBJECTS: &str = "TORTIE_BENCH_NEXTHOP_OBJECTS";
 
-/// Whether the rows use nexthop objects: unless [`NEXTHOP_OBJECTS`] is `0`.
+/// Whether [`NEXTHOP_OBJECTS`] is set.
 pub fn on() -> bool {
-    std::env::var_os(NEXTHOP_OBJECTS).is_none_or(|v| v != "0")
+    std::env::var_os(NEXTHOP_OBJECTS).is_some()
 }
 
 /// The raw writer's object for protocol `proto` (outside the product's
