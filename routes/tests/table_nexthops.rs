@@ -5,15 +5,19 @@
 //! gateway with our protocol; the last route gone → its object gone; an
 //! object deleted by someone → its routes restored through a new one;
 //! a restart adopts the objects and deletes the unused ones of ours after
-//! `converged`; switched off → inline gateways. Both families.
+//! `converged`; switched off → inline gateways (both families); a route
+//! from a new gateway in the middle of a bulk load is written while the
+//! load goes on, not after it.
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::table::{setup, via, wait_for};
 use common::{Netns, require_root};
-use tortie_routes::{IpNetwork, RouteTable, TableOptions};
+use tortie_routes::{IpNetwork, RouteTable, SharedRoute, TableOptions};
 
 const ON: TableOptions = TableOptions {
     nexthop_objects: true,
@@ -232,5 +236,101 @@ fn switched_off_routes_carry_their_gateways_inline() {
             assert!(routes.iter().all(|r| !r.contains("nhid")), "{routes:?}");
         }
         assert!(objects(&probe).is_empty());
+    });
+}
+
+/// The i-th /32 of a load of up to 2^20 routes (10.64.0.0/12).
+fn load_nth(i: u32) -> IpNetwork {
+    let a = 64 + (i >> 16);
+    format!("10.{a}.{}.{}/32", (i >> 8) & 255, i & 255)
+        .parse()
+        .unwrap()
+}
+
+/// Whether `ip -4 route show <p>` in `ns` shows a route.
+fn shown(ns: &Netns, p: &str) -> bool {
+    !ns.try_ip(&["-4", "route", "show", p]).1.trim().is_empty()
+}
+
+/// The load's commands go out from a producer thread that never lets the
+/// table's queue run dry (as the agent's RIB task does during a bulk
+/// load); a probe via a second gateway goes out at 20 %. Its gateway needs
+/// an object first, so its prefix is left dirty; the reconciler's
+/// coalescing of a command stream once held a dirty prefix until the
+/// stream ended (session 16's loadlat: 3.8 s after its UPDATE, behind a
+/// 1M load). The probe must be in the kernel while the load's last route
+/// is not yet.
+#[test]
+fn a_new_gateway_during_a_bulk_load_is_written_before_the_load_ends() {
+    if !require_root() {
+        return;
+    }
+    const N: u32 = 100_000;
+    const AT: u32 = N / 5;
+    let ns = setup("nh-load");
+    let name = ns.name.clone();
+    ns.run(move || async move {
+        let t = RouteTable::start_with(149, 254, ON).await.expect("start");
+        t.converged().await;
+        let bulk: SharedRoute = t.intern(via(V4.gw[0]));
+        let probe_net = "10.99.0.1/32";
+        let sent = Arc::new(AtomicBool::new(false));
+        let producer = {
+            let (t, sent) = (t.clone(), sent.clone());
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async move {
+                    for start in (0..N).step_by(512) {
+                        if start == AT / 512 * 512 {
+                            t.set(probe_net.parse::<IpNetwork>().unwrap(), via(V4.gw[1]))
+                                .await;
+                            sent.store(true, Ordering::SeqCst);
+                        }
+                        let chunk = (start..(start + 512).min(N))
+                            .map(|i| (load_nth(i), Some(bulk.clone())))
+                            .collect();
+                        t.apply(chunk).await;
+                    }
+                })
+            })
+        };
+        // Watched from a thread of its own (exec would stall this runtime,
+        // which runs the table).
+        let watcher = {
+            let (name, sent) = (name.clone(), sent.clone());
+            std::thread::spawn(move || {
+                let probe = Netns::borrowed(&name);
+                let last = load_nth(N - 1).to_string();
+                while !sent.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                let start = std::time::Instant::now();
+                loop {
+                    if shown(&probe, probe_net) {
+                        return (start.elapsed(), shown(&probe, &last));
+                    }
+                    assert!(start.elapsed() < Duration::from_secs(60), "probe never written");
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            })
+        };
+        while !(producer.is_finished() && watcher.is_finished()) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        producer.join().expect("producer");
+        let (took, load_done) = watcher.join().expect("watcher");
+        assert!(
+            !load_done,
+            "the probe via a new gateway reached the kernel {took:?} after it was sent, only after the whole load"
+        );
+        t.flush().await.expect("flush");
+        let probe = Netns::borrowed(&name);
+        assert!(shown(&probe, &load_nth(N - 1).to_string()));
+        let id = object_via(&probe, V4.gw[1]).expect("an object via the probe's gateway");
+        let route = probe.ip(&["-4", "route", "show", probe_net]);
+        assert!(route.contains(&format!("nhid {id} via {}", V4.gw[1])), "{route}");
+        assert_eq!(t.stats().netlink_errors, 0);
     });
 }

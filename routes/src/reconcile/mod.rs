@@ -415,7 +415,10 @@ impl Reconciler {
     /// Take the rest of a burst of commands before writing: everything
     /// already queued, then, while the batch is still small, whatever
     /// arrives within [`COALESCE`] (a producer on another thread sends one
-    /// command at a time). Returns false once the channel is closed.
+    /// command at a time). Write-through sends the buffer whenever it
+    /// fills, so a stream may go on being taken here past [`COALESCE`] —
+    /// unless it left a prefix dirty: that one is [`apply`]'s within
+    /// [`COALESCE`]. Returns false once the channel is closed.
     async fn coalesce(&mut self, rx: &queue::Receiver, cmds: &mut Vec<Command>) -> bool {
         let until = Instant::now() + COALESCE;
         loop {
@@ -424,7 +427,13 @@ impl Reconciler {
             if !open {
                 return false;
             }
+            // Write-through keeps a stream of commands moving while it is
+            // taken here; what it left dirty (a new gateway's object to make,
+            // a missing device, an IPv6 delete out of order) waits for
+            // `apply`, at most COALESCE: a stream that never pauses (a bulk
+            // load from another peer) must not hold it until its end.
             if self.dirty.len() >= COALESCE_TARGET
+                || (!self.dirty.is_empty() && Instant::now() >= until)
                 || !self.waiters.is_empty()
                 || !self.installs.is_empty()
             {

@@ -85,8 +85,10 @@ pub(super) struct Nexthops {
     /// Gateways waiting for [`resolve`](Self::resolve).
     pending: Vec<IpAddr>,
     next_id: u32,
-    /// Bumped whenever an id stops meaning what it meant: templates that
-    /// hold an id are kept only for the generation they were made in.
+    /// Bumped whenever an id stops meaning what it meant, and when queued
+    /// gateways are resolved: templates that hold an id (or none, made
+    /// while their gateway was resolving) are kept only for the generation
+    /// they were made in.
     pub(super) generation: u64,
     /// Something changed that may have left an object unused.
     pub(super) gc_due: bool,
@@ -184,6 +186,9 @@ impl Nexthops {
     /// Look every queued gateway up and make its object. `cmd` must have
     /// no request in flight (its answers are read here).
     pub(super) async fn resolve(&mut self, cmd: &mut AsyncSocket) {
+        // A template made while a gateway was resolving holds no request
+        // (`template` is `None` then): the next one is made with its id.
+        self.generation += 1;
         for gateway in std::mem::take(&mut self.pending) {
             if !self.on {
                 break;
