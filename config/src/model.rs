@@ -245,7 +245,7 @@ pub struct Dataplane {
     pub veth_prefix: String,
     /// `nexthop_objects`: learned routes with one plain next hop go through
     /// kernel nexthop objects tortie owns (`RTA_NH_ID`; Linux ≥ 5.3, else
-    /// inline, logged once). Default off.
+    /// inline, logged once). Default on.
     pub nexthop_objects: bool,
     /// `nat_outgoing`: masquerade pod traffic leaving `cluster_cidrs` (default off).
     pub nat_outgoing: bool,

@@ -409,7 +409,7 @@ fn dataplane(loc: &mut Locator<'_>, raw: &RawDataplane) -> Option<Dataplane> {
         mtu,
         route_protocol,
         veth_prefix,
-        nexthop_objects: raw.nexthop_objects.as_ref().is_some_and(|v| *v.get_ref()),
+        nexthop_objects: raw.nexthop_objects.as_ref().is_none_or(|v| *v.get_ref()),
         nat_outgoing: false,
         cluster_cidrs: Vec::new(),
     })

@@ -68,7 +68,7 @@ mtu = 1480
 vxlan_vni = 77
 vxlan_port = 8472
 route_protocol = 200
-nexthop_objects = true
+nexthop_objects = false
 veth_prefix = "cali"
 
 [api]
@@ -148,7 +148,7 @@ dir = "/var/lib/t"
             mtu: 1480,
             route_protocol: 200,
             veth_prefix: "cali".into(),
-            nexthop_objects: true,
+            nexthop_objects: false,
             nat_outgoing: false,
             cluster_cidrs: Vec::new(),
         },
@@ -204,7 +204,7 @@ fn a_minimal_file_gets_the_documented_defaults() {
             mtu: 0,
             route_protocol: 149,
             veth_prefix: "tt".into(),
-            nexthop_objects: false,
+            nexthop_objects: true,
             nat_outgoing: false,
             cluster_cidrs: Vec::new(),
         }

@@ -291,9 +291,8 @@ fn start_dut(dut: Dut, mode: Mode, family: Family, ns: &Netns, dir: &Path) -> Re
             // The feeder's routes go when its session does (withdrawal row).
             cfg.graceful_restart = false;
             cfg.metrics_listen = String::new();
-            if crate::kernel_nh::on() {
-                cfg.dataplane_extra = "nexthop_objects = true\n".into();
-            }
+            // Explicit, so the DUT and the floors' raw writer agree.
+            cfg.dataplane_extra = format!("nexthop_objects = {}\n", crate::kernel_nh::on());
             let mut peer = TortiePeer::new(FEEDER_IP.into(), FEEDER_ASN);
             if v6 {
                 // Both families, as the BIRD DUT's two channels.

@@ -5,7 +5,9 @@
 //! `tortie_routes::RouteTable` does with `nexthop_objects` (which the same
 //! variable turns on for the kernel benchmark's RouteTable and for the
 //! ingest's tortie DUT): both sides write the same format, so the rows keep
-//! measuring RouteTable's own overhead. Unset: inline gateways, both sides.
+//! measuring RouteTable's own overhead. Objects are the product's default
+//! (`dataplane.nexthop_objects = true`), so they are the benchmarks' too;
+//! `TORTIE_BENCH_NEXTHOP_OBJECTS=0`: inline gateways, both sides.
 //! BIRD 2 has no nexthop objects: its routes are always inline.
 
 use std::net::IpAddr;
@@ -16,13 +18,14 @@ use tortie_routes::nl;
 use tortie_routes::nl::consts::NLM_F_ACK;
 use tortie_routes::nl::nexthop::{self, Answer};
 
-/// Environment variable: set (any value), learned routes go through
-/// nexthop objects on both sides of a row.
+/// Environment variable: `0` writes learned routes with inline gateways on
+/// both sides of a row; unset or any other value, through nexthop objects
+/// (the product's default).
 pub const NEXTHOP_OBJECTS: &str = "TORTIE_BENCH_NEXTHOP_OBJECTS";
 
-/// Whether [`NEXTHOP_OBJECTS`] is set.
+/// Whether the rows use nexthop objects: unless [`NEXTHOP_OBJECTS`] is `0`.
 pub fn on() -> bool {
-    std::env::var_os(NEXTHOP_OBJECTS).is_some()
+    std::env::var_os(NEXTHOP_OBJECTS).is_none_or(|v| v != "0")
 }
 
 /// The raw writer's object for protocol `proto` (outside the product's

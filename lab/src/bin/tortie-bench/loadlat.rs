@@ -264,6 +264,8 @@ fn start_dut(dut: Dut, ns: &Netns, dir: &Path, load: Family, probe: Family) -> R
             cfg.hold_time = 90;
             cfg.graceful_restart = false;
             cfg.metrics_listen = String::new();
+            // The product's default, unless `TORTIE_BENCH_NEXTHOP_OBJECTS=0`.
+            cfg.dataplane_extra = format!("nexthop_objects = {}\n", crate::kernel_nh::on());
             for (name, ip, asn, family, _) in peers {
                 let mut peer = TortiePeer::new(ip.into(), asn);
                 if name == PROBE_PROTO {
