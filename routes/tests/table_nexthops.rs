@@ -265,7 +265,7 @@ fn a_new_gateway_during_a_bulk_load_is_written_before_the_load_ends() {
     if !require_root() {
         return;
     }
-    const N: u32 = 100_000;
+    const N: u32 = 200_000;
     const AT: u32 = N / 5;
     let ns = setup("nh-load");
     let name = ns.name.clone();
