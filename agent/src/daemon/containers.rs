@@ -9,13 +9,14 @@
 //! Data flow of attach: validate (each static address goes through
 //! [`refuse::check`]) → under the IPAM lock, the registry entry of this id: its veth
 //! still exists → the saved answer; gone (deleted behind our back) → rebuilt
-//! below with the same addresses → a veth of this id without an entry (an
-//! attach that died half-way) is removed → IPAM decides the addresses and
+//! below with the same addresses → IPAM decides the addresses and
 //! writes their journal records (`pwrite`), whose `fdatasync` starts on the
 //! blocking pool as the veth is created → the route table told to expect
 //! the host routes (`Routes::expect`) → the attach writes them in its host
 //! batch, on this thread (no hand-off to the table's thread, no wait for
-//! it) → registry entry (saved) → a host route the kernel refused to the
+//! it; a veth of this id without an entry, left by an attach that died
+//! half-way, makes the kernel refuse the pair with EEXIST: it is removed
+//! and the attach made again) → registry entry (saved) → a host route the kernel refused to the
 //! attach installed through the table and awaited, each address originated →
 //! answer, without waiting for the records' `fdatasync`: the next user of
 //! the IPAM lock joins it first (`Agent::lock_ipam`; a failed one keeps
@@ -292,14 +293,11 @@ impl<R: Routes, V: Veths> Agent<R, V> {
                     return Err(ipam_error(e));
                 }
             }
-        } else if self.veths.link_exists(&host) {
-            // Our id's veth without an entry: an attach that died half-way.
-            tracing::warn!(id = %req.id, host_ifname = %host, "removing a half-made veth of this id before attaching");
-            self.veths
-                .delete_host_veth(&host, &format!("attach {}", req.id))
-                .await
-                .map_err(|e| ApiError::internal(format!("attaching {}: {e}", req.id)))?;
         }
+        // A veth of this id without an entry (an attach that died half-way)
+        // is found by the attach itself, which the kernel refuses with
+        // EEXIST: removed there and attached again (see below), not looked
+        // up before every attach.
         let locked = started.elapsed();
         // The addresses are decided and their journal records written now;
         // the records' fdatasync runs on the blocking pool while the veth is
@@ -351,7 +349,24 @@ impl<R: Routes, V: Veths> Agent<R, V> {
                 .await;
         }
         let spawned = started.elapsed();
-        let attached = self.veths.attach(&dp).await;
+        let attached = match self.veths.attach(&dp).await {
+            // The name is taken: by our id's veth (the name is a function of
+            // the id; nothing else of this id runs, we hold the IPAM lock),
+            // left by an attach that died half-way — or by an interface of
+            // that name inside the namespace, which stays an error.
+            Err(e) if e.errno() == Some(libc::EEXIST) && self.veths.link_exists(&host) => {
+                tracing::warn!(id = %req.id, host_ifname = %host, "removing a half-made veth of this id before attaching");
+                match self
+                    .veths
+                    .delete_host_veth(&host, &format!("attach {}", req.id))
+                    .await
+                {
+                    Ok(()) => self.veths.attach(&dp).await,
+                    Err(e) => Err(e),
+                }
+            }
+            r => r,
+        };
         let dataplane = started.elapsed();
         // The records' sync is joined here only on failure (before the
         // roll-back releases the addresses); on success the answer goes out

@@ -393,7 +393,7 @@ async fn reconcile_containers(
     for (id, address) in &report.conflicts {
         tracing::warn!(id = %id, %address, "IPAM conflict found at start-up");
     }
-    let registry = registry::Registry::with(&cfg.state.dir, plan.containers);
+    let mut registry = registry::Registry::with(&cfg.state.dir, plan.containers);
     registry.save();
     Ok(registry)
 }

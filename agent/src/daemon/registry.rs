@@ -22,8 +22,9 @@
 //! File: `attachments.json` under `state.dir`, beside (never inside) IPAM's
 //! own files; `{"version": 2, "containers": {host_ifname: Container}}`.
 //! Version 1 (`{"version": 1, "attachments": {id: AttachResult}}`) still
-//! loads. Rewritten in place (`pwrite` at 0, then `ftruncate` to the new
-//! length) after every attach and detach, without fsync and without a
+//! loads. Rewritten in place after every attach and detach (one `pwrite` at
+//! 0 on a descriptor kept open from the first save, an `ftruncate` only when
+//! the new contents are shorter than the last), without fsync and without a
 //! rename: it is not the source of truth for addresses (IPAM journals those
 //! with fdatasync; the kernel holds the veths and their /32s, which start-up
 //! reconciles against), and it sits on the attach path. Measured on ext4
@@ -124,6 +125,20 @@ pub struct Registry {
     by_host: BTreeMap<String, Container>,
     by_addr: BTreeMap<IpAddr, String>,
     dir: PathBuf,
+    /// The file, open from the first save on, and the length last written
+    /// to it (see [`Saved`]).
+    saved: Option<Saved>,
+}
+
+/// The registry's file kept open between saves: a save is one `pwrite`,
+/// plus an `ftruncate` when it is shorter than the file (was four system
+/// calls: open, write, truncate, close; lab/bench/README.md, session 17,
+/// cniadd2 lane).
+#[derive(Debug)]
+struct Saved {
+    file: std::fs::File,
+    /// The file's length after the last save.
+    len: u64,
 }
 
 impl Registry {
@@ -198,9 +213,12 @@ impl Registry {
     }
 
     /// Rewrites the file. A failed save only costs the MACs of a repeated
-    /// attach after a restart: logged, not an error.
-    pub fn save(&self) {
-        if let Err(e) = save(&self.dir, &self.by_host) {
+    /// attach after a restart: logged, not an error (and the file is opened
+    /// again by the next save).
+    pub fn save(&mut self) {
+        let bytes = encode(&self.by_host);
+        if let Err(e) = save(&self.dir, &mut self.saved, &bytes) {
+            self.saved = None;
             tracing::warn!(error = %e, "saving the container registry");
         }
     }
@@ -275,22 +293,37 @@ pub fn load(dir: &Path) -> Vec<Container> {
     }
 }
 
-/// Rewrites the file in place (not atomically, not durably: see the module docs).
-fn save(dir: &Path, containers: &BTreeMap<String, Container>) -> std::io::Result<()> {
-    let path = dir.join(FILE);
+/// Rewrites the file in place (not atomically, not durably: see the module
+/// docs) through `kept`, which it opens (creating the file) when empty: one
+/// `pwrite`, and an `ftruncate` when `bytes` is shorter than what the last
+/// save left (the file's own length, when just opened).
+fn save(dir: &Path, kept: &mut Option<Saved>, bytes: &[u8]) -> std::io::Result<()> {
+    let path = || dir.join(FILE);
     let ctx = |what: &str, e: std::io::Error| {
-        std::io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()))
+        std::io::Error::new(e.kind(), format!("{what} {}: {e}", path().display()))
     };
-    let bytes = encode(containers);
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| ctx("opening", e))?;
-    f.write_all_at(&bytes, 0).map_err(|e| ctx("writing", e))?;
-    f.set_len(bytes.len() as u64)
-        .map_err(|e| ctx("truncating", e))
+    let s = match kept {
+        Some(s) => s,
+        None => {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path())
+                .map_err(|e| ctx("opening", e))?;
+            let len = file.metadata().map_err(|e| ctx("reading", e))?.len();
+            kept.insert(Saved { file, len })
+        }
+    };
+    s.file
+        .write_all_at(bytes, 0)
+        .map_err(|e| ctx("writing", e))?;
+    let len = bytes.len() as u64;
+    if len < s.len {
+        s.file.set_len(len).map_err(|e| ctx("truncating", e))?;
+    }
+    s.len = len;
+    Ok(())
 }
 
 /// What start-up does with the saved entries and the kernel's veths.
@@ -401,6 +434,26 @@ mod tests {
             std::fs::read(dir.path().join(FILE)).unwrap(),
             encode(&BTreeMap::new())
         );
+    }
+
+    /// Saves go through one kept descriptor: the file ends exactly at the
+    /// latest contents, whether it grows, shrinks, or was longer on disk
+    /// when the registry first saved (a restart).
+    #[test]
+    fn a_kept_file_holds_exactly_the_latest_contents() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = container("c1/eth0", "tt1", "10.244.1.2");
+        let b = container("c2/eth0", "tt2", "10.244.1.3");
+        let longer = encode(&map(&[a.clone(), b.clone()]));
+        std::fs::write(dir.path().join(FILE), [&longer[..], b"   "].concat()).unwrap();
+        let mut r = Registry::with(dir.path(), [a.clone()]);
+        r.save();
+        let on_disk = || std::fs::read(dir.path().join(FILE)).unwrap();
+        assert_eq!(on_disk(), encode(&map(std::slice::from_ref(&a))));
+        r.insert(b.clone());
+        assert_eq!(on_disk(), longer);
+        r.remove("tt2");
+        assert_eq!(on_disk(), encode(&map(&[a])));
     }
 
     #[test]

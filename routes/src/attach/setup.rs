@@ -581,7 +581,7 @@ fn wait_oper_up(
     loop {
         for (s, i) in [(&mut *h, hi), (&mut *c, ci)] {
             // Drain what is queued (non-blocking).
-            while s.recv(Instant::now())?.is_some() {}
+            s.drain()?;
             if s.overrun || s.link(i).is_none() {
                 s.overrun = false;
                 s.transact(vec![getlink_by_index(i)], nl_deadline())?;

@@ -1,7 +1,8 @@
 //! The request/answer mode of the socket: requests built with [`Msg`], sent several to one `sendmsg` (the kernel
 //! processes rtnetlink requests synchronously inside `sendmsg`, so by the
 //! time it returns every answer is queued), and answered one `NLMSG_ERROR`
-//! (ACK or errno, with the kernel's extended-ack message) per request.
+//! (ACK or errno, with the kernel's extended-ack message) per request; what
+//! is queued is read several datagrams to a `recvmmsg`.
 //! `RTM_NEWLINK` messages that arrive meanwhile, unicast replies to
 //! `RTM_GETLINK` and `RTMGRP_LINK` notifications alike, update a small table
 //! of link flags, which is what the oper-up wait reads: subscribing before
@@ -89,8 +90,18 @@ pub(crate) struct Rtnl {
     links: Vec<LinkInfo>,
     /// Notifications were lost (ENOBUFS): `links` may be stale.
     pub overrun: bool,
+    /// [`SLOTS`]' buffers, one after the other.
     buf: Vec<u8>,
+    /// The last read filled every slot: more may be queued.
+    full: bool,
 }
+
+/// The sizes of the buffers one read fills, one datagram each: a first
+/// large one, then smaller ones (an ACK is 36 bytes, a veth's link message
+/// 1.1–1.5 KiB), 64 KiB in all as before — the answers to a batch of
+/// attach's requests (up to 8 datagrams with their notifications) in one
+/// `recvmmsg`.
+const SLOTS: [usize; 9] = [32 * 1024, 4096, 4096, 4096, 4096, 4096, 4096, 4096, 4096];
 
 impl Rtnl {
     /// Opens a socket subscribed to the multicast `groups` (`RTMGRP_LINK` or 0).
@@ -105,7 +116,8 @@ impl Rtnl {
             seq: 0,
             links: Vec::new(),
             overrun: false,
-            buf: vec![0; 64 * 1024],
+            buf: vec![0; SLOTS.iter().sum()],
+            full: false,
         })
     }
 
@@ -172,29 +184,82 @@ impl Rtnl {
         Ok(seqs)
     }
 
-    /// Waits (until `deadline`) for one datagram and handles it: link
-    /// messages update the link table; ACKs are returned. `Ok(None)` on
-    /// timeout.
+    /// Waits (until `deadline`) for datagrams and handles what is queued
+    /// then, up to [`SLOTS`] datagrams in one `recvmmsg`: link messages
+    /// update the link table; every reply is returned. `Ok(None)` on
+    /// timeout. A notification too large for its slot is counted as lost
+    /// (`overrun`: the caller asks for the link again); an answer to our
+    /// own request that does not fit is an error.
     pub(crate) fn recv(&mut self, deadline: Instant) -> io::Result<Option<Vec<Reply>>> {
         loop {
-            let n = match self.sock.recv_until(&mut self.buf, deadline) {
-                Ok(Some(n)) => n,
-                Ok(None) => return Ok(None),
+            if let Some(replies) = self.recv_queued()? {
+                return Ok(Some(replies));
+            }
+            if !crate::nl::poll_readable(&[self.raw_fd()], deadline)? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Reads (and handles) what is queued now, without waiting; returns
+    /// once the queue is empty (a read that did not fill every slot).
+    pub(crate) fn drain(&mut self) -> io::Result<()> {
+        while self.recv_queued()?.is_some() && self.full {}
+        Ok(())
+    }
+
+    /// One `recvmmsg` of what is queued (see [`recv`](Self::recv)).
+    fn recv_queued(&mut self) -> io::Result<Option<Vec<Reply>>> {
+        let mut lens = [0usize; SLOTS.len()];
+        let got = loop {
+            let mut rest = self.buf.as_mut_slice();
+            let mut bufs: Vec<&mut [u8]> = Vec::with_capacity(SLOTS.len());
+            for size in SLOTS {
+                let (slot, tail) = rest.split_at_mut(size.min(rest.len()));
+                bufs.push(slot);
+                rest = tail;
+            }
+            match self.sock.recv_many(&mut bufs, &mut lens) {
+                Ok(n) => break n,
                 Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
                     // Notifications were dropped; the socket goes on.
                     self.overrun = true;
-                    continue;
                 }
                 Err(e) => return Err(e),
-            };
-            let replies = parse(self.buf.get(..n).unwrap_or_default()).map_err(io::Error::other)?;
-            for r in &replies {
-                if let Reply::Link { link, .. } = r {
-                    self.note_link(link.clone());
-                }
             }
-            return Ok(Some(replies));
+        };
+        self.full = got == SLOTS.len();
+        if got == 0 {
+            return Ok(None);
         }
+        let mut replies = Vec::new();
+        let mut at = 0;
+        for (size, len) in SLOTS.into_iter().zip(lens).take(got) {
+            let slot = self.buf.get(at..at + size).unwrap_or_default();
+            at += size;
+            if len > size {
+                // Cut: only its header is certain. Ours (our port id) is an
+                // error; a notification is lost, as with ENOBUFS.
+                let pid = slot
+                    .get(12..16)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u32::from_ne_bytes);
+                if pid == Some(self.sock.portid()) {
+                    return Err(io::Error::other(format!(
+                        "netlink message of {len} bytes does not fit the {size}-byte buffer"
+                    )));
+                }
+                self.overrun = true;
+                continue;
+            }
+            replies.extend(parse(slot.get(..len).unwrap_or_default()).map_err(io::Error::other)?);
+        }
+        for r in &replies {
+            if let Reply::Link { link, .. } = r {
+                self.note_link(link.clone());
+            }
+        }
+        Ok(Some(replies))
     }
 
     /// Sends `msgs` in one `sendmsg` and collects one [`Outcome`] per
@@ -284,6 +349,44 @@ mod tests {
         assert_eq!(ne_u16(&m, 60), Some(28)); // VETH_INFO_PEER
         let peer_attrs: Vec<_> = attrs(&m[80..]).collect();
         assert_eq!(peer_attrs, vec![(IFLA_MTU, &1500u32.to_ne_bytes()[..])]);
+    }
+
+    /// Root only, in a namespace of its own (this test's thread): more
+    /// notifications than one `recvmmsg` has slots for are all read by
+    /// `drain`, and the link table holds the last state.
+    #[test]
+    fn drain_reads_every_queued_datagram() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        std::thread::spawn(|| {
+            // SAFETY: moves only this thread into a new network namespace.
+            assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0);
+            let mut other = Rtnl::open(0).expect("socket");
+            let mut s = Rtnl::open(RTMGRP_LINK).expect("subscribed socket");
+            // lo is index 1 in a new namespace; each toggle is notified.
+            let toggles = 2 * SLOTS.len() + 1;
+            for i in 0..toggles {
+                let flags = if i % 2 == 0 { IFF_UP } else { 0 };
+                let m = Msg::new(RTM_SETLINK, 0, &ifinfomsg(1, flags, IFF_UP));
+                let r = other
+                    .transact(vec![m], Instant::now() + std::time::Duration::from_secs(5))
+                    .expect("set lo");
+                assert_eq!(r, vec![Outcome::Ok(None)]);
+            }
+            s.drain().expect("drain");
+            assert!(
+                s.recv_queued().expect("read").is_none(),
+                "notifications left after drain"
+            );
+            assert!(!s.overrun);
+            let lo = s.link(1).expect("lo seen");
+            assert_ne!(lo.flags & IFF_UP, 0, "the last state (up) is kept");
+        })
+        .join()
+        .expect("the test thread");
     }
 
     fn header(len: u32, kind: u16, flags: u16, seq: u32) -> Vec<u8> {

@@ -291,6 +291,63 @@ impl Socket {
         }
     }
 
+    /// Reads up to `bufs.len()` queued datagrams in one `recvmmsg`, the
+    /// `i`th into `bufs[i]`, without waiting: how many (0 when nothing is
+    /// queued; fewer than `bufs.len()` means the queue was empty then).
+    /// `lens[i]` gets the `i`th datagram's real size (`MSG_TRUNC`): larger
+    /// than `bufs[i]` when it did not fit and was cut. ENOBUFS, as
+    /// [`recv`](Self::recv). The answers to one batch of requests are all
+    /// queued when its `sendmsg` returns, so one call reads them (was one
+    /// `recvfrom` each, lab/bench/README.md, session 17, cniadd2 lane).
+    pub fn recv_many(&self, bufs: &mut [&mut [u8]], lens: &mut [usize]) -> io::Result<usize> {
+        let n = bufs.len().min(lens.len());
+        let mut iov: Vec<libc::iovec> = bufs
+            .iter_mut()
+            .take(n)
+            .map(|b| libc::iovec {
+                iov_base: b.as_mut_ptr().cast(),
+                iov_len: b.len(),
+            })
+            .collect();
+        let mut msgs: Vec<libc::mmsghdr> = iov
+            .iter_mut()
+            .map(|v| {
+                // SAFETY: an all-zero mmsghdr is valid (null pointers, zero lengths).
+                let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                m.msg_hdr.msg_iov = v;
+                m.msg_hdr.msg_iovlen = 1;
+                m
+            })
+            .collect();
+        loop {
+            // SAFETY: `msgs` holds `msgs.len()` headers, each pointing at
+            // one iovec over a caller's buffer of the stated length, all
+            // alive for the call; no timeout.
+            let got = unsafe {
+                libc::recvmmsg(
+                    self.as_raw_fd(),
+                    msgs.as_mut_ptr(),
+                    msgs.len() as libc::c_uint,
+                    libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+                    std::ptr::null_mut(),
+                )
+            };
+            if got >= 0 {
+                let got = (got as usize).min(msgs.len());
+                for (l, m) in lens.iter_mut().zip(&msgs).take(got) {
+                    *l = m.msg_len as usize;
+                }
+                return Ok(got);
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock => return Ok(0),
+                _ => return Err(e),
+            }
+        }
+    }
+
     /// [`recv`](Self::recv), waiting until `deadline` for a datagram.
     pub fn recv_until(&self, buf: &mut [u8], deadline: Instant) -> io::Result<Option<usize>> {
         loop {
