@@ -129,6 +129,13 @@ pub struct RouteStats {
     /// Of `adopted`, the IPv6 ones (per family, the forwarding state kept
     /// across a restart: RFC 4724 §3's F bit).
     pub adopted_ipv6: u64,
+    /// Routes of ours the table keeps without writing them, to be swept:
+    /// until `converged()` every adopted route the kernel still holds
+    /// (desired again or not), then only those not desired, until the
+    /// sweep deletes them (and strays of ours found since, until a re-dump
+    /// sweeps them or a desire takes them over). 0 once swept: while it is
+    /// not, every write is settled request by request, not in bulk.
+    pub adopted_left: u64,
     /// Adopted or stray routes of ours deleted by the sweep after `converged()`.
     pub swept: u64,
     /// Routes of ours someone else removed or changed, which we put back.

@@ -341,6 +341,7 @@ fn adopt_then_sweep(tag: &str, f: &'static Fam) {
         let probe = Netns::borrowed(&name);
         let t = RouteTable::start(149, 254).await.expect("start");
         assert_eq!(t.stats().adopted, 3, "{}", f.flag);
+        assert_eq!(t.stats().adopted_left, 3, "{}", f.flag);
         let inst = t.installed().await;
         let gws: Vec<String> = match inst.get(&f.p(2)) {
             Some(KernelRoute::Unicast { next_hops }) => {
@@ -364,6 +365,12 @@ fn adopt_then_sweep(tag: &str, f: &'static Fam) {
         t.remove(f.p(0)).await;
         t.flush().await.expect("flush");
         assert_eq!(count_ours_in(&probe, f.flag), 4);
+        assert_eq!(
+            t.stats().adopted_left,
+            3,
+            "{}: kept until converged",
+            f.flag
+        );
         t.converged().await;
         assert_eq!(count_ours_in(&probe, f.flag), 2);
         assert!(f.show(&probe, p0).trim().is_empty());
@@ -382,6 +389,30 @@ fn adopt_then_sweep(tag: &str, f: &'static Fam) {
             f.flag
         );
         assert_eq!(s.restored, 0, "an adopted route was deleted and re-added");
+        // Swept, and the desired adopted routes are ours: nothing is left
+        // adopted (writes are settled in bulk again), nor is a new route of
+        // ours once desired as it is, nor one someone else deleted.
+        assert_eq!(s.adopted_left, 0, "{}", f.flag);
+        assert_eq!(s.adopted, 3, "the start-up figure stays");
+        probe.ip(&[f.flag, "route", "add", p1, "via", g0, "proto", "149"]);
+        probe.ip(&[f.flag, "route", "add", f.host, "dev", "rt0", "proto", "149"]);
+        t.flush().await.expect("flush");
+        assert_eq!(t.stats().adopted_left, 2, "{}", f.flag);
+        t.set(f.p(1), via(g0)).await;
+        t.flush().await.expect("flush");
+        assert_eq!(t.stats().adopted_left, 1, "{}: desired as it is", f.flag);
+        probe.ip(&[f.flag, "route", "del", f.host]);
+        let start = std::time::Instant::now();
+        while t.stats().adopted_left != 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "{}: a route of ours deleted by someone else stays adopted",
+                f.flag
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            t.flush().await.expect("flush");
+        }
+        assert_eq!(count_ours_in(&probe, f.flag), 3, "{}", f.flag);
     });
 }
 

@@ -344,6 +344,10 @@ impl Reconciler {
                 if !self.restoring.is_empty() {
                     self.restoring.remove(&p);
                 }
+                if self.converged && !self.adopted.is_empty() {
+                    // Desired as the kernel holds it: ours, not to sweep.
+                    self.adopted.remove(&p);
+                }
             }
             (true, in_kernel) => {
                 if !self.foreign.is_empty() && self.foreign.contains(&p) {

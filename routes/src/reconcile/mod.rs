@@ -363,6 +363,10 @@ impl Reconciler {
             if next_retry <= now {
                 next_retry = now + RETRY_EVERY;
                 self.dirty.extend(self.failed.keys().copied());
+                if self.converged && !self.adopted.is_empty() {
+                    // Routes of ours someone else took since: nothing to sweep.
+                    self.prune_adopted();
+                }
                 self.vteps.dirty |= self.vteps.retry;
                 self.nh.retry();
             }
@@ -512,6 +516,7 @@ impl Reconciler {
                     .map(|(p, _, _)| p)
                     .collect();
                 self.dirty.extend(sweep);
+                self.prune_adopted();
                 self.waiters.push(Waiter::Converged(tx));
             }
             Command::Flush(tx) => self.waiters.push(Waiter::Flush(tx)),
@@ -760,6 +765,7 @@ impl Reconciler {
             }
         }
         self.slots.replace_kernel(kernel);
+        self.prune_adopted();
         self.foreign = foreign;
         if !self.expected.is_empty() {
             // Seen installed: the caller's write is in.
@@ -768,6 +774,22 @@ impl Reconciler {
         }
         self.vteps.dirty = true;
         Ok(())
+    }
+
+    /// Keep in `adopted` only what is still to be swept: prefixes whose
+    /// route of ours the kernel holds and, once converged, that are not
+    /// desired (before, a desired one stays adopted: removed again before
+    /// `converged`, it is kept until then, not deleted by `unset`). While
+    /// `adopted` is not empty every buffer is settled request by request
+    /// ([`apply`]'s `write`); a route taken over by a desire, or by someone
+    /// else, left there would keep that for the life of the process.
+    fn prune_adopted(&mut self) {
+        if self.adopted.is_empty() {
+            return;
+        }
+        let (slots, converged) = (&self.slots, self.converged);
+        self.adopted
+            .retain(|p| slots.in_kernel(p) && !(converged && slots.is_desired(p)));
     }
 
     /// After a re-dump once converged (`run`, with the commands queued
@@ -784,6 +806,7 @@ impl Reconciler {
     pub(super) fn publish(&mut self) {
         let mut s = self.counters.clone();
         s.desired = self.slots.desired_len() as u64;
+        s.adopted_left = self.adopted.len() as u64;
         self.routes.purge();
         let n = self.slots.installed();
         // Every change of a side keeps the count: check that none was
