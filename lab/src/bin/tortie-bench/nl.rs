@@ -500,56 +500,24 @@ const EVENT_SLOT: usize = 8 << 10;
 const EVENT_NAP: Duration = Duration::from_millis(1);
 
 /// Reads every datagram queued on `sock` without waiting, `EVENT_BATCH` per
-/// `recvmmsg`, handing each to `f`; the number read (0: nothing queued).
-/// ENOBUFS is returned as the error it is.
+/// `recvmmsg` (`nl::Socket::recv_many`), handing each to `f`; the number
+/// read (0: nothing queued). ENOBUFS is returned as the error it is.
 fn read_events(sock: &Socket, slots: &mut [u8], mut f: impl FnMut(&[u8])) -> io::Result<usize> {
     let mut total = 0;
+    let mut lens = vec![0usize; slots.len().div_ceil(EVENT_SLOT)];
     loop {
-        let mut iov: Vec<libc::iovec> = slots
-            .chunks_mut(EVENT_SLOT)
-            .map(|c| libc::iovec {
-                iov_base: c.as_mut_ptr().cast(),
-                iov_len: c.len(),
-            })
-            .collect();
-        // SAFETY: an all-zero mmsghdr is valid (null name and control).
-        let mut hdrs: Vec<libc::mmsghdr> = iov
-            .iter_mut()
-            .map(|v| {
-                let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                h.msg_hdr.msg_iov = v;
-                h.msg_hdr.msg_iovlen = 1;
-                h
-            })
-            .collect();
-        // SAFETY: every header points at one iovec over a distinct slot of
-        // `slots`, all alive for the call.
-        let got = unsafe {
-            libc::recvmmsg(
-                sock.sock.as_raw_fd(),
-                hdrs.as_mut_ptr(),
-                hdrs.len() as libc::c_uint,
-                libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
-            )
+        let got = {
+            let mut bufs: Vec<&mut [u8]> = slots.chunks_mut(EVENT_SLOT).collect();
+            sock.sock.recv_many(&mut bufs, &mut lens)?
         };
-        if got < 0 {
-            let e = io::Error::last_os_error();
-            return match e.kind() {
-                io::ErrorKind::Interrupted => continue,
-                io::ErrorKind::WouldBlock => Ok(total),
-                _ => Err(e),
-            };
-        }
-        let got = got as usize;
-        for (h, slot) in hdrs.iter().zip(slots.chunks(EVENT_SLOT)).take(got) {
-            if h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+        for (len, slot) in lens.iter().zip(slots.chunks(EVENT_SLOT)).take(got) {
+            let Some(event) = slot.get(..*len) else {
                 return Err(io::Error::other("route event larger than its slot"));
-            }
-            f(&slot[..(h.msg_len as usize).min(slot.len())]);
+            };
+            f(event);
         }
         total += got;
-        if got < hdrs.len() {
+        if got < lens.len() {
             return Ok(total);
         }
     }
