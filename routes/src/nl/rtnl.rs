@@ -1,8 +1,13 @@
 //! The request/answer mode of the socket: requests built with [`Msg`], sent several to one `sendmsg` (the kernel
 //! processes rtnetlink requests synchronously inside `sendmsg`, so by the
-//! time it returns every answer is queued), and answered one `NLMSG_ERROR`
-//! (ACK or errno, with the kernel's extended-ack message) per request; what
-//! is queued is read several datagrams to a `recvmmsg`.
+//! time it returns every answer is queued). Only a batch's last request
+//! asks for an ACK (`NLM_F_ACK`): the kernel processes the batch in order
+//! and answers every refusal with an `NLMSG_ERROR` (errno and its
+//! extended-ack message) whether asked or not, so when the last request's
+//! answer is read every refusal before it has been too, and a request
+//! without one succeeded — unless the socket overflowed meanwhile
+//! (ENOBUFS), which fails the batch. What is queued is read several
+//! datagrams to a `recvmmsg`.
 //! `RTM_NEWLINK` messages that arrive meanwhile, unicast replies to
 //! `RTM_GETLINK` and `RTMGRP_LINK` notifications alike, update a small table
 //! of link flags, which is what the oper-up wait reads: subscribing before
@@ -94,6 +99,8 @@ pub(crate) struct Rtnl {
     buf: Vec<u8>,
     /// The last read filled every slot: more may be queued.
     full: bool,
+    /// ENOBUFS reports seen (answers may have been dropped).
+    enobufs: u64,
 }
 
 /// The sizes of the buffers one read fills, one datagram each: a first
@@ -105,12 +112,12 @@ const SLOTS: [usize; 9] = [32 * 1024, 4096, 4096, 4096, 4096, 4096, 4096, 4096, 
 
 impl Rtnl {
     /// Opens a socket subscribed to the multicast `groups` (`RTMGRP_LINK` or 0).
+    /// The socket's default receive buffer (`net.core.rmem_default`) is
+    /// left as it is: room for one namespace's few links (the container
+    /// side of an attach); see [`open_for_groups`](Self::open_for_groups)
+    /// for a host's.
     pub(crate) fn open(groups: u32) -> io::Result<Rtnl> {
         let sock = Socket::open(groups)?;
-        if groups != 0 {
-            // Room for bursts of link notifications (best effort).
-            let _ = sock.set_rcvbuf(1 << 20);
-        }
         Ok(Rtnl {
             sock,
             seq: 0,
@@ -118,12 +125,13 @@ impl Rtnl {
             overrun: false,
             buf: vec![0; SLOTS.iter().sum()],
             full: false,
+            enobufs: 0,
         })
     }
 
-    /// Opens a socket in no group with [`open`](Self::open)'s room for
-    /// notifications, for one that joins a group later
-    /// ([`membership`](Self::membership)).
+    /// Opens a socket in no group with room (1 MiB) for bursts of link
+    /// notifications of a host's many links, for one that joins a group
+    /// later ([`membership`](Self::membership)).
     pub(crate) fn open_for_groups() -> io::Result<Rtnl> {
         let r = Rtnl::open(0)?;
         let _ = r.sock.set_rcvbuf(1 << 20);
@@ -171,14 +179,16 @@ impl Rtnl {
         }
     }
 
-    /// Sends `msgs` in one `sendmsg`; returns their sequence numbers.
+    /// Sends `msgs` in one `sendmsg`, the last one only asking for an ACK
+    /// (see the module docs); returns their sequence numbers.
     pub(crate) fn send(&mut self, msgs: Vec<Msg>, deadline: Instant) -> io::Result<Vec<u32>> {
         let mut out = Vec::with_capacity(msgs.len() * 64);
         let mut seqs = Vec::with_capacity(msgs.len());
-        for m in msgs {
+        let last = msgs.len().saturating_sub(1);
+        for (i, m) in msgs.into_iter().enumerate() {
             self.seq = self.seq.wrapping_add(1).max(1);
             seqs.push(self.seq);
-            out.extend_from_slice(&m.finish(self.seq));
+            out.extend_from_slice(&ack_only(m.finish(self.seq), i == last));
         }
         self.sock.send_blocking(&out, deadline)?;
         Ok(seqs)
@@ -222,8 +232,10 @@ impl Rtnl {
             match self.sock.recv_many(&mut bufs, &mut lens) {
                 Ok(n) => break n,
                 Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
-                    // Notifications were dropped; the socket goes on.
+                    // Notifications (or answers) were dropped; the socket
+                    // goes on.
                     self.overrun = true;
+                    self.enobufs += 1;
                 }
                 Err(e) => return Err(e),
             }
@@ -263,13 +275,19 @@ impl Rtnl {
     }
 
     /// Sends `msgs` in one `sendmsg` and collects one [`Outcome`] per
-    /// request, in order. An unanswered request by `deadline` is an error.
+    /// request, in order: a refusal as the kernel sent it, every request
+    /// before the last that was not refused by the time the last one's
+    /// answer arrives as done (see the module docs). An unanswered last
+    /// request by `deadline` is an error, and so is an overflow (ENOBUFS)
+    /// before it: a refusal may have been lost.
     pub(crate) fn transact(
         &mut self,
         msgs: Vec<Msg>,
         deadline: Instant,
     ) -> io::Result<Vec<Outcome>> {
+        let enobufs = self.enobufs;
         let seqs = self.send(msgs, deadline)?;
+        let last = seqs.len().saturating_sub(1);
         let mut outcomes: Vec<Option<Outcome>> = vec![None; seqs.len()];
         let mut got: Vec<Option<LinkInfo>> = vec![None; seqs.len()];
         let slot = |seq: u32| seqs.iter().position(|s| *s == seq);
@@ -293,6 +311,18 @@ impl Rtnl {
                             } else {
                                 Outcome::Err(errno, message)
                             });
+                            if i == last {
+                                if self.enobufs != enobufs {
+                                    return Err(io::Error::other(
+                                        "netlink answers were lost (ENOBUFS) during a batch",
+                                    ));
+                                }
+                                for (o, g) in outcomes.iter_mut().zip(got.iter_mut()) {
+                                    if o.is_none() {
+                                        *o = Some(Outcome::Ok(g.take()));
+                                    }
+                                }
+                            }
                         }
                     }
                     Reply::Link { seq, pid, link } => {
@@ -310,6 +340,21 @@ impl Rtnl {
         }
         Ok(outcomes.into_iter().flatten().collect())
     }
+}
+
+/// `request` (finished) asking for an ACK (`NLM_F_ACK`) if `ack`, else
+/// not: a refusal is answered either way.
+fn ack_only(mut request: Vec<u8>, ack: bool) -> Vec<u8> {
+    if let Some(f) = request.get_mut(6..8) {
+        let flags = u16::from_ne_bytes([f[0], f[1]]);
+        let flags = if ack {
+            flags | NLM_F_ACK
+        } else {
+            flags & !NLM_F_ACK
+        };
+        f.copy_from_slice(&flags.to_ne_bytes());
+    }
+    request
 }
 
 #[cfg(test)]
@@ -384,6 +429,64 @@ mod tests {
             assert!(!s.overrun);
             let lo = s.link(1).expect("lo seen");
             assert_ne!(lo.flags & IFF_UP, 0, "the last state (up) is kept");
+        })
+        .join()
+        .expect("the test thread");
+    }
+
+    /// Root only, in a namespace of its own (this test's thread): a batch
+    /// is answered by one ACK (its last request's) when nothing is
+    /// refused, a refusal anywhere in it is reported for its own request
+    /// and the others are done.
+    #[test]
+    fn a_batch_is_acked_once_and_a_refusal_inside_it_is_reported() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        std::thread::spawn(|| {
+            // SAFETY: moves only this thread into a new network namespace.
+            assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0);
+            let deadline = || Instant::now() + std::time::Duration::from_secs(5);
+            let mut s = Rtnl::open(0).expect("socket");
+            // lo is index 1 in a new namespace; index 9999 does not exist.
+            let lo = |flags| Msg::new(RTM_SETLINK, 0, &ifinfomsg(1, flags, IFF_UP));
+            let missing = || Msg::new(RTM_SETLINK, 0, &ifinfomsg(9999, IFF_UP, IFF_UP));
+
+            s.send(vec![lo(IFF_UP), lo(0), lo(IFF_UP)], deadline())
+                .expect("send");
+            let mut acks = 0;
+            while let Some(replies) = s.recv(Instant::now()).expect("recv") {
+                acks += replies
+                    .iter()
+                    .filter(|r| matches!(r, Reply::Ack { .. }))
+                    .count();
+            }
+            assert_eq!(acks, 1, "one ACK for a batch of three");
+
+            let ok = Outcome::Ok(None);
+            let r = s
+                .transact(vec![lo(IFF_UP), missing(), lo(0)], deadline())
+                .expect("batch");
+            assert_eq!(r.len(), 3);
+            assert_eq!(r[0], ok);
+            assert!(matches!(r[1], Outcome::Err(libc::ENODEV, _)), "{r:?}");
+            assert_eq!(r[2], ok);
+            let r = s
+                .transact(vec![missing(), lo(IFF_UP), missing()], deadline())
+                .expect("batch");
+            assert!(matches!(r[0], Outcome::Err(libc::ENODEV, _)), "{r:?}");
+            assert_eq!(r[1], ok);
+            assert!(matches!(r[2], Outcome::Err(libc::ENODEV, _)), "{r:?}");
+            // A lookup before the last request keeps its answer.
+            let get = Msg::new(RTM_GETLINK, 0, &ifinfomsg(1, 0, 0));
+            let r = s.transact(vec![get, lo(0)], deadline()).expect("batch");
+            assert!(
+                matches!(&r[0], Outcome::Ok(Some(l)) if l.index == 1),
+                "{r:?}"
+            );
+            assert_eq!(r[1], ok);
         })
         .join()
         .expect("the test thread");
