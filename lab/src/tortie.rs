@@ -302,7 +302,7 @@ impl TortieNode {
             .arg("--config")
             .arg(&self.config_path)
             .args(&self.run_args)
-            .env("RUST_LOG", "info");
+            .env("RUST_LOG", log_filter());
         let daemon = Daemon::spawn("tortie", cmd, &self.dir.join("tortie.log"))?;
         self.daemon = Some(daemon);
         let ready = crate::wait::wait_for("tortie API", Duration::from_secs(15), || {
@@ -448,6 +448,13 @@ impl TortieNode {
     pub fn detach(&self, id: &str) -> Result<()> {
         self.cli("detach", &["--id", id]).map(|_| ())
     }
+}
+
+/// The agent's `RUST_LOG`: `info`, or env `TORTIE_LAB_RUST_LOG` when set
+/// (e.g. `info,tortie_probe=trace` for the probe trace of `tortie-bench
+/// loadlat`).
+fn log_filter() -> String {
+    std::env::var("TORTIE_LAB_RUST_LOG").unwrap_or_else(|_| "info".to_string())
 }
 
 impl Drop for TortieNode {

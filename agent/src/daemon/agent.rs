@@ -293,7 +293,21 @@ impl<R: Routes, V: Veths> Agent<R, V> {
     pub async fn apply_steps(&self, steps: Vec<Step<R::Shared>>) {
         for step in steps {
             match step {
-                Step::Routes(routes) => self.table.apply(routes).await,
+                Step::Routes(routes) => {
+                    let traced =
+                        tracing::enabled!(target: tortie_bgp::PROBE_TRACE, tracing::Level::TRACE)
+                            .then(|| super::batch::traced_route(&routes))
+                            .flatten();
+                    if let Some((prefix, at)) = traced {
+                        tracing::trace!(target: tortie_bgp::PROBE_TRACE, prefix = %prefix, at,
+                            burst = routes.len(), "agent: apply");
+                        self.table.apply(routes).await;
+                        tracing::trace!(target: tortie_bgp::PROBE_TRACE, prefix = %prefix,
+                            "agent: queued on the route table");
+                    } else {
+                        self.table.apply(routes).await;
+                    }
+                }
                 Step::Event(SpeakerEvent::PeerStateChanged {
                     peer,
                     state,

@@ -222,6 +222,29 @@ fn network(prefix: Prefix) -> Option<IpNetwork> {
     }
 }
 
+/// The probe trace's step into the agent ([`tortie_bgp::PROBE_TRACE`]):
+/// each traced change in a batch just taken, with its place in the batch
+/// and whether the batch before is still being queued on the route table.
+pub fn trace_taken(taken: &[SpeakerEvent], busy: bool) {
+    for (at, ev) in taken.iter().enumerate() {
+        if let SpeakerEvent::BestPathChanged { prefix, .. } = ev
+            && tortie_bgp::probe_traced(*prefix)
+        {
+            tracing::trace!(target: tortie_bgp::PROBE_TRACE, prefix = %prefix, at,
+                batch = taken.len(), busy, "agent: event taken");
+        }
+    }
+}
+
+/// The first host-length route of a burst (a traced one, see
+/// [`tortie_bgp::PROBE_TRACE`]) and its place in the burst.
+pub fn traced_route<S>(routes: &[(IpNetwork, Option<S>)]) -> Option<(IpNetwork, usize)> {
+    routes.iter().enumerate().find_map(|(at, (net, _))| {
+        let host = if net.is_ipv4() { 32 } else { 128 };
+        (net.prefix() == host).then_some((*net, at))
+    })
+}
+
 /// Route changes in `steps`.
 pub fn route_count<S>(steps: &[Step<S>]) -> usize {
     steps
@@ -414,5 +437,19 @@ pod_cidr = "10.244.1.0/26"
                 (net("2001:db8:58::/48"), via(&[g])),
             ])]
         );
+    }
+
+    /// The probe trace follows a burst's first host-length route, IPv4 or
+    /// IPv6, at its place; a burst of shorter prefixes has none.
+    #[test]
+    fn the_probe_trace_finds_a_bursts_host_route() {
+        let r = |p: &str| (net(p), None::<()>);
+        let load = [r("10.0.0.0/28"), r("10.0.0.16/28"), r("2001:db8::/48")];
+        assert_eq!(traced_route(&load), None);
+        let v4 = [r("10.0.0.0/28"), r("198.19.0.1/32"), r("10.0.0.16/28")];
+        assert_eq!(traced_route(&v4), Some((net("198.19.0.1/32"), 1)));
+        let v6 = [r("2001:db8::/48"), r("2001:db8::/64"), r("fd13:19::1/128")];
+        assert_eq!(traced_route(&v6), Some((net("fd13:19::1/128"), 2)));
+        assert_eq!(traced_route(&[r("0.0.0.0/0")]), None);
     }
 }

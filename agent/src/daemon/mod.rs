@@ -285,6 +285,9 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>, opts: RunOptions) -> a
                     failure = Some("the BGP speaker stopped unexpectedly");
                     break;
                 }
+                if tracing::enabled!(target: tortie_bgp::PROBE_TRACE, tracing::Level::TRACE) {
+                    batch::trace_taken(&taken, applying.is_some());
+                }
                 let steps = agent.steps(&mut learned, taken.drain(..));
                 trimmer.applied(batch::route_count(&steps));
                 if applying.is_none() {

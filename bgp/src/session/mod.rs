@@ -51,6 +51,24 @@ use msg::{PeerCmd, RibMsg};
 /// owner receives.
 pub const EVENT_CHANNEL: usize = 1024;
 
+/// The target of the per-change path trace, off unless asked for
+/// (`RUST_LOG=info,tortie_probe=trace`): each host-length change (an IPv4
+/// /32, an IPv6 /128; a bulk load of shorter prefixes logs nothing) logs its
+/// steps through the speaker and the agent with the backlog ahead of it at
+/// each (lab/bench/README.md, `loadlat`; `TORTIE_BENCH_PROBE_TRACE`).
+pub const PROBE_TRACE: &str = "tortie_probe";
+
+/// Whether `prefix`'s steps are traced ([`PROBE_TRACE`]): a host-length
+/// prefix while that target's trace level is on. Off, it costs a compare
+/// and a cached level check.
+pub fn probe_traced(prefix: Prefix) -> bool {
+    let host = match prefix {
+        Prefix::V4(_) => 32,
+        Prefix::V6(_) => 128,
+    };
+    prefix.len() == host && tracing::enabled!(target: PROBE_TRACE, tracing::Level::TRACE)
+}
+
 /// Largest connect-retry back-off.
 const CONNECT_RETRY_MAX: Duration = Duration::from_secs(120);
 

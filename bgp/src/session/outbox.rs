@@ -362,7 +362,6 @@ impl ChangeSet {
         self.v4.is_empty() && self.v6.is_empty() && self.v6_long.is_empty()
     }
 
-    #[cfg(test)]
     fn len(&self) -> usize {
         self.v4.len() + self.v6.len() + self.v6_long.len()
     }
@@ -408,8 +407,7 @@ impl Outbox {
     }
 
     /// Changed prefixes and events waiting (duplicates not yet dropped
-    /// included).
-    #[cfg(test)]
+    /// included); a walk over the segments (tests, the probe trace).
     pub(crate) fn len(&self) -> usize {
         self.segments
             .iter()
@@ -516,14 +514,21 @@ impl Outbox {
         rib: &Rib,
     ) {
         let mut sent = 0;
+        let traced = tracing::enabled!(target: crate::PROBE_TRACE, tracing::Level::TRACE);
         for permit in first {
             let Some(ev) = self.next(rib) else { return };
+            if traced {
+                trace_out(&ev, tx);
+            }
             permit.send(ev);
             sent += 1;
         }
         while sent < DELIVER_PER_WAKE {
             let Ok(permit) = tx.try_reserve() else { return };
             let Some(ev) = self.next(rib) else { return };
+            if traced {
+                trace_out(&ev, tx);
+            }
             permit.send(ev);
             sent += 1;
         }
@@ -553,6 +558,17 @@ impl Outbox {
                 },
             }
         }
+    }
+}
+
+/// The probe trace's step out of the outbox ([`crate::PROBE_TRACE`]): the
+/// events already in the channel ahead of `ev` (its own slot reserved).
+fn trace_out(ev: &SpeakerEvent, tx: &mpsc::Sender<SpeakerEvent>) {
+    if let SpeakerEvent::BestPathChanged { prefix, .. } = ev
+        && crate::probe_traced(*prefix)
+    {
+        let ahead = tx.max_capacity() - tx.capacity();
+        tracing::trace!(target: crate::PROBE_TRACE, prefix = %prefix, channel = ahead, "outbox: change out");
     }
 }
 

@@ -98,6 +98,9 @@ struct RibTask {
     /// so a unique-attribute UPDATE allocates no change list. Holds at most
     /// one UPDATE's changes (one per prefix in it).
     spare: RibOutput,
+    /// Messages queued behind the one being handled, read only while the
+    /// probe trace is on ([`crate::PROBE_TRACE`]).
+    inbox: usize,
 }
 
 pub(crate) async fn run(
@@ -128,6 +131,7 @@ pub(crate) async fn run(
         restarting,
         deferred_eor: Vec::new(),
         spare: RibOutput::default(),
+        inbox: 0,
         shared,
         rib: Rib::new(cfg),
         peers: HashMap::new(),
@@ -165,6 +169,9 @@ pub(crate) async fn run(
         match wake {
             Wake::Backlog => t.drain_backlogs(),
             Wake::Msg(Some(m)) => {
+                if tracing::enabled!(target: crate::PROBE_TRACE, tracing::Level::TRACE) {
+                    t.inbox = rx.len();
+                }
                 t.handle(m).await;
                 // A peer's burst of UPDATEs is usually queued behind it: take
                 // more before the select (and its timers) is set up again,
@@ -175,7 +182,13 @@ pub(crate) async fn run(
                         break;
                     }
                     match rx.try_recv() {
-                        Ok(m) => t.handle(m).await,
+                        Ok(m) => {
+                            if tracing::enabled!(target: crate::PROBE_TRACE, tracing::Level::TRACE)
+                            {
+                                t.inbox = rx.len();
+                            }
+                            t.handle(m).await
+                        }
                         Err(_) => break,
                     }
                 }
@@ -502,6 +515,13 @@ impl RibTask {
 
     /// Applies one UPDATE of `peer`, whose RIB id is `id`.
     async fn apply_update(&mut self, peer: IpAddr, id: PeerId, update: &Update) {
+        if tracing::enabled!(target: crate::PROBE_TRACE, tracing::Level::TRACE) {
+            let changed = update.announced.iter().chain(&update.withdrawn);
+            for p in changed.filter(|p| crate::probe_traced(**p)) {
+                tracing::trace!(target: crate::PROBE_TRACE, prefix = %p, inbox = self.inbox,
+                    outbox = self.outbox.len(), "rib: UPDATE taken");
+            }
+        }
         let eor = update.end_of_rib;
         let eor_only = update.attributes.is_none()
             && update.announced.is_empty()
@@ -619,6 +639,11 @@ impl RibTask {
         }
         if self.shared.best_path_feed != BestPathFeed::Off {
             for c in out.best_changes.drain(..) {
+                if crate::probe_traced(c.prefix) {
+                    tracing::trace!(target: crate::PROBE_TRACE, prefix = %c.prefix,
+                        outbox = self.outbox.len(), channel = self.events.max_capacity() - self.events.capacity(),
+                        "outbox: change in");
+                }
                 self.outbox.push_change(c, &self.events);
             }
         }

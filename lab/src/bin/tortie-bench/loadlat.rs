@@ -437,6 +437,15 @@ pub fn one_run(dut: Dut, feed: Feed, inp: &Inputs) -> Result<Run> {
                 let (w, (de, cd)) = (withdrawn.unwrap_or(t0), deleted.unwrap_or((t0, 0)));
                 let since = |x: Instant| x.saturating_duration_since(t0).as_secs_f64();
                 drop(ctl);
+                if let Some(keep) = std::env::var_os(PROBE_TRACE_ENV) {
+                    let times = [
+                        ("update_in", a),
+                        ("kernel_in", ad),
+                        ("update_out", w),
+                        ("kernel_out", de),
+                    ];
+                    keep_trace(Path::new(&keep), &dut_dir, dut, &times)?;
+                }
                 return Ok(Run {
                     load: since(l),
                     announced_at: since(a),
@@ -469,6 +478,34 @@ pub fn one_run(dut: Dut, feed: Feed, inp: &Inputs) -> Result<Run> {
     drop(b);
     drop(f);
     result
+}
+
+/// Env: a directory to keep each tortie run's probe trace in (its log with
+/// `RUST_LOG=info,tortie_probe=trace`, see `tortie_bgp::PROBE_TRACE`, and the
+/// probe's UPDATE and kernel times as Unix seconds, one `name seconds` a line).
+const PROBE_TRACE_ENV: &str = "TORTIE_BENCH_PROBE_TRACE";
+
+/// Copies the DUT's log to the `PROBE_TRACE_ENV` directory and writes the
+/// run's probe times beside it, as the log's clock (Unix time) reads them.
+fn keep_trace(keep: &Path, dut_dir: &Path, dut: Dut, times: &[(&str, Instant)]) -> Result<()> {
+    let (now, wall) = (Instant::now(), std::time::SystemTime::now());
+    let unix = wall
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("clock before 1970")?
+        .as_secs_f64();
+    let stem = keep.join(format!("{}-{unix:.0}", dut.name()));
+    std::fs::create_dir_all(keep)?;
+    if dut == Dut::Tortie {
+        std::fs::copy(dut_dir.join("tortie.log"), stem.with_extension("log"))
+            .context("keeping the DUT's log")?;
+    }
+    let mut out = String::new();
+    for (name, at) in times {
+        let t = unix - now.saturating_duration_since(*at).as_secs_f64();
+        out.push_str(&format!("{name} {t:.6}\n"));
+    }
+    std::fs::write(stem.with_extension("times"), out).context("writing the probe's times")?;
+    Ok(())
 }
 
 /// Median, min and max.
