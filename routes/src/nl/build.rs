@@ -221,15 +221,28 @@ impl Msg {
         self
     }
 
-    /// The finished bytes with sequence number `seq`.
-    pub fn finish(mut self, seq: u32) -> Vec<u8> {
+    /// The finished bytes with sequence number `seq`, asking for an ACK.
+    pub fn finish(self, seq: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.finish_into(seq, true, &mut out);
+        out
+    }
+
+    /// Appends the finished request to `out` with sequence number `seq`,
+    /// asking for an ACK (`NLM_F_ACK`) only if `ack`: a batch asks for one
+    /// on its last request, and the kernel answers a refusal either way.
+    pub fn finish_into(mut self, seq: u32, ack: bool, out: &mut Vec<u8>) {
         while !self.nests.is_empty() {
             self = self.end();
         }
         let len = self.buf.len() as u32;
         self.buf[0..4].copy_from_slice(&len.to_ne_bytes());
+        if !ack {
+            let flags = u16::from_ne_bytes([self.buf[FLAGS_AT], self.buf[FLAGS_AT + 1]]);
+            self.buf[FLAGS_AT..FLAGS_AT + 2].copy_from_slice(&(flags & !NLM_F_ACK).to_ne_bytes());
+        }
         self.buf[8..12].copy_from_slice(&seq.to_ne_bytes());
-        self.buf
+        out.extend_from_slice(&self.buf);
     }
 }
 
@@ -285,3 +298,33 @@ pub fn ndtmsg(family: u8) -> [u8; 4] {
 /// Offset of `nlmsg_flags` in a message (patching flags of an encoded request).
 pub const FLAGS_AT: usize = 6;
 const _: () = assert!(FLAGS_AT + 2 <= NLMSG_HDRLEN);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(b: &[u8]) -> u16 {
+        u16::from_ne_bytes([b[FLAGS_AT], b[FLAGS_AT + 1]])
+    }
+
+    #[test]
+    fn finish_into_asks_for_an_ack_only_when_told_and_keeps_the_other_flags() {
+        let msg =
+            || Msg::new(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, &ndmsg(2, 3, 0)).u32(1, 7);
+        let mut out = Vec::new();
+        msg().finish_into(5, false, &mut out);
+        let first = out.len();
+        msg().finish_into(6, true, &mut out);
+        assert_eq!(out.len(), 2 * first, "both appended whole");
+        let (a, b) = out.split_at(first);
+        assert_eq!(flags(a), NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE);
+        assert_eq!(
+            flags(b),
+            NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE | NLM_F_ACK
+        );
+        assert_eq!(u32::from_ne_bytes([a[0], a[1], a[2], a[3]]) as usize, first);
+        assert_eq!(u32::from_ne_bytes([a[8], a[9], a[10], a[11]]), 5);
+        assert_eq!(u32::from_ne_bytes([b[8], b[9], b[10], b[11]]), 6);
+        assert_eq!(msg().finish(6), b, "finish = finish_into with an ACK");
+    }
+}

@@ -188,7 +188,7 @@ impl Rtnl {
         for (i, m) in msgs.into_iter().enumerate() {
             self.seq = self.seq.wrapping_add(1).max(1);
             seqs.push(self.seq);
-            out.extend_from_slice(&ack_only(m.finish(self.seq), i == last));
+            m.finish_into(self.seq, i == last, &mut out);
         }
         self.sock.send_blocking(&out, deadline)?;
         Ok(seqs)
@@ -340,21 +340,6 @@ impl Rtnl {
         }
         Ok(outcomes.into_iter().flatten().collect())
     }
-}
-
-/// `request` (finished) asking for an ACK (`NLM_F_ACK`) if `ack`, else
-/// not: a refusal is answered either way.
-fn ack_only(mut request: Vec<u8>, ack: bool) -> Vec<u8> {
-    if let Some(f) = request.get_mut(6..8) {
-        let flags = u16::from_ne_bytes([f[0], f[1]]);
-        let flags = if ack {
-            flags | NLM_F_ACK
-        } else {
-            flags & !NLM_F_ACK
-        };
-        f.copy_from_slice(&flags.to_ne_bytes());
-    }
-    request
 }
 
 #[cfg(test)]
