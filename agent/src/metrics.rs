@@ -89,6 +89,13 @@ pub struct MetricsSnapshot {
     pub vxlan_vteps: u64,
     /// VXLAN FDB/neighbour entries of ours someone removed, put back.
     pub vxlan_entries_restored: u64,
+    /// Routes of ours found in the kernel at start-up (or strays found
+    /// since) still kept unwritten, waiting for the sweep.
+    pub routes_adopted: u64,
+    /// Adopted or stray routes of ours the sweep deleted.
+    pub routes_swept: u64,
+    /// Routes of ours someone else removed or changed, put back.
+    pub routes_restored: u64,
     pub containers: u64,
     /// `(state, count)`: allocated, free, reserved.
     pub ipam: Vec<(String, u64)>,
@@ -374,6 +381,24 @@ impl Collector for SnapshotCollector {
         )?;
         gauge_family(
             &mut enc,
+            "tortie_dataplane_routes_adopted",
+            "Routes of tortie's found in the kernel at start-up (kept forwarding across a restart) not yet re-learned or swept; 0 once the sweep after convergence ran.",
+            &[(Vec::new(), clamp(s.routes_adopted))],
+        )?;
+        counter_family(
+            &mut enc,
+            "tortie_dataplane_routes_swept",
+            "Adopted or stray routes of tortie's that no peer re-announced, deleted by the sweep after convergence.",
+            &[(Vec::new(), s.routes_swept)],
+        )?;
+        counter_family(
+            &mut enc,
+            "tortie_dataplane_routes_restored",
+            "Routes of tortie's that someone else removed or changed, put back by the route table.",
+            &[(Vec::new(), s.routes_restored)],
+        )?;
+        gauge_family(
+            &mut enc,
             "tortie_dataplane_vxlan_vteps",
             "Remote VXLAN VTEPs (other nodes) the learned routes go through; each has a permanent FDB and neighbour entry.",
             &[(Vec::new(), clamp(s.vxlan_vteps))],
@@ -556,6 +581,9 @@ fn tests_sample() -> MetricsSnapshot {
         routes_not_installed: vec![("ENETUNREACH".to_string(), 1)],
         vxlan_vteps: 2,
         vxlan_entries_restored: 1,
+        routes_adopted: 4,
+        routes_swept: 6,
+        routes_restored: 2,
         containers: 2,
         ipam: vec![
             ("allocated".into(), 2),
@@ -599,6 +627,9 @@ mod tests {
             "tortie_dataplane_routes_not_installed",
             "tortie_dataplane_vxlan_vteps",
             "tortie_dataplane_vxlan_entries_restored_total",
+            "tortie_dataplane_routes_adopted",
+            "tortie_dataplane_routes_swept_total",
+            "tortie_dataplane_routes_restored_total",
             "tortie_containers",
             "tortie_ipam_addresses",
             "tortie_build_info",
@@ -637,6 +668,13 @@ mod tests {
             text.contains("tortie_dataplane_routes{kind=\"blackhole\",family=\"ipv4\"} 1"),
             "{text}"
         );
+        for line in [
+            "tortie_dataplane_routes_adopted 4",
+            "tortie_dataplane_routes_swept_total 6",
+            "tortie_dataplane_routes_restored_total 2",
+        ] {
+            assert!(text.contains(&format!("\n{line}\n")), "{line} in\n{text}");
+        }
         // 3 received, 1 of them IPv6.
         assert!(
             text.contains("tortie_bgp_received_routes{peer=\"192.0.2.1\",peer_asn=\"65001\",family=\"ipv4\"} 2")

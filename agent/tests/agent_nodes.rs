@@ -191,6 +191,14 @@ fn sigkill_and_restart_under_ping_loses_nothing() {
     wait_until(Duration::from_secs(40), "A converged", || {
         t.a.status_json()["converged"] == true
     });
+    // Every adopted route was re-learned: none left waiting, none swept.
+    let m = t.a.scrape();
+    for line in [
+        "tortie_dataplane_routes_adopted 0",
+        "tortie_dataplane_routes_swept_total 0",
+    ] {
+        assert!(m.contains(&format!("\n{line}\n")), "{line} in\n{m}");
+    }
     for (node, mon) in [("A", mon_a), ("B", mon_b)] {
         let events = mon.stop();
         let deleted: Vec<&str> = events

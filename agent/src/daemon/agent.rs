@@ -516,6 +516,9 @@ impl<R: Routes, V: Veths> MetricsSource for Agent<R, V> {
             routes_not_installed: stats.not_installed.into_iter().collect(),
             vxlan_vteps: stats.vteps,
             vxlan_entries_restored: stats.vtep_entries_restored,
+            routes_adopted: stats.adopted_left,
+            routes_swept: stats.swept,
+            routes_restored: stats.restored,
             containers: self.registry().len() as u64,
             ipam: vec![
                 ("allocated".to_string(), counts.allocated),
