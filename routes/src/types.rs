@@ -155,6 +155,13 @@ pub struct RouteStats {
     pub resyncs: u64,
     /// Route replace/delete requests sent.
     pub writes: u64,
+    /// Dirty prefixes the write path looked at one by one (each a second
+    /// slot lookup after its command's): notifications, retries, re-dumps,
+    /// and desires write-through could not write (a missing device, an
+    /// IPv6 delete out of order, the one route that found its gateway's
+    /// nexthop object not made yet). Few in a bulk load; the rest of a
+    /// burst is written as its commands are taken.
+    pub planned: u64,
     /// Remote VXLAN VTEPs the desired routes go through (each has a
     /// permanent FDB and neighbour entry).
     pub vteps: u64,

@@ -289,13 +289,8 @@ impl Reconciler {
     /// Write the difference for every dirty prefix, and everything
     /// write-through left in the buffer.
     pub(super) async fn apply(&mut self) {
-        if self.nh.has_pending() {
-            // Objects are made on the command socket, whose answers must
-            // not mix with a buffer's: that goes first.
-            if self.out.len() > 0 && !self.write().await {
-                return;
-            }
-            self.nh.resolve(&mut self.cmd).await;
+        if self.nh.has_pending() && !self.resolve_nexthops().await {
+            return;
         }
         let mut dirty = std::mem::take(&mut self.dirty);
         kernel_order(&mut dirty);
@@ -316,8 +311,21 @@ impl Reconciler {
         }
     }
 
+    /// Make the objects of the gateways [`Nexthops::via`] queued. Objects
+    /// are made on the command socket, whose answers must not mix with a
+    /// buffer's: that goes first. False if it could not be sent (nothing
+    /// resolved; a re-dump is due).
+    pub(super) async fn resolve_nexthops(&mut self) -> bool {
+        if self.out.len() > 0 && !self.write().await {
+            return false;
+        }
+        self.nh.resolve(&mut self.cmd).await;
+        true
+    }
+
     /// Decide what `p` needs and, if it is a write, encode it.
     fn plan(&mut self, p: IpNetwork) {
+        self.counters.planned += 1;
         let Some(mut sides) = self.slots.sides_mut(&p) else {
             if !self.failed.is_empty() {
                 self.failed.remove(&p);

@@ -461,11 +461,22 @@ impl Reconciler {
     /// run ([`slots`]), so neighbours share cache lines; looking a group's
     /// slots up first, as [`apply`] does for dirty prefixes, was a second
     /// lookup per command.
+    ///
+    /// A desire whose gateway has no nexthop object yet is left dirty and
+    /// the object is made at once ([`Reconciler::resolve_nexthops`]), so
+    /// the rest of the burst is written through with it. Until session 18
+    /// it was made only by `apply`, after the whole burst: every prefix of
+    /// the burst (up to the queue's [`queue::CAPACITY`] taken at once) went
+    /// dirty and was looked up a second time and encoded from scratch —
+    /// at the start of every bulk load from a new gateway.
     async fn commands(&mut self, cmds: &mut Vec<Command>) {
         self.last_v6_delete = None;
         for c in cmds.drain(..) {
             self.command(c);
-            if self.out.full() {
+            if self.nh.has_pending() {
+                // A failed send leaves the gateway queued for `apply`.
+                self.resolve_nexthops().await;
+            } else if self.out.full() {
                 self.write().await;
             }
         }

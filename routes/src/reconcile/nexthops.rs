@@ -11,7 +11,9 @@
 //! - the write path asks [`Nexthops::via`] for a route: the object's id,
 //!   inline, or "resolving" (a gateway not seen yet: queued; the prefix
 //!   stays dirty);
-//! - before planning, [`Nexthops::resolve`] looks each queued gateway up
+//! - right after the command that queued it (before the burst's next
+//!   one; for a prefix being planned, before the next planning pass),
+//!   [`Nexthops::resolve`] looks each queued gateway up
 //!   (`RTM_GETROUTE`, the device the kernel would pick for an inline
 //!   gateway) and creates its object (`RTM_NEWNEXTHOP` with an ack) before
 //!   any route that uses it is encoded; a gateway the lookup or the
