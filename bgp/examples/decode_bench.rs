@@ -69,7 +69,7 @@ fn feeds(n: u32) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     for chunk in all.chunks(500) {
         let u = Update {
             attributes: Some(shared.clone()),
-            announced: chunk.to_vec(),
+            announced: chunk.into(),
             ..Update::default()
         };
         encode_updates(&u, &ctx, &mut packed).unwrap();
@@ -85,7 +85,7 @@ fn feeds(n: u32) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     for i in 0..n {
         let u = Update {
             attributes: Some(attrs(vec![65001, 64512 + (i % 1000), 4_200_000_000 + i])),
-            announced: vec![prefix(i)],
+            announced: vec![prefix(i)].into(),
             ..Update::default()
         };
         encode_updates(&u, &ctx, &mut single).unwrap();
@@ -105,7 +105,7 @@ fn single_shared(n: u32) -> Vec<Vec<u8>> {
         let set = sets[((i / 16) % 4) as usize].clone();
         let u = Update {
             attributes: Some(set),
-            announced: vec![prefix(i)],
+            announced: vec![prefix(i)].into(),
             ..Update::default()
         };
         encode_updates(&u, &ctx, &mut out).unwrap();
@@ -167,7 +167,7 @@ fn main() {
     let all: Vec<Prefix> = (0..n).map(prefix).collect();
     let u = Update {
         attributes: Some(attrs(vec![65001, 65002, 65003])),
-        announced: all,
+        announced: all.into(),
         ..Update::default()
     };
     encode_updates(&u, &ctx(), &mut full).unwrap();

@@ -57,7 +57,7 @@ fn run(n: u32) -> (f64, usize, usize) {
             };
             let u = Update {
                 attributes: Some(attrs),
-                announced: vec![p],
+                announced: vec![p].into(),
                 ..Default::default()
             };
             let out = rib.apply_update(PeerId(i), &u).expect("apply");

@@ -125,7 +125,7 @@ fn workload(v6: bool, unique: bool, n: u32, path0: u32) -> Vec<Vec<u8>> {
         for i in 0..n {
             let u = Update {
                 attributes: Some(attrs(vec![PEER_ASN, path0 + i])),
-                announced: vec![nth_prefix(i)],
+                announced: vec![nth_prefix(i)].into(),
                 ..Update::default()
             };
             wire::encode_updates(&u, &c, &mut msgs).expect("encode");

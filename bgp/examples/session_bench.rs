@@ -170,7 +170,7 @@ async fn feed(n: u32, per: usize, unique: bool) -> Result<(), Box<dyn std::error
             } else {
                 shared.clone()
             }),
-            announced: chunk.to_vec(),
+            announced: chunk.into(),
             ..Update::default()
         };
         wire::encode_updates(&u, &ctx, &mut msgs)?;

@@ -10,7 +10,9 @@ use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 mod as_path;
+mod inline;
 pub use as_path::{AsPath, AsPathSegment, Asns, INLINE_ASNS, Segments};
+pub use inline::InlineOne;
 
 /// Address Family Identifier (IANA; RFC 4760 §3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -255,6 +257,10 @@ pub enum Prefix {
     V4(Ipv4Prefix),
     V6(Ipv6Prefix),
 }
+
+/// An UPDATE's prefixes in one direction: one inline (the usual one-prefix
+/// UPDATE costs no heap block), more in a `Vec`. Reads as `&[Prefix]`.
+pub type Prefixes = InlineOne<Prefix>;
 
 impl Prefix {
     pub fn new(addr: IpAddr, len: u8) -> Option<Prefix> {

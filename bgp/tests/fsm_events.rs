@@ -118,7 +118,7 @@ fn happy_path_active_side() {
 
     // Established: UPDATE restarts the hold timer and is delivered.
     let u = Update {
-        announced: vec!["10.0.0.0/24".parse::<Prefix>().unwrap()],
+        announced: vec!["10.0.0.0/24".parse::<Prefix>().unwrap()].into(),
         ..Default::default()
     };
     let a = f.handle(Event::UpdateMsg(u.clone()));

@@ -297,7 +297,7 @@ fn a_prefix_withdrawn_and_announced_in_one_update_ends_up_announced() {
         announce(&["203.0.113.0/24"], attrs(&[65001], "192.0.2.1")),
     );
     let mut u = announce(&["203.0.113.0/24"], attrs(&[65001, 65009], "192.0.2.1"));
-    u.withdrawn = vec![pfx("203.0.113.0/24")];
+    u.withdrawn = vec![pfx("203.0.113.0/24")].into();
     let out = apply(&mut r, 1, u);
     assert_eq!(sent_to(&out, 2).len(), 1);
     assert!(announced_to(&out, 2, "203.0.113.0/24").is_some());

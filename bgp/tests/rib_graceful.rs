@@ -195,7 +195,7 @@ fn max_prefix_refuses_the_update_whole() {
         &["10.0.1.0/24", "10.0.3.0/24", "10.0.4.0/24"],
         attrs(&[65001, 65009], "192.0.2.1"),
     );
-    u.withdrawn = vec![pfx("10.0.2.0/24")];
+    u.withdrawn = vec![pfx("10.0.2.0/24")].into();
     apply(&mut r, 1, u);
     assert_eq!(r.received_count(PeerId(1)), 3);
     assert_eq!(r.advertised_count(PeerId(2)), 3);

@@ -42,7 +42,7 @@ fn messages(unique: bool) -> Vec<Vec<u8>> {
         (0..N)
             .map(|i| Update {
                 attributes: Some(attrs(vec![65001, 4_200_000_000 + i])),
-                announced: vec![prefix_of(i)],
+                announced: vec![prefix_of(i)].into(),
                 ..Update::default()
             })
             .collect()

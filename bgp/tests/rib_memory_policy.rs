@@ -48,7 +48,7 @@ fn updates(base: u32, unique: bool, communities: &[u32]) -> Vec<Update> {
         (0..n)
             .map(|i| Update {
                 attributes: Some(attrs(vec![65001, 4_200_000_000 + i], communities.to_vec())),
-                announced: vec![prefix_of(base, i)],
+                announced: vec![prefix_of(base, i)].into(),
                 ..Update::default()
             })
             .collect()

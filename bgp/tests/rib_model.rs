@@ -378,7 +378,7 @@ fn emitted_diffs_reproduce_the_adj_ribs_out_and_the_loc_rib() {
                 let a = random_attrs(&mut rng, id, h.infos[&id].remote_asn, v6);
                 let u = Update {
                     attributes: Some(Arc::new(a)),
-                    announced: chosen,
+                    announced: chosen.into(),
                     ..Default::default()
                 };
                 h.both(|r| r.apply_update(PeerId(id), &u).unwrap())
@@ -388,7 +388,7 @@ fn emitted_diffs_reproduce_the_adj_ribs_out_and_the_loc_rib() {
                     .map(|_| pool[rng.below(pool.len() as u64) as usize])
                     .collect();
                 let u = Update {
-                    withdrawn: w,
+                    withdrawn: w.into(),
                     ..Default::default()
                 };
                 h.both(|r| r.apply_update(PeerId(id), &u).unwrap())

@@ -58,7 +58,7 @@ fn announce(rib: &mut Rib, id: u32, asn: u32, range: std::ops::Range<u32>, mixed
             } else {
                 short.clone()
             }),
-            announced: vec![prefix_of(i)],
+            announced: vec![prefix_of(i)].into(),
             ..Update::default()
         };
         drop(rib.apply_update(PeerId(id), &u).unwrap());

@@ -53,7 +53,7 @@ async fn max_prefix_notification_carries_afi_safi_and_limit() {
     wire::encode_updates(
         &Update {
             attributes: Some(attrs),
-            announced,
+            announced: announced.into(),
             ..Update::default()
         },
         &ctx,

@@ -150,7 +150,7 @@ fn as_path_encoding_sequence_split_and_as_trans() {
     };
     let u = Update {
         attributes: Some(Arc::new(attrs)),
-        announced: vec![p("10.0.0.0/8")],
+        announced: vec![p("10.0.0.0/8")].into(),
         ..Update::default()
     };
     let mut out = Vec::new();
@@ -180,7 +180,7 @@ fn as_path_encoding_sequence_split_and_as_trans() {
     };
     let u = Update {
         attributes: Some(Arc::new(attrs)),
-        announced: vec![p("10.0.0.0/8")],
+        announced: vec![p("10.0.0.0/8")].into(),
         ..Update::default()
     };
     let ctx2 = CodecContext {
@@ -258,9 +258,9 @@ fn length_limits_encode() {
         };
         let max = ctx.max_message_len();
         let u = Update {
-            withdrawn: announced.clone(),
+            withdrawn: announced.clone().into(),
             attributes: Some(attrs.clone()),
-            announced: [announced.clone(), v6.clone()].concat(),
+            announced: [announced.clone(), v6.clone()].concat().into(),
             ..Update::default()
         };
         let mut msgs = Vec::new();
@@ -296,7 +296,7 @@ fn length_limits_encode() {
     });
     let u = Update {
         attributes: Some(huge.clone()),
-        announced: vec![p("10.0.0.0/8")],
+        announced: vec![p("10.0.0.0/8")].into(),
         ..Update::default()
     };
     let mut msgs = Vec::new();
@@ -321,7 +321,7 @@ fn length_limits_encode() {
     });
     let u = Update {
         attributes: Some(bigger),
-        announced: vec![p("10.0.0.0/8")],
+        announced: vec![p("10.0.0.0/8")].into(),
         ..Update::default()
     };
     assert!(encode_updates(&u, &ext, &mut msgs).is_err());
@@ -342,7 +342,7 @@ fn families_must_be_negotiated_to_encode() {
         ..ctx4()
     };
     let u = Update {
-        withdrawn: vec![p("2001:db8::/32")],
+        withdrawn: vec![p("2001:db8::/32")].into(),
         ..Update::default()
     };
     let mut msgs = Vec::new();

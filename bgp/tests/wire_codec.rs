@@ -347,9 +347,9 @@ fn update_all_attributes_round_trip() {
         ..PathAttributes::default()
     };
     let u = Update {
-        withdrawn: vec![p("10.9.0.0/16")],
+        withdrawn: vec![p("10.9.0.0/16")].into(),
         attributes: Some(Arc::new(attrs)),
-        announced: vec![p("10.1.0.0/16"), p("0.0.0.0/0"), p("10.1.2.3/32")],
+        announced: vec![p("10.1.0.0/16"), p("0.0.0.0/0"), p("10.1.2.3/32")].into(),
         ..Update::default()
     };
     for four in [true, false] {
@@ -392,6 +392,66 @@ fn update_ipv6_mp_reach_and_unreach() {
     let mut msgs = Vec::new();
     encode_updates(&u, &ctx4(), &mut msgs).unwrap();
     assert_eq!(msgs.len(), 2);
+}
+
+/// MP_REACH_NLRI for IPv6 with a 16-byte next hop and `nlri` after the Reserved octet.
+fn mp_reach6(nlri: &[u8]) -> Vec<u8> {
+    let mut mp = vec![0, 2, 1, 16];
+    mp.extend_from_slice(&"2001:db8::1".parse::<Ipv6Addr>().unwrap().octets());
+    mp.push(0);
+    mp.extend_from_slice(nlri);
+    attr(0x80, 14, &mp)
+}
+
+#[test]
+fn one_prefix_updates_hold_the_prefix_inline() {
+    // The shape of a table with one attribute set per route: one IPv6 /48
+    // per UPDATE. Its prefix lists take no heap block.
+    let attrs = [
+        mp_reach6(&[48, 0x20, 0x01, 0x0d, 0xb8, 0, 7]),
+        origin(0),
+        as_path4(&[65001]),
+    ]
+    .concat();
+    let Message::Update(u) = decode(&update(&[], &attrs, &[]), &ctx4()).unwrap() else {
+        panic!()
+    };
+    assert_eq!(u.announced, [p("2001:db8:7::/48")]);
+    assert!(!u.announced.spilled() && !u.withdrawn.spilled());
+    assert!(u.withdrawn.is_empty() && u.malformed.is_empty());
+    // One withdrawn IPv4 prefix and one announced.
+    let bytes = update(&[16, 10, 9], &basic_attrs(), &[24, 192, 168, 1]);
+    let Message::Update(u) = decode(&bytes, &ctx4()).unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        (u.withdrawn.as_slice(), u.announced.as_slice()),
+        (&[p("10.9.0.0/16")][..], &[p("192.168.1.0/24")][..])
+    );
+    assert!(!u.announced.spilled() && !u.withdrawn.spilled());
+    // One in MP_UNREACH_NLRI.
+    let unreach = attr(0x80, 15, &[0, 2, 1, 48, 0x20, 0x01, 0x0d, 0xb8, 0, 7]);
+    let Message::Update(u) = decode(&update(&[], &unreach, &[]), &ctx4()).unwrap() else {
+        panic!()
+    };
+    assert_eq!(u.withdrawn, [p("2001:db8:7::/48")]);
+    assert!(!u.withdrawn.spilled() && u.attributes.is_none());
+    // Two prefixes: one exact heap block, in wire order.
+    let attrs = [
+        mp_reach6(&[48, 0x20, 0x01, 0x0d, 0xb8, 0, 7, 32, 0x20, 0x01, 0x0d, 0xb9]),
+        origin(0),
+        as_path4(&[65001]),
+    ]
+    .concat();
+    let Message::Update(u) = decode(&update(&[], &attrs, &[]), &ctx4()).unwrap() else {
+        panic!()
+    };
+    assert_eq!(u.announced, [p("2001:db8:7::/48"), p("2001:db9::/32")]);
+    assert!(u.announced.spilled());
+    // The encoder takes them back to the same bytes' meaning.
+    let mut out = Vec::new();
+    encode(&Message::Update(u.clone()), &ctx4(), &mut out).unwrap();
+    assert_eq!(decode(&out, &ctx4()).unwrap(), Message::Update(u));
 }
 
 #[test]
@@ -490,7 +550,7 @@ fn encode_updates_to_one_buffer_and_atomic_on_error() {
         .collect();
     let u = Update {
         attributes: Some(attrs.clone()),
-        announced,
+        announced: announced.into(),
         ..Update::default()
     };
     let mut msgs = Vec::new();
@@ -512,7 +572,7 @@ fn encode_updates_to_one_buffer_and_atomic_on_error() {
         ..ctx4()
     };
     let mixed = Update {
-        withdrawn: vec![p("10.0.0.0/8"), p("2001:db8::/32")],
+        withdrawn: vec![p("10.0.0.0/8"), p("2001:db8::/32")].into(),
         ..Update::default()
     };
     let mut flat = vec![1, 2];

@@ -47,8 +47,8 @@ struct Content {
 
 fn ours(u: &Update) -> Content {
     let mut c = Content {
-        withdrawn: u.withdrawn.clone(),
-        announced: u.announced.clone(),
+        withdrawn: u.withdrawn.to_vec(),
+        announced: u.announced.to_vec(),
         ..Content::default()
     };
     c.withdrawn.sort();
@@ -357,8 +357,8 @@ fn our_encoder_output_decodes_equal_in_netgauze() {
             a.extend(theirs(&ng).announced);
             messages += 1;
         }
-        assert_eq!(sorted(w), sorted(u.withdrawn.clone()));
-        assert_eq!(sorted(a), sorted(u.announced.clone()));
+        assert_eq!(sorted(w), sorted(u.withdrawn.to_vec()));
+        assert_eq!(sorted(a), sorted(u.announced.to_vec()));
     }
     assert!(messages > 200);
 }

@@ -312,6 +312,39 @@ fn mp_reach_errors_reset_rfc7606_7_11() {
 }
 
 #[test]
+fn one_prefix_updates_keep_the_rfc7606_outcomes() {
+    // Treat-as-withdraw of a one-prefix UPDATE that also withdraws one: both
+    // prefixes are withdrawn, the withdrawn one first.
+    let bad_origin = replace(1, &attr(0x40, 1, &[3]));
+    let u = dec(
+        &update(&[16, 10, 9], &bad_origin, &[24, 198, 51, 100]),
+        &ctx4(),
+    );
+    assert_eq!(u.withdrawn, [p("10.9.0.0/16"), p("198.51.100.0/24")]);
+    assert!(u.announced.is_empty() && u.attributes.is_none());
+    // Alone, the prefix is withdrawn in place.
+    let u = dec(&update(&[], &bad_origin, &[24, 198, 51, 100]), &ctx4());
+    assert_eq!(u.withdrawn, [p("198.51.100.0/24")]);
+    assert!(!u.withdrawn.spilled());
+    // An MP_REACH_NLRI next hop that is not unicast: its one prefix withdrawn.
+    let mut mp = vec![0, 2, 1, 16];
+    mp.extend_from_slice(&[0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0]);
+    mp.extend_from_slice(&[48, 0x20, 0x01, 0x0d, 0xb8, 0, 7]);
+    let attrs = [origin(0), as_path4(&[65001]), attr(0x80, 14, &mp)].concat();
+    let u = dec(&update(&[], &attrs, &[]), &ctx4());
+    assert_eq!(u.withdrawn, [p("2001:db8:7::/48")]);
+    assert!(u.announced.is_empty());
+    // The one prefix cut short: a session reset, as for longer lists
+    // (RFC 7606 §5.3, §7.11).
+    let cut = mp.len() - 1;
+    let attrs = [origin(0), as_path4(&[65001]), attr(0x80, 14, &mp[..cut])].concat();
+    let n = reset(&update(&[], &attrs, &[]), &ctx4());
+    assert_eq!((n.code, n.subcode), (3, 9));
+    let n = reset(&update(&[], &basic_attrs(), &[24, 198, 51]), &ctx4());
+    assert_eq!((n.code, n.subcode), (3, 10));
+}
+
+#[test]
 fn nlri_errors_reset_rfc7606_5_3() {
     // Prefix length 33 in the NLRI field.
     let n = reset(&update(&[], &basic_attrs(), &[33, 1, 2, 3, 4, 5]), &ctx4());

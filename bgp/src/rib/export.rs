@@ -297,7 +297,7 @@ impl OutboundBuilder {
                 out.push((
                     PeerId(peer),
                     Update {
-                        withdrawn: b.withdrawn,
+                        withdrawn: b.withdrawn.into(),
                         ..Update::default()
                     },
                 ));
@@ -307,7 +307,7 @@ impl OutboundBuilder {
                     PeerId(peer),
                     Update {
                         attributes: Some(attrs),
-                        announced,
+                        announced: announced.into(),
                         ..Update::default()
                     },
                 ));

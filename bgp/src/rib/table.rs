@@ -360,9 +360,17 @@ fn change_dest(prefix: Prefix, dest: &mut Dest, op: PathOp, cx: OpCx<'_, '_>) ->
                 return (OpResult::NOTHING, false);
             }
             let stale_delta = if was_stale { -1 } else { 0 };
-            let mut v = dest.take_vec();
-            v.remove(i);
-            match Dest::from_vec(v) {
+            // A prefix's only path (the usual case in a bulk withdrawal):
+            // the prefix leaves the table with its `Dest`, no list is built.
+            let rest = match dest {
+                Dest::One(_) => None,
+                Dest::Many(_) => {
+                    let mut v = dest.take_vec();
+                    v.remove(i);
+                    Dest::from_vec(v)
+                }
+            };
+            match rest {
                 Some(d) => *dest = d,
                 None => {
                     if let Some(mut changes) = best_changes {

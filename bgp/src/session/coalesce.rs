@@ -123,14 +123,14 @@ impl Coalescer {
         let mut out = Vec::with_capacity(groups.len() + 2);
         if !withdrawn.is_empty() {
             out.push(Update {
-                withdrawn,
+                withdrawn: withdrawn.into(),
                 ..Update::default()
             });
         }
         for (a, announced) in groups {
             out.push(Update {
                 attributes: Some(a),
-                announced,
+                announced: announced.into(),
                 ..Update::default()
             });
         }
@@ -164,21 +164,21 @@ mod tests {
         let mut c = Coalescer::default();
         c.add(vec![Update {
             attributes: Some(a1.clone()),
-            announced: vec![p("10.0.0.0/24")],
+            announced: vec![p("10.0.0.0/24")].into(),
             ..Update::default()
         }]);
         c.add(vec![Update {
             attributes: Some(a2.clone()),
-            announced: vec![p("10.0.1.0/24")],
+            announced: vec![p("10.0.1.0/24")].into(),
             ..Update::default()
         }]);
         c.add(vec![Update {
             attributes: Some(a1.clone()),
-            announced: vec![p("10.0.2.0/24")],
+            announced: vec![p("10.0.2.0/24")].into(),
             ..Update::default()
         }]);
         c.add(vec![Update {
-            withdrawn: vec![p("10.0.0.0/24")],
+            withdrawn: vec![p("10.0.0.0/24")].into(),
             ..Update::default()
         }]);
         c.add(vec![Update {
@@ -199,12 +199,12 @@ mod tests {
         let a = Arc::new(PathAttributes::default());
         let mut c = Coalescer::default();
         c.add(vec![Update {
-            withdrawn: vec![p("10.0.0.0/24")],
+            withdrawn: vec![p("10.0.0.0/24")].into(),
             ..Update::default()
         }]);
         c.add(vec![Update {
             attributes: Some(a),
-            announced: vec![p("10.0.0.0/24")],
+            announced: vec![p("10.0.0.0/24")].into(),
             ..Update::default()
         }]);
         let out = c.take();

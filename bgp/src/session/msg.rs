@@ -267,7 +267,7 @@ mod tests {
     fn update(n: usize) -> Update {
         let p: Prefix = "10.0.0.0/24".parse().unwrap();
         Update {
-            withdrawn: vec![p; n],
+            withdrawn: vec![p; n].into(),
             ..Update::default()
         }
     }

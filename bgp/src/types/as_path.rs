@@ -14,6 +14,8 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::{Deref, DerefMut};
 
+use super::inline::InlineOne;
+
 /// The impls that make a list type read as a slice of `$item`: `Default`
 /// (`$ty::new()`), `Deref`/`DerefMut`, iteration by reference, and equality,
 /// hashing and `Debug` of the slice, so the storage never shows in a value.
@@ -209,94 +211,7 @@ impl AsPathSegment {
 }
 
 /// The segments of a path: one inline, more in a `Vec`. Reads as `&[AsPathSegment]`.
-#[derive(Clone)]
-pub struct Segments(SegmentsRepr);
-
-#[derive(Clone)]
-enum SegmentsRepr {
-    One(AsPathSegment),
-    /// Empty (no heap block), two segments and more, or what `retain` left.
-    Many(Vec<AsPathSegment>),
-}
-
-impl Segments {
-    /// No segments, no heap block.
-    pub const fn new() -> Self {
-        Segments(SegmentsRepr::Many(Vec::new()))
-    }
-    pub fn as_slice(&self) -> &[AsPathSegment] {
-        match &self.0 {
-            SegmentsRepr::One(s) => std::slice::from_ref(s),
-            SegmentsRepr::Many(v) => v,
-        }
-    }
-    pub fn as_mut_slice(&mut self) -> &mut [AsPathSegment] {
-        match &mut self.0 {
-            SegmentsRepr::One(s) => std::slice::from_mut(s),
-            SegmentsRepr::Many(v) => v,
-        }
-    }
-    /// Inserts `seg` at `index` (≤ len).
-    pub fn insert(&mut self, index: usize, seg: AsPathSegment) {
-        match &mut self.0 {
-            SegmentsRepr::Many(v) if v.is_empty() => {
-                assert!(index == 0, "Segments::insert index {index} > len 0");
-                self.0 = SegmentsRepr::One(seg);
-            }
-            SegmentsRepr::Many(v) => v.insert(index, seg),
-            SegmentsRepr::One(_) => {
-                let mut v = Vec::with_capacity(2);
-                if let SegmentsRepr::One(old) = std::mem::replace(&mut self.0, Segments::new().0) {
-                    v.push(old);
-                }
-                v.insert(index, seg);
-                self.0 = SegmentsRepr::Many(v);
-            }
-        }
-    }
-    /// Appends `seg`.
-    pub fn push(&mut self, seg: AsPathSegment) {
-        self.insert(self.len(), seg);
-    }
-    /// Keeps the segments for which `keep` is true, in order.
-    pub fn retain(&mut self, mut keep: impl FnMut(&AsPathSegment) -> bool) {
-        match &mut self.0 {
-            SegmentsRepr::One(s) if !keep(s) => *self = Segments::new(),
-            SegmentsRepr::One(_) => {}
-            SegmentsRepr::Many(v) => v.retain(|s| keep(s)),
-        }
-    }
-}
-
-slice_like!(Segments, AsPathSegment);
-
-impl From<Vec<AsPathSegment>> for Segments {
-    fn from(mut v: Vec<AsPathSegment>) -> Self {
-        match (v.len(), v.pop()) {
-            (1, Some(s)) => Segments(SegmentsRepr::One(s)),
-            (_, last) => {
-                v.extend(last);
-                Segments(SegmentsRepr::Many(v))
-            }
-        }
-    }
-}
-impl FromIterator<AsPathSegment> for Segments {
-    fn from_iter<I: IntoIterator<Item = AsPathSegment>>(iter: I) -> Self {
-        let mut s = Segments::new();
-        for seg in iter {
-            s.push(seg);
-        }
-        s
-    }
-}
-impl Extend<AsPathSegment> for Segments {
-    fn extend<I: IntoIterator<Item = AsPathSegment>>(&mut self, iter: I) {
-        for seg in iter {
-            self.push(seg);
-        }
-    }
-}
+pub type Segments = InlineOne<AsPathSegment>;
 
 /// AS_PATH (RFC 4271 §5.1.2), after any RFC 6793 AS4_PATH merge.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -388,7 +303,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<AsPathSegment>(), 40);
         assert_eq!(std::mem::size_of::<AsPath>(), 40);
         let short = AsPath::sequence([1, 2, 3, 4, 5, 6]);
-        assert!(matches!(short.segments.0, SegmentsRepr::One(_)));
+        assert!(!short.segments.spilled());
         assert!(matches!(
             short.segments[0],
             AsPathSegment::Sequence(Asns(AsnsRepr::Inline { len: 6, .. }))
@@ -448,7 +363,7 @@ mod tests {
         assert!(p.contains(3) && !p.contains(4));
         assert_eq!(p.neighbor_as(), None);
         let from_vec: Segments = vec![AsPathSegment::Sequence(Asns::from([1]))].into();
-        assert!(matches!(from_vec.0, SegmentsRepr::One(_)));
+        assert!(!from_vec.spilled());
         let mut q = AsPath::default();
         q.prepend(5);
         q.prepend(4);

@@ -3,7 +3,7 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use crate::types::{AddressFamily, PathAttributes, Prefix};
+use crate::types::{AddressFamily, PathAttributes, Prefixes};
 
 /// BGP header length (RFC 4271 §4.1).
 pub const HEADER_LEN: usize = 19;
@@ -132,13 +132,14 @@ pub struct RouteRefresh {
 
 /// UPDATE (RFC 4271 §4.3) after decoding and RFC 7606 handling, for all families:
 /// IPv4 NLRI and MP_REACH/MP_UNREACH prefixes are merged into `announced` and
-/// `withdrawn`. One allocation per UPDATE, never one per prefix.
+/// `withdrawn`. At most one allocation per direction, never one per prefix, and
+/// none for a one-prefix list ([`Prefixes`] holds one inline).
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Update {
-    pub withdrawn: Vec<Prefix>,
+    pub withdrawn: Prefixes,
     /// Shared attribute set for every prefix in `announced`; `None` when nothing is announced.
     pub attributes: Option<Arc<PathAttributes>>,
-    pub announced: Vec<Prefix>,
+    pub announced: Prefixes,
     /// This UPDATE is an End-of-RIB marker for the family (RFC 4724 §2).
     pub end_of_rib: Option<AddressFamily>,
     /// Malformed attributes handled without a session reset (RFC 7606), for the

@@ -3,11 +3,11 @@
 //! by the minimum number of octets holding the prefix.
 //!
 //! Decoding is two passes over the same bytes: [`count`] validates and counts
-//! (no allocation), then [`push_all`] appends into a Vec reserved exactly once.
+//! (no allocation), then [`push_all`] appends into a list reserved exactly once (inline for one prefix).
 
 use std::net::Ipv4Addr;
 
-use crate::types::{Afi, Ipv4Prefix, Ipv6Prefix, Prefix};
+use crate::types::{Afi, Ipv4Prefix, Ipv6Prefix, Prefix, Prefixes};
 
 use super::reader::Reader;
 
@@ -77,7 +77,7 @@ pub(crate) fn count(bytes: &[u8], afi: Afi) -> Result<usize, NlriError> {
 }
 
 /// Appends every prefix of an NLRI field already validated by [`count`].
-pub(crate) fn push_all(bytes: &[u8], afi: Afi, out: &mut Vec<Prefix>) -> Result<(), NlriError> {
+pub(crate) fn push_all(bytes: &[u8], afi: Afi, out: &mut Prefixes) -> Result<(), NlriError> {
     let mut r = Reader::new(bytes);
     while !r.is_empty() {
         out.push(read(&mut r, afi)?);

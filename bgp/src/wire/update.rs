@@ -6,13 +6,14 @@
 //! (all other attribute bytes plus the MP next hop) into a reused buffer; a
 //! cache hit returns the shared `Arc<PathAttributes>` without parsing, a miss
 //! runs [`super::attrs::parse_attributes`]. The prefixes are then counted and
-//! pushed into one Vec per direction, never allocating per prefix. Finally the
+//! pushed into one list per direction, never allocating per prefix (one
+//! prefix is held inline: a one-prefix UPDATE allocates no list). Finally the
 //! mandatory-attribute checks (which need to know what NLRI is present) and
 //! treat-as-withdraw are applied.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::types::{AddressFamily, Afi, Prefix, Safi};
+use crate::types::{AddressFamily, Afi, Prefixes, Safi};
 
 use super::attrs::{
     AttrIter, NextHopSource, ParsedAttrs, RawAttr, expected_flags, parse_attributes,
@@ -347,7 +348,7 @@ impl Decoder {
             }
         }
 
-        let mut withdrawn = Vec::with_capacity(n_withdrawn + mp_withdrawn);
+        let mut withdrawn = Prefixes::with_capacity(n_withdrawn + mp_withdrawn);
         nlri::push_all(withdrawn_bytes, Afi::Ipv4, &mut withdrawn)
             .map_err(|e| invalid_field(e, "withdrawn routes"))?;
         if let Some(MpUnreach {
@@ -359,7 +360,7 @@ impl Decoder {
             nlri::push_all(b, f.afi, &mut withdrawn)
                 .map_err(|e| invalid_field(e, "MP_UNREACH_NLRI"))?;
         }
-        let mut announced: Vec<Prefix> = Vec::with_capacity(n_announced + mp_announced);
+        let mut announced = Prefixes::with_capacity(n_announced + mp_announced);
         nlri::push_all(nlri_bytes, Afi::Ipv4, &mut announced)
             .map_err(|e| invalid_field(e, "NLRI"))?;
         if mp_reach_usable

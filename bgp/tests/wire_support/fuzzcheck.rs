@@ -112,9 +112,9 @@ type Content = (
 );
 
 fn content(u: &Update, ctx: &CodecContext) -> Content {
-    let mut w = u.withdrawn.clone();
+    let mut w = u.withdrawn.to_vec();
     w.sort();
-    let mut a = u.announced.clone();
+    let mut a = u.announced.to_vec();
     a.sort();
     (
         w,
@@ -307,9 +307,9 @@ pub fn check_encode_from_bytes(data: &[u8]) {
     let announced: Vec<Prefix> = (0..s.u16() % 2500).map(|_| prefix(&mut s)).collect();
     let withdrawn: Vec<Prefix> = (0..s.u16() % 2500).map(|_| prefix(&mut s)).collect();
     let u = Update {
-        withdrawn,
+        withdrawn: withdrawn.into(),
         attributes: Some(Arc::new(pa.clone())),
-        announced,
+        announced: announced.into(),
         ..Update::default()
     };
 
@@ -348,7 +348,7 @@ pub fn check_encode_from_bytes(data: &[u8]) {
         w.extend(x.withdrawn);
         a.extend(x.announced);
     }
-    let (mut ew, mut ea) = (u.withdrawn.clone(), u.announced.clone());
+    let (mut ew, mut ea) = (u.withdrawn.to_vec(), u.announced.to_vec());
     for v in [&mut w, &mut a, &mut ew, &mut ea] {
         v.sort();
     }

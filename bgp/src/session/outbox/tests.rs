@@ -636,7 +636,7 @@ fn bare_events_carry_next_hops_without_attributes() {
                 next_hop: Some(nh.parse().unwrap()),
                 ..Default::default()
             })),
-            announced: vec![pfx(p)],
+            announced: vec![pfx(p)].into(),
             ..Default::default()
         };
         let changes = rib.apply_update(PeerId(1), &u).unwrap().best_changes;
@@ -684,7 +684,7 @@ fn bare_events_carry_next_hops_without_attributes() {
         ob.push_change(c, &tx);
     }
     let u = Update {
-        withdrawn: vec![pfx("10.0.0.0/24")],
+        withdrawn: vec![pfx("10.0.0.0/24")].into(),
         ..Default::default()
     };
     for c in rib.apply_update(PeerId(1), &u).unwrap().best_changes {

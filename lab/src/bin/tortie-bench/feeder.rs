@@ -147,7 +147,7 @@ impl Workload {
                     // Private 4-octet ASNs (RFC 6996) make every AS_PATH distinct.
                     let u = Update {
                         attributes: Some(attrs(vec![asn, 4_200_000_000 + i])),
-                        announced: vec![nth(i)],
+                        announced: vec![nth(i)].into(),
                         ..Update::default()
                     };
                     wire::encode_updates(&u, &ctx, &mut msgs).context("encoding UPDATEs")?;

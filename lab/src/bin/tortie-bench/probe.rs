@@ -48,11 +48,11 @@ pub fn updates(prefix: Prefix, asn: u32, next_hop: IpAddr) -> Result<(Vec<u8>, V
     });
     let a = Update {
         attributes: Some(attributes),
-        announced: vec![prefix],
+        announced: vec![prefix].into(),
         ..Update::default()
     };
     let w = Update {
-        withdrawn: vec![prefix],
+        withdrawn: vec![prefix].into(),
         ..Update::default()
     };
     let mut out = [Vec::new(), Vec::new()];
