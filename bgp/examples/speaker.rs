@@ -190,6 +190,7 @@ fn event_json(ev: &SpeakerEvent) -> String {
             prefix,
             next_hops,
             attributes,
+            ..
         } => {
             let attrs = match attributes {
                 Some(a) => format!(

@@ -303,6 +303,13 @@ pub enum SpeakerEvent {
         prefix: Prefix,
         next_hops: NextHops,
         attributes: Option<Arc<PathAttributes>>,
+        /// The change waited in the outbox and left it ahead of the
+        /// backlog there (its fresh tail, last in, first out: a change made
+        /// while a pass was being delivered), not in the pass's order. An
+        /// owner may let it overtake the changes it received before it (an
+        /// express path) if it keeps each prefix's changes in order itself.
+        /// False for a change handed out at once and for the pass.
+        express: bool,
     },
     /// A session changed state (RFC 4271 §8 names), with a human reason.
     PeerStateChanged {

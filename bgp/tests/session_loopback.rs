@@ -64,7 +64,7 @@ async fn establish_exchange_and_withdraw() {
 
     a.withdraw(pfx("10.1.0.0/24")).await.unwrap();
     wait_for(&mut b_rx, 10, "withdrawal from A", |e| {
-        matches!(e, SpeakerEvent::BestPathChanged { prefix, next_hops, attributes: None } if *prefix == pfx("10.1.0.0/24") && next_hops.is_empty())
+        matches!(e, SpeakerEvent::BestPathChanged { prefix, next_hops, attributes: None, .. } if *prefix == pfx("10.1.0.0/24") && next_hops.is_empty())
     })
     .await;
 

@@ -160,7 +160,7 @@ async fn rfc7606_malformed_origin_withdraws_without_reset() {
     // ORIGIN 5 is malformed: RFC 7606 §7.1 treat-as-withdraw, no NOTIFICATION.
     s.write_all(&update_bytes(5)).await.unwrap();
     wait_for(&mut rx, 5, "route withdrawn", |e| {
-        matches!(e, SpeakerEvent::BestPathChanged { prefix, next_hops, attributes: None } if *prefix == p && next_hops.is_empty())
+        matches!(e, SpeakerEvent::BestPathChanged { prefix, next_hops, attributes: None, .. } if *prefix == p && next_hops.is_empty())
     })
     .await;
     // The session is still up and still answers.

@@ -8,7 +8,8 @@
 //! producer learns the kernel's pace). The task (`crate::reconcile`) applies
 //! the commands in order to its per-prefix desired state (no coalescing of
 //! its own: the BGP speaker's outbox is the one stage that drops superseded
-//! changes), diffs desired against what the kernel holds, writes the
+//! changes — but for an ordered producer's change older than an express one
+//! of its prefix, [`RouteTable::express`]), diffs desired against what the kernel holds, writes the
 //! difference in pipelined netlink batches and watches route/link
 //! notifications to put back what others remove. Queries (`flush`,
 //! `installed`, `converged`) travel the same queue, so they observe every
@@ -71,6 +72,10 @@ pub(crate) enum Command {
     /// A desire the caller is about to write itself ([`RouteTable::expect`]).
     Expect(IpNetwork, Shared),
     Remove(IpNetwork),
+    /// A desire (`Some`, as [`Command::Set`]) or a removal (`None`) of an
+    /// ordered producer, with the order of its burst
+    /// ([`RouteTable::apply_in_order`], [`RouteTable::express`]).
+    Change(IpNetwork, Option<Shared>, u64),
     /// A [`Command::Remove`] whose sender waits until the reconciler has
     /// taken it ([`RouteTable::uninstall`]).
     Uninstall(IpNetwork, oneshot::Sender<()>),
@@ -179,6 +184,38 @@ impl RouteTable {
             None => Command::Remove(p),
         });
         if self.tx.send_all(cmds).await.is_err() {
+            tracing::warn!("route table task has stopped; commands dropped");
+        }
+    }
+
+    /// [`apply`](Self::apply) for a producer whose bursts carry an `order`
+    /// (rising from one burst to the next; one producer per table), so that
+    /// some of its changes may overtake the rest ([`express`](Self::express)).
+    /// Per-prefix order holds: a change of this burst for a prefix whose
+    /// express change of a later order has already been applied is dropped
+    /// (it is older), never written over it.
+    pub async fn apply_in_order(&self, order: u64, changes: Vec<(IpNetwork, Option<SharedRoute>)>) {
+        let cmds = changes
+            .into_iter()
+            .map(|(p, r)| Command::Change(p, r.map(|r| r.0), order));
+        if self.tx.send_all(cmds).await.is_err() {
+            tracing::warn!("route table task has stopped; commands dropped");
+        }
+    }
+
+    /// Changes of the burst `order` of an [`apply_in_order`](Self::apply_in_order)
+    /// producer that overtake the bulk: queued at once (never waiting; the
+    /// caller bounds them, a few per burst) and taken by the table ahead of
+    /// every command still queued, at the next boundary of the burst it is
+    /// writing (each netlink batch, ≈ 270 routes). Send them before the
+    /// rest of burst `order` and before any later burst: a change of an
+    /// earlier burst for the same prefix that arrives after one of these is
+    /// dropped (docs/design.md, "Express changes").
+    pub fn express(&self, order: u64, changes: Vec<(IpNetwork, Option<SharedRoute>)>) {
+        let cmds = changes
+            .into_iter()
+            .map(|(p, r)| Command::Change(p, r.map(|r| r.0), order));
+        if self.tx.send_express(cmds).is_err() {
             tracing::warn!("route table task has stopped; commands dropped");
         }
     }

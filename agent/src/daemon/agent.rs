@@ -290,9 +290,12 @@ impl<R: Routes, V: Veths> Agent<R, V> {
     /// table as one burst each (waiting while its queue is full: the speaker
     /// keeps the backlog meanwhile), peer state changes are logged,
     /// `Converged` runs the sweep after every route change received before it.
-    pub async fn apply_steps(&self, steps: Vec<Step<R::Shared>>) {
+    /// `order` is the batch's ([`Learned::order`]); express changes go
+    /// ahead of everything the table has queued ([`Self::express`]).
+    pub async fn apply_steps(&self, order: u64, steps: Vec<Step<R::Shared>>) {
         for step in steps {
             match step {
+                Step::Express(routes) => self.express(order, routes),
                 Step::Routes(routes) => {
                     let traced =
                         tracing::enabled!(target: tortie_bgp::PROBE_TRACE, tracing::Level::TRACE)
@@ -301,11 +304,11 @@ impl<R: Routes, V: Veths> Agent<R, V> {
                     if let Some((prefix, at)) = traced {
                         tracing::trace!(target: tortie_bgp::PROBE_TRACE, prefix = %prefix, at,
                             burst = routes.len(), "agent: apply");
-                        self.table.apply(routes).await;
+                        self.table.apply(order, routes).await;
                         tracing::trace!(target: tortie_bgp::PROBE_TRACE, prefix = %prefix,
                             "agent: queued on the route table");
                     } else {
-                        self.table.apply(routes).await;
+                        self.table.apply(order, routes).await;
                     }
                 }
                 Step::Event(SpeakerEvent::PeerStateChanged {
@@ -333,7 +336,20 @@ impl<R: Routes, V: Veths> Agent<R, V> {
         events: impl IntoIterator<Item = SpeakerEvent>,
     ) {
         let steps = self.steps(learned, events);
-        self.apply_steps(steps).await;
+        self.apply_steps(learned.order(), steps).await;
+    }
+
+    /// Express changes of the batch `order` ([`Step::Express`]) queued on
+    /// the route table at once, ahead of the bulk it still has queued; to
+    /// be called before the batch's other steps and any later batch.
+    pub fn express(&self, order: u64, routes: Vec<(IpNetwork, Option<R::Shared>)>) {
+        if tracing::enabled!(target: tortie_bgp::PROBE_TRACE, tracing::Level::TRACE)
+            && let Some((prefix, at)) = super::batch::traced_route(&routes)
+        {
+            tracing::trace!(target: tortie_bgp::PROBE_TRACE, prefix = %prefix, at,
+                burst = routes.len(), "agent: express");
+        }
+        self.table.express(order, routes);
     }
 }
 

@@ -9,7 +9,12 @@
 //! compact entry per changed prefix, reported with the prefix's latest best
 //! path when we take it). Nothing here de-duplicates, sorts or holds events:
 //! each route change becomes one desire, in the order received, and the
-//! route table's slots keep the last desire per prefix.
+//! route table's slots keep the last desire per prefix — except express
+//! changes (the speaker's `express` mark, at most [`EXPRESS_MAX`] a batch):
+//! they lead the batch as [`Step::Express`], queued on the table ahead of
+//! the bulk, and an older change of their prefix in the same batch is
+//! dropped (the table drops one of an earlier batch; docs/design.md,
+//! "Express changes").
 //!
 //! Next hops: the speaker interns each ECMP set ([`tortie_bgp::NextHops`]);
 //! [`Learned`] converts a set to a kernel route once (per family, with the
@@ -37,6 +42,13 @@ use tortie_config::Config;
 /// Most events taken from the speaker into one batch.
 pub const MAX_BATCH: usize = 8192;
 
+/// Most changes of one batch sent ahead of it as express changes
+/// ([`Step::Express`]); more stay in the batch, in order. The speaker marks
+/// a change express when it left its outbox ahead of the backlog there,
+/// which a bulk load's own late changes do too: this keeps them from
+/// turning the express path into a second bulk path.
+pub const EXPRESS_MAX: usize = 16;
+
 /// Next-hop sets whose kernel route is remembered; more (a churning peer)
 /// and the memo starts again.
 const MAX_SETS: usize = 1024;
@@ -44,6 +56,13 @@ const MAX_SETS: usize = 1024;
 /// One thing to do, in order.
 #[derive(Debug, PartialEq)]
 pub enum Step<S> {
+    /// Changes the speaker marked `express` (up to [`EXPRESS_MAX`] per
+    /// batch), first of the batch's steps: queued on the route table at
+    /// once, ahead of everything it still has queued, with the batch's
+    /// order ([`Learned::order`]); an older change of the same prefix in
+    /// the batch is dropped here, and one of an earlier batch still queued
+    /// there is dropped by the table (docs/design.md, "Express changes").
+    Express(Vec<(IpNetwork, Option<S>)>),
     /// Desires in the order received: the route table's interned route for
     /// the prefix, or `None` = nothing to install (remove ours).
     Routes(Vec<(IpNetwork, Option<S>)>),
@@ -88,6 +107,8 @@ pub struct Learned<S> {
     /// IPv6 route changes whose only next hops were link-local (not
     /// installed: no output device known), since the last warning.
     pub link_local_only: usize,
+    /// Batches converted: the order of the last one ([`Self::order`]).
+    order: u64,
 }
 
 impl<S> Default for Learned<S> {
@@ -97,7 +118,17 @@ impl<S> Default for Learned<S> {
             last: None,
             cfg: None,
             link_local_only: 0,
+            order: 0,
         }
+    }
+}
+
+impl<S> Learned<S> {
+    /// The order of the batch [`Self::steps`] converted last (rising by one
+    /// a batch): what the route table orders its changes by
+    /// (`RouteTable::apply_in_order`, `RouteTable::express`).
+    pub fn order(&self) -> u64 {
+        self.order
     }
 }
 
@@ -116,8 +147,10 @@ impl<S: Clone> Learned<S> {
             self.last = None;
             self.cfg = Some(cfg.clone());
         }
+        self.order += 1;
         let events = events.into_iter();
         let mut steps = Vec::new();
+        let mut express = Vec::new();
         // Sized once: growing it by doubling costs a large allocation each
         // time, and each one has glibc consolidate its free lists (perf,
         // 1M unique).
@@ -125,7 +158,10 @@ impl<S: Clone> Learned<S> {
         for ev in events {
             match ev {
                 SpeakerEvent::BestPathChanged {
-                    prefix, next_hops, ..
+                    prefix,
+                    next_hops,
+                    express: ahead,
+                    ..
                 } => {
                     if !install {
                         continue;
@@ -135,7 +171,15 @@ impl<S: Clone> Learned<S> {
                         tracing::debug!(prefix = %net, "ignoring a learned route for our own block or container");
                         continue;
                     }
-                    run.push((net, self.route(cx, cfg, &next_hops, net.is_ipv6())));
+                    let change = (net, self.route(cx, cfg, &next_hops, net.is_ipv6()));
+                    if ahead && express.len() < EXPRESS_MAX {
+                        // An older change of it earlier in the batch would
+                        // be queued after this one: it is superseded.
+                        drop_older(&mut steps, &mut run, net);
+                        express.push(change);
+                    } else {
+                        run.push(change);
+                    }
                 }
                 other => {
                     if !run.is_empty() {
@@ -147,6 +191,9 @@ impl<S: Clone> Learned<S> {
         }
         if !run.is_empty() {
             steps.push(Step::Routes(run));
+        }
+        if !express.is_empty() {
+            steps.insert(0, Step::Express(express));
         }
         if self.link_local_only > 0 {
             tracing::warn!(
@@ -214,6 +261,16 @@ impl<S: Clone> Learned<S> {
     }
 }
 
+/// Drops the changes of `net` in `steps` and `run` (the batch so far).
+fn drop_older<S>(steps: &mut [Step<S>], run: &mut Vec<(IpNetwork, Option<S>)>, net: IpNetwork) {
+    run.retain(|(n, _)| *n != net);
+    for s in steps {
+        if let Step::Routes(r) = s {
+            r.retain(|(n, _)| *n != net);
+        }
+    }
+}
+
 /// The speaker's prefix as a network.
 fn network(prefix: Prefix) -> Option<IpNetwork> {
     match prefix {
@@ -250,7 +307,7 @@ pub fn route_count<S>(steps: &[Step<S>]) -> usize {
     steps
         .iter()
         .map(|s| match s {
-            Step::Routes(r) => r.len(),
+            Step::Routes(r) | Step::Express(r) => r.len(),
             Step::Event(_) => 0,
         })
         .sum()
@@ -308,6 +365,7 @@ pod_cidr = "10.244.1.0/26"
             prefix,
             next_hops,
             attributes: None,
+            express: false,
         }
     }
 
@@ -451,5 +509,61 @@ pod_cidr = "10.244.1.0/26"
         let v6 = [r("2001:db8::/48"), r("2001:db8::/64"), r("fd13:19::1/128")];
         assert_eq!(traced_route(&v6), Some((net("fd13:19::1/128"), 2)));
         assert_eq!(traced_route(&[r("0.0.0.0/0")]), None);
+    }
+
+    /// Changes marked `express` come first, as their own step, with no
+    /// older change of their prefix left in the batch; at most
+    /// [`EXPRESS_MAX`] a batch (the rest stay in order); the batch's order
+    /// rises by one a batch.
+    #[test]
+    fn express_changes_lead_the_batch_without_older_ones_behind() {
+        let mut sets = HashMap::new();
+        let fast = |sets: &mut HashMap<_, _>, p: &str, hops: &[IpAddr]| match best(sets, p, hops) {
+            SpeakerEvent::BestPathChanged {
+                prefix, next_hops, ..
+            } => SpeakerEvent::BestPathChanged {
+                prefix,
+                next_hops,
+                attributes: None,
+                express: true,
+            },
+            other => other,
+        };
+        let events = vec![
+            best(&mut sets, "10.1.0.0/24", &[H1]),
+            best(&mut sets, "198.19.0.1/32", &[H1]),
+            SpeakerEvent::Converged,
+            best(&mut sets, "10.2.0.0/24", &[H1]),
+            fast(&mut sets, "198.19.0.1/32", &[]),
+            best(&mut sets, "10.3.0.0/24", &[H1]),
+        ];
+        let cx = Cx::default();
+        let cfg = cfg();
+        let mut l = Learned::default();
+        let steps = l.steps(&cx, &cfg, true, events.clone());
+        assert_eq!(l.order(), 1);
+        assert_eq!(
+            steps,
+            vec![
+                Step::Express(vec![(net("198.19.0.1/32"), None)]),
+                Step::Routes(vec![(net("10.1.0.0/24"), via(&[H1]))]),
+                Step::Event(SpeakerEvent::Converged),
+                Step::Routes(vec![
+                    (net("10.2.0.0/24"), via(&[H1])),
+                    (net("10.3.0.0/24"), via(&[H1])),
+                ]),
+            ]
+        );
+        let many: Vec<_> = (0..EXPRESS_MAX + 2)
+            .map(|i| fast(&mut sets, &format!("198.19.1.{i}/32"), &[H1]))
+            .collect();
+        let steps = l.steps(&cx, &cfg, true, many);
+        assert_eq!(l.order(), 2);
+        let [Step::Express(ahead), Step::Routes(rest)] = &steps[..] else {
+            panic!("{steps:?}");
+        };
+        assert_eq!(ahead.len(), EXPRESS_MAX);
+        assert_eq!(rest.len(), 2);
+        assert_eq!(rest[0].0, net(&format!("198.19.1.{EXPRESS_MAX}/32")));
     }
 }

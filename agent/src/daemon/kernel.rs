@@ -35,12 +35,17 @@ pub trait Routes: Send + Sync + 'static {
     /// The table's shared copy of `route` ([`RouteTable::intern`], the one
     /// interner of routes): call it once per distinct route, not per prefix.
     fn intern(&self, route: KernelRoute) -> Self::Shared;
-    /// Desires in order, as one burst: `Some` = desire, `None` = remove
-    /// ([`RouteTable::apply`]; waits while the table's queue is full).
+    /// Desires in order, as one burst of the batch `order`: `Some` =
+    /// desire, `None` = remove ([`RouteTable::apply_in_order`]; waits while
+    /// the table's queue is full).
     fn apply(
         &self,
+        order: u64,
         changes: Vec<(IpNetwork, Option<Self::Shared>)>,
     ) -> impl Future<Output = ()> + Send;
+    /// Changes of the batch `order` ahead of everything queued, at once
+    /// ([`RouteTable::express`]).
+    fn express(&self, order: u64, changes: Vec<(IpNetwork, Option<Self::Shared>)>);
     /// Desire `route` for `prefix` ([`RouteTable::set`]).
     fn set(&self, prefix: IpNetwork, route: KernelRoute) -> impl Future<Output = ()> + Send;
     /// The protocol and table an attach writes host routes with
@@ -75,9 +80,13 @@ impl Routes for RouteTable {
     }
     fn apply(
         &self,
+        order: u64,
         changes: Vec<(IpNetwork, Option<SharedRoute>)>,
     ) -> impl Future<Output = ()> + Send {
-        RouteTable::apply(self, changes)
+        RouteTable::apply_in_order(self, order, changes)
+    }
+    fn express(&self, order: u64, changes: Vec<(IpNetwork, Option<SharedRoute>)>) {
+        RouteTable::express(self, order, changes)
     }
     fn set(&self, prefix: IpNetwork, route: KernelRoute) -> impl Future<Output = ()> + Send {
         RouteTable::set(self, prefix, route)

@@ -270,7 +270,7 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>, opts: RunOptions) -> a
     let mut applying: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>> =
         None;
     // The next batch, converted while the current one is queued.
-    let mut next: Option<Vec<batch::Step<tortie_routes::SharedRoute>>> = None;
+    let mut next: Option<(u64, Vec<batch::Step<tortie_routes::SharedRoute>>)> = None;
     loop {
         // Take a batch while none is waiting to be queued: at most one being
         // queued on the route table (which waits while the table's queue is
@@ -288,12 +288,20 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>, opts: RunOptions) -> a
                 if tracing::enabled!(target: tortie_bgp::PROBE_TRACE, tracing::Level::TRACE) {
                     batch::trace_taken(&taken, applying.is_some());
                 }
-                let steps = agent.steps(&mut learned, taken.drain(..));
+                let mut steps = agent.steps(&mut learned, taken.drain(..));
+                let order = learned.order();
                 trimmer.applied(batch::route_count(&steps));
+                // Express changes go at once, not behind the batch before
+                // (docs/design.md, "Express changes").
+                if let Some(batch::Step::Express(_)) = steps.first()
+                    && let batch::Step::Express(routes) = steps.remove(0)
+                {
+                    agent.express(order, routes);
+                }
                 if applying.is_none() {
-                    applying = Some(Box::pin(agent.apply_steps(steps)));
+                    applying = Some(Box::pin(agent.apply_steps(order, steps)));
                 } else {
-                    next = Some(steps);
+                    next = Some((order, steps));
                 }
             },
             () = async {
@@ -303,8 +311,8 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>, opts: RunOptions) -> a
                 }
             }, if applying.is_some() => {
                 // Batches are queued one after the other, in event order.
-                applying = next.take().map(|steps| {
-                    Box::pin(agent.apply_steps(steps))
+                applying = next.take().map(|(order, steps)| {
+                    Box::pin(agent.apply_steps(order, steps))
                         as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>
                 });
                 // Caught up after a large batch: give its transient memory

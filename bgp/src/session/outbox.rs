@@ -44,6 +44,10 @@
 //! in either family: an IPv4 one first, then a short IPv6 one ahead of the
 //! sorted IPv4 rest (an IPv6 change made during a 1M IPv4 pass otherwise
 //! waited for all of it, 4–11 s; session 16 loadlat6 lane).
+//! A change that leaves from such a tail — marked after the pass began,
+//! not yet sorted into it — is reported with `express` set (the owner may
+//! let it overtake what it received before; docs/design.md, "Express
+//! changes"); the pass's own changes and those handed out at once are not.
 //!
 //! Why a second Loc-RIB lookup at delivery rather than keeping each marked
 //! prefix's state: the state would cost a next-hop handle and an attribute
@@ -128,6 +132,11 @@ struct ChangeSet {
     /// Length of `v4` sorted in stretches (a de-duplicated head, then tails
     /// sorted before delivery); `clean_v4 <= sorted_v4`.
     sorted_v4: usize,
+    /// Once delivery of this set has begun (its pass), the lowest length of
+    /// `v4` / `v6` / `v6_long` since (reset to the length when a list is
+    /// sorted): a prefix above it was marked during the pass and leaves
+    /// marked `express` ([`ChangeSet::pop_marked`]).
+    pass: Option<[usize; 3]>,
 }
 
 /// Where an IPv4 prefix's place in its run of sixteen sits in its address
@@ -262,22 +271,61 @@ impl ChangeSet {
                 compact(&mut self.v4, &mut self.clean_v4, |k| *k);
                 if self.clean_v4 == self.v4.len() {
                     self.sorted_v4 = self.clean_v4;
+                    self.sorted(0);
                 }
             }
             Prefix::V6(p6) => match p6.short() {
                 Some(s) => {
                     self.v6.push(s);
                     compact(&mut self.v6, &mut self.clean_v6, short_key);
+                    if self.clean_v6 == self.v6.len() {
+                        self.sorted(1);
+                    }
                 }
                 None => {
                     self.v6_long.push(p6);
                     compact(&mut self.v6_long, &mut self.clean_v6_long, |p| *p);
+                    if self.clean_v6_long == self.v6_long.len() {
+                        self.sorted(2);
+                    }
                 }
             },
         }
     }
 
+    #[cfg(test)]
     fn pop(&mut self) -> Option<Prefix> {
+        self.pop_marked().map(|(p, _)| p)
+    }
+
+    /// The next prefix, and whether it left from a fresh tail (marked since
+    /// the last sort or de-duplication pass of its list, ahead of the rest:
+    /// [`SpeakerEvent::BestPathChanged`]'s `express`).
+    fn pop_marked(&mut self) -> Option<(Prefix, bool)> {
+        let popped = self.pop_any();
+        let lens = [self.v4.len(), self.v6.len(), self.v6_long.len()];
+        let pass = self.pass.get_or_insert(lens);
+        for (m, len) in pass.iter_mut().zip(lens) {
+            *m = (*m).min(len);
+        }
+        popped
+    }
+
+    /// List `i` (`v4`, `v6`, `v6_long`) was sorted whole: in the pass's
+    /// order from now on.
+    fn sorted(&mut self, i: usize) {
+        let len = [self.v4.len(), self.v6.len(), self.v6_long.len()][i];
+        if let Some(pass) = &mut self.pass {
+            pass[i] = len;
+        }
+    }
+
+    /// Whether the last entry of list `i` was marked during the pass.
+    fn marked_in_pass(&self, i: usize, len: usize) -> bool {
+        self.pass.is_some_and(|m| len > m[i])
+    }
+
+    fn pop_any(&mut self) -> Option<(Prefix, bool)> {
         // A long tail that came after the last pass leaves in the kernel's
         // order too: merged with the rest into one order once it is a
         // sizeable share of the backlog (the end of a bulk load: one pass
@@ -293,6 +341,7 @@ impl ChangeSet {
                 self.v4[self.sorted_v4..].sort_unstable();
             }
             self.sorted_v4 = self.v4.len();
+            self.sorted(0);
         }
         // Fresh tails first: IPv4's (below, last in, first out), then a
         // short IPv6 tail marked since its last de-duplication pass (a
@@ -305,13 +354,15 @@ impl ChangeSet {
         {
             return self.pop_v6(true);
         }
-        while let Some(k) = self.v4.pop() {
+        loop {
+            let fresh = self.marked_in_pass(0, self.v4.len());
+            let Some(k) = self.v4.pop() else { break };
             release(&mut self.v4);
             self.clean_v4 = self.clean_v4.min(self.v4.len());
             self.sorted_v4 = self.sorted_v4.min(self.v4.len());
             // Keys are made from valid prefixes; skip one that is not.
             if let Some(p) = v4_prefix(k) {
-                return Some(p);
+                return Some((p, fresh));
             }
         }
         self.pop_v6(false)
@@ -321,7 +372,7 @@ impl ChangeSet {
     /// since its last pass (last in, first out); else the larger of the two
     /// lists' last — sorted heads leave in descending address order,
     /// whichever form they are kept in.
-    fn pop_v6(&mut self, fresh: bool) -> Option<Prefix> {
+    fn pop_v6(&mut self, fresh: bool) -> Option<(Prefix, bool)> {
         let short = self.v6.last().map(|s| Ipv6Prefix::from(*s));
         let from_short = if fresh {
             self.v6.len() > self.clean_v6
@@ -332,16 +383,18 @@ impl ChangeSet {
                 (None, _) => false,
             }
         };
-        let p = if from_short {
-            self.v6.pop().map(Ipv6Prefix::from)
+        let (p, marked) = if from_short {
+            let marked = self.marked_in_pass(1, self.v6.len());
+            (self.v6.pop().map(Ipv6Prefix::from), marked)
         } else {
-            self.v6_long.pop()
+            let marked = self.marked_in_pass(2, self.v6_long.len());
+            (self.v6_long.pop(), marked)
         };
         release(&mut self.v6);
         release(&mut self.v6_long);
         self.clean_v6 = self.clean_v6.min(self.v6.len());
         self.clean_v6_long = self.clean_v6_long.min(self.v6_long.len());
-        p.map(Prefix::V6)
+        p.map(|p| (Prefix::V6(p), marked))
     }
 
     /// Prefixes marked since the last sort (IPv4) or de-duplication pass
@@ -430,6 +483,7 @@ impl Outbox {
             prefix: c.prefix,
             next_hops: self.sets.intern(&c.next_hops),
             attributes: c.attributes,
+            express: false,
         };
         self.push(ev, tx);
     }
@@ -543,10 +597,10 @@ impl Outbox {
     fn next(&mut self, rib: &Rib) -> Option<SpeakerEvent> {
         loop {
             match self.segments.front_mut()? {
-                Segment::Changed(c) => match c.pop() {
-                    Some(prefix) => {
+                Segment::Changed(c) => match c.pop_marked() {
+                    Some((prefix, express)) => {
                         let full = (self.feed == BestPathFeed::Full).then_some(&mut self.full);
-                        return Some(current(rib, prefix, full, &mut self.sets));
+                        return Some(current(rib, prefix, express, full, &mut self.sets));
                     }
                     None => {
                         self.segments.pop_front();
@@ -578,6 +632,7 @@ fn trace_out(ev: &SpeakerEvent, tx: &mpsc::Sender<SpeakerEvent>) {
 fn current(
     rib: &Rib,
     prefix: Prefix,
+    express: bool,
     full: Option<&mut FullCache>,
     sets: &mut NextHopSets,
 ) -> SpeakerEvent {
@@ -592,6 +647,7 @@ fn current(
         prefix,
         next_hops: sets.intern(&hops),
         attributes,
+        express,
     }
 }
 

@@ -11,7 +11,8 @@
 //! host route, [`crate::RouteTable::expect`]; nothing is written for them
 //! until the kernel is seen to hold them or the caller installs them).
 //!
-//! Loop: take a burst of commands from the [`queue`] and apply them in order
+//! Loop: take a burst of commands from the [`queue`] (its express commands
+//! first, and again after each netlink batch sent: [`express`]) and apply them in order
 //! to the desired side of the slots (routes arrive interned by the table's
 //! one interner, [`RouteInterner`], so a desire is a reference count and one
 //! hash operation, in which a new prefix of the burst's route is also
@@ -64,6 +65,7 @@ macro_rules! writer {
 }
 
 mod apply;
+mod express;
 mod failures;
 mod hash;
 mod installs;
@@ -193,6 +195,8 @@ pub(crate) struct Reconciler {
     last_v6_delete: Option<IpNetwork>,
     /// Nexthop objects of learned routes ([`nexthops`]).
     nh: nexthops::Nexthops,
+    /// Express commands and the per-prefix order they keep ([`express`]).
+    express: express::Express,
 }
 
 /// Device names a route refers to (no allocation: hot path of `set`).
@@ -259,6 +263,7 @@ impl Reconciler {
             last_general: 0,
             last_v6_delete: None,
             nh: nexthops::Nexthops::new(nexthop_objects, proto),
+            express: express::Express::default(),
             deletes: [
                 IpAddr::from(Ipv4Addr::UNSPECIFIED),
                 Ipv6Addr::UNSPECIFIED.into(),
@@ -303,11 +308,11 @@ impl Reconciler {
             }
             tokio::select! {
                 () = rx.wait(), if !closed => {
-                    let open = rx.take(&mut cmds);
-                    if cmds.is_empty() && !open {
+                    let open = rx.take(&mut cmds, &mut self.express.buf);
+                    if cmds.is_empty() && self.express.buf.is_empty() && !open {
                         break;
                     }
-                    self.commands(&mut cmds).await;
+                    self.commands(&rx, &mut cmds).await;
                     if !open || !self.coalesce(&rx, &mut cmds).await {
                         closed = true;
                     }
@@ -344,8 +349,8 @@ impl Reconciler {
                         // route a caller wrote itself, which the dump may
                         // have seen, was expected before it was written
                         // ([`Command::Expect`]): never swept as a stray.
-                        let open = rx.take(&mut cmds);
-                        self.commands(&mut cmds).await;
+                        let open = rx.take(&mut cmds, &mut self.express.buf);
+                        self.commands(&rx, &mut cmds).await;
                         closed |= !open;
                         if self.converged {
                             self.sweep_strays();
@@ -427,8 +432,8 @@ impl Reconciler {
     async fn coalesce(&mut self, rx: &queue::Receiver, cmds: &mut Vec<Command>) -> bool {
         let until = Instant::now() + COALESCE;
         loop {
-            let open = rx.take(cmds);
-            self.commands(cmds).await;
+            let open = rx.take(cmds, &mut self.express.buf);
+            self.commands(rx, cmds).await;
             if !open {
                 return false;
             }
@@ -469,8 +474,16 @@ impl Reconciler {
     /// the burst (up to the queue's [`queue::CAPACITY`] taken at once) went
     /// dirty and was looked up a second time and encoded from scratch —
     /// at the start of every bulk load from a new gateway.
-    async fn commands(&mut self, cmds: &mut Vec<Command>) {
+    ///
+    /// Express commands go first, those taken with `cmds` and those queued
+    /// by the time each full buffer is sent ([`express`]); one that needs
+    /// more than write-through is written by [`apply`] there and then, not
+    /// after the burst.
+    async fn commands(&mut self, rx: &queue::Receiver, cmds: &mut Vec<Command>) {
         self.last_v6_delete = None;
+        if self.apply_express() {
+            self.apply().await;
+        }
         for c in cmds.drain(..) {
             self.command(c);
             if self.nh.has_pending() {
@@ -478,8 +491,12 @@ impl Reconciler {
                 self.resolve_nexthops().await;
             } else if self.out.full() {
                 self.write().await;
+                if self.take_express(rx) {
+                    self.apply().await;
+                }
             }
         }
+        self.express_passed();
     }
 
     fn command(&mut self, cmd: Command) {
@@ -496,6 +513,7 @@ impl Reconciler {
             }
             Command::Expect(p, r) => self.expect(p, r),
             Command::Remove(p) => self.unset(p),
+            Command::Change(p, r, order) => self.bulk_change(p, r, order),
             Command::Uninstall(p, tx) => {
                 self.unset(p);
                 // Taken: a delete write-through encoded is sent before the

@@ -11,6 +11,13 @@
 //! taken all earlier commands, or is about to be woken for them); a full
 //! queue (`CAPACITY`) makes senders wait until the consumer has emptied it.
 //!
+//! Express commands ([`Sender::send_express`], [`crate::RouteTable::express`])
+//! wait in a second list beside the bulk one: never bounded (their producer
+//! bounds them, see the method), always waking the consumer, and taken
+//! first — with the bulk in the same lock ([`Receiver::take`]), and alone
+//! at each boundary of a burst the consumer works through
+//! ([`Receiver::take_express`]) — so they overtake a full queue.
+//!
 //! Closing: when the last [`Sender`] goes, the consumer sees `closed` after
 //! taking what is left; when the [`Receiver`] goes (the task stopped), queued
 //! commands are dropped (their reply channels fail, so callers see
@@ -33,6 +40,8 @@ pub(crate) const SMALL: usize = 256;
 
 struct State {
     cmds: Vec<Command>,
+    /// Express commands: taken before `cmds` (see the module doc).
+    express: Vec<Command>,
     senders: usize,
     receiver_gone: bool,
     /// A sender waits for room (found the queue full).
@@ -76,6 +85,7 @@ pub(crate) fn queue() -> (Sender, Receiver) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             cmds: Vec::new(),
+            express: Vec::new(),
             senders: 1,
             receiver_gone: false,
             full: false,
@@ -180,6 +190,30 @@ impl Sender {
     }
 }
 
+impl Sender {
+    /// Queue `cmds` as express commands: at once (never waiting for room),
+    /// waking the consumer, which takes them before any bulk command still
+    /// queued. Unbounded: for a producer that bounds them itself (a few
+    /// changes per burst it sends in order). `Err` if the reconciler task
+    /// has stopped.
+    pub(crate) fn send_express(&self, cmds: impl IntoIterator<Item = Command>) -> Result<(), ()> {
+        {
+            let mut st = self.shared.lock();
+            if st.receiver_gone {
+                return Err(());
+            }
+            let before = st.express.len();
+            st.express.extend(cmds);
+            if st.express.len() == before {
+                return Ok(());
+            }
+            st.quiet = false;
+        }
+        self.shared.ready.notify_one();
+        Ok(())
+    }
+}
+
 impl Clone for Sender {
     fn clone(&self) -> Self {
         self.shared.lock().senders += 1;
@@ -203,11 +237,16 @@ impl Drop for Sender {
 }
 
 impl Receiver {
-    /// Move every queued command to the end of `out`. Returns false once
-    /// every sender is gone (after taking what they left).
-    pub(crate) fn take(&self, out: &mut Vec<Command>) -> bool {
+    /// Move every queued command to the end of `out`, and every express
+    /// command to the end of `express` (under the same lock: an express
+    /// command sent before a bulk one is never taken after it). Returns
+    /// false once every sender is gone (after taking what they left).
+    pub(crate) fn take(&self, out: &mut Vec<Command>, express: &mut Vec<Command>) -> bool {
         let (open, wake) = {
             let mut st = self.shared.lock();
+            if !st.express.is_empty() {
+                express.append(&mut st.express);
+            }
             if out.is_empty() {
                 // Swap buffers: no copy, and both keep their capacity.
                 std::mem::swap(&mut st.cmds, out);
@@ -222,6 +261,15 @@ impl Receiver {
             self.shared.room.notify_waiters();
         }
         open
+    }
+
+    /// Move the express commands queued to the end of `express` (between
+    /// two steps of a burst already taken). One uncontended lock.
+    pub(crate) fn take_express(&self, express: &mut Vec<Command>) {
+        let mut st = self.shared.lock();
+        if !st.express.is_empty() {
+            express.append(&mut st.express);
+        }
     }
 
     /// Give back the memory a burst grew the queue to (call when idle).
@@ -239,7 +287,7 @@ impl Receiver {
         let ready = self.shared.ready.notified();
         {
             let st = self.shared.lock();
-            if !st.cmds.is_empty() || st.senders == 0 {
+            if !st.cmds.is_empty() || !st.express.is_empty() || st.senders == 0 {
                 return;
             }
         }
@@ -252,7 +300,10 @@ impl Drop for Receiver {
         let dropped = {
             let mut st = self.shared.lock();
             st.receiver_gone = true;
-            std::mem::take(&mut st.cmds)
+            (
+                std::mem::take(&mut st.cmds),
+                std::mem::take(&mut st.express),
+            )
         };
         // Outside the lock: dropping replies wakes their waiters.
         drop(dropped);
@@ -292,7 +343,7 @@ mod tests {
         let mut max_seen = 0;
         loop {
             rx.wait().await;
-            let open = rx.take(&mut buf);
+            let open = rx.take(&mut buf, &mut Vec::new());
             max_seen = max_seen.max(buf.len());
             got.extend(buf.drain(..).map(|c| key(&c)));
             if got.len() == n as usize {
@@ -307,7 +358,7 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), rx.wait())
             .await
             .expect("last sender gone wakes the consumer");
-        assert!(!rx.take(&mut buf));
+        assert!(!rx.take(&mut buf, &mut Vec::new()));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -323,7 +374,7 @@ mod tests {
         let mut buf = Vec::new();
         while got.len() <= n as usize {
             rx.wait().await;
-            rx.take(&mut buf);
+            rx.take(&mut buf, &mut Vec::new());
             assert!(buf.len() <= CAPACITY, "bounded: {}", buf.len());
             got.extend(buf.drain(..).map(|c| key(&c)));
         }
@@ -356,11 +407,11 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!blocked.is_finished(), "sender waits while full");
         let mut buf = Vec::new();
-        assert!(rx.take(&mut buf));
+        assert!(rx.take(&mut buf, &mut Vec::new()));
         assert_eq!(buf.len(), CAPACITY);
         assert!(blocked.await.unwrap());
         buf.clear();
-        rx.take(&mut buf);
+        rx.take(&mut buf, &mut Vec::new());
         assert_eq!(buf.iter().map(key).collect::<Vec<_>>(), [99_999]);
     }
 
@@ -374,7 +425,7 @@ mod tests {
         let consumer = tokio::spawn(async move {
             r.wait().await;
             let mut buf = Vec::new();
-            r.take(&mut buf);
+            r.take(&mut buf, &mut Vec::new());
             buf.iter().map(key).collect::<Vec<_>>()
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -386,5 +437,32 @@ mod tests {
             .await
             .expect("the send after a quiet one wakes the consumer");
         assert_eq!(taken.unwrap(), [1, 2]);
+    }
+
+    /// Express commands are queued into a full queue without waiting, wake
+    /// the consumer, and are taken apart from (and with) the bulk.
+    #[tokio::test]
+    async fn express_commands_skip_a_full_queue() {
+        let (tx, rx) = queue();
+        for i in 0..CAPACITY as u32 {
+            assert!(tx.send(rm(i)).await.is_ok());
+        }
+        let mut bulk = Vec::new();
+        let mut express = Vec::new();
+        rx.take_express(&mut express);
+        assert!(express.is_empty());
+        assert!(tx.send_express([rm(99_999)]).is_ok(), "never waits");
+        tokio::time::timeout(Duration::from_secs(5), rx.wait())
+            .await
+            .expect("an express command wakes the consumer");
+        assert!(rx.take(&mut bulk, &mut express));
+        assert_eq!(express.iter().map(key).collect::<Vec<_>>(), [99_999]);
+        assert_eq!(bulk.len(), CAPACITY);
+        assert!(tx.send_express([rm(7)]).is_ok());
+        express.clear();
+        rx.take_express(&mut express);
+        assert_eq!(express.iter().map(key).collect::<Vec<_>>(), [7]);
+        drop(rx);
+        assert!(tx.send_express([rm(8)]).is_err(), "stopped consumer");
     }
 }

@@ -31,6 +31,7 @@ fn best(p: &str, hops: &[&str]) -> SpeakerEvent {
         prefix: prefix(p),
         next_hops: hops.iter().map(|h| ip(h)).collect::<Vec<_>>().into(),
         attributes: attributes(),
+        express: false,
     }
 }
 
@@ -40,6 +41,7 @@ fn gone(p: &str) -> SpeakerEvent {
         prefix: prefix(p),
         next_hops: Vec::new().into(),
         attributes: None,
+        express: false,
     }
 }
 
@@ -49,6 +51,7 @@ fn own(p: &str) -> SpeakerEvent {
         prefix: prefix(p),
         next_hops: Vec::new().into(),
         attributes: attributes(),
+        express: false,
     }
 }
 
@@ -106,6 +109,7 @@ fn best_in(p: &str, set: &tortie_bgp::NextHops) -> SpeakerEvent {
         prefix: prefix(p),
         next_hops: set.clone(),
         attributes: attributes(),
+        express: false,
     }
 }
 

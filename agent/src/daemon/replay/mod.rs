@@ -103,7 +103,11 @@ impl Routes for Table {
     fn intern(&self, route: KernelRoute) -> KernelRoute {
         route.normalized()
     }
-    async fn apply(&self, changes: Vec<(IpNetwork, Option<KernelRoute>)>) {
+    async fn apply(&self, _order: u64, changes: Vec<(IpNetwork, Option<KernelRoute>)>) {
+        self.express(0, changes);
+    }
+    /// The double has no queue: applied at once, as [`Routes::apply`].
+    fn express(&self, _order: u64, changes: Vec<(IpNetwork, Option<KernelRoute>)>) {
         let mut k = lock(&self.0);
         for (prefix, route) in changes {
             match route {
@@ -390,11 +394,12 @@ impl Node {
     /// [`Agent::steps`] (the conversion kept across batches, as the loop
     /// keeps it) into [`Agent::apply_steps`].
     pub async fn replay(&self, events: Vec<SpeakerEvent>) {
-        let steps = {
+        let (order, steps) = {
             let mut learned = self.learned.lock().unwrap_or_else(|p| p.into_inner());
-            self.agent.steps(&mut learned, events)
+            let steps = self.agent.steps(&mut learned, events);
+            (learned.order(), steps)
         };
-        self.agent.apply_steps(steps).await;
+        self.agent.apply_steps(order, steps).await;
     }
 
     /// Feeds the speaker's own events (e.g. our originations reported back

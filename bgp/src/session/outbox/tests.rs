@@ -32,6 +32,13 @@ fn add(rib: &mut Rib, ob: &mut Outbox, tx: &mpsc::Sender<SpeakerEvent>, p: &str)
     }
 }
 
+/// `n` /24s in `first`.0.0.0/8, one after the other.
+fn add_24s(rib: &mut Rib, ob: &mut Outbox, tx: &mpsc::Sender<SpeakerEvent>, first: u8, n: u32) {
+    for i in 0..n {
+        add(rib, ob, tx, &format!("{first}.{}.{}.0/24", i >> 8, i & 255));
+    }
+}
+
 fn del(rib: &mut Rib, ob: &mut Outbox, tx: &mpsc::Sender<SpeakerEvent>, p: &str) {
     for c in rib.withdraw_local(pfx(p)).best_changes {
         ob.push_change(c, tx);
@@ -409,14 +416,7 @@ fn a_change_behind_a_barrier_leaves_ahead_of_the_pass_while_few_do() {
         let mut ob = Outbox::default();
         ob.push(SpeakerEvent::Converged, &tx);
         let n = 3 * COMPACT_MIN as u32;
-        for i in 0..n {
-            add(
-                &mut rib,
-                &mut ob,
-                &tx,
-                &format!("10.{}.{}.0/24", i >> 8, i & 255),
-            );
-        }
+        add_24s(&mut rib, &mut ob, &tx, 10, n);
         // The pass starts: the first delivery sorts the backlog.
         assert!(matches!(rx.try_recv(), Ok(SpeakerEvent::Converged)));
         ob.deliver(tx.try_reserve_many(1).unwrap(), &tx, &rib);
@@ -424,14 +424,7 @@ fn a_change_behind_a_barrier_leaves_ahead_of_the_pass_while_few_do() {
         assert!(first.1 && first != (pfx(probe), true));
         ob.push(SpeakerEvent::Converged, &tx);
         if many {
-            for i in 0..COMPACT_MIN as u32 {
-                add(
-                    &mut rib,
-                    &mut ob,
-                    &tx,
-                    &format!("11.{}.{}.0/24", i >> 8, i & 255),
-                );
-            }
+            add_24s(&mut rib, &mut ob, &tx, 11, COMPACT_MIN as u32);
         }
         add(&mut rib, &mut ob, &tx, probe);
         let got = take_all(&mut ob, &tx, &mut rx, &rib);
@@ -654,6 +647,7 @@ fn bare_events_carry_next_hops_without_attributes() {
             prefix,
             next_hops,
             attributes,
+            ..
         } => {
             assert!(attributes.is_none(), "{ev:?}");
             (
@@ -722,4 +716,37 @@ fn bare_events_carry_next_hops_without_attributes() {
             ..
         }
     ));
+}
+
+/// `express` marks the changes that leave from a fresh tail ahead of the
+/// pass being delivered (a probe marked during it), and nothing else: not
+/// the pass, not a change handed out at once; IPv4 and IPv6.
+#[test]
+fn a_fresh_tail_leaves_marked_express_and_nothing_else_does() {
+    let express = |ev: &SpeakerEvent| match ev {
+        SpeakerEvent::BestPathChanged { express, .. } => *express,
+        other => panic!("expected a route change, got {other:?}"),
+    };
+    for probe in ["198.19.0.1/32", "fd13:19::1/128"] {
+        let (tx, mut rx) = mpsc::channel(1);
+        let mut rib = rib();
+        let mut ob = Outbox::default();
+        add(&mut rib, &mut ob, &tx, "10.255.0.0/24");
+        assert!(!express(&rx.try_recv().unwrap()), "handed out at once");
+        let n = 3 * COMPACT_MIN as u32;
+        add_24s(&mut rib, &mut ob, &tx, 10, n);
+        // The first went straight out; the second starts the pass.
+        let mut got = vec![rx.try_recv().unwrap()];
+        ob.deliver(tx.try_reserve_many(1).unwrap(), &tx, &rib);
+        got.push(rx.try_recv().unwrap());
+        add(&mut rib, &mut ob, &tx, probe);
+        got.extend(take_all(&mut ob, &tx, &mut rx, &rib));
+        assert_eq!(got.len(), n as usize + 1);
+        let marked: Vec<Prefix> = got
+            .iter()
+            .filter(|e| express(e))
+            .map(|e| state(e).0)
+            .collect();
+        assert_eq!(marked, [pfx(probe)], "{probe}");
+    }
 }
