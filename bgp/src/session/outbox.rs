@@ -400,7 +400,7 @@ impl ChangeSet {
     /// Prefixes marked since the last sort (IPv4) or de-duplication pass
     /// (IPv6): they leave last in, first out, ahead of the sorted rest
     /// (a family's, and an IPv6 tail ahead of IPv4's too), while there are
-    /// fewer than [`COMPACT_MIN`] of them ([`Self::pop`]).
+    /// fewer than [`COMPACT_MIN`] of them ([`Self::pop_marked`]).
     fn fresh(&self) -> usize {
         self.v4.len().saturating_sub(self.sorted_v4) + self.fresh_v6()
     }
