@@ -341,9 +341,9 @@ fn a_new_gateway_during_a_bulk_load_is_written_before_the_load_ends() {
 /// table's task runs on this one-thread runtime). The object is made when
 /// the burst's first route finds it missing, and the rest of the burst is
 /// written as its commands are taken: only that first prefix is planned a
-/// second time (`RouteStats::planned`). Until session 18 the object was
-/// made after the whole burst, and all 2048 prefixes went through the
-/// write path's second look (2048 planned).
+/// second time (`RouteStats::planned`). Were the object made after the
+/// whole burst, all 2048 prefixes would take the write path's second look
+/// (2048 planned) — the mutant this test fails on.
 fn a_new_gateway_s_burst(fam: &'static Fam) {
     const N: u32 = 2048;
     let ns = setup(&format!("nh-burst{}", &fam.flag[1..]));

@@ -469,11 +469,11 @@ impl Reconciler {
     ///
     /// A desire whose gateway has no nexthop object yet is left dirty and
     /// the object is made at once ([`Reconciler::resolve_nexthops`]), so
-    /// the rest of the burst is written through with it. Until session 18
-    /// it was made only by `apply`, after the whole burst: every prefix of
-    /// the burst (up to the queue's [`queue::CAPACITY`] taken at once) went
-    /// dirty and was looked up a second time and encoded from scratch —
-    /// at the start of every bulk load from a new gateway.
+    /// the rest of the burst is written through with it. Made only by
+    /// `apply`, after the burst, every prefix taken with it (up to the
+    /// queue's [`queue::CAPACITY`]) would go dirty, be looked up a second
+    /// time and be encoded from scratch (−21 % instructions on a 10k add
+    /// pass, lab/bench/README.md, session 18 kern9 lane).
     ///
     /// Express commands go first, those taken with `cmds` and those queued
     /// by the time each full buffer is sent ([`express`]); one that needs
@@ -641,8 +641,8 @@ impl Reconciler {
     /// write-through — IPv4 in any order, IPv6 only while the burst's
     /// write-through deletes rise in address order (the order fib6 deletes
     /// fastest, [`apply`]); anything else is left dirty for `apply`,
-    /// which sorts it. Before session 13 every delete went through `apply`:
-    /// three more lookups, a sort and a dedup per prefix.
+    /// which sorts it. Through `apply` a delete would cost three more
+    /// lookups, a sort and a dedup per prefix (session 13).
     fn unset(&mut self, p: IpNetwork) {
         if !self.failed.is_empty() {
             self.failed.remove(&p);
