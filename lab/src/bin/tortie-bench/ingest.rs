@@ -539,10 +539,25 @@ fn measure_case(
                 if !selected(dut, mode) {
                     continue;
                 }
-                let r = ingest_run::one_run(dut, feed, mode, inp)
-                    .with_context(|| format!("{} {tag} {}", dut.name(), mode.key()))?;
-                figures.push(run_json(case, mode, dut, *seq, &r));
-                runs.push((mode, dut, r));
+                // A failed run is reported and the rest measured: the
+                // row's figures come from the runs that did not fail.
+                match ingest_run::one_run(dut, feed, mode, inp) {
+                    Ok(r) => {
+                        figures.push(run_json(case, mode, dut, *seq, &r));
+                        runs.push((mode, dut, r));
+                    }
+                    Err(e) => {
+                        let what =
+                            format!("{} {tag} {} (run {seq}): {e:#}", dut.name(), mode.key());
+                        eprintln!("tortie-bench: failed: {what}");
+                        figures.push(json!({
+                            "family": family.name(), "shape": shape.name(), "prefixes": n,
+                            "feeder": feed.key(), "mode": mode.key(), "dut": dut.name(),
+                            "seq": *seq, "error": format!("{e:#}"),
+                        }));
+                        sec.errors.push(what);
+                    }
+                }
             }
             *seq += 1;
         }
@@ -555,8 +570,14 @@ fn measure_case(
             let k = rep as usize % orders.len().max(1);
             orders.rotate_left(k);
             for order in orders {
-                let r = ingest_floor::floor_run(order, inp)
-                    .with_context(|| format!("kernel floor {tag} {}", order.name()))?;
+                let r = match ingest_floor::floor_run(order, inp) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        sec.errors
+                            .push(format!("kernel floor {tag} {}: {e:#}", order.name()));
+                        continue;
+                    }
+                };
                 let mut j = run_json(case, Mode::EndToEnd, Dut::Tortie, *seq, &r);
                 j["dut"] = json!(format!("raw writer ({})", order.name()));
                 j["floor"] = json!(order.key());
@@ -576,7 +597,11 @@ fn measure_case(
     for mode in [Mode::EndToEnd, Mode::ControlPlane] {
         let b = median_by(&pick(mode, Dut::Bird), |r| r.time);
         let t = median_by(&pick(mode, Dut::Tortie), |r| r.time);
-        let rt = ratio(t.time.as_secs_f64(), b.time.as_secs_f64());
+        // No ratio unless both DUTs have runs (a failed run, or a
+        // `TORTIE_BENCH_ONLY` diagnostic run, leaves a side empty).
+        let both = !pick(mode, Dut::Bird).is_empty() && !pick(mode, Dut::Tortie).is_empty();
+        let of_both = |a: f64, b: f64| if both { ratio(a, b) } else { f64::NAN };
+        let rt = of_both(t.time.as_secs_f64(), b.time.as_secs_f64());
         let label = match mode {
             Mode::EndToEnd => "end-to-end (kernel on)",
             Mode::ControlPlane => "control plane (kernel off)",
@@ -639,7 +664,7 @@ fn measure_case(
             "tortie_feeder_last_update": spread(done(Dut::Tortie)),
         });
         row_ratios[format!("{}_tortie_over_bird", mode.key())] = json!(rt);
-        row_ratios[format!("{}_cpu_tortie_over_bird", mode.key())] = json!(ratio(t.cpu, b.cpu));
+        row_ratios[format!("{}_cpu_tortie_over_bird", mode.key())] = json!(of_both(t.cpu, b.cpu));
         // A diagnostic run without one of the DUTs judges nothing.
         if rt.is_finite() {
             sec.target(

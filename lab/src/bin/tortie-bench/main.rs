@@ -255,6 +255,9 @@ fn main() -> Result<()> {
             match f() {
                 Ok(sec) => {
                     eprintln!("{}", sec.markdown());
+                    report
+                        .errors
+                        .extend(sec.errors.iter().map(|e| format!("{which:?}: {e}")));
                     report.sections.push(sec);
                 }
                 Err(e) => {

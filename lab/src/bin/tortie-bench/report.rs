@@ -30,6 +30,10 @@ pub struct Section {
     pub ratios: Value,
     pub targets: Vec<Target>,
     pub notes: Vec<String>,
+    /// Runs that failed while the rest of the section was measured (a
+    /// row's figures then come from the runs that did not fail); `main`
+    /// counts them as the run's errors, so the exit status says so.
+    pub errors: Vec<String>,
 }
 
 /// A target from issue 6 and whether this run met it.
@@ -83,6 +87,9 @@ impl Section {
         }
         for n in &self.notes {
             s.push_str(&format!("- note: {n}\n"));
+        }
+        for e in &self.errors {
+            s.push_str(&format!("- **failed run**: {e}\n"));
         }
         s
     }
