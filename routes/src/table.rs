@@ -65,19 +65,25 @@ pub struct TableOptions {
     pub nexthop_objects: bool,
 }
 
+/// The order of a [`Command::Change`] from a producer without one: never
+/// dropped as older than an express change, never taken as the bulk's
+/// progress (docs/design.md, "Express changes").
+pub(crate) const UNORDERED: u64 = 0;
+
 /// Commands to the reconciler task. Routes come interned.
 pub(crate) enum Command {
-    Set(IpNetwork, Shared),
+    /// A desire (`Some`) or a removal (`None`) for a prefix, with the order
+    /// of its producer's burst ([`RouteTable::apply_in_order`],
+    /// [`RouteTable::express`]), or [`UNORDERED`] for a producer without
+    /// one ([`RouteTable::set`], [`RouteTable::remove`],
+    /// [`RouteTable::apply`]): the one model of a route desire, with one
+    /// entry path in the reconciler.
+    Change(IpNetwork, Option<Shared>, u64),
     Install(IpNetwork, Shared, oneshot::Sender<Result<(), RoutesError>>),
     /// A desire the caller is about to write itself ([`RouteTable::expect`]).
     Expect(IpNetwork, Shared),
-    Remove(IpNetwork),
-    /// A desire (`Some`, as [`Command::Set`]) or a removal (`None`) of an
-    /// ordered producer, with the order of its burst
-    /// ([`RouteTable::apply_in_order`], [`RouteTable::express`]).
-    Change(IpNetwork, Option<Shared>, u64),
-    /// A [`Command::Remove`] whose sender waits until the reconciler has
-    /// taken it ([`RouteTable::uninstall`]).
+    /// A removal ([`Command::Change`] with `None`) whose sender waits until
+    /// the reconciler has taken it ([`RouteTable::uninstall`]).
     Uninstall(IpNetwork, oneshot::Sender<()>),
     ReplaceAll(HashMap<IpNetwork, KernelRoute>),
     Converged(oneshot::Sender<()>),
@@ -166,26 +172,25 @@ impl RouteTable {
     /// Desire `route` for `prefix` (replacing any previous desire).
     pub async fn set(&self, prefix: impl Into<IpNetwork>, route: KernelRoute) {
         let route = self.routes.intern(route.normalized());
-        self.send(Command::Set(prefix.into(), route)).await;
+        self.send(Command::Change(prefix.into(), Some(route), UNORDERED))
+            .await;
     }
 
     /// [`set`](Self::set) with a route interned by [`intern`](Self::intern).
     pub async fn set_shared(&self, prefix: impl Into<IpNetwork>, route: &SharedRoute) {
-        self.send(Command::Set(prefix.into(), route.0.clone()))
-            .await;
+        self.send(Command::Change(
+            prefix.into(),
+            Some(route.0.clone()),
+            UNORDERED,
+        ))
+        .await;
     }
 
     /// Desires in order, as one burst: `Some` = [`set_shared`](Self::set_shared),
     /// `None` = [`remove`](Self::remove). Queued under one lock per queue's
     /// worth; waits (like every command) while the queue is full.
     pub async fn apply(&self, changes: Vec<(IpNetwork, Option<SharedRoute>)>) {
-        let cmds = changes.into_iter().map(|(p, r)| match r {
-            Some(r) => Command::Set(p, r.0),
-            None => Command::Remove(p),
-        });
-        if self.tx.send_all(cmds).await.is_err() {
-            tracing::warn!("route table task has stopped; commands dropped");
-        }
+        self.apply_in_order(UNORDERED, changes).await;
     }
 
     /// [`apply`](Self::apply) for a producer whose bursts carry an `order`
@@ -286,7 +291,8 @@ impl RouteTable {
 
     /// No longer desire a route for `prefix`; ours is deleted from the kernel.
     pub async fn remove(&self, prefix: impl Into<IpNetwork>) {
-        self.send(Command::Remove(prefix.into())).await;
+        self.send(Command::Change(prefix.into(), None, UNORDERED))
+            .await;
     }
 
     /// [`remove`](Self::remove), returning once the table no longer desires

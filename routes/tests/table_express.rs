@@ -179,3 +179,29 @@ fn a_stale_bulk_change_never_undoes_an_express_one() {
         assert_eq!(count_ours(&probe_ns), BULK as usize);
     });
 }
+
+/// A producer without an order (`set`, `remove`, `apply`) is never taken
+/// for an ordered one's older bulk: its desire for a prefix an express
+/// change went to first applies (no burst of a later order has passed
+/// the express one, so it is still recorded).
+#[test]
+fn an_unordered_desire_is_never_stale() {
+    if !require_root() {
+        return;
+    }
+    let ns = setup("tbl-unord");
+    let name = ns.name.clone();
+    ns.run(move || async move {
+        let probe_ns = Netns::borrowed(&name);
+        let t = RouteTable::start(149, 254).await.expect("start");
+        let route = t.intern(via("10.200.0.2"));
+        t.express(2, vec![(probe(), None)]);
+        t.set_shared(probe(), &route).await;
+        t.flush().await.expect("flush");
+        let shown = probe_ns.ip(&["route", "show", PROBE]);
+        assert!(shown.contains("via 10.200.0.2"), "dropped: {shown}");
+        t.apply(vec![(probe(), None)]).await;
+        t.flush().await.expect("flush");
+        assert_eq!(probe_ns.ip(&["route", "show", PROBE]).trim(), "");
+    });
+}

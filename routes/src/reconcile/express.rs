@@ -6,7 +6,8 @@
 //! taken with them, and alone at each boundary of a burst being written
 //! ([`super::queue::Receiver::take_express`], called by
 //! [`super::Reconciler::commands`] after each netlink batch sent). Each
-//! [`Command::Change`] carries its burst's order. An express change
+//! [`Command::Change`] carries its burst's order ([`UNORDERED`] from a
+//! producer without bursts: never stale, never the bulk's progress). An express change
 //! applied here records its prefix and order in [`Express::applied`]; a bulk
 //! change of an older order for such a prefix is stale (the express one is
 //! newer) and dropped. The producer sends a burst's express changes before
@@ -20,7 +21,7 @@ use ipnetwork::IpNetwork;
 
 use super::hash::FastMap;
 use super::{Reconciler, queue};
-use crate::table::Command;
+use crate::table::{Command, UNORDERED};
 
 /// The express side of the reconciler.
 #[derive(Default)]
@@ -85,9 +86,15 @@ impl Reconciler {
         self.dirty.len() > dirty || self.nh.has_pending()
     }
 
-    /// A bulk [`Command::Change`]: applied unless an express change of a
-    /// later order was applied for `p` first.
+    /// A bulk [`Command::Change`], the one entry of a desire or removal
+    /// taken in queue order: applied unless an express change of a later
+    /// order was applied for `p` first. An [`UNORDERED`] change is always
+    /// applied and leaves the ordered producer's progress as it was.
     pub(super) fn bulk_change(&mut self, p: IpNetwork, r: Option<super::Shared>, order: u64) {
+        if order == UNORDERED {
+            self.change(p, r);
+            return;
+        }
         self.express.bulk = order;
         if self.express.stale(&p, order) {
             self.express.stale += 1;

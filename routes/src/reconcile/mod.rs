@@ -501,7 +501,7 @@ impl Reconciler {
 
     fn command(&mut self, cmd: Command) {
         match cmd {
-            Command::Set(p, r) => self.set(p, r),
+            Command::Change(p, r, order) => self.bulk_change(p, r, order),
             Command::Install(p, r, tx) => {
                 let was_expected = !self.expected.is_empty() && self.expected.contains(&p);
                 self.set(p, r);
@@ -512,8 +512,6 @@ impl Reconciler {
                 self.wait_install(p, tx);
             }
             Command::Expect(p, r) => self.expect(p, r),
-            Command::Remove(p) => self.unset(p),
-            Command::Change(p, r, order) => self.bulk_change(p, r, order),
             Command::Uninstall(p, tx) => {
                 self.unset(p);
                 // Taken: a delete write-through encoded is sent before the

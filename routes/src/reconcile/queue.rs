@@ -318,12 +318,13 @@ mod tests {
     use std::time::Duration;
 
     fn rm(i: u32) -> Command {
-        Command::Remove(IpNetwork::new(std::net::Ipv4Addr::from(i).into(), 32).unwrap())
+        let p = IpNetwork::new(std::net::Ipv4Addr::from(i).into(), 32).unwrap();
+        Command::Change(p, None, crate::table::UNORDERED)
     }
 
     fn key(c: &Command) -> u32 {
         match c {
-            Command::Remove(IpNetwork::V4(p)) => u32::from(p.ip()),
+            Command::Change(IpNetwork::V4(p), None, _) => u32::from(p.ip()),
             _ => u32::MAX,
         }
     }
