@@ -96,6 +96,12 @@ pub struct MetricsSnapshot {
     pub routes_swept: u64,
     /// Routes of ours someone else removed or changed, put back.
     pub routes_restored: u64,
+    /// Route changes that took the express path (the speaker's `express`
+    /// mark: queued ahead of the route table's bulk).
+    pub express_changes: u64,
+    /// Bulk route changes dropped as older than an express change of
+    /// their prefix applied first.
+    pub express_stale: u64,
     pub containers: u64,
     /// `(state, count)`: allocated, free, reserved.
     pub ipam: Vec<(String, u64)>,
@@ -397,6 +403,18 @@ impl Collector for SnapshotCollector {
             "Routes of tortie's that someone else removed or changed, put back by the route table.",
             &[(Vec::new(), s.routes_restored)],
         )?;
+        counter_family(
+            &mut enc,
+            "tortie_dataplane_express_changes",
+            "Route changes that overtook the route table's queued bulk (the express path: made while a backlog was delivered).",
+            &[(Vec::new(), s.express_changes)],
+        )?;
+        counter_family(
+            &mut enc,
+            "tortie_dataplane_express_stale",
+            "Bulk route changes dropped because a newer express change of their prefix had been applied first.",
+            &[(Vec::new(), s.express_stale)],
+        )?;
         gauge_family(
             &mut enc,
             "tortie_dataplane_vxlan_vteps",
@@ -584,6 +602,8 @@ fn tests_sample() -> MetricsSnapshot {
         routes_adopted: 4,
         routes_swept: 6,
         routes_restored: 2,
+        express_changes: 7,
+        express_stale: 5,
         containers: 2,
         ipam: vec![
             ("allocated".into(), 2),
@@ -630,6 +650,8 @@ mod tests {
             "tortie_dataplane_routes_adopted",
             "tortie_dataplane_routes_swept_total",
             "tortie_dataplane_routes_restored_total",
+            "tortie_dataplane_express_changes_total",
+            "tortie_dataplane_express_stale_total",
             "tortie_containers",
             "tortie_ipam_addresses",
             "tortie_build_info",
@@ -672,6 +694,8 @@ mod tests {
             "tortie_dataplane_routes_adopted 4",
             "tortie_dataplane_routes_swept_total 6",
             "tortie_dataplane_routes_restored_total 2",
+            "tortie_dataplane_express_changes_total 7",
+            "tortie_dataplane_express_stale_total 5",
         ] {
             assert!(text.contains(&format!("\n{line}\n")), "{line} in\n{text}");
         }

@@ -167,6 +167,11 @@ pub struct RouteStats {
     pub vteps: u64,
     /// VXLAN FDB/neighbour entries of ours someone removed, put back.
     pub vtep_entries_restored: u64,
+    /// Changes taken as express ones ([`crate::RouteTable::express`]).
+    pub express: u64,
+    /// Bulk changes of an ordered producer dropped as older than an
+    /// express change of their prefix applied first.
+    pub express_stale: u64,
 }
 
 #[cfg(test)]

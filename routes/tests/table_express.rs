@@ -134,6 +134,8 @@ fn an_express_change_overtakes_a_full_queue() {
         assert_eq!(count_ours(&probe_ns), BULK as usize + 1);
         let shown = probe_ns.ip(&["route", "show", PROBE]);
         assert!(shown.contains("via 10.200.0.3"), "{shown}");
+        let stats = t.stats();
+        assert_eq!((stats.express, stats.express_stale), (1, 0), "counted");
     });
 }
 
@@ -163,6 +165,8 @@ fn a_stale_bulk_change_never_undoes_an_express_one() {
             "",
             "the older announcement undid the withdrawal"
         );
+        let stats = t.stats();
+        assert_eq!((stats.express, stats.express_stale), (1, 1), "counted");
         // Withdrawn in the bulk of burst 3, announced by burst 4's express.
         let express = vec![(probe(), Some(route.clone()))];
         join(produce(&t, 3, &other, Some((probe(), None)), express, None)).await;
@@ -172,6 +176,8 @@ fn a_stale_bulk_change_never_undoes_an_express_one() {
             shown.contains("via 10.200.0.2"),
             "withdrawn by an older change: {shown}"
         );
+        let stats = t.stats();
+        assert_eq!((stats.express, stats.express_stale), (2, 2), "counted");
         // A later burst is not older: it applies.
         t.apply_in_order(5, vec![(probe(), None)]).await;
         t.flush().await.expect("flush");
@@ -200,6 +206,11 @@ fn an_unordered_desire_is_never_stale() {
         t.flush().await.expect("flush");
         let shown = probe_ns.ip(&["route", "show", PROBE]);
         assert!(shown.contains("via 10.200.0.2"), "dropped: {shown}");
+        assert_eq!(
+            t.stats().express_stale,
+            0,
+            "an unordered desire counted stale"
+        );
         t.apply(vec![(probe(), None)]).await;
         t.flush().await.expect("flush");
         assert_eq!(probe_ns.ip(&["route", "show", PROBE]).trim(), "");

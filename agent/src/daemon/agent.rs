@@ -535,6 +535,8 @@ impl<R: Routes, V: Veths> MetricsSource for Agent<R, V> {
             routes_adopted: stats.adopted_left,
             routes_swept: stats.swept,
             routes_restored: stats.restored,
+            express_changes: stats.express,
+            express_stale: stats.express_stale,
             containers: self.registry().len() as u64,
             ipam: vec![
                 ("allocated".to_string(), counts.allocated),

@@ -33,7 +33,10 @@ pub(super) struct Express {
     applied: FastMap<IpNetwork, u64>,
     /// The order of the last bulk [`Command::Change`] applied.
     bulk: u64,
-    /// Bulk changes dropped as older than an express one (tests, logs).
+    /// Express changes applied ([`crate::RouteStats::express`]).
+    pub(super) taken: u64,
+    /// Bulk changes dropped as older than an express one
+    /// ([`crate::RouteStats::express_stale`]).
     pub(super) stale: u64,
 }
 
@@ -74,6 +77,7 @@ impl Reconciler {
         for c in buf.drain(..) {
             match c {
                 Command::Change(p, r, order) => {
+                    self.express.taken += 1;
                     let ahead = self.express.applied.entry(p).or_insert(order);
                     *ahead = (*ahead).max(order);
                     self.change(p, r);

@@ -722,6 +722,8 @@ impl Reconciler {
         s.not_installed = self.not_installed_by_reason();
         s.vteps = self.vteps.wanted() as u64;
         s.vtep_entries_restored = self.vteps.restored;
+        s.express = self.express.taken;
+        s.express_stale = self.express.stale;
         match self.shared.lock() {
             Ok(mut g) => *g = s,
             Err(poisoned) => *poisoned.into_inner() = s,

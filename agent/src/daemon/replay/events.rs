@@ -371,3 +371,38 @@ async fn our_own_originations_reported_back_leave_the_host_routes() {
         assert_eq!(node.kernel().desired.get(n), Some(&local(&host)));
     }
 }
+
+/// A change the speaker marked `express` goes to the table's express path,
+/// and the agent's `/metrics` shows it counted (the table's figure, read
+/// through the agent's snapshot).
+#[tokio::test]
+async fn an_express_change_is_counted_in_the_metrics() {
+    use crate::metrics::{MetricsSource, render};
+    let node = Node::start("").await;
+    let line = "\ntortie_dataplane_express_changes_total 0\n";
+    assert!(render(node.agent.snapshot().await).unwrap().contains(line));
+    let SpeakerEvent::BestPathChanged {
+        prefix,
+        next_hops,
+        attributes,
+        ..
+    } = best("10.244.2.0/26", &["192.0.2.12"])
+    else {
+        unreachable!("best() makes a best-path change")
+    };
+    let ahead = SpeakerEvent::BestPathChanged {
+        prefix,
+        next_hops,
+        attributes,
+        express: true,
+    };
+    node.replay(vec![best("10.244.3.0/26", &["192.0.2.12"]), ahead])
+        .await;
+    let text = render(node.agent.snapshot().await).unwrap();
+    for line in [
+        "\ntortie_dataplane_express_changes_total 1\n",
+        "\ntortie_dataplane_express_stale_total 0\n",
+    ] {
+        assert!(text.contains(line), "{line} in\n{text}");
+    }
+}

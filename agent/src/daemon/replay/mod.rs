@@ -67,6 +67,8 @@ pub struct KernelState {
     pub links: std::collections::BTreeSet<String>,
     /// The next `attach` fails so (then the fault is cleared).
     pub attach_fault: Option<AttachFault>,
+    /// Changes the agent sent as express ones ([`Routes::express`]).
+    pub express: u64,
     /// Every veth deletion fails while set.
     pub delete_fails: bool,
     /// Host routes are refused while set: to the attach (it writes none)
@@ -104,23 +106,13 @@ impl Routes for Table {
         route.normalized()
     }
     async fn apply(&self, _order: u64, changes: Vec<(IpNetwork, Option<KernelRoute>)>) {
-        self.express(0, changes);
+        self.record(changes);
     }
-    /// The double has no queue: applied at once, as [`Routes::apply`].
+    /// The double has no queue: applied at once, as [`Routes::apply`],
+    /// and counted ([`RouteStats::express`]).
     fn express(&self, _order: u64, changes: Vec<(IpNetwork, Option<KernelRoute>)>) {
-        let mut k = lock(&self.0);
-        for (prefix, route) in changes {
-            match route {
-                Some(route) => {
-                    k.log.push(Cmd::Set(prefix, route.clone()));
-                    k.desired.insert(prefix, route);
-                }
-                None => {
-                    k.log.push(Cmd::Remove(prefix));
-                    k.desired.remove(&prefix);
-                }
-            }
-        }
+        lock(&self.0).express += changes.len() as u64;
+        self.record(changes);
     }
     async fn set(&self, prefix: IpNetwork, route: KernelRoute) {
         let mut k = lock(&self.0);
@@ -173,11 +165,33 @@ impl Routes for Table {
     async fn not_installed(&self) -> HashMap<IpNetwork, String> {
         HashMap::new()
     }
+    /// Only the express count is modelled.
     fn stats(&self) -> RouteStats {
-        RouteStats::default()
+        RouteStats {
+            express: lock(&self.0).express,
+            ..RouteStats::default()
+        }
     }
 }
 
+impl Table {
+    /// Desires and removals, in order, into the log and the desired set.
+    fn record(&self, changes: Vec<(IpNetwork, Option<KernelRoute>)>) {
+        let mut k = lock(&self.0);
+        for (prefix, route) in changes {
+            match route {
+                Some(route) => {
+                    k.log.push(Cmd::Set(prefix, route.clone()));
+                    k.desired.insert(prefix, route);
+                }
+                None => {
+                    k.log.push(Cmd::Remove(prefix));
+                    k.desired.remove(&prefix);
+                }
+            }
+        }
+    }
+}
 /// The veth double: a set of link names in the shared [`KernelState`].
 pub struct FakeVeths(pub Kernel);
 
