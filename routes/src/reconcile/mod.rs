@@ -653,33 +653,38 @@ impl Reconciler {
             IpNetwork::V4(_) => true,
             IpNetwork::V6(_) => self.last_v6_delete.is_none_or(|last| last < p),
         };
-        let Some((old, mut sides)) = self.slots.undesire(&p) else {
+        let deletes = &self.deletes;
+        let last_v6_delete = &mut self.last_v6_delete;
+        let dirty = &mut self.dirty;
+        let mut w = writer!(self);
+        let old = self.slots.undesire(&p, |old, sides| {
+            if sides.kernel().is_some() && ours && in_order {
+                w.delete(p, sides, deletes[usize::from(p.is_ipv6())].as_ref());
+                if p.is_ipv6() {
+                    *last_v6_delete = Some(p);
+                }
+            }
+            if !sides.is_empty() {
+                // Not deleted here (adopted, out of order, not encodable).
+                dirty.push(p);
+            }
+            old
+        });
+        let Some(old) = old else {
             if self.slots.in_kernel(&p) {
                 self.dirty.push(p);
             }
             return;
         };
-        if sides.kernel().is_some() && ours && in_order {
-            writer!(self).delete(
-                p,
-                &mut sides,
-                self.deletes[usize::from(p.is_ipv6())].as_ref(),
-            );
-            if p.is_ipv6() {
-                self.last_v6_delete = Some(p);
-            }
-        }
-        if sides.is_empty() {
-            self.slots.remove_emptied(&p);
-        } else {
-            // Not deleted here (adopted, out of order, not encodable).
-            self.dirty.push(p);
-        }
         self.unindex(p, &old);
     }
 
     /// Drop `p` from the device index of the devices `old` names.
     fn unindex(&mut self, p: IpNetwork, old: &KernelRoute) {
+        if devs_of(old).next().is_none() {
+            // Nothing indexed: no device, so no VXLAN next hop either.
+            return;
+        }
         self.vteps.note(old, false);
         for d in devs_of(old) {
             if let Some(set) = self.by_dev.get_mut(d) {

@@ -28,144 +28,13 @@ use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 
 use std::sync::Arc;
 
-use super::hash::{FastMap, Handles, Id, RUN_BITS, RunMap, Shared, run_of};
+use super::hash::{FastMap, Handles, Id, Shared, run_of};
+
+mod dir;
 use crate::types::{KernelRoute, RouteKind};
-
-/// Rebuilds `m` at its size once under a quarter of its capacity is used:
-/// the map never shrinks on removal, so after a full table was withdrawn its
-/// capacity would stay resident (issue 10). O(len), amortised over the
-/// removals that emptied it; a table being filled is at least half full.
-fn shrink_if_sparse<K: Eq + std::hash::Hash, V, S: std::hash::BuildHasher>(
-    m: &mut std::collections::HashMap<K, V, S>,
-    over: usize,
-) {
-    if m.capacity() > over && m.len() < m.capacity() / 4 {
-        m.shrink_to_fit();
-    }
-}
-
-/// Capacity past which a map shrinks when sparse; a leaf of a [`Dir`] its
-/// share of it.
-const SHRINK_OVER: usize = 4096;
-
-/// Leaves of a [`Dir`]. With 16, a leaf of a 1M-route table is ~1 MB: its
-/// tables are their own mappings (over the allocator's mmap threshold,
-/// agent/src/daemon/memory.rs), so an outgrown one goes back to the kernel.
-const LEAVES: usize = 16;
-
-/// Network bits just above a prefix's run that choose its leaf ([`leaf_of`]).
-const SLICE_BITS: u32 = 8;
-
-/// First slice (value of the [`SLICE_BITS`] bits) of each leaf, and the end:
-/// leaf `j` takes the slices `u` with 2^(j/16) ≤ 1 + u/256 < 2^((j+1)/16),
-/// rounded to whole slices (`round(256 · (2^(j/16) − 1))`; a test checks
-/// them), so its share of the address space is ∝ 2^(j/16), from 11 slices
-/// to 22. Equal shares would have every leaf double at the same table size,
-/// and the whole directory swing with one table between 1.14 and 2.29
-/// buckets per prefix (2.1 at 1M); with the shares spread over one octave
-/// the leaves double at sizes spread over it, ~1.7 buckets per prefix at
-/// any size.
-const SLICE_STARTS: [u16; LEAVES + 1] = [
-    0, 11, 23, 36, 48, 62, 76, 91, 106, 122, 139, 156, 175, 194, 214, 234, 256,
-];
-
-/// The leaf of each slice (from [`SLICE_STARTS`]).
-const LEAF_OF_SLICE: [u8; 1 << SLICE_BITS] = {
-    let mut t = [0u8; 1 << SLICE_BITS];
-    let mut leaf = 0;
-    let mut u = 0;
-    while u < t.len() {
-        while u >= SLICE_STARTS[leaf + 1] as usize {
-            leaf += 1;
-        }
-        t[u] = leaf as u8;
-        u += 1;
-    }
-    t
-};
-
-/// Which leaf of a [`Dir`] holds a key ([`leaf_of`]).
-trait Leaf {
-    fn leaf(&self) -> usize;
-}
-
-/// The leaf of a prefix of `len` bits whose network number is right-aligned
-/// in the low `width` bits of `net`: the [`SLICE_BITS`] network bits just
-/// above its run ([`run_of`]) through [`LEAF_OF_SLICE`]. A run stays in one
-/// leaf (its neighbours keep sharing cache lines), and a packed table
-/// spreads over the slices evenly, so each leaf holds its share.
-fn leaf_of(net: u64, len: u8, width: u32) -> usize {
-    let shift = (width + RUN_BITS).saturating_sub(u32::from(len));
-    let slice = net.checked_shr(shift).unwrap_or(0) as u8;
-    usize::from(LEAF_OF_SLICE[usize::from(slice)])
-}
-
-/// A map split by address bits ([`Leaf`]) into [`LEAVES`] tables of unequal
-/// shares ([`SLICE_STARTS`]) that grow one at a time. One table doubles in
-/// one step, with the old and the new (twice its size) alive together: at
-/// 1M routes the slots peaked at three times the table they outgrew; here
-/// only one leaf's old table is alive beside the rest. The leaves are
-/// ordinary seeded tables hashed by run: a peer that aims every prefix at
-/// one leaf (the same bits above every run) gets one ordinary table, as
-/// before the directory, never worse; one that fills the slices unevenly
-/// gets leaves of other sizes, each an ordinary table.
-struct Dir<K> {
-    leaves: [RunMap<K, Slot>; LEAVES],
-}
-
-impl<K> Default for Dir<K> {
-    fn default() -> Self {
-        Dir {
-            leaves: std::array::from_fn(|_| RunMap::default()),
-        }
-    }
-}
-
-impl<K: Leaf + Eq + std::hash::Hash> Dir<K> {
-    // `Leaf::leaf` is below `LEAVES`: indexing cannot fail.
-    fn get(&self, k: &K) -> Option<&Slot> {
-        self.leaves[k.leaf()].get(k)
-    }
-
-    fn get_mut(&mut self, k: &K) -> Option<&mut Slot> {
-        self.leaves[k.leaf()].get_mut(k)
-    }
-
-    fn entry(&mut self, k: K) -> &mut Slot {
-        self.leaves[k.leaf()].entry(k).or_default()
-    }
-
-    fn remove(&mut self, k: &K) {
-        let l = &mut self.leaves[k.leaf()];
-        l.remove(k);
-        shrink_if_sparse(l, SHRINK_OVER / LEAVES);
-    }
-
-    fn iter(&self) -> impl Iterator<Item = (&K, &Slot)> {
-        self.leaves.iter().flatten()
-    }
-
-    fn retain(&mut self, mut f: impl FnMut(&K, &mut Slot) -> bool) {
-        for l in &mut self.leaves {
-            l.retain(|k, s| f(k, s));
-        }
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.leaves.iter().map(|l| l.len()).sum()
-    }
-
-    #[cfg(test)]
-    fn leaf_lens(&self) -> Vec<usize> {
-        self.leaves.iter().map(|l| l.len()).collect()
-    }
-
-    #[cfg(test)]
-    fn capacity(&self) -> usize {
-        self.leaves.iter().map(|l| l.capacity()).sum()
-    }
-}
+use dir::{Dir, Leaf, SHRINK_OVER, leaf_of, shrink_if_sparse, update_slot};
+#[cfg(test)]
+use dir::{LEAF_OF_SLICE, LEAVES, SLICE_STARTS};
 
 /// An IPv6 prefix of at most 64 bits with nothing set past the 64th bit:
 /// the upper 8 address bytes (network order) and the length.
@@ -245,6 +114,13 @@ fn network6(k: &Short6) -> IpNetwork {
 struct Slot {
     desired: Id,
     kernel: Id,
+}
+
+impl Slot {
+    /// Neither side: the slot is to be dropped.
+    fn is_empty(&self) -> bool {
+        !self.desired.is_some() && !self.kernel.is_some()
+    }
 }
 
 /// The kind of `s`'s desired route if the kernel holds it as desired (the
@@ -375,7 +251,7 @@ impl Sides<'_> {
     /// Neither side holds a route: the slot is to be dropped
     /// ([`Slots::remove_if_empty`]).
     pub(crate) fn is_empty(&self) -> bool {
-        !self.slot.desired.is_some() && !self.slot.kernel.is_some()
+        self.slot.is_empty()
     }
 }
 
@@ -441,6 +317,17 @@ impl Maps {
                     self.v6_long.remove(&n);
                     shrink_if_sparse(&mut self.v6_long, SHRINK_OVER);
                 }
+            },
+        }
+    }
+
+    /// [`update_slot`] in `p`'s map.
+    fn update<R>(&mut self, p: &IpNetwork, f: impl FnOnce(&mut Slot) -> Option<R>) -> Option<R> {
+        match p {
+            IpNetwork::V4(n) => self.v4.update(Near4(*n), f),
+            IpNetwork::V6(n) => match key6(n) {
+                Key6::Short(k) => self.v6.update(k, f),
+                Key6::Long(n) => update_slot(&mut self.v6_long, n, SHRINK_OVER, f),
             },
         }
     }
@@ -655,30 +542,40 @@ impl Slots {
         self.routes.drop_use(now);
     }
 
-    /// Stop desiring `p` and hand back the previous desire with the slot's
-    /// writable sides (one hash operation: `unset`'s write-through delete);
-    /// `None`, and nothing changed, when `p` is not desired. A slot left
-    /// with neither side ([`Sides::is_empty`]) must be dropped with
-    /// [`remove_emptied`](Self::remove_emptied).
-    pub(crate) fn undesire(&mut self, p: &IpNetwork) -> Option<(Shared, Sides<'_>)> {
-        let slot = self.maps.get_mut(p)?;
-        if !slot.desired.is_some() {
-            return None;
-        }
-        let before = installed_kind(&self.routes, slot);
-        self.installed.change(p.is_ipv6(), before, None);
-        let old = std::mem::replace(&mut slot.desired, Id::NONE);
-        self.desired -= 1;
-        let old = self.routes.release(old)?;
-        Some((
-            old,
-            Sides {
+    /// Stop desiring `p` and run `f` on the previous desire and the slot's
+    /// writable sides (`unset`'s write-through delete), then drop the slot
+    /// if `f` left it with neither side ([`Sides::is_empty`]): one hash
+    /// lookup ([`update_slot`]). `None`, and nothing changed, when `p` is
+    /// not desired.
+    pub(crate) fn undesire<R>(
+        &mut self,
+        p: &IpNetwork,
+        f: impl FnOnce(Shared, &mut Sides<'_>) -> R,
+    ) -> Option<R> {
+        let Slots {
+            maps,
+            routes,
+            desired,
+            installed,
+        } = self;
+        let v6 = p.is_ipv6();
+        maps.update(p, |slot| {
+            if !slot.desired.is_some() {
+                return None;
+            }
+            let before = installed_kind(routes, slot);
+            installed.change(v6, before, None);
+            let old = std::mem::replace(&mut slot.desired, Id::NONE);
+            *desired -= 1;
+            let old = routes.release(old)?;
+            let mut sides = Sides {
                 slot,
-                routes: &mut self.routes,
-                installed: &mut self.installed,
-                v6: p.is_ipv6(),
-            },
-        ))
+                routes,
+                installed,
+                v6,
+            };
+            Some(f(old, &mut sides))
+        })
     }
 
     /// Stop desiring `p`, dropping its slot if the kernel side is empty;
@@ -686,11 +583,7 @@ impl Slots {
     /// write: the tests' shorthand).
     #[cfg(test)]
     pub(crate) fn take_desired(&mut self, p: &IpNetwork) -> Option<Shared> {
-        let (old, sides) = self.undesire(p)?;
-        if sides.is_empty() {
-            self.remove_emptied(p);
-        }
-        Some(old)
+        self.undesire(p, |old, _| old)
     }
 
     /// Record that the kernel holds `r` (ours) for `p`.

@@ -349,3 +349,61 @@ fn a_new_prefix_of_the_last_route_is_desired_and_written_in_one_step() {
     assert_eq!((s.maps.len(), s.routes_held()), (0, 0));
     assert_eq!((Arc::strong_count(&r), Arc::strong_count(&other)), (1, 1));
 }
+
+/// `undesire` as `unset` uses it: the closure's delete empties the slot
+/// and the slot is dropped in the same lookup; a slot the closure leaves a
+/// side in stays. A miss changes nothing and never grows a full table
+/// (`entry` would reserve room for an insert).
+#[test]
+fn undesire_drops_the_slot_it_empties_in_one_lookup_and_a_miss_grows_nothing() {
+    let r: Shared = Arc::new(KernelRoute::Blackhole);
+    let mut s = Slots::default();
+    let net = |i: u32| IpNetwork::V4(Ipv4Network::new((0x0a00_0000 + i).into(), 32).unwrap());
+    let (a, b) = (net(1), net(2));
+    for p in [a, b] {
+        s.set_desired(p, r.clone());
+        s.sides_mut(&p).unwrap().write_desired();
+    }
+    // Deleted by the closure: gone, its kernel use given back once settled.
+    let prev = s
+        .undesire(&a, |old, sides| {
+            assert!(Arc::ptr_eq(&old, &r));
+            sides.take_kernel()
+        })
+        .unwrap();
+    s.settled(prev);
+    assert!(s.get(&a).is_none(), "an emptied slot is dropped");
+    // Left in the kernel (an adopted route, say): kept, no longer desired.
+    assert!(s.undesire(&b, |_, sides| sides.is_empty()) == Some(false));
+    assert!(s.in_kernel(&b) && !s.is_desired(&b));
+    // Not desired any more: nothing run, nothing changed.
+    assert!(s.undesire(&b, |_, _| ()).is_none() && s.in_kernel(&b));
+    assert_eq!(s.installed(), s.count_installed());
+
+    // A full table: a miss leaves its capacity as it was.
+    let mut m: std::collections::HashMap<u32, Slot> = std::collections::HashMap::new();
+    m.insert(0, Slot::default());
+    let mut k = 1;
+    while m.len() < m.capacity() {
+        m.insert(k, Slot::default());
+        k += 1;
+    }
+    let full = m.capacity();
+    assert!(update_slot(&mut m, u32::MAX, 0, |_| Some(())).is_none());
+    assert_eq!(m.capacity(), full, "a miss grew a full table");
+    // Hit in a full table: emptied (it was), dropped.
+    assert_eq!(update_slot(&mut m, 0, usize::MAX, |_| Some(7)), Some(7));
+    assert!(!m.contains_key(&0) && m.len() == k as usize - 1);
+    // With room (the entry path): a slot left a side is kept, an emptied
+    // one dropped.
+    let kept = Slot {
+        desired: Id::NONE,
+        kernel: s.get(&b).unwrap().kernel,
+    };
+    let mut m: std::collections::HashMap<u32, Slot> = std::collections::HashMap::with_capacity(8);
+    m.extend([(0, kept), (1, Slot::default())]);
+    assert!(m.len() < m.capacity());
+    assert_eq!(update_slot(&mut m, 0, usize::MAX, |_| Some(())), Some(()));
+    assert_eq!(update_slot(&mut m, 1, usize::MAX, |_| Some(())), Some(()));
+    assert!(m.contains_key(&0) && !m.contains_key(&1));
+}
