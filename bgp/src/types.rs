@@ -10,9 +10,7 @@ use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 mod as_path;
-mod inline;
 pub use as_path::{AsPath, AsPathSegment, Asns, INLINE_ASNS, Segments};
-pub use inline::InlineOne;
 
 /// Address Family Identifier (IANA; RFC 4760 §3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -259,8 +257,9 @@ pub enum Prefix {
 }
 
 /// An UPDATE's prefixes in one direction: one inline (the usual one-prefix
-/// UPDATE costs no heap block), more in a `Vec`. Reads as `&[Prefix]`.
-pub type Prefixes = InlineOne<Prefix>;
+/// UPDATE costs no heap block), more in a heap block of exactly the count
+/// reserved. Reads as `&[Prefix]`; equality and hashing are the slice's.
+pub type Prefixes = smallvec::SmallVec<[Prefix; 1]>;
 
 impl Prefix {
     pub fn new(addr: IpAddr, len: u8) -> Option<Prefix> {
@@ -408,6 +407,20 @@ impl Default for PathAttributes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A one-prefix list is held in place: the list is the size of a `Vec`
+    /// and one word (`smallvec`'s `union` layout), and pushing one prefix
+    /// takes no heap block; a second spills.
+    #[test]
+    fn a_prefix_list_holds_one_prefix_in_place() {
+        assert_eq!(size_of::<Prefixes>(), size_of::<Vec<Prefix>>() + 8);
+        let p = Prefix::V4(Ipv4Prefix::new(Ipv4Addr::new(10, 0, 0, 0), 8).unwrap());
+        let mut l = Prefixes::with_capacity(1);
+        l.push(p);
+        assert!(!l.spilled() && l[..] == [p]);
+        l.push(p);
+        assert!(l.spilled() && l.len() == 2);
+    }
 
     #[test]
     fn ipv6_prefix_is_17_bytes_and_orders_numerically() {

@@ -32,8 +32,8 @@ fn ebgp_learned_goes_to_ebgp_with_our_as_and_next_hop_self_and_to_ibgp_unchanged
 
     let e = announced_to(&out, 2, "203.0.113.0/24").expect("sent to eBGP peer 2");
     assert_eq!(
-        e.as_path.segments,
-        vec![AsPathSegment::Sequence(vec![LOCAL_AS, 65001, 65100].into())]
+        e.as_path.segments[..],
+        [AsPathSegment::Sequence(vec![LOCAL_AS, 65001, 65100].into())]
     );
     assert_eq!(e.next_hop, Some(ip("192.0.2.254")));
     assert_eq!(e.local_pref, None);
@@ -45,8 +45,8 @@ fn ebgp_learned_goes_to_ebgp_with_our_as_and_next_hop_self_and_to_ibgp_unchanged
 
     let i = announced_to(&out, 3, "203.0.113.0/24").expect("sent to iBGP peer 3");
     assert_eq!(
-        i.as_path.segments,
-        vec![AsPathSegment::Sequence(vec![65001, 65100].into())]
+        i.as_path.segments[..],
+        [AsPathSegment::Sequence(vec![65001, 65100].into())]
     );
     assert_eq!(i.next_hop, Some(ip("192.0.2.1")));
     assert_eq!(i.local_pref, Some(100));
@@ -320,8 +320,8 @@ fn originate_and_withdraw_local() {
     assert!(out.best_changes[0].locally_originated);
     let e = announced_to(&out, 1, "10.42.0.0/24").unwrap();
     assert_eq!(
-        e.as_path.segments,
-        vec![AsPathSegment::Sequence(vec![LOCAL_AS].into())]
+        e.as_path.segments[..],
+        [AsPathSegment::Sequence(vec![LOCAL_AS].into())]
     );
     assert_eq!(e.next_hop, Some(ip("192.0.2.254")));
     let i = announced_to(&out, 3, "10.42.0.0/24").unwrap();

@@ -97,8 +97,8 @@ fn bytes_per_route(unique: bool) -> f64 {
         &[65001]
     };
     assert_eq!(
-        a.as_path.segments,
-        vec![AsPathSegment::Sequence(want.into())]
+        a.as_path.segments[..],
+        [AsPathSegment::Sequence(want.into())]
     );
     drop(rib);
     drop(dec);

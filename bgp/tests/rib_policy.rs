@@ -447,7 +447,7 @@ fn changing_a_peers_filters_sends_only_the_difference() {
     assert!(!refresh, "import unchanged");
     let sent = sent_to(&out, 1);
     assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].withdrawn, vec![pfx("10.99.0.5/32")]);
+    assert_eq!(sent[0].withdrawn[..], [pfx("10.99.0.5/32")]);
     assert!(sent[0].announced.is_empty());
     assert_eq!(r.advertised_count(PeerId(1)), 1);
     // The same filter again: nothing to send. An import change asks for a refresh.
@@ -477,7 +477,7 @@ fn switching_ebgp_requires_policy_live_sends_the_difference() {
     assert_eq!(r.advertised_count(PeerId(2)), 2);
     // Off again: withdrawn.
     let out = r.set_ebgp_requires_policy(true);
-    assert_eq!(sent_to(&out, 2)[0].withdrawn, vec![pfx("203.0.113.0/24")]);
+    assert_eq!(sent_to(&out, 2)[0].withdrawn[..], [pfx("203.0.113.0/24")]);
     assert_eq!(r.advertised_count(PeerId(2)), 1);
     assert!(r.set_ebgp_requires_policy(true).outbound.is_empty());
 }

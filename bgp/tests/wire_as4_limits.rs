@@ -62,8 +62,8 @@ fn as4_path_merge_rfc6793_4_2_3() {
     .concat();
     let u = dec(&update(&[], &attrs, NLRI), &ctx2);
     assert_eq!(
-        u.attributes.unwrap().as_path.segments,
-        vec![
+        u.attributes.unwrap().as_path.segments[..],
+        [
             AsPathSegment::Sequence(vec![65001].into()),
             AsPathSegment::Sequence(vec![4_200_000_001, 4_200_000_002].into())
         ]
@@ -78,8 +78,8 @@ fn as4_path_merge_rfc6793_4_2_3() {
     .concat();
     let u = dec(&update(&[], &attrs, NLRI), &ctx2);
     assert_eq!(
-        u.attributes.unwrap().as_path.segments,
-        vec![AsPathSegment::Sequence(vec![23456].into())]
+        u.attributes.unwrap().as_path.segments[..],
+        [AsPathSegment::Sequence(vec![23456].into())]
     );
     // AGGREGATOR = AS_TRANS: AS4_AGGREGATOR gives the real aggregator.
     let agg = attr(0xc0, 7, &[0x5b, 0xa0, 10, 0, 0, 1]);
@@ -113,8 +113,8 @@ fn as4_path_merge_rfc6793_4_2_3() {
     let a = dec(&update(&[], &attrs, NLRI), &ctx2).attributes.unwrap();
     assert_eq!(a.aggregator, Some((65001, Ipv4Addr::new(10, 0, 0, 1))));
     assert_eq!(
-        a.as_path.segments,
-        vec![AsPathSegment::Sequence(vec![65001, 23456, 23456].into())]
+        a.as_path.segments[..],
+        [AsPathSegment::Sequence(vec![65001, 23456, 23456].into())]
     );
     // Malformed AS4_PATH / AS4_AGGREGATOR: attribute discard (RFC 6793 §6).
     let attrs = [

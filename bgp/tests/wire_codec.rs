@@ -305,13 +305,13 @@ fn update_ipv4_decodes() {
     let Message::Update(u) = decode(&bytes, &ctx4()).unwrap() else {
         panic!()
     };
-    assert_eq!(u.withdrawn, vec![p("10.9.0.0/16")]);
-    assert_eq!(u.announced, vec![p("10.1.0.0/16"), p("192.168.1.0/24")]);
+    assert_eq!(u.withdrawn[..], [p("10.9.0.0/16")]);
+    assert_eq!(u.announced[..], [p("10.1.0.0/16"), p("192.168.1.0/24")]);
     let a = u.attributes.unwrap();
     assert_eq!(a.origin, Origin::Igp);
     assert_eq!(
-        a.as_path.segments,
-        vec![AsPathSegment::Sequence(vec![65001, 65002].into())]
+        a.as_path.segments[..],
+        [AsPathSegment::Sequence(vec![65001, 65002].into())]
     );
     assert_eq!(a.next_hop, Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))));
     assert!(u.malformed.is_empty());
@@ -379,8 +379,8 @@ fn update_ipv6_mp_reach_and_unreach() {
     let Message::Update(u) = decode(&update(&[], &attrs, &[]), &ctx4()).unwrap() else {
         panic!()
     };
-    assert_eq!(u.announced, vec![p("2001:db8::/32"), p("2001:db8:1::/48")]);
-    assert_eq!(u.withdrawn, vec![p("2001:db8:0:9::/64")]);
+    assert_eq!(u.announced[..], [p("2001:db8::/32"), p("2001:db8:1::/48")]);
+    assert_eq!(u.withdrawn[..], [p("2001:db8:0:9::/64")]);
     let a = u.attributes.clone().unwrap();
     assert_eq!(a.next_hop, Some("2001:db8::1".parse().unwrap()));
     assert_eq!(a.link_local_next_hop, Some("fe80::1".parse().unwrap()));
@@ -416,7 +416,7 @@ fn one_prefix_updates_hold_the_prefix_inline() {
     let Message::Update(u) = decode(&update(&[], &attrs, &[]), &ctx4()).unwrap() else {
         panic!()
     };
-    assert_eq!(u.announced, [p("2001:db8:7::/48")]);
+    assert_eq!(u.announced[..], [p("2001:db8:7::/48")]);
     assert!(!u.announced.spilled() && !u.withdrawn.spilled());
     assert!(u.withdrawn.is_empty() && u.malformed.is_empty());
     // One withdrawn IPv4 prefix and one announced.
@@ -434,7 +434,7 @@ fn one_prefix_updates_hold_the_prefix_inline() {
     let Message::Update(u) = decode(&update(&[], &unreach, &[]), &ctx4()).unwrap() else {
         panic!()
     };
-    assert_eq!(u.withdrawn, [p("2001:db8:7::/48")]);
+    assert_eq!(u.withdrawn[..], [p("2001:db8:7::/48")]);
     assert!(!u.withdrawn.spilled() && u.attributes.is_none());
     // Two prefixes: one exact heap block, in wire order.
     let attrs = [
@@ -446,7 +446,7 @@ fn one_prefix_updates_hold_the_prefix_inline() {
     let Message::Update(u) = decode(&update(&[], &attrs, &[]), &ctx4()).unwrap() else {
         panic!()
     };
-    assert_eq!(u.announced, [p("2001:db8:7::/48"), p("2001:db9::/32")]);
+    assert_eq!(u.announced[..], [p("2001:db8:7::/48"), p("2001:db9::/32")]);
     assert!(u.announced.spilled());
     // The encoder takes them back to the same bytes' meaning.
     let mut out = Vec::new();
@@ -461,7 +461,7 @@ fn mp_reach_ipv4_with_4_byte_next_hop() {
     let Message::Update(u) = decode(&update(&[], &attrs, &[]), &ctx4()).unwrap() else {
         panic!()
     };
-    assert_eq!(u.announced, vec![p("198.51.100.0/24")]);
+    assert_eq!(u.announced[..], [p("198.51.100.0/24")]);
     assert_eq!(
         u.attributes.unwrap().next_hop,
         Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)))
@@ -503,7 +503,7 @@ fn end_of_rib_both_families() {
         panic!()
     };
     assert_eq!(u.end_of_rib, None);
-    assert_eq!(u.withdrawn, vec![p("2001::/16")]);
+    assert_eq!(u.withdrawn[..], [p("2001::/16")]);
     // An empty update that is not End-of-RIB refuses to encode.
     let mut out = Vec::new();
     assert_eq!(

@@ -36,7 +36,7 @@ fn with_extra(extra: &[u8], ctx: &CodecContext) -> Update {
 fn assert_withdrawn(u: &Update, type_code: u8) {
     assert!(u.attributes.is_none(), "attributes kept: {u:?}");
     assert!(u.announced.is_empty(), "prefixes still announced: {u:?}");
-    assert_eq!(u.withdrawn, vec![p("198.51.100.0/24"), p("10.1.0.0/16")]);
+    assert_eq!(u.withdrawn[..], [p("198.51.100.0/24"), p("10.1.0.0/16")]);
     assert!(
         u.malformed
             .iter()
@@ -307,7 +307,7 @@ fn mp_reach_errors_reset_rfc7606_7_11() {
         &update(&[], &[origin(0), as_path4(&[65001]), mp6].concat(), &[]),
         &ctx4(),
     );
-    assert_eq!(u.withdrawn, vec![p("10.0.0.0/8")]);
+    assert_eq!(u.withdrawn[..], [p("10.0.0.0/8")]);
     assert!(u.announced.is_empty() && u.attributes.is_none());
 }
 
@@ -320,11 +320,11 @@ fn one_prefix_updates_keep_the_rfc7606_outcomes() {
         &update(&[16, 10, 9], &bad_origin, &[24, 198, 51, 100]),
         &ctx4(),
     );
-    assert_eq!(u.withdrawn, [p("10.9.0.0/16"), p("198.51.100.0/24")]);
+    assert_eq!(u.withdrawn[..], [p("10.9.0.0/16"), p("198.51.100.0/24")]);
     assert!(u.announced.is_empty() && u.attributes.is_none());
     // Alone, the prefix is withdrawn in place.
     let u = dec(&update(&[], &bad_origin, &[24, 198, 51, 100]), &ctx4());
-    assert_eq!(u.withdrawn, [p("198.51.100.0/24")]);
+    assert_eq!(u.withdrawn[..], [p("198.51.100.0/24")]);
     assert!(!u.withdrawn.spilled());
     // An MP_REACH_NLRI next hop that is not unicast: its one prefix withdrawn.
     let mut mp = vec![0, 2, 1, 16];
@@ -332,7 +332,7 @@ fn one_prefix_updates_keep_the_rfc7606_outcomes() {
     mp.extend_from_slice(&[48, 0x20, 0x01, 0x0d, 0xb8, 0, 7]);
     let attrs = [origin(0), as_path4(&[65001]), attr(0x80, 14, &mp)].concat();
     let u = dec(&update(&[], &attrs, &[]), &ctx4());
-    assert_eq!(u.withdrawn, [p("2001:db8:7::/48")]);
+    assert_eq!(u.withdrawn[..], [p("2001:db8:7::/48")]);
     assert!(u.announced.is_empty());
     // The one prefix cut short: a session reset, as for longer lists
     // (RFC 7606 §5.3, §7.11).
@@ -420,11 +420,11 @@ fn missing_mandatory_attributes_rfc7606_3d() {
         ),
         &ctx4(),
     );
-    assert_eq!(u.announced, vec![p("2001:db8::/32")]);
+    assert_eq!(u.announced[..], [p("2001:db8::/32")]);
     assert!(u.malformed.is_empty());
     // Withdraw-only UPDATEs need no attributes at all.
     let u = dec(&update(&[8, 10], &[], &[]), &ctx4());
-    assert_eq!(u.withdrawn, vec![p("10.0.0.0/8")]);
+    assert_eq!(u.withdrawn[..], [p("10.0.0.0/8")]);
     assert!(u.malformed.is_empty());
 }
 

@@ -187,9 +187,9 @@ mod tests {
         }]);
         let out = c.take();
         assert_eq!(out.len(), 4, "{out:?}");
-        assert_eq!(out[0].withdrawn, vec![p("10.0.0.0/24")]);
-        assert_eq!(out[1].announced, vec![p("10.0.1.0/24")]);
-        assert_eq!(out[2].announced, vec![p("10.0.2.0/24")]);
+        assert_eq!(out[0].withdrawn[..], [p("10.0.0.0/24")]);
+        assert_eq!(out[1].announced[..], [p("10.0.1.0/24")]);
+        assert_eq!(out[2].announced[..], [p("10.0.2.0/24")]);
         assert_eq!(out[3].end_of_rib, Some(AddressFamily::IPV4_UNICAST));
         assert!(c.is_empty() && c.deadline().is_none());
     }
@@ -210,6 +210,6 @@ mod tests {
         let out = c.take();
         assert_eq!(out.len(), 1);
         assert!(out[0].withdrawn.is_empty());
-        assert_eq!(out[0].announced, vec![p("10.0.0.0/24")]);
+        assert_eq!(out[0].announced[..], [p("10.0.0.0/24")]);
     }
 }

@@ -1,4 +1,4 @@
-//! AS_PATH (RFC 4271 §4.3, §5.1.2): the path, its segments, and the two small
+//! AS_PATH (RFC 4271 §4.3, §5.1.2): the path, its segments, and the small
 //! containers that hold them without a heap block in the common case.
 //!
 //! Almost every path a speaker receives is one AS_SEQUENCE of a few ASNs. With
@@ -8,13 +8,14 @@
 //! [`INLINE_ASNS`] ASNs inline; longer paths spill to a `Vec`. Both read as
 //! slices (`Deref`), so users match `AsPathSegment::Sequence(v)` and read `v` as
 //! `&[u32]`, and read `path.segments` as `&[AsPathSegment]`. Equality and
-//! hashing are those of the slices, whatever the storage.
+//! hashing are those of the slices, whatever the storage. [`Segments`] is
+//! `smallvec`'s `SmallVec<[_; 1]>` (with its `union` layout, the inline
+//! segment and the heap pointer share their bytes: a list is its item and one
+//! word); [`Asns`] is this module's own, for its wider inline array.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::{Deref, DerefMut};
-
-use super::inline::InlineOne;
 
 /// The impls that make a list type read as a slice of `$item`: `Default`
 /// (`$ty::new()`), `Deref`/`DerefMut`, iteration by reference, and equality,
@@ -210,8 +211,8 @@ impl AsPathSegment {
     }
 }
 
-/// The segments of a path: one inline, more in a `Vec`. Reads as `&[AsPathSegment]`.
-pub type Segments = InlineOne<AsPathSegment>;
+/// The segments of a path: one inline, more in a heap block. Reads as `&[AsPathSegment]`.
+pub type Segments = smallvec::SmallVec<[AsPathSegment; 1]>;
 
 /// AS_PATH (RFC 4271 §5.1.2), after any RFC 6793 AS4_PATH merge.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -301,7 +302,7 @@ mod tests {
     fn sizes_and_inline_limits() {
         assert_eq!(std::mem::size_of::<Asns>(), 32);
         assert_eq!(std::mem::size_of::<AsPathSegment>(), 40);
-        assert_eq!(std::mem::size_of::<AsPath>(), 40);
+        assert_eq!(std::mem::size_of::<AsPath>(), 48);
         let short = AsPath::sequence([1, 2, 3, 4, 5, 6]);
         assert!(!short.segments.spilled());
         assert!(matches!(

@@ -169,14 +169,14 @@ mod tests {
             let Ok(Message::Update(a)) = wire::decode(&a, &ctx) else {
                 panic!("announcement of {p} does not decode");
             };
-            assert_eq!(a.announced, [p]);
+            assert_eq!(a.announced[..], [p]);
             assert!(a.withdrawn.is_empty());
             let got = a.attributes.as_ref().and_then(|x| x.next_hop);
             assert_eq!(got, Some(hop));
             let Ok(Message::Update(w)) = wire::decode(&w, &ctx) else {
                 panic!("withdrawal of {p} does not decode");
             };
-            assert_eq!(w.withdrawn, [p]);
+            assert_eq!(w.withdrawn[..], [p]);
             assert!(w.announced.is_empty() && w.end_of_rib.is_none());
         }
         assert!(updates(v6, 65002, hop4).is_err());
