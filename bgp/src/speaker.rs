@@ -641,6 +641,22 @@ impl Speaker {
         self.inner.reconfigure(peers).await
     }
 
+    /// A second, small channel of events, for changes that would otherwise
+    /// wait behind a backlog in the channel [`start`](Self::start) returned
+    /// (a new route from one peer while another's bulk load is delivered):
+    /// `BestPathChanged` events with `express` set, each handed out as it
+    /// is made. Take them ahead of the other channel's — before each take
+    /// from it — and order them after everything taken from it before:
+    /// then no change reaches the owner older than one it already has (the
+    /// speaker sends one here only when no event of its prefix may still
+    /// be in the other channel). Without this call, such changes leave
+    /// through the one channel, marked `express` as well.
+    pub async fn express_events(
+        &self,
+    ) -> Result<tokio::sync::mpsc::Receiver<SpeakerEvent>, crate::BgpError> {
+        self.inner.express_events().await
+    }
+
     /// Changes [`SpeakerConfig::ebgp_requires_policy`] without resetting
     /// sessions: external peers get the routes the new rule lets through
     /// and lose the ones it keeps back.

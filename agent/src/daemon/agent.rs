@@ -342,6 +342,22 @@ impl<R: Routes, V: Veths> Agent<R, V> {
     /// Express changes of the batch `order` ([`Step::Express`]) queued on
     /// the route table at once, ahead of the bulk it still has queued; to
     /// be called before the batch's other steps and any later batch.
+    /// An event of the speaker's express channel
+    /// (`tortie_bgp::Speaker::express_events`): its change queued ahead of
+    /// everything the table has queued, with an order of its own, after
+    /// every batch converted before (so an older change of its prefix in
+    /// them is dropped by the table) and before every batch after.
+    pub fn take_express(&self, learned: &mut batch::Learned<R::Shared>, ev: SpeakerEvent) {
+        let steps = self.steps(learned, [ev]);
+        let order = learned.order();
+        for step in steps {
+            // One change marked `express` makes one express step, or none.
+            if let Step::Express(routes) = step {
+                self.express(order, routes);
+            }
+        }
+    }
+
     pub fn express(&self, order: u64, routes: Vec<(IpNetwork, Option<R::Shared>)>) {
         if tracing::enabled!(target: tortie_bgp::PROBE_TRACE, tracing::Level::TRACE)
             && let Some((prefix, at)) = super::batch::traced_route(&routes)

@@ -217,6 +217,10 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>, opts: RunOptions) -> a
     let (speaker, mut events) = tortie_bgp::Speaker::start(speaker_cfg)
         .await
         .context("starting the BGP speaker")?;
+    let mut express = speaker
+        .express_events()
+        .await
+        .context("starting the BGP speaker")?;
     for block in convert::block_prefixes(&cfg) {
         speaker
             .originate_with(block, convert::origin_attributes(&cfg, true))
@@ -279,11 +283,18 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>, opts: RunOptions) -> a
         // compact entry per changed prefix and reports its latest best path
         // when we take it (batch.rs).
         tokio::select! {
+            // A change that would wait behind the backlog above: at once,
+            // even while a batch waits (docs/design.md, "Express changes").
+            Some(ev) = express.recv() => agent.take_express(&mut learned, ev),
             n = events.recv_many(&mut taken, batch::MAX_BATCH), if next.is_none() => {
                 if n == 0 {
                     tracing::error!("the BGP speaker stopped unexpectedly");
                     failure = Some("the BGP speaker stopped unexpectedly");
                     break;
+                }
+                // Sent before anything of this batch: taken before it.
+                while let Ok(ev) = express.try_recv() {
+                    agent.take_express(&mut learned, ev);
                 }
                 if tracing::enabled!(target: tortie_bgp::PROBE_TRACE, tracing::Level::TRACE) {
                     batch::trace_taken(&taken, applying.is_some());

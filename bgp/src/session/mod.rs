@@ -469,6 +469,15 @@ impl Runtime {
             .collect()
     }
 
+    pub(crate) async fn express_events(&self) -> Result<mpsc::Receiver<SpeakerEvent>, BgpError> {
+        let (tx, rx) = mpsc::channel(outbox::EXPRESS_CHANNEL);
+        self.rib
+            .send(RibMsg::ExpressEvents(tx))
+            .await
+            .map_err(|_| BgpError::Shutdown)?;
+        Ok(rx)
+    }
+
     pub(crate) async fn set_ebgp_requires_policy(&self, on: bool) -> Result<(), BgpError> {
         self.rib
             .send(RibMsg::SetEbgpRequiresPolicy { on })

@@ -33,6 +33,8 @@ use crate::types::{AddressFamily, Prefix};
 use crate::wire::{Notification, Update};
 
 pub(crate) enum RibMsg {
+    /// The owner's express channel ([`crate::Speaker::express_events`]).
+    ExpressEvents(mpsc::Sender<SpeakerEvent>),
     /// A session reached Established; `out` carries its outbound UPDATEs.
     PeerUp {
         peer: IpAddr,

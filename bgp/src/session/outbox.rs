@@ -49,6 +49,23 @@
 //! let it overtake what it received before; docs/design.md, "Express
 //! changes"); the pass's own changes and those handed out at once are not.
 //!
+//! The express channel ([`Outbox::set_express`], the owner's second, small
+//! channel, which it polls ahead of the first): a change that would leave
+//! marked `express` — made while the RIB task had nothing else queued,
+//! the first change set's pass begun and its fresh tail short, at most
+//! [`EXPRESS_PER_DELIVERY`] between two deliveries — is handed out there
+//! at once, with its state as made, instead of waiting for room
+//! in the event channel behind a channel's worth of the backlog, unless an
+//! event of its prefix may still be in that channel ([`InChannel`]: the
+//! prefixes of the last events handed to it, as many as it holds) or the
+//! express channel is full; then it is marked as above. Order holds: the
+//! events of the prefix handed out before it have been taken from the
+//! event channel (the owner orders what it took against this one: the
+//! agent by its batches' order, docs/design.md, "Express changes"), a
+//! mark of the prefix still in the outbox leaves later with a state at
+//! least as new, and every event handed out after it goes through the
+//! event channel, which the owner takes only after the express channel.
+//!
 //! Why a second Loc-RIB lookup at delivery rather than keeping each marked
 //! prefix's state: the state would cost a next-hop handle and an attribute
 //! handle per prefix (24 more bytes for IPv4) for a backlog that reaches the
@@ -86,6 +103,55 @@ const MERGE_SHARE: usize = 8;
 const HOLD_MAX: Duration = Duration::from_millis(500);
 /// A list's capacity under which [`release`] keeps it as it is.
 const RELEASE_MIN: usize = 1 << 16;
+/// Room of the owner's express channel ([`Outbox::set_express`]): a few
+/// changes at a time (the agent takes them as they come).
+pub(crate) const EXPRESS_CHANNEL: usize = 16;
+/// Most changes handed to the express channel between two deliveries to
+/// the event channel: a bulk load's own changes made while the RIB task
+/// is idle (a feeder slower than the RIB) would otherwise leave there one
+/// by one, a second bulk path.
+const EXPRESS_PER_DELIVERY: u8 = 4;
+
+/// The prefixes of the last events handed to the event channel, a ring as
+/// long as the channel's capacity (kept only while an express channel is
+/// set): the channel holds at most the newest `len` of them.
+#[derive(Default)]
+struct InChannel {
+    /// `None` for an event that is not a route change.
+    ring: Vec<Option<Prefix>>,
+    /// Where the next one goes.
+    next: usize,
+}
+
+impl InChannel {
+    fn new(capacity: usize) -> InChannel {
+        InChannel {
+            ring: vec![None; capacity.max(1)],
+            next: 0,
+        }
+    }
+
+    fn note(&mut self, p: Option<Prefix>) {
+        if let Some(slot) = self.ring.get_mut(self.next) {
+            *slot = p;
+            self.next = (self.next + 1) % self.ring.len();
+        }
+    }
+
+    /// Whether `p` is among the newest `len` prefixes noted.
+    fn holds(&self, p: Prefix, len: usize) -> bool {
+        let n = self.ring.len();
+        (1..=len.min(n)).any(|i| self.ring[(self.next + n - i) % n] == Some(p))
+    }
+}
+
+/// The prefix of a route change (what [`InChannel`] notes).
+fn changed(ev: &SpeakerEvent) -> Option<Prefix> {
+    match ev {
+        SpeakerEvent::BestPathChanged { prefix, .. } => Some(*prefix),
+        _ => None,
+    }
+}
 
 /// Changed prefixes, each reported once (duplicates are dropped by
 /// occasional sort passes; one left over only costs a repeated report).
@@ -444,6 +510,15 @@ pub(crate) struct Outbox {
     feed: BestPathFeed,
     /// Since when delivery has waited for the RIB task's queued messages.
     held_since: Option<Instant>,
+    /// The owner's express channel, once it asked for one.
+    express: Option<mpsc::Sender<SpeakerEvent>>,
+    /// What the event channel may hold, while `express` is set.
+    in_channel: InChannel,
+    /// The RIB task has no other message queued (set before each one it
+    /// handles): a change made now may take the express channel.
+    pub(crate) quiet: bool,
+    /// Express changes handed out since the last delivery.
+    express_sent: u8,
 }
 
 impl Outbox {
@@ -475,6 +550,9 @@ impl Outbox {
     /// out or kept as [`Self::push`] does.
     pub(crate) fn push_change(&mut self, c: BestPathChange, tx: &mpsc::Sender<SpeakerEvent>) {
         if !self.segments.is_empty() {
+            if self.express_now(&c, tx) {
+                return;
+            }
             // Waits behind others: only the prefix is kept (no event made).
             self.mark(c.prefix);
             return;
@@ -495,8 +573,14 @@ impl Outbox {
             return;
         }
         let ev = if self.segments.is_empty() {
+            let p = changed(&ev);
             match tx.try_send(ev) {
-                Ok(()) => return,
+                Ok(()) => {
+                    if self.express.is_some() {
+                        self.in_channel.note(p);
+                    }
+                    return;
+                }
                 Err(mpsc::error::TrySendError::Full(ev)) => ev,
                 Err(mpsc::error::TrySendError::Closed(_)) => {
                     self.closed = true;
@@ -510,6 +594,58 @@ impl Outbox {
             SpeakerEvent::BestPathChanged { prefix, .. } => self.mark(prefix),
             other => self.segments.push_back(Segment::Event(other)),
         }
+    }
+
+    /// The owner's express channel (see the module doc); from now on the
+    /// prefixes handed to `tx` (the event channel) are noted.
+    pub(crate) fn set_express(
+        &mut self,
+        express: mpsc::Sender<SpeakerEvent>,
+        tx: &mpsc::Sender<SpeakerEvent>,
+    ) {
+        self.express = Some(express);
+        self.in_channel = InChannel::new(tx.max_capacity());
+    }
+
+    /// Hands `c` to the express channel if it would leave marked `express`
+    /// and nothing older of its prefix may be in the event channel `tx`.
+    fn express_now(&mut self, c: &BestPathChange, tx: &mpsc::Sender<SpeakerEvent>) -> bool {
+        let Some(express) = &self.express else {
+            return false;
+        };
+        if !self.quiet || self.closed || self.express_sent >= EXPRESS_PER_DELIVERY {
+            return false;
+        }
+        let first = self.segments.iter().find_map(|s| match s {
+            Segment::Changed(c) => Some(c),
+            Segment::Event(_) => None,
+        });
+        if !first.is_some_and(|f| f.pass.is_some() && f.fresh() < COMPACT_MIN) {
+            return false;
+        }
+        let in_channel = tx.max_capacity() - tx.capacity();
+        if self.in_channel.holds(c.prefix, in_channel) {
+            return false;
+        }
+        let Ok(permit) = express.try_reserve() else {
+            // Full (it then waits as a mark) or closed.
+            if express.is_closed() {
+                self.express = None;
+            }
+            return false;
+        };
+        let ev = SpeakerEvent::BestPathChanged {
+            prefix: c.prefix,
+            next_hops: self.sets.intern(&c.next_hops),
+            attributes: c.attributes.clone(),
+            express: true,
+        };
+        if crate::probe_traced(c.prefix) {
+            tracing::trace!(target: crate::PROBE_TRACE, prefix = %c.prefix, "outbox: change out, express channel");
+        }
+        permit.send(ev);
+        self.express_sent += 1;
+        true
     }
 
     /// Marks `prefix` as changed in the open change set.
@@ -568,11 +704,15 @@ impl Outbox {
         rib: &Rib,
     ) {
         let mut sent = 0;
+        self.express_sent = 0;
         let traced = tracing::enabled!(target: crate::PROBE_TRACE, tracing::Level::TRACE);
         for permit in first {
             let Some(ev) = self.next(rib) else { return };
             if traced {
                 trace_out(&ev, tx);
+            }
+            if self.express.is_some() {
+                self.in_channel.note(changed(&ev));
             }
             permit.send(ev);
             sent += 1;
@@ -582,6 +722,9 @@ impl Outbox {
             let Some(ev) = self.next(rib) else { return };
             if traced {
                 trace_out(&ev, tx);
+            }
+            if self.express.is_some() {
+                self.in_channel.note(changed(&ev));
             }
             permit.send(ev);
             sent += 1;

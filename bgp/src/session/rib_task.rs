@@ -172,6 +172,7 @@ pub(crate) async fn run(
                 if tracing::enabled!(target: crate::PROBE_TRACE, tracing::Level::TRACE) {
                     t.inbox = rx.len();
                 }
+                t.outbox.quiet = rx.is_empty();
                 t.handle(m).await;
                 // A peer's burst of UPDATEs is usually queued behind it: take
                 // more before the select (and its timers) is set up again,
@@ -187,6 +188,7 @@ pub(crate) async fn run(
                             {
                                 t.inbox = rx.len();
                             }
+                            t.outbox.quiet = rx.is_empty();
                             t.handle(m).await
                         }
                         Err(_) => break,
@@ -197,6 +199,8 @@ pub(crate) async fn run(
             Wake::Timer => t.on_timers().await,
             Wake::Nothing => {}
         }
+        // Changes made outside a message (timers, backlogs) are not quiet.
+        t.outbox.quiet = false;
     }
 }
 
@@ -498,6 +502,7 @@ impl RibTask {
                     .collect();
                 let _ = reply.send(counts);
             }
+            RibMsg::ExpressEvents(tx) => self.outbox.set_express(tx, &self.events),
             RibMsg::SetEbgpRequiresPolicy { on } => {
                 let out = self.rib.set_ebgp_requires_policy(on);
                 self.emit(out).await;

@@ -7,6 +7,8 @@ use std::net::IpAddr;
 use crate::fsm::SessionState;
 use crate::rib::RibConfig;
 
+mod express;
+
 fn pfx(s: &str) -> Prefix {
     s.parse().unwrap()
 }
