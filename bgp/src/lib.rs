@@ -24,6 +24,6 @@ pub mod wire;
 
 pub use error::BgpError;
 pub use fsm::SessionState;
-pub use session::{EVENT_CHANNEL, PROBE_TRACE, probe_traced};
+pub use session::{EVENT_CHANNEL, ExpressEvents, PROBE_TRACE, probe_traced};
 pub use speaker::*;
 pub use types::*;

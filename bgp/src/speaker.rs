@@ -646,14 +646,15 @@ impl Speaker {
     /// (a new route from one peer while another's bulk load is delivered):
     /// `BestPathChanged` events with `express` set, each handed out as it
     /// is made. Take them ahead of the other channel's — before each take
-    /// from it — and order them after everything taken from it before:
-    /// then no change reaches the owner older than one it already has (the
-    /// speaker sends one here only when no event of its prefix may still
-    /// be in the other channel). Without this call, such changes leave
-    /// through the one channel, marked `express` as well.
-    pub async fn express_events(
-        &self,
-    ) -> Result<tokio::sync::mpsc::Receiver<SpeakerEvent>, crate::BgpError> {
+    /// from it — order them after everything taken from it before, and
+    /// report each take from the other channel once it is ordered
+    /// ([`ExpressEvents::ordered`](crate::ExpressEvents::ordered)): then
+    /// no change reaches the owner older than one it already has (the
+    /// speaker sends one here only when every event of its prefix it
+    /// handed to the other channel has been ordered). Without this call,
+    /// such changes leave through the one channel, marked `express` as
+    /// well.
+    pub async fn express_events(&self) -> Result<crate::ExpressEvents, crate::BgpError> {
         self.inner.express_events().await
     }
 

@@ -293,7 +293,7 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>, opts: RunOptions) -> a
                     break;
                 }
                 // Sent before anything of this batch: taken before it.
-                while let Ok(ev) = express.try_recv() {
+                while let Some(ev) = express.try_recv() {
                     agent.take_express(&mut learned, ev);
                 }
                 if tracing::enabled!(target: tortie_bgp::PROBE_TRACE, tracing::Level::TRACE) {
@@ -301,6 +301,9 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>, opts: RunOptions) -> a
                 }
                 let mut steps = agent.steps(&mut learned, taken.drain(..));
                 let order = learned.order();
+                // Ordered: an express change of their prefixes may leave now
+                // (it will be taken after them, with a later order).
+                express.ordered(n);
                 trimmer.applied(batch::route_count(&steps));
                 // Express changes go at once, not behind the batch before
                 // (docs/design.md, "Express changes").

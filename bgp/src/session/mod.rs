@@ -20,6 +20,7 @@ pub mod socket;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -50,6 +51,37 @@ use msg::{PeerCmd, RibMsg};
 /// Public so the kernel benchmark drives the route table in the bursts an
 /// owner receives.
 pub const EVENT_CHANNEL: usize = 1024;
+
+/// The speaker's express channel ([`crate::Speaker::express_events`]):
+/// its events, and the owner's count of the event channel's events it has
+/// taken and ordered, which the speaker reads before it sends a change
+/// here (outbox/unordered.rs).
+pub struct ExpressEvents {
+    rx: mpsc::Receiver<SpeakerEvent>,
+    ordered: Arc<AtomicU64>,
+}
+
+impl ExpressEvents {
+    /// The next express change; `None` once the speaker stopped.
+    pub async fn recv(&mut self) -> Option<SpeakerEvent> {
+        self.rx.recv().await
+    }
+
+    /// An express change already waiting, if any.
+    pub fn try_recv(&mut self) -> Option<SpeakerEvent> {
+        self.rx.try_recv().ok()
+    }
+
+    /// `n` more events taken from the event channel are ordered: every
+    /// express change taken from now on is ordered after them. Call it
+    /// after each take, once its events have their order (an express
+    /// change taken before that call must be ordered before them — which
+    /// taking this channel first before each take gives).
+    pub fn ordered(&self, n: usize) {
+        self.ordered
+            .fetch_add(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Release);
+    }
+}
 
 /// The target of the per-change path trace, off unless asked for
 /// (`RUST_LOG=info,tortie_probe=trace`): each host-length change (an IPv4
@@ -469,13 +501,14 @@ impl Runtime {
             .collect()
     }
 
-    pub(crate) async fn express_events(&self) -> Result<mpsc::Receiver<SpeakerEvent>, BgpError> {
+    pub(crate) async fn express_events(&self) -> Result<ExpressEvents, BgpError> {
         let (tx, rx) = mpsc::channel(outbox::EXPRESS_CHANNEL);
+        let ordered = Arc::new(AtomicU64::new(0));
         self.rib
-            .send(RibMsg::ExpressEvents(tx))
+            .send(RibMsg::ExpressEvents(tx, ordered.clone()))
             .await
             .map_err(|_| BgpError::Shutdown)?;
-        Ok(rx)
+        Ok(ExpressEvents { rx, ordered })
     }
 
     pub(crate) async fn set_ebgp_requires_policy(&self, on: bool) -> Result<(), BgpError> {

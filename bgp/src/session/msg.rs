@@ -34,7 +34,11 @@ use crate::wire::{Notification, Update};
 
 pub(crate) enum RibMsg {
     /// The owner's express channel ([`crate::Speaker::express_events`]).
-    ExpressEvents(mpsc::Sender<SpeakerEvent>),
+    /// With the owner's count of ordered events ([`crate::ExpressEvents::ordered`]).
+    ExpressEvents(
+        mpsc::Sender<SpeakerEvent>,
+        std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ),
     /// A session reached Established; `out` carries its outbound UPDATEs.
     PeerUp {
         peer: IpAddr,

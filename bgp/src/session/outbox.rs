@@ -56,8 +56,9 @@
 //! [`EXPRESS_PER_DELIVERY`] between two deliveries — is handed out there
 //! at once, with its state as made, instead of waiting for room
 //! in the event channel behind a channel's worth of the backlog, unless an
-//! event of its prefix may still be in that channel ([`InChannel`]: the
-//! prefixes of the last events handed to it, as many as it holds) or the
+//! event of its prefix may not have been ordered by the owner yet
+//! ([`Unordered`]: still in that channel, or taken and not yet ordered —
+//! the owner counts what it ordered, [`crate::ExpressEvents::ordered`]) or the
 //! express channel is full; then it is marked as above. Order holds: the
 //! events of the prefix handed out before it have been taken from the
 //! event channel (the owner orders what it took against this one: the
@@ -74,6 +75,8 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -81,6 +84,7 @@ use tokio::sync::mpsc;
 use crate::rib::{BestPathChange, BestPathFeed, FullCache, Rib};
 use crate::speaker::{NextHops, SpeakerEvent};
 use crate::types::{Ipv4Prefix, Ipv6Prefix, Ipv6Short, Prefix};
+use unordered::Unordered;
 
 /// Most events handed to the channel per wake-up, so that UPDATE processing
 /// and API calls interleave with delivery.
@@ -112,40 +116,7 @@ pub(crate) const EXPRESS_CHANNEL: usize = 16;
 /// by one, a second bulk path.
 const EXPRESS_PER_DELIVERY: u8 = 4;
 
-/// The prefixes of the last events handed to the event channel, a ring as
-/// long as the channel's capacity (kept only while an express channel is
-/// set): the channel holds at most the newest `len` of them.
-#[derive(Default)]
-struct InChannel {
-    /// `None` for an event that is not a route change.
-    ring: Vec<Option<Prefix>>,
-    /// Where the next one goes.
-    next: usize,
-}
-
-impl InChannel {
-    fn new(capacity: usize) -> InChannel {
-        InChannel {
-            ring: vec![None; capacity.max(1)],
-            next: 0,
-        }
-    }
-
-    fn note(&mut self, p: Option<Prefix>) {
-        if let Some(slot) = self.ring.get_mut(self.next) {
-            *slot = p;
-            self.next = (self.next + 1) % self.ring.len();
-        }
-    }
-
-    /// Whether `p` is among the newest `len` prefixes noted.
-    fn holds(&self, p: Prefix, len: usize) -> bool {
-        let n = self.ring.len();
-        (1..=len.min(n)).any(|i| self.ring[(self.next + n - i) % n] == Some(p))
-    }
-}
-
-/// The prefix of a route change (what [`InChannel`] notes).
+/// The prefix of a route change (what [`Unordered`] notes).
 fn changed(ev: &SpeakerEvent) -> Option<Prefix> {
     match ev {
         SpeakerEvent::BestPathChanged { prefix, .. } => Some(*prefix),
@@ -512,8 +483,9 @@ pub(crate) struct Outbox {
     held_since: Option<Instant>,
     /// The owner's express channel, once it asked for one.
     express: Option<mpsc::Sender<SpeakerEvent>>,
-    /// What the event channel may hold, while `express` is set.
-    in_channel: InChannel,
+    /// What the owner may not have ordered yet (prefixes kept while
+    /// `express` is set; every event counted).
+    unordered: Unordered,
     /// The RIB task has no other message queued (set before each one it
     /// handles): a change made now may take the express channel.
     pub(crate) quiet: bool,
@@ -550,7 +522,7 @@ impl Outbox {
     /// out or kept as [`Self::push`] does.
     pub(crate) fn push_change(&mut self, c: BestPathChange, tx: &mpsc::Sender<SpeakerEvent>) {
         if !self.segments.is_empty() {
-            if self.express_now(&c, tx) {
+            if self.express_now(&c) {
                 return;
             }
             // Waits behind others: only the prefix is kept (no event made).
@@ -576,9 +548,7 @@ impl Outbox {
             let p = changed(&ev);
             match tx.try_send(ev) {
                 Ok(()) => {
-                    if self.express.is_some() {
-                        self.in_channel.note(p);
-                    }
+                    self.unordered.note(p);
                     return;
                 }
                 Err(mpsc::error::TrySendError::Full(ev)) => ev,
@@ -597,19 +567,21 @@ impl Outbox {
     }
 
     /// The owner's express channel (see the module doc); from now on the
-    /// prefixes handed to `tx` (the event channel) are noted.
+    /// prefixes handed to `tx` (the event channel) are noted, and
+    /// `ordered` counts those the owner has taken and ordered.
     pub(crate) fn set_express(
         &mut self,
         express: mpsc::Sender<SpeakerEvent>,
+        ordered: Arc<AtomicU64>,
         tx: &mpsc::Sender<SpeakerEvent>,
     ) {
         self.express = Some(express);
-        self.in_channel = InChannel::new(tx.max_capacity());
+        self.unordered.start(tx.max_capacity(), ordered);
     }
 
     /// Hands `c` to the express channel if it would leave marked `express`
-    /// and nothing older of its prefix may be in the event channel `tx`.
-    fn express_now(&mut self, c: &BestPathChange, tx: &mpsc::Sender<SpeakerEvent>) -> bool {
+    /// and nothing older of its prefix may be unordered by the owner.
+    fn express_now(&mut self, c: &BestPathChange) -> bool {
         let Some(express) = &self.express else {
             return false;
         };
@@ -623,8 +595,7 @@ impl Outbox {
         if !first.is_some_and(|f| f.pass.is_some() && f.fresh() < COMPACT_MIN) {
             return false;
         }
-        let in_channel = tx.max_capacity() - tx.capacity();
-        if self.in_channel.holds(c.prefix, in_channel) {
+        if self.unordered.may_hold(c.prefix) {
             return false;
         }
         let Ok(permit) = express.try_reserve() else {
@@ -711,9 +682,7 @@ impl Outbox {
             if traced {
                 trace_out(&ev, tx);
             }
-            if self.express.is_some() {
-                self.in_channel.note(changed(&ev));
-            }
+            self.unordered.note(changed(&ev));
             permit.send(ev);
             sent += 1;
         }
@@ -723,9 +692,7 @@ impl Outbox {
             if traced {
                 trace_out(&ev, tx);
             }
-            if self.express.is_some() {
-                self.in_channel.note(changed(&ev));
-            }
+            self.unordered.note(changed(&ev));
             permit.send(ev);
             sent += 1;
         }
@@ -793,6 +760,8 @@ fn current(
         express,
     }
 }
+
+mod unordered;
 
 #[cfg(test)]
 mod tests;

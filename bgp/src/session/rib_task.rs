@@ -502,7 +502,9 @@ impl RibTask {
                     .collect();
                 let _ = reply.send(counts);
             }
-            RibMsg::ExpressEvents(tx) => self.outbox.set_express(tx, &self.events),
+            RibMsg::ExpressEvents(tx, ordered) => {
+                self.outbox.set_express(tx, ordered, &self.events)
+            }
             RibMsg::SetEbgpRequiresPolicy { on } => {
                 let out = self.rib.set_ebgp_requires_policy(on);
                 self.emit(out).await;

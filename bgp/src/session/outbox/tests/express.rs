@@ -1,6 +1,8 @@
 //! Tests of the outbox's express channel ([`super::super::Outbox::set_express`]).
 
 use super::*;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// With an express channel set, a change made while the RIB task is quiet
 /// and a backlog's pass is delivered leaves there at once, in its state as
@@ -14,7 +16,7 @@ fn a_quiet_change_behind_a_backlog_takes_the_express_channel() {
     let (etx, mut erx) = mpsc::channel(1);
     let mut rib = rib();
     let mut ob = Outbox::default();
-    ob.set_express(etx, &tx);
+    ob.set_express(etx, Arc::new(AtomicU64::new(0)), &tx);
     let n = 3 * COMPACT_MIN as u32;
     // 10.0.0.0/24 … 10.0.3.0/24 go straight out; the rest wait.
     add_24s(&mut rib, &mut ob, &tx, 10, n);
@@ -63,7 +65,7 @@ fn the_express_channel_takes_a_few_changes_per_delivery() {
     let (etx, mut erx) = mpsc::channel(EXPRESS_CHANNEL);
     let mut rib = rib();
     let mut ob = Outbox::default();
-    ob.set_express(etx, &tx);
+    ob.set_express(etx, Arc::new(AtomicU64::new(0)), &tx);
     add_24s(&mut rib, &mut ob, &tx, 10, 3 * COMPACT_MIN as u32);
     rx.try_recv().unwrap();
     ob.deliver(tx.try_reserve_many(1).unwrap(), &tx, &rib);
@@ -78,4 +80,34 @@ fn the_express_channel_takes_a_few_changes_per_delivery() {
     ob.deliver(tx.try_reserve_many(1).unwrap(), &tx, &rib);
     add(&mut rib, &mut ob, &tx, "198.19.1.1/32");
     assert_eq!(express(&mut erx), 1, "a delivery renews the budget");
+}
+
+/// An event the owner took from the event channel but has not ordered yet
+/// (it converts a batch on another thread) still keeps a change of its
+/// prefix off the express channel: counting only what the channel holds,
+/// the change would overtake the older event and be undone by it.
+#[test]
+fn a_taken_but_unordered_event_keeps_its_prefix_off_the_express_channel() {
+    let (tx, mut rx) = mpsc::channel(4);
+    let (etx, mut erx) = mpsc::channel(EXPRESS_CHANNEL);
+    let ordered = Arc::new(AtomicU64::new(0));
+    let mut rib = rib();
+    let mut ob = Outbox::default();
+    ob.set_express(etx, ordered.clone(), &tx);
+    add_24s(&mut rib, &mut ob, &tx, 10, 3 * COMPACT_MIN as u32);
+    // The owner takes the four events sent straight out (10.0.0.0/24 …
+    // 10.0.3.0/24): the channel is empty, none of them ordered yet.
+    let taken = std::iter::from_fn(|| rx.try_recv().ok()).count();
+    assert_eq!(taken, 4);
+    ob.deliver(tx.try_reserve_many(1).unwrap(), &tx, &rib);
+    ob.quiet = true;
+    del(&mut rib, &mut ob, &tx, "10.0.1.0/24");
+    assert!(
+        erx.try_recv().is_err(),
+        "its older event is not ordered yet"
+    );
+    ordered.fetch_add(taken as u64, Ordering::Release);
+    del(&mut rib, &mut ob, &tx, "10.0.2.0/24");
+    let ev = erx.try_recv().expect("ordered: the change goes express");
+    assert_eq!(state(&ev), (pfx("10.0.2.0/24"), false));
 }
