@@ -34,6 +34,7 @@ use serde_json::{Value, json};
 use crate::feeder::{self, Shape, Workload};
 use crate::ingest_floor::{self, FloorOrder};
 use crate::ingest_run::{self, DUT_ASN, Dut, FEEDER_ASN, FEEDER_IP, Feed, Inputs, Mode, Run};
+use crate::ingest_stats::{feeder_paced, median_by, median_f, spread, tail, time_cell};
 use crate::nl::Family;
 use crate::pin::{self, Pinning};
 use crate::report::{self, Section, ratio, ratio_cell, secs};
@@ -251,48 +252,6 @@ fn floor_median(floors: &[(FloorOrder, Run)], order: FloorOrder) -> Option<Run> 
         .map(|(_, r)| r.clone())
         .collect();
     (!runs.is_empty()).then(|| median_by(&runs, |r| r.time))
-}
-
-/// The median of `runs` by `key` (the upper one of an even count).
-fn median_by<K: PartialOrd + Copy>(runs: &[Run], key: impl Fn(&Run) -> K) -> Run {
-    let mut v: Vec<&Run> = runs.iter().collect();
-    v.sort_by(|a, b| {
-        key(a)
-            .partial_cmp(&key(b))
-            .unwrap_or(std::cmp::Ordering::Equal)
-    });
-    v.get(v.len() / 2).map(|r| (*r).clone()).unwrap_or_default()
-}
-
-/// Min, median and max of `v` (NaN for none).
-fn spread(mut v: Vec<f64>) -> [f64; 3] {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    match (v.first(), v.last()) {
-        (Some(&lo), Some(&hi)) => [lo, v[v.len() / 2], hi],
-        _ => [f64::NAN; 3],
-    }
-}
-
-/// A time cell: the median, then the runs' min–max when there are several
-/// (the noise the median hides).
-fn time_cell(v: &[f64]) -> String {
-    let [lo, med, hi] = spread(v.to_vec());
-    if med.is_nan() {
-        return String::new();
-    }
-    let one = secs(std::time::Duration::from_secs_f64(med));
-    if v.len() < 2 {
-        one
-    } else if hi < 1.0 {
-        format!("{one} ({:.0}–{:.0})", lo * 1e3, hi * 1e3)
-    } else {
-        format!("{one} ({lo:.2}–{hi:.2})")
-    }
-}
-
-fn median_f(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// Which (family, shape, size, feeder) the runs were of.
@@ -655,6 +614,40 @@ fn measure_case(
                 ),
             ],
         ));
+        // What the DUT itself took: its end after the feeder's last UPDATE.
+        let tails = |dut: Dut| -> Vec<f64> {
+            pick(mode, dut)
+                .iter()
+                .filter_map(|r| r.feeder_done.map(|d| tail(r.time, d)))
+                .collect()
+        };
+        let (tb, tt) = (median_f(tails(Dut::Bird)), median_f(tails(Dut::Tortie)));
+        let tail_ratio = of_both(tt, tb);
+        sec.rows.push(row(
+            &key,
+            "↳ DUT's end after the feeder's last UPDATE (time − floor)",
+            [
+                time_cell(&tails(Dut::Bird)),
+                time_cell(&tails(Dut::Tortie)),
+                ratio_cell(tail_ratio),
+                String::new(),
+                String::new(),
+                String::new(),
+            ],
+        ));
+        let paced = both
+            && feeder_paced(tb, b.time.as_secs_f64())
+            && feeder_paced(tt, t.time.as_secs_f64());
+        if paced {
+            sec.notes.push(format!(
+                "{label} {tag}: feeder-paced — BIRD ends {:.0} ms and tortie {:.0} ms after the feeder's last UPDATE \
+                 (medians), so the wall ratio {rt:.2}× is the feeder's pace in each DUT's runs, not the DUT's; \
+                 DUT CPU {:.2}×, after the feeder {tail_ratio:.2}×",
+                tb * 1e3,
+                tt * 1e3,
+                of_both(t.cpu, b.cpu),
+            ));
+        }
         let cpus = |dut: Dut| -> Vec<f64> { pick(mode, dut).iter().map(|r| r.cpu).collect() };
         row_ratios[format!("{}_spread_s", mode.key())] = json!({
             "what": "min, median, max of the runs",
@@ -662,15 +655,20 @@ fn measure_case(
             "bird_cpu": spread(cpus(Dut::Bird)), "tortie_cpu": spread(cpus(Dut::Tortie)),
             "bird_feeder_last_update": spread(done(Dut::Bird)),
             "tortie_feeder_last_update": spread(done(Dut::Tortie)),
+            "bird_after_feeder": spread(tails(Dut::Bird)),
+            "tortie_after_feeder": spread(tails(Dut::Tortie)),
         });
+        row_ratios[format!("{}_after_feeder_tortie_over_bird", mode.key())] = json!(tail_ratio);
+        row_ratios[format!("{}_feeder_paced", mode.key())] = json!(paced);
         row_ratios[format!("{}_tortie_over_bird", mode.key())] = json!(rt);
         row_ratios[format!("{}_cpu_tortie_over_bird", mode.key())] = json!(of_both(t.cpu, b.cpu));
         // A diagnostic run without one of the DUTs judges nothing.
         if rt.is_finite() {
+            let paced_mark = if paced { " (feeder-paced)" } else { "" };
             sec.target(
                 &format!("{label} {tag}"),
                 "≤ 0.5× BIRD",
-                format!("{rt:.2}×"),
+                format!("{rt:.2}×{paced_mark}"),
                 rt <= 0.5,
             );
         }

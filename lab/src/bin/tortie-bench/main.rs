@@ -23,6 +23,7 @@ mod idle;
 mod ingest;
 mod ingest_floor;
 mod ingest_run;
+mod ingest_stats;
 mod kernel;
 mod kernel_nh;
 mod loadlat;
