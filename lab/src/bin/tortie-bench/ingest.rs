@@ -34,10 +34,10 @@ use serde_json::{Value, json};
 use crate::feeder::{self, Shape, Workload};
 use crate::ingest_floor::{self, FloorOrder};
 use crate::ingest_run::{self, DUT_ASN, Dut, FEEDER_ASN, FEEDER_IP, Feed, Inputs, Mode, Run};
-use crate::ingest_stats::{feeder_paced, median_by, median_f, spread, tail, time_cell};
 use crate::nl::Family;
 use crate::pin::{self, Pinning};
 use crate::report::{self, Section, ratio, ratio_cell, secs};
+use crate::stats::{feeder_paced, median_by, median_f, spread, tail, time_cell};
 
 /// Diagnostic, not a row set: `TORTIE_BENCH_ONLY=tortie` (or `BIRD`,
 /// `end_to_end`, `control_plane`, or both joined by a comma, e.g.

@@ -23,6 +23,7 @@ use tortie_routes::{IpNetwork, RouteTable, SharedRoute};
 
 use crate::nl::{self, Family, PassResult};
 use crate::report::{Section, ratio};
+use crate::stats::spread;
 
 const PROTO_TORTIE: u8 = 149;
 const PROTO_REF: u8 = 151;
@@ -108,11 +109,10 @@ struct Spread {
     user_us: [f64; 4],
 }
 
-/// (min, median, max) of `v` (zeros when empty; the upper median when even).
-fn min_median_max(mut v: Vec<f64>) -> (f64, f64, f64) {
-    v.sort_by(f64::total_cmp);
-    match (v.first(), v.get(v.len() / 2), v.last()) {
-        (Some(a), Some(m), Some(b)) => (*a, *m, *b),
+/// (min, median, max) of `v` ([`spread`]; zeros when empty).
+fn min_median_max(v: Vec<f64>) -> (f64, f64, f64) {
+    match spread(v) {
+        [lo, m, hi] if !m.is_nan() => (lo, m, hi),
         _ => (0.0, 0.0, 0.0),
     }
 }

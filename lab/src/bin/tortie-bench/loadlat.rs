@@ -49,6 +49,7 @@ use crate::nl::{self, Family};
 use crate::pin::{self, CpuSet, Pinning};
 use crate::probe::{self, Step};
 use crate::report::{Section, process_cpu, ratio, ratio_cell, secs};
+use crate::stats::spread;
 
 /// The probe peer's side of its link, its ASN, and the DUT's side.
 pub const PROBE_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 1);
@@ -508,22 +509,13 @@ fn keep_trace(keep: &Path, dut_dir: &Path, dut: Dut, times: &[(&str, Instant)]) 
     Ok(())
 }
 
-/// Median, min and max.
-fn spread(mut v: Vec<f64>) -> [f64; 3] {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    match (v.first(), v.last()) {
-        (Some(&lo), Some(&hi)) => [v[v.len() / 2], lo, hi],
-        _ => [f64::NAN; 3],
-    }
-}
-
 /// A latency cell: median (min–max) in ms, and how many of the runs ended
 /// inside the load.
 fn cell(runs: &[Run], f: impl Fn(&Run) -> f64, inside: impl Fn(&Run) -> bool) -> String {
     if runs.is_empty() {
         return String::new();
     }
-    let [m, lo, hi] = spread(runs.iter().map(&f).collect());
+    let [lo, m, hi] = spread(runs.iter().map(&f).collect());
     let k = runs.iter().filter(|r| inside(r)).count();
     let range = if runs.len() > 1 {
         format!(" ({:.1}–{:.1})", lo * 1e3, hi * 1e3)
@@ -534,7 +526,7 @@ fn cell(runs: &[Run], f: impl Fn(&Run) -> f64, inside: impl Fn(&Run) -> bool) ->
 }
 
 fn median(runs: &[Run], f: impl Fn(&Run) -> f64) -> f64 {
-    spread(runs.iter().map(f).collect())[0]
+    spread(runs.iter().map(f).collect())[1]
 }
 
 fn run_json(n: u32, feed: Feed, at: u32, inp: &Inputs, dut: Dut, seq: usize, r: &Run) -> Value {

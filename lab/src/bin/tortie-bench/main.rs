@@ -23,7 +23,7 @@ mod idle;
 mod ingest;
 mod ingest_floor;
 mod ingest_run;
-mod ingest_stats;
+
 mod kernel;
 mod kernel_nh;
 mod loadlat;
@@ -36,6 +36,7 @@ mod report;
 mod rib;
 mod scale_bench;
 mod scale_watch;
+mod stats;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,7 +1,8 @@
-//! Figures of the ingest benchmark's runs ([`crate::ingest`]): medians,
-//! spreads and time cells of repeated runs, and how a run's end relates to
-//! its feeder's last UPDATE (whether a row was paced by the feeder rather
-//! than by the DUT). Pure functions of the runs' figures; no IO.
+//! Figures of repeated runs, one copy for every benchmark: min, median and
+//! max ([`spread`]), medians, the ingest rows' time cells, and how an ingest
+//! run's end relates to its feeder's last UPDATE (whether a row was paced
+//! by the feeder rather than by the DUT). Pure functions of the runs'
+//! figures; no IO.
 
 use std::time::Duration;
 
@@ -19,7 +20,8 @@ pub fn median_by<K: PartialOrd + Copy>(runs: &[Run], key: impl Fn(&Run) -> K) ->
     v.get(v.len() / 2).map(|r| (*r).clone()).unwrap_or_default()
 }
 
-/// Min, median and max of `v` (NaN for none).
+/// Min, median and max of `v` (NaN for none; the upper median of an even
+/// count).
 pub fn spread(mut v: Vec<f64>) -> [f64; 3] {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     match (v.first(), v.last()) {
