@@ -5,11 +5,14 @@
 //! With `feed`, a scripted raw peer instead sends N prefixes in UPDATEs of
 //! PER prefixes each (inbound path: framing, decode, RIB, events); with
 //! `unique`, one prefix per UPDATE, each with its own AS_PATH
-//! (`65002 4200000000+i`, the ingest benchmark's unique shape).
+//! (`65002 4200000000+i`, the ingest benchmark's unique shape). After
+//! them, `v6`: IPv6 /48s in MP_REACH_NLRI instead of IPv4 /24s;
+//! `express`: the owner takes the express channel too, as the agent does
+//! (`Speaker::express_events`, each batch reported ordered once counted).
 //!
 //! `cargo run --release -p tortie-bgp --example session_bench -- [N]`
 //! `cargo run --release -p tortie-bgp --example session_bench -- feed N PER`
-//! `cargo run --release -p tortie-bgp --example session_bench -- feed N unique`
+//! `cargo run --release -p tortie-bgp --example session_bench -- feed N unique [v6] [express]`
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -47,7 +50,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Some(_) if unique => 1,
             a => a.map(|s| s.parse()).transpose()?.unwrap_or(500),
         };
-        return feed(n, per, unique).await;
+        let flag = |f: &str| args.iter().skip(3).any(|a| a == f);
+        return feed(n, per, unique, flag("v6"), flag("express")).await;
     }
     let n: u32 = args
         .first()
@@ -115,9 +119,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// A raw peer feeds `n` /24s in UPDATEs of `per` prefixes to a speaker;
-/// `unique`: each with its own AS_PATH (one per UPDATE).
-async fn feed(n: u32, per: usize, unique: bool) -> Result<(), Box<dyn std::error::Error>> {
+/// A raw peer feeds `n` /24s (`v6`: /48s) in UPDATEs of `per` prefixes to
+/// a speaker; `unique`: each with its own AS_PATH (one per UPDATE);
+/// `express`: the owner takes the express channel too.
+async fn feed(
+    n: u32,
+    per: usize,
+    unique: bool,
+    v6: bool,
+    express: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
     use std::sync::Arc;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tortie_bgp::wire::{self, Capability, CodecContext, Message, Open, Update};
@@ -130,6 +141,11 @@ async fn feed(n: u32, per: usize, unique: bool) -> Result<(), Box<dyn std::error
     p.passive = true;
     a_cfg.peers.push(p);
     let (a, mut a_rx) = Speaker::start(a_cfg).await?;
+    let mut a_express = if express {
+        Some(a.express_events().await?)
+    } else {
+        None
+    };
 
     let ctx = CodecContext {
         four_octet_as: true,
@@ -146,6 +162,7 @@ async fn feed(n: u32, per: usize, unique: bool) -> Result<(), Box<dyn std::error
         bgp_identifier: r_ip,
         capabilities: vec![
             Capability::Multiprotocol(AddressFamily::IPV4_UNICAST),
+            Capability::Multiprotocol(AddressFamily::IPV6_UNICAST),
             Capability::FourOctetAs(65002),
         ],
     };
@@ -154,13 +171,26 @@ async fn feed(n: u32, per: usize, unique: bool) -> Result<(), Box<dyn std::error
     let attrs = |second: u32| {
         Arc::new(PathAttributes {
             as_path: AsPath::sequence(vec![65002, second]),
-            next_hop: Some(IpAddr::V4(r_ip)),
+            next_hop: Some(if v6 {
+                IpAddr::V6(std::net::Ipv6Addr::new(
+                    0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, 2,
+                ))
+            } else {
+                IpAddr::V4(r_ip)
+            }),
             ..PathAttributes::default()
         })
     };
     let shared = attrs(65100);
     let prefixes: Vec<Prefix> = (0..n)
-        .filter_map(|i| Prefix::new(IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + (i << 8))), 24))
+        .filter_map(|i| {
+            if v6 {
+                let a = (0x2001u128 << 112) | (u128::from(i) << 80);
+                Prefix::new(IpAddr::V6(std::net::Ipv6Addr::from(a)), 48)
+            } else {
+                Prefix::new(IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + (i << 8))), 24)
+            }
+        })
         .collect();
     let mut msgs = Vec::new();
     for (i, chunk) in (0u32..).zip(prefixes.chunks(per.max(1))) {
@@ -210,15 +240,35 @@ async fn feed(n: u32, per: usize, unique: bool) -> Result<(), Box<dyn std::error
     let owner = tokio::spawn(async move {
         let mut got = 0u32;
         let mut batch = Vec::new();
+        let best = |ev: &SpeakerEvent| matches!(ev, SpeakerEvent::BestPathChanged { next_hops, .. } if !next_hops.is_empty());
         while got < n {
-            if a_rx.recv_many(&mut batch, 1024).await == 0 {
+            let taken = tokio::select! {
+                // As the agent: the express channel first, at any time.
+                biased;
+                Some(ev) = async {
+                    match &mut a_express {
+                        Some(x) => x.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    got += u32::from(best(&ev));
+                    continue;
+                }
+                taken = a_rx.recv_many(&mut batch, 1024) => taken,
+            };
+            if taken == 0 {
                 break;
             }
+            // Express changes sent before this batch are taken before it;
+            // the batch is reported ordered once counted.
+            if let Some(x) = &mut a_express {
+                batch.extend(std::iter::from_fn(|| x.try_recv()));
+            }
             for ev in batch.drain(..) {
-                if matches!(ev, SpeakerEvent::BestPathChanged { next_hops, .. } if !next_hops.is_empty())
-                {
-                    got += 1;
-                }
+                got += u32::from(best(&ev));
+            }
+            if let Some(x) = &a_express {
+                x.ordered(taken);
             }
         }
         (t0.elapsed(), a_rx)

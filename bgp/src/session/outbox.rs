@@ -44,8 +44,10 @@
 //! in either family: an IPv4 one first, then a short IPv6 one ahead of the
 //! sorted IPv4 rest (an IPv6 change made during a 1M IPv4 pass otherwise
 //! waited for all of it, 4–11 s; session 16 loadlat6 lane).
-//! A change that leaves from such a tail — marked after the pass began,
-//! not yet sorted into it — is reported with `express` set (the owner may
+//! A change that leaves from such a tail — marked after the pass began
+//! while the tail was short ([`ChangeSet::takes_express`], the one reading
+//! of the rule, which the express channel below asks too), not yet sorted
+//! into it — is reported with `express` set (the owner may
 //! let it overtake what it received before; docs/design.md, "Express
 //! changes"); the pass's own changes and those handed out at once are not.
 //!
@@ -171,8 +173,10 @@ struct ChangeSet {
     sorted_v4: usize,
     /// Once delivery of this set has begun (its pass), the lowest length of
     /// `v4` / `v6` / `v6_long` since (reset to the length when a list is
-    /// sorted): a prefix above it was marked during the pass and leaves
-    /// marked `express` ([`ChangeSet::pop_marked`]).
+    /// sorted, or a prefix is marked in it while the fresh tail is long):
+    /// a prefix above it was marked during the pass while
+    /// [`ChangeSet::takes_express`] held, and leaves marked `express`
+    /// ([`ChangeSet::pop_marked`]).
     pass: Option<[usize; 3]>,
 }
 
@@ -301,30 +305,49 @@ impl NextHopSets {
 }
 
 impl ChangeSet {
-    fn insert(&mut self, p: Prefix) {
+    /// The one reading of the express rule: a prefix marked now leaves
+    /// marked `express`, from a fresh tail ahead of the rest — the set's
+    /// pass has begun and its fresh tail is short. [`Outbox::mark`] keeps
+    /// the answer for the prefix it marks (what [`Self::pop_marked`]
+    /// reports); [`Outbox::express_now`] asks it before a change is marked.
+    fn takes_express(&self) -> bool {
+        self.pass.is_some() && self.fresh() < COMPACT_MIN
+    }
+
+    /// Adds `p` to its list; which list (`v4`, `v6`, `v6_long`). Marked
+    /// during the pass it leaves marked `express` unless the list is sorted
+    /// first or [`Self::unmarked`] says otherwise ([`Outbox::mark`] does
+    /// when [`Self::takes_express`] did not hold). Inlined into both of
+    /// `mark`'s calls, as it was before it returned the list (left to the
+    /// compiler it became a call per marked change).
+    #[inline(always)]
+    fn insert(&mut self, p: Prefix) -> usize {
         match p {
             Prefix::V4(p4) => {
                 self.v4.push(v4_key(p4));
                 compact(&mut self.v4, &mut self.clean_v4, |k| *k);
                 if self.clean_v4 == self.v4.len() {
                     self.sorted_v4 = self.clean_v4;
-                    self.sorted(0);
+                    self.unmarked(0);
                 }
+                0
             }
             Prefix::V6(p6) => match p6.short() {
                 Some(s) => {
                     self.v6.push(s);
                     compact(&mut self.v6, &mut self.clean_v6, short_key);
                     if self.clean_v6 == self.v6.len() {
-                        self.sorted(1);
+                        self.unmarked(1);
                     }
+                    1
                 }
                 None => {
                     self.v6_long.push(p6);
                     compact(&mut self.v6_long, &mut self.clean_v6_long, |p| *p);
                     if self.clean_v6_long == self.v6_long.len() {
-                        self.sorted(2);
+                        self.unmarked(2);
                     }
+                    2
                 }
             },
         }
@@ -335,8 +358,8 @@ impl ChangeSet {
         self.pop_marked().map(|(p, _)| p)
     }
 
-    /// The next prefix, and whether it left from a fresh tail (marked since
-    /// the last sort or de-duplication pass of its list, ahead of the rest:
+    /// The next prefix, and whether it left from a fresh tail (marked while
+    /// [`Self::takes_express`] held, and not sorted into the rest since:
     /// [`SpeakerEvent::BestPathChanged`]'s `express`).
     fn pop_marked(&mut self) -> Option<(Prefix, bool)> {
         let popped = self.pop_any();
@@ -348,9 +371,13 @@ impl ChangeSet {
         popped
     }
 
-    /// List `i` (`v4`, `v6`, `v6_long`) was sorted whole: in the pass's
-    /// order from now on.
-    fn sorted(&mut self, i: usize) {
+    /// List `i`'s (`v4`, `v6`, `v6_long`) entries so far leave unmarked,
+    /// in the pass's order: the list was sorted whole, or a prefix was
+    /// marked in it while the fresh tail was long ([`Outbox::mark`]).
+    fn unmarked(&mut self, i: usize) {
+        if self.pass.is_none() {
+            return;
+        }
         let len = [self.v4.len(), self.v6.len(), self.v6_long.len()][i];
         if let Some(pass) = &mut self.pass {
             pass[i] = len;
@@ -378,7 +405,7 @@ impl ChangeSet {
                 self.v4[self.sorted_v4..].sort_unstable();
             }
             self.sorted_v4 = self.v4.len();
-            self.sorted(0);
+            self.unmarked(0);
         }
         // Fresh tails first: IPv4's (below, last in, first out), then a
         // short IPv6 tail marked since its last de-duplication pass (a
@@ -592,7 +619,7 @@ impl Outbox {
             Segment::Changed(c) => Some(c),
             Segment::Event(_) => None,
         });
-        if !first.is_some_and(|f| f.pass.is_some() && f.fresh() < COMPACT_MIN) {
+        if !first.is_some_and(ChangeSet::takes_express) {
             return false;
         }
         if self.unordered.may_hold(c.prefix) {
@@ -630,6 +657,8 @@ impl Outbox {
             Segment::Changed(c) => Some(c),
             Segment::Event(_) => None,
         });
+        // Its tail short, [`ChangeSet::takes_express`] holds there once the
+        // pass has begun: the prefix leaves marked.
         if let Some(c) = first
             && c.fresh() < COMPACT_MIN
         {
@@ -641,7 +670,14 @@ impl Outbox {
                 .push_back(Segment::Changed(ChangeSet::default()));
         }
         if let Some(Segment::Changed(c)) = self.segments.back_mut() {
-            c.insert(prefix);
+            // The first set itself when nothing follows it, its tail long:
+            // marked now, the prefix leaves in the pass's order, not ahead
+            // (nor does its list's tail before it).
+            let express = c.takes_express();
+            let list = c.insert(prefix);
+            if !express {
+                c.unmarked(list);
+            }
         }
     }
 

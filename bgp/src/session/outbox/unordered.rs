@@ -54,7 +54,11 @@ impl Unordered {
         self.noted += 1;
         if let Some(slot) = self.ring.get_mut(self.next) {
             *slot = p;
-            self.next = (self.next + 1) % self.ring.len();
+            // Wrapped by a compare, not a division: once per event handed out.
+            self.next += 1;
+            if self.next == self.ring.len() {
+                self.next = 0;
+            }
         }
     }
 

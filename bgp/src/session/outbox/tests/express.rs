@@ -111,3 +111,51 @@ fn a_taken_but_unordered_event_keeps_its_prefix_off_the_express_channel() {
     let ev = erx.try_recv().expect("ordered: the change goes express");
     assert_eq!(state(&ev), (pfx("10.0.2.0/24"), false));
 }
+
+/// The `express` mark and the express channel read one rule
+/// ([`ChangeSet::takes_express`]): a prefix marked while the set being
+/// delivered has long fresh tails (here an IPv6 one, and a short IPv4 one)
+/// does not leave marked, and nothing leaves marked that was marked while
+/// the rule did not hold — the IPv4 tail alone being short is not enough.
+#[test]
+fn a_prefix_marked_while_the_fresh_tail_is_long_leaves_unmarked() {
+    let (tx, mut rx) = mpsc::channel(4);
+    let mut rib = rib();
+    let mut ob = Outbox::default();
+    // 10.0.0.0/24 … 10.0.3.0/24 go straight out, four wait; the pass begins.
+    add_24s(&mut rib, &mut ob, &tx, 10, 8);
+    let mut got = vec![rx.try_recv().unwrap()];
+    ob.deliver(tx.try_reserve_many(1).unwrap(), &tx, &rib);
+    let rule = |ob: &Outbox| match ob.segments.front() {
+        Some(Segment::Changed(c)) => c.takes_express(),
+        _ => false,
+    };
+    let mut ruled = Vec::new();
+    let mut mark = |ob: &mut Outbox, rib: &mut Rib, p: String| {
+        ruled.push((pfx(&p), rule(ob)));
+        add(rib, ob, &tx, &p);
+    };
+    for i in 1..=10 {
+        mark(&mut ob, &mut rib, format!("198.19.0.{i}/32"));
+    }
+    for i in 0..COMPACT_MIN - 5 {
+        mark(&mut ob, &mut rib, format!("2001:db8:{i:x}::/48"));
+    }
+    assert!(!rule(&ob), "the fresh tails are long");
+    let late = pfx("198.19.1.1/32");
+    mark(&mut ob, &mut rib, late.to_string());
+    got.extend(take_all(&mut ob, &tx, &mut rx, &rib));
+    let marked =
+        |ev: &SpeakerEvent| matches!(ev, SpeakerEvent::BestPathChanged { express: true, .. });
+    let late_ev = got.iter().find(|e| state(e).0 == late).expect("delivered");
+    assert!(!marked(late_ev), "marked with the tail long");
+    for ev in &got {
+        let p = state(ev).0;
+        let held = ruled.iter().find(|(q, _)| *q == p).is_some_and(|r| r.1);
+        assert!(
+            !marked(ev) || held,
+            "{p} left marked, the rule did not hold"
+        );
+    }
+    assert_eq!(got.len(), 8 + 10 + COMPACT_MIN - 5 + 1);
+}
