@@ -26,7 +26,7 @@ use std::sync::{Arc, RwLock};
 
 use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 use tokio::sync::Mutex;
-use tortie_bgp::{Prefix, RouteQuery, Speaker, SpeakerEvent};
+use tortie_bgp::{ExpressEvents, Prefix, RouteQuery, Speaker, SpeakerEvent};
 use tortie_config::Config;
 use tortie_routes::{KernelRoute, RouteTable};
 
@@ -339,9 +339,36 @@ impl<R: Routes, V: Veths> Agent<R, V> {
         self.apply_steps(learned.order(), steps).await;
     }
 
-    /// Express changes of the batch `order` ([`Step::Express`]) queued on
-    /// the route table at once, ahead of the bulk it still has queued; to
-    /// be called before the batch's other steps and any later batch.
+    /// One batch taken from the speaker's event channel (all of `taken`),
+    /// as `tortie run`'s loop takes it: the express changes sent before it
+    /// first (taken before it, so ordered before it), then the batch
+    /// converted ([`Self::steps`]) and reported ordered to the speaker
+    /// ([`tortie_bgp::ExpressEvents::ordered`]: an express change of its
+    /// prefixes may leave from now on, and is taken after it with a later
+    /// order), its express step queued at once, not behind the batch
+    /// before (docs/design.md, "Express changes"). The batch's order and
+    /// its other steps, for [`Self::apply_steps`].
+    pub fn take_batch(
+        &self,
+        learned: &mut batch::Learned<R::Shared>,
+        express: &mut ExpressEvents,
+        taken: &mut Vec<SpeakerEvent>,
+    ) -> (u64, Vec<Step<R::Shared>>) {
+        while let Some(ev) = express.try_recv() {
+            self.take_express(learned, ev);
+        }
+        let n = taken.len();
+        let mut steps = self.steps(learned, taken.drain(..));
+        let order = learned.order();
+        express.ordered(n);
+        if let Some(Step::Express(_)) = steps.first()
+            && let Step::Express(routes) = steps.remove(0)
+        {
+            self.express(order, routes);
+        }
+        (order, steps)
+    }
+
     /// An event of the speaker's express channel
     /// (`tortie_bgp::Speaker::express_events`): its change queued ahead of
     /// everything the table has queued, with an order of its own, after
@@ -358,6 +385,9 @@ impl<R: Routes, V: Veths> Agent<R, V> {
         }
     }
 
+    /// Express changes of the batch `order` ([`Step::Express`]) queued on
+    /// the route table at once, ahead of the bulk it still has queued; to
+    /// be called before the batch's other steps and any later batch.
     pub fn express(&self, order: u64, routes: Vec<(IpNetwork, Option<R::Shared>)>) {
         if tracing::enabled!(target: tortie_bgp::PROBE_TRACE, tracing::Level::TRACE)
             && let Some((prefix, at)) = super::batch::traced_route(&routes)

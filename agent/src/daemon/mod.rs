@@ -292,26 +292,11 @@ async fn run_with(config_path: PathBuf, cfg: Arc<Config>, opts: RunOptions) -> a
                     failure = Some("the BGP speaker stopped unexpectedly");
                     break;
                 }
-                // Sent before anything of this batch: taken before it.
-                while let Some(ev) = express.try_recv() {
-                    agent.take_express(&mut learned, ev);
-                }
                 if tracing::enabled!(target: tortie_bgp::PROBE_TRACE, tracing::Level::TRACE) {
                     batch::trace_taken(&taken, applying.is_some());
                 }
-                let mut steps = agent.steps(&mut learned, taken.drain(..));
-                let order = learned.order();
-                // Ordered: an express change of their prefixes may leave now
-                // (it will be taken after them, with a later order).
-                express.ordered(n);
+                let (order, steps) = agent.take_batch(&mut learned, &mut express, &mut taken);
                 trimmer.applied(batch::route_count(&steps));
-                // Express changes go at once, not behind the batch before
-                // (docs/design.md, "Express changes").
-                if let Some(batch::Step::Express(_)) = steps.first()
-                    && let batch::Step::Express(routes) = steps.remove(0)
-                {
-                    agent.express(order, routes);
-                }
                 if applying.is_none() {
                     applying = Some(Box::pin(agent.apply_steps(order, steps)));
                 } else {

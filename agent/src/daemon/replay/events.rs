@@ -406,3 +406,62 @@ async fn an_express_change_is_counted_in_the_metrics() {
         assert!(text.contains(line), "{line} in\n{text}");
     }
 }
+
+/// The loop's batch step ([`Agent::take_batch`]) reports every event it
+/// converted as ordered: until then the speaker keeps a change of a prefix
+/// in the batch off its express channel (it could overtake the older
+/// event), after it the change takes that channel. A missed or short count
+/// would keep the express path off, unnoticed (it fails safe).
+///
+/// [`Agent::take_batch`]: super::super::agent::Agent::take_batch
+#[tokio::test]
+async fn a_batch_taken_is_reported_ordered_and_its_prefixes_go_express_again() {
+    use std::net::Ipv4Addr;
+    use tortie_bgp::Ipv4Prefix;
+    let mut node = Node::start("").await;
+    let speaker = node.agent.speaker().await.expect("speaker");
+    let mut express = speaker.express_events().await.expect("express channel");
+    // A channel's worth of our own /32s, then a backlog the speaker's
+    // outbox keeps while the channel is full.
+    for i in 0..tortie_bgp::EVENT_CHANNEL as u32 + 3000 {
+        let p = Ipv4Prefix::new(Ipv4Addr::from(0x0a32_0000 + i), 32).expect("prefix");
+        speaker
+            .originate(Prefix::V4(p), None)
+            .await
+            .expect("originate");
+    }
+    let mut taken = Vec::new();
+    node.events
+        .recv_many(&mut taken, super::batch::MAX_BATCH)
+        .await;
+    let Some(SpeakerEvent::BestPathChanged { prefix: last, .. }) = taken.last().cloned() else {
+        panic!("the last event taken is a route change: {:?}", taken.last());
+    };
+    // The room is refilled from the backlog: its pass has begun.
+    for _ in 0..500 {
+        if !node.events.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(!node.events.is_empty(), "the backlog's pass began");
+    speaker.withdraw(last).await.expect("withdraw");
+    assert!(
+        express.try_recv().is_none(),
+        "taken, not yet ordered: {last} stays off the express channel"
+    );
+    let mut learned = super::batch::Learned::default();
+    let n = taken.len();
+    node.agent
+        .take_batch(&mut learned, &mut express, &mut taken);
+    assert!(taken.is_empty(), "the batch took all {n}");
+    speaker.originate(last, None).await.expect("originate");
+    match express.try_recv() {
+        Some(SpeakerEvent::BestPathChanged {
+            prefix,
+            express: true,
+            ..
+        }) => assert_eq!(prefix, last),
+        other => panic!("ordered: {last} takes the express channel, got {other:?}"),
+    }
+}
