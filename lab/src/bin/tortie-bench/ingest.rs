@@ -636,8 +636,8 @@ fn measure_case(
             ],
         ));
         let paced = both
-            && feeder_paced(tb, b.time.as_secs_f64())
-            && feeder_paced(tt, t.time.as_secs_f64());
+            && feeder_paced(tb, b.time.as_secs_f64(), zero_windows(Dut::Bird))
+            && feeder_paced(tt, t.time.as_secs_f64(), zero_windows(Dut::Tortie));
         if paced {
             sec.notes.push(format!(
                 "{label} {tag}: feeder-paced — BIRD ends {:.0} ms and tortie {:.0} ms after the feeder's last UPDATE \
